@@ -125,8 +125,15 @@ pub fn outcome<'a>(opened_by: &str, handed_on_from: impl IntoIterator<Item = &'a
     })
 }
 
-/// The longest bot name: as long as a person's display name.
+/// The longest bot name: as long as a person's display name. One limit wherever a bot
+/// is named (the token acting as it, the category routing to it).
 pub const NAME_MAX_CHARS: usize = 100;
+
+/// A bot's name as given, checked ([`crate::core::names::checked_name`] to
+/// [`NAME_MAX_CHARS`]) and trimmed.
+pub fn checked_name(raw: &str) -> Result<String, crate::core::names::NameError> {
+    crate::core::names::checked_name(raw, NAME_MAX_CHARS)
+}
 
 #[cfg(test)]
 mod tests {

@@ -80,7 +80,7 @@ async fn set(
     let bot = match bot {
         None => None,
         Some(name) => Some(
-            crate::core::names::checked_name(&name, crate::core::bots::NAME_MAX_CHARS)
+            crate::core::bots::checked_name(&name)
                 .map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?,
         ),
     };

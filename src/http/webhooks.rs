@@ -66,8 +66,9 @@ pub struct CreatedWebhook {
 pub struct NewWebhook {
     /// http or https.
     pub url: String,
-    /// One or more of `conversation.created`, `conversation.status_changed`,
-    /// `message.created`, `rating.given`, `offline_message.created`.
+    /// One or more of `conversation.created`, `conversation.assigned`,
+    /// `conversation.status_changed`, `message.created`, `rating.given`,
+    /// `offline_message.created`.
     pub events: Vec<String>,
 }
 

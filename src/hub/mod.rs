@@ -173,6 +173,8 @@ pub(crate) enum Command {
         chat_id: String,
         epoch: u64,
     },
+    /// API tokens (by id) were revoked: bot sockets opened with one of them close.
+    ApiTokensRevoked { ids: Vec<String> },
     /// Category `category` now names bot `bot` (or none): an admin's change.
     CategoryBot {
         category: String,
@@ -552,12 +554,21 @@ impl Hub {
         self.send(Command::SessionsEnded { tokens, why, pause }).await
     }
 
-    /// Sets categories' routing modes as the desk setting wants (see `routing_modes`).
     /// An admin named `category`'s bot (or none).
     pub async fn set_category_bot(&self, category: String, bot: Option<String>) -> Result<(), HubGone> {
         self.send(Command::CategoryBot { category, bot }).await
     }
 
+    /// API tokens (by id) were revoked: a bot socket opened with one closes at once and
+    /// its conversations are handed over, as when the bot goes away.
+    pub async fn api_tokens_revoked(&self, ids: Vec<String>) -> Result<(), HubGone> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.send(Command::ApiTokensRevoked { ids }).await
+    }
+
+    /// Sets categories' routing modes as the desk setting wants (see `routing_modes`).
     pub async fn set_category_modes(&self, wanted: Vec<(String, RoutingMode)>) -> Result<(), HubGone> {
         self.send(Command::CategoryModes { wanted }).await
     }

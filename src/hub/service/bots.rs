@@ -11,7 +11,7 @@
 //! sees a customer talking to a bot. On several nodes there is no bot stage yet: the
 //! customer goes to the line at once, and that is logged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -23,9 +23,12 @@ use crate::core::conversation::Route;
 use crate::core::routing::{AgentId, CategoryId};
 use crate::hub::delivery::{ConnId, Outbound, SenderCopy};
 use crate::hub::transcript::{Author, Stamped, Transcript};
-use crate::hub::{BotLogin, Command, after};
+use crate::hub::{BotLogin, Command, ConnRole, after};
 use crate::protocol::{BotConversation, ClientFrame, From, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side};
+
+/// The close reason of a bot socket whose token was revoked.
+const TOKEN_REVOKED: &str = "token revoked";
 
 /// Lines a bot conversation keeps for the agent who takes it over (the archive has all).
 const STAGE_LINES: usize = super::continuing::EARLIER_LINES;
@@ -42,6 +45,10 @@ pub(super) struct BotDesk {
     stages: HashMap<String, Stage>,
     /// A customer's connection → their conversation with a bot.
     by_customer: HashMap<ConnId, String>,
+    /// Tokens revoked while this hub runs: a bot socket whose upgrade checked its token
+    /// before the revocation, and registers after it, is closed as it registers. Admins
+    /// revoke a handful of tokens in a hub's life, so this stays small.
+    revoked_tokens: HashSet<String>,
 }
 
 /// One customer talking to a bot.
@@ -66,7 +73,16 @@ impl HubState {
     /// A bot's connection registered: it replaces an older one of the same bot, learns
     /// which categories name it, and is told the conversations it holds.
     pub(super) fn bot_connected(&mut self, conn: ConnId, login: BotLogin) {
-        let BotLogin { name, categories, .. } = login;
+        let BotLogin {
+            name,
+            categories,
+            token_id,
+        } = login;
+        if self.bots.revoked_tokens.contains(&token_id) {
+            tracing::info!(bot = %name, token = %token_id, "a bot socket opened with a token revoked since is closed");
+            self.close_conn(conn, close::SESSION_ENDED, TOKEN_REVOKED);
+            return;
+        }
         self.bots.category_bots.retain(|_, bot| *bot != name);
         for category in categories {
             self.bots.category_bots.insert(category, name.clone());
@@ -109,6 +125,26 @@ impl HubState {
         tracing::info!(bot = %name, conversations = held.len(), "bot disconnected; its conversations are handed over");
         for id in held {
             self.hand_over(&id, Handover::BotGone, String::new());
+        }
+    }
+
+    /// API tokens were revoked: every bot socket opened with one closes now (4001), and
+    /// its conversations go to their lines as when a bot goes away; one still on its way
+    /// to registering is closed as it registers.
+    pub(super) fn bot_tokens_revoked(&mut self, ids: Vec<String>) {
+        let closing: Vec<(ConnId, String)> = self
+            .conns
+            .iter()
+            .filter_map(|(conn, entry)| match &entry.role {
+                ConnRole::Bot(login) if ids.contains(&login.token_id) => Some((*conn, login.name.clone())),
+                _ => None,
+            })
+            .collect();
+        self.bots.revoked_tokens.extend(ids);
+        for (conn, name) in closing {
+            tracing::info!(bot = %name, conn = conn.0, "a bot's token was revoked; its socket is closed");
+            self.close_conn(conn, close::SESSION_ENDED, TOKEN_REVOKED);
+            self.bot_disconnected(conn, &name);
         }
     }
 
