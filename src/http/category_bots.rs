@@ -84,12 +84,7 @@ async fn set(
                 .map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?,
         ),
     };
-    if !state.store.categories().await?.iter().any(|c| c.id == category) {
-        return Err(ApiError::invalid(
-            "unknown_category",
-            format!("no category {category:?}"),
-        ));
-    }
+    super::admin::known_category(&state, &category).await?;
     category_bots::set(&state.store, &category, bot.as_deref()).await?;
     state.hub.set_category_bot(category, bot).await?;
     Ok(Json(view(&state).await?))

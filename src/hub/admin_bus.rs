@@ -67,7 +67,11 @@ impl ApplyAdminChanges for Appliers {
         self.api_tokens.forget_all();
         // And a bot socket opened with a token revoked in the gap closes.
         let revoked = self.store.api_tokens().await.map_err(|e| e.to_string())?;
-        let revoked = revoked.into_iter().filter(|t| t.revoked_at.is_some()).map(|t| t.id).collect();
+        let revoked = revoked
+            .into_iter()
+            .filter(|t| t.revoked_at.is_some())
+            .map(|t| t.id)
+            .collect();
         self.hub.api_tokens_revoked(revoked).await.map_err(|e| e.to_string())?;
         self.apply(AdminChange::Categories { removed: None }).await?;
         for account in self.store.accounts().await.map_err(|e| e.to_string())? {

@@ -174,7 +174,9 @@ pub(crate) enum Command {
         epoch: u64,
     },
     /// API tokens (by id) were revoked: bot sockets opened with one of them close.
-    ApiTokensRevoked { ids: Vec<String> },
+    ApiTokensRevoked {
+        ids: Vec<String>,
+    },
     /// Category `category` now names bot `bot` (or none): an admin's change.
     CategoryBot {
         category: String,

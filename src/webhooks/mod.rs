@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 use self::event::Event;
 use crate::clock::now_ms;
 use crate::store::{
-    ArchiveEvent, ConversationKind, ConversationOpened, DeliveryStatus, SharedStore, StoreError, StoreResult, WebhookDelivery,
+    ArchiveEvent, ConversationKind, ConversationOpened, DeliveryStatus, SharedStore, StoreError, StoreResult,
+    WebhookDelivery,
 };
 
 /// Events waiting to be written as deliveries. Thousands of events a minute at most on a

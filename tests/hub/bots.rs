@@ -161,6 +161,16 @@ async fn eventually_archived(admin: &Api, chat: &str, lines: usize) -> Value {
     panic!("conversation {chat} never had {lines} lines in the archive");
 }
 
+/// The agent's `chat_started` for conversation `chat` handed over by bot Faq, its first
+/// line `first`.
+async fn handed_to(agent: &mut Ws, chat: &str, first: &str) -> Value {
+    let taken = agent.next_of("chat_started").await;
+    assert_eq!(taken["chat_id"], chat);
+    assert_eq!(taken["messages"][0]["text"], first);
+    assert_eq!(taken["transfer"]["from_name"], "Faq");
+    taken
+}
+
 #[tokio::test]
 async fn a_bot_that_never_answers_hands_over_after_the_timeout() {
     let (hub, _admin, mut bot) = hub_with_bot(|s| s.bot_reply_timeout = Duration::from_millis(300)).await;
@@ -172,10 +182,7 @@ async fn a_bot_that_never_answers_hands_over_after_the_timeout() {
     // The bot says nothing: the conversation goes to Ann by itself.
     let ended = bot.next_of("conversation_ended").await;
     assert_eq!(ended["why"], "timeout");
-    let taken = agent.next_of("chat_started").await;
-    assert_eq!(taken["chat_id"], chat.as_str());
-    assert_eq!(taken["messages"][0]["text"], "hello?");
-    assert_eq!(taken["transfer"]["from_name"], "Faq");
+    handed_to(&mut agent, &chat, "hello?").await;
     customer.next_of("transferred").await;
 }
 
@@ -260,10 +267,7 @@ async fn a_bot_sending_garbage_or_flooding_is_refused_and_nothing_is_lost() {
             .await;
     }
     assert!(bot.closed().await.is_some());
-    let taken = agent.next_of("chat_started").await;
-    assert_eq!(taken["chat_id"], chat.as_str());
-    assert_eq!(taken["messages"][0]["text"], "hello");
-    assert_eq!(taken["transfer"]["from_name"], "Faq");
+    handed_to(&mut agent, &chat, "hello").await;
 }
 
 #[tokio::test]
@@ -515,11 +519,20 @@ async fn a_handed_over_conversation_is_created_once_and_then_assigned() {
     let messages = of("message.created");
     let lines: Vec<(&str, &str, Option<&str>)> = messages
         .iter()
-        .map(|m| (m["text"].as_str().unwrap(), m["from"].as_str().unwrap(), m["via"].as_str()))
+        .map(|m| {
+            (
+                m["text"].as_str().unwrap(),
+                m["from"].as_str().unwrap(),
+                m["via"].as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         lines,
-        [("a person please", "customer", None), ("One moment.", "agent", Some("bot"))]
+        [
+            ("a person please", "customer", None),
+            ("One moment.", "agent", Some("bot"))
+        ]
     );
 }
 
@@ -575,9 +588,7 @@ async fn revoking_a_bots_token_closes_its_socket_and_hands_its_customers_over() 
     let (status, _) = admin.delete(&format!("/api/admin/api-tokens/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(bot.closed().await.map(u16::from), Some(4001));
-    let taken = agent.next_of("chat_started").await;
-    assert_eq!(taken["chat_id"], chat.as_str());
-    assert_eq!(taken["messages"][0]["text"], "hello?");
+    let taken = handed_to(&mut agent, &chat, "hello?").await;
     assert_eq!(taken["transfer"]["note"], "Faq went offline.");
     customer.next_of("transferred").await;
 }

@@ -24,7 +24,7 @@ use crate::core::routing::{AgentId, CategoryId};
 use crate::hub::delivery::{ConnId, Outbound, SenderCopy};
 use crate::hub::transcript::{Author, Stamped, Transcript};
 use crate::hub::{BotLogin, Command, ConnRole, after};
-use crate::protocol::{BotConversation, ClientFrame, From, ServerFrame};
+use crate::protocol::{BotConversation, ClientFrame, From, Said, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side};
 
 /// The close reason of a bot socket whose token was revoked.
@@ -258,22 +258,14 @@ impl HubState {
         id: String,
         frame: ClientFrame,
     ) -> Result<(), (&'static str, String)> {
-        match frame {
-            ClientFrame::Message {
-                text,
-                client_id,
-                attachments,
-                ..
-            } => {
-                if !attachments.is_empty() {
-                    return Err((
-                        "attachments_not_for_bots",
-                        "files can be sent once a person has the chat".into(),
-                    ));
-                }
-                self.check_message(&text)?;
-                self.customer_to_bot(conn, &id, text, client_id)
+        let frame = match frame.said() {
+            Ok(said) => {
+                self.text_only(&said, "files can be sent once a person has the chat")?;
+                return self.stage_line(conn, &id, said, false);
             }
+            Err(other) => other,
+        };
+        match frame {
             ClientFrame::Email { email } => {
                 let email = crate::core::customer_details::optional_email(Some(&email))
                     .map_err(|e| (e.code, e.message))?
@@ -303,27 +295,28 @@ impl HubState {
         }
     }
 
-    /// A customer's line to the bot: stamped, archived, to the bot, acknowledged once durable.
-    fn customer_to_bot(
-        &mut self,
-        conn: ConnId,
-        id: &str,
-        text: String,
-        client_id: Option<String>,
-    ) -> Result<(), (&'static str, String)> {
-        let (bot, Stamped { frame, ack, event }, timer) = {
-            let Some(stage) = self.bots.stages.get_mut(id) else {
-                return Err(("not_in_chat", "that conversation is over".into()));
-            };
-            let stamped = stage
-                .transcript
-                .record(id, Author::CUSTOMER, text, client_id.as_deref());
-            (stage.bot.clone(), stamped, stage.clock.customer_line())
+    /// A line in a bot's conversation, the customer's or the bot's: stamped, archived, to
+    /// the other side, acknowledged to the sender on `conn` once durable. The customer's
+    /// first unanswered line starts the bot's reply timer; the bot's line stops it.
+    fn stage_line(&mut self, conn: ConnId, id: &str, said: Said, from_bot: bool) -> Result<(), (&'static str, String)> {
+        let Some(stage) = self.bots.stages.get_mut(id) else {
+            return Err(("not_in_chat", "that conversation is over".into()));
+        };
+        let author = if from_bot { Author::BOT } else { Author::CUSTOMER };
+        let Stamped { frame, ack, event } = stage
+            .transcript
+            .record(id, author, said.text, said.client_id.as_deref());
+        let (to, timer) = if from_bot {
+            stage.clock.bot_line();
+            (Some(stage.customer), None)
+        } else {
+            let timer = stage.clock.customer_line();
+            (self.bots.connected.get(&stage.bot).copied(), timer)
         };
         let archived = self.archive.push_message(event);
         let frame = Outbound::Frame(frame);
-        if let Some(bot_conn) = self.bots.connected.get(&bot) {
-            self.send_encoded_to_conn(*bot_conn, frame.clone());
+        if let Some(to) = to {
+            self.send_encoded_to_conn(to, frame.clone());
         }
         self.ack_to(conn, SenderCopy::sent_from(conn, ack, frame), archived);
         if let Some(epoch) = timer {
@@ -390,32 +383,19 @@ impl HubState {
                 _ => Err(("not_your_chat", format!("{id:?} is no conversation of this bot's"))),
             }
         };
-        match frame {
-            ClientFrame::Message {
-                chat_id,
-                text,
-                client_id,
-                attachments,
-            } => {
-                let id = chat_id.ok_or_else(|| ("missing_chat_id", "a bot's message names its chat_id".into()))?;
+        let frame = match frame.said() {
+            Ok(said) => {
+                let id = said
+                    .chat_id
+                    .clone()
+                    .ok_or_else(|| ("missing_chat_id", "a bot's message names its chat_id".to_string()))?;
                 held(self, &id)?;
-                if !attachments.is_empty() {
-                    return Err(("attachments_not_for_bots", "a bot sends text only".into()));
-                }
-                self.check_message(&text)?;
-                let Some(stage) = self.bots.stages.get_mut(&id) else {
-                    return Ok(());
-                };
-                stage.clock.bot_line();
-                let Stamped { frame, ack, event } =
-                    stage.transcript.record(&id, Author::BOT, text, client_id.as_deref());
-                let customer = stage.customer;
-                let archived = self.archive.push_message(event);
-                let frame = Outbound::Frame(frame);
-                self.send_encoded_to_conn(customer, frame.clone());
-                self.ack_to(conn, SenderCopy::sent_from(conn, ack, frame), archived);
-                Ok(())
+                self.text_only(&said, "a bot sends text only")?;
+                return self.stage_line(conn, &id, said, true);
             }
+            Err(other) => other,
+        };
+        match frame {
             ClientFrame::Handover { chat_id, note } => {
                 held(self, &chat_id)?;
                 let note = note.unwrap_or_default().trim().chars().take(1000).collect();
@@ -442,6 +422,15 @@ impl HubState {
                 ),
             )),
         }
+    }
+
+    /// A line to or from a bot: text alone (files wait for a person: `files` says so),
+    /// checked as any line.
+    fn text_only(&self, said: &Said, files: &str) -> Result<(), (&'static str, String)> {
+        if !said.attachments.is_empty() {
+            return Err(("attachments_not_for_bots", files.to_string()));
+        }
+        self.check_message(&said.text)
     }
 
     /// A bot's reply timer ran out: the customer goes to the line unless the bot answered.
