@@ -244,6 +244,14 @@ impl Archive {
         let _ = tokio::time::timeout_at(deadline, caught_up).await;
     }
 
+    /// Waits until event `seq` is written (in the store, or spooled during an outage): what
+    /// a socket's `ack` waits for. False when `deadline` came first.
+    pub async fn written_through(&self, seq: u64, deadline: Instant) -> bool {
+        let mut progress = self.progress.clone();
+        let written = progress.wait_for(|p| p.committed >= seq);
+        matches!(tokio::time::timeout_at(deadline, written).await, Ok(Ok(_)))
+    }
+
     /// Waits (at most [`CATCH_UP`]) until every event handed to the archive before this
     /// call is in the store; `false` while the store is down (what it was handed may be only
     /// spooled, so a read would miss it). For reads that must see every line relayed so

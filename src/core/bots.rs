@@ -40,6 +40,9 @@ pub enum Handover {
     Timeout,
     /// The bot's connection ended (or was replaced by nothing) while it held the conversation.
     BotGone,
+    /// A call to the bot's webhook failed (refused address, no answer, not 2xx, or the
+    /// bot far behind): nobody waits for a bot that cannot be reached.
+    Unreachable,
     /// The category names a bot that is not connected (here): nobody waits for a dead bot.
     NotConnected,
     /// Several nodes: the bot stage runs on one node only, so the customer goes to the line.
@@ -53,14 +56,15 @@ impl Handover {
             Self::Asked => "asked",
             Self::Timeout => "timeout",
             Self::BotGone => "bot_gone",
+            Self::Unreachable => "bot_unreachable",
             Self::NotConnected => "bot_not_connected",
             Self::Cluster => "cluster",
         }
     }
 }
 
-/// A joining customer's way: the category's bot when it names one that is connected,
-/// else its line. `clustered`: several nodes share the desk (no bot stage there yet).
+/// A joining customer's way: the category's bot when it names one that is connected (by
+/// its socket, or by a webhook it is called at), else its line. `clustered`: several nodes share the desk (no bot stage there yet).
 pub fn entry(category_bot: Option<&str>, bot_connected: bool, clustered: bool) -> Entry {
     match category_bot {
         None => Entry::Line(None),

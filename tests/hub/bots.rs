@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 /// A `bot` token for bot `name`: its secret.
-async fn bot_token(admin: &Api, name: &str) -> String {
+pub(crate) async fn bot_token(admin: &Api, name: &str) -> String {
     bot_token_and_id(admin, name).await.0
 }
 
@@ -163,7 +163,7 @@ async fn eventually_archived(admin: &Api, chat: &str, lines: usize) -> Value {
 
 /// The agent's `chat_started` for conversation `chat` handed over by bot Faq, its first
 /// line `first`.
-async fn handed_to(agent: &mut Ws, chat: &str, first: &str) -> Value {
+pub(crate) async fn handed_to(agent: &mut Ws, chat: &str, first: &str) -> Value {
     let taken = agent.next_of("chat_started").await;
     assert_eq!(taken["chat_id"], chat);
     assert_eq!(taken["messages"][0]["text"], first);

@@ -80,7 +80,7 @@ pub(crate) async fn delivered(got: &Arc<Mutex<Received>>, n: usize) -> Vec<(Head
 }
 
 /// Checks a delivery's signature as a receiver would, from its raw body.
-fn assert_signed(headers: &HeaderMap, body: &str, secret: &str) {
+pub(crate) fn assert_signed(headers: &HeaderMap, body: &str, secret: &str) {
     let timestamp = headers["switchboard-timestamp"].to_str().unwrap();
     let ts: i64 = timestamp.parse().unwrap();
     let now = std::time::SystemTime::now()
