@@ -193,8 +193,11 @@ async fn revoke(
         .await
         .missing_as(ApiError::NotFound("API token"))?;
     state.api_tokens.forget(&id);
-    // A bot socket opened with it closes now; a hub shutting down closes it anyway.
-    let _ = state.hub.api_tokens_revoked(vec![id.clone()]).await;
+    // A bot socket opened with it closes now, a webhook bot left without a token is called
+    // no more; the revocation stands whatever this says (a hub stopping closes them anyway).
+    if let Err(e) = crate::hub::bot_token_revoked(&state.store, &state.hub, &id).await {
+        tracing::warn!(token = %id, error = %e, "a revoked token's bot was not told");
+    }
     // The store refuses it to every node already; the bus empties their caches. A node
     // that misses the message still refuses it once its cache entry is 30 s old.
     if let Some(cluster) = &state.cluster

@@ -49,7 +49,7 @@ impl ApplyAdminChanges for Appliers {
             }
             AdminChange::ApiTokenRevoked { id } => {
                 self.api_tokens.forget(&id);
-                self.hub.api_tokens_revoked(vec![id]).await.map_err(|e| e.to_string())
+                crate::hub::bot_token_revoked(&self.store, &self.hub, &id).await
             }
             AdminChange::SessionsEnded { ids } => {
                 self.sessions.forget(&ids);

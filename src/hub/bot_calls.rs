@@ -142,3 +142,23 @@ async fn told(store: &SharedStore, hub: &super::Hub) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// API token `id` was revoked: a bot socket opened with it closes (`Hub::api_tokens_revoked`),
+/// and a webhook bot left without a live token is called no more (its conversations handed
+/// over), as it could not answer. The store is asked which bot the token acted as.
+pub async fn bot_token_revoked(store: &SharedStore, hub: &super::Hub, id: &str) -> Result<(), String> {
+    hub.api_tokens_revoked(vec![id.to_string()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let tokens = store.api_tokens().await.map_err(|e| e.to_string())?;
+    let Some(bot) = tokens.iter().find(|t| t.id == id).and_then(|t| t.bot.clone()) else {
+        return Ok(());
+    };
+    let live = tokens
+        .iter()
+        .any(|t| t.revoked_at.is_none() && t.bot.as_deref() == Some(bot.as_str()));
+    if !live {
+        hub.set_bot_hook(bot, None).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

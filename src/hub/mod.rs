@@ -46,7 +46,7 @@ use crate::protocol::ClientFrame;
 use crate::store::{Account, Category};
 use delivery::{ConnHandle, ConnId};
 
-pub use bot_calls::load_bot_hooks;
+pub use bot_calls::{bot_token_revoked, load_bot_hooks};
 pub use service::{Figures, close};
 
 /// Commands queued for the hub at most; senders wait when it is full, which

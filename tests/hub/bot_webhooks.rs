@@ -259,3 +259,35 @@ async fn a_starting_hub_calls_the_webhook_bots_in_the_store() {
     assert_eq!(frames[0]["type"], "conversation");
     assert_eq!(frames[0]["chat_id"], started["chat_id"]);
 }
+
+/// Revoking a webhook bot's token stops its calls: the customers it holds are handed over
+/// at once, as when a socket bot's token is revoked, and new ones go to the line.
+#[tokio::test]
+async fn revoking_a_webhook_bots_token_hands_its_customers_over() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let (token, id) = crate::bots::bot_token_and_id(&admin, "Faq").await;
+    let (url, calls) = bot_server(hub.url(""), token, Behaviour::Silent).await;
+    admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
+        .await;
+    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    customer.say("hello?", "c1").await;
+    while calls.lock().unwrap().len() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let (status, _) = admin.delete(&format!("/api/admin/api-tokens/{id}")).await;
+    assert_eq!(status, 200);
+    let taken = handed_to(&mut agent, &chat, "hello?").await;
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+    let mut next = hub.customer("Dora", "general").await;
+    assert_eq!(next.next_of("chat_started").await["peer_name"], "ANN");
+    let (_, listed) = admin.get("/api/admin/bot-hooks").await;
+    assert_eq!(listed, json!([]), "a bot without a live token is listed no more");
+}

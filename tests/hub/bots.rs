@@ -18,7 +18,7 @@ pub(crate) async fn bot_token(admin: &Api, name: &str) -> String {
 }
 
 /// A `bot` token for bot `name`: its secret and its id.
-async fn bot_token_and_id(admin: &Api, name: &str) -> (String, String) {
+pub(crate) async fn bot_token_and_id(admin: &Api, name: &str) -> (String, String) {
     let created = admin
         .post_answering(
             201,
