@@ -3,7 +3,8 @@
 //! bot is sent, signed with the secret shown when its URL was set, and answers the
 //! customer over the HTTP API with its token; it hands over the same way. A bot that takes
 //! the calls and never answers hands over after the timeout; one whose URL fails hands
-//! over at once; a private URL is refused without the setting.
+//! over at once; a private URL is refused without the setting, when set and at each call;
+//! a starting hub knows the bots in the store; revoking a bot's token stops its calls.
 
 use std::sync::{Arc, Mutex};
 
@@ -290,4 +291,35 @@ async fn revoking_a_webhook_bots_token_hands_its_customers_over() {
     assert_eq!(next.next_of("chat_started").await["peer_name"], "ANN");
     let (_, listed) = admin.get("/api/admin/bot-hooks").await;
     assert_eq!(listed, json!([]), "a bot without a live token is listed no more");
+}
+
+/// A bot URL set while private addresses were allowed is refused at each call once they
+/// are not: its customers are handed over at once rather than sent into the network.
+#[tokio::test]
+async fn a_private_bot_url_is_refused_at_the_call_too() {
+    let store: switchboard::store::SharedStore = Arc::new(switchboard::store::MemoryStore::new());
+    let allowed = TestHub::with_store(store.clone(), |s| s.webhook_allow_private = true).await;
+    let admin = allowed.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let token = bot_token(&admin, "Faq").await;
+    let (url, calls) = bot_server(allowed.url(""), token, Behaviour::Silent).await;
+    admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
+        .await;
+    drop(admin);
+    allowed.stop().await;
+
+    let hub = TestHub::with_store(store, |_| {}).await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    let taken = agent.next_of("chat_started").await;
+    assert_eq!(taken["chat_id"], chat.as_str());
+    assert_eq!(taken["transfer"]["note"], "Faq could not be reached.");
+    assert!(
+        calls.lock().unwrap().is_empty(),
+        "nothing was sent to the private address"
+    );
 }
