@@ -183,15 +183,20 @@ async fn a_webhook_bot_that_never_answers_hands_over_after_the_timeout() {
     assert_eq!(taken["transfer"]["note"], "Faq did not answer in time.");
 }
 
-#[tokio::test]
-async fn a_webhook_bot_whose_url_fails_hands_over_at_once() {
-    let (hub, _admin, _calls, _) = hub_with_webhook_bot(Behaviour::Fails, |_| {}).await;
+/// A customer of General goes to Ann at once: bot Faq could not be reached.
+async fn handed_over_at_once(hub: &TestHub) {
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let mut customer = hub.customer("Carla", "general").await;
     let chat = customer.chat_started().await;
     let taken = agent.next_of("chat_started").await;
     assert_eq!(taken["chat_id"], chat.as_str());
     assert_eq!(taken["transfer"]["note"], "Faq could not be reached.");
+}
+
+#[tokio::test]
+async fn a_webhook_bot_whose_url_fails_hands_over_at_once() {
+    let (hub, _admin, _calls, _) = hub_with_webhook_bot(Behaviour::Fails, |_| {}).await;
+    handed_over_at_once(&hub).await;
 }
 
 #[tokio::test]
@@ -312,12 +317,7 @@ async fn a_private_bot_url_is_refused_at_the_call_too() {
     allowed.stop().await;
 
     let hub = TestHub::with_store(store, |_| {}).await;
-    let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.chat_started().await;
-    let taken = agent.next_of("chat_started").await;
-    assert_eq!(taken["chat_id"], chat.as_str());
-    assert_eq!(taken["transfer"]["note"], "Faq could not be reached.");
+    handed_over_at_once(&hub).await;
     assert!(
         calls.lock().unwrap().is_empty(),
         "nothing was sent to the private address"
