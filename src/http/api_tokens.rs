@@ -165,6 +165,12 @@ async fn create(
         revoked_at: None,
     };
     state.store.add_api_token(token.clone()).await?;
+    // A webhook bot whose tokens were all revoked is called at its URL again.
+    if let Some(bot) = &token.bot
+        && let Some(hook) = crate::bot_hooks::get(&state.store, bot).await?
+    {
+        state.hub.set_bot_hook(bot.clone(), Some(hook)).await?;
+    }
     tracing::info!(token = %token.id, name = %token.name, scopes = ?token.scopes, "API token created");
     Ok((
         StatusCode::CREATED,

@@ -296,6 +296,11 @@ async fn revoking_a_webhook_bots_token_hands_its_customers_over() {
     assert_eq!(next.next_of("chat_started").await["peer_name"], "ANN");
     let (_, listed) = admin.get("/api/admin/bot-hooks").await;
     assert_eq!(listed, json!([]), "a bot without a live token is listed no more");
+
+    // A new token for the bot: it is called at its URL again.
+    bot_token(&admin, "Faq").await;
+    let mut again = hub.customer("Erik", "general").await;
+    assert_eq!(again.next_of("chat_started").await["peer_name"], "Faq");
 }
 
 /// A bot URL set while private addresses were allowed is refused at each call once they
