@@ -37,7 +37,7 @@ use tokio::time::Instant;
 
 use self::room::Room;
 use self::spool::Spool;
-use crate::store::{ArchiveEvent, SharedStore, StoreError};
+use crate::store::{ArchiveEvent, ConversationOpened, SharedStore, StoreError};
 
 /// A store call that takes longer than this counts as failed (a hung database must
 /// show as degraded, not stall acknowledgements silently), unless the caller sets
@@ -244,6 +244,14 @@ impl Archive {
         let _ = tokio::time::timeout_at(deadline, caught_up).await;
     }
 
+    /// Waits until event `seq` is written (in the store, or spooled during an outage): what
+    /// a socket's `ack` waits for. False when `deadline` came first.
+    pub async fn written_through(&self, seq: u64, deadline: Instant) -> bool {
+        let mut progress = self.progress.clone();
+        let written = progress.wait_for(|p| p.committed >= seq);
+        matches!(tokio::time::timeout_at(deadline, written).await, Ok(Ok(_)))
+    }
+
     /// Waits (at most [`CATCH_UP`]) until every event handed to the archive before this
     /// call is in the store; `false` while the store is down (what it was handed may be only
     /// spooled, so a read would miss it). For reads that must see every line relayed so
@@ -381,6 +389,11 @@ impl Archive {
     /// `false` only when the writer is gone.
     pub fn push_opening(&self, event: ArchiveEvent) -> bool {
         let hook = self.webhook_event(&event);
+        self.queue_opening(event, hook)
+    }
+
+    /// An opening queued, with its closing reserved, and `hook` emitted for it.
+    fn queue_opening(&self, event: ArchiveEvent, hook: Option<crate::webhooks::event::Event>) -> bool {
         let mut room = self.room();
         if !room.admit_opening() {
             // Room was checked before pairing, but chat messages relayed by connections'
@@ -391,6 +404,14 @@ impl Archive {
         }
         let seq = self.send(room, event);
         self.emit(seq, hook).is_some()
+    }
+
+    /// Queues the opening of conversation `opened` once more, as [`Archive::push_opening`]
+    /// does, when a customer continues it or a person takes it from a bot: its webhook
+    /// event is `conversation.assigned` (from `previous`), not a second creation.
+    pub fn push_reopening(&self, opened: ConversationOpened, previous: Option<&str>) -> bool {
+        let hook = self.webhooks.get().and_then(|w| w.reopened(&opened, previous));
+        self.queue_opening(ArchiveEvent::Opened(opened), hook)
     }
 
     /// Queues the opening of a running conversation this node takes the archiving of over

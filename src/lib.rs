@@ -38,6 +38,7 @@ pub mod inbound;
 pub mod rooms;
 pub mod routing_modes;
 // agent bots: which bot a category's customers talk to first
+pub mod bot_hooks;
 pub mod category_bots;
 // ---- offline messages: what customers leave when nobody is online ----
 pub mod offline;

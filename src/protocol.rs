@@ -196,7 +196,34 @@ pub struct JoinFrame {
     pub identifier_hash: Option<String>,
 }
 
+/// A `message` frame's fields, taken out of the frame ([`ClientFrame::said`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    pub chat_id: Option<String>,
+    pub text: String,
+    pub client_id: Option<String>,
+    pub attachments: Vec<String>,
+}
+
 impl ClientFrame {
+    /// A `message` frame's fields, or the frame back when it is another.
+    pub fn said(self) -> Result<Said, Self> {
+        match self {
+            Self::Message {
+                chat_id,
+                text,
+                client_id,
+                attachments,
+            } => Ok(Said {
+                chat_id,
+                text,
+                client_id,
+                attachments,
+            }),
+            other => Err(other),
+        }
+    }
+
     /// The frame's type as it appears on the wire, for logs and error messages.
     pub fn kind(&self) -> &'static str {
         match self {

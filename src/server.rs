@@ -182,6 +182,17 @@ pub async fn run(
         cluster.clone(),
         shutdown.clone(),
     );
+    // Webhook bots and the categories naming them: a bot with no socket is known from the
+    // store, not from its connecting.
+    // Read before the listener opens, so the first customers meet them; should the store
+    // not answer in 5 s, the reading goes on in the background.
+    let mut bot_hooks = tokio::spawn(crate::hub::load_bot_hooks(store.clone(), hub.clone()));
+    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut bot_hooks)
+        .await
+        .is_err()
+    {
+        tracing::warn!("webhook bots are not known yet: the store is slow; they will be");
+    }
     // ---- rooms and 1-to-1 video ----
     let (rooms, rooms_task) = crate::rooms::Rooms::start(&settings, store.clone(), cluster.clone(), shutdown.clone());
     // Categories open and close by their chat hours (on every node: the hub applies only changes).

@@ -40,6 +40,9 @@ pub enum Handover {
     Timeout,
     /// The bot's connection ended (or was replaced by nothing) while it held the conversation.
     BotGone,
+    /// A call to the bot's webhook failed (refused address, no answer, not 2xx, or the
+    /// bot far behind): nobody waits for a bot that cannot be reached.
+    Unreachable,
     /// The category names a bot that is not connected (here): nobody waits for a dead bot.
     NotConnected,
     /// Several nodes: the bot stage runs on one node only, so the customer goes to the line.
@@ -53,14 +56,15 @@ impl Handover {
             Self::Asked => "asked",
             Self::Timeout => "timeout",
             Self::BotGone => "bot_gone",
+            Self::Unreachable => "bot_unreachable",
             Self::NotConnected => "bot_not_connected",
             Self::Cluster => "cluster",
         }
     }
 }
 
-/// A joining customer's way: the category's bot when it names one that is connected,
-/// else its line. `clustered`: several nodes share the desk (no bot stage there yet).
+/// A joining customer's way: the category's bot when it names one that is connected (by
+/// its socket, or by a webhook it is called at), else its line. `clustered`: several nodes share the desk (no bot stage there yet).
 pub fn entry(category_bot: Option<&str>, bot_connected: bool, clustered: bool) -> Entry {
     match category_bot {
         None => Entry::Line(None),
@@ -125,8 +129,15 @@ pub fn outcome<'a>(opened_by: &str, handed_on_from: impl IntoIterator<Item = &'a
     })
 }
 
-/// The longest bot name: as long as a person's display name.
+/// The longest bot name: as long as a person's display name. One limit wherever a bot
+/// is named (the token acting as it, the category routing to it).
 pub const NAME_MAX_CHARS: usize = 100;
+
+/// A bot's name as given, checked ([`crate::core::names::checked_name`] to
+/// [`NAME_MAX_CHARS`]) and trimmed.
+pub fn checked_name(raw: &str) -> Result<String, crate::core::names::NameError> {
+    crate::core::names::checked_name(raw, NAME_MAX_CHARS)
+}
 
 #[cfg(test)]
 mod tests {

@@ -8,8 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::mail_retry::{AfterFailure, RetryPolicy};
 
 /// Every event type, as the `type` field and an endpoint's `events` name them.
-pub const EVENT_TYPES: [&str; 5] = [
+pub const EVENT_TYPES: [&str; 6] = [
     "conversation.created",
+    "conversation.assigned",
     "conversation.status_changed",
     "message.created",
     "rating.given",

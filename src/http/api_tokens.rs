@@ -27,7 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke))
 }
 
-/// Names and bot names are at most this many characters.
+/// A token's name is at most this many characters (a bot's name has its own limit,
+/// `core::bots::NAME_MAX_CHARS`).
 const NAME_CHARS: usize = 80;
 
 /// A token as listed (never its secret or hash).
@@ -85,7 +86,7 @@ pub struct NewApiToken {
     /// One or more of `read` (the archive, conversations, reports: GET requests),
     /// `bot` (act as the bot named in `bot`), `admin` (everything an admin may do).
     pub scopes: Vec<String>,
-    /// The bot's name; required with the `bot` scope, refused without it.
+    /// The bot's name (1 to 100 characters); required with the `bot` scope, refused without it.
     pub bot: Option<String>,
     /// When it stops working (ms since the epoch, in the future); never when absent.
     pub expires_at: Option<i64>,
@@ -108,7 +109,7 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> super::error::Json
     responses((status = 201, body = CreatedApiToken),
         (status = 400, description = "`bad_json`; `invalid_name`: empty or over 80 characters; \
             `invalid_scopes`: none, or one that is no scope; `invalid_bot`: `bot` scope without a bot name \
-            (1 to 80 characters) or a bot name without it; `invalid_expiry`: not in the future", body = ErrorBody),
+            (1 to 100 characters) or a bot name without it; `invalid_expiry`: not in the future", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn create(
     AdminOnly(me): AdminOnly,
@@ -134,18 +135,17 @@ async fn create(
     if scopes.is_empty() {
         return Err(ApiError::invalid("invalid_scopes", "name at least one scope"));
     }
-    let bot = body.bot.map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
-    match (&bot, scopes.iter().any(|s| s == "bot")) {
-        (Some(b), true) if b.chars().count() <= NAME_CHARS => {}
-        (_, true) => {
-            return Err(ApiError::invalid(
-                "invalid_bot",
-                "the bot scope needs the bot's name, 1 to 80 characters",
-            ));
+    let bot = body.bot.filter(|b| !b.trim().is_empty());
+    let bot = match (bot, scopes.iter().any(|s| s == "bot")) {
+        (Some(b), true) => Some(
+            crate::core::bots::checked_name(&b).map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?,
+        ),
+        (None, true) => {
+            return Err(ApiError::invalid("invalid_bot", "the bot scope needs the bot's name"));
         }
         (Some(_), false) => return Err(ApiError::invalid("invalid_bot", "a bot name needs the bot scope")),
-        (None, false) => {}
-    }
+        (None, false) => None,
+    };
     let now = now_ms();
     if body.expires_at.is_some_and(|at| at <= now) {
         return Err(ApiError::invalid("invalid_expiry", "expires_at is in the past"));
@@ -165,6 +165,12 @@ async fn create(
         revoked_at: None,
     };
     state.store.add_api_token(token.clone()).await?;
+    // A webhook bot whose tokens were all revoked is called at its URL again.
+    if let Some(bot) = &token.bot
+        && let Some(hook) = crate::bot_hooks::get(&state.store, bot).await?
+    {
+        state.hub.set_bot_hook(bot.clone(), Some(hook)).await?;
+    }
     tracing::info!(token = %token.id, name = %token.name, scopes = ?token.scopes, "API token created");
     Ok((
         StatusCode::CREATED,
@@ -193,6 +199,11 @@ async fn revoke(
         .await
         .missing_as(ApiError::NotFound("API token"))?;
     state.api_tokens.forget(&id);
+    // A bot socket opened with it closes now, a webhook bot left without a token is called
+    // no more; the revocation stands whatever this says (a hub stopping closes them anyway).
+    if let Err(e) = crate::hub::bot_token_revoked(&state.store, &state.hub, &id).await {
+        tracing::warn!(token = %id, error = %e, "a revoked token's bot was not told");
+    }
     // The store refuses it to every node already; the bus empties their caches. A node
     // that misses the message still refuses it once its cache entry is 30 s old.
     if let Some(cluster) = &state.cluster

@@ -80,16 +80,11 @@ async fn set(
     let bot = match bot {
         None => None,
         Some(name) => Some(
-            crate::core::names::checked_name(&name, crate::core::bots::NAME_MAX_CHARS)
+            crate::core::bots::checked_name(&name)
                 .map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?,
         ),
     };
-    if !state.store.categories().await?.iter().any(|c| c.id == category) {
-        return Err(ApiError::invalid(
-            "unknown_category",
-            format!("no category {category:?}"),
-        ));
-    }
+    super::admin::known_category(&state, &category).await?;
     category_bots::set(&state.store, &category, bot.as_deref()).await?;
     state.hub.set_category_bot(category, bot).await?;
     Ok(Json(view(&state).await?))

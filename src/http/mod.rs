@@ -66,6 +66,9 @@ pub mod transcripts;
 pub mod visitor;
 // signed webhooks: endpoints and their delivery logs
 pub mod webhooks;
+// webhook bots: their URLs (admins) and a bot's actions with its token
+pub mod bot_api;
+pub mod bot_hooks;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -226,6 +229,7 @@ described in the README."),
         (name = "history", description = "The conversation archive: agents their own, admins all (whitelisted addresses only)"),
         (name = "conversations", description = "Conversations as the desk works them: the inbox by status (whitelisted addresses only)"),
         (name = "rooms", description = "Video rooms and call logs of staff (whitelisted addresses only); joining is under public"),
+        (name = "bot", description = "A bot's actions on its conversations, with its `bot` API token (whitelisted addresses only)"),
     )
 )]
 struct ApiDoc;
@@ -275,6 +279,9 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(attachments::router())
         // signed webhooks: endpoints and their delivery logs
         .merge(webhooks::router())
+        // webhook bots: their URLs, and a bot's actions over HTTP
+        .merge(bot_hooks::router())
+        .merge(bot_api::router())
         // API tokens: create, list, revoke
         .merge(api_tokens::router())
         .split_for_parts()
@@ -293,6 +300,7 @@ pub fn is_staff_path(path: &str) -> bool {
         || labels::is_staff_path(path)
         // offline messages: taking and answering (the listing checks the whitelist itself)
         || offline::is_staff_path(path)
+        || bot_api::is_staff_path(path)
 }
 
 /// The API router (with `operations`, see [`api`]), the whitelist applied to staff routes

@@ -18,6 +18,16 @@ use crate::core::webhooks::{EVENT_TYPES, is_event_type};
 use crate::store::{DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint};
 use crate::webhooks::{sign, target};
 
+/// An outgoing URL an admin gave (a webhook endpoint's, a webhook bot's): http(s), and
+/// resolving to public addresses only unless `WEBHOOK_ALLOW_PRIVATE` (400 `invalid_url`).
+pub(super) async fn checked_url(state: &AppState, raw: &str) -> Result<url::Url, ApiError> {
+    let url = target::parse(raw).map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
+    target::resolve(&url, state.settings.webhook_allow_private)
+        .await
+        .map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
+    Ok(url)
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
@@ -66,8 +76,9 @@ pub struct CreatedWebhook {
 pub struct NewWebhook {
     /// http or https.
     pub url: String,
-    /// One or more of `conversation.created`, `conversation.status_changed`,
-    /// `message.created`, `rating.given`, `offline_message.created`.
+    /// One or more of `conversation.created`, `conversation.assigned`,
+    /// `conversation.status_changed`, `message.created`, `rating.given`,
+    /// `offline_message.created`.
     pub events: Vec<String>,
 }
 
@@ -135,10 +146,7 @@ async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewWebhook>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
-    let url = target::parse(&body.url).map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
-    target::resolve(&url, state.settings.webhook_allow_private)
-        .await
-        .map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
+    let url = checked_url(&state, &body.url).await?;
     let mut events = Vec::new();
     for event in body.events {
         if !is_event_type(&event) {

@@ -49,7 +49,7 @@ impl ApplyAdminChanges for Appliers {
             }
             AdminChange::ApiTokenRevoked { id } => {
                 self.api_tokens.forget(&id);
-                Ok(())
+                crate::hub::bot_token_revoked(&self.store, &self.hub, &id).await
             }
             AdminChange::SessionsEnded { ids } => {
                 self.sessions.forget(&ids);
@@ -65,6 +65,14 @@ impl ApplyAdminChanges for Appliers {
     async fn resync(&self) -> Result<(), String> {
         // A revocation missed in the gap: every token is asked of the store again.
         self.api_tokens.forget_all();
+        // And a bot socket opened with a token revoked in the gap closes.
+        let revoked = self.store.api_tokens().await.map_err(|e| e.to_string())?;
+        let revoked = revoked
+            .into_iter()
+            .filter(|t| t.revoked_at.is_some())
+            .map(|t| t.id)
+            .collect();
+        self.hub.api_tokens_revoked(revoked).await.map_err(|e| e.to_string())?;
         self.apply(AdminChange::Categories { removed: None }).await?;
         for account in self.store.accounts().await.map_err(|e| e.to_string())? {
             self.hub.account_changed(account).await.map_err(|e| e.to_string())?;

@@ -15,6 +15,7 @@
 //! their cost, which coalesces updates over long queues (see `PASS_SPACING_MIN`).
 
 pub mod admin_bus;
+mod bot_calls;
 mod buddy;
 mod buddy_events;
 pub mod cluster;
@@ -45,6 +46,7 @@ use crate::protocol::ClientFrame;
 use crate::store::{Account, Category};
 use delivery::{ConnHandle, ConnId};
 
+pub use bot_calls::{bot_token_revoked, load_bot_hooks};
 pub use service::{Figures, close};
 
 /// Commands queued for the hub at most; senders wait when it is full, which
@@ -77,6 +79,27 @@ pub enum ConnRole {
     Buddy { staff: Option<Box<StaffLogin>> },
     /// A bot, by its API token (`/ws/bot`).
     Bot(Box<BotLogin>),
+}
+
+/// What a bot does in one of its conversations, over its socket or the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BotAct {
+    /// A line to the customer.
+    Message { text: String, client_id: Option<String> },
+    /// Asks the customer for their email address.
+    AskEmail,
+    /// Hands the conversation to its category's line, with a note for the agent.
+    Handover { note: Option<String> },
+    /// The conversation is done, resolved by the bot.
+    Resolve,
+}
+
+/// A bot's line as recorded: the `ack` frame a socket bot gets once it is durable, and
+/// its archive sequence number to wait for (`None`: the archive refused it).
+#[derive(Debug, Clone)]
+pub struct BotLine {
+    pub ack: axum::extract::ws::Utf8Bytes,
+    pub archived: Option<u64>,
 }
 
 /// A bot's connection: the name its token acts as, and which categories name it (read
@@ -172,6 +195,27 @@ pub(crate) enum Command {
     BotReplyTimeout {
         chat_id: String,
         epoch: u64,
+    },
+    /// Bot `bot` has this hook now (or none): an admin's change, or the store read at start.
+    BotHook {
+        bot: String,
+        hook: Option<crate::bot_hooks::BotHook>,
+    },
+    /// A call to webhook bot `bot` about conversation `chat_id` failed: it is handed over.
+    BotCallFailed {
+        bot: String,
+        chat_id: String,
+    },
+    /// Bot `bot` acts on conversation `chat_id` over the HTTP API.
+    BotAct {
+        bot: String,
+        chat_id: String,
+        act: BotAct,
+        reply: oneshot::Sender<Result<Option<BotLine>, (&'static str, String)>>,
+    },
+    /// API tokens (by id) were revoked: bot sockets opened with one of them close.
+    ApiTokensRevoked {
+        ids: Vec<String>,
     },
     /// Category `category` now names bot `bot` (or none): an admin's change.
     CategoryBot {
@@ -552,12 +596,45 @@ impl Hub {
         self.send(Command::SessionsEnded { tokens, why, pause }).await
     }
 
-    /// Sets categories' routing modes as the desk setting wants (see `routing_modes`).
     /// An admin named `category`'s bot (or none).
     pub async fn set_category_bot(&self, category: String, bot: Option<String>) -> Result<(), HubGone> {
         self.send(Command::CategoryBot { category, bot }).await
     }
 
+    /// Bot `bot` has `hook` now (or none): the hub calls it there while it has no socket.
+    pub async fn set_bot_hook(&self, bot: String, hook: Option<crate::bot_hooks::BotHook>) -> Result<(), HubGone> {
+        self.send(Command::BotHook { bot, hook }).await
+    }
+
+    /// Bot `bot` acts on conversation `chat_id` (the HTTP API): `Ok(Some(line))` for a
+    /// message, `Ok(None)` for the rest, or the refusal (code, message) a socket would get.
+    pub async fn bot_act(
+        &self,
+        bot: String,
+        chat_id: String,
+        act: BotAct,
+    ) -> Result<Result<Option<BotLine>, (&'static str, String)>, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::BotAct {
+            bot,
+            chat_id,
+            act,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| HubGone)
+    }
+
+    /// API tokens (by id) were revoked: a bot socket opened with one closes at once and
+    /// its conversations are handed over, as when the bot goes away.
+    pub async fn api_tokens_revoked(&self, ids: Vec<String>) -> Result<(), HubGone> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.send(Command::ApiTokensRevoked { ids }).await
+    }
+
+    /// Sets categories' routing modes as the desk setting wants (see `routing_modes`).
     pub async fn set_category_modes(&self, wanted: Vec<(String, RoutingMode)>) -> Result<(), HubGone> {
         self.send(Command::CategoryModes { wanted }).await
     }

@@ -372,6 +372,17 @@ impl HubState {
             Command::ContinueLoaded { conn, asked, found } => self.continue_loaded(conn, *asked, found),
             Command::BotReplyTimeout { chat_id, epoch } => self.bot_reply_timeout(&chat_id, epoch),
             Command::CategoryBot { category, bot } => self.category_bot(category, bot),
+            Command::ApiTokensRevoked { ids } => self.bot_tokens_revoked(ids),
+            Command::BotHook { bot, hook } => self.bot_hook(bot, hook),
+            Command::BotCallFailed { bot, chat_id } => self.bot_call_failed(&bot, &chat_id),
+            Command::BotAct {
+                bot,
+                chat_id,
+                act,
+                reply,
+            } => {
+                let _ = reply.send(self.bot_act(None, &bot, &chat_id, act));
+            }
             Command::LateLinesRead { customer, id, lines } => self.late_lines_read(customer, &id, lines),
             Command::IdentityChecked { conn, asked } => self.identity_checked(conn, *asked),
             Command::FollowUpRead { id, read } => self.follow_up_read(id, read),

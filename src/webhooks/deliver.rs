@@ -139,23 +139,62 @@ async fn attempt(
 ) -> (DeliveryAttempt, bool) {
     let at = now_ms();
     let started = Instant::now();
-    let done = |status_code: Option<u16>, excerpt: String| DeliveryAttempt {
-        at,
-        status_code,
-        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        excerpt,
+    let signed = Signed {
+        url: &endpoint.url,
+        secret: &endpoint.secret,
+        body: &delivery.body,
+        event_id: &delivery.event_id,
+        event_type: &delivery.event_type,
     };
-    let url = match target::parse(&endpoint.url) {
+    let posted = post_signed(&signed, at, allow_private, TIMEOUT).await;
+    let attempt = DeliveryAttempt {
+        at,
+        status_code: posted.status,
+        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        excerpt: posted.excerpt,
+    };
+    (attempt, posted.ok)
+}
+
+/// A signed request to make: where, the secret it is signed with, the body as sent, and
+/// the event's id and type for the headers.
+pub struct Signed<'a> {
+    pub url: &'a str,
+    pub secret: &'a str,
+    pub body: &'a str,
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+}
+
+/// How a signed POST went: the answer's status (none when there was no answer), the start
+/// of the answer (or why it was not sent), and whether it was 2xx.
+pub struct Posted {
+    pub status: Option<u16>,
+    pub excerpt: String,
+    pub ok: bool,
+}
+
+/// POSTs `signed` (JSON, signed at `at` ms) to its URL after checking the address it goes
+/// to ([`target`]: private ones refused unless `allow_private`), redirects not followed,
+/// within `timeout`, reading at most [`MAX_ANSWER_BYTES`] of the answer. Webhook
+/// deliveries and webhook bots are sent this one way.
+pub async fn post_signed(signed: &Signed<'_>, at: i64, allow_private: bool, timeout: Duration) -> Posted {
+    let failed = |excerpt: String| Posted {
+        status: None,
+        excerpt,
+        ok: false,
+    };
+    let url = match target::parse(signed.url) {
         Ok(url) => url,
-        Err(e) => return (done(None, e.to_string()), false),
+        Err(e) => return failed(e.to_string()),
     };
     let addr = match target::resolve(&url, allow_private).await {
         Ok(addr) => addr,
-        Err(e) => return (done(None, format!("not sent: {e}")), false),
+        Err(e) => return failed(format!("not sent: {e}")),
     };
     let mut client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
+        .timeout(timeout)
         .no_proxy();
     if let Some(url::Host::Domain(name)) = url.host() {
         // To the address just checked, not whatever a second lookup says.
@@ -163,22 +202,22 @@ async fn attempt(
     }
     let client = match client.build() {
         Ok(c) => c,
-        Err(e) => return (done(None, e.to_string()), false),
+        Err(e) => return failed(e.to_string()),
     };
     let timestamp = at / 1000;
     let sent = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(TIMESTAMP_HEADER, timestamp.to_string())
-        .header(SIGNATURE_HEADER, signature(&endpoint.secret, timestamp, &delivery.body))
-        .header(EVENT_ID_HEADER, &delivery.event_id)
-        .header(EVENT_TYPE_HEADER, &delivery.event_type)
-        .body(delivery.body.clone())
+        .header(SIGNATURE_HEADER, signature(signed.secret, timestamp, signed.body))
+        .header(EVENT_ID_HEADER, signed.event_id)
+        .header(EVENT_TYPE_HEADER, signed.event_type)
+        .body(signed.body.to_string())
         .send()
         .await;
     let mut response = match sent {
         Ok(r) => r,
-        Err(e) => return (done(None, format!("no answer: {e}")), false),
+        Err(e) => return failed(format!("no answer: {e}")),
     };
     let status = response.status();
     let mut read = Vec::new();
@@ -189,6 +228,9 @@ async fn attempt(
             _ => break,
         }
     }
-    let excerpt: String = String::from_utf8_lossy(&read).chars().take(EXCERPT_CHARS).collect();
-    (done(Some(status.as_u16()), excerpt), status.is_success())
+    Posted {
+        status: Some(status.as_u16()),
+        excerpt: String::from_utf8_lossy(&read).chars().take(EXCERPT_CHARS).collect(),
+        ok: status.is_success(),
+    }
 }

@@ -77,6 +77,25 @@ impl Event {
         )
     }
 
+    /// A conversation created earlier goes to a person: the one who takes it after its bot
+    /// handed it over, or the one a customer continuing it is paired with. `previous`: who
+    /// held it before (a bot's id is `bot:<name>`).
+    pub fn conversation_assigned(opened: &ConversationOpened, previous: Option<&str>) -> Self {
+        Self::new(
+            "conversation.assigned",
+            &opened.id,
+            opened.paired_at,
+            json!({
+                "conversation_id": opened.id,
+                "category": opened.category,
+                "agent_id": opened.agent_id,
+                "agent_name": opened.agent_name,
+                "previous_agent_id": previous,
+                "at": opened.paired_at,
+            }),
+        )
+    }
+
     /// A conversation's status changed (`resolved` included).
     pub fn status_changed(record: &ConversationRecord, from: Status, at: Millis) -> Self {
         Self::new(
@@ -111,6 +130,7 @@ impl Event {
                 "seq": message.seq,
                 "from": message.from,
                 "text": message.text,
+                "via": message.via,
                 "at": message.at,
             }),
         ))

@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 use self::event::Event;
 use crate::clock::now_ms;
 use crate::store::{
-    ArchiveEvent, ConversationKind, DeliveryStatus, SharedStore, StoreError, StoreResult, WebhookDelivery,
+    ArchiveEvent, ConversationKind, ConversationOpened, DeliveryStatus, SharedStore, StoreError, StoreResult,
+    WebhookDelivery,
 };
 
 /// Events waiting to be written as deliveries. Thousands of events a minute at most on a
@@ -114,6 +115,14 @@ impl Webhooks {
             } if !buddies.contains(conversation_id) => Event::message_created(conversation_id, message),
             _ => None,
         }
+    }
+
+    /// The event of a conversation opened again (a customer continuing it, or a person
+    /// taking it from a bot): it was created once already, so it is `conversation.assigned`.
+    pub fn reopened(&self, opened: &ConversationOpened, previous: Option<&str>) -> Option<Event> {
+        self.active
+            .load(Ordering::Relaxed)
+            .then(|| Event::conversation_assigned(opened, previous))
     }
 
     /// Reads the endpoints again after an admin changed them: events are made while one

@@ -88,6 +88,16 @@ fn admit(state: &AppState, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, 
         .map_err(|_| ApiError::Unavailable("the hub is at its connection limit".into()))
 }
 
+/// Staff and bot sockets come from `AGENT_WHITELIST` only; a refusal is logged naming
+/// the endpoint (`agent`, `bot`).
+fn whitelisted(state: &AppState, ip: &ClientIp, endpoint: &'static str) -> Result<(), ApiError> {
+    if ip.is_whitelisted(&state.settings) {
+        return Ok(());
+    }
+    tracing::info!(client = %ip, endpoint, "websocket refused: not in AGENT_WHITELIST");
+    Err(ApiError::NotWhitelisted)
+}
+
 /// The websocket library's settings, the same for every endpoint (the echo included).
 fn configured(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.read_buffer_size(READ_BUFFER)
@@ -130,10 +140,7 @@ async fn agent(
     tcp: LingeringClose,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !ip.is_whitelisted(&state.settings) {
-        tracing::info!(client = %ip, "agent websocket refused: not in AGENT_WHITELIST");
-        return Err(ApiError::NotWhitelisted);
-    }
+    whitelisted(&state, &ip, "agent")?;
     let staff = staff_login(&state, &headers).await?;
     if staff.account.role != Role::Agent {
         return Err(ApiError::Forbidden("only agent accounts take chats".into()));
@@ -176,10 +183,7 @@ async fn bot(
     tcp: LingeringClose,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !ip.is_whitelisted(&state.settings) {
-        tracing::info!(client = %ip, "bot websocket refused: not in AGENT_WHITELIST");
-        return Err(ApiError::NotWhitelisted);
-    }
+    whitelisted(&state, &ip, "bot")?;
     let Some(secret) = crate::http::session::api_token(&headers) else {
         return Err(ApiError::refused(
             axum::http::StatusCode::UNAUTHORIZED,

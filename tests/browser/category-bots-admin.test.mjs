@@ -1,7 +1,9 @@
 // A category's bot on the admin page: the Categories view offers the names the desk's
 // live bot tokens act as (and "no bot"); choosing one for a category saves it (the API
 // then names that bot for the category, and the row says so after a reload), and "no bot"
-// takes it off again. The view passes axe and fits on a desk and a phone.
+// takes it off again. The view passes axe and fits on a desk and a phone. A bot's webhook
+// URL is set there too (its secret shown once; a bad URL said next to it) and removed. The
+// hub lets URLs reach loopback (WEBHOOK_ALLOW_PRIVATE) so the walk can use its own.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +13,7 @@ import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrow
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let hub, browser;
-startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+startForFile(() => hubAndBrowser({ WEBHOOK_ALLOW_PRIVATE: 'true' }), (started) => ({ hub, browser } = started));
 
 async function seriousAxe(page) {
   await page.addScriptTag({ path: AXE });
@@ -66,4 +68,46 @@ test("an admin sets and clears a category's bot from the page", () => withShots(
   await row.getByTestId('category-bot').selectOption('');
   await row.getByTestId('category-bot-status').filter({ hasText: 'Saved: no bot' }).waitFor();
   assert.equal(await botOf(token, 'general'), null);
+}));
+
+/** The URL the API has for bot `bot` (null for none). */
+async function hookOf(token, bot) {
+  const res = await apiCall(hub, 'GET', '/api/admin/bot-hooks', undefined, token);
+  assert.equal(res.status, 200, JSON.stringify(res.data));
+  return res.data.find((h) => h.bot === bot)?.url ?? null;
+}
+
+test("an admin sets and removes a bot's webhook URL from the page", () => withShots('bot-hooks-admin', async (pages) => {
+  const token = await adminToken(hub);
+  const made = await apiCall(hub, 'POST', '/api/admin/api-tokens', { name: 'Orders bot', scopes: ['bot'], bot: 'Orders' }, token);
+  assert.equal(made.status, 201, JSON.stringify(made.data));
+
+  const admin = await newPage(browser, { width: 1280, height: 800 }, { bypassCSP: true });
+  pages.push(admin);
+  await adminSignsIn(admin, hub, 'categories');
+  const row = admin.locator('[data-testid="bot-hook-row"][data-bot="Orders"]');
+  await row.waitFor();
+  const url = admin.getByLabel('Orders', { exact: true }).and(admin.getByTestId('bot-hook-url'));
+
+  // A URL that is not http(s) is refused, said next to it.
+  await url.fill('ftp://example.com/bot');
+  await row.getByTestId('bot-hook-save').click();
+  await row.getByTestId('bot-hook-error').filter({ hasText: 'http or https' }).waitFor();
+  assert.equal(await hookOf(token, 'Orders'), null);
+
+  // Set: the secret is shown once, the API has the URL.
+  const wanted = `${hub.url}/walked-bot`;
+  await url.fill(wanted);
+  await row.getByTestId('bot-hook-save').click();
+  await row.getByTestId('bot-hook-status').filter({ hasText: 'Saved: called by webhook' }).waitFor();
+  assert.match(await admin.getByTestId('bot-hook-secret').textContent(), /^whsec_[0-9a-f]{64}$/);
+  assert.equal(await row.getByTestId('bot-hook-error').textContent(), '');
+  assert.equal(await hookOf(token, 'Orders'), wanted);
+  assert.deepEqual(await seriousAxe(admin), []);
+  await shot(admin, 'bot-hook-set');
+
+  // Removed: the bot connects to its socket again.
+  await row.getByTestId('bot-hook-remove').click();
+  await row.getByTestId('bot-hook-status').filter({ hasText: 'Removed' }).waitFor();
+  assert.equal(await hookOf(token, 'Orders'), null);
 }));

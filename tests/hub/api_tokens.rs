@@ -219,29 +219,7 @@ async fn a_token_over_its_rate_gets_429_with_retry_after() {
 async fn a_token_revoked_on_one_node_is_refused_on_the_other() {
     let cluster = Cluster::start("api-tokens").await;
     let (alpha, beta) = cluster.two_nodes(|_| {}).await;
-    // Both nodes listen on the admin bus (a node serves HTTP a moment before it does).
-    let mut redis = redis::Client::open(cluster.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, listeners): (String, i64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(switchboard::cluster::bus::ADMIN_CHANNEL)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        if listeners >= 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{listeners} nodes listen on the bus"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    both_listen_on_the_admin_bus(&cluster).await;
     let admin = alpha.admin().await;
     let (secret, created) = token(&admin, "crm", &["read"]).await;
     let on_beta = Api::bearer(&beta, &secret);
@@ -271,5 +249,32 @@ async fn a_token_revoked_on_one_node_is_refused_on_the_other() {
     // Once refused, never taken again.
     for _ in 0..5 {
         assert_eq!(on_beta.get("/api/conversations").await.0, 401);
+    }
+}
+
+/// Waits until both nodes of `cluster` listen on the admin bus (a node serves HTTP a
+/// moment before it does).
+pub(crate) async fn both_listen_on_the_admin_bus(cluster: &Cluster) {
+    let mut redis = redis::Client::open(cluster.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, listeners): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(switchboard::cluster::bus::ADMIN_CHANNEL)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if listeners >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{listeners} nodes listen on the bus"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

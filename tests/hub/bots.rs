@@ -13,7 +13,12 @@ use serde_json::{Value, json};
 use crate::common::*;
 
 /// A `bot` token for bot `name`: its secret.
-async fn bot_token(admin: &Api, name: &str) -> String {
+pub(crate) async fn bot_token(admin: &Api, name: &str) -> String {
+    bot_token_and_id(admin, name).await.0
+}
+
+/// A `bot` token for bot `name`: its secret and its id.
+pub(crate) async fn bot_token_and_id(admin: &Api, name: &str) -> (String, String) {
     let created = admin
         .post_answering(
             201,
@@ -21,7 +26,10 @@ async fn bot_token(admin: &Api, name: &str) -> String {
             json!({"name": format!("{name} bot"), "scopes": ["bot"], "bot": name}),
         )
         .await;
-    created["secret"].as_str().unwrap().to_string()
+    (
+        created["secret"].as_str().unwrap().to_string(),
+        created["id"].as_str().unwrap().to_string(),
+    )
 }
 
 /// Bot `name` connected with `secret`, its welcome read.
@@ -153,6 +161,16 @@ async fn eventually_archived(admin: &Api, chat: &str, lines: usize) -> Value {
     panic!("conversation {chat} never had {lines} lines in the archive");
 }
 
+/// The agent's `chat_started` for conversation `chat` handed over by bot Faq, its first
+/// line `first`.
+pub(crate) async fn handed_to(agent: &mut Ws, chat: &str, first: &str) -> Value {
+    let taken = agent.next_of("chat_started").await;
+    assert_eq!(taken["chat_id"], chat);
+    assert_eq!(taken["messages"][0]["text"], first);
+    assert_eq!(taken["transfer"]["from_name"], "Faq");
+    taken
+}
+
 #[tokio::test]
 async fn a_bot_that_never_answers_hands_over_after_the_timeout() {
     let (hub, _admin, mut bot) = hub_with_bot(|s| s.bot_reply_timeout = Duration::from_millis(300)).await;
@@ -164,10 +182,7 @@ async fn a_bot_that_never_answers_hands_over_after_the_timeout() {
     // The bot says nothing: the conversation goes to Ann by itself.
     let ended = bot.next_of("conversation_ended").await;
     assert_eq!(ended["why"], "timeout");
-    let taken = agent.next_of("chat_started").await;
-    assert_eq!(taken["chat_id"], chat.as_str());
-    assert_eq!(taken["messages"][0]["text"], "hello?");
-    assert_eq!(taken["transfer"]["from_name"], "Faq");
+    handed_to(&mut agent, &chat, "hello?").await;
     customer.next_of("transferred").await;
 }
 
@@ -252,10 +267,7 @@ async fn a_bot_sending_garbage_or_flooding_is_refused_and_nothing_is_lost() {
             .await;
     }
     assert!(bot.closed().await.is_some());
-    let taken = agent.next_of("chat_started").await;
-    assert_eq!(taken["chat_id"], chat.as_str());
-    assert_eq!(taken["messages"][0]["text"], "hello");
-    assert_eq!(taken["transfer"]["from_name"], "Faq");
+    handed_to(&mut agent, &chat, "hello").await;
 }
 
 #[tokio::test]
@@ -438,4 +450,159 @@ async fn a_join_message_reaches_the_bot_once() {
         .map(|m| m.iter().filter_map(|m| m["text"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(texts, ["Where is my parcel?", "Let me look."]);
+}
+
+/// A conversation a bot took first is created once (the bot its agent); the person who
+/// takes it after the hand-over is told as `conversation.assigned`, not a second creation.
+#[tokio::test]
+async fn a_handed_over_conversation_is_created_once_and_then_assigned() {
+    let (hub, admin, mut bot) = hub_with_bot(|s| s.webhook_allow_private = true).await;
+    let (url, got) = crate::webhooks::receiver(0).await;
+    crate::webhooks::register(
+        &admin,
+        &url,
+        &[
+            "conversation.created",
+            "conversation.assigned",
+            "conversation.status_changed",
+            "message.created",
+        ],
+    )
+    .await;
+    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let ann = admin.agent_id("ann").await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    bot.next_of("conversation").await;
+    customer.say("a person please", "c1").await;
+    bot.next_of("message").await;
+    bot.say_in(&chat, "One moment.", "b1").await;
+    bot.send(json!({"type": "handover", "chat_id": chat})).await;
+    agent.next_of("chat_started").await;
+    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    customer.next_of("chat_ended").await;
+
+    // Delivered in order per conversation: once `resolved` came, every earlier event had.
+    let events = loop {
+        let events = crate::webhooks::delivered(&got, 1).await;
+        let resolved = events
+            .iter()
+            .any(|(_, e)| e["type"] == "conversation.status_changed" && e["data"]["status"] == "resolved");
+        if resolved {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let of = |kind: &str| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|(_, e)| e["type"] == kind)
+            .map(|(_, e)| e["data"].clone())
+            .collect()
+    };
+    let created = of("conversation.created");
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(
+        (created[0]["conversation_id"].as_str(), created[0]["agent_id"].as_str()),
+        (Some(&*chat), Some("bot:Faq"))
+    );
+    let assigned = of("conversation.assigned");
+    assert_eq!(assigned.len(), 1, "{assigned:?}");
+    assert_eq!(
+        (
+            assigned[0]["conversation_id"].as_str(),
+            assigned[0]["agent_id"].as_str(),
+            assigned[0]["previous_agent_id"].as_str()
+        ),
+        (Some(&*chat), Some(ann.as_str()), Some("bot:Faq"))
+    );
+    let messages = of("message.created");
+    let lines: Vec<(&str, &str, Option<&str>)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["text"].as_str().unwrap(),
+                m["from"].as_str().unwrap(),
+                m["via"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("a person please", "customer", None),
+            ("One moment.", "agent", Some("bot"))
+        ]
+    );
+}
+
+/// A bot's name is held to one limit wherever it is given: the token acting as it and the
+/// category naming it take the same names and refuse the same.
+#[tokio::test]
+async fn a_bot_name_has_one_limit_for_its_token_and_its_category() {
+    let (_hub, admin) = TestHub::with_admin().await;
+    let longest = "B".repeat(switchboard::core::bots::NAME_MAX_CHARS);
+    let too_long = format!("{longest}B");
+    admin
+        .post_answering(
+            201,
+            "/api/admin/api-tokens",
+            json!({"name": "long", "scopes": ["bot"], "bot": longest}),
+        )
+        .await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": longest}))
+        .await;
+    let refused = admin
+        .post_answering(
+            400,
+            "/api/admin/api-tokens",
+            json!({"name": "long", "scopes": ["bot"], "bot": too_long}),
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], "invalid_bot", "{refused}");
+    let refused = admin
+        .put_answering(400, "/api/admin/category-bots/general", json!({"bot": too_long}))
+        .await;
+    assert_eq!(refused["error"]["code"], "invalid_bot", "{refused}");
+}
+
+/// Revoking a bot's token closes its socket at once (4001, as for a session that ended),
+/// and its customers are handed over as when the bot goes away.
+#[tokio::test]
+async fn revoking_a_bots_token_closes_its_socket_and_hands_its_customers_over() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let (secret, id) = bot_token_and_id(&admin, "Faq").await;
+    let (mut bot, _) = bot_socket(&hub, &secret).await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    bot.next_of("conversation").await;
+    customer.say("hello?", "c1").await;
+    bot.next_of("message").await;
+
+    let (status, _) = admin.delete(&format!("/api/admin/api-tokens/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(bot.closed().await.map(u16::from), Some(4001));
+    let taken = handed_to(&mut agent, &chat, "hello?").await;
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+    customer.next_of("transferred").await;
+}
+
+/// On several nodes, a bot token revoked on one node closes the bot's socket on the other.
+#[tokio::test]
+async fn a_bot_token_revoked_on_one_node_closes_its_socket_on_the_other() {
+    let cluster = Cluster::start("bot-revoked").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    crate::api_tokens::both_listen_on_the_admin_bus(&cluster).await;
+    let admin = alpha.admin().await;
+    let (secret, id) = bot_token_and_id(&admin, "Faq").await;
+    let (mut bot, _) = bot_socket(&beta, &secret).await;
+    let (status, _) = admin.delete(&format!("/api/admin/api-tokens/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(bot.closed().await.map(u16::from), Some(4001));
 }

@@ -14,6 +14,7 @@ mod appointment_mail;
 mod appointment_rooms;
 mod appointments;
 mod bad_input;
+mod bot_webhooks;
 mod bots;
 mod buddy;
 // the buddy list across the cluster

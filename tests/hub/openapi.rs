@@ -524,6 +524,35 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         assert_eq!(res.status(), 201);
         (id, booked["cancel_token"].as_str().unwrap().to_string())
     };
+    // Bots: a socket bot holding one conversation per bot operation (each may end its own).
+    let bot_secret = admin
+        .post_answering(
+            201,
+            "/api/admin/api-tokens",
+            json!({"name": "walk bot", "scopes": ["bot"], "bot": "Walker"}),
+        )
+        .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin
+        .post_answering(201, "/api/admin/categories", json!({"name": "Bot walk"}))
+        .await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/bot-walk", json!({"bot": "Walker"}))
+        .await;
+    let bot_auth = format!("Bearer {bot_secret}");
+    let mut walk_bot = Ws::connect(&hub.ws_url("/ws/bot"), &[("authorization", &bot_auth)])
+        .await
+        .unwrap();
+    walk_bot.next_of("bot_welcome").await;
+    let mut bot_customers = vec![];
+    let mut bot_chats = vec![];
+    for name in ["Ask", "Hand", "Say", "Done"] {
+        let mut customer = hub.customer(name, "bot-walk").await;
+        bot_chats.push(customer.chat_started().await);
+        bot_customers.push(customer);
+    }
     // Canned replies: one of the desk's, one of the walker's own.
     let walked_reply = json!({"shortcut": "walked", "title": "Walked", "text": "Walked."});
     let desk_reply = admin
@@ -624,6 +653,10 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ("/api/admin/chat-hours/{category}", "sales".to_string()),
         ("/api/admin/routing/{category}", "sales".to_string()),
         ("/api/admin/category-bots/{category}", "sales".to_string()),
+        ("/api/bot/conversations/{id}/ask-email", bot_chats[0].clone()),
+        ("/api/bot/conversations/{id}/handover", bot_chats[1].clone()),
+        ("/api/bot/conversations/{id}/messages", bot_chats[2].clone()),
+        ("/api/bot/conversations/{id}/resolve", bot_chats[3].clone()),
         ("/api/conversations/{id}/customer", chat_id.clone()),
         // The conversation is its own customer's (both ids the same).
         (
@@ -662,6 +695,10 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         (
             "POST /api/admin/webhooks",
             vec![json!({"url": hub.url("/walked-hook-2"), "events": ["rating.given"]}).to_string()],
+        ),
+        (
+            "PUT /api/admin/bot-hooks/{bot}",
+            vec![json!({"url": hub.url("/walked-bot")}).to_string()],
         ),
         // transcripts by mail
         (
@@ -726,6 +763,12 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         },
     ];
 
+    // Only bot operations are walked by a bot as well.
+    let bot_caller = Caller {
+        name: "a bot",
+        headers: vec![("authorization", bot_auth.clone())],
+    };
+
     let mut operations = vec![];
     for (template, item) in doc["paths"].as_object().expect("paths") {
         for (method, spec) in item.as_object().unwrap() {
@@ -757,7 +800,8 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         let extra = extra_bodies.get(op.name().as_str()).cloned().unwrap_or_default();
         let calls = calls_for(&doc, op, &real_ids, &real_params, &real_queries, &extra);
         // The sign-out ends the session it is called with: each caller signs out last.
-        for caller in &callers {
+        let bot = op.template.starts_with("/api/bot/").then_some(&bot_caller);
+        for caller in callers.iter().chain(bot) {
             for call in &calls {
                 let answer = send(&client, &base, caller, call).await;
                 problems.extend(check_answer(&doc, op, caller, call, &answer));
@@ -789,7 +833,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             }
         }
     }
-    drop((video_agent, video_customer));
+    drop((video_agent, video_customer, walk_bot, bot_customers));
     for (operation, statuses) in &seen {
         eprintln!("{operation}: {statuses:?}");
     }

@@ -19,14 +19,14 @@ use crate::common::*;
 
 /// What the receiver got: each delivery's headers and body, and how it answered.
 #[derive(Default)]
-struct Received {
+pub(crate) struct Received {
     deliveries: Vec<(HeaderMap, String, u16)>,
     /// Answers 500 to this many requests first.
     fail_first: usize,
 }
 
 /// A real HTTP receiver on a loopback port: its URL and what it got.
-async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
+pub(crate) async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
     let got = Arc::new(Mutex::new(Received {
         fail_first,
         ..Received::default()
@@ -55,7 +55,7 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
 }
 
 /// The deliveries answered 2xx, once `n` of them came (or fails after 15 s).
-async fn delivered(got: &Arc<Mutex<Received>>, n: usize) -> Vec<(HeaderMap, Value)> {
+pub(crate) async fn delivered(got: &Arc<Mutex<Received>>, n: usize) -> Vec<(HeaderMap, Value)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let ok: Vec<(HeaderMap, Value)> = got
@@ -80,7 +80,7 @@ async fn delivered(got: &Arc<Mutex<Received>>, n: usize) -> Vec<(HeaderMap, Valu
 }
 
 /// Checks a delivery's signature as a receiver would, from its raw body.
-fn assert_signed(headers: &HeaderMap, body: &str, secret: &str) {
+pub(crate) fn assert_signed(headers: &HeaderMap, body: &str, secret: &str) {
     let timestamp = headers["switchboard-timestamp"].to_str().unwrap();
     let ts: i64 = timestamp.parse().unwrap();
     let now = std::time::SystemTime::now()
@@ -94,7 +94,7 @@ fn assert_signed(headers: &HeaderMap, body: &str, secret: &str) {
     assert_eq!(headers["switchboard-signature"].to_str().unwrap(), wanted, "{body}");
 }
 
-async fn register(admin: &Api, url: &str, events: &[&str]) -> Value {
+pub(crate) async fn register(admin: &Api, url: &str, events: &[&str]) -> Value {
     admin
         .post_answering(201, "/api/admin/webhooks", json!({"url": url, "events": events}))
         .await

@@ -1,5 +1,7 @@
 //! Agent bots on the hub: a category that names a bot, while that bot is connected
-//! (`/ws/bot`), has its joining customers talk to the bot first. The conversation exists
+//! (`/ws/bot`) or has a URL it is called at (a webhook bot, `bot_calls`), has its joining
+//! customers talk to the bot first. A webhook bot acts over the HTTP API (`BotAct`, as the
+//! socket's frames are turned into), and one that cannot be called hands over. The conversation exists
 //! from the start (archived, seq as any chat, each line acknowledged once durable); the
 //! bot answers, asks for the customer's email, resolves it, or hands it over, and then the
 //! customer joins the category's line through the routing core like anyone, continuing
@@ -11,21 +13,27 @@
 //! sees a customer talking to a bot. On several nodes there is no bot stage yet: the
 //! customer goes to the line at once, and that is logged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
 use super::continuing::{Continued, JoinAsked};
 use super::{HubState, Token, archive_behind, close, valid_name};
+use crate::hub::bot_calls::BotCaller;
+use axum::extract::ws::Utf8Bytes;
+
 use crate::clock::now_ms;
 use crate::core::bots::{self as rules, Entry, Handover, ReplyClock};
 use crate::core::conversation::Route;
 use crate::core::routing::{AgentId, CategoryId};
 use crate::hub::delivery::{ConnId, Outbound, SenderCopy};
 use crate::hub::transcript::{Author, Stamped, Transcript};
-use crate::hub::{BotLogin, Command, after};
-use crate::protocol::{BotConversation, ClientFrame, From, ServerFrame};
+use crate::hub::{BotAct, BotLine, BotLogin, Command, ConnRole, after};
+use crate::protocol::{BotConversation, ClientFrame, From, Said, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side};
+
+/// The close reason of a bot socket whose token was revoked.
+const TOKEN_REVOKED: &str = "token revoked";
 
 /// Lines a bot conversation keeps for the agent who takes it over (the archive has all).
 const STAGE_LINES: usize = super::continuing::EARLIER_LINES;
@@ -42,6 +50,12 @@ pub(super) struct BotDesk {
     stages: HashMap<String, Stage>,
     /// A customer's connection → their conversation with a bot.
     by_customer: HashMap<ConnId, String>,
+    /// Bot name → the task calling its hook (a webhook bot), for bots that have one.
+    hooked: HashMap<String, BotCaller>,
+    /// Tokens revoked while this hub runs: a bot socket whose upgrade checked its token
+    /// before the revocation, and registers after it, is closed as it registers. Admins
+    /// revoke a handful of tokens in a hub's life, so this stays small.
+    revoked_tokens: HashSet<String>,
 }
 
 /// One customer talking to a bot.
@@ -66,7 +80,16 @@ impl HubState {
     /// A bot's connection registered: it replaces an older one of the same bot, learns
     /// which categories name it, and is told the conversations it holds.
     pub(super) fn bot_connected(&mut self, conn: ConnId, login: BotLogin) {
-        let BotLogin { name, categories, .. } = login;
+        let BotLogin {
+            name,
+            categories,
+            token_id,
+        } = login;
+        if self.bots.revoked_tokens.contains(&token_id) {
+            tracing::info!(bot = %name, token = %token_id, "a bot socket opened with a token revoked since is closed");
+            self.close_conn(conn, close::SESSION_ENDED, TOKEN_REVOKED);
+            return;
+        }
         self.bots.category_bots.retain(|_, bot| *bot != name);
         for category in categories {
             self.bots.category_bots.insert(category, name.clone());
@@ -99,6 +122,12 @@ impl HubState {
             return;
         }
         self.bots.connected.remove(name);
+        tracing::info!(bot = %name, "bot disconnected; its conversations are handed over");
+        self.hand_over_all_of(name, Handover::BotGone);
+    }
+
+    /// Every conversation bot `name` holds goes to its category's line.
+    fn hand_over_all_of(&mut self, name: &str, why: Handover) {
         let held: Vec<String> = self
             .bots
             .stages
@@ -106,9 +135,63 @@ impl HubState {
             .filter(|(_, s)| s.bot == name)
             .map(|(id, _)| id.clone())
             .collect();
-        tracing::info!(bot = %name, conversations = held.len(), "bot disconnected; its conversations are handed over");
         for id in held {
-            self.hand_over(&id, Handover::BotGone, String::new());
+            self.hand_over(&id, why, String::new());
+        }
+    }
+
+    /// API tokens were revoked: every bot socket opened with one closes now (4001), and
+    /// its conversations go to their lines as when a bot goes away; one still on its way
+    /// to registering is closed as it registers.
+    pub(super) fn bot_tokens_revoked(&mut self, ids: Vec<String>) {
+        let closing: Vec<(ConnId, String)> = self
+            .conns
+            .iter()
+            .filter_map(|(conn, entry)| match &entry.role {
+                ConnRole::Bot(login) if ids.contains(&login.token_id) => Some((*conn, login.name.clone())),
+                _ => None,
+            })
+            .collect();
+        self.bots.revoked_tokens.extend(ids);
+        for (conn, name) in closing {
+            tracing::info!(bot = %name, conn = conn.0, "a bot's token was revoked; its socket is closed");
+            self.close_conn(conn, close::SESSION_ENDED, TOKEN_REVOKED);
+            self.bot_disconnected(conn, &name);
+        }
+    }
+
+    /// Bot `bot` has `hook` now, or none: calls go there from now on (in order, a new
+    /// task for a new hook). A bot left with neither hook nor socket hands its
+    /// conversations over, as when a socket bot goes away.
+    pub(super) fn bot_hook(&mut self, bot: String, hook: Option<crate::bot_hooks::BotHook>) {
+        match hook {
+            Some(hook) => {
+                tracing::info!(bot = %bot, url = %hook.url, "a bot is called by webhook");
+                let timeout = self.settings.bot_reply_timeout.min(crate::webhooks::deliver::TIMEOUT);
+                let caller = BotCaller::start(
+                    bot.clone(),
+                    hook,
+                    self.settings.webhook_allow_private,
+                    timeout,
+                    self.timers.clone(),
+                );
+                self.bots.hooked.insert(bot, caller);
+            }
+            None => {
+                if self.bots.hooked.remove(&bot).is_none() || self.bots.connected.contains_key(&bot) {
+                    return;
+                }
+                tracing::info!(bot = %bot, "a bot's webhook was removed; its conversations are handed over");
+                self.hand_over_all_of(&bot, Handover::BotGone);
+            }
+        }
+    }
+
+    /// A call to webhook bot `bot` about conversation `id` failed: if the bot still holds
+    /// it, it goes to its category's line, as when a bot goes away.
+    pub(super) fn bot_call_failed(&mut self, bot: &str, id: &str) {
+        if self.held(bot, id).is_ok() {
+            self.hand_over(id, Handover::Unreachable, String::new());
         }
     }
 
@@ -129,7 +212,9 @@ impl HubState {
     ) -> Result<Option<JoinAsked>, (&'static str, String)> {
         let category = CategoryId::from(asked.category.clone());
         let bot = self.bots.category_bots.get(&asked.category).cloned();
-        let connected = bot.as_ref().is_some_and(|b| self.bots.connected.contains_key(b));
+        let connected = bot
+            .as_ref()
+            .is_some_and(|b| self.bots.connected.contains_key(b) || self.bots.hooked.contains_key(b));
         let entry = rules::entry(bot.as_deref(), connected, self.cluster.is_some());
         let bot = match entry {
             Entry::Line(None) => return Ok(Some(asked)),
@@ -207,10 +292,8 @@ impl HubState {
                 continued: false,
             },
         );
-        if let Some(view) = self.bots.stages.get(&id).map(|s| s.view(&id))
-            && let Some(bot_conn) = self.bots.connected.get(&bot).copied()
-        {
-            self.send_to_conn(bot_conn, &ServerFrame::Conversation(view));
+        if let Some(view) = self.bots.stages.get(&id).map(|s| s.view(&id)) {
+            self.to_bot(&bot, &id, "conversation", &ServerFrame::Conversation(view));
         }
         Ok(None)
     }
@@ -222,22 +305,14 @@ impl HubState {
         id: String,
         frame: ClientFrame,
     ) -> Result<(), (&'static str, String)> {
-        match frame {
-            ClientFrame::Message {
-                text,
-                client_id,
-                attachments,
-                ..
-            } => {
-                if !attachments.is_empty() {
-                    return Err((
-                        "attachments_not_for_bots",
-                        "files can be sent once a person has the chat".into(),
-                    ));
-                }
-                self.check_message(&text)?;
-                self.customer_to_bot(conn, &id, text, client_id)
+        let frame = match frame.said() {
+            Ok(said) => {
+                self.text_only(&said, "files can be sent once a person has the chat")?;
+                return self.stage_line(Some(conn), &id, said, false).map(|_| ());
             }
+            Err(other) => other,
+        };
+        match frame {
             ClientFrame::Email { email } => {
                 let email = crate::core::customer_details::optional_email(Some(&email))
                     .map_err(|e| (e.code, e.message))?
@@ -248,7 +323,15 @@ impl HubState {
                 stage.asked.profile.email = Some(email.clone());
                 let bot = stage.bot.clone();
                 self.keep_email(&id, &email);
-                self.to_bot(&bot, &ServerFrame::CustomerEmail { chat_id: id, email });
+                self.to_bot(
+                    &bot,
+                    &id,
+                    "customer_email",
+                    &ServerFrame::CustomerEmail {
+                        chat_id: id.clone(),
+                        email,
+                    },
+                );
                 Ok(())
             }
             // Nobody to show typing or a draft to but a bot: dropped.
@@ -267,29 +350,40 @@ impl HubState {
         }
     }
 
-    /// A customer's line to the bot: stamped, archived, to the bot, acknowledged once durable.
-    fn customer_to_bot(
+    /// A line in a bot's conversation, the customer's or the bot's: stamped, archived, to
+    /// the other side, acknowledged to the sender on `conn` once durable. The customer's
+    /// first unanswered line starts the bot's reply timer; the bot's line stops it.
+    fn stage_line(
         &mut self,
-        conn: ConnId,
+        conn: Option<ConnId>,
         id: &str,
-        text: String,
-        client_id: Option<String>,
-    ) -> Result<(), (&'static str, String)> {
-        let (bot, Stamped { frame, ack, event }, timer) = {
-            let Some(stage) = self.bots.stages.get_mut(id) else {
-                return Err(("not_in_chat", "that conversation is over".into()));
-            };
-            let stamped = stage
-                .transcript
-                .record(id, Author::CUSTOMER, text, client_id.as_deref());
-            (stage.bot.clone(), stamped, stage.clock.customer_line())
+        said: Said,
+        from_bot: bool,
+    ) -> Result<BotLine, (&'static str, String)> {
+        let Some(stage) = self.bots.stages.get_mut(id) else {
+            return Err(("not_in_chat", "that conversation is over".into()));
+        };
+        let author = if from_bot { Author::BOT } else { Author::CUSTOMER };
+        let Stamped { frame, ack, event } = stage
+            .transcript
+            .record(id, author, said.text, said.client_id.as_deref());
+        let (bot, customer) = (stage.bot.clone(), stage.customer);
+        let timer = if from_bot {
+            stage.clock.bot_line();
+            None
+        } else {
+            stage.clock.customer_line()
         };
         let archived = self.archive.push_message(event);
-        let frame = Outbound::Frame(frame);
-        if let Some(bot_conn) = self.bots.connected.get(&bot) {
-            self.send_encoded_to_conn(*bot_conn, frame.clone());
+        if from_bot {
+            self.send_encoded_to_conn(customer, Outbound::Frame(frame.clone()));
+        } else {
+            self.to_bot_encoded(&bot, id, "message", &frame);
         }
-        self.ack_to(conn, SenderCopy::sent_from(conn, ack, frame), archived);
+        let frame = Outbound::Frame(frame);
+        if let Some(conn) = conn {
+            self.ack_to(conn, SenderCopy::sent_from(conn, ack.clone(), frame.clone()), archived);
+        }
         if let Some(epoch) = timer {
             after(
                 &self.timers,
@@ -300,7 +394,7 @@ impl HubState {
                 },
             );
         }
-        Ok(())
+        Ok(BotLine { ack, archived })
     }
 
     /// Keeps the address the customer gave with conversation `id` (the agent's customer
@@ -326,9 +420,29 @@ impl HubState {
         }
     }
 
-    fn to_bot(&self, bot: &str, frame: &ServerFrame) {
+    /// `frame` (of type `kind`, about conversation `id`) to bot `bot`: over its socket,
+    /// or else to its hook.
+    fn to_bot(&self, bot: &str, id: &str, kind: &'static str, frame: &ServerFrame) {
+        self.to_bot_encoded(bot, id, kind, &frame.encode());
+    }
+
+    fn to_bot_encoded(&self, bot: &str, id: &str, kind: &'static str, frame: &Utf8Bytes) {
         if let Some(conn) = self.bots.connected.get(bot) {
-            self.send_to_conn(*conn, frame);
+            self.send_encoded_to_conn(*conn, Outbound::Frame(frame.clone()));
+        } else if let Some(caller) = self.bots.hooked.get(bot)
+            && !caller.call(id, kind, frame.as_str().to_string())
+            && let Some(hub) = self.timers.upgrade()
+        {
+            tracing::warn!(
+                bot,
+                conversation = id,
+                "a webhook bot is too far behind; the conversation is handed over"
+            );
+            // Handed over from the hub's queue: this may be in the middle of another change.
+            let _ = hub.try_send(Command::BotCallFailed {
+                bot: bot.to_string(),
+                chat_id: id.to_string(),
+            });
         }
     }
 
@@ -348,64 +462,93 @@ impl HubState {
         if self.bots.connected.get(name) != Some(&conn) {
             return Err(("not_joined", "this connection no longer speaks for the bot".into()));
         }
-        let held = |hub: &Self, id: &str| -> Result<(), (&'static str, String)> {
-            match hub.bots.stages.get(id) {
-                Some(stage) if stage.bot == name => Ok(()),
-                _ => Err(("not_your_chat", format!("{id:?} is no conversation of this bot's"))),
-            }
-        };
-        match frame {
+        let (chat_id, act) = match frame {
             ClientFrame::Message {
                 chat_id,
                 text,
                 client_id,
                 attachments,
             } => {
-                let id = chat_id.ok_or_else(|| ("missing_chat_id", "a bot's message names its chat_id".into()))?;
-                held(self, &id)?;
+                let id = chat_id.ok_or_else(|| ("missing_chat_id", "a bot's message names its chat_id".to_string()))?;
                 if !attachments.is_empty() {
+                    self.held(name, &id)?;
                     return Err(("attachments_not_for_bots", "a bot sends text only".into()));
                 }
-                self.check_message(&text)?;
-                let Some(stage) = self.bots.stages.get_mut(&id) else {
-                    return Ok(());
-                };
-                stage.clock.bot_line();
-                let Stamped { frame, ack, event } =
-                    stage.transcript.record(&id, Author::BOT, text, client_id.as_deref());
-                let customer = stage.customer;
-                let archived = self.archive.push_message(event);
-                let frame = Outbound::Frame(frame);
-                self.send_encoded_to_conn(customer, frame.clone());
-                self.ack_to(conn, SenderCopy::sent_from(conn, ack, frame), archived);
-                Ok(())
+                (id, BotAct::Message { text, client_id })
             }
-            ClientFrame::Handover { chat_id, note } => {
-                held(self, &chat_id)?;
-                let note = note.unwrap_or_default().trim().chars().take(1000).collect();
-                self.hand_over(&chat_id, Handover::Asked, note);
-                Ok(())
+            ClientFrame::Handover { chat_id, note } => (chat_id, BotAct::Handover { note }),
+            ClientFrame::Resolve { chat_id } => (chat_id, BotAct::Resolve),
+            ClientFrame::AskEmail { chat_id } => (chat_id, BotAct::AskEmail),
+            other => {
+                return Err((
+                    "not_allowed",
+                    format!(
+                        "bots may send message, handover, resolve and ask_email, not {:?}",
+                        other.kind()
+                    ),
+                ));
             }
-            ClientFrame::Resolve { chat_id } => {
-                held(self, &chat_id)?;
-                self.end_stage(&chat_id, "resolved", Side::Agent);
-                Ok(())
-            }
-            ClientFrame::AskEmail { chat_id } => {
-                held(self, &chat_id)?;
-                if let Some(stage) = self.bots.stages.get(&chat_id) {
-                    self.send_to_conn(stage.customer, &ServerFrame::EmailAsked { chat_id });
-                }
-                Ok(())
-            }
-            other => Err((
-                "not_allowed",
-                format!(
-                    "bots may send message, handover, resolve and ask_email, not {:?}",
-                    other.kind()
-                ),
-            )),
+        };
+        self.bot_act(Some(conn), name, &chat_id, act).map(|_| ())
+    }
+
+    /// Is conversation `id` bot `name`'s now?
+    fn held(&self, name: &str, id: &str) -> Result<(), (&'static str, String)> {
+        match self.bots.stages.get(id) {
+            Some(stage) if stage.bot == name => Ok(()),
+            _ => Err(("not_your_chat", format!("{id:?} is no conversation of this bot's"))),
         }
+    }
+
+    /// Bot `name` acts on its conversation `id`, from its socket `conn` or (`None`) the
+    /// HTTP API: a message's line as recorded, or the refusal a socket gets as `error`.
+    pub(super) fn bot_act(
+        &mut self,
+        conn: Option<ConnId>,
+        name: &str,
+        id: &str,
+        act: BotAct,
+    ) -> Result<Option<BotLine>, (&'static str, String)> {
+        self.held(name, id)?;
+        match act {
+            BotAct::Message { text, client_id } => {
+                self.check_message(&text)?;
+                let said = Said {
+                    chat_id: Some(id.to_string()),
+                    text,
+                    client_id,
+                    attachments: vec![],
+                };
+                self.stage_line(conn, id, said, true).map(Some)
+            }
+            BotAct::Handover { note } => {
+                let note = note.unwrap_or_default().trim().chars().take(1000).collect();
+                self.hand_over(id, Handover::Asked, note);
+                Ok(None)
+            }
+            BotAct::Resolve => {
+                self.end_stage(id, "resolved", Side::Agent);
+                Ok(None)
+            }
+            BotAct::AskEmail => {
+                if let Some(stage) = self.bots.stages.get(id) {
+                    let frame = ServerFrame::EmailAsked {
+                        chat_id: id.to_string(),
+                    };
+                    self.send_to_conn(stage.customer, &frame);
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// A line to or from a bot: text alone (files wait for a person: `files` says so),
+    /// checked as any line.
+    fn text_only(&self, said: &Said, files: &str) -> Result<(), (&'static str, String)> {
+        if !said.attachments.is_empty() {
+            return Err(("attachments_not_for_bots", files.to_string()));
+        }
+        self.check_message(&said.text)
     }
 
     /// A bot's reply timer ran out: the customer goes to the line unless the bot answered.
@@ -435,6 +578,8 @@ impl HubState {
         tracing::info!(bot = %bot, conversation = %id, why = why.word(), "a bot handed a conversation over");
         self.to_bot(
             &bot,
+            id,
+            "conversation_ended",
             &ServerFrame::ConversationEnded {
                 chat_id: id.to_string(),
                 reason: "handed_over",
@@ -447,6 +592,7 @@ impl HubState {
             (false, _) => note,
             (true, Handover::Asked) => format!("{bot} handed the customer over."),
             (true, Handover::Timeout) => format!("{bot} did not answer in time."),
+            (true, Handover::Unreachable) => format!("{bot} could not be reached."),
             (true, _) => format!("{bot} went offline."),
         };
         let continued = Continued {
@@ -502,6 +648,8 @@ impl HubState {
         self.conversation_resolved(id);
         self.to_bot(
             &stage.bot,
+            id,
+            "conversation_ended",
             &ServerFrame::ConversationEnded {
                 chat_id: id.to_string(),
                 reason,

@@ -511,7 +511,7 @@ impl HubState {
         // Routing opens no more chats than the archive has room for (see `refresh_pairing_room`).
         let mut closing_reserved = false;
         if archived_here {
-            closing_reserved = self.archive.push_opening(ArchiveEvent::Opened(ConversationOpened {
+            let opened = ConversationOpened {
                 id: wire_id.clone(),
                 kind: ConversationKind::Service,
                 category: Some(category.0.to_string()),
@@ -521,7 +521,15 @@ impl HubState {
                 queued_at: info.queued_at,
                 paired_at: started_at,
                 customer: info.profile.clone(),
-            }));
+            };
+            // A continued conversation was created before (by its first pairing, or by
+            // the bot that took it first): this pairing assigns it.
+            closing_reserved = match &continues {
+                None => self.archive.push_opening(ArchiveEvent::Opened(opened)),
+                Some(continues) => self
+                    .archive
+                    .push_reopening(opened, continues.holder.as_ref().map(|(h, _)| h.0.as_str())),
+            };
             match &continues {
                 None => self.conversation_opened(&wire_id, &category, &info.profile, &agent),
                 Some(continues) => {

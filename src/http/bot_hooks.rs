@@ -1,0 +1,109 @@
+//! Webhook bots through the admin API: give a bot (the name a `bot` API token acts as) an
+//! outgoing URL, which the hub then calls with what a socket bot is sent (`bot_hooks`,
+//! `hub::bot_calls`); its secret, to check the calls' signatures with, is in the answer
+//! only. The URL is checked as a webhook endpoint's (`WEBHOOK_ALLOW_PRIVATE`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::{ApiJson, JsonResult};
+use super::responses::{AdminsOnly, Unavailable};
+use super::session::AdminOnly;
+use super::{ApiError, AppState, ErrorBody};
+use crate::bot_hooks::{self, BotHook};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(set, remove))
+}
+
+/// A bot a live `bot` token acts as, and where it is called (none: it connects to `/ws/bot`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BotHookView {
+    pub bot: String,
+    pub url: Option<String>,
+}
+
+/// Where a bot is called.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://bots.example.com/faq"}))]
+pub struct SetBotHook {
+    /// http or https.
+    pub url: String,
+}
+
+/// A bot's hook as set, with the secret its calls are signed with: shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedBotHook {
+    pub bot: String,
+    pub url: String,
+    /// The calls' `Switchboard-Signature` is `v1=` and the hex HMAC-SHA256 of
+    /// `<Switchboard-Timestamp>.<body>` under this secret, as for webhooks.
+    pub secret: String,
+}
+
+/// The bots the desk's live `bot` tokens act as, and the URL each is called at.
+#[utoipa::path(get, path = "/api/admin/bot-hooks", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = [BotHookView]), AdminsOnly, Unavailable))]
+async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<BotHookView>> {
+    let bots = bot_hooks::all(&state.store).await?;
+    Ok(Json(
+        bots.into_iter()
+            .map(|(bot, hook)| BotHookView {
+                bot,
+                url: hook.map(|h| h.url),
+            })
+            .collect(),
+    ))
+}
+
+/// Calls bot `bot` at this URL from now on (a new secret each time): customers of the
+/// categories naming it talk to it first while it has a URL or a socket.
+#[utoipa::path(put, path = "/api/admin/bot-hooks/{bot}", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("bot" = String, Path, description = "the bot's name, as its `bot` token acts as")),
+    request_body = SetBotHook,
+    responses((status = 200, body = CreatedBotHook),
+        (status = 400, description = "`bad_json`; `invalid_bot` (a blank or bad name); `invalid_url`: not http(s), \
+            does not resolve, or resolves to a loopback, link-local or private address while `WEBHOOK_ALLOW_PRIVATE` is off",
+            body = ErrorBody),
+        AdminsOnly, Unavailable))]
+async fn set(
+    _: AdminOnly,
+    State(state): State<AppState>,
+    Path(bot): Path<String>,
+    ApiJson(SetBotHook { url }): ApiJson<SetBotHook>,
+) -> JsonResult<CreatedBotHook> {
+    let bot =
+        crate::core::bots::checked_name(&bot).map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?;
+    let url = super::webhooks::checked_url(&state, &url).await?;
+    let hook = BotHook {
+        url: url.to_string(),
+        secret: crate::webhooks::sign::new_secret(),
+    };
+    bot_hooks::set(&state.store, &bot, Some(&hook)).await?;
+    state.hub.set_bot_hook(bot.clone(), Some(hook.clone())).await?;
+    tracing::info!(bot = %bot, url = %hook.url, "a bot's webhook was set");
+    Ok(Json(CreatedBotHook {
+        bot,
+        url: hook.url,
+        secret: hook.secret,
+    }))
+}
+
+/// The bot is no longer called by webhook; conversations it holds then (unless its socket
+/// is connected) go to their categories' lines.
+#[utoipa::path(delete, path = "/api/admin/bot-hooks/{bot}", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    params(("bot" = String, Path, description = "the bot's name")),
+    responses((status = 204, description = "removed (or there was none)"), AdminsOnly, Unavailable))]
+async fn remove(_: AdminOnly, State(state): State<AppState>, Path(bot): Path<String>) -> Result<StatusCode, ApiError> {
+    bot_hooks::set(&state.store, &bot, None).await?;
+    state.hub.set_bot_hook(bot, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

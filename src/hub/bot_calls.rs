@@ -1,0 +1,164 @@
+//! Calling webhook bots: for each bot with a hook (`bot_hooks`) and no socket, one task
+//! POSTs it, in order, the frames a socket bot would be sent (`conversation`, a customer's
+//! `message`, `customer_email`, `conversation_ended`), each signed as a webhook delivery is
+//! (`webhooks::deliver::post_signed`: the address checked against `WEBHOOK_ALLOW_PRIVATE`,
+//! redirects not followed, a timeout, a cap on the answer read). The body is the frame's
+//! JSON exactly as the socket gets it; `Switchboard-Event-Type` is its `type`.
+//!
+//! A call is tried once: a customer is waiting, so a bot that cannot be reached (refused
+//! address, no answer, not 2xx) or cannot keep up (its queue full) gives up that
+//! conversation, which the hub hands over (`Command::BotCallFailed`). A bot that takes the
+//! call and then never answers over the API hands over after `BOT_REPLY_TIMEOUT_SECS`, as
+//! a socket bot does (the hub's reply timer, not this module).
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::Command;
+use crate::bot_hooks::BotHook;
+use crate::clock::now_ms;
+use crate::store::SharedStore;
+use crate::webhooks::deliver::{Signed, post_signed};
+
+/// Calls queued for one bot. A bot holds a conversation per waiting customer and is sent a
+/// few frames for each; one this far behind is not answering anyone in time.
+const QUEUE: usize = 256;
+
+/// One frame for the bot, about conversation `chat_id`.
+struct Call {
+    chat_id: String,
+    event_type: &'static str,
+    body: String,
+}
+
+/// The hub's handle on one webhook bot's calling task; dropping it ends the task once
+/// the calls queued are made.
+pub(super) struct BotCaller {
+    tx: mpsc::Sender<Call>,
+}
+
+impl BotCaller {
+    /// Starts calling bot `bot` at `hook`; a failed call is told to the hub on `hub`.
+    pub(super) fn start(
+        bot: String,
+        hook: BotHook,
+        allow_private: bool,
+        timeout: Duration,
+        hub: mpsc::WeakSender<Command>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(call_each(bot, hook, allow_private, timeout, hub, rx));
+        Self { tx }
+    }
+
+    /// Queues `body` (a frame of type `event_type`, about `chat_id`) for the bot; false
+    /// when its queue is full (the caller hands the conversation over).
+    pub(super) fn call(&self, chat_id: &str, event_type: &'static str, body: String) -> bool {
+        self.tx
+            .try_send(Call {
+                chat_id: chat_id.to_string(),
+                event_type,
+                body,
+            })
+            .is_ok()
+    }
+}
+
+async fn call_each(
+    bot: String,
+    hook: BotHook,
+    allow_private: bool,
+    timeout: Duration,
+    hub: mpsc::WeakSender<Command>,
+    mut rx: mpsc::Receiver<Call>,
+) {
+    while let Some(call) = rx.recv().await {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let signed = Signed {
+            url: &hook.url,
+            secret: &hook.secret,
+            body: &call.body,
+            event_id: &event_id,
+            event_type: call.event_type,
+        };
+        let posted = post_signed(&signed, now_ms(), allow_private, timeout).await;
+        if posted.ok {
+            continue;
+        }
+        let why = match posted.status {
+            Some(status) => format!("answered {status}: {}", posted.excerpt),
+            None => posted.excerpt,
+        };
+        tracing::warn!(bot = %bot, conversation = %call.chat_id, kind = call.event_type, %why, "a webhook bot's call failed");
+        // The conversation ended with this frame: nobody waits on it.
+        if call.event_type == "conversation_ended" {
+            continue;
+        }
+        let Some(hub) = hub.upgrade() else { return };
+        let failed = Command::BotCallFailed {
+            bot: bot.clone(),
+            chat_id: call.chat_id,
+        };
+        if hub.send(failed).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Tells a starting hub every bot's hook and the categories naming a bot with one; a
+/// store that does not answer is tried again (every 5 s) until it does.
+pub async fn load_bot_hooks(store: SharedStore, hub: super::Hub) {
+    loop {
+        match told(&store, &hub).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook bots wait for the store");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+async fn told(store: &SharedStore, hub: &super::Hub) -> Result<(), String> {
+    let hooked: Vec<(String, BotHook)> = crate::bot_hooks::all(store)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter_map(|(bot, hook)| hook.map(|h| (bot, h)))
+        .collect();
+    if hooked.is_empty() {
+        return Ok(());
+    }
+    let named = crate::category_bots::all(store).await.map_err(|e| e.to_string())?;
+    for (category, bot) in named {
+        if let Some(bot) = bot.filter(|b| hooked.iter().any(|(h, _)| h == b)) {
+            // A hub gone is a hub stopping: nothing to tell.
+            let _ = hub.set_category_bot(category, Some(bot)).await;
+        }
+    }
+    for (bot, hook) in hooked {
+        let _ = hub.set_bot_hook(bot, Some(hook)).await;
+    }
+    Ok(())
+}
+
+/// API token `id` was revoked: a bot socket opened with it closes (`Hub::api_tokens_revoked`),
+/// and a webhook bot left without a live token is called no more (its conversations handed
+/// over), as it could not answer. The store is asked which bot the token acted as.
+pub async fn bot_token_revoked(store: &SharedStore, hub: &super::Hub, id: &str) -> Result<(), String> {
+    hub.api_tokens_revoked(vec![id.to_string()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let tokens = store.api_tokens().await.map_err(|e| e.to_string())?;
+    let Some(bot) = tokens.iter().find(|t| t.id == id).and_then(|t| t.bot.clone()) else {
+        return Ok(());
+    };
+    let live = tokens
+        .iter()
+        .any(|t| t.revoked_at.is_none() && t.bot.as_deref() == Some(bot.as_str()));
+    if !live {
+        hub.set_bot_hook(bot, None).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,330 @@
+//! Webhook bots end to end: a bot with an outgoing URL (a real HTTP server the test starts
+//! on loopback, reachable because `WEBHOOK_ALLOW_PRIVATE` is on) is POSTed what a socket
+//! bot is sent, signed with the secret shown when its URL was set, and answers the
+//! customer over the HTTP API with its token; it hands over the same way. A bot that takes
+//! the calls and never answers hands over after the timeout; one whose URL fails hands
+//! over at once; a private URL is refused without the setting, when set and at each call;
+//! a starting hub knows the bots in the store; revoking a bot's token stops its calls.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use crate::bots::{bot_token, handed_to};
+use crate::common::*;
+
+/// How the test's bot behaves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    /// Answers "hours" with the opening hours over the API, hands anything else over.
+    Answers,
+    /// Takes every call (200) and never answers.
+    Silent,
+    /// Answers every call 500.
+    Fails,
+}
+
+/// The calls the bot got: headers and raw body.
+type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
+/// A real HTTP bot on a loopback port, acting on `hub` with `token`: its URL and its calls.
+async fn bot_server(hub: String, token: String, behaviour: Behaviour) -> (String, Calls) {
+    let calls: Calls = Arc::default();
+    let app = axum::Router::new().route(
+        "/bot",
+        axum::routing::post({
+            let calls = calls.clone();
+            move |headers: HeaderMap, body: String| async move {
+                calls.lock().unwrap().push((headers, body.clone()));
+                match behaviour {
+                    Behaviour::Fails => return StatusCode::INTERNAL_SERVER_ERROR,
+                    Behaviour::Silent => return StatusCode::OK,
+                    Behaviour::Answers => {}
+                }
+                let frame: Value = serde_json::from_str(&body).unwrap();
+                if frame["type"] == "message" && frame["from"] == "customer" {
+                    // Answered after this call's own answer, as a real bot would.
+                    let (hub, token) = (hub.clone(), token.clone());
+                    tokio::spawn(async move { answer(&hub, &token, &frame).await });
+                }
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/bot"), calls)
+}
+
+/// The bot's answer to a customer's line, over the HTTP API.
+async fn answer(hub: &str, token: &str, line: &Value) {
+    let chat = line["chat_id"].as_str().unwrap();
+    let client = reqwest::Client::new();
+    let text = line["text"].as_str().unwrap();
+    let (path, body) = if text.contains("hours") {
+        ("messages", json!({"text": "We are open 9 to 5.", "client_id": "b1"}))
+    } else {
+        ("handover", json!({"note": "wants a person"}))
+    };
+    let answered = client
+        .post(format!("{hub}/api/bot/conversations/{chat}/{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = answered.status().as_u16();
+    let answer = answered.text().await.unwrap();
+    assert!(status == 200 || status == 204, "{path}: {status} {answer}");
+    if path == "messages" {
+        let ack: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(
+            (ack["type"].as_str(), ack["client_id"].as_str()),
+            (Some("ack"), Some("b1")),
+            "{ack}"
+        );
+    }
+}
+
+/// A hub whose General category names bot Faq, called at the URL of a test bot behaving
+/// as `behaviour`: the hub, the admin, the bot's calls and the secret they are signed with.
+async fn hub_with_webhook_bot(
+    behaviour: Behaviour,
+    tweak: impl FnOnce(&mut switchboard::config::Settings),
+) -> (TestHub, Api, Calls, String) {
+    let hub = TestHub::with(|s| {
+        s.webhook_allow_private = true;
+        tweak(s);
+    })
+    .await;
+    let admin = hub.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let token = bot_token(&admin, "Faq").await;
+    let (url, calls) = bot_server(hub.url(""), token, behaviour).await;
+    let set = admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
+        .await;
+    assert_eq!(
+        (set["bot"].as_str(), set["url"].as_str()),
+        (Some("Faq"), Some(url.as_str()))
+    );
+    let secret = set["secret"].as_str().unwrap().to_string();
+    let (_, listed) = admin.get("/api/admin/bot-hooks").await;
+    assert_eq!(listed, json!([{"bot": "Faq", "url": url}]));
+    (hub, admin, calls, secret)
+}
+
+/// The calls' frames, once `n` came, each checked signed with `secret`.
+async fn calls_signed(calls: &Calls, n: usize, secret: &str) -> Vec<Value> {
+    for _ in 0..300 {
+        let got = calls.lock().unwrap().clone();
+        if got.len() >= n {
+            return got
+                .iter()
+                .map(|(headers, body)| {
+                    crate::webhooks::assert_signed(headers, body, secret);
+                    let frame: Value = serde_json::from_str(body).unwrap();
+                    assert_eq!(headers["switchboard-event-type"], frame["type"].as_str().unwrap());
+                    frame
+                })
+                .collect();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the bot was not called {n} times: {:?}", calls.lock().unwrap().len());
+}
+
+#[tokio::test]
+async fn a_webhook_bot_answers_over_the_api_and_hands_over() {
+    let (hub, _admin, calls, secret) = hub_with_webhook_bot(Behaviour::Answers, |_| {}).await;
+    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let started = customer.next_of("chat_started").await;
+    assert_eq!(started["peer_name"], "Faq");
+    let chat = started["chat_id"].as_str().unwrap().to_string();
+
+    customer.say("what are your opening hours?", "c1").await;
+    let answer = customer.next_of("message").await;
+    assert_eq!(
+        (answer["text"].as_str(), answer["from"].as_str(), answer["via"].as_str()),
+        (Some("We are open 9 to 5."), Some("agent"), Some("bot"))
+    );
+
+    customer.say("I need a person", "c2").await;
+    let taken = handed_to(&mut agent, &chat, "what are your opening hours?").await;
+    assert_eq!(taken["transfer"]["note"], "wants a person");
+    assert_eq!(taken["messages"][1]["via"], "bot");
+    customer.next_of("transferred").await;
+
+    // What the bot was sent, signed: the conversation, each customer line, and its end.
+    let frames = calls_signed(&calls, 4, &secret).await;
+    let kinds: Vec<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["conversation", "message", "message", "conversation_ended"]);
+    assert_eq!(frames[0]["chat_id"], chat.as_str());
+    assert_eq!(frames[0]["customer_name"], "Carla");
+    assert_eq!(frames[3]["why"], "asked");
+}
+
+#[tokio::test]
+async fn a_webhook_bot_that_never_answers_hands_over_after_the_timeout() {
+    let (hub, _admin, _calls, _) = hub_with_webhook_bot(Behaviour::Silent, |s| {
+        s.bot_reply_timeout = std::time::Duration::from_millis(300)
+    })
+    .await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    customer.say("hello?", "c1").await;
+    let taken = handed_to(&mut agent, &chat, "hello?").await;
+    assert_eq!(taken["transfer"]["note"], "Faq did not answer in time.");
+}
+
+/// A customer of General goes to Ann at once: bot Faq could not be reached.
+async fn handed_over_at_once(hub: &TestHub) {
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    let taken = agent.next_of("chat_started").await;
+    assert_eq!(taken["chat_id"], chat.as_str());
+    assert_eq!(taken["transfer"]["note"], "Faq could not be reached.");
+}
+
+#[tokio::test]
+async fn a_webhook_bot_whose_url_fails_hands_over_at_once() {
+    let (hub, _admin, _calls, _) = hub_with_webhook_bot(Behaviour::Fails, |_| {}).await;
+    handed_over_at_once(&hub).await;
+}
+
+#[tokio::test]
+async fn a_private_bot_url_is_refused_and_the_api_is_for_the_bots_own_conversations() {
+    let (hub, admin) = TestHub::with_admin().await;
+    for url in [
+        "http://127.0.0.1:9/bot",
+        "http://169.254.169.254/",
+        "ftp://example.com/",
+    ] {
+        let refused = admin
+            .put_answering(400, "/api/admin/bot-hooks/Faq", json!({"url": url}))
+            .await;
+        assert_eq!(refused["error"]["code"], "invalid_url", "{url}: {refused}");
+    }
+
+    let token = bot_token(&admin, "Faq").await;
+    let bot = Api::bearer(&hub, &token);
+    let (status, refused) = bot
+        .post("/api/bot/conversations/nope/messages", json!({"text": "hi"}))
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (404, Some("not_your_chat"))
+    );
+    let (status, refused) = admin.post("/api/bot/conversations/nope/resolve", json!({})).await;
+    assert_eq!(status, 401, "a person's session is no bot token: {refused}");
+    let reader = admin
+        .post_answering(201, "/api/admin/api-tokens", json!({"name": "r", "scopes": ["read"]}))
+        .await;
+    let reader = Api::bearer(&hub, reader["secret"].as_str().unwrap());
+    let (status, refused) = reader.post("/api/bot/conversations/nope/resolve", json!({})).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("missing_scope"))
+    );
+}
+
+/// A hub started over a store holding a webhook bot knows it: no socket tells it that the
+/// bot exists, so it reads the bots' URLs, and the categories naming them, as it starts.
+#[tokio::test]
+async fn a_starting_hub_calls_the_webhook_bots_in_the_store() {
+    let store: switchboard::store::SharedStore = Arc::new(switchboard::store::MemoryStore::new());
+    let allowed = |s: &mut switchboard::config::Settings| s.webhook_allow_private = true;
+    let first = TestHub::with_store(store.clone(), allowed).await;
+    let admin = first.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let token = bot_token(&admin, "Faq").await;
+    let (url, calls) = bot_server(first.url(""), token, Behaviour::Silent).await;
+    let secret = admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
+        .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    drop(admin);
+    first.stop().await;
+
+    let second = TestHub::with_store(store, allowed).await;
+    let mut customer = second.customer("Carla", "general").await;
+    let started = customer.next_of("chat_started").await;
+    assert_eq!(started["peer_name"], "Faq");
+    let frames = calls_signed(&calls, 1, &secret).await;
+    assert_eq!(frames[0]["type"], "conversation");
+    assert_eq!(frames[0]["chat_id"], started["chat_id"]);
+}
+
+/// Revoking a webhook bot's token stops its calls: the customers it holds are handed over
+/// at once, as when a socket bot's token is revoked, and new ones go to the line.
+#[tokio::test]
+async fn revoking_a_webhook_bots_token_hands_its_customers_over() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let (token, id) = crate::bots::bot_token_and_id(&admin, "Faq").await;
+    let (url, calls) = bot_server(hub.url(""), token, Behaviour::Silent).await;
+    admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
+        .await;
+    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    customer.say("hello?", "c1").await;
+    while calls.lock().unwrap().len() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let (status, _) = admin.delete(&format!("/api/admin/api-tokens/{id}")).await;
+    assert_eq!(status, 200);
+    let taken = handed_to(&mut agent, &chat, "hello?").await;
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+    let mut next = hub.customer("Dora", "general").await;
+    assert_eq!(next.next_of("chat_started").await["peer_name"], "ANN");
+    let (_, listed) = admin.get("/api/admin/bot-hooks").await;
+    assert_eq!(listed, json!([]), "a bot without a live token is listed no more");
+
+    // A new token for the bot: it is called at its URL again.
+    bot_token(&admin, "Faq").await;
+    let mut again = hub.customer("Erik", "general").await;
+    assert_eq!(again.next_of("chat_started").await["peer_name"], "Faq");
+}
+
+/// A bot URL set while private addresses were allowed is refused at each call once they
+/// are not: its customers are handed over at once rather than sent into the network.
+#[tokio::test]
+async fn a_private_bot_url_is_refused_at_the_call_too() {
+    let store: switchboard::store::SharedStore = Arc::new(switchboard::store::MemoryStore::new());
+    let allowed = TestHub::with_store(store.clone(), |s| s.webhook_allow_private = true).await;
+    let admin = allowed.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let token = bot_token(&admin, "Faq").await;
+    let (url, calls) = bot_server(allowed.url(""), token, Behaviour::Silent).await;
+    admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
+        .await;
+    drop(admin);
+    allowed.stop().await;
+
+    let hub = TestHub::with_store(store, |_| {}).await;
+    handed_over_at_once(&hub).await;
+    assert!(
+        calls.lock().unwrap().is_empty(),
+        "nothing was sent to the private address"
+    );
+}
