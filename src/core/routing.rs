@@ -214,7 +214,9 @@ pub enum Decision {
         customer: CustomerId,
     },
     /// The agent's chat was taken from them (they vanished past the grace period,
-    /// were disabled, or went offline); the customer is re-queued by a separate `Queued`.
+    /// were disabled, or went offline); the customer is re-queued by a separate `Queued`
+    /// and, paired again, goes on in the same chat (its id and seq), as after a transfer
+    /// to a category.
     ChatWithdrawn {
         chat: ChatId,
         customer: CustomerId,
@@ -912,9 +914,15 @@ impl Routing {
                 customer: chat.customer,
                 agent: id.clone(),
             });
-            let customer = &self.customers[&chat.customer];
+            let customer = self
+                .customers
+                .get_mut(&chat.customer)
+                .expect("chatting customers exist");
             let ticket = customer.ticket;
             if self.queues.contains_key(&chat.category) {
+                // Paired again, they go on in the same chat (its id and seq): the
+                // conversation goes back to the line, not a new one.
+                customer.continuing = Some(chat_id);
                 self.enqueue(chat.customer, chat.category.clone(), ticket, true, out);
                 touched.insert(chat.category);
             } else {

@@ -1074,7 +1074,7 @@ fn known_sequences_decide_exactly_as_the_core() {
             (0, Op::EndChat(1, true)),
         ],
         // Handed to a category and taken there: the same chat; withdrawn from that agent
-        // later, the customer is paired again in a new chat.
+        // later (gone), the customer is paired again in that same chat still.
         vec![
             (0, Op::AgentOnline(0, 3, 1, true)),
             (1, Op::AgentOnline(1, 2, 1, true)),

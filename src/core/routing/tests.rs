@@ -1103,8 +1103,21 @@ impl Harness {
                 Decision::Dequeued { customer, .. } => {
                     self.told.remove(customer);
                 }
-                Decision::ChatEnded { customer, .. } | Decision::ChatWithdrawn { customer, .. } => {
+                Decision::ChatEnded { customer, .. } => {
                     chatting.remove(customer);
+                }
+                Decision::ChatWithdrawn { chat, customer, .. } => {
+                    chatting.remove(customer);
+                    // Its customer waits to go on in it (or is in it again already), unless
+                    // its category is gone and they with it.
+                    if let Some(c) = after.customers.get(customer) {
+                        match c.state {
+                            CustomerState::Waiting => {
+                                assert_eq!(c.continuing, Some(*chat), "a new chat after agent_gone")
+                            }
+                            CustomerState::Chatting(now) => assert_eq!(now, *chat, "a new chat after agent_gone"),
+                        }
+                    }
                 }
                 Decision::BusyEnded { agent } => {
                     // Busy before the event, or set busy by it with no chat running.

@@ -26,7 +26,7 @@ use super::HubState;
 use crate::clock::now_ms;
 use crate::conversations::return_route;
 use crate::core::conversation::{Route, Rules};
-use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId};
+use crate::core::routing::{AgentId, CategoryId, CustomerId};
 use crate::hub::Command;
 use crate::hub::delivery::ConnId;
 use crate::hub::transcript::Transcript;
@@ -62,8 +62,6 @@ pub(crate) struct Continued {
     pub holder: Option<(AgentId, String)>,
     /// Where the customer goes: back to the holder while the sticky preference holds.
     pub route: Route,
-    /// What the next agent's hand-over note says (empty: the customer came back to it).
-    pub note: String,
 }
 
 /// The store is behind or down: what it has of the conversation may be short of its end.
@@ -148,31 +146,6 @@ impl HubState {
         }
     }
 
-    /// Chat `chat`, whose agent is gone, as the conversation its customer goes on with the
-    /// next agent (they are back at the front of its line): its lines, handed on from that
-    /// agent. `None` in a cluster, where the routing script requeues the customer without
-    /// the conversation, and the next chat is a new one (docs/cluster.md).
-    pub(super) fn withdrawn_goes_on(&self, chat: ChatId) -> Option<Box<Continued>> {
-        if self.cluster.is_some() {
-            return None;
-        }
-        let log = self.chats.get(&chat)?;
-        let mut earlier = log.live.after(0);
-        earlier.drain(..earlier.len().saturating_sub(EARLIER_LINES));
-        Some(Box::new(Continued {
-            id: log.wire_id().to_string(),
-            category: log.category.clone(),
-            last_seq: log.live.last_seq(),
-            earlier,
-            holder: Some((log.agent.clone(), log.agent_name.clone())),
-            route: Route::Line,
-            note: format!(
-                "{} went offline; the customer waited for the next agent.",
-                log.agent_name
-            ),
-        }))
-    }
-
     /// Conversation `id` has a live chat, or a customer waiting to continue it.
     fn is_continuing(&self, id: &str) -> bool {
         self.chat_by_wire.contains_key(id)
@@ -232,7 +205,6 @@ async fn read(
         earlier,
         holder,
         route: return_route(&record, now, rules),
-        note: String::new(),
     })
 }
 
@@ -342,7 +314,7 @@ impl Continued {
         let (_, name) = self.earlier_holder(agent)?;
         Some(TransferNote {
             from_name: name.clone(),
-            note: self.note.clone(),
+            note: String::new(),
             category: None,
             earlier_agents: vec![EarlierAgent {
                 name: name.clone(),
