@@ -210,7 +210,6 @@ fn refusal(e: &ClusterRoutingError) -> (&'static str, String) {
             UNAVAILABLE,
             "you are connected on another node; this page will try again".into(),
         ),
-        ClusterRoutingError::AlreadyLive => ("already_live", e.to_string()),
         other => (UNAVAILABLE, format!("the cluster cannot take this now: {other}")),
     }
 }
