@@ -62,6 +62,8 @@ pub(crate) struct Continued {
     pub holder: Option<(AgentId, String)>,
     /// Where the customer goes: back to the holder while the sticky preference holds.
     pub route: Route,
+    /// What the next agent's hand-over note says (empty: the customer came back to it).
+    pub note: String,
 }
 
 /// The store is behind or down: what it has of the conversation may be short of its end.
@@ -205,6 +207,7 @@ async fn read(
         earlier,
         holder,
         route: return_route(&record, now, rules),
+        note: String::new(),
     })
 }
 
@@ -314,7 +317,7 @@ impl Continued {
         let (_, name) = self.earlier_holder(agent)?;
         Some(TransferNote {
             from_name: name.clone(),
-            note: String::new(),
+            note: self.note.clone(),
             category: None,
             earlier_agents: vec![EarlierAgent {
                 name: name.clone(),
