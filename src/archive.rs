@@ -238,10 +238,16 @@ impl Archive {
     /// store, or spooled during an outage), or until `deadline`: what the hub has told
     /// anyone is then readable from the store. Usually one group commit.
     pub async fn written_through_now(&self, deadline: Instant) {
-        let target = self.next_seq.load(Ordering::Relaxed).saturating_sub(1);
+        let target = self.last_handed();
         let mut progress = self.progress.clone();
         let caught_up = progress.wait_for(|p| p.committed >= target);
         let _ = tokio::time::timeout_at(deadline, caught_up).await;
+    }
+
+    /// The sequence number of the last event handed to the archive (0: none yet): once
+    /// `Progress::committed` reaches it, every event handed before this call is durable.
+    pub fn last_handed(&self) -> u64 {
+        self.next_seq.load(Ordering::Relaxed).saturating_sub(1)
     }
 
     /// Waits (at most [`CATCH_UP`]) until every event handed to the archive before this

@@ -633,3 +633,78 @@ async fn a_customer_who_leaves_a_chat_may_join_again_on_the_same_connection() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// A message sent again with its client id and text after the chat went on past it (a
+/// page that moved to another node, or lost its connection, before its `ack` came, and
+/// sends what it has not seen acknowledged, as the protocol asks) is that message: each
+/// side gets the `ack` of its first sending — its seq, id and time — and nobody gets it a
+/// second time. Before, a node dropped a stamp below what it had recorded without a word:
+/// the sender never heard of the message again (scenario 2 found it, with a customer
+/// going on in the same conversation after `agent_gone`).
+#[tokio::test]
+async fn a_message_sent_again_after_the_chat_went_on_gets_its_first_ack() {
+    let (mut agent, _, mut carla, chat, [alpha, beta], store, _servers) =
+        crate::cluster_fixture::chat_across_nodes("cluster-sent-again", ["alpha", "beta"])
+            .await
+            .parts();
+    let from_carla = json!({"type": "message", "text": "my parcel is late", "client_id": "c-1"});
+    let from_ann = json!({"type": "message", "chat_id": chat, "text": "let me look", "client_id": "a-1"});
+    carla.send(from_carla.clone()).await;
+    let first = carla.next_of("ack").await;
+    assert_eq!(agent.next_of("message").await["seq"], 1);
+    agent.send(from_ann.clone()).await;
+    let ann_first = agent.next_of("ack").await;
+    assert_eq!(carla.next_of("message").await["seq"], 2);
+
+    // Each side sends its message again; the chat is at seq 2.
+    carla.send(from_carla).await;
+    let again = carla
+        .next_matching(|f| ["ack", "message", "error"].contains(&f["type"].as_str().unwrap_or_default()))
+        .await;
+    assert_eq!(again, first, "the customer's first ack again");
+    agent.send(from_ann).await;
+    let ann_again = agent
+        .next_matching(|f| ["ack", "message", "error"].contains(&f["type"].as_str().unwrap_or_default()))
+        .await;
+    assert_eq!(ann_again, ann_first, "the agent's first ack again");
+
+    // The chat goes on at seq 3: neither side got a second copy in between.
+    carla
+        .send(json!({"type": "message", "text": "thanks", "client_id": "c-2"}))
+        .await;
+    assert_eq!(carla.next_of("ack").await["seq"], 3);
+    let next = agent.next_matching(|f| f["type"] == "message").await;
+    assert_eq!(
+        (next["seq"].as_u64(), next["text"].as_str()),
+        (Some(3), Some("thanks")),
+        "{next}"
+    );
+
+    carla.send(json!({"type": "leave"})).await;
+    agent.next_of("chat_ended").await;
+    let deadline = Instant::now() + WAIT;
+    let archived = loop {
+        if let Ok(record) = store.conversation(&chat).await
+            && record.closed.is_some()
+        {
+            break record
+                .messages
+                .iter()
+                .map(|m| (m.seq, m.text.clone()))
+                .collect::<Vec<_>>();
+        }
+        assert!(Instant::now() < deadline, "the chat is archived closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        archived,
+        [
+            (1, "my parcel is late".to_string()),
+            (2, "let me look".to_string()),
+            (3, "thanks".to_string())
+        ],
+        "archived once each"
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}

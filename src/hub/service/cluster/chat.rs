@@ -163,6 +163,42 @@ impl HubState {
         }
     }
 
+    /// An own message sent again that Redis had stamped before (`line`, the first
+    /// sending's; `sent`, this sending's id). Not recorded here yet: it is recorded as that
+    /// line, in its turn, and this sending's connection gets the ack. Recorded already —
+    /// the chat went on past it (a page that moved to another node, or lost its connection,
+    /// before its ack came, and sends what it has not seen acknowledged) — it is neither
+    /// recorded nor delivered again, and the connection gets the ack of the first: its
+    /// seq, id and time (once the archive has what it was handed, if it archives the chat).
+    pub(in crate::hub::service) fn chat_sent_again(&mut self, sent: &str, line: ChatLine) {
+        let origin = self.cluster_mut().sent_here.remove(sent);
+        let Some(log) = self.chats.get(&line.chat) else {
+            return;
+        };
+        if line.seq > log.live.last_seq() {
+            if let Some(origin) = origin {
+                self.cluster_mut().sent_here.insert(line.id.clone(), origin);
+            }
+            return self.accept_line(line);
+        }
+        let Some(conn) = origin.and_then(|origin| self.conns.get(&origin)) else {
+            return;
+        };
+        let Stamped { ack, .. } = stamped(
+            log.wire_id(),
+            line.seq,
+            (&line.id, line.at),
+            author(line.from),
+            (String::new(), Vec::new()),
+            line.client_id.as_deref(),
+        );
+        let archived = log.archived_here.then(|| self.archive.last_handed());
+        let copy = SenderCopy::sent_from(conn.handle.id, ack.clone(), Outbound::Frame(ack));
+        self.direct
+            .acks
+            .acknowledge(archived, std::slice::from_ref(&conn.handle), copy);
+    }
+
     /// The chat's log starts past the next seq this node needs (`log_from`): the lines
     /// between are in no log any more — trimmed, or lost with Redis's data (a node that
     /// takes a chat on after a restore finds its log starting after the claimed seq) — so
@@ -303,18 +339,22 @@ impl HubState {
 
 /// Records a line as Redis stamped it, next in `transcript` (seq order is the caller's).
 fn record(transcript: &mut Transcript, wire_id: &str, line: ChatLine) -> Stamped {
-    let author = match line.from {
-        Party::Customer => Author::CUSTOMER,
-        _ => Author::AGENT,
-    };
     let files = line.attachments();
     let stamp = stamped(
         wire_id,
         line.seq,
         (&line.id, line.at),
-        author,
+        author(line.from),
         (line.text, files),
         line.client_id.as_deref(),
     );
     transcript.record_stamped(line.seq, stamp)
+}
+
+/// Who wrote a line of a customer's chat, as the transcript names them.
+fn author(from: Party) -> Author {
+    match from {
+        Party::Customer => Author::CUSTOMER,
+        _ => Author::AGENT,
+    }
 }
