@@ -134,14 +134,36 @@ impl MessageRoom<'_> {
     /// Queues the message in the room taken for it; returns its sequence number.
     pub fn push(mut self, event: ArchiveEvent) -> Option<u64> {
         self.used = true;
-        let hook = self.archive.webhook_event(&event);
-        let room = self.archive.room();
-        let seq = self.archive.send(room, event);
-        self.archive.emit(seq, hook)
+        self.archive.push_admitted(event)
     }
 }
 
 impl Drop for MessageRoom<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.archive.room().written(1);
+        }
+    }
+}
+
+/// Room taken for one chat message that travels with it while its seq is drawn elsewhere
+/// (a line to an away customer on several nodes: Redis draws it), [`Archive::try_hold_message`]:
+/// a [`MessageRoom`] of its own. Given back unless the message is pushed.
+#[must_use]
+pub struct HeldMessageRoom {
+    archive: Archive,
+    used: bool,
+}
+
+impl HeldMessageRoom {
+    /// Queues the message in the room taken for it; returns its sequence number.
+    pub fn push(mut self, event: ArchiveEvent) -> Option<u64> {
+        self.used = true;
+        self.archive.push_admitted(event)
+    }
+}
+
+impl Drop for HeldMessageRoom {
     fn drop(&mut self) {
         if !self.used {
             self.archive.room().written(1);
@@ -345,14 +367,32 @@ impl Archive {
     /// overtaken. A refusal is not counted: the caller says what it refuses
     /// ([`Archive::refused`]) or hands the message on to whoever will.
     pub fn try_reserve_message(&self) -> Option<MessageRoom<'_>> {
-        if self.spool_unusable() {
-            return None;
-        }
-        let admitted = self.room().admit_message();
-        admitted.then(|| MessageRoom {
+        self.admit_reserved().then(|| MessageRoom {
             archive: self,
             used: false,
         })
+    }
+
+    /// [`Archive::try_reserve_message`], the room held apart from this handle: for a
+    /// message whose seq is drawn elsewhere first (a seq drawn for a message the archive
+    /// then refused would be a gap).
+    pub fn try_hold_message(&self) -> Option<HeldMessageRoom> {
+        self.admit_reserved().then(|| HeldMessageRoom {
+            archive: self.clone(),
+            used: false,
+        })
+    }
+
+    fn admit_reserved(&self) -> bool {
+        !self.spool_unusable() && self.room().admit_message()
+    }
+
+    /// Queues a chat message in room already taken for it.
+    fn push_admitted(&self, event: ArchiveEvent) -> Option<u64> {
+        let hook = self.webhook_event(&event);
+        let room = self.room();
+        let seq = self.send(room, event);
+        self.emit(seq, hook)
     }
 
     /// Queues a chat message the hub checked room for; returns its sequence number,

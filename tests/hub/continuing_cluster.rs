@@ -175,3 +175,56 @@ async fn across_nodes_a_customer_whose_agent_vanished_goes_on_in_the_same_conver
         node.stop().await;
     }
 }
+
+/// On several nodes a line to an away customer takes its seq from the conversation's
+/// counter in Redis: room in the archive is taken before, so a line refused for want of
+/// it leaves no gap. Ann's node (beta) archives one event at a time; the store is frozen
+/// (SIGSTOP) while her second line waits for the read of its conversation, and meanwhile
+/// Dora, on beta, is paired with her: beta archives that chat, whose closing keeps the one
+/// slot for as long as it runs. Once the store runs again the line is refused
+/// `archive_unavailable`; after Dora's chat ends the next line is seq 4, and the archive
+/// has 1 to 4. Before, the refused line had drawn seq 4 from Redis first: the next was 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_nodes_a_line_to_an_away_customer_refused_for_want_of_archive_room_leaves_no_gap() {
+    let (mongo, uri) = in_memory_mongod().await;
+    let cluster = Cluster::on("follow-up-room", crate::archive::mongo_store(&uri).await).await;
+    let alpha = cluster.node("alpha", |_| {}).await;
+    let beta = cluster.node("beta", |s| s.archive_buffer = 1).await;
+    let mut ann = beta.agent("ann", &["general"], 2).await;
+    let chat = first_visit(&alpha, &mut ann).await;
+    own_until(&beta, VISITOR, "resolved").await;
+    assert_eq!(ann.say_in(&chat, "follow-up 1", "f1").await["seq"], 3);
+    let follow_up = |n: u32| json!({"type": "message", "chat_id": chat, "text": format!("follow-up {n}"), "client_id": format!("f{n}")});
+
+    signal(&mongo.0, libc::SIGSTOP);
+    ann.send(follow_up(2)).await;
+    let mut dora = beta.customer("Dora", "general").await;
+    dora.next_of("chat_started").await;
+    ann.next_of("chat_started").await;
+    signal(&mongo.0, libc::SIGCONT);
+    let refused = ann.next_matching(|f| f["client_id"] == "f2").await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["code"].as_str()),
+        (Some("error"), Some("archive_unavailable")),
+        "{refused}"
+    );
+
+    dora.send(json!({"type": "leave"})).await;
+    dora.next_of("chat_ended").await;
+    // Sent again while the closing is still being written (refused before any seq is drawn).
+    let ack = loop {
+        ann.send(follow_up(3)).await;
+        let answer = ann.next_matching(|f| f["client_id"] == "f3").await;
+        if answer["type"] == "ack" {
+            break answer;
+        }
+        assert_eq!(answer["code"], "archive_unavailable", "{answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(ack["seq"], 4, "the refused line left no gap: {ack}");
+    let api = beta.login("ann", "agent-password").await;
+    let archived = wait_archived(&api, &chat, 4).await;
+    assert_eq!(u64s_in(&archived["messages"], "seq"), vec![1, 2, 3, 4]);
+    alpha.stop().await;
+    beta.stop().await;
+}
