@@ -521,7 +521,7 @@ impl HubState {
                                 to_agent_id: Some(agent.0.clone()),
                                 to_agent_name: Some(agent_name.clone()),
                                 to_category: None,
-                                note: String::new(),
+                                note: continues.note.clone(),
                             }));
                     }
                     self.conversation_continued(&wire_id, &agent);
