@@ -169,7 +169,9 @@ impl HubState {
     /// the chat went on past it (a page that moved to another node, or lost its connection,
     /// before its ack came, and sends what it has not seen acknowledged) — it is neither
     /// recorded nor delivered again, and the connection gets the ack of the first: its
-    /// seq, id and time (once the archive has what it was handed, if it archives the chat).
+    /// seq, id and time (once the archive has what it was handed, if it archives the chat),
+    /// unless it had the line already (its ack, or the whole message: sent again as the
+    /// answer was on its way), which it does not get twice.
     pub(in crate::hub::service) fn chat_sent_again(&mut self, sent: &str, line: ChatLine) {
         let origin = self.cluster_mut().sent_here.remove(sent);
         let Some(log) = self.chats.get(&line.chat) else {
@@ -181,7 +183,13 @@ impl HubState {
             }
             return self.accept_line(line);
         }
-        let Some(conn) = origin.and_then(|origin| self.conns.get(&origin)) else {
+        let had_it = |origin: &ConnId| {
+            self.cluster
+                .as_ref()
+                .and_then(|cluster| cluster.delivered_here.get(&line.id))
+                .is_some_and(|conns| conns.contains(origin))
+        };
+        let Some(conn) = origin.filter(|o| !had_it(o)).and_then(|origin| self.conns.get(&origin)) else {
             return;
         };
         let Stamped { ack, .. } = stamped(
@@ -265,6 +273,8 @@ impl HubState {
             return;
         };
         let from = line.from;
+        // A line with a client id may be sent again (`chat_sent_again`).
+        let sent_again_as = line.client_id.is_some().then(|| line.id.clone());
         let Stamped { frame, ack, event } = record(&mut log.live.line().transcript, log.wire_id(), line);
         let archived = if log.archived_here {
             self.archive.push_message(event)
@@ -276,6 +286,14 @@ impl HubState {
             Party::Customer => (Recipient::Customer(customer), Recipient::Agent(agent)),
             _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
         };
+        if let Some(id) = sent_again_as {
+            let conns = self.delivery.connections(&sender).iter().map(|c| c.id).collect();
+            let cluster = self.cluster_mut();
+            if cluster.delivered_here.len() >= SENT_HERE_MAX {
+                cluster.delivered_here.clear();
+            }
+            cluster.delivered_here.insert(id, conns);
+        }
         let frame = Outbound::Frame(frame);
         self.delivery.deliver(&peer, &frame);
         let copy = match sent_from {
