@@ -134,14 +134,36 @@ impl MessageRoom<'_> {
     /// Queues the message in the room taken for it; returns its sequence number.
     pub fn push(mut self, event: ArchiveEvent) -> Option<u64> {
         self.used = true;
-        let hook = self.archive.webhook_event(&event);
-        let room = self.archive.room();
-        let seq = self.archive.send(room, event);
-        self.archive.emit(seq, hook)
+        self.archive.push_admitted(event)
     }
 }
 
 impl Drop for MessageRoom<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.archive.room().written(1);
+        }
+    }
+}
+
+/// Room taken for one chat message that travels with it while its seq is drawn elsewhere
+/// (a line to an away customer on several nodes: Redis draws it), [`Archive::try_hold_message`]:
+/// a [`MessageRoom`] of its own. Given back unless the message is pushed.
+#[must_use]
+pub struct HeldMessageRoom {
+    archive: Archive,
+    used: bool,
+}
+
+impl HeldMessageRoom {
+    /// Queues the message in the room taken for it; returns its sequence number.
+    pub fn push(mut self, event: ArchiveEvent) -> Option<u64> {
+        self.used = true;
+        self.archive.push_admitted(event)
+    }
+}
+
+impl Drop for HeldMessageRoom {
     fn drop(&mut self) {
         if !self.used {
             self.archive.room().written(1);
@@ -238,7 +260,7 @@ impl Archive {
     /// store, or spooled during an outage), or until `deadline`: what the hub has told
     /// anyone is then readable from the store. Usually one group commit.
     pub async fn written_through_now(&self, deadline: Instant) {
-        let target = self.next_seq.load(Ordering::Relaxed).saturating_sub(1);
+        let target = self.last_handed();
         let mut progress = self.progress.clone();
         let caught_up = progress.wait_for(|p| p.committed >= target);
         let _ = tokio::time::timeout_at(deadline, caught_up).await;
@@ -250,6 +272,12 @@ impl Archive {
         let mut progress = self.progress.clone();
         let written = progress.wait_for(|p| p.committed >= seq);
         matches!(tokio::time::timeout_at(deadline, written).await, Ok(Ok(_)))
+    }
+
+    /// The sequence number of the last event handed to the archive (0: none yet): once
+    /// `Progress::committed` reaches it, every event handed before this call is durable.
+    pub fn last_handed(&self) -> u64 {
+        self.next_seq.load(Ordering::Relaxed).saturating_sub(1)
     }
 
     /// Waits (at most [`CATCH_UP`]) until every event handed to the archive before this
@@ -347,14 +375,32 @@ impl Archive {
     /// overtaken. A refusal is not counted: the caller says what it refuses
     /// ([`Archive::refused`]) or hands the message on to whoever will.
     pub fn try_reserve_message(&self) -> Option<MessageRoom<'_>> {
-        if self.spool_unusable() {
-            return None;
-        }
-        let admitted = self.room().admit_message();
-        admitted.then(|| MessageRoom {
+        self.admit_reserved().then(|| MessageRoom {
             archive: self,
             used: false,
         })
+    }
+
+    /// [`Archive::try_reserve_message`], the room held apart from this handle: for a
+    /// message whose seq is drawn elsewhere first (a seq drawn for a message the archive
+    /// then refused would be a gap).
+    pub fn try_hold_message(&self) -> Option<HeldMessageRoom> {
+        self.admit_reserved().then(|| HeldMessageRoom {
+            archive: self.clone(),
+            used: false,
+        })
+    }
+
+    fn admit_reserved(&self) -> bool {
+        !self.spool_unusable() && self.room().admit_message()
+    }
+
+    /// Queues a chat message in room already taken for it.
+    fn push_admitted(&self, event: ArchiveEvent) -> Option<u64> {
+        let hook = self.webhook_event(&event);
+        let room = self.room();
+        let seq = self.send(room, event);
+        self.emit(seq, hook)
     }
 
     /// Queues a chat message the hub checked room for; returns its sequence number,

@@ -219,6 +219,17 @@ impl RoutingOp {
             Self::RemoveCategory(c) => core.remove_category(c, out)?,
             Self::Join {
                 category,
+                preferred,
+                continues: Some(continues),
+                ..
+            } => {
+                let conversation = crate::core::routing::ConversationId(continues.id.clone());
+                return core
+                    .join_continuing(category, &conversation, preferred.as_ref(), out)
+                    .map(Some);
+            }
+            Self::Join {
+                category,
                 preferred: Some(preferred),
                 ..
             } => return core.join_preferring(category, preferred, out).map(Some),

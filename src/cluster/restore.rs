@@ -20,8 +20,8 @@ use super::routing_library::LIBRARY;
 use super::routing_replies::MalformedReply;
 use super::routing_scripts::{ClusterRoutingError, ROUTING_KEY};
 use crate::core::routing::{
-    AgentId, CategoryId, ChatId, CustomerId, OfferId, Party, RoutingState, StateAgent, StateChat, StateCustomer,
-    StateOffer, Ticket,
+    AgentId, CategoryId, ChatId, ConversationId, CustomerId, OfferId, Party, RoutingState, StateAgent, StateChat,
+    StateCustomer, StateOffer, Ticket,
 };
 
 /// The `t` of the events-stream entry `restore` adds; its arguments: the routing state,
@@ -110,6 +110,7 @@ fn encode(state: &RoutingState) -> String {
                 c.away_epoch.map(|e| e.to_string()).unwrap_or_default(),
                 passed,
                 c.continuing.map(|chat| chat.0.to_string()).unwrap_or_default(),
+                c.conversation.as_ref().map_or("", |id| id.0.as_str()),
             ])
         })
         .collect();
@@ -213,6 +214,11 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
                 Some(v) => maybe(v)?.map(ChatId),
                 None => None,
             },
+            conversation: c
+                .get(7)
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(|id| ConversationId(id.to_string())),
         });
     }
     for a in list(&value["agents"]) {
@@ -348,6 +354,7 @@ mod tests {
                     away_epoch: Some(12),
                     passed: vec![],
                     continuing: None,
+                    conversation: None,
                 },
                 StateCustomer {
                     id: CustomerId(5),
@@ -357,6 +364,7 @@ mod tests {
                     away_epoch: None,
                     passed: vec![AgentId("bo".into()), AgentId("cy".into())],
                     continuing: Some(ChatId(11)),
+                    conversation: Some(ConversationId("0190-conv".into())),
                 },
                 StateCustomer {
                     id: CustomerId(13),
@@ -366,6 +374,7 @@ mod tests {
                     away_epoch: None,
                     passed: vec![AgentId("bo".into())],
                     continuing: None,
+                    conversation: None,
                 },
             ],
             agents: vec![

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use crate::core::places::Places;
 use crate::core::routing::{
-    AgentId, AgentView, CategoryId, ChatEnd, ChatId, CustomerId, Decision, OfferEnd, OfferId, Party, Removal,
-    RoutingState, StateAgent, StateChat, StateCustomer, StateOffer, Ticket,
+    AgentId, AgentView, CategoryId, ChatEnd, ChatId, ConversationId, CustomerId, Decision, OfferEnd, OfferId, Party,
+    Removal, RoutingState, StateAgent, StateChat, StateCustomer, StateOffer, Ticket,
 };
 
 /// A reply that is not what the scripts write: a script and this adapter disagree.
@@ -99,6 +99,15 @@ fn maybe_id(items: &[Value], i: usize) -> Result<Option<u64>, MalformedReply> {
         "" => Ok(None),
         _ => id(items, i).map(Some),
     }
+}
+
+/// The conversation a customer continues (absent or empty: none).
+fn conversation(items: &[Value], i: usize) -> Option<ConversationId> {
+    items
+        .get(i)
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .map(|id| ConversationId(id.to_string()))
 }
 
 fn count(items: &[Value], i: usize) -> Result<usize, MalformedReply> {
@@ -330,6 +339,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
                 away_epoch: customer.away,
                 passed: strings(w, 3)?.into_iter().map(AgentId).collect(),
                 continuing: maybe_id(w, 4)?.map(ChatId),
+                conversation: conversation(w, 5),
             });
             queue.push(customer);
         }
@@ -402,6 +412,7 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
             away_epoch: chat.customer_away,
             passed: strings(c, 7)?.into_iter().map(AgentId).collect(),
             continuing: None,
+            conversation: conversation(c, 8),
         });
         state.chats.push(StateChat {
             id: chat.chat,

@@ -18,7 +18,8 @@ use super::routing_replies::{MalformedReply, RoutingSnapshot, parse_decisions, p
 use super::routing_transitions::Transition;
 use crate::core::places::Places;
 use crate::core::routing::{
-    AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId, Party, RoutingError, RoutingMode, Ticket,
+    AgentId, AgentStatus, CategoryId, ChatId, ConversationId, CustomerId, Decision, OfferId, Party, RoutingError,
+    RoutingMode, Ticket,
 };
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -59,10 +60,6 @@ pub enum ClusterRoutingError {
     /// stale (the node itself is alive). Nothing changed.
     #[error("the sender is held by another node")]
     NotHeld,
-    /// A join continuing a conversation that a customer continues already (on any node):
-    /// one live customer per conversation. Nothing changed.
-    #[error("this conversation is open in another window")]
-    AlreadyLive,
     /// Redis did not answer, or failed. When the call was sent, the transition may or may
     /// not have been applied (see `docs/cluster.md`, section 9: the events stream tells).
     #[error("redis: {0}")]
@@ -77,7 +74,6 @@ impl From<redis::RedisError> for ClusterRoutingError {
             Some("FENCED") => Self::Fenced,
             Some("node_alive") => Self::NodeAlive,
             Some("not_held") => Self::NotHeld,
-            Some("already_live") => Self::AlreadyLive,
             // The core's error for a code the scripts reply with (`RoutingError::code()`).
             Some(code) => match code.parse() {
                 Ok(refusal) => Self::Refused(refusal),
@@ -294,6 +290,20 @@ impl RedisRouting {
         preferred: &AgentId,
     ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
         self.join_with(&[&category.0, "", "", "", "", "", "", "", &preferred.0])
+            .await
+    }
+
+    /// A customer continuing conversation `conversation` joins `category`, preferring its
+    /// holder when given (`Routing::join_continuing`): refused `already_live` while another
+    /// customer continues it, on any node.
+    pub async fn join_continuing(
+        &self,
+        category: &CategoryId,
+        conversation: &ConversationId,
+        preferred: Option<&AgentId>,
+    ) -> Result<(CustomerId, Applied), ClusterRoutingError> {
+        let preferred = preferred.map_or("", |agent| agent.0.as_str());
+        self.join_with(&[&category.0, "", "", "", "", "", "", "", preferred, &conversation.0, "0"])
             .await
     }
 

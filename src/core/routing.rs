@@ -16,7 +16,10 @@
 //!   joined (their *ticket*), including those put back at the front after
 //!   their agent vanished;
 //! - work conservation: no connected customer waits in a category while an
-//!   agent eligible for it has spare capacity.
+//!   agent eligible for it has spare capacity;
+//! - a conversation has one live customer at most: a customer continuing it (waiting or
+//!   chatting) holds it until they are forgotten, and a second join continuing it is
+//!   refused ([`RoutingError::AlreadyLive`]).
 //!
 //! Place updates are coalesced: events only mark a queue dirty and
 //! [`Routing::flush_places`] tells each waiting customer whose 1-based place
@@ -65,6 +68,11 @@ impl From<&str> for CategoryId {
         Self(name.into())
     }
 }
+
+/// A conversation a customer continues (its id as the store and the wire know it). A chat
+/// is one live session of it; the core keeps one live customer per conversation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConversationId(pub String);
 
 /// An offer of a waiting customer to one agent (a category in offer mode), allocated when made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -214,7 +222,9 @@ pub enum Decision {
         customer: CustomerId,
     },
     /// The agent's chat was taken from them (they vanished past the grace period,
-    /// were disabled, or went offline); the customer is re-queued by a separate `Queued`.
+    /// were disabled, or went offline); the customer is re-queued by a separate `Queued`
+    /// and, paired again, goes on in the same chat (its id and seq), as after a transfer
+    /// to a category.
     ChatWithdrawn {
         chat: ChatId,
         customer: CustomerId,
@@ -312,6 +322,9 @@ pub enum RoutingError {
     /// limit, or the transferring agent themselves), or does not hold the category the chat
     /// was to move into.
     AgentNotEligible,
+    /// A join continuing a conversation that another customer continues now (waiting or
+    /// chatting): one live customer per conversation.
+    AlreadyLive,
 }
 
 impl RoutingError {
@@ -338,6 +351,7 @@ impl fmt::Display for RoutingError {
             Self::AgentNotEligible => {
                 "that agent cannot take this chat now (offline, away, busy, without its category, or at their limit)"
             }
+            Self::AlreadyLive => "this conversation is open in another window",
         })
     }
 }
@@ -402,8 +416,10 @@ struct Customer {
     /// agent rung over and over, nor a transfer bouncing back).
     passed: BTreeSet<AgentId>,
     /// The chat this waiting customer continues once paired (they were transferred to a
-    /// category): paired again, it keeps its id (and its seq).
+    /// category, or their agent went offline): paired again, it keeps its id (and its seq).
     continuing: Option<ChatId>,
+    /// The conversation this customer continues (a returning customer), held while they are.
+    conversation: Option<ConversationId>,
 }
 
 impl Customer {
@@ -490,6 +506,8 @@ pub struct Routing {
     offer_mode: BTreeSet<CategoryId>,
     /// The offers standing, each of one waiting customer to one agent.
     offers: BTreeMap<OfferId, Offer>,
+    /// The conversations customers continue now, each with its one live customer.
+    live: HashMap<ConversationId, CustomerId>,
 }
 
 /// A read-only view of an online agent, for the adapter's live figures.
@@ -579,7 +597,7 @@ impl Routing {
         let freed = self.withdraw_offers_in(category, out);
         let queue = self.queues.remove(category).expect("checked above");
         for (_, customer) in queue {
-            self.customers.remove(&customer);
+            self.forget_customer(customer);
             out.push(Decision::Dequeued {
                 customer,
                 reason: Removal::CategoryRemoved,
@@ -605,7 +623,21 @@ impl Routing {
 
     /// A new customer joins `category`'s queue; paired at once when an agent is eligible.
     pub fn join(&mut self, category: &CategoryId, out: &mut Vec<Decision>) -> Result<CustomerId, RoutingError> {
-        self.admit(category, None, out)
+        self.admit(category, None, None, out)
+    }
+
+    /// A customer comes back to conversation `conversation`: as [`Routing::join`] (or
+    /// [`Routing::join_preferring`] with `preferred`), refused [`RoutingError::AlreadyLive`]
+    /// while another customer continues it; they hold it until they are forgotten (they
+    /// left the line, their chat ended, their category was removed).
+    pub fn join_continuing(
+        &mut self,
+        category: &CategoryId,
+        conversation: &ConversationId,
+        preferred: Option<&AgentId>,
+        out: &mut Vec<Decision>,
+    ) -> Result<CustomerId, RoutingError> {
+        self.admit(category, preferred, Some(conversation), out)
     }
 
     /// A customer comes back to a conversation `preferred` holds (the sticky return): as
@@ -622,13 +654,14 @@ impl Routing {
         preferred: &AgentId,
         out: &mut Vec<Decision>,
     ) -> Result<CustomerId, RoutingError> {
-        self.admit(category, Some(preferred), out)
+        self.admit(category, Some(preferred), None, out)
     }
 
     fn admit(
         &mut self,
         category: &CategoryId,
         preferred: Option<&AgentId>,
+        conversation: Option<&ConversationId>,
         out: &mut Vec<Decision>,
     ) -> Result<CustomerId, RoutingError> {
         // The core's own id of the category: the customer's entries here and in what
@@ -640,9 +673,16 @@ impl Routing {
         if self.closed.contains(&category) {
             return Err(RoutingError::CategoryClosed);
         }
+        if conversation.is_some_and(|c| self.live.contains_key(c)) {
+            return Err(RoutingError::AlreadyLive);
+        }
         let id = CustomerId(self.next());
         let ticket = Ticket(self.next());
         self.enqueue(id, category.clone(), ticket, false, out);
+        if let Some(conversation) = conversation {
+            self.live.insert(conversation.clone(), id);
+            self.customers.get_mut(&id).expect("enqueued just now").conversation = Some(conversation.clone());
+        }
         let preferred = preferred.filter(|agent| {
             self.agents
                 .get(*agent)
@@ -686,6 +726,7 @@ impl Routing {
                 offer: None,
                 passed: BTreeSet::new(),
                 continuing: None,
+                conversation: None,
             })
         });
         customer.state = CustomerState::Waiting;
@@ -702,6 +743,13 @@ impl Routing {
             requeued,
         });
         out.push(Decision::WaitingChanged { category, waiting });
+    }
+
+    /// A customer who is gone from the routing: the conversation they continued is free.
+    fn forget_customer(&mut self, id: CustomerId) {
+        if let Some(conversation) = self.customers.remove(&id).and_then(|c| c.conversation) {
+            self.live.remove(&conversation);
+        }
     }
 
     fn dequeue(&mut self, id: CustomerId, out: &mut Vec<Decision>) {
@@ -729,7 +777,7 @@ impl Routing {
             CustomerState::Waiting => {
                 let offered_to = self.withdraw_customer_offer(id, out);
                 self.dequeue(id, out);
-                self.customers.remove(&id);
+                self.forget_customer(id);
                 out.push(Decision::Dequeued {
                     customer: id,
                     reason: Removal::Left,
@@ -796,7 +844,7 @@ impl Routing {
         match customer.state {
             CustomerState::Waiting => {
                 self.dequeue(id, out);
-                self.customers.remove(&id);
+                self.forget_customer(id);
                 out.push(Decision::Dequeued {
                     customer: id,
                     reason: Removal::Left,
@@ -912,14 +960,20 @@ impl Routing {
                 customer: chat.customer,
                 agent: id.clone(),
             });
-            let customer = &self.customers[&chat.customer];
+            let customer = self
+                .customers
+                .get_mut(&chat.customer)
+                .expect("chatting customers exist");
             let ticket = customer.ticket;
             if self.queues.contains_key(&chat.category) {
+                // Paired again, they go on in the same chat (its id and seq): the
+                // conversation goes back to the line, not a new one.
+                customer.continuing = Some(chat_id);
                 self.enqueue(chat.customer, chat.category.clone(), ticket, true, out);
                 touched.insert(chat.category);
             } else {
                 // Their category was removed while they chatted: nowhere to go back to.
-                self.customers.remove(&chat.customer);
+                self.forget_customer(chat.customer);
                 out.push(Decision::Dequeued {
                     customer: chat.customer,
                     reason: Removal::CategoryRemoved,
@@ -1027,7 +1081,7 @@ impl Routing {
 
     fn end_chat_inner(&mut self, chat_id: ChatId, by: Party, reason: ChatEnd, out: &mut Vec<Decision>) {
         let chat = self.chats.remove(&chat_id).expect("caller checked the chat exists");
-        self.customers.remove(&chat.customer);
+        self.forget_customer(chat.customer);
         out.push(Decision::ChatEnded {
             chat: chat_id,
             customer: chat.customer,

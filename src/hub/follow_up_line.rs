@@ -26,6 +26,9 @@ pub(crate) struct FollowUpLine {
     pub by_customer: bool,
     /// Who waits to hear whether it was stamped (a line from elsewhere: no socket to tell).
     pub outcome: Option<Outcome>,
+    /// The archive's room, taken before Redis draws its seq (several nodes): a line the
+    /// archive refused after its seq was drawn would leave a gap. Given back if dropped.
+    pub room: Option<crate::archive::HeldMessageRoom>,
 }
 
 /// Tells a caller once whether their line was stamped (`Err`: why not): whichever step

@@ -396,6 +396,13 @@ pub(crate) enum Command {
         /// A fill's: the seq the chat's log starts at (`chat_log::LogRead::first`).
         log_from: Option<u64>,
     },
+    /// This node's chat message that its sender sent again (same client id and text) and
+    /// Redis had stamped before: `line` is the first sending's (its seq, id and time), `sent`
+    /// the id this sending went under, by which the node knows the connection to acknowledge.
+    ChatSentAgain {
+        sent: String,
+        line: crate::cluster::chat_log::ChatLine,
+    },
     /// An ended chat's log as read after its end (`RouterCall::ClosingRead`): the lines
     /// the archiving node had not recorded go to the archive, then the closing.
     ChatClosingLines {

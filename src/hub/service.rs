@@ -510,6 +510,7 @@ impl HubState {
                 filled,
                 log_from,
             } => self.chat_lines(lines, filled, log_from),
+            Command::ChatSentAgain { sent, line } => self.chat_sent_again(&sent, line),
             Command::ChatClosingLines { chat, lines, log_from } => self.chat_closing_lines(chat, lines, log_from),
             Command::ChatSignal(signal) => self.chat_signal(signal),
             Command::ChatResync => self.chat_resync(),

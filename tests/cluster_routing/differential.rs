@@ -15,7 +15,8 @@ use switchboard::cluster::routing_replies::RoutingSnapshot;
 use switchboard::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use switchboard::core::places::Places;
 use switchboard::core::routing::{
-    AgentId, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId, Party, Routing, RoutingError, RoutingMode,
+    AgentId, AgentStatus, CategoryId, ChatId, ConversationId, CustomerId, Decision, OfferId, Party, Routing,
+    RoutingError, RoutingMode,
 };
 
 use crate::{agent, cat, digest, expire_lease, flushall, register, runtime_and_redis};
@@ -74,6 +75,9 @@ enum Op {
     AgentEnds(usize, bool),
     /// A customer returns to a conversation held by an agent (the sticky return).
     JoinPreferring(usize, usize),
+    /// A customer continues conversation `v<n>` (a reopen), preferring an agent or not:
+    /// refused `already_live` while another customer continues it.
+    JoinContinuing(usize, usize, Option<usize>),
 }
 
 fn status(s: u8) -> AgentStatus {
@@ -90,6 +94,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(Op::RemoveCategory),
         6 => (0..3usize).prop_map(Op::Join),
         3 => (0..3usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
+        3 => (0..3usize, 0..2usize, prop::option::of(0..3usize)).prop_map(|(c, v, a)| Op::JoinContinuing(c, v, a)),
         2 => any::<usize>().prop_map(Op::Leave),
         2 => any::<usize>().prop_map(Op::CustomerDisconnect),
         3 => any::<usize>().prop_map(Op::CustomerResume),
@@ -126,6 +131,7 @@ fn offers_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0..2usize).prop_map(Op::Join),
         2 => (0..2usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
+        1 => (0..2usize, 0..2usize, prop::option::of(0..3usize)).prop_map(|(c, v, a)| Op::JoinContinuing(c, v, a)),
         2 => any::<usize>().prop_map(Op::Leave),
         2 => any::<usize>().prop_map(Op::CustomerDisconnect),
         2 => any::<usize>().prop_map(Op::CustomerResume),
@@ -298,6 +304,19 @@ impl Harness {
                 let (category, preferred) = (cat(CATEGORIES[i]), agent(AGENTS[a]));
                 let (result, out) = with_out(|out| core.join_preferring(&category, &preferred, out));
                 let redis = node.join_preferring(&category, &preferred).await;
+                if let (Ok(id), Ok((redis_id, _))) = (&result, &redis) {
+                    prop_assert_eq!(id, redis_id, "the two engines gave the new customer different ids");
+                    self.customers.push(*id);
+                    self.customer_holder.insert(*id, n);
+                }
+                (result.map(|_| out), from_redis(redis.map(|(_, applied)| applied))?)
+            }
+            Op::JoinContinuing(i, v, a) => {
+                let (category, conversation) = (cat(CATEGORIES[i]), ConversationId(format!("v{v}")));
+                let preferred = a.map(|a| agent(AGENTS[a]));
+                let (result, out) =
+                    with_out(|out| core.join_continuing(&category, &conversation, preferred.as_ref(), out));
+                let redis = node.join_continuing(&category, &conversation, preferred.as_ref()).await;
                 if let (Ok(id), Ok((redis_id, _))) = (&result, &redis) {
                     prop_assert_eq!(id, redis_id, "the two engines gave the new customer different ids");
                     self.customers.push(*id);
@@ -1074,7 +1093,7 @@ fn known_sequences_decide_exactly_as_the_core() {
             (0, Op::EndChat(1, true)),
         ],
         // Handed to a category and taken there: the same chat; withdrawn from that agent
-        // later, the customer is paired again in a new chat.
+        // later (gone), the customer is paired again in that same chat still.
         vec![
             (0, Op::AgentOnline(0, 3, 1, true)),
             (1, Op::AgentOnline(1, 2, 1, true)),
@@ -1082,6 +1101,23 @@ fn known_sequences_decide_exactly_as_the_core() {
             (0, Op::TransferToCategory(0, true, 1)),
             (1, Op::AgentOffline(1)),
             (1, Op::EndChat(0, true)),
+        ],
+        // One live customer per conversation, across nodes: a second join continuing it
+        // is refused on the other node, also while its customer waits again after their
+        // agent went offline (in the same chat); once its chat ended it may be continued.
+        vec![
+            (0, Op::AgentOnline(0, 1, 1, true)),
+            (0, Op::JoinContinuing(0, 0, Some(0))),
+            (1, Op::JoinContinuing(0, 0, None)),
+            (1, Op::JoinContinuing(0, 1, Some(0))),
+            (0, Op::AgentOffline(0)),
+            (1, Op::JoinContinuing(1, 0, None)),
+            (1, Op::AgentOnline(1, 1, 2, true)),
+            (0, Op::JoinContinuing(0, 0, None)),
+            (1, Op::EndChat(0, true)),
+            (0, Op::JoinContinuing(0, 0, Some(1))),
+            (0, Op::Leave(1)),
+            (1, Op::JoinContinuing(0, 1, None)),
         ],
     ];
     for steps in sequences {
@@ -1120,5 +1156,19 @@ fn known_sequences_decide_exactly_as_the_core() {
     ];
     if let Err(failure) = runtime.block_on(run_case_restored_at(&conn, &steps, Some(5))) {
         panic!("{steps:?} restored at 5: {failure}");
+    }
+    // Redis loses its data while customers continue conversations (one chatting, one
+    // waiting): restored, each still holds theirs, and a second join is refused.
+    let steps = vec![
+        (0, Op::AgentOnline(0, 1, 1, true)),
+        (0, Op::JoinContinuing(0, 0, Some(0))),
+        (1, Op::JoinContinuing(0, 1, None)),
+        (1, Op::JoinContinuing(0, 0, None)),
+        (0, Op::JoinContinuing(0, 1, None)),
+        (0, Op::EndChat(0, true)),
+        (1, Op::JoinContinuing(0, 0, None)),
+    ];
+    if let Err(failure) = runtime.block_on(run_case_restored_at(&conn, &steps, Some(3))) {
+        panic!("{steps:?} restored at 3: {failure}");
     }
 }

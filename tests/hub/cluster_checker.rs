@@ -33,6 +33,11 @@ pub enum Seen {
     ChatStarted {
         chat: String,
         peer: String,
+        /// The chat goes on from an earlier pairing (`transfer` or `continued`): a
+        /// conversation continued after its agent went, with the next agent.
+        handed_on: bool,
+        /// The chat's lines so far that the frame carries (`messages`), as a snapshot's.
+        messages: Vec<Msg>,
     },
     ChatEnded {
         chat: String,
@@ -191,8 +196,9 @@ pub fn check(history: &History) -> Vec<Fault> {
     faults
 }
 
-/// Each customer holds at most one chat at a time; each chat has one agent; every chat
-/// an agent was given is one its customer was given.
+/// Each customer holds at most one chat at a time; each chat has one agent, but for one
+/// handed on to the next (a conversation continued after its agent went); every chat an
+/// agent was given is one its customer was given.
 fn pairings(history: &History) -> Vec<Fault> {
     let mut faults = vec![];
     let mut customer_chats: HashMap<&str, HashSet<&str>> = HashMap::new();
@@ -221,13 +227,18 @@ fn pairings(history: &History) -> Vec<Fault> {
             }
         }
     }
+    // Who was given each chat other than by a hand-over: one agent at most.
     let mut agent_of: BTreeMap<&str, &str> = BTreeMap::new();
     for person in history.people.iter().filter(|p| p.role != Role::Customer) {
         for seen in &person.seen {
-            let Seen::ChatStarted { chat, peer } = seen else {
+            let Seen::ChatStarted {
+                chat, peer, handed_on, ..
+            } = seen
+            else {
                 continue;
             };
-            if let Some(other) = agent_of.insert(chat, &person.name)
+            if !handed_on
+                && let Some(other) = agent_of.insert(chat, &person.name)
                 && other != person.name
             {
                 faults.push(Fault::DoublePairing {
@@ -407,6 +418,12 @@ fn sequences(history: &History) -> Vec<Fault> {
                         have.entry(&m.chat).or_default().push(m.seq);
                     }
                 }
+                Seen::ChatStarted { messages, .. } => {
+                    for m in messages {
+                        ids.entry((&m.chat, m.seq)).or_default().insert(&m.id);
+                        have.entry(&m.chat).or_default().push(m.seq);
+                    }
+                }
                 _ => {}
             }
         }
@@ -552,6 +569,18 @@ mod tests {
         Seen::ChatStarted {
             chat: chat.into(),
             peer: peer.into(),
+            handed_on: false,
+            messages: vec![],
+        }
+    }
+
+    /// `chat` handed on to the one who sees this, carrying its lines `seqs`.
+    fn handed_on(chat: &str, peer: &str, seqs: &[u64]) -> Seen {
+        Seen::ChatStarted {
+            chat: chat.into(),
+            peer: peer.into(),
+            handed_on: true,
+            messages: seqs.iter().map(|seq| msg(chat, *seq)).collect(),
         }
     }
 
@@ -674,6 +703,73 @@ mod tests {
             .filter(|f| matches!(f, Fault::DoublePairing { .. }))
             .collect();
         assert_eq!(doubles.len(), 2, "{faults:?}");
+    }
+
+    /// Ann's node died: her customer went on in the same chat with Bob, who was handed it
+    /// with its lines so far. One agent at a time, nothing missing; but the same chat
+    /// given to Bob without a hand-over is two agents for it, and a hand-over without the
+    /// lines leaves Bob a gap.
+    #[test]
+    fn a_chat_handed_on_to_the_next_agent_is_one_pairing_and_its_lines_count_as_held() {
+        let history = |bob_started: Seen| History {
+            people: vec![
+                person(
+                    "ann",
+                    Role::Agent { limit: 1 },
+                    vec![
+                        started("c1", "carla"),
+                        Seen::Message(msg("c1", 1)),
+                        Seen::Ack(msg("c1", 2)),
+                    ],
+                ),
+                person(
+                    "bob",
+                    Role::Agent { limit: 1 },
+                    vec![bob_started, Seen::Message(msg("c1", 3)), ended("c1")],
+                ),
+                person(
+                    "carla",
+                    Role::Customer,
+                    vec![
+                        started("c1", "ANN"),
+                        Seen::Ack(msg("c1", 1)),
+                        Seen::Message(msg("c1", 2)),
+                        ended("c1"),
+                        handed_on("c1", "BOB", &[1, 2]),
+                        Seen::Ack(msg("c1", 3)),
+                        ended("c1"),
+                    ],
+                ),
+            ],
+            line: vec![
+                entered("general", "carla", 1),
+                served("general", "carla", 1),
+                LineEvent::ChatOver {
+                    customer: "carla".into(),
+                },
+                entered("general", "carla", 1),
+                served("general", "carla", 1),
+            ],
+            archive: BTreeMap::from([("c1".to_string(), vec![msg("c1", 1), msg("c1", 2), msg("c1", 3)])]),
+        };
+        assert_eq!(check(&history(handed_on("c1", "carla", &[1, 2]))), vec![]);
+        // Whoever is read first.
+        let mut bob_first = history(handed_on("c1", "carla", &[1, 2]));
+        bob_first.people.swap(0, 1);
+        assert_eq!(check(&bob_first), vec![]);
+        let faults = check(&history(started("c1", "carla")));
+        assert!(
+            matches!(&faults[..], [Fault::DoublePairing { customer, .. }, ..] if customer == "carla"),
+            "{faults:?}"
+        );
+        assert_eq!(
+            check(&history(handed_on("c1", "carla", &[]))),
+            vec![Fault::SeqGap {
+                who: "bob".into(),
+                chat: "c1".into(),
+                missing: 1
+            }]
+        );
     }
 
     #[test]

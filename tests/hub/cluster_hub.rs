@@ -633,3 +633,85 @@ async fn a_customer_who_leaves_a_chat_may_join_again_on_the_same_connection() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// A message sent again with its client id and text after the chat went on past it is
+/// that message. A page that lost its connection before its `ack` came sends again what it
+/// has not seen acknowledged, as the protocol asks: its new connection gets the ack of the
+/// first sending (its seq, id and time) and nobody gets the message a second time. A
+/// connection that had the line already (sent again as the ack was on its way) gets no
+/// second copy of it. Before, a node dropped a stamp below what it had recorded without a
+/// word: the page never heard of its message again (scenario 2 found it, with customers
+/// going on in the same conversation after `agent_gone`).
+#[tokio::test]
+async fn a_message_sent_again_after_the_chat_went_on_gets_its_first_ack() {
+    let (mut agent, _, mut carla, chat, [alpha, beta], store, _servers) =
+        crate::cluster_fixture::chat_across_nodes("cluster-sent-again", ["alpha", "beta"])
+            .await
+            .parts();
+    let from_carla = json!({"type": "message", "text": "my parcel is late", "client_id": "c-1"});
+    let from_ann = json!({"type": "message", "chat_id": chat, "text": "let me look", "client_id": "a-1"});
+    carla.send(from_carla.clone()).await;
+    let first = carla.next_of("ack").await;
+    assert_eq!(agent.next_of("message").await["seq"], 1);
+    agent.send(from_ann.clone()).await;
+    assert_eq!(agent.next_of("ack").await["seq"], 2);
+    assert_eq!(carla.next_of("message").await["seq"], 2);
+
+    // Carla's page reconnects (it never saw its ack, say) and sends her line again.
+    let token = carla.token.clone().expect("welcomed");
+    drop(carla);
+    let mut carla = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+    carla
+        .send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
+    carla.next_of("resumed").await;
+    carla.send(from_carla).await;
+    let again = carla
+        .next_matching(|f| ["ack", "message", "error"].contains(&f["type"].as_str().unwrap_or_default()))
+        .await;
+    assert_eq!(again, first, "the customer's first ack again");
+
+    // Ann sends hers again on the connection that had its ack: nothing comes back for it.
+    agent.send(from_ann).await;
+    let next = agent.say_in(&chat, "anything else?", "a-2").await;
+    assert_eq!(
+        (next["seq"].as_u64(), next["client_id"].as_str()),
+        (Some(3), Some("a-2")),
+        "{next}"
+    );
+    // And the chat goes on at seq 4: neither side got a second copy in between.
+    carla
+        .send(json!({"type": "message", "text": "thanks", "client_id": "c-2"}))
+        .await;
+    let seen = carla
+        .next_matching(|f| ["ack", "message", "error"].contains(&f["type"].as_str().unwrap_or_default()))
+        .await;
+    assert_eq!(
+        (seen["type"].as_str(), seen["seq"].as_u64()),
+        (Some("message"), Some(3)),
+        "{seen}"
+    );
+    assert_eq!(carla.next_of("ack").await["seq"], 4);
+    let next = agent.next_matching(|f| f["type"] == "message").await;
+    assert_eq!(
+        (next["seq"].as_u64(), next["text"].as_str()),
+        (Some(4), Some("thanks")),
+        "{next}"
+    );
+
+    carla.send(json!({"type": "leave"})).await;
+    agent.next_of("chat_ended").await;
+    let deadline = Instant::now() + WAIT;
+    let archived = loop {
+        if let Ok(record) = store.conversation(&chat).await
+            && record.closed.is_some()
+        {
+            break record.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+        }
+        assert!(Instant::now() < deadline, "the chat is archived closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(archived, [1, 2, 3, 4], "archived once each");
+    alpha.stop().await;
+    beta.stop().await;
+}

@@ -275,6 +275,8 @@ pub fn seen_of(frame: &Value) -> Option<Seen> {
         "chat_started" => Seen::ChatStarted {
             chat: chat(),
             peer: frame["peer_name"].as_str().unwrap_or_default().to_string(),
+            handed_on: frame["transfer"].is_object() || frame["continued"] == true,
+            messages: snapshot(frame).1,
         },
         "chat_ended" => Seen::ChatEnded { chat: chat() },
         "error" if frame["code"] == "resume_expired" => Seen::ResumeExpired,
@@ -343,6 +345,11 @@ fn complete_up_to(have: &BTreeSet<u64>) -> u64 {
 #[derive(Default)]
 struct InChat {
     id: String,
+    /// Which of the visit's pairings it is (from 1): a conversation continued after
+    /// `agent_gone` comes back under its id, and its messages need client ids of their
+    /// own — a message sent with an earlier one's client id and text within 30 s is taken
+    /// for that one, sent again (docs/protocol.md, several nodes).
+    pairing: usize,
     /// Exchanges done: a message of theirs acknowledged and answered.
     done: usize,
     /// Their message waiting for its ack and the answer: its client id and ack's seq.
@@ -400,6 +407,8 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
     let mut resuming = false;
     // Joins sent again after a connection closed before its welcome.
     let mut rejoins = 0;
+    // Chats started (or found in a `resumed`, paired while away) so far.
+    let mut pairings = 0;
     loop {
         if chat
             .as_ref()
@@ -425,7 +434,7 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                     if let Some(t) = traffic {
                         tokio::time::sleep(rng.random_range(Duration::ZERO..=t.max_think)).await;
                     }
-                    let client_id = format!("{name}-{}-{}", c.id, c.done);
+                    let client_id = format!("{name}-{}-{}-{}", c.id, c.pairing, c.done);
                     send(
                         &mut ws,
                         json!({"type": "message", "text": format!("hello {}", c.done), "client_id": client_id}),
@@ -511,8 +520,10 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
             "welcome" => token = frame["resume_token"].as_str().map(String::from),
             "queued" => ctx.set(&name, Phase::Waiting),
             "chat_started" => {
+                pairings += 1;
                 chat = Some(InChat {
                     id: frame["chat_id"].as_str().unwrap().to_string(),
+                    pairing: pairings,
                     ..InChat::default()
                 });
             }
@@ -524,8 +535,10 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                         let c = chat.get_or_insert_with(InChat::default);
                         if c.id != id {
                             // Paired while away.
+                            pairings += 1;
                             *c = InChat {
                                 id: id.to_string(),
+                                pairing: pairings,
                                 ..InChat::default()
                             };
                         }

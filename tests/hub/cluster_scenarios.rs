@@ -592,6 +592,8 @@ struct Outcome {
     /// Chats whose closing never reached the archive.
     unclosed: Vec<String>,
     elapsed: Duration,
+    /// The clients' traces, for a failed assertion's story.
+    ctx: Ctx,
 }
 
 impl Outcome {
@@ -933,6 +935,7 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         line,
         unclosed,
         elapsed,
+        ctx,
     }
 }
 
@@ -1093,8 +1096,9 @@ async fn scenario_2_a_killed_nodes_people_are_released_after_the_grace_period() 
         assert!(c.finished, "{} never finished", c.person.name);
         if c.ended.iter().any(|r| r == "agent_gone") {
             requeued += 1;
-            assert!(c.requeued > 0, "{} was put back in line", c.person.name);
-            assert_eq!(chats_started(c), 2, "{} was paired again", c.person.name);
+            let story = || outcome.ctx.story(&c.person.name);
+            assert!(c.requeued > 0, "{} was put back in line\n{}", c.person.name, story());
+            assert_eq!(chats_started(c), 2, "{} was paired again\n{}", c.person.name, story());
         } else {
             assert_eq!(chats_started(c), 1, "{} paired once", c.person.name);
         }

@@ -99,3 +99,132 @@ async fn across_nodes_what_the_agent_writes_while_the_customer_is_away_comes_fir
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// Carla on alpha with Ann on beta; Ann's laptop dies. Past the grace period Carla goes back
+/// to the front of the line, and Bob, on gamma, takes her: the same conversation (its id on
+/// every node, its lines, the seq going on), handed on from Ann, one record in the archive.
+#[tokio::test]
+async fn across_nodes_a_customer_whose_agent_vanished_goes_on_in_the_same_conversation() {
+    let cluster = Cluster::start("agent-gone-cluster").await;
+    let alpha = cluster.node("alpha", |_| {}).await;
+    let beta = cluster.node("beta", |_| {}).await;
+    let gamma = cluster.node("gamma", |_| {}).await;
+    let mut ann = beta.agent("ann", &["general"], 1).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = carla.chat_started().await;
+    ann.next_of("chat_started").await;
+    assert_eq!(carla.say("my parcel is late", "c1").await["seq"], 1);
+    ann.next_of("message").await;
+    assert_eq!(ann.say_in(&chat, "let me look", "a1").await["seq"], 2);
+    carla.next_of("message").await;
+
+    // Ann's laptop dies; after her grace period Carla is back at the front of the line.
+    drop(ann);
+    let ended = carla.next_of("chat_ended").await;
+    assert_eq!(
+        (ended["chat_id"].as_str(), ended["reason"].as_str()),
+        (Some(chat.as_str()), Some("agent_gone")),
+        "{ended}"
+    );
+    assert_eq!(carla.next_of("queued").await["requeued"], true);
+
+    // Bob, on gamma, takes her: the same conversation, handed on from Ann.
+    let mut bob = gamma.agent("bob", &["general"], 1).await;
+    let started = carla.next_of("chat_started").await;
+    assert_eq!(started["chat_id"].as_str(), Some(chat.as_str()), "{started}");
+    // Signing in, he may have been paired before his page settled (`agent` waits for that).
+    let to_bob = bob.seen_or_next_matching(|f| f["type"] == "chat_started").await;
+    assert_eq!(
+        (to_bob["chat_id"].as_str(), to_bob["transfer"]["from_name"].as_str()),
+        (Some(chat.as_str()), Some("ANN")),
+        "{to_bob}"
+    );
+    // Her lines reach him, with the chat or right after it.
+    let mut lines = seqs_and_texts(&to_bob["messages"])
+        .into_iter()
+        .map(|(seq, text)| (seq, text.to_string()))
+        .collect::<Vec<_>>();
+    while lines.len() < 2 {
+        let m = bob.seen_or_next_matching(|f| f["type"] == "message").await;
+        lines.push((m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(
+        lines,
+        vec![(1, "my parcel is late".to_string()), (2, "let me look".to_string())]
+    );
+
+    // The seq goes on, both ways; the archive has one conversation, now Bob's.
+    assert_eq!(carla.say("still nothing", "c2").await["seq"], 3);
+    let line = bob
+        .seen_or_next_matching(|f| f["type"] == "message" && f["seq"] == 3)
+        .await;
+    assert_eq!(line["chat_id"].as_str(), Some(chat.as_str()), "{line}");
+    assert_eq!(bob.say_in(&chat, "found it", "b1").await["seq"], 4);
+    assert_eq!(carla.next_of("message").await["seq"], 4);
+    let admin = alpha.admin().await;
+    let archived = wait_archived(&admin, &chat, 4).await;
+    assert_eq!(u64s_in(&archived["messages"], "seq"), vec![1, 2, 3, 4]);
+    assert_eq!(archived["agent_name"].as_str(), Some("BOB"), "{archived}");
+    let (_, listing) = admin.get("/api/conversations").await;
+    assert_eq!(
+        (listing["total"].as_u64(), listing["items"][0]["id"].as_str()),
+        (Some(1), Some(chat.as_str())),
+        "one conversation, not two: {listing}"
+    );
+    for node in [alpha, beta, gamma] {
+        node.stop().await;
+    }
+}
+
+/// On several nodes a line to an away customer takes its seq from the conversation's
+/// counter in Redis: room in the archive is taken before, so a line refused for want of
+/// it leaves no gap. Ann's node (beta) archives one event at a time; the store is frozen
+/// (SIGSTOP) while her second line waits for the read of its conversation, and meanwhile
+/// Dora, on beta, is paired with her: beta archives that chat, whose closing keeps the one
+/// slot for as long as it runs. Once the store runs again the line is refused
+/// `archive_unavailable`; after Dora's chat ends the next line is seq 4, and the archive
+/// has 1 to 4. Before, the refused line had drawn seq 4 from Redis first: the next was 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_nodes_a_line_to_an_away_customer_refused_for_want_of_archive_room_leaves_no_gap() {
+    let (mongo, uri) = in_memory_mongod().await;
+    let cluster = Cluster::on("follow-up-room", crate::archive::mongo_store(&uri).await).await;
+    let alpha = cluster.node("alpha", |_| {}).await;
+    let beta = cluster.node("beta", |s| s.archive_buffer = 1).await;
+    let mut ann = beta.agent("ann", &["general"], 2).await;
+    let chat = first_visit(&alpha, &mut ann).await;
+    own_until(&beta, VISITOR, "resolved").await;
+    assert_eq!(ann.say_in(&chat, "follow-up 1", "f1").await["seq"], 3);
+    let follow_up = |n: u32| json!({"type": "message", "chat_id": chat, "text": format!("follow-up {n}"), "client_id": format!("f{n}")});
+
+    signal(&mongo.0, libc::SIGSTOP);
+    ann.send(follow_up(2)).await;
+    let mut dora = beta.customer("Dora", "general").await;
+    dora.next_of("chat_started").await;
+    ann.next_of("chat_started").await;
+    signal(&mongo.0, libc::SIGCONT);
+    let refused = ann.next_matching(|f| f["client_id"] == "f2").await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["code"].as_str()),
+        (Some("error"), Some("archive_unavailable")),
+        "{refused}"
+    );
+
+    dora.send(json!({"type": "leave"})).await;
+    dora.next_of("chat_ended").await;
+    // Sent again while the closing is still being written (refused before any seq is drawn).
+    let ack = loop {
+        ann.send(follow_up(3)).await;
+        let answer = ann.next_matching(|f| f["client_id"] == "f3").await;
+        if answer["type"] == "ack" {
+            break answer;
+        }
+        assert_eq!(answer["code"], "archive_unavailable", "{answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(ack["seq"], 4, "the refused line left no gap: {ack}");
+    let api = beta.login("ann", "agent-password").await;
+    let archived = wait_archived(&api, &chat, 4).await;
+    assert_eq!(u64s_in(&archived["messages"], "seq"), vec![1, 2, 3, 4]);
+    alpha.stop().await;
+    beta.stop().await;
+}

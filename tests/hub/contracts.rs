@@ -124,7 +124,8 @@ async fn the_archive_keeps_each_chat_under_its_chat_id_with_the_documented_end_r
         pair("system", "disconnect")
     );
 
-    // An admin disables the agent: their customer is told `agent_gone`, the archive says `expiry`.
+    // An admin disables the agent: their customer is told `agent_gone` and waits for the
+    // next agent in the same conversation, open in the archive; leaving ends it.
     let mut dan = hub.agent("dan", &["sales"], 1).await;
     let (mut c, disabled) = paired(&hub, "Disabled", "sales").await;
     dan.next_of("chat_started").await;
@@ -135,17 +136,23 @@ async fn the_archive_keeps_each_chat_under_its_chat_id_with_the_documented_end_r
     assert_eq!(status, 200);
     assert_eq!(ending(&c.next_of("chat_ended").await), pair("system", "agent_gone"));
     assert_eq!(c.next_of("queued").await["requeued"], true);
+    let (_, open) = admin.get(&format!("/api/conversations/{disabled}")).await;
+    assert!(open["ended_at"].is_null(), "{open}");
+    c.send(json!({"type": "leave"})).await;
     let a = archived(&admin, &disabled).await;
     assert_eq!(
         pair(a["ended_by"].as_str().unwrap(), a["reason"].as_str().unwrap()),
-        pair("system", "expiry")
+        pair("customer", "ended")
     );
 
-    // The agent vanishes past the grace period: `agent_gone` live, `disconnect` in the archive.
+    // The agent vanishes past the grace period: `agent_gone` live; the customer, gone too
+    // while they wait, ends it as `disconnect` in the archive.
     let eve = hub.agent("eve", &["billing"], 1).await;
     let (mut c, lapsed) = paired(&hub, "Lapsed", "billing").await;
     drop(eve);
     assert_eq!(ending(&c.next_of("chat_ended").await), pair("system", "agent_gone"));
+    c.next_of("queued").await;
+    drop(c);
     let a = archived(&admin, &lapsed).await;
     assert_eq!(
         pair(a["ended_by"].as_str().unwrap(), a["reason"].as_str().unwrap()),

@@ -83,11 +83,16 @@ function R.restore()
   for _, c in ipairs(s.closed or {}) do redis.call('SADD', K_CLOSED, c) end
   for _, c in ipairs(s.offer_mode or {}) do redis.call('SADD', K_OFFER_MODE, c) end
   -- { id, category, ticket, chat or '', away epoch or '', agents who passed them,
-  --   the chat a waiting customer goes on in or '' }
+  --   the chat a waiting customer goes on in or '', the conversation they continue or '' }
   for _, c in ipairs(s.customers) do
     local id, category, ticket, chat, away = c[1], c[2], c[3], c[4], c[5]
     redis.call('HSET', k_customer(id), 'cat', category, 'ticket', ticket)
     if c[7] and c[7] ~= '' then redis.call('HSET', k_customer(id), 'continuing', c[7]) end
+    -- Its one live customer again (routing.lua's k_conv_live).
+    if c[8] and c[8] ~= '' then
+      redis.call('HSET', k_customer(id), 'conv', c[8])
+      redis.call('SET', k_conv_live(c[8]), id)
+    end
     for _, agent in ipairs(c[6] or {}) do redis.call('SADD', k_passed(id), agent) end
     if chat ~= '' then redis.call('HSET', k_customer(id), 'chat', chat) end
     if away ~= '' then redis.call('HSET', k_customer(id), 'away', away) end

@@ -520,8 +520,8 @@ local function end_chat_inner(chat, by, reason)
 end
 
 -- The agent goes offline at once: their offers are withdrawn, chats are withdrawn and
--- customers re-queued at the front with their original wait (or dropped when their
--- category is gone).
+-- customers re-queued at the front with their original wait, to go on in the same chat
+-- when paired again (or dropped when their category is gone).
 local function agent_offline(agent)
   if redis.call('EXISTS', k_agent(agent)) == 0 then return end
   local touched = {}
@@ -542,6 +542,8 @@ local function agent_offline(agent)
     redis.call('ZREM', K_CHATS, chat)
     emit({ 'chat_withdrawn', chat, customer, agent })
     if category_exists(category) then
+      -- Paired again, they go on in the same chat (its id and seq): open_chat reads it.
+      redis.call('HSET', k_customer(customer), 'continuing', chat)
       enqueue(customer, category, redis.call('HGET', k_customer(customer), 'ticket'), true)
       touched[#touched + 1] = category
     else

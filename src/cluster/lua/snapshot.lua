@@ -26,8 +26,8 @@ local s = { categories = {}, agents = {}, chats = {}, offers = {} }
 for _, c in ipairs(redis.call('ZRANGE', P .. 'categories', 0, -1)) do
   local queue = {}
   for _, id in ipairs(redis.call('ZRANGE', P .. 'q:' .. c, 0, -1)) do
-    local f = redis.call('HMGET', P .. 'customer:' .. id, 'ticket', 'away', 'continuing')
-    queue[#queue + 1] = { id, f[1], f[2] or '', passed(id), f[3] or '' }
+    local f = redis.call('HMGET', P .. 'customer:' .. id, 'ticket', 'away', 'continuing', 'conv')
+    queue[#queue + 1] = { id, f[1], f[2] or '', passed(id), f[3] or '', f[4] or '' }
   end
   s.categories[#s.categories + 1] = { c, queue }
 end
@@ -42,8 +42,9 @@ for _, id in ipairs(redis.call('ZRANGE', P .. 'agents', 0, -1)) do
 end
 for _, chat in ipairs(redis.call('ZRANGE', P .. 'chats', 0, -1)) do
   local f = redis.call('HMGET', P .. 'chat:' .. chat, 'customer', 'agent', 'category')
-  local c = redis.call('HMGET', P .. 'customer:' .. f[1], 'away', 'ticket', 'cat')
-  s.chats[#s.chats + 1] = { chat, f[1], f[2], f[3], c[1] or '', c[2] or '0', c[3] or f[3], passed(f[1]) }
+  local c = redis.call('HMGET', P .. 'customer:' .. f[1], 'away', 'ticket', 'cat', 'conv')
+  s.chats[#s.chats + 1] = { chat, f[1], f[2], f[3], c[1] or '', c[2] or '0', c[3] or f[3], passed(f[1]),
+    c[4] or '' }
 end
 for _, offer in ipairs(redis.call('ZRANGE', P .. 'offers', 0, -1)) do
   local f = redis.call('HMGET', P .. 'offer:' .. offer, 'customer', 'agent', 'category')

@@ -42,6 +42,16 @@ impl Routing {
         self.customers.get(&id)?.continuing
     }
 
+    /// The conversation a customer continues (a returning customer), if any.
+    pub fn customer_conversation(&self, id: CustomerId) -> Option<&super::ConversationId> {
+        self.customers.get(&id)?.conversation.as_ref()
+    }
+
+    /// The customer continuing conversation `id` now (waiting or chatting), if any.
+    pub fn conversation_customer(&self, id: &super::ConversationId) -> Option<CustomerId> {
+        self.live.get(id).copied()
+    }
+
     pub fn customer_category(&self, id: CustomerId) -> Option<&CategoryId> {
         self.customers.get(&id).map(|c| &c.category)
     }

@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{
-    Agent, AgentId, CategoryId, Chat, ChatId, Customer, CustomerId, CustomerState, Offer, OfferId, Routing, Ticket,
+    Agent, AgentId, CategoryId, Chat, ChatId, ConversationId, Customer, CustomerId, CustomerState, Offer, OfferId,
+    Routing, Ticket,
 };
 
 /// A customer waiting or chatting.
@@ -22,8 +23,11 @@ pub struct StateCustomer {
     pub away_epoch: Option<u64>,
     /// The agents who passed them this round (declined, let lapse, transferred), bytewise order.
     pub passed: Vec<AgentId>,
-    /// The chat a waiting customer continues once paired (transferred to a category).
+    /// The chat a waiting customer continues once paired (transferred to a category, or
+    /// their agent went offline).
     pub continuing: Option<ChatId>,
+    /// The conversation they continue (a returning customer), its one live customer.
+    pub conversation: Option<ConversationId>,
 }
 
 /// An online agent.
@@ -103,6 +107,7 @@ impl Routing {
                 away_epoch: c.away_epoch,
                 passed: c.passed.iter().cloned().collect(),
                 continuing: c.continuing,
+                conversation: c.conversation.clone(),
             })
             .collect();
         customers.sort_by_key(|c| c.id);
@@ -159,7 +164,13 @@ impl Routing {
         let mut queues: BTreeMap<CategoryId, BTreeSet<(Ticket, CustomerId)>> =
             state.categories.into_iter().map(|c| (c, BTreeSet::new())).collect();
         let mut customers = HashMap::new();
+        let mut live = HashMap::new();
         for c in state.customers {
+            if let Some(conversation) = &c.conversation
+                && live.insert(conversation.clone(), c.id).is_some()
+            {
+                return bad(format!("two customers continue conversation {conversation:?}"));
+            }
             let customer_state = match c.chat {
                 None => {
                     // Waiting in a known category (a chatting one's may have been removed).
@@ -183,6 +194,7 @@ impl Routing {
                 offer: None,
                 passed: c.passed.into_iter().collect(),
                 continuing: c.continuing,
+                conversation: c.conversation,
             };
             customers.insert(c.id, Box::new(customer));
         }
@@ -285,6 +297,7 @@ impl Routing {
             counter: state.counter,
             pairing_room: state.pairing_room,
             held_back: state.held_back,
+            live,
         })
     }
 }

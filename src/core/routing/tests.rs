@@ -792,6 +792,8 @@ enum Op {
     Join(usize),
     /// A customer returns to a conversation held by an agent (the sticky return).
     JoinPreferring(usize, usize),
+    /// A customer continues conversation `v<n>` (a reopen), preferring its holder or not.
+    JoinContinuing(usize, usize, Option<usize>),
     Leave(usize),
     CustomerDisconnect(usize),
     CustomerResume(usize),
@@ -837,6 +839,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(Op::RemoveCategory),
         6 => (0..3usize).prop_map(Op::Join),
         3 => (0..3usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
+        3 => (0..3usize, 0..3usize, prop::option::of(0..3usize)).prop_map(|(c, v, a)| Op::JoinContinuing(c, v, a)),
         2 => any::<usize>().prop_map(Op::Leave),
         2 => any::<usize>().prop_map(Op::CustomerDisconnect),
         2 => any::<usize>().prop_map(Op::CustomerResume),
@@ -936,6 +939,19 @@ impl Harness {
                 self.preferred = Some(agent(AGENTS[a]));
                 r.join_preferring(&cat(CATEGORIES[i]), &agent(AGENTS[a]), out)
                     .map(|c| self.customers.push(c))
+            }
+            Op::JoinContinuing(i, v, a) => {
+                let conversation = ConversationId(format!("v{v}"));
+                let live = r.conversation_customer(&conversation);
+                self.preferred = a.map(|a| agent(AGENTS[a]));
+                let joined = r.join_continuing(&cat(CATEGORIES[i]), &conversation, self.preferred.as_ref(), out);
+                // Refused as already live exactly while someone continues it.
+                match &joined {
+                    Err(RoutingError::AlreadyLive) => assert!(live.is_some(), "refused, yet nobody holds it"),
+                    Ok(_) => assert!(live.is_none(), "a second live customer of {conversation:?}"),
+                    Err(_) => {}
+                }
+                joined.map(|c| self.customers.push(c))
             }
             Op::Leave(i) => r.leave(self.customer(i), out),
             Op::CustomerDisconnect(i) => r.customer_disconnected(self.customer(i), out),
@@ -1103,8 +1119,21 @@ impl Harness {
                 Decision::Dequeued { customer, .. } => {
                     self.told.remove(customer);
                 }
-                Decision::ChatEnded { customer, .. } | Decision::ChatWithdrawn { customer, .. } => {
+                Decision::ChatEnded { customer, .. } => {
                     chatting.remove(customer);
+                }
+                Decision::ChatWithdrawn { chat, customer, .. } => {
+                    chatting.remove(customer);
+                    // Its customer waits to go on in it (or is in it again already), unless
+                    // its category is gone and they with it.
+                    if let Some(c) = after.customers.get(customer) {
+                        match c.state {
+                            CustomerState::Waiting => {
+                                assert_eq!(c.continuing, Some(*chat), "a new chat after agent_gone")
+                            }
+                            CustomerState::Chatting(now) => assert_eq!(now, *chat, "a new chat after agent_gone"),
+                        }
+                    }
                 }
                 Decision::BusyEnded { agent } => {
                     // Busy before the event, or set busy by it with no chat running.
@@ -1276,6 +1305,19 @@ fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
         }
         assert!(a.lapses < LAPSES_BEFORE_AWAY);
     }
+    // A conversation never has two live customers: the core's index of them is exactly
+    // the customers continuing one.
+    let mut holding: HashMap<&ConversationId, CustomerId> = HashMap::new();
+    for (id, c) in &r.customers {
+        if let Some(conversation) = &c.conversation {
+            assert!(
+                holding.insert(conversation, *id).is_none(),
+                "two live customers of {conversation:?}"
+            );
+            assert_eq!(r.live.get(conversation), Some(id));
+        }
+    }
+    assert_eq!(holding.len(), r.live.len(), "a conversation held by nobody");
     // A customer continuing a chat (transferred to a category) waits, and that chat is not running.
     for (id, c) in &r.customers {
         if let Some(chat) = c.continuing {

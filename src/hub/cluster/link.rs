@@ -210,7 +210,6 @@ fn refusal(e: &ClusterRoutingError) -> (&'static str, String) {
             UNAVAILABLE,
             "you are connected on another node; this page will try again".into(),
         ),
-        ClusterRoutingError::AlreadyLive => ("already_live", e.to_string()),
         other => (UNAVAILABLE, format!("the cluster cannot take this now: {other}")),
     }
 }
@@ -917,10 +916,23 @@ async fn stamp_messages(
     for (m, _) in batch {
         let refused = match (stamps.next(), &failed) {
             (Some(Ok(stamp)), _) => {
-                // Sent again after a refusal whose call Redis applied late: it is the
-                // message first stamped, acknowledged and archived as that one.
-                let (id, at) = stamp.first.unwrap_or((m.id, m.at));
-                lines.push(ChatLine {
+                let Some((id, at)) = stamp.first else {
+                    lines.push(ChatLine {
+                        chat: m.chat,
+                        seq: stamp.seq,
+                        id: m.id,
+                        at: m.at,
+                        from: m.from,
+                        text: m.text,
+                        client_id: m.client_id,
+                        files: m.files,
+                    });
+                    continue;
+                };
+                // Sent again (after a refusal whose call Redis applied late, or by a page
+                // that never saw its ack): it is the message first stamped, acknowledged
+                // and archived as that one, which the hub may have recorded long since.
+                let line = ChatLine {
                     chat: m.chat,
                     seq: stamp.seq,
                     id,
@@ -929,7 +941,9 @@ async fn stamp_messages(
                     text: m.text,
                     client_id: m.client_id,
                     files: m.files,
-                });
+                };
+                tell_lines(hub, std::mem::take(&mut lines)).await;
+                tell(hub, Command::ChatSentAgain { sent: m.id, line }).await;
                 continue;
             }
             (Some(Err(e)), _) => {

@@ -74,6 +74,11 @@ pub(crate) struct ClusterState {
     /// message. Any other line (from another node, or read from a chat's log for a side
     /// that came back here) reaches both sides whole, since no connection here had its text.
     sent_here: HashMap<String, ConnId>,
+    /// The sender's connections here that got each line with a client id recorded here (its
+    /// ack, or the whole message): a message sent again under that client id gets the ack
+    /// of its first sending only on a connection that has not had it. At most
+    /// [`SENT_HERE_MAX`] lines, cleared past it (then one may be answered twice: harmless).
+    delivered_here: HashMap<String, Vec<ConnId>>,
     /// Resumes of another node's customers waiting for their chat's log to be read.
     pub(super) resuming: HashMap<ChatId, resume::PendingResume>,
     /// Customers whose `customer_resumed` this node sent and has not seen applied: their
@@ -183,6 +188,7 @@ impl ClusterState {
             generation: 0,
             joins_sent: 0,
             sent_here: HashMap::new(),
+            delivered_here: HashMap::new(),
             resuming: HashMap::new(),
             awaiting_resumed: HashMap::new(),
             closing: HashMap::new(),

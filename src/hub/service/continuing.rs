@@ -26,7 +26,7 @@ use super::HubState;
 use crate::clock::now_ms;
 use crate::conversations::return_route;
 use crate::core::conversation::{Route, Rules};
-use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId};
+use crate::core::routing::{AgentId, CategoryId, CustomerId};
 use crate::hub::Command;
 use crate::hub::delivery::ConnId;
 use crate::hub::transcript::Transcript;
@@ -146,31 +146,6 @@ impl HubState {
         if let Err((code, message)) = result {
             self.error_to_conn(conn, code, message, None);
         }
-    }
-
-    /// Chat `chat`, whose agent is gone, as the conversation its customer goes on with the
-    /// next agent (they are back at the front of its line): its lines, handed on from that
-    /// agent. `None` in a cluster, where the routing script requeues the customer without
-    /// the conversation, and the next chat is a new one (docs/cluster.md).
-    pub(super) fn withdrawn_goes_on(&self, chat: ChatId) -> Option<Box<Continued>> {
-        if self.cluster.is_some() {
-            return None;
-        }
-        let log = self.chats.get(&chat)?;
-        let mut earlier = log.live.after(0);
-        earlier.drain(..earlier.len().saturating_sub(EARLIER_LINES));
-        Some(Box::new(Continued {
-            id: log.wire_id().to_string(),
-            category: log.category.clone(),
-            last_seq: log.live.last_seq(),
-            earlier,
-            holder: Some((log.agent.clone(), log.agent_name.clone())),
-            route: Route::Line,
-            note: format!(
-                "{} went offline; the customer waited for the next agent.",
-                log.agent_name
-            ),
-        }))
     }
 
     /// Conversation `id` has a live chat, or a customer waiting to continue it.

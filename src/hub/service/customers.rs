@@ -7,7 +7,7 @@ use crate::clock::now_ms;
 use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::core::conversation::Route;
-use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision, Party};
+use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision, Party, RoutingError};
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::protocol::{ClientFrame, FIRST_MESSAGE_MAX_CHARS, From, JoinFrame, ServerFrame};
 use crate::store::CustomerProfile;
@@ -109,11 +109,24 @@ impl HubState {
         }
         let mut out = vec![];
         // A customer continuing a conversation goes back to its agent while that holds.
-        let joined = match continues.as_ref().map(|c| &c.route) {
-            Some(Route::Prefer(agent)) => self.routing.join_preferring(&category, agent, &mut out),
-            _ => self.routing.join(&category, &mut out),
+        // The core holds the conversation for them: one live customer per conversation.
+        let preferred = match continues.as_ref().map(|c| &c.route) {
+            Some(Route::Prefer(agent)) => Some(agent),
+            _ => None,
         };
-        let customer = joined.map_err(|e| (e.code(), format!("{e}: {:?}", category.0)))?;
+        let joined = match (&continues, preferred) {
+            (Some(c), preferred) => {
+                let conversation = crate::core::routing::ConversationId(c.id.clone());
+                self.routing
+                    .join_continuing(&category, &conversation, preferred, &mut out)
+            }
+            (None, Some(agent)) => self.routing.join_preferring(&category, agent, &mut out),
+            (None, None) => self.routing.join(&category, &mut out),
+        };
+        let customer = joined.map_err(|e| match e {
+            RoutingError::AlreadyLive => (e.code(), e.to_string()),
+            e => (e.code(), format!("{e}: {:?}", category.0)),
+        })?;
         // The core queues every join before routing it. A customer it paired at once was
         // never waiting as far as they can see: the protocol answers such a join with
         // `chat_started` alone, so the `queued` of this same pass is not sent.

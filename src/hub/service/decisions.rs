@@ -208,29 +208,7 @@ impl HubState {
                 }
                 self.forget_customer(customer);
             }
-            Decision::ChatWithdrawn { chat, customer, agent } => {
-                let disabled = !self.agents.contains_key(&agent) || self.agents[&agent].conn.is_some();
-                let end = if disabled {
-                    EndReason::Expiry
-                } else {
-                    EndReason::Disconnect
-                };
-                // Its customer waits at the front of the line (a `Queued` follows) for the
-                // next agent, in the same conversation.
-                let goes_on = self.withdrawn_goes_on(chat);
-                if let (Some(goes_on), Some(info)) = (goes_on, self.customers.get_mut(&customer)) {
-                    info.continues = Some(goes_on);
-                }
-                self.close_chat(
-                    chat,
-                    customer,
-                    Some(&agent),
-                    From::System,
-                    "agent_gone",
-                    Side::System,
-                    end,
-                );
-            }
+            Decision::ChatWithdrawn { chat, customer, agent } => self.chat_withdrawn(chat, customer, agent),
             Decision::Dequeued { customer, reason } => {
                 let (wire, message) = match reason {
                     Removal::Left => ("left", "you left the queue".to_string()),
@@ -449,6 +427,9 @@ impl HubState {
         if let Some(pending) = &continued
             && let Some(log) = self.chats.get(&chat)
         {
+            // Back from a line their agent left them in (`agent_gone` ended their chat on
+            // their page): the chat again, with its latest lines.
+            let withdrawn = pending.category.is_none();
             let to_customer = ServerFrame::ChatStarted {
                 chat_id: log.wire_id().to_string(),
                 category: category.0.to_string(),
@@ -458,8 +439,12 @@ impl HubState {
                 video_request: false,
                 offer_id: None,
                 transfer: None,
-                messages: None,
-                continued: false,
+                messages: withdrawn.then(|| {
+                    let mut lines = log.live.after(0);
+                    lines.drain(..lines.len().saturating_sub(super::continuing::EARLIER_LINES));
+                    lines
+                }),
+                continued: withdrawn,
             };
             self.send(Recipient::Customer(customer), &to_customer);
             self.give_to_new_agent(chat, &agent, pending.note_for_agent());

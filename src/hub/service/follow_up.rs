@@ -19,6 +19,8 @@
 //! writing on one node and the customer continuing on another never share a seq; a line
 //! written while a customer continues it (waiting, or in a chat another node holds) is
 //! refused `conversation_live`: it belongs in that chat, which reaches the agent shortly.
+//! The line takes its room in the archive before the seq is drawn: a seq drawn for a line
+//! the archive then refused would be a gap.
 
 use std::collections::HashMap;
 
@@ -102,6 +104,7 @@ impl HubState {
             mailed: false,
             by_customer: false,
             outcome: None,
+            room: None,
         };
         self.follow_up_line(id, asked)
     }
@@ -133,6 +136,7 @@ impl HubState {
                     mailed: true,
                     by_customer: true,
                     outcome: Some(outcome.clone()),
+                    room: None,
                 };
                 self.follow_up_line(id.clone(), asked)
             }),
@@ -194,6 +198,7 @@ impl HubState {
                     mailed: true,
                     by_customer: false,
                     outcome: None,
+                    room: None,
                 };
                 self.follow_up_line(id.clone(), asked)
             }),
@@ -307,13 +312,15 @@ impl HubState {
 
     /// Stamps, archives and acknowledges one line of conversation `id`, whose count is
     /// known (on several nodes, once Redis drew its seq: [`HubState::follow_up_seq`]).
-    fn stamp_follow_up(&mut self, id: &str, asked: Asked) -> Result<(), (&'static str, String)> {
+    fn stamp_follow_up(&mut self, id: &str, mut asked: Asked) -> Result<(), (&'static str, String)> {
         let entry = self.follow_ups.get(id).expect("stamped only once read");
         if !asked.by_customer && entry.holder.as_ref() != Some(&asked.agent) {
             return Err(not_yours());
         }
         let archived = entry.last_seq.unwrap_or(0);
         if self.cluster.is_some() {
+            // Room first: a seq Redis drew for a line the archive then refused would be a gap.
+            asked.room = Some(self.hold_room()?);
             let call = RouterCall::ConversationSeq {
                 id: id.to_string(),
                 archived,
@@ -366,10 +373,10 @@ impl HubState {
 
     /// Stamps line `asked` of conversation `id` with `seq`, archives it and acknowledges it
     /// once durable.
-    fn stamp_line(&mut self, id: &str, seq: u64, asked: Asked) -> Result<(), (&'static str, String)> {
-        let Some(room) = self.archive.try_reserve_message() else {
-            self.archive.refused("new chat messages are refused");
-            return Err(super::archive_behind());
+    fn stamp_line(&mut self, id: &str, seq: u64, mut asked: Asked) -> Result<(), (&'static str, String)> {
+        let room = match asked.room.take() {
+            Some(room) => room,
+            None => self.hold_room()?,
         };
         if let Some(outcome) = &asked.outcome {
             outcome.tell(Ok(()));
@@ -427,6 +434,14 @@ impl HubState {
         let copy = SenderCopy::sent_from(asked.conn, ack, Outbound::Frame(frame));
         self.acknowledge(Recipient::Agent(asked.agent), copy, archived);
         Ok(())
+    }
+
+    /// Room in the archive for one line, or the refusal (counted) for want of it.
+    fn hold_room(&self) -> Result<crate::archive::HeldMessageRoom, (&'static str, String)> {
+        self.archive.try_hold_message().ok_or_else(|| {
+            self.archive.refused("new chat messages are refused");
+            super::archive_behind()
+        })
     }
 
     /// On several nodes, `frame` goes to `holder`'s connections on the other nodes too,

@@ -26,7 +26,8 @@ pub(super) struct PendingTransfer {
     pub(super) from: AgentId,
     pub(super) from_name: String,
     pub(super) note: String,
-    /// The category's line it waits in (a transfer to a category).
+    /// The category's line it waits in (a transfer to a category); `None`: its agent went
+    /// offline, and the customer waits in the line of the category it was in.
     pub(super) category: Option<CategoryId>,
     /// When the transfer applied (the record's `at`).
     pub(super) at: i64,
@@ -315,11 +316,58 @@ impl HubState {
             },
         );
         self.tell_old_agent(&from, &wire_id);
+        self.keep_waiting_log(chat, customer, log);
+    }
+
+    /// `chat`'s agent went offline (past their grace period, disabled, logged out): both
+    /// are told `agent_gone`, and its customer waits at the front of its category's line
+    /// (a `Queued` follows) to go on in it with the next agent, as after a transfer to a
+    /// category: every node keeps the hand-over note, the node that archives it its log.
+    /// Its record stays open: the conversation goes on.
+    pub(super) fn chat_withdrawn(&mut self, chat: ChatId, customer: CustomerId, from: AgentId) {
+        let from_name = self.agent_display_name(&from);
+        self.transfer_notes.insert(
+            chat,
+            PendingTransfer {
+                customer,
+                from: from.clone(),
+                note: format!("{from_name} went offline; the customer waited for the next agent."),
+                from_name,
+                category: None,
+                at: now_ms(),
+            },
+        );
+        let Some(mut log) = self.remove_chat(chat) else {
+            return;
+        };
+        if let Some(cluster) = &mut self.cluster {
+            cluster.chat_closed(chat);
+        }
+        log.earlier_agents.push(EarlierAgent {
+            name: log.agent_name.clone(),
+            through_seq: log.live.last_seq(),
+        });
+        let wire_id = log.wire_id().to_string();
+        for to in [Recipient::Customer(customer), Recipient::Agent(from)] {
+            let frame = ServerFrame::ChatEnded {
+                chat_id: wire_id.clone(),
+                ended_by: From::System,
+                reason: "agent_gone",
+                rating: None,
+            };
+            self.send(to, &frame);
+        }
+        self.keep_waiting_log(chat, customer, log);
+    }
+
+    /// The log of `chat`, whose customer now waits in a line to go on in it: kept where it
+    /// is archived or its customer is held, else let go.
+    fn keep_waiting_log(&mut self, chat: ChatId, customer: CustomerId, log: ChatLog) {
         if log.archived_here || self.customers.contains_key(&customer) {
             // Its id still names it, so that the old agent is told it is not theirs.
             self.continuing.insert(chat, log);
         } else {
-            self.chat_by_wire.remove(&wire_id);
+            self.chat_by_wire.remove(log.wire_id());
             if log.closing_reserved {
                 self.archive.release_closing();
             }
@@ -372,13 +420,17 @@ impl HubState {
     /// only their place) is told of the chat they go on in: that it was handed on, and
     /// the lines said after `last_seq` (the agent's last words included).
     pub(super) fn continuing_frames(&self, customer: CustomerId, last_seq: u64) -> Vec<ServerFrame> {
+        // Handed to a category (not withdrawn from an agent gone: that they were told).
+        let pending = self
+            .transfer_notes
+            .iter()
+            .find(|(_, pending)| pending.customer == customer);
+        let handed = pending.is_some_and(|(_, pending)| pending.category.is_some());
         let Some(log) = self.continuing.values().find(|log| log.customer == customer) else {
             // Back on a node that kept no log of it (they came from another): told of the
             // transfer; the chat's lines come from its log when they are paired again.
-            return self
-                .transfer_notes
-                .iter()
-                .find(|(_, pending)| pending.customer == customer)
+            return pending
+                .filter(|_| handed)
                 .zip(self.cluster.as_ref())
                 .map(|((chat, pending), cluster)| {
                     let category = pending
@@ -394,12 +446,15 @@ impl HubState {
                 })
                 .unwrap_or_default();
         };
-        let mut frames = vec![ServerFrame::Transferred {
-            chat_id: log.wire_id().to_string(),
-            peer_name: None,
-            category: Some(log.category.0.to_string()),
-            category_name: Some(self.category_name(&log.category)),
-        }];
+        let mut frames = vec![];
+        if handed {
+            frames.push(ServerFrame::Transferred {
+                chat_id: log.wire_id().to_string(),
+                peer_name: None,
+                category: Some(log.category.0.to_string()),
+                category_name: Some(self.category_name(&log.category)),
+            });
+        }
         frames.extend(log.live.after(last_seq).into_iter().map(ServerFrame::Message));
         frames
     }
@@ -518,18 +573,22 @@ impl HubState {
                 paired_at: pending.at,
                 customer: cluster.remote_profile(customer),
             }));
-        self.archive
-            .push_message(ArchiveEvent::Transferred(ConversationTransferred {
-                id: wire_id.clone(),
-                at: pending.at,
-                after_seq: 0,
-                from_agent_id: pending.from.0.clone(),
-                from_agent_name: pending.from_name.clone(),
-                to_agent_id: None,
-                to_agent_name: None,
-                to_category: Some(category.0.to_string()),
-                note: pending.note.clone(),
-            }));
+        // A chat withdrawn from an agent gone was recorded as theirs: only a hand-over to
+        // a line is a transfer until it is paired again.
+        if let Some(to) = &pending.category {
+            self.archive
+                .push_message(ArchiveEvent::Transferred(ConversationTransferred {
+                    id: wire_id.clone(),
+                    at: pending.at,
+                    after_seq: 0,
+                    from_agent_id: pending.from.0.clone(),
+                    from_agent_name: pending.from_name.clone(),
+                    to_agent_id: None,
+                    to_agent_name: None,
+                    to_category: Some(to.0.to_string()),
+                    note: pending.note.clone(),
+                }));
+        }
         self.chat_by_wire.insert(wire_id.clone(), chat);
         let live = self.new_line(chat, &wire_id);
         self.continuing.insert(

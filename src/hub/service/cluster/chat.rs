@@ -163,6 +163,50 @@ impl HubState {
         }
     }
 
+    /// An own message sent again that Redis had stamped before (`line`, the first
+    /// sending's; `sent`, this sending's id). Not recorded here yet: it is recorded as that
+    /// line, in its turn, and this sending's connection gets the ack. Recorded already —
+    /// the chat went on past it (a page that moved to another node, or lost its connection,
+    /// before its ack came, and sends what it has not seen acknowledged) — it is neither
+    /// recorded nor delivered again, and the connection gets the ack of the first: its
+    /// seq, id and time (once the archive has what it was handed, if it archives the chat),
+    /// unless it had the line already (its ack, or the whole message: sent again as the
+    /// answer was on its way), which it does not get twice.
+    pub(in crate::hub::service) fn chat_sent_again(&mut self, sent: &str, line: ChatLine) {
+        let origin = self.cluster_mut().sent_here.remove(sent);
+        let Some(log) = self.chats.get(&line.chat) else {
+            return;
+        };
+        if line.seq > log.live.last_seq() {
+            if let Some(origin) = origin {
+                self.cluster_mut().sent_here.insert(line.id.clone(), origin);
+            }
+            return self.accept_line(line);
+        }
+        let had_it = |origin: &ConnId| {
+            self.cluster
+                .as_ref()
+                .and_then(|cluster| cluster.delivered_here.get(&line.id))
+                .is_some_and(|conns| conns.contains(origin))
+        };
+        let Some(conn) = origin.filter(|o| !had_it(o)).and_then(|origin| self.conns.get(&origin)) else {
+            return;
+        };
+        let Stamped { ack, .. } = stamped(
+            log.wire_id(),
+            line.seq,
+            (&line.id, line.at),
+            author(line.from),
+            (String::new(), Vec::new()),
+            line.client_id.as_deref(),
+        );
+        let archived = log.archived_here.then(|| self.archive.last_handed());
+        let copy = SenderCopy::sent_from(conn.handle.id, ack.clone(), Outbound::Frame(ack));
+        self.direct
+            .acks
+            .acknowledge(archived, std::slice::from_ref(&conn.handle), copy);
+    }
+
     /// The chat's log starts past the next seq this node needs (`log_from`): the lines
     /// between are in no log any more — trimmed, or lost with Redis's data (a node that
     /// takes a chat on after a restore finds its log starting after the claimed seq) — so
@@ -229,6 +273,8 @@ impl HubState {
             return;
         };
         let from = line.from;
+        // A line with a client id may be sent again (`chat_sent_again`).
+        let sent_again_as = line.client_id.is_some().then(|| line.id.clone());
         let Stamped { frame, ack, event } = record(&mut log.live.line().transcript, log.wire_id(), line);
         let archived = if log.archived_here {
             self.archive.push_message(event)
@@ -240,6 +286,14 @@ impl HubState {
             Party::Customer => (Recipient::Customer(customer), Recipient::Agent(agent)),
             _ => (Recipient::Agent(agent), Recipient::Customer(customer)),
         };
+        if let Some(id) = sent_again_as {
+            let conns = self.delivery.connections(&sender).iter().map(|c| c.id).collect();
+            let cluster = self.cluster_mut();
+            if cluster.delivered_here.len() >= SENT_HERE_MAX {
+                cluster.delivered_here.clear();
+            }
+            cluster.delivered_here.insert(id, conns);
+        }
         let frame = Outbound::Frame(frame);
         self.delivery.deliver(&peer, &frame);
         let copy = match sent_from {
@@ -303,18 +357,22 @@ impl HubState {
 
 /// Records a line as Redis stamped it, next in `transcript` (seq order is the caller's).
 fn record(transcript: &mut Transcript, wire_id: &str, line: ChatLine) -> Stamped {
-    let author = match line.from {
-        Party::Customer => Author::CUSTOMER,
-        _ => Author::AGENT,
-    };
     let files = line.attachments();
     let stamp = stamped(
         wire_id,
         line.seq,
         (&line.id, line.at),
-        author,
+        author(line.from),
         (line.text, files),
         line.client_id.as_deref(),
     );
     transcript.record_stamped(line.seq, stamp)
+}
+
+/// Who wrote a line of a customer's chat, as the transcript names them.
+fn author(from: Party) -> Author {
+    match from {
+        Party::Customer => Author::CUSTOMER,
+        _ => Author::AGENT,
+    }
 }

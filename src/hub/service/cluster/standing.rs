@@ -245,6 +245,7 @@ impl HubState {
         cluster.filling.clear();
         cluster.ahead.clear();
         cluster.sent_here.clear();
+        cluster.delivered_here.clear();
         cluster.resuming.clear();
         cluster.awaiting_replica.clear();
         cluster.inherited_waiting.clear();
