@@ -92,7 +92,11 @@ impl ConversationSink {
             ),
         };
         let mut kept = super::files::keep(&self.attachments, id, key, &written.files).await?;
-        if !mail.raw.is_empty() {
+        // A mail with a file refused is not kept whole: the refused file is inside it, and
+        // a download would hand it out after all. The mailbox still has it.
+        if !kept.notes.is_empty() {
+            kept.notes.push(super::files::ORIGINAL_ONLY_IN_MAILBOX.to_string());
+        } else if !mail.raw.is_empty() {
             match super::files::keep_original(&self.attachments, id, key, &mail.raw).await? {
                 Ok(original) => kept.files.push(original),
                 Err(note) => kept.notes.push(note),

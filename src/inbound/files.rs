@@ -160,9 +160,14 @@ async fn put_record(
 /// The name the whole mail is kept under, beside the files it carries.
 pub const ORIGINAL_NAME: &str = "original-mail.eml";
 
+/// The line's note when the whole mail is not kept because a file in it was refused.
+pub const ORIGINAL_ONLY_IN_MAILBOX: &str =
+    "(the whole mail is kept only in the mailbox: it carries a file that was refused)";
+
 /// Keeps the whole mail `raw` (headers, quoted history, every part, as it came) for
 /// conversation `conversation` as a file of its line, `message/rfc822`, served as a
-/// download: what the line shows is the mail's new text, this is what was sent. `Ok(Err)`
+/// download: what the line shows is the mail's new text, this is what was sent. Only for a
+/// mail none of whose files was refused (the caller's check). `Ok(Err)`
 /// with a note for the line when it is over `ATTACHMENT_MAX_BYTES` (it stays in the
 /// mailbox); `Err`: the store failed (the mail is offered again).
 pub async fn keep_original(
