@@ -123,6 +123,10 @@ impl Receiving {
         Ok(())
     }
 
+    /// The SHA-256 of all the bytes, lower-case hex.
+    pub fn sha256_hex(self) -> String {
+        hex::encode(self.hash.finalize())
+    }
 }
 
 /// Asks the kernel to start writing `len` bytes at `offset` of `file` to disk now, without
@@ -134,20 +138,15 @@ impl Receiving {
 #[cfg(target_os = "linux")]
 fn start_writeback(file: &File, offset: u64, len: usize) {
     use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
     // SAFETY: a plain syscall on a descriptor this `File` owns and keeps open for the call.
     let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _offset: u64, _len: usize) {}
-
-impl Receiving {
-    /// The SHA-256 of all the bytes, lower-case hex.
-    pub fn sha256_hex(self) -> String {
-        hex::encode(self.hash.finalize())
-    }
-}
 
 #[cfg(test)]
 mod tests {
