@@ -193,8 +193,21 @@ async fn across_nodes_a_line_to_an_away_customer_refused_for_want_of_archive_roo
     let mut ann = beta.agent("ann", &["general"], 2).await;
     let chat = first_visit(&alpha, &mut ann).await;
     own_until(&beta, VISITOR, "resolved").await;
-    assert_eq!(ann.say_in(&chat, "follow-up 1", "f1").await["seq"], 3);
     let follow_up = |n: u32| json!({"type": "message", "chat_id": chat, "text": format!("follow-up {n}"), "client_id": format!("f{n}")});
+    // Sent until taken: beta's one archive slot may still hold the first visit's closing
+    // (refused before any seq is drawn).
+    async fn acked(ann: &mut Ws, line: serde_json::Value, client_id: &str) -> serde_json::Value {
+        loop {
+            ann.send(line.clone()).await;
+            let answer = ann.next_matching(|f| f["client_id"] == client_id).await;
+            if answer["type"] == "ack" {
+                return answer;
+            }
+            assert_eq!(answer["code"], "archive_unavailable", "{answer}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(acked(&mut ann, follow_up(1), "f1").await["seq"], 3);
 
     signal(&mongo.0, libc::SIGSTOP);
     ann.send(follow_up(2)).await;
@@ -211,16 +224,8 @@ async fn across_nodes_a_line_to_an_away_customer_refused_for_want_of_archive_roo
 
     dora.send(json!({"type": "leave"})).await;
     dora.next_of("chat_ended").await;
-    // Sent again while the closing is still being written (refused before any seq is drawn).
-    let ack = loop {
-        ann.send(follow_up(3)).await;
-        let answer = ann.next_matching(|f| f["client_id"] == "f3").await;
-        if answer["type"] == "ack" {
-            break answer;
-        }
-        assert_eq!(answer["code"], "archive_unavailable", "{answer}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    // Sent again while the closing is still being written.
+    let ack = acked(&mut ann, follow_up(3), "f3").await;
     assert_eq!(ack["seq"], 4, "the refused line left no gap: {ack}");
     let api = beta.login("ann", "agent-password").await;
     let archived = wait_archived(&api, &chat, 4).await;
