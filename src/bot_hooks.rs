@@ -12,10 +12,29 @@ use serde::{Deserialize, Serialize};
 use crate::store::{SharedStore, StoreResult};
 
 /// Where a webhook bot is called, and the secret its calls are signed with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BotHook {
     pub url: String,
     pub secret: String,
+}
+
+/// Printed without its secret, and its URL only up to its host: a URL may carry a
+/// credential in its path or query.
+impl std::fmt::Debug for BotHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotHook")
+            .field("host", &host_of(&self.url))
+            .field("secret", &"(hidden)")
+            .finish()
+    }
+}
+
+/// The host of `url`, for logs (the rest may carry a credential).
+pub fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "(not a URL)".into())
 }
 
 fn key_of(bot: &str) -> String {
@@ -44,7 +63,7 @@ pub async fn all(store: &SharedStore) -> StoreResult<Vec<(String, Option<BotHook
         .api_tokens()
         .await?
         .into_iter()
-        .filter(|t| t.revoked_at.is_none())
+        .filter(|t| crate::core::api_tokens::spent(t.revoked_at, t.expires_at, crate::clock::now_ms()).is_none())
         .filter_map(|t| t.bot)
         .collect();
     bots.sort();

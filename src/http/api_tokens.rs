@@ -166,10 +166,20 @@ async fn create(
     };
     state.store.add_api_token(token.clone()).await?;
     // A webhook bot whose tokens were all revoked is called at its URL again.
-    if let Some(bot) = &token.bot
-        && let Some(hook) = crate::bot_hooks::get(&state.store, bot).await?
-    {
-        state.hub.set_bot_hook(bot.clone(), Some(hook)).await?;
+    // The token is stored: from here on a failure is logged, never answered, or the admin
+    // would not see the secret, which is shown only now.
+    if let Some(bot) = &token.bot {
+        match crate::bot_hooks::get(&state.store, bot).await {
+            Ok(Some(hook)) => {
+                if state.hub.set_bot_hook(bot.clone(), Some(hook)).await.is_err() {
+                    tracing::warn!(bot = %bot, "a new token's bot: the hub is stopping; its webhook is read at the next start");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(bot = %bot, error = %e, "a new token's bot: its webhook could not be read; it is read at the next start")
+            }
+        }
     }
     tracing::info!(token = %token.id, name = %token.name, scopes = ?token.scopes, "API token created");
     Ok((

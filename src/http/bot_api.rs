@@ -130,7 +130,10 @@ fn done(acted: Result<Option<crate::hub::BotLine>, ApiError>) -> Result<StatusCo
     request_body = BotMessage,
     responses((status = 200, body = BotAck),
         (status = 400, description = "`bad_json`; `empty_message`, `message_too_long` as on the socket", body = ErrorBody),
-        BotsOnly, Unavailable))]
+        (status = 503, description = "`archive_unavailable`: the archive cannot take a line now; nothing was sent, try again. \
+            `not_yet_durable`: the line went to the customer, but the archive had not kept it within 10 s; do not send it \
+            again (it would be a second line). `unavailable`: the hub is stopping", body = ErrorBody),
+        BotsOnly))]
 async fn message(
     BotOnly(bot): BotOnly,
     State(state): State<AppState>,
@@ -152,8 +155,8 @@ async fn message(
     if !durable {
         return Err(ApiError::refused(
             StatusCode::SERVICE_UNAVAILABLE,
-            "archive_unavailable",
-            "the archive has not kept the line (yet): the customer may have it; do not send it again blindly",
+            "not_yet_durable",
+            "the line went to the customer, but the archive had not kept it within 10 s: do not send it again",
         ));
     }
     let ack: serde_json::Value =

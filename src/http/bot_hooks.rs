@@ -88,7 +88,7 @@ async fn set(
     };
     bot_hooks::set(&state.store, &bot, Some(&hook)).await?;
     state.hub.set_bot_hook(bot.clone(), Some(hook.clone())).await?;
-    tracing::info!(bot = %bot, url = %hook.url, "a bot's webhook was set");
+    tracing::info!(bot = %bot, host = %crate::bot_hooks::host_of(&hook.url), "a bot's webhook was set");
     Ok(Json(CreatedBotHook {
         bot,
         url: hook.url,
@@ -103,6 +103,8 @@ async fn set(
     params(("bot" = String, Path, description = "the bot's name")),
     responses((status = 204, description = "removed (or there was none)"), AdminsOnly, Unavailable))]
 async fn remove(_: AdminOnly, State(state): State<AppState>, Path(bot): Path<String>) -> Result<StatusCode, ApiError> {
+    // Named as `set` names it, so what was set is what is removed.
+    let bot = bot.trim().to_string();
     bot_hooks::set(&state.store, &bot, None).await?;
     state.hub.set_bot_hook(bot, None).await?;
     Ok(StatusCode::NO_CONTENT)

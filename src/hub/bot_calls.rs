@@ -36,6 +36,8 @@ struct Call {
 /// the calls queued are made.
 pub(super) struct BotCaller {
     tx: mpsc::Sender<Call>,
+    /// What it calls: the same hook given again keeps this caller and its queue in order.
+    pub(super) hook: BotHook,
 }
 
 impl BotCaller {
@@ -48,8 +50,8 @@ impl BotCaller {
         hub: mpsc::WeakSender<Command>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(call_each(bot, hook, allow_private, timeout, hub, rx));
-        Self { tx }
+        tokio::spawn(call_each(bot, hook.clone(), allow_private, timeout, hub, rx));
+        Self { tx, hook }
     }
 
     /// Queues `body` (a frame of type `event_type`, about `chat_id`) for the bot; false
@@ -154,9 +156,10 @@ pub async fn bot_token_revoked(store: &SharedStore, hub: &super::Hub, id: &str) 
     let Some(bot) = tokens.iter().find(|t| t.id == id).and_then(|t| t.bot.clone()) else {
         return Ok(());
     };
-    let live = tokens
-        .iter()
-        .any(|t| t.revoked_at.is_none() && t.bot.as_deref() == Some(bot.as_str()));
+    let live = tokens.iter().any(|t| {
+        t.bot.as_deref() == Some(bot.as_str())
+            && crate::core::api_tokens::spent(t.revoked_at, t.expires_at, now_ms()).is_none()
+    });
     if !live {
         hub.set_bot_hook(bot, None).await.map_err(|e| e.to_string())?;
     }

@@ -166,7 +166,11 @@ impl HubState {
     pub(super) fn bot_hook(&mut self, bot: String, hook: Option<crate::bot_hooks::BotHook>) {
         match hook {
             Some(hook) => {
-                tracing::info!(bot = %bot, url = %hook.url, "a bot is called by webhook");
+                if self.bots.hooked.get(&bot).is_some_and(|running| running.hook == hook) {
+                    // The same hook again (a new token for the bot): its calls go on in order.
+                    return;
+                }
+                tracing::info!(bot = %bot, host = %crate::bot_hooks::host_of(&hook.url), "a bot is called by webhook");
                 let timeout = self.settings.bot_reply_timeout.min(crate::webhooks::deliver::TIMEOUT);
                 let caller = BotCaller::start(
                     bot.clone(),
