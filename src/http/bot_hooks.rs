@@ -69,7 +69,8 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<Bot
     params(("bot" = String, Path, description = "the bot's name, as its `bot` token acts as")),
     request_body = SetBotHook,
     responses((status = 200, body = CreatedBotHook),
-        (status = 400, description = "`bad_json`; `invalid_bot` (a blank or bad name); `invalid_url`: not http(s), \
+        (status = 400, description = "`bad_json`; `invalid_bot` (a blank or bad name); `unknown_bot`: no live `bot` token \
+            acts as it (it could never answer: create its token first); `invalid_url`: not http(s), \
             does not resolve, or resolves to a loopback, link-local or private address while `WEBHOOK_ALLOW_PRIVATE` is off",
             body = ErrorBody),
         AdminsOnly, Unavailable))]
@@ -81,6 +82,14 @@ async fn set(
 ) -> JsonResult<CreatedBotHook> {
     let bot =
         crate::core::bots::checked_name(&bot).map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?;
+    // A bot without a live token could never answer: every customer would wait out the
+    // reply timeout, and a restarted hub would ignore the URL.
+    if !bot_hooks::all(&state.store).await?.iter().any(|(name, _)| *name == bot) {
+        return Err(ApiError::invalid(
+            "unknown_bot",
+            format!("no live bot token acts as {bot}: create one first (API tokens, scope bot)"),
+        ));
+    }
     let url = super::webhooks::checked_url(&state, &url).await?;
     let hook = BotHook {
         url: url.to_string(),

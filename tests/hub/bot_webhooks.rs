@@ -202,6 +202,16 @@ async fn a_webhook_bot_whose_url_fails_hands_over_at_once() {
 #[tokio::test]
 async fn a_private_bot_url_is_refused_and_the_api_is_for_the_bots_own_conversations() {
     let (hub, admin) = TestHub::with_admin().await;
+    // No live token acts as the bot yet: it could never answer, so it gets no URL.
+    let refused = admin
+        .put_answering(
+            400,
+            "/api/admin/bot-hooks/Faq",
+            json!({"url": "https://example.com/bot"}),
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], "unknown_bot", "{refused}");
+    let token = bot_token(&admin, "Faq").await;
     for url in [
         "http://127.0.0.1:9/bot",
         "http://169.254.169.254/",
@@ -213,7 +223,6 @@ async fn a_private_bot_url_is_refused_and_the_api_is_for_the_bots_own_conversati
         assert_eq!(refused["error"]["code"], "invalid_url", "{url}: {refused}");
     }
 
-    let token = bot_token(&admin, "Faq").await;
     let bot = Api::bearer(&hub, &token);
     let (status, refused) = bot
         .post("/api/bot/conversations/nope/messages", json!({"text": "hi"}))

@@ -653,6 +653,8 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ("/api/admin/chat-hours/{category}", "sales".to_string()),
         ("/api/admin/routing/{category}", "sales".to_string()),
         ("/api/admin/category-bots/{category}", "sales".to_string()),
+        // The walk's bot (a URL is given only to a bot a live token acts as).
+        ("/api/admin/bot-hooks/{bot}", "Walker".to_string()),
         ("/api/bot/conversations/{id}/ask-email", bot_chats[0].clone()),
         ("/api/bot/conversations/{id}/handover", bot_chats[1].clone()),
         ("/api/bot/conversations/{id}/messages", bot_chats[2].clone()),
