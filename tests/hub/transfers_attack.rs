@@ -40,6 +40,17 @@ async fn closed_conversation(
     }
 }
 
+/// Ann, an agent on `node`, in a chat with Carla, a customer of the hub process at `bind`,
+/// who said `first` (seq 1): both sockets and the chat's id.
+async fn carla_with_ann(node: &TestHub, bind: &str, first: &str) -> (Ws, Ws, Value) {
+    let mut ann = node.agent("ann", &["general"], 1).await;
+    let mut carla = customer_on(bind, "Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    assert_eq!(say(&mut carla, &chat, first).await, 1);
+    (ann, carla, chat)
+}
+
 // ---- faults -------------------------------------------------------------------------------
 
 /// Fault: a customer away (reloading) when their agent says a last line and hands the
@@ -261,12 +272,8 @@ async fn a_customer_who_resumes_on_another_node_while_waiting_has_each_transfer_
         })
         .await;
     let store = &servers.store;
-    let mut ann = beta.agent("ann", &["general"], 1).await;
-    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let (mut ann, mut carla, chat) = carla_with_ann(&beta, &bind, "refund?").await;
     let token = carla.token.clone().unwrap();
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
-    assert_eq!(say(&mut carla, &chat, "refund?").await, 1);
     ann.next_of("message").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "refund"}))
         .await;
@@ -334,11 +341,7 @@ async fn a_killed_nodes_customer_waiting_after_a_transfer_has_the_archived_chat_
         })
         .await;
     let store = &servers.store;
-    let mut ann = live.agent("ann", &["general"], 1).await;
-    let mut carla = customer_on(&bind, "Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
-    assert_eq!(say(&mut carla, &chat, "hello").await, 1);
+    let (mut ann, mut carla, chat) = carla_with_ann(&live, &bind, "hello").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing"}))
         .await;
     carla.next_of("queued").await;
@@ -503,12 +506,8 @@ async fn a_transfer_whose_customers_node_dies_before_archiving_it_is_still_recor
     )
     .await;
     let store = &servers.store;
-    let mut ann = live.agent("ann", &["general"], 1).await;
-    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let (mut ann, carla, chat) = carla_with_ann(&live, &bind, "hello").await;
     let token = carla.token.clone().unwrap();
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
-    assert_eq!(say(&mut carla, &chat, "hello").await, 1);
     let id = chat.as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(5);
     while store.conversation(&id).await.map(|c| c.messages.len()).unwrap_or(0) < 1 {
