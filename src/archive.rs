@@ -123,12 +123,18 @@ impl ArchiveStatus {
 }
 
 /// Room taken for one chat message ([`Archive::try_reserve_message`]): given back
-/// unless the message is pushed.
+/// unless the message is pushed. It borrows the handle, or (a [`HeldMessageRoom`]) owns
+/// a clone of it.
 #[must_use]
 pub struct MessageRoom<'a> {
-    archive: &'a Archive,
+    archive: std::borrow::Cow<'a, Archive>,
     used: bool,
 }
+
+/// Room taken for one chat message that travels with it while its seq is drawn elsewhere
+/// (a line to an away customer on several nodes: Redis draws it), [`Archive::try_hold_message`]:
+/// a [`MessageRoom`] holding its own handle. Given back unless the message is pushed.
+pub type HeldMessageRoom = MessageRoom<'static>;
 
 impl MessageRoom<'_> {
     /// Queues the message in the room taken for it; returns its sequence number.
@@ -139,31 +145,6 @@ impl MessageRoom<'_> {
 }
 
 impl Drop for MessageRoom<'_> {
-    fn drop(&mut self) {
-        if !self.used {
-            self.archive.room().written(1);
-        }
-    }
-}
-
-/// Room taken for one chat message that travels with it while its seq is drawn elsewhere
-/// (a line to an away customer on several nodes: Redis draws it), [`Archive::try_hold_message`]:
-/// a [`MessageRoom`] of its own. Given back unless the message is pushed.
-#[must_use]
-pub struct HeldMessageRoom {
-    archive: Archive,
-    used: bool,
-}
-
-impl HeldMessageRoom {
-    /// Queues the message in the room taken for it; returns its sequence number.
-    pub fn push(mut self, event: ArchiveEvent) -> Option<u64> {
-        self.used = true;
-        self.archive.push_admitted(event)
-    }
-}
-
-impl Drop for HeldMessageRoom {
     fn drop(&mut self) {
         if !self.used {
             self.archive.room().written(1);
@@ -376,7 +357,7 @@ impl Archive {
     /// ([`Archive::refused`]) or hands the message on to whoever will.
     pub fn try_reserve_message(&self) -> Option<MessageRoom<'_>> {
         self.admit_reserved().then(|| MessageRoom {
-            archive: self,
+            archive: std::borrow::Cow::Borrowed(self),
             used: false,
         })
     }
@@ -385,8 +366,8 @@ impl Archive {
     /// message whose seq is drawn elsewhere first (a seq drawn for a message the archive
     /// then refused would be a gap).
     pub fn try_hold_message(&self) -> Option<HeldMessageRoom> {
-        self.admit_reserved().then(|| HeldMessageRoom {
-            archive: self.clone(),
+        self.admit_reserved().then(|| MessageRoom {
+            archive: std::borrow::Cow::Owned(self.clone()),
             used: false,
         })
     }

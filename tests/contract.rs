@@ -2332,15 +2332,17 @@ async fn offline_messages_are_added_and_listed(store: &dyn Store) {
     assert_eq!((offline_ids(&listed), total), (vec!["o3", "o1"], 2));
 }
 
+/// What an offline message's handling says: its state and who took it.
+fn state_and_taker(message: &OfflineMessage) -> (OfflineState, Option<&str>) {
+    (message.state, message.taken_by.as_deref())
+}
+
 /// Taking is new → taken once: again by the taker changes nothing, by another agent or
 /// after handling it is refused; marking handled keeps the taker.
 async fn offline_messages_are_taken_once_and_handled(store: &dyn Store) {
     add_offline(store, "o1", "sales", 1_000).await;
     let taken = store.take_offline_message("o1", "ann").await.unwrap();
-    assert_eq!(
-        (taken.state, taken.taken_by.as_deref()),
-        (OfflineState::Taken, Some("ann"))
-    );
+    assert_eq!(state_and_taker(&taken), (OfflineState::Taken, Some("ann")));
     assert_eq!(store.take_offline_message("o1", "ann").await.unwrap(), taken);
     assert!(matches!(
         store.take_offline_message("o1", "bob").await,
@@ -2351,10 +2353,7 @@ async fn offline_messages_are_taken_once_and_handled(store: &dyn Store) {
         Err(StoreError::NotFound)
     ));
     let handled = store.mark_offline_message_handled("o1", "bob").await.unwrap();
-    assert_eq!(
-        (handled.state, handled.taken_by.as_deref()),
-        (OfflineState::Handled, Some("ann"))
-    );
+    assert_eq!(state_and_taker(&handled), (OfflineState::Handled, Some("ann")));
     assert_eq!(store.mark_offline_message_handled("o1", "bob").await.unwrap(), handled);
     assert!(matches!(
         store.take_offline_message("o1", "ann").await,
@@ -2364,10 +2363,7 @@ async fn offline_messages_are_taken_once_and_handled(store: &dyn Store) {
     // Handling a new one makes its handler its taker.
     add_offline(store, "o2", "sales", 2_000).await;
     let handled = store.mark_offline_message_handled("o2", "bob").await.unwrap();
-    assert_eq!(
-        (handled.state, handled.taken_by.as_deref()),
-        (OfflineState::Handled, Some("bob"))
-    );
+    assert_eq!(state_and_taker(&handled), (OfflineState::Handled, Some("bob")));
     assert!(matches!(
         store.mark_offline_message_handled("nope", "bob").await,
         Err(StoreError::NotFound)
@@ -2407,10 +2403,7 @@ async fn replies_are_archived_with_their_mail(store: &dyn Store) {
     m1.attachments.clear();
     let stored = store.reply_offline_message("o1", r1.clone(), m1.clone()).await.unwrap();
     assert_eq!(stored.replies, vec![r1.clone()]);
-    assert_eq!(
-        (stored.state, stored.taken_by.as_deref()),
-        (OfflineState::Handled, Some("ann"))
-    );
+    assert_eq!(state_and_taker(&stored), (OfflineState::Handled, Some("ann")));
     assert_eq!(store.mail("offline-o1.reply-r1").await.unwrap(), m1);
     // The same reply again: one reply, one mail.
     let mut other = m1.clone();

@@ -14,9 +14,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiJson;
 use super::responses::Unavailable;
-use super::session::{api_token, token_with};
+use super::session::bot_token;
 use super::{ApiError, AppState, ErrorBody};
-use crate::core::api_tokens::Scope;
 use crate::hub::BotAct;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -60,18 +59,7 @@ impl FromRequestParts<AppState> for BotOnly {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(secret) = api_token(&parts.headers) else {
-            return Err(ApiError::refused(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "a bot acts with its API token: Authorization: Bearer sbt_…",
-            ));
-        };
-        let token = token_with(state, &secret, Scope::Bot).await?;
-        token
-            .bot
-            .map(BotOnly)
-            .ok_or_else(|| ApiError::refused(StatusCode::FORBIDDEN, "missing_scope", "this API token names no bot"))
+        bot_token(state, &parts.headers).await.map(|(bot, _)| BotOnly(bot))
     }
 }
 

@@ -136,6 +136,27 @@ pub async fn token_with(state: &AppState, secret: &str, need: Scope) -> Result<c
     Ok(token)
 }
 
+/// The bot a request's `bot` API token acts as, and that token (401 `invalid_token`, 429,
+/// 403 `missing_scope`): the bot API's calls and the bot socket are let in alike.
+pub async fn bot_token(state: &AppState, headers: &HeaderMap) -> Result<(String, crate::store::ApiToken), ApiError> {
+    let Some(secret) = api_token(headers) else {
+        return Err(ApiError::refused(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "a bot acts and connects with its API token: Authorization: Bearer sbt_…",
+        ));
+    };
+    let token = token_with(state, &secret, Scope::Bot).await?;
+    match token.bot.clone() {
+        Some(bot) => Ok((bot, token)),
+        None => Err(ApiError::refused(
+            StatusCode::FORBIDDEN,
+            "missing_scope",
+            "this API token names no bot",
+        )),
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     pub username: String,

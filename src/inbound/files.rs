@@ -120,23 +120,6 @@ async fn keep_one(
             attachments.keep_image(rewritten).await.map_err(store)?
         }
     };
-    put_record(attachments, id, conversation, name, mime, sha, size, thumbnail)
-        .await
-        .map(Ok)
-}
-
-/// The record of a kept file, naming the conversation and its customer as uploader.
-#[allow(clippy::too_many_arguments)] // a record's fields, each named once
-async fn put_record(
-    attachments: &Attachments,
-    id: &str,
-    conversation: &str,
-    name: String,
-    mime: String,
-    sha256: String,
-    size: u64,
-    thumbnail: Option<String>,
-) -> Result<AttachmentMeta, String> {
     let record = AttachmentRecord {
         id: id.to_string(),
         conversation: conversation.to_string(),
@@ -144,10 +127,16 @@ async fn put_record(
         name,
         mime,
         size,
-        sha256,
+        sha256: sha,
         thumbnail,
         uploaded_at: crate::clock::now_ms(),
     };
+    put_record(attachments, record).await.map(Ok)
+}
+
+/// Keeps the record of a kept file (one naming its conversation and its customer as
+/// uploader); what a line shows of it.
+async fn put_record(attachments: &Attachments, record: AttachmentRecord) -> Result<AttachmentMeta, String> {
     let meta = record.meta();
     attachments
         .store
@@ -195,16 +184,17 @@ pub async fn keep_original(
         .keep_bytes(raw.to_vec(), &sha)
         .await
         .map_err(|e| format!("attachment store: {e}"))?;
-    let meta = put_record(
-        attachments,
-        &id,
-        conversation,
-        ORIGINAL_NAME.to_string(),
-        "message/rfc822".to_string(),
-        sha,
-        raw.len() as u64,
-        None,
-    )
-    .await?;
+    let record = AttachmentRecord {
+        id,
+        conversation: conversation.to_string(),
+        uploader: uploader_tag(&Uploader::Customer),
+        name: ORIGINAL_NAME.to_string(),
+        mime: "message/rfc822".to_string(),
+        size: raw.len() as u64,
+        sha256: sha,
+        thumbnail: None,
+        uploaded_at: crate::clock::now_ms(),
+    };
+    let meta = put_record(attachments, record).await?;
     Ok(Ok(meta))
 }

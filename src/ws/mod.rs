@@ -184,21 +184,7 @@ async fn bot(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     whitelisted(&state, &ip, "bot")?;
-    let Some(secret) = crate::http::session::api_token(&headers) else {
-        return Err(ApiError::refused(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "a bot connects with its API token: Authorization: Bearer sbt_…",
-        ));
-    };
-    let token = crate::http::session::token_with(&state, &secret, crate::core::api_tokens::Scope::Bot).await?;
-    let Some(name) = token.bot else {
-        return Err(ApiError::refused(
-            axum::http::StatusCode::FORBIDDEN,
-            "missing_scope",
-            "this API token names no bot",
-        ));
-    };
+    let (name, token) = crate::http::session::bot_token(&state, &headers).await?;
     let categories = crate::category_bots::naming(&state.store, &name).await?;
     let permit = admit(&state, &headers)?;
     tracing::info!(bot = %name, token = %token.id, categories = ?categories, "bot websocket opened");

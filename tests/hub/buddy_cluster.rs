@@ -583,6 +583,13 @@ async fn archived_closed(store: &SharedStore, chat: &str, messages: usize) -> sw
     }
 }
 
+/// Requires `chat` archived closed with exactly `lines` (seq and text), once it has as many.
+async fn archived_lines(store: &SharedStore, chat: &str, lines: &[(u64, &str)]) {
+    let record = archived_closed(store, chat, lines.len()).await;
+    let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
+    assert_eq!(archived, lines);
+}
+
 /// A real hub process ("doomed", grace 1 s) and an in-process node ("live") on the same
 /// MongoDB database, so the archive is one.
 async fn doomed_and_live(scratch: &str) -> ProcessAndNodes<1> {
@@ -655,9 +662,7 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
     gone.sort_unstable();
     assert_eq!(gone, [ib.min(id_dan), ib.max(id_dan)]);
 
-    let record = archived_closed(store, &chat, 3).await;
-    let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
-    assert_eq!(archived, [(1, "one"), (2, "two"), (3, "three")]);
+    archived_lines(store, &chat, &[(1, "one"), (2, "two"), (3, "three")]).await;
     live.stop().await;
 }
 
@@ -759,9 +764,7 @@ async fn the_heir_of_a_dead_archiving_node_closes_a_chat_that_ended_while_it_was
     let _ = doomed.0.wait();
     drop(bob);
 
-    let record = archived_closed(store, &chat, 3).await;
-    let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
-    assert_eq!(archived, [(1, "one"), (2, "two"), (3, "three")]);
+    archived_lines(store, &chat, &[(1, "one"), (2, "two"), (3, "three")]).await;
     live.stop().await;
 }
 

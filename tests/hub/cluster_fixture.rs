@@ -2,8 +2,9 @@
 //! memory store and one real `redis-server` ([`nodes`]); a real hub process on MongoDB
 //! with in-process nodes beside it on the same database ([`process_and_nodes`]); a chat
 //! whose two sides are on different nodes ([`chat_across_nodes`]); the people in them
-//! ([`available_agent`], [`customer_on`], a chat on one node or two: [`paired`]) and the waits on Redis they repeat ([`until_registered`],
-//! [`until_reaped`], [`redis_shows`]).
+//! ([`available_agent`], [`customer_on`], a chat on one node or two: [`paired`]), a
+//! customer's resume tried again while the cluster says not yet ([`resumed_on`]) and the
+//! waits on Redis they repeat ([`until_registered`], [`until_reaped`], [`redis_shows`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -336,5 +337,33 @@ pub(crate) async fn chat_across_nodes_with<const N: usize>(
         nodes,
         store,
         servers,
+    }
+}
+
+/// A customer's `resume` on `hub` with `token`, again for up to `within` while it is
+/// refused `cluster_unavailable` (closed 1013, or not), as docs/protocol.md tells clients
+/// to: the connection and its `resumed`. Any other refusal (`resume_expired`) fails the
+/// test, named by `context`.
+pub(crate) async fn resumed_on(
+    hub: &TestHub,
+    token: &str,
+    last_seq: u64,
+    within: Duration,
+    context: &str,
+) -> (Ws, Value) {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+        ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
+            .await;
+        let answer = ws
+            .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
+            .await;
+        if answer["type"] == "resumed" {
+            return (ws, answer);
+        }
+        assert_eq!(answer["code"], "cluster_unavailable", "{context}: {answer}");
+        assert!(Instant::now() < deadline, "{context}: never resumed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::archive::TempDir;
-use crate::cluster_fixture::{Servers, killed_and_back_empty, nodes, redis_conn};
+use crate::cluster_fixture::{Servers, killed_and_back_empty, nodes, redis_conn, resumed_on};
 use crate::cluster_redis_restart::{archived, healthy, lease_of};
 use crate::common::{Ws, types, u64s_in};
 use crate::redis_server::RedisServer;
@@ -460,32 +460,6 @@ async fn a_customer_gone_while_their_node_was_suspended_is_not_paired_after_the_
     beta.stop().await;
 }
 
-/// A customer's `resume` on `hub` with `token`, again while it is refused
-/// `cluster_unavailable` (closed 1013, or not), as docs/protocol.md tells clients to: the
-/// connection and its `resumed`. Any other refusal (`resume_expired`) fails the test.
-async fn resumed_on(
-    hub: &crate::common::TestHub,
-    token: &str,
-    last_seq: u64,
-    context: &str,
-) -> (Ws, serde_json::Value) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
-        ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
-            .await;
-        let answer = ws
-            .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
-            .await;
-        if answer["type"] == "resumed" {
-            return (ws, answer);
-        }
-        assert_eq!(answer["code"], "cluster_unavailable", "{context}: {answer}");
-        assert!(std::time::Instant::now() < deadline, "{context}: never resumed");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 /// Found by scenario 4: a customer away from alpha resumes on beta while the nodes restore
 /// the data Redis lost. Beta's lookup of the token waited behind its re-assertion, so its
 /// `customer_resumed` reached the restored domain (after the restore's entry) — and then
@@ -558,7 +532,7 @@ async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_
         first.next_of("chat_ended").await;
     } else {
         // Refused for now (1013): back within grace, she gets the chat and its end.
-        let (mut back, resumed) = resumed_on(&beta, &token, 2, "carla after the end").await;
+        let (mut back, resumed) = resumed_on(&beta, &token, 2, Duration::from_secs(30), "carla after the end").await;
         let seqs: Vec<u64> = u64s_in(&resumed["chat"]["messages"], "seq");
         assert_eq!(seqs, [3], "{resumed}");
         back.next_of("chat_ended").await;
@@ -593,7 +567,7 @@ async fn a_resume_before_the_nodes_record_their_tokens_again_is_refused_for_now_
         .await;
     assert_eq!(answer["code"], "cluster_unavailable", "{answer}");
 
-    let (_back, resumed) = resumed_on(&beta, &token, 1, "carla").await;
+    let (_back, resumed) = resumed_on(&beta, &token, 1, Duration::from_secs(30), "carla").await;
     assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
     alpha.stop().await;
     beta.stop().await;
@@ -623,7 +597,7 @@ async fn a_customer_resuming_on_a_node_without_the_chat_after_a_restore_gets_its
     drop(carla);
     assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
 
-    let (mut back, resumed) = resumed_on(&beta, &token, 3, "carla on beta").await;
+    let (mut back, resumed) = resumed_on(&beta, &token, 3, Duration::from_secs(30), "carla on beta").await;
     assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
     ann.next_of("peer_back").await;
     let four = json!({"type": "message", "chat_id": chat, "text": "four", "client_id": "a4"});

@@ -836,6 +836,15 @@ async fn a_resume_elsewhere_before_the_customers_node_kept_their_chats_end_is_tr
     archived_whole(&stage, &chat, &acked, tag).await;
 }
 
+/// The customer of `token` resumed on the third node still waiting, first in line (no
+/// chat yet); the connection.
+async fn resumed_first_in_line(cluster: &Cluster, token: &str, tag: &str) -> Ws {
+    let (back, resumed) = resumed_on(cluster, THIRD_NODE, token, 0, tag).await;
+    assert!(resumed["chat"].is_null(), "{resumed}");
+    assert_eq!(resumed["place"], 1, "{resumed}");
+    back
+}
+
 /// A customer whose node is killed (-9) right after their `welcome` resumes
 /// on another node within the grace period. The nodes run with the test-only hook
 /// `SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS` (debug builds only), which holds back any
@@ -852,9 +861,7 @@ async fn a_customer_whose_node_is_killed_right_after_their_welcome_resumes_elsew
     drop(carla);
     // Tried again (1013, `cluster_unavailable`) until the killed node is reaped; any
     // other refusal — `resume_expired` above all — fails the test.
-    let (_back, resumed) = resumed_on(&cluster, THIRD_NODE, &token, 0, tag).await;
-    assert!(resumed["chat"].is_null(), "{resumed}");
-    assert_eq!(resumed["place"], 1, "{resumed}");
+    let _back = resumed_first_in_line(&cluster, &token, tag).await;
     drop(alone);
 }
 
@@ -880,9 +887,7 @@ async fn a_resume_on_a_node_whose_replica_lags_behind_the_join_waits_for_it() {
     drop(carla);
     // Their node records them away (no agent online: they keep their place).
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_back, resumed) = resumed_on(&cluster, THIRD_NODE, &token, 0, tag).await;
-    assert!(resumed["chat"].is_null(), "{resumed}");
-    assert_eq!(resumed["place"], 1, "{resumed}");
+    let _back = resumed_first_in_line(&cluster, &token, tag).await;
     drop(alone);
 }
 

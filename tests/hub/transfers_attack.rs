@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchboard::store::{EndReason, SharedStore, Side};
 
-use crate::cluster_fixture::{Process, available_agent, customer_on, nodes, paired, process_and_nodes};
+use crate::cluster_fixture::{Process, available_agent, customer_on, nodes, paired, process_and_nodes, resumed_on};
 use crate::common::*;
 use crate::offers::offer_mode;
 use crate::transfers::say;
@@ -40,26 +40,15 @@ async fn closed_conversation(
     }
 }
 
-/// Resumes `token` on `hub` with `last_seq`, trying again while the cluster says not yet
-/// (1013: the node the customer left has not recorded their drop yet); the `resumed`.
-async fn resume(hub: &TestHub, token: &str, last_seq: u64) -> (Ws, Value) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
-        ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
-            .await;
-        let first = ws
-            .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
-            .await;
-        if first["type"] == "resumed" {
-            return (ws, first);
-        }
-        assert!(
-            first["code"] == "cluster_unavailable" && Instant::now() < deadline,
-            "the resume was refused: {first}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Ann, an agent on `node`, in a chat with Carla, a customer of the hub process at `bind`,
+/// who said `first` (seq 1): both sockets and the chat's id.
+async fn carla_with_ann(node: &TestHub, bind: &str, first: &str) -> (Ws, Ws, Value) {
+    let mut ann = node.agent("ann", &["general"], 1).await;
+    let mut carla = customer_on(bind, "Carla", "general").await;
+    let chat = carla.next_of("chat_started").await["chat_id"].clone();
+    ann.next_of("chat_started").await;
+    assert_eq!(say(&mut carla, &chat, first).await, 1);
+    (ann, carla, chat)
 }
 
 // ---- faults -------------------------------------------------------------------------------
@@ -85,7 +74,7 @@ async fn a_customer_away_during_a_transfer_to_a_category_never_gets_the_agents_l
     assert_eq!(ann.next_of("chat_ended").await["reason"], "transferred");
 
     // Carla is back (she had seen seq 1), then Bill takes her: the same chat goes on.
-    let (mut back, resumed) = resume(&hub, &token, 1).await;
+    let (mut back, resumed) = resumed_on(&hub, &token, 1, Duration::from_secs(10), "the resume").await;
     let mut bill = hub.agent("bill", &["billing"], 1).await;
     assert_eq!(bill.next_of("chat_started").await["chat_id"], chat);
     let again = back.next_of("chat_started").await;
@@ -283,12 +272,8 @@ async fn a_customer_who_resumes_on_another_node_while_waiting_has_each_transfer_
         })
         .await;
     let store = &servers.store;
-    let mut ann = beta.agent("ann", &["general"], 1).await;
-    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let (mut ann, mut carla, chat) = carla_with_ann(&beta, &bind, "refund?").await;
     let token = carla.token.clone().unwrap();
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
-    assert_eq!(say(&mut carla, &chat, "refund?").await, 1);
     ann.next_of("message").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "refund"}))
         .await;
@@ -296,7 +281,7 @@ async fn a_customer_who_resumes_on_another_node_while_waiting_has_each_transfer_
 
     // Carla reloads onto beta and waits there.
     drop(carla);
-    let (mut back, resumed) = resume(&beta, &token, 1).await;
+    let (mut back, resumed) = resumed_on(&beta, &token, 1, Duration::from_secs(10), "the resume").await;
     assert_eq!(resumed["place"], 1, "{resumed}");
     // Told, on the node they came to, that their chat was handed to billing's line.
     let told = back.next_of("transferred").await;
@@ -356,11 +341,7 @@ async fn a_killed_nodes_customer_waiting_after_a_transfer_has_the_archived_chat_
         })
         .await;
     let store = &servers.store;
-    let mut ann = live.agent("ann", &["general"], 1).await;
-    let mut carla = customer_on(&bind, "Carla", "general").await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
-    assert_eq!(say(&mut carla, &chat, "hello").await, 1);
+    let (mut ann, mut carla, chat) = carla_with_ann(&live, &bind, "hello").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing"}))
         .await;
     carla.next_of("queued").await;
@@ -402,7 +383,7 @@ async fn held_a_customer_away_during_a_transfer_to_an_agent_resumes_with_the_new
         .await;
     let started = bob.next_of("chat_started").await;
     assert_eq!(started["messages"][0]["text"], "Bob takes over");
-    let (_back, resumed) = resume(&hub, &token, 0).await;
+    let (_back, resumed) = resumed_on(&hub, &token, 0, Duration::from_secs(10), "the resume").await;
     assert_eq!(resumed["chat"]["chat_id"], chat, "{resumed}");
     assert_eq!(resumed["chat"]["peer_name"], "BOB", "{resumed}");
     assert_eq!(resumed["chat"]["messages"][0]["text"], "Bob takes over", "{resumed}");
@@ -525,12 +506,8 @@ async fn a_transfer_whose_customers_node_dies_before_archiving_it_is_still_recor
     )
     .await;
     let store = &servers.store;
-    let mut ann = live.agent("ann", &["general"], 1).await;
-    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let (mut ann, carla, chat) = carla_with_ann(&live, &bind, "hello").await;
     let token = carla.token.clone().unwrap();
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
-    assert_eq!(say(&mut carla, &chat, "hello").await, 1);
     let id = chat.as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(5);
     while store.conversation(&id).await.map(|c| c.messages.len()).unwrap_or(0) < 1 {
@@ -546,7 +523,7 @@ async fn a_transfer_whose_customers_node_dies_before_archiving_it_is_still_recor
     doomed.0.kill().unwrap();
     let _ = doomed.0.wait();
 
-    let (mut back, resumed) = resume(&live, &token, 1).await;
+    let (mut back, resumed) = resumed_on(&live, &token, 1, Duration::from_secs(10), "the resume").await;
     assert_eq!(resumed["place"], 1, "{resumed}");
     let (mut bill, _) = available_agent(&live, "bill", &["billing"], 1).await;
     let started = bill.next_of("chat_started").await;

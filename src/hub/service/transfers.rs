@@ -265,25 +265,15 @@ impl HubState {
     /// `chat` was handed to `category`'s line: its customer waits there (a `Queued`
     /// follows); the log waits with them where it is archived.
     pub(super) fn chat_to_category(&mut self, chat: ChatId, customer: CustomerId, from: AgentId, category: CategoryId) {
-        let (note, at) = self.take_note(chat);
-        let from_name = self.agent_display_name(&from);
-        self.transfer_notes.insert(
-            chat,
+        let (
             PendingTransfer {
-                customer,
-                from: from.clone(),
-                from_name: from_name.clone(),
-                note: note.clone(),
-                category: Some(category.clone()),
-                at,
+                from_name, note, at, ..
             },
-        );
-        let Some(mut log) = self.remove_chat(chat) else {
+            log,
+        ) = self.hand_on(chat, customer, &from, Some(category.clone()));
+        let Some(mut log) = log else {
             return;
         };
-        if let Some(cluster) = &mut self.cluster {
-            cluster.chat_closed(chat);
-        }
         // The chat is in that category's line now (and taken there, in that category).
         log.category = category.clone();
         log.earlier_agents.push(EarlierAgent {
@@ -325,24 +315,9 @@ impl HubState {
     /// category: every node keeps the hand-over note, the node that archives it its log.
     /// Its record stays open: the conversation goes on.
     pub(super) fn chat_withdrawn(&mut self, chat: ChatId, customer: CustomerId, from: AgentId) {
-        let from_name = self.agent_display_name(&from);
-        self.transfer_notes.insert(
-            chat,
-            PendingTransfer {
-                customer,
-                from: from.clone(),
-                note: format!("{from_name} went offline; the customer waited for the next agent."),
-                from_name,
-                category: None,
-                at: now_ms(),
-            },
-        );
-        let Some(mut log) = self.remove_chat(chat) else {
+        let Some(mut log) = self.hand_on(chat, customer, &from, None).1 else {
             return;
         };
-        if let Some(cluster) = &mut self.cluster {
-            cluster.chat_closed(chat);
-        }
         log.earlier_agents.push(EarlierAgent {
             name: log.agent_name.clone(),
             through_seq: log.live.last_seq(),
@@ -358,6 +333,44 @@ impl HubState {
             self.send(to, &frame);
         }
         self.keep_waiting_log(chat, customer, log);
+    }
+
+    /// `chat` handed on by `from`, its customer to wait in `category`'s line (a transfer to
+    /// a category, with the note being carried out) or, `None`, in the line of the category
+    /// it was in (its agent went offline): the transfer kept on every node until the chat is
+    /// paired again, the chat taken off the running ones. The transfer, and the chat's log
+    /// where this node ran it.
+    fn hand_on(
+        &mut self,
+        chat: ChatId,
+        customer: CustomerId,
+        from: &AgentId,
+        category: Option<CategoryId>,
+    ) -> (PendingTransfer, Option<ChatLog>) {
+        let from_name = self.agent_display_name(from);
+        let (note, at) = match category {
+            Some(_) => self.take_note(chat),
+            None => (
+                format!("{from_name} went offline; the customer waited for the next agent."),
+                now_ms(),
+            ),
+        };
+        let pending = PendingTransfer {
+            customer,
+            from: from.clone(),
+            from_name,
+            note,
+            category,
+            at,
+        };
+        self.transfer_notes.insert(chat, pending.clone());
+        let log = self.remove_chat(chat);
+        if log.is_some()
+            && let Some(cluster) = &mut self.cluster
+        {
+            cluster.chat_closed(chat);
+        }
+        (pending, log)
     }
 
     /// The log of `chat`, whose customer now waits in a line to go on in it: kept where it
