@@ -16,7 +16,7 @@ use crate::common::*;
 
 /// How the test's bot behaves.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     /// Answers "hours" with the opening hours over the API, hands anything else over.
     Answers,
     /// Takes every call (200) and never answers.
@@ -26,10 +26,10 @@ enum Behaviour {
 }
 
 /// The calls the bot got: headers and raw body.
-type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+pub(crate) type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 
 /// A real HTTP bot on a loopback port, acting on `hub` with `token`: its URL and its calls.
-async fn bot_server(hub: String, token: String, behaviour: Behaviour) -> (String, Calls) {
+pub(crate) async fn bot_server(hub: String, token: String, behaviour: Behaviour) -> (String, Calls) {
     let calls: Calls = Arc::default();
     let app = axum::Router::new().route(
         "/bot",
@@ -119,7 +119,7 @@ async fn hub_with_webhook_bot(
 }
 
 /// The calls' frames, once `n` came, each checked signed with `secret`.
-async fn calls_signed(calls: &Calls, n: usize, secret: &str) -> Vec<Value> {
+pub(crate) async fn calls_signed(calls: &Calls, n: usize, secret: &str) -> Vec<Value> {
     for _ in 0..300 {
         let got = calls.lock().unwrap().clone();
         if got.len() >= n {

@@ -9,9 +9,15 @@
 //! `via: "bot"`) and a hand-over note from the bot. A bot that leaves a customer's line
 //! unanswered for `BOT_REPLY_TIMEOUT_SECS`, or whose connection ends, hands over by itself.
 //!
-//! The rules (who meets a bot, the reply timer) are `core::bots`'; the routing core never
-//! sees a customer talking to a bot. On several nodes there is no bot stage yet: the
-//! customer goes to the line at once, and that is logged.
+//! The rules (who meets a bot, the reply timer, where a bot's action is carried out) are
+//! `core::bots`'; the routing core never sees a customer talking to a bot.
+//!
+//! On several nodes the stage lives on the customer's node, as on one: that node's hub
+//! stamps its lines, runs its timer and hands it over into the shared line. Every node
+//! knows every webhook bot (the admin bus tells them) and calls it for its own customers;
+//! a bot's answer that comes in at another node is forwarded to this one (`bot_relay`).
+//! A socket bot serves the customers of the node it is connected to; a customer of
+//! another node goes to the line at once (`bot_not_connected`), as one whose bot is down.
 
 use std::collections::{HashMap, HashSet};
 
@@ -178,6 +184,7 @@ impl HubState {
                     self.settings.webhook_allow_private,
                     timeout,
                     self.timers.clone(),
+                    self.bus.clone(),
                 );
                 self.bots.hooked.insert(bot, caller);
             }
@@ -216,10 +223,9 @@ impl HubState {
     ) -> Result<Option<JoinAsked>, (&'static str, String)> {
         let category = CategoryId::from(asked.category.clone());
         let bot = self.bots.category_bots.get(&asked.category).cloned();
-        let connected = bot
-            .as_ref()
-            .is_some_and(|b| self.bots.connected.contains_key(b) || self.bots.hooked.contains_key(b));
-        let entry = rules::entry(bot.as_deref(), connected, self.cluster.is_some());
+        let socket = bot.as_ref().is_some_and(|b| self.bots.connected.contains_key(b));
+        let reachable = socket || bot.as_ref().is_some_and(|b| self.bots.hooked.contains_key(b));
+        let entry = rules::entry(bot.as_deref(), reachable);
         let bot = match entry {
             Entry::Line(None) => return Ok(Some(asked)),
             Entry::Line(Some(why)) => {
@@ -255,6 +261,17 @@ impl HubState {
         }));
         self.conversation_opened(&id, &category, &asked.profile, &AgentId(rules::bot_agent_id(&bot)));
         tracing::info!(bot = %bot, conversation = %id, category = %category.0, "a customer talks to the category's bot first");
+        if socket && let Some(cluster) = self.bus.clone() {
+            // A socket bot answers over its socket, here; its HTTP answers may come in at
+            // another node, which forwards them here (a webhook bot's caller records this
+            // before its first call instead).
+            let chat = id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::hub::bot_relay::claim_stage(&cluster, &chat).await {
+                    tracing::warn!(conversation = %chat, error = %e, "a bot conversation's node could not be recorded in Redis");
+                }
+            });
+        }
         let mut asked = asked;
         // Not a note for the agent who takes over either: the page sends it as a line.
         asked.message = None;
