@@ -43,6 +43,8 @@ pub enum Handover {
     /// A call to the bot's webhook failed (refused address, no answer, not 2xx, or the
     /// bot far behind): nobody waits for a bot that cannot be reached.
     Unreachable,
+    /// The node holding the conversation died; its customer came back on another node.
+    NodeLost,
     /// The category names a bot this node cannot reach (no socket here, no webhook):
     /// nobody waits for a dead bot.
     NotConnected,
@@ -56,6 +58,7 @@ impl Handover {
             Self::Timeout => "timeout",
             Self::BotGone => "bot_gone",
             Self::Unreachable => "bot_unreachable",
+            Self::NodeLost => "node_lost",
             Self::NotConnected => "bot_not_connected",
         }
     }

@@ -14,6 +14,16 @@
 //! node nobody listens for (a dead node) is `not_your_chat`: its stage died with it.
 //! A stage's record is not deleted when it ends (a late action finds the node, which
 //! answers `not_your_chat`); it expires a day after.
+//!
+//! A stage's node may die (kill -9) with its customer talking to the bot. The token of the
+//! customer's `welcome` is then a **ticket** (`{sb}:bot-resume:<SHA-256 of the token>` →
+//! the stage: its conversation, node and incarnation, bot, category, customer), recorded as
+//! the stage starts and deleted as it ends on its node. A `resume` with that token on
+//! another node takes the ticket once its node is no longer registered under that
+//! incarnation (reaped), in one script (`take_ticket`), and hands the conversation over
+//! there, into the category's line, with its lines as the store has them: every line
+//! acknowledged was durable. While the dead node is not reaped yet the resume is refused
+//! `cluster_unavailable` (close 1013), as any resume then; the customer tries again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use super::{BotAct, Hub, HubGone};
 use crate::archive::Archive;
 use crate::cluster::node::Cluster;
+use crate::cluster::resume_tokens;
 use crate::cluster::subscription::{self, Listener, Resubscribing};
 use crate::core::bots::{Forwarded, forwarded};
 
@@ -59,6 +70,84 @@ pub async fn claim_stage(cluster: &Cluster, chat: &str) -> redis::RedisResult<()
         .query_async::<()>(&mut cluster.conn())
         .await
 }
+
+/// A customer's bot stage as recorded for a resume elsewhere after its node died.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ticket {
+    pub chat: String,
+    pub node: String,
+    pub incarnation: u64,
+    pub bot: String,
+    pub category: String,
+    pub name: String,
+    pub profile: crate::store::CustomerProfile,
+}
+
+/// Records `ticket` under the customer's `token` (a stage starting on this node).
+pub async fn record_ticket(cluster: &Cluster, token: &str, ticket: &Ticket) -> redis::RedisResult<()> {
+    let value = serde_json::to_string(ticket).unwrap_or_default();
+    redis::cmd("SET")
+        .arg(resume_tokens::bot_stage_key(token))
+        .arg(value)
+        .arg("EX")
+        .arg(STAGE_TTL_SECS)
+        .query_async::<()>(&mut cluster.conn())
+        .await
+}
+
+/// Deletes the ticket of `token` (its stage ended or was handed over on its node).
+pub async fn forget_ticket(cluster: &Cluster, token: &str) -> redis::RedisResult<()> {
+    redis::cmd("DEL")
+        .arg(resume_tokens::bot_stage_key(token))
+        .query_async::<()>(&mut cluster.conn())
+        .await
+}
+
+/// What a resume found under its token.
+#[derive(Debug)]
+pub enum Taken {
+    /// No ticket: no bot stage (or one that ended): `resume_expired`.
+    None,
+    /// The stage's node is still registered under its incarnation (alive, or dead and not
+    /// reaped yet): try again shortly.
+    NodeAlive,
+    /// Taken: this node hands it over.
+    Ticket(Ticket),
+}
+
+/// Takes the ticket of `token` if its node is no longer registered under its incarnation:
+/// one script, so two resumes never both take it.
+pub async fn take_ticket(cluster: &Cluster, token: &str) -> redis::RedisResult<Taken> {
+    let script = redis::Script::new(TAKE_TICKET);
+    let found: Option<String> = script
+        .key(resume_tokens::bot_stage_key(token))
+        .key(crate::cluster::lease::NODES_KEY)
+        .invoke_async(&mut cluster.conn())
+        .await?;
+    Ok(match found.as_deref() {
+        None => Taken::None,
+        Some("alive") => Taken::NodeAlive,
+        Some(raw) => match serde_json::from_str(raw) {
+            Ok(ticket) => Taken::Ticket(ticket),
+            Err(e) => {
+                tracing::warn!(error = %e, "a bot stage's ticket does not read; the resume is expired");
+                Taken::None
+            }
+        },
+    })
+}
+
+/// KEYS: the ticket, the node registry. The ticket (deleted), `alive`, or nil.
+const TAKE_TICKET: &str = r#"
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local ok, ticket = pcall(cjson.decode, raw)
+if ok and redis.call('HGET', KEYS[2], ticket.node) == tostring(ticket.incarnation) then
+  return 'alive'
+end
+redis.call('DEL', KEYS[1])
+return raw
+"#;
 
 /// A bot's line as carried out: the `ack` frame (JSON) and whether it was durable within
 /// [`DURABLE_WITHIN`].

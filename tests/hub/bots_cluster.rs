@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::bot_webhooks::{Behaviour, bot_server, calls_signed};
 use crate::bots::bot_token;
-use crate::cluster_fixture::nodes;
+use crate::cluster_fixture::{Process, customer_on, nodes, process_and_nodes, redis_conn, until_reaped};
 use crate::common::*;
 use crate::continuing::wait_archived;
 
@@ -145,4 +145,115 @@ async fn a_webhook_bots_answers_at_another_node_reach_the_customer_and_hand_over
     );
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// A customer of General on the node at `bind` who meets bot Faq (as [`meets_bot`]): their
+/// socket, chat id and resume token.
+async fn meets_bot_at(bind: &str, name: &str) -> (Ws, String, String) {
+    for _ in 0..200 {
+        let mut customer = customer_on(bind, name, "general").await;
+        let first = customer
+            .next_matching(|f| f["type"] == "chat_started" || f["type"] == "queued")
+            .await;
+        if first["type"] == "chat_started" && first["peer_name"] == "Faq" {
+            let token = customer.token.clone().unwrap();
+            return (customer, first["chat_id"].as_str().unwrap().to_string(), token);
+        }
+        drop(customer);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} never met the bot");
+}
+
+/// Carla talks to the bot on a real hub process that is killed (kill -9). Back on the live
+/// node with her token, she is not stuck: once the cluster took the dead node over, her
+/// conversation goes to the category's line there, and Ann takes it with every line that
+/// was acknowledged (the bot's marked), the seq going on.
+#[tokio::test]
+async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_she_comes_back() {
+    let (mut doomed, bind, [live], servers) = process_and_nodes(
+        "bots-cluster-kill",
+        Process::named("doomed").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
+        ["live"],
+        |s| s.webhook_allow_private = true,
+    )
+    .await;
+    let mut conn = redis_conn(&servers.redis).await;
+    let admin = live.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let token = bot_token(&admin, "Faq").await;
+    let (url, _calls) = bot_server(live.url(""), token, Behaviour::Answers).await;
+    admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
+        .await;
+
+    let (mut carla, chat, resume_token) = meets_bot_at(&bind, "Carla").await;
+    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
+    let answer = carla.next_of("message").await;
+    assert_eq!((answer["seq"].as_u64(), answer["via"].as_str()), (Some(2), Some("bot")));
+
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    drop(carla);
+    let mut ann = live.agent("ann", &["general"], 1).await;
+    until_reaped(&mut conn, "doomed").await;
+
+    // Back on the live node with her token: refused until the dead node is taken over,
+    // then handed over there.
+    let mut back = None;
+    for _ in 0..200 {
+        let mut ws = Ws::connect(&live.ws_url("/ws/customer"), &[]).await.unwrap();
+        ws.send(json!({"type": "resume", "token": resume_token, "last_seq": 2}))
+            .await;
+        let first = ws
+            .next_matching(|f| f["type"] == "error" || f["type"] == "transferred")
+            .await;
+        if first["type"] == "transferred" {
+            assert_eq!(first["chat_id"], chat.as_str());
+            back = Some(ws);
+            break;
+        }
+        assert_eq!(first["code"], "cluster_unavailable", "{first}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut carla = back.expect("Carla was never taken back");
+    let started = carla.chat_continued(&chat).await;
+    assert_eq!(started["peer_name"], "ANN");
+    let taken = ann.chat_continued(&chat).await;
+    let lines: Vec<(u64, &str, &str)> = taken["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_u64().unwrap(),
+                m["text"].as_str().unwrap(),
+                m["via"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (1, "what are your opening hours?", "-"),
+            (2, "We are open 9 to 5.", "bot")
+        ],
+        "{taken}"
+    );
+    assert_eq!(
+        taken["transfer"]["note"],
+        "Faq was cut off: the node it ran on stopped."
+    );
+    assert_eq!(carla.say("thanks, one more thing", "c2").await["seq"], 3);
+    assert_eq!(ann.next_of("message").await["seq"], 3);
+
+    // Her token resumes nothing more: the conversation is taken once.
+    let mut again = Ws::connect(&live.ws_url("/ws/customer"), &[]).await.unwrap();
+    again
+        .send(json!({"type": "resume", "token": resume_token, "last_seq": 3}))
+        .await;
+    assert_eq!(again.next_of("error").await["code"], "resume_expired");
+    live.stop().await;
 }

@@ -26,6 +26,7 @@ use uuid::Uuid;
 use super::continuing::{Continued, JoinAsked};
 use super::{HubState, Token, archive_behind, close, valid_name};
 use crate::hub::bot_calls::BotCaller;
+use crate::hub::bot_relay::{self, Taken, Ticket};
 use axum::extract::ws::Utf8Bytes;
 
 use crate::clock::now_ms;
@@ -71,6 +72,9 @@ struct Stage {
     category: CategoryId,
     /// The join, kept to join the line with when the bot hands over.
     asked: JoinAsked,
+    /// The token of the customer's `welcome`: on several nodes, the key of the stage's
+    /// ticket (`bot_relay`), deleted as the stage ends here.
+    token: String,
     transcript: Transcript,
     clock: ReplyClock,
 }
@@ -275,6 +279,27 @@ impl HubState {
         let mut asked = asked;
         // Not a note for the agent who takes over either: the page sends it as a line.
         asked.message = None;
+        let token = Token::new().to_string();
+        if let Some(cluster) = self.bus.clone()
+            && let Some(incarnation) = cluster.status().incarnation
+        {
+            // Should this node die, a resume with the token hands the customer over elsewhere.
+            let ticket = Ticket {
+                chat: id.clone(),
+                node: cluster.node_id().to_string(),
+                incarnation,
+                bot: bot.clone(),
+                category: category.0.to_string(),
+                name: name.clone(),
+                profile: asked.profile.clone(),
+            };
+            let token = token.clone();
+            tokio::spawn(async move {
+                if let Err(e) = bot_relay::record_ticket(&cluster, &token, &ticket).await {
+                    tracing::warn!(conversation = %ticket.chat, error = %e, "a bot stage's ticket could not be recorded in Redis");
+                }
+            });
+        }
         self.bots.by_customer.insert(conn, id.clone());
         self.bots.stages.insert(
             id.clone(),
@@ -283,6 +308,7 @@ impl HubState {
                 customer: conn,
                 category: category.clone(),
                 asked,
+                token: token.clone(),
                 transcript: Transcript::new(STAGE_LINES),
                 clock: ReplyClock::default(),
             },
@@ -291,8 +317,10 @@ impl HubState {
             conn,
             &ServerFrame::Welcome {
                 customer_name: name,
-                // Not resumable: a customer who drops while talking to a bot ends that talk.
-                resume_token: Token::new().to_string(),
+                // Not resumable where the stage lives: a customer who drops while talking
+                // to a bot ends that talk. On several nodes it resumes elsewhere only once
+                // the stage's node died (its ticket).
+                resume_token: token,
                 grace_secs: self.settings.resume_grace.as_secs_f64(),
                 max_message_len: self.settings.max_message_len,
                 draft_preview: false,
@@ -588,6 +616,7 @@ impl HubState {
             return;
         };
         self.bots.by_customer.remove(&stage.customer);
+        self.forget_ticket(&stage.token);
         let Stage {
             bot,
             customer,
@@ -655,6 +684,7 @@ impl HubState {
             return;
         };
         self.bots.by_customer.remove(&stage.customer);
+        self.forget_ticket(&stage.token);
         tracing::info!(bot = %stage.bot, conversation = %id, reason, "a bot's conversation ended");
         self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
             id: id.to_string(),
@@ -690,10 +720,178 @@ impl HubState {
         }
     }
 
+    /// On several nodes: the ticket of a stage that ended here is deleted (off the hub's
+    /// task), so its token resumes nothing anywhere, as on one node.
+    fn forget_ticket(&self, token: &str) {
+        let Some(cluster) = self.bus.clone() else { return };
+        let token = token.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = bot_relay::forget_ticket(&cluster, &token).await {
+                tracing::warn!(error = %e, "a bot stage's ticket could not be deleted; it expires by itself");
+            }
+        });
+    }
+
+    /// A `resume` on several nodes with a token no customer holds: is it a bot stage's
+    /// whose node died? Looked up (and the conversation read from the store) off the hub's
+    /// task; [`HubState::bot_ticket_found`] decides.
+    pub(super) fn bot_ticket_lookup(&mut self, conn: ConnId, token: String) {
+        let Some(cluster) = self.bus.clone() else {
+            return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
+        };
+        let (store, hub) = (self.archive.store(), self.timers.clone());
+        tokio::spawn(async move {
+            let found = ticket_found(&cluster, &store, &token).await;
+            if let Some(hub) = hub.upgrade() {
+                let _ = hub
+                    .send(Command::BotTicket {
+                        conn,
+                        found: Box::new(found),
+                    })
+                    .await;
+            }
+        });
+    }
+
+    /// What [`HubState::bot_ticket_lookup`] found: the customer of a dead node's bot stage
+    /// goes to the category's line here, continuing that conversation.
+    pub(super) fn bot_ticket_found(&mut self, conn: ConnId, found: TicketFound) {
+        if self.conns.get(&conn).is_none_or(|c| c.who.is_some()) {
+            // Gone meanwhile: the ticket is put back for their next resume.
+            if let (TicketFound::Taken { ticket, token, .. }, Some(cluster)) = (found, self.bus.clone()) {
+                tokio::spawn(async move {
+                    let _ = bot_relay::record_ticket(&cluster, &token, &ticket).await;
+                });
+            }
+            return;
+        }
+        let (ticket, last_seq, earlier) = match found {
+            TicketFound::None => {
+                return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
+            }
+            TicketFound::NodeAlive => {
+                let words = "your conversation's node has not been taken over yet; resume again shortly";
+                return self.resume_refused(conn, crate::hub::cluster::link::UNAVAILABLE, words.to_string());
+            }
+            TicketFound::Unavailable(why) => {
+                return self.error_to_conn(conn, crate::hub::cluster::link::UNAVAILABLE, why, None);
+            }
+            TicketFound::Taken {
+                ticket,
+                last_seq,
+                earlier,
+                ..
+            } => (ticket, last_seq, earlier),
+        };
+        let Ticket {
+            chat,
+            bot,
+            category,
+            name,
+            profile,
+            ..
+        } = ticket;
+        tracing::warn!(bot = %bot, conversation = %chat, "a bot's conversation whose node died is handed over where its customer came back");
+        self.to_bot(
+            &bot,
+            &chat,
+            "conversation_ended",
+            &ServerFrame::ConversationEnded {
+                chat_id: chat.clone(),
+                reason: "handed_over",
+                why: Some(Handover::NodeLost.word()),
+            },
+        );
+        let category = CategoryId::from(category);
+        self.send_to_conn(
+            conn,
+            &ServerFrame::Transferred {
+                chat_id: chat.clone(),
+                peer_name: None,
+                category: Some(category.0.to_string()),
+                category_name: Some(self.category_name(&category)),
+            },
+        );
+        let asked = JoinAsked {
+            name,
+            category: category.0.to_string(),
+            video: false,
+            message: None,
+            profile,
+            conversation: None,
+        };
+        let continued = Continued {
+            id: chat.clone(),
+            category: category.clone(),
+            last_seq,
+            earlier,
+            holder: Some((AgentId(rules::bot_agent_id(&bot)), bot.clone())),
+            route: Route::Line,
+            note: format!("{bot} was cut off: the node it ran on stopped."),
+        };
+        if let Err((code, message)) = self.customer_join(conn, &category.0.clone(), asked, Some(Box::new(continued))) {
+            tracing::warn!(conversation = %chat, code, %message, "a bot's conversation whose node died could not join the line");
+            self.error_to_conn(conn, code, message, None);
+        }
+    }
+
     /// A customer's connection ended while they talked to a bot: the talk ends with it.
     pub(super) fn bot_stage_customer_gone(&mut self, conn: ConnId) {
         if let Some(id) = self.bots.by_customer.get(&conn).cloned() {
             self.end_stage(&id, "customer_gone", Side::Customer);
+        }
+    }
+}
+
+/// What a resume found under a token no customer holds (several nodes).
+pub(crate) enum TicketFound {
+    /// No bot stage's ticket either: `resume_expired`.
+    None,
+    /// The stage's node is not taken over yet: try again.
+    NodeAlive,
+    /// Redis or the store did not answer: try again.
+    Unavailable(String),
+    /// Taken: the conversation's last seq and latest lines, as the store has them.
+    Taken {
+        ticket: Ticket,
+        /// The token it was under, to put it back should the customer be gone meanwhile.
+        token: String,
+        last_seq: u64,
+        earlier: Vec<crate::protocol::ChatMessage>,
+    },
+}
+
+async fn ticket_found(
+    cluster: &crate::cluster::node::Cluster,
+    store: &crate::store::SharedStore,
+    token: &str,
+) -> TicketFound {
+    let ticket = match bot_relay::take_ticket(cluster, token).await {
+        Ok(Taken::None) => return TicketFound::None,
+        Ok(Taken::NodeAlive) => return TicketFound::NodeAlive,
+        Ok(Taken::Ticket(ticket)) => ticket,
+        Err(e) => return TicketFound::Unavailable(format!("Redis did not answer: {e}")),
+    };
+    match store.conversation(&ticket.chat).await {
+        Ok(archived) => {
+            // Every line its customer or bot was told was sent is here: acknowledged once durable.
+            let last_seq = archived.messages.iter().map(|m| m.seq).max().unwrap_or(0);
+            let skip = archived.messages.len().saturating_sub(STAGE_LINES);
+            let earlier = archived.messages[skip..]
+                .iter()
+                .map(|m| super::continuing::earlier_line(&ticket.chat, m))
+                .collect();
+            TicketFound::Taken {
+                ticket,
+                token: token.to_string(),
+                last_seq,
+                earlier,
+            }
+        }
+        Err(e) => {
+            // Put back, so the customer's next resume finds it.
+            let _ = bot_relay::record_ticket(cluster, token, &ticket).await;
+            TicketFound::Unavailable(format!("the conversation could not be read: {e}"))
         }
     }
 }
