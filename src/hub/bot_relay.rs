@@ -112,7 +112,7 @@ pub enum Taken {
     /// reaped yet): try again shortly.
     NodeAlive,
     /// Taken: this node hands it over.
-    Ticket(Ticket),
+    Ticket(Box<Ticket>),
 }
 
 /// Takes the ticket of `token` if its node is no longer registered under its incarnation:
@@ -128,7 +128,7 @@ pub async fn take_ticket(cluster: &Cluster, token: &str) -> redis::RedisResult<T
         None => Taken::None,
         Some("alive") => Taken::NodeAlive,
         Some(raw) => match serde_json::from_str(raw) {
-            Ok(ticket) => Taken::Ticket(ticket),
+            Ok(ticket) => Taken::Ticket(Box::new(ticket)),
             Err(e) => {
                 tracing::warn!(error = %e, "a bot stage's ticket does not read; the resume is expired");
                 Taken::None
@@ -205,11 +205,11 @@ enum Wire {
         act: BotAct,
     },
     /// The answer to request `req`.
-    Acted {
-        req: u64,
-        result: Result<Option<ActedLine>, (String, String)>,
-    },
+    Acted { req: u64, result: WireActed },
 }
+
+/// An action's outcome as it travels: the refusal's code and message as text.
+type WireActed = Result<Option<ActedLine>, (String, String)>;
 
 /// `act` by bot `bot` on `chat`, carried out by this node's hub: a line waits until it is
 /// durable (up to [`DURABLE_WITHIN`]).
@@ -243,7 +243,7 @@ struct Inner {
     archive: Archive,
     next_req: AtomicU64,
     /// Answers awaited from other nodes, by request id.
-    pending: Mutex<HashMap<u64, oneshot::Sender<Result<Option<ActedLine>, (String, String)>>>>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<WireActed>>>,
 }
 
 /// Bots' side of the cluster: forwards actions, carries out those forwarded here. Cheap

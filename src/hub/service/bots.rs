@@ -790,7 +790,7 @@ impl HubState {
             name,
             profile,
             ..
-        } = ticket;
+        } = *ticket;
         tracing::warn!(bot = %bot, conversation = %chat, "a bot's conversation whose node died is handed over where its customer came back");
         self.to_bot(
             &bot,
@@ -853,7 +853,7 @@ pub(crate) enum TicketFound {
     Unavailable(String),
     /// Taken: the conversation's last seq and latest lines, as the store has them.
     Taken {
-        ticket: Ticket,
+        ticket: Box<Ticket>,
         /// The token it was under, to put it back should the customer be gone meanwhile.
         token: String,
         last_seq: u64,
