@@ -29,7 +29,7 @@ pub(crate) enum Behaviour {
 pub(crate) type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 
 /// A real HTTP bot on a loopback port, acting on `hub` with `token`: its URL and its calls.
-pub(crate) async fn bot_server(hub: String, token: String, behaviour: Behaviour) -> (String, Calls) {
+async fn bot_server(hub: String, token: String, behaviour: Behaviour) -> (String, Calls) {
     let calls: Calls = Arc::default();
     let app = axum::Router::new().route(
         "/bot",
@@ -100,11 +100,18 @@ async fn hub_with_webhook_bot(
     })
     .await;
     let admin = hub.admin().await;
+    let (calls, secret) = webhook_bot(&admin, hub.url(""), behaviour).await;
+    (hub, admin, calls, secret)
+}
+
+/// Through `admin`: General names bot Faq, which a test bot behaving as `behaviour`
+/// answers as, at `answers_at` (a hub's address); its calls and their secret.
+pub(crate) async fn webhook_bot(admin: &Api, answers_at: String, behaviour: Behaviour) -> (Calls, String) {
     admin
         .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
         .await;
-    let token = bot_token(&admin, "Faq").await;
-    let (url, calls) = bot_server(hub.url(""), token, behaviour).await;
+    let token = bot_token(admin, "Faq").await;
+    let (url, calls) = bot_server(answers_at, token, behaviour).await;
     let set = admin
         .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
         .await;
@@ -115,7 +122,7 @@ async fn hub_with_webhook_bot(
     let secret = set["secret"].as_str().unwrap().to_string();
     let (_, listed) = admin.get("/api/admin/bot-hooks").await;
     assert_eq!(listed, json!([{"bot": "Faq", "url": url}]));
-    (hub, admin, calls, secret)
+    (calls, secret)
 }
 
 /// The calls' frames, once `n` came, each checked signed with `secret`.

@@ -7,28 +7,19 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::bot_webhooks::{Behaviour, bot_server, calls_signed};
+use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::bot_token;
 use crate::cluster_fixture::{Process, customer_on, nodes, process_and_nodes, redis_conn, until_reaped};
 use crate::common::*;
 use crate::continuing::wait_archived;
 
-/// A customer of General on `node` who meets bot Faq, once that node knows of it (an
-/// admin's change on another node reaches it over the admin bus): their socket and chat id.
-/// Those who went to the line before are dropped (nobody is online to take them).
+/// A customer of General on `node` who meets bot Faq (as [`meets_bot_at`]): their socket
+/// and chat id.
 async fn meets_bot(node: &TestHub, name: &str) -> (Ws, String) {
-    for _ in 0..200 {
-        let mut customer = node.customer(name, "general").await;
-        let first = customer
-            .next_matching(|f| f["type"] == "chat_started" || f["type"] == "queued")
-            .await;
-        if first["type"] == "chat_started" && first["peer_name"] == "Faq" {
-            return (customer, first["chat_id"].as_str().unwrap().to_string());
-        }
-        drop(customer);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{name} never met the bot");
+    let bind = node.url("");
+    let bind = bind.trim_start_matches("http://").trim_end_matches('/');
+    let (customer, chat, _) = meets_bot_at(bind, name).await;
+    (customer, chat)
 }
 
 #[tokio::test]
@@ -39,17 +30,7 @@ async fn a_webhook_bots_answers_at_another_node_reach_the_customer_and_hand_over
     .await;
     // Set up through beta only, and the bot answers beta: alpha learns of it over the bus.
     let admin = beta.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
-    let token = bot_token(&admin, "Faq").await;
-    let (url, calls) = bot_server(beta.url(""), token, Behaviour::Answers).await;
-    let secret = admin
-        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
-        .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (calls, secret) = webhook_bot(&admin, beta.url(""), Behaviour::Answers).await;
 
     let (mut carla, chat) = meets_bot(&alpha, "Carla").await;
     let mut ann = beta.agent("ann", &["general"], 2).await;
@@ -147,8 +128,10 @@ async fn a_webhook_bots_answers_at_another_node_reach_the_customer_and_hand_over
     beta.stop().await;
 }
 
-/// A customer of General on the node at `bind` who meets bot Faq (as [`meets_bot`]): their
-/// socket, chat id and resume token.
+/// A customer of General on the node at `bind` who meets bot Faq, once that node knows of
+/// it (an admin's change on another node reaches it over the admin bus): their socket, chat
+/// id and resume token. Those who went to the line before are dropped (nobody is online to
+/// take them).
 async fn meets_bot_at(bind: &str, name: &str) -> (Ws, String, String) {
     for _ in 0..200 {
         let mut customer = customer_on(bind, name, "general").await;
@@ -180,14 +163,7 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
     .await;
     let mut conn = redis_conn(&servers.redis).await;
     let admin = live.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
-    let token = bot_token(&admin, "Faq").await;
-    let (url, _calls) = bot_server(live.url(""), token, Behaviour::Answers).await;
-    admin
-        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
-        .await;
+    webhook_bot(&admin, live.url(""), Behaviour::Answers).await;
 
     let (mut carla, chat, resume_token) = meets_bot_at(&bind, "Carla").await;
     assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
