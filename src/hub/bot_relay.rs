@@ -103,6 +103,35 @@ pub async fn forget_ticket(cluster: &Cluster, token: &str) -> redis::RedisResult
         .await
 }
 
+/// A change to a ticket, for [`start_tickets`]'s task: recorded under a token, or deleted.
+#[derive(Debug)]
+pub enum TicketOp {
+    Record(String, Box<Ticket>),
+    Forget(String),
+}
+
+/// Changes queued for the tickets' task at most: one per stage starting or ending; a
+/// Redis this far behind drops the newest (a ticket left expires; one missing only means
+/// that customer goes to `resume_expired` should their node die).
+const TICKET_OPS: usize = 4_096;
+
+/// Starts the task that applies ticket changes in the order given (one per node).
+pub fn start_tickets(cluster: Cluster) -> tokio::sync::mpsc::Sender<TicketOp> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(TICKET_OPS);
+    tokio::spawn(async move {
+        while let Some(op) = rx.recv().await {
+            let done = match &op {
+                TicketOp::Record(token, ticket) => record_ticket(&cluster, token, ticket).await,
+                TicketOp::Forget(token) => forget_ticket(&cluster, token).await,
+            };
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "a bot stage's ticket could not be changed in Redis; it expires by itself");
+            }
+        }
+    });
+    tx
+}
+
 /// What a resume found under its token.
 #[derive(Debug)]
 pub enum Taken {

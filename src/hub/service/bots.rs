@@ -63,6 +63,10 @@ pub(super) struct BotDesk {
     /// before the revocation, and registers after it, is closed as it registers. Admins
     /// revoke a handful of tokens in a hub's life, so this stays small.
     revoked_tokens: HashSet<String>,
+    /// Several nodes: the task recording and deleting stages' tickets in Redis, in the
+    /// order the hub asks (a stage that ends at once must not leave its ticket recorded
+    /// after its deletion). Started with the first stage.
+    tickets: Option<tokio::sync::mpsc::Sender<bot_relay::TicketOp>>,
 }
 
 /// One customer talking to a bot.
@@ -280,25 +284,18 @@ impl HubState {
         // Not a note for the agent who takes over either: the page sends it as a line.
         asked.message = None;
         let token = Token::new().to_string();
-        if let Some(cluster) = self.bus.clone()
-            && let Some(incarnation) = cluster.status().incarnation
-        {
+        if let Some(incarnation) = self.bus.as_ref().and_then(|c| c.status().incarnation) {
             // Should this node die, a resume with the token hands the customer over elsewhere.
             let ticket = Ticket {
                 chat: id.clone(),
-                node: cluster.node_id().to_string(),
+                node: self.bus.as_ref().map(|c| c.node_id().to_string()).unwrap_or_default(),
                 incarnation,
                 bot: bot.clone(),
                 category: category.0.to_string(),
                 name: name.clone(),
                 profile: asked.profile.clone(),
             };
-            let token = token.clone();
-            tokio::spawn(async move {
-                if let Err(e) = bot_relay::record_ticket(&cluster, &token, &ticket).await {
-                    tracing::warn!(conversation = %ticket.chat, error = %e, "a bot stage's ticket could not be recorded in Redis");
-                }
-            });
+            self.ticket_op(bot_relay::TicketOp::Record(token.clone(), Box::new(ticket)));
         }
         self.bots.by_customer.insert(conn, id.clone());
         self.bots.stages.insert(
@@ -720,16 +717,22 @@ impl HubState {
         }
     }
 
-    /// On several nodes: the ticket of a stage that ended here is deleted (off the hub's
-    /// task), so its token resumes nothing anywhere, as on one node.
-    fn forget_ticket(&self, token: &str) {
+    /// On several nodes: the ticket of a stage that ended here is deleted, so its token
+    /// resumes nothing anywhere, as on one node.
+    fn forget_ticket(&mut self, token: &str) {
+        self.ticket_op(bot_relay::TicketOp::Forget(token.to_string()));
+    }
+
+    /// `op` for the tickets' task (off the hub's task, in order); started with the first.
+    fn ticket_op(&mut self, op: bot_relay::TicketOp) {
         let Some(cluster) = self.bus.clone() else { return };
-        let token = token.to_string();
-        tokio::spawn(async move {
-            if let Err(e) = bot_relay::forget_ticket(&cluster, &token).await {
-                tracing::warn!(error = %e, "a bot stage's ticket could not be deleted; it expires by itself");
-            }
-        });
+        let tickets = self
+            .bots
+            .tickets
+            .get_or_insert_with(|| bot_relay::start_tickets(cluster));
+        if tickets.try_send(op).is_err() {
+            tracing::warn!("a bot stage's ticket was not recorded or deleted: Redis is far behind");
+        }
     }
 
     /// A `resume` on several nodes with a token no customer holds: is it a bot stage's
