@@ -236,6 +236,9 @@ pub async fn run(
         ));
     }
     let store_for_tokens = store.clone();
+    let bot_relay = cluster
+        .clone()
+        .map(|c| crate::hub::bot_relay::BotRelay::start(c, hub.clone(), archive.clone(), shutdown.clone()));
     let state = AppState {
         settings: settings.clone(),
         store,
@@ -248,6 +251,7 @@ pub async fn run(
         readiness: Arc::default(),
         sign_in_throttle: Arc::default(),
         cluster: cluster.clone(),
+        bot_relay,
         rooms,
         // ---- appointments ----
         booking_throttle: Arc::new(crate::http::appointments::BookingThrottle::new(&settings)),

@@ -43,6 +43,9 @@ pub enum AdminChange {
     /// A conversation's status or holder changed (stored already): its holder is told
     /// wherever they are.
     Conversation { record: crate::store::ConversationRecord },
+    /// A bot's webhook, or a category's bot, was set or removed: every node reloads the
+    /// bots' hooks and the categories' bots (they are few).
+    Bots {},
     /// A customer's line came in on this node for a conversation held by `agent` (their
     /// answer by mail, stored already): its `message` frame, for the agent's console
     /// wherever it is connected.

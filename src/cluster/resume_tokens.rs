@@ -34,6 +34,12 @@ pub fn ended_customer_key(customer: CustomerId) -> String {
     format!("{ENDED_OF_CUSTOMER}{}", customer.0)
 }
 
+/// The Redis key of a token given to a customer talking to a bot on several nodes: their
+/// bot stage's ticket (`hub::bot_relay`), the same digest under another prefix.
+pub fn bot_stage_key(token: &str) -> String {
+    digest_key("{sb}:bot-resume:", token)
+}
+
 /// The prefix of [`ended_customer_key`]; `find_or_take_ended` appends the id it finds.
 const ENDED_OF_CUSTOMER: &str = "{sb}:ended-customer:";
 

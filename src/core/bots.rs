@@ -43,10 +43,11 @@ pub enum Handover {
     /// A call to the bot's webhook failed (refused address, no answer, not 2xx, or the
     /// bot far behind): nobody waits for a bot that cannot be reached.
     Unreachable,
-    /// The category names a bot that is not connected (here): nobody waits for a dead bot.
+    /// The node holding the conversation died; its customer came back on another node.
+    NodeLost,
+    /// The category names a bot this node cannot reach (no socket here, no webhook):
+    /// nobody waits for a dead bot.
     NotConnected,
-    /// Several nodes: the bot stage runs on one node only, so the customer goes to the line.
-    Cluster,
 }
 
 impl Handover {
@@ -57,20 +58,47 @@ impl Handover {
             Self::Timeout => "timeout",
             Self::BotGone => "bot_gone",
             Self::Unreachable => "bot_unreachable",
+            Self::NodeLost => "node_lost",
             Self::NotConnected => "bot_not_connected",
-            Self::Cluster => "cluster",
         }
     }
 }
 
-/// A joining customer's way: the category's bot when it names one that is connected (by
-/// its socket, or by a webhook it is called at), else its line. `clustered`: several nodes share the desk (no bot stage there yet).
-pub fn entry(category_bot: Option<&str>, bot_connected: bool, clustered: bool) -> Entry {
+/// A joining customer's way: the category's bot when the customer's node can reach it
+/// (its socket there, or a webhook it is called at, which every node knows), else its
+/// line. On several nodes the bot stage lives on the customer's node, whichever node the
+/// bot's answers come in at (they are forwarded there, [`Forwarded`]).
+pub fn entry(category_bot: Option<&str>, bot_reachable: bool) -> Entry {
     match category_bot {
         None => Entry::Line(None),
-        Some(_) if clustered => Entry::Line(Some(Handover::Cluster)),
-        Some(bot) if bot_connected => Entry::Bot(bot.to_string()),
+        Some(bot) if bot_reachable => Entry::Bot(bot.to_string()),
         Some(_) => Entry::Line(Some(Handover::NotConnected)),
+    }
+}
+
+/// Where a bot's action on one of its conversations is carried out when the hub runs as
+/// several nodes: the node holding the conversation's bot stage decides it (one place,
+/// so one party at a time and one seq order); an action that reaches another node (a
+/// webhook bot's HTTP answer behind a load balancer) is forwarded there, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forwarded {
+    /// This node holds the stage.
+    Here,
+    /// The node named here holds it.
+    To(String),
+    /// No node holds it (ended, handed over, or never a bot's): `not_your_chat`.
+    Nowhere,
+}
+
+/// The rule for [`Forwarded`]: `held_here` when this node's hub has the stage;
+/// `stage_node` is the node the stage was recorded under (if any), `this_node` this one.
+/// A stage recorded under this node but not held here is over (an action is never
+/// forwarded back and forth).
+pub fn forwarded(held_here: bool, stage_node: Option<&str>, this_node: &str) -> Forwarded {
+    match stage_node {
+        _ if held_here => Forwarded::Here,
+        Some(node) if node != this_node => Forwarded::To(node.to_string()),
+        _ => Forwarded::Nowhere,
     }
 }
 
@@ -147,13 +175,22 @@ mod tests {
 
     #[test]
     fn a_category_with_a_connected_bot_meets_it_first() {
-        assert_eq!(entry(Some("Faq"), true, false), Entry::Bot("Faq".into()));
+        assert_eq!(entry(Some("Faq"), true), Entry::Bot("Faq".into()));
+        assert_eq!(entry(Some("Faq"), false), Entry::Line(Some(Handover::NotConnected)));
+        assert_eq!(entry(None, true), Entry::Line(None));
+    }
+
+    #[test]
+    fn a_bots_action_goes_to_the_node_holding_the_stage_once() {
+        assert_eq!(forwarded(true, None, "a"), Forwarded::Here);
+        assert_eq!(forwarded(true, Some("b"), "a"), Forwarded::Here);
+        assert_eq!(forwarded(false, Some("b"), "a"), Forwarded::To("b".into()));
         assert_eq!(
-            entry(Some("Faq"), false, false),
-            Entry::Line(Some(Handover::NotConnected))
+            forwarded(false, Some("a"), "a"),
+            Forwarded::Nowhere,
+            "never back to itself"
         );
-        assert_eq!(entry(None, true, false), Entry::Line(None));
-        assert_eq!(entry(Some("Faq"), true, true), Entry::Line(Some(Handover::Cluster)));
+        assert_eq!(forwarded(false, None, "a"), Forwarded::Nowhere);
     }
 
     #[test]

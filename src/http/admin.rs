@@ -297,7 +297,7 @@ fn cluster_ready(state: &AppState) -> Result<(), ApiError> {
 
 /// Tells the other nodes of a change this node has made and applied. If that fails, the
 /// change is saved and applied here; the others reload it when their bus reconnects.
-async fn tell_other_nodes(state: &AppState, change: AdminChange) -> Result<(), ApiError> {
+pub(super) async fn tell_other_nodes(state: &AppState, change: AdminChange) -> Result<(), ApiError> {
     let Some(cluster) = &state.cluster else { return Ok(()) };
     cluster.publish(change).await.map_err(|e| {
         ApiError::ClusterUnavailable(format!(

@@ -174,6 +174,12 @@ async fn create(
                 if state.hub.set_bot_hook(bot.clone(), Some(hook)).await.is_err() {
                     tracing::warn!(bot = %bot, "a new token's bot: the hub is stopping; its webhook is read at the next start");
                 }
+                // The other nodes call it again too.
+                if let Some(cluster) = &state.cluster
+                    && let Err(e) = cluster.publish(AdminChange::Bots {}).await
+                {
+                    tracing::warn!(bot = %bot, error = %e, "a new token's bot: the other nodes were not told; they are at their next resync");
+                }
             }
             Ok(None) => {}
             Err(e) => {

@@ -17,6 +17,7 @@ use super::responses::Unavailable;
 use super::session::bot_token;
 use super::{ApiError, AppState, ErrorBody};
 use crate::hub::BotAct;
+use crate::hub::bot_relay::{ActedLine, RelayDown, act_here};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,9 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub fn is_staff_path(path: &str) -> bool {
     path.starts_with("/api/bot/")
 }
-
-/// How long a bot's line may take to be durable before the answer says it is not yet.
-const DURABLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Refusals of every bot action.
 #[derive(utoipa::IntoResponses)]
@@ -93,9 +91,17 @@ pub struct BotAck {
     pub client_id: Option<String>,
 }
 
-/// `act` by bot `bot` on conversation `id`, refused as the frame would be.
-async fn act(state: &AppState, bot: String, id: String, act: BotAct) -> Result<Option<crate::hub::BotLine>, ApiError> {
-    state.hub.bot_act(bot, id, act).await?.map_err(|(code, message)| {
+/// `act` by bot `bot` on conversation `id`, refused as the frame would be; on several
+/// nodes carried out by the node holding the conversation (`hub::bot_relay`).
+async fn act(state: &AppState, bot: String, id: String, act: BotAct) -> Result<Option<ActedLine>, ApiError> {
+    let acted = match &state.bot_relay {
+        Some(relay) => relay.act(bot, id, act).await.map_err(|e| match e {
+            RelayDown::Gone => ApiError::from(crate::hub::HubGone),
+            RelayDown::Unavailable(why) => ApiError::ClusterUnavailable(why),
+        })?,
+        None => act_here(&state.hub, &state.archive, bot, id, act).await?,
+    };
+    acted.map_err(|(code, message)| {
         let status = match code {
             "not_your_chat" => StatusCode::NOT_FOUND,
             "archive_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
@@ -106,7 +112,7 @@ async fn act(state: &AppState, bot: String, id: String, act: BotAct) -> Result<O
 }
 
 /// 204 for an action that was taken.
-fn done(acted: Result<Option<crate::hub::BotLine>, ApiError>) -> Result<StatusCode, ApiError> {
+fn done(acted: Result<Option<ActedLine>, ApiError>) -> Result<StatusCode, ApiError> {
     acted.map(|_| StatusCode::NO_CONTENT)
 }
 
@@ -119,6 +125,8 @@ fn done(acted: Result<Option<crate::hub::BotLine>, ApiError>) -> Result<StatusCo
     responses((status = 200, body = BotAck),
         (status = 400, description = "`bad_json`; `empty_message`, `message_too_long` as on the socket", body = ErrorBody),
         (status = 503, description = "`archive_unavailable`: the archive cannot take a line now; nothing was sent, try again. \
+            `cluster_unavailable` (several nodes): Redis, or the node holding the conversation, did not answer in time; \
+            the line may have gone out (as with `not_yet_durable`, sending it again may show it twice). \
             `not_yet_durable`: the line went to the customer, but the archive had not kept it within 10 s; do not send it \
             again (it would be a second line). `unavailable`: the hub is stopping", body = ErrorBody),
         BotsOnly))]
@@ -131,24 +139,14 @@ async fn message(
     let line = act(&state, bot, id, BotAct::Message { text, client_id })
         .await?
         .ok_or_else(|| ApiError::Unavailable("the line was not recorded".into()))?;
-    let durable = match line.archived {
-        Some(seq) => {
-            state
-                .archive
-                .written_through(seq, tokio::time::Instant::now() + DURABLE_WITHIN)
-                .await
-        }
-        None => false,
-    };
-    if !durable {
+    if !line.durable {
         return Err(ApiError::refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_yet_durable",
             "the line went to the customer, but the archive had not kept it within 10 s: do not send it again",
         ));
     }
-    let ack: serde_json::Value =
-        serde_json::from_str(line.ack.as_str()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let ack: serde_json::Value = serde_json::from_str(&line.ack).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(ack))
 }
 

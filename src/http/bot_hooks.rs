@@ -15,6 +15,7 @@ use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
 use crate::bot_hooks::{self, BotHook};
+use crate::cluster::bus::AdminChange;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(set, remove))
@@ -97,6 +98,7 @@ async fn set(
     };
     bot_hooks::set(&state.store, &bot, Some(&hook)).await?;
     state.hub.set_bot_hook(bot.clone(), Some(hook.clone())).await?;
+    super::admin::tell_other_nodes(&state, AdminChange::Bots {}).await?;
     tracing::info!(bot = %bot, host = %crate::bot_hooks::host_of(&hook.url), "a bot's webhook was set");
     Ok(Json(CreatedBotHook {
         bot,
@@ -116,5 +118,6 @@ async fn remove(_: AdminOnly, State(state): State<AppState>, Path(bot): Path<Str
     let bot = bot.trim().to_string();
     bot_hooks::set(&state.store, &bot, None).await?;
     state.hub.set_bot_hook(bot, None).await?;
+    super::admin::tell_other_nodes(&state, AdminChange::Bots {}).await?;
     Ok(StatusCode::NO_CONTENT)
 }

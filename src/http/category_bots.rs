@@ -1,6 +1,7 @@
 //! Categories' bots through the admin API: which bot (by the name its `bot` API token
 //! acts as) a category's customers talk to first. Stored in the shared store
-//! (`category_bots`); the node that takes the change tells its hub at once.
+//! (`category_bots`); the node that takes the change tells its hub at once, and the other
+//! nodes over the admin bus.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -13,6 +14,7 @@ use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
 use crate::category_bots;
+use crate::cluster::bus::AdminChange;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show)).routes(routes!(set))
@@ -87,5 +89,6 @@ async fn set(
     super::admin::known_category(&state, &category).await?;
     category_bots::set(&state.store, &category, bot.as_deref()).await?;
     state.hub.set_category_bot(category, bot).await?;
+    super::admin::tell_other_nodes(&state, AdminChange::Bots {}).await?;
     Ok(Json(view(&state).await?))
 }

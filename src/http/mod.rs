@@ -110,6 +110,8 @@ pub struct AppState {
     // ---- several nodes through Redis ----
     /// This node's membership, when `REDIS_URL` is set.
     pub cluster: Option<crate::cluster::node::Cluster>,
+    /// Bots' actions forwarded to the node holding the conversation (several nodes only).
+    pub bot_relay: Option<crate::hub::bot_relay::BotRelay>,
     // ---- rooms and 1-to-1 video ----
     /// The rooms task, room tokens and the invitation senders.
     pub rooms: crate::rooms::Rooms,

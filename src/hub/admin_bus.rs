@@ -47,6 +47,7 @@ impl ApplyAdminChanges for Appliers {
             AdminChange::Conversation { record } => {
                 self.hub.conversation_changed(record).await.map_err(|e| e.to_string())
             }
+            AdminChange::Bots {} => crate::hub::bot_calls::told(&self.store, &self.hub).await,
             AdminChange::ApiTokenRevoked { id } => {
                 self.api_tokens.forget(&id);
                 crate::hub::bot_token_revoked(&self.store, &self.hub, &id).await
@@ -74,6 +75,7 @@ impl ApplyAdminChanges for Appliers {
             .collect();
         self.hub.api_tokens_revoked(revoked).await.map_err(|e| e.to_string())?;
         self.apply(AdminChange::Categories { removed: None }).await?;
+        self.apply(AdminChange::Bots {}).await?;
         for account in self.store.accounts().await.map_err(|e| e.to_string())? {
             self.hub.account_changed(account).await.map_err(|e| e.to_string())?;
         }

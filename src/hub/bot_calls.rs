@@ -10,6 +10,11 @@
 //! conversation, which the hub hands over (`Command::BotCallFailed`). A bot that takes the
 //! call and then never answers over the API hands over after `BOT_REPLY_TIMEOUT_SECS`, as
 //! a socket bot does (the hub's reply timer, not this module).
+//!
+//! On several nodes every node calls the hook for its own customers' conversations (each
+//! node knows every hook: an admin's change crosses the admin bus), and records that it
+//! holds a conversation before the bot's first call about it (`bot_relay::claim_stage`),
+//! so the bot's answer, at whatever node it comes in, is forwarded there.
 
 use std::time::Duration;
 
@@ -18,6 +23,7 @@ use tokio::sync::mpsc;
 use super::Command;
 use crate::bot_hooks::BotHook;
 use crate::clock::now_ms;
+use crate::cluster::node::Cluster;
 use crate::store::SharedStore;
 use crate::webhooks::deliver::{Signed, post_signed};
 
@@ -48,9 +54,17 @@ impl BotCaller {
         allow_private: bool,
         timeout: Duration,
         hub: mpsc::WeakSender<Command>,
+        cluster: Option<Cluster>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(call_each(bot, hook.clone(), allow_private, timeout, hub, rx));
+        let calling = Calling {
+            bot,
+            hook: hook.clone(),
+            allow_private,
+            timeout,
+            cluster,
+        };
+        tokio::spawn(call_each(calling, hub, rx));
         Self { tx, hook }
     }
 
@@ -67,15 +81,33 @@ impl BotCaller {
     }
 }
 
-async fn call_each(
+/// What one bot's calling task calls, and how.
+struct Calling {
     bot: String,
     hook: BotHook,
     allow_private: bool,
     timeout: Duration,
-    hub: mpsc::WeakSender<Command>,
-    mut rx: mpsc::Receiver<Call>,
-) {
+    /// Several nodes: where a conversation's stage is recorded before its first call.
+    cluster: Option<Cluster>,
+}
+
+async fn call_each(calling: Calling, hub: mpsc::WeakSender<Command>, mut rx: mpsc::Receiver<Call>) {
+    let Calling {
+        bot,
+        hook,
+        allow_private,
+        timeout,
+        cluster,
+    } = calling;
     while let Some(call) = rx.recv().await {
+        if call.event_type == "conversation"
+            && let Some(cluster) = &cluster
+            && let Err(e) = super::bot_relay::claim_stage(cluster, &call.chat_id).await
+        {
+            // Its answers are then taken on this node only; one coming in elsewhere is
+            // `not_your_chat`, and the reply timer hands the customer over.
+            tracing::warn!(bot = %bot, conversation = %call.chat_id, error = %e, "a bot conversation's node could not be recorded in Redis");
+        }
         let event_id = uuid::Uuid::now_v7().to_string();
         let signed = Signed {
             url: &hook.url,
@@ -108,8 +140,8 @@ async fn call_each(
     }
 }
 
-/// Tells a starting hub every bot's hook and the categories naming a bot with one; a
-/// store that does not answer is tried again (every 5 s) until it does.
+/// Tells a starting hub every bot's hook and every category's bot; a store that does not
+/// answer is tried again (every 5 s) until it does.
 pub async fn load_bot_hooks(store: SharedStore, hub: super::Hub) {
     loop {
         match told(&store, &hub).await {
@@ -122,25 +154,18 @@ pub async fn load_bot_hooks(store: SharedStore, hub: super::Hub) {
     }
 }
 
-async fn told(store: &SharedStore, hub: &super::Hub) -> Result<(), String> {
-    let hooked: Vec<(String, BotHook)> = crate::bot_hooks::all(store)
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter_map(|(bot, hook)| hook.map(|h| (bot, h)))
-        .collect();
-    if hooked.is_empty() {
-        return Ok(());
-    }
+/// Tells `hub` every category's bot and every live bot's hook (or none) as the store has
+/// them: at start, and on several nodes whenever another node changed one (the admin bus's
+/// `bots`) or the bus had a gap.
+pub async fn told(store: &SharedStore, hub: &super::Hub) -> Result<(), String> {
+    let hooks = crate::bot_hooks::all(store).await.map_err(|e| e.to_string())?;
     let named = crate::category_bots::all(store).await.map_err(|e| e.to_string())?;
     for (category, bot) in named {
-        if let Some(bot) = bot.filter(|b| hooked.iter().any(|(h, _)| h == b)) {
-            // A hub gone is a hub stopping: nothing to tell.
-            let _ = hub.set_category_bot(category, Some(bot)).await;
-        }
+        // A hub gone is a hub stopping: nothing to tell.
+        let _ = hub.set_category_bot(category, bot).await;
     }
-    for (bot, hook) in hooked {
-        let _ = hub.set_bot_hook(bot, Some(hook)).await;
+    for (bot, hook) in hooks {
+        let _ = hub.set_bot_hook(bot, hook).await;
     }
     Ok(())
 }

@@ -15,7 +15,8 @@
 //! their cost, which coalesces updates over long queues (see `PASS_SPACING_MIN`).
 
 pub mod admin_bus;
-mod bot_calls;
+pub(crate) mod bot_calls;
+pub mod bot_relay;
 mod buddy;
 mod buddy_events;
 pub mod cluster;
@@ -81,8 +82,10 @@ pub enum ConnRole {
     Bot(Box<BotLogin>),
 }
 
-/// What a bot does in one of its conversations, over its socket or the HTTP API.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a bot does in one of its conversations, over its socket or the HTTP API (and,
+/// on several nodes, forwarded to the node holding the conversation: `bot_relay`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "act", rename_all = "snake_case")]
 pub enum BotAct {
     /// A line to the customer.
     Message { text: String, client_id: Option<String> },
@@ -223,6 +226,12 @@ pub(crate) enum Command {
         bot: Option<String>,
     },
     /// A conversation a customer asked to continue, read from the store (or why not).
+    /// What a `resume` on several nodes found under a token no customer holds: a bot
+    /// stage's ticket (its node died), or nothing.
+    BotTicket {
+        conn: ConnId,
+        found: Box<service::bots::TicketFound>,
+    },
     ContinueLoaded {
         conn: ConnId,
         asked: Box<service::continuing::JoinAsked>,

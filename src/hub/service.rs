@@ -32,7 +32,7 @@ mod identified;
 // ---- an agent writing to a customer who is not there ----
 pub(super) mod follow_up;
 // ---- agent bots: a category's bot talks to its customers first ----
-mod bots;
+pub(super) mod bots;
 
 use super::buddy::desk::BuddyDesk;
 use super::delivery::{ConnHandle, ConnId, Delivery, LocalDelivery, Outbound, Recipient, SenderCopy};
@@ -370,6 +370,7 @@ impl HubState {
             }
             Command::NotesLoaded { agent, chat_id, notes } => self.notes_loaded(&agent, chat_id, notes),
             Command::ContinueLoaded { conn, asked, found } => self.continue_loaded(conn, *asked, found),
+            Command::BotTicket { conn, found } => self.bot_ticket_found(conn, *found),
             Command::BotReplyTimeout { chat_id, epoch } => self.bot_reply_timeout(&chat_id, epoch),
             Command::CategoryBot { category, bot } => self.category_bot(category, bot),
             Command::ApiTokensRevoked { ids } => self.bot_tokens_revoked(ids),

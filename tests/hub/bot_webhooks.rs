@@ -16,7 +16,7 @@ use crate::common::*;
 
 /// How the test's bot behaves.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     /// Answers "hours" with the opening hours over the API, hands anything else over.
     Answers,
     /// Takes every call (200) and never answers.
@@ -26,7 +26,7 @@ enum Behaviour {
 }
 
 /// The calls the bot got: headers and raw body.
-type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+pub(crate) type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 
 /// A real HTTP bot on a loopback port, acting on `hub` with `token`: its URL and its calls.
 async fn bot_server(hub: String, token: String, behaviour: Behaviour) -> (String, Calls) {
@@ -100,11 +100,18 @@ async fn hub_with_webhook_bot(
     })
     .await;
     let admin = hub.admin().await;
+    let (calls, secret) = webhook_bot(&admin, hub.url(""), behaviour).await;
+    (hub, admin, calls, secret)
+}
+
+/// Through `admin`: General names bot Faq, which a test bot behaving as `behaviour`
+/// answers as, at `answers_at` (a hub's address); its calls and their secret.
+pub(crate) async fn webhook_bot(admin: &Api, answers_at: String, behaviour: Behaviour) -> (Calls, String) {
     admin
         .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
         .await;
-    let token = bot_token(&admin, "Faq").await;
-    let (url, calls) = bot_server(hub.url(""), token, behaviour).await;
+    let token = bot_token(admin, "Faq").await;
+    let (url, calls) = bot_server(answers_at, token, behaviour).await;
     let set = admin
         .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
         .await;
@@ -115,11 +122,11 @@ async fn hub_with_webhook_bot(
     let secret = set["secret"].as_str().unwrap().to_string();
     let (_, listed) = admin.get("/api/admin/bot-hooks").await;
     assert_eq!(listed, json!([{"bot": "Faq", "url": url}]));
-    (hub, admin, calls, secret)
+    (calls, secret)
 }
 
 /// The calls' frames, once `n` came, each checked signed with `secret`.
-async fn calls_signed(calls: &Calls, n: usize, secret: &str) -> Vec<Value> {
+pub(crate) async fn calls_signed(calls: &Calls, n: usize, secret: &str) -> Vec<Value> {
     for _ in 0..300 {
         let got = calls.lock().unwrap().clone();
         if got.len() >= n {

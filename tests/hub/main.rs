@@ -16,6 +16,7 @@ mod appointments;
 mod bad_input;
 mod bot_webhooks;
 mod bots;
+mod bots_cluster;
 mod buddy;
 // the buddy list across the cluster
 mod buddy_cluster;

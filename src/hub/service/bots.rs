@@ -9,9 +9,15 @@
 //! `via: "bot"`) and a hand-over note from the bot. A bot that leaves a customer's line
 //! unanswered for `BOT_REPLY_TIMEOUT_SECS`, or whose connection ends, hands over by itself.
 //!
-//! The rules (who meets a bot, the reply timer) are `core::bots`'; the routing core never
-//! sees a customer talking to a bot. On several nodes there is no bot stage yet: the
-//! customer goes to the line at once, and that is logged.
+//! The rules (who meets a bot, the reply timer, where a bot's action is carried out) are
+//! `core::bots`'; the routing core never sees a customer talking to a bot.
+//!
+//! On several nodes the stage lives on the customer's node, as on one: that node's hub
+//! stamps its lines, runs its timer and hands it over into the shared line. Every node
+//! knows every webhook bot (the admin bus tells them) and calls it for its own customers;
+//! a bot's answer that comes in at another node is forwarded to this one (`bot_relay`).
+//! A socket bot serves the customers of the node it is connected to; a customer of
+//! another node goes to the line at once (`bot_not_connected`), as one whose bot is down.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,6 +26,7 @@ use uuid::Uuid;
 use super::continuing::{Continued, JoinAsked};
 use super::{HubState, Token, archive_behind, close, valid_name};
 use crate::hub::bot_calls::BotCaller;
+use crate::hub::bot_relay::{self, Taken, Ticket};
 use axum::extract::ws::Utf8Bytes;
 
 use crate::clock::now_ms;
@@ -56,6 +63,10 @@ pub(super) struct BotDesk {
     /// before the revocation, and registers after it, is closed as it registers. Admins
     /// revoke a handful of tokens in a hub's life, so this stays small.
     revoked_tokens: HashSet<String>,
+    /// Several nodes: the task recording and deleting stages' tickets in Redis, in the
+    /// order the hub asks (a stage that ends at once must not leave its ticket recorded
+    /// after its deletion). Started with the first stage.
+    tickets: Option<tokio::sync::mpsc::Sender<bot_relay::TicketOp>>,
 }
 
 /// One customer talking to a bot.
@@ -65,6 +76,9 @@ struct Stage {
     category: CategoryId,
     /// The join, kept to join the line with when the bot hands over.
     asked: JoinAsked,
+    /// The token of the customer's `welcome`: on several nodes, the key of the stage's
+    /// ticket (`bot_relay`), deleted as the stage ends here.
+    token: String,
     transcript: Transcript,
     clock: ReplyClock,
 }
@@ -178,6 +192,7 @@ impl HubState {
                     self.settings.webhook_allow_private,
                     timeout,
                     self.timers.clone(),
+                    self.bus.clone(),
                 );
                 self.bots.hooked.insert(bot, caller);
             }
@@ -216,10 +231,9 @@ impl HubState {
     ) -> Result<Option<JoinAsked>, (&'static str, String)> {
         let category = CategoryId::from(asked.category.clone());
         let bot = self.bots.category_bots.get(&asked.category).cloned();
-        let connected = bot
-            .as_ref()
-            .is_some_and(|b| self.bots.connected.contains_key(b) || self.bots.hooked.contains_key(b));
-        let entry = rules::entry(bot.as_deref(), connected, self.cluster.is_some());
+        let socket = bot.as_ref().is_some_and(|b| self.bots.connected.contains_key(b));
+        let reachable = socket || bot.as_ref().is_some_and(|b| self.bots.hooked.contains_key(b));
+        let entry = rules::entry(bot.as_deref(), reachable);
         let bot = match entry {
             Entry::Line(None) => return Ok(Some(asked)),
             Entry::Line(Some(why)) => {
@@ -255,9 +269,34 @@ impl HubState {
         }));
         self.conversation_opened(&id, &category, &asked.profile, &AgentId(rules::bot_agent_id(&bot)));
         tracing::info!(bot = %bot, conversation = %id, category = %category.0, "a customer talks to the category's bot first");
+        if socket && let Some(cluster) = self.bus.clone() {
+            // A socket bot answers over its socket, here; its HTTP answers may come in at
+            // another node, which forwards them here (a webhook bot's caller records this
+            // before its first call instead).
+            let chat = id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::hub::bot_relay::claim_stage(&cluster, &chat).await {
+                    tracing::warn!(conversation = %chat, error = %e, "a bot conversation's node could not be recorded in Redis");
+                }
+            });
+        }
         let mut asked = asked;
         // Not a note for the agent who takes over either: the page sends it as a line.
         asked.message = None;
+        let token = Token::new().to_string();
+        if let Some(incarnation) = self.bus.as_ref().and_then(|c| c.status().incarnation) {
+            // Should this node die, a resume with the token hands the customer over elsewhere.
+            let ticket = Ticket {
+                chat: id.clone(),
+                node: self.bus.as_ref().map(|c| c.node_id().to_string()).unwrap_or_default(),
+                incarnation,
+                bot: bot.clone(),
+                category: category.0.to_string(),
+                name: name.clone(),
+                profile: asked.profile.clone(),
+            };
+            self.ticket_op(bot_relay::TicketOp::Record(token.clone(), Box::new(ticket)));
+        }
         self.bots.by_customer.insert(conn, id.clone());
         self.bots.stages.insert(
             id.clone(),
@@ -266,6 +305,7 @@ impl HubState {
                 customer: conn,
                 category: category.clone(),
                 asked,
+                token: token.clone(),
                 transcript: Transcript::new(STAGE_LINES),
                 clock: ReplyClock::default(),
             },
@@ -274,8 +314,10 @@ impl HubState {
             conn,
             &ServerFrame::Welcome {
                 customer_name: name,
-                // Not resumable: a customer who drops while talking to a bot ends that talk.
-                resume_token: Token::new().to_string(),
+                // Not resumable where the stage lives: a customer who drops while talking
+                // to a bot ends that talk. On several nodes it resumes elsewhere only once
+                // the stage's node died (its ticket).
+                resume_token: token,
                 grace_secs: self.settings.resume_grace.as_secs_f64(),
                 max_message_len: self.settings.max_message_len,
                 draft_preview: false,
@@ -571,6 +613,7 @@ impl HubState {
             return;
         };
         self.bots.by_customer.remove(&stage.customer);
+        self.forget_ticket(&stage.token);
         let Stage {
             bot,
             customer,
@@ -638,6 +681,7 @@ impl HubState {
             return;
         };
         self.bots.by_customer.remove(&stage.customer);
+        self.forget_ticket(&stage.token);
         tracing::info!(bot = %stage.bot, conversation = %id, reason, "a bot's conversation ended");
         self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
             id: id.to_string(),
@@ -673,10 +717,184 @@ impl HubState {
         }
     }
 
+    /// On several nodes: the ticket of a stage that ended here is deleted, so its token
+    /// resumes nothing anywhere, as on one node.
+    fn forget_ticket(&mut self, token: &str) {
+        self.ticket_op(bot_relay::TicketOp::Forget(token.to_string()));
+    }
+
+    /// `op` for the tickets' task (off the hub's task, in order); started with the first.
+    fn ticket_op(&mut self, op: bot_relay::TicketOp) {
+        let Some(cluster) = self.bus.clone() else { return };
+        let tickets = self
+            .bots
+            .tickets
+            .get_or_insert_with(|| bot_relay::start_tickets(cluster));
+        if tickets.try_send(op).is_err() {
+            tracing::warn!("a bot stage's ticket was not recorded or deleted: Redis is far behind");
+        }
+    }
+
+    /// A `resume` on several nodes with a token no customer holds: is it a bot stage's
+    /// whose node died? Looked up (and the conversation read from the store) off the hub's
+    /// task; [`HubState::bot_ticket_found`] decides.
+    pub(super) fn bot_ticket_lookup(&mut self, conn: ConnId, token: String) {
+        let Some(cluster) = self.bus.clone() else {
+            return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
+        };
+        let (store, hub) = (self.archive.store(), self.timers.clone());
+        tokio::spawn(async move {
+            let found = ticket_found(&cluster, &store, &token).await;
+            if let Some(hub) = hub.upgrade() {
+                let _ = hub
+                    .send(Command::BotTicket {
+                        conn,
+                        found: Box::new(found),
+                    })
+                    .await;
+            }
+        });
+    }
+
+    /// What [`HubState::bot_ticket_lookup`] found: the customer of a dead node's bot stage
+    /// goes to the category's line here, continuing that conversation.
+    pub(super) fn bot_ticket_found(&mut self, conn: ConnId, found: TicketFound) {
+        if self.conns.get(&conn).is_none_or(|c| c.who.is_some()) {
+            // Gone meanwhile: the ticket is put back for their next resume.
+            if let (TicketFound::Taken { ticket, token, .. }, Some(cluster)) = (found, self.bus.clone()) {
+                tokio::spawn(async move {
+                    let _ = bot_relay::record_ticket(&cluster, &token, &ticket).await;
+                });
+            }
+            return;
+        }
+        let (ticket, last_seq, earlier) = match found {
+            TicketFound::None => {
+                return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
+            }
+            TicketFound::NodeAlive => {
+                let words = "your conversation's node has not been taken over yet; resume again shortly";
+                return self.resume_refused(conn, crate::hub::cluster::link::UNAVAILABLE, words.to_string());
+            }
+            TicketFound::Unavailable(why) => {
+                return self.error_to_conn(conn, crate::hub::cluster::link::UNAVAILABLE, why, None);
+            }
+            TicketFound::Taken {
+                ticket,
+                last_seq,
+                earlier,
+                ..
+            } => (ticket, last_seq, earlier),
+        };
+        let Ticket {
+            chat,
+            bot,
+            category,
+            name,
+            profile,
+            ..
+        } = *ticket;
+        tracing::warn!(bot = %bot, conversation = %chat, "a bot's conversation whose node died is handed over where its customer came back");
+        self.to_bot(
+            &bot,
+            &chat,
+            "conversation_ended",
+            &ServerFrame::ConversationEnded {
+                chat_id: chat.clone(),
+                reason: "handed_over",
+                why: Some(Handover::NodeLost.word()),
+            },
+        );
+        let category = CategoryId::from(category);
+        self.send_to_conn(
+            conn,
+            &ServerFrame::Transferred {
+                chat_id: chat.clone(),
+                peer_name: None,
+                category: Some(category.0.to_string()),
+                category_name: Some(self.category_name(&category)),
+            },
+        );
+        let asked = JoinAsked {
+            name,
+            category: category.0.to_string(),
+            video: false,
+            message: None,
+            profile,
+            conversation: None,
+        };
+        let continued = Continued {
+            id: chat.clone(),
+            category: category.clone(),
+            last_seq,
+            earlier,
+            holder: Some((AgentId(rules::bot_agent_id(&bot)), bot.clone())),
+            route: Route::Line,
+            note: format!("{bot} was cut off: the node it ran on stopped."),
+        };
+        if let Err((code, message)) = self.customer_join(conn, &category.0.clone(), asked, Some(Box::new(continued))) {
+            tracing::warn!(conversation = %chat, code, %message, "a bot's conversation whose node died could not join the line");
+            self.error_to_conn(conn, code, message, None);
+        }
+    }
+
     /// A customer's connection ended while they talked to a bot: the talk ends with it.
     pub(super) fn bot_stage_customer_gone(&mut self, conn: ConnId) {
         if let Some(id) = self.bots.by_customer.get(&conn).cloned() {
             self.end_stage(&id, "customer_gone", Side::Customer);
+        }
+    }
+}
+
+/// What a resume found under a token no customer holds (several nodes).
+pub(crate) enum TicketFound {
+    /// No bot stage's ticket either: `resume_expired`.
+    None,
+    /// The stage's node is not taken over yet: try again.
+    NodeAlive,
+    /// Redis or the store did not answer: try again.
+    Unavailable(String),
+    /// Taken: the conversation's last seq and latest lines, as the store has them.
+    Taken {
+        ticket: Box<Ticket>,
+        /// The token it was under, to put it back should the customer be gone meanwhile.
+        token: String,
+        last_seq: u64,
+        earlier: Vec<crate::protocol::ChatMessage>,
+    },
+}
+
+async fn ticket_found(
+    cluster: &crate::cluster::node::Cluster,
+    store: &crate::store::SharedStore,
+    token: &str,
+) -> TicketFound {
+    let ticket = match bot_relay::take_ticket(cluster, token).await {
+        Ok(Taken::None) => return TicketFound::None,
+        Ok(Taken::NodeAlive) => return TicketFound::NodeAlive,
+        Ok(Taken::Ticket(ticket)) => ticket,
+        Err(e) => return TicketFound::Unavailable(format!("Redis did not answer: {e}")),
+    };
+    match store.conversation(&ticket.chat).await {
+        Ok(archived) => {
+            // Every line its customer or bot was told was sent is here: acknowledged once durable.
+            let last_seq = archived.messages.iter().map(|m| m.seq).max().unwrap_or(0);
+            let skip = archived.messages.len().saturating_sub(STAGE_LINES);
+            let earlier = archived.messages[skip..]
+                .iter()
+                .map(|m| super::continuing::earlier_line(&ticket.chat, m))
+                .collect();
+            TicketFound::Taken {
+                ticket,
+                token: token.to_string(),
+                last_seq,
+                earlier,
+            }
+        }
+        Err(e) => {
+            // Put back, so the customer's next resume finds it.
+            let _ = bot_relay::record_ticket(cluster, token, &ticket).await;
+            TicketFound::Unavailable(format!("the conversation could not be read: {e}"))
         }
     }
 }

@@ -275,7 +275,7 @@ impl HubState {
 }
 
 /// An archived line of conversation `id` as a `message` frame shows it.
-fn earlier_line(id: &str, m: &crate::store::ArchivedMessage) -> ChatMessage {
+pub(super) fn earlier_line(id: &str, m: &crate::store::ArchivedMessage) -> ChatMessage {
     ChatMessage {
         attachments: m.attachments.clone(),
         via: m.via,

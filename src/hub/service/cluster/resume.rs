@@ -396,6 +396,10 @@ impl HubState {
                 let words = "your chat has just ended; resume again shortly".to_string();
                 return self.resume_refused(conn, UNAVAILABLE, words);
             }
+            // No customer holds it: it may be the token of a bot stage whose node died.
+            if customer.is_none() {
+                return self.bot_ticket_lookup(conn, token);
+            }
             return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
         };
         // A token Redis found is one a node issued (this hub's form): anything else is no session.

@@ -1,0 +1,235 @@
+//! Bots on several nodes (one Redis, one store): a webhook bot set up through one node is
+//! called by every node for its own customers, and its HTTP answers, wherever they come in,
+//! reach the customer on the node holding the conversation; it hands over into the shared
+//! line and the seq goes on across the nodes; its hook removed on one node, no node calls it.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
+use crate::bots::bot_token;
+use crate::cluster_fixture::{Process, customer_on, nodes, process_and_nodes, redis_conn, until_reaped};
+use crate::common::*;
+use crate::continuing::wait_archived;
+
+/// A customer of General on `node` who meets bot Faq (as [`meets_bot_at`]): their socket
+/// and chat id.
+async fn meets_bot(node: &TestHub, name: &str) -> (Ws, String) {
+    let bind = node.url("");
+    let bind = bind.trim_start_matches("http://").trim_end_matches('/');
+    let (customer, chat, _) = meets_bot_at(bind, name).await;
+    (customer, chat)
+}
+
+#[tokio::test]
+async fn a_webhook_bots_answers_at_another_node_reach_the_customer_and_hand_over() {
+    let ([alpha, beta], _servers) = nodes("bots-cluster-webhook", ["alpha", "beta"], |s| {
+        s.webhook_allow_private = true
+    })
+    .await;
+    // Set up through beta only, and the bot answers beta: alpha learns of it over the bus.
+    let admin = beta.admin().await;
+    let (calls, secret) = webhook_bot(&admin, beta.url(""), Behaviour::Answers).await;
+
+    let (mut carla, chat) = meets_bot(&alpha, "Carla").await;
+    let mut ann = beta.agent("ann", &["general"], 2).await;
+    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
+    // The bot's answer came in at beta; Carla, on alpha, has it, in order.
+    let answer = carla.next_of("message").await;
+    assert_eq!(
+        (answer["text"].as_str(), answer["via"].as_str(), answer["seq"].as_u64()),
+        (Some("We are open 9 to 5."), Some("bot"), Some(2)),
+        "{answer}"
+    );
+
+    // Its hand-over, at beta too: Ann, on beta, takes that conversation; its lines are the
+    // archive's, as for any conversation continued from another node (her page reads them).
+    assert_eq!(carla.say("I need a person", "c2").await["seq"], 3);
+    let taken = ann.chat_continued(&chat).await;
+    assert_eq!(taken["peer_name"], "Carla");
+    carla.next_of("transferred").await;
+    let api = beta.login("ann", "agent-password").await;
+    let archived = wait_archived(&api, &chat, 3).await;
+    let lines: Vec<(&str, &str)> = archived["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["text"].as_str().unwrap(), m["via"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("what are your opening hours?", "-"),
+            ("We are open 9 to 5.", "bot"),
+            ("I need a person", "-")
+        ],
+        "{archived}"
+    );
+    assert!(
+        archived.to_string().contains("wants a person"),
+        "the bot's note: {archived}"
+    );
+    // The seq goes on without a gap, across the nodes, both ways.
+    assert_eq!(ann.say_in(&chat, "Ann here, how can I help?", "a1").await["seq"], 4);
+    assert_eq!(carla.next_of("message").await["seq"], 4);
+    assert_eq!(carla.say("my parcel", "c3").await["seq"], 5);
+    assert_eq!(ann.next_of("message").await["seq"], 5);
+
+    // What the bot was sent about it, by alpha, signed: the conversation, each line, its
+    // end (customers dropped by `meets_bot` had conversations of their own).
+    let mut kinds = vec![];
+    for n in 1..=200 {
+        let frames = calls_signed(&calls, n, &secret).await;
+        kinds = frames
+            .iter()
+            .filter(|f| f["chat_id"] == chat.as_str())
+            .map(|f| f["type"].as_str().unwrap().to_string())
+            .collect();
+        if kinds.len() == 4 {
+            break;
+        }
+    }
+    assert_eq!(kinds, ["conversation", "message", "message", "conversation_ended"]);
+
+    // An answer for a conversation no node holds is refused as on one node.
+    let bot = Api::bearer(&alpha, &bot_token(&admin, "Faq").await);
+    let (status, refused) = bot
+        .post(
+            &format!("/api/bot/conversations/{chat}/messages"),
+            json!({"text": "late"}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (404, Some("not_your_chat")),
+        "{refused}"
+    );
+
+    // The hook removed through beta: alpha's next customers go to the line.
+    let (status, _) = admin.delete("/api/admin/bot-hooks/Faq").await;
+    assert_eq!(status, 204);
+    let mut dora = None;
+    for _ in 0..200 {
+        let mut customer = alpha.customer("Dora", "general").await;
+        let started = customer.next_of("chat_started").await;
+        if started["peer_name"] == "ANN" {
+            dora = Some(customer);
+            break;
+        }
+        drop(customer);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        dora.is_some(),
+        "alpha kept calling a bot whose hook was removed on beta"
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// A customer of General on the node at `bind` who meets bot Faq, once that node knows of
+/// it (an admin's change on another node reaches it over the admin bus): their socket, chat
+/// id and resume token. Those who went to the line before are dropped (nobody is online to
+/// take them).
+async fn meets_bot_at(bind: &str, name: &str) -> (Ws, String, String) {
+    for _ in 0..200 {
+        let mut customer = customer_on(bind, name, "general").await;
+        let first = customer
+            .next_matching(|f| f["type"] == "chat_started" || f["type"] == "queued")
+            .await;
+        if first["type"] == "chat_started" && first["peer_name"] == "Faq" {
+            let token = customer.token.clone().unwrap();
+            return (customer, first["chat_id"].as_str().unwrap().to_string(), token);
+        }
+        drop(customer);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} never met the bot");
+}
+
+/// Carla talks to the bot on a real hub process that is killed (kill -9). Back on the live
+/// node with her token, she is not stuck: once the cluster took the dead node over, her
+/// conversation goes to the category's line there, and Ann takes it with every line that
+/// was acknowledged (the bot's marked), the seq going on.
+#[tokio::test]
+async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_she_comes_back() {
+    let (mut doomed, bind, [live], servers) = process_and_nodes(
+        "bots-cluster-kill",
+        Process::named("doomed").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
+        ["live"],
+        |s| s.webhook_allow_private = true,
+    )
+    .await;
+    let mut conn = redis_conn(&servers.redis).await;
+    let admin = live.admin().await;
+    webhook_bot(&admin, live.url(""), Behaviour::Answers).await;
+
+    let (mut carla, chat, resume_token) = meets_bot_at(&bind, "Carla").await;
+    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
+    let answer = carla.next_of("message").await;
+    assert_eq!((answer["seq"].as_u64(), answer["via"].as_str()), (Some(2), Some("bot")));
+
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    drop(carla);
+    let mut ann = live.agent("ann", &["general"], 1).await;
+    until_reaped(&mut conn, "doomed").await;
+
+    // Back on the live node with her token: refused until the dead node is taken over,
+    // then handed over there.
+    let mut back = None;
+    for _ in 0..200 {
+        let mut ws = Ws::connect(&live.ws_url("/ws/customer"), &[]).await.unwrap();
+        ws.send(json!({"type": "resume", "token": resume_token, "last_seq": 2}))
+            .await;
+        let first = ws
+            .next_matching(|f| f["type"] == "error" || f["type"] == "transferred")
+            .await;
+        if first["type"] == "transferred" {
+            assert_eq!(first["chat_id"], chat.as_str());
+            back = Some(ws);
+            break;
+        }
+        assert_eq!(first["code"], "cluster_unavailable", "{first}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut carla = back.expect("Carla was never taken back");
+    let started = carla.chat_continued(&chat).await;
+    assert_eq!(started["peer_name"], "ANN");
+    let taken = ann.chat_continued(&chat).await;
+    let lines: Vec<(u64, &str, &str)> = taken["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_u64().unwrap(),
+                m["text"].as_str().unwrap(),
+                m["via"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (1, "what are your opening hours?", "-"),
+            (2, "We are open 9 to 5.", "bot")
+        ],
+        "{taken}"
+    );
+    assert_eq!(
+        taken["transfer"]["note"],
+        "Faq was cut off: the node it ran on stopped."
+    );
+    assert_eq!(carla.say("thanks, one more thing", "c2").await["seq"], 3);
+    assert_eq!(ann.next_of("message").await["seq"], 3);
+
+    // Her token resumes nothing more: the conversation is taken once.
+    let mut again = Ws::connect(&live.ws_url("/ws/customer"), &[]).await.unwrap();
+    again
+        .send(json!({"type": "resume", "token": resume_token, "last_seq": 3}))
+        .await;
+    assert_eq!(again.next_of("error").await["code"], "resume_expired");
+    live.stop().await;
+}
