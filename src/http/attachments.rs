@@ -7,6 +7,10 @@
 //!   allow-list (`attachments::sniff`); images are written afresh with a thumbnail.
 //!   The caller is the chat's customer (`X-Customer-Token`: the resume token the page
 //!   holds) or its agent (a session); the answer is the id a `message` frame names.
+//!   Any node takes it: a customer whose socket is on another node is found by their
+//!   token in Redis, an agent's chat in the routing replica. The upload's bytes are held
+//!   against the quotas (`AttachmentStore::reserve`) before its file is kept, and given
+//!   back if keeping it fails.
 //! - `GET /api/attachments/{id}/link`: links that work for 15 minutes, for the chat's
 //!   customer and for staff.
 //! - `GET /api/attachments/{id}` and `/{id}/thumbnail` with `exp` and `sig`: the bytes,
@@ -124,6 +128,7 @@ pub struct UploadQuery {
         (status = 403, description = "`not_your_chat`: the caller is not a side of that chat", body = ErrorBody),
         (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES`; `quota_exceeded`: over `ATTACHMENT_CONVERSATION_MAX_BYTES` or `ATTACHMENT_DAY_MAX_BYTES` (the limit and its setting are named)", body = ErrorBody),
         (status = 415, description = "`type_not_allowed`: the bytes are not an allowed type (whatever the name says); `unreadable_image`", body = ErrorBody),
+        (status = 503, description = "`cluster_unavailable`: on several nodes, Redis did not answer whose a customer token is; `unavailable`: the attachment store did not answer", body = ErrorBody),
     )
 )]
 async fn upload(
@@ -296,7 +301,7 @@ fn given_back_unless<T>(
     held: &Reservation,
     kept: std::io::Result<T>,
 ) -> Result<T, ApiError> {
-    kept.or_else(|e| {
+    kept.map_err(|e| {
         let store = attachments.store.clone();
         let held = held.clone();
         // Given back whatever becomes of this request (the client may have gone).
@@ -305,7 +310,7 @@ fn given_back_unless<T>(
                 tracing::warn!(attachment = %held.id, error = %e, "quota held for a failed upload not given back");
             }
         });
-        Err(ApiError::Internal(format!("attachment store: {e}")))
+        ApiError::Internal(format!("attachment store: {e}"))
     })
 }
 
@@ -342,6 +347,7 @@ fn signed(attachments: &Attachments, id: &str, variant: Variant, exp: i64) -> St
         (status = 401, description = "`unauthorized`; `not_in_chat`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the account is disabled", body = ErrorBody),
         (status = 404, description = "`not_found`: no such attachment, or not in the customer's chat", body = ErrorBody),
+        (status = 503, description = "`cluster_unavailable`: on several nodes, Redis did not answer whose a customer token is; `unavailable`: the attachment store did not answer", body = ErrorBody),
     )
 )]
 async fn link(

@@ -152,11 +152,11 @@ async fn put_record(attachments: &Attachments, record: AttachmentRecord) -> Resu
         .await;
     held.map_err(|e| format!("attachment store: {e}"))?
         .map_err(|(setting, _)| format!("{setting} has no limit here"))?;
-    attachments
-        .store
-        .put_record(record)
-        .await
-        .map_err(|e| format!("attachment store: {e}"))?;
+    if let Err(e) = attachments.store.put_record(record).await {
+        // The mail is offered again later: what it held is given back meanwhile.
+        let _ = attachments.store.release(&counted).await;
+        return Err(format!("attachment store: {e}"));
+    }
     Ok(meta)
 }
 
