@@ -4084,3 +4084,95 @@ async fn mongo_attachments_are_chunked_kept_once_and_shared_by_every_node() {
     );
     let _ = client.database(&db).drop().await;
 }
+
+use switchboard::attachments::SharedAttachmentStore;
+
+/// The quotas held before files are kept, on every attachment store: uploads at once
+/// take exactly the room there is (on MongoDB through two stores on one database, as two
+/// nodes would); what is released, and what is erased, is room again; a record kept for
+/// a hold counts once.
+async fn attachment_quotas_are_held_at_once(a: SharedAttachmentStore, b: SharedAttachmentStore) {
+    use switchboard::attachments::{AttachmentRecord, Quotas, Reservation};
+    let quotas = Quotas {
+        conversation: 3_000,
+        day: 5_000,
+    };
+    let at = 1_795_000_000_000;
+    let want = |id: String, conversation: &str| Reservation {
+        id,
+        conversation: conversation.into(),
+        at,
+        size: 1_000,
+    };
+    let stores = [a.clone(), b.clone()];
+    let holds = (0..10).map(|i| {
+        let (store, wanted) = (stores[i % 2].clone(), want(format!("c1-{i}"), "c1"));
+        async move { (store.reserve(&wanted, quotas).await.unwrap(), wanted) }
+    });
+    let answers = futures_util::future::join_all(holds).await;
+    let held: Vec<Reservation> = answers
+        .iter()
+        .filter(|(r, _)| r.is_ok())
+        .map(|(_, w)| w.clone())
+        .collect();
+    assert_eq!(held.len(), 3, "{answers:?}");
+    for (refused, _) in answers.iter().filter(|(r, _)| r.is_err()) {
+        assert_eq!(*refused, Err(("ATTACHMENT_CONVERSATION_MAX_BYTES", 3_000)));
+    }
+    // One given back: room for one more, no more.
+    a.release(&held[0]).await.unwrap();
+    assert_eq!(b.reserve(&want("c1-again".into(), "c1"), quotas).await.unwrap(), Ok(()));
+    assert!(a.reserve(&want("c1-over".into(), "c1"), quotas).await.unwrap().is_err());
+    // A hold's record counts once: the day has 3,000 taken, 2,000 left.
+    let record = AttachmentRecord {
+        id: held[1].id.clone(),
+        conversation: "c1".into(),
+        uploader: "customer".into(),
+        name: "a.txt".into(),
+        mime: "text/plain; charset=utf-8".into(),
+        size: 1_000,
+        sha256: switchboard::attachments::sha256_hex(b"a"),
+        thumbnail: None,
+        uploaded_at: at,
+    };
+    a.keep_bytes(b"a".to_vec(), &record.sha256).await.unwrap();
+    a.put_record(record).await.unwrap();
+    assert_eq!(a.reserve(&want("c2-1".into(), "c2"), quotas).await.unwrap(), Ok(()));
+    assert_eq!(b.reserve(&want("c2-2".into(), "c2"), quotas).await.unwrap(), Ok(()));
+    assert_eq!(
+        a.reserve(&want("c2-3".into(), "c2"), quotas).await.unwrap(),
+        Err(("ATTACHMENT_DAY_MAX_BYTES", 5_000))
+    );
+    // The kept file erased: its day's room is back.
+    assert_eq!(a.erase_conversations(&["c1".into()]).await.unwrap(), 1);
+    assert_eq!(b.reserve(&want("c2-3".into(), "c2"), quotas).await.unwrap(), Ok(()));
+}
+
+#[tokio::test]
+async fn attachment_quotas_memory() {
+    let store: SharedAttachmentStore = std::sync::Arc::new(switchboard::attachments::store::MemoryStore::default());
+    attachment_quotas_are_held_at_once(store.clone(), store).await;
+}
+
+#[tokio::test]
+async fn attachment_quotas_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: SharedAttachmentStore =
+        std::sync::Arc::new(switchboard::attachments::store::DiskStore::open(dir.path()).unwrap());
+    attachment_quotas_are_held_at_once(store.clone(), store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachment_quotas_mongodb_two_nodes() {
+    let Some(uri) = mongo_uri() else { return };
+    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let (node_a, node_b) = (
+        MongoStore::connect(&uri, &db).await.unwrap(),
+        MongoStore::connect(&uri, &db).await.unwrap(),
+    );
+    let (a, _) = node_a.shared_attachments().await.unwrap().unwrap();
+    let (b, _) = node_b.shared_attachments().await.unwrap().unwrap();
+    attachment_quotas_are_held_at_once(a, b).await;
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let _ = client.database(&db).drop().await;
+}

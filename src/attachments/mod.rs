@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Settings, StoreMode};
 use crate::core::attachments::{Upload, Uploader};
-pub use store::{AttachmentStore, Content, SharedAttachmentStore};
+pub use store::{AttachmentStore, Content, Exceeded, Reservation, SharedAttachmentStore};
 
 /// An attachment as a message carries it, on the wire and in the archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -123,6 +123,12 @@ pub struct Quotas {
 }
 
 impl Quotas {
+    /// No quota: what files kept without an upload (a mail's) count under.
+    pub const NONE: Self = Self {
+        conversation: u64::MAX,
+        day: u64::MAX,
+    };
+
     pub fn of(settings: &Settings) -> Self {
         Self {
             conversation: settings.attachment_conversation_max_bytes,
@@ -132,7 +138,7 @@ impl Quotas {
 
     /// Which quota `size` more bytes would pass given `usage` (today's for the desk):
     /// the setting's name and its limit.
-    pub fn exceeded(&self, usage: store::Usage, size: u64) -> Option<(&'static str, u64)> {
+    pub fn exceeded(&self, usage: store::Usage, size: u64) -> Option<Exceeded> {
         if usage.conversation.saturating_add(size) > self.conversation {
             return Some(("ATTACHMENT_CONVERSATION_MAX_BYTES", self.conversation));
         }
@@ -199,10 +205,7 @@ impl Attachments {
             store: Arc::new(store::MemoryStore::default()),
             link_key: Arc::new(random_key()),
             max_bytes,
-            quotas: Quotas {
-                conversation: u64::MAX,
-                day: u64::MAX,
-            },
+            quotas: Quotas::NONE,
             intake: intake::Intake::default(),
             pace: pace::UploadPace::default(),
         }
@@ -242,6 +245,27 @@ impl Attachments {
             .filter_map(|id| records.iter().find(|(r, _)| &r.id == id))
             .map(|(r, _)| r.meta())
             .collect())
+    }
+}
+
+/// Makes the records of `ids` known to this process ([`AttachmentStore::record`], what
+/// the hub checks a message's files against without I/O): those it does not know yet are
+/// read from the store. On one node that changes nothing (every record is in memory); with
+/// `STORE=mongodb` it brings in uploads another node took. An id the store does not have
+/// stays unknown and the hub refuses it; so does one the store could not be asked about
+/// (logged). A frame naming more files than a message may carry is the hub's to refuse:
+/// nothing is read for it.
+pub async fn learn(store: &SharedAttachmentStore, ids: &[String]) {
+    if ids.len() > crate::core::attachments::MAX_PER_MESSAGE {
+        return;
+    }
+    for id in ids {
+        if store.record(id).is_some() {
+            continue;
+        }
+        if let Err(e) = store.load_record(id).await {
+            tracing::warn!(attachment = %id, error = %e, "attachment record not read from the store");
+        }
     }
 }
 

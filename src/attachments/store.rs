@@ -14,13 +14,13 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tempfile::NamedTempFile;
 
-use super::AttachmentRecord;
+use super::{AttachmentRecord, Quotas};
 
 /// A kept file's bytes, to be sent.
 pub enum Content {
@@ -58,6 +58,38 @@ pub trait AttachmentStore: Send + Sync {
     /// Bytes kept for `conversation`, and for the whole desk since `since` (Unix ms):
     /// what the quotas count.
     async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage>;
+    /// Holds `wanted.size` bytes for upload `wanted.id` against `quotas` (the files of
+    /// `wanted.conversation`, and the desk's of `wanted.at`'s UTC day), before its file
+    /// is kept: the check and the hold are one step for every upload sharing the store
+    /// (on every node, with MongoDB), so uploads at once never pass a quota together.
+    /// `Ok(Err(..))`: the quota it would pass; nothing held. Held bytes count until the
+    /// record of `wanted.id` is kept (its bytes then) or [`Self::release`] gives them back.
+    async fn reserve(&self, wanted: &Reservation, quotas: Quotas) -> io::Result<Result<(), Exceeded>>;
+    /// Gives back what [`Self::reserve`] held for an upload that was not kept.
+    async fn release(&self, held: &Reservation) -> io::Result<()>;
+}
+
+/// Bytes an upload holds against the quotas from before its file is kept
+/// ([`AttachmentStore::reserve`]): counted as kept until its record is, or given back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The attachment id its record will have.
+    pub id: String,
+    pub conversation: String,
+    /// Unix ms: its record's `uploaded_at` (the UTC day it counts in).
+    pub at: i64,
+    /// Bytes, as its record will say.
+    pub size: u64,
+}
+
+/// A quota an upload would pass: its setting's name and its limit.
+pub type Exceeded = (&'static str, u64);
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The start (Unix ms) of the UTC day `at` (Unix ms) falls in: the day quota's day.
+pub fn day_of(at: i64) -> i64 {
+    at - at.rem_euclid(DAY_MS)
 }
 
 /// What the quotas count ([`AttachmentStore::usage`]).
@@ -67,26 +99,38 @@ pub struct Usage {
     pub since: u64,
 }
 
-/// Records by id, in memory: what the stores answer [`AttachmentStore::record`] from.
+/// Records by id, in memory: what the stores answer [`AttachmentStore::record`] from;
+/// and, for the stores of one node, the bytes held for uploads on their way.
 #[derive(Default)]
-pub struct Records(RwLock<HashMap<String, AttachmentRecord>>);
+pub struct Records {
+    by_id: RwLock<HashMap<String, AttachmentRecord>>,
+    /// Held by [`Records::reserve`] until the upload's record is kept or it is released.
+    /// Locked before `by_id` wherever both are.
+    held: Mutex<Vec<Reservation>>,
+}
 
 impl Records {
+    /// Keeps `record`; the bytes held for it ([`Records::reserve`]) are its record's now.
     pub fn insert(&self, record: AttachmentRecord) {
-        self.0.write().expect("records lock").insert(record.id.clone(), record);
+        let mut held = self.held.lock().expect("held lock");
+        held.retain(|h| h.id != record.id);
+        self.by_id
+            .write()
+            .expect("records lock")
+            .insert(record.id.clone(), record);
     }
 
     pub fn get(&self, id: &str) -> Option<AttachmentRecord> {
-        self.0.read().expect("records lock").get(id).cloned()
+        self.by_id.read().expect("records lock").get(id).cloned()
     }
 
     pub fn forget(&self, id: &str) {
-        self.0.write().expect("records lock").remove(id);
+        self.by_id.write().expect("records lock").remove(id);
     }
 
     /// Forgets the records of conversations `ids`: those it held.
     pub fn remove_conversations(&self, ids: &[String]) -> Vec<AttachmentRecord> {
-        let mut records = self.0.write().expect("records lock");
+        let mut records = self.by_id.write().expect("records lock");
         let gone: Vec<String> = records
             .values()
             .filter(|r| ids.contains(&r.conversation))
@@ -96,22 +140,49 @@ impl Records {
     }
 
     pub fn usage(&self, conversation: &str, since: i64) -> Usage {
-        let records = self.0.read().expect("records lock");
+        let held = self.held.lock().expect("held lock");
+        self.counted(&held, conversation, since)
+    }
+
+    /// Bytes of the records and of `held` for `conversation`, and since `since`.
+    fn counted(&self, held: &[Reservation], conversation: &str, since: i64) -> Usage {
+        let records = self.by_id.read().expect("records lock");
+        let kept = records
+            .values()
+            .map(|r| (r.conversation.as_str(), r.uploaded_at, r.size));
+        let on_the_way = held.iter().map(|h| (h.conversation.as_str(), h.at, h.size));
         let mut usage = Usage::default();
-        for r in records.values() {
-            if r.conversation == conversation {
-                usage.conversation += r.size;
+        for (of, at, size) in kept.chain(on_the_way) {
+            if of == conversation {
+                usage.conversation += size;
             }
-            if r.uploaded_at >= since {
-                usage.since += r.size;
+            if at >= since {
+                usage.since += size;
             }
         }
         usage
     }
 
+    /// [`AttachmentStore::reserve`] for a store of one node: the check and the hold under
+    /// one lock, so two uploads at once never both take the last room.
+    pub fn reserve(&self, wanted: &Reservation, quotas: Quotas) -> Result<(), Exceeded> {
+        let mut held = self.held.lock().expect("held lock");
+        let usage = self.counted(&held, &wanted.conversation, day_of(wanted.at));
+        if let Some(exceeded) = quotas.exceeded(usage, wanted.size) {
+            return Err(exceeded);
+        }
+        held.push(wanted.clone());
+        Ok(())
+    }
+
+    /// Gives back what [`Records::reserve`] held for upload `id`.
+    pub fn release(&self, id: &str) {
+        self.held.lock().expect("held lock").retain(|h| h.id != id);
+    }
+
     /// Does any record name blob `sha` (as its file or its thumbnail)?
     pub fn names(&self, sha: &str) -> bool {
-        self.0
+        self.by_id
             .read()
             .expect("records lock")
             .values()
@@ -158,7 +229,10 @@ impl DiskStore {
         }
         Ok(Self {
             root: root.to_path_buf(),
-            records: Records(RwLock::new(records)),
+            records: Records {
+                by_id: RwLock::new(records),
+                held: Mutex::default(),
+            },
         })
     }
 
@@ -269,6 +343,15 @@ impl AttachmentStore for DiskStore {
     async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
         Ok(self.records.usage(conversation, since))
     }
+
+    async fn reserve(&self, wanted: &Reservation, quotas: Quotas) -> io::Result<Result<(), Exceeded>> {
+        Ok(self.records.reserve(wanted, quotas))
+    }
+
+    async fn release(&self, held: &Reservation) -> io::Result<()> {
+        self.records.release(&held.id);
+        Ok(())
+    }
 }
 
 /// Everything in memory: nothing survives a restart (`STORE=memory`, tests). Uploads
@@ -327,6 +410,15 @@ impl AttachmentStore for MemoryStore {
 
     async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
         Ok(self.records.usage(conversation, since))
+    }
+
+    async fn reserve(&self, wanted: &Reservation, quotas: Quotas) -> io::Result<Result<(), Exceeded>> {
+        Ok(self.records.reserve(wanted, quotas))
+    }
+
+    async fn release(&self, held: &Reservation) -> io::Result<()> {
+        self.records.release(&held.id);
+        Ok(())
     }
 }
 

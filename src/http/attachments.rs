@@ -7,6 +7,10 @@
 //!   allow-list (`attachments::sniff`); images are written afresh with a thumbnail.
 //!   The caller is the chat's customer (`X-Customer-Token`: the resume token the page
 //!   holds) or its agent (a session); the answer is the id a `message` frame names.
+//!   Any node takes it: a customer whose socket is on another node is found by their
+//!   token in Redis, an agent's chat in the routing replica. The upload's bytes are held
+//!   against the quotas (`AttachmentStore::reserve`) before its file is kept, and given
+//!   back if keeping it fails.
 //! - `GET /api/attachments/{id}/link`: links that work for 15 minutes, for the chat's
 //!   customer and for staff.
 //! - `GET /api/attachments/{id}` and `/{id}/thumbnail` with `exp` and `sig`: the bytes,
@@ -31,7 +35,7 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::attachments::intake::{self, Receiving};
 use crate::attachments::links::{self, Variant};
 use crate::attachments::sniff::{self, Kind};
-use crate::attachments::{AttachmentMeta, AttachmentRecord, Attachments, Content, images, uploader_tag};
+use crate::attachments::{AttachmentMeta, AttachmentRecord, Attachments, Content, Reservation, images, uploader_tag};
 use crate::clock::now_ms;
 use crate::core::attachments::{Uploader, clean_name};
 
@@ -59,7 +63,11 @@ enum Caller {
 /// then a session.
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     if let Some(token) = headers.get(CUSTOMER_TOKEN).and_then(|v| v.to_str().ok()) {
-        let chat = state.hub.chat_of_customer_token(token.trim()).await?;
+        let token = token.trim();
+        let chat = match state.hub.chat_of_customer_token(token).await? {
+            Some(chat) => Some(chat),
+            None => chat_elsewhere(state, token).await?,
+        };
         return chat.map(|chat| Caller::Customer { chat }).ok_or_else(|| {
             ApiError::refused(
                 StatusCode::UNAUTHORIZED,
@@ -76,6 +84,23 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErro
     let Authed(account) =
         <Authed as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await?;
     Ok(Caller::Staff { account_id: account.id })
+}
+
+/// On several nodes, the chat of a customer whose socket is on another node (behind a
+/// load balancer, the upload and the socket often land apart): their token names them in
+/// Redis (`cluster::resume_tokens`, by its SHA-256), and routing knows their chat.
+async fn chat_elsewhere(state: &AppState, token: &str) -> Result<Option<String>, ApiError> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(None);
+    };
+    let key = crate::cluster::resume_tokens::key(token);
+    let customer = crate::cluster::resume_tokens::find(&mut cluster.conn(), &key)
+        .await
+        .map_err(|e| ApiError::ClusterUnavailable(format!("the cluster's Redis: {e}")))?;
+    match customer {
+        Some(customer) => Ok(state.hub.chat_of_customer(customer).await?),
+        None => Ok(None),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -103,6 +128,7 @@ pub struct UploadQuery {
         (status = 403, description = "`not_your_chat`: the caller is not a side of that chat", body = ErrorBody),
         (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES`; `quota_exceeded`: over `ATTACHMENT_CONVERSATION_MAX_BYTES` or `ATTACHMENT_DAY_MAX_BYTES` (the limit and its setting are named)", body = ErrorBody),
         (status = 415, description = "`type_not_allowed`: the bytes are not an allowed type (whatever the name says); `unreadable_image`", body = ErrorBody),
+        (status = 503, description = "`cluster_unavailable`: on several nodes, Redis did not answer whose a customer token is; `unavailable`: the attachment store did not answer", body = ErrorBody),
     )
 )]
 async fn upload(
@@ -114,13 +140,7 @@ async fn upload(
     let name = clean_name(&query.name).ok_or_else(|| ApiError::invalid("invalid_name", "the file needs a name"))?;
     let uploader = match caller(&state, &headers).await? {
         Caller::Customer { chat } if chat == query.conversation => Uploader::Customer,
-        Caller::Staff { account_id }
-            if state
-                .hub
-                .chat_customer(&account_id, &query.conversation)
-                .await?
-                .is_some() =>
-        {
+        Caller::Staff { account_id } if state.hub.is_agents_chat(&account_id, &query.conversation).await? => {
             Uploader::Agent(account_id)
         }
         _ => {
@@ -190,26 +210,6 @@ async fn upload(
     if size == 0 {
         return Err(ApiError::invalid("empty_file", "the file is empty"));
     }
-    // The quotas, before anything is kept (two uploads at once may pass one together by
-    // a file at most).
-    const DAY_MS: i64 = 86_400_000;
-    let now = now_ms();
-    let usage = attachments
-        .store
-        .usage(&query.conversation, now - now.rem_euclid(DAY_MS))
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?;
-    if let Some((setting, quota)) = attachments.quotas.exceeded(usage, size) {
-        let what = match setting {
-            "ATTACHMENT_DAY_MAX_BYTES" => "the files the desk takes in a day",
-            _ => "the files of one conversation",
-        };
-        return Err(ApiError::refused(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "quota_exceeded",
-            format!("{what} may have at most {quota} bytes together ({setting})"),
-        ));
-    }
     let kind = sniff::kind(&receiving.head, || receiving.text.is_text()).map_err(|found| {
         ApiError::refused(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -217,11 +217,15 @@ async fn upload(
             format!("files of type {found} cannot be sent; images, PDF, text and office documents can"),
         )
     })?;
-    let (mime, sha, size, thumbnail) = match kind {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (conversation, at) = (query.conversation, now_ms());
+    let ((mime, sha, size, thumbnail), held) = match kind {
         Kind::Document(mime) => {
+            let held = reserve(attachments, (&id, &conversation, at), size).await?;
             let sha = receiving.sha256_hex();
-            attachments.store.keep_file(staged, &sha).await.map_err(internal)?;
-            (mime.to_string(), sha, size, None)
+            let kept = attachments.store.keep_file(staged, &sha).await;
+            given_back_unless(attachments, &held, kept)?;
+            ((mime.to_string(), sha, size, None), held)
         }
         Kind::Image(format) => {
             let bytes = tokio::fs::read(staged.path()).await.map_err(internal)?;
@@ -232,23 +236,82 @@ async fn upload(
                 .await
                 .map_err(gone)?
                 .map_err(|why| ApiError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unreadable_image", why))?;
-            attachments.keep_image(rewritten).await.map_err(internal)?
+            // The image as kept is what the quotas count.
+            let held = reserve(attachments, (&id, &conversation, at), rewritten.bytes.len() as u64).await?;
+            let kept = attachments.keep_image(rewritten).await;
+            (given_back_unless(attachments, &held, kept)?, held)
         }
     };
     let record = AttachmentRecord {
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        conversation: query.conversation,
+        id,
+        conversation,
         uploader: uploader_tag(&uploader),
         name,
         mime,
         size,
         sha256: sha,
         thumbnail,
-        uploaded_at: now_ms(),
+        uploaded_at: at,
     };
     let attachment = record.meta();
-    attachments.store.put_record(record).await.map_err(internal)?;
+    let kept = attachments.store.put_record(record).await;
+    given_back_unless(attachments, &held, kept)?;
     Ok((StatusCode::CREATED, Json(attachment)))
+}
+
+/// Holds `size` bytes for upload `id` to `conversation` at `at` (Unix ms) against the
+/// quotas, before its file is kept: 413 `quota_exceeded` naming the setting when it
+/// would pass one (uploads at once, on any nodes, never pass one together).
+async fn reserve(
+    attachments: &Attachments,
+    (id, conversation, at): (&str, &str, i64),
+    size: u64,
+) -> Result<Reservation, ApiError> {
+    let wanted = Reservation {
+        id: id.to_string(),
+        conversation: conversation.to_string(),
+        at,
+        size,
+    };
+    let held = attachments
+        .store
+        .reserve(&wanted, attachments.quotas)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?;
+    match held {
+        Ok(()) => Ok(wanted),
+        Err((setting, quota)) => {
+            let what = match setting {
+                "ATTACHMENT_DAY_MAX_BYTES" => "the files the desk takes in a day",
+                _ => "the files of one conversation",
+            };
+            Err(ApiError::refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "quota_exceeded",
+                format!("{what} may have at most {quota} bytes together ({setting})"),
+            ))
+        }
+    }
+}
+
+/// `kept`, or (keeping the file or its record failed) the bytes `held` given back to the
+/// quotas and a 500.
+fn given_back_unless<T>(
+    attachments: &Attachments,
+    held: &Reservation,
+    kept: std::io::Result<T>,
+) -> Result<T, ApiError> {
+    kept.map_err(|e| {
+        let store = attachments.store.clone();
+        let held = held.clone();
+        // Given back whatever becomes of this request (the client may have gone).
+        tokio::spawn(async move {
+            if let Err(e) = store.release(&held).await {
+                tracing::warn!(attachment = %held.id, error = %e, "quota held for a failed upload not given back");
+            }
+        });
+        ApiError::Internal(format!("attachment store: {e}"))
+    })
 }
 
 /// Links to a file, valid until `expires_at`.
@@ -284,6 +347,7 @@ fn signed(attachments: &Attachments, id: &str, variant: Variant, exp: i64) -> St
         (status = 401, description = "`unauthorized`; `not_in_chat`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the account is disabled", body = ErrorBody),
         (status = 404, description = "`not_found`: no such attachment, or not in the customer's chat", body = ErrorBody),
+        (status = 503, description = "`cluster_unavailable`: on several nodes, Redis did not answer whose a customer token is; `unavailable`: the attachment store did not answer", body = ErrorBody),
     )
 )]
 async fn link(

@@ -323,6 +323,19 @@ pub(crate) enum Command {
         token: String,
         reply: oneshot::Sender<Option<String>>,
     },
+    /// Whether `chat_id` is a live chat of `agent`'s, on any node (this node's routing is a
+    /// replica of the cluster's).
+    IsAgentsChat {
+        agent: String,
+        chat_id: String,
+        reply: oneshot::Sender<bool>,
+    },
+    /// The live chat (its wire id) of `customer`, as this node's routing (a replica on
+    /// several nodes) knows it: a customer whose socket is on another node.
+    ChatOfCustomer {
+        customer: CustomerId,
+        reply: oneshot::Sender<Option<String>>,
+    },
     // ---- rooms and 1-to-1 video ----
     /// The customer's name in `agent`'s live chat `chat_id`, if it is one.
     ChatCustomer {
@@ -694,6 +707,26 @@ impl Hub {
             reply,
         })
         .await?;
+        rx.await.map_err(|_| HubGone)
+    }
+
+    /// Whether `chat_id` is a live chat of `agent`'s, wherever its sides' sockets are.
+    pub async fn is_agents_chat(&self, agent: &str, chat_id: &str) -> Result<bool, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::IsAgentsChat {
+            agent: agent.to_string(),
+            chat_id: chat_id.to_string(),
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| HubGone)
+    }
+
+    /// The live chat of `customer`, wherever their socket is (found by their token in
+    /// Redis on another node), `None` when there is none.
+    pub async fn chat_of_customer(&self, customer: CustomerId) -> Result<Option<String>, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ChatOfCustomer { customer, reply }).await?;
         rx.await.map_err(|_| HubGone)
     }
 

@@ -444,6 +444,12 @@ impl HubState {
             Command::ChatOfCustomerToken { token, reply } => {
                 let _ = reply.send(self.chat_of_customer_token(&token));
             }
+            Command::IsAgentsChat { agent, chat_id, reply } => {
+                let _ = reply.send(self.is_agents_chat(agent, &chat_id));
+            }
+            Command::ChatOfCustomer { customer, reply } => {
+                let _ = reply.send(self.chat_of_customer(customer));
+            }
             Command::ChatCustomer { agent, chat_id, reply } => {
                 let _ = reply.send(self.chat_of(&agent, &chat_id).map(|(_, name)| name));
             }
@@ -539,8 +545,31 @@ impl HubState {
     /// The customer and their name of `agent`'s live chat `chat_id` (its wire id).
     fn chat_of_customer_token(&self, token: &str) -> Option<String> {
         let customer = self.tokens.get(&Token::parse(token)?)?;
-        let chat = self.routing.customer_chat(*customer)?;
-        Some(self.chats.get(&chat)?.wire_id().to_string())
+        self.chat_of_customer(*customer)
+    }
+
+    /// Whether `wire` is a live chat of `agent`'s: one with a log here, else (both sides on
+    /// other nodes) one of theirs in routing named so.
+    fn is_agents_chat(&self, agent: String, wire: &str) -> bool {
+        if self.chat_of(&agent, wire).is_some() {
+            return true;
+        }
+        let Some(cluster) = self.cluster.as_ref().filter(|c| c.wire_id_namespace().is_some()) else {
+            return false;
+        };
+        let chats = self.routing.agent(&AgentId(agent)).map(|a| a.chats).unwrap_or_default();
+        chats.into_iter().any(|chat| cluster.wire_id(chat) == wire)
+    }
+
+    /// The wire id of `customer`'s live chat: from its log here, else (a chat whose sides
+    /// are both on other nodes) as every node names it.
+    fn chat_of_customer(&self, customer: CustomerId) -> Option<String> {
+        let chat = self.routing.customer_chat(customer)?;
+        if let Some(log) = self.chats.get(&chat) {
+            return Some(log.wire_id().to_string());
+        }
+        let cluster = self.cluster.as_ref()?;
+        cluster.wire_id_namespace().is_some().then(|| cluster.wire_id(chat))
     }
 
     fn chat_of(&self, agent: &str, chat_id: &str) -> Option<(CustomerId, String)> {

@@ -138,11 +138,25 @@ async fn keep_one(
 /// uploader); what a line shows of it.
 async fn put_record(attachments: &Attachments, record: AttachmentRecord) -> Result<AttachmentMeta, String> {
     let meta = record.meta();
-    attachments
+    // Counted by the quotas as uploads are (held, then its record's), never refused by
+    // them: the customer's mail is taken whole.
+    let counted = crate::attachments::Reservation {
+        id: record.id.clone(),
+        conversation: record.conversation.clone(),
+        at: record.uploaded_at,
+        size: record.size,
+    };
+    let held = attachments
         .store
-        .put_record(record)
-        .await
-        .map_err(|e| format!("attachment store: {e}"))?;
+        .reserve(&counted, crate::attachments::Quotas::NONE)
+        .await;
+    held.map_err(|e| format!("attachment store: {e}"))?
+        .map_err(|(setting, _)| format!("{setting} has no limit here"))?;
+    if let Err(e) = attachments.store.put_record(record).await {
+        // The mail is offered again later: what it held is given back meanwhile.
+        let _ = attachments.store.release(&counted).await;
+        return Err(format!("attachment store: {e}"));
+    }
     Ok(meta)
 }
 

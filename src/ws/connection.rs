@@ -74,7 +74,7 @@ pub(super) fn serve(
         id,
         socket,
         outbox,
-        state.hub,
+        (state.hub, state.attachments.store),
         &state.settings,
         session_ends,
         permit,
@@ -113,6 +113,13 @@ async fn run(mut conn: Box<Connection>, registration: Box<(ConnHandle, ConnRole)
             },
             None => frame,
         };
+        // The hub checks a message's files against their records without I/O: uploads
+        // another node took (shared store) are read first, here, so frames stay in order.
+        if let ClientFrame::Message { attachments, .. } = &frame
+            && !attachments.is_empty()
+        {
+            Box::pin(crate::attachments::learn(&conn.attachments, attachments)).await;
+        }
         conn.outbox.sent_to_hub();
         let taken = match conn.hub.frame(conn.id, frame) {
             Ok(FrameTaken::Now) => Ok(()),
@@ -143,6 +150,8 @@ struct Connection {
     socket: WebSocket,
     outbox: Arc<Outbox>,
     hub: Hub,
+    /// Where uploads' records are read from when a message names one this node does not know.
+    attachments: crate::attachments::SharedAttachmentStore,
     settings: Arc<Settings>,
     max_frame: usize,
 
@@ -191,7 +200,7 @@ impl Connection {
         id: ConnId,
         socket: WebSocket,
         outbox: Arc<Outbox>,
-        hub: Hub,
+        (hub, attachments): (Hub, crate::attachments::SharedAttachmentStore),
         settings: &Arc<Settings>,
         session_ends: Option<Instant>,
         permit: OwnedSemaphorePermit,
@@ -205,6 +214,7 @@ impl Connection {
             socket,
             outbox,
             hub,
+            attachments,
             settings: settings.clone(),
             max_frame: max_frame_bytes(settings),
             unsent: VecDeque::new(),

@@ -8,7 +8,13 @@
 //! - `attachment_records`: the records (who uploaded what for which conversation), `_id`
 //!   the attachment id;
 //! - `attachment_keys`: the key that signs links, made once for the whole desk, so a link
-//!   given by one node works on every node.
+//!   given by one node works on every node;
+//! - `attachment_quotas`: `{_id: "conversation:<id>" | "day:<Unix ms of the UTC day>", bytes}`,
+//!   the bytes the quotas count, each taken by one conditional `$inc` (`bytes` at most the
+//!   limit less the upload) before a file is kept, so uploads at once on any nodes never
+//!   pass a quota together; given back when the upload fails and when files are erased.
+//!   A counter missing (the first upload of a conversation or a day, or a desk whose files
+//!   predate the counters) is made from the records first.
 //!
 //! Why by hand rather than the driver's GridFS: a blob is named by its SHA-256 (the same
 //! bytes are kept once, as on disk), and a write cut short (a node killed mid-upload)
@@ -34,7 +40,8 @@ use tokio::io::AsyncReadExt;
 
 use super::{index, unique_index};
 use crate::attachments::AttachmentRecord;
-use crate::attachments::store::{AttachmentStore, Content, Records, Usage};
+use crate::attachments::Quotas;
+use crate::attachments::store::{AttachmentStore, Content, Exceeded, Records, Reservation, Usage, day_of};
 
 /// Bytes per chunk: GridFS's default, well under the 16 MiB document limit.
 pub const CHUNK_BYTES: usize = 255 * 1024;
@@ -69,7 +76,21 @@ pub struct MongoAttachmentStore {
     files: Collection<FileDoc>,
     chunks: Collection<bson::Document>,
     records: Collection<RecordDoc>,
+    quotas: Collection<bson::Document>,
     known: Records,
+}
+
+/// The counters' keys: a conversation's files, and the desk's of a UTC day.
+fn conversation_key(conversation: &str) -> String {
+    format!("conversation:{conversation}")
+}
+
+fn day_key(at: i64) -> String {
+    format!("day:{}", day_of(at))
+}
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl MongoAttachmentStore {
@@ -80,6 +101,7 @@ impl MongoAttachmentStore {
             files: db.collection("attachments.files"),
             chunks: db.collection("attachments.chunks"),
             records: db.collection("attachment_records"),
+            quotas: db.collection("attachment_quotas"),
             known: Records::default(),
         };
         store
@@ -136,6 +158,73 @@ impl MongoAttachmentStore {
         self.files
             .replace_one(doc! {"_id": sha}, file)
             .with_options(ReplaceOptions::builder().upsert(true).build())
+            .await
+            .map_err(io_error)?;
+        Ok(())
+    }
+}
+
+impl MongoAttachmentStore {
+    /// The sizes of the records `filter` finds, summed here (a few numbers per upload;
+    /// no aggregation pipeline needed of the server).
+    async fn total(&self, filter: bson::Document) -> io::Result<u64> {
+        let sizes: Vec<bson::Document> = self
+            .records
+            .clone_with_type::<bson::Document>()
+            .find(filter)
+            .projection(doc! {"size": 1, "_id": 0})
+            .await
+            .map_err(io_error)?
+            .try_collect()
+            .await
+            .map_err(io_error)?;
+        Ok(sizes
+            .iter()
+            .map(|d| {
+                d.get_i64("size")
+                    .or_else(|_| d.get_i32("size").map(i64::from))
+                    .unwrap_or(0)
+            })
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .sum())
+    }
+
+    /// Takes `size` bytes of counter `key` when it stays within `limit`: one conditional
+    /// `$inc`, atomic on the server. The counter is made from the records `counted` finds
+    /// when missing (by whichever node comes first: no upload takes from it before).
+    async fn take(&self, key: &str, size: u64, limit: u64, counted: bson::Document) -> io::Result<bool> {
+        let Some(room) = limit.checked_sub(size) else {
+            return Ok(false);
+        };
+        if self
+            .quotas
+            .find_one(doc! {"_id": key})
+            .await
+            .map_err(io_error)?
+            .is_none()
+        {
+            let bytes = as_i64(self.total(counted).await?);
+            if let Err(e) = self.quotas.insert_one(doc! {"_id": key, "bytes": bytes}).await
+                && !super::is_duplicate_key(&e)
+            {
+                return Err(io_error(e));
+            }
+        }
+        let taken = self
+            .quotas
+            .update_one(
+                doc! {"_id": key, "bytes": {"$lte": as_i64(room)}},
+                doc! {"$inc": {"bytes": as_i64(size)}},
+            )
+            .await
+            .map_err(io_error)?;
+        Ok(taken.matched_count == 1)
+    }
+
+    /// Gives `size` bytes back to counter `key`.
+    async fn give(&self, key: &str, size: u64) -> io::Result<()> {
+        self.quotas
+            .update_one(doc! {"_id": key}, doc! {"$inc": {"bytes": -as_i64(size)}})
             .await
             .map_err(io_error)?;
         Ok(())
@@ -301,6 +390,15 @@ impl AttachmentStore for MongoAttachmentStore {
             .map_err(io_error)?;
         self.records.delete_many(filter).await.map_err(io_error)?;
         self.known.remove_conversations(ids);
+        // The quotas count them no more: their days' bytes back, their conversations' gone.
+        for record in &erased {
+            self.give(&day_key(record.uploaded_at), record.size).await?;
+        }
+        let counters: Vec<String> = ids.iter().map(|id| conversation_key(id)).collect();
+        self.quotas
+            .delete_many(doc! {"_id": {"$in": counters}})
+            .await
+            .map_err(io_error)?;
         for sha in crate::attachments::store::blobs_of(&erased) {
             let named = doc! {"$or": [{"sha256": &sha}, {"thumbnail": &sha}]};
             if self.records.count_documents(named).await.map_err(io_error)? > 0 {
@@ -318,34 +416,48 @@ impl AttachmentStore for MongoAttachmentStore {
     }
 
     async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
-        // Sizes only, summed here (a few numbers per upload; no aggregation pipeline
-        // needed of the server).
-        let total = |filter: bson::Document| async move {
-            let sizes: Vec<bson::Document> = self
-                .records
-                .clone_with_type::<bson::Document>()
-                .find(filter)
-                .projection(doc! {"size": 1, "_id": 0})
-                .await
-                .map_err(io_error)?
-                .try_collect()
+        Ok(Usage {
+            conversation: self.total(doc! {"conversation": conversation}).await?,
+            since: self.total(doc! {"uploaded_at": {"$gte": since}}).await?,
+        })
+    }
+
+    async fn reserve(&self, wanted: &Reservation, quotas: Quotas) -> io::Result<Result<(), Exceeded>> {
+        let conversation = conversation_key(&wanted.conversation);
+        let counted = doc! {"conversation": &wanted.conversation};
+        if !self
+            .take(&conversation, wanted.size, quotas.conversation, counted)
+            .await?
+        {
+            // The conversation's room may be held by its uploads under way that the day
+            // will refuse: then the day is what this one passes too, and is named.
+            let day = self
+                .quotas
+                .find_one(doc! {"_id": day_key(wanted.at)})
                 .await
                 .map_err(io_error)?;
-            Ok::<u64, io::Error>(
-                sizes
-                    .iter()
-                    .map(|d| {
-                        d.get_i64("size")
-                            .or_else(|_| d.get_i32("size").map(i64::from))
-                            .unwrap_or(0)
-                    })
-                    .map(|n| u64::try_from(n).unwrap_or(0))
-                    .sum(),
-            )
-        };
-        Ok(Usage {
-            conversation: total(doc! {"conversation": conversation}).await?,
-            since: total(doc! {"uploaded_at": {"$gte": since}}).await?,
-        })
+            let day_bytes = day.map_or(0, |d| {
+                d.get_i64("bytes")
+                    .or_else(|_| d.get_i32("bytes").map(i64::from))
+                    .unwrap_or(0)
+            });
+            if u64::try_from(day_bytes).unwrap_or(0).saturating_add(wanted.size) > quotas.day {
+                return Ok(Err(("ATTACHMENT_DAY_MAX_BYTES", quotas.day)));
+            }
+            return Ok(Err(("ATTACHMENT_CONVERSATION_MAX_BYTES", quotas.conversation)));
+        }
+        let day = day_of(wanted.at);
+        let counted = doc! {"uploaded_at": {"$gte": day, "$lt": day + 86_400_000}};
+        let took_day = self.take(&day_key(wanted.at), wanted.size, quotas.day, counted).await;
+        if !matches!(took_day, Ok(true)) {
+            // The conversation's bytes go back: nothing is held when refused.
+            self.give(&conversation, wanted.size).await?;
+        }
+        Ok(took_day?.then_some(()).ok_or(("ATTACHMENT_DAY_MAX_BYTES", quotas.day)))
+    }
+
+    async fn release(&self, held: &Reservation) -> io::Result<()> {
+        self.give(&conversation_key(&held.conversation), held.size).await?;
+        self.give(&day_key(held.at), held.size).await
     }
 }
