@@ -263,11 +263,18 @@ pub async fn learn(store: &SharedAttachmentStore, ids: &[String]) {
         if store.record(id).is_some() {
             continue;
         }
-        if let Err(e) = store.load_record(id).await {
-            tracing::warn!(attachment = %id, error = %e, "attachment record not read from the store");
+        // Bounded: a store that hangs (MongoDB frozen) must not hold the sender's frames.
+        match tokio::time::timeout(LEARN_TIMEOUT, store.load_record(id)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(attachment = %id, error = %e, "attachment record not read from the store"),
+            Err(_) => tracing::warn!(attachment = %id, "attachment record not read from the store: no answer in time"),
         }
     }
 }
+
+/// How long a message's sender waits for the store to give an upload's record that another
+/// node took: the longest a connection's later frames wait behind it.
+const LEARN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn random_key() -> Vec<u8> {
     use rand::RngCore;
