@@ -37,7 +37,7 @@ use tokio::time::Instant;
 
 use self::room::Room;
 use self::spool::Spool;
-use crate::store::{ArchiveEvent, ConversationOpened, SharedBatch, SharedStore, StoreError};
+use crate::store::{ArchiveEvent, ConversationOpened, SharedStore, StoreError};
 
 /// A store call that takes longer than this counts as failed (a hung database must
 /// show as degraded, not stall acknowledgements silently), unless the caller sets
@@ -497,11 +497,8 @@ impl Archive {
 /// every later event while the store stays down.
 #[derive(Default)]
 struct Backlog {
-    /// The events held, but for the batch being written, which the store shares
-    /// ([`Writer::write_front`]): they are back in front when the write fails.
     events: VecDeque<ArchiveEvent>,
-    /// Per event, the one being written included: the hub's sequence number (0 for one
-    /// replayed from the spool) and its spool key.
+    /// Per event: the hub's sequence number (0 for one replayed from the spool) and its spool key.
     meta: VecDeque<(u64, Option<u64>)>,
     spooled: usize,
     /// The highest sequence number received.
@@ -510,7 +507,7 @@ struct Backlog {
 
 impl Backlog {
     fn len(&self) -> usize {
-        self.meta.len()
+        self.events.len()
     }
 
     fn all_spooled(&self) -> bool {
@@ -642,11 +639,10 @@ impl Writer {
         // at most the buffer's capacity, held here or in the backlog.
         let mut arrived: Vec<(u64, Option<u64>, ArchiveEvent)> = vec![];
         let started = self.status.write_started();
-        // Moved, not copied: a store that keeps the events (the embedded store's fold)
-        // shares the batch with this writer until the write's outcome is known.
-        let batch: SharedBatch = Arc::new(self.backlog.events.drain(..n).collect());
+        self.backlog.events.make_contiguous();
         let written = {
-            let write = tokio::time::timeout(self.status.write_timeout(), self.store.archive_shared(batch.clone()));
+            let batch = &self.backlog.events.as_slices().0[..n];
+            let write = tokio::time::timeout(self.status.write_timeout(), self.store.archive(batch));
             tokio::pin!(write);
             let spooling = self.degraded && self.spool.is_some();
             loop {
@@ -688,6 +684,7 @@ impl Writer {
         let ok = match written {
             Ok(()) => {
                 let last_key = self.backlog.meta.range(..n).rev().find_map(|(_, key)| *key);
+                self.backlog.events.drain(..n);
                 self.backlog.meta.drain(..n);
                 self.backlog.spooled = self.backlog.spooled.saturating_sub(n);
                 if let (Some(last), Some(spool)) = (last_key, self.spool.clone()) {
@@ -720,12 +717,6 @@ impl Writer {
                 true
             }
             Err(e) => {
-                // Back in front, to be spooled or written again. A store may still hold the
-                // batch (a write that timed out and runs on): then its events are copied.
-                let events = Arc::try_unwrap(batch).unwrap_or_else(|shared| shared.as_ref().clone());
-                for event in events.into_iter().rev() {
-                    self.backlog.events.push_front(event);
-                }
                 self.status.write_errors.fetch_add(1, Ordering::Relaxed);
                 if !self.degraded {
                     self.degraded = true;

@@ -60,26 +60,3 @@ async fn batches_are_no_larger_than_the_store_takes() {
     assert_eq!(calls.iter().sum::<usize>(), 10);
     assert!(calls.iter().all(|n| (1..=3).contains(n)), "{calls:?}");
 }
-
-/// The writer shares each batch with the store instead of copying it: a write that fails
-/// while the store still holds its batch (one that timed out and runs on) leaves the
-/// writer its own copy, and every event is written once it succeeds, none lost or doubled.
-#[tokio::test]
-async fn a_failed_write_whose_batch_the_store_kept_is_written_again_whole() {
-    let store = small();
-    store.failing_shared_writes.store(2, Ordering::Relaxed);
-    let (archive, task) = Archive::start(store.clone(), 100, None).unwrap();
-    for seq in 1..=10 {
-        archive.push_message(closed(&format!("c{seq}")));
-    }
-    drop(archive);
-    task.await.unwrap();
-    let calls = store.archive_calls.lock().unwrap().clone();
-    assert_eq!(calls.iter().sum::<usize>(), 10, "each event written once: {calls:?}");
-    let kept = store.kept_batches.lock().unwrap();
-    assert_eq!(kept.len(), 2, "two writes failed");
-    assert!(
-        kept.iter().all(|batch| !batch.is_empty()),
-        "the store's copies are whole"
-    );
-}

@@ -188,7 +188,7 @@ struct Archiving {
     /// Held by a fold for its whole commit, so folds apply events in the order appended.
     folding: Mutex<()>,
     /// In journal order.
-    unfolded: Mutex<Unfolded>,
+    unfolded: Mutex<Vec<ArchiveEvent>>,
     /// A background fold is scheduled and has not started: no need for another.
     fold_scheduled: AtomicBool,
 }
@@ -199,30 +199,6 @@ struct Archiving {
 /// of 1,000 took the hub's CPU at 30k msg/s over 500 chats from 94 to 76 % with blocks
 /// (medians of three runs in one sitting, bench/README.md).
 const FOLD_EVENTS: usize = 4_000;
-
-/// Batches durable in the journal and not yet folded, as the archive's writer shared them
-/// ([`SharedBatch`]): held, not copied.
-#[derive(Default)]
-struct Unfolded {
-    batches: Vec<SharedBatch>,
-    /// Events in `batches`, for [`FOLD_EVENTS`].
-    events: usize,
-}
-
-impl Unfolded {
-    fn push(&mut self, batch: SharedBatch) {
-        self.events += batch.len();
-        self.batches.push(batch);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.batches.is_empty()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &ArchiveEvent> {
-        self.batches.iter().flat_map(|batch| batch.iter())
-    }
-}
 
 /// The journal not appended to.
 struct Spare {
@@ -301,16 +277,14 @@ impl Archiving {
         let applied = (|| {
             let mut tx = db.begin_write().map_err(unavailable)?;
             tx.set_durability(redb::Durability::None).map_err(unavailable)?;
-            apply(&tx, events.iter())?;
+            apply(&tx, &events)?;
             tx.commit().map_err(unavailable)
         })();
         if applied.is_err() {
             // Back in front, in order: the next fold or read tries them again.
             let mut unfolded = lock(&self.unfolded);
             let later = std::mem::replace(&mut *unfolded, events);
-            for batch in later.batches {
-                unfolded.push(batch);
-            }
+            unfolded.extend(later);
         }
         applied
     }
@@ -471,7 +445,7 @@ impl EmbeddedStore {
                 })),
                 spare_back: Condvar::new(),
                 folding: Mutex::new(()),
-                unfolded: Mutex::default(),
+                unfolded: Mutex::new(Vec::new()),
                 fold_scheduled: AtomicBool::new(false),
             });
             let background = background::Background::start(db.clone(), archiving.clone())
@@ -760,7 +734,7 @@ fn load_record(
     find(table, id)
 }
 
-fn apply<'a>(tx: &redb::WriteTransaction, batch: impl IntoIterator<Item = &'a ArchiveEvent>) -> StoreResult<()> {
+fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()> {
     let mut conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
     let mut messages = message_log::Writer::open(tx)?;
     let mut by_paired = tx.open_table(BY_PAIRED).map_err(unavailable)?;

@@ -71,7 +71,7 @@ pub use record::Transfer;
 // ---- categories and desk settings ----
 pub use desk::{Category, DeskStore};
 // ---- the conversation archive ----
-pub use archive::{ArchiveStore, SharedBatch};
+pub use archive::ArchiveStore;
 // ---- conversations as the desk works them: status, holder, labels ----
 pub use conversations::{
     ConversationRecord, ConversationStatus, ConversationStore, Holder, InboxQuery, longest_waiting_first,

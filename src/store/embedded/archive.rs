@@ -10,13 +10,10 @@ use super::*;
 #[async_trait]
 impl ArchiveStore for EmbeddedStore {
     async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
-        self.archive_shared(Arc::new(batch.to_vec())).await
-    }
-
-    async fn archive_shared(&self, batch: SharedBatch) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
+        let batch = batch.to_vec();
         let (db, archiving) = (self.db.clone(), self.archiving.clone());
         let (fold_now, full) = blocking(move || {
             let mut journal = lock(&archiving.journal);
@@ -40,8 +37,8 @@ impl ArchiveStore for EmbeddedStore {
             // Durable from here: the archive acknowledges the batch once this returns.
             journal.append(&batch).map_err(unavailable)?;
             let mut unfolded = lock(&archiving.unfolded);
-            unfolded.push(batch);
-            let fold_now = unfolded.events >= FOLD_EVENTS && !archiving.fold_scheduled.swap(true, Ordering::Relaxed);
+            unfolded.extend(batch);
+            let fold_now = unfolded.len() >= FOLD_EVENTS && !archiving.fold_scheduled.swap(true, Ordering::Relaxed);
             Ok((fold_now, full))
         })
         .await?;

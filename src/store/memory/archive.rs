@@ -90,21 +90,6 @@ impl ArchiveStore for MemoryStore {
         Ok(())
     }
 
-    async fn archive_shared(&self, batch: SharedBatch) -> StoreResult<()> {
-        #[cfg(test)]
-        {
-            use std::sync::atomic::Ordering;
-            let fail = self
-                .failing_shared_writes
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-            if fail.is_ok() {
-                self.kept_batches.lock().unwrap().push(batch);
-                return Err(StoreError::Unavailable("a test's failing write".into()));
-            }
-        }
-        self.archive(&batch).await
-    }
-
     async fn conversations(&self, filter: &ConversationFilter, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
         self.with(|s| {
             let hits: Vec<&Conversation> = s

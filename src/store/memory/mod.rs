@@ -36,12 +36,6 @@ pub struct MemoryStore {
     pub(crate) max_batch: Option<usize>,
     #[cfg(test)]
     pub(crate) archive_calls: Mutex<Vec<usize>>,
-    /// Tests of the archive writer: this many shared writes fail while the store keeps
-    /// their batch, as a write that timed out and runs on does.
-    #[cfg(test)]
-    pub(crate) failing_shared_writes: std::sync::atomic::AtomicUsize,
-    #[cfg(test)]
-    pub(crate) kept_batches: Mutex<Vec<super::SharedBatch>>,
 }
 
 #[derive(Default)]
