@@ -11,9 +11,11 @@
 //! Pub/sub delivers at most once: a forwarded action whose answer does not come within
 //! [`ANSWER_TIMEOUT`] is answered `cluster_unavailable` (it may have been carried out; a
 //! line sent again with its `client_id` is the bot's to judge), and one published to a
-//! node nobody listens for (a dead node) is `not_your_chat`: its stage died with it.
-//! A stage's record is not deleted when it ends (a late action finds the node, which
-//! answers `not_your_chat`); it expires a day after.
+//! node nobody listens for is `not_your_chat` when that node is gone (its stage died with
+//! it), and `cluster_unavailable` while it is still registered (resubscribing after a
+//! Redis blip): the bot tries again. A stage's record is deleted with its ticket when the
+//! stage ends or is handed over on its node (a late action then finds no stage:
+//! `not_your_chat`), and expires a day after in any case.
 //!
 //! A stage's node may die (kill -9) with its customer talking to the bot. The token of the
 //! customer's `welcome` is then a **ticket** (`{sb}:bot-resume:<SHA-256 of the token>` →
@@ -26,7 +28,6 @@
 //! `cluster_unavailable` (close 1013), as any resume then; the customer tries again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -95,10 +96,12 @@ pub async fn record_ticket(cluster: &Cluster, token: &str, ticket: &Ticket) -> r
         .await
 }
 
-/// Deletes the ticket of `token` (its stage ended or was handed over on its node).
-pub async fn forget_ticket(cluster: &Cluster, token: &str) -> redis::RedisResult<()> {
+/// Deletes the ticket of `token` and the record of `chat`'s stage (it ended or was handed
+/// over on its node).
+pub async fn forget_ticket(cluster: &Cluster, token: &str, chat: &str) -> redis::RedisResult<()> {
     redis::cmd("DEL")
         .arg(resume_tokens::bot_stage_key(token))
+        .arg(stage_key(chat))
         .query_async::<()>(&mut cluster.conn())
         .await
 }
@@ -107,7 +110,8 @@ pub async fn forget_ticket(cluster: &Cluster, token: &str) -> redis::RedisResult
 #[derive(Debug)]
 pub enum TicketOp {
     Record(String, Box<Ticket>),
-    Forget(String),
+    /// The token, and the stage's conversation.
+    Forget(String, String),
 }
 
 /// Changes queued for the tickets' task at most: one per stage starting or ending; a
@@ -122,7 +126,7 @@ pub fn start_tickets(cluster: Cluster) -> tokio::sync::mpsc::Sender<TicketOp> {
         while let Some(op) = rx.recv().await {
             let done = match &op {
                 TicketOp::Record(token, ticket) => record_ticket(&cluster, token, ticket).await,
-                TicketOp::Forget(token) => forget_ticket(&cluster, token).await,
+                TicketOp::Forget(token, chat) => forget_ticket(&cluster, token, chat).await,
             };
             if let Err(e) = done {
                 tracing::warn!(error = %e, "a bot stage's ticket could not be changed in Redis; it expires by itself");
@@ -270,9 +274,22 @@ struct Inner {
     cluster: Cluster,
     hub: Hub,
     archive: Archive,
-    next_req: AtomicU64,
-    /// Answers awaited from other nodes, by request id.
+    /// Answers awaited from other nodes, by request id: random, so an answer meant for this
+    /// node's previous process (same `NODE_ID`) never matches a request of this one.
     pending: Mutex<HashMap<u64, oneshot::Sender<WireActed>>>,
+}
+
+/// A request's entry in [`Inner::pending`], removed however the wait ends (the bot's HTTP
+/// request dropped included).
+struct Awaiting<'a> {
+    pending: &'a Mutex<HashMap<u64, oneshot::Sender<WireActed>>>,
+    req: u64,
+}
+
+impl Drop for Awaiting<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.req);
+    }
 }
 
 /// Bots' side of the cluster: forwards actions, carries out those forwarded here. Cheap
@@ -287,7 +304,6 @@ impl BotRelay {
             cluster,
             hub,
             archive,
-            next_req: AtomicU64::new(1),
             pending: Mutex::default(),
         }));
         let listening = relay.clone();
@@ -329,9 +345,13 @@ impl BotRelay {
             Forwarded::Here | Forwarded::Nowhere => return Ok(here),
             Forwarded::To(node) => node,
         };
-        let req = self.0.next_req.fetch_add(1, Ordering::Relaxed);
+        let req: u64 = rand::random();
         let (tx, rx) = oneshot::channel();
-        self.0.pending.lock().expect("not poisoned").insert(req, tx);
+        self.0.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(req, tx);
+        let _awaiting = Awaiting {
+            pending: &self.0.pending,
+            req,
+        };
         let wire = Wire::Act {
             req,
             from: self.0.cluster.node_id().to_string(),
@@ -339,23 +359,32 @@ impl BotRelay {
             chat,
             act,
         };
-        let sent = self.publish(&node, &wire).await;
-        let answer = match sent {
-            Ok(0) => None,
-            Ok(_) => tokio::time::timeout(ANSWER_TIMEOUT, rx).await.ok().and_then(Result::ok),
-            Err(e) => {
-                self.0.pending.lock().expect("not poisoned").remove(&req);
-                return Err(RelayDown::Unavailable(format!("Redis did not take it: {e}")));
-            }
-        };
-        self.0.pending.lock().expect("not poisoned").remove(&req);
-        match answer {
+        let sent = self
+            .publish(&node, &wire)
+            .await
+            .map_err(|e| RelayDown::Unavailable(format!("Redis did not take it: {e}")))?;
+        if sent == 0 {
+            // Nobody listens for that node: gone (and its bot stages with it), or still
+            // registered and resubscribing after a Redis blip (then the bot tries again).
+            let registered: bool = redis::cmd("HEXISTS")
+                .arg(crate::cluster::lease::NODES_KEY)
+                .arg(&node)
+                .query_async(&mut self.0.cluster.conn())
+                .await
+                .map_err(|e| RelayDown::Unavailable(format!("Redis did not answer: {e}")))?;
+            return if registered {
+                Err(RelayDown::Unavailable(
+                    "the node holding this conversation is not listening right now; try again".into(),
+                ))
+            } else {
+                Ok(Err((
+                    "not_your_chat",
+                    "the node that held this conversation is gone".to_string(),
+                )))
+            };
+        }
+        match tokio::time::timeout(ANSWER_TIMEOUT, rx).await.ok().and_then(Result::ok) {
             Some(result) => Ok(result.map_err(|(code, message)| (known_code(&code), message))),
-            // Nobody listens for that node: it is gone, and its bot stages with it.
-            None if matches!(sent, Ok(0)) => Ok(Err((
-                "not_your_chat",
-                "the node that held this conversation is gone".to_string(),
-            ))),
             None => Err(RelayDown::Unavailable(
                 "the node holding this conversation did not answer in time".into(),
             )),
@@ -384,7 +413,7 @@ impl Listener for BotRelay {
         };
         match wire {
             Wire::Acted { req, result } => {
-                let waiting = self.0.pending.lock().expect("not poisoned").remove(&req);
+                let waiting = self.0.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req);
                 if let Some(tx) = waiting {
                     let _ = tx.send(result);
                 }

@@ -225,13 +225,13 @@ pub(crate) enum Command {
         category: String,
         bot: Option<String>,
     },
-    /// A conversation a customer asked to continue, read from the store (or why not).
     /// What a `resume` on several nodes found under a token no customer holds: a bot
     /// stage's ticket (its node died), or nothing.
     BotTicket {
         conn: ConnId,
         found: Box<service::bots::TicketFound>,
     },
+    /// A conversation a customer asked to continue, read from the store (or why not).
     ContinueLoaded {
         conn: ConnId,
         asked: Box<service::continuing::JoinAsked>,

@@ -9,7 +9,9 @@ use serde_json::json;
 
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::bot_token;
-use crate::cluster_fixture::{Process, customer_on, nodes, process_and_nodes, redis_conn, until_reaped};
+use crate::cluster_fixture::{
+    Process, customer_on, nodes, process_and_nodes, redis_conn, until_reaped, until_registered,
+};
 use crate::common::*;
 use crate::continuing::wait_archived;
 
@@ -232,4 +234,71 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
         .await;
     assert_eq!(again.next_of("error").await["code"], "resume_expired");
     live.stop().await;
+}
+
+/// Carla talks to the bot on a real hub process that is stopped (SIGSTOP) past its lease and
+/// woken after the cluster took it over. Fenced, it lets go of her (1012) without ending her
+/// conversation: no closing archived, no word to the bot, her ticket kept, so her token
+/// resumes it on the live node, where it goes to the line and Ann takes it.
+#[tokio::test]
+async fn a_node_woken_after_its_lease_ran_out_lets_go_of_its_bot_customers_without_ending_them() {
+    let (sleepy, bind, [live], servers) = process_and_nodes(
+        "bots-cluster-stall",
+        Process::named("sleepy").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
+        ["live"],
+        |s| s.webhook_allow_private = true,
+    )
+    .await;
+    let mut conn = redis_conn(&servers.redis).await;
+    let before = until_registered(&mut conn, "sleepy").await;
+    let admin = live.admin().await;
+    webhook_bot(&admin, live.url(""), Behaviour::Answers).await;
+
+    let (mut carla, chat, resume_token) = meets_bot_at(&bind, "Carla").await;
+    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
+    assert_eq!(carla.next_of("message").await["seq"], 2);
+
+    signal(&sleepy.0, libc::SIGSTOP);
+    until_reaped(&mut conn, "sleepy").await;
+    signal(&sleepy.0, libc::SIGCONT);
+    assert_eq!(
+        carla.closed().await.map(u16::from),
+        Some(1012),
+        "the fenced node lets go of its customer"
+    );
+    let after = until_registered(&mut conn, "sleepy").await;
+    assert!(after > before, "incarnation {after} after {before}");
+    // Time for anything the woken node would still do with her conversation.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut ann = live.agent("ann", &["general"], 1).await;
+    let mut back = None;
+    for _ in 0..200 {
+        let mut ws = Ws::connect(&live.ws_url("/ws/customer"), &[]).await.unwrap();
+        ws.send(json!({"type": "resume", "token": resume_token, "last_seq": 2}))
+            .await;
+        let first = ws
+            .next_matching(|f| f["type"] == "error" || f["type"] == "transferred")
+            .await;
+        if first["type"] == "transferred" {
+            assert_eq!(first["chat_id"], chat.as_str());
+            back = Some(ws);
+            break;
+        }
+        assert_eq!(first["code"], "cluster_unavailable", "{first}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut carla = back.expect("Carla was never taken back");
+    carla.chat_continued(&chat).await;
+    let taken = ann.chat_continued(&chat).await;
+    assert_eq!(taken["chat_id"], chat.as_str());
+    assert_eq!(carla.say("still there?", "c2").await["seq"], 3);
+    assert_eq!(ann.next_of("message").await["seq"], 3);
+    let archived = wait_archived(&admin, &chat, 3).await;
+    assert!(
+        archived["ended_at"].is_null(),
+        "the woken node archived no closing of a conversation going on elsewhere: {archived}"
+    );
+    live.stop().await;
+    drop(sleepy);
 }

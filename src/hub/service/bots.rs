@@ -613,7 +613,7 @@ impl HubState {
             return;
         };
         self.bots.by_customer.remove(&stage.customer);
-        self.forget_ticket(&stage.token);
+        self.forget_ticket(&stage.token, id);
         let Stage {
             bot,
             customer,
@@ -681,7 +681,7 @@ impl HubState {
             return;
         };
         self.bots.by_customer.remove(&stage.customer);
-        self.forget_ticket(&stage.token);
+        self.forget_ticket(&stage.token, id);
         tracing::info!(bot = %stage.bot, conversation = %id, reason, "a bot's conversation ended");
         self.archive.push_closing(ArchiveEvent::Closed(ConversationClosed {
             id: id.to_string(),
@@ -719,8 +719,8 @@ impl HubState {
 
     /// On several nodes: the ticket of a stage that ended here is deleted, so its token
     /// resumes nothing anywhere, as on one node.
-    fn forget_ticket(&mut self, token: &str) {
-        self.ticket_op(bot_relay::TicketOp::Forget(token.to_string()));
+    fn forget_ticket(&mut self, token: &str, chat: &str) {
+        self.ticket_op(bot_relay::TicketOp::Forget(token.to_string(), chat.to_string()));
     }
 
     /// `op` for the tickets' task (off the hub's task, in order); started with the first.
@@ -759,16 +759,18 @@ impl HubState {
     /// What [`HubState::bot_ticket_lookup`] found: the customer of a dead node's bot stage
     /// goes to the category's line here, continuing that conversation.
     pub(super) fn bot_ticket_found(&mut self, conn: ConnId, found: TicketFound) {
-        if self.conns.get(&conn).is_none_or(|c| c.who.is_some()) {
-            // Gone meanwhile: the ticket is put back for their next resume.
-            if let (TicketFound::Taken { ticket, token, .. }, Some(cluster)) = (found, self.bus.clone()) {
-                tokio::spawn(async move {
-                    let _ = bot_relay::record_ticket(&cluster, &token, &ticket).await;
-                });
+        // Gone meanwhile, or joined (a line, a bot) while the ticket was looked up: the
+        // ticket is put back for their next resume.
+        let free = self.conns.get(&conn).is_some_and(|c| c.who.is_none())
+            && self.bots.stage_of(conn).is_none()
+            && !self.cluster_mut().is_joining(conn);
+        if !free {
+            if let TicketFound::Taken { ticket, token, .. } = found {
+                self.put_ticket_back(token, ticket);
             }
             return;
         }
-        let (ticket, last_seq, earlier) = match found {
+        let (ticket, last_seq, earlier, token) = match found {
             TicketFound::None => {
                 return self.error_to_conn(conn, "resume_expired", "that session is over; join again", None);
             }
@@ -777,15 +779,19 @@ impl HubState {
                 return self.resume_refused(conn, crate::hub::cluster::link::UNAVAILABLE, words.to_string());
             }
             TicketFound::Unavailable(why) => {
-                return self.error_to_conn(conn, crate::hub::cluster::link::UNAVAILABLE, why, None);
+                // The cause is logged; the customer is told to come back, as any resume then.
+                tracing::warn!(why = %why, "a bot customer's resume could not be looked up");
+                let words = "the cluster could not look your conversation up; resume again shortly";
+                return self.resume_refused(conn, crate::hub::cluster::link::UNAVAILABLE, words.to_string());
             }
             TicketFound::Taken {
                 ticket,
                 last_seq,
                 earlier,
-                ..
-            } => (ticket, last_seq, earlier),
+                token,
+            } => (ticket, last_seq, earlier, token),
         };
+        let kept = ticket.clone();
         let Ticket {
             chat,
             bot,
@@ -835,6 +841,26 @@ impl HubState {
         if let Err((code, message)) = self.customer_join(conn, &category.0.clone(), asked, Some(Box::new(continued))) {
             tracing::warn!(conversation = %chat, code, %message, "a bot's conversation whose node died could not join the line");
             self.error_to_conn(conn, code, message, None);
+            // Not taken after all: their token tries again later.
+            self.put_ticket_back(token, kept);
+        }
+    }
+
+    /// Records a taken ticket again (its resume did not take the conversation over).
+    fn put_ticket_back(&mut self, token: String, ticket: Box<Ticket>) {
+        self.ticket_op(bot_relay::TicketOp::Record(token, ticket));
+    }
+
+    /// This node is rejoining the cluster (fenced): the conversations bots hold here go on
+    /// elsewhere (each customer's ticket resumes theirs on another node), so they are let
+    /// go of without a closing, a word to the bot or the ticket's deletion. Each gives back
+    /// the closing it reserved.
+    pub(super) fn let_go_of_bot_stages(&mut self) {
+        let held = self.bots.stages.len();
+        self.bots.stages.clear();
+        self.bots.by_customer.clear();
+        for _ in 0..held {
+            self.archive.release_closing();
         }
     }
 

@@ -221,6 +221,8 @@ impl HubState {
         for _ in 0..reserved {
             self.archive.release_closing();
         }
+        // Before their connections close: closing one must not end its conversation.
+        self.let_go_of_bot_stages();
         self.buddies.joining.clear();
         self.buddies.stop_reasserting();
         // Their desks are counted closed with this node's loss; they are announced again
