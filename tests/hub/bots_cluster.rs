@@ -150,6 +150,27 @@ async fn meets_bot_at(bind: &str, name: &str) -> (Ws, String, String) {
     panic!("{name} never met the bot");
 }
 
+/// A customer back on `node` with the `token` of a bot conversation whose node was lost:
+/// refused `cluster_unavailable` until the cluster took that node over, then handed over
+/// there (`transferred` for `chat`); their socket.
+async fn handed_over_on(node: &TestHub, token: &str, last_seq: u64, chat: &str) -> Ws {
+    for _ in 0..200 {
+        let mut ws = Ws::connect(&node.ws_url("/ws/customer"), &[]).await.unwrap();
+        ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
+            .await;
+        let first = ws
+            .next_matching(|f| f["type"] == "error" || f["type"] == "transferred")
+            .await;
+        if first["type"] == "transferred" {
+            assert_eq!(first["chat_id"], chat);
+            return ws;
+        }
+        assert_eq!(first["code"], "cluster_unavailable", "{first}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the customer was never taken back");
+}
+
 /// Carla talks to the bot on a real hub process that is killed (kill -9). Back on the live
 /// node with her token, she is not stuck: once the cluster took the dead node over, her
 /// conversation goes to the category's line there, and Ann takes it with every line that
@@ -180,23 +201,7 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
 
     // Back on the live node with her token: refused until the dead node is taken over,
     // then handed over there.
-    let mut back = None;
-    for _ in 0..200 {
-        let mut ws = Ws::connect(&live.ws_url("/ws/customer"), &[]).await.unwrap();
-        ws.send(json!({"type": "resume", "token": resume_token, "last_seq": 2}))
-            .await;
-        let first = ws
-            .next_matching(|f| f["type"] == "error" || f["type"] == "transferred")
-            .await;
-        if first["type"] == "transferred" {
-            assert_eq!(first["chat_id"], chat.as_str());
-            back = Some(ws);
-            break;
-        }
-        assert_eq!(first["code"], "cluster_unavailable", "{first}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut carla = back.expect("Carla was never taken back");
+    let mut carla = handed_over_on(&live, &resume_token, 2, &chat).await;
     let started = carla.chat_continued(&chat).await;
     assert_eq!(started["peer_name"], "ANN");
     let taken = ann.chat_continued(&chat).await;
@@ -272,23 +277,7 @@ async fn a_node_woken_after_its_lease_ran_out_lets_go_of_its_bot_customers_witho
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let mut ann = live.agent("ann", &["general"], 1).await;
-    let mut back = None;
-    for _ in 0..200 {
-        let mut ws = Ws::connect(&live.ws_url("/ws/customer"), &[]).await.unwrap();
-        ws.send(json!({"type": "resume", "token": resume_token, "last_seq": 2}))
-            .await;
-        let first = ws
-            .next_matching(|f| f["type"] == "error" || f["type"] == "transferred")
-            .await;
-        if first["type"] == "transferred" {
-            assert_eq!(first["chat_id"], chat.as_str());
-            back = Some(ws);
-            break;
-        }
-        assert_eq!(first["code"], "cluster_unavailable", "{first}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut carla = back.expect("Carla was never taken back");
+    let mut carla = handed_over_on(&live, &resume_token, 2, &chat).await;
     carla.chat_continued(&chat).await;
     let taken = ann.chat_continued(&chat).await;
     assert_eq!(taken["chat_id"], chat.as_str());
