@@ -125,8 +125,8 @@ fn done(acted: Result<Option<ActedLine>, ApiError>) -> Result<StatusCode, ApiErr
     responses((status = 200, body = BotAck),
         (status = 400, description = "`bad_json`; `empty_message`, `message_too_long` as on the socket", body = ErrorBody),
         (status = 503, description = "`archive_unavailable`: the archive cannot take a line now; nothing was sent, try again. \
-            `cluster_unavailable` (several nodes): Redis, or the node holding the conversation, did not answer in time, \
-            and the line may have gone out (as with `not_yet_durable`, sending it again may show it twice); or that node \
+            `cluster_unavailable` (several nodes): Redis, or the node holding the conversation, did not answer in time \
+            (or this node stopped while it waited), and the line may have gone out (as with `not_yet_durable`, sending it again may show it twice); or that node \
             was not listening for a moment (a Redis blip), and nothing was sent. \
             `not_yet_durable`: the line went to the customer, but the archive had not kept it within 10 s; do not send it \
             again (it would be a second line). `unavailable`: the hub is stopping", body = ErrorBody),

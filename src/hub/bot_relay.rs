@@ -277,6 +277,9 @@ struct Inner {
     /// Answers awaited from other nodes, by request id: random, so an answer meant for this
     /// node's previous process (same `NODE_ID`) never matches a request of this one.
     pending: Mutex<HashMap<u64, oneshot::Sender<WireActed>>>,
+    /// This node stopping: a wait for another node's answer ends then, so neither the bot
+    /// nor the stop waits out [`ANSWER_TIMEOUT`].
+    shutdown: CancellationToken,
 }
 
 /// A request's entry in [`Inner::pending`], removed however the wait ends (the bot's HTTP
@@ -305,6 +308,7 @@ impl BotRelay {
             hub,
             archive,
             pending: Mutex::default(),
+            shutdown: shutdown.clone(),
         }));
         let listening = relay.clone();
         tokio::spawn(async move {
@@ -383,7 +387,16 @@ impl BotRelay {
                 )))
             };
         }
-        match tokio::time::timeout(ANSWER_TIMEOUT, rx).await.ok().and_then(Result::ok) {
+        let answer = tokio::select! {
+            answer = tokio::time::timeout(ANSWER_TIMEOUT, rx) => answer.ok().and_then(Result::ok),
+            () = self.0.shutdown.cancelled() => {
+                // The action went out: whether it was carried out is the other node's to say.
+                return Err(RelayDown::Unavailable(
+                    "this node is stopping before the node holding this conversation answered".into(),
+                ));
+            }
+        };
+        match answer {
             Some(result) => Ok(result.map_err(|(code, message)| (known_code(&code), message))),
             None => Err(RelayDown::Unavailable(
                 "the node holding this conversation did not answer in time".into(),

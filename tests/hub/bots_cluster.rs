@@ -192,6 +192,9 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
     assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
     let answer = carla.next_of("message").await;
     assert_eq!((answer["seq"].as_u64(), answer["via"].as_str()), (Some(2), Some("bot")));
+    // Carla sees the bot's line before it is durable (as any peer's); it is acknowledged to
+    // the bot once it is, and only then promised to outlive a crash.
+    wait_archived(&admin, &chat, 2).await;
 
     doomed.0.kill().unwrap();
     let _ = doomed.0.wait();
@@ -290,4 +293,45 @@ async fn a_node_woken_after_its_lease_ran_out_lets_go_of_its_bot_customers_witho
     );
     live.stop().await;
     drop(sleepy);
+}
+
+/// A bot's line for a conversation held by a node that stalled (SIGSTOP) waits for that
+/// node's answer; the node it came in at is stopped meanwhile. The bot is answered at once,
+/// `cluster_unavailable` with the line perhaps gone out, and the stop is not held up by the
+/// wait (it once lasted the whole answer timeout, as long as a test gives a stop).
+#[tokio::test]
+async fn a_node_stopping_while_a_bots_line_waits_for_another_node_answers_the_bot_at_once() {
+    let (sleepy, bind, [live], _servers) = process_and_nodes(
+        "bots-cluster-stop-waiting",
+        Process::named("sleepy").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
+        ["live"],
+        |s| s.webhook_allow_private = true,
+    )
+    .await;
+    let admin = live.admin().await;
+    webhook_bot(&admin, live.url(""), Behaviour::Answers).await;
+    let (_carla, chat, _) = meets_bot_at(&bind, "Carla").await;
+    let bot = Api::bearer(&live, &bot_token(&admin, "Faq").await);
+
+    signal(&sleepy.0, libc::SIGSTOP);
+    let line = tokio::spawn(async move {
+        bot.post(
+            &format!("/api/bot/conversations/{chat}/messages"),
+            json!({"text": "still looking", "client_id": "b9"}),
+        )
+        .await
+    });
+    // Forwarded to the stalled node, whose subscription Redis still holds: it waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!line.is_finished(), "the line waits for the stalled node");
+    live.stop().await;
+    let (status, refused) = line.await.unwrap();
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (503, Some("cluster_unavailable")),
+        "{refused}"
+    );
+    let words = refused["error"]["message"].as_str().unwrap();
+    assert!(words.contains("stopping"), "{words}");
+    signal(&sleepy.0, libc::SIGCONT);
 }
