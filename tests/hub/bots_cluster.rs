@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::bot_token;
 use crate::cluster_fixture::{
-    Process, customer_on, nodes, process_and_nodes, redis_conn, until_reaped, until_registered,
+    Process, customer_on, nodes, process_and_nodes, redis_conn, until_reaped, until_registered, woken_fenced,
 };
 use crate::common::*;
 use crate::continuing::wait_archived;
@@ -268,14 +268,7 @@ async fn a_node_woken_after_its_lease_ran_out_lets_go_of_its_bot_customers_witho
 
     signal(&sleepy.0, libc::SIGSTOP);
     until_reaped(&mut conn, "sleepy").await;
-    signal(&sleepy.0, libc::SIGCONT);
-    assert_eq!(
-        carla.closed().await.map(u16::from),
-        Some(1012),
-        "the fenced node lets go of its customer"
-    );
-    let after = until_registered(&mut conn, "sleepy").await;
-    assert!(after > before, "incarnation {after} after {before}");
+    woken_fenced(&sleepy, "sleepy", &mut conn, &mut carla, before).await;
     // Time for anything the woken node would still do with her conversation.
     tokio::time::sleep(Duration::from_millis(500)).await;
 

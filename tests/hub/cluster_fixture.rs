@@ -166,6 +166,26 @@ pub(crate) async fn until_registered(conn: &mut redis::aio::ConnectionManager, n
     }
 }
 
+/// Wakes `node` (SIGCONT), stopped past its lease and reaped meanwhile: it finds itself
+/// fenced, lets go of `customer` (1012) and registers again under an incarnation above
+/// `before`.
+pub(crate) async fn woken_fenced(
+    node: &Running,
+    name: &str,
+    conn: &mut redis::aio::ConnectionManager,
+    customer: &mut Ws,
+    before: u64,
+) {
+    crate::common::signal(&node.0, libc::SIGCONT);
+    assert_eq!(
+        customer.closed().await.map(u16::from),
+        Some(1012),
+        "the fenced node lets go of its customer"
+    );
+    let after = until_registered(conn, name).await;
+    assert!(after > before, "incarnation {after} after {before}");
+}
+
 /// Waits until `node` is no longer registered (reaped, or gone of itself).
 pub(crate) async fn until_reaped(conn: &mut redis::aio::ConnectionManager, node: &str) {
     let deadline = Instant::now() + WAIT;

@@ -18,7 +18,7 @@ use switchboard::store::SharedStore;
 use crate::archive::{TempDir, free_port, mongo_uri, wait_for_port};
 use crate::cluster_fixture::{
     Process, customer_on, nodes, one_then_two, paired, process_and_nodes, redis_conn, redis_shows, refused_for_now,
-    stats_showing, until_reaped, until_registered,
+    stats_showing, until_reaped, until_registered, woken_fenced,
 };
 use crate::common::{TestHub, Ws, both_told, strs_in};
 use crate::redis_server::RedisServer;
@@ -448,14 +448,7 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
         "the live node holds the customer now"
     );
 
-    signal(&sleepy.0, libc::SIGCONT);
-    assert_eq!(
-        carla.closed().await.map(u16::from),
-        Some(1012),
-        "the fenced node lets go of its customer"
-    );
-    let after = until_registered(&mut conn, "sleepy").await;
-    assert!(after > before, "incarnation {after} after {before}");
+    woken_fenced(&sleepy, "sleepy", &mut conn, &mut carla, before).await;
     // The customer did not come back within the grace period: the live node ends the chat.
     let ended = agent.next_of("chat_ended").await;
     assert_eq!(

@@ -651,15 +651,7 @@ impl HubState {
             route: Route::Line,
             note,
         };
-        self.send_to_conn(
-            customer,
-            &ServerFrame::Transferred {
-                chat_id: id.to_string(),
-                peer_name: None,
-                category: Some(category.0.to_string()),
-                category_name: Some(self.category_name(&category)),
-            },
-        );
+        self.send_to_conn(customer, &self.transferred_to_line(id.to_string(), &category));
         if let Err((code, message)) =
             self.customer_join(customer, &category.0.clone(), asked, Some(Box::new(continued)))
         {
@@ -812,15 +804,7 @@ impl HubState {
             },
         );
         let category = CategoryId::from(category);
-        self.send_to_conn(
-            conn,
-            &ServerFrame::Transferred {
-                chat_id: chat.clone(),
-                peer_name: None,
-                category: Some(category.0.to_string()),
-                category_name: Some(self.category_name(&category)),
-            },
-        );
+        self.send_to_conn(conn, &self.transferred_to_line(chat.clone(), &category));
         let asked = JoinAsked {
             name,
             category: category.0.to_string(),

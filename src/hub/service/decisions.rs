@@ -404,6 +404,17 @@ impl HubState {
             .unwrap_or_else(|| category.0.to_string())
     }
 
+    /// The `transferred` frame telling a customer their chat `chat_id` went to `category`'s
+    /// line (by an agent, a bot's hand-over, or a dead node's bot conversation taken back).
+    pub(super) fn transferred_to_line(&self, chat_id: String, category: &CategoryId) -> ServerFrame {
+        ServerFrame::Transferred {
+            chat_id,
+            peer_name: None,
+            category: Some(category.0.to_string()),
+            category_name: Some(self.category_name(category)),
+        }
+    }
+
     /// Sends a connection that took over from another of the agent's (a second tab, a fast
     /// reload) the offers standing for them, each with the time it has left.
     pub(super) fn resend_offers(&mut self, agent: &AgentId, conn: ConnId) {

@@ -295,15 +295,9 @@ impl HubState {
                     note,
                 }));
         }
-        let category_name = self.category_name(&category);
         self.send(
             Recipient::Customer(customer),
-            &ServerFrame::Transferred {
-                chat_id: wire_id.clone(),
-                peer_name: None,
-                category: Some(category.0.to_string()),
-                category_name: Some(category_name),
-            },
+            &self.transferred_to_line(wire_id.clone(), &category),
         );
         self.tell_old_agent(&from, &wire_id);
         self.keep_waiting_log(chat, customer, log);
@@ -450,23 +444,13 @@ impl HubState {
                         .category
                         .clone()
                         .unwrap_or_else(|| CategoryId::from(String::new()));
-                    vec![ServerFrame::Transferred {
-                        chat_id: cluster.wire_id(*chat),
-                        peer_name: None,
-                        category_name: Some(self.category_name(&category)),
-                        category: Some(category.0.to_string()),
-                    }]
+                    vec![self.transferred_to_line(cluster.wire_id(*chat), &category)]
                 })
                 .unwrap_or_default();
         };
         let mut frames = vec![];
         if handed {
-            frames.push(ServerFrame::Transferred {
-                chat_id: log.wire_id().to_string(),
-                peer_name: None,
-                category: Some(log.category.0.to_string()),
-                category_name: Some(self.category_name(&log.category)),
-            });
+            frames.push(self.transferred_to_line(log.wire_id().to_string(), &log.category));
         }
         frames.extend(log.live.after(last_seq).into_iter().map(ServerFrame::Message));
         frames
