@@ -41,9 +41,9 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     assert.deepEqual(await seriousAxe(agentPage), []);
     await shot(agentPage, `conversations-open-${label}`);
 
-    await row.getByRole('button', { name: `Waiting on customer: ${name}` }).click();
+    await row.getByTestId('conversation-more').selectOption('pending');
     await row.getByTestId('conversation-status').filter({ hasText: 'Waiting on customer' }).waitFor();
-    await row.getByTestId('conversation-snooze').selectOption('hour');
+    await row.getByTestId('conversation-more').selectOption('hour');
     await row.getByTestId('conversation-status').filter({ hasText: 'Snoozed' }).waitFor();
     assert.match(await row.innerText(), /until /);
 

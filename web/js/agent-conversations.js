@@ -2,9 +2,10 @@
 // list until it is resolved — live ones, ones whose customer left, ones parked — by
 // status (Open, Waiting on customer, Snoozed, Resolved), the longest waiting first. Each
 // row says who, the last line and since when (and "Offline message" for one left while
-// nobody could chat), with the actions its status allows:
-// "Waiting on customer", "Snooze" (1 hour, or tomorrow 9:00), "Resolve", "Reopen", and the
-// labels it carries (added from a list, each removed with its ×; filtered by one). Status
+// nobody could chat), with one row of small actions as Chatwoot's list has them: "Open",
+// "Resolve" (or "Reopen"), a "More" list (Waiting on customer, Snooze 1 hour or until
+// tomorrow 9:00), "+ Label"; and the labels it carries (each removed with its ×;
+// the list filtered by one). Status
 // changes go over the agent's socket (`set_conversation_status`), labels over HTTP
 // (`/api/conversations/{id}/labels/{label}`); each answer, and every change made
 // elsewhere (a snooze running out, a chat ending, a label put on), refreshes the list.
@@ -62,60 +63,71 @@ export function createConversations({ send, open }) {
     load();
   }
 
+  /** The labels `c` carries, each with its × (null when none). */
   function labelChips(c, name) {
     const carried = (c.labels || []).map((id) => labels.get(id)).filter(Boolean);
-    const chips = carried.map((l) => el('span', { class: 'pill label-chip', dataset: { testid: 'conversation-label', label: l.id } },
+    if (!carried.length) return null;
+    return el('div', { class: 'row conversation-labels' }, ...carried.map((l) => el('span',
+      { class: 'pill label-chip', dataset: { testid: 'conversation-label', label: l.id } },
       swatch('label-dot', l.colour), l.name,
       el('button', { type: 'button', class: 'label-remove', 'aria-label': `Remove label ${l.name} from ${name}`,
-        dataset: { testid: 'conversation-label-remove' }, onclick: () => relabel(c, 'DELETE', l) }, '×')));
+        dataset: { testid: 'conversation-label-remove' }, onclick: () => relabel(c, 'DELETE', l) }, '×'))));
+  }
+
+  /** "+ Label": the desk's labels `c` does not carry yet (null when none is left). */
+  function labelAdder(c, name) {
     const free = [...labels.values()].filter((l) => !(c.labels || []).includes(l.id));
-    if (free.length) {
-      const add = el('select', { 'aria-label': `Add a label to ${name}`, class: 'label-add', dataset: { testid: 'conversation-label-add' } },
-        el('option', { value: '' }, '+ Label'), ...free.map((l) => el('option', { value: l.id }, l.name)));
-      add.addEventListener('change', () => {
-        const l = labels.get(add.value);
-        // Off the select first: the list is not redrawn under someone choosing in it.
-        add.blur();
-        if (l) relabel(c, 'PUT', l);
-      });
-      chips.push(add);
-    }
-    return chips.length ? el('div', { class: 'row conversation-labels' }, ...chips) : null;
+    if (!free.length) return null;
+    const add = el('select', { 'aria-label': `Add a label to ${name}`, class: 'label-add small', dataset: { testid: 'conversation-label-add' } },
+      el('option', { value: '' }, '+ Label'), ...free.map((l) => el('option', { value: l.id }, l.name)));
+    add.addEventListener('change', () => {
+      const l = labels.get(add.value);
+      // Off the select first: the list is not redrawn under someone choosing in it.
+      add.blur();
+      if (l) relabel(c, 'PUT', l);
+    });
+    return add;
+  }
+
+  /** "More": the statuses other than resolved (and open, which "Reopen" sets), as a list. */
+  function moreStatuses(c, name) {
+    const choices = [];
+    if (c.status !== 'pending') choices.push(el('option', { value: 'pending' }, 'Waiting on customer'));
+    choices.push(el('option', { value: 'hour' }, 'Snooze for 1 hour'), el('option', { value: 'tomorrow' }, 'Snooze until tomorrow 9:00'));
+    const more = el('select', { 'aria-label': `More for ${name}`, class: 'small', dataset: { testid: 'conversation-more' } },
+      el('option', { value: '' }, 'More…'), ...choices);
+    more.addEventListener('change', () => {
+      const choice = more.value;
+      more.blur();
+      if (choice === 'pending') setStatus(c, 'pending');
+      else if (choice === 'hour') setStatus(c, 'snoozed', Date.now() + HOUR);
+      else if (choice === 'tomorrow') setStatus(c, 'snoozed', tomorrowMorning());
+    });
+    return more;
   }
 
   function row(c) {
     const name = c.customer_name || 'Customer';
-    const actions = el('div', { class: 'row conversation-actions' });
     const button = (label, testid, onclick, secondary = true) => el('button',
-      { type: 'button', class: secondary ? 'secondary' : '', dataset: { testid }, 'aria-label': `${label}: ${name}`, onclick }, label);
-    actions.append(button('Open', 'conversation-open', () => open(c)));
-    if (c.status !== 'pending' && c.status !== 'resolved') {
-      actions.append(button('Waiting on customer', 'conversation-pending', () => setStatus(c, 'pending')));
-    }
-    if (c.status !== 'resolved') {
-      const snooze = el('select', { 'aria-label': `Snooze ${name}`, dataset: { testid: 'conversation-snooze' } },
-        el('option', { value: '' }, 'Snooze…'),
-        el('option', { value: 'hour' }, 'for 1 hour'),
-        el('option', { value: 'tomorrow' }, 'until tomorrow 9:00'));
-      snooze.addEventListener('change', () => {
-        const until = snooze.value === 'hour' ? Date.now() + HOUR : snooze.value === 'tomorrow' ? tomorrowMorning() : null;
-        if (until) setStatus(c, 'snoozed', until);
-      });
-      actions.append(snooze, button('Resolve', 'conversation-resolve', () => setStatus(c, 'resolved'), false));
-    }
-    if (c.status !== 'open') actions.append(button('Reopen', 'conversation-reopen', () => setStatus(c, 'open')));
+      { type: 'button', class: secondary ? 'secondary small' : 'small', dataset: { testid }, 'aria-label': `${label}: ${name}`, onclick }, label);
+    const actions = el('div', { class: 'row conversation-actions' },
+      button('Open', 'conversation-open', () => open(c)),
+      c.status === 'resolved' ? null : button('Resolve', 'conversation-resolve', () => setStatus(c, 'resolved'), false),
+      c.status === 'open' ? null : button('Reopen', 'conversation-reopen', () => setStatus(c, 'open')),
+      c.status === 'resolved' ? null : moreStatuses(c, name),
+      labelAdder(c, name));
     const since = c.status === 'snoozed' && c.snoozed_until
       ? `until ${dateTime(c.snoozed_until)}` : `since ${dateTime(c.status_since)}`;
     const last = c.last_message
       ? `${c.last_message.from === 'agent' ? 'You' : name}: ${c.last_message.text}` : 'No messages yet';
     return el('li', { class: 'conversation-item', dataset: { testid: 'conversation-item', id: c.id, status: c.status, customer: name } },
       el('div', { class: 'row' },
-        el('strong', { class: 'grow' }, name),
+        el('strong', { class: 'grow conversation-name' }, name),
         el('span', { class: `pill conversation-status ${c.status}`, dataset: { testid: 'conversation-status' } }, STATUS_NAMES[c.status] || c.status)),
       el('p', { class: 'muted conversation-last', dataset: { testid: 'conversation-last' } }, last),
       // Below the name (a phone's row has no room beside it).
       c.offline ? el('p', { class: 'muted', dataset: { testid: 'conversation-offline' } }, 'Offline message: answers go by email') : null,
-      el('p', { class: 'muted' }, since),
+      el('p', { class: 'muted conversation-since' }, since),
       labelChips(c, name),
       actions);
   }
