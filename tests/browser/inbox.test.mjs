@@ -122,6 +122,10 @@ test('an agent with four chats switches by keyboard, with unread counts, notific
     assert.match(await itemOf(agent, 'Ben').textContent(), /^Ben\s*Billing\s*2 unread, .*waiting/);
     await itemOf(agent, 'Ben').getByTestId('chat-item-preview').filter({ hasText: 'Ben two' }).waitFor();
     await agent.waitForFunction(() => /^\(3\) /.test(document.title) || document.title.startsWith('🔔'));
+    // The work list follows the lines too (read back from the archive, within a second or so).
+    for (const last of ['Ann: Ann here', 'Ben: Ben two', 'Dee: Dee one']) {
+      await agent.getByTestId('conversation-last').filter({ hasText: last }).waitFor();
+    }
     await shot(agent, 'agent-inbox-desktop');
 
     // Keyboard: "/" goes to the message box; Alt+↓ opens the next chat, clearing its count.
