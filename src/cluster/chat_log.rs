@@ -16,6 +16,7 @@ use super::buddy_line::BuddyLine;
 use super::routing_replies::MalformedReply;
 use super::routing_scripts::ClusterRoutingError;
 use crate::core::routing::{ChatId, Party};
+use crate::store::Via;
 
 static MESSAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -51,6 +52,26 @@ pub struct ChatLine {
     /// The files it carries, as the JSON array of their metadata (`attachments::AttachmentMeta`);
     /// empty for none.
     pub files: String,
+    /// How it came other than over the chat (a customer's mail), as the log carries it.
+    pub via: Option<Via>,
+}
+
+/// `via` as a chat's log and a node's channel carry it: empty for none.
+fn via_word(via: Option<Via>) -> &'static str {
+    match via {
+        None => "",
+        Some(Via::Email) => "email",
+        Some(Via::Bot) => "bot",
+    }
+}
+
+/// [`via_word`] read back; anything else (a log written before the mark) is none.
+fn via_of(word: &str) -> Option<Via> {
+    match word {
+        "email" => Some(Via::Email),
+        "bot" => Some(Via::Bot),
+        _ => None,
+    }
 }
 
 impl ChatLine {
@@ -109,6 +130,9 @@ enum Wire {
         /// Absent from what a node of an earlier version published.
         #[serde(default)]
         files: String,
+        /// As [`via_word`] writes it; absent from what a node of an earlier version published.
+        #[serde(default)]
+        via: String,
     },
     #[serde(rename = "typing")]
     Typing { chat: String, from: String, active: bool },
@@ -147,11 +171,12 @@ fn line(
     id: String,
     at: &str,
     from: &str,
-    (text, files): (String, String),
+    (text, files, via): (String, String, &str),
     client: String,
 ) -> Option<ChatLine> {
     Some(ChatLine {
         files,
+        via: via_of(via),
         chat: ChatId(chat.parse().ok()?),
         seq: seq.parse().ok()?,
         id,
@@ -174,7 +199,8 @@ pub fn parse_node_message(payload: &str) -> Option<NodeMessage> {
             text,
             client,
             files,
-        } => line(&chat, &seq, id, &at, &from, (text, files), client).map(NodeMessage::Line),
+            via,
+        } => line(&chat, &seq, id, &at, &from, (text, files, &via), client).map(NodeMessage::Line),
         Wire::Typing { chat, from, active } => Some(NodeMessage::Typing {
             chat: ChatId(chat.parse().ok()?),
             from: party(&from)?,
@@ -227,6 +253,7 @@ pub async fn append(
         text,
         client_id,
         files: "",
+        via: None,
     };
     let mut answers = append_many(conn, node, incarnation, &[message]).await?;
     answers.pop().expect("one answer to one message")
@@ -244,6 +271,8 @@ pub struct Outgoing<'a> {
     pub client_id: Option<&'a str>,
     /// The files' metadata as a JSON array; empty for none.
     pub files: &'a str,
+    /// How it came other than over the chat (a customer's mail).
+    pub via: Option<Via>,
 }
 
 /// The most messages [`append_many`] sends in one pipeline: a node's messages waiting
@@ -281,7 +310,8 @@ pub async fn append_many(
             .arg(m.client_id.unwrap_or(""))
             .arg(LOG_BOUND)
             .arg(LOG_LIFETIME_SECS)
-            .arg(m.files);
+            .arg(m.files)
+            .arg(via_word(m.via));
     }
     let no_script = |replies: &[redis::RedisResult<redis::Value>]| {
         replies
@@ -405,7 +435,7 @@ pub async fn read_after(
             field("i"),
             &field("t"),
             &field("f"),
-            (field("x"), field("a")),
+            (field("x"), field("a"), &field("v")),
             field("c"),
         )
         .ok_or_else(|| MalformedReply(format!("chat log entry {}", entry.id)))?;
@@ -437,6 +467,7 @@ mod tests {
                 text: "a/b \"q\"".into(),
                 client_id: None,
                 files: String::new(),
+                via: None,
             }))
         );
         assert_eq!(parse_node_message("{\"k\":\"m\"}"), None);

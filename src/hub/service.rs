@@ -1053,15 +1053,14 @@ impl HubState {
     ) -> Result<(), (&'static str, String)> {
         self.check_message(&text)?;
         if self.cluster.is_some() {
-            return self.cluster_relay(chat, (from, origin), (text, Vec::new()), client_id);
+            return self.cluster_relay(chat, (from, origin), (text, Vec::new()), (client_id, None));
         }
         self.stamp_and_deliver(chat, (from, origin), (text, Vec::new()), client_id, None)
     }
 
     /// A customer's answer by mail into their live chat, with the files it carried (kept
-    /// already): [`Self::relay`], the line marked `via: "email"`. On several nodes the
-    /// chat's log in Redis carries the text and the files but not the mark, so there the
-    /// line goes in unmarked.
+    /// already): [`Self::relay`], the line marked `via: "email"` (on several nodes, the
+    /// chat's log in Redis carries the mark).
     fn relay_by_mail(
         &mut self,
         chat: ChatId,
@@ -1069,10 +1068,10 @@ impl HubState {
         (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
     ) -> Result<(), (&'static str, String)> {
         self.check_mail_line(&text, &files)?;
-        if self.cluster.is_some() {
-            return self.cluster_relay(chat, (Party::Customer, origin), (text, files), None);
-        }
         let via = Some(crate::store::Via::Email);
+        if self.cluster.is_some() {
+            return self.cluster_relay(chat, (Party::Customer, origin), (text, files), (None, via));
+        }
         self.stamp_and_deliver(chat, (Party::Customer, origin), (text, files), None, via)
     }
 
@@ -1114,7 +1113,7 @@ impl HubState {
         let wire_id = self.chats.get(&chat).expect("chats in routing have a log").wire_id();
         let files = self.attachments.for_message(ids, wire_id, sender)?;
         if self.cluster.is_some() {
-            return self.cluster_relay(chat, (from, origin), (text, files), client_id);
+            return self.cluster_relay(chat, (from, origin), (text, files), (client_id, None));
         }
         self.stamp_and_deliver(chat, (from, origin), (text, files), client_id, None)
     }
@@ -1130,11 +1129,7 @@ impl HubState {
         via: Option<crate::store::Via>,
     ) -> Result<(), (&'static str, String)> {
         let log = self.chats.get(&chat).expect("chats in routing have a log");
-        let author = match (from, via) {
-            (Party::Customer, Some(crate::store::Via::Email)) => Author::CUSTOMER_BY_MAIL,
-            (Party::Customer, None) => Author::CUSTOMER,
-            _ => Author::AGENT,
-        };
+        let author = Author::of(from, via);
         // Under the chat's lock, as the direct path stamps: one order for both.
         let mut line = log.live.line_for_relay();
         // Room taken before the stamp: connections' tasks take room too since the check.

@@ -54,6 +54,17 @@ impl Author {
         ..Self::AGENT
     };
 
+    /// A chat line's author from its side and how it came (`via`), as a chat's log in
+    /// Redis carries them.
+    pub fn of(from: crate::core::routing::Party, via: Option<Via>) -> Self {
+        match (from, via) {
+            (crate::core::routing::Party::Customer, Some(Via::Email)) => Self::CUSTOMER_BY_MAIL,
+            (crate::core::routing::Party::Customer, _) => Self::CUSTOMER,
+            (_, Some(Via::Bot)) => Self::BOT,
+            _ => Self::AGENT,
+        }
+    }
+
     /// Buddy `id`; the archive records the chat's inviter as "customer" and the other as "agent".
     pub fn buddy(id: u64, is_inviter: bool) -> Self {
         Self {

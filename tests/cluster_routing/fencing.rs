@@ -220,16 +220,19 @@ fn a_batch_of_messages_is_stamped_in_order_each_with_its_own_answer() {
                 text: id,
                 client_id: None,
                 files: "",
+                via: None,
             }
         }
         let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
-        let batch = [
+        let mut batch = [
             message(chat, Party::Customer, customer, "m1"),
             message(chat, Party::Agent, "ann", "m2"),
             message(chat, Party::Agent, "bob", "m3"),
             message(chat, Party::Customer, customer, "m4"),
             message(chat, Party::Customer, customer, "m1"),
         ];
+        // The customer's mail: the log keeps how it came.
+        batch[3].via = Some(switchboard::store::Via::Email);
         let answers = chat_log::append_many(&mut conn, "n0", incarnation, &batch)
             .await
             .unwrap();
@@ -241,8 +244,13 @@ fn a_batch_of_messages_is_stamped_in_order_each_with_its_own_answer() {
             answers[2]
         );
         let read = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
-        let logged: Vec<(u64, &str)> = read.lines.iter().map(|l| (l.seq, l.id.as_str())).collect();
-        assert_eq!(logged, [(1, "m1"), (2, "m2"), (3, "m4")], "logged once each, in order");
+        let logged: Vec<(u64, &str, _)> = read.lines.iter().map(|l| (l.seq, l.id.as_str(), l.via)).collect();
+        let by_mail = Some(switchboard::store::Via::Email);
+        assert_eq!(
+            logged,
+            [(1, "m1", None), (2, "m2", None), (3, "m4", by_mail)],
+            "logged once each, in order"
+        );
     });
 }
 

@@ -321,6 +321,55 @@ async fn across_nodes_the_answer_polled_on_one_node_reaches_the_agent_on_another
     }
 }
 
+/// Across nodes, in a live chat: Jörg chats on beta (the node reading the mailbox) with Ann
+/// on alpha and writes by mail meanwhile. His mail is his next line on both pages, marked
+/// as by mail on Ann's too (the chat's log in Redis carries the mark), and in the archive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_nodes_a_mail_into_a_live_chat_is_marked_on_the_agents_node() {
+    let imap = Dovecot::start().await;
+    let port = imap.port;
+    let smtp = SmtpSink::start(crate::archive::free_port()).await;
+    let smtp_port = smtp.port;
+    let desk = move |s: &mut switchboard::config::Settings| {
+        mail_settings(smtp_port)(s);
+        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+    };
+    let cluster = Cluster::start("mail-live-across").await;
+    let alpha = cluster.node("alpha", desk).await;
+    let beta = cluster
+        .node("beta", move |s| {
+            desk(s);
+            s.imap = Some(crate::inbound_mail::polling(port));
+        })
+        .await;
+    let mut ann = alpha.agent("ann", &["general"], 1).await;
+    let (mut joerg, chat) = beta
+        .paired_customer_with(&mut ann, "Jörg Müller", json!({"email": "joerg@example.com"}))
+        .await;
+    assert_eq!(joerg.say("Wo ist mein Paket?", "c1").await["seq"], 1);
+    assert_eq!(customer_line(&mut ann, &chat).await["seq"], 1);
+
+    imap.append(&format!(
+        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <live-1@example.com>\r\n\
+         In-Reply-To: <conversation.{chat}@example.org>\r\n\r\nAuch per Mail: wo ist es?\r\n"
+    ))
+    .await;
+    let line = customer_line(&mut ann, &chat).await;
+    assert_eq!(
+        (line["text"].as_str(), line["seq"].as_u64(), &line["via"]),
+        (Some("Auch per Mail: wo ist es?"), Some(2), &json!("email")),
+        "{line}"
+    );
+    let own = joerg.next_of("message").await;
+    assert_eq!((own["seq"].as_u64(), &own["via"]), (Some(2), &json!("email")), "{own}");
+    let api = alpha.login("ann", "agent-password").await;
+    let archived = crate::continuing::wait_archived(&api, &chat, 2).await;
+    assert_eq!(archived["messages"][1]["via"], "email", "{archived}");
+    for node in [alpha, beta] {
+        node.stop().await;
+    }
+}
+
 /// Jörg answers with a picture, a PDF and a program attached: the picture and the PDF come
 /// with his line, checked and kept as uploads are (the picture written afresh, with a
 /// thumbnail), in the archive too; the program is refused by its bytes, and the line says so.

@@ -6,7 +6,8 @@
 -- KEYS[1]: {sb}:counter (routes the call to the tag's slot).
 -- ARGV: node, incarnation, chat, from ('customer' | 'agent'), sender id, message id,
 --       time (ms), text, client id ('' for none), log bound, log lifetime (s), the files
---       it carries (their metadata as a JSON array, '' for none).
+--       it carries (their metadata as a JSON array, '' for none), how it came ('email'
+--       for a customer's mail, '' for over the chat).
 -- Replies the seq, or an error: FENCED, not_held (the sender is held by another node: a
 -- matter of that person, not of the calling node), unknown_chat, not_your_chat,
 -- RESTORING. A message whose id was stamped within the last ten seconds gets
@@ -68,7 +69,8 @@ if sides[3] then seq_key = P .. 'conv-seq:' .. sides[3] end
 local seq = redis.call('INCR', seq_key)
 local seq_text = string.format('%d', seq)
 redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[10], '*',
-  's', seq_text, 'i', ARGV[6], 't', ARGV[7], 'f', from, 'x', ARGV[8], 'c', ARGV[9], 'a', ARGV[12] or '')
+  's', seq_text, 'i', ARGV[6], 't', ARGV[7], 'f', from, 'x', ARGV[8], 'c', ARGV[9], 'a', ARGV[12] or '',
+  'v', ARGV[13] or '')
 -- A chat's log outlives its chat by this much at most (nothing deletes it at the end:
 -- a late gap fill or a resume may still read it).
 redis.call('EXPIRE', seq_key, ARGV[11])
@@ -82,7 +84,7 @@ end
 if peer_node and peer_node ~= node then
   redis.call('PUBLISH', P .. 'to:' .. peer_node, cjson.encode({
     k = 'm', chat = chat, seq = seq_text, id = ARGV[6], at = ARGV[7], from = from, text = ARGV[8], client = ARGV[9],
-    files = ARGV[12] or '',
+    files = ARGV[12] or '', via = ARGV[13] or '',
   }))
 end
 return seq

@@ -859,6 +859,8 @@ pub(crate) struct QueuedMessage {
     pub client_id: Option<String>,
     /// The files it carries: their metadata as a JSON array, empty for none.
     pub files: String,
+    /// How it came other than over the chat (a customer's mail).
+    pub via: Option<crate::store::Via>,
 }
 
 /// Stamps `batch` in one round trip (`chat_log::append_many`) and tells the hub each
@@ -895,6 +897,7 @@ async fn stamp_messages(
             text: &m.text,
             client_id: m.client_id.as_deref(),
             files: &m.files,
+            via: m.via,
         })
         .collect();
     let mut stamped = Err(ClusterRoutingError::Fenced);
@@ -926,6 +929,7 @@ async fn stamp_messages(
                         text: m.text,
                         client_id: m.client_id,
                         files: m.files,
+                        via: m.via,
                     });
                     continue;
                 };
@@ -941,6 +945,7 @@ async fn stamp_messages(
                     text: m.text,
                     client_id: m.client_id,
                     files: m.files,
+                    via: m.via,
                 };
                 tell_lines(hub, std::mem::take(&mut lines)).await;
                 tell(hub, Command::ChatSentAgain { sent: m.id, line }).await;
@@ -1001,10 +1006,7 @@ fn add_late_lines(visit: &mut serde_json::Value, recorded: u64, read: chat_log::
         if line.seq != late.last_seq() + 1 {
             continue;
         }
-        let author = match line.from {
-            Party::Customer => Author::CUSTOMER,
-            _ => Author::AGENT,
-        };
+        let author = Author::of(line.from, line.via);
         let files = line.attachments();
         let client_id = line.client_id.as_deref();
         late.record_stamped(

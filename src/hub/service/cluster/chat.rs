@@ -35,7 +35,7 @@ impl HubState {
         chat: ChatId,
         (from, origin): (Party, ConnId),
         (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
-        client_id: Option<String>,
+        (client_id, via): (Option<String>, Option<crate::store::Via>),
     ) -> Result<(), (&'static str, String)> {
         let files = if files.is_empty() {
             String::new()
@@ -62,6 +62,7 @@ impl HubState {
             text,
             client_id,
             files,
+            via,
         });
         if !self.call(call) {
             return Err((UNAVAILABLE, "the cluster is too busy; the message was not sent".into()));
@@ -196,7 +197,7 @@ impl HubState {
             log.wire_id(),
             line.seq,
             (&line.id, line.at),
-            author(line.from),
+            Author::of(line.from, line.via),
             (String::new(), Vec::new()),
             line.client_id.as_deref(),
         );
@@ -362,17 +363,9 @@ fn record(transcript: &mut Transcript, wire_id: &str, line: ChatLine) -> Stamped
         wire_id,
         line.seq,
         (&line.id, line.at),
-        author(line.from),
+        Author::of(line.from, line.via),
         (line.text, files),
         line.client_id.as_deref(),
     );
     transcript.record_stamped(line.seq, stamp)
-}
-
-/// Who wrote a line of a customer's chat, as the transcript names them.
-fn author(from: Party) -> Author {
-    match from {
-        Party::Customer => Author::CUSTOMER,
-        _ => Author::AGENT,
-    }
 }
