@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs, idempotently: Debian chromium (browser tests), redis-server
 # (the cluster tests), coturn (TURN relay for the video tests), iproute2 (`ss`), dovecot-imapd (the IMAP
-# server the inbound mail tests run privately), a Python venv with secantusdb
+# server the inbound mail tests run privately), clamav-daemon (clamd, the virus scanner the attachment
+# tests run privately), a Python venv with secantusdb
 # (a MongoDB-wire server) and aiosmtpd (an SMTP sink), and the browser tests' npm packages.
 # Fails loudly when something cannot be installed: tests never skip for a missing server.
 set -euo pipefail
@@ -26,6 +27,9 @@ command -v ss >/dev/null || missing+=(iproute2)
 # The IMAP server the inbound mail tests start as their own process (tests/hub/dovecot.rs);
 # Debian's package, whose system service the tests never use.
 command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
+# The virus scanner the attachment tests start as their own process with one test
+# signature (tests/hub/clamd.rs); no database is downloaded, no service started.
+command -v clamd >/dev/null || [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-test-deps: installing ${missing[*]} from Debian"
   as_root apt-get update -qq

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub mod clamd;
 pub mod imap;
 pub mod widget;
 
@@ -208,6 +209,9 @@ pub struct Settings {
     pub widget: widget::WidgetSettings,
     /// Mail customers send back, read over IMAP (`IMAP_*`); `None`: off.
     pub imap: Option<imap::ImapSettings>,
+    /// `CLAMD_URL`: the virus scanner every file goes through before it is offered; none
+    /// when unset.
+    pub clamd: Option<clamd::Clamd>,
     // ---- attachments ----
     /// `ATTACHMENT_MAX_BYTES`: the largest file one upload may bring (default 10 MB).
     pub attachment_max_bytes: u64,
@@ -355,6 +359,7 @@ impl Settings {
             archive_group_commit: Duration::from_millis(r.ranged("ARCHIVE_GROUP_COMMIT_MS", 2, 0..=50)?),
             widget: widget::WidgetSettings::read(&r)?,
             imap: imap::ImapSettings::read(&r)?,
+            clamd: clamd::Clamd::read(&r)?,
             // ---- attachments ----
             attachment_max_bytes: r.ranged("ATTACHMENT_MAX_BYTES", 10 << 20, 1..=1 << 30)?,
             attachment_conversation_max_bytes: r.ranged("ATTACHMENT_CONVERSATION_MAX_BYTES", 100 << 20, 1..=1 << 40)?,

@@ -173,6 +173,15 @@ pub async fn run(
         async { crate::attachments::Attachments::open(&settings, store.shared_attachments().await.transpose()?) }
             .await
             .map_err(|e| RunError::Attachments(format!("{}: {e}", attachments_place(store.backend()))))?;
+    if let Some(scanner) = attachments.scanner.clone() {
+        tokio::spawn(async move {
+            if scanner.answers().await {
+                tracing::info!("attachments: files are scanned by clamd (CLAMD_URL)");
+            } else {
+                tracing::warn!("CLAMD_URL: clamd does not answer; uploads are refused until it does");
+            }
+        });
+    }
     let (hub, hub_task) = Hub::start(
         settings.clone(),
         attachments.clone(),

@@ -2,7 +2,8 @@
 //!
 //! A file is uploaded over HTTP (`POST /api/attachments`, `http::attachments`), streamed
 //! into a temporary file, its type told from its bytes ([`sniff`]), images written afresh
-//! ([`images`]), then kept by content ([`store`]) with a record of who uploaded it for
+//! ([`images`]), scanned for viruses when a scanner is configured ([`scan`]), then kept by
+//! content ([`store`]) with a record of who uploaded it for
 //! which conversation. A `message` frame names uploads by id; the hub checks them
 //! (`core::attachments`) and the message carries their [`AttachmentMeta`] to the peer and
 //! into the archive. Files are fetched through links that expire ([`links`]).
@@ -15,6 +16,7 @@ pub mod images;
 pub mod intake;
 pub mod links;
 pub mod pace;
+pub mod scan;
 pub mod sniff;
 pub mod store;
 
@@ -112,6 +114,8 @@ pub struct Attachments {
     pub intake: intake::Intake,
     /// How fast all uploads together are read (`ATTACHMENT_UPLOAD_MB_PER_SEC`).
     pub pace: pace::UploadPace,
+    /// The virus scanner every file goes through before it is kept (`CLAMD_URL`), if any.
+    pub scanner: Option<scan::Scanner>,
 }
 
 /// How much the files of one conversation, and of the whole desk in one UTC day, may
@@ -169,33 +173,25 @@ impl Attachments {
     /// with its link key (made once, kept in `link.key`).
     /// `shared`: what the store gave for that (`Store::shared_attachments`), if anything.
     pub fn open(settings: &Settings, shared: Option<(SharedAttachmentStore, Vec<u8>)>) -> io::Result<Self> {
-        if let Some((store, link_key)) = shared {
-            return Ok(Self {
-                store,
-                link_key: Arc::new(link_key),
-                max_bytes: settings.attachment_max_bytes,
-                quotas: Quotas::of(settings),
-                intake: intake::Intake::default(),
-                pace: pace::UploadPace::new(settings.attachment_upload_mb_per_sec),
-            });
-        }
-        if settings.store == StoreMode::Memory {
-            return Ok(Self {
-                quotas: Quotas::of(settings),
-                pace: pace::UploadPace::new(settings.attachment_upload_mb_per_sec),
-                ..Self::in_memory(settings.attachment_max_bytes)
-            });
-        }
-        let root = settings.data_dir.join("attachments");
-        let store = store::DiskStore::open(&root)?;
-        let link_key = link_key(&root.join("link.key"))?;
+        let (store, link_key): (SharedAttachmentStore, Vec<u8>) = match shared {
+            Some(shared) => shared,
+            None if settings.store == StoreMode::Memory => (Arc::new(store::MemoryStore::default()), random_key()),
+            None => {
+                let root = settings.data_dir.join("attachments");
+                (
+                    Arc::new(store::DiskStore::open(&root)?),
+                    link_key(&root.join("link.key"))?,
+                )
+            }
+        };
         Ok(Self {
-            store: Arc::new(store),
+            store,
             link_key: Arc::new(link_key),
             max_bytes: settings.attachment_max_bytes,
             quotas: Quotas::of(settings),
             intake: intake::Intake::default(),
             pace: pace::UploadPace::new(settings.attachment_upload_mb_per_sec),
+            scanner: settings.clamd.clone().map(scan::Scanner::new),
         })
     }
 
@@ -208,6 +204,7 @@ impl Attachments {
             quotas: Quotas::NONE,
             intake: intake::Intake::default(),
             pace: pace::UploadPace::default(),
+            scanner: None,
         }
     }
 

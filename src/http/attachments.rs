@@ -34,6 +34,7 @@ use super::session::{Authed, session_token};
 use super::{ApiError, AppState, ErrorBody};
 use crate::attachments::intake::{self, Receiving};
 use crate::attachments::links::{self, Variant};
+use crate::attachments::scan;
 use crate::attachments::sniff::{self, Kind};
 use crate::attachments::{AttachmentMeta, AttachmentRecord, Attachments, Content, Reservation, images, uploader_tag};
 use crate::clock::now_ms;
@@ -128,7 +129,8 @@ pub struct UploadQuery {
         (status = 403, description = "`not_your_chat`: the caller is not a side of that chat", body = ErrorBody),
         (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES`; `quota_exceeded`: over `ATTACHMENT_CONVERSATION_MAX_BYTES` or `ATTACHMENT_DAY_MAX_BYTES` (the limit and its setting are named)", body = ErrorBody),
         (status = 415, description = "`type_not_allowed`: the bytes are not an allowed type (whatever the name says); `unreadable_image`", body = ErrorBody),
-        (status = 503, description = "`cluster_unavailable`: on several nodes, Redis did not answer whose a customer token is; `unavailable`: the attachment store did not answer", body = ErrorBody),
+        (status = 422, description = "`infected`: the virus scanner (`CLAMD_URL`) found a signature, named in the message; nothing was kept", body = ErrorBody),
+        (status = 503, description = "`cluster_unavailable`: on several nodes, Redis did not answer whose a customer token is; `unavailable`: the attachment store did not answer; `scanner_unavailable`: a scanner is configured and could not check the file (nothing was kept; try again)", body = ErrorBody),
     )
 )]
 async fn upload(
@@ -217,6 +219,9 @@ async fn upload(
             format!("files of type {found} cannot be sent; images, PDF, text and office documents can"),
         )
     })?;
+    if let Some(scanner) = &attachments.scanner {
+        scanned(scanner.file(staged.path()).await, &name)?;
+    }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (conversation, at) = (query.conversation, now_ms());
     let ((mime, sha, size, thumbnail), held) = match kind {
@@ -257,6 +262,30 @@ async fn upload(
     let kept = attachments.store.put_record(record).await;
     given_back_unless(attachments, &held, kept)?;
     Ok((StatusCode::CREATED, Json(attachment)))
+}
+
+/// The scanner's verdict on upload `name` as the caller hears it: 422 `infected` naming
+/// the signature, 503 `scanner_unavailable` while it cannot scan (the cause logged).
+fn scanned(verdict: Result<scan::Verdict, scan::ScanFailed>, name: &str) -> Result<(), ApiError> {
+    match verdict {
+        Ok(scan::Verdict::Clean) => Ok(()),
+        Ok(scan::Verdict::Infected(signature)) => {
+            tracing::warn!(%name, %signature, "the virus scanner refused an upload");
+            Err(ApiError::refused(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "infected",
+                format!("the virus scanner refused this file ({signature})"),
+            ))
+        }
+        Err(scan::ScanFailed(why)) => {
+            tracing::error!(%name, %why, "an upload could not be scanned: refused for now");
+            Err(ApiError::refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "scanner_unavailable",
+                "the virus scanner cannot check files right now; try again shortly",
+            ))
+        }
+    }
 }
 
 /// Holds `size` bytes for upload `id` to `conversation` at `at` (Unix ms) against the

@@ -1,7 +1,8 @@
 //! The files a customer's mail carries, kept as uploads are: the same size limit
 //! (`ATTACHMENT_MAX_BYTES`), the type told from the bytes and checked against the
-//! allow-list (`attachments::sniff`), images written afresh with a thumbnail
-//! (`attachments::images`), then kept through the attachments store's public API with a
+//! allow-list (`attachments::sniff`), scanned when a scanner is configured
+//! (`attachments::scan`: a scanner that cannot scan holds the mail for the next look),
+//! images written afresh with a thumbnail (`attachments::images`), then kept through the attachments store's public API with a
 //! record naming the conversation and its customer as uploader. A file refused is never
 //! dropped silently: the line's text says which and why, e.g. "(attachment run.exe
 //! refused: type application/x-msdownload not allowed)".
@@ -9,6 +10,7 @@
 //! A record's id is made from the mail's key and the file's place in it, so a mail
 //! delivered again keeps the same records (and the content-addressed blobs once).
 
+use crate::attachments::scan::{ScanFailed, Verdict};
 use crate::attachments::sniff::{self, Kind, TextCheck};
 use crate::attachments::{AttachmentMeta, AttachmentRecord, Attachments, images, sha256_hex, uploader_tag};
 use crate::core::attachments::{MAX_PER_MESSAGE, Uploader, clean_name};
@@ -95,6 +97,14 @@ async fn keep_one(
         Ok(kind) => kind,
         Err(found) => return Ok(Err(format!("type {found} not allowed"))),
     };
+    if let Some(scanner) = &attachments.scanner {
+        match scanner.bytes(bytes).await {
+            Ok(Verdict::Clean) => {}
+            Ok(Verdict::Infected(signature)) => return Ok(Err(format!("the virus scanner found {signature}"))),
+            // The mail is offered again later, as when the store fails: never kept unscanned.
+            Err(ScanFailed(why)) => return Err(format!("virus scanner: {why}")),
+        }
+    }
     let store = |e: std::io::Error| format!("attachment store: {e}");
     let (mime, sha, size, thumbnail) = match kind {
         Kind::Document(mime) => {

@@ -835,3 +835,58 @@ async fn uploads_at_once_on_two_nodes_never_pass_a_quota_together() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// With a virus scanner (`CLAMD_URL`, a real clamd with one test signature): a file it
+/// finds a signature in is refused 422 `infected`, named, and nothing of it is kept; a
+/// clean one goes through and is relayed; with the scanner down, uploads are refused 503
+/// `scanner_unavailable` (never kept unscanned), and the chat goes on.
+#[tokio::test]
+async fn with_a_virus_scanner_an_infected_file_is_refused_and_a_scanner_down_keeps_nothing() {
+    let mut clamd = crate::clamd::Clamd::start().await;
+    let dir = TempDir::new("attachments-scanned");
+    let (data_dir, socket) = (dir.0.clone(), clamd.socket.clone());
+    let hub = TestHub::with(move |s| {
+        s.store = StoreMode::Embedded;
+        s.data_dir = data_dir;
+        s.clamd = Some(switchboard::config::clamd::Clamd::Unix(socket));
+    })
+    .await;
+    let (mut agent, _, mut customer, chat) = chat(&hub).await;
+    let token = customer.token.clone().unwrap();
+
+    let mut infected = b"Hello, see the attached notes.\n".to_vec();
+    infected.extend_from_slice(crate::clamd::MARKER);
+    let (status, refused) = upload(&hub, Auth::Customer(&token), &chat, "notes.txt", infected).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("infected")),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(crate::clamd::SIGNATURE),
+        "{refused}"
+    );
+    assert_eq!(walk(&dir.0.join("attachments/blobs")), 0, "nothing of it kept");
+
+    let (status, clean) = upload(&hub, Auth::Customer(&token), &chat, "clean.txt", text_file(2000)).await;
+    assert_eq!(status, 201, "{clean}");
+    customer
+        .send(json!({"type": "message", "text": "here", "attachments": [clean["id"]]}))
+        .await;
+    let relayed = agent.next_of("message").await;
+    assert_eq!(relayed["attachments"][0]["id"], clean["id"], "{relayed}");
+
+    clamd.kill();
+    let (status, refused) = upload(&hub, Auth::Customer(&token), &chat, "later.txt", text_file(100)).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (503, Some("scanner_unavailable")),
+        "{refused}"
+    );
+    customer.send(json!({"type": "message", "text": "still here?"})).await;
+    assert_eq!(agent.next_of("message").await["text"], "still here?");
+    hub.stop().await;
+}

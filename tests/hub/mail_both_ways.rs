@@ -472,3 +472,59 @@ async fn a_customers_mail_brings_its_attachments_and_names_the_ones_refused() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// With a virus scanner (a real clamd with one test signature): a customer's mail whose
+/// attachment it finds a signature in comes in without that file, the line saying why;
+/// the clean picture beside it comes with the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mails_attachment_the_virus_scanner_refuses_is_named_not_kept() {
+    use base64::Engine;
+    let clamd = crate::clamd::Clamd::start().await;
+    let imap = Dovecot::start().await;
+    let (port, socket) = (imap.port, clamd.socket.clone());
+    let (_smtp, hub) = koeln_desk(mail_settings, move |s| {
+        s.imap = Some(crate::inbound_mail::polling(port));
+        s.clamd = Some(switchboard::config::clamd::Clamd::Unix(socket));
+    })
+    .await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let (_joerg, chat) = hub
+        .paired_customer_with(&mut ann, "Jörg Müller", json!({"email": "joerg@example.com"}))
+        .await;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let part = |kind: &str, name: &str, bytes: &[u8]| {
+        format!(
+            "--b\r\nContent-Type: {kind}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            b64(bytes)
+        )
+    };
+    let mut notes = b"meine Notizen\n".to_vec();
+    notes.extend_from_slice(crate::clamd::MARKER);
+    imap.append(&format!(
+        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <scan-1@example.com>\r\n\
+         In-Reply-To: <conversation.{chat}@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAnbei.\r\n{}{}--b--\r\n",
+        part("image/png", "foto.png", &crate::attachments::png(8, 6)),
+        part("text/plain", "notizen.txt", &notes),
+    ))
+    .await;
+    let line = customer_line(&mut ann, &chat).await;
+    let text = line["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Anbei.")
+            && text.contains(&format!(
+                "(attachment notizen.txt refused: the virus scanner found {})",
+                crate::clamd::SIGNATURE
+            )),
+        "{text}"
+    );
+    let names: Vec<&str> = line["attachments"]
+        .as_array()
+        .expect("attachments")
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["foto.png"], "{line}");
+    hub.stop().await;
+}

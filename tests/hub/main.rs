@@ -23,6 +23,7 @@ mod buddy_cluster;
 // canned replies: the desk's and an agent's own
 mod canned;
 mod chat;
+mod clamd;
 mod closing;
 mod cluster_base;
 mod cluster_conversations;
