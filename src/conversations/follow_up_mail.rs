@@ -229,7 +229,11 @@ pub async fn outgoing(
     };
     let desk = crate::desk_name::desk_name(store, settings).await;
     let opened = &conversation.opened;
-    let said: Vec<&str> = lines.iter().map(|m| m.text.as_str()).collect();
+    // A file is named with its size: the customer fetches it in the chat (links expire).
+    let said: Vec<String> = lines
+        .iter()
+        .map(|m| crate::transcripts::mail::said_with_files(m))
+        .collect();
     let text = format!(
         "Hello {name},\n\n{agent} wrote to you in your conversation with {desk}:\n\n{said}\n\n\
          Answer this mail to reply, or come back to the chat to continue it.\n",

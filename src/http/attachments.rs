@@ -126,7 +126,7 @@ pub struct UploadQuery {
         (status = 201, description = "Kept, durably (on disk and synced before this answer): the id a `message` frame's `attachments` names", body = AttachmentMeta),
         (status = 400, description = "`invalid_name`; `empty_file`; `bad_query`: `conversation` or `name` missing; `upload_cut`: the body broke off", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no customer token and no session; `not_in_chat`: the token is in no chat", body = ErrorBody),
-        (status = 403, description = "`not_your_chat`: the caller is not a side of that chat", body = ErrorBody),
+        (status = 403, description = "`not_your_chat`: the caller is not a side of that chat, nor the agent holding that conversation while its customer is away", body = ErrorBody),
         (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES`; `quota_exceeded`: over `ATTACHMENT_CONVERSATION_MAX_BYTES` or `ATTACHMENT_DAY_MAX_BYTES` (the limit and its setting are named)", body = ErrorBody),
         (status = 415, description = "`type_not_allowed`: the bytes are not an allowed type (whatever the name says); `unreadable_image`", body = ErrorBody),
         (status = 422, description = "`infected`: the virus scanner (`CLAMD_URL`) found a signature, named in the message; nothing was kept", body = ErrorBody),
@@ -142,7 +142,10 @@ async fn upload(
     let name = clean_name(&query.name).ok_or_else(|| ApiError::invalid("invalid_name", "the file needs a name"))?;
     let uploader = match caller(&state, &headers).await? {
         Caller::Customer { chat } if chat == query.conversation => Uploader::Customer,
-        Caller::Staff { account_id } if state.hub.is_agents_chat(&account_id, &query.conversation).await? => {
+        Caller::Staff { account_id }
+            if state.hub.is_agents_chat(&account_id, &query.conversation).await?
+                || holds(&state, &account_id, &query.conversation).await? =>
+        {
             Uploader::Agent(account_id)
         }
         _ => {
@@ -262,6 +265,16 @@ async fn upload(
     let kept = attachments.store.put_record(record).await;
     given_back_unless(attachments, &held, kept)?;
     Ok((StatusCode::CREATED, Json(attachment)))
+}
+
+/// Whether `account` holds conversation `id` whose customer is away (a file for a line
+/// written to them): its record names them.
+async fn holds(state: &AppState, account: &str, id: &str) -> Result<bool, ApiError> {
+    match state.store.conversation_record(id).await {
+        Ok(record) => Ok(record.holder.as_deref() == Some(account)),
+        Err(crate::store::StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The scanner's verdict on upload `name` as the caller hears it: 422 `infected` naming

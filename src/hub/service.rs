@@ -948,10 +948,13 @@ impl HubState {
             } => {
                 // A conversation of theirs without a live chat: its customer is away.
                 if let Some(away) = chat_id.as_ref().filter(|wire| !self.chat_by_wire.contains_key(*wire)) {
-                    if !attachments.is_empty() {
-                        return Err(attachments_live_only());
-                    }
-                    return self.follow_up(conn, id, away.clone(), text, client_id);
+                    let files = if attachments.is_empty() {
+                        Vec::new()
+                    } else {
+                        let sender = crate::core::attachments::Uploader::Agent(id.0.clone());
+                        self.attachments.for_message(&attachments, away, &sender)?
+                    };
+                    return self.follow_up(conn, id, away.clone(), (text, files), client_id);
                 }
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
                 if !attachments.is_empty() {
@@ -1112,6 +1115,18 @@ impl HubState {
         }
         let wire_id = self.chats.get(&chat).expect("chats in routing have a log").wire_id();
         let files = self.attachments.for_message(ids, wire_id, sender)?;
+        self.relay_checked_files(chat, (from, origin), (text, files), client_id)
+    }
+
+    /// [`Self::relay`] for a message whose files were checked already (an agent's line
+    /// written while the customer was away, going into the chat they came back to).
+    pub(super) fn relay_checked_files(
+        &mut self,
+        chat: ChatId,
+        (from, origin): (Party, ConnId),
+        (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
+        client_id: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
         if self.cluster.is_some() {
             return self.cluster_relay(chat, (from, origin), (text, files), (client_id, None));
         }
@@ -1493,14 +1508,6 @@ impl HubState {
 }
 
 /// A chat message refused for want of room in the archive (nothing was stamped).
-/// A file for a conversation whose customer is away: files go in live chats only, so far.
-fn attachments_live_only() -> (&'static str, String) {
-    (
-        "attachments_live_only",
-        "files can be sent only while the customer is in the chat".to_string(),
-    )
-}
-
 fn archive_behind() -> (&'static str, String) {
     (
         "archive_unavailable",

@@ -152,7 +152,7 @@ pub fn make(transcript: &CustomerTranscript, desk: &Desk<'_>, rating_token: Opti
 
 /// A message's text and, a line each, the files it carried (name and size: the files
 /// themselves are fetched through links that expire within minutes, no use in a mail).
-fn said_with_files(m: &crate::store::ArchivedMessage) -> String {
+pub(crate) fn said_with_files(m: &crate::store::ArchivedMessage) -> String {
     let mut said = m.text.clone();
     for file in &m.attachments {
         if !said.is_empty() {

@@ -223,3 +223,73 @@ async fn a_hub_killed_within_the_window_sends_one_mail_with_the_lines_from_befor
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(smtp.mails().len(), 1);
 }
+
+/// `POST /api/attachments` with a staff session token: the status and the answer.
+async fn staff_upload(hub: &Endpoint, token: &str, conversation: &str, name: &str, bytes: &[u8]) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(hub.url("/api/attachments"))
+        .query(&[("conversation", conversation), ("name", name)])
+        .bearer_auth(token)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Ann sends Jörg, who left, a PDF with her line: the agent who holds the conversation may
+/// upload for it (another agent may not), the line carries the file into the archive, and
+/// the follow-up mail names it with its size (the file itself is fetched in the chat).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_written_to_a_customer_who_left_is_kept_with_the_line_and_named_in_the_mail() {
+    let (smtp, hub) = koeln_desk(mail_settings, |s| {
+        s.follow_up_mail_delay = Duration::from_millis(500);
+    })
+    .await;
+    let (mut ann, ann_token) = hub.agent_with_token("ann", &["general"], 2).await;
+    let chat = joerg_visits(&hub, &mut ann).await;
+    let pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n";
+
+    let bob_token = hub.agent_account("bob", &["general"], 1).await;
+    let (status, refused) = staff_upload(&hub, &bob_token, &chat, "rechnung.pdf", pdf).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("not_your_chat")),
+        "{refused}"
+    );
+
+    // Until the ended chat's record is stored, the conversation is nobody's yet.
+    let mut uploaded = Value::Null;
+    for _ in 0..100 {
+        let (status, answer) = staff_upload(&hub, &ann_token, &chat, "rechnung.pdf", pdf).await;
+        if status == 201 {
+            uploaded = answer;
+            break;
+        }
+        assert_eq!(status, 403, "{answer}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = uploaded["id"]
+        .as_str()
+        .expect("Ann may upload for her conversation")
+        .to_string();
+    ann.send(
+        json!({"type": "message", "chat_id": chat, "text": "Ihre Rechnung", "attachments": [id], "client_id": "f1"}),
+    )
+    .await;
+    let ack = ann.next_matching(|f| f["type"] == "ack" || f["type"] == "error").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let api = hub.login("ann", "agent-password").await;
+    let archived = crate::continuing::wait_archived(&api, &chat, 2).await;
+    assert_eq!(
+        archived["messages"][1]["attachments"][0]["id"],
+        id.as_str(),
+        "{archived}"
+    );
+
+    let (_, mail) = koeln_mail_to_joerg(&smtp).await;
+    assert!(mail.text.contains("Ihre Rechnung"), "{}", mail.text);
+    assert!(mail.text.contains("[file: rechnung.pdf, 35 B]"), "{}", mail.text);
+    hub.stop().await;
+}

@@ -87,19 +87,20 @@ impl HubState {
         conn: ConnId,
         agent: AgentId,
         id: String,
-        text: String,
+        (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
         // A chat handed to a category's line keeps its own count while it waits.
         if self.continuing.values().any(|log| log.wire_id() == id) {
             return Err(not_yours());
         }
-        self.check_message(&text)?;
+        // With files, the text may be empty (as a mail's line).
+        self.check_mail_line(&text, &files)?;
         let asked = Asked {
             conn,
             agent,
             text,
-            files: Vec::new(),
+            files,
             client_id,
             mailed: false,
             by_customer: false,
@@ -276,8 +277,11 @@ impl HubState {
                 let result = match (self.live_chat_of(&id), self.routing.chat_sides(chat)) {
                     (Err(refusal), _) => Err(refusal),
                     (_, Some(_)) if asked.by_customer => self.relay_by_mail(chat, conn, (asked.text, asked.files)),
-                    (_, Some((_, owner))) if *owner == asked.agent => {
+                    (_, Some((_, owner))) if *owner == asked.agent && asked.files.is_empty() => {
                         self.relay(chat, (Party::Agent, conn), asked.text, asked.client_id)
+                    }
+                    (_, Some((_, owner))) if *owner == asked.agent => {
+                        self.relay_checked_files(chat, (Party::Agent, conn), (asked.text, asked.files), asked.client_id)
                     }
                     _ => Err(not_yours()),
                 };
