@@ -722,6 +722,7 @@ async fn lose_and_restore(h: &mut Harness, core: &Routing) -> Result<(), TestCas
                 .filter(|_| i == 0)
                 .flat_map(|c| [(c.id, Party::Customer, 0), (c.id, Party::Agent, 0)])
                 .collect(),
+            conversations: vec![],
         };
         restore::claim(
             &mut conn,

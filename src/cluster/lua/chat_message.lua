@@ -64,7 +64,13 @@ end
 local seq_key, log_key = P .. 'chat-seq:' .. chat, P .. 'chat-log:' .. chat
 -- A continued conversation's chat counts on from its conversation's one counter (see
 -- routing.lua, k_conv_seq): lines its agent wrote while the customer was away came first.
-if sides[3] then seq_key = P .. 'conv-seq:' .. sides[3] end
+if sides[3] then
+  seq_key = P .. 'conv-seq:' .. sides[3]
+  -- After a restore, only once every node raised it to what it stamped (restore.lua's claim).
+  if redis.call('EXISTS', P .. 'conv-pending') == 1 then
+    return redis.error_reply('RESTORING the conversation is being restored after a Redis restart; try again')
+  end
+end
 local seq = redis.call('INCR', seq_key)
 local seq_text = string.format('%d', seq)
 redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[10], '*',

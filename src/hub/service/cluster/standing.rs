@@ -109,6 +109,7 @@ impl HubState {
             customers: self.customers.keys().copied().collect(),
             agents: self.agents.keys().cloned().collect(),
             chats: vec![],
+            conversations: self.conversation_seqs_here(),
         };
         for (chat, log) in &self.chats {
             let last = log.live.last_seq();
