@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use switchboard::cluster::{chat_log, conversation_seq};
 use switchboard::cluster::restore::{self, Claims, Restored};
 use switchboard::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
+use switchboard::cluster::{chat_log, conversation_seq};
 use switchboard::core::routing::{ConversationId, Decision, Party, Routing};
 
 use crate::{agent, cat, register, with_redis};
@@ -203,10 +203,21 @@ fn a_conversation_counts_on_from_the_highest_seq_the_nodes_claim() {
         };
         restore::claim(&mut conn, "n1", n1, &claims, WINDOW).await.unwrap();
         let customer = carla.0.to_string();
-        let seq = chat_log::append(&mut conn, "n0", n0, chat, Party::Customer, &customer, "m", 1, "after", None)
-            .await
-            .unwrap()
-            .seq;
+        let seq = chat_log::append(
+            &mut conn,
+            "n0",
+            n0,
+            chat,
+            Party::Customer,
+            &customer,
+            "m",
+            1,
+            "after",
+            None,
+        )
+        .await
+        .unwrap()
+        .seq;
         assert_eq!(seq, 7, "the continued chat goes on after the greater side's");
         let counter: u64 = redis::cmd("GET")
             .arg(format!("{{sb}}:conv-seq:{v0}"))
@@ -215,6 +226,9 @@ fn a_conversation_counts_on_from_the_highest_seq_the_nodes_claim() {
             .unwrap();
         assert_eq!(counter, 7, "from its conversation's counter");
         let line = conversation_seq::next(&mut conn, "n0", n0, &v1, 1).await.unwrap();
-        assert_eq!(line, 4, "a line to an away customer goes on after the one stamped elsewhere");
+        assert_eq!(
+            line, 4,
+            "a line to an away customer goes on after the one stamped elsewhere"
+        );
     });
 }

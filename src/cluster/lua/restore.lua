@@ -8,7 +8,6 @@
 
 local K_OFFER = P .. 'restore-offer'  -- hash: node, ms, seq (the longest replica offered), closes (ms)
 local K_RESTORED = P .. 'restored'    -- string: when the restore ran (ms, Redis clock); set once
-local K_CLUSTER_ID = P .. 'cluster-id'
 -- The pseudo-node holding every restored person until their node claims them; its lease
 -- runs one claim window, after which the usual reaping hands the unclaimed on (node_lost).
 local RESTORED_NODE = '{restored}'
