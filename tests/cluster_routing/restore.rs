@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use redis::aio::ConnectionManager;
+
 use switchboard::cluster::restore::{self, Claims, Restored};
 use switchboard::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
 use switchboard::cluster::{chat_log, conversation_seq};
@@ -19,6 +21,24 @@ fn core_with_sales() -> (Routing, Vec<Decision>) {
     let mut core = Routing::new();
     core.add_category(cat("sales")).unwrap();
     (core, vec![])
+}
+
+/// Registers each of `offers`' nodes, which offers its replica (the last event it applied:
+/// the first node's the longest), and writes `core`'s state back as the first node once
+/// the offers closed: the nodes' incarnations.
+async fn restored_by_the_first(conn: &mut ConnectionManager, core: &Routing, offers: &[(&str, &str)]) -> Vec<u64> {
+    let mut incarnations = vec![];
+    for (node, last_event) in offers {
+        let incarnation = register(conn, node).await;
+        restore::offer(conn, node, incarnation, last_event, WINDOW)
+            .await
+            .unwrap();
+        incarnations.push(incarnation);
+    }
+    tokio::time::sleep(WINDOW).await;
+    let written = restore::restore(conn, offers[0].0, incarnations[0], &core.state(), "lost-id", WINDOW).await;
+    assert_eq!(written.unwrap(), Restored::Written);
+    incarnations
 }
 
 #[test]
@@ -128,11 +148,7 @@ fn whoever_nobody_claims_is_handed_on_with_the_pseudo_node() {
         let (mut core, mut out) = core_with_sales();
         let lost = core.join(&cat("sales"), &mut out).unwrap();
         let kept = core.join(&cat("sales"), &mut out).unwrap();
-        let n0 = register(&mut conn, "n0").await;
-        restore::offer(&mut conn, "n0", n0, "0-0", WINDOW).await.unwrap();
-        tokio::time::sleep(WINDOW).await;
-        let written = restore::restore(&mut conn, "n0", n0, &core.state(), "lost-id", WINDOW).await;
-        assert_eq!(written.unwrap(), Restored::Written);
+        let n0 = restored_by_the_first(&mut conn, &core, &[("n0", "0-0")]).await[0];
         let claims = Claims {
             customers: vec![kept],
             ..Claims::default()
@@ -175,13 +191,9 @@ fn a_conversation_counts_on_from_the_highest_seq_the_nodes_claim() {
                 _ => None,
             })
             .expect("paired");
-        let n0 = register(&mut conn, "n0").await;
-        let n1 = register(&mut conn, "n1").await;
-        restore::offer(&mut conn, "n0", n0, "9-0", WINDOW).await.unwrap();
-        restore::offer(&mut conn, "n1", n1, "8-0", WINDOW).await.unwrap();
-        tokio::time::sleep(WINDOW).await;
-        let written = restore::restore(&mut conn, "n0", n0, &core.state(), "lost-id", WINDOW).await;
-        assert_eq!(written.unwrap(), Restored::Written);
+        let [n0, n1] = restored_by_the_first(&mut conn, &core, &[("n0", "9-0"), ("n1", "8-0")]).await[..] else {
+            unreachable!("two nodes")
+        };
         // n0 holds Carla (her chat's last line: 4), n1 Ann (6, on its way to n0) and a
         // line to v1's away customer it stamped (3), not yet in the archive (which has 1).
         let claims = Claims {
