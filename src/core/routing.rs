@@ -18,8 +18,9 @@
 //! - work conservation: no connected customer waits in a category while an
 //!   agent eligible for it has spare capacity;
 //! - a conversation has one live customer at most: a customer continuing it (waiting or
-//!   chatting) holds it until they are forgotten, and a second join continuing it is
-//!   refused ([`RoutingError::AlreadyLive`]).
+//!   chatting), or whose chat began it (once the adapter names conversations,
+//!   [`Routing::name_conversations`]), holds it until they are forgotten, and a second
+//!   join continuing it is refused ([`RoutingError::AlreadyLive`]).
 //!
 //! Place updates are coalesced: events only mark a queue dirty and
 //! [`Routing::flush_places`] tells each waiting customer whose 1-based place

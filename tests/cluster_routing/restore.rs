@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use switchboard::cluster::restore::{self, Claims, Restored};
 use switchboard::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
 use switchboard::cluster::{chat_log, conversation_seq};
-use switchboard::core::routing::{ConversationId, Decision, Party, Routing};
+use switchboard::core::routing::{ChatId, ConversationId, Decision, Party, Routing};
 
 use crate::{agent, cat, register, with_redis};
 
@@ -21,6 +21,16 @@ fn core_with_sales() -> (Routing, Vec<Decision>) {
     let mut core = Routing::new();
     core.add_category(cat("sales")).unwrap();
     (core, vec![])
+}
+
+/// The chat the first pairing among `out` opened.
+fn first_paired(out: &[Decision]) -> ChatId {
+    out.iter()
+        .find_map(|d| match d {
+            Decision::Paired { chat, .. } => Some(*chat),
+            _ => None,
+        })
+        .expect("paired")
 }
 
 /// Registers each of `offers`' nodes, which offers its replica (the last event it applied:
@@ -51,13 +61,7 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
             .unwrap();
         let chatting = core.join(&cat("sales"), &mut out).unwrap();
         let waiting = core.join(&cat("sales"), &mut out).unwrap();
-        let chat = out
-            .iter()
-            .find_map(|d| match d {
-                Decision::Paired { chat, .. } => Some(*chat),
-                _ => None,
-            })
-            .expect("paired");
+        let chat = first_paired(&out);
         let state = core.state();
 
         let n0 = register(&mut conn, "n0").await;
@@ -184,13 +188,7 @@ fn a_conversation_counts_on_from_the_highest_seq_the_nodes_claim() {
         let carla = core
             .join_continuing(&cat("sales"), &ConversationId(v0.clone()), None, &mut out)
             .unwrap();
-        let chat = out
-            .iter()
-            .find_map(|d| match d {
-                Decision::Paired { chat, .. } => Some(*chat),
-                _ => None,
-            })
-            .expect("paired");
+        let chat = first_paired(&out);
         let [n0, n1] = restored_by_the_first(&mut conn, &core, &[("n0", "9-0"), ("n1", "8-0")]).await[..] else {
             unreachable!("two nodes")
         };

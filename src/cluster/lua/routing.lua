@@ -61,11 +61,12 @@ local function k_node_agents(n) return P .. 'node-agents:' .. n end       -- zse
 -- answer gets the same customer instead of a second place in line
 local function k_request(id) return P .. 'request:' .. id end
 local REQUEST_TTL_SECONDS = 60
--- A conversation continued in a live chat (docs/cluster.md, "Conversations"): its one seq
--- counter, shared by its live chats and the lines its agent writes while the customer is
--- away (lua/chat_message.lua, lua/conversation_line.lua), so its seq stays gapless across
--- nodes; and the customer continuing it (waiting or chatting), so it has one at most.
--- Not routing state: the core never sees them, and they change no decision.
+-- A conversation continued in a live chat, or begun by one (docs/cluster.md,
+-- "Conversations"): its one seq counter, shared by its live chats and the lines its agent
+-- writes while the customer is away (lua/chat_message.lua, lua/conversation_line.lua), so
+-- its seq stays gapless across nodes; and the customer continuing it (waiting or
+-- chatting), so it has one at most. The core keeps the latter as the customer's
+-- `conversation` (its `live` index); the counter is not routing state.
 local function k_conv_seq(id) return P .. 'conv-seq:' .. id end
 local function k_conv_live(id) return P .. 'conv-live:' .. id end
 -- The counter outlives the last line by a day, as a chat's log does: by then the archive

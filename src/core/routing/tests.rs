@@ -1041,7 +1041,6 @@ impl Harness {
         }
     }
 
-    /// Learns epochs and places from the decisions, checking what can only be checked on them.
     /// Remembers the chats `out` opened (a chat paired again after a transfer once).
     fn note_chats(&mut self, out: &[Decision]) {
         for d in out {
@@ -1053,6 +1052,7 @@ impl Harness {
         }
     }
 
+    /// Learns epochs and places from the decisions, checking what can only be checked on them.
     fn observe(&mut self, before: &Routing, after: &Routing, out: &[Decision]) {
         self.note_chats(out);
         // Offers ended by this event: a customer whose offer was taken back (leaving offer
