@@ -42,12 +42,15 @@ pub(crate) const RESTORED_KEY: &str = "{sb}:restored";
 pub(crate) const CLUSTER_ID_KEY: &str = "{sb}:cluster-id";
 
 /// What a node holds of the restored domain: the people connected to it (or whose grace
-/// timer runs here) and, per chat side held here, the last seq it recorded.
+/// timer runs here), per chat side held here the last seq it recorded, and per
+/// conversation it stamped lines of (or a customer here continues) the highest seq it
+/// knows: each counter is raised to the highest any node claims.
 #[derive(Debug, Clone, Default)]
 pub struct Claims {
     pub customers: Vec<CustomerId>,
     pub agents: Vec<AgentId>,
     pub chats: Vec<(ChatId, Party, u64)>,
+    pub conversations: Vec<(String, u64)>,
 }
 
 /// Where the offers stand.
@@ -306,7 +309,8 @@ pub async fn is_restored(conn: &mut ConnectionManager) -> Result<bool, ClusterRo
     Ok(exists)
 }
 
-/// Claims this node's people and raises its chats' seq (`lua/restore.lua`'s `claim`).
+/// Claims this node's people and raises its chats' and conversations' seq
+/// (`lua/restore.lua`'s `claim`).
 pub async fn claim(
     conn: &mut ConnectionManager,
     node: &str,
@@ -325,6 +329,11 @@ pub async fn claim(
             .chats
             .iter()
             .map(|(chat, party, seq)| json!([chat.0.to_string(), side(party), seq.to_string()]))
+            .collect::<Vec<_>>(),
+        "conversations": claims
+            .conversations
+            .iter()
+            .map(|(id, seq)| json!([id, seq.to_string()]))
             .collect::<Vec<_>>(),
     });
     let mut call = LIBRARY.restore("claim", ROUTING_KEY);

@@ -18,8 +18,9 @@
 //! - work conservation: no connected customer waits in a category while an
 //!   agent eligible for it has spare capacity;
 //! - a conversation has one live customer at most: a customer continuing it (waiting or
-//!   chatting) holds it until they are forgotten, and a second join continuing it is
-//!   refused ([`RoutingError::AlreadyLive`]).
+//!   chatting), or whose chat began it (once the adapter names conversations,
+//!   [`Routing::name_conversations`]), holds it until they are forgotten, and a second
+//!   join continuing it is refused ([`RoutingError::AlreadyLive`]).
 //!
 //! Place updates are coalesced: events only mark a queue dirty and
 //! [`Routing::flush_places`] tells each waiting customer whose 1-based place
@@ -73,6 +74,23 @@ impl From<&str> for CategoryId {
 /// is one live session of it; the core keeps one live customer per conversation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConversationId(pub String);
+
+impl ConversationId {
+    /// The conversation chat `chat` of routing domain `domain` begins (its customer joined
+    /// without continuing one): the chat's id on the wire and in the archive on every node,
+    /// a name-based UUID (SHA-1, as v5) of the domain's id and the chat id. The routing
+    /// scripts name it alike (`lua/routing.lua`'s `conversation_of`).
+    pub fn of_chat(domain: &str, chat: ChatId) -> Self {
+        use sha1::Digest;
+        let digest = sha1::Sha1::new()
+            .chain_update(domain)
+            .chain_update(b"/")
+            .chain_update(chat.0.to_string());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest.finalize()[..16]);
+        Self(uuid::Builder::from_sha1_bytes(bytes).into_uuid().to_string())
+    }
+}
 
 /// An offer of a waiting customer to one agent (a category in offer mode), allocated when made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -508,6 +526,10 @@ pub struct Routing {
     offers: BTreeMap<OfferId, Offer>,
     /// The conversations customers continue now, each with its one live customer.
     live: HashMap<ConversationId, CustomerId>,
+    /// The routing domain's id, when chats are named by it (a cluster): a chat that begins
+    /// a conversation names it ([`ConversationId::of_chat`]), and its customer holds it as
+    /// one continuing a conversation does. Not part of the state: the adapter sets it.
+    domain: Option<std::sync::Arc<str>>,
 }
 
 /// A read-only view of an online agent, for the adapter's live figures.
@@ -571,6 +593,14 @@ impl AgentView {
 impl Routing {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Names the conversation each chat begins from now on by routing domain `domain`
+    /// ([`ConversationId::of_chat`]): so a conversation's first live chat has its one live
+    /// customer too, and a join continuing it meanwhile is refused
+    /// [`RoutingError::AlreadyLive`].
+    pub fn name_conversations(&mut self, domain: &str) {
+        self.domain = Some(domain.into());
     }
 
     fn next(&mut self) -> u64 {
@@ -1291,6 +1321,14 @@ impl Routing {
         let c = self.customers.get_mut(&customer).expect("pairing a known customer");
         c.state = CustomerState::Chatting(chat);
         c.passed.clear();
+        // A chat that begins a conversation: its customer holds it, named as the chat.
+        if let (None, Some(domain)) = (&c.conversation, &self.domain) {
+            let named = ConversationId::of_chat(domain, chat);
+            if !self.live.contains_key(&named) {
+                self.live.insert(named.clone(), customer);
+                c.conversation = Some(named);
+            }
+        }
         self.chats.insert(
             chat,
             Chat {

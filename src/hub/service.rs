@@ -185,6 +185,8 @@ pub(crate) struct HubState {
     chat_by_wire: HashMap<String, ChatId>,
     /// Conversations agents write into while their customers are away (`follow_up`).
     follow_ups: follow_up::Table,
+    /// Lines to away customers stamped here the archive may not hold yet (several nodes).
+    unstored_lines: follow_up::Unstored,
     /// Their lines by mail to customers with an email on file (`conversations::follow_up_mail`).
     follow_up_mail: crate::conversations::follow_up_mail::FollowUpMail,
     category_names: CategoryNames,
@@ -293,6 +295,7 @@ impl HubState {
             chats: HashMap::new(),
             chat_by_wire: HashMap::new(),
             follow_ups: HashMap::new(),
+            unstored_lines: Default::default(),
             follow_up_mail: Default::default(),
             category_names,
             archive,

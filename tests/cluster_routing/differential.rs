@@ -78,6 +78,9 @@ enum Op {
     /// A customer continues conversation `v<n>` (a reopen), preferring an agent or not:
     /// refused `already_live` while another customer continues it.
     JoinContinuing(usize, usize, Option<usize>),
+    /// A customer continues the conversation a chat seen began (index into those seen):
+    /// refused `already_live` while that chat's customer is still there.
+    ContinueChat(usize, usize),
 }
 
 fn status(s: u8) -> AgentStatus {
@@ -95,6 +98,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (0..3usize).prop_map(Op::Join),
         3 => (0..3usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
         3 => (0..3usize, 0..2usize, prop::option::of(0..3usize)).prop_map(|(c, v, a)| Op::JoinContinuing(c, v, a)),
+        3 => (0..3usize, any::<usize>()).prop_map(|(c, i)| Op::ContinueChat(c, i)),
         2 => any::<usize>().prop_map(Op::Leave),
         2 => any::<usize>().prop_map(Op::CustomerDisconnect),
         3 => any::<usize>().prop_map(Op::CustomerResume),
@@ -132,6 +136,7 @@ fn offers_op() -> impl Strategy<Value = Op> {
         6 => (0..2usize).prop_map(Op::Join),
         2 => (0..2usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
         1 => (0..2usize, 0..2usize, prop::option::of(0..3usize)).prop_map(|(c, v, a)| Op::JoinContinuing(c, v, a)),
+        1 => (0..2usize, any::<usize>()).prop_map(|(c, i)| Op::ContinueChat(c, i)),
         2 => any::<usize>().prop_map(Op::Leave),
         2 => any::<usize>().prop_map(Op::CustomerDisconnect),
         2 => any::<usize>().prop_map(Op::CustomerResume),
@@ -214,7 +219,13 @@ struct Harness {
     last_event: String,
     /// Every offer made, with the agent it was made to, as the core's decisions tell.
     offers: Vec<(OfferId, AgentId)>,
+    /// Every chat opened, in order, as the core's decisions tell.
+    chats: Vec<ChatId>,
 }
+
+/// The routing domain's id the scripts and the core name conversations by: the one a
+/// restore writes back (`lose_and_restore`), so that it stays the same through it.
+const DOMAIN: &str = "lost";
 
 /// The outcome of one event on one engine: its decisions, or the rule that refused it.
 type Outcome = Result<Vec<Decision>, RoutingError>;
@@ -311,9 +322,22 @@ impl Harness {
                 }
                 (result.map(|_| out), from_redis(redis.map(|(_, applied)| applied))?)
             }
-            Op::JoinContinuing(i, v, a) => {
-                let (category, conversation) = (cat(CATEGORIES[i]), ConversationId(format!("v{v}")));
-                let preferred = a.map(|a| agent(AGENTS[a]));
+            Op::JoinContinuing(..) | Op::ContinueChat(..) => {
+                let (category, conversation, preferred) = match op.clone() {
+                    Op::JoinContinuing(i, v, a) => (
+                        cat(CATEGORIES[i]),
+                        ConversationId(format!("v{v}")),
+                        a.map(|a| agent(AGENTS[a])),
+                    ),
+                    Op::ContinueChat(i, c) => {
+                        let chat = match self.chats.len() {
+                            0 => ChatId(u64::MAX),
+                            n => self.chats[c % n],
+                        };
+                        (cat(CATEGORIES[i]), ConversationId::of_chat(DOMAIN, chat), None)
+                    }
+                    _ => unreachable!("matched above"),
+                };
                 let (result, out) =
                     with_out(|out| core.join_continuing(&category, &conversation, preferred.as_ref(), out));
                 let redis = node.join_continuing(&category, &conversation, preferred.as_ref()).await;
@@ -593,6 +617,7 @@ impl Harness {
                     self.agent_epochs.insert(agent.clone(), *epoch);
                 }
                 Decision::Offered { offer, agent, .. } => self.offers.push((*offer, agent.clone())),
+                Decision::Paired { chat, .. } if !self.chats.contains(chat) => self.chats.push(*chat),
                 _ => {}
             }
         }
@@ -722,6 +747,7 @@ async fn lose_and_restore(h: &mut Harness, core: &Routing) -> Result<(), TestCas
                 .filter(|_| i == 0)
                 .flat_map(|c| [(c.id, Party::Customer, 0), (c.id, Party::Agent, 0)])
                 .collect(),
+            conversations: vec![],
         };
         restore::claim(
             &mut conn,
@@ -744,12 +770,20 @@ async fn run_case_restored_at(
 ) -> Result<(), TestCaseError> {
     let mut conn = conn.clone();
     flushall(&mut conn).await;
+    // The domain's id, as the first node to join sets it: chats begin conversations named by it.
+    let _: () = redis::cmd("SET")
+        .arg("{sb}:cluster-id")
+        .arg(DOMAIN)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let mut nodes = vec![];
     for name in NODES {
         let incarnation = register(&mut conn, name).await;
         nodes.push(RedisRouting::new(conn.clone(), name, incarnation));
     }
     let mut core = Routing::new();
+    core.name_conversations(DOMAIN);
     for c in ["c0", "c1"] {
         core.add_category(cat(c)).unwrap();
         nodes[0].add_category(&cat(c)).await.unwrap();
@@ -767,10 +801,12 @@ async fn run_case_restored_at(
         // After the two categories' events.
         last_event: latest_event_id(&mut conn).await,
         offers: vec![],
+        chats: vec![],
     };
     // A cluster node's replica: only the events stream, replayed through
     // `RoutingOp`, must keep it equal to the core, node losses included.
     let mut replica = Routing::new();
+    replica.name_conversations(DOMAIN);
     for event in read_events(&mut conn, "0-0", 10_000).await.unwrap() {
         let op = RoutingOp::from_event(&event.transition, &event.args, &event.applied.decisions).unwrap();
         op.apply(&mut replica, &mut vec![]).unwrap();
@@ -780,6 +816,7 @@ async fn run_case_restored_at(
             lose_and_restore(&mut h, &core).await?;
             // A replica loads the restored state from the restore entry.
             replica = Routing::from_state(core.state()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            replica.name_conversations(DOMAIN);
             prop_assert!(
                 replica == core,
                 "a replica loaded from the restored state differs from the core"
@@ -1101,6 +1138,22 @@ fn known_sequences_decide_exactly_as_the_core() {
             (0, Op::TransferToCategory(0, true, 1)),
             (1, Op::AgentOffline(1)),
             (1, Op::EndChat(0, true)),
+        ],
+        // A conversation's first chat (a plain join) holds it too: a second page
+        // continuing it is refused on either node while its customer is there, also while
+        // they wait again after their agent went offline; once the chat ended it may be
+        // continued.
+        vec![
+            (0, Op::AgentOnline(0, 1, 1, true)),
+            (0, Op::Join(0)),
+            (1, Op::ContinueChat(0, 0)),
+            (0, Op::ContinueChat(0, 0)),
+            (1, Op::AgentOffline(0)),
+            (1, Op::ContinueChat(1, 0)),
+            (1, Op::AgentOnline(1, 1, 1, true)),
+            (0, Op::ContinueChat(0, 0)),
+            (1, Op::EndChat(0, true)),
+            (1, Op::ContinueChat(0, 0)),
         ],
         // One live customer per conversation, across nodes: a second join continuing it
         // is refused on the other node, also while its customer waits again after their

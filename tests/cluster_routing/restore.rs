@@ -5,10 +5,12 @@
 
 use std::time::Duration;
 
-use switchboard::cluster::chat_log;
+use redis::aio::ConnectionManager;
+
 use switchboard::cluster::restore::{self, Claims, Restored};
 use switchboard::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
-use switchboard::core::routing::{Decision, Party, Routing};
+use switchboard::cluster::{chat_log, conversation_seq};
+use switchboard::core::routing::{ChatId, ConversationId, Decision, Party, Routing};
 
 use crate::{agent, cat, register, with_redis};
 
@@ -21,6 +23,34 @@ fn core_with_sales() -> (Routing, Vec<Decision>) {
     (core, vec![])
 }
 
+/// The chat the first pairing among `out` opened.
+fn first_paired(out: &[Decision]) -> ChatId {
+    out.iter()
+        .find_map(|d| match d {
+            Decision::Paired { chat, .. } => Some(*chat),
+            _ => None,
+        })
+        .expect("paired")
+}
+
+/// Registers each of `offers`' nodes, which offers its replica (the last event it applied:
+/// the first node's the longest), and writes `core`'s state back as the first node once
+/// the offers closed: the nodes' incarnations.
+async fn restored_by_the_first(conn: &mut ConnectionManager, core: &Routing, offers: &[(&str, &str)]) -> Vec<u64> {
+    let mut incarnations = vec![];
+    for (node, last_event) in offers {
+        let incarnation = register(conn, node).await;
+        restore::offer(conn, node, incarnation, last_event, WINDOW)
+            .await
+            .unwrap();
+        incarnations.push(incarnation);
+    }
+    tokio::time::sleep(WINDOW).await;
+    let written = restore::restore(conn, offers[0].0, incarnations[0], &core.state(), "lost-id", WINDOW).await;
+    assert_eq!(written.unwrap(), Restored::Written);
+    incarnations
+}
+
 #[test]
 fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
     with_redis(|mut conn| async move {
@@ -31,13 +61,7 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
             .unwrap();
         let chatting = core.join(&cat("sales"), &mut out).unwrap();
         let waiting = core.join(&cat("sales"), &mut out).unwrap();
-        let chat = out
-            .iter()
-            .find_map(|d| match d {
-                Decision::Paired { chat, .. } => Some(*chat),
-                _ => None,
-            })
-            .expect("paired");
+        let chat = first_paired(&out);
         let state = core.state();
 
         let n0 = register(&mut conn, "n0").await;
@@ -76,6 +100,7 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
                 customers: vec![chatting, waiting],
                 agents: vec![],
                 chats: vec![(chat, Party::Customer, 5)],
+                conversations: vec![],
             },
             WINDOW,
         )
@@ -94,6 +119,7 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
                 customers: vec![],
                 agents: vec![agent("ann")],
                 chats: vec![(chat, Party::Agent, 7)],
+                conversations: vec![],
             },
             WINDOW,
         )
@@ -126,11 +152,7 @@ fn whoever_nobody_claims_is_handed_on_with_the_pseudo_node() {
         let (mut core, mut out) = core_with_sales();
         let lost = core.join(&cat("sales"), &mut out).unwrap();
         let kept = core.join(&cat("sales"), &mut out).unwrap();
-        let n0 = register(&mut conn, "n0").await;
-        restore::offer(&mut conn, "n0", n0, "0-0", WINDOW).await.unwrap();
-        tokio::time::sleep(WINDOW).await;
-        let written = restore::restore(&mut conn, "n0", n0, &core.state(), "lost-id", WINDOW).await;
-        assert_eq!(written.unwrap(), Restored::Written);
+        let n0 = restored_by_the_first(&mut conn, &core, &[("n0", "0-0")]).await[0];
         let claims = Claims {
             customers: vec![kept],
             ..Claims::default()
@@ -148,6 +170,75 @@ fn whoever_nobody_claims_is_handed_on_with_the_pseudo_node() {
             ),
             "only the unclaimed customer goes into a grace period, on the reaper: {:?}",
             handed.decisions
+        );
+    });
+}
+
+/// A conversation's one seq counter is written back too: a continued chat counts on from
+/// the highest seq any node claims for it, and so does a line to an away customer of
+/// another conversation (a line one node stamped but had not stored when Redis died);
+/// neither draws before every node that offered has claimed.
+#[test]
+fn a_conversation_counts_on_from_the_highest_seq_the_nodes_claim() {
+    with_redis(|mut conn| async move {
+        let (mut core, mut out) = core_with_sales();
+        core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out)
+            .unwrap();
+        let (v0, v1) = ("conv-0".to_string(), "conv-1".to_string());
+        let carla = core
+            .join_continuing(&cat("sales"), &ConversationId(v0.clone()), None, &mut out)
+            .unwrap();
+        let chat = first_paired(&out);
+        let [n0, n1] = restored_by_the_first(&mut conn, &core, &[("n0", "9-0"), ("n1", "8-0")]).await[..] else {
+            unreachable!("two nodes")
+        };
+        // n0 holds Carla (her chat's last line: 4), n1 Ann (6, on its way to n0) and a
+        // line to v1's away customer it stamped (3), not yet in the archive (which has 1).
+        let claims = Claims {
+            customers: vec![carla],
+            chats: vec![(chat, Party::Customer, 4)],
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n0", n0, &claims, WINDOW).await.unwrap();
+        let early = conversation_seq::next(&mut conn, "n0", n0, &v1, 1).await;
+        assert!(
+            matches!(&early, Err(conversation_seq::SeqError::Cluster(ClusterRoutingError::Redis(e))) if e.code() == Some("RESTORING")),
+            "no line is drawn before every node claimed: {early:?}"
+        );
+        let claims = Claims {
+            agents: vec![agent("ann")],
+            chats: vec![(chat, Party::Agent, 6)],
+            conversations: vec![(v1.clone(), 3)],
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n1", n1, &claims, WINDOW).await.unwrap();
+        let customer = carla.0.to_string();
+        let seq = chat_log::append(
+            &mut conn,
+            "n0",
+            n0,
+            chat,
+            Party::Customer,
+            &customer,
+            "m",
+            1,
+            "after",
+            None,
+        )
+        .await
+        .unwrap()
+        .seq;
+        assert_eq!(seq, 7, "the continued chat goes on after the greater side's");
+        let counter: u64 = redis::cmd("GET")
+            .arg(format!("{{sb}}:conv-seq:{v0}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(counter, 7, "from its conversation's counter");
+        let line = conversation_seq::next(&mut conn, "n0", n0, &v1, 1).await.unwrap();
+        assert_eq!(
+            line, 4,
+            "a line to an away customer goes on after the one stamped elsewhere"
         );
     });
 }

@@ -630,3 +630,47 @@ async fn a_customer_resuming_on_a_node_without_the_chat_after_a_restore_gets_its
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// Carla waits on alpha to continue her conversation (two lines) for Ann, who is full on
+/// beta, when Redis loses its data. Once Ann is free Carla is paired in that conversation,
+/// and its seq goes on after its last line, both ways and in the archive: the restore
+/// writes the conversation's one seq counter back from what the nodes hold, as it does a
+/// chat's. (Before, the counter was gone with Redis's data: her line drew seq 1 again.)
+#[tokio::test]
+async fn a_conversation_continued_across_an_empty_redis_goes_on_after_its_last_line() {
+    use crate::continuing::{VISITOR, continuing, first_visit, own_until};
+    let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-conversation").await;
+    let store = &servers.store;
+    let redis = &mut servers.redis;
+    let mut ann = beta.agent("ann", &["general"], 1).await;
+    let chat = first_visit(&alpha, &mut ann).await;
+    own_until(&alpha, VISITOR, "resolved").await;
+    // Ann is full with Dan: Carla's continued conversation waits in line.
+    let mut dan = beta.customer("Dan", "general").await;
+    let dan_chat = started(&mut dan).await;
+    assert_eq!(started(&mut ann).await, dan_chat);
+    let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    assert_eq!(carla.next_of("queued").await["place"], 1);
+
+    let _redis = killed_and_back_empty(redis).await;
+    healthy(&alpha, "alpha").await;
+    healthy(&beta, "beta").await;
+
+    until_taken(&mut dan, json!({"type": "leave"}), "chat_ended").await;
+    carla.chat_continued(&chat).await;
+    ann.chat_continued(&chat).await;
+    exchange(&mut carla, &mut ann, &chat, "it did not arrive", 3).await;
+    exchange(&mut ann, &mut carla, &chat, "sending another", 4).await;
+    assert_eq!(
+        u64s_of(&archived(store, &chat, 4).await),
+        vec![1, 2, 3, 4],
+        "one gapless order in the archive"
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+fn u64s_of(lines: &[(u64, String)]) -> Vec<u64> {
+    lines.iter().map(|(seq, _)| *seq).collect()
+}

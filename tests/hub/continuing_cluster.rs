@@ -1,7 +1,8 @@
 //! Continuing a conversation across nodes (one Redis, one store): a customer comes back
 //! on another node than the one they left from, their agent on a third; what the agent
 //! wrote meanwhile, on their node, comes first and the seq goes on without a gap; one
-//! customer continues a conversation at a time, whatever the node.
+//! customer continues a conversation at a time, whatever the node, also while it is live
+//! in its first chat.
 
 use serde_json::json;
 
@@ -232,4 +233,46 @@ async fn across_nodes_a_line_to_an_away_customer_refused_for_want_of_archive_roo
     assert_eq!(u64s_in(&archived["messages"], "seq"), vec![1, 2, 3, 4]);
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// Carla's first visit runs on alpha with Ann on beta; a second page of hers, on gamma
+/// (which holds neither side of the chat), asks to continue that conversation: refused
+/// `already_live`, as the nodes of the chat refuse it, for its first chat holds the
+/// conversation in the routing as a continued one does. (Before, gamma let her in: the
+/// routing knew that chat by its number only, and two customers were live in it.) Once
+/// the chat ended, it may be continued from gamma, the seq going on.
+#[tokio::test]
+async fn across_nodes_a_conversation_live_in_its_first_chat_is_continued_on_no_other_page() {
+    let cluster = Cluster::start("first-chat-live").await;
+    let alpha = cluster.node("alpha", |_| {}).await;
+    let beta = cluster.node("beta", |_| {}).await;
+    let gamma = cluster.node("gamma", |_| {}).await;
+    let mut ann = beta.agent("ann", &["general"], 2).await;
+    let (mut carla, chat) = alpha
+        .paired_customer_with(&mut ann, "Carla", json!({"visitor": VISITOR}))
+        .await;
+    own_until(&gamma, VISITOR, "open").await;
+
+    for node in [&gamma, &beta] {
+        let mut again = continuing(node, Some(VISITOR), &chat).await;
+        let answer = again
+            .next_matching(|f| f["type"] == "error" || f["type"] == "welcome")
+            .await;
+        assert_eq!(answer["code"], "already_live", "{answer}");
+    }
+
+    assert_eq!(carla.say("my parcel is late", "c1").await["seq"], 1);
+    ann.next_of("message").await;
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    carla.next_of("chat_ended").await;
+    own_until(&gamma, VISITOR, "resolved").await;
+    let mut later = continuing(&gamma, Some(VISITOR), &chat).await;
+    later.next_of("welcome").await;
+    later.chat_continued(&chat).await;
+    ann.chat_continued(&chat).await;
+    assert_eq!(later.say("it did not arrive", "c2").await["seq"], 2);
+    assert_eq!(ann.next_of("message").await["seq"], 2);
+    for node in [alpha, beta, gamma] {
+        node.stop().await;
+    }
 }

@@ -63,9 +63,16 @@ if ARGV[9] ~= '' then
   end
 end
 local seq_key, log_key = P .. 'chat-seq:' .. chat, P .. 'chat-log:' .. chat
--- A continued conversation's chat counts on from its conversation's one counter (see
--- routing.lua, k_conv_seq): lines its agent wrote while the customer was away came first.
-if sides[3] then seq_key = P .. 'conv-seq:' .. sides[3] end
+-- A chat that names its conversation (continued, or begun by it: routing.lua's open_chat)
+-- counts on from that conversation's one counter (k_conv_seq): lines its agent wrote while
+-- the customer was away came first, and lines written after it go on after it.
+if sides[3] then
+  seq_key = P .. 'conv-seq:' .. sides[3]
+  -- After a restore, only once every node raised it to what it stamped (restore.lua's claim).
+  if redis.call('EXISTS', P .. 'conv-pending') == 1 then
+    return redis.error_reply('RESTORING the conversation is being restored after a Redis restart; try again')
+  end
+end
 local seq = redis.call('INCR', seq_key)
 local seq_text = string.format('%d', seq)
 redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[10], '*',

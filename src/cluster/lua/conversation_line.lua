@@ -13,6 +13,10 @@ local holder = redis.call('GET', P .. 'conv-live:' .. conv)
 if holder and redis.call('HGET', P .. 'customer:' .. holder, 'conv') == conv then
   return redis.error_reply('live a customer continues this conversation now')
 end
+-- After a restore, only once every node raised the counter to what it stamped (restore.lua's claim).
+if redis.call('EXISTS', P .. 'conv-pending') == 1 then
+  return redis.error_reply('RESTORING the conversation is being restored after a Redis restart; try again')
+end
 local key = P .. 'conv-seq:' .. conv
 -- The archive may know more than the counter (gone after a day, or with Redis's data).
 if archived > (tonumber(redis.call('GET', key) or '0')) then

@@ -8,7 +8,6 @@
 
 local K_OFFER = P .. 'restore-offer'  -- hash: node, ms, seq (the longest replica offered), closes (ms)
 local K_RESTORED = P .. 'restored'    -- string: when the restore ran (ms, Redis clock); set once
-local K_CLUSTER_ID = P .. 'cluster-id'
 -- The pseudo-node holding every restored person until their node claims them; its lease
 -- runs one claim window, after which the usual reaping hands the unclaimed on (node_lost).
 local RESTORED_NODE = '{restored}'
@@ -20,6 +19,10 @@ local K_OFFERED = P .. 'restore-offered'
 -- set of those nodes that have not claimed their buddy chats yet: buddy stamps wait for
 -- it (buddy_message.lua, buddy_claim.lua); expires with the window
 local K_BUDDY_PENDING = P .. 'bchat-pending'
+-- set of those nodes that have not claimed yet: a conversation's seq counter (k_conv_seq)
+-- is drawn from only once they all raised it to what they stamped (chat_message.lua,
+-- conversation_line.lua); expires with the window
+local K_CONV_PENDING = P .. 'conv-pending'
 
 local R = {}
 
@@ -118,6 +121,9 @@ function R.restore()
   for _, c in ipairs(s.chats) do
     local id, agent = c[1], c[3]
     redis.call('HSET', k_chat(id), 'customer', c[2], 'agent', agent, 'category', c[4])
+    -- A continued conversation's chat counts on from its conversation's counter (open_chat).
+    local conv = redis.call('HGET', k_customer(c[2]), 'conv')
+    if conv then redis.call('HSET', k_chat(id), 'conv', conv) end
     redis.call('ZADD', K_CHATS, id, id)
     redis.call('ZADD', k_agent_chats(agent), id, id)
     redis.call('SADD', k_pending(id), 'customer', 'agent')
@@ -138,6 +144,8 @@ function R.restore()
   -- (their seqs and the lines it holds: buddy_claim.lua), or the window is over. (A node
   -- that joined the empty Redis afresh holds no buddy chat and offers nothing.)
   if redis.call('EXISTS', K_OFFERED) == 1 then
+    redis.call('SUNIONSTORE', K_CONV_PENDING, K_OFFERED)
+    redis.call('PEXPIRE', K_CONV_PENDING, window)
     redis.call('RENAME', K_OFFERED, K_BUDDY_PENDING)
     redis.call('PEXPIRE', K_BUDDY_PENDING, window)
   end
@@ -160,10 +168,12 @@ function R.restore()
     't', 'restore', 'n', node, 'a', cjson.encode({ ARGV[3], string.format('%d', added + 1), ARGV[6] or '' }), 'd', '[]')
 end
 
--- ARGV[3]: { customers = ids, agents = ids, chats = { { chat, side, last seq recorded } } }
--- (JSON); ARGV[4]: the window (ms); ARGV[5]: the lifetime of a chat's seq counter (s).
+-- ARGV[3]: { customers = ids, agents = ids, chats = { { chat, side, last seq recorded } },
+-- conversations = { { id, highest seq stamped } } } (JSON); ARGV[4]: the window (ms);
+-- ARGV[5]: the lifetime of a chat's seq counter (s).
 -- Moves the caller's people from the pseudo-node to the caller and raises each of its
--- chats' seq to the last one it recorded (only ever up). Refused as FENCED past the
+-- chats' seq, and each conversation's (k_conv_seq: a continued chat's is its
+-- conversation's), to the last one it recorded (only ever up). Refused as FENCED past the
 -- window: by then the unclaimed are being handed on.
 function R.claim()
   if not alive(ARGV[1], ARGV[2]) then return fenced() end
@@ -180,13 +190,22 @@ function R.claim()
   for _, id in ipairs(c.agents) do
     if redis.call('HGET', k_agent(id), 'node') == RESTORED_NODE then hold_agent(id, node) end
   end
+  local function raise(key, seq, lifetime)
+    if tonumber(seq) > tonumber(redis.call('GET', key) or '0') then
+      redis.call('SET', key, seq, 'EX', lifetime)
+    end
+  end
   for _, x in ipairs(c.chats) do
     local chat, side, seq = x[1], x[2], x[3]
-    local key = P .. 'chat-seq:' .. chat
-    if tonumber(seq) > tonumber(redis.call('GET', key) or '0') then
-      redis.call('SET', key, seq, 'EX', ARGV[5])
+    local conv = redis.call('HGET', k_chat(chat), 'conv')
+    if conv then
+      raise(k_conv_seq(conv), seq, CONV_SEQ_TTL_SECONDS)
+    else
+      raise(P .. 'chat-seq:' .. chat, seq, ARGV[5])
     end
     redis.call('SREM', k_pending(chat), side)
   end
+  for _, x in ipairs(c.conversations or {}) do raise(k_conv_seq(x[1]), x[2], CONV_SEQ_TTL_SECONDS) end
+  redis.call('SREM', K_CONV_PENDING, node)
   return 1
 end

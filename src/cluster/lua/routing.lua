@@ -27,6 +27,7 @@ local K_OFFERS = P .. 'offers'          -- zset offer id -> offer id: offers sta
 local K_NODES = P .. 'nodes'            -- hash node id -> incarnation (shared contract)
 local K_LEASES = P .. 'leases'          -- zset node id -> lease deadline, ms, Redis clock
 local K_EVENTS = P .. 'routing-events'  -- stream of every transition's decisions
+local K_CLUSTER_ID = P .. 'cluster-id'  -- string: the routing domain's id (chats are named by it)
 
 -- Bound of the events stream. Nodes read it within milliseconds; a node that falls this
 -- far behind (about ten seconds of events at 10,000 transitions/s) reloads the queues
@@ -60,16 +61,38 @@ local function k_node_agents(n) return P .. 'node-agents:' .. n end       -- zse
 -- answer gets the same customer instead of a second place in line
 local function k_request(id) return P .. 'request:' .. id end
 local REQUEST_TTL_SECONDS = 60
--- A conversation continued in a live chat (docs/cluster.md, "Conversations"): its one seq
--- counter, shared by its live chats and the lines its agent writes while the customer is
--- away (lua/chat_message.lua, lua/conversation_line.lua), so its seq stays gapless across
--- nodes; and the customer continuing it (waiting or chatting), so it has one at most.
--- Not routing state: the core never sees them, and they change no decision.
+-- A conversation continued in a live chat, or begun by one (docs/cluster.md,
+-- "Conversations"): its one seq counter, shared by its live chats and the lines its agent
+-- writes while the customer is away (lua/chat_message.lua, lua/conversation_line.lua), so
+-- its seq stays gapless across nodes; and the customer continuing it (waiting or
+-- chatting), so it has one at most. The core keeps the latter as the customer's
+-- `conversation` (its `live` index); the counter is not routing state.
 local function k_conv_seq(id) return P .. 'conv-seq:' .. id end
 local function k_conv_live(id) return P .. 'conv-live:' .. id end
 -- The counter outlives the last line by a day, as a chat's log does: by then the archive
 -- (which a node reads before continuing) has every line.
 local CONV_SEQ_TTL_SECONDS = 86400
+
+-- The customer continuing conversation `conv` now, if any (a key whose customer is gone,
+-- or continues another, holds nothing: one left behind never locks a conversation).
+local function live_customer(conv)
+  local holder = redis.call('GET', k_conv_live(conv))
+  if holder and redis.call('HGET', k_customer(holder), 'conv') == conv then return holder end
+  return nil
+end
+
+-- The conversation chat `chat` begins (its customer continues none), named as every node
+-- names the chat: a name-based UUID (SHA-1, as v5) of the routing domain's id and the chat
+-- id, as `ConversationId::of_chat` (core/routing.rs). nil before the domain has an id.
+local function conversation_of(chat)
+  local domain = redis.call('GET', K_CLUSTER_ID)
+  if not domain then return nil end
+  local h = redis.sha1hex(domain .. '/' .. chat)
+  -- The 13th hex digit is the version (5), the 17th the RFC 4122 variant (8 to b).
+  local variant = string.format('%x', 8 + tonumber(string.sub(h, 17, 17), 16) % 4)
+  return string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-5' .. string.sub(h, 14, 16)
+    .. '-' .. variant .. string.sub(h, 18, 20) .. '-' .. string.sub(h, 21, 32)
+end
 
 -- Offers (src/core/routing/offers.rs): an agent who lets this many offers in a row lapse
 -- is set away, with this reason.
@@ -249,8 +272,19 @@ local function open_chat(customer, ticket, category, agent)
   redis.call('HSET', k_customer(customer), 'chat', chat)
   redis.call('DEL', k_passed(customer))
   redis.call('HSET', k_chat(chat), 'customer', customer, 'agent', agent, 'category', category)
-  -- A continued conversation: the chat's lines take that conversation's seqs.
+  -- A chat that begins a conversation: its customer holds it, as one continuing it does
+  -- (the core's open_chat).
   local conv = redis.call('HGET', k_customer(customer), 'conv')
+  if not conv then
+    conv = conversation_of(chat)
+    if conv and not live_customer(conv) then
+      redis.call('SET', k_conv_live(conv), customer)
+      redis.call('HSET', k_customer(customer), 'conv', conv)
+    else
+      conv = nil
+    end
+  end
+  -- The chat's lines take its conversation's seqs, from its one counter.
   if conv then redis.call('HSET', k_chat(chat), 'conv', conv) end
   redis.call('ZADD', K_CHATS, chat, chat)
   refresh_agent(agent)
@@ -638,10 +672,7 @@ function T.join(node, a)
   local conv = a[10]
   if conv == '' then conv = nil end
   if conv then
-    -- Held by a customer who is still there continuing it (a key a customer left behind,
-    -- e.g. forgotten by a node of an older build, holds nothing).
-    local holder = redis.call('GET', k_conv_live(conv))
-    if holder and redis.call('HGET', k_customer(holder), 'conv') == conv then return 'already_live' end
+    if live_customer(conv) then return 'already_live' end
   end
   -- Two ids at once: the customer's, then their ticket (as two next_id() would give).
   local last = redis.call('INCRBY', K_COUNTER, 2)

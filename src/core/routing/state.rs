@@ -298,6 +298,7 @@ impl Routing {
             pairing_room: state.pairing_room,
             held_back: state.held_back,
             live,
+            domain: None,
         })
     }
 }

@@ -794,6 +794,9 @@ enum Op {
     JoinPreferring(usize, usize),
     /// A customer continues conversation `v<n>` (a reopen), preferring its holder or not.
     JoinContinuing(usize, usize, Option<usize>),
+    /// A customer continues the conversation a chat seen began (index into those seen):
+    /// refused while that chat's customer is still there (a second page of it).
+    ContinueChat(usize, usize),
     Leave(usize),
     CustomerDisconnect(usize),
     CustomerResume(usize),
@@ -840,6 +843,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (0..3usize).prop_map(Op::Join),
         3 => (0..3usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
         3 => (0..3usize, 0..3usize, prop::option::of(0..3usize)).prop_map(|(c, v, a)| Op::JoinContinuing(c, v, a)),
+        3 => (0..3usize, any::<usize>()).prop_map(|(c, i)| Op::ContinueChat(c, i)),
         2 => any::<usize>().prop_map(Op::Leave),
         2 => any::<usize>().prop_map(Op::CustomerDisconnect),
         2 => any::<usize>().prop_map(Op::CustomerResume),
@@ -886,7 +890,12 @@ struct Harness {
     offers: Vec<(OfferId, AgentId)>,
     /// The agent the last event's returning customer preferred (`JoinPreferring`).
     preferred: Option<AgentId>,
+    /// Every chat opened, in order.
+    chats: Vec<ChatId>,
 }
+
+/// The routing domain the property tests name conversations by.
+const DOMAIN: &str = "domain";
 
 impl Harness {
     fn customer(&self, i: usize) -> CustomerId {
@@ -940,10 +949,22 @@ impl Harness {
                 r.join_preferring(&cat(CATEGORIES[i]), &agent(AGENTS[a]), out)
                     .map(|c| self.customers.push(c))
             }
-            Op::JoinContinuing(i, v, a) => {
-                let conversation = ConversationId(format!("v{v}"));
+            Op::JoinContinuing(..) | Op::ContinueChat(..) => {
+                let (i, conversation) = match op {
+                    Op::JoinContinuing(i, v, a) => {
+                        self.preferred = a.map(|a| agent(AGENTS[a]));
+                        (*i, ConversationId(format!("v{v}")))
+                    }
+                    Op::ContinueChat(i, c) => {
+                        let chat = match self.chats.len() {
+                            0 => ChatId(u64::MAX),
+                            n => self.chats[c % n],
+                        };
+                        (*i, ConversationId::of_chat(DOMAIN, chat))
+                    }
+                    _ => unreachable!("matched above"),
+                };
                 let live = r.conversation_customer(&conversation);
-                self.preferred = a.map(|a| agent(AGENTS[a]));
                 let joined = r.join_continuing(&cat(CATEGORIES[i]), &conversation, self.preferred.as_ref(), out);
                 // Refused as already live exactly while someone continues it.
                 match &joined {
@@ -1020,8 +1041,20 @@ impl Harness {
         }
     }
 
+    /// Remembers the chats `out` opened (a chat paired again after a transfer once).
+    fn note_chats(&mut self, out: &[Decision]) {
+        for d in out {
+            if let Decision::Paired { chat, .. } = d
+                && !self.chats.contains(chat)
+            {
+                self.chats.push(*chat);
+            }
+        }
+    }
+
     /// Learns epochs and places from the decisions, checking what can only be checked on them.
     fn observe(&mut self, before: &Routing, after: &Routing, out: &[Decision]) {
+        self.note_chats(out);
         // Offers ended by this event: a customer whose offer was taken back (leaving offer
         // mode) and then paired was assigned, not accepted.
         let ended: HashSet<OfferId> = out
@@ -1318,6 +1351,16 @@ fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
         }
     }
     assert_eq!(holding.len(), r.live.len(), "a conversation held by nobody");
+    // Naming conversations, a chat's customer holds its conversation, the one it began or
+    // the one they continue: a second page continuing it is refused meanwhile.
+    if r.domain.is_some() {
+        for (id, chat) in &r.chats {
+            assert!(
+                r.customers[&chat.customer].conversation.is_some(),
+                "nobody holds the conversation of chat {id:?}"
+            );
+        }
+    }
     // A customer continuing a chat (transferred to a category) waits, and that chat is not running.
     for (id, c) in &r.customers {
         if let Some(chat) = c.continuing {
@@ -1371,8 +1414,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_invariant_holds_after_every_event(ops in prop::collection::vec(op(), 1..80)) {
+    fn every_invariant_holds_after_every_event(ops in prop::collection::vec(op(), 1..80), named in any::<bool>()) {
         let mut r = routing(&["c0", "c1"]);
+        if named {
+            r.name_conversations(DOMAIN);
+        }
         let mut h = Harness::default();
         for op in &ops {
             let before = r.clone();
@@ -1396,13 +1442,19 @@ proptest! {
     #[test]
     fn the_state_round_trip_gives_back_the_same_routing(ops in prop::collection::vec(op(), 1..80)) {
         let mut r = routing(&["c0", "c1"]);
+        r.name_conversations(DOMAIN);
         let mut h = Harness::default();
         for op in &ops {
             let mut out = vec![];
             if h.apply(&mut r, op, &mut out).is_ok() {
                 r.flush_places(&mut out);
+                h.note_chats(&out);
             }
-            let loaded = Routing::from_state(r.state());
+            // The domain is the adapter's to set again (it is not state).
+            let loaded = Routing::from_state(r.state()).map(|mut loaded| {
+                loaded.name_conversations(DOMAIN);
+                loaded
+            });
             prop_assert_eq!(loaded.as_ref(), Ok(&r));
         }
     }

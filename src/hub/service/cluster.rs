@@ -239,17 +239,8 @@ impl ClusterState {
     /// The chat's id on the wire and in the archive: the same on every node.
     pub(super) fn wire_id(&self, chat: ChatId) -> String {
         match &self.wire_ns {
-            // A name-based UUID (SHA-1 of the routing domain's id and the chat id, as v5).
-            Some(ns) => {
-                use sha1::Digest;
-                let digest = sha1::Sha1::new()
-                    .chain_update(ns)
-                    .chain_update(b"/")
-                    .chain_update(chat.0.to_string());
-                let mut bytes = [0u8; 16];
-                bytes.copy_from_slice(&digest.finalize()[..16]);
-                uuid::Builder::from_sha1_bytes(bytes).into_uuid().to_string()
-            }
+            // The conversation the chat begins (a continued one's chat is named by it instead).
+            Some(ns) => crate::core::routing::ConversationId::of_chat(ns, chat).0,
             None => Uuid::now_v7().to_string(),
         }
     }
@@ -470,6 +461,8 @@ impl HubState {
 
     pub(super) fn cluster_started(&mut self, cluster_id: &str) {
         self.cluster_mut().wire_ns = Some(cluster_id.to_string());
+        // The replica names the conversations chats begin as the scripts do.
+        self.routing.name_conversations(cluster_id);
     }
 
     // ---- joins and agents --------------------------------------------------------

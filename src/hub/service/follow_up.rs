@@ -22,7 +22,7 @@
 //! The line takes its room in the archive before the seq is drawn: a seq drawn for a line
 //! the archive then refused would be a gap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use uuid::Uuid;
 
@@ -65,6 +65,12 @@ pub(crate) struct Read {
 
 /// The table the hub keeps: by conversation id.
 pub(in crate::hub) type Table = HashMap<String, FollowUps>;
+
+/// On several nodes, the lines stamped here that the archive may not hold yet, oldest
+/// first: (conversation, seq, the archive's number of the line). A node claims them when
+/// Redis lost its data, so that the conversation's counter goes on after them
+/// ([`HubState::conversation_seqs_here`]); dropped once the archive wrote them.
+pub(in crate::hub) type Unstored = VecDeque<(String, u64, u64)>;
 
 /// `text` cut to `max` characters, the cut marked.
 fn clipped(text: &str, max: usize) -> String {
@@ -402,6 +408,13 @@ impl HubState {
             asked.client_id.as_deref(),
         );
         let archived = room.push(event);
+        if let (Some(_), Some(number)) = (&self.cluster, archived) {
+            let committed = self.archive.progress.borrow().committed;
+            while self.unstored_lines.front().is_some_and(|(_, _, n)| *n <= committed) {
+                self.unstored_lines.pop_front();
+            }
+            self.unstored_lines.push_back((id.to_string(), seq, number));
+        }
         if !asked.mailed {
             self.follow_up_mail.written(&self.archive, &self.settings, id, seq, at);
         }
@@ -485,6 +498,25 @@ impl HubState {
             continued.earlier.drain(..skip);
         }
         continued
+    }
+
+    /// The highest seq this node knows of each conversation whose counter Redis may have
+    /// lost with its data: a customer here waiting to continue it (from where their join
+    /// settled), a line to an away customer stamped here and not yet written. (Its chats'
+    /// seqs are claimed with them.)
+    pub(super) fn conversation_seqs_here(&self) -> Vec<(String, u64)> {
+        let committed = self.archive.progress.borrow().committed;
+        let mut seqs: HashMap<&str, u64> = HashMap::new();
+        let waiting = self.customers.values().filter_map(|info| info.continues.as_ref());
+        let unstored = self.unstored_lines.iter().filter(|(_, _, n)| *n > committed);
+        for (id, seq) in waiting
+            .map(|c| (c.id.as_str(), c.last_seq))
+            .chain(unstored.map(|(id, seq, _)| (id.as_str(), *seq)))
+        {
+            let highest = seqs.entry(id).or_default();
+            *highest = (*highest).max(seq);
+        }
+        seqs.into_iter().map(|(id, seq)| (id.to_string(), seq)).collect()
     }
 
     /// Keeps the table bounded: conversations with nothing waiting are forgotten first.

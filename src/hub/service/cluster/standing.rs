@@ -109,6 +109,7 @@ impl HubState {
             customers: self.customers.keys().copied().collect(),
             agents: self.agents.keys().cloned().collect(),
             chats: vec![],
+            conversations: self.conversation_seqs_here(),
         };
         for (chat, log) in &self.chats {
             let last = log.live.last_seq();
@@ -166,7 +167,10 @@ impl HubState {
         restored: bool,
     ) {
         match crate::core::routing::Routing::from_state(state) {
-            Ok(routing) => {
+            Ok(mut routing) => {
+                if let Some(domain) = self.cluster.as_ref().and_then(|c| c.wire_id_namespace()) {
+                    routing.name_conversations(domain);
+                }
                 self.routing = routing;
                 // A resume applied in the skipped entries would never be answered. Not so
                 // after a loss this node went through: it settled the resumes under way
