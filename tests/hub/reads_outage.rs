@@ -1,0 +1,151 @@
+//! HTTP reads while MongoDB is frozen (SIGSTOP: the connection stays open, nothing
+//! answers): an agent's list and conversation, search, reports, exports, admin lists and a
+//! returning customer's own conversations each answer 503 `unavailable` within the store's
+//! read timeout (`STORE_READ_TIMEOUT_MS`) instead of holding the request; once the server
+//! runs again (SIGCONT) the same requests answer 200, with no restart.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::continuing::{VISITOR, first_visit, own_until};
+
+/// The store's read timeout here (`STORE_READ_TIMEOUT_MS`; 5 s by default).
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
+/// The archive's write timeout here (`ARCHIVE_WRITE_TIMEOUT_MS`; 15 s by default).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the test waits for an answer: well past the read timeout, well short of the
+/// request timeout (`HTTP_REQUEST_TIMEOUT_SECS`, 30 s) and of the driver's own giving up.
+const WAIT: Duration = Duration::from_secs(6);
+
+/// `GET path` by `api`: its status and body, or `None` when no answer came within [`WAIT`].
+async fn get_within(api: &Api, path: &str) -> Option<(u16, Value)> {
+    tokio::time::timeout(WAIT, api.get(path)).await.ok()
+}
+
+/// The visitor's own conversations (no session: the browser's key), within [`WAIT`].
+async fn own_within(hub: &TestHub) -> Option<(u16, Value)> {
+    let request = reqwest::Client::new()
+        .get(hub.url("/api/visitor/conversations"))
+        .header("X-Visitor-Key", VISITOR)
+        .send();
+    let res = tokio::time::timeout(WAIT, request).await.ok()?.ok()?;
+    Some((res.status().as_u16(), res.json().await.unwrap_or(Value::Null)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again() {
+    let (server, uri) = in_memory_mongod().await;
+    let store = switchboard::store::MongoStore::connect(&uri, "reads_outage")
+        .await
+        .unwrap();
+    let spool = crate::archive::TempDir::new("reads-outage-spool");
+    let dir = spool.0.clone();
+    let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| {
+        s.data_dir = dir;
+        s.archive_write_timeout = WRITE_TIMEOUT;
+        s.store_read_timeout = READ_TIMEOUT;
+    })
+    .await;
+    let admin = hub.admin().await;
+    let created = admin
+        .post_answering(
+            201,
+            "/api/admin/api-tokens",
+            json!({"name": "CRM", "scopes": ["admin"]}),
+        )
+        .await;
+    let token = Api::bearer(&hub, created["secret"].as_str().unwrap());
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let chat = first_visit(&hub, &mut ann).await;
+    own_until(&hub, VISITOR, "resolved").await;
+    let ann_api = hub.login("ann", "agent-password").await;
+
+    // What an agent's page, an admin's page and a script read: each answers now.
+    let agent_reads = [
+        "/api/conversations".to_string(),
+        format!("/api/conversations/{chat}"),
+        "/api/conversations?q=parcel".to_string(),
+        format!("/api/conversations/{chat}/customer"),
+        "/api/inbox".to_string(),
+        "/api/labels".to_string(),
+    ];
+    let token_reads = [
+        "/api/conversations".to_string(),
+        format!("/api/conversations/{chat}"),
+        "/api/conversations/export?format=json".to_string(),
+        "/api/reports?from=2026-01-01&to=2026-01-02".to_string(),
+        "/api/admin/agents".to_string(),
+        "/api/admin/webhooks".to_string(),
+    ];
+    for path in &agent_reads {
+        let (status, body) = ann_api.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    // The token is looked up now, so the frozen store meets the handlers' own reads.
+    for path in &token_reads {
+        let (status, body) = token.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+
+    signal(&server.0, libc::SIGSTOP);
+
+    for (who, api, path) in agent_reads
+        .iter()
+        .map(|p| ("ann", &ann_api, p))
+        .chain(token_reads.iter().map(|p| ("the token", &token, p)))
+    {
+        let started = Instant::now();
+        let answer = get_within(api, path).await;
+        assert_eq!(
+            answer.as_ref().map(|(status, body)| (*status, error_code(body))),
+            Some((503, "unavailable")),
+            "{who} GET {path} with MongoDB frozen, after {:?}: {answer:?}",
+            started.elapsed()
+        );
+        let message = answer.as_ref().map(|(_, body)| body["error"]["message"].to_string());
+        assert!(
+            !message.as_deref().unwrap_or_default().contains("mongodb"),
+            "no internals: {message:?}"
+        );
+    }
+    let answer = own_within(&hub).await;
+    assert_eq!(
+        answer.as_ref().map(|(status, body)| (*status, error_code(body))),
+        Some((503, "unavailable")),
+        "the visitor's own conversations with MongoDB frozen: {answer:?}"
+    );
+
+    signal(&server.0, libc::SIGCONT);
+
+    // The same reads answer again, with no restart.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (api, path) in agent_reads
+        .iter()
+        .map(|p| (&ann_api, p))
+        .chain(token_reads.iter().map(|p| (&token, p)))
+    {
+        loop {
+            let (status, body) = api.get(path).await;
+            if status == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "GET {path} after the thaw: {status} {body}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let (status, detail) = ann_api.get(&format!("/api/conversations/{chat}")).await;
+    assert_eq!(
+        (status, detail["messages"][0]["text"].as_str()),
+        (200, Some("my parcel is late")),
+        "{detail}"
+    );
+    assert_eq!(
+        own_within(&hub).await.map(|(status, _)| status),
+        Some(200),
+        "the visitor's own"
+    );
+    hub.stop().await;
+    drop(server);
+}
