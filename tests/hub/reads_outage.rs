@@ -1,13 +1,15 @@
 //! HTTP reads while MongoDB is frozen (SIGSTOP: the connection stays open, nothing
-//! answers): an agent's list and conversation, search, reports, exports, admin lists and a
-//! returning customer's own conversations each answer 503 `unavailable` within the store's
-//! read timeout (`STORE_READ_TIMEOUT_MS`) instead of holding the request; once the server
-//! runs again (SIGCONT) the same requests answer 200, with no restart.
+//! answers): an agent's list and conversation, search, reports, exports, admin lists, a
+//! returning customer's own conversations and a file sent in a chat (its link, its bytes)
+//! each answer 503 `unavailable` within the store's read timeout (`STORE_READ_TIMEOUT_MS`)
+//! instead of holding the request; once the server runs again (SIGCONT) the same requests
+//! answer 200, with no restart.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::attachments::{Auth, link, png, upload};
 use crate::common::*;
 use crate::continuing::{VISITOR, first_visit, own_until};
 
@@ -22,6 +24,16 @@ const WAIT: Duration = Duration::from_secs(6);
 /// `GET path` by `api`: its status and body, or `None` when no answer came within [`WAIT`].
 async fn get_within(api: &Api, path: &str) -> Option<(u16, Value)> {
     tokio::time::timeout(WAIT, api.get(path)).await.ok()
+}
+
+/// `GET path` with no credentials (a file's signed link): its status and body, or `None`
+/// when no answer came within [`WAIT`].
+async fn fetch_within(hub: &TestHub, path: &str) -> Option<(u16, Value)> {
+    let res = tokio::time::timeout(WAIT, reqwest::get(hub.url(path)))
+        .await
+        .ok()?
+        .ok()?;
+    Some((res.status().as_u16(), res.json().await.unwrap_or(Value::Null)))
 }
 
 /// The visitor's own conversations (no session: the browser's key), within [`WAIT`].
@@ -61,6 +73,15 @@ async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again
     let chat = first_visit(&hub, &mut ann).await;
     own_until(&hub, VISITOR, "resolved").await;
     let ann_api = hub.login("ann", "agent-password").await;
+    // A file Dora sends in her chat: kept in MongoDB, which every node serves it from.
+    let (dora, live) = hub.paired_customer(&mut ann, "Dora", "general").await;
+    let dora = Auth::Customer(dora.token.as_deref().expect("a customer's token"));
+    let (status, uploaded) = upload(&hub, dora, &live, "shot.png", png(40, 30)).await;
+    assert_eq!(status, 201, "{uploaded}");
+    let file = uploaded["id"].as_str().unwrap().to_string();
+    let (status, links) = link(&hub, dora, &file).await;
+    assert_eq!(status, 200, "{links}");
+    let url = links["url"].as_str().unwrap().to_string();
 
     // What an agent's page, an admin's page and a script read: each answers now.
     let agent_reads = [
@@ -116,6 +137,18 @@ async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again
         Some((503, "unavailable")),
         "the visitor's own conversations with MongoDB frozen: {answer:?}"
     );
+    let answer = tokio::time::timeout(WAIT, link(&hub, dora, &file)).await.ok();
+    assert_eq!(
+        answer.as_ref().map(|(status, body)| (*status, error_code(body))),
+        Some((503, "unavailable")),
+        "a file's link with MongoDB frozen: {answer:?}"
+    );
+    let answer = fetch_within(&hub, &url).await;
+    assert_eq!(
+        answer.as_ref().map(|(status, body)| (*status, error_code(body))),
+        Some((503, "unavailable")),
+        "a file with MongoDB frozen: {answer:?}"
+    );
 
     signal(&server.0, libc::SIGCONT);
 
@@ -145,6 +178,13 @@ async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again
         own_within(&hub).await.map(|(status, _)| status),
         Some(200),
         "the visitor's own"
+    );
+    assert_eq!(link(&hub, dora, &file).await.0, 200, "a file's link");
+    let res = reqwest::get(hub.url(&url)).await.unwrap();
+    assert_eq!(res.status(), 200, "a file");
+    assert_eq!(
+        res.bytes().await.unwrap().len() as u64,
+        uploaded["size"].as_u64().unwrap()
     );
     hub.stop().await;
     drop(server);
