@@ -68,14 +68,15 @@ async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again
             json!({"name": "CRM", "scopes": ["admin"]}),
         )
         .await;
-    let token = Api::bearer(&hub, created["secret"].as_str().unwrap());
+    let script = Api::bearer(&hub, created["secret"].as_str().unwrap());
     let mut ann = hub.agent("ann", &["general"], 2).await;
     let chat = first_visit(&hub, &mut ann).await;
     own_until(&hub, VISITOR, "resolved").await;
     let ann_api = hub.login("ann", "agent-password").await;
     // A file Dora sends in her chat: kept in MongoDB, which every node serves it from.
-    let (dora, live) = hub.paired_customer(&mut ann, "Dora", "general").await;
-    let dora = Auth::Customer(dora.token.as_deref().expect("a customer's token"));
+    let (mut dora_ws, live) = hub.paired_customer(&mut ann, "Dora", "general").await;
+    let token = dora_ws.token.clone().expect("a customer's token");
+    let dora = Auth::Customer(&token);
     let (status, uploaded) = upload(&hub, dora, &live, "shot.png", png(40, 30)).await;
     assert_eq!(status, 201, "{uploaded}");
     let file = uploaded["id"].as_str().unwrap().to_string();
@@ -106,7 +107,7 @@ async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again
     }
     // The token is looked up now, so the frozen store meets the handlers' own reads.
     for path in &token_reads {
-        let (status, body) = token.get(path).await;
+        let (status, body) = script.get(path).await;
         assert_eq!(status, 200, "{path}: {body}");
     }
 
@@ -115,7 +116,7 @@ async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again
     for (who, api, path) in agent_reads
         .iter()
         .map(|p| ("ann", &ann_api, p))
-        .chain(token_reads.iter().map(|p| ("the token", &token, p)))
+        .chain(token_reads.iter().map(|p| ("the token", &script, p)))
     {
         let started = Instant::now();
         let answer = get_within(api, path).await;
@@ -149,6 +150,14 @@ async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again
         Some((503, "unavailable")),
         "a file with MongoDB frozen: {answer:?}"
     );
+    // A frame that reads the store answers with an error frame too: the chat goes on.
+    dora_ws
+        .send(json!({"type": "transcript", "email": "dora@example.com"}))
+        .await;
+    let answer = dora_ws
+        .next_matching_within(WAIT, |f| f["type"] == "error" || f["type"] == "transcript_requested")
+        .await;
+    assert_eq!(answer["code"], "archive_unavailable", "{answer}");
 
     signal(&server.0, libc::SIGCONT);
 
@@ -157,7 +166,7 @@ async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again
     for (api, path) in agent_reads
         .iter()
         .map(|p| (&ann_api, p))
-        .chain(token_reads.iter().map(|p| (&token, p)))
+        .chain(token_reads.iter().map(|p| (&script, p)))
     {
         loop {
             let (status, body) = api.get(path).await;
