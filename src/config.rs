@@ -96,6 +96,10 @@ pub struct Settings {
     /// `ARCHIVE_WRITE_TIMEOUT_MS`: a store write taking longer than this counts as failed
     /// (a hung database shows as degraded and the writer retries or spools).
     pub archive_write_timeout: Duration,
+    /// `STORE_READ_TIMEOUT_MS`: a store read someone waits on (an HTTP request, a frame)
+    /// answering later than this is given up as `Unavailable` (a frozen MongoDB holds a
+    /// read on its open connection without end), so the request answers 503.
+    pub store_read_timeout: Duration,
     // --- The HTTP edge ---
     /// How long a connection has to send a whole request head, from when it opens or
     /// its previous response ended (so also how long a kept-alive connection may idle).
@@ -297,6 +301,7 @@ impl Settings {
                 15_000,
                 100..=600_000,
             )?),
+            store_read_timeout: Duration::from_millis(r.ranged("STORE_READ_TIMEOUT_MS", 5_000, 100..=600_000)?),
             // --- The HTTP edge ---
             http_header_timeout: r.positive_seconds("HTTP_HEADER_TIMEOUT_SECS", 10.0)?,
             http_request_timeout: r.positive_seconds("HTTP_REQUEST_TIMEOUT_SECS", 30.0)?,

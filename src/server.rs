@@ -124,6 +124,9 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let settings = Arc::new(settings);
     crate::metrics::handle();
+    // Every read below (HTTP, frames, background tasks) answers within the read timeout:
+    // a frozen MongoDB otherwise holds a request without end (`store::bounded`).
+    let store = crate::store::bounded_reads(store, settings.store_read_timeout);
     let categories = store.categories().await?;
     // A remote store gets a write-ahead spool on local disk for its outages; the embedded
     // store is local disk already, and the memory store keeps nothing anyway.

@@ -49,6 +49,8 @@ fn bad_values_name_their_variable() {
         ("READY_MAX_BACKLOG", "-1"),
         ("ARCHIVE_SLOW_WRITE_MS", "0"),
         ("ARCHIVE_WRITE_TIMEOUT_MS", "0"),
+        ("STORE_READ_TIMEOUT_MS", "99"),
+        ("STORE_READ_TIMEOUT_MS", "soon"),
         ("HTTP_HEADER_TIMEOUT_SECS", "0"),
         ("HTTP_REQUEST_TIMEOUT_SECS", "soon"),
         ("MAX_CONNECTIONS_PER_ADDRESS", "0"),

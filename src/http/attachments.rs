@@ -319,7 +319,7 @@ async fn reserve(
         .store
         .reserve(&wanted, attachments.quotas)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?;
+        .map_err(attachments_unavailable)?;
     match held {
         Ok(()) => Ok(wanted),
         Err((setting, quota)) => {
@@ -398,7 +398,7 @@ async fn link(
     headers: HeaderMap,
 ) -> Result<Json<Links>, ApiError> {
     let caller = caller(&state, &headers).await?;
-    let record = stored_record(&state.attachments, &id).await?;
+    let record = stored_record(&state, &id).await?;
     if let Caller::Customer { chat } = &caller
         && *chat != record.conversation
     {
@@ -483,16 +483,63 @@ pub enum LinkRefused {
     /// `not_found`
     #[response(status = 404)]
     NotFound(ErrorBody),
+    /// `unavailable`: the attachment store failed or did not answer within `STORE_READ_TIMEOUT_MS`; try again
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
-/// An attachment's record, or `not_found`.
-async fn stored_record(attachments: &Attachments, id: &str) -> Result<AttachmentRecord, ApiError> {
-    attachments
-        .store
-        .load_record(id)
+/// An attachment's record, or `not_found`; 503 `unavailable` when the attachment store
+/// (MongoDB's, shared by the nodes) fails or does not answer within `STORE_READ_TIMEOUT_MS`.
+async fn stored_record(state: &AppState, id: &str) -> Result<AttachmentRecord, ApiError> {
+    read_within(state, state.attachments.store.load_record(id))
         .await
-        .map_err(|e| ApiError::Unavailable(format!("attachment store: {e}")))?
+        .map_err(attachments_unavailable)?
         .ok_or(ApiError::NotFound("attachment"))
+}
+
+/// An attachment store read within `STORE_READ_TIMEOUT_MS`, as the store's own reads are
+/// (`store::bounded`): a frozen MongoDB would hold the request otherwise.
+async fn read_within<T>(
+    state: &AppState,
+    read: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    let limit = state.settings.store_read_timeout;
+    tokio::time::timeout(limit, read).await.unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {limit:?}"),
+        ))
+    })
+}
+
+/// A blob read from a database chunk by chunk, each chunk within `limit`: a server that
+/// stops answering mid-file ends the body with an error (the client sees the download
+/// cut short) instead of holding the connection.
+fn chunks_within(
+    chunks: futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
+    limit: std::time::Duration,
+) -> futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> {
+    futures_util::stream::unfold(Some(chunks), move |left| async move {
+        let mut chunks = left?;
+        match tokio::time::timeout(limit, chunks.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(chunks))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no chunk within {limit:?}"),
+                )),
+                None,
+            )),
+        }
+    })
+    .boxed()
+}
+
+/// 503 `unavailable` for an attachment store that failed; what failed goes to the log only.
+fn attachments_unavailable(e: std::io::Error) -> ApiError {
+    tracing::warn!(error = %e, "attachment store unavailable");
+    ApiError::Unavailable("the attachment store is unavailable; try again shortly".into())
 }
 
 async fn serve(
@@ -509,7 +556,7 @@ async fn serve(
             "this link is not valid (or no longer): ask for a new one",
         ));
     }
-    let record = stored_record(attachments, id).await?;
+    let record = stored_record(state, id).await?;
     let (sha, mime, inline) = match variant {
         Variant::File => (record.sha256.clone(), record.mime.clone(), record.is_rewritten_image()),
         Variant::Thumbnail => (
@@ -518,18 +565,24 @@ async fn serve(
             true,
         ),
     };
-    let content = attachments.store.content(&sha).await.map_err(|e| match e.kind() {
-        // Erased since this node read its record (another node's erasure).
-        std::io::ErrorKind::NotFound => ApiError::NotFound("attachment"),
-        _ => ApiError::Internal(format!("attachment {id}: {e}")),
-    })?;
+    let content = read_within(state, attachments.store.content(&sha))
+        .await
+        .map_err(|e| match e.kind() {
+            // Erased since this node read its record (another node's erasure).
+            std::io::ErrorKind::NotFound => ApiError::NotFound("attachment"),
+            std::io::ErrorKind::TimedOut => attachments_unavailable(e),
+            _ => ApiError::Internal(format!("attachment {id}: {e}")),
+        })?;
     let (body, length) = match content {
         Content::File(file, len) => (Body::from_stream(tokio_util::io::ReaderStream::new(file)), len),
         Content::Bytes(bytes) => {
             let len = bytes.len() as u64;
             (Body::from(bytes), len)
         }
-        Content::Stream(chunks, len) => (Body::from_stream(chunks), len),
+        Content::Stream(chunks, len) => (
+            Body::from_stream(chunks_within(chunks, state.settings.store_read_timeout)),
+            len,
+        ),
     };
     let disposition = format!(
         "{}; filename=\"{}\"; filename*=UTF-8''{}",
@@ -564,4 +617,22 @@ fn ascii_fallback(name: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A blob whose server stops answering after its first chunk: the body gets that chunk,
+    /// then an error, then ends, rather than waiting for the next chunk without end.
+    #[tokio::test]
+    async fn a_chunk_that_does_not_come_in_time_ends_the_body_with_an_error() {
+        let first = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"first"))]);
+        let stalled = first.chain(futures_util::stream::pending()).boxed();
+        let mut body = chunks_within(stalled, std::time::Duration::from_millis(20));
+        assert_eq!(body.next().await.unwrap().unwrap(), "first");
+        let cut = body.next().await.unwrap().unwrap_err();
+        assert_eq!(cut.kind(), std::io::ErrorKind::TimedOut);
+        assert!(body.next().await.is_none());
+    }
 }

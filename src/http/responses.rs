@@ -49,7 +49,8 @@ pub enum AdminsOnly {
 /// The store is down or the hub is stopping; nothing was changed.
 #[derive(IntoResponses)]
 pub enum Unavailable {
-    /// `unavailable`: the store is unreachable or the hub is shutting down; try again shortly.
+    /// `unavailable`: the store is unreachable, or did not answer within `STORE_READ_TIMEOUT_MS`, or
+    /// the hub is shutting down; try again shortly.
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }

@@ -54,6 +54,7 @@ mod inbound_mail;
 // ---- archive search ----
 pub mod search;
 // ---- calls someone waits on, bounded in time ----
+mod bounded;
 pub mod deadline;
 // ---- reply addresses of follow-up mails ----
 mod reply_tokens;
@@ -62,6 +63,7 @@ mod webhooks;
 // ---- API tokens ----
 mod api_tokens;
 
+pub use bounded::bounded_reads;
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 pub use mongo::MongoStore;

@@ -26,7 +26,13 @@ async fn hub_on_disk(dir: &TempDir, max_bytes: u64) -> TestHub {
 }
 
 /// `POST /api/attachments` as whoever `auth` names: the status and the answer.
-async fn upload(hub: &Endpoint, auth: Auth<'_>, conversation: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn upload(
+    hub: &Endpoint,
+    auth: Auth<'_>,
+    conversation: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let mut request = client
         .post(hub.url("/api/attachments"))
@@ -41,7 +47,7 @@ async fn upload(hub: &Endpoint, auth: Auth<'_>, conversation: &str, name: &str, 
 }
 
 #[derive(Clone, Copy)]
-enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     Customer(&'a str),
     Staff(&'a str),
 }
@@ -55,7 +61,7 @@ impl Auth<'_> {
     }
 }
 
-async fn link(hub: &Endpoint, auth: Auth<'_>, id: &str) -> (u16, Value) {
+pub(crate) async fn link(hub: &Endpoint, auth: Auth<'_>, id: &str) -> (u16, Value) {
     let request = reqwest::Client::new().get(hub.url(&format!("/api/attachments/{id}/link")));
     let res = auth.apply(request).send().await.unwrap();
     let status = res.status().as_u16();

@@ -56,9 +56,11 @@ mod continuing_cluster;
 mod continuing_identified;
 mod conversations;
 mod conversations_outage;
+// HTTP reads bounded while MongoDB is frozen
 mod notes;
 mod offline;
 mod offline_conversations;
+mod reads_outage;
 // offers with a timeout, on one node and across nodes
 mod offers;
 mod openapi;
