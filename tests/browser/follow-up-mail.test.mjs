@@ -55,6 +55,23 @@ test('a line written to a customer who left goes out by mail and the console sho
   await shot(agentPage, 'follow-up-mail-sent');
 }));
 
+test('a file written to a customer who left goes with the line and the mail names it', () => withShots('follow-up-mail-file', async (pages) => {
+  const { agentPage, panel } = await customerLeaves(pages, 'vera-file', 'Jörg file', 'joerg.file@example.com');
+  await panel.getByTestId('attach-input').setInputFiles({
+    name: 'lieferschein.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.4\n1 0 obj\n<<>>\nendobj\n'),
+  });
+  await panel.locator('[data-testid="file-item"][data-ready="true"]').waitFor();
+  await panel.getByTestId('message-input').fill('Der Lieferschein');
+  await panel.getByTestId('message-input').press('Enter');
+  const line = panel.getByTestId('message').filter({ hasText: 'Der Lieferschein' });
+  await line.getByTestId('attachment-card').filter({ hasText: 'lieferschein.pdf' }).waitFor();
+  await line.getByTestId('mail-state').filter({ hasText: '✉ sent' }).waitFor({ timeout: 20000 });
+  const mail = await mailTo(sink, 'joerg.file@example.com');
+  assert.match(mail, /Der Lieferschein/);
+  assert.match(mail, /\[file: lieferschein\.pdf, 29 B\]/);
+  await shot(agentPage, 'follow-up-mail-file');
+}));
+
 test('a mail the relay refuses for good is marked bounced, the reason on hover', () => withShots('follow-up-mail-bounced', async (pages) => {
   const { agentPage, panel } = await customerLeaves(pages, 'vera-bounce', 'Karl unknown', 'bounce.karl@example.com');
   await says(panel, panel, 'Sind Sie noch da?');
