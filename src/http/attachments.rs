@@ -126,7 +126,7 @@ pub struct UploadQuery {
         (status = 201, description = "Kept, durably (on disk and synced before this answer): the id a `message` frame's `attachments` names", body = AttachmentMeta),
         (status = 400, description = "`invalid_name`; `empty_file`; `bad_query`: `conversation` or `name` missing; `upload_cut`: the body broke off", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no customer token and no session; `not_in_chat`: the token is in no chat", body = ErrorBody),
-        (status = 403, description = "`not_your_chat`: the caller is not a side of that chat, nor the agent holding that conversation while its customer is away", body = ErrorBody),
+        (status = 403, description = "`not_your_chat`: the caller is not a side of that chat, nor the agent whose conversation it is (its record names them: a file for a line to a customer who is away)", body = ErrorBody),
         (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES`; `quota_exceeded`: over `ATTACHMENT_CONVERSATION_MAX_BYTES` or `ATTACHMENT_DAY_MAX_BYTES` (the limit and its setting are named)", body = ErrorBody),
         (status = 415, description = "`type_not_allowed`: the bytes are not an allowed type (whatever the name says); `unreadable_image`", body = ErrorBody),
         (status = 422, description = "`infected`: the virus scanner (`CLAMD_URL`) found a signature, named in the message; nothing was kept", body = ErrorBody),
@@ -290,7 +290,15 @@ fn scanned(verdict: Result<scan::Verdict, scan::ScanFailed>, name: &str) -> Resu
                 format!("the virus scanner refused this file ({signature})"),
             ))
         }
-        Err(scan::ScanFailed(why)) => {
+        Err(scan::ScanFailed::Unscannable(why)) => {
+            tracing::warn!(%name, %why, "an upload the virus scanner cannot scan: refused");
+            Err(ApiError::refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the file is larger than the virus scanner checks (clamd's StreamMaxLength)",
+            ))
+        }
+        Err(scan::ScanFailed::Unavailable(why)) => {
             tracing::error!(%name, %why, "an upload could not be scanned: refused for now");
             Err(ApiError::refused(
                 StatusCode::SERVICE_UNAVAILABLE,

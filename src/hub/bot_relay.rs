@@ -349,6 +349,10 @@ impl BotRelay {
             Forwarded::Here | Forwarded::Nowhere => return Ok(here),
             Forwarded::To(node) => node,
         };
+        if self.0.shutdown.is_cancelled() {
+            // Nothing sent: the bot tries again, at another node.
+            return Err(RelayDown::Unavailable("this node is stopping; nothing was sent".into()));
+        }
         let req: u64 = rand::random();
         let (tx, rx) = oneshot::channel();
         self.0.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(req, tx);
@@ -388,6 +392,8 @@ impl BotRelay {
             };
         }
         let answer = tokio::select! {
+            // An answer that came is taken over the stop that came with it.
+            biased;
             answer = tokio::time::timeout(ANSWER_TIMEOUT, rx) => answer.ok().and_then(Result::ok),
             () = self.0.shutdown.cancelled() => {
                 // The action went out: whether it was carried out is the other node's to say.

@@ -97,13 +97,8 @@ async fn keep_one(
         Ok(kind) => kind,
         Err(found) => return Ok(Err(format!("type {found} not allowed"))),
     };
-    if let Some(scanner) = &attachments.scanner {
-        match scanner.bytes(bytes).await {
-            Ok(Verdict::Clean) => {}
-            Ok(Verdict::Infected(signature)) => return Ok(Err(format!("the virus scanner found {signature}"))),
-            // The mail is offered again later, as when the store fails: never kept unscanned.
-            Err(ScanFailed(why)) => return Err(format!("virus scanner: {why}")),
-        }
+    if let Err(refused) = scanned(attachments, bytes).await? {
+        return Ok(Err(refused));
     }
     let store = |e: std::io::Error| format!("attachment store: {e}");
     let (mime, sha, size, thumbnail) = match kind {
@@ -170,6 +165,24 @@ async fn put_record(attachments: &Attachments, record: AttachmentRecord) -> Resu
     Ok(meta)
 }
 
+/// The scanner's word on `bytes`, when one is configured: `Ok(Err(why))` refused (found a
+/// signature, or cannot scan it: the line says so); `Err` while it cannot be reached (the
+/// mail is offered again later, as when the store fails: never kept unscanned).
+async fn scanned(attachments: &Attachments, bytes: &[u8]) -> Result<Result<(), String>, String> {
+    let Some(scanner) = &attachments.scanner else {
+        return Ok(Ok(()));
+    };
+    match scanner.bytes(bytes).await {
+        Ok(Verdict::Clean) => Ok(Ok(())),
+        Ok(Verdict::Infected(signature)) => Ok(Err(format!("the virus scanner found {signature}"))),
+        Err(ScanFailed::Unscannable(why)) => {
+            tracing::warn!(%why, "a mail's file the virus scanner cannot scan: refused");
+            Ok(Err("too large for the virus scanner".to_string()))
+        }
+        Err(ScanFailed::Unavailable(why)) => Err(format!("virus scanner: {why}")),
+    }
+}
+
 /// The name the whole mail is kept under, beside the files it carries.
 pub const ORIGINAL_NAME: &str = "original-mail.eml";
 
@@ -201,6 +214,11 @@ pub async fn keep_original(
             "(the whole mail, {} bytes, is over {limit} bytes (ATTACHMENT_MAX_BYTES) and is kept only in the mailbox)",
             raw.len()
         )));
+    }
+    // The whole mail holds what its files do and more (an HTML body, parts a mail program
+    // reads differently): scanned as they are.
+    if let Err(refused) = scanned(attachments, raw).await? {
+        return Ok(Err(format!("(the whole mail is kept only in the mailbox: {refused})")));
     }
     let sha = sha256_hex(raw);
     attachments

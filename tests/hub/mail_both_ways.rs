@@ -287,12 +287,18 @@ async fn where_the_server_offers_idle_a_mail_comes_in_as_it_arrives_not_at_the_n
     hub.stop().await;
 }
 
-/// Across nodes: Ann, on alpha, writes to Jörg, who left from beta; the follow-up mail
-/// goes out once though both nodes send the outbox; his answer, read by beta (the one node
-/// with `IMAP_URL`), is his line on Ann's console on alpha, with the next seq, and opens
-/// the conversation again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn across_nodes_the_answer_polled_on_one_node_reaches_the_agent_on_another() {
+/// Two nodes of the Köln desk mailing through one SMTP sink (follow-ups after 500 ms);
+/// beta alone reads the mailbox, on a real Dovecot.
+struct MailNodes {
+    imap: Dovecot,
+    smtp: SmtpSink,
+    alpha: TestHub,
+    beta: TestHub,
+    /// Kept until the nodes are stopped.
+    _cluster: Cluster,
+}
+
+async fn mail_nodes(tag: &str) -> MailNodes {
     let imap = Dovecot::start().await;
     let port = imap.port;
     let smtp = SmtpSink::start(crate::archive::free_port()).await;
@@ -302,7 +308,7 @@ async fn across_nodes_the_answer_polled_on_one_node_reaches_the_agent_on_another
         s.mail_from = "Kundendienst Köln <desk@example.org>".into();
         s.follow_up_mail_delay = Duration::from_millis(500);
     };
-    let cluster = Cluster::start("mail-both-ways").await;
+    let cluster = Cluster::start(tag).await;
     let alpha = cluster.node("alpha", desk).await;
     let beta = cluster
         .node("beta", move |s| {
@@ -310,6 +316,28 @@ async fn across_nodes_the_answer_polled_on_one_node_reaches_the_agent_on_another
             s.imap = Some(crate::inbound_mail::polling(port));
         })
         .await;
+    MailNodes {
+        imap,
+        smtp,
+        alpha,
+        beta,
+        _cluster: cluster,
+    }
+}
+
+/// Across nodes: Ann, on alpha, writes to Jörg, who left from beta; the follow-up mail
+/// goes out once though both nodes send the outbox; his answer, read by beta (the one node
+/// with `IMAP_URL`), is his line on Ann's console on alpha, with the next seq, and opens
+/// the conversation again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_nodes_the_answer_polled_on_one_node_reaches_the_agent_on_another() {
+    let MailNodes {
+        imap,
+        smtp,
+        alpha,
+        beta,
+        _cluster,
+    } = mail_nodes("mail-both-ways").await;
     let mut ann = alpha.agent("ann", &["general"], 2).await;
     let mailed = mailed_and_resolved(&beta, &mut ann, &smtp).await;
     answered(&imap, &mut ann, &mailed, "x1@example.com", "Danke, bis morgen.").await;
@@ -326,22 +354,13 @@ async fn across_nodes_the_answer_polled_on_one_node_reaches_the_agent_on_another
 /// as by mail on Ann's too (the chat's log in Redis carries the mark), and in the archive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn across_nodes_a_mail_into_a_live_chat_is_marked_on_the_agents_node() {
-    let imap = Dovecot::start().await;
-    let port = imap.port;
-    let smtp = SmtpSink::start(crate::archive::free_port()).await;
-    let smtp_port = smtp.port;
-    let desk = move |s: &mut switchboard::config::Settings| {
-        mail_settings(smtp_port)(s);
-        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
-    };
-    let cluster = Cluster::start("mail-live-across").await;
-    let alpha = cluster.node("alpha", desk).await;
-    let beta = cluster
-        .node("beta", move |s| {
-            desk(s);
-            s.imap = Some(crate::inbound_mail::polling(port));
-        })
-        .await;
+    let MailNodes {
+        imap,
+        smtp: _smtp,
+        alpha,
+        beta,
+        _cluster,
+    } = mail_nodes("mail-live-across").await;
     let mut ann = alpha.agent("ann", &["general"], 1).await;
     let (mut joerg, chat) = beta
         .paired_customer_with(&mut ann, "Jörg Müller", json!({"email": "joerg@example.com"}))
@@ -526,5 +545,30 @@ async fn a_mails_attachment_the_virus_scanner_refuses_is_named_not_kept() {
         .map(|f| f["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["foto.png"], "{line}");
+
+    // The whole mail is scanned too: what it holds beside its files (here, an HTML part)
+    // is never offered as its download.
+    imap.append(&format!(
+        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <scan-2@example.com>\r\n\
+         In-Reply-To: <conversation.{chat}@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"a\"\r\n\r\n\
+         --a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nNoch etwas.\r\n\
+         --a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Noch etwas.</p><!-- {} -->\r\n--a--\r\n",
+        String::from_utf8_lossy(crate::clamd::MARKER)
+    ))
+    .await;
+    let line = customer_line(&mut ann, &chat).await;
+    let text = line["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Noch etwas.")
+            && text.contains(&format!(
+                "(the whole mail is kept only in the mailbox: the virus scanner found {})",
+                crate::clamd::SIGNATURE
+            )),
+        "{text}"
+    );
+    assert!(
+        line["attachments"].as_array().is_none_or(|files| files.is_empty()),
+        "{line}"
+    );
     hub.stop().await;
 }

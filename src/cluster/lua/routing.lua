@@ -280,6 +280,12 @@ local function open_chat(customer, ticket, category, agent)
     if conv and not live_customer(conv) then
       redis.call('SET', k_conv_live(conv), customer)
       redis.call('HSET', k_customer(customer), 'conv', conv)
+      -- A chat going on (a transfer, an agent gone) that counted on its own counter so far
+      -- (opened before chats named their conversation): its counter goes on from there.
+      local counted = tonumber(redis.call('GET', P .. 'chat-seq:' .. chat) or '0')
+      if counted > tonumber(redis.call('GET', k_conv_seq(conv)) or '0') then
+        redis.call('SET', k_conv_seq(conv), counted, 'EX', CONV_SEQ_TTL_SECONDS)
+      end
     else
       conv = nil
     end
