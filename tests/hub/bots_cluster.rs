@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
-use crate::bots::bot_token;
+use crate::bots::{bot_socket, bot_token};
 use crate::cluster_fixture::{
-    Process, customer_on, nodes, process_and_nodes, redis_conn, until_reaped, until_registered, woken_fenced,
+    Process, Servers, customer_on, nodes, process_and_nodes, redis_conn, until_reaped, until_registered,
+    woken_fenced,
 };
 use crate::common::*;
 use crate::continuing::wait_archived;
@@ -327,4 +328,136 @@ async fn a_node_stopping_while_a_bots_line_waits_for_another_node_answers_the_bo
     let words = refused["error"]["message"].as_str().unwrap();
     assert!(words.contains("stopping"), "{words}");
     signal(&sleepy.0, libc::SIGCONT);
+}
+
+/// Two nodes whose General category names bot Faq, with Faq's socket on alpha: the
+/// nodes, alpha's admin, the bot's socket and its token.
+async fn socket_bot_on_alpha(name: &str) -> ([TestHub; 2], Servers, Api, Ws, String) {
+    let (nodes, servers) = nodes(name, ["alpha", "beta"], |_| {}).await;
+    let admin = nodes[0].admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let secret = bot_token(&admin, "Faq").await;
+    let (bot, welcome) = bot_socket(&nodes[0], &secret).await;
+    assert_eq!(welcome["bot"], "Faq");
+    (nodes, servers, admin, bot, secret)
+}
+
+/// A socket bot connected to alpha serves a customer on beta: it is told of her
+/// conversation and her lines, its answers reach her (via "bot", the seq going on), its
+/// acks come back on its socket, and its hand-over puts her in the shared line, where an
+/// agent on alpha takes the conversation with its lines.
+#[tokio::test]
+async fn a_socket_bot_on_one_node_answers_a_customer_on_another_and_hands_over() {
+    let ([alpha, beta], _servers, _admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket").await;
+    let mut ann = alpha.agent("ann", &["general"], 2).await;
+    let (mut carla, chat) = meets_bot(&beta, "Carla").await;
+    let given = bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str()).await;
+    assert_eq!(given["customer_name"], "Carla");
+
+    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
+    let line = bot.next_of("message").await;
+    assert_eq!(
+        (line["chat_id"].as_str(), line["text"].as_str(), line["from"].as_str()),
+        (Some(&*chat), Some("what are your opening hours?"), Some("customer"))
+    );
+    let ack = bot.say_in(&chat, "We are open 9 to 5.", "b1").await;
+    assert_eq!((ack["seq"].as_u64(), ack["client_id"].as_str()), (Some(2), Some("b1")), "{ack}");
+    let answer = carla.next_of("message").await;
+    assert_eq!(
+        (answer["text"].as_str(), answer["via"].as_str(), answer["seq"].as_u64()),
+        (Some("We are open 9 to 5."), Some("bot"), Some(2)),
+        "{answer}"
+    );
+    // A refusal decided on beta comes back on the bot's socket as on one node.
+    bot.send(json!({"type": "message", "chat_id": chat, "text": "  ", "client_id": "b2"}))
+        .await;
+    let refused = bot.next_of("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_id"].as_str()),
+        (Some("empty_message"), Some("b2")),
+        "{refused}"
+    );
+
+    assert_eq!(carla.say("I need a person", "c2").await["seq"], 3);
+    bot.next_of("message").await;
+    bot.send(json!({"type": "handover", "chat_id": chat, "note": "wants a refund"}))
+        .await;
+    let ended = bot.next_of("conversation_ended").await;
+    assert_eq!(
+        (ended["chat_id"].as_str(), ended["why"].as_str()),
+        (Some(&*chat), Some("asked"))
+    );
+    carla.next_of("transferred").await;
+    let taken = ann.chat_continued(&chat).await;
+    assert_eq!(taken["transfer"]["note"], "wants a refund");
+    assert_eq!(ann.say_in(&chat, "Ann here.", "a1").await["seq"], 4);
+    assert_eq!(carla.next_of("message").await["seq"], 4);
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// The socket of a bot on alpha closes while it talks to a customer on beta: she is handed
+/// over at once (`bot_gone`), as on one node; the bot connecting again, on beta this time,
+/// serves alpha's next customer.
+#[tokio::test]
+async fn a_socket_bots_socket_closing_hands_over_another_nodes_customer_and_it_serves_again_from_elsewhere() {
+    let ([alpha, beta], _servers, _admin, mut bot, secret) = socket_bot_on_alpha("bots-cluster-socket-gone").await;
+    let mut ann = beta.agent("ann", &["general"], 2).await;
+    let (mut carla, chat) = meets_bot(&beta, "Carla").await;
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+        .await;
+    assert_eq!(carla.say("anyone?", "c1").await["seq"], 1);
+    bot.next_of("message").await;
+    drop(bot);
+    carla.next_of("transferred").await;
+    let taken = ann.chat_continued(&chat).await;
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+
+    let (mut bot, _) = bot_socket(&beta, &secret).await;
+    let (mut dora, dora_chat) = meets_bot(&alpha, "Dora").await;
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == dora_chat.as_str())
+        .await;
+    assert_eq!(dora.say("hello", "d1").await["seq"], 1);
+    bot.next_of("message").await;
+    assert_eq!(bot.say_in(&dora_chat, "Hello Dora.", "b1").await["seq"], 2);
+    assert_eq!(dora.next_of("message").await["via"], "bot");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// A socket bot connected to a hub process that is killed (kill -9) while it talks to a
+/// customer on the live node: once the cluster takes the dead node over, she is handed
+/// over to the line, not left with a bot nobody can reach.
+#[tokio::test]
+async fn a_customer_whose_socket_bots_node_died_is_handed_over() {
+    let (mut doomed, bind, [live], servers) =
+        process_and_nodes("bots-cluster-socket-kill", Process::named("doomed"), ["live"], |_| {}).await;
+    let mut conn = redis_conn(&servers.redis).await;
+    let admin = live.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let secret = bot_token(&admin, "Faq").await;
+    let auth = format!("Bearer {secret}");
+    let mut bot = Ws::connect(&format!("ws://{bind}/ws/bot"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    bot.next_of("bot_welcome").await;
+    let mut ann = live.agent("ann", &["general"], 1).await;
+    let (mut carla, chat) = meets_bot(&live, "Carla").await;
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+        .await;
+
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    until_reaped(&mut conn, "doomed").await;
+    let moved = carla.next_of("transferred").await;
+    assert_eq!(moved["chat_id"], chat.as_str());
+    let taken = ann.chat_continued(&chat).await;
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+    assert_eq!(carla.say("hello?", "c1").await["seq"], 1);
+    assert_eq!(ann.next_of("message").await["seq"], 1);
+    live.stop().await;
 }
