@@ -350,7 +350,7 @@ async fn socket_bot_on_alpha(name: &str) -> ([TestHub; 2], Servers, Api, Ws, Str
 /// agent on alpha takes the conversation with its lines.
 #[tokio::test]
 async fn a_socket_bot_on_one_node_answers_a_customer_on_another_and_hands_over() {
-    let ([alpha, beta], _servers, _admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket").await;
+    let ([alpha, beta], _servers, admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket").await;
     let mut ann = alpha.agent("ann", &["general"], 2).await;
     let (mut carla, chat) = meets_bot(&beta, "Carla").await;
     let given = bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str()).await;
@@ -391,7 +391,26 @@ async fn a_socket_bot_on_one_node_answers_a_customer_on_another_and_hands_over()
     );
     carla.next_of("transferred").await;
     let taken = ann.chat_continued(&chat).await;
-    assert_eq!(taken["transfer"]["note"], "wants a refund");
+    assert_eq!(taken["peer_name"], "Carla");
+    // Her page reads the lines from the archive, as for any conversation continued from
+    // another node: the bot's marked, its note kept.
+    let archived = wait_archived(&admin, &chat, 3).await;
+    let lines: Vec<(&str, &str)> = archived["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["text"].as_str().unwrap(), m["via"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("what are your opening hours?", "-"),
+            ("We are open 9 to 5.", "bot"),
+            ("I need a person", "-")
+        ],
+        "{archived}"
+    );
+    assert!(archived.to_string().contains("wants a refund"), "the bot's note: {archived}");
     assert_eq!(ann.say_in(&chat, "Ann here.", "a1").await["seq"], 4);
     assert_eq!(carla.next_of("message").await["seq"], 4);
     alpha.stop().await;
