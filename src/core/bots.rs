@@ -226,10 +226,21 @@ mod tests {
     fn a_bots_socket_is_reached_on_a_live_node_under_its_incarnation() {
         assert_eq!(socket_at(true, None, None, "a"), SocketAt::Here);
         assert_eq!(socket_at(true, Some(("b", 3)), Some(3), "a"), SocketAt::Here);
-        assert_eq!(socket_at(false, Some(("b", 3)), Some(3), "a"), SocketAt::Node("b".into()));
+        assert_eq!(
+            socket_at(false, Some(("b", 3)), Some(3), "a"),
+            SocketAt::Node("b".into())
+        );
         assert_eq!(socket_at(false, Some(("b", 3)), None, "a"), SocketAt::Nowhere, "dead");
-        assert_eq!(socket_at(false, Some(("b", 3)), Some(4), "a"), SocketAt::Nowhere, "fenced");
-        assert_eq!(socket_at(false, Some(("a", 3)), Some(3), "a"), SocketAt::Nowhere, "never itself");
+        assert_eq!(
+            socket_at(false, Some(("b", 3)), Some(4), "a"),
+            SocketAt::Nowhere,
+            "fenced"
+        );
+        assert_eq!(
+            socket_at(false, Some(("a", 3)), Some(3), "a"),
+            SocketAt::Nowhere,
+            "never itself"
+        );
         assert_eq!(socket_at(false, None, None, "a"), SocketAt::Nowhere);
     }
 

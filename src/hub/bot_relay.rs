@@ -215,7 +215,10 @@ const OPS: usize = 4_096;
 
 /// Starts the task that carries out the bots' Redis steps in the order given (one per
 /// node); what it cannot deliver to another node's bot is told to the hub (`hub`).
-pub(crate) fn start_ops(cluster: Cluster, hub: tokio::sync::mpsc::WeakSender<Command>) -> tokio::sync::mpsc::Sender<Op> {
+pub(crate) fn start_ops(
+    cluster: Cluster,
+    hub: tokio::sync::mpsc::WeakSender<Command>,
+) -> tokio::sync::mpsc::Sender<Op> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(OPS);
     tokio::spawn(async move {
         while let Some(op) = rx.recv().await {
@@ -236,14 +239,12 @@ async fn carry_out(cluster: &Cluster, op: Op) -> Option<Command> {
         Op::Forget(token, chat) => forget_ticket(cluster, &token, &chat).await,
         Op::Claim(chat) => claim_stage(cluster, &chat).await,
         Op::SocketHere(bot) => record_socket(cluster, &bot).await,
-        Op::SocketGone(bot) => {
-            redis::Script::new(FORGET_SOCKET)
-                .key(socket_key(&bot))
-                .arg(cluster.node_id())
-                .invoke_async::<i64>(&mut cluster.conn())
-                .await
-                .map(|_| ())
-        }
+        Op::SocketGone(bot) => redis::Script::new(FORGET_SOCKET)
+            .key(socket_key(&bot))
+            .arg(cluster.node_id())
+            .invoke_async::<i64>(&mut cluster.conn())
+            .await
+            .map(|_| ()),
         Op::ToBot { node, bot, chat, frame } => {
             let wire = Wire::ToBot {
                 from: cluster.node_id().to_string(),
@@ -305,7 +306,10 @@ async fn carry_out(cluster: &Cluster, op: Op) -> Option<Command> {
 /// Records that bot `bot`'s socket is on this node, under its incarnation now.
 async fn record_socket(cluster: &Cluster, bot: &str) -> redis::RedisResult<()> {
     let Some(incarnation) = cluster.status().incarnation else {
-        tracing::warn!(bot, "a bot connected to a node outside the cluster serves its customers alone");
+        tracing::warn!(
+            bot,
+            "a bot connected to a node outside the cluster serves its customers alone"
+        );
         return Ok(());
     };
     let record = SocketRecord {
@@ -526,7 +530,13 @@ impl Drop for Waiting {
 impl Forwarder {
     /// `act` by bot `bot` on `chat`, which this node's hub does not hold (`here`: its
     /// refusal): sent to the node that does, or `here` when none does.
-    pub async fn send(self: &Arc<Self>, bot: String, chat: String, act: BotAct, here: Acted) -> Result<Sent, RelayDown> {
+    pub async fn send(
+        self: &Arc<Self>,
+        bot: String,
+        chat: String,
+        act: BotAct,
+        here: Acted,
+    ) -> Result<Sent, RelayDown> {
         let node = redis::cmd("GET")
             .arg(stage_key(&chat))
             .query_async::<Option<String>>(&mut self.cluster.conn())
@@ -770,5 +780,52 @@ mod tests {
         ));
         assert_eq!(known_code("not_your_chat"), "not_your_chat");
         assert_eq!(known_code("something new"), "refused");
+    }
+
+    #[test]
+    fn a_frame_for_a_bot_on_another_node_travels_verbatim() {
+        let wire = Wire::ToBot {
+            from: "b".into(),
+            bot: "Faq".into(),
+            chat: "c1".into(),
+            frame: r#"{"type":"message"}"#.into(),
+        };
+        let text = serde_json::to_string(&wire).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"to_bot","from":"b","bot":"Faq","chat":"c1","frame":"{\"type\":\"message\"}"}"#
+        );
+        match serde_json::from_str::<Wire>(&text).unwrap() {
+            Wire::ToBot { frame, .. } => assert_eq!(frame, r#"{"type":"message"}"#),
+            other => panic!("{other:?}"),
+        }
+        let gone = serde_json::to_string(&Wire::BotGone {
+            node: "a".into(),
+            bot: "Faq".into(),
+        })
+        .unwrap();
+        assert_eq!(gone, r#"{"kind":"bot_gone","node":"a","bot":"Faq"}"#);
+    }
+
+    #[test]
+    fn a_socket_bot_is_answered_as_on_one_node() {
+        let line = |durable| ActedLine {
+            ack: r#"{"type":"ack"}"#.into(),
+            durable,
+        };
+        assert_eq!(socket_answer(Ok(Ok(None)), None), None);
+        assert_eq!(
+            socket_answer(Ok(Ok(Some(line(true)))), None).as_deref(),
+            Some(r#"{"type":"ack"}"#)
+        );
+        let not_yet = socket_answer(Ok(Ok(Some(line(false)))), Some("b1".into())).unwrap();
+        assert!(
+            not_yet.contains("not_yet_durable") && not_yet.contains("b1"),
+            "{not_yet}"
+        );
+        let refused = socket_answer(Ok(Err(("empty_message", "empty".into()))), None).unwrap();
+        assert!(refused.contains(r#""code":"empty_message""#), "{refused}");
+        let down = socket_answer(Err(RelayDown::Unavailable("Redis did not answer".into())), None).unwrap();
+        assert!(down.contains("cluster_unavailable"), "{down}");
     }
 }

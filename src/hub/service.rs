@@ -379,7 +379,12 @@ impl HubState {
             Command::ApiTokensRevoked { ids } => self.bot_tokens_revoked(ids),
             Command::BotHook { bot, hook } => self.bot_hook(bot, hook),
             Command::BotCallFailed { bot, chat_id } => self.bot_call_failed(&bot, &chat_id),
-            Command::BotFound { conn, asked, bot, found } => self.bot_found(conn, *asked, bot, found),
+            Command::BotFound {
+                conn,
+                asked,
+                bot,
+                found,
+            } => self.bot_found(conn, *asked, bot, found),
             Command::RemoteBotFrame {
                 from,
                 bot,

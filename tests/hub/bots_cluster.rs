@@ -10,8 +10,8 @@ use serde_json::json;
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::{bot_socket, bot_token};
 use crate::cluster_fixture::{
-    Process, Servers, customer_on, nodes, process_and_nodes, redis_conn, until_reaped, until_registered,
-    woken_fenced,
+    Process, Servers, customer_on, nodes, process_and_nodes, redis_conn, redis_shows, until_reaped,
+    until_registered, woken_fenced,
 };
 use crate::common::*;
 use crate::continuing::wait_archived;
@@ -353,7 +353,9 @@ async fn a_socket_bot_on_one_node_answers_a_customer_on_another_and_hands_over()
     let ([alpha, beta], _servers, admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket").await;
     let mut ann = alpha.agent("ann", &["general"], 2).await;
     let (mut carla, chat) = meets_bot(&beta, "Carla").await;
-    let given = bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str()).await;
+    let given = bot
+        .next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+        .await;
     assert_eq!(given["customer_name"], "Carla");
 
     assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
@@ -363,7 +365,11 @@ async fn a_socket_bot_on_one_node_answers_a_customer_on_another_and_hands_over()
         (Some(&*chat), Some("what are your opening hours?"), Some("customer"))
     );
     let ack = bot.say_in(&chat, "We are open 9 to 5.", "b1").await;
-    assert_eq!((ack["seq"].as_u64(), ack["client_id"].as_str()), (Some(2), Some("b1")), "{ack}");
+    assert_eq!(
+        (ack["seq"].as_u64(), ack["client_id"].as_str()),
+        (Some(2), Some("b1")),
+        "{ack}"
+    );
     let answer = carla.next_of("message").await;
     assert_eq!(
         (answer["text"].as_str(), answer["via"].as_str(), answer["seq"].as_u64()),
@@ -410,7 +416,10 @@ async fn a_socket_bot_on_one_node_answers_a_customer_on_another_and_hands_over()
         ],
         "{archived}"
     );
-    assert!(archived.to_string().contains("wants a refund"), "the bot's note: {archived}");
+    assert!(
+        archived.to_string().contains("wants a refund"),
+        "the bot's note: {archived}"
+    );
     assert_eq!(ann.say_in(&chat, "Ann here.", "a1").await["seq"], 4);
     assert_eq!(carla.next_of("message").await["seq"], 4);
     alpha.stop().await;
@@ -479,4 +488,51 @@ async fn a_customer_whose_socket_bots_node_died_is_handed_over() {
     assert_eq!(carla.say("hello?", "c1").await["seq"], 1);
     assert_eq!(ann.next_of("message").await["seq"], 1);
     live.stop().await;
+}
+
+/// Redis frozen (SIGSTOP, shorter than the lease) while a socket bot on alpha talks to a
+/// customer on beta: the bot's line is refused on its socket (`cluster_unavailable`), as a
+/// new customer's join on beta is, and nothing is lost: once Redis answers, the bot's
+/// line sent again reaches her, the seq going on, and beta's next customer meets the bot.
+#[tokio::test]
+async fn redis_away_refuses_a_socket_bots_line_for_another_node_and_nothing_is_lost() {
+    let ([alpha, beta], servers, _admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket-redis").await;
+    let (mut carla, chat) = meets_bot(&beta, "Carla").await;
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+        .await;
+    assert_eq!(carla.say("hello", "c1").await["seq"], 1);
+    bot.next_of("message").await;
+
+    servers.redis.pause();
+    redis_shows(&alpha, "down").await;
+    bot.send(json!({"type": "message", "chat_id": chat, "text": "Hello Carla.", "client_id": "b1"}))
+        .await;
+    let refused = bot.next_of("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_id"].as_str()),
+        (Some("cluster_unavailable"), Some("b1")),
+        "{refused}"
+    );
+    let bind = beta.url("");
+    let mut dora = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+    dora.send(json!({"type": "join", "name": "Dora", "category": "general"}))
+        .await;
+    assert_eq!(dora.next_of("error").await["code"], "cluster_unavailable");
+    servers.redis.resume();
+    redis_shows(&alpha, "up").await;
+    redis_shows(&beta, "up").await;
+
+    assert_eq!(bot.say_in(&chat, "Hello Carla.", "b1").await["seq"], 2);
+    let answer = carla.next_of("message").await;
+    assert_eq!(
+        (answer["text"].as_str(), answer["seq"].as_u64()),
+        (Some("Hello Carla."), Some(2)),
+        "{answer}"
+    );
+    let bind = bind.trim_start_matches("http://").trim_end_matches('/');
+    let (_dora, dora_chat, _) = meets_bot_at(bind, "Dora").await;
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == dora_chat.as_str())
+        .await;
+    alpha.stop().await;
+    beta.stop().await;
 }

@@ -72,9 +72,6 @@ pub(super) struct BotDesk {
     /// after its deletion; a bot hears of a conversation before its lines). Started with
     /// the first step.
     ops: Option<tokio::sync::mpsc::Sender<bot_relay::Op>>,
-    /// Several nodes: bot name → the node its socket was found on by the latest join
-    /// that looked it up (frames about a conversation no longer held go there).
-    remote: HashMap<String, String>,
     /// Several nodes: a bot's socket here → the nodes that sent it frames (stages there),
     /// told when the socket goes.
     served: HashMap<String, HashSet<String>>,
@@ -130,7 +127,6 @@ impl HubState {
             self.close_conn(old, close::REPLACED, "the bot connected on another connection");
         }
         tracing::info!(bot = %name, conn = conn.0, "bot connected");
-        self.bots.remote.remove(&name);
         self.op(bot_relay::Op::SocketHere(name.clone()));
         let conversations = self
             .bots
@@ -385,7 +381,7 @@ impl HubState {
             },
         );
         if let Some(view) = self.bots.stages.get(&id).map(|s| s.view(&id)) {
-            self.to_bot(&bot, &id, "conversation", &ServerFrame::Conversation(view));
+            self.tell_bot(&bot, &id, "conversation", &ServerFrame::Conversation(view));
         }
         Ok(None)
     }
@@ -415,7 +411,7 @@ impl HubState {
                 stage.asked.profile.email = Some(email.clone());
                 let bot = stage.bot.clone();
                 self.keep_email(&id, &email);
-                self.to_bot(
+                self.tell_bot(
                     &bot,
                     &id,
                     "customer_email",
@@ -470,7 +466,7 @@ impl HubState {
         if from_bot {
             self.send_encoded_to_conn(customer, Outbound::Frame(frame.clone()));
         } else {
-            self.to_bot_encoded(&bot, id, "message", &frame);
+            self.tell_bot_encoded(&bot, id, "message", &frame);
         }
         let frame = Outbound::Frame(frame);
         if let Some(conn) = conn {
@@ -514,28 +510,28 @@ impl HubState {
 
     /// `frame` (of type `kind`, about conversation `id`) to bot `bot`: over its socket,
     /// here or on the node holding it, or else to its hook.
-    fn to_bot(&mut self, bot: &str, id: &str, kind: &'static str, frame: &ServerFrame) {
-        self.to_bot_encoded(bot, id, kind, &frame.encode());
+    fn tell_bot(&mut self, bot: &str, id: &str, kind: &'static str, frame: &ServerFrame) {
+        self.tell_bot_encoded(bot, id, kind, &frame.encode());
     }
 
-    fn to_bot_encoded(&mut self, bot: &str, id: &str, kind: &'static str, frame: &Utf8Bytes) {
+    fn tell_bot_encoded(&mut self, bot: &str, id: &str, kind: &'static str, frame: &Utf8Bytes) {
         let node = self.bots.stages.get(id).and_then(|s| s.bot_node.clone());
-        self.to_bot_via(bot, node, id, kind, frame);
+        self.tell_bot_via(bot, node, id, kind, frame);
     }
 
-    /// As [`HubState::to_bot_encoded`], for a conversation whose bot's socket is on `node`
-    /// (`None`: here, a webhook, or the node the bot was last found on).
-    fn to_bot_via(&mut self, bot: &str, node: Option<String>, id: &str, kind: &'static str, frame: &Utf8Bytes) {
-        let node = node.or_else(|| self.bots.remote.get(bot).cloned());
-        if let Some(conn) = self.bots.connected.get(bot) {
-            self.send_encoded_to_conn(*conn, Outbound::Frame(frame.clone()));
-        } else if let Some(node) = node {
+    /// As [`HubState::tell_bot_encoded`], for a conversation whose bot's socket is on `node`
+    /// (`None`: here, or a webhook).
+    fn tell_bot_via(&mut self, bot: &str, node: Option<String>, id: &str, kind: &'static str, frame: &Utf8Bytes) {
+        if let Some(node) = node {
+            // The socket the bot heard of the conversation on, even with a newer one here.
             self.op(bot_relay::Op::ToBot {
                 node,
                 bot: bot.to_string(),
                 chat: id.to_string(),
                 frame: frame.as_str().to_string(),
             });
+        } else if let Some(conn) = self.bots.connected.get(bot) {
+            self.send_encoded_to_conn(*conn, Outbound::Frame(frame.clone()));
         } else if let Some(caller) = self.bots.hooked.get(bot)
             && !caller.call(id, kind, frame.as_str().to_string())
             && let Some(hub) = self.timers.upgrade()
@@ -714,7 +710,7 @@ impl HubState {
             reason: "handed_over",
             why: Some(why.word()),
         };
-        self.to_bot_via(&bot, bot_node, id, "conversation_ended", &ended.encode());
+        self.tell_bot_via(&bot, bot_node, id, "conversation_ended", &ended.encode());
         // The chat the line pairs it into reserves its own closing.
         self.archive.release_closing();
         let note = match (note.is_empty(), why) {
@@ -773,7 +769,13 @@ impl HubState {
             reason,
             why: None,
         };
-        self.to_bot_via(&stage.bot, stage.bot_node.clone(), id, "conversation_ended", &ended.encode());
+        self.tell_bot_via(
+            &stage.bot,
+            stage.bot_node.clone(),
+            id,
+            "conversation_ended",
+            &ended.encode(),
+        );
         if by != Side::Customer {
             self.send_to_conn(
                 stage.customer,
@@ -879,7 +881,7 @@ impl HubState {
             ..
         } = *ticket;
         tracing::warn!(bot = %bot, conversation = %chat, "a bot's conversation whose node died is handed over where its customer came back");
-        self.to_bot(
+        self.tell_bot(
             &bot,
             &chat,
             "conversation_ended",
@@ -951,7 +953,14 @@ impl HubState {
                 .map_err(|e| format!("Redis did not answer: {e}"));
             if let Some(hub) = hub.upgrade() {
                 let asked = Box::new(asked);
-                let _ = hub.send(Command::BotFound { conn, asked, bot, found }).await;
+                let _ = hub
+                    .send(Command::BotFound {
+                        conn,
+                        asked,
+                        bot,
+                        found,
+                    })
+                    .await;
             }
         });
         Ok(())
@@ -961,17 +970,14 @@ impl HubState {
     /// (`bot_not_connected`); a lookup Redis did not answer refuses the join
     /// (`cluster_unavailable`), nothing recorded yet: the customer joins again.
     pub(super) fn bot_found(&mut self, conn: ConnId, asked: JoinAsked, bot: String, found: Result<SocketAt, String>) {
-        if !self.bots.looking_up.remove(&conn) || !self.conns.get(&conn).is_some_and(|c| c.who.is_none()) {
+        if !self.bots.looking_up.remove(&conn) || self.conns.get(&conn).is_none_or(|c| c.who.is_some()) {
             // Gone meanwhile.
             return;
         }
         let here = self.bots.connected.contains_key(&bot) || self.bots.hooked.contains_key(&bot);
         let node = match found {
             _ if here => None,
-            Ok(SocketAt::Node(node)) => {
-                self.bots.remote.insert(bot.clone(), node.clone());
-                Some(node)
-            }
+            Ok(SocketAt::Node(node)) => Some(node),
             Ok(SocketAt::Here | SocketAt::Nowhere) => None,
             Err(why) => {
                 tracing::warn!(bot = %bot, why = %why, "a join's bot could not be looked up; the join is refused");
@@ -1015,10 +1021,11 @@ impl HubState {
     /// Bot `bot`'s socket on node `node` is gone: the conversations it held here through
     /// it go to their lines, as when a socket bot here goes.
     pub(super) fn remote_bot_gone(&mut self, bot: &str, node: &str) {
-        if self.bots.remote.get(bot).is_some_and(|n| n == node) {
-            self.bots.remote.remove(bot);
-        }
-        tracing::info!(bot, node, "a bot's socket on another node is gone; its conversations here are handed over");
+        tracing::info!(
+            bot,
+            node,
+            "a bot's socket on another node is gone; its conversations here are handed over"
+        );
         self.hand_over_all_of(bot, Some(node), Handover::BotGone);
     }
 
@@ -1035,7 +1042,6 @@ impl HubState {
         for bot in bots {
             self.remote_bot_gone(&bot, lost);
         }
-        self.bots.remote.retain(|_, node| node != lost);
         for nodes in self.bots.served.values_mut() {
             nodes.remove(lost);
         }
