@@ -53,26 +53,7 @@ async fn a_webhook_bots_answers_at_another_node_reach_the_customer_and_hand_over
     assert_eq!(taken["peer_name"], "Carla");
     carla.next_of("transferred").await;
     let api = beta.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 3).await;
-    let lines: Vec<(&str, &str)> = archived["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["text"].as_str().unwrap(), m["via"].as_str().unwrap_or("-")))
-        .collect();
-    assert_eq!(
-        lines,
-        [
-            ("what are your opening hours?", "-"),
-            ("We are open 9 to 5.", "bot"),
-            ("I need a person", "-")
-        ],
-        "{archived}"
-    );
-    assert!(
-        archived.to_string().contains("wants a person"),
-        "the bot's note: {archived}"
-    );
+    archived_with_note(&api, &chat, "wants a person").await;
     // The seq goes on without a gap, across the nodes, both ways.
     assert_eq!(ann.say_in(&chat, "Ann here, how can I help?", "a1").await["seq"], 4);
     assert_eq!(carla.next_of("message").await["seq"], 4);
@@ -129,6 +110,28 @@ async fn a_webhook_bots_answers_at_another_node_reach_the_customer_and_hand_over
     );
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// Waits for `chat` to be archived with the three lines both bots' tests exchange (the
+/// bot's marked) and the bot's hand-over `note`.
+async fn archived_with_note(api: &Api, chat: &str, note: &str) {
+    let archived = wait_archived(api, chat, 3).await;
+    let lines: Vec<(&str, &str)> = archived["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["text"].as_str().unwrap(), m["via"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("what are your opening hours?", "-"),
+            ("We are open 9 to 5.", "bot"),
+            ("I need a person", "-")
+        ],
+        "{archived}"
+    );
+    assert!(archived.to_string().contains(note), "the bot's note: {archived}");
 }
 
 /// A customer of General on the node at `bind` who meets bot Faq, once that node knows of
@@ -330,15 +333,20 @@ async fn a_node_stopping_while_a_bots_line_waits_for_another_node_answers_the_bo
     signal(&sleepy.0, libc::SIGCONT);
 }
 
+/// General names bot Faq (on every node, over the admin bus): a token for Faq's socket.
+async fn faq_for_general(admin: &Api) -> String {
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    bot_token(admin, "Faq").await
+}
+
 /// Two nodes whose General category names bot Faq, with Faq's socket on alpha: the
 /// nodes, alpha's admin, the bot's socket and its token.
 async fn socket_bot_on_alpha(name: &str) -> ([TestHub; 2], Servers, Api, Ws, String) {
     let (nodes, servers) = nodes(name, ["alpha", "beta"], |_| {}).await;
     let admin = nodes[0].admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
-    let secret = bot_token(&admin, "Faq").await;
+    let secret = faq_for_general(&admin).await;
     let (bot, welcome) = bot_socket(&nodes[0], &secret).await;
     assert_eq!(welcome["bot"], "Faq");
     (nodes, servers, admin, bot, secret)
@@ -400,26 +408,7 @@ async fn a_socket_bot_on_one_node_answers_a_customer_on_another_and_hands_over()
     assert_eq!(taken["peer_name"], "Carla");
     // Her page reads the lines from the archive, as for any conversation continued from
     // another node: the bot's marked, its note kept.
-    let archived = wait_archived(&admin, &chat, 3).await;
-    let lines: Vec<(&str, &str)> = archived["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["text"].as_str().unwrap(), m["via"].as_str().unwrap_or("-")))
-        .collect();
-    assert_eq!(
-        lines,
-        [
-            ("what are your opening hours?", "-"),
-            ("We are open 9 to 5.", "bot"),
-            ("I need a person", "-")
-        ],
-        "{archived}"
-    );
-    assert!(
-        archived.to_string().contains("wants a refund"),
-        "the bot's note: {archived}"
-    );
+    archived_with_note(&admin, &chat, "wants a refund").await;
     assert_eq!(ann.say_in(&chat, "Ann here.", "a1").await["seq"], 4);
     assert_eq!(carla.next_of("message").await["seq"], 4);
     alpha.stop().await;
@@ -463,11 +452,7 @@ async fn a_customer_whose_socket_bots_node_died_is_handed_over() {
     let (mut doomed, bind, [live], servers) =
         process_and_nodes("bots-cluster-socket-kill", Process::named("doomed"), ["live"], |_| {}).await;
     let mut conn = redis_conn(&servers.redis).await;
-    let admin = live.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
-    let secret = bot_token(&admin, "Faq").await;
+    let secret = faq_for_general(&live.admin().await).await;
     let auth = format!("Bearer {secret}");
     let mut bot = Ws::connect(&format!("ws://{bind}/ws/bot"), &[("authorization", &auth)])
         .await
