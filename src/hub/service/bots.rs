@@ -931,6 +931,8 @@ impl HubState {
         let held = self.bots.stages.len();
         self.bots.stages.clear();
         self.bots.by_customer.clear();
+        // Joins waiting for their bot's lookup: their connections are closing too.
+        self.bots.looking_up.clear();
         for _ in 0..held {
             self.archive.release_closing();
         }
