@@ -10,8 +10,8 @@ use serde_json::json;
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::{bot_socket, bot_token};
 use crate::cluster_fixture::{
-    Process, Servers, customer_on, nodes, process_and_nodes, redis_conn, redis_shows, until_reaped,
-    until_registered, woken_fenced,
+    Process, Servers, customer_on, nodes, process_and_nodes, redis_conn, redis_shows, until_reaped, until_registered,
+    woken_fenced,
 };
 use crate::common::*;
 use crate::continuing::wait_archived;
