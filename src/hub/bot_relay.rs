@@ -29,7 +29,9 @@
 //!
 //! A **socket bot** serves the customers of every node. The node holding its socket
 //! records it (`{sb}:bot-socket:<bot>` → that node and its incarnation) as the socket
-//! registers, and deletes the record (if it still names this node) as it goes. A joining
+//! registers (and again after a gap in its bots channel or a loss of Redis's data, unless
+//! a socket on another live node holds it then), and deletes the record (if it still
+//! names this node) as it goes. A joining
 //! customer's node whose category names a bot with neither a socket there nor a webhook
 //! looks the record up (`socket_of`): it counts while its node is registered under that
 //! incarnation (`core::bots::socket_at`), so a dead or fenced node's record is nobody's.
@@ -184,6 +186,10 @@ pub enum Op {
     SocketHere(String),
     /// Bot `0`'s socket here is gone.
     SocketGone(String),
+    /// Bot `0`'s socket is still here after a gap in this node's subscription (Redis away
+    /// or restarted empty meanwhile): recorded again, unless a socket on another live node
+    /// holds the record now.
+    SocketAgain(String),
     /// A frame for bot `bot`, whose socket is on node `node`, about conversation `chat`.
     ToBot {
         node: String,
@@ -238,7 +244,8 @@ async fn carry_out(cluster: &Cluster, op: Op) -> Option<Command> {
         Op::Record(token, ticket) => record_ticket(cluster, &token, &ticket).await,
         Op::Forget(token, chat) => forget_ticket(cluster, &token, &chat).await,
         Op::Claim(chat) => claim_stage(cluster, &chat).await,
-        Op::SocketHere(bot) => record_socket(cluster, &bot).await,
+        Op::SocketHere(bot) => record_socket(cluster, &bot, false).await,
+        Op::SocketAgain(bot) => record_socket(cluster, &bot, true).await,
         Op::SocketGone(bot) => redis::Script::new(FORGET_SOCKET)
             .key(socket_key(&bot))
             .arg(cluster.node_id())
@@ -303,8 +310,9 @@ async fn carry_out(cluster: &Cluster, op: Op) -> Option<Command> {
     None
 }
 
-/// Records that bot `bot`'s socket is on this node, under its incarnation now.
-async fn record_socket(cluster: &Cluster, bot: &str) -> redis::RedisResult<()> {
+/// Records that bot `bot`'s socket is on this node, under its incarnation now; `again`,
+/// only if no socket on another live node holds the record.
+async fn record_socket(cluster: &Cluster, bot: &str, again: bool) -> redis::RedisResult<()> {
     let Some(incarnation) = cluster.status().incarnation else {
         tracing::warn!(
             bot,
@@ -316,12 +324,37 @@ async fn record_socket(cluster: &Cluster, bot: &str) -> redis::RedisResult<()> {
         node: cluster.node_id().to_string(),
         incarnation,
     };
+    let value = serde_json::to_string(&record).unwrap_or_default();
+    if again {
+        return redis::Script::new(RECORD_SOCKET_AGAIN)
+            .key(socket_key(bot))
+            .key(crate::cluster::lease::NODES_KEY)
+            .arg(cluster.node_id())
+            .arg(value)
+            .invoke_async::<i64>(&mut cluster.conn())
+            .await
+            .map(|_| ());
+    }
     redis::cmd("SET")
         .arg(socket_key(bot))
-        .arg(serde_json::to_string(&record).unwrap_or_default())
+        .arg(value)
         .query_async::<()>(&mut cluster.conn())
         .await
 }
+
+/// KEYS: a bot's socket record, the node registry; ARGV: this node, its record. Records it
+/// unless the record names another node registered under its incarnation (a newer socket).
+const RECORD_SOCKET_AGAIN: &str = r#"
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, record = pcall(cjson.decode, raw)
+  if ok and record.node ~= ARGV[1] and redis.call('HGET', KEYS[2], record.node) == tostring(record.incarnation) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"#;
 
 /// The frame a socket bot gets for an action carried out on another node: the `ack` once
 /// the line is durable, or the `error` it would get on one node (`None`: nothing to say).
@@ -687,7 +720,10 @@ async fn publish(cluster: &Cluster, node: &str, wire: &Wire) -> redis::RedisResu
 impl Listener for BotRelay {
     async fn resubscribed(&self) {
         // An action lost in the gap is answered by its sender's timeout; a bot's frame
-        // lost in it by the reply timer of the stage it was about.
+        // lost in it by the reply timer of the stage it was about. The sockets here are
+        // recorded again: a record written while Redis was away, or lost with its data,
+        // would leave them serving this node alone.
+        let _ = self.0.hub.send(Command::BotSocketsAgain).await;
     }
 
     async fn received(&self, payload: String) {

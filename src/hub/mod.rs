@@ -231,6 +231,9 @@ pub(crate) enum Command {
         bot: String,
         node: String,
     },
+    /// Several nodes: this node's bots channel was subscribed again after a gap: the bot
+    /// sockets here are recorded again.
+    BotSocketsAgain,
     /// Several nodes: what forwards a socket bot's actions to the node holding their stage.
     BotForwarder(std::sync::Arc<bot_relay::Forwarder>),
     /// Bot `bot` acts on conversation `chat_id` over the HTTP API.

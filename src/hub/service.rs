@@ -393,6 +393,7 @@ impl HubState {
             } => self.remote_bot_frame(from, &bot, &chat_id, frame),
             Command::RemoteBotGone { bot, node } => self.remote_bot_gone(&bot, &node),
             Command::BotForwarder(forwarder) => self.bots_forwarder(forwarder),
+            Command::BotSocketsAgain => self.bot_sockets_again(),
             Command::BotAct {
                 bot,
                 chat_id,

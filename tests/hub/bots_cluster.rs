@@ -10,9 +10,10 @@ use serde_json::json;
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::{bot_socket, bot_token};
 use crate::cluster_fixture::{
-    Process, Servers, customer_on, nodes, process_and_nodes, redis_conn, redis_shows, until_reaped, until_registered,
-    woken_fenced,
+    Process, Servers, customer_on, killed_and_back_empty, nodes, process_and_nodes, redis_conn, redis_shows,
+    until_reaped, until_registered, woken_fenced,
 };
+use crate::cluster_redis_restart::healthy;
 use crate::common::*;
 use crate::continuing::wait_archived;
 
@@ -517,6 +518,39 @@ async fn redis_away_refuses_a_socket_bots_line_for_another_node_and_nothing_is_l
     let bind = bind.trim_start_matches("http://").trim_end_matches('/');
     let (_dora, dora_chat, _) = meets_bot_at(bind, "Dora").await;
     bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == dora_chat.as_str())
+        .await;
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Redis killed and started empty while a socket bot is connected to alpha: the record of
+/// its socket went with the data, and alpha records it again once it has subscribed again,
+/// so beta's next customer meets the bot.
+#[tokio::test]
+async fn a_socket_bot_is_found_again_after_redis_lost_its_data() {
+    let ([alpha, beta], mut servers, _admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket-lost").await;
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+    healthy(&alpha, "alpha").await;
+    healthy(&beta, "beta").await;
+    // Joins are refused while the nodes restore (`cluster_unavailable`), then go to the
+    // line until alpha's record is back.
+    let mut met = None;
+    for _ in 0..200 {
+        let mut carla = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+        carla
+            .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+            .await;
+        let first = carla
+            .next_matching(|f| ["chat_started", "queued", "error"].contains(&f["type"].as_str().unwrap_or("")))
+            .await;
+        if first["type"] == "chat_started" && first["peer_name"] == "Faq" {
+            met = Some((carla, first["chat_id"].as_str().unwrap().to_string()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_carla, chat) = met.expect("beta's customers never met the bot again");
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
         .await;
     alpha.stop().await;
     beta.stop().await;

@@ -1049,6 +1049,15 @@ impl HubState {
         }
     }
 
+    /// Several nodes: after a gap in this node's bots channel (Redis away, or restarted
+    /// empty), each bot socket here is recorded again.
+    pub(super) fn bot_sockets_again(&mut self) {
+        let bots: Vec<String> = self.bots.connected.keys().cloned().collect();
+        for bot in bots {
+            self.op(bot_relay::Op::SocketAgain(bot));
+        }
+    }
+
     /// Several nodes: the forwarder of socket bots' actions, once the bots channel is set up.
     pub(super) fn bots_forwarder(&mut self, forwarder: std::sync::Arc<bot_relay::Forwarder>) {
         self.bots.forwarder = Some(forwarder);
