@@ -45,8 +45,8 @@ pub enum Handover {
     Unreachable,
     /// The node holding the conversation died; its customer came back on another node.
     NodeLost,
-    /// The category names a bot this node cannot reach (no socket here, no webhook):
-    /// nobody waits for a dead bot.
+    /// The category names a bot no node can reach (no socket on a live node, no
+    /// webhook): nobody waits for a dead bot.
     NotConnected,
 }
 
@@ -65,9 +65,10 @@ impl Handover {
 }
 
 /// A joining customer's way: the category's bot when the customer's node can reach it
-/// (its socket there, or a webhook it is called at, which every node knows), else its
-/// line. On several nodes the bot stage lives on the customer's node, whichever node the
-/// bot's answers come in at (they are forwarded there, [`Forwarded`]).
+/// (its socket there or on another live node, [`socket_at`], or a webhook it is called
+/// at, which every node knows), else its line. On several nodes the bot stage lives on
+/// the customer's node, whichever node the bot's answers come in at (they are forwarded
+/// there, [`Forwarded`]).
 pub fn entry(category_bot: Option<&str>, bot_reachable: bool) -> Entry {
     match category_bot {
         None => Entry::Line(None),
@@ -99,6 +100,34 @@ pub fn forwarded(held_here: bool, stage_node: Option<&str>, this_node: &str) -> 
         _ if held_here => Forwarded::Here,
         Some(node) if node != this_node => Forwarded::To(node.to_string()),
         _ => Forwarded::Nowhere,
+    }
+}
+
+/// Where a socket bot's socket is, for a customer's node on several nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketAt {
+    /// On this node.
+    Here,
+    /// On the node named here, alive under the incarnation its socket was recorded in:
+    /// the bot's frames go there, its actions come back through [`Forwarded`].
+    Node(String),
+    /// Nowhere a customer can be served from: no record, or one left by a node that died
+    /// or was fenced since (it registered under another incarnation, or not at all), or
+    /// one naming this node, which holds no such socket (a socket is never reached
+    /// through its own node's record).
+    Nowhere,
+}
+
+/// The rule for [`SocketAt`]: `here` when this node holds the bot's socket; `recorded`
+/// is the node and incarnation the socket was recorded under (if any), `registered` the
+/// incarnation that node is registered under now (if it is), `this_node` this one.
+pub fn socket_at(here: bool, recorded: Option<(&str, u64)>, registered: Option<u64>, this_node: &str) -> SocketAt {
+    match recorded {
+        _ if here => SocketAt::Here,
+        Some((node, incarnation)) if node != this_node && registered == Some(incarnation) => {
+            SocketAt::Node(node.to_string())
+        }
+        _ => SocketAt::Nowhere,
     }
 }
 
@@ -191,6 +220,28 @@ mod tests {
             "never back to itself"
         );
         assert_eq!(forwarded(false, None, "a"), Forwarded::Nowhere);
+    }
+
+    #[test]
+    fn a_bots_socket_is_reached_on_a_live_node_under_its_incarnation() {
+        assert_eq!(socket_at(true, None, None, "a"), SocketAt::Here);
+        assert_eq!(socket_at(true, Some(("b", 3)), Some(3), "a"), SocketAt::Here);
+        assert_eq!(
+            socket_at(false, Some(("b", 3)), Some(3), "a"),
+            SocketAt::Node("b".into())
+        );
+        assert_eq!(socket_at(false, Some(("b", 3)), None, "a"), SocketAt::Nowhere, "dead");
+        assert_eq!(
+            socket_at(false, Some(("b", 3)), Some(4), "a"),
+            SocketAt::Nowhere,
+            "fenced"
+        );
+        assert_eq!(
+            socket_at(false, Some(("a", 3)), Some(3), "a"),
+            SocketAt::Nowhere,
+            "never itself"
+        );
+        assert_eq!(socket_at(false, None, None, "a"), SocketAt::Nowhere);
     }
 
     #[test]

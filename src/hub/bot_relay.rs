@@ -26,6 +26,25 @@
 //! there, into the category's line, with its lines as the store has them: every line
 //! acknowledged was durable. While the dead node is not reaped yet the resume is refused
 //! `cluster_unavailable` (close 1013), as any resume then; the customer tries again.
+//!
+//! A **socket bot** serves the customers of every node. The node holding its socket
+//! records it (`{sb}:bot-socket:<bot>` → that node and its incarnation) as the socket
+//! registers (and again after a gap in its bots channel or a loss of Redis's data, unless
+//! a socket on another live node holds it then), and deletes the record (if it still
+//! names this node) as it goes. A joining
+//! customer's node whose category names a bot with neither a socket there nor a webhook
+//! looks the record up (`socket_of`): it counts while its node is registered under that
+//! incarnation (`core::bots::socket_at`), so a dead or fenced node's record is nobody's.
+//! The stage then lives on the customer's node as any; the bot's frames go to the
+//! socket's node (`Wire::ToBot`), which hands them to the socket and notes which nodes
+//! it serves, and the bot's actions on its socket are forwarded to the stage's node as an
+//! HTTP answer is (`Forward`), in the order the bot sent them, answered on its socket with
+//! the same `ack` or `error` frames. The socket gone (closed, replaced by nothing, its
+//! node fenced), its node tells the nodes it served (`Wire::BotGone`), which hand those
+//! customers over (`bot_gone`); its node dead, the nodes hand them over as its loss is
+//! replayed, or as a frame for the bot finds nobody listening on that node's channel.
+//! Every Redis step of a stage (its ticket, its claim, its bot's frames, the socket's
+//! record) goes through one ordered task per node ([`start_ops`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,12 +54,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::{BotAct, Hub, HubGone};
+use super::delivery::{ConnHandle, Outbound};
+use super::{BotAct, Command, Hub, HubGone};
 use crate::archive::Archive;
 use crate::cluster::node::Cluster;
 use crate::cluster::resume_tokens;
 use crate::cluster::subscription::{self, Listener, Resubscribing};
-use crate::core::bots::{Forwarded, forwarded};
+use crate::core::bots::{Forwarded, SocketAt, forwarded, socket_at};
+use crate::protocol::ServerFrame;
 
 /// How long a bot's line may take to be durable before the answer says it is not yet.
 pub const DURABLE_WITHIN: Duration = Duration::from_secs(10);
@@ -59,6 +80,52 @@ pub fn stage_key(chat: &str) -> String {
 pub fn channel(node: &str) -> String {
     format!("{{sb}}:bots:to:{node}")
 }
+
+/// The Redis key naming the node (and its incarnation) that holds bot `bot`'s socket.
+pub fn socket_key(bot: &str) -> String {
+    format!("{{sb}}:bot-socket:{bot}")
+}
+
+/// Where a bot's socket was recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SocketRecord {
+    node: String,
+    incarnation: u64,
+}
+
+/// Where bot `bot`'s socket is, for a customer of this node (which holds none): on a live
+/// node under the incarnation it was recorded in, or nowhere.
+pub async fn socket_of(cluster: &Cluster, bot: &str) -> redis::RedisResult<SocketAt> {
+    let raw: Option<String> = redis::cmd("GET")
+        .arg(socket_key(bot))
+        .query_async(&mut cluster.conn())
+        .await?;
+    let Some(record) = raw.and_then(|raw| serde_json::from_str::<SocketRecord>(&raw).ok()) else {
+        return Ok(SocketAt::Nowhere);
+    };
+    let registered: Option<String> = redis::cmd("HGET")
+        .arg(crate::cluster::lease::NODES_KEY)
+        .arg(&record.node)
+        .query_async(&mut cluster.conn())
+        .await?;
+    let registered = registered.and_then(|r| r.parse().ok());
+    Ok(socket_at(
+        false,
+        Some((&record.node, record.incarnation)),
+        registered,
+        cluster.node_id(),
+    ))
+}
+
+/// KEYS: a bot's socket record; ARGV: this node. Deletes the record if it names this node
+/// (a newer socket elsewhere keeps its own).
+const FORGET_SOCKET: &str = r#"
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local ok, record = pcall(cjson.decode, raw)
+if ok and record.node ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"#;
 
 /// Records that this node holds `chat`'s bot stage; done before the bot is told of it, so
 /// its answer finds the stage wherever it comes in.
@@ -106,34 +173,209 @@ pub async fn forget_ticket(cluster: &Cluster, token: &str, chat: &str) -> redis:
         .await
 }
 
-/// A change to a ticket, for [`start_tickets`]'s task: recorded under a token, or deleted.
-#[derive(Debug)]
-pub enum TicketOp {
+/// One Redis step of the bots on this node, for [`start_ops`]'s task, in the hub's order.
+pub enum Op {
+    /// A stage's ticket recorded under the customer's token.
     Record(String, Box<Ticket>),
-    /// The token, and the stage's conversation.
+    /// The token, and the stage's conversation: ticket and claim deleted.
     Forget(String, String),
+    /// This node holds the stage of this conversation ([`claim_stage`]): before its bot
+    /// hears of it, so the bot's answer finds it wherever it comes in.
+    Claim(String),
+    /// Bot `0`'s socket is on this node now.
+    SocketHere(String),
+    /// Bot `0`'s socket here is gone.
+    SocketGone(String),
+    /// Bot `0`'s socket is still here after a gap in this node's subscription (Redis away
+    /// or restarted empty meanwhile): recorded again, unless a socket on another live node
+    /// holds the record now.
+    SocketAgain(String),
+    /// A frame for bot `bot`, whose socket is on node `node`, about conversation `chat`.
+    ToBot {
+        node: String,
+        bot: String,
+        chat: String,
+        frame: String,
+    },
+    /// Tells node `node` that bot `bot`'s socket here is gone (or was never here).
+    BotGone { node: String, bot: String },
+    /// Bot `bot`'s action on its socket `to` for conversation `chat`, held by another
+    /// node: forwarded there, in the order the bot sent it; the answer goes to the socket.
+    Forward {
+        forwarder: Arc<Forwarder>,
+        bot: String,
+        chat: String,
+        act: BotAct,
+        client_id: Option<String>,
+        /// The refusal should no node hold the conversation.
+        here: (&'static str, String),
+        to: ConnHandle,
+    },
 }
 
-/// Changes queued for the tickets' task at most: one per stage starting or ending; a
-/// Redis this far behind drops the newest (a ticket left expires; one missing only means
-/// that customer goes to `resume_expired` should their node die).
-const TICKET_OPS: usize = 4_096;
+/// Steps queued for the ops task at most: a few per stage and per bot line; a Redis this
+/// far behind drops the newest (a ticket left expires; one missing only means that
+/// customer goes to `resume_expired` should their node die; a bot frame dropped hands its
+/// conversation over).
+const OPS: usize = 4_096;
 
-/// Starts the task that applies ticket changes in the order given (one per node).
-pub fn start_tickets(cluster: Cluster) -> tokio::sync::mpsc::Sender<TicketOp> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(TICKET_OPS);
+/// Starts the task that carries out the bots' Redis steps in the order given (one per
+/// node); what it cannot deliver to another node's bot is told to the hub (`hub`).
+pub(crate) fn start_ops(
+    cluster: Cluster,
+    hub: tokio::sync::mpsc::WeakSender<Command>,
+) -> tokio::sync::mpsc::Sender<Op> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(OPS);
     tokio::spawn(async move {
         while let Some(op) = rx.recv().await {
-            let done = match &op {
-                TicketOp::Record(token, ticket) => record_ticket(&cluster, token, ticket).await,
-                TicketOp::Forget(token, chat) => forget_ticket(&cluster, token, chat).await,
-            };
-            if let Err(e) = done {
-                tracing::warn!(error = %e, "a bot stage's ticket could not be changed in Redis; it expires by itself");
+            if let Some(command) = carry_out(&cluster, op).await
+                && let Some(hub) = hub.upgrade()
+            {
+                let _ = hub.send(command).await;
             }
         }
     });
     tx
+}
+
+/// One step; the hub's command when a bot's frame could not be delivered.
+async fn carry_out(cluster: &Cluster, op: Op) -> Option<Command> {
+    let done = match op {
+        Op::Record(token, ticket) => record_ticket(cluster, &token, &ticket).await,
+        Op::Forget(token, chat) => forget_ticket(cluster, &token, &chat).await,
+        Op::Claim(chat) => claim_stage(cluster, &chat).await,
+        Op::SocketHere(bot) => record_socket(cluster, &bot, false).await,
+        Op::SocketAgain(bot) => record_socket(cluster, &bot, true).await,
+        Op::SocketGone(bot) => redis::Script::new(FORGET_SOCKET)
+            .key(socket_key(&bot))
+            .arg(cluster.node_id())
+            .invoke_async::<i64>(&mut cluster.conn())
+            .await
+            .map(|_| ()),
+        Op::ToBot { node, bot, chat, frame } => {
+            let wire = Wire::ToBot {
+                from: cluster.node_id().to_string(),
+                bot: bot.clone(),
+                chat: chat.clone(),
+                frame,
+            };
+            return match publish(cluster, &node, &wire).await {
+                Ok(0) => {
+                    // Nobody listens for that node: dead, or resubscribing; either way the
+                    // bot cannot be reached now and nobody waits for it.
+                    tracing::warn!(bot = %bot, node = %node, "a bot's node does not listen; its conversations are handed over");
+                    Some(Command::RemoteBotGone { bot, node })
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(bot = %bot, conversation = %chat, error = %e, "a frame for a bot on another node could not be sent; the conversation is handed over");
+                    Some(Command::BotCallFailed { bot, chat_id: chat })
+                }
+            };
+        }
+        Op::BotGone { node, bot } => {
+            let wire = Wire::BotGone {
+                node: cluster.node_id().to_string(),
+                bot,
+            };
+            publish(cluster, &node, &wire).await.map(|_| ())
+        }
+        Op::Forward {
+            forwarder,
+            bot,
+            chat,
+            act,
+            client_id,
+            here,
+            to,
+        } => {
+            let sent = forwarder.send(bot, chat, act, Err(here)).await;
+            // The answer is awaited off this task: the next step need not wait for it.
+            tokio::spawn(async move {
+                let acted = match sent {
+                    Ok(Sent::Answered(acted)) => Ok(acted),
+                    Ok(Sent::Waiting(waiting)) => forwarder.answer(waiting).await,
+                    Err(down) => Err(down),
+                };
+                if let Some(frame) = socket_answer(acted, client_id) {
+                    to.send(Outbound::Frame(frame.into()));
+                }
+            });
+            return None;
+        }
+    };
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "a bot's record could not be changed in Redis (a ticket or claim left expires by itself)");
+    }
+    None
+}
+
+/// Records that bot `bot`'s socket is on this node, under its incarnation now; `again`,
+/// only if no socket on another live node holds the record.
+async fn record_socket(cluster: &Cluster, bot: &str, again: bool) -> redis::RedisResult<()> {
+    let Some(incarnation) = cluster.status().incarnation else {
+        tracing::warn!(
+            bot,
+            "a bot connected to a node outside the cluster serves its customers alone"
+        );
+        return Ok(());
+    };
+    let record = SocketRecord {
+        node: cluster.node_id().to_string(),
+        incarnation,
+    };
+    let value = serde_json::to_string(&record).unwrap_or_default();
+    if again {
+        return redis::Script::new(RECORD_SOCKET_AGAIN)
+            .key(socket_key(bot))
+            .key(crate::cluster::lease::NODES_KEY)
+            .arg(cluster.node_id())
+            .arg(value)
+            .invoke_async::<i64>(&mut cluster.conn())
+            .await
+            .map(|_| ());
+    }
+    redis::cmd("SET")
+        .arg(socket_key(bot))
+        .arg(value)
+        .query_async::<()>(&mut cluster.conn())
+        .await
+}
+
+/// KEYS: a bot's socket record, the node registry; ARGV: this node, its record. Records it
+/// unless the record names another node registered under its incarnation (a newer socket).
+const RECORD_SOCKET_AGAIN: &str = r#"
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, record = pcall(cjson.decode, raw)
+  if ok and record.node ~= ARGV[1] and redis.call('HGET', KEYS[2], record.node) == tostring(record.incarnation) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"#;
+
+/// The frame a socket bot gets for an action carried out on another node: the `ack` once
+/// the line is durable, or the `error` it would get on one node (`None`: nothing to say).
+fn socket_answer(acted: Result<Acted, RelayDown>, client_id: Option<String>) -> Option<String> {
+    let (code, message) = match acted {
+        Ok(Ok(None)) => return None,
+        Ok(Ok(Some(line))) if line.durable => return Some(line.ack),
+        Ok(Ok(Some(_))) => (
+            "not_yet_durable",
+            "the line went to the customer, but the archive had not kept it within 10 s: do not send it again".into(),
+        ),
+        Ok(Err(refused)) => refused,
+        Err(RelayDown::Gone) => (super::cluster::link::UNAVAILABLE, "this node is stopping".into()),
+        Err(RelayDown::Unavailable(why)) => (super::cluster::link::UNAVAILABLE, why),
+    };
+    let frame = ServerFrame::Error {
+        code,
+        message,
+        client_id,
+    };
+    Some(frame.encode().as_str().to_string())
 }
 
 /// What a resume found under its token.
@@ -239,6 +481,17 @@ enum Wire {
     },
     /// The answer to request `req`.
     Acted { req: u64, result: WireActed },
+    /// A frame for bot `bot`'s socket on this node, about conversation `chat`, whose stage
+    /// node `from` holds.
+    ToBot {
+        from: String,
+        bot: String,
+        chat: String,
+        frame: String,
+    },
+    /// Bot `bot`'s socket on node `node` is gone: the conversations it held here go to
+    /// their lines.
+    BotGone { node: String, bot: String },
 }
 
 /// An action's outcome as it travels: the refusal's code and message as text.
@@ -270,10 +523,11 @@ async fn durable(archive: &Archive, line: super::BotLine) -> ActedLine {
     }
 }
 
-struct Inner {
+/// Forwards a bot's actions to the node holding their stage and awaits the answers: the
+/// HTTP API's (through [`BotRelay::act`]) and a socket bot's (the hub's [`Op::Forward`]).
+/// Holds no hub, so the hub may hold it.
+pub struct Forwarder {
     cluster: Cluster,
-    hub: Hub,
-    archive: Archive,
     /// Answers awaited from other nodes, by request id: random, so an answer meant for this
     /// node's previous process (same `NODE_ID`) never matches a request of this one.
     pending: Mutex<HashMap<u64, oneshot::Sender<WireActed>>>,
@@ -282,37 +536,152 @@ struct Inner {
     shutdown: CancellationToken,
 }
 
-/// A request's entry in [`Inner::pending`], removed however the wait ends (the bot's HTTP
-/// request dropped included).
-struct Awaiting<'a> {
-    pending: &'a Mutex<HashMap<u64, oneshot::Sender<WireActed>>>,
-    req: u64,
+/// A forwarded action: answered already (not forwarded after all, or refused), or sent.
+pub enum Sent {
+    Answered(Acted),
+    Waiting(Waiting),
 }
 
-impl Drop for Awaiting<'_> {
+/// A forwarded action's answer to come. Its entry in [`Forwarder::pending`] is removed
+/// however the wait ends (the bot's HTTP request dropped included).
+pub struct Waiting {
+    forwarder: Arc<Forwarder>,
+    req: u64,
+    rx: Option<oneshot::Receiver<WireActed>>,
+}
+
+impl Drop for Waiting {
     fn drop(&mut self) {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.req);
+        self.forwarder
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.req);
     }
 }
 
-/// Bots' side of the cluster: forwards actions, carries out those forwarded here. Cheap
-/// to clone.
+impl Forwarder {
+    /// `act` by bot `bot` on `chat`, which this node's hub does not hold (`here`: its
+    /// refusal): sent to the node that does, or `here` when none does.
+    pub async fn send(
+        self: &Arc<Self>,
+        bot: String,
+        chat: String,
+        act: BotAct,
+        here: Acted,
+    ) -> Result<Sent, RelayDown> {
+        let node = redis::cmd("GET")
+            .arg(stage_key(&chat))
+            .query_async::<Option<String>>(&mut self.cluster.conn())
+            .await
+            .map_err(|e| RelayDown::Unavailable(format!("Redis did not answer: {e}")))?;
+        let node = match forwarded(false, node.as_deref(), self.cluster.node_id()) {
+            Forwarded::Here | Forwarded::Nowhere => return Ok(Sent::Answered(here)),
+            Forwarded::To(node) => node,
+        };
+        if self.shutdown.is_cancelled() {
+            // Nothing sent: the bot tries again, at another node.
+            return Err(RelayDown::Unavailable("this node is stopping; nothing was sent".into()));
+        }
+        let req: u64 = rand::random();
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(req, tx);
+        let waiting = Waiting {
+            forwarder: self.clone(),
+            req,
+            rx: Some(rx),
+        };
+        let wire = Wire::Act {
+            req,
+            from: self.cluster.node_id().to_string(),
+            bot,
+            chat,
+            act,
+        };
+        let sent = publish(&self.cluster, &node, &wire)
+            .await
+            .map_err(|e| RelayDown::Unavailable(format!("Redis did not take it: {e}")))?;
+        if sent > 0 {
+            return Ok(Sent::Waiting(waiting));
+        }
+        // Nobody listens for that node: gone (and its bot stages with it), or still
+        // registered and resubscribing after a Redis blip (then the bot tries again).
+        let registered: bool = redis::cmd("HEXISTS")
+            .arg(crate::cluster::lease::NODES_KEY)
+            .arg(&node)
+            .query_async(&mut self.cluster.conn())
+            .await
+            .map_err(|e| RelayDown::Unavailable(format!("Redis did not answer: {e}")))?;
+        if registered {
+            Err(RelayDown::Unavailable(
+                "the node holding this conversation is not listening right now; try again".into(),
+            ))
+        } else {
+            Ok(Sent::Answered(Err((
+                "not_your_chat",
+                "the node that held this conversation is gone".to_string(),
+            ))))
+        }
+    }
+
+    /// What the node an action was sent to decided.
+    pub async fn answer(&self, mut waiting: Waiting) -> Result<Acted, RelayDown> {
+        let Some(rx) = waiting.rx.take() else {
+            return Err(RelayDown::Unavailable("no answer awaited".into()));
+        };
+        let answer = tokio::select! {
+            // An answer that came is taken over the stop that came with it.
+            biased;
+            answer = tokio::time::timeout(ANSWER_TIMEOUT, rx) => answer.ok().and_then(Result::ok),
+            () = self.shutdown.cancelled() => {
+                // The action went out: whether it was carried out is the other node's to say.
+                return Err(RelayDown::Unavailable(
+                    "this node is stopping before the node holding this conversation answered".into(),
+                ));
+            }
+        };
+        match answer {
+            Some(result) => Ok(result.map_err(|(code, message)| (known_code(&code), message))),
+            None => Err(RelayDown::Unavailable(
+                "the node holding this conversation did not answer in time".into(),
+            )),
+        }
+    }
+}
+
+struct Inner {
+    hub: Hub,
+    archive: Archive,
+    forwarder: Arc<Forwarder>,
+}
+
+/// Bots' side of the cluster: forwards actions, carries out those forwarded here, hands
+/// the frames for a bot's socket here to the hub. Cheap to clone.
 #[derive(Clone)]
 pub struct BotRelay(Arc<Inner>);
 
 impl BotRelay {
-    /// Starts listening on this node's bots channel until `shutdown`.
+    /// Starts listening on this node's bots channel until `shutdown`; the hub gets the
+    /// forwarder for its socket bots' actions.
     pub fn start(cluster: Cluster, hub: Hub, archive: Archive, shutdown: CancellationToken) -> Self {
-        let relay = Self(Arc::new(Inner {
+        let forwarder = Arc::new(Forwarder {
             cluster,
-            hub,
-            archive,
             pending: Mutex::default(),
             shutdown: shutdown.clone(),
+        });
+        let relay = Self(Arc::new(Inner {
+            hub,
+            archive,
+            forwarder,
         }));
         let listening = relay.clone();
         tokio::spawn(async move {
-            let cluster = listening.0.cluster.clone();
+            let cluster = listening.0.forwarder.cluster.clone();
+            let _ = listening
+                .0
+                .hub
+                .send(Command::BotForwarder(listening.0.forwarder.clone()))
+                .await;
             let resubscribing = Resubscribing {
                 timeout: Duration::from_secs(5),
                 first_pause: Duration::from_millis(200),
@@ -335,94 +704,32 @@ impl BotRelay {
     /// else forwarded to the node that does.
     pub async fn act(&self, bot: String, chat: String, act: BotAct) -> Result<Acted, RelayDown> {
         let here = act_here(&self.0.hub, &self.0.archive, bot.clone(), chat.clone(), act.clone()).await?;
-        let held_here = !matches!(here, Err(("not_your_chat", _)));
-        let node = if held_here {
-            None
-        } else {
-            redis::cmd("GET")
-                .arg(stage_key(&chat))
-                .query_async::<Option<String>>(&mut self.0.cluster.conn())
-                .await
-                .map_err(|e| RelayDown::Unavailable(format!("Redis did not answer: {e}")))?
-        };
-        let node = match forwarded(held_here, node.as_deref(), self.0.cluster.node_id()) {
-            Forwarded::Here | Forwarded::Nowhere => return Ok(here),
-            Forwarded::To(node) => node,
-        };
-        if self.0.shutdown.is_cancelled() {
-            // Nothing sent: the bot tries again, at another node.
-            return Err(RelayDown::Unavailable("this node is stopping; nothing was sent".into()));
+        if !matches!(here, Err(("not_your_chat", _))) {
+            return Ok(here);
         }
-        let req: u64 = rand::random();
-        let (tx, rx) = oneshot::channel();
-        self.0.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(req, tx);
-        let _awaiting = Awaiting {
-            pending: &self.0.pending,
-            req,
-        };
-        let wire = Wire::Act {
-            req,
-            from: self.0.cluster.node_id().to_string(),
-            bot,
-            chat,
-            act,
-        };
-        let sent = self
-            .publish(&node, &wire)
-            .await
-            .map_err(|e| RelayDown::Unavailable(format!("Redis did not take it: {e}")))?;
-        if sent == 0 {
-            // Nobody listens for that node: gone (and its bot stages with it), or still
-            // registered and resubscribing after a Redis blip (then the bot tries again).
-            let registered: bool = redis::cmd("HEXISTS")
-                .arg(crate::cluster::lease::NODES_KEY)
-                .arg(&node)
-                .query_async(&mut self.0.cluster.conn())
-                .await
-                .map_err(|e| RelayDown::Unavailable(format!("Redis did not answer: {e}")))?;
-            return if registered {
-                Err(RelayDown::Unavailable(
-                    "the node holding this conversation is not listening right now; try again".into(),
-                ))
-            } else {
-                Ok(Err((
-                    "not_your_chat",
-                    "the node that held this conversation is gone".to_string(),
-                )))
-            };
-        }
-        let answer = tokio::select! {
-            // An answer that came is taken over the stop that came with it.
-            biased;
-            answer = tokio::time::timeout(ANSWER_TIMEOUT, rx) => answer.ok().and_then(Result::ok),
-            () = self.0.shutdown.cancelled() => {
-                // The action went out: whether it was carried out is the other node's to say.
-                return Err(RelayDown::Unavailable(
-                    "this node is stopping before the node holding this conversation answered".into(),
-                ));
-            }
-        };
-        match answer {
-            Some(result) => Ok(result.map_err(|(code, message)| (known_code(&code), message))),
-            None => Err(RelayDown::Unavailable(
-                "the node holding this conversation did not answer in time".into(),
-            )),
+        match self.0.forwarder.send(bot, chat, act, here).await? {
+            Sent::Answered(acted) => Ok(acted),
+            Sent::Waiting(waiting) => self.0.forwarder.answer(waiting).await,
         }
     }
+}
 
-    async fn publish(&self, node: &str, wire: &Wire) -> redis::RedisResult<i64> {
-        let text = serde_json::to_string(wire).unwrap_or_default();
-        redis::cmd("PUBLISH")
-            .arg(channel(node))
-            .arg(text)
-            .query_async::<i64>(&mut self.0.cluster.conn())
-            .await
-    }
+async fn publish(cluster: &Cluster, node: &str, wire: &Wire) -> redis::RedisResult<i64> {
+    let text = serde_json::to_string(wire).unwrap_or_default();
+    redis::cmd("PUBLISH")
+        .arg(channel(node))
+        .arg(text)
+        .query_async::<i64>(&mut cluster.conn())
+        .await
 }
 
 impl Listener for BotRelay {
     async fn resubscribed(&self) {
-        // An action lost in the gap is answered by its sender's timeout.
+        // An action lost in the gap is answered by its sender's timeout; a bot's frame
+        // lost in it by the reply timer of the stage it was about. The sockets here are
+        // recorded again: a record written while Redis was away, or lost with its data,
+        // would leave them serving this node alone.
+        let _ = self.0.hub.send(Command::BotSocketsAgain).await;
     }
 
     async fn received(&self, payload: String) {
@@ -432,7 +739,13 @@ impl Listener for BotRelay {
         };
         match wire {
             Wire::Acted { req, result } => {
-                let waiting = self.0.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&req);
+                let waiting = self
+                    .0
+                    .forwarder
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&req);
                 if let Some(tx) = waiting {
                     let _ = tx.send(result);
                 }
@@ -456,10 +769,27 @@ impl Listener for BotRelay {
                         Ok(None) => Ok(None),
                         Err((code, message)) => Err((code.to_string(), message)),
                     };
-                    if let Err(e) = relay.publish(&from, &Wire::Acted { req, result }).await {
+                    let answer = Wire::Acted { req, result };
+                    if let Err(e) = publish(&relay.0.forwarder.cluster, &from, &answer).await {
                         tracing::warn!(error = %e, node = %from, "a forwarded bot action's answer could not be sent");
                     }
                 });
+            }
+            Wire::ToBot { from, bot, chat, frame } => {
+                // In the channel's order, so the bot hears of a conversation's lines in theirs.
+                let _ = self
+                    .0
+                    .hub
+                    .send(Command::RemoteBotFrame {
+                        from,
+                        bot,
+                        chat_id: chat,
+                        frame,
+                    })
+                    .await;
+            }
+            Wire::BotGone { node, bot } => {
+                let _ = self.0.hub.send(Command::RemoteBotGone { bot, node }).await;
             }
         }
     }
@@ -492,5 +822,52 @@ mod tests {
         ));
         assert_eq!(known_code("not_your_chat"), "not_your_chat");
         assert_eq!(known_code("something new"), "refused");
+    }
+
+    #[test]
+    fn a_frame_for_a_bot_on_another_node_travels_verbatim() {
+        let wire = Wire::ToBot {
+            from: "b".into(),
+            bot: "Faq".into(),
+            chat: "c1".into(),
+            frame: r#"{"type":"message"}"#.into(),
+        };
+        let text = serde_json::to_string(&wire).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"to_bot","from":"b","bot":"Faq","chat":"c1","frame":"{\"type\":\"message\"}"}"#
+        );
+        match serde_json::from_str::<Wire>(&text).unwrap() {
+            Wire::ToBot { frame, .. } => assert_eq!(frame, r#"{"type":"message"}"#),
+            other => panic!("{other:?}"),
+        }
+        let gone = serde_json::to_string(&Wire::BotGone {
+            node: "a".into(),
+            bot: "Faq".into(),
+        })
+        .unwrap();
+        assert_eq!(gone, r#"{"kind":"bot_gone","node":"a","bot":"Faq"}"#);
+    }
+
+    #[test]
+    fn a_socket_bot_is_answered_as_on_one_node() {
+        let line = |durable| ActedLine {
+            ack: r#"{"type":"ack"}"#.into(),
+            durable,
+        };
+        assert_eq!(socket_answer(Ok(Ok(None)), None), None);
+        assert_eq!(
+            socket_answer(Ok(Ok(Some(line(true)))), None).as_deref(),
+            Some(r#"{"type":"ack"}"#)
+        );
+        let not_yet = socket_answer(Ok(Ok(Some(line(false)))), Some("b1".into())).unwrap();
+        assert!(
+            not_yet.contains("not_yet_durable") && not_yet.contains("b1"),
+            "{not_yet}"
+        );
+        let refused = socket_answer(Ok(Err(("empty_message", "empty".into()))), None).unwrap();
+        assert!(refused.contains(r#""code":"empty_message""#), "{refused}");
+        let down = socket_answer(Err(RelayDown::Unavailable("Redis did not answer".into())), None).unwrap();
+        assert!(down.contains("cluster_unavailable"), "{down}");
     }
 }

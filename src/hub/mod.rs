@@ -209,6 +209,33 @@ pub(crate) enum Command {
         bot: String,
         chat_id: String,
     },
+    /// What a join's lookup of its category's bot's socket on another node found (or why
+    /// it could not be looked up): the join goes on.
+    BotFound {
+        conn: ConnId,
+        asked: Box<service::continuing::JoinAsked>,
+        bot: String,
+        found: Result<crate::core::bots::SocketAt, String>,
+    },
+    /// A frame for bot `bot`'s socket here, about conversation `chat_id`, from the node
+    /// `from` holding its stage.
+    RemoteBotFrame {
+        from: String,
+        bot: String,
+        chat_id: String,
+        frame: String,
+    },
+    /// Bot `bot`'s socket on node `node` is gone (or cannot be reached): the conversations
+    /// it held here go to their lines.
+    RemoteBotGone {
+        bot: String,
+        node: String,
+    },
+    /// Several nodes: this node's bots channel was subscribed again after a gap: the bot
+    /// sockets here are recorded again.
+    BotSocketsAgain,
+    /// Several nodes: what forwards a socket bot's actions to the node holding their stage.
+    BotForwarder(std::sync::Arc<bot_relay::Forwarder>),
     /// Bot `bot` acts on conversation `chat_id` over the HTTP API.
     BotAct {
         bot: String,

@@ -379,6 +379,21 @@ impl HubState {
             Command::ApiTokensRevoked { ids } => self.bot_tokens_revoked(ids),
             Command::BotHook { bot, hook } => self.bot_hook(bot, hook),
             Command::BotCallFailed { bot, chat_id } => self.bot_call_failed(&bot, &chat_id),
+            Command::BotFound {
+                conn,
+                asked,
+                bot,
+                found,
+            } => self.bot_found(conn, *asked, bot, found),
+            Command::RemoteBotFrame {
+                from,
+                bot,
+                chat_id,
+                frame,
+            } => self.remote_bot_frame(from, &bot, &chat_id, frame),
+            Command::RemoteBotGone { bot, node } => self.remote_bot_gone(&bot, &node),
+            Command::BotForwarder(forwarder) => self.bots_forwarder(forwarder),
+            Command::BotSocketsAgain => self.bot_sockets_again(),
             Command::BotAct {
                 bot,
                 chat_id,

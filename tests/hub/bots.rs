@@ -33,7 +33,7 @@ pub(crate) async fn bot_token_and_id(admin: &Api, name: &str) -> (String, String
 }
 
 /// Bot `name` connected with `secret`, its welcome read.
-async fn bot_socket(hub: &Endpoint, secret: &str) -> (Ws, Value) {
+pub(crate) async fn bot_socket(hub: &Endpoint, secret: &str) -> (Ws, Value) {
     let auth = format!("Bearer {secret}");
     let mut ws = Ws::connect(&hub.ws_url("/ws/bot"), &[("authorization", &auth)])
         .await

@@ -8,10 +8,12 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
-use crate::bots::bot_token;
+use crate::bots::{bot_socket, bot_token};
 use crate::cluster_fixture::{
-    Process, customer_on, nodes, process_and_nodes, redis_conn, until_reaped, until_registered, woken_fenced,
+    Process, Servers, customer_on, killed_and_back_empty, nodes, process_and_nodes, redis_conn, redis_shows,
+    until_reaped, until_registered, woken_fenced,
 };
+use crate::cluster_redis_restart::healthy;
 use crate::common::*;
 use crate::continuing::wait_archived;
 
@@ -53,26 +55,7 @@ async fn a_webhook_bots_answers_at_another_node_reach_the_customer_and_hand_over
     assert_eq!(taken["peer_name"], "Carla");
     carla.next_of("transferred").await;
     let api = beta.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 3).await;
-    let lines: Vec<(&str, &str)> = archived["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["text"].as_str().unwrap(), m["via"].as_str().unwrap_or("-")))
-        .collect();
-    assert_eq!(
-        lines,
-        [
-            ("what are your opening hours?", "-"),
-            ("We are open 9 to 5.", "bot"),
-            ("I need a person", "-")
-        ],
-        "{archived}"
-    );
-    assert!(
-        archived.to_string().contains("wants a person"),
-        "the bot's note: {archived}"
-    );
+    archived_with_note(&api, &chat, "wants a person").await;
     // The seq goes on without a gap, across the nodes, both ways.
     assert_eq!(ann.say_in(&chat, "Ann here, how can I help?", "a1").await["seq"], 4);
     assert_eq!(carla.next_of("message").await["seq"], 4);
@@ -129,6 +112,28 @@ async fn a_webhook_bots_answers_at_another_node_reach_the_customer_and_hand_over
     );
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// Waits for `chat` to be archived with the three lines both bots' tests exchange (the
+/// bot's marked) and the bot's hand-over `note`.
+async fn archived_with_note(api: &Api, chat: &str, note: &str) {
+    let archived = wait_archived(api, chat, 3).await;
+    let lines: Vec<(&str, &str)> = archived["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["text"].as_str().unwrap(), m["via"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("what are your opening hours?", "-"),
+            ("We are open 9 to 5.", "bot"),
+            ("I need a person", "-")
+        ],
+        "{archived}"
+    );
+    assert!(archived.to_string().contains(note), "the bot's note: {archived}");
 }
 
 /// A customer of General on the node at `bind` who meets bot Faq, once that node knows of
@@ -330,4 +335,226 @@ async fn a_node_stopping_while_a_bots_line_waits_for_another_node_answers_the_bo
     let words = refused["error"]["message"].as_str().unwrap();
     assert!(words.contains("stopping"), "{words}");
     signal(&sleepy.0, libc::SIGCONT);
+}
+
+/// General names bot Faq (on every node, over the admin bus): a token for Faq's socket.
+async fn faq_for_general(admin: &Api) -> String {
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    bot_token(admin, "Faq").await
+}
+
+/// Two nodes whose General category names bot Faq, with Faq's socket on alpha: the
+/// nodes, alpha's admin, the bot's socket and its token.
+async fn socket_bot_on_alpha(name: &str) -> ([TestHub; 2], Servers, Api, Ws, String) {
+    let (nodes, servers) = nodes(name, ["alpha", "beta"], |_| {}).await;
+    let admin = nodes[0].admin().await;
+    let secret = faq_for_general(&admin).await;
+    let (bot, welcome) = bot_socket(&nodes[0], &secret).await;
+    assert_eq!(welcome["bot"], "Faq");
+    (nodes, servers, admin, bot, secret)
+}
+
+/// A socket bot connected to alpha serves a customer on beta: it is told of her
+/// conversation and her lines, its answers reach her (via "bot", the seq going on), its
+/// acks come back on its socket, and its hand-over puts her in the shared line, where an
+/// agent on alpha takes the conversation with its lines.
+#[tokio::test]
+async fn a_socket_bot_on_one_node_answers_a_customer_on_another_and_hands_over() {
+    let ([alpha, beta], _servers, admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket").await;
+    let mut ann = alpha.agent("ann", &["general"], 2).await;
+    let (mut carla, chat) = meets_bot(&beta, "Carla").await;
+    let given = bot
+        .next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+        .await;
+    assert_eq!(given["customer_name"], "Carla");
+
+    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
+    let line = bot.next_of("message").await;
+    assert_eq!(
+        (line["chat_id"].as_str(), line["text"].as_str(), line["from"].as_str()),
+        (Some(&*chat), Some("what are your opening hours?"), Some("customer"))
+    );
+    let ack = bot.say_in(&chat, "We are open 9 to 5.", "b1").await;
+    assert_eq!(
+        (ack["seq"].as_u64(), ack["client_id"].as_str()),
+        (Some(2), Some("b1")),
+        "{ack}"
+    );
+    let answer = carla.next_of("message").await;
+    assert_eq!(
+        (answer["text"].as_str(), answer["via"].as_str(), answer["seq"].as_u64()),
+        (Some("We are open 9 to 5."), Some("bot"), Some(2)),
+        "{answer}"
+    );
+    // A refusal decided on beta comes back on the bot's socket as on one node.
+    bot.send(json!({"type": "message", "chat_id": chat, "text": "  ", "client_id": "b2"}))
+        .await;
+    let refused = bot.next_of("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_id"].as_str()),
+        (Some("empty_message"), Some("b2")),
+        "{refused}"
+    );
+
+    assert_eq!(carla.say("I need a person", "c2").await["seq"], 3);
+    bot.next_of("message").await;
+    bot.send(json!({"type": "handover", "chat_id": chat, "note": "wants a refund"}))
+        .await;
+    let ended = bot.next_of("conversation_ended").await;
+    assert_eq!(
+        (ended["chat_id"].as_str(), ended["why"].as_str()),
+        (Some(&*chat), Some("asked"))
+    );
+    carla.next_of("transferred").await;
+    let taken = ann.chat_continued(&chat).await;
+    assert_eq!(taken["peer_name"], "Carla");
+    // Her page reads the lines from the archive, as for any conversation continued from
+    // another node: the bot's marked, its note kept.
+    archived_with_note(&admin, &chat, "wants a refund").await;
+    assert_eq!(ann.say_in(&chat, "Ann here.", "a1").await["seq"], 4);
+    assert_eq!(carla.next_of("message").await["seq"], 4);
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// The socket of a bot on alpha closes while it talks to a customer on beta: she is handed
+/// over at once (`bot_gone`), as on one node; the bot connecting again, on beta this time,
+/// serves alpha's next customer.
+#[tokio::test]
+async fn a_socket_bots_socket_closing_hands_over_another_nodes_customer_and_it_serves_again_from_elsewhere() {
+    let ([alpha, beta], _servers, _admin, mut bot, secret) = socket_bot_on_alpha("bots-cluster-socket-gone").await;
+    let mut ann = beta.agent("ann", &["general"], 2).await;
+    let (mut carla, chat) = meets_bot(&beta, "Carla").await;
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+        .await;
+    assert_eq!(carla.say("anyone?", "c1").await["seq"], 1);
+    bot.next_of("message").await;
+    drop(bot);
+    carla.next_of("transferred").await;
+    let taken = ann.chat_continued(&chat).await;
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+
+    let (mut bot, _) = bot_socket(&beta, &secret).await;
+    let (mut dora, dora_chat) = meets_bot(&alpha, "Dora").await;
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == dora_chat.as_str())
+        .await;
+    assert_eq!(dora.say("hello", "d1").await["seq"], 1);
+    bot.next_of("message").await;
+    assert_eq!(bot.say_in(&dora_chat, "Hello Dora.", "b1").await["seq"], 2);
+    assert_eq!(dora.next_of("message").await["via"], "bot");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// A socket bot connected to a hub process that is killed (kill -9) while it talks to a
+/// customer on the live node: once the cluster takes the dead node over, she is handed
+/// over to the line, not left with a bot nobody can reach.
+#[tokio::test]
+async fn a_customer_whose_socket_bots_node_died_is_handed_over() {
+    let (mut doomed, bind, [live], servers) =
+        process_and_nodes("bots-cluster-socket-kill", Process::named("doomed"), ["live"], |_| {}).await;
+    let mut conn = redis_conn(&servers.redis).await;
+    let secret = faq_for_general(&live.admin().await).await;
+    let auth = format!("Bearer {secret}");
+    let mut bot = Ws::connect(&format!("ws://{bind}/ws/bot"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    bot.next_of("bot_welcome").await;
+    let mut ann = live.agent("ann", &["general"], 1).await;
+    let (mut carla, chat) = meets_bot(&live, "Carla").await;
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+        .await;
+
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    until_reaped(&mut conn, "doomed").await;
+    let moved = carla.next_of("transferred").await;
+    assert_eq!(moved["chat_id"], chat.as_str());
+    let taken = ann.chat_continued(&chat).await;
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+    assert_eq!(carla.say("hello?", "c1").await["seq"], 1);
+    assert_eq!(ann.next_of("message").await["seq"], 1);
+    live.stop().await;
+}
+
+/// Redis frozen (SIGSTOP, shorter than the lease) while a socket bot on alpha talks to a
+/// customer on beta: the bot's line is refused on its socket (`cluster_unavailable`), as a
+/// new customer's join on beta is, and nothing is lost: once Redis answers, the bot's
+/// line sent again reaches her, the seq going on, and beta's next customer meets the bot.
+#[tokio::test]
+async fn redis_away_refuses_a_socket_bots_line_for_another_node_and_nothing_is_lost() {
+    let ([alpha, beta], servers, _admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket-redis").await;
+    let (mut carla, chat) = meets_bot(&beta, "Carla").await;
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+        .await;
+    assert_eq!(carla.say("hello", "c1").await["seq"], 1);
+    bot.next_of("message").await;
+
+    servers.redis.pause();
+    redis_shows(&alpha, "down").await;
+    bot.send(json!({"type": "message", "chat_id": chat, "text": "Hello Carla.", "client_id": "b1"}))
+        .await;
+    let refused = bot.next_of("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_id"].as_str()),
+        (Some("cluster_unavailable"), Some("b1")),
+        "{refused}"
+    );
+    let bind = beta.url("");
+    let mut dora = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+    dora.send(json!({"type": "join", "name": "Dora", "category": "general"}))
+        .await;
+    assert_eq!(dora.next_of("error").await["code"], "cluster_unavailable");
+    servers.redis.resume();
+    redis_shows(&alpha, "up").await;
+    redis_shows(&beta, "up").await;
+
+    assert_eq!(bot.say_in(&chat, "Hello Carla.", "b1").await["seq"], 2);
+    let answer = carla.next_of("message").await;
+    assert_eq!(
+        (answer["text"].as_str(), answer["seq"].as_u64()),
+        (Some("Hello Carla."), Some(2)),
+        "{answer}"
+    );
+    let bind = bind.trim_start_matches("http://").trim_end_matches('/');
+    let (_dora, dora_chat, _) = meets_bot_at(bind, "Dora").await;
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == dora_chat.as_str())
+        .await;
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Redis killed and started empty while a socket bot is connected to alpha: the record of
+/// its socket went with the data, and alpha records it again once it has subscribed again,
+/// so beta's next customer meets the bot.
+#[tokio::test]
+async fn a_socket_bot_is_found_again_after_redis_lost_its_data() {
+    let ([alpha, beta], mut servers, _admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket-lost").await;
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+    healthy(&alpha, "alpha").await;
+    healthy(&beta, "beta").await;
+    // Joins are refused while the nodes restore (`cluster_unavailable`), then go to the
+    // line until alpha's record is back.
+    let mut met = None;
+    for _ in 0..200 {
+        let mut carla = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+        carla
+            .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+            .await;
+        let first = carla
+            .next_matching(|f| ["chat_started", "queued", "error"].contains(&f["type"].as_str().unwrap_or("")))
+            .await;
+        if first["type"] == "chat_started" && first["peer_name"] == "Faq" {
+            met = Some((carla, first["chat_id"].as_str().unwrap().to_string()));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_carla, chat) = met.expect("beta's customers never met the bot again");
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+        .await;
+    alpha.stop().await;
+    beta.stop().await;
 }

@@ -16,8 +16,11 @@
 //! stamps its lines, runs its timer and hands it over into the shared line. Every node
 //! knows every webhook bot (the admin bus tells them) and calls it for its own customers;
 //! a bot's answer that comes in at another node is forwarded to this one (`bot_relay`).
-//! A socket bot serves the customers of the node it is connected to; a customer of
-//! another node goes to the line at once (`bot_not_connected`), as one whose bot is down.
+//! A socket bot serves the customers of every node: a join whose category's bot has no
+//! socket here looks it up on the others (off the hub's task, [`HubState::bot_found`]);
+//! the stage's frames for the bot go to the socket's node and the bot's actions on its
+//! socket come back to the stage's (`bot_relay`). Its socket gone, or its node lost, the
+//! customers it held elsewhere are handed over as those of its own node.
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,7 +33,7 @@ use crate::hub::bot_relay::{self, Taken, Ticket};
 use axum::extract::ws::Utf8Bytes;
 
 use crate::clock::now_ms;
-use crate::core::bots::{self as rules, Entry, Handover, ReplyClock};
+use crate::core::bots::{self as rules, Entry, Handover, ReplyClock, SocketAt};
 use crate::core::conversation::Route;
 use crate::core::routing::{AgentId, CategoryId};
 use crate::hub::delivery::{ConnId, Outbound, SenderCopy};
@@ -63,10 +66,19 @@ pub(super) struct BotDesk {
     /// before the revocation, and registers after it, is closed as it registers. Admins
     /// revoke a handful of tokens in a hub's life, so this stays small.
     revoked_tokens: HashSet<String>,
-    /// Several nodes: the task recording and deleting stages' tickets in Redis, in the
+    /// Several nodes: the task carrying out the bots' Redis steps (stages' tickets and
+    /// claims, bot sockets' records, frames for and actions of bots on other nodes) in the
     /// order the hub asks (a stage that ends at once must not leave its ticket recorded
-    /// after its deletion). Started with the first stage.
-    tickets: Option<tokio::sync::mpsc::Sender<bot_relay::TicketOp>>,
+    /// after its deletion; a bot hears of a conversation before its lines). Started with
+    /// the first step.
+    ops: Option<tokio::sync::mpsc::Sender<bot_relay::Op>>,
+    /// Several nodes: a bot's socket here → the nodes that sent it frames (stages there),
+    /// told when the socket goes.
+    served: HashMap<String, HashSet<String>>,
+    /// Customers whose join waits for the lookup of their category's bot's socket.
+    looking_up: HashSet<ConnId>,
+    /// Several nodes: forwards a socket bot's actions to the node holding their stage.
+    forwarder: Option<std::sync::Arc<bot_relay::Forwarder>>,
 }
 
 /// One customer talking to a bot.
@@ -81,6 +93,8 @@ struct Stage {
     token: String,
     transcript: Transcript,
     clock: ReplyClock,
+    /// The node holding the bot's socket, when another one does (several nodes).
+    bot_node: Option<String>,
 }
 
 impl BotDesk {
@@ -113,6 +127,7 @@ impl HubState {
             self.close_conn(old, close::REPLACED, "the bot connected on another connection");
         }
         tracing::info!(bot = %name, conn = conn.0, "bot connected");
+        self.op(bot_relay::Op::SocketHere(name.clone()));
         let conversations = self
             .bots
             .stages
@@ -137,16 +152,24 @@ impl HubState {
         }
         self.bots.connected.remove(name);
         tracing::info!(bot = %name, "bot disconnected; its conversations are handed over");
-        self.hand_over_all_of(name, Handover::BotGone);
+        self.op(bot_relay::Op::SocketGone(name.to_string()));
+        for node in self.bots.served.remove(name).unwrap_or_default() {
+            self.op(bot_relay::Op::BotGone {
+                node,
+                bot: name.to_string(),
+            });
+        }
+        self.hand_over_all_of(name, None, Handover::BotGone);
     }
 
-    /// Every conversation bot `name` holds goes to its category's line.
-    fn hand_over_all_of(&mut self, name: &str, why: Handover) {
+    /// Every conversation bot `name` holds through its socket on `node` (`None`: here, or
+    /// by webhook) goes to its category's line.
+    fn hand_over_all_of(&mut self, name: &str, node: Option<&str>, why: Handover) {
         let held: Vec<String> = self
             .bots
             .stages
             .iter()
-            .filter(|(_, s)| s.bot == name)
+            .filter(|(_, s)| s.bot == name && s.bot_node.as_deref() == node)
             .map(|(id, _)| id.clone())
             .collect();
         for id in held {
@@ -201,7 +224,7 @@ impl HubState {
                     return;
                 }
                 tracing::info!(bot = %bot, "a bot's webhook was removed; its conversations are handed over");
-                self.hand_over_all_of(&bot, Handover::BotGone);
+                self.hand_over_all_of(&bot, None, Handover::BotGone);
             }
         }
     }
@@ -229,10 +252,33 @@ impl HubState {
         conn: ConnId,
         asked: JoinAsked,
     ) -> Result<Option<JoinAsked>, (&'static str, String)> {
-        let category = CategoryId::from(asked.category.clone());
         let bot = self.bots.category_bots.get(&asked.category).cloned();
         let socket = bot.as_ref().is_some_and(|b| self.bots.connected.contains_key(b));
-        let reachable = socket || bot.as_ref().is_some_and(|b| self.bots.hooked.contains_key(b));
+        let hooked = bot.as_ref().is_some_and(|b| self.bots.hooked.contains_key(b));
+        if let Some(name) = &bot
+            && !socket
+            && !hooked
+            && self.bus.is_some()
+        {
+            // Its socket may be on another node: looked up off the hub's task.
+            self.look_up_bot(conn, asked, name.clone())?;
+            return Ok(None);
+        }
+        self.bot_entry(conn, asked, bot, socket || hooked, None)
+    }
+
+    /// A join's way once it is known whether its category's bot can be reached (on
+    /// `bot_node` when its socket is on another node): `Some(asked)` back for the line.
+    fn bot_entry(
+        &mut self,
+        conn: ConnId,
+        asked: JoinAsked,
+        bot: Option<String>,
+        reachable: bool,
+        bot_node: Option<String>,
+    ) -> Result<Option<JoinAsked>, (&'static str, String)> {
+        let category = CategoryId::from(asked.category.clone());
+        let socket = bot_node.is_some() || bot.as_ref().is_some_and(|b| self.bots.connected.contains_key(b));
         let entry = rules::entry(bot.as_deref(), reachable);
         let bot = match entry {
             Entry::Line(None) => return Ok(Some(asked)),
@@ -269,16 +315,11 @@ impl HubState {
         }));
         self.conversation_opened(&id, &category, &asked.profile, &AgentId(rules::bot_agent_id(&bot)));
         tracing::info!(bot = %bot, conversation = %id, category = %category.0, "a customer talks to the category's bot first");
-        if socket && let Some(cluster) = self.bus.clone() {
-            // A socket bot answers over its socket, here; its HTTP answers may come in at
-            // another node, which forwards them here (a webhook bot's caller records this
-            // before its first call instead).
-            let chat = id.clone();
-            tokio::spawn(async move {
-                if let Err(e) = crate::hub::bot_relay::claim_stage(&cluster, &chat).await {
-                    tracing::warn!(conversation = %chat, error = %e, "a bot conversation's node could not be recorded in Redis");
-                }
-            });
+        if socket {
+            // A socket bot's actions, on its socket on another node or over HTTP, may come
+            // in at another node, which forwards them here: recorded before the bot hears of
+            // the conversation (a webhook bot's caller records this before its first call).
+            self.op(bot_relay::Op::Claim(id.clone()));
         }
         let mut asked = asked;
         // Not a note for the agent who takes over either: the page sends it as a line.
@@ -295,7 +336,7 @@ impl HubState {
                 name: name.clone(),
                 profile: asked.profile.clone(),
             };
-            self.ticket_op(bot_relay::TicketOp::Record(token.clone(), Box::new(ticket)));
+            self.op(bot_relay::Op::Record(token.clone(), Box::new(ticket)));
         }
         self.bots.by_customer.insert(conn, id.clone());
         self.bots.stages.insert(
@@ -308,6 +349,7 @@ impl HubState {
                 token: token.clone(),
                 transcript: Transcript::new(STAGE_LINES),
                 clock: ReplyClock::default(),
+                bot_node,
             },
         );
         self.send_to_conn(
@@ -339,7 +381,7 @@ impl HubState {
             },
         );
         if let Some(view) = self.bots.stages.get(&id).map(|s| s.view(&id)) {
-            self.to_bot(&bot, &id, "conversation", &ServerFrame::Conversation(view));
+            self.tell_bot(&bot, &id, "conversation", &ServerFrame::Conversation(view));
         }
         Ok(None)
     }
@@ -369,7 +411,7 @@ impl HubState {
                 stage.asked.profile.email = Some(email.clone());
                 let bot = stage.bot.clone();
                 self.keep_email(&id, &email);
-                self.to_bot(
+                self.tell_bot(
                     &bot,
                     &id,
                     "customer_email",
@@ -424,7 +466,7 @@ impl HubState {
         if from_bot {
             self.send_encoded_to_conn(customer, Outbound::Frame(frame.clone()));
         } else {
-            self.to_bot_encoded(&bot, id, "message", &frame);
+            self.tell_bot_encoded(&bot, id, "message", &frame);
         }
         let frame = Outbound::Frame(frame);
         if let Some(conn) = conn {
@@ -467,13 +509,28 @@ impl HubState {
     }
 
     /// `frame` (of type `kind`, about conversation `id`) to bot `bot`: over its socket,
-    /// or else to its hook.
-    fn to_bot(&self, bot: &str, id: &str, kind: &'static str, frame: &ServerFrame) {
-        self.to_bot_encoded(bot, id, kind, &frame.encode());
+    /// here or on the node holding it, or else to its hook.
+    fn tell_bot(&mut self, bot: &str, id: &str, kind: &'static str, frame: &ServerFrame) {
+        self.tell_bot_encoded(bot, id, kind, &frame.encode());
     }
 
-    fn to_bot_encoded(&self, bot: &str, id: &str, kind: &'static str, frame: &Utf8Bytes) {
-        if let Some(conn) = self.bots.connected.get(bot) {
+    fn tell_bot_encoded(&mut self, bot: &str, id: &str, kind: &'static str, frame: &Utf8Bytes) {
+        let node = self.bots.stages.get(id).and_then(|s| s.bot_node.clone());
+        self.tell_bot_via(bot, node, id, kind, frame);
+    }
+
+    /// As [`HubState::tell_bot_encoded`], for a conversation whose bot's socket is on `node`
+    /// (`None`: here, or a webhook).
+    fn tell_bot_via(&mut self, bot: &str, node: Option<String>, id: &str, kind: &'static str, frame: &Utf8Bytes) {
+        if let Some(node) = node {
+            // The socket the bot heard of the conversation on, even with a newer one here.
+            self.op(bot_relay::Op::ToBot {
+                node,
+                bot: bot.to_string(),
+                chat: id.to_string(),
+                frame: frame.as_str().to_string(),
+            });
+        } else if let Some(conn) = self.bots.connected.get(bot) {
             self.send_encoded_to_conn(*conn, Outbound::Frame(frame.clone()));
         } else if let Some(caller) = self.bots.hooked.get(bot)
             && !caller.call(id, kind, frame.as_str().to_string())
@@ -517,7 +574,9 @@ impl HubState {
             } => {
                 let id = chat_id.ok_or_else(|| ("missing_chat_id", "a bot's message names its chat_id".to_string()))?;
                 if !attachments.is_empty() {
-                    self.held(name, &id)?;
+                    if self.bots.forwarder.is_none() {
+                        self.held(name, &id)?;
+                    }
                     return Err(("attachments_not_for_bots", "a bot sends text only".into()));
                 }
                 (id, BotAct::Message { text, client_id })
@@ -535,6 +594,28 @@ impl HubState {
                 ));
             }
         };
+        if let Err(refused) = self.held(name, &chat_id)
+            && let Some(forwarder) = self.bots.forwarder.clone()
+            && let Some(entry) = self.conns.get(&conn)
+        {
+            // Perhaps held by another node (its customer's): forwarded there, in order,
+            // answered on this socket as here.
+            let client_id = match &act {
+                BotAct::Message { client_id, .. } => client_id.clone(),
+                _ => None,
+            };
+            let to = entry.handle.clone();
+            self.op(bot_relay::Op::Forward {
+                forwarder,
+                bot: name.to_string(),
+                chat: chat_id,
+                act,
+                client_id,
+                here: refused,
+                to,
+            });
+            return Ok(());
+        }
         self.bot_act(Some(conn), name, &chat_id, act).map(|_| ())
     }
 
@@ -620,19 +701,16 @@ impl HubState {
             category,
             asked,
             transcript,
+            bot_node,
             ..
         } = stage;
         tracing::info!(bot = %bot, conversation = %id, why = why.word(), "a bot handed a conversation over");
-        self.to_bot(
-            &bot,
-            id,
-            "conversation_ended",
-            &ServerFrame::ConversationEnded {
-                chat_id: id.to_string(),
-                reason: "handed_over",
-                why: Some(why.word()),
-            },
-        );
+        let ended = ServerFrame::ConversationEnded {
+            chat_id: id.to_string(),
+            reason: "handed_over",
+            why: Some(why.word()),
+        };
+        self.tell_bot_via(&bot, bot_node, id, "conversation_ended", &ended.encode());
         // The chat the line pairs it into reserves its own closing.
         self.archive.release_closing();
         let note = match (note.is_empty(), why) {
@@ -686,15 +764,17 @@ impl HubState {
             },
         }));
         self.conversation_resolved(id);
-        self.to_bot(
+        let ended = ServerFrame::ConversationEnded {
+            chat_id: id.to_string(),
+            reason,
+            why: None,
+        };
+        self.tell_bot_via(
             &stage.bot,
+            stage.bot_node.clone(),
             id,
             "conversation_ended",
-            &ServerFrame::ConversationEnded {
-                chat_id: id.to_string(),
-                reason,
-                why: None,
-            },
+            &ended.encode(),
         );
         if by != Side::Customer {
             self.send_to_conn(
@@ -712,18 +792,26 @@ impl HubState {
     /// On several nodes: the ticket of a stage that ended here is deleted, so its token
     /// resumes nothing anywhere, as on one node.
     fn forget_ticket(&mut self, token: &str, chat: &str) {
-        self.ticket_op(bot_relay::TicketOp::Forget(token.to_string(), chat.to_string()));
+        self.op(bot_relay::Op::Forget(token.to_string(), chat.to_string()));
     }
 
-    /// `op` for the tickets' task (off the hub's task, in order); started with the first.
-    fn ticket_op(&mut self, op: bot_relay::TicketOp) {
+    /// `op` for the bots' Redis task (off the hub's task, in order); started with the
+    /// first. A frame for a bot on another node that cannot be queued hands its
+    /// conversation over, as a webhook bot far behind.
+    fn op(&mut self, op: bot_relay::Op) {
         let Some(cluster) = self.bus.clone() else { return };
-        let tickets = self
+        let timers = self.timers.clone();
+        let ops = self
             .bots
-            .tickets
-            .get_or_insert_with(|| bot_relay::start_tickets(cluster));
-        if tickets.try_send(op).is_err() {
-            tracing::warn!("a bot stage's ticket was not recorded or deleted: Redis is far behind");
+            .ops
+            .get_or_insert_with(|| bot_relay::start_ops(cluster, timers));
+        if let Err(refused) = ops.try_send(op) {
+            tracing::warn!("a bot's step in Redis was dropped: Redis is far behind");
+            if let bot_relay::Op::ToBot { bot, chat, .. } = refused.into_inner()
+                && let Some(hub) = self.timers.upgrade()
+            {
+                let _ = hub.try_send(Command::BotCallFailed { bot, chat_id: chat });
+            }
         }
     }
 
@@ -793,7 +881,7 @@ impl HubState {
             ..
         } = *ticket;
         tracing::warn!(bot = %bot, conversation = %chat, "a bot's conversation whose node died is handed over where its customer came back");
-        self.to_bot(
+        self.tell_bot(
             &bot,
             &chat,
             "conversation_ended",
@@ -832,7 +920,7 @@ impl HubState {
 
     /// Records a taken ticket again (its resume did not take the conversation over).
     fn put_ticket_back(&mut self, token: String, ticket: Box<Ticket>) {
-        self.ticket_op(bot_relay::TicketOp::Record(token, ticket));
+        self.op(bot_relay::Op::Record(token, ticket));
     }
 
     /// This node is rejoining the cluster (fenced): the conversations bots hold here go on
@@ -843,9 +931,136 @@ impl HubState {
         let held = self.bots.stages.len();
         self.bots.stages.clear();
         self.bots.by_customer.clear();
+        // Joins waiting for their bot's lookup: their connections are closing too.
+        self.bots.looking_up.clear();
         for _ in 0..held {
             self.archive.release_closing();
         }
+    }
+
+    /// Several nodes: a join's category names bot `bot`, with neither a socket here nor a
+    /// webhook: where its socket is, if anywhere, is looked up in Redis off the hub's task;
+    /// [`HubState::bot_found`] goes on with the join.
+    fn look_up_bot(&mut self, conn: ConnId, asked: JoinAsked, bot: String) -> Result<(), (&'static str, String)> {
+        let Some(cluster) = self.bus.clone() else {
+            return Ok(());
+        };
+        if !self.bots.looking_up.insert(conn) {
+            return Err(("already_joined", "this connection has joined already".into()));
+        }
+        let hub = self.timers.clone();
+        tokio::spawn(async move {
+            let found = bot_relay::socket_of(&cluster, &bot)
+                .await
+                .map_err(|e| format!("Redis did not answer: {e}"));
+            if let Some(hub) = hub.upgrade() {
+                let asked = Box::new(asked);
+                let _ = hub
+                    .send(Command::BotFound {
+                        conn,
+                        asked,
+                        bot,
+                        found,
+                    })
+                    .await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Where a join's bot's socket is: the customer meets it there, or goes to the line
+    /// (`bot_not_connected`); a lookup Redis did not answer refuses the join
+    /// (`cluster_unavailable`), nothing recorded yet: the customer joins again.
+    pub(super) fn bot_found(&mut self, conn: ConnId, asked: JoinAsked, bot: String, found: Result<SocketAt, String>) {
+        if !self.bots.looking_up.remove(&conn) || self.conns.get(&conn).is_none_or(|c| c.who.is_some()) {
+            // Gone meanwhile.
+            return;
+        }
+        let here = self.bots.connected.contains_key(&bot) || self.bots.hooked.contains_key(&bot);
+        let node = match found {
+            _ if here => None,
+            Ok(SocketAt::Node(node)) => Some(node),
+            Ok(SocketAt::Here | SocketAt::Nowhere) => None,
+            Err(why) => {
+                tracing::warn!(bot = %bot, why = %why, "a join's bot could not be looked up; the join is refused");
+                let words = "the cluster could not tell whether this category's bot is connected; join again";
+                return self.error_to_conn(conn, crate::hub::cluster::link::UNAVAILABLE, words, None);
+            }
+        };
+        let reachable = here || node.is_some();
+        let joined = match self.bot_entry(conn, asked, Some(bot), reachable, node) {
+            Ok(Some(asked)) => {
+                let category = asked.category.clone();
+                self.customer_join(conn, &category, asked, None)
+            }
+            Ok(None) => Ok(()),
+            Err(refused) => Err(refused),
+        };
+        if let Err((code, message)) = joined {
+            self.error_to_conn(conn, code, message, None);
+        }
+    }
+
+    /// A frame for bot `bot`'s socket here from node `from`, which holds its stage: to the
+    /// socket, and `from` noted to be told when it goes; with no such socket here, `from`
+    /// is told at once.
+    pub(super) fn remote_bot_frame(&mut self, from: String, bot: &str, id: &str, frame: String) {
+        match self.bots.connected.get(bot) {
+            Some(conn) => {
+                self.send_encoded_to_conn(*conn, Outbound::Frame(frame.into()));
+                self.bots.served.entry(bot.to_string()).or_default().insert(from);
+            }
+            None => {
+                tracing::info!(bot, conversation = id, node = %from, "a frame for a bot not connected here: its node is told");
+                self.op(bot_relay::Op::BotGone {
+                    node: from,
+                    bot: bot.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Bot `bot`'s socket on node `node` is gone: the conversations it held here through
+    /// it go to their lines, as when a socket bot here goes.
+    pub(super) fn remote_bot_gone(&mut self, bot: &str, node: &str) {
+        tracing::info!(
+            bot,
+            node,
+            "a bot's socket on another node is gone; its conversations here are handed over"
+        );
+        self.hand_over_all_of(bot, Some(node), Handover::BotGone);
+    }
+
+    /// Node `lost` died (its loss replayed): the conversations held here whose bot's socket
+    /// was there go to their lines.
+    pub(super) fn bots_node_lost(&mut self, lost: &str) {
+        let bots: HashSet<String> = self
+            .bots
+            .stages
+            .values()
+            .filter(|s| s.bot_node.as_deref() == Some(lost))
+            .map(|s| s.bot.clone())
+            .collect();
+        for bot in bots {
+            self.remote_bot_gone(&bot, lost);
+        }
+        for nodes in self.bots.served.values_mut() {
+            nodes.remove(lost);
+        }
+    }
+
+    /// Several nodes: after a gap in this node's bots channel (Redis away, or restarted
+    /// empty), each bot socket here is recorded again.
+    pub(super) fn bot_sockets_again(&mut self) {
+        let bots: Vec<String> = self.bots.connected.keys().cloned().collect();
+        for bot in bots {
+            self.op(bot_relay::Op::SocketAgain(bot));
+        }
+    }
+
+    /// Several nodes: the forwarder of socket bots' actions, once the bots channel is set up.
+    pub(super) fn bots_forwarder(&mut self, forwarder: std::sync::Arc<bot_relay::Forwarder>) {
+        self.bots.forwarder = Some(forwarder);
     }
 
     /// A customer's connection ended while they talked to a bot: the talk ends with it.
