@@ -127,7 +127,7 @@ pub struct UploadQuery {
         (status = 400, description = "`invalid_name`; `empty_file`; `bad_query`: `conversation` or `name` missing; `upload_cut`: the body broke off", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no customer token and no session; `not_in_chat`: the token is in no chat", body = ErrorBody),
         (status = 403, description = "`not_your_chat`: the caller is not a side of that chat, nor the agent whose conversation it is (its record names them: a file for a line to a customer who is away)", body = ErrorBody),
-        (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES`; `quota_exceeded`: over `ATTACHMENT_CONVERSATION_MAX_BYTES` or `ATTACHMENT_DAY_MAX_BYTES` (the limit and its setting are named)", body = ErrorBody),
+        (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES`, or larger than the virus scanner checks (clamd's `StreamMaxLength`); `quota_exceeded`: over `ATTACHMENT_CONVERSATION_MAX_BYTES` or `ATTACHMENT_DAY_MAX_BYTES` (the limit and its setting are named)", body = ErrorBody),
         (status = 415, description = "`type_not_allowed`: the bytes are not an allowed type (whatever the name says); `unreadable_image`", body = ErrorBody),
         (status = 422, description = "`infected`: the virus scanner (`CLAMD_URL`) found a signature, named in the message; nothing was kept", body = ErrorBody),
         (status = 503, description = "`cluster_unavailable`: on several nodes, Redis did not answer whose a customer token is; `unavailable`: the attachment store did not answer; `scanner_unavailable`: a scanner is configured and could not check the file (nothing was kept; try again)", body = ErrorBody),
@@ -578,8 +578,8 @@ async fn serve(
         .map_err(|e| match e.kind() {
             // Erased since this node read its record (another node's erasure).
             std::io::ErrorKind::NotFound => ApiError::NotFound("attachment"),
-            std::io::ErrorKind::TimedOut => attachments_unavailable(e),
-            _ => ApiError::Internal(format!("attachment {id}: {e}")),
+            // Timed out or failed: the store's to mend, the caller's to try again (logged).
+            _ => attachments_unavailable(e),
         })?;
     let (body, length) = match content {
         Content::File(file, len) => (Body::from_stream(tokio_util::io::ReaderStream::new(file)), len),

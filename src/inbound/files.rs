@@ -216,9 +216,17 @@ pub async fn keep_original(
         )));
     }
     // The whole mail holds what its files do and more (an HTML body, parts a mail program
-    // reads differently): scanned as they are.
-    if let Err(refused) = scanned(attachments, raw).await? {
-        return Ok(Err(format!("(the whole mail is kept only in the mailbox: {refused})")));
+    // reads differently): scanned as they are. A scanner that cannot be reached holds no
+    // line for it (its files, if any, were scanned already): the line goes in without it.
+    match scanned(attachments, raw).await {
+        Ok(Ok(())) => {}
+        Ok(Err(refused)) => return Ok(Err(format!("(the whole mail is kept only in the mailbox: {refused})"))),
+        Err(why) => {
+            tracing::warn!(%why, "a whole mail could not be scanned: kept only in the mailbox");
+            return Ok(Err(
+                "(the whole mail is kept only in the mailbox: the virus scanner could not check it)".to_string(),
+            ));
+        }
     }
     let sha = sha256_hex(raw);
     attachments

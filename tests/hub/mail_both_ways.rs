@@ -494,11 +494,12 @@ async fn a_customers_mail_brings_its_attachments_and_names_the_ones_refused() {
 
 /// With a virus scanner (a real clamd with one test signature): a customer's mail whose
 /// attachment it finds a signature in comes in without that file, the line saying why;
-/// the clean picture beside it comes with the line.
+/// the clean picture beside it comes with the line. The whole mail is scanned too; with
+/// the scanner down, a mail without files comes in, the whole mail left in the mailbox.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mails_attachment_the_virus_scanner_refuses_is_named_not_kept() {
     use base64::Engine;
-    let clamd = crate::clamd::Clamd::start().await;
+    let mut clamd = crate::clamd::Clamd::start().await;
     let imap = Dovecot::start().await;
     let (port, socket) = (imap.port, clamd.socket.clone());
     let (_smtp, hub) = koeln_desk(mail_settings, move |s| {
@@ -569,6 +570,22 @@ async fn a_mails_attachment_the_virus_scanner_refuses_is_named_not_kept() {
     assert!(
         line["attachments"].as_array().is_none_or(|files| files.is_empty()),
         "{line}"
+    );
+
+    // The scanner down: a mail without files still comes in as his line; the whole mail,
+    // unchecked, stays in the mailbox.
+    clamd.kill();
+    imap.append(&format!(
+        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <scan-3@example.com>\r\n\
+         In-Reply-To: <conversation.{chat}@example.org>\r\n\r\nSind Sie noch da?\r\n"
+    ))
+    .await;
+    let line = customer_line(&mut ann, &chat).await;
+    let text = line["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Sind Sie noch da?")
+            && text.contains("(the whole mail is kept only in the mailbox: the virus scanner could not check it)"),
+        "{text}"
     );
     hub.stop().await;
 }
