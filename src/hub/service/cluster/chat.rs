@@ -113,8 +113,10 @@ impl HubState {
             if line.chat != chat || line.seq != entry.transcript.last_seq() + 1 {
                 continue; // recorded already (or past a trimmed gap: the log keeps the last thousand)
             }
-            let Stamped { event, .. } = record(&mut entry.transcript, &entry.wire_id, line);
-            self.archive.push_message(event);
+            let Stamped { event, .. } = record(&mut entry.transcript, &entry.wire_id, line.clone());
+            let archived = self.archive.push_message(event);
+            let archived = archived.or_else(|| Some(self.archive.last_handed()));
+            self.acknowledge_own_line_of_ended_chat(&entry.wire_id, &line, archived);
         }
         self.archive.push_closing(ArchiveEvent::Closed(entry.closed));
     }
@@ -208,6 +210,30 @@ impl HubState {
             .acknowledge(archived, std::slice::from_ref(&conn.handle), copy);
     }
 
+    /// Acknowledges `line` to the connection it was sent from here, if any, once the archive
+    /// has what it was handed up to `archived` (`None`: at once, the chat's log holding it):
+    /// its chat ended here before Redis answered for it.
+    fn acknowledge_own_line_of_ended_chat(&mut self, wire_id: &str, line: &ChatLine, archived: Option<u64>) {
+        let Some(origin) = self.cluster_mut().sent_here.remove(&line.id) else {
+            return;
+        };
+        let Some(conn) = self.conns.get(&origin) else {
+            return;
+        };
+        let Stamped { ack, .. } = stamped(
+            wire_id,
+            line.seq,
+            (&line.id, line.at),
+            Author::of(line.from, line.via),
+            (String::new(), Vec::new()),
+            line.client_id.as_deref(),
+        );
+        let copy = SenderCopy::sent_from(conn.handle.id, ack.clone(), Outbound::Frame(ack));
+        self.direct
+            .acks
+            .acknowledge(archived, std::slice::from_ref(&conn.handle), copy);
+    }
+
     /// The chat's log starts past the next seq this node needs (`log_from`): the lines
     /// between are in no log any more — trimmed, or lost with Redis's data (a node that
     /// takes a chat on after a restore finds its log starting after the claimed seq) — so
@@ -236,6 +262,16 @@ impl HubState {
     fn accept_line(&mut self, line: ChatLine) {
         let chat = line.chat;
         let Some(last) = self.chats.get(&chat).map(|log| log.live.last_seq()) else {
+            // The chat ended here while Redis stamped this node's own line (an agent's answer
+            // right before their `end_chat`): the line is in the chat's log, so its sender is
+            // acknowledged as for a line of a running chat, or, where this node archives the
+            // chat, once its last read has it (`chat_closing_lines`).
+            // (Its id as every node derives it: a chat continuing an earlier conversation
+            // is named by that conversation, which this node no longer knows.)
+            if !self.cluster_mut().closing.contains_key(&chat) {
+                let wire_id = self.cluster_mut().wire_id(chat);
+                self.acknowledge_own_line_of_ended_chat(&wire_id, &line, None);
+            }
             return;
         };
         if line.seq <= last {
