@@ -38,6 +38,15 @@ async fn customer_line(agent: &mut Ws, chat: &str) -> Value {
         .await
 }
 
+/// The headers of Jörg's mail `<{id}@example.com>` answering conversation `chat` (its
+/// `In-Reply-To`), up to the body or the MIME headers.
+fn joergs_headers(chat: &str, id: &str) -> String {
+    format!(
+        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <{id}@example.com>\r\n\
+         In-Reply-To: <conversation.{chat}@example.org>\r\n"
+    )
+}
+
 /// A desk mailing through an SMTP sink (follow-ups after 500 ms) and reading a real
 /// Dovecot's mailbox: the server, the sink and the hub.
 pub(crate) async fn desk_with_mailbox() -> (Dovecot, SmtpSink, TestHub) {
@@ -220,8 +229,8 @@ async fn a_mail_for_a_chat_waiting_after_a_transfer_waits_and_joins_the_chat() {
 
     // He writes by mail meanwhile (answering the conversation, from his own address).
     imap.append(&format!(
-        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <w1@example.com>\r\n\
-         In-Reply-To: <conversation.{chat}@example.org>\r\n\r\nAny news?\r\n"
+        "{headers}\r\nAny news?\r\n",
+        headers = joergs_headers(&chat, "w1")
     ))
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -274,8 +283,8 @@ async fn where_the_server_offers_idle_a_mail_comes_in_as_it_arrives_not_at_the_n
     }
 
     imap.append(&format!(
-        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <idle-1@example.com>\r\n\
-         In-Reply-To: <conversation.{chat}@example.org>\r\n\r\nIch bin per Mail da.\r\n"
+        "{headers}\r\nIch bin per Mail da.\r\n",
+        headers = joergs_headers(&chat, "idle-1")
     ))
     .await;
     let line = ann
@@ -369,8 +378,8 @@ async fn across_nodes_a_mail_into_a_live_chat_is_marked_on_the_agents_node() {
     assert_eq!(customer_line(&mut ann, &chat).await["seq"], 1);
 
     imap.append(&format!(
-        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <live-1@example.com>\r\n\
-         In-Reply-To: <conversation.{chat}@example.org>\r\n\r\nAuch per Mail: wo ist es?\r\n"
+        "{headers}\r\nAuch per Mail: wo ist es?\r\n",
+        headers = joergs_headers(&chat, "live-1")
     ))
     .await;
     let line = customer_line(&mut ann, &chat).await;
@@ -522,11 +531,11 @@ async fn a_mails_attachment_the_virus_scanner_refuses_is_named_not_kept() {
     let mut notes = b"meine Notizen\n".to_vec();
     notes.extend_from_slice(crate::clamd::MARKER);
     imap.append(&format!(
-        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <scan-1@example.com>\r\n\
-         In-Reply-To: <conversation.{chat}@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+        "{headers}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
          --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAnbei.\r\n{}{}--b--\r\n",
         part("image/png", "foto.png", &crate::attachments::png(8, 6)),
         part("text/plain", "notizen.txt", &notes),
+        headers = joergs_headers(&chat, "scan-1")
     ))
     .await;
     let line = customer_line(&mut ann, &chat).await;
@@ -550,11 +559,11 @@ async fn a_mails_attachment_the_virus_scanner_refuses_is_named_not_kept() {
     // The whole mail is scanned too: what it holds beside its files (here, an HTML part)
     // is never offered as its download.
     imap.append(&format!(
-        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <scan-2@example.com>\r\n\
-         In-Reply-To: <conversation.{chat}@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"a\"\r\n\r\n\
+        "{headers}MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"a\"\r\n\r\n\
          --a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nNoch etwas.\r\n\
          --a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Noch etwas.</p><!-- {} -->\r\n--a--\r\n",
-        String::from_utf8_lossy(crate::clamd::MARKER)
+        String::from_utf8_lossy(crate::clamd::MARKER),
+        headers = joergs_headers(&chat, "scan-2")
     ))
     .await;
     let line = customer_line(&mut ann, &chat).await;
@@ -576,8 +585,8 @@ async fn a_mails_attachment_the_virus_scanner_refuses_is_named_not_kept() {
     // unchecked, stays in the mailbox.
     clamd.kill();
     imap.append(&format!(
-        "From: joerg@example.com\r\nTo: desk@example.org\r\nSubject: Re: Paket\r\nMessage-ID: <scan-3@example.com>\r\n\
-         In-Reply-To: <conversation.{chat}@example.org>\r\n\r\nSind Sie noch da?\r\n"
+        "{headers}\r\nSind Sie noch da?\r\n",
+        headers = joergs_headers(&chat, "scan-3")
     ))
     .await;
     let line = customer_line(&mut ann, &chat).await;
