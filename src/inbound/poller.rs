@@ -22,11 +22,17 @@ use tokio_util::sync::CancellationToken;
 use super::imap::Mailbox;
 use super::{InboundMail, InboundSink, parse};
 use crate::config::imap::ImapSettings;
-use crate::core::inbound_mail::{Decision, Desk, DropReason, MailFields, decide, idempotence_key};
+use crate::core::guesses::FailedGuesses;
+use crate::core::inbound_mail::{
+    Decision, Desk, DropReason, MailFields, decide, idempotence_key, sender_allowance, within_sender_limit,
+};
 use crate::store::SharedStore;
 
 /// Mails handled per connection; the rest wait for the next round, which follows at once.
 const BATCH: usize = 50;
+/// Senders whose hourly allowance is remembered at once; past it the one closest to a
+/// full allowance is forgotten (a bomb from this many addresses is not one sender's).
+const SENDERS_TRACKED: usize = 10_000;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(300);
 
@@ -75,10 +81,11 @@ pub async fn run(
     tracing::info!(server = %settings.server.host, port = settings.server.port, mailbox = %settings.mailbox, "inbound mail poller started");
     let mut retry = FIRST_RETRY;
     let cap = retry_cap(settings.poll);
+    let mut senders = FailedGuesses::new(sender_allowance(settings.sender_max_per_hour), SENDERS_TRACKED);
     loop {
         let round = tokio::select! {
             () = shutdown.cancelled() => break,
-            round = session(&settings, &desk, &store, sink.as_ref(), &status) => round,
+            round = session(&settings, &desk, &store, (sink.as_ref(), &mut senders), &status) => round,
         };
         let pause = match round {
             Ok(handled) if handled == BATCH => Duration::ZERO,
@@ -112,12 +119,12 @@ async fn session(
     settings: &ImapSettings,
     desk: &Desk,
     store: &SharedStore,
-    sink: &dyn InboundSink,
+    (sink, senders): (&dyn InboundSink, &mut FailedGuesses<String>),
     status: &InboundStatus,
 ) -> Result<usize, String> {
     let mut mailbox = Mailbox::open(settings).await?;
     loop {
-        let handled = match handle_pending(&mut mailbox, desk, store, sink, status).await {
+        let handled = match handle_pending(&mut mailbox, desk, store, (sink, &mut *senders), status).await {
             Ok(handled) => handled,
             Err(e) => {
                 mailbox.close().await;
@@ -152,7 +159,7 @@ async fn handle_pending(
     mailbox: &mut Mailbox,
     desk: &Desk,
     store: &SharedStore,
-    sink: &dyn InboundSink,
+    (sink, senders): (&dyn InboundSink, &mut FailedGuesses<String>),
     status: &InboundStatus,
 ) -> Result<usize, String> {
     let uids = mailbox.pending(BATCH).await?;
@@ -182,9 +189,15 @@ async fn handle_pending(
             tracing::info!(%key, uid, "inbound mail fetched before; flagged, nothing added");
             metrics::counter!(MAILS, "outcome" => "duplicate").increment(1);
         } else {
-            let decision = decide(&fields, desk);
-            if let Decision::Drop(DropReason::TooLarge(size)) = &decision {
-                tracing::warn!(%key, uid, size, max = desk.max_bytes, "inbound mail too large: recorded and dropped, left on the server");
+            let decision = within_sender_limit(decide(&fields, desk), senders, std::time::Instant::now());
+            match &decision {
+                Decision::Drop(DropReason::TooLarge(size)) => {
+                    tracing::warn!(%key, uid, size, max = desk.max_bytes, "inbound mail too large: recorded and dropped, left on the server");
+                }
+                Decision::Drop(DropReason::SenderLimit) => {
+                    tracing::warn!(%key, uid, "inbound mail from a sender past IMAP_SENDER_MAX_PER_HOUR: recorded and dropped, left on the server");
+                }
+                _ => {}
             }
             let outcome = outcome(&decision);
             let mail = InboundMail {

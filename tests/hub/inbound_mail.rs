@@ -44,6 +44,7 @@ pub(crate) fn polling(port: u16) -> ImapSettings {
         routes: vec![],
         // Small, so a test mail can be too large without megabytes on the wire.
         max_bytes: 4_000,
+        sender_max_per_hour: 20,
     }
 }
 
@@ -129,5 +130,50 @@ async fn mail_in_the_mailbox_is_handled_once_and_flagged_never_deleted() {
     imap.append("From: bo@example.org\r\nTo: support@desk.example\r\nSubject: later\r\nMessage-ID: <later@example.org>\r\n\r\nStill there?\r\n").await;
     all_flagged_done(&imap, 6).await;
     assert!(hub.store.inbound_seen("id:later@example.org").await.unwrap());
+    hub.stop().await;
+}
+
+/// A mail bomb: one address sends far more mails than a person writes. Past
+/// `IMAP_SENDER_MAX_PER_HOUR` its mails add nothing (no conversation, no desk
+/// notification), each recorded, flagged and left in the mailbox; another customer's mail
+/// meanwhile comes in as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_bomb_from_one_sender_is_cut_off_at_its_hourly_limit_and_others_come_in() {
+    let imap = Dovecot::start().await;
+    for n in 0..8 {
+        imap.append(&format!(
+            "From: bomb@example.org\r\nTo: support@desk.example\r\nSubject: spam {n}\r\nMessage-ID: <bomb-{n}@example.org>\r\n\r\nBuy now {n}\r\n"
+        ))
+        .await;
+    }
+    imap.append("From: Ann <ann@example.org>\r\nTo: support@desk.example\r\nSubject: my order\r\nMessage-ID: <ann-1@example.org>\r\n\r\nWhere is my order?\r\n").await;
+    let port = imap.port;
+    let hub = TestHub::with(move |s| {
+        s.mail_from = "Desk <support@desk.example>".into();
+        let mut imap = polling(port);
+        imap.sender_max_per_hour = 3;
+        s.imap = Some(imap);
+    })
+    .await;
+    all_flagged_done(&imap, 9).await;
+    for n in 0..8 {
+        assert!(
+            hub.store
+                .inbound_seen(&format!("id:bomb-{n}@example.org"))
+                .await
+                .unwrap(),
+            "every mail is recorded, kept or not ({n})"
+        );
+    }
+    let page = switchboard::store::Page { offset: 0, limit: 100 };
+    let (started, _) = hub.store.offline_messages(&Default::default(), page).await.unwrap();
+    let from = |address: &str| started.iter().filter(|m| m.email == address).count();
+    assert_eq!(
+        from("bomb@example.org"),
+        3,
+        "three conversations from the bomb, no more"
+    );
+    assert_eq!(from("ann@example.org"), 1, "another customer's mail comes in");
+    assert!(handled(&hub, "sender_limit").await >= 5);
     hub.stop().await;
 }
