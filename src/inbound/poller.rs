@@ -9,14 +9,16 @@
 //! touches `/readyz`. Stops with the server's shutdown token, in `IDLE` too (the
 //! connection is dropped).
 //!
-//! One node at a time should poll a mailbox: two would each deliver a mail before either
-//! records it (the store's key makes it a duplicate only after). Which node polls is the
-//! operator's choice for now: set `IMAP_URL` on one node.
+//! One node at a time reads a mailbox: two would each deliver a mail before either
+//! records it (the store's key makes it a duplicate only after). On several nodes, every
+//! node with `IMAP_URL` asks for the `imap` duty (`cluster::duty`) and reads only while it
+//! holds it: when the reading node dies, another takes over once it is reaped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::imap::Mailbox;
@@ -70,6 +72,7 @@ pub async fn run(
     store: SharedStore,
     sink: Arc<dyn InboundSink>,
     status: Arc<InboundStatus>,
+    mut duty: Option<watch::Receiver<bool>>,
     shutdown: CancellationToken,
 ) {
     let desk = Desk {
@@ -83,8 +86,18 @@ pub async fn run(
     let cap = retry_cap(settings.poll);
     let mut senders = FailedGuesses::new(sender_allowance(settings.sender_max_per_hour), SENDERS_TRACKED);
     loop {
+        if let Some(duty) = duty.as_mut() {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                held = duty.wait_for(|held| *held) => if held.is_err() { break },
+            }
+        }
         let round = tokio::select! {
             () = shutdown.cancelled() => break,
+            () = given_up(duty.as_mut()) => {
+                tracing::info!("inbound mail: another node reads the mailbox now");
+                continue;
+            }
             round = session(&settings, &desk, &store, (sink.as_ref(), &mut senders), &status) => round,
         };
         let pause = match round {
@@ -110,6 +123,16 @@ pub async fn run(
         }
     }
     tracing::info!("inbound mail poller stopped");
+}
+
+/// Once this node no longer holds the mailbox's duty (never, on one node).
+async fn given_up(duty: Option<&mut watch::Receiver<bool>>) {
+    match duty {
+        Some(duty) => {
+            let _ = duty.wait_for(|held| !*held).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// One connection: the pending mails, each handled; then, where the server offers `IDLE`,
