@@ -4,13 +4,10 @@
 //! yes. The record, `{sb}:duty:<name>` → `<node>:<incarnation>`, counts only while its
 //! holder is a member under that incarnation: a holder killed is reaped after its lease
 //! (`CLUSTER_LEASE_MS`) and the next ask of another node takes the duty; a holder stalled
-//! past its lease is fenced, and on waking stops within one ask (its script answers
-//! `FENCED`). A node stopping gives its duty back at once. Redis restarted empty: the
-//! first node to ask again takes it.
-//!
-//! Between a holder's stall and its next ask, two nodes may both do the duty for up to
-//! [`ASK_EVERY`] (the duty's work must stay idempotent, as the mailbox's is by each mail's
-//! key).
+//! past its lease is fenced, and on waking stops at its next ask (its script answers
+//! `FENCED`). Work that must not be done twice asks first ([`Duty::confirm`]). A node
+//! stopping gives its duty back at once. Redis restarted empty: the first node to ask
+//! again takes it.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -45,36 +42,64 @@ pub fn key(name: &str) -> String {
     format!("{{sb}}:duty:{name}")
 }
 
-/// Asks for duty `name` until `shutdown`, then gives it back; the receiver says whether
-/// this node holds it now (false while Redis does not answer: the node cannot know).
-pub fn hold(cluster: Cluster, name: &'static str, shutdown: CancellationToken) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
+/// Duty `name` as this node holds it or not. Cheap to clone.
+#[derive(Clone)]
+pub struct Duty {
+    cluster: Cluster,
+    name: &'static str,
+    held: watch::Sender<bool>,
+}
+
+impl Duty {
+    /// Whether this node holds the duty now, as the last ask found.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.held.subscribe()
+    }
+
+    /// Asks Redis now, right before a piece of the duty's work that must not be done
+    /// twice (a node woken from a stall learns here, before it acts, that the duty moved).
+    pub async fn confirm(&self) -> bool {
+        let held = self.ask().await.is_some();
+        self.held.send_if_modified(|was| std::mem::replace(was, held) != held);
+        held
+    }
+
+    /// One ask: the incarnation this node holds the duty under, or `None`.
+    async fn ask(&self) -> Option<u64> {
+        let status = self.cluster.status();
+        let incarnation = status.incarnation.filter(|_| status.redis_up)?;
+        let answer: redis::RedisResult<i64> = CLAIM
+            .key(key(self.name))
+            .arg(self.cluster.node_id())
+            .arg(incarnation)
+            .invoke_async(&mut self.cluster.conn())
+            .await;
+        match answer {
+            Ok(1) => Some(incarnation),
+            Ok(_) => None,
+            Err(e) => {
+                if *self.held.borrow() {
+                    tracing::warn!(duty = self.name, error = %e, "could not confirm this node's duty: left until Redis answers");
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Asks for duty `name` every [`ASK_EVERY`] until `shutdown`, then gives it back.
+pub fn hold(cluster: Cluster, name: &'static str, shutdown: CancellationToken) -> Duty {
+    let duty = Duty {
+        cluster,
+        name,
+        held: watch::channel(false).0,
+    };
+    let asking = duty.clone();
     tokio::spawn(async move {
-        let key = key(name);
+        let duty = asking;
         let mut held: Option<u64> = None;
         loop {
-            let status = cluster.status();
-            let now_held = match status.incarnation.filter(|_| status.redis_up) {
-                Some(incarnation) => {
-                    let answer: redis::RedisResult<i64> = CLAIM
-                        .key(&key)
-                        .arg(cluster.node_id())
-                        .arg(incarnation)
-                        .invoke_async(&mut cluster.conn())
-                        .await;
-                    match answer {
-                        Ok(1) => Some(incarnation),
-                        Ok(_) => None,
-                        Err(e) => {
-                            if held.is_some() {
-                                tracing::warn!(duty = name, error = %e, "could not confirm this node's duty: left until Redis answers");
-                            }
-                            None
-                        }
-                    }
-                }
-                None => None,
-            };
+            let now_held = duty.ask().await;
             if now_held.is_some() != held.is_some() {
                 match now_held {
                     Some(_) => tracing::info!(duty = name, "this node does the duty now"),
@@ -82,24 +107,25 @@ pub fn hold(cluster: Cluster, name: &'static str, shutdown: CancellationToken) -
                 }
             }
             held = now_held;
-            tx.send_if_modified(|was| std::mem::replace(was, held.is_some()) != held.is_some());
+            duty.held
+                .send_if_modified(|was| std::mem::replace(was, held.is_some()) != held.is_some());
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(ASK_EVERY) => {}
             }
         }
-        tx.send_replace(false);
+        duty.held.send_replace(false);
         if let Some(incarnation) = held {
-            let record = format!("{}:{incarnation}", cluster.node_id());
+            let record = format!("{}:{incarnation}", duty.cluster.node_id());
             let given: redis::RedisResult<i64> = Script::new(GIVE_BACK)
-                .key(&key)
+                .key(key(name))
                 .arg(record)
-                .invoke_async(&mut cluster.conn())
+                .invoke_async(&mut duty.cluster.conn())
                 .await;
             if let Err(e) = given {
                 tracing::warn!(duty = name, error = %e, "could not give the duty back: another node takes it once this one is reaped");
             }
         }
     });
-    rx
+    duty
 }

@@ -21,6 +21,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::duty::Duty;
+
 use super::imap::Mailbox;
 use super::{InboundMail, InboundSink, parse};
 use crate::config::imap::ImapSettings;
@@ -72,9 +74,10 @@ pub async fn run(
     store: SharedStore,
     sink: Arc<dyn InboundSink>,
     status: Arc<InboundStatus>,
-    mut duty: Option<watch::Receiver<bool>>,
+    duty: Option<Duty>,
     shutdown: CancellationToken,
 ) {
+    let mut held = duty.as_ref().map(Duty::watch);
     let desk = Desk {
         address: desk_address,
         max_bytes: settings.max_bytes,
@@ -86,19 +89,19 @@ pub async fn run(
     let cap = retry_cap(settings.poll);
     let mut senders = FailedGuesses::new(sender_allowance(settings.sender_max_per_hour), SENDERS_TRACKED);
     loop {
-        if let Some(duty) = duty.as_mut() {
+        if let Some(held) = held.as_mut() {
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                held = duty.wait_for(|held| *held) => if held.is_err() { break },
+                now = held.wait_for(|held| *held) => if now.is_err() { break },
             }
         }
         let round = tokio::select! {
             () = shutdown.cancelled() => break,
-            () = given_up(duty.as_mut()) => {
+            () = given_up(held.as_mut()) => {
                 tracing::info!("inbound mail: another node reads the mailbox now");
                 continue;
             }
-            round = session(&settings, &desk, &store, (sink.as_ref(), &mut senders), &status) => round,
+            round = session(&settings, &desk, &store, (sink.as_ref(), &mut senders, duty.as_ref()), &status) => round,
         };
         let pause = match round {
             Ok(handled) if handled == BATCH => Duration::ZERO,
@@ -142,12 +145,12 @@ async fn session(
     settings: &ImapSettings,
     desk: &Desk,
     store: &SharedStore,
-    (sink, senders): (&dyn InboundSink, &mut FailedGuesses<String>),
+    (sink, senders, duty): (&dyn InboundSink, &mut FailedGuesses<String>, Option<&Duty>),
     status: &InboundStatus,
 ) -> Result<usize, String> {
     let mut mailbox = Mailbox::open(settings).await?;
     loop {
-        let handled = match handle_pending(&mut mailbox, desk, store, (sink, &mut *senders), status).await {
+        let handled = match handle_pending(&mut mailbox, desk, store, (sink, &mut *senders, duty), status).await {
             Ok(handled) => handled,
             Err(e) => {
                 mailbox.close().await;
@@ -182,7 +185,7 @@ async fn handle_pending(
     mailbox: &mut Mailbox,
     desk: &Desk,
     store: &SharedStore,
-    (sink, senders): (&dyn InboundSink, &mut FailedGuesses<String>),
+    (sink, senders, duty): (&dyn InboundSink, &mut FailedGuesses<String>, Option<&Duty>),
     status: &InboundStatus,
 ) -> Result<usize, String> {
     let uids = mailbox.pending(BATCH).await?;
@@ -223,6 +226,14 @@ async fn handle_pending(
                 _ => {}
             }
             let outcome = outcome(&decision);
+            if let Some(duty) = duty
+                && !duty.confirm().await
+            {
+                // The mailbox moved to another node (this one stalled, or Redis lost its
+                // data): not delivered here, so not twice. The caller's watch ends the round.
+                tracing::info!(%key, uid, "inbound mail left to the node that reads the mailbox now");
+                return Ok(0);
+            }
             let mail = InboundMail {
                 key: key.clone(),
                 message_id,
