@@ -71,6 +71,7 @@ impl HubState {
         roster: Roster,
         chat: Option<&str>,
         (id, at, text, client_id): (String, i64, String, Option<String>),
+        files: Vec<crate::attachments::AttachmentMeta>,
     ) -> Result<(), Refusal> {
         let chat = self.buddy_chat(me, roster, chat)?;
         let log = &self.buddies.chats[&(roster, chat)];
@@ -91,6 +92,7 @@ impl HubState {
             text,
             client_id,
             floor: log.transcript.last_seq().max(held),
+            files: crate::attachments::files_json(&files),
         };
         if self.buddy_stamp_call(message) {
             Ok(())
@@ -518,7 +520,7 @@ impl HubState {
             line.seq,
             (&line.id, line.at),
             author,
-            (line.text.clone(), Vec::new()),
+            (line.text.clone(), line.attachments()),
             client_id,
         );
         let (archiver, Stamped { frame, ack, event }) = match self.buddy_standing(&line.chat) {
@@ -622,9 +624,13 @@ impl HubState {
             } else {
                 Side::Agent
             };
+            let message = ArchivedMessage {
+                attachments: line.attachments(),
+                ..ArchivedMessage::plain(line.id.clone(), line.seq, from, line.text.clone(), line.at)
+            };
             self.archive.push_message(ArchiveEvent::Message {
                 conversation_id: chat.to_string(),
-                message: ArchivedMessage::plain(line.id.clone(), line.seq, from, line.text.clone(), line.at),
+                message,
             });
         }
     }
@@ -665,6 +671,7 @@ fn kept_lines(chat: &str, transcript: &Transcript, after: u64) -> Vec<BuddyLine>
             at: m.at,
             text: m.text,
             client_id: m.client_id,
+            files: crate::attachments::files_json(&m.attachments),
         })
         .collect()
 }
