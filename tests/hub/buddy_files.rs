@@ -30,7 +30,10 @@ async fn buddy_chat(ann: &mut Ws, ann_welcome: &Value, bob: &mut Ws, bob_name: &
         .cloned();
     let bob_entry = match listed {
         Some(entry) => entry,
-        None => ann.next_matching(|f| f["type"] == "buddy_joined" && f["buddy"]["name"] == bob_name).await["buddy"].clone(),
+        None => ann
+            .next_matching(|f| f["type"] == "buddy_joined" && f["buddy"]["name"] == bob_name)
+            .await["buddy"]
+            .clone(),
     };
     invite_and_accept(ann, bob, &bob_entry["id"]).await;
     let chat = ann.chat_id_in("buddy_chat_started").await;
@@ -76,7 +79,8 @@ async fn staff_in_a_buddy_chat_exchange_files_and_nobody_else_gets_them() {
     ann.send(json!({"type": "message", "chat_id": chat, "text": "here", "attachments": [id], "client_id": "a-1"}))
         .await;
     let line = bob.next_of("message").await;
-    let expected = json!([{"id": id, "name": "where.png", "type": "image/png", "size": uploaded["size"], "thumbnail": true}]);
+    let expected =
+        json!([{"id": id, "name": "where.png", "type": "image/png", "size": uploaded["size"], "thumbnail": true}]);
     assert_eq!(
         (line["from"].as_str(), line["text"].as_str()),
         (Some("buddy"), Some("here"))
@@ -117,7 +121,12 @@ async fn staff_in_a_buddy_chat_exchange_files_and_nobody_else_gets_them() {
     let line = ann.next_of("message").await;
     assert_eq!(line["attachments"][0]["name"], "plan.pdf", "{line}");
     assert_eq!(bob.next_of("ack").await["seq"], line["seq"]);
-    assert_eq!(link(&hub, Auth::Staff(&ann_token), bobs["id"].as_str().unwrap()).await.0, 200);
+    assert_eq!(
+        link(&hub, Auth::Staff(&ann_token), bobs["id"].as_str().unwrap())
+            .await
+            .0,
+        200
+    );
 
     // Another agent (in a customer chat of her own) and her customer: no upload for the
     // buddy chat, no link to its files.
@@ -218,15 +227,20 @@ async fn buddy_chat_files_cross_nodes_on_mongodb() {
     // Bob's picture, uploaded on alpha, sent on beta, reaches Ann on alpha.
     let (status, picture) = upload(&alpha, Auth::Staff(&bob_token), &chat, "shot.png", png(300, 200)).await;
     assert_eq!(status, 201, "{picture}");
-    bob.send(json!({"type": "message", "chat_id": chat, "text": "", "attachments": [picture["id"]], "client_id": "b-1"}))
-        .await;
+    bob.send(
+        json!({"type": "message", "chat_id": chat, "text": "", "attachments": [picture["id"]], "client_id": "b-1"}),
+    )
+    .await;
     let back = ann.next_of("message").await;
     assert_eq!(back["attachments"][0]["id"], picture["id"], "{back}");
     assert_eq!(back["attachments"][0]["thumbnail"], true);
     assert_eq!(bob.next_of("ack").await["seq"], back["seq"]);
     let (status, links) = link(&alpha, Auth::Staff(&ann_token), picture["id"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{links}");
-    assert_eq!(fetch(&beta, links["thumbnail_url"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(
+        fetch(&beta, links["thumbnail_url"].as_str().unwrap()).await.status(),
+        200
+    );
     assert_eq!(
         archived(&beta, &chat, &back["seq"]).await["attachments"],
         back["attachments"]
