@@ -188,7 +188,8 @@ async fn staff_in_a_buddy_chat_exchange_files_and_nobody_else_gets_them() {
 /// On MongoDB, two nodes: Ann's buddy page on alpha, Bob's on beta. Ann uploads on beta
 /// (not where her page is) and sends on alpha; Bob, on beta, gets the line with the file
 /// and fetches it from either node; Bob's file goes back the other way; the archive keeps
-/// both; another agent gets no link on either node.
+/// both; another agent gets no link on either node; a page opened on a third node reads
+/// both lines, files included, from the chat's log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buddy_chat_files_cross_nodes_on_mongodb() {
     let store = crate::archive::mongo_store(&crate::archive::mongo_uri()).await;
@@ -245,6 +246,21 @@ async fn buddy_chat_files_cross_nodes_on_mongodb() {
         archived(&beta, &chat, &back["seq"]).await["attachments"],
         back["attachments"]
     );
+
+    // A page of Ann's on gamma, which held neither member: its welcome waits for a read
+    // of the chat's log, which has both lines with their files.
+    let gamma = cluster.node("gamma", |_| {}).await;
+    let (_ann_gamma, welcome) = staff_page(&gamma, &ann_token).await;
+    let messages = &welcome["chat"]["messages"];
+    let files_of = |seq: &Value| {
+        messages
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| &m["seq"] == seq))
+            .map(|m| m["attachments"].clone())
+    };
+    assert_eq!(files_of(&line["seq"]), Some(expected), "{welcome}");
+    assert_eq!(files_of(&back["seq"]), Some(back["attachments"].clone()), "{welcome}");
+    gamma.stop().await;
     alpha.stop().await;
     beta.stop().await;
 }
