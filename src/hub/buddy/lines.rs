@@ -680,3 +680,39 @@ fn kept_lines(chat: &str, transcript: &Transcript, after: u64) -> Vec<BuddyLine>
 fn entry(line: &BuddyLine) -> Option<EntryId> {
     EntryId::parse(&line.p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attachments::AttachmentMeta;
+
+    /// What a node writes back to a chat's log after Redis lost its data keeps a line's
+    /// files: read back, the line carries the same ones.
+    #[test]
+    fn kept_lines_carry_their_files() {
+        let file = AttachmentMeta {
+            id: "f1".into(),
+            name: "shot.png".into(),
+            mime: "image/png".into(),
+            size: 42,
+            thumbnail: true,
+        };
+        let mut transcript = Transcript::new(10);
+        let line = stamped(
+            "c",
+            1,
+            ("m1", 5),
+            Author::buddy(7, true),
+            ("".into(), vec![file.clone()]),
+            None,
+        );
+        transcript.record_stamped(1, line);
+        let plain = stamped("c", 2, ("m2", 6), Author::buddy(8, false), ("hi".into(), vec![]), None);
+        transcript.record_stamped(2, plain);
+        let lines = kept_lines("c", &transcript, 0);
+        assert_eq!(lines[0].attachments(), vec![file]);
+        assert_eq!((lines[0].sender, lines[1].files.as_str()), (7, ""));
+        let published = serde_json::to_string(&lines[0]).unwrap();
+        assert_eq!(serde_json::from_str::<BuddyLine>(&published).unwrap(), lines[0]);
+    }
+}
