@@ -37,11 +37,7 @@ impl HubState {
         (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
         (client_id, via): (Option<String>, Option<crate::store::Via>),
     ) -> Result<(), (&'static str, String)> {
-        let files = if files.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&files).map_err(|e| ("internal", e.to_string()))?
-        };
+        let files = crate::attachments::files_json(&files);
         let log = self.chats.get(&chat).expect("chats in routing have a log");
         let sender = match from {
             Party::Customer => Recipient::Customer(log.customer),
