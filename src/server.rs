@@ -222,7 +222,11 @@ pub async fn run(
         shutdown.clone(),
     ));
     // ---- mail customers send back, read over IMAP (by one node at a time) ----
-    if let Some(imap) = settings.imap.clone() {
+    let inbound = settings
+        .imap
+        .is_some()
+        .then(Arc::<crate::inbound::poller::InboundStatus>::default);
+    if let (Some(imap), Some(status)) = (settings.imap.clone(), inbound.clone()) {
         // MAIL_FROM was checked to be a mailbox at start-up.
         let desk_address = settings
             .mail_from
@@ -243,7 +247,7 @@ pub async fn run(
             desk_address,
             store.clone(),
             Arc::new(sink),
-            Arc::default(),
+            status,
             cluster
                 .clone()
                 .map(|c| crate::cluster::duty::hold(c, "imap", shutdown.clone())),
@@ -273,6 +277,7 @@ pub async fn run(
         offline_throttle: Arc::default(),
         attachments,
         api_tokens: crate::api_tokens::ApiTokens::new(store_for_tokens),
+        inbound,
     };
     if let Some(cluster) = cluster {
         let appliers = crate::hub::admin_bus::Appliers {

@@ -87,6 +87,46 @@ impl Duty {
     }
 }
 
+/// How long a holder's report lasts in Redis: a day past its last, so the others show
+/// how a reader that died last fared.
+const REPORT_TTL_SECS: u64 = 24 * 60 * 60;
+
+/// The Redis key of duty `name`'s report.
+pub fn report_key(name: &str) -> String {
+    format!("{{sb}}:duty:{name}:report")
+}
+
+impl Duty {
+    /// Leaves `report` (how the duty goes) for the other nodes to show; in the background,
+    /// never holding up the duty's work (a lost report is replaced by the next).
+    pub fn report(&self, report: String) {
+        let (mut conn, key) = (self.cluster.conn(), report_key(self.name));
+        tokio::spawn(async move {
+            let set: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(key)
+                .arg(report)
+                .arg("EX")
+                .arg(REPORT_TTL_SECS)
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = set {
+                tracing::debug!(error = %e, "a duty's report was not left in Redis");
+            }
+        });
+    }
+}
+
+/// Who holds duty `name` (the node's name) and the last report left, as Redis has them.
+pub async fn read(cluster: &Cluster, name: &str) -> redis::RedisResult<(Option<String>, Option<String>)> {
+    let (held, report): (Option<String>, Option<String>) = redis::pipe()
+        .get(key(name))
+        .get(report_key(name))
+        .query_async(&mut cluster.conn())
+        .await?;
+    let holder = held.and_then(|h| h.rsplit_once(':').map(|(node, _)| node.to_string()));
+    Ok((holder, report))
+}
+
 /// Asks for duty `name` every [`ASK_EVERY`] until `shutdown`, then gives it back.
 pub fn hold(cluster: Cluster, name: &'static str, shutdown: CancellationToken) -> Duty {
     let duty = Duty {

@@ -35,6 +35,8 @@ pub mod archive_export;
 pub mod customer_panel;
 // an agent's lines to a customer who left, by mail
 pub mod follow_up_mails;
+// the mailbox customers write back to, for admins
+pub mod inbound_mail;
 // a customer's data erased on request
 pub mod erasure;
 mod fresh;
@@ -126,6 +128,9 @@ pub struct AppState {
     // ---- API tokens ----
     /// Look-up, cache, rate limits and last use of `Authorization: Bearer sbt_…`.
     pub api_tokens: crate::api_tokens::ApiTokens,
+    // ---- mail customers send back ----
+    /// The mailbox poller's state on this node, while `IMAP_URL` is set.
+    pub inbound: Option<Arc<crate::inbound::poller::InboundStatus>>,
 }
 
 /// An account as the API shows it (never the password hash).
@@ -286,6 +291,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(bot_api::router())
         // API tokens: create, list, revoke
         .merge(api_tokens::router())
+        // the mailbox customers write back to: read or not, by which node
+        .merge(inbound_mail::router())
         .split_for_parts()
 }
 

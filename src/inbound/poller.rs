@@ -67,6 +67,47 @@ pub struct InboundStatus {
     pub last_error: std::sync::Mutex<Option<String>>,
 }
 
+/// The poller's state as admins read it (`GET /api/admin/inbound-mail`), from the node
+/// reading the mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct InboundReport {
+    /// The last look at the mailbox worked.
+    pub up: bool,
+    /// When a look last worked, ms since the Unix epoch (absent: none yet).
+    pub last_ok_at: Option<u64>,
+    /// Looks that failed in a row since.
+    pub failures: u64,
+    /// Why the last look failed (absent while it works).
+    pub last_error: Option<String>,
+    /// Mails handed over by this reader since it started, and mails skipped as seen before.
+    pub delivered: u64,
+    pub duplicates: u64,
+}
+
+impl InboundStatus {
+    pub fn report(&self) -> InboundReport {
+        let last_ok = self.last_ok_ms.load(Ordering::Relaxed);
+        let failures = self.failures.load(Ordering::Relaxed);
+        InboundReport {
+            up: last_ok > 0 && failures == 0,
+            last_ok_at: (last_ok > 0).then_some(last_ok),
+            failures,
+            last_error: self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// On several nodes, the reading node's report goes to Redis for the others to show.
+fn publish(status: &InboundStatus, duty: Option<&Duty>) {
+    if let Some(duty) = duty
+        && let Ok(report) = serde_json::to_string(&status.report())
+    {
+        duty.report(report);
+    }
+}
+
 /// Runs until `shutdown`.
 pub async fn run(
     settings: ImapSettings,
@@ -115,6 +156,7 @@ pub async fn run(
                 tracing::warn!(error = %e, failures, retry_in = ?retry, "inbound mail: the mailbox could not be read; trying again");
                 *status.last_error.lock().unwrap() = Some(e);
                 metrics::gauge!(UP).set(0.0);
+                publish(&status, duty.as_ref());
                 let pause = retry;
                 retry = (retry * 2).min(cap);
                 pause
@@ -158,6 +200,7 @@ async fn session(
             }
         };
         looked(status);
+        publish(status, duty);
         if handled == BATCH || !mailbox.offers_idle() {
             mailbox.close().await;
             return Ok(handled);

@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, withShots, shot, mailTo, hubBrowserAndMail, startForFile, says, panelOf } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, adminSignsIn, withShots, shot, mailTo, hubBrowserAndMail, startForFile, says, panelOf } from './helpers.mjs';
 import { startDovecot, IMAP_USER, IMAP_PASSWORD } from './imap.mjs';
 
 let hub, browser, sink, imap;
@@ -158,4 +158,18 @@ test('the customer answers the mail and their answer is their next line in the c
   await agentPage.setViewportSize({ width: 390, height: 844 });
   await again.scrollIntoViewIfNeeded();
   await shot(agentPage, 'follow-up-mail-answer-phone');
+}));
+
+// Last in this file: it stops the mailbox's server.
+test('the admin dashboard says the mailbox is read, and why not once it cannot be', () => withShots('inbound-mail-dashboard', async (pages) => {
+  const page = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(page);
+  await adminSignsIn(page, hub, 'dashboard');
+  const line = page.getByTestId('inbound-mail');
+  await page.locator('[data-testid="inbound-mail"][data-state="ok"]').waitFor({ timeout: 15000 });
+  assert.match(await line.innerText(), /^Customer mail: read, last look .+ · \d+ mails taken in\.$/);
+  imap.stop();
+  await page.locator('[data-testid="inbound-mail"][data-state="failing"]').waitFor({ timeout: 20000 });
+  assert.match(await line.innerText(), /^Customer mail: the mailbox cannot be read \(\d+ tries\): .+\. Last read .+\.$/);
+  await shot(page, 'inbound-mail-failing');
 }));

@@ -121,16 +121,48 @@ async fn mail_in_the_mailbox_is_handled_once_and_flagged_never_deleted() {
     all_flagged_done(&imap, 5).await;
     assert_eq!(handled(&hub, "duplicate").await, duplicates + 1);
 
-    // The server goes away: the hub stays ready, retries, and takes what came meanwhile.
+    let admin = hub.admin().await;
+    let read = reading(&admin, |r| r["up"] == true).await;
+    assert_eq!(
+        (read["configured"].as_bool(), read["reader"].as_str()),
+        (Some(true), None),
+        "{read}"
+    );
+
+    // The server goes away: the hub stays ready, retries, the admin sees why, and it takes
+    // what came meanwhile.
     imap.stop();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let down = reading(&admin, |r| r["up"] == false).await;
+    assert!(down["failures"].as_u64() >= Some(1), "{down}");
+    assert!(down["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{down}");
+    assert!(down["last_ok_at"].as_u64().is_some(), "when it last worked: {down}");
     let (status, _) = crate::common::get(&hub, "/readyz").await;
     assert_eq!(status, 200, "an IMAP server down never makes the hub unready");
     imap.restart().await;
     imap.append("From: bo@example.org\r\nTo: support@desk.example\r\nSubject: later\r\nMessage-ID: <later@example.org>\r\n\r\nStill there?\r\n").await;
     all_flagged_done(&imap, 6).await;
     assert!(hub.store.inbound_seen("id:later@example.org").await.unwrap());
+    let back = reading(&admin, |r| r["up"] == true).await;
+    assert!(back["last_error"].is_null(), "{back}");
     hub.stop().await;
+}
+
+/// `GET /api/admin/inbound-mail`'s report, with the view's `configured` and `reader`
+/// beside its fields, once `wanted` holds of the report.
+async fn reading(admin: &crate::common::Api, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = admin.get("/api/admin/inbound-mail").await;
+        assert_eq!(status, 200, "{body}");
+        if !body["report"].is_null() && wanted(&body["report"]) {
+            let mut report = body["report"].clone();
+            report["configured"] = body["configured"].clone();
+            report["reader"] = body["reader"].clone();
+            return report;
+        }
+        assert!(std::time::Instant::now() < deadline, "never as wanted: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A mail bomb: one address sends far more mails than a person writes. Past
@@ -240,6 +272,11 @@ async fn on_several_nodes_one_reads_the_mailbox_and_another_takes_over_when_it_d
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(mailbox_reader(&mut conn).await.as_deref(), Some("reader"));
 
+    // The standby's admin sees the reader's report, left in Redis.
+    let admin = standby.admin().await;
+    let seen = reading(&admin, |r| r["up"] == true).await;
+    assert_eq!(seen["reader"], "reader", "{seen}");
+
     reader.0.kill().unwrap();
     reader.0.wait().unwrap();
     until_reader(&mut conn, "standby").await;
@@ -252,5 +289,7 @@ async fn on_several_nodes_one_reads_the_mailbox_and_another_takes_over_when_it_d
             .await
             .unwrap()
     );
+    let seen = reading(&admin, |r| r["delivered"].as_u64() >= Some(1)).await;
+    assert_eq!(seen["reader"], "standby", "{seen}");
     standby.stop().await;
 }

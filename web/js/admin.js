@@ -147,6 +147,35 @@ async function poll() {
     el('td', { dataset: { testid: `longest-${id}` } }, s.customers_waiting[id] ? waitText((s.longest_wait_by_category || {})[id] ?? 0) : '—'))));
   $('stat-extra').textContent = `${s.customers_connected} customers connected · ${s.buddies_online} on the buddy list`;
   $('dash-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+  const mail = await api('GET', '/api/admin/inbound-mail');
+  if (mail.ok) showInboundMail(mail.data);
+}
+
+/** The mailbox customers write back to (`IMAP_URL`): read, by which node, or why not. */
+function showInboundMail(m) {
+  const line = $('inbound-mail');
+  line.hidden = !m.configured;
+  if (!m.configured) return;
+  const time = (ms) => new Date(ms).toLocaleTimeString();
+  const by = m.reader ? ` by ${m.reader}` : '';
+  const r = m.report;
+  let text;
+  let failing = false;
+  if (m.cluster_unavailable) {
+    text = 'Customer mail: cannot tell which node reads the mailbox (Redis does not answer).';
+    failing = true;
+  } else if (!r) {
+    text = `Customer mail: the mailbox is not read yet${by}.`;
+  } else if (r.up) {
+    text = `Customer mail: read${by}, last look ${time(r.last_ok_at)} · ${r.delivered} mails taken in.`;
+  } else {
+    const last = r.last_ok_at ? ` Last read ${time(r.last_ok_at)}.` : ' It has not been read yet.';
+    text = `Customer mail: the mailbox cannot be read${by} (${r.failures} tries): ${r.last_error || 'no answer'}.${last}`;
+    failing = true;
+  }
+  line.textContent = text;
+  line.className = failing ? 'notice-bar' : 'muted';
+  line.dataset.state = failing ? 'failing' : 'ok';
 }
 
 wireLogin($('login'), signedIn);
