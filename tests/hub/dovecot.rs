@@ -212,6 +212,22 @@ service auth-worker {{
         session.logout().await.expect("LOGOUT");
     }
 
+    /// Puts `raw` into INBOX's maildir as the local delivery agent would, the server
+    /// stopped or not: a mail that arrives while IMAP is down.
+    pub fn deliver_locally(&self, raw: &str) {
+        let maildir = self.dir.join("home").join(USER).join("Maildir");
+        let (_, _, _, mail_uid, mail_gid) = users();
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(maildir.join(sub)).unwrap();
+            chown(&maildir.join(sub), &mail_uid, &mail_gid);
+        }
+        let name = format!("{}.test", uuid::Uuid::new_v4().simple());
+        let (tmp, new) = (maildir.join("tmp").join(&name), maildir.join("new").join(&name));
+        std::fs::write(&tmp, raw).unwrap();
+        chown(&tmp, &mail_uid, &mail_gid);
+        std::fs::rename(tmp, new).unwrap();
+    }
+
     /// Every mail in INBOX with its flags (`\Seen`, keywords), in UID order.
     pub async fn flags(&self) -> Vec<(u32, Vec<String>)> {
         let mut session = self.session().await;

@@ -138,9 +138,12 @@ async fn mail_in_the_mailbox_is_handled_once_and_flagged_never_deleted() {
     assert!(down["last_ok_at"].as_u64().is_some(), "when it last worked: {down}");
     let (status, _) = crate::common::get(&hub, "/readyz").await;
     assert_eq!(status, 200, "an IMAP server down never makes the hub unready");
+    // A mail delivered into the mailbox meanwhile waits there for the server's return.
+    imap.deliver_locally("From: cy@example.org\r\nTo: support@desk.example\r\nSubject: meanwhile\r\nMessage-ID: <meanwhile@example.org>\r\n\r\nDuring the outage\r\n");
     imap.restart().await;
     imap.append("From: bo@example.org\r\nTo: support@desk.example\r\nSubject: later\r\nMessage-ID: <later@example.org>\r\n\r\nStill there?\r\n").await;
-    all_flagged_done(&imap, 6).await;
+    all_flagged_done(&imap, 7).await;
+    assert!(hub.store.inbound_seen("id:meanwhile@example.org").await.unwrap());
     assert!(hub.store.inbound_seen("id:later@example.org").await.unwrap());
     let back = reading(&admin, |r| r["up"] == true).await;
     assert!(back["last_error"].is_null(), "{back}");
@@ -292,4 +295,50 @@ async fn on_several_nodes_one_reads_the_mailbox_and_another_takes_over_when_it_d
     let seen = reading(&admin, |r| r["delivered"].as_u64() >= Some(1)).await;
     assert_eq!(seen["reader"], "standby", "{seen}");
     standby.stop().await;
+}
+
+/// A mail answering no conversation starts one in the category `IMAP_ROUTES` gives the
+/// address it was sent to (else `IMAP_CATEGORY`), its text decoded whatever the sender's
+/// encoding: quoted-printable Latin-1, a base64 UTF-8 subject, an HTML-only body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_mail_goes_to_the_category_of_its_address_its_text_decoded() {
+    let imap = Dovecot::start().await;
+    imap.append("From: Jörg <joerg@example.org>\r\nTo: verkauf@desk.example\r\nSubject: =?UTF-8?B?UHJlaXNlIGbDvHIgMjAyNw==?=\r\nMessage-ID: <routed@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=ISO-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe aus K=F6ln, was kostet das?\r\n").await;
+    imap.append("From: ann@example.org\r\nTo: support@desk.example\r\nSubject: html only\r\nMessage-ID: <html-only@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=UTF-8\r\n\r\n<html><body><p>My <b>order</b> is late.</p></body></html>\r\n").await;
+    let port = imap.port;
+    let hub = TestHub::with(move |s| {
+        s.mail_from = "Desk <support@desk.example>".into();
+        let mut imap = polling(port);
+        imap.routes = vec![("verkauf@desk.example".into(), "sales".into())];
+        s.imap = Some(imap);
+    })
+    .await;
+    all_flagged_done(&imap, 2).await;
+    let page = switchboard::store::Page { offset: 0, limit: 100 };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let started = loop {
+        let (started, _) = hub.store.offline_messages(&Default::default(), page).await.unwrap();
+        if started.len() == 2 || std::time::Instant::now() > deadline {
+            break started;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let of = |email: &str| {
+        started
+            .iter()
+            .find(|m| m.email == email)
+            .unwrap_or_else(|| panic!("{email}: {started:?}"))
+    };
+    let routed = of("joerg@example.org");
+    assert_eq!(routed.category, "sales", "{routed:?}");
+    assert!(routed.text.contains("Grüße aus Köln, was kostet das?"), "{routed:?}");
+    assert!(
+        routed.text.contains("Preise für 2027"),
+        "the decoded subject goes with it: {routed:?}"
+    );
+    let html = of("ann@example.org");
+    assert_eq!(html.category, "general", "{html:?}");
+    assert!(html.text.contains("My order is late."), "{html:?}");
+    assert!(!html.text.contains('<'), "no markup: {html:?}");
+    hub.stop().await;
 }
