@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use switchboard::store::{ConversationStatus, EndReason, Side};
+
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::{bot_socket, bot_token};
 use crate::cluster_fixture::{
@@ -249,6 +251,101 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
         .await;
     assert_eq!(again.next_of("error").await["code"], "resume_expired");
     live.stop().await;
+}
+
+/// Carla talks to the bot on a real hub process that is killed (kill -9) and never comes
+/// back. As for a live chat whose customer's node died, she has the grace period to come
+/// back anywhere; once it has run out on the node that took the dead one over, her
+/// conversation ends as any bot conversation whose customer went: closed in the archive as
+/// a disconnect, resolved (no one's open conversation for good), the bot told
+/// `customer_gone` once (two live nodes, one acts), and her token resumes nothing.
+#[tokio::test]
+async fn a_dead_nodes_bot_conversation_whose_customer_never_comes_back_is_closed_after_the_grace() {
+    let grace = |s: &mut switchboard::config::Settings| {
+        s.webhook_allow_private = true;
+        s.resume_grace = Duration::from_secs(2);
+    };
+    let (mut doomed, bind, [live, other], servers) = process_and_nodes(
+        "bots-cluster-kill-never-back",
+        Process::named("doomed").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
+        ["live", "other"],
+        grace,
+    )
+    .await;
+    let mut conn = redis_conn(&servers.redis).await;
+    let admin = live.admin().await;
+    let (calls, secret) = webhook_bot(&admin, live.url(""), Behaviour::Answers).await;
+
+    let (mut carla, chat, resume_token) = meets_bot_at(&bind, "Carla").await;
+    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
+    let answer = carla.seen_or_next_matching(|f| f["type"] == "message").await;
+    assert_eq!(answer["seq"], 2);
+    wait_archived(&admin, &chat, 2).await;
+
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    drop(carla);
+    until_reaped(&mut conn, "doomed").await;
+
+    let store = &servers.store;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let closed = loop {
+        if let Some(closed) = store.conversation(&chat).await.unwrap().closed {
+            break closed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead node's bot conversation was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (closed.reason, closed.ended_by),
+        (EndReason::Disconnect, Side::Customer),
+        "closed as a customer gone"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.conversation_record(&chat).await.unwrap().status != ConversationStatus::Resolved {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the conversation was never resolved"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The bot is told, by the node that took the dead one over, that she is gone.
+    let told = |frames: &[serde_json::Value]| {
+        frames
+            .iter()
+            .filter(|f| f["chat_id"] == chat.as_str() && f["type"] == "conversation_ended")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut ended = vec![];
+    for n in 1..=200 {
+        ended = told(&calls_signed(&calls, n, &secret).await);
+        if !ended.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        ended.first().map(|f| (f["reason"].as_str(), f["why"].as_str())),
+        Some((Some("customer_gone"), None)),
+        "{ended:?}"
+    );
+
+    // Her token resumes nothing now, on either node.
+    for node in [&live, &other] {
+        let mut again = Ws::connect(&node.ws_url("/ws/customer"), &[]).await.unwrap();
+        again
+            .send(json!({"type": "resume", "token": resume_token, "last_seq": 2}))
+            .await;
+        assert_eq!(again.next_of("error").await["code"], "resume_expired");
+    }
+    let all = calls.lock().unwrap().clone();
+    let frames: Vec<serde_json::Value> = all.iter().map(|(_, body)| serde_json::from_str(body).unwrap()).collect();
+    assert_eq!(told(&frames).len(), 1, "one node closed it: {frames:?}");
+    live.stop().await;
+    other.stop().await;
 }
 
 /// Carla talks to the bot on a real hub process that is stopped (SIGSTOP) past its lease and
