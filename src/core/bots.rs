@@ -131,6 +131,21 @@ pub fn socket_at(here: bool, recorded: Option<(&str, u64)>, registered: Option<u
     }
 }
 
+/// Which node ends a dead node's bot conversations whose customers did not come back:
+/// the node whose `node_lost` took the dead node over (its `heir`), as it runs the grace
+/// timers of that node's other customers, and only for another node (a node never sweeps
+/// its own). Each is ended once the grace period (`RESUME_GRACE_SECS`) from that loss has
+/// run out, as a live chat whose customer's node died: closed as a disconnect, the bot told
+/// `customer_gone` ([`LOST_STAGE_END`]); one its customer resumed within it was handed over
+/// there ([`Handover::NodeLost`]) and is not the sweeper's.
+pub fn sweeps_lost_stages(heir: &str, lost: &str, this_node: &str) -> bool {
+    heir == this_node && lost != this_node
+}
+
+/// How a dead node's bot conversation whose customer did not come back ends: as one on a
+/// live node whose customer dropped (the reason the bot is told).
+pub const LOST_STAGE_END: &str = "customer_gone";
+
 /// One conversation's reply timer: armed by a customer's line the bot has not answered
 /// yet, disarmed by the bot's line. A timer that fires names the epoch it was armed in;
 /// it hands over only if the bot said nothing since.
@@ -242,6 +257,13 @@ mod tests {
             "never itself"
         );
         assert_eq!(socket_at(false, None, None, "a"), SocketAt::Nowhere);
+    }
+
+    #[test]
+    fn only_the_heir_sweeps_a_dead_nodes_bot_conversations() {
+        assert!(sweeps_lost_stages("a", "b", "a"));
+        assert!(!sweeps_lost_stages("c", "b", "a"), "another node took it over");
+        assert!(!sweeps_lost_stages("a", "a", "a"), "never its own");
     }
 
     #[test]

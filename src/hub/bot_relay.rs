@@ -151,26 +151,93 @@ pub struct Ticket {
     pub profile: crate::store::CustomerProfile,
 }
 
-/// Records `ticket` under the customer's `token` (a stage starting on this node).
+/// The Redis key listing the tickets (their keys) of node `node`'s bot stages, for the
+/// node that takes it over should it die ([`take_lost_tickets`]).
+pub fn tickets_key(node: &str) -> String {
+    format!("{{sb}}:bot-tickets:{node}")
+}
+
+/// Records `ticket` under the customer's `token` (a stage starting on this node, or one
+/// put back), listed under its node's tickets.
 pub async fn record_ticket(cluster: &Cluster, token: &str, ticket: &Ticket) -> redis::RedisResult<()> {
     let value = serde_json::to_string(ticket).unwrap_or_default();
-    redis::cmd("SET")
-        .arg(resume_tokens::bot_stage_key(token))
+    let key = resume_tokens::bot_stage_key(token);
+    let listed = tickets_key(&ticket.node);
+    redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(&key)
         .arg(value)
         .arg("EX")
         .arg(STAGE_TTL_SECS)
+        .ignore()
+        .cmd("SADD")
+        .arg(&listed)
+        .arg(&key)
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(&listed)
+        .arg(STAGE_TTL_SECS)
+        .ignore()
         .query_async::<()>(&mut cluster.conn())
         .await
 }
 
-/// Deletes the ticket of `token` and the record of `chat`'s stage (it ended or was handed
-/// over on its node).
+/// Deletes the ticket of `token` (and its entry in this node's list) and the record of
+/// `chat`'s stage (it ended or was handed over on its node).
 pub async fn forget_ticket(cluster: &Cluster, token: &str, chat: &str) -> redis::RedisResult<()> {
-    redis::cmd("DEL")
-        .arg(resume_tokens::bot_stage_key(token))
+    let key = resume_tokens::bot_stage_key(token);
+    redis::pipe()
+        .atomic()
+        .cmd("DEL")
+        .arg(&key)
         .arg(stage_key(chat))
+        .ignore()
+        .cmd("SREM")
+        .arg(tickets_key(cluster.node_id()))
+        .arg(&key)
+        .ignore()
         .query_async::<()>(&mut cluster.conn())
         .await
+}
+
+/// Takes every ticket listed under dead node `lost` whose customer did not resume it
+/// (each as a resume does, [`TAKE_TICKET`], so a late resume and this never both take
+/// one, and off the list in the same script); tickets of a newer incarnation of that node
+/// (restarted under the same id) stay. Those taken before Redis failed come back with the
+/// error: the caller ends them and tries again for the rest.
+pub async fn take_lost_tickets(cluster: &Cluster, lost: &str) -> (Vec<Ticket>, Option<redis::RedisError>) {
+    let listed = tickets_key(lost);
+    let keys: Vec<String> = match redis::cmd("SMEMBERS")
+        .arg(&listed)
+        .query_async(&mut cluster.conn())
+        .await
+    {
+        Ok(keys) => keys,
+        Err(e) => return (vec![], Some(e)),
+    };
+    let mut taken = vec![];
+    for key in keys {
+        let found: Option<String> = match redis::Script::new(TAKE_TICKET)
+            .key(&key)
+            .key(crate::cluster::lease::NODES_KEY)
+            .key(&listed)
+            .invoke_async(&mut cluster.conn())
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => return (taken, Some(e)),
+        };
+        match found.as_deref() {
+            // Resumed, ended or expired meanwhile; or a newer incarnation's.
+            None | Some("alive") => {}
+            Some(raw) => match serde_json::from_str(raw) {
+                Ok(ticket) => taken.push(ticket),
+                Err(e) => tracing::warn!(error = %e, "a dead node's bot ticket does not read; dropped"),
+            },
+        }
+    }
+    (taken, None)
 }
 
 /// One Redis step of the bots on this node, for [`start_ops`]'s task, in the hub's order.
@@ -412,15 +479,20 @@ pub async fn take_ticket(cluster: &Cluster, token: &str) -> redis::RedisResult<T
     })
 }
 
-/// KEYS: the ticket, the node registry. The ticket (deleted), `alive`, or nil.
+/// KEYS: the ticket, the node registry, and (a dead node's sweep) the list it is taken
+/// off unless its node is alive. The ticket (deleted), `alive`, or nil.
 const TAKE_TICKET: &str = r#"
 local raw = redis.call('GET', KEYS[1])
-if not raw then return false end
-local ok, ticket = pcall(cjson.decode, raw)
-if ok and redis.call('HGET', KEYS[2], ticket.node) == tostring(ticket.incarnation) then
-  return 'alive'
+if raw then
+  local ok, ticket = pcall(cjson.decode, raw)
+  if ok and redis.call('HGET', KEYS[2], ticket.node) == tostring(ticket.incarnation) then
+    return 'alive'
+  end
+  redis.call('DEL', KEYS[1])
 end
-redis.call('DEL', KEYS[1])
+if KEYS[3] then
+  redis.call('SREM', KEYS[3], KEYS[1])
+end
 return raw
 "#;
 

@@ -252,6 +252,9 @@ pub(crate) enum Command {
         category: String,
         bot: Option<String>,
     },
+    /// Several nodes: bot conversations of a dead node this node took over whose customers
+    /// did not come back within the grace period (their tickets, taken): they end.
+    LostBotStages(Vec<bot_relay::Ticket>),
     /// What a `resume` on several nodes found under a token no customer holds: a bot
     /// stage's ticket (its node died), or nothing.
     BotTicket {

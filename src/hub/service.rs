@@ -374,6 +374,7 @@ impl HubState {
             Command::NotesLoaded { agent, chat_id, notes } => self.notes_loaded(&agent, chat_id, notes),
             Command::ContinueLoaded { conn, asked, found } => self.continue_loaded(conn, *asked, found),
             Command::BotTicket { conn, found } => self.bot_ticket_found(conn, *found),
+            Command::LostBotStages(tickets) => self.lost_stages_ended(tickets),
             Command::BotReplyTimeout { chat_id, epoch } => self.bot_reply_timeout(&chat_id, epoch),
             Command::CategoryBot { category, bot } => self.category_bot(category, bot),
             Command::ApiTokensRevoked { ids } => self.bot_tokens_revoked(ids),

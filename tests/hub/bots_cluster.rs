@@ -189,7 +189,12 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
         "bots-cluster-kill",
         Process::named("doomed").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
         ["live"],
-        |s| s.webhook_allow_private = true,
+        |s| {
+            s.webhook_allow_private = true;
+            // Her ticket resumes within the grace period from the take-over (shorter, the
+            // live node ends her conversation before she is back).
+            s.resume_grace = Duration::from_secs(20);
+        },
     )
     .await;
     let mut conn = redis_conn(&servers.redis).await;
@@ -342,7 +347,10 @@ async fn a_dead_nodes_bot_conversation_whose_customer_never_comes_back_is_closed
         assert_eq!(again.next_of("error").await["code"], "resume_expired");
     }
     let all = calls.lock().unwrap().clone();
-    let frames: Vec<serde_json::Value> = all.iter().map(|(_, body)| serde_json::from_str(body).unwrap()).collect();
+    let frames: Vec<serde_json::Value> = all
+        .iter()
+        .map(|(_, body)| serde_json::from_str(body).unwrap())
+        .collect();
     assert_eq!(told(&frames).len(), 1, "one node closed it: {frames:?}");
     live.stop().await;
     other.stop().await;
@@ -358,7 +366,12 @@ async fn a_node_woken_after_its_lease_ran_out_lets_go_of_its_bot_customers_witho
         "bots-cluster-stall",
         Process::named("sleepy").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
         ["live"],
-        |s| s.webhook_allow_private = true,
+        |s| {
+            s.webhook_allow_private = true;
+            // Her ticket resumes within the grace period from the take-over (shorter, the
+            // live node ends her conversation before she is back).
+            s.resume_grace = Duration::from_secs(20);
+        },
     )
     .await;
     let mut conn = redis_conn(&servers.redis).await;

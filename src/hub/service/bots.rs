@@ -22,6 +22,8 @@
 //! socket come back to the stage's (`bot_relay`). Its socket gone, or its node lost, the
 //! customers it held elsewhere are handed over as those of its own node.
 
+mod lost;
+
 use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
@@ -1031,9 +1033,11 @@ impl HubState {
         self.hand_over_all_of(bot, Some(node), Handover::BotGone);
     }
 
-    /// Node `lost` died (its loss replayed): the conversations held here whose bot's socket
-    /// was there go to their lines.
-    pub(super) fn bots_node_lost(&mut self, lost: &str) {
+    /// Node `lost` died (its loss replayed, `heir`'s `node_lost`): the conversations held
+    /// here whose bot's socket was there go to their lines; its own bot conversations whose
+    /// customers do not come back are ended by the heir after the grace period.
+    pub(super) fn bots_node_lost(&mut self, lost: &str, heir: &str) {
+        self.sweep_lost_stages_later(lost, heir);
         let bots: HashSet<String> = self
             .bots
             .stages
