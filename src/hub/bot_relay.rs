@@ -29,9 +29,9 @@
 //!
 //! A **socket bot** serves the customers of every node. The node holding its socket
 //! records it (`{sb}:bot-socket:<bot>` → that node and its incarnation) as the socket
-//! registers (and again after a gap in its bots channel or a loss of Redis's data, unless
-//! a socket on another live node holds it then), and deletes the record (if it still
-//! names this node) as it goes. A joining
+//! registers, and again every [`SOCKET_REASSERT`] and after a gap in its bots channel or a
+//! loss of Redis's data (unless a socket on another live node holds it then), and deletes
+//! the record (if it still names this node) as it goes. A joining
 //! customer's node whose category names a bot with neither a socket there nor a webhook
 //! looks the record up (`socket_of`): it counts while its node is registered under that
 //! incarnation (`core::bots::socket_at`), so a dead or fenced node's record is nobody's.
@@ -70,6 +70,11 @@ pub const DURABLE_WITHIN: Duration = Duration::from_secs(10);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a stage's record lives: well past any conversation with a bot.
 const STAGE_TTL_SECS: u64 = 24 * 60 * 60;
+/// How often a node records its bot sockets again (`Op::SocketAgain`, as after a gap in its
+/// bots channel): a record lost otherwise (one write Redis refused, a key deleted by hand)
+/// leaves the bot serving its own node's customers only for at most this long. One script
+/// per connected bot per node each time; the lease's renewal, by comparison, is every second.
+pub const SOCKET_REASSERT: Duration = Duration::from_secs(5);
 
 /// The Redis key naming the node that holds `chat`'s bot stage.
 pub fn stage_key(chat: &str) -> String {
@@ -746,6 +751,7 @@ impl BotRelay {
             archive,
             forwarder,
         }));
+        tokio::spawn(reassert_sockets(relay.0.hub.clone(), shutdown.clone()));
         let listening = relay.clone();
         tokio::spawn(async move {
             let cluster = listening.0.forwarder.cluster.clone();
@@ -782,6 +788,24 @@ impl BotRelay {
         match self.0.forwarder.send(bot, chat, act, here).await? {
             Sent::Answered(acted) => Ok(acted),
             Sent::Waiting(waiting) => self.0.forwarder.answer(waiting).await,
+        }
+    }
+}
+
+/// Has the hub record its bot sockets again every [`SOCKET_REASSERT`] until `shutdown`.
+async fn reassert_sockets(hub: Hub, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(SOCKET_REASSERT);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once: the sockets were recorded as they registered.
+    every.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                if hub.send(Command::BotSocketsAgain).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 }

@@ -668,3 +668,52 @@ async fn a_socket_bot_is_found_again_after_redis_lost_its_data() {
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// The record of a socket bot's socket on alpha is lost without a gap in alpha's bots
+/// channel or a loss of Redis's data (deleted here, as one write Redis refused leaves it):
+/// alpha records it again at its next periodic re-assertion, so beta's customers meet the
+/// bot again rather than going to the line until the bot reconnects.
+#[tokio::test]
+async fn a_socket_bots_lost_record_is_written_again_and_serves_another_nodes_customers() {
+    let ([alpha, beta], servers, _admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket-refresh").await;
+    let mut conn = redis_conn(&servers.redis).await;
+    let key = "{sb}:bot-socket:Faq";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let recorded: Option<String> = redis::cmd("GET").arg(key).query_async(&mut conn).await.unwrap();
+        if recorded.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alpha never recorded its bot's socket"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deleted: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await.unwrap();
+    assert_eq!(deleted, 1);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let met = loop {
+        let mut carla = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+        carla
+            .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+            .await;
+        let first = carla
+            .next_matching(|f| ["chat_started", "queued", "error"].contains(&f["type"].as_str().unwrap_or("")))
+            .await;
+        if first["type"] == "chat_started" && first["peer_name"] == "Faq" {
+            break (carla, first["chat_id"].as_str().unwrap().to_string());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "beta's customers never met the bot again: {first}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (_carla, chat) = met;
+    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+        .await;
+    alpha.stop().await;
+    beta.stop().await;
+}
