@@ -647,24 +647,7 @@ async fn a_socket_bot_is_found_again_after_redis_lost_its_data() {
     healthy(&beta, "beta").await;
     // Joins are refused while the nodes restore (`cluster_unavailable`), then go to the
     // line until alpha's record is back.
-    let mut met = None;
-    for _ in 0..200 {
-        let mut carla = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
-        carla
-            .send(json!({"type": "join", "name": "Carla", "category": "general"}))
-            .await;
-        let first = carla
-            .next_matching(|f| ["chat_started", "queued", "error"].contains(&f["type"].as_str().unwrap_or("")))
-            .await;
-        if first["type"] == "chat_started" && first["peer_name"] == "Faq" {
-            met = Some((carla, first["chat_id"].as_str().unwrap().to_string()));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (_carla, chat) = met.expect("beta's customers never met the bot again");
-    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
-        .await;
+    let _carla = meets_bot_again(&beta, &mut bot).await;
     alpha.stop().await;
     beta.stop().await;
 }
@@ -693,9 +676,18 @@ async fn a_socket_bots_lost_record_is_written_again_and_serves_another_nodes_cus
     let deleted: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await.unwrap();
     assert_eq!(deleted, 1);
 
+    let _carla = meets_bot_again(&beta, &mut bot).await;
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// A customer of General on `node` once one meets bot Faq again (those before are refused
+/// or go to the line while the node cannot find the bot's socket), the bot's socket `bot`
+/// told of her conversation: her socket.
+async fn meets_bot_again(node: &TestHub, bot: &mut Ws) -> Ws {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let met = loop {
-        let mut carla = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+    loop {
+        let mut carla = Ws::connect(&node.ws_url("/ws/customer"), &[]).await.unwrap();
         carla
             .send(json!({"type": "join", "name": "Carla", "category": "general"}))
             .await;
@@ -703,17 +695,15 @@ async fn a_socket_bots_lost_record_is_written_again_and_serves_another_nodes_cus
             .next_matching(|f| ["chat_started", "queued", "error"].contains(&f["type"].as_str().unwrap_or("")))
             .await;
         if first["type"] == "chat_started" && first["peer_name"] == "Faq" {
-            break (carla, first["chat_id"].as_str().unwrap().to_string());
+            let chat = first["chat_id"].as_str().unwrap();
+            bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat)
+                .await;
+            return carla;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "beta's customers never met the bot again: {first}"
+            "the node's customers never met the bot again: {first}"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let (_carla, chat) = met;
-    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
-        .await;
-    alpha.stop().await;
-    beta.stop().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
