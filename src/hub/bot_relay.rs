@@ -43,6 +43,9 @@
 //! node fenced), its node tells the nodes it served (`Wire::BotGone`), which hand those
 //! customers over (`bot_gone`); its node dead, the nodes hand them over as its loss is
 //! replayed, or as a frame for the bot finds nobody listening on that node's channel.
+//! A newer socket of the bot, on any node, takes every socket-served conversation of the
+//! bot's over (`Wire::TakeOver` to every node, answered `Wire::Held` with their views;
+//! `hub::service::bots::welcome`).
 //! Every Redis step of a stage (its ticket, its claim, its bot's frames, the socket's
 //! record) goes through one ordered task per node ([`start_ops`]).
 
@@ -54,14 +57,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::delivery::{ConnHandle, Outbound};
+use super::delivery::{ConnHandle, ConnId, Outbound};
 use super::{BotAct, Command, Hub, HubGone};
 use crate::archive::Archive;
 use crate::cluster::node::Cluster;
 use crate::cluster::resume_tokens;
 use crate::cluster::subscription::{self, Listener, Resubscribing};
 use crate::core::bots::{Forwarded, SocketAt, forwarded, socket_at};
-use crate::protocol::ServerFrame;
+use crate::protocol::{BotConversation, ServerFrame};
 
 /// How long a bot's line may take to be durable before the answer says it is not yet.
 pub const DURABLE_WITHIN: Duration = Duration::from_secs(10);
@@ -271,6 +274,17 @@ pub enum Op {
     },
     /// Tells node `node` that bot `bot`'s socket here is gone (or was never here).
     BotGone { node: String, bot: String },
+    /// Bot `bot`'s newest socket is here (connection `conn`): every other node listening is
+    /// told, to hand it their conversations of the bot's ([`Op::Held`]); the hub learns
+    /// whom it waits for (`Command::BotAsked`).
+    TakeOver { bot: String, conn: ConnId },
+    /// The views of this node's conversations of bot `bot`, for its newest socket on node
+    /// `node`: after the frames for it this node sent before.
+    Held {
+        node: String,
+        bot: String,
+        views: Vec<BotConversation>,
+    },
     /// Bot `bot`'s action on its socket `to` for conversation `chat`, held by another
     /// node: forwarded there, in the order the bot sent it; the answer goes to the socket.
     Forward {
@@ -352,6 +366,26 @@ async fn carry_out(cluster: &Cluster, op: Op) -> Option<Command> {
             };
             publish(cluster, &node, &wire).await.map(|_| ())
         }
+        Op::TakeOver { bot, conn } => {
+            let nodes = match take_over(cluster, &bot).await {
+                Ok(nodes) => nodes,
+                Err(e) => {
+                    // Its welcome lists this node's conversations; the others' go on with
+                    // the sockets they had.
+                    tracing::warn!(bot = %bot, error = %e, "the other nodes could not be told of a bot's newer socket");
+                    vec![]
+                }
+            };
+            return Some(Command::BotAsked { bot, conn, nodes });
+        }
+        Op::Held { node, bot, views } => {
+            let wire = Wire::Held {
+                from: cluster.node_id().to_string(),
+                bot,
+                views,
+            };
+            publish(cluster, &node, &wire).await.map(|_| ())
+        }
         Op::Forward {
             forwarder,
             bot,
@@ -380,6 +414,26 @@ async fn carry_out(cluster: &Cluster, op: Op) -> Option<Command> {
         tracing::warn!(error = %e, "a bot's record could not be changed in Redis (a ticket or claim left expires by itself)");
     }
     None
+}
+
+/// Tells every other registered node that bot `bot`'s newest socket is here: the nodes
+/// that listen, which answer ([`Wire::Held`]).
+async fn take_over(cluster: &Cluster, bot: &str) -> redis::RedisResult<Vec<String>> {
+    let nodes: Vec<String> = redis::cmd("HKEYS")
+        .arg(crate::cluster::lease::NODES_KEY)
+        .query_async(&mut cluster.conn())
+        .await?;
+    let wire = Wire::TakeOver {
+        node: cluster.node_id().to_string(),
+        bot: bot.to_string(),
+    };
+    let mut asked = vec![];
+    for node in nodes.into_iter().filter(|n| n != cluster.node_id()) {
+        if publish(cluster, &node, &wire).await? > 0 {
+            asked.push(node);
+        }
+    }
+    Ok(asked)
 }
 
 /// Records that bot `bot`'s socket is on this node, under its incarnation now; `again`,
@@ -569,6 +623,15 @@ enum Wire {
     /// Bot `bot`'s socket on node `node` is gone: the conversations it held here go to
     /// their lines.
     BotGone { node: String, bot: String },
+    /// Bot `bot`'s newest socket is on node `node`: a socket of it here closes (replaced)
+    /// and the conversations of it served by a socket go to that one (`Held` answers).
+    TakeOver { node: String, bot: String },
+    /// Node `from`'s conversations of bot `bot`, for its newest socket here.
+    Held {
+        from: String,
+        bot: String,
+        views: Vec<BotConversation>,
+    },
 }
 
 /// An action's outcome as it travels: the refusal's code and message as text.
@@ -886,6 +949,12 @@ impl Listener for BotRelay {
             }
             Wire::BotGone { node, bot } => {
                 let _ = self.0.hub.send(Command::RemoteBotGone { bot, node }).await;
+            }
+            Wire::TakeOver { node, bot } => {
+                let _ = self.0.hub.send(Command::BotTakenOver { bot, to: node }).await;
+            }
+            Wire::Held { from, bot, views } => {
+                let _ = self.0.hub.send(Command::BotHeld { bot, from, views }).await;
             }
         }
     }

@@ -707,3 +707,80 @@ async fn meets_bot_again(node: &TestHub, bot: &mut Ws) -> Ws {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A socket bot on alpha talks to Carla on beta and Dora on alpha, and connects again on
+/// beta while its first socket is still open (a reconnect the load balancer sent
+/// elsewhere). As on one node, the older socket is closed (4000, replaced) and the newer
+/// one's `bot_welcome` lists both conversations with their lines; what each customer says
+/// next reaches the newer socket, and its answers reach them, the seq going on.
+#[tokio::test]
+async fn a_socket_bots_newer_socket_on_another_node_is_welcomed_with_every_conversation_it_holds() {
+    let ([alpha, beta], _servers, _admin, mut bot, secret) = socket_bot_on_alpha("bots-cluster-socket-welcome").await;
+    let mut talks = vec![];
+    for (node, name) in [(&beta, "Carla"), (&alpha, "Dora")] {
+        let (mut customer, chat) = meets_bot(node, name).await;
+        bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+            .await;
+        assert_eq!(customer.say(&format!("hello, I am {name}"), "c1").await["seq"], 1);
+        bot.next_matching(|f| f["type"] == "message" && f["chat_id"] == chat.as_str())
+            .await;
+        talks.push((customer, chat, name));
+    }
+
+    let (mut newer, welcome) = bot_socket(&beta, &secret).await;
+    let mut listed: Vec<(String, Vec<String>)> = welcome["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let lines = c["messages"].as_array().unwrap();
+            let texts = lines.iter().map(|m| m["text"].as_str().unwrap().to_string()).collect();
+            (c["chat_id"].as_str().unwrap().to_string(), texts)
+        })
+        .collect();
+    listed.sort();
+    let mut expected: Vec<(String, Vec<String>)> = talks
+        .iter()
+        .map(|(_, chat, name)| (chat.clone(), vec![format!("hello, I am {name}")]))
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected, "{welcome}");
+    assert_eq!(
+        bot.closed().await.map(u16::from),
+        Some(4000),
+        "the older socket is replaced"
+    );
+
+    for (customer, chat, name) in &mut talks {
+        assert_eq!(customer.say("still there?", "c2").await["seq"], 2);
+        let line = newer
+            .next_matching(|f| f["type"] == "message" && f["chat_id"] == chat.as_str())
+            .await;
+        assert_eq!(line["text"], "still there?");
+        let answer = format!("Yes, {name}.");
+        assert_eq!(newer.say_in(chat, &answer, "b1").await["seq"], 3);
+        let seen = customer.next_of("message").await;
+        assert_eq!(
+            (seen["text"].as_str(), seen["via"].as_str()),
+            (Some(answer.as_str()), Some("bot"))
+        );
+    }
+    // Again on the same node: the newest is told both too, Dora's held on alpha included.
+    let (_newest, welcome) = bot_socket(&beta, &secret).await;
+    let mut listed: Vec<(String, usize)> = welcome["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let chat = c["chat_id"].as_str().unwrap().to_string();
+            (chat, c["messages"].as_array().unwrap().len())
+        })
+        .collect();
+    listed.sort();
+    let mut expected: Vec<(String, usize)> = talks.iter().map(|(_, chat, _)| (chat.clone(), 3)).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "{welcome}");
+    assert_eq!(newer.closed().await.map(u16::from), Some(4000));
+    alpha.stop().await;
+    beta.stop().await;
+}
