@@ -96,6 +96,14 @@ impl HubState {
 
     /// Node `from`'s conversations of bot `bot` (`views`), for its newest socket here.
     pub(in crate::hub::service) fn bot_held(&mut self, bot: &str, from: &str, views: Vec<BotConversation>) {
+        if !views.is_empty() {
+            // Served from here now: told when this socket goes, as if it had sent a frame.
+            self.bots
+                .served
+                .entry(bot.to_string())
+                .or_default()
+                .insert(from.to_string());
+        }
         if let Some(waiting) = self.bots.welcoming.get_mut(bot) {
             waiting.gather.answered(from);
             waiting.views.extend(views);
