@@ -157,6 +157,9 @@ impl Drop for MessageRoom<'_> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
     pub committed: u64,
+    /// Every event up to this one is in the store itself, where every node reads it: below
+    /// `committed` while an outage holds events in this node's spool.
+    pub stored: u64,
     /// The last write failed; events are held (and spooled) until the store is back.
     pub degraded: bool,
 }
@@ -522,6 +525,15 @@ impl Backlog {
         self.spooled == self.len()
     }
 
+    /// Every event up to this sequence number is in the store (those replayed from the
+    /// spool at start-up, numbered 0, came before any of this run's).
+    fn stored_through(&self) -> u64 {
+        match self.meta.iter().find(|(seq, _)| *seq > 0) {
+            Some((seq, _)) => seq - 1,
+            None => self.last_seq,
+        }
+    }
+
     /// Every event up to this sequence number is in the store or in the spool.
     fn durable_through(&self) -> u64 {
         match self.meta.get(self.spooled) {
@@ -563,6 +575,7 @@ impl Writer {
     fn publish_through(&self, committed: u64) {
         let progress = Progress {
             committed,
+            stored: self.backlog.stored_through().min(committed),
             degraded: self.degraded,
         };
         self.progress.send_if_modified(|p| {

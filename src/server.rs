@@ -221,7 +221,7 @@ pub async fn run(
         settings.clone(),
         shutdown.clone(),
     ));
-    // ---- mail customers send back, read over IMAP (one node should have IMAP_URL) ----
+    // ---- mail customers send back, read over IMAP (by one node at a time) ----
     if let Some(imap) = settings.imap.clone() {
         // MAIL_FROM was checked to be a mailbox at start-up.
         let desk_address = settings
@@ -244,6 +244,9 @@ pub async fn run(
             store.clone(),
             Arc::new(sink),
             Arc::default(),
+            cluster
+                .clone()
+                .map(|c| crate::cluster::duty::hold(c, "imap", shutdown.clone())),
             shutdown.clone(),
         ));
     }

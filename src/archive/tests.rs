@@ -60,3 +60,31 @@ async fn batches_are_no_larger_than_the_store_takes() {
     assert_eq!(calls.iter().sum::<usize>(), 10);
     assert!(calls.iter().all(|n| (1..=3).contains(n)), "{calls:?}");
 }
+
+/// During a store outage events held in the spool are durable (acknowledged) but not
+/// stored: `stored` stays behind `committed` until the store has them, so what reads the
+/// store (a restore after Redis lost its data) is not told they are there.
+#[tokio::test]
+async fn spooled_events_count_as_stored_only_once_the_store_has_them() {
+    let store = small();
+    store.archive_down.store(true, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let spool = spool::Spool::open(dir.path()).unwrap();
+    let (archive, task) = Archive::start(store.clone(), 100, Some(spool)).unwrap();
+    let mut progress = archive.progress.clone();
+    for seq in 1..=3 {
+        archive.push_message(closed(&format!("c{seq}")));
+    }
+    let held = *progress.wait_for(|p| p.committed >= 3).await.unwrap();
+    assert!(held.degraded, "{held:?}");
+    assert_eq!(held.stored, 0, "spooled, not stored: {held:?}");
+    store.archive_down.store(false, Ordering::Relaxed);
+    let written = tokio::time::timeout(Duration::from_secs(30), progress.wait_for(|p| p.stored >= 3))
+        .await
+        .expect("the store took the spooled events once back")
+        .map(|p| *p)
+        .unwrap();
+    assert_eq!((written.committed, written.stored), (3, 3), "{written:?}");
+    drop(archive);
+    task.await.unwrap();
+}

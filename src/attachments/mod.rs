@@ -47,13 +47,34 @@ pub struct AttachmentMeta {
     pub thumbnail: bool,
 }
 
+/// Files as a chat line in Redis carries them (a customer chat's or a buddy chat's log, a
+/// node's channel): the JSON array of their metadata, empty for none.
+pub fn files_json(files: &[AttachmentMeta]) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    serde_json::to_string(files).expect("attachment metadata is JSON")
+}
+
+/// [`files_json`] read back. Written by a node of this desk; unreadable only if the log was
+/// tampered with, and then `line` goes on without its files rather than not at all.
+pub fn files_from_json(json: &str, line: impl std::fmt::Display) -> Vec<AttachmentMeta> {
+    if json.is_empty() {
+        return Vec::new();
+    }
+    serde_json::from_str(json).unwrap_or_else(|e| {
+        tracing::warn!(%line, error = %e, "a chat line's files are unreadable");
+        Vec::new()
+    })
+}
+
 /// What is kept of an upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachmentRecord {
     pub id: String,
     /// The conversation (chat) id it was uploaded for.
     pub conversation: String,
-    /// `customer`, or `agent:<account id>`.
+    /// `customer`, `agent:<account id>`, or `buddy:<account id>` (a buddy chat's).
     pub uploader: String,
     pub name: String,
     pub mime: String,
@@ -87,14 +108,19 @@ pub fn uploader_tag(who: &Uploader) -> String {
     match who {
         Uploader::Customer => "customer".into(),
         Uploader::Agent(id) => format!("agent:{id}"),
+        Uploader::Buddy(id) => format!("buddy:{id}"),
     }
 }
 
-fn uploader_of(tag: &str) -> Option<Uploader> {
-    match tag {
-        "customer" => Some(Uploader::Customer),
-        _ => tag.strip_prefix("agent:").map(|id| Uploader::Agent(id.to_string())),
+/// The uploader an `uploader` field names ([`uploader_tag`] read back).
+pub fn uploader_of(tag: &str) -> Option<Uploader> {
+    if tag == "customer" {
+        return Some(Uploader::Customer);
     }
+    if let Some(id) = tag.strip_prefix("buddy:") {
+        return Some(Uploader::Buddy(id.to_string()));
+    }
+    tag.strip_prefix("agent:").map(|id| Uploader::Agent(id.to_string()))
 }
 
 /// The SHA-256 of `bytes`, lower-case hex: a blob's name.

@@ -48,6 +48,8 @@ pub struct Outgoing<'a> {
     pub client_id: Option<&'a str>,
     /// The highest seq of the chat this node has (the counter's floor).
     pub floor: u64,
+    /// The files it carries (`attachments::files_json`), empty for none.
+    pub files: &'a str,
 }
 
 /// What stamping gave a message: its seq and place, and its id and time (the first
@@ -80,6 +82,7 @@ pub async fn stamp(
         .arg(m.floor)
         .arg(LOG_BOUND)
         .arg(LOG_LIFETIME_SECS)
+        .arg(m.files)
         .invoke_async(conn)
         .await?;
     let bad = |what: &str| MalformedReply(format!("a buddy message's stamp: {what}"));
@@ -127,7 +130,12 @@ pub fn claim_calls(chats: &[BuddyClaim]) -> Vec<&[BuddyClaim]> {
     let mut calls = vec![];
     let (mut start, mut bytes) = (0, 0);
     for (i, chat) in chats.iter().enumerate() {
-        let size: usize = chat.lines.iter().map(|l| l.text.len() + l.id.len() + 64).sum::<usize>() + 64;
+        let size: usize = chat
+            .lines
+            .iter()
+            .map(|l| l.text.len() + l.files.len() + l.id.len() + 64)
+            .sum::<usize>()
+            + 64;
         if i > start && (i - start == CLAIM_CHATS_PER_CALL || bytes + size > CLAIM_BYTES_PER_CALL) {
             calls.push(&chats[start..i]);
             (start, bytes) = (i, 0);
@@ -163,7 +171,8 @@ pub async fn claim(
                         l.id,
                         l.at.to_string(),
                         l.text,
-                        l.client_id.as_deref().unwrap_or("")
+                        l.client_id.as_deref().unwrap_or(""),
+                        l.files
                     ])
                 })
                 .collect();
@@ -237,6 +246,7 @@ pub async fn read_after(conn: &mut ConnectionManager, chat: &str, after: u64) ->
                 at,
                 text: field("x"),
                 client_id: (!client.is_empty()).then_some(client),
+                files: field("a"),
             });
         }
     }
@@ -262,6 +272,7 @@ mod tests {
                 at: 0,
                 text: "x".repeat(text_len),
                 client_id: None,
+                files: String::new(),
             }],
         }
     }

@@ -15,4 +15,15 @@ pub struct BuddyLine {
     pub at: i64,
     pub text: String,
     pub client_id: Option<String>,
+    /// The files it carries (`attachments::files_json`); empty for none, and absent from
+    /// what a node of an earlier version published.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub files: String,
+}
+
+impl BuddyLine {
+    /// The files it carries.
+    pub fn attachments(&self) -> Vec<crate::attachments::AttachmentMeta> {
+        crate::attachments::files_from_json(&self.files, format_args!("buddy chat {} seq {}", self.chat, self.seq))
+    }
 }

@@ -78,13 +78,7 @@ impl ChatLine {
     /// The files it carries. Written by a node of this desk; unreadable only if the log
     /// was tampered with, and then the line goes on without its files rather than not at all.
     pub fn attachments(&self) -> Vec<crate::attachments::AttachmentMeta> {
-        if self.files.is_empty() {
-            return Vec::new();
-        }
-        serde_json::from_str(&self.files).unwrap_or_else(|e| {
-            tracing::warn!(chat = self.chat.0, seq = self.seq, error = %e, "a chat line's files are unreadable");
-            Vec::new()
-        })
+        crate::attachments::files_from_json(&self.files, format_args!("chat {} seq {}", self.chat.0, self.seq))
     }
 }
 

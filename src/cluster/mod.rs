@@ -7,6 +7,8 @@ pub mod health;
 pub mod lease;
 pub mod node;
 pub mod subscription;
+// a duty one node does at a time (reading the mailbox)
+pub mod duty;
 
 // ---- the routing domain: one fenced Lua script per routing transition ----
 pub mod chat_log;

@@ -27,6 +27,9 @@ pub struct ImapSettings {
     pub routes: Vec<(String, String)>,
     /// `IMAP_MAX_MB`: larger mails are recorded and dropped, never downloaded (default 10).
     pub max_bytes: usize,
+    /// `IMAP_SENDER_MAX_PER_HOUR`: the mails one address may turn into lines or new
+    /// conversations an hour (default 20, 1 to 10,000); past it they stay in the mailbox.
+    pub sender_max_per_hour: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +66,7 @@ impl ImapSettings {
         let raw = r.text("IMAP_ROUTES", "");
         let routes = routes(&raw).map_err(|why| Reader::error("IMAP_ROUTES", &raw, why))?;
         let max_bytes = r.ranged::<usize>("IMAP_MAX_MB", 10, 1..=100)? << 20;
+        let sender_max_per_hour = r.ranged("IMAP_SENDER_MAX_PER_HOUR", 20, 1..=10_000)?;
         Ok(Some(Self {
             server,
             user,
@@ -72,6 +76,7 @@ impl ImapSettings {
             default_category,
             routes,
             max_bytes,
+            sender_max_per_hour,
         }))
     }
 }

@@ -11,11 +11,14 @@ pub const MAX_PER_MESSAGE: usize = 10;
 /// The longest file name kept (characters); longer names are cut, keeping the extension.
 pub const MAX_NAME_CHARS: usize = 200;
 
-/// Who uploaded a file: the customer of its conversation, or an agent (by account id).
+/// Who uploaded a file: the customer of its conversation, an agent (by account id), or a
+/// member of staff in a buddy chat (by account id: buddy chats' files are theirs and the
+/// admins', not every agent's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Uploader {
     Customer,
     Agent(String),
+    Buddy(String),
 }
 
 /// What the rule needs to know of an uploaded file.
@@ -162,6 +165,8 @@ mod tests {
             (&["other"][..], &customer),
             (&["c1", "nope"][..], &customer),
             (&["a1"][..], &Uploader::Agent("bob".into())),
+            // Ann's upload as an agent is not hers as a buddy (nor the other way round).
+            (&["a1"][..], &Uploader::Buddy("ann".into())),
         ] {
             let refusal = check_ids(&ids(list), "chat-1", sender, uploads).unwrap_err();
             assert_eq!(refusal.0, "unknown_attachment", "{list:?} from {sender:?}");

@@ -9,7 +9,11 @@
 //! headers it often carries, and nothing automatic ever reaches the threading rules, so an
 //! auto-responder answering our mails can never loop into a conversation.
 
+use std::time::{Duration, Instant};
+
 use sha2::{Digest, Sha256};
+
+use super::guesses::{FailedGuesses, GuessLimit};
 
 /// The length of a reply token: 26 characters of lowercase base32 (`a-z`, `2-7`).
 pub const TOKEN_LEN: usize = 26;
@@ -85,6 +89,9 @@ pub enum DropReason {
     OwnMail,
     /// No `From` address to tell the customer by.
     NoSender,
+    /// Its sender sent more mails than `IMAP_SENDER_MAX_PER_HOUR` allows (a mail bomb, a
+    /// loop no header names): kept in the mailbox, added to nothing.
+    SenderLimit,
 }
 
 impl DropReason {
@@ -95,6 +102,7 @@ impl DropReason {
             DropReason::AutoReply(_) => "auto_reply",
             DropReason::OwnMail => "own_mail",
             DropReason::NoSender => "no_sender",
+            DropReason::SenderLimit => "sender_limit",
         }
     }
 }
@@ -192,6 +200,31 @@ pub fn decide(mail: &MailFields, desk: &Desk) -> Decision {
             category,
             written,
         }
+    }
+}
+
+/// `decision`, unless it would add to a conversation for a sender past their hourly
+/// allowance (`senders`, keyed by the `From` address in lowercase, spending one mail at
+/// `now`): then [`DropReason::SenderLimit`]. Only mails that would add something count:
+/// bounces and dropped mails are cheap and never spend a sender's allowance.
+pub fn within_sender_limit(decision: Decision, senders: &mut FailedGuesses<String>, now: Instant) -> Decision {
+    let from = match &decision {
+        Decision::Thread { written, .. } | Decision::New { written, .. } => written.from.to_ascii_lowercase(),
+        Decision::Drop(_) | Decision::Bounce { .. } => return decision,
+    };
+    match senders.take(from, now) {
+        Ok(()) => decision,
+        Err(_) => Decision::Drop(DropReason::SenderLimit),
+    }
+}
+
+/// A sender's allowance of `per_hour` mails: all of them at once, then one each
+/// `1 h / per_hour` as the hour passes.
+pub fn sender_allowance(per_hour: u32) -> GuessLimit {
+    let per_hour = per_hour.max(1);
+    GuessLimit {
+        burst: per_hour,
+        refill: Duration::from_secs(3600) / per_hour,
     }
 }
 

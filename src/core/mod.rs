@@ -42,6 +42,8 @@ pub mod api_tokens;
 pub mod bots;
 // mail customers send back: dropped, a bounce, threaded or new
 pub mod inbound_mail;
+// a duty one node does at a time (reading the mailbox), held as long as its membership
+pub mod duty;
 // ---- transcripts by mail ----
 pub mod transcript_requests;
 // ---- archive search: words, queries, matching ----

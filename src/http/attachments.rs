@@ -6,13 +6,14 @@
 //!   `ATTACHMENT_MAX_BYTES`; its type is told from its bytes and must be on the
 //!   allow-list (`attachments::sniff`); images are written afresh with a thumbnail.
 //!   The caller is the chat's customer (`X-Customer-Token`: the resume token the page
-//!   holds) or its agent (a session); the answer is the id a `message` frame names.
+//!   holds), its agent (a session), or a member of staff in a buddy chat (a session); the
+//!   answer is the id a `message` frame names.
 //!   Any node takes it: a customer whose socket is on another node is found by their
 //!   token in Redis, an agent's chat in the routing replica. The upload's bytes are held
 //!   against the quotas (`AttachmentStore::reserve`) before its file is kept, and given
 //!   back if keeping it fails.
 //! - `GET /api/attachments/{id}/link`: links that work for 15 minutes, for the chat's
-//!   customer and for staff.
+//!   customer and for staff (a buddy chat's files: for its members and the admins).
 //! - `GET /api/attachments/{id}` and `/{id}/thumbnail` with `exp` and `sig`: the bytes,
 //!   as a download (`Content-Disposition: attachment`) except the images the hub wrote
 //!   again, never sniffed (`nosniff`), under `Content-Security-Policy: sandbox` so that
@@ -36,7 +37,9 @@ use crate::attachments::intake::{self, Receiving};
 use crate::attachments::links::{self, Variant};
 use crate::attachments::scan;
 use crate::attachments::sniff::{self, Kind};
-use crate::attachments::{AttachmentMeta, AttachmentRecord, Attachments, Content, Reservation, images, uploader_tag};
+use crate::attachments::{
+    AttachmentMeta, AttachmentRecord, Attachments, Content, Reservation, images, uploader_of, uploader_tag,
+};
 use crate::clock::now_ms;
 use crate::core::attachments::{Uploader, clean_name};
 
@@ -57,7 +60,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Who is asking: a chat's customer (the chat) or a signed-in member of staff.
 enum Caller {
     Customer { chat: String },
-    Staff { account_id: String },
+    Staff { account_id: String, admin: bool },
 }
 
 /// The caller of a request: a customer token is tried first (a customer has no session),
@@ -84,7 +87,10 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiErro
     parts.headers = headers.clone();
     let Authed(account) =
         <Authed as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await?;
-    Ok(Caller::Staff { account_id: account.id })
+    Ok(Caller::Staff {
+        admin: account.role == crate::store::Role::Admin,
+        account_id: account.id,
+    })
 }
 
 /// On several nodes, the chat of a customer whose socket is on another node (behind a
@@ -114,7 +120,8 @@ pub struct UploadQuery {
 }
 
 /// Upload a file for a chat. The body is the file's bytes (any `Content-Type`; it is not
-/// believed). Customers present their resume token in `X-Customer-Token`; agents their session.
+/// believed). Customers present their resume token in `X-Customer-Token`; agents, and staff
+/// in a buddy chat, their session.
 #[utoipa::path(
     post,
     path = "/api/attachments",
@@ -126,7 +133,7 @@ pub struct UploadQuery {
         (status = 201, description = "Kept, durably (on disk and synced before this answer): the id a `message` frame's `attachments` names", body = AttachmentMeta),
         (status = 400, description = "`invalid_name`; `empty_file`; `bad_query`: `conversation` or `name` missing; `upload_cut`: the body broke off", body = ErrorBody),
         (status = 401, description = "`unauthorized`: no customer token and no session; `not_in_chat`: the token is in no chat", body = ErrorBody),
-        (status = 403, description = "`not_your_chat`: the caller is not a side of that chat, nor the agent whose conversation it is (its record names them: a file for a line to a customer who is away)", body = ErrorBody),
+        (status = 403, description = "`not_your_chat`: the caller is not a side of that chat (a customer chat, or a buddy chat between signed-in staff), nor the agent whose conversation it is (its record names them: a file for a line to a customer who is away)", body = ErrorBody),
         (status = 413, description = "`too_large`: over `ATTACHMENT_MAX_BYTES`, or larger than the virus scanner checks (clamd's `StreamMaxLength`); `quota_exceeded`: over `ATTACHMENT_CONVERSATION_MAX_BYTES` or `ATTACHMENT_DAY_MAX_BYTES` (the limit and its setting are named)", body = ErrorBody),
         (status = 415, description = "`type_not_allowed`: the bytes are not an allowed type (whatever the name says); `unreadable_image`", body = ErrorBody),
         (status = 422, description = "`infected`: the virus scanner (`CLAMD_URL`) found a signature, named in the message; nothing was kept", body = ErrorBody),
@@ -142,11 +149,14 @@ async fn upload(
     let name = clean_name(&query.name).ok_or_else(|| ApiError::invalid("invalid_name", "the file needs a name"))?;
     let uploader = match caller(&state, &headers).await? {
         Caller::Customer { chat } if chat == query.conversation => Uploader::Customer,
-        Caller::Staff { account_id }
+        Caller::Staff { account_id, .. }
             if state.hub.is_agents_chat(&account_id, &query.conversation).await?
                 || holds(&state, &account_id, &query.conversation).await? =>
         {
             Uploader::Agent(account_id)
+        }
+        Caller::Staff { account_id, .. } if state.hub.is_buddy_chat_of(&account_id, &query.conversation).await? => {
+            Uploader::Buddy(account_id)
         }
         _ => {
             return Err(ApiError::refused(
@@ -385,7 +395,8 @@ fn signed(attachments: &Attachments, id: &str, variant: Variant, exp: i64) -> St
     format!("{path}?exp={exp}&sig={sig}")
 }
 
-/// Links to an attachment, for the customer of its chat (`X-Customer-Token`) and for staff.
+/// Links to an attachment, for the customer of its chat (`X-Customer-Token`) and for staff;
+/// a buddy chat's, for its members while it runs, its uploader and the admins.
 #[utoipa::path(
     get,
     path = "/api/attachments/{id}/link",
@@ -396,7 +407,7 @@ fn signed(attachments: &Attachments, id: &str, variant: Variant, exp: i64) -> St
         (status = 200, description = "Links that work for 15 minutes", body = Links),
         (status = 401, description = "`unauthorized`; `not_in_chat`", body = ErrorBody),
         (status = 403, description = "`forbidden`: the account is disabled", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such attachment, or not in the customer's chat", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such attachment, not in the customer's chat, or a buddy chat's the caller is not in (nor an admin)", body = ErrorBody),
         (status = 503, description = "`cluster_unavailable`: on several nodes, Redis did not answer whose a customer token is; `unavailable`: the attachment store did not answer", body = ErrorBody),
     )
 )]
@@ -407,9 +418,7 @@ async fn link(
 ) -> Result<Json<Links>, ApiError> {
     let caller = caller(&state, &headers).await?;
     let record = stored_record(&state, &id).await?;
-    if let Caller::Customer { chat } = &caller
-        && *chat != record.conversation
-    {
+    if !may_see(&state, &caller, &record).await? {
         return Err(ApiError::NotFound("attachment"));
     }
     let exp = now_ms() / 1000 + links::TTL_SECS;
@@ -422,6 +431,22 @@ async fn link(
         expires_at: exp,
         attachment: record.meta(),
     }))
+}
+
+/// Whether `caller` may have links to the file of `record`: a customer, their chat's; staff,
+/// any service chat's (as they may open the chat); a buddy chat's, as its archive is read,
+/// only its members (while it runs: its uploader after that too) and the admins.
+async fn may_see(state: &AppState, caller: &Caller, record: &AttachmentRecord) -> Result<bool, ApiError> {
+    match caller {
+        Caller::Customer { chat } => Ok(*chat == record.conversation),
+        Caller::Staff { admin: true, .. } => Ok(true),
+        Caller::Staff { account_id, .. } => match uploader_of(&record.uploader) {
+            Some(Uploader::Buddy(uploader)) => {
+                Ok(uploader == *account_id || state.hub.is_buddy_chat_of(account_id, &record.conversation).await?)
+            }
+            _ => Ok(true),
+        },
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -27,13 +27,15 @@ pub(crate) mod snapshot;
 
 use uuid::Uuid;
 
-use self::desk::{Refusal, Roster, role_named, role_str, staff_key, status_str};
+use self::desk::{Refusal, Roster, role_named, role_str, staff_account, staff_key, status_str};
 use super::buddy_events::{BuddyAction, BuddyEvent};
 use super::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use super::service::HubState;
 use super::transcript::{Author, Stamped, stamped};
 use super::{Command, after};
+use crate::attachments::AttachmentMeta;
 use crate::clock::now_ms;
+use crate::core::attachments::Uploader;
 use crate::core::presence::{BuddyChatId, BuddyId, InvitationId, Status};
 use crate::core::routing::AgentId;
 use crate::protocol::{Buddy, BuddyChatSnapshot, ClientFrame, InvitationRef, ServerFrame};
@@ -145,14 +147,12 @@ impl HubState {
                 attachments,
                 ..
             } => {
-                // Files go in customer chats only, so far: refused rather than dropped.
-                if !attachments.is_empty() {
-                    return Err((
-                        "attachments_unavailable",
-                        "files cannot be sent in buddy chats yet".to_string(),
-                    ));
-                }
-                self.check_message(&text)?;
+                let files = if attachments.is_empty() {
+                    self.check_message(&text)?;
+                    Vec::new()
+                } else {
+                    self.buddy_files(me, chat_id.as_deref(), &text, &attachments)?
+                };
                 if self.buddy_node().is_some() {
                     // Across nodes a message skips the events stream: stamped in its chat's
                     // own log, to the nodes that need it only (`buddy::lines`).
@@ -161,7 +161,7 @@ impl HubState {
                         return Err(("not_online", "You are not online.".to_string()));
                     };
                     let message = (Uuid::now_v7().to_string(), now_ms(), text, client_id.clone());
-                    return self.buddy_send_across(conn, me, roster, chat_id.as_deref(), message);
+                    return self.buddy_send_across(conn, me, roster, chat_id.as_deref(), message, files);
                 }
                 BuddyAction::Message {
                     chat: chat_id,
@@ -169,6 +169,7 @@ impl HubState {
                     at: now_ms(),
                     text,
                     client_id: client_id.clone(),
+                    files,
                 }
             }
             // Across nodes typing skips the events stream: nothing it changes needs the
@@ -186,6 +187,45 @@ impl HubState {
         };
         self.buddy_submit(event, Some(conn), client_id);
         Ok(())
+    }
+
+    /// The files `ids` of `me`'s message in their chat (`wire`, if named), checked as a
+    /// customer chat's (`checked_files`): each must be `me`'s upload for this chat. Staff
+    /// only: a person on the public roster has no account to upload with.
+    fn buddy_files(
+        &self,
+        me: BuddyId,
+        wire: Option<&str>,
+        text: &str,
+        ids: &[String],
+    ) -> Result<Vec<AttachmentMeta>, Refusal> {
+        let Some(person) = self.buddies.people.get(&me) else {
+            return Err(("not_online", "You are not online.".to_string()));
+        };
+        let Some(account) = staff_account(&person.key).filter(|_| person.roster == Roster::Staff) else {
+            return Err((
+                "attachments_unavailable",
+                "files can be sent in buddy chats between signed-in staff only".to_string(),
+            ));
+        };
+        let chat = self.buddy_chat(me, person.roster, wire)?;
+        let wire = &self.buddies.chats[&(person.roster, chat)].wire_id;
+        self.checked_files(wire, &Uploader::Buddy(account.to_string()), (text, ids))
+    }
+
+    /// Whether `wire` is a running buddy chat of account `account`'s (the staff roster's):
+    /// who may upload for it and fetch its files besides the admins.
+    pub(super) fn is_buddy_chat_of(&self, account: &str, wire: &str) -> bool {
+        let Some(&(Roster::Staff, chat)) = self.buddies.chat_by_wire.get(wire) else {
+            return false;
+        };
+        let Some(&me) = self.buddies.by_key.get(&staff_key(account)) else {
+            return false;
+        };
+        self.buddies
+            .staff
+            .chat_members(chat)
+            .is_some_and(|(a, b)| a == me || b == me)
     }
 
     /// Applies an event now (one node) or sends it to the cluster's events stream, from
@@ -458,9 +498,10 @@ impl HubState {
                 at,
                 text,
                 client_id,
+                files,
             } => {
                 let chat = self.buddy_chat(me, roster, chat.as_deref())?;
-                self.buddy_relay(me, roster, chat, asker, (id, at, text, client_id));
+                self.buddy_relay(me, roster, chat, asker, (id, at, text, client_id), files);
                 return Ok(());
             }
             BuddyAction::Typing { chat, active } => {
@@ -565,6 +606,7 @@ impl HubState {
         chat: BuddyChatId,
         origin: Option<ConnId>,
         (id, at, text, client_id): (String, i64, String, Option<String>),
+        files: Vec<AttachmentMeta>,
     ) {
         let here = self.buddy_node().unwrap_or("").to_string();
         let (a, b) = self
@@ -587,7 +629,7 @@ impl HubState {
                 seq,
                 (&id, at),
                 author,
-                (text, Vec::new()),
+                (text, files),
                 client_id.as_deref(),
             ),
         );
@@ -750,9 +792,13 @@ impl HubState {
                 } else {
                     Side::Agent
                 };
+                let message = ArchivedMessage {
+                    attachments: m.attachments,
+                    ..ArchivedMessage::plain(m.id, m.seq, from, m.text, m.at)
+                };
                 self.archive.push_message(ArchiveEvent::Message {
                     conversation_id: id.clone(),
-                    message: ArchivedMessage::plain(m.id, m.seq, from, m.text, m.at),
+                    message,
                 });
             }
         }

@@ -101,6 +101,9 @@ pub(crate) enum BuddyAction {
         at: i64,
         text: String,
         client_id: Option<String>,
+        /// The files it carries, checked by the sender's node.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<crate::attachments::AttachmentMeta>,
     },
     Typing {
         chat: Option<String>,
@@ -289,6 +292,7 @@ mod tests {
                     at: 5,
                     text: "hi \"there\"".into(),
                     client_id: None,
+                    files: vec![],
                 },
             },
         ];

@@ -377,11 +377,13 @@ pub(crate) enum Command {
         token: String,
         reply: oneshot::Sender<Option<String>>,
     },
-    /// Whether `chat_id` is a live chat of `agent`'s, on any node (this node's routing is a
-    /// replica of the cluster's).
+    /// Whether `chat_id` is a live chat of `agent`'s (`buddy`: a running buddy chat of that
+    /// account's), on any node (this node's routing and buddy list are replicas of the
+    /// cluster's).
     IsAgentsChat {
         agent: String,
         chat_id: String,
+        buddy: bool,
         reply: oneshot::Sender<bool>,
     },
     /// The live chat (its wire id) of `customer`, as this node's routing (a replica on
@@ -766,10 +768,21 @@ impl Hub {
 
     /// Whether `chat_id` is a live chat of `agent`'s, wherever its sides' sockets are.
     pub async fn is_agents_chat(&self, agent: &str, chat_id: &str) -> Result<bool, HubGone> {
+        self.staff_in_chat(agent, chat_id, false).await
+    }
+
+    /// Whether `chat_id` is a running buddy chat of account `account`'s (the staff
+    /// roster's), wherever its members' pages are.
+    pub async fn is_buddy_chat_of(&self, account: &str, chat_id: &str) -> Result<bool, HubGone> {
+        self.staff_in_chat(account, chat_id, true).await
+    }
+
+    async fn staff_in_chat(&self, account: &str, chat_id: &str, buddy: bool) -> Result<bool, HubGone> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::IsAgentsChat {
-            agent: agent.to_string(),
+            agent: account.to_string(),
             chat_id: chat_id.to_string(),
+            buddy,
             reply,
         })
         .await?;

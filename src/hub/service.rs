@@ -467,8 +467,18 @@ impl HubState {
             Command::ChatOfCustomerToken { token, reply } => {
                 let _ = reply.send(self.chat_of_customer_token(&token));
             }
-            Command::IsAgentsChat { agent, chat_id, reply } => {
-                let _ = reply.send(self.is_agents_chat(agent, &chat_id));
+            Command::IsAgentsChat {
+                agent,
+                chat_id,
+                buddy,
+                reply,
+            } => {
+                let yes = if buddy {
+                    self.is_buddy_chat_of(&agent, &chat_id)
+                } else {
+                    self.is_agents_chat(agent, &chat_id)
+                };
+                let _ = reply.send(yes);
             }
             Command::ChatOfCustomer { customer, reply } => {
                 let _ = reply.send(self.chat_of_customer(customer));
@@ -1130,15 +1140,27 @@ impl HubState {
         (text, ids): (String, &[String]),
         client_id: Option<String>,
     ) -> Result<(), (&'static str, String)> {
-        if let Some(refusal) = crate::core::attachments::text_refusal(&text, self.settings.max_message_len, true) {
+        let wire_id = self.chats.get(&chat).expect("chats in routing have a log").wire_id();
+        let files = self.checked_files(wire_id, sender, (&text, ids))?;
+        self.relay_checked_files(chat, (from, origin), (text, files), client_id)
+    }
+
+    /// The files `ids` of a message `sender` sends in conversation `wire_id` (a customer
+    /// chat's or a buddy chat's), as the message carries them: its text may be empty, the
+    /// archive must have room, and each file must be the sender's upload for it.
+    pub(super) fn checked_files(
+        &self,
+        wire_id: &str,
+        sender: &crate::core::attachments::Uploader,
+        (text, ids): (&str, &[String]),
+    ) -> Result<Vec<crate::attachments::AttachmentMeta>, (&'static str, String)> {
+        if let Some(refusal) = crate::core::attachments::text_refusal(text, self.settings.max_message_len, true) {
             return Err(refusal);
         }
         if !self.archive.has_room_for_message() {
             return Err(archive_behind());
         }
-        let wire_id = self.chats.get(&chat).expect("chats in routing have a log").wire_id();
-        let files = self.attachments.for_message(ids, wire_id, sender)?;
-        self.relay_checked_files(chat, (from, origin), (text, files), client_id)
+        self.attachments.for_message(ids, wire_id, sender)
     }
 
     /// [`Self::relay`] for a message whose files were checked already (an agent's line

@@ -9,24 +9,34 @@
 //! touches `/readyz`. Stops with the server's shutdown token, in `IDLE` too (the
 //! connection is dropped).
 //!
-//! One node at a time should poll a mailbox: two would each deliver a mail before either
-//! records it (the store's key makes it a duplicate only after). Which node polls is the
-//! operator's choice for now: set `IMAP_URL` on one node.
+//! One node at a time reads a mailbox: two would each deliver a mail before either
+//! records it (the store's key makes it a duplicate only after). On several nodes, every
+//! node with `IMAP_URL` asks for the `imap` duty (`cluster::duty`) and reads only while it
+//! holds it: when the reading node dies, another takes over once it is reaped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use crate::cluster::duty::Duty;
 
 use super::imap::Mailbox;
 use super::{InboundMail, InboundSink, parse};
 use crate::config::imap::ImapSettings;
-use crate::core::inbound_mail::{Decision, Desk, DropReason, MailFields, decide, idempotence_key};
+use crate::core::guesses::FailedGuesses;
+use crate::core::inbound_mail::{
+    Decision, Desk, DropReason, MailFields, decide, idempotence_key, sender_allowance, within_sender_limit,
+};
 use crate::store::SharedStore;
 
 /// Mails handled per connection; the rest wait for the next round, which follows at once.
 const BATCH: usize = 50;
+/// Senders whose hourly allowance is remembered at once; past it the one closest to a
+/// full allowance is forgotten (a bomb from this many addresses is not one sender's).
+const SENDERS_TRACKED: usize = 10_000;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(300);
 
@@ -64,8 +74,10 @@ pub async fn run(
     store: SharedStore,
     sink: Arc<dyn InboundSink>,
     status: Arc<InboundStatus>,
+    duty: Option<Duty>,
     shutdown: CancellationToken,
 ) {
+    let mut held = duty.as_ref().map(Duty::watch);
     let desk = Desk {
         address: desk_address,
         max_bytes: settings.max_bytes,
@@ -75,10 +87,21 @@ pub async fn run(
     tracing::info!(server = %settings.server.host, port = settings.server.port, mailbox = %settings.mailbox, "inbound mail poller started");
     let mut retry = FIRST_RETRY;
     let cap = retry_cap(settings.poll);
+    let mut senders = FailedGuesses::new(sender_allowance(settings.sender_max_per_hour), SENDERS_TRACKED);
     loop {
+        if let Some(held) = held.as_mut() {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                now = held.wait_for(|held| *held) => if now.is_err() { break },
+            }
+        }
         let round = tokio::select! {
             () = shutdown.cancelled() => break,
-            round = session(&settings, &desk, &store, sink.as_ref(), &status) => round,
+            () = given_up(held.as_mut()) => {
+                tracing::info!("inbound mail: another node reads the mailbox now");
+                continue;
+            }
+            round = session(&settings, &desk, &store, (sink.as_ref(), &mut senders, duty.as_ref()), &status) => round,
         };
         let pause = match round {
             Ok(handled) if handled == BATCH => Duration::ZERO,
@@ -105,6 +128,16 @@ pub async fn run(
     tracing::info!("inbound mail poller stopped");
 }
 
+/// Once this node no longer holds the mailbox's duty (never, on one node).
+async fn given_up(duty: Option<&mut watch::Receiver<bool>>) {
+    match duty {
+        Some(duty) => {
+            let _ = duty.wait_for(|held| !*held).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// One connection: the pending mails, each handled; then, where the server offers `IDLE`,
 /// again each time the mailbox changes or `IMAP_POLL_SECS` pass, until an error. Without
 /// `IDLE` (or after a full batch, which the caller follows at once), how many it handled.
@@ -112,12 +145,12 @@ async fn session(
     settings: &ImapSettings,
     desk: &Desk,
     store: &SharedStore,
-    sink: &dyn InboundSink,
+    (sink, senders, duty): (&dyn InboundSink, &mut FailedGuesses<String>, Option<&Duty>),
     status: &InboundStatus,
 ) -> Result<usize, String> {
     let mut mailbox = Mailbox::open(settings).await?;
     loop {
-        let handled = match handle_pending(&mut mailbox, desk, store, sink, status).await {
+        let handled = match handle_pending(&mut mailbox, desk, store, (sink, &mut *senders, duty), status).await {
             Ok(handled) => handled,
             Err(e) => {
                 mailbox.close().await;
@@ -152,7 +185,7 @@ async fn handle_pending(
     mailbox: &mut Mailbox,
     desk: &Desk,
     store: &SharedStore,
-    sink: &dyn InboundSink,
+    (sink, senders, duty): (&dyn InboundSink, &mut FailedGuesses<String>, Option<&Duty>),
     status: &InboundStatus,
 ) -> Result<usize, String> {
     let uids = mailbox.pending(BATCH).await?;
@@ -182,11 +215,25 @@ async fn handle_pending(
             tracing::info!(%key, uid, "inbound mail fetched before; flagged, nothing added");
             metrics::counter!(MAILS, "outcome" => "duplicate").increment(1);
         } else {
-            let decision = decide(&fields, desk);
-            if let Decision::Drop(DropReason::TooLarge(size)) = &decision {
-                tracing::warn!(%key, uid, size, max = desk.max_bytes, "inbound mail too large: recorded and dropped, left on the server");
+            let decision = within_sender_limit(decide(&fields, desk), senders, std::time::Instant::now());
+            match &decision {
+                Decision::Drop(DropReason::TooLarge(size)) => {
+                    tracing::warn!(%key, uid, size, max = desk.max_bytes, "inbound mail too large: recorded and dropped, left on the server");
+                }
+                Decision::Drop(DropReason::SenderLimit) => {
+                    tracing::warn!(%key, uid, "inbound mail from a sender past IMAP_SENDER_MAX_PER_HOUR: recorded and dropped, left on the server");
+                }
+                _ => {}
             }
             let outcome = outcome(&decision);
+            if let Some(duty) = duty
+                && !duty.confirm().await
+            {
+                // The mailbox moved to another node (this one stalled, or Redis lost its
+                // data): not delivered here, so not twice. The caller's watch ends the round.
+                tracing::info!(%key, uid, "inbound mail left to the node that reads the mailbox now");
+                return Ok(0);
+            }
             let mail = InboundMail {
                 key: key.clone(),
                 message_id,

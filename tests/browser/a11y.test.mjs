@@ -5,10 +5,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { createAgent, agentSignsIn, customerJoins, apiCall, adminToken, ADMIN_PASSWORD, hubAndBrowser, stopAll, sendMessage } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, apiCall, adminToken, ADMIN_PASSWORD, hubAndBrowser, stopAll, sendMessage, expectClean, violations } from './helpers.mjs';
 
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const SIZES = {
   desktop: { viewport: { width: 1280, height: 860 } },
   phone: { viewport: { width: 390, height: 844 } },
@@ -26,20 +24,6 @@ async function pageAt(size) {
   const context = await browser.newContext({ ...SIZES[size], bypassCSP: true });
   context.setDefaultTimeout(8000);
   return context.newPage();
-}
-
-/** The serious and critical violations on the page as it is now, one line each. */
-async function violations(page) {
-  await page.addScriptTag({ path: AXE });
-  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  return result.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
-}
-
-async function expectClean(page, what) {
-  const found = await violations(page);
-  assert.deepEqual(found, [], `${what}: ${found.length} serious accessibility violations:\n${found.join('\n')}`);
 }
 
 async function signIn(page, username, password) {

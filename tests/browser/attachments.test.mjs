@@ -5,35 +5,12 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, hubAndBrowser, stopAll, openPages, joinedChat, shot, withShots } from './helpers.mjs';
+import { createAgent, agentSignsIn, hubAndBrowser, stopAll, openPages, joinedChat, shot, withShots, pasteScreenshot, PDF } from './helpers.mjs';
 
 let hub;
 let browser;
 before(async () => { ({ hub, browser } = await hubAndBrowser()); });
 after(() => stopAll(browser, hub));
-
-/** A minimal PDF, enough for the hub to tell it from its bytes. */
-const PDF = Buffer.from('%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n', 'latin1');
-
-/** Pastes a 400 × 300 picture (drawn on a canvas) into the message box, as a screenshot is pasted. */
-async function pasteScreenshot(page) {
-  await page.getByTestId('message-input').focus();
-  await page.evaluate(async () => {
-    const canvas = document.createElement('canvas');
-    canvas.width = 400;
-    canvas.height = 300;
-    const g = canvas.getContext('2d');
-    g.fillStyle = '#c0392b';
-    g.fillRect(0, 0, 400, 300);
-    g.fillStyle = '#fff';
-    g.fillRect(50, 50, 120, 60);
-    const blob = await new Promise((r) => canvas.toBlob(r, 'image/png'));
-    const data = new DataTransfer();
-    data.items.add(new File([blob], 'image.png', { type: 'image/png' }));
-    const box = document.querySelector('[data-testid="message-input"]');
-    box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
-  });
-}
 
 test('a pasted screenshot reaches the agent as a thumbnail that opens the picture; a PDF comes back as a card', async () => {
   await withShots('attachments', async (pages) => {

@@ -1,10 +1,11 @@
 // The buddy list: two people see each other, invitations are declined,
 // cancelled and accepted, they chat with a typing indicator, and one ends it.
-// A second tab with the stored key is the same person.
+// A second tab with the stored key is the same person. Signed-in staff send each other
+// files: a pasted screenshot shows as a thumbnail, a PDF as a card.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { shot, withShots, hubAndBrowser, stopAll, openPages } from './helpers.mjs';
+import { shot, withShots, hubAndBrowser, stopAll, openPages, newPage, createAgent, agentSignsIn, pasteScreenshot, PDF, expectClean } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -87,5 +88,72 @@ test('two buddies invite, decline, cancel, accept, chat and end', async () => {
     await gina.getByTestId('chat-ended').filter({ hasText: 'Hal ended the chat' }).waitFor();
     await hal.getByTestId('chat-ended').filter({ hasText: 'You ended the chat' }).waitFor();
     await entry(hal, 'Gina').getByTestId('buddy-status').filter({ hasText: 'available' }).waitFor();
+  });
+});
+
+test('staff in a buddy chat paste a screenshot and attach a PDF; the peer sees the thumbnail and the card', async () => {
+  await withShots('buddy-files', async (pages) => {
+    const ivo = await createAgent(hub, { username: 'ivo', display_name: 'Ivo', categories: ['general'] });
+    const jo = await createAgent(hub, { username: 'joan', display_name: 'Jo', categories: ['general'] });
+    // Signed in on the console (for the session), then on the buddy list: the staff roster.
+    // `bypassCSP` lets the test inject axe-core.
+    const [ivoPage, joPage] = [await newPage(browser, undefined, { bypassCSP: true }), await newPage(browser, undefined, { bypassCSP: true })];
+    pages.push(ivoPage, joPage);
+    for (const [page, agent] of [[ivoPage, ivo], [joPage, jo]]) {
+      await agentSignsIn(page, hub, agent, { available: false });
+      await page.goto(`${hub.url}/buddy.html`);
+      await page.getByTestId('me').filter({ hasText: `You are ${agent.display_name}` }).waitFor();
+    }
+    await entry(ivoPage, 'Jo').getByTestId('invite').click();
+    await joPage.getByTestId('incoming-invite').getByTestId('accept').click();
+    await ivoPage.getByTestId('chat-title').filter({ hasText: 'Chat with Jo' }).waitFor();
+    await joPage.getByTestId('chat-title').filter({ hasText: 'Chat with Ivo' }).waitFor();
+
+    // Ivo pastes a screenshot and sends it without a caption.
+    await pasteScreenshot(ivoPage);
+    await ivoPage.locator('[data-testid="file-item"][data-ready="true"]').waitFor();
+    await expectClean(ivoPage, 'buddy chat: a file ready to send');
+    assert.equal(await ivoPage.getByTestId('send-button').isDisabled(), false, 'a file needs no caption');
+    await ivoPage.getByTestId('send-button').click();
+    await ivoPage.getByTestId('file-tray').waitFor({ state: 'hidden' });
+
+    // Jo sees its thumbnail, loaded through a link, and it opens the full picture.
+    const thumb = joPage.getByTestId('attachment-thumbnail');
+    await thumb.waitFor();
+    await joPage.waitForFunction(() => {
+      const img = document.querySelector('[data-testid="attachment-thumbnail"]');
+      return img && img.complete && img.naturalWidth > 0;
+    });
+    assert.deepEqual(await thumb.evaluate((img) => [img.naturalWidth, img.naturalHeight]), [320, 240], 'the hub-made thumbnail');
+    const full = await joPage.evaluate(async (url) => {
+      const r = await fetch(url);
+      return [r.status, r.headers.get('content-type')];
+    }, await joPage.locator('a.attachment-image').getAttribute('href'));
+    assert.deepEqual(full, [200, 'image/png']);
+    await ivoPage.locator('[data-testid="message"][data-mine="true"][data-seq] [data-testid="attachment-thumbnail"]').waitFor();
+    await expectClean(joPage, 'buddy chat: a picture received');
+    await shot(joPage, 'buddy-files-thumbnail');
+
+    // Jo attaches a PDF with the button; Ivo gets a card with a download link.
+    await joPage.getByTestId('attach-input').setInputFiles({ name: 'rota.pdf', mimeType: 'application/pdf', buffer: PDF });
+    await joPage.locator('[data-testid="file-item"][data-ready="true"]').waitFor();
+    await joPage.getByTestId('message-input').fill('next week');
+    await joPage.getByTestId('message-input').press('Enter');
+    const card = ivoPage.getByTestId('attachment-card').filter({ hasText: 'rota.pdf' });
+    await card.waitFor();
+    await ivoPage.waitForFunction(() => document.querySelector('[data-testid="attachment-download"]')?.href.includes('sig='));
+    await shot(ivoPage, 'buddy-files-card');
+  });
+});
+
+test('the public roster has no attach button (no account to upload with)', async () => {
+  await withShots('buddy-public-no-files', async (pages) => {
+    const [kim, lea] = await openPages(browser, pages, 2);
+    await joins(kim, 'Kim');
+    await joins(lea, 'Lea');
+    await entry(kim, 'Lea').getByTestId('invite').click();
+    await lea.getByTestId('incoming-invite').getByTestId('accept').click();
+    await kim.getByTestId('message-input').waitFor();
+    assert.equal(await kim.getByTestId('attach-button').count(), 0);
   });
 });

@@ -8,6 +8,8 @@ import { mkdirSync, mkdtempSync, existsSync, readdirSync, readFileSync, rmSync }
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import assert from 'node:assert/strict';
 import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
@@ -478,4 +480,47 @@ export async function customerSocket(page, hub, join, text) {
       if (f.type === 'error') reject(new Error(e.data));
     };
   }), { url: `${hub.url.replace('http', 'ws')}/ws/customer`, join, text });
+}
+
+/** A minimal PDF, enough for the hub to tell it from its bytes. */
+export const PDF = Buffer.from('%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n', 'latin1');
+
+/** Pastes a 400 × 300 picture (drawn on a canvas) into the message box, as a screenshot is pasted. */
+export async function pasteScreenshot(page) {
+  await page.getByTestId('message-input').focus();
+  await page.evaluate(async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 400;
+    canvas.height = 300;
+    const g = canvas.getContext('2d');
+    g.fillStyle = '#c0392b';
+    g.fillRect(0, 0, 400, 300);
+    g.fillStyle = '#fff';
+    g.fillRect(50, 50, 120, 60);
+    const blob = await new Promise((r) => canvas.toBlob(r, 'image/png'));
+    const data = new DataTransfer();
+    data.items.add(new File([blob], 'image.png', { type: 'image/png' }));
+    const box = document.querySelector('[data-testid="message-input"]');
+    box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  });
+}
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+/**
+ * The serious and critical axe-core violations on the page as it is now, one line each
+ * (the page's context needs `bypassCSP`: the pages' CSP forbids the injected script).
+ */
+export async function violations(page) {
+  await page.addScriptTag({ path: AXE });
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+/** No serious or critical axe-core violation on `page` (`what` names it in the failure). */
+export async function expectClean(page, what) {
+  const found = await violations(page);
+  assert.deepEqual(found, [], `${what}: ${found.length} serious accessibility violations:\n${found.join('\n')}`);
 }

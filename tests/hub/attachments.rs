@@ -68,7 +68,7 @@ pub(crate) async fn link(hub: &Endpoint, auth: Auth<'_>, id: &str) -> (u16, Valu
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn fetch(hub: &Endpoint, path: &str) -> reqwest::Response {
+pub(crate) async fn fetch(hub: &Endpoint, path: &str) -> reqwest::Response {
     reqwest::get(hub.url(path)).await.unwrap()
 }
 
@@ -429,7 +429,7 @@ async fn bytes_that_lie_about_their_type_are_refused_and_a_phone_photo_loses_its
 }
 
 /// Bytes a text file of `len` holds, varied so that a chunk out of place would show.
-fn text_file(len: usize) -> Vec<u8> {
+pub(crate) fn text_file(len: usize) -> Vec<u8> {
     (0..len).map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[i * 7 % 27]).collect()
 }
 

@@ -44,6 +44,7 @@ pub(crate) fn polling(port: u16) -> ImapSettings {
         routes: vec![],
         // Small, so a test mail can be too large without megabytes on the wire.
         max_bytes: 4_000,
+        sender_max_per_hour: 20,
     }
 }
 
@@ -130,4 +131,126 @@ async fn mail_in_the_mailbox_is_handled_once_and_flagged_never_deleted() {
     all_flagged_done(&imap, 6).await;
     assert!(hub.store.inbound_seen("id:later@example.org").await.unwrap());
     hub.stop().await;
+}
+
+/// A mail bomb: one address sends far more mails than a person writes. Past
+/// `IMAP_SENDER_MAX_PER_HOUR` its mails add nothing (no conversation, no desk
+/// notification), each recorded, flagged and left in the mailbox; another customer's mail
+/// meanwhile comes in as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_bomb_from_one_sender_is_cut_off_at_its_hourly_limit_and_others_come_in() {
+    let imap = Dovecot::start().await;
+    for n in 0..8 {
+        imap.append(&format!(
+            "From: bomb@example.org\r\nTo: support@desk.example\r\nSubject: spam {n}\r\nMessage-ID: <bomb-{n}@example.org>\r\n\r\nBuy now {n}\r\n"
+        ))
+        .await;
+    }
+    imap.append("From: Ann <ann@example.org>\r\nTo: support@desk.example\r\nSubject: my order\r\nMessage-ID: <ann-1@example.org>\r\n\r\nWhere is my order?\r\n").await;
+    let port = imap.port;
+    let hub = TestHub::with(move |s| {
+        s.mail_from = "Desk <support@desk.example>".into();
+        let mut imap = polling(port);
+        imap.sender_max_per_hour = 3;
+        s.imap = Some(imap);
+    })
+    .await;
+    all_flagged_done(&imap, 9).await;
+    for n in 0..8 {
+        assert!(
+            hub.store
+                .inbound_seen(&format!("id:bomb-{n}@example.org"))
+                .await
+                .unwrap(),
+            "every mail is recorded, kept or not ({n})"
+        );
+    }
+    let page = switchboard::store::Page { offset: 0, limit: 100 };
+    let (started, _) = hub.store.offline_messages(&Default::default(), page).await.unwrap();
+    let from = |address: &str| started.iter().filter(|m| m.email == address).count();
+    assert_eq!(
+        from("bomb@example.org"),
+        3,
+        "three conversations from the bomb, no more"
+    );
+    assert_eq!(from("ann@example.org"), 1, "another customer's mail comes in");
+    assert!(handled(&hub, "sender_limit").await >= 5);
+    hub.stop().await;
+}
+
+/// The node `duty` names in Redis (`{sb}:duty:imap` → `<node>:<incarnation>`), if any.
+async fn mailbox_reader(conn: &mut redis::aio::ConnectionManager) -> Option<String> {
+    let held: Option<String> = redis::cmd("GET").arg("{sb}:duty:imap").query_async(conn).await.unwrap();
+    held.and_then(|h| h.rsplit_once(':').map(|(node, _)| node.to_string()))
+}
+
+/// Waits until `node` reads the mailbox.
+async fn until_reader(conn: &mut redis::aio::ConnectionManager, node: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let reader = mailbox_reader(conn).await;
+        if reader.as_deref() == Some(node) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{node} never read the mailbox: {reader:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// On several nodes with `IMAP_URL`, one reads the mailbox at a time: the real hub process
+/// "reader" takes it first, the node started after it waits; killed (SIGKILL), the reader
+/// is reaped and the other node takes over, and a mail that arrives then comes in. (Before,
+/// every node with `IMAP_URL` read the mailbox, and two could each deliver one mail.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_several_nodes_one_reads_the_mailbox_and_another_takes_over_when_it_dies() {
+    use crate::cluster_fixture::{Process, nodes_on, process_and_nodes, redis_conn};
+
+    let imap = Dovecot::start().await;
+    let url = format!("imap://127.0.0.1:{}", imap.port);
+    let env = [
+        ("IMAP_URL", url.as_str()),
+        ("IMAP_USER", crate::dovecot::USER),
+        ("IMAP_PASSWORD", crate::dovecot::PASSWORD),
+        ("IMAP_POLL_SECS", "0.2"),
+        ("MAIL_FROM", "Desk <support@desk.example>"),
+    ];
+    let (mut reader, _bind, [], servers) =
+        process_and_nodes("inbound-duty", Process::named("reader").env(&env), [], |_| {}).await;
+    let mut conn = redis_conn(&servers.redis).await;
+    until_reader(&mut conn, "reader").await;
+    let port = imap.port;
+    let [standby] = nodes_on(
+        &servers.store,
+        &servers.redis,
+        &servers.scratch,
+        ["standby"],
+        move |s| {
+            s.mail_from = "Desk <support@desk.example>".into();
+            s.imap = Some(polling(port));
+        },
+    )
+    .await;
+    imap.append(PLAIN_MAIL).await;
+    all_flagged_done(&imap, 1).await;
+    assert!(servers.store.inbound_seen("id:first@example.org").await.unwrap());
+    // The standby has asked several times meanwhile: the reader keeps the mailbox.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(mailbox_reader(&mut conn).await.as_deref(), Some("reader"));
+
+    reader.0.kill().unwrap();
+    reader.0.wait().unwrap();
+    until_reader(&mut conn, "standby").await;
+    imap.append("From: bo@example.org\r\nTo: support@desk.example\r\nSubject: later\r\nMessage-ID: <after-the-crash@example.org>\r\n\r\nAnyone there?\r\n").await;
+    all_flagged_done(&imap, 2).await;
+    assert!(
+        servers
+            .store
+            .inbound_seen("id:after-the-crash@example.org")
+            .await
+            .unwrap()
+    );
+    standby.stop().await;
 }

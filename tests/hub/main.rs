@@ -20,6 +20,8 @@ mod bots_cluster;
 mod buddy;
 // the buddy list across the cluster
 mod buddy_cluster;
+// files in buddy chats, on one node and across nodes
+mod buddy_files;
 // canned replies: the desk's and an agent's own
 mod canned;
 mod chat;

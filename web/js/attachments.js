@@ -1,6 +1,6 @@
 // Files in a chat: picking, dropping and pasting them, their uploads (with progress and
 // a way to cancel), and how a message shows the files it carries. Used by ChatView on
-// the customer page, the widget and the agent console.
+// the customer page, the widget, the agent console and (signed-in staff) the buddy list.
 //
 // An upload goes to `POST /api/attachments` with XMLHttpRequest (fetch reports no upload
 // progress); the answer's id is what the next `message` names. Files are shown through

@@ -5,6 +5,7 @@
 import { el, byTestId, announce, show, clock } from './dom.js';
 import { ReconnectingSocket } from './socket.js';
 import { ChatView } from './chatview.js';
+import { FileAccess } from './attachments.js';
 import { currentAccount } from './login.js';
 
 const KEY = 'switchboard.buddy';
@@ -110,8 +111,11 @@ function openChat({ chat_id, peer, peer_name, messages = [] }, fresh) {
   const view = new ChatView({
     label: `Message to ${peer_name}`,
     maxLen,
-    onSend: (text, client_id) => socket.send({ type: 'message', chat_id, text, client_id }),
+    onSend: (text, client_id, attachments) => socket.send({ type: 'message', chat_id, text, client_id, ...(attachments ? { attachments } : {}) }),
     onTyping: (active) => socket.send({ type: 'typing', chat_id, active }),
+    // Files, as in the agent console's chats, go up with the session cookie: signed-in
+    // staff only (the public roster has no account to upload with).
+    files: staff ? new FileAccess({ conversation: () => chat_id }) : null,
   });
   chat = { chat_id, peer, peer_name, view, ended: false };
   $('chat-host').replaceChildren(view.root);
@@ -201,7 +205,8 @@ function handle(f) {
     case 'message':
       if (chat && f.chat_id === chat.chat_id) {
         chat.view.addMessage(f, f.sender === me);
-        if (f.sender !== me) announce(`${chat.peer_name}: ${f.text}`);
+        const files = f.attachments?.length ? ` (${f.attachments.length === 1 ? 'a file' : `${f.attachments.length} files`})` : '';
+        if (f.sender !== me) announce(`${chat.peer_name}: ${f.text}${files}`);
       }
       break;
     case 'buddy_typing':

@@ -11,7 +11,7 @@
 -- may have stamped new lines since.
 -- KEYS[1]: {sb}:routing-events (the hash tag's slot).
 -- ARGV: node, incarnation, chats (JSON: { { chat, highest seq, { { seq, p, sender, id,
---       time, text, client id }, ... } in seq order }, ... }), '1' on the node's last call
+--       time, text, client id, files }, ... } in seq order }, ... }), '1' on the node's last call
 --       (it has claimed every chat), log bound, the log's lifetime after its last line (s).
 -- Replies 1, or an error FENCED.
 -- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua.)
@@ -32,7 +32,7 @@ for _, c in ipairs(cjson.decode(ARGV[3])) do
     end
     if write then
       redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[5], '*',
-        's', seq_text, 'p', l[2], 'w', l[3], 'i', l[4], 't', l[5], 'x', l[6], 'c', l[7])
+        's', seq_text, 'p', l[2], 'w', l[3], 'i', l[4], 't', l[5], 'x', l[6], 'c', l[7], 'a', l[8] or '')
       if seq > highest then highest = seq end
     end
   end

@@ -10,7 +10,9 @@
 -- ARGV: node, incarnation, chat (its wire id), sender (buddy id), message id, time (ms),
 --       text, client id ('' for none), floor (the highest seq of the chat the calling
 --       node has: the counter starts there if Redis has none, after Redis lost its data),
---       log bound, the log's lifetime after its last line (s).
+--       log bound, the log's lifetime after its last line (s), the files the message
+--       carries (their metadata as a JSON array, '' for none; absent from a node of an
+--       earlier version).
 -- Replies {seq, p, id, time}, or an error FENCED or RESTORING. A message id stamped within
 -- the last ten seconds gets its first reply again (the router's retry of a call whose
 -- answer was lost); the same client id and text from the same sender within
@@ -44,7 +46,7 @@ local current = tonumber(redis.call('GET', seq_key) or '0')
 if current < floor then redis.call('SET', seq_key, string.format('%d', floor)) end
 local seq_text = string.format('%d', redis.call('INCR', seq_key))
 redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[10], '*',
-  's', seq_text, 'p', p, 'w', sender, 'i', id, 't', at, 'x', text, 'c', client)
+  's', seq_text, 'p', p, 'w', sender, 'i', id, 't', at, 'x', text, 'c', client, 'a', ARGV[12] or '')
 -- The log goes a day after its last line; the counter only once the chat is over and
 -- archived (its archiving node expires both then): restarted from a node's floor while the
 -- chat runs, it could give a seq the chat has.

@@ -285,3 +285,55 @@ proptest! {
         prop_assert_eq!(readable_text(&once), once);
     }
 }
+
+/// A sender's mails that would add to a conversation spend their allowance; past it they
+/// are dropped until the hour gives some back; another sender, a bounce and a dropped
+/// mail are never held back by it.
+#[test]
+fn a_sender_past_their_hourly_allowance_is_dropped_and_others_are_not() {
+    use std::time::{Duration, Instant};
+
+    use crate::core::guesses::FailedGuesses;
+
+    let mut senders = FailedGuesses::new(sender_allowance(3), 100);
+    let now = Instant::now();
+    let new_from = |from: &str| Decision::New {
+        category: "general".into(),
+        written: Written {
+            from: from.into(),
+            subject: String::new(),
+            text: "hi".into(),
+            files: vec![],
+        },
+    };
+    for _ in 0..3 {
+        assert!(matches!(
+            within_sender_limit(new_from("Bomb@Example.org"), &mut senders, now),
+            Decision::New { .. }
+        ));
+    }
+    assert_eq!(
+        within_sender_limit(new_from("bomb@example.org"), &mut senders, now),
+        Decision::Drop(DropReason::SenderLimit),
+        "the fourth within the hour, in whatever case"
+    );
+    assert!(matches!(
+        within_sender_limit(new_from("ann@example.org"), &mut senders, now),
+        Decision::New { .. }
+    ));
+    let bounce = Decision::Bounce {
+        original_ids: vec![],
+        reason: None,
+    };
+    assert_eq!(within_sender_limit(bounce.clone(), &mut senders, now), bounce);
+    // A third of an hour gives one mail back.
+    let later = now + Duration::from_secs(20 * 60);
+    assert!(matches!(
+        within_sender_limit(new_from("bomb@example.org"), &mut senders, later),
+        Decision::New { .. }
+    ));
+    assert_eq!(
+        within_sender_limit(new_from("bomb@example.org"), &mut senders, later),
+        Decision::Drop(DropReason::SenderLimit)
+    );
+}

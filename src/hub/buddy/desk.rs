@@ -147,6 +147,11 @@ pub(super) fn staff_key(account_id: &str) -> String {
     format!("account:{account_id}")
 }
 
+/// The account a staff key names ([`staff_key`] read back).
+pub(super) fn staff_account(key: &str) -> Option<&str> {
+    key.strip_prefix("account:")
+}
+
 /// A role as an event carries it back to the name the roster shows.
 pub(super) fn role_named(role: Option<&str>) -> Option<&'static str> {
     match role {

@@ -71,6 +71,7 @@ impl HubState {
         roster: Roster,
         chat: Option<&str>,
         (id, at, text, client_id): (String, i64, String, Option<String>),
+        files: Vec<crate::attachments::AttachmentMeta>,
     ) -> Result<(), Refusal> {
         let chat = self.buddy_chat(me, roster, chat)?;
         let log = &self.buddies.chats[&(roster, chat)];
@@ -91,6 +92,7 @@ impl HubState {
             text,
             client_id,
             floor: log.transcript.last_seq().max(held),
+            files: crate::attachments::files_json(&files),
         };
         if self.buddy_stamp_call(message) {
             Ok(())
@@ -518,7 +520,7 @@ impl HubState {
             line.seq,
             (&line.id, line.at),
             author,
-            (line.text.clone(), Vec::new()),
+            (line.text.clone(), line.attachments()),
             client_id,
         );
         let (archiver, Stamped { frame, ack, event }) = match self.buddy_standing(&line.chat) {
@@ -622,9 +624,13 @@ impl HubState {
             } else {
                 Side::Agent
             };
+            let message = ArchivedMessage {
+                attachments: line.attachments(),
+                ..ArchivedMessage::plain(line.id.clone(), line.seq, from, line.text.clone(), line.at)
+            };
             self.archive.push_message(ArchiveEvent::Message {
                 conversation_id: chat.to_string(),
-                message: ArchivedMessage::plain(line.id.clone(), line.seq, from, line.text.clone(), line.at),
+                message,
             });
         }
     }
@@ -665,6 +671,7 @@ fn kept_lines(chat: &str, transcript: &Transcript, after: u64) -> Vec<BuddyLine>
             at: m.at,
             text: m.text,
             client_id: m.client_id,
+            files: crate::attachments::files_json(&m.attachments),
         })
         .collect()
 }
@@ -672,4 +679,40 @@ fn kept_lines(chat: &str, transcript: &Transcript, after: u64) -> Vec<BuddyLine>
 /// A line's place in the events stream; `None` if unreadable (then nobody keeps it).
 fn entry(line: &BuddyLine) -> Option<EntryId> {
     EntryId::parse(&line.p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attachments::AttachmentMeta;
+
+    /// What a node writes back to a chat's log after Redis lost its data keeps a line's
+    /// files: read back, the line carries the same ones.
+    #[test]
+    fn kept_lines_carry_their_files() {
+        let file = AttachmentMeta {
+            id: "f1".into(),
+            name: "shot.png".into(),
+            mime: "image/png".into(),
+            size: 42,
+            thumbnail: true,
+        };
+        let mut transcript = Transcript::new(10);
+        let line = stamped(
+            "c",
+            1,
+            ("m1", 5),
+            Author::buddy(7, true),
+            ("".into(), vec![file.clone()]),
+            None,
+        );
+        transcript.record_stamped(1, line);
+        let plain = stamped("c", 2, ("m2", 6), Author::buddy(8, false), ("hi".into(), vec![]), None);
+        transcript.record_stamped(2, plain);
+        let lines = kept_lines("c", &transcript, 0);
+        assert_eq!(lines[0].attachments(), vec![file]);
+        assert_eq!((lines[0].sender, lines[1].files.as_str()), (7, ""));
+        let published = serde_json::to_string(&lines[0]).unwrap();
+        assert_eq!(serde_json::from_str::<BuddyLine>(&published).unwrap(), lines[0]);
+    }
 }

@@ -521,6 +521,7 @@ async fn router(
                     text: &message.text,
                     client_id: message.client_id.as_deref(),
                     floor: message.floor,
+                    files: &message.files,
                 };
                 let result = match member {
                     Some(incarnation) => {
@@ -544,6 +545,7 @@ async fn router(
                             sender,
                             text,
                             client_id,
+                            files,
                             ..
                         } = *message;
                         Command::BuddyStamped {
@@ -557,6 +559,7 @@ async fn router(
                                 at: stamp.at,
                                 text,
                                 client_id,
+                                files,
                             },
                         }
                     }
@@ -846,6 +849,8 @@ pub(crate) struct BuddyOutgoing {
     pub client_id: Option<String>,
     /// The highest seq of the chat this node has.
     pub floor: u64,
+    /// The files it carries (`attachments::files_json`), empty for none.
+    pub files: String,
 }
 
 /// A chat message on its way to be stamped (`RouterCall::Message`).

@@ -69,7 +69,8 @@ pub(in crate::hub) type Table = HashMap<String, FollowUps>;
 /// On several nodes, the lines stamped here that the archive may not hold yet, oldest
 /// first: (conversation, seq, the archive's number of the line). A node claims them when
 /// Redis lost its data, so that the conversation's counter goes on after them
-/// ([`HubState::conversation_seqs_here`]); dropped once the archive wrote them.
+/// ([`HubState::conversation_seqs_here`]); dropped once they are in the store (held in
+/// this node's spool during an outage, they are not yet where the restore reads).
 pub(in crate::hub) type Unstored = VecDeque<(String, u64, u64)>;
 
 /// `text` cut to `max` characters, the cut marked.
@@ -409,8 +410,8 @@ impl HubState {
         );
         let archived = room.push(event);
         if let (Some(_), Some(number)) = (&self.cluster, archived) {
-            let committed = self.archive.progress.borrow().committed;
-            while self.unstored_lines.front().is_some_and(|(_, _, n)| *n <= committed) {
+            let stored = self.archive.progress.borrow().stored;
+            while self.unstored_lines.front().is_some_and(|(_, _, n)| *n <= stored) {
                 self.unstored_lines.pop_front();
             }
             self.unstored_lines.push_back((id.to_string(), seq, number));
@@ -505,10 +506,12 @@ impl HubState {
     /// settled), a line to an away customer stamped here and not yet written. (Its chats'
     /// seqs are claimed with them.)
     pub(super) fn conversation_seqs_here(&self) -> Vec<(String, u64)> {
-        let committed = self.archive.progress.borrow().committed;
+        // Stored, not merely durable: a line held in this node's spool during a store
+        // outage is in no store the restore reads.
+        let stored = self.archive.progress.borrow().stored;
         let mut seqs: HashMap<&str, u64> = HashMap::new();
         let waiting = self.customers.values().filter_map(|info| info.continues.as_ref());
-        let unstored = self.unstored_lines.iter().filter(|(_, _, n)| *n > committed);
+        let unstored = self.unstored_lines.iter().filter(|(_, _, n)| *n > stored);
         for (id, seq) in waiting
             .map(|c| (c.id.as_str(), c.last_seq))
             .chain(unstored.map(|(id, seq, _)| (id.as_str(), *seq)))

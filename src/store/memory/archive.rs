@@ -85,7 +85,12 @@ impl Inner {
 impl ArchiveStore for MemoryStore {
     async fn archive(&self, batch: &[ArchiveEvent]) -> StoreResult<()> {
         #[cfg(test)]
-        self.archive_calls.lock().unwrap().push(batch.len());
+        {
+            self.archive_calls.lock().unwrap().push(batch.len());
+            if self.archive_down.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(StoreError::Unavailable("down for the test".into()));
+            }
+        }
         self.with(|s| batch.iter().for_each(|e| s.apply(e)));
         Ok(())
     }

@@ -36,6 +36,9 @@ pub struct MemoryStore {
     pub(crate) max_batch: Option<usize>,
     #[cfg(test)]
     pub(crate) archive_calls: Mutex<Vec<usize>>,
+    /// Tests of the archive writer during an outage: archive calls fail while set.
+    #[cfg(test)]
+    pub(crate) archive_down: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]

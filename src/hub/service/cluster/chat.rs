@@ -37,11 +37,7 @@ impl HubState {
         (text, files): (String, Vec<crate::attachments::AttachmentMeta>),
         (client_id, via): (Option<String>, Option<crate::store::Via>),
     ) -> Result<(), (&'static str, String)> {
-        let files = if files.is_empty() {
-            String::new()
-        } else {
-            serde_json::to_string(&files).map_err(|e| ("internal", e.to_string()))?
-        };
+        let files = crate::attachments::files_json(&files);
         let log = self.chats.get(&chat).expect("chats in routing have a log");
         let sender = match from {
             Party::Customer => Recipient::Customer(log.customer),
@@ -192,31 +188,26 @@ impl HubState {
                 .and_then(|cluster| cluster.delivered_here.get(&line.id))
                 .is_some_and(|conns| conns.contains(origin))
         };
-        let Some(conn) = origin.filter(|o| !had_it(o)).and_then(|origin| self.conns.get(&origin)) else {
+        let Some(origin) = origin.filter(|o| !had_it(o)) else {
             return;
         };
-        let Stamped { ack, .. } = stamped(
-            log.wire_id(),
-            line.seq,
-            (&line.id, line.at),
-            Author::of(line.from, line.via),
-            (String::new(), Vec::new()),
-            line.client_id.as_deref(),
-        );
         let archived = log.archived_here.then(|| self.archive.last_handed());
-        let copy = SenderCopy::sent_from(conn.handle.id, ack.clone(), Outbound::Frame(ack));
-        self.direct
-            .acks
-            .acknowledge(archived, std::slice::from_ref(&conn.handle), copy);
+        let wire_id = log.wire_id().to_string();
+        self.ack_line_to(origin, &wire_id, &line, archived);
     }
 
     /// Acknowledges `line` to the connection it was sent from here, if any, once the archive
     /// has what it was handed up to `archived` (`None`: at once, the chat's log holding it):
     /// its chat ended here before Redis answered for it.
     fn acknowledge_own_line_of_ended_chat(&mut self, wire_id: &str, line: &ChatLine, archived: Option<u64>) {
-        let Some(origin) = self.cluster_mut().sent_here.remove(&line.id) else {
-            return;
-        };
+        if let Some(origin) = self.cluster_mut().sent_here.remove(&line.id) {
+            self.ack_line_to(origin, wire_id, line, archived);
+        }
+    }
+
+    /// Acknowledges `line` of chat `wire_id` to connection `origin`, if it is still here,
+    /// once the archive has what it was handed up to `archived` (`None`: at once).
+    fn ack_line_to(&mut self, origin: ConnId, wire_id: &str, line: &ChatLine, archived: Option<u64>) {
         let Some(conn) = self.conns.get(&origin) else {
             return;
         };
