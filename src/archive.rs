@@ -466,6 +466,14 @@ impl Archive {
         self.send(room, event);
     }
 
+    /// Queues the closing of a conversation another node opened and can no longer close (it
+    /// died): room or not ([`Room::admit_closing_anyway`]), this node reserved none for it.
+    pub fn push_inherited_closing(&self, event: ArchiveEvent) {
+        let mut room = self.room();
+        room.admit_closing_anyway();
+        self.send(room, event);
+    }
+
     /// This node will not write the closing of a conversation whose opening it queued:
     /// another node archives it now. Frees the slot reserved for that closing.
     pub fn release_closing(&self) {

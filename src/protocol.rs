@@ -803,14 +803,15 @@ pub enum ServerFrame {
     },
 }
 
-/// A conversation a bot holds, as the bot sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A conversation a bot holds, as the bot sees it (and as a node tells the node of a
+/// bot's newer socket, `hub::bot_relay`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BotConversation {
     pub chat_id: String,
     pub category: String,
     pub customer_name: String,
     /// The address the customer gave, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub email: Option<String>,
     /// Its lines so far, oldest first.
     pub messages: Vec<ChatMessage>,

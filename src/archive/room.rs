@@ -86,6 +86,13 @@ impl Room {
         true
     }
 
+    /// Takes the closing of a conversation another node opened (and reserved its closing
+    /// on), even past the capacity: a dead node's, ended by the node that took it over.
+    /// Bounded by the conversations that node held, not by what clients send.
+    pub fn admit_closing_anyway(&mut self) {
+        self.held += 1;
+    }
+
     /// Gives back the slot reserved for a conversation's closing that this archive will
     /// not write after all: another node archives the conversation from now on (a cluster
     /// hands a chat's archiving on when its customer moves). Without it each hand-off would

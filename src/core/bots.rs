@@ -131,6 +131,78 @@ pub fn socket_at(here: bool, recorded: Option<(&str, u64)>, registered: Option<u
     }
 }
 
+/// Which node ends a dead node's bot conversations whose customers did not come back:
+/// the node whose `node_lost` took the dead node over (its `heir`), as it runs the grace
+/// timers of that node's other customers, and only for another node (a node never sweeps
+/// its own). Each is ended once the grace period (`RESUME_GRACE_SECS`) from that loss has
+/// run out, as a live chat whose customer's node died: closed as a disconnect, the bot told
+/// `customer_gone` ([`LOST_STAGE_END`]); one its customer resumed within it was handed over
+/// there ([`Handover::NodeLost`]) and is not the sweeper's.
+pub fn sweeps_lost_stages(heir: &str, lost: &str, this_node: &str) -> bool {
+    heir == this_node && lost != this_node
+}
+
+/// How a dead node's bot conversation whose customer did not come back ends: as one on a
+/// live node whose customer dropped (the reason the bot is told).
+pub const LOST_STAGE_END: &str = "customer_gone";
+
+/// A socket bot's welcome on several nodes, as on one node: the newest socket of a bot,
+/// on whatever node, holds every conversation of the bot's that a socket served, and its
+/// `bot_welcome` lists them. Its node asks every other node (each re-points its stages to
+/// this node and answers with their views, after the frames it sent before, in the order
+/// of its bots channel) and sends the welcome once every node asked has answered, or its
+/// wait ran out. Frames for the bot meanwhile are held back and sent after the welcome,
+/// but for those a node sent before its answer: its answer's views hold them already.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WelcomeGather {
+    /// The nodes asked, once known.
+    asked: Option<std::collections::BTreeSet<String>>,
+    /// The nodes that answered.
+    answered: std::collections::BTreeSet<String>,
+}
+
+impl WelcomeGather {
+    /// The nodes asked (those listening when asked).
+    pub fn asked(&mut self, nodes: impl IntoIterator<Item = String>) {
+        self.asked = Some(nodes.into_iter().collect());
+    }
+
+    /// Node `node` answered.
+    pub fn answered(&mut self, node: &str) {
+        self.answered.insert(node.to_string());
+    }
+
+    /// Has every node asked answered?
+    pub fn ready(&self) -> bool {
+        self.asked.as_ref().is_some_and(|asked| asked.is_subset(&self.answered))
+    }
+
+    /// Has node `node` answered (a frame from it held back now came after its answer)?
+    pub fn has_answered(&self, node: &str) -> bool {
+        self.answered.contains(node)
+    }
+
+    /// Is a frame held back sent after the welcome? `from` its stage's node (`None`: this
+    /// one), `before_answer` whether it came before that node's answer. Not when its
+    /// node's answer came after it (the views hold it); when that node never answered (the
+    /// wait ran out), it is sent though the bot may not know its conversation.
+    pub fn delivered(&self, from: Option<&str>, before_answer: bool) -> bool {
+        match from {
+            Some(node) if before_answer => !self.answered.contains(node),
+            _ => true,
+        }
+    }
+}
+
+/// Does this node keep its socket of a bot when node `newer` says a newer one registered
+/// there? Not as a rule (the newest socket replaces the older, as on one node); but when
+/// this node's socket just registered too (its welcome still `gathering` the others'
+/// conversations) the two crossed, and the node with the greater id keeps its own, so one
+/// of the two stays open, never neither.
+pub fn keeps_socket(gathering: bool, this_node: &str, newer: &str) -> bool {
+    gathering && this_node > newer
+}
+
 /// One conversation's reply timer: armed by a customer's line the bot has not answered
 /// yet, disarmed by the bot's line. A timer that fires names the epoch it was armed in;
 /// it hands over only if the bot said nothing since.
@@ -242,6 +314,45 @@ mod tests {
             "never itself"
         );
         assert_eq!(socket_at(false, None, None, "a"), SocketAt::Nowhere);
+    }
+
+    #[test]
+    fn only_the_heir_sweeps_a_dead_nodes_bot_conversations() {
+        assert!(sweeps_lost_stages("a", "b", "a"));
+        assert!(!sweeps_lost_stages("c", "b", "a"), "another node took it over");
+        assert!(!sweeps_lost_stages("a", "a", "a"), "never its own");
+    }
+
+    #[test]
+    fn a_welcome_waits_for_every_node_asked_and_drops_what_their_views_hold() {
+        let mut gather = WelcomeGather::default();
+        gather.answered("b");
+        assert!(!gather.ready(), "not before the nodes asked are known");
+        gather.asked(["b".to_string(), "c".to_string()]);
+        assert!(!gather.ready());
+        assert!(!gather.delivered(Some("b"), true), "b's answer holds it");
+        assert!(gather.delivered(Some("b"), false), "after b's answer");
+        assert!(gather.delivered(Some("c"), true), "c never answered: sent as it came");
+        assert!(gather.delivered(None, false), "this node's own");
+        gather.answered("c");
+        assert!(gather.ready());
+        assert!(!gather.delivered(Some("c"), true));
+        let mut alone = WelcomeGather::default();
+        alone.asked([]);
+        assert!(alone.ready(), "nobody else to ask");
+    }
+
+    #[test]
+    fn of_two_sockets_registering_at_once_one_stays() {
+        assert!(!keeps_socket(false, "b", "a"), "an older socket is replaced");
+        assert!(keeps_socket(true, "b", "a"));
+        assert!(!keeps_socket(true, "a", "b"));
+        for (x, y) in [("a", "b"), ("b", "a"), ("alpha", "beta")] {
+            assert!(
+                keeps_socket(true, x, y) != keeps_socket(true, y, x),
+                "exactly one of {x}, {y}"
+            );
+        }
     }
 
     #[test]

@@ -29,9 +29,9 @@
 //!
 //! A **socket bot** serves the customers of every node. The node holding its socket
 //! records it (`{sb}:bot-socket:<bot>` → that node and its incarnation) as the socket
-//! registers (and again after a gap in its bots channel or a loss of Redis's data, unless
-//! a socket on another live node holds it then), and deletes the record (if it still
-//! names this node) as it goes. A joining
+//! registers, and again every [`SOCKET_REASSERT`] and after a gap in its bots channel or a
+//! loss of Redis's data (unless a socket on another live node holds it then), and deletes
+//! the record (if it still names this node) as it goes. A joining
 //! customer's node whose category names a bot with neither a socket there nor a webhook
 //! looks the record up (`socket_of`): it counts while its node is registered under that
 //! incarnation (`core::bots::socket_at`), so a dead or fenced node's record is nobody's.
@@ -43,6 +43,9 @@
 //! node fenced), its node tells the nodes it served (`Wire::BotGone`), which hand those
 //! customers over (`bot_gone`); its node dead, the nodes hand them over as its loss is
 //! replayed, or as a frame for the bot finds nobody listening on that node's channel.
+//! A newer socket of the bot, on any node, takes every socket-served conversation of the
+//! bot's over (`Wire::TakeOver` to every node, answered `Wire::Held` with their views;
+//! `hub::service::bots::welcome`).
 //! Every Redis step of a stage (its ticket, its claim, its bot's frames, the socket's
 //! record) goes through one ordered task per node ([`start_ops`]).
 
@@ -54,14 +57,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::delivery::{ConnHandle, Outbound};
+use super::delivery::{ConnHandle, ConnId, Outbound};
 use super::{BotAct, Command, Hub, HubGone};
 use crate::archive::Archive;
 use crate::cluster::node::Cluster;
 use crate::cluster::resume_tokens;
 use crate::cluster::subscription::{self, Listener, Resubscribing};
 use crate::core::bots::{Forwarded, SocketAt, forwarded, socket_at};
-use crate::protocol::ServerFrame;
+use crate::protocol::{BotConversation, ServerFrame};
 
 /// How long a bot's line may take to be durable before the answer says it is not yet.
 pub const DURABLE_WITHIN: Duration = Duration::from_secs(10);
@@ -70,6 +73,11 @@ pub const DURABLE_WITHIN: Duration = Duration::from_secs(10);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a stage's record lives: well past any conversation with a bot.
 const STAGE_TTL_SECS: u64 = 24 * 60 * 60;
+/// How often a node records its bot sockets again (`Op::SocketAgain`, as after a gap in its
+/// bots channel): a record lost otherwise (one write Redis refused, a key deleted by hand)
+/// leaves the bot serving its own node's customers only for at most this long. One script
+/// per connected bot per node each time; the lease's renewal, by comparison, is every second.
+pub const SOCKET_REASSERT: Duration = Duration::from_secs(5);
 
 /// The Redis key naming the node that holds `chat`'s bot stage.
 pub fn stage_key(chat: &str) -> String {
@@ -151,26 +159,93 @@ pub struct Ticket {
     pub profile: crate::store::CustomerProfile,
 }
 
-/// Records `ticket` under the customer's `token` (a stage starting on this node).
+/// The Redis key listing the tickets (their keys) of node `node`'s bot stages, for the
+/// node that takes it over should it die ([`take_lost_tickets`]).
+pub fn tickets_key(node: &str) -> String {
+    format!("{{sb}}:bot-tickets:{node}")
+}
+
+/// Records `ticket` under the customer's `token` (a stage starting on this node, or one
+/// put back), listed under its node's tickets.
 pub async fn record_ticket(cluster: &Cluster, token: &str, ticket: &Ticket) -> redis::RedisResult<()> {
     let value = serde_json::to_string(ticket).unwrap_or_default();
-    redis::cmd("SET")
-        .arg(resume_tokens::bot_stage_key(token))
+    let key = resume_tokens::bot_stage_key(token);
+    let listed = tickets_key(&ticket.node);
+    redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(&key)
         .arg(value)
         .arg("EX")
         .arg(STAGE_TTL_SECS)
+        .ignore()
+        .cmd("SADD")
+        .arg(&listed)
+        .arg(&key)
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(&listed)
+        .arg(STAGE_TTL_SECS)
+        .ignore()
         .query_async::<()>(&mut cluster.conn())
         .await
 }
 
-/// Deletes the ticket of `token` and the record of `chat`'s stage (it ended or was handed
-/// over on its node).
+/// Deletes the ticket of `token` (and its entry in this node's list) and the record of
+/// `chat`'s stage (it ended or was handed over on its node).
 pub async fn forget_ticket(cluster: &Cluster, token: &str, chat: &str) -> redis::RedisResult<()> {
-    redis::cmd("DEL")
-        .arg(resume_tokens::bot_stage_key(token))
+    let key = resume_tokens::bot_stage_key(token);
+    redis::pipe()
+        .atomic()
+        .cmd("DEL")
+        .arg(&key)
         .arg(stage_key(chat))
+        .ignore()
+        .cmd("SREM")
+        .arg(tickets_key(cluster.node_id()))
+        .arg(&key)
+        .ignore()
         .query_async::<()>(&mut cluster.conn())
         .await
+}
+
+/// Takes every ticket listed under dead node `lost` whose customer did not resume it
+/// (each as a resume does, [`TAKE_TICKET`], so a late resume and this never both take
+/// one, and off the list in the same script); tickets of a newer incarnation of that node
+/// (restarted under the same id) stay. Those taken before Redis failed come back with the
+/// error: the caller ends them and tries again for the rest.
+pub async fn take_lost_tickets(cluster: &Cluster, lost: &str) -> (Vec<Ticket>, Option<redis::RedisError>) {
+    let listed = tickets_key(lost);
+    let keys: Vec<String> = match redis::cmd("SMEMBERS")
+        .arg(&listed)
+        .query_async(&mut cluster.conn())
+        .await
+    {
+        Ok(keys) => keys,
+        Err(e) => return (vec![], Some(e)),
+    };
+    let mut taken = vec![];
+    for key in keys {
+        let found: Option<String> = match redis::Script::new(TAKE_TICKET)
+            .key(&key)
+            .key(crate::cluster::lease::NODES_KEY)
+            .key(&listed)
+            .invoke_async(&mut cluster.conn())
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => return (taken, Some(e)),
+        };
+        match found.as_deref() {
+            // Resumed, ended or expired meanwhile; or a newer incarnation's.
+            None | Some("alive") => {}
+            Some(raw) => match serde_json::from_str(raw) {
+                Ok(ticket) => taken.push(ticket),
+                Err(e) => tracing::warn!(error = %e, "a dead node's bot ticket does not read; dropped"),
+            },
+        }
+    }
+    (taken, None)
 }
 
 /// One Redis step of the bots on this node, for [`start_ops`]'s task, in the hub's order.
@@ -199,6 +274,17 @@ pub enum Op {
     },
     /// Tells node `node` that bot `bot`'s socket here is gone (or was never here).
     BotGone { node: String, bot: String },
+    /// Bot `bot`'s newest socket is here (connection `conn`): every other node listening is
+    /// told, to hand it their conversations of the bot's ([`Op::Held`]); the hub learns
+    /// whom it waits for (`Command::BotAsked`).
+    TakeOver { bot: String, conn: ConnId },
+    /// The views of this node's conversations of bot `bot`, for its newest socket on node
+    /// `node`: after the frames for it this node sent before.
+    Held {
+        node: String,
+        bot: String,
+        views: Vec<BotConversation>,
+    },
     /// Bot `bot`'s action on its socket `to` for conversation `chat`, held by another
     /// node: forwarded there, in the order the bot sent it; the answer goes to the socket.
     Forward {
@@ -280,6 +366,26 @@ async fn carry_out(cluster: &Cluster, op: Op) -> Option<Command> {
             };
             publish(cluster, &node, &wire).await.map(|_| ())
         }
+        Op::TakeOver { bot, conn } => {
+            let nodes = match take_over(cluster, &bot).await {
+                Ok(nodes) => nodes,
+                Err(e) => {
+                    // Its welcome lists this node's conversations; the others' go on with
+                    // the sockets they had.
+                    tracing::warn!(bot = %bot, error = %e, "the other nodes could not be told of a bot's newer socket");
+                    vec![]
+                }
+            };
+            return Some(Command::BotAsked { bot, conn, nodes });
+        }
+        Op::Held { node, bot, views } => {
+            let wire = Wire::Held {
+                from: cluster.node_id().to_string(),
+                bot,
+                views,
+            };
+            publish(cluster, &node, &wire).await.map(|_| ())
+        }
         Op::Forward {
             forwarder,
             bot,
@@ -308,6 +414,26 @@ async fn carry_out(cluster: &Cluster, op: Op) -> Option<Command> {
         tracing::warn!(error = %e, "a bot's record could not be changed in Redis (a ticket or claim left expires by itself)");
     }
     None
+}
+
+/// Tells every other registered node that bot `bot`'s newest socket is here: the nodes
+/// that listen, which answer ([`Wire::Held`]).
+async fn take_over(cluster: &Cluster, bot: &str) -> redis::RedisResult<Vec<String>> {
+    let nodes: Vec<String> = redis::cmd("HKEYS")
+        .arg(crate::cluster::lease::NODES_KEY)
+        .query_async(&mut cluster.conn())
+        .await?;
+    let wire = Wire::TakeOver {
+        node: cluster.node_id().to_string(),
+        bot: bot.to_string(),
+    };
+    let mut asked = vec![];
+    for node in nodes.into_iter().filter(|n| n != cluster.node_id()) {
+        if publish(cluster, &node, &wire).await? > 0 {
+            asked.push(node);
+        }
+    }
+    Ok(asked)
 }
 
 /// Records that bot `bot`'s socket is on this node, under its incarnation now; `again`,
@@ -412,15 +538,20 @@ pub async fn take_ticket(cluster: &Cluster, token: &str) -> redis::RedisResult<T
     })
 }
 
-/// KEYS: the ticket, the node registry. The ticket (deleted), `alive`, or nil.
+/// KEYS: the ticket, the node registry, and (a dead node's sweep) the list it is taken
+/// off unless its node is alive. The ticket (deleted), `alive`, or nil.
 const TAKE_TICKET: &str = r#"
 local raw = redis.call('GET', KEYS[1])
-if not raw then return false end
-local ok, ticket = pcall(cjson.decode, raw)
-if ok and redis.call('HGET', KEYS[2], ticket.node) == tostring(ticket.incarnation) then
-  return 'alive'
+if raw then
+  local ok, ticket = pcall(cjson.decode, raw)
+  if ok and redis.call('HGET', KEYS[2], ticket.node) == tostring(ticket.incarnation) then
+    return 'alive'
+  end
+  redis.call('DEL', KEYS[1])
 end
-redis.call('DEL', KEYS[1])
+if KEYS[3] then
+  redis.call('SREM', KEYS[3], KEYS[1])
+end
 return raw
 "#;
 
@@ -492,6 +623,15 @@ enum Wire {
     /// Bot `bot`'s socket on node `node` is gone: the conversations it held here go to
     /// their lines.
     BotGone { node: String, bot: String },
+    /// Bot `bot`'s newest socket is on node `node`: a socket of it here closes (replaced)
+    /// and the conversations of it served by a socket go to that one (`Held` answers).
+    TakeOver { node: String, bot: String },
+    /// Node `from`'s conversations of bot `bot`, for its newest socket here.
+    Held {
+        from: String,
+        bot: String,
+        views: Vec<BotConversation>,
+    },
 }
 
 /// An action's outcome as it travels: the refusal's code and message as text.
@@ -674,6 +814,7 @@ impl BotRelay {
             archive,
             forwarder,
         }));
+        tokio::spawn(reassert_sockets(relay.0.hub.clone(), shutdown.clone()));
         let listening = relay.clone();
         tokio::spawn(async move {
             let cluster = listening.0.forwarder.cluster.clone();
@@ -710,6 +851,24 @@ impl BotRelay {
         match self.0.forwarder.send(bot, chat, act, here).await? {
             Sent::Answered(acted) => Ok(acted),
             Sent::Waiting(waiting) => self.0.forwarder.answer(waiting).await,
+        }
+    }
+}
+
+/// Has the hub record its bot sockets again every [`SOCKET_REASSERT`] until `shutdown`.
+async fn reassert_sockets(hub: Hub, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(SOCKET_REASSERT);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once: the sockets were recorded as they registered.
+    every.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                if hub.send(Command::BotSocketsAgain).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -790,6 +949,12 @@ impl Listener for BotRelay {
             }
             Wire::BotGone { node, bot } => {
                 let _ = self.0.hub.send(Command::RemoteBotGone { bot, node }).await;
+            }
+            Wire::TakeOver { node, bot } => {
+                let _ = self.0.hub.send(Command::BotTakenOver { bot, to: node }).await;
+            }
+            Wire::Held { from, bot, views } => {
+                let _ = self.0.hub.send(Command::BotHeld { bot, from, views }).await;
             }
         }
     }

@@ -252,6 +252,33 @@ pub(crate) enum Command {
         category: String,
         bot: Option<String>,
     },
+    /// Several nodes: bot `bot`'s newest socket here (`conn`) waits for the answers of
+    /// `nodes`, the others told of it.
+    BotAsked {
+        bot: String,
+        conn: ConnId,
+        nodes: Vec<String>,
+    },
+    /// Several nodes: bot `bot`'s newest socket is on node `to`.
+    BotTakenOver {
+        bot: String,
+        to: String,
+    },
+    /// Several nodes: node `from`'s conversations of bot `bot`, for its newest socket here.
+    BotHeld {
+        bot: String,
+        from: String,
+        views: Vec<crate::protocol::BotConversation>,
+    },
+    /// Bot `bot`'s socket `conn` waited long enough for the other nodes: its welcome goes
+    /// out with what came.
+    BotWelcomeDue {
+        bot: String,
+        conn: ConnId,
+    },
+    /// Several nodes: bot conversations of a dead node this node took over whose customers
+    /// did not come back within the grace period (their tickets, taken): they end.
+    LostBotStages(Vec<bot_relay::Ticket>),
     /// What a `resume` on several nodes found under a token no customer holds: a bot
     /// stage's ticket (its node died), or nothing.
     BotTicket {

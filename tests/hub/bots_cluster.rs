@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use switchboard::store::{ConversationStatus, EndReason, Side};
+
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::{bot_socket, bot_token};
 use crate::cluster_fixture::{
@@ -187,7 +189,12 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
         "bots-cluster-kill",
         Process::named("doomed").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
         ["live"],
-        |s| s.webhook_allow_private = true,
+        |s| {
+            s.webhook_allow_private = true;
+            // Her ticket resumes within the grace period from the take-over (shorter, the
+            // live node ends her conversation before she is back).
+            s.resume_grace = Duration::from_secs(20);
+        },
     )
     .await;
     let mut conn = redis_conn(&servers.redis).await;
@@ -251,6 +258,104 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
     live.stop().await;
 }
 
+/// Carla talks to the bot on a real hub process that is killed (kill -9) and never comes
+/// back. As for a live chat whose customer's node died, she has the grace period to come
+/// back anywhere; once it has run out on the node that took the dead one over, her
+/// conversation ends as any bot conversation whose customer went: closed in the archive as
+/// a disconnect, resolved (no one's open conversation for good), the bot told
+/// `customer_gone` once (two live nodes, one acts), and her token resumes nothing.
+#[tokio::test]
+async fn a_dead_nodes_bot_conversation_whose_customer_never_comes_back_is_closed_after_the_grace() {
+    let grace = |s: &mut switchboard::config::Settings| {
+        s.webhook_allow_private = true;
+        s.resume_grace = Duration::from_secs(2);
+    };
+    let (mut doomed, bind, [live, other], servers) = process_and_nodes(
+        "bots-cluster-kill-never-back",
+        Process::named("doomed").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
+        ["live", "other"],
+        grace,
+    )
+    .await;
+    let mut conn = redis_conn(&servers.redis).await;
+    let admin = live.admin().await;
+    let (calls, secret) = webhook_bot(&admin, live.url(""), Behaviour::Answers).await;
+
+    let (mut carla, chat, resume_token) = meets_bot_at(&bind, "Carla").await;
+    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
+    let answer = carla.seen_or_next_matching(|f| f["type"] == "message").await;
+    assert_eq!(answer["seq"], 2);
+    wait_archived(&admin, &chat, 2).await;
+
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    drop(carla);
+    until_reaped(&mut conn, "doomed").await;
+
+    let store = &servers.store;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let closed = loop {
+        if let Some(closed) = store.conversation(&chat).await.unwrap().closed {
+            break closed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead node's bot conversation was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (closed.reason, closed.ended_by),
+        (EndReason::Disconnect, Side::Customer),
+        "closed as a customer gone"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.conversation_record(&chat).await.unwrap().status != ConversationStatus::Resolved {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the conversation was never resolved"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The bot is told, by the node that took the dead one over, that she is gone.
+    let told = |frames: &[serde_json::Value]| {
+        frames
+            .iter()
+            .filter(|f| f["chat_id"] == chat.as_str() && f["type"] == "conversation_ended")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let mut ended = vec![];
+    for n in 1..=200 {
+        ended = told(&calls_signed(&calls, n, &secret).await);
+        if !ended.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(
+        ended.first().map(|f| (f["reason"].as_str(), f["why"].as_str())),
+        Some((Some("customer_gone"), None)),
+        "{ended:?}"
+    );
+
+    // Her token resumes nothing now, on either node.
+    for node in [&live, &other] {
+        let mut again = Ws::connect(&node.ws_url("/ws/customer"), &[]).await.unwrap();
+        again
+            .send(json!({"type": "resume", "token": resume_token, "last_seq": 2}))
+            .await;
+        assert_eq!(again.next_of("error").await["code"], "resume_expired");
+    }
+    let all = calls.lock().unwrap().clone();
+    let frames: Vec<serde_json::Value> = all
+        .iter()
+        .map(|(_, body)| serde_json::from_str(body).unwrap())
+        .collect();
+    assert_eq!(told(&frames).len(), 1, "one node closed it: {frames:?}");
+    live.stop().await;
+    other.stop().await;
+}
+
 /// Carla talks to the bot on a real hub process that is stopped (SIGSTOP) past its lease and
 /// woken after the cluster took it over. Fenced, it lets go of her (1012) without ending her
 /// conversation: no closing archived, no word to the bot, her ticket kept, so her token
@@ -261,7 +366,12 @@ async fn a_node_woken_after_its_lease_ran_out_lets_go_of_its_bot_customers_witho
         "bots-cluster-stall",
         Process::named("sleepy").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
         ["live"],
-        |s| s.webhook_allow_private = true,
+        |s| {
+            s.webhook_allow_private = true;
+            // Her ticket resumes within the grace period from the take-over (shorter, the
+            // live node ends her conversation before she is back).
+            s.resume_grace = Duration::from_secs(20);
+        },
     )
     .await;
     let mut conn = redis_conn(&servers.redis).await;
@@ -537,9 +647,47 @@ async fn a_socket_bot_is_found_again_after_redis_lost_its_data() {
     healthy(&beta, "beta").await;
     // Joins are refused while the nodes restore (`cluster_unavailable`), then go to the
     // line until alpha's record is back.
-    let mut met = None;
-    for _ in 0..200 {
-        let mut carla = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+    let _carla = meets_bot_again(&beta, &mut bot).await;
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// The record of a socket bot's socket on alpha is lost without a gap in alpha's bots
+/// channel or a loss of Redis's data (deleted here, as one write Redis refused leaves it):
+/// alpha records it again at its next periodic re-assertion, so beta's customers meet the
+/// bot again rather than going to the line until the bot reconnects.
+#[tokio::test]
+async fn a_socket_bots_lost_record_is_written_again_and_serves_another_nodes_customers() {
+    let ([alpha, beta], servers, _admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket-refresh").await;
+    let mut conn = redis_conn(&servers.redis).await;
+    let key = "{sb}:bot-socket:Faq";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let recorded: Option<String> = redis::cmd("GET").arg(key).query_async(&mut conn).await.unwrap();
+        if recorded.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alpha never recorded its bot's socket"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deleted: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await.unwrap();
+    assert_eq!(deleted, 1);
+
+    let _carla = meets_bot_again(&beta, &mut bot).await;
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// A customer of General on `node` once one meets bot Faq again (those before are refused
+/// or go to the line while the node cannot find the bot's socket), the bot's socket `bot`
+/// told of her conversation: her socket.
+async fn meets_bot_again(node: &TestHub, bot: &mut Ws) -> Ws {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut carla = Ws::connect(&node.ws_url("/ws/customer"), &[]).await.unwrap();
         carla
             .send(json!({"type": "join", "name": "Carla", "category": "general"}))
             .await;
@@ -547,14 +695,92 @@ async fn a_socket_bot_is_found_again_after_redis_lost_its_data() {
             .next_matching(|f| ["chat_started", "queued", "error"].contains(&f["type"].as_str().unwrap_or("")))
             .await;
         if first["type"] == "chat_started" && first["peer_name"] == "Faq" {
-            met = Some((carla, first["chat_id"].as_str().unwrap().to_string()));
-            break;
+            let chat = first["chat_id"].as_str().unwrap();
+            bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat)
+                .await;
+            return carla;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node's customers never met the bot again: {first}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_carla, chat) = met.expect("beta's customers never met the bot again");
-    bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
-        .await;
+}
+
+/// A socket bot on alpha talks to Carla on beta and Dora on alpha, and connects again on
+/// beta while its first socket is still open (a reconnect the load balancer sent
+/// elsewhere). As on one node, the older socket is closed (4000, replaced) and the newer
+/// one's `bot_welcome` lists both conversations with their lines; what each customer says
+/// next reaches the newer socket, and its answers reach them, the seq going on.
+#[tokio::test]
+async fn a_socket_bots_newer_socket_on_another_node_is_welcomed_with_every_conversation_it_holds() {
+    let ([alpha, beta], _servers, _admin, mut bot, secret) = socket_bot_on_alpha("bots-cluster-socket-welcome").await;
+    let mut talks = vec![];
+    for (node, name) in [(&beta, "Carla"), (&alpha, "Dora")] {
+        let (mut customer, chat) = meets_bot(node, name).await;
+        bot.next_matching(|f| f["type"] == "conversation" && f["chat_id"] == chat.as_str())
+            .await;
+        assert_eq!(customer.say(&format!("hello, I am {name}"), "c1").await["seq"], 1);
+        bot.next_matching(|f| f["type"] == "message" && f["chat_id"] == chat.as_str())
+            .await;
+        talks.push((customer, chat, name));
+    }
+
+    let (mut newer, welcome) = bot_socket(&beta, &secret).await;
+    let mut listed: Vec<(String, Vec<String>)> = welcome["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let lines = c["messages"].as_array().unwrap();
+            let texts = lines.iter().map(|m| m["text"].as_str().unwrap().to_string()).collect();
+            (c["chat_id"].as_str().unwrap().to_string(), texts)
+        })
+        .collect();
+    listed.sort();
+    let mut expected: Vec<(String, Vec<String>)> = talks
+        .iter()
+        .map(|(_, chat, name)| (chat.clone(), vec![format!("hello, I am {name}")]))
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected, "{welcome}");
+    assert_eq!(
+        bot.closed().await.map(u16::from),
+        Some(4000),
+        "the older socket is replaced"
+    );
+
+    for (customer, chat, name) in &mut talks {
+        assert_eq!(customer.say("still there?", "c2").await["seq"], 2);
+        let line = newer
+            .next_matching(|f| f["type"] == "message" && f["chat_id"] == chat.as_str())
+            .await;
+        assert_eq!(line["text"], "still there?");
+        let answer = format!("Yes, {name}.");
+        assert_eq!(newer.say_in(chat, &answer, "b1").await["seq"], 3);
+        let seen = customer.next_of("message").await;
+        assert_eq!(
+            (seen["text"].as_str(), seen["via"].as_str()),
+            (Some(answer.as_str()), Some("bot"))
+        );
+    }
+    // Again on the same node: the newest is told both too, Dora's held on alpha included.
+    let (_newest, welcome) = bot_socket(&beta, &secret).await;
+    let mut listed: Vec<(String, usize)> = welcome["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let chat = c["chat_id"].as_str().unwrap().to_string();
+            (chat, c["messages"].as_array().unwrap().len())
+        })
+        .collect();
+    listed.sort();
+    let mut expected: Vec<(String, usize)> = talks.iter().map(|(_, chat, _)| (chat.clone(), 3)).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "{welcome}");
+    assert_eq!(newer.closed().await.map(u16::from), Some(4000));
     alpha.stop().await;
     beta.stop().await;
 }

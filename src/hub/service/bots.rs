@@ -22,6 +22,9 @@
 //! socket come back to the stage's (`bot_relay`). Its socket gone, or its node lost, the
 //! customers it held elsewhere are handed over as those of its own node.
 
+mod lost;
+mod welcome;
+
 use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
@@ -79,6 +82,9 @@ pub(super) struct BotDesk {
     looking_up: HashSet<ConnId>,
     /// Several nodes: forwards a socket bot's actions to the node holding their stage.
     forwarder: Option<std::sync::Arc<bot_relay::Forwarder>>,
+    /// Several nodes: bot name → its newest socket here, waiting for the other nodes'
+    /// conversations before its welcome.
+    welcoming: HashMap<String, welcome::Welcoming>,
 }
 
 /// One customer talking to a bot.
@@ -135,13 +141,7 @@ impl HubState {
             .filter(|(_, s)| s.bot == name)
             .map(|(id, s)| s.view(id))
             .collect();
-        self.send_to_conn(
-            conn,
-            &ServerFrame::BotWelcome {
-                bot: name,
-                conversations,
-            },
-        );
+        self.welcome_bot(conn, name, conversations);
     }
 
     /// A bot's connection ended: if it was the bot's live one, every conversation it holds
@@ -151,6 +151,7 @@ impl HubState {
             return;
         }
         self.bots.connected.remove(name);
+        self.bots.welcoming.remove(name);
         tracing::info!(bot = %name, "bot disconnected; its conversations are handed over");
         self.op(bot_relay::Op::SocketGone(name.to_string()));
         for node in self.bots.served.remove(name).unwrap_or_default() {
@@ -530,8 +531,8 @@ impl HubState {
                 chat: id.to_string(),
                 frame: frame.as_str().to_string(),
             });
-        } else if let Some(conn) = self.bots.connected.get(bot) {
-            self.send_encoded_to_conn(*conn, Outbound::Frame(frame.clone()));
+        } else if let Some(conn) = self.bots.connected.get(bot).copied() {
+            self.send_to_bot_socket(bot, conn, None, frame.clone());
         } else if let Some(caller) = self.bots.hooked.get(bot)
             && !caller.call(id, kind, frame.as_str().to_string())
             && let Some(hub) = self.timers.upgrade()
@@ -931,6 +932,7 @@ impl HubState {
         let held = self.bots.stages.len();
         self.bots.stages.clear();
         self.bots.by_customer.clear();
+        self.bots.welcoming.clear();
         // Joins waiting for their bot's lookup: their connections are closing too.
         self.bots.looking_up.clear();
         for _ in 0..held {
@@ -1005,9 +1007,9 @@ impl HubState {
     /// socket, and `from` noted to be told when it goes; with no such socket here, `from`
     /// is told at once.
     pub(super) fn remote_bot_frame(&mut self, from: String, bot: &str, id: &str, frame: String) {
-        match self.bots.connected.get(bot) {
+        match self.bots.connected.get(bot).copied() {
             Some(conn) => {
-                self.send_encoded_to_conn(*conn, Outbound::Frame(frame.into()));
+                self.send_to_bot_socket(bot, conn, Some(&from), frame.into());
                 self.bots.served.entry(bot.to_string()).or_default().insert(from);
             }
             None => {
@@ -1031,9 +1033,11 @@ impl HubState {
         self.hand_over_all_of(bot, Some(node), Handover::BotGone);
     }
 
-    /// Node `lost` died (its loss replayed): the conversations held here whose bot's socket
-    /// was there go to their lines.
-    pub(super) fn bots_node_lost(&mut self, lost: &str) {
+    /// Node `lost` died (its loss replayed, `heir`'s `node_lost`): the conversations held
+    /// here whose bot's socket was there go to their lines; its own bot conversations whose
+    /// customers do not come back are ended by the heir after the grace period.
+    pub(super) fn bots_node_lost(&mut self, lost: &str, heir: &str) {
+        self.sweep_lost_stages_later(lost, heir);
         let bots: HashSet<String> = self
             .bots
             .stages

@@ -815,7 +815,7 @@ impl HubState {
             self.replay(event);
             if let Some((lost, heir)) = lost {
                 self.buddy_node_lost(&lost, &heir);
-                self.bots_node_lost(&lost);
+                self.bots_node_lost(&lost, &heir);
                 if lost == crate::cluster::restore::RESTORED_NODE {
                     // A restore's claim window is over: the buddies of the nodes that did
                     // not claim theirs are handed on too.
