@@ -15,7 +15,8 @@ use switchboard::config::Settings;
 use switchboard::store::{MemoryStore, MongoStore, SharedStore};
 
 use crate::archive::{TempDir, free_port};
-use crate::cluster_hub::{Running, node_process_with, node_with, registered};
+use crate::cluster_hub::{node_process_with, node_with, registered};
+use crate::common::Running;
 use crate::common::{Api, TestHub, Ws};
 use crate::redis_server::RedisServer;
 

@@ -3,7 +3,7 @@
 //! node and an agent on another are paired and chat; concurrent joins on three nodes keep
 //! the routing rules; a node's cut chat subscription loses no message.
 
-use crate::common::signal;
+use crate::common::{Running, signal};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::future::join_all;
@@ -350,16 +350,6 @@ pub(crate) async fn registered(conn: &mut redis::aio::ConnectionManager, node: &
         .await
         .ok()
         .flatten()
-}
-
-/// A hub process the test started, killed when dropped.
-pub(crate) struct Running(pub std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A real hub process in the cluster at `redis`, on MongoDB (a database of its own, which

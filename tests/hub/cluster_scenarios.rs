@@ -20,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::archive::{TempDir, mongo_uri, port_open};
 use crate::cluster_checker::{Fault, History, LineEvent, Msg, Seen, check};
-use crate::cluster_hub::{Running, registered};
+use crate::cluster_hub::registered;
 use crate::cluster_scenario_clients::{Ctx, Phase, Run, Traffic, agent, clock, customer};
+use crate::common::Running;
 use crate::common::{ADMIN_PASSWORD, Api, Endpoint, Ws, signal};
 use crate::mongod::unassigned_port;
 use crate::redis_server::RedisServer;
