@@ -896,3 +896,88 @@ async fn with_a_virus_scanner_an_infected_file_is_refused_and_a_scanner_down_kee
     assert_eq!(agent.next_of("message").await["text"], "still here?");
     hub.stop().await;
 }
+
+/// The archive's exports list a conversation's files: the CSV in an `attachments` column
+/// (`name (size bytes)` joined with `; `), the JSON with what staff need to fetch one
+/// (id, name, type, size) and no link (links expire within minutes; a file outlives them).
+#[tokio::test]
+async fn an_export_lists_each_messages_files_by_name_size_and_id() {
+    let hub = TestHub::start().await;
+    let (mut agent, _agent_token, mut customer, chat) = chat(&hub).await;
+    let token = customer.token.clone().unwrap();
+    let (_, picture) = upload(&hub, Auth::Customer(&token), &chat, "error shot.png", png(40, 30)).await;
+    let (_, notes) = upload(
+        &hub,
+        Auth::Customer(&token),
+        &chat,
+        "=notes.txt",
+        b"order 42\n".to_vec(),
+    )
+    .await;
+    customer
+        .send(json!({"type": "message", "text": "see", "attachments": [picture["id"], notes["id"]]}))
+        .await;
+    agent.next_of("message").await;
+    customer.next_of("ack").await;
+    customer.say("and no file here", "c-2").await;
+
+    let admin = hub.admin().await;
+    let export = |format: &'static str| {
+        let (admin, chat) = (&admin, chat.clone());
+        async move {
+            let res = admin
+                .client
+                .get(format!(
+                    "{}/api/conversations/{chat}/export?format={format}",
+                    admin.base
+                ))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.text().await.unwrap()
+        }
+    };
+    let csv = export("csv").await;
+    let rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    let column = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    let (text, files) = (column("text"), column("attachments"));
+    let by_text = |t: &str| {
+        rows[1..]
+            .iter()
+            .find(|r| r[text] == t)
+            .unwrap_or_else(|| panic!("{csv}"))
+    };
+    let (png_size, txt_size) = (picture["size"].as_u64().unwrap(), notes["size"].as_u64().unwrap());
+    assert_eq!(
+        by_text("see")[files],
+        format!("error shot.png ({png_size} bytes); =notes.txt ({txt_size} bytes)"),
+        "a cell starting with = would be defused; this one starts with the first name"
+    );
+    assert_eq!(by_text("and no file here")[files], "");
+
+    let json: Value = serde_json::from_str(&export("json").await).unwrap();
+    let messages = json["conversations"][0]["messages"].as_array().unwrap();
+    let sent = messages.iter().find(|m| m["text"] == "see").unwrap();
+    let listed = &sent["attachments"];
+    assert_eq!(listed[0]["id"], picture["id"]);
+    assert_eq!(listed[0]["name"], "error shot.png");
+    assert_eq!(listed[0]["type"], "image/png");
+    assert_eq!(listed[0]["size"], png_size);
+    assert_eq!(listed[1]["name"], "=notes.txt");
+    assert!(
+        listed[0].get("url").is_none(),
+        "no link that would expire in the file: {sent}"
+    );
+    // Staff fetch a listed file by its id.
+    let (status, links) = admin
+        .get(&format!("/api/attachments/{}/link", listed[1]["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200, "{links}");
+    hub.stop().await;
+}
