@@ -981,3 +981,118 @@ async fn an_export_lists_each_messages_files_by_name_size_and_id() {
     assert_eq!(status, 200, "{links}");
     hub.stop().await;
 }
+
+/// `DELETE /api/attachments/{id}` as whoever `auth` names: the status and the answer.
+pub(crate) async fn remove(hub: &Endpoint, auth: Auth<'_>, id: &str) -> (u16, Value) {
+    let request = reqwest::Client::new().delete(hub.url(&format!("/api/attachments/{id}")));
+    let res = auth.apply(request).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// An upload taken back from the tray (removed, or cancelled once its bytes were in) is
+/// deleted by its uploader: its file and record go, its bytes go back to the conversation's
+/// and the day's quotas, and no message may name it. A file a message carried stays (409),
+/// and nobody but its uploader takes a file back.
+#[tokio::test]
+async fn an_upload_taken_back_before_sending_gives_its_bytes_back_and_a_sent_one_stays() {
+    let dir = TempDir::new("attachments-taken-back");
+    let data_dir = dir.0.clone();
+    let hub = TestHub::with(move |s| {
+        s.store = StoreMode::Embedded;
+        s.data_dir = data_dir;
+        s.attachment_conversation_max_bytes = 2_500;
+    })
+    .await;
+    let (mut agent, agent_token, mut carla, chat) = chat(&hub).await;
+    let (dora, _) = hub.paired_customer(&mut agent, "Dora", "general").await;
+    let (token, dora_token) = (carla.token.clone().unwrap(), dora.token.clone().unwrap());
+    let send = |len: usize, tag: u8| {
+        let (hub, token, chat) = (&hub, token.clone(), chat.clone());
+        async move { upload(hub, Auth::Customer(&token), &chat, "a.txt", vec![tag; len]).await }
+    };
+    let (_, first) = send(1_000, b'a').await;
+    let (_, second) = send(1_000, b'b').await;
+    assert_eq!(send(1_000, b'c').await.0, 413, "the conversation is full");
+    let blobs = walk(&dir.0.join("attachments/blobs"));
+    let (first, second) = (first["id"].as_str().unwrap(), second["id"].as_str().unwrap());
+
+    // Only its uploader takes it back: not the agent, not another customer.
+    let (status, refused) = remove(&hub, Auth::Staff(&agent_token), first).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("not_your_upload"))
+    );
+    assert_eq!(remove(&hub, Auth::Customer(&dora_token), first).await.0, 404);
+    let res = reqwest::Client::new()
+        .delete(hub.url(&format!("/api/attachments/{first}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    let (status, answer) = remove(&hub, Auth::Customer(&token), first).await;
+    assert_eq!(status, 204, "{answer}");
+    assert_eq!(walk(&dir.0.join("attachments/blobs")), blobs - 1, "its file is gone");
+    assert_eq!(remove(&hub, Auth::Customer(&token), first).await.0, 404, "gone once");
+    assert_eq!(link(&hub, Auth::Customer(&token), first).await.0, 404);
+    carla
+        .send(json!({"type": "message", "text": "", "attachments": [first], "client_id": "c-1"}))
+        .await;
+    assert_eq!(carla.next_of("error").await["code"], "unknown_attachment");
+    // Its bytes are back: the conversation takes 1,000 more, and no more.
+    assert_eq!(send(1_000, b'c').await.0, 201);
+    assert_eq!(send(1_000, b'd').await.0, 413);
+
+    // A file sent in a line stays: its line needs it.
+    carla
+        .send(json!({"type": "message", "text": "", "attachments": [second], "client_id": "c-2"}))
+        .await;
+    assert_eq!(agent.next_of("message").await["attachments"][0]["id"], second);
+    carla.next_of("ack").await;
+    let (status, refused) = remove(&hub, Auth::Customer(&token), second).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("already_sent")));
+    assert_eq!(link(&hub, Auth::Staff(&agent_token), second).await.0, 200);
+    hub.stop().await;
+}
+
+/// An upload whose client goes away mid-body keeps nothing and holds nothing: no file
+/// staged, and the conversation's whole quota is there for the next upload.
+#[tokio::test]
+async fn an_upload_cut_off_mid_body_keeps_and_holds_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let dir = TempDir::new("attachments-cut");
+    let data_dir = dir.0.clone();
+    let hub = TestHub::with(move |s| {
+        s.store = StoreMode::Embedded;
+        s.data_dir = data_dir;
+        s.attachment_conversation_max_bytes = 300_000;
+    })
+    .await;
+    let (_agent, _, carla, chat) = chat(&hub).await;
+    let token = carla.token.clone().unwrap();
+    let address = hub.addr.to_string();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/attachments?conversation={chat}&name=cut.txt HTTP/1.1\r\nhost: {address}\r\n\
+         x-customer-token: {token}\r\ncontent-length: 300000\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&text_file(150_000)).await.unwrap();
+    socket.flush().await.unwrap();
+    drop(socket);
+    // The whole quota, once the hub has seen the client go (it answers the next upload
+    // only after it read what came before: retried until then, with a bound).
+    let mut tries = 0;
+    loop {
+        let (status, answer) = upload(&hub, Auth::Customer(&token), &chat, "whole.txt", text_file(300_000)).await;
+        if status == 201 {
+            break;
+        }
+        tries += 1;
+        assert!(tries < 100, "the quota stays held: {status} {answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(walk(&dir.0.join("attachments/tmp")), 0, "nothing left staged");
+    hub.stop().await;
+}
