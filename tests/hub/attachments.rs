@@ -1096,3 +1096,43 @@ async fn an_upload_cut_off_mid_body_keeps_and_holds_nothing() {
     assert_eq!(walk(&dir.0.join("attachments/tmp")), 0, "nothing left staged");
     hub.stop().await;
 }
+
+/// Polyglots: a valid PNG with an HTML page and script after its end, and a GIF with
+/// JavaScript after its trailer, are taken only as the images they are, written again:
+/// the bytes served hold no trace of what followed the picture.
+#[tokio::test]
+async fn a_polyglot_image_is_kept_only_as_its_picture_written_again() {
+    let hub = TestHub::start().await;
+    let (_agent, agent_token, customer, chat) = chat(&hub).await;
+    let token = customer.token.clone().unwrap();
+    let payload: &[u8] = b"<html><body><script>document.title='ran'</script></body></html>";
+    let mut png_polyglot = png(30, 20);
+    png_polyglot.extend_from_slice(payload);
+    let mut gif_polyglot = {
+        let picture = image::RgbaImage::from_pixel(30, 20, image::Rgba([10, 200, 10, 255]));
+        let mut out = Cursor::new(Vec::new());
+        picture.write_to(&mut out, image::ImageFormat::Gif).unwrap();
+        out.into_inner()
+    };
+    gif_polyglot.extend_from_slice(b"*/=1;document.title='ran';//");
+    for (name, bytes, marker) in [
+        ("shot.png", png_polyglot, &b"<script>"[..]),
+        ("anim.gif", gif_polyglot, &b"document.title"[..]),
+    ] {
+        assert!(contains(&bytes, marker));
+        let (status, uploaded) = upload(&hub, Auth::Customer(&token), &chat, name, bytes.clone()).await;
+        assert_eq!(status, 201, "{name}: {uploaded}");
+        assert_eq!(uploaded["type"], "image/png", "{name}: written again as PNG");
+        let (_, links) = link(&hub, Auth::Staff(&agent_token), uploaded["id"].as_str().unwrap()).await;
+        for url in [&links["url"], &links["thumbnail_url"]] {
+            let res = fetch(&hub, url.as_str().unwrap()).await;
+            assert_eq!(res.headers()["content-type"], "image/png");
+            let served = res.bytes().await.unwrap();
+            assert!(!contains(&served, marker), "{name}: the payload is not served");
+            assert!(!contains(&served, b"title"), "{name}: nothing of it");
+            assert_ne!(served.as_ref(), bytes.as_slice());
+            image::load_from_memory_with_format(&served, image::ImageFormat::Png).unwrap();
+        }
+    }
+    hub.stop().await;
+}
