@@ -4162,8 +4162,11 @@ async fn attachment_quotas_embedded() {
     attachment_quotas_are_held_at_once(store.clone(), store).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attachment_quotas_mongodb_two_nodes() {
+/// Runs `check` on the attachment stores of two nodes on one fresh MongoDB database,
+/// dropped after.
+async fn on_two_mongo_attachment_stores<F: std::future::Future<Output = ()>>(
+    check: impl FnOnce(SharedAttachmentStore, SharedAttachmentStore) -> F,
+) {
     let Some(uri) = mongo_uri() else { return };
     let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
     let (node_a, node_b) = (
@@ -4172,9 +4175,14 @@ async fn attachment_quotas_mongodb_two_nodes() {
     );
     let (a, _) = node_a.shared_attachments().await.unwrap().unwrap();
     let (b, _) = node_b.shared_attachments().await.unwrap().unwrap();
-    attachment_quotas_are_held_at_once(a, b).await;
+    check(a, b).await;
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
     let _ = client.database(&db).drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachment_quotas_mongodb_two_nodes() {
+    on_two_mongo_attachment_stores(attachment_quotas_are_held_at_once).await;
 }
 
 /// An upload taken back before any line named it, on every attachment store: its record
@@ -4267,15 +4275,5 @@ async fn attachment_removal_embedded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attachment_removal_mongodb_two_nodes() {
-    let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
-    let (node_a, node_b) = (
-        MongoStore::connect(&uri, &db).await.unwrap(),
-        MongoStore::connect(&uri, &db).await.unwrap(),
-    );
-    let (a, _) = node_a.shared_attachments().await.unwrap().unwrap();
-    let (b, _) = node_b.shared_attachments().await.unwrap().unwrap();
-    a_removed_upload_gives_its_bytes_back(a, b).await;
-    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let _ = client.database(&db).drop().await;
+    on_two_mongo_attachment_stores(a_removed_upload_gives_its_bytes_back).await;
 }

@@ -31,6 +31,28 @@ async function axePage(pages) {
   return page;
 }
 
+/** Agent `username` (of `category`) signed in and customer `name` in a chat with them, both on
+ *  pages that take axe: the agent's page, the customer's, and the chat's panel on the console. */
+async function chatForAxe(pages, username, category, name) {
+  const staff = await createAgent(hub, { username, display_name: username, categories: [category] });
+  const agent = await axePage(pages);
+  const customer = await axePage(pages);
+  await agentSignsIn(agent, hub, staff);
+  const panel = await joinedChat(customer, agent, hub, category, name);
+  return { agent, customer, panel };
+}
+
+/** The thumbnail in the console `agent`'s chat `panel`, once its picture has loaded. */
+async function thumbnailShown(agent, panel) {
+  const thumb = panel.getByTestId('attachment-thumbnail');
+  await thumb.waitFor();
+  await agent.waitForFunction(() => {
+    const img = document.querySelector('[data-testid="chat-panel"] [data-testid="attachment-thumbnail"]');
+    return img && img.complete && img.naturalWidth > 0;
+  });
+  return thumb;
+}
+
 /** A text file of `len` bytes named `name`, for the file input. */
 const textFile = (name, len) => ({ name, mimeType: 'text/plain', buffer: Buffer.from('x'.repeat(len - 1) + '\n') });
 
@@ -53,12 +75,7 @@ test('a pasted screenshot reaches the agent as a thumbnail that opens the pictur
     await customer.getByTestId('file-tray').waitFor({ state: 'hidden' });
 
     // The agent sees the thumbnail, loaded, and it opens the full-size picture.
-    const thumb = panel.getByTestId('attachment-thumbnail');
-    await thumb.waitFor();
-    await agent.waitForFunction(() => {
-      const img = document.querySelector('[data-testid="chat-panel"] [data-testid="attachment-thumbnail"]');
-      return img && img.complete && img.naturalWidth > 0;
-    });
+    const thumb = await thumbnailShown(agent, panel);
     const size = await thumb.evaluate((img) => [img.naturalWidth, img.naturalHeight]);
     assert.deepEqual(size, [320, 240], 'the hub-made thumbnail');
     assert.equal(await thumb.getAttribute('alt'), 'image.png');
@@ -145,11 +162,7 @@ test('on a phone the customer attaches with the button, can cancel, and sends se
 
 test('the agent drops a PDF on the console and the customer gets its card; axe passes with the tray and the card', async () => {
   await withShots('attachments-drop', async (pages) => {
-    const hana = await createAgent(hub, { username: 'hana', display_name: 'Hana', categories: ['technical'] });
-    const agent = await axePage(pages);
-    const customer = await axePage(pages);
-    await agentSignsIn(agent, hub, hana);
-    const panel = await joinedChat(customer, agent, hub, 'technical', 'Rita');
+    const { agent, customer, panel } = await chatForAxe(pages, 'hana', 'technical', 'Rita');
     await panel.getByTestId('message-input').waitFor();
 
     // A real drag and drop: dragenter, dragover and drop carrying a DataTransfer with the file.
@@ -202,12 +215,7 @@ test('a screenshot pasted in the widget on a shop reaches the agent as a thumbna
     await chat.getByTestId('send-button').click();
     await chat.getByTestId('file-tray').waitFor({ state: 'hidden' });
 
-    const thumb = panel.getByTestId('attachment-thumbnail');
-    await thumb.waitFor();
-    await agent.waitForFunction(() => {
-      const img = document.querySelector('[data-testid="chat-panel"] [data-testid="attachment-thumbnail"]');
-      return img && img.complete && img.naturalWidth > 0;
-    });
+    const thumb = await thumbnailShown(agent, panel);
     assert.deepEqual(await thumb.evaluate((img) => [img.naturalWidth, img.naturalHeight]), [320, 240]);
     await expectClean(agent, 'agent console: a thumbnail');
     await shot(agent, 'attachments-widget-agent-thumbnail');
@@ -223,11 +231,7 @@ test('a screenshot pasted in the widget on a shop reaches the agent as a thumbna
 
 test('an upload cancelled while it runs sends nothing; a file removed from the tray gives its bytes back', async () => {
   await withShots('attachments-cancel', async (pages) => {
-    const jo = await createAgent(hub, { username: 'jody', display_name: 'Jody', categories: ['billing'] });
-    const agent = await axePage(pages);
-    const customer = await axePage(pages);
-    await agentSignsIn(agent, hub, jo);
-    const panel = await joinedChat(customer, agent, hub, 'billing', 'Tess');
+    const { customer, panel } = await chatForAxe(pages, 'jody', 'billing', 'Tess');
     await customer.getByTestId('attach-button').waitFor();
 
     // Held back on its way (a slow line), the upload shows its progress bar, and is cancelled.

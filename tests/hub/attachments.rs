@@ -16,11 +16,21 @@ use switchboard::config::StoreMode;
 /// A hub whose attachments live on disk under a fresh `DATA_DIR` (the default
 /// configuration's store), with `max_bytes` as `ATTACHMENT_MAX_BYTES`.
 async fn hub_on_disk(dir: &TempDir, max_bytes: u64) -> TestHub {
-    let data_dir = dir.0.clone();
-    TestHub::with(move |s| {
+    on_disk(dir, |s| s.attachment_max_bytes = max_bytes).await
+}
+
+/// As [`hub_on_disk`] with the default size limit, a conversation's files taking at most
+/// `room` bytes together (`ATTACHMENT_CONVERSATION_MAX_BYTES`).
+async fn hub_on_disk_with_room(dir: &TempDir, room: u64) -> TestHub {
+    on_disk(dir, |s| s.attachment_conversation_max_bytes = room).await
+}
+
+/// A hub whose store is on disk under `dir`, with `more` settings.
+async fn on_disk(dir: &TempDir, more: impl FnOnce(&mut switchboard::config::Settings)) -> TestHub {
+    TestHub::with(|s| {
         s.store = StoreMode::Embedded;
-        s.data_dir = data_dir;
-        s.attachment_max_bytes = max_bytes;
+        s.data_dir = dir.0.clone();
+        more(s);
     })
     .await
 }
@@ -997,13 +1007,7 @@ pub(crate) async fn remove(hub: &Endpoint, auth: Auth<'_>, id: &str) -> (u16, Va
 #[tokio::test]
 async fn an_upload_taken_back_before_sending_gives_its_bytes_back_and_a_sent_one_stays() {
     let dir = TempDir::new("attachments-taken-back");
-    let data_dir = dir.0.clone();
-    let hub = TestHub::with(move |s| {
-        s.store = StoreMode::Embedded;
-        s.data_dir = data_dir;
-        s.attachment_conversation_max_bytes = 2_500;
-    })
-    .await;
+    let hub = hub_on_disk_with_room(&dir, 2_500).await;
     let (mut agent, agent_token, mut carla, chat) = chat(&hub).await;
     let (dora, _) = hub.paired_customer(&mut agent, "Dora", "general").await;
     let (token, dora_token) = (carla.token.clone().unwrap(), dora.token.clone().unwrap());
@@ -1062,13 +1066,7 @@ async fn an_upload_taken_back_before_sending_gives_its_bytes_back_and_a_sent_one
 async fn an_upload_cut_off_mid_body_keeps_and_holds_nothing() {
     use tokio::io::AsyncWriteExt;
     let dir = TempDir::new("attachments-cut");
-    let data_dir = dir.0.clone();
-    let hub = TestHub::with(move |s| {
-        s.store = StoreMode::Embedded;
-        s.data_dir = data_dir;
-        s.attachment_conversation_max_bytes = 300_000;
-    })
-    .await;
+    let hub = hub_on_disk_with_room(&dir, 300_000).await;
     let (_agent, _, carla, chat) = chat(&hub).await;
     let token = carla.token.clone().unwrap();
     let address = hub.addr.to_string();
