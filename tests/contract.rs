@@ -4162,8 +4162,11 @@ async fn attachment_quotas_embedded() {
     attachment_quotas_are_held_at_once(store.clone(), store).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attachment_quotas_mongodb_two_nodes() {
+/// Runs `check` on the attachment stores of two nodes on one fresh MongoDB database,
+/// dropped after.
+async fn on_two_mongo_attachment_stores<F: std::future::Future<Output = ()>>(
+    check: impl FnOnce(SharedAttachmentStore, SharedAttachmentStore) -> F,
+) {
     let Some(uri) = mongo_uri() else { return };
     let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
     let (node_a, node_b) = (
@@ -4172,7 +4175,105 @@ async fn attachment_quotas_mongodb_two_nodes() {
     );
     let (a, _) = node_a.shared_attachments().await.unwrap().unwrap();
     let (b, _) = node_b.shared_attachments().await.unwrap().unwrap();
-    attachment_quotas_are_held_at_once(a, b).await;
+    check(a, b).await;
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
     let _ = client.database(&db).drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachment_quotas_mongodb_two_nodes() {
+    on_two_mongo_attachment_stores(attachment_quotas_are_held_at_once).await;
+}
+
+/// An upload taken back before any line named it, on every attachment store: its record
+/// is gone (on MongoDB for the other node too), its bytes count against the quotas no
+/// more, its blob is gone unless another record names the same bytes; taken back twice,
+/// the second finds nothing.
+async fn a_removed_upload_gives_its_bytes_back(a: SharedAttachmentStore, b: SharedAttachmentStore) {
+    use switchboard::attachments::{AttachmentRecord, Quotas, Reservation};
+    let quotas = Quotas {
+        conversation: 2_000,
+        day: 3_500,
+    };
+    let at = 1_795_000_000_000;
+    let bytes = |tag: &str| tag.repeat(1_000).into_bytes();
+    let keep = |id: &str, conversation: &str, tag: &str| {
+        let (a, id, conversation, bytes) = (a.clone(), id.to_string(), conversation.to_string(), bytes(tag));
+        async move {
+            let wanted = Reservation {
+                id: id.clone(),
+                conversation: conversation.clone(),
+                at,
+                size: 1_000,
+            };
+            a.reserve(&wanted, quotas).await.unwrap()?;
+            let sha = switchboard::attachments::sha256_hex(&bytes);
+            a.keep_bytes(bytes, &sha).await.unwrap();
+            a.put_record(AttachmentRecord {
+                id,
+                conversation,
+                uploader: "customer".into(),
+                name: "a.txt".into(),
+                mime: "text/plain; charset=utf-8".into(),
+                size: 1_000,
+                sha256: sha,
+                thumbnail: None,
+                uploaded_at: at,
+            })
+            .await
+            .unwrap();
+            Ok::<(), (&str, u64)>(())
+        }
+    };
+    keep("one", "c1", "a").await.unwrap();
+    keep("two", "c1", "b").await.unwrap();
+    // The same bytes as "two", in another conversation.
+    keep("three", "c2", "b").await.unwrap();
+    assert!(keep("four", "c1", "c").await.is_err(), "c1 is full");
+    let one = b.load_record("one").await.unwrap().expect("one is kept");
+    let removed = b.remove_upload("one").await.unwrap().expect("one is removed");
+    assert_eq!(removed, one);
+    assert!(a.load_record("one").await.unwrap().is_none());
+    assert!(b.remove_upload("one").await.unwrap().is_none(), "removed once");
+    assert!(
+        matches!(a.content(&one.sha256).await, Err(e) if e.kind() == std::io::ErrorKind::NotFound),
+        "a blob no record names is gone"
+    );
+    // Its room is back, for its conversation and for the day: c1 takes one more.
+    keep("four", "c1", "c").await.unwrap();
+    assert_eq!(
+        keep("five", "c2", "d").await,
+        Err(("ATTACHMENT_DAY_MAX_BYTES", 3_500)),
+        "no more than was given back"
+    );
+    // Bytes another record names stay for it.
+    let two = a.remove_upload("two").await.unwrap().expect("two is removed");
+    assert!(a.content(&two.sha256).await.is_ok(), "three names the same bytes");
+    keep("five", "c2", "d").await.unwrap();
+}
+
+#[tokio::test]
+async fn attachment_removal_memory() {
+    let store: SharedAttachmentStore = std::sync::Arc::new(switchboard::attachments::store::MemoryStore::default());
+    a_removed_upload_gives_its_bytes_back(store.clone(), store).await;
+}
+
+#[tokio::test]
+async fn attachment_removal_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store: SharedAttachmentStore =
+            std::sync::Arc::new(switchboard::attachments::store::DiskStore::open(dir.path()).unwrap());
+        a_removed_upload_gives_its_bytes_back(store.clone(), store).await;
+    }
+    // Removed for good: not back after reopening.
+    let reopened = switchboard::attachments::store::DiskStore::open(dir.path()).unwrap();
+    use switchboard::attachments::AttachmentStore;
+    assert!(reopened.record("one").is_none() && reopened.record("two").is_none());
+    assert!(reopened.record("three").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachment_removal_mongodb_two_nodes() {
+    on_two_mongo_attachment_stores(a_removed_upload_gives_its_bytes_back).await;
 }

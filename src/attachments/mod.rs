@@ -20,9 +20,10 @@ pub mod scan;
 pub mod sniff;
 pub mod store;
 
+use std::collections::HashSet;
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -142,7 +143,22 @@ pub struct Attachments {
     pub pace: pace::UploadPace,
     /// The virus scanner every file goes through before it is kept (`CLAMD_URL`), if any.
     pub scanner: Option<scan::Scanner>,
+    /// Uploads a message on this node named, and those being taken back.
+    marks: Arc<Mutex<Marks>>,
 }
+
+/// Uploads a message on this node named since it started ([`Attachments::for_message`]),
+/// and those their uploader is taking back ([`Attachments::take_back`]), under one lock:
+/// on one node a file is either sent or taken back, never both.
+#[derive(Default)]
+struct Marks {
+    sent: HashSet<String>,
+    taken_back: HashSet<String>,
+}
+
+/// A file a message named already: its uploader cannot take it back.
+#[derive(Debug)]
+pub struct AlreadySent;
 
 /// How much the files of one conversation, and of the whole desk in one UTC day, may
 /// take together (`ATTACHMENT_CONVERSATION_MAX_BYTES`, `ATTACHMENT_DAY_MAX_BYTES`).
@@ -218,6 +234,7 @@ impl Attachments {
             intake: intake::Intake::default(),
             pace: pace::UploadPace::new(settings.attachment_upload_mb_per_sec),
             scanner: settings.clamd.clone().map(scan::Scanner::new),
+            marks: Arc::default(),
         })
     }
 
@@ -231,6 +248,7 @@ impl Attachments {
             intake: intake::Intake::default(),
             pace: pace::UploadPace::default(),
             scanner: None,
+            marks: Arc::default(),
         }
     }
 
@@ -238,16 +256,38 @@ impl Attachments {
         &self.link_key
     }
 
+    /// Marks upload `id` as being taken back by its uploader, so that no message names it
+    /// from now on (on this node): [`AlreadySent`] when a message here named it already.
+    /// Until [`Self::taken_back`] says it is over, removed or not.
+    pub fn take_back(&self, id: &str) -> Result<(), AlreadySent> {
+        let mut marks = self.marks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if marks.sent.contains(id) {
+            return Err(AlreadySent);
+        }
+        marks.taken_back.insert(id.to_string());
+        Ok(())
+    }
+
+    /// The taking back of `id` is over: removed (no record is left for a message to
+    /// name), or refused (a message may name it again).
+    pub fn taken_back(&self, id: &str) {
+        let mut marks = self.marks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        marks.taken_back.remove(id);
+    }
+
     /// The ids of a message `sender` sends in `conversation`, checked
-    /// (`core::attachments::check_ids`), as the message carries them.
+    /// (`core::attachments::check_ids`), as the message carries them; marked as sent
+    /// (their uploader can no longer take them back). A file being taken back is unknown.
     pub fn for_message(
         &self,
         ids: &[String],
         conversation: &str,
         sender: &Uploader,
     ) -> Result<Vec<AttachmentMeta>, crate::core::attachments::Refusal> {
+        let mut marks = self.marks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let records: Vec<(AttachmentRecord, Option<Uploader>)> = ids
             .iter()
+            .filter(|id| !marks.taken_back.contains(*id))
             .filter_map(|id| self.store.record(id))
             .map(|r| {
                 let who = uploader_of(&r.uploader);
@@ -263,6 +303,7 @@ impl Attachments {
             })
         };
         let kept = crate::core::attachments::check_ids(ids, conversation, sender, find)?;
+        marks.sent.extend(kept.iter().cloned());
         Ok(kept
             .iter()
             .filter_map(|id| records.iter().find(|(r, _)| &r.id == id))

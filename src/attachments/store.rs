@@ -55,6 +55,10 @@ pub trait AttachmentStore: Send + Sync {
     /// records, and each blob no other record names (the same bytes sent in another
     /// conversation stay for it). The number of attachments erased. Idempotent.
     async fn erase_conversations(&self, ids: &[String]) -> io::Result<u64>;
+    /// Removes upload `id`, which its uploader took back before any line named it: its
+    /// record, and each of its blobs no other record names; its bytes count against the
+    /// quotas no more. The record removed; `None` when there was none (removed already).
+    async fn remove_upload(&self, id: &str) -> io::Result<Option<AttachmentRecord>>;
     /// Bytes kept for `conversation`, and for the whole desk since `since` (Unix ms):
     /// what the quotas count.
     async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage>;
@@ -122,6 +126,11 @@ impl Records {
 
     pub fn get(&self, id: &str) -> Option<AttachmentRecord> {
         self.by_id.read().expect("records lock").get(id).cloned()
+    }
+
+    /// Forgets the record of `id`: the one it held.
+    pub fn remove(&self, id: &str) -> Option<AttachmentRecord> {
+        self.by_id.write().expect("records lock").remove(id)
     }
 
     pub fn forget(&self, id: &str) {
@@ -313,8 +322,38 @@ impl AttachmentStore for DiskStore {
 
     async fn erase_conversations(&self, ids: &[String]) -> io::Result<u64> {
         let erased = self.records.remove_conversations(ids);
+        self.delete_files_of(&erased).await?;
+        Ok(erased.len() as u64)
+    }
+
+    async fn remove_upload(&self, id: &str) -> io::Result<Option<AttachmentRecord>> {
+        let Some(removed) = self.records.remove(id) else {
+            return Ok(None);
+        };
+        self.delete_files_of(std::slice::from_ref(&removed)).await?;
+        Ok(Some(removed))
+    }
+
+    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
+        Ok(self.records.usage(conversation, since))
+    }
+
+    async fn reserve(&self, wanted: &Reservation, quotas: Quotas) -> io::Result<Result<(), Exceeded>> {
+        Ok(self.records.reserve(wanted, quotas))
+    }
+
+    async fn release(&self, held: &Reservation) -> io::Result<()> {
+        self.records.release(&held.id);
+        Ok(())
+    }
+}
+
+impl DiskStore {
+    /// Deletes the record files of `erased` (forgotten in memory already) and each of
+    /// their blobs no record left names.
+    async fn delete_files_of(&self, erased: &[AttachmentRecord]) -> io::Result<()> {
         // Every record is in memory: a blob no record left names is nobody's.
-        let blobs: Vec<PathBuf> = blobs_of(&erased)
+        let blobs: Vec<PathBuf> = blobs_of(erased)
             .into_iter()
             .filter(|sha| !self.records.names(sha))
             .map(|sha| self.blob_path(&sha))
@@ -336,21 +375,7 @@ impl AttachmentStore for DiskStore {
             std::fs::File::open(root.join("records"))?.sync_all()
         })
         .await
-        .map_err(io::Error::other)??;
-        Ok(erased.len() as u64)
-    }
-
-    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
-        Ok(self.records.usage(conversation, since))
-    }
-
-    async fn reserve(&self, wanted: &Reservation, quotas: Quotas) -> io::Result<Result<(), Exceeded>> {
-        Ok(self.records.reserve(wanted, quotas))
-    }
-
-    async fn release(&self, held: &Reservation) -> io::Result<()> {
-        self.records.release(&held.id);
-        Ok(())
+        .map_err(io::Error::other)?
     }
 }
 
@@ -399,13 +424,14 @@ impl AttachmentStore for MemoryStore {
 
     async fn erase_conversations(&self, ids: &[String]) -> io::Result<u64> {
         let erased = self.records.remove_conversations(ids);
-        let mut blobs = self.blobs.write().expect("blobs lock");
-        for sha in blobs_of(&erased) {
-            if !self.records.names(&sha) {
-                blobs.remove(&sha);
-            }
-        }
+        self.drop_blobs_of(&erased);
         Ok(erased.len() as u64)
+    }
+
+    async fn remove_upload(&self, id: &str) -> io::Result<Option<AttachmentRecord>> {
+        let removed = self.records.remove(id);
+        self.drop_blobs_of(removed.as_slice());
+        Ok(removed)
     }
 
     async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
@@ -419,6 +445,18 @@ impl AttachmentStore for MemoryStore {
     async fn release(&self, held: &Reservation) -> io::Result<()> {
         self.records.release(&held.id);
         Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// Drops the blobs of `erased` (forgotten already) that no record left names.
+    fn drop_blobs_of(&self, erased: &[AttachmentRecord]) {
+        let mut blobs = self.blobs.write().expect("blobs lock");
+        for sha in blobs_of(erased) {
+            if !self.records.names(&sha) {
+                blobs.remove(&sha);
+            }
+        }
     }
 }
 

@@ -11,6 +11,10 @@
 //!   ([`cell`], the OWASP advice against CSV injection): customers write these texts.
 //! - JSON: the conversations whole (customer details, messages, transfers), as the
 //!   archive's API reads them.
+//! - Files: each message's, by name and size in the CSV's `attachments` column, and with
+//!   their ids, types and sizes in the JSON. Never a link: links expire within minutes
+//!   (`attachments::links`) and an export is read long after; staff ask for one by id
+//!   (`GET /api/attachments/{id}/link`), under the hub's access rules.
 //! - Agents' internal notes are never exported: a file leaves the hub's access rules
 //!   (it is mailed, attached to a ticket, handed to a customer asking for their data),
 //!   and notes are for staff in the archive only.
@@ -98,9 +102,11 @@ pub struct ArchiveExport {
         (status = 200, description = "An attachment, `conversations.csv` or `conversations.json`, newest \
             first. CSV (`text/csv`, UTF-8, RFC 4180, a header row): one row per message with the columns \
             conversation_id, kind, category, customer_name, customer_email, agent_id, agent_name, paired_at, \
-            ended_at, end_reason, rating, status, labels (label ids, space-separated), seq, message_id, from, at, text (times RFC 3339 UTC; a cell starting \
+            ended_at, end_reason, rating, status, labels (label ids, space-separated), seq, message_id, from, at, text, \
+            attachments (the message's files as `name (size bytes)`, joined with `; `) (times RFC 3339 UTC; a cell starting \
             with = + - @, a tab or a carriage return has a ' put in front). JSON (`format=json`, \
-            `application/json`): the conversations whole. Agents' notes are never exported.",
+            `application/json`): the conversations whole, each message's files with their id, name, type and size \
+            (no link: links expire; ask `GET /api/attachments/{id}/link`). Agents' notes are never exported.",
             content((String = "text/csv"), (ArchiveExport = "application/json"))),
         (status = 400, description = "`bad_query`: a parameter is malformed, `q` refused (as for the listing), \
             or `format` not csv or json; `export_too_large`: more than 1,000 conversations match", body = ErrorBody),
@@ -198,7 +204,7 @@ fn file(format: Format, name: &str, conversations: Vec<ExportedConversation>) ->
 }
 
 /// The CSV's columns.
-pub const CSV_COLUMNS: [&str; 18] = [
+pub const CSV_COLUMNS: [&str; 19] = [
     "conversation_id",
     "kind",
     "category",
@@ -217,6 +223,7 @@ pub const CSV_COLUMNS: [&str; 18] = [
     "from",
     "at",
     "text",
+    "attachments",
 ];
 
 /// A cell as written: one a spreadsheet would run as a formula gets a `'` in front.
@@ -238,6 +245,17 @@ fn snake<T: Serialize>(value: &T) -> String {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),
     }
+}
+
+/// A message's files as its CSV cell: `name (size bytes)` each, joined with `; ` (empty
+/// for none). No link: links expire within minutes and the file outlives them; staff
+/// ask for one by the file's id, which the JSON export carries.
+fn files_cell(files: &[crate::attachments::AttachmentMeta]) -> String {
+    files
+        .iter()
+        .map(|f| format!("{} ({} bytes)", f.name, f.size))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The CSV of `conversations` (see the module comment).
@@ -265,7 +283,7 @@ pub fn csv_of(conversations: &[ExportedConversation]) -> Result<Vec<u8>, ApiErro
             snake(&s.status),
             s.labels.join(" "),
         ];
-        let mut row = |message: [String; 5]| {
+        let mut row = |message: [String; 6]| {
             out.write_record(head.iter().chain(message.iter()).map(|v| cell(v).into_owned()))
                 .map_err(internal)
         };
@@ -279,6 +297,7 @@ pub fn csv_of(conversations: &[ExportedConversation]) -> Result<Vec<u8>, ApiErro
                 snake::<Side>(&m.from),
                 time(m.at),
                 m.text.clone(),
+                files_cell(&m.attachments),
             ])?;
         }
     }

@@ -11,7 +11,12 @@
 //!   Any node takes it: a customer whose socket is on another node is found by their
 //!   token in Redis, an agent's chat in the routing replica. The upload's bytes are held
 //!   against the quotas (`AttachmentStore::reserve`) before its file is kept, and given
-//!   back if keeping it fails.
+//!   back if anything ends the request before its record is kept: a failure, or the
+//!   client gone (`Held`).
+//! - `DELETE /api/attachments/{id}`: its uploader takes back a file no message carried
+//!   yet (the composer's tray: removed, or cancelled once its bytes were in): record and
+//!   file removed, bytes back to the quotas; 409 once a message carried it. A message on
+//!   this node and a taking back are one or the other (`Attachments::take_back`).
 //! - `GET /api/attachments/{id}/link`: links that work for 15 minutes, for the chat's
 //!   customer and for staff (a buddy chat's files: for its members and the admins).
 //! - `GET /api/attachments/{id}` and `/{id}/thumbnail` with `exp` and `sig`: the bytes,
@@ -53,7 +58,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(upload))
         .routes(routes!(link))
-        .routes(routes!(file))
+        .routes(routes!(file, remove))
         .routes(routes!(thumbnail))
 }
 
@@ -237,12 +242,12 @@ async fn upload(
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (conversation, at) = (query.conversation, now_ms());
+    // Held until the record is kept, given back if anything ends the request first.
     let ((mime, sha, size, thumbnail), held) = match kind {
         Kind::Document(mime) => {
             let held = reserve(attachments, (&id, &conversation, at), size).await?;
             let sha = receiving.sha256_hex();
-            let kept = attachments.store.keep_file(staged, &sha).await;
-            given_back_unless(attachments, &held, kept)?;
+            attachments.store.keep_file(staged, &sha).await.map_err(internal)?;
             ((mime.to_string(), sha, size, None), held)
         }
         Kind::Image(format) => {
@@ -256,8 +261,7 @@ async fn upload(
                 .map_err(|why| ApiError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unreadable_image", why))?;
             // The image as kept is what the quotas count.
             let held = reserve(attachments, (&id, &conversation, at), rewritten.bytes.len() as u64).await?;
-            let kept = attachments.keep_image(rewritten).await;
-            (given_back_unless(attachments, &held, kept)?, held)
+            (attachments.keep_image(rewritten).await.map_err(internal)?, held)
         }
     };
     let record = AttachmentRecord {
@@ -272,8 +276,8 @@ async fn upload(
         uploaded_at: at,
     };
     let attachment = record.meta();
-    let kept = attachments.store.put_record(record).await;
-    given_back_unless(attachments, &held, kept)?;
+    attachments.store.put_record(record).await.map_err(internal)?;
+    held.kept();
     Ok((StatusCode::CREATED, Json(attachment)))
 }
 
@@ -319,6 +323,41 @@ fn scanned(verdict: Result<scan::Verdict, scan::ScanFailed>, name: &str) -> Resu
     }
 }
 
+/// Bytes held against the quotas for an upload on its way ([`reserve`]): given back when
+/// dropped, unless [`Held::kept`] said its record is kept. Whatever ends the request before
+/// that gives them back: a failure, and a client gone mid-way (the server then drops the
+/// handler's future wherever it waits).
+struct Held {
+    store: crate::attachments::SharedAttachmentStore,
+    reservation: Option<Reservation>,
+}
+
+impl Held {
+    /// The upload's record is kept: its bytes count as its record's now.
+    fn kept(mut self) {
+        self.reservation = None;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(held) = self.reservation.take() else {
+            return;
+        };
+        let store = self.store.clone();
+        let give_back = async move {
+            if let Err(e) = store.release(&held).await {
+                tracing::warn!(attachment = %held.id, error = %e, "quota held for an upload not kept not given back");
+            }
+        };
+        // On a task of its own: the request's future is being dropped.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(give_back)),
+            Err(_) => tracing::warn!("quota held for an upload not given back: the runtime is gone"),
+        }
+    }
+}
+
 /// Holds `size` bytes for upload `id` to `conversation` at `at` (Unix ms) against the
 /// quotas, before its file is kept: 413 `quota_exceeded` naming the setting when it
 /// would pass one (uploads at once, on any nodes, never pass one together).
@@ -326,7 +365,7 @@ async fn reserve(
     attachments: &Attachments,
     (id, conversation, at): (&str, &str, i64),
     size: u64,
-) -> Result<Reservation, ApiError> {
+) -> Result<Held, ApiError> {
     let wanted = Reservation {
         id: id.to_string(),
         conversation: conversation.to_string(),
@@ -339,7 +378,10 @@ async fn reserve(
         .await
         .map_err(attachments_unavailable)?;
     match held {
-        Ok(()) => Ok(wanted),
+        Ok(()) => Ok(Held {
+            store: attachments.store.clone(),
+            reservation: Some(wanted),
+        }),
         Err((setting, quota)) => {
             let what = match setting {
                 "ATTACHMENT_DAY_MAX_BYTES" => "the files the desk takes in a day",
@@ -352,26 +394,6 @@ async fn reserve(
             ))
         }
     }
-}
-
-/// `kept`, or (keeping the file or its record failed) the bytes `held` given back to the
-/// quotas and a 500.
-fn given_back_unless<T>(
-    attachments: &Attachments,
-    held: &Reservation,
-    kept: std::io::Result<T>,
-) -> Result<T, ApiError> {
-    kept.map_err(|e| {
-        let store = attachments.store.clone();
-        let held = held.clone();
-        // Given back whatever becomes of this request (the client may have gone).
-        tokio::spawn(async move {
-            if let Err(e) = store.release(&held).await {
-                tracing::warn!(attachment = %held.id, error = %e, "quota held for a failed upload not given back");
-            }
-        });
-        ApiError::Internal(format!("attachment store: {e}"))
-    })
 }
 
 /// Links to a file, valid until `expires_at`.
@@ -475,6 +497,84 @@ async fn file(
     q: ApiQuery<LinkQuery>,
 ) -> Result<Response, ApiError> {
     serve(&state, id, Variant::File, q).await
+}
+
+/// Take back an upload no message carried yet (removed from the composer's tray, or
+/// cancelled once its bytes were in): its record and file go, and its bytes go back to
+/// the conversation's and the day's quotas. Only its uploader may: the customer by their
+/// token, staff by their session.
+#[utoipa::path(
+    delete,
+    path = "/api/attachments/{id}",
+    tag = "public",
+    params(AttachmentId),
+    security(("customer_token" = []), ("bearer" = []), ("session_cookie" = [])),
+    responses(
+        (status = 204, description = "Removed: no message can name it any more, and its bytes count against the quotas no more"),
+        (status = 401, description = "`unauthorized`: no customer token and no session; `not_in_chat`: the token is in no chat", body = ErrorBody),
+        (status = 403, description = "`not_your_upload`: someone else uploaded it; `forbidden`: the account is disabled", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such upload (or removed already), or one the caller may not see", body = ErrorBody),
+        (status = 409, description = "`already_sent`: a message carried it; it stays for that message", body = ErrorBody),
+        (status = 503, description = "`cluster_unavailable`: on several nodes, Redis did not answer whose a customer token is; `unavailable`: the attachment store or the archive did not answer (nothing removed; try again)", body = ErrorBody),
+    )
+)]
+async fn remove(
+    State(state): State<AppState>,
+    Path(AttachmentId { id }): Path<AttachmentId>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let record = stored_record(&state, &id).await?;
+    if !may_see(&state, &caller, &record).await? {
+        return Err(ApiError::NotFound("attachment"));
+    }
+    let uploader = match &caller {
+        Caller::Customer { .. } => Uploader::Customer,
+        Caller::Staff { account_id, .. } => match uploader_of(&record.uploader) {
+            Some(Uploader::Buddy(_)) => Uploader::Buddy(account_id.clone()),
+            _ => Uploader::Agent(account_id.clone()),
+        },
+    };
+    if uploader_tag(&uploader) != record.uploader {
+        return Err(ApiError::refused(
+            StatusCode::FORBIDDEN,
+            "not_your_upload",
+            "only whoever uploaded a file can take it back",
+        ));
+    }
+    let attachments = &state.attachments;
+    let already_sent = || {
+        ApiError::refused(
+            StatusCode::CONFLICT,
+            "already_sent",
+            "a message carried this file: it stays for that message",
+        )
+    };
+    // From here no message on this node may name it; one named it already, or one another
+    // node took is in the archive: it stays.
+    attachments.take_back(&id).map_err(|_| already_sent())?;
+    let removed = match in_archive(&state, &record).await {
+        Ok(true) => Err(already_sent()),
+        Ok(false) => read_within(&state, attachments.store.remove_upload(&id))
+            .await
+            .map_err(attachments_unavailable),
+        Err(e) => Err(e),
+    };
+    attachments.taken_back(&id);
+    removed?.ok_or(ApiError::NotFound("attachment"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether the archive has a line carrying the file of `record` (sent, on any node).
+async fn in_archive(state: &AppState, record: &AttachmentRecord) -> Result<bool, ApiError> {
+    match state.store.conversation(&record.conversation).await {
+        Ok(c) => Ok(c
+            .messages
+            .iter()
+            .any(|m| m.attachments.iter().any(|a| a.id == record.id))),
+        Err(crate::store::StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A thumbnail (images), through a link from `GET /api/attachments/{id}/link`.
@@ -655,6 +755,37 @@ fn ascii_fallback(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An upload's handler dropped once its bytes are held (its client went away while
+    /// its file was being kept: the server drops the handler's future) gives them back.
+    #[tokio::test]
+    async fn bytes_held_for_an_upload_whose_client_went_away_are_given_back() {
+        let mut attachments = Attachments::in_memory(10_000);
+        attachments.quotas = crate::attachments::Quotas {
+            conversation: 1_000,
+            day: 1_000,
+        };
+        let at = 1_795_000_000_000;
+        let handler = async {
+            let _held = reserve(&attachments, ("u1", "c1", at), 1_000).await.unwrap();
+            // Keeping its file, when the client goes.
+            std::future::pending::<()>().await;
+        };
+        let cut = tokio::time::timeout(std::time::Duration::from_millis(20), handler).await;
+        assert!(cut.is_err(), "the handler was dropped mid-way");
+        let mut again = reserve(&attachments, ("u2", "c1", at), 1_000).await;
+        for _ in 0..100 {
+            if again.is_ok() {
+                break;
+            }
+            tokio::task::yield_now().await;
+            again = reserve(&attachments, ("u2", "c1", at), 1_000).await;
+        }
+        assert!(again.is_ok(), "the bytes held for u1 are back");
+        // Kept, an upload's bytes stay counted.
+        again.unwrap().kept();
+        assert!(reserve(&attachments, ("u3", "c1", at), 1).await.is_err());
+    }
 
     /// A blob whose server stops answering after its first chunk: the body gets that chunk,
     /// then an error, then ends, rather than waiting for the next chunk without end.

@@ -1,16 +1,60 @@
 // Files in a chat, in real browsers: a customer pastes a screenshot into the message box,
 // watches it upload and sends it without a caption; the agent sees its thumbnail and opens
 // the full picture. The agent picks a PDF with the attach button; the customer sees a card
-// with its name, type and size and a download link. On a phone the same works.
+// with its name, type and size and a download link. On a phone the same works. The agent
+// drops a PDF on the console; a customer pastes a screenshot in the widget on a shop's
+// page; an upload cancelled while it runs sends nothing, and a file removed from the tray
+// gives its bytes back to the conversation's quota; axe-core finds nothing serious while
+// the tray, a progress bar, a card and a thumbnail are on screen. A file holding script,
+// opened straight from its link, never runs it.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, hubAndBrowser, stopAll, openPages, joinedChat, shot, withShots, pasteScreenshot, PDF } from './helpers.mjs';
+import { createAgent, agentSignsIn, hubBrowserAndShop, stopAll, openPages, newPage, joinedChat, shot, withShots, pasteScreenshot, expectClean, PDF, DEFAULT_SIZE } from './helpers.mjs';
+
+/** The conversation quota of this file's hub: two files of `BIG` bytes do not fit together. */
+const QUOTA = 100_000;
+const BIG = 60_000;
 
 let hub;
 let browser;
-before(async () => { ({ hub, browser } = await hubAndBrowser()); });
+let shop;
+before(async () => {
+  ({ hub, browser, shop } = await hubBrowserAndShop({ ATTACHMENT_CONVERSATION_MAX_BYTES: String(QUOTA) }));
+});
 after(() => stopAll(browser, hub));
+
+/** A page (as `newPage`) whose context lets axe be injected past the pages' CSP. */
+async function axePage(pages) {
+  const page = await newPage(browser, DEFAULT_SIZE, { bypassCSP: true });
+  pages.push(page);
+  return page;
+}
+
+/** Agent `username` (of `category`) signed in and customer `name` in a chat with them, both on
+ *  pages that take axe: the agent's page, the customer's, and the chat's panel on the console. */
+async function chatForAxe(pages, username, category, name) {
+  const staff = await createAgent(hub, { username, display_name: username, categories: [category] });
+  const agent = await axePage(pages);
+  const customer = await axePage(pages);
+  await agentSignsIn(agent, hub, staff);
+  const panel = await joinedChat(customer, agent, hub, category, name);
+  return { agent, customer, panel };
+}
+
+/** The thumbnail in the console `agent`'s chat `panel`, once its picture has loaded. */
+async function thumbnailShown(agent, panel) {
+  const thumb = panel.getByTestId('attachment-thumbnail');
+  await thumb.waitFor();
+  await agent.waitForFunction(() => {
+    const img = document.querySelector('[data-testid="chat-panel"] [data-testid="attachment-thumbnail"]');
+    return img && img.complete && img.naturalWidth > 0;
+  });
+  return thumb;
+}
+
+/** A text file of `len` bytes named `name`, for the file input. */
+const textFile = (name, len) => ({ name, mimeType: 'text/plain', buffer: Buffer.from('x'.repeat(len - 1) + '\n') });
 
 test('a pasted screenshot reaches the agent as a thumbnail that opens the picture; a PDF comes back as a card', async () => {
   await withShots('attachments', async (pages) => {
@@ -31,12 +75,7 @@ test('a pasted screenshot reaches the agent as a thumbnail that opens the pictur
     await customer.getByTestId('file-tray').waitFor({ state: 'hidden' });
 
     // The agent sees the thumbnail, loaded, and it opens the full-size picture.
-    const thumb = panel.getByTestId('attachment-thumbnail');
-    await thumb.waitFor();
-    await agent.waitForFunction(() => {
-      const img = document.querySelector('[data-testid="chat-panel"] [data-testid="attachment-thumbnail"]');
-      return img && img.complete && img.naturalWidth > 0;
-    });
+    const thumb = await thumbnailShown(agent, panel);
     const size = await thumb.evaluate((img) => [img.naturalWidth, img.naturalHeight]);
     assert.deepEqual(size, [320, 240], 'the hub-made thumbnail');
     assert.equal(await thumb.getAttribute('alt'), 'image.png');
@@ -118,5 +157,183 @@ test('on a phone the customer attaches with the button, can cancel, and sends se
         `the card fits its message (${JSON.stringify(cardBox)} in ${JSON.stringify(bubble)})`);
     }
     await shot(customer, 'attachments-phone-sent');
+  });
+});
+
+test('the agent drops a PDF on the console and the customer gets its card; axe passes with the tray and the card', async () => {
+  await withShots('attachments-drop', async (pages) => {
+    const { agent, customer, panel } = await chatForAxe(pages, 'hana', 'technical', 'Rita');
+    await panel.getByTestId('message-input').waitFor();
+
+    // A real drag and drop: dragenter, dragover and drop carrying a DataTransfer with the file.
+    await panel.getByTestId('message-input').evaluate((box, bytes) => {
+      const data = new DataTransfer();
+      data.items.add(new File([new Uint8Array(bytes)], 'contract.pdf', { type: 'application/pdf' }));
+      for (const type of ['dragenter', 'dragover', 'drop']) {
+        box.dispatchEvent(new DragEvent(type, { dataTransfer: data, bubbles: true, cancelable: true }));
+      }
+    }, [...PDF]);
+    await panel.locator('[data-testid="file-item"][data-ready="true"]').filter({ hasText: 'contract.pdf' }).waitFor();
+    await expectClean(agent, 'agent console: a file in the tray');
+    await shot(agent, 'attachments-drop-tray');
+    await panel.getByTestId('send-button').click();
+    await panel.getByTestId('file-tray').waitFor({ state: 'hidden' });
+
+    const card = customer.getByTestId('attachment-card').filter({ hasText: 'contract.pdf' });
+    await card.waitFor();
+    await card.filter({ hasText: 'PDF' }).waitFor();
+    await customer.waitForFunction(() => document.querySelector('[data-testid="attachment-download"]')?.href.includes('sig='));
+    await expectClean(customer, 'customer page: a file card');
+    await shot(customer, 'attachments-drop-card');
+  });
+});
+
+test('a screenshot pasted in the widget on a shop reaches the agent as a thumbnail that opens; axe passes with it', async () => {
+  await withShots('attachments-widget', async (pages) => {
+    const ivo = await createAgent(hub, { username: 'ivo', display_name: 'Ivo', categories: ['sales'] });
+    const customer = await axePage(pages);
+    const agent = await axePage(pages);
+    await agentSignsIn(agent, hub, ivo);
+    await customer.goto(`${shop}/`);
+    await customer.getByTestId('switchboard-widget').getByTestId('widget-launcher').click();
+    const chat = customer.frameLocator('[data-testid="switchboard-widget"] >> [data-testid="widget-frame"]');
+    const wait = chat.getByTestId('wait-anyway');
+    await chat.getByTestId('name-input').or(wait).first().waitFor();
+    if (await wait.isVisible()) await wait.click();
+    await chat.getByTestId('name-input').fill('Sven');
+    await chat.getByTestId('join-button').click();
+    await chat.getByTestId('session-title').filter({ hasText: 'Chatting with Ivo' }).waitFor();
+    const panel = agent.locator('[data-testid="chat-panel"][data-customer="Sven"]');
+    await panel.waitFor();
+
+    // The widget's page is the hub's, in an iframe on the shop's origin: pasted into there.
+    const frame = await customer.locator('[data-testid="switchboard-widget"] >> [data-testid="widget-frame"]')
+      .elementHandle().then((h) => h.contentFrame());
+    assert.notEqual(new URL(frame.url()).origin, new URL(customer.url()).origin);
+    await pasteScreenshot(frame);
+    await chat.locator('[data-testid="file-item"][data-ready="true"]').filter({ hasText: 'image.png' }).waitFor();
+    await chat.getByTestId('send-button').click();
+    await chat.getByTestId('file-tray').waitFor({ state: 'hidden' });
+
+    const thumb = await thumbnailShown(agent, panel);
+    assert.deepEqual(await thumb.evaluate((img) => [img.naturalWidth, img.naturalHeight]), [320, 240]);
+    await expectClean(agent, 'agent console: a thumbnail');
+    await shot(agent, 'attachments-widget-agent-thumbnail');
+    const [opened] = await Promise.all([agent.context().waitForEvent('page'), thumb.click()]);
+    await opened.waitForLoadState('load');
+    assert.deepEqual(await opened.evaluate(() => [document.images[0]?.naturalWidth, document.images[0]?.naturalHeight]), [400, 300]);
+    await opened.close();
+    // The customer's own copy in the widget shows it too, once acknowledged.
+    await chat.locator('[data-testid="message"][data-mine="true"][data-seq] [data-testid="attachment-thumbnail"]').waitFor();
+    await shot(customer, 'attachments-widget-customer');
+  });
+});
+
+test('an upload cancelled while it runs sends nothing; a file removed from the tray gives its bytes back', async () => {
+  await withShots('attachments-cancel', async (pages) => {
+    const { customer, panel } = await chatForAxe(pages, 'jody', 'billing', 'Tess');
+    await customer.getByTestId('attach-button').waitFor();
+
+    // Held back on its way (a slow line), the upload shows its progress bar, and is cancelled.
+    let release;
+    const held = new Promise((r) => { release = r; });
+    await customer.route('**/api/attachments?*', async (route) => {
+      if (route.request().method() !== 'POST') return route.continue();
+      await held;
+      await route.continue().catch(() => { /* the cancelled request is gone */ });
+    });
+    await customer.getByTestId('attach-input').setInputFiles(textFile('slow.txt', BIG));
+    const slow = customer.getByTestId('file-item').filter({ hasText: 'slow.txt' });
+    await slow.getByTestId('upload-progress').waitFor();
+    await expectClean(customer, 'customer page: an upload under way');
+    await shot(customer, 'attachments-cancel-progress');
+    await slow.getByTestId('upload-cancel').click();
+    await slow.waitFor({ state: 'detached' });
+    await customer.getByTestId('file-tray').waitFor({ state: 'hidden' });
+    release();
+    await customer.unrouteAll({ behavior: 'wait' });
+
+    // A file uploaded, then removed from the tray: the hub deletes it (its bytes back).
+    await customer.getByTestId('attach-input').setInputFiles(textFile('first.txt', BIG));
+    const first = customer.locator('[data-testid="file-item"][data-ready="true"]').filter({ hasText: 'first.txt' });
+    await first.waitFor();
+    const [deleted] = await Promise.all([
+      customer.waitForResponse((r) => r.request().method() === 'DELETE' && r.url().includes('/api/attachments/')),
+      first.getByRole('button', { name: 'Remove first.txt' }).click(),
+    ]);
+    assert.equal(deleted.status(), 204);
+    // Neither counts now: another file as large fits the quota (two would not).
+    await customer.getByTestId('attach-input').setInputFiles(textFile('second.txt', BIG));
+    await customer.locator('[data-testid="file-item"][data-ready="true"]').filter({ hasText: 'second.txt' }).waitFor();
+    await customer.getByTestId('send-button').click();
+    await panel.getByTestId('attachment-card').filter({ hasText: 'second.txt' }).waitFor();
+    assert.equal(await panel.getByTestId('attachment-card').count(), 1, 'only the file sent reached the agent');
+    // And the quota is real: one more as large is refused, said in the tray.
+    await customer.getByTestId('attach-input').setInputFiles(textFile('third.txt', BIG));
+    await customer.getByTestId('file-item').filter({ hasText: 'third.txt' }).filter({ hasText: 'not sent' }).waitFor();
+    await shot(customer, 'attachments-cancel-after');
+  });
+});
+
+test('a file holding script, opened straight from its link in Chromium, never runs it', async () => {
+  await withShots('attachments-active', async (pages) => {
+    const kai = await createAgent(hub, { username: 'kai', display_name: 'Kai', categories: ['general'] });
+    const [agent, customer] = await openPages(browser, pages, 2);
+    await agentSignsIn(agent, hub, kai);
+    const panel = await joinedChat(customer, agent, hub, 'general', 'Uma');
+    // Text first (markup at the very start is refused as HTML), script after: a text file.
+    const script = 'Copied from the page:\n<html><body><script>document.title="ran"; window.ran && window.ran();</script>hello</body></html>\n';
+    const pdf = Buffer.concat([PDF, Buffer.from(`%${script}`)]);
+    await panel.getByTestId('attach-input').setInputFiles([
+      { name: 'page.txt', mimeType: 'text/plain', buffer: Buffer.from(script) },
+      { name: 'page.pdf', mimeType: 'application/pdf', buffer: pdf },
+    ]);
+    await panel.locator('[data-testid="file-item"][data-ready="true"]').nth(1).waitFor();
+    await panel.getByTestId('send-button').click();
+    await customer.getByTestId('attachment-card').nth(1).waitFor();
+    await customer.waitForFunction(() => [...document.querySelectorAll('[data-testid="attachment-download"]')]
+      .filter((a) => a.href.includes('sig=')).length === 2);
+    const links = await customer.getByTestId('attachment-download').evaluateAll((as) => as.map((a) => a.href));
+
+    // A page of its own that would hear the script: a binding it calls, and the title it sets.
+    const viewer = await newPage(browser, DEFAULT_SIZE, { acceptDownloads: true });
+    pages.push(viewer);
+    let ran = 0;
+    await viewer.context().exposeBinding('ran', () => { ran += 1; });
+    for (const url of links) {
+      // Served as a download: Chromium does not render it at all.
+      const [download] = await Promise.all([viewer.waitForEvent('download'), viewer.goto(url).catch(() => {})]);
+      assert.ok(['page.txt', 'page.pdf'].includes(download.suggestedFilename()), download.suggestedFilename());
+    }
+    // Even without the download header, and even called HTML, it would not run: nosniff
+    // keeps text text, and the sandboxing CSP forbids script in whatever is rendered.
+    for (const asHtml of [false, true]) {
+      await viewer.route('**/api/attachments/**', async (route) => {
+        const response = await route.fetch();
+        const headers = { ...response.headers() };
+        delete headers['content-disposition'];
+        if (asHtml) headers['content-type'] = 'text/html';
+        await route.fulfill({ response, headers });
+      });
+      await viewer.goto(links[0]);
+      await viewer.waitForLoadState('load');
+      assert.match(await viewer.evaluate(() => document.body?.innerText || ''), /hello/, 'the page was rendered');
+      assert.notEqual(await viewer.title(), 'ran');
+      await viewer.unrouteAll({ behavior: 'wait' });
+    }
+    assert.equal(ran, 0, 'no script of the file ran');
+    await shot(viewer, 'attachments-active-rendered');
+    // The check can see a script run: with the hub's policy stripped too, the same file as
+    // HTML runs it.
+    await viewer.route('**/api/attachments/**', async (route) => {
+      const response = await route.fetch();
+      const headers = { ...response.headers(), 'content-type': 'text/html' };
+      delete headers['content-disposition'];
+      delete headers['content-security-policy'];
+      await route.fulfill({ response, headers });
+    });
+    await viewer.goto(links[0]);
+    await viewer.waitForFunction(() => document.title === 'ran');
+    assert.equal(ran, 1, 'the control page ran it');
   });
 });

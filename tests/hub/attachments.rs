@@ -16,11 +16,21 @@ use switchboard::config::StoreMode;
 /// A hub whose attachments live on disk under a fresh `DATA_DIR` (the default
 /// configuration's store), with `max_bytes` as `ATTACHMENT_MAX_BYTES`.
 async fn hub_on_disk(dir: &TempDir, max_bytes: u64) -> TestHub {
-    let data_dir = dir.0.clone();
-    TestHub::with(move |s| {
+    on_disk(dir, |s| s.attachment_max_bytes = max_bytes).await
+}
+
+/// As [`hub_on_disk`] with the default size limit, a conversation's files taking at most
+/// `room` bytes together (`ATTACHMENT_CONVERSATION_MAX_BYTES`).
+async fn hub_on_disk_with_room(dir: &TempDir, room: u64) -> TestHub {
+    on_disk(dir, |s| s.attachment_conversation_max_bytes = room).await
+}
+
+/// A hub whose store is on disk under `dir`, with `more` settings.
+async fn on_disk(dir: &TempDir, more: impl FnOnce(&mut switchboard::config::Settings)) -> TestHub {
+    TestHub::with(|s| {
         s.store = StoreMode::Embedded;
-        s.data_dir = data_dir;
-        s.attachment_max_bytes = max_bytes;
+        s.data_dir = dir.0.clone();
+        more(s);
     })
     .await
 }
@@ -894,5 +904,233 @@ async fn with_a_virus_scanner_an_infected_file_is_refused_and_a_scanner_down_kee
     );
     customer.send(json!({"type": "message", "text": "still here?"})).await;
     assert_eq!(agent.next_of("message").await["text"], "still here?");
+    hub.stop().await;
+}
+
+/// The archive's exports list a conversation's files: the CSV in an `attachments` column
+/// (`name (size bytes)` joined with `; `), the JSON with what staff need to fetch one
+/// (id, name, type, size) and no link (links expire within minutes; a file outlives them).
+#[tokio::test]
+async fn an_export_lists_each_messages_files_by_name_size_and_id() {
+    let hub = TestHub::start().await;
+    let (mut agent, _agent_token, mut customer, chat) = chat(&hub).await;
+    let token = customer.token.clone().unwrap();
+    let (_, picture) = upload(&hub, Auth::Customer(&token), &chat, "error shot.png", png(40, 30)).await;
+    let (_, notes) = upload(
+        &hub,
+        Auth::Customer(&token),
+        &chat,
+        "=notes.txt",
+        b"order 42\n".to_vec(),
+    )
+    .await;
+    customer
+        .send(json!({"type": "message", "text": "see", "attachments": [picture["id"], notes["id"]]}))
+        .await;
+    agent.next_of("message").await;
+    customer.next_of("ack").await;
+    customer.say("and no file here", "c-2").await;
+
+    let admin = hub.admin().await;
+    let export = |format: &'static str| {
+        let (admin, chat) = (&admin, chat.clone());
+        async move {
+            let res = admin
+                .client
+                .get(format!(
+                    "{}/api/conversations/{chat}/export?format={format}",
+                    admin.base
+                ))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.text().await.unwrap()
+        }
+    };
+    let csv = export("csv").await;
+    let rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    let column = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    let (text, files) = (column("text"), column("attachments"));
+    let by_text = |t: &str| {
+        rows[1..]
+            .iter()
+            .find(|r| r[text] == t)
+            .unwrap_or_else(|| panic!("{csv}"))
+    };
+    let (png_size, txt_size) = (picture["size"].as_u64().unwrap(), notes["size"].as_u64().unwrap());
+    assert_eq!(
+        by_text("see")[files],
+        format!("error shot.png ({png_size} bytes); =notes.txt ({txt_size} bytes)"),
+        "a cell starting with = would be defused; this one starts with the first name"
+    );
+    assert_eq!(by_text("and no file here")[files], "");
+
+    let json: Value = serde_json::from_str(&export("json").await).unwrap();
+    let messages = json["conversations"][0]["messages"].as_array().unwrap();
+    let sent = messages.iter().find(|m| m["text"] == "see").unwrap();
+    let listed = &sent["attachments"];
+    assert_eq!(listed[0]["id"], picture["id"]);
+    assert_eq!(listed[0]["name"], "error shot.png");
+    assert_eq!(listed[0]["type"], "image/png");
+    assert_eq!(listed[0]["size"], png_size);
+    assert_eq!(listed[1]["name"], "=notes.txt");
+    assert!(
+        listed[0].get("url").is_none(),
+        "no link that would expire in the file: {sent}"
+    );
+    // Staff fetch a listed file by its id.
+    let (status, links) = admin
+        .get(&format!("/api/attachments/{}/link", listed[1]["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200, "{links}");
+    hub.stop().await;
+}
+
+/// `DELETE /api/attachments/{id}` as whoever `auth` names: the status and the answer.
+pub(crate) async fn remove(hub: &Endpoint, auth: Auth<'_>, id: &str) -> (u16, Value) {
+    let request = reqwest::Client::new().delete(hub.url(&format!("/api/attachments/{id}")));
+    let res = auth.apply(request).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// An upload taken back from the tray (removed, or cancelled once its bytes were in) is
+/// deleted by its uploader: its file and record go, its bytes go back to the conversation's
+/// and the day's quotas, and no message may name it. A file a message carried stays (409),
+/// and nobody but its uploader takes a file back.
+#[tokio::test]
+async fn an_upload_taken_back_before_sending_gives_its_bytes_back_and_a_sent_one_stays() {
+    let dir = TempDir::new("attachments-taken-back");
+    let hub = hub_on_disk_with_room(&dir, 2_500).await;
+    let (mut agent, agent_token, mut carla, chat) = chat(&hub).await;
+    let (dora, _) = hub.paired_customer(&mut agent, "Dora", "general").await;
+    let (token, dora_token) = (carla.token.clone().unwrap(), dora.token.clone().unwrap());
+    let send = |len: usize, tag: u8| {
+        let (hub, token, chat) = (&hub, token.clone(), chat.clone());
+        async move { upload(hub, Auth::Customer(&token), &chat, "a.txt", vec![tag; len]).await }
+    };
+    let (_, first) = send(1_000, b'a').await;
+    let (_, second) = send(1_000, b'b').await;
+    assert_eq!(send(1_000, b'c').await.0, 413, "the conversation is full");
+    let blobs = walk(&dir.0.join("attachments/blobs"));
+    let (first, second) = (first["id"].as_str().unwrap(), second["id"].as_str().unwrap());
+
+    // Only its uploader takes it back: not the agent, not another customer.
+    let (status, refused) = remove(&hub, Auth::Staff(&agent_token), first).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("not_your_upload"))
+    );
+    assert_eq!(remove(&hub, Auth::Customer(&dora_token), first).await.0, 404);
+    let res = reqwest::Client::new()
+        .delete(hub.url(&format!("/api/attachments/{first}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    let (status, answer) = remove(&hub, Auth::Customer(&token), first).await;
+    assert_eq!(status, 204, "{answer}");
+    assert_eq!(walk(&dir.0.join("attachments/blobs")), blobs - 1, "its file is gone");
+    assert_eq!(remove(&hub, Auth::Customer(&token), first).await.0, 404, "gone once");
+    assert_eq!(link(&hub, Auth::Customer(&token), first).await.0, 404);
+    carla
+        .send(json!({"type": "message", "text": "", "attachments": [first], "client_id": "c-1"}))
+        .await;
+    assert_eq!(carla.next_of("error").await["code"], "unknown_attachment");
+    // Its bytes are back: the conversation takes 1,000 more, and no more.
+    assert_eq!(send(1_000, b'c').await.0, 201);
+    assert_eq!(send(1_000, b'd').await.0, 413);
+
+    // A file sent in a line stays: its line needs it.
+    carla
+        .send(json!({"type": "message", "text": "", "attachments": [second], "client_id": "c-2"}))
+        .await;
+    assert_eq!(agent.next_of("message").await["attachments"][0]["id"], second);
+    carla.next_of("ack").await;
+    let (status, refused) = remove(&hub, Auth::Customer(&token), second).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("already_sent")));
+    assert_eq!(link(&hub, Auth::Staff(&agent_token), second).await.0, 200);
+    hub.stop().await;
+}
+
+/// An upload whose client goes away mid-body keeps nothing and holds nothing: no file
+/// staged, and the conversation's whole quota is there for the next upload.
+#[tokio::test]
+async fn an_upload_cut_off_mid_body_keeps_and_holds_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let dir = TempDir::new("attachments-cut");
+    let hub = hub_on_disk_with_room(&dir, 300_000).await;
+    let (_agent, _, carla, chat) = chat(&hub).await;
+    let token = carla.token.clone().unwrap();
+    let address = hub.addr.to_string();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/attachments?conversation={chat}&name=cut.txt HTTP/1.1\r\nhost: {address}\r\n\
+         x-customer-token: {token}\r\ncontent-length: 300000\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&text_file(150_000)).await.unwrap();
+    socket.flush().await.unwrap();
+    drop(socket);
+    // The whole quota, once the hub has seen the client go (it answers the next upload
+    // only after it read what came before: retried until then, with a bound).
+    let mut tries = 0;
+    loop {
+        let (status, answer) = upload(&hub, Auth::Customer(&token), &chat, "whole.txt", text_file(300_000)).await;
+        if status == 201 {
+            break;
+        }
+        tries += 1;
+        assert!(tries < 100, "the quota stays held: {status} {answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(walk(&dir.0.join("attachments/tmp")), 0, "nothing left staged");
+    hub.stop().await;
+}
+
+/// Polyglots: a valid PNG with an HTML page and script after its end, and a GIF with
+/// JavaScript after its trailer, are taken only as the images they are, written again:
+/// the bytes served hold no trace of what followed the picture.
+#[tokio::test]
+async fn a_polyglot_image_is_kept_only_as_its_picture_written_again() {
+    let hub = TestHub::start().await;
+    let (_agent, agent_token, customer, chat) = chat(&hub).await;
+    let token = customer.token.clone().unwrap();
+    let payload: &[u8] = b"<html><body><script>document.title='ran'</script></body></html>";
+    let mut png_polyglot = png(30, 20);
+    png_polyglot.extend_from_slice(payload);
+    let mut gif_polyglot = {
+        let picture = image::RgbaImage::from_pixel(30, 20, image::Rgba([10, 200, 10, 255]));
+        let mut out = Cursor::new(Vec::new());
+        picture.write_to(&mut out, image::ImageFormat::Gif).unwrap();
+        out.into_inner()
+    };
+    gif_polyglot.extend_from_slice(b"*/=1;document.title='ran';//");
+    for (name, bytes, marker) in [
+        ("shot.png", png_polyglot, &b"<script>"[..]),
+        ("anim.gif", gif_polyglot, &b"document.title"[..]),
+    ] {
+        assert!(contains(&bytes, marker));
+        let (status, uploaded) = upload(&hub, Auth::Customer(&token), &chat, name, bytes.clone()).await;
+        assert_eq!(status, 201, "{name}: {uploaded}");
+        assert_eq!(uploaded["type"], "image/png", "{name}: written again as PNG");
+        let (_, links) = link(&hub, Auth::Staff(&agent_token), uploaded["id"].as_str().unwrap()).await;
+        for url in [&links["url"], &links["thumbnail_url"]] {
+            let res = fetch(&hub, url.as_str().unwrap()).await;
+            assert_eq!(res.headers()["content-type"], "image/png");
+            let served = res.bytes().await.unwrap();
+            assert!(!contains(&served, marker), "{name}: the payload is not served");
+            assert!(!contains(&served, b"title"), "{name}: nothing of it");
+            assert_ne!(served.as_ref(), bytes.as_slice());
+            image::load_from_memory_with_format(&served, image::ImageFormat::Png).unwrap();
+        }
+    }
     hub.stop().await;
 }

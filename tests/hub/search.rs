@@ -185,8 +185,8 @@ async fn a_search_exports_as_csv_and_json_escaped_without_notes() {
     assert_eq!(disposition, "attachment; filename=\"conversations.csv\"");
     let rows = csv_rows(&body);
     assert_eq!(rows[0][0], "conversation_id");
-    assert_eq!(rows[0].last().unwrap(), "text");
-    let text = rows[0].len() - 1;
+    assert_eq!(rows[0].last().unwrap(), "attachments");
+    let text = rows[0].iter().position(|c| c == "text").unwrap();
     let seq = rows[0].iter().position(|c| c == "seq").unwrap();
     // One row per message, newest conversation first, in seq order.
     let found: Vec<(&str, &str)> = rows[1..].iter().map(|r| (r[0].as_str(), r[seq].as_str())).collect();

@@ -3,7 +3,9 @@
 // the customer page, the widget, the agent console and (signed-in staff) the buddy list.
 //
 // An upload goes to `POST /api/attachments` with XMLHttpRequest (fetch reports no upload
-// progress); the answer's id is what the next `message` names. Files are shown through
+// progress); the answer's id is what the next `message` names. A file removed from the
+// tray, or cancelled, is taken back (`DELETE /api/attachments/{id}`) so its bytes stop
+// counting against the quotas; one cancelled mid-upload is cut off and never kept. Files are shown through
 // links the hub signs for a few minutes (`GET /api/attachments/{id}/link`), asked for when
 // a message is shown: images as a thumbnail that opens the full picture, anything else as
 // a card with its name, type and size and a download link.
@@ -67,14 +69,19 @@ export class FileAccess {
     this.links = new Map();
   }
 
-  /** Starts uploading `file`: `{ promise, abort }`; `onProgress(fraction)` as it goes. */
+  /**
+   * Starts uploading `file`: `{ promise, abort, bodySent }`; `onProgress(fraction)` as it
+   * goes. `bodySent()`: are all its bytes out (then the hub may be keeping it already)?
+   */
   upload(file, onProgress) {
     const xhr = new XMLHttpRequest();
+    let bodySent = false;
     const query = new URLSearchParams({ conversation: this.conversation(), name: file.name || 'pasted image.png' });
     const promise = new Promise((resolve, reject) => {
       xhr.open('POST', `/api/attachments?${query}`);
       for (const [k, v] of Object.entries(this.headers())) xhr.setRequestHeader(k, v);
       xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+      xhr.upload.onload = () => { bodySent = true; };
       xhr.onload = () => {
         let body = null;
         try { body = JSON.parse(xhr.responseText); } catch { /* not JSON: said below */ }
@@ -85,7 +92,18 @@ export class FileAccess {
       xhr.onabort = () => reject(Object.assign(new Error('cancelled'), { cancelled: true }));
       xhr.send(file);
     });
-    return { promise, abort: () => xhr.abort() };
+    return { promise, abort: () => xhr.abort(), bodySent: () => bodySent };
+  }
+
+  /**
+   * Takes back upload `id`, which no message carried: the hub deletes it and gives its
+   * bytes back to the conversation's and the day's quotas. Best effort: a failure is
+   * logged (the file then stays, counted, as before).
+   */
+  remove(id) {
+    return fetch(`/api/attachments/${encodeURIComponent(id)}`, { method: 'DELETE', headers: this.headers(), credentials: 'same-origin' })
+      .then((r) => { if (!r.ok && r.status !== 404) throw new Error(`not taken back (${r.status})`); })
+      .catch((e) => console.warn(`attachments: ${e.message}`));
   }
 
   /** Links to attachment `id` (cached while they work). */
@@ -190,10 +208,16 @@ export class FileTray {
     const upload = this.access.upload(file, (f) => { progress.value = f; });
     item.abort = upload.abort;
     remove.addEventListener('click', () => {
-      upload.abort();
       this.drop(item);
+      if (item.failed) return;
+      if (item.done) { this.access.remove(item.done.id); return; }
+      item.withdrawn = true;
+      // With all its bytes out the hub may be keeping it: cut off now, it could be kept
+      // with its id never known. It finishes instead, and is taken back then.
+      if (!upload.bodySent()) upload.abort();
     });
     upload.promise.then((answer) => {
+      if (item.withdrawn) { this.access.remove(answer.id); return; }
       item.done = answer;
       progress.remove();
       status.textContent = 'ready';
@@ -201,7 +225,7 @@ export class FileTray {
       remove.setAttribute('aria-label', `Remove ${name}`);
       this.onChange();
     }).catch((e) => {
-      if (e.cancelled) return;
+      if (e.cancelled || item.withdrawn) return;
       item.failed = true;
       progress.remove();
       status.textContent = `not sent: ${e.message}`;

@@ -12,7 +12,8 @@
 //! - `attachment_quotas`: `{_id: "conversation:<id>" | "day:<Unix ms of the UTC day>", bytes}`,
 //!   the bytes the quotas count, each taken by one conditional `$inc` (`bytes` at most the
 //!   limit less the upload) before a file is kept, so uploads at once on any nodes never
-//!   pass a quota together; given back when the upload fails and when files are erased.
+//!   pass a quota together; given back when the upload fails, when its uploader takes it
+//!   back before sending it (`remove_upload`), and when files are erased.
 //!   A counter missing (the first upload of a conversation or a day, or a desk whose files
 //!   predate the counters) is made from the records first.
 //!
@@ -231,6 +232,26 @@ impl MongoAttachmentStore {
     }
 }
 
+impl MongoAttachmentStore {
+    /// Deletes each blob of `erased` (their records deleted already) that no record names.
+    async fn delete_blobs_of(&self, erased: &[AttachmentRecord]) -> io::Result<()> {
+        for sha in crate::attachments::store::blobs_of(erased) {
+            let named = doc! {"$or": [{"sha256": &sha}, {"thumbnail": &sha}]};
+            if self.records.count_documents(named).await.map_err(io_error)? > 0 {
+                continue;
+            }
+            // The files document first: without it the blob is absent, whatever chunks
+            // are left should this stop halfway (the erasure is asked again to finish).
+            self.files.delete_one(doc! {"_id": &sha}).await.map_err(io_error)?;
+            self.chunks
+                .delete_many(doc! {"files_id": &sha})
+                .await
+                .map_err(io_error)?;
+        }
+        Ok(())
+    }
+}
+
 /// The desk's link key: one document, inserted by whichever node comes first (a
 /// duplicate key means another node was first: its key is read back).
 async fn link_key(db: &Database) -> io::Result<Vec<u8>> {
@@ -399,20 +420,26 @@ impl AttachmentStore for MongoAttachmentStore {
             .delete_many(doc! {"_id": {"$in": counters}})
             .await
             .map_err(io_error)?;
-        for sha in crate::attachments::store::blobs_of(&erased) {
-            let named = doc! {"$or": [{"sha256": &sha}, {"thumbnail": &sha}]};
-            if self.records.count_documents(named).await.map_err(io_error)? > 0 {
-                continue;
-            }
-            // The files document first: without it the blob is absent, whatever chunks
-            // are left should this stop halfway (the erasure is asked again to finish).
-            self.files.delete_one(doc! {"_id": &sha}).await.map_err(io_error)?;
-            self.chunks
-                .delete_many(doc! {"files_id": &sha})
-                .await
-                .map_err(io_error)?;
-        }
+        self.delete_blobs_of(&erased).await?;
         Ok(erased.len() as u64)
+    }
+
+    async fn remove_upload(&self, id: &str) -> io::Result<Option<AttachmentRecord>> {
+        self.known.forget(id);
+        let Some(found) = self.records.find_one(doc! {"_id": id}).await.map_err(io_error)? else {
+            return Ok(None);
+        };
+        // Whoever deletes it gives its bytes back, once (two nodes asked at once: one does).
+        let deleted = self.records.delete_one(doc! {"_id": id}).await.map_err(io_error)?;
+        if deleted.deleted_count == 0 {
+            return Ok(None);
+        }
+        let removed = found.record;
+        self.give(&conversation_key(&removed.conversation), removed.size)
+            .await?;
+        self.give(&day_key(removed.uploaded_at), removed.size).await?;
+        self.delete_blobs_of(std::slice::from_ref(&removed)).await?;
+        Ok(Some(removed))
     }
 
     async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
