@@ -84,10 +84,17 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || first == 0x2001 && ip.segments()[1] == 0x0db8)
 }
 
+/// The instant a pending delivery may go: when it is due, or when another node's claim on
+/// it runs out if that is later (while a claim runs, only its holder sends it).
+pub fn goes_at(due_at: i64, claim_until: Option<i64>) -> i64 {
+    due_at.max(claim_until.unwrap_or(i64::MIN))
+}
+
 /// Which pending deliveries may go now: of each (endpoint, ordering key), only the first
 /// by `seq` (a later event of a conversation waits for the earlier one to be delivered or
-/// given up), and only when it is due and its endpoint enabled. `pending` is by `seq`;
-/// each item is (endpoint, ordering key, due at, endpoint enabled). Returns indexes.
+/// given up, even while another node sends the earlier one), and only when it may go
+/// ([`goes_at`]) and its endpoint is enabled. `pending` is by `seq`; each item is
+/// (endpoint, ordering key, goes at, endpoint enabled). Returns indexes.
 pub fn ready<'a>(pending: impl IntoIterator<Item = (&'a str, &'a str, i64, bool)>, now: i64) -> Vec<usize> {
     let mut heads = std::collections::HashSet::new();
     let mut out = Vec::new();
@@ -136,6 +143,19 @@ mod tests {
             ("e3", "c3", 0, false), // disabled: waits
         ];
         assert_eq!(ready(pending, 10), [2, 3]);
+    }
+
+    #[test]
+    fn a_claimed_delivery_goes_once_its_claim_runs_out_and_holds_its_conversation_meanwhile() {
+        assert_eq!(goes_at(10, None), 10);
+        assert_eq!(goes_at(10, Some(60)), 60, "claimed by another node until 60");
+        assert_eq!(goes_at(10, Some(5)), 10, "a claim ended before it was due");
+        let pending = [
+            ("e1", "c1", goes_at(0, Some(60)), true), // another node sends it
+            ("e1", "c1", goes_at(0, None), true),     // so this one waits behind it
+        ];
+        assert!(ready(pending, 10).is_empty());
+        assert_eq!(ready(pending, 60), [0], "the lease ran out: it goes again, first");
     }
 
     #[test]

@@ -48,6 +48,18 @@ impl Event {
         }
     }
 
+    /// An event that happens once to `what` (a conversation's creation, a message), whose
+    /// id is therefore derived from it: two nodes that both make it (a chat's lines archived
+    /// again by the node its chat ends on, or after a hand-over) make one event, which the
+    /// store keeps as one delivery per endpoint, and a receiver can drop a repeat by its id.
+    fn once(event_type: &'static str, what: &str, ordering_key: &str, created_at: Millis, data: Value) -> Self {
+        let name = format!("{event_type}:{what}");
+        Self {
+            id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
+            ..Self::new(event_type, ordering_key, created_at, data)
+        }
+    }
+
     /// The JSON body sent, exactly as signed.
     pub fn body(&self) -> String {
         serde_json::to_string(&Envelope {
@@ -61,8 +73,9 @@ impl Event {
 
     /// A customer was paired with an agent: their conversation exists.
     pub fn conversation_created(opened: &ConversationOpened) -> Self {
-        Self::new(
+        Self::once(
             "conversation.created",
+            &opened.id,
             &opened.id,
             opened.paired_at,
             json!({
@@ -120,8 +133,9 @@ impl Event {
         if message.from == Side::System {
             return None;
         }
-        Some(Self::new(
+        Some(Self::once(
             "message.created",
+            &message.id,
             conversation_id,
             message.at,
             json!({

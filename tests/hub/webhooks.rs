@@ -17,33 +17,54 @@ use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::common::*;
 
-/// What the receiver got: each delivery's headers and body, and how it answered.
+/// What the receiver got: each delivery's headers and body, and how it answered (0: not
+/// at all, held).
 #[derive(Default)]
 pub(crate) struct Received {
-    deliveries: Vec<(HeaderMap, String, u16)>,
+    pub deliveries: Vec<(HeaderMap, String, u16)>,
     /// Answers 500 to this many requests first.
-    fail_first: usize,
+    pub fail_first: usize,
+    /// Holds this many requests first, never answering them (until the sender goes away).
+    pub hold_first: usize,
+    /// Answers every other request only after this long (a slow receiver).
+    pub answer_after: Duration,
 }
 
 /// A real HTTP receiver on a loopback port: its URL and what it got.
 pub(crate) async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
-    let got = Arc::new(Mutex::new(Received {
+    receiver_as(Received {
         fail_first,
         ..Received::default()
-    }));
+    })
+    .await
+}
+
+/// [`receiver`] answering as `behaviour` says.
+pub(crate) async fn receiver_as(behaviour: Received) -> (String, Arc<Mutex<Received>>) {
+    let got = Arc::new(Mutex::new(behaviour));
     let app = axum::Router::new().route(
         "/hook",
         axum::routing::post({
             let got = got.clone();
             move |headers: HeaderMap, body: String| async move {
-                let mut got = got.lock().unwrap();
-                let status = if got.fail_first > 0 {
-                    got.fail_first -= 1;
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    StatusCode::OK
+                let (status, wait) = {
+                    let mut got = got.lock().unwrap();
+                    let status = if got.hold_first > 0 {
+                        got.hold_first -= 1;
+                        None
+                    } else if got.fail_first > 0 {
+                        got.fail_first -= 1;
+                        Some(StatusCode::INTERNAL_SERVER_ERROR)
+                    } else {
+                        Some(StatusCode::OK)
+                    };
+                    got.deliveries.push((headers, body, status.map_or(0, |s| s.as_u16())));
+                    (status, got.answer_after)
                 };
-                got.deliveries.push((headers, body, status.as_u16()));
+                let Some(status) = status else {
+                    return std::future::pending().await;
+                };
+                tokio::time::sleep(wait).await;
                 (status, "thanks")
             }
         }),
@@ -56,7 +77,12 @@ pub(crate) async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>
 
 /// The deliveries answered 2xx, once `n` of them came (or fails after 15 s).
 pub(crate) async fn delivered(got: &Arc<Mutex<Received>>, n: usize) -> Vec<(HeaderMap, Value)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    delivered_within(got, n, Duration::from_secs(15)).await
+}
+
+/// [`delivered`], failing after `wait`.
+pub(crate) async fn delivered_within(got: &Arc<Mutex<Received>>, n: usize, wait: Duration) -> Vec<(HeaderMap, Value)> {
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let ok: Vec<(HeaderMap, Value)> = got
             .lock()
