@@ -8,13 +8,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::mail_retry::{AfterFailure, RetryPolicy};
 
 /// Every event type, as the `type` field and an endpoint's `events` name them.
-pub const EVENT_TYPES: [&str; 6] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "conversation.created",
     "conversation.assigned",
+    "conversation.transferred",
     "conversation.status_changed",
     "message.created",
     "rating.given",
     "offline_message.created",
+    "appointment.booked",
+    "appointment.rescheduled",
+    "appointment.cancelled",
 ];
 
 /// Is `name` an event type?

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::core::conversation::Status;
 use crate::store::{
-    ArchivedMessage, ConversationOpened, ConversationRecord, ConversationStatus, Millis, OfflineMessage, Rating, Side,
+    Appointment, ArchivedMessage, ConversationOpened, ConversationRecord, ConversationStatus, ConversationTransferred,
+    Millis, OfflineMessage, Rating, Side,
 };
 
 /// One event, before it is fanned out to the endpoints that want it.
@@ -109,6 +110,57 @@ impl Event {
         )
     }
 
+    /// An agent handed a running conversation on: to a colleague (`to_agent_id`) or to a
+    /// category's line (`to_agent_id` null). `category`: the one it is in now. The
+    /// transfer's note is not sent: it is for colleagues, as internal notes are.
+    pub fn conversation_transferred(t: &ConversationTransferred, category: &str) -> Self {
+        let what = format!(
+            "{}@{}:{}>{}/{}",
+            t.id,
+            t.at,
+            t.from_agent_id,
+            t.to_agent_id.as_deref().unwrap_or(""),
+            t.to_category.as_deref().unwrap_or("")
+        );
+        Self::once(
+            "conversation.transferred",
+            &what,
+            &t.id,
+            t.at,
+            json!({
+                "conversation_id": t.id,
+                "category": category,
+                "from_agent_id": t.from_agent_id,
+                "from_agent_name": t.from_agent_name,
+                "to_agent_id": t.to_agent_id,
+                "to_agent_name": t.to_agent_name,
+                "to_category": t.to_category,
+                "at": t.at,
+            }),
+        )
+    }
+
+    /// A transfer gave a conversation to the named agent `t.to_agent_id`: handed straight
+    /// to them, or taken by them from the line it was handed to at `handed_at` (which,
+    /// with the agent, names the assignment: two nodes recording it make one event).
+    pub fn assigned_by_transfer(t: &ConversationTransferred, category: &str, handed_at: Millis) -> Option<Self> {
+        let agent = t.to_agent_id.as_deref()?;
+        Some(Self::once(
+            "conversation.assigned",
+            &format!("{}@{handed_at}:{agent}", t.id),
+            &t.id,
+            t.at,
+            json!({
+                "conversation_id": t.id,
+                "category": category,
+                "agent_id": agent,
+                "agent_name": t.to_agent_name,
+                "previous_agent_id": t.from_agent_id,
+                "at": t.at,
+            }),
+        ))
+    }
+
     /// A conversation's status changed (`resolved` included).
     pub fn status_changed(record: &ConversationRecord, from: Status, at: Millis) -> Self {
         Self::new(
@@ -163,6 +215,56 @@ impl Event {
                 "at": rating.at,
             }),
         )
+    }
+
+    /// A customer booked appointment `a`.
+    pub fn appointment_booked(a: &Appointment) -> Self {
+        Self::appointment("appointment.booked", a, &a.id, a.created_at, |data| {
+            data.insert("name".into(), json!(a.name));
+            data.insert("email".into(), json!(a.email));
+            data.insert("comment".into(), json!(a.comment));
+            data.insert("created_at".into(), json!(a.created_at));
+        })
+    }
+
+    /// Appointment `was` moved to another slot (or representative): `now`, at `at`.
+    pub fn appointment_rescheduled(was: &Appointment, now: &Appointment, at: Millis) -> Self {
+        let what = format!("{}#{}", now.id, now.sequence);
+        Self::appointment("appointment.rescheduled", now, &what, at, |data| {
+            data.insert("previous_start".into(), json!(was.start));
+            data.insert("previous_end".into(), json!(was.end));
+            data.insert("previous_representative_id".into(), json!(was.representative_id));
+            data.insert("at".into(), json!(at));
+        })
+    }
+
+    /// Appointment `a` was cancelled (by its customer or by staff).
+    pub fn appointment_cancelled(a: &Appointment) -> Self {
+        let at = a.cancelled_at.unwrap_or(a.created_at);
+        Self::appointment("appointment.cancelled", a, &a.id, at, |data| {
+            data.insert("reason".into(), json!(a.cancel_reason));
+            data.insert("cancelled_at".into(), json!(a.cancelled_at));
+        })
+    }
+
+    /// An appointment's event (once per `what`, in order per appointment): the fields
+    /// every appointment event has, and those `more` adds.
+    fn appointment(
+        event_type: &'static str,
+        a: &Appointment,
+        what: &str,
+        at: Millis,
+        more: impl FnOnce(&mut serde_json::Map<String, Value>),
+    ) -> Self {
+        let mut data = serde_json::Map::new();
+        data.insert("appointment_id".into(), json!(a.id));
+        data.insert("category".into(), json!(a.category));
+        data.insert("representative_id".into(), json!(a.representative_id));
+        data.insert("start".into(), json!(a.start));
+        data.insert("end".into(), json!(a.end));
+        data.insert("sequence".into(), json!(a.sequence));
+        more(&mut data);
+        Self::once(event_type, what, &a.id, at, Value::Object(data))
     }
 
     pub fn offline_message_created(message: &OfflineMessage) -> Self {

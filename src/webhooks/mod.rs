@@ -1,5 +1,6 @@
-//! Signed webhooks: events of the desk (a conversation created, its status changed, a
-//! message, a rating, an offline message) sent to the endpoints admins registered.
+//! Signed webhooks: events of the desk (a conversation created, assigned, transferred, its
+//! status changed, a message, a rating, an offline message, an appointment booked,
+//! rescheduled or cancelled) sent to the endpoints admins registered.
 //!
 //! The hub and the HTTP handlers hand events to [`Webhooks::emit`], which never waits: a
 //! bounded queue feeds one task that writes a delivery per endpoint wanting the event into
@@ -31,8 +32,8 @@ use tokio_util::sync::CancellationToken;
 use self::event::Event;
 use crate::clock::now_ms;
 use crate::store::{
-    ArchiveEvent, ConversationKind, ConversationOpened, DeliveryStatus, SharedStore, StoreError, StoreResult,
-    WebhookDelivery, WebhookEndpoint,
+    ArchiveEvent, ConversationKind, ConversationOpened, ConversationTransferred, DeliveryStatus, Millis, SharedStore,
+    StoreError, StoreResult, WebhookDelivery, WebhookEndpoint,
 };
 
 /// Events waiting to be written as deliveries. Thousands of events a minute at most on a
@@ -131,6 +132,27 @@ impl Webhooks {
         self.active
             .load(Ordering::Relaxed)
             .then(|| Event::conversation_assigned(opened, previous))
+    }
+
+    /// The events of an agent handing conversation `t.id` on (in `category` now):
+    /// `conversation.transferred`, and `conversation.assigned` when it went straight to a
+    /// named colleague.
+    pub fn handed_on(&self, t: &ConversationTransferred, category: &str) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
+        self.emit(Event::conversation_transferred(t, category));
+        if let Some(assigned) = Event::assigned_by_transfer(t, category, t.at) {
+            self.emit(assigned);
+        }
+    }
+
+    /// The event of an agent taking conversation `t.id` from the line it was handed to at
+    /// `handed_at`: `conversation.assigned`, from the agent who handed it on.
+    pub fn taken_from_line(&self, t: &ConversationTransferred, category: &str, handed_at: Millis) {
+        if let Some(assigned) = Event::assigned_by_transfer(t, category, handed_at) {
+            self.emit(assigned);
+        }
     }
 
     /// Reads the endpoints again after an admin changed them: events are made while one
