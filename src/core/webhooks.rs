@@ -26,12 +26,13 @@ pub fn is_event_type(name: &str) -> bool {
     EVENT_TYPES.contains(&name)
 }
 
-/// When a failed delivery is tried again: 1 s, doubling to 10 minutes; the 15th failure
-/// (about an hour and ten minutes after the first) gives it up.
+/// When a failed delivery is tried again: 1 s, doubling to an hour, then hourly; the 36th
+/// failure, a day (24 h 8 min) after the first, gives it up. A receiver down for most of a
+/// day gets every event once back, within an hour.
 pub const RETRY: RetryPolicy = RetryPolicy {
     first_ms: 1_000,
-    max_ms: 600_000,
-    max_attempts: 15,
+    max_ms: 3_600_000,
+    max_attempts: 36,
 };
 
 /// What follows a failed attempt at `now` of a delivery that failed `failed_before` times.
@@ -160,6 +161,21 @@ mod tests {
         ];
         assert!(ready(pending, 10).is_empty());
         assert_eq!(ready(pending, 60), [0], "the lease ran out: it goes again, first");
+    }
+
+    #[test]
+    fn a_failing_delivery_is_tried_for_a_day_at_most_an_hour_apart_then_disables_its_endpoint() {
+        const HOUR: i64 = 3_600_000;
+        let first_failure = 1_000_000;
+        let (mut now, mut failed, mut longest) = (first_failure, 0, 0);
+        while let Failed::RetryAt(at) = after_failure(failed, now) {
+            longest = longest.max(at - now);
+            (now, failed) = (at, failed + 1);
+        }
+        let tried_for = now - first_failure;
+        assert!((24 * HOUR..25 * HOUR).contains(&tried_for), "{tried_for} ms");
+        assert_eq!(longest, HOUR, "capped at an hour between tries");
+        assert_eq!(failed + 1, RETRY.max_attempts);
     }
 
     #[test]
