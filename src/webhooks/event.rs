@@ -23,9 +23,16 @@ pub struct Event {
     pub data: Value,
 }
 
+/// The schema's version every body carries: fields may be added within it; a change a
+/// receiver must know of (a field renamed, removed or of another type) would be a new one.
+pub const VERSION: &str = "1";
+
 /// The body of a delivery.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Envelope<'a> {
+    /// The schema's version: "1".
+    #[schema(example = "1")]
+    pub version: &'a str,
     /// The event's id: the same in every retry (a receiver drops ids it has seen).
     pub id: &'a str,
     /// One of the event types (`conversation.created` …).
@@ -33,7 +40,8 @@ pub struct Envelope<'a> {
     pub event_type: &'a str,
     /// When it happened, ms since the Unix epoch.
     pub created_at: Millis,
-    /// What the type carries (see docs/webhooks.md).
+    /// What the type carries: each type's `data` schema (`webhooks` in this document,
+    /// docs/webhooks.md).
     #[schema(value_type = Object)]
     pub data: &'a Value,
 }
@@ -64,6 +72,7 @@ impl Event {
     /// The JSON body sent, exactly as signed.
     pub fn body(&self) -> String {
         serde_json::to_string(&Envelope {
+            version: VERSION,
             id: &self.id,
             event_type: self.event_type,
             created_at: self.created_at,

@@ -18,6 +18,7 @@
 
 pub mod deliver;
 pub mod event;
+pub mod schema;
 pub mod sign;
 pub mod target;
 
