@@ -897,18 +897,7 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
         "{}",
         doc["openapi"]
     );
-    let types = [
-        "conversation.created",
-        "conversation.assigned",
-        "conversation.transferred",
-        "conversation.status_changed",
-        "message.created",
-        "rating.given",
-        "offline_message.created",
-        "appointment.booked",
-        "appointment.rescheduled",
-        "appointment.cancelled",
-    ];
+    let types = switchboard::core::webhooks::EVENT_TYPES;
     let documented: BTreeSet<&str> = doc["webhooks"]
         .as_object()
         .expect("a webhooks section")

@@ -120,6 +120,22 @@ pub(crate) fn assert_signed(headers: &HeaderMap, body: &str, secret: &str) {
     assert_eq!(headers["switchboard-signature"].to_str().unwrap(), wanted, "{body}");
 }
 
+/// The events of a conversation's life (created, the customer's line, the agent's,
+/// resolved), in that order, are what came.
+pub(crate) fn assert_a_conversations_life(deliveries: &[(HeaderMap, Value)]) {
+    let types: Vec<&str> = deliveries.iter().map(|(_, b)| b["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "conversation.created",
+            "message.created",
+            "message.created",
+            "conversation.status_changed"
+        ],
+        "{deliveries:?}"
+    );
+}
+
 pub(crate) async fn register(admin: &Api, url: &str, events: &[&str]) -> Value {
     admin
         .post_answering(201, "/api/admin/webhooks", json!({"url": url, "events": events}))
@@ -164,17 +180,7 @@ async fn a_conversation_s_life_reaches_the_receiver_in_order_and_signed() {
     carla.next_of("chat_ended").await;
 
     let deliveries = delivered(&got, 4).await;
-    let types: Vec<&str> = deliveries.iter().map(|(_, b)| b["type"].as_str().unwrap()).collect();
-    assert_eq!(
-        types,
-        [
-            "conversation.created",
-            "message.created",
-            "message.created",
-            "conversation.status_changed"
-        ],
-        "{deliveries:?}"
-    );
+    assert_a_conversations_life(&deliveries);
     let bodies: Vec<&Value> = deliveries.iter().map(|(_, b)| b).collect();
     assert_eq!(bodies[0]["data"]["conversation_id"], chat);
     assert_eq!(
