@@ -953,7 +953,37 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
     )
     .await;
     assert_eq!(status, 201);
-    let deliveries = crate::webhooks::delivered(&got, 5).await;
+    // Dora's chat, handed to billing's line, where Bill takes it.
+    let mut dora = hub.customer("Dora", "general").await;
+    let dora_chat = ann.next_of("chat_started").await["chat_id"].clone();
+    dora.next_of("chat_started").await;
+    ann.send(json!({"type": "transfer", "chat_id": dora_chat, "to_category": "billing"}))
+        .await;
+    dora.next_of("queued").await;
+    let mut bill = hub.agent("bill", &["billing"], 1).await;
+    bill.next_of("chat_started").await;
+    // An appointment booked, moved and cancelled.
+    let (status, booked) = post(
+        &hub,
+        "/api/appointments",
+        json!({"start": at(2, 10), "name": "Eve", "email": "eve@example.com"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{booked}");
+    let token = booked["cancel_token"].clone();
+    let (status, _) = post(
+        &hub,
+        "/api/appointments/reschedule",
+        json!({"token": token, "start": at(2, 12)}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(&hub, "/api/appointments/cancel", json!({"token": token})).await;
+    assert_eq!(status, 200);
+
+    let deliveries = crate::webhooks::delivered(&got, 11).await;
+    let seen: BTreeSet<&str> = deliveries.iter().map(|(_, b)| b["type"].as_str().unwrap()).collect();
+    assert_eq!(seen.len(), types.len() - 1, "every type but a rating: {seen:?}");
     for (_, body) in &deliveries {
         let t = body["type"].as_str().unwrap();
         assert_eq!(body["version"], "1", "{body}");
