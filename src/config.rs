@@ -120,6 +120,10 @@ pub struct Settings {
     /// addresses (a receiver on the hub's own network); off, such URLs are refused at
     /// registration and at delivery.
     pub webhook_allow_private: bool,
+    /// `WEBHOOK_LEASE_SECS`: how long a delivery a node claimed is that node's alone to
+    /// send; longer than one attempt may take, so two nodes never send it at once, and
+    /// how long a delivery waits after its node died mid-send.
+    pub webhook_lease: Duration,
     // ---- several nodes through Redis: the cluster's foundations ----
     /// `REDIS_URL`: unset, the hub is one process as always; set, this node joins the
     /// cluster that shares this Redis (and one MongoDB).
@@ -311,6 +315,8 @@ impl Settings {
             metrics_token: r.optional("METRICS_TOKEN"),
             cookie_secure: r.flag("COOKIE_SECURE", false)?,
             webhook_allow_private: r.flag("WEBHOOK_ALLOW_PRIVATE", false)?,
+            // At least 15 s: an attempt takes at most 10 s (`webhooks::deliver::TIMEOUT`).
+            webhook_lease: Duration::from_secs(r.ranged::<u64>("WEBHOOK_LEASE_SECS", 60, 15..=3_600)?),
             // ---- several nodes through Redis: the cluster's foundations ----
             redis_url: r.optional("REDIS_URL"),
             node_id: r.node_id("NODE_ID")?,

@@ -155,7 +155,7 @@ pub async fn run(
     // ---- webhooks: events queued as the archive takes them, delivered in the background ----
     archive.tell_webhooks(crate::webhooks::Webhooks::start(
         store.clone(),
-        settings.webhook_allow_private,
+        &settings,
         shutdown.clone(),
     ));
     let sessions = Sessions::new(store.clone(), settings.session_ttl);
@@ -285,6 +285,7 @@ pub async fn run(
             hub: state.hub.clone(),
             sessions: state.sessions.clone(),
             api_tokens: state.api_tokens.clone(),
+            webhooks: state.archive.webhooks().cloned(),
         };
         tokio::spawn(crate::cluster::bus::listen(cluster, appliers, shutdown.clone()));
     }

@@ -2759,6 +2759,8 @@ fn delivery(seq: u64, endpoint: &str, key: &str) -> WebhookDelivery {
         due_at: 100,
         attempts: vec![],
         created_at: 100,
+        claimed_by: None,
+        claim_until: None,
     }
 }
 
@@ -2794,7 +2796,7 @@ async fn webhook_endpoints_are_added_once_replaced_and_deleted(store: &dyn Store
 /// Deliveries are pending in `seq` order until finished, each endpoint's log lists its
 /// own newest first with their attempts, and they go with their endpoint.
 async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &dyn Store) {
-    assert_eq!(store.last_delivery_seq().await.unwrap(), 0);
+    assert_eq!(store.next_delivery_seq().await.unwrap(), 1);
     store.add_webhook(endpoint("a", 1)).await.unwrap();
     store.add_webhook(endpoint("b", 2)).await.unwrap();
     for (seq, ep, key) in [(1, "a", "c1"), (2, "b", "c1"), (3, "a", "c2"), (10, "a", "c1")] {
@@ -2804,7 +2806,13 @@ async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &d
         store.add_delivery(delivery(3, "a", "c2")).await,
         Err(StoreError::Conflict)
     ));
-    assert_eq!(store.last_delivery_seq().await.unwrap(), 10);
+    // The same delivery (event and endpoint) written by another node under its own seq.
+    let again = WebhookDelivery {
+        seq: 12,
+        ..delivery(3, "a", "c2")
+    };
+    assert!(matches!(store.add_delivery(again).await, Err(StoreError::Conflict)));
+    assert!(store.next_delivery_seq().await.unwrap() > 1, "never handed out twice");
     let seqs = |ds: Vec<WebhookDelivery>| ds.into_iter().map(|d| d.seq).collect::<Vec<_>>();
     let both = ["a".to_string(), "b".to_string()];
     assert_eq!(seqs(store.pending_deliveries(&both, 10).await.unwrap()), [1, 2, 3, 10]);
@@ -2813,8 +2821,15 @@ async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &d
     let only_b = ["b".to_string()];
     assert_eq!(seqs(store.pending_deliveries(&only_b, 1).await.unwrap()), [2]);
 
+    assert!(
+        store
+            .claim_delivery(&delivery(1, "a", "c1"), "n1", 100, 200)
+            .await
+            .unwrap()
+    );
     let mut done = delivery(1, "a", "c1");
     done.status = DeliveryStatus::Delivered;
+    done.claimed_by = Some("n1".into());
     done.attempts.push(DeliveryAttempt {
         at: 150,
         status_code: Some(500),
@@ -2827,9 +2842,9 @@ async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &d
         latency_ms: 3,
         excerpt: "ok".into(),
     });
-    store.put_delivery(done.clone()).await.unwrap();
+    assert!(store.finish_delivery(done.clone(), "n1").await.unwrap());
     assert!(matches!(
-        store.put_delivery(delivery(99, "a", "c9")).await,
+        store.finish_delivery(delivery(99, "a", "c9"), "n1").await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(seqs(store.pending_deliveries(&both, 10).await.unwrap()), [2, 3, 10]);
@@ -2841,6 +2856,93 @@ async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &d
     store.delete_webhook("a").await.unwrap();
     assert_eq!(seqs(store.pending_deliveries(&both, 10).await.unwrap()), [2]);
     assert!(store.deliveries_of("a", 10).await.unwrap().is_empty());
+}
+
+/// Eight nodes claiming one due delivery at once: exactly one gets it; it is not
+/// claimable again (by anyone) until its lease runs out, nor before it is due; only the
+/// claim's holder records an attempt, which ends the claim; a finished one is never
+/// claimed again.
+async fn webhook_deliveries_are_claimed_by_one_node_at_a_time(store: &dyn Store) {
+    store.add_webhook(endpoint("a", 1)).await.unwrap();
+    let d = delivery(1, "a", "c1");
+    store.add_delivery(d.clone()).await.unwrap();
+    assert!(
+        !store.claim_delivery(&d, "early", 99, 1_000).await.unwrap(),
+        "not before it is due"
+    );
+    let claimers = (0..8).map(|n| {
+        let d = d.clone();
+        async move { store.claim_delivery(&d, &format!("n{n}"), 100, 1_100).await.unwrap() }
+    });
+    let won = futures_util::future::join_all(claimers).await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let holder = format!("n{}", won.iter().position(|w| *w).unwrap());
+    let stored = store.pending_deliveries(&["a".to_string()], 10).await.unwrap();
+    assert_eq!(
+        (stored[0].claimed_by.as_deref(), stored[0].claim_until),
+        (Some(holder.as_str()), Some(1_100))
+    );
+    assert!(!store.claim_delivery(&d, "late", 1_099, 2_000).await.unwrap());
+    // The holder died: its lease runs out and another node takes it.
+    assert!(store.claim_delivery(&d, "heir", 1_100, 2_100).await.unwrap());
+    let mut retry = stored[0].clone();
+    retry.due_at = 5_000;
+    retry.claim_until = None;
+    assert!(
+        !store.finish_delivery(retry.clone(), &holder).await.unwrap(),
+        "its claim was lost: nothing recorded"
+    );
+    retry.claimed_by = Some("heir".into());
+    assert!(store.finish_delivery(retry.clone(), "heir").await.unwrap());
+    assert_eq!(
+        store.pending_deliveries(&["a".to_string()], 10).await.unwrap(),
+        [retry.clone()]
+    );
+    assert!(
+        !store.claim_delivery(&d, "n1", 4_999, 9_000).await.unwrap(),
+        "retried at 5000"
+    );
+    assert!(store.claim_delivery(&d, "n1", 5_000, 9_000).await.unwrap());
+    let delivered = WebhookDelivery {
+        status: DeliveryStatus::Delivered,
+        claimed_by: Some("n1".into()),
+        ..retry
+    };
+    assert!(store.finish_delivery(delivered.clone(), "n1").await.unwrap());
+    assert!(!store.finish_delivery(delivered.clone(), "n1").await.unwrap(), "once");
+    assert!(!store.claim_delivery(&d, "n2", 100_000, 200_000).await.unwrap());
+    assert!(
+        store
+            .pending_deliveries(&["a".to_string()], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !store
+            .claim_delivery(&delivery(7, "a", "c7"), "n1", 100, 200)
+            .await
+            .unwrap(),
+        "absent"
+    );
+}
+
+/// Seqs handed out at once by many callers are each handed out once.
+async fn webhook_delivery_seqs_are_handed_out_once(store: &dyn Store) {
+    let takers = (0..8).map(|_| async move {
+        let mut mine = Vec::new();
+        for _ in 0..5 {
+            mine.push(store.next_delivery_seq().await.unwrap());
+        }
+        mine
+    });
+    let mut all: Vec<u64> = futures_util::future::join_all(takers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    all.sort();
+    assert_eq!(all, (1..=40).collect::<Vec<_>>());
 }
 
 // ---------- API tokens ----------
@@ -3542,6 +3644,8 @@ contract!(
     // webhooks: endpoints and their deliveries
     webhook_endpoints_are_added_once_replaced_and_deleted,
     webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint,
+    webhook_deliveries_are_claimed_by_one_node_at_a_time,
+    webhook_delivery_seqs_are_handed_out_once,
     // API tokens
     api_tokens_are_found_by_hash_revoked_once_and_touched,
 );

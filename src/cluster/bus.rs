@@ -46,6 +46,9 @@ pub enum AdminChange {
     /// A bot's webhook, or a category's bot, was set or removed: every node reloads the
     /// bots' hooks and the categories' bots (they are few).
     Bots {},
+    /// A webhook endpoint was registered, enabled, disabled or deleted: every node reads
+    /// the endpoints again (whether to make webhook events at all).
+    Webhooks {},
     /// A customer's line came in on this node for a conversation held by `agent` (their
     /// answer by mail, stored already): its `message` frame, for the agent's console
     /// wherever it is connected.

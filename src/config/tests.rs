@@ -201,6 +201,7 @@ fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
 fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
     let s = with(&[]).unwrap();
     assert_eq!(s.outbox_lease, Duration::from_secs(120));
+    assert_eq!(s.webhook_lease, Duration::from_secs(60));
     assert_eq!(s.outbox_retry_first, Duration::from_secs(30));
     assert_eq!(s.outbox_retry_max, Duration::from_secs(3600));
     assert_eq!(s.outbox_max_attempts, 12);
@@ -212,6 +213,7 @@ fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
         (vec![("FOLLOW_UP_MAIL_DELAY_SECS", "0")], "FOLLOW_UP_MAIL_DELAY_SECS"),
         (vec![("FOLLOW_UP_MAIL_DELAY_SECS", "soon")], "FOLLOW_UP_MAIL_DELAY_SECS"),
         (vec![("OUTBOX_LEASE_SECS", "5")], "OUTBOX_LEASE_SECS"),
+        (vec![("WEBHOOK_LEASE_SECS", "10")], "WEBHOOK_LEASE_SECS"),
         (vec![("OUTBOX_RETRY_FIRST_SECS", "x")], "OUTBOX_RETRY_FIRST_SECS"),
         (vec![("OUTBOX_MAX_ATTEMPTS", "0")], "OUTBOX_MAX_ATTEMPTS"),
         (vec![("APPOINTMENT_BOOKING_BURST", "0")], "APPOINTMENT_BOOKING_BURST"),

@@ -8,13 +8,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::mail_retry::{AfterFailure, RetryPolicy};
 
 /// Every event type, as the `type` field and an endpoint's `events` name them.
-pub const EVENT_TYPES: [&str; 6] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "conversation.created",
     "conversation.assigned",
+    "conversation.transferred",
     "conversation.status_changed",
     "message.created",
     "rating.given",
     "offline_message.created",
+    "appointment.booked",
+    "appointment.rescheduled",
+    "appointment.cancelled",
 ];
 
 /// Is `name` an event type?
@@ -22,12 +26,13 @@ pub fn is_event_type(name: &str) -> bool {
     EVENT_TYPES.contains(&name)
 }
 
-/// When a failed delivery is tried again: 1 s, doubling to 10 minutes; the 15th failure
-/// (about an hour and ten minutes after the first) gives it up.
+/// When a failed delivery is tried again: 1 s, doubling to an hour, then hourly; the 36th
+/// failure, a day (24 h 8 min) after the first, gives it up. A receiver down for most of a
+/// day gets every event once back, within an hour.
 pub const RETRY: RetryPolicy = RetryPolicy {
     first_ms: 1_000,
-    max_ms: 600_000,
-    max_attempts: 15,
+    max_ms: 3_600_000,
+    max_attempts: 36,
 };
 
 /// What follows a failed attempt at `now` of a delivery that failed `failed_before` times.
@@ -84,10 +89,17 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || first == 0x2001 && ip.segments()[1] == 0x0db8)
 }
 
+/// The instant a pending delivery may go: when it is due, or when another node's claim on
+/// it runs out if that is later (while a claim runs, only its holder sends it).
+pub fn goes_at(due_at: i64, claim_until: Option<i64>) -> i64 {
+    due_at.max(claim_until.unwrap_or(i64::MIN))
+}
+
 /// Which pending deliveries may go now: of each (endpoint, ordering key), only the first
 /// by `seq` (a later event of a conversation waits for the earlier one to be delivered or
-/// given up), and only when it is due and its endpoint enabled. `pending` is by `seq`;
-/// each item is (endpoint, ordering key, due at, endpoint enabled). Returns indexes.
+/// given up, even while another node sends the earlier one), and only when it may go
+/// ([`goes_at`]) and its endpoint is enabled. `pending` is by `seq`; each item is
+/// (endpoint, ordering key, goes at, endpoint enabled). Returns indexes.
 pub fn ready<'a>(pending: impl IntoIterator<Item = (&'a str, &'a str, i64, bool)>, now: i64) -> Vec<usize> {
     let mut heads = std::collections::HashSet::new();
     let mut out = Vec::new();
@@ -136,6 +148,34 @@ mod tests {
             ("e3", "c3", 0, false), // disabled: waits
         ];
         assert_eq!(ready(pending, 10), [2, 3]);
+    }
+
+    #[test]
+    fn a_claimed_delivery_goes_once_its_claim_runs_out_and_holds_its_conversation_meanwhile() {
+        assert_eq!(goes_at(10, None), 10);
+        assert_eq!(goes_at(10, Some(60)), 60, "claimed by another node until 60");
+        assert_eq!(goes_at(10, Some(5)), 10, "a claim ended before it was due");
+        let pending = [
+            ("e1", "c1", goes_at(0, Some(60)), true), // another node sends it
+            ("e1", "c1", goes_at(0, None), true),     // so this one waits behind it
+        ];
+        assert!(ready(pending, 10).is_empty());
+        assert_eq!(ready(pending, 60), [0], "the lease ran out: it goes again, first");
+    }
+
+    #[test]
+    fn a_failing_delivery_is_tried_for_a_day_at_most_an_hour_apart_then_disables_its_endpoint() {
+        const HOUR: i64 = 3_600_000;
+        let first_failure = 1_000_000;
+        let (mut now, mut failed, mut longest) = (first_failure, 0, 0);
+        while let Failed::RetryAt(at) = after_failure(failed, now) {
+            longest = longest.max(at - now);
+            (now, failed) = (at, failed + 1);
+        }
+        let tried_for = now - first_failure;
+        assert!((24 * HOUR..25 * HOUR).contains(&tried_for), "{tried_for} ms");
+        assert_eq!(longest, HOUR, "capped at an hour between tries");
+        assert_eq!(failed + 1, RETRY.max_attempts);
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::appointments::ics::Method;
 use crate::appointments::mails;
 use crate::core::reschedule::{RescheduleRefusal, check_move};
 use crate::store::{Appointment, AppointmentStatus, Rescheduling, StoreError};
+use crate::webhooks::event::Event;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -232,6 +233,9 @@ async fn reschedule(
         match state.store.reschedule_appointment_with_mail(moved, mail).await {
             Ok(Rescheduling::Moved(now)) => {
                 metrics::counter!("switchboard_appointments_rescheduled_total").increment(1);
+                if let Some(hooks) = state.archive.webhooks() {
+                    hooks.emit(Event::appointment_rescheduled(&was, &now, crate::clock::now_ms()));
+                }
                 return Ok(Json(Rescheduled {
                     outcome: "rescheduled",
                     appointment: view(&state, &now, &body.token, &base).await?,

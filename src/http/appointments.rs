@@ -36,6 +36,7 @@ use crate::core::names::checked_name;
 use crate::core::representatives::{Candidate, choose};
 use crate::core::schedule::{Calendar, Slot};
 use crate::store::{Account, Appointment, AppointmentStatus, Cancellation, Millis, Role, StoreError};
+use crate::webhooks::event::Event;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -619,6 +620,9 @@ async fn book_checked(
         match state.store.book_appointment_with_mail(appointment.clone(), mail).await {
             Ok(()) => {
                 metrics::counter!("switchboard_appointments_booked_total").increment(1);
+                if let Some(hooks) = state.archive.webhooks() {
+                    hooks.emit(Event::appointment_booked(&appointment));
+                }
                 let view = customer_view(
                     state,
                     &calendar,
@@ -845,6 +849,9 @@ pub(super) async fn cancel_with_mail(
     let (outcome, a) = match done {
         Cancellation::Cancelled(a) => {
             metrics::counter!("switchboard_appointments_cancelled_total").increment(1);
+            if let Some(hooks) = state.archive.webhooks() {
+                hooks.emit(Event::appointment_cancelled(&a));
+            }
             ("cancelled", a)
         }
         Cancellation::AlreadyCancelled(a) => ("already_cancelled", a),

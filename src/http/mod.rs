@@ -220,6 +220,16 @@ impl Modify for SessionSchemes {
     }
 }
 
+/// The webhook payloads (the envelope and each event type's `data`) among the schemas;
+/// the `webhooks` section naming them is added where the document is served.
+struct WebhookPayloads;
+
+impl Modify for WebhookPayloads {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        crate::webhooks::schema::register(openapi.components.get_or_insert_with(Default::default));
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchboard", description = "Presence and chat-routing hub: HTTP API. The websocket protocol is in docs/protocol.md. \
@@ -228,7 +238,7 @@ Every error is an `ErrorBody` with a stable `code`. Agent and admin operations (
 token or the `sb_session` cookie; an API token (`sbt_…`) as a bearer token, never in a URL. A 500 `internal` would be a bug and is not listed per operation; while the hub is starting \
 or stopping any operation may answer 503; limits in front of the API (request time, connections per address) are \
 described in the README."),
-    modifiers(&SessionSchemes),
+    modifiers(&SessionSchemes, &WebhookPayloads),
     tags(
         (name = "public", description = "Open to anyone"),
         (name = "session", description = "Agent and admin sign-in (whitelisted addresses only)"),
@@ -316,6 +326,11 @@ pub fn is_staff_path(path: &str) -> bool {
 /// and the document served at `/api/openapi.json`.
 pub fn router(state: AppState, operations: OpenApiRouter<AppState>) -> Router<AppState> {
     let (api, doc) = api(operations);
+    // OpenAPI 3.1's `webhooks`, which utoipa does not model: the requests this hub sends.
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    if let Some(top) = doc.as_object_mut() {
+        top.insert("webhooks".into(), crate::webhooks::schema::section());
+    }
     let doc = Arc::new(doc);
     api.route(
         "/api/openapi.json",

@@ -14,6 +14,7 @@ use super::error::{ApiJson, ApiQuery, JsonResult, StoreAnswer, page_limit};
 use super::responses::{AdminsOnly, BadQuery, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
+use crate::cluster::bus::AdminChange;
 use crate::core::webhooks::{EVENT_TYPES, is_event_type};
 use crate::store::{DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint};
 use crate::webhooks::{sign, target};
@@ -173,9 +174,7 @@ async fn create(
         created_at: crate::clock::now_ms(),
     };
     state.store.add_webhook(endpoint.clone()).await?;
-    if let Some(hooks) = state.archive.webhooks() {
-        hooks.endpoints_changed().await;
-    }
+    endpoints_changed(&state).await;
     let secret = endpoint.secret.clone();
     Ok((
         StatusCode::CREATED,
@@ -217,9 +216,7 @@ async fn update(
         .put_webhook(endpoint.clone())
         .await
         .missing_as(ApiError::NotFound("webhook"))?;
-    if let Some(hooks) = state.archive.webhooks() {
-        hooks.endpoints_changed().await;
-    }
+    endpoints_changed(&state).await;
     Ok(Json(endpoint.into()))
 }
 
@@ -236,10 +233,20 @@ async fn delete(_: AdminOnly, State(state): State<AppState>, Path(id): Path<Stri
         .delete_webhook(&id)
         .await
         .missing_as(ApiError::NotFound("webhook"))?;
+    endpoints_changed(&state).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Endpoints changed: this node's webhooks read them again at once, and every other
+/// node's once told on the admin bus. The change is saved either way: with Redis away the
+/// others' deliverers read it at their next look (twice a second), so it is not refused.
+async fn endpoints_changed(state: &AppState) {
     if let Some(hooks) = state.archive.webhooks() {
         hooks.endpoints_changed().await;
     }
-    Ok(StatusCode::NO_CONTENT)
+    if let Err(e) = super::admin::tell_other_nodes(state, AdminChange::Webhooks {}).await {
+        tracing::warn!(error = ?e, "other nodes see a webhook endpoint's change at their next look");
+    }
 }
 
 /// An endpoint's delivery log, newest first.

@@ -15,6 +15,8 @@ pub struct Appliers {
     pub hub: Hub,
     pub sessions: Sessions,
     pub api_tokens: crate::api_tokens::ApiTokens,
+    /// This node's webhooks, told when endpoints changed elsewhere.
+    pub webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 impl ApplyAdminChanges for Appliers {
@@ -48,6 +50,12 @@ impl ApplyAdminChanges for Appliers {
                 self.hub.conversation_changed(record).await.map_err(|e| e.to_string())
             }
             AdminChange::Bots {} => crate::hub::bot_calls::told(&self.store, &self.hub).await,
+            AdminChange::Webhooks {} => {
+                if let Some(webhooks) = &self.webhooks {
+                    webhooks.endpoints_changed().await;
+                }
+                Ok(())
+            }
             AdminChange::ApiTokenRevoked { id } => {
                 self.api_tokens.forget(&id);
                 crate::hub::bot_token_revoked(&self.store, &self.hub, &id).await

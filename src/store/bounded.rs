@@ -194,10 +194,11 @@ bounded!(WebhookStore {
     write put_webhook(endpoint: WebhookEndpoint) -> ();
     write delete_webhook(id: &str) -> ();
     write add_delivery(delivery: WebhookDelivery) -> ();
-    write put_delivery(delivery: WebhookDelivery) -> ();
+    write claim_delivery(delivery: &WebhookDelivery, node: &str, now: Millis, until: Millis) -> bool;
+    write finish_delivery(delivery: WebhookDelivery, node: &str) -> bool;
     read pending_deliveries(of: &[String], limit: usize) -> Vec<WebhookDelivery>;
     read deliveries_of(endpoint_id: &str, limit: usize) -> Vec<WebhookDelivery>;
-    read last_delivery_seq() -> u64;
+    write next_delivery_seq() -> u64;
 });
 
 bounded!(ApiTokenStore {

@@ -3,8 +3,14 @@
 //!
 //! A delivery is written once per (event, endpoint) before any attempt, so an event
 //! accepted is never lost to a restart; the deliverer takes pending ones oldest first
-//! (`seq` orders them) and records every attempt in the delivery itself. Ids are
-//! unique: adding one that is stored is `Conflict`, nothing written.
+//! (`seq` orders them, one sequence for every node: [`WebhookStore::next_delivery_seq`])
+//! and records every attempt in the delivery itself. Ids are unique: adding one that is
+//! stored is `Conflict`, nothing written.
+//!
+//! Several nodes run a deliverer over the same deliveries, so each sends one only under a
+//! claim with a lease, as the mail outbox does (`store::outbox`): a claim is one atomic
+//! step (of two claimers one gets it), recording an attempt succeeds only for the claim's
+//! holder, and a node that dies mid-send leaves a lease that simply runs out.
 
 use async_trait::async_trait;
 
@@ -32,7 +38,7 @@ pub struct WebhookEndpoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
-    /// Waiting for its `due_at` (a first try or a retry).
+    /// Waiting for its `due_at` (a first try or a retry), or being sent under a claim.
     Pending,
     /// The endpoint answered 2xx.
     Delivered,
@@ -54,7 +60,8 @@ pub struct DeliveryAttempt {
 /// One event on its way to one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WebhookDelivery {
-    /// `<seq>-<endpoint id>`.
+    /// `<event id>-<endpoint id>` (one per event and endpoint, whichever node writes it);
+    /// a delivery sent again adds `-<seq>`.
     #[serde(rename = "_id")]
     pub id: String,
     pub endpoint_id: String,
@@ -70,6 +77,24 @@ pub struct WebhookDelivery {
     pub due_at: Millis,
     pub attempts: Vec<DeliveryAttempt>,
     pub created_at: Millis,
+    /// The node holding the claim to send it, if it was ever claimed.
+    #[serde(default)]
+    pub claimed_by: Option<String>,
+    /// The claim's end: after it, another node may claim it again.
+    #[serde(default)]
+    pub claim_until: Option<Millis>,
+}
+
+impl WebhookDelivery {
+    /// Whether a claim at `now` may take it: pending, due, and unclaimed or its lease over.
+    pub fn claimable(&self, now: Millis) -> bool {
+        self.status == DeliveryStatus::Pending && self.due_at <= now && self.claim_until.is_none_or(|c| c <= now)
+    }
+
+    /// Whether `node` may record an attempt: it is pending and `node` holds its claim.
+    pub fn claimed_by(&self, node: &str) -> bool {
+        self.status == DeliveryStatus::Pending && self.claimed_by.as_deref() == Some(node)
+    }
 }
 
 /// Webhook endpoints and their deliveries.
@@ -87,13 +112,29 @@ pub trait WebhookStore: Send + Sync {
     async fn delete_webhook(&self, id: &str) -> StoreResult<()>;
     /// Stores a new delivery; `Conflict` when its id is taken.
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()>;
-    /// Replaces a stored delivery; `NotFound` when absent.
-    async fn put_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()>;
+    /// Claims the stored form of `delivery` (as a listing read it) for `node` until
+    /// `until` when that is claimable at `now` ([`WebhookDelivery::claimable`]), in one
+    /// atomic step: of concurrent claimers exactly one gets it. False (nothing changed)
+    /// when it is not claimable (any more) or absent.
+    async fn claim_delivery(
+        &self,
+        delivery: &WebhookDelivery,
+        node: &str,
+        now: Millis,
+        until: Millis,
+    ) -> StoreResult<bool>;
+    /// Replaces the stored delivery with `delivery` (an attempt recorded, its claim ended)
+    /// only while it is pending and `node` holds its claim ([`WebhookDelivery::claimed_by`]);
+    /// false (nothing changed) otherwise, e.g. when the lease ran out and another node took
+    /// it; `NotFound` when absent (deleted with its endpoint).
+    async fn finish_delivery(&self, delivery: WebhookDelivery, node: &str) -> StoreResult<bool>;
     /// Up to `limit` pending deliveries to the endpoints `of` (the enabled ones), by `seq`:
     /// a disabled endpoint's backlog, kept for when it is enabled again, never hides others'.
     async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
     /// An endpoint's newest `limit` deliveries, newest (highest `seq`) first.
     async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
-    /// The highest `seq` stored, 0 when none: where a restarted deliverer counts on from.
-    async fn last_delivery_seq(&self) -> StoreResult<u64>;
+    /// A new `seq`, above every one handed out before and every delivery's stored when
+    /// the store was opened, each handed out once across all nodes (an atomic counter in
+    /// the store): the order deliveries are written in, whichever node writes them.
+    async fn next_delivery_seq(&self) -> StoreResult<u64>;
 }

@@ -1,8 +1,12 @@
-//! The deliverer: takes the pending deliveries that may go now (`core::webhooks::ready`:
-//! the first of each conversation per endpoint, due, endpoint enabled), sends each signed,
-//! with a timeout and a cap on the answer read, and records the attempt (status, latency,
-//! the answer's start). A 2xx delivers; anything else is tried again later, and the
-//! last failure disables the endpoint (logged as an error: an admin must look).
+//! The deliverer, one per node: takes the pending deliveries that may go now
+//! (`core::webhooks::ready`: the first of each conversation per endpoint, due, not claimed
+//! by another node, endpoint enabled), claims each for `WEBHOOK_LEASE_SECS` (one atomic
+//! step in the store: of two nodes one gets it, so a delivery is sent by one node at a
+//! time), sends it signed, with a timeout and a cap on the answer read, and records the
+//! attempt (status, latency, the answer's start) under its claim. A 2xx delivers; anything
+//! else is tried again later, and the last failure disables the endpoint (logged as an
+//! error: an admin must look). A node killed mid-send leaves a claim that runs out, and
+//! another node sends the delivery again (at least once).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -14,7 +18,7 @@ use super::Webhooks;
 use super::sign::{EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
 use super::target;
 use crate::clock::now_ms;
-use crate::core::webhooks::{Failed, after_failure, ready};
+use crate::core::webhooks::{Failed, after_failure, goes_at, ready};
 use crate::store::{DeliveryAttempt, DeliveryStatus, SharedStore, WebhookDelivery, WebhookEndpoint};
 
 /// How long a receiver has to answer.
@@ -28,9 +32,18 @@ const LOOK_EVERY: Duration = Duration::from_millis(500);
 /// Pending deliveries looked at in one round.
 const BATCH: usize = 1_000;
 
-pub async fn run(store: SharedStore, hooks: Webhooks, shutdown: CancellationToken) {
+/// Whose claims this deliverer takes and for how long.
+pub struct Claims {
+    /// This node's id (`NODE_ID`).
+    pub node: String,
+    /// `WEBHOOK_LEASE_SECS`: longer than an attempt may take ([`TIMEOUT`]), so a claim
+    /// never runs out while its holder still sends.
+    pub lease: Duration,
+}
+
+pub async fn run(store: SharedStore, hooks: Webhooks, claims: Claims, shutdown: CancellationToken) {
     loop {
-        if let Err(e) = round(&store, &hooks).await {
+        if let Err(e) = round(&store, &hooks, &claims).await {
             tracing::warn!(error = %e, "webhook deliveries wait for the store");
         }
         tokio::select! {
@@ -41,9 +54,12 @@ pub async fn run(store: SharedStore, hooks: Webhooks, shutdown: CancellationToke
     }
 }
 
-async fn round(store: &SharedStore, hooks: &Webhooks) -> crate::store::StoreResult<()> {
+async fn round(store: &SharedStore, hooks: &Webhooks, claims: &Claims) -> crate::store::StoreResult<()> {
     let endpoints: HashMap<String, WebhookEndpoint> =
         store.webhooks().await?.into_iter().map(|e| (e.id.clone(), e)).collect();
+    // Changed through another node: its admin bus message tells this node at once; this
+    // look catches one missed (Redis away), within `LOOK_EVERY`.
+    hooks.seen(endpoints.values());
     let enabled: Vec<String> = endpoints.values().filter(|e| e.enabled).map(|e| e.id.clone()).collect();
     let pending = store.pending_deliveries(&enabled, BATCH).await?;
     if pending.is_empty() {
@@ -53,16 +69,23 @@ async fn round(store: &SharedStore, hooks: &Webhooks) -> crate::store::StoreResu
     let go = ready(
         pending.iter().map(|d| {
             let enabled = endpoints.get(&d.endpoint_id).is_some_and(|e| e.enabled);
-            (d.endpoint_id.as_str(), d.ordering_key.as_str(), d.due_at, enabled)
+            let at = goes_at(d.due_at, d.claim_until);
+            (d.endpoint_id.as_str(), d.ordering_key.as_str(), at, enabled)
         }),
         now,
     );
+    let until = now + i64::try_from(claims.lease.as_millis()).unwrap_or(i64::MAX);
     let mut attempts = JoinSet::new();
     for i in go {
-        let delivery = pending[i].clone();
+        let mut delivery = pending[i].clone();
         let Some(endpoint) = endpoints.get(&delivery.endpoint_id).cloned() else {
             continue;
         };
+        // Another node took it since it was read (and sends it), or it was finished.
+        if !store.claim_delivery(&delivery, &claims.node, now, until).await? {
+            continue;
+        }
+        delivery.claimed_by = Some(claims.node.clone());
         let allow_private = hooks.allow_private;
         attempts.spawn(async move {
             let attempt = attempt(&endpoint, &delivery, allow_private).await;
@@ -74,7 +97,7 @@ async fn round(store: &SharedStore, hooks: &Webhooks) -> crate::store::StoreResu
         let Ok((endpoint, delivery, (attempt, ok))) = done else {
             continue;
         };
-        endpoints_changed |= record(store, endpoint, delivery, attempt, ok).await?;
+        endpoints_changed |= record(store, &claims.node, endpoint, delivery, attempt, ok).await?;
     }
     if endpoints_changed {
         hooks.refresh().await;
@@ -82,9 +105,11 @@ async fn round(store: &SharedStore, hooks: &Webhooks) -> crate::store::StoreResu
     Ok(())
 }
 
-/// Stores how an attempt went; true when its endpoint was disabled.
+/// Stores how `node`'s attempt went, under its claim (which ends); true when its endpoint
+/// was disabled.
 async fn record(
     store: &SharedStore,
+    node: &str,
     mut endpoint: WebhookEndpoint,
     mut delivery: WebhookDelivery,
     attempt: DeliveryAttempt,
@@ -93,6 +118,7 @@ async fn record(
     let failed_before = u32::try_from(delivery.attempts.len()).unwrap_or(u32::MAX);
     let at = attempt.at;
     delivery.attempts.push(attempt);
+    delivery.claim_until = None;
     let mut disabled = false;
     if ok {
         delivery.status = DeliveryStatus::Delivered;
@@ -105,10 +131,17 @@ async fn record(
             }
         }
     }
-    match store.put_delivery(delivery.clone()).await {
+    match store.finish_delivery(delivery.clone(), node).await {
+        Ok(true) => {}
+        // The lease ran out mid-send and another node took it: it may have gone twice
+        // (at least once), and that node records its own attempt.
+        Ok(false) => {
+            tracing::warn!(delivery = %delivery.id, "a webhook delivery's claim was lost while sending it");
+            return Ok(false);
+        }
         // Deleted with its endpoint meanwhile.
         Err(crate::store::StoreError::NotFound) => return Ok(false),
-        other => other?,
+        Err(e) => return Err(e),
     }
     if disabled {
         tracing::error!(endpoint = %endpoint.id, url = %endpoint.url, "a webhook endpoint failed {} times in a row and is disabled; its deliveries wait until an admin enables it", delivery.attempts.len());

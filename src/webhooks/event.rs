@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::core::conversation::Status;
 use crate::store::{
-    ArchivedMessage, ConversationOpened, ConversationRecord, ConversationStatus, Millis, OfflineMessage, Rating, Side,
+    Appointment, ArchivedMessage, ConversationOpened, ConversationRecord, ConversationStatus, ConversationTransferred,
+    Millis, OfflineMessage, Rating, Side,
 };
 
 /// One event, before it is fanned out to the endpoints that want it.
@@ -22,9 +23,16 @@ pub struct Event {
     pub data: Value,
 }
 
+/// The schema's version every body carries: fields may be added within it; a change a
+/// receiver must know of (a field renamed, removed or of another type) would be a new one.
+pub const VERSION: &str = "1";
+
 /// The body of a delivery.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Envelope<'a> {
+    /// The schema's version: "1".
+    #[schema(example = "1")]
+    pub version: &'a str,
     /// The event's id: the same in every retry (a receiver drops ids it has seen).
     pub id: &'a str,
     /// One of the event types (`conversation.created` …).
@@ -32,7 +40,8 @@ pub struct Envelope<'a> {
     pub event_type: &'a str,
     /// When it happened, ms since the Unix epoch.
     pub created_at: Millis,
-    /// What the type carries (see docs/webhooks.md).
+    /// What the type carries: each type's `data` schema (`webhooks` in this document,
+    /// docs/webhooks.md).
     #[schema(value_type = Object)]
     pub data: &'a Value,
 }
@@ -48,9 +57,22 @@ impl Event {
         }
     }
 
+    /// An event that happens once to `what` (a conversation's creation, a message), whose
+    /// id is therefore derived from it: two nodes that both make it (a chat's lines archived
+    /// again by the node its chat ends on, or after a hand-over) make one event, which the
+    /// store keeps as one delivery per endpoint, and a receiver can drop a repeat by its id.
+    fn once(event_type: &'static str, what: &str, ordering_key: &str, created_at: Millis, data: Value) -> Self {
+        let name = format!("{event_type}:{what}");
+        Self {
+            id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
+            ..Self::new(event_type, ordering_key, created_at, data)
+        }
+    }
+
     /// The JSON body sent, exactly as signed.
     pub fn body(&self) -> String {
         serde_json::to_string(&Envelope {
+            version: VERSION,
             id: &self.id,
             event_type: self.event_type,
             created_at: self.created_at,
@@ -61,8 +83,9 @@ impl Event {
 
     /// A customer was paired with an agent: their conversation exists.
     pub fn conversation_created(opened: &ConversationOpened) -> Self {
-        Self::new(
+        Self::once(
             "conversation.created",
+            &opened.id,
             &opened.id,
             opened.paired_at,
             json!({
@@ -96,6 +119,57 @@ impl Event {
         )
     }
 
+    /// An agent handed a running conversation on: to a colleague (`to_agent_id`) or to a
+    /// category's line (`to_agent_id` null). `category`: the one it is in now. The
+    /// transfer's note is not sent: it is for colleagues, as internal notes are.
+    pub fn conversation_transferred(t: &ConversationTransferred, category: &str) -> Self {
+        let what = format!(
+            "{}@{}:{}>{}/{}",
+            t.id,
+            t.at,
+            t.from_agent_id,
+            t.to_agent_id.as_deref().unwrap_or(""),
+            t.to_category.as_deref().unwrap_or("")
+        );
+        Self::once(
+            "conversation.transferred",
+            &what,
+            &t.id,
+            t.at,
+            json!({
+                "conversation_id": t.id,
+                "category": category,
+                "from_agent_id": t.from_agent_id,
+                "from_agent_name": t.from_agent_name,
+                "to_agent_id": t.to_agent_id,
+                "to_agent_name": t.to_agent_name,
+                "to_category": t.to_category,
+                "at": t.at,
+            }),
+        )
+    }
+
+    /// A transfer gave a conversation to the named agent `t.to_agent_id`: handed straight
+    /// to them, or taken by them from the line it was handed to at `handed_at` (which,
+    /// with the agent, names the assignment: two nodes recording it make one event).
+    pub fn assigned_by_transfer(t: &ConversationTransferred, category: &str, handed_at: Millis) -> Option<Self> {
+        let agent = t.to_agent_id.as_deref()?;
+        Some(Self::once(
+            "conversation.assigned",
+            &format!("{}@{handed_at}:{agent}", t.id),
+            &t.id,
+            t.at,
+            json!({
+                "conversation_id": t.id,
+                "category": category,
+                "agent_id": agent,
+                "agent_name": t.to_agent_name,
+                "previous_agent_id": t.from_agent_id,
+                "at": t.at,
+            }),
+        ))
+    }
+
     /// A conversation's status changed (`resolved` included).
     pub fn status_changed(record: &ConversationRecord, from: Status, at: Millis) -> Self {
         Self::new(
@@ -120,8 +194,9 @@ impl Event {
         if message.from == Side::System {
             return None;
         }
-        Some(Self::new(
+        Some(Self::once(
             "message.created",
+            &message.id,
             conversation_id,
             message.at,
             json!({
@@ -149,6 +224,56 @@ impl Event {
                 "at": rating.at,
             }),
         )
+    }
+
+    /// A customer booked appointment `a`.
+    pub fn appointment_booked(a: &Appointment) -> Self {
+        Self::appointment("appointment.booked", a, &a.id, a.created_at, |data| {
+            data.insert("name".into(), json!(a.name));
+            data.insert("email".into(), json!(a.email));
+            data.insert("comment".into(), json!(a.comment));
+            data.insert("created_at".into(), json!(a.created_at));
+        })
+    }
+
+    /// Appointment `was` moved to another slot (or representative): `now`, at `at`.
+    pub fn appointment_rescheduled(was: &Appointment, now: &Appointment, at: Millis) -> Self {
+        let what = format!("{}#{}", now.id, now.sequence);
+        Self::appointment("appointment.rescheduled", now, &what, at, |data| {
+            data.insert("previous_start".into(), json!(was.start));
+            data.insert("previous_end".into(), json!(was.end));
+            data.insert("previous_representative_id".into(), json!(was.representative_id));
+            data.insert("at".into(), json!(at));
+        })
+    }
+
+    /// Appointment `a` was cancelled (by its customer or by staff).
+    pub fn appointment_cancelled(a: &Appointment) -> Self {
+        let at = a.cancelled_at.unwrap_or(a.created_at);
+        Self::appointment("appointment.cancelled", a, &a.id, at, |data| {
+            data.insert("reason".into(), json!(a.cancel_reason));
+            data.insert("cancelled_at".into(), json!(a.cancelled_at));
+        })
+    }
+
+    /// An appointment's event (once per `what`, in order per appointment): the fields
+    /// every appointment event has, and those `more` adds.
+    fn appointment(
+        event_type: &'static str,
+        a: &Appointment,
+        what: &str,
+        at: Millis,
+        more: impl FnOnce(&mut serde_json::Map<String, Value>),
+    ) -> Self {
+        let mut data = serde_json::Map::new();
+        data.insert("appointment_id".into(), json!(a.id));
+        data.insert("category".into(), json!(a.category));
+        data.insert("representative_id".into(), json!(a.representative_id));
+        data.insert("start".into(), json!(a.start));
+        data.insert("end".into(), json!(a.end));
+        data.insert("sequence".into(), json!(a.sequence));
+        more(&mut data);
+        Self::once(event_type, what, &a.id, at, Value::Object(data))
     }
 
     pub fn offline_message_created(message: &OfflineMessage) -> Self {

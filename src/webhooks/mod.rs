@@ -1,5 +1,6 @@
-//! Signed webhooks: events of the desk (a conversation created, its status changed, a
-//! message, a rating, an offline message) sent to the endpoints admins registered.
+//! Signed webhooks: events of the desk (a conversation created, assigned, transferred, its
+//! status changed, a message, a rating, an offline message, an appointment booked,
+//! rescheduled or cancelled) sent to the endpoints admins registered.
 //!
 //! The hub and the HTTP handlers hand events to [`Webhooks::emit`], which never waits: a
 //! bounded queue feeds one task that writes a delivery per endpoint wanting the event into
@@ -8,11 +9,16 @@
 //! sends them, signed ([`sign`]), in order per conversation, retried with capped
 //! backoff (`core::webhooks`), each attempt logged in its delivery.
 //!
-//! One node: two nodes each run a deliverer over the same store and could each send a
-//! delivery once (it stays at least once; claims as the mail outbox has are not here yet).
+//! Several nodes: each emits the events of what it does (a chat's from the node that
+//! archives it, a status change from the node whose change took effect, an HTTP call's
+//! from the node that answered it), numbers its deliveries from the store's one counter
+//! (`seq`, so they interleave in the order written whichever node wrote them), and runs a
+//! deliverer that sends a delivery only under its claim: one delivery per event and
+//! endpoint, sent by one node at a time.
 
 pub mod deliver;
 pub mod event;
+pub mod schema;
 pub mod sign;
 pub mod target;
 
@@ -27,8 +33,8 @@ use tokio_util::sync::CancellationToken;
 use self::event::Event;
 use crate::clock::now_ms;
 use crate::store::{
-    ArchiveEvent, ConversationKind, ConversationOpened, DeliveryStatus, SharedStore, StoreError, StoreResult,
-    WebhookDelivery,
+    ArchiveEvent, ConversationKind, ConversationOpened, ConversationTransferred, DeliveryStatus, Millis, SharedStore,
+    StoreError, StoreResult, WebhookDelivery, WebhookEndpoint,
 };
 
 /// Events waiting to be written as deliveries. Thousands of events a minute at most on a
@@ -36,7 +42,7 @@ use crate::store::{
 const QUEUE: usize = 10_000;
 
 /// What the writing task is given: a new event, or an admin's "send again" of a logged
-/// delivery (numbered by the same task, so `seq` stays one sequence).
+/// delivery (written by the same task, behind the events queued before it).
 enum Work {
     Event(Event),
     /// The new delivery, stored, is answered on the channel.
@@ -59,18 +65,22 @@ pub struct Webhooks {
 
 impl Webhooks {
     /// Starts the task writing deliveries and the deliverer.
-    pub fn start(store: SharedStore, allow_private: bool, shutdown: CancellationToken) -> Self {
+    pub fn start(store: SharedStore, settings: &crate::config::Settings, shutdown: CancellationToken) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let hooks = Self {
             tx,
             active: Arc::default(),
             wake: Arc::default(),
             store,
-            allow_private,
+            allow_private: settings.webhook_allow_private,
             buddy_chats: Arc::default(),
         };
+        let claims = deliver::Claims {
+            node: settings.node_id.clone(),
+            lease: settings.webhook_lease,
+        };
         tokio::spawn(fan_out(hooks.clone(), rx, shutdown.clone()));
-        tokio::spawn(deliver::run(hooks.store.clone(), hooks.clone(), shutdown));
+        tokio::spawn(deliver::run(hooks.store.clone(), hooks.clone(), claims, shutdown));
         hooks
     }
 
@@ -125,6 +135,27 @@ impl Webhooks {
             .then(|| Event::conversation_assigned(opened, previous))
     }
 
+    /// The events of an agent handing conversation `t.id` on (in `category` now):
+    /// `conversation.transferred`, and `conversation.assigned` when it went straight to a
+    /// named colleague.
+    pub fn handed_on(&self, t: &ConversationTransferred, category: &str) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
+        self.emit(Event::conversation_transferred(t, category));
+        if let Some(assigned) = Event::assigned_by_transfer(t, category, t.at) {
+            self.emit(assigned);
+        }
+    }
+
+    /// The event of an agent taking conversation `t.id` from the line it was handed to at
+    /// `handed_at`: `conversation.assigned`, from the agent who handed it on.
+    pub fn taken_from_line(&self, t: &ConversationTransferred, category: &str, handed_at: Millis) {
+        if let Some(assigned) = Event::assigned_by_transfer(t, category, handed_at) {
+            self.emit(assigned);
+        }
+    }
+
     /// Reads the endpoints again after an admin changed them: events are made while one
     /// is enabled, and the deliverer looks at once.
     pub async fn endpoints_changed(&self) {
@@ -134,21 +165,22 @@ impl Webhooks {
 
     async fn refresh(&self) {
         match self.store.webhooks().await {
-            Ok(endpoints) => self
-                .active
-                .store(endpoints.iter().any(|e| e.enabled), Ordering::Relaxed),
+            Ok(endpoints) => self.seen(&endpoints),
             Err(e) => tracing::warn!(error = %e, "webhook endpoints could not be read"),
         }
+    }
+
+    /// Events are made from now on while one of `endpoints`, as just read, is enabled.
+    fn seen<'a>(&self, endpoints: impl IntoIterator<Item = &'a WebhookEndpoint>) {
+        let any = endpoints.into_iter().any(|e| e.enabled);
+        self.active.store(any, Ordering::Relaxed);
     }
 }
 
 /// Writes a delivery per enabled endpoint wanting each event, in the order they came,
-/// numbering them on from the highest stored.
+/// each event's under a new `seq` from the store's counter.
 async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Work>, shutdown: CancellationToken) {
     let store = hooks.store.clone();
-    let Some(mut seq) = until_stored(&shutdown, || store.last_delivery_seq()).await else {
-        return;
-    };
     hooks.refresh().await;
     loop {
         let work = tokio::select! {
@@ -158,14 +190,18 @@ async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Work>, shutdown: Cancel
         let event = match work {
             Work::Event(event) => event,
             Work::Again(logged, answer) => {
-                seq += 1;
+                let Some(seq) = until_stored(&shutdown, || store.next_delivery_seq()).await else {
+                    return;
+                };
                 let again = WebhookDelivery {
-                    id: format!("{seq}-{}", logged.endpoint_id),
+                    id: format!("{}-{}-{seq}", logged.event_id, logged.endpoint_id),
                     seq,
                     status: DeliveryStatus::Pending,
                     due_at: now_ms(),
                     attempts: vec![],
                     created_at: now_ms(),
+                    claimed_by: None,
+                    claim_until: None,
                     ..logged
                 };
                 if !add_delivery(&store, &shutdown, &again).await {
@@ -182,13 +218,21 @@ async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Work>, shutdown: Cancel
         let Some(endpoints) = until_stored(&shutdown, || store.webhooks()).await else {
             return;
         };
-        for endpoint in endpoints
+        let wanting: Vec<_> = endpoints
             .iter()
             .filter(|e| e.enabled && e.events.iter().any(|t| t == event.event_type))
-        {
-            seq += 1;
+            .collect();
+        if wanting.is_empty() {
+            continue;
+        }
+        // One `seq` for the event: its deliveries' ids differ by endpoint.
+        let Some(seq) = until_stored(&shutdown, || store.next_delivery_seq()).await else {
+            return;
+        };
+        for endpoint in wanting {
             let delivery = WebhookDelivery {
-                id: format!("{seq}-{}", endpoint.id),
+                // One per event and endpoint: the same event made on two nodes is written once.
+                id: format!("{}-{}", event.id, endpoint.id),
                 endpoint_id: endpoint.id.clone(),
                 seq,
                 ordering_key: event.ordering_key.clone(),
@@ -199,6 +243,8 @@ async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Work>, shutdown: Cancel
                 due_at: now_ms(),
                 attempts: vec![],
                 created_at: now_ms(),
+                claimed_by: None,
+                claim_until: None,
             };
             if !add_delivery(&store, &shutdown, &delivery).await {
                 return;
@@ -212,7 +258,8 @@ async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Work>, shutdown: Cancel
 async fn add_delivery(store: &SharedStore, shutdown: &CancellationToken, delivery: &WebhookDelivery) -> bool {
     let added = until_stored(shutdown, || async {
         match store.add_delivery(delivery.clone()).await {
-            // Written by an earlier try whose answer was lost.
+            // Written by an earlier try whose answer was lost, or by another node that made
+            // the same event (`Event::once`).
             Err(StoreError::Conflict) => Ok(()),
             other => other,
         }

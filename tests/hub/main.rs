@@ -125,5 +125,7 @@ mod cluster_stall;
 mod cluster_last_word;
 // signed webhooks to a receiver the test starts
 mod webhooks;
+// the same across two nodes on MongoDB, one of them killed mid-send
+mod webhooks_cluster;
 // API tokens: scopes, refusals, rate, revocation across nodes
 mod api_tokens;

@@ -884,3 +884,118 @@ async fn appointment_answers_point_at_the_appointments_schema() {
     }
     hub.stop().await;
 }
+
+/// The webhook payloads are in the document (OpenAPI 3.1 `webhooks`: per event type the
+/// envelope with its `version`, the type's `data` schema and the signature headers), and
+/// what a receiver really gets matches them, with no field the schema does not name.
+#[tokio::test]
+async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let doc: Value = get_json(&hub, "/api/openapi.json").await;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let types = switchboard::core::webhooks::EVENT_TYPES;
+    let documented: BTreeSet<&str> = doc["webhooks"]
+        .as_object()
+        .expect("a webhooks section")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(documented, types.into_iter().collect(), "{}", doc["webhooks"]);
+    let envelope = &doc["components"]["schemas"]["WebhookEnvelope"];
+    let required: BTreeSet<&str> = envelope["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        required,
+        ["version", "id", "type", "created_at", "data"].into_iter().collect(),
+        "{envelope}"
+    );
+    let body_schema =
+        |t: &str| doc["webhooks"][t]["post"]["requestBody"]["content"]["application/json"]["schema"].clone();
+    let data_schema = |t: &str| resolve(&doc, &body_schema(t)["allOf"][1]["properties"]["data"]).clone();
+    for t in types {
+        let post = &doc["webhooks"][t]["post"];
+        let headers: Vec<&str> = post["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(headers.contains(&"Switchboard-Signature"), "{t}: {post}");
+        assert!(
+            data_schema(t)["properties"].as_object().is_some_and(|p| !p.is_empty()),
+            "{t}"
+        );
+    }
+
+    // A conversation's life and an offline message, as a receiver gets them.
+    let admin = hub.admin().await;
+    let (url, got) = crate::webhooks::receiver(0).await;
+    crate::webhooks::register(&admin, &url, &types).await;
+    let (mut ann, mut carla, chat) = hub.agent_and_customer_in_a_chat().await;
+    carla.say("Hello", "c1").await;
+    ann.next_of("message").await;
+    ann.say_in(&chat, "Hi Carla", "a1").await;
+    ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
+        .await;
+    carla.next_of("chat_ended").await;
+    let (status, _) = post(
+        &hub,
+        "/api/offline-messages",
+        json!({"category": "general", "name": "Olga", "email": "olga@example.com", "text": "Call me back"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // Dora's chat, handed to billing's line, where Bill takes it.
+    let mut dora = hub.customer("Dora", "general").await;
+    let dora_chat = ann.next_of("chat_started").await["chat_id"].clone();
+    dora.next_of("chat_started").await;
+    ann.send(json!({"type": "transfer", "chat_id": dora_chat, "to_category": "billing"}))
+        .await;
+    dora.next_of("queued").await;
+    let mut bill = hub.agent("bill", &["billing"], 1).await;
+    bill.next_of("chat_started").await;
+    // An appointment booked, moved and cancelled.
+    let (status, booked) = post(
+        &hub,
+        "/api/appointments",
+        json!({"start": at(2, 10), "name": "Eve", "email": "eve@example.com"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{booked}");
+    let token = booked["cancel_token"].clone();
+    let (status, _) = post(
+        &hub,
+        "/api/appointments/reschedule",
+        json!({"token": token, "start": at(2, 12)}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(&hub, "/api/appointments/cancel", json!({"token": token})).await;
+    assert_eq!(status, 200);
+
+    let deliveries = crate::webhooks::delivered(&got, 11).await;
+    let seen: BTreeSet<&str> = deliveries.iter().map(|(_, b)| b["type"].as_str().unwrap()).collect();
+    assert_eq!(seen.len(), types.len() - 1, "every type but a rating: {seen:?}");
+    for (_, body) in &deliveries {
+        let t = body["type"].as_str().unwrap();
+        assert_eq!(body["version"], "1", "{body}");
+        let errors = schema_errors(&doc, &body_schema(t), body);
+        assert!(errors.is_empty(), "{t}: {errors:?} in {body}");
+        let named = data_schema(t);
+        for field in body["data"].as_object().unwrap().keys() {
+            assert!(
+                named["properties"].get(field).is_some(),
+                "{t}: `{field}` is not in its schema: {body}"
+            );
+        }
+    }
+    hub.stop().await;
+}

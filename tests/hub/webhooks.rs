@@ -17,33 +17,54 @@ use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::common::*;
 
-/// What the receiver got: each delivery's headers and body, and how it answered.
+/// What the receiver got: each delivery's headers and body, and how it answered (0: not
+/// at all, held).
 #[derive(Default)]
 pub(crate) struct Received {
-    deliveries: Vec<(HeaderMap, String, u16)>,
+    pub deliveries: Vec<(HeaderMap, String, u16)>,
     /// Answers 500 to this many requests first.
-    fail_first: usize,
+    pub fail_first: usize,
+    /// Holds this many requests first, never answering them (until the sender goes away).
+    pub hold_first: usize,
+    /// Answers every other request only after this long (a slow receiver).
+    pub answer_after: Duration,
 }
 
 /// A real HTTP receiver on a loopback port: its URL and what it got.
 pub(crate) async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
-    let got = Arc::new(Mutex::new(Received {
+    receiver_as(Received {
         fail_first,
         ..Received::default()
-    }));
+    })
+    .await
+}
+
+/// [`receiver`] answering as `behaviour` says.
+pub(crate) async fn receiver_as(behaviour: Received) -> (String, Arc<Mutex<Received>>) {
+    let got = Arc::new(Mutex::new(behaviour));
     let app = axum::Router::new().route(
         "/hook",
         axum::routing::post({
             let got = got.clone();
             move |headers: HeaderMap, body: String| async move {
-                let mut got = got.lock().unwrap();
-                let status = if got.fail_first > 0 {
-                    got.fail_first -= 1;
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    StatusCode::OK
+                let (status, wait) = {
+                    let mut got = got.lock().unwrap();
+                    let status = if got.hold_first > 0 {
+                        got.hold_first -= 1;
+                        None
+                    } else if got.fail_first > 0 {
+                        got.fail_first -= 1;
+                        Some(StatusCode::INTERNAL_SERVER_ERROR)
+                    } else {
+                        Some(StatusCode::OK)
+                    };
+                    got.deliveries.push((headers, body, status.map_or(0, |s| s.as_u16())));
+                    (status, got.answer_after)
                 };
-                got.deliveries.push((headers, body, status.as_u16()));
+                let Some(status) = status else {
+                    return std::future::pending().await;
+                };
+                tokio::time::sleep(wait).await;
                 (status, "thanks")
             }
         }),
@@ -56,7 +77,12 @@ pub(crate) async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>
 
 /// The deliveries answered 2xx, once `n` of them came (or fails after 15 s).
 pub(crate) async fn delivered(got: &Arc<Mutex<Received>>, n: usize) -> Vec<(HeaderMap, Value)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    delivered_within(got, n, Duration::from_secs(15)).await
+}
+
+/// [`delivered`], failing after `wait`.
+pub(crate) async fn delivered_within(got: &Arc<Mutex<Received>>, n: usize, wait: Duration) -> Vec<(HeaderMap, Value)> {
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let ok: Vec<(HeaderMap, Value)> = got
             .lock()
@@ -92,6 +118,22 @@ pub(crate) fn assert_signed(headers: &HeaderMap, body: &str, secret: &str) {
     mac.update(format!("{timestamp}.{body}").as_bytes());
     let wanted = format!("v1={}", hex::encode(mac.finalize().into_bytes()));
     assert_eq!(headers["switchboard-signature"].to_str().unwrap(), wanted, "{body}");
+}
+
+/// The events of a conversation's life (created, the customer's line, the agent's,
+/// resolved), in that order, are what came.
+pub(crate) fn assert_a_conversations_life(deliveries: &[(HeaderMap, Value)]) {
+    let types: Vec<&str> = deliveries.iter().map(|(_, b)| b["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "conversation.created",
+            "message.created",
+            "message.created",
+            "conversation.status_changed"
+        ],
+        "{deliveries:?}"
+    );
 }
 
 pub(crate) async fn register(admin: &Api, url: &str, events: &[&str]) -> Value {
@@ -138,17 +180,7 @@ async fn a_conversation_s_life_reaches_the_receiver_in_order_and_signed() {
     carla.next_of("chat_ended").await;
 
     let deliveries = delivered(&got, 4).await;
-    let types: Vec<&str> = deliveries.iter().map(|(_, b)| b["type"].as_str().unwrap()).collect();
-    assert_eq!(
-        types,
-        [
-            "conversation.created",
-            "message.created",
-            "message.created",
-            "conversation.status_changed"
-        ],
-        "{deliveries:?}"
-    );
+    assert_a_conversations_life(&deliveries);
     let bodies: Vec<&Value> = deliveries.iter().map(|(_, b)| b).collect();
     assert_eq!(bodies[0]["data"]["conversation_id"], chat);
     assert_eq!(
@@ -434,4 +466,181 @@ async fn send_again(admin: &Api, endpoint: &str, delivery: &str) -> (u16, Value)
             json!({}),
         )
         .await
+}
+
+#[tokio::test]
+async fn transfers_to_a_colleague_and_to_a_line_are_events_and_name_who_has_it_now() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let (url, got) = receiver(0).await;
+    register(&admin, &url, &["conversation.transferred", "conversation.assigned"]).await;
+    let (mut ann, mut carla, chat) = crate::cluster_fixture::paired(&hub, "ann", 1, &hub, "Carla").await;
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    let (ann_id, bob_id) = (admin.agent_id("ann").await, admin.agent_id("bob").await);
+
+    // Ann hands the chat to Bob, Bob hands it to billing's line, and Bill takes it there.
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": "Invoice 42"}))
+        .await;
+    assert_eq!(ann.next_of("chat_ended").await["reason"], "transferred");
+    bob.next_of("chat_started").await;
+    bob.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "refund"}))
+        .await;
+    assert_eq!(bob.next_of("chat_ended").await["reason"], "transferred");
+    carla.next_of("queued").await;
+    let mut bill = hub.agent("bill", &["billing"], 1).await;
+    bill.next_of("chat_started").await;
+    let bill_id = admin.agent_id("bill").await;
+
+    let deliveries = delivered(&got, 4).await;
+    let bodies: Vec<&Value> = deliveries.iter().map(|(_, b)| b).collect();
+    let types: Vec<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "conversation.transferred",
+            "conversation.assigned",
+            "conversation.transferred",
+            "conversation.assigned"
+        ],
+        "{bodies:?}"
+    );
+    let to_bob = &bodies[0]["data"];
+    assert_eq!(
+        (
+            &to_bob["conversation_id"],
+            &to_bob["from_agent_id"],
+            &to_bob["from_agent_name"],
+            &to_bob["to_agent_id"],
+            &to_bob["to_agent_name"],
+            &to_bob["to_category"],
+            &to_bob["category"]
+        ),
+        (
+            &chat,
+            &json!(ann_id),
+            &json!("ANN"),
+            &json!(bob_id),
+            &json!("BOB"),
+            &Value::Null,
+            &json!("general")
+        ),
+        "{to_bob}"
+    );
+    assert!(to_bob.get("note").is_none(), "the note is for colleagues: {to_bob}");
+    let assigned_bob = &bodies[1]["data"];
+    assert_eq!(
+        (
+            &assigned_bob["agent_id"],
+            &assigned_bob["agent_name"],
+            &assigned_bob["previous_agent_id"]
+        ),
+        (&json!(bob_id), &json!("BOB"), &json!(ann_id)),
+        "{assigned_bob}"
+    );
+    let to_line = &bodies[2]["data"];
+    assert_eq!(
+        (
+            &to_line["from_agent_id"],
+            &to_line["to_agent_id"],
+            &to_line["to_category"],
+            &to_line["category"]
+        ),
+        (&json!(bob_id), &Value::Null, &json!("billing"), &json!("billing")),
+        "{to_line}"
+    );
+    let assigned_bill = &bodies[3]["data"];
+    assert_eq!(
+        (
+            &assigned_bill["conversation_id"],
+            &assigned_bill["agent_id"],
+            &assigned_bill["previous_agent_id"],
+            &assigned_bill["category"]
+        ),
+        (&chat, &json!(bill_id), &json!(bob_id), &json!("billing")),
+        "{assigned_bill}"
+    );
+}
+
+#[tokio::test]
+async fn an_appointment_booked_rescheduled_and_cancelled_is_three_events_in_order() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let (url, got) = receiver(0).await;
+    register(
+        &admin,
+        &url,
+        &["appointment.booked", "appointment.rescheduled", "appointment.cancelled"],
+    )
+    .await;
+    hub.agent_account("ann", &[], 1).await;
+    let ann_id = admin.agent_id("ann").await;
+    let (status, booked) = post(
+        &hub,
+        "/api/appointments",
+        json!({"start": at(2, 10), "name": "Carla", "email": "carla@example.com", "comment": "the blue one"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{booked}");
+    let token = booked["cancel_token"].as_str().unwrap();
+    let (status, moved) = post(
+        &hub,
+        "/api/appointments/reschedule",
+        json!({"token": token, "start": at(2, 12)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    let (status, cancelled) = post(
+        &hub,
+        "/api/appointments/cancel",
+        json!({"token": token, "reason": "found it myself"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+
+    let deliveries = delivered(&got, 3).await;
+    let bodies: Vec<&Value> = deliveries.iter().map(|(_, b)| b).collect();
+    let types: Vec<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["appointment.booked", "appointment.rescheduled", "appointment.cancelled"],
+        "{bodies:?}"
+    );
+    let ms = |rfc: &str| rfc.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    let id = &booked["id"];
+    let b = &bodies[0]["data"];
+    assert_eq!(
+        (
+            &b["appointment_id"],
+            &b["representative_id"],
+            &b["start"],
+            &b["name"],
+            &b["email"],
+            &b["comment"],
+            &b["sequence"]
+        ),
+        (
+            id,
+            &json!(ann_id),
+            &json!(ms(&at(2, 10))),
+            &json!("Carla"),
+            &json!("carla@example.com"),
+            &json!("the blue one"),
+            &json!(0)
+        ),
+        "{b}"
+    );
+    let r = &bodies[1]["data"];
+    assert_eq!(
+        (&r["appointment_id"], &r["start"], &r["previous_start"], &r["sequence"]),
+        (id, &json!(ms(&at(2, 12))), &json!(ms(&at(2, 10))), &json!(1)),
+        "{r}"
+    );
+    assert!(r["end"].as_i64() > r["start"].as_i64(), "{r}");
+    let c = &bodies[2]["data"];
+    assert_eq!(
+        (&c["appointment_id"], &c["start"], &c["reason"], &c["sequence"]),
+        (id, &json!(ms(&at(2, 12))), &json!("found it myself"), &json!(2)),
+        "{c}"
+    );
+    assert!(c["cancelled_at"].is_i64(), "{c}");
 }

@@ -10,10 +10,15 @@ import { el, api, onSecondPress, dateTime, copyOrSelect } from './dom.js';
 const $ = (id) => document.getElementById(id);
 const EVENT_TEXT = {
   'conversation.created': 'Conversation created',
+  'conversation.assigned': 'Assigned',
+  'conversation.transferred': 'Transferred',
   'conversation.status_changed': 'Status changed',
   'message.created': 'Message',
   'rating.given': 'Rating given',
   'offline_message.created': 'Offline message',
+  'appointment.booked': 'Appointment booked',
+  'appointment.rescheduled': 'Appointment rescheduled',
+  'appointment.cancelled': 'Appointment cancelled',
 };
 const STATUS_TEXT = { pending: 'Pending', delivered: 'Delivered', dead: 'Given up' };
 

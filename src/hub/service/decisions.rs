@@ -550,18 +550,18 @@ impl HubState {
         if archived_here && let Some(pending) = &continued {
             // The customer came to this node while they waited: the log went with the
             // node that kept it; the archive applies the opening and the lines by id.
-            self.archive
-                .push_message(ArchiveEvent::Transferred(ConversationTransferred {
-                    id: wire_id.clone(),
-                    at: started_at,
-                    after_seq: 0,
-                    from_agent_id: pending.from.0.clone(),
-                    from_agent_name: pending.from_name.clone(),
-                    to_agent_id: Some(agent.0.clone()),
-                    to_agent_name: Some(agent_name.clone()),
-                    to_category: pending.category.as_ref().map(|c| c.0.to_string()),
-                    note: pending.note.clone(),
-                }));
+            let transfer = ConversationTransferred {
+                id: wire_id.clone(),
+                at: started_at,
+                after_seq: 0,
+                from_agent_id: pending.from.0.clone(),
+                from_agent_name: pending.from_name.clone(),
+                to_agent_id: Some(agent.0.clone()),
+                to_agent_name: Some(agent_name.clone()),
+                to_category: pending.category.as_ref().map(|c| c.0.to_string()),
+                note: pending.note.clone(),
+            };
+            self.record_transfer(transfer, &category.0, Some(pending.at));
         }
         let category_name = self.category_name(&category);
         let to_customer = ServerFrame::ChatStarted {

@@ -227,19 +227,20 @@ impl HubState {
         }
         let wire_id = log.wire_id().to_string();
         if log.archived_here {
-            self.archive
-                .push_message(ArchiveEvent::Transferred(ConversationTransferred {
-                    id: wire_id.clone(),
-                    at,
-                    after_seq,
-                    from_agent_id: from.0.clone(),
-                    from_agent_name: from_name.clone(),
-                    to_agent_id: Some(to.0.clone()),
-                    to_agent_name: Some(to_name.clone()),
-                    // The category it goes on in, when the transferring agent moved it.
-                    to_category: category.map(|c| c.0.to_string()),
-                    note: note.clone(),
-                }));
+            let in_category = log.category.0.to_string();
+            let transfer = ConversationTransferred {
+                id: wire_id.clone(),
+                at,
+                after_seq,
+                from_agent_id: from.0.clone(),
+                from_agent_name: from_name.clone(),
+                to_agent_id: Some(to.0.clone()),
+                to_agent_name: Some(to_name.clone()),
+                // The category it goes on in, when the transferring agent moved it.
+                to_category: category.map(|c| c.0.to_string()),
+                note: note.clone(),
+            };
+            self.record_transfer(transfer, &in_category, None);
             self.conversation_assigned(&wire_id, &to);
         }
         self.send(
@@ -282,18 +283,18 @@ impl HubState {
         });
         let wire_id = log.wire_id().to_string();
         if log.archived_here {
-            self.archive
-                .push_message(ArchiveEvent::Transferred(ConversationTransferred {
-                    id: wire_id.clone(),
-                    at,
-                    after_seq: log.live.last_seq(),
-                    from_agent_id: from.0.clone(),
-                    from_agent_name: from_name,
-                    to_agent_id: None,
-                    to_agent_name: None,
-                    to_category: Some(category.0.to_string()),
-                    note,
-                }));
+            let transfer = ConversationTransferred {
+                id: wire_id.clone(),
+                at,
+                after_seq: log.live.last_seq(),
+                from_agent_id: from.0.clone(),
+                from_agent_name: from_name,
+                to_agent_id: None,
+                to_agent_name: None,
+                to_category: Some(category.0.to_string()),
+                note,
+            };
+            self.record_transfer(transfer, &category.0, None);
         }
         self.send(
             Recipient::Customer(customer),
@@ -367,6 +368,25 @@ impl HubState {
         (pending, log)
     }
 
+    /// Archives transfer `t` (of a chat this node archives; in `category` now) and emits
+    /// its webhook events: an agent handed it on (`taken_from_line` `None`), or an agent
+    /// took it from the line it was handed to at that instant.
+    pub(super) fn record_transfer(&self, t: ConversationTransferred, category: &str, taken_from_line: Option<i64>) {
+        let hooks = self.archive.webhooks().cloned();
+        if self
+            .archive
+            .push_message(ArchiveEvent::Transferred(t.clone()))
+            .is_none()
+        {
+            return;
+        }
+        match (hooks, taken_from_line) {
+            (Some(hooks), None) => hooks.handed_on(&t, category),
+            (Some(hooks), Some(handed_at)) => hooks.taken_from_line(&t, category, handed_at),
+            (None, _) => {}
+        }
+    }
+
     /// The log of `chat`, whose customer now waits in a line to go on in it: kept where it
     /// is archived or its customer is held, else let go.
     fn keep_waiting_log(&mut self, chat: ChatId, customer: CustomerId, log: ChatLog) {
@@ -398,18 +418,18 @@ impl HubState {
             log.category = category.clone();
             log.agent_name.clone_from(&agent_name);
             if log.archived_here {
-                self.archive
-                    .push_message(ArchiveEvent::Transferred(ConversationTransferred {
-                        id: log.wire_id().to_string(),
-                        at,
-                        after_seq: log.live.last_seq(),
-                        from_agent_id: pending.from.0.clone(),
-                        from_agent_name: pending.from_name.clone(),
-                        to_agent_id: Some(agent.0.clone()),
-                        to_agent_name: Some(agent_name),
-                        to_category: pending.category.as_ref().map(|c| c.0.to_string()),
-                        note: pending.note.clone(),
-                    }));
+                let transfer = ConversationTransferred {
+                    id: log.wire_id().to_string(),
+                    at,
+                    after_seq: log.live.last_seq(),
+                    from_agent_id: pending.from.0.clone(),
+                    from_agent_name: pending.from_name.clone(),
+                    to_agent_id: Some(agent.0.clone()),
+                    to_agent_name: Some(agent_name),
+                    to_category: pending.category.as_ref().map(|c| c.0.to_string()),
+                    note: pending.note.clone(),
+                };
+                self.record_transfer(transfer, &category.0, Some(pending.at));
                 self.conversation_assigned(log.wire_id(), agent);
             }
             self.chat_by_wire.insert(log.wire_id().to_string(), chat);
@@ -573,18 +593,19 @@ impl HubState {
         // A chat withdrawn from an agent gone was recorded as theirs: only a hand-over to
         // a line is a transfer until it is paired again.
         if let Some(to) = &pending.category {
-            self.archive
-                .push_message(ArchiveEvent::Transferred(ConversationTransferred {
-                    id: wire_id.clone(),
-                    at: pending.at,
-                    after_seq: 0,
-                    from_agent_id: pending.from.0.clone(),
-                    from_agent_name: pending.from_name.clone(),
-                    to_agent_id: None,
-                    to_agent_name: None,
-                    to_category: Some(to.0.to_string()),
-                    note: pending.note.clone(),
-                }));
+            let transfer = ConversationTransferred {
+                id: wire_id.clone(),
+                at: pending.at,
+                after_seq: 0,
+                from_agent_id: pending.from.0.clone(),
+                from_agent_name: pending.from_name.clone(),
+                to_agent_id: None,
+                to_agent_name: None,
+                to_category: Some(to.0.to_string()),
+                note: pending.note.clone(),
+            };
+            // Its event made again here is the one its dead node made (the same id).
+            self.record_transfer(transfer, &to.0, None);
         }
         self.chat_by_wire.insert(wire_id.clone(), chat);
         let live = self.new_line(chat, &wire_id);

@@ -1,11 +1,15 @@
 //! Webhooks in the embedded store: endpoints by id; deliveries by an id that sorts by
 //! `seq` (`<seq, 20 digits>-<endpoint>`), with the pending ones and each endpoint's listed
-//! in their own tables so neither the deliverer nor the log scans every delivery.
+//! in their own tables so neither the deliverer nor the log scans every delivery. redb
+//! runs one write transaction at a time, so a claim (read the row, rewrite it claimed)
+//! and the next `seq` (read the counter, write it raised) are atomic.
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, all, decode, load, put, refuse_held, replace, unavailable};
-use crate::store::{DeliveryStatus, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore};
+use super::{
+    EmbeddedStore, ReadableTable, TableDefinition, all, decode, find, load, put, refuse_held, replace, unavailable,
+};
+use crate::store::{DeliveryStatus, Millis, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore};
 
 /// Endpoint id → JSON [`WebhookEndpoint`].
 const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
@@ -15,12 +19,19 @@ const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_d
 const PENDING: TableDefinition<&str, ()> = TableDefinition::new("webhook_deliveries_pending");
 /// (endpoint id, delivery key) → (): an endpoint's deliveries, in order.
 const BY_ENDPOINT: TableDefinition<(&str, &str), ()> = TableDefinition::new("webhook_deliveries_by_endpoint");
+/// Delivery id → its key: ids are unique (the same event written by two nodes is one).
+const IDS: TableDefinition<&str, &str> = TableDefinition::new("webhook_delivery_ids");
+/// [`LAST_SEQ`] → the last `seq` handed out.
+const SEQ: TableDefinition<&str, u64> = TableDefinition::new("webhook_delivery_seq");
+const LAST_SEQ: &str = "last";
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     tx.open_table(WEBHOOKS).map_err(unavailable)?;
     tx.open_table(DELIVERIES).map_err(unavailable)?;
     tx.open_table(PENDING).map_err(unavailable)?;
     tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
+    tx.open_table(SEQ).map_err(unavailable)?;
+    tx.open_table(IDS).map_err(unavailable)?;
     Ok(())
 }
 
@@ -89,7 +100,11 @@ impl WebhookStore for EmbeddedStore {
                 .map_err(unavailable)?;
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let mut pending = tx.open_table(PENDING).map_err(unavailable)?;
+            let mut ids = tx.open_table(IDS).map_err(unavailable)?;
             for k in &keys {
+                if let Some(d) = find::<WebhookDelivery>(&deliveries, k.as_str())? {
+                    ids.remove(d.id.as_str()).map_err(unavailable)?;
+                }
                 by_endpoint.remove((id.as_str(), k.as_str())).map_err(unavailable)?;
                 deliveries.remove(k.as_str()).map_err(unavailable)?;
                 pending.remove(k.as_str()).map_err(unavailable)?;
@@ -102,9 +117,12 @@ impl WebhookStore for EmbeddedStore {
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
         self.write(move |tx| {
             let k = key(&delivery);
+            let mut ids = tx.open_table(IDS).map_err(unavailable)?;
+            refuse_held(&ids, delivery.id.as_str())?;
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             refuse_held(&deliveries, k.as_str())?;
             put(&mut deliveries, k.as_str(), &delivery)?;
+            ids.insert(delivery.id.as_str(), k.as_str()).map_err(unavailable)?;
             if delivery.status == DeliveryStatus::Pending {
                 tx.open_table(PENDING)
                     .map_err(unavailable)?
@@ -120,18 +138,47 @@ impl WebhookStore for EmbeddedStore {
         .await
     }
 
-    async fn put_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
+    async fn claim_delivery(
+        &self,
+        delivery: &WebhookDelivery,
+        node: &str,
+        now: Millis,
+        until: Millis,
+    ) -> StoreResult<bool> {
+        let (k, node) = (key(delivery), node.to_string());
+        self.write(move |tx| {
+            let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+            let Some(mut stored) = find::<WebhookDelivery>(&deliveries, k.as_str())? else {
+                return Ok(false);
+            };
+            if !stored.claimable(now) {
+                return Ok(false);
+            }
+            stored.claimed_by = Some(node);
+            stored.claim_until = Some(until);
+            put(&mut deliveries, k.as_str(), &stored)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn finish_delivery(&self, delivery: WebhookDelivery, node: &str) -> StoreResult<bool> {
+        let node = node.to_string();
         self.write(move |tx| {
             let k = key(&delivery);
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
-            replace(&mut deliveries, k.as_str(), &delivery)?;
+            let stored: WebhookDelivery = load(&deliveries, k.as_str())?;
+            if !stored.claimed_by(&node) {
+                return Ok(false);
+            }
+            put(&mut deliveries, k.as_str(), &delivery)?;
             let mut pending = tx.open_table(PENDING).map_err(unavailable)?;
             if delivery.status == DeliveryStatus::Pending {
                 pending.insert(k.as_str(), ()).map_err(unavailable)?;
             } else {
                 pending.remove(k.as_str()).map_err(unavailable)?;
             }
-            Ok(())
+            Ok(true)
         })
         .await
     }
@@ -181,13 +228,22 @@ impl WebhookStore for EmbeddedStore {
         .await
     }
 
-    async fn last_delivery_seq(&self) -> StoreResult<u64> {
-        self.read(|tx| {
-            let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
-            match deliveries.last().map_err(unavailable)? {
-                Some((_, value)) => Ok(decode::<WebhookDelivery>(value.value())?.seq),
-                None => Ok(0),
-            }
+    async fn next_delivery_seq(&self) -> StoreResult<u64> {
+        self.write(|tx| {
+            let stored = match tx
+                .open_table(DELIVERIES)
+                .map_err(unavailable)?
+                .last()
+                .map_err(unavailable)?
+            {
+                Some((_, value)) => decode::<WebhookDelivery>(value.value())?.seq,
+                None => 0,
+            };
+            let mut seq = tx.open_table(SEQ).map_err(unavailable)?;
+            let last = seq.get(LAST_SEQ).map_err(unavailable)?.map_or(0, |v| v.value());
+            let next = last.max(stored) + 1;
+            seq.insert(LAST_SEQ, next).map_err(unavailable)?;
+            Ok(next)
         })
         .await
     }

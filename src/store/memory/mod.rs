@@ -96,6 +96,8 @@ struct Inner {
     webhooks: Vec<WebhookEndpoint>,
     /// (seq, id) → delivery: in the order they are sent.
     deliveries: std::collections::BTreeMap<(u64, String), WebhookDelivery>,
+    /// The last `seq` handed out.
+    delivery_seq: u64,
     // ---- API tokens ----
     /// In order of adding.
     api_tokens: Vec<ApiToken>,

@@ -59,12 +59,30 @@ impl WebhookStore for MemoryStore {
         })
     }
 
-    async fn put_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
+    async fn claim_delivery(
+        &self,
+        delivery: &WebhookDelivery,
+        node: &str,
+        now: Millis,
+        until: Millis,
+    ) -> StoreResult<bool> {
         self.with(|s| match s.deliveries.get_mut(&(delivery.seq, delivery.id.clone())) {
-            Some(stored) => {
-                *stored = delivery;
-                Ok(())
+            Some(d) if d.claimable(now) => {
+                d.claimed_by = Some(node.to_string());
+                d.claim_until = Some(until);
+                Ok(true)
             }
+            _ => Ok(false),
+        })
+    }
+
+    async fn finish_delivery(&self, delivery: WebhookDelivery, node: &str) -> StoreResult<bool> {
+        self.with(|s| match s.deliveries.get_mut(&(delivery.seq, delivery.id.clone())) {
+            Some(stored) if stored.claimed_by(node) => {
+                *stored = delivery;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
             None => Err(StoreError::NotFound),
         })
     }
@@ -92,7 +110,11 @@ impl WebhookStore for MemoryStore {
         }))
     }
 
-    async fn last_delivery_seq(&self) -> StoreResult<u64> {
-        Ok(self.with(|s| s.deliveries.keys().next_back().map_or(0, |(seq, _)| *seq)))
+    async fn next_delivery_seq(&self) -> StoreResult<u64> {
+        self.with(|s| {
+            let stored = s.deliveries.keys().next_back().map_or(0, |(seq, _)| *seq);
+            s.delivery_seq = s.delivery_seq.max(stored) + 1;
+            Ok(s.delivery_seq)
+        })
     }
 }

@@ -1,14 +1,26 @@
 //! Webhooks in MongoDB: collections `webhooks` (`_id` the endpoint's id) and
 //! `webhook_deliveries` (`_id` the delivery's id), indexed for the deliverer (pending by
-//! `seq`) and for each endpoint's log (newest first).
+//! `seq`) and for each endpoint's log (newest first); `webhook_delivery_seq` holds one
+//! counter, the last `seq` handed out.
+//!
+//! A claim and the recording of an attempt are each one conditional update of one
+//! document (the server applies it atomically: of two nodes claiming at once one gets
+//! it), as the mail outbox's are (`mongo/outbox.rs`). The counter is one `$inc`, so every
+//! node's deliveries share one sequence; it is raised to the highest `seq` stored when a
+//! node connects (a database written before the counter existed).
 
 use async_trait::async_trait;
 
-use bson::doc;
+use bson::{Document, doc};
 use mongodb::Collection;
 
-use super::{MongoStore, all, index, insert_new, matched, one, replace_existing, unavailable};
-use crate::store::{StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore};
+use super::{
+    MongoStore, all, index, insert_new, is_duplicate_key, matched, one, replace_existing, unavailable, updated_after,
+};
+use crate::store::{Millis, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore};
+
+/// The `_id` of the one counter document.
+const SEQ_ID: &str = "last";
 
 impl MongoStore {
     fn webhooks(&self) -> Collection<WebhookEndpoint> {
@@ -19,6 +31,10 @@ impl MongoStore {
         self.db.collection("webhook_deliveries")
     }
 
+    fn webhook_delivery_seq(&self) -> Collection<Document> {
+        self.db.collection("webhook_delivery_seq")
+    }
+
     pub(super) async fn create_webhook_indexes(&self) -> StoreResult<()> {
         self.webhook_deliveries()
             .create_indexes([
@@ -27,7 +43,29 @@ impl MongoStore {
             ])
             .await
             .map_err(unavailable)?;
-        Ok(())
+        // The counter never below a `seq` stored ($max only raises it, whoever runs first).
+        let stored = self
+            .webhook_deliveries()
+            .find_one(doc! {})
+            .sort(doc! {"seq": -1})
+            .await
+            .map_err(unavailable)?
+            .map_or(0, |d| d.seq);
+        let counter = self.webhook_delivery_seq();
+        let raise = || {
+            counter
+                .update_one(
+                    doc! {"_id": SEQ_ID},
+                    doc! {"$max": {"value": i64::try_from(stored).unwrap_or(i64::MAX)}},
+                )
+                .upsert(true)
+        };
+        match raise().await {
+            Ok(_) => Ok(()),
+            // Two nodes creating the counter at once: the loser's retry finds it.
+            Err(e) if is_duplicate_key(&e) => raise().await.map(|_| ()).map_err(unavailable),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }
 
@@ -67,8 +105,47 @@ impl WebhookStore for MongoStore {
         insert_new(&self.webhook_deliveries(), &delivery).await
     }
 
-    async fn put_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
-        replace_existing(&self.webhook_deliveries(), &delivery.id, &delivery).await
+    async fn claim_delivery(
+        &self,
+        delivery: &WebhookDelivery,
+        node: &str,
+        now: Millis,
+        until: Millis,
+    ) -> StoreResult<bool> {
+        let done = self
+            .webhook_deliveries()
+            .update_one(
+                doc! {
+                    "_id": &delivery.id,
+                    "status": "pending",
+                    "due_at": {"$lte": now},
+                    "$or": [{"claim_until": null}, {"claim_until": {"$lte": now}}],
+                },
+                doc! {"$set": {"claimed_by": node, "claim_until": until}},
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(done.matched_count > 0)
+    }
+
+    async fn finish_delivery(&self, delivery: WebhookDelivery, node: &str) -> StoreResult<bool> {
+        let done = self
+            .webhook_deliveries()
+            .replace_one(
+                doc! {"_id": &delivery.id, "status": "pending", "claimed_by": node},
+                &delivery,
+            )
+            .await
+            .map_err(unavailable)?;
+        if done.matched_count > 0 {
+            return Ok(true);
+        }
+        // Nothing matched: NotFound for a delivery that is not there at all, as the others say.
+        match self.webhook_deliveries().find_one(doc! {"_id": &delivery.id}).await {
+            Ok(Some(_)) => Ok(false),
+            Ok(None) => Err(StoreError::NotFound),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
@@ -91,13 +168,24 @@ impl WebhookStore for MongoStore {
         .await
     }
 
-    async fn last_delivery_seq(&self) -> StoreResult<u64> {
-        let last = self
-            .webhook_deliveries()
-            .find_one(doc! {})
-            .sort(doc! {"seq": -1})
-            .await
-            .map_err(unavailable)?;
-        Ok(last.map_or(0, |d| d.seq))
+    async fn next_delivery_seq(&self) -> StoreResult<u64> {
+        let counter = self.webhook_delivery_seq();
+        let bump = || {
+            counter
+                .find_one_and_update(doc! {"_id": SEQ_ID}, doc! {"$inc": {"value": 1_i64}})
+                .with_options(updated_after())
+                .upsert(true)
+        };
+        let counter = match bump().await {
+            Ok(c) => c,
+            Err(e) if is_duplicate_key(&e) => bump().await.map_err(unavailable)?,
+            Err(e) => return Err(unavailable(e)),
+        };
+        let value = match counter.as_ref().and_then(|c| c.get("value")) {
+            Some(bson::Bson::Int64(v)) => *v,
+            Some(bson::Bson::Int32(v)) => i64::from(*v),
+            other => return Err(unavailable(format!("the webhook delivery counter reads {other:?}"))),
+        };
+        u64::try_from(value).map_err(|_| unavailable(format!("the webhook delivery counter reads {value}")))
     }
 }

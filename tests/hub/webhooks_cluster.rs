@@ -1,0 +1,178 @@
+//! Webhooks on two nodes over one MongoDB database: each event of a conversation whose
+//! customer and agent are on different nodes reaches the receiver once, in order, though
+//! both nodes run a deliverer over the same deliveries (a slow receiver gives the other
+//! node every chance to send one twice); and a delivery whose node was killed (SIGKILL)
+//! while sending it is sent by the other node once its claim has run out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard::store::{DeliveryStatus, MongoStore, SharedStore};
+
+use crate::archive::{TempDir, mongo_uri};
+use crate::cluster_fixture::{Process, nodes_on, one_then_two, paired, process_and_nodes};
+use crate::cluster_hub::node_with;
+use crate::common::{Endpoint, TestHub, post};
+use crate::redis_server::RedisServer;
+use crate::webhooks::{Received, assert_a_conversations_life, delivered_within, receiver_as, register};
+
+/// How long a test waits for what the nodes must do (a lease included).
+const WAIT: Duration = Duration::from_secs(40);
+
+/// Nodes "node-a" and "node-b" in the cluster at `redis`, each with its own connection to
+/// one MongoDB database of their own, webhooks allowed to reach the test's receiver.
+async fn two_nodes_on_mongo(redis: &RedisServer, scratch: &TempDir) -> (TestHub, TestHub) {
+    let (uri, db) = (mongo_uri(), format!("t{}", uuid::Uuid::new_v4().simple()));
+    let mut nodes = Vec::new();
+    for name in ["node-a", "node-b"] {
+        let store: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
+        nodes.push(node_with(store, redis, name, scratch, |s| s.webhook_allow_private = true).await);
+    }
+    let b = nodes.pop().unwrap();
+    (nodes.pop().unwrap(), b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_two_nodes_each_event_of_a_conversation_is_delivered_once_in_order() {
+    let redis = RedisServer::start().await;
+    let scratch = TempDir::new("webhooks-two-nodes");
+    let (a, b) = two_nodes_on_mongo(&redis, &scratch).await;
+    // Slow: each answer takes a second, longer than a deliverer's pause between looks.
+    let (url, got) = receiver_as(Received {
+        answer_after: Duration::from_secs(1),
+        ..Received::default()
+    })
+    .await;
+    let all = [
+        "conversation.created",
+        "conversation.status_changed",
+        "message.created",
+        "rating.given",
+    ];
+    let endpoint = register(&a.admin().await, &url, &all).await;
+
+    // Carla on node-a (which archives the chat: its events), Ann on node-b (her status
+    // change is hers).
+    let (mut ann, mut carla, started) = paired(&b, "ann", 1, &a, "Carla").await;
+    let chat = started.as_str().unwrap().to_string();
+    one_then_two(&mut carla, &mut ann, &chat).await;
+    ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
+        .await;
+    carla.next_of("chat_ended").await;
+
+    let deliveries = delivered_within(&got, 4, WAIT).await;
+    assert_a_conversations_life(&deliveries);
+    let texts: Vec<&Value> = deliveries[1..3].iter().map(|(_, b)| &b["data"]["text"]).collect();
+    assert_eq!(texts, [&json!("one"), &json!("two")]);
+    assert!(
+        deliveries
+            .iter()
+            .all(|(_, b)| b["data"]["conversation_id"] == chat.as_str())
+    );
+
+    // Settled: the log shows every delivery delivered, so no node sends any more (a send
+    // needs a pending delivery). Each event reached the receiver once, in one attempt.
+    let id = endpoint["id"].as_str().unwrap();
+    let log = all_delivered(&b.admin().await, id, 4).await;
+    for delivery in log.as_array().unwrap() {
+        assert_eq!(delivery["attempts"].as_array().map(Vec::len), Some(1), "{delivery}");
+    }
+    let sent: Vec<String> = got
+        .lock()
+        .unwrap()
+        .deliveries
+        .iter()
+        .map(|(h, _, _)| h["switchboard-event-id"].to_str().unwrap().to_string())
+        .collect();
+    let mut once = sent.clone();
+    once.dedup();
+    assert_eq!(sent.len(), 4, "each event once: {sent:?}");
+    assert_eq!(once, sent, "each event once: {sent:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_whose_node_was_killed_while_sending_it_is_sent_by_another_node() {
+    // The receiver holds the first request: "doomed" is mid-send when it is killed.
+    let (url, got) = receiver_as(Received {
+        hold_first: 1,
+        ..Received::default()
+    })
+    .await;
+    let env = [("WEBHOOK_ALLOW_PRIVATE", "true"), ("WEBHOOK_LEASE_SECS", "15")];
+    let (mut doomed, bind, [], servers) =
+        process_and_nodes("webhooks-killed", Process::named("doomed").env(&env), [], |_| {}).await;
+    let on_doomed = Endpoint::at(&bind);
+    let endpoint = register(&on_doomed.admin().await, &url, &["offline_message.created"]).await;
+    let id = endpoint["id"].as_str().unwrap();
+    let (status, left) = post(
+        &on_doomed,
+        "/api/offline-messages",
+        json!({"category": "general", "name": "Olga", "email": "olga@example.com", "text": "Call me back"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{left}");
+    // Doomed claimed it and is sending it (the receiver holds the request).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while got.lock().unwrap().deliveries.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "doomed never sent the delivery");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let claimed = servers.store.deliveries_of(id, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    assert_eq!(claimed[0].claimed_by.as_deref(), Some("doomed"), "{claimed:?}");
+
+    // The heir runs beside it, then doomed dies without a chance to record anything.
+    let [heir] = nodes_on(&servers.store, &servers.redis, &servers.scratch, ["heir"], |s| {
+        s.webhook_allow_private = true;
+    })
+    .await;
+    doomed.0.kill().unwrap();
+    doomed.0.wait().unwrap();
+
+    let deliveries = delivered_within(&got, 1, WAIT).await;
+    let body = &deliveries[0].1;
+    assert_eq!(
+        (&body["type"], &body["data"]["offline_message_id"]),
+        (&json!("offline_message.created"), &left["id"]),
+        "{body}"
+    );
+    let all: Vec<(String, u16)> = got
+        .lock()
+        .unwrap()
+        .deliveries
+        .iter()
+        .map(|(h, _, status)| (h["switchboard-event-id"].to_str().unwrap().to_string(), *status))
+        .collect();
+    assert_eq!(all.len(), 2, "held by doomed, then sent by the heir: {all:?}");
+    assert_eq!(all[0].0, all[1].0, "the same event, so the receiver can drop a repeat");
+    assert_eq!((all[0].1, all[1].1), (0, 200));
+    let log = all_delivered(&heir.admin().await, id, 1).await;
+    assert_eq!(
+        log[0]["attempts"].as_array().map(Vec::len),
+        Some(1),
+        "the heir's: {log}"
+    );
+    let stored = servers.store.deliveries_of(id, 10).await.unwrap();
+    assert_eq!(
+        (stored[0].status, stored[0].claimed_by.as_deref()),
+        (DeliveryStatus::Delivered, Some("heir"))
+    );
+    heir.stop().await;
+}
+
+/// `endpoint`'s delivery log once it holds `n` deliveries, all delivered.
+async fn all_delivered(admin: &crate::common::Api, endpoint: &str, n: usize) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, log) = admin.get(&format!("/api/admin/webhooks/{endpoint}/deliveries")).await;
+        let items = log.as_array().cloned().unwrap_or_default();
+        if items.len() == n && items.iter().all(|d| d["status"] == "delivered") {
+            return log;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not all delivered: {log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
