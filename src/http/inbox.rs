@@ -1,7 +1,9 @@
 //! The inbox: conversations as the desk works them, by status, longest waiting first.
-//! Agents list their own ("mine": every conversation in their list until it is resolved);
-//! admins also the unassigned ones and everyone's ("all"). Each entry carries what a list
-//! row shows: the customer's name and the last line said, from the archive.
+//! Everyone lists their own ("mine": every conversation in their list until it is
+//! resolved), the unassigned ones ("unassigned", for the team to pick up) and everyone's
+//! ("all"): an agent those of the categories they serve, an admin every category. Each
+//! entry carries what a list row shows: the customer's name and the last line said, from
+//! the archive.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,7 +16,9 @@ use super::history::MessageView;
 use super::responses::{BadQuery, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState};
-use crate::store::{ConversationRecord, ConversationStatus, Holder, InboxQuery, Role, StoreError};
+use crate::store::{
+    ConversationRecord, ConversationStatus, Holder, InboxQuery, Role, StoreError, longest_waiting_first,
+};
 
 /// The most conversations one listing returns.
 const MAX_LIMIT: u64 = 200;
@@ -26,12 +30,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InboxParams {
-    /// `mine` (default), `unassigned` or `all`; the last two for admins.
+    /// `mine` (default), `unassigned` or `all`; for an agent the last two hold only the
+    /// categories they serve.
     pub view: Option<String>,
     /// Comma-separated statuses (`open,pending,snoozed,resolved`); empty or absent: the
     /// unresolved ones (`open,pending,snoozed`).
     pub status: Option<String>,
-    /// Only this category id.
+    /// Only this category id: for an agent, one they serve.
     pub category: Option<String>,
     /// Only conversations carrying this label id.
     pub label: Option<String>,
@@ -50,7 +55,9 @@ pub struct InboxEntry {
     pub snoozed_until: Option<i64>,
     /// The account id of the agent whose list it is in; null: unassigned.
     pub holder: Option<String>,
-    /// When it took its status: the list's order (longest waiting first).
+    /// When it took its status (opened, reopened, parked, snoozed, resolved): the list's
+    /// order, oldest first, so who waits longest comes first. A line in the same status
+    /// does not move it (the customer's newest unanswered line is not what it counts).
     pub status_since: i64,
     pub opened_at: i64,
     /// How often a message of the customer's opened it again after it was resolved.
@@ -74,9 +81,16 @@ pub struct InboxPage {
 
 /// The caller's inbox, longest waiting first.
 #[utoipa::path(get, path = "/api/inbox", tag = "conversations", params(InboxParams),
+    description = "`view=mine` (default) lists the caller's own conversations. `unassigned` (nobody's) and \
+        `all` (everyone's and nobody's) list, for an agent, only the categories their account serves (so \
+        the team can pick work up; those held by others are read-only: status and labels stay their \
+        holder's or an admin's), for an admin every category. An unassigned conversation that began as \
+        an offline message (`offline: true`) is taken with `POST /api/offline-messages/{id}/take`; \
+        others have no take (a customer waiting in the line reaches an agent by routing). Order: `status_since`, \
+        oldest first (who waits longest in their status first), then `id`.",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = InboxPage), BadQuery,
-        (status = 403, description = "`forbidden`: an agent asked for `unassigned` or `all` (admins only), \
+        (status = 403, description = "`forbidden`: an agent asked for a `category` they do not serve, \
             or the account is disabled; `not_whitelisted`: the caller's address is outside `AGENT_WHITELIST`",
             body = super::ErrorBody),
         SignedIn, Unavailable))]
@@ -86,34 +100,60 @@ async fn inbox(
     ApiQuery(params): ApiQuery<InboxParams>,
 ) -> JsonResult<InboxPage> {
     let limit = page_limit(params.limit, 50, MAX_LIMIT)?;
-    let holder = match (params.view.as_deref().unwrap_or("mine"), me.role) {
-        ("mine", _) => Holder::Agent(me.id.clone()),
-        ("unassigned", Role::Admin) => Holder::Nobody,
-        ("all", Role::Admin) => Holder::Anyone,
-        ("unassigned" | "all", Role::Agent) => {
-            return Err(ApiError::Forbidden("only admins see others' conversations".into()));
-        }
-        (other, _) => {
+    let holder = match params.view.as_deref().unwrap_or("mine") {
+        "mine" => Holder::Agent(me.id.clone()),
+        "unassigned" => Holder::Nobody,
+        "all" => Holder::Anyone,
+        other => {
             return Err(ApiError::invalid(
                 "bad_query",
                 format!("view: {other:?} is not mine, unassigned or all"),
             ));
         }
     };
+    let category = params.category.filter(|c| !c.is_empty());
     let query = InboxQuery {
         holder,
         statuses: statuses(params.status.as_deref())?,
-        category: params.category.filter(|c| !c.is_empty()),
+        category: category.clone(),
         label: params.label.filter(|l| !l.is_empty()),
         limit: limit as usize,
     };
-    let records = state.store.inbox(&query).await?;
+    let records = match (me.role, &query.holder, category) {
+        (Role::Agent, _, Some(c)) if !me.categories.contains(&c) => {
+            return Err(ApiError::Forbidden(format!("you do not serve the category {c:?}")));
+        }
+        // An agent's view of others' work: their categories' lists, merged in the list's order.
+        (Role::Agent, Holder::Nobody | Holder::Anyone, None) => of_categories(&state, query, &me.categories).await?,
+        _ => state.store.inbox(&query).await?,
+    };
     let defined: Vec<String> = state.store.labels().await?.into_iter().map(|l| l.id).collect();
     let mut items = Vec::with_capacity(records.len());
     for record in records {
         items.push(entry(&state, record, &defined).await?);
     }
     Ok(Json(InboxPage { items }))
+}
+
+/// `query` over each of `categories` (an agent serves a handful), the longest waiting first
+/// of them all, at most `query.limit`: each category's list is already in that order and
+/// as long, so nothing past the merged list's end is missed.
+async fn of_categories(
+    state: &AppState,
+    query: InboxQuery,
+    categories: &[String],
+) -> Result<Vec<ConversationRecord>, ApiError> {
+    let mut records = Vec::new();
+    for category in categories {
+        let one = InboxQuery {
+            category: Some(category.clone()),
+            ..query.clone()
+        };
+        records.extend(state.store.inbox(&one).await?);
+    }
+    records.sort_by(longest_waiting_first);
+    records.truncate(query.limit);
+    Ok(records)
 }
 
 /// The statuses asked for; the unresolved ones when none.

@@ -1,12 +1,14 @@
 // The agent's conversations as a work list: a live chat is listed open; the agent marks
 // it waiting on the customer, snoozes it, reopens it and resolves it from the list (which
 // ends the live chat on the customer's page); the list's filter shows each status; the
-// page passes axe with the list shown, on a desk and a phone.
+// page passes axe with the list shown, on a desk and a phone. The team's list: an offline
+// message is under "Unassigned" for an agent of its category (not for one of another), the
+// agent assigns it to themselves and it moves to "Mine"; the category filter narrows it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat, panelOf } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat, panelOf, apiCall, expectClean } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -93,3 +95,53 @@ test('an agent sets the open chat\'s status from the keyboard', () => withShots(
   await agentPage.keyboard.press('Alt+KeyR');
   await customer.getByTestId('rating').waitFor();
 }));
+
+for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`an agent picks up an offline message from the team's unassigned list (${label})`, () => withShots(`conversations-team-${label}`, async (pages) => {
+    const leave = async (name, category) => {
+      const left = await apiCall(hub, 'POST', '/api/offline-messages',
+        { category, name, email: 'someone@example.com', text: `${name} needs a hand` });
+      assert.equal(left.status, 201, JSON.stringify(left.data));
+    };
+    const general = `Gina ${label}`, sales = `Sol ${label}`, billing = `Bill ${label}`;
+    await leave(general, 'general');
+    await leave(sales, 'sales');
+    await leave(billing, 'billing');
+    const agent = await createAgent(hub, { username: `vera-${label}`, display_name: 'Vera', categories: ['general', 'sales'] });
+    const agentPage = await newPage(browser, size, { bypassCSP: true });
+    pages.push(agentPage);
+    await agentSignsIn(agentPage, hub, agent);
+
+    // Unassigned: her categories' messages, not Billing's (she does not serve it).
+    const unassigned = agentPage.getByRole('button', { name: 'Unassigned' });
+    await unassigned.focus();
+    await agentPage.keyboard.press('Enter');
+    assert.equal(await unassigned.getAttribute('aria-pressed'), 'true');
+    const row = rowOf(agentPage, general);
+    await row.waitFor();
+    await rowOf(agentPage, sales).waitFor();
+    assert.equal(await rowOf(agentPage, billing).count(), 0);
+    await expectClean(agentPage, `the unassigned list (${label})`);
+    await shot(agentPage, `conversations-unassigned-${label}`);
+
+    // The category filter narrows it.
+    await agentPage.getByTestId('conversation-category-filter').selectOption('sales');
+    await rowOf(agentPage, general).waitFor({ state: 'detached' });
+    await rowOf(agentPage, sales).waitFor();
+    await agentPage.getByTestId('conversation-category-filter').selectOption('');
+    await row.waitFor();
+
+    // She assigns it to herself: out of Unassigned, into Mine, with her actions.
+    await row.getByRole('button', { name: `Assign to me: ${general}` }).click();
+    await row.waitFor({ state: 'detached' });
+    await agentPage.getByRole('button', { name: 'Mine' }).click();
+    await row.getByRole('button', { name: `Resolve: ${general}` }).waitFor();
+    assert.equal(await rowOf(agentPage, sales).count(), 0);
+    // Everyone's: both, hers with its actions, the other one unassigned.
+    await agentPage.getByRole('button', { name: 'All' }).click();
+    await rowOf(agentPage, sales).getByRole('button', { name: `Assign to me: ${sales}` }).waitFor();
+    await row.getByRole('button', { name: `Resolve: ${general}` }).waitFor();
+    await expectClean(agentPage, `everyone's list (${label})`);
+    await shot(agentPage, `conversations-all-${label}`);
+  }));
+}

@@ -59,6 +59,7 @@ mod continuing_identified;
 mod conversations;
 mod conversations_outage;
 // HTTP reads bounded while MongoDB is frozen
+mod inbox_views;
 mod notes;
 mod offline;
 mod offline_conversations;

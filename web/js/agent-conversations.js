@@ -1,6 +1,9 @@
-// The agent's conversations as a work list (GET /api/inbox): every conversation in their
-// list until it is resolved — live ones, ones whose customer left, ones parked — by
-// status (Open, Waiting on customer, Snoozed, Resolved), the longest waiting first. Each
+// The agent's conversations as a work list (GET /api/inbox): "Mine" (every conversation in
+// their list until it is resolved — live ones, ones whose customer left, ones parked),
+// "Unassigned" and "All" (the team's, of the categories the agent serves), by status
+// (Open, Waiting on customer, Snoozed, Resolved), category and label, the longest waiting
+// first. An unassigned offline message has "Assign to me" (its take); a conversation held
+// by someone else is only listed (its status and labels are its holder's). Each
 // row says who, the last line and since when (and "Offline message" for one left while
 // nobody could chat), with one row of small actions as Chatwoot's list has them: "Open",
 // "Resolve" (or "Reopen"), a "More" list (Waiting on customer, Snooze 1 hour or until
@@ -39,7 +42,13 @@ export function createConversations({ send, open }) {
   const list = $('conversation-list');
   const filter = $('conversation-filter');
   const labelFilter = $('conversation-label-filter');
+  const categoryFilter = $('conversation-category-filter');
+  const viewButtons = [...document.querySelectorAll('.conversation-views button')];
   const error = $('conversation-error');
+  /** Whose conversations: mine, unassigned or all. */
+  let view = 'mine';
+  /** The signed-in agent's account id: their rows in "All" carry their actions. */
+  let me = null;
   /** The desk's labels by id (GET /api/labels), read with each load. */
   let labels = new Map();
   let asked = 0;
@@ -106,11 +115,28 @@ export function createConversations({ send, open }) {
     return more;
   }
 
+  /** "Assign to me": an unassigned offline message becomes the caller's (its take). */
+  async function take(c, name) {
+    error.textContent = '';
+    const res = await api('POST', `/api/offline-messages/${encodeURIComponent(c.id)}/take`, {});
+    if (!res.ok) { error.textContent = res.error.message; load(); return; }
+    announce(`The conversation with ${name} is now yours`);
+    load();
+  }
+
+  /** The row's actions when the conversation is not the caller's. */
+  function othersActions(c, name, button) {
+    if (c.holder) return el('p', { class: 'muted conversation-holder', dataset: { testid: 'conversation-holder' } }, 'With another agent');
+    if (c.offline) return el('div', { class: 'row conversation-actions' }, button('Assign to me', 'conversation-take', () => take(c, name), false));
+    return el('p', { class: 'muted conversation-holder', dataset: { testid: 'conversation-holder' } }, 'Waiting in line for an agent');
+  }
+
   function row(c) {
     const name = c.customer_name || 'Customer';
     const button = (label, testid, onclick, secondary = true) => el('button',
       { type: 'button', class: secondary ? 'secondary small' : 'small', dataset: { testid }, 'aria-label': `${label}: ${name}`, onclick }, label);
-    const actions = el('div', { class: 'row conversation-actions' },
+    const mine = view === 'mine' || (me && c.holder === me);
+    const actions = !mine ? othersActions(c, name, button) : el('div', { class: 'row conversation-actions' },
       button('Open', 'conversation-open', () => open(c)),
       c.status === 'resolved' ? null : button('Resolve', 'conversation-resolve', () => setStatus(c, 'resolved'), false),
       c.status === 'open' ? null : button('Reopen', 'conversation-reopen', () => setStatus(c, 'open')),
@@ -119,7 +145,7 @@ export function createConversations({ send, open }) {
     const since = c.status === 'snoozed' && c.snoozed_until
       ? `until ${dateTime(c.snoozed_until)}` : `since ${dateTime(c.status_since)}`;
     const last = c.last_message
-      ? `${c.last_message.from === 'agent' ? 'You' : name}: ${c.last_message.text}` : 'No messages yet';
+      ? `${c.last_message.from === 'agent' ? (mine ? 'You' : 'Agent') : name}: ${c.last_message.text}` : 'No messages yet';
     return el('li', { class: 'conversation-item', dataset: { testid: 'conversation-item', id: c.id, status: c.status, customer: name } },
       el('div', { class: 'row' },
         el('strong', { class: 'grow conversation-name' }, name),
@@ -128,7 +154,7 @@ export function createConversations({ send, open }) {
       // Below the name (a phone's row has no room beside it).
       c.offline ? el('p', { class: 'muted', dataset: { testid: 'conversation-offline' } }, 'Offline message: answers go by email') : null,
       el('p', { class: 'muted conversation-since' }, since),
-      labelChips(c, name),
+      mine ? labelChips(c, name) : null,
       actions);
   }
 
@@ -146,7 +172,8 @@ export function createConversations({ send, open }) {
     if (!onScreen()) return;
     await loadLabels();
     const label = labelFilter.value ? `&label=${encodeURIComponent(labelFilter.value)}` : '';
-    const res = await api('GET', `/api/inbox?status=${encodeURIComponent(filter.value)}${label}`);
+    const category = categoryFilter.value ? `&category=${encodeURIComponent(categoryFilter.value)}` : '';
+    const res = await api('GET', `/api/inbox?view=${view}&status=${encodeURIComponent(filter.value)}${category}${label}`);
     if (!res.ok) return;
     // Someone choosing a snooze keeps the list they are choosing in.
     if (list.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') return;
@@ -156,6 +183,25 @@ export function createConversations({ send, open }) {
 
   filter.addEventListener('change', load);
   labelFilter.addEventListener('change', load);
+  categoryFilter.addEventListener('change', load);
+  for (const b of viewButtons) {
+    b.addEventListener('click', () => {
+      view = b.dataset.view;
+      for (const other of viewButtons) other.setAttribute('aria-pressed', String(other === b));
+      load();
+    });
+  }
+
+  /** The categories the agent serves ({id, name}): the category filter's choices. */
+  function setCategories(categories) {
+    const chosen = categoryFilter.value;
+    categoryFilter.replaceChildren(el('option', { value: '' }, 'Any'), ...categories.map((c) => el('option', { value: c.id }, c.name)));
+    categoryFilter.value = categories.some((c) => c.id === chosen) ? chosen : '';
+    show($('conversation-category-filter-wrap'), categories.length > 1);
+  }
+
+  /** The signed-in agent's account id. */
+  function signedIn(id) { me = id; }
   setInterval(() => { if (document.visibilityState === 'visible') load(); }, REFRESH_MS);
   new MutationObserver(() => load()).observe($('console'), { attributes: true, attributeFilter: ['hidden'] });
 
@@ -198,5 +244,5 @@ export function createConversations({ send, open }) {
     setStatus({ id, customer_name: name }, status, status === 'snoozed' ? tomorrowMorning() : undefined);
   }
 
-  return { handle, load, setStatusOf };
+  return { handle, load, setStatusOf, setCategories, signedIn };
 }

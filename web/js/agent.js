@@ -141,6 +141,7 @@ function signedIn(account) {
   show($('shortcuts-button'), true);
   show($('header-menu'), true);
   $('who').textContent = account.display_name;
+  conversations.signedIn(account.id);
   welcomed = false;
   socket.start();
   archive = archive || createArchive($('history'), { mineFrom: 'agent' });
@@ -159,6 +160,7 @@ function signedIn(account) {
 }
 
 function renderProfile() {
+  conversations.setCategories(profile.categories);
   const names = profile.categories.map((c) => c.name).join(', ') || 'no categories yet (ask an admin)';
   $('profile-text').textContent = `Categories: ${names} · Limit: ${profile.max_chats} chat${profile.max_chats === 1 ? '' : 's'} at once`;
   // The button names what it does; the state is shown beside it.

@@ -1,0 +1,72 @@
+//! The inbox as the team's work list: an agent lists the unassigned conversations of the
+//! categories they serve (to pick one up) and everyone's of those categories, never
+//! another category's; asking for one that is not theirs is refused. Offline messages are
+//! the unassigned conversations here; taking one moves it to the agent's own list.
+
+use serde_json::json;
+
+use crate::common::*;
+
+/// `who` leaves an offline message in `category`; its id.
+async fn leaves(hub: &TestHub, who: &str, category: &str) -> String {
+    let (status, left) = post(
+        hub,
+        "/api/offline-messages",
+        json!({"category": category, "name": who, "email": "someone@example.com", "text": format!("{who} here")}),
+    )
+    .await;
+    assert_eq!(status, 201, "{left}");
+    left["id"].as_str().unwrap().to_string()
+}
+
+/// `api` lists exactly `want` at `path`, in any order (the order is tested elsewhere).
+async fn lists(api: &Api, path: &str, want: &[&String]) {
+    let (status, page) = api.get(path).await;
+    assert_eq!(status, 200, "{path}: {page}");
+    let mut got = item_ids(&page);
+    got.sort();
+    let mut want: Vec<&str> = want.iter().map(|s| s.as_str()).collect();
+    want.sort();
+    assert_eq!(got, want, "{path}");
+}
+
+#[tokio::test]
+async fn an_agent_lists_and_takes_the_unassigned_conversations_of_their_categories_only() {
+    let hub = TestHub::start().await;
+    hub.agent_account("ann", &["general"], 2).await;
+    hub.agent_account("bob", &["general", "sales"], 2).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let bob = hub.login("bob", "agent-password").await;
+    let admin = hub.admin().await;
+    let carla = leaves(&hub, "Carla", "general").await;
+    let dora = leaves(&hub, "Dora", "general").await;
+    let sam = leaves(&hub, "Sam", "sales").await;
+
+    // Ann serves General: its two, not Sales' one; Bob serves both.
+    lists(&ann, "/api/inbox?view=unassigned", &[&carla, &dora]).await;
+    lists(&ann, "/api/inbox?view=all", &[&carla, &dora]).await;
+    lists(&bob, "/api/inbox?view=unassigned", &[&carla, &dora, &sam]).await;
+    lists(&bob, "/api/inbox?view=unassigned&category=sales", &[&sam]).await;
+    lists(&admin, "/api/inbox?view=unassigned", &[&carla, &dora, &sam]).await;
+
+    // A category Ann does not serve is refused, in every view, and says nothing of it.
+    for view in ["unassigned", "all", "mine"] {
+        let (status, body) = ann.get(&format!("/api/inbox?view={view}&category=sales")).await;
+        assert_eq!((status, error_code(&body)), (403, "forbidden"), "{view}: {body}");
+    }
+    // Admins filter by any category.
+    lists(&admin, "/api/inbox?view=all&category=sales", &[&sam]).await;
+
+    // Ann takes Carla's: hers, out of the unassigned view, still in everyone's of General;
+    // Bob, a moment late, is refused.
+    ann.post_answering(200, &format!("/api/offline-messages/{carla}/take"), json!({}))
+        .await;
+    let (status, body) = bob
+        .post(&format!("/api/offline-messages/{carla}/take"), json!({}))
+        .await;
+    assert_eq!((status, error_code(&body)), (409, "already_taken"), "{body}");
+    lists(&ann, "/api/inbox", &[&carla]).await;
+    lists(&ann, "/api/inbox?view=unassigned", &[&dora]).await;
+    lists(&bob, "/api/inbox?view=unassigned", &[&dora, &sam]).await;
+    lists(&bob, "/api/inbox?view=all&category=general", &[&carla, &dora]).await;
+}
