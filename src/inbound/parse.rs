@@ -197,6 +197,23 @@ mod tests {
         );
     }
 
+    /// A charset the mail gets wrong (Latin-1 bytes declared UTF-8) or one nobody knows
+    /// still gives the text, its readable parts intact, never an error or an empty line.
+    #[test]
+    fn a_wrong_or_unknown_charset_still_gives_the_text() {
+        let mut wrong = b"From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+                          Content-Type: text/plain; charset=utf-8\r\n\r\nGr"
+            .to_vec();
+        wrong.extend_from_slice(b"\xfc\xdfe aus K\xf6ln, order 1042\r\n");
+        let f = fields(&wrong);
+        assert!(f.text.contains("order 1042"), "{:?}", f.text);
+        assert!(f.text.starts_with("Gr"), "{:?}", f.text);
+        let unknown = b"From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+                        Content-Type: text/plain; charset=x-no-such-charset\r\n\r\nWhere is order 1042?\r\n";
+        let f = fields(unknown);
+        assert_eq!(f.text.trim(), "Where is order 1042?");
+    }
+
     #[test]
     fn garbage_gives_empty_fields() {
         for raw in [
