@@ -289,7 +289,8 @@ async fn an_appointment_listed_startable_can_be_started() {
     stored_appointment(&hub, &rep, "early", 30, 90).await;
     let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let mut listed = std::collections::HashMap::new();
-    for day in [today, today.tomorrow().unwrap()] {
+    // Yesterday too: within 40 minutes after midnight (UTC) "late" began yesterday.
+    for day in [today.yesterday().unwrap(), today, today.tomorrow().unwrap()] {
         let (_, list) = ann.get(&format!("/api/agent/appointments?date={day}")).await;
         for a in list["appointments"].as_array().unwrap_or_else(|| panic!("{list}")) {
             listed.insert(a["id"].as_str().unwrap().to_string(), a["startable"].as_bool().unwrap());
