@@ -41,6 +41,12 @@ pub(crate) async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>
 
 /// [`receiver`] answering as `behaviour` says.
 pub(crate) async fn receiver_as(behaviour: Received) -> (String, Arc<Mutex<Received>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    receiver_on(listener, behaviour)
+}
+
+/// [`receiver_as`] on `listener`.
+fn receiver_on(listener: tokio::net::TcpListener, behaviour: Received) -> (String, Arc<Mutex<Received>>) {
     let got = Arc::new(Mutex::new(behaviour));
     let app = axum::Router::new().route(
         "/hook",
@@ -69,7 +75,6 @@ pub(crate) async fn receiver_as(behaviour: Received) -> (String, Arc<Mutex<Recei
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (format!("http://{addr}/hook"), got)
@@ -254,6 +259,53 @@ async fn a_receiver_answering_500_gets_the_event_again() {
         .map(|a| &a["status_code"])
         .collect();
     assert_eq!(codes, [&json!(500), &json!(200)], "{log}");
+}
+
+/// The receiver is down (nothing listens on its port) while a conversation lives its
+/// life: the deliveries fail and are retried; once it is back it gets every event, each
+/// once at least, in the conversation's order.
+#[tokio::test]
+async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    // A port the kernel never hands out, so nothing else takes it while the receiver is down.
+    let port = crate::mongod::unassigned_port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    register(&admin, &url, &ALL).await;
+
+    let (mut ann, mut carla, chat) = hub.agent_and_customer_in_a_chat().await;
+    carla.say("Hello, my order is late", "c1").await;
+    ann.next_of("message").await;
+    ann.say_in(&chat, "Let me look at it", "a1").await;
+    carla.next_of("message").await;
+    ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
+        .await;
+    carla.next_of("chat_ended").await;
+    // Down long enough for the first delivery to fail twice (tries after 0 s, 1 s, 3 s...).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, log) = admin.get("/api/admin/webhooks").await;
+        let id = log[0]["id"].as_str().unwrap().to_string();
+        let (_, deliveries) = admin.get(&format!("/api/admin/webhooks/{id}/deliveries")).await;
+        let failed = deliveries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| d["attempts"].as_array().map_or(0, Vec::len))
+            .max()
+            .unwrap_or(0);
+        if failed >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never tried twice: {deliveries}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let (_, got) = receiver_on(listener, Received::default());
+    let deliveries = delivered_within(&got, 4, Duration::from_secs(60)).await;
+    assert_a_conversations_life(&deliveries[..4]);
+    assert_eq!(deliveries[0].1["data"]["conversation_id"], chat);
 }
 
 #[tokio::test]
