@@ -308,6 +308,62 @@ async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back()
     assert_eq!(deliveries[0].1["data"]["conversation_id"], chat);
 }
 
+/// A receiver that redirects is not followed (the redirect's target never hears of the
+/// event; the attempt is logged as failed with the 307); one answering 10 MB has its
+/// delivery taken, the answer read up to the cap and logged as a short excerpt.
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_a_huge_answer_is_cut_short() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let followed = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new()
+        .route(
+            "/moved",
+            axum::routing::post({
+                let to = format!("{base}/inside");
+                move || async move { (StatusCode::TEMPORARY_REDIRECT, [("location", to)], "") }
+            }),
+        )
+        .route(
+            "/inside",
+            axum::routing::post({
+                let followed = followed.clone();
+                move || async move {
+                    followed.fetch_add(1, Ordering::SeqCst);
+                    "reached"
+                }
+            }),
+        )
+        .route("/huge", axum::routing::post(|| async { "x".repeat(10 << 20) }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let moved = register(&admin, &format!("{base}/moved"), &["conversation.created"]).await;
+    let huge = register(&admin, &format!("{base}/huge"), &["conversation.created"]).await;
+    let (_ann, _carla, _chat) = hub.agent_and_customer_in_a_chat().await;
+
+    let log_of = |endpoint: &Value| format!("/api/admin/webhooks/{}/deliveries", endpoint["id"].as_str().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (moved_log, huge_log) = loop {
+        let (_, moved_log) = admin.get(&log_of(&moved)).await;
+        let (_, huge_log) = admin.get(&log_of(&huge)).await;
+        let tried = |log: &Value| log[0]["attempts"].as_array().is_some_and(|a| !a.is_empty());
+        if tried(&moved_log) && huge_log[0]["status"] == "delivered" {
+            break (moved_log, huge_log);
+        }
+        assert!(std::time::Instant::now() < deadline, "{moved_log} {huge_log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let attempt = &moved_log[0]["attempts"][0];
+    assert_eq!(attempt["status_code"], 307, "{moved_log}");
+    assert_ne!(moved_log[0]["status"], "delivered", "{moved_log}");
+    assert_eq!(followed.load(Ordering::SeqCst), 0, "the redirect was followed");
+    let excerpt = huge_log[0]["attempts"][0]["excerpt"].as_str().unwrap();
+    assert!(excerpt.len() <= 500 && excerpt.starts_with("xxx"), "{excerpt}");
+}
+
 #[tokio::test]
 async fn loopback_urls_are_refused_without_the_setting_at_registration_and_at_delivery() {
     let store: SharedStore = Arc::new(MemoryStore::new());
