@@ -136,3 +136,48 @@ test('only the allowed sites may frame the widget page; every other page keeps f
     await other.context().close();
   }
 });
+
+// Last in this file: it leaves an agent of the shop's topic online.
+test('a customer who ended their chat in the widget comes back later on the shop and continues it with the same agent', async () => {
+  await withShots('widget-continuing', async (pages) => {
+    const vera = await createAgent(hub, { username: 'vera-widget', display_name: 'Vera', categories: ['sales'], max_chats: 2 });
+    const [customer, agent] = await openPages(browser, pages, 2);
+    await agentSignsIn(agent, hub, vera);
+    await customer.goto(`${shop}/`);
+    await launcher(customer).click();
+    await chat(customer).getByTestId('name-input').fill('Noor');
+    await chat(customer).getByTestId('join-button').click();
+    await chat(customer).getByTestId('session-title').filter({ hasText: 'Chatting with Vera' }).waitFor();
+    const panel = agent.locator('[data-testid="chat-panel"][data-customer="Noor"]');
+    await panel.waitFor();
+    await chat(customer).getByTestId('message-input').fill('Is the blue tent back in stock?');
+    await chat(customer).getByTestId('message-input').press('Enter');
+    await panel.getByTestId('message').filter({ hasText: 'Is the blue tent back in stock?' }).waitFor();
+    await panel.getByTestId('message-input').fill('Next week, I will tell you.');
+    await panel.getByTestId('send-button').click();
+    await chat(customer).getByTestId('message').filter({ hasText: 'Next week, I will tell you.' }).waitFor();
+    await chat(customer).getByTestId('leave-button').click();
+    await chat(customer).getByTestId('confirm-end-button').click();
+    await chat(customer).getByTestId('rating').waitFor();
+    const context = customer.context();
+    await customer.close();
+
+    // Later, the same browser on the shop: the widget lists the conversation; Continue opens it.
+    const back = await context.newPage();
+    pages.push(back);
+    await back.goto(`${shop}/`);
+    await launcher(back).click();
+    const row = chat(back).getByTestId('earlier-conversation').first();
+    await row.waitFor();
+    assert.equal(await row.getAttribute('data-status'), 'resolved');
+    assert.match(await row.innerText(), /Vera: Next week, I will tell you\./);
+    await shot(back, 'widget-continuing-list');
+    await row.getByTestId('continue-conversation').click();
+    await chat(back).getByTestId('message').filter({ hasText: 'Is the blue tent back in stock?' }).waitFor();
+    const again = agent.locator('[data-testid="chat-panel"][data-customer="Noor"]');
+    await chat(back).getByTestId('message-input').fill('Any news?');
+    await chat(back).getByTestId('message-input').press('Enter');
+    await again.getByTestId('message').filter({ hasText: 'Any news?' }).waitFor();
+    await shot(back, 'widget-continuing-chat');
+  });
+});

@@ -47,7 +47,8 @@ function tell(what, detail) {
   document.dispatchEvent(new CustomEvent(`switchboard:${what}`, { detail }));
 }
 
-/** A topic chosen in advance (the widget's `data-category`): offered once, on the first visit. */
+/** A topic chosen in advance (the widget's `data-category`): offered once, on the first
+ *  visit of a browser with no earlier conversations. */
 let presetCategory = new URLSearchParams(location.search).get('category');
 
 const socket = new ReconnectingSocket('/ws/customer', {
@@ -95,10 +96,12 @@ async function loadCategories() {
   for (const c of topics) {
     host.append(el('button', { type: 'button', dataset: { testid: `category-${c.id}`, category: c.id }, onclick: () => chooseCategory(c) }, c.name));
   }
-  loadEarlier(res.data);
   const preset = res.data.find((c) => c.id === presetCategory);
   presetCategory = null;
-  if (preset && !saved && !$('welcome').hidden) chooseCategory(preset);
+  // A returning customer stays on the topics, their earlier conversations under them to
+  // continue; only a first visit goes straight to the preset topic's form.
+  const earlier = await loadEarlier(res.data);
+  if (preset && !saved && !$('welcome').hidden && !earlier) chooseCategory(preset);
 }
 
 /** The topics last loaded: the earlier conversations are listed again under them when
@@ -108,7 +111,7 @@ let lastCategories = null;
 /** This browser's earlier conversations under the topics, each to continue. */
 function loadEarlier(categories) {
   lastCategories = categories;
-  showEarlierConversations($('earlier'), {
+  return showEarlierConversations($('earlier'), {
     categoryName: (id) => categories.find((c) => c.id === id)?.name,
     onContinue: (c) => continueConversation(c, categories.find((x) => x.id === c.category)?.name),
   });

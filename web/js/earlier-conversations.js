@@ -33,16 +33,17 @@ function when(at) {
 
 /**
  * Fills `host` (hidden while empty) with the list. `categoryName(id)` names a topic;
- * `onContinue(conversation)` is called with the chosen row.
+ * `onContinue(conversation)` is called with the chosen row. Resolves to how many are
+ * listed (0 for an answer a later ask replaced).
  */
 export async function showEarlierConversations(host, { categoryName, onContinue }) {
   // Asked again (the site's identity arrived): only the latest answer is shown.
   const asked = ++asks;
   const { conversations, can_continue: canContinue } = await ownConversations();
-  if (asked !== asks) return;
+  if (asked !== asks) return 0;
   host.replaceChildren();
   host.hidden = conversations.length === 0;
-  if (!conversations.length) return;
+  if (!conversations.length) return 0;
   const list = el('ul', { class: 'returning-list', dataset: { testid: 'earlier-list' } });
   for (const c of conversations.slice(0, 5)) {
     const last = c.last_message;
@@ -62,4 +63,5 @@ export async function showEarlierConversations(host, { categoryName, onContinue 
       button));
   }
   host.append(el('h3', { id: 'earlier-title' }, 'Your conversations'), list);
+  return conversations.length;
 }
