@@ -207,14 +207,23 @@ pub fn decide(mail: &MailFields, desk: &Desk) -> Decision {
 /// allowance (`senders`, keyed by the `From` address in lowercase, spending one mail at
 /// `now`): then [`DropReason::SenderLimit`]. Only mails that would add something count:
 /// bounces and dropped mails are cheap and never spend a sender's allowance.
+/// A mail that could not be handed over after all gives its sender's mail back with
+/// `senders.give_back(&key)` for the [`spender`] key.
 pub fn within_sender_limit(decision: Decision, senders: &mut FailedGuesses<String>, now: Instant) -> Decision {
-    let from = match &decision {
-        Decision::Thread { written, .. } | Decision::New { written, .. } => written.from.to_ascii_lowercase(),
-        Decision::Drop(_) | Decision::Bounce { .. } => return decision,
+    let Some(from) = spender(&decision) else {
+        return decision;
     };
     match senders.take(from, now) {
         Ok(()) => decision,
         Err(_) => Decision::Drop(DropReason::SenderLimit),
+    }
+}
+
+/// Whose allowance `decision` spends (the `From` address in lowercase), if any.
+pub fn spender(decision: &Decision) -> Option<String> {
+    match decision {
+        Decision::Thread { written, .. } | Decision::New { written, .. } => Some(written.from.to_ascii_lowercase()),
+        Decision::Drop(_) | Decision::Bounce { .. } => None,
     }
 }
 

@@ -28,7 +28,7 @@ use super::{InboundMail, InboundSink, parse};
 use crate::config::imap::ImapSettings;
 use crate::core::guesses::FailedGuesses;
 use crate::core::inbound_mail::{
-    Decision, Desk, DropReason, MailFields, decide, idempotence_key, sender_allowance, within_sender_limit,
+    Decision, Desk, DropReason, MailFields, decide, idempotence_key, sender_allowance, spender, within_sender_limit,
 };
 use crate::store::SharedStore;
 
@@ -258,6 +258,14 @@ async fn handle_pending(
             tracing::info!(%key, uid, "inbound mail fetched before; flagged, nothing added");
             metrics::counter!(MAILS, "outcome" => "duplicate").increment(1);
         } else {
+            if let Some(duty) = duty
+                && !duty.confirm().await
+            {
+                // The mailbox moved to another node (this one stalled, or Redis lost its
+                // data): not delivered here, so not twice. The caller's watch ends the round.
+                tracing::info!(%key, uid, "inbound mail left to the node that reads the mailbox now");
+                return Ok(0);
+            }
             let decision = within_sender_limit(decide(&fields, desk), senders, std::time::Instant::now());
             match &decision {
                 Decision::Drop(DropReason::TooLarge(size)) => {
@@ -269,14 +277,7 @@ async fn handle_pending(
                 _ => {}
             }
             let outcome = outcome(&decision);
-            if let Some(duty) = duty
-                && !duty.confirm().await
-            {
-                // The mailbox moved to another node (this one stalled, or Redis lost its
-                // data): not delivered here, so not twice. The caller's watch ends the round.
-                tracing::info!(%key, uid, "inbound mail left to the node that reads the mailbox now");
-                return Ok(0);
-            }
+            let spender = spender(&decision);
             let mail = InboundMail {
                 key: key.clone(),
                 message_id,
@@ -284,9 +285,13 @@ async fn handle_pending(
                 decision,
                 raw,
             };
-            sink.deliver(&mail)
-                .await
-                .map_err(|e| format!("handing over mail {key}: {e}"))?;
+            if let Err(e) = sink.deliver(&mail).await {
+                // Tried again next round: this try spends none of the sender's allowance.
+                if let Some(sender) = spender {
+                    senders.give_back(&sender);
+                }
+                return Err(format!("handing over mail {key}: {e}"));
+            }
             store
                 .first_seen(&key, crate::clock::now_ms())
                 .await

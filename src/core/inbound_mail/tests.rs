@@ -337,3 +337,32 @@ fn a_sender_past_their_hourly_allowance_is_dropped_and_others_are_not() {
         Decision::Drop(DropReason::SenderLimit)
     );
 }
+
+/// A mail that could not be handed over gives its sender's allowance back: a real answer
+/// retried while the hub cannot take it never uses up its sender's hour.
+#[test]
+fn a_mail_not_handed_over_gives_its_senders_allowance_back() {
+    use std::time::Instant;
+
+    use crate::core::guesses::FailedGuesses;
+
+    let mut senders = FailedGuesses::new(sender_allowance(1), 100);
+    let now = Instant::now();
+    let answer = Decision::Thread {
+        tokens: vec![],
+        ids: vec!["root@desk.example".into()],
+        category: "general".into(),
+        written: Written {
+            from: "Joerg@Example.org".into(),
+            subject: String::new(),
+            text: "hi".into(),
+            files: vec![],
+        },
+    };
+    for _ in 0..5 {
+        let decided = within_sender_limit(answer.clone(), &mut senders, now);
+        assert_eq!(decided, answer, "each try is allowed");
+        senders.give_back(&spender(&decided).unwrap());
+    }
+    assert_eq!(spender(&Decision::Drop(DropReason::OwnMail)), None);
+}
