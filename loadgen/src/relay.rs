@@ -245,6 +245,11 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         }
     };
     sample_rss(&mut rss_samples);
+    // The uploads start before the warm-up, so every measured step sees them running (the
+    // issue's "while 20 uploads run"), not the moment 20 of them start at once.
+    let uploaders: Vec<_> = (0..cfg.uploads)
+        .map(|j| tokio::spawn(uploader(t.clone(), shared.clone(), j, cfg.uploads, cfg.upload_bytes)))
+        .collect();
     if !cfg.archive_check && !cfg.rates.is_empty() {
         // Not measured: the first seconds of traffic pay once for what no later step sees
         // (buffers and tables growing to their working size).
@@ -255,9 +260,6 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Relay) -> Result<(Value, 
         shared.hists.lock().unwrap()[0].reset();
         shared.ack_hists.lock().unwrap()[0].reset();
     }
-    let uploaders: Vec<_> = (0..cfg.uploads)
-        .map(|j| tokio::spawn(uploader(t.clone(), shared.clone(), j, cfg.uploads, cfg.upload_bytes)))
-        .collect();
     let mut max_backlog = 0u64;
     for (i, &rate) in cfg.rates.iter().enumerate() {
         stats.set_phase(format!("step {rate} msg/s"));
