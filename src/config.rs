@@ -124,6 +124,10 @@ pub struct Settings {
     /// send; longer than one attempt may take, so two nodes never send it at once, and
     /// how long a delivery waits after its node died mid-send.
     pub webhook_lease: Duration,
+    /// `ADMIN_MAIL_TO`: the admins' addresses (comma separated) told by mail, through the
+    /// outbox, when the hub disables a webhook endpoint; empty: the log and the admin page
+    /// only say so.
+    pub admin_mail_to: Vec<String>,
     // ---- several nodes through Redis: the cluster's foundations ----
     /// `REDIS_URL`: unset, the hub is one process as always; set, this node joins the
     /// cluster that shares this Redis (and one MongoDB).
@@ -317,6 +321,7 @@ impl Settings {
             webhook_allow_private: r.flag("WEBHOOK_ALLOW_PRIVATE", false)?,
             // At least 15 s: an attempt takes at most 10 s (`webhooks::deliver::TIMEOUT`).
             webhook_lease: Duration::from_secs(r.ranged::<u64>("WEBHOOK_LEASE_SECS", 60, 15..=3_600)?),
+            admin_mail_to: r.mailboxes("ADMIN_MAIL_TO")?,
             // ---- several nodes through Redis: the cluster's foundations ----
             redis_url: r.optional("REDIS_URL"),
             node_id: r.node_id("NODE_ID")?,
@@ -497,6 +502,15 @@ impl Settings {
 
 // ---- several nodes through Redis: the cluster's foundations ----
 impl Settings {
+    /// The base of links in mails sent without a request to take a host from: `PUBLIC_URL`,
+    /// else this hub on localhost at its own port.
+    pub fn base_url_without_request(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://localhost:{}", self.bind.port()),
+        }
+    }
+
     /// Is this node one of several sharing a Redis?
     pub fn clustered(&self) -> bool {
         self.redis_url.is_some()
@@ -737,6 +751,22 @@ impl Reader<'_> {
             .parse::<lettre::message::Mailbox>()
             .map_err(|e| Self::error(var, &value, format!("not a mail address like desk@example.com ({e})")))?;
         Ok(Some(value))
+    }
+
+    /// Mail addresses, comma separated (each with or without a display name), each as
+    /// written; unset or empty: none.
+    fn mailboxes(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
+        let Some(value) = self.optional(var) else {
+            return Ok(vec![]);
+        };
+        let list = value.parse::<lettre::message::Mailboxes>().map_err(|e| {
+            Self::error(
+                var,
+                &value,
+                format!("not mail addresses like ops@example.com, Ann <ann@example.com> ({e})"),
+            )
+        })?;
+        Ok(list.into_iter().map(|m| m.to_string()).collect())
     }
 
     /// An `http://` URL: the webhook client speaks plain HTTP (a TLS-terminating relay in

@@ -1521,6 +1521,7 @@ fn mail(appointment_id: &str, purpose: MailPurpose, created_at: Millis) -> Outbo
         MailPurpose::OfflineReply => "reply-r1",
         MailPurpose::Transcript => "transcript-1",
         MailPurpose::FollowUp => "follow-up-1",
+        MailPurpose::WebhookDisabled => "webhook-disabled",
     };
     OutboxMail {
         id: format!("{appointment_id}.{kind}"),
@@ -3203,6 +3204,13 @@ async fn mails_are_added_once_by_id_and_found_by_prefix(store: &dyn Store) {
     );
     assert_eq!(found[0].purpose, MailPurpose::Transcript);
     assert!(store.mails_by_id_prefix("transcript:zz:").await.unwrap().is_empty());
+    // An admins' mail about a disabled webhook endpoint is kept as any other.
+    let told = OutboxMail {
+        purpose: MailPurpose::WebhookDisabled,
+        ..at("webhook-disabled:ev-e1:ops@example.com", "ops@example.com")
+    };
+    store.add_mail(told.clone()).await.unwrap();
+    assert_eq!(store.mails_by_id_prefix("webhook-disabled:").await.unwrap(), [told]);
     // A regex's metacharacters in a prefix are taken literally.
     assert!(store.mails_by_id_prefix("transcript:c.:").await.unwrap().is_empty());
     let adders = (0..20).map(|i| store.add_mail(at("transcript:race:1", &format!("r{i}@example.com"))));

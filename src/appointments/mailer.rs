@@ -132,6 +132,10 @@ impl Worker {
                 }
             };
         }
+        // ---- admins told: nothing to agree with, sent as stored ----
+        if mail.purpose == MailPurpose::WebhookDisabled {
+            return self.send(&mail, Outgoing::queued(&mail)).await;
+        }
         if !self.appointment_agrees_soon(&mail).await? {
             let age = crate::clock::now_ms() - mail.created_at;
             if age >= ORPHAN_GRACE.as_millis() as i64 {
@@ -237,10 +241,7 @@ impl Worker {
                 crate::ratings::now_secs(),
             )
         });
-        let base_url = match &self.settings.public_url {
-            Some(url) => url.trim_end_matches('/').to_string(),
-            None => format!("http://localhost:{}", self.settings.bind.port()),
-        };
+        let base_url = self.settings.base_url_without_request();
         let name = crate::desk_name::desk_name(self.store.as_ref(), &self.settings).await;
         let desk = crate::transcripts::mail::Desk {
             name: &name,
@@ -298,7 +299,8 @@ impl Worker {
                 MailPurpose::OfflineMessage
                 | MailPurpose::OfflineReply
                 | MailPurpose::Transcript
-                | MailPurpose::FollowUp => false,
+                | MailPurpose::FollowUp
+                | MailPurpose::WebhookDisabled => false,
             }),
             Err(StoreError::NotFound) => Ok(false),
             Err(e) => Err(e),

@@ -72,6 +72,8 @@ pub fn mail_id(appointment_id: &str, purpose: MailPurpose, sequence: u32) -> Str
         MailPurpose::Transcript => format!("transcript:{appointment_id}:{sequence}"),
         // Named by `conversations::follow_up_mail::mail_id`; never asked of here.
         MailPurpose::FollowUp => format!("follow-up:{appointment_id}:{sequence}"),
+        // Named by `webhooks::disabled_mail::mail_id`; never asked of here.
+        MailPurpose::WebhookDisabled => format!("webhook-disabled:{appointment_id}:{sequence}"),
     }
 }
 

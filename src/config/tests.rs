@@ -64,6 +64,7 @@ fn bad_values_name_their_variable() {
         ("SMTP_URL", "mail.example.com"),
         ("MAIL_FROM", "not an address"),
         ("OFFLINE_MAIL_TO", "not an address"),
+        ("ADMIN_MAIL_TO", "ops@example.com, not an address"),
         ("SMS_WEBHOOK_URL", "ftp://sms.example.com/send"),
         ("PUBLIC_URL", "example.com"),
         ("ROOM_CODE_TTL_SECS", "0"),

@@ -1,7 +1,7 @@
 //! API tokens for admins (`/api/admin/api-tokens`): create one (a name, scopes, a bot
 //! name with the `bot` scope, an optional expiry; its secret is in this answer only),
-//! list them with their last use, revoke one. Revocation counts at once on every node
-//! (`api_tokens`). Also the refusal of a token put in a URL's query.
+//! list them with their last use, revoke one. Revocation counts at once on this node and
+//! within a second on every other (`api_tokens`). Also the refusal of a token put in a URL's query.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -197,7 +197,9 @@ async fn create(
     ))
 }
 
-/// Revoke a token: refused from now on, on every node. It stays listed, revoked.
+/// Revoke a token: refused from now on by the node answering, and within a second by
+/// every other node (at once when the cluster's bus carries the news; a second at most
+/// when it is lost). It stays listed, revoked.
 #[utoipa::path(delete, path = "/api/admin/api-tokens/{id}", tag = "admin",
     params(("id" = String, Path, description = "the token's id")),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -221,7 +223,7 @@ async fn revoke(
         tracing::warn!(token = %id, error = %e, "a revoked token's bot was not told");
     }
     // The store refuses it to every node already; the bus empties their caches. A node
-    // that misses the message still refuses it once its cache entry is 30 s old.
+    // that misses the message still refuses it once its cache entry is a second old.
     if let Some(cluster) = &state.cluster
         && let Err(e) = cluster.publish(AdminChange::ApiTokenRevoked { id: id.clone() }).await
     {

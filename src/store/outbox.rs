@@ -39,6 +39,11 @@ pub enum MailPurpose {
     /// names the conversation, its id the first line's seq (`conversations::follow_up_mail`).
     /// Its body is made from the archive when it is sent; the stored `text` only says so.
     FollowUp,
+    // ---- admins told ----
+    /// A webhook endpoint the deliverer disabled, to an admin (`ADMIN_MAIL_TO`); its
+    /// `appointment_id` names the endpoint, its id the delivery that died
+    /// (`webhooks::disabled_mail`). Sent as stored.
+    WebhookDisabled,
 }
 
 /// Where a mail is in its life.

@@ -5,7 +5,8 @@
 //! time), sends it signed, with a timeout and a cap on the answer read, and records the
 //! attempt (status, latency, the answer's start) under its claim. A 2xx delivers; anything
 //! else is tried again later, and the last failure disables the endpoint (logged as an
-//! error: an admin must look). A node killed mid-send leaves a claim that runs out, and
+//! error, and mailed to the admins of `ADMIN_MAIL_TO` through the mail outbox by the node
+//! that disabled it, once: `disabled_mail`). A node killed mid-send leaves a claim that runs out, and
 //! another node sends the delivery again (at least once).
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Webhooks;
+use super::disabled_mail;
 use super::sign::{EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature};
 use super::target;
 use crate::clock::now_ms;
@@ -39,6 +41,10 @@ pub struct Claims {
     /// `WEBHOOK_LEASE_SECS`: longer than an attempt may take ([`TIMEOUT`]), so a claim
     /// never runs out while its holder still sends.
     pub lease: Duration,
+    /// `ADMIN_MAIL_TO`: who is mailed when this node disables an endpoint.
+    pub admins: Vec<String>,
+    /// The admin page's Webhooks view, where such an endpoint is enabled again.
+    pub admin_page: String,
 }
 
 pub async fn run(store: SharedStore, hooks: Webhooks, claims: Claims, shutdown: CancellationToken) {
@@ -97,7 +103,7 @@ async fn round(store: &SharedStore, hooks: &Webhooks, claims: &Claims) -> crate:
         let Ok((endpoint, delivery, (attempt, ok))) = done else {
             continue;
         };
-        endpoints_changed |= record(store, &claims.node, endpoint, delivery, attempt, ok).await?;
+        endpoints_changed |= record(store, claims, endpoint, delivery, attempt, ok).await?;
     }
     if endpoints_changed {
         hooks.refresh().await;
@@ -105,11 +111,12 @@ async fn round(store: &SharedStore, hooks: &Webhooks, claims: &Claims) -> crate:
     Ok(())
 }
 
-/// Stores how `node`'s attempt went, under its claim (which ends); true when its endpoint
-/// was disabled.
+/// Stores how this node's attempt went, under its claim (which ends); true when its
+/// endpoint was disabled. A disabling's mails to the admins are written first, so one
+/// recorded is never left untold (their ids make a second writing of them nothing).
 async fn record(
     store: &SharedStore,
-    node: &str,
+    claims: &Claims,
     mut endpoint: WebhookEndpoint,
     mut delivery: WebhookDelivery,
     attempt: DeliveryAttempt,
@@ -131,6 +138,10 @@ async fn record(
             }
         }
     }
+    if disabled {
+        tell_admins(store, claims, &endpoint, &delivery).await?;
+    }
+    let node = claims.node.as_str();
     match store.finish_delivery(delivery.clone(), node).await {
         Ok(true) => {}
         // The lease ran out mid-send and another node took it: it may have gone twice
@@ -161,6 +172,26 @@ async fn record(
         Err(crate::store::StoreError::NotFound) => Ok(false),
         other => other.map(|()| disabled),
     }
+}
+
+/// Writes the admins' mails about `endpoint`, disabled as `delivery` died, to the outbox.
+async fn tell_admins(
+    store: &SharedStore,
+    claims: &Claims,
+    endpoint: &WebhookEndpoint,
+    delivery: &WebhookDelivery,
+) -> crate::store::StoreResult<()> {
+    if claims.admins.is_empty() {
+        tracing::warn!(endpoint = %endpoint.id, "no admin is mailed about a disabled webhook endpoint: ADMIN_MAIL_TO is empty");
+    }
+    for mail in disabled_mail::mails(endpoint, delivery, &claims.admins, &claims.admin_page, now_ms()) {
+        match store.add_mail(mail).await {
+            // Written already by an earlier try of this same disabling.
+            Ok(()) | Err(crate::store::StoreError::Conflict) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// One signed POST of `delivery` to `endpoint`: the attempt as logged, and whether the

@@ -17,6 +17,7 @@
 //! endpoint, sent by one node at a time.
 
 pub mod deliver;
+pub mod disabled_mail;
 pub mod event;
 pub mod schema;
 pub mod sign;
@@ -78,6 +79,8 @@ impl Webhooks {
         let claims = deliver::Claims {
             node: settings.node_id.clone(),
             lease: settings.webhook_lease,
+            admins: settings.admin_mail_to.clone(),
+            admin_page: disabled_mail::admin_page(&settings.base_url_without_request()),
         };
         tokio::spawn(fan_out(hooks.clone(), rx, shutdown.clone()));
         tokio::spawn(deliver::run(hooks.store.clone(), hooks.clone(), claims, shutdown));

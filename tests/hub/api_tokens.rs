@@ -2,7 +2,9 @@
 //! the reports and is refused an admin operation (403 naming the scope); an `admin`
 //! token administers; a malformed, unknown, expired or revoked token is refused (401); a
 //! token in the query string is refused and never logged; a token over its rate gets 429
-//! with `Retry-After`; across two nodes, a token revoked on one is refused on the other.
+//! with `Retry-After`; across two nodes, a token revoked on one is refused on the other,
+//! and a node that never heard of the revocation (its bus elsewhere) refuses it once its
+//! cached look-up is older than `CACHE_TTL` (a second).
 
 use std::time::Duration;
 
@@ -250,6 +252,38 @@ async fn a_token_revoked_on_one_node_is_refused_on_the_other() {
     for _ in 0..5 {
         assert_eq!(on_beta.get("/api/conversations").await.0, 401);
     }
+}
+
+/// Beta hears nothing alpha says on the admin bus (it is on a Redis of its own, as a node
+/// whose bus messages are all lost), so only the bound on its cache can stop a token it
+/// looked up: once its look-up is older than `CACHE_TTL` by beta's own clock it asks the
+/// store again, which says revoked. Not a timed assertion: the second waited only makes the
+/// cached look-up old enough, whatever the machine's speed.
+#[tokio::test]
+async fn a_node_that_missed_the_revocation_refuses_the_token_once_its_look_up_is_a_second_old() {
+    let cluster = Cluster::start("api-tokens-missed").await;
+    let alpha = cluster.node("alpha", |_| {}).await;
+    let deaf_redis = crate::redis_server::RedisServer::start().await;
+    let scratch = crate::archive::TempDir::new("api-tokens-deaf");
+    let beta = crate::cluster_hub::node_with(cluster.store.clone(), &deaf_redis, "beta", &scratch, |_| {}).await;
+    let admin = alpha.admin().await;
+    let (secret, created) = token(&admin, "crm", &["read"]).await;
+    let on_beta = Api::bearer(&beta, &secret);
+    // Beta looks it up now, so it is in its cache from here on.
+    assert_eq!(on_beta.get("/api/conversations").await.0, 200);
+
+    let (status, _) = admin
+        .delete(&format!("/api/admin/api-tokens/{}", created["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(Api::bearer(&alpha, &secret).get("/api/conversations").await.0, 401);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, answer) = on_beta.get("/api/conversations").await;
+    assert_eq!(status, 401, "beta still takes the revoked token: {answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("revoked"),
+        "{answer}"
+    );
 }
 
 /// Waits until both nodes of `cluster` listen on the admin bus (a node serves HTTP a

@@ -4,7 +4,8 @@
 //! order, each signed over `timestamp.body` with the secret shown at registration. A
 //! receiver answering 500 gets the event again; without the setting a loopback URL is
 //! refused at registration and, for one registered earlier, at delivery; an agent cannot
-//! register an endpoint; a logged delivery sent again reaches the receiver once more.
+//! register an endpoint; a logged delivery sent again reaches the receiver once more; an
+//! endpoint failing for a day is disabled and each admin mailed once (a real SMTP sink).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -765,4 +766,80 @@ async fn an_appointment_booked_rescheduled_and_cancelled_is_three_events_in_orde
         "{c}"
     );
     assert!(c["cancelled_at"].is_i64(), "{c}");
+}
+
+/// An endpoint answering 500 for a day is disabled at its delivery's last failed attempt,
+/// and the admins (`ADMIN_MAIL_TO`) each get one mail naming its URL, the failures, the last
+/// error and the admin page where it is enabled again; on two nodes, both delivering, only
+/// the one that disabled it writes the mails. The delivery's first 35 failures (a day of
+/// retries) are stored as made already; the hub makes the 36th, its last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_failing_for_a_day_is_disabled_and_each_admin_is_mailed_once() {
+    use switchboard::store::{DeliveryAttempt, DeliveryStatus, WebhookDelivery};
+    let port = crate::archive::free_port();
+    let smtp = SmtpSink::start(port).await;
+    let cluster = Cluster::start("webhook-disabled").await;
+    let (alpha, _beta) = cluster
+        .two_nodes(|s| {
+            crate::appointment_mail::mail_settings(port)(s);
+            s.webhook_allow_private = true;
+            s.admin_mail_to = vec!["Ops <ops@example.org>".into(), "lead@example.org".into()];
+        })
+        .await;
+    let admin = alpha.admin().await;
+    let (url, got) = receiver(usize::MAX).await;
+    let endpoint = register(&admin, &url, &["offline_message.created"]).await;
+    let id = endpoint["id"].as_str().unwrap().to_string();
+
+    let now = switchboard::clock::now_ms();
+    let day_ago = now - 24 * 3_600_000;
+    let failed = DeliveryAttempt {
+        at: day_ago,
+        status_code: Some(500),
+        latency_ms: 3,
+        excerpt: "down".into(),
+    };
+    let delivery = WebhookDelivery {
+        id: format!("ev-1-{id}"),
+        endpoint_id: id.clone(),
+        seq: cluster.store.next_delivery_seq().await.unwrap(),
+        ordering_key: "ev-1".into(),
+        event_id: "ev-1".into(),
+        event_type: "offline_message.created".into(),
+        body: json!({"id": "ev-1", "type": "offline_message.created"}).to_string(),
+        status: DeliveryStatus::Pending,
+        due_at: now,
+        attempts: vec![failed; 35],
+        created_at: day_ago,
+        claimed_by: None,
+        claim_until: None,
+    };
+    cluster.store.add_delivery(delivery).await.unwrap();
+
+    let mails: Vec<Mail> = smtp.wait_for(2).await.iter().map(|m| parse_mail(m)).collect();
+    let mut to: Vec<&str> = mails.iter().map(|m| m.to.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["lead@example.org", "ops@example.org"]);
+    for mail in &mails {
+        assert_eq!(mail.subject, format!("Webhook endpoint disabled: {url}"));
+        for says in [
+            url.as_str(),
+            "36 failed attempts",
+            "HTTP 500: thanks",
+            "/admin.html#webhooks",
+        ] {
+            assert!(mail.text.contains(says), "no {says:?} in {}", mail.text);
+        }
+    }
+    assert_eq!(got.lock().unwrap().deliveries.len(), 1, "one last attempt, by one node");
+    let (_, listed) = admin.get("/api/admin/webhooks").await;
+    assert_eq!(listed[0]["enabled"], false, "{listed}");
+    // One outbox mail per admin, named by the delivery that died: a second write of the
+    // same disabling (a retry, another node) is the same mail.
+    let queued = cluster.store.mails_by_id_prefix("webhook-disabled:").await.unwrap();
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    assert!(
+        queued.iter().all(|m| m.id.contains(&format!("ev-1-{id}"))),
+        "{queued:?}"
+    );
 }
