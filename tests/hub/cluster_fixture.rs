@@ -261,12 +261,7 @@ pub(crate) async fn sent_and_seen(from: &mut Ws, to: &mut Ws, frame: Value, seq:
 pub(crate) async fn refused_for_now(ws: &mut Ws, text: &str, client_id: &str) {
     ws.send(json!({"type": "message", "text": text, "client_id": client_id}))
         .await;
-    let refused = ws.next_of("error").await;
-    assert_eq!(
-        (refused["code"].as_str(), refused["client_id"].as_str()),
-        (Some("cluster_unavailable"), Some(client_id)),
-        "{refused}"
-    );
+    ws.next_refusal("cluster_unavailable", client_id).await;
 }
 
 /// A customer who joined `category` on the hub process at `bind`, their welcome read
