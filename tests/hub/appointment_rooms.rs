@@ -125,6 +125,21 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
     hub.stop().await;
 }
 
+/// A hub whose appointments may be started from `start_window` before their start, their
+/// rooms kept 15 minutes past their end, and Ann, a representative: the hub, Ann signed in
+/// and her account id.
+async fn ann_representing(start_window: Duration) -> (TestHub, Api, String) {
+    let hub = TestHub::with(|s| {
+        s.appointment_start_window = start_window;
+        s.appointment_room_grace = Duration::from_secs(15 * 60);
+    })
+    .await;
+    hub.agent_account("ann", &[], 1).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let rep = hub.admin().await.agent_id("ann").await;
+    (hub, ann, rep)
+}
+
 /// An appointment of `rep`'s stored directly, from `start_min` to `end_min` minutes from
 /// now (past ones too, which booking refuses); its link's token.
 async fn stored_appointment(hub: &TestHub, rep: &str, id: &str, start_min: i64, end_min: i64) -> String {
@@ -161,14 +176,7 @@ async fn stored_appointment(hub: &TestHub, rep: &str, id: &str, start_min: i64, 
 /// in the way of the representative's next room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_and_grace() {
-    let hub = TestHub::with(|s| {
-        s.appointment_start_window = Duration::from_secs(2 * 3_600);
-        s.appointment_room_grace = Duration::from_secs(15 * 60);
-    })
-    .await;
-    hub.agent_account("ann", &[], 1).await;
-    let ann = hub.login("ann", "agent-password").await;
-    let rep = hub.admin().await.agent_id("ann").await;
+    let (hub, ann, rep) = ann_representing(Duration::from_secs(2 * 3_600)).await;
     let soon = stored_appointment(&hub, &rep, "soon", 30, 90).await;
     let status_of = |token: &str| {
         let url = hub.url(&format!("/api/appointments/room?token={token}"));
@@ -276,14 +284,7 @@ async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_an
 /// `startable` and starts; one too early is neither.
 #[tokio::test]
 async fn an_appointment_listed_startable_can_be_started() {
-    let hub = TestHub::with(|s| {
-        s.appointment_start_window = Duration::from_secs(10 * 60);
-        s.appointment_room_grace = Duration::from_secs(15 * 60);
-    })
-    .await;
-    hub.agent_account("ann", &[], 1).await;
-    let ann = hub.login("ann", "agent-password").await;
-    let rep = hub.admin().await.agent_id("ann").await;
+    let (hub, ann, rep) = ann_representing(Duration::from_secs(10 * 60)).await;
     // Began 40 minutes ago, ends in 20: late, past the 10-minute window, never started.
     stored_appointment(&hub, &rep, "late", -40, 20).await;
     stored_appointment(&hub, &rep, "early", 30, 90).await;

@@ -203,6 +203,18 @@ impl Endpoint {
         (customer, chat)
     }
 
+    /// Carla joined General and was paired with `agent` (its `chat_started` read), then said
+    /// `text`, which `agent` got: her socket and the chat id.
+    pub async fn carla_said_to(&self, agent: &mut Ws, text: &str) -> (Ws, Value) {
+        let (mut carla, chat) = self.customer_in_chat("Carla", "general").await;
+        agent.next_of("chat_started").await;
+        carla
+            .send(json!({"type": "message", "text": text, "client_id": "m1"}))
+            .await;
+        agent.next_of("message").await;
+        (carla, chat)
+    }
+
     /// A customer who joined General with `details` (email, visitor key, page, zone...)
     /// merged into the join frame, their welcome read.
     pub async fn customer_with(&self, name: &str, details: Value) -> Ws {

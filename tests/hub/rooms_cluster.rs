@@ -57,6 +57,16 @@ async fn calls_reach(api: &Api, want: u64) -> Value {
     }
 }
 
+/// Asserts Redis names `node` as the home of `room` (its record: the node, then the rest).
+async fn homed_on(conn: &mut redis::aio::MultiplexedConnection, room: &str, node: &str) {
+    let home: String = redis::cmd("GET")
+        .arg(format!("{{sb}}:room-home:{room}"))
+        .query_async(conn)
+        .await
+        .unwrap();
+    assert!(home.starts_with(&format!("{node} ")), "{home}");
+}
+
 /// Frames of these types among `frames`.
 fn of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
     frames.iter().filter(|f| f["type"] == kind).collect()
@@ -71,12 +81,7 @@ async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
     assert_eq!(welcome["polite"], false);
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let home: String = redis::cmd("GET")
-        .arg(format!("{{sb}}:room-home:{room}"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(home.starts_with("alpha "), "{home}");
+    homed_on(&mut conn, &room, "alpha").await;
 
     // Gus joins through beta: the seat is his from his token on, on every node (the
     // reservation is in the shared store), before he connects.
@@ -226,12 +231,7 @@ async fn a_dead_home_ends_the_call_clearly_and_the_room_moves_on_reconnect() {
     assert_eq!(agent.next_of("signal").await["data"], json!({"again": 1}));
     // The agent ends the room through alpha, which is no longer its home (Carla came
     // back first, on beta): the home hears of it and ends it for both nodes' members.
-    let home: String = redis::cmd("GET")
-        .arg(format!("{{sb}}:room-home:{room}"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(home.starts_with("beta "), "{home}");
+    homed_on(&mut conn, &room, "beta").await;
     let (status, ended) = ann.delete(&format!("/api/rooms/{room}")).await;
     assert_eq!((status, ended["state"].as_str()), (200, Some("ended")), "{ended}");
     for ws in [&mut agent, &mut carla] {
