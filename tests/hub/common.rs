@@ -576,11 +576,8 @@ impl Ws {
     /// `code`; returned for any further look.
     pub async fn next_refusal(&mut self, code: &str, client_id: &str) -> Value {
         let refused = self.next_of("error").await;
-        assert_eq!(
-            (refused["code"].as_str(), refused["client_id"].as_str()),
-            (Some(code), Some(client_id)),
-            "{refused}"
-        );
+        let got = (refused["code"].as_str(), refused["client_id"].as_str());
+        assert_eq!(got, (Some(code), Some(client_id)), "{refused}");
         refused
     }
 
