@@ -5,11 +5,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { newPage, createAgent, agentSignsIn, apiCall, adminToken, withShots, shot, SHOTS, hubAndBrowser, stopAll, openPages, adminSignsIn, joinedChat, fillIn } from './helpers.mjs';
-
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+import { newPage, createAgent, agentSignsIn, apiCall, adminToken, withShots, shot, SHOTS, hubAndBrowser, stopAll, openPages, adminSignsIn, joinedChat, fillIn, expectClean } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -46,10 +43,7 @@ test('"/" in the console inserts a filled canned reply into the composer, sent o
   const { input, picker } = await pickerAfterTyping(panel, '/');
   assert.equal(await input.getAttribute('aria-controls'), await picker.getAttribute('id'));
   // The open picker passes axe (roles, names, contrast in dark mode).
-  await agentPage.addScriptTag({ path: AXE });
-  const found = await agentPage.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
-  assert.deepEqual(found, []);
+  await expectClean(agentPage, "the agent console");
   await panel.getByTestId('canned-status').filter({ hasText: '2 canned replies' }).waitFor({ state: 'attached' });
   // Only the replies for this chat's category (sales): not the billing one.
   const options = picker.getByRole('option');

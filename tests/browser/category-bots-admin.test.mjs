@@ -7,19 +7,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrowser, startForFile } from './helpers.mjs';
-
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrowser, startForFile, expectClean } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser({ WEBHOOK_ALLOW_PRIVATE: 'true' }), (started) => ({ hub, browser } = started));
-
-async function seriousAxe(page) {
-  await page.addScriptTag({ path: AXE });
-  return page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
-}
 
 /** The bot the API names for `category` (null for none). */
 async function botOf(token, category) {
@@ -48,7 +39,7 @@ test("an admin sets and clears a category's bot from the page", () => withShots(
   await select.press('ArrowDown');
   await row.getByTestId('category-bot-status').filter({ hasText: 'Saved: Faq answers first' }).waitFor();
   assert.equal(await botOf(token, 'general'), 'Faq');
-  assert.deepEqual(await seriousAxe(admin), []);
+  await expectClean(admin, "the admin page");
   await shot(admin, 'category-bots-set');
 
   // After a reload the row still says which bot the category has.
@@ -61,7 +52,7 @@ test("an admin sets and clears a category's bot from the page", () => withShots(
   await row.scrollIntoViewIfNeeded();
   const overflow = await admin.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
-  assert.deepEqual(await seriousAxe(admin), []);
+  await expectClean(admin, "the admin page");
   await shot(admin, 'category-bots-phone');
 
   // "No bot" takes it off.
@@ -103,7 +94,7 @@ test("an admin sets and removes a bot's webhook URL from the page", () => withSh
   assert.match(await admin.getByTestId('bot-hook-secret').textContent(), /^whsec_[0-9a-f]{64}$/);
   assert.equal(await row.getByTestId('bot-hook-error').textContent(), '');
   assert.equal(await hookOf(token, 'Orders'), wanted);
-  assert.deepEqual(await seriousAxe(admin), []);
+  await expectClean(admin, "the admin page");
   await shot(admin, 'bot-hook-set');
 
   // Removed: the bot connects to its socket again.

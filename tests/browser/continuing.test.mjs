@@ -6,20 +6,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, joinedChat, panelOf } from './helpers.mjs';
-
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, joinedChat, panelOf, expectClean } from './helpers.mjs';
 
 let hub, browser;
 // A short grace period: a customer who closed the page is gone after 2 s, not 30.
 startForFile(() => hubAndBrowser({ RESUME_GRACE_SECS: '2' }), (started) => ({ hub, browser } = started));
-
-async function seriousAxe(page) {
-  await page.addScriptTag({ path: AXE });
-  return page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
-}
 
 for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { width: 1280, height: 800 }]]) {
   test(`a customer comes back and continues their conversation with the same agent (${label})`, () => withShots(`continuing-${label}`, async (pages) => {
@@ -49,7 +40,7 @@ for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { 
     assert.match(await row.innerText(), /General[\s\S]*Resolved[\s\S]*Vera: It ships today/);
     const width = await later.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= size.width, `fits (scrollWidth ${width})`);
-    assert.deepEqual(await seriousAxe(later), []);
+    await expectClean(later, "the returning customer's page");
     await shot(later, `continuing-list-${label}`);
 
     // Continue: her lines are back, the same agent has it, and the chat goes on.

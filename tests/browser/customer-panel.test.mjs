@@ -5,10 +5,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { newPage, createAgent, agentSignsIn, customerJoins, customerSocket, withShots, shot, hubAndBrowser, stopAll, openPages } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, customerJoins, customerSocket, withShots, shot, hubAndBrowser, stopAll, openPages, expectClean } from './helpers.mjs';
 
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const DETAILS = { email: 'omar@example.com', visitor: 'visitor-key-omar-0001', page: 'https://shop.example/checkout?step=2', zone: 'Asia/Tokyo' };
 
 let hub;
@@ -64,10 +62,7 @@ test('the panel shows the customer and opens an earlier conversation, at desktop
   const [chatBox, sideBox] = await Promise.all([panel.getByTestId('transcript').boundingBox(), details.boundingBox()]);
   assert.ok(sideBox.x > chatBox.x + chatBox.width - 1, `the panel is right of the chat: ${JSON.stringify({ chatBox, sideBox })}`);
   await shot(agentPage, 'customer-panel-desktop');
-  await agentPage.addScriptTag({ path: AXE });
-  const found = await agentPage.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
-  assert.deepEqual(found, []);
+  await expectClean(agentPage, "the agent console");
 
   // On a phone the console opens the chat with the panel folded under it.
   await agentPage.setViewportSize({ width: 390, height: 844 });

@@ -4,10 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat } from './helpers.mjs';
-
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat, expectClean } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -42,10 +39,7 @@ test('a note shows for the agent, survives a reload, and never reaches the custo
   await noteInput.fill('   ');
   await noteInput.press('Enter');
   assert.equal(await panel.getByTestId('note').count(), 1);
-  await agentPage.addScriptTag({ path: AXE });
-  const found = await agentPage.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`));
-  assert.deepEqual(found, []);
+  await expectClean(agentPage, "the agent console");
 
   // Reloaded, the console reads the chat's notes back.
   await agentPage.reload();

@@ -132,14 +132,7 @@ async fn disabling_an_agent_closes_them_and_requeues_their_customers() {
     let (hub, admin) = TestHub::with_admin().await;
     let mut ann = hub.agent("ann", &["general"], 1).await;
     let (mut c, _) = hub.customer_in_chat("Carla", "general").await;
-    let id = admin.agent_id("ann").await;
-    assert_eq!(
-        admin
-            .patch(&format!("/api/admin/agents/{id}"), json!({"enabled": false}))
-            .await
-            .0,
-        200
-    );
+    admin.disable_agent("ann").await;
     assert_eq!(ann.closed().await.map(u16::from), Some(4003));
     assert_eq!(c.next_of("chat_ended").await["reason"], "agent_gone");
     assert_eq!(c.next_of("queued").await["place"], 1);

@@ -31,18 +31,7 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
     })
     .await;
     let ann = hub.agent_account("ann", &[], 1).await;
-    let ann = Api {
-        client: reqwest::Client::new(),
-        base: hub.url(""),
-        token: ann,
-    };
-    let bearer = |api: &Api, path: &str| {
-        api.client
-            .post(format!("{}{path}", api.base))
-            .bearer_auth(&api.token)
-            .json(&json!({}))
-            .send()
-    };
+    let ann = Api::bearer(&hub, &ann);
     // Booked while ann is the only representative, so all three are hers.
     let booked = book_first_slot(&hub, 1, "Carla").await;
     let later = book_first_slot(&hub, 7, "Dora").await;
@@ -57,26 +46,14 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
 
     // Another agent cannot start it; its representative can, twice to the same room.
     let bob = hub.agent_account("bob", &[], 1).await;
-    let bob = Api {
-        client: reqwest::Client::new(),
-        base: hub.url(""),
-        token: bob,
-    };
-    let res = bearer(&bob, &format!("/api/agent/appointments/{id}/start"))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404);
-    let res = bearer(&ann, &format!("/api/agent/appointments/{id}/start"))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let started: Value = res.json().await.unwrap();
+    let bob = Api::bearer(&hub, &bob);
+    let start = |id: &str| format!("/api/agent/appointments/{id}/start");
+    let (status, _) = bob.post(&start(id), json!({})).await;
+    assert_eq!(status, 404);
+    let started = ann.post_answering(201, &start(id), json!({})).await;
     let room = started["room_id"].as_str().unwrap().to_string();
-    let res = bearer(&ann, &format!("/api/agent/appointments/{id}/start"))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.json::<Value>().await.unwrap()["room_id"], room.as_str());
+    let again = ann.post_answering(200, &start(id), json!({})).await;
+    assert_eq!(again["room_id"], room.as_str());
 
     // The customer joins with the link's token; the agent with a room token of their own.
     let (status, joined) = post(&hub, "/api/appointments/join", json!({"token": token})).await;
@@ -88,9 +65,9 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
             .unwrap()
             .starts_with(&format!("/room.html?room={room}#token="))
     );
-    let res = bearer(&ann, &format!("/api/rooms/{room}/token")).await.unwrap();
-    assert_eq!(res.status(), 200);
-    let agent_token = res.json::<Value>().await.unwrap()["token"]
+    let agent_token = ann
+        .post_answering(200, &format!("/api/rooms/{room}/token"), json!({}))
+        .await["token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -104,25 +81,32 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
     customer.next_of("call_started").await;
 
     // Out of the window, and cancelled, it cannot be started.
-    let res = bearer(
-        &ann,
-        &format!("/api/agent/appointments/{}/start", later["id"].as_str().unwrap()),
-    )
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 409);
-    assert_eq!(error_code(&res.json().await.unwrap()), "not_startable");
+    let refused = ann
+        .post_answering(409, &start(later["id"].as_str().unwrap()), json!({}))
+        .await;
+    assert_eq!(error_code(&refused), "not_startable");
     let (status, _) = post(&hub, "/api/appointments/cancel", json!({"token": gone["cancel_token"]})).await;
     assert_eq!(status, 200);
-    let res = bearer(
-        &ann,
-        &format!("/api/agent/appointments/{}/start", gone["id"].as_str().unwrap()),
-    )
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 409);
-    assert_eq!(error_code(&res.json().await.unwrap()), "appointment_cancelled");
+    let refused = ann
+        .post_answering(409, &start(gone["id"].as_str().unwrap()), json!({}))
+        .await;
+    assert_eq!(error_code(&refused), "appointment_cancelled");
     hub.stop().await;
+}
+
+/// A hub whose appointments may be started from `start_window` before their start, their
+/// rooms kept 15 minutes past their end, and Ann, a representative: the hub, Ann signed in
+/// and her account id.
+async fn ann_representing(start_window: Duration) -> (TestHub, Api, String) {
+    let hub = TestHub::with(|s| {
+        s.appointment_start_window = start_window;
+        s.appointment_room_grace = Duration::from_secs(15 * 60);
+    })
+    .await;
+    hub.agent_account("ann", &[], 1).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let rep = hub.admin().await.agent_id("ann").await;
+    (hub, ann, rep)
 }
 
 /// An appointment of `rep`'s stored directly, from `start_min` to `end_min` minutes from
@@ -161,14 +145,7 @@ async fn stored_appointment(hub: &TestHub, rep: &str, id: &str, start_min: i64, 
 /// in the way of the representative's next room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_and_grace() {
-    let hub = TestHub::with(|s| {
-        s.appointment_start_window = Duration::from_secs(2 * 3_600);
-        s.appointment_room_grace = Duration::from_secs(15 * 60);
-    })
-    .await;
-    hub.agent_account("ann", &[], 1).await;
-    let ann = hub.login("ann", "agent-password").await;
-    let rep = hub.admin().await.agent_id("ann").await;
+    let (hub, ann, rep) = ann_representing(Duration::from_secs(2 * 3_600)).await;
     let soon = stored_appointment(&hub, &rep, "soon", 30, 90).await;
     let status_of = |token: &str| {
         let url = hub.url(&format!("/api/appointments/room?token={token}"));
@@ -276,14 +253,7 @@ async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_an
 /// `startable` and starts; one too early is neither.
 #[tokio::test]
 async fn an_appointment_listed_startable_can_be_started() {
-    let hub = TestHub::with(|s| {
-        s.appointment_start_window = Duration::from_secs(10 * 60);
-        s.appointment_room_grace = Duration::from_secs(15 * 60);
-    })
-    .await;
-    hub.agent_account("ann", &[], 1).await;
-    let ann = hub.login("ann", "agent-password").await;
-    let rep = hub.admin().await.agent_id("ann").await;
+    let (hub, ann, rep) = ann_representing(Duration::from_secs(10 * 60)).await;
     // Began 40 minutes ago, ends in 20: late, past the 10-minute window, never started.
     stored_appointment(&hub, &rep, "late", -40, 20).await;
     stored_appointment(&hub, &rep, "early", 30, 90).await;

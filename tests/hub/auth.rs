@@ -42,16 +42,6 @@ async fn an_unknown_user_costs_a_password_hash_like_a_wrong_password() {
 /// The close code of a socket whose session was revoked or expired (docs/protocol.md).
 const SESSION_ENDED: u16 = 4001;
 
-async fn logout(hub: &TestHub, token: &str) {
-    let res = reqwest::Client::new()
-        .post(hub.url("/api/logout"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
-}
-
 /// A customer who joins `general` and is queued, not paired: no agent takes them.
 async fn customer_is_not_paired(hub: &TestHub) {
     let mut customer = hub.customer_queued("Carla", "general", 1).await;
@@ -86,13 +76,7 @@ async fn a_password_change_closes_the_agents_sockets() {
     let hub = TestHub::start().await;
     let token = hub.agent_account("ann", &["general"], 1).await;
     let mut ann = available_agent(&hub, &token).await;
-    let mut ann_buddy = Ws::connect(
-        &hub.ws_url("/ws/buddy"),
-        &[("authorization", &format!("Bearer {token}"))],
-    )
-    .await
-    .unwrap();
-    ann_buddy.next_of("buddy_welcome").await;
+    let (mut ann_buddy, _) = Ws::staff_buddy(&hub, &token).await;
     let admin = hub.admin().await;
     let id = admin.agent_id("ann").await;
     let (status, _) = admin
@@ -113,13 +97,7 @@ async fn logging_out_closes_a_staff_buddy_socket_and_leaves_other_sessions_open(
     let hub = TestHub::start().await;
     let token = hub.agent_account("ann", &["general"], 1).await;
     let other = hub.login("ann", "agent-password").await.token;
-    let mut buddy = Ws::connect(
-        &hub.ws_url("/ws/buddy"),
-        &[("authorization", &format!("Bearer {token}"))],
-    )
-    .await
-    .unwrap();
-    buddy.next_of("buddy_welcome").await;
+    let (mut buddy, _) = Ws::staff_buddy(&hub, &token).await;
     let mut desk = available_agent(&hub, &other).await;
     logout(&hub, &token).await;
     assert_eq!(buddy.closed().await.map(u16::from), Some(SESSION_ENDED));

@@ -260,17 +260,7 @@ async fn a_starting_hub_calls_the_webhook_bots_in_the_store() {
     let allowed = |s: &mut switchboard::config::Settings| s.webhook_allow_private = true;
     let first = TestHub::with_store(store.clone(), allowed).await;
     let admin = first.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
-    let token = bot_token(&admin, "Faq").await;
-    let (url, calls) = bot_server(first.url(""), token, Behaviour::Silent).await;
-    let secret = admin
-        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
-        .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (calls, secret) = webhook_bot(&admin, first.url(""), Behaviour::Silent).await;
     drop(admin);
     first.stop().await;
 
@@ -327,14 +317,7 @@ async fn a_private_bot_url_is_refused_at_the_call_too() {
     let store: switchboard::store::SharedStore = Arc::new(switchboard::store::MemoryStore::new());
     let allowed = TestHub::with_store(store.clone(), |s| s.webhook_allow_private = true).await;
     let admin = allowed.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
-    let token = bot_token(&admin, "Faq").await;
-    let (url, calls) = bot_server(allowed.url(""), token, Behaviour::Silent).await;
-    admin
-        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
-        .await;
+    let (calls, _) = webhook_bot(&admin, allowed.url(""), Behaviour::Silent).await;
     drop(admin);
     allowed.stop().await;
 

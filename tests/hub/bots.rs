@@ -34,12 +34,7 @@ pub(crate) async fn bot_token_and_id(admin: &Api, name: &str) -> (String, String
 
 /// Bot `name` connected with `secret`, its welcome read.
 pub(crate) async fn bot_socket(hub: &Endpoint, secret: &str) -> (Ws, Value) {
-    let auth = format!("Bearer {secret}");
-    let mut ws = Ws::connect(&hub.ws_url("/ws/bot"), &[("authorization", &auth)])
-        .await
-        .unwrap();
-    let welcome = ws.next_of("bot_welcome").await;
-    (ws, welcome)
+    Ws::with_bearer(hub, "/ws/bot", secret, "bot_welcome").await
 }
 
 /// A hub whose General category names bot Faq, with Faq connected: the hub, the admin,

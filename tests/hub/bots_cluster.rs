@@ -12,8 +12,8 @@ use switchboard::store::{ConversationStatus, EndReason, Side};
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::{bot_socket, bot_token};
 use crate::cluster_fixture::{
-    Process, Servers, customer_on, killed_and_back_empty, nodes, process_and_nodes, redis_conn, redis_shows,
-    until_reaped, until_registered, woken_fenced,
+    Process, ProcessAndNodes, Servers, customer_on, killed_and_back_empty, nodes, process_and_nodes, redis_conn,
+    redis_shows, until_reaped, until_registered, woken_fenced,
 };
 use crate::cluster_redis_restart::healthy;
 use crate::common::*;
@@ -179,33 +179,45 @@ async fn handed_over_on(node: &TestHub, token: &str, last_seq: u64, chat: &str) 
     panic!("the customer was never taken back");
 }
 
+/// A real hub process `name` (`tag` its scratch) and one live node, both letting a webhook
+/// bot on loopback be called. A ticket resumes within 20 s of the take-over (shorter, the
+/// live node ends the conversation before its customer is back).
+async fn bot_process_and_live_node(tag: &str, name: &str) -> ProcessAndNodes<1> {
+    process_and_nodes(
+        tag,
+        Process::named(name).env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
+        ["live"],
+        |s| {
+            s.webhook_allow_private = true;
+            s.resume_grace = Duration::from_secs(20);
+        },
+    )
+    .await
+}
+
+/// Carla, come in at `bind`, asked the bot a question (seq 1) and has its answer (seq 2,
+/// marked as the bot's; it may come before her own ack, which waits for durability): her
+/// connection, the chat and her resume token.
+async fn asked_the_bot_and_answered(bind: &str) -> (Ws, String, String) {
+    let (mut carla, chat, resume_token) = meets_bot_at(bind, "Carla").await;
+    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
+    let answer = carla.seen_or_next_matching(|f| f["type"] == "message").await;
+    assert_eq!((answer["seq"].as_u64(), answer["via"].as_str()), (Some(2), Some("bot")));
+    (carla, chat, resume_token)
+}
+
 /// Carla talks to the bot on a real hub process that is killed (kill -9). Back on the live
 /// node with her token, she is not stuck: once the cluster took the dead node over, her
 /// conversation goes to the category's line there, and Ann takes it with every line that
 /// was acknowledged (the bot's marked), the seq going on.
 #[tokio::test]
 async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_she_comes_back() {
-    let (mut doomed, bind, [live], servers) = process_and_nodes(
-        "bots-cluster-kill",
-        Process::named("doomed").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
-        ["live"],
-        |s| {
-            s.webhook_allow_private = true;
-            // Her ticket resumes within the grace period from the take-over (shorter, the
-            // live node ends her conversation before she is back).
-            s.resume_grace = Duration::from_secs(20);
-        },
-    )
-    .await;
+    let (mut doomed, bind, [live], servers) = bot_process_and_live_node("bots-cluster-kill", "doomed").await;
     let mut conn = redis_conn(&servers.redis).await;
     let admin = live.admin().await;
     webhook_bot(&admin, live.url(""), Behaviour::Answers).await;
 
-    let (mut carla, chat, resume_token) = meets_bot_at(&bind, "Carla").await;
-    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
-    // The bot may answer before her own ack comes (that waits for durability).
-    let answer = carla.seen_or_next_matching(|f| f["type"] == "message").await;
-    assert_eq!((answer["seq"].as_u64(), answer["via"].as_str()), (Some(2), Some("bot")));
+    let (carla, chat, resume_token) = asked_the_bot_and_answered(&bind).await;
     // Carla sees the bot's line before it is durable (as any peer's); it is acknowledged to
     // the bot once it is, and only then promised to outlive a crash.
     wait_archived(&admin, &chat, 2).await;
@@ -281,10 +293,7 @@ async fn a_dead_nodes_bot_conversation_whose_customer_never_comes_back_is_closed
     let admin = live.admin().await;
     let (calls, secret) = webhook_bot(&admin, live.url(""), Behaviour::Answers).await;
 
-    let (mut carla, chat, resume_token) = meets_bot_at(&bind, "Carla").await;
-    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
-    let answer = carla.seen_or_next_matching(|f| f["type"] == "message").await;
-    assert_eq!(answer["seq"], 2);
+    let (carla, chat, resume_token) = asked_the_bot_and_answered(&bind).await;
     wait_archived(&admin, &chat, 2).await;
 
     doomed.0.kill().unwrap();
@@ -362,27 +371,13 @@ async fn a_dead_nodes_bot_conversation_whose_customer_never_comes_back_is_closed
 /// resumes it on the live node, where it goes to the line and Ann takes it.
 #[tokio::test]
 async fn a_node_woken_after_its_lease_ran_out_lets_go_of_its_bot_customers_without_ending_them() {
-    let (sleepy, bind, [live], servers) = process_and_nodes(
-        "bots-cluster-stall",
-        Process::named("sleepy").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
-        ["live"],
-        |s| {
-            s.webhook_allow_private = true;
-            // Her ticket resumes within the grace period from the take-over (shorter, the
-            // live node ends her conversation before she is back).
-            s.resume_grace = Duration::from_secs(20);
-        },
-    )
-    .await;
+    let (sleepy, bind, [live], servers) = bot_process_and_live_node("bots-cluster-stall", "sleepy").await;
     let mut conn = redis_conn(&servers.redis).await;
     let before = until_registered(&mut conn, "sleepy").await;
     let admin = live.admin().await;
     webhook_bot(&admin, live.url(""), Behaviour::Answers).await;
 
-    let (mut carla, chat, resume_token) = meets_bot_at(&bind, "Carla").await;
-    assert_eq!(carla.say("what are your opening hours?", "c1").await["seq"], 1);
-    let answer = carla.seen_or_next_matching(|f| f["type"] == "message").await;
-    assert_eq!(answer["seq"], 2);
+    let (mut carla, chat, resume_token) = asked_the_bot_and_answered(&bind).await;
 
     signal(&sleepy.0, libc::SIGSTOP);
     until_reaped(&mut conn, "sleepy").await;
@@ -501,12 +496,7 @@ async fn a_socket_bot_on_one_node_answers_a_customer_on_another_and_hands_over()
     // A refusal decided on beta comes back on the bot's socket as on one node.
     bot.send(json!({"type": "message", "chat_id": chat, "text": "  ", "client_id": "b2"}))
         .await;
-    let refused = bot.next_of("error").await;
-    assert_eq!(
-        (refused["code"].as_str(), refused["client_id"].as_str()),
-        (Some("empty_message"), Some("b2")),
-        "{refused}"
-    );
+    bot.next_refusal("empty_message", "b2").await;
 
     assert_eq!(carla.say("I need a person", "c2").await["seq"], 3);
     bot.next_of("message").await;
@@ -606,12 +596,7 @@ async fn redis_away_refuses_a_socket_bots_line_for_another_node_and_nothing_is_l
     redis_shows(&alpha, "down").await;
     bot.send(json!({"type": "message", "chat_id": chat, "text": "Hello Carla.", "client_id": "b1"}))
         .await;
-    let refused = bot.next_of("error").await;
-    assert_eq!(
-        (refused["code"].as_str(), refused["client_id"].as_str()),
-        (Some("cluster_unavailable"), Some("b1")),
-        "{refused}"
-    );
+    bot.next_refusal("cluster_unavailable", "b1").await;
     let bind = beta.url("");
     let mut dora = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
     dora.send(json!({"type": "join", "name": "Dora", "category": "general"}))

@@ -341,11 +341,7 @@ async fn buddy_chats_are_archived_as_buddy_chats() {
 async fn agents_on_the_desk_appear_to_their_colleagues_and_not_to_the_public() {
     let (hub, admin) = TestHub::with_admin().await;
     let _ann = hub.agent("ann", &["general"], 1).await;
-    let auth = format!("Bearer {}", admin.token);
-    let mut staff = Ws::connect(&hub.ws_url("/ws/buddy"), &[("authorization", &auth)])
-        .await
-        .unwrap();
-    let welcome = staff.next_of("buddy_welcome").await;
+    let (mut staff, welcome) = Ws::staff_buddy(&hub, &admin.token).await;
     let names: Vec<_> = welcome["buddies"]
         .as_array()
         .unwrap()

@@ -80,6 +80,30 @@ fn by_seq(seen: &[Value]) -> Vec<(u64, String)> {
     pairs
 }
 
+/// The next frame of `kind` on `ws`, asserted to be about `chat`.
+async fn next_in_chat(ws: &mut Ws, kind: &str, chat: &str) -> Value {
+    let frame = ws.next_of(kind).await;
+    assert_eq!(frame["chat_id"].as_str(), Some(chat), "{frame}");
+    frame
+}
+
+/// The next `buddy_chat_ended` on `ws`: `chat`, ended by the person `by`, for `reason`.
+async fn told_ended(ws: &mut Ws, chat: &str, by: u64, reason: &str) {
+    let ended = next_in_chat(ws, "buddy_chat_ended", chat).await;
+    let got = (ended["ended_by"].as_u64(), ended["reason"].as_str());
+    assert_eq!(got, (Some(by), Some(reason)), "{ended}");
+}
+
+/// The next `buddy_typing` on `ws`: in `chat`, from the person `from`, `active` or not.
+async fn told_typing(ws: &mut Ws, chat: &str, from: u64, active: bool) {
+    let typing = next_in_chat(ws, "buddy_typing", chat).await;
+    assert_eq!(
+        (typing["from"].as_u64(), typing["active"].as_bool()),
+        (Some(from), Some(active)),
+        "{typing}"
+    );
+}
+
 /// Part 1: presence across nodes. Bob signing in on beta shows on Ann's list on alpha;
 /// Bob's key works on alpha (the same person, not announced twice); Bob is offline for
 /// Ann only when his last device, on either node, has been gone for the grace period.
@@ -201,15 +225,7 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
     let chat = start_chat(&mut ann, &mut bob, ib).await;
     ann.send(json!({"type": "typing", "chat_id": chat, "active": true}))
         .await;
-    let typing = bob.next_of("buddy_typing").await;
-    assert_eq!(
-        (
-            typing["chat_id"].as_str(),
-            typing["from"].as_u64(),
-            typing["active"].as_bool()
-        ),
-        (Some(chat.as_str()), Some(ia), Some(true))
-    );
+    told_typing(&mut bob, &chat, ia, true).await;
     let (seen_by_ann, seen_by_bob) = five_lines_each(&mut ann, &mut bob, &chat).await;
     let (ann_order, bob_order) = (by_seq(&seen_by_ann), by_seq(&seen_by_bob));
     assert_eq!(
@@ -231,15 +247,7 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
 
     bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
     for side in [&mut ann, &mut bob] {
-        let ended = side.next_of("buddy_chat_ended").await;
-        assert_eq!(
-            (
-                ended["chat_id"].as_str(),
-                ended["ended_by"].as_u64(),
-                ended["reason"].as_str()
-            ),
-            (Some(chat.as_str()), Some(ib), Some("ended"))
-        );
+        told_ended(side, &chat, ib, "ended").await;
     }
     bob.send(json!({"type": "message", "chat_id": chat, "text": "late", "client_id": "late"}))
         .await;
@@ -278,15 +286,7 @@ async fn buddy_typing_reaches_the_peers_nodes_without_the_events_stream() {
         ann.send(json!({"type": "typing", "chat_id": chat, "active": active}))
             .await;
         for device in [&mut bob, &mut bob2] {
-            let typing = device.next_of("buddy_typing").await;
-            assert_eq!(
-                (
-                    typing["chat_id"].as_str(),
-                    typing["from"].as_u64(),
-                    typing["active"].as_bool()
-                ),
-                (Some(chat.as_str()), Some(ia), Some(active))
-            );
+            told_typing(device, &chat, ia, active).await;
         }
     }
     bob.send(json!({"type": "typing", "chat_id": chat, "active": true}))
@@ -637,15 +637,7 @@ async fn a_killed_nodes_buddies_go_offline_after_the_grace_period() {
     doomed.0.kill().unwrap();
     let _ = doomed.0.wait();
     drop((bob, dan));
-    let ended = ann.next_of("buddy_chat_ended").await;
-    assert_eq!(
-        (
-            ended["chat_id"].as_str(),
-            ended["ended_by"].as_u64(),
-            ended["reason"].as_str()
-        ),
-        (Some(chat.as_str()), Some(ib), Some("peer_left"))
-    );
+    told_ended(&mut ann, &chat, ib, "peer_left").await;
     let closed = cid.next_of("invitation_closed").await;
     assert_eq!(
         (closed["invitation_id"].as_u64(), closed["reason"].as_str()),

@@ -9,16 +9,6 @@ use crate::attachments::{Auth, fetch, link, png, text_file, upload};
 use crate::buddy::invite_and_accept;
 use crate::common::{Cluster, Endpoint, QUIET, TestHub, Ws};
 
-/// `token`'s staff buddy page (the hub joins it at once) and its welcome.
-async fn staff_page(hub: &Endpoint, token: &str) -> (Ws, Value) {
-    let auth = format!("Bearer {token}");
-    let mut ws = Ws::connect(&hub.ws_url("/ws/buddy"), &[("authorization", &auth)])
-        .await
-        .unwrap();
-    let welcome = ws.next_of("buddy_welcome").await;
-    (ws, welcome)
-}
-
 /// `ann` invites `bob` (listed as `bob_name` on her roster, whose page may be on another
 /// node: waited for), `bob` accepts: the chat's id, as both are told.
 async fn buddy_chat(ann: &mut Ws, ann_welcome: &Value, bob: &mut Ws, bob_name: &str) -> String {
@@ -69,8 +59,8 @@ async fn staff_in_a_buddy_chat_exchange_files_and_nobody_else_gets_them() {
     let hub = TestHub::with(|s| s.attachment_conversation_max_bytes = 200_000).await;
     let ann_token = hub.agent_account("ann", &["general"], 1).await;
     let bob_token = hub.agent_account("bob", &["general"], 1).await;
-    let (mut bob, _) = staff_page(&hub, &bob_token).await;
-    let (mut ann, ann_welcome) = staff_page(&hub, &ann_token).await;
+    let (mut bob, _) = Ws::staff_buddy(&hub, &bob_token).await;
+    let (mut ann, ann_welcome) = Ws::staff_buddy(&hub, &ann_token).await;
     let chat = buddy_chat(&mut ann, &ann_welcome, &mut bob, "BOB").await;
 
     let (status, uploaded) = upload(&hub, Auth::Staff(&ann_token), &chat, "where.png", png(640, 480)).await;
@@ -111,11 +101,7 @@ async fn staff_in_a_buddy_chat_exchange_files_and_nobody_else_gets_them() {
     assert_eq!(status, 201, "{bobs}");
     bob.send(json!({"type": "message", "chat_id": chat, "text": "", "attachments": [id], "client_id": "b-1"}))
         .await;
-    let refused = bob.next_of("error").await;
-    assert_eq!(
-        (refused["code"].as_str(), refused["client_id"].as_str()),
-        (Some("unknown_attachment"), Some("b-1"))
-    );
+    bob.next_refusal("unknown_attachment", "b-1").await;
     bob.send(json!({"type": "message", "chat_id": chat, "text": "", "attachments": [bobs["id"]], "client_id": "b-2"}))
         .await;
     let line = ann.next_of("message").await;
@@ -198,8 +184,8 @@ async fn buddy_chat_files_cross_nodes_on_mongodb() {
     let ann_token = alpha.agent_account("ann", &["general"], 1).await;
     let bob_token = alpha.agent_account("bob", &["general"], 1).await;
     let cid_token = alpha.agent_account("cid", &["general"], 1).await;
-    let (mut ann, ann_welcome) = staff_page(&alpha, &ann_token).await;
-    let (mut bob, _) = staff_page(&beta, &bob_token).await;
+    let (mut ann, ann_welcome) = Ws::staff_buddy(&alpha, &ann_token).await;
+    let (mut bob, _) = Ws::staff_buddy(&beta, &bob_token).await;
     let chat = buddy_chat(&mut ann, &ann_welcome, &mut bob, "BOB").await;
 
     let bytes = text_file(700_000);
@@ -250,7 +236,7 @@ async fn buddy_chat_files_cross_nodes_on_mongodb() {
     // A page of Ann's on gamma, which held neither member: its welcome waits for a read
     // of the chat's log, which has both lines with their files.
     let gamma = cluster.node("gamma", |_| {}).await;
-    let (_ann_gamma, welcome) = staff_page(&gamma, &ann_token).await;
+    let (_ann_gamma, welcome) = Ws::staff_buddy(&gamma, &ann_token).await;
     let messages = &welcome["chat"]["messages"];
     let files_of = |seq: &Value| {
         messages

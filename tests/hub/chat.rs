@@ -117,11 +117,7 @@ async fn a_fast_typists_drafts_are_coalesced_and_the_last_one_arrives() {
 async fn the_preview_setting_turns_drafts_off() {
     let hub = TestHub::with(|s| s.draft_preview = false).await;
     let token = hub.agent_account("ann", &["general"], 1).await;
-    let auth = format!("Bearer {token}");
-    let mut agent = Ws::connect(&hub.ws_url("/ws/agent"), &[("authorization", &auth)])
-        .await
-        .unwrap();
-    let welcome = agent.next_of("agent_welcome").await;
+    let (mut agent, welcome) = Ws::with_bearer(&hub, "/ws/agent", &token, "agent_welcome").await;
     assert_eq!(welcome["draft_preview"], false);
     agent.send(json!({"type": "set_available", "available": true})).await;
     let (mut c, _) = hub.customer_in_chat("Carla", "general").await;
@@ -285,11 +281,7 @@ async fn an_agent_back_from_a_blip_is_welcomed_then_takes_who_waits() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut c = hub.customer("Carla", "general").await;
     c.next_of("queued").await;
-    let auth = format!("Bearer {token}");
-    let mut agent = Ws::connect(&hub.ws_url("/ws/agent"), &[("authorization", &auth)])
-        .await
-        .unwrap();
-    let welcome = agent.next_of("agent_welcome").await;
+    let (mut agent, welcome) = Ws::with_bearer(&hub, "/ws/agent", &token, "agent_welcome").await;
     assert_eq!(welcome["chats"].as_array().unwrap().len(), 0);
     agent.next_of("chat_started").await;
     c.next_of("chat_started").await;

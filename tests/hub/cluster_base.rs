@@ -13,7 +13,7 @@ use switchboard::store::{MemoryStore, MongoStore, SharedStore};
 
 use crate::archive::{TempDir, mongo_uri};
 use crate::cluster_fixture::{Process, process_and_nodes};
-use crate::common::{TestHub, Ws, error_code};
+use crate::common::{TestHub, Ws, error_code, logout};
 use crate::redis_server::RedisServer;
 use crate::storeops::{hub_command, refuses};
 
@@ -138,13 +138,7 @@ async fn a_session_survives_a_hub_restart_on_the_same_store() {
         "the session made before the restart still signs in"
     );
     let mut ann = Ws::agent(&second, &token).await;
-    let out = client
-        .post(second.url("/api/logout"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), 204);
+    logout(&second, &token).await;
     assert_eq!(ann.closed().await.map(u16::from), Some(4001));
     assert_eq!(me(&client).await.unwrap().status(), 401, "signed out");
     second.stop().await;
@@ -331,23 +325,13 @@ async fn admin_changes_made_on_one_node_apply_on_the_other() {
     // Disabling: ann signed in on A, her agent socket on B.
     let ann_token = a.agent_account("ann", &["general"], 1).await;
     let mut ann_on_b = Ws::agent(&b, &ann_token).await;
-    let ann_id = admin.agent_id("ann").await;
-    let (status, body) = admin
-        .patch(&format!("/api/admin/agents/{ann_id}"), json!({"enabled": false}))
-        .await;
-    assert_eq!(status, 200, "{body}");
+    admin.disable_agent("ann").await;
     assert_eq!(ann_on_b.closed().await.map(u16::from), Some(4003));
 
     // Signing out on A: bob's socket on B, opened with that session, closes.
     let bob_token = a.agent_account("bob", &["general"], 1).await;
     let mut bob_on_b = Ws::agent(&b, &bob_token).await;
-    let out = reqwest::Client::new()
-        .post(a.url("/api/logout"))
-        .bearer_auth(&bob_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), 204);
+    logout(&a, &bob_token).await;
     assert_eq!(bob_on_b.closed().await.map(u16::from), Some(4001));
 
     // A category created on A: B's hub routes it.
@@ -383,11 +367,7 @@ async fn admin_changes_made_on_one_node_apply_on_the_other() {
         .await
         .unwrap();
     assert!(killed >= 2, "both nodes' subscriptions were cut ({killed})");
-    let carl_id = admin.agent_id("carl").await;
-    let (status, body) = admin
-        .patch(&format!("/api/admin/agents/{carl_id}"), json!({"enabled": false}))
-        .await;
-    assert_eq!(status, 200, "{body}");
+    admin.disable_agent("carl").await;
     assert_eq!(carl_on_b.closed().await.map(u16::from), Some(4003));
     a.stop().await;
     b.stop().await;

@@ -15,6 +15,7 @@ use switchboard::config::Settings;
 use switchboard::store::{MemoryStore, MongoStore, SharedStore};
 
 use crate::archive::{TempDir, free_port};
+use crate::cluster_base::eventually;
 use crate::cluster_hub::{node_process_with, node_with, registered};
 use crate::common::Running;
 use crate::common::{Api, TestHub, Ws};
@@ -157,14 +158,11 @@ pub(crate) async fn redis_conn(redis: &RedisServer) -> redis::aio::ConnectionMan
 
 /// The incarnation `node` registers with, waiting for it.
 pub(crate) async fn until_registered(conn: &mut redis::aio::ConnectionManager, node: &str) -> u64 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(incarnation) = registered(conn, node).await {
-            return incarnation;
-        }
-        assert!(Instant::now() < deadline, "{node} never registered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(&format!("{node} registers"), || {
+        let mut conn = conn.clone();
+        async move { registered(&mut conn, node).await }
+    })
+    .await
 }
 
 /// Wakes `node` (SIGCONT), stopped past its lease and reaped meanwhile: it finds itself
@@ -189,11 +187,11 @@ pub(crate) async fn woken_fenced(
 
 /// Waits until `node` is no longer registered (reaped, or gone of itself).
 pub(crate) async fn until_reaped(conn: &mut redis::aio::ConnectionManager, node: &str) {
-    let deadline = Instant::now() + WAIT;
-    while registered(conn, node).await.is_some() {
-        assert!(Instant::now() < deadline, "{node} was never reaped");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(&format!("{node} is reaped"), || {
+        let mut conn = conn.clone();
+        async move { registered(&mut conn, node).await.is_none().then_some(()) }
+    })
+    .await
 }
 
 /// `hub`'s health once it shows its Redis connection `state` ("up" or "down").
@@ -261,12 +259,7 @@ pub(crate) async fn sent_and_seen(from: &mut Ws, to: &mut Ws, frame: Value, seq:
 pub(crate) async fn refused_for_now(ws: &mut Ws, text: &str, client_id: &str) {
     ws.send(json!({"type": "message", "text": text, "client_id": client_id}))
         .await;
-    let refused = ws.next_of("error").await;
-    assert_eq!(
-        (refused["code"].as_str(), refused["client_id"].as_str()),
-        (Some("cluster_unavailable"), Some(client_id)),
-        "{refused}"
-    );
+    ws.next_refusal("cluster_unavailable", client_id).await;
 }
 
 /// A customer who joined `category` on the hub process at `bind`, their welcome read

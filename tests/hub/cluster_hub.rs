@@ -558,11 +558,7 @@ async fn an_agent_comes_back_on_another_node_and_keeps_their_chat() {
 
     drop(agent);
     assert_eq!(carla.next_of("peer_away").await["chat_id"], chat.as_str());
-    let auth = format!("Bearer {token}");
-    let mut agent = Ws::connect(&gamma.ws_url("/ws/agent"), &[("authorization", &auth)])
-        .await
-        .unwrap();
-    let welcome = agent.next_of("agent_welcome").await;
+    let (mut agent, welcome) = Ws::with_bearer(&gamma, "/ws/agent", &token, "agent_welcome").await;
     let chats: Vec<&str> = strs_in(&welcome["chats"], "chat_id");
     assert_eq!(chats, [chat.as_str()], "{welcome}");
     assert_eq!(carla.next_of("peer_back").await["chat_id"], chat.as_str());

@@ -101,6 +101,30 @@ async fn join(cluster: &Cluster) -> (Ws, String) {
     (ws, token)
 }
 
+/// The agent goes available first, then Carla joins and is paired with them at once: her
+/// connection, her resume token and the chat (both sides told it started).
+async fn paired_with_the_agent_available(stage: &mut Stage) -> (Ws, String, String) {
+    stage
+        .agent
+        .send(json!({"type": "set_available", "available": true}))
+        .await;
+    stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    let (mut carla, token) = join(&stage.cluster).await;
+    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    next_about(&mut stage.agent, "chat_started", &chat).await;
+    (carla, token, chat)
+}
+
+/// Carla joined with no agent available: waiting in the queue.
+async fn queued(cluster: &Cluster) -> (Ws, String) {
+    let (mut carla, token) = join(cluster).await;
+    carla.next_matching_within(WAIT, |f| f["type"] == "queued").await;
+    (carla, token)
+}
+
 /// The agent goes available; the chat they are given (with the customer waiting).
 async fn available_and_paired(agent: &mut Ws) -> String {
     agent.send(json!({"type": "set_available", "available": true})).await;
@@ -510,25 +534,9 @@ async fn ended_while_stopped_on(
     let mut acked = Acked::new();
     let context = format!("{tag}, paired before the stall: {paired_before}");
     let (mut carla, token, chat, last_seq) = if paired_before {
-        stage
-            .agent
-            .send(json!({"type": "set_available", "available": true}))
-            .await;
-        stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
-        let (mut carla, token) = join(&stage.cluster).await;
-        let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        next_about(&mut stage.agent, "chat_started", &chat).await;
-        acked_message(
-            &mut carla,
-            "customer",
-            json!({"type": "message", "text": "hello"}),
-            &mut acked,
-            &context,
-        )
-        .await;
+        let (mut carla, token, chat) = paired_with_the_agent_available(stage).await;
+        let frame = json!({"type": "message", "text": "hello"});
+        acked_message(&mut carla, "customer", frame, &mut acked, &context).await;
         let frame = json!({"type": "message", "chat_id": chat, "text": "hi"});
         let seq = acked_message(&mut stage.agent, "agent", frame, &mut acked, &context).await;
         let got = carla
@@ -537,8 +545,7 @@ async fn ended_while_stopped_on(
         assert_eq!(got["text"], "hi");
         (carla, token, chat, seq)
     } else {
-        let (mut carla, token) = join(&stage.cluster).await;
-        carla.next_matching_within(WAIT, |f| f["type"] == "queued").await;
+        let (carla, token) = queued(&stage.cluster).await;
         (carla, token, String::new(), 0)
     };
     let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
@@ -636,29 +643,12 @@ async fn resume_before_the_reap(tag: &str, chatting: bool) {
     let mut acked = Acked::new();
     let context = format!("{tag}: agent on node0, customer on node2 (stopped), resume on node1");
     let (carla, token, chat, last_seq) = if chatting {
-        stage
-            .agent
-            .send(json!({"type": "set_available", "available": true}))
-            .await;
-        stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
-        let (mut carla, token) = join(&stage.cluster).await;
-        let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        next_about(&mut stage.agent, "chat_started", &chat).await;
-        let seq = acked_message(
-            &mut carla,
-            "customer",
-            json!({"type": "message", "text": "hello"}),
-            &mut acked,
-            &context,
-        )
-        .await;
+        let (mut carla, token, chat) = paired_with_the_agent_available(&mut stage).await;
+        let frame = json!({"type": "message", "text": "hello"});
+        let seq = acked_message(&mut carla, "customer", frame, &mut acked, &context).await;
         (carla, token, Some(chat), seq)
     } else {
-        let (mut carla, token) = join(&stage.cluster).await;
-        carla.next_matching_within(WAIT, |f| f["type"] == "queued").await;
+        let (carla, token) = queued(&stage.cluster).await;
         (carla, token, None, 0)
     };
 
@@ -789,17 +779,7 @@ async fn a_resume_elsewhere_before_the_customers_node_kept_their_chats_end_is_tr
     // A lease far longer than the stop: node 2 is never reaped.
     let mut stage = stage(tag, 10_000).await;
     let mut acked = Acked::new();
-    stage
-        .agent
-        .send(json!({"type": "set_available", "available": true}))
-        .await;
-    stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
-    let (mut carla, token) = join(&stage.cluster).await;
-    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    next_about(&mut stage.agent, "chat_started", &chat).await;
+    let (mut carla, token, chat) = paired_with_the_agent_available(&mut stage).await;
     let frame = json!({"type": "message", "text": "hello"});
     let seq = acked_message(&mut carla, "customer", frame, &mut acked, tag).await;
     drop(carla);

@@ -203,6 +203,18 @@ impl Endpoint {
         (customer, chat)
     }
 
+    /// Carla joined General and was paired with `agent` (its `chat_started` read), then said
+    /// `text`, which `agent` got: her socket and the chat id.
+    pub async fn carla_said_to(&self, agent: &mut Ws, text: &str) -> (Ws, Value) {
+        let (mut carla, chat) = self.customer_in_chat("Carla", "general").await;
+        agent.next_of("chat_started").await;
+        carla
+            .send(json!({"type": "message", "text": text, "client_id": "m1"}))
+            .await;
+        agent.next_of("message").await;
+        (carla, chat)
+    }
+
     /// A customer who joined General with `details` (email, visitor key, page, zone...)
     /// merged into the join frame, their welcome read.
     pub async fn customer_with(&self, name: &str, details: Value) -> Ws {
@@ -464,6 +476,15 @@ impl Api {
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         self.call(reqwest::Method::DELETE, path, None).await
     }
+
+    /// Disables the account `username` (`PATCH /api/admin/agents/{id}`), answered 200.
+    pub async fn disable_agent(&self, username: &str) {
+        let id = self.agent_id(username).await;
+        let (status, body) = self
+            .patch(&format!("/api/admin/agents/{id}"), json!({"enabled": false}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
 }
 
 /// A websocket client that reads JSON frames.
@@ -490,13 +511,26 @@ impl Ws {
         })
     }
 
-    pub async fn agent(hub: &Endpoint, token: &str) -> Ws {
+    /// A socket at `path` opened with the bearer `token` (a session's or an API token's):
+    /// it and its first `welcome` frame.
+    pub async fn with_bearer(hub: &Endpoint, path: &str, token: &str, welcome: &str) -> (Ws, Value) {
         let auth = format!("Bearer {token}");
-        let mut ws = Ws::connect(&hub.ws_url("/ws/agent"), &[("authorization", &auth)])
+        let mut ws = Ws::connect(&hub.ws_url(path), &[("authorization", &auth)])
             .await
             .unwrap();
-        ws.next_of("agent_welcome").await;
-        ws
+        let welcome = ws.next_of(welcome).await;
+        (ws, welcome)
+    }
+
+    /// The agent socket opened with the session `token`, its welcome read.
+    pub async fn agent(hub: &Endpoint, token: &str) -> Ws {
+        Ws::with_bearer(hub, "/ws/agent", token, "agent_welcome").await.0
+    }
+
+    /// A staff member's buddy-list socket, opened with the session `token`: it and its
+    /// `buddy_welcome`.
+    pub async fn staff_buddy(hub: &Endpoint, token: &str) -> (Ws, Value) {
+        Ws::with_bearer(hub, "/ws/buddy", token, "buddy_welcome").await
     }
 
     pub async fn send(&mut self, value: Value) {
@@ -534,17 +568,17 @@ impl Ws {
 
     /// The next frame of `kind`, remembering the others it passed.
     pub async fn next_of(&mut self, kind: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(frame) = self.recv_within(left).await else {
-                panic!("no {kind:?} frame came; saw {:?}", self.seen);
-            };
-            if frame["type"] == kind {
-                return frame;
-            }
-            self.seen.push(frame);
-        }
+        let what = format!("{kind:?} frame");
+        self.next_accepted(WAIT, |f| f["type"] == kind, &what).await
+    }
+
+    /// The next `error` frame, asserted to refuse the frame sent with `client_id` with
+    /// `code`; returned for any further look.
+    pub async fn next_refusal(&mut self, code: &str, client_id: &str) -> Value {
+        let refused = self.next_of("error").await;
+        let got = (refused["code"].as_str(), refused["client_id"].as_str());
+        assert_eq!(got, (Some(code), Some(client_id)), "{refused}");
+        refused
     }
 
     /// The next frame `wanted` accepts, remembering the others it passed.
@@ -564,11 +598,17 @@ impl Ws {
 
     /// As [`Ws::next_matching`], waiting up to `wait` (a cluster's reap or fence).
     pub async fn next_matching_within(&mut self, wait: Duration, wanted: impl Fn(&Value) -> bool) -> Value {
+        self.next_accepted(wait, wanted, "wanted frame").await
+    }
+
+    /// The next frame `wanted` accepts within `wait`, remembering the others it passed;
+    /// none: the test fails naming `what` it waited for and what it saw.
+    async fn next_accepted(&mut self, wait: Duration, wanted: impl Fn(&Value) -> bool, what: &str) -> Value {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let Some(frame) = self.recv_within(left).await else {
-                panic!("no wanted frame came; saw {:?}", self.seen);
+                panic!("no {what} came; saw {:?}", self.seen);
             };
             if wanted(&frame) {
                 return frame;
@@ -654,6 +694,17 @@ pub async fn close_chat_hours(hub: &Endpoint, category: &str) {
     let path = format!("/api/admin/chat-hours/{category}");
     let hours = json!({"category": category, "week": {}});
     hub.admin().await.put_answering(200, &path, hours).await;
+}
+
+/// Signs the session `token` out (`POST /api/logout` with it as the bearer), answered 204.
+pub async fn logout(hub: &Endpoint, token: &str) {
+    let res = reqwest::Client::new()
+        .post(hub.url("/api/logout"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
 }
 
 /// An anonymous POST of `body` as JSON (no session, no token): its status and answer.
@@ -1027,17 +1078,23 @@ pub async fn koeln_desk<F: FnOnce(&mut Settings)>(
     (smtp, hub)
 }
 
-/// The first mail `smtp` receives from a [`koeln_desk`], for Jörg: UTF-8 MIME from the desk's
-/// domain, its From the desk's name with umlauts intact. Returns it raw and parsed.
-pub async fn koeln_mail_to_joerg(smtp: &SmtpSink) -> (String, Mail) {
+/// The first mail `smtp` receives from a [`koeln_desk`], for the address `to`: UTF-8 MIME
+/// from the desk's domain, its From the desk's name with umlauts intact. Returns it raw and
+/// parsed.
+pub async fn koeln_mail_to(smtp: &SmtpSink, to: &str) -> (String, Mail) {
     let raw = smtp.wait_for(1).await[0].clone();
     assert_mime_utf8(&raw, "example.org");
     let mail = parse_mail(&raw);
     assert_eq!(
         (mail.from_name.as_str(), mail.from_address.as_str(), mail.to.as_str()),
-        ("Kundendienst Köln", "desk@example.org", "joerg@example.com")
+        ("Kundendienst Köln", "desk@example.org", to)
     );
     (raw, mail)
+}
+
+/// [`koeln_mail_to`] Jörg (`joerg@example.com`).
+pub async fn koeln_mail_to_joerg(smtp: &SmtpSink) -> (String, Mail) {
+    koeln_mail_to(smtp, "joerg@example.com").await
 }
 
 /// An agent's message that names no chat is refused `bad_frame`, and one naming a chat

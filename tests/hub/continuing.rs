@@ -169,6 +169,18 @@ pub(crate) async fn wait_archived(api: &Api, id: &str, n: usize) -> Value {
     panic!("conversation {id} never had {n} messages");
 }
 
+/// `archived`, the conversation `chat` as the archive has it, is Bob's now, and the archive
+/// lists it alone: the customer went on in it, not in a second one.
+pub(crate) async fn only_bobs_in_the_archive(admin: &Api, archived: &Value, chat: &str) {
+    assert_eq!(archived["agent_name"].as_str(), Some("BOB"), "{archived}");
+    let (_, listing) = admin.get("/api/conversations").await;
+    assert_eq!(
+        (listing["total"].as_u64(), listing["items"][0]["id"].as_str()),
+        (Some(1), Some(chat)),
+        "one conversation, not two: {listing}"
+    );
+}
+
 #[tokio::test]
 async fn a_continued_conversation_waits_in_line_while_its_agent_is_full_and_a_stranger_learns_nothing() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
@@ -437,13 +449,7 @@ async fn a_customer_whose_agent_vanished_goes_on_in_the_same_conversation_with_t
     assert_eq!(bob.next_of("message").await["chat_id"].as_str(), Some(chat.as_str()));
     let admin = hub.admin().await;
     let archived = wait_archived(&admin, &chat, 3).await;
-    assert_eq!(archived["agent_name"].as_str(), Some("BOB"), "{archived}");
-    let (_, listing) = admin.get("/api/conversations").await;
-    assert_eq!(
-        (listing["total"].as_u64(), listing["items"][0]["id"].as_str()),
-        (Some(1), Some(chat.as_str())),
-        "one conversation, not two: {listing}"
-    );
+    only_bobs_in_the_archive(&admin, &archived, &chat).await;
     let bob_api = hub.login("bob", "agent-password").await;
     let (_, inbox) = bob_api.get("/api/inbox").await;
     assert_eq!(inbox["items"][0]["id"].as_str(), Some(chat.as_str()), "{inbox}");

@@ -129,11 +129,7 @@ async fn the_archive_keeps_each_chat_under_its_chat_id_with_the_documented_end_r
     let mut dan = hub.agent("dan", &["sales"], 1).await;
     let (mut c, disabled) = paired(&hub, "Disabled", "sales").await;
     dan.next_of("chat_started").await;
-    let dan_id = admin.agent_id("dan").await;
-    let (status, _) = admin
-        .patch(&format!("/api/admin/agents/{dan_id}"), json!({"enabled": false}))
-        .await;
-    assert_eq!(status, 200);
+    admin.disable_agent("dan").await;
     assert_eq!(ending(&c.next_of("chat_ended").await), pair("system", "agent_gone"));
     assert_eq!(c.next_of("queued").await["requeued"], true);
     let (_, open) = admin.get(&format!("/api/conversations/{disabled}")).await;

@@ -116,11 +116,7 @@ async fn a_tab_taking_over_mid_burst_gets_every_message_once_in_order() {
     first_tab
         .next_matching_within(Duration::from_secs(20), |f| f["type"] == "message" && f["seq"] == 20)
         .await;
-    let auth = format!("Bearer {token}");
-    let mut second_tab = Ws::connect(&hub.ws_url("/ws/agent"), &[("authorization", &auth)])
-        .await
-        .unwrap();
-    let welcome = second_tab.next_of("agent_welcome").await;
+    let (mut second_tab, welcome) = Ws::with_bearer(&hub, "/ws/agent", &token, "agent_welcome").await;
     assert_eq!(welcome["chats"][0]["chat_id"], chat);
     let mut seqs: Vec<u64> = u64s_in(&welcome["chats"][0]["messages"], "seq");
     while seqs.last() != Some(&BURST) {

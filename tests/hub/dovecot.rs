@@ -276,30 +276,25 @@ fn users() -> (String, String, String, String, String) {
 
 fn name_of(uid: libc::uid_t) -> String {
     // SAFETY: getpwuid returns null or a pointer to a static entry, read at once.
-    unsafe {
-        let entry = libc::getpwuid(uid);
-        assert!(
-            !entry.is_null(),
-            "uid {uid} has no passwd entry; Dovecot needs a user name"
-        );
-        std::ffi::CStr::from_ptr((*entry).pw_name)
-            .to_string_lossy()
-            .into_owned()
-    }
+    let name = unsafe { libc::getpwuid(uid).as_ref().map(|entry| entry.pw_name) };
+    entry_name(name, || {
+        format!("uid {uid} has no passwd entry; Dovecot needs a user name")
+    })
 }
 
 fn group_of(gid: libc::gid_t) -> String {
     // SAFETY: getgrgid returns null or a pointer to a static entry, read at once.
-    unsafe {
-        let entry = libc::getgrgid(gid);
-        assert!(
-            !entry.is_null(),
-            "gid {gid} has no group entry; Dovecot needs a group name"
-        );
-        std::ffi::CStr::from_ptr((*entry).gr_name)
-            .to_string_lossy()
-            .into_owned()
-    }
+    let name = unsafe { libc::getgrgid(gid).as_ref().map(|entry| entry.gr_name) };
+    entry_name(name, || {
+        format!("gid {gid} has no group entry; Dovecot needs a group name")
+    })
+}
+
+/// The name a passwd or group entry holds (`None`: no entry, the test fails saying `missing`).
+fn entry_name(name: Option<*mut libc::c_char>, missing: impl Fn() -> String) -> String {
+    let name = name.unwrap_or_else(|| panic!("{}", missing()));
+    // SAFETY: the name of the static entry just looked up, not yet overwritten by another.
+    unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned()
 }
 
 /// Gives `path` to the mail user when the test runs as root (as anyone else, it is theirs).

@@ -23,6 +23,12 @@ pub(crate) fn header(raw: &str, name: &str) -> String {
     message.header_raw(name).unwrap_or_default().trim().to_string()
 }
 
+/// A Köln desk ([`koeln_desk`]) whose follow-up mails go out `delay` after the first line
+/// written to a customer who left: its SMTP sink and the hub.
+pub(crate) async fn follow_up_desk(delay: Duration) -> (SmtpSink, TestHub) {
+    koeln_desk(mail_settings, |s| s.follow_up_mail_delay = delay).await
+}
+
 /// Jörg (email on file) chats with `agent` and leaves: his page is closed and the grace
 /// period runs out (`customer_gone`). The conversation id.
 pub(crate) async fn joerg_visits(hub: &Endpoint, agent: &mut Ws) -> String {
@@ -79,10 +85,7 @@ pub(crate) async fn mails_until(api: &Api, chat: &str, done: impl Fn(&Value) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_written_to_a_customer_who_left_go_out_as_one_threaded_mail_per_window() {
-    let (smtp, hub) = koeln_desk(mail_settings, |s| {
-        s.follow_up_mail_delay = Duration::from_secs(2);
-    })
-    .await;
+    let (smtp, hub) = follow_up_desk(Duration::from_secs(2)).await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
     let chat = joerg_visits(&hub, &mut ann).await;
 
@@ -157,10 +160,7 @@ async fn lines_written_to_a_customer_who_left_go_out_as_one_threaded_mail_per_wi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_without_an_email_gets_no_mail() {
-    let (smtp, hub) = koeln_desk(mail_settings, |s| {
-        s.follow_up_mail_delay = Duration::from_millis(200);
-    })
-    .await;
+    let (smtp, hub) = follow_up_desk(Duration::from_millis(200)).await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
     let (mut carla, chat) = hub
         .paired_customer_with(&mut ann, "Carla", json!({"visitor": VISITOR}))
@@ -243,10 +243,7 @@ async fn staff_upload(hub: &Endpoint, token: &str, conversation: &str, name: &st
 /// the follow-up mail names it with its size (the file itself is fetched in the chat).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_written_to_a_customer_who_left_is_kept_with_the_line_and_named_in_the_mail() {
-    let (smtp, hub) = koeln_desk(mail_settings, |s| {
-        s.follow_up_mail_delay = Duration::from_millis(500);
-    })
-    .await;
+    let (smtp, hub) = follow_up_desk(Duration::from_millis(500)).await;
     let (mut ann, ann_token) = hub.agent_with_token("ann", &["general"], 2).await;
     let chat = joerg_visits(&hub, &mut ann).await;
     let pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n";

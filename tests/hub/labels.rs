@@ -170,12 +170,7 @@ async fn the_archive_listing_and_csv_show_a_conversations_labels() {
     admin
         .post("/api/admin/labels", json!({"name": "Bug", "colour": "#cf222e"}))
         .await;
-    let (mut carla, chat) = hub.customer_in_chat("Carla", "general").await;
-    ann.next_of("chat_started").await;
-    carla
-        .send(json!({"type": "message", "text": "it crashes", "client_id": "m1"}))
-        .await;
-    ann.next_of("message").await;
+    let (_carla, chat) = hub.carla_said_to(&mut ann, "it crashes").await;
     let chat = chat.as_str().unwrap();
     let ann_api = hub.login("ann", "agent-password").await;
     let mut tries = 0;

@@ -38,6 +38,31 @@ async fn customer_line(agent: &mut Ws, chat: &str) -> Value {
         .await
 }
 
+/// The next customer line of `chat` ([`customer_line`]), asserted to begin with `text`
+/// and to carry `note` (why a part of the mail did not come with it).
+async fn line_with_note(agent: &mut Ws, chat: &str, text: &str, note: &str) -> Value {
+    let line = customer_line(agent, chat).await;
+    let said = line["text"].as_str().unwrap();
+    assert!(said.starts_with(text) && said.contains(note), "{said}");
+    line
+}
+
+/// A file attached to a `multipart/mixed` mail with the boundary `b`: its part, base64.
+fn part(kind: &str, name: &str, bytes: &[u8]) -> String {
+    use base64::Engine;
+    format!(
+        "--b\r\nContent-Type: {kind}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// Jörg's mail `<{id}@example.com>` answering `chat` ([`joergs_headers`], then `rest`: more
+/// headers or the blank line, and the body), put in the mailbox.
+async fn joerg_answers(imap: &Dovecot, chat: &str, id: &str, rest: &str) {
+    imap.append(&format!("{}{rest}", joergs_headers(chat, id))).await;
+}
+
 /// The headers of Jörg's mail `<{id}@example.com>` answering conversation `chat` (its
 /// `In-Reply-To`), up to the body or the MIME headers.
 fn joergs_headers(chat: &str, id: &str) -> String {
@@ -228,11 +253,7 @@ async fn a_mail_for_a_chat_waiting_after_a_transfer_waits_and_joins_the_chat() {
     joerg.next_of("queued").await;
 
     // He writes by mail meanwhile (answering the conversation, from his own address).
-    imap.append(&format!(
-        "{headers}\r\nAny news?\r\n",
-        headers = joergs_headers(&chat, "w1")
-    ))
-    .await;
+    joerg_answers(&imap, &chat, "w1", "\r\nAny news?\r\n").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     // The hub is up (a customer still joins, and Ann, free again, gets her), and Bill, taking billing, gets the chat,
     // then the mail as Jörg's line in it.
@@ -282,11 +303,7 @@ async fn where_the_server_offers_idle_a_mail_comes_in_as_it_arrives_not_at_the_n
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    imap.append(&format!(
-        "{headers}\r\nIch bin per Mail da.\r\n",
-        headers = joergs_headers(&chat, "idle-1")
-    ))
-    .await;
+    joerg_answers(&imap, &chat, "idle-1", "\r\nIch bin per Mail da.\r\n").await;
     let line = ann
         .next_matching_within(Duration::from_secs(30), |f| {
             f["type"] == "message" && f["chat_id"] == chat.as_str() && f["from"] == "customer"
@@ -377,11 +394,7 @@ async fn across_nodes_a_mail_into_a_live_chat_is_marked_on_the_agents_node() {
     assert_eq!(joerg.say("Wo ist mein Paket?", "c1").await["seq"], 1);
     assert_eq!(customer_line(&mut ann, &chat).await["seq"], 1);
 
-    imap.append(&format!(
-        "{headers}\r\nAuch per Mail: wo ist es?\r\n",
-        headers = joergs_headers(&chat, "live-1")
-    ))
-    .await;
+    joerg_answers(&imap, &chat, "live-1", "\r\nAuch per Mail: wo ist es?\r\n").await;
     let line = customer_line(&mut ann, &chat).await;
     assert_eq!(
         (line["text"].as_str(), line["seq"].as_u64(), &line["via"]),
@@ -404,18 +417,9 @@ async fn across_nodes_a_mail_into_a_live_chat_is_marked_on_the_agents_node() {
 /// The whole mail is not kept with the line: the refused program is inside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customers_mail_brings_its_attachments_and_names_the_ones_refused() {
-    use base64::Engine;
     let (imap, smtp, hub) = desk_with_mailbox().await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
     let Mailed { chat, seq, raw } = mailed_and_resolved(&hub, &mut ann, &smtp).await;
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let part = |kind: &str, name: &str, bytes: &[u8]| {
-        format!(
-            "--b\r\nContent-Type: {kind}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
-             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-            b64(bytes)
-        )
-    };
     let answered = header(&raw, "Message-ID");
     let reply_to = header(&raw, "Reply-To");
     let to = reply_to
@@ -507,7 +511,6 @@ async fn a_customers_mail_brings_its_attachments_and_names_the_ones_refused() {
 /// the scanner down, a mail without files comes in, the whole mail left in the mailbox.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mails_attachment_the_virus_scanner_refuses_is_named_not_kept() {
-    use base64::Engine;
     let mut clamd = crate::clamd::Clamd::start().await;
     let imap = Dovecot::start().await;
     let (port, socket) = (imap.port, clamd.socket.clone());
@@ -520,34 +523,18 @@ async fn a_mails_attachment_the_virus_scanner_refuses_is_named_not_kept() {
     let (_joerg, chat) = hub
         .paired_customer_with(&mut ann, "Jörg Müller", json!({"email": "joerg@example.com"}))
         .await;
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let part = |kind: &str, name: &str, bytes: &[u8]| {
-        format!(
-            "--b\r\nContent-Type: {kind}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
-             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
-            b64(bytes)
-        )
-    };
+    let found = crate::clamd::SIGNATURE;
     let mut notes = b"meine Notizen\n".to_vec();
     notes.extend_from_slice(crate::clamd::MARKER);
-    imap.append(&format!(
-        "{headers}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+    let mail = format!(
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
          --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAnbei.\r\n{}{}--b--\r\n",
         part("image/png", "foto.png", &crate::attachments::png(8, 6)),
-        part("text/plain", "notizen.txt", &notes),
-        headers = joergs_headers(&chat, "scan-1")
-    ))
-    .await;
-    let line = customer_line(&mut ann, &chat).await;
-    let text = line["text"].as_str().unwrap();
-    assert!(
-        text.starts_with("Anbei.")
-            && text.contains(&format!(
-                "(attachment notizen.txt refused: the virus scanner found {})",
-                crate::clamd::SIGNATURE
-            )),
-        "{text}"
+        part("text/plain", "notizen.txt", &notes)
     );
+    joerg_answers(&imap, &chat, "scan-1", &mail).await;
+    let refused = format!("(attachment notizen.txt refused: the virus scanner found {found})");
+    let line = line_with_note(&mut ann, &chat, "Anbei.", &refused).await;
     let names: Vec<&str> = line["attachments"]
         .as_array()
         .expect("attachments")
@@ -558,24 +545,15 @@ async fn a_mails_attachment_the_virus_scanner_refuses_is_named_not_kept() {
 
     // The whole mail is scanned too: what it holds beside its files (here, an HTML part)
     // is never offered as its download.
-    imap.append(&format!(
-        "{headers}MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"a\"\r\n\r\n\
+    let mail = format!(
+        "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"a\"\r\n\r\n\
          --a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nNoch etwas.\r\n\
          --a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Noch etwas.</p><!-- {} -->\r\n--a--\r\n",
-        String::from_utf8_lossy(crate::clamd::MARKER),
-        headers = joergs_headers(&chat, "scan-2")
-    ))
-    .await;
-    let line = customer_line(&mut ann, &chat).await;
-    let text = line["text"].as_str().unwrap();
-    assert!(
-        text.starts_with("Noch etwas.")
-            && text.contains(&format!(
-                "(the whole mail is kept only in the mailbox: the virus scanner found {})",
-                crate::clamd::SIGNATURE
-            )),
-        "{text}"
+        String::from_utf8_lossy(crate::clamd::MARKER)
     );
+    joerg_answers(&imap, &chat, "scan-2", &mail).await;
+    let kept = format!("(the whole mail is kept only in the mailbox: the virus scanner found {found})");
+    let line = line_with_note(&mut ann, &chat, "Noch etwas.", &kept).await;
     assert!(
         line["attachments"].as_array().is_none_or(|files| files.is_empty()),
         "{line}"
@@ -584,17 +562,8 @@ async fn a_mails_attachment_the_virus_scanner_refuses_is_named_not_kept() {
     // The scanner down: a mail without files still comes in as his line; the whole mail,
     // unchecked, stays in the mailbox.
     clamd.kill();
-    imap.append(&format!(
-        "{headers}\r\nSind Sie noch da?\r\n",
-        headers = joergs_headers(&chat, "scan-3")
-    ))
-    .await;
-    let line = customer_line(&mut ann, &chat).await;
-    let text = line["text"].as_str().unwrap();
-    assert!(
-        text.starts_with("Sind Sie noch da?")
-            && text.contains("(the whole mail is kept only in the mailbox: the virus scanner could not check it)"),
-        "{text}"
-    );
+    joerg_answers(&imap, &chat, "scan-3", "\r\nSind Sie noch da?\r\n").await;
+    let kept = "(the whole mail is kept only in the mailbox: the virus scanner could not check it)";
+    line_with_note(&mut ann, &chat, "Sind Sie noch da?", kept).await;
     hub.stop().await;
 }

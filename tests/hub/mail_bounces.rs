@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::appointment_mail::mail_settings;
 use crate::common::*;
-use crate::follow_up_mail::{header, joerg_visits, mails_until, write};
+use crate::follow_up_mail::{follow_up_desk, header, joerg_visits, mails_until, write};
 use crate::mail_both_ways::desk_with_mailbox;
 
 /// A delivery status notification (RFC 3464) from the customer's mail server about the
@@ -68,10 +67,7 @@ async fn a_delivery_report_about_a_follow_up_mail_shows_it_bounced_with_the_reas
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follow_up_mail_the_relay_refuses_for_good_is_bounced_not_retried() {
-    let (smtp, hub) = koeln_desk(mail_settings, |s| {
-        s.follow_up_mail_delay = Duration::from_millis(200);
-    })
-    .await;
+    let (smtp, hub) = follow_up_desk(Duration::from_millis(200)).await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
     // A customer whose address the relay does not know (the sink refuses "bounce…" with 550).
     let (mut karl, chat) = hub

@@ -25,12 +25,7 @@ async fn note(agent: &mut Ws, chat: &(impl serde::Serialize + ?Sized), text: &st
 #[tokio::test]
 async fn a_note_reaches_the_agent_and_the_archive_never_the_customer() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
-    let (mut carla, chat) = hub.customer_in_chat("Carla", "general").await;
-    ann.next_of("chat_started").await;
-    carla
-        .send(json!({"type": "message", "text": "hello", "client_id": "m1"}))
-        .await;
-    ann.next_of("message").await;
+    let (mut carla, chat) = hub.carla_said_to(&mut ann, "hello").await;
 
     let noted = note(&mut ann, &chat, "VIP: refund without asking").await;
     assert_eq!(noted["type"], "note", "{noted}");

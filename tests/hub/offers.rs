@@ -34,6 +34,27 @@ pub(crate) async fn offer_mode(hub: &TestHub, category: &str) {
     );
 }
 
+/// A hub whose "general" is in offer mode, Ann serving it (limit 1) and Carla joined:
+/// the hub, Ann, Carla and the offer of Carla that Ann got.
+async fn carla_offered_to_ann() -> (TestHub, Ws, Ws, Value) {
+    let hub = TestHub::start().await;
+    offer_mode(&hub, "general").await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let carla = hub.customer("Carla", "general").await;
+    let offer = ann.next_of("offer").await;
+    (hub, ann, carla, offer)
+}
+
+/// The next `offer_ended` on `agent`: it ends `offer`, for `reason`.
+async fn offer_ended(agent: &mut Ws, offer: &Value, reason: &str) {
+    let ended = agent.next_of("offer_ended").await;
+    assert_eq!(
+        (ended["offer_id"].as_str(), ended["reason"].as_str()),
+        (offer["offer_id"].as_str(), Some(reason)),
+        "{ended}"
+    );
+}
+
 /// A customer who joins `category` saying what they came about.
 async fn customer_saying(hub: &TestHub, name: &str, category: &str, message: &str) -> Ws {
     let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
@@ -96,21 +117,13 @@ async fn an_offer_shows_the_customer_and_their_question_and_accepting_starts_the
 
 #[tokio::test]
 async fn a_declined_customer_is_offered_to_the_next_agent() {
-    let hub = TestHub::start().await;
-    offer_mode(&hub, "general").await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let offer = ann.next_of("offer").await;
+    let (hub, mut ann, mut carla, offer) = carla_offered_to_ann().await;
     let mut bob = hub.agent("bob", &["general"], 1).await;
     // Carla has an offer standing: Bob, free, is offered nobody.
     assert!(bob.drain().await.iter().all(|f| f["type"] != "offer"));
     ann.send(json!({"type": "decline_offer", "offer_id": offer_id(&offer)}))
         .await;
-    let ended = ann.next_of("offer_ended").await;
-    assert_eq!(
-        (ended["offer_id"].as_str(), ended["reason"].as_str()),
-        (offer["offer_id"].as_str(), Some("declined"))
-    );
+    offer_ended(&mut ann, &offer, "declined").await;
     let second = bob.next_of("offer").await;
     assert_eq!(second["customer_name"], "Carla");
     bob.send(json!({"type": "accept_offer", "offer_id": offer_id(&second)}))
@@ -126,14 +139,9 @@ async fn an_offer_ignored_twice_sets_the_agent_away_and_the_customer_goes_on() {
     let mut ann = hub.agent("ann", &["general"], 1).await;
     let mut carla = hub.customer("Carla", "general").await;
     carla.next_of("queued").await;
-    for round in 1..=2 {
+    for _ in 1..=2 {
         let offer = ann.next_of("offer").await;
-        let ended = ann.next_of("offer_ended").await;
-        assert_eq!(
-            (ended["offer_id"].as_str(), ended["reason"].as_str()),
-            (offer["offer_id"].as_str(), Some("lapsed")),
-            "round {round}"
-        );
+        offer_ended(&mut ann, &offer, "lapsed").await;
     }
     let profile = ann.next_of("profile").await;
     assert_eq!(
@@ -160,20 +168,12 @@ async fn an_offer_ignored_twice_sets_the_agent_away_and_the_customer_goes_on() {
 
 #[tokio::test]
 async fn a_standing_offer_counts_against_the_limit_and_is_withdrawn_when_the_customer_leaves() {
-    let hub = TestHub::start().await;
-    offer_mode(&hub, "general").await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer("Carla", "general").await;
-    let offer = ann.next_of("offer").await;
+    let (hub, mut ann, mut carla, offer) = carla_offered_to_ann().await;
     let mut dan = hub.customer_queued("Dan", "general", 2).await;
     // Ann's one slot is held by the offer: Dan is not offered to her.
     assert!(ann.drain().await.iter().all(|f| f["type"] != "offer"));
     carla.send(json!({"type": "leave"})).await;
-    let ended = ann.next_of("offer_ended").await;
-    assert_eq!(
-        (ended["offer_id"].as_str(), ended["reason"].as_str()),
-        (offer["offer_id"].as_str(), Some("withdrawn"))
-    );
+    offer_ended(&mut ann, &offer, "withdrawn").await;
     let next = ann.next_of("offer").await;
     assert_eq!(next["customer_name"], "Dan");
     // Back to assigning: the offer is withdrawn and Dan is paired at once.

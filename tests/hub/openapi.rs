@@ -496,15 +496,8 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
             .unwrap();
         assert_eq!(res.status(), 201);
         let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
-        let links: Value = client
-            .get(hub.url(&format!("/api/attachments/{id}/link")))
-            .bearer_auth(&video_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let link_of = format!("/api/attachments/{id}/link");
+        let (_, links) = Api::bearer(&hub, &video_token).get(&link_of).await;
         let query = |url: &Value| url.as_str().unwrap().split_once('?').unwrap().1.to_string();
         (id, query(&links["url"]), query(&links["thumbnail_url"]))
     };
@@ -541,11 +534,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     admin
         .put_answering(200, "/api/admin/category-bots/bot-walk", json!({"bot": "Walker"}))
         .await;
-    let bot_auth = format!("Bearer {bot_secret}");
-    let mut walk_bot = Ws::connect(&hub.ws_url("/ws/bot"), &[("authorization", &bot_auth)])
-        .await
-        .unwrap();
-    walk_bot.next_of("bot_welcome").await;
+    let (walk_bot, _) = Ws::with_bearer(&hub, "/ws/bot", &bot_secret, "bot_welcome").await;
     let mut bot_customers = vec![];
     let mut bot_chats = vec![];
     for name in ["Ask", "Hand", "Say", "Done"] {
@@ -572,15 +561,8 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     // offline messages: one each to take, mark handled and answer (taking a handled one is refused).
     let mut offline_ids = vec![];
     for _ in 0..3 {
-        let left: Value = client
-            .post(hub.url("/api/offline-messages"))
-            .json(&json!({"category": "general", "name": "Olga", "email": "olga@example.com", "text": "Hello?"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let olga = json!({"category": "general", "name": "Olga", "email": "olga@example.com", "text": "Hello?"});
+        let (_, left) = post(&hub, "/api/offline-messages", olga).await;
         offline_ids.push(left["id"].as_str().expect("left").to_string());
     }
     // Labels: one to edit and delete, and one whose id is the conversation's, as the walk
@@ -768,7 +750,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     // Only bot operations are walked by a bot as well.
     let bot_caller = Caller {
         name: "a bot",
-        headers: vec![("authorization", bot_auth.clone())],
+        headers: vec![("authorization", format!("Bearer {bot_secret}"))],
     };
 
     let mut operations = vec![];

@@ -84,6 +84,14 @@ pub(crate) async fn agent_member(hub: &TestHub, api: &Api, room: &str) -> (Ws, V
     member(hub, room, answer["token"].as_str().unwrap()).await
 }
 
+/// `username`'s `room` (made through the API) with them in it: their API client, the room's
+/// id, their socket in it and its welcome.
+pub(crate) async fn agent_in_own_room(hub: &TestHub, username: &str, room: Value) -> (Api, String, Ws, Value) {
+    let (api, room) = agent_with_room(hub, username, room).await;
+    let (ws, welcome) = agent_member(hub, &api, &room).await;
+    (api, room, ws, welcome)
+}
+
 /// A meeting's call, which the hub starts once both are in (or back after a leave):
 /// both get `call_started`, with their roles.
 pub(crate) async fn call(agent: &mut Ws, customer: &mut Ws) {
@@ -105,8 +113,7 @@ pub(crate) async fn customer_room_in_a_call(hub: &TestHub, title: &str) -> (Api,
 /// it, no call yet: Ann's API client, the room, Ann's room socket (its `peer_joined` for
 /// the customer not read), the customer's and the customer's welcome.
 pub(crate) async fn customer_room_with_carla(hub: &TestHub, title: &str) -> (Api, String, Ws, Ws, Value) {
-    let (ann, room) = agent_with_room(hub, "ann", customer_room(title)).await;
-    let (agent, _) = agent_member(hub, &ann, &room).await;
+    let (ann, room, agent, _) = agent_in_own_room(hub, "ann", customer_room(title)).await;
     let credentials = json!({"phone": PHONE, "password": PASSWORD});
     let (carla, welcome) = member(hub, &room, &token(hub, &room, credentials).await).await;
     (ann, room, agent, carla, welcome)
@@ -197,8 +204,7 @@ async fn two_rooms_side_by_side_never_cross_and_never_echo() {
 #[tokio::test]
 async fn a_third_joiner_is_refused_with_its_own_message() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", guest_room("Open house")).await;
-    let (_agent, _) = agent_member(&hub, &ann, &room).await;
+    let (_, room, _agent, _) = agent_in_own_room(&hub, "ann", guest_room("Open house")).await;
     let gus = json!({"name": "Gus", "email": "gus@example.org", "password": PASSWORD});
     let (status, answer) = join(&hub, &room, gus.clone()).await;
     assert_eq!(status, 200, "{answer}");
@@ -336,8 +342,7 @@ async fn a_token_in_a_url_stays_out_of_the_log() {
 #[tokio::test]
 async fn reconnecting_within_the_grace_period_needs_no_new_code() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
-    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (_, room, mut agent, _) = agent_in_own_room(&hub, "ann", customer_room("A")).await;
     let first = token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await;
     let (carla, welcome) = member(&hub, &room, &first).await;
     agent.next_of("peer_joined").await;

@@ -14,8 +14,8 @@ use crate::cluster_fixture::nodes;
 use crate::common::*;
 use crate::redis_server::RedisServer;
 use crate::rooms::{
-    PASSWORD, PHONE, agent_member, agent_with_room, call, customer_room, guest_room, host_ends_the_room, join, member,
-    relays_signal, token,
+    PASSWORD, PHONE, agent_in_own_room, agent_member, call, customer_room, guest_room, host_ends_the_room, join,
+    member, relays_signal, token,
 };
 
 /// How long a test waits for something the cluster must do (several leases' worth).
@@ -57,6 +57,35 @@ async fn calls_reach(api: &Api, want: u64) -> Value {
     }
 }
 
+/// Takes `node` out of the cluster's registry as the lease reaper does with a node killed or
+/// stalled past its lease: no longer alive.
+async fn reaped(redis: &RedisServer, node: &str) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::pipe()
+        .cmd("HDEL")
+        .arg("{sb}:nodes")
+        .arg(node)
+        .cmd("ZREM")
+        .arg("{sb}:leases")
+        .arg(node)
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// Asserts Redis names `node` as the home of `room` (its record: the node, then the rest).
+async fn homed_on(redis: &RedisServer, room: &str, node: &str) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let home: String = redis::cmd("GET")
+        .arg(format!("{{sb}}:room-home:{room}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(home.starts_with(&format!("{node} ")), "{home}");
+}
+
 /// Frames of these types among `frames`.
 fn of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
     frames.iter().filter(|f| f["type"] == kind).collect()
@@ -66,17 +95,9 @@ fn of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
 async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
     let Pair { alpha, beta, redis, .. } = pair().await;
     // The agent's room and socket on alpha: alpha becomes the room's home.
-    let (ann, room) = agent_with_room(&alpha, "ann", guest_room("Across")).await;
-    let (mut agent, welcome) = agent_member(&alpha, &ann, &room).await;
+    let (_, room, mut agent, welcome) = agent_in_own_room(&alpha, "ann", guest_room("Across")).await;
     assert_eq!(welcome["polite"], false);
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let home: String = redis::cmd("GET")
-        .arg(format!("{{sb}}:room-home:{room}"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(home.starts_with("alpha "), "{home}");
+    homed_on(&redis, &room, "alpha").await;
 
     // Gus joins through beta: the seat is his from his token on, on every node (the
     // reservation is in the shared store), before he connects.
@@ -184,8 +205,7 @@ async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
 #[tokio::test]
 async fn a_dead_home_ends_the_call_clearly_and_the_room_moves_on_reconnect() {
     let Pair { alpha, beta, redis, .. } = pair().await;
-    let (ann, room) = agent_with_room(&alpha, "ann", customer_room("Home lost")).await;
-    let (mut agent, _) = agent_member(&alpha, &ann, &room).await;
+    let (ann, room, mut agent, _) = agent_in_own_room(&alpha, "ann", customer_room("Home lost")).await;
     let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
     let (mut carla, welcome) = member(&beta, &room, &token(&beta, &room, credentials).await).await;
     agent.next_of("peer_joined").await;
@@ -193,18 +213,7 @@ async fn a_dead_home_ends_the_call_clearly_and_the_room_moves_on_reconnect() {
 
     // Alpha, the home, is reaped as dead (what the lease reaper does to a node killed or
     // stalled past its lease): it is no longer alive in the registry.
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    redis::pipe()
-        .cmd("HDEL")
-        .arg("{sb}:nodes")
-        .arg("alpha")
-        .cmd("ZREM")
-        .arg("{sb}:leases")
-        .arg("alpha")
-        .exec_async(&mut conn)
-        .await
-        .unwrap();
+    reaped(&redis, "alpha").await;
     // The member on the other node is told, clearly, and closed.
     assert_eq!(carla.next_of("error").await["code"], "home_lost");
     assert_eq!(carla.closed().await, Some(CloseCode::from(4503)));
@@ -226,12 +235,7 @@ async fn a_dead_home_ends_the_call_clearly_and_the_room_moves_on_reconnect() {
     assert_eq!(agent.next_of("signal").await["data"], json!({"again": 1}));
     // The agent ends the room through alpha, which is no longer its home (Carla came
     // back first, on beta): the home hears of it and ends it for both nodes' members.
-    let home: String = redis::cmd("GET")
-        .arg(format!("{{sb}}:room-home:{room}"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(home.starts_with("beta "), "{home}");
+    homed_on(&redis, &room, "beta").await;
     let (status, ended) = ann.delete(&format!("/api/rooms/{room}")).await;
     assert_eq!((status, ended["state"].as_str()), (200, Some("ended")), "{ended}");
     for ws in [&mut agent, &mut carla] {
@@ -277,23 +281,11 @@ fn a_cluster_without_a_shared_room_token_secret_does_not_start() {
 #[tokio::test]
 async fn a_reaped_member_node_is_noticed_on_both_sides() {
     let Pair { alpha, beta, redis, .. } = pair().await;
-    let (ann, room) = agent_with_room(&alpha, "ann", customer_room("Member lost")).await;
-    let (mut agent, _) = agent_member(&alpha, &ann, &room).await;
+    let (_, room, mut agent, _) = agent_in_own_room(&alpha, "ann", customer_room("Member lost")).await;
     let credentials = json!({"phone": PHONE, "password": PASSWORD});
     let (mut carla, welcome) = member(&beta, &room, &token(&beta, &room, credentials).await).await;
     agent.next_of("peer_joined").await;
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    redis::pipe()
-        .cmd("HDEL")
-        .arg("{sb}:nodes")
-        .arg("beta")
-        .cmd("ZREM")
-        .arg("{sb}:leases")
-        .arg("beta")
-        .exec_async(&mut conn)
-        .await
-        .unwrap();
+    reaped(&redis, "beta").await;
     agent.next_of("peer_away").await;
     assert_eq!(carla.next_of("error").await["code"], "home_lost");
     assert_eq!(carla.closed().await, Some(CloseCode::from(4503)));
@@ -322,8 +314,7 @@ async fn leave_rejoin_and_end_work_across_nodes() {
         redis: _redis,
         ..
     } = pair().await;
-    let (ann, room) = agent_with_room(&alpha, "ann", customer_room("Across")).await;
-    let (mut agent, _) = agent_member(&alpha, &ann, &room).await;
+    let (ann, room, mut agent, _) = agent_in_own_room(&alpha, "ann", customer_room("Across")).await;
     let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
     let (mut carla, welcome) = member(&beta, &room, &token(&beta, &room, credentials.clone()).await).await;
     let first = agent.next_of("peer_joined").await["peer"]["admission"].clone();

@@ -28,8 +28,7 @@ async fn room_state(api: &Api, room: &str, want: &str) -> Value {
 #[tokio::test]
 async fn a_member_who_leaves_can_come_back_and_the_room_stays_open() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
-    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (ann, room, mut agent, _) = agent_in_own_room(&hub, "ann", customer_room("Contract")).await;
     let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
     let (mut carla, welcome) = member(&hub, &room, &token(&hub, &room, credentials).await).await;
     let joined = agent.next_of("peer_joined").await;
@@ -115,8 +114,7 @@ async fn a_new_admission_after_a_leave_takes_the_seat_and_the_agent_is_told() {
 #[tokio::test]
 async fn the_agent_leaves_and_comes_back_to_the_open_room() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", guest_room("Open house")).await;
-    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (ann, room, mut agent, _) = agent_in_own_room(&hub, "ann", guest_room("Open house")).await;
     let (mut gus, _) = member(
         &hub,
         &room,
@@ -177,8 +175,7 @@ async fn a_reconnect_keeps_the_call_and_tells_the_other_side_even_before_the_old
 #[tokio::test]
 async fn a_meeting_is_in_its_call_as_soon_as_both_are_in_and_again_after_a_leave() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Contract")).await;
-    let (mut agent, welcome) = agent_member(&hub, &ann, &room).await;
+    let (ann, room, mut agent, welcome) = agent_in_own_room(&hub, "ann", customer_room("Contract")).await;
     assert_eq!(
         (welcome["call_mode"].as_str(), welcome["call"].as_str()),
         (Some("auto"), Some("idle"))

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::rooms::{PASSWORD, PHONE, agent_member, agent_with_room, call, customer_room, guest_room, member, token};
+use crate::rooms::{PASSWORD, PHONE, agent_in_own_room, call, customer_room, guest_room, member, token};
 use crate::rooms_cluster::{Pair, pair};
 
 fn media(mic: bool, camera: bool) -> Value {
@@ -19,8 +19,7 @@ fn state(frame: &Value) -> (Value, Value) {
 #[tokio::test]
 async fn each_members_mic_and_camera_reach_the_other_and_never_come_back() {
     let hub = TestHub::start().await;
-    let (ann, room) = agent_with_room(&hub, "ann", customer_room("Media")).await;
-    let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+    let (_, room, mut agent, _) = agent_in_own_room(&hub, "ann", customer_room("Media")).await;
     // Alone in the room: nobody to tell, and no error either.
     agent.send(media(true, true)).await;
     assert!(agent.drain().await.is_empty(), "no echo, no error");
@@ -71,8 +70,7 @@ async fn mic_and_camera_state_crosses_nodes_both_ways() {
         redis: _redis,
         ..
     } = pair().await;
-    let (ann, room) = agent_with_room(&alpha, "ann", guest_room("Across")).await;
-    let (mut agent, _) = agent_member(&alpha, &ann, &room).await;
+    let (_, room, mut agent, _) = agent_in_own_room(&alpha, "ann", guest_room("Across")).await;
     let gus_token = token(
         &beta,
         &room,

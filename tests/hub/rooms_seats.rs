@@ -206,8 +206,8 @@ async fn a_join_sent_as_the_room_ends_is_told_the_room_ended() {
     let hub = TestHub::with_store(store, |_| {}).await;
     let credentials = json!({"phone": PHONE, "password": PASSWORD});
     for i in 0..5 {
-        let (ann, room) = agent_with_room(&hub, &format!("ann{i}"), customer_room(&format!("Contract {i}"))).await;
-        let (mut agent, _) = agent_member(&hub, &ann, &room).await;
+        let (_, room, mut agent, _) =
+            agent_in_own_room(&hub, &format!("ann{i}"), customer_room(&format!("Contract {i}"))).await;
         let (mut carla, _) = member(&hub, &room, &token(&hub, &room, credentials.clone()).await).await;
         agent.next_of("peer_joined").await;
         agent.send(json!({"type": "end_room"})).await;

@@ -29,34 +29,35 @@ impl RoomsCluster {
         }
     }
 
-    async fn alive(&self, nodes: &[String]) -> redis::RedisResult<Vec<bool>> {
+    /// Those of `nodes` the cluster's registry does not hold alive (one call for all).
+    async fn dead_among(&self, nodes: HashSet<String>) -> redis::RedisResult<HashSet<String>> {
         if nodes.is_empty() {
-            return Ok(Vec::new());
+            return Ok(HashSet::new());
         }
+        let nodes: Vec<String> = nodes.into_iter().collect();
         let mut call = self.0.alive.key(NODES_KEY);
         call.key(LEASES_KEY);
-        for n in nodes {
+        for n in &nodes {
             call.arg(n);
         }
         let answer: Vec<u8> = call.invoke_async(&mut self.0.cluster.conn()).await?;
-        Ok(answer.into_iter().map(|a| a == 1).collect())
+        Ok(nodes
+            .into_iter()
+            .zip(answer)
+            .filter(|(_, alive)| *alive != 1)
+            .map(|(n, _)| n)
+            .collect())
     }
 
     /// One tick: dead homes, dead members' nodes, claims this node lost.
     async fn check(&self) -> redis::RedisResult<()> {
         let Some(me) = self.me() else { return Ok(()) };
         // Member side: remote members whose home is dead.
-        let homes: Vec<String> = {
+        let homes: HashSet<String> = {
             let remote = self.0.remote.lock().expect("not poisoned");
-            let set: HashSet<&String> = remote.values().map(|m| &m.home).collect();
-            set.into_iter().cloned().collect()
+            remote.values().map(|m| m.home.clone()).collect()
         };
-        let dead: HashSet<String> = homes
-            .iter()
-            .zip(self.alive(&homes).await?)
-            .filter(|(_, alive)| !alive)
-            .map(|(h, _)| h.clone())
-            .collect();
+        let dead = self.dead_among(homes).await?;
         // Also those seated under an earlier incarnation of this node: the home took this
         // node for dead and dropped them.
         let orphans: Vec<RemoteMember> = {
@@ -81,17 +82,11 @@ impl RoomsCluster {
         }
         // Home side: stand-ins whose member's node is dead are disconnected (the seat
         // then waits out the grace period, as for a member whose socket dropped).
-        let nodes: Vec<String> = {
+        let nodes: HashSet<String> = {
             let stand_ins = self.0.stand_ins.lock().expect("not poisoned");
-            let set: HashSet<&String> = stand_ins.values().map(|s| &s.node).collect();
-            set.into_iter().cloned().collect()
+            stand_ins.values().map(|s| s.node.clone()).collect()
         };
-        let dead: HashSet<String> = nodes
-            .iter()
-            .zip(self.alive(&nodes).await?)
-            .filter(|(_, alive)| !alive)
-            .map(|(n, _)| n.clone())
-            .collect();
+        let dead = self.dead_among(nodes).await?;
         if !dead.is_empty() {
             let gone: Vec<StandIn> = {
                 let mut stand_ins = self.0.stand_ins.lock().expect("not poisoned");
