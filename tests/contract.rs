@@ -2666,6 +2666,62 @@ async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
     );
 }
 
+/// An inbox's count is how many conversations its list holds without its limit: by holder,
+/// status, category and label, and following a change (no stale index entry).
+async fn inbox_counts_are_their_lists_without_the_limit(store: &dyn Store) {
+    use ConversationStatus::*;
+    let mut a = record("a", Some("ann"), Open, 30);
+    a.labels = vec!["vip".into()];
+    let b = record("b", Some("ann"), Pending, 10);
+    let c = record("c", None, Open, 20);
+    let mut d = record("d", Some("bob"), Resolved, 5);
+    d.category = "billing".into();
+    for r in [&a, &b, &c, &d] {
+        store.put_conversation_record(r).await.unwrap();
+    }
+    let query = |holder: Holder, statuses: Vec<ConversationStatus>| InboxQuery {
+        holder,
+        statuses,
+        category: None,
+        label: None,
+        // Counted past the limit: a count is the whole list's.
+        limit: 1,
+    };
+    let ann = || Holder::Agent("ann".into());
+    assert_eq!(store.count_inbox(&query(ann(), vec![])).await.unwrap(), 2);
+    assert_eq!(store.count_inbox(&query(ann(), vec![Open])).await.unwrap(), 1);
+    assert_eq!(store.count_inbox(&query(Holder::Nobody, vec![])).await.unwrap(), 1);
+    assert_eq!(
+        store.count_inbox(&query(Holder::Anyone, vec![Open, Pending])).await.unwrap(),
+        3
+    );
+    assert_eq!(store.count_inbox(&query(Holder::Anyone, vec![])).await.unwrap(), 4);
+    assert_eq!(
+        store.count_inbox(&query(Holder::Agent("carl".into()), vec![])).await.unwrap(),
+        0
+    );
+    let mut labelled = query(Holder::Anyone, vec![]);
+    labelled.label = Some("vip".into());
+    assert_eq!(store.count_inbox(&labelled).await.unwrap(), 1);
+    let mut billing = query(Holder::Anyone, vec![Resolved]);
+    billing.category = Some("billing".into());
+    assert_eq!(store.count_inbox(&billing).await.unwrap(), 1);
+    billing.category = Some("sales".into());
+    assert_eq!(store.count_inbox(&billing).await.unwrap(), 0);
+
+    // Resolved and handed to bob: out of ann's and the open counts, into bob's resolved one.
+    a.version = 2;
+    a.status = Resolved;
+    a.holder = Some("bob".into());
+    store.put_conversation_record(&a).await.unwrap();
+    assert_eq!(store.count_inbox(&query(ann(), vec![Open])).await.unwrap(), 0);
+    assert_eq!(
+        store.count_inbox(&query(Holder::Agent("bob".into()), vec![Resolved])).await.unwrap(),
+        2
+    );
+    assert_eq!(store.count_inbox(&query(Holder::Anyone, vec![Open])).await.unwrap(), 1);
+}
+
 /// A customer's conversations come newest first by any of their keys; snoozes come when
 /// due, and no longer once woken.
 async fn customers_conversations_and_due_snoozes(store: &dyn Store) {
@@ -3617,6 +3673,7 @@ contract!(
     // conversations as the desk works them
     conversation_records_change_by_compare_and_set,
     inboxes_list_by_holder_status_category_and_label,
+    inbox_counts_are_their_lists_without_the_limit,
     customers_conversations_and_due_snoozes,
     an_erasure_takes_the_conversation_record,
     // canned replies and ratings

@@ -94,6 +94,7 @@ bounded!(ConversationStore {
     write put_conversation_record(record: &ConversationRecord) -> ();
     read conversation_records(ids: &[String]) -> Vec<ConversationRecord>;
     read inbox(query: &InboxQuery) -> Vec<ConversationRecord>;
+    read count_inbox(query: &InboxQuery) -> u64;
     read customer_conversation_records(customer_key: &str, limit: usize) -> Vec<ConversationRecord>;
     read snoozes_due(now: Millis, limit: usize) -> Vec<ConversationRecord>;
 });
