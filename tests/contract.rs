@@ -2594,9 +2594,9 @@ async fn an_erasure_takes_the_conversation_record(store: &dyn Store) {
     assert_eq!(store.conversation_records(&ids).await.unwrap(), vec![kept]);
 }
 
-/// Inboxes: mine, unassigned and all, by status, category and label, the longest waiting
-/// first; a change moves a conversation between inboxes (no stale index entry).
-async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
+/// Stores four conversations: a (ann's, open, VIP), b (ann's, pending), c (nobody's,
+/// open) in sales and d (bob's, resolved) in billing; returns a, which the tests change.
+async fn four_inbox_records(store: &dyn Store) -> ConversationRecord {
     use ConversationStatus::*;
     let mut a = record("a", Some("ann"), Open, 30);
     a.labels = vec!["vip".into()];
@@ -2607,6 +2607,14 @@ async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
     for r in [&a, &b, &c, &d] {
         store.put_conversation_record(r).await.unwrap();
     }
+    a
+}
+
+/// Inboxes: mine, unassigned and all, by status, category and label, the longest waiting
+/// first; a change moves a conversation between inboxes (no stale index entry).
+async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
+    use ConversationStatus::*;
+    let mut a = four_inbox_records(store).await;
     let query = |holder: Holder, statuses: Vec<ConversationStatus>| InboxQuery {
         holder,
         statuses,
@@ -2670,15 +2678,7 @@ async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
 /// status, category and label, and following a change (no stale index entry).
 async fn inbox_counts_are_their_lists_without_the_limit(store: &dyn Store) {
     use ConversationStatus::*;
-    let mut a = record("a", Some("ann"), Open, 30);
-    a.labels = vec!["vip".into()];
-    let b = record("b", Some("ann"), Pending, 10);
-    let c = record("c", None, Open, 20);
-    let mut d = record("d", Some("bob"), Resolved, 5);
-    d.category = "billing".into();
-    for r in [&a, &b, &c, &d] {
-        store.put_conversation_record(r).await.unwrap();
-    }
+    let mut a = four_inbox_records(store).await;
     let query = |holder: Holder, statuses: Vec<ConversationStatus>| InboxQuery {
         holder,
         statuses,
@@ -2692,12 +2692,18 @@ async fn inbox_counts_are_their_lists_without_the_limit(store: &dyn Store) {
     assert_eq!(store.count_inbox(&query(ann(), vec![Open])).await.unwrap(), 1);
     assert_eq!(store.count_inbox(&query(Holder::Nobody, vec![])).await.unwrap(), 1);
     assert_eq!(
-        store.count_inbox(&query(Holder::Anyone, vec![Open, Pending])).await.unwrap(),
+        store
+            .count_inbox(&query(Holder::Anyone, vec![Open, Pending]))
+            .await
+            .unwrap(),
         3
     );
     assert_eq!(store.count_inbox(&query(Holder::Anyone, vec![])).await.unwrap(), 4);
     assert_eq!(
-        store.count_inbox(&query(Holder::Agent("carl".into()), vec![])).await.unwrap(),
+        store
+            .count_inbox(&query(Holder::Agent("carl".into()), vec![]))
+            .await
+            .unwrap(),
         0
     );
     let mut labelled = query(Holder::Anyone, vec![]);
@@ -2716,7 +2722,10 @@ async fn inbox_counts_are_their_lists_without_the_limit(store: &dyn Store) {
     store.put_conversation_record(&a).await.unwrap();
     assert_eq!(store.count_inbox(&query(ann(), vec![Open])).await.unwrap(), 0);
     assert_eq!(
-        store.count_inbox(&query(Holder::Agent("bob".into()), vec![Resolved])).await.unwrap(),
+        store
+            .count_inbox(&query(Holder::Agent("bob".into()), vec![Resolved]))
+            .await
+            .unwrap(),
         2
     );
     assert_eq!(store.count_inbox(&query(Holder::Anyone, vec![Open])).await.unwrap(), 1);

@@ -32,17 +32,44 @@ async fn lists(api: &Api, path: &str, want: &[&String]) {
     assert_eq!(got, want, "{path}");
 }
 
-#[tokio::test]
-async fn an_agent_lists_and_takes_the_unassigned_conversations_of_their_categories_only() {
+/// A desk where Ann serves General, Bob General and Sales, and Carla and Dora (General)
+/// and Sam (Sales) left offline messages.
+struct Team {
+    _hub: TestHub,
+    ann: Api,
+    bob: Api,
+    admin: Api,
+    carla: String,
+    dora: String,
+    sam: String,
+}
+
+async fn team() -> Team {
     let hub = TestHub::start().await;
     hub.agent_account("ann", &["general"], 2).await;
     hub.agent_account("bob", &["general", "sales"], 2).await;
-    let ann = hub.login("ann", "agent-password").await;
-    let bob = hub.login("bob", "agent-password").await;
-    let admin = hub.admin().await;
-    let carla = leaves(&hub, "Carla", "general").await;
-    let dora = leaves(&hub, "Dora", "general").await;
-    let sam = leaves(&hub, "Sam", "sales").await;
+    Team {
+        ann: hub.login("ann", "agent-password").await,
+        bob: hub.login("bob", "agent-password").await,
+        admin: hub.admin().await,
+        carla: leaves(&hub, "Carla", "general").await,
+        dora: leaves(&hub, "Dora", "general").await,
+        sam: leaves(&hub, "Sam", "sales").await,
+        _hub: hub,
+    }
+}
+
+#[tokio::test]
+async fn an_agent_lists_and_takes_the_unassigned_conversations_of_their_categories_only() {
+    let Team {
+        _hub,
+        ann,
+        bob,
+        admin,
+        carla,
+        dora,
+        sam,
+    } = team().await;
 
     // Ann serves General: its two, not Sales' one; Bob serves both.
     lists(&ann, "/api/inbox?view=unassigned", &[&carla, &dora]).await;
@@ -84,15 +111,14 @@ async fn counts(api: &Api, path: &str) -> (u64, u64, u64) {
 
 #[tokio::test]
 async fn the_views_are_counted_for_the_status_and_category_asked_as_the_caller_may_see_them() {
-    let hub = TestHub::start().await;
-    hub.agent_account("ann", &["general"], 2).await;
-    hub.agent_account("bob", &["general", "sales"], 2).await;
-    let ann = hub.login("ann", "agent-password").await;
-    let bob = hub.login("bob", "agent-password").await;
-    let admin = hub.admin().await;
-    let carla = leaves(&hub, "Carla", "general").await;
-    leaves(&hub, "Dora", "general").await;
-    leaves(&hub, "Sam", "sales").await;
+    let Team {
+        _hub,
+        ann,
+        bob,
+        admin,
+        carla,
+        ..
+    } = team().await;
 
     // Ann serves General: its two unassigned; Bob and the admin all three.
     assert_eq!(counts(&ann, "/api/inbox").await, (0, 2, 2));
@@ -111,9 +137,7 @@ async fn the_views_are_counted_for_the_status_and_category_asked_as_the_caller_m
     assert_eq!(counts(&ann, "/api/inbox?status=resolved").await, (0, 0, 0));
     assert_eq!(counts(&ann, "/api/inbox?view=all&status=open").await, (1, 1, 2));
     // A label narrows the list, not the counts (they are the status's and category's).
-    admin
-        .post_answering(201, "/api/admin/labels", json!({"name": "VIP", "colour": "#d29922", "id": "vip"}))
-        .await;
+    crate::conversations_outage::defines_vip(&admin).await;
     let (status, page) = ann.get("/api/inbox?view=all&label=vip").await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(item_ids(&page), Vec::<&str>::new());
