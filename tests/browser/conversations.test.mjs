@@ -193,6 +193,16 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await counted(0, 0, 0);
     await agentPage.getByTestId('conversation-filter').selectOption('open,pending,snoozed');
     await counted(1, 3, 4);
+    // A label narrows the list, not the counts, and a note says so.
+    const vip = await apiCall(hub, 'POST', '/api/admin/labels', { name: `Counted ${label}`, colour: '#d29922', id: category }, admin);
+    assert.equal(vip.status, 201, JSON.stringify(vip.data));
+    await agentPage.getByTestId('conversation-filter').selectOption('open');
+    await agentPage.getByTestId('conversation-label-filter').selectOption(category);
+    await agentPage.getByTestId('conversation-empty').waitFor();
+    await agentPage.getByTestId('conversation-counts-note').waitFor();
+    await counted(1, 3, 4);
+    await agentPage.getByTestId('conversation-label-filter').selectOption('');
+    await agentPage.getByTestId('conversation-counts-note').waitFor({ state: 'hidden' });
     await expectClean(agentPage, `the counted views after a take (${label})`);
     await shot(agentPage, `conversations-counts-taken-${label}`);
   }));
