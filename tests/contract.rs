@@ -2595,9 +2595,9 @@ async fn an_erasure_takes_the_conversation_record(store: &dyn Store) {
     assert_eq!(store.conversation_records(&ids).await.unwrap(), vec![kept]);
 }
 
-/// Inboxes: mine, unassigned and all, by status, category and label, the longest waiting
-/// first; a change moves a conversation between inboxes (no stale index entry).
-async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
+/// Stores four conversations: a (ann's, open, VIP), b (ann's, pending), c (nobody's,
+/// open) in sales and d (bob's, resolved) in billing; returns a, which the tests change.
+async fn four_inbox_records(store: &dyn Store) -> ConversationRecord {
     use ConversationStatus::*;
     let mut a = record("a", Some("ann"), Open, 30);
     a.labels = vec!["vip".into()];
@@ -2608,6 +2608,14 @@ async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
     for r in [&a, &b, &c, &d] {
         store.put_conversation_record(r).await.unwrap();
     }
+    a
+}
+
+/// Inboxes: mine, unassigned and all, by status, category and label, the longest waiting
+/// first; a change moves a conversation between inboxes (no stale index entry).
+async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
+    use ConversationStatus::*;
+    let mut a = four_inbox_records(store).await;
     let query = |holder: Holder, statuses: Vec<ConversationStatus>| InboxQuery {
         holder,
         statuses,
@@ -2665,6 +2673,63 @@ async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
         record_ids(&store.inbox(&query(Holder::Anyone, vec![Open])).await.unwrap()),
         ["c", "a"]
     );
+}
+
+/// An inbox's count is how many conversations its list holds without its limit: by holder,
+/// status, category and label, and following a change (no stale index entry).
+async fn inbox_counts_are_their_lists_without_the_limit(store: &dyn Store) {
+    use ConversationStatus::*;
+    let mut a = four_inbox_records(store).await;
+    let query = |holder: Holder, statuses: Vec<ConversationStatus>| InboxQuery {
+        holder,
+        statuses,
+        category: None,
+        label: None,
+        // Counted past the limit: a count is the whole list's.
+        limit: 1,
+    };
+    let ann = || Holder::Agent("ann".into());
+    assert_eq!(store.count_inbox(&query(ann(), vec![])).await.unwrap(), 2);
+    assert_eq!(store.count_inbox(&query(ann(), vec![Open])).await.unwrap(), 1);
+    assert_eq!(store.count_inbox(&query(Holder::Nobody, vec![])).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .count_inbox(&query(Holder::Anyone, vec![Open, Pending]))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(store.count_inbox(&query(Holder::Anyone, vec![])).await.unwrap(), 4);
+    assert_eq!(
+        store
+            .count_inbox(&query(Holder::Agent("carl".into()), vec![]))
+            .await
+            .unwrap(),
+        0
+    );
+    let mut labelled = query(Holder::Anyone, vec![]);
+    labelled.label = Some("vip".into());
+    assert_eq!(store.count_inbox(&labelled).await.unwrap(), 1);
+    let mut billing = query(Holder::Anyone, vec![Resolved]);
+    billing.category = Some("billing".into());
+    assert_eq!(store.count_inbox(&billing).await.unwrap(), 1);
+    billing.category = Some("sales".into());
+    assert_eq!(store.count_inbox(&billing).await.unwrap(), 0);
+
+    // Resolved and handed to bob: out of ann's and the open counts, into bob's resolved one.
+    a.version = 2;
+    a.status = Resolved;
+    a.holder = Some("bob".into());
+    store.put_conversation_record(&a).await.unwrap();
+    assert_eq!(store.count_inbox(&query(ann(), vec![Open])).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .count_inbox(&query(Holder::Agent("bob".into()), vec![Resolved]))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.count_inbox(&query(Holder::Anyone, vec![Open])).await.unwrap(), 1);
 }
 
 /// A customer's conversations come newest first by any of their keys; snoozes come when
@@ -3625,6 +3690,7 @@ contract!(
     // conversations as the desk works them
     conversation_records_change_by_compare_and_set,
     inboxes_list_by_holder_status_category_and_label,
+    inbox_counts_are_their_lists_without_the_limit,
     customers_conversations_and_due_snoozes,
     an_erasure_takes_the_conversation_record,
     // canned replies and ratings

@@ -159,6 +159,24 @@ impl From<crate::auth::HashingBusy> for ApiError {
     }
 }
 
+/// What a change's 503 says: the store did not answer in time.
+pub const WRITE_UNANSWERED: &str = "storage did not answer in time; the change may still be made once it does, and sending the same request again is safe";
+
+impl ApiError {
+    /// A change the store did not answer in time (or could not make) as 503 `unavailable`
+    /// saying it may still be made and may be sent again; other failures as
+    /// [`From<StoreError>`] maps them. Only for changes that are safe to repeat.
+    pub fn unanswered_change(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable for a change");
+                Self::Unavailable(WRITE_UNANSWERED.into())
+            }
+            other => other.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -3,7 +3,9 @@
 //! resolved), the unassigned ones ("unassigned", for the team to pick up) and everyone's
 //! ("all"): an agent those of the categories they serve, an admin every category. Each
 //! entry carries what a list row shows: the customer's name and the last line said, from
-//! the archive.
+//! the archive. Each answer also counts the three views (the console's buttons), by the
+//! store, for the statuses and category asked and as the caller may see them: a label
+//! narrows the list but not the counts, which say what they count.
 
 use axum::Json;
 use axum::extract::State;
@@ -17,7 +19,7 @@ use super::responses::{BadQuery, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState};
 use crate::store::{
-    ConversationRecord, ConversationStatus, Holder, InboxQuery, Role, StoreError, longest_waiting_first,
+    Account, ConversationRecord, ConversationStatus, Holder, InboxQuery, Role, StoreError, longest_waiting_first,
 };
 
 /// The most conversations one listing returns.
@@ -77,6 +79,21 @@ pub struct InboxEntry {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InboxPage {
     pub items: Vec<InboxEntry>,
+    pub counts: InboxCounts,
+}
+
+/// How many conversations each view holds for the statuses and category of this request
+/// (its label and limit aside), each as the caller may see it: for an agent, `unassigned`
+/// and `all` of the categories they serve only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboxCounts {
+    pub mine: u64,
+    pub unassigned: u64,
+    pub all: u64,
+    /// The statuses counted (the request's, or the unresolved ones).
+    pub statuses: Vec<ConversationStatus>,
+    /// The category counted; null: every category the caller may see.
+    pub category: Option<String>,
 }
 
 /// The caller's inbox, longest waiting first.
@@ -87,7 +104,10 @@ pub struct InboxPage {
         holder's or an admin's), for an admin every category. An unassigned conversation that began as \
         an offline message (`offline: true`) is taken with `POST /api/offline-messages/{id}/take`; \
         others have no take (a customer waiting in the line reaches an agent by routing). Order: `status_since`, \
-        oldest first (who waits longest in their status first), then `id`.",
+        oldest first (who waits longest in their status first), then `id`. `counts` counts the three views \
+        for the same `status` and `category` (not `label`, nor `limit`), as the caller may see each, from \
+        the store as the list is read: a console shows them on its view buttons and refreshes them with \
+        the list.",
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = InboxPage), BadQuery,
         (status = 403, description = "`forbidden`: an agent asked for a `category` they do not serve, \
@@ -112,27 +132,75 @@ async fn inbox(
         }
     };
     let category = params.category.filter(|c| !c.is_empty());
+    if let (Role::Agent, Some(c)) = (me.role, &category)
+        && !me.categories.contains(c)
+    {
+        return Err(ApiError::Forbidden(format!("you do not serve the category {c:?}")));
+    }
     let query = InboxQuery {
         holder,
         statuses: statuses(params.status.as_deref())?,
-        category: category.clone(),
+        category,
         label: params.label.filter(|l| !l.is_empty()),
         limit: limit as usize,
     };
-    let records = match (me.role, &query.holder, category) {
-        (Role::Agent, _, Some(c)) if !me.categories.contains(&c) => {
-            return Err(ApiError::Forbidden(format!("you do not serve the category {c:?}")));
-        }
-        // An agent's view of others' work: their categories' lists, merged in the list's order.
-        (Role::Agent, Holder::Nobody | Holder::Anyone, None) => of_categories(&state, query, &me.categories).await?,
-        _ => state.store.inbox(&query).await?,
+    let records = match shared(&me, &query) {
+        Some(categories) => of_categories(&state, query.clone(), categories).await?,
+        None => state.store.inbox(&query).await?,
     };
+    let mut counted = [0; 3];
+    for (n, holder) in counted
+        .iter_mut()
+        .zip([Holder::Agent(me.id.clone()), Holder::Nobody, Holder::Anyone])
+    {
+        let view = InboxQuery {
+            holder,
+            label: None,
+            ..query.clone()
+        };
+        *n = count(&state, &view, shared(&me, &view)).await?;
+    }
     let defined: Vec<String> = state.store.labels().await?.into_iter().map(|l| l.id).collect();
     let mut items = Vec::with_capacity(records.len());
     for record in records {
         items.push(entry(&state, record, &defined).await?);
     }
-    Ok(Json(InboxPage { items }))
+    let [mine, unassigned, all] = counted;
+    Ok(Json(InboxPage {
+        items,
+        counts: InboxCounts {
+            mine,
+            unassigned,
+            all,
+            statuses: query.statuses,
+            category: query.category,
+        },
+    }))
+}
+
+/// The categories `me` reads `query` over one by one, when it is an agent's view of others'
+/// work in no one category (their categories' lists, merged or summed); `None`: as it is.
+fn shared<'a>(me: &'a Account, query: &InboxQuery) -> Option<&'a [String]> {
+    match (me.role, &query.holder, &query.category) {
+        (Role::Agent, Holder::Nobody | Holder::Anyone, None) => Some(me.categories.as_slice()),
+        _ => None,
+    }
+}
+
+/// How many conversations `view` asks for, over each of `categories` when given.
+async fn count(state: &AppState, view: &InboxQuery, categories: Option<&[String]>) -> Result<u64, ApiError> {
+    let Some(categories) = categories else {
+        return Ok(state.store.count_inbox(view).await?);
+    };
+    let mut n = 0;
+    for category in categories {
+        let one = InboxQuery {
+            category: Some(category.clone()),
+            ..view.clone()
+        };
+        n += state.store.count_inbox(&one).await?;
+    }
+    Ok(n)
 }
 
 /// `query` over each of `categories` (an agent serves a handful), the longest waiting first

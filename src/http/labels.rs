@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult, StoreAnswer};
-use super::responses::{AdminsOnly, SignedIn, Unavailable};
+use super::responses::{AdminsOnly, ChangeUnavailable, SignedIn, Unavailable};
 use super::session::{AdminOnly, Authed};
 use super::{ApiError, AppState, ErrorBody};
 use crate::cluster::bus::AdminChange;
@@ -202,7 +202,7 @@ pub struct ConversationLabels {
     responses((status = 200, body = ConversationLabels),
         (status = 400, description = "`unknown_label`: the desk defines no such label; `too_many_labels`: it carries 20", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not in their list", body = ErrorBody),
-        SignedIn, Unavailable))]
+        SignedIn, ChangeUnavailable))]
 async fn add_to_conversation(
     Authed(me): Authed,
     State(state): State<AppState>,
@@ -218,7 +218,7 @@ async fn add_to_conversation(
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ConversationLabels),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not in their list", body = ErrorBody),
-        SignedIn, Unavailable))]
+        SignedIn, ChangeUnavailable))]
 async fn remove_from_conversation(
     Authed(me): Authed,
     State(state): State<AppState>,
@@ -260,7 +260,8 @@ async fn change(
             format!("a conversation carries at most {MAX_LABELS} labels"),
         ),
         ConversationError::Refused(_) => ApiError::invalid("unknown_label", format!("no label {label:?}")),
-        ConversationError::Store(e) => e.into(),
+        // A label put on or taken off again changes nothing: safe to repeat.
+        ConversationError::Store(e) => ApiError::unanswered_change(e),
     })?;
     if changed {
         tell_holder(state, &record).await;

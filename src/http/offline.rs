@@ -22,11 +22,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
 use super::error::{JsonResult, StoreAnswer, page_limit};
-use super::responses::{BadQuery, BodyTooLarge, SignedIn, Unavailable, UnknownMessage};
+use super::responses::{BadQuery, BodyTooLarge, ChangeUnavailable, SignedIn, Unavailable, UnknownMessage};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::customer_details;
 use crate::core::names::checked_name;
+use crate::store::deadline::write_within;
 use crate::store::{
     Account, CustomerProfile, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, Page, Role, StoreError,
 };
@@ -374,8 +375,8 @@ async fn visible(state: &AppState, account: &Account, id: &str) -> Result<Offlin
 }
 
 /// A change's answer: the message as the store now has it, or the store's refusal.
-async fn changed(state: &AppState, changed: Result<OfflineMessage, StoreError>) -> JsonResult<OfflineMessageView> {
-    let m = changed.map_err(store_refusal)?;
+async fn changed(state: &AppState, changed: Result<OfflineMessage, ApiError>) -> JsonResult<OfflineMessageView> {
+    let m = changed?;
     Ok(Json(views(state, vec![m]).await?.remove(0)))
 }
 
@@ -397,17 +398,18 @@ fn store_refusal(e: StoreError) -> ApiError {
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = OfflineMessageView), UnknownMessage,
         (status = 409, description = "`already_taken`: another agent took it, or it is handled", body = ErrorBody),
-        SignedIn, Unavailable))]
+        SignedIn, ChangeUnavailable))]
 async fn take(
     State(state): State<AppState>,
     Authed(account): Authed,
     Path(id): Path<String>,
 ) -> JsonResult<OfflineMessageView> {
     visible(&state, &account, &id).await?;
-    let taken = state.store.take_offline_message(&id, &account.id).await;
-    if let Ok(m) = &taken {
-        follow(&state, m).await;
-    }
+    // Taken again by its taker is no change: safe to repeat after a 503.
+    let taken = within_limit(&state, &id, &account.id, |store, id, agent| async move {
+        store.take_offline_message(&id, &agent).await
+    })
+    .await;
     changed(&state, taken).await
 }
 
@@ -415,18 +417,41 @@ async fn take(
 #[utoipa::path(post, path = "/api/offline-messages/{id}/handled", tag = "session",
     params(("id" = String, Path, description = "the message's id")),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = OfflineMessageView), UnknownMessage, SignedIn, Unavailable))]
+    responses((status = 200, body = OfflineMessageView), UnknownMessage, SignedIn, ChangeUnavailable))]
 async fn handled(
     State(state): State<AppState>,
     Authed(account): Authed,
     Path(id): Path<String>,
 ) -> JsonResult<OfflineMessageView> {
     visible(&state, &account, &id).await?;
-    let handled = state.store.mark_offline_message_handled(&id, &account.id).await;
-    if let Ok(m) = &handled {
-        follow(&state, m).await;
-    }
+    // Marked handled again is no change: safe to repeat after a 503.
+    let handled = within_limit(&state, &id, &account.id, |store, id, agent| async move {
+        store.mark_offline_message_handled(&id, &agent).await
+    })
+    .await;
     changed(&state, handled).await
+}
+
+/// `change` of message `id` by `agent`, then its conversation brought in line
+/// ([`follow`]), answered within `ARCHIVE_WRITE_TIMEOUT_MS`: past it, 503 saying it may
+/// still be made (it goes on to its end: `deadline::write_within`) and may be sent again.
+async fn within_limit<F, Fut>(state: &AppState, id: &str, agent: &str, change: F) -> Result<OfflineMessage, ApiError>
+where
+    F: FnOnce(crate::store::SharedStore, String, String) -> Fut,
+    Fut: std::future::Future<Output = Result<OfflineMessage, StoreError>> + Send + 'static,
+{
+    let write = change(state.store.clone(), id.to_string(), agent.to_string());
+    let task_state = state.clone();
+    let answer = write_within(state.settings.archive_write_timeout, async move {
+        let m = write.await?;
+        follow(&task_state, &m).await;
+        Ok(m)
+    })
+    .await;
+    match answer {
+        Err(e @ StoreError::Unavailable(_)) => Err(ApiError::unanswered_change(e)),
+        other => other.map_err(store_refusal),
+    }
 }
 
 /// Answers a message by mail: the reply goes to the customer through the mail outbox
@@ -482,5 +507,5 @@ async fn reply(
             let _ = state.hub.answer_by_mail(&account.id, &m.id, text).await;
         }
     }
-    changed(&state, replied).await
+    changed(&state, replied.map_err(store_refusal)).await
 }

@@ -55,6 +55,17 @@ pub enum Unavailable {
     Unavailable(ErrorBody),
 }
 
+/// The store is down or did not answer a change in time: the change may still be made.
+#[derive(IntoResponses)]
+pub enum ChangeUnavailable {
+    /// `unavailable`: the store is unreachable, or did not answer a read within
+    /// `STORE_READ_TIMEOUT_MS` or the change within `ARCHIVE_WRITE_TIMEOUT_MS`, or the hub is
+    /// shutting down. A change given up on may still be made once the store answers;
+    /// sending the same request again is safe (it changes nothing twice).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 /// A query without the token of an appointment's link.
 #[derive(IntoResponses)]
 pub enum NoToken {

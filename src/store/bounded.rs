@@ -15,8 +15,9 @@
 //!
 //! Only reads are bounded here. A write that outlived a timeout may still be carried out
 //! when the server thaws, so each writer decides what a timeout means for it: the archive
-//! writer retries or spools (`ARCHIVE_WRITE_TIMEOUT_MS`), `deadline::within` bounds the
-//! conversation changes someone waits on. Writes and the backend's own calls (`archive`,
+//! writer retries or spools (`ARCHIVE_WRITE_TIMEOUT_MS`), `deadline::within` and
+//! `deadline::write_within` bound the changes someone waits on (a conversation's, an
+//! offline message's). Writes and the backend's own calls (`archive`,
 //! `ready_reports`, `ping`, `shared_attachments`) go through untouched.
 //!
 //! After a timeout the read's future is dropped; the driver closes the connection that
@@ -94,6 +95,7 @@ bounded!(ConversationStore {
     write put_conversation_record(record: &ConversationRecord) -> ();
     read conversation_records(ids: &[String]) -> Vec<ConversationRecord>;
     read inbox(query: &InboxQuery) -> Vec<ConversationRecord>;
+    read count_inbox(query: &InboxQuery) -> u64;
     read customer_conversation_records(customer_key: &str, limit: usize) -> Vec<ConversationRecord>;
     read snoozes_due(now: Millis, limit: usize) -> Vec<ConversationRecord>;
 });

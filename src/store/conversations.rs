@@ -110,6 +110,8 @@ pub trait ConversationStore: Send + Sync {
     async fn conversation_records(&self, ids: &[String]) -> StoreResult<Vec<ConversationRecord>>;
     /// The conversations `query` asks for, longest waiting first, at most `query.limit`.
     async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>>;
+    /// How many conversations `query` asks for, its `limit` aside (an inbox view's count).
+    async fn count_inbox(&self, query: &InboxQuery) -> StoreResult<u64>;
     /// The conversations of the customer known by `customer_key`, newest first.
     async fn customer_conversation_records(
         &self,

@@ -4,11 +4,13 @@
 // page passes axe with the list shown, on a desk and a phone. The team's list: an offline
 // message is under "Unassigned" for an agent of its category (not for one of another), the
 // agent assigns it to themselves and it moves to "Mine"; the category filter narrows it.
+// The view buttons count their conversations for the status and category shown, read as
+// part of each button's name ("Unassigned, 3"), and follow the list as it refreshes.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat, panelOf, apiCall, expectClean } from './helpers.mjs';
+import { newPage, createAgent, adminToken, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat, panelOf, apiCall, expectClean } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -143,5 +145,65 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await row.getByRole('button', { name: `Resolve: ${general}` }).waitFor();
     await expectClean(agentPage, `everyone's list (${label})`);
     await shot(agentPage, `conversations-all-${label}`);
+  }));
+}
+
+for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`the view buttons count the conversations of the status and category shown (${label})`, () => withShots(`conversations-counts-${label}`, async (pages) => {
+    // A category of this test's own, so nothing another test leaves is counted.
+    const category = `counted-${label}`;
+    const admin = await adminToken(hub);
+    const made = await apiCall(hub, 'POST', '/api/admin/categories', { id: category, name: `Counted ${label}` }, admin);
+    assert.equal(made.status, 201, JSON.stringify(made.data));
+    const leave = async (name) => {
+      const left = await apiCall(hub, 'POST', '/api/offline-messages',
+        { category, name, email: 'someone@example.com', text: `${name} needs a hand` });
+      assert.equal(left.status, 201, JSON.stringify(left.data));
+    };
+    const names = ['Ada', 'Ben', 'Cy'].map((n) => `${n} ${label}`);
+    for (const n of names) await leave(n);
+    const agent = await createAgent(hub, { username: `cora-${label}`, display_name: 'Cora', categories: [category] });
+    const agentPage = await newPage(browser, size, { bypassCSP: true });
+    pages.push(agentPage);
+    await agentSignsIn(agentPage, hub, agent);
+
+    const view = (name) => agentPage.getByRole('button', { name, exact: true });
+    // `timeout`: past the list's periodic refresh (10 s) when only that brings the change.
+    const counted = async (mine, unassigned, all, timeout) => {
+      await view(`Mine, ${mine}`).waitFor({ timeout });
+      await view(`Unassigned, ${unassigned}`).waitFor({ timeout });
+      await view(`All, ${all}`).waitFor({ timeout });
+    };
+    await counted(0, 3, 3);
+    assert.equal(await view('Mine, 0').getAttribute('aria-pressed'), 'true');
+    await expectClean(agentPage, `the counted views (${label})`);
+    await shot(agentPage, `conversations-counts-${label}`);
+
+    // She takes one from Unassigned: the counts follow the list.
+    await view('Unassigned, 3').click();
+    const row = rowOf(agentPage, names[0]);
+    await row.getByRole('button', { name: `Assign to me: ${names[0]}` }).click();
+    await row.waitFor({ state: 'detached' });
+    await counted(1, 2, 3);
+    // One more left meanwhile: counted at the list's next refresh.
+    await leave(`Dee ${label}`);
+    await counted(1, 3, 4, 25000);
+    // Another status counts its own: nothing resolved yet.
+    await agentPage.getByTestId('conversation-filter').selectOption('resolved');
+    await counted(0, 0, 0);
+    await agentPage.getByTestId('conversation-filter').selectOption('open,pending,snoozed');
+    await counted(1, 3, 4);
+    // A label narrows the list, not the counts, and a note says so.
+    const vip = await apiCall(hub, 'POST', '/api/admin/labels', { name: `Counted ${label}`, colour: '#d29922', id: category }, admin);
+    assert.equal(vip.status, 201, JSON.stringify(vip.data));
+    await agentPage.getByTestId('conversation-filter').selectOption('open');
+    await agentPage.getByTestId('conversation-label-filter').selectOption(category);
+    await agentPage.getByTestId('conversation-empty').waitFor();
+    await agentPage.getByTestId('conversation-counts-note').waitFor();
+    await counted(1, 3, 4);
+    await agentPage.getByTestId('conversation-label-filter').selectOption('');
+    await agentPage.getByTestId('conversation-counts-note').waitFor({ state: 'hidden' });
+    await expectClean(agentPage, `the counted views after a take (${label})`);
+    await shot(agentPage, `conversations-counts-taken-${label}`);
   }));
 }

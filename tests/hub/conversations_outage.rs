@@ -2,6 +2,12 @@
 //! setting its status or a label, each get a clear answer within the archive's write
 //! timeout and change nothing; the connection lives on, and once the server runs again the
 //! same requests go through with the `seq` going on from the last acknowledged line.
+//!
+//! And while MongoDB holds the hub's writes but answers its reads (a stalled journal; the
+//! server's `failCommand` failpoint sleeps on each write, then carries it out): an agent
+//! putting a label on or taking a conversation over HTTP is answered 503 within the write
+//! timeout, not held; the write lands once the server gets to it, and the same request
+//! sent again is answered 200 with nothing done twice.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +18,17 @@ use crate::continuing::{VISITOR, continuing, first_visit, own_until};
 
 /// The archive's write timeout here (`ARCHIVE_WRITE_TIMEOUT_MS`; 15 s by default).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `admin` defines the label VIP (id `vip`).
+pub(crate) async fn defines_vip(admin: &Api) {
+    admin
+        .post_answering(
+            201,
+            "/api/admin/labels",
+            json!({"name": "VIP", "colour": "#d29922", "id": "vip"}),
+        )
+        .await;
+}
 
 /// The next frame of `ws` that is not a `place`/`queued`/`desk_status` notice, within `wait`.
 async fn answer_within(ws: &mut Ws, wait: Duration) -> Option<Value> {
@@ -42,13 +59,7 @@ async fn with_mongodb_frozen_continuing_a_status_and_a_label_are_refused_clearly
     let (server, uri) = in_memory_mongod().await;
     let (hub, _spool_dir) = crate::archive_once::hub_on_mongo(&uri, "conv_outage", WRITE_TIMEOUT).await;
     let admin = hub.admin().await;
-    let (status, _) = admin
-        .post(
-            "/api/admin/labels",
-            json!({"name": "VIP", "colour": "#d29922", "id": "vip"}),
-        )
-        .await;
-    assert_eq!(status, 201);
+    defines_vip(&admin).await;
     let mut ann = hub.agent("ann", &["general"], 2).await;
     let chat = first_visit(&hub, &mut ann).await;
     own_until(&hub, VISITOR, "resolved").await;
@@ -127,6 +138,106 @@ async fn with_mongodb_frozen_continuing_a_status_and_a_label_are_refused_clearly
         (Some("pending"), Some("vip")),
         "{changed}"
     );
+    hub.stop().await;
+    drop(server);
+}
+
+/// How long the server holds each write before carrying it out: past [`HELD_WAIT`], so a
+/// request that waits for its write is seen waiting.
+const HOLD: Duration = Duration::from_secs(10);
+/// How long the test waits for an answer while writes are held: past the write timeout.
+const HELD_WAIT: Duration = Duration::from_secs(7);
+
+/// Makes the server at `uri` hold every write it is sent for [`HOLD`] before carrying it
+/// out (`hold`), or stop holding new ones.
+async fn hold_writes(uri: &str, hold: bool) {
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    let command = if hold {
+        bson::doc! {"configureFailPoint": "failCommand", "mode": "alwaysOn", "data": {
+            "failCommands": ["insert", "update", "delete", "findAndModify"],
+            "blockConnection": true, "blockTimeMS": HOLD.as_millis() as i64,
+        }}
+    } else {
+        bson::doc! {"configureFailPoint": "failCommand", "mode": "off"}
+    };
+    client.database("admin").run_command(command).await.unwrap();
+}
+
+/// `request`'s status and error code, or `None` when it got no answer within [`HELD_WAIT`].
+async fn answer_while_held(request: impl std::future::Future<Output = (u16, Value)>) -> Option<(u16, String)> {
+    let (status, body) = tokio::time::timeout(HELD_WAIT, request).await.ok()?;
+    Some((status, error_code(&body).to_string()))
+}
+
+/// Polls `api`'s `path` until `landed` says yes of its answer (a held write carried out).
+async fn until_landed(api: &Api, path: &str, landed: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + HOLD * 6;
+    loop {
+        let (status, body) = api.get(path).await;
+        if status == 200 && landed(&body) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the held write never landed: {path} {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_writes_held_a_label_and_a_take_answer_503_in_time_land_later_and_are_safe_to_send_again() {
+    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
+    let server = Running(child);
+    let uri = format!("mongodb://127.0.0.1:{port}");
+    let (hub, _spool_dir) = crate::archive_once::hub_on_mongo(&uri, "conv_writes_held", WRITE_TIMEOUT).await;
+    let admin = hub.admin().await;
+    defines_vip(&admin).await;
+    hub.agent_account("ann", &["general"], 2).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let (status, left) = post(
+        &hub,
+        "/api/offline-messages",
+        json!({"category": "general", "name": "Carla", "email": "carla@example.com", "text": "Where is my order?"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{left}");
+    let id = left["id"].as_str().unwrap().to_string();
+    let listed = |page: &Value| item_ids(page).contains(&id.as_str());
+    until_landed(&admin, "/api/inbox?view=unassigned", listed).await;
+    let label_path = format!("/api/conversations/{id}/labels/vip");
+    let take_path = format!("/api/offline-messages/{id}/take");
+
+    // A label: refused in time as the store's fault; it lands once the server gets to it.
+    hold_writes(&uri, true).await;
+    let answer = answer_while_held(admin.put(&label_path, json!({}))).await;
+    assert_eq!(answer, Some((503, "unavailable".to_string())), "a held label");
+    hold_writes(&uri, false).await;
+    let labelled = |page: &Value| {
+        page["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| i["id"] == id && i["labels"] == json!(["vip"])))
+    };
+    until_landed(&admin, "/api/inbox?view=all", labelled).await;
+    // Sent again: the same answer, the label on once.
+    let again = admin.put_answering(200, &label_path, json!({})).await;
+    assert_eq!(again["labels"], json!(["vip"]), "{again}");
+
+    // A take: refused in time, not held; it lands, and the conversation becomes Ann's.
+    hold_writes(&uri, true).await;
+    let answer = answer_while_held(ann.post(&take_path, json!({}))).await;
+    assert_eq!(answer, Some((503, "unavailable".to_string())), "a held take");
+    hold_writes(&uri, false).await;
+    until_landed(&ann, "/api/inbox", listed).await;
+    // Sent again: Ann's already, so 200 with the message as taken, not `already_taken`.
+    let again = ann.post_answering(200, &take_path, json!({})).await;
+    assert_eq!(
+        (again["state"].as_str(), again["id"].as_str()),
+        (Some("taken"), Some(id.as_str())),
+        "{again}"
+    );
+    let (_, mine) = ann.get("/api/inbox").await;
+    assert_eq!(item_ids(&mine), [id.as_str()], "{mine}");
     hub.stop().await;
     drop(server);
 }

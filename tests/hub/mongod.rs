@@ -36,8 +36,14 @@ fn binary() -> String {
 /// or ":memory:"), and returns the child and the port it listens on, or why it did not
 /// start (for one, the port was taken).
 pub async fn start(port: u16, storage: &str) -> Result<(Child, u16), String> {
+    start_with(port, storage, &[]).await
+}
+
+/// As [`start`], with `extra` arguments for the server.
+async fn start_with(port: u16, storage: &str, extra: &[&str]) -> Result<(Child, u16), String> {
     let mut child = Command::new(binary())
         .args(["--port", &port.to_string(), "--storage-path", storage])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -125,4 +131,12 @@ pub async fn start_restartable(storage: &Path) -> (Child, u16) {
 /// Starts a throwaway in-memory server on a port the kernel picks.
 pub async fn start_in_memory() -> (Child, u16) {
     start(0, ":memory:").await.unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// Starts a throwaway in-memory server that takes `configureFailPoint` (its test commands
+/// on), so a test can hold the hub's writes while its reads answer.
+pub async fn start_in_memory_with_failpoints() -> (Child, u16) {
+    start_with(0, ":memory:", &["--enable-test-commands"])
+        .await
+        .unwrap_or_else(|why| panic!("{why}"))
 }

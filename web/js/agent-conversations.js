@@ -12,6 +12,10 @@
 // changes go over the agent's socket (`set_conversation_status`), labels over HTTP
 // (`/api/conversations/{id}/labels/{label}`); each answer, and every change made
 // elsewhere (a snooze running out, a chat ending, a label put on), refreshes the list.
+// Each view button shows how many conversations it holds for the status and category
+// shown (the list's answer counts them, by the server, as this agent may see each), read
+// as part of its name ("Unassigned, 5") and refreshed with the list; a label narrows the
+// list, not the counts, and a note says so while one is chosen.
 
 import { el, api, dateTime, show, announce } from './dom.js';
 
@@ -168,6 +172,19 @@ export function createConversations({ send, open }) {
     show($('conversation-label-filter-wrap'), labels.size > 0);
   }
 
+  /** Each view button's count: "Mine 3" to the eye, its name "Mine, 3" to a screen reader. */
+  function showCounts(counts) {
+    for (const b of viewButtons) {
+      const n = counts[b.dataset.view];
+      const badge = b.querySelector('.view-count');
+      if (!badge || typeof n !== 'number') continue;
+      badge.textContent = String(n);
+      badge.hidden = false;
+      b.setAttribute('aria-label', `${b.firstChild.textContent.trim()}, ${n}`);
+    }
+    show($('conversation-counts-note'), Boolean(labelFilter.value));
+  }
+
   async function load() {
     if (!onScreen()) return;
     await loadLabels();
@@ -175,6 +192,7 @@ export function createConversations({ send, open }) {
     const category = categoryFilter.value ? `&category=${encodeURIComponent(categoryFilter.value)}` : '';
     const res = await api('GET', `/api/inbox?view=${view}&status=${encodeURIComponent(filter.value)}${category}${label}`);
     if (!res.ok) return;
+    showCounts(res.data.counts);
     // Someone choosing a snooze keeps the list they are choosing in.
     if (list.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') return;
     list.replaceChildren(...res.data.items.map(row));

@@ -43,6 +43,25 @@ fn records_of(
     Ok(out)
 }
 
+/// Every record `query` asks for, in no order and without its limit: from the unresolved
+/// index unless it asks for resolved ones too.
+fn matching(tx: &redb::ReadTransaction, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>> {
+    let records = tx.open_table(RECORDS).map_err(unavailable)?;
+    let wants_resolved = query.statuses.is_empty() || query.statuses.contains(&ConversationStatus::Resolved);
+    let mut out = if wants_resolved {
+        all::<ConversationRecord>(&records)?
+    } else {
+        let unresolved = tx.open_table(UNRESOLVED).map_err(unavailable)?;
+        let mut ids = Vec::new();
+        for row in unresolved.iter().map_err(unavailable)? {
+            ids.push(row.map_err(unavailable)?.0.value().to_string());
+        }
+        records_of(&records, ids)?
+    };
+    out.retain(|r| query.matches(r));
+    Ok(out)
+}
+
 /// Erases conversation `id`'s record and its index entries (a customer's data erased on
 /// request), in the erasure's transaction.
 pub(super) fn erase(tx: &redb::WriteTransaction, id: &str) -> StoreResult<()> {
@@ -145,24 +164,17 @@ impl ConversationStore for EmbeddedStore {
     async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>> {
         let query = query.clone();
         self.read(move |tx| {
-            let records = tx.open_table(RECORDS).map_err(unavailable)?;
-            let wants_resolved = query.statuses.is_empty() || query.statuses.contains(&ConversationStatus::Resolved);
-            let mut out = if wants_resolved {
-                all::<ConversationRecord>(&records)?
-            } else {
-                let unresolved = tx.open_table(UNRESOLVED).map_err(unavailable)?;
-                let mut ids = Vec::new();
-                for row in unresolved.iter().map_err(unavailable)? {
-                    ids.push(row.map_err(unavailable)?.0.value().to_string());
-                }
-                records_of(&records, ids)?
-            };
-            out.retain(|r| query.matches(r));
+            let mut out = matching(tx, &query)?;
             out.sort_by(longest_waiting_first);
             out.truncate(query.limit);
             Ok(out)
         })
         .await
+    }
+
+    async fn count_inbox(&self, query: &InboxQuery) -> StoreResult<u64> {
+        let query = query.clone();
+        self.read(move |tx| Ok(matching(tx, &query)?.len() as u64)).await
     }
 
     async fn customer_conversation_records(

@@ -39,6 +39,10 @@ impl ConversationStore for MemoryStore {
         })
     }
 
+    async fn count_inbox(&self, query: &InboxQuery) -> StoreResult<u64> {
+        self.with(|s| Ok(s.records.values().filter(|r| query.matches(r)).count() as u64))
+    }
+
     async fn customer_conversation_records(
         &self,
         customer_key: &str,

@@ -140,6 +140,13 @@ impl ConversationStore for MongoStore {
             .await
     }
 
+    async fn count_inbox(&self, query: &InboxQuery) -> StoreResult<u64> {
+        self.records()
+            .count_documents(inbox_filter(query))
+            .await
+            .map_err(unavailable)
+    }
+
     async fn customer_conversation_records(
         &self,
         customer_key: &str,
