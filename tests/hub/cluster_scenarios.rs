@@ -1242,7 +1242,10 @@ async fn every_fault_in_turn(seed: u64) {
             lease_ms: 2_000,
             stall: None,
             traffic: Some(random_traffic(seed)),
-            join_over: Duration::from_secs(30),
+            // The parade's length and a little more: its last fault comes about 25 s in (24 s
+            // after the first join), and the last customers join about 3 s after it (before,
+            // over 30 s: six seconds of joins after every fault was over).
+            join_over: Duration::from_secs(27),
             parade: Some(Parade {
                 killed: node(0),
                 killed_for: Duration::from_secs(3),
