@@ -36,10 +36,24 @@ pub enum HashCost {
     #[default]
     Standard,
     /// 64 KiB and one pass, for hubs that tests start in their own process (see
-    /// [`Settings::for_tests`]); never read from the environment, so no deployment can
+    /// [`Settings::for_tests`]) and for a debug build's hub process a test starts with
+    /// `SWITCHBOARD_TEST_LIGHT_PASSWORD_HASHES`; never a setting, so no deployment can
     /// choose it. A test hub signs in hundreds of times, and the standard cost was half
     /// the hub tests' CPU.
     LightForTests,
+}
+
+/// Debug builds only: `SWITCHBOARD_TEST_LIGHT_PASSWORD_HASHES=1` makes a hub started in
+/// its own process by the tests (cluster nodes, the browser tests' hubs) hash as lightly
+/// as an in-process test hub ([`HashCost::LightForTests`]): their scenarios create and
+/// sign in dozens of agents, and the standard cost was most of their set-up. A release
+/// build ignores it, so no deployment can choose it.
+fn test_only_hash_cost() -> HashCost {
+    #[cfg(debug_assertions)]
+    if std::env::var("SWITCHBOARD_TEST_LIGHT_PASSWORD_HASHES").is_ok_and(|v| v == "1") {
+        return HashCost::LightForTests;
+    }
+    HashCost::Standard
 }
 
 #[derive(Debug, Clone)]
@@ -265,7 +279,9 @@ pub struct ConfigError {
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let mut settings = Self::from_lookup(|name| std::env::var(name).ok())?;
+        settings.password_hash_cost = test_only_hash_cost();
+        Ok(settings)
     }
 
     /// Reads settings through `lookup`, so tests can pass their own values.

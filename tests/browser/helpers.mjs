@@ -39,6 +39,9 @@ export async function startHub(extraEnv = {}) {
       ADMIN_PASSWORD,
       RESUME_GRACE_SECS: '30',
       RUST_LOG: 'warn',
+      // Debug builds only: password hashes as light as an in-process test hub's (every
+      // test signs in; the standard cost buys nothing here).
+      SWITCHBOARD_TEST_LIGHT_PASSWORD_HASHES: '1',
       ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

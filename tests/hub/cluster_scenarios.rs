@@ -1010,6 +1010,9 @@ async fn scenario_1_three_hundred_customers_and_thirty_agents_on_three_nodes() {
 
 /// Scenario 2's shape: 40 agents (limits 1–4, so 100 chats at once; general, sales or
 /// both) and 150 customers (half each): 100 chats run and 50 wait when node 2 is killed.
+/// The grace period: long enough for everyone to come back after the reap (10 s), or, when
+/// nobody does, short (4 s), since the scenario waits all of it out before the dead node's
+/// people are released.
 fn kill_shape(comes_back: bool) -> Shape {
     Shape {
         agents: 40,
@@ -1017,7 +1020,7 @@ fn kill_shape(comes_back: bool) -> Shape {
         customers: 150,
         customer_category: general_or_sales,
         kill: Some((2, comes_back)),
-        resume_grace_secs: 10,
+        resume_grace_secs: if comes_back { 10 } else { 4 },
         lease_ms: 2_000,
         stall: None,
         traffic: None,
@@ -1239,7 +1242,10 @@ async fn every_fault_in_turn(seed: u64) {
             lease_ms: 2_000,
             stall: None,
             traffic: Some(random_traffic(seed)),
-            join_over: Duration::from_secs(30),
+            // The parade's length and a little more: its last fault comes about 25 s in (24 s
+            // after the first join), and the last customers join about 3 s after it (before,
+            // over 30 s: six seconds of joins after every fault was over).
+            join_over: Duration::from_secs(27),
             parade: Some(Parade {
                 killed: node(0),
                 killed_for: Duration::from_secs(3),

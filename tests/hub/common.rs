@@ -277,8 +277,9 @@ impl std::ops::Deref for HubProcess {
 
 impl HubProcess {
     /// Starts the binary with the environment cleared but for PATH, its port, the admin
-    /// password, `RUST_LOG=warn` and a rate limit no test reaches (the tests send hundreds
-    /// of messages at once), then `envs` (which may replace those), and waits until
+    /// password, `RUST_LOG=warn`, a rate limit no test reaches (the tests send hundreds
+    /// of messages at once) and light password hashes (`SWITCHBOARD_TEST_LIGHT_PASSWORD_HASHES`,
+    /// as an in-process test hub's), then `envs` (which may replace those), and waits until
     /// its store is open. With a `dir`, the process runs there and logs to `dir/hub.log`;
     /// without, its output is dropped.
     pub async fn start(dir: Option<&std::path::Path>, envs: &[(&str, &str)]) -> Self {
@@ -292,6 +293,7 @@ impl HubProcess {
             .env("RUST_LOG", "warn")
             .env("RATE_LIMIT_PER_SEC", "10000")
             .env("RATE_LIMIT_BURST", "10000")
+            .env("SWITCHBOARD_TEST_LIGHT_PASSWORD_HASHES", "1")
             .envs(envs.iter().copied());
         match dir {
             Some(dir) => {

@@ -33,6 +33,8 @@ pub fn hub_command(cwd: &Path, envs: &[(&str, &str)], args: &[&str]) -> Command 
         .env("RUST_LOG", "info")
         // Several nodes must share it (REDIS_URL refuses to start without); harmless alone.
         .env("ROOM_TOKEN_SECRET", "a room token secret for the tests")
+        // As light as an in-process test hub's: the cluster scenarios create dozens of agents.
+        .env("SWITCHBOARD_TEST_LIGHT_PASSWORD_HASHES", "1")
         .envs(envs.iter().copied())
         .args(args)
         .current_dir(cwd)
