@@ -170,6 +170,18 @@ async fn answer_while_held(request: impl std::future::Future<Output = (u16, Valu
     Some((status, error_code(&body).to_string()))
 }
 
+/// Carla leaves an offline message in `general` on `hub`; its id.
+async fn carla_leaves_a_message(hub: &TestHub) -> String {
+    let (status, left) = post(
+        hub,
+        "/api/offline-messages",
+        json!({"category": "general", "name": "Carla", "email": "carla@example.com", "text": "Where is my order?"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{left}");
+    left["id"].as_str().unwrap().to_string()
+}
+
 /// Polls `api`'s `path` until `landed` says yes of its answer (a held write carried out).
 async fn until_landed(api: &Api, path: &str, landed: impl Fn(&Value) -> bool) {
     let deadline = Instant::now() + HOLD * 6;
@@ -196,14 +208,7 @@ async fn with_writes_held_a_label_and_a_take_answer_503_in_time_land_later_and_a
     defines_vip(&admin).await;
     hub.agent_account("ann", &["general"], 2).await;
     let ann = hub.login("ann", "agent-password").await;
-    let (status, left) = post(
-        &hub,
-        "/api/offline-messages",
-        json!({"category": "general", "name": "Carla", "email": "carla@example.com", "text": "Where is my order?"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{left}");
-    let id = left["id"].as_str().unwrap().to_string();
+    let id = carla_leaves_a_message(&hub).await;
     let listed = |page: &Value| item_ids(page).contains(&id.as_str());
     until_landed(&admin, "/api/inbox?view=unassigned", listed).await;
     let label_path = format!("/api/conversations/{id}/labels/vip");
@@ -263,14 +268,7 @@ async fn with_writes_held_a_reply_answers_503_in_time_lands_later_and_sent_again
     let (hub, _spool_dir) = crate::archive_once::hub_on_mongo(&uri, db, WRITE_TIMEOUT).await;
     hub.agent_account("ann", &["general"], 2).await;
     let ann = hub.login("ann", "agent-password").await;
-    let (status, left) = post(
-        &hub,
-        "/api/offline-messages",
-        json!({"category": "general", "name": "Carla", "email": "carla@example.com", "text": "Where is my order?"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{left}");
-    let id = left["id"].as_str().unwrap().to_string();
+    let id = carla_leaves_a_message(&hub).await;
     let reply_path = format!("/api/offline-messages/{id}/reply");
     let reply = json!({"text": "It left today.", "client_id": "r-1"});
     let (status, body) = ann
