@@ -23,6 +23,20 @@ pub fn reply_mail_id(id: &str, reply: &str) -> String {
     format!("offline-{id}.reply-{reply}")
 }
 
+/// The id of `agent`'s reply to message `message` that they named `client_id`: the same
+/// for each retry (so the store keeps one reply and one mail), another for another agent,
+/// message or name. A name-based UUID (v5), printed as the other reply ids.
+pub fn client_reply_id(message: &str, agent: &str, client_id: &str) -> String {
+    let name = format!("{message}\n{agent}\n{client_id}");
+    uuid::Uuid::new_v5(&REPLY_NAMESPACE, name.as_bytes())
+        .simple()
+        .to_string()
+}
+
+/// The namespace of [`client_reply_id`]'s UUIDs (random, fixed: changing it would make a
+/// retry across an upgrade a second reply).
+const REPLY_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b1f_0e2c_93d4_4a57_8c1e_52a9_d7f3_b064);
+
 /// The reply a reply's mail carries, from its id ([`reply_mail_id`]).
 pub fn reply_of_mail(mail_id: &str) -> Option<&str> {
     mail_id.rsplit_once(".reply-").map(|(_, r)| r)
@@ -71,4 +85,26 @@ pub fn reply_mail(m: &OfflineMessage, category: &str, reply: &OfflineReply) -> O
         attachments: vec![],
     }
     .due(reply.at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_named_reply_has_one_id_per_message_agent_and_name() {
+        let id = client_reply_id("m1", "ann", "c-1");
+        assert_eq!(id, client_reply_id("m1", "ann", "c-1"));
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        for other in [
+            client_reply_id("m2", "ann", "c-1"),
+            client_reply_id("m1", "bob", "c-1"),
+            client_reply_id("m1", "ann", "c-2"),
+        ] {
+            assert_ne!(id, other);
+        }
+        // Its mail's id leads back to it.
+        assert_eq!(reply_of_mail(&reply_mail_id("m1", &id)), Some(id.as_str()));
+    }
 }

@@ -139,6 +139,30 @@ pub struct OfflineQuery {
 pub struct ReplyRequest {
     /// The answer, mailed to the customer: 1 to 20000 characters.
     pub text: String,
+    /// The caller's name for this reply, making it safe to send again (after a 503, a lost
+    /// answer): 1 to 64 visible ASCII characters, new for each reply and kept for
+    /// its retries. The same message, caller and `client_id` are one reply and one mail:
+    /// sent again, the message is answered as it is; with another text, 409
+    /// `client_id_reused`. Without it, each request is a new reply.
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// Longest `client_id` of a reply, in characters.
+const MAX_CLIENT_ID: usize = 64;
+
+/// A reply's `client_id`, checked: 1 to [`MAX_CLIENT_ID`] visible ASCII characters (the
+/// console sends a UUID; the reply's own id is derived from it, never the name itself).
+fn valid_client_id(raw: &str) -> Result<&str, ApiError> {
+    let ok = (1..=MAX_CLIENT_ID).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(raw)
+    } else {
+        Err(ApiError::invalid(
+            "invalid_client_id",
+            format!("a client_id is 1 to {MAX_CLIENT_ID} visible ASCII characters"),
+        ))
+    }
 }
 
 fn valid_email(raw: &str) -> Result<String, ApiError> {
@@ -456,14 +480,24 @@ where
 
 /// Answers a message by mail: the reply goes to the customer through the mail outbox
 /// (sent once, retried while the relay is down), is archived with the message, and marks
-/// it handled.
+/// it handled. With a `client_id` it is safe to send again: its id derives from it
+/// (`offline::client_reply_id`), so a retry is the same reply and the same mail, and it is
+/// answered within `ARCHIVE_WRITE_TIMEOUT_MS` like the take (`within_limit`).
 #[utoipa::path(post, path = "/api/offline-messages/{id}/reply", tag = "session",
     params(("id" = String, Path, description = "the message's id")),
-    request_body(content = ReplyRequest, example = json!({"text": "Your order left our store today."})),
+    request_body(content = ReplyRequest, example = json!({"text": "Your order left our store today.",
+        "client_id": "3f1c2a9e-5d4b-4c1e-9a7f-2b8d6e0c4a11"})),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 200, body = OfflineMessageView, description = "the message with the reply archived; the mail is on its way"),
-        (status = 400, description = "`bad_json`, `empty_text`, `text_too_long`", body = ErrorBody),
-        UnknownMessage, BodyTooLarge, SignedIn, Unavailable))]
+    responses((status = 200, body = OfflineMessageView, description = "the message with the reply archived; the mail is on its way \
+            (with a `client_id` already archived: the message as it is, no second mail)"),
+        (status = 400, description = "`bad_json`, `empty_text`, `text_too_long`, `invalid_client_id`", body = ErrorBody),
+        UnknownMessage,
+        (status = 409, description = "`client_id_reused`: this caller's reply with this `client_id` has another text", body = ErrorBody),
+        BodyTooLarge, SignedIn,
+        (status = 503, description = "`unavailable`: the store is unreachable or did not answer within \
+            `ARCHIVE_WRITE_TIMEOUT_MS`. The reply may still be archived and mailed once it answers: with a \
+            `client_id`, sending the same request again is safe (one reply, one mail); without one, it would \
+            be a second reply and a second mail", body = ErrorBody)))]
 async fn reply(
     State(state): State<AppState>,
     Authed(account): Authed,
@@ -482,8 +516,19 @@ async fn reply(
             format!("a reply has at most {MAX_REPLY} characters"),
         ));
     }
+    let reply_id = match body.client_id.as_deref() {
+        Some(client_id) => crate::offline::client_reply_id(&id, &account.id, valid_client_id(client_id)?),
+        None => uuid::Uuid::now_v7().simple().to_string(),
+    };
+    // Sent again after its write landed: that reply, nothing done twice.
+    if let Some(earlier) = m.replies.iter().find(|r| r.id == reply_id) {
+        if earlier.text != text {
+            return Err(client_id_reused());
+        }
+        return changed(&state, Ok(m)).await;
+    }
     let reply = OfflineReply {
-        id: uuid::Uuid::now_v7().simple().to_string(),
+        id: reply_id,
         agent_id: account.id.clone(),
         agent_name: account.display_name.clone(),
         text,
@@ -497,15 +542,49 @@ async fn reply(
         .find(|c| c.id == m.category)
         .map_or_else(|| m.category.clone(), |c| c.name);
     let mail = crate::offline::reply_mail(&m, &category, &reply);
-    let text = reply.text.clone();
-    let replied = state.store.reply_offline_message(&id, reply, mail).await;
-    if let Ok(m) = &replied {
-        metrics::counter!("switchboard_offline_replies_total").increment(1);
-        follow(&state, m).await;
-        // Its conversation has the answer too, as the agent's next line.
-        if m.customer.is_some() {
-            let _ = state.hub.answer_by_mail(&account.id, &m.id, text).await;
+    let sent = reply.clone();
+    let task_state = state.clone();
+    let answer = write_within(state.settings.archive_write_timeout, async move {
+        let m = task_state
+            .store
+            .reply_offline_message(&m.id, sent.clone(), mail)
+            .await?;
+        // Another request with the same id may have written its reply first (one reply,
+        // one mail): only the one whose reply the message holds tells the hub.
+        if m.replies.contains(&sent) {
+            metrics::counter!("switchboard_offline_replies_total").increment(1);
+            follow(&task_state, &m).await;
+            // Its conversation has the answer too, as the agent's next line.
+            if m.customer.is_some() {
+                let _ = task_state.hub.answer_by_mail(&sent.agent_id, &m.id, sent.text).await;
+            }
         }
+        Ok(m)
+    })
+    .await;
+    let m = match answer {
+        // With a client id the same request is safe to send again; without, it is a new reply.
+        Err(e @ StoreError::Unavailable(_)) if body.client_id.is_some() => Err(ApiError::unanswered_change(e)),
+        Err(StoreError::Unavailable(detail)) => {
+            tracing::warn!(%detail, "store unavailable for a reply without a client id");
+            Err(ApiError::Unavailable(REPLY_UNANSWERED.into()))
+        }
+        other => other.map_err(store_refusal),
+    }?;
+    match m.replies.iter().find(|r| r.id == reply.id) {
+        Some(stored) if stored.text != reply.text => Err(client_id_reused()),
+        _ => changed(&state, Ok(m)).await,
     }
-    changed(&state, replied.map_err(store_refusal)).await
+}
+
+/// What the 503 of a reply without a `client_id` says: not that it is safe to send again.
+const REPLY_UNANSWERED: &str = "storage did not answer in time; the reply may still be archived and mailed once it \
+    does, and sending it again without a client_id would be a second reply";
+
+fn client_id_reused() -> ApiError {
+    ApiError::refused(
+        StatusCode::CONFLICT,
+        "client_id_reused",
+        "you sent a reply with this client_id already, with another text",
+    )
 }

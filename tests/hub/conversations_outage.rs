@@ -7,7 +7,8 @@
 //! server's `failCommand` failpoint sleeps on each write, then carries it out): an agent
 //! putting a label on or taking a conversation over HTTP is answered 503 within the write
 //! timeout, not held; the write lands once the server gets to it, and the same request
-//! sent again is answered 200 with nothing done twice.
+//! sent again is answered 200 with nothing done twice. So is an answer by mail named by
+//! its `client_id`: one reply archived, one mail in the outbox.
 
 use std::time::{Duration, Instant};
 
@@ -169,6 +170,18 @@ async fn answer_while_held(request: impl std::future::Future<Output = (u16, Valu
     Some((status, error_code(&body).to_string()))
 }
 
+/// Carla leaves an offline message in `general` on `hub`; its id.
+async fn carla_leaves_a_message(hub: &TestHub) -> String {
+    let (status, left) = post(
+        hub,
+        "/api/offline-messages",
+        json!({"category": "general", "name": "Carla", "email": "carla@example.com", "text": "Where is my order?"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{left}");
+    left["id"].as_str().unwrap().to_string()
+}
+
 /// Polls `api`'s `path` until `landed` says yes of its answer (a held write carried out).
 async fn until_landed(api: &Api, path: &str, landed: impl Fn(&Value) -> bool) {
     let deadline = Instant::now() + HOLD * 6;
@@ -195,14 +208,7 @@ async fn with_writes_held_a_label_and_a_take_answer_503_in_time_land_later_and_a
     defines_vip(&admin).await;
     hub.agent_account("ann", &["general"], 2).await;
     let ann = hub.login("ann", "agent-password").await;
-    let (status, left) = post(
-        &hub,
-        "/api/offline-messages",
-        json!({"category": "general", "name": "Carla", "email": "carla@example.com", "text": "Where is my order?"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{left}");
-    let id = left["id"].as_str().unwrap().to_string();
+    let id = carla_leaves_a_message(&hub).await;
     let listed = |page: &Value| item_ids(page).contains(&id.as_str());
     until_landed(&admin, "/api/inbox?view=unassigned", listed).await;
     let label_path = format!("/api/conversations/{id}/labels/vip");
@@ -238,6 +244,68 @@ async fn with_writes_held_a_label_and_a_take_answer_503_in_time_land_later_and_a
     );
     let (_, mine) = ann.get("/api/inbox").await;
     assert_eq!(item_ids(&mine), [id.as_str()], "{mine}");
+    hub.stop().await;
+    drop(server);
+}
+
+/// The outbox's mails of replies to message `id` in database `db` at `uri`.
+async fn reply_mails(uri: &str, db: &str, id: &str) -> u64 {
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    client
+        .database(db)
+        .collection::<bson::Document>("outbox")
+        .count_documents(bson::doc! {"_id": {"$regex": format!("^offline-{id}\\.reply-")}})
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_writes_held_a_reply_answers_503_in_time_lands_later_and_sent_again_is_one_mail() {
+    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
+    let server = Running(child);
+    let uri = format!("mongodb://127.0.0.1:{port}");
+    let db = "conv_reply_held";
+    let (hub, _spool_dir) = crate::archive_once::hub_on_mongo(&uri, db, WRITE_TIMEOUT).await;
+    hub.agent_account("ann", &["general"], 2).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let id = carla_leaves_a_message(&hub).await;
+    let reply_path = format!("/api/offline-messages/{id}/reply");
+    let reply = json!({"text": "It left today.", "client_id": "r-1"});
+    let (status, body) = ann
+        .post(&reply_path, json!({"text": "It left today.", "client_id": "r 1"}))
+        .await;
+    assert_eq!((status, error_code(&body)), (400, "invalid_client_id"), "{body}");
+
+    // Refused in time as the store's fault, not held; it lands once the server gets to it.
+    hold_writes(&uri, true).await;
+    let answer = answer_while_held(ann.post(&reply_path, reply.clone())).await;
+    assert_eq!(answer, Some((503, "unavailable".to_string())), "a held reply");
+    hold_writes(&uri, false).await;
+    let replied = |page: &Value| {
+        page["items"].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|m| m["id"] == id && m["replies"].as_array().is_some_and(|r| r.len() == 1))
+        })
+    };
+    until_landed(&ann, "/api/offline-messages", replied).await;
+    // Sent again with its client id: the reply archived, answered 200, not a second one.
+    let again = ann.post_answering(200, &reply_path, reply.clone()).await;
+    let replies = again["replies"].as_array().unwrap();
+    assert_eq!(replies.len(), 1, "{again}");
+    assert_eq!(replies[0]["text"], "It left today.", "{again}");
+    assert_eq!(reply_mails(&uri, db, &id).await, 1, "one mail to the customer");
+    // The same client id with another text is not taken for it.
+    let (status, body) = ann
+        .post(&reply_path, json!({"text": "Something else.", "client_id": "r-1"}))
+        .await;
+    assert_eq!((status, error_code(&body)), (409, "client_id_reused"), "{body}");
+    // Another client id is another reply, and another mail.
+    let other = ann
+        .post_answering(200, &reply_path, json!({"text": "And a coupon.", "client_id": "r-2"}))
+        .await;
+    assert_eq!(other["replies"].as_array().map(Vec::len), Some(2), "{other}");
+    assert_eq!(reply_mails(&uri, db, &id).await, 2);
     hub.stop().await;
     drop(server);
 }

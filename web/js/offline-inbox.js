@@ -5,11 +5,17 @@
 // ones sits by the heading. Read when the list appears, on "Refresh" and every 5 s while
 // it is on screen (no socket carries these).
 
-import { el, api, dateTime, show, announce } from './dom.js';
+import { el, api, dateTime, show, announce, clientId } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 const list = $('offline-messages');
 const REFRESH_MS = 5000;
+
+/** The reply being sent to each message (by its id): `{ text, clientId }`. Its
+ * `client_id` is made once per reply and sent again with a retry of the same text (after
+ * an error or a lost answer), so the hub archives and mails it once; it goes when the
+ * reply is answered or its text changes. Kept here, as the list is redrawn on refresh. */
+const replying = new Map();
 
 /** Ids of the messages open now, kept across a refresh. */
 const opened = new Set();
@@ -49,9 +55,14 @@ function item(m) {
     if (!textarea.value.trim()) { status.textContent = 'Write the answer first.'; textarea.focus(); return; }
     const send = composer.querySelector('[type="submit"]');
     send.disabled = true;
-    const done = await act('reply', { text: textarea.value });
+    const text = textarea.value;
+    if (replying.get(m.id)?.text !== text.trim()) replying.set(m.id, { text: text.trim(), clientId: clientId() });
+    const done = await act('reply', { text, client_id: replying.get(m.id).clientId });
     send.disabled = false;
-    if (done) announce(`Reply to ${m.name} sent by email`);
+    if (done) {
+      replying.delete(m.id);
+      announce(`Reply to ${m.name} sent by email`);
+    }
   });
   buttons.append(el('button', { type: 'button', class: 'secondary', dataset: { testid: 'offline-reply-button' },
     onclick: () => { composer.hidden = false; textarea.focus(); } }, 'Reply by email'));
