@@ -170,10 +170,7 @@ async fn place(archive: &Archive, line: &Line, delay: Duration) -> Result<(), St
     }
     .due(line.at);
     mail.due_at = line.at + window + ARCHIVE_MARGIN.as_millis() as Millis;
-    match store.add_mail(mail).await {
-        Ok(()) | Err(StoreError::Conflict) => Ok(()),
-        Err(e) => Err(e),
-    }
+    crate::store::add_mail_once(&*store, mail).await
 }
 
 /// The agent's lines batch `mail` carries, of `conversation`, given every batch of it

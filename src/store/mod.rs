@@ -90,7 +90,8 @@ pub use rooms::{AccessCode, Audience, CallLog, CallPeer, Guest, Room, RoomState,
 pub use appointments::{Appointment, AppointmentStatus, AppointmentStore, Cancellation, Rescheduling};
 // ---- mail outbox ----
 pub use outbox::{
-    MailAttachment, MailOutcome, MailPurpose, MailStatus, OutboxMail, OutboxStore, apply_bounce, apply_outcome,
+    MailAttachment, MailOutcome, MailPurpose, MailStatus, OutboxMail, OutboxStore, add_mail_once, apply_bounce,
+    apply_outcome,
 };
 // ---- canned replies and ratings ----
 pub use crate::rating_scale::RatingScale;

@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 
-use super::{Millis, Page, StoreResult};
+use super::{Millis, Page, StoreError, StoreResult};
 
 /// What a mail tells its customer; with `appointment_id`, what its sending depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -161,6 +161,15 @@ pub fn apply_outcome(mail: &mut OutboxMail, outcome: MailOutcome) {
         MailOutcome::Later { until } => {
             mail.due_at = until;
         }
+    }
+}
+
+/// Stores `mail` unless a mail with its id is stored already, which is then no error: for
+/// a mail whose id names what it tells of, written again by a retry or by another node.
+pub async fn add_mail_once(store: &(impl OutboxStore + ?Sized), mail: OutboxMail) -> StoreResult<()> {
+    match store.add_mail(mail).await {
+        Ok(()) | Err(StoreError::Conflict) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

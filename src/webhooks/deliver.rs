@@ -185,11 +185,8 @@ async fn tell_admins(
         tracing::warn!(endpoint = %endpoint.id, "no admin is mailed about a disabled webhook endpoint: ADMIN_MAIL_TO is empty");
     }
     for mail in disabled_mail::mails(endpoint, delivery, &claims.admins, &claims.admin_page, now_ms()) {
-        match store.add_mail(mail).await {
-            // Written already by an earlier try of this same disabling.
-            Ok(()) | Err(crate::store::StoreError::Conflict) => {}
-            Err(e) => return Err(e),
-        }
+        // Written already by an earlier try of this same disabling: nothing to do.
+        crate::store::add_mail_once(&**store, mail).await?;
     }
     Ok(())
 }
