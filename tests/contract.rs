@@ -2993,6 +2993,61 @@ async fn webhook_deliveries_are_claimed_by_one_node_at_a_time(store: &dyn Store)
     );
 }
 
+/// A last failure stored under the claim as `dying` is neither pending nor claimable, is
+/// listed as dying (by `seq`) until buried, and burying makes it `dead` once; burying one
+/// that is not dying, or absent, changes nothing. Deleting its endpoint takes it away.
+async fn webhook_deliveries_dying_are_listed_until_buried(store: &dyn Store) {
+    let a = ["a".to_string()];
+    store.add_webhook(endpoint("a", 1)).await.unwrap();
+    let (first, second, living) = (delivery(1, "a", "c1"), delivery(2, "a", "c2"), delivery(3, "a", "c3"));
+    for d in [&first, &second, &living] {
+        store.add_delivery(d.clone()).await.unwrap();
+    }
+    assert!(store.dying_deliveries(10).await.unwrap().is_empty());
+    let mut dying = Vec::new();
+    for d in [&second, &first] {
+        assert!(store.claim_delivery(d, "n1", 100, 1_000).await.unwrap());
+        let given_up = WebhookDelivery {
+            status: DeliveryStatus::Dying,
+            claimed_by: Some("n1".into()),
+            claim_until: None,
+            ..d.clone()
+        };
+        assert!(store.finish_delivery(given_up.clone(), "n1").await.unwrap());
+        dying.insert(0, given_up);
+    }
+    assert_eq!(store.dying_deliveries(10).await.unwrap(), dying, "by seq");
+    assert_eq!(store.dying_deliveries(1).await.unwrap(), dying[..1]);
+    assert_eq!(
+        store.pending_deliveries(&a, 10).await.unwrap(),
+        std::slice::from_ref(&living)
+    );
+    assert!(!store.claim_delivery(&first, "n2", 100_000, 200_000).await.unwrap());
+    assert!(
+        !store.finish_delivery(dying[0].clone(), "n1").await.unwrap(),
+        "not pending any more"
+    );
+
+    store.bury_delivery(&dying[0]).await.unwrap();
+    store.bury_delivery(&dying[0]).await.unwrap();
+    store.bury_delivery(&living).await.unwrap();
+    store.bury_delivery(&delivery(9, "a", "c9")).await.unwrap();
+    assert_eq!(store.dying_deliveries(10).await.unwrap(), dying[1..]);
+    let logged = store.deliveries_of("a", 10).await.unwrap();
+    let status: Vec<_> = logged.iter().map(|d| (d.seq, d.status)).collect();
+    assert_eq!(
+        status,
+        [
+            (3, DeliveryStatus::Pending),
+            (2, DeliveryStatus::Dying),
+            (1, DeliveryStatus::Dead)
+        ]
+    );
+    assert_eq!(logged[2].attempts, dying[0].attempts);
+    store.delete_webhook("a").await.unwrap();
+    assert!(store.dying_deliveries(10).await.unwrap().is_empty());
+}
+
 /// Seqs handed out at once by many callers are each handed out once.
 async fn webhook_delivery_seqs_are_handed_out_once(store: &dyn Store) {
     let takers = (0..8).map(|_| async move {
@@ -3719,6 +3774,7 @@ contract!(
     webhook_endpoints_are_added_once_replaced_and_deleted,
     webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint,
     webhook_deliveries_are_claimed_by_one_node_at_a_time,
+    webhook_deliveries_dying_are_listed_until_buried,
     webhook_delivery_seqs_are_handed_out_once,
     // API tokens
     api_tokens_are_found_by_hash_revoked_once_and_touched,

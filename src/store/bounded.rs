@@ -199,6 +199,8 @@ bounded!(WebhookStore {
     write claim_delivery(delivery: &WebhookDelivery, node: &str, now: Millis, until: Millis) -> bool;
     write finish_delivery(delivery: WebhookDelivery, node: &str) -> bool;
     read pending_deliveries(of: &[String], limit: usize) -> Vec<WebhookDelivery>;
+    read dying_deliveries(limit: usize) -> Vec<WebhookDelivery>;
+    write bury_delivery(delivery: &WebhookDelivery) -> ();
     read deliveries_of(endpoint_id: &str, limit: usize) -> Vec<WebhookDelivery>;
     write next_delivery_seq() -> u64;
 });

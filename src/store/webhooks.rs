@@ -42,7 +42,12 @@ pub enum DeliveryStatus {
     Pending,
     /// The endpoint answered 2xx.
     Delivered,
-    /// Given up after its last attempt failed, or its endpoint was disabled or deleted.
+    /// Given up after its last attempt failed; its endpoint's disabling and the admins'
+    /// mail are not recorded yet. Written under the claim in the same step as that attempt,
+    /// so whichever node's deliverer looks next (this one, or another after a crash)
+    /// disables the endpoint, mails, then marks it `dead`.
+    Dying,
+    /// Given up after its last attempt failed, its endpoint disabled and the admins mailed.
     Dead,
 }
 
@@ -131,6 +136,12 @@ pub trait WebhookStore: Send + Sync {
     /// Up to `limit` pending deliveries to the endpoints `of` (the enabled ones), by `seq`:
     /// a disabled endpoint's backlog, kept for when it is enabled again, never hides others'.
     async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Up to `limit` deliveries given up whose endpoint's disabling is not recorded yet
+    /// ([`DeliveryStatus::Dying`]), by `seq`.
+    async fn dying_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Marks the stored `delivery` `dead` if it is `dying` (its endpoint's disabling now
+    /// recorded); nothing otherwise, or when it is absent (deleted with its endpoint).
+    async fn bury_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()>;
     /// An endpoint's newest `limit` deliveries, newest (highest `seq`) first.
     async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
     /// A new `seq`, above every one handed out before and every delivery's stored when

@@ -4,10 +4,14 @@
 //! step in the store: of two nodes one gets it, so a delivery is sent by one node at a
 //! time), sends it signed, with a timeout and a cap on the answer read, and records the
 //! attempt (status, latency, the answer's start) under its claim. A 2xx delivers; anything
-//! else is tried again later, and the last failure disables the endpoint (logged as an
-//! error, and mailed to the admins of `ADMIN_MAIL_TO` through the mail outbox by the node
-//! that disabled it, once: `disabled_mail`). A node killed mid-send leaves a claim that runs out, and
-//! another node sends the delivery again (at least once).
+//! else is tried again later. The last failure is stored, under the claim, as the
+//! delivery `dying`; then the endpoint is disabled (logged as an error), the admins of
+//! `ADMIN_MAIL_TO` are mailed through the mail outbox (`disabled_mail`), and the delivery
+//! is marked `dead`. A node that dies (or whose store fails) midway leaves it `dying`, and
+//! the next round of any node finishes those steps first, so an endpoint whose delivery
+//! died is always disabled and its admins mailed once; a node whose claim ran out stores
+//! nothing and so neither disables nor mails. A node killed mid-send leaves a claim that
+//! runs out, and another node sends the delivery again (at least once).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -21,7 +25,7 @@ use super::sign::{EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAM
 use super::target;
 use crate::clock::now_ms;
 use crate::core::webhooks::{Failed, after_failure, goes_at, ready};
-use crate::store::{DeliveryAttempt, DeliveryStatus, SharedStore, WebhookDelivery, WebhookEndpoint};
+use crate::store::{DeliveryAttempt, DeliveryStatus, SharedStore, StoreError, WebhookDelivery, WebhookEndpoint};
 
 /// How long a receiver has to answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +65,12 @@ pub async fn run(store: SharedStore, hooks: Webhooks, claims: Claims, shutdown: 
 }
 
 async fn round(store: &SharedStore, hooks: &Webhooks, claims: &Claims) -> crate::store::StoreResult<()> {
+    // Deaths a node left unsettled (it died, or its store failed, between storing the last
+    // attempt and disabling the endpoint): settled before anything is sent, so the
+    // endpoint is disabled before any more of its deliveries go.
+    for dying in store.dying_deliveries(BATCH).await? {
+        settle(store, claims, &dying).await?;
+    }
     let endpoints: HashMap<String, WebhookEndpoint> =
         store.webhooks().await?.into_iter().map(|e| (e.id.clone(), e)).collect();
     // Changed through another node: its admin bus message tells this node at once; this
@@ -112,12 +122,14 @@ async fn round(store: &SharedStore, hooks: &Webhooks, claims: &Claims) -> crate:
 }
 
 /// Stores how this node's attempt went, under its claim (which ends); true when its
-/// endpoint was disabled. A disabling's mails to the admins are written first, so one
-/// recorded is never left untold (their ids make a second writing of them nothing).
+/// endpoint was disabled. A last failure is stored as `dying` in that same claimed step and
+/// only then settled ([`settle`]): a node that lost its claim (stalled past its lease while
+/// another node sent it) stores nothing, so it neither disables nor mails, and one that
+/// dies before settling leaves the duty in the store for the next round of any node.
 async fn record(
     store: &SharedStore,
     claims: &Claims,
-    mut endpoint: WebhookEndpoint,
+    endpoint: WebhookEndpoint,
     mut delivery: WebhookDelivery,
     attempt: DeliveryAttempt,
     ok: bool,
@@ -126,52 +138,75 @@ async fn record(
     let at = attempt.at;
     delivery.attempts.push(attempt);
     delivery.claim_until = None;
-    let mut disabled = false;
     if ok {
         delivery.status = DeliveryStatus::Delivered;
     } else {
         match after_failure(failed_before, at) {
             Failed::RetryAt(when) => delivery.due_at = when,
-            Failed::DisableEndpoint => {
-                delivery.status = DeliveryStatus::Dead;
-                disabled = true;
-            }
+            Failed::DisableEndpoint => delivery.status = DeliveryStatus::Dying,
         }
     }
-    if disabled {
-        tell_admins(store, claims, &endpoint, &delivery).await?;
-    }
-    let node = claims.node.as_str();
-    match store.finish_delivery(delivery.clone(), node).await {
+    match store.finish_delivery(delivery.clone(), &claims.node).await {
         Ok(true) => {}
         // The lease ran out mid-send and another node took it: it may have gone twice
-        // (at least once), and that node records its own attempt.
+        // (at least once), and that node records its own attempt (and disables, if so).
         Ok(false) => {
             tracing::warn!(delivery = %delivery.id, "a webhook delivery's claim was lost while sending it");
             return Ok(false);
         }
         // Deleted with its endpoint meanwhile.
-        Err(crate::store::StoreError::NotFound) => return Ok(false),
+        Err(StoreError::NotFound) => return Ok(false),
         Err(e) => return Err(e),
     }
-    if disabled {
+    if delivery.status == DeliveryStatus::Dying {
+        settle(store, claims, &delivery).await?;
+        return Ok(true);
+    }
+    if ok && endpoint.failures_in_a_row != 0 {
+        // Read again: only the count is reset, whatever else changed since the round began
+        // (a disabling by another attempt of this round stays).
+        let mut now = match store.webhook(&endpoint.id).await {
+            Err(StoreError::NotFound) => return Ok(false),
+            other => other?,
+        };
+        if now.failures_in_a_row != 0 {
+            now.failures_in_a_row = 0;
+            match store.put_webhook(now).await {
+                Err(StoreError::NotFound) => {}
+                other => other?,
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Finishes the death of `delivery` (stored `dying`): disables its endpoint, writes the
+/// admins' mails, marks it `dead`, in that order, each step the same when done twice. Run by
+/// the node whose attempt was the last, and at the start of every round for any left
+/// `dying` (that node died or its store failed midway), so the disabling always follows,
+/// on whichever node looks first. Its mails are written only once the disabling is
+/// recorded, and their ids name the delivery, so two nodes settling it write one mail each.
+async fn settle(store: &SharedStore, claims: &Claims, delivery: &WebhookDelivery) -> crate::store::StoreResult<()> {
+    let mut endpoint = match store.webhook(&delivery.endpoint_id).await {
+        // Deleted, with its deliveries: nothing to disable or tell.
+        Err(StoreError::NotFound) => return Ok(()),
+        other => other?,
+    };
+    let reason = format!("delivery {} failed {} times", delivery.id, delivery.attempts.len());
+    // Recorded already by an earlier settling of this same death (an admin may have
+    // enabled it again since, which clears the reason).
+    if endpoint.disabled_reason.as_deref() != Some(reason.as_str()) {
         tracing::error!(endpoint = %endpoint.id, url = %endpoint.url, "a webhook endpoint failed {} times in a row and is disabled; its deliveries wait until an admin enables it", delivery.attempts.len());
         endpoint.enabled = false;
-        endpoint.disabled_reason = Some(format!(
-            "delivery {} failed {} times",
-            delivery.id,
-            delivery.attempts.len()
-        ));
+        endpoint.disabled_reason = Some(reason);
         endpoint.failures_in_a_row = endpoint.failures_in_a_row.saturating_add(1);
-    } else if ok && endpoint.failures_in_a_row != 0 {
-        endpoint.failures_in_a_row = 0;
-    } else {
-        return Ok(false);
+        match store.put_webhook(endpoint.clone()).await {
+            Err(StoreError::NotFound) => return Ok(()),
+            other => other?,
+        }
     }
-    match store.put_webhook(endpoint).await {
-        Err(crate::store::StoreError::NotFound) => Ok(false),
-        other => other.map(|()| disabled),
-    }
+    tell_admins(store, claims, &endpoint, delivery).await?;
+    store.bury_delivery(delivery).await
 }
 
 /// Writes the admins' mails about `endpoint`, disabled as `delivery` died, to the outbox.
@@ -185,7 +220,7 @@ async fn tell_admins(
         tracing::warn!(endpoint = %endpoint.id, "no admin is mailed about a disabled webhook endpoint: ADMIN_MAIL_TO is empty");
     }
     for mail in disabled_mail::mails(endpoint, delivery, &claims.admins, &claims.admin_page, now_ms()) {
-        // Written already by an earlier try of this same disabling: nothing to do.
+        // Written already by an earlier settling of this same death: nothing to do.
         crate::store::add_mail_once(&**store, mail).await?;
     }
     Ok(())
@@ -293,5 +328,159 @@ pub async fn post_signed(signed: &Signed<'_>, at: i64, allow_private: bool, time
         status: Some(status.as_u16()),
         excerpt: String::from_utf8_lossy(&read).chars().take(EXCERPT_CHARS).collect(),
         ok: status.is_success(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::store::{MemoryStore, OutboxStore, WebhookStore};
+
+    const DAY_MS: i64 = 24 * 3_600_000;
+
+    /// An enabled endpoint nothing listens at (port 1 on loopback: refused at once).
+    fn endpoint() -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: "e1".into(),
+            url: "http://127.0.0.1:1/hook".into(),
+            events: vec!["offline_message.created".into()],
+            secret: "s".into(),
+            enabled: true,
+            disabled_reason: None,
+            failures_in_a_row: 0,
+            created_at: 0,
+        }
+    }
+
+    /// A delivery to [`endpoint`] that failed for a day: its next failed attempt is its last.
+    fn failing_for_a_day(now: i64) -> WebhookDelivery {
+        let failed = DeliveryAttempt {
+            at: now - DAY_MS,
+            status_code: Some(500),
+            latency_ms: 3,
+            excerpt: "down".into(),
+        };
+        WebhookDelivery {
+            id: "ev-1-e1".into(),
+            endpoint_id: "e1".into(),
+            seq: 1,
+            ordering_key: "ev-1".into(),
+            event_id: "ev-1".into(),
+            event_type: "offline_message.created".into(),
+            body: "{}".into(),
+            status: DeliveryStatus::Pending,
+            due_at: now,
+            attempts: vec![failed; 35],
+            created_at: now - DAY_MS,
+            claimed_by: None,
+            claim_until: None,
+        }
+    }
+
+    /// Polls `done` until it says yes; panics naming `what` when it never does.
+    async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+        for _ in 0..200 {
+            if done().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{what} never happened");
+    }
+
+    /// A store failing (or the node dying) between the delivery's last attempt and its
+    /// endpoint's disabling: the endpoint is disabled once the store answers again, by the
+    /// deliverer's next round, and the admin mailed once.
+    #[tokio::test]
+    async fn an_endpoint_whose_delivery_died_is_disabled_even_when_its_disabling_failed_at_first() {
+        let store = Arc::new(MemoryStore::new());
+        let now = now_ms();
+        store.add_webhook(endpoint()).await.unwrap();
+        store.add_delivery(failing_for_a_day(now)).await.unwrap();
+        store.webhook_puts_down.store(true, Ordering::Relaxed);
+        let mut settings = crate::config::Settings::for_tests();
+        settings.webhook_allow_private = true;
+        settings.admin_mail_to = vec!["ops@example.org".into()];
+        let shutdown = CancellationToken::new();
+        let _hooks = Webhooks::start(store.clone(), &settings, shutdown.clone());
+
+        until("the last attempt", async || {
+            let logged = store.deliveries_of("e1", 1).await.unwrap();
+            logged[0].attempts.len() == 36 && logged[0].status != DeliveryStatus::Pending
+        })
+        .await;
+        store.webhook_puts_down.store(false, Ordering::Relaxed);
+        until("the endpoint's disabling", async || {
+            !store.webhook("e1").await.unwrap().enabled
+        })
+        .await;
+        until("its delivery's end", async || {
+            store.deliveries_of("e1", 1).await.unwrap()[0].status == DeliveryStatus::Dead
+        })
+        .await;
+        let disabled = store.webhook("e1").await.unwrap();
+        assert_eq!(
+            disabled.disabled_reason.as_deref(),
+            Some("delivery ev-1-e1 failed 36 times")
+        );
+        assert_eq!(disabled.failures_in_a_row, 1);
+        let mails = store.mails_by_id_prefix(disabled_mail::ID_PREFIX).await.unwrap();
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        shutdown.cancel();
+    }
+
+    /// A node whose claim ran out while it sent (stalled) and whose last attempt failed,
+    /// while another node took the delivery over: it records nothing, disables nothing and
+    /// mails no one (the other node's attempt decides).
+    #[tokio::test]
+    async fn a_node_that_lost_its_claim_neither_disables_nor_mails() {
+        let store: SharedStore = Arc::new(MemoryStore::new());
+        let now = now_ms();
+        store.add_webhook(endpoint()).await.unwrap();
+        let mut delivery = failing_for_a_day(now);
+        store.add_delivery(delivery.clone()).await.unwrap();
+        // Alpha claimed it, stalled past its lease; beta claimed it since and still sends.
+        assert!(store.claim_delivery(&delivery, "alpha", now, now + 1).await.unwrap());
+        assert!(
+            store
+                .claim_delivery(&delivery, "beta", now + 1, now + 60_000)
+                .await
+                .unwrap()
+        );
+        delivery.claimed_by = Some("alpha".into());
+        delivery.claim_until = Some(now + 1);
+        let claims = Claims {
+            node: "alpha".into(),
+            lease: Duration::from_secs(1),
+            admins: vec!["ops@example.org".into()],
+            admin_page: disabled_mail::admin_page("https://desk.example.com"),
+        };
+        let failed = DeliveryAttempt {
+            at: now + 2,
+            status_code: None,
+            latency_ms: 10_000,
+            excerpt: "no answer: timed out".into(),
+        };
+        let disabled = record(&store, &claims, endpoint(), delivery, failed, false)
+            .await
+            .unwrap();
+        assert!(!disabled);
+        let mails = store.mails_by_id_prefix(disabled_mail::ID_PREFIX).await.unwrap();
+        assert!(
+            mails.is_empty(),
+            "a mail about a disabling that did not happen: {mails:?}"
+        );
+        assert!(store.webhook("e1").await.unwrap().enabled);
+        let stored = store.deliveries_of("e1", 1).await.unwrap();
+        assert_eq!(
+            (stored[0].status, stored[0].claimed_by.as_deref()),
+            (DeliveryStatus::Pending, Some("beta"))
+        );
     }
 }

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use switchboard::store::{MemoryStore, SharedStore};
+use switchboard::store::{DeliveryStatus, MemoryStore, SharedStore};
 
 use crate::common::*;
 
@@ -775,71 +775,126 @@ async fn an_appointment_booked_rescheduled_and_cancelled_is_three_events_in_orde
 /// retries) are stored as made already; the hub makes the 36th, its last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_failing_for_a_day_is_disabled_and_each_admin_is_mailed_once() {
-    use switchboard::store::{DeliveryAttempt, DeliveryStatus, WebhookDelivery};
+    let m = two_nodes_mailing_admins("webhook-disabled").await;
+    let delivery = m.failed_for_a_day(35, DeliveryStatus::Pending).await;
+    m.cluster.store.add_delivery(delivery).await.unwrap();
+    m.admins_told_once("36 failed attempts", "HTTP 500: thanks").await;
+    assert_eq!(
+        m.got.lock().unwrap().deliveries.len(),
+        1,
+        "one last attempt, by one node"
+    );
+}
+
+/// A node killed after storing a delivery's last failed attempt (the delivery `dying`) and
+/// before disabling its endpoint: the other nodes' deliverers find it, disable the endpoint,
+/// mail each admin once and mark the delivery `dead`; nothing more is sent to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabling_a_dead_node_left_undone_is_done_by_the_others() {
+    let m = two_nodes_mailing_admins("webhook-dying").await;
+    let mut dying = m.failed_for_a_day(36, DeliveryStatus::Dying).await;
+    dying.claimed_by = Some("killed-node".into());
+    m.cluster.store.add_delivery(dying).await.unwrap();
+
+    m.admins_told_once("36 failed attempts", "HTTP 500: down").await;
+    let log = logged_when(&m.admin, &m.id, |log| log[0]["status"] == "dead").await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(m.got.lock().unwrap().deliveries.is_empty(), "nothing sent to it again");
+}
+
+/// Two nodes mailing two admins (`ADMIN_MAIL_TO`) through an SMTP sink, and an endpoint
+/// wanting `offline_message.created` registered at a receiver answering 500 to everything.
+struct Mailing {
+    smtp: SmtpSink,
+    cluster: Cluster,
+    /// Kept running for the test's length.
+    _nodes: (TestHub, TestHub),
+    admin: Api,
+    url: String,
+    got: Arc<Mutex<Received>>,
+    id: String,
+}
+
+async fn two_nodes_mailing_admins(tag: &str) -> Mailing {
     let port = crate::archive::free_port();
     let smtp = SmtpSink::start(port).await;
-    let cluster = Cluster::start("webhook-disabled").await;
-    let (alpha, _beta) = cluster
+    let cluster = Cluster::start(tag).await;
+    let nodes = cluster
         .two_nodes(|s| {
             crate::appointment_mail::mail_settings(port)(s);
             s.webhook_allow_private = true;
             s.admin_mail_to = vec!["Ops <ops@example.org>".into(), "lead@example.org".into()];
         })
         .await;
-    let admin = alpha.admin().await;
+    let admin = nodes.0.admin().await;
     let (url, got) = receiver(usize::MAX).await;
     let endpoint = register(&admin, &url, &["offline_message.created"]).await;
     let id = endpoint["id"].as_str().unwrap().to_string();
+    Mailing {
+        smtp,
+        cluster,
+        _nodes: nodes,
+        admin,
+        url,
+        got,
+        id,
+    }
+}
 
-    let now = switchboard::clock::now_ms();
-    let day_ago = now - 24 * 3_600_000;
-    let failed = DeliveryAttempt {
-        at: day_ago,
-        status_code: Some(500),
-        latency_ms: 3,
-        excerpt: "down".into(),
-    };
-    let delivery = WebhookDelivery {
-        id: format!("ev-1-{id}"),
-        endpoint_id: id.clone(),
-        seq: cluster.store.next_delivery_seq().await.unwrap(),
-        ordering_key: "ev-1".into(),
-        event_id: "ev-1".into(),
-        event_type: "offline_message.created".into(),
-        body: json!({"id": "ev-1", "type": "offline_message.created"}).to_string(),
-        status: DeliveryStatus::Pending,
-        due_at: now,
-        attempts: vec![failed; 35],
-        created_at: day_ago,
-        claimed_by: None,
-        claim_until: None,
-    };
-    cluster.store.add_delivery(delivery).await.unwrap();
-
-    let mails: Vec<Mail> = smtp.wait_for(2).await.iter().map(|m| parse_mail(m)).collect();
-    let mut to: Vec<&str> = mails.iter().map(|m| m.to.as_str()).collect();
-    to.sort();
-    assert_eq!(to, ["lead@example.org", "ops@example.org"]);
-    for mail in &mails {
-        assert_eq!(mail.subject, format!("Webhook endpoint disabled: {url}"));
-        for says in [
-            url.as_str(),
-            "36 failed attempts",
-            "HTTP 500: thanks",
-            "/admin.html#webhooks",
-        ] {
-            assert!(mail.text.contains(says), "no {says:?} in {}", mail.text);
+impl Mailing {
+    /// A delivery of `offline_message.created` to the endpoint whose `failures` attempts
+    /// failed over the last day (HTTP 500 "down"), due now, as `status`.
+    async fn failed_for_a_day(&self, failures: usize, status: DeliveryStatus) -> switchboard::store::WebhookDelivery {
+        use switchboard::store::{DeliveryAttempt, WebhookDelivery};
+        let (cluster, id) = (&self.cluster, self.id.as_str());
+        let now = switchboard::clock::now_ms();
+        let day_ago = now - 24 * 3_600_000;
+        let failed = DeliveryAttempt {
+            at: day_ago,
+            status_code: Some(500),
+            latency_ms: 3,
+            excerpt: "down".into(),
+        };
+        WebhookDelivery {
+            id: format!("ev-1-{id}"),
+            endpoint_id: id.to_string(),
+            seq: cluster.store.next_delivery_seq().await.unwrap(),
+            ordering_key: "ev-1".into(),
+            event_id: "ev-1".into(),
+            event_type: "offline_message.created".into(),
+            body: json!({"id": "ev-1", "type": "offline_message.created"}).to_string(),
+            status,
+            due_at: now,
+            attempts: vec![failed; failures],
+            created_at: day_ago,
+            claimed_by: None,
+            claim_until: None,
         }
     }
-    assert_eq!(got.lock().unwrap().deliveries.len(), 1, "one last attempt, by one node");
-    let (_, listed) = admin.get("/api/admin/webhooks").await;
-    assert_eq!(listed[0]["enabled"], false, "{listed}");
-    // One outbox mail per admin, named by the delivery that died: a second write of the
-    // same disabling (a retry, another node) is the same mail.
-    let queued = cluster.store.mails_by_id_prefix("webhook-disabled:").await.unwrap();
-    assert_eq!(queued.len(), 2, "{queued:?}");
-    assert!(
-        queued.iter().all(|m| m.id.contains(&format!("ev-1-{id}"))),
-        "{queued:?}"
-    );
+
+    /// Both admins got one mail each saying the endpoint was disabled (`failed`
+    /// attempts, `last_error`, the admin page), the endpoint reads disabled, and the outbox
+    /// holds one mail per admin named by the delivery that died: a second write of the same
+    /// disabling (a retry, another node) is the same mail.
+    async fn admins_told_once(&self, failed: &str, last_error: &str) {
+        let (smtp, cluster, admin, url, id) = (&self.smtp, &self.cluster, &self.admin, self.url.as_str(), &self.id);
+        let mails: Vec<Mail> = smtp.wait_for(2).await.iter().map(|m| parse_mail(m)).collect();
+        let mut to: Vec<&str> = mails.iter().map(|m| m.to.as_str()).collect();
+        to.sort();
+        assert_eq!(to, ["lead@example.org", "ops@example.org"]);
+        for mail in &mails {
+            assert_eq!(mail.subject, format!("Webhook endpoint disabled: {url}"));
+            for says in [url, failed, last_error, "/admin.html#webhooks"] {
+                assert!(mail.text.contains(says), "no {says:?} in {}", mail.text);
+            }
+        }
+        let (_, listed) = admin.get("/api/admin/webhooks").await;
+        assert_eq!(listed[0]["enabled"], false, "{listed}");
+        let queued = cluster.store.mails_by_id_prefix("webhook-disabled:").await.unwrap();
+        assert_eq!(queued.len(), 2, "{queued:?}");
+        assert!(
+            queued.iter().all(|m| m.id.contains(&format!("ev-1-{id}"))),
+            "{queued:?}"
+        );
+    }
 }

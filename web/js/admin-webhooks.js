@@ -20,7 +20,7 @@ const EVENT_TEXT = {
   'appointment.rescheduled': 'Appointment rescheduled',
   'appointment.cancelled': 'Appointment cancelled',
 };
-const STATUS_TEXT = { pending: 'Pending', delivered: 'Delivered', dead: 'Given up' };
+const STATUS_TEXT = { pending: 'Pending', delivered: 'Delivered', dying: 'Given up', dead: 'Given up' };
 
 /** A delivery's last attempt, if it was tried. */
 const lastAttempt = (d) => d.attempts[d.attempts.length - 1];

@@ -17,6 +17,8 @@ const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
 const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_deliveries");
 /// Delivery key → (): the pending ones, in order.
 const PENDING: TableDefinition<&str, ()> = TableDefinition::new("webhook_deliveries_pending");
+/// Delivery key → (): the dying ones (given up, their endpoint's disabling not recorded yet).
+const DYING: TableDefinition<&str, ()> = TableDefinition::new("webhook_deliveries_dying");
 /// (endpoint id, delivery key) → (): an endpoint's deliveries, in order.
 const BY_ENDPOINT: TableDefinition<(&str, &str), ()> = TableDefinition::new("webhook_deliveries_by_endpoint");
 /// Delivery id → its key: ids are unique (the same event written by two nodes is one).
@@ -29,6 +31,7 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     tx.open_table(WEBHOOKS).map_err(unavailable)?;
     tx.open_table(DELIVERIES).map_err(unavailable)?;
     tx.open_table(PENDING).map_err(unavailable)?;
+    tx.open_table(DYING).map_err(unavailable)?;
     tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
     tx.open_table(SEQ).map_err(unavailable)?;
     tx.open_table(IDS).map_err(unavailable)?;
@@ -38,6 +41,23 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
 /// The row key of a delivery: sorts as its `seq`, unique as its id.
 fn key(d: &WebhookDelivery) -> String {
     format!("{:020}-{}", d.seq, d.id)
+}
+
+/// Lists the delivery at `k` among the pending or the dying ones as `status` says, and
+/// nowhere once it is delivered or dead.
+fn listed(tx: &redb::WriteTransaction, k: &str, status: DeliveryStatus) -> StoreResult<()> {
+    for (table, holds) in [
+        (PENDING, status == DeliveryStatus::Pending),
+        (DYING, status == DeliveryStatus::Dying),
+    ] {
+        let mut table = tx.open_table(table).map_err(unavailable)?;
+        if holds {
+            table.insert(k, ()).map_err(unavailable)?;
+        } else {
+            table.remove(k).map_err(unavailable)?;
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -100,6 +120,7 @@ impl WebhookStore for EmbeddedStore {
                 .map_err(unavailable)?;
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let mut pending = tx.open_table(PENDING).map_err(unavailable)?;
+            let mut dying = tx.open_table(DYING).map_err(unavailable)?;
             let mut ids = tx.open_table(IDS).map_err(unavailable)?;
             for k in &keys {
                 if let Some(d) = find::<WebhookDelivery>(&deliveries, k.as_str())? {
@@ -108,6 +129,7 @@ impl WebhookStore for EmbeddedStore {
                 by_endpoint.remove((id.as_str(), k.as_str())).map_err(unavailable)?;
                 deliveries.remove(k.as_str()).map_err(unavailable)?;
                 pending.remove(k.as_str()).map_err(unavailable)?;
+                dying.remove(k.as_str()).map_err(unavailable)?;
             }
             Ok(())
         })
@@ -123,12 +145,7 @@ impl WebhookStore for EmbeddedStore {
             refuse_held(&deliveries, k.as_str())?;
             put(&mut deliveries, k.as_str(), &delivery)?;
             ids.insert(delivery.id.as_str(), k.as_str()).map_err(unavailable)?;
-            if delivery.status == DeliveryStatus::Pending {
-                tx.open_table(PENDING)
-                    .map_err(unavailable)?
-                    .insert(k.as_str(), ())
-                    .map_err(unavailable)?;
-            }
+            listed(tx, k.as_str(), delivery.status)?;
             tx.open_table(BY_ENDPOINT)
                 .map_err(unavailable)?
                 .insert((delivery.endpoint_id.as_str(), k.as_str()), ())
@@ -172,12 +189,7 @@ impl WebhookStore for EmbeddedStore {
                 return Ok(false);
             }
             put(&mut deliveries, k.as_str(), &delivery)?;
-            let mut pending = tx.open_table(PENDING).map_err(unavailable)?;
-            if delivery.status == DeliveryStatus::Pending {
-                pending.insert(k.as_str(), ()).map_err(unavailable)?;
-            } else {
-                pending.remove(k.as_str()).map_err(unavailable)?;
-            }
+            listed(tx, k.as_str(), delivery.status)?;
             Ok(true)
         })
         .await
@@ -200,6 +212,37 @@ impl WebhookStore for EmbeddedStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn dying_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+        self.read(move |tx| {
+            let dying = tx.open_table(DYING).map_err(unavailable)?;
+            let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in dying.iter().map_err(unavailable)?.take(limit) {
+                let (k, _) = row.map_err(unavailable)?;
+                out.push(load(&deliveries, k.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn bury_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()> {
+        let k = key(delivery);
+        self.write(move |tx| {
+            let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+            let Some(mut stored) = find::<WebhookDelivery>(&deliveries, k.as_str())? else {
+                return Ok(());
+            };
+            if stored.status != DeliveryStatus::Dying {
+                return Ok(());
+            }
+            stored.status = DeliveryStatus::Dead;
+            put(&mut deliveries, k.as_str(), &stored)?;
+            listed(tx, k.as_str(), stored.status)
         })
         .await
     }

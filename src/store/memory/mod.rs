@@ -39,6 +39,11 @@ pub struct MemoryStore {
     /// Tests of the archive writer during an outage: archive calls fail while set.
     #[cfg(test)]
     pub(crate) archive_down: std::sync::atomic::AtomicBool,
+    /// Tests of the webhook deliverer: replacing an endpoint fails while set (a node that
+    /// dies, or a store that fails, between a delivery's last attempt and its endpoint's
+    /// disabling).
+    #[cfg(test)]
+    pub(crate) webhook_puts_down: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]

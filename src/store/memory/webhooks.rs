@@ -28,6 +28,10 @@ impl WebhookStore for MemoryStore {
     }
 
     async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
+        #[cfg(test)]
+        if self.webhook_puts_down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("webhook endpoints are down (test)".into()));
+        }
         self.with(|s| match s.webhooks.iter_mut().find(|e| e.id == endpoint.id) {
             Some(stored) => {
                 *stored = endpoint;
@@ -96,6 +100,28 @@ impl WebhookStore for MemoryStore {
                 .cloned()
                 .collect()
         }))
+    }
+
+    async fn dying_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+        Ok(self.with(|s| {
+            s.deliveries
+                .values()
+                .filter(|d| d.status == DeliveryStatus::Dying)
+                .take(limit)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn bury_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()> {
+        self.with(|s| {
+            if let Some(d) = s.deliveries.get_mut(&(delivery.seq, delivery.id.clone()))
+                && d.status == DeliveryStatus::Dying
+            {
+                d.status = DeliveryStatus::Dead;
+            }
+        });
+        Ok(())
     }
 
     async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {

@@ -158,6 +158,27 @@ impl WebhookStore for MongoStore {
         .await
     }
 
+    async fn dying_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        all(self
+            .webhook_deliveries()
+            .find(doc! {"status": "dying"})
+            .sort(doc! {"seq": 1})
+            .limit(limit))
+        .await
+    }
+
+    async fn bury_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()> {
+        self.webhook_deliveries()
+            .update_one(
+                doc! {"_id": &delivery.id, "status": "dying"},
+                doc! {"$set": {"status": "dead"}},
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         all(self
