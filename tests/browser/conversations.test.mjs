@@ -207,3 +207,36 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await shot(agentPage, `conversations-counts-taken-${label}`);
   }));
 }
+
+// Under load a CI run saw the list of a filter chosen earlier: the answer to the earlier
+// choice came last and was shown. The list is the last choice's, whatever answers last.
+test('the list is the last filter chosen, though an earlier one answers last', () => withShots('conversations-late-answer', async (pages) => {
+  const category = 'late-answer';
+  const admin = await adminToken(hub);
+  const made = await apiCall(hub, 'POST', '/api/admin/categories', { id: category, name: 'Late answer' }, admin);
+  assert.equal(made.status, 201, JSON.stringify(made.data));
+  const left = await apiCall(hub, 'POST', '/api/offline-messages',
+    { category, name: 'Flo', email: 'flo@example.com', text: 'Flo needs a hand' });
+  assert.equal(left.status, 201, JSON.stringify(left.data));
+  const agent = await createAgent(hub, { username: 'lena', display_name: 'Lena', categories: [category] });
+  const agentPage = await newPage(browser);
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  await agentPage.getByRole('button', { name: 'Unassigned, 1' }).click();
+  await rowOf(agentPage, 'Flo').waitFor();
+  // The resolved list (empty) answers a second late; open is chosen again meanwhile.
+  await agentPage.route('**/api/inbox?*status=resolved*', async (route) => {
+    await new Promise((r) => setTimeout(r, 1000));
+    await route.continue();
+  });
+  const late = agentPage.waitForResponse((r) => r.url().includes('status=resolved'));
+  const asked = agentPage.waitForRequest((r) => r.url().includes('status=resolved'));
+  await agentPage.getByTestId('conversation-filter').selectOption('resolved');
+  await asked;
+  await agentPage.getByTestId('conversation-filter').selectOption('open,pending,snoozed');
+  await late;
+  // The late answer, had it been taken, is on screen within a moment of arriving.
+  await agentPage.waitForTimeout(300);
+  assert.equal(await rowOf(agentPage, 'Flo').count(), 1, 'the open list is shown');
+  assert.equal(await agentPage.getByTestId('conversation-empty').isVisible(), false, 'not the resolved list');
+}));

@@ -185,13 +185,17 @@ export function createConversations({ send, open }) {
     show($('conversation-counts-note'), Boolean(labelFilter.value));
   }
 
+  /** The latest load's number: an earlier load's answer arriving after it is not shown. */
+  let loads = 0;
+
   async function load() {
     if (!onScreen()) return;
+    const number = ++loads;
     await loadLabels();
     const label = labelFilter.value ? `&label=${encodeURIComponent(labelFilter.value)}` : '';
     const category = categoryFilter.value ? `&category=${encodeURIComponent(categoryFilter.value)}` : '';
     const res = await api('GET', `/api/inbox?view=${view}&status=${encodeURIComponent(filter.value)}${category}${label}`);
-    if (!res.ok) return;
+    if (!res.ok || number !== loads) return;
     showCounts(res.data.counts);
     // Someone choosing a snooze keeps the list they are choosing in.
     if (list.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') return;
