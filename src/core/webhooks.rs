@@ -10,12 +10,14 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use super::mail_retry::{AfterFailure, RetryPolicy};
 
 /// Every event type, as the `type` field and an endpoint's `events` name them.
-pub const EVENT_TYPES: [&str; 10] = [
+/// `note.created` (agents' internal notes) goes only to an endpoint that names it.
+pub const EVENT_TYPES: [&str; 11] = [
     "conversation.created",
     "conversation.assigned",
     "conversation.transferred",
     "conversation.status_changed",
     "message.created",
+    "note.created",
     "rating.given",
     "offline_message.created",
     "appointment.booked",
