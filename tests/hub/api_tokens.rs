@@ -327,7 +327,7 @@ async fn each_refused_token_leaves_a_log_line_with_its_reason_and_never_its_secr
         admin.delete(&format!("/api/admin/api-tokens/{revoked_id}")).await.0,
         200
     );
-    let (bot, _) = token(&admin, "bot", &["bot"]).await;
+    let bot = crate::bots::bot_token(&admin, "Faq").await;
     let malformed = "sbt_my-password-by-mistake";
     let unknown = format!("sbt_{}", "Q".repeat(43));
 
