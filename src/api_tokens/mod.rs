@@ -287,6 +287,7 @@ mod tests {
     use std::time::Duration;
 
     use super::{ApiTokens, Refusal, hash, new_secret};
+    use crate::core::api_tokens::Refused;
     use crate::store::MemoryStore;
     use crate::store::{ApiToken, SharedStore};
 
