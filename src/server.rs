@@ -291,6 +291,11 @@ pub async fn run(
     }
     let app = crate::http::router(state.clone(), crate::http::metrics::router())
         .merge(crate::ws::router())
+        // An API token in a URL is refused on the API and the websockets alike.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::api_tokens::refuse_token_in_query,
+        ))
         .merge(crate::web::router())
         .with_state(state)
         // A slow body is bounded here; a slow request head by the listener's header deadline.

@@ -1,4 +1,4 @@
-//! API tokens: credentials of their own for scripts, CRMs and (later) bots, created by
+//! API tokens: credentials of their own for scripts, CRMs and bots, created by
 //! admins with scopes (`core::api_tokens`), sent as `Authorization: Bearer sbt_…`.
 //!
 //! - **Stored hashed.** The store keeps the SHA-256 of the secret, never the secret (shown
@@ -36,7 +36,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore;
 
 use crate::clock::now_ms;
-use crate::core::api_tokens::{self as rules, Spent};
+use crate::core::api_tokens::{self as rules, LogBudget, Refused, Spent};
 use crate::store::{ApiToken, SharedStore, StoreError};
 
 /// Tokens a node keeps looked up; beyond it the cache is emptied and filled again.
@@ -70,12 +70,41 @@ pub fn hash(secret: &str) -> String {
 /// Why a bearer token was refused.
 #[derive(Debug)]
 pub enum Refusal {
-    /// 401, with what was wrong.
-    Invalid(&'static str),
-    /// 429: over the token's rate.
-    TooFast(Duration),
+    /// 401: malformed, unknown, revoked or expired ([`message`] says it to the caller),
+    /// with the token's id when it is one of this desk's.
+    Invalid(Refused, Option<String>),
+    /// 429: over the rate of the token with this id.
+    TooFast(Duration, String),
     /// The store could not be asked.
     Store(StoreError),
+}
+
+/// What the answer to a refused token says.
+pub fn message(why: Refused) -> &'static str {
+    match why {
+        Refused::Missing => "a bot acts and connects with its API token: Authorization: Bearer sbt_…",
+        Refused::Malformed => "this is no API token: one is `sbt_` and 43 letters, digits, `-` or `_`",
+        Refused::Unknown => "no such API token",
+        Refused::Revoked => "this API token was revoked",
+        Refused::Expired => "this API token has expired",
+        Refused::MissingScope => "this API token lacks the scope this needs",
+        Refused::NoBot => "this API token names no bot",
+        Refused::InQuery => {
+            "an API token goes in the Authorization header (Bearer), never in the URL; \
+             one that was in a URL may be in logs now and should be revoked"
+        }
+        Refused::RateLimited => "over this API token's rate",
+    }
+}
+
+/// How a refused token is named in the log, never by its secret: its id when it is one
+/// of this desk's, else `sha256:` and the start of the hash it would be stored under
+/// (enough to tell repeated tries of one bad token apart from many, nothing to use).
+pub fn log_name(secret: &str, id: Option<&str>) -> String {
+    match id {
+        Some(id) => id.to_string(),
+        None => format!("sha256:{}", hash(secret).get(..8).unwrap_or_default()),
+    }
 }
 
 struct Cached {
@@ -100,6 +129,8 @@ pub struct ApiTokens {
     limiter: Arc<DefaultKeyedRateLimiter<String>>,
     /// [`CACHE_TTL`]; longer in a test that shows a revocation heard needs no wait.
     ttl: Duration,
+    /// Each reason's log budget ([`ApiTokens::log_refusal`]).
+    refusals: Arc<Mutex<HashMap<Refused, LogBudget>>>,
 }
 
 impl ApiTokens {
@@ -112,6 +143,7 @@ impl ApiTokens {
             generation: Arc::default(),
             limiter: Arc::new(RateLimiter::keyed(quota)),
             ttl: CACHE_TTL,
+            refusals: Arc::default(),
         }
     }
 
@@ -122,9 +154,7 @@ impl ApiTokens {
     /// The live token `secret` is, counted against its rate.
     pub async fn verify(&self, secret: &str) -> Result<ApiToken, Refusal> {
         if !rules::well_formed(secret) {
-            return Err(Refusal::Invalid(
-                "this is no API token: one is `sbt_` and 43 letters, digits, `-` or `_`",
-            ));
+            return Err(Refusal::Invalid(Refused::Malformed, None));
         }
         let key = hash(secret);
         let token = match self.cached(&key) {
@@ -133,13 +163,14 @@ impl ApiTokens {
         };
         let now = now_ms();
         match rules::spent(token.revoked_at, token.expires_at, now) {
-            Some(Spent::Revoked) => return Err(Refusal::Invalid("this API token was revoked")),
-            Some(Spent::Expired) => return Err(Refusal::Invalid("this API token has expired")),
+            Some(Spent::Revoked) => return Err(Refusal::Invalid(Refused::Revoked, Some(token.id))),
+            Some(Spent::Expired) => return Err(Refusal::Invalid(Refused::Expired, Some(token.id))),
             None => {}
         }
         if let Err(not_until) = self.limiter.check_key(&token.id) {
             return Err(Refusal::TooFast(
                 not_until.wait_time_from(DefaultClock::default().now()),
+                token.id,
             ));
         }
         self.used(&token.id, now);
@@ -160,7 +191,7 @@ impl ApiTokens {
         let generation = self.generation.load(Ordering::SeqCst);
         let token = match self.store.api_token_by_hash(&key).await {
             Ok(token) => token,
-            Err(StoreError::NotFound) => return Err(Refusal::Invalid("no such API token")),
+            Err(StoreError::NotFound) => return Err(Refusal::Invalid(Refused::Unknown, None)),
             Err(e) => return Err(Refusal::Store(e)),
         };
         self.with(|inner| {
@@ -210,6 +241,28 @@ impl ApiTokens {
         }
     }
 
+    /// Logs a refused token (a warning: a client is misconfigured, or someone is trying
+    /// tokens): why, the token by [`log_name`] (`None` when the request carried none, or
+    /// it was in the query, which is never read for the log), the route (a path, never a
+    /// query) and the client's address. At most `core::api_tokens::LOG_LINES_PER_WINDOW`
+    /// lines a minute per reason; the next line counts those left out.
+    pub fn log_refusal(&self, why: Refused, token: Option<&str>, route: &str, client: &dyn std::fmt::Display) {
+        let admitted = {
+            let mut budgets = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+            budgets.entry(why).or_default().admit(now_ms())
+        };
+        let Some(unlogged) = admitted else { return };
+        tracing::warn!(
+            reason = why.name(),
+            token = token.unwrap_or("-"),
+            route,
+            client = %client,
+            unlogged_before = unlogged,
+            "API token refused: {}",
+            message(why)
+        );
+    }
+
     /// A token revoked (here, or on another node as the admin bus says): refused from now on.
     pub fn forget(&self, id: &str) {
         self.with(|inner| {
@@ -234,6 +287,7 @@ mod tests {
     use std::time::Duration;
 
     use super::{ApiTokens, Refusal, hash, new_secret};
+    use crate::core::api_tokens::Refused;
     use crate::store::MemoryStore;
     use crate::store::{ApiToken, SharedStore};
 
@@ -270,7 +324,7 @@ mod tests {
         assert!(tokens.verify(&secret).await.is_ok());
         tokens.forget("t1");
         match tokens.verify(&secret).await {
-            Err(Refusal::Invalid(why)) => assert!(why.contains("revoked"), "{why}"),
+            Err(Refusal::Invalid(why, _)) => assert_eq!(why, Refused::Revoked),
             other => panic!("a revoked token heard of: {:?}", other.map(|t| t.id)),
         }
     }

@@ -1,6 +1,7 @@
 //! The rules of API tokens, apart from storage and HTTP: what a token looks like (a
 //! recognisable prefix and 256 random bits), which scopes exist and what each allows,
-//! and whether a stored token is still good at a given time.
+//! whether a stored token is still good at a given time, why one was refused and how
+//! often such a refusal is logged.
 
 /// Every API token starts with this, so a leaked one is recognisable (secret scanners,
 /// logs, a pasted snippet) and is never mistaken for a session token.
@@ -14,7 +15,8 @@ const SECRET_CHARS: usize = 43;
 pub enum Scope {
     /// Read the archive, the conversations and the reports (safe requests only).
     Read,
-    /// Act as a named bot (the bot itself is not built yet: only the name is kept).
+    /// Act as the named bot: connect to `/ws/bot` as it, or answer over the API when it is
+    /// a webhook bot (docs/protocol.md, "Bots").
     Bot,
     /// Administer: everything an admin's session may do.
     Admin,
@@ -88,6 +90,74 @@ pub fn last_use_due(written: Option<i64>, now: i64) -> bool {
     written.is_none_or(|w| now - w >= LAST_USE_EVERY_MS)
 }
 
+/// Why a token was refused, as the hub's log names it (and the answer's message says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refused {
+    /// A bot route called with no API token at all.
+    Missing,
+    /// Not shaped like a token ([`well_formed`]).
+    Malformed,
+    /// Shaped like one, but no token of this desk.
+    Unknown,
+    Revoked,
+    Expired,
+    /// A live token without the scope the route needs.
+    MissingScope,
+    /// A `bot` token that names no bot.
+    NoBot,
+    /// A token in the URL's query.
+    InQuery,
+    /// Over the token's rate.
+    RateLimited,
+}
+
+impl Refused {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::Unknown => "unknown",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::MissingScope => "missing_scope",
+            Self::NoBot => "no_bot",
+            Self::InQuery => "in_query",
+            Self::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// Refusals of one reason logged at most this many times a [`LOG_WINDOW_MS`]: a flood of
+/// bad tokens cannot fill the log, and each window still shows what is going on.
+pub const LOG_LINES_PER_WINDOW: u32 = 10;
+pub const LOG_WINDOW_MS: i64 = 60_000;
+
+/// The log's budget for one reason of refusal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogBudget {
+    window_start: i64,
+    logged: u32,
+    /// Refusals not logged since the last line.
+    unlogged: u64,
+}
+
+impl LogBudget {
+    /// May a refusal at `now` be logged? `Some(n)`: yes, and `n` refusals of this reason
+    /// went unlogged before it (the line says so); `None`: not this one (it is counted).
+    pub fn admit(&mut self, now: i64) -> Option<u64> {
+        if now - self.window_start >= LOG_WINDOW_MS || now < self.window_start {
+            self.window_start = now;
+            self.logged = 0;
+        }
+        if self.logged >= LOG_LINES_PER_WINDOW {
+            self.unlogged += 1;
+            return None;
+        }
+        self.logged += 1;
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -124,6 +194,44 @@ mod tests {
         assert_eq!(spent(Some(5), None, 10), Some(Spent::Revoked));
         assert_eq!(spent(None, Some(10), 10), Some(Spent::Expired));
         assert_eq!(spent(None, Some(11), 10), None);
+    }
+
+    #[test]
+    fn a_flood_of_refusals_logs_ten_lines_a_minute_and_the_next_line_counts_the_rest() {
+        let mut budget = LogBudget::default();
+        let start = 1_000_000;
+        let admitted: Vec<_> = (0..25).map(|i| budget.admit(start + i)).collect();
+        assert_eq!(admitted.iter().filter(|a| a.is_some()).count(), 10);
+        assert!(admitted[..10].iter().all(|a| *a == Some(0)));
+        assert_eq!(
+            budget.admit(start + LOG_WINDOW_MS),
+            Some(15),
+            "the first line of the next minute"
+        );
+        assert_eq!(budget.admit(start + LOG_WINDOW_MS + 1), Some(0));
+    }
+
+    proptest! {
+        /// However refusals come, no minute holds more than twenty lines (ten in each of
+        /// the two windows it may straddle), and every refusal is either logged or counted
+        /// in a later line (or still waiting for one).
+        #[test]
+        fn refusal_lines_are_bounded_and_none_goes_uncounted(gaps in proptest::collection::vec(0i64..20_000, 1..300)) {
+            let mut budget = LogBudget::default();
+            let (mut now, mut lines, mut told) = (0i64, Vec::new(), 0u64);
+            for gap in &gaps {
+                now += gap;
+                if let Some(unlogged) = budget.admit(now) {
+                    lines.push(now);
+                    told += 1 + unlogged;
+                }
+            }
+            prop_assert_eq!(told + budget.unlogged, gaps.len() as u64);
+            for (i, at) in lines.iter().enumerate() {
+                let in_window = lines[i..].iter().take_while(|t| **t < at + LOG_WINDOW_MS).count();
+                prop_assert!(in_window <= 2 * LOG_LINES_PER_WINDOW as usize);
+            }
+        }
     }
 
     proptest! {

@@ -5,15 +5,19 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ipnet::{Ipv4Net, Ipv6Net};
+
 use super::mail_retry::{AfterFailure, RetryPolicy};
 
 /// Every event type, as the `type` field and an endpoint's `events` name them.
-pub const EVENT_TYPES: [&str; 10] = [
+/// `note.created` (agents' internal notes) goes only to an endpoint that names it.
+pub const EVENT_TYPES: [&str; 11] = [
     "conversation.created",
     "conversation.assigned",
     "conversation.transferred",
     "conversation.status_changed",
     "message.created",
+    "note.created",
     "rating.given",
     "offline_message.created",
     "appointment.booked",
@@ -51,42 +55,72 @@ pub fn after_failure(failed_before: u32, now: i64) -> Failed {
     }
 }
 
-/// May a delivery reach `ip` when private addresses are not allowed? Not loopback,
-/// link-local, private (RFC 1918, unique local, shared 100.64/10), unspecified, broadcast,
-/// multicast or documentation addresses; an IPv4-mapped IPv6 address as its IPv4.
+/// May a delivery reach `ip` when private addresses are not allowed? Not an address in
+/// [`NOT_PUBLIC_V4`] or [`NOT_PUBLIC_V6`]; an IPv4-mapped (`::ffff:a.b.c.d`) or
+/// IPv4-compatible (`::a.b.c.d`) IPv6 address as its IPv4, since a host may reach the
+/// embedded address through either.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+        // `to_ipv4` is `Some` exactly for `::/96` and `::ffff:0:0/96`; `::` and `::1`
+        // come out as 0.0.0.0 and 0.0.0.1, refused with 0.0.0.0/8.
+        IpAddr::V6(v6) => match v6.to_ipv4() {
             Some(v4) => is_public_v4(v4),
             None => is_public_v6(v6),
         },
     }
 }
 
+/// IPv4 ranges a delivery may not reach: "this network", private, shared (CGNAT),
+/// loopback, link-local, IETF protocol assignments, documentation, benchmarking,
+/// multicast, reserved and broadcast.
+pub const NOT_PUBLIC_V4: [&str; 14] = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
+
+/// IPv6 ranges a delivery may not reach (besides the IPv4-embedding `::/96` and
+/// `::ffff:0:0/96`, checked as their IPv4): NAT64 (both the well-known and the local-use
+/// prefix: the translator sits in the server's network), discard-only, Teredo and 6to4
+/// (tunnels that carry an IPv4 address inside), documentation, unique local, link-local,
+/// the old site-local and multicast.
+pub const NOT_PUBLIC_V6: [&str; 10] = [
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/32",
+    "2001:db8::/32",
+    "2002::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
 fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    !(ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b))
-        || (a == 192 && b == 0 && ip.octets()[2] == 0)
-        || a >= 240)
+    !NOT_PUBLIC_V4
+        .iter()
+        .any(|net| net.parse::<Ipv4Net>().is_ok_and(|net| net.contains(&ip)))
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00
-        || (first & 0xffc0) == 0xfe80
-        || first == 0x2001 && ip.segments()[1] == 0x0db8)
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || NOT_PUBLIC_V6
+            .iter()
+            .any(|net| net.parse::<Ipv6Net>().is_ok_and(|net| net.contains(&ip))))
 }
 
 /// The instant a pending delivery may go: when it is due, or when another node's claim on
@@ -135,6 +169,62 @@ mod tests {
         }
         for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn tunnelled_translated_shared_benchmarking_and_multicast_addresses_are_not_public() {
+        for ip in [
+            "64:ff9b::a00:1",      // NAT64 well-known prefix
+            "64:ff9b::5db8:d822",  // ... even around a public IPv4: the translator is ours
+            "64:ff9b:1::1",        // NAT64 local-use prefix
+            "2002:c0a8:101::1",    // 6to4 of 192.168.1.1
+            "2002:5db8:d822::1",   // 6to4 of a public address: a tunnel all the same
+            "2001:0:4136:e378::1", // Teredo
+            "::10.0.0.1",          // IPv4-compatible, private inside
+            "::127.0.0.1",         // IPv4-compatible loopback
+            "::ffff:192.168.0.1",  // IPv4-mapped, private inside
+            "::ffff:100.64.0.1",   // IPv4-mapped CGNAT
+            "::",                  // unspecified
+            "100.64.0.1",          // CGNAT
+            "100.127.255.254",     // CGNAT, top
+            "198.18.0.1",          // benchmarking
+            "198.19.255.255",      // benchmarking, top
+            "0.1.2.3",             // "this network"
+            "224.0.0.1",           // multicast
+            "239.255.255.250",     // multicast (SSDP)
+            "255.255.255.255",     // broadcast
+            "240.0.0.1",           // reserved
+            "ff02::1",             // IPv6 multicast
+            "ff05::2",             // IPv6 multicast, site
+            "fec0::1",             // old site-local
+            "2001:db8::1",         // documentation
+            "192.0.2.1",           // documentation
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "100.63.255.255", // just below CGNAT
+            "100.128.0.0",    // just above
+            "198.17.255.255", // just below benchmarking
+            "198.20.0.0",     // just above
+            "223.255.255.255",
+            "::5db8:d822",    // IPv4-compatible, public inside
+            "::ffff:1.1.1.1", // IPv4-mapped, public inside
+            "2a00:1450:4001::1",
+            "2001:4860:4860::8888", // in 2001::/16 but not Teredo's /32
+        ] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn every_listed_range_parses() {
+        for net in NOT_PUBLIC_V4 {
+            assert!(net.parse::<Ipv4Net>().is_ok(), "{net}");
+        }
+        for net in NOT_PUBLIC_V6 {
+            assert!(net.parse::<Ipv6Net>().is_ok(), "{net}");
         }
     }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::access::ClientIp;
 use super::error::{ApiJson, StoreAnswer};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
@@ -18,7 +19,7 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::api_tokens::{hash, new_secret};
 use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
-use crate::core::api_tokens::{PREFIX, SCOPES, Scope};
+use crate::core::api_tokens::{PREFIX, Refused, SCOPES, Scope};
 use crate::store::ApiToken;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -241,13 +242,25 @@ pub fn in_query(query: Option<&str>) -> bool {
     })
 }
 
-/// 401 `token_in_query`. Nothing of the query is logged (the request log names the path only).
-pub fn token_in_query() -> Response {
+/// 401 `token_in_query` for any API or websocket request with an API token in its query
+/// ([`in_query`]), whatever its headers say, logged (`ApiTokens::log_refusal`) with the
+/// path and the client's address. Nothing of the query is logged, nor read beyond the check.
+pub async fn refuse_token_in_query(
+    State(state): State<AppState>,
+    client: ClientIp,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !in_query(request.uri().query()) {
+        return next.run(request).await;
+    }
+    state
+        .api_tokens
+        .log_refusal(Refused::InQuery, None, request.uri().path(), &client);
     ApiError::refused(
         StatusCode::UNAUTHORIZED,
         "token_in_query",
-        "an API token goes in the Authorization header (Bearer), never in the URL; \
-         one that was in a URL may be in logs now and should be revoked",
+        crate::api_tokens::message(Refused::InQuery),
     )
     .into_response()
 }

@@ -57,7 +57,10 @@ impl FromRequestParts<AppState> for BotOnly {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        bot_token(state, &parts.headers).await.map(|(bot, _)| BotOnly(bot))
+        let asked = super::session::Asked::of(parts, state).await;
+        bot_token(state, &parts.headers, &asked)
+            .await
+            .map(|(bot, _)| BotOnly(bot))
     }
 }
 

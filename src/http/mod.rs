@@ -345,9 +345,6 @@ async fn staff_gate(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if api_tokens::in_query(request.uri().query()) {
-        return api_tokens::token_in_query();
-    }
     if is_staff_path(request.uri().path()) {
         access::require_whitelist(axum::extract::State(state), ip, request, next).await
     } else {

@@ -16,7 +16,7 @@ use super::responses::{SignedIn, Unavailable};
 use super::{AccountView, ApiError, AppState, ErrorBody};
 use crate::api_tokens::Refusal;
 use crate::auth::{SESSION_COOKIE, verify_sign_in};
-use crate::core::api_tokens::Scope;
+use crate::core::api_tokens::{Refused, Scope};
 use crate::hub::SessionEnd;
 use crate::store::{Account, Role, StoreError};
 
@@ -48,7 +48,8 @@ impl FromRequestParts<AppState> for Authed {
             } else {
                 Scope::Admin
             };
-            return token_account(state, &secret, need).await.map(Authed);
+            let asked = Asked::of(parts, state).await;
+            return token_account(state, &secret, need, &asked).await.map(Authed);
         }
         let token = session_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let id = state.sessions.account_of(&token).await?.ok_or(ApiError::Unauthorized)?;
@@ -69,7 +70,8 @@ impl FromRequestParts<AppState> for AdminOnly {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(secret) = api_token(&parts.headers) {
-            return token_account(state, &secret, Scope::Admin).await.map(AdminOnly);
+            let asked = Asked::of(parts, state).await;
+            return token_account(state, &secret, Scope::Admin, &asked).await.map(AdminOnly);
         }
         let Authed(account) = Authed::from_request_parts(parts, state).await?;
         if account.role != Role::Admin {
@@ -88,7 +90,10 @@ impl FromRequestParts<AppState> for AdminOrReader {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(secret) = api_token(&parts.headers) {
-            return token_account(state, &secret, Scope::Read).await.map(AdminOrReader);
+            let asked = Asked::of(parts, state).await;
+            return token_account(state, &secret, Scope::Read, &asked)
+                .await
+                .map(AdminOrReader);
         }
         let AdminOnly(account) = AdminOnly::from_request_parts(parts, state).await?;
         Ok(AdminOrReader(account))
@@ -101,11 +106,29 @@ pub fn api_token(headers: &HeaderMap) -> Option<String> {
     session_token(headers).filter(|t| t.starts_with(crate::core::api_tokens::PREFIX))
 }
 
+/// Where a request with an API token went, for the log line of a refusal: its route (the
+/// path, never the query) and the client's address.
+pub struct Asked {
+    pub route: String,
+    pub client: ClientIp,
+}
+
+impl Asked {
+    pub async fn of(parts: &mut Parts, state: &AppState) -> Self {
+        Self {
+            route: parts.uri.path().to_string(),
+            client: ClientIp::from_request_parts(parts, state)
+                .await
+                .unwrap_or(ClientIp::UNPARSABLE),
+        }
+    }
+}
+
 /// The admin an API token acts as, if it is live, within its rate and holds `need`.
 /// It is no account of the store: its id is `api-token:<token id>`, so whatever it does
 /// is told apart from people's doing.
-async fn token_account(state: &AppState, secret: &str, need: Scope) -> Result<Account, ApiError> {
-    let token = token_with(state, secret, need).await?;
+async fn token_account(state: &AppState, secret: &str, need: Scope, asked: &Asked) -> Result<Account, ApiError> {
+    let token = token_with(state, secret, need, asked).await?;
     Ok(Account {
         id: format!("api-token:{}", token.id),
         username: format!("api-token:{}", token.id),
@@ -119,14 +142,42 @@ async fn token_account(state: &AppState, secret: &str, need: Scope) -> Result<Ac
     })
 }
 
-/// The live API token `secret` is, within its rate and holding `need` (401, 429, 403 otherwise).
-pub async fn token_with(state: &AppState, secret: &str, need: Scope) -> Result<crate::store::ApiToken, ApiError> {
-    let token = state.api_tokens.verify(secret).await.map_err(|refusal| match refusal {
-        Refusal::Invalid(why) => ApiError::refused(StatusCode::UNAUTHORIZED, "invalid_token", why),
-        Refusal::TooFast(wait) => ApiError::too_many("rate_limited", "requests with this API token", wait),
-        Refusal::Store(e) => e.into(),
-    })?;
+/// Logs a refused token (`ApiTokens::log_refusal`: rate limited, never the secret) and
+/// gives the answer's refusal.
+fn refused(state: &AppState, why: Refused, secret: Option<&str>, id: Option<&str>, asked: &Asked) -> Refused {
+    let name = secret.map(|secret| crate::api_tokens::log_name(secret, id));
+    state
+        .api_tokens
+        .log_refusal(why, name.as_deref(), &asked.route, &asked.client);
+    why
+}
+
+/// The live API token `secret` is, within its rate and holding `need` (401, 429, 403
+/// otherwise; each refusal logged).
+pub async fn token_with(
+    state: &AppState,
+    secret: &str,
+    need: Scope,
+    asked: &Asked,
+) -> Result<crate::store::ApiToken, ApiError> {
+    let token = match state.api_tokens.verify(secret).await {
+        Ok(token) => token,
+        Err(Refusal::Invalid(why, id)) => {
+            let why = refused(state, why, Some(secret), id.as_deref(), asked);
+            return Err(ApiError::refused(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                crate::api_tokens::message(why),
+            ));
+        }
+        Err(Refusal::TooFast(wait, id)) => {
+            refused(state, Refused::RateLimited, Some(secret), Some(&id), asked);
+            return Err(ApiError::too_many("rate_limited", "requests with this API token", wait));
+        }
+        Err(Refusal::Store(e)) => return Err(e.into()),
+    };
     if !crate::core::api_tokens::allows(&token.scopes, need) {
+        refused(state, Refused::MissingScope, Some(secret), Some(&token.id), asked);
         return Err(ApiError::refused(
             StatusCode::FORBIDDEN,
             "missing_scope",
@@ -137,23 +188,32 @@ pub async fn token_with(state: &AppState, secret: &str, need: Scope) -> Result<c
 }
 
 /// The bot a request's `bot` API token acts as, and that token (401 `invalid_token`, 429,
-/// 403 `missing_scope`): the bot API's calls and the bot socket are let in alike.
-pub async fn bot_token(state: &AppState, headers: &HeaderMap) -> Result<(String, crate::store::ApiToken), ApiError> {
+/// 403 `missing_scope`; each refusal logged): the bot API's calls and the bot socket are
+/// let in alike.
+pub async fn bot_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    asked: &Asked,
+) -> Result<(String, crate::store::ApiToken), ApiError> {
     let Some(secret) = api_token(headers) else {
+        let why = refused(state, Refused::Missing, None, None, asked);
         return Err(ApiError::refused(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
-            "a bot acts and connects with its API token: Authorization: Bearer sbt_…",
+            crate::api_tokens::message(why),
         ));
     };
-    let token = token_with(state, &secret, Scope::Bot).await?;
+    let token = token_with(state, &secret, Scope::Bot, asked).await?;
     match token.bot.clone() {
         Some(bot) => Ok((bot, token)),
-        None => Err(ApiError::refused(
-            StatusCode::FORBIDDEN,
-            "missing_scope",
-            "this API token names no bot",
-        )),
+        None => {
+            let why = refused(state, Refused::NoBot, Some(&secret), Some(&token.id), asked);
+            Err(ApiError::refused(
+                StatusCode::FORBIDDEN,
+                "missing_scope",
+                crate::api_tokens::message(why),
+            ))
+        }
     }
 }
 

@@ -77,9 +77,11 @@ pub struct CreatedWebhook {
 pub struct NewWebhook {
     /// http or https.
     pub url: String,
-    /// One or more of `conversation.created`, `conversation.assigned`,
-    /// `conversation.status_changed`, `message.created`, `rating.given`,
-    /// `offline_message.created`.
+    /// One or more of the event types (docs/webhooks.md): `conversation.created`,
+    /// `conversation.assigned`, `conversation.transferred`, `conversation.status_changed`,
+    /// `message.created`, `note.created` (agents' internal notes: only when named),
+    /// `rating.given`, `offline_message.created`, `appointment.booked`,
+    /// `appointment.rescheduled`, `appointment.cancelled`.
     pub events: Vec<String>,
 }
 

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use crate::core::conversation::Status;
 use crate::store::{
-    Appointment, ArchivedMessage, ConversationOpened, ConversationRecord, ConversationStatus, ConversationTransferred,
-    Millis, OfflineMessage, Rating, Side,
+    Appointment, ArchivedMessage, ConversationNote, ConversationOpened, ConversationRecord, ConversationStatus,
+    ConversationTransferred, Millis, OfflineMessage, Rating, Side,
 };
 
 /// One event, before it is fanned out to the endpoints that want it.
@@ -209,6 +209,25 @@ impl Event {
                 "at": message.at,
             }),
         ))
+    }
+
+    /// An agent's internal note: its own type, so only an endpoint that asks for notes by
+    /// name gets one (they are for staff; `message.created` never carries them).
+    pub fn note_created(note: &ConversationNote) -> Self {
+        Self::once(
+            "note.created",
+            &note.id,
+            &note.conversation_id,
+            note.at,
+            json!({
+                "conversation_id": note.conversation_id,
+                "note_id": note.id,
+                "agent_id": note.agent_id,
+                "agent_name": note.agent_name,
+                "text": note.text,
+                "at": note.at,
+            }),
+        )
     }
 
     pub fn rating_given(conversation_id: &str, rating: &Rating) -> Self {

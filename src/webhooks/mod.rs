@@ -108,7 +108,8 @@ impl Webhooks {
     }
 
     /// The event an archived conversation event makes, if any (a service chat's opening,
-    /// a customer's or agent's line of one); made only while some endpoint is enabled.
+    /// a customer's or agent's line of one, an agent's note on one); made only while some
+    /// endpoint is enabled.
     pub fn event_of(&self, event: &ArchiveEvent) -> Option<Event> {
         let mut buddies = self.buddy_chats.lock().unwrap_or_else(|e| e.into_inner());
         match event {
@@ -126,6 +127,7 @@ impl Webhooks {
                 conversation_id,
                 message,
             } if !buddies.contains(conversation_id) => Event::message_created(conversation_id, message),
+            ArchiveEvent::Note(note) if !buddies.contains(&note.conversation_id) => Some(Event::note_created(note)),
             _ => None,
         }
     }

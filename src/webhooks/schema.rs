@@ -84,6 +84,18 @@ pub struct WebhookMessageCreated {
     at: Millis,
 }
 
+/// `note.created`: an agent's internal note, for staff only (sent only to endpoints that
+/// ask for it by name).
+#[derive(ToSchema)]
+pub struct WebhookNoteCreated {
+    conversation_id: String,
+    note_id: String,
+    agent_id: String,
+    agent_name: String,
+    text: String,
+    at: Millis,
+}
+
 /// `rating.given`.
 #[derive(ToSchema)]
 pub struct WebhookRatingGiven {
@@ -156,7 +168,7 @@ pub struct WebhookAppointmentCancelled {
 type Data = (&'static str, String, RefOr<Schema>);
 
 /// Each event type with its `data` schema.
-fn data() -> [Data; 10] {
+fn data() -> [Data; 11] {
     fn of<T: ToSchema>(event_type: &'static str) -> Data {
         (event_type, T::name().into_owned(), T::schema())
     }
@@ -166,6 +178,7 @@ fn data() -> [Data; 10] {
         of::<WebhookConversationTransferred>("conversation.transferred"),
         of::<WebhookConversationStatusChanged>("conversation.status_changed"),
         of::<WebhookMessageCreated>("message.created"),
+        of::<WebhookNoteCreated>("note.created"),
         of::<WebhookRatingGiven>("rating.given"),
         of::<WebhookOfflineMessageCreated>("offline_message.created"),
         of::<WebhookAppointmentBooked>("appointment.booked"),

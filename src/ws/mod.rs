@@ -184,7 +184,11 @@ async fn bot(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     whitelisted(&state, &ip, "bot")?;
-    let (name, token) = crate::http::session::bot_token(&state, &headers).await?;
+    let asked = crate::http::session::Asked {
+        route: "/ws/bot".into(),
+        client: ip,
+    };
+    let (name, token) = crate::http::session::bot_token(&state, &headers, &asked).await?;
     let categories = crate::category_bots::naming(&state.store, &name).await?;
     let permit = admit(&state, &headers)?;
     tracing::info!(bot = %name, token = %token.id, categories = ?categories, "bot websocket opened");

@@ -6,7 +6,7 @@
 // more. A bad address is refused by the form's message. The view passes axe on a desk and
 // a phone. An endpoint the hub disabled after sustained failure is named above the list,
 // with the hub's reason in its row, and counted on the view's link (the list's answer is
-// rewritten to say so: the hub disables one only after about an hour of failures).
+// rewritten to say so: the hub disables one only after about a day of failures).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

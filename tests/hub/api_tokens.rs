@@ -4,7 +4,9 @@
 //! token in the query string is refused and never logged; a token over its rate gets 429
 //! with `Retry-After`; across two nodes, a token revoked on one is refused on the other,
 //! and a node that never heard of the revocation (its bus elsewhere) refuses it once its
-//! cached look-up is older than `CACHE_TTL` (a second).
+//! cached look-up is older than `CACHE_TTL` (a second). Every refusal leaves one line in
+//! the hub's log (why, the token's id or the start of its hash, the route, the client),
+//! never the secret; a token in the query is refused on the bot socket too.
 
 use std::time::Duration;
 
@@ -161,7 +163,7 @@ async fn malformed_unknown_expired_and_revoked_tokens_are_refused() {
     );
     assert_eq!(admin.delete("/api/admin/api-tokens/nothing").await.0, 404);
 
-    // Not on the agent socket (yet).
+    // Not on the agent socket: it is bound to a person's session.
     let request = hub.ws_url("/ws/agent");
     let (secret, _) = token(&admin, "socket", &["read", "admin"]).await;
     let refused = Ws::connect(&request, &[("authorization", &format!("Bearer {secret}"))]).await;
@@ -310,5 +312,94 @@ pub(crate) async fn both_listen_on_the_admin_bus(cluster: &Cluster) {
             "{listeners} nodes listen on the bus"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn each_refused_token_leaves_a_log_line_with_its_reason_and_never_its_secret() {
+    let dir = crate::archive::TempDir::new("token-refusals");
+    let hub = HubProcess::start(Some(&dir.0), &[("STORE", "memory")]).await;
+    let admin = hub.admin().await;
+    let (read, _) = token(&admin, "reader", &["read"]).await;
+    let (revoked, created) = token(&admin, "leaked", &["read"]).await;
+    let revoked_id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        admin.delete(&format!("/api/admin/api-tokens/{revoked_id}")).await.0,
+        200
+    );
+    let bot = crate::bots::bot_token(&admin, "Faq").await;
+    let malformed = "sbt_my-password-by-mistake";
+    let unknown = format!("sbt_{}", "Q".repeat(43));
+
+    for (secret, status) in [(malformed, 401), (unknown.as_str(), 401), (revoked.as_str(), 401)] {
+        let (got, answer) = Api::bearer(&hub, secret).get("/api/conversations").await;
+        assert_eq!(got, status, "{answer}");
+    }
+    let (got, answer) = Api::bearer(&hub, &read)
+        .post("/api/admin/api-tokens", json!({"name": "x", "scopes": ["read"]}))
+        .await;
+    assert_eq!((got, &answer["error"]["code"]), (403, &json!("missing_scope")));
+    let (got, answer) = Api::bearer(&hub, &read)
+        .get(&format!("/api/conversations?access_token={read}"))
+        .await;
+    assert_eq!((got, &answer["error"]["code"]), (401, &json!("token_in_query")));
+    // The bot socket refuses a token in its query as the API does, whatever the header.
+    let refused = Ws::connect(
+        &hub.ws_url(&format!("/ws/bot?access_token={bot}")),
+        &[("authorization", &format!("Bearer {bot}"))],
+    )
+    .await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body["error"]["code"], "token_in_query", "{body}");
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+
+    let wanted = [
+        ("malformed", "/api/conversations"),
+        ("unknown", "/api/conversations"),
+        ("revoked", "/api/conversations"),
+        ("missing_scope", "/api/admin/api-tokens"),
+        ("in_query", "/api/conversations"),
+        ("in_query", "/ws/bot"),
+    ];
+    let log_path = dir.0.join("hub.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let refusals = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let refusals: Vec<String> = log
+            .lines()
+            .filter(|l| l.contains("API token refused"))
+            .map(str::to_string)
+            .collect();
+        if refusals.len() >= wanted.len() || std::time::Instant::now() > deadline {
+            break refusals;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refusals.len(), wanted.len(), "one line per refusal: {refusals:#?}");
+    for ((reason, route), line) in wanted.iter().zip(&refusals) {
+        assert!(
+            line.contains("WARN") && line.contains(reason) && line.contains(route) && line.contains("127.0.0.1"),
+            "expected {reason} on {route} from 127.0.0.1: {line}"
+        );
+    }
+    assert!(
+        refusals[2].contains(&revoked_id),
+        "a known token is named by its id: {}",
+        refusals[2]
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    for secret in [
+        malformed,
+        unknown.as_str(),
+        revoked.as_str(),
+        read.as_str(),
+        bot.as_str(),
+    ] {
+        assert!(!log.contains(secret), "a secret in the log: {secret}");
     }
 }

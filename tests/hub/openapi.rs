@@ -925,6 +925,10 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
     carla.say("Hello", "c1").await;
     ann.next_of("message").await;
     ann.say_in(&chat, "Hi Carla", "a1").await;
+    ann.send(json!({"type": "note", "chat_id": chat, "text": "VIP", "client_id": "n1"}))
+        .await;
+    ann.next_matching(|f| f["type"] == "note" && f["client_id"] == "n1")
+        .await;
     ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
         .await;
     carla.next_of("chat_ended").await;
@@ -963,7 +967,7 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
     let (status, _) = post(&hub, "/api/appointments/cancel", json!({"token": token})).await;
     assert_eq!(status, 200);
 
-    let deliveries = crate::webhooks::delivered(&got, 11).await;
+    let deliveries = crate::webhooks::delivered(&got, 12).await;
     let seen: BTreeSet<&str> = deliveries.iter().map(|(_, b)| b["type"].as_str().unwrap()).collect();
     assert_eq!(seen.len(), types.len() - 1, "every type but a rating: {seen:?}");
     for (_, body) in &deliveries {

@@ -898,3 +898,50 @@ impl Mailing {
         );
     }
 }
+
+#[tokio::test]
+async fn an_internal_note_goes_only_to_an_endpoint_that_asks_for_notes() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let (notes_url, notes) = receiver(0).await;
+    let (messages_url, messages) = receiver(0).await;
+    register(&admin, &notes_url, &["note.created"]).await;
+    register(&admin, &messages_url, &["message.created"]).await;
+
+    let (mut ann, _carla, chat) = hub.agent_and_customer_in_a_chat().await;
+    ann.say_in(&chat, "before the note", "m1").await;
+    ann.send(json!({"type": "note", "chat_id": chat, "text": "VIP: refund without asking", "client_id": "n1"}))
+        .await;
+    ann.next_matching(|f| f["type"] == "note" && f["client_id"] == "n1")
+        .await;
+    ann.say_in(&chat, "after the note", "m2").await;
+
+    let noted = delivered(&notes, 1).await;
+    let note = &noted[0].1;
+    assert_eq!(note["type"], "note.created", "{note}");
+    assert_eq!(
+        (
+            &note["data"]["conversation_id"],
+            &note["data"]["text"],
+            &note["data"]["agent_name"]
+        ),
+        (&json!(chat), &json!("VIP: refund without asking"), &json!("ANN")),
+        "{note}"
+    );
+    assert!(
+        note["data"]["note_id"].is_string() && note["data"]["at"].is_i64(),
+        "{note}"
+    );
+
+    // The line after the note arrived, so the note was fanned out before it: had the
+    // messages' endpoint been given it, it would be in between.
+    let lines = delivered(&messages, 2).await;
+    let texts: Vec<&Value> = lines.iter().map(|(_, body)| &body["data"]["text"]).collect();
+    assert_eq!(texts, [&json!("before the note"), &json!("after the note")]);
+    assert!(lines.iter().all(|(_, body)| body["type"] == "message.created"));
+    assert_eq!(
+        notes.lock().unwrap().deliveries.len(),
+        1,
+        "the notes' endpoint got no message"
+    );
+}

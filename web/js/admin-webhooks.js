@@ -14,6 +14,7 @@ const EVENT_TEXT = {
   'conversation.transferred': 'Transferred',
   'conversation.status_changed': 'Status changed',
   'message.created': 'Message',
+  'note.created': 'Internal note',
   'rating.given': 'Rating given',
   'offline_message.created': 'Offline message',
   'appointment.booked': 'Appointment booked',
