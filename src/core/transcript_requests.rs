@@ -251,7 +251,7 @@ mod tests {
             let mut stored: Vec<(u32, String)> = vec![];
             for address in &addresses {
                 let before = stored.clone();
-                match decide(stored.iter().map(|(s, a)| (*s, a.as_str())), address) {
+                match decide(stored.iter().map(|(s, a)| Stored { slot: *s, to: a.as_str(), current: true }), address) {
                     Ask::New { slot } => {
                         prop_assert!((1..=MAX_ADDRESSES).contains(&slot));
                         prop_assert!(before.iter().all(|(s, a)| *s != slot && !a.eq_ignore_ascii_case(address)));
