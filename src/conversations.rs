@@ -13,6 +13,7 @@ use crate::store::deadline::within;
 use crate::store::{ConversationRecord, ConversationStatus, Millis, SharedStore, StoreError};
 
 pub mod follow_up_mail;
+pub mod migration;
 pub mod writer;
 
 /// How often a change is decided again after losing a race before it gives up: more is a

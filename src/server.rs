@@ -161,6 +161,11 @@ pub async fn run(
     let sessions = Sessions::new(store.clone(), settings.session_ttl);
     tokio::spawn(crate::auth::sweep_sessions(sessions.clone(), shutdown.clone()));
     tokio::spawn(crate::store::keep_reports_ready(store.clone(), shutdown.clone()));
+    // Conversations archived before statuses become resolved (once; safe on every node).
+    tokio::spawn(crate::conversations::migration::run(
+        store.clone(),
+        crate::clock::now_ms(),
+    ));
     // ---- several nodes through Redis ----
     let (cluster, lease_task) = if settings.clustered() {
         // A dead node's people are handed to this node by the `node_lost` routing script.

@@ -199,16 +199,20 @@ impl Worker {
     /// A transcript mail's content made from the archive, when its chat is archived closed;
     /// `None` when it is not sent now (it waits, recorded as `Later`, or is given up).
     async fn transcript_of(&self, mail: &OutboxMail) -> Result<Option<Outgoing>, StoreError> {
-        use crate::core::transcript_requests::{WhenToSend, when_to_send};
+        use crate::core::transcript_requests::{WhenToSend, ended_for, when_to_send};
         let conversation = &mail.appointment_id;
         let transcript = match self.store.customer_transcript(conversation).await {
             Ok(t) => Some(t),
             Err(StoreError::NotFound) => None,
             Err(e) => return Err(e),
         };
-        let closed = transcript.as_ref().and_then(|t| t.closed.as_ref());
+        // A continued conversation keeps its earlier closing while it runs again.
+        let ended = transcript.as_ref().is_some_and(|t| {
+            let last_line_at = t.messages.iter().map(|m| m.at).max();
+            ended_for(mail.created_at, t.closed.as_ref().map(|c| c.ended_at), last_line_at)
+        });
         let now = crate::clock::now_ms();
-        let wait = match when_to_send(transcript.is_some(), closed.is_some(), mail.created_at, now) {
+        let wait = match when_to_send(transcript.is_some(), ended, mail.created_at, now) {
             WhenToSend::Now => None,
             WhenToSend::LookAgainAt(until) => Some(MailOutcome::Later { until }),
             WhenToSend::GiveUp => {

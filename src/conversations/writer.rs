@@ -21,8 +21,8 @@ use crate::core::conversation::{Actor, Change, Status};
 use crate::core::routing::AgentId;
 use crate::store::{ConversationRecord, Millis};
 
-/// Changes waiting for the store. A change is a pairing, a transfer, an end or a click on
-/// a status: a busy desk makes a few a second, so this is many minutes of them through a
+/// Changes waiting for the store. A change is a pairing, a transfer, an end, a click on
+/// a status or a customer's line into a parked conversation (once per reopen): a busy desk makes a few a second, so this is many minutes of them through a
 /// store outage. When it is full the hub drops the change and logs it (the live chat and
 /// its archive go on; only the conversation's status lags).
 const QUEUE: usize = 4096;
@@ -76,6 +76,9 @@ pub enum Automatic {
     /// Its customer came back to it and was paired with `agent`: open again (a reopen
     /// when it was resolved), in `agent`'s list.
     Continued { id: String, agent: AgentId, at: Millis },
+    /// Its customer wrote into its live chat at `at` while it was parked (pending,
+    /// snoozed): open again, unless its status was set after the line.
+    CustomerWrote { id: String, at: Millis },
 }
 
 impl Automatic {
@@ -84,7 +87,8 @@ impl Automatic {
             Automatic::Opened { id, .. }
             | Automatic::Assigned { id, .. }
             | Automatic::Resolved { id, .. }
-            | Automatic::Continued { id, .. } => id,
+            | Automatic::Continued { id, .. }
+            | Automatic::CustomerWrote { id, .. } => id,
         }
     }
 }
@@ -247,6 +251,10 @@ async fn apply_automatic(
                 })
                 .await?;
             Ok((moved || reopened.is_some()).then_some((record, reopened)))
+        }
+        Automatic::CustomerWrote { id, at } => {
+            let (change, record) = conversations.change(id, true, |c, _| Ok(c.customer_line(*at))).await?;
+            Ok(change.map(|change| (record, Some(change))))
         }
     }
 }

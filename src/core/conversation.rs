@@ -330,6 +330,17 @@ impl Conversation {
         self.customer_returned(now)
     }
 
+    /// The customer wrote into its live chat at `at` (the chat's transcript counts the
+    /// seq): open again if it was not, as [`Conversation::customer_wrote`], unless its
+    /// status was set after the line — a line's news can reach the store after an agent's
+    /// later `pending` (another node's), which stands. Returns the change, if any.
+    pub fn customer_line(&mut self, at: i64) -> Option<Change> {
+        if self.status_since > at {
+            return None;
+        }
+        self.customer_returned(at)
+    }
+
     /// Its live chat was ended on purpose at `ended_at`: resolved, as ending a chat means,
     /// unless its status changed after that. The end can be decided on one node and
     /// applied after an agent's snooze or the customer's return decided later on another:

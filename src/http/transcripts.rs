@@ -40,7 +40,8 @@ pub struct TranscriptAsked {
     pub conversation_id: String,
     /// Where it goes.
     pub email: String,
-    /// This address was asked for before: that mail, no second one.
+    /// This address has its mail (waiting for the chat's end, or sent with nothing said
+    /// since): no second one. Once the conversation went on (reopened), a new mail.
     pub already: bool,
 }
 

@@ -134,6 +134,13 @@ pub struct Line {
     /// Each side's connections as of the last resume; used only while the chat is direct.
     customer: SmallVec<[ConnHandle; 1]>,
     agent: SmallVec<[ConnHandle; 1]>,
+    /// Its conversation is parked (pending, snoozed, resolved) as last told: the customer's
+    /// next line goes through the hub, which opens it again. One flag read under the lock
+    /// the relay holds anyway: the per-message cost of reopening.
+    parked: bool,
+    /// The version of the conversation's record that set `parked`: news older than it
+    /// (reordered across nodes) changes nothing.
+    status_version: u64,
 }
 
 impl LiveChat {
@@ -148,6 +155,8 @@ impl LiveChat {
                 direct: false,
                 customer: SmallVec::new(),
                 agent: SmallVec::new(),
+                parked: false,
+                status_version: 0,
             }),
         });
         lock(&shared.suspended).push(Arc::downgrade(&live));
@@ -219,6 +228,22 @@ impl LiveChat {
         line.direct = true;
     }
 
+    /// Its conversation's record at `version` says it is `parked` (not open) or not; news
+    /// of an older version than the last told is ignored. The chat stays direct.
+    pub fn status_told(&self, version: u64, parked: bool) {
+        let mut line = lock(&self.line);
+        if version > line.status_version {
+            line.status_version = version;
+            line.parked = parked;
+        }
+    }
+
+    /// A customer's line went in: whether its conversation was parked (it is not from now
+    /// on; the caller opens it again, once).
+    pub fn unpark(&self) -> bool {
+        std::mem::take(&mut lock(&self.line).parked)
+    }
+
     /// The chat left this node's running chats (it ended, or waits in a line after a
     /// transfer): its messages go through the hub, and its connections forget it. Only
     /// the hub resumes it, if it is running again.
@@ -268,6 +293,8 @@ impl DirectChat for LiveChat {
                     attachments,
                 },
             ) if may_relay(line.direct && !self.shared.paused(), outbox.frames_at_hub())
+                // A customer's line into a parked conversation opens it: the hub's to do.
+                && !(from_customer && line.parked)
                 && named_here(&chat_id)
                 && text_ok(&text)
                 // Files are checked against their uploads by the hub.
@@ -436,6 +463,14 @@ mod tests {
         assert!(!relayed(&live, &customer, "behind an earlier frame"));
         customer.outbox.handled_by_hub();
         assert!(relayed(&live, &customer, "in order"));
+        // A parked conversation: the customer's lines go to the hub (which opens it), the
+        // agent's stay direct; news older than the last told changes nothing.
+        live.status_told(3, true);
+        live.status_told(2, false);
+        assert!(!relayed(&live, &customer, "back from pending"));
+        assert!(relayed(&live, &agent, "still direct"));
+        assert!(live.unpark() && !live.unpark(), "opened once");
+        assert!(relayed(&live, &customer, "open again"));
         // Withdrawn (ended): never again, and the connections forget the chat.
         live.withdraw();
         assert!(!relayed(&live, &customer, "after the end"));

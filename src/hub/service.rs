@@ -1215,6 +1215,9 @@ impl HubState {
         self.acknowledge(sender, SenderCopy::sent_from(origin, ack, frame), archived);
         drop(line);
         self.messages_relayed.increment(1);
+        if from == Party::Customer {
+            self.customer_line_in(chat, now_ms());
+        }
         Ok(())
     }
 

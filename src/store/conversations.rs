@@ -12,6 +12,17 @@ use async_trait::async_trait;
 use super::{Millis, StoreResult};
 
 /// Where a conversation stands (`core::conversation::Status` without the snooze's time).
+///
+/// `open`: live, waiting for an agent, or left by its customer with the desk's turn to
+/// act. `pending`: waiting on the customer. `snoozed`: parked until `snoozed_until`, then
+/// `open` again by itself, to its holder's attention. `resolved`: done.
+/// Transitions: a pairing opens it; a chat ended on purpose resolves it (a customer gone
+/// past the grace period leaves it `open`); its holder or an admin sets any status; a
+/// customer's line into its live chat, a continue (`join` with `conversation`) or an
+/// answer by mail opens a `pending`, `snoozed` or `resolved` one again (a reopen when it
+/// was resolved), the same id and `seq` going on; a snooze running out opens it.
+/// Migration: a conversation archived before statuses existed is `resolved`, held by the
+/// agent who had it last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationStatus {

@@ -3,7 +3,8 @@
 //! (`POST /api/transcripts`) — and gets it once, through the durable mail outbox.
 //!
 //! [`request`] stores the ask as an outbox mail whose id names the conversation and a slot
-//! (`core::transcript_requests`: one mail per address, a few addresses per conversation),
+//! (`core::transcript_requests`: one mail per address and live session, a few addresses
+//! per conversation),
 //! and keeps the address with the conversation (`Store::set_customer_email`). The outbox
 //! worker (`appointments::mailer`), on any node, sends it once the chat is archived closed,
 //! made then from the shared archive ([`mail`]): so it holds the whole chat whichever node
@@ -20,7 +21,8 @@ use crate::store::{MailPurpose, Millis, OutboxMail, Store, StoreError};
 pub enum Requested {
     /// A new mail waits in the outbox.
     Queued,
-    /// This address was asked for already: that mail (sent or waiting), nothing new.
+    /// This address was asked for already: that mail (waiting, or sent with nothing said
+    /// since), nothing new.
     AlreadyAsked,
 }
 
@@ -31,7 +33,11 @@ pub enum Refused {
     #[error("say which email address to send the transcript to")]
     EmailRequired,
     /// The conversation's transcript went to as many addresses as it may.
-    #[error("this chat's transcript was sent to {} addresses already", rules::MAX_ADDRESSES)]
+    #[error(
+        "this chat's transcript was sent to {} addresses (or {} times) already",
+        rules::MAX_ADDRESSES,
+        rules::MAX_MAILS
+    )]
     TooMany,
     /// The conversation is not in the archive (erased, or never archived).
     #[error("there is no such chat")]
@@ -57,6 +63,8 @@ pub async fn request(
         Err(StoreError::NotFound) => return Err(Refused::NotFound),
         Err(e) => return Err(Refused::Store(e)),
     };
+    // What a mail sent before must hold to be this ask's: the conversation's last line.
+    let last_line_at = stored.as_ref().and_then(|t| t.messages.iter().map(|m| m.at).max());
     let given_before = stored.and_then(|t| t.opened.customer.email);
     let email = email.or(given_before).ok_or(Refused::EmailRequired)?;
     // Of two asks racing for a slot, the store's unique id lets one in; the other reads again.
@@ -65,9 +73,13 @@ pub async fn request(
             .mails_by_id_prefix(&rules::id_prefix(conversation))
             .await
             .map_err(Refused::Store)?;
-        let slots = mails
-            .iter()
-            .filter_map(|m| Some((rules::slot_of(&m.id, conversation)?, m.to.as_str())));
+        let slots = mails.iter().filter_map(|m| {
+            Some(rules::Stored {
+                slot: rules::slot_of(&m.id, conversation)?,
+                to: m.to.as_str(),
+                current: rules::current(m.sent_at, last_line_at),
+            })
+        });
         let slot = match rules::decide(slots, &email) {
             Ask::Again { .. } => return Ok((Requested::AlreadyAsked, email)),
             Ask::TooMany => return Err(Refused::TooMany),

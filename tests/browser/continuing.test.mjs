@@ -159,3 +159,21 @@ test('an agent whose laptop dies hands the customer on: the next agent continues
   await shot(customer, 'continuing-agent-gone-customer');
   await shot(tomPage, 'continuing-agent-gone-agent');
 }));
+
+test('a browser without crypto.randomUUID (a plain-HTTP origin) still gets a random 128-bit visitor key', () => withShots('continuing-visitor-key', async (pages) => {
+  const page = await newPage(browser);
+  pages.push(page);
+  // As on an insecure origin, where only getRandomValues is there.
+  await page.addInitScript(() => { delete Crypto.prototype.randomUUID; });
+  await page.goto(`${hub.url}/`);
+  assert.equal(await page.evaluate(() => typeof crypto.randomUUID), 'undefined');
+  const key = await (await page.waitForFunction(() => localStorage.getItem('switchboard.visitor'))).jsonValue();
+  assert.match(key, /^[0-9a-f]{32}$/, `a CSPRNG key, not a time and Math.random: ${key}`);
+  // Another browser, another key.
+  const other = await newPage(browser);
+  pages.push(other);
+  await other.addInitScript(() => { delete Crypto.prototype.randomUUID; });
+  await other.goto(`${hub.url}/`);
+  const second = await (await other.waitForFunction(() => localStorage.getItem('switchboard.visitor'))).jsonValue();
+  assert.notEqual(second, key);
+}));

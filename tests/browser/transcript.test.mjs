@@ -77,6 +77,13 @@ test('the customer asks for the transcript during the chat; the mail comes once 
   assert.match(mail, /Tess: On its way & due Friday/);
   assert.doesNotMatch(mail, /INTERNAL-NOTE/);
   assert.equal(sink.mails().length, 1);
+  // Asked again for the same address with nothing said since: the page says it went, and
+  // promises no second mail.
+  await customer.getByTestId('transcript-open').click();
+  await customer.getByTestId('transcript-email').fill('kenji@example.com');
+  await customer.getByTestId('transcript-send').click();
+  await customer.getByTestId('transcript-status').filter({ hasText: 'emailed to kenji@example.com already' }).waitFor();
+  assert.equal(sink.mails().length, 1);
 
   // The mail's rating link opens the rating page, which takes one rating.
   const link = mail.match(/\/rate\?token=([A-Za-z0-9_.-]+)/);

@@ -454,3 +454,63 @@ async fn a_customer_whose_agent_vanished_goes_on_in_the_same_conversation_with_t
     let (_, inbox) = bob_api.get("/api/inbox").await;
     assert_eq!(inbox["items"][0]["id"].as_str(), Some(chat.as_str()), "{inbox}");
 }
+
+#[tokio::test]
+async fn a_conversation_archived_before_statuses_is_resolved_and_its_visitor_continues_it() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let ann_id = hub.store.account_by_username("ann").await.unwrap().id;
+    // As the archive was written before conversations had records: opened, two lines,
+    // closed, and no record.
+    let id = "0190aaaa-0000-7000-8000-000000000049";
+    let opened: switchboard::store::ConversationOpened = serde_json::from_value(json!({
+        "id": id, "kind": "service", "category": "general", "customer_name": "Carla",
+        "agent_id": ann_id, "agent_name": "ANN", "queued_at": 1_000, "paired_at": 2_000,
+        "customer": {"visitor": VISITOR}
+    }))
+    .unwrap();
+    let line = |seq: u64, from: switchboard::store::Side, text: &str| switchboard::store::ArchiveEvent::Message {
+        conversation_id: id.to_string(),
+        message: switchboard::store::ArchivedMessage::plain(format!("{id}-{seq}"), seq, from, text, 2_000 + seq as i64),
+    };
+    let closed: switchboard::store::ConversationClosed = serde_json::from_value(json!({
+        "id": id, "ended_at": 9_000, "ended_by": "customer", "reason": "ended"
+    }))
+    .unwrap();
+    hub.store
+        .archive(&[
+            switchboard::store::ArchiveEvent::Opened(opened),
+            line(1, switchboard::store::Side::Customer, "my parcel is late"),
+            line(2, switchboard::store::Side::Agent, "it leaves today"),
+            switchboard::store::ArchiveEvent::Closed(closed),
+        ])
+        .await
+        .unwrap();
+    let list = own_until(&hub, VISITOR, "resolved").await;
+    assert_eq!(list["conversations"][0]["id"], id, "{list}");
+
+    // She continues it: the same id, back to Ann, its seq going on after the archive's.
+    let mut carla = continuing(&hub, Some(VISITOR), id).await;
+    let started = carla.next_of("chat_started").await;
+    assert_eq!(started["chat_id"], id, "{started}");
+    let theirs = ann.next_of("chat_started").await;
+    assert_eq!(theirs["chat_id"], id, "{theirs}");
+    carla.say("still nothing", "c2").await;
+    let line = ann.next_of("message").await;
+    assert_eq!(line["seq"], 3, "{line}");
+    // Open again in Ann's list: a reopen of a resolved conversation.
+    let ann_api = hub.login("ann", "agent-password").await;
+    for _ in 0..100 {
+        let (_, mine) = ann_api.get("/api/inbox").await;
+        if item_ids(&mine) == vec![id] {
+            assert_eq!(mine["items"][0]["status"], "open", "{mine}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let record = hub.store.conversation_record(id).await.unwrap();
+    assert_eq!(
+        (record.status, record.resolutions, record.reopens),
+        (switchboard::store::ConversationStatus::Open, 1, 1)
+    );
+    hub.stop().await;
+}

@@ -3,7 +3,8 @@
 //! it again) or resolves it (which ends a live chat); a customer who ends their chat
 //! resolves it, one who merely leaves leaves it open in the agent's list. Another agent
 //! learns nothing of a conversation not theirs; bad changes are refused and the
-//! connection lives on.
+//! connection lives on. A customer's line (text or files) into a parked live chat opens
+//! it again, on one node and across nodes.
 
 use serde_json::{Value, json};
 
@@ -218,6 +219,108 @@ async fn across_nodes_the_holder_hears_what_the_customers_node_changes() {
         .get("/api/inbox?status=resolved")
         .await;
     assert_eq!(item_ids(&done), vec![chat.as_str().unwrap()]);
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// The row of `/api/inbox` (all statuses) for conversation `id`.
+async fn inbox_row(api: &Api, id: &Value) -> Value {
+    let (status, page) = api.get("/api/inbox?status=open,pending,snoozed,resolved").await;
+    assert_eq!(status, 200, "{page}");
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["id"] == *id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} is not in the inbox: {page}"))
+}
+
+#[tokio::test]
+async fn a_customers_line_into_a_parked_live_chat_opens_it_again_for_its_agent() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let ann_api = hub.login("ann", "agent-password").await;
+    let (mut carla, chat) = hub.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    assert_eq!(status_of(&mut ann, &chat).await["status"], "open");
+
+    // Waiting on Carla: her next line opens it again, and Ann hears so.
+    let parked = set_status(&mut ann, &chat, "pending", None, "p").await;
+    assert_eq!(parked["status"], "pending", "{parked}");
+    let parked_since = parked["since"].as_i64().unwrap();
+    carla
+        .send(json!({"type": "message", "text": "here is the order number", "client_id": "m1"}))
+        .await;
+    assert_eq!(carla.next_of("ack").await["client_id"], "m1");
+    ann.next_of("message").await;
+    let reopened = status_of(&mut ann, &chat).await;
+    assert_eq!(reopened["status"], "open", "{reopened}");
+    let row = inbox_row(&ann_api, &chat).await;
+    assert_eq!(row["status"], "open", "{row}");
+    assert!(row["status_since"].as_i64().unwrap() >= parked_since, "{row}");
+
+    // Snoozed for an hour: a line with a file opens it too.
+    let until = now_ms() + 3_600_000;
+    let snoozed = set_status(&mut ann, &chat, "snoozed", Some(until), "s").await;
+    assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
+    let token = carla.token.clone().unwrap();
+    let (status, file) = crate::attachments::upload(
+        &hub,
+        crate::attachments::Auth::Customer(&token),
+        chat.as_str().unwrap(),
+        "receipt.png",
+        crate::attachments::png(20, 20),
+    )
+    .await;
+    assert_eq!(status, 201, "{file}");
+    carla
+        .send(json!({"type": "message", "text": "", "attachments": [file["id"]], "client_id": "m2"}))
+        .await;
+    assert_eq!(carla.next_of("ack").await["client_id"], "m2");
+    let reopened = status_of(&mut ann, &chat).await;
+    assert_eq!(reopened["status"], "open", "{reopened}");
+    let row = inbox_row(&ann_api, &chat).await;
+    assert_eq!(
+        (row["status"].as_str(), &row["snoozed_until"]),
+        (Some("open"), &Value::Null),
+        "{row}"
+    );
+
+    // Open already: her lines change nothing; the next status Ann hears is her own.
+    carla
+        .send(json!({"type": "message", "text": "thanks", "client_id": "m3"}))
+        .await;
+    carla.next_of("ack").await;
+    let again = set_status(&mut ann, &chat, "pending", None, "p2").await;
+    assert_eq!(again["status"], "pending", "{again}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn across_nodes_a_customers_line_opens_what_her_agent_parked_on_another_node() {
+    // Ann on alpha, Carla on beta: the status is set on alpha, the line comes in on beta.
+    let (_cluster, [alpha, beta], mut ann, mut carla, chat) =
+        Cluster::ann_chatting_with_carla("cluster-conversations-reopen", 1).await;
+    let opened = ann
+        .seen_or_next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat)
+        .await;
+    assert_eq!(opened["status"], "open", "{opened}");
+    let ann_api = alpha.login("ann", "agent-password").await;
+    for (i, status) in ["pending", "snoozed"].into_iter().enumerate() {
+        let until = (status == "snoozed").then(|| now_ms() + 3_600_000);
+        let parked = set_status(&mut ann, &chat, status, until, status).await;
+        assert_eq!(parked["status"], status, "{parked}");
+        // Her line, sent on beta, reaches the store's record through whichever node
+        // records it knowing the status (alpha knew before Ann heard; beta by the bus).
+        let client_id = format!("m{i}");
+        carla
+            .send(json!({"type": "message", "text": format!("line {i}"), "client_id": client_id}))
+            .await;
+        assert_eq!(carla.next_of("ack").await["client_id"], client_id.as_str());
+        let reopened = status_of(&mut ann, &chat).await;
+        assert_eq!(reopened["status"], "open", "{reopened}");
+        assert_eq!(inbox_row(&ann_api, &chat).await["status"], "open");
+    }
     alpha.stop().await;
     beta.stop().await;
 }

@@ -375,3 +375,51 @@ async fn a_transcript_with_umlauts_is_utf8_mime_from_the_desks_domain() {
     drop(smtp);
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_reopen_the_same_address_gets_the_whole_conversation_when_it_ends_again() {
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let hub = TestHub::with(transcript_settings(port)).await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let visitor = json!({"visitor": "carla-transcript-key-0001"});
+    let (mut carla, chat) = hub.paired_customer_with(&mut ann, "Carla", visitor).await;
+    carla.say("first visit line", "c1").await;
+    ann.next_of("message").await;
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    let ended = carla.next_of("chat_ended").await;
+    let token = ended["rating"]["token"].as_str().unwrap().to_string();
+    let body = json!({"token": token, "email": "carla@example.com"});
+    let (status, first) = post(&hub, "/api/transcripts", body.clone()).await;
+    assert_eq!((status, first["already"].as_bool()), (202, Some(false)), "{first}");
+    let mails = smtp.wait_for(1).await;
+    assert!(parse_mail(&mails[0]).text.contains("first visit line"));
+    // Nothing said since it went: the same mail.
+    let (_, same) = post(&hub, "/api/transcripts", body).await;
+    assert_eq!(same["already"], true, "{same}");
+
+    // She continues it the next day: the same address is a mail of the whole conversation,
+    // sent when it ends again (not at once on the first visit's end).
+    let mut back = crate::continuing::continuing(&hub, Some("carla-transcript-key-0001"), &chat).await;
+    back.next_of("chat_started").await;
+    ann.next_of("chat_started").await;
+    back.say("second visit line", "c2").await;
+    ann.next_of("message").await;
+    let asked = ask(&mut back, Some("carla@example.com")).await;
+    assert_eq!(
+        (asked["type"].as_str(), asked["already"].as_bool()),
+        (Some("transcript_requested"), Some(false)),
+        "{asked}"
+    );
+    back.say("one more thing", "c3").await;
+    ann.next_of("message").await;
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    back.next_of("chat_ended").await;
+    let mails = smtp.wait_for(2).await;
+    let whole = parse_mail(&mails[1]);
+    assert_eq!(whole.to, "carla@example.com");
+    for line in ["first visit line", "second visit line", "one more thing"] {
+        assert!(whole.text.contains(line), "{line}: {}", whole.text);
+    }
+    hub.stop().await;
+}

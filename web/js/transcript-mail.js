@@ -20,7 +20,7 @@ const MESSAGES = {
  * the socket to HTTP when the chat ends.
  */
 export function transcriptOffer(host, { email = '', ask, during }) {
-  let state = { ask, during, asked: null };
+  let state = { ask, during, asked: null, already: false };
   const open = el('button', { type: 'button', class: 'link', dataset: { testid: 'transcript-open' }, 'aria-expanded': 'false' }, 'Email me this transcript');
   const input = el('input', { id: 'transcript-email', type: 'email', autocomplete: 'email', maxlength: '254', required: true, value: email, dataset: { testid: 'transcript-email' }, 'aria-describedby': 'transcript-error' });
   const error = el('p', { class: 'field-error', id: 'transcript-error', role: 'alert', dataset: { testid: 'transcript-error' } });
@@ -51,6 +51,7 @@ export function transcriptOffer(host, { email = '', ask, during }) {
       return;
     }
     state.asked = answer.email;
+    state.already = Boolean(answer.already);
     show(form, false);
     open.setAttribute('aria-expanded', 'false');
     open.textContent = 'Send it to another address';
@@ -58,9 +59,13 @@ export function transcriptOffer(host, { email = '', ask, during }) {
   });
   function say() {
     if (!state.asked) return;
+    // `already`: this address has its mail (waiting for the end, or sent with nothing
+    // said since): say so rather than promise another.
     status.textContent = state.during
-      ? `We'll email the transcript to ${state.asked} when the chat ends.`
-      : `The transcript is on its way to ${state.asked}.`;
+      ? `We'll email the transcript to ${state.asked} when the chat ends${state.already ? ' (you asked for it already)' : ''}.`
+      : state.already
+        ? `The transcript was emailed to ${state.asked} already; nothing has been said since.`
+        : `The transcript is on its way to ${state.asked}.`;
     show(status, true);
     announce(status.textContent);
   }
@@ -69,7 +74,9 @@ export function transcriptOffer(host, { email = '', ask, during }) {
     /** The chat ended: later asks go over HTTP (`nextAsk`; none: no more asks, the status
      *  stays, or nothing shows); a status said during the chat is updated. */
     setMode(nextAsk, nextDuring) {
-      state = { ...state, ask: nextAsk, during: nextDuring };
+      // The chat ended: a mail asked during it (again or not) goes now.
+      const already = state.already && !(state.during && !nextDuring);
+      state = { ...state, ask: nextAsk, during: nextDuring, already };
       if (!nextAsk) {
         show(open, false);
         show(form, false);
@@ -80,6 +87,7 @@ export function transcriptOffer(host, { email = '', ask, during }) {
     /** An address asked for before a reload. */
     setAsked(address) {
       state.asked = address;
+      state.already = false;
       open.textContent = 'Send it to another address';
       say();
     },

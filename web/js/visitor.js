@@ -14,13 +14,20 @@ export function visitorKey() {
   try {
     let key = localStorage.getItem(VISITOR_KEY);
     if (!key || !/^[A-Za-z0-9_-]{16,64}$/.test(key)) {
-      key = crypto.randomUUID ? crypto.randomUUID().replaceAll('-', '') : `${Date.now().toString(36)}${Math.random().toString(36).slice(2)}`.padEnd(16, '0');
+      key = randomKey();
       localStorage.setItem(VISITOR_KEY, key);
     }
     return key;
   } catch {
     return null; // storage blocked (a private window's iframe): nothing to recognise them by
   }
+}
+
+/** 128 random bits as 32 hex digits, from the browser's CSPRNG: `getRandomValues` exists
+ * on plain-HTTP origins too (`randomUUID` does not), so the key is never guessable. */
+function randomKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /** The identity the embedding site passed (via the widget loader), or null. */

@@ -321,3 +321,18 @@ fn an_end_decided_before_a_newer_status_leaves_that_status() {
         (Status::Resolved, 60, 1)
     );
 }
+
+#[test]
+fn a_live_line_opens_what_was_parked_before_it_and_leaves_a_status_set_after_it() {
+    let rules = Rules::default();
+    for to in [Status::Pending, Status::Snoozed { until: 5 * HOUR }, Status::Resolved] {
+        let mut c = held_by_ann(0);
+        c.set_status(Actor::Agent(&ann()), to, 50, &rules).unwrap();
+        assert_eq!(c.customer_line(40), None, "written before the {to:?}");
+        assert_eq!((c.status(), c.status_since()), (to, 50));
+        let change = c.customer_line(60).unwrap();
+        assert_eq!((change.from, change.to, c.status_since()), (to, Status::Open, 60));
+        assert_eq!(c.reopens(), u32::from(to == Status::Resolved));
+        assert_eq!(c.customer_line(70), None, "open already");
+    }
+}

@@ -21,6 +21,9 @@
 //! or identity that did not start the conversation (a forged or stale identity hash is no
 //! identity at all), an id that does not exist and an erased conversation all get the same
 //! `unknown_conversation`, so nothing tells one from the other.
+//!
+//! A conversation archived before conversations had statuses has no record: it is
+//! resolved, and continuing it stores that record first (`conversations::migration`).
 
 use super::HubState;
 use crate::clock::now_ms;
@@ -174,7 +177,21 @@ async fn read(
             store_behind()
         }
     };
-    let record = store.conversation_record(id).await.map_err(failed)?;
+    let record = match store.conversation_record(id).await {
+        Ok(record) => record,
+        // Archived before conversations had statuses: resolved, its record stored now
+        // (create-if-absent), for its owner only.
+        Err(StoreError::NotFound) => {
+            let archived = store.conversation(id).await.map_err(failed)?;
+            if !owners.iter().any(|key| key.matches(&archived.opened.customer)) {
+                return Err(unknown());
+            }
+            crate::conversations::migration::ensure(store, &archived)
+                .await
+                .map_err(failed)?
+        }
+        Err(e) => return Err(failed(e)),
+    };
     let recorded = |key: &&CustomerKey| record.customer_keys.contains(&key.indexed());
     if !owners.iter().any(|key| recorded(&key)) {
         return Err(unknown());

@@ -19,11 +19,11 @@ use crate::cluster::bus::AdminChange;
 use crate::conversations::writer::{Asker, Automatic, Notify, Origin, Work, Writer};
 use crate::conversations::{ConversationError, Conversations};
 use crate::core::conversation::{Refusal, Rules, Status};
-use crate::core::routing::{AgentId, CategoryId};
+use crate::core::routing::{AgentId, CategoryId, ChatId};
 use crate::hub::Command;
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::protocol::ServerFrame;
-use crate::store::{ConversationRecord, CustomerProfile, Role};
+use crate::store::{ConversationRecord, ConversationStatus, CustomerProfile, Role};
 
 /// A status change an agent asked for, as the frame names it.
 pub(in crate::hub) struct StatusAsked {
@@ -108,6 +108,29 @@ impl HubState {
             agent: agent.clone(),
             at: now_ms(),
         }));
+    }
+
+    /// A customer's line went into running chat `chat` at `at`: a parked conversation opens
+    /// again (its holder hears so when the writer has stored it). Nothing to do, and
+    /// nothing allocated, unless it was parked.
+    pub(super) fn customer_line_in(&self, chat: ChatId, at: i64) {
+        let Some(log) = self.chats.get(&chat) else {
+            return;
+        };
+        if log.live.unpark() {
+            self.conversation_writer.push(Work::Automatic(Automatic::CustomerWrote {
+                id: log.wire_id().to_string(),
+                at,
+            }));
+        }
+    }
+
+    /// What this node's running chat of `record`, if any, knows of its status.
+    fn status_told(&self, record: &ConversationRecord) {
+        if let Some(log) = self.chat_by_wire.get(&record.id).and_then(|chat| self.chats.get(chat)) {
+            log.live
+                .status_told(record.version, record.status != ConversationStatus::Open);
+        }
     }
 
     /// A chat this node archives went to `agent`.
@@ -215,6 +238,7 @@ impl HubState {
     ) {
         match answer {
             Ok(record) => {
+                self.status_told(&record);
                 let frame = status_frame(&record, client_id);
                 if record.holder.as_deref() != Some(asker.0.as_str()) {
                     self.send_to_conn(conn, &frame);
@@ -238,6 +262,7 @@ impl HubState {
     /// A change the writer made on its own (an opening, a transfer, an end, a snooze that
     /// ran out): the conversation's holder, where connected here, hears its status.
     pub(super) fn conversation_changed(&mut self, record: ConversationRecord) {
+        self.status_told(&record);
         let frame = status_frame(&record, None);
         self.tell_holder(&record, &frame);
     }

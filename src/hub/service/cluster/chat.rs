@@ -300,7 +300,7 @@ impl HubState {
         let Some(log) = self.chats.get_mut(&line.chat) else {
             return;
         };
-        let from = line.from;
+        let (chat, from, at) = (line.chat, line.from, line.at);
         // A line with a client id may be sent again (`chat_sent_again`).
         let sent_again_as = line.client_id.is_some().then(|| line.id.clone());
         let Stamped { frame, ack, event } = record(&mut log.live.line().transcript, log.wire_id(), line);
@@ -334,6 +334,9 @@ impl HubState {
         };
         self.acknowledge(sender, copy, archived);
         self.messages_relayed.increment(1);
+        if from == Party::Customer {
+            self.customer_line_in(chat, at);
+        }
     }
 
     pub(in crate::hub::service) fn chat_signal(&mut self, signal: NodeMessage) {
