@@ -33,6 +33,8 @@ function dialogShell(testid, submitLabel) {
   });
   return {
     ids, parts, form, dialog,
+    /** Closes it with focus on `to` instead of its opener (whose row is going). */
+    closeTo(to) { opener = to; dialog.close(); },
     open(from) { opener = from; parts.error.textContent = ''; parts.submit.disabled = false; dialog.showModal(); },
   };
 }
@@ -68,7 +70,8 @@ export function createConversationDialogs({ changed, maxLen }) {
     assign.parts.submit.disabled = false;
     if (!res.ok) { assign.parts.error.textContent = res.error.message; return; }
     announce(`The conversation with ${assignFor.name} is now with ${res.data.holder_name}`);
-    assign.dialog.close();
+    // Its row leaves the list: focus goes to the view shown ("Mine"), not into the list.
+    assign.closeTo(document.querySelector('.conversation-views button[aria-pressed="true"]'));
     changed();
   });
 
