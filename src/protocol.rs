@@ -631,6 +631,21 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
     },
+    /// Agent: a conversation whose customer is not live was put in another agent's list
+    /// (reassigned by its holder or an admin, or taken while unassigned): to the agent
+    /// whose list it left and to the one whose list it entered, on any node.
+    ConversationAssigned {
+        conversation_id: String,
+        /// The agent whose list it is in now.
+        holder: String,
+        holder_name: String,
+        /// The agent whose list it left (`None`: it was unassigned).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// Who moved it.
+        by_name: String,
+        customer_name: String,
+    },
     /// Agent: the internal notes of a chat they were given (handed to them, or theirs
     /// again after a reconnect), as the archive has them.
     Notes {

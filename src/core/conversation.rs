@@ -9,7 +9,9 @@
 //!
 //! Invariants (checked by the property tests in `conversation/tests.rs`):
 //! - a conversation is in at most one agent's list (`holder` is one agent or none), and
-//!   only [`Conversation::assigned`] — a pairing the routing core made — changes who;
+//!   only [`Conversation::assigned`] — a pairing the routing core made — changes who,
+//!   or [`Conversation::reassign`] while no customer is live in it (so a live chat's agent
+//!   is always the routing core's pairing);
 //! - a refused event changes nothing;
 //! - a customer's message always leaves it `Open`; a snooze is always for a time after
 //!   it was set and no further than [`Rules::max_snooze_ms`];
@@ -79,6 +81,11 @@ pub enum Refusal {
     UnknownLabel,
     /// More labels than [`labels::MAX_LABELS`] on one conversation.
     TooManyLabels,
+    /// A reassignment while its customer is live in it: the live chat's agent is the
+    /// routing core's to decide (a transfer moves a live chat).
+    Live,
+    /// "Assign to me" on a conversation someone took first.
+    AlreadyAssigned,
 }
 
 impl Refusal {
@@ -92,6 +99,8 @@ impl Refusal {
             Refusal::AlreadyLive => "already_live",
             Refusal::UnknownLabel => "unknown_label",
             Refusal::TooManyLabels => "too_many_labels",
+            Refusal::Live => "conversation_live",
+            Refusal::AlreadyAssigned => "already_assigned",
         }
     }
 }
@@ -362,6 +371,32 @@ impl Conversation {
         self.stamp(seq);
         self.holder_turn_at = now;
         Ok(())
+    }
+
+    /// `by` puts it in `to`'s list at `now` while no customer is live in it (the caller
+    /// checked that `to` serves its category). Its holder hands it to anyone, an admin
+    /// moves any, and any agent takes an unassigned one for themselves ("Assign to me");
+    /// taking one someone holds already is [`Refusal::AlreadyAssigned`] (the second of two
+    /// at once). Returns whether it changed (assigned to its holder already: no change).
+    /// The sticky preference counts from now, for the new holder.
+    pub fn reassign(&mut self, by: Actor, to: &AgentId, now: i64) -> Result<bool, Refusal> {
+        if self.live {
+            return Err(Refusal::Live);
+        }
+        match (by, &self.holder) {
+            (Actor::Customer, _) => return Err(Refusal::NotForCustomers),
+            (Actor::Admin, _) => {}
+            (Actor::Agent(agent), Some(holder)) if holder == agent => {}
+            (Actor::Agent(agent), None) if agent == to => {}
+            (Actor::Agent(agent), Some(_)) if agent == to => return Err(Refusal::AlreadyAssigned),
+            (Actor::Agent(_), _) => return Err(Refusal::NotYours),
+        }
+        if self.holder.as_ref() == Some(to) {
+            return Ok(false);
+        }
+        self.holder = Some(to.clone());
+        self.holder_turn_at = now;
+        Ok(true)
     }
 
     /// The next seq of the conversation, for whichever session stamps the next message.

@@ -26,6 +26,8 @@ pub mod history;
 // ---- API tokens ----
 pub mod api_tokens;
 // the desk's identity secret, for verified returning customers
+/// Notes on and reassignment of conversations outside their live chat.
+pub mod conversation_desk;
 pub mod identity_secret;
 pub mod inbox;
 pub mod labels;
@@ -259,6 +261,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(history::router())
         .merge(inbox::router())
         .merge(labels::router())
+        .merge(conversation_desk::router())
         .merge(archive_export::router())
         .merge(customer_panel::router())
         .merge(follow_up_mails::router())

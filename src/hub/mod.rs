@@ -325,6 +325,12 @@ pub(crate) enum Command {
         drawn: Result<u64, follow_up_line::SeqRefused>,
     },
     /// A conversation's change took effect in the store (`conversations::writer`).
+    /// Whether a customer is live in conversation `id` (chatting, or waiting to continue
+    /// it), as this node's routing (a replica on several nodes) knows it, and with whom.
+    ConversationLive {
+        id: String,
+        reply: oneshot::Sender<Option<Option<crate::core::routing::AgentId>>>,
+    },
     ConversationChanged {
         record: crate::store::ConversationRecord,
     },
@@ -861,6 +867,18 @@ impl Hub {
             text,
         })
         .await
+    }
+
+    /// `None` when no customer is live in conversation `id`; else the agent paired with
+    /// them (`None` while they wait in line), as this node's routing knows it.
+    pub async fn conversation_live(&self, id: &str) -> Result<Option<Option<crate::core::routing::AgentId>>, HubGone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ConversationLive {
+            id: id.to_string(),
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| HubGone)
     }
 
     pub async fn conversation_changed(&self, record: crate::store::ConversationRecord) -> Result<(), HubGone> {

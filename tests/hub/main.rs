@@ -57,6 +57,7 @@ mod continuing;
 mod continuing_cluster;
 mod continuing_identified;
 mod conversations;
+mod conversations_desk;
 mod conversations_outage;
 // HTTP reads bounded while MongoDB is frozen
 mod inbox_views;

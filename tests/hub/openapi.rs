@@ -421,6 +421,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     let agent_token = hub.agent_account("walker", &["general"], 1).await;
     let admin = hub.admin().await;
     let agent_id = admin.agent_id("walker").await;
+    let walker_id = agent_id.clone();
     let rating_token;
     let chat_id = {
         let mut agent = Ws::agent(&hub, &agent_token).await;
@@ -649,6 +650,9 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ),
         ("/api/conversations/{id}/export", chat_id.clone()),
         ("/api/conversations/{id}/mails", chat_id.clone()),
+        ("/api/conversations/{id}/notes", chat_id.clone()),
+        ("/api/conversations/{id}/assignees", chat_id.clone()),
+        ("/api/conversations/{id}/assign", chat_id.clone()),
         ("/api/conversations/{id}", chat_id),
         // appointments
         ("/api/agent/appointments/{id}/cancel", appointment_id.clone()),
@@ -666,6 +670,15 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
     ]);
     // Bodies the documented example cannot be (a real password), tried before it.
     let extra_bodies = BTreeMap::from([
+        // a conversation's note, and its assignment to the walker, who holds it already
+        (
+            "POST /api/conversations/{id}/notes",
+            vec![json!({"text": "walked note"}).to_string()],
+        ),
+        (
+            "POST /api/conversations/{id}/assign",
+            vec![json!({"agent_id": walker_id}).to_string()],
+        ),
         (
             "POST /api/login",
             vec![json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string()],

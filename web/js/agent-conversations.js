@@ -18,6 +18,7 @@
 // list, not the counts, and a note says so while one is chosen.
 
 import { el, api, dateTime, show, announce } from './dom.js';
+import { createConversationDialogs } from './agent-conversation-dialogs.js';
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 10000;
@@ -42,7 +43,7 @@ function tomorrowMorning() {
   return t.getTime();
 }
 
-export function createConversations({ send, open }) {
+export function createConversations({ send, open, isLive = () => false, maxLen = () => 2000 }) {
   const list = $('conversation-list');
   const filter = $('conversation-filter');
   const labelFilter = $('conversation-label-filter');
@@ -60,6 +61,7 @@ export function createConversations({ send, open }) {
   const pending = new Map();
 
   const onScreen = () => !$('console').hidden;
+  const dialogs = createConversationDialogs({ changed: () => load(), maxLen });
 
   function setStatus(c, status, until) {
     const clientId = `cs-${++asked}`;
@@ -102,15 +104,26 @@ export function createConversations({ send, open }) {
     return add;
   }
 
-  /** "More": the statuses other than resolved (and open, which "Reopen" sets), as a list. */
-  function moreStatuses(c, name) {
+  /**
+   * "More": the statuses other than resolved (and open, which "Reopen" sets), "Add note",
+   * and "Assign to…" while no customer is live in it (a live chat is moved by a transfer).
+   */
+  function moreActions(c, name) {
     const choices = [];
-    if (c.status !== 'pending') choices.push(el('option', { value: 'pending' }, 'Waiting on customer'));
-    choices.push(el('option', { value: 'hour' }, 'Snooze for 1 hour'), el('option', { value: 'tomorrow' }, 'Snooze until tomorrow 9:00'));
+    if (c.status !== 'resolved') {
+      if (c.status !== 'pending') choices.push(el('option', { value: 'pending' }, 'Waiting on customer'));
+      choices.push(el('option', { value: 'hour' }, 'Snooze for 1 hour'), el('option', { value: 'tomorrow' }, 'Snooze until tomorrow 9:00'));
+    }
+    choices.push(el('option', { value: 'note' }, 'Add note'));
+    if (!isLive(c.id)) choices.push(el('option', { value: 'assign' }, 'Assign to…'));
     const more = el('select', { 'aria-label': `More for ${name}`, class: 'small', dataset: { testid: 'conversation-more' } },
       el('option', { value: '' }, 'More…'), ...choices);
     more.addEventListener('change', () => {
       const choice = more.value;
+      // Back to "More…": the list keeps no stale choice when a dialog is cancelled.
+      more.value = '';
+      if (choice === 'note') { dialogs.addNote(c, name, more); return; }
+      if (choice === 'assign') { dialogs.assignTo(c, name, more); return; }
       more.blur();
       if (choice === 'pending') setStatus(c, 'pending');
       else if (choice === 'hour') setStatus(c, 'snoozed', Date.now() + HOUR);
@@ -144,7 +157,7 @@ export function createConversations({ send, open }) {
       button('Open', 'conversation-open', () => open(c)),
       c.status === 'resolved' ? null : button('Resolve', 'conversation-resolve', () => setStatus(c, 'resolved'), false),
       c.status === 'open' ? null : button('Reopen', 'conversation-reopen', () => setStatus(c, 'open')),
-      c.status === 'resolved' ? null : moreStatuses(c, name),
+      moreActions(c, name),
       labelAdder(c, name));
     const since = c.status === 'snoozed' && c.snoozed_until
       ? `until ${dateTime(c.snoozed_until)}` : `since ${dateTime(c.status_since)}`;
@@ -197,8 +210,10 @@ export function createConversations({ send, open }) {
     const res = await api('GET', `/api/inbox?view=${view}&status=${encodeURIComponent(filter.value)}${category}${label}`);
     if (!res.ok || number !== loads) return;
     showCounts(res.data.counts);
-    // Someone choosing a snooze keeps the list they are choosing in.
+    // Someone choosing a snooze keeps the list they are choosing in, and one in a dialog
+    // the row whose "More…" opened it (focus goes back there).
     if (list.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') return;
+    if (dialogs.isOpen) return;
     list.replaceChildren(...res.data.items.map(row));
     show($('conversation-empty'), res.data.items.length === 0);
   }
@@ -243,6 +258,14 @@ export function createConversations({ send, open }) {
       error.textContent = f.message;
       load();
       return true;
+    }
+    // A conversation put in another agent's list: the one it left and the one it entered.
+    if (f.type === 'conversation_assigned') {
+      const who = f.customer_name || 'the customer';
+      if (f.holder === me) announce(`${f.by_name} assigned you the conversation with ${who}`);
+      else if (f.from === me) announce(`The conversation with ${who} is now with ${f.holder_name}`);
+      load();
+      return false;
     }
     // A chat started or ended changes the list as well.
     if (f.type === 'chat_started' || f.type === 'chat_ended') setTimeout(load, 300);

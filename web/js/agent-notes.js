@@ -2,9 +2,11 @@
 // Each chat panel gets a small "Note" form under its message box; notes show in the
 // transcript as yellow cards marked "Internal note", in time order with the messages'
 // flow (appended as they come: a note has no seq). The hub never sends a note to the
-// customer; this module only ever talks to the agent's own socket.
+// customer. A live chat's note goes over the agent's socket (`note`); a conversation
+// whose customer is away has no live chat, so its note goes over HTTP
+// (POST /api/conversations/{id}/notes) and shows from that answer.
 
-import { el, clock } from './dom.js';
+import { el, clock, api } from './dom.js';
 
 /** Longest note, as a message (the hub counts Unicode scalar values). */
 const charCount = (text) => [...text].length;
@@ -43,6 +45,15 @@ export function createNotes({ send, maxLen }) {
       error.textContent = '';
       if (!text) return;
       if (charCount(text) > maxLen()) { error.textContent = `A note has at most ${maxLen()} characters.`; return; }
+      if (chat.away) {
+        input.value = '';
+        api('POST', `/api/conversations/${encodeURIComponent(chat.id)}/notes`, { text }).then((res) => {
+          if (res.ok) { render(entry, res.data); return; }
+          input.value = input.value || text;
+          error.textContent = res.error.message;
+        });
+        return;
+      }
       const client_id = `n-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
       entry.pending.set(client_id, text);
       if (send({ type: 'note', chat_id: chat.id, text, client_id }) === false) {

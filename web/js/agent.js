@@ -83,7 +83,11 @@ const offers = createOffers({
 /** Internal notes on chats: for agents only. */
 const customerPanel = createCustomerPanel();
 const notes = createNotes({ send: (frame) => socket.send(frame), maxLen: () => maxLen });
-const conversations = createConversations({ send: (frame) => socket.send(frame), open: (c) => openAway(c) });
+const conversations = createConversations({
+  send: (frame) => socket.send(frame), open: (c) => openAway(c),
+  isLive: (id) => { const chat = chats.get(id); return Boolean(chat && !chat.ended && !chat.away); },
+  maxLen: () => maxLen,
+});
 
 /** The "Transfer" dialog (one for the page; each chat's header has the button opening it). */
 const transfer = createTransfer({ send: (frame) => socket.send(frame) });
@@ -579,6 +583,8 @@ async function openAway(c) {
   }, false);
   endPanel(chat, `${chat.name} is not here now. What you write waits for them: they see it when they come back.`, 'away');
   chat.away = true;
+  // Its notes, as a live chat's (new ones are added over HTTP: agent-notes.js).
+  notes.handle({ type: 'notes', chat_id: c.id, notes: a.notes || [] });
   chat.view.setEnabled(true);
   openChat(c.id, { focus: 'composer' });
   // Lines written while they are away may go to them by mail: marked with their delivery state.

@@ -167,6 +167,11 @@ enum Op {
         ago: i64,
     },
     Pass(i64),
+    /// `who` (as [`actor`]) reassigns it to agent `to`.
+    Reassign {
+        who: usize,
+        to: usize,
+    },
 }
 
 /// Agent 0 and 1 are agents, 2 an admin, 3 the customer.
@@ -188,6 +193,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..4usize, 0..4u8, -HOUR..(400 * 24 * HOUR)).prop_map(|(who, to, ahead)| Op::SetStatus { who, to, ahead }),
         (0..(2 * HOUR)).prop_map(|ago| Op::ChatEnded { ago }),
         (0..(10 * 24 * HOUR)).prop_map(Op::Pass),
+        (0..4usize, 0..2usize).prop_map(|(who, to)| Op::Reassign { who, to }),
     ]
 }
 
@@ -204,7 +210,7 @@ proptest! {
         let mut turn_at: Option<(AgentId, i64)> = None;
         for op in ops {
             let before = c.clone();
-            let is_assign = matches!(op, Op::Assign(_));
+            let mut is_assign = matches!(op, Op::Assign(_));
             match op {
                 Op::Assign(a) => {
                     c.assigned(agents[a].clone(), now);
@@ -267,6 +273,26 @@ proptest! {
                         prop_assert_eq!(change.is_some(), before.status() != Status::Resolved);
                     }
                 }
+                Op::Reassign { who, to } => {
+                    let by = actor(who, &agents);
+                    match c.reassign(by, &agents[to], now) {
+                        Ok(changed) => {
+                            prop_assert!(!before.is_live(), "a live conversation's agent is the routing core's");
+                            prop_assert_eq!(c.holder(), Some(&agents[to]));
+                            prop_assert_eq!(changed, before.holder() != Some(&agents[to]));
+                            if let Actor::Agent(a) = by {
+                                prop_assert!(before.holder() == Some(a) || (before.holder().is_none() && a == &agents[to]));
+                            }
+                            prop_assert!(!matches!(by, Actor::Customer));
+                            prop_assert_eq!(c.status(), before.status(), "a reassignment keeps the status");
+                            if changed {
+                                turn_at = Some((agents[to].clone(), now));
+                            }
+                            is_assign = true;
+                        }
+                        Err(_) => prop_assert_eq!(&c, &before),
+                    }
+                }
                 Op::Pass(ms) => {
                     now += ms;
                     let woken = c.tick(now);
@@ -288,7 +314,7 @@ proptest! {
             prop_assert_eq!(c.last_seq(), seq, "seq gapless over every session");
             prop_assert!(c.reopens() <= c.resolutions());
             if !is_assign {
-                prop_assert_eq!(c.holder(), before.holder(), "only a pairing moves it between lists");
+                prop_assert_eq!(c.holder(), before.holder(), "only a pairing or a reassignment moves it between lists");
             }
             match c.route_on_return(false, now, &rules) {
                 Some(Route::Prefer(agent)) => {
@@ -306,6 +332,50 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_conversation_nobody_is_live_in_is_reassigned_by_its_holder_or_an_admin_or_taken_when_unassigned() {
+    let mut c = held_by_ann(0);
+    // Live: the routing core's pairing stands (a transfer moves a live chat).
+    assert_eq!(c.reassign(Actor::Admin, &bob(), 1), Err(Refusal::Live));
+    c.customer_left();
+    assert_eq!(
+        c.reassign(Actor::Agent(&bob()), &bob(), 2),
+        Err(Refusal::AlreadyAssigned)
+    );
+    assert_eq!(
+        c.reassign(Actor::Agent(&bob()), &ann(), 2),
+        Err(Refusal::NotYours),
+        "not his to move"
+    );
+    assert_eq!(c.reassign(Actor::Agent(&ann()), &ann(), 2), Ok(false), "already hers");
+    assert_eq!(c.reassign(Actor::Customer, &bob(), 2), Err(Refusal::NotForCustomers));
+    assert_eq!(c.holder(), Some(&ann()));
+    assert_eq!(c.reassign(Actor::Agent(&ann()), &bob(), 3), Ok(true));
+    assert_eq!(c.holder(), Some(&bob()));
+    assert_eq!(
+        c.reassign(Actor::Agent(&ann()), &ann(), 4),
+        Err(Refusal::AlreadyAssigned)
+    );
+    assert_eq!(c.reassign(Actor::Admin, &ann(), 5), Ok(true));
+    // The sticky preference is the new holder's, from now.
+    assert_eq!(
+        c.route_on_return(false, 6, &Rules::default()),
+        Some(Route::Prefer(ann()))
+    );
+
+    // Unassigned: any agent takes it for themselves, not for someone else.
+    let mut waiting = Conversation::new(0);
+    assert_eq!(
+        waiting.reassign(Actor::Agent(&bob()), &ann(), 1),
+        Err(Refusal::NotYours)
+    );
+    assert_eq!(waiting.reassign(Actor::Agent(&bob()), &bob(), 1), Ok(true));
+    assert_eq!(
+        waiting.reassign(Actor::Agent(&ann()), &ann(), 2),
+        Err(Refusal::AlreadyAssigned)
+    );
 }
 
 #[test]

@@ -263,8 +263,29 @@ impl HubState {
     /// ran out): the conversation's holder, where connected here, hears its status.
     pub(super) fn conversation_changed(&mut self, record: ConversationRecord) {
         self.status_told(&record);
+        // Lines followed up on here check the holder this node read: a reassignment moves it.
+        if let Some(entry) = self.follow_ups.get_mut(&record.id) {
+            entry.holder = record.holder.clone().map(AgentId);
+        }
         let frame = status_frame(&record, None);
         self.tell_holder(&record, &frame);
+    }
+
+    /// Whether a customer is live in conversation `id`: `None` when not; else the agent
+    /// paired with them (`None` while they wait). A first chat here is found by its wire
+    /// id; a continued one, and on several nodes any, by the routing's live conversations.
+    pub(super) fn conversation_live(&self, id: &str) -> Option<Option<AgentId>> {
+        if let Some(&chat) = self.chat_by_wire.get(id) {
+            return Some(self.routing.chat_sides(chat).map(|(_, agent)| agent.clone()));
+        }
+        let customer = self
+            .routing
+            .conversation_customer(&crate::core::routing::ConversationId(id.to_string()))?;
+        let chat = self.routing.customer_chat(customer);
+        Some(
+            chat.and_then(|chat| self.routing.chat_sides(chat))
+                .map(|(_, agent)| agent.clone()),
+        )
     }
 
     fn tell_holder(&mut self, record: &ConversationRecord, frame: &ServerFrame) {

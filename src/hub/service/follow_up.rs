@@ -49,7 +49,7 @@ pub(in crate::hub) struct FollowUps {
     /// The last seq used; `None` while the store is read.
     last_seq: Option<u64>,
     /// The agent whose list it is in, once read.
-    holder: Option<AgentId>,
+    pub(super) holder: Option<AgentId>,
     /// Lines waiting for the read, in the order written.
     waiting: Vec<Asked>,
     /// Lines stamped while away (a customer continuing it sees them even before the store does).

@@ -1,0 +1,79 @@
+// A conversation without a live customer, worked from the list's "More…": its holder adds
+// an internal note (a dialog; the note is in the conversation when opened) and assigns it
+// to a teammate of its category (a dialog with the category's agents); it leaves her
+// "Mine" and enters his, and he is told. Axe on each dialog, at desk and phone sizes.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, apiCall, expectClean } from './helpers.mjs';
+
+let hub, browser;
+startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+
+const rowOf = (page, customer) => page.locator(`[data-testid="conversation-item"][data-customer="${customer}"]`);
+
+for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`an agent notes and hands on a conversation whose customer is away (${label})`, () => withShots(`conversation-desk-${label}`, async (pages) => {
+    const customer = `Nora ${label}`;
+    const left = await apiCall(hub, 'POST', '/api/offline-messages',
+      { category: 'general', name: customer, email: 'nora@example.com', text: 'My invoice is wrong' });
+    assert.equal(left.status, 201, JSON.stringify(left.data));
+    const ann = await createAgent(hub, { username: `anna-${label}`, display_name: `Anna ${label}`, categories: ['general'] });
+    const bob = await createAgent(hub, { username: `bert-${label}`, display_name: `Bert ${label}`, categories: ['general'] });
+    const annPage = await newPage(browser, size, { bypassCSP: true });
+    const bobPage = await newPage(browser, size, { bypassCSP: true });
+    pages.push(annPage, bobPage);
+    await agentSignsIn(annPage, hub, ann);
+    await agentSignsIn(bobPage, hub, bob);
+
+    // Anna takes it from Unassigned: hers now, nobody live in it.
+    await annPage.getByRole('button', { name: 'Unassigned' }).click();
+    const row = rowOf(annPage, customer);
+    await row.getByRole('button', { name: `Assign to me: ${customer}` }).click();
+    await row.waitFor({ state: 'detached' });
+    await annPage.getByRole('button', { name: 'Mine' }).click();
+    await row.getByRole('button', { name: `Resolve: ${customer}` }).waitFor();
+
+    // More… → Add note: a dialog named by its heading.
+    await row.getByTestId('conversation-more').selectOption('note');
+    const noteDialog = annPage.getByRole('dialog', { name: `Note on the conversation with ${customer}` });
+    await noteDialog.waitFor();
+    await expectClean(annPage, `the note dialog (${label})`);
+    await shot(annPage, `conversation-desk-note-${label}`);
+    // An empty note is refused in the dialog.
+    await noteDialog.getByRole('button', { name: 'Add note' }).click();
+    await noteDialog.getByRole('alert').filter({ hasText: 'Write the note first' }).waitFor();
+    await noteDialog.getByLabel(/Internal note/).fill('Refund approved by finance');
+    await noteDialog.getByRole('button', { name: 'Add note' }).click();
+    await noteDialog.waitFor({ state: 'hidden' });
+    // Focus is back on the row's list.
+    assert.equal(await annPage.evaluate(() => document.activeElement?.dataset.testid), 'conversation-more');
+
+    // Opened, the conversation shows the note with its lines.
+    await row.getByRole('button', { name: `Open: ${customer}` }).click();
+    await annPage.getByTestId('note').filter({ hasText: 'Refund approved by finance' }).waitFor();
+    const back = annPage.getByTestId('back-to-list');
+    if (await back.isVisible()) await back.click();
+
+    // More… → Assign to…: the category's other agents.
+    await row.getByTestId('conversation-more').selectOption('assign');
+    const assignDialog = annPage.getByRole('dialog', { name: `Assign the conversation with ${customer}` });
+    await assignDialog.waitFor();
+    const select = assignDialog.getByLabel('Agent');
+    await select.locator('option', { hasText: `Bert ${label}` }).waitFor({ state: 'attached' });
+    assert.equal(await select.locator('option', { hasText: `Anna ${label}` }).count(), 0, 'not to its holder');
+    await expectClean(annPage, `the assign dialog (${label})`);
+    await shot(annPage, `conversation-desk-assign-${label}`);
+    await select.selectOption({ label: `Bert ${label}` });
+    await assignDialog.getByRole('button', { name: 'Assign' }).click();
+    await assignDialog.waitFor({ state: 'hidden' });
+    await row.waitFor({ state: 'detached' });
+
+    // Bert has it in Mine, with his actions, and was told.
+    const bobRow = rowOf(bobPage, customer);
+    await bobRow.getByRole('button', { name: `Resolve: ${customer}` }).waitFor();
+    await bobPage.locator('#sr-announcer').filter({ hasText: `Anna ${label} assigned you the conversation with ${customer}` }).waitFor();
+    await expectClean(bobPage, `the new holder's list (${label})`);
+    await shot(bobPage, `conversation-desk-assigned-${label}`);
+  }));
+}

@@ -1,0 +1,210 @@
+//! Working a conversation whose customer left: its holder (or an admin) adds internal
+//! notes to it and hands it to another agent of its category; an agent takes an
+//! unassigned one ("Assign to me"), the second of two at once refused; a live one is
+//! moved only by a transfer. The agents whose lists it leaves and enters are told.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// Carla chats with Ann and leaves for good: the conversation stays in Ann's list. Its id.
+async fn carla_left_ann(hub: &TestHub, ann: &mut Ws) -> String {
+    let (carla, chat) = hub.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    drop(carla);
+    let gone = ann
+        .next_matching(|f| f["type"] == "chat_ended" && f["chat_id"] == chat)
+        .await;
+    assert_eq!(gone["reason"], "customer_gone", "{gone}");
+    chat.as_str().unwrap().to_string()
+}
+
+async fn account_id(api: &Api) -> String {
+    api.get("/api/me").await.1["id"].as_str().unwrap().to_string()
+}
+
+async fn in_view(api: &Api, view: &str, id: &str) -> bool {
+    let (status, page) = api.get(&format!("/api/inbox?view={view}")).await;
+    assert_eq!(status, 200, "{page}");
+    item_ids(&page).contains(&id)
+}
+
+#[tokio::test]
+async fn the_holder_notes_and_hands_on_a_conversation_whose_customer_left() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let mut bob = hub.agent("bob", &["general"], 2).await;
+    let (ann_api, bob_api) = (
+        hub.login("ann", "agent-password").await,
+        hub.login("bob", "agent-password").await,
+    );
+    let bob_id = account_id(&bob_api).await;
+    let id = carla_left_ann(&hub, &mut ann).await;
+
+    // A note on it: stored, shown on Ann's console as a live chat's note, in the archive.
+    let (status, note) = ann_api
+        .post(
+            &format!("/api/conversations/{id}/notes"),
+            json!({"text": "promised a refund"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{note}");
+    let shown = ann
+        .next_matching(|f| f["type"] == "note" && f["chat_id"] == id.as_str())
+        .await;
+    assert_eq!(
+        (shown["text"].as_str(), shown["agent_name"].as_str()),
+        (Some("promised a refund"), Some("ANN"))
+    );
+    let (_, archived) = ann_api.get(&format!("/api/conversations/{id}")).await;
+    assert_eq!(archived["notes"][0]["text"], "promised a refund", "{archived}");
+    // Bad notes, and Bob's (not his), are refused.
+    let (status, empty) = ann_api
+        .post(&format!("/api/conversations/{id}/notes"), json!({"text": "  "}))
+        .await;
+    assert_eq!(status, 400, "{empty}");
+    let (status, _) = bob_api
+        .post(&format!("/api/conversations/{id}/notes"), json!({"text": "mine now?"}))
+        .await;
+    assert_eq!(status, 404);
+
+    // Bob cannot take what Ann holds, nor hand it on.
+    let (status, taken) = bob_api
+        .post(&format!("/api/conversations/{id}/assign"), json!({"agent_id": bob_id}))
+        .await;
+    assert_eq!(
+        (status, taken["error"]["code"].as_str()),
+        (409, Some("already_assigned")),
+        "{taken}"
+    );
+    // Only an enabled agent of its category.
+    let (status, bad) = ann_api
+        .post(
+            &format!("/api/conversations/{id}/assign"),
+            json!({"agent_id": "nobody"}),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("unknown_agent")),
+        "{bad}"
+    );
+    let (status, who) = ann_api.get(&format!("/api/conversations/{id}/assignees")).await;
+    assert_eq!(status, 200, "{who}");
+    let names: Vec<(&str, bool)> = who
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["name"].as_str().unwrap(), a["holder"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(names, vec![("ANN", true), ("BOB", false)]);
+
+    // Ann hands it to Bob: both are told, it moves from her list to his.
+    let (status, moved) = ann_api
+        .post(&format!("/api/conversations/{id}/assign"), json!({"agent_id": bob_id}))
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(
+        (moved["holder_name"].as_str(), moved["changed"].as_bool()),
+        (Some("BOB"), Some(true))
+    );
+    for agent in [&mut ann, &mut bob] {
+        let told = agent
+            .next_matching(|f| f["type"] == "conversation_assigned" && f["conversation_id"] == id.as_str())
+            .await;
+        assert_eq!(
+            (
+                told["holder"].as_str(),
+                told["by_name"].as_str(),
+                told["customer_name"].as_str()
+            ),
+            (Some(bob_id.as_str()), Some("ANN"), Some("Carla")),
+            "{told}"
+        );
+    }
+    assert!(in_view(&bob_api, "mine", &id).await);
+    assert!(!in_view(&ann_api, "mine", &id).await);
+
+    // Bob writes into it; Ann no longer may, nor note it.
+    bob.send(json!({"type": "message", "chat_id": id, "text": "I have your case now", "client_id": "b1"}))
+        .await;
+    let ack = bob.next_matching(|f| f["type"] == "ack" || f["type"] == "error").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    ann.send(json!({"type": "message", "chat_id": id, "text": "still me", "client_id": "a1"}))
+        .await;
+    let refused = ann.next_matching(|f| f["type"] == "ack" || f["type"] == "error").await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    let (status, _) = ann_api
+        .post(&format!("/api/conversations/{id}/notes"), json!({"text": "late note"}))
+        .await;
+    assert_eq!(status, 404);
+
+    // An admin moves any conversation back.
+    let admin = hub.admin().await;
+    let ann_id = account_id(&ann_api).await;
+    let (status, back) = admin
+        .post(&format!("/api/conversations/{id}/assign"), json!({"agent_id": ann_id}))
+        .await;
+    assert_eq!((status, back["holder_name"].as_str()), (200, Some("ANN")), "{back}");
+    assert!(in_view(&ann_api, "mine", &id).await);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_live_conversation_is_moved_only_by_a_transfer() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    hub.agent("bob", &["general"], 2).await;
+    let bob_id = account_id(&hub.login("bob", "agent-password").await).await;
+    let (_carla, chat) = hub.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    let admin = hub.admin().await;
+    let (status, refused) = admin
+        .post(
+            &format!("/api/conversations/{}/assign", chat.as_str().unwrap()),
+            json!({"agent_id": bob_id}),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("conversation_live")),
+        "{refused}"
+    );
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn of_two_agents_taking_an_unassigned_conversation_at_once_one_gets_it() {
+    let hub = TestHub::start().await;
+    let _ann = hub.agent("ann", &["general"], 2).await;
+    let _bob = hub.agent("bob", &["general"], 2).await;
+    let (ann_api, bob_api) = (
+        hub.login("ann", "agent-password").await,
+        hub.login("bob", "agent-password").await,
+    );
+    let (ann_id, bob_id) = (account_id(&ann_api).await, account_id(&bob_api).await);
+    // Nobody was free: Carla leaves a message, an open conversation without an agent.
+    let (status, left) = post(
+        &hub,
+        "/api/offline-messages",
+        json!({"category": "general", "name": "Carla", "email": "carla@example.com",
+               "text": "Where is my order 1234?", "visitor": "carlas-offline-key-0001"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{left}");
+    let id = left["id"].as_str().unwrap().to_string();
+    // Ann cannot give it to Bob: only take it for herself.
+    let (status, _) = ann_api
+        .post(&format!("/api/conversations/{id}/assign"), json!({"agent_id": bob_id}))
+        .await;
+    assert_eq!(status, 404);
+    let path = format!("/api/conversations/{id}/assign");
+    let (a, b) = tokio::join!(
+        ann_api.post(&path, json!({"agent_id": ann_id})),
+        bob_api.post(&path, json!({"agent_id": bob_id})),
+    );
+    let mut codes: Vec<(u16, Value)> = vec![(a.0, a.1["error"]["code"].clone()), (b.0, b.1["error"]["code"].clone())];
+    codes.sort_by_key(|(s, _)| *s);
+    assert_eq!(codes, vec![(200, Value::Null), (409, json!("already_assigned"))]);
+    let winner = if a.0 == 200 { &ann_api } else { &bob_api };
+    assert!(in_view(winner, "mine", &id).await);
+    hub.stop().await;
+}

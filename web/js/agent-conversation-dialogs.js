@@ -1,0 +1,102 @@
+// The work list's dialogs for a conversation outside its live chat (its customer left, it
+// is parked, or it waits unassigned): "Add note" (an internal note, for agents only:
+// POST /api/conversations/{id}/notes) and "Assign to…" (put it in another agent's list:
+// the category's agents from GET /api/conversations/{id}/assignees, then
+// POST /api/conversations/{id}/assign). Each is a modal <dialog> named by its heading,
+// its refusal shown in it (role="alert"), focus back on the row's "More…" list when it
+// closes (Escape or Cancel too).
+
+import { el, api, announce } from './dom.js';
+
+let made = 0;
+
+/** One small dialog: a heading, the form's fields, an error line, Save and Cancel. */
+function dialogShell(testid, submitLabel) {
+  const n = ++made;
+  const ids = { title: `cd-title-${n}`, field: `cd-field-${n}` };
+  const parts = {
+    title: el('h2', { id: ids.title, tabindex: '-1' }),
+    body: el('div', { class: 'conversation-dialog-body' }),
+    error: el('p', { class: 'form-error', role: 'alert', dataset: { testid: `${testid}-error` } }),
+    submit: el('button', { type: 'submit', dataset: { testid: `${testid}-submit` } }, submitLabel),
+    cancel: el('button', { type: 'button', class: 'secondary', dataset: { testid: `${testid}-cancel` } }, 'Cancel'),
+  };
+  const form = el('form', { class: 'transfer-form', novalidate: true },
+    parts.title, parts.body, parts.error, el('div', { class: 'dialog-actions' }, parts.submit, parts.cancel));
+  const dialog = el('dialog', { class: 'transfer-dialog conversation-dialog', 'aria-labelledby': ids.title, dataset: { testid } }, form);
+  document.body.append(dialog);
+  let opener = null;
+  parts.cancel.addEventListener('click', () => dialog.close());
+  dialog.addEventListener('close', () => {
+    if (dialog.open) return;
+    if (opener && opener.isConnected) opener.focus();
+  });
+  return {
+    ids, parts, form, dialog,
+    /** Closes it with focus on `to` instead of its opener (whose row is going). */
+    closeTo(to) { opener = to; dialog.close(); },
+    open(from) { opener = from; parts.error.textContent = ''; parts.submit.disabled = false; dialog.showModal(); },
+  };
+}
+
+export function createConversationDialogs({ changed, maxLen }) {
+  const note = dialogShell('conversation-note-dialog', 'Add note');
+  const text = el('textarea', { id: note.ids.field, rows: 4, dataset: { testid: 'conversation-note-text' } });
+  note.parts.body.append(el('label', { for: note.ids.field }, 'Internal note ', el('span', { class: 'muted' }, '(only agents see it)')), text);
+  let noteFor = null;
+  note.form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const t = text.value.trim();
+    if (!t) { note.parts.error.textContent = 'Write the note first.'; text.focus(); return; }
+    if ([...t].length > maxLen()) { note.parts.error.textContent = `A note has at most ${maxLen()} characters.`; return; }
+    note.parts.submit.disabled = true;
+    const res = await api('POST', `/api/conversations/${encodeURIComponent(noteFor.id)}/notes`, { text: t });
+    note.parts.submit.disabled = false;
+    if (!res.ok) { note.parts.error.textContent = res.error.message; return; }
+    announce(`Note added to the conversation with ${noteFor.name}`);
+    note.dialog.close();
+    changed();
+  });
+
+  const assign = dialogShell('conversation-assign-dialog', 'Assign');
+  const select = el('select', { id: assign.ids.field, dataset: { testid: 'conversation-assign-agent' } });
+  assign.parts.body.append(el('label', { for: assign.ids.field }, 'Agent'), select);
+  let assignFor = null;
+  assign.form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!select.value) { assign.parts.error.textContent = 'Choose an agent.'; select.focus(); return; }
+    assign.parts.submit.disabled = true;
+    const res = await api('POST', `/api/conversations/${encodeURIComponent(assignFor.id)}/assign`, { agent_id: select.value });
+    assign.parts.submit.disabled = false;
+    if (!res.ok) { assign.parts.error.textContent = res.error.message; return; }
+    announce(`The conversation with ${assignFor.name} is now with ${res.data.holder_name}`);
+    // Its row leaves the list: focus goes to the view shown ("Mine"), not into the list.
+    assign.closeTo(document.querySelector('.conversation-views button[aria-pressed="true"]'));
+    changed();
+  });
+
+  return {
+    /** "Add note" for conversation `c` (named `name`); `from` gets focus back. */
+    async addNote(c, name, from) {
+      noteFor = { id: c.id, name };
+      note.parts.title.textContent = `Note on the conversation with ${name}`;
+      text.value = '';
+      note.open(from);
+      text.focus();
+    },
+    /** "Assign to…" for conversation `c`: its category's agents, its holder marked. */
+    async assignTo(c, name, from) {
+      assignFor = { id: c.id, name };
+      assign.parts.title.textContent = `Assign the conversation with ${name}`;
+      select.replaceChildren(el('option', { value: '' }, 'Loading…'));
+      assign.open(from);
+      select.focus();
+      const res = await api('GET', `/api/conversations/${encodeURIComponent(c.id)}/assignees`);
+      if (!res.ok) { assign.parts.error.textContent = res.error.message; select.replaceChildren(); return; }
+      const others = res.data.filter((a) => !a.holder);
+      select.replaceChildren(el('option', { value: '' }, others.length ? 'Choose an agent' : 'No other agent serves this topic'),
+        ...others.map((a) => el('option', { value: a.id }, a.name)));
+    },
+    get isOpen() { return note.dialog.open || assign.dialog.open; },
+  };
+}
