@@ -199,7 +199,7 @@ async fn assignees(
             name: a.display_name,
         })
         .collect();
-    agents.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    agents.sort_by_key(|a| a.name.to_lowercase());
     Ok(Json(agents))
 }
 
