@@ -29,6 +29,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
+use super::labels::tell_holder;
 use super::responses::{ChangeUnavailable, SignedIn};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -329,18 +330,5 @@ async fn tell(state: &AppState, agents: &[String], frame: &ServerFrame) {
         {
             tracing::warn!(%agent, error = %e, "other nodes were not told of a conversation's change");
         }
-    }
-}
-
-/// The record as stored now to its holder, here and on the other nodes (the hub also
-/// points lines followed up on here at the new holder).
-async fn tell_holder(state: &AppState, record: &ConversationRecord) {
-    let _ = state.hub.conversation_changed(record.clone()).await;
-    if let Some(cluster) = &state.cluster
-        && let Err(e) = cluster
-            .publish(AdminChange::Conversation { record: record.clone() })
-            .await
-    {
-        tracing::warn!(conversation = %record.id, error = %e, "other nodes were not told of a conversation's holder");
     }
 }

@@ -272,15 +272,17 @@ async fn change(
     }))
 }
 
-/// Tells the conversation's holder, on this node and (through the bus) on the others. The
-/// change is stored either way: a console that misses it sees it at its next refresh.
-async fn tell_holder(state: &AppState, record: &ConversationRecord) {
+/// Tells the conversation's holder of its record as stored now (its labels, or who holds
+/// it: the hub also points lines followed up on here at a new holder), on this node and
+/// (through the bus) on the others. The change is stored either way: a console that
+/// misses it sees it at its next refresh.
+pub(super) async fn tell_holder(state: &AppState, record: &ConversationRecord) {
     let _ = state.hub.conversation_changed(record.clone()).await;
     if let Some(cluster) = &state.cluster
         && let Err(e) = cluster
             .publish(AdminChange::Conversation { record: record.clone() })
             .await
     {
-        tracing::warn!(conversation = %record.id, error = %e, "other nodes were not told of a conversation's labels");
+        tracing::warn!(conversation = %record.id, error = %e, "other nodes were not told of a conversation's change");
     }
 }
