@@ -56,8 +56,13 @@ pub enum Seen {
         client_id: String,
     },
     /// Their `resume` answered `resume_expired`. These scenarios resume only within the
-    /// grace period, so it is always a refusal the protocol does not allow.
+    /// grace period, so it is a refusal the protocol does not allow — but after their own
+    /// `leave`, which ends their session even when its answer was lost.
     ResumeExpired,
+    /// They sent `leave`. Its answer may be `cluster_unavailable` though Redis applied it
+    /// (their node stopped or Redis was slow past the call's deadline), and their token
+    /// died with it: a `resume_expired` after it is the truth, not a fault.
+    LeaveSent,
     /// An `error` naming no message of theirs (no `client_id`), other than
     /// `cluster_unavailable`: a refusal of what the connection is in.
     Refused {
@@ -521,15 +526,22 @@ fn unarchived(history: &History) -> Vec<Fault> {
         .collect()
 }
 
-/// A customer's `resume` within the grace period is never `resume_expired`, and a
+/// A customer's `resume` within the grace period is never `resume_expired` (but after
+/// their own `leave`, whose answer may have been lost though it was applied), and a
 /// `resumed` is never taken back: the next thing on that connection is no refusal of
 /// its state and no close 1013 ("try again").
 fn resumes(history: &History) -> Vec<Fault> {
     let mut faults = vec![];
     for person in history.people.iter().filter(|p| p.role == Role::Customer) {
         let mut just_resumed = false;
+        let mut left = false;
         for seen in &person.seen {
             let then = match seen {
+                Seen::LeaveSent => {
+                    left = true;
+                    None
+                }
+                Seen::ResumeExpired if left => None,
                 Seen::ResumeExpired => {
                     faults.push(Fault::ResumeExpired {
                         customer: person.name.clone(),
@@ -994,6 +1006,16 @@ mod tests {
             .filter(|f| matches!(f, Fault::LostAck { chat, archived: 0, .. } if chat == "c2"))
             .count();
         assert_eq!(lost, 2, "both acknowledged messages of c2: {faults:?}");
+    }
+
+    #[test]
+    fn a_resume_expired_after_the_customers_own_leave_is_no_fault() {
+        let mut h = good();
+        h.people[2].seen.push(Seen::LeaveSent);
+        h.people[2].seen.push(Seen::Closed { code: Some(1012) });
+        h.people[2].seen.push(Seen::Connected);
+        h.people[2].seen.push(Seen::ResumeExpired);
+        assert_eq!(check(&h), vec![]);
     }
 
     #[test]

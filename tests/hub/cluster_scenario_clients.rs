@@ -429,6 +429,7 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                 if c.done == exchanges {
                     send(&mut ws, json!({"type": "leave"})).await;
                     ctx.note(&name, "SENT leave".into());
+                    run.person.seen.push(Seen::LeaveSent);
                     c.left = true;
                 } else if c.done == 0 || *go.borrow() {
                     if let Some(t) = traffic {

@@ -328,10 +328,17 @@ impl ClusterState {
                     self.paired_at.insert(*chat, at);
                 }
                 Decision::ChatEnded {
-                    chat, customer, reason, ..
+                    chat,
+                    customer,
+                    reason,
+                    ended_by,
+                    ..
                 } => {
                     self.paired_at.remove(chat);
-                    if *reason == ChatEnd::Ended {
+                    // Only an ending some node keeps for a resume: not the customer's own
+                    // `leave` (their token dies with it), else a resume with that token
+                    // would be told "resume again shortly" for the whole grace period.
+                    if *reason == ChatEnd::Ended && *ended_by != Party::Customer {
                         self.ended_lately.push_back((Instant::now(), *customer));
                     }
                 }
