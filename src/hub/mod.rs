@@ -334,6 +334,11 @@ pub(crate) enum Command {
     ConversationChanged {
         record: crate::store::ConversationRecord,
     },
+    /// A conversation's record as read for a chat log made here anew: its status only.
+    ConversationStatusRead {
+        chat: crate::core::routing::ChatId,
+        record: Option<crate::store::ConversationRecord>,
+    },
     /// The store's answer to an agent's `set_conversation_status`.
     ConversationStatusAnswer {
         conn: ConnId,

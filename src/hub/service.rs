@@ -423,6 +423,7 @@ impl HubState {
                 text,
             } => self.line_from_elsewhere(AgentId(agent), conversation, text),
             Command::ConversationChanged { record } => self.conversation_changed(record),
+            Command::ConversationStatusRead { chat, record } => self.conversation_status_read(chat, record),
             Command::ConversationLive { id, reply } => {
                 let _ = reply.send(self.conversation_live(&id));
             }

@@ -324,3 +324,35 @@ async fn across_nodes_a_customers_line_opens_what_her_agent_parked_on_another_no
     alpha.stop().await;
     beta.stop().await;
 }
+
+#[tokio::test]
+async fn across_nodes_a_parked_chat_whose_sides_both_came_back_on_a_third_node_opens_on_her_line() {
+    // Ann on alpha, Carla on beta; Ann parks the chat, then both reload onto gamma, which
+    // never held the chat: its log there is made anew and must know the chat is parked.
+    let cluster = Cluster::start("cluster-conversations-moved").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let gamma = cluster.node("gamma", |_| {}).await;
+    let (mut ann, ann_session) = alpha.agent_with_token("ann", &["general"], 1).await;
+    let (carla, chat) = beta.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    let parked = set_status(&mut ann, &chat, "pending", None, "p").await;
+    assert_eq!(parked["status"], "pending", "{parked}");
+    let resume_token = carla.token.clone().unwrap();
+    drop(ann);
+    drop(carla);
+    let mut ann = Ws::agent(&gamma, &ann_session).await;
+    let mut carla = Ws::connect(&gamma.ws_url("/ws/customer"), &[]).await.unwrap();
+    carla
+        .send(json!({"type": "resume", "token": resume_token, "last_seq": 0}))
+        .await;
+    assert_eq!(carla.next_of("resumed").await["chat"]["chat_id"], chat);
+    carla
+        .send(json!({"type": "message", "text": "back again", "client_id": "m1"}))
+        .await;
+    assert_eq!(carla.next_of("ack").await["client_id"], "m1");
+    let reopened = status_of(&mut ann, &chat).await;
+    assert_eq!(reopened["status"], "open", "{reopened}");
+    alpha.stop().await;
+    beta.stop().await;
+    gamma.stop().await;
+}

@@ -125,6 +125,37 @@ impl HubState {
         }
     }
 
+    /// This node made a log of running chat `chat` (conversation `id`) anew: its sides came
+    /// here from other nodes, or it reaps one. The conversation's record is read once, so a
+    /// customer's line into a chat parked before still opens it; a line recorded here before
+    /// the answer is held for it (`ClusterState::customer_wrote`). News heard meanwhile is
+    /// newer and wins (`status_told` keeps the newest version).
+    pub(super) fn read_status_of(&mut self, chat: ChatId, id: String) {
+        self.cluster_mut().status_unread.insert(chat, None);
+        let (store, hub) = (self.archive.store(), self.timers.clone());
+        tokio::spawn(async move {
+            let record = store
+                .conversation_record(&id)
+                .await
+                .inspect_err(|e| tracing::debug!(conversation = %id, error = %e, "a moved chat's status was not read"))
+                .ok();
+            if let Some(tx) = hub.upgrade() {
+                let _ = tx.send(Command::ConversationStatusRead { chat, record }).await;
+            }
+        });
+    }
+
+    /// The answer of [`Self::read_status_of`]: the chat learns its status, and a customer's
+    /// line recorded before it opens the conversation if it was parked before that line.
+    pub(super) fn conversation_status_read(&mut self, chat: ChatId, record: Option<ConversationRecord>) {
+        let wrote = self.cluster_mut().status_unread.remove(&chat).flatten();
+        let Some(record) = record else { return };
+        self.status_told(&record);
+        if let Some(at) = wrote {
+            self.customer_line_in(chat, at);
+        }
+    }
+
     /// What this node's running chat of `record`, if any, knows of its status.
     fn status_told(&self, record: &ConversationRecord) {
         if let Some(log) = self.chat_by_wire.get(&record.id).and_then(|chat| self.chats.get(chat)) {
