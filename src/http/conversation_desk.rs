@@ -41,6 +41,7 @@ use crate::core::routing::AgentId;
 use crate::protocol::ServerFrame;
 use crate::store::deadline::write_within;
 use crate::store::{Account, ArchiveEvent, ConversationNote, ConversationRecord, Role, StoreError};
+use crate::webhooks::event::Event;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -143,11 +144,16 @@ async fn add_note(
     };
     let store = state.store.clone();
     let event = ArchiveEvent::Note(note.clone());
+    // `note.created` for endpoints that asked for notes, as for a note written in a live chat.
+    let hook = state.archive.webhooks().and_then(|hooks| hooks.event_of(&event));
     write_within(state.settings.archive_write_timeout, async move {
         store.archive(&[event]).await
     })
     .await
     .map_err(ApiError::unanswered_change)?;
+    if let (Some(hooks), Some(hook)) = (state.archive.webhooks(), hook) {
+        hooks.emit(hook);
+    }
     let frame = ServerFrame::Note {
         chat_id: id.clone(),
         note: crate::protocol::NoteView {
@@ -213,7 +219,8 @@ async fn assignees(
     responses((status = 200, body = Assigned),
         (status = 400, description = "`unknown_agent`: no enabled agent of that id serves its category", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not theirs to hand on", body = ErrorBody),
-        (status = 409, description = "`already_assigned`: another agent took it first; `conversation_live`: its customer is \
+        (status = 409, description = "`already_assigned`: another agent holds it (took it earlier, or first of two at \
+            once); `conversation_live`: its customer is \
             live in it now (a live chat is moved by a transfer)", body = ErrorBody),
         SignedIn, ChangeUnavailable))]
 async fn assign(
@@ -257,7 +264,7 @@ async fn assign(
             ConversationError::Refused(Refusal::AlreadyAssigned) => ApiError::refused(
                 StatusCode::CONFLICT,
                 "already_assigned",
-                "another agent took this conversation first",
+                "another agent holds this conversation",
             ),
             ConversationError::Refused(_) => live(),
             // Assigned again to the same agent is no change: safe to repeat.
@@ -297,6 +304,15 @@ async fn assign(
         told.push(target.id.clone());
         tell(&state, &told, &frame).await;
         tell_holder(&state, &record).await;
+        if let Some(hooks) = state.archive.webhooks() {
+            let to = (target.id.as_str(), target.display_name.as_str());
+            hooks.emit(Event::conversation_reassigned(
+                &record,
+                to,
+                before.holder.as_deref(),
+                now_ms(),
+            ));
+        }
     }
     Ok(Json(Assigned {
         conversation_id: record.id,

@@ -104,17 +104,39 @@ impl Event {
     /// handed it over, or the one a customer continuing it is paired with. `previous`: who
     /// held it before (a bot's id is `bot:<name>`).
     pub fn conversation_assigned(opened: &ConversationOpened, previous: Option<&str>) -> Self {
+        let to = (opened.agent_id.as_str(), opened.agent_name.as_str());
+        Self::assigned(&opened.id, opened.category.as_deref(), to, previous, opened.paired_at)
+    }
+
+    /// A conversation nobody is live in was put in `to`'s list (id, name) by its holder, an
+    /// admin, or an agent taking it unassigned; `previous`: its holder before.
+    pub fn conversation_reassigned(
+        record: &ConversationRecord,
+        to: (&str, &str),
+        previous: Option<&str>,
+        at: Millis,
+    ) -> Self {
+        Self::assigned(&record.id, Some(&record.category), to, previous, at)
+    }
+
+    fn assigned(
+        id: &str,
+        category: Option<&str>,
+        (agent_id, agent_name): (&str, &str),
+        previous: Option<&str>,
+        at: Millis,
+    ) -> Self {
         Self::new(
             "conversation.assigned",
-            &opened.id,
-            opened.paired_at,
+            id,
+            at,
             json!({
-                "conversation_id": opened.id,
-                "category": opened.category,
-                "agent_id": opened.agent_id,
-                "agent_name": opened.agent_name,
+                "conversation_id": id,
+                "category": category,
+                "agent_id": agent_id,
+                "agent_name": agent_name,
                 "previous_agent_id": previous,
-                "at": opened.paired_at,
+                "at": at,
             }),
         )
     }

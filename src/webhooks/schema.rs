@@ -66,6 +66,8 @@ pub struct WebhookConversationStatusChanged {
     snoozed_until: Option<Millis>,
     /// The agent whose list it is in.
     holder: Option<String>,
+    /// When it was last resolved (`null` if never): kept after it opens again, so `status`
+    /// says what it is now.
     resolved_at: Option<Millis>,
 }
 

@@ -208,3 +208,59 @@ async fn of_two_agents_taking_an_unassigned_conversation_at_once_one_gets_it() {
     assert!(in_view(winner, "mine", &id).await);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_note_and_a_hand_on_over_http_reach_the_webhooks_as_in_a_live_chat() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let (url, got) = crate::webhooks::receiver(0).await;
+    crate::webhooks::register(&admin, &url, &["note.created", "conversation.assigned"]).await;
+    let mut ann = hub.agent("ann", &["general"], 2).await;
+    let _bob = hub.agent("bob", &["general"], 2).await;
+    let (ann_api, bob_api) = (
+        hub.login("ann", "agent-password").await,
+        hub.login("bob", "agent-password").await,
+    );
+    let (ann_id, bob_id) = (account_id(&ann_api).await, account_id(&bob_api).await);
+    let id = carla_left_ann(&hub, &mut ann).await;
+
+    let (status, note) = ann_api
+        .post(
+            &format!("/api/conversations/{id}/notes"),
+            json!({"text": "call her back"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{note}");
+    let (status, moved) = ann_api
+        .post(&format!("/api/conversations/{id}/assign"), json!({"agent_id": bob_id}))
+        .await;
+    assert_eq!(status, 200, "{moved}");
+
+    // The pairing's own `conversation.assigned` is none (a first chat is `created`): the
+    // two events are the note and the hand-on, in order.
+    let events = crate::webhooks::delivered(&got, 2).await;
+    let (noted, assigned) = (&events[0].1, &events[1].1);
+    assert_eq!(
+        (noted["type"].as_str(), noted["data"]["text"].as_str()),
+        (Some("note.created"), Some("call her back")),
+        "{noted}"
+    );
+    assert_eq!(assigned["type"], "conversation.assigned", "{assigned}");
+    assert_eq!(
+        (
+            assigned["data"]["conversation_id"].as_str(),
+            assigned["data"]["agent_id"].as_str(),
+            assigned["data"]["agent_name"].as_str(),
+            assigned["data"]["previous_agent_id"].as_str(),
+            assigned["data"]["category"].as_str(),
+        ),
+        (
+            Some(id.as_str()),
+            Some(bob_id.as_str()),
+            Some("BOB"),
+            Some(ann_id.as_str()),
+            Some("general")
+        ),
+        "{assigned}"
+    );
+}
