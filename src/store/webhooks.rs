@@ -66,7 +66,7 @@ pub struct DeliveryAttempt {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WebhookDelivery {
     /// `<event id>-<endpoint id>` (one per event and endpoint, whichever node writes it);
-    /// a delivery sent again adds `-<seq>`.
+    /// a delivery sent again adds `-<seq>`. Always holds the endpoint's id.
     #[serde(rename = "_id")]
     pub id: String,
     pub endpoint_id: String,
@@ -135,6 +135,9 @@ pub trait WebhookStore: Send + Sync {
     async fn finish_delivery(&self, delivery: WebhookDelivery, node: &str) -> StoreResult<bool>;
     /// Up to `limit` pending deliveries to the endpoints `of` (the enabled ones), by `seq`:
     /// a disabled endpoint's backlog, kept for when it is enabled again, never hides others'.
+    /// The deliverer asks for one endpoint at a time, so another's backlog hides nothing
+    /// either; a delivery's id holds its endpoint's id (see [`WebhookDelivery::id`]), which a
+    /// backend may use to pass other endpoints' rows over unread.
     async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>>;
     /// Up to `limit` deliveries given up whose endpoint's disabling is not recorded yet
     /// ([`DeliveryStatus::Dying`]), by `seq`.

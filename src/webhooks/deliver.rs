@@ -35,8 +35,11 @@ pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 const EXCERPT_CHARS: usize = 500;
 /// The longest the deliverer sleeps without being woken (retries come due meanwhile).
 const LOOK_EVERY: Duration = Duration::from_millis(500);
-/// Pending deliveries looked at in one round.
+/// Pending deliveries looked at in one round, per endpoint.
 const BATCH: usize = 1_000;
+/// Attempts this node has in flight at once, across endpoints: each holds a connection for
+/// up to [`TIMEOUT`]; the rest wait for the next round (their claims are not taken).
+const IN_FLIGHT: usize = 64;
 
 /// Whose claims this deliverer takes and for how long.
 pub struct Claims {
@@ -51,12 +54,29 @@ pub struct Claims {
     pub admin_page: String,
 }
 
+/// An attempt's outcome: the endpoint as read when it was sent, the delivery claimed, and
+/// the attempt with whether it delivered.
+type Sent = (WebhookEndpoint, WebhookDelivery, (DeliveryAttempt, bool));
+
 pub async fn run(store: SharedStore, hooks: Webhooks, claims: Claims, shutdown: CancellationToken) {
+    // Attempts in flight, across rounds: a receiver that hangs until the timeout holds only
+    // its own conversation's next events (its delivery stays claimed, so `ready` passes the
+    // conversation over), never another endpoint's or another conversation's.
+    let mut attempts: JoinSet<Sent> = JoinSet::new();
     loop {
-        if let Err(e) = round(&store, &hooks, &claims).await {
+        if let Err(e) = round(&store, &hooks, &claims, &mut attempts).await {
             tracing::warn!(error = %e, "webhook deliveries wait for the store");
         }
         tokio::select! {
+            Some(done) = attempts.join_next(), if !attempts.is_empty() => {
+                let mut finished = vec![done];
+                while let Some(done) = attempts.try_join_next() {
+                    finished.push(done);
+                }
+                if let Err(e) = record_all(&store, &hooks, &claims, finished).await {
+                    tracing::warn!(error = %e, "webhook deliveries wait for the store");
+                }
+            }
             _ = hooks.wake.notified() => {}
             _ = tokio::time::sleep(LOOK_EVERY) => {}
             _ = shutdown.cancelled() => return,
@@ -64,7 +84,33 @@ pub async fn run(store: SharedStore, hooks: Webhooks, claims: Claims, shutdown: 
     }
 }
 
-async fn round(store: &SharedStore, hooks: &Webhooks, claims: &Claims) -> crate::store::StoreResult<()> {
+/// Records the attempts that finished; the endpoints are read again if one was disabled.
+/// An attempt left unrecorded (the store failed) is sent again once its claim runs out.
+async fn record_all(
+    store: &SharedStore,
+    hooks: &Webhooks,
+    claims: &Claims,
+    finished: Vec<Result<Sent, tokio::task::JoinError>>,
+) -> crate::store::StoreResult<()> {
+    let mut endpoints_changed = false;
+    for done in finished {
+        let Ok((endpoint, delivery, (attempt, ok))) = done else {
+            continue;
+        };
+        endpoints_changed |= record(store, claims, endpoint, delivery, attempt, ok).await?;
+    }
+    if endpoints_changed {
+        hooks.refresh().await;
+    }
+    Ok(())
+}
+
+async fn round(
+    store: &SharedStore,
+    hooks: &Webhooks,
+    claims: &Claims,
+    attempts: &mut JoinSet<Sent>,
+) -> crate::store::StoreResult<()> {
     // Deaths a node left unsettled (it died, or its store failed, between storing the last
     // attempt and disabling the endpoint): settled before anything is sent, so the
     // endpoint is disabled before any more of its deliveries go.
@@ -76,8 +122,16 @@ async fn round(store: &SharedStore, hooks: &Webhooks, claims: &Claims) -> crate:
     // Changed through another node: its admin bus message tells this node at once; this
     // look catches one missed (Redis away), within `LOOK_EVERY`.
     hooks.seen(endpoints.values());
-    let enabled: Vec<String> = endpoints.values().filter(|e| e.enabled).map(|e| e.id.clone()).collect();
-    let pending = store.pending_deliveries(&enabled, BATCH).await?;
+    // Each endpoint's own batch: one whose receiver is down piles up a backlog that would
+    // otherwise fill a shared batch and leave the others' deliveries unread.
+    let mut pending = Vec::new();
+    for endpoint in endpoints.values().filter(|e| e.enabled) {
+        pending.extend(
+            store
+                .pending_deliveries(std::slice::from_ref(&endpoint.id), BATCH)
+                .await?,
+        );
+    }
     if pending.is_empty() {
         return Ok(());
     }
@@ -91,8 +145,10 @@ async fn round(store: &SharedStore, hooks: &Webhooks, claims: &Claims) -> crate:
         now,
     );
     let until = now + i64::try_from(claims.lease.as_millis()).unwrap_or(i64::MAX);
-    let mut attempts = JoinSet::new();
     for i in go {
+        if attempts.len() >= IN_FLIGHT {
+            break;
+        }
         let mut delivery = pending[i].clone();
         let Some(endpoint) = endpoints.get(&delivery.endpoint_id).cloned() else {
             continue;
@@ -107,16 +163,6 @@ async fn round(store: &SharedStore, hooks: &Webhooks, claims: &Claims) -> crate:
             let attempt = attempt(&endpoint, &delivery, allow_private).await;
             (endpoint, delivery, attempt)
         });
-    }
-    let mut endpoints_changed = false;
-    while let Some(done) = attempts.join_next().await {
-        let Ok((endpoint, delivery, (attempt, ok))) = done else {
-            continue;
-        };
-        endpoints_changed |= record(store, claims, endpoint, delivery, attempt, ok).await?;
-    }
-    if endpoints_changed {
-        hooks.refresh().await;
     }
     Ok(())
 }

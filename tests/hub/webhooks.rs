@@ -899,6 +899,80 @@ impl Mailing {
     }
 }
 
+/// A receiver that never answers holds up only its own deliveries: another endpoint gets a
+/// conversation's lines one after another meanwhile, all before the held attempt's 10 s
+/// timeout (before, every round of the deliverer waited for its slowest attempt), while the
+/// hanging one's later lines wait behind its first (in order per conversation).
+#[tokio::test]
+async fn a_receiver_that_hangs_holds_up_no_other_endpoint() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let (hanging_url, hanging) = receiver_as(Received {
+        hold_first: usize::MAX,
+        ..Received::default()
+    })
+    .await;
+    let (url, got) = receiver(0).await;
+    register(&admin, &hanging_url, &["message.created"]).await;
+    register(&admin, &url, &["message.created"]).await;
+
+    let (mut ann, _carla, chat) = hub.agent_and_customer_in_a_chat().await;
+    for i in 0..4 {
+        ann.say_in(&chat, &format!("line {i}"), &format!("m{i}")).await;
+    }
+    let lines = delivered_within(&got, 4, Duration::from_secs(8)).await;
+    let texts: Vec<&Value> = lines.iter().map(|(_, body)| &body["data"]["text"]).collect();
+    assert_eq!(texts, ["line 0", "line 1", "line 2", "line 3"]);
+    assert_eq!(
+        hanging.lock().unwrap().deliveries.len(),
+        1,
+        "the hanging receiver got its first line only"
+    );
+}
+
+/// An endpoint's backlog (its receiver down for hours: a thousand and more deliveries
+/// waiting for their retries) does not hide the other endpoints' deliveries from the
+/// deliverer, which reads each endpoint's pending deliveries apart.
+#[tokio::test]
+async fn a_long_backlog_of_one_endpoint_starves_no_other() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let (down_url, _down) = receiver(usize::MAX).await;
+    let (url, got) = receiver(0).await;
+    let down = register(&admin, &down_url, &["message.created"]).await;
+    register(&admin, &url, &["message.created"]).await;
+    let down_id = down["id"].as_str().unwrap().to_string();
+    let in_an_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 3_600_000;
+    for i in 0..1_100 {
+        let seq = hub.store.next_delivery_seq().await.unwrap();
+        let delivery = switchboard::store::WebhookDelivery {
+            id: format!("backlog-{i}-{down_id}"),
+            endpoint_id: down_id.clone(),
+            seq,
+            ordering_key: format!("backlog-{i}"),
+            event_id: format!("backlog-{i}"),
+            event_type: "message.created".into(),
+            body: "{}".into(),
+            status: DeliveryStatus::Pending,
+            due_at: in_an_hour,
+            attempts: vec![],
+            created_at: 0,
+            claimed_by: None,
+            claim_until: None,
+        };
+        hub.store.add_delivery(delivery).await.unwrap();
+    }
+
+    let (mut ann, _carla, chat) = hub.agent_and_customer_in_a_chat().await;
+    ann.say_in(&chat, "after the backlog", "m1").await;
+    let lines = delivered(&got, 1).await;
+    assert_eq!(lines[0].1["data"]["text"], "after the backlog");
+}
+
 #[tokio::test]
 async fn an_internal_note_goes_only_to_an_endpoint_that_asks_for_notes() {
     let hub = TestHub::with(|s| s.webhook_allow_private = true).await;

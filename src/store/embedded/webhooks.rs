@@ -206,6 +206,12 @@ impl WebhookStore for EmbeddedStore {
                     break;
                 }
                 let (k, _) = row.map_err(unavailable)?;
+                // A delivery's key holds its endpoint's id (its id is `<event>-<endpoint>`,
+                // or `<event>-<endpoint>-<seq>` sent again): another endpoint's backlog is
+                // passed over without decoding it.
+                if !of.iter().any(|endpoint| k.value().contains(endpoint.as_str())) {
+                    continue;
+                }
                 let delivery: WebhookDelivery = load(&deliveries, k.value())?;
                 if of.contains(&delivery.endpoint_id) {
                     out.push(delivery);
