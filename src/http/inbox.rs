@@ -226,21 +226,25 @@ async fn of_categories(
 
 /// The statuses asked for; the unresolved ones when none.
 fn statuses(asked: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
-    let words: Vec<&str> = asked
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-        .collect();
-    if words.is_empty() {
+    let named = named_statuses(asked)?;
+    if named.is_empty() {
         return Ok(vec![
             ConversationStatus::Open,
             ConversationStatus::Pending,
             ConversationStatus::Snoozed,
         ]);
     }
-    words
-        .into_iter()
+    Ok(named)
+}
+
+/// The statuses a comma-separated `status` parameter names (none when empty or absent);
+/// a word that is no status is refused by name.
+pub(super) fn named_statuses(asked: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
+    asked
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
         .map(|word| {
             serde_json::from_value(serde_json::Value::String(word.to_string())).map_err(|_| {
                 ApiError::invalid(
