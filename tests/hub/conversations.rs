@@ -350,13 +350,19 @@ async fn the_archive_listing_and_its_export_filter_by_status_and_refuse_an_unkno
     let (status, refused) = ann_api.get("/api/conversations?status=closed").await;
     assert_eq!(status, 400, "{refused}");
     assert_eq!(refused["error"]["code"], "bad_query", "{refused}");
-    assert!(refused["error"]["message"].as_str().unwrap().contains("\"closed\""), "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("\"closed\""),
+        "{refused}"
+    );
     let (status, refused) = ann_api.get("/api/conversations/export?format=csv&status=closed").await;
     assert_eq!(status, 400, "the export refuses it too: {refused}");
 
     let csv = ann_api
         .client
-        .get(format!("{}/api/conversations/export?format=json&status=pending", ann_api.base))
+        .get(format!(
+            "{}/api/conversations/export?format=json&status=pending",
+            ann_api.base
+        ))
         .send()
         .await
         .unwrap()
@@ -370,4 +376,22 @@ async fn the_archive_listing_and_its_export_filter_by_status_and_refuse_an_unkno
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     assert_eq!(exported, [carla_chat.as_str().unwrap()], "{csv}");
+}
+
+#[tokio::test]
+async fn a_snooze_that_ran_out_is_told_to_its_agent_as_no_answer_since_its_end() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (_carla, chat) = hub.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    status_of(&mut ann, &chat).await;
+    let until = now_ms() + 1_500;
+    let snoozed = set_status(&mut ann, &chat, "snoozed", Some(until), "s1").await;
+    assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
+    // Open again by itself: no client id, since at or after the snooze's end (what tells
+    // a snooze that ran out from a reopening, for the console's attention).
+    let woken = ann
+        .next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat && f["status"] == "open")
+        .await;
+    assert!(woken.get("client_id").is_none_or(Value::is_null), "{woken}");
+    assert!(woken["since"].as_i64().unwrap() >= until, "{woken}");
 }
