@@ -250,6 +250,25 @@ pub(super) fn filter_for(
     })
 }
 
+/// The statuses a comma-separated `status` parameter names (none when empty or absent);
+/// a word that is no status is refused by name.
+pub(super) fn named_statuses(asked: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
+    asked
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|word| {
+            serde_json::from_value(serde_json::Value::String(word.to_string())).map_err(|_| {
+                ApiError::invalid(
+                    "bad_query",
+                    format!("status: {word:?} is not open, pending, snoozed or resolved"),
+                )
+            })
+        })
+        .collect()
+}
+
 /// The most conversations a label or status filter narrows a listing to: the archive
 /// lists those of them that pass its other filters.
 const MAX_NARROWED: usize = 100_000;
@@ -263,7 +282,7 @@ pub(super) async fn with_desk_filters(
     label: Option<String>,
     status: Option<&str>,
 ) -> Result<ConversationFilter, ApiError> {
-    let statuses = super::inbox::named_statuses(status)?;
+    let statuses = named_statuses(status)?;
     let label = label.filter(|l| !l.is_empty());
     if label.is_none() && statuses.is_empty() {
         return Ok(filter);

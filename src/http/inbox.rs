@@ -226,7 +226,7 @@ async fn of_categories(
 
 /// The statuses asked for; the unresolved ones when none.
 fn statuses(asked: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
-    let named = named_statuses(asked)?;
+    let named = super::history::named_statuses(asked)?;
     if named.is_empty() {
         return Ok(vec![
             ConversationStatus::Open,
@@ -235,25 +235,6 @@ fn statuses(asked: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
         ]);
     }
     Ok(named)
-}
-
-/// The statuses a comma-separated `status` parameter names (none when empty or absent);
-/// a word that is no status is refused by name.
-pub(super) fn named_statuses(asked: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
-    asked
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-        .map(|word| {
-            serde_json::from_value(serde_json::Value::String(word.to_string())).map_err(|_| {
-                ApiError::invalid(
-                    "bad_query",
-                    format!("status: {word:?} is not open, pending, snoozed or resolved"),
-                )
-            })
-        })
-        .collect()
 }
 
 async fn entry(state: &AppState, record: ConversationRecord, defined: &[String]) -> Result<InboxEntry, ApiError> {
