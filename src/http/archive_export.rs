@@ -29,7 +29,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiQuery;
-use super::history::{ExportedConversation, exported, filter_for, found, readable, with_desk_state, with_label};
+use super::history::{ExportedConversation, exported, filter_for, found, readable, with_desk_filters, with_desk_state};
 use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -84,6 +84,9 @@ pub struct ExportQuery {
     pub q: Option<String>,
     /// Only conversations carrying this label id.
     pub label: Option<String>,
+    /// Only conversations with one of these statuses, comma-separated (`open`, `pending`,
+    /// `snoozed`, `resolved`); empty or absent: any status.
+    pub status: Option<String>,
 }
 
 /// A JSON export.
@@ -108,7 +111,7 @@ pub struct ArchiveExport {
             `application/json`): the conversations whole, each message's files with their id, name, type and size \
             (no link: links expire; ask `GET /api/attachments/{id}/link`). Agents' notes are never exported.",
             content((String = "text/csv"), (ArchiveExport = "application/json"))),
-        (status = 400, description = "`bad_query`: a parameter is malformed, `q` refused (as for the listing), \
+        (status = 400, description = "`bad_query`: a parameter is malformed, `q` or `status` refused (as for the listing), \
             or `format` not csv or json; `export_too_large`: more than 1,000 conversations match", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn export_listing(
@@ -118,7 +121,7 @@ async fn export_listing(
 ) -> Result<Response, ApiError> {
     let format = format_of(q.format.as_deref())?;
     let filter: ConversationFilter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
-    let filter = with_label(&state, filter, q.label).await?;
+    let filter = with_desk_filters(&state, filter, q.label, q.status.as_deref()).await?;
     let page = Page {
         offset: 0,
         limit: MAX_EXPORT,

@@ -44,6 +44,9 @@ pub struct HistoryQuery {
     pub q: Option<String>,
     /// Only conversations carrying this label id (`GET /api/labels`).
     pub label: Option<String>,
+    /// Only conversations with one of these statuses, comma-separated (`open`, `pending`,
+    /// `snoozed`, `resolved`); empty or absent: any status.
+    pub status: Option<String>,
     #[serde(default)]
     pub offset: u64,
     /// 1 to 200, default 50.
@@ -247,26 +250,49 @@ pub(super) fn filter_for(
     })
 }
 
-/// The most conversations a label filter narrows a listing to: the archive lists those of
-/// them that pass its other filters.
-const MAX_LABELLED: usize = 100_000;
+/// The statuses a comma-separated `status` parameter names (none when empty or absent);
+/// a word that is no status is refused by name.
+pub(super) fn named_statuses(asked: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
+    asked
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|word| {
+            serde_json::from_value(serde_json::Value::String(word.to_string())).map_err(|_| {
+                ApiError::invalid(
+                    "bad_query",
+                    format!("status: {word:?} is not open, pending, snoozed or resolved"),
+                )
+            })
+        })
+        .collect()
+}
 
-/// `filter` narrowed to the conversations carrying `label` (their records say which); as
-/// it is without a label. A label nothing carries lists nothing.
-pub(super) async fn with_label(
+/// The most conversations a label or status filter narrows a listing to: the archive
+/// lists those of them that pass its other filters.
+const MAX_NARROWED: usize = 100_000;
+
+/// `filter` narrowed to the conversations carrying `label` and having one of the statuses
+/// `status` names (their records say which); as it is without either. A label nothing
+/// carries, or a status nothing has, lists nothing; an unknown status is refused.
+pub(super) async fn with_desk_filters(
     state: &AppState,
     mut filter: ConversationFilter,
     label: Option<String>,
+    status: Option<&str>,
 ) -> Result<ConversationFilter, ApiError> {
-    let Some(label) = label.filter(|l| !l.is_empty()) else {
+    let statuses = named_statuses(status)?;
+    let label = label.filter(|l| !l.is_empty());
+    if label.is_none() && statuses.is_empty() {
         return Ok(filter);
-    };
+    }
     let query = InboxQuery {
         holder: Holder::Anyone,
-        statuses: Vec::new(),
+        statuses,
         category: None,
-        label: Some(label),
-        limit: MAX_LABELLED,
+        label,
+        limit: MAX_NARROWED,
     };
     let ids = state.store.inbox(&query).await?.into_iter().map(|r| r.id).collect();
     filter.ids = Some(std::sync::Arc::new(ids));
@@ -277,8 +303,9 @@ pub(super) async fn with_label(
 #[utoipa::path(get, path = "/api/conversations", tag = "history", params(HistoryQuery),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ConversationPage),
-        (status = 400, description = "`bad_query`: a parameter is malformed or out of range, or `q` is \
-            longer than 200 characters, has more than 8 different words, or no word at all", body = ErrorBody),
+        (status = 400, description = "`bad_query`: a parameter is malformed or out of range, `status` \
+            names a word that is no status, or `q` is longer than 200 characters, has more than 8 different \
+            words, or no word at all", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn list(
     Authed(me): Authed,
@@ -287,7 +314,7 @@ async fn list(
 ) -> JsonResult<ConversationPage> {
     let limit = page_limit(q.limit, 50, MAX_PAGE)?;
     let filter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
-    let filter = with_label(&state, filter, q.label).await?;
+    let filter = with_desk_filters(&state, filter, q.label, q.status.as_deref()).await?;
     let (items, total) = state
         .store
         .conversations(

@@ -226,30 +226,15 @@ async fn of_categories(
 
 /// The statuses asked for; the unresolved ones when none.
 fn statuses(asked: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
-    let words: Vec<&str> = asked
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-        .collect();
-    if words.is_empty() {
+    let named = super::history::named_statuses(asked)?;
+    if named.is_empty() {
         return Ok(vec![
             ConversationStatus::Open,
             ConversationStatus::Pending,
             ConversationStatus::Snoozed,
         ]);
     }
-    words
-        .into_iter()
-        .map(|word| {
-            serde_json::from_value(serde_json::Value::String(word.to_string())).map_err(|_| {
-                ApiError::invalid(
-                    "bad_query",
-                    format!("status: {word:?} is not open, pending, snoozed or resolved"),
-                )
-            })
-        })
-        .collect()
+    Ok(named)
 }
 
 async fn entry(state: &AppState, record: ConversationRecord, defined: &[String]) -> Result<InboxEntry, ApiError> {

@@ -240,3 +240,40 @@ test('the list is the last filter chosen, though an earlier one answers last', (
   assert.equal(await rowOf(agentPage, 'Flo').count(), 1, 'the open list is shown');
   assert.equal(await agentPage.getByTestId('conversation-empty').isVisible(), false, 'not the resolved list');
 }));
+
+test('a snooze that runs out draws the agent\'s attention and marks the row until opened', () => withShots('conversations-snooze-ended', async (pages) => {
+  const agent = await createAgent(hub, { username: 'wanda-wakes', display_name: 'Wanda', categories: ['general'] });
+  const agentPage = await newPage(browser, { width: 1366, height: 768 }, { bypassCSP: true });
+  pages.push(agentPage);
+  // This computer's clock runs an hour less 4 s behind: "Snooze for 1 hour" ends 4 s from
+  // now by the hub's clock (which decides when a snooze ran out).
+  await agentPage.addInitScript(() => {
+    const realNow = Date.now;
+    Date.now = () => realNow() - 3_600_000 + 4_000;
+  });
+  await agentSignsIn(agentPage, hub, agent);
+  const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+  await joinedChat(customer, agentPage, hub, 'general', 'Sleepy');
+  const row = rowOf(agentPage, 'Sleepy');
+  await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
+  assert.equal(await row.getByTestId('conversation-snooze-ended').count(), 0);
+
+  await row.getByTestId('conversation-more').selectOption('hour');
+  await row.getByTestId('conversation-status').filter({ hasText: 'Snoozed' }).waitFor();
+  // The hub wakes it and tells the agent: open again, marked, the title flashing.
+  await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor({ timeout: 30_000 });
+  await row.getByTestId('conversation-snooze-ended').filter({ hasText: 'Snooze ended' }).waitFor();
+  await agentPage.waitForFunction(() => document.title.includes('Snooze ended: Sleepy'));
+  assert.deepEqual(await seriousAxe(agentPage), []);
+  await shot(agentPage, 'conversations-snooze-ended-desk');
+  await agentPage.setViewportSize({ width: 390, height: 844 });
+  const back = agentPage.getByTestId('back-to-list');
+  if (await back.isVisible()) await back.click();
+  await row.getByTestId('conversation-snooze-ended').waitFor();
+  await shot(agentPage, 'conversations-snooze-ended-phone');
+  await agentPage.setViewportSize({ width: 1366, height: 768 });
+
+  // Opened: the mark goes.
+  await row.getByTestId('conversation-open').click();
+  await agentPage.getByTestId('conversation-snooze-ended').waitFor({ state: 'detached' });
+}));

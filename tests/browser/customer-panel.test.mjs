@@ -55,6 +55,10 @@ test('the panel shows the customer and opens an earlier conversation, at desktop
   const earlier = details.getByTestId('earlier-conversation');
   assert.equal(await earlier.count(), 1);
   assert.match(await earlier.innerText(), /Kim · 1 message/);
+  // Its status, as the conversation list names it: ending the chat resolved it.
+  const earlierStatus = earlier.getByTestId('earlier-status');
+  assert.equal(await earlierStatus.innerText(), 'Resolved');
+  assert.equal(await earlierStatus.getAttribute('data-status'), 'resolved');
   await earlier.locator('summary').click();
   await earlier.getByTestId('earlier-transcript').getByText('my parcel never came').waitFor();
   await earlier.getByTestId('earlier-note').getByText('resent parcel, tracking 123').waitFor();

@@ -43,6 +43,14 @@ test('an admin searches the archive and exports the search as CSV', () => withSh
   pages.push(admin);
   await adminSignsIn(admin, hub, 'archive');
   await admin.getByTestId('archive-row').filter({ hasText: 'Omar' }).waitFor();
+  // Each row shows its status; the status filter narrows the list (both chats are open).
+  assert.equal(await admin.getByTestId('archive-row').filter({ hasText: 'Omar' }).getByTestId('archive-row-status').innerText(), 'Open');
+  await admin.getByTestId('archive-status-filter').selectOption('resolved');
+  await admin.getByTestId('archive-search').click();
+  await admin.getByTestId('archive-status').filter({ hasText: 'No conversations match.' }).waitFor();
+  await admin.getByTestId('archive-status-filter').selectOption('open');
+  await admin.getByTestId('archive-search').click();
+  await admin.waitForFunction(() => document.querySelectorAll('[data-testid="archive-row"]').length === 2);
 
   await admin.getByTestId('archive-q').fill('invoice');
   await admin.getByTestId('archive-search').click();

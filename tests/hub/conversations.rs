@@ -355,4 +355,73 @@ async fn across_nodes_a_parked_chat_whose_sides_both_came_back_on_a_third_node_o
     alpha.stop().await;
     beta.stop().await;
     gamma.stop().await;
+
+async fn the_archive_listing_and_its_export_filter_by_status_and_refuse_an_unknown_one() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let (_carla, carla_chat) = hub.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    status_of(&mut ann, &carla_chat).await;
+    let (_dora, dora_chat) = hub.customer_in_chat("Dora", "general").await;
+    ann.next_of("chat_started").await;
+    status_of(&mut ann, &dora_chat).await;
+    let pending = set_status(&mut ann, &carla_chat, "pending", None, "s1").await;
+    assert_eq!(pending["status"], "pending", "{pending}");
+
+    let ann_api = hub.login("ann", "agent-password").await;
+    let (status, page) = ann_api.get("/api/conversations?status=pending").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(item_ids(&page), [carla_chat.as_str().unwrap()], "{page}");
+    assert_eq!(page["items"][0]["status"], "pending", "{page}");
+    let (_, either) = ann_api.get("/api/conversations?status=open,resolved").await;
+    assert_eq!(item_ids(&either), [dora_chat.as_str().unwrap()], "{either}");
+    let (_, any) = ann_api.get("/api/conversations?status=").await;
+    assert_eq!(any["total"], 2, "empty: any status: {any}");
+
+    let (status, refused) = ann_api.get("/api/conversations?status=closed").await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], "bad_query", "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("\"closed\""),
+        "{refused}"
+    );
+    let (status, refused) = ann_api.get("/api/conversations/export?format=csv&status=closed").await;
+    assert_eq!(status, 400, "the export refuses it too: {refused}");
+
+    let csv = ann_api
+        .client
+        .get(format!(
+            "{}/api/conversations/export?format=json&status=pending",
+            ann_api.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let exported: Vec<&str> = csv["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(exported, [carla_chat.as_str().unwrap()], "{csv}");
+}
+
+#[tokio::test]
+async fn a_snooze_that_ran_out_is_told_to_its_agent_as_no_answer_since_its_end() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (_carla, chat) = hub.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    status_of(&mut ann, &chat).await;
+    let until = now_ms() + 1_500;
+    let snoozed = set_status(&mut ann, &chat, "snoozed", Some(until), "s1").await;
+    assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
+    // Open again by itself: no client id, since at or after the snooze's end (what tells
+    // a snooze that ran out from a reopening, for the console's attention).
+    let woken = ann
+        .next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat && f["status"] == "open")
+        .await;
+    assert!(woken.get("client_id").is_none_or(Value::is_null), "{woken}");
+    assert!(woken["since"].as_i64().unwrap() >= until, "{woken}");
 }

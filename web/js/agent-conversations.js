@@ -19,6 +19,7 @@
 
 import { el, api, dateTime, show, announce } from './dom.js';
 import { createConversationDialogs } from './agent-conversation-dialogs.js';
+import { STATUS_NAMES, statusPill } from './conversation-status.js';
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 10000;
@@ -33,7 +34,16 @@ function swatch(cls, colour) {
   return dot;
 }
 
-const STATUS_NAMES = { open: 'Open', pending: 'Waiting on customer', snoozed: 'Snoozed', resolved: 'Resolved' };
+
+/**
+ * Did the status `f` tell end a snooze (`before`, the status last heard)? Open again by
+ * itself, nobody's answer, at or after the snooze's end by the hub's own clock (`since`),
+ * so a skewed clock here changes nothing and an early "Reopen" is not taken for it.
+ */
+export function snoozeRanOut(before, f) {
+  return before?.status === 'snoozed' && f.status === 'open' && !f.client_id
+    && typeof before.snoozed_until === 'number' && f.since >= before.snoozed_until;
+}
 
 /** 9:00 tomorrow, on this computer's clock. */
 function tomorrowMorning() {
@@ -43,7 +53,7 @@ function tomorrowMorning() {
   return t.getTime();
 }
 
-export function createConversations({ send, open, isLive = () => false, maxLen = () => 2000 }) {
+export function createConversations({ send, open, isLive = () => false, maxLen = () => 2000, drawAttention = () => {} }) {
   const list = $('conversation-list');
   const filter = $('conversation-filter');
   const labelFilter = $('conversation-label-filter');
@@ -59,6 +69,10 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
   let asked = 0;
   /** client id → customer name, for the answers' announcements. */
   const pending = new Map();
+  /** Conversation id → its last status heard ({status, snoozed_until, name}): a snooze running out is told by it. */
+  const heard = new Map();
+  /** Conversations whose snooze ran out, marked in the list until the agent opens them. */
+  const snoozeEnded = new Set();
 
   const onScreen = () => !$('console').hidden;
   const dialogs = createConversationDialogs({ changed: () => load(), maxLen });
@@ -154,7 +168,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       { type: 'button', class: secondary ? 'secondary small' : 'small', dataset: { testid }, 'aria-label': `${label}: ${name}`, onclick }, label);
     const mine = view === 'mine' || (me && c.holder === me);
     const actions = !mine ? othersActions(c, name, button) : el('div', { class: 'row conversation-actions' },
-      button('Open', 'conversation-open', () => open(c)),
+      button('Open', 'conversation-open', () => { if (snoozeEnded.delete(c.id)) load(); open(c); }),
       c.status === 'resolved' ? null : button('Resolve', 'conversation-resolve', () => setStatus(c, 'resolved'), false),
       c.status === 'open' ? null : button('Reopen', 'conversation-reopen', () => setStatus(c, 'open')),
       moreActions(c, name),
@@ -163,10 +177,12 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       ? `until ${dateTime(c.snoozed_until)}` : `since ${dateTime(c.status_since)}`;
     const last = c.last_message
       ? `${c.last_message.from === 'agent' ? (mine ? 'You' : 'Agent') : name}: ${c.last_message.text}` : 'No messages yet';
-    return el('li', { class: 'conversation-item', dataset: { testid: 'conversation-item', id: c.id, status: c.status, customer: name } },
+    const woke = snoozeEnded.has(c.id) && c.status === 'open';
+    return el('li', { class: `conversation-item${woke ? ' snooze-ended' : ''}`, dataset: { testid: 'conversation-item', id: c.id, status: c.status, customer: name } },
       el('div', { class: 'row' },
         el('strong', { class: 'grow conversation-name' }, name),
-        el('span', { class: `pill conversation-status ${c.status}`, dataset: { testid: 'conversation-status' } }, STATUS_NAMES[c.status] || c.status)),
+        woke ? el('span', { class: 'pill snooze-ended-mark', dataset: { testid: 'conversation-snooze-ended' } }, 'Snooze ended') : null,
+        statusPill(c.status, 'conversation-status')),
       el('p', { class: 'muted conversation-last', dataset: { testid: 'conversation-last' } }, last),
       // Below the name (a phone's row has no room beside it).
       c.offline ? el('p', { class: 'muted', dataset: { testid: 'conversation-offline' } }, 'Offline message: answers go by email') : null,
@@ -210,6 +226,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     const res = await api('GET', `/api/inbox?view=${view}&status=${encodeURIComponent(filter.value)}${category}${label}`);
     if (!res.ok || number !== loads) return;
     showCounts(res.data.counts);
+    for (const c of res.data.items) heard.set(c.id, { status: c.status, snoozed_until: c.snoozed_until, name: c.customer_name });
     // Someone choosing a snooze keeps the list they are choosing in, and one in a dialog
     // the row whose "More…" opened it (focus goes back there).
     if (list.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') return;
@@ -249,6 +266,15 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       if (name) {
         pending.delete(f.client_id);
         announce(`The conversation with ${name} is now ${(STATUS_NAMES[f.status] || f.status).toLowerCase()}`);
+      }
+      const before = heard.get(f.conversation_id);
+      heard.set(f.conversation_id, { status: f.status, snoozed_until: f.snoozed_until, name: before?.name });
+      if (snoozeRanOut(before, f)) {
+        snoozeEnded.add(f.conversation_id);
+        const who = before.name || 'a customer';
+        announce(`The snooze of the conversation with ${who} ended: it is open again`);
+        drawAttention({ title: `Snooze ended: ${who}`, body: `The conversation with ${who} is open again.`,
+          tag: `snooze-${f.conversation_id}`, onClick: () => list.querySelector(`[data-id="${CSS.escape(f.conversation_id)}"] [data-testid="conversation-open"]`)?.focus() });
       }
       load();
       return true;

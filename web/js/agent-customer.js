@@ -7,6 +7,7 @@
 // console (`noopener noreferrer`).
 
 import { el, api, clock, dateTime } from './dom.js';
+import { statusPill } from './conversation-status.js';
 
 /** How often and how long to retry a panel whose conversation is not archived yet. */
 const RETRY_MS = [500, 1000, 2000, 4000];
@@ -71,6 +72,7 @@ export function createCustomerPanel() {
     const details = el('details', { class: 'earlier', dataset: { testid: 'earlier-conversation', conversationId: summary.id } },
       el('summary', {},
         el('span', { class: 'earlier-when' }, dateTime(summary.paired_at)),
+        ' ', statusPill(summary.status, 'earlier-status'),
         el('span', { class: 'muted' }, ` · ${summary.agent_name} · ${summary.message_count} message${summary.message_count === 1 ? '' : 's'}${rating}`)),
       body);
     let loaded = false;

@@ -87,6 +87,8 @@ const conversations = createConversations({
   send: (frame) => socket.send(frame), open: (c) => openAway(c),
   isLive: (id) => { const chat = chats.get(id); return Boolean(chat && !chat.ended && !chat.away); },
   maxLen: () => maxLen,
+  // Hoisted: the console's attention (sound, title, notification) for a snooze that ran out.
+  drawAttention: (alert) => drawAttention(alert),
 });
 
 /** The "Transfer" dialog (one for the page; each chat's header has the button opening it). */
@@ -241,30 +243,33 @@ const pageSeen = () => document.visibilityState === 'visible' && document.hasFoc
 /** The agent is looking at this chat: open, on screen (not the list view of a phone), page seen. */
 const chatSeen = (chat) => chat.id === openId && pageSeen() && chat.panel.offsetParent !== null;
 
-/** Sound, title and (when the page is not looked at) a desktop notification. */
-function alertAgent(chat, title, body) {
+/**
+ * Sound, title and (when the page is not looked at) a desktop notification `tag`, whose
+ * click brings the page forward and calls `onClick`.
+ */
+function drawAttention({ title, body, tag, requireInteraction = false, onClick }) {
   if (soundOn()) beep();
   flashTitle(title);
   if (!notificationsSupported() || Notification.permission !== 'granted' || pageSeen()) return;
   try {
-    const note = new Notification(title, { body, tag: `chat-${chat.id}` });
-    note.onclick = () => { window.focus(); openChat(chat.id, { focus: 'composer' }); note.close(); };
+    const note = new Notification(title, { body, tag, requireInteraction });
+    note.onclick = () => { window.focus(); onClick(); note.close(); };
   } catch {
     // Some browsers only allow notifications from a service worker: sound and title still tell.
   }
 }
 
-/** A new offer: sound, title and (when the page is not looked at) a desktop notification. */
+/** Something in a chat needs the agent: the notification opens it. */
+function alertAgent(chat, title, body) {
+  drawAttention({ title, body, tag: `chat-${chat.id}`, onClick: () => openChat(chat.id, { focus: 'composer' }) });
+}
+
+/** A new offer: the notification stays until answered and leads to its "Accept". */
 function alertOffer(offer) {
-  if (soundOn()) beep();
-  flashTitle(`Chat offer: ${offer.name}`);
-  if (!notificationsSupported() || Notification.permission !== 'granted' || pageSeen()) return;
-  try {
-    const note = new Notification(`Chat offer: ${offer.name}`, { body: `${offer.category}${offer.message ? ` — ${offer.message}` : ''}`, tag: `offer-${offer.id}`, requireInteraction: true });
-    note.onclick = () => { window.focus(); if (offer.accept.isConnected) offer.accept.focus(); note.close(); };
-  } catch {
-    // Some browsers only allow notifications from a service worker: sound and title still tell.
-  }
+  drawAttention({
+    title: `Chat offer: ${offer.name}`, body: `${offer.category}${offer.message ? ` — ${offer.message}` : ''}`,
+    tag: `offer-${offer.id}`, requireInteraction: true, onClick: () => { if (offer.accept.isConnected) offer.accept.focus(); },
+  });
 }
 
 function updateTitle() {

@@ -7,6 +7,7 @@
 import { el, api, clock, dateTime } from './dom.js';
 import { FileAccess, renderFiles } from './attachments.js';
 import { cameByMail } from './agent-mails.js';
+import { STATUS_NAMES, statusPill } from './conversation-status.js';
 
 /** Staff fetch archived files with their session cookie. */
 const archivedFiles = new FileAccess({ conversation: () => null });
@@ -69,6 +70,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
   const labelField = el('div', { hidden: true }, el('label', { for: 'arch-label' }, 'Label'), label);
   /** The desk's labels by id (GET /api/labels), for the filter and each row's names. */
   let labels = new Map();
+  const statusFilter = el('select', { id: 'arch-status', dataset: { testid: 'archive-status-filter' } },
+    el('option', { value: '' }, 'Any'), ...Object.entries(STATUS_NAMES).map(([value, name]) => el('option', { value }, name)));
   const from = el('input', { id: 'arch-from', type: 'date', dataset: { testid: 'archive-from' } });
   const to = el('input', { id: 'arch-to', type: 'date', dataset: { testid: 'archive-to' } });
   const status = el('p', { class: 'muted', role: 'status', dataset: { testid: 'archive-status' } });
@@ -84,11 +87,12 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     el('div', {}, el('label', { for: 'arch-category' }, 'Category'), category),
     agents ? el('div', {}, el('label', { for: 'arch-agent' }, 'Agent'), agent) : null,
     labelField,
+    el('div', {}, el('label', { for: 'arch-status' }, 'Status'), statusFilter),
     el('div', {}, el('label', { for: 'arch-from' }, 'From'), from),
     el('div', {}, el('label', { for: 'arch-to' }, 'To'), to),
     el('div', {}, el('label', { 'aria-hidden': 'true' }, '\u00a0'), el('button', { type: 'submit', dataset: { testid: 'archive-search' } }, 'Search')));
   const table = el('div', { class: 'table-wrap', tabindex: '0' }, el('table', {},
-    el('thead', {}, el('tr', {}, ...['Started', 'Category', 'Customer', 'Agent', 'Messages', 'Ended', 'Rating', ''].map((h) => el('th', { scope: 'col' }, h)))),
+    el('thead', {}, el('tr', {}, ...['Started', 'Category', 'Customer', 'Status', 'Agent', 'Messages', 'Ended', 'Rating', ''].map((h) => el('th', { scope: 'col' }, h)))),
     body));
   const exportStatus = el('p', { class: 'muted', role: 'status', dataset: { testid: 'archive-export-status' } });
   const exportButton = (format) => el('button', { type: 'button', class: 'secondary', dataset: { testid: `archive-export-${format}` },
@@ -123,6 +127,7 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     if (category.value) q.set('category', category.value);
     if (agents && agent.value) q.set('agent_id', agent.value);
     if (label.value) q.set('label', label.value);
+    if (statusFilter.value) q.set('status', statusFilter.value);
     if (dayMs(from, false) !== null) q.set('from', dayMs(from, false));
     if (dayMs(to, true) !== null) q.set('to', dayMs(to, true));
     return q;
@@ -158,6 +163,7 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
         (c.labels || []).length ? el('div', { class: 'muted', dataset: { testid: 'archive-labels' } },
           c.labels.map((id) => labels.get(id)?.name || id).join(' · ')) : null,
         c.hit && searched ? el('div', { class: 'muted search-hit', dataset: { testid: 'archive-hit' } }, ...marked(c.hit.text, searched)) : null),
+      el('td', {}, statusPill(c.status, 'archive-row-status')),
       el('td', {}, c.agent_name),
       el('td', {}, String(c.message_count ?? '')),
       el('td', {}, ended),
