@@ -355,7 +355,9 @@ async fn across_nodes_a_parked_chat_whose_sides_both_came_back_on_a_third_node_o
     alpha.stop().await;
     beta.stop().await;
     gamma.stop().await;
+}
 
+#[tokio::test]
 async fn the_archive_listing_and_its_export_filter_by_status_and_refuse_an_unknown_one() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
     let (_carla, carla_chat) = hub.customer_in_chat("Carla", "general").await;
