@@ -841,10 +841,16 @@ async fn a_dead_nodes_bot_conversation_is_closed_though_the_node_that_took_it_ov
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!((closed.reason, closed.ended_by), (EndReason::Disconnect, Side::Customer));
+    assert_eq!(
+        (closed.reason, closed.ended_by),
+        (EndReason::Disconnect, Side::Customer)
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while store.conversation_record(&chat).await.unwrap().status != ConversationStatus::Resolved {
-        assert!(std::time::Instant::now() < deadline, "the conversation was never resolved");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the conversation was never resolved"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Nothing is owed any more.
