@@ -270,6 +270,35 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
     live.stop().await;
 }
 
+/// Waits until the dead node's bot conversation `chat` is closed in `store` as one whose
+/// customer went (a disconnect by the customer) and resolved.
+async fn closed_as_customer_gone(store: &switchboard::store::SharedStore, chat: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let closed = loop {
+        if let Some(closed) = store.conversation(chat).await.unwrap().closed {
+            break closed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead node's bot conversation was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (closed.reason, closed.ended_by),
+        (EndReason::Disconnect, Side::Customer),
+        "closed as a customer gone"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.conversation_record(chat).await.unwrap().status != ConversationStatus::Resolved {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the conversation was never resolved"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Carla talks to the bot on a real hub process that is killed (kill -9) and never comes
 /// back. As for a live chat whose customer's node died, she has the grace period to come
 /// back anywhere; once it has run out on the node that took the dead one over, her
@@ -302,30 +331,7 @@ async fn a_dead_nodes_bot_conversation_whose_customer_never_comes_back_is_closed
     until_reaped(&mut conn, "doomed").await;
 
     let store = &servers.store;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let closed = loop {
-        if let Some(closed) = store.conversation(&chat).await.unwrap().closed {
-            break closed;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the dead node's bot conversation was never closed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(
-        (closed.reason, closed.ended_by),
-        (EndReason::Disconnect, Side::Customer),
-        "closed as a customer gone"
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while store.conversation_record(&chat).await.unwrap().status != ConversationStatus::Resolved {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the conversation was never resolved"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    closed_as_customer_gone(store, &chat).await;
     // The bot is told, by the node that took the dead one over, that she is gone.
     let told = |frames: &[serde_json::Value]| {
         frames
@@ -830,29 +836,7 @@ async fn a_dead_nodes_bot_conversation_is_closed_though_the_node_that_took_it_ov
 
     let [heir] = crate::cluster_fixture::nodes_on(&store, &redis, &scratch, ["heir"], tweak).await;
     until_reaped(&mut conn, "taker").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let closed = loop {
-        if let Some(closed) = store.conversation(&chat).await.unwrap().closed {
-            break closed;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the dead node's bot conversation was never closed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(
-        (closed.reason, closed.ended_by),
-        (EndReason::Disconnect, Side::Customer)
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while store.conversation_record(&chat).await.unwrap().status != ConversationStatus::Resolved {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the conversation was never resolved"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    closed_as_customer_gone(&store, &chat).await;
     // Nothing is owed any more.
     let left: Vec<String> = redis::cmd("KEYS")
         .arg("{sb}:bot-sweeps:*")
