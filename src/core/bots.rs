@@ -131,15 +131,31 @@ pub fn socket_at(here: bool, recorded: Option<(&str, u64)>, registered: Option<u
     }
 }
 
-/// Which node ends a dead node's bot conversations whose customers did not come back:
-/// the node whose `node_lost` took the dead node over (its `heir`), as it runs the grace
-/// timers of that node's other customers, and only for another node (a node never sweeps
-/// its own). Each is ended once the grace period (`RESUME_GRACE_SECS`) from that loss has
-/// run out, as a live chat whose customer's node died: closed as a disconnect, the bot told
-/// `customer_gone` ([`LOST_STAGE_END`]); one its customer resumed within it was handed over
-/// there ([`Handover::NodeLost`]) and is not the sweeper's.
-pub fn sweeps_lost_stages(heir: &str, lost: &str, this_node: &str) -> bool {
-    heir == this_node && lost != this_node
+/// Which node ends a dead node's bot conversations whose customers did not come back, and
+/// whose: the node whose `node_lost` took the dead node `lost` over (its `heir`), as it
+/// runs the grace timers of that node's other customers, sweeps `lost`'s (never its own:
+/// a node restarted under its id reaps itself) and every dead node's `lost` still owed
+/// (`owed_by_lost`: taken over by `lost` and not swept before it died too) but this
+/// node's; other nodes none. Each becomes this node's debt until swept, so a chain of
+/// heirs dying one after another never leaves a dead node's bot conversations stuck.
+/// Each is ended once the grace period (`RESUME_GRACE_SECS`) from that loss has run out,
+/// as a live chat whose customer's node died: closed as a disconnect, the bot told
+/// `customer_gone` ([`LOST_STAGE_END`]); one its customer resumed within it was handed
+/// over there ([`Handover::NodeLost`]) and is not the sweeper's.
+pub fn lost_stages_to_sweep(heir: &str, lost: &str, owed_by_lost: &[String], this_node: &str) -> Vec<String> {
+    if heir != this_node {
+        return vec![];
+    }
+    let mut nodes: Vec<String> = owed_by_lost
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once(lost))
+        .filter(|node| *node != this_node)
+        .map(str::to_string)
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes
 }
 
 /// How a dead node's bot conversation whose customer did not come back ends: as one on a
@@ -317,10 +333,19 @@ mod tests {
     }
 
     #[test]
-    fn only_the_heir_sweeps_a_dead_nodes_bot_conversations() {
-        assert!(sweeps_lost_stages("a", "b", "a"));
-        assert!(!sweeps_lost_stages("c", "b", "a"), "another node took it over");
-        assert!(!sweeps_lost_stages("a", "a", "a"), "never its own");
+    fn the_heir_of_a_dead_heir_sweeps_what_it_owed() {
+        let owed = vec!["a".to_string()];
+        assert_eq!(lost_stages_to_sweep("c", "b", &[], "c"), ["b"], "the heir sweeps");
+        assert_eq!(lost_stages_to_sweep("c", "b", &owed, "c"), ["a", "b"]);
+        assert!(
+            lost_stages_to_sweep("d", "b", &owed, "c").is_empty(),
+            "another node took it over"
+        );
+        assert_eq!(
+            lost_stages_to_sweep("a", "a", &["b".to_string(), "a".to_string()], "a"),
+            ["b"],
+            "restarted, a node sweeps what its previous incarnation owed, never its own"
+        );
     }
 
     #[test]
@@ -378,6 +403,51 @@ mod tests {
     }
 
     proptest! {
+        /// Nodes die one after another, each taken over by a live node, and a node sweeps
+        /// (clearing its debt) only at some steps: whatever the order, every dead node's bot
+        /// stages are swept or owed by a live node, never by a dead one, and owed once.
+        #[test]
+        fn a_dead_nodes_stages_are_always_owed_by_a_live_node_until_swept(
+            steps in prop::collection::vec((0usize..6, 0usize..6, any::<bool>()), 0..40)
+        ) {
+            let nodes: Vec<String> = (0..6).map(|n| format!("n{n}")).collect();
+            let mut alive: Vec<bool> = vec![true; 6];
+            let mut owed: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            let mut swept: std::collections::BTreeSet<String> = Default::default();
+            for (dies, heir, sweeps) in steps {
+                if sweeps {
+                    // The heir finishes its sweeps: its debt is cleared.
+                    if alive[heir] {
+                        swept.extend(owed.remove(&nodes[heir]).unwrap_or_default());
+                    }
+                    continue;
+                }
+                if !alive[dies] || !alive[heir] || dies == heir {
+                    continue;
+                }
+                alive[dies] = false;
+                let owed_by_lost = owed.remove(&nodes[dies]).unwrap_or_default();
+                for node in &nodes {
+                    // Every node replays the loss; only the heir takes anything on.
+                    let taken = lost_stages_to_sweep(&nodes[heir], &nodes[dies], &owed_by_lost, node);
+                    prop_assert!(node == &nodes[heir] || taken.is_empty());
+                    if !taken.is_empty() {
+                        owed.entry(node.clone()).or_default().extend(taken);
+                    }
+                }
+            }
+            for (n, node) in nodes.iter().enumerate() {
+                if alive[n] {
+                    continue;
+                }
+                let owers: Vec<&String> = owed.iter().filter(|(_, o)| o.contains(node)).map(|(k, _)| k).collect();
+                prop_assert!(swept.contains(node) || owers.len() == 1, "{node} owed by {owers:?}");
+                for ower in owers {
+                    prop_assert!(alive[nodes.iter().position(|n| n == ower).unwrap()]);
+                }
+            }
+        }
+
         /// Whatever the order of lines and timers, a timer hands over exactly when the
         /// customer's earliest unanswered line armed it and the bot has said nothing since.
         #[test]

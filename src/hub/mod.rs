@@ -17,6 +17,7 @@
 pub mod admin_bus;
 pub(crate) mod bot_calls;
 pub mod bot_relay;
+pub mod bot_sweeps;
 mod buddy;
 mod buddy_events;
 pub mod cluster;

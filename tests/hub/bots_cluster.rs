@@ -270,6 +270,35 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
     live.stop().await;
 }
 
+/// Waits until the dead node's bot conversation `chat` is closed in `store` as one whose
+/// customer went (a disconnect by the customer) and resolved.
+async fn closed_as_customer_gone(store: &switchboard::store::SharedStore, chat: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let closed = loop {
+        if let Some(closed) = store.conversation(chat).await.unwrap().closed {
+            break closed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead node's bot conversation was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (closed.reason, closed.ended_by),
+        (EndReason::Disconnect, Side::Customer),
+        "closed as a customer gone"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.conversation_record(chat).await.unwrap().status != ConversationStatus::Resolved {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the conversation was never resolved"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Carla talks to the bot on a real hub process that is killed (kill -9) and never comes
 /// back. As for a live chat whose customer's node died, she has the grace period to come
 /// back anywhere; once it has run out on the node that took the dead one over, her
@@ -302,30 +331,7 @@ async fn a_dead_nodes_bot_conversation_whose_customer_never_comes_back_is_closed
     until_reaped(&mut conn, "doomed").await;
 
     let store = &servers.store;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let closed = loop {
-        if let Some(closed) = store.conversation(&chat).await.unwrap().closed {
-            break closed;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the dead node's bot conversation was never closed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(
-        (closed.reason, closed.ended_by),
-        (EndReason::Disconnect, Side::Customer),
-        "closed as a customer gone"
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while store.conversation_record(&chat).await.unwrap().status != ConversationStatus::Resolved {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the conversation was never resolved"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    closed_as_customer_gone(store, &chat).await;
     // The bot is told, by the node that took the dead one over, that she is gone.
     let told = |frames: &[serde_json::Value]| {
         frames
@@ -768,4 +774,75 @@ async fn a_socket_bots_newer_socket_on_another_node_is_welcomed_with_every_conve
     assert_eq!(newer.closed().await.map(u16::from), Some(4000));
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// Carla talks to the bot on a real hub process ("doomed") that is killed (kill -9); the
+/// only other node, a real process too ("taker"), takes it over and owes the sweep of its
+/// bot conversations (recorded in Redis), and is killed (kill -9) as well before its grace
+/// period ran out. A node started afterwards ("heir") takes "taker" over, and with it what
+/// "taker" owed: Carla's conversation is not stuck with the dead bot stage, it is closed as
+/// any whose customer went (a disconnect, resolved).
+#[tokio::test]
+async fn a_dead_nodes_bot_conversation_is_closed_though_the_node_that_took_it_over_died_too() {
+    let redis = crate::redis_server::RedisServer::start().await;
+    let mut conn = redis_conn(&redis).await;
+    let scratch = crate::archive::TempDir::new("bots-cluster-heir-dies");
+    let webhooks = [("WEBHOOK_ALLOW_PRIVATE", "true")];
+    let doomed = crate::cluster_hub::node_process_with(&redis, &mut conn, &scratch, "doomed", None, &webhooks).await;
+    let store: switchboard::store::SharedStore = std::sync::Arc::new(
+        switchboard::store::MongoStore::connect(&doomed.uri, &doomed.db)
+            .await
+            .unwrap(),
+    );
+    // The taker's own grace period is long: it dies before it would sweep.
+    let taker_env = [
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("MONGODB_DB", doomed.db.as_str()),
+        ("RESUME_GRACE_SECS", "600"),
+    ];
+    // A directory of its own: a node's data directory is its own.
+    let taker_scratch = crate::archive::TempDir::new("bots-cluster-heir-dies-taker");
+    let mut taker =
+        crate::cluster_hub::node_process_with(&redis, &mut conn, &taker_scratch, "taker", None, &taker_env).await;
+    let tweak = |s: &mut switchboard::config::Settings| {
+        s.webhook_allow_private = true;
+        s.resume_grace = Duration::from_secs(1);
+    };
+    let [setup] = crate::cluster_fixture::nodes_on(&store, &redis, &scratch, ["setup"], tweak).await;
+    let admin = setup.admin().await;
+    let (_calls, _secret) = webhook_bot(&admin, setup.url(""), Behaviour::Answers).await;
+    let (carla, chat, _token) = asked_the_bot_and_answered(&doomed.bind).await;
+    wait_archived(&admin, &chat, 2).await;
+    // Only the taker is left to take the doomed node over.
+    setup.stop().await;
+
+    let mut doomed = doomed.running;
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    drop(carla);
+    until_reaped(&mut conn, "doomed").await;
+    // The taker owes the doomed node's sweep; it dies before its grace period ran out.
+    let owed = |mut conn: redis::aio::ConnectionManager| async move {
+        let owed: Vec<String> = redis::cmd("SMEMBERS")
+            .arg("{sb}:bot-sweeps:taker")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        owed.contains(&"doomed".to_string()).then_some(())
+    };
+    crate::cluster_base::eventually("the taker owes the doomed node's sweep", || owed(conn.clone())).await;
+    taker.running.0.kill().unwrap();
+    let _ = taker.running.0.wait();
+
+    let [heir] = crate::cluster_fixture::nodes_on(&store, &redis, &scratch, ["heir"], tweak).await;
+    until_reaped(&mut conn, "taker").await;
+    closed_as_customer_gone(&store, &chat).await;
+    // Nothing is owed any more.
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg("{sb}:bot-sweeps:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    heir.stop().await;
 }
