@@ -187,8 +187,8 @@ struct Archiving {
     spare_back: Condvar,
     /// Held by a fold for its whole commit, so folds apply events in the order appended.
     folding: Mutex<()>,
-    /// In journal order.
-    unfolded: Mutex<Vec<ArchiveEvent>>,
+    /// In journal order: the journal's own records, decoded only by the fold.
+    unfolded: Mutex<Unfolded>,
     /// A background fold is scheduled and has not started: no need for another.
     fold_scheduled: AtomicBool,
 }
@@ -199,6 +199,21 @@ struct Archiving {
 /// of 1,000 took the hub's CPU at 30k msg/s over 500 chats from 94 to 76 % with blocks
 /// (medians of three runs in one sitting, bench/README.md).
 const FOLD_EVENTS: usize = 4_000;
+
+/// Batches appended and not yet folded, as the journal wrote them.
+#[derive(Default)]
+struct Unfolded {
+    records: Vec<journal::Record>,
+    /// The events they hold.
+    events: usize,
+}
+
+impl Unfolded {
+    fn push(&mut self, record: journal::Record) {
+        self.events += record.events();
+        self.records.push(record);
+    }
+}
 
 /// The journal not appended to.
 struct Spare {
@@ -270,11 +285,15 @@ impl Archiving {
     fn fold(&self, db: &Database) -> StoreResult<()> {
         let _folding = lock(&self.folding);
         self.fold_scheduled.store(false, Ordering::Relaxed);
-        let events = std::mem::take(&mut *lock(&self.unfolded));
-        if events.is_empty() {
+        let held = std::mem::take(&mut *lock(&self.unfolded));
+        if held.records.is_empty() {
             return Ok(());
         }
         let applied = (|| {
+            let mut events = Vec::with_capacity(held.events);
+            for record in &held.records {
+                events.extend(record.decode().map_err(unavailable)?);
+            }
             let mut tx = db.begin_write().map_err(unavailable)?;
             tx.set_durability(redb::Durability::None).map_err(unavailable)?;
             apply(&tx, &events)?;
@@ -283,8 +302,9 @@ impl Archiving {
         if applied.is_err() {
             // Back in front, in order: the next fold or read tries them again.
             let mut unfolded = lock(&self.unfolded);
-            let later = std::mem::replace(&mut *unfolded, events);
-            unfolded.extend(later);
+            let later = std::mem::replace(&mut *unfolded, held);
+            unfolded.events += later.events;
+            unfolded.records.extend(later.records);
         }
         applied
     }
@@ -445,7 +465,7 @@ impl EmbeddedStore {
                 })),
                 spare_back: Condvar::new(),
                 folding: Mutex::new(()),
-                unfolded: Mutex::new(Vec::new()),
+                unfolded: Mutex::new(Unfolded::default()),
                 fold_scheduled: AtomicBool::new(false),
             });
             let background = background::Background::start(db.clone(), archiving.clone())

@@ -64,8 +64,38 @@ pub struct Journal {
     generation: u32,
     /// Where the next record goes: every byte before it belongs to a whole record.
     len: u64,
-    /// The record being written, reused: one allocation per journal, not one per batch.
-    record: Vec<u8>,
+}
+
+/// One batch as the journal writes it: the header's place, then the payload. Encoded
+/// once, before the append (off the blocking pool, from the caller's borrowed events),
+/// and kept until the fold decodes it.
+pub struct Record {
+    bytes: Vec<u8>,
+    events: usize,
+}
+
+impl Record {
+    /// Encodes a batch.
+    pub fn encode(events: &[ArchiveEvent]) -> Result<Self, String> {
+        // Room for short messages (~100 bytes of text, ids and times) without regrowing.
+        let mut bytes = Vec::with_capacity(HEADER + 1 + events.len() * 192);
+        bytes.resize(HEADER, 0);
+        payload::encode_into(events, &mut bytes)?;
+        Ok(Self {
+            bytes,
+            events: events.len(),
+        })
+    }
+
+    /// How many events it holds.
+    pub fn events(&self) -> usize {
+        self.events
+    }
+
+    /// The batch back.
+    pub fn decode(&self) -> Result<Vec<ArchiveEvent>, String> {
+        payload::decode(&self.bytes[HEADER..])
+    }
 }
 
 fn checksum(generation: u32, payload: &[u8]) -> [u8; 8] {
@@ -112,35 +142,34 @@ impl Journal {
             path,
             generation,
             len: whole as u64,
-            record: Vec::new(),
         };
         Ok((journal, events))
     }
 
-    /// Writes one batch and syncs it: the batch is on disk when this returns.
+    /// Writes one batch and syncs it: the batch is on disk when this returns (the tests';
+    /// the store encodes first and calls [`Journal::append_record`]).
+    #[cfg(test)]
     pub fn append(&mut self, events: &[ArchiveEvent]) -> Result<(), String> {
-        // The header's place first, filled in once the payload after it is known.
-        let mut record = std::mem::take(&mut self.record);
-        record.clear();
-        record.resize(HEADER, 0);
-        let written = payload::encode_into(events, &mut record)
-            .map_err(|e| self.error(&e))
-            .and_then(|()| {
-                let length = u32::try_from(record.len() - HEADER).map_err(|_| self.error(&"a batch over 4 GiB"))?;
-                let sum = checksum(self.generation, &record[HEADER..]);
-                record[..4].copy_from_slice(&length.to_le_bytes());
-                record[4..8].copy_from_slice(&self.generation.to_le_bytes());
-                record[8..HEADER].copy_from_slice(&sum);
-                self.file
-                    .write_all_at(&record, self.len)
-                    .and_then(|()| self.file.sync_data())
-                    .map_err(|e| self.error(&e))
-            });
-        if written.is_ok() {
-            self.len += record.len() as u64;
-        }
-        self.record = record;
-        written
+        let mut record = Record::encode(events).map_err(|e| self.error(&e))?;
+        self.append_record(&mut record)
+    }
+
+    /// Writes one encoded batch and syncs it: the batch is on disk when this returns. The
+    /// record is kept by the caller until it is folded (its payload decodes to the batch),
+    /// so the batch's events need no copy of their own alongside it.
+    pub fn append_record(&mut self, record: &mut Record) -> Result<(), String> {
+        let bytes = &mut record.bytes;
+        let length = u32::try_from(bytes.len() - HEADER).map_err(|_| self.error(&"a batch over 4 GiB"))?;
+        let sum = checksum(self.generation, &bytes[HEADER..]);
+        bytes[..4].copy_from_slice(&length.to_le_bytes());
+        bytes[4..8].copy_from_slice(&self.generation.to_le_bytes());
+        bytes[8..HEADER].copy_from_slice(&sum);
+        self.file
+            .write_all_at(bytes, self.len)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| self.error(&e))?;
+        self.len += bytes.len() as u64;
+        Ok(())
     }
 
     /// Bytes held.

@@ -13,7 +13,9 @@ impl ArchiveStore for EmbeddedStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let batch = batch.to_vec();
+        // Encoded here from the borrowed batch: the record is both what the journal writes
+        // and what the fold reads back, so the events are not copied to cross to the pool.
+        let mut record = journal::Record::encode(batch).map_err(unavailable)?;
         let (db, archiving) = (self.db.clone(), self.archiving.clone());
         let (fold_now, full) = blocking(move || {
             let mut journal = lock(&archiving.journal);
@@ -35,10 +37,10 @@ impl ArchiveStore for EmbeddedStore {
                 }
             }
             // Durable from here: the archive acknowledges the batch once this returns.
-            journal.append(&batch).map_err(unavailable)?;
+            journal.append_record(&mut record).map_err(unavailable)?;
             let mut unfolded = lock(&archiving.unfolded);
-            unfolded.extend(batch);
-            let fold_now = unfolded.len() >= FOLD_EVENTS && !archiving.fold_scheduled.swap(true, Ordering::Relaxed);
+            unfolded.push(record);
+            let fold_now = unfolded.events >= FOLD_EVENTS && !archiving.fold_scheduled.swap(true, Ordering::Relaxed);
             Ok((fold_now, full))
         })
         .await?;
