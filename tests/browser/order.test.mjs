@@ -52,7 +52,10 @@ test('both sides send at once: each page shows the chat in seq order', async () 
 
 test('a slow store: the customer gets the agent\'s reply before their own copy, leaves, and on return sees both in order', async () => {
   const mongo = await startMongo();
-  const slowHub = await startHub({ STORE: 'mongodb', MONGODB_URI: mongo.uri });
+  // The store's write timeout well past the test: a write it gives up on goes to the local
+  // spool and is acknowledged from there (15 s by default), which on a loaded machine came
+  // before the check that the customer's own copy still waits.
+  const slowHub = await startHub({ STORE: 'mongodb', MONGODB_URI: mongo.uri, ARCHIVE_WRITE_TIMEOUT_MS: '120000' });
   try {
     await withShots('order-slow-store', async (pages) => {
       const lee = await createAgent(slowHub, { username: 'lee', display_name: 'Lee', categories: ['sales'] });
