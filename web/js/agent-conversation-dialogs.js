@@ -10,6 +10,19 @@ import { el, api, announce } from './dom.js';
 
 let made = 0;
 
+/**
+ * The element to give focus back to: `opener` itself, or, when the list was drawn anew
+ * while the dialog closed (a reload finishing between close() and its "close" event), the
+ * same control in its conversation's new row.
+ */
+function focusable(opener) {
+  if (!opener || opener.isConnected) return opener;
+  const id = opener.closest('[data-id]')?.dataset.id;
+  const testid = opener.dataset.testid;
+  if (!id || !testid) return null;
+  return document.querySelector(`[data-id="${CSS.escape(id)}"] [data-testid="${CSS.escape(testid)}"]`);
+}
+
 /** One small dialog: a heading, the form's fields, an error line, Save and Cancel. */
 function dialogShell(testid, submitLabel) {
   const n = ++made;
@@ -29,7 +42,7 @@ function dialogShell(testid, submitLabel) {
   parts.cancel.addEventListener('click', () => dialog.close());
   dialog.addEventListener('close', () => {
     if (dialog.open) return;
-    if (opener && opener.isConnected) opener.focus();
+    focusable(opener)?.focus();
   });
   return {
     ids, parts, form, dialog,
