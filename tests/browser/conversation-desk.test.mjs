@@ -57,8 +57,8 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await noteDialog.getByRole('button', { name: 'Add note' }).click();
     await noteDialog.waitFor({ state: 'hidden' });
     // Focus is back on the row's list.
-    assert.equal(await annPage.evaluate(() => document.activeElement?.dataset.testid), 'conversation-more');
-    assert.equal(await annPage.evaluate(() => document.activeElement?.closest('li')?.dataset.copy), 'yes');
+    await annPage.waitForFunction(() => document.activeElement?.dataset.testid === 'conversation-more'
+      && document.activeElement.closest('li')?.dataset.copy === 'yes', null, { timeout: 5000 });
     // The list drawn for real (the copy has no handlers).
     await annPage.getByRole('button', { name: 'Mine' }).click();
     await annPage.locator(`[data-testid="conversation-item"][data-customer="${customer}"]:not([data-copy])`).waitFor();

@@ -39,16 +39,28 @@ function dialogShell(testid, submitLabel) {
   const dialog = el('dialog', { class: 'transfer-dialog conversation-dialog', 'aria-labelledby': ids.title, dataset: { testid } }, form);
   document.body.append(dialog);
   let opener = null;
-  parts.cancel.addEventListener('click', () => dialog.close());
+  // Focus back on the opener at once (not only at the "close" event, a task later, before
+  // which the page would show focus wherever the browser put it).
+  const close = () => { dialog.close(); focusable(opener)?.focus(); };
+  parts.cancel.addEventListener('click', close);
   dialog.addEventListener('close', () => {
     if (dialog.open) return;
     focusable(opener)?.focus();
   });
   return {
     ids, parts, form, dialog,
+    close,
     /** Closes it with focus on `to` instead of its opener (whose row is going). */
-    closeTo(to) { opener = to; dialog.close(); },
-    open(from) { opener = from; parts.error.textContent = ''; parts.submit.disabled = false; dialog.showModal(); },
+    closeTo(to) { opener = to; close(); },
+    open(from) {
+      opener = from;
+      parts.error.textContent = '';
+      parts.submit.disabled = false;
+      // The opener focused first: the browser gives focus back to it when the dialog closes
+      // by Escape too (a list changed with the mouse need not have had focus).
+      from?.focus();
+      dialog.showModal();
+    },
   };
 }
 
@@ -67,7 +79,7 @@ export function createConversationDialogs({ changed, maxLen }) {
     note.parts.submit.disabled = false;
     if (!res.ok) { note.parts.error.textContent = res.error.message; return; }
     announce(`Note added to the conversation with ${noteFor.name}`);
-    note.dialog.close();
+    note.close();
     changed();
   });
 
