@@ -126,9 +126,7 @@ async fn an_agent_parks_snoozes_and_resolves_a_conversation_and_another_learns_n
     assert_eq!(woken["status"], "open", "{woken}");
 
     // Resolving the live chat ends it: the customer is told and may rate it.
-    ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
-        .await;
-    let ended = carla.next_of("chat_ended").await;
+    let ended = resolved(&mut ann, &mut carla, &chat).await;
     assert_eq!(
         (ended["ended_by"].as_str(), ended["reason"].as_str()),
         (Some("agent"), Some("ended")),

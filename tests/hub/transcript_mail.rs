@@ -64,9 +64,7 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
     ann.send(json!({"type": "message", "chat_id": chat, "text": "Fixed & refunded"}))
         .await;
     ann.next_of("ack").await;
-    ann.send(json!({"type": "note", "chat_id": chat, "text": "SECRET-NOTE refund without asking", "client_id": "n"}))
-        .await;
-    ann.next_of("note").await;
+    ann.note_in(&chat, "SECRET-NOTE refund without asking", "n").await;
 
     // A bad address: an error frame, and the connection lives on.
     let refused = ask(&mut carla, Some("not an address")).await;
@@ -272,9 +270,7 @@ async fn across_nodes_the_mail_is_made_from_the_shared_archive_and_sent_once() {
     ann.send(json!({"type": "message", "chat_id": chat, "text": "from beta"}))
         .await;
     ann.next_of("ack").await;
-    ann.send(json!({"type": "note", "chat_id": chat, "text": "SECRET-NOTE on beta", "client_id": "n"}))
-        .await;
-    ann.next_of("note").await;
+    ann.note_in(&chat, "SECRET-NOTE on beta", "n").await;
     let asked = ask(&mut carla, None).await;
     assert_eq!(asked["type"], "transcript_requested", "{asked}");
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
