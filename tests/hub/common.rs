@@ -739,6 +739,14 @@ pub async fn post(hub: &Endpoint, path: &str, body: Value) -> (u16, Value) {
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// An API answer `(status, body)` asserted to be a refusal: `status`, with the error
+/// `code`; the body, for any further look.
+#[track_caller]
+pub fn refusal((got, body): (u16, Value), status: u16, code: &str) -> Value {
+    assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{body}");
+    body
+}
+
 /// The `id`s of the objects in the array `list`, in order.
 pub fn ids_in(list: &Value) -> Vec<&str> {
     strs_in(list, "id")
