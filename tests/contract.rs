@@ -4382,18 +4382,34 @@ async fn attachment_quotas_are_held_at_once(a: SharedAttachmentStore, b: SharedA
     assert_eq!(b.reserve(&want("c2-3".into(), "c2"), quotas).await.unwrap(), Ok(()));
 }
 
+/// Runs `check` on one in-memory attachment store, standing for both nodes.
+async fn on_a_memory_attachment_store<F: std::future::Future<Output = ()>>(
+    check: impl FnOnce(SharedAttachmentStore, SharedAttachmentStore) -> F,
+) {
+    let store: SharedAttachmentStore = std::sync::Arc::new(switchboard::attachments::store::MemoryStore::default());
+    check(store.clone(), store).await;
+}
+
+/// Runs `check` on one disk attachment store in `dir`, standing for both nodes; the store
+/// is closed when it returns.
+async fn on_a_disk_attachment_store<F: std::future::Future<Output = ()>>(
+    dir: &std::path::Path,
+    check: impl FnOnce(SharedAttachmentStore, SharedAttachmentStore) -> F,
+) {
+    let store: SharedAttachmentStore =
+        std::sync::Arc::new(switchboard::attachments::store::DiskStore::open(dir).unwrap());
+    check(store.clone(), store).await;
+}
+
 #[tokio::test]
 async fn attachment_quotas_memory() {
-    let store: SharedAttachmentStore = std::sync::Arc::new(switchboard::attachments::store::MemoryStore::default());
-    attachment_quotas_are_held_at_once(store.clone(), store).await;
+    on_a_memory_attachment_store(attachment_quotas_are_held_at_once).await;
 }
 
 #[tokio::test]
 async fn attachment_quotas_embedded() {
     let dir = tempfile::tempdir().unwrap();
-    let store: SharedAttachmentStore =
-        std::sync::Arc::new(switchboard::attachments::store::DiskStore::open(dir.path()).unwrap());
-    attachment_quotas_are_held_at_once(store.clone(), store).await;
+    on_a_disk_attachment_store(dir.path(), attachment_quotas_are_held_at_once).await;
 }
 
 /// Runs `check` on the attachment stores of two nodes on one fresh MongoDB database,
@@ -4488,18 +4504,13 @@ async fn a_removed_upload_gives_its_bytes_back(a: SharedAttachmentStore, b: Shar
 
 #[tokio::test]
 async fn attachment_removal_memory() {
-    let store: SharedAttachmentStore = std::sync::Arc::new(switchboard::attachments::store::MemoryStore::default());
-    a_removed_upload_gives_its_bytes_back(store.clone(), store).await;
+    on_a_memory_attachment_store(a_removed_upload_gives_its_bytes_back).await;
 }
 
 #[tokio::test]
 async fn attachment_removal_embedded() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let store: SharedAttachmentStore =
-            std::sync::Arc::new(switchboard::attachments::store::DiskStore::open(dir.path()).unwrap());
-        a_removed_upload_gives_its_bytes_back(store.clone(), store).await;
-    }
+    on_a_disk_attachment_store(dir.path(), a_removed_upload_gives_its_bytes_back).await;
     // Removed for good: not back after reopening.
     let reopened = switchboard::attachments::store::DiskStore::open(dir.path()).unwrap();
     use switchboard::attachments::AttachmentStore;
