@@ -13,7 +13,7 @@ use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::{bot_socket, bot_token};
 use crate::cluster_fixture::{
     Process, ProcessAndNodes, Servers, customer_on, killed_and_back_empty, nodes, process_and_nodes, redis_conn,
-    redis_shows, until_reaped, until_registered, woken_fenced,
+    redis_shows, resume_answered, until_reaped, until_registered, woken_fenced,
 };
 use crate::cluster_redis_restart::healthy;
 use crate::common::*;
@@ -160,21 +160,11 @@ async fn meets_bot_at(bind: &str, name: &str) -> (Ws, String, String) {
 /// refused `cluster_unavailable` until the cluster took that node over, then handed over
 /// there (`transferred` for `chat`); their socket.
 async fn handed_over_on(node: &TestHub, token: &str, last_seq: u64, chat: &str) -> Ws {
-    for _ in 0..200 {
-        let mut ws = Ws::connect(&node.ws_url("/ws/customer"), &[]).await.unwrap();
-        ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
-            .await;
-        let first = ws
-            .next_matching(|f| f["type"] == "error" || f["type"] == "transferred")
-            .await;
-        if first["type"] == "transferred" {
-            assert_eq!(first["chat_id"], chat);
-            return ws;
-        }
-        assert_eq!(first["code"], "cluster_unavailable", "{first}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the customer was never taken back");
+    let within = Duration::from_secs(30);
+    let (ws, transferred) =
+        resume_answered(node, token, last_seq, within, "the customer taken back", "transferred").await;
+    assert_eq!(transferred["chat_id"], chat);
+    ws
 }
 
 /// A real hub process `name` (`tag` its scratch) and one live node, both letting a webhook
