@@ -399,12 +399,7 @@ async fn the_archive_listing_and_its_export_filter_by_status_and_refuse_an_unkno
         .json::<Value>()
         .await
         .unwrap();
-    let exported: Vec<&str> = csv["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let exported: Vec<&str> = ids_in(&csv["conversations"]);
     assert_eq!(exported, [carla_chat.as_str().unwrap()], "{csv}");
 }
 

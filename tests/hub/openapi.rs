@@ -917,12 +917,7 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
     let data_schema = |t: &str| resolve(&doc, &body_schema(t)["allOf"][1]["properties"]["data"]).clone();
     for t in types {
         let post = &doc["webhooks"][t]["post"];
-        let headers: Vec<&str> = post["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["name"].as_str().unwrap())
-            .collect();
+        let headers: Vec<&str> = strs_in(&post["parameters"], "name");
         assert!(headers.contains(&"Switchboard-Signature"), "{t}: {post}");
         assert!(
             data_schema(t)["properties"].as_object().is_some_and(|p| !p.is_empty()),
