@@ -2462,6 +2462,18 @@ fn mongo_uri() -> Option<String> {
     }
 }
 
+/// A database name no other test uses, on the server of `mongo_uri`.
+fn fresh_database() -> String {
+    format!("switchboard_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Drops the test's database `db`, best effort: the server left as the test found it.
+async fn drop_database(uri: &str, db: &str) {
+    if let Ok(client) = mongodb::Client::with_uri_str(uri).await {
+        let _ = client.database(db).drop().await;
+    }
+}
+
 async fn with_memory(test: impl AsyncFnOnce(&dyn Store)) {
     test(&MemoryStore::new()).await;
 }
@@ -2475,15 +2487,12 @@ async fn with_embedded(test: impl AsyncFnOnce(&dyn Store)) {
 
 async fn with_mongo(test: impl AsyncFnOnce(&dyn Store)) {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let store = MongoStore::connect(&uri, &db)
         .await
         .unwrap_or_else(|e| panic!("cannot reach MongoDB at {uri}: {e}"));
     test(&store).await;
-    // Best effort: leave the server as we found it.
-    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
-        let _ = client.database(&db).drop().await;
-    }
+    drop_database(&uri, &db).await;
 }
 
 // ---------- conversations as the desk works them ----------
@@ -3896,7 +3905,7 @@ async fn embedded_survives_reopen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_second_store_continues_conversations() {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let first = MongoStore::connect(&uri, &db).await.unwrap();
     let opening = [open("s1", Some("sales"), "a1", 10), message("s1", 1), message("s1", 2)];
     first.archive(&opening).await.unwrap();
@@ -3913,9 +3922,7 @@ async fn mongo_second_store_continues_conversations() {
         assert_eq!(s1.closed.unwrap().reason, EndReason::Ended);
         assert!(matches!(store.conversation("ghost").await, Err(StoreError::NotFound)));
     }
-    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
-        let _ = client.database(&db).drop().await;
-    }
+    drop_database(&uri, &db).await;
 }
 
 /// Every (conversation, seq) the raw `message_buckets` collection holds, with how many
@@ -3945,7 +3952,7 @@ async fn raw_copies(uri: &str, db: &str) -> std::collections::BTreeMap<(String, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let first = MongoStore::connect(&uri, &db).await.unwrap();
     let all = |conv: &str, seqs: &mut dyn Iterator<Item = u64>| seqs.map(|s| message(conv, s)).collect::<Vec<_>>();
     first
@@ -3980,9 +3987,7 @@ async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
         seqs(&second.conversation("once").await.unwrap()),
         (1..=400).collect::<Vec<_>>()
     );
-    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
-        let _ = client.database(&db).drop().await;
-    }
+    drop_database(&uri, &db).await;
 }
 
 /// A database written in the earlier layout (buckets keyed `<conversation>:<first>-<last>`,
@@ -3991,7 +3996,7 @@ async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let setup = MongoStore::connect(&uri, &db).await.unwrap();
     setup.archive(&[open("old", None, "bob", 1)]).await.unwrap();
     let record = |seq: u64| {
@@ -4105,7 +4110,7 @@ async fn profiled_writes(uri: &str, db: &str) -> Vec<bson::Document> {
 /// Runs account, category and archive writes through a store on `uri` with the server's
 /// profiler on, and returns each write command's `writeConcern`.
 async fn write_concerns_sent(uri: &str) -> Vec<bson::Document> {
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let store = MongoStore::connect(uri, &db).await.unwrap();
     let client = mongodb::Client::with_uri_str(uri).await.unwrap();
     client
@@ -4182,7 +4187,7 @@ async fn mongo_write_concern_of_the_uri_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_a_room_creation_in_progress_is_not_taken_for_a_leftover() {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let store = MongoStore::connect(&uri, &db).await.unwrap();
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
     let keys = client.database(&db).collection::<bson::Document>("open_rooms");
@@ -4220,7 +4225,7 @@ async fn mongo_attachments_are_chunked_kept_once_and_shared_by_every_node() {
     use std::io::Write;
     use switchboard::attachments::{AttachmentRecord, Content, sha256_hex};
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let (node_a, node_b) = (
         MongoStore::connect(&uri, &db).await.unwrap(),
         MongoStore::connect(&uri, &db).await.unwrap(),
@@ -4418,7 +4423,7 @@ async fn on_two_mongo_attachment_stores<F: std::future::Future<Output = ()>>(
     check: impl FnOnce(SharedAttachmentStore, SharedAttachmentStore) -> F,
 ) {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let (node_a, node_b) = (
         MongoStore::connect(&uri, &db).await.unwrap(),
         MongoStore::connect(&uri, &db).await.unwrap(),
@@ -4426,8 +4431,7 @@ async fn on_two_mongo_attachment_stores<F: std::future::Future<Output = ()>>(
     let (a, _) = node_a.shared_attachments().await.unwrap().unwrap();
     let (b, _) = node_b.shared_attachments().await.unwrap().unwrap();
     check(a, b).await;
-    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let _ = client.database(&db).drop().await;
+    drop_database(&uri, &db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
