@@ -2462,6 +2462,18 @@ fn mongo_uri() -> Option<String> {
     }
 }
 
+/// A database name no other test uses, on the server of `mongo_uri`.
+fn fresh_database() -> String {
+    format!("switchboard_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Drops the test's database `db`, best effort: the server left as the test found it.
+async fn drop_database(uri: &str, db: &str) {
+    if let Ok(client) = mongodb::Client::with_uri_str(uri).await {
+        let _ = client.database(db).drop().await;
+    }
+}
+
 async fn with_memory(test: impl AsyncFnOnce(&dyn Store)) {
     test(&MemoryStore::new()).await;
 }
@@ -2475,15 +2487,12 @@ async fn with_embedded(test: impl AsyncFnOnce(&dyn Store)) {
 
 async fn with_mongo(test: impl AsyncFnOnce(&dyn Store)) {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let store = MongoStore::connect(&uri, &db)
         .await
         .unwrap_or_else(|e| panic!("cannot reach MongoDB at {uri}: {e}"));
     test(&store).await;
-    // Best effort: leave the server as we found it.
-    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
-        let _ = client.database(&db).drop().await;
-    }
+    drop_database(&uri, &db).await;
 }
 
 // ---------- conversations as the desk works them ----------
@@ -3896,7 +3905,7 @@ async fn embedded_survives_reopen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_second_store_continues_conversations() {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let first = MongoStore::connect(&uri, &db).await.unwrap();
     let opening = [open("s1", Some("sales"), "a1", 10), message("s1", 1), message("s1", 2)];
     first.archive(&opening).await.unwrap();
@@ -3913,9 +3922,7 @@ async fn mongo_second_store_continues_conversations() {
         assert_eq!(s1.closed.unwrap().reason, EndReason::Ended);
         assert!(matches!(store.conversation("ghost").await, Err(StoreError::NotFound)));
     }
-    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
-        let _ = client.database(&db).drop().await;
-    }
+    drop_database(&uri, &db).await;
 }
 
 /// Every (conversation, seq) the raw `message_buckets` collection holds, with how many
@@ -3945,7 +3952,7 @@ async fn raw_copies(uri: &str, db: &str) -> std::collections::BTreeMap<(String, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let first = MongoStore::connect(&uri, &db).await.unwrap();
     let all = |conv: &str, seqs: &mut dyn Iterator<Item = u64>| seqs.map(|s| message(conv, s)).collect::<Vec<_>>();
     first
@@ -3980,9 +3987,7 @@ async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
         seqs(&second.conversation("once").await.unwrap()),
         (1..=400).collect::<Vec<_>>()
     );
-    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
-        let _ = client.database(&db).drop().await;
-    }
+    drop_database(&uri, &db).await;
 }
 
 /// A database written in the earlier layout (buckets keyed `<conversation>:<first>-<last>`,
@@ -3991,7 +3996,7 @@ async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let setup = MongoStore::connect(&uri, &db).await.unwrap();
     setup.archive(&[open("old", None, "bob", 1)]).await.unwrap();
     let record = |seq: u64| {
@@ -4105,7 +4110,7 @@ async fn profiled_writes(uri: &str, db: &str) -> Vec<bson::Document> {
 /// Runs account, category and archive writes through a store on `uri` with the server's
 /// profiler on, and returns each write command's `writeConcern`.
 async fn write_concerns_sent(uri: &str) -> Vec<bson::Document> {
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let store = MongoStore::connect(uri, &db).await.unwrap();
     let client = mongodb::Client::with_uri_str(uri).await.unwrap();
     client
@@ -4182,7 +4187,7 @@ async fn mongo_write_concern_of_the_uri_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_a_room_creation_in_progress_is_not_taken_for_a_leftover() {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let store = MongoStore::connect(&uri, &db).await.unwrap();
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
     let keys = client.database(&db).collection::<bson::Document>("open_rooms");
@@ -4220,7 +4225,7 @@ async fn mongo_attachments_are_chunked_kept_once_and_shared_by_every_node() {
     use std::io::Write;
     use switchboard::attachments::{AttachmentRecord, Content, sha256_hex};
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let (node_a, node_b) = (
         MongoStore::connect(&uri, &db).await.unwrap(),
         MongoStore::connect(&uri, &db).await.unwrap(),
@@ -4382,18 +4387,34 @@ async fn attachment_quotas_are_held_at_once(a: SharedAttachmentStore, b: SharedA
     assert_eq!(b.reserve(&want("c2-3".into(), "c2"), quotas).await.unwrap(), Ok(()));
 }
 
+/// Runs `check` on one in-memory attachment store, standing for both nodes.
+async fn on_a_memory_attachment_store<F: std::future::Future<Output = ()>>(
+    check: impl FnOnce(SharedAttachmentStore, SharedAttachmentStore) -> F,
+) {
+    let store: SharedAttachmentStore = std::sync::Arc::new(switchboard::attachments::store::MemoryStore::default());
+    check(store.clone(), store).await;
+}
+
+/// Runs `check` on one disk attachment store in `dir`, standing for both nodes; the store
+/// is closed when it returns.
+async fn on_a_disk_attachment_store<F: std::future::Future<Output = ()>>(
+    dir: &std::path::Path,
+    check: impl FnOnce(SharedAttachmentStore, SharedAttachmentStore) -> F,
+) {
+    let store: SharedAttachmentStore =
+        std::sync::Arc::new(switchboard::attachments::store::DiskStore::open(dir).unwrap());
+    check(store.clone(), store).await;
+}
+
 #[tokio::test]
 async fn attachment_quotas_memory() {
-    let store: SharedAttachmentStore = std::sync::Arc::new(switchboard::attachments::store::MemoryStore::default());
-    attachment_quotas_are_held_at_once(store.clone(), store).await;
+    on_a_memory_attachment_store(attachment_quotas_are_held_at_once).await;
 }
 
 #[tokio::test]
 async fn attachment_quotas_embedded() {
     let dir = tempfile::tempdir().unwrap();
-    let store: SharedAttachmentStore =
-        std::sync::Arc::new(switchboard::attachments::store::DiskStore::open(dir.path()).unwrap());
-    attachment_quotas_are_held_at_once(store.clone(), store).await;
+    on_a_disk_attachment_store(dir.path(), attachment_quotas_are_held_at_once).await;
 }
 
 /// Runs `check` on the attachment stores of two nodes on one fresh MongoDB database,
@@ -4402,7 +4423,7 @@ async fn on_two_mongo_attachment_stores<F: std::future::Future<Output = ()>>(
     check: impl FnOnce(SharedAttachmentStore, SharedAttachmentStore) -> F,
 ) {
     let Some(uri) = mongo_uri() else { return };
-    let db = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_database();
     let (node_a, node_b) = (
         MongoStore::connect(&uri, &db).await.unwrap(),
         MongoStore::connect(&uri, &db).await.unwrap(),
@@ -4410,8 +4431,7 @@ async fn on_two_mongo_attachment_stores<F: std::future::Future<Output = ()>>(
     let (a, _) = node_a.shared_attachments().await.unwrap().unwrap();
     let (b, _) = node_b.shared_attachments().await.unwrap().unwrap();
     check(a, b).await;
-    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let _ = client.database(&db).drop().await;
+    drop_database(&uri, &db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -4488,18 +4508,13 @@ async fn a_removed_upload_gives_its_bytes_back(a: SharedAttachmentStore, b: Shar
 
 #[tokio::test]
 async fn attachment_removal_memory() {
-    let store: SharedAttachmentStore = std::sync::Arc::new(switchboard::attachments::store::MemoryStore::default());
-    a_removed_upload_gives_its_bytes_back(store.clone(), store).await;
+    on_a_memory_attachment_store(a_removed_upload_gives_its_bytes_back).await;
 }
 
 #[tokio::test]
 async fn attachment_removal_embedded() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let store: SharedAttachmentStore =
-            std::sync::Arc::new(switchboard::attachments::store::DiskStore::open(dir.path()).unwrap());
-        a_removed_upload_gives_its_bytes_back(store.clone(), store).await;
-    }
+    on_a_disk_attachment_store(dir.path(), a_removed_upload_gives_its_bytes_back).await;
     // Removed for good: not back after reopening.
     let reopened = switchboard::attachments::store::DiskStore::open(dir.path()).unwrap();
     use switchboard::attachments::AttachmentStore;

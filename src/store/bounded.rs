@@ -140,7 +140,7 @@ bounded!(AppointmentStore {
 
 bounded!(OutboxStore {
     write add_mail(mail: OutboxMail) -> ();
-    write claim_mails(node: &str, now: Millis, claim_until: Millis, limit: usize) -> Vec<OutboxMail>;
+    write claim_mails(node: &str, now: Millis, until: Millis, limit: usize) -> Vec<OutboxMail>;
     write finish_mail(id: &str, node: &str, outcome: MailOutcome) -> bool;
     read mail(id: &str) -> OutboxMail;
     read mails(status: Option<MailStatus>, page: Page) -> (Vec<OutboxMail>, u64);

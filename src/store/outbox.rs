@@ -182,15 +182,9 @@ pub trait OutboxStore: Send + Sync {
     /// (a unique key decides, so of two racing writers of one id exactly one succeeds).
     async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()>;
     /// Claims up to `limit` mails claimable at `now` ([`OutboxMail::claimable`]) for
-    /// `node` until `claim_until`, oldest due first, and returns them as claimed. Each
+    /// `node` until `until`, oldest due first, and returns them as claimed. Each
     /// mail's claim is one atomic step: of concurrent claimers exactly one gets it.
-    async fn claim_mails(
-        &self,
-        node: &str,
-        now: Millis,
-        claim_until: Millis,
-        limit: usize,
-    ) -> StoreResult<Vec<OutboxMail>>;
+    async fn claim_mails(&self, node: &str, now: Millis, until: Millis, limit: usize) -> StoreResult<Vec<OutboxMail>>;
     /// Records how `node`'s attempt at mail `id` ended (a retry raises `attempts`).
     /// Changes only a pending mail whose claim `node` holds, and ends the claim; false
     /// (nothing changed) otherwise, e.g. when its lease ran out and another node took it.

@@ -59,13 +59,16 @@ async fn agents_are_created_listed_read_and_validated() {
         assert_eq!((status, err["error"]["code"].as_str()), (400, Some(code)), "{body}");
         assert!(!err["error"]["message"].as_str().unwrap().is_empty());
     }
-    let (status, err) = admin
-        .post(
-            "/api/admin/agents",
-            json!({"username": "ann", "display_name": "Ann 2", "password": "long-enough"}),
-        )
-        .await;
-    assert_eq!((status, err["error"]["code"].as_str()), (409, Some("conflict")));
+    refusal(
+        admin
+            .post(
+                "/api/admin/agents",
+                json!({"username": "ann", "display_name": "Ann 2", "password": "long-enough"}),
+            )
+            .await,
+        409,
+        "conflict",
+    );
     assert_eq!(admin.get("/api/admin/agents/nobody").await.0, 404);
     assert_eq!(
         admin.patch("/api/admin/agents/nobody", json!({"max_chats": 2})).await.0,

@@ -9,7 +9,7 @@ use std::io::Cursor;
 use serde_json::{Value, json};
 
 use crate::archive::TempDir;
-use crate::common::{Cluster, Endpoint, HubProcess, QUIET, TestHub, Ws};
+use crate::common::{Cluster, Endpoint, HubProcess, QUIET, TestHub, Ws, refusal};
 use switchboard::attachments::links::{Variant, sign};
 use switchboard::config::StoreMode;
 
@@ -267,10 +267,10 @@ async fn another_customer_gets_no_link_and_cannot_upload_or_send_into_the_chat()
 
     // Dora: no link to Carla's file, no upload into Carla's chat, no sending Carla's file.
     assert_eq!(link(&hub, Auth::Customer(&dora_token), &id).await.0, 404);
-    let (status, refused) = upload(&hub, Auth::Customer(&dora_token), &chat, "x.txt", b"hi".to_vec()).await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (403, Some("not_your_chat"))
+    refusal(
+        upload(&hub, Auth::Customer(&dora_token), &chat, "x.txt", b"hi".to_vec()).await,
+        403,
+        "not_your_chat",
     );
     dora.send(json!({"type": "message", "text": "look", "attachments": [id]}))
         .await;
@@ -408,17 +408,17 @@ async fn bytes_that_lie_about_their_type_are_refused_and_a_phone_photo_loses_its
         );
     }
     // A PNG signature over bytes that are no image.
-    let (status, refused) = upload(
-        &hub,
-        Auth::Customer(&token),
-        &chat,
-        "broken.png",
-        b"\x89PNG\r\n\x1a\n<script>".to_vec(),
-    )
-    .await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (415, Some("unreadable_image"))
+    refusal(
+        upload(
+            &hub,
+            Auth::Customer(&token),
+            &chat,
+            "broken.png",
+            b"\x89PNG\r\n\x1a\n<script>".to_vec(),
+        )
+        .await,
+        415,
+        "unreadable_image",
     );
 
     let photo = jpeg_with_gps();
@@ -872,11 +872,10 @@ async fn with_a_virus_scanner_an_infected_file_is_refused_and_a_scanner_down_kee
 
     let mut infected = b"Hello, see the attached notes.\n".to_vec();
     infected.extend_from_slice(crate::clamd::MARKER);
-    let (status, refused) = upload(&hub, Auth::Customer(&token), &chat, "notes.txt", infected).await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (422, Some("infected")),
-        "{refused}"
+    let refused = refusal(
+        upload(&hub, Auth::Customer(&token), &chat, "notes.txt", infected).await,
+        422,
+        "infected",
     );
     assert!(
         refused["error"]["message"]
@@ -896,11 +895,10 @@ async fn with_a_virus_scanner_an_infected_file_is_refused_and_a_scanner_down_kee
     assert_eq!(relayed["attachments"][0]["id"], clean["id"], "{relayed}");
 
     clamd.kill();
-    let (status, refused) = upload(&hub, Auth::Customer(&token), &chat, "later.txt", text_file(100)).await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (503, Some("scanner_unavailable")),
-        "{refused}"
+    refusal(
+        upload(&hub, Auth::Customer(&token), &chat, "later.txt", text_file(100)).await,
+        503,
+        "scanner_unavailable",
     );
     customer.send(json!({"type": "message", "text": "still here?"})).await;
     assert_eq!(agent.next_of("message").await["text"], "still here?");
@@ -1022,10 +1020,10 @@ async fn an_upload_taken_back_before_sending_gives_its_bytes_back_and_a_sent_one
     let (first, second) = (first["id"].as_str().unwrap(), second["id"].as_str().unwrap());
 
     // Only its uploader takes it back: not the agent, not another customer.
-    let (status, refused) = remove(&hub, Auth::Staff(&agent_token), first).await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (403, Some("not_your_upload"))
+    refusal(
+        remove(&hub, Auth::Staff(&agent_token), first).await,
+        403,
+        "not_your_upload",
     );
     assert_eq!(remove(&hub, Auth::Customer(&dora_token), first).await.0, 404);
     let res = reqwest::Client::new()
@@ -1054,8 +1052,7 @@ async fn an_upload_taken_back_before_sending_gives_its_bytes_back_and_a_sent_one
         .await;
     assert_eq!(agent.next_of("message").await["attachments"][0]["id"], second);
     carla.next_of("ack").await;
-    let (status, refused) = remove(&hub, Auth::Customer(&token), second).await;
-    assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("already_sent")));
+    refusal(remove(&hub, Auth::Customer(&token), second).await, 409, "already_sent");
     assert_eq!(link(&hub, Auth::Staff(&agent_token), second).await.0, 200);
     hub.stop().await;
 }

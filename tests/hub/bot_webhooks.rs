@@ -232,12 +232,11 @@ async fn a_private_bot_url_is_refused_and_the_api_is_for_the_bots_own_conversati
     }
 
     let bot = Api::bearer(&hub, &token);
-    let (status, refused) = bot
-        .post("/api/bot/conversations/nope/messages", json!({"text": "hi"}))
-        .await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (404, Some("not_your_chat"))
+    refusal(
+        bot.post("/api/bot/conversations/nope/messages", json!({"text": "hi"}))
+            .await,
+        404,
+        "not_your_chat",
     );
     let (status, refused) = admin.post("/api/bot/conversations/nope/resolve", json!({})).await;
     assert_eq!(status, 401, "a person's session is no bot token: {refused}");
@@ -245,10 +244,10 @@ async fn a_private_bot_url_is_refused_and_the_api_is_for_the_bots_own_conversati
         .post_answering(201, "/api/admin/api-tokens", json!({"name": "r", "scopes": ["read"]}))
         .await;
     let reader = Api::bearer(&hub, reader["secret"].as_str().unwrap());
-    let (status, refused) = reader.post("/api/bot/conversations/nope/resolve", json!({})).await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (403, Some("missing_scope"))
+    refusal(
+        reader.post("/api/bot/conversations/nope/resolve", json!({})).await,
+        403,
+        "missing_scope",
     );
 }
 

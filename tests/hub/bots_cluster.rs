@@ -13,7 +13,7 @@ use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::{bot_socket, bot_token};
 use crate::cluster_fixture::{
     Process, ProcessAndNodes, Servers, customer_on, killed_and_back_empty, nodes, process_and_nodes, redis_conn,
-    redis_shows, until_reaped, until_registered, woken_fenced,
+    redis_shows, resume_answered, until_reaped, until_registered, woken_fenced,
 };
 use crate::cluster_redis_restart::healthy;
 use crate::common::*;
@@ -82,16 +82,14 @@ async fn a_webhook_bots_answers_at_another_node_reach_the_customer_and_hand_over
 
     // An answer for a conversation no node holds is refused as on one node.
     let bot = Api::bearer(&alpha, &bot_token(&admin, "Faq").await);
-    let (status, refused) = bot
-        .post(
+    refusal(
+        bot.post(
             &format!("/api/bot/conversations/{chat}/messages"),
             json!({"text": "late"}),
         )
-        .await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (404, Some("not_your_chat")),
-        "{refused}"
+        .await,
+        404,
+        "not_your_chat",
     );
 
     // The hook removed through beta: alpha's next customers go to the line.
@@ -162,21 +160,11 @@ async fn meets_bot_at(bind: &str, name: &str) -> (Ws, String, String) {
 /// refused `cluster_unavailable` until the cluster took that node over, then handed over
 /// there (`transferred` for `chat`); their socket.
 async fn handed_over_on(node: &TestHub, token: &str, last_seq: u64, chat: &str) -> Ws {
-    for _ in 0..200 {
-        let mut ws = Ws::connect(&node.ws_url("/ws/customer"), &[]).await.unwrap();
-        ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
-            .await;
-        let first = ws
-            .next_matching(|f| f["type"] == "error" || f["type"] == "transferred")
-            .await;
-        if first["type"] == "transferred" {
-            assert_eq!(first["chat_id"], chat);
-            return ws;
-        }
-        assert_eq!(first["code"], "cluster_unavailable", "{first}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the customer was never taken back");
+    let within = Duration::from_secs(30);
+    let (ws, transferred) =
+        resume_answered(node, token, last_seq, within, "the customer taken back", "transferred").await;
+    assert_eq!(transferred["chat_id"], chat);
+    ws
 }
 
 /// A real hub process `name` (`tag` its scratch) and one live node, both letting a webhook
@@ -437,12 +425,7 @@ async fn a_node_stopping_while_a_bots_line_waits_for_another_node_answers_the_bo
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!line.is_finished(), "the line waits for the stalled node");
     live.stop().await;
-    let (status, refused) = line.await.unwrap();
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (503, Some("cluster_unavailable")),
-        "{refused}"
-    );
+    let refused = refusal(line.await.unwrap(), 503, "cluster_unavailable");
     let words = refused["error"]["message"].as_str().unwrap();
     assert!(words.contains("stopping"), "{words}");
     signal(&sleepy.0, libc::SIGCONT);

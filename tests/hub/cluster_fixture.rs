@@ -3,8 +3,9 @@
 //! with in-process nodes beside it on the same database ([`process_and_nodes`]); a chat
 //! whose two sides are on different nodes ([`chat_across_nodes`]); the people in them
 //! ([`available_agent`], [`customer_on`], a chat on one node or two: [`paired`]), a
-//! customer's resume tried again while the cluster says not yet ([`resumed_on`]) and the
-//! waits on Redis they repeat ([`until_registered`], [`until_reaped`], [`redis_shows`]).
+//! customer's resume tried again while the cluster says not yet ([`resumed_on`],
+//! [`resume_answered`]) and the waits on Redis they repeat ([`until_registered`],
+//! [`until_reaped`], [`redis_shows`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -365,19 +366,31 @@ pub(crate) async fn resumed_on(
     within: Duration,
     context: &str,
 ) -> (Ws, Value) {
+    resume_answered(hub, token, last_seq, within, context, "resumed").await
+}
+
+/// As [`resumed_on`], until the resume is answered with a frame of type `answer` (a
+/// conversation handed over where the customer comes back is `transferred`): the
+/// connection and that frame.
+pub(crate) async fn resume_answered(
+    hub: &TestHub,
+    token: &str,
+    last_seq: u64,
+    within: Duration,
+    context: &str,
+    answer: &str,
+) -> (Ws, Value) {
     let deadline = Instant::now() + within;
     loop {
         let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
         ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
             .await;
-        let answer = ws
-            .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
-            .await;
-        if answer["type"] == "resumed" {
-            return (ws, answer);
+        let answered = ws.next_matching(|f| f["type"] == answer || f["type"] == "error").await;
+        if answered["type"] == answer {
+            return (ws, answered);
         }
-        assert_eq!(answer["code"], "cluster_unavailable", "{context}: {answer}");
-        assert!(Instant::now() < deadline, "{context}: never resumed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(answered["code"], "cluster_unavailable", "{context}: {answered}");
+        assert!(Instant::now() < deadline, "{context}: never answered {answer:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -445,7 +445,6 @@ impl Api {
             .to_string()
     }
 
-    /// `put`, asserting the answer's status is `status`: the answer.
     /// This agent's reply to the offline message `id` (`POST /api/offline-messages/{id}/reply`),
     /// answered 200: the message as it is now.
     pub async fn reply_offline(&self, id: &str, text: &str) -> Value {
@@ -453,6 +452,7 @@ impl Api {
             .await
     }
 
+    /// `put`, asserting the answer's status is `status`: the answer.
     pub async fn put_answering(&self, status: u16, path: &str, body: Value) -> Value {
         self.answering(status, reqwest::Method::PUT, path, body).await
     }
@@ -555,6 +555,15 @@ impl Ws {
         self.send(json!({"type": "message", "chat_id": chat, "text": text, "client_id": client_id}))
             .await;
         self.next_of("ack").await
+    }
+
+    /// An agent's internal note in `chat` (its id, a string or a JSON value), once the hub
+    /// echoed it back: the `note` frame.
+    pub async fn note_in(&mut self, chat: impl serde::Serialize, text: &str, client_id: &str) -> Value {
+        self.send(json!({"type": "note", "chat_id": chat, "text": text, "client_id": client_id}))
+            .await;
+        self.next_matching(|f| f["type"] == "note" && f["client_id"] == client_id)
+            .await
     }
 
     /// The next JSON frame, or `None` if nothing comes within `wait` (or the socket closed).
@@ -691,6 +700,15 @@ pub async fn both_told(customer: &mut Ws, agent: &mut Ws) -> String {
     chat
 }
 
+/// The agent resolves `chat`'s conversation, which ends the live chat: the customer's
+/// `chat_ended` frame.
+pub async fn resolved(agent: &mut Ws, customer: &mut Ws, chat: impl serde::Serialize) -> Value {
+    agent
+        .send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
+        .await;
+    customer.next_of("chat_ended").await
+}
+
 /// Closes `category` to chats (chat hours of an empty week), as the admin.
 pub async fn close_chat_hours(hub: &Endpoint, category: &str) {
     let path = format!("/api/admin/chat-hours/{category}");
@@ -719,6 +737,14 @@ pub async fn post(hub: &Endpoint, path: &str, body: Value) -> (u16, Value) {
         .unwrap();
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// An API answer `(status, body)` asserted to be a refusal: `status`, with the error
+/// `code`; the body, for any further look.
+#[track_caller]
+pub fn refusal((got, body): (u16, Value), status: u16, code: &str) -> Value {
+    assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{body}");
+    body
 }
 
 /// The `id`s of the objects in the array `list`, in order.

@@ -31,12 +31,7 @@ async fn listed(hub: &TestHub, visitor: &str, identity: Option<(&str, &str)>) ->
 }
 
 fn listed_ids(list: &Value) -> Vec<&str> {
-    list["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect()
+    ids_in(&list["conversations"])
 }
 
 const NOTHING: fn() -> Value = || json!({"conversations": [], "can_continue": true});
@@ -224,12 +219,7 @@ async fn the_agents_customer_panel_finds_a_verified_customers_visits_from_other_
     let (status, panel) = ann_api.get(&format!("/api/conversations/{second}/customer")).await;
     assert_eq!(status, 200, "{panel}");
     assert_eq!(panel["recognised_by"], "identity", "{panel}");
-    let earlier: Vec<&str> = panel["earlier"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let earlier: Vec<&str> = ids_in(&panel["earlier"]);
     assert_eq!(
         earlier,
         [first.as_str()],

@@ -126,9 +126,7 @@ async fn an_agent_parks_snoozes_and_resolves_a_conversation_and_another_learns_n
     assert_eq!(woken["status"], "open", "{woken}");
 
     // Resolving the live chat ends it: the customer is told and may rate it.
-    ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
-        .await;
-    let ended = carla.next_of("chat_ended").await;
+    let ended = resolved(&mut ann, &mut carla, &chat).await;
     assert_eq!(
         (ended["ended_by"].as_str(), ended["reason"].as_str()),
         (Some("agent"), Some("ended")),
@@ -401,12 +399,7 @@ async fn the_archive_listing_and_its_export_filter_by_status_and_refuse_an_unkno
         .json::<Value>()
         .await
         .unwrap();
-    let exported: Vec<&str> = csv["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let exported: Vec<&str> = ids_in(&csv["conversations"]);
     assert_eq!(exported, [carla_chat.as_str().unwrap()], "{csv}");
 }
 

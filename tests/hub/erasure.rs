@@ -18,10 +18,7 @@ async fn visit(hub: &TestHub, agent: &mut Ws, name: &str, details: Value) -> Str
     ws.say(&format!("{name} says hi"), "m1").await;
     agent.next_of("message").await;
     agent.say_in(&chat, "hello", "a1").await;
-    agent
-        .send(json!({"type": "note", "chat_id": chat, "text": format!("note on {name}"), "client_id": "n1"}))
-        .await;
-    agent.next_of("note").await;
+    agent.note_in(&chat, &format!("note on {name}"), "n1").await;
     agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
     ws.next_of("chat_ended").await;
     chat

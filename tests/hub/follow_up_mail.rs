@@ -249,11 +249,10 @@ async fn a_file_written_to_a_customer_who_left_is_kept_with_the_line_and_named_i
     let pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n";
 
     let bob_token = hub.agent_account("bob", &["general"], 1).await;
-    let (status, refused) = staff_upload(&hub, &bob_token, &chat, "rechnung.pdf", pdf).await;
-    assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (403, Some("not_your_chat")),
-        "{refused}"
+    refusal(
+        staff_upload(&hub, &bob_token, &chat, "rechnung.pdf", pdf).await,
+        403,
+        "not_your_chat",
     );
 
     // Until the ended chat's record is stored, the conversation is nobody's yet.

@@ -917,12 +917,7 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
     let data_schema = |t: &str| resolve(&doc, &body_schema(t)["allOf"][1]["properties"]["data"]).clone();
     for t in types {
         let post = &doc["webhooks"][t]["post"];
-        let headers: Vec<&str> = post["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["name"].as_str().unwrap())
-            .collect();
+        let headers: Vec<&str> = strs_in(&post["parameters"], "name");
         assert!(headers.contains(&"Switchboard-Signature"), "{t}: {post}");
         assert!(
             data_schema(t)["properties"].as_object().is_some_and(|p| !p.is_empty()),
@@ -938,13 +933,8 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
     carla.say("Hello", "c1").await;
     ann.next_of("message").await;
     ann.say_in(&chat, "Hi Carla", "a1").await;
-    ann.send(json!({"type": "note", "chat_id": chat, "text": "VIP", "client_id": "n1"}))
-        .await;
-    ann.next_matching(|f| f["type"] == "note" && f["client_id"] == "n1")
-        .await;
-    ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
-        .await;
-    carla.next_of("chat_ended").await;
+    ann.note_in(&chat, "VIP", "n1").await;
+    resolved(&mut ann, &mut carla, &chat).await;
     let (status, _) = post(
         &hub,
         "/api/offline-messages",

@@ -97,8 +97,7 @@ async fn a_new_admission_after_a_leave_takes_the_seat_and_the_agent_is_told() {
     let first = agent.next_of("peer_joined").await["peer"]["admission"].clone();
 
     // While she is in, a second join is refused; once she left, it is let in at once.
-    let (status, answer) = join(&hub, &room, credentials.clone()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("seat_taken")));
+    refusal(join(&hub, &room, credentials.clone()).await, 409, "seat_taken");
     carla.send(json!({"type": "leave"})).await;
     carla.next_of("left").await;
     agent.next_of("peer_left").await;

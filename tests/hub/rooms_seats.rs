@@ -50,8 +50,7 @@ async fn a_second_admission_cannot_take_over_the_customers_seat() {
     // Carla's connection drops: within the grace period her seat still waits for her.
     drop(carla);
     agent.next_of("peer_away").await;
-    let (status, answer) = join(&hub, &room, credentials.clone()).await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("seat_taken")));
+    refusal(join(&hub, &room, credentials.clone()).await, 409, "seat_taken");
     // Her own admission comes back with the welcome's token: not a takeover.
     let (carla, back) = member(&hub, &room, welcome["token"].as_str().unwrap()).await;
     agent.next_of("peer_back").await;

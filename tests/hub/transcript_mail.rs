@@ -64,9 +64,7 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
     ann.send(json!({"type": "message", "chat_id": chat, "text": "Fixed & refunded"}))
         .await;
     ann.next_of("ack").await;
-    ann.send(json!({"type": "note", "chat_id": chat, "text": "SECRET-NOTE refund without asking", "client_id": "n"}))
-        .await;
-    ann.next_of("note").await;
+    ann.note_in(&chat, "SECRET-NOTE refund without asking", "n").await;
 
     // A bad address: an error frame, and the connection lives on.
     let refused = ask(&mut carla, Some("not an address")).await;
@@ -157,8 +155,11 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
     let token = link_token(&mail.text);
     let (status, rated) = post(&hub, "/api/ratings", json!({"token": token, "score": 4})).await;
     assert_eq!(status, 201, "{rated}");
-    let (status, twice) = post(&hub, "/api/ratings", json!({"token": rating_token, "score": 1})).await;
-    assert_eq!((status, twice["error"]["code"].as_str()), (409, Some("already_rated")));
+    refusal(
+        post(&hub, "/api/ratings", json!({"token": rating_token, "score": 1})).await,
+        409,
+        "already_rated",
+    );
 
     // After the chat, over HTTP with the rating token: the same address is the same mail; a
     // corrected one gets its own (without a rating link now: it is rated); at most three.
@@ -177,11 +178,7 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
     let (status, third) = post(&hub, "/api/transcripts", body).await;
     assert_eq!(status, 202, "{third}");
     let body = json!({"token": rating_token, "email": "c4@example.com"});
-    let (status, fourth) = post(&hub, "/api/transcripts", body).await;
-    assert_eq!(
-        (status, fourth["error"]["code"].as_str()),
-        (429, Some("too_many_transcripts"))
-    );
+    refusal(post(&hub, "/api/transcripts", body).await, 429, "too_many_transcripts");
     for (body, code) in [
         (
             json!({"token": "forged.token.here", "email": "x@example.com"}),
@@ -190,8 +187,7 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
         (json!({"token": rating_token, "email": "bad"}), "invalid_email"),
         (json!({"email": "x@example.com"}), "bad_json"),
     ] {
-        let (status, refused) = post(&hub, "/api/transcripts", body).await;
-        assert_eq!((status, refused["error"]["code"].as_str()), (400, Some(code)));
+        refusal(post(&hub, "/api/transcripts", body).await, 400, code);
     }
     // Every transcript mail was sent once: three mails, three addresses, nothing twice.
     let mails = smtp.wait_for(3).await;
@@ -272,9 +268,7 @@ async fn across_nodes_the_mail_is_made_from_the_shared_archive_and_sent_once() {
     ann.send(json!({"type": "message", "chat_id": chat, "text": "from beta"}))
         .await;
     ann.next_of("ack").await;
-    ann.send(json!({"type": "note", "chat_id": chat, "text": "SECRET-NOTE on beta", "client_id": "n"}))
-        .await;
-    ann.next_of("note").await;
+    ann.note_in(&chat, "SECRET-NOTE on beta", "n").await;
     let asked = ask(&mut carla, None).await;
     assert_eq!(asked["type"], "transcript_requested", "{asked}");
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;

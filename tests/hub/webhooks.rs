@@ -177,13 +177,8 @@ async fn a_conversation_s_life_reaches_the_receiver_in_order_and_signed() {
     ann.say_in(&chat, "Let me look at it", "a1").await;
     carla.next_of("message").await;
     // An internal note is never an event.
-    ann.send(json!({"type": "note", "chat_id": chat, "text": "customer seems upset", "client_id": "n1"}))
-        .await;
-    ann.next_matching(|f| f["type"] == "note" && f["client_id"] == "n1")
-        .await;
-    ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
-        .await;
-    carla.next_of("chat_ended").await;
+    ann.note_in(&chat, "customer seems upset", "n1").await;
+    resolved(&mut ann, &mut carla, &chat).await;
 
     let deliveries = delivered(&got, 4).await;
     assert_a_conversations_life(&deliveries);
@@ -296,9 +291,7 @@ async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back()
     ann.next_of("message").await;
     ann.say_in(&chat, "Let me look at it", "a1").await;
     carla.next_of("message").await;
-    ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
-        .await;
-    carla.next_of("chat_ended").await;
+    resolved(&mut ann, &mut carla, &chat).await;
     // Down long enough for the first delivery to fail twice (tries after 0 s, 1 s, 3 s...).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -412,16 +405,15 @@ async fn loopback_urls_are_refused_without_the_setting_at_registration_and_at_de
             "{bad}: {answer}"
         );
     }
-    let (status, answer) = admin
-        .post(
-            "/api/admin/webhooks",
-            json!({"url": "ftp://example.com/", "events": ["message.created"]}),
-        )
-        .await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (400, Some("invalid_url")),
-        "{answer}"
+    refusal(
+        admin
+            .post(
+                "/api/admin/webhooks",
+                json!({"url": "ftp://example.com/", "events": ["message.created"]}),
+            )
+            .await,
+        400,
+        "invalid_url",
     );
 
     let (_ann, _carla, _chat) = hub.agent_and_customer_in_a_chat().await;
@@ -459,13 +451,12 @@ async fn only_admins_register_list_and_delete_endpoints() {
     assert_eq!(status, 403);
 
     let admin = hub.admin().await;
-    let (status, answer) = admin
-        .post("/api/admin/webhooks", json!({"url": url, "events": ["message.sent"]}))
-        .await;
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (400, Some("invalid_events")),
-        "{answer}"
+    refusal(
+        admin
+            .post("/api/admin/webhooks", json!({"url": url, "events": ["message.sent"]}))
+            .await,
+        400,
+        "invalid_events",
     );
     let endpoint = register(&admin, &url, &["message.created"]).await;
     let id = endpoint["id"].as_str().unwrap();
@@ -984,10 +975,7 @@ async fn an_internal_note_goes_only_to_an_endpoint_that_asks_for_notes() {
 
     let (mut ann, _carla, chat) = hub.agent_and_customer_in_a_chat().await;
     ann.say_in(&chat, "before the note", "m1").await;
-    ann.send(json!({"type": "note", "chat_id": chat, "text": "VIP: refund without asking", "client_id": "n1"}))
-        .await;
-    ann.next_matching(|f| f["type"] == "note" && f["client_id"] == "n1")
-        .await;
+    ann.note_in(&chat, "VIP: refund without asking", "n1").await;
     ann.say_in(&chat, "after the note", "m2").await;
 
     let noted = delivered(&notes, 1).await;

@@ -13,7 +13,7 @@ use switchboard::store::{DeliveryStatus, MongoStore, SharedStore};
 use crate::archive::{TempDir, mongo_uri};
 use crate::cluster_fixture::{Process, nodes_on, one_then_two, paired, process_and_nodes};
 use crate::cluster_hub::node_with;
-use crate::common::{Endpoint, TestHub, post};
+use crate::common::{Endpoint, TestHub, post, resolved};
 use crate::redis_server::RedisServer;
 use crate::webhooks::{Received, assert_a_conversations_life, delivered_within, receiver_as, register};
 
@@ -57,9 +57,7 @@ async fn across_two_nodes_each_event_of_a_conversation_is_delivered_once_in_orde
     let (mut ann, mut carla, started) = paired(&b, "ann", 1, &a, "Carla").await;
     let chat = started.as_str().unwrap().to_string();
     one_then_two(&mut carla, &mut ann, &chat).await;
-    ann.send(json!({"type": "set_conversation_status", "conversation_id": chat, "status": "resolved"}))
-        .await;
-    carla.next_of("chat_ended").await;
+    resolved(&mut ann, &mut carla, &chat).await;
 
     let deliveries = delivered_within(&got, 4, WAIT).await;
     assert_a_conversations_life(&deliveries);

@@ -84,13 +84,7 @@ pub(super) fn put_in(tx: &redb::WriteTransaction, mail: &OutboxMail) -> StoreRes
 
 #[async_trait]
 impl OutboxStore for EmbeddedStore {
-    async fn claim_mails(
-        &self,
-        node: &str,
-        now: Millis,
-        claim_until: Millis,
-        limit: usize,
-    ) -> StoreResult<Vec<OutboxMail>> {
+    async fn claim_mails(&self, node: &str, now: Millis, until: Millis, limit: usize) -> StoreResult<Vec<OutboxMail>> {
         let node = node.to_string();
         self.write(move |tx| {
             let ids: Vec<String> = {
@@ -116,7 +110,7 @@ impl OutboxStore for EmbeddedStore {
                 }
                 let mut new = old.clone();
                 new.claimed_by = Some(node.clone());
-                new.claim_until = Some(claim_until);
+                new.claim_until = Some(until);
                 rewrite(tx, &old, &new)?;
                 claimed.push(new);
             }

@@ -15,13 +15,7 @@ impl Inner {
 
 #[async_trait]
 impl OutboxStore for MemoryStore {
-    async fn claim_mails(
-        &self,
-        node: &str,
-        now: Millis,
-        claim_until: Millis,
-        limit: usize,
-    ) -> StoreResult<Vec<OutboxMail>> {
+    async fn claim_mails(&self, node: &str, now: Millis, until: Millis, limit: usize) -> StoreResult<Vec<OutboxMail>> {
         self.with(|s| {
             let mut due: Vec<&mut OutboxMail> = s.mails.iter_mut().filter(|m| m.claimable(now)).collect();
             due.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.id.cmp(&b.id)));
@@ -30,7 +24,7 @@ impl OutboxStore for MemoryStore {
                 .take(limit)
                 .map(|m| {
                     m.claimed_by = Some(node.to_string());
-                    m.claim_until = Some(claim_until);
+                    m.claim_until = Some(until);
                     m.clone()
                 })
                 .collect())

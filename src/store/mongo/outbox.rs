@@ -88,13 +88,7 @@ impl MongoStore {
 
 #[async_trait]
 impl OutboxStore for MongoStore {
-    async fn claim_mails(
-        &self,
-        node: &str,
-        now: Millis,
-        claim_until: Millis,
-        limit: usize,
-    ) -> StoreResult<Vec<OutboxMail>> {
+    async fn claim_mails(&self, node: &str, now: Millis, until: Millis, limit: usize) -> StoreResult<Vec<OutboxMail>> {
         let mut claimed = Vec::new();
         while claimed.len() < limit {
             let found = self
@@ -105,7 +99,7 @@ impl OutboxStore for MongoStore {
                         "due_at": {"$lte": now},
                         "$or": [{"claim_until": null}, {"claim_until": {"$lte": now}}],
                     },
-                    doc! {"$set": {"claimed_by": node, "claim_until": claim_until}},
+                    doc! {"$set": {"claimed_by": node, "claim_until": until}},
                 )
                 .with_options(
                     FindOneAndUpdateOptions::builder()
