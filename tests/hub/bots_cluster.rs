@@ -11,6 +11,7 @@ use switchboard::store::{ConversationStatus, EndReason, Side};
 
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
 use crate::bots::{bot_socket, bot_token};
+use crate::cluster_base::eventually;
 use crate::cluster_fixture::{
     Process, ProcessAndNodes, Servers, customer_on, killed_and_back_empty, nodes, process_and_nodes, redis_conn,
     redis_shows, resume_answered, until_reaped, until_registered, woken_fenced,
@@ -255,6 +256,49 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
         .send(json!({"type": "resume", "token": resume_token, "last_seq": 3}))
         .await;
     assert_eq!(again.next_of("error").await["code"], "resume_expired");
+    live.stop().await;
+}
+
+/// As above, but Redis restarted empty while Carla talked to the bot: her ticket went with
+/// its data, and the node records it again (under its new incarnation) as it re-asserts
+/// what it holds, so after it is killed she is still handed over where she comes back.
+#[tokio::test]
+async fn a_bot_customers_ticket_lost_with_redis_data_is_recorded_again_and_still_hands_her_over() {
+    let (mut doomed, bind, [live], mut servers) = bot_process_and_live_node("bots-cluster-ticket-lost", "doomed").await;
+    let admin = live.admin().await;
+    webhook_bot(&admin, live.url(""), Behaviour::Answers).await;
+    let (carla, chat, resume_token) = asked_the_bot_and_answered(&bind).await;
+    wait_archived(&admin, &chat, 2).await;
+
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+    healthy(&live, "live").await;
+    let mut conn = redis_conn(&servers.redis).await;
+    let before = until_registered(&mut conn, "doomed").await;
+    // The ticket back under the node's incarnation of after the loss.
+    let listed = "{sb}:bot-tickets:doomed".to_string();
+    eventually("doomed records its bot customer's ticket again", || {
+        let mut conn = conn.clone();
+        let (listed, chat) = (listed.clone(), chat.clone());
+        async move {
+            let keys: Vec<String> = redis::cmd("SMEMBERS").arg(&listed).query_async(&mut conn).await.ok()?;
+            let key = keys.first()?;
+            let raw: String = redis::cmd("GET").arg(key).query_async(&mut conn).await.ok()?;
+            let ticket: serde_json::Value = serde_json::from_str(&raw).ok()?;
+            (ticket["incarnation"] == before && ticket["chat"] == chat.as_str()).then_some(())
+        }
+    })
+    .await;
+
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    drop(carla);
+    let mut ann = live.agent("ann", &["general"], 1).await;
+    until_reaped(&mut conn, "doomed").await;
+    let mut carla = handed_over_on(&live, &resume_token, 2, &chat).await;
+    carla.chat_continued(&chat).await;
+    let taken = ann.chat_continued(&chat).await;
+    assert_eq!(taken["messages"].as_array().unwrap().len(), 2, "{taken}");
+    assert_eq!(carla.say("thanks", "c2").await["seq"], 3);
     live.stop().await;
 }
 

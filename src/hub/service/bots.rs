@@ -326,17 +326,8 @@ impl HubState {
         // Not a note for the agent who takes over either: the page sends it as a line.
         asked.message = None;
         let token = Token::new().to_string();
-        if let Some(incarnation) = self.bus.as_ref().and_then(|c| c.status().incarnation) {
-            // Should this node die, a resume with the token hands the customer over elsewhere.
-            let ticket = Ticket {
-                chat: id.clone(),
-                node: self.bus.as_ref().map(|c| c.node_id().to_string()).unwrap_or_default(),
-                incarnation,
-                bot: bot.clone(),
-                category: category.0.to_string(),
-                name: name.clone(),
-                profile: asked.profile.clone(),
-            };
+        // Should this node die, a resume with the token hands the customer over elsewhere.
+        if let Some(ticket) = self.stage_ticket(&id, &bot, &category, &name, &asked.profile) {
             self.op(bot_relay::Op::Record(token.clone(), Box::new(ticket)));
         }
         self.bots.by_customer.insert(conn, id.clone());
@@ -1055,6 +1046,52 @@ impl HubState {
 
     /// Several nodes: after a gap in this node's bots channel (Redis away, or restarted
     /// empty), each bot socket here is recorded again.
+    /// The ticket of stage `chat` under this node's current incarnation; `None` on one
+    /// node, or while this node holds no membership.
+    fn stage_ticket(
+        &self,
+        chat: &str,
+        bot: &str,
+        category: &CategoryId,
+        name: &str,
+        profile: &crate::store::CustomerProfile,
+    ) -> Option<Ticket> {
+        let bus = self.bus.as_ref()?;
+        Some(Ticket {
+            chat: chat.to_owned(),
+            node: bus.node_id().to_string(),
+            incarnation: bus.status().incarnation?,
+            bot: bot.to_owned(),
+            category: category.0.to_string(),
+            name: name.to_owned(),
+            profile: profile.clone(),
+        })
+    }
+
+    /// Redis lost its data while this node kept its people: each bot stage here records
+    /// its ticket (under the node's new incarnation) and its claim again, so a resume
+    /// elsewhere after this node dies still hands the customer over, and a bot's action
+    /// coming in at another node still finds the stage. Only then: after a fence the
+    /// stages were let go of, their tickets kept for resumes elsewhere.
+    pub(super) fn bot_stages_again(&mut self) {
+        let again: Vec<(String, String, Option<Ticket>)> = self
+            .bots
+            .stages
+            .iter()
+            .map(|(chat, stage)| {
+                let name = valid_name(&stage.asked.name).unwrap_or_else(|_| stage.asked.name.clone());
+                let ticket = self.stage_ticket(chat, &stage.bot, &stage.category, &name, &stage.asked.profile);
+                (chat.clone(), stage.token.clone(), ticket)
+            })
+            .collect();
+        for (chat, token, ticket) in again {
+            self.op(bot_relay::Op::Claim(chat));
+            if let Some(ticket) = ticket {
+                self.op(bot_relay::Op::Record(token, Box::new(ticket)));
+            }
+        }
+    }
+
     pub(super) fn bot_sockets_again(&mut self) {
         let bots: Vec<String> = self.bots.connected.keys().cloned().collect();
         for bot in bots {
