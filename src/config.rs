@@ -138,6 +138,10 @@ pub struct Settings {
     /// send; longer than one attempt may take, so two nodes never send it at once, and
     /// how long a delivery waits after its node died mid-send.
     pub webhook_lease: Duration,
+    /// `WEBHOOK_DELIVERY_RETENTION_DAYS`: how long a settled delivery (delivered, or given
+    /// up) stays in its endpoint's log before the periodic sweep deletes it; pending ones
+    /// are never swept.
+    pub webhook_delivery_retention: Duration,
     /// `ADMIN_MAIL_TO`: the admins' addresses (comma separated) told by mail, through the
     /// outbox, when the hub disables a webhook endpoint; empty: the log and the admin page
     /// only say so.
@@ -337,6 +341,9 @@ impl Settings {
             webhook_allow_private: r.flag("WEBHOOK_ALLOW_PRIVATE", false)?,
             // At least 15 s: an attempt takes at most 10 s (`webhooks::deliver::TIMEOUT`).
             webhook_lease: Duration::from_secs(r.ranged::<u64>("WEBHOOK_LEASE_SECS", 60, 15..=3_600)?),
+            webhook_delivery_retention: Duration::from_secs(
+                24 * 3600 * r.ranged::<u64>("WEBHOOK_DELIVERY_RETENTION_DAYS", 30, 1..=3_650)?,
+            ),
             admin_mail_to: r.mailboxes("ADMIN_MAIL_TO")?,
             // ---- several nodes through Redis: the cluster's foundations ----
             redis_url: r.optional("REDIS_URL"),

@@ -203,6 +203,13 @@ fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
     let s = with(&[]).unwrap();
     assert_eq!(s.outbox_lease, Duration::from_secs(120));
     assert_eq!(s.webhook_lease, Duration::from_secs(60));
+    assert_eq!(s.webhook_delivery_retention, Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(
+        with(&[("WEBHOOK_DELIVERY_RETENTION_DAYS", "7")])
+            .unwrap()
+            .webhook_delivery_retention,
+        Duration::from_secs(7 * 24 * 3600)
+    );
     assert_eq!(s.outbox_retry_first, Duration::from_secs(30));
     assert_eq!(s.outbox_retry_max, Duration::from_secs(3600));
     assert_eq!(s.outbox_max_attempts, 12);
@@ -215,6 +222,14 @@ fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
         (vec![("FOLLOW_UP_MAIL_DELAY_SECS", "soon")], "FOLLOW_UP_MAIL_DELAY_SECS"),
         (vec![("OUTBOX_LEASE_SECS", "5")], "OUTBOX_LEASE_SECS"),
         (vec![("WEBHOOK_LEASE_SECS", "10")], "WEBHOOK_LEASE_SECS"),
+        (
+            vec![("WEBHOOK_DELIVERY_RETENTION_DAYS", "0")],
+            "WEBHOOK_DELIVERY_RETENTION_DAYS",
+        ),
+        (
+            vec![("WEBHOOK_DELIVERY_RETENTION_DAYS", "a month")],
+            "WEBHOOK_DELIVERY_RETENTION_DAYS",
+        ),
         (vec![("OUTBOX_RETRY_FIRST_SECS", "x")], "OUTBOX_RETRY_FIRST_SECS"),
         (vec![("OUTBOX_MAX_ATTEMPTS", "0")], "OUTBOX_MAX_ATTEMPTS"),
         (vec![("APPOINTMENT_BOOKING_BURST", "0")], "APPOINTMENT_BOOKING_BURST"),

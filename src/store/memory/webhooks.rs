@@ -142,5 +142,13 @@ impl WebhookStore for MemoryStore {
             s.delivery_seq = s.delivery_seq.max(stored) + 1;
             Ok(s.delivery_seq)
         })
+        }
+
+    async fn prune_deliveries(&self, before: Millis) -> StoreResult<u64> {
+        Ok(self.with(|s| {
+            let stored = s.deliveries.len();
+            s.deliveries.retain(|_, d| !d.prunable(before));
+            (stored - s.deliveries.len()) as u64
+        }))
     }
 }
