@@ -3057,7 +3057,11 @@ async fn webhook_deliveries_settled_long_ago_are_pruned(store: &dyn Store) {
     };
     store.add_delivery(pruned).await.unwrap();
     assert!(store.next_delivery_seq().await.unwrap() > last_seq, "seq goes on");
-    assert_eq!(store.prune_deliveries(Millis::MAX).await.unwrap(), 9, "the settled rest");
+    assert_eq!(
+        store.prune_deliveries(Millis::MAX).await.unwrap(),
+        9,
+        "the settled rest"
+    );
     store.delete_webhook("a").await.unwrap();
     assert!(store.deliveries_of("a", 100).await.unwrap().is_empty());
 }

@@ -295,7 +295,7 @@ impl WebhookStore for EmbeddedStore {
             Ok(next)
         })
         .await
-        }
+    }
 
     async fn prune_deliveries(&self, before: Millis) -> StoreResult<u64> {
         self.write(move |tx| {

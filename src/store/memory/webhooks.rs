@@ -142,7 +142,7 @@ impl WebhookStore for MemoryStore {
             s.delivery_seq = s.delivery_seq.max(stored) + 1;
             Ok(s.delivery_seq)
         })
-        }
+    }
 
     async fn prune_deliveries(&self, before: Millis) -> StoreResult<u64> {
         Ok(self.with(|s| {

@@ -208,7 +208,7 @@ impl WebhookStore for MongoStore {
             other => return Err(unavailable(format!("the webhook delivery counter reads {other:?}"))),
         };
         u64::try_from(value).map_err(|_| unavailable(format!("the webhook delivery counter reads {value}")))
-        }
+    }
 
     async fn prune_deliveries(&self, before: Millis) -> StoreResult<u64> {
         // One delete_many: a node pruning beside another deletes only what is still there.
