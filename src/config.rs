@@ -83,6 +83,12 @@ pub struct Settings {
     pub outbound_buffer: usize,
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
+    /// `BOT_RATE_LIMIT_PER_SEC`, `BOT_RATE_LIMIT_BURST`: a bot socket's own rate limit. One
+    /// bot socket answers every conversation of its categories, where a person's socket is
+    /// one person's: under theirs, a bot greeting a burst of customers at once was refused,
+    /// then closed and every conversation it held handed over.
+    pub bot_rate_limit_per_sec: u32,
+    pub bot_rate_limit_burst: u32,
     pub session_ttl: Duration,
     pub admin_username: String,
     pub admin_password: Option<String>,
@@ -308,6 +314,8 @@ impl Settings {
             outbound_buffer: r.ranged("OUTBOUND_BUFFER", 256, 8..=65_536)?,
             rate_limit_per_sec: r.ranged("RATE_LIMIT_PER_SEC", 20, 1..=100_000)?,
             rate_limit_burst: r.ranged("RATE_LIMIT_BURST", 40, 1..=100_000)?,
+            bot_rate_limit_per_sec: r.ranged("BOT_RATE_LIMIT_PER_SEC", 200, 1..=100_000)?,
+            bot_rate_limit_burst: r.ranged("BOT_RATE_LIMIT_BURST", 400, 1..=100_000)?,
             session_ttl: Duration::from_secs(r.ranged::<u64>("SESSION_TTL_HOURS", 12, 1..=24 * 365)? * 3600),
             admin_username: r.text("ADMIN_USERNAME", "admin"),
             admin_password: r.optional("ADMIN_PASSWORD"),

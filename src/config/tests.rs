@@ -60,6 +60,8 @@ fn bad_values_name_their_variable() {
         ("METRICS_TOKEN", "short"),
         ("COOKIE_SECURE", "sometimes"),
         ("WEBHOOK_ALLOW_PRIVATE", "maybe"),
+        ("BOT_RATE_LIMIT_PER_SEC", "0"),
+        ("BOT_RATE_LIMIT_BURST", "plenty"),
         // ---- rooms and 1-to-1 video ----
         ("SMTP_URL", "mail.example.com"),
         ("MAIL_FROM", "not an address"),
@@ -195,6 +197,15 @@ fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
     // Hours too short for one slot name the hours variable.
     let e = with(&[("APPOINTMENT_HOURS", "10:00-10:30")]).unwrap_err();
     assert_eq!(e.var, "APPOINTMENT_HOURS");
+}
+
+#[test]
+fn a_bot_socket_has_its_own_rate_limit_above_a_persons_by_default() {
+    let s = with(&[]).unwrap();
+    assert_eq!((s.rate_limit_per_sec, s.rate_limit_burst), (20, 40));
+    assert_eq!((s.bot_rate_limit_per_sec, s.bot_rate_limit_burst), (200, 400));
+    let s = with(&[("BOT_RATE_LIMIT_PER_SEC", "50"), ("BOT_RATE_LIMIT_BURST", "60")]).unwrap();
+    assert_eq!((s.bot_rate_limit_per_sec, s.bot_rate_limit_burst), (50, 60));
 }
 
 // ---- appointment mail outbox ----
