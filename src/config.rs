@@ -83,6 +83,12 @@ pub struct Settings {
     pub outbound_buffer: usize,
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
+    /// `BOT_RATE_LIMIT_PER_SEC`, `BOT_RATE_LIMIT_BURST`: a bot socket's own rate limit. One
+    /// bot socket answers every conversation of its categories, where a person's socket is
+    /// one person's: under theirs, a bot greeting a burst of customers at once was refused,
+    /// then closed and every conversation it held handed over.
+    pub bot_rate_limit_per_sec: u32,
+    pub bot_rate_limit_burst: u32,
     pub session_ttl: Duration,
     pub admin_username: String,
     pub admin_password: Option<String>,
@@ -138,6 +144,10 @@ pub struct Settings {
     /// send; longer than one attempt may take, so two nodes never send it at once, and
     /// how long a delivery waits after its node died mid-send.
     pub webhook_lease: Duration,
+    /// `WEBHOOK_DELIVERY_RETENTION_DAYS`: how long a settled delivery (delivered, or given
+    /// up) stays in its endpoint's log before the periodic sweep deletes it; pending ones
+    /// are never swept.
+    pub webhook_delivery_retention: Duration,
     /// `ADMIN_MAIL_TO`: the admins' addresses (comma separated) told by mail, through the
     /// outbox, when the hub disables a webhook endpoint; empty: the log and the admin page
     /// only say so.
@@ -304,6 +314,8 @@ impl Settings {
             outbound_buffer: r.ranged("OUTBOUND_BUFFER", 256, 8..=65_536)?,
             rate_limit_per_sec: r.ranged("RATE_LIMIT_PER_SEC", 20, 1..=100_000)?,
             rate_limit_burst: r.ranged("RATE_LIMIT_BURST", 40, 1..=100_000)?,
+            bot_rate_limit_per_sec: r.ranged("BOT_RATE_LIMIT_PER_SEC", 200, 1..=100_000)?,
+            bot_rate_limit_burst: r.ranged("BOT_RATE_LIMIT_BURST", 400, 1..=100_000)?,
             session_ttl: Duration::from_secs(r.ranged::<u64>("SESSION_TTL_HOURS", 12, 1..=24 * 365)? * 3600),
             admin_username: r.text("ADMIN_USERNAME", "admin"),
             admin_password: r.optional("ADMIN_PASSWORD"),
@@ -337,6 +349,9 @@ impl Settings {
             webhook_allow_private: r.flag("WEBHOOK_ALLOW_PRIVATE", false)?,
             // At least 15 s: an attempt takes at most 10 s (`webhooks::deliver::TIMEOUT`).
             webhook_lease: Duration::from_secs(r.ranged::<u64>("WEBHOOK_LEASE_SECS", 60, 15..=3_600)?),
+            webhook_delivery_retention: Duration::from_secs(
+                24 * 3600 * r.ranged::<u64>("WEBHOOK_DELIVERY_RETENTION_DAYS", 30, 1..=3_650)?,
+            ),
             admin_mail_to: r.mailboxes("ADMIN_MAIL_TO")?,
             // ---- several nodes through Redis: the cluster's foundations ----
             redis_url: r.optional("REDIS_URL"),

@@ -3002,6 +3002,79 @@ async fn webhook_deliveries_are_claimed_by_one_node_at_a_time(store: &dyn Store)
     );
 }
 
+/// Pruning deletes the settled deliveries (delivered, dead) created before the cutoff, from
+/// the pending listing's neighbours and the endpoint's log alike, and nothing else: not a
+/// pending or dying one however old, nor a settled one created at or after the cutoff.
+/// Two nodes pruning at once delete each once between them, and neither fails; the
+/// `seq` counter goes on above the deleted ones.
+async fn webhook_deliveries_settled_long_ago_are_pruned(store: &dyn Store) {
+    store.add_webhook(endpoint("a", 1)).await.unwrap();
+    store.add_webhook(endpoint("b", 2)).await.unwrap();
+    let statuses = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Dying,
+        DeliveryStatus::Dead,
+    ];
+    let mut seq = 0;
+    for created_at in [100, 999, 1_000, 5_000] {
+        for status in statuses {
+            for ep in ["a", "b"] {
+                seq += 1;
+                let d = WebhookDelivery {
+                    status,
+                    created_at,
+                    ..delivery(seq, ep, &format!("c{seq}"))
+                };
+                store.add_delivery(d).await.unwrap();
+            }
+        }
+    }
+    let last_seq = store.next_delivery_seq().await.unwrap();
+    assert_eq!(store.prune_deliveries(100).await.unwrap(), 0, "none before 100");
+    // Two nodes at once: the settled ones created at 100 and 999, to both endpoints.
+    let (one, two) = futures_util::future::join(store.prune_deliveries(1_000), store.prune_deliveries(1_000)).await;
+    assert_eq!(one.unwrap() + two.unwrap(), 8);
+    assert_eq!(store.prune_deliveries(1_000).await.unwrap(), 0, "once");
+    for ep in ["a", "b"] {
+        let log = store.deliveries_of(ep, 100).await.unwrap();
+        let kept: Vec<(Millis, DeliveryStatus)> = log.iter().rev().map(|d| (d.created_at, d.status)).collect();
+        let mut wanted = Vec::new();
+        for created_at in [100, 999, 1_000, 5_000] {
+            for status in statuses {
+                if created_at >= 1_000 || matches!(status, DeliveryStatus::Pending | DeliveryStatus::Dying) {
+                    wanted.push((created_at, status));
+                }
+            }
+        }
+        assert_eq!(kept, wanted, "{ep}'s log");
+    }
+    assert_eq!(
+        store
+            .pending_deliveries(&["a".to_string(), "b".to_string()], 100)
+            .await
+            .unwrap()
+            .len(),
+        8,
+        "every pending one, old or new"
+    );
+    assert_eq!(store.dying_deliveries(100).await.unwrap().len(), 8);
+    // A pruned delivery is gone from every index: its id may be stored again.
+    let pruned = WebhookDelivery {
+        status: DeliveryStatus::Delivered,
+        ..delivery(4, "b", "c4")
+    };
+    store.add_delivery(pruned).await.unwrap();
+    assert!(store.next_delivery_seq().await.unwrap() > last_seq, "seq goes on");
+    assert_eq!(
+        store.prune_deliveries(Millis::MAX).await.unwrap(),
+        9,
+        "the settled rest"
+    );
+    store.delete_webhook("a").await.unwrap();
+    assert!(store.deliveries_of("a", 100).await.unwrap().is_empty());
+}
+
 /// A last failure stored under the claim as `dying` is neither pending nor claimable, is
 /// listed as dying (by `seq`) until buried, and burying makes it `dead` once; burying one
 /// that is not dying, or absent, changes nothing. Deleting its endpoint takes it away.
@@ -3783,6 +3856,7 @@ contract!(
     webhook_endpoints_are_added_once_replaced_and_deleted,
     webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint,
     webhook_deliveries_are_claimed_by_one_node_at_a_time,
+    webhook_deliveries_settled_long_ago_are_pruned,
     webhook_deliveries_dying_are_listed_until_buried,
     webhook_delivery_seqs_are_handed_out_once,
     // API tokens

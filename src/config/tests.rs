@@ -60,6 +60,8 @@ fn bad_values_name_their_variable() {
         ("METRICS_TOKEN", "short"),
         ("COOKIE_SECURE", "sometimes"),
         ("WEBHOOK_ALLOW_PRIVATE", "maybe"),
+        ("BOT_RATE_LIMIT_PER_SEC", "0"),
+        ("BOT_RATE_LIMIT_BURST", "plenty"),
         // ---- rooms and 1-to-1 video ----
         ("SMTP_URL", "mail.example.com"),
         ("MAIL_FROM", "not an address"),
@@ -197,12 +199,28 @@ fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
     assert_eq!(e.var, "APPOINTMENT_HOURS");
 }
 
+#[test]
+fn a_bot_socket_has_its_own_rate_limit_above_a_persons_by_default() {
+    let s = with(&[]).unwrap();
+    assert_eq!((s.rate_limit_per_sec, s.rate_limit_burst), (20, 40));
+    assert_eq!((s.bot_rate_limit_per_sec, s.bot_rate_limit_burst), (200, 400));
+    let s = with(&[("BOT_RATE_LIMIT_PER_SEC", "50"), ("BOT_RATE_LIMIT_BURST", "60")]).unwrap();
+    assert_eq!((s.bot_rate_limit_per_sec, s.bot_rate_limit_burst), (50, 60));
+}
+
 // ---- appointment mail outbox ----
 #[test]
 fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
     let s = with(&[]).unwrap();
     assert_eq!(s.outbox_lease, Duration::from_secs(120));
     assert_eq!(s.webhook_lease, Duration::from_secs(60));
+    assert_eq!(s.webhook_delivery_retention, Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(
+        with(&[("WEBHOOK_DELIVERY_RETENTION_DAYS", "7")])
+            .unwrap()
+            .webhook_delivery_retention,
+        Duration::from_secs(7 * 24 * 3600)
+    );
     assert_eq!(s.outbox_retry_first, Duration::from_secs(30));
     assert_eq!(s.outbox_retry_max, Duration::from_secs(3600));
     assert_eq!(s.outbox_max_attempts, 12);
@@ -215,6 +233,14 @@ fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
         (vec![("FOLLOW_UP_MAIL_DELAY_SECS", "soon")], "FOLLOW_UP_MAIL_DELAY_SECS"),
         (vec![("OUTBOX_LEASE_SECS", "5")], "OUTBOX_LEASE_SECS"),
         (vec![("WEBHOOK_LEASE_SECS", "10")], "WEBHOOK_LEASE_SECS"),
+        (
+            vec![("WEBHOOK_DELIVERY_RETENTION_DAYS", "0")],
+            "WEBHOOK_DELIVERY_RETENTION_DAYS",
+        ),
+        (
+            vec![("WEBHOOK_DELIVERY_RETENTION_DAYS", "a month")],
+            "WEBHOOK_DELIVERY_RETENTION_DAYS",
+        ),
         (vec![("OUTBOX_RETRY_FIRST_SECS", "x")], "OUTBOX_RETRY_FIRST_SECS"),
         (vec![("OUTBOX_MAX_ATTEMPTS", "0")], "OUTBOX_MAX_ATTEMPTS"),
         (vec![("APPOINTMENT_BOOKING_BURST", "0")], "APPOINTMENT_BOOKING_BURST"),

@@ -181,11 +181,7 @@ async fn upload(
         )
     };
     // A length said up front is refused before a byte is read.
-    if let Some(length) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        && length > limit
-    {
+    if super::declared_length::declared_over(&headers, limit) {
         return Err(too_large());
     }
     let internal = |e: std::io::Error| ApiError::Internal(format!("attachment store: {e}"));

@@ -68,6 +68,15 @@ impl ApiError {
         }
     }
 
+    /// 413 `body_too_large`: a JSON body over [`MAX_JSON_BODY`], arrived or declared.
+    pub fn json_body_too_large() -> Self {
+        Self::refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {} MiB", MAX_JSON_BODY / (1024 * 1024)),
+        )
+    }
+
     /// 429 `code`: too many `what` ("bookings from this address"); try again after `retry_after`.
     pub fn too_many(code: &'static str, what: &'static str, retry_after: std::time::Duration) -> Self {
         Self::TooMany {
@@ -238,11 +247,7 @@ pub const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return Self::Refused {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "body_too_large",
-                message: format!("the request body is larger than {} MiB", MAX_JSON_BODY / (1024 * 1024)),
-            };
+            return Self::json_body_too_large();
         }
         Self::invalid("bad_json", e.body_text())
     }

@@ -28,6 +28,7 @@ pub mod api_tokens;
 // the desk's identity secret, for verified returning customers
 /// Notes on and reassignment of conversations outside their live chat.
 pub mod conversation_desk;
+pub mod declared_length;
 pub mod identity_secret;
 pub mod inbox;
 pub mod labels;
@@ -295,8 +296,6 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         // a returning customer's own conversations
         .merge(visitor::router())
         .merge(identity_secret::router())
-        // files sent in a chat: upload, links, fetch
-        .merge(attachments::router())
         // signed webhooks: endpoints and their delivery logs
         .merge(webhooks::router())
         // webhook bots: their URLs, and a bot's actions over HTTP
@@ -306,6 +305,13 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(api_tokens::router())
         // the mailbox customers write back to: read or not, by which node
         .merge(inbound_mail::router())
+        // Every route above takes at most a JSON body: one declared over its limit is
+        // refused before it is read.
+        .route_layer(axum::middleware::from_fn(
+            declared_length::refuse_declared_over_json_limit,
+        ))
+        // files sent in a chat: upload (its own limit, checked the same way), links, fetch
+        .merge(attachments::router())
         .split_for_parts()
 }
 

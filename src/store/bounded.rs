@@ -203,6 +203,7 @@ bounded!(WebhookStore {
     write bury_delivery(delivery: &WebhookDelivery) -> ();
     read deliveries_of(endpoint_id: &str, limit: usize) -> Vec<WebhookDelivery>;
     write next_delivery_seq() -> u64;
+    write prune_deliveries(before: Millis) -> u64;
 });
 
 bounded!(ApiTokenStore {

@@ -91,6 +91,12 @@ pub struct WebhookDelivery {
 }
 
 impl WebhookDelivery {
+    /// Whether it is settled and was created before `before`: what
+    /// [`WebhookStore::prune_deliveries`] deletes.
+    pub fn prunable(&self, before: Millis) -> bool {
+        matches!(self.status, DeliveryStatus::Delivered | DeliveryStatus::Dead) && self.created_at < before
+    }
+
     /// Whether a claim at `now` may take it: pending, due, and unclaimed or its lease over.
     pub fn claimable(&self, now: Millis) -> bool {
         self.status == DeliveryStatus::Pending && self.due_at <= now && self.claim_until.is_none_or(|c| c <= now)
@@ -151,4 +157,9 @@ pub trait WebhookStore: Send + Sync {
     /// the store was opened, each handed out once across all nodes (an atomic counter in
     /// the store): the order deliveries are written in, whichever node writes them.
     async fn next_delivery_seq(&self) -> StoreResult<u64>;
+    /// Deletes the settled deliveries (`delivered` or `dead`) created before `before`, from
+    /// the store and so from their endpoints' logs; how many. Pending and dying ones stay,
+    /// however old: they are still owed a send or a disabling. Two nodes pruning at once is
+    /// harmless: each delivery is deleted once between them and neither fails.
+    async fn prune_deliveries(&self, before: Millis) -> StoreResult<u64>;
 }

@@ -7,7 +7,8 @@
 //! the store (the durable queue; the relay never waits on a webhook, and a full queue
 //! drops the event with a warning rather than slow a chat). The deliverer ([`deliver`])
 //! sends them, signed ([`sign`]), in order per conversation, retried with capped
-//! backoff (`core::webhooks`), each attempt logged in its delivery.
+//! backoff (`core::webhooks`), each attempt logged in its delivery; settled deliveries
+//! leave the log after `WEBHOOK_DELIVERY_RETENTION_DAYS` ([`retention`]).
 //!
 //! Several nodes: each emits the events of what it does (a chat's from the node that
 //! archives it, a status change from the node whose change took effect, an HTTP call's
@@ -19,6 +20,7 @@
 pub mod deliver;
 pub mod disabled_mail;
 pub mod event;
+pub mod retention;
 pub mod schema;
 pub mod sign;
 pub mod target;
@@ -83,6 +85,11 @@ impl Webhooks {
             admin_page: disabled_mail::admin_page(&settings.base_url_without_request()),
         };
         tokio::spawn(fan_out(hooks.clone(), rx, shutdown.clone()));
+        tokio::spawn(retention::run(
+            hooks.store.clone(),
+            settings.webhook_delivery_retention,
+            shutdown.clone(),
+        ));
         tokio::spawn(deliver::run(hooks.store.clone(), hooks.clone(), claims, shutdown));
         hooks
     }

@@ -49,6 +49,30 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Heartbeats without a frame or pong from the peer before it is given up on.
 const MISSED_BEATS: u8 = 2;
 
+/// The frames a connection may send: per second, and the burst above that.
+#[derive(Clone, Copy)]
+struct RateLimit {
+    per_sec: u32,
+    burst: u32,
+}
+
+impl RateLimit {
+    /// A bot's socket serves all its conversations, so it has its own, higher limit
+    /// (`BOT_RATE_LIMIT_*`); everyone else's is one person's (`RATE_LIMIT_*`).
+    fn of(role: &ConnRole, settings: &Settings) -> Self {
+        match role {
+            ConnRole::Bot(_) => Self {
+                per_sec: settings.bot_rate_limit_per_sec,
+                burst: settings.bot_rate_limit_burst,
+            },
+            _ => Self {
+                per_sec: settings.rate_limit_per_sec,
+                burst: settings.rate_limit_burst,
+            },
+        }
+    }
+}
+
 /// Sets up one connection; the future it returns runs it until either side ends it.
 /// The set-up is synchronous so that only what the connection keeps ends up in its task.
 pub(super) fn serve(
@@ -60,6 +84,7 @@ pub(super) fn serve(
 ) -> impl Future<Output = ()> + Send + 'static {
     let id = ConnId(state.next_conn.fetch_add(1, Ordering::Relaxed));
     let session_ends = role.staff().map(|staff| Instant::from_std(staff.session_expires));
+    let rate = RateLimit::of(&role, &state.settings);
     let outbox = Arc::new(Outbox::new(state.settings.outbound_buffer));
     let registration = Box::new((
         ConnHandle {
@@ -76,7 +101,7 @@ pub(super) fn serve(
         outbox,
         (state.hub, state.attachments.store),
         &state.settings,
-        session_ends,
+        (session_ends, rate),
         permit,
         tcp,
     ));
@@ -166,6 +191,8 @@ struct Connection {
     write_deadline: Option<Instant>,
 
     limiter: DefaultDirectRateLimiter,
+    /// Frames over the rate limit in one second past which the connection is closed: its burst.
+    flood_close_past: u32,
     /// Frames over the rate limit in the current one-second window.
     flood_over: u32,
     flood_window: Instant,
@@ -202,12 +229,12 @@ impl Connection {
         outbox: Arc<Outbox>,
         (hub, attachments): (Hub, crate::attachments::SharedAttachmentStore),
         settings: &Arc<Settings>,
-        session_ends: Option<Instant>,
+        (session_ends, rate): (Option<Instant>, RateLimit),
         permit: OwnedSemaphorePermit,
         tcp: LingeringClose,
     ) -> Self {
-        let per_sec = NonZeroU32::new(settings.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(settings.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
+        let per_sec = NonZeroU32::new(rate.per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(rate.burst).unwrap_or(NonZeroU32::MIN);
         let now = Instant::now();
         Self {
             id,
@@ -223,6 +250,7 @@ impl Connection {
             ping_due: false,
             write_deadline: None,
             limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
+            flood_close_past: rate.burst,
             flood_over: 0,
             flood_window: now,
             strikes: 0,
@@ -388,7 +416,7 @@ impl Connection {
                 self.flood_over = 0;
             }
             self.flood_over += 1;
-            if self.flood_over > self.settings.rate_limit_burst {
+            if self.flood_over > self.flood_close_past {
                 tracing::info!(conn = self.id.0, "closing: flooding past the rate limit");
                 return Some(Event::Stop(Ending::Close(code::POLICY, "rate limit exceeded")));
             }

@@ -228,8 +228,8 @@ async fn a_bot_resolves_and_the_archive_has_it_closed_as_the_bots() {
 #[tokio::test]
 async fn a_bot_sending_garbage_or_flooding_is_refused_and_nothing_is_lost() {
     let (hub, _admin, mut bot) = hub_with_bot(|s| {
-        s.rate_limit_per_sec = 5;
-        s.rate_limit_burst = 5;
+        s.bot_rate_limit_per_sec = 5;
+        s.bot_rate_limit_burst = 5;
     })
     .await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
@@ -263,6 +263,37 @@ async fn a_bot_sending_garbage_or_flooding_is_refused_and_nothing_is_lost() {
     }
     assert!(bot.closed().await.is_some());
     handed_to(&mut agent, &chat, "hello").await;
+}
+
+/// A bot socket answers every conversation of its categories, yet had one person's rate
+/// limit: a bot answering a burst of customers at once was refused `rate_limited`, then
+/// closed, and every conversation it held handed over. It has its own limit
+/// (`BOT_RATE_LIMIT_*`): a burst under that is answered frame by frame while people's
+/// sockets keep theirs.
+#[tokio::test]
+async fn a_bot_socket_has_its_own_rate_limit_above_a_persons() {
+    let (hub, _admin, mut bot) = hub_with_bot(|s| {
+        s.rate_limit_per_sec = 5;
+        s.rate_limit_burst = 5;
+        s.bot_rate_limit_per_sec = 200;
+        s.bot_rate_limit_burst = 400;
+    })
+    .await;
+    // 60 frames at once: past a person's burst and twice over (which closes a person's
+    // socket), well under the bot's burst.
+    for i in 0..60 {
+        bot.send(json!({"type": "handover", "chat_id": format!("not-a-conversation-{i}")}))
+            .await;
+    }
+    for i in 0..60 {
+        let refused = bot.next_of("error").await;
+        assert_eq!(refused["code"], "not_your_chat", "frame {i}: {refused}");
+    }
+    // The socket lives on: a customer routed to the bot reaches it.
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    assert_eq!(bot.next_of("conversation").await["chat_id"], chat);
+    hub.stop().await;
 }
 
 #[tokio::test]

@@ -573,3 +573,44 @@ async fn silent_connections_are_shed_first_when_descriptors_run_short() {
     assert!(printed.contains("shed"), "the shedding is logged: {printed}");
     drop(silent);
 }
+
+/// A request whose `Content-Length` declared a body over the JSON limit, and sent none,
+/// waited for `HTTP_REQUEST_TIMEOUT_SECS` (30 s) and got a bodiless 408. It is refused
+/// 413 `body_too_large` before any body: public, staff, admin and unknown-token routes
+/// alike. The client waits 10 s at most, well under the server's 30.
+#[tokio::test]
+async fn a_body_declared_over_the_limit_is_413_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = TestHub::start().await;
+    for path in [
+        "/api/login",
+        "/api/appointments",
+        "/api/offline-messages",
+        "/api/admin/webhooks",
+        "/api/bot/conversations/c1/messages",
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        // Read until the head and the error body are in (or the server closes).
+        while !String::from_utf8_lossy(&answer).contains("body_too_large") {
+            match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer:.300}");
+        assert!(answer.contains("\"body_too_large\""), "{path}: {answer:.600}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{path}: the unread body ends the connection, and says so: {answer:.600}"
+        );
+    }
+    hub.stop().await;
+}

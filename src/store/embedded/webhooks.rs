@@ -296,4 +296,42 @@ impl WebhookStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn prune_deliveries(&self, before: Millis) -> StoreResult<u64> {
+        self.write(move |tx| {
+            let doomed: Vec<WebhookDelivery> = {
+                let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+                let pending = tx.open_table(PENDING).map_err(unavailable)?;
+                let dying = tx.open_table(DYING).map_err(unavailable)?;
+                let mut out = Vec::new();
+                for row in deliveries.iter().map_err(unavailable)? {
+                    let (k, value) = row.map_err(unavailable)?;
+                    // Those still owed a send or a disabling are passed over undecoded.
+                    if pending.get(k.value()).map_err(unavailable)?.is_some()
+                        || dying.get(k.value()).map_err(unavailable)?.is_some()
+                    {
+                        continue;
+                    }
+                    let delivery: WebhookDelivery = decode(value.value())?;
+                    if delivery.prunable(before) {
+                        out.push(delivery);
+                    }
+                }
+                out
+            };
+            let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+            let mut by_endpoint = tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
+            let mut ids = tx.open_table(IDS).map_err(unavailable)?;
+            for d in &doomed {
+                let k = key(d);
+                deliveries.remove(k.as_str()).map_err(unavailable)?;
+                by_endpoint
+                    .remove((d.endpoint_id.as_str(), k.as_str()))
+                    .map_err(unavailable)?;
+                ids.remove(d.id.as_str()).map_err(unavailable)?;
+            }
+            Ok(doomed.len() as u64)
+        })
+        .await
+    }
 }

@@ -143,4 +143,12 @@ impl WebhookStore for MemoryStore {
             Ok(s.delivery_seq)
         })
     }
+
+    async fn prune_deliveries(&self, before: Millis) -> StoreResult<u64> {
+        Ok(self.with(|s| {
+            let stored = s.deliveries.len();
+            s.deliveries.retain(|_, d| !d.prunable(before));
+            (stored - s.deliveries.len()) as u64
+        }))
+    }
 }

@@ -1,7 +1,7 @@
 //! Webhooks in MongoDB: collections `webhooks` (`_id` the endpoint's id) and
 //! `webhook_deliveries` (`_id` the delivery's id), indexed for the deliverer (pending by
-//! `seq`) and for each endpoint's log (newest first); `webhook_delivery_seq` holds one
-//! counter, the last `seq` handed out.
+//! `seq`), for each endpoint's log (newest first) and for the retention sweep (settled by
+//! age); `webhook_delivery_seq` holds one counter, the last `seq` handed out.
 //!
 //! A claim and the recording of an attempt are each one conditional update of one
 //! document (the server applies it atomically: of two nodes claiming at once one gets
@@ -40,6 +40,8 @@ impl MongoStore {
             .create_indexes([
                 index(doc! {"status": 1, "seq": 1}, "status_seq"),
                 index(doc! {"endpoint_id": 1, "seq": -1}, "endpoint_seq"),
+                // The retention sweep: settled deliveries by age.
+                index(doc! {"status": 1, "created_at": 1}, "status_created_at"),
             ])
             .await
             .map_err(unavailable)?;
@@ -208,5 +210,15 @@ impl WebhookStore for MongoStore {
             other => return Err(unavailable(format!("the webhook delivery counter reads {other:?}"))),
         };
         u64::try_from(value).map_err(|_| unavailable(format!("the webhook delivery counter reads {value}")))
+    }
+
+    async fn prune_deliveries(&self, before: Millis) -> StoreResult<u64> {
+        // One delete_many: a node pruning beside another deletes only what is still there.
+        let done = self
+            .webhook_deliveries()
+            .delete_many(doc! {"status": {"$in": ["delivered", "dead"]}, "created_at": {"$lt": before}})
+            .await
+            .map_err(unavailable)?;
+        Ok(done.deleted_count)
     }
 }
