@@ -1,7 +1,8 @@
 //! Working a conversation outside its live chat: an internal note on it
 //! (`POST /api/conversations/{id}/notes`), the agents who may hold it
 //! (`GET /api/conversations/{id}/assignees`), and putting it in another agent's list
-//! (`POST /api/conversations/{id}/assign`). A live chat has its own frames (`note`,
+//! (`POST /api/conversations/{id}/assign`), and its holder having opened it
+//! (`POST /api/conversations/{id}/opened`: its "snooze ended" mark cleared). A live chat has its own frames (`note`,
 //! `transfer`); these reach a conversation whose customer left, is parked, or waits
 //! unassigned as an offline message. A note named by a `client_id` is one note however
 //! often it is sent (`core::client_id`, as an answer by mail).
@@ -51,6 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_note))
         .routes(routes!(assignees))
         .routes(routes!(assign))
+        .routes(routes!(opened))
 }
 
 /// A note to add.
@@ -259,6 +261,33 @@ fn added(stored: ConversationNote, sent: &ConversationNote) -> Result<(StatusCod
             text: stored.text,
         }),
     ))
+}
+
+/// Its holder opened it in their console: no longer marked "snooze ended"
+/// (`snooze_ended_at` in the inbox), for all their consoles on every node, as the mark is in
+/// the conversation's record. Anyone else's opening changes nothing (it is the holder's
+/// attention the mark asks for); nor does one of a conversation not marked.
+#[utoipa::path(post, path = "/api/conversations/{id}/opened", tag = "conversations",
+    params(("id" = String, Path, description = "the conversation id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 204, description = "seen: its holder's inbox no longer marks it (safe to repeat)"),
+        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not of a category they serve", body = ErrorBody),
+        SignedIn, ChangeUnavailable))]
+async fn opened(Authed(me): Authed, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let record = visible(&state, &me, &id).await?;
+    if record.snooze_ended_at.is_none() || record.holder.as_deref() != Some(me.id.as_str()) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let mine = AgentId(me.id.clone());
+    Conversations::new(state.store.clone(), Rules::default())
+        .answering_within(state.settings.archive_write_timeout)
+        .change(&id, false, |c, _| Ok(c.opened_by(&mine)))
+        .await
+        .map_err(|e| match e {
+            ConversationError::Store(e) => ApiError::unanswered_change(e),
+            _ => ApiError::NotFound("conversation"),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The enabled agents serving the conversation's category: whom it may be assigned to.
