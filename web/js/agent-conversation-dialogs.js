@@ -35,8 +35,8 @@ function dialogShell(testid, submitLabel) {
   });
   return {
     ids, parts, form, dialog,
-    /** Closes it with focus on `to` instead of its opener (whose row is going). */
-    closeTo(to) { opener = to; dialog.close(); },
+    /** Closes it with focus on `to` instead of its opener (whose row is going); on its opener when there is no `to`. */
+    closeTo(to) { if (to) opener = to; dialog.close(); },
     open(from) { opener = from; parts.error.textContent = ''; parts.submit.disabled = false; dialog.showModal(); },
   };
 }
