@@ -187,7 +187,11 @@ async fn add_note(
         // Another request with the same id may have stored its note first (the store keeps
         // the first): only the one whose note is kept follows it.
         let stored = if named {
-            stored_note(&task_state, &written).await.ok().flatten().unwrap_or(written.clone())
+            stored_note(&task_state, &written)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(written.clone())
         } else {
             written.clone()
         };
@@ -273,7 +277,11 @@ fn added(stored: ConversationNote, sent: &ConversationNote) -> Result<(StatusCod
     responses((status = 204, description = "seen: its holder's inbox no longer marks it (safe to repeat)"),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not of a category they serve", body = ErrorBody),
         SignedIn, ChangeUnavailable))]
-async fn opened(Authed(me): Authed, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn opened(
+    Authed(me): Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let record = visible(&state, &me, &id).await?;
     if record.snooze_ended_at.is_none() || record.holder.as_deref() != Some(me.id.as_str()) {
         return Ok(StatusCode::NO_CONTENT);

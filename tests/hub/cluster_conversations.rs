@@ -240,7 +240,10 @@ async fn three_processes_a_snooze_runs_out_while_the_node_that_set_it_is_dead() 
             .and_then(|items| items.iter().find(|i| i["id"] == id.as_str()).cloned());
         if let Some(woken) = woken {
             // Marked "snooze ended" in the record, so on every node.
-            assert!(woken["snooze_ended_at"].as_i64().is_some_and(|at| at >= until), "{woken}");
+            assert!(
+                woken["snooze_ended_at"].as_i64().is_some_and(|at| at >= until),
+                "{woken}"
+            );
             break;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -258,6 +261,10 @@ async fn three_processes_a_snooze_runs_out_while_the_node_that_set_it_is_dead() 
         .await;
     assert_eq!(status, 204);
     let (_, inbox) = ann_api.get("/api/inbox?status=open").await;
-    let item = inbox["items"].as_array().unwrap().iter().find(|i| i["id"] == id.as_str());
+    let item = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id.as_str());
     assert_eq!(item.map(|i| &i["snooze_ended_at"]), Some(&Value::Null), "{inbox}");
 }
