@@ -186,15 +186,13 @@ async fn add_note(
         task_state.store.archive(std::slice::from_ref(&event)).await?;
         // Another request with the same id may have stored its note first (the store keeps
         // the first): only the one whose note is kept follows it.
-        let stored = if named {
-            stored_note(&task_state, &written)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or(written.clone())
-        } else {
-            written.clone()
-        };
+        // A failed read back takes it for ours: a second `note.created` has the same event
+        // id (derived from the note's), which endpoints' deliveries keep once.
+        let stored = match named {
+            true => stored_note(&task_state, &written).await.ok().flatten(),
+            false => None,
+        }
+        .unwrap_or_else(|| written.clone());
         if stored == written {
             follow_note(&task_state, &event, &told).await;
         }
@@ -287,8 +285,7 @@ async fn opened(
         return Ok(StatusCode::NO_CONTENT);
     }
     let mine = AgentId(me.id.clone());
-    Conversations::new(state.store.clone(), Rules::default())
-        .answering_within(state.settings.archive_write_timeout)
+    conversations(&state)
         .change(&id, false, |c, _| Ok(c.opened_by(&mine)))
         .await
         .map_err(|e| match e {
@@ -296,6 +293,12 @@ async fn opened(
             _ => ApiError::NotFound("conversation"),
         })?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Conversations' lasting state as these changes write it: each store call within the
+/// archive's write timeout (past it, 503 as the store's fault).
+fn conversations(state: &AppState) -> Conversations {
+    Conversations::new(state.store.clone(), Rules::default()).answering_within(state.settings.archive_write_timeout)
 }
 
 /// The enabled agents serving the conversation's category: whom it may be assigned to.
@@ -369,8 +372,7 @@ async fn assign(
         Role::Admin => Actor::Admin,
         Role::Agent => Actor::Agent(&mine),
     };
-    let conversations = Conversations::new(state.store.clone(), Rules::default())
-        .answering_within(state.settings.archive_write_timeout);
+    let conversations = conversations(&state);
     let (changed, record) = conversations
         .change(&id, false, |c, _| c.reassign(by, &to, now_ms()))
         .await

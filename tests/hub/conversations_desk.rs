@@ -277,20 +277,23 @@ async fn a_note_and_a_hand_on_over_http_reach_the_webhooks_as_in_a_live_chat() {
     let (ann_id, bob_id) = (account_id(&ann_api).await, account_id(&bob_api).await);
     let id = carla_left_ann(&hub, &mut ann).await;
 
-    let (status, note) = ann_api
-        .post(
-            &format!("/api/conversations/{id}/notes"),
-            json!({"text": "call her back"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{note}");
+    // Sent twice with its client id (a retry after a lost answer): one note, one event.
+    for _ in 0..2 {
+        let (status, note) = ann_api
+            .post(
+                &format!("/api/conversations/{id}/notes"),
+                json!({"text": "call her back", "client_id": "n-1"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{note}");
+    }
     let (status, moved) = ann_api
         .post(&format!("/api/conversations/{id}/assign"), json!({"agent_id": bob_id}))
         .await;
     assert_eq!(status, 200, "{moved}");
 
     // The pairing's own `conversation.assigned` is none (a first chat is `created`): the
-    // two events are the note and the hand-on, in order.
+    // two events are the note (once) and the hand-on, in order.
     let events = crate::webhooks::delivered(&got, 2).await;
     let (noted, assigned) = (&events[0].1, &events[1].1);
     assert_eq!(
