@@ -124,6 +124,7 @@ impl Conversations {
             reopens: 0,
             version: 1,
             offline,
+            snooze_ended_at: None,
         };
         write_back(&mut record, &Conversation::new(now));
         match self.store.put_conversation_record(&record).await {
@@ -220,6 +221,7 @@ fn kept(record: &ConversationRecord) -> Kept {
         resolved_at: record.resolved_at,
         resolutions: record.resolutions,
         reopens: record.reopens,
+        snooze_ended_at: record.snooze_ended_at,
     }
 }
 
@@ -241,6 +243,7 @@ fn write_back(record: &mut ConversationRecord, conversation: &Conversation) {
     record.resolved_at = kept.resolved_at;
     record.resolutions = kept.resolutions;
     record.reopens = kept.reopens;
+    record.snooze_ended_at = kept.snooze_ended_at;
 }
 
 /// Where a customer coming back live to conversation `record` goes (nobody is paired with

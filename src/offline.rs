@@ -23,12 +23,11 @@ pub fn reply_mail_id(id: &str, reply: &str) -> String {
     format!("offline-{id}.reply-{reply}")
 }
 
-/// The id of `agent`'s reply to message `message` that they named `client_id`: the same
-/// for each retry (so the store keeps one reply and one mail), another for another agent,
-/// message or name. A name-based UUID (v5), printed as the other reply ids.
+/// The id of `agent`'s reply to message `message` that they named `client_id`
+/// (`core::client_id`): the same for each retry (so the store keeps one reply and one
+/// mail). Printed as the other reply ids.
 pub fn client_reply_id(message: &str, agent: &str, client_id: &str) -> String {
-    let name = format!("{message}\n{agent}\n{client_id}");
-    uuid::Uuid::new_v5(&REPLY_NAMESPACE, name.as_bytes())
+    crate::core::client_id::derived_id(&REPLY_NAMESPACE, message, agent, client_id)
         .simple()
         .to_string()
 }

@@ -2514,6 +2514,7 @@ fn record(id: &str, holder: Option<&str>, status: ConversationStatus, since: Mil
         reopens: 0,
         version: 1,
         offline: false,
+        snooze_ended_at: None,
     }
 }
 
@@ -2560,6 +2561,29 @@ async fn conversation_records_change_by_compare_and_set(store: &dyn Store) {
         store.put_conversation_record(&c1).await,
         Err(StoreError::Conflict)
     ));
+
+    // A snooze that ran out is marked in the record, read back from any node, until
+    // cleared (its holder opened it): the mark is gone, not left behind.
+    c1.version = 3;
+    c1.status = ConversationStatus::Open;
+    c1.snooze_ended_at = Some(40);
+    store.put_conversation_record(&c1).await.unwrap();
+    assert_eq!(store.conversation_record("c1").await.unwrap(), c1);
+    c1.version = 4;
+    c1.snooze_ended_at = None;
+    store.put_conversation_record(&c1).await.unwrap();
+    assert_eq!(store.conversation_record("c1").await.unwrap(), c1);
+    let listed = store
+        .inbox(&InboxQuery {
+            holder: Holder::Agent("ann".into()),
+            statuses: vec![],
+            category: None,
+            label: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![c1]);
 }
 
 /// An erasure takes a conversation's record with it, out of every listing, and the record

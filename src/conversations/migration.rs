@@ -55,6 +55,7 @@ pub fn record_of(archived: &crate::store::Conversation) -> Option<ConversationRe
         reopens: 0,
         version: 1,
         offline: false,
+        snooze_ended_at: None,
     };
     write_back(&mut record, &conversation);
     Some(record)

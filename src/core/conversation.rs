@@ -20,6 +20,9 @@
 //!   (a conversation has at most one live customer session);
 //! - `seq` is one gapless count across all the conversation's live sessions;
 //! - `reopens <= resolutions`: a reopen counts only a conversation that was resolved.
+//! - a "snooze ended" mark (`snooze_ended_at`) is set only by a snooze running out, and
+//!   held only while it is open: any other status change (a person's, a customer's line
+//!   reopening it) replaces it, and its holder opening it or writing into it clears it.
 //!
 //! What is absent on purpose: no capacity here. Only live conversations count against an
 //! agent's limit, and the routing core counts them; a conversation parked in a list costs
@@ -158,6 +161,8 @@ pub struct Kept {
     pub resolved_at: Option<i64>,
     pub resolutions: u32,
     pub reopens: u32,
+    /// When a snooze running out opened it again, until its holder opened it since.
+    pub snooze_ended_at: Option<i64>,
 }
 
 /// A conversation's lasting state.
@@ -179,6 +184,9 @@ pub struct Conversation {
     resolved_at: Option<i64>,
     resolutions: u32,
     reopens: u32,
+    /// When the snooze timer (not a person, not a customer) last opened it again, while
+    /// its holder has not opened it since: their list marks it "Snooze ended".
+    snooze_ended_at: Option<i64>,
 }
 
 impl Conversation {
@@ -195,6 +203,7 @@ impl Conversation {
             resolved_at: None,
             resolutions: 0,
             reopens: 0,
+            snooze_ended_at: None,
         }
     }
 
@@ -212,6 +221,7 @@ impl Conversation {
             resolved_at: Some(ended_at),
             resolutions: 1,
             reopens: 0,
+            snooze_ended_at: None,
         }
     }
 
@@ -228,6 +238,7 @@ impl Conversation {
             resolved_at: kept.resolved_at,
             resolutions: kept.resolutions,
             reopens: kept.reopens,
+            snooze_ended_at: kept.snooze_ended_at,
         }
     }
 
@@ -242,6 +253,7 @@ impl Conversation {
             resolved_at: self.resolved_at,
             resolutions: self.resolutions,
             reopens: self.reopens,
+            snooze_ended_at: self.snooze_ended_at,
         }
     }
 
@@ -271,6 +283,21 @@ impl Conversation {
 
     pub fn status_since(&self) -> i64 {
         self.status_since
+    }
+
+    /// When a snooze running out opened it again, if its holder has not opened it since.
+    pub fn snooze_ended_at(&self) -> Option<i64> {
+        self.snooze_ended_at
+    }
+
+    /// `agent` opened it (looked at it in their console): when they hold it, it is no
+    /// longer marked "snooze ended". Returns whether that changed anything.
+    pub fn opened_by(&mut self, agent: &AgentId) -> bool {
+        if self.holder.as_ref() != Some(agent) || self.snooze_ended_at.is_none() {
+            return false;
+        }
+        self.snooze_ended_at = None;
+        true
     }
 
     /// From its opening to its last resolution, while it is resolved.
@@ -370,6 +397,8 @@ impl Conversation {
         }
         self.stamp(seq);
         self.holder_turn_at = now;
+        // Writing into it, they have it open.
+        self.snooze_ended_at = None;
         Ok(())
     }
 
@@ -444,6 +473,7 @@ impl Conversation {
         match self.status {
             Status::Snoozed { until } if until <= now => {
                 self.enter(Status::Open, now);
+                self.snooze_ended_at = Some(now);
                 Some(Woken {
                     change: Change {
                         from: Status::Snoozed { until },
@@ -456,9 +486,12 @@ impl Conversation {
         }
     }
 
+    /// Every status change but a snooze running out is someone's doing: the snooze's
+    /// "ended" mark goes with the status it marked.
     fn enter(&mut self, status: Status, now: i64) {
         self.status = status;
         self.status_since = now;
+        self.snooze_ended_at = None;
     }
 
     /// When [`Conversation::tick`] next has something to do.

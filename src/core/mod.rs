@@ -4,6 +4,8 @@
 //! out the decisions they return, so every rule can be tested exhaustively without
 //! a network or a runtime.
 
+// a change its client names for its retries (`client_id`)
+pub mod client_id;
 // what a customer may tell about themselves
 pub mod customer_details;
 // a customer's identity, as the embedding site vouches for it

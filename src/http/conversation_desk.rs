@@ -1,9 +1,11 @@
 //! Working a conversation outside its live chat: an internal note on it
 //! (`POST /api/conversations/{id}/notes`), the agents who may hold it
 //! (`GET /api/conversations/{id}/assignees`), and putting it in another agent's list
-//! (`POST /api/conversations/{id}/assign`). A live chat has its own frames (`note`,
+//! (`POST /api/conversations/{id}/assign`), and its holder having opened it
+//! (`POST /api/conversations/{id}/opened`: its "snooze ended" mark cleared). A live chat has its own frames (`note`,
 //! `transfer`); these reach a conversation whose customer left, is parked, or waits
-//! unassigned as an offline message.
+//! unassigned as an offline message. A note named by a `client_id` is one note however
+//! often it is sent (`core::client_id`, as an answer by mail).
 //!
 //! A reassignment is a compare-and-set on the conversation's record
 //! (`core::conversation::Conversation::reassign` decides), so of two "Assign to me" at
@@ -30,12 +32,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::labels::tell_holder;
+use super::offline::{client_id_reused, valid_client_id};
 use super::responses::{ChangeUnavailable, SignedIn};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
 use crate::conversations::{ConversationError, Conversations};
+use crate::core::client_id;
 use crate::core::conversation::{Actor, Refusal, Rules};
 use crate::core::routing::AgentId;
 use crate::protocol::ServerFrame;
@@ -48,6 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_note))
         .routes(routes!(assignees))
         .routes(routes!(assign))
+        .routes(routes!(opened))
 }
 
 /// A note to add.
@@ -55,13 +60,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct NoteRequest {
     /// For agents only; a message's length rules apply.
     pub text: String,
+    /// The caller's name for this note, making it safe to send again (after a 503, a lost
+    /// answer): 1 to 64 visible ASCII characters, new for each note and kept for its
+    /// retries. The same conversation, caller and `client_id` are one note (and one
+    /// `note.created`): sent again, the note is answered as stored; with another text, 409
+    /// `client_id_reused`. Without it, each request is a new note.
+    #[serde(default)]
+    pub client_id: Option<String>,
 }
 
 /// A note as stored.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AddedNote {
     pub conversation_id: String,
-    /// Names the note (a UUIDv7).
+    /// Names the note: a UUIDv7, or with a `client_id` a UUIDv5 derived from it.
     pub id: String,
     /// When it was written (ms since the Unix epoch).
     pub at: i64,
@@ -112,15 +124,26 @@ async fn visible(state: &AppState, me: &Account, id: &str) -> Result<Conversatio
 }
 
 /// Adds an internal note to a conversation (its holder, or an admin), live or not; its
-/// holder's consoles show it as a live chat's `note`.
+/// holder's consoles show it as a live chat's `note`. With a `client_id` it is safe to send
+/// again: its id derives from it (`core::client_id`) and the store keeps a note once by
+/// its id, so a retry is the same note; what follows a note (`note.created`, the consoles
+/// told) goes with its write, on the write's own task, so a write that lands after a 503
+/// is followed once.
 #[utoipa::path(post, path = "/api/conversations/{id}/notes", tag = "conversations",
     params(("id" = String, Path, description = "the conversation id")),
-    request_body = NoteRequest,
+    request_body(content = NoteRequest, example = json!({"text": "Promised a refund by Friday.",
+        "client_id": "3f1c2a9e-5d4b-4c1e-9a7f-2b8d6e0c4a11"})),
     security(("bearer" = []), ("session_cookie" = [])),
-    responses((status = 201, body = AddedNote),
-        (status = 400, description = "`empty_message`, `message_too_long`: the text breaks a message's rules", body = ErrorBody),
+    responses((status = 201, body = AddedNote, description = "the note stored (with a `client_id` stored already: \
+            that note, as stored, nothing told again)"),
+        (status = 400, description = "`empty_message`, `message_too_long`: the text breaks a message's rules; \
+            `invalid_client_id`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not in their list", body = ErrorBody),
-        SignedIn, ChangeUnavailable))]
+        (status = 409, description = "`client_id_reused`: this caller's note with this `client_id` has another text", body = ErrorBody),
+        SignedIn,
+        (status = 503, description = "`unavailable`: the store is unreachable or did not answer within \
+            `ARCHIVE_WRITE_TIMEOUT_MS`. The note may still be stored once it answers: with a `client_id`, sending \
+            the same request again is safe (one note); without one, it would be a second note", body = ErrorBody)))]
 async fn add_note(
     Authed(me): Authed,
     State(state): State<AppState>,
@@ -134,28 +157,84 @@ async fn add_note(
     if let Some((code, message)) = crate::hub::live_chat::text_refusal(&body.text, state.settings.max_message_len) {
         return Err(ApiError::invalid(code, message));
     }
+    let client_id = body.client_id.as_deref().map(valid_client_id).transpose()?;
     let note = ConversationNote {
         conversation_id: id.clone(),
-        id: uuid::Uuid::now_v7().to_string(),
+        id: client_id.map_or_else(
+            || uuid::Uuid::now_v7().to_string(),
+            |client_id| client_id::derived_id(&NOTE_NAMESPACE, &id, &me.id, client_id).to_string(),
+        ),
         at: now_ms(),
         agent_id: me.id.clone(),
         agent_name: me.display_name.clone(),
         text: body.text,
     };
-    let store = state.store.clone();
-    let event = ArchiveEvent::Note(note.clone());
-    // `note.created` for endpoints that asked for notes, as for a note written in a live chat.
-    let hook = state.archive.webhooks().and_then(|hooks| hooks.event_of(&event));
-    write_within(state.settings.archive_write_timeout, async move {
-        store.archive(&[event]).await
+    // Sent again after its write landed: that note, nothing done twice.
+    if client_id.is_some()
+        && let Some(stored) = stored_note(&state, &note).await?
+    {
+        return added(stored, &note);
+    }
+    let mut told = vec![me.id.clone()];
+    told.extend(record.holder.clone());
+    told.dedup();
+    let task_state = state.clone();
+    let written = note.clone();
+    let named = client_id.is_some();
+    let stored = write_within(state.settings.archive_write_timeout, async move {
+        let event = ArchiveEvent::Note(written.clone());
+        task_state.store.archive(std::slice::from_ref(&event)).await?;
+        // Another request with the same id may have stored its note first (the store keeps
+        // the first): only the one whose note is kept follows it.
+        // A failed read back takes it for ours: a second `note.created` has the same event
+        // id (derived from the note's), which endpoints' deliveries keep once.
+        let stored = match named {
+            true => stored_note(&task_state, &written).await.ok().flatten(),
+            false => None,
+        }
+        .unwrap_or_else(|| written.clone());
+        if stored == written {
+            follow_note(&task_state, &event, &told).await;
+        }
+        Ok(stored)
     })
     .await
-    .map_err(ApiError::unanswered_change)?;
-    if let (Some(hooks), Some(hook)) = (state.archive.webhooks(), hook) {
+    .map_err(|e| match e {
+        // With a client id the same request is safe to send again; without, it is a new note.
+        StoreError::Unavailable(detail) if !named => {
+            tracing::warn!(%detail, "store unavailable for a note without a client id");
+            ApiError::Unavailable(NOTE_UNANSWERED.into())
+        }
+        e => ApiError::unanswered_change(e),
+    })?;
+    added(stored, &note)
+}
+
+/// What the 503 of a note without a `client_id` says: not that it is safe to send again.
+const NOTE_UNANSWERED: &str = "storage did not answer in time; the note may still be stored once it does, and \
+    sending it again without a client_id would be a second note";
+
+/// The namespace of a named note's id (random, fixed: changing it would make a retry across
+/// an upgrade a second note).
+const NOTE_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x2d0c_57e1_8a3f_4b96_b1d4_7e09_c6a2_f358);
+
+/// The note the store keeps under `note`'s id, if any.
+async fn stored_note(state: &AppState, note: &ConversationNote) -> Result<Option<ConversationNote>, StoreError> {
+    let notes = state.store.conversation_notes(&note.conversation_id).await?;
+    Ok(notes.into_iter().find(|n| n.id == note.id))
+}
+
+/// A note just kept: `note.created` for endpoints that asked for notes (as for a note
+/// written in a live chat), and the agents `told` (the writer and the holder) see it.
+async fn follow_note(state: &AppState, event: &ArchiveEvent, told: &[String]) {
+    if let Some(hooks) = state.archive.webhooks()
+        && let Some(hook) = hooks.event_of(event)
+    {
         hooks.emit(hook);
     }
+    let ArchiveEvent::Note(note) = event else { return };
     let frame = ServerFrame::Note {
-        chat_id: id.clone(),
+        chat_id: note.conversation_id.clone(),
         note: crate::protocol::NoteView {
             id: note.id.clone(),
             at: note.at,
@@ -164,21 +243,62 @@ async fn add_note(
         },
         client_id: None,
     };
-    let mut told = vec![me.id.clone()];
-    told.extend(record.holder.clone());
-    told.dedup();
-    tell(&state, &told, &frame).await;
+    tell(state, told, &frame).await;
+}
+
+/// The answer for `sent` once the store holds `stored` under its id: 409 if that is
+/// another text the caller named the same way.
+fn added(stored: ConversationNote, sent: &ConversationNote) -> Result<(StatusCode, Json<AddedNote>), ApiError> {
+    if stored.text != sent.text {
+        return Err(client_id_reused("a note"));
+    }
     Ok((
         StatusCode::CREATED,
         Json(AddedNote {
-            conversation_id: id,
-            id: note.id,
-            at: note.at,
-            agent_id: note.agent_id,
-            agent_name: note.agent_name,
-            text: note.text,
+            conversation_id: stored.conversation_id,
+            id: stored.id,
+            at: stored.at,
+            agent_id: stored.agent_id,
+            agent_name: stored.agent_name,
+            text: stored.text,
         }),
     ))
+}
+
+/// Its holder opened it in their console: no longer marked "snooze ended"
+/// (`snooze_ended_at` in the inbox), for all their consoles on every node, as the mark is in
+/// the conversation's record. Anyone else's opening changes nothing (it is the holder's
+/// attention the mark asks for); nor does one of a conversation not marked.
+#[utoipa::path(post, path = "/api/conversations/{id}/opened", tag = "conversations",
+    params(("id" = String, Path, description = "the conversation id")),
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 204, description = "seen: its holder's inbox no longer marks it (safe to repeat)"),
+        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not of a category they serve", body = ErrorBody),
+        SignedIn, ChangeUnavailable))]
+async fn opened(
+    Authed(me): Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let record = visible(&state, &me, &id).await?;
+    if record.snooze_ended_at.is_none() || record.holder.as_deref() != Some(me.id.as_str()) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let mine = AgentId(me.id.clone());
+    conversations(&state)
+        .change(&id, false, |c, _| Ok(c.opened_by(&mine)))
+        .await
+        .map_err(|e| match e {
+            ConversationError::Store(e) => ApiError::unanswered_change(e),
+            _ => ApiError::NotFound("conversation"),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Conversations' lasting state as these changes write it: each store call within the
+/// archive's write timeout (past it, 503 as the store's fault).
+fn conversations(state: &AppState) -> Conversations {
+    Conversations::new(state.store.clone(), Rules::default()).answering_within(state.settings.archive_write_timeout)
 }
 
 /// The enabled agents serving the conversation's category: whom it may be assigned to.
@@ -252,8 +372,7 @@ async fn assign(
         Role::Admin => Actor::Admin,
         Role::Agent => Actor::Agent(&mine),
     };
-    let conversations = Conversations::new(state.store.clone(), Rules::default())
-        .answering_within(state.settings.archive_write_timeout);
+    let conversations = conversations(&state);
     let (changed, record) = conversations
         .change(&id, false, |c, _| c.reassign(by, &to, now_ms()))
         .await

@@ -74,6 +74,11 @@ pub struct InboxEntry {
     /// It began as an offline message (`/api/offline-messages`, same id), left while
     /// nobody could chat; its answers go by mail.
     pub offline: bool,
+    /// When its snooze ran out and opened it again (by the snooze timer: not a person, not
+    /// a customer's line), while its holder has not opened it since
+    /// (`POST /api/conversations/{id}/opened`, or writing into it): a console marks it
+    /// "Snooze ended". Null otherwise; any other status change clears it.
+    pub snooze_ended_at: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -265,5 +270,6 @@ async fn entry(state: &AppState, record: ConversationRecord, defined: &[String])
         customer_name,
         last_message,
         offline: record.offline,
+        snooze_ended_at: record.snooze_ended_at,
     })
 }

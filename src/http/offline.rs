@@ -148,19 +148,15 @@ pub struct ReplyRequest {
     pub client_id: Option<String>,
 }
 
-/// Longest `client_id` of a reply, in characters.
-const MAX_CLIENT_ID: usize = 64;
-
-/// A reply's `client_id`, checked: 1 to [`MAX_CLIENT_ID`] visible ASCII characters (the
-/// console sends a UUID; the reply's own id is derived from it, never the name itself).
-fn valid_client_id(raw: &str) -> Result<&str, ApiError> {
-    let ok = (1..=MAX_CLIENT_ID).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
-    if ok {
+/// A `client_id`, checked (`core::client_id::is_valid`).
+pub(super) fn valid_client_id(raw: &str) -> Result<&str, ApiError> {
+    use crate::core::client_id::{MAX_LEN, is_valid};
+    if is_valid(raw) {
         Ok(raw)
     } else {
         Err(ApiError::invalid(
             "invalid_client_id",
-            format!("a client_id is 1 to {MAX_CLIENT_ID} visible ASCII characters"),
+            format!("a client_id is 1 to {MAX_LEN} visible ASCII characters"),
         ))
     }
 }
@@ -523,7 +519,7 @@ async fn reply(
     // Sent again after its write landed: that reply, nothing done twice.
     if let Some(earlier) = m.replies.iter().find(|r| r.id == reply_id) {
         if earlier.text != text {
-            return Err(client_id_reused());
+            return Err(client_id_reused("a reply"));
         }
         return changed(&state, Ok(m)).await;
     }
@@ -572,7 +568,7 @@ async fn reply(
         other => other.map_err(store_refusal),
     }?;
     match m.replies.iter().find(|r| r.id == reply.id) {
-        Some(stored) if stored.text != reply.text => Err(client_id_reused()),
+        Some(stored) if stored.text != reply.text => Err(client_id_reused("a reply")),
         _ => changed(&state, Ok(m)).await,
     }
 }
@@ -581,10 +577,11 @@ async fn reply(
 const REPLY_UNANSWERED: &str = "storage did not answer in time; the reply may still be archived and mailed once it \
     does, and sending it again without a client_id would be a second reply";
 
-fn client_id_reused() -> ApiError {
+/// The 409 of a `client_id` the caller named `what` (a reply, a note) with another text.
+pub(super) fn client_id_reused(what: &str) -> ApiError {
     ApiError::refused(
         StatusCode::CONFLICT,
         "client_id_reused",
-        "you sent a reply with this client_id already, with another text",
+        format!("you sent {what} with this client_id already, with another text"),
     )
 }

@@ -64,6 +64,11 @@ pub struct ConversationRecord {
     /// id): the inbox marks it so. Absent (false) on every other record.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub offline: bool,
+    /// When a snooze running out opened it again (not a person, not a customer's line),
+    /// while its holder has not opened it since: their inbox marks it "Snooze ended".
+    /// Absent otherwise, and on records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snooze_ended_at: Option<Millis>,
 }
 
 /// Whose conversations an inbox lists.

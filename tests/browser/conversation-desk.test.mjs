@@ -1,11 +1,12 @@
 // A conversation without a live customer, worked from the list's "More…": its holder adds
 // an internal note (a dialog; the note is in the conversation when opened) and assigns it
 // to a teammate of its category (a dialog with the category's agents); it leaves her
-// "Mine" and enters his, and he is told. Axe on each dialog, at desk and phone sizes.
+// "Mine" and enters his, and he is told. An admin does the same from the archive's opened
+// conversation ("Assign to…"). Axe on each dialog, at desk and phone sizes.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, apiCall, expectClean } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, adminSignsIn, adminToken, withShots, shot, hubAndBrowser, startForFile, apiCall, expectClean } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -89,5 +90,44 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await bobPage.locator('#sr-announcer').filter({ hasText: `Anna ${label} assigned you the conversation with ${customer}` }).waitFor();
     await expectClean(bobPage, `the new holder's list (${label})`);
     await shot(bobPage, `conversation-desk-assigned-${label}`);
+  }));
+}
+
+for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`an admin assigns a conversation from the archive (${label})`, () => withShots(`archive-assign-${label}`, async (pages) => {
+    const customer = `Olga ${label}`;
+    const left = await apiCall(hub, 'POST', '/api/offline-messages',
+      { category: 'general', name: customer, email: 'olga@example.com', text: 'Still waiting on my parcel' });
+    assert.equal(left.status, 201, JSON.stringify(left.data));
+    const cara = await createAgent(hub, { username: `cara-${label}`, display_name: `Cara ${label}`, categories: ['general'] });
+    const admin = await newPage(browser, size, { bypassCSP: true });
+    pages.push(admin);
+    await adminSignsIn(admin, hub, 'archive');
+
+    // Opened from the archive: "Assign to…" lists its category's agents.
+    await admin.getByTestId('archive-search').click();
+    const row = admin.getByTestId('archive-row').filter({ hasText: customer });
+    await row.getByTestId('archive-open').click();
+    const assign = admin.getByTestId('archive-assign');
+    await assign.click();
+    const dialog = admin.getByRole('dialog', { name: `Assign the conversation with ${customer}` });
+    await dialog.waitFor();
+    const select = dialog.getByLabel('Agent');
+    await select.locator('option', { hasText: `Cara ${label}` }).waitFor({ state: 'attached' });
+    await expectClean(admin, `the archive's assign dialog (${label})`);
+    await shot(admin, `archive-assign-${label}`);
+    await select.selectOption({ label: `Cara ${label}` });
+    await dialog.getByRole('button', { name: 'Assign' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    await admin.locator('#sr-announcer').filter({ hasText: `The conversation with ${customer} is now with Cara ${label}` }).waitFor();
+    // Focus is back on the button that opened it.
+    assert.equal(await admin.evaluate(() => document.activeElement?.dataset.testid), 'archive-assign');
+    await expectClean(admin, `the archive after assigning (${label})`);
+
+    // It is in Cara's list.
+    const token = await adminToken(hub);
+    const all = await apiCall(hub, 'GET', '/api/inbox?view=all', undefined, token);
+    const item = all.data.items.find((i) => i.id === left.data.id);
+    assert.equal(item?.holder, cara.id, JSON.stringify(all.data));
   }));
 }

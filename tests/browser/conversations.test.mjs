@@ -241,7 +241,7 @@ test('the list is the last filter chosen, though an earlier one answers last', (
   assert.equal(await agentPage.getByTestId('conversation-empty').isVisible(), false, 'not the resolved list');
 }));
 
-test('a snooze that runs out draws the agent\'s attention and marks the row until opened', () => withShots('conversations-snooze-ended', async (pages) => {
+test('a snooze that runs out draws the agent\'s attention and marks the row until opened, through reloads', () => withShots('conversations-snooze-ended', async (pages) => {
   const agent = await createAgent(hub, { username: 'wanda-wakes', display_name: 'Wanda', categories: ['general'] });
   const agentPage = await newPage(browser, { width: 1366, height: 768 }, { bypassCSP: true });
   pages.push(agentPage);
@@ -273,7 +273,18 @@ test('a snooze that runs out draws the agent\'s attention and marks the row unti
   await shot(agentPage, 'conversations-snooze-ended-phone');
   await agentPage.setViewportSize({ width: 1366, height: 768 });
 
-  // Opened: the mark goes.
+  // The mark is the server's: a reloaded console still shows it.
+  await agentPage.reload();
+  await agentPage.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor();
+  await row.getByTestId('conversation-snooze-ended').filter({ hasText: 'Snooze ended' }).waitFor();
+
+  // Opened: the mark goes, and stays gone after a reload.
+  const cleared = agentPage.waitForResponse((r) => r.url().endsWith('/opened') && r.request().method() === 'POST');
   await row.getByTestId('conversation-open').click();
+  assert.equal((await cleared).status(), 204);
   await agentPage.getByTestId('conversation-snooze-ended').waitFor({ state: 'detached' });
+  await agentPage.reload();
+  await agentPage.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor();
+  await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
+  assert.equal(await row.getByTestId('conversation-snooze-ended').count(), 0, 'gone for good');
 }));

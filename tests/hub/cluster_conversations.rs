@@ -235,10 +235,15 @@ async fn three_processes_a_snooze_runs_out_while_the_node_that_set_it_is_dead() 
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (_, inbox) = ann_api.get("/api/inbox?status=open").await;
-        if inbox["items"]
+        let woken = inbox["items"]
             .as_array()
-            .is_some_and(|items| items.iter().any(|i| i["id"] == id.as_str()))
-        {
+            .and_then(|items| items.iter().find(|i| i["id"] == id.as_str()).cloned());
+        if let Some(woken) = woken {
+            // Marked "snooze ended" in the record, so on every node.
+            assert!(
+                woken["snooze_ended_at"].as_i64().is_some_and(|at| at >= until),
+                "{woken}"
+            );
             break;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -250,4 +255,16 @@ async fn three_processes_a_snooze_runs_out_while_the_node_that_set_it_is_dead() 
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     listed_as(&cluster, 1, &id, "open").await;
+    // Opened on node 1: node 0's inbox no longer marks it.
+    let (status, _) = Api::bearer(&cluster.endpoint(1), &token)
+        .post(&format!("/api/conversations/{id}/opened"), json!({}))
+        .await;
+    assert_eq!(status, 204);
+    let (_, inbox) = ann_api.get("/api/inbox?status=open").await;
+    let item = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id.as_str());
+    assert_eq!(item.map(|i| &i["snooze_ended_at"]), Some(&Value::Null), "{inbox}");
 }

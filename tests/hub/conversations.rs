@@ -419,4 +419,27 @@ async fn a_snooze_that_ran_out_is_told_to_its_agent_as_no_answer_since_its_end()
         .await;
     assert!(woken.get("client_id").is_none_or(Value::is_null), "{woken}");
     assert!(woken["since"].as_i64().unwrap() >= until, "{woken}");
+
+    // Its inbox marks it so (the store's, not a console's memory) until Ann opens it:
+    // someone else's opening leaves the mark, hers clears it.
+    let ann_api = hub.login("ann", "agent-password").await;
+    let mark = |inbox: &Value| {
+        let item = inbox["items"].as_array().unwrap().iter().find(|i| i["id"] == chat);
+        item.map(|i| i["snooze_ended_at"].clone())
+    };
+    let (_, inbox) = ann_api.get("/api/inbox").await;
+    let ended_at = mark(&inbox).and_then(|m| m.as_i64());
+    assert!(ended_at.is_some_and(|at| at >= until), "{inbox}");
+    let opened = format!("/api/conversations/{}/opened", chat.as_str().unwrap());
+    let admin = hub.admin().await;
+    let (status, _) = admin.post(&opened, json!({})).await;
+    assert_eq!(status, 204);
+    let (_, inbox) = ann_api.get("/api/inbox").await;
+    assert_eq!(mark(&inbox).and_then(|m| m.as_i64()), ended_at, "not hers: {inbox}");
+    let (status, _) = ann_api.post(&opened, json!({})).await;
+    assert_eq!(status, 204);
+    let (_, inbox) = ann_api.get("/api/inbox").await;
+    assert_eq!(mark(&inbox), Some(Value::Null), "opened: {inbox}");
+    let (status, _) = ann_api.post(&opened, json!({})).await;
+    assert_eq!(status, 204, "safe to repeat");
 }

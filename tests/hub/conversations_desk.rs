@@ -29,6 +29,59 @@ async fn in_view(api: &Api, view: &str, id: &str) -> bool {
     item_ids(&page).contains(&id)
 }
 
+/// A note named by a `client_id` is safe to send again (after a 503, a lost answer): the
+/// same text, caller and `client_id` are one note, answered as stored; another text under
+/// that `client_id` is refused; another `client_id` is another note.
+#[tokio::test]
+async fn a_note_sent_again_with_its_client_id_is_one_note() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let ann_api = hub.login("ann", "agent-password").await;
+    let id = carla_left_ann(&hub, &mut ann).await;
+    let path = format!("/api/conversations/{id}/notes");
+    let note = json!({"text": "promised a refund", "client_id": "n-1"});
+
+    let (status, first) = ann_api.post(&path, note.clone()).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = ann_api.post(&path, note.clone()).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(
+        (&again["id"], &again["at"], &again["text"]),
+        (&first["id"], &first["at"], &first["text"]),
+        "the note as stored: {again}"
+    );
+    let (status, reused) = ann_api
+        .post(&path, json!({"text": "something else", "client_id": "n-1"}))
+        .await;
+    assert_eq!(
+        (status, reused["error"]["code"].as_str()),
+        (409, Some("client_id_reused")),
+        "{reused}"
+    );
+    let (status, bad) = ann_api.post(&path, json!({"text": "x", "client_id": "n 1"})).await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_client_id")),
+        "{bad}"
+    );
+    let (_, archived) = ann_api.get(&format!("/api/conversations/{id}")).await;
+    let texts: Vec<&str> = archived["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["promised a refund"], "{archived}");
+
+    let (status, other) = ann_api
+        .post(&path, json!({"text": "called back", "client_id": "n-2"}))
+        .await;
+    assert_eq!(status, 201, "{other}");
+    assert_ne!(other["id"], first["id"]);
+    let (_, archived) = ann_api.get(&format!("/api/conversations/{id}")).await;
+    assert_eq!(archived["notes"].as_array().map(Vec::len), Some(2), "{archived}");
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn the_holder_notes_and_hands_on_a_conversation_whose_customer_left() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
@@ -221,20 +274,23 @@ async fn a_note_and_a_hand_on_over_http_reach_the_webhooks_as_in_a_live_chat() {
     let (ann_id, bob_id) = (account_id(&ann_api).await, account_id(&bob_api).await);
     let id = carla_left_ann(&hub, &mut ann).await;
 
-    let (status, note) = ann_api
-        .post(
-            &format!("/api/conversations/{id}/notes"),
-            json!({"text": "call her back"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{note}");
+    // Sent twice with its client id (a retry after a lost answer): one note, one event.
+    for _ in 0..2 {
+        let (status, note) = ann_api
+            .post(
+                &format!("/api/conversations/{id}/notes"),
+                json!({"text": "call her back", "client_id": "n-1"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{note}");
+    }
     let (status, moved) = ann_api
         .post(&format!("/api/conversations/{id}/assign"), json!({"agent_id": bob_id}))
         .await;
     assert_eq!(status, 200, "{moved}");
 
     // The pairing's own `conversation.assigned` is none (a first chat is `created`): the
-    // two events are the note and the hand-on, in order.
+    // two events are the note (once) and the hand-on, in order.
     let events = crate::webhooks::delivered(&got, 2).await;
     let (noted, assigned) = (&events[0].1, &events[1].1);
     assert_eq!(

@@ -8,7 +8,8 @@
 //! putting a label on or taking a conversation over HTTP is answered 503 within the write
 //! timeout, not held; the write lands once the server gets to it, and the same request
 //! sent again is answered 200 with nothing done twice. So is an answer by mail named by
-//! its `client_id`: one reply archived, one mail in the outbox.
+//! its `client_id`: one reply archived, one mail in the outbox; and a note named by its
+//! `client_id`: one note stored.
 
 use std::time::{Duration, Instant};
 
@@ -306,6 +307,58 @@ async fn with_writes_held_a_reply_answers_503_in_time_lands_later_and_sent_again
         .await;
     assert_eq!(other["replies"].as_array().map(Vec::len), Some(2), "{other}");
     assert_eq!(reply_mails(&uri, db, &id).await, 2);
+    hub.stop().await;
+    drop(server);
+}
+
+/// The notes stored of conversation `id` in database `db` at `uri`.
+async fn notes_stored(uri: &str, db: &str, id: &str) -> u64 {
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    client
+        .database(db)
+        .collection::<bson::Document>("conversation_notes")
+        .count_documents(bson::doc! {"conversation_id": id})
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_writes_held_a_note_answers_503_in_time_lands_later_and_sent_again_is_one_note() {
+    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
+    let server = Running(child);
+    let uri = format!("mongodb://127.0.0.1:{port}");
+    let db = "conv_note_held";
+    let (hub, _spool_dir) = crate::archive_once::hub_on_mongo(&uri, db, WRITE_TIMEOUT).await;
+    let admin = hub.admin().await;
+    let id = carla_leaves_a_message(&hub).await;
+    // Its conversation follows the message.
+    let listed = |page: &Value| {
+        page["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|c| c["id"] == id))
+    };
+    until_landed(&admin, "/api/inbox?view=all", listed).await;
+    let path = format!("/api/conversations/{id}/notes");
+    let note = json!({"text": "Called her back.", "client_id": "n-1"});
+
+    // Refused in time as the store's fault, not held; it lands once the server gets to it.
+    hold_writes(&uri, true).await;
+    let answer = answer_while_held(admin.post(&path, note.clone())).await;
+    assert_eq!(answer, Some((503, "unavailable".to_string())), "a held note");
+    hold_writes(&uri, false).await;
+    let deadline = Instant::now() + HOLD * 6;
+    while notes_stored(&uri, db, &id).await == 0 {
+        assert!(Instant::now() < deadline, "the held note never landed");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Sent again with its client id: that note, not a second one.
+    let again = admin.post_answering(201, &path, note.clone()).await;
+    assert_eq!(again["text"], "Called her back.", "{again}");
+    assert_eq!(notes_stored(&uri, db, &id).await, 1, "one note");
+    let (status, body) = admin
+        .post(&path, json!({"text": "Something else.", "client_id": "n-1"}))
+        .await;
+    assert_eq!((status, error_code(&body)), (409, "client_id_reused"), "{body}");
     hub.stop().await;
     drop(server);
 }

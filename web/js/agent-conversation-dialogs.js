@@ -4,9 +4,11 @@
 // the category's agents from GET /api/conversations/{id}/assignees, then
 // POST /api/conversations/{id}/assign). Each is a modal <dialog> named by its heading,
 // its refusal shown in it (role="alert"), focus back on the row's "More…" list when it
-// closes (Escape or Cancel too).
+// closes (Escape or Cancel too). A note carries a client_id made when the dialog opens, so
+// "Add note" pressed again after a 503 or a lost answer is the same note, not a second one
+// (a changed text is a new note, with a new client_id).
 
-import { el, api, announce } from './dom.js';
+import { el, api, announce, clientId } from './dom.js';
 
 let made = 0;
 
@@ -50,8 +52,8 @@ function dialogShell(testid, submitLabel) {
   return {
     ids, parts, form, dialog,
     close,
-    /** Closes it with focus on `to` instead of its opener (whose row is going). */
-    closeTo(to) { opener = to; close(); },
+    /** Closes it with focus on `to` instead of its opener (whose row is going); on its opener when there is no `to`. */
+    closeTo(to) { if (to) opener = to; close(); },
     open(from) {
       opener = from;
       parts.error.textContent = '';
@@ -69,13 +71,17 @@ export function createConversationDialogs({ changed, maxLen }) {
   const text = el('textarea', { id: note.ids.field, rows: 4, dataset: { testid: 'conversation-note-text' } });
   note.parts.body.append(el('label', { for: note.ids.field }, 'Internal note ', el('span', { class: 'muted' }, '(only agents see it)')), text);
   let noteFor = null;
+  // The client_id of this opening's note, and the text last sent under it (none yet).
+  let named = { clientId: '', text: null };
   note.form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const t = text.value.trim();
     if (!t) { note.parts.error.textContent = 'Write the note first.'; text.focus(); return; }
     if ([...t].length > maxLen()) { note.parts.error.textContent = `A note has at most ${maxLen()} characters.`; return; }
+    if (named.text !== null && named.text !== t) named = { clientId: clientId(), text: null };
+    named.text = t;
     note.parts.submit.disabled = true;
-    const res = await api('POST', `/api/conversations/${encodeURIComponent(noteFor.id)}/notes`, { text: t });
+    const res = await api('POST', `/api/conversations/${encodeURIComponent(noteFor.id)}/notes`, { text: t, client_id: named.clientId });
     note.parts.submit.disabled = false;
     if (!res.ok) { note.parts.error.textContent = res.error.message; return; }
     announce(`Note added to the conversation with ${noteFor.name}`);
@@ -104,6 +110,7 @@ export function createConversationDialogs({ changed, maxLen }) {
     /** "Add note" for conversation `c` (named `name`); `from` gets focus back. */
     async addNote(c, name, from) {
       noteFor = { id: c.id, name };
+      named = { clientId: clientId(), text: null };
       note.parts.title.textContent = `Note on the conversation with ${name}`;
       text.value = '';
       note.open(from);

@@ -8,7 +8,9 @@
 // nobody could chat), with one row of small actions as Chatwoot's list has them: "Open",
 // "Resolve" (or "Reopen"), a "More" list (Waiting on customer, Snooze 1 hour or until
 // tomorrow 9:00), "+ Label"; and the labels it carries (each removed with its ×;
-// the list filtered by one). Status
+// the list filtered by one). A conversation its snooze reopened is marked "Snooze ended"
+// while the server says so (the inbox's snooze_ended_at); "Open" tells the server it was
+// seen (POST /api/conversations/{id}/opened), so a reload or another console agrees. Status
 // changes go over the agent's socket (`set_conversation_status`), labels over HTTP
 // (`/api/conversations/{id}/labels/{label}`); each answer, and every change made
 // elsewhere (a snooze running out, a chat ending, a label put on), refreshes the list.
@@ -71,8 +73,6 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
   const pending = new Map();
   /** Conversation id → its last status heard ({status, snoozed_until, name}): a snooze running out is told by it. */
   const heard = new Map();
-  /** Conversations whose snooze ran out, marked in the list until the agent opens them. */
-  const snoozeEnded = new Set();
 
   const onScreen = () => !$('console').hidden;
   const dialogs = createConversationDialogs({ changed: () => load(), maxLen });
@@ -168,7 +168,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       { type: 'button', class: secondary ? 'secondary small' : 'small', dataset: { testid }, 'aria-label': `${label}: ${name}`, onclick }, label);
     const mine = view === 'mine' || (me && c.holder === me);
     const actions = !mine ? othersActions(c, name, button) : el('div', { class: 'row conversation-actions' },
-      button('Open', 'conversation-open', () => { if (snoozeEnded.delete(c.id)) load(); open(c); }),
+      button('Open', 'conversation-open', () => { if (c.snooze_ended_at) seen(c); open(c); }),
       c.status === 'resolved' ? null : button('Resolve', 'conversation-resolve', () => setStatus(c, 'resolved'), false),
       c.status === 'open' ? null : button('Reopen', 'conversation-reopen', () => setStatus(c, 'open')),
       moreActions(c, name),
@@ -177,7 +177,8 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       ? `until ${dateTime(c.snoozed_until)}` : `since ${dateTime(c.status_since)}`;
     const last = c.last_message
       ? `${c.last_message.from === 'agent' ? (mine ? 'You' : 'Agent') : name}: ${c.last_message.text}` : 'No messages yet';
-    const woke = snoozeEnded.has(c.id) && c.status === 'open';
+    // The server marks a conversation its snooze reopened until its holder opens it.
+    const woke = Boolean(c.snooze_ended_at) && c.status === 'open';
     return el('li', { class: `conversation-item${woke ? ' snooze-ended' : ''}`, dataset: { testid: 'conversation-item', id: c.id, status: c.status, customer: name } },
       el('div', { class: 'row' },
         el('strong', { class: 'grow conversation-name' }, name),
@@ -189,6 +190,12 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       el('p', { class: 'muted conversation-since' }, since),
       mine ? labelChips(c, name) : null,
       actions);
+  }
+
+  /** Its holder opened `c`: the server drops its "Snooze ended" mark (for every console of theirs). */
+  async function seen(c) {
+    const res = await api('POST', `/api/conversations/${encodeURIComponent(c.id)}/opened`);
+    if (res.ok) load();
   }
 
   async function loadLabels() {
@@ -270,7 +277,6 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       const before = heard.get(f.conversation_id);
       heard.set(f.conversation_id, { status: f.status, snoozed_until: f.snoozed_until, name: before?.name });
       if (snoozeRanOut(before, f)) {
-        snoozeEnded.add(f.conversation_id);
         const who = before.name || 'a customer';
         announce(`The snooze of the conversation with ${who} ended: it is open again`);
         drawAttention({ title: `Snooze ended: ${who}`, body: `The conversation with ${who} is open again.`,

@@ -2,12 +2,15 @@
 // list and one conversation's transcript, each exportable as CSV or JSON
 // (/api/conversations/export, /api/conversations/{id}/export). Agents see their own
 // chats; admins see all and get the agent filter. A search shows the message it found,
-// its words marked.
+// its words marked. An admin puts an opened conversation in an agent's list with
+// "Assign to…" (the console's dialog: its category's agents, then
+// POST /api/conversations/{id}/assign; a live one is refused and says so).
 
 import { el, api, clock, dateTime } from './dom.js';
 import { FileAccess, renderFiles } from './attachments.js';
 import { cameByMail } from './agent-mails.js';
 import { STATUS_NAMES, statusPill } from './conversation-status.js';
+import { createConversationDialogs } from './agent-conversation-dialogs.js';
 
 /** Staff fetch archived files with their session cookie. */
 const archivedFiles = new FileAccess({ conversation: () => null });
@@ -80,6 +83,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
   const prev = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'archive-prev' } }, 'Previous');
   const next = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'archive-next' } }, 'Next');
   const detail = el('div', { class: 'card', hidden: true, dataset: { testid: 'archive-detail' }, tabindex: '-1' });
+  // "Assign to…" is an admin's (the page with the agent filter); its answer refreshes the list.
+  const dialogs = agents ? createConversationDialogs({ changed: () => refresh(), maxLen: () => 0 }) : null;
 
   const form = el('form', { class: 'row', 'aria-label': 'Filter conversations' },
     el('div', {}, el('label', { for: 'arch-q' }, 'Words'), words,
@@ -200,6 +205,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
       el('div', { class: 'row' }, el('h3', { class: 'grow' }, `${c.customer_name} ↔ ${c.agent_name} · ${categoryName(c.category) || c.kind} · ${dateTime(c.paired_at)}`),
         ...['csv', 'json'].map((format) => el('button', { type: 'button', class: 'secondary', dataset: { testid: `archive-detail-export-${format}` },
           onclick: () => exportFile(`/api/conversations/${encodeURIComponent(id)}/export?format=${format}`) }, `Export ${format.toUpperCase()}`)),
+        dialogs ? el('button', { type: 'button', class: 'secondary', dataset: { testid: 'archive-assign' },
+          onclick: (e) => dialogs.assignTo({ id }, c.customer_name || 'the customer', e.currentTarget) }, 'Assign to…') : null,
         el('button', { type: 'button', class: 'secondary', onclick: () => { detail.hidden = true; } }, 'Close')),
       c.rating ? el('p', { dataset: { testid: 'archive-detail-rating' } }, `Customer's rating: ${ratingText(c.rating)}`,
         c.rating.comment ? ` — “${c.rating.comment}”` : '') : null,

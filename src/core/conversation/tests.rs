@@ -133,6 +133,41 @@ fn a_snooze_that_runs_out_opens_the_conversation_to_its_holder() {
 }
 
 #[test]
+fn a_snooze_that_ran_out_is_marked_until_its_holder_opens_it_and_only_then() {
+    let rules = Rules::default();
+    let snoozed = |c: &mut Conversation| {
+        c.set_status(Actor::Agent(&ann()), Status::Snoozed { until: HOUR }, 0, &rules)
+            .unwrap();
+    };
+    let mut c = held_by_ann(0);
+    snoozed(&mut c);
+    assert_eq!(c.snooze_ended_at(), None, "not while snoozed");
+    c.tick(HOUR + 5).unwrap();
+    assert_eq!(c.snooze_ended_at(), Some(HOUR + 5));
+    assert!(!c.opened_by(&bob()), "only its holder's opening clears it");
+    assert_eq!(c.snooze_ended_at(), Some(HOUR + 5));
+    assert!(c.opened_by(&ann()));
+    assert_eq!(c.snooze_ended_at(), None);
+    assert!(!c.opened_by(&ann()), "once");
+
+    // Opened by a person or a customer's line instead: no mark.
+    let mut c = held_by_ann(0);
+    snoozed(&mut c);
+    c.set_status(Actor::Agent(&ann()), Status::Open, 10, &rules).unwrap();
+    assert_eq!(c.snooze_ended_at(), None);
+    let mut c = held_by_ann(0);
+    snoozed(&mut c);
+    c.customer_wrote(1, 10);
+    assert_eq!(c.snooze_ended_at(), None);
+    // Woken, then parked again or answered by its holder: the mark goes.
+    let mut c = held_by_ann(0);
+    snoozed(&mut c);
+    c.tick(HOUR).unwrap();
+    c.agent_wrote(&ann(), 1, HOUR + 1).unwrap();
+    assert_eq!(c.snooze_ended_at(), None);
+}
+
+#[test]
 fn a_second_live_session_is_refused_until_the_first_is_gone() {
     let mut c = held_by_ann(0);
     assert_eq!(c.customer_arrived(), Err(Refusal::AlreadyLive));
@@ -172,6 +207,8 @@ enum Op {
         who: usize,
         to: usize,
     },
+    /// Agent `0` or `1` opens it in their console.
+    Opened(usize),
 }
 
 /// Agent 0 and 1 are agents, 2 an admin, 3 the customer.
@@ -194,6 +231,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..(2 * HOUR)).prop_map(|ago| Op::ChatEnded { ago }),
         (0..(10 * 24 * HOUR)).prop_map(Op::Pass),
         (0..4usize, 0..2usize).prop_map(|(who, to)| Op::Reassign { who, to }),
+        (0..2usize).prop_map(Op::Opened),
     ]
 }
 
@@ -211,6 +249,7 @@ proptest! {
         for op in ops {
             let before = c.clone();
             let mut is_assign = matches!(op, Op::Assign(_));
+            let op_was_pass = matches!(op, Op::Pass(_));
             match op {
                 Op::Assign(a) => {
                     c.assigned(agents[a].clone(), now);
@@ -293,6 +332,11 @@ proptest! {
                         Err(_) => prop_assert_eq!(&c, &before),
                     }
                 }
+                Op::Opened(a) => {
+                    let cleared = c.opened_by(&agents[a]);
+                    prop_assert_eq!(cleared, before.holder() == Some(&agents[a]) && before.snooze_ended_at().is_some());
+                    if cleared { prop_assert_eq!(c.snooze_ended_at(), None); } else { prop_assert_eq!(&c, &before); }
+                }
                 Op::Pass(ms) => {
                     now += ms;
                     let woken = c.tick(now);
@@ -301,12 +345,19 @@ proptest! {
                             let woken = woken.expect("a snooze that ran out wakes");
                             prop_assert_eq!(woken.attention.as_ref(), before.holder());
                             prop_assert_eq!(c.status(), Status::Open);
+                            prop_assert_eq!(c.snooze_ended_at(), Some(now), "marked as the timer's doing");
                         }
                         _ => { prop_assert!(woken.is_none()); prop_assert_eq!(&c, &before); }
                     }
                 }
             }
             // After every step.
+            if c.snooze_ended_at().is_some() {
+                prop_assert_eq!(c.status(), Status::Open, "marked only while open");
+                if c.snooze_ended_at() != before.snooze_ended_at() {
+                    prop_assert!(op_was_pass, "only a snooze running out marks it");
+                }
+            }
             if c.status() != before.status() {
                 prop_assert!(c.status_since() >= before.status_since(), "a status change is newer than the one it replaces");
             }
