@@ -22,7 +22,7 @@
 //! - `reopens <= resolutions`: a reopen counts only a conversation that was resolved.
 //! - a "snooze ended" mark (`snooze_ended_at`) is set only by a snooze running out, and
 //!   held only while it is open: any other status change (a person's, a customer's line
-//!   reopening it) replaces it, and its holder opening it or writing into it clears it.
+//!   reopening it) replaces it, and its holder opening it clears it.
 //!
 //! What is absent on purpose: no capacity here. Only live conversations count against an
 //! agent's limit, and the routing core counts them; a conversation parked in a list costs

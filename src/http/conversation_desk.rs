@@ -55,8 +55,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(opened))
 }
 
-/// A note to add.
+/// A note to add. An unknown field is refused (`bad_json`): a misspelt `client_id` would
+/// otherwise make a resend a second note.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NoteRequest {
     /// For agents only; a message's length rules apply.
     pub text: String,

@@ -76,8 +76,9 @@ pub struct InboxEntry {
     pub offline: bool,
     /// When its snooze ran out and opened it again (by the snooze timer: not a person, not
     /// a customer's line), while its holder has not opened it since
-    /// (`POST /api/conversations/{id}/opened`, or writing into it): a console marks it
-    /// "Snooze ended". Null otherwise; any other status change clears it.
+    /// (`POST /api/conversations/{id}/opened`; a reply does not clear it, and a
+    /// conversation handed on keeps it): a console marks it "Snooze ended". Null
+    /// otherwise; any other status change clears it.
     pub snooze_ended_at: Option<i64>,
 }
 

@@ -235,6 +235,12 @@ pub(crate) enum Command {
     /// Several nodes: this node's bots channel was subscribed again after a gap: the bot
     /// sockets here are recorded again.
     BotSocketsAgain,
+    /// Several nodes: Redis lost its data and this node re-asserted its people: the bot
+    /// stages here record their tickets (under the node's new incarnation) and claims again.
+    /// Not sooner: should the re-assertion fail, the node lets go of its stages, and a
+    /// ticket naming its live incarnation would keep their customers waiting for a take-over
+    /// that never comes.
+    BotStagesAgain,
     /// Several nodes: what forwards a socket bot's actions to the node holding their stage.
     BotForwarder(std::sync::Arc<bot_relay::Forwarder>),
     /// Bot `bot` acts on conversation `chat_id` over the HTTP API.

@@ -399,6 +399,7 @@ impl HubState {
             Command::RemoteBotGone { bot, node } => self.remote_bot_gone(&bot, &node),
             Command::BotForwarder(forwarder) => self.bots_forwarder(forwarder),
             Command::BotSocketsAgain => self.bot_sockets_again(),
+            Command::BotStagesAgain => self.bot_stages_again(),
             Command::BotAct {
                 bot,
                 chat_id,

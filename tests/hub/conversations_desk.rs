@@ -63,6 +63,9 @@ async fn a_note_sent_again_with_its_client_id_is_one_note() {
         (400, Some("invalid_client_id")),
         "{bad}"
     );
+    // A misspelt field is refused, not taken for a note without its client_id.
+    let (status, misspelt) = ann_api.post(&path, json!({"text": "x", "clientid": "n-1"})).await;
+    assert_eq!(status, 400, "{misspelt}");
     let (_, archived) = ann_api.get(&format!("/api/conversations/{id}")).await;
     let texts: Vec<&str> = archived["notes"]
         .as_array()

@@ -374,6 +374,7 @@ async fn router(
                         }
                         add_categories(&redis, &categories).await;
                         after_the_buddy_claims(conn.clone(), hub.clone(), periods.lease);
+                        tell(&hub, Command::BotStagesAgain).await;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "could not re-assert this node's people: letting go of them");

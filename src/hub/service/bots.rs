@@ -1068,11 +1068,12 @@ impl HubState {
         })
     }
 
-    /// Redis lost its data while this node kept its people: each bot stage here records
-    /// its ticket (under the node's new incarnation) and its claim again, so a resume
-    /// elsewhere after this node dies still hands the customer over, and a bot's action
-    /// coming in at another node still finds the stage. Only then: after a fence the
-    /// stages were let go of, their tickets kept for resumes elsewhere.
+    /// Redis lost its data and this node re-asserted the people it kept: each bot stage
+    /// here records its ticket (under the node's new incarnation) and its claim again, so
+    /// a resume elsewhere after this node dies still hands the customer over, and a bot's
+    /// action coming in at another node still finds the stage. Only then: after a fence
+    /// (or a re-assertion that failed) the stages were let go of, their tickets kept as
+    /// they were for resumes elsewhere.
     pub(super) fn bot_stages_again(&mut self) {
         let again: Vec<(String, String, Option<Ticket>)> = self
             .bots

@@ -694,3 +694,46 @@ fn schema_version(store: &EmbeddedStore) -> u64 {
     let meta = tx.open_table(META).unwrap();
     meta.get("schema_version").unwrap().unwrap().value()
 }
+
+/// Pruning in batches smaller than what is due takes every settled old delivery, a batch a
+/// transaction, and leaves the pending one however old.
+#[tokio::test]
+async fn deliveries_are_pruned_in_batches_until_none_is_left() {
+    let dir = Scratch::new("prune-batches");
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    for seq in 1..=6u64 {
+        let status = if seq == 3 {
+            DeliveryStatus::Pending
+        } else {
+            DeliveryStatus::Delivered
+        };
+        store
+            .add_delivery(WebhookDelivery {
+                id: format!("ev{seq}-a"),
+                endpoint_id: "a".into(),
+                seq,
+                ordering_key: format!("c{seq}"),
+                event_id: format!("ev{seq}"),
+                event_type: "message.created".into(),
+                body: "{}".into(),
+                status,
+                due_at: 10,
+                attempts: vec![],
+                created_at: 10,
+                claimed_by: None,
+                claim_until: None,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.prune_deliveries_in_batches(100, 2).await.unwrap(), 5);
+    let kept: Vec<u64> = store
+        .deliveries_of("a", 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.seq)
+        .collect();
+    assert_eq!(kept, [3], "the pending one only");
+    assert_eq!(store.prune_deliveries_in_batches(100, 2).await.unwrap(), 0);
+}

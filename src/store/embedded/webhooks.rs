@@ -298,40 +298,64 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn prune_deliveries(&self, before: Millis) -> StoreResult<u64> {
-        self.write(move |tx| {
-            let doomed: Vec<WebhookDelivery> = {
-                let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
-                let pending = tx.open_table(PENDING).map_err(unavailable)?;
-                let dying = tx.open_table(DYING).map_err(unavailable)?;
-                let mut out = Vec::new();
-                for row in deliveries.iter().map_err(unavailable)? {
-                    let (k, value) = row.map_err(unavailable)?;
-                    // Those still owed a send or a disabling are passed over undecoded.
-                    if pending.get(k.value()).map_err(unavailable)?.is_some()
-                        || dying.get(k.value()).map_err(unavailable)?.is_some()
-                    {
-                        continue;
+        self.prune_deliveries_in_batches(before, PRUNE_BATCH).await
+    }
+}
+
+/// Settled deliveries deleted in one write transaction at most: a first sweep over a long
+/// log does not hold redb's one writer (the archive's fold, every desk write) for long.
+const PRUNE_BATCH: usize = 1_000;
+
+impl EmbeddedStore {
+    /// [`WebhookStore::prune_deliveries`], `batch` deliveries a write transaction. The
+    /// log's keys run in `seq` order, so the oldest come first: each batch walks past only
+    /// the pending and dying ones (kept, undecoded) and the rows it deletes.
+    pub(super) async fn prune_deliveries_in_batches(&self, before: Millis, batch: usize) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let pruned = self
+                .write(move |tx| {
+                    let doomed: Vec<WebhookDelivery> = {
+                        let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+                        let pending = tx.open_table(PENDING).map_err(unavailable)?;
+                        let dying = tx.open_table(DYING).map_err(unavailable)?;
+                        let mut out = Vec::new();
+                        for row in deliveries.iter().map_err(unavailable)? {
+                            if out.len() == batch {
+                                break;
+                            }
+                            let (k, value) = row.map_err(unavailable)?;
+                            // Those still owed a send or a disabling are passed over undecoded.
+                            if pending.get(k.value()).map_err(unavailable)?.is_some()
+                                || dying.get(k.value()).map_err(unavailable)?.is_some()
+                            {
+                                continue;
+                            }
+                            let delivery: WebhookDelivery = decode(value.value())?;
+                            if delivery.prunable(before) {
+                                out.push(delivery);
+                            }
+                        }
+                        out
+                    };
+                    let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
+                    let mut by_endpoint = tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
+                    let mut ids = tx.open_table(IDS).map_err(unavailable)?;
+                    for d in &doomed {
+                        let k = key(d);
+                        deliveries.remove(k.as_str()).map_err(unavailable)?;
+                        by_endpoint
+                            .remove((d.endpoint_id.as_str(), k.as_str()))
+                            .map_err(unavailable)?;
+                        ids.remove(d.id.as_str()).map_err(unavailable)?;
                     }
-                    let delivery: WebhookDelivery = decode(value.value())?;
-                    if delivery.prunable(before) {
-                        out.push(delivery);
-                    }
-                }
-                out
-            };
-            let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
-            let mut by_endpoint = tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
-            let mut ids = tx.open_table(IDS).map_err(unavailable)?;
-            for d in &doomed {
-                let k = key(d);
-                deliveries.remove(k.as_str()).map_err(unavailable)?;
-                by_endpoint
-                    .remove((d.endpoint_id.as_str(), k.as_str()))
-                    .map_err(unavailable)?;
-                ids.remove(d.id.as_str()).map_err(unavailable)?;
+                    Ok(doomed.len())
+                })
+                .await?;
+            total += pruned as u64;
+            if pruned < batch {
+                return Ok(total);
             }
-            Ok(doomed.len() as u64)
-        })
-        .await
+        }
     }
 }

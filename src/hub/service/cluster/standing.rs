@@ -83,9 +83,9 @@ impl HubState {
         // The chats' logs went with it: what this node recorded is archived from here too.
         self.archive_kept_lines_of_every_chat();
         let buddies = self.buddies_data_lost();
-        // The bot sockets' records, and the bot stages' tickets and claims, went with it too.
+        // The bot sockets' records went with it too (the bot stages' tickets and claims are
+        // recorded again once the re-assertion succeeded: `Command::BotStagesAgain`).
         self.bot_sockets_again();
-        self.bot_stages_again();
         let joins: Vec<(ConnId, String)> = self
             .cluster_mut()
             .pending_joins
