@@ -91,6 +91,27 @@ pub struct WebhookDelivery {
 }
 
 impl WebhookDelivery {
+    /// For unit tests: delivery `seq` of endpoint `a` (its own conversation), `status`,
+    /// created and due at `created_at`, never attempted.
+    #[cfg(test)]
+    pub(crate) fn for_test(seq: u64, status: DeliveryStatus, created_at: Millis) -> Self {
+        Self {
+            id: format!("ev{seq}-a"),
+            endpoint_id: "a".into(),
+            seq,
+            ordering_key: format!("c{seq}"),
+            event_id: format!("ev{seq}"),
+            event_type: "message.created".into(),
+            body: "{}".into(),
+            status,
+            due_at: created_at,
+            attempts: vec![],
+            created_at,
+            claimed_by: None,
+            claim_until: None,
+        }
+    }
+
     /// Whether it is settled and was created before `before`: what
     /// [`WebhookStore::prune_deliveries`] deletes.
     pub fn prunable(&self, before: Millis) -> bool {

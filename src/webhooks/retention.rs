@@ -53,24 +53,6 @@ mod tests {
 
     const DAY: Millis = 24 * 3600 * 1000;
 
-    fn delivery(seq: u64, status: DeliveryStatus, created_at: Millis) -> WebhookDelivery {
-        WebhookDelivery {
-            id: format!("ev{seq}-a"),
-            endpoint_id: "a".into(),
-            seq,
-            ordering_key: format!("c{seq}"),
-            event_id: format!("ev{seq}"),
-            event_type: "message.created".into(),
-            body: "{}".into(),
-            status,
-            due_at: created_at,
-            attempts: vec![],
-            created_at,
-            claimed_by: None,
-            claim_until: None,
-        }
-    }
-
     #[test]
     fn the_cutoff_is_the_retention_before_now_and_never_overflows() {
         assert_eq!(swept_before(40 * DAY, Duration::from_secs(30 * 24 * 3600)), 10 * DAY);
@@ -85,9 +67,9 @@ mod tests {
     async fn a_sweep_deletes_old_settled_deliveries_and_keeps_the_rest() {
         let store: SharedStore = Arc::new(MemoryStore::new());
         let now = 100 * DAY;
-        let old_delivered = delivery(1, DeliveryStatus::Delivered, now - 31 * DAY);
-        let old_pending = delivery(2, DeliveryStatus::Pending, now - 31 * DAY);
-        let new_delivered = delivery(3, DeliveryStatus::Delivered, now - 29 * DAY);
+        let old_delivered = WebhookDelivery::for_test(1, DeliveryStatus::Delivered, now - 31 * DAY);
+        let old_pending = WebhookDelivery::for_test(2, DeliveryStatus::Pending, now - 31 * DAY);
+        let new_delivered = WebhookDelivery::for_test(3, DeliveryStatus::Delivered, now - 29 * DAY);
         for d in [old_delivered, old_pending, new_delivered] {
             store.add_delivery(d).await.unwrap();
         }

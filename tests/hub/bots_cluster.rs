@@ -195,6 +195,29 @@ async fn asked_the_bot_and_answered(bind: &str) -> (Ws, String, String) {
     (carla, chat, resume_token)
 }
 
+/// The bot's node `doomed` killed (kill -9), Carla's connection to it gone; Ann comes
+/// online on `live`. Back on `live` with her `token` (refused until the dead node is taken
+/// over), Carla is handed over there and Ann takes `chat`: Carla's and Ann's sockets, and
+/// each one's `chat_continued`.
+async fn killed_and_handed_over(
+    doomed: &mut Running,
+    carla: Ws,
+    live: &TestHub,
+    conn: &mut redis::aio::ConnectionManager,
+    token: &str,
+    chat: &str,
+) -> (Ws, Ws, serde_json::Value, serde_json::Value) {
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    drop(carla);
+    let mut ann = live.agent("ann", &["general"], 1).await;
+    until_reaped(conn, "doomed").await;
+    let mut carla = handed_over_on(live, token, 2, chat).await;
+    let started = carla.chat_continued(chat).await;
+    let taken = ann.chat_continued(chat).await;
+    (carla, ann, started, taken)
+}
+
 /// Carla talks to the bot on a real hub process that is killed (kill -9). Back on the live
 /// node with her token, she is not stuck: once the cluster took the dead node over, her
 /// conversation goes to the category's line there, and Ann takes it with every line that
@@ -211,18 +234,9 @@ async fn a_customer_whose_node_died_while_talking_to_a_bot_is_handed_over_where_
     // the bot once it is, and only then promised to outlive a crash.
     wait_archived(&admin, &chat, 2).await;
 
-    doomed.0.kill().unwrap();
-    let _ = doomed.0.wait();
-    drop(carla);
-    let mut ann = live.agent("ann", &["general"], 1).await;
-    until_reaped(&mut conn, "doomed").await;
-
-    // Back on the live node with her token: refused until the dead node is taken over,
-    // then handed over there.
-    let mut carla = handed_over_on(&live, &resume_token, 2, &chat).await;
-    let started = carla.chat_continued(&chat).await;
+    let (mut carla, mut ann, started, taken) =
+        killed_and_handed_over(&mut doomed, carla, &live, &mut conn, &resume_token, &chat).await;
     assert_eq!(started["peer_name"], "ANN");
-    let taken = ann.chat_continued(&chat).await;
     let lines: Vec<(u64, &str, &str)> = taken["messages"]
         .as_array()
         .unwrap()
@@ -289,14 +303,8 @@ async fn a_bot_customers_ticket_lost_with_redis_data_is_recorded_again_and_still
     })
     .await;
 
-    doomed.0.kill().unwrap();
-    let _ = doomed.0.wait();
-    drop(carla);
-    let mut ann = live.agent("ann", &["general"], 1).await;
-    until_reaped(&mut conn, "doomed").await;
-    let mut carla = handed_over_on(&live, &resume_token, 2, &chat).await;
-    carla.chat_continued(&chat).await;
-    let taken = ann.chat_continued(&chat).await;
+    let (mut carla, _ann, _, taken) =
+        killed_and_handed_over(&mut doomed, carla, &live, &mut conn, &resume_token, &chat).await;
     assert_eq!(taken["messages"].as_array().unwrap().len(), 2, "{taken}");
     assert_eq!(carla.say("thanks", "c2").await["seq"], 3);
     live.stop().await;

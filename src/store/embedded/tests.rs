@@ -708,21 +708,7 @@ async fn deliveries_are_pruned_in_batches_until_none_is_left() {
             DeliveryStatus::Delivered
         };
         store
-            .add_delivery(WebhookDelivery {
-                id: format!("ev{seq}-a"),
-                endpoint_id: "a".into(),
-                seq,
-                ordering_key: format!("c{seq}"),
-                event_id: format!("ev{seq}"),
-                event_type: "message.created".into(),
-                body: "{}".into(),
-                status,
-                due_at: 10,
-                attempts: vec![],
-                created_at: 10,
-                claimed_by: None,
-                claim_until: None,
-            })
+            .add_delivery(WebhookDelivery::for_test(seq, status, 10))
             .await
             .unwrap();
     }
