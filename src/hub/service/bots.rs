@@ -1044,8 +1044,6 @@ impl HubState {
         }
     }
 
-    /// Several nodes: after a gap in this node's bots channel (Redis away, or restarted
-    /// empty), each bot socket here is recorded again.
     /// The ticket of stage `chat` under this node's current incarnation; `None` on one
     /// node, or while this node holds no membership.
     fn stage_ticket(
@@ -1093,6 +1091,8 @@ impl HubState {
         }
     }
 
+    /// Several nodes: after a gap in this node's bots channel (Redis away, or restarted
+    /// empty), each bot socket here is recorded again.
     pub(super) fn bot_sockets_again(&mut self) {
         let bots: Vec<String> = self.bots.connected.keys().cloned().collect();
         for bot in bots {
