@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiJson;
-use super::responses::Unavailable;
+use super::responses::{BodyTooLarge, Unavailable};
 use super::session::bot_token;
 use super::{ApiError, AppState, ErrorBody};
 use crate::hub::BotAct;
@@ -176,13 +176,14 @@ async fn ask_email(
     request_body(content = BotHandover, description = "optional"),
     responses((status = 204, description = "handed over"),
         (status = 400, description = "`bad_json`", body = ErrorBody),
-        BotsOnly, Unavailable))]
+        BodyTooLarge, BotsOnly, Unavailable))]
 async fn handover(
     BotOnly(bot): BotOnly,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let body = body?;
     // The body is optional: none is a hand-over without a note.
     let BotHandover { note } = if body.iter().all(u8::is_ascii_whitespace) {
         BotHandover::default()

@@ -253,6 +253,17 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     }
 }
 
+/// A raw body (an optional JSON one, read as bytes) that could not be read: over the limit
+/// is 413 `body_too_large` in JSON, as on the JSON routes, not axum's plain-text answer.
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::json_body_too_large();
+        }
+        Self::invalid("bad_body", e.body_text())
+    }
+}
+
 /// Every malformed query string is 400 `bad_query`, with axum's account of what is wrong.
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {

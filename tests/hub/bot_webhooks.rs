@@ -251,6 +251,29 @@ async fn a_private_bot_url_is_refused_and_the_api_is_for_the_bots_own_conversati
     );
 }
 
+/// A hand-over's body (optional JSON) sent chunked past the JSON limit is 413
+/// `body_too_large` in JSON, as on every JSON route: it was axum's plain-text 413.
+#[tokio::test]
+async fn a_handover_body_streamed_over_the_limit_is_a_json_413() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin().await;
+    let token = bot_token(&admin, "Faq").await;
+    let note = format!("{{\"note\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        note.into_bytes().chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let answer = reqwest::Client::new()
+        .post(hub.url("/api/bot/conversations/c1/handover"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 413);
+    let body: Value = answer.json().await.expect("a JSON error body");
+    assert_eq!(body["error"]["code"], "body_too_large", "{body}");
+}
+
 /// A hub started over a store holding a webhook bot knows it: no socket tells it that the
 /// bot exists, so it reads the bots' URLs, and the categories naming them, as it starts.
 #[tokio::test]
