@@ -112,7 +112,7 @@ pub struct ArchiveExport {
             (no link: links expire; ask `GET /api/attachments/{id}/link`). Agents' notes are never exported.",
             content((String = "text/csv"), (ArchiveExport = "application/json"))),
         (status = 400, description = "`bad_query`: a parameter is malformed, `q` or `status` refused (as for the listing), \
-            or `format` not csv or json; `export_too_large`: more than 1,000 conversations match", body = ErrorBody),
+            or `format` not csv or json; `filter_too_broad` (as for the listing); `export_too_large`: more than 1,000 conversations match", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn export_listing(
     Authed(me): Authed,

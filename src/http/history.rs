@@ -269,13 +269,15 @@ pub(super) fn named_statuses(asked: Option<&str>) -> Result<Vec<ConversationStat
         .collect()
 }
 
-/// The most conversations a label or status filter narrows a listing to: the archive
-/// lists those of them that pass its other filters.
+/// The most conversations a label or status filter may narrow a listing to: the archive
+/// then lists those of them that pass its other filters. A filter matching more is
+/// refused (`filter_too_broad`) rather than answered from a part of them.
 const MAX_NARROWED: usize = 100_000;
 
 /// `filter` narrowed to the conversations carrying `label` and having one of the statuses
 /// `status` names (their records say which); as it is without either. A label nothing
-/// carries, or a status nothing has, lists nothing; an unknown status is refused.
+/// carries, or a status nothing has, lists nothing; an unknown status is refused, and so
+/// is a narrowing past [`MAX_NARROWED`].
 pub(super) async fn with_desk_filters(
     state: &AppState,
     mut filter: ConversationFilter,
@@ -292,11 +294,30 @@ pub(super) async fn with_desk_filters(
         statuses,
         category: None,
         label,
-        limit: MAX_NARROWED,
+        // One past the most, to tell "exactly the most" from "more".
+        limit: MAX_NARROWED + 1,
     };
     let ids = state.store.inbox(&query).await?.into_iter().map(|r| r.id).collect();
-    filter.ids = Some(std::sync::Arc::new(ids));
+    filter.ids = Some(std::sync::Arc::new(within_narrowing_limit(ids, MAX_NARROWED)?));
     Ok(filter)
+}
+
+/// `ids`, unless there are more than `most`: then 400 `filter_too_broad` (an answer from
+/// some of them would silently leave the others out).
+fn within_narrowing_limit(
+    ids: std::collections::BTreeSet<String>,
+    most: usize,
+) -> Result<std::collections::BTreeSet<String>, ApiError> {
+    if ids.len() > most {
+        return Err(ApiError::invalid(
+            "filter_too_broad",
+            format!(
+                "the status or label filter matches more than {most} conversations; choose a category, \
+                 or a label or status that matches fewer"
+            ),
+        ));
+    }
+    Ok(ids)
 }
 
 /// Past conversations, newest first. Agents see only those they served (transfers included).
@@ -305,7 +326,8 @@ pub(super) async fn with_desk_filters(
     responses((status = 200, body = ConversationPage),
         (status = 400, description = "`bad_query`: a parameter is malformed or out of range, `status` \
             names a word that is no status, or `q` is longer than 200 characters, has more than 8 different \
-            words, or no word at all", body = ErrorBody),
+            words, or no word at all; `filter_too_broad`: `status` or `label` matches more than 100,000 \
+            conversations", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn list(
     Authed(me): Authed,
@@ -396,5 +418,22 @@ pub(super) fn exported(c: &Conversation, summary: ConversationSummary) -> Export
         },
         messages: c.messages.iter().map(message_view).collect(),
         transfers: c.transfers.iter().map(Transfer::from).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> std::collections::BTreeSet<String> {
+        (0..n).map(|i| format!("c{i}")).collect()
+    }
+
+    #[test]
+    fn a_narrowing_up_to_the_most_is_kept_whole_and_past_it_refused() {
+        assert_eq!(within_narrowing_limit(ids(3), 3).unwrap().len(), 3);
+        assert_eq!(within_narrowing_limit(ids(0), 3).unwrap().len(), 0);
+        let refused = within_narrowing_limit(ids(4), 3).unwrap_err();
+        assert!(format!("{refused:?}").contains("filter_too_broad"), "{refused:?}");
     }
 }
