@@ -74,9 +74,9 @@ impl Cluster {
         Self::start_full(tag, resume_grace_secs, lease_ms, persistent_redis, &[]).await
     }
 
-    /// Starts the three nodes one after the other (the first creates the admin and the
-    /// categories), each registered before the next starts, with further settings for
-    /// every node (`extra_env`).
+    /// Starts the three nodes (the first alone, as it creates the admin and the
+    /// categories; then the other two side by side, as an operator's nodes start), each
+    /// registered before this returns, with further settings for every node (`extra_env`).
     pub(crate) async fn start_env(
         tag: &str,
         resume_grace_secs: u64,
@@ -127,16 +127,15 @@ impl Cluster {
             earlier_events: vec![],
             extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
-        for i in 0..3 {
-            let node = cluster.spawn_node(i).await;
-            cluster.nodes.push(Some(node));
-        }
+        let first = cluster.spawn_node(0).await;
+        let (second, third) = tokio::join!(cluster.spawn_node(1), cluster.spawn_node(2));
+        cluster.nodes.extend([first, second, third].map(Some));
         cluster
     }
 
     /// Starts node `i`'s process (its id, port, data directory and settings are always
     /// the same: a restart is the same node again) and returns once it is registered.
-    async fn spawn_node(&mut self, i: usize) -> Running {
+    async fn spawn_node(&self, i: usize) -> Running {
         let bind = self.binds[i].clone();
         let port: u16 = bind.rsplit(':').next().unwrap().parse().unwrap();
         let data_dir = self.scratch.0.join(node_name(i));
@@ -193,7 +192,9 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        while registered(&mut self.conn, &name).await.is_none() {
+        // Its own handle on the test's connection: two nodes may start at once.
+        let mut conn = self.conn.clone();
+        while registered(&mut conn, &name).await.is_none() {
             if let Some(status) = running.0.try_wait().unwrap() {
                 panic!(
                     "{name} exited ({status}) before it joined the cluster; its log:\n{}",
