@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::cluster_scenarios::{Cluster, ONE_AT_A_TIME, node_name};
+use crate::cluster_scenarios::{Cluster, ONE_SCENARIO_AT_A_TIME, node_name};
 use crate::common::{ADMIN_PASSWORD, Api, Ws, u64s_in};
 
 /// How long a test waits for something the cluster must do (a reap, a fence, an archive).
@@ -38,17 +38,20 @@ const THIRD_NODE: usize = 1;
 /// The customer's node, the one stopped.
 const STALLED_NODE: usize = 2;
 
+/// A stall test's share of [`ONE_SCENARIO_AT_A_TIME`]: no scenario runs meanwhile.
+type Shared = tokio::sync::RwLockReadGuard<'static, ()>;
+
 /// Every acknowledged message of the chat, either side's: seq → (who, message id).
 type Acked = BTreeMap<u64, (&'static str, String)>;
 
 /// The cluster, the admin's HTTP client, and the agent "ann" (limit 1, "general")
 /// signed in on [`AGENTS_NODE`], not yet available. The guard keeps the cluster
-/// scenarios (as short a lease) from running meanwhile.
+/// scenarios (as short a lease) from running meanwhile; another stall test may.
 struct Stage {
     cluster: Cluster,
     admin: Api,
     agent: Ws,
-    _alone: tokio::sync::MutexGuard<'static, ()>,
+    _alone: Shared,
 }
 
 async fn stage(tag: &str, lease_ms: u64) -> Stage {
@@ -58,7 +61,7 @@ async fn stage(tag: &str, lease_ms: u64) -> Stage {
 /// [`stage`] with a grace period and further settings for every node (`env`: a test-only
 /// hook such as `SWITCHBOARD_TEST_FOLLOWER_LAG`).
 async fn stage_with(tag: &str, grace_secs: u64, lease_ms: u64, env: &[(&str, &str)]) -> Stage {
-    let alone = ONE_AT_A_TIME.lock().await;
+    let alone = ONE_SCENARIO_AT_A_TIME.read().await;
     let cluster = Cluster::start_env(tag, grace_secs, lease_ms, env).await;
     let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
@@ -73,8 +76,9 @@ async fn stage_with(tag: &str, grace_secs: u64, lease_ms: u64, env: &[(&str, &st
 
 /// [`stage_with`] where [`THIRD_NODE`]'s follower hands each batch of events over `lag_ms`
 /// after reading it (`SWITCHBOARD_TEST_FOLLOWER_LAG`), and the agent has gone available:
-/// the cluster, the agent, and the guard to keep to the end of the test (it runs alone).
-async fn stage_lagging(tag: &str, lag_ms: u64) -> (Cluster, Ws, tokio::sync::MutexGuard<'static, ()>) {
+/// the cluster, the agent, and the guard to keep to the end of the test (no scenario
+/// runs meanwhile).
+async fn stage_lagging(tag: &str, lag_ms: u64) -> (Cluster, Ws, Shared) {
     let lag = format!("{}:{lag_ms}", node_name(THIRD_NODE));
     let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
     let mut stage = stage_with(tag, GRACE_SECS, LEASE_MS, &hook).await;
@@ -835,7 +839,7 @@ async fn resumed_first_in_line(cluster: &Cluster, token: &str, tag: &str) -> Ws 
 #[tokio::test]
 async fn a_customer_whose_node_is_killed_right_after_their_welcome_resumes_elsewhere() {
     let tag = "stall-welcome-kill";
-    let alone = ONE_AT_A_TIME.lock().await;
+    let alone = ONE_SCENARIO_AT_A_TIME.read().await;
     let hook = [("SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS", "1000")];
     let mut cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
     let (carla, token) = join(&cluster).await;
@@ -857,7 +861,7 @@ async fn a_customer_whose_node_is_killed_right_after_their_welcome_resumes_elsew
 #[tokio::test]
 async fn a_resume_on_a_node_whose_replica_lags_behind_the_join_waits_for_it() {
     let tag = "stall-replica-lag";
-    let alone = ONE_AT_A_TIME.lock().await;
+    let alone = ONE_SCENARIO_AT_A_TIME.read().await;
     let lag = format!("{}:1500", node_name(THIRD_NODE));
     let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
     let cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
