@@ -47,12 +47,13 @@ test-build:
 	$(CARGO) test --workspace --tests --no-run
 
 ## The full-size cluster scenarios and the stalled-node cases (three node processes, Redis and
-## the MongoDB-wire server each, under faults) run after the rest, one at a time: with other
-## tests beside them a 2-core machine starves the nodes' lease renewals, which is a
-## different fault from the one each of them injects. They mostly wait on their faults'
-## timelines (115 CPU-seconds in a 377 s run, 0.3 of a core), but those timelines need the
-## CPU at once when they come. Two at a time would change nothing: each takes the
-## `ONE_AT_A_TIME` lock of tests/hub/cluster_scenarios.rs.
+## the MongoDB-wire server each, under faults) run after the rest: with other tests beside
+## them a 2-core machine starves the nodes' lease renewals, which is a different fault from
+## the one each of them injects. They mostly wait on their faults' timelines (115
+## CPU-seconds in a 377 s run, 0.3 of a core), but those timelines need the CPU at once
+## when they come. The scenarios (hundreds of clients) run one at a time; the stall tests
+## (an agent and a customer or two each) two at a time, as the `ONE_SCENARIO_AT_A_TIME`
+## lock of tests/hub/cluster_scenarios.rs lets them.
 ALONE := cluster_scenarios:: cluster_stall::
 
 test-rust: test-rust-shared test-alone
@@ -65,7 +66,8 @@ test-rust-shared:
 	scripts/with-mongo.sh $(CARGO) test --workspace --tests -- --test-threads=4 $(addprefix --skip ,$(ALONE))
 
 test-alone:
-	scripts/with-mongo.sh $(CARGO) test --test hub -- --test-threads=1 $(ALONE)
+	scripts/with-mongo.sh sh -c '$(CARGO) test --test hub -- --test-threads=1 cluster_scenarios:: \
+	  && $(CARGO) test --test hub -- --test-threads=2 cluster_stall::'
 
 ## Two test files at once. A file's tests wait on the browser and the hub much of the
 ## time (two at once kept a 2-core machine under half busy: 421 CPU-seconds in an 8-minute

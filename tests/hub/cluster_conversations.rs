@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cluster_scenarios::{Cluster, ONE_AT_A_TIME};
+use crate::cluster_scenarios::{Cluster, ONE_SCENARIO_AT_A_TIME};
 use crate::common::{ADMIN_PASSWORD, Api, Ws};
 
 /// How long the cluster may take for anything it must do (start, pair, archive, wake).
@@ -104,7 +104,7 @@ async fn first_visit(cluster: &Cluster, admin: &Api) -> (Ws, String) {
 
 #[tokio::test]
 async fn three_processes_a_conversation_resolved_on_one_node_goes_on_on_another_with_lines_in_flight() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    let _alone = ONE_SCENARIO_AT_A_TIME.write().await;
     let cluster = Cluster::start_env("conversations-three", 3, 5_000, &[]).await;
     let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let (mut ann, id) = first_visit(&cluster, &admin).await;
@@ -213,7 +213,7 @@ async fn three_processes_a_conversation_resolved_on_one_node_goes_on_on_another_
 
 #[tokio::test]
 async fn three_processes_a_snooze_runs_out_while_the_node_that_set_it_is_dead() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    let _alone = ONE_SCENARIO_AT_A_TIME.write().await;
     let mut cluster = Cluster::start_env("conversations-snooze", 3, 5_000, &[]).await;
     let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let (mut ann, id) = first_visit(&cluster, &admin).await;

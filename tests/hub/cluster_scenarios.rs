@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use switchboard::cluster::routing_events::{RoutingEvent, read_events};
 use switchboard::core::routing::Decision;
 use switchboard::store::{ArchiveStore, MongoStore};
-use tokio::sync::watch;
+use tokio::sync::{RwLock, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::archive::{TempDir, mongo_uri, port_open};
@@ -34,11 +34,14 @@ const WAIT: Duration = Duration::from_secs(120);
 /// is done (it takes well under a second; a chat whose closing nobody archives would
 /// hold a failing run up for all of [`WAIT`]).
 const ARCHIVE_WAIT: Duration = Duration::from_secs(60);
-/// One scenario at a time in this test binary: each runs three hub processes and
-/// hundreds of clients, and two at once on a small machine starve the nodes' lease
-/// renewals (they then refuse joins with `cluster_unavailable`, or are fenced). The
-/// stall tests (`cluster_stall`) take it too: their leases are as short.
-pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One scenario at a time in this test binary, and nothing else of these clusters beside
+/// it: each runs three hub processes and hundreds of clients, and two at once on a small
+/// machine starve the nodes' lease renewals (they then refuse joins with
+/// `cluster_unavailable`, or are fenced). A scenario takes it alone ([`RwLock::write`]).
+/// The stall tests (`cluster_stall`: one agent and a customer or two on three nodes,
+/// mostly waiting out a lease) share it with each other ([`RwLock::read`]): `make
+/// test-alone` runs them two at a time, which keeps a 2-core machine far from busy.
+pub(crate) static ONE_SCENARIO_AT_A_TIME: RwLock<()> = RwLock::const_new(());
 
 /// Three node processes on one MongoDB database and one Redis. A node stopped with
 /// SIGSTOP is killed all the same when the cluster is dropped (SIGKILL ends a stopped
@@ -74,9 +77,9 @@ impl Cluster {
         Self::start_full(tag, resume_grace_secs, lease_ms, persistent_redis, &[]).await
     }
 
-    /// Starts the three nodes one after the other (the first creates the admin and the
-    /// categories), each registered before the next starts, with further settings for
-    /// every node (`extra_env`).
+    /// Starts the three nodes (the first alone, as it creates the admin and the
+    /// categories; then the other two side by side, as an operator's nodes start), each
+    /// registered before this returns, with further settings for every node (`extra_env`).
     pub(crate) async fn start_env(
         tag: &str,
         resume_grace_secs: u64,
@@ -127,16 +130,15 @@ impl Cluster {
             earlier_events: vec![],
             extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
-        for i in 0..3 {
-            let node = cluster.spawn_node(i).await;
-            cluster.nodes.push(Some(node));
-        }
+        let first = cluster.spawn_node(0).await;
+        let (second, third) = tokio::join!(cluster.spawn_node(1), cluster.spawn_node(2));
+        cluster.nodes.extend([first, second, third].map(Some));
         cluster
     }
 
     /// Starts node `i`'s process (its id, port, data directory and settings are always
     /// the same: a restart is the same node again) and returns once it is registered.
-    async fn spawn_node(&mut self, i: usize) -> Running {
+    async fn spawn_node(&self, i: usize) -> Running {
         let bind = self.binds[i].clone();
         let port: u16 = bind.rsplit(':').next().unwrap().parse().unwrap();
         let data_dir = self.scratch.0.join(node_name(i));
@@ -193,7 +195,9 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        while registered(&mut self.conn, &name).await.is_none() {
+        // Its own handle on the test's connection: two nodes may start at once.
+        let mut conn = self.conn.clone();
+        while registered(&mut conn, &name).await.is_none() {
             if let Some(status) = running.0.try_wait().unwrap() {
                 panic!(
                     "{name} exited ({status}) before it joined the cluster; its log:\n{}",
@@ -644,7 +648,7 @@ fn seed_or_env(seed: u64) -> u64 {
 
 /// Runs a scenario and the checker; panics with every fault (and the nodes' logs).
 async fn run(tag: &str, shape: Shape) -> Outcome {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    let _alone = ONE_SCENARIO_AT_A_TIME.write().await;
     let started = Instant::now();
     let mut cluster = Cluster::start_with(tag, shape.resume_grace_secs, shape.lease_ms, shape.parade.is_some()).await;
     let admin = cluster.login("admin", ADMIN_PASSWORD).await;
@@ -1011,7 +1015,7 @@ async fn scenario_1_three_hundred_customers_and_thirty_agents_on_three_nodes() {
 /// Scenario 2's shape: 40 agents (limits 1–4, so 100 chats at once; general, sales or
 /// both) and 150 customers (half each): 100 chats run and 50 wait when node 2 is killed.
 /// The grace period: long enough for everyone to come back after the reap (10 s), or, when
-/// nobody does, short (4 s), since the scenario waits all of it out before the dead node's
+/// nobody does, short (2 s), since the scenario waits all of it out before the dead node's
 /// people are released.
 fn kill_shape(comes_back: bool) -> Shape {
     Shape {
@@ -1020,7 +1024,7 @@ fn kill_shape(comes_back: bool) -> Shape {
         customers: 150,
         customer_category: general_or_sales,
         kill: Some((2, comes_back)),
-        resume_grace_secs: if comes_back { 10 } else { 4 },
+        resume_grace_secs: if comes_back { 10 } else { 2 },
         lease_ms: 2_000,
         stall: None,
         traffic: None,

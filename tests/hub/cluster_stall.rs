@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::cluster_scenarios::{Cluster, ONE_AT_A_TIME, node_name};
+use crate::cluster_scenarios::{Cluster, ONE_SCENARIO_AT_A_TIME, node_name};
 use crate::common::{ADMIN_PASSWORD, Api, Ws, u64s_in};
 
 /// How long a test waits for something the cluster must do (a reap, a fence, an archive).
@@ -38,17 +38,20 @@ const THIRD_NODE: usize = 1;
 /// The customer's node, the one stopped.
 const STALLED_NODE: usize = 2;
 
+/// A stall test's share of [`ONE_SCENARIO_AT_A_TIME`]: no scenario runs meanwhile.
+type Shared = tokio::sync::RwLockReadGuard<'static, ()>;
+
 /// Every acknowledged message of the chat, either side's: seq → (who, message id).
 type Acked = BTreeMap<u64, (&'static str, String)>;
 
 /// The cluster, the admin's HTTP client, and the agent "ann" (limit 1, "general")
 /// signed in on [`AGENTS_NODE`], not yet available. The guard keeps the cluster
-/// scenarios (as short a lease) from running meanwhile.
+/// scenarios (as short a lease) from running meanwhile; another stall test may.
 struct Stage {
     cluster: Cluster,
     admin: Api,
     agent: Ws,
-    _alone: tokio::sync::MutexGuard<'static, ()>,
+    _alone: Shared,
 }
 
 async fn stage(tag: &str, lease_ms: u64) -> Stage {
@@ -58,7 +61,7 @@ async fn stage(tag: &str, lease_ms: u64) -> Stage {
 /// [`stage`] with a grace period and further settings for every node (`env`: a test-only
 /// hook such as `SWITCHBOARD_TEST_FOLLOWER_LAG`).
 async fn stage_with(tag: &str, grace_secs: u64, lease_ms: u64, env: &[(&str, &str)]) -> Stage {
-    let alone = ONE_AT_A_TIME.lock().await;
+    let alone = ONE_SCENARIO_AT_A_TIME.read().await;
     let cluster = Cluster::start_env(tag, grace_secs, lease_ms, env).await;
     let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
@@ -73,8 +76,9 @@ async fn stage_with(tag: &str, grace_secs: u64, lease_ms: u64, env: &[(&str, &st
 
 /// [`stage_with`] where [`THIRD_NODE`]'s follower hands each batch of events over `lag_ms`
 /// after reading it (`SWITCHBOARD_TEST_FOLLOWER_LAG`), and the agent has gone available:
-/// the cluster, the agent, and the guard to keep to the end of the test (it runs alone).
-async fn stage_lagging(tag: &str, lag_ms: u64) -> (Cluster, Ws, tokio::sync::MutexGuard<'static, ()>) {
+/// the cluster, the agent, and the guard to keep to the end of the test (no scenario
+/// runs meanwhile).
+async fn stage_lagging(tag: &str, lag_ms: u64) -> (Cluster, Ws, Shared) {
     let lag = format!("{}:{lag_ms}", node_name(THIRD_NODE));
     let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
     let mut stage = stage_with(tag, GRACE_SECS, LEASE_MS, &hook).await;
@@ -282,7 +286,7 @@ async fn archived_whole(stage: &Stage, chat: &str, acked: &Acked, context: &str)
                 .collect::<Vec<_>>(),
             stage.cluster.logs()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let expected: Vec<(u64, String)> = acked.iter().map(|(seq, (_, id))| (*seq, id.clone())).collect();
     assert_eq!(
@@ -828,13 +832,15 @@ async fn resumed_first_in_line(cluster: &Cluster, token: &str, tag: &str) -> Ws 
 /// A customer whose node is killed (-9) right after their `welcome` resumes
 /// on another node within the grace period. The nodes run with the test-only hook
 /// `SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS` (debug builds only), which holds back any
-/// separate resume-token write by 5 s: a token recorded behind the welcome is lost with
-/// the node (`resume_expired` elsewhere); one recorded by the join's own script is not.
+/// separate resume-token write by 1 s (the kill comes within milliseconds of the
+/// welcome; the resume elsewhere, itself a separate write, waits it out too): a token
+/// recorded behind the welcome is lost with the node (`resume_expired` elsewhere); one
+/// recorded by the join's own script is not.
 #[tokio::test]
 async fn a_customer_whose_node_is_killed_right_after_their_welcome_resumes_elsewhere() {
     let tag = "stall-welcome-kill";
-    let alone = ONE_AT_A_TIME.lock().await;
-    let hook = [("SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS", "5000")];
+    let alone = ONE_SCENARIO_AT_A_TIME.read().await;
+    let hook = [("SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS", "1000")];
     let mut cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
     let (carla, token) = join(&cluster).await;
     cluster.kill(STALLED_NODE);
@@ -850,13 +856,13 @@ async fn a_customer_whose_node_is_killed_right_after_their_welcome_resumes_elsew
 /// after Redis lost its data) is resumed once it has, not told `resume_expired` — the
 /// token is in Redis, so the customer is not gone. The test-only hook
 /// `SWITCHBOARD_TEST_FOLLOWER_LAG` (debug builds only) holds the third node's follower
-/// 2.5 s behind. On the code before, the resume there was refused `resume_expired` at once
+/// 1.5 s behind (the resume comes about 0.3 s after the join). On the code before, the resume there was refused `resume_expired` at once
 /// (found by scenario 4, seed 4: a customer who joined just before Redis came back empty).
 #[tokio::test]
 async fn a_resume_on_a_node_whose_replica_lags_behind_the_join_waits_for_it() {
     let tag = "stall-replica-lag";
-    let alone = ONE_AT_A_TIME.lock().await;
-    let lag = format!("{}:2500", node_name(THIRD_NODE));
+    let alone = ONE_SCENARIO_AT_A_TIME.read().await;
+    let lag = format!("{}:1500", node_name(THIRD_NODE));
     let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())];
     let cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
     let (mut carla, token) = join(&cluster).await;
@@ -885,7 +891,7 @@ async fn a_resume_that_crosses_the_end_of_the_chat_shows_the_ending() {
     let tag = "stall-resume-crosses-end";
     let (cluster, mut agent, alone) = stage_lagging(tag, 1_500).await;
     // The lagging follower done with what came so far: it reads the join at once.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    third_node_sees_an_agent_online(&cluster).await;
     let started = Instant::now();
     let (carla, token) = join(&cluster).await;
     let chat = agent.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
@@ -917,6 +923,22 @@ async fn a_resume_that_crosses_the_end_of_the_chat_shows_the_ending() {
     drop(alone);
 }
 
+/// Returns once [`THIRD_NODE`]'s replica has applied the agent's availability (its widget
+/// shows an agent online): the last event of [`stage_lagging`], so its lagging follower
+/// has nothing left to hand over and reads what comes next at once.
+async fn third_node_sees_an_agent_online(cluster: &Cluster) {
+    let url = cluster.endpoint(THIRD_NODE).url("/api/widget");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let widget: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        if widget["agents_online"] == true {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node1 never saw the agent online: {widget}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A customer waiting in line on a node that is killed, and not back within the
 /// grace period, left the line unserved: the node that reaped theirs (their grace period
 /// ran there) counts them abandoned in the reports, once. Before, nobody did: their node
@@ -929,7 +951,7 @@ async fn a_customer_waiting_on_a_node_killed_and_never_back_is_counted_abandoned
         admin,
         mut agent,
         _alone: alone,
-    } = stage_with(tag, 3, LEASE_MS, &[]).await;
+    } = stage_with(tag, 1, LEASE_MS, &[]).await;
     // Ann (limit 1) chats with Carla, so Dan, on the node about to die, waits.
     let (carla, _) = join(&cluster).await;
     let chat = available_and_paired(&mut agent).await;
@@ -942,7 +964,7 @@ async fn a_customer_waiting_on_a_node_killed_and_never_back_is_counted_abandoned
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date()
         .to_string();
-    // Reaped within ~3 s, gone 3 s later: 30 s is plenty.
+    // Reaped within ~3 s, gone 1 s later: 30 s is plenty.
     let deadline = Instant::now() + Duration::from_secs(30);
     let abandoned = |report: &Value| report["totals"]["abandoned"].as_i64().unwrap_or(0);
     loop {
