@@ -674,12 +674,7 @@ impl Writer {
     /// While the store is known to be down, events queued meanwhile are spooled (and so
     /// acknowledged) as they arrive, so a hanging store does not hold acknowledgements
     /// until its write times out.
-    async fn write_front(
-        &mut self,
-        max_batch: usize,
-        rx: &mut mpsc::Receiver<Queued>,
-        open: &mut bool,
-    ) -> bool {
+    async fn write_front(&mut self, max_batch: usize, rx: &mut mpsc::Receiver<Queued>, open: &mut bool) -> bool {
         let n = self.backlog.len().min(max_batch);
         // Events queued during the write, with their spool keys: the spooled ones come
         // first (a prefix, as in the backlog). No cap beyond the room's: the room admits

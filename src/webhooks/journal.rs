@@ -100,12 +100,18 @@ impl JournalFile {
     }
 }
 
+/// The last ticket given, and the writer's queue of events with their tickets.
+struct Tickets {
+    last: u64,
+    queue: mpsc::UnboundedSender<(u64, Event)>,
+}
+
 /// The handle events are journaled through. Cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
     /// The last ticket given and the writer's queue: taken together, so tickets enter the
     /// queue in order whichever task makes an event.
-    queue: Arc<Mutex<(u64, mpsc::UnboundedSender<(u64, Event)>)>>,
+    tickets: Arc<Mutex<Tickets>>,
     /// Every event up to this ticket is written (or, the disk failing, given up, loudly).
     written: watch::Receiver<u64>,
     /// The file, read from its front and trimmed by the fan-out.
@@ -123,7 +129,7 @@ impl Journal {
         let file = Arc::new(file);
         tokio::spawn(write(file.clone(), rx, written_tx, appended_tx));
         Self {
-            queue: Arc::new(Mutex::new((0, tx))),
+            tickets: Arc::new(Mutex::new(Tickets { last: 0, queue: tx })),
             written,
             file,
             appended,
@@ -133,10 +139,10 @@ impl Journal {
     /// Queues `event` to be written; never waits. Its ticket: written once
     /// [`Journal::written_through`] it.
     pub fn add(&self, event: Event) -> u64 {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.0 += 1;
-        let ticket = queue.0;
-        if queue.1.send((ticket, event)).is_err() {
+        let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        tickets.last += 1;
+        let ticket = tickets.last;
+        if tickets.queue.send((ticket, event)).is_err() {
             tracing::error!("the webhook journal's writer is gone; an event is lost");
         }
         ticket
@@ -144,7 +150,7 @@ impl Journal {
 
     /// The last ticket given (0: none yet).
     pub fn last_ticket(&self) -> u64 {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).0
+        self.tickets.lock().unwrap_or_else(|e| e.into_inner()).last
     }
 
     /// Waits until every event up to `ticket` is written.

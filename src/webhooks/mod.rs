@@ -278,7 +278,7 @@ async fn fan_out_one(store: &SharedStore, event: &Journaled, shutdown: &Cancella
     };
     let wanting: Vec<_> = endpoints
         .iter()
-        .filter(|e| e.enabled && e.events.iter().any(|t| *t == event.event_type))
+        .filter(|e| e.enabled && e.events.contains(&event.event_type))
         .collect();
     if wanting.is_empty() {
         return true;
@@ -288,23 +288,9 @@ async fn fan_out_one(store: &SharedStore, event: &Journaled, shutdown: &Cancella
         return false;
     };
     for endpoint in wanting {
-        let delivery = WebhookDelivery {
-            // One per event and endpoint: the same event made on two nodes, or handed on
-            // again from the journal after a crash, is written once.
-            id: format!("{}-{}", event.id, endpoint.id),
-            endpoint_id: endpoint.id.clone(),
-            seq,
-            ordering_key: event.ordering_key.clone(),
-            event_id: event.id.clone(),
-            event_type: event.event_type.clone(),
-            body: event.body.clone(),
-            status: DeliveryStatus::Pending,
-            due_at: now_ms(),
-            attempts: vec![],
-            created_at: now_ms(),
-            claimed_by: None,
-            claim_until: None,
-        };
+        // One per event and endpoint: the same event made on two nodes, or handed on
+        // again from the journal after a crash, is written once.
+        let delivery = new_delivery(format!("{}-{}", event.id, endpoint.id), &endpoint.id, seq, event);
         if !add_delivery(store, shutdown, &delivery).await {
             return false;
         }
@@ -324,17 +310,14 @@ async fn send_again(
     let Some(seq) = until_stored(shutdown, || store.next_delivery_seq()).await else {
         return false;
     };
-    let again = WebhookDelivery {
-        id: format!("{}-{}-{seq}", logged.event_id, logged.endpoint_id),
-        seq,
-        status: DeliveryStatus::Pending,
-        due_at: now_ms(),
-        attempts: vec![],
-        created_at: now_ms(),
-        claimed_by: None,
-        claim_until: None,
-        ..logged
+    let id = format!("{}-{}-{seq}", logged.event_id, logged.endpoint_id);
+    let event = Journaled {
+        id: logged.event_id,
+        event_type: logged.event_type,
+        ordering_key: logged.ordering_key,
+        body: logged.body,
     };
+    let again = new_delivery(id, &logged.endpoint_id, seq, &event);
     if !add_delivery(store, shutdown, &again).await {
         return false;
     }
@@ -342,6 +325,26 @@ async fn send_again(
     // The admin may have gone; the delivery stands.
     let _ = answer.send(again);
     true
+}
+
+/// Delivery `id` of `event` to endpoint `endpoint_id`, numbered `seq`: pending, due now,
+/// never attempted, claimed by nobody.
+fn new_delivery(id: String, endpoint_id: &str, seq: u64, event: &Journaled) -> WebhookDelivery {
+    WebhookDelivery {
+        id,
+        endpoint_id: endpoint_id.to_string(),
+        seq,
+        ordering_key: event.ordering_key.clone(),
+        event_id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        body: event.body.clone(),
+        status: DeliveryStatus::Pending,
+        due_at: now_ms(),
+        attempts: vec![],
+        created_at: now_ms(),
+        claimed_by: None,
+        claim_until: None,
+    }
 }
 
 /// Stores a new delivery, tried until the store takes it; false when the hub stops meanwhile.

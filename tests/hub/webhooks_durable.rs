@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use crate::archive::{MongoServer, TempDir};
 use crate::common::*;
-use crate::webhooks::{delivered_within, receiver, register};
+use crate::durability::send_frame;
+use crate::webhooks::{delivered_within, leave_offline_message, receiver, register};
 
 /// The real binary on the MongoDB at `uri` (database `db`), its DATA_DIR (and log) in
 /// `dir`, allowed to send webhooks to the test's loopback receiver.
@@ -31,21 +32,13 @@ async fn hub_on(uri: &str, db: &str, dir: &std::path::Path) -> HubProcess {
 
 /// Sends `text` on `ws` (to `chat` when it is the agent's) and waits for its `ack`: the id.
 async fn acked(ws: &mut Ws, chat: Option<&str>, text: &str) -> String {
-    let mut frame = json!({"type": "message", "text": text, "client_id": text});
+    let mut frame = json!({"type": "message", "text": text});
     if let Some(chat) = chat {
         frame["chat_id"] = json!(chat);
     }
-    ws.send(frame).await;
-    loop {
-        let Some(got) = ws.recv_within(Duration::from_secs(30)).await else {
-            panic!("{text:?} was not acknowledged");
-        };
-        match got["type"].as_str() {
-            Some("ack") if got["client_id"] == text => return got["id"].as_str().unwrap().to_string(),
-            Some("error") => panic!("{text:?} was refused: {got}"),
-            _ => ws.seen.push(got),
-        }
-    }
+    send_frame(ws, frame)
+        .await
+        .unwrap_or_else(|| panic!("{text:?} was refused"))
 }
 
 /// The values of `field` in the `data` of the deliveries that came, once every one of
@@ -119,13 +112,7 @@ async fn an_event_answered_2xx_reaches_the_receiver_though_the_node_was_killed_r
     register(&hub.admin().await, &url, &["offline_message.created"]).await;
 
     hold_numbering(&uri, true).await;
-    let (status, left) = post(
-        &hub,
-        "/api/offline-messages",
-        json!({"category": "general", "name": "Carla", "email": "carla@example.com", "text": "Where is my order?"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{left}");
+    let left = leave_offline_message(&hub).await;
     hub.kill();
     drop(hub);
     hold_numbering(&uri, false).await;
