@@ -120,12 +120,6 @@ impl Webhooks {
         self.journaled_through(ticket).await;
     }
 
-    /// Waits until every event emitted before this call is on local disk: for an answer
-    /// whose events were emitted by others (a status change's, by the conversations' writer).
-    pub async fn journaled_now(&self) {
-        self.journaled_through(self.journal.last_ticket()).await;
-    }
-
     /// Waits until the event of journal ticket `ticket`, and every one before it, is on
     /// local disk (at once for 0).
     pub async fn journaled_through(&self, ticket: u64) {
