@@ -164,10 +164,14 @@ pub struct Progress {
     pub degraded: bool,
 }
 
+/// An event handed to the writer: its sequence number, the event, and the webhook journal's
+/// ticket of the webhook event it makes (0: none), which its commit waits for.
+type Queued = (u64, ArchiveEvent, u64);
+
 /// The hub's handle on the archive. Cheap to clone.
 #[derive(Clone)]
 pub struct Archive {
-    tx: mpsc::Sender<(u64, ArchiveEvent)>,
+    tx: mpsc::Sender<Queued>,
     next_seq: Arc<AtomicU64>,
     /// What the archive may still take; the writer gives room back as the store takes events.
     /// Locked briefly by the hub task and the writer, never across an `.await`.
@@ -175,7 +179,8 @@ pub struct Archive {
     pub status: Arc<ArchiveStatus>,
     pub progress: watch::Receiver<Progress>,
     /// Where chats' openings and lines are told as webhook events, once set
-    /// ([`Archive::tell_webhooks`]).
+    /// ([`Archive::tell_webhooks`]). The writer commits an event only once its webhook
+    /// event is journaled.
     webhooks: Arc<std::sync::OnceLock<crate::webhooks::Webhooks>>,
     /// The store it writes to, for the reads the hub makes of what it archived (a chat's
     /// notes for an agent who takes the chat over).
@@ -216,7 +221,9 @@ impl Archive {
         }
         let room = Arc::new(Mutex::new(room));
         let (progress_tx, progress) = watch::channel(Progress::default());
+        let webhooks: Arc<std::sync::OnceLock<crate::webhooks::Webhooks>> = Arc::default();
         let writer = Writer {
+            webhooks: webhooks.clone(),
             store: store.clone(),
             spool: spool.map(Arc::new),
             status: status.clone(),
@@ -233,7 +240,7 @@ impl Archive {
                 room,
                 status,
                 progress,
-                webhooks: Arc::default(),
+                webhooks,
                 store,
             },
             task,
@@ -274,7 +281,8 @@ impl Archive {
     }
 
     /// From now on, conversations opened and their customers' and agents' lines are
-    /// emitted as webhook events as they are queued here (never waiting on them).
+    /// emitted as webhook events as they are queued here (never waiting on them), and each
+    /// is committed (its sender acknowledged) once its webhook event is journaled too.
     pub fn tell_webhooks(&self, webhooks: crate::webhooks::Webhooks) {
         let _ = self.webhooks.set(webhooks);
     }
@@ -289,12 +297,13 @@ impl Archive {
         self.webhooks.get().and_then(|w| w.event_of(event))
     }
 
-    /// Emits `hook` once its archive event was queued as sequence `seq`.
-    fn emit(&self, seq: Option<u64>, hook: Option<crate::webhooks::event::Event>) -> Option<u64> {
-        if let (Some(_), Some(hook), Some(w)) = (seq, hook, self.webhooks.get()) {
-            w.emit(hook);
+    /// Emits `hook` for the archive event about to be queued (under the room's lock, so
+    /// journal tickets follow sequence numbers): its journal ticket, 0 for none.
+    fn emit(&self, hook: Option<crate::webhooks::event::Event>) -> u64 {
+        match (hook, self.webhooks.get()) {
+            (Some(hook), Some(w)) => w.emit(hook),
+            _ => 0,
         }
-        seq
     }
 
     /// The store this archive writes to.
@@ -383,8 +392,8 @@ impl Archive {
     fn push_admitted(&self, event: ArchiveEvent) -> Option<u64> {
         let hook = self.webhook_event(&event);
         let room = self.room();
-        let seq = self.send(room, event);
-        self.emit(seq, hook)
+        let ticket = self.emit(hook);
+        self.send(room, event, ticket)
     }
 
     /// Queues a chat message the hub checked room for; returns its sequence number,
@@ -397,8 +406,8 @@ impl Archive {
             self.refused("new chat messages are refused");
             return None;
         }
-        let seq = self.send(room, event);
-        self.emit(seq, hook)
+        let ticket = self.emit(hook);
+        self.send(room, event, ticket)
     }
 
     /// Queues the record of a customer who left the line unserved (for the reports), as
@@ -411,7 +420,7 @@ impl Archive {
             self.refused("a record of a customer who left the line is dropped");
             return;
         }
-        self.send(room, ArchiveEvent::Abandoned(abandoned));
+        self.send(room, ArchiveEvent::Abandoned(abandoned), 0);
     }
 
     /// Queues a conversation's opening and reserves room for its closing. The hub opens
@@ -432,8 +441,8 @@ impl Archive {
             room.admit_opening_anyway();
             tracing::debug!("archive: a conversation's opening was admitted past the capacity");
         }
-        let seq = self.send(room, event);
-        self.emit(seq, hook).is_some()
+        let ticket = self.emit(hook);
+        self.send(room, event, ticket).is_some()
     }
 
     /// Queues the opening of conversation `opened` once more, as [`Archive::push_opening`]
@@ -449,7 +458,7 @@ impl Archive {
     pub fn push_handover_opening(&self, event: ArchiveEvent) -> bool {
         let mut room = self.room();
         room.admit_opening_anyway();
-        self.send(room, event).is_some()
+        self.send(room, event, 0).is_some()
     }
 
     /// Queues a conversation's closing, in the room reserved when it opened.
@@ -463,7 +472,7 @@ impl Archive {
             tracing::error!("archive: a conversation's closing found no room reserved for it");
             return;
         }
-        self.send(room, event);
+        self.send(room, event, 0);
     }
 
     /// Queues the closing of a conversation another node opened and can no longer close (it
@@ -471,7 +480,7 @@ impl Archive {
     pub fn push_inherited_closing(&self, event: ArchiveEvent) {
         let mut room = self.room();
         room.admit_closing_anyway();
-        self.send(room, event);
+        self.send(room, event, 0);
     }
 
     /// This node will not write the closing of a conversation whose opening it queued:
@@ -481,13 +490,15 @@ impl Archive {
     }
 
     /// Hands an admitted event to the writer without waiting; returns its sequence number.
+    /// `ticket`: the webhook journal's ticket of its webhook event (0: none), which the
+    /// writer waits for before it counts the event committed.
     ///
     /// Called under the room's lock, held until the event is in the channel: the hub task
     /// and connections' tasks (chat messages on the direct path) both push, and numbers
     /// must enter the channel in order.
-    fn send(&self, mut room: std::sync::MutexGuard<'_, Room>, event: ArchiveEvent) -> Option<u64> {
+    fn send(&self, mut room: std::sync::MutexGuard<'_, Room>, event: ArchiveEvent, ticket: u64) -> Option<u64> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        match self.tx.try_send((seq, event)) {
+        match self.tx.try_send((seq, event, ticket)) {
             Ok(()) => {
                 self.status.backlog.fetch_add(1, Ordering::Relaxed);
                 Some(seq)
@@ -556,6 +567,8 @@ impl Backlog {
 /// The writer task's state.
 struct Writer {
     store: SharedStore,
+    /// The webhook journal an event's webhook event must be in before the event is committed.
+    webhooks: Arc<std::sync::OnceLock<crate::webhooks::Webhooks>>,
     spool: Option<Arc<Spool>>,
     status: Arc<ArchiveStatus>,
     room: Arc<Mutex<Room>>,
@@ -627,18 +640,31 @@ impl Writer {
         }
     }
 
+    /// Waits until the webhook events of `events` are journaled: before they count as
+    /// committed (spooled or stored), so an acknowledged line's event survives a crash. At
+    /// once when none made one (no endpoint enabled).
+    async fn journal_webhooks(&self, events: &[Queued]) {
+        let ticket = events.iter().map(|(_, _, ticket)| *ticket).max().unwrap_or(0);
+        if ticket > 0
+            && let Some(webhooks) = self.webhooks.get()
+        {
+            webhooks.journaled_through(ticket).await;
+        }
+    }
+
     /// Takes newly queued events: into the spool first while the store is down.
-    async fn take(&mut self, incoming: &mut Vec<(u64, ArchiveEvent)>) {
+    async fn take(&mut self, incoming: &mut Vec<Queued>) {
         if incoming.is_empty() {
             return;
         }
+        self.journal_webhooks(incoming).await;
         let first = if self.degraded && self.backlog.all_spooled() {
-            self.spool(incoming.iter().map(|(_, e)| spool::encode(e)).collect())
+            self.spool(incoming.iter().map(|(_, e, _)| spool::encode(e)).collect())
                 .await
         } else {
             None
         };
-        for (i, (seq, event)) in incoming.drain(..).enumerate() {
+        for (i, (seq, event, _)) in incoming.drain(..).enumerate() {
             self.backlog.push(seq, first.map(|k| k + i as u64), event);
         }
         self.publish();
@@ -648,17 +674,12 @@ impl Writer {
     /// While the store is known to be down, events queued meanwhile are spooled (and so
     /// acknowledged) as they arrive, so a hanging store does not hold acknowledgements
     /// until its write times out.
-    async fn write_front(
-        &mut self,
-        max_batch: usize,
-        rx: &mut mpsc::Receiver<(u64, ArchiveEvent)>,
-        open: &mut bool,
-    ) -> bool {
+    async fn write_front(&mut self, max_batch: usize, rx: &mut mpsc::Receiver<Queued>, open: &mut bool) -> bool {
         let n = self.backlog.len().min(max_batch);
         // Events queued during the write, with their spool keys: the spooled ones come
         // first (a prefix, as in the backlog). No cap beyond the room's: the room admits
         // at most the buffer's capacity, held here or in the backlog.
-        let mut arrived: Vec<(u64, Option<u64>, ArchiveEvent)> = vec![];
+        let mut arrived: Vec<(u64, Option<u64>, ArchiveEvent, u64)> = vec![];
         let started = self.status.write_started();
         self.backlog.events.make_contiguous();
         let written = {
@@ -677,21 +698,24 @@ impl Writer {
                             *open = false;
                         }
                         // Spooled only while everything before them is: the spool keeps order.
-                        let in_order = self.backlog.all_spooled() && arrived.last().is_none_or(|(_, key, _)| key.is_some());
+                        let in_order = self.backlog.all_spooled() && arrived.last().is_none_or(|(_, key, _, _)| key.is_some());
                         let first = if in_order && !incoming.is_empty() {
-                            self.spool(incoming.iter().map(|(_, e)| spool::encode(e)).collect()).await
+                            self.journal_webhooks(&incoming).await;
+                            self.spool(incoming.iter().map(|(_, e, _)| spool::encode(e)).collect()).await
                         } else {
                             None
                         };
-                        let through = incoming.last().map(|(seq, _)| *seq);
-                        for (i, (seq, event)) in incoming.into_iter().enumerate() {
-                            arrived.push((seq, first.map(|k| k + i as u64), event));
+                        let through = incoming.last().map(|(seq, _, _)| *seq);
+                        for (i, (seq, event, ticket)) in incoming.into_iter().enumerate() {
+                            // A spooled event's webhook event is journaled: no ticket to wait for again.
+                            let ticket = if first.is_some() { 0 } else { ticket };
+                            arrived.push((seq, first.map(|k| k + i as u64), event, ticket));
                         }
                         if let (Some(_), Some(through)) = (first, through) {
                             // Everything up to them is durable: their senders are acknowledged now.
                             self.publish_through(through);
                         }
-                        if !*open && self.backlog.all_spooled() && arrived.iter().all(|(_, key, _)| key.is_some()) {
+                        if !*open && self.backlog.all_spooled() && arrived.iter().all(|(_, key, _, _)| key.is_some()) {
                             // Stopping, and all held is on local disk: the next start writes it,
                             // so shutdown need not wait out the hung write.
                             break Err(StoreError::Unavailable("stopping during an outage".into()));
@@ -748,13 +772,13 @@ impl Writer {
                 false
             }
         };
-        let spooled_prefix = arrived.iter().take_while(|(_, key, _)| key.is_some()).count();
-        let mut unspooled: Vec<(u64, ArchiveEvent)> = vec![];
-        for (i, (seq, key, event)) in arrived.into_iter().enumerate() {
+        let spooled_prefix = arrived.iter().take_while(|(_, key, _, _)| key.is_some()).count();
+        let mut unspooled: Vec<Queued> = vec![];
+        for (i, (seq, key, event, ticket)) in arrived.into_iter().enumerate() {
             if i < spooled_prefix {
                 self.backlog.push(seq, key, event);
             } else {
-                unspooled.push((seq, event));
+                unspooled.push((seq, event, ticket));
             }
         }
         self.publish();
@@ -763,7 +787,7 @@ impl Writer {
     }
 }
 
-async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<(u64, ArchiveEvent)>) {
+async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<Queued>) {
     // Events written in one store call at most: the store knows what suits it.
     let max_batch = writer.store.max_batch().max(1);
     let mut incoming = Vec::with_capacity(max_batch);

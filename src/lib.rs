@@ -12,6 +12,7 @@ pub mod conversations;
 pub mod core;
 pub mod http;
 pub mod hub;
+pub mod local_log;
 pub mod logging;
 pub mod metrics;
 pub mod niced;

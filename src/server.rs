@@ -51,7 +51,7 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
-    /// The archive's spool (in DATA_DIR) cannot be opened or read.
+    /// The archive's spool or the webhook journal (in DATA_DIR) cannot be opened or read.
     #[error("archive spool: {0}")]
     Spool(String),
     /// The cluster's Redis cannot be used as configured.
@@ -153,9 +153,20 @@ pub async fn run(
         .group_commit_ms
         .store(group_commit, std::sync::atomic::Ordering::Relaxed);
     // ---- webhooks: events queued as the archive takes them, delivered in the background ----
+    // The journal is on local disk next to the spool, but for a store that keeps nothing.
+    let journal = match store.backend() {
+        "memory" => crate::webhooks::journal::JournalFile::in_memory(),
+        _ => {
+            // An empty file would be taken for a new journal: refused, as the spool's is.
+            crate::webhooks::journal::preflight(&settings.data_dir).map_err(|e| RunError::Spool(e.0))?;
+            crate::webhooks::journal::JournalFile::open(&settings.data_dir)
+        }
+    }
+    .map_err(|e| RunError::Spool(format!("DATA_DIR: {e}")))?;
     archive.tell_webhooks(crate::webhooks::Webhooks::start(
         store.clone(),
         &settings,
+        journal,
         shutdown.clone(),
     ));
     let sessions = Sessions::new(store.clone(), settings.session_ttl);

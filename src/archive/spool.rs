@@ -9,33 +9,21 @@
 //! start-up hands back whatever a previous process left, to be written first.
 //! Writing an event twice is harmless: stores apply events by their natural ids.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-
+use crate::local_log::{LocalLog, LogError};
 use crate::store::{ArchiveEvent, Unusable};
 
 /// The spool's file name inside `DATA_DIR`.
 pub const FILE_NAME: &str = "archive-spool.redb";
 
-/// Spool key → one event, JSON-encoded.
-const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("spooled_events");
+/// The table of spool key → one event, JSON-encoded.
+const EVENTS: &str = "spooled_events";
 
-/// The spool holds little and is read once at start-up: a small page cache is plenty.
-const CACHE_BYTES: usize = 4 * 1024 * 1024;
-
-#[derive(Debug, thiserror::Error)]
-#[error("archive spool {path}: {message}")]
-pub struct SpoolError {
-    path: PathBuf,
-    message: String,
-}
+pub type SpoolError = LogError;
 
 /// The open spool file. Its methods block on disk I/O: call them off the async threads.
-pub struct Spool {
-    db: Database,
-    path: PathBuf,
-}
+pub struct Spool(LocalLog);
 
 /// What can be checked of the spool without opening it (`check-config`, and `serve`
 /// before it waits for MongoDB): `DATA_DIR` can be a directory and an existing spool
@@ -64,74 +52,27 @@ pub fn check_usable(dir: &Path) -> Result<(), Unusable> {
 impl Spool {
     /// Opens (creating if missing) the spool in `dir`, creating `dir` too.
     pub fn open(dir: &Path) -> Result<Self, SpoolError> {
-        let path = dir.join(FILE_NAME);
-        let fail = |e: &dyn std::fmt::Display| SpoolError {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| fail(&e))?;
-        let tx = db.begin_write().map_err(|e| fail(&e))?;
-        tx.open_table(EVENTS).map_err(|e| fail(&e))?;
-        tx.commit().map_err(|e| fail(&e))?;
-        Ok(Self { db, path })
+        LocalLog::open(dir, FILE_NAME, EVENTS, "archive spool").map(Self)
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn error(&self, e: impl std::fmt::Display) -> SpoolError {
-        SpoolError {
-            path: self.path.clone(),
-            message: e.to_string(),
-        }
+        self.0.path()
     }
 
     /// Every event held, in order, with its key.
     pub fn load(&self) -> Result<Vec<(u64, ArchiveEvent)>, SpoolError> {
-        let tx = self.db.begin_read().map_err(|e| self.error(e))?;
-        let table = tx.open_table(EVENTS).map_err(|e| self.error(e))?;
-        let mut events = vec![];
-        for entry in table.iter().map_err(|e| self.error(e))? {
-            let (key, value) = entry.map_err(|e| self.error(e))?;
-            let event = serde_json::from_slice(value.value())
-                .map_err(|e| self.error(format!("event {} is unreadable: {e}", key.value())))?;
-            events.push((key.value(), event));
-        }
-        Ok(events)
+        self.0.read(.., usize::MAX)
     }
 
     /// Appends encoded events (see [`encode`]) in one durable commit: it returns once
     /// they are on disk, with the key of the first; the others follow it.
     pub fn append(&self, events: &[Vec<u8>]) -> Result<u64, SpoolError> {
-        let tx = self.db.begin_write().map_err(|e| self.error(e))?;
-        let first = {
-            let mut table = tx.open_table(EVENTS).map_err(|e| self.error(e))?;
-            let first = match table.last().map_err(|e| self.error(e))? {
-                Some((key, _)) => key.value() + 1,
-                None => 1,
-            };
-            for (key, bytes) in (first..).zip(events) {
-                table.insert(key, bytes.as_slice()).map_err(|e| self.error(e))?;
-            }
-            first
-        };
-        tx.commit().map_err(|e| self.error(e))?;
-        Ok(first)
+        self.0.append(events)
     }
 
     /// Removes every event up to and including `last`: the store has them.
     pub fn remove_through(&self, last: u64) -> Result<(), SpoolError> {
-        let tx = self.db.begin_write().map_err(|e| self.error(e))?;
-        {
-            let mut table = tx.open_table(EVENTS).map_err(|e| self.error(e))?;
-            table.retain_in(..=last, |_, _| false).map_err(|e| self.error(e))?;
-        }
-        tx.commit().map_err(|e| self.error(e))
+        self.0.remove_through(last)
     }
 }
 

@@ -79,6 +79,9 @@ fn main() -> ExitCode {
                 if store::backend_name(&settings) == "mongodb" {
                     spool::preflight(&settings.data_dir).map_err(|e| e.to_string())?;
                 }
+                if store::backend_name(&settings) != "memory" {
+                    switchboard::webhooks::journal::preflight(&settings.data_dir).map_err(|e| e.to_string())?;
+                }
                 Ok(())
             }
         }
@@ -172,6 +175,7 @@ async fn open_store_answering_probes(
     // DATA_DIR, where the archive's spool must be writable once MongoDB is up.
     store::preflight(settings).map_err(|e| e.to_string())?;
     spool::check_usable(&settings.data_dir).map_err(|e| e.to_string())?;
+    switchboard::webhooks::journal::preflight(&settings.data_dir).map_err(|e| e.to_string())?;
     let probes = listener
         .try_clone()
         .and_then(tokio::net::TcpListener::from_std)

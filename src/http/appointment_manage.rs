@@ -234,7 +234,9 @@ async fn reschedule(
             Ok(Rescheduling::Moved(now)) => {
                 metrics::counter!("switchboard_appointments_rescheduled_total").increment(1);
                 if let Some(hooks) = state.archive.webhooks() {
-                    hooks.emit(Event::appointment_rescheduled(&was, &now, crate::clock::now_ms()));
+                    hooks
+                        .emit_durably(Event::appointment_rescheduled(&was, &now, crate::clock::now_ms()))
+                        .await;
                 }
                 return Ok(Json(Rescheduled {
                     outcome: "rescheduled",

@@ -621,7 +621,7 @@ async fn book_checked(
             Ok(()) => {
                 metrics::counter!("switchboard_appointments_booked_total").increment(1);
                 if let Some(hooks) = state.archive.webhooks() {
-                    hooks.emit(Event::appointment_booked(&appointment));
+                    hooks.emit_durably(Event::appointment_booked(&appointment)).await;
                 }
                 let view = customer_view(
                     state,
@@ -850,7 +850,7 @@ pub(super) async fn cancel_with_mail(
         Cancellation::Cancelled(a) => {
             metrics::counter!("switchboard_appointments_cancelled_total").increment(1);
             if let Some(hooks) = state.archive.webhooks() {
-                hooks.emit(Event::appointment_cancelled(&a));
+                hooks.emit_durably(Event::appointment_cancelled(&a)).await;
             }
             ("cancelled", a)
         }

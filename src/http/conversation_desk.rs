@@ -232,7 +232,7 @@ async fn follow_note(state: &AppState, event: &ArchiveEvent, told: &[String]) {
     if let Some(hooks) = state.archive.webhooks()
         && let Some(hook) = hooks.event_of(event)
     {
-        hooks.emit(hook);
+        hooks.emit_durably(hook).await;
     }
     let ArchiveEvent::Note(note) = event else { return };
     let frame = ServerFrame::Note {
@@ -427,12 +427,14 @@ async fn assign(
         tell_holder(&state, &record).await;
         if let Some(hooks) = state.archive.webhooks() {
             let to = (target.id.as_str(), target.display_name.as_str());
-            hooks.emit(Event::conversation_reassigned(
-                &record,
-                to,
-                before.holder.as_deref(),
-                now_ms(),
-            ));
+            hooks
+                .emit_durably(Event::conversation_reassigned(
+                    &record,
+                    to,
+                    before.holder.as_deref(),
+                    now_ms(),
+                ))
+                .await;
         }
     }
     Ok(Json(Assigned {

@@ -266,7 +266,9 @@ async fn leave_checked(
     state.store.add_offline_message(message.clone(), mail).await?;
     metrics::counter!("switchboard_offline_messages_total").increment(1);
     if let Some(hooks) = state.archive.webhooks() {
-        hooks.emit(crate::webhooks::event::Event::offline_message_created(&message));
+        hooks
+            .emit_durably(crate::webhooks::event::Event::offline_message_created(&message))
+            .await;
     }
     // Stored: the conversation follows (finished later when the store refuses it now).
     crate::offline::conversation::sync_soon(&state.store, &message).await;

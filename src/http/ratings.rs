@@ -111,10 +111,12 @@ async fn rate(
         Err(e) => return Err(e.into()),
     }
     if let Some(hooks) = state.archive.webhooks() {
-        hooks.emit(crate::webhooks::event::Event::rating_given(
-            &claims.conversation,
-            &rating,
-        ));
+        hooks
+            .emit_durably(crate::webhooks::event::Event::rating_given(
+                &claims.conversation,
+                &rating,
+            ))
+            .await;
     }
     // Best effort: the agent's console, on this node or (through the admin bus) another.
     let _ = state

@@ -454,7 +454,8 @@ mod tests {
         settings.webhook_allow_private = true;
         settings.admin_mail_to = vec!["ops@example.org".into()];
         let shutdown = CancellationToken::new();
-        let _hooks = Webhooks::start(store.clone(), &settings, shutdown.clone());
+        let journal = crate::webhooks::journal::JournalFile::in_memory().unwrap();
+        let _hooks = Webhooks::start(store.clone(), &settings, journal, shutdown.clone());
 
         until("the last attempt", async || {
             let logged = store.deliveries_of("e1", 1).await.unwrap();

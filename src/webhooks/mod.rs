@@ -2,10 +2,12 @@
 //! status changed, a message, a rating, an offline message, an appointment booked,
 //! rescheduled or cancelled) sent to the endpoints admins registered.
 //!
-//! The hub and the HTTP handlers hand events to [`Webhooks::emit`], which never waits: a
-//! bounded queue feeds one task that writes a delivery per endpoint wanting the event into
-//! the store (the durable queue; the relay never waits on a webhook, and a full queue
-//! drops the event with a warning rather than slow a chat). The deliverer ([`deliver`])
+//! The hub and the HTTP handlers hand events to [`Webhooks::emit`], which never waits: the
+//! event goes to the node's [`journal`] on local disk, and what was acknowledged waits for
+//! that (an HTTP answer, [`Webhooks::emit_durably`]; a chat line's `ack`, the archive's
+//! commit), so an acknowledged action's event survives a crash and a store outage. One
+//! task reads the journal and writes a delivery per endpoint wanting each event into the
+//! store (the durable queue every node's deliverer reads). The deliverer ([`deliver`])
 //! sends them, signed ([`sign`]), in order per conversation, retried with capped
 //! backoff (`core::webhooks`), each attempt logged in its delivery; settled deliveries
 //! leave the log after `WEBHOOK_DELIVERY_RETENTION_DAYS` ([`retention`]).
@@ -20,6 +22,7 @@
 pub mod deliver;
 pub mod disabled_mail;
 pub mod event;
+pub mod journal;
 pub mod retention;
 pub mod schema;
 pub mod sign;
@@ -34,28 +37,28 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use self::event::Event;
+use self::journal::{Journal, Journaled};
 use crate::clock::now_ms;
 use crate::store::{
     ArchiveEvent, ConversationKind, ConversationOpened, ConversationTransferred, DeliveryStatus, Millis, SharedStore,
     StoreError, StoreResult, WebhookDelivery, WebhookEndpoint,
 };
 
-/// Events waiting to be written as deliveries. Thousands of events a minute at most on a
-/// busy desk; a store outage longer than this queue holds drops events (logged).
-const QUEUE: usize = 10_000;
+/// Admins' "send again"s waiting to be written. Each admin waits for the answer.
+const AGAIN_QUEUE: usize = 100;
 
-/// What the writing task is given: a new event, or an admin's "send again" of a logged
-/// delivery (written by the same task, behind the events queued before it).
-enum Work {
-    Event(Event),
-    /// The new delivery, stored, is answered on the channel.
-    Again(WebhookDelivery, oneshot::Sender<WebhookDelivery>),
-}
+/// Journaled events turned into deliveries at a time (then removed from the journal).
+const FAN_OUT_CHUNK: usize = 100;
+
+/// An admin's "send again" of a logged delivery: the new delivery, stored, is answered on
+/// the channel.
+type Again = (WebhookDelivery, oneshot::Sender<WebhookDelivery>);
 
 /// The handle the hub and the HTTP handlers emit through. Cheap to clone.
 #[derive(Clone)]
 pub struct Webhooks {
-    tx: mpsc::Sender<Work>,
+    journal: Journal,
+    again: mpsc::Sender<Again>,
     /// Some endpoint is enabled: otherwise events are not even made.
     active: Arc<AtomicBool>,
     /// Wakes the deliverer when deliveries were written or an endpoint was enabled.
@@ -67,11 +70,18 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    /// Starts the task writing deliveries and the deliverer.
-    pub fn start(store: SharedStore, settings: &crate::config::Settings, shutdown: CancellationToken) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
+    /// Starts the journal's writer (on `journal`; whatever it holds from a previous process
+    /// is handed on first), the task writing deliveries and the deliverer.
+    pub fn start(
+        store: SharedStore,
+        settings: &crate::config::Settings,
+        journal: journal::JournalFile,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (again, again_rx) = mpsc::channel(AGAIN_QUEUE);
         let hooks = Self {
-            tx,
+            journal: Journal::start(journal),
+            again,
             active: Arc::default(),
             wake: Arc::default(),
             store,
@@ -84,7 +94,7 @@ impl Webhooks {
             admins: settings.admin_mail_to.clone(),
             admin_page: disabled_mail::admin_page(&settings.base_url_without_request()),
         };
-        tokio::spawn(fan_out(hooks.clone(), rx, shutdown.clone()));
+        tokio::spawn(fan_out(hooks.clone(), again_rx, shutdown.clone()));
         tokio::spawn(retention::run(
             hooks.store.clone(),
             settings.webhook_delivery_retention,
@@ -94,14 +104,26 @@ impl Webhooks {
         hooks
     }
 
-    /// Queues `event` for the endpoints that want it; never waits.
-    pub fn emit(&self, event: Event) {
+    /// Queues `event` for the endpoints that want it; never waits. Its journal ticket (0:
+    /// none, no endpoint is enabled): [`Webhooks::journaled_through`] it, and it survives a crash.
+    pub fn emit(&self, event: Event) -> u64 {
         if !self.active.load(Ordering::Relaxed) {
-            return;
+            return 0;
         }
-        if let Err(mpsc::error::TrySendError::Full(Work::Event(e))) = self.tx.try_send(Work::Event(event)) {
-            tracing::warn!(event = %e.id, kind = e.event_type, "webhook events are behind the store; this one is dropped");
-        }
+        self.journal.add(event)
+    }
+
+    /// [`Webhooks::emit`], returning once the event is on local disk: what an HTTP handler
+    /// awaits before it answers 2xx.
+    pub async fn emit_durably(&self, event: Event) {
+        let ticket = self.emit(event);
+        self.journaled_through(ticket).await;
+    }
+
+    /// Waits until the event of journal ticket `ticket`, and every one before it, is on
+    /// local disk (at once for 0).
+    pub async fn journaled_through(&self, ticket: u64) {
+        self.journal.written_through(ticket).await;
     }
 
     /// Queues `logged`'s event once more to its endpoint, as a new pending delivery (same
@@ -110,7 +132,7 @@ impl Webhooks {
     pub async fn send_again(&self, logged: WebhookDelivery) -> Option<WebhookDelivery> {
         let (tx, rx) = oneshot::channel();
         // Waits for room rather than drop it: an admin asked and is shown the answer.
-        self.tx.send(Work::Again(logged, tx)).await.ok()?;
+        self.again.send((logged, tx)).await.ok()?;
         rx.await.ok()
     }
 
@@ -189,80 +211,133 @@ impl Webhooks {
     }
 }
 
-/// Writes a delivery per enabled endpoint wanting each event, in the order they came,
-/// each event's under a new `seq` from the store's counter.
-async fn fan_out(hooks: Webhooks, mut rx: mpsc::Receiver<Work>, shutdown: CancellationToken) {
+/// Writes a delivery per enabled endpoint wanting each journaled event, in the order they
+/// were made, each event's under a new `seq` from the store's counter, then removes them
+/// from the journal; an admin's "send again" goes behind the events journaled before it.
+async fn fan_out(hooks: Webhooks, mut again: mpsc::Receiver<Again>, shutdown: CancellationToken) {
     let store = hooks.store.clone();
+    let file = hooks.journal.file.clone();
+    let mut appended = hooks.journal.appended.clone();
     hooks.refresh().await;
     loop {
-        let work = tokio::select! {
-            work = rx.recv() => match work { Some(w) => w, None => return },
-            _ = shutdown.cancelled() => return,
+        // Marked seen before the read: an append after it wakes the wait below.
+        appended.borrow_and_update();
+        let read = {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || file.front(FAN_OUT_CHUNK)).await
         };
-        let event = match work {
-            Work::Event(event) => event,
-            Work::Again(logged, answer) => {
-                let Some(seq) = until_stored(&shutdown, || store.next_delivery_seq()).await else {
-                    return;
-                };
-                let again = WebhookDelivery {
-                    id: format!("{}-{}-{seq}", logged.event_id, logged.endpoint_id),
-                    seq,
-                    status: DeliveryStatus::Pending,
-                    due_at: now_ms(),
-                    attempts: vec![],
-                    created_at: now_ms(),
-                    claimed_by: None,
-                    claim_until: None,
-                    ..logged
-                };
-                if !add_delivery(&store, &shutdown, &again).await {
-                    return;
-                }
-                hooks.wake.notify_one();
-                // The admin may have gone; the delivery stands.
-                let _ = answer.send(again);
-                continue;
+        let front = match read {
+            Ok(Ok(front)) => front,
+            Ok(Err(e)) => {
+                // Unreadable events stay where they are, for an operator to look at.
+                tracing::error!(error = %e, "the webhook journal cannot be read; its events wait");
+                vec![]
             }
+            Err(e) => panic!("the webhook journal's thread failed: {e}"),
         };
-        let body = event.body();
-        // Tried until the store takes it: the events behind it wait in the queue, in order.
-        let Some(endpoints) = until_stored(&shutdown, || store.webhooks()).await else {
-            return;
-        };
-        let wanting: Vec<_> = endpoints
-            .iter()
-            .filter(|e| e.enabled && e.events.iter().any(|t| t == event.event_type))
-            .collect();
-        if wanting.is_empty() {
+        let Some(&(last, _)) = front.last() else {
+            tokio::select! {
+                asked = again.recv() => match asked {
+                    Some((logged, answer)) => if !send_again(&hooks, logged, answer, &shutdown).await { return },
+                    None => return,
+                },
+                changed = appended.changed() => if changed.is_err() { return },
+                _ = shutdown.cancelled() => return,
+            }
             continue;
-        }
-        // One `seq` for the event: its deliveries' ids differ by endpoint.
-        let Some(seq) = until_stored(&shutdown, || store.next_delivery_seq()).await else {
-            return;
         };
-        for endpoint in wanting {
-            let delivery = WebhookDelivery {
-                // One per event and endpoint: the same event made on two nodes is written once.
-                id: format!("{}-{}", event.id, endpoint.id),
-                endpoint_id: endpoint.id.clone(),
-                seq,
-                ordering_key: event.ordering_key.clone(),
-                event_id: event.id.clone(),
-                event_type: event.event_type.to_string(),
-                body: body.clone(),
-                status: DeliveryStatus::Pending,
-                due_at: now_ms(),
-                attempts: vec![],
-                created_at: now_ms(),
-                claimed_by: None,
-                claim_until: None,
-            };
-            if !add_delivery(&store, &shutdown, &delivery).await {
+        for (_, event) in &front {
+            if !fan_out_one(&store, event, &shutdown).await {
                 return;
             }
         }
+        let trimmed = {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || file.remove_through(last)).await
+        };
+        if let Ok(Err(e)) = trimmed {
+            // Left in the journal, they are handed on once more: their deliveries are kept once.
+            tracing::warn!(error = %e, "webhook journal: events made deliveries could not be removed");
+        }
         hooks.wake.notify_one();
+    }
+}
+
+/// Writes `event`'s deliveries, one per enabled endpoint wanting it; false when the hub
+/// stops meanwhile.
+async fn fan_out_one(store: &SharedStore, event: &Journaled, shutdown: &CancellationToken) -> bool {
+    // Tried until the store takes it: the events behind it wait in the journal, in order.
+    let Some(endpoints) = until_stored(shutdown, || store.webhooks()).await else {
+        return false;
+    };
+    let wanting: Vec<_> = endpoints
+        .iter()
+        .filter(|e| e.enabled && e.events.contains(&event.event_type))
+        .collect();
+    if wanting.is_empty() {
+        return true;
+    }
+    // One `seq` for the event: its deliveries' ids differ by endpoint.
+    let Some(seq) = until_stored(shutdown, || store.next_delivery_seq()).await else {
+        return false;
+    };
+    for endpoint in wanting {
+        // One per event and endpoint: the same event made on two nodes, or handed on
+        // again from the journal after a crash, is written once.
+        let delivery = new_delivery(format!("{}-{}", event.id, endpoint.id), &endpoint.id, seq, event);
+        if !add_delivery(store, shutdown, &delivery).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// Writes an admin's "send again" of `logged` as a new pending delivery and answers it;
+/// false when the hub stops meanwhile.
+async fn send_again(
+    hooks: &Webhooks,
+    logged: WebhookDelivery,
+    answer: oneshot::Sender<WebhookDelivery>,
+    shutdown: &CancellationToken,
+) -> bool {
+    let store = &hooks.store;
+    let Some(seq) = until_stored(shutdown, || store.next_delivery_seq()).await else {
+        return false;
+    };
+    let id = format!("{}-{}-{seq}", logged.event_id, logged.endpoint_id);
+    let event = Journaled {
+        id: logged.event_id,
+        event_type: logged.event_type,
+        ordering_key: logged.ordering_key,
+        body: logged.body,
+    };
+    let again = new_delivery(id, &logged.endpoint_id, seq, &event);
+    if !add_delivery(store, shutdown, &again).await {
+        return false;
+    }
+    hooks.wake.notify_one();
+    // The admin may have gone; the delivery stands.
+    let _ = answer.send(again);
+    true
+}
+
+/// Delivery `id` of `event` to endpoint `endpoint_id`, numbered `seq`: pending, due now,
+/// never attempted, claimed by nobody.
+fn new_delivery(id: String, endpoint_id: &str, seq: u64, event: &Journaled) -> WebhookDelivery {
+    WebhookDelivery {
+        id,
+        endpoint_id: endpoint_id.to_string(),
+        seq,
+        ordering_key: event.ordering_key.clone(),
+        event_id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        body: event.body.clone(),
+        status: DeliveryStatus::Pending,
+        due_at: now_ms(),
+        attempts: vec![],
+        created_at: now_ms(),
+        claimed_by: None,
+        claim_until: None,
     }
 }
 

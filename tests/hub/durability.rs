@@ -18,7 +18,7 @@ async fn send_one(c: &mut Ws, text: &str) -> Option<String> {
 }
 
 /// Sends a message frame and waits for its fate, as [`send_one`] does.
-async fn send_frame(c: &mut Ws, mut message: serde_json::Value) -> Option<String> {
+pub(crate) async fn send_frame(c: &mut Ws, mut message: serde_json::Value) -> Option<String> {
     let text = message["text"].as_str().unwrap().to_string();
     // The acknowledgement names the message by the client's id (the texts here are unique).
     message["client_id"] = json!(text);

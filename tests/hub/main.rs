@@ -129,5 +129,7 @@ mod cluster_last_word;
 mod webhooks;
 // the same across two nodes on MongoDB, one of them killed mid-send
 mod webhooks_cluster;
+// webhook events outlive a killed node and a store outage (the journal)
+mod webhooks_durable;
 // API tokens: scopes, refusals, rate, revocation across nodes
 mod api_tokens;

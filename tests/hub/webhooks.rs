@@ -561,7 +561,7 @@ async fn a_logged_delivery_is_sent_again_through_the_queue() {
 }
 
 /// Olga leaves an offline message ("Call me back"): the hub's answer.
-async fn leave_offline_message(hub: &TestHub) -> Value {
+pub(crate) async fn leave_offline_message(hub: &Endpoint) -> Value {
     let (status, answer) = post(
         hub,
         "/api/offline-messages",

@@ -1,0 +1,137 @@
+//! Webhook events outlive the node that made them: an event whose action was acknowledged
+//! (a chat line acked to its sender, an HTTP 2xx) reaches the receiver even when the node is
+//! killed (SIGKILL) right after, during a MongoDB outage or while the store holds the
+//! writes that would have made its deliveries. The node's webhook journal (`DATA_DIR`)
+//! hands them to the store when it starts again.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::archive::{MongoServer, TempDir};
+use crate::common::*;
+use crate::durability::send_frame;
+use crate::webhooks::{delivered_within, leave_offline_message, receiver, register};
+
+/// The real binary on the MongoDB at `uri` (database `db`), its DATA_DIR (and log) in
+/// `dir`, allowed to send webhooks to the test's loopback receiver.
+async fn hub_on(uri: &str, db: &str, dir: &std::path::Path) -> HubProcess {
+    HubProcess::start(
+        Some(dir),
+        &[
+            ("STORE", "mongodb"),
+            ("MONGODB_URI", uri),
+            ("MONGODB_DB", db),
+            ("DATA_DIR", dir.to_str().unwrap()),
+            ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ],
+    )
+    .await
+}
+
+/// Sends `text` on `ws` (to `chat` when it is the agent's) and waits for its `ack`: the id.
+async fn acked(ws: &mut Ws, chat: Option<&str>, text: &str) -> String {
+    let mut frame = json!({"type": "message", "text": text});
+    if let Some(chat) = chat {
+        frame["chat_id"] = json!(chat);
+    }
+    send_frame(ws, frame)
+        .await
+        .unwrap_or_else(|| panic!("{text:?} was refused"))
+}
+
+/// The values of `field` in the `data` of the deliveries that came, once every one of
+/// `wanted` is among them (fails after `wait`, naming what is missing).
+async fn until_all_delivered(
+    got: &std::sync::Arc<std::sync::Mutex<crate::webhooks::Received>>,
+    field: &str,
+    wanted: &[String],
+    wait: Duration,
+) -> HashSet<String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let seen: HashSet<String> = delivered_within(got, 0, wait)
+            .await
+            .iter()
+            .filter_map(|(_, body): &(_, Value)| body["data"][field].as_str().map(String::from))
+            .collect();
+        let missing: Vec<&String> = wanted.iter().filter(|id| !seen.contains(*id)).collect();
+        if missing.is_empty() {
+            return seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} events never came: {missing:?}",
+            missing.len(),
+            wanted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// MongoDB stops; a customer and an agent exchange lines, each acknowledged (spooled on
+/// local disk); the node is killed. MongoDB comes back, the node starts again on the same
+/// DATA_DIR, and the receiver gets a `message.created` for every acknowledged line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_acknowledged_during_an_outage_reach_the_receiver_after_a_kill_and_a_restart() {
+    let mut mongo = MongoServer::start().await;
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let dir = TempDir::new("hooks-outage");
+    let (url, got) = receiver(0).await;
+    let mut hub = hub_on(&mongo.uri(), &db, &dir.0).await;
+    register(&hub.admin().await, &url, &["conversation.created", "message.created"]).await;
+    let (mut ann, mut carla, chat) = hub.agent_and_customer_in_a_chat().await;
+    delivered_within(&got, 1, Duration::from_secs(30)).await;
+
+    mongo.stop().await;
+    let mut lines = vec![];
+    for i in 0..10 {
+        lines.push(acked(&mut carla, None, &format!("customer {i}")).await);
+        lines.push(acked(&mut ann, Some(&chat), &format!("agent {i}")).await);
+    }
+    hub.kill();
+    drop(hub);
+
+    mongo.restart().await;
+    let _hub = hub_on(&mongo.uri(), &db, &dir.0).await;
+    until_all_delivered(&got, "message_id", &lines, Duration::from_secs(60)).await;
+}
+
+/// While the store holds the writes that make deliveries (its `findAndModify`, which
+/// numbers them), an offline message is answered 201 and the node is killed at once. The
+/// store lets writes through again, the node starts again: the receiver gets the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_answered_2xx_reaches_the_receiver_though_the_node_was_killed_right_after() {
+    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
+    let _server = Running(child);
+    let uri = format!("mongodb://127.0.0.1:{port}");
+    let dir = TempDir::new("hooks-killed");
+    let (url, got) = receiver(0).await;
+    let mut hub = hub_on(&uri, "hooks_killed", &dir.0).await;
+    register(&hub.admin().await, &url, &["offline_message.created"]).await;
+
+    hold_numbering(&uri, true).await;
+    let left = leave_offline_message(&hub).await;
+    hub.kill();
+    drop(hub);
+    hold_numbering(&uri, false).await;
+
+    let _hub = hub_on(&uri, "hooks_killed", &dir.0).await;
+    let id = left["id"].as_str().unwrap().to_string();
+    until_all_delivered(&got, "offline_message_id", &[id], Duration::from_secs(60)).await;
+}
+
+/// Makes the server at `uri` hold every `findAndModify` (the deliveries' numbering, and
+/// their claims) for a minute before carrying it out (`hold`), or stop holding new ones.
+async fn hold_numbering(uri: &str, hold: bool) {
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    let command = if hold {
+        bson::doc! {"configureFailPoint": "failCommand", "mode": "alwaysOn", "data": {
+            "failCommands": ["findAndModify"], "blockConnection": true, "blockTimeMS": 60_000_i64,
+        }}
+    } else {
+        bson::doc! {"configureFailPoint": "failCommand", "mode": "off"}
+    };
+    client.database("admin").run_command(command).await.unwrap();
+}
