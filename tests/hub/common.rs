@@ -31,6 +31,9 @@ pub struct TestHub {
     pub store: SharedStore,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<()>,
+    /// Its own `DATA_DIR` (the webhook journal; a MongoDB hub's spool), unless the test
+    /// named one: hubs side by side never share one.
+    _data_dir: Option<crate::archive::TempDir>,
 }
 
 impl std::ops::Deref for TestHub {
@@ -73,6 +76,10 @@ impl TestHub {
         settings.buddy_grace = Duration::from_millis(400);
         settings.rate_limit_per_sec = 200;
         settings.rate_limit_burst = 200;
+        let data_dir = (store.backend() != "memory").then(|| crate::archive::TempDir::new("hub-data"));
+        if let Some(dir) = &data_dir {
+            settings.data_dir = dir.0.clone();
+        }
         tweak(&mut settings);
         switchboard::bootstrap(&store, &settings).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -87,6 +94,7 @@ impl TestHub {
             store,
             shutdown,
             task,
+            _data_dir: data_dir,
         }
     }
 
