@@ -112,8 +112,13 @@ pub enum Origin {
 }
 
 /// What the hub is told of each change that took effect, with the record as stored and,
-/// when its status changed, from what to what (webhooks tell of status changes only).
-pub type Notify = Arc<dyn Fn(ConversationRecord, Origin, Option<Change>) + Send + Sync>;
+/// when its status changed, from what to what (webhooks tell of status changes only). It
+/// returns what must be done before an asker hears the answer (the change's webhook event
+/// on local disk): awaited for an `Asked` change, let go for an automatic one.
+pub type Notify = Arc<dyn Fn(ConversationRecord, Origin, Option<Change>) -> Durable + Send + Sync>;
+
+/// What a [`Notify`] hands back for the asker to wait on.
+pub type Durable = futures_util::future::BoxFuture<'static, ()>;
 
 /// The queue into the writer task. Cheap to clone; the task ends when every clone is gone.
 #[derive(Clone)]
@@ -184,7 +189,7 @@ async fn apply(conversations: &Conversations, work: Work, notify: &Notify) -> Op
                 .await;
             let snoozed_until = changed.as_ref().ok().and_then(|(_, record)| record.snoozed_until);
             if let Ok((Some(change), record)) = &changed {
-                notify(record.clone(), Origin::Asked, Some(*change));
+                notify(record.clone(), Origin::Asked, Some(*change)).await;
             }
             let _ = reply.send(changed.map(|(_, record)| record));
             snoozed_until
@@ -195,7 +200,8 @@ async fn apply(conversations: &Conversations, work: Work, notify: &Notify) -> Op
             loop {
                 match apply_automatic(conversations, &automatic).await {
                     Ok(Some((record, change))) => {
-                        notify(record, Origin::Automatic, change);
+                        // Nobody is answered: nothing to wait for.
+                        drop(notify(record, Origin::Automatic, change));
                         return None;
                     }
                     Ok(None) => return None,
@@ -283,7 +289,7 @@ async fn wake_snoozes(conversations: &Conversations, notify: &Notify) {
     };
     for record in due {
         match conversations.change(&record.id, false, |c, _| Ok(c.tick(now))).await {
-            Ok((Some(w), woken)) => notify(woken, Origin::Automatic, Some(w.change)),
+            Ok((Some(w), woken)) => drop(notify(woken, Origin::Automatic, Some(w.change))),
             Ok((None, _)) => {}
             Err(e) => tracing::warn!(conversation = %record.id, error = ?e, "a snooze could not be woken"),
         }

@@ -312,8 +312,8 @@ fn within_narrowing_limit(
         return Err(ApiError::invalid(
             "filter_too_broad",
             format!(
-                "the status or label filter matches more than {most} conversations; choose a category, \
-                 or a label or status that matches fewer"
+                "the status or label filter matches more than {most} conversations in all (whatever the \
+                 other filters); choose a label or status that matches fewer"
             ),
         ));
     }

@@ -211,6 +211,10 @@ impl Webhooks {
     }
 }
 
+/// How long the fan-out waits before handing events on again after they could not be
+/// removed from the journal.
+const TRIM_RETRY: Duration = Duration::from_secs(5);
+
 /// Writes a delivery per enabled endpoint wanting each journaled event, in the order they
 /// were made, each event's under a new `seq` from the store's counter, then removes them
 /// from the journal; an admin's "send again" goes behind the events journaled before it.
@@ -257,7 +261,13 @@ async fn fan_out(hooks: Webhooks, mut again: mpsc::Receiver<Again>, shutdown: Ca
         };
         if let Ok(Err(e)) = trimmed {
             // Left in the journal, they are handed on once more: their deliveries are kept once.
+            // A pause before that, so a journal that cannot be written (its disk full or
+            // failing) is not read and handed on again in a tight loop.
             tracing::warn!(error = %e, "webhook journal: events made deliveries could not be removed");
+            tokio::select! {
+                _ = tokio::time::sleep(TRIM_RETRY) => {}
+                _ = shutdown.cancelled() => return,
+            }
         }
         hooks.wake.notify_one();
     }

@@ -135,3 +135,36 @@ async fn hold_numbering(uri: &str, hold: bool) {
     };
     client.database("admin").run_command(command).await.unwrap();
 }
+
+/// While the store holds the writes that make deliveries, an agent sets a conversation's
+/// status over the socket and hears the answer; the node is killed at once. The store lets
+/// writes through again, the node starts again: the receiver gets the status change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_change_answered_on_the_socket_reaches_the_receiver_though_the_node_was_killed_right_after() {
+    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
+    let _server = Running(child);
+    let uri = format!("mongodb://127.0.0.1:{port}");
+    let dir = TempDir::new("hooks-status-killed");
+    let (url, got) = receiver(0).await;
+    let mut hub = hub_on(&uri, "hooks_status_killed", &dir.0).await;
+    register(&hub.admin().await, &url, &["conversation.status_changed"]).await;
+    let (mut ann, _carla, chat) = hub.agent_and_customer_in_a_chat().await;
+
+    hold_numbering(&uri, true).await;
+    ann.send(
+        json!({"type": "set_conversation_status", "conversation_id": chat, "status": "pending",
+        "client_id": "p1"}),
+    )
+    .await;
+    let answer = ann
+        .next_matching(|f| (f["type"] == "conversation_status" || f["type"] == "error") && f["client_id"] == "p1")
+        .await;
+    assert_eq!(answer["status"], "pending", "{answer}");
+    hub.kill();
+    drop(hub);
+    hold_numbering(&uri, false).await;
+
+    let _hub = hub_on(&uri, "hooks_status_killed", &dir.0).await;
+    let wanted = ["pending".to_string()];
+    until_all_delivered(&got, "status", &wanted, Duration::from_secs(60)).await;
+}

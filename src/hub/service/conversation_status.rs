@@ -46,13 +46,19 @@ pub(in crate::hub) fn writer(
         Conversations::new(archive.store(), rules(settings)).answering_within(settings.archive_write_timeout);
     let webhooks = archive.clone();
     let notify: Notify = Arc::new(move |record, origin, change| {
-        if let (Some(change), Some(hooks)) = (change, webhooks.webhooks()) {
-            hooks.emit(crate::webhooks::event::Event::status_changed(
-                &record,
-                change.from,
-                record.status_since,
-            ));
-        }
+        // The asker hears once the change's webhook event is on local disk (at once for none).
+        let durable: crate::conversations::writer::Durable = match (change, webhooks.webhooks()) {
+            (Some(change), Some(hooks)) => {
+                let ticket = hooks.emit(crate::webhooks::event::Event::status_changed(
+                    &record,
+                    change.from,
+                    record.status_since,
+                ));
+                let hooks = hooks.clone();
+                Box::pin(async move { hooks.journaled_through(ticket).await })
+            }
+            _ => Box::pin(std::future::ready(())),
+        };
         if let Some(cluster) = &cluster {
             let (cluster, record) = (cluster.clone(), record.clone());
             tokio::spawn(async move {
@@ -68,6 +74,7 @@ pub(in crate::hub) fn writer(
         {
             let _ = tx.try_send(Command::ConversationChanged { record });
         }
+        durable
     });
     Writer::start(conversations, notify)
 }
