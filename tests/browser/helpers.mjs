@@ -513,9 +513,11 @@ const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 /**
  * The serious and critical axe-core violations on the page as it is now, one line each
  * (the page's context needs `bypassCSP`: the pages' CSP forbids the injected script).
+ * axe is injected once per document: parsing its half megabyte cost about as much as a
+ * check, and a test checks one document in several states.
  */
 export async function violations(page) {
-  await page.addScriptTag({ path: AXE });
+  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.addScriptTag({ path: AXE });
   const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
   return result.violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
