@@ -67,14 +67,13 @@ test-rust-shared:
 test-alone:
 	scripts/with-mongo.sh $(CARGO) test --test hub -- --test-threads=1 $(ALONE)
 
-## Two test files at once. A file's tests wait on the browser and the hub much of the
-## time (two at once kept a 2-core machine under half busy: 421 CPU-seconds in an 8-minute
-## run), so three may be faster, but under load pages then missed their 8 s navigation
-## timeouts. Tried again on 2026-11-28 with the machine's load average at 12-23 (others'
-## builds): three passed 123/123 once (793 s, 369 CPU-seconds), then failed once on the
-## console showing a filter's late answer (fixed since) and once on an 8 s click timeout in
-## room-lobby-end (802 s): not the default. a11y.test.mjs, the longest file (three axe passes, each
-## CPU-bound in the page), is first in the list and so starts first.
+## Two test files at once: the phase keeps a 2-core machine busy. Its CPU is mostly
+## Chromium's renderers (about 780 of 875 CPU-seconds on 2026-11-28; the hubs 25, node 90),
+## which are not reaped into the command's own usage: `time make test-browser` shows about
+## 330 and suggested half-idle cores. Measure with tests/browser/cpu-sampler.py, which
+## counts every process below the command. Three at once also missed 8 s timeouts under
+## load. a11y.test.mjs, the longest file (three axe passes, each CPU-bound in the page), is
+## first in the list and so starts first.
 ## `make test-browser BROWSER_CONCURRENCY=N` tries another number.
 BROWSER_CONCURRENCY ?= 2
 
