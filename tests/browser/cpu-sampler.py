@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The CPU time a command costs, its children's included: runs it, reads the CPU time of
 every process below it four times a second, and prints the totals per process name when it
-ends (keeping its exit status). `time CMD` misses Chromium's renderers: they are not reaped
+ends (keeping its exit status); Chromium's processes are told apart by their `--type=` (and
+utility sub-type). `time CMD` misses Chromium's renderers: they are not reaped
 into the command's usage. A process shorter than a quarter second may be missed.
 
     cd tests/browser && ./cpu-sampler.py npm test
@@ -18,6 +19,13 @@ def sample():
             s = open(f'/proc/{d}/stat').read()
         except OSError: continue
         comm = s[s.index('(')+1:s.rindex(')')]
+        if comm.startswith('chrom'):  # Chromium's processes apart by role: --type=renderer, gpu-process, ...
+            try:
+                args = open(f'/proc/{d}/cmdline').read().replace('\0', ' ').split()  # zygote children retitle themselves: one space-separated string
+            except OSError: args = []
+            kind = next((a[7:] for a in args if a.startswith('--type=')), 'browser')
+            sub = next((a[19:] for a in args if a.startswith("--utility-sub-type=")), '')
+            comm = f'chromium:{kind}' + (f':{sub.rsplit(".", 1)[-1]}' if sub else '')
         f = s[s.rindex(')')+2:].split()
         stats[int(d)] = (int(f[1]), comm, (int(f[11]) + int(f[12])) / TICK, f[19])
     below = {proc.pid}
