@@ -74,7 +74,9 @@ test-alone:
 ## counts every process below the command. Three at once also missed 8 s timeouts under
 ## load. a11y.test.mjs, the longest file (three axe passes, each CPU-bound in the page), is
 ## first in the list and so starts first.
-## `make test-browser BROWSER_CONCURRENCY=N` tries another number.
+## `make test-browser BROWSER_CONCURRENCY=N` tries another number. The pages' pictures for
+## docs/screenshots are saved only with `SCREENSHOTS=1 make test-browser` (a failing test's
+## always): each is a full-page paint and PNG encode in Chromium.
 BROWSER_CONCURRENCY ?= 2
 
 ## The hub binary as `cargo test` builds it for the integration tests (tests/allocator.rs is

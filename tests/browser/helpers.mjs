@@ -251,8 +251,18 @@ export async function joinedChat(customer, agent, hub, category, name) {
   return panel;
 }
 
-export async function shot(page, name) {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+/** Whether the run keeps the pages' pictures (`SCREENSHOTS=1`, for refreshing docs/screenshots):
+ *  each costs Chromium a full-page paint and a PNG encode, about a quarter second of CPU, and
+ *  no test reads them. A failing test's pictures are kept regardless. */
+const SCREENSHOTS = process.env.SCREENSHOTS === '1';
+
+/** Saves `page` as screenshots/`name`.png when the run keeps pictures (`SCREENSHOTS=1`). */
+export async function shot(page, name, { fullPage = true } = {}) {
+  if (SCREENSHOTS) await saveShot(page, name, fullPage);
+}
+
+function saveShot(page, name, fullPage = true) {
+  return page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
 /**
@@ -264,7 +274,7 @@ export async function withShots(name, body) {
   try {
     await body(pages);
   } catch (error) {
-    await Promise.all(pages.map((p, i) => (p.isClosed() ? null : shot(p, `FAILED-${name}-${i}`).catch(() => {}))));
+    await Promise.all(pages.map((p, i) => (p.isClosed() ? null : saveShot(p, `FAILED-${name}-${i}`).catch(() => {}))));
     throw error;
   } finally {
     await Promise.all(pages.map((p) => p.context().close().catch(() => {})));
