@@ -68,9 +68,13 @@ test-alone:
 	scripts/with-mongo.sh $(CARGO) test --test hub -- --test-threads=1 $(ALONE)
 
 ## Two test files at once: the phase keeps a 2-core machine busy. Its CPU is mostly
-## Chromium's renderers (about 780 of 875 CPU-seconds on 2026-11-28; the hubs 25, node 90),
-## which are not reaped into the command's own usage: `time make test-browser` shows about
-## 330 and suggested half-idle cores. Measure with tests/browser/cpu-sampler.py, which
+## Chromium's (about 780 of 875 CPU-seconds on 2026-11-28; the hubs 25, node 90), which is
+## not reaped into the command's own usage: `time make test-browser` shows about 330 and
+## suggested half-idle cores. Without screenshots, 562 of 655: the browser process 295 (it
+## serves playwright's protocol and composites every page), renderers 214, GPU process 28,
+## network 13. Launch options tried over the same files (--no-zygote, site isolation off,
+## --disable-software-rasterizer, --use-gl=disabled, more features off) moved nothing
+## beyond the run-to-run noise, so none is kept. Measure with tests/browser/cpu-sampler.py, which
 ## counts every process below the command. Three at once also missed 8 s timeouts under
 ## load. a11y.test.mjs, the longest file (three axe passes, each CPU-bound in the page), is
 ## first in the list and so starts first.
