@@ -69,15 +69,20 @@ test-alone:
 	scripts/with-mongo.sh sh -c '$(CARGO) test --test hub -- --test-threads=1 cluster_scenarios:: \
 	  && $(CARGO) test --test hub -- --test-threads=2 cluster_stall::'
 
-## Two test files at once. A file's tests wait on the browser and the hub much of the
-## time (two at once kept a 2-core machine under half busy: 421 CPU-seconds in an 8-minute
-## run), so three may be faster, but under load pages then missed their 8 s navigation
-## timeouts. Tried again on 2026-11-28 with the machine's load average at 12-23 (others'
-## builds): three passed 123/123 once (793 s, 369 CPU-seconds), then failed once on the
-## console showing a filter's late answer (fixed since) and once on an 8 s click timeout in
-## room-lobby-end (802 s): not the default. a11y.test.mjs, the longest file (three axe passes, each
-## CPU-bound in the page), is first in the list and so starts first.
-## `make test-browser BROWSER_CONCURRENCY=N` tries another number.
+## Two test files at once: the phase keeps a 2-core machine busy. Its CPU is mostly
+## Chromium's (about 780 of 875 CPU-seconds on 2026-11-28; the hubs 25, node 90), which is
+## not reaped into the command's own usage: `time make test-browser` shows about 330 and
+## suggested half-idle cores. Without screenshots, 562 of 655: the browser process 295 (it
+## serves playwright's protocol and composites every page), renderers 214, GPU process 28,
+## network 13. Launch options tried over the same files (--no-zygote, site isolation off,
+## --disable-software-rasterizer, --use-gl=disabled, more features off) moved nothing
+## beyond the run-to-run noise, so none is kept. Measure with tests/browser/cpu-sampler.py, which
+## counts every process below the command. Three at once also missed 8 s timeouts under
+## load. a11y.test.mjs, the longest file (three axe passes, each CPU-bound in the page), is
+## first in the list and so starts first.
+## `make test-browser BROWSER_CONCURRENCY=N` tries another number. The pages' pictures for
+## docs/screenshots are saved only with `SCREENSHOTS=1 make test-browser` (a failing test's
+## always): each is a full-page paint and PNG encode in Chromium.
 BROWSER_CONCURRENCY ?= 2
 
 ## The hub binary as `cargo test` builds it for the integration tests (tests/allocator.rs is

@@ -29,12 +29,15 @@ test('a network drop of a few seconds keeps the agent signed in with their chat'
     await panel.getByTestId('message').filter({ hasText: 'Before the drop' }).waitFor();
 
     // The agent's network goes away: offline mode fails new requests, the cut proxy resets the open socket.
+    let failedChecks = 0;
+    agent.on('requestfailed', (r) => { if (r.url().endsWith('/api/me')) failedChecks += 1; });
     await agent.context().setOffline(true);
     proxy.cut();
     await customer.getByTestId('peer-away').waitFor({ timeout: 15000 });
     await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
-    // A few seconds of failed reconnects and failed /api/me checks.
-    await agent.waitForTimeout(4000);
+    // Failed reconnects, each followed by a failed /api/me check (the backoff doubles
+    // between them: three take a few seconds).
+    while (failedChecks < 3) await agent.waitForEvent('requestfailed', { timeout: 15000 });
     await shot(agent, 'agent-reconnecting');
     assert.equal(await agent.getByTestId('login').isVisible(), false, 'not sent to the sign-in screen while offline');
     assert.equal(await panel.isVisible(), true, 'the chat stays on screen while reconnecting');

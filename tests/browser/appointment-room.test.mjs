@@ -8,7 +8,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, withShots, apiCall, SHOTS, hubAndBrowser, stopAll, openPages } from './helpers.mjs';
+import { createAgent, agentSignsIn, withShots, shot, apiCall, hubAndBrowser, stopAll, openPages } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -53,9 +53,9 @@ test('the representative starts an appointment and both sides reach the call', a
     const waiting = customer.getByTestId('waiting-text');
     await waiting.filter({ hasText: 'Your call with Rita starts at' }).waitFor();
     assert.match(await waiting.textContent(), /you will be let in when Rita joins/);
-    await customer.screenshot({ path: `${SHOTS}/appointment-waiting-room-390.png`, fullPage: true });
+    await shot(customer, 'appointment-waiting-room-390');
     await agent.getByTestId('customer-waiting').filter({ hasText: 'Carla is waiting' }).waitFor({ timeout: 10000 });
-    await agent.screenshot({ path: `${SHOTS}/appointment-agent-sees-waiting-1280.png`, fullPage: true });
+    await shot(agent, 'appointment-agent-sees-waiting-1280');
 
     // Started: the waiting customer goes in by themselves, no second click.
     const [agentRoom] = await Promise.all([agent.context().waitForEvent('page'), startButton.click()]);

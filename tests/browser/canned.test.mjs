@@ -5,8 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { newPage, createAgent, agentSignsIn, apiCall, adminToken, withShots, shot, SHOTS, hubAndBrowser, stopAll, openPages, adminSignsIn, joinedChat, fillIn, expectClean } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, apiCall, adminToken, withShots, shot, hubAndBrowser, stopAll, openPages, adminSignsIn, joinedChat, fillIn, expectClean } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -162,7 +161,7 @@ test('at 1366×768 the "/" picker opens above the message box with the replies i
   assert.ok(fit.listBottom <= fit.boxTop + 1, `the picker opens above the message box: ${JSON.stringify(fit)}`);
   assert.ok(fit.whole >= 6, `at least six replies in view at once: ${JSON.stringify(fit)}`);
   assert.ok(fit.boxBottom <= fit.height, `the message box stays in view: ${JSON.stringify(fit)}`);
-  await agentPage.screenshot({ path: path.join(SHOTS, 'agent-canned-picker-1366.png') });
+  await shot(agentPage, 'agent-canned-picker-1366', { fullPage: false });
   await input.pressSequentially('greet');
   await input.press('Enter');
   assert.equal(await input.inputValue(), 'Hi Dana, Tess here. How can I help?');

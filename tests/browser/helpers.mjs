@@ -251,8 +251,18 @@ export async function joinedChat(customer, agent, hub, category, name) {
   return panel;
 }
 
-export async function shot(page, name) {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+/** Whether the run keeps the pages' pictures (`SCREENSHOTS=1`, for refreshing docs/screenshots):
+ *  each costs Chromium a full-page paint and a PNG encode, about a quarter second of CPU, and
+ *  no test reads them. A failing test's pictures are kept regardless. */
+const SCREENSHOTS = process.env.SCREENSHOTS === '1';
+
+/** Saves `page` as screenshots/`name`.png when the run keeps pictures (`SCREENSHOTS=1`). */
+export async function shot(page, name, { fullPage = true } = {}) {
+  if (SCREENSHOTS) await saveShot(page, name, fullPage);
+}
+
+function saveShot(page, name, fullPage = true) {
+  return page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
 /**
@@ -264,7 +274,7 @@ export async function withShots(name, body) {
   try {
     await body(pages);
   } catch (error) {
-    await Promise.all(pages.map((p, i) => (p.isClosed() ? null : shot(p, `FAILED-${name}-${i}`).catch(() => {}))));
+    await Promise.all(pages.map((p, i) => (p.isClosed() ? null : saveShot(p, `FAILED-${name}-${i}`).catch(() => {}))));
     throw error;
   } finally {
     await Promise.all(pages.map((p) => p.context().close().catch(() => {})));
@@ -513,9 +523,11 @@ const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 /**
  * The serious and critical axe-core violations on the page as it is now, one line each
  * (the page's context needs `bypassCSP`: the pages' CSP forbids the injected script).
+ * axe is injected once per document: parsing its half megabyte cost about as much as a
+ * check, and a test checks one document in several states.
  */
 export async function violations(page) {
-  await page.addScriptTag({ path: AXE });
+  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.addScriptTag({ path: AXE });
   const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
   return result.violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')

@@ -5,8 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { createAgent, agentSignsIn, customerJoins, shot, withShots, SHOTS, hubAndBrowser, startForFile, openPages, panelOf, joinedChat, says } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, shot, withShots, hubAndBrowser, startForFile, openPages, panelOf, joinedChat, says } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -15,7 +14,7 @@ const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
 
 /** What is on the screen (a modal dialog over the page), not the whole scrolled page. */
-const screenShot = (page, name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+const screenShot = (page, name) => shot(page, name, { fullPage: false });
 
 const itemOf = (page, customer) => page.locator(`[data-testid="chat-list-item"][data-customer="${customer}"]`);
 const agentOption = (page, name) => page.getByTestId('transfer-dialog').locator(`[data-testid="transfer-agent"][data-name="${name}"]`);
