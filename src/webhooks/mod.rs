@@ -29,7 +29,7 @@ pub mod sign;
 pub mod target;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +61,10 @@ pub struct Webhooks {
     again: mpsc::Sender<Again>,
     /// Some endpoint is enabled: otherwise events are not even made.
     active: Arc<AtomicBool>,
+    /// Readings of the endpoints begun, and the latest begun whose answer set `active`: an
+    /// older reading answering late (the start's, behind an admin's change) is dropped.
+    readings: Arc<AtomicU64>,
+    applied: Arc<Mutex<u64>>,
     /// Wakes the deliverer when deliveries were written or an endpoint was enabled.
     wake: Arc<Notify>,
     store: SharedStore,
@@ -83,6 +87,8 @@ impl Webhooks {
             journal: Journal::start(journal),
             again,
             active: Arc::default(),
+            readings: Arc::default(),
+            applied: Arc::default(),
             wake: Arc::default(),
             store,
             allow_private: settings.webhook_allow_private,
@@ -198,8 +204,16 @@ impl Webhooks {
     }
 
     async fn refresh(&self) {
+        let reading = self.readings.fetch_add(1, Ordering::SeqCst) + 1;
         match self.store.webhooks().await {
-            Ok(endpoints) => self.seen(&endpoints),
+            Ok(endpoints) => {
+                // A reading begun later read a store at least as new: it alone may answer.
+                let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+                if reading > *applied {
+                    *applied = reading;
+                    self.seen(&endpoints);
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "webhook endpoints could not be read"),
         }
     }
