@@ -103,13 +103,7 @@ async fn lines_acknowledged_during_an_outage_reach_the_receiver_after_a_kill_and
 /// store lets writes through again, the node starts again: the receiver gets the event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_answered_2xx_reaches_the_receiver_though_the_node_was_killed_right_after() {
-    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
-    let _server = Running(child);
-    let uri = format!("mongodb://127.0.0.1:{port}");
-    let dir = TempDir::new("hooks-killed");
-    let (url, got) = receiver(0).await;
-    let mut hub = hub_on(&uri, "hooks_killed", &dir.0).await;
-    register(&hub.admin().await, &url, &["offline_message.created"]).await;
+    let (_server, uri, dir, got, mut hub) = on_failpoint_mongo("hooks_killed", &["offline_message.created"]).await;
 
     hold_numbering(&uri, true).await;
     let left = leave_offline_message(&hub).await;
@@ -120,6 +114,29 @@ async fn an_event_answered_2xx_reaches_the_receiver_though_the_node_was_killed_r
     let _hub = hub_on(&uri, "hooks_killed", &dir.0).await;
     let id = left["id"].as_str().unwrap().to_string();
     until_all_delivered(&got, "offline_message_id", &[id], Duration::from_secs(60)).await;
+}
+
+/// A MongoDB-wire server that takes failpoints (kept running while its guard lives), its
+/// URI, the node's DATA_DIR, a receiver registered for `events`, and the node on database
+/// `db`: what the tests that kill a node while the store holds writes start from.
+async fn on_failpoint_mongo(
+    db: &str,
+    events: &[&str],
+) -> (
+    Running,
+    String,
+    TempDir,
+    std::sync::Arc<std::sync::Mutex<crate::webhooks::Received>>,
+    HubProcess,
+) {
+    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
+    let server = Running(child);
+    let uri = format!("mongodb://127.0.0.1:{port}");
+    let dir = TempDir::new(db);
+    let (url, got) = receiver(0).await;
+    let hub = hub_on(&uri, db, &dir.0).await;
+    register(&hub.admin().await, &url, events).await;
+    (server, uri, dir, got, hub)
 }
 
 /// Makes the server at `uri` hold every `findAndModify` (the deliveries' numbering, and
@@ -141,13 +158,8 @@ async fn hold_numbering(uri: &str, hold: bool) {
 /// writes through again, the node starts again: the receiver gets the status change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_change_answered_on_the_socket_reaches_the_receiver_though_the_node_was_killed_right_after() {
-    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
-    let _server = Running(child);
-    let uri = format!("mongodb://127.0.0.1:{port}");
-    let dir = TempDir::new("hooks-status-killed");
-    let (url, got) = receiver(0).await;
-    let mut hub = hub_on(&uri, "hooks_status_killed", &dir.0).await;
-    register(&hub.admin().await, &url, &["conversation.status_changed"]).await;
+    let (_server, uri, dir, got, mut hub) =
+        on_failpoint_mongo("hooks_status_killed", &["conversation.status_changed"]).await;
     let (mut ann, _carla, chat) = hub.agent_and_customer_in_a_chat().await;
 
     hold_numbering(&uri, true).await;
