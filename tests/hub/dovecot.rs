@@ -9,6 +9,7 @@
 //! test run as root hands those to the package's own `dovenull` and `dovecot` users (the
 //! mail directory is theirs); anyone else runs every part as themselves.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -67,6 +68,11 @@ impl Dovecot {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
+            // The master gone, a session's `imap` process serves on for about 30 s (a client
+            // in IDLE kept talking to it, so "the server is down" came after the test's wait,
+            // on a slow machine): a server that goes down takes its sessions with it.
+            // SAFETY: kill takes a process group id and a signal; the group is our child's own.
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
         }
     }
 
@@ -98,7 +104,9 @@ impl Dovecot {
             .into_iter()
             .find(|b| !b.starts_with('/') || Path::new(b).exists())
             .unwrap();
+        // A process group of its own, so `stop` ends the sessions with the server.
         let mut child = Command::new(binary)
+            .process_group(0)
             .args(["-F", "-c"])
             .arg(&conf)
             .stdout(Stdio::null())
