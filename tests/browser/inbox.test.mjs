@@ -126,6 +126,9 @@ test('an agent with four chats switches by keyboard, with unread counts, notific
     for (const last of ['Ann: Ann here', 'Ben: Ben two', 'Dee: Dee one']) {
       await agent.getByTestId('conversation-last').filter({ hasText: last }).waitFor();
     }
+    // The work list marks the conversations that are live chats now, as "My chats" lists them.
+    const workRow = (name) => agent.locator(`[data-testid="conversation-item"][data-customer="${name}"]`);
+    for (const name of names) await workRow(name).getByTestId('conversation-live').filter({ hasText: 'Chatting now' }).waitFor();
     await shot(agent, 'agent-inbox-desktop');
 
     // Keyboard: "/" goes to the message box; Alt+↓ opens the next chat, clearing its count.

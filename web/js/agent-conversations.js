@@ -8,7 +8,8 @@
 // nobody could chat), with one row of small actions as Chatwoot's list has them: "Open",
 // "Resolve" (or "Reopen"), a "More" list (Waiting on customer, Snooze 1 hour or until
 // tomorrow 9:00), "+ Label"; and the labels it carries (each removed with its ×;
-// the list filtered by one). A conversation its snooze reopened is marked "Snooze ended"
+// the list filtered by one). A conversation whose customer is chatting with this agent now
+// (the same one as in "My chats") is marked "Chatting now". A conversation its snooze reopened is marked "Snooze ended"
 // while the server says so (the inbox's snooze_ended_at); "Open" tells the server it was
 // seen (POST /api/conversations/{id}/opened), so a reload or another console agrees. Status
 // changes go over the agent's socket (`set_conversation_status`), labels over HTTP
@@ -179,10 +180,13 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       ? `${c.last_message.from === 'agent' ? (mine ? 'You' : 'Agent') : name}: ${c.last_message.text}` : 'No messages yet';
     // The server marks a conversation its snooze reopened until its holder opens it.
     const woke = Boolean(c.snooze_ended_at) && c.status === 'open';
+    // Its customer is in a chat with this agent now: the same conversation as in "My chats".
+    const live = isLive(c.id);
     return el('li', { class: `conversation-item${woke ? ' snooze-ended' : ''}`, dataset: { testid: 'conversation-item', id: c.id, status: c.status, customer: name } },
       el('div', { class: 'row' },
         el('strong', { class: 'grow conversation-name' }, name),
         woke ? el('span', { class: 'pill snooze-ended-mark', dataset: { testid: 'conversation-snooze-ended' } }, 'Snooze ended') : null,
+        live ? el('span', { class: 'pill connected', dataset: { testid: 'conversation-live' } }, 'Chatting now') : null,
         statusPill(c.status, 'conversation-status')),
       el('p', { class: 'muted conversation-last', dataset: { testid: 'conversation-last' } }, last),
       // Below the name (a phone's row has no room beside it).
@@ -299,7 +303,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       load();
       return false;
     }
-    // A chat started or ended changes the list as well.
+    // A chat started or ended changes the list as well (its "Chatting now" too).
     if (f.type === 'chat_started' || f.type === 'chat_ended') setTimeout(load, 300);
     // A new line is its conversation's last line: the list follows within a second, one
     // reload for a burst of lines (not the periodic refresh's ten).
