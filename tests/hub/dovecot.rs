@@ -246,14 +246,14 @@ service auth-worker {{
             .try_collect()
             .await
             .expect("FETCH answers");
-        let mut all: Vec<(u32, Vec<String>)> = fetched
+        // A mail whose flags the hub changes meanwhile may also come as an unsolicited FETCH,
+        // without its UID: the answer's own line for it follows, so only UID'd ones count,
+        // the last one heard per UID.
+        let all: std::collections::BTreeMap<u32, Vec<String>> = fetched
             .iter()
-            .map(|f| {
-                let flags = f.flags().map(|flag| format!("{flag:?}")).collect();
-                (f.uid.expect("a UID"), flags)
-            })
+            .filter_map(|f| Some((f.uid?, f.flags().map(|flag| format!("{flag:?}")).collect())))
             .collect();
-        all.sort();
+        let all: Vec<(u32, Vec<String>)> = all.into_iter().collect();
         session.logout().await.expect("LOGOUT");
         all
     }
