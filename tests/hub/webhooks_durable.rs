@@ -180,3 +180,109 @@ async fn a_status_change_answered_on_the_socket_reaches_the_receiver_though_the_
     let wanted = ["pending".to_string()];
     until_all_delivered(&got, "status", &wanted, Duration::from_secs(60)).await;
 }
+
+/// The node's journal cannot be written: every write to a file fails (`EFBIG`), as on a full
+/// disk. The real fault, made portably: the node's file-size limit (`RLIMIT_FSIZE`) lowered
+/// to 0 bytes from outside with `prlimit`, then raised again. The test process ignores
+/// `SIGXFSZ` and the node inherits that, so a refused write is an error the node sees, not
+/// a signal that ends it.
+fn limit_file_size(pid: u32, bytes: u64) {
+    let pid = i32::try_from(pid).unwrap();
+    rlimit::prlimit(pid, rlimit::Resource::FSIZE, Some((bytes, rlimit::INFINITY)), None)
+        .unwrap_or_else(|e| panic!("cannot set the file-size limit of process {pid}: {e}"));
+}
+
+/// A counter or gauge of the node's `/metrics` (0 when it has not been recorded yet).
+async fn metric(hub: &Endpoint, name: &str) -> f64 {
+    let text = reqwest::get(hub.url("/metrics")).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find(|l| l.split([' ', '{']).next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// While the journal's disk refuses writes, an offline message is not answered 2xx: its
+/// event is not on disk. The node counts the failed write (`/metrics`) and keeps trying;
+/// once the disk takes writes again the answer comes, the event reaches the receiver, and
+/// so do the events made after (the journal's file was reopened, not left refusing every
+/// write until a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_waits_while_the_journal_cannot_be_written_and_the_journal_recovers() {
+    // SAFETY: setting a signal's disposition to "ignore" touches no memory of this process.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let mongo = MongoServer::start().await;
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let dir = TempDir::new("hooks-disk-refuses");
+    let (url, got) = receiver(0).await;
+    // Its output dropped rather than logged to a file: that file would be refused too.
+    let hub = HubProcess::start(
+        None,
+        &[
+            ("STORE", "mongodb"),
+            ("MONGODB_URI", &mongo.uri()),
+            ("MONGODB_DB", &db),
+            ("DATA_DIR", dir.0.to_str().unwrap()),
+            ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ],
+    )
+    .await;
+    register(&hub.admin().await, &url, &["offline_message.created"]).await;
+    let first = leave_offline_message(&hub).await;
+
+    limit_file_size(hub.child.id(), 0);
+    let endpoint = hub.endpoint;
+    let leaving = tokio::spawn(async move { leave_offline_message(&endpoint).await });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while metric(&hub, "switchboard_webhook_journal_write_failures_total").await < 1.0 {
+        assert!(
+            !leaving.is_finished(),
+            "answered 201 though its webhook event could not be written to the journal"
+        );
+        assert!(tokio::time::Instant::now() < deadline, "no journal write failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !leaving.is_finished(),
+        "answered 201 though its webhook event could not be written to the journal"
+    );
+
+    limit_file_size(hub.child.id(), rlimit::INFINITY);
+    let during = leaving.await.unwrap();
+    let after = leave_offline_message(&hub).await;
+    let wanted: Vec<String> = [first, during, after]
+        .iter()
+        .map(|left| left["id"].as_str().unwrap().to_string())
+        .collect();
+    until_all_delivered(&got, "offline_message_id", &wanted, Duration::from_secs(60)).await;
+}
+
+/// A journal record the node cannot read (damaged, or written by a newer version) is set
+/// aside, counted in `/metrics`, and the events behind it are still delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_journal_record_is_set_aside_and_the_events_behind_it_go_on() {
+    let mongo = MongoServer::start().await;
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let dir = TempDir::new("hooks-unreadable");
+    let (url, got) = receiver(0).await;
+    let mut hub = hub_on(&mongo.uri(), &db, &dir.0).await;
+    register(&hub.admin().await, &url, &["offline_message.created"]).await;
+    hub.kill();
+    drop(hub);
+
+    {
+        let journal = redb::Database::create(dir.0.join("webhook-journal.redb")).unwrap();
+        let events: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("webhook_events");
+        let tx = journal.begin_write().unwrap();
+        tx.open_table(events)
+            .unwrap()
+            .insert(1, b"{\"written by\": \"a newer version\"}".as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+
+    let hub = hub_on(&mongo.uri(), &db, &dir.0).await;
+    let left = leave_offline_message(&hub).await;
+    let id = left["id"].as_str().unwrap().to_string();
+    until_all_delivered(&got, "offline_message_id", &[id], Duration::from_secs(30)).await;
+    assert_eq!(metric(&hub, "switchboard_webhook_journal_set_aside").await, 1.0);
+}

@@ -39,7 +39,7 @@ async fn events_are_written_in_ticket_order_and_kept_until_removed() {
             task.await.unwrap();
         }
         journal.written_through(journal.last_ticket()).await;
-        let held = journal.file.front(usize::MAX).unwrap();
+        let held = journal.file.front(usize::MAX).unwrap().events;
         assert_eq!(held.len(), 100);
         journal.file.remove_through(held[39].0).unwrap();
         // The writer ends once the handle is gone, and lets go of the file.
@@ -50,7 +50,7 @@ async fn events_are_written_in_ticket_order_and_kept_until_removed() {
         }
     }
     let file = JournalFile::open(&dir).unwrap();
-    let held = file.front(usize::MAX).unwrap();
+    let held = file.front(usize::MAX).unwrap().events;
     assert_eq!(held.len(), 60, "the first 40 were removed");
     // Each task's events keep their order: tickets were given in the order made.
     for n in 0..4u64 {
