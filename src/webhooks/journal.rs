@@ -10,6 +10,11 @@
 //! wrote, so events made during a store outage wait on disk, not in memory, and the next
 //! start hands on whatever a crash left. Handing an event on twice is harmless: a
 //! delivery's id is the event's and the endpoint's, and the store keeps one.
+//!
+//! A disk that fails an append holds the tickets behind it unwritten (the append is tried
+//! again until it is written), so nothing is acknowledged whose event is not on disk; a
+//! record the fan-out cannot decode is set aside ([`JournalFile::front`]) rather than
+//! stop the events behind it.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

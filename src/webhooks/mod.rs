@@ -132,6 +132,11 @@ impl Webhooks {
         self.journal.written_through(ticket).await;
     }
 
+    /// This node's journal file: its backlog and what it set aside.
+    pub fn journal(&self) -> &journal::JournalFile {
+        &self.journal.file
+    }
+
     /// Queues `logged`'s event once more to its endpoint, as a new pending delivery (same
     /// event id and body, signed afresh when sent) behind the conversation's others: the
     /// new delivery once stored, `None` when the hub is stopping.

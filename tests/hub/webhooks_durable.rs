@@ -192,6 +192,13 @@ fn limit_file_size(pid: u32, bytes: u64) {
         .unwrap_or_else(|e| panic!("cannot set the file-size limit of process {pid}: {e}"));
 }
 
+/// The admin API's view of the node's webhook journal.
+async fn journal_view(admin: &Api) -> Value {
+    let (status, view) = admin.get("/api/admin/webhooks/journal").await;
+    assert_eq!(status, 200, "{view}");
+    view
+}
+
 /// A counter or gauge of the node's `/metrics` (0 when it has not been recorded yet).
 async fn metric(hub: &Endpoint, name: &str) -> f64 {
     let text = reqwest::get(hub.url("/metrics")).await.unwrap().text().await.unwrap();
@@ -285,4 +292,112 @@ async fn an_unreadable_journal_record_is_set_aside_and_the_events_behind_it_go_o
     let id = left["id"].as_str().unwrap().to_string();
     until_all_delivered(&got, "offline_message_id", &[id], Duration::from_secs(30)).await;
     assert_eq!(metric(&hub, "switchboard_webhook_journal_set_aside").await, 1.0);
+    let view = journal_view(&hub.admin().await).await;
+    assert_eq!(view["set_aside"], 1, "{view}");
+}
+
+/// The archive's spool, on the same kind of log as the journal, is not left refusing after
+/// its disk failed a write: during a MongoDB outage, with every write to a file refused,
+/// lines are refused (or wait); once the disk takes writes again, the lines that waited
+/// are acknowledged and new ones are too, MongoDB still down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_spool_takes_lines_again_once_its_disk_does() {
+    // SAFETY: as in the journal's test above.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let mut mongo = MongoServer::start().await;
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let dir = TempDir::new("spool-disk-refuses");
+    let hub = HubProcess::start(
+        None,
+        &[
+            ("STORE", "mongodb"),
+            ("MONGODB_URI", &mongo.uri()),
+            ("MONGODB_DB", &db),
+            ("DATA_DIR", dir.0.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let (_ann, mut carla, _chat) = hub.agent_and_customer_in_a_chat().await;
+    mongo.stop().await;
+    acked(&mut carla, None, "spooled").await;
+
+    limit_file_size(hub.child.id(), 0);
+    // Lines until one is refused: a spool write failed by then. The others wait for an ack.
+    let mut waiting: HashSet<String> = HashSet::new();
+    let mut refused = false;
+    for i in 0..60 {
+        let text = format!("while the disk refuses {i}");
+        carla
+            .send(json!({"type": "message", "text": text, "client_id": text}))
+            .await;
+        waiting.insert(text);
+        while let Some(frame) = carla.recv_within(Duration::from_millis(500)).await {
+            match frame["type"].as_str() {
+                Some("ack") => panic!("acknowledged while the spool cannot be written: {frame}"),
+                Some("error") if frame["code"] == "archive_unavailable" => {
+                    waiting.remove(frame["client_id"].as_str().unwrap_or_default());
+                    refused = true;
+                }
+                _ => {}
+            }
+        }
+        if refused {
+            break;
+        }
+    }
+    assert!(refused, "no line was refused while the spool could not be written");
+
+    limit_file_size(hub.child.id(), rlimit::INFINITY);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !waiting.is_empty() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(frame) = carla.recv_within(left).await else {
+            panic!("never acknowledged once the disk took writes again: {waiting:?}");
+        };
+        if frame["type"] == "ack" {
+            waiting.remove(frame["client_id"].as_str().unwrap_or_default());
+        }
+    }
+    acked(&mut carla, None, "after").await;
+}
+
+/// While the store fails the writes that make deliveries (its `findAndModify`, which
+/// numbers them, answered with an error that does not mark the server down), the events of offline messages answered 201 wait in the journal:
+/// `switchboard_webhook_journal_backlog` and the admin's journal view count them. Once the
+/// store takes those writes again they are handed on as deliveries and both count none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_backlog_is_counted_in_metrics_and_for_admins() {
+    let (_server, uri, _dir, got, hub) = on_failpoint_mongo("hooks_backlog", &["offline_message.created"]).await;
+    let admin = hub.admin().await;
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let fail_numbering = |mode: &str| {
+        bson::doc! {"configureFailPoint": "failCommand", "mode": mode, "data": {
+            "failCommands": ["findAndModify"], "errorCode": 2_i32,
+        }}
+    };
+    client
+        .database("admin")
+        .run_command(fail_numbering("alwaysOn"))
+        .await
+        .unwrap();
+    let mut left = vec![];
+    for _ in 0..3 {
+        left.push(leave_offline_message(&hub).await["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(metric(&hub, "switchboard_webhook_journal_backlog").await, 3.0);
+    let view = journal_view(&admin).await;
+    assert_eq!((&view["backlog"], &view["set_aside"]), (&json!(3), &json!(0)), "{view}");
+
+    client
+        .database("admin")
+        .run_command(fail_numbering("off"))
+        .await
+        .unwrap();
+    until_all_delivered(&got, "offline_message_id", &left, Duration::from_secs(60)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while metric(&hub, "switchboard_webhook_journal_backlog").await > 0.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the backlog never emptied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(journal_view(&admin).await["backlog"], 0);
 }
