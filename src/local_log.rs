@@ -94,6 +94,14 @@ impl LocalLog {
         Self::ready(db, Some(path), kind)
     }
 
+    /// Opens (creating) and closes the log of `kind` in `dir`: a damaged or unwritable one
+    /// stops start-up, the error naming `DATA_DIR`.
+    pub fn check_opens(dir: &Path, kind: &'static Kind) -> Result<(), crate::store::Unusable> {
+        Self::open(dir, kind)
+            .map(drop)
+            .map_err(|e| crate::store::Unusable(format!("DATA_DIR={}: {e}", dir.display())))
+    }
+
     /// A log in memory: kept only while the process runs.
     pub fn in_memory(kind: &'static Kind) -> Result<Self, LogError> {
         let open = || -> Result<Database, redb::Error> {

@@ -45,9 +45,7 @@ pub fn preflight(dir: &Path) -> Result<(), Unusable> {
 /// start-up at once instead of after the database answers.
 pub fn check_usable(dir: &Path) -> Result<(), Unusable> {
     preflight(dir)?;
-    Spool::open(dir)
-        .map(drop)
-        .map_err(|e| Unusable(format!("DATA_DIR={}: {e}", dir.display())))
+    LocalLog::check_opens(dir, &KIND)
 }
 
 impl Spool {

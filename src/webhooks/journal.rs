@@ -73,9 +73,7 @@ pub fn preflight(dir: &Path) -> Result<(), Unusable> {
 /// or unwritable one stops start-up before the hub serves (or waits for MongoDB).
 pub fn check_usable(dir: &Path) -> Result<(), Unusable> {
     preflight(dir)?;
-    JournalFile::open(dir)
-        .map(drop)
-        .map_err(|e| Unusable(format!("DATA_DIR={}: {e}", dir.display())))
+    LocalLog::check_opens(dir, &KIND)
 }
 
 /// The open journal file. Its methods block on disk I/O: call them off the async threads.

@@ -183,9 +183,9 @@ async fn a_status_change_answered_on_the_socket_reaches_the_receiver_though_the_
 
 /// The node's journal cannot be written: every write to a file fails (`EFBIG`), as on a full
 /// disk. The real fault, made portably: the node's file-size limit (`RLIMIT_FSIZE`) lowered
-/// to 0 bytes from outside with `prlimit`, then raised again. The test process ignores
-/// `SIGXFSZ` and the node inherits that, so a refused write is an error the node sees, not
-/// a signal that ends it.
+/// to 0 bytes from outside with `prlimit`, then raised again. The node ignores `SIGXFSZ`
+/// ([`hub_whose_disk_may_refuse`]), so a refused write is an error it sees, not a signal
+/// that ends it.
 fn limit_file_size(pid: u32, bytes: u64) {
     let pid = i32::try_from(pid).unwrap();
     rlimit::prlimit(pid, rlimit::Resource::FSIZE, Some((bytes, rlimit::INFINITY)), None)
@@ -197,6 +197,27 @@ async fn journal_view(admin: &Api) -> Value {
     let (status, view) = admin.get("/api/admin/webhooks/journal").await;
     assert_eq!(status, 200, "{view}");
     view
+}
+
+/// The real binary on `mongo` (a database of its own) and DATA_DIR `dir`, for a test that
+/// lowers its file-size limit ([`limit_file_size`]): `SIGXFSZ` ignored (this process
+/// ignores it, the node inherits that), its output dropped rather than logged to a file,
+/// which would be refused too.
+async fn hub_whose_disk_may_refuse(mongo: &MongoServer, dir: &TempDir) -> HubProcess {
+    // SAFETY: setting a signal's disposition to "ignore" touches no memory of this process.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    HubProcess::start(
+        None,
+        &[
+            ("STORE", "mongodb"),
+            ("MONGODB_URI", &mongo.uri()),
+            ("MONGODB_DB", &db),
+            ("DATA_DIR", dir.0.to_str().unwrap()),
+            ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ],
+    )
+    .await
 }
 
 /// A counter or gauge of the node's `/metrics` (0 when it has not been recorded yet).
@@ -215,24 +236,10 @@ async fn metric(hub: &Endpoint, name: &str) -> f64 {
 /// write until a restart).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_waits_while_the_journal_cannot_be_written_and_the_journal_recovers() {
-    // SAFETY: setting a signal's disposition to "ignore" touches no memory of this process.
-    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let mongo = MongoServer::start().await;
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
     let dir = TempDir::new("hooks-disk-refuses");
     let (url, got) = receiver(0).await;
-    // Its output dropped rather than logged to a file: that file would be refused too.
-    let hub = HubProcess::start(
-        None,
-        &[
-            ("STORE", "mongodb"),
-            ("MONGODB_URI", &mongo.uri()),
-            ("MONGODB_DB", &db),
-            ("DATA_DIR", dir.0.to_str().unwrap()),
-            ("WEBHOOK_ALLOW_PRIVATE", "true"),
-        ],
-    )
-    .await;
+    let hub = hub_whose_disk_may_refuse(&mongo, &dir).await;
     register(&hub.admin().await, &url, &["offline_message.created"]).await;
     let first = leave_offline_message(&hub).await;
 
@@ -302,21 +309,9 @@ async fn an_unreadable_journal_record_is_set_aside_and_the_events_behind_it_go_o
 /// are acknowledged and new ones are too, MongoDB still down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_archive_spool_takes_lines_again_once_its_disk_does() {
-    // SAFETY: as in the journal's test above.
-    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let mut mongo = MongoServer::start().await;
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
     let dir = TempDir::new("spool-disk-refuses");
-    let hub = HubProcess::start(
-        None,
-        &[
-            ("STORE", "mongodb"),
-            ("MONGODB_URI", &mongo.uri()),
-            ("MONGODB_DB", &db),
-            ("DATA_DIR", dir.0.to_str().unwrap()),
-        ],
-    )
-    .await;
+    let hub = hub_whose_disk_may_refuse(&mongo, &dir).await;
     let (_ann, mut carla, _chat) = hub.agent_and_customer_in_a_chat().await;
     mongo.stop().await;
     acked(&mut carla, None, "spooled").await;
