@@ -16,6 +16,12 @@ pub const ARCHIVE_BACKLOG: &str = "switchboard_archive_backlog";
 pub const ARCHIVE_WRITE_ERRORS: &str = "switchboard_archive_write_errors_total";
 pub const ARCHIVE_EVENTS_WRITTEN: &str = "switchboard_archive_events_written_total";
 pub const ARCHIVE_REFUSED: &str = "switchboard_archive_refused_total";
+/// Webhook events journaled on this node, not yet handed on as deliveries.
+pub const WEBHOOK_JOURNAL_BACKLOG: &str = "switchboard_webhook_journal_backlog";
+/// Webhook journal records that could not be decoded, set aside in its file for an operator.
+pub const WEBHOOK_JOURNAL_SET_ASIDE: &str = "switchboard_webhook_journal_set_aside";
+/// Appends to the webhook journal that failed (each tried again until written).
+pub const WEBHOOK_JOURNAL_WRITE_FAILURES: &str = "switchboard_webhook_journal_write_failures_total";
 /// Connections closed before their first request because descriptors ran short.
 pub const CONNECTIONS_SHED: &str = "switchboard_connections_shed_total";
 

@@ -51,8 +51,9 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
-    /// The archive's spool or the webhook journal (in DATA_DIR) cannot be opened or read.
-    #[error("archive spool: {0}")]
+    /// The archive's spool or the webhook journal (in DATA_DIR) cannot be opened or read
+    /// (the message names which).
+    #[error("{0}")]
     Spool(String),
     /// The cluster's Redis cannot be used as configured.
     #[error("cluster: {0}")]

@@ -11,14 +11,20 @@
 
 use std::path::Path;
 
-use crate::local_log::{LocalLog, LogError};
+use crate::local_log::{Kind, LocalLog, LogError};
 use crate::store::{ArchiveEvent, Unusable};
 
 /// The spool's file name inside `DATA_DIR`.
 pub const FILE_NAME: &str = "archive-spool.redb";
 
-/// The table of spool key → one event, JSON-encoded.
-const EVENTS: &str = "spooled_events";
+/// The spool's file, its table of spool key → one event (JSON-encoded), and what to do
+/// with a damaged one.
+pub static KIND: Kind = Kind {
+    file: FILE_NAME,
+    table: "spooled_events",
+    what: "archive spool",
+    instead: "start with an empty spool (events it held are then lost)",
+};
 
 pub type SpoolError = LogError;
 
@@ -31,12 +37,7 @@ pub struct Spool(LocalLog);
 /// empty spool: it may be what is left of events acknowledged during an outage.
 pub fn preflight(dir: &Path) -> Result<(), Unusable> {
     crate::store::check_data_dir(dir)?;
-    crate::store::check_redb_file(
-        dir,
-        FILE_NAME,
-        "an archive spool",
-        "start with an empty spool (events it held are then lost)",
-    )
+    crate::store::check_redb_file(dir, FILE_NAME, "an archive spool", KIND.instead)
 }
 
 /// Checks the spool as [`preflight`] does, then opens (creating) and closes it: proves
@@ -44,15 +45,13 @@ pub fn preflight(dir: &Path) -> Result<(), Unusable> {
 /// start-up at once instead of after the database answers.
 pub fn check_usable(dir: &Path) -> Result<(), Unusable> {
     preflight(dir)?;
-    Spool::open(dir)
-        .map(drop)
-        .map_err(|e| Unusable(format!("DATA_DIR={}: {e}", dir.display())))
+    LocalLog::check_opens(dir, &KIND)
 }
 
 impl Spool {
     /// Opens (creating if missing) the spool in `dir`, creating `dir` too.
     pub fn open(dir: &Path) -> Result<Self, SpoolError> {
-        LocalLog::open(dir, FILE_NAME, EVENTS, "archive spool").map(Self)
+        LocalLog::open(dir, &KIND).map(Self)
     }
 
     pub fn path(&self) -> &Path {

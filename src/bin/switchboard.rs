@@ -168,14 +168,23 @@ async fn open_store_answering_probes(
     settings: &Settings,
     shutdown: &CancellationToken,
 ) -> Result<Option<store::SharedStore>, String> {
+    // The webhook journal, in DATA_DIR for every store that keeps anything: a damaged one
+    // stops start-up before the hub serves or waits for MongoDB.
+    let journal_usable = || match store::backend_name(settings) {
+        "memory" => Ok(()),
+        _ => switchboard::webhooks::journal::check_usable(&settings.data_dir).map_err(|e| e.to_string()),
+    };
     if store::backend_name(settings) != "mongodb" {
+        store::preflight(settings).map_err(|e| e.to_string())?;
+        journal_usable()?;
         return store::open(settings).await.map(Some).map_err(|e| e.to_string());
     }
     // Everything but the server's answer is checked before waiting for it: the URI, and
-    // DATA_DIR, where the archive's spool must be writable once MongoDB is up.
+    // DATA_DIR, where the archive's spool and the webhook journal must be writable once
+    // MongoDB is up.
     store::preflight(settings).map_err(|e| e.to_string())?;
     spool::check_usable(&settings.data_dir).map_err(|e| e.to_string())?;
-    switchboard::webhooks::journal::preflight(&settings.data_dir).map_err(|e| e.to_string())?;
+    journal_usable()?;
     let probes = listener
         .try_clone()
         .and_then(tokio::net::TcpListener::from_std)

@@ -35,6 +35,39 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update, delete))
         .routes(routes!(deliveries))
         .routes(routes!(send_again))
+        .routes(routes!(journal))
+}
+
+/// The answering node's webhook journal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JournalView {
+    /// The node answering (`NODE_ID`): each node has a journal of its own.
+    pub node: String,
+    /// Events journaled on this node, not yet handed on as deliveries (each becomes one
+    /// per endpoint wanting it). It grows while the store cannot take deliveries.
+    pub backlog: u64,
+    /// Journal records this node could not read (damaged, or written by a newer version),
+    /// set aside in the journal file's `set_aside` table for an operator.
+    pub set_aside: u64,
+}
+
+/// This node's webhook journal: events not yet handed on as deliveries, and records set
+/// aside as unreadable.
+#[utoipa::path(get, path = "/api/admin/webhooks/journal", tag = "admin",
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = JournalView), AdminsOnly,
+        (status = 503, description = "`unavailable`: webhooks are not running on this node (it is starting or stopping)", body = ErrorBody)))]
+async fn journal(_: AdminOnly, State(state): State<AppState>) -> JsonResult<JournalView> {
+    let hooks = state
+        .archive
+        .webhooks()
+        .ok_or_else(|| ApiError::Unavailable("webhooks are not running on this node".into()))?;
+    let file = hooks.journal();
+    Ok(Json(JournalView {
+        node: state.settings.node_id.clone(),
+        backlog: file.backlog(),
+        set_aside: file.set_aside(),
+    }))
 }
 
 /// An endpoint as listed (never its secret).

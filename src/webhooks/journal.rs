@@ -10,22 +10,34 @@
 //! wrote, so events made during a store outage wait on disk, not in memory, and the next
 //! start hands on whatever a crash left. Handing an event on twice is harmless: a
 //! delivery's id is the event's and the endpoint's, and the store keeps one.
+//!
+//! A disk that fails an append holds the tickets behind it unwritten (the append is tried
+//! again until it is written), so nothing is acknowledged whose event is not on disk; a
+//! record the fan-out cannot decode is set aside ([`JournalFile::front`]) rather than
+//! stop the events behind it.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use super::event::Event;
-use crate::local_log::{LocalLog, LogError};
+use crate::local_log::{Kind, LocalLog, LogError};
 use crate::store::Unusable;
 
 /// The journal's file name inside `DATA_DIR`.
 pub const FILE_NAME: &str = "webhook-journal.redb";
 
-const EVENTS: &str = "webhook_events";
-const WHAT: &str = "webhook journal";
+/// The journal's file, its table of key → one event (JSON-encoded), and what to do with
+/// a damaged one.
+pub static KIND: Kind = Kind {
+    file: FILE_NAME,
+    table: "webhook_events",
+    what: "webhook journal",
+    instead: "start with an empty journal (webhook events it held are then never sent)",
+};
 
 /// Events appended in one commit at most.
 const BATCH: usize = 1_000;
@@ -54,12 +66,14 @@ impl From<&Event> for Journaled {
 /// What can be checked of the journal without opening it (as the archive spool's
 /// `preflight`): an existing file is a non-empty redb file.
 pub fn preflight(dir: &Path) -> Result<(), Unusable> {
-    crate::store::check_redb_file(
-        dir,
-        FILE_NAME,
-        "a webhook journal",
-        "start with an empty journal (webhook events it held are then never sent)",
-    )
+    crate::store::check_redb_file(dir, FILE_NAME, "a webhook journal", KIND.instead)
+}
+
+/// Checks the journal as [`preflight`] does, then opens (creating) and closes it: a damaged
+/// or unwritable one stops start-up before the hub serves (or waits for MongoDB).
+pub fn check_usable(dir: &Path) -> Result<(), Unusable> {
+    preflight(dir)?;
+    LocalLog::check_opens(dir, &KIND)
 }
 
 /// The open journal file. Its methods block on disk I/O: call them off the async threads.
@@ -68,12 +82,12 @@ pub struct JournalFile(LocalLog);
 impl JournalFile {
     /// Opens (creating if missing) the journal in `dir`.
     pub fn open(dir: &Path) -> Result<Self, LogError> {
-        LocalLog::open(dir, FILE_NAME, EVENTS, WHAT).map(Self)
+        LocalLog::open(dir, &KIND).map(Self)
     }
 
     /// A journal kept in memory only.
     pub fn in_memory() -> Result<Self, LogError> {
-        LocalLog::in_memory(EVENTS, WHAT).map(Self)
+        LocalLog::in_memory(&KIND).map(Self)
     }
 
     pub fn path(&self) -> &Path {
@@ -89,15 +103,51 @@ impl JournalFile {
         self.0.append(&encoded).map(drop)
     }
 
-    /// The oldest events held, at most `limit`, with their keys.
-    pub fn front(&self, limit: usize) -> Result<Vec<(u64, Journaled)>, LogError> {
-        self.0.read(.., limit)
+    /// The oldest events held, at most `limit`, with their keys. Records among them that
+    /// cannot be decoded (damaged, or written by a newer version) are moved to the file's
+    /// set-aside table first and answered in `set_aside`, with why.
+    pub fn front(&self, limit: usize) -> Result<Front, LogError> {
+        let mut front = Front::default();
+        for (key, bytes) in self.0.read_encoded(.., limit)? {
+            match serde_json::from_slice(&bytes) {
+                Ok(event) => front.events.push((key, event)),
+                Err(e) => front.set_aside.push((key, e.to_string())),
+            }
+        }
+        if !front.set_aside.is_empty() {
+            let keys: Vec<u64> = front.set_aside.iter().map(|(key, _)| *key).collect();
+            self.0.set_aside(&keys)?;
+        }
+        Ok(front)
     }
 
     /// Removes every event up to and including key `last`: the store has their deliveries.
     pub fn remove_through(&self, last: u64) -> Result<(), LogError> {
         self.0.remove_through(last)
     }
+
+    /// Events held: journaled, not yet handed on as deliveries.
+    pub fn backlog(&self) -> u64 {
+        self.0.held()
+    }
+
+    /// Records set aside as undecodable, kept in the file for an operator.
+    pub fn set_aside(&self) -> u64 {
+        self.0.set_aside_count()
+    }
+
+    /// Shows [`JournalFile::backlog`] and [`JournalFile::set_aside`] in the metrics.
+    pub fn publish_counts(&self) {
+        metrics::gauge!(crate::metrics::WEBHOOK_JOURNAL_BACKLOG).set(self.backlog() as f64);
+        metrics::gauge!(crate::metrics::WEBHOOK_JOURNAL_SET_ASIDE).set(self.set_aside() as f64);
+    }
+}
+
+/// The front of the journal: the events decoded, and the records set aside, with why.
+#[derive(Debug, Default)]
+pub struct Front {
+    pub events: Vec<(u64, Journaled)>,
+    pub set_aside: Vec<(u64, String)>,
 }
 
 /// The last ticket given, and the writer's queue of events with their tickets.
@@ -112,7 +162,7 @@ pub struct Journal {
     /// The last ticket given and the writer's queue: taken together, so tickets enter the
     /// queue in order whichever task makes an event.
     tickets: Arc<Mutex<Tickets>>,
-    /// Every event up to this ticket is written (or, the disk failing, given up, loudly).
+    /// Every event up to this ticket is written.
     written: watch::Receiver<u64>,
     /// The file, read from its front and trimmed by the fan-out.
     pub file: Arc<JournalFile>,
@@ -164,7 +214,14 @@ impl Journal {
     }
 }
 
+/// The first pause before a failed append is tried again, and the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// Appends what was queued meanwhile in one commit, then says how far events are written.
+/// An append that fails (its disk full or failing) is tried again, with a growing pause,
+/// until it is written: the tickets behind it stay unwritten meanwhile, so nothing waiting
+/// for them (an HTTP answer, a chat line's acknowledgement) is told it is done.
 async fn write(
     file: Arc<JournalFile>,
     mut rx: mpsc::UnboundedReceiver<(u64, Event)>,
@@ -175,21 +232,35 @@ async fn write(
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let through = batch.last().map_or(0, |(ticket, _)| *ticket);
         // The bodies are made here, off the hub's thread.
-        let events: Vec<Journaled> = batch.drain(..).map(|(_, e)| Journaled::from(&e)).collect();
-        let file = file.clone();
-        let n = events.len();
-        let result = tokio::task::spawn_blocking(move || file.append(&events))
-            .await
-            .unwrap_or_else(|e| panic!("the webhook journal's thread failed: {e}"));
-        match result {
-            Ok(()) => appended.send_replace(()),
-            // Told loudly; the actions behind them go on (a chat is not stopped for a webhook).
-            Err(e) => tracing::error!(
-                error = %e,
-                events = n,
-                "WEBHOOK JOURNAL UNWRITABLE: {n} webhook events are lost (its disk is full or failing)"
-            ),
+        let events: Arc<Vec<Journaled>> = Arc::new(batch.drain(..).map(|(_, e)| Journaled::from(&e)).collect());
+        let mut pause = RETRY_FIRST;
+        let mut failing = false;
+        loop {
+            let (file, events) = (file.clone(), events.clone());
+            let result = tokio::task::spawn_blocking(move || file.append(&events))
+                .await
+                .unwrap_or_else(|e| panic!("the webhook journal's thread failed: {e}"));
+            match result {
+                Ok(()) => break,
+                Err(e) => {
+                    metrics::counter!(crate::metrics::WEBHOOK_JOURNAL_WRITE_FAILURES).increment(1);
+                    if !failing {
+                        tracing::error!(
+                            error = %e,
+                            "WEBHOOK JOURNAL UNWRITABLE (its disk is full or failing): the answers and acknowledgements of actions that make webhook events wait until it is written; trying again"
+                        );
+                    }
+                    failing = true;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RETRY_MAX);
+                }
+            }
         }
+        if failing {
+            tracing::warn!("webhook journal writable again; waiting answers and acknowledgements go on");
+        }
+        file.publish_counts();
+        appended.send_replace(());
         written.send_replace(through);
     }
 }

@@ -132,6 +132,11 @@ impl Webhooks {
         self.journal.written_through(ticket).await;
     }
 
+    /// This node's journal file: its backlog and what it set aside.
+    pub fn journal(&self) -> &journal::JournalFile {
+        &self.journal.file
+    }
+
     /// Queues `logged`'s event once more to its endpoint, as a new pending delivery (same
     /// event id and body, signed afresh when sent) behind the conversation's others: the
     /// new delivery once stored, `None` when the hub is stopping.
@@ -225,8 +230,8 @@ impl Webhooks {
     }
 }
 
-/// How long the fan-out waits before handing events on again after they could not be
-/// removed from the journal.
+/// How long the fan-out waits before reading the journal again after it could not be read,
+/// or before handing events on again after they could not be removed from it.
 const TRIM_RETRY: Duration = Duration::from_secs(5);
 
 /// Writes a delivery per enabled endpoint wanting each journaled event, in the order they
@@ -247,12 +252,28 @@ async fn fan_out(hooks: Webhooks, mut again: mpsc::Receiver<Again>, shutdown: Ca
         let front = match read {
             Ok(Ok(front)) => front,
             Ok(Err(e)) => {
-                // Unreadable events stay where they are, for an operator to look at.
+                // Left where they are; read again after a pause rather than in a tight loop.
                 tracing::error!(error = %e, "the webhook journal cannot be read; its events wait");
-                vec![]
+                tokio::select! {
+                    _ = tokio::time::sleep(TRIM_RETRY) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
             }
             Err(e) => panic!("the webhook journal's thread failed: {e}"),
         };
+        for (key, why) in &front.set_aside {
+            tracing::error!(
+                record = key,
+                journal = %file.path().display(),
+                "webhook journal record {key} cannot be read ({why}): set aside in the journal's set_aside table, for an operator; the events behind it go on"
+            );
+        }
+        file.publish_counts();
+        if front.events.is_empty() && !front.set_aside.is_empty() {
+            // More may be behind what was set aside.
+            continue;
+        }
+        let front = front.events;
         let Some(&(last, _)) = front.last() else {
             tokio::select! {
                 asked = again.recv() => match asked {
@@ -283,6 +304,7 @@ async fn fan_out(hooks: Webhooks, mut again: mpsc::Receiver<Again>, shutdown: Ca
                 _ = shutdown.cancelled() => return,
             }
         }
+        file.publish_counts();
         hooks.wake.notify_one();
     }
 }

@@ -496,3 +496,95 @@ async fn a_frozen_store_holds_no_acknowledgement_once_the_outage_is_known() {
     hub.stop().await;
     drop(server);
 }
+
+/// A redb log file as the hub writes one (`file` in `dir`, its records in `table`), then
+/// damaged as `how` says: cut short, or its bytes after the header overwritten.
+fn damaged_log(dir: &Path, file: &str, table: &str, how: Damage) {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(file);
+    {
+        let log = redb::Database::create(&path).unwrap();
+        let records: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new(table);
+        let tx = log.begin_write().unwrap();
+        {
+            let mut records = tx.open_table(records).unwrap();
+            for key in 1..=100u64 {
+                records
+                    .insert(key, format!("{{\"record\": {key}}}").as_bytes())
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    match how {
+        Damage::CutShort => bytes.truncate(bytes.len() / 3),
+        Damage::Overwritten => bytes[64..].iter_mut().for_each(|b| *b = rand::random()),
+    }
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    CutShort,
+    Overwritten,
+}
+
+/// `serve` in `dir` with `envs` stops, saying what is wrong with `file` and what to do,
+/// without a panic or a backtrace.
+fn stops_naming_the_damaged_file(cwd: &Path, envs: &[(&str, &str)], file: &str, what: &str) {
+    let output = exit_of(hub_command(cwd, envs, &["serve"]).spawn().unwrap(), what);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{what}: started; it said:\n{said}");
+    for needed in ["DATA_DIR", file, "move it away"] {
+        assert!(
+            said.contains(needed),
+            "{what}: the message does not say {needed:?}:\n{said}"
+        );
+    }
+    for unwanted in ["panicked", "backtrace"] {
+        assert!(!said.contains(unwanted), "{what}: {unwanted}:\n{said}");
+    }
+}
+
+/// A webhook journal (`webhook-journal.redb`) or an archive spool (`archive-spool.redb`)
+/// that is damaged (cut short, or garbage after its header) stops start-up with a message
+/// naming the file and `DATA_DIR` and saying what to do, not a panic.
+#[test]
+fn a_damaged_journal_or_spool_stops_start_up_saying_what_to_do() {
+    let scratch = TempDir::new("damaged-logs");
+    let root = &scratch.0;
+    let uri = format!("mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=300", free_port());
+    for how in [Damage::CutShort, Damage::Overwritten] {
+        let journal_dir = root.join(format!("journal-{how:?}"));
+        damaged_log(&journal_dir, "webhook-journal.redb", "webhook_events", how);
+        let journal_dir = journal_dir.to_str().unwrap();
+        let stores: [&[(&str, &str)]; 2] = [&[("STORE", "embedded")], &[("STORE", "mongodb"), ("MONGODB_URI", &uri)]];
+        for store in stores {
+            let mut envs = store.to_vec();
+            envs.push(("DATA_DIR", journal_dir));
+            stops_naming_the_damaged_file(
+                root,
+                &envs,
+                "webhook-journal.redb",
+                &format!("a webhook journal {how:?}, {store:?}"),
+            );
+        }
+        let spool_dir = root.join(format!("spool-{how:?}"));
+        damaged_log(&spool_dir, "archive-spool.redb", "spooled_events", how);
+        stops_naming_the_damaged_file(
+            root,
+            &[
+                ("STORE", "mongodb"),
+                ("MONGODB_URI", &uri),
+                ("DATA_DIR", spool_dir.to_str().unwrap()),
+            ],
+            "archive-spool.redb",
+            &format!("an archive spool {how:?}"),
+        );
+    }
+}
