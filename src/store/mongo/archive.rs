@@ -3,6 +3,8 @@
 //! events, each message into exactly one bucket, and reading conversations back whole.
 
 mod chain;
+// ---- status and labels copied from the records ----
+pub(super) mod desk_state;
 // ---- archive search: terms on the documents ----
 mod search;
 
@@ -95,6 +97,9 @@ impl MongoStore {
                 }
             }
             self.remember(chunk.iter().map(|o| o.id.as_str()));
+            // A record stored before its opening was not copied then: now.
+            let ids: Vec<String> = chunk.iter().map(|o| o.id.clone()).collect();
+            self.copy_desk_state_of(&ids).await?;
         }
         Ok(())
     }
@@ -611,6 +616,12 @@ pub(super) struct ConversationDoc {
     /// When an agent first wrote (kept with `$min`); for the reports. Absent until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     first_agent_at: Option<Millis>,
+    /// Its record's status and labels, copied (`archive/desk_state.rs`); only read by
+    /// queries, never written with the document.
+    #[serde(default, skip_serializing)]
+    desk_status: Option<ConversationStatus>,
+    #[serde(default, skip_serializing)]
+    desk_labels: Vec<String>,
 }
 
 impl ConversationDoc {
@@ -632,7 +643,14 @@ impl ConversationDoc {
             terms: crate::store::search::name_terms(o, &[]).into_iter().collect(),
             messages: Vec::new(),
             first_agent_at: None,
+            desk_status: None,
+            desk_labels: Vec::new(),
         }
+    }
+
+    /// Does it pass `filter`'s status and label (by its copy of its record's)?
+    fn desk_passes(&self, filter: &ConversationFilter) -> bool {
+        desk_state::passes_state(filter, self.desk_status, &self.desk_labels)
     }
 
     fn into_conversation(self, messages: Vec<ArchivedMessage>, rating: Option<Rating>) -> Conversation {
