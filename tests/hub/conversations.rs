@@ -443,3 +443,149 @@ async fn a_snooze_that_ran_out_is_told_to_its_agent_as_no_answer_since_its_end()
     let (status, _) = ann_api.post(&opened, json!({})).await;
     assert_eq!(status, 204, "safe to repeat");
 }
+
+/// A record of conversation `id` with `status`, held by nobody, as the desk keeps it.
+fn desk_record(id: &str, status: switchboard::store::ConversationStatus) -> switchboard::store::ConversationRecord {
+    switchboard::store::ConversationRecord {
+        id: id.into(),
+        category: "general".into(),
+        status,
+        snoozed_until: None,
+        holder: None,
+        holder_turn_at: 1,
+        labels: vec![],
+        customer_keys: vec![],
+        opened_at: 1,
+        status_since: 1,
+        resolved_at: None,
+        resolutions: 0,
+        reopens: 0,
+        version: 1,
+        offline: false,
+        snooze_ended_at: None,
+    }
+}
+
+#[tokio::test]
+async fn the_archive_listing_answers_a_status_with_a_category_and_dates_exactly_however_common_the_status() {
+    use switchboard::store::ConversationStatus::{Pending, Resolved};
+    use switchboard::store::{ArchiveEvent, ConversationKind, ConversationOpened};
+    let hub = TestHub::start().await;
+    // More resolved conversations than any one listing should have to hold in memory (the
+    // archive once refused a status matching over 100,000, whatever the other filters)...
+    for i in 0..100_001 {
+        hub.store
+            .put_conversation_record(&desk_record(&format!("long-ago-{i}"), Resolved))
+            .await
+            .unwrap();
+    }
+    // ...and a few in the window asked for: sales, paired from 500 to 5,000.
+    let opening = |id: &str, category: &str, paired_at: i64| {
+        ArchiveEvent::Opened(ConversationOpened {
+            id: id.into(),
+            kind: ConversationKind::Service,
+            category: Some(category.into()),
+            customer_name: format!("customer of {id}"),
+            agent_id: "a1".into(),
+            agent_name: "A One".into(),
+            queued_at: paired_at - 5,
+            paired_at,
+            customer: Default::default(),
+        })
+    };
+    hub.store
+        .archive(&[
+            opening("w1", "sales", 1_000),
+            opening("w2", "sales", 2_000),
+            opening("w3", "support", 2_000),
+            opening("w4", "sales", 9_000),
+        ])
+        .await
+        .unwrap();
+    for (id, status) in [("w1", Resolved), ("w2", Pending), ("w3", Resolved), ("w4", Resolved)] {
+        hub.store
+            .put_conversation_record(&desk_record(id, status))
+            .await
+            .unwrap();
+    }
+    let admin = hub.admin().await;
+    let (status, page) = admin
+        .get("/api/conversations?status=resolved&category=sales&from=500&to=5000")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!((item_ids(&page), &page["total"]), (vec!["w1"], &json!(1)), "{page}");
+    let (status, page) = admin
+        .get("/api/conversations?status=resolved,pending&category=sales&from=500&to=5000&offset=1&limit=1")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!((item_ids(&page), &page["total"]), (vec!["w1"], &json!(2)), "{page}");
+    // The export and the search filter the same way.
+    let (status, found) = admin
+        .get("/api/conversations?status=resolved&category=sales&from=500&to=5000&q=customer")
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!((item_ids(&found), &found["total"]), (vec!["w1"], &json!(1)), "{found}");
+    let (status, exported) = admin
+        .get("/api/conversations/export?format=json&status=resolved&category=sales&from=500&to=5000")
+        .await;
+    assert_eq!(status, 200, "{exported}");
+    assert_eq!(ids_in(&exported["conversations"]), ["w1"], "{exported}");
+    hub.stop().await;
+}
+
+/// Waits a moment and says whether `ws` heard a `snooze_ended` meanwhile.
+async fn heard_snooze_ended(ws: &mut Ws) -> bool {
+    while let Some(frame) = ws.recv_within(std::time::Duration::from_millis(500)).await {
+        if frame["type"] == "snooze_ended" {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_snooze_that_ran_out_is_told_at_once_to_every_agent_who_may_list_it() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (_carla, chat) = hub.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    status_of(&mut ann, &chat).await;
+    // Bea serves the same category (her "all" and "unassigned" views list it); Otto does not.
+    let mut bea = hub.agent("bea", &["general"], 1).await;
+    let mut otto = hub.agent("otto", &["billing"], 1).await;
+    let until = now_ms() + 1_500;
+    let snoozed = set_status(&mut ann, &chat, "snoozed", Some(until), "s1").await;
+    assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
+    let told = bea
+        .next_matching(|f| f["type"] == "snooze_ended" && f["conversation_id"] == chat)
+        .await;
+    assert!(told["since"].as_i64().unwrap() >= until, "{told}");
+    assert_eq!(told["category"], "general", "{told}");
+    assert!(told["holder"].is_string(), "Ann's: {told}");
+    // Its holder hears its status, as before, and not this as well.
+    let woken = ann
+        .next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat && f["status"] == "open")
+        .await;
+    assert!(woken["since"].as_i64().unwrap() >= until, "{woken}");
+    assert!(!heard_snooze_ended(&mut ann).await);
+    assert!(!heard_snooze_ended(&mut otto).await, "not a conversation Otto may list");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn across_nodes_a_snooze_that_ran_out_is_told_at_once_to_every_agent_who_may_list_it() {
+    // Ann is on alpha, Carla (whose node archives the chat) on beta, and so is Bea.
+    let (_cluster, [alpha, beta], mut ann, _carla, chat) =
+        Cluster::ann_chatting_with_carla("cluster-conversations-snooze-ended", 1).await;
+    ann.seen_or_next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat)
+        .await;
+    let mut bea = beta.agent("bea", &["general"], 1).await;
+    let until = now_ms() + 1_500;
+    let snoozed = set_status(&mut ann, &chat, "snoozed", Some(until), "s1").await;
+    assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
+    let told = bea
+        .next_matching(|f| f["type"] == "snooze_ended" && f["conversation_id"] == chat)
+        .await;
+    assert!(told["since"].as_i64().unwrap() >= until, "{told}");
+    alpha.stop().await;
+    beta.stop().await;
+}
