@@ -2480,22 +2480,10 @@ async fn with_mongo(test: impl AsyncFnOnce(&dyn Store)) {
 
 fn record(id: &str, holder: Option<&str>, status: ConversationStatus, since: Millis) -> ConversationRecord {
     ConversationRecord {
-        id: id.into(),
-        category: "sales".into(),
-        status,
         snoozed_until: (status == ConversationStatus::Snoozed).then_some(since + 1000),
         holder: holder.map(Into::into),
-        holder_turn_at: since,
-        labels: vec![],
         customer_keys: vec![format!("visitor:{id}")],
-        opened_at: since,
-        status_since: since,
-        resolved_at: None,
-        resolutions: 0,
-        reopens: 0,
-        version: 1,
-        offline: false,
-        snooze_ended_at: None,
+        ..ConversationRecord::first(id, "sales", status, since)
     }
 }
 

@@ -444,38 +444,21 @@ async fn a_snooze_that_ran_out_is_told_to_its_agent_as_no_answer_since_its_end()
     assert_eq!(status, 204, "safe to repeat");
 }
 
-/// A record of conversation `id` with `status`, held by nobody, as the desk keeps it.
-fn desk_record(id: &str, status: switchboard::store::ConversationStatus) -> switchboard::store::ConversationRecord {
-    switchboard::store::ConversationRecord {
-        id: id.into(),
-        category: "general".into(),
-        status,
-        snoozed_until: None,
-        holder: None,
-        holder_turn_at: 1,
-        labels: vec![],
-        customer_keys: vec![],
-        opened_at: 1,
-        status_since: 1,
-        resolved_at: None,
-        resolutions: 0,
-        reopens: 0,
-        version: 1,
-        offline: false,
-        snooze_ended_at: None,
-    }
-}
-
 #[tokio::test]
 async fn the_archive_listing_answers_a_status_with_a_category_and_dates_exactly_however_common_the_status() {
     use switchboard::store::ConversationStatus::{Pending, Resolved};
-    use switchboard::store::{ArchiveEvent, ConversationKind, ConversationOpened};
+    use switchboard::store::{ArchiveEvent, ConversationKind, ConversationOpened, ConversationRecord};
     let hub = TestHub::start().await;
     // More resolved conversations than any one listing should have to hold in memory (the
     // archive once refused a status matching over 100,000, whatever the other filters)...
     for i in 0..100_001 {
         hub.store
-            .put_conversation_record(&desk_record(&format!("long-ago-{i}"), Resolved))
+            .put_conversation_record(&ConversationRecord::first(
+                &format!("long-ago-{i}"),
+                "general",
+                Resolved,
+                1,
+            ))
             .await
             .unwrap();
     }
@@ -504,27 +487,34 @@ async fn the_archive_listing_answers_a_status_with_a_category_and_dates_exactly_
         .unwrap();
     for (id, status) in [("w1", Resolved), ("w2", Pending), ("w3", Resolved), ("w4", Resolved)] {
         hub.store
-            .put_conversation_record(&desk_record(id, status))
+            .put_conversation_record(&ConversationRecord::first(id, "general", status, 1))
             .await
             .unwrap();
     }
     let admin = hub.admin().await;
-    let (status, page) = admin
-        .get("/api/conversations?status=resolved&category=sales&from=500&to=5000")
-        .await;
-    assert_eq!(status, 200, "{page}");
-    assert_eq!((item_ids(&page), &page["total"]), (vec!["w1"], &json!(1)), "{page}");
-    let (status, page) = admin
-        .get("/api/conversations?status=resolved,pending&category=sales&from=500&to=5000&offset=1&limit=1")
-        .await;
-    assert_eq!(status, 200, "{page}");
-    assert_eq!((item_ids(&page), &page["total"]), (vec!["w1"], &json!(2)), "{page}");
-    // The export and the search filter the same way.
-    let (status, found) = admin
-        .get("/api/conversations?status=resolved&category=sales&from=500&to=5000&q=customer")
-        .await;
-    assert_eq!(status, 200, "{found}");
-    assert_eq!((item_ids(&found), &found["total"]), (vec!["w1"], &json!(1)), "{found}");
+    // The ids listed for `query`, and the total.
+    let listed = |query: &'static str| {
+        let admin = &admin;
+        async move {
+            let (status, page) = admin.get(&format!("/api/conversations?{query}")).await;
+            assert_eq!(status, 200, "{page}");
+            let ids: Vec<String> = item_ids(&page).into_iter().map(String::from).collect();
+            (ids, page["total"].as_u64().unwrap())
+        }
+    };
+    assert_eq!(
+        listed("status=resolved&category=sales&from=500&to=5000").await,
+        (vec!["w1".to_string()], 1)
+    );
+    assert_eq!(
+        listed("status=resolved,pending&category=sales&from=500&to=5000&offset=1&limit=1").await,
+        (vec!["w1".to_string()], 2)
+    );
+    // The search and the export filter the same way.
+    assert_eq!(
+        listed("status=resolved&category=sales&from=500&to=5000&q=customer").await,
+        (vec!["w1".to_string()], 1)
+    );
     let (status, exported) = admin
         .get("/api/conversations/export?format=json&status=resolved&category=sales&from=500&to=5000")
         .await;
@@ -543,6 +533,19 @@ async fn heard_snooze_ended(ws: &mut Ws) -> bool {
     false
 }
 
+/// `holder` snoozes `chat` for a moment; `lister` hears `snooze_ended` of it once it ran
+/// out: that frame, and the snooze's end.
+async fn snoozed_until_told(holder: &mut Ws, lister: &mut Ws, chat: &Value) -> (Value, i64) {
+    let until = now_ms() + 1_500;
+    let snoozed = set_status(holder, chat, "snoozed", Some(until), "s1").await;
+    assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
+    let told = lister
+        .next_matching(|f| f["type"] == "snooze_ended" && f["conversation_id"] == *chat)
+        .await;
+    assert!(told["since"].as_i64().unwrap() >= until, "{told}");
+    (told, until)
+}
+
 #[tokio::test]
 async fn a_snooze_that_ran_out_is_told_at_once_to_every_agent_who_may_list_it() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
@@ -552,13 +555,7 @@ async fn a_snooze_that_ran_out_is_told_at_once_to_every_agent_who_may_list_it() 
     // Bea serves the same category (her "all" and "unassigned" views list it); Otto does not.
     let mut bea = hub.agent("bea", &["general"], 1).await;
     let mut otto = hub.agent("otto", &["billing"], 1).await;
-    let until = now_ms() + 1_500;
-    let snoozed = set_status(&mut ann, &chat, "snoozed", Some(until), "s1").await;
-    assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
-    let told = bea
-        .next_matching(|f| f["type"] == "snooze_ended" && f["conversation_id"] == chat)
-        .await;
-    assert!(told["since"].as_i64().unwrap() >= until, "{told}");
+    let (told, until) = snoozed_until_told(&mut ann, &mut bea, &chat).await;
     assert_eq!(told["category"], "general", "{told}");
     assert!(told["holder"].is_string(), "Ann's: {told}");
     // Its holder hears its status, as before, and not this as well.
@@ -579,13 +576,7 @@ async fn across_nodes_a_snooze_that_ran_out_is_told_at_once_to_every_agent_who_m
     ann.seen_or_next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat)
         .await;
     let mut bea = beta.agent("bea", &["general"], 1).await;
-    let until = now_ms() + 1_500;
-    let snoozed = set_status(&mut ann, &chat, "snoozed", Some(until), "s1").await;
-    assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
-    let told = bea
-        .next_matching(|f| f["type"] == "snooze_ended" && f["conversation_id"] == chat)
-        .await;
-    assert!(told["since"].as_i64().unwrap() >= until, "{told}");
+    snoozed_until_told(&mut ann, &mut bea, &chat).await;
     alpha.stop().await;
     beta.stop().await;
 }

@@ -49,6 +49,27 @@ impl MongoStore {
         Ok(())
     }
 
+    /// Did the one-time migration of older documents named `marker` finish (its marker is
+    /// in `migrations`)?
+    async fn migrated(&self, marker: &str) -> StoreResult<bool> {
+        let migrations: Collection<Document> = self.db.collection("migrations");
+        let done = migrations.find_one(doc! {"_id": marker}).await.map_err(unavailable)?;
+        Ok(done.is_some())
+    }
+
+    /// Leaves the marker of the one-time migration `marker`, finished.
+    async fn mark_migrated(&self, marker: &str) -> StoreResult<()> {
+        let migrations: Collection<Document> = self.db.collection("migrations");
+        match migrations
+            .insert_one(doc! {"_id": marker, "at": crate::clock::now_ms()})
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate_key(&e) => Ok(()), // another node finished it too
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     fn remember<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         let mut known = self.known.lock().expect("known-ids lock");
         for id in ids {

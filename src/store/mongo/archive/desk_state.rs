@@ -103,12 +103,7 @@ impl MongoStore {
 
     /// Once per database: every record's copy (records stored before the copy existed).
     pub(in crate::store::mongo) async fn copy_old_desk_state(&self) -> StoreResult<()> {
-        let migrations: Collection<Document> = self.db.collection("migrations");
-        let done = migrations
-            .find_one(doc! {"_id": COPIED_MARKER})
-            .await
-            .map_err(unavailable)?;
-        if done.is_some() {
+        if self.migrated(COPIED_MARKER).await? {
             return Ok(());
         }
         let records: Collection<ConversationRecord> = self.db.collection("conversation_records");
@@ -126,13 +121,6 @@ impl MongoStore {
         if copied > 0 {
             tracing::info!(copied, "copied the conversations' statuses and labels onto the archive");
         }
-        match migrations
-            .insert_one(doc! {"_id": COPIED_MARKER, "at": crate::clock::now_ms()})
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_duplicate_key(&e) => Ok(()), // another node finished it too
-            Err(e) => Err(unavailable(e)),
-        }
+        self.mark_migrated(COPIED_MARKER).await
     }
 }

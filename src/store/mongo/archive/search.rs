@@ -166,12 +166,7 @@ impl MongoStore {
     /// (then a marker in `migrations` says it is done). Safe to run twice, or on two nodes
     /// at once: each document's terms are a function of its own text.
     pub(in crate::store::mongo) async fn index_old_documents(&self) -> StoreResult<()> {
-        let migrations: Collection<Document> = self.db.collection("migrations");
-        let done = migrations
-            .find_one(doc! {"_id": INDEXED_MARKER})
-            .await
-            .map_err(unavailable)?;
-        if done.is_some() {
+        if self.migrated(INDEXED_MARKER).await? {
             return Ok(());
         }
         let old = doc! {SEARCH_TERMS: {"$exists": false}};
@@ -222,13 +217,6 @@ impl MongoStore {
                 "indexed the archive's older documents for search"
             );
         }
-        match migrations
-            .insert_one(doc! {"_id": INDEXED_MARKER, "at": crate::clock::now_ms()})
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_duplicate_key(&e) => Ok(()), // another node finished it too
-            Err(e) => Err(unavailable(e)),
-        }
+        self.mark_migrated(INDEXED_MARKER).await
     }
 }
