@@ -206,7 +206,7 @@ fn word_with_filters(store: &dyn Store) -> Found<'_> {
             agent_id: Some("agent-07".into()),
             from: Some(START),
             to: Some(START + 30 * 24 * 3_600_000),
-            ids: None,
+            ..Default::default()
         },
     )
 }

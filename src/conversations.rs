@@ -109,22 +109,9 @@ impl Conversations {
         offline: bool,
     ) -> Result<ConversationRecord, StoreError> {
         let mut record = ConversationRecord {
-            id: id.to_string(),
-            category: category.to_string(),
-            status: ConversationStatus::Open,
-            snoozed_until: None,
-            holder: None,
-            holder_turn_at: now,
-            labels: Vec::new(),
             customer_keys,
-            opened_at: now,
-            status_since: now,
-            resolved_at: None,
-            resolutions: 0,
-            reopens: 0,
-            version: 1,
             offline,
-            snooze_ended_at: None,
+            ..ConversationRecord::first(id, category, ConversationStatus::Open, now)
         };
         write_back(&mut record, &Conversation::new(now));
         match self.store.put_conversation_record(&record).await {

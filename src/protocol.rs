@@ -631,6 +631,17 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
     },
+    /// Agent: a snoozed conversation's snooze ran out and it is `open` again, to every agent
+    /// who may list it (admins; agents serving its category) but its holder, who hears
+    /// `conversation_status`; on any node. Their "all" and "unassigned" views hold it anew.
+    SnoozeEnded {
+        conversation_id: String,
+        /// The agent whose list it is in (`null`: unassigned).
+        holder: Option<String>,
+        category: String,
+        /// When it opened again (ms since the epoch).
+        since: i64,
+    },
     /// Agent: a conversation whose customer is not live was put in another agent's list
     /// (reassigned by its holder or an admin, or taken while unassigned): to the agent
     /// whose list it left and to the one whose list it entered, on any node.

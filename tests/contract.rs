@@ -429,25 +429,6 @@ async fn filters_and_paging(store: &dyn Store) {
         let expected = (ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(), total);
         assert_eq!(list(filter.clone(), ALL).await, expected, "{filter:?}");
     }
-    // Only some ids (those carrying a label), with the other filters and paging.
-    let only = |ids: &[&str], base: ConversationFilter| ConversationFilter {
-        ids: Some(std::sync::Arc::new(ids.iter().map(|i| i.to_string()).collect())),
-        ..base
-    };
-    let some = ["k2", "k5", "k6", "nowhere"];
-    assert_eq!(
-        list(only(&some, f()), ALL).await,
-        (vec!["k6".into(), "k5".into(), "k2".into()], 3)
-    );
-    assert_eq!(
-        list(only(&some, filter(None, Some("a1"), None, None)), ALL).await,
-        (vec!["k5".into(), "k2".into()], 2)
-    );
-    assert_eq!(
-        list(only(&some, f()), Page { offset: 1, limit: 1 }).await,
-        (vec!["k5".into()], 3)
-    );
-    assert_eq!(list(only(&[], f()), ALL).await, (vec![], 0));
     let by_cat = filter(Some("sales"), None, None, None);
     let by_agent = filter(None, Some("a1"), None, None);
 
@@ -2499,22 +2480,10 @@ async fn with_mongo(test: impl AsyncFnOnce(&dyn Store)) {
 
 fn record(id: &str, holder: Option<&str>, status: ConversationStatus, since: Millis) -> ConversationRecord {
     ConversationRecord {
-        id: id.into(),
-        category: "sales".into(),
-        status,
         snoozed_until: (status == ConversationStatus::Snoozed).then_some(since + 1000),
         holder: holder.map(Into::into),
-        holder_turn_at: since,
-        labels: vec![],
         customer_keys: vec![format!("visitor:{id}")],
-        opened_at: since,
-        status_since: since,
-        resolved_at: None,
-        resolutions: 0,
-        reopens: 0,
-        version: 1,
-        offline: false,
-        snooze_ended_at: None,
+        ..ConversationRecord::first(id, "sales", status, since)
     }
 }
 
@@ -3489,6 +3458,117 @@ async fn found(store: &dyn Store, filter: &ConversationFilter) -> (Vec<String>, 
     (cs.iter().map(|c| c.opened.id.clone()).collect(), total)
 }
 
+/// The listing's status and label filters read the conversations' records, with every
+/// other filter, search and paging, and the totals are exact: a record stored before its
+/// conversation's opening counts, a record's later change replaces what it said, and a
+/// conversation without a record passes neither filter.
+async fn status_and_label_filters(store: &dyn Store) {
+    use ConversationStatus::{Open, Pending, Resolved};
+    let desk = |id: &str, status: ConversationStatus, labels: &[&str], version: u64| ConversationRecord {
+        labels: labels.iter().map(|l| l.to_string()).collect(),
+        version,
+        ..record(id, Some("a1"), status, 1)
+    };
+    // s4's record is stored before its opening is archived.
+    store
+        .put_conversation_record(&desk("s4", Resolved, &["vip"], 1))
+        .await
+        .unwrap();
+    store
+        .archive(&[
+            open("s1", Some("sales"), "a1", 1_000),
+            said("s1", 1, "refund please"),
+            open("s2", Some("support"), "a1", 2_000),
+            said("s2", 1, "a refund now"),
+            open("s3", Some("sales"), "a2", 3_000),
+            open("s4", Some("sales"), "a1", 4_000),
+            said("s4", 1, "refund"),
+            // No record: a buddy chat, or one not migrated yet.
+            open("s5", Some("sales"), "a1", 5_000),
+        ])
+        .await
+        .unwrap();
+    for r in [
+        desk("s1", Resolved, &["vip"], 1),
+        desk("s2", Resolved, &[], 1),
+        desk("s3", Pending, &["vip"], 1),
+    ] {
+        store.put_conversation_record(&r).await.unwrap();
+    }
+    let on = |statuses: &[ConversationStatus], label: Option<&str>, base: ConversationFilter| ConversationFilter {
+        statuses: statuses.to_vec(),
+        label: label.map(String::from),
+        ..base
+    };
+    let sales = || ConversationFilter {
+        category: Some("sales".into()),
+        ..Default::default()
+    };
+    let listed = |ids: &[&str], total: u64| (ids.iter().map(|i| i.to_string()).collect::<Vec<_>>(), total);
+    let list = |filter: ConversationFilter, page: Page| async move {
+        let (cs, total) = store.conversations(&filter, page).await.unwrap();
+        (cs.iter().map(|c| c.opened.id.clone()).collect::<Vec<_>>(), total)
+    };
+    let f = ConversationFilter::default;
+    assert_eq!(
+        list(on(&[Resolved], None, f()), ALL).await,
+        listed(&["s4", "s2", "s1"], 3)
+    );
+    assert_eq!(
+        list(on(&[Resolved], None, sales()), ALL).await,
+        listed(&["s4", "s1"], 2)
+    );
+    let later = ConversationFilter {
+        from: Some(2_000),
+        ..sales()
+    };
+    assert_eq!(list(on(&[Resolved], None, later), ALL).await, listed(&["s4"], 1));
+    assert_eq!(
+        list(on(&[], Some("vip"), f()), ALL).await,
+        listed(&["s4", "s3", "s1"], 3)
+    );
+    let of_a1 = ConversationFilter {
+        agent_id: Some("a1".into()),
+        ..f()
+    };
+    assert_eq!(list(on(&[], Some("vip"), of_a1), ALL).await, listed(&["s4", "s1"], 2));
+    assert_eq!(
+        list(on(&[Pending, Resolved], Some("vip"), f()), Page { offset: 1, limit: 1 }).await,
+        listed(&["s3"], 3)
+    );
+    assert_eq!(list(on(&[Open], None, f()), ALL).await, listed(&[], 0));
+    assert_eq!(list(on(&[], Some("nothing"), f()), ALL).await, listed(&[], 0));
+    // Search: the same filters on the words' hits.
+    assert_eq!(
+        found(
+            store,
+            &on(
+                &[Resolved],
+                None,
+                ConversationFilter {
+                    category: Some("sales".into()),
+                    ..searched("refund")
+                }
+            )
+        )
+        .await,
+        listed(&["s4", "s1"], 2)
+    );
+    assert_eq!(
+        found(store, &on(&[], Some("vip"), searched("a2 name"))).await,
+        listed(&["s3"], 1)
+    );
+    // A later change of a record is what the filters read.
+    store.put_conversation_record(&desk("s1", Open, &[], 2)).await.unwrap();
+    assert_eq!(list(on(&[Resolved], None, f()), ALL).await, listed(&["s4", "s2"], 2));
+    assert_eq!(list(on(&[], Some("vip"), f()), ALL).await, listed(&["s4", "s3"], 2));
+    assert_eq!(list(on(&[Open], None, f()), ALL).await, listed(&["s1"], 1));
+    assert_eq!(
+        found(store, &on(&[Open], None, searched("refund"))).await,
+        listed(&["s1"], 1)
+    );
+}
+
 /// Search finds a conversation when its names, or one of its messages, hold every word
 /// (whole words, any case, accents ignored), newest first, with the listing's filters and
 /// paging; words spread over two messages are not a match; a retry changes nothing.
@@ -3564,20 +3644,6 @@ async fn search_finds_words_in_names_or_one_message(store: &dyn Store) {
         ..Default::default()
     });
     assert_eq!(found(store, &early).await, (ids(&["c1"]), 1));
-    // Only some conversations (those carrying a label): by a message, and by a name.
-    let only = |v: &[&str], f: ConversationFilter| ConversationFilter {
-        ids: Some(std::sync::Arc::new(v.iter().map(|s| s.to_string()).collect())),
-        ..f
-    };
-    assert_eq!(
-        found(store, &only(&["c1", "c3"], searched("refund"))).await,
-        (ids(&["c1"]), 1)
-    );
-    assert_eq!(found(store, &only(&["c1"], searched("a2 name"))).await, (ids(&[]), 0));
-    assert_eq!(
-        found(store, &only(&["c2"], searched("a2 name"))).await,
-        (ids(&["c2"]), 1)
-    );
     let (page, total) = store
         .conversations(&searched("refund"), Page { offset: 1, limit: 1 })
         .await
@@ -3873,6 +3939,7 @@ contract!(
     report_facts_say_what_a_bot_did,
     // archive search
     search_finds_words_in_names_or_one_message,
+    status_and_label_filters,
     erased_conversations_are_not_found_by_search,
     // reply addresses of follow-up mails
     reply_tokens_are_bound_once_and_found_both_ways,

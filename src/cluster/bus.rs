@@ -41,8 +41,13 @@ pub enum AdminChange {
         rating: crate::store::Rating,
     },
     /// A conversation's status or holder changed (stored already): its holder is told
-    /// wherever they are.
-    Conversation { record: crate::store::ConversationRecord },
+    /// wherever they are; `woken`: its snooze ran out, and every agent who may list it is
+    /// told too (absent from nodes that predate it: false).
+    Conversation {
+        record: crate::store::ConversationRecord,
+        #[serde(default)]
+        woken: bool,
+    },
     /// A bot's webhook, or a category's bot, was set or removed: every node reloads the
     /// bots' hooks and the categories' bots (they are few).
     Bots {},

@@ -40,22 +40,14 @@ pub fn record_of(archived: &crate::store::Conversation) -> Option<ConversationRe
         last_seq,
     );
     let mut record = ConversationRecord {
-        id: opened.id.clone(),
-        category: opened.category.clone().unwrap_or_default(),
-        status: ConversationStatus::Resolved,
-        snoozed_until: None,
-        holder: None,
-        holder_turn_at: closed.ended_at,
-        labels: Vec::new(),
         customer_keys: opened.customer.record_keys(),
         opened_at: opened.paired_at,
-        status_since: closed.ended_at,
-        resolved_at: None,
-        resolutions: 0,
-        reopens: 0,
-        version: 1,
-        offline: false,
-        snooze_ended_at: None,
+        ..ConversationRecord::first(
+            &opened.id,
+            opened.category.as_deref().unwrap_or_default(),
+            ConversationStatus::Resolved,
+            closed.ended_at,
+        )
     };
     write_back(&mut record, &conversation);
     Some(record)

@@ -112,7 +112,7 @@ pub struct ArchiveExport {
             (no link: links expire; ask `GET /api/attachments/{id}/link`). Agents' notes are never exported.",
             content((String = "text/csv"), (ArchiveExport = "application/json"))),
         (status = 400, description = "`bad_query`: a parameter is malformed, `q` or `status` refused (as for the listing), \
-            or `format` not csv or json; `filter_too_broad` (as for the listing); `export_too_large`: more than 1,000 conversations match", body = ErrorBody),
+            or `format` not csv or json; `export_too_large`: more than 1,000 conversations match", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn export_listing(
     Authed(me): Authed,
@@ -121,7 +121,7 @@ async fn export_listing(
 ) -> Result<Response, ApiError> {
     let format = format_of(q.format.as_deref())?;
     let filter: ConversationFilter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
-    let filter = with_desk_filters(&state, filter, q.label, q.status.as_deref()).await?;
+    let filter = with_desk_filters(filter, q.label, q.status.as_deref())?;
     let page = Page {
         offset: 0,
         limit: MAX_EXPORT,

@@ -15,8 +15,8 @@ use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::search::{SearchQuery, first_hit};
 use crate::store::{
-    Account, Conversation, ConversationFilter, ConversationKind, ConversationStatus, EndReason, Holder, InboxQuery,
-    Page, Rating, Role, Side, StoreError, Transfer,
+    Account, Conversation, ConversationFilter, ConversationKind, ConversationStatus, EndReason, Page, Rating, Role,
+    Side, StoreError, Transfer, desk_status,
 };
 
 /// The most conversations one page returns.
@@ -165,11 +165,7 @@ pub(super) fn summary(c: &Conversation) -> ConversationSummary {
         reason: c.closed.as_ref().map(|e| e.reason),
         message_count: c.messages.len(),
         // Until its record is read (`with_desk_state`): what an archive from before statuses says.
-        status: if c.closed.is_some() {
-            ConversationStatus::Resolved
-        } else {
-            ConversationStatus::Open
-        },
+        status: desk_status(None, c.closed.is_some()),
         labels: Vec::new(),
         rating: c.rating.clone(),
         hit: None,
@@ -246,7 +242,7 @@ pub(super) fn filter_for(
         from,
         to,
         text,
-        ids: None,
+        ..ConversationFilter::default()
     })
 }
 
@@ -269,55 +265,17 @@ pub(super) fn named_statuses(asked: Option<&str>) -> Result<Vec<ConversationStat
         .collect()
 }
 
-/// The most conversations a label or status filter may narrow a listing to: the archive
-/// then lists those of them that pass its other filters. A filter matching more is
-/// refused (`filter_too_broad`) rather than answered from a part of them.
-const MAX_NARROWED: usize = 100_000;
-
 /// `filter` narrowed to the conversations carrying `label` and having one of the statuses
-/// `status` names (their records say which); as it is without either. A label nothing
-/// carries, or a status nothing has, lists nothing; an unknown status is refused, and so
-/// is a narrowing past [`MAX_NARROWED`].
-pub(super) async fn with_desk_filters(
-    state: &AppState,
+/// `status` names: the store checks them with the other filters, so the answer and its
+/// total are exact for any mix. An unknown status is refused.
+pub(super) fn with_desk_filters(
     mut filter: ConversationFilter,
     label: Option<String>,
     status: Option<&str>,
 ) -> Result<ConversationFilter, ApiError> {
-    let statuses = named_statuses(status)?;
-    let label = label.filter(|l| !l.is_empty());
-    if label.is_none() && statuses.is_empty() {
-        return Ok(filter);
-    }
-    let query = InboxQuery {
-        holder: Holder::Anyone,
-        statuses,
-        category: None,
-        label,
-        // One past the most, to tell "exactly the most" from "more".
-        limit: MAX_NARROWED + 1,
-    };
-    let ids = state.store.inbox(&query).await?.into_iter().map(|r| r.id).collect();
-    filter.ids = Some(std::sync::Arc::new(within_narrowing_limit(ids, MAX_NARROWED)?));
+    filter.statuses = named_statuses(status)?;
+    filter.label = label.filter(|l| !l.is_empty());
     Ok(filter)
-}
-
-/// `ids`, unless there are more than `most`: then 400 `filter_too_broad` (an answer from
-/// some of them would silently leave the others out).
-fn within_narrowing_limit(
-    ids: std::collections::BTreeSet<String>,
-    most: usize,
-) -> Result<std::collections::BTreeSet<String>, ApiError> {
-    if ids.len() > most {
-        return Err(ApiError::invalid(
-            "filter_too_broad",
-            format!(
-                "the status or label filter matches more than {most} conversations in all (whatever the \
-                 other filters); choose a label or status that matches fewer"
-            ),
-        ));
-    }
-    Ok(ids)
 }
 
 /// Past conversations, newest first. Agents see only those they served (transfers included).
@@ -326,8 +284,7 @@ fn within_narrowing_limit(
     responses((status = 200, body = ConversationPage),
         (status = 400, description = "`bad_query`: a parameter is malformed or out of range, `status` \
             names a word that is no status, or `q` is longer than 200 characters, has more than 8 different \
-            words, or no word at all; `filter_too_broad`: `status` or `label` matches more than 100,000 \
-            conversations", body = ErrorBody),
+            words, or no word at all", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn list(
     Authed(me): Authed,
@@ -336,7 +293,7 @@ async fn list(
 ) -> JsonResult<ConversationPage> {
     let limit = page_limit(q.limit, 50, MAX_PAGE)?;
     let filter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
-    let filter = with_desk_filters(&state, filter, q.label, q.status.as_deref()).await?;
+    let filter = with_desk_filters(filter, q.label, q.status.as_deref())?;
     let (items, total) = state
         .store
         .conversations(
@@ -418,22 +375,5 @@ pub(super) fn exported(c: &Conversation, summary: ConversationSummary) -> Export
         },
         messages: c.messages.iter().map(message_view).collect(),
         transfers: c.transfers.iter().map(Transfer::from).collect(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ids(n: usize) -> std::collections::BTreeSet<String> {
-        (0..n).map(|i| format!("c{i}")).collect()
-    }
-
-    #[test]
-    fn a_narrowing_up_to_the_most_is_kept_whole_and_past_it_refused() {
-        assert_eq!(within_narrowing_limit(ids(3), 3).unwrap().len(), 3);
-        assert_eq!(within_narrowing_limit(ids(0), 3).unwrap().len(), 0);
-        let refused = within_narrowing_limit(ids(4), 3).unwrap_err();
-        assert!(format!("{refused:?}").contains("filter_too_broad"), "{refused:?}");
     }
 }

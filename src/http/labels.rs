@@ -277,10 +277,13 @@ async fn change(
 /// (through the bus) on the others. The change is stored either way: a console that
 /// misses it sees it at its next refresh.
 pub(super) async fn tell_holder(state: &AppState, record: &ConversationRecord) {
-    let _ = state.hub.conversation_changed(record.clone()).await;
+    let _ = state.hub.conversation_changed(record.clone(), false).await;
     if let Some(cluster) = &state.cluster
         && let Err(e) = cluster
-            .publish(AdminChange::Conversation { record: record.clone() })
+            .publish(AdminChange::Conversation {
+                record: record.clone(),
+                woken: false,
+            })
             .await
     {
         tracing::warn!(conversation = %record.id, error = %e, "other nodes were not told of a conversation's change");

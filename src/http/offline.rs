@@ -383,7 +383,7 @@ async fn follow(state: &AppState, m: &OfflineMessage) {
     if let Some(record) = crate::offline::conversation::sync_soon(&state.store, m).await
         && record.holder.is_some()
     {
-        let _ = state.hub.conversation_changed(record).await;
+        let _ = state.hub.conversation_changed(record, false).await;
     }
 }
 

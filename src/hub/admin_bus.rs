@@ -46,9 +46,11 @@ impl ApplyAdminChanges for Appliers {
             AdminChange::Line { agent, frame } => {
                 self.hub.frame_to_agent(agent, frame).await.map_err(|e| e.to_string())
             }
-            AdminChange::Conversation { record } => {
-                self.hub.conversation_changed(record).await.map_err(|e| e.to_string())
-            }
+            AdminChange::Conversation { record, woken } => self
+                .hub
+                .conversation_changed(record, woken)
+                .await
+                .map_err(|e| e.to_string()),
             AdminChange::Bots {} => crate::hub::bot_calls::told(&self.store, &self.hub).await,
             AdminChange::Webhooks {} => {
                 if let Some(webhooks) = &self.webhooks {

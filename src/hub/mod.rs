@@ -340,6 +340,8 @@ pub(crate) enum Command {
     },
     ConversationChanged {
         record: crate::store::ConversationRecord,
+        /// Its snooze ran out: every agent who may list it hears so.
+        woken: bool,
     },
     /// A conversation's record as read for a chat log made here anew: its status only.
     ConversationStatusRead {
@@ -893,8 +895,14 @@ impl Hub {
         rx.await.map_err(|_| HubGone)
     }
 
-    pub async fn conversation_changed(&self, record: crate::store::ConversationRecord) -> Result<(), HubGone> {
-        self.send(Command::ConversationChanged { record }).await
+    /// A conversation's record changed (stored already): its holder here hears it, and with
+    /// `woken` (its snooze ran out) every agent here who may list it.
+    pub async fn conversation_changed(
+        &self,
+        record: crate::store::ConversationRecord,
+        woken: bool,
+    ) -> Result<(), HubGone> {
+        self.send(Command::ConversationChanged { record, woken }).await
     }
 
     /// Invites the customer of the agent's live chat into a video room; false if the

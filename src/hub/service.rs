@@ -423,7 +423,7 @@ impl HubState {
                 conversation,
                 text,
             } => self.line_from_elsewhere(AgentId(agent), conversation, text),
-            Command::ConversationChanged { record } => self.conversation_changed(record),
+            Command::ConversationChanged { record, woken } => self.conversation_changed(record, woken),
             Command::ConversationStatusRead { chat, record } => self.conversation_status_read(chat, record),
             Command::ConversationLive { id, reply } => {
                 let _ = reply.send(self.conversation_live(&id));

@@ -71,6 +71,31 @@ pub struct ConversationRecord {
     pub snooze_ended_at: Option<Millis>,
 }
 
+impl ConversationRecord {
+    /// Version 1 of conversation `id`'s record in `category`: nobody's, with no label,
+    /// customer key or mark, opened and with `status` since `at`.
+    pub fn first(id: &str, category: &str, status: ConversationStatus, at: Millis) -> Self {
+        Self {
+            id: id.to_string(),
+            category: category.to_string(),
+            status,
+            snoozed_until: None,
+            holder: None,
+            holder_turn_at: at,
+            labels: Vec::new(),
+            customer_keys: Vec::new(),
+            opened_at: at,
+            status_since: at,
+            resolved_at: None,
+            resolutions: 0,
+            reopens: 0,
+            version: 1,
+            offline: false,
+            snooze_ended_at: None,
+        }
+    }
+}
+
 /// Whose conversations an inbox lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {

@@ -385,14 +385,44 @@ pub struct ConversationFilter {
     /// Only conversations whose names, or one of whose messages, hold every word of this
     /// query ([`search`]).
     pub text: Option<search::SearchQuery>,
-    /// Only these conversations (the caller found them elsewhere: those carrying a label).
-    pub ids: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
+    /// Only conversations whose record has one of these statuses; empty: any status.
+    pub statuses: Vec<ConversationStatus>,
+    /// Only conversations whose record carries this label id.
+    pub label: Option<String>,
 }
 
 impl ConversationFilter {
-    /// Does the `ids` filter let conversation `id` through?
-    pub fn admits(&self, id: &str) -> bool {
-        self.ids.as_ref().is_none_or(|ids| ids.contains(id))
+    /// Does it ask about the desk's state (status or label), which the conversation's
+    /// record keeps rather than its archive?
+    pub fn on_desk_state(&self) -> bool {
+        !self.statuses.is_empty() || self.label.is_some()
+    }
+
+    /// Do the status and label filters let through a conversation whose record is `record`?
+    /// One without a record (a buddy chat; one archived before statuses, until the
+    /// migration reaches it) passes neither: the filters read the desk's records.
+    pub fn admits(&self, record: Option<&ConversationRecord>) -> bool {
+        match record {
+            Some(r) => self.admits_state(r.status, &r.labels),
+            None => !self.on_desk_state(),
+        }
+    }
+
+    /// Do the status and label filters let through a conversation of `status` carrying `labels`?
+    pub fn admits_state(&self, status: ConversationStatus, labels: &[String]) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&status))
+            && self.label.as_ref().is_none_or(|label| labels.contains(label))
+    }
+}
+
+/// A conversation's status: its record's; without one (archived before statuses, or its
+/// record not written yet), `resolved` once it ended and `open` before (what the archive
+/// view shows for it).
+pub fn desk_status(record: Option<&ConversationRecord>, ended: bool) -> ConversationStatus {
+    match record {
+        Some(r) => r.status,
+        None if ended => ConversationStatus::Resolved,
+        None => ConversationStatus::Open,
     }
 }
 

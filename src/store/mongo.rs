@@ -352,6 +352,7 @@ impl MongoStore {
         self.create_note_indexes().await?;
         self.create_report_indexes().await?;
         self.index_old_documents().await?;
+        self.copy_old_desk_state().await?;
         Ok(())
     }
 }
@@ -495,8 +496,8 @@ fn filter_doc(filter: &ConversationFilter) -> Document {
     if let Some(agent) = &filter.agent_id {
         d.insert("agent_id", agent);
     }
-    if let Some(ids) = &filter.ids {
-        d.insert("_id", doc! {"$in": ids.iter().map(String::as_str).collect::<Vec<_>>()});
+    if let Some(desk) = archive::desk_state::desk_query(filter) {
+        d.extend(desk);
     }
     let mut paired = Document::new();
     if let Some(from) = filter.from {

@@ -443,3 +443,140 @@ async fn a_snooze_that_ran_out_is_told_to_its_agent_as_no_answer_since_its_end()
     let (status, _) = ann_api.post(&opened, json!({})).await;
     assert_eq!(status, 204, "safe to repeat");
 }
+
+#[tokio::test]
+async fn the_archive_listing_answers_a_status_with_a_category_and_dates_exactly_however_common_the_status() {
+    use switchboard::store::ConversationStatus::{Pending, Resolved};
+    use switchboard::store::{ArchiveEvent, ConversationKind, ConversationOpened, ConversationRecord};
+    let hub = TestHub::start().await;
+    // More resolved conversations than any one listing should have to hold in memory (the
+    // archive once refused a status matching over 100,000, whatever the other filters)...
+    for i in 0..100_001 {
+        hub.store
+            .put_conversation_record(&ConversationRecord::first(
+                &format!("long-ago-{i}"),
+                "general",
+                Resolved,
+                1,
+            ))
+            .await
+            .unwrap();
+    }
+    // ...and a few in the window asked for: sales, paired from 500 to 5,000.
+    let opening = |id: &str, category: &str, paired_at: i64| {
+        ArchiveEvent::Opened(ConversationOpened {
+            id: id.into(),
+            kind: ConversationKind::Service,
+            category: Some(category.into()),
+            customer_name: format!("customer of {id}"),
+            agent_id: "a1".into(),
+            agent_name: "A One".into(),
+            queued_at: paired_at - 5,
+            paired_at,
+            customer: Default::default(),
+        })
+    };
+    hub.store
+        .archive(&[
+            opening("w1", "sales", 1_000),
+            opening("w2", "sales", 2_000),
+            opening("w3", "support", 2_000),
+            opening("w4", "sales", 9_000),
+        ])
+        .await
+        .unwrap();
+    for (id, status) in [("w1", Resolved), ("w2", Pending), ("w3", Resolved), ("w4", Resolved)] {
+        hub.store
+            .put_conversation_record(&ConversationRecord::first(id, "general", status, 1))
+            .await
+            .unwrap();
+    }
+    let admin = hub.admin().await;
+    // The ids listed for `query`, and the total.
+    let listed = |query: &'static str| {
+        let admin = &admin;
+        async move {
+            let (status, page) = admin.get(&format!("/api/conversations?{query}")).await;
+            assert_eq!(status, 200, "{page}");
+            let ids: Vec<String> = item_ids(&page).into_iter().map(String::from).collect();
+            (ids, page["total"].as_u64().unwrap())
+        }
+    };
+    assert_eq!(
+        listed("status=resolved&category=sales&from=500&to=5000").await,
+        (vec!["w1".to_string()], 1)
+    );
+    assert_eq!(
+        listed("status=resolved,pending&category=sales&from=500&to=5000&offset=1&limit=1").await,
+        (vec!["w1".to_string()], 2)
+    );
+    // The search and the export filter the same way.
+    assert_eq!(
+        listed("status=resolved&category=sales&from=500&to=5000&q=customer").await,
+        (vec!["w1".to_string()], 1)
+    );
+    let (status, exported) = admin
+        .get("/api/conversations/export?format=json&status=resolved&category=sales&from=500&to=5000")
+        .await;
+    assert_eq!(status, 200, "{exported}");
+    assert_eq!(ids_in(&exported["conversations"]), ["w1"], "{exported}");
+    hub.stop().await;
+}
+
+/// Waits a moment and says whether `ws` heard a `snooze_ended` meanwhile.
+async fn heard_snooze_ended(ws: &mut Ws) -> bool {
+    while let Some(frame) = ws.recv_within(std::time::Duration::from_millis(500)).await {
+        if frame["type"] == "snooze_ended" {
+            return true;
+        }
+    }
+    false
+}
+
+/// `holder` snoozes `chat` for a moment; `lister` hears `snooze_ended` of it once it ran
+/// out: that frame, and the snooze's end.
+async fn snoozed_until_told(holder: &mut Ws, lister: &mut Ws, chat: &Value) -> (Value, i64) {
+    let until = now_ms() + 1_500;
+    let snoozed = set_status(holder, chat, "snoozed", Some(until), "s1").await;
+    assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
+    let told = lister
+        .next_matching(|f| f["type"] == "snooze_ended" && f["conversation_id"] == *chat)
+        .await;
+    assert!(told["since"].as_i64().unwrap() >= until, "{told}");
+    (told, until)
+}
+
+#[tokio::test]
+async fn a_snooze_that_ran_out_is_told_at_once_to_every_agent_who_may_list_it() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (_carla, chat) = hub.customer_in_chat("Carla", "general").await;
+    ann.next_of("chat_started").await;
+    status_of(&mut ann, &chat).await;
+    // Bea serves the same category (her "all" and "unassigned" views list it); Otto does not.
+    let mut bea = hub.agent("bea", &["general"], 1).await;
+    let mut otto = hub.agent("otto", &["billing"], 1).await;
+    let (told, until) = snoozed_until_told(&mut ann, &mut bea, &chat).await;
+    assert_eq!(told["category"], "general", "{told}");
+    assert!(told["holder"].is_string(), "Ann's: {told}");
+    // Its holder hears its status, as before, and not this as well.
+    let woken = ann
+        .next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat && f["status"] == "open")
+        .await;
+    assert!(woken["since"].as_i64().unwrap() >= until, "{woken}");
+    assert!(!heard_snooze_ended(&mut ann).await);
+    assert!(!heard_snooze_ended(&mut otto).await, "not a conversation Otto may list");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn across_nodes_a_snooze_that_ran_out_is_told_at_once_to_every_agent_who_may_list_it() {
+    // Ann is on alpha, Carla (whose node archives the chat) on beta, and so is Bea.
+    let (_cluster, [alpha, beta], mut ann, _carla, chat) =
+        Cluster::ann_chatting_with_carla("cluster-conversations-snooze-ended", 1).await;
+    ann.seen_or_next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat)
+        .await;
+    let mut bea = beta.agent("bea", &["general"], 1).await;
+    snoozed_until_told(&mut ann, &mut bea, &chat).await;
+    alpha.stop().await;
+    beta.stop().await;
+}

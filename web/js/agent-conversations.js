@@ -289,6 +289,11 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       load();
       return true;
     }
+    // Another agent's (or nobody's) snooze ran out: "All" and "Unassigned" hold it anew.
+    if (f.type === 'snooze_ended') {
+      load();
+      return true;
+    }
     if (f.type === 'error' && f.client_id && pending.has(f.client_id)) {
       pending.delete(f.client_id);
       error.textContent = f.message;

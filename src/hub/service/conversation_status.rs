@@ -18,7 +18,7 @@ use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
 use crate::conversations::writer::{Asker, Automatic, Notify, Origin, Work, Writer};
 use crate::conversations::{ConversationError, Conversations};
-use crate::core::conversation::{Refusal, Rules, Status};
+use crate::core::conversation::{Change, Refusal, Rules, Status};
 use crate::core::routing::{AgentId, CategoryId, ChatId};
 use crate::hub::Command;
 use crate::hub::delivery::{ConnId, Recipient};
@@ -46,6 +46,7 @@ pub(in crate::hub) fn writer(
         Conversations::new(archive.store(), rules(settings)).answering_within(settings.archive_write_timeout);
     let webhooks = archive.clone();
     let notify: Notify = Arc::new(move |record, origin, change| {
+        let woken = snooze_ran_out(&record, origin, change.as_ref());
         // The asker hears once the change's webhook event is on local disk (at once for none).
         let durable: crate::conversations::writer::Durable = match (change, webhooks.webhooks()) {
             (Some(change), Some(hooks)) => {
@@ -63,7 +64,7 @@ pub(in crate::hub) fn writer(
             let (cluster, record) = (cluster.clone(), record.clone());
             tokio::spawn(async move {
                 let id = record.id.clone();
-                if let Err(e) = cluster.publish(AdminChange::Conversation { record }).await {
+                if let Err(e) = cluster.publish(AdminChange::Conversation { record, woken }).await {
                     tracing::warn!(conversation = %id, error = %e, "other nodes were not told of a conversation's status");
                 }
             });
@@ -72,11 +73,20 @@ pub(in crate::hub) fn writer(
         if origin == Origin::Automatic
             && let Some(tx) = hub.upgrade()
         {
-            let _ = tx.try_send(Command::ConversationChanged { record });
+            let _ = tx.try_send(Command::ConversationChanged { record, woken });
         }
         durable
     });
     Writer::start(conversations, notify)
+}
+
+/// Did this change open `record` because its snooze ran out? The writer on its own took it
+/// from snoozed to open, and marked it "Snooze ended" (a customer's line into a snoozed
+/// conversation opens it too, without the mark).
+fn snooze_ran_out(record: &ConversationRecord, origin: Origin, change: Option<&Change>) -> bool {
+    origin == Origin::Automatic
+        && change.is_some_and(|c| matches!(c.from, Status::Snoozed { .. }) && c.to == Status::Open)
+        && record.snooze_ended_at.is_some()
 }
 
 /// The conversation rules the desk's settings make.
@@ -299,7 +309,7 @@ impl HubState {
 
     /// A change the writer made on its own (an opening, a transfer, an end, a snooze that
     /// ran out): the conversation's holder, where connected here, hears its status.
-    pub(super) fn conversation_changed(&mut self, record: ConversationRecord) {
+    pub(super) fn conversation_changed(&mut self, record: ConversationRecord, woken: bool) {
         self.status_told(&record);
         // Lines followed up on here check the holder this node read: a reassignment moves it.
         if let Some(entry) = self.follow_ups.get_mut(&record.id) {
@@ -307,6 +317,34 @@ impl HubState {
         }
         let frame = status_frame(&record, None);
         self.tell_holder(&record, &frame);
+        if woken {
+            self.tell_listers(&record);
+        }
+    }
+
+    /// A snooze ran out: every agent connected here who may list the conversation (in their
+    /// "all" or "unassigned" view: admins, and agents serving its category) but its holder
+    /// (told by `conversation_status`) hears `snooze_ended`, so their inbox holds it anew.
+    fn tell_listers(&mut self, record: &ConversationRecord) {
+        let frame = ServerFrame::SnoozeEnded {
+            conversation_id: record.id.clone(),
+            holder: record.holder.clone(),
+            category: record.category.clone(),
+            since: record.status_since,
+        };
+        let listers: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(id, info)| {
+                info.conn.is_some()
+                    && record.holder.as_deref() != Some(id.0.as_str())
+                    && (info.account.role == Role::Admin || info.account.categories.contains(&record.category))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for agent in listers {
+            self.send(Recipient::Agent(agent), &frame);
+        }
     }
 
     /// Whether a customer is live in conversation `id`: `None` when not; else the agent

@@ -69,10 +69,13 @@ impl ArchiveStore for EmbeddedStore {
                 agent_id: None,
                 ..filter.clone()
             };
+            let desk = super::conversations::DeskCheck::of(tx, &filter)?;
             let mut total = 0u64;
             let mut hits = Vec::new();
             for (id, recheck) in list_ids(tx, &filter)? {
-                if !filter.admits(&id) {
+                if let Some(desk) = &desk
+                    && !desk.admits(&filter, &id)?
+                {
                     continue;
                 }
                 let in_page = total >= page.offset && (hits.len() as u64) < page.limit;

@@ -29,6 +29,36 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     Ok(())
 }
 
+/// A listing's status and label filters, checked in its read transaction against the
+/// records table: one point read per candidate, and none when the filter asks nothing of
+/// them.
+pub(super) struct DeskCheck {
+    records: redb::ReadOnlyTable<&'static str, &'static [u8]>,
+}
+
+impl DeskCheck {
+    /// `None` when `filter` has no status or label to check.
+    pub(super) fn of(
+        tx: &redb::ReadTransaction,
+        filter: &crate::store::ConversationFilter,
+    ) -> StoreResult<Option<Self>> {
+        if !filter.on_desk_state() {
+            return Ok(None);
+        }
+        let records = tx.open_table(RECORDS).map_err(unavailable)?;
+        Ok(Some(Self { records }))
+    }
+
+    /// Does conversation `id` pass `filter`'s status and label?
+    pub(super) fn admits(&self, filter: &crate::store::ConversationFilter, id: &str) -> StoreResult<bool> {
+        let record = match self.records.get(id).map_err(unavailable)? {
+            Some(found) => Some(decode::<ConversationRecord>(found.value())?),
+            None => None,
+        };
+        Ok(filter.admits(record.as_ref()))
+    }
+}
+
 /// Reads the records of `ids` (those still there).
 fn records_of(
     records: &impl ReadableTable<&'static str, &'static [u8]>,

@@ -140,6 +140,7 @@ impl EmbeddedStore {
             let conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
             // Posted anywhere is matched when there is only one word to hold.
             let one_word = query.terms().len() == 1;
+            let desk = super::conversations::DeskCheck::of(tx, &rest)?;
             let mut hits: Vec<(Millis, String)> = Vec::new();
             for id in candidates(tx, &query)? {
                 let Some(rec) = load_record(&conversations, &id)? else {
@@ -147,6 +148,11 @@ impl EmbeddedStore {
                 };
                 let (opened, transfers) = (rec.opened(), rec.transfers());
                 if !matches(&rest, &opened, &transfers) {
+                    continue;
+                }
+                if let Some(desk) = &desk
+                    && !desk.admits(&rest, &id)?
+                {
                     continue;
                 }
                 if !one_word

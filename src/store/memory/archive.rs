@@ -101,6 +101,8 @@ impl ArchiveStore for MemoryStore {
                 .conversations
                 .iter()
                 .filter(|c| matches(filter, &c.opened, &c.transfers))
+                // Status and label: the record's, joined here.
+                .filter(|c| !filter.on_desk_state() || filter.admits(s.records.get(&c.opened.id)))
                 // The reference store scans: every conversation's text, checked by the shared rule.
                 .filter(|c| filter.text.as_ref().is_none_or(|q| search::matches(q, c)))
                 .collect();

@@ -133,7 +133,6 @@ pub(crate) fn matches(
         .as_ref()
         .is_none_or(|cat| c.category.as_ref() == Some(cat))
         && filter.agent_id.as_ref().is_none_or(|a| served_by(c, transfers, a))
-        && filter.admits(&c.id)
         && filter.from.is_none_or(|from| c.paired_at >= from)
         && filter.to.is_none_or(|to| c.paired_at < to)
 }

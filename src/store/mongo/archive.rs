@@ -3,6 +3,8 @@
 //! events, each message into exactly one bucket, and reading conversations back whole.
 
 mod chain;
+// ---- status and labels copied from the records ----
+pub(super) mod desk_state;
 // ---- archive search: terms on the documents ----
 mod search;
 
@@ -45,6 +47,27 @@ impl MongoStore {
             *first = (*first).min(at);
         }
         Ok(())
+    }
+
+    /// Did the one-time migration of older documents named `marker` finish (its marker is
+    /// in `migrations`)?
+    async fn migrated(&self, marker: &str) -> StoreResult<bool> {
+        let migrations: Collection<Document> = self.db.collection("migrations");
+        let done = migrations.find_one(doc! {"_id": marker}).await.map_err(unavailable)?;
+        Ok(done.is_some())
+    }
+
+    /// Leaves the marker of the one-time migration `marker`, finished.
+    async fn mark_migrated(&self, marker: &str) -> StoreResult<()> {
+        let migrations: Collection<Document> = self.db.collection("migrations");
+        match migrations
+            .insert_one(doc! {"_id": marker, "at": crate::clock::now_ms()})
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate_key(&e) => Ok(()), // another node finished it too
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     fn remember<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
@@ -95,6 +118,9 @@ impl MongoStore {
                 }
             }
             self.remember(chunk.iter().map(|o| o.id.as_str()));
+            // A record stored before its opening was not copied then: now.
+            let ids: Vec<String> = chunk.iter().map(|o| o.id.clone()).collect();
+            self.copy_desk_state_of(&ids).await?;
         }
         Ok(())
     }
@@ -611,6 +637,12 @@ pub(super) struct ConversationDoc {
     /// When an agent first wrote (kept with `$min`); for the reports. Absent until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     first_agent_at: Option<Millis>,
+    /// Its record's status and labels, copied (`archive/desk_state.rs`); only read by
+    /// queries, never written with the document.
+    #[serde(default, skip_serializing)]
+    desk_status: Option<ConversationStatus>,
+    #[serde(default, skip_serializing)]
+    desk_labels: Vec<String>,
 }
 
 impl ConversationDoc {
@@ -632,7 +664,14 @@ impl ConversationDoc {
             terms: crate::store::search::name_terms(o, &[]).into_iter().collect(),
             messages: Vec::new(),
             first_agent_at: None,
+            desk_status: None,
+            desk_labels: Vec::new(),
         }
+    }
+
+    /// Does it pass `filter`'s status and label (by its copy of its record's)?
+    fn desk_passes(&self, filter: &ConversationFilter) -> bool {
+        desk_state::passes_state(filter, self.desk_status, &self.desk_labels)
     }
 
     fn into_conversation(self, messages: Vec<ArchivedMessage>, rating: Option<Rating>) -> Conversation {

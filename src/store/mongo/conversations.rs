@@ -15,7 +15,7 @@ use crate::store::{
     ConversationRecord, ConversationStatus, ConversationStore, Holder, InboxQuery, Millis, StoreError, StoreResult,
 };
 
-fn status_word(status: ConversationStatus) -> &'static str {
+pub(super) fn status_word(status: ConversationStatus) -> &'static str {
     match status {
         ConversationStatus::Open => "open",
         ConversationStatus::Pending => "pending",
@@ -65,6 +65,16 @@ impl MongoStore {
         Ok(())
     }
 
+    /// `record`, just stored, copied onto its archive document (`mongo/archive/desk_state.rs`).
+    /// The change stands either way: a copy that failed is logged, and the record's next
+    /// change (or the opening's store) copies it.
+    async fn copied_to_archive(&self, record: &ConversationRecord) -> StoreResult<()> {
+        if let Err(e) = self.copy_desk_state(std::slice::from_ref(record)).await {
+            tracing::warn!(conversation = %record.id, error = %e, "a conversation's status was not copied onto its archive");
+        }
+        Ok(())
+    }
+
     async fn find_records(
         &self,
         filter: Document,
@@ -101,7 +111,7 @@ impl ConversationStore for MongoStore {
                 return Err(StoreError::NotFound);
             }
             insert_new(&self.records(), record).await?;
-            return Ok(());
+            return self.copied_to_archive(record).await;
         }
         let replaced = self
             .records()
@@ -109,7 +119,7 @@ impl ConversationStore for MongoStore {
             .await
             .map_err(unavailable)?;
         if replaced.matched_count == 1 {
-            return Ok(());
+            return self.copied_to_archive(record).await;
         }
         // Not the version before: another change came first, or there is none.
         match self.conversation_record(&record.id).await {

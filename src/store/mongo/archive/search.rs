@@ -15,8 +15,8 @@
 //! names) and once on the buckets, then checks every candidate here: it holds every term,
 //! and a bucket holding the words in different messages is not a match
 //! ([`crate::store::search`]: every word in the names or in one message). The listing's
-//! filters (category, time, agent: their agent now or any a transfer names) are checked
-//! here too. Erasure deletes the documents, and their terms with them.
+//! filters (category, time, agent: their agent now or any a transfer names, status and
+//! label: the copies of `archive/desk_state.rs`) are checked here too. Erasure deletes the documents, and their terms with them.
 //!
 //! Documents written before search existed have no `terms`: they are indexed once at
 //! start-up ([`MongoStore::index_old_documents`]), which leaves a marker in `migrations`.
@@ -50,7 +50,7 @@ async fn rarest<'t>(collection: &Collection<Document>, terms: &'t [String]) -> S
 }
 
 /// A conversation document's (id, paired time) when it passes `filter`'s category, time
-/// and agent (its agent now, or any a transfer names: `served_by`).
+/// and agent (its agent now, or any a transfer names: `served_by`), status and label.
 fn passes(d: &Document, filter: &ConversationFilter) -> Option<(String, Millis)> {
     let id = d.get_str("_id").ok()?;
     let paired_at = match d.get("paired_at")? {
@@ -68,7 +68,7 @@ fn passes(d: &Document, filter: &ConversationFilter) -> Option<(String, Millis)>
                 .is_ok_and(|served| served.iter().any(|s| s.as_str() == Some(a)))
     });
     let time_ok = filter.from.is_none_or(|from| paired_at >= from) && filter.to.is_none_or(|to| paired_at < to);
-    (category_ok && agent_ok && time_ok && filter.admits(id)).then(|| (id.to_string(), paired_at))
+    (category_ok && agent_ok && time_ok && desk_state::desk_passes(d, filter)).then(|| (id.to_string(), paired_at))
 }
 
 impl MongoStore {
@@ -92,6 +92,9 @@ impl MongoStore {
         if let Some(term) = rarest(&raw_conversations, terms).await? {
             let docs: Vec<ConversationDoc> = all(self.conversations.find(doc! {SEARCH_TERMS: term})).await?;
             for mut d in docs {
+                if !d.desk_passes(&rest) {
+                    continue;
+                }
                 let embedded = std::mem::take(&mut d.messages);
                 let c = d.into_conversation(Vec::new(), None);
                 if matches(&rest, &c.opened, &c.transfers)
@@ -144,7 +147,8 @@ impl MongoStore {
         for chunk in ids.chunks(IN_CHUNK) {
             let docs: Vec<Document> = all(raw_conversations
                 .find(doc! {"_id": {"$in": chunk}})
-                .projection(doc! {"paired_at": 1, "category": 1, "agent_id": 1, SERVED_BY: 1}))
+                .projection(doc! {"paired_at": 1, "category": 1, "agent_id": 1, SERVED_BY: 1,
+                desk_state::DESK_STATUS: 1, desk_state::DESK_LABELS: 1}))
             .await?;
             for d in docs {
                 if let Some((id, paired_at)) = passes(&d, &rest) {
@@ -162,12 +166,7 @@ impl MongoStore {
     /// (then a marker in `migrations` says it is done). Safe to run twice, or on two nodes
     /// at once: each document's terms are a function of its own text.
     pub(in crate::store::mongo) async fn index_old_documents(&self) -> StoreResult<()> {
-        let migrations: Collection<Document> = self.db.collection("migrations");
-        let done = migrations
-            .find_one(doc! {"_id": INDEXED_MARKER})
-            .await
-            .map_err(unavailable)?;
-        if done.is_some() {
+        if self.migrated(INDEXED_MARKER).await? {
             return Ok(());
         }
         let old = doc! {SEARCH_TERMS: {"$exists": false}};
@@ -218,13 +217,6 @@ impl MongoStore {
                 "indexed the archive's older documents for search"
             );
         }
-        match migrations
-            .insert_one(doc! {"_id": INDEXED_MARKER, "at": crate::clock::now_ms()})
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_duplicate_key(&e) => Ok(()), // another node finished it too
-            Err(e) => Err(unavailable(e)),
-        }
+        self.mark_migrated(INDEXED_MARKER).await
     }
 }
