@@ -162,7 +162,7 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
     assert_eq!(agent.next_of("chat_started").await["peer_name"], "Dora");
 
     // The customer's node archived the chat once, with every message.
-    let record = archived_when(&store, &chat, WAIT, |r| r.closed.is_some() && r.messages.len() == 10)
+    let record = archived_when(store, &chat, WAIT, |r| r.closed.is_some() && r.messages.len() == 10)
         .await
         .expect("the chat is archived with its 10 messages");
     let archived: Vec<u64> = record.messages.iter().map(|m| m.seq).collect();
