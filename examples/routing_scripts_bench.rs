@@ -5,13 +5,16 @@
 //! `cargo run --example routing_scripts_bench [customers]` (starts its own redis-server on a
 //! free loopback port; needs `redis-server` installed).
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use switchboard::cluster::routing_scripts::RedisRouting;
 use switchboard::core::routing::{AgentId, CategoryId, ChatId, Decision, Party};
+
+// The routing tests' throwaway redis-server (free port, no persistence, killed on drop).
+#[path = "../tests/cluster_routing/redis_server.rs"]
+mod redis_server;
 
 /// Concurrent callers, like many connections' events arriving on a few nodes at once.
 const CALLERS: usize = 64;
@@ -50,32 +53,8 @@ async fn main() {
     let customers: usize = std::env::args()
         .nth(1)
         .map_or(10_000, |n| n.parse().expect("a number of customers"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed");
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-    let mut conn = loop {
-        if let Ok(conn) = ConnectionManager::new(client.clone()).await {
-            break conn;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let server = redis_server::RedisServer::start();
+    let mut conn = server.connect().await;
     // A node registered as the lease code would, with a lease long enough for the run.
     let _: () = redis::pipe()
         .cmd("SET")
@@ -185,6 +164,5 @@ async fn main() {
         latencies,
     );
     println!("  redis: {}", redis_usec_per_script(&mut conn).await);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }

@@ -273,6 +273,15 @@ fn automatic(mail: &MailFields) -> Option<&'static str> {
     mail.x_autoreply.then_some("X-Autoreply")
 }
 
+/// Whether `token` has the shape of a reply token: [`TOKEN_LEN`] characters of lowercase
+/// base32 (`a`-`z`, `2`-`7`).
+pub fn has_a_tokens_shape(token: &str) -> bool {
+    token.len() == TOKEN_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+}
+
 /// `local+token@domain` among `recipients` for the desk's `local@domain`: the tokens that
 /// have a token's shape, lowercase, each once, in the order found.
 pub fn reply_tokens(recipients: &[String], local: &str, domain: &str) -> Vec<String> {
@@ -286,11 +295,7 @@ pub fn reply_tokens(recipients: &[String], local: &str, domain: &str) -> Vec<Str
             continue;
         };
         let token = token.to_ascii_lowercase();
-        let shaped = token.len() == TOKEN_LEN
-            && token
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
-        if base.eq_ignore_ascii_case(local) && shaped && !tokens.contains(&token) {
+        if base.eq_ignore_ascii_case(local) && has_a_tokens_shape(&token) && !tokens.contains(&token) {
             tokens.push(token);
         }
     }

@@ -11,7 +11,7 @@
 //!
 //! One binary, one module per concern: `differential` (random and fixed sequences),
 //! `fencing`, `follower` (places from the stream), `race` (three nodes at once, replayed
-//! through the core).
+//! through the core), `restore`, and `redis_server` (each test's own server).
 
 mod differential;
 mod fencing;
@@ -19,23 +19,15 @@ mod follower;
 mod race;
 // Redis restarted empty: the restore scripts
 mod restore;
+// The throwaway redis-server (also started by examples/routing_scripts_bench.rs)
+mod redis_server;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+pub use redis_server::RedisServer;
 
 use redis::aio::ConnectionManager;
 use switchboard::core::routing::{AgentId, CategoryId};
 
 // ---- a redis-server of this test's own ------------------------------------------------
-
-/// A real `redis-server` on a free loopback port, without persistence, with `DEBUG` allowed
-/// from loopback (for `DEBUG DIGEST`); killed when dropped. Fails loudly when missing
-/// (`scripts/ensure-test-deps.sh` installs it).
-pub struct RedisServer {
-    port: u16,
-    child: Child,
-}
 
 /// A current-thread runtime for a test and a redis-server of its own.
 pub fn runtime_and_redis() -> (tokio::runtime::Runtime, RedisServer) {
@@ -50,52 +42,6 @@ pub fn runtime_and_redis() -> (tokio::runtime::Runtime, RedisServer) {
 pub fn with_redis<F: std::future::Future<Output = ()>>(test: impl FnOnce(ConnectionManager) -> F) {
     let (runtime, server) = runtime_and_redis();
     runtime.block_on(async { test(server.connect().await).await });
-}
-
-impl RedisServer {
-    pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--enable-debug-command", "local"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("redis-server must be installed for this test (scripts/ensure-test-deps.sh installs it)");
-        // Built first, so that a server that never listens is still killed (on drop).
-        let server = RedisServer { port, child };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not listen on port {port}");
-    }
-
-    pub async fn connect(&self) -> ConnectionManager {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
-            .await
-            .expect("redis answers in time")
-            .expect("redis accepts the connection")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // ---- nodes, as the lease code (not this module's) registers them ----------------------

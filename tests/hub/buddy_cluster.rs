@@ -15,7 +15,7 @@ use switchboard::store::{MemoryStore, SharedStore};
 use crate::archive::TempDir;
 use crate::cluster_fixture::{Process, ProcessAndNodes, nodes, process_and_nodes, redis_conn, until_reaped};
 use crate::cluster_hub::{NodeProcess, messages, node_process_with, node_with};
-use crate::common::{TestHub, Ws, named, strs_in};
+use crate::common::{TestHub, Ws, closed_conversation, named, strs_in, until_ok};
 use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do.
@@ -453,16 +453,9 @@ async fn a_line_stamped_before_the_end_is_kept_everywhere_and_one_after_it_nowhe
         (Some("not_in_chat"), Some("m2")),
         "{refused}"
     );
-    let deadline = Instant::now() + WAIT;
-    let record = loop {
-        if let Ok(record) = store.conversation(&chat).await
-            && record.closed.is_some()
-        {
-            break record;
-        }
-        assert!(Instant::now() < deadline, "the buddy chat is archived as closed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let record = closed_conversation(&store, &chat, WAIT)
+        .await
+        .expect("the buddy chat is archived as closed");
     let archived: Vec<(u64, &str)> = record.messages.iter().map(|m| (m.seq, m.text.as_str())).collect();
     assert_eq!(archived, [(1, "before the end")]);
     let seen = bob.drain().await;
@@ -565,22 +558,15 @@ pub(crate) async fn buddy_on(bind: &str, name: &str, key: Option<&str>) -> (Ws, 
 
 /// `chat`'s archive once it is closed with `messages` messages.
 async fn archived_closed(store: &SharedStore, chat: &str, messages: usize) -> switchboard::store::Conversation {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let record = store.conversation(chat).await;
-        if let Ok(record) = &record
-            && record.closed.is_some()
-            && record.messages.len() == messages
-        {
-            return record.clone();
+    let what = format!("chat {chat} never archived as closed with {messages} messages");
+    until_ok(WAIT, &what, async || match store.conversation(chat).await {
+        Ok(record) if record.closed.is_some() && record.messages.len() == messages => Ok(record),
+        seen => {
+            let seen = seen.map(|r| (r.closed.is_some(), r.messages.len()));
+            Err(format!("(closed, messages: {seen:?})"))
         }
-        let seen = record.map(|r| (r.closed.is_some(), r.messages.len()));
-        assert!(
-            Instant::now() < deadline,
-            "chat {chat} never archived as closed with {messages} messages (closed, messages: {seen:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Requires `chat` archived closed with exactly `lines` (seq and text), once it has as many.

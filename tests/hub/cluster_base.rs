@@ -5,7 +5,7 @@
 
 use crate::common::signal;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ use switchboard::store::{MemoryStore, MongoStore, SharedStore};
 
 use crate::archive::{TempDir, mongo_uri};
 use crate::cluster_fixture::{Process, process_and_nodes};
-use crate::common::{TestHub, Ws, error_code, logout};
+use crate::common::{TestHub, Ws, error_code, logout, polled, until_ok};
 use crate::redis_server::RedisServer;
 use crate::storeops::{hub_command, refuses};
 
@@ -45,14 +45,9 @@ pub(crate) async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
     what: &str,
     mut check: impl FnMut() -> F,
 ) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    polled(WAIT, async || check().await)
+        .await
+        .unwrap_or_else(|| panic!("never happened: {what}"))
 }
 
 /// Nodes "node-a" and "node-b" in the cluster at `redis`, on one MongoDB database of their
@@ -342,17 +337,15 @@ async fn admin_changes_made_on_one_node_apply_on_the_other() {
     // The bus brings it within moments: until then B answers `unknown_category` (and
     // keeps the connection), so the join is retried.
     let mut walt = Ws::connect(&b.ws_url("/ws/customer"), &[]).await.unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
+    until_ok(WAIT, "B never routed the new category", async || {
         walt.send(json!({"type": "join", "name": "Walt", "category": "returns"}))
             .await;
-        let answer = walt.recv_within(Duration::from_secs(2)).await;
-        if answer.as_ref().is_some_and(|a| a["type"] == "welcome") {
-            break;
+        match walt.recv_within(Duration::from_secs(2)).await {
+            Some(answer) if answer["type"] == "welcome" => Ok(()),
+            answer => Err(format!("{answer:?}")),
         }
-        assert!(Instant::now() < deadline, "B never routed the new category: {answer:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     walt.next_of("queued").await;
 
     // B's subscription is cut: it subscribes again (and reloads what it may have missed),

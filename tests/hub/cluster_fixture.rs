@@ -19,7 +19,7 @@ use crate::archive::{TempDir, free_port};
 use crate::cluster_base::eventually;
 use crate::cluster_hub::{node_process_with, node_with, registered};
 use crate::common::Running;
-use crate::common::{Api, TestHub, Ws};
+use crate::common::{Api, TestHub, Ws, accepted, health_when, until_ok};
 use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do (several leases' worth).
@@ -197,28 +197,19 @@ pub(crate) async fn until_reaped(conn: &mut redis::aio::ConnectionManager, node:
 
 /// `hub`'s health once it shows its Redis connection `state` ("up" or "down").
 pub(crate) async fn redis_shows(hub: &TestHub, state: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let health: Value = reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap();
-        if health["cluster"]["redis"] == state {
-            return health;
-        }
-        assert!(Instant::now() < deadline, "Redis never showed {state}: {health}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    health_when(hub, WAIT, &format!("Redis never showed {state}"), |health| {
+        health["cluster"]["redis"] == state
+    })
+    .await
 }
 
 /// The live figures `admin` reads (`/api/admin/stats`) once `shown` accepts them.
 pub(crate) async fn stats_showing(admin: &Api, what: &str, shown: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    until_ok(WAIT, &format!("never happened: {what}"), async || {
         let (_, stats) = admin.get("/api/admin/stats").await;
-        if shown(&stats) {
-            return stats;
-        }
-        assert!(Instant::now() < deadline, "never happened: {what}: {stats}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        accepted(stats, &shown)
+    })
+    .await
 }
 
 /// An agent account made on `hub`, signed in there and set available (their profile

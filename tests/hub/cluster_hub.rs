@@ -7,7 +7,7 @@ use crate::common::{Running, signal};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::future::join_all;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use switchboard::cluster::routing_events::read_events;
 use switchboard::cluster::routing_scripts::read_snapshot;
 use switchboard::core::routing::Decision;
@@ -20,7 +20,7 @@ use crate::cluster_fixture::{
     Process, customer_on, nodes, one_then_two, paired, process_and_nodes, redis_conn, redis_shows, refused_for_now,
     stats_showing, until_reaped, until_registered, woken_fenced,
 };
-use crate::common::{TestHub, Ws, both_told, strs_in};
+use crate::common::{TestHub, Ws, archived_when, both_told, closed_conversation, health_when, strs_in};
 use crate::redis_server::RedisServer;
 use crate::storeops::hub_command;
 
@@ -51,15 +51,11 @@ pub(crate) async fn node_with(
         tweak(s);
     })
     .await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let health: Value = reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap();
-        if health["cluster"]["incarnation"].is_u64() {
-            return hub;
-        }
-        assert!(Instant::now() < deadline, "{node} never joined the cluster: {health}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    health_when(&hub, WAIT, &format!("{node} never joined the cluster"), |health| {
+        health["cluster"]["incarnation"].is_u64()
+    })
+    .await;
+    hub
 }
 
 /// The next `n` chat messages a client gets, in arrival order: the peer's as `message`
@@ -166,17 +162,9 @@ async fn a_customer_on_one_node_and_an_agent_on_another_are_paired_and_chat() {
     assert_eq!(agent.next_of("chat_started").await["peer_name"], "Dora");
 
     // The customer's node archived the chat once, with every message.
-    let deadline = Instant::now() + WAIT;
-    let record = loop {
-        if let Ok(record) = store.conversation(&chat).await
-            && record.closed.is_some()
-            && record.messages.len() == 10
-        {
-            break record;
-        }
-        assert!(Instant::now() < deadline, "the chat is archived with its 10 messages");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let record = archived_when(store, &chat, WAIT, |r| r.closed.is_some() && r.messages.len() == 10)
+        .await
+        .expect("the chat is archived with its 10 messages");
     let archived: Vec<u64> = record.messages.iter().map(|m| m.seq).collect();
     assert_eq!(archived, (1..=10).collect::<Vec<_>>());
     assert_eq!(record.opened.customer_name, "Carla");
@@ -680,16 +668,10 @@ async fn a_message_sent_again_after_the_chat_went_on_gets_its_first_ack() {
 
     carla.send(json!({"type": "leave"})).await;
     agent.next_of("chat_ended").await;
-    let deadline = Instant::now() + WAIT;
-    let archived = loop {
-        if let Ok(record) = store.conversation(&chat).await
-            && record.closed.is_some()
-        {
-            break record.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
-        }
-        assert!(Instant::now() < deadline, "the chat is archived closed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let record = closed_conversation(&store, &chat, WAIT)
+        .await
+        .expect("the chat is archived closed");
+    let archived: Vec<u64> = record.messages.iter().map(|m| m.seq).collect();
     assert_eq!(archived, [1, 2, 3, 4], "archived once each");
     alpha.stop().await;
     beta.stop().await;

@@ -11,7 +11,7 @@ use crate::archive::TempDir;
 use crate::cluster_fixture::{
     ChatAcrossNodes, chat_across_nodes_with, nodes, nodes_with_redis_data, redis_shows, sent_and_seen,
 };
-use crate::common::{TestHub, Ws, both_told};
+use crate::common::{TestHub, Ws, both_told, until_ok};
 use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do.
@@ -111,18 +111,13 @@ async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
     redis.kill();
     let _redis = RedisServer::start_with(port, Some(&data)).await;
     for hub in [&alpha, &beta] {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let (status, ready): (u16, Value) = {
-                let r = reqwest::get(hub.url("/readyz")).await.unwrap();
-                (r.status().as_u16(), r.json().await.unwrap())
-            };
-            if status == 200 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "never ready again: {ready}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_ok(WAIT, "never ready again", async || {
+            let r = reqwest::get(hub.url("/readyz")).await.unwrap();
+            let status = r.status().as_u16();
+            let ready: Value = r.json().await.unwrap();
+            if status == 200 { Ok(()) } else { Err(ready) }
+        })
+        .await;
     }
     carla
         .send(serde_json::json!({"type": "message", "text": "two", "client_id": "c2"}))

@@ -11,7 +11,7 @@ use switchboard::config::Settings;
 use switchboard::store::SharedStore;
 
 use crate::cluster_fixture::{nodes, nodes_with_redis_data, redis_shows, refused_for_now, sent_and_seen};
-use crate::common::{TestHub, Ws, both_told};
+use crate::common::{TestHub, Ws, archived_when, both_told, health_when};
 use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do.
@@ -29,29 +29,18 @@ pub(crate) fn lease_of(lease_ms: u64) -> impl Fn(&mut Settings) + Copy {
 }
 
 pub(crate) async fn healthy(hub: &TestHub, name: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let health: Value = reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap();
-        if health["status"] == "ok" && health["cluster"]["incarnation"].is_u64() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} never recovered: {health}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    health_when(hub, WAIT, &format!("{name} never recovered"), |health| {
+        health["status"] == "ok" && health["cluster"]["incarnation"].is_u64()
+    })
+    .await;
 }
 
 /// The archived seqs and texts of `chat`, once it holds `n` messages.
 pub(crate) async fn archived(store: &SharedStore, chat: &str, n: usize) -> Vec<(u64, String)> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(record) = store.conversation(chat).await
-            && record.messages.len() >= n
-        {
-            return record.messages.iter().map(|m| (m.seq, m.text.clone())).collect();
-        }
-        assert!(Instant::now() < deadline, "chat {chat} never held {n} messages");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let record = archived_when(store, chat, WAIT, |r| r.messages.len() >= n)
+        .await
+        .unwrap_or_else(|| panic!("chat {chat} never held {n} messages"));
+    record.messages.iter().map(|m| (m.seq, m.text.clone())).collect()
 }
 
 /// A customer on alpha chatting with an agent on beta, two messages acknowledged.

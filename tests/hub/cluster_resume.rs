@@ -12,7 +12,7 @@ use switchboard::store::SharedStore;
 
 use crate::cluster_fixture::{Servers, chat_across_nodes, nodes, sent_and_seen};
 use crate::cluster_hub::messages;
-use crate::common::{TestHub, Ws, seqs_and_texts};
+use crate::common::{TestHub, Ws, archived_when, seqs_and_texts};
 
 /// The (seq, text) of each message in a `resumed` frame's chat.
 /// A chat across three nodes (see [`chat_across_nodes`]) in which the customer says "one"
@@ -88,20 +88,11 @@ async fn a_chatting_customer_resumes_on_another_node_and_keeps_their_chat() {
     assert_eq!(again.next_of("chat_ended").await["chat_id"], chat.as_str());
 
     // Archived once, every message once, whichever nodes held the customer meanwhile.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let record = loop {
-        if let Ok(record) = store.conversation(&chat).await
-            && record.closed.is_some()
-            && record.messages.len() >= 5
-        {
-            break record;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the chat is archived, closed, with its 5 messages"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let record = archived_when(&store, &chat, Duration::from_secs(20), |r| {
+        r.closed.is_some() && r.messages.len() >= 5
+    })
+    .await
+    .expect("the chat is archived, closed, with its 5 messages");
     let archived: Vec<u64> = record.messages.iter().map(|m| m.seq).collect();
     assert_eq!(archived, [1, 2, 3, 4, 5]);
     for node in [alpha, beta, gamma] {

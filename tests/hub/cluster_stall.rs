@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::cluster_scenarios::{Cluster, ONE_SCENARIO_AT_A_TIME, node_name};
-use crate::common::{ADMIN_PASSWORD, Api, Ws, u64s_in};
+use crate::common::{ADMIN_PASSWORD, Api, Ws, accepted, u64s_in, until_ok};
 
 /// How long a test waits for something the cluster must do (a reap, a fence, an archive).
 const WAIT: Duration = Duration::from_secs(60);
@@ -928,15 +928,11 @@ async fn a_resume_that_crosses_the_end_of_the_chat_shows_the_ending() {
 /// has nothing left to hand over and reads what comes next at once.
 async fn third_node_sees_an_agent_online(cluster: &Cluster) {
     let url = cluster.endpoint(THIRD_NODE).url("/api/widget");
-    let deadline = Instant::now() + WAIT;
-    loop {
+    until_ok(WAIT, "node1 never saw the agent online", async || {
         let widget: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
-        if widget["agents_online"] == true {
-            return;
-        }
-        assert!(Instant::now() < deadline, "node1 never saw the agent online: {widget}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        accepted(widget, |widget| widget["agents_online"] == true)
+    })
+    .await;
 }
 
 /// A customer waiting in line on a node that is killed, and not back within the

@@ -15,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use switchboard::config::Settings;
-use switchboard::store::{MemoryStore, SharedStore};
+use switchboard::store::{Conversation, MemoryStore, SharedStore};
 
 pub const ADMIN_PASSWORD: &str = "admin-password";
 /// How long a test waits for a frame that must come.
@@ -1170,6 +1170,75 @@ pub fn free_starts(day: &Value) -> Vec<String> {
         .filter(|s| s["free"] == true)
         .map(|s| s["start"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// What `probe` finds, asked every 50 ms until it finds something or `wait` has passed
+/// (then `None`): the one way a test waits for what a hub does after the fact.
+pub async fn polled<T>(wait: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What `probe` gives once it is `Ok`, asked every 50 ms for up to `wait`; panics saying
+/// `what` never came, with what the probe saw last (its `Err`).
+pub async fn until_ok<T, Seen: std::fmt::Display>(
+    wait: Duration,
+    what: &str,
+    mut probe: impl AsyncFnMut() -> Result<T, Seen>,
+) -> T {
+    let mut last = None;
+    let found = polled(wait, async || match probe().await {
+        Ok(found) => Some(found),
+        Err(seen) => {
+            last = Some(seen);
+            None
+        }
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("{what}: {}", last.map(|seen| seen.to_string()).unwrap_or_default()))
+}
+
+/// `value` as `Ok` when `wanted` accepts it, otherwise as what was seen instead: a probe's
+/// answer for [`until_ok`].
+pub fn accepted<T>(value: T, wanted: impl FnOnce(&T) -> bool) -> Result<T, T> {
+    if wanted(&value) { Ok(value) } else { Err(value) }
+}
+
+/// `hub`'s `/healthz` once `ready` accepts it, asked for up to `wait`; panics saying
+/// `what` never came, with the last health seen.
+pub async fn health_when(hub: &Endpoint, wait: Duration, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    until_ok(wait, what, async || {
+        let health: Value = reqwest::get(hub.url("/healthz")).await.unwrap().json().await.unwrap();
+        accepted(health, &ready)
+    })
+    .await
+}
+
+/// The archive's record of conversation `id` once `ready` holds for it, asked for up to
+/// `wait` (`None` if it never does).
+pub async fn archived_when(
+    store: &SharedStore,
+    id: &str,
+    wait: Duration,
+    ready: impl Fn(&Conversation) -> bool,
+) -> Option<Conversation> {
+    polled(wait, async || {
+        store.conversation(id).await.ok().filter(|record| ready(record))
+    })
+    .await
+}
+
+/// The conversation `id` once the archive has closed it (`None` if it never does in `wait`).
+pub async fn closed_conversation(store: &SharedStore, id: &str, wait: Duration) -> Option<Conversation> {
+    archived_when(store, id, wait, |record| record.closed.is_some()).await
 }
 
 /// The cluster for a test of a cross-node path: one Redis server, one store and a scratch

@@ -46,15 +46,11 @@ pub(crate) async fn pair() -> Pair {
 
 /// The calls listed by `GET /api/calls` for `api`, once `total` reaches `want`.
 async fn calls_reach(api: &Api, want: u64) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    until_ok(WAIT, &format!("the call log never reached {want}"), async || {
         let (_, page) = api.get("/api/calls").await;
-        if page["total"] == want {
-            return page;
-        }
-        assert!(Instant::now() < deadline, "the call log never reached {want}: {page}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        accepted(page, |page| page["total"] == want)
+    })
+    .await
 }
 
 /// Takes `node` out of the cluster's registry as the lease reaper does with a node killed or

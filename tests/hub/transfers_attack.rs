@@ -3,10 +3,10 @@
 //! (the faults and the fixes proposed are in the review's report). A few at the end pin
 //! down what held (they pass).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard::store::{EndReason, SharedStore, Side};
+use switchboard::store::{EndReason, Side};
 
 use crate::cluster_fixture::{Process, available_agent, customer_on, nodes, paired, process_and_nodes, resumed_on};
 use crate::common::*;
@@ -18,26 +18,6 @@ async fn everything(ws: &mut Ws) -> Vec<Value> {
     let mut frames = std::mem::take(&mut ws.seen);
     frames.extend(ws.drain().await);
     frames
-}
-
-/// The conversation `id` once the archive has closed it (`None` if it never does in `wait`).
-async fn closed_conversation(
-    store: &SharedStore,
-    id: &str,
-    wait: Duration,
-) -> Option<switchboard::store::Conversation> {
-    let deadline = Instant::now() + wait;
-    loop {
-        if let Ok(c) = store.conversation(id).await
-            && c.closed.is_some()
-        {
-            return Some(c);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Ann, an agent on `node`, in a chat with Carla, a customer of the hub process at `bind`,
@@ -347,11 +327,9 @@ async fn a_killed_nodes_customer_waiting_after_a_transfer_has_the_archived_chat_
     carla.next_of("queued").await;
     let id = chat.as_str().unwrap().to_string();
     // The dead node had archived the chat and its transfer to billing's line.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.conversation(&id).await.map(|c| c.transfers.len()).unwrap_or(0) < 1 {
-        assert!(Instant::now() < deadline, "the transfer was never archived");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    archived_when(store, &id, Duration::from_secs(10), |c| !c.transfers.is_empty())
+        .await
+        .expect("the transfer was never archived");
 
     doomed.0.kill().unwrap();
     let _ = doomed.0.wait();
@@ -509,11 +487,9 @@ async fn a_transfer_whose_customers_node_dies_before_archiving_it_is_still_recor
     let (mut ann, carla, chat) = carla_with_ann(&live, &bind, "hello").await;
     let token = carla.token.clone().unwrap();
     let id = chat.as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while store.conversation(&id).await.map(|c| c.messages.len()).unwrap_or(0) < 1 {
-        assert!(Instant::now() < deadline, "the chat was never archived");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    archived_when(store, &id, Duration::from_secs(5), |c| !c.messages.is_empty())
+        .await
+        .expect("the chat was never archived");
 
     // Carla's node freezes; Ann hands the chat to billing's line; the node dies.
     signal(&doomed.0, libc::SIGSTOP);
