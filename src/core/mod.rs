@@ -52,3 +52,5 @@ pub mod transcript_requests;
 pub mod search;
 // attachments: which a message may carry, the names files are kept under
 pub mod attachments;
+// which API operations only whitelisted addresses reach, from the declared routes
+pub mod staff_routes;

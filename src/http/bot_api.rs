@@ -27,11 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resolve))
 }
 
-/// Routes only whitelisted addresses reach, as the bot socket.
-pub fn is_staff_path(path: &str) -> bool {
-    path.starts_with("/api/bot/")
-}
-
 /// Refusals of every bot action.
 #[derive(utoipa::IntoResponses)]
 pub enum BotsOnly {
