@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use crate::core::api_tokens::carried_in_url;
 use super::error::{ApiJson, StoreAnswer};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
@@ -20,6 +19,7 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::api_tokens::{hash, new_secret};
 use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
+use crate::core::api_tokens::carried_in_url;
 use crate::core::api_tokens::{PREFIX, Refused, SCOPES, Scope};
 use crate::store::ApiToken;
 
@@ -253,7 +253,11 @@ pub fn in_path(path: &str) -> bool {
 
 /// The path as a log line may show it: not at all when it carries a token.
 pub fn loggable_path(path: &str) -> &str {
-    if in_path(path) { "(a path holding an API token)" } else { path }
+    if in_path(path) {
+        "(a path holding an API token)"
+    } else {
+        path
+    }
 }
 
 /// 401 `token_in_query` for any API or websocket request with an API token in its query

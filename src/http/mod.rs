@@ -91,8 +91,8 @@ pub use error::{ApiError, ErrorBody};
 
 use crate::archive::Archive;
 use crate::auth::{SESSION_COOKIE, Sessions};
-use crate::core::staff_routes::StaffRoutes;
 use crate::config::Settings;
+use crate::core::staff_routes::StaffRoutes;
 use crate::hub::Hub;
 use crate::store::{Account, Category, Role, SharedStore};
 

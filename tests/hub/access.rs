@@ -113,7 +113,11 @@ async fn every_staff_operation_of_the_document_refuses_an_address_outside_the_wh
     let hub = TestHub::with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let admin = hub.admin().await;
     let api_token = admin
-        .post_answering(201, "/api/admin/api-tokens", json!({"name": "walk", "scopes": ["admin"]}))
+        .post_answering(
+            201,
+            "/api/admin/api-tokens",
+            json!({"name": "walk", "scopes": ["admin"]}),
+        )
         .await["secret"]
         .as_str()
         .unwrap()
@@ -129,7 +133,9 @@ async fn every_staff_operation_of_the_document_refuses_an_address_outside_the_wh
             let schemes: Vec<&String> = ways.iter().flat_map(|w| w.as_object().unwrap().keys()).collect();
             let optional = ways.iter().any(|w| w.as_object().unwrap().is_empty());
             let customers_too = schemes.iter().any(|s| *s == "customer_token");
-            let signs_in = operation["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "session"));
+            let signs_in = operation["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "session"));
             if !(signs_in || !ways.is_empty() && !optional && !customers_too) {
                 continue;
             }

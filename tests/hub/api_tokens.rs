@@ -211,7 +211,11 @@ async fn a_token_anywhere_in_the_url_is_refused() {
         format!("/api/conversations/%73bt_{}", &secret[4..]),
     ] {
         let (status, answer) = scripted.get(&url).await;
-        assert_eq!((status, &answer["error"]["code"]), (401, &json!("token_in_query")), "{url}");
+        assert_eq!(
+            (status, &answer["error"]["code"]),
+            (401, &json!("token_in_query")),
+            "{url}"
+        );
     }
 }
 

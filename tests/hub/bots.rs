@@ -646,7 +646,8 @@ async fn a_bots_burst_to_one_customer_is_refused_before_the_customer_is_closed()
     bot.next_of("conversation").await;
     const BURST: usize = 300;
     for i in 0..BURST {
-        let line = json!({"type": "message", "chat_id": chat, "text": format!("spam {i}"), "client_id": format!("s{i}")});
+        let line =
+            json!({"type": "message", "chat_id": chat, "text": format!("spam {i}"), "client_id": format!("s{i}")});
         bot.inner
             .send(tokio_tungstenite::tungstenite::Message::Text(line.to_string().into()))
             .await
@@ -656,10 +657,12 @@ async fn a_bots_burst_to_one_customer_is_refused_before_the_customer_is_closed()
     let mut acked = std::collections::BTreeSet::new();
     let mut refused = 0;
     while acked.len() + refused < BURST {
-        let frame = bot
-            .recv_within(Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|| panic!("the bot's socket answers every line: {} acked, {refused} refused", acked.len()));
+        let frame = bot.recv_within(Duration::from_secs(10)).await.unwrap_or_else(|| {
+            panic!(
+                "the bot's socket answers every line: {} acked, {refused} refused",
+                acked.len()
+            )
+        });
         match frame["type"].as_str() {
             Some("ack") => {
                 acked.insert(frame["client_id"].as_str().unwrap().trim_start_matches('s').to_string());

@@ -6,23 +6,26 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Starts the hub with its output piped (not a terminal) and collects its first lines,
-/// up to and including the one `done` accepts; the hub is then killed.
-fn first_lines(env: &[(&str, &str)], done: impl Fn(&str) -> bool) -> Vec<String> {
+/// The hub in memory on a free port, with its output piped (not a terminal), `env` set.
+fn spawn_hub(env: &[(&str, &str)]) -> std::process::Child {
     // STORE=memory writes nothing; the hub still reads `.env` from its directory.
-    let dir = std::env::temp_dir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .current_dir(&dir)
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .current_dir(std::env::temp_dir())
         .env("STORE", "memory")
         .env("BIND_ADDR", "127.0.0.1:0")
         .env("ADMIN_PASSWORD", "logging-test-password")
-        .env("RUST_LOG", "info")
         .env_remove("NO_COLOR")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the switchboard binary starts");
+        .expect("the switchboard binary starts")
+}
+
+/// Starts the hub with its output piped (not a terminal) and collects its first lines,
+/// up to and including the one `done` accepts; the hub is then killed.
+fn first_lines(env: &[(&str, &str)], done: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut child = spawn_hub(&[&[("RUST_LOG", "info")], env].concat());
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -129,17 +132,7 @@ fn a_bad_log_format_stops_start_up_naming_the_variable() {
 #[test]
 fn a_path_holding_an_api_token_is_not_logged() {
     let secret = format!("sbt_{}", "Q".repeat(43));
-    let dir = std::env::temp_dir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .current_dir(&dir)
-        .env("STORE", "memory")
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .env("ADMIN_PASSWORD", "logging-test-password")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the switchboard binary starts");
+    let mut child = spawn_hub(&[("RUST_LOG", "debug")]);
     let (tx, rx) = std::sync::mpsc::channel();
     for output in [
         Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -182,7 +175,10 @@ fn a_path_holding_an_api_token_is_not_logged() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(lines.iter().any(|l| l.contains(marker)), "requests are logged at debug: {lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains(marker)),
+        "requests are logged at debug: {lines:#?}"
+    );
     for line in &lines {
         assert!(!line.contains(&secret), "a token in the log: {line}");
     }

@@ -326,12 +326,18 @@ async fn a_failed_delivery_says_why_and_never_the_url() {
     let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
     let admin = hub.admin().await;
     let port = crate::mongod::unassigned_port();
-    let endpoint = register(&admin, &format!("http://127.0.0.1:{port}/hook?api_key=TOPSECRET123"), &ALL).await;
+    let endpoint = register(
+        &admin,
+        &format!("http://127.0.0.1:{port}/hook?api_key=TOPSECRET123"),
+        &ALL,
+    )
+    .await;
     let id = endpoint["id"].as_str().unwrap();
     let (mut ann, mut carla, chat) = hub.agent_and_customer_in_a_chat().await;
     resolved(&mut ann, &mut carla, &chat).await;
     let log = logged_when(&admin, id, |log| {
-        log.iter().any(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+        log.iter()
+            .any(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
     })
     .await;
     let attempt = log
