@@ -16,6 +16,8 @@
 //! holds a conversation before the bot's first call about it (`bot_relay::claim_stage`),
 //! so the bot's answer, at whatever node it comes in, is forwarded there.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -38,10 +40,12 @@ struct Call {
     body: String,
 }
 
-/// The hub's handle on one webhook bot's calling task; dropping it ends the task once
-/// the calls queued are made.
+/// The hub's handle on one webhook bot's calling task; dropping it (the hook replaced or
+/// removed, or the bot on a socket now) retires the task: the calls still queued are not
+/// made, as they would go to a URL the admin no longer wants called.
 pub(super) struct BotCaller {
     tx: mpsc::Sender<Call>,
+    retired: Arc<AtomicBool>,
     /// What it calls: the same hook given again keeps this caller and its queue in order.
     pub(super) hook: BotHook,
 }
@@ -57,7 +61,9 @@ impl BotCaller {
         cluster: Option<Cluster>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let retired = Arc::new(AtomicBool::new(false));
         let calling = Calling {
+            retired: retired.clone(),
             bot,
             hook: hook.clone(),
             allow_private,
@@ -65,7 +71,7 @@ impl BotCaller {
             cluster,
         };
         tokio::spawn(call_each(calling, hub, rx));
-        Self { tx, hook }
+        Self { tx, retired, hook }
     }
 
     /// Queues `body` (a frame of type `event_type`, about `chat_id`) for the bot; false
@@ -81,8 +87,16 @@ impl BotCaller {
     }
 }
 
+impl Drop for BotCaller {
+    fn drop(&mut self) {
+        self.retired.store(true, Ordering::Release);
+    }
+}
+
 /// What one bot's calling task calls, and how.
 struct Calling {
+    /// Set once the hub no longer calls this hook: the task makes no further call.
+    retired: Arc<AtomicBool>,
     bot: String,
     hook: BotHook,
     allow_private: bool,
@@ -93,6 +107,7 @@ struct Calling {
 
 async fn call_each(calling: Calling, hub: mpsc::WeakSender<Command>, mut rx: mpsc::Receiver<Call>) {
     let Calling {
+        retired,
         bot,
         hook,
         allow_private,
@@ -100,6 +115,11 @@ async fn call_each(calling: Calling, hub: mpsc::WeakSender<Command>, mut rx: mps
         cluster,
     } = calling;
     while let Some(call) = rx.recv().await {
+        // Checked before each call: one may have taken until its timeout, and the admin
+        // replaced the URL meanwhile.
+        if retired.load(Ordering::Acquire) {
+            return;
+        }
         if call.event_type == "conversation"
             && let Some(cluster) = &cluster
             && let Err(e) = super::bot_relay::claim_stage(cluster, &call.chat_id).await
