@@ -16,8 +16,9 @@
 //! holds a conversation before the bot's first call about it (`bot_relay::claim_stage`),
 //! so the bot's answer, at whatever node it comes in, is forwarded there.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -40,12 +41,17 @@ struct Call {
     body: String,
 }
 
+/// The conversations whose `conversation_ended` is queued and not yet called: their
+/// earlier frames still queued are stale (handed over, or left) and are not sent.
+type Ended = Arc<Mutex<HashSet<String>>>;
+
 /// The hub's handle on one webhook bot's calling task; dropping it (the hook replaced or
 /// removed, or the bot on a socket now) retires the task: the calls still queued are not
 /// made, as they would go to a URL the admin no longer wants called.
 pub(super) struct BotCaller {
     tx: mpsc::Sender<Call>,
     retired: Arc<AtomicBool>,
+    ended: Ended,
     /// What it calls: the same hook given again keeps this caller and its queue in order.
     pub(super) hook: BotHook,
 }
@@ -62,8 +68,10 @@ impl BotCaller {
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let retired = Arc::new(AtomicBool::new(false));
+        let ended = Ended::default();
         let calling = Calling {
             retired: retired.clone(),
+            ended: ended.clone(),
             bot,
             hook: hook.clone(),
             allow_private,
@@ -71,20 +79,39 @@ impl BotCaller {
             cluster,
         };
         tokio::spawn(call_each(calling, hub, rx));
-        Self { tx, retired, hook }
+        Self {
+            tx,
+            retired,
+            ended,
+            hook,
+        }
     }
 
     /// Queues `body` (a frame of type `event_type`, about `chat_id`) for the bot; false
     /// when its queue is full (the caller hands the conversation over).
     pub(super) fn call(&self, chat_id: &str, event_type: &'static str, body: String) -> bool {
-        self.tx
+        let ends = event_type == "conversation_ended";
+        if ends {
+            lock(&self.ended).insert(chat_id.to_string());
+        }
+        let queued = self
+            .tx
             .try_send(Call {
                 chat_id: chat_id.to_string(),
                 event_type,
                 body,
             })
-            .is_ok()
+            .is_ok();
+        if ends && !queued {
+            lock(&self.ended).remove(chat_id);
+        }
+        queued
     }
+}
+
+fn lock(ended: &Ended) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    // Nothing panics while holding it; a poisoned set is still a valid set.
+    ended.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for BotCaller {
@@ -97,6 +124,7 @@ impl Drop for BotCaller {
 struct Calling {
     /// Set once the hub no longer calls this hook: the task makes no further call.
     retired: Arc<AtomicBool>,
+    ended: Ended,
     bot: String,
     hook: BotHook,
     allow_private: bool,
@@ -108,6 +136,7 @@ struct Calling {
 async fn call_each(calling: Calling, hub: mpsc::WeakSender<Command>, mut rx: mpsc::Receiver<Call>) {
     let Calling {
         retired,
+        ended,
         bot,
         hook,
         allow_private,
@@ -119,6 +148,15 @@ async fn call_each(calling: Calling, hub: mpsc::WeakSender<Command>, mut rx: mps
         // replaced the URL meanwhile.
         if retired.load(Ordering::Acquire) {
             return;
+        }
+        // A conversation handed over or left meanwhile: only its end is still told.
+        {
+            let mut ended = lock(&ended);
+            if call.event_type == "conversation_ended" {
+                ended.remove(&call.chat_id);
+            } else if ended.contains(&call.chat_id) {
+                continue;
+            }
         }
         if call.event_type == "conversation"
             && let Some(cluster) = &cluster

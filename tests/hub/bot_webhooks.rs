@@ -364,21 +364,7 @@ async fn a_replaced_bot_url_gets_no_call_queued_before_the_change() {
         .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
         .await;
     bot_token(&admin, "Faq").await;
-    // A receiver that takes every call and never answers: each call lasts its timeout.
-    let hanging: Calls = Arc::default();
-    let app = axum::Router::new().route(
-        "/hang",
-        axum::routing::post({
-            let hanging = hanging.clone();
-            move |headers: HeaderMap, body: String| async move {
-                hanging.lock().unwrap().push((headers, body));
-                std::future::pending::<StatusCode>().await
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hang_url = format!("http://{}/hang", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (hang_url, hanging) = hanging_receiver().await;
     admin
         .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": hang_url}))
         .await;
@@ -400,4 +386,79 @@ async fn a_replaced_bot_url_gets_no_call_queued_before_the_change() {
     let calls = hanging.lock().unwrap().len();
     assert_eq!(calls, 1, "calls to the replaced URL");
     hub.stop().await;
+}
+
+/// A webhook bot's calls queued behind a slow one were made for conversations that had
+/// ended meanwhile (the customer left, or was handed over). Only their end is still told.
+#[tokio::test]
+async fn a_conversation_ended_meanwhile_gets_only_its_end_called() {
+    let hub = TestHub::with(|s| {
+        s.webhook_allow_private = true;
+        s.bot_reply_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let admin = hub.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    bot_token(&admin, "Faq").await;
+    let (hang_url, hanging) = hanging_receiver().await;
+    admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": hang_url}))
+        .await;
+    let _first = hub.customer("First", "general").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hanging.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the first call never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A second customer, whose call queues behind the hanging one, leaves.
+    let mut second = hub.customer("Second", "general").await;
+    let chat = second.chat_started().await;
+    second.send(json!({"type": "leave"})).await;
+    let frames = |hanging: &Calls| -> Vec<Value> {
+        let calls = hanging.lock().unwrap();
+        calls
+            .iter()
+            .map(|(_, body)| serde_json::from_str(body).unwrap())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !frames(&hanging)
+        .iter()
+        .any(|f| f["type"] == "conversation_ended" && f["chat_id"] == chat)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never told the end: {:?}",
+            frames(&hanging)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stale: Vec<Value> = frames(&hanging)
+        .into_iter()
+        .filter(|f| f["chat_id"] == chat && f["type"] != "conversation_ended")
+        .collect();
+    assert!(stale.is_empty(), "called after its end: {stale:?}");
+    hub.stop().await;
+}
+
+/// A receiver that takes every call and never answers (each call lasts its timeout): its
+/// URL and its calls.
+async fn hanging_receiver() -> (String, Calls) {
+    let hanging: Calls = Arc::default();
+    let app = axum::Router::new().route(
+        "/hang",
+        axum::routing::post({
+            let hanging = hanging.clone();
+            move |headers: HeaderMap, body: String| async move {
+                hanging.lock().unwrap().push((headers, body));
+                std::future::pending::<StatusCode>().await
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hang", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hanging)
 }
