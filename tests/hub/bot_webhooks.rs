@@ -354,26 +354,7 @@ async fn a_private_bot_url_is_refused_at_the_call_too() {
 /// to the old URL still. The replaced hook's task makes no call after the one in hand.
 #[tokio::test]
 async fn a_replaced_bot_url_gets_no_call_queued_before_the_change() {
-    let hub = TestHub::with(|s| {
-        s.webhook_allow_private = true;
-        s.bot_reply_timeout = Duration::from_secs(1);
-    })
-    .await;
-    let admin = hub.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
-    bot_token(&admin, "Faq").await;
-    let (hang_url, hanging) = hanging_receiver().await;
-    admin
-        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": hang_url}))
-        .await;
-    let _first = hub.customer("First", "general").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while hanging.lock().unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the first call never came");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (hub, admin, hanging, _first) = hub_with_a_hanging_bot().await;
     // Two more customers: their calls queue behind the hanging one.
     let _second = hub.customer("Second", "general").await;
     let _third = hub.customer("Third", "general").await;
@@ -392,26 +373,7 @@ async fn a_replaced_bot_url_gets_no_call_queued_before_the_change() {
 /// ended meanwhile (the customer left, or was handed over). Only their end is still told.
 #[tokio::test]
 async fn a_conversation_ended_meanwhile_gets_only_its_end_called() {
-    let hub = TestHub::with(|s| {
-        s.webhook_allow_private = true;
-        s.bot_reply_timeout = Duration::from_secs(1);
-    })
-    .await;
-    let admin = hub.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
-    bot_token(&admin, "Faq").await;
-    let (hang_url, hanging) = hanging_receiver().await;
-    admin
-        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": hang_url}))
-        .await;
-    let _first = hub.customer("First", "general").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while hanging.lock().unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the first call never came");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (hub, _admin, hanging, _first) = hub_with_a_hanging_bot().await;
     // A second customer, whose call queues behind the hanging one, leaves.
     let mut second = hub.customer("Second", "general").await;
     let chat = second.chat_started().await;
@@ -441,6 +403,32 @@ async fn a_conversation_ended_meanwhile_gets_only_its_end_called() {
         .collect();
     assert!(stale.is_empty(), "called after its end: {stale:?}");
     hub.stop().await;
+}
+
+/// A hub whose General names bot Faq, called at a [`hanging_receiver`] (calls time out
+/// after 1 s), with customer First's call in hand: the hub, the admin, the calls, First.
+async fn hub_with_a_hanging_bot() -> (TestHub, Api, Calls, Ws) {
+    let hub = TestHub::with(|s| {
+        s.webhook_allow_private = true;
+        s.bot_reply_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let admin = hub.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    bot_token(&admin, "Faq").await;
+    let (hang_url, hanging) = hanging_receiver().await;
+    admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": hang_url}))
+        .await;
+    let first = hub.customer("First", "general").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hanging.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the first call never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (hub, admin, hanging, first)
 }
 
 /// A receiver that takes every call and never answers (each call lasts its timeout): its
