@@ -308,12 +308,13 @@ pub async fn run(
     }
     let app = crate::http::router(state.clone(), crate::http::metrics::router())
         .merge(crate::ws::router())
-        // An API token in a URL is refused on the API and the websockets alike.
+        .merge(crate::web::router())
+        // An API token in a URL is refused on the API, the websockets and the pages alike
+        // (a path the API does not know, `/api/me;access_token=…`, is the pages' too).
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::http::api_tokens::refuse_token_in_query,
         ))
-        .merge(crate::web::router())
         .with_state(state)
         // A slow body is bounded here; a slow request head by the listener's header deadline.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -325,10 +326,11 @@ pub async fn run(
             crate::http::unread_body::announce_close_if_body_unread,
         ))
         // The request log names the path, never the query: a token a client put in a URL
-        // (a room token, for one) must not land in the log.
+        // (a room token, for one) must not land in the log, nor an API token put in the path.
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+                let path = crate::http::api_tokens::loggable_path(request.uri().path());
+                tracing::debug_span!("request", method = %request.method(), path = %path)
             }),
         );
     let app = crate::web::harden(app);

@@ -145,7 +145,7 @@ fn banner(url: &str, backend: &str, created_admin: &Option<(String, Option<Strin
         format!("  book a call:  {url}/book.html         appointments: {url}/appointments.html (agents)"),
         format!("  video rooms:  {url}/room.html (opened from an invitation or an appointment)"),
         format!(
-            "  API:          {url}/api/openapi.json   websockets: {url}/ws/customer, /ws/agent, /ws/buddy, /ws/room"
+            "  API:          {url}/api/openapi.json   websockets: {url}/ws/customer, /ws/agent, /ws/bot, /ws/buddy, /ws/room"
         ),
     ];
     lines.push(match created_admin {

@@ -63,6 +63,14 @@ pub fn well_formed(text: &str) -> bool {
     })
 }
 
+/// Does a piece of a URL (a path, or a query's key or value, decoded) carry an API token?
+/// Anything holding the prefix does, wherever it stands (`?sbt_…`, `?x=Bearer%20sbt_…`,
+/// `/api/me;access_token=sbt_…`): a URL lands in logs, proxies and browser histories, so
+/// the rare text that merely contains the prefix is refused with the rest.
+pub fn carried_in_url(piece: &str) -> bool {
+    piece.contains(PREFIX)
+}
+
 /// Why a stored token is refused at `now`, if it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Spent {
@@ -163,6 +171,16 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    proptest! {
+        /// A token anywhere in a URL piece, whatever stands around it, is found.
+        #[test]
+        fn a_token_anywhere_in_a_url_piece_is_found(before in ".{0,12}", after in ".{0,12}") {
+            let token = format!("{PREFIX}{}", "A".repeat(SECRET_CHARS));
+            let piece = format!("{before}{token}{after}");
+            prop_assert!(carried_in_url(&piece));
+        }
+    }
 
     fn held(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()

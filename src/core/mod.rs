@@ -42,6 +42,8 @@ pub mod webhooks;
 pub mod api_tokens;
 // agent bots: the bot stage before a category's line, its reply timer, its outcome
 pub mod bots;
+// how much a bot may have queued for a customer, and for itself
+pub mod bot_lines;
 // mail customers send back: dropped, a bounce, threaded or new
 pub mod inbound_mail;
 // a duty one node does at a time (reading the mailbox), held as long as its membership
@@ -52,3 +54,5 @@ pub mod transcript_requests;
 pub mod search;
 // attachments: which a message may carry, the names files are kept under
 pub mod attachments;
+// which API operations only whitelisted addresses reach, from the declared routes
+pub mod staff_routes;

@@ -19,6 +19,7 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::api_tokens::{hash, new_secret};
 use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
+use crate::core::api_tokens::carried_in_url;
 use crate::core::api_tokens::{PREFIX, Refused, SCOPES, Scope};
 use crate::store::ApiToken;
 
@@ -234,12 +235,29 @@ async fn revoke(
     Ok(Json(token.into()))
 }
 
-/// Does this query carry an API token (an `access_token` parameter, or any value that is
-/// one)? Such a request is refused: a URL lands in logs, proxies and browser histories.
+/// Does this query carry an API token (an `access_token` parameter, or a key or value
+/// holding one, [`carried_in_url`])? Such a request is refused: a URL lands in logs,
+/// proxies and browser histories.
 pub fn in_query(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
-        url::form_urlencoded::parse(q.as_bytes()).any(|(key, value)| key == "access_token" || value.starts_with(PREFIX))
+        url::form_urlencoded::parse(q.as_bytes())
+            .any(|(key, value)| key == "access_token" || carried_in_url(&key) || carried_in_url(&value))
     })
+}
+
+/// Does this path carry an API token (in a segment or a `;parameter`, percent-encoded or
+/// not)? Refused as one in the query is, and never logged.
+pub fn in_path(path: &str) -> bool {
+    carried_in_url(&percent_encoding::percent_decode_str(path).decode_utf8_lossy())
+}
+
+/// The path as a log line may show it: not at all when it carries a token.
+pub fn loggable_path(path: &str) -> &str {
+    if in_path(path) {
+        "(a path holding an API token)"
+    } else {
+        path
+    }
 }
 
 /// 401 `token_in_query` for any API or websocket request with an API token in its query
@@ -251,12 +269,13 @@ pub async fn refuse_token_in_query(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if !in_query(request.uri().query()) {
+    let path = request.uri().path();
+    if !in_query(request.uri().query()) && !in_path(path) {
         return next.run(request).await;
     }
     state
         .api_tokens
-        .log_refusal(Refused::InQuery, None, request.uri().path(), &client);
+        .log_refusal(Refused::InQuery, None, loggable_path(path), &client);
     ApiError::refused(
         StatusCode::UNAUTHORIZED,
         "token_in_query",

@@ -27,11 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resolve))
 }
 
-/// Routes only whitelisted addresses reach, as the bot socket.
-pub fn is_staff_path(path: &str) -> bool {
-    path.starts_with("/api/bot/")
-}
-
 /// Refusals of every bot action.
 #[derive(utoipa::IntoResponses)]
 pub enum BotsOnly {
@@ -45,7 +40,8 @@ pub enum BotsOnly {
     /// `not_your_chat`: no conversation this bot holds now (one handed over or ended included).
     #[response(status = 404)]
     NotYours(ErrorBody),
-    /// `rate_limited`: too many requests with this API token; try again after `Retry-After` seconds.
+    /// `rate_limited`: too many requests with this API token, or (a line) the customer has not
+    /// yet received this bot's earlier lines; try again after `Retry-After` seconds.
     #[response(status = 429, headers(("Retry-After" = u64, description = "seconds until the token may be used again")))]
     TooMany(ErrorBody),
 }
@@ -105,6 +101,14 @@ async fn act(state: &AppState, bot: String, id: String, act: BotAct) -> Result<O
         None => act_here(&state.hub, &state.archive, bot, id, act).await?,
     };
     acted.map_err(|(code, message)| {
+        // The customer has not yet received the bot's earlier lines (core::bot_lines).
+        if code == "rate_limited" {
+            return ApiError::TooMany {
+                code,
+                what: "lines to this customer at once",
+                retry_after: std::time::Duration::from_secs(1),
+            };
+        }
         let status = match code {
             "not_your_chat" => StatusCode::NOT_FOUND,
             "archive_unavailable" => StatusCode::SERVICE_UNAVAILABLE,

@@ -28,11 +28,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_mine, delete_mine))
 }
 
-/// Routes that only whitelisted addresses may reach (besides `/api/admin`).
-pub fn is_staff_path(path: &str) -> bool {
-    path == "/api/canned-replies" || path.starts_with("/api/canned-replies/")
-}
-
 /// A canned reply as written by an admin or an agent.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -92,6 +92,7 @@ pub use error::{ApiError, ErrorBody};
 use crate::archive::Archive;
 use crate::auth::{SESSION_COOKIE, Sessions};
 use crate::config::Settings;
+use crate::core::staff_routes::StaffRoutes;
 use crate::hub::Hub;
 use crate::store::{Account, Category, Role, SharedStore};
 
@@ -236,8 +237,9 @@ impl Modify for WebhookPayloads {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchboard", description = "Presence and chat-routing hub: HTTP API. The websocket protocol is in docs/protocol.md. \
-Every error is an `ErrorBody` with a stable `code`. Agent and admin operations (tags session, admin, history) answer \
-403 `not_whitelisted` to callers outside `AGENT_WHITELIST`, before anything else; a session is presented as a bearer \
+Every error is an `ErrorBody` with a stable `code`. Agent and admin operations (tag session, and every operation whose \
+`security` is a session only) answer 403 `not_whitelisted` to callers outside `AGENT_WHITELIST`, before anything else \
+(the attachments, which customers call too, check their callers themselves); a session is presented as a bearer \
 token or the `sb_session` cookie; an API token (`sbt_…`) as a bearer token, never in a URL. A 500 `internal` would be a bug and is not listed per operation; while the hub is starting \
 or stopping any operation may answer 503; limits in front of the API (request time, connections per address) are \
 described in the README."),
@@ -315,20 +317,31 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .split_for_parts()
 }
 
-/// Routes that only whitelisted addresses may reach.
-pub fn is_staff_path(path: &str) -> bool {
-    path.starts_with("/api/admin")
-        || path.starts_with("/api/conversations")
-        || matches!(path, "/api/login" | "/api/logout" | "/api/me")
-        // ---- rooms and 1-to-1 video ----
-        || rooms::is_staff_path(path)
-        // appointments: the agent's day
-        || path.starts_with("/api/agent/")
-        || canned::is_staff_path(path)
-        || labels::is_staff_path(path)
-        // offline messages: taking and answering (the listing checks the whitelist itself)
-        || offline::is_staff_path(path)
-        || bot_api::is_staff_path(path)
+/// The staff operations of the document: the whitelist applies to them. An operation is
+/// staff if it signs staff in or out (tag `session`), or if every way its `security` offers
+/// is a staff session (bearer or cookie). Not staff: public operations, those a session is
+/// optional for (`/api/metrics`), and those a customer may call too (the attachments, with
+/// the `customer_token` scheme beside a session), which check the caller themselves.
+fn staff_routes(doc: &serde_json::Value) -> StaffRoutes {
+    let staff_scheme = |name: &String| name == BEARER_SCHEME || name == COOKIE_SCHEME;
+    let mut staff = vec![];
+    for (template, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            let signs_in_or_out = operation["tags"]
+                .as_array()
+                .is_some_and(|tags| tags.iter().any(|t| t == "session"));
+            let ways = operation["security"].as_array().cloned().unwrap_or_default();
+            let only_staff_sessions = !ways.is_empty()
+                && ways.iter().all(|way| {
+                    way.as_object()
+                        .is_some_and(|schemes| !schemes.is_empty() && schemes.keys().all(staff_scheme))
+                });
+            if signs_in_or_out || only_staff_sessions {
+                staff.push((method.clone(), template.clone()));
+            }
+        }
+    }
+    StaffRoutes::new(staff)
 }
 
 /// The API router (with `operations`, see [`api`]), the whitelist applied to staff routes
@@ -340,22 +353,33 @@ pub fn router(state: AppState, operations: OpenApiRouter<AppState>) -> Router<Ap
     if let Some(top) = doc.as_object_mut() {
         top.insert("webhooks".into(), crate::webhooks::schema::section());
     }
+    let staff = Arc::new(staff_routes(&doc));
     let doc = Arc::new(doc);
     api.route(
         "/api/openapi.json",
         get(move || async move { axum::Json(doc.as_ref().clone()) }),
     )
-    .layer(axum::middleware::from_fn_with_state(state, staff_gate))
+    .layer(axum::middleware::from_fn_with_state(
+        state,
+        move |state: axum::extract::State<AppState>,
+              ip: access::ClientIp,
+              request: axum::extract::Request,
+              next: axum::middleware::Next| {
+            let staff = staff.clone();
+            async move { staff_gate(&staff, state, ip, request, next).await }
+        },
+    ))
 }
 
 async fn staff_gate(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    staff: &StaffRoutes,
+    state: axum::extract::State<AppState>,
     ip: access::ClientIp,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if is_staff_path(request.uri().path()) {
-        access::require_whitelist(axum::extract::State(state), ip, request, next).await
+    if staff.covers(request.method().as_str(), request.uri().path()) {
+        access::require_whitelist(state, ip, request, next).await
     } else {
         next.run(request).await
     }

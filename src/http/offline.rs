@@ -40,12 +40,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reply))
 }
 
-/// Staff-only paths under this module (the collection itself is also public: leaving a
-/// message; its listing checks the whitelist itself).
-pub fn is_staff_path(path: &str) -> bool {
-    path.starts_with("/api/offline-messages/")
-}
-
 /// Longest name, in characters.
 const MAX_NAME: usize = 100;
 /// Longest reply, in characters.

@@ -39,11 +39,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(agent_token))
 }
 
-/// Is this a staff route of rooms (whitelisted addresses only)?
-pub fn is_staff_path(path: &str) -> bool {
-    path.starts_with("/api/rooms") || path.starts_with("/api/calls") || path.starts_with("/api/chats/")
-}
-
 // ---------- shapes ----------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]

@@ -22,12 +22,8 @@ use crate::store::{Account, Role, StoreError};
 
 /// The session token of a request: a bearer token, else the session cookie.
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(bearer) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some(bearer.trim().to_string());
+    if let Some(bearer) = bearer_token(headers) {
+        return Some(bearer);
     }
     CookieJar::from_headers(headers)
         .get(SESSION_COOKIE)
@@ -100,10 +96,20 @@ impl FromRequestParts<AppState> for AdminOrReader {
     }
 }
 
+/// The `Authorization: Bearer` token of a request, if any.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|bearer| bearer.trim().to_string())
+}
+
 /// The API token of a request: a bearer token with the API token prefix (a session token
-/// never has it).
+/// never has it). Never the `sb_session` cookie: an API token is a script's, sent as a
+/// bearer token only; in the cookie it is no session and is refused as an unknown one.
 pub fn api_token(headers: &HeaderMap) -> Option<String> {
-    session_token(headers).filter(|t| t.starts_with(crate::core::api_tokens::PREFIX))
+    bearer_token(headers).filter(|t| t.starts_with(crate::core::api_tokens::PREFIX))
 }
 
 /// Where a request with an API token went, for the log line of a refusal: its route (the

@@ -16,6 +16,9 @@
 //! holds a conversation before the bot's first call about it (`bot_relay::claim_stage`),
 //! so the bot's answer, at whatever node it comes in, is forwarded there.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -38,10 +41,17 @@ struct Call {
     body: String,
 }
 
-/// The hub's handle on one webhook bot's calling task; dropping it ends the task once
-/// the calls queued are made.
+/// The conversations whose `conversation_ended` is queued and not yet called: their
+/// earlier frames still queued are stale (handed over, or left) and are not sent.
+type Ended = Arc<Mutex<HashSet<String>>>;
+
+/// The hub's handle on one webhook bot's calling task; dropping it (the hook replaced or
+/// removed, or the bot on a socket now) retires the task: the calls still queued are not
+/// made, as they would go to a URL the admin no longer wants called.
 pub(super) struct BotCaller {
     tx: mpsc::Sender<Call>,
+    retired: Arc<AtomicBool>,
+    ended: Ended,
     /// What it calls: the same hook given again keeps this caller and its queue in order.
     pub(super) hook: BotHook,
 }
@@ -57,7 +67,11 @@ impl BotCaller {
         cluster: Option<Cluster>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let retired = Arc::new(AtomicBool::new(false));
+        let ended = Ended::default();
         let calling = Calling {
+            retired: retired.clone(),
+            ended: ended.clone(),
             bot,
             hook: hook.clone(),
             allow_private,
@@ -65,24 +79,52 @@ impl BotCaller {
             cluster,
         };
         tokio::spawn(call_each(calling, hub, rx));
-        Self { tx, hook }
+        Self {
+            tx,
+            retired,
+            ended,
+            hook,
+        }
     }
 
     /// Queues `body` (a frame of type `event_type`, about `chat_id`) for the bot; false
     /// when its queue is full (the caller hands the conversation over).
     pub(super) fn call(&self, chat_id: &str, event_type: &'static str, body: String) -> bool {
-        self.tx
+        let ends = event_type == "conversation_ended";
+        if ends {
+            lock(&self.ended).insert(chat_id.to_string());
+        }
+        let queued = self
+            .tx
             .try_send(Call {
                 chat_id: chat_id.to_string(),
                 event_type,
                 body,
             })
-            .is_ok()
+            .is_ok();
+        if ends && !queued {
+            lock(&self.ended).remove(chat_id);
+        }
+        queued
+    }
+}
+
+fn lock(ended: &Ended) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    // Nothing panics while holding it; a poisoned set is still a valid set.
+    ended.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Drop for BotCaller {
+    fn drop(&mut self) {
+        self.retired.store(true, Ordering::Release);
     }
 }
 
 /// What one bot's calling task calls, and how.
 struct Calling {
+    /// Set once the hub no longer calls this hook: the task makes no further call.
+    retired: Arc<AtomicBool>,
+    ended: Ended,
     bot: String,
     hook: BotHook,
     allow_private: bool,
@@ -93,6 +135,8 @@ struct Calling {
 
 async fn call_each(calling: Calling, hub: mpsc::WeakSender<Command>, mut rx: mpsc::Receiver<Call>) {
     let Calling {
+        retired,
+        ended,
         bot,
         hook,
         allow_private,
@@ -100,6 +144,20 @@ async fn call_each(calling: Calling, hub: mpsc::WeakSender<Command>, mut rx: mps
         cluster,
     } = calling;
     while let Some(call) = rx.recv().await {
+        // Checked before each call: one may have taken until its timeout, and the admin
+        // replaced the URL meanwhile.
+        if retired.load(Ordering::Acquire) {
+            return;
+        }
+        // A conversation handed over or left meanwhile: only its end is still told.
+        {
+            let mut ended = lock(&ended);
+            if call.event_type == "conversation_ended" {
+                ended.remove(&call.chat_id);
+            } else if ended.contains(&call.chat_id) {
+                continue;
+            }
+        }
         if call.event_type == "conversation"
             && let Some(cluster) = &cluster
             && let Err(e) = super::bot_relay::claim_stage(cluster, &call.chat_id).await

@@ -129,6 +129,11 @@ impl Outbox {
         Pushed::Queued
     }
 
+    /// May a bot's line be queued now ([`crate::core::bot_lines::bot_line_fits`])?
+    pub fn has_room_for_a_bot_line(&self) -> bool {
+        crate::core::bot_lines::bot_line_fits(self.lock().frames.len(), self.capacity)
+    }
+
     /// Asks for a close frame after what is queued; later pushes are dropped.
     pub fn close(&self, code: u16, reason: &'static str) {
         let mut queue = self.lock();

@@ -242,7 +242,12 @@ async fn settle(store: &SharedStore, claims: &Claims, delivery: &WebhookDelivery
     // Recorded already by an earlier settling of this same death (an admin may have
     // enabled it again since, which clears the reason).
     if endpoint.disabled_reason.as_deref() != Some(reason.as_str()) {
-        tracing::error!(endpoint = %endpoint.id, url = %endpoint.url, "a webhook endpoint failed {} times in a row and is disabled; its deliveries wait until an admin enables it", delivery.attempts.len());
+        // The host, not the URL: its path or query may hold the receiver's secret.
+        let host = url::Url::parse(&endpoint.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        tracing::error!(endpoint = %endpoint.id, %host, "a webhook endpoint failed {} times in a row and is disabled; its deliveries wait until an admin enables it", delivery.attempts.len());
         endpoint.enabled = false;
         endpoint.disabled_reason = Some(reason);
         endpoint.failures_in_a_row = endpoint.failures_in_a_row.saturating_add(1);
@@ -359,7 +364,7 @@ pub async fn post_signed(signed: &Signed<'_>, at: i64, allow_private: bool, time
         .await;
     let mut response = match sent {
         Ok(r) => r,
-        Err(e) => return failed(format!("no answer: {e}")),
+        Err(e) => return failed(format!("no answer: {}", why_no_answer(e))),
     };
     let status = response.status();
     let mut read = Vec::new();
@@ -375,6 +380,29 @@ pub async fn post_signed(signed: &Signed<'_>, at: i64, allow_private: bool, time
         excerpt: String::from_utf8_lossy(&read).chars().take(EXCERPT_CHARS).collect(),
         ok: status.is_success(),
     }
+}
+
+/// Why a request had no answer, for the delivery log, the admins' mail and a bot call's
+/// warning: the error and each of its causes ("error sending request: client error
+/// (Connect): tcp connect error: Connection refused (os error 111)", "...: operation timed
+/// out"), never the URL, whose path or query may hold the receiver's secret.
+fn why_no_answer(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut why = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // hyper repeats a cause's text in its own at times.
+        if !why.contains(&text) {
+            why.push_str(": ");
+            why.push_str(&text);
+        }
+        cause = c.source();
+    }
+    if error.is_timeout() && !why.contains("timed out") {
+        why.push_str(": timed out");
+    }
+    why
 }
 
 #[cfg(test)]

@@ -85,7 +85,14 @@ pub(super) fn serve(
     let id = ConnId(state.next_conn.fetch_add(1, Ordering::Relaxed));
     let session_ends = role.staff().map(|staff| Instant::from_std(staff.session_expires));
     let rate = RateLimit::of(&role, &state.settings);
-    let outbox = Arc::new(Outbox::new(state.settings.outbound_buffer));
+    let outbox_capacity = match &role {
+        ConnRole::Bot(_) => crate::core::bot_lines::bot_outbox_capacity(
+            state.settings.outbound_buffer,
+            state.settings.bot_rate_limit_burst,
+        ),
+        _ => state.settings.outbound_buffer,
+    };
+    let outbox = Arc::new(Outbox::new(outbox_capacity));
     let registration = Box::new((
         ConnHandle {
             id,

@@ -196,6 +196,44 @@ async fn a_token_in_the_query_string_is_refused() {
     assert_eq!((status, &answer["error"]["code"]), (401, &json!("token_in_query")));
 }
 
+/// A token wherever it stands in a URL: a bare key, a value with something before it, a
+/// `;parameter` of the path. Refused beside a good header too.
+#[tokio::test]
+async fn a_token_anywhere_in_the_url_is_refused() {
+    let (hub, admin) = TestHub::with_admin().await;
+    let (secret, _) = token(&admin, "in a url", &["read"]).await;
+    let scripted = Api::bearer(&hub, &secret);
+    for url in [
+        format!("/api/conversations?{secret}"),
+        format!("/api/conversations?x=%20{secret}"),
+        format!("/api/conversations?x=Bearer%20{secret}"),
+        format!("/api/me;access_token={secret}"),
+        format!("/api/conversations/%73bt_{}", &secret[4..]),
+    ] {
+        let (status, answer) = scripted.get(&url).await;
+        assert_eq!(
+            (status, &answer["error"]["code"]),
+            (401, &json!("token_in_query")),
+            "{url}"
+        );
+    }
+}
+
+/// An API token is sent as a bearer token only: in the `sb_session` cookie it is no session.
+#[tokio::test]
+async fn an_api_token_in_the_session_cookie_is_refused() {
+    let (hub, admin) = TestHub::with_admin().await;
+    let (secret, _) = token(&admin, "as a cookie", &["admin"]).await;
+    let res = reqwest::Client::new()
+        .post(hub.url("/api/admin/api-tokens"))
+        .header("cookie", format!("sb_session={secret}"))
+        .json(&json!({"name": "minted by cookie", "scopes": ["admin"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
 #[tokio::test]
 async fn a_token_over_its_rate_gets_429_with_retry_after() {
     let (hub, admin) = TestHub::with_admin().await;

@@ -7,6 +7,7 @@
 //! a starting hub knows the bots in the store; revoking a bot's token stops its calls.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
@@ -140,7 +141,7 @@ pub(crate) async fn calls_signed(calls: &Calls, n: usize, secret: &str) -> Vec<V
                 })
                 .collect();
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the bot was not called {n} times: {:?}", calls.lock().unwrap().len());
 }
@@ -179,10 +180,8 @@ async fn a_webhook_bot_answers_over_the_api_and_hands_over() {
 
 #[tokio::test]
 async fn a_webhook_bot_that_never_answers_hands_over_after_the_timeout() {
-    let (hub, _admin, _calls, _) = hub_with_webhook_bot(Behaviour::Silent, |s| {
-        s.bot_reply_timeout = std::time::Duration::from_millis(300)
-    })
-    .await;
+    let (hub, _admin, _calls, _) =
+        hub_with_webhook_bot(Behaviour::Silent, |s| s.bot_reply_timeout = Duration::from_millis(300)).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let mut customer = hub.customer("Carla", "general").await;
     let chat = customer.chat_started().await;
@@ -314,7 +313,7 @@ async fn revoking_a_webhook_bots_token_hands_its_customers_over() {
     let chat = customer.chat_started().await;
     customer.say("hello?", "c1").await;
     while calls.lock().unwrap().len() < 2 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     let (status, _) = admin.delete(&format!("/api/admin/api-tokens/{id}")).await;
@@ -349,4 +348,105 @@ async fn a_private_bot_url_is_refused_at_the_call_too() {
         calls.lock().unwrap().is_empty(),
         "nothing was sent to the private address"
     );
+}
+
+/// A webhook bot's calls queued behind a slow one went, after the admin replaced its URL,
+/// to the old URL still. The replaced hook's task makes no call after the one in hand.
+#[tokio::test]
+async fn a_replaced_bot_url_gets_no_call_queued_before_the_change() {
+    let (hub, admin, hanging, _first) = hub_with_a_hanging_bot().await;
+    // Two more customers: their calls queue behind the hanging one.
+    let _second = hub.customer("Second", "general").await;
+    let _third = hub.customer("Third", "general").await;
+    let (new_url, _new_calls) = bot_server(hub.url(""), String::new(), Behaviour::Silent).await;
+    admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": new_url}))
+        .await;
+    // The hanging call times out after 1 s; the old task would call again at once.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let calls = hanging.lock().unwrap().len();
+    assert_eq!(calls, 1, "calls to the replaced URL");
+    hub.stop().await;
+}
+
+/// A webhook bot's calls queued behind a slow one were made for conversations that had
+/// ended meanwhile (the customer left, or was handed over). Only their end is still told.
+#[tokio::test]
+async fn a_conversation_ended_meanwhile_gets_only_its_end_called() {
+    let (hub, _admin, hanging, _first) = hub_with_a_hanging_bot().await;
+    // A second customer, whose call queues behind the hanging one, leaves.
+    let mut second = hub.customer("Second", "general").await;
+    let chat = second.chat_started().await;
+    second.send(json!({"type": "leave"})).await;
+    let frames = |hanging: &Calls| -> Vec<Value> {
+        let calls = hanging.lock().unwrap();
+        calls
+            .iter()
+            .map(|(_, body)| serde_json::from_str(body).unwrap())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !frames(&hanging)
+        .iter()
+        .any(|f| f["type"] == "conversation_ended" && f["chat_id"] == chat)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never told the end: {:?}",
+            frames(&hanging)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stale: Vec<Value> = frames(&hanging)
+        .into_iter()
+        .filter(|f| f["chat_id"] == chat && f["type"] != "conversation_ended")
+        .collect();
+    assert!(stale.is_empty(), "called after its end: {stale:?}");
+    hub.stop().await;
+}
+
+/// A hub whose General names bot Faq, called at a [`hanging_receiver`] (calls time out
+/// after 1 s), with customer First's call in hand: the hub, the admin, the calls, First.
+async fn hub_with_a_hanging_bot() -> (TestHub, Api, Calls, Ws) {
+    let hub = TestHub::with(|s| {
+        s.webhook_allow_private = true;
+        s.bot_reply_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let admin = hub.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    bot_token(&admin, "Faq").await;
+    let (hang_url, hanging) = hanging_receiver().await;
+    admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": hang_url}))
+        .await;
+    let first = hub.customer("First", "general").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hanging.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the first call never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (hub, admin, hanging, first)
+}
+
+/// A receiver that takes every call and never answers (each call lasts its timeout): its
+/// URL and its calls.
+async fn hanging_receiver() -> (String, Calls) {
+    let hanging: Calls = Arc::default();
+    let app = axum::Router::new().route(
+        "/hang",
+        axum::routing::post({
+            let hanging = hanging.clone();
+            move |headers: HeaderMap, body: String| async move {
+                hanging.lock().unwrap().push((headers, body));
+                std::future::pending::<StatusCode>().await
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hang", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hanging)
 }

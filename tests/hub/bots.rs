@@ -632,3 +632,64 @@ async fn a_bot_token_revoked_on_one_node_closes_its_socket_on_the_other() {
     assert_eq!(status, 200);
     assert_eq!(bot.closed().await.map(u16::from), Some(4001));
 }
+
+/// A bot's burst to one customer, within its rate limit, once filled the customer's outbox
+/// (`OUTBOUND_BUFFER`): the customer was closed as not reading and the chat ended as the
+/// customer's leaving. Now the bot is refused `rate_limited` once the customer has half an
+/// outbox to take, and its socket lives; the customer stays, and gets every line the bot
+/// had an `ack` for. The defaults: an outbox of 256 frames, a bot burst of 400.
+#[tokio::test]
+async fn a_bots_burst_to_one_customer_is_refused_before_the_customer_is_closed() {
+    let (hub, _admin, mut bot) = hub_with_bot(|_| {}).await;
+    let mut customer = hub.customer("Flooded", "general").await;
+    let chat = customer.chat_started().await;
+    bot.next_of("conversation").await;
+    const BURST: usize = 300;
+    for i in 0..BURST {
+        let line =
+            json!({"type": "message", "chat_id": chat, "text": format!("spam {i}"), "client_id": format!("s{i}")});
+        bot.inner
+            .send(tokio_tungstenite::tungstenite::Message::Text(line.to_string().into()))
+            .await
+            .expect("the bot's socket takes the burst");
+    }
+    // An answer to each line: its ack, or rate_limited.
+    let mut acked = std::collections::BTreeSet::new();
+    let mut refused = 0;
+    while acked.len() + refused < BURST {
+        let frame = bot.recv_within(Duration::from_secs(10)).await.unwrap_or_else(|| {
+            panic!(
+                "the bot's socket answers every line: {} acked, {refused} refused",
+                acked.len()
+            )
+        });
+        match frame["type"].as_str() {
+            Some("ack") => {
+                acked.insert(frame["client_id"].as_str().unwrap().trim_start_matches('s').to_string());
+            }
+            Some("error") => {
+                assert_eq!(frame["code"], "rate_limited", "{frame}");
+                refused += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(refused > 0, "the burst was refused in part");
+    // The customer, reading only now, gets every acknowledged line.
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < acked.len() {
+        let frame = customer
+            .recv_within(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("the customer stays connected: {} of {} lines", got.len(), acked.len()));
+        if frame["type"] == "message" {
+            got.insert(frame["text"].as_str().unwrap().trim_start_matches("spam ").to_string());
+        }
+    }
+    assert_eq!(got, acked);
+    // Still the bot's conversation, with both sockets open.
+    customer.say("still here", "c1").await;
+    let heard = bot.next_of("message").await;
+    assert_eq!(heard["text"], "still here", "{heard}");
+    hub.stop().await;
+}

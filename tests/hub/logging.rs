@@ -6,23 +6,26 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Starts the hub with its output piped (not a terminal) and collects its first lines,
-/// up to and including the one `done` accepts; the hub is then killed.
-fn first_lines(env: &[(&str, &str)], done: impl Fn(&str) -> bool) -> Vec<String> {
+/// The hub in memory on a free port, with its output piped (not a terminal), `env` set.
+fn spawn_hub(env: &[(&str, &str)]) -> std::process::Child {
     // STORE=memory writes nothing; the hub still reads `.env` from its directory.
-    let dir = std::env::temp_dir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .current_dir(&dir)
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .current_dir(std::env::temp_dir())
         .env("STORE", "memory")
         .env("BIND_ADDR", "127.0.0.1:0")
         .env("ADMIN_PASSWORD", "logging-test-password")
-        .env("RUST_LOG", "info")
         .env_remove("NO_COLOR")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the switchboard binary starts");
+        .expect("the switchboard binary starts")
+}
+
+/// Starts the hub with its output piped (not a terminal) and collects its first lines,
+/// up to and including the one `done` accepts; the hub is then killed.
+fn first_lines(env: &[(&str, &str)], done: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut child = spawn_hub(&[&[("RUST_LOG", "info")], env].concat());
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -101,6 +104,7 @@ fn the_text_banner_lists_every_page() {
         "/book.html",
         "/appointments.html",
         "/room.html",
+        "/ws/bot",
     ] {
         assert!(banner.contains(page), "the banner does not name {page}:\n{banner}");
     }
@@ -121,4 +125,61 @@ fn a_bad_log_format_stops_start_up_naming_the_variable() {
         stderr.contains("LOG_FORMAT"),
         "the error does not name LOG_FORMAT: {stderr}"
     );
+}
+
+/// A request whose path carries an API token (a `;parameter`, a page's path) is logged
+/// without that path, even at `debug`, where every request's path is.
+#[test]
+fn a_path_holding_an_api_token_is_not_logged() {
+    let secret = format!("sbt_{}", "Q".repeat(43));
+    let mut child = spawn_hub(&[("RUST_LOG", "debug")]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for output in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(output).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut lines = vec![];
+    let url = loop {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the banner");
+        lines.push(line.clone());
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let marker = "/after-the-token-probes";
+    for path in [
+        format!("/api/me;access_token={secret}"),
+        format!("/somewhere;{secret}"),
+        marker.to_string(),
+    ] {
+        let _ = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", &format!("{url}{path}")])
+            .status();
+    }
+    // Every line up to the marker request's own.
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        let done = line.contains(marker);
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.iter().any(|l| l.contains(marker)),
+        "requests are logged at debug: {lines:#?}"
+    );
+    for line in &lines {
+        assert!(!line.contains(&secret), "a token in the log: {line}");
+    }
 }

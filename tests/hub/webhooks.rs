@@ -319,6 +319,36 @@ async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back()
     assert_eq!(deliveries[0].1["data"]["conversation_id"], chat);
 }
 
+/// A receiver that is not there: the delivery log says why ("Connection refused"), and
+/// never the URL, whose query here holds the receiver's key.
+#[tokio::test]
+async fn a_failed_delivery_says_why_and_never_the_url() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let port = crate::mongod::unassigned_port();
+    let endpoint = register(
+        &admin,
+        &format!("http://127.0.0.1:{port}/hook?api_key=TOPSECRET123"),
+        &ALL,
+    )
+    .await;
+    let id = endpoint["id"].as_str().unwrap();
+    let (mut ann, mut carla, chat) = hub.agent_and_customer_in_a_chat().await;
+    resolved(&mut ann, &mut carla, &chat).await;
+    let log = logged_when(&admin, id, |log| {
+        log.iter()
+            .any(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+    })
+    .await;
+    let attempt = log
+        .iter()
+        .find_map(|d| d["attempts"].as_array().and_then(|a| a.first()))
+        .unwrap();
+    let why = attempt["excerpt"].as_str().unwrap();
+    assert!(why.contains("Connection refused"), "{why}");
+    assert!(!why.contains("TOPSECRET") && !why.contains("/hook"), "{why}");
+}
+
 /// A receiver that redirects is not followed (the redirect's target never hears of the
 /// event; the attempt is logged as failed with the 307); one answering 10 MB has its
 /// delivery taken, the answer read up to the cap and logged as a short excerpt.

@@ -632,6 +632,17 @@ impl HubState {
         match act {
             BotAct::Message { text, client_id } => {
                 self.check_message(&text)?;
+                // A customer whose outbox fills is closed as not reading: a bot's burst is
+                // refused to the bot before that (core::bot_lines).
+                if let Some(stage) = self.bots.stages.get(id)
+                    && let Some(entry) = self.conns.get(&stage.customer)
+                    && !entry.handle.outbox.has_room_for_a_bot_line()
+                {
+                    return Err((
+                        "rate_limited",
+                        "the customer has not yet received this bot's earlier lines; slow down".into(),
+                    ));
+                }
                 let said = Said {
                     chat_id: Some(id.to_string()),
                     text,
