@@ -179,7 +179,7 @@ pub async fn wanted_now(store: &SharedStore, settings: &Settings) -> StoreResult
 /// mode, `routing_modes`) changed go to the hub.
 pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: Hub, shutdown: CancellationToken) {
     let mut last: HashMap<String, bool> = HashMap::new();
-    let mut last_modes: HashMap<String, crate::core::routing::RoutingMode> = HashMap::new();
+    let mut last_modes: HashMap<String, crate::routing_modes::StoredMode> = HashMap::new();
     let mut ticks: u32 = 0;
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -199,6 +199,7 @@ pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: H
         ticks = ticks.wrapping_add(1);
         match crate::routing_modes::wanted_now(&store).await {
             Ok(modes) => {
+                test_only_keeper_lag().await;
                 let changed: Vec<_> = modes
                     .iter()
                     .filter(|(c, mode)| force || last_modes.get(c) != Some(mode))
@@ -220,5 +221,18 @@ pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: H
         if !changed.is_empty() && hub.open_categories(changed).await.is_err() {
             return;
         }
+    }
+}
+
+/// TEST ONLY (read in debug builds alone): `SWITCHBOARD_TEST_KEEPER_LAG_MS` holds the
+/// keeper back that long between reading the routing modes and handing them to the hub, so
+/// a test can stage a read that an admin's newer change overtakes.
+async fn test_only_keeper_lag() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_KEEPER_LAG_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 }

@@ -62,8 +62,8 @@ pub enum RoutingOp {
     SetStatus(AgentId, AgentStatus, Option<String>),
     /// A category opens (`true`) or closes: its hours, applied by a node's clock.
     SetCategoryOpen(CategoryId, bool),
-    /// How a category's customers reach agents.
-    SetCategoryMode(CategoryId, RoutingMode),
+    /// How a category's customers reach agents, and when that mode was stored (ms).
+    SetCategoryMode(CategoryId, RoutingMode, u64),
     AcceptOffer(AgentId, OfferId),
     DeclineOffer(AgentId, OfferId),
     /// An offer's timer fired.
@@ -179,6 +179,10 @@ impl RoutingOp {
             "set_category_mode" => Self::SetCategoryMode(
                 CategoryId::from(arg(0)?.as_str()),
                 RoutingMode::from_word(arg(1)?).ok_or_else(bad)?,
+                match a.get(2) {
+                    Some(_) => number(2)?,
+                    None => 0,
+                },
             ),
             "accept_offer" => Self::AcceptOffer(agent()?, OfferId(number(1)?)),
             "decline_offer" => Self::DeclineOffer(agent()?, OfferId(number(1)?)),
@@ -251,7 +255,7 @@ impl RoutingOp {
             Self::SetAvailable(a, available) => core.set_available(a, *available, out)?,
             Self::SetStatus(a, status, reason) => core.set_status(a, *status, reason.clone(), out)?,
             Self::SetCategoryOpen(c, open) => core.set_category_open(c, *open, out)?,
-            Self::SetCategoryMode(c, mode) => core.set_category_mode(c, *mode, out)?,
+            Self::SetCategoryMode(c, mode, set_at) => core.set_category_mode(c, *mode, *set_at, out)?,
             Self::AcceptOffer(a, offer) => core.accept_offer(a, *offer, out)?,
             Self::DeclineOffer(a, offer) => core.decline_offer(a, *offer, out)?,
             Self::OfferExpired(offer) => core.offer_expired(*offer, out),
@@ -340,7 +344,7 @@ impl RoutingOp {
             Self::SetAvailable(a, available) => redis.set_available(a, *available).await,
             Self::SetStatus(a, status, reason) => redis.set_status(a, *status, reason.as_deref()).await,
             Self::SetCategoryOpen(c, open) => redis.set_category_open(c, *open).await,
-            Self::SetCategoryMode(c, mode) => redis.set_category_mode(c, *mode).await,
+            Self::SetCategoryMode(c, mode, set_at) => redis.set_category_mode(c, *mode, *set_at).await,
             Self::AcceptOffer(a, offer) => redis.accept_offer(a, *offer).await,
             Self::DeclineOffer(a, offer) => redis.decline_offer(a, *offer).await,
             Self::OfferExpired(offer) => redis.offer_expired(*offer).await,

@@ -148,9 +148,15 @@ fn encode(state: &RoutingState) -> String {
     let categories: Vec<&str> = state.categories.iter().map(|c| c.as_str()).collect();
     let closed: Vec<&str> = state.closed.iter().map(|c| c.as_str()).collect();
     let offer_mode: Vec<&str> = state.offer_mode.iter().map(|c| c.as_str()).collect();
+    let mode_set_at: Vec<_> = state
+        .mode_set_at
+        .iter()
+        .map(|(c, at)| json!([c.as_str(), at.to_string()]))
+        .collect();
     json!({
         "closed": closed,
         "offer_mode": offer_mode,
+        "mode_set_at": mode_set_at,
         "offers": offers,
         "counter": state.counter.to_string(),
         "room": state.pairing_room.map(|r| r.to_string()).unwrap_or_default(),
@@ -201,6 +207,9 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
     }
     for c in list(&value["offer_mode"]) {
         state.offer_mode.push(CategoryId::from(text(&c)?));
+    }
+    for m in list(&value["mode_set_at"]) {
+        state.mode_set_at.push((CategoryId::from(text(&m[0])?), number(&m[1])?));
     }
     for c in list(&value["customers"]) {
         state.customers.push(StateCustomer {
@@ -421,6 +430,7 @@ mod tests {
             held_back: true,
             closed: vec![CategoryId("returns".into())],
             offer_mode: vec![CategoryId("general".into()), CategoryId("returns".into())],
+            mode_set_at: vec![(CategoryId("general".into()), 1_795_896_214_055)],
             offers: vec![StateOffer {
                 id: OfferId(15),
                 customer: CustomerId(13),

@@ -435,6 +435,10 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
         .into_iter()
         .map(CategoryId::from)
         .collect();
+    for entry in list(field("mode_set_at")?)? {
+        let m = list(entry)?;
+        state.mode_set_at.push((category(m, 0)?, id(m, 1)?));
+    }
     for entry in list(field("offers")?)? {
         let o = list(entry)?;
         state.offers.push(StateOffer {

@@ -391,14 +391,19 @@ impl RedisRouting {
             .await
     }
 
-    /// How `category`'s customers reach agents: `assign` or `offer`.
+    /// How `category`'s customers reach agents: `assign` or `offer`, as stored at `set_at`
+    /// (ms; an older one than the mode in force changes nothing).
     pub async fn set_category_mode(
         &self,
         category: &CategoryId,
         mode: RoutingMode,
+        set_at: u64,
     ) -> Result<Applied, ClusterRoutingError> {
-        self.apply(Transition::SetCategoryMode, &[&category.0, mode.word()])
-            .await
+        self.apply(
+            Transition::SetCategoryMode,
+            &[&category.0, mode.word(), &set_at.to_string()],
+        )
+        .await
     }
 
     pub async fn accept_offer(&self, agent: &AgentId, offer: OfferId) -> Result<Applied, ClusterRoutingError> {

@@ -522,6 +522,10 @@ pub struct Routing {
     closed: BTreeSet<CategoryId>,
     /// Categories in offer mode (the others assign).
     offer_mode: BTreeSet<CategoryId>,
+    /// When each category's mode in force was stored (the adapter's stamp, ms since the
+    /// epoch; 0 when it was stored without one): a mode read before a newer one was stored
+    /// changes nothing ([`Routing::set_category_mode`]).
+    mode_set_at: BTreeMap<CategoryId, u64>,
     /// The offers standing, each of one waiting customer to one agent.
     offers: BTreeMap<OfferId, Offer>,
     /// The conversations customers continue now, each with its one live customer.
@@ -638,6 +642,7 @@ impl Routing {
         }
         self.closed.remove(category);
         self.offer_mode.remove(category);
+        self.mode_set_at.remove(category);
         self.dirty.remove(category);
         out.push(Decision::WaitingChanged {
             category: category.clone(),

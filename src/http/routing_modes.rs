@@ -49,9 +49,9 @@ async fn view(state: &AppState) -> Result<RoutingView, ApiError> {
     let categories = routing_modes::wanted_now(&state.store)
         .await?
         .into_iter()
-        .map(|(category, mode)| CategoryMode {
+        .map(|(category, stored)| CategoryMode {
             category,
-            mode: mode.word(),
+            mode: stored.mode.word(),
         })
         .collect();
     Ok(RoutingView {
@@ -87,7 +87,7 @@ async fn set(
     let mode = RoutingMode::from_word(&mode)
         .ok_or_else(|| ApiError::invalid("invalid_mode", format!("mode must be assign or offer, not {mode:?}")))?;
     super::admin::known_category(&state, &category).await?;
-    routing_modes::set(&state.store, &category, mode).await?;
-    state.hub.set_category_modes(vec![(category, mode)]).await?;
+    let stored = routing_modes::set(&state.store, &category, mode).await?;
+    state.hub.set_category_modes(vec![(category, stored)]).await?;
     Ok(Json(view(&state).await?))
 }

@@ -43,8 +43,9 @@ use crate::archive::Archive;
 use crate::auth::Sessions;
 use crate::config::Settings;
 use crate::core::presence::BuddyId;
-use crate::core::routing::{AgentId, CustomerId, OfferId, RoutingMode};
+use crate::core::routing::{AgentId, CustomerId, OfferId};
 use crate::protocol::ClientFrame;
+use crate::routing_modes::StoredMode;
 use crate::store::{Account, Category};
 use delivery::{ConnHandle, ConnId};
 
@@ -357,7 +358,7 @@ pub(crate) enum Command {
     },
     /// Categories' routing modes as the desk setting wants them; only real changes are applied.
     CategoryModes {
-        wanted: Vec<(String, RoutingMode)>,
+        wanted: Vec<(String, StoredMode)>,
     },
     /// The grace period of a chat that ended while its customer was away is over.
     ForgetEndedVisit {
@@ -740,7 +741,7 @@ impl Hub {
     }
 
     /// Sets categories' routing modes as the desk setting wants (see `routing_modes`).
-    pub async fn set_category_modes(&self, wanted: Vec<(String, RoutingMode)>) -> Result<(), HubGone> {
+    pub async fn set_category_modes(&self, wanted: Vec<(String, StoredMode)>) -> Result<(), HubGone> {
         self.send(Command::CategoryModes { wanted }).await
     }
 

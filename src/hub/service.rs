@@ -46,10 +46,10 @@ use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::config::Settings;
 use crate::core::routing::{
-    AWAY_REASON_MAX_CHARS, AgentId, AgentStanding, AgentStatus, CategoryId, ChatId, CustomerId, OfferId, Party,
-    Routing, RoutingMode,
+    AWAY_REASON_MAX_CHARS, AgentId, AgentStanding, AgentStatus, CategoryId, ChatId, CustomerId, OfferId, Party, Routing,
 };
 use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
+use crate::routing_modes::StoredMode;
 use crate::store::{Account, Category};
 
 /// Messages kept per chat for replay on resume; older ones are only in the archive.
@@ -1400,18 +1400,27 @@ impl HubState {
         }
     }
 
-    /// Puts categories in the routing mode the desk setting wants, where they differ.
-    fn set_category_modes(&mut self, wanted: Vec<(String, RoutingMode)>) {
-        for (category, mode) in wanted {
+    /// Puts categories in the routing mode the desk setting wants, where they differ and
+    /// the wanted one was stored no earlier than the one in force (the rule itself is the
+    /// routing's: this only spares the calls that would change nothing).
+    fn set_category_modes(&mut self, wanted: Vec<(String, StoredMode)>) {
+        for (category, StoredMode { mode, set_at }) in wanted {
             let category = CategoryId::from(category);
-            if !self.routing.has_category(&category) || self.routing.routing_mode(&category) == mode {
+            if !self.routing.has_category(&category)
+                || self.routing.routing_mode(&category) == mode
+                || set_at < self.routing.mode_set_at(&category)
+            {
                 continue;
             }
             if self.cluster.is_some() {
-                self.route(RoutingOp::SetCategoryMode(category, mode), None);
+                self.route(RoutingOp::SetCategoryMode(category, mode, set_at), None);
             } else {
                 let mut out = vec![];
-                if self.routing.set_category_mode(&category, mode, &mut out).is_ok() {
+                if self
+                    .routing
+                    .set_category_mode(&category, mode, set_at, &mut out)
+                    .is_ok()
+                {
                     tracing::info!(category = %category.0, mode = mode.word(), "routing mode set");
                     self.apply(out);
                 }

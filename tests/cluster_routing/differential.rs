@@ -59,8 +59,10 @@ enum Op {
     /// 0 available, 1 away (with a reason), 2 busy until their chats end.
     SetStatus(usize, u8),
     SetCategoryOpen(usize, bool),
-    /// A category to offer mode (`true`) or back to assign.
+    /// A category to offer mode (`true`) or back to assign, stored after every mode before.
     SetMode(usize, bool),
+    /// The same, read `back` stores before the newest (a read an admin's change overtook).
+    SetModeRead(usize, bool, u8),
     /// An offer seen (index into those seen), answered by its own agent (`true`) or another.
     Accept(usize, bool),
     Decline(usize, bool),
@@ -118,6 +120,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..3usize, 0..3u8).prop_map(|(a, s)| Op::SetStatus(a, s)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetMode(c, offer)),
+        1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, offer, back)| Op::SetModeRead(c, offer, back)),
         3 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
         2 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
         3 => offer_index().prop_map(Op::OfferExpire),
@@ -154,6 +157,7 @@ fn offers_op() -> impl Strategy<Value = Op> {
         1 => Just(Op::NodeLost),
         1 => (0..2usize, prop::bool::weighted(0.7)).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
         1 => (0..3usize, prop::bool::weighted(0.7)).prop_map(|(c, offer)| Op::SetMode(c, offer)),
+        1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, offer, back)| Op::SetModeRead(c, offer, back)),
         1 => (0..3usize).prop_map(Op::RemoveCategory),
         1 => (0..3usize).prop_map(Op::AddCategory),
         5 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
@@ -221,6 +225,8 @@ struct Harness {
     offers: Vec<(OfferId, AgentId)>,
     /// Every chat opened, in order, as the core's decisions tell.
     chats: Vec<ChatId>,
+    /// The stamp of the newest mode stored (`SetMode` stores the next).
+    mode_clock: u64,
 }
 
 /// The routing domain's id the scripts and the core name conversations by: the one a
@@ -483,11 +489,12 @@ impl Harness {
                 from_redis(node.set_category_open(&cat(CATEGORIES[c]), open).await)?,
             ),
             Op::SetMode(c, offer) => {
-                let mode = if offer { RoutingMode::Offer } else { RoutingMode::Assign };
-                (
-                    Self::outcome(with_out(|out| core.set_category_mode(&cat(CATEGORIES[c]), mode, out))),
-                    from_redis(node.set_category_mode(&cat(CATEGORIES[c]), mode).await)?,
-                )
+                self.mode_clock += 1;
+                self.set_mode(core, n, c, offer, self.mode_clock).await?
+            }
+            Op::SetModeRead(c, offer, back) => {
+                let set_at = self.mode_clock.saturating_sub(u64::from(back));
+                self.set_mode(core, n, c, offer, set_at).await?
             }
             Op::Accept(i, own) => {
                 let (offer, by) = self.offer(i, own);
@@ -546,6 +553,23 @@ impl Harness {
     /// What losing node `lost` means in the core's terms: the other node takes over everyone
     /// it held; the connected are disconnected (customers by id, then agents by name) and
     /// those already away get their grace timer again, with their current epoch.
+    /// A category's mode as stored at `set_at`, on both engines.
+    async fn set_mode(
+        &self,
+        core: &mut Routing,
+        n: usize,
+        c: usize,
+        offer: bool,
+        set_at: u64,
+    ) -> Result<(Outcome, Outcome), TestCaseError> {
+        let mode = if offer { RoutingMode::Offer } else { RoutingMode::Assign };
+        let category = cat(CATEGORIES[c]);
+        Ok((
+            Self::outcome(with_out(|out| core.set_category_mode(&category, mode, set_at, out))),
+            from_redis(self.nodes[n].set_category_mode(&category, mode, set_at).await)?,
+        ))
+    }
+
     fn core_node_lost(&mut self, core: &mut Routing, lost: usize) -> Vec<Decision> {
         let reaper = 1 - lost;
         let mut out = vec![];
@@ -802,6 +826,7 @@ async fn run_case_restored_at(
         last_event: latest_event_id(&mut conn).await,
         offers: vec![],
         chats: vec![],
+        mode_clock: 0,
     };
     // A cluster node's replica: only the events stream, replayed through
     // `RoutingOp`, must keep it equal to the core, node losses included.

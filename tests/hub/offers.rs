@@ -314,6 +314,59 @@ async fn an_offer_whose_agents_node_is_killed_goes_to_an_agent_on_a_live_node() 
     beta.stop().await;
 }
 
+/// A node's hours keeper read the routing modes (every category assigns) just before an
+/// admin put "general" in offer mode on another node, and hands its read to its hub only
+/// after that change was applied (a test hook holds it back 4 s): the older read must not
+/// undo the admin's newer change, so the offer made meanwhile still stands and is accepted.
+#[tokio::test]
+async fn a_keepers_older_read_does_not_undo_an_admins_newer_mode() {
+    let redis = RedisServer::start().await;
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap();
+    let scratch = TempDir::new("cluster-offers-keeper");
+    let started = std::time::Instant::now();
+    let NodeProcess {
+        running: _lagging,
+        uri,
+        db,
+        ..
+    } = node_process_with(
+        &redis,
+        &mut conn,
+        &scratch,
+        "lagging",
+        None,
+        &[("SWITCHBOARD_TEST_KEEPER_LAG_MS", "4000")],
+    )
+    .await;
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    let alpha = node_with(store, &redis, "alpha", &scratch, |_| {}).await;
+    offer_mode(&alpha, "general").await;
+    let mut ann = alpha.agent("ann", &["general"], 1).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    carla.next_of("queued").await;
+    let offer = ann.next_of("offer").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the test set up too slowly to stage the race ({:?})",
+        started.elapsed()
+    );
+    // Past the lagging keeper's hand-over: 4 s after its read at start-up.
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(started.elapsed())).await;
+    let since = ann.drain().await;
+    assert!(
+        since
+            .iter()
+            .all(|f| f["type"] != "offer_ended" && f["type"] != "chat_started"),
+        "the older read undid the offer mode: {since:?}"
+    );
+    ann.send(json!({"type": "accept_offer", "offer_id": offer_id(&offer)}))
+        .await;
+    assert_eq!(carla.next_of("chat_started").await["peer_name"], "ANN");
+    alpha.stop().await;
+}
+
 /// Two admins on two nodes put different categories in offer mode at the same moment:
 /// neither change undoes the other (each category's mode is its own setting).
 #[tokio::test]

@@ -23,6 +23,7 @@ local K_ROOM = P .. 'pairing-room'      -- string: chats that may still open; ab
 local K_HELD = P .. 'held-back'         -- string '1': a pairing waited for room
 local K_CLOSED = P .. 'closed'          -- set: categories closed now (outside their hours)
 local K_OFFER_MODE = P .. 'offer-mode'  -- set: categories in offer mode (the others assign)
+local K_MODE_SET_AT = P .. 'mode-set-at' -- hash category -> when its mode in force was stored (ms)
 local K_OFFERS = P .. 'offers'          -- zset offer id -> offer id: offers standing
 local K_NODES = P .. 'nodes'            -- hash node id -> incarnation (shared contract)
 local K_LEASES = P .. 'leases'          -- zset node id -> lease deadline, ms, Redis clock
@@ -659,6 +660,7 @@ function T.remove_category(_, a)
   redis.call('ZREM', K_CATEGORIES, category)
   redis.call('SREM', K_CLOSED, category)
   redis.call('SREM', K_OFFER_MODE, category)
+  redis.call('HDEL', K_MODE_SET_AT, category)
   emit({ 'waiting', category, 0 })
   for _, agent in ipairs(freed) do route_agent(agent) end
 end
@@ -861,12 +863,17 @@ function T.set_categories(_, a)
   route_agent(id)
 end
 
--- a[2]: 'assign' or 'offer'. Leaving offer mode takes back its offers (the customers are
--- then assigned); setting the mode it has changes nothing.
+-- a[2]: 'assign' or 'offer'; a[3]: when it was stored (ms; absent: 0). Leaving offer mode
+-- takes back its offers (the customers are then assigned); setting the mode it has changes
+-- nothing, and neither does a mode stored before the one in force (a node's read that an
+-- admin's newer change overtook).
 function T.set_category_mode(_, a)
-  local category, mode = a[1], a[2]
+  local category, mode, set_at = a[1], a[2], tonumber(a[3] or '0')
   if not category_exists(category) then return 'unknown_category' end
   if mode ~= 'assign' and mode ~= 'offer' then return 'wrong_state' end
+  if not set_at then return 'wrong_state' end
+  if set_at < tonumber(redis.call('HGET', K_MODE_SET_AT, category) or '0') then return end
+  redis.call('HSET', K_MODE_SET_AT, category, a[3] or '0')
   if mode == 'offer' then
     -- Assigning left nobody ready beside an eligible agent: nothing to route.
     redis.call('SADD', K_OFFER_MODE, category)

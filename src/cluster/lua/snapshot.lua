@@ -52,6 +52,11 @@ for _, offer in ipairs(redis.call('ZRANGE', P .. 'offers', 0, -1)) do
 end
 s.offer_mode = redis.call('SMEMBERS', P .. 'offer-mode')
 table.sort(s.offer_mode, bytes_less)
+-- { category, when its mode in force was stored (ms, a string) }, bytewise order.
+s.mode_set_at = {}
+local stamps = redis.call('HGETALL', P .. 'mode-set-at')
+for i = 1, #stamps, 2 do s.mode_set_at[#s.mode_set_at + 1] = { stamps[i], stamps[i + 1] } end
+table.sort(s.mode_set_at, function(x, y) return bytes_less(x[1], y[1]) end)
 s.room = redis.call('GET', P .. 'pairing-room') or ''
 s.closed = redis.call('SMEMBERS', P .. 'closed')
 table.sort(s.closed, bytes_less)

@@ -81,6 +81,8 @@ pub struct RoutingState {
     pub closed: Vec<CategoryId>,
     /// Categories in offer mode, bytewise order.
     pub offer_mode: Vec<CategoryId>,
+    /// When each category's mode in force was stored, bytewise order of the category.
+    pub mode_set_at: Vec<(CategoryId, u64)>,
     /// Offers standing, by id.
     pub offers: Vec<StateOffer>,
 }
@@ -144,6 +146,7 @@ impl Routing {
             held_back: self.held_back,
             closed: self.closed.iter().cloned().collect(),
             offer_mode: self.offer_mode.iter().cloned().collect(),
+            mode_set_at: self.mode_set_at.iter().map(|(c, at)| (c.clone(), *at)).collect(),
             offers: self
                 .offers
                 .iter()
@@ -263,6 +266,9 @@ impl Routing {
         if let Some(unknown) = state.offer_mode.iter().find(|c| !queues.contains_key(*c)) {
             return bad(format!("unknown category {unknown:?} in offer mode"));
         }
+        if let Some((unknown, _)) = state.mode_set_at.iter().find(|(c, _)| !queues.contains_key(c)) {
+            return bad(format!("unknown category {unknown:?} with a mode's stamp"));
+        }
         let mut offers = BTreeMap::new();
         for o in state.offers {
             let Some(customer) = customers
@@ -288,6 +294,7 @@ impl Routing {
         Ok(Routing {
             closed: state.closed.into_iter().collect(),
             offer_mode: state.offer_mode.into_iter().collect(),
+            mode_set_at: state.mode_set_at.into_iter().collect(),
             offers,
             queues,
             customers,

@@ -71,7 +71,7 @@ fn a_returning_customer_goes_to_their_agent_when_they_can_take_a_chat_otherwise_
 fn a_sticky_return_in_offer_mode_is_paired_without_an_offer_and_never_to_an_agent_without_the_category() {
     let mut r = routing(&["sales", "billing"]);
     let mut out = vec![];
-    r.set_category_mode(&cat("sales"), RoutingMode::Offer, &mut out)
+    r.set_category_mode(&cat("sales"), RoutingMode::Offer, 0, &mut out)
         .unwrap();
     r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
     out.clear();
@@ -399,7 +399,7 @@ fn a_closed_category_refuses_joins_keeps_its_line_unpaired_and_pairs_it_when_it_
 fn room_given_back_by_a_withdrawn_offer_pairs_a_customer_held_back_in_another_category() {
     let mut r = routing(&["offered", "direct"]);
     let mut out = vec![];
-    r.set_category_mode(&cat("offered"), RoutingMode::Offer, &mut out)
+    r.set_category_mode(&cat("offered"), RoutingMode::Offer, 0, &mut out)
         .unwrap();
     r.agent_online(agent("ringing"), [cat("offered")], 1, true, &mut out)
         .unwrap();
@@ -430,7 +430,8 @@ fn offers(out: &[Decision]) -> Vec<(OfferId, CustomerId, AgentId)> {
 fn offer_mode(categories: &[&str]) -> Routing {
     let mut r = routing(categories);
     for c in categories {
-        r.set_category_mode(&cat(c), RoutingMode::Offer, &mut vec![]).unwrap();
+        r.set_category_mode(&cat(c), RoutingMode::Offer, 0, &mut vec![])
+            .unwrap();
     }
     r
 }
@@ -602,9 +603,31 @@ fn leaving_offer_mode_assigns_the_offered_customers() {
     r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
     let c = r.join(&cat("sales"), &mut out).unwrap();
     out.clear();
-    r.set_category_mode(&cat("sales"), RoutingMode::Assign, &mut out)
+    r.set_category_mode(&cat("sales"), RoutingMode::Assign, 0, &mut out)
         .unwrap();
     assert_eq!(paired(&out), vec![(c, agent("a"))]);
+}
+
+#[test]
+fn a_mode_stored_before_the_one_in_force_changes_nothing() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    r.set_category_mode(&cat("sales"), RoutingMode::Offer, 20, &mut out)
+        .unwrap();
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    r.join(&cat("sales"), &mut out).unwrap();
+    let before = r.clone();
+    out.clear();
+    // A node's read from before the change, handed over after it.
+    r.set_category_mode(&cat("sales"), RoutingMode::Assign, 10, &mut out)
+        .unwrap();
+    assert_eq!(r, before);
+    assert!(out.is_empty(), "{out:?}");
+    // A change stored as late or later applies.
+    r.set_category_mode(&cat("sales"), RoutingMode::Assign, 20, &mut out)
+        .unwrap();
+    assert_eq!(r.routing_mode(&cat("sales")), RoutingMode::Assign);
+    assert_eq!(r.mode_set_at(&cat("sales")), 20);
 }
 
 #[test]
@@ -814,8 +837,10 @@ enum Op {
     /// 0 available, 1 away, 2 busy until their chats end.
     SetStatus(usize, u8),
     SetCategoryOpen(usize, bool),
-    /// A category to offer mode (`true`) or back to assign.
+    /// A category to offer mode (`true`) or back to assign, stored after every mode before.
     SetMode(usize, bool),
+    /// The same, read `back` stores before the newest (a read an admin's change overtook).
+    SetModeRead(usize, bool, u8),
     /// An offer seen (index into those seen), answered by its own agent (`true`) or another.
     Accept(usize, bool),
     Decline(usize, bool),
@@ -861,6 +886,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..3usize, 0..3u8).prop_map(|(a, s)| Op::SetStatus(a, s)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetMode(c, offer)),
+        1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, offer, back)| Op::SetModeRead(c, offer, back)),
         3 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
         2 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
         3 => any::<usize>().prop_map(Op::OfferExpire),
@@ -892,6 +918,8 @@ struct Harness {
     preferred: Option<AgentId>,
     /// Every chat opened, in order.
     chats: Vec<ChatId>,
+    /// The stamp of the newest mode stored (`SetMode` stores the next).
+    mode_clock: u64,
 }
 
 /// The routing domain the property tests name conversations by.
@@ -1014,7 +1042,13 @@ impl Harness {
             Op::SetCategoryOpen(c, open) => r.set_category_open(&cat(CATEGORIES[c]), open, out),
             Op::SetMode(c, offer) => {
                 let mode = if offer { RoutingMode::Offer } else { RoutingMode::Assign };
-                r.set_category_mode(&cat(CATEGORIES[c]), mode, out)
+                self.mode_clock += 1;
+                r.set_category_mode(&cat(CATEGORIES[c]), mode, self.mode_clock, out)
+            }
+            Op::SetModeRead(c, offer, back) => {
+                let mode = if offer { RoutingMode::Offer } else { RoutingMode::Assign };
+                let set_at = self.mode_clock.saturating_sub(u64::from(back));
+                r.set_category_mode(&cat(CATEGORIES[c]), mode, set_at, out)
             }
             Op::Accept(i, own) => {
                 let (offer, by) = self.offer(i, own);
