@@ -15,6 +15,7 @@ use super::error::JsonResult;
 use super::responses::Unavailable;
 use super::{ApiError, AppState, CategoryView};
 use crate::core::readiness::{Change, Signals, not_ready_because};
+use crate::hub::{BotReach, DeskCategory};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -33,9 +34,12 @@ pub struct PublicCategory {
     /// offers to leave a message instead.
     pub open: bool,
     /// Some agent holding it is connected and not away (on several nodes: on any node).
-    /// When false the page says nobody is online and offers the offline path; a customer
-    /// may still wait.
     pub agents_online: bool,
+    /// The category's bot answers its customers first now (its socket is connected on
+    /// some node, or it is a webhook bot). When both this and `agents_online` are false
+    /// the page says nobody is online and offers the offline path; a customer may still
+    /// wait.
+    pub bot_online: bool,
     /// When a closed category opens again by its chat hours (milliseconds since the epoch),
     /// so the page can say so; absent while it is open, and when its hours never open it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,6 +50,7 @@ pub struct PublicCategory {
 #[utoipa::path(get, path = "/api/categories", tag = "public", responses((status = 200, body = [PublicCategory]), Unavailable))]
 async fn categories(State(state): State<AppState>) -> JsonResult<Vec<PublicCategory>> {
     let desk = state.hub.desk().await?;
+    let bots_online = bots_online(&state, &desk).await;
     // The hours are read only while some category is closed (the usual answer needs none).
     let hours = if desk.iter().any(|d| !d.open) {
         Some(crate::desk_hours::load(&state.store).await?)
@@ -63,6 +68,7 @@ async fn categories(State(state): State<AppState>) -> JsonResult<Vec<PublicCateg
                 let view = CategoryView::from(c);
                 let live = desk.iter().find(|d| d.id == view.id);
                 let open = live.is_none_or(|d| d.open);
+                let bot_online = bots_online.contains(&view.id);
                 let opens_at = hours
                     .as_ref()
                     .filter(|_| !open)
@@ -75,11 +81,36 @@ async fn categories(State(state): State<AppState>) -> JsonResult<Vec<PublicCateg
                     name: view.name,
                     open,
                     agents_online: live.is_some_and(|d| d.agents_online),
+                    bot_online,
                     opens_at,
                 }
             })
             .collect(),
     ))
+}
+
+/// The categories whose bot takes their next customer now. A bot whose socket may be on
+/// another node is looked up in Redis (one lookup per such category; a lookup Redis does
+/// not answer counts as not online, as the join would then go to the line).
+async fn bots_online(state: &AppState, desk: &[DeskCategory]) -> std::collections::HashSet<String> {
+    let mut online = std::collections::HashSet::new();
+    for d in desk {
+        let here = match &d.bot {
+            BotReach::No => false,
+            BotReach::Here => true,
+            BotReach::Elsewhere(bot) => match &state.cluster {
+                Some(cluster) => matches!(
+                    crate::hub::bot_relay::socket_of(cluster, bot).await,
+                    Ok(crate::core::bots::SocketAt::Node(_) | crate::core::bots::SocketAt::Here)
+                ),
+                None => false,
+            },
+        };
+        if here {
+            online.insert(d.id.clone());
+        }
+    }
+    online
 }
 
 /// What the chat widget shows: the desk's name, colour and greeting, and whether anyone is there.
@@ -94,9 +125,12 @@ pub struct WidgetConfig {
     /// The topics (category ids) the widget offers, in order; empty: every category.
     pub categories: Vec<String>,
     /// Whether any agent who would answer is connected now (not away; on several nodes,
-    /// on any node). When false the widget says nobody is online; a customer may still
-    /// wait in line.
+    /// on any node).
     pub agents_online: bool,
+    /// Whether some category's bot answers its customers first now. When both this and
+    /// `agents_online` are false the widget says nobody is online; a customer may still
+    /// wait in line.
+    pub bot_online: bool,
     /// The sites allowed to embed the widget (`WIDGET_ALLOWED_ORIGINS`, and the demo
     /// host's while `DEMO_HOST_PORT` is set), besides the hub's own; the widget page
     /// talks to its host page only when the host is one of these.
@@ -110,14 +144,16 @@ async fn widget(State(state): State<AppState>, headers: axum::http::HeaderMap) -
     use axum::http::{HeaderValue, header};
     let allowed_origins = state.settings.widget.frame_origins();
     let (look, _) = super::widget_settings::look(&state).await?;
+    // From the single-flight desk query: a flood of widget loads costs the hub one command
+    // at a time.
+    let desk = state.hub.desk().await?;
     let config = WidgetConfig {
         title: look.title,
         color: look.color,
         greeting: look.greeting,
         categories: look.categories,
-        // From the single-flight desk query: a flood of widget loads costs the hub one
-        // command at a time.
-        agents_online: state.hub.desk().await?.iter().any(|d| d.agents_online),
+        agents_online: desk.iter().any(|d| d.agents_online),
+        bot_online: !bots_online(&state, &desk).await.is_empty(),
         allowed_origins,
     };
     let cors = headers

@@ -558,6 +558,19 @@ pub struct DeskCategory {
     pub open: bool,
     /// A connected agent holding it who is not away (on several nodes: anywhere).
     pub agents_online: bool,
+    /// Whether the category's bot, if it names one, answers its customers first now.
+    pub bot: BotReach,
+}
+
+/// Whether a category's bot can take its next customer, as this node's hub knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BotReach {
+    /// The category names no bot, or its bot has neither a socket here nor a hook.
+    No,
+    /// Its socket is on this node, or it is a webhook bot (every node calls it).
+    Here,
+    /// Several nodes: its socket may be on another node (the bot is named, to look up).
+    Elsewhere(String),
 }
 
 /// A cheap, cloneable handle on the hub task.

@@ -458,6 +458,7 @@ impl HubState {
                             id: c.0.to_string(),
                             open,
                             agents_online,
+                            bot: self.bot_reach(c),
                         }
                     })
                     .collect();

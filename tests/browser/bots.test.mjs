@@ -71,3 +71,29 @@ test("the agent's view of a conversation the bot handed over", () => withShots('
     bot.kill();
   }
 }));
+
+test('with nobody online, a category whose bot is connected goes straight to the bot', () => withShots('bots-nobody-online', async (pages) => {
+  const admin = await adminToken(hub);
+  const named = await apiCall(hub, 'PUT', '/api/admin/category-bots/sales', { bot: 'Salesbot' }, admin);
+  assert.equal(named.status, 200, JSON.stringify(named.data));
+  const token = await apiCall(hub, 'POST', '/api/admin/api-tokens', { name: 'Sales bot', scopes: ['bot'], bot: 'Salesbot' }, admin);
+  assert.equal(token.status, 201, JSON.stringify(token.data));
+  const bot = await exampleBot(token.data.secret);
+  try {
+    const customer = await newPage(browser);
+    pages.push(customer);
+    await customer.goto(`${hub.url}/`);
+    await customer.getByTestId('category-sales').click();
+    // The name form, not the "nobody is online" notice: the bot answers.
+    await customer.getByTestId('name-input').waitFor();
+    assert.equal(await customer.getByTestId('wait-anyway').count(), 0);
+    await shot(customer, 'bots-nobody-online-name');
+    await customer.getByTestId('name-input').fill('Sam');
+    await customer.getByTestId('join-button').click();
+    await customer.getByTestId('session').waitFor();
+    await sendMessage(customer, 'What are your opening hours?');
+    await customer.getByTestId('message').filter({ hasText: '9:00 to 17:00' }).getByTestId('by-bot').waitFor();
+  } finally {
+    bot.kill();
+  }
+}));

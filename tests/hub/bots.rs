@@ -693,3 +693,53 @@ async fn a_bots_burst_to_one_customer_is_refused_before_the_customer_is_closed()
     assert_eq!(heard["text"], "still here", "{heard}");
     hub.stop().await;
 }
+
+/// The public category list's `bot_online` for General.
+async fn general_bot_online(hub: &Endpoint) -> Value {
+    let (status, categories) = get(hub, "/api/categories").await;
+    assert_eq!(status, 200, "{categories}");
+    let general = categories
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "general")
+        .cloned()
+        .unwrap();
+    assert_eq!(general["agents_online"], false, "{general}");
+    general["bot_online"].clone()
+}
+
+/// A category served by a connected bot, with no agent online, is not "nobody online":
+/// the category list and the widget say its bot answers, on the bot's node and on another
+/// node, and say so no more once the bot is gone.
+#[tokio::test]
+async fn a_category_whose_bot_is_connected_is_answered_with_nobody_online() {
+    let (hub, _admin, bot) = hub_with_bot(|_| {}).await;
+    assert_eq!(general_bot_online(&hub).await, true);
+    let widget = get_json(&hub, "/api/widget").await;
+    assert_eq!(widget["bot_online"], true, "{widget}");
+    drop(bot);
+    let gone = polled(Duration::from_secs(10), async || {
+        (general_bot_online(&hub).await == false).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the bot's leaving never reached the category list");
+    hub.stop().await;
+
+    let cluster = Cluster::start("bot-online").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let admin = alpha.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let secret = bot_token(&admin, "Faq").await;
+    let (_bot, _) = bot_socket(&beta, &secret).await;
+    let seen = polled(Duration::from_secs(10), async || {
+        (general_bot_online(&alpha).await == true).then_some(())
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "the node without the bot's socket never said its bot answers"
+    );
+}

@@ -9,10 +9,11 @@ import { ownerDetails } from './visitor.js';
 
 let formCount = 0;
 
-/** Whether a category (as /api/categories lists it) has nobody to chat now. A missing
- *  `open` (a hub without business hours) counts as open. */
+/** Whether a category (as /api/categories lists it) has nobody to chat now: closed, or
+ *  neither an agent nor the category's bot online. A missing `open` (a hub without
+ *  business hours) counts as open. */
 export function deskUnavailable(c) {
-  return !!c && (c.open === false || c.agents_online === false);
+  return !!c && (c.open === false || (c.agents_online === false && !c.bot_online));
 }
 
 /** Whether the category has a free appointment slot this month or next (and so a booking link). */

@@ -108,7 +108,7 @@ async function start() {
     $('widget-avatar').textContent = [...c.title][0]?.toUpperCase() || 'S';
     document.title = `Chat with ${c.title}`;
     $('widget-greeting').textContent = c.greeting;
-    showOnline(c.agents_online);
+    showOnline(c.agents_online || c.bot_online);
   }
   if (framed && c) {
     const claimed = params.get('host');
@@ -125,7 +125,7 @@ async function start() {
   setInterval(async () => {
     if (document.hidden) return;
     const again = await config();
-    if (again) showOnline(again.agents_online);
+    if (again) showOnline(again.agents_online || again.bot_online);
   }, 15000);
 }
 

@@ -238,6 +238,22 @@ impl HubState {
         }
     }
 
+    /// Whether `category`'s bot would take its next customer (the public category list:
+    /// a category served by a bot is answered even with nobody online).
+    pub(super) fn bot_reach(&self, category: &CategoryId) -> crate::hub::BotReach {
+        use crate::hub::BotReach;
+        let Some(bot) = self.bots.category_bots.get(category.as_str()) else {
+            return BotReach::No;
+        };
+        if self.bots.connected.contains_key(bot) || self.bots.hooked.contains_key(bot) {
+            BotReach::Here
+        } else if self.bus.is_some() {
+            BotReach::Elsewhere(bot.clone())
+        } else {
+            BotReach::No
+        }
+    }
+
     /// An admin named (or removed) `category`'s bot.
     pub(super) fn category_bot(&mut self, category: String, bot: Option<String>) {
         match bot {
