@@ -160,6 +160,9 @@ struct ChatLog {
     /// The agents who had the chat before its agent now, as this node saw it handed on
     /// (each with the last seq said then): the new agent's page names their lines.
     earlier_agents: Vec<crate::protocol::EarlierAgent>,
+    /// The conversation was rated before this chat (a customer continuing it): a
+    /// conversation is rated once, so its end offers no rating again.
+    rated_before: bool,
 }
 
 impl ChatLog {

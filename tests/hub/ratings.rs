@@ -185,3 +185,27 @@ async fn any_node_takes_a_rating_once() {
         node.stop().await;
     }
 }
+
+/// A conversation is rated once: rated at its first end, continued by its customer and
+/// ended again, it offers no rating (the offer would only be refused `already_rated`).
+#[tokio::test]
+async fn a_continued_conversation_rated_before_offers_no_rating_again() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let (mut carla, chat) = hub
+        .paired_customer_with(&mut ann, "Carla", json!({"visitor": crate::continuing::VISITOR}))
+        .await;
+    carla.say("my parcel is late", "c1").await;
+    ann.next_of("message").await;
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    let ended = carla.next_of("chat_ended").await;
+    let token = ended["rating"]["token"].as_str().expect("a first rating offer");
+    assert_eq!(rate(&hub, json!({"token": token, "score": 4})).await.0, 201);
+    crate::continuing::own_until(&hub, crate::continuing::VISITOR, "resolved").await;
+
+    let mut again = crate::continuing::continuing(&hub, Some(crate::continuing::VISITOR), &chat).await;
+    again.next_of("chat_started").await;
+    ann.next_of("chat_started").await;
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    let ended = again.next_of("chat_ended").await;
+    assert!(ended["rating"].is_null(), "rated before: no offer again: {ended}");
+}

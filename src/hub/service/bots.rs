@@ -747,6 +747,8 @@ impl HubState {
             holder: Some((AgentId(rules::bot_agent_id(&bot)), bot.clone())),
             route: Route::Line,
             note,
+            // A bot's conversation is new: nobody rated it yet.
+            rated: false,
         };
         self.send_to_conn(customer, &self.transferred_to_line(id.to_string(), &category));
         if let Err((code, message)) =
@@ -928,6 +930,7 @@ impl HubState {
             holder: Some((AgentId(rules::bot_agent_id(&bot)), bot.clone())),
             route: Route::Line,
             note: format!("{bot} was cut off: the node it ran on stopped."),
+            rated: false,
         };
         if let Err((code, message)) = self.customer_join(conn, &category.0.clone(), asked, Some(Box::new(continued))) {
             tracing::warn!(conversation = %chat, code, %message, "a bot's conversation whose node died could not join the line");

@@ -722,6 +722,7 @@ impl HubState {
                 archived_here: false,
                 closing_reserved: false,
                 earlier_agents: Vec::new(),
+                rated_before: false,
             },
         );
         self.read_status_of(chat, wire_id.clone());

@@ -67,6 +67,8 @@ pub(crate) struct Continued {
     pub route: Route,
     /// What the next agent's hand-over note says (empty: the customer came back to it).
     pub note: String,
+    /// The customer rated it already (a conversation is rated once).
+    pub rated: bool,
 }
 
 /// The store is behind or down: what it has of the conversation may be short of its end.
@@ -225,6 +227,7 @@ async fn read(
         holder,
         route: return_route(&record, now, rules),
         note: String::new(),
+        rated: archived.rating.is_some(),
     })
 }
 

@@ -167,6 +167,7 @@ impl HubState {
                 };
                 let name = self.chats.get(&chat).map(|log| log.customer_name.clone());
                 let recorded = self.chats.get(&chat).map_or(0, |log| log.live.last_seq());
+                let rated_before = self.chats.get(&chat).is_some_and(|log| log.rated_before);
                 // For the same reason this node archives the chat too, closing included: its
                 // archiving node may be stopped now and fenced (or dead) before it replays
                 // the end, and nobody else would write the lines acknowledged since nor the
@@ -178,7 +179,7 @@ impl HubState {
                 self.close_chat(chat, customer, Some(&agent), by, wire_reason, side, end);
                 if let Some(snapshot) = kept {
                     let ended = ServerFrame::ChatEnded {
-                        rating: self.rating_offer(&snapshot.chat_id, &agent, wire_reason),
+                        rating: self.rating_offer(&snapshot.chat_id, &agent, wire_reason, rated_before),
                         chat_id: snapshot.chat_id.clone(),
                         ended_by: by,
                         reason: wire_reason,
@@ -599,6 +600,7 @@ impl HubState {
             },
             continued: continues.is_some() || remote_conversation,
         };
+        let rated_before = continues.as_ref().is_some_and(|c| c.rated);
         self.insert_chat(
             chat,
             ChatLog {
@@ -612,6 +614,7 @@ impl HubState {
                 archived_here,
                 closing_reserved,
                 earlier_agents: Vec::new(),
+                rated_before,
             },
         );
         self.chat_by_wire.insert(wire_id, chat);
@@ -661,7 +664,7 @@ impl HubState {
             }
         }
         // The customer's copy says how to rate the chat (the agent's never does).
-        let rating = self.rating_offer(log.wire_id(), &log.agent, reason);
+        let rating = self.rating_offer(log.wire_id(), &log.agent, reason, log.rated_before);
         let to_customer = ServerFrame::ChatEnded {
             chat_id: log.wire_id().to_string(),
             ended_by: by,
@@ -681,9 +684,16 @@ impl HubState {
     }
 
     /// How the customer may rate the chat `chat_id` (its wire id, the conversation's id)
-    /// served by `agent`: only a chat that ended (not one whose customer or agent is gone).
-    pub(super) fn rating_offer(&self, chat_id: &str, agent: &AgentId, reason: &str) -> Option<RatingOffer> {
-        (reason == "ended").then(|| RatingOffer {
+    /// served by `agent`: only a chat that ended (not one whose customer or agent is gone),
+    /// of a conversation not rated before (each is rated once).
+    pub(super) fn rating_offer(
+        &self,
+        chat_id: &str,
+        agent: &AgentId,
+        reason: &str,
+        rated_before: bool,
+    ) -> Option<RatingOffer> {
+        (reason == "ended" && !rated_before).then(|| RatingOffer {
             token: crate::ratings::issue(&self.settings, chat_id, &agent.0, crate::ratings::now_secs()),
             scale: self.settings.rating_scale,
         })

@@ -622,6 +622,7 @@ impl HubState {
                 archived_here: true,
                 closing_reserved: reserved,
                 earlier_agents: Vec::new(),
+                rated_before: false,
             },
         );
     }
