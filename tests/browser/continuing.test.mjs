@@ -71,6 +71,8 @@ test('a customer closes the page, the agent writes meanwhile, and they see it wh
   const context = customer.context();
   await customer.close();
   await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  // Open, not ended: the pane and its list row say the customer left.
+  assert.equal(await panel.getByTestId('customer-status').textContent(), 'customer left');
   await says(panel, panel, 'Your refund went out today.');
   // Typing into it tells nobody and raises no error.
   assert.equal(await agentPage.getByTestId('page-notice').isVisible(), false, await agentPage.getByTestId('page-notice').textContent());

@@ -631,7 +631,7 @@ function endPanel(chat, text, state = 'ended') {
   chat.end.className = 'secondary';
   chat.end.dataset.testid = 'close-panel';
   setPeer(chat, false);
-  chat.status.textContent = state === 'ended' || state === 'away' ? state : 'transferred';
+  chat.status.textContent = state.startsWith('Transferred') ? 'transferred' : state;
   renderItem(chat);
   renderLoad();
   // The archive is written a moment later; refresh the history then.
@@ -773,7 +773,8 @@ function handle(f) {
           : f.ended_by === 'customer' ? `${chat.name} ended the chat.`
             : f.reason === 'customer_gone' ? `${chat.name} left. The conversation stays open in your list: what you write now waits for them and they see it when they come back.`
               : f.reason === 'agent_gone' ? 'The chat was handed back to the queue.' : 'The chat has ended.';
-        endPanel(chat, text);
+        // Their customer gone, the conversation is open: the list and the pane say so.
+        endPanel(chat, text, f.reason === 'customer_gone' ? 'customer left' : 'ended');
         // Their customer is away, not done: the agent may still write into it.
         if (f.reason === 'customer_gone') { chat.view.setEnabled(true); chat.customerGone = true; }
       }
