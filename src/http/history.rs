@@ -250,7 +250,6 @@ impl ListingQuery {
             text,
             statuses: named_statuses(self.status.as_deref())?,
             label: self.label.filter(|l| !l.is_empty()),
-            ..ConversationFilter::default()
         })
     }
 }
