@@ -104,14 +104,14 @@ mod tests {
         assert_eq!(verify(&settings, "not.a.token"), Err(TokenRefusal::Invalid));
         // A room token is no rating token.
         let rooms = crate::rooms::token::RoomTokens::new(&settings);
-        let (room_token, _) = rooms.issue(
-            "r1",
-            "agent:a1",
-            "Ann",
-            crate::rooms::token::PersonKind::Agent,
-            None,
-            now,
-        );
+        let ann = crate::rooms::token::Entrant {
+            room: "r1",
+            person: "agent:a1",
+            name: "Ann",
+            kind: crate::rooms::token::PersonKind::Agent,
+            guest_id: None,
+        };
+        let (room_token, _) = rooms.issue(ann, now);
         assert_eq!(verify(&settings, &room_token), Err(TokenRefusal::Invalid));
     }
 }

@@ -1438,7 +1438,7 @@ async fn cancelling_frees_the_slot_once(store: &dyn Store) {
         Err(StoreError::Conflict)
     ));
     let listed: Vec<String> = store
-        .appointments(NINE, NINE + 1, None)
+        .appointments(NINE..NINE + 1, None)
         .await
         .unwrap()
         .into_iter()
@@ -1461,19 +1461,19 @@ async fn appointments_are_listed_by_range_and_representative(store: &dyn Store) 
     let ids = |v: Vec<Appointment>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
     let day = NINE + 24 * HOUR;
     assert_eq!(
-        ids(store.appointments(NINE, day, None).await.unwrap()),
+        ids(store.appointments(NINE..day, None).await.unwrap()),
         ["a", "b", "c", "d"]
     );
     assert_eq!(
-        ids(store.appointments(NINE, day, Some("ann")).await.unwrap()),
+        ids(store.appointments(NINE..day, Some("ann")).await.unwrap()),
         ["a", "d"]
     );
     assert_eq!(
-        ids(store.appointments(NINE + HOUR, day + HOUR, Some("ann")).await.unwrap()),
+        ids(store.appointments(NINE + HOUR..day + HOUR, Some("ann")).await.unwrap()),
         ["d", "e"]
     );
-    assert!(store.appointments(NINE + 3 * HOUR, day, None).await.unwrap().is_empty());
-    assert!(store.appointments(NINE, NINE, None).await.unwrap().is_empty());
+    assert!(store.appointments(NINE + 3 * HOUR..day, None).await.unwrap().is_empty());
+    assert!(store.appointments(NINE..NINE, None).await.unwrap().is_empty());
 }
 
 /// 20 bookings of one representative's slot at once: exactly one is stored.
@@ -1486,7 +1486,7 @@ async fn twenty_concurrent_bookings_of_one_slot_have_one_winner(store: &dyn Stor
         .filter(|r| matches!(r, Err(StoreError::Conflict)))
         .count();
     assert_eq!((won, refused), (1, 19), "{results:?}");
-    let stored = store.appointments(NINE, NINE + HOUR, Some("ann")).await.unwrap();
+    let stored = store.appointments(NINE..NINE + HOUR, Some("ann")).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].status, AppointmentStatus::Booked);
 }
@@ -1562,7 +1562,7 @@ async fn bookings_and_cancellations_write_their_mail_with_them(store: &dyn Store
 
     let c1 = mail("ap1", MailPurpose::Cancellation, 2_000);
     let done = store
-        .cancel_appointment_with_mail("ap1", 2_000, None, c1.clone())
+        .cancel_appointment_with_mail(AppointmentCancel::new("ap1", 2_000, None), c1.clone())
         .await
         .unwrap();
     assert!(
@@ -1572,7 +1572,7 @@ async fn bookings_and_cancellations_write_their_mail_with_them(store: &dyn Store
     let mut other = c1.clone();
     other.subject = "a second cancellation".to_string();
     let again = store
-        .cancel_appointment_with_mail("ap1", 3_000, None, other)
+        .cancel_appointment_with_mail(AppointmentCancel::new("ap1", 3_000, None), other)
         .await
         .unwrap();
     assert!(matches!(again, Cancellation::AlreadyCancelled(_)), "{again:?}");
@@ -1598,7 +1598,7 @@ fn moved(a: &Appointment, representative: &str, start: Millis) -> Appointment {
 /// Held (representative, start) keys of booked appointments in the morning.
 async fn held_slots(store: &dyn Store) -> Vec<(String, Millis)> {
     let mut held: Vec<(String, Millis)> = store
-        .appointments(0, NINE + 24 * HOUR, None)
+        .appointments(0..NINE + 24 * HOUR, None)
         .await
         .unwrap()
         .into_iter()
@@ -1730,9 +1730,7 @@ async fn a_cancellation_keeps_its_reason(store: &dyn Store) {
     store.book_appointment(appointment("ap1", "ann", NINE)).await.unwrap();
     let done = store
         .cancel_appointment_with_mail(
-            "ap1",
-            2_000,
-            Some("I found the answer ✓".into()),
+            AppointmentCancel::new("ap1", 2_000, Some("I found the answer ✓".into())),
             mail("ap1", MailPurpose::Cancellation, 2_000),
         )
         .await
@@ -1759,7 +1757,7 @@ async fn twenty_concurrent_bookings_with_mail_leave_one_mail(store: &dyn Store) 
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     let (mails, total) = store.mails(None, Page { offset: 0, limit: 50 }).await.unwrap();
     assert_eq!(total, 1, "{mails:?}");
-    let winner = store.appointments(NINE, NINE + HOUR, None).await.unwrap();
+    let winner = store.appointments(NINE..NINE + HOUR, None).await.unwrap();
     assert_eq!(mails[0].appointment_id, winner[0].id);
 }
 
@@ -1946,7 +1944,9 @@ async fn bounced_mails_stay_bounced_and_are_never_claimed(store: &dyn Store) {
 async fn a_real_cancellation_revives_its_given_up_mail(store: &dyn Store) {
     let early = mail("ap9", MailPurpose::Cancellation, 1_000);
     assert!(matches!(
-        store.cancel_appointment_with_mail("ap9", 1_000, None, early).await,
+        store
+            .cancel_appointment_with_mail(AppointmentCancel::new("ap9", 1_000, None), early)
+            .await,
         Err(StoreError::NotFound)
     ));
     // What the worker does with such a mail once it is old (only MongoDB kept one).
@@ -1958,7 +1958,10 @@ async fn a_real_cancellation_revives_its_given_up_mail(store: &dyn Store) {
     }
     store.book_appointment(appointment("ap9", "ann", NINE)).await.unwrap();
     let done = store
-        .cancel_appointment_with_mail("ap9", 200_000, None, mail("ap9", MailPurpose::Cancellation, 200_000))
+        .cancel_appointment_with_mail(
+            AppointmentCancel::new("ap9", 200_000, None),
+            mail("ap9", MailPurpose::Cancellation, 200_000),
+        )
         .await
         .unwrap();
     assert!(matches!(done, Cancellation::Cancelled(_)));
@@ -2383,28 +2386,63 @@ async fn replies_are_archived_with_their_mail(store: &dyn Store) {
     let mut m1 = mail("offline-o1", MailPurpose::OfflineReply, 2_000);
     m1.appointment_id = "o1".into();
     m1.attachments.clear();
-    let stored = store.reply_offline_message("o1", r1.clone(), m1.clone()).await.unwrap();
+    let stored = store
+        .reply_offline_message(
+            "o1",
+            MailedReply {
+                reply: r1.clone(),
+                mail: m1.clone(),
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(stored.replies, vec![r1.clone()]);
     assert_eq!(state_and_taker(&stored), (OfflineState::Handled, Some("ann")));
     assert_eq!(store.mail("offline-o1.reply-r1").await.unwrap(), m1);
     // The same reply again: one reply, one mail.
     let mut other = m1.clone();
     other.subject = "another".into();
-    let again = store.reply_offline_message("o1", r1.clone(), other).await.unwrap();
+    let again = store
+        .reply_offline_message(
+            "o1",
+            MailedReply {
+                reply: r1.clone(),
+                mail: other,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(again, stored);
     assert_eq!(store.mail("offline-o1.reply-r1").await.unwrap(), m1);
     // A second reply is kept after the first.
     let r2 = reply("r2", "bob", 3_000);
     let mut m2 = m1.clone();
     m2.id = "offline-o1.reply-r2".into();
-    let stored = store.reply_offline_message("o1", r2.clone(), m2).await.unwrap();
+    let stored = store
+        .reply_offline_message(
+            "o1",
+            MailedReply {
+                reply: r2.clone(),
+                mail: m2,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(stored.replies, vec![r1, r2]);
     assert_eq!(store.offline_message("o1").await.unwrap(), stored);
     // No message: nothing stored, no mail.
     let mut m3 = m1.clone();
     m3.id = "offline-nope.reply-r3".into();
     assert!(matches!(
-        store.reply_offline_message("nope", reply("r3", "ann", 4_000), m3).await,
+        store
+            .reply_offline_message(
+                "nope",
+                MailedReply {
+                    reply: reply("r3", "ann", 4_000),
+                    mail: m3
+                }
+            )
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
@@ -3758,8 +3796,10 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
     store
         .reply_offline_message(
             "o1",
-            reply("o1r1", "a2", t0 + 3_600_500),
-            mail("o1", MailPurpose::OfflineReply, t0),
+            MailedReply {
+                reply: reply("o1r1", "a2", t0 + 3_600_500),
+                mail: mail("o1", MailPurpose::OfflineReply, t0),
+            },
         )
         .await
         .unwrap();

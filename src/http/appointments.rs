@@ -35,7 +35,9 @@ use crate::core::guesses::{FailedGuesses, GuessLimit};
 use crate::core::names::checked_name;
 use crate::core::representatives::{Candidate, choose};
 use crate::core::schedule::{Calendar, Slot};
-use crate::store::{Account, Appointment, AppointmentStatus, Cancellation, Millis, Role, StoreError};
+use crate::store::{
+    Account, Appointment, AppointmentCancel, AppointmentStatus, Cancellation, Millis, Role, StoreError,
+};
 use crate::webhooks::event::Event;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -320,7 +322,7 @@ pub struct DaySlots {
 async fn held_between(state: &AppState, from: Timestamp, to: Timestamp) -> Result<Vec<Appointment>, ApiError> {
     Ok(state
         .store
-        .appointments(millis(from), millis(to), None)
+        .appointments(millis(from)..millis(to), None)
         .await?
         .into_iter()
         .filter(|a| a.status == AppointmentStatus::Booked)
@@ -675,7 +677,7 @@ pub(super) async fn pick_preferring<'a>(
     let (from, to) = day_bounds(calendar, slot.local_start.date())?;
     let booked: Vec<Appointment> = state
         .store
-        .appointments(from, to, None)
+        .appointments(from..to, None)
         .await?
         .into_iter()
         .filter(|a| a.status == AppointmentStatus::Booked)
@@ -844,7 +846,10 @@ pub(super) async fn cancel_with_mail(
     let mail = mails::cancellation(&desk(state), &cancelled, &context, Timestamp::now());
     let done = state
         .store
-        .cancel_appointment_with_mail(&cancelled.id, crate::clock::now_ms(), reason, mail)
+        .cancel_appointment_with_mail(
+            AppointmentCancel::new(&cancelled.id, crate::clock::now_ms(), reason),
+            mail,
+        )
         .await?;
     let (outcome, a) = match done {
         Cancellation::Cancelled(a) => {
@@ -964,7 +969,7 @@ async fn agent_day(
         None => calendar.local_date(Timestamp::now()),
     };
     let (from, to) = day_bounds(&calendar, day)?;
-    let list = state.store.appointments(from, to, Some(&me.id)).await?;
+    let list = state.store.appointments(from..to, Some(&me.id)).await?;
     let mut answer = staff_list(&state, &calendar, list);
     let ids: Vec<String> = answer.appointments.iter().map(|a| a.id.clone()).collect();
     let waiting = state
@@ -1001,7 +1006,7 @@ async fn admin_list(
     let calendar = calendar(&state);
     let (from, _) = day_bounds(&calendar, first)?;
     let (_, to) = day_bounds(&calendar, last)?;
-    let list = state.store.appointments(from, to, None).await?;
+    let list = state.store.appointments(from..to, None).await?;
     Ok(Json(staff_list(&state, &calendar, list)))
 }
 

@@ -29,7 +29,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiQuery;
-use super::history::{ExportedConversation, exported, filter_for, found, readable, with_desk_filters, with_desk_state};
+use super::history::{ExportedConversation, ListingQuery, exported, found, readable, with_desk_state};
 use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
@@ -66,29 +66,6 @@ pub struct FormatQuery {
     pub format: Option<String>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ExportQuery {
-    /// `csv` (the default) or `json`.
-    pub format: Option<String>,
-    /// Only this category id.
-    pub category: Option<String>,
-    /// Only conversations this agent served at any point (admins; agents always export
-    /// only their own).
-    pub agent_id: Option<String>,
-    /// Paired at or after this time (ms since the Unix epoch).
-    pub from: Option<i64>,
-    /// Paired before this time (ms since the Unix epoch).
-    pub to: Option<i64>,
-    /// Search, as in `GET /api/conversations`: every word in the names or in one message.
-    pub q: Option<String>,
-    /// Only conversations carrying this label id.
-    pub label: Option<String>,
-    /// Only conversations with one of these statuses, comma-separated (`open`, `pending`,
-    /// `snoozed`, `resolved`); empty or absent: any status.
-    pub status: Option<String>,
-}
-
 /// A JSON export.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ArchiveExport {
@@ -99,7 +76,7 @@ pub struct ArchiveExport {
 }
 
 /// Every conversation the archive's listing finds (its filters and `q`), as one file.
-#[utoipa::path(get, path = "/api/conversations/export", tag = "history", params(ExportQuery),
+#[utoipa::path(get, path = "/api/conversations/export", tag = "history", params(FormatQuery, ListingQuery),
     security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "An attachment, `conversations.csv` or `conversations.json`, newest \
@@ -117,11 +94,11 @@ pub struct ArchiveExport {
 async fn export_listing(
     Authed(me): Authed,
     State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<ExportQuery>,
+    ApiQuery(format): ApiQuery<FormatQuery>,
+    ApiQuery(listing): ApiQuery<ListingQuery>,
 ) -> Result<Response, ApiError> {
-    let format = format_of(q.format.as_deref())?;
-    let filter: ConversationFilter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
-    let filter = with_desk_filters(filter, q.label, q.status.as_deref())?;
+    let format = format_of(format.format.as_deref())?;
+    let filter: ConversationFilter = listing.filter_for(&me)?;
     let page = Page {
         offset: 0,
         limit: MAX_EXPORT,

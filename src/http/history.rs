@@ -26,9 +26,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(one))
 }
 
+/// What narrows a listing of the archive: the filters and search of
+/// `GET /api/conversations`, and of its export (`GET /api/conversations/export`).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
+pub struct ListingQuery {
     /// Only this category id.
     pub category: Option<String>,
     /// Only conversations this agent served at any point: their agent now, or one who
@@ -47,6 +49,12 @@ pub struct HistoryQuery {
     /// Only conversations with one of these statuses, comma-separated (`open`, `pending`,
     /// `snoozed`, `resolved`); empty or absent: any status.
     pub status: Option<String>,
+}
+
+/// Which page of the listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
     #[serde(default)]
     pub offset: u64,
     /// 1 to 200, default 50.
@@ -218,32 +226,32 @@ pub(super) fn message_view(m: &crate::store::ArchivedMessage) -> MessageView {
     }
 }
 
-/// The listing's filter for `me`: agents only ever get the conversations they served;
-/// `q` is read by [`SearchQuery::parse`] (empty: no search), its refusals `bad_query`.
-pub(super) fn filter_for(
-    me: &Account,
-    category: Option<String>,
-    agent_id: Option<String>,
-    from: Option<i64>,
-    to: Option<i64>,
-    q: Option<&str>,
-) -> Result<ConversationFilter, ApiError> {
-    let text = match q.map(str::trim) {
-        None | Some("") => None,
-        Some(typed) => Some(SearchQuery::parse(typed).map_err(|e| ApiError::invalid("bad_query", format!("q: {e}")))?),
-    };
-    let agent_id = match me.role {
-        Role::Admin => agent_id.filter(|a| !a.is_empty()),
-        Role::Agent => Some(me.id.clone()),
-    };
-    Ok(ConversationFilter {
-        category: category.filter(|c| !c.is_empty()),
-        agent_id,
-        from,
-        to,
-        text,
-        ..ConversationFilter::default()
-    })
+impl ListingQuery {
+    /// The store's filter for `me`: agents only ever get the conversations they served;
+    /// `q` is read by [`SearchQuery::parse`] (empty: no search), its refusals `bad_query`.
+    /// The label and statuses are checked by the store with the other filters, so the
+    /// answer and its total are exact for any mix; an unknown status is refused.
+    pub(super) fn filter_for(self, me: &Account) -> Result<ConversationFilter, ApiError> {
+        let text = match self.q.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(typed) => {
+                Some(SearchQuery::parse(typed).map_err(|e| ApiError::invalid("bad_query", format!("q: {e}")))?)
+            }
+        };
+        let agent_id = match me.role {
+            Role::Admin => self.agent_id.filter(|a| !a.is_empty()),
+            Role::Agent => Some(me.id.clone()),
+        };
+        Ok(ConversationFilter {
+            category: self.category.filter(|c| !c.is_empty()),
+            agent_id,
+            from: self.from,
+            to: self.to,
+            text,
+            statuses: named_statuses(self.status.as_deref())?,
+            label: self.label.filter(|l| !l.is_empty()),
+        })
+    }
 }
 
 /// The statuses a comma-separated `status` parameter names (none when empty or absent);
@@ -265,21 +273,8 @@ pub(super) fn named_statuses(asked: Option<&str>) -> Result<Vec<ConversationStat
         .collect()
 }
 
-/// `filter` narrowed to the conversations carrying `label` and having one of the statuses
-/// `status` names: the store checks them with the other filters, so the answer and its
-/// total are exact for any mix. An unknown status is refused.
-pub(super) fn with_desk_filters(
-    mut filter: ConversationFilter,
-    label: Option<String>,
-    status: Option<&str>,
-) -> Result<ConversationFilter, ApiError> {
-    filter.statuses = named_statuses(status)?;
-    filter.label = label.filter(|l| !l.is_empty());
-    Ok(filter)
-}
-
 /// Past conversations, newest first. Agents see only those they served (transfers included).
-#[utoipa::path(get, path = "/api/conversations", tag = "history", params(HistoryQuery),
+#[utoipa::path(get, path = "/api/conversations", tag = "history", params(ListingQuery, PageQuery),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ConversationPage),
         (status = 400, description = "`bad_query`: a parameter is malformed or out of range, `status` \
@@ -289,17 +284,17 @@ pub(super) fn with_desk_filters(
 async fn list(
     Authed(me): Authed,
     State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<HistoryQuery>,
+    ApiQuery(listing): ApiQuery<ListingQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> JsonResult<ConversationPage> {
-    let limit = page_limit(q.limit, 50, MAX_PAGE)?;
-    let filter = filter_for(&me, q.category, q.agent_id, q.from, q.to, q.q.as_deref())?;
-    let filter = with_desk_filters(filter, q.label, q.status.as_deref())?;
+    let limit = page_limit(page.limit, 50, MAX_PAGE)?;
+    let filter = listing.filter_for(&me)?;
     let (items, total) = state
         .store
         .conversations(
             &filter,
             Page {
-                offset: q.offset,
+                offset: page.offset,
                 limit,
             },
         )

@@ -22,7 +22,7 @@ use crate::core::room::{
     seat_held_by_other,
 };
 use crate::rooms::SeatRefused;
-use crate::rooms::token::PersonKind;
+use crate::rooms::token::{Entrant, PersonKind};
 use crate::store::{Audience, Guest, RoomState, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -316,7 +316,12 @@ async fn join(
     } else {
         (name.unwrap_or_else(|| "Customer".into()), None)
     };
-    Ok(Json(token_at(
-        &state, &room.id, &person, &name, kind, guest_id, now_secs,
-    )))
+    let entrant = Entrant {
+        room: &room.id,
+        person: &person,
+        name: &name,
+        kind,
+        guest_id,
+    };
+    Ok(Json(token_at(&state, entrant, now_secs)))
 }

@@ -29,7 +29,8 @@ use crate::core::customer_details;
 use crate::core::names::checked_name;
 use crate::store::deadline::write_within;
 use crate::store::{
-    Account, CustomerProfile, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, Page, Role, StoreError,
+    Account, CustomerProfile, MailedReply, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, Page, Role,
+    StoreError,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -539,7 +540,13 @@ async fn reply(
     let answer = write_within(state.settings.archive_write_timeout, async move {
         let m = task_state
             .store
-            .reply_offline_message(&m.id, sent.clone(), mail)
+            .reply_offline_message(
+                &m.id,
+                MailedReply {
+                    reply: sent.clone(),
+                    mail,
+                },
+            )
             .await?;
         // Another request with the same id may have written its reply first (one reply,
         // one mail): only the one whose reply the message holds tells the hub.

@@ -23,7 +23,7 @@ use crate::auth::hash_password;
 use crate::clock::now_ms;
 use crate::mail::Outgoing;
 use crate::rooms::live::LiveView;
-use crate::rooms::token::PersonKind;
+use crate::rooms::token::{Entrant, PersonKind};
 use crate::store::{AccessCode, Account, Audience, Role, Room, RoomState, StoreError};
 
 /// Attempts at a compare-and-set room update before giving up (each retry re-reads).
@@ -530,25 +530,14 @@ async fn agent_token(
         return Err(ended_error());
     }
     let person = format!("agent:{}", account.id);
-    Ok(Json(token_for(
-        &state,
-        &room.id,
-        &person,
-        &account.display_name,
-        PersonKind::Agent,
-        None,
-    )))
-}
-
-pub(super) fn token_for(
-    state: &AppState,
-    room: &str,
-    person: &str,
-    name: &str,
-    kind: PersonKind,
-    guest_id: Option<String>,
-) -> RoomToken {
-    token_at(state, room, person, name, kind, guest_id, (now_ms() / 1000) as u64)
+    let entrant = Entrant {
+        room: &room.id,
+        person: &person,
+        name: &account.display_name,
+        kind: PersonKind::Agent,
+        guest_id: None,
+    };
+    Ok(Json(token_at(&state, entrant, (now_ms() / 1000) as u64)))
 }
 
 /// A new admission to `room`'s visitor seat without a join (a link that carries its
@@ -564,7 +553,14 @@ pub(super) async fn admit_with_token(
     let now_secs = (now_ms() / 1000) as u64;
     let until = ((now_secs + state.settings.room_token_ttl.as_secs()) * 1000) as i64;
     state.rooms.reserve_seat(&state.store, room, &person, until).await?;
-    Ok(token_at(state, room, &person, name, kind, None, now_secs))
+    let entrant = Entrant {
+        room,
+        person: &person,
+        name,
+        kind,
+        guest_id: None,
+    };
+    Ok(token_at(state, entrant, now_secs))
 }
 
 /// A seat refusal as an answer: `ended` is the room's own answer for an ended room.
@@ -588,18 +584,11 @@ pub(super) fn seat_taken() -> ApiError {
     )
 }
 
-pub(super) fn token_at(
-    state: &AppState,
-    room: &str,
-    person: &str,
-    name: &str,
-    kind: PersonKind,
-    guest_id: Option<String>,
-    now_secs: u64,
-) -> RoomToken {
-    let (token, claims) = state.rooms.tokens.issue(room, person, name, kind, guest_id, now_secs);
+pub(super) fn token_at(state: &AppState, entrant: Entrant<'_>, now_secs: u64) -> RoomToken {
+    let (room, kind) = (entrant.room.to_string(), entrant.kind);
+    let (token, claims) = state.rooms.tokens.issue(entrant, now_secs);
     RoomToken {
-        room_id: room.to_string(),
+        room_id: room,
         token,
         expires_at: (claims.exp * 1000) as i64,
         name: claims.name,

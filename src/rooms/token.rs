@@ -37,6 +37,31 @@ pub struct RoomClaims {
     pub iat: u64,
 }
 
+/// Who a room token lets in, and where: what [`RoomTokens::issue`] signs (with its
+/// times). Named fields, because three of them are strings a caller could swap.
+#[derive(Debug, Clone)]
+pub struct Entrant<'a> {
+    pub room: &'a str,
+    /// As [`RoomClaims::sub`].
+    pub person: &'a str,
+    pub name: &'a str,
+    pub kind: PersonKind,
+    pub guest_id: Option<String>,
+}
+
+impl RoomClaims {
+    /// Whom these claims were signed for: a token renewed for them names the same.
+    pub fn entrant(&self) -> Entrant<'_> {
+        Entrant {
+            room: &self.room,
+            person: &self.sub,
+            name: &self.name,
+            kind: self.kind,
+            guest_id: self.guest_id.clone(),
+        }
+    }
+}
+
 /// Why a token is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenRefusal {
@@ -61,22 +86,14 @@ impl RoomTokens {
         }
     }
 
-    /// A token for `person` in `room`, valid from `now_secs` for the configured time.
-    pub fn issue(
-        &self,
-        room: &str,
-        person: &str,
-        name: &str,
-        kind: PersonKind,
-        guest_id: Option<String>,
-        now_secs: u64,
-    ) -> (String, RoomClaims) {
+    /// A token for `entrant`, valid from `now_secs` for the configured time.
+    pub fn issue(&self, entrant: Entrant<'_>, now_secs: u64) -> (String, RoomClaims) {
         let claims = RoomClaims {
-            room: room.to_string(),
-            sub: person.to_string(),
-            name: name.to_string(),
-            kind,
-            guest_id,
+            room: entrant.room.to_string(),
+            sub: entrant.person.to_string(),
+            name: entrant.name.to_string(),
+            kind: entrant.kind,
+            guest_id: entrant.guest_id,
             exp: now_secs + self.ttl_secs,
             iat: now_secs,
         };
@@ -104,6 +121,16 @@ impl RoomTokens {
 mod tests {
     use super::*;
 
+    fn carla() -> Entrant<'static> {
+        Entrant {
+            room: "r1",
+            person: "customer",
+            name: "Carla",
+            kind: PersonKind::Customer,
+            guest_id: None,
+        }
+    }
+
     #[test]
     fn a_token_names_its_room_and_person_and_expires() {
         let settings = Settings::for_tests();
@@ -112,10 +139,10 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let (token, claims) = tokens.issue("r1", "customer", "Carla", PersonKind::Customer, None, now);
+        let (token, claims) = tokens.issue(carla(), now);
         assert_eq!(tokens.verify(&token), Ok(claims.clone()));
         assert!(claims.exp - now <= 600);
-        let (old, _) = tokens.issue("r1", "customer", "Carla", PersonKind::Customer, None, now - 601);
+        let (old, _) = tokens.issue(carla(), now - 601);
         assert_eq!(tokens.verify(&old), Err(TokenRefusal::Expired));
         let other = RoomTokens::new(&Settings::for_tests());
         assert_eq!(other.verify(&token), Err(TokenRefusal::Invalid), "another secret");

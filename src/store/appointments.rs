@@ -1,6 +1,8 @@
 //! Appointments customers book with a representative, and the writes that store their
 //! mails with them.
 
+use std::ops::Range;
+
 use super::{Millis, OutboxMail, StoreResult};
 use async_trait::async_trait;
 
@@ -55,6 +57,25 @@ pub struct Appointment {
     pub cancel_reason: Option<String>,
 }
 
+/// A cancellation asked of [`AppointmentStore::cancel_appointment_with_mail`]: which
+/// appointment, when, and the customer's reason if they gave one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppointmentCancel {
+    pub id: String,
+    pub at: Millis,
+    pub reason: Option<String>,
+}
+
+impl AppointmentCancel {
+    pub fn new(id: impl Into<String>, at: Millis, reason: Option<String>) -> Self {
+        Self {
+            id: id.into(),
+            at,
+            reason,
+        }
+    }
+}
+
 /// What [`AppointmentStore::cancel_appointment`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cancellation {
@@ -92,14 +113,9 @@ pub trait AppointmentStore: Send + Sync {
     /// Cancels a booked appointment at `at` (its slot is free again, its sequence raised);
     /// a cancelled one is left as it is. `NotFound` when absent.
     async fn cancel_appointment(&self, id: &str, at: Millis) -> StoreResult<Cancellation>;
-    /// Appointments (booked and cancelled) starting in `[from, to)`, of one representative
-    /// when given, by start then id.
-    async fn appointments(
-        &self,
-        from: Millis,
-        to: Millis,
-        representative: Option<&str>,
-    ) -> StoreResult<Vec<Appointment>>;
+    /// Appointments (booked and cancelled) whose start falls in `starts` (`from..to`, the
+    /// end excluded), of one representative when given, by start then id.
+    async fn appointments(&self, starts: Range<Millis>, representative: Option<&str>) -> StoreResult<Vec<Appointment>>;
     /// [`AppointmentStore::book_appointment`] and the confirmation `mail` as one write: when the
     /// booking is refused (`Conflict`) no mail stays; when it succeeds the mail is stored.
     async fn book_appointment_with_mail(&self, appointment: Appointment, mail: OutboxMail) -> StoreResult<()>;
@@ -108,9 +124,7 @@ pub trait AppointmentStore: Send + Sync {
     /// customer's `reason`.
     async fn cancel_appointment_with_mail(
         &self,
-        id: &str,
-        at: Millis,
-        reason: Option<String>,
+        cancel: AppointmentCancel,
         mail: OutboxMail,
     ) -> StoreResult<Cancellation>;
     /// Moves a booked appointment to another slot, with its mail, as one decision:

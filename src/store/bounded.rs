@@ -132,9 +132,9 @@ bounded!(AppointmentStore {
     read appointment(id: &str) -> Appointment;
     read appointment_by_token(token_hash: &str) -> Appointment;
     write cancel_appointment(id: &str, at: Millis) -> Cancellation;
-    read appointments(from: Millis, to: Millis, representative: Option<&str>) -> Vec<Appointment>;
+    read appointments(starts: std::ops::Range<Millis>, representative: Option<&str>) -> Vec<Appointment>;
     write book_appointment_with_mail(appointment: Appointment, mail: OutboxMail) -> ();
-    write cancel_appointment_with_mail(id: &str, at: Millis, reason: Option<String>, mail: OutboxMail) -> Cancellation;
+    write cancel_appointment_with_mail(cancel: AppointmentCancel, mail: OutboxMail) -> Cancellation;
     write reschedule_appointment_with_mail(moved: Appointment, mail: OutboxMail) -> Rescheduling;
 });
 
@@ -154,7 +154,7 @@ bounded!(OfflineStore {
     read offline_messages(filter: &OfflineFilter, page: Page) -> (Vec<OfflineMessage>, u64);
     write take_offline_message(id: &str, agent: &str) -> OfflineMessage;
     write mark_offline_message_handled(id: &str, by: &str) -> OfflineMessage;
-    write reply_offline_message(id: &str, reply: OfflineReply, mail: OutboxMail) -> OfflineMessage;
+    write reply_offline_message(id: &str, mailed: MailedReply) -> OfflineMessage;
 });
 
 bounded!(CannedStore {

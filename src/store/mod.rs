@@ -87,7 +87,9 @@ pub use erasure::{Erased, ErasureRecord, ErasureStore};
 // ---- rooms and 1-to-1 video ----
 pub use rooms::{AccessCode, Audience, CallLog, CallPeer, Guest, Room, RoomState, RoomStore, SeatHold, WrongAttempts};
 // ---- appointments ----
-pub use appointments::{Appointment, AppointmentStatus, AppointmentStore, Cancellation, Rescheduling};
+pub use appointments::{
+    Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, Rescheduling,
+};
 // ---- mail outbox ----
 pub use outbox::{
     MailAttachment, MailOutcome, MailPurpose, MailStatus, OutboxMail, OutboxStore, add_mail_once, apply_bounce,
@@ -98,7 +100,7 @@ pub use crate::rating_scale::RatingScale;
 pub use canned::{CannedReply, CannedStore};
 pub use ratings::{Rating, RatingStore};
 // ---- offline messages ----
-pub use offline::{OfflineFilter, OfflineMessage, OfflineReply, OfflineState, OfflineStore, newest_first};
+pub use offline::{MailedReply, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, OfflineStore, newest_first};
 // ---- the facts the reports read ----
 pub use reports::{ConversationFacts, OfflineFacts, QueueAbandoned, ReportFacts, ReportStore};
 // ---- archive search ----

@@ -136,6 +136,14 @@ pub fn newest_first(a: &OfflineMessage, b: &OfflineMessage) -> std::cmp::Orderin
     b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id))
 }
 
+/// A reply to an offline message and the mail that carries it to the customer: stored
+/// together or not at all ([`OfflineStore::reply_offline_message`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailedReply {
+    pub reply: OfflineReply,
+    pub mail: OutboxMail,
+}
+
 /// Messages customers leave while no agent is available, and the replies to them.
 /// [`OfflineStore::add_offline_message`] and [`OfflineStore::reply_offline_message`] store the
 /// desk's or the customer's mail in the same write: the message owns that transaction.
@@ -155,14 +163,9 @@ pub trait OfflineStore: Send + Sync {
     async fn take_offline_message(&self, id: &str, agent: &str) -> StoreResult<OfflineMessage>;
     /// Marks the message handled ([`OfflineMessage::mark_handled`]); returns it as stored.
     async fn mark_offline_message_handled(&self, id: &str, by: &str) -> StoreResult<OfflineMessage>;
-    /// Archives `reply` with the message and marks it handled
-    /// ([`OfflineMessage::add_reply`]), and stores the reply's `mail` in the same write
+    /// Archives the reply with the message and marks it handled
+    /// ([`OfflineMessage::add_reply`]), and stores the reply's mail in the same write
     /// (once: a retried reply with the same id is one reply and one mail). Returns the
     /// message as stored; `NotFound` when absent (nothing written).
-    async fn reply_offline_message(
-        &self,
-        id: &str,
-        reply: OfflineReply,
-        mail: OutboxMail,
-    ) -> StoreResult<OfflineMessage>;
+    async fn reply_offline_message(&self, id: &str, mailed: MailedReply) -> StoreResult<OfflineMessage>;
 }

@@ -290,14 +290,7 @@ async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery, tcp: Li
         Err(refused) => return refuse(socket, &tcp, refused).await,
     };
     let now_secs = (crate::clock::now_ms() / 1000) as u64;
-    let (token, fresh) = state.rooms.tokens.issue(
-        &claims.room,
-        &claims.sub,
-        &claims.name,
-        claims.kind,
-        claims.guest_id.clone(),
-        now_secs,
-    );
+    let (token, fresh) = state.rooms.tokens.issue(claims.entrant(), now_secs);
     let welcome = RoomServerFrame::RoomWelcome {
         room_id: claims.room.clone(),
         title: stored.title,

@@ -501,7 +501,7 @@ async fn two_nodes(store_one: SharedStore, store_two: SharedStore) {
 /// the worker never sends such a mail, and gives it up for admins to see once it is old.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_mongodb_a_mail_whose_write_never_completed_is_given_up_not_sent() {
-    use switchboard::store::{MailPurpose, MailStatus, OutboxMail, StoreError};
+    use switchboard::store::{AppointmentCancel, MailPurpose, MailStatus, OutboxMail, StoreError};
     let store = crate::archive::mongo_store(&mongo_uri()).await;
     let old = Timestamp::now().as_millisecond() - 5 * 60_000;
     let orphan = OutboxMail {
@@ -522,7 +522,9 @@ async fn on_mongodb_a_mail_whose_write_never_completed_is_given_up_not_sent() {
         sent_at: None,
     };
     assert!(matches!(
-        store.cancel_appointment_with_mail("ghost", old, None, orphan).await,
+        store
+            .cancel_appointment_with_mail(AppointmentCancel::new("ghost", old, None), orphan)
+            .await,
         Err(StoreError::NotFound)
     ));
     let port = free_port();

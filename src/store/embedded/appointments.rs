@@ -6,6 +6,8 @@
 //! cancellation or move with its mail writes the mail in the same transaction: the
 //! appointment's decision owns it, the mail rides along.
 
+use std::ops::Range;
+
 use async_trait::async_trait;
 
 use serde::{Deserialize, Serialize};
@@ -13,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::outbox::put_in;
 use super::{EmbeddedStore, ReadableTable, TableDefinition, id_under, put, refuse_held, unavailable};
 use crate::store::{
-    Appointment, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail, Rescheduling, StoreError,
-    StoreResult,
+    Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail,
+    Rescheduling, StoreError, StoreResult,
 };
 
 /// Appointment id → JSON [`AppointmentRec`].
@@ -175,12 +177,8 @@ impl AppointmentStore for EmbeddedStore {
         self.write(move |tx| cancel_in(tx, &id, at, None)).await
     }
 
-    async fn appointments(
-        &self,
-        from: Millis,
-        to: Millis,
-        representative: Option<&str>,
-    ) -> StoreResult<Vec<Appointment>> {
+    async fn appointments(&self, starts: Range<Millis>, representative: Option<&str>) -> StoreResult<Vec<Appointment>> {
+        let Range { start: from, end: to } = starts;
         let representative = representative.map(str::to_string);
         self.read(move |tx| {
             let by_start = tx.open_table(BY_START).map_err(unavailable)?;
@@ -211,14 +209,11 @@ impl AppointmentStore for EmbeddedStore {
 
     async fn cancel_appointment_with_mail(
         &self,
-        id: &str,
-        at: Millis,
-        reason: Option<String>,
+        cancel: AppointmentCancel,
         mail: OutboxMail,
     ) -> StoreResult<Cancellation> {
-        let id = id.to_string();
         self.write(move |tx| {
-            let done = cancel_in(tx, &id, at, reason)?;
+            let done = cancel_in(tx, &cancel.id, cancel.at, cancel.reason)?;
             if matches!(done, Cancellation::Cancelled(_)) {
                 put_in(tx, &mail)?;
             }

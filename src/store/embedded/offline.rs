@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::outbox::put_in;
 use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, newest_page, refuse_held, unavailable};
-use crate::store::{Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineStore, OutboxMail, Page, StoreResult};
+use crate::store::{MailedReply, Millis, OfflineFilter, OfflineMessage, OfflineStore, OutboxMail, Page, StoreResult};
 
 /// Message id → JSON [`OfflineMessage`].
 const OFFLINE: TableDefinition<&str, &[u8]> = TableDefinition::new("offline_messages");
@@ -130,12 +130,8 @@ impl OfflineStore for EmbeddedStore {
             .await
     }
 
-    async fn reply_offline_message(
-        &self,
-        id: &str,
-        reply: OfflineReply,
-        mail: OutboxMail,
-    ) -> StoreResult<OfflineMessage> {
+    async fn reply_offline_message(&self, id: &str, mailed: MailedReply) -> StoreResult<OfflineMessage> {
+        let MailedReply { reply, mail } = mailed;
         let id = id.to_string();
         self.write(move |tx| {
             let (m, added) = change_in(tx, &id, |m| Ok(m.add_reply(reply)))?;

@@ -1,5 +1,7 @@
 //! Appointments: every check and write (with its mail) one decision under the lock, in the in-memory store.
 
+use std::ops::Range;
+
 use async_trait::async_trait;
 
 use super::*;
@@ -81,12 +83,8 @@ impl AppointmentStore for MemoryStore {
         self.with(|s| s.cancel(id, at, None))
     }
 
-    async fn appointments(
-        &self,
-        from: Millis,
-        to: Millis,
-        representative: Option<&str>,
-    ) -> StoreResult<Vec<Appointment>> {
+    async fn appointments(&self, starts: Range<Millis>, representative: Option<&str>) -> StoreResult<Vec<Appointment>> {
+        let Range { start: from, end: to } = starts;
         self.with(|s| {
             let mut hits: Vec<Appointment> = s
                 .appointments
@@ -111,13 +109,11 @@ impl AppointmentStore for MemoryStore {
 
     async fn cancel_appointment_with_mail(
         &self,
-        id: &str,
-        at: Millis,
-        reason: Option<String>,
+        cancel: AppointmentCancel,
         mail: OutboxMail,
     ) -> StoreResult<Cancellation> {
         self.with(|s| {
-            let done = s.cancel(id, at, reason)?;
+            let done = s.cancel(&cancel.id, cancel.at, cancel.reason)?;
             if matches!(done, Cancellation::Cancelled(_)) {
                 s.put_mail(mail);
             }

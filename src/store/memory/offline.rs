@@ -54,12 +54,8 @@ impl OfflineStore for MemoryStore {
         self.with(|s| s.change_offline(id, |m| Ok(m.mark_handled(by, crate::clock::now_ms()))))
     }
 
-    async fn reply_offline_message(
-        &self,
-        id: &str,
-        reply: OfflineReply,
-        mail: OutboxMail,
-    ) -> StoreResult<OfflineMessage> {
+    async fn reply_offline_message(&self, id: &str, mailed: MailedReply) -> StoreResult<OfflineMessage> {
+        let MailedReply { reply, mail } = mailed;
         self.with(|s| {
             let mut added = false;
             let m = s.change_offline(id, |m| {

@@ -6,6 +6,8 @@
 //! its slot can be booked again. A unique index on the token hash finds the cancel link's
 //! appointment. The writes with a mail write the mail first (`mongo/outbox.rs` says why).
 
+use std::ops::Range;
+
 use async_trait::async_trait;
 
 use bson::doc;
@@ -18,8 +20,8 @@ use super::{
     updated_after,
 };
 use crate::store::{
-    Appointment, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail, Rescheduling, StoreError,
-    StoreResult,
+    Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail,
+    Rescheduling, StoreError, StoreResult,
 };
 
 /// An appointment with its `_id` and its `status` (which the partial index reads).
@@ -144,12 +146,8 @@ impl AppointmentStore for MongoStore {
         self.mark_appointment_cancelled(id, at, None).await
     }
 
-    async fn appointments(
-        &self,
-        from: Millis,
-        to: Millis,
-        representative: Option<&str>,
-    ) -> StoreResult<Vec<Appointment>> {
+    async fn appointments(&self, starts: Range<Millis>, representative: Option<&str>) -> StoreResult<Vec<Appointment>> {
+        let Range { start: from, end: to } = starts;
         let mut filter = doc! {"start": {"$gte": from, "$lt": to}};
         if let Some(r) = representative {
             filter.insert("representative_id", r);
@@ -180,16 +178,16 @@ impl AppointmentStore for MongoStore {
 
     async fn cancel_appointment_with_mail(
         &self,
-        id: &str,
-        at: Millis,
-        reason: Option<String>,
+        cancel: AppointmentCancel,
         mail: OutboxMail,
     ) -> StoreResult<Cancellation> {
         // Written first even if the appointment turns out cancelled already: its id is the
         // one that earlier cancel wrote, so it is no second mail.
         let (mail_id, due_at) = (mail.id.clone(), mail.due_at);
         self.put_mail(mail).await?;
-        let done = self.mark_appointment_cancelled(id, at, reason).await?;
+        let done = self
+            .mark_appointment_cancelled(&cancel.id, cancel.at, cancel.reason)
+            .await?;
         if matches!(done, Cancellation::Cancelled(_)) {
             // A mail of this id written by an earlier attempt whose cancellation never landed
             // may have been given up by the worker meanwhile; this cancellation is real, so

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{MongoStore, all, index, is_duplicate_key, one, page_of, unavailable};
 use crate::store::{
-    CustomerProfile, Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, OfflineStore, OutboxMail, Page,
-    StoreError, StoreResult,
+    CustomerProfile, MailedReply, Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, OfflineStore,
+    OutboxMail, Page, StoreError, StoreResult,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -200,12 +200,8 @@ impl OfflineStore for MongoStore {
             .0)
     }
 
-    async fn reply_offline_message(
-        &self,
-        id: &str,
-        reply: OfflineReply,
-        mail: OutboxMail,
-    ) -> StoreResult<OfflineMessage> {
+    async fn reply_offline_message(&self, id: &str, mailed: MailedReply) -> StoreResult<OfflineMessage> {
+        let MailedReply { reply, mail } = mailed;
         let mail_id = mail.id.clone();
         self.put_mail(mail).await?;
         match self.change_offline(id, |m| Ok(m.add_reply(reply.clone()))).await {
