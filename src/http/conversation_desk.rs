@@ -53,6 +53,68 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(assignees))
         .routes(routes!(assign))
         .routes(routes!(opened))
+        .routes(routes!(set_status))
+}
+
+/// A conversation's new status, as the `set_conversation_status` frame names it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "pending"}))]
+pub struct StatusChange {
+    /// `open`, `pending`, `snoozed` or `resolved`.
+    pub status: String,
+    /// A snooze's end (milliseconds since the epoch): only with `snoozed`.
+    #[serde(default)]
+    pub until: Option<i64>,
+}
+
+/// A conversation's status as stored after the change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusView {
+    pub conversation_id: String,
+    pub status: crate::store::ConversationStatus,
+    /// While snoozed: until when (milliseconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<i64>,
+    /// When it took this status.
+    pub since: i64,
+}
+
+/// Sets a conversation's status: its holder (an agent) or an admin, any conversation, as
+/// the console's `set_conversation_status` does. A live chat is not resolved here: its
+/// agent ends the chat (409 `conversation_live`).
+#[utoipa::path(put, path = "/api/conversations/{id}/status", tag = "conversations",
+    params(("id" = String, Path, description = "the conversation id")),
+    request_body = StatusChange,
+    security(("bearer" = []), ("session_cookie" = [])),
+    responses((status = 200, body = StatusView),
+        (status = 400, description = "`invalid_status` (not open, pending, snoozed or resolved; `until` with another status than snoozed, or a snooze without it); `snooze_in_past`; `snooze_too_far` (over a year ahead); `bad_json`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not in their list", body = ErrorBody),
+        (status = 409, description = "`conversation_live`: resolving it while its customer chats with its agent (the agent ends the chat); `already_live` and other refusals of the conversation's rules", body = ErrorBody),
+        SignedIn, ChangeUnavailable))]
+async fn set_status(
+    Authed(me): Authed,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(change): ApiJson<StatusChange>,
+) -> JsonResult<StatusView> {
+    let answer = state
+        .hub
+        .set_conversation_status(me, id, change.status, change.until)
+        .await?;
+    let record = answer.map_err(|(code, message)| match code {
+        "unknown_conversation" => ApiError::NotFound("conversation"),
+        "store_unavailable" => ApiError::Unavailable(message),
+        "bad_frame" | "invalid_status" => ApiError::invalid("invalid_status", message),
+        "snooze_in_past" | "snooze_too_far" => ApiError::invalid(code, message),
+        _ => ApiError::refused(StatusCode::CONFLICT, code, message),
+    })?;
+    Ok(Json(StatusView {
+        conversation_id: record.id,
+        status: record.status,
+        snoozed_until: record.snoozed_until,
+        since: record.status_since,
+    }))
 }
 
 /// A note to add. An unknown field is refused (`bad_json`): a misspelt `client_id` would

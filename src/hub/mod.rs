@@ -350,6 +350,15 @@ pub(crate) enum Command {
         record: Option<crate::store::ConversationRecord>,
     },
     /// The store's answer to an agent's `set_conversation_status`.
+    /// A status change asked over HTTP by an agent or an admin; the record as stored, or
+    /// the refusal's code and message.
+    SetConversationStatus {
+        by: Box<crate::store::Account>,
+        id: String,
+        status: String,
+        until: Option<i64>,
+        reply: oneshot::Sender<Result<crate::store::ConversationRecord, (&'static str, String)>>,
+    },
     ConversationStatusAnswer {
         conn: ConnId,
         asker: AgentId,
@@ -751,6 +760,27 @@ impl Hub {
             return Ok(());
         }
         self.send(Command::ApiTokensRevoked { ids }).await
+    }
+
+    /// Sets conversation `id`'s status as `by` asks over HTTP (see
+    /// `HubState::set_conversation_status_asked`).
+    pub async fn set_conversation_status(
+        &self,
+        by: crate::store::Account,
+        id: String,
+        status: String,
+        until: Option<i64>,
+    ) -> Result<Result<crate::store::ConversationRecord, (&'static str, String)>, HubGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::SetConversationStatus {
+            by: Box::new(by),
+            id,
+            status,
+            until,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| HubGone)
     }
 
     /// Sets categories' routing modes as the desk setting wants (see `routing_modes`).

@@ -427,6 +427,13 @@ impl HubState {
                 text,
             } => self.line_from_elsewhere(AgentId(agent), conversation, text),
             Command::ConversationChanged { record, woken } => self.conversation_changed(record, woken),
+            Command::SetConversationStatus {
+                by,
+                id,
+                status,
+                until,
+                reply,
+            } => self.set_conversation_status_asked(&by, id, &status, until, reply),
             Command::ConversationStatusRead { chat, record } => self.conversation_status_read(chat, record),
             Command::ConversationLive { id, reply } => {
                 let _ = reply.send(self.conversation_live(&id));

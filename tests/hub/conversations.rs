@@ -580,3 +580,66 @@ async fn across_nodes_a_snooze_that_ran_out_is_told_at_once_to_every_agent_who_m
     alpha.stop().await;
     beta.stop().await;
 }
+
+/// Statuses over HTTP (`PUT /api/conversations/{id}/status`): an admin parks, snoozes and
+/// resolves any conversation, its holder their own; another agent learns nothing of it;
+/// a live chat is not resolved there; bad changes are refused by name. The holder's
+/// console hears each change.
+#[tokio::test]
+async fn an_admin_and_the_holder_set_a_status_over_http_and_nobody_else_does() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let admin = hub.admin().await;
+    let (dora, chat) = hub.customer_in_chat("Dora", "general").await;
+    assert_eq!(status_of(&mut ann, &chat).await["status"], "open");
+    let path = format!("/api/conversations/{}/status", chat.as_str().unwrap());
+
+    // Live: resolving it there is refused, to the admin as to its agent.
+    let ann_api = hub.login("ann", "agent-password").await;
+    for api in [&admin, &ann_api] {
+        let (status, body) = api.put(&path, json!({"status": "resolved"})).await;
+        assert_eq!((status, error_code(&body)), (409, "conversation_live"), "{body}");
+    }
+    drop(dora);
+    ann.next_matching(|f| f["type"] == "chat_ended" && f["chat_id"] == chat)
+        .await;
+
+    // The admin parks it: Ann's console hears it.
+    let (status, body) = admin.put(&path, json!({"status": "pending"})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("pending")), "{body}");
+    assert_eq!(status_of(&mut ann, &chat).await["status"], "pending");
+    let until = now_ms() + 3_600_000;
+    let (status, body) = admin.put(&path, json!({"status": "snoozed", "until": until})).await;
+    assert_eq!((status, body["snoozed_until"].as_i64()), (200, Some(until)), "{body}");
+    assert_eq!(status_of(&mut ann, &chat).await["status"], "snoozed");
+
+    // Refused by name, nothing changed.
+    for (change, code) in [
+        (json!({"status": "done"}), "invalid_status"),
+        (json!({"status": "snoozed"}), "invalid_status"),
+        (json!({"status": "pending", "until": until}), "invalid_status"),
+        (
+            json!({"status": "snoozed", "until": now_ms() - 60_000}),
+            "snooze_in_past",
+        ),
+        (json!({"status": "pending", "by": "me"}), "bad_json"),
+    ] {
+        let (status, body) = admin.put(&path, change.clone()).await;
+        assert_eq!((status, error_code(&body)), (400, code), "{change}: {body}");
+    }
+
+    // Another agent: as if there were none.
+    hub.agent_account("bob", &["general"], 1).await;
+    let bob_api = hub.login("bob", "agent-password").await;
+    let (status, body) = bob_api.put(&path, json!({"status": "open"})).await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
+    let (status, body) = admin
+        .put("/api/conversations/no-such-one/status", json!({"status": "open"}))
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
+
+    // Its holder resolves it.
+    let (status, body) = ann_api.put(&path, json!({"status": "resolved"})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("resolved")), "{body}");
+    assert_eq!(status_of(&mut ann, &chat).await["status"], "resolved");
+    hub.stop().await;
+}

@@ -654,6 +654,7 @@ async fn every_operation_of_the_served_document_answers_only_what_it_declares() 
         ("/api/conversations/{id}/assignees", chat_id.clone()),
         ("/api/conversations/{id}/assign", chat_id.clone()),
         ("/api/conversations/{id}/opened", chat_id.clone()),
+        ("/api/conversations/{id}/status", chat_id.clone()),
         ("/api/conversations/{id}", chat_id),
         // appointments
         ("/api/agent/appointments/{id}/cancel", appointment_id.clone()),

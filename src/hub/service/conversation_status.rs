@@ -23,7 +23,7 @@ use crate::core::routing::{AgentId, CategoryId, ChatId};
 use crate::hub::Command;
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::protocol::ServerFrame;
-use crate::store::{ConversationRecord, ConversationStatus, CustomerProfile, Role};
+use crate::store::{Account, ConversationRecord, ConversationStatus, CustomerProfile, Role};
 
 /// A status change an agent asked for, as the frame names it.
 pub(in crate::hub) struct StatusAsked {
@@ -206,22 +206,7 @@ impl HubState {
         asked: StatusAsked,
     ) -> Result<(), (&'static str, String)> {
         let now = now_ms();
-        let to = match (asked.status.as_str(), asked.until) {
-            ("open", None) => Status::Open,
-            ("pending", None) => Status::Pending,
-            ("resolved", None) => Status::Resolved,
-            ("snoozed", Some(until)) => Status::Snoozed { until },
-            ("snoozed", None) => return Err(("bad_frame", "a snooze needs `until` (ms since the epoch)".to_string())),
-            ("open" | "pending" | "resolved", Some(_)) => {
-                return Err(("bad_frame", "only a snooze takes `until`".to_string()));
-            }
-            (other, _) => {
-                return Err((
-                    "invalid_status",
-                    format!("a conversation's status is open, pending, snoozed or resolved, not {other:?}"),
-                ));
-            }
-        };
+        let to = wanted_status(&asked.status, asked.until)?;
         let admin = self.agents.get(&agent).is_some_and(|a| a.account.role == Role::Admin);
         if to == Status::Resolved
             && let Some(&chat) = self.chat_by_wire.get(&asked.conversation_id)
@@ -275,6 +260,68 @@ impl HubState {
         Ok(())
     }
 
+    /// A status change asked over HTTP (`PUT /api/conversations/{id}/status`) by `by`, an
+    /// agent (their own conversations) or an admin (any): checked and written as the
+    /// frame's, except that a live chat is not resolved here (its agent ends it from the
+    /// console), so nobody's chat ends under them from the API.
+    pub(super) fn set_conversation_status_asked(
+        &mut self,
+        by: &Account,
+        id: String,
+        status: &str,
+        until: Option<i64>,
+        reply: oneshot::Sender<Result<ConversationRecord, (&'static str, String)>>,
+    ) {
+        let to = match wanted_status(status, until) {
+            Ok(to) => to,
+            Err(refused) => {
+                let _ = reply.send(Err(refused));
+                return;
+            }
+        };
+        if to == Status::Resolved && self.chat_by_wire.contains_key(&id) {
+            let _ = reply.send(Err((
+                "conversation_live",
+                "its customer is chatting with its agent now: the agent ends the chat".to_string(),
+            )));
+            return;
+        }
+        let by = match by.role {
+            Role::Admin => Asker::Admin,
+            Role::Agent => Asker::Agent(AgentId(by.id.clone())),
+        };
+        let (written, answer) = oneshot::channel();
+        if !self.conversation_writer.push(Work::SetStatus {
+            id,
+            by,
+            to,
+            at: now_ms(),
+            reply: written,
+        }) {
+            let _ = reply.send(Err(store_behind()));
+            return;
+        }
+        let timers = self.timers.clone();
+        tokio::spawn(async move {
+            let answer = match answer.await {
+                Ok(Ok(record)) => Ok(record),
+                Ok(Err(e)) => Err(status_refused(e)),
+                Err(_) => Err(store_behind()),
+            };
+            // Its holder's consoles here hear the new status as for an automatic change
+            // (the writer tells the other nodes).
+            if let (Ok(record), Some(tx)) = (&answer, timers.upgrade()) {
+                let _ = tx
+                    .send(Command::ConversationChanged {
+                        record: record.clone(),
+                        woken: false,
+                    })
+                    .await;
+            }
+            let _ = reply.send(answer);
+        });
+    }
+
     /// The answer to an agent's `set_conversation_status`: the new status to the asker's
     /// connection and to every connection of the conversation's holder here.
     pub(super) fn conversation_status_answer(
@@ -294,14 +341,7 @@ impl HubState {
                 self.tell_holder(&record, &frame);
             }
             Err(e) => {
-                let (code, message) = match e {
-                    // Another's conversation gets the answer of none at all: nothing of it is told.
-                    ConversationError::Refused(Refusal::NotYours) | ConversationError::NotFound => {
-                        ("unknown_conversation", "no such conversation in your list".to_string())
-                    }
-                    ConversationError::Refused(refusal) => (refusal.code(), refusal_message(refusal)),
-                    ConversationError::Store(_) => store_behind(),
-                };
+                let (code, message) = status_refused(e);
                 self.error_to_conn(conn, code, message, client_id);
             }
         }
@@ -371,6 +411,34 @@ impl HubState {
                 self.send(Recipient::Agent(holder), frame);
             }
         }
+    }
+}
+
+/// The status a request names (`until`: a snooze's end, ms since the epoch), or why not.
+fn wanted_status(status: &str, until: Option<i64>) -> Result<Status, (&'static str, String)> {
+    match (status, until) {
+        ("open", None) => Ok(Status::Open),
+        ("pending", None) => Ok(Status::Pending),
+        ("resolved", None) => Ok(Status::Resolved),
+        ("snoozed", Some(until)) => Ok(Status::Snoozed { until }),
+        ("snoozed", None) => Err(("bad_frame", "a snooze needs `until` (ms since the epoch)".to_string())),
+        ("open" | "pending" | "resolved", Some(_)) => Err(("bad_frame", "only a snooze takes `until`".to_string())),
+        (other, _) => Err((
+            "invalid_status",
+            format!("a conversation's status is open, pending, snoozed or resolved, not {other:?}"),
+        )),
+    }
+}
+
+/// Why a status change was not made, as its asker is told.
+fn status_refused(e: ConversationError) -> (&'static str, String) {
+    match e {
+        // Another's conversation gets the answer of none at all: nothing of it is told.
+        ConversationError::Refused(Refusal::NotYours) | ConversationError::NotFound => {
+            ("unknown_conversation", "no such conversation in your list".to_string())
+        }
+        ConversationError::Refused(refusal) => (refusal.code(), refusal_message(refusal)),
+        ConversationError::Store(_) => store_behind(),
     }
 }
 
