@@ -129,5 +129,20 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     const all = await apiCall(hub, 'GET', '/api/inbox?view=all', undefined, token);
     const item = all.data.items.find((i) => i.id === left.data.id);
     assert.equal(item?.holder, cara.id, JSON.stringify(all.data));
+
+    // The admin parks it on the customer, then resolves it, from the same view.
+    await admin.getByTestId('archive-set-status').selectOption('pending');
+    await admin.getByTestId('archive-set-status-button').click();
+    await admin.getByTestId('archive-set-status-said').filter({ hasText: 'Now Waiting on customer.' }).waitFor();
+    await admin.getByTestId('archive-set-status').selectOption('snoozed');
+    await admin.getByTestId('archive-set-status-button').click();
+    await admin.getByTestId('archive-set-status-said').filter({ hasText: 'Choose when the snooze ends.' }).waitFor();
+    await admin.getByTestId('archive-set-status').selectOption('resolved');
+    await admin.getByTestId('archive-set-status-button').click();
+    await admin.getByTestId('archive-set-status-said').filter({ hasText: 'Now Resolved.' }).waitFor();
+    await expectClean(admin, `the archive's status control (${label})`);
+    await shot(admin, `archive-status-${label}`);
+    const after = await apiCall(hub, 'GET', `/api/conversations/${left.data.id}`, undefined, token);
+    assert.equal(after.data.status, 'resolved', JSON.stringify(after.data));
   }));
 }

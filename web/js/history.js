@@ -208,11 +208,36 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
         dialogs ? el('button', { type: 'button', class: 'secondary', dataset: { testid: 'archive-assign' },
           onclick: (e) => dialogs.assignTo({ id }, c.customer_name || 'the customer', e.currentTarget) }, 'Assign to…') : null,
         el('button', { type: 'button', class: 'secondary', onclick: () => { detail.hidden = true; } }, 'Close')),
+      dialogs ? statusControl(id, c.status) : null,
       c.rating ? el('p', { dataset: { testid: 'archive-detail-rating' } }, `Customer's rating: ${ratingText(c.rating)}`,
         c.rating.comment ? ` — “${c.rating.comment}”` : '') : null,
       facts.length ? el('p', { class: 'muted', dataset: { testid: 'archive-customer' } }, facts.join(' · ')) : null,
       list].filter(Boolean));
     detail.focus();
+  }
+
+  /** An admin sets the conversation's status (PUT /api/conversations/{id}/status): a
+   *  snooze takes a date and time; a live chat is refused and says so. */
+  function statusControl(id, current) {
+    const choice = el('select', { id: 'arch-set-status', dataset: { testid: 'archive-set-status' } },
+      ...Object.entries(STATUS_NAMES).map(([value, name]) => el('option', { value, selected: value === current }, name)));
+    const until = el('input', { type: 'datetime-local', id: 'arch-snooze-until', dataset: { testid: 'archive-snooze-until' } });
+    const untilField = el('span', { hidden: choice.value !== 'snoozed' }, el('label', { for: 'arch-snooze-until' }, ' until '), until);
+    const said = el('span', { class: 'muted', role: 'status', dataset: { testid: 'archive-set-status-said' } });
+    choice.addEventListener('change', () => { untilField.hidden = choice.value !== 'snoozed'; });
+    const set = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'archive-set-status-button' },
+      onclick: async () => {
+        const body = { status: choice.value };
+        if (choice.value === 'snoozed') {
+          if (!until.value) { said.textContent = 'Choose when the snooze ends.'; until.focus(); return; }
+          body.until = new Date(until.value).getTime();
+        }
+        const res = await api('PUT', `/api/conversations/${encodeURIComponent(id)}/status`, body);
+        said.textContent = res.ok ? `Now ${STATUS_NAMES[res.data.status] || res.data.status}.` : res.error.message;
+        if (res.ok) refresh();
+      } }, 'Set status');
+    return el('p', { class: 'row', dataset: { testid: 'archive-status-control' } },
+      el('label', { for: 'arch-set-status' }, 'Status '), choice, untilField, set, said);
   }
 
   form.addEventListener('submit', (e) => { e.preventDefault(); offset = 0; refresh(); });
