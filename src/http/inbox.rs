@@ -57,6 +57,8 @@ pub struct InboxEntry {
     pub snoozed_until: Option<i64>,
     /// The account id of the agent whose list it is in; null: unassigned.
     pub holder: Option<String>,
+    /// That agent's display name (null: unassigned, or an account since deleted).
+    pub holder_name: Option<String>,
     /// When it took its status (opened, reopened, parked, snoozed, resolved): the list's
     /// order, oldest first, so who waits longest comes first. A line in the same status
     /// does not move it (the customer's newest unanswered line is not what it counts).
@@ -167,9 +169,22 @@ async fn inbox(
         *n = count(&state, &view, shared(&me, &view)).await?;
     }
     let defined: Vec<String> = state.store.labels().await?.into_iter().map(|l| l.id).collect();
+    // Holders' names, read once for the page (none when nobody in it is held).
+    let names: std::collections::HashMap<String, String> = if records.iter().any(|r| r.holder.is_some()) {
+        state
+            .store
+            .accounts()
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a.display_name))
+            .collect()
+    } else {
+        Default::default()
+    };
     let mut items = Vec::with_capacity(records.len());
     for record in records {
-        items.push(entry(&state, record, &defined).await?);
+        let holder_name = record.holder.as_ref().and_then(|h| names.get(h)).cloned();
+        items.push(entry(&state, record, holder_name, &defined).await?);
     }
     let [mine, unassigned, all] = counted;
     Ok(Json(InboxPage {
@@ -243,7 +258,12 @@ fn statuses(asked: Option<&str>) -> Result<Vec<ConversationStatus>, ApiError> {
     Ok(named)
 }
 
-async fn entry(state: &AppState, record: ConversationRecord, defined: &[String]) -> Result<InboxEntry, ApiError> {
+async fn entry(
+    state: &AppState,
+    record: ConversationRecord,
+    holder_name: Option<String>,
+    defined: &[String],
+) -> Result<InboxEntry, ApiError> {
     let archived = match state.store.conversation(&record.id).await {
         Ok(c) => Some(c),
         // The record is written as the chat opens; its archive follows a moment later.
@@ -264,6 +284,7 @@ async fn entry(state: &AppState, record: ConversationRecord, defined: &[String])
         status: record.status,
         snoozed_until: record.snoozed_until,
         holder: record.holder,
+        holder_name,
         status_since: record.status_since,
         opened_at: record.opened_at,
         reopens: record.reopens,

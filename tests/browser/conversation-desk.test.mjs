@@ -88,6 +88,10 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     const bobRow = rowOf(bobPage, customer);
     await bobRow.getByRole('button', { name: `Resolve: ${customer}` }).waitFor();
     await bobPage.locator('#sr-announcer').filter({ hasText: `Anna ${label} assigned you the conversation with ${customer}` }).waitFor();
+    // In Anna's "All" view it is named by whose list it is in now.
+    await annPage.getByRole('button', { name: 'All' }).click();
+    await annPage.locator(`[data-testid="conversation-item"][data-customer="${customer}"]`)
+      .getByTestId('conversation-holder').filter({ hasText: `With Bert ${label}` }).waitFor();
     await expectClean(bobPage, `the new holder's list (${label})`);
     await shot(bobPage, `conversation-desk-assigned-${label}`);
   }));

@@ -108,7 +108,10 @@ async fn an_agent_parks_snoozes_and_resolves_a_conversation_and_another_learns_n
     // He serves General too: he sees it in everyone's list (read-only, as above), and it
     // is not unassigned.
     let chat_id = chat.as_str().unwrap();
-    assert_eq!(item_ids(&bob_api.get("/api/inbox?view=all").await.1), vec![chat_id]);
+    let everyones = bob_api.get("/api/inbox?view=all").await.1;
+    assert_eq!(item_ids(&everyones), vec![chat_id]);
+    // Named by whose list it is in.
+    assert_eq!(everyones["items"][0]["holder_name"], "ANN", "{everyones}");
     assert_eq!(
         item_ids(&bob_api.get("/api/inbox?view=unassigned").await.1),
         Vec::<&str>::new()

@@ -158,7 +158,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
 
   /** The row's actions when the conversation is not the caller's. */
   function othersActions(c, name, button) {
-    if (c.holder) return el('p', { class: 'muted conversation-holder', dataset: { testid: 'conversation-holder' } }, 'With another agent');
+    if (c.holder) return el('p', { class: 'muted conversation-holder', dataset: { testid: 'conversation-holder' } }, c.holder_name ? `With ${c.holder_name}` : 'With another agent');
     if (c.offline) return el('div', { class: 'row conversation-actions' }, button('Assign to me', 'conversation-take', () => take(c, name), false));
     return el('p', { class: 'muted conversation-holder', dataset: { testid: 'conversation-holder' } }, 'Waiting in line for an agent');
   }
