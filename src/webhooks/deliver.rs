@@ -187,10 +187,30 @@ async fn record(
     if ok {
         delivery.status = DeliveryStatus::Delivered;
     } else {
-        match after_failure(failed_before, at) {
-            Failed::RetryAt(when) => delivery.due_at = when,
-            Failed::DisableEndpoint => delivery.status = DeliveryStatus::Dying,
-        }
+        let next = match after_failure(failed_before, at) {
+            Failed::RetryAt(when) => {
+                delivery.due_at = when;
+                Some(when)
+            }
+            Failed::DisableEndpoint => {
+                delivery.status = DeliveryStatus::Dying;
+                None
+            }
+        };
+        let last = delivery.attempts.last().expect("pushed above");
+        // The status, or why there was none (a cause, never a body the receiver wrote).
+        let answer = match last.status_code {
+            Some(code) => format!("HTTP {code}"),
+            None => last.excerpt.clone(),
+        };
+        super::failure_log::failed(
+            &endpoint.id,
+            &host_of(&endpoint.url),
+            &delivery.id,
+            delivery.attempts.len(),
+            &answer,
+            next,
+        );
     }
     match store.finish_delivery(delivery.clone(), &claims.node).await {
         Ok(true) => {}
@@ -242,11 +262,7 @@ async fn settle(store: &SharedStore, claims: &Claims, delivery: &WebhookDelivery
     // Recorded already by an earlier settling of this same death (an admin may have
     // enabled it again since, which clears the reason).
     if endpoint.disabled_reason.as_deref() != Some(reason.as_str()) {
-        // The host, not the URL: its path or query may hold the receiver's secret.
-        let host = url::Url::parse(&endpoint.url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default();
+        let host = host_of(&endpoint.url);
         tracing::error!(endpoint = %endpoint.id, %host, "a webhook endpoint failed {} times in a row and is disabled; its deliveries wait until an admin enables it", delivery.attempts.len());
         endpoint.enabled = false;
         endpoint.disabled_reason = Some(reason);
@@ -258,6 +274,15 @@ async fn settle(store: &SharedStore, claims: &Claims, delivery: &WebhookDelivery
     }
     tell_admins(store, claims, &endpoint, delivery).await?;
     store.bury_delivery(delivery).await
+}
+
+/// An endpoint's host, for the log: not its URL, whose path or query may hold the
+/// receiver's secret.
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Writes the admins' mails about `endpoint`, disabled as `delivery` died, to the outbox.

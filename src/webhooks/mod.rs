@@ -22,6 +22,7 @@
 pub mod deliver;
 pub mod disabled_mail;
 pub mod event;
+pub mod failure_log;
 pub mod journal;
 pub mod retention;
 pub mod schema;

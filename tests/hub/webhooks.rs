@@ -1037,3 +1037,70 @@ async fn an_internal_note_goes_only_to_an_endpoint_that_asks_for_notes() {
         "the notes' endpoint got no message"
     );
 }
+
+/// A failed attempt reaches the server's log (the real binary's): the endpoint, its host,
+/// the cause and when it is tried next, never its URL's path or query (which may hold the
+/// receiver's secret); a second failure within the quiet period is not another line.
+#[tokio::test]
+async fn a_failed_attempt_is_logged_with_its_host_and_cause_and_never_its_url() {
+    let scratch = crate::archive::TempDir::new("webhook-failure-log");
+    let port = crate::archive::free_port();
+    let closed = crate::archive::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let log = scratch.0.join("hub.log");
+    let mut command = crate::storeops::hub_command(
+        &scratch.0,
+        &[
+            ("BIND_ADDR", bind.as_str()),
+            ("STORE", "memory"),
+            ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ],
+        &["serve"],
+    );
+    command.stdout(std::fs::File::create(&log).unwrap());
+    command.stderr(std::process::Stdio::null());
+    let _hub = Running(command.spawn().expect("the hub binary starts"));
+    crate::archive::wait_for_port(port).await;
+    let hub = Endpoint {
+        addr: bind.parse().unwrap(),
+    };
+    let admin = hub.admin().await;
+    let endpoint = register(
+        &admin,
+        &format!("http://127.0.0.1:{closed}/hooks/s3cr3t-path?token=s3cr3t-query"),
+        &["offline_message.created"],
+    )
+    .await;
+    for n in 0..2 {
+        let olga =
+            json!({"category": "general", "name": "Olga", "email": "olga@example.com", "text": format!("Hello {n}")});
+        assert_eq!(post(&hub, "/api/offline-messages", olga).await.0, 201);
+    }
+    let wanted = "a webhook delivery failed";
+    let logged = polled(Duration::from_secs(20), async || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (text.matches(wanted).count() >= 1 && text.contains("127.0.0.1")).then_some(text)
+    })
+    .await
+    .expect("a failed attempt was never logged");
+    let line = logged.lines().find(|l| l.contains(wanted)).unwrap();
+    assert!(line.contains(endpoint["id"].as_str().unwrap()), "{line}");
+    assert!(line.contains("next_try_at_ms"), "{line}");
+    assert!(!logged.contains("s3cr3t"), "the URL's secret was logged: {logged}");
+    // Both deliveries failed; the second within the quiet period got no line of its own.
+    let deliveries = polled(Duration::from_secs(20), async || {
+        let (_, log) = admin
+            .get(&format!(
+                "/api/admin/webhooks/{}/deliveries",
+                endpoint["id"].as_str().unwrap()
+            ))
+            .await;
+        (log.as_array()
+            .is_some_and(|l| l.len() >= 2 && l.iter().all(|d| !d["attempts"].as_array().unwrap().is_empty())))
+        .then_some(log)
+    })
+    .await
+    .expect("both deliveries were tried");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches(wanted).count(), 1, "{deliveries}\n{text}");
+}
