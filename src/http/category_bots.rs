@@ -33,6 +33,10 @@ pub struct CategoryBots {
 pub struct CategoryBot {
     pub category: String,
     pub bot: Option<String>,
+    /// Its bot answers the category's customers first now: its socket is connected on
+    /// some node, or it is called by webhook. False with a bot named: the customers go
+    /// straight to the line until it connects.
+    pub online: bool,
 }
 
 /// A category's bot, or `null` for none.
@@ -44,10 +48,16 @@ pub struct SetBot {
 }
 
 async fn view(state: &AppState) -> Result<CategoryBots, ApiError> {
+    let desk = state.hub.desk().await?;
+    let online = super::public::bots_online(state, &desk).await;
     let categories = category_bots::all(&state.store)
         .await?
         .into_iter()
-        .map(|(category, bot)| CategoryBot { category, bot })
+        .map(|(category, bot)| CategoryBot {
+            online: bot.is_some() && online.contains(&category),
+            category,
+            bot,
+        })
         .collect();
     Ok(CategoryBots {
         reply_timeout_secs: state.settings.bot_reply_timeout.as_secs_f64(),

@@ -92,7 +92,7 @@ async fn categories(State(state): State<AppState>) -> JsonResult<Vec<PublicCateg
 /// The categories whose bot takes their next customer now. A bot whose socket may be on
 /// another node is looked up in Redis (one lookup per such category; a lookup Redis does
 /// not answer counts as not online, as the join would then go to the line).
-async fn bots_online(state: &AppState, desk: &[DeskCategory]) -> std::collections::HashSet<String> {
+pub(super) async fn bots_online(state: &AppState, desk: &[DeskCategory]) -> std::collections::HashSet<String> {
     let mut online = std::collections::HashSet::new();
     for d in desk {
         let here = match &d.bot {

@@ -44,7 +44,8 @@ test("an admin sets and clears a category's bot from the page", () => withShots(
 
   // After a reload the row still says which bot the category has.
   await admin.reload();
-  await row.getByTestId('category-bot-status').filter({ hasText: 'Bot: Faq' }).waitFor();
+  // Faq has a token but never connected: the row says so.
+  await row.getByTestId('category-bot-status').filter({ hasText: 'Bot: Faq — not connected' }).waitFor();
   assert.equal(await row.getAttribute('data-bot'), 'Faq');
 
   // On a phone the view fits and passes axe.

@@ -714,8 +714,20 @@ async fn general_bot_online(hub: &Endpoint) -> Value {
 /// node, and say so no more once the bot is gone.
 #[tokio::test]
 async fn a_category_whose_bot_is_connected_is_answered_with_nobody_online() {
-    let (hub, _admin, bot) = hub_with_bot(|_| {}).await;
+    let (hub, admin, bot) = hub_with_bot(|_| {}).await;
     assert_eq!(general_bot_online(&hub).await, true);
+    // The admin sees it online too.
+    let admin_online = async || {
+        let (_, view) = admin.get("/api/admin/category-bots").await;
+        view["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["category"] == "general")
+            .map(|c| c["online"].clone())
+            .unwrap()
+    };
+    assert_eq!(admin_online().await, true);
     let widget = get_json(&hub, "/api/widget").await;
     assert_eq!(widget["bot_online"], true, "{widget}");
     drop(bot);
@@ -724,6 +736,7 @@ async fn a_category_whose_bot_is_connected_is_answered_with_nobody_online() {
     })
     .await;
     assert!(gone.is_some(), "the bot's leaving never reached the category list");
+    assert_eq!(admin_online().await, false);
     hub.stop().await;
 
     let cluster = Cluster::start("bot-online").await;

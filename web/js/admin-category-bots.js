@@ -22,13 +22,13 @@ export function categoryBotsSection() {
       ...all.map((n) => el('option', { value: n }, names.includes(n) ? n : `${n} (no live token)`))];
   }
 
-  function row(category, bot, refresh) {
+  function row(category, bot, refresh, online) {
     const id = `bot-${category.id}`;
     const select = el('select', { id, dataset: { testid: 'category-bot' }, 'aria-describedby': `${id}-status ${id}-error` },
       ...options(bot));
     select.value = bot || NONE;
     const status = el('span', { id: `${id}-status`, class: 'muted', role: 'status', dataset: { testid: 'category-bot-status' } },
-      bot ? `Bot: ${bot}` : '');
+      bot ? `Bot: ${bot} — ${online ? 'online' : 'not connected: customers go straight to the line'}` : '');
     const error = el('span', { id: `${id}-error`, class: 'field-error', role: 'alert', dataset: { testid: 'category-bot-error' } });
     select.addEventListener('change', async () => {
       error.textContent = '';
@@ -55,12 +55,13 @@ export function categoryBotsSection() {
   function show(view, { keep } = {}) {
     $('bot-timeout').textContent = `${Math.round(view.reply_timeout_secs * 10) / 10} seconds`;
     const bots = new Map(view.categories.map((c) => [c.category, c.bot]));
+    const online = new Map(view.categories.map((c) => [c.category, c.online]));
     const host = $('category-bot-rows');
     // The row just changed keeps its element (its "Saved" status and focus); its data-bot
     // says what is set now.
     const kept = keep ? host.querySelector(`[data-testid="category-bot-row"][data-id="${CSS.escape(keep)}"]`) : null;
     if (kept) kept.dataset.bot = bots.get(keep) || '';
-    host.replaceChildren(...categories.map((c) => (c.id === keep && kept ? kept : row(c, bots.get(c.id), show))));
+    host.replaceChildren(...categories.map((c) => (c.id === keep && kept ? kept : row(c, bots.get(c.id), show, online.get(c.id)))));
   }
 
   /** One bot's URL: set (its secret shown once) or removed. */
