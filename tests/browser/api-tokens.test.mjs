@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, apiCall, adminSignsIn, withShots, shot, hubAndBrowser, startForFile } from './helpers.mjs';
+import { newPage, apiCall, adminSignsIn, adminToken, expectClean, withShots, shot, hubAndBrowser, startForFile } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -57,4 +57,21 @@ test('an admin creates, uses and revokes an API token', () => withShots('api-tok
   assert.equal(refused.status, 401);
   assert.equal(refused.data.error.code, 'invalid_token');
   await shot(admin, 'api-tokens-revoked');
+}));
+
+test('on a phone each token is a card: its name in view beside its Revoke button', () => withShots('api-tokens-phone', async (pages) => {
+  const made = await apiCall(hub, 'POST', '/api/admin/api-tokens', { name: 'Phone CRM', scopes: ['read'] }, await adminToken(hub));
+  assert.equal(made.status, 201, JSON.stringify(made.data));
+  const admin = await newPage(browser, { width: 390, height: 844 }, { bypassCSP: true });
+  pages.push(admin);
+  await adminSignsIn(admin, hub, 'tokens');
+  const row = admin.locator('[data-testid="token-row"][data-name="Phone CRM"]');
+  const revoke = row.getByTestId('token-revoke');
+  await revoke.waitFor();
+  const width = 390;
+  for (const [what, box] of [['the name', await row.locator('td').first().boundingBox()], ['Revoke', await revoke.boundingBox()]]) {
+    assert.ok(box && box.x >= 0 && box.x + box.width <= width, `${what} is off screen: ${JSON.stringify(box)}`);
+  }
+  await expectClean(admin, 'the tokens view on a phone');
+  await shot(admin, 'api-tokens-phone');
 }));

@@ -14,12 +14,12 @@ export function tokensSection() {
   function row(t) {
     const scopes = t.scopes.map((s) => SCOPE_TEXT[s] || s).join(', ') + (t.bot ? ` (${t.bot})` : '');
     const cells = [
-      el('td', {}, t.name),
-      el('td', {}, scopes),
-      el('td', {}, el('code', {}, `${t.hint}…`)),
-      el('td', {}, when(t.created_at)),
-      el('td', { dataset: { testid: 'token-last-used' } }, when(t.last_used_at)),
-      el('td', {}, when(t.expires_at)),
+      el('td', { class: 'token-name' }, t.name),
+      el('td', { dataset: { label: 'Scopes' } }, scopes),
+      el('td', { dataset: { label: 'Starts with' } }, el('code', {}, `${t.hint}…`)),
+      el('td', { dataset: { label: 'Created' } }, when(t.created_at)),
+      el('td', { dataset: { testid: 'token-last-used', label: 'Last used' } }, when(t.last_used_at)),
+      el('td', { dataset: { label: 'Expires' } }, when(t.expires_at)),
     ];
     let action;
     if (t.revoked_at) {
