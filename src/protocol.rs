@@ -388,6 +388,11 @@ pub struct ChatSnapshot {
     pub peer_connected: bool,
     pub started_at: i64,
     pub messages: Vec<ChatMessage>,
+    /// An agent's chat that was handed to them (by a colleague, or a bot's hand-over): who
+    /// handed it on, their note, and who had it before, as `chat_started` said. So a page
+    /// opened afresh (another browser) shows the note and names the earlier lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferNote>,
 }
 
 /// An internal note as agents see it.

@@ -163,6 +163,9 @@ struct ChatLog {
     /// The conversation was rated before this chat (a customer continuing it): a
     /// conversation is rated once, so its end offers no rating again.
     rated_before: bool,
+    /// How the chat reached its agent now when it was handed to them (`chat_started`'s
+    /// `transfer`): their snapshots carry it.
+    handed_over: Option<crate::protocol::TransferNote>,
 }
 
 impl ChatLog {
@@ -1332,6 +1335,10 @@ impl HubState {
             peer_connected,
             started_at: log.started_at,
             messages: log.live.after(after_seq),
+            transfer: match for_side {
+                Party::Customer => None,
+                _ => log.handed_over.clone(),
+            },
         })
     }
 

@@ -67,6 +67,23 @@ test("the agent's view of a conversation the bot handed over", () => withShots('
     await sendMessage(panel, 'Hello Carla, Ann here.');
     await customer.getByTestId('message').filter({ hasText: 'Hello Carla, Ann here.' }).waitFor();
     await shot(customer, 'bots-customer-with-agent');
+
+    // Ann's browser is gone (a crash); she signs in again in another one within the grace
+    // period: the chat comes with the bot's note, the bot's line as Faq's and hers as hers.
+    await agent.close();
+    const again = await newPage(browser);
+    pages.push(again);
+    // Still available from before: no toggling.
+    await agentSignsIn(again, hub, ann, { available: false });
+    const panelAgain = panelOf(again, 'Carla');
+    await panelAgain.waitFor();
+    await panelAgain.getByText('asked: My parcel arrived broken').first().waitFor();
+    const botAgain = panelAgain.getByTestId('message').filter({ hasText: '9:00 to 17:00' });
+    assert.equal(await botAgain.getByTestId('message-author').textContent(), 'Faq');
+    const ownAgain = panelAgain.getByTestId('message').filter({ hasText: 'Hello Carla, Ann here.' });
+    const ownAuthor = await ownAgain.getByTestId('message-author').allTextContents();
+    assert.ok(!ownAuthor.includes('Faq'), `her own line is not the bot's: ${ownAuthor}`);
+    await shot(again, 'bots-agent-signed-in-again');
   } finally {
     bot.kill();
   }

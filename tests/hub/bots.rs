@@ -62,7 +62,7 @@ async fn hub_with_bot(tweak: impl FnOnce(&mut switchboard::config::Settings)) ->
 #[tokio::test]
 async fn a_bot_answers_first_and_hands_over_and_the_agent_sees_its_lines() {
     let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
-    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let (mut agent, token) = hub.agent_with_token("ann", &["general"], 2).await;
 
     let mut customer = hub.customer("Carla", "general").await;
     let started = customer.next_of("chat_started").await;
@@ -137,7 +137,23 @@ async fn a_bot_answers_first_and_hands_over_and_the_agent_sees_its_lines() {
     // The conversation goes on at the next seq, and the archive has every line.
     let ack = agent.say_in(&chat, "Hello Carla, I am Ann.", "a1").await;
     assert_eq!(ack["seq"], 4);
-    agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    // Ann's page opened afresh (another browser) gets the chat with its hand-over.
+    let auth = format!("Bearer {token}");
+    let mut again = Ws::connect(&hub.ws_url("/ws/agent"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    let welcome = again.next_of("agent_welcome").await;
+    let snapshot = &welcome["chats"][0];
+    assert_eq!(
+        (
+            snapshot["transfer"]["from_name"].as_str(),
+            snapshot["transfer"]["note"].as_str()
+        ),
+        (Some("Faq"), Some("wants a refund")),
+        "{welcome}"
+    );
+    // The newer page ends it.
+    again.send(json!({"type": "end_chat", "chat_id": chat})).await;
     customer.next_of("chat_ended").await;
     let archived = eventually_archived(&admin, &chat, 4).await;
     assert_eq!(archived["messages"][1]["via"], "bot");

@@ -465,11 +465,15 @@ function earlierName(t, seq) {
 /** The author of an agent line in a chat handed to this agent: whoever had it before, or null (this agent). */
 function earlierAuthor(chat, m) {
   const t = chat.transfer;
-  if (!t || m.from !== 'agent') return null;
+  if (m.from !== 'agent') return null;
+  // A bot's line is the bot's, whatever this page knows of the hand-over.
+  if (m.via === 'bot') return (t && earlierName(t, m.seq)) || 'Bot';
+  if (!t) return null;
   const before = m.seq <= t.seq
     // Lines of the chat so far may also come as `message` frames after the chat_started:
     // anything not this agent's own (their first acknowledged line marks where theirs begin).
-    || (chat.firstOwnSeq == null ? !(m.client_id && chat.view.pendingTexts.has(m.client_id)) : m.seq < chat.firstOwnSeq);
+    // A hand-over read from a snapshot says exactly where it was.
+    || (!t.exact && (chat.firstOwnSeq == null ? !(m.client_id && chat.view.pendingTexts.has(m.client_id)) : m.seq < chat.firstOwnSeq));
   // Not necessarily the agent who handed it on: the chat may have passed through several.
   return before ? earlierName(t, m.seq) : null;
 }
@@ -490,11 +494,15 @@ function openPanel(snapshot, fresh, { accepted = false } = {}) {
     // Nobody to tell while the customer is away (a chat that ended, still writable).
     onTyping: (active) => { if (!chats.get(id)?.ended) socket.send({ type: 'typing', chat_id: id, active }); },
   });
-  // Handed to this agent: the note (from the frame, or kept from before a reload).
+  // Handed to this agent: the note (from chat_started, kept from before a reload, or, in a
+  // page opened afresh, from the welcome's snapshot: its lines run past the hand-over, so
+  // the last earlier agent's last line marks where this agent's begin).
   const stored = savedTransfers();
-  const given = snapshot.transfer
+  const given = fresh && snapshot.transfer
     ? { ...snapshot.transfer, seq: Math.max(0, ...(snapshot.messages || []).map((m) => m.seq)) }
-    : stored[id] || null;
+    : stored[id] || (snapshot.transfer
+      ? { ...snapshot.transfer, seq: snapshot.transfer.earlier_agents?.at(-1)?.through_seq ?? 0, exact: true }
+      : null);
   if (snapshot.transfer) { stored[id] = given; keepTransfers(stored); }
   const names = new Map(profile.categories.map((c) => [c.id, c.name]));
   // A chat that came through a topic's queue is that topic's now (the hub's chat_started

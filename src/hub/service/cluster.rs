@@ -723,6 +723,7 @@ impl HubState {
                 closing_reserved: false,
                 earlier_agents: Vec::new(),
                 rated_before: false,
+                handed_over: None,
             },
         );
         self.read_status_of(chat, wire_id.clone());

@@ -601,6 +601,7 @@ impl HubState {
             continued: continues.is_some() || remote_conversation,
         };
         let rated_before = continues.as_ref().is_some_and(|c| c.rated);
+        let handed_at_seq = live.last_seq();
         self.insert_chat(
             chat,
             ChatLog {
@@ -615,6 +616,20 @@ impl HubState {
                 closing_reserved,
                 earlier_agents: Vec::new(),
                 rated_before,
+                handed_over: match &to_agent {
+                    ServerFrame::ChatStarted { transfer, .. } => transfer.clone().map(|mut t| {
+                        // A snapshot's lines run past the hand-over: where the earlier
+                        // side's end must be said (chat_started's lines end there).
+                        if t.earlier_agents.is_empty() {
+                            t.earlier_agents.push(crate::protocol::EarlierAgent {
+                                name: t.from_name.clone(),
+                                through_seq: handed_at_seq,
+                            });
+                        }
+                        t
+                    }),
+                    _ => None,
+                },
             },
         );
         self.chat_by_wire.insert(wire_id, chat);

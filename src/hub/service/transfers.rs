@@ -487,8 +487,10 @@ impl HubState {
         };
         // Taken from the line by accepting an offer: the page matches the chat to its card.
         let offer_id = self.take_offer_told(customer);
-        let Some(log) = self.chats.get(&chat) else { return };
+        let Some(log) = self.chats.get_mut(&chat) else { return };
         transfer.earlier_agents.clone_from(&log.earlier_agents);
+        log.handed_over = Some(transfer.clone());
+        let log = &self.chats[&chat];
         let frame = ServerFrame::ChatStarted {
             chat_id: log.wire_id().to_string(),
             category: log.category.0.to_string(),
@@ -623,6 +625,7 @@ impl HubState {
                 closing_reserved: reserved,
                 earlier_agents: Vec::new(),
                 rated_before: false,
+                handed_over: None,
             },
         );
     }
