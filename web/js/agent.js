@@ -608,6 +608,13 @@ async function openAway(c) {
 async function loadEarlierLines(chat, id) {
   const res = await api('GET', `/api/conversations/${encodeURIComponent(id)}`);
   if (!res.ok || !chat) return;
+  // A bot's hand-over on another node (the customer's): its note is the archive's.
+  const last = (res.data.transfers || []).at(-1);
+  if (!chat.transfer && last && last.from_agent_id.startsWith('bot:')) {
+    chat.transfer = { from_name: last.from_agent_name, note: last.note || '', category: last.to_category || undefined,
+      earlier_agents: [{ name: last.from_agent_name, through_seq: last.after_seq }], seq: last.after_seq, exact: true };
+    chat.view.root.before(transferNote(chat.transfer, () => chat.category));
+  }
   for (const m of res.data.messages || []) {
     const line = { ...m, chat_id: id };
     const author = earlierAuthor(chat, line);
