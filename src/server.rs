@@ -224,6 +224,12 @@ pub async fn run(
     }
     // ---- rooms and 1-to-1 video ----
     let (rooms, rooms_task) = crate::rooms::Rooms::start(&settings, store.clone(), cluster.clone(), shutdown.clone());
+    // API tokens that expire act as revoked at their expiry (on every node: its own sockets).
+    tokio::spawn(crate::hub::token_expiry::keep(
+        store.clone(),
+        hub.clone(),
+        shutdown.clone(),
+    ));
     // Categories open and close by their chat hours (on every node: the hub applies only changes).
     tokio::spawn(crate::desk_hours::keep(
         store.clone(),

@@ -26,6 +26,7 @@ mod follow_up_line;
 pub mod live_chat;
 pub mod outbox;
 mod service;
+pub mod token_expiry;
 mod transcript;
 mod waits;
 

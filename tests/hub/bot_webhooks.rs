@@ -450,3 +450,51 @@ async fn hanging_receiver() -> (String, Calls) {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, hanging)
 }
+
+/// A webhook bot whose only token expires is called no more from its expiry on: its
+/// customers are handed over, as at a revocation, and new ones go to the line; a socket
+/// bot's socket opened with an expiring token closes at its expiry (4001).
+#[tokio::test]
+async fn a_bot_whose_token_expires_is_taken_out_as_at_a_revocation() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let expiring =
+        |bot: &str| json!({"name": format!("{bot} bot"), "scopes": ["bot"], "bot": bot, "expires_at": now + 3_000});
+    let made = admin
+        .post_answering(201, "/api/admin/api-tokens", expiring("Faq"))
+        .await;
+    let (url, calls) = bot_server(
+        hub.url(""),
+        made["secret"].as_str().unwrap().to_string(),
+        Behaviour::Silent,
+    )
+    .await;
+    admin
+        .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
+        .await;
+    let socket_token = admin
+        .post_answering(201, "/api/admin/api-tokens", expiring("Sockbot"))
+        .await;
+    let (mut sockbot, _) = crate::bots::bot_socket(&hub, socket_token["secret"].as_str().unwrap()).await;
+
+    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    customer.say("hello?", "c1").await;
+    while calls.lock().unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past the expiry: handed over, as at a revocation (the bot's timeout is far longer).
+    let taken = handed_to(&mut agent, &chat, "hello?").await;
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+    let mut next = hub.customer("Dora", "general").await;
+    assert_eq!(next.next_of("chat_started").await["peer_name"], "ANN");
+    assert_eq!(sockbot.closed().await.map(u16::from), Some(4001));
+}
