@@ -602,6 +602,11 @@ async fn an_admin_and_the_holder_set_a_status_over_http_and_nobody_else_does() {
         let (status, body) = api.put(&path, json!({"status": "resolved"})).await;
         assert_eq!((status, error_code(&body)), (409, "conversation_live"), "{body}");
     }
+    // Another agent learns nothing of it, live or not.
+    hub.agent_account("bob", &["general"], 1).await;
+    let bob_api = hub.login("bob", "agent-password").await;
+    let (status, body) = bob_api.put(&path, json!({"status": "resolved"})).await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
     drop(dora);
     ann.next_matching(|f| f["type"] == "chat_ended" && f["chat_id"] == chat)
         .await;
@@ -631,8 +636,6 @@ async fn an_admin_and_the_holder_set_a_status_over_http_and_nobody_else_does() {
     }
 
     // Another agent: as if there were none.
-    hub.agent_account("bob", &["general"], 1).await;
-    let bob_api = hub.login("bob", "agent-password").await;
     let (status, body) = bob_api.put(&path, json!({"status": "open"})).await;
     assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
     let (status, body) = admin

@@ -279,7 +279,19 @@ impl HubState {
                 return;
             }
         };
-        if to == Status::Resolved && self.chat_by_wire.contains_key(&id) {
+        // Said only to its agent or an admin: anyone else learns nothing of it (the writer
+        // answers them as for a conversation not theirs).
+        let may_know = |chat: &ChatId| {
+            by.role == Role::Admin
+                || self
+                    .routing
+                    .chat_sides(*chat)
+                    .is_some_and(|(_, owner)| owner.0 == by.id)
+        };
+        if to == Status::Resolved
+            && let Some(chat) = self.chat_by_wire.get(&id)
+            && may_know(chat)
+        {
             let _ = reply.send(Err((
                 "conversation_live",
                 "its customer is chatting with its agent now: the agent ends the chat".to_string(),
