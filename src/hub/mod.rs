@@ -350,7 +350,6 @@ pub(crate) enum Command {
         chat: crate::core::routing::ChatId,
         record: Option<crate::store::ConversationRecord>,
     },
-    /// The store's answer to an agent's `set_conversation_status`.
     /// A status change asked over HTTP by an agent or an admin; the record as stored, or
     /// the refusal's code and message.
     SetConversationStatus {
@@ -360,6 +359,7 @@ pub(crate) enum Command {
         until: Option<i64>,
         reply: oneshot::Sender<Result<crate::store::ConversationRecord, (&'static str, String)>>,
     },
+    /// The store's answer to an agent's `set_conversation_status`.
     ConversationStatusAnswer {
         conn: ConnId,
         asker: AgentId,

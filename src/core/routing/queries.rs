@@ -120,12 +120,12 @@ impl Routing {
         self.queues.get(category)?.first().map(|(_, c)| *c)
     }
 
-    /// How `category`'s customers reach agents (unknown ones assign).
     /// When `category`'s mode in force was stored (0: never, or without a stamp).
     pub fn mode_set_at(&self, category: &CategoryId) -> u64 {
         self.mode_set_at.get(category).copied().unwrap_or(0)
     }
 
+    /// How `category`'s customers reach agents (unknown ones assign).
     pub fn routing_mode(&self, category: &CategoryId) -> RoutingMode {
         if self.offer_mode.contains(category) {
             RoutingMode::Offer

@@ -579,6 +579,21 @@ impl HubState {
         };
         // An accepted offer: the agent's page matches the chat to its offer card.
         let offer_id = self.take_offer_told(customer);
+        let transfer = match &continues {
+            Some(continues) => continues.note_for(&agent),
+            None => continued.as_ref().map(|pending| pending.note_for_agent()),
+        };
+        // Kept for the agent's snapshots, whose lines run past the hand-over: where the
+        // earlier side's lines end must be said (chat_started's lines end there).
+        let handed_over = transfer.clone().map(|mut t| {
+            if t.earlier_agents.is_empty() {
+                t.earlier_agents.push(crate::protocol::EarlierAgent {
+                    name: t.from_name.clone(),
+                    through_seq: live.last_seq(),
+                });
+            }
+            t
+        });
         let to_agent = ServerFrame::ChatStarted {
             chat_id: wire_id.clone(),
             category: category.0.to_string(),
@@ -594,14 +609,10 @@ impl HubState {
                 None if remote_conversation => None,
                 None => continued.as_ref().map(|_| vec![]),
             },
-            transfer: match &continues {
-                Some(continues) => continues.note_for(&agent),
-                None => continued.as_ref().map(|pending| pending.note_for_agent()),
-            },
+            transfer,
             continued: continues.is_some() || remote_conversation,
         };
         let rated_before = continues.as_ref().is_some_and(|c| c.rated);
-        let handed_at_seq = live.last_seq();
         self.insert_chat(
             chat,
             ChatLog {
@@ -616,20 +627,7 @@ impl HubState {
                 closing_reserved,
                 earlier_agents: Vec::new(),
                 rated_before,
-                handed_over: match &to_agent {
-                    ServerFrame::ChatStarted { transfer, .. } => transfer.clone().map(|mut t| {
-                        // A snapshot's lines run past the hand-over: where the earlier
-                        // side's end must be said (chat_started's lines end there).
-                        if t.earlier_agents.is_empty() {
-                            t.earlier_agents.push(crate::protocol::EarlierAgent {
-                                name: t.from_name.clone(),
-                                through_seq: handed_at_seq,
-                            });
-                        }
-                        t
-                    }),
-                    _ => None,
-                },
+                handed_over,
             },
         );
         self.chat_by_wire.insert(wire_id, chat);
