@@ -286,16 +286,10 @@ pub const SESSION_SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// Sweeps expired sessions from the store every [`SESSION_SWEEP_EVERY`] until `shutdown`.
 pub async fn sweep_sessions(sessions: Sessions, shutdown: tokio_util::sync::CancellationToken) {
-    let mut every = tokio::time::interval(SESSION_SWEEP_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = every.tick() => {
-                if let Err(e) = sessions.sweep().await {
-                    tracing::warn!(error = %e, "could not sweep expired sessions; trying again later");
-                }
-            }
+    let mut ticks = crate::ticks::Ticks::new(SESSION_SWEEP_EVERY, &shutdown);
+    while ticks.next().await {
+        if let Err(e) = sessions.sweep().await {
+            tracing::warn!(error = %e, "could not sweep expired sessions; trying again later");
         }
     }
 }

@@ -181,13 +181,8 @@ pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: H
     let mut last: HashMap<String, bool> = HashMap::new();
     let mut last_modes: HashMap<String, crate::routing_modes::StoredMode> = HashMap::new();
     let mut ticks: u32 = 0;
-    let mut interval = tokio::time::interval(TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
+    let mut beat = crate::ticks::Ticks::new(TICK, &shutdown);
+    while beat.next().await {
         let now = match wanted_now(&store, &settings).await {
             Ok(now) => now,
             Err(e) => {

@@ -22,6 +22,7 @@ pub mod ratings;
 pub mod server;
 pub mod starting;
 pub mod store;
+pub mod ticks;
 pub mod web;
 pub mod ws;
 

@@ -857,18 +857,11 @@ impl BotRelay {
 
 /// Has the hub record its bot sockets again every [`SOCKET_REASSERT`] until `shutdown`.
 async fn reassert_sockets(hub: Hub, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(SOCKET_REASSERT);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick is at once: the sockets were recorded as they registered.
-    every.tick().await;
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = every.tick() => {
-                if hub.send(Command::BotSocketsAgain).await.is_err() {
-                    return;
-                }
-            }
+    // Not at once: the sockets were recorded as they registered.
+    let mut ticks = crate::ticks::Ticks::after_one_period(SOCKET_REASSERT, &shutdown);
+    while ticks.next().await {
+        if hub.send(Command::BotSocketsAgain).await.is_err() {
+            return;
         }
     }
 }

@@ -39,13 +39,8 @@ pub fn newly_expired<'a>(
 /// Acts on tokens as they expire until `shutdown`.
 pub async fn keep(store: SharedStore, hub: Hub, shutdown: CancellationToken) {
     let mut done: HashSet<String> = HashSet::new();
-    let mut interval = tokio::time::interval(TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
+    let mut ticks = crate::ticks::Ticks::new(TICK, &shutdown);
+    while ticks.next().await {
         let tokens = match store.api_tokens().await {
             Ok(tokens) => tokens,
             Err(e) => {

@@ -507,16 +507,10 @@ pub const REPORTS_READY_EVERY: std::time::Duration = std::time::Duration::from_s
 
 /// Readies the reports at start and every [`REPORTS_READY_EVERY`] until `shutdown`.
 pub async fn keep_reports_ready(store: SharedStore, shutdown: tokio_util::sync::CancellationToken) {
-    let mut every = tokio::time::interval(REPORTS_READY_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = every.tick() => {
-                if let Err(e) = store.ready_reports(crate::clock::now_ms()).await {
-                    tracing::warn!(error = %e, "could not ready the reports' cache; reports build what they miss themselves");
-                }
-            }
+    let mut ticks = crate::ticks::Ticks::new(REPORTS_READY_EVERY, &shutdown);
+    while ticks.next().await {
+        if let Err(e) = store.ready_reports(crate::clock::now_ms()).await {
+            tracing::warn!(error = %e, "could not ready the reports' cache; reports build what they miss themselves");
         }
     }
 }

@@ -30,16 +30,12 @@ pub async fn sweep(store: &SharedStore, retention: Duration, now: Millis) -> Sto
 
 /// Sweeps every [`SWEEP_EVERY`] until `shutdown`; a store outage waits for the next one.
 pub async fn run(store: SharedStore, retention: Duration, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(SWEEP_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = every.tick() => match sweep(&store, retention, now_ms()).await {
-                Ok(0) => {}
-                Ok(swept) => tracing::info!(swept, "old webhook deliveries swept from the log"),
-                Err(e) => tracing::warn!(error = %e, "could not sweep old webhook deliveries; trying again later"),
-            },
+    let mut ticks = crate::ticks::Ticks::new(SWEEP_EVERY, &shutdown);
+    while ticks.next().await {
+        match sweep(&store, retention, now_ms()).await {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(swept, "old webhook deliveries swept from the log"),
+            Err(e) => tracing::warn!(error = %e, "could not sweep old webhook deliveries; trying again later"),
         }
     }
 }

@@ -16,13 +16,8 @@ impl RoomsCluster {
     // ---------- the watcher ----------
 
     pub(super) async fn watch(self, tick: Duration, shutdown: CancellationToken) {
-        let mut every = tokio::time::interval(tick);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = every.tick() => {}
-            }
+        let mut ticks = crate::ticks::Ticks::new(tick, &shutdown);
+        while ticks.next().await {
             if let Err(e) = self.check().await {
                 tracing::warn!(error = %e, "cannot check the rooms' homes and members in Redis");
             }
