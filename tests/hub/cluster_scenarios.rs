@@ -610,6 +610,17 @@ impl Outcome {
             .filter(|r| r.back.is_some())
             .count()
     }
+
+    /// Fails unless `c` finished, with their story (what they and their agents sent and
+    /// got, stamped to line up with the faults).
+    fn assert_finished(&self, c: &Run) {
+        assert!(
+            c.finished,
+            "{} never finished\n{}",
+            c.person.name,
+            self.ctx.story(&c.person.name)
+        );
+    }
 }
 
 /// Agent `i` of scenarios 2 to 4: general, sales, or both, in turn.
@@ -995,7 +1006,7 @@ async fn scenario_1_three_hundred_customers_and_thirty_agents_on_three_nodes() {
     )
     .await;
     for c in &outcome.customers {
-        assert!(c.finished, "{} never finished", c.person.name);
+        outcome.assert_finished(c);
         assert_eq!(chats_started(c), 1, "{} paired once", c.person.name);
     }
     let served = outcome
@@ -1047,7 +1058,7 @@ async fn scenario_2_a_killed_nodes_people_resume_on_the_others_and_keep_chats_an
     let chatting_at_kill = |r: &Run| chats_started(r) > 0 && r.back.as_ref().is_some_and(|b| b["chat"].is_object());
     let mut moved_chats = 0;
     for c in &outcome.customers {
-        assert!(c.finished, "{} never finished", c.person.name);
+        outcome.assert_finished(c);
         assert_eq!(chats_started(c), 1, "{} paired once", c.person.name);
         assert!(c.ended.iter().all(|r| r == "ended"), "{}: {:?}", c.person.name, c.ended);
         if c.node == dead {
@@ -1101,7 +1112,7 @@ async fn scenario_2_a_killed_nodes_people_are_released_after_the_grace_period() 
             }
             continue;
         }
-        assert!(c.finished, "{} never finished", c.person.name);
+        outcome.assert_finished(c);
         if c.ended.iter().any(|r| r == "agent_gone") {
             requeued += 1;
             let story = || outcome.ctx.story(&c.person.name);
@@ -1180,7 +1191,7 @@ async fn stalled_under_traffic(seed: u64) {
         outcome.elapsed
     );
     for c in &outcome.customers {
-        assert!(c.finished, "{} never finished", c.person.name);
+        outcome.assert_finished(c);
     }
 }
 
@@ -1263,7 +1274,7 @@ async fn every_fault_in_turn(seed: u64) {
     let moved = outcome.moved();
     eprintln!("{tag} took {:?}; {moved} clients moved", outcome.elapsed);
     for c in &outcome.customers {
-        assert!(c.finished, "{} never finished", c.person.name);
+        outcome.assert_finished(c);
     }
 }
 
