@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod rating_scale;
 pub mod ratings;
 pub mod server;
+pub mod single_flight;
 pub mod starting;
 pub mod store;
 pub mod ticks;

@@ -90,27 +90,29 @@ async fn categories(State(state): State<AppState>) -> JsonResult<Vec<PublicCateg
 }
 
 /// The categories whose bot takes their next customer now. A bot whose socket may be on
-/// another node is looked up in Redis (one lookup per such category; a lookup Redis does
-/// not answer counts as not online, as the join would then go to the line).
+/// another node is looked up in Redis (single-flight: a flood of requests costs one
+/// look-up at a time; Redis not answering counts as not online, as the join would then go
+/// to the line).
 pub(super) async fn bots_online(state: &AppState, desk: &[DeskCategory]) -> std::collections::HashSet<String> {
-    let mut online = std::collections::HashSet::new();
-    for d in desk {
-        let here = match &d.bot {
+    let elsewhere: Vec<String> = desk
+        .iter()
+        .filter_map(|d| match &d.bot {
+            BotReach::Elsewhere(bot) => Some(bot.clone()),
+            _ => None,
+        })
+        .collect();
+    let connected = match &state.bot_relay {
+        Some(relay) if !elsewhere.is_empty() => relay.connected(elsewhere).await,
+        _ => Default::default(),
+    };
+    desk.iter()
+        .filter(|d| match &d.bot {
             BotReach::No => false,
             BotReach::Here => true,
-            BotReach::Elsewhere(bot) => match &state.cluster {
-                Some(cluster) => matches!(
-                    crate::hub::bot_relay::socket_of(cluster, bot).await,
-                    Ok(crate::core::bots::SocketAt::Node(_) | crate::core::bots::SocketAt::Here)
-                ),
-                None => false,
-            },
-        };
-        if here {
-            online.insert(d.id.clone());
-        }
-    }
-    online
+            BotReach::Elsewhere(bot) => connected.contains(bot),
+        })
+        .map(|d| d.id.clone())
+        .collect()
 }
 
 /// What the chat widget shows: the desk's name, colour and greeting, and whether anyone is there.

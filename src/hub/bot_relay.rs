@@ -793,6 +793,9 @@ struct Inner {
     hub: Hub,
     archive: Archive,
     forwarder: Arc<Forwarder>,
+    /// [`BotRelay::connected`]'s single flight: the public category list asks it on every
+    /// request, and a flood of them must cost Redis one look-up at a time.
+    connected: crate::single_flight::SingleFlight<Vec<String>, std::collections::HashSet<String>>,
 }
 
 /// Bots' side of the cluster: forwards actions, carries out those forwarded here, hands
@@ -813,6 +816,7 @@ impl BotRelay {
             hub,
             archive,
             forwarder,
+            connected: Default::default(),
         }));
         tokio::spawn(reassert_sockets(relay.0.hub.clone(), shutdown.clone()));
         let listening = relay.clone();
@@ -839,6 +843,23 @@ impl BotRelay {
             .await;
         });
         relay
+    }
+
+    /// Those of `bots` whose socket is connected to a live node (this one or another).
+    /// Redis unreachable: none (the pages say nobody is online until it answers again).
+    pub async fn connected(&self, bots: Vec<String>) -> std::collections::HashSet<String> {
+        let cluster = &self.0.forwarder.cluster;
+        let asked = bots.clone();
+        let answer = self.0.connected.get(asked, || async move {
+            let mut connected = std::collections::HashSet::new();
+            for bot in bots {
+                if matches!(socket_of(cluster, &bot).await?, SocketAt::Node(_) | SocketAt::Here) {
+                    connected.insert(bot);
+                }
+            }
+            Ok::<_, redis::RedisError>(connected)
+        });
+        answer.await.unwrap_or_default()
     }
 
     /// `act` by bot `bot` on `chat`: carried out here when this node holds the stage,

@@ -599,12 +599,9 @@ pub struct Hub {
 /// in every handle: each connection keeps one.
 #[derive(Default)]
 struct DeskCache {
-    answer: tokio::sync::Mutex<Option<DeskAnswer>>,
+    answer: crate::single_flight::SingleFlight<(), Vec<DeskCategory>>,
     pauses: Arc<AtomicU32>,
 }
-
-/// An answer of [`Hub::desk`] and when its command was sent.
-type DeskAnswer = (std::time::Instant, Vec<DeskCategory>);
 
 /// A frame handed to the hub ([`Hub::frame`]).
 pub enum FrameTaken {
@@ -797,19 +794,14 @@ impl Hub {
     /// Whether each category is open now and has somebody online to answer.
     /// Single-flight: see `desk_cache`.
     pub async fn desk(&self) -> Result<Vec<DeskCategory>, HubGone> {
-        let asked = std::time::Instant::now();
-        let mut cache = self.desk_cache.answer.lock().await;
-        if let Some((sent, desk)) = cache.as_ref()
-            && *sent >= asked
-        {
-            return Ok(desk.clone());
-        }
-        let sent = std::time::Instant::now();
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Desk { reply }).await?;
-        let desk = rx.await.map_err(|_| HubGone)?;
-        *cache = Some((sent, desk.clone()));
-        Ok(desk)
+        self.desk_cache
+            .answer
+            .get((), || async {
+                let (reply, rx) = oneshot::channel();
+                self.send(Command::Desk { reply }).await?;
+                rx.await.map_err(|_| HubGone)
+            })
+            .await
     }
 
     pub async fn figures(&self) -> Result<Figures, HubGone> {
