@@ -228,17 +228,9 @@ impl HubState {
         } else {
             Asker::Agent(agent.clone())
         };
-        let (reply, answer) = oneshot::channel();
-        let queued = self.conversation_writer.push(Work::SetStatus {
-            id: asked.conversation_id,
-            by,
-            to,
-            at: now,
-            reply,
-        });
-        if !queued {
-            return Err(store_behind());
-        }
+        let answer = self
+            .write_status(asked.conversation_id, by, to, now)
+            .ok_or_else(store_behind)?;
         let (timers, client_id) = (self.timers.clone(), asked.client_id);
         tokio::spawn(async move {
             let answer = answer.await.unwrap_or_else(|_| {
@@ -302,17 +294,10 @@ impl HubState {
             Role::Admin => Asker::Admin,
             Role::Agent => Asker::Agent(AgentId(by.id.clone())),
         };
-        let (written, answer) = oneshot::channel();
-        if !self.conversation_writer.push(Work::SetStatus {
-            id,
-            by,
-            to,
-            at: now_ms(),
-            reply: written,
-        }) {
+        let Some(answer) = self.write_status(id, by, to, now_ms()) else {
             let _ = reply.send(Err(store_behind()));
             return;
-        }
+        };
         let timers = self.timers.clone();
         tokio::spawn(async move {
             let answer = match answer.await {
@@ -332,6 +317,22 @@ impl HubState {
             }
             let _ = reply.send(answer);
         });
+    }
+
+    /// Hands a status change to the conversations' writer (`by` checked there against the
+    /// record): the record as written, or why not, comes on the receiver. `None`: the
+    /// writer's queue is full (the store is behind).
+    fn write_status(
+        &self,
+        id: String,
+        by: Asker,
+        to: Status,
+        at: i64,
+    ) -> Option<oneshot::Receiver<Result<ConversationRecord, ConversationError>>> {
+        let (reply, answer) = oneshot::channel();
+        self.conversation_writer
+            .push(Work::SetStatus { id, by, to, at, reply })
+            .then_some(answer)
     }
 
     /// The answer to an agent's `set_conversation_status`: the new status to the asker's
