@@ -570,6 +570,10 @@ pub enum ServerFrame {
         agents_online: bool,
         /// The likely wait, or null when unknown (`core::wait_estimate`).
         estimate: Option<Estimate>,
+        /// A customer continuing a conversation, first told they wait: its id and latest
+        /// lines, which they may write into while they wait.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation: Option<WaitingConversation>,
     },
     /// Customer: their place in line changed.
     Place {
@@ -926,6 +930,16 @@ impl ChatMessage {
             via: self.via,
         }
     }
+}
+
+/// The conversation a customer waits in line to continue (`queued.conversation`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WaitingConversation {
+    /// The conversation's id: the `chat_id` of their lines' `ack`s, and of the chat their
+    /// pairing opens.
+    pub id: String,
+    /// Its latest lines (at most 50), oldest first.
+    pub messages: Vec<ChatMessage>,
 }
 
 /// The `message` frame of a chat message: the same bytes as `ServerFrame::Message(..).encode()`.

@@ -1,4 +1,5 @@
-//! The seq of a line an agent writes into a conversation whose customer is away, on a
+//! The seq of a line written into a conversation whose customer is not in a chat (its
+//! agent's while the customer is away, the customer's while they wait to continue it), on a
 //! cluster (`lua/conversation_line.lua`): drawn from the conversation's one counter in
 //! Redis, which its live chats count on from too, so lines written on two nodes, and a
 //! customer continuing it on a third, never share a seq (docs/cluster.md, "Conversations").
@@ -30,13 +31,15 @@ pub enum SeqError {
 }
 
 /// The next seq of conversation `id`, whose last line the caller read from the archive as
-/// `archived`; fenced by `(node, incarnation)`.
+/// `archived`; fenced by `(node, incarnation)`. `customer`: the customer writing it while
+/// they wait in line to continue it (the conversation is live for them), `None` for its
+/// agent.
 pub async fn next(
     conn: &mut ConnectionManager,
-    node: &str,
-    incarnation: u64,
+    (node, incarnation): (&str, u64),
     id: &str,
     archived: u64,
+    customer: Option<u64>,
 ) -> Result<u64, SeqError> {
     let drawn: redis::RedisResult<u64> = LINE
         .key("{sb}:counter")
@@ -45,6 +48,7 @@ pub async fn next(
         .arg(id)
         .arg(archived)
         .arg(LOG_LIFETIME_SECS)
+        .arg(customer.map(|c| c.to_string()).unwrap_or_default())
         .invoke_async(conn)
         .await;
     match drawn {

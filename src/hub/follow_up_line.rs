@@ -21,14 +21,32 @@ pub(crate) struct FollowUpLine {
     /// It went to the customer by mail already (an answer to an offline message): it is
     /// not mailed again as a follow-up.
     pub mailed: bool,
-    /// The customer wrote it, by mail (`agent` is then nobody: it goes to whoever holds
-    /// the conversation, and reopens it).
-    pub by_customer: bool,
+    /// Who wrote it: its agent, or its customer (`agent` is then nobody: it goes to
+    /// whoever holds the conversation).
+    pub writer: Writer,
     /// Who waits to hear whether it was stamped (a line from elsewhere: no socket to tell).
     pub outcome: Option<Outcome>,
     /// The archive's room, taken before Redis draws its seq (several nodes): a line the
     /// archive refused after its seq was drawn would leave a gap. Given back if dropped.
     pub room: Option<crate::archive::HeldMessageRoom>,
+}
+
+/// Who wrote a line into a conversation whose customer is not in a chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Writer {
+    /// The agent whose list it is in.
+    Agent,
+    /// Its customer, by mail: the line says so (`via: "email"`) and reopens it for its holder.
+    CustomerByMail,
+    /// Its customer, on the socket they wait on in line to continue it: acknowledged to
+    /// them, shown to its holder, and in the chat their pairing opens.
+    CustomerWaiting(crate::core::routing::CustomerId),
+}
+
+impl Writer {
+    pub fn is_customer(self) -> bool {
+        self != Self::Agent
+    }
 }
 
 /// Tells a caller once whether their line was stamped (`Err`: why not): whichever step

@@ -179,3 +179,45 @@ test('a browser without crypto.randomUUID (a plain-HTTP origin) still gets a ran
   const second = await (await other.waitForFunction(() => localStorage.getItem('switchboard.visitor'))).jsonValue();
   assert.notEqual(second, key);
 }));
+
+test('a customer back while nobody is online reads their conversation and writes into it while they wait; the agent gets it all', () => withShots('continuing-waiting', async (pages) => {
+  const agent = await createAgent(hub, { username: 'vera-waiting', display_name: 'Vera', categories: ['general'], max_chats: 1 });
+  const agentPage = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser, { width: 390, height: 844 }, { bypassCSP: true });
+  pages.push(customer);
+  const name = 'Mia waiting';
+  const panel = await joinedChat(customer, agentPage, hub, 'general', name);
+  await says(customer, panel, 'My parcel never came');
+  await says(panel, customer, 'I will look into it');
+  await customer.getByTestId('leave-button').click();
+  await customer.getByTestId('confirm-end-button').click();
+  await customer.getByTestId('rating').waitFor();
+  // Vera goes home: nobody is online.
+  await agentPage.close();
+
+  // Mia comes back: in line, her conversation in view and the composer open.
+  const later = await customer.context().newPage();
+  pages.push(later);
+  await later.goto(`${hub.url}/`);
+  const row = later.getByTestId('earlier-conversation').first();
+  await row.waitFor();
+  await row.getByTestId('continue-conversation').click();
+  await later.getByTestId('waiting-in-conversation').waitFor();
+  await later.getByTestId('message').filter({ hasText: 'I will look into it' }).waitFor();
+  await says(later, later, 'Still nothing today, order 2231');
+  await expectClean(later, 'the customer waiting in their conversation');
+  await shot(later, 'continuing-waiting-customer');
+
+  // Vera is back the next morning: she takes it with Mia's line, and they go on.
+  const morning = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(morning);
+  await agentSignsIn(morning, hub, agent);
+  const again = panelOf(morning, name);
+  await again.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).waitFor();
+  await again.getByTestId('message').filter({ hasText: 'My parcel never came' }).waitFor();
+  await says(again, later, 'A new parcel left this morning');
+  assert.equal(await later.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).count(), 1);
+  await shot(morning, 'continuing-waiting-agent');
+}));

@@ -200,7 +200,7 @@ fn a_conversation_counts_on_from_the_highest_seq_the_nodes_claim() {
             ..Claims::default()
         };
         restore::claim(&mut conn, "n0", n0, &claims, WINDOW).await.unwrap();
-        let early = conversation_seq::next(&mut conn, "n0", n0, &v1, 1).await;
+        let early = conversation_seq::next(&mut conn, ("n0", n0), &v1, 1, None).await;
         assert!(
             matches!(&early, Err(conversation_seq::SeqError::Cluster(ClusterRoutingError::Redis(e))) if e.code() == Some("RESTORING")),
             "no line is drawn before every node claimed: {early:?}"
@@ -235,7 +235,9 @@ fn a_conversation_counts_on_from_the_highest_seq_the_nodes_claim() {
             .await
             .unwrap();
         assert_eq!(counter, 7, "from its conversation's counter");
-        let line = conversation_seq::next(&mut conn, "n0", n0, &v1, 1).await.unwrap();
+        let line = conversation_seq::next(&mut conn, ("n0", n0), &v1, 1, None)
+            .await
+            .unwrap();
         assert_eq!(
             line, 4,
             "a line to an away customer goes on after the one stamped elsewhere"

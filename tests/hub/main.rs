@@ -56,6 +56,7 @@ mod logging;
 mod continuing;
 mod continuing_cluster;
 mod continuing_identified;
+mod continuing_waiting;
 mod conversations;
 mod conversations_desk;
 mod conversations_outage;

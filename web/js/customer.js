@@ -384,6 +384,7 @@ function chatting(chatId, peerName, categoryName, startedFresh) {
   // The chat handed to a topic's line goes on here, with its transcript (never cleared).
   const continued = !!saved.transferred;
   delete saved.transferred;
+  delete saved.waitingIn;
   save();
   inChat = true;
   tell('chatting', { peerName });
@@ -492,7 +493,24 @@ function waiting(place, requeued) {
   $('leave').textContent = 'Leave';
   $('place').textContent = place;
   announce(`You are number ${place} in line`);
-  if (chat) chat.setEnabled(false);
+  // Continuing a conversation, they write into it while they wait (`waitingIn`).
+  if (chat) chat.setEnabled(!!saved?.waitingIn);
+}
+
+/**
+ * Back in an earlier conversation, in line for an agent (`queued.conversation`): its latest
+ * lines in view and the composer open; what they write goes into it, and whoever takes it
+ * reads it.
+ */
+function waitingIn(conversation) {
+  if (!saved) return;
+  saved.waitingIn = conversation.id;
+  save();
+  const view = ensureChat();
+  for (const m of conversation.messages || []) showMessage(m);
+  view.setEnabled(true);
+  keptNotice('You’re back in your conversation. Write here while you wait: whoever takes it will see everything.', 'waiting-in-conversation');
+  view.focus();
 }
 
 function finished(text) {
@@ -530,6 +548,7 @@ function handle(f) {
       const requeued = f.requeued && !saved?.transferred;
       if (requeued) ensureChat().addNotice('Your agent is no longer available — you are back in line and will be connected to the next agent.', 'requeued');
       waiting(f.place, requeued);
+      if (f.conversation) waitingIn(f.conversation);
       showEstimate(f.estimate);
       // Handed to a topic they did not choose: whether anyone there can answer now (the
       // `queued` says it; a `desk_status` follows only when that changes).

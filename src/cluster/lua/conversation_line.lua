@@ -1,16 +1,18 @@
--- The seq of a line an agent writes into a conversation whose customer is away
+-- The seq of a line written into a conversation whose customer is not in a chat: its
+-- agent's while the customer is away, or the customer's while they wait to continue it
 -- (src/hub/service/follow_up.rs), drawn from the conversation's one counter (routing.lua,
 -- k_conv_seq), which its live chats count on from too: so two nodes never give two lines
 -- the same seq, and a customer continuing it on any node goes on after them.
 -- KEYS[1]: {sb}:counter (routes the call to the tag's slot).
 -- ARGV: node, incarnation, conversation id, the last seq the calling node read of it from
---       the archive, lifetime of the counter (s).
--- Replies the seq, or an error: FENCED, or `live` (a customer continues it now: the line
--- belongs in their chat, which the calling node does not hold).
+--       the archive, lifetime of the counter (s), and the customer writing it ('' for its
+--       agent: a customer waiting in line to continue it writes into it too).
+-- Replies the seq, or an error: FENCED, or `live` (another customer continues it now: the
+-- line belongs in their chat, which the calling node does not hold).
 -- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua.)
 local conv, archived = ARGV[3], tonumber(ARGV[4]) or 0
 local holder = redis.call('GET', P .. 'conv-live:' .. conv)
-if holder and redis.call('HGET', P .. 'customer:' .. holder, 'conv') == conv then
+if holder and holder ~= ARGV[6] and redis.call('HGET', P .. 'customer:' .. holder, 'conv') == conv then
   return redis.error_reply('live a customer continues this conversation now')
 end
 -- After a restore, only once every node raised the counter to what it stamped (restore.lua's claim).

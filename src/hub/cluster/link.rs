@@ -614,7 +614,12 @@ async fn router(
                     // No second try after a connection error: a counter raised twice
                     // would leave a gap, which is worse than the agent sending it again.
                     Some(incarnation) => {
-                        match conversation_seq::next(&mut conn, cluster.node_id(), incarnation, &id, archived).await {
+                        let customer = match asked.writer {
+                            crate::hub::follow_up_line::Writer::CustomerWaiting(customer) => Some(customer.0),
+                            _ => None,
+                        };
+                        let node = (cluster.node_id(), incarnation);
+                        match conversation_seq::next(&mut conn, node, &id, archived, customer).await {
                             Ok(seq) => Ok(seq),
                             Err(SeqError::Live) => Err(SeqRefused::Live),
                             Err(SeqError::Cluster(e)) => Err(SeqRefused::Unavailable(refusal(&e).1)),

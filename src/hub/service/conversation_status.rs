@@ -142,6 +142,14 @@ impl HubState {
         }
     }
 
+    /// A customer waiting in line to continue conversation `id` wrote into it at `at`: it
+    /// is open again if it was parked (a reopen when it was resolved), before any agent
+    /// takes it.
+    pub(super) fn customer_wrote_while_waiting(&self, id: &str, at: i64) {
+        self.conversation_writer
+            .push(Work::Automatic(Automatic::CustomerWrote { id: id.to_string(), at }));
+    }
+
     /// This node made a log of running chat `chat` (conversation `id`) anew: its sides came
     /// here from other nodes, or it reaps one. The conversation's record is read once, so a
     /// customer's line into a chat parked before still opens it; a line recorded here before

@@ -281,7 +281,10 @@ impl HubState {
                 attachments,
                 ..
             } => {
-                let chat = self.customer_chat(id)?;
+                let Some(chat) = self.routing.customer_chat(id) else {
+                    // Waiting in line: into the conversation they continue, if they do.
+                    return self.customer_line_while_waiting(conn, id, (text, attachments.len()), client_id);
+                };
                 if !attachments.is_empty() {
                     let sender = crate::core::attachments::Uploader::Customer;
                     return self.relay_files(chat, (Party::Customer, conn), &sender, (text, &attachments), client_id);

@@ -92,6 +92,14 @@ impl HubState {
                 let status = self.desk_of(&category);
                 let (open, agents_online) = *self.desk_told.entry(category.clone()).or_insert(status);
                 let estimate = self.estimate(&category, place);
+                // Continuing: the conversation they wait in, to read and write into meanwhile.
+                let conversation = (!requeued)
+                    .then(|| self.customers.get(&customer)?.continues.as_ref())
+                    .flatten()
+                    .map(|continued| crate::protocol::WaitingConversation {
+                        id: continued.id.clone(),
+                        messages: continued.earlier.clone(),
+                    });
                 self.send(
                     Recipient::Customer(customer),
                     &ServerFrame::Queued {
@@ -101,6 +109,7 @@ impl HubState {
                         open,
                         agents_online,
                         estimate,
+                        conversation,
                     },
                 );
             }

@@ -34,7 +34,7 @@ use crate::core::routing::{AgentId, ChatId, Party};
 use crate::hub::Command;
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Outbound, Recipient, SenderCopy};
-use crate::hub::follow_up_line::{ELSEWHERE, FollowUpLine as Asked, Outcome, SeqRefused};
+use crate::hub::follow_up_line::{ELSEWHERE, FollowUpLine as Asked, Outcome, SeqRefused, Writer};
 use crate::hub::transcript::{self, Author, Stamped};
 use crate::protocol::{ChatMessage, From};
 use crate::store::{SharedStore, StoreError};
@@ -110,7 +110,47 @@ impl HubState {
             files,
             client_id,
             mailed: false,
-            by_customer: false,
+            writer: Writer::Agent,
+            outcome: None,
+            room: None,
+        };
+        self.follow_up_line(id, asked)
+    }
+
+    /// A customer's `message` while they wait in line to continue their conversation: a
+    /// line of it like any other (the conversation's next `seq`, archived, acknowledged
+    /// once durable), which its holder sees now and the agent who takes it finds in its
+    /// lines at pairing. Files wait for the chat (they are checked against a chat's uploads).
+    pub(super) fn customer_line_while_waiting(
+        &mut self,
+        conn: ConnId,
+        customer: crate::core::routing::CustomerId,
+        (text, files): (String, usize),
+        client_id: Option<String>,
+    ) -> Result<(), (&'static str, String)> {
+        let Some(id) = self
+            .customers
+            .get(&customer)
+            .and_then(|info| info.continues.as_ref())
+            .map(|continued| continued.id.clone())
+        else {
+            return Err(("not_in_chat", "you are waiting in line, not in a chat yet".to_string()));
+        };
+        if files > 0 {
+            return Err((
+                "not_in_chat",
+                "files can be sent once an agent has taken the conversation".to_string(),
+            ));
+        }
+        self.check_message(&text)?;
+        let asked = Asked {
+            conn,
+            agent: AgentId(String::new()),
+            text,
+            files: Vec::new(),
+            client_id,
+            mailed: true,
+            writer: Writer::CustomerWaiting(customer),
             outcome: None,
             room: None,
         };
@@ -142,7 +182,7 @@ impl HubState {
                     files,
                     client_id: None,
                     mailed: true,
-                    by_customer: true,
+                    writer: Writer::CustomerByMail,
                     outcome: Some(outcome.clone()),
                     room: None,
                 };
@@ -204,7 +244,7 @@ impl HubState {
                     files: Vec::new(),
                     client_id: None,
                     mailed: true,
-                    by_customer: false,
+                    writer: Writer::Agent,
                     outcome: None,
                     room: None,
                 };
@@ -283,7 +323,12 @@ impl HubState {
                 let (conn, client_id, outcome) = (asked.conn, asked.client_id.clone(), asked.outcome.clone());
                 let result = match (self.live_chat_of(&id), self.routing.chat_sides(chat)) {
                     (Err(refusal), _) => Err(refusal),
-                    (_, Some(_)) if asked.by_customer => self.relay_by_mail(chat, conn, (asked.text, asked.files)),
+                    (_, Some((customer, _))) if asked.writer == Writer::CustomerWaiting(customer) => {
+                        self.relay(chat, (Party::Customer, conn), asked.text, asked.client_id)
+                    }
+                    (_, Some(_)) if asked.writer == Writer::CustomerByMail => {
+                        self.relay_by_mail(chat, conn, (asked.text, asked.files))
+                    }
                     (_, Some((_, owner))) if *owner == asked.agent && asked.files.is_empty() => {
                         self.relay(chat, (Party::Agent, conn), asked.text, asked.client_id)
                     }
@@ -325,7 +370,7 @@ impl HubState {
     /// known (on several nodes, once Redis drew its seq: [`HubState::follow_up_seq`]).
     fn stamp_follow_up(&mut self, id: &str, mut asked: Asked) -> Result<(), (&'static str, String)> {
         let entry = self.follow_ups.get(id).expect("stamped only once read");
-        if !asked.by_customer && entry.holder.as_ref() != Some(&asked.agent) {
+        if asked.writer == Writer::Agent && entry.holder.as_ref() != Some(&asked.agent) {
             return Err(not_yours());
         }
         let archived = entry.last_seq.unwrap_or(0);
@@ -395,10 +440,10 @@ impl HubState {
         let entry = self.follow_ups.entry(id.to_string()).or_default();
         let message_id = Uuid::now_v7().to_string();
         let at = now_ms();
-        let author = if asked.by_customer {
-            Author::CUSTOMER_BY_MAIL
-        } else {
-            Author::AGENT
+        let author = match asked.writer {
+            Writer::Agent => Author::AGENT,
+            Writer::CustomerByMail => Author::CUSTOMER_BY_MAIL,
+            Writer::CustomerWaiting(_) => Author::CUSTOMER,
         };
         let Stamped { frame, ack, event } = transcript::stamped(
             id,
@@ -420,26 +465,60 @@ impl HubState {
             self.follow_up_mail.written(&self.archive, &self.settings, id, seq, at);
         }
         entry.last_seq = Some(entry.last_seq.unwrap_or(0).max(seq));
-        entry.lines.push(ChatMessage {
+        let line = ChatMessage {
             attachments: asked.files,
             chat_id: id.to_string(),
             id: message_id,
             seq,
-            from: if asked.by_customer { From::Customer } else { From::Agent },
+            from: if asked.writer.is_customer() {
+                From::Customer
+            } else {
+                From::Agent
+            },
             sender: None,
             text: asked.text,
             at,
             client_id: None,
-            via: asked.by_customer.then_some(crate::store::Via::Email),
-        });
+            via: (asked.writer == Writer::CustomerByMail).then_some(crate::store::Via::Email),
+        };
+        entry.lines.push(line.clone());
         let holder = entry.holder.clone();
+        if let Writer::CustomerWaiting(customer) = asked.writer {
+            // Their pairing's `chat_started` shows it (on several nodes this table forgets
+            // it at once, below).
+            if let Some(continued) = self
+                .customers
+                .get_mut(&customer)
+                .and_then(|info| info.continues.as_mut())
+                .filter(|continued| continued.id == id)
+            {
+                continued.last_seq = continued.last_seq.max(seq);
+                continued.earlier.push(line);
+                let skip = continued.earlier.len().saturating_sub(EARLIER_LINES);
+                continued.earlier.drain(..skip);
+            }
+        }
         // On several nodes its count is Redis's and its holder may change on another node:
         // the next line reads the store afresh (a count or holder kept here could be stale
         // by the time it is written).
         if self.cluster.is_some() && self.follow_ups.get(id).is_some_and(|e| e.waiting.is_empty()) {
             self.follow_ups.remove(id);
         }
-        if asked.by_customer {
+        if let Writer::CustomerWaiting(customer) = asked.writer {
+            // Its holder sees it as it comes (their console shows the conversation's lines);
+            // the customer's socket gets its `ack`, their other tabs the line. A parked
+            // conversation opens again.
+            if let Some(holder) = holder {
+                self.tell_elsewhere(&holder, frame.as_str());
+                let copy = SenderCopy::sent_from(ELSEWHERE, ack.clone(), Outbound::Frame(frame.clone()));
+                self.acknowledge(Recipient::Agent(holder), copy, archived);
+            }
+            let copy = SenderCopy::sent_from(asked.conn, ack, Outbound::Frame(frame));
+            self.acknowledge(Recipient::Customer(customer), copy, archived);
+            self.customer_wrote_while_waiting(id, at);
+            return Ok(());
+        }
+        if asked.writer == Writer::CustomerByMail {
             // Whoever holds it hears it (once stored, as any line) and has it open again.
             if let Some(holder) = holder {
                 self.tell_elsewhere(&holder, frame.as_str());

@@ -1,0 +1,145 @@
+//! A customer waiting in line to continue their conversation reads it and writes into it:
+//! the `queued` they get carries its latest lines, and each line they send meanwhile is one
+//! of the conversation's (its next `seq`, archived, acknowledged once durable), which its
+//! holder sees as it comes and the agent who takes it finds in `chat_started`. On one node
+//! and across nodes.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::continuing::{VISITOR, continuing, first_visit, own_until, wait_archived};
+
+fn seqs(messages: &Value) -> Vec<u64> {
+    messages
+        .as_array()
+        .unwrap_or_else(|| panic!("lines: {messages}"))
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// Ann stops taking chats (away): whoever comes now waits.
+async fn away(ann: &mut Ws, available: bool) {
+    ann.send(json!({"type": "set_available", "available": available})).await;
+    ann.next_of("profile").await;
+}
+
+#[tokio::test]
+async fn a_customer_waiting_to_continue_reads_and_writes_into_their_conversation_and_the_agent_gets_it_all() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let chat = first_visit(&hub, &mut ann).await;
+    own_until(&hub, VISITOR, "resolved").await;
+    away(&mut ann, false).await;
+
+    // Nobody can take her: she waits, and sees where the conversation stood.
+    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    let queued = carla.next_of("queued").await;
+    assert_eq!(queued["conversation"]["id"].as_str(), Some(chat.as_str()), "{queued}");
+    assert_eq!(seqs(&queued["conversation"]["messages"]), vec![1, 2], "{queued}");
+
+    // She writes while she waits: lines of the conversation, acknowledged in order.
+    let first = carla.say("are you there?", "w1").await;
+    assert_eq!(
+        (first["chat_id"].as_str(), first["seq"].as_u64()),
+        (Some(chat.as_str()), Some(3)),
+        "{first}"
+    );
+    assert_eq!(carla.say("it is urgent", "w2").await["seq"], 4);
+    // A line into a resolved conversation opens it again.
+    own_until(&hub, VISITOR, "open").await;
+    // Files wait for the chat; the socket lives.
+    carla
+        .send(json!({"type": "message", "text": "a photo", "client_id": "w3", "attachments": ["some-upload"]}))
+        .await;
+    assert_eq!(carla.next_of("error").await["client_id"], "w3");
+
+    // Ann is back: she takes it with every line, Carla's two among them, as Carla's.
+    away(&mut ann, true).await;
+    // (Pairing may beat the `profile` that answers her being back.)
+    let to_ann = ann.seen_or_next_matching(|f| f["type"] == "chat_started").await;
+    assert_eq!(to_ann["chat_id"].as_str(), Some(chat.as_str()));
+    assert_eq!(seqs(&to_ann["messages"]), vec![1, 2, 3, 4], "{to_ann}");
+    assert_eq!(
+        (
+            to_ann["messages"][2]["text"].as_str(),
+            to_ann["messages"][2]["from"].as_str()
+        ),
+        (Some("are you there?"), Some("customer"))
+    );
+    let to_carla = carla.next_of("chat_started").await;
+    assert_eq!(seqs(&to_carla["messages"]).last(), Some(&4), "{to_carla}");
+    // The chat goes on after them: one gapless count.
+    assert_eq!(carla.say("thank you", "c5").await["seq"], 5);
+    assert_eq!(ann.next_of("message").await["seq"], 5);
+    let api = hub.login("ann", "agent-password").await;
+    let archived = wait_archived(&api, &chat, 5).await;
+    let stored = seqs_and_texts(&archived["messages"]);
+    assert_eq!(stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(stored[2].1, "are you there?");
+}
+
+#[tokio::test]
+async fn its_holder_sees_a_waiting_customers_line_as_it_comes_and_a_new_customer_still_waits_silent() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let chat = first_visit(&hub, &mut ann).await;
+    own_until(&hub, VISITOR, "resolved").await;
+    // Ann is full with Dora: Carla's conversation waits for her.
+    let (_dora, _) = hub.paired_customer(&mut ann, "Dora", "general").await;
+    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    carla.next_of("queued").await;
+    assert_eq!(carla.say("I can wait", "w1").await["seq"], 3);
+    let seen = ann
+        .next_matching(|f| f["type"] == "message" && f["chat_id"] == json!(chat))
+        .await;
+    assert_eq!(
+        (seen["seq"].as_u64(), seen["from"].as_str()),
+        (Some(3), Some("customer"))
+    );
+
+    // Someone new in line has no conversation yet: nothing to write into.
+    let mut eve = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    eve.send(json!({"type": "join", "name": "Eve", "category": "general"}))
+        .await;
+    eve.next_of("welcome").await;
+    let queued = eve.next_of("queued").await;
+    assert!(queued.get("conversation").is_none(), "{queued}");
+    eve.send(json!({"type": "message", "text": "hello?", "client_id": "e1"}))
+        .await;
+    assert_eq!(eve.next_of("error").await["code"], "not_in_chat");
+}
+
+#[tokio::test]
+async fn across_nodes_a_customer_writes_while_waiting_on_one_node_and_their_agent_takes_it_on_another() {
+    let cluster = Cluster::start("continuing-waiting").await;
+    let alpha = cluster.node("alpha", |_| {}).await;
+    let beta = cluster.node("beta", |_| {}).await;
+    let mut ann = beta.agent("ann", &["general"], 1).await;
+    let chat = first_visit(&alpha, &mut ann).await;
+    own_until(&alpha, VISITOR, "resolved").await;
+    away(&mut ann, false).await;
+
+    // Carla waits on alpha, Ann is away on beta.
+    let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    let queued = carla.next_of("queued").await;
+    assert_eq!(seqs(&queued["conversation"]["messages"]), vec![1, 2], "{queued}");
+    assert_eq!(carla.say("still waiting for my parcel", "w1").await["seq"], 3);
+    assert_eq!(carla.say("any news?", "w2").await["seq"], 4);
+
+    // Ann takes it on beta: the chat goes on after Carla's lines, with no gap.
+    away(&mut ann, true).await;
+    // (Pairing may beat the `profile` that answers her being back.)
+    let to_ann = ann.seen_or_next_matching(|f| f["type"] == "chat_started").await;
+    assert_eq!(to_ann["chat_id"].as_str(), Some(chat.as_str()), "{to_ann}");
+    let to_carla = carla.next_of("chat_started").await;
+    assert_eq!(seqs(&to_carla["messages"]).last(), Some(&4), "{to_carla}");
+    assert_eq!(ann.say_in(&chat, "it arrives today", "a1").await["seq"], 5);
+    assert_eq!(carla.next_of("message").await["seq"], 5);
+    let api = beta.login("ann", "agent-password").await;
+    let archived = wait_archived(&api, &chat, 5).await;
+    let stored = seqs_and_texts(&archived["messages"]);
+    assert_eq!(stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert_eq!((stored[2].1, stored[3].1), ("still waiting for my parcel", "any news?"));
+}
