@@ -6,11 +6,18 @@
 // its refusal shown in it (role="alert"), focus back on the row's "More…" list when it
 // closes (Escape or Cancel too). A note carries a client_id made when the dialog opens, so
 // "Add note" pressed again after a 503 or a lost answer is the same note, not a second one
-// (a changed text is a new note, with a new client_id).
+// (a changed text is a new note, with a new client_id). For an offline message (its
+// conversation has the message's id), "Reply by email": the message and the address it
+// goes to (from GET /api/offline-messages), the answer POSTed to
+// /api/offline-messages/{id}/reply with a client_id kept the same way, so a retry is one
+// reply and one mail. "Snooze until…": a date and time (a datetime-local field, bounded
+// as the hub bounds a snooze: after now, at most a year on).
 
 import { el, api, announce, clientId } from './dom.js';
 
 let made = 0;
+/** The hub's bound on a snooze (`Rules::max_snooze_ms`): a year. */
+const MAX_SNOOZE_MS = 365 * 24 * 3600 * 1000;
 
 /**
  * The element to give focus back to: `opener` itself, or, when the list was drawn anew
@@ -106,7 +113,74 @@ export function createConversationDialogs({ changed, maxLen }) {
     changed();
   });
 
+  const reply = dialogShell('conversation-reply-dialog', 'Send reply');
+  const replyText = el('textarea', { id: reply.ids.field, rows: 5, dataset: { testid: 'conversation-reply-text' } });
+  const replyLabel = el('label', { for: reply.ids.field });
+  const replyQuoted = el('blockquote', { class: 'conversation-reply-quote muted', dataset: { testid: 'conversation-reply-quote' } });
+  reply.parts.body.append(replyQuoted, replyLabel, replyText);
+  let replyFor = null;
+  let replyNamed = { clientId: '', text: null };
+  reply.form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const t = replyText.value.trim();
+    if (!t) { reply.parts.error.textContent = 'Write the answer first.'; replyText.focus(); return; }
+    if (replyNamed.text !== null && replyNamed.text !== t) replyNamed = { clientId: clientId(), text: null };
+    replyNamed.text = t;
+    reply.parts.submit.disabled = true;
+    const res = await api('POST', `/api/offline-messages/${encodeURIComponent(replyFor.id)}/reply`, { text: t, client_id: replyNamed.clientId });
+    reply.parts.submit.disabled = false;
+    if (!res.ok) { reply.parts.error.textContent = res.error.message; return; }
+    announce(`Reply to ${replyFor.name} sent by email`);
+    reply.close();
+    changed();
+  });
+
+  const snooze = dialogShell('conversation-snooze-dialog', 'Snooze');
+  const when = el('input', { id: snooze.ids.field, type: 'datetime-local', required: true, dataset: { testid: 'conversation-snooze-until' } });
+  snooze.parts.body.append(el('label', { for: snooze.ids.field }, 'Snooze until'), when,
+    el('p', { class: 'muted' }, 'It comes back to your list as open at that time.'));
+  let snoozeFor = null;
+  snooze.form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    // A datetime-local value is this computer's local time: Date reads it so.
+    const until = when.value ? new Date(when.value).getTime() : NaN;
+    const now = Date.now();
+    if (!Number.isFinite(until)) { snooze.parts.error.textContent = 'Choose a date and time.'; when.focus(); return; }
+    if (until <= now) { snooze.parts.error.textContent = 'Choose a time in the future.'; when.focus(); return; }
+    if (until - now > MAX_SNOOZE_MS) { snooze.parts.error.textContent = 'A snooze lasts at most a year.'; when.focus(); return; }
+    snooze.close();
+    snoozeFor.pick(until);
+  });
+
   return {
+    /** "Reply by email" for the offline message of conversation `c`: its text and address shown. */
+    async replyByMail(c, name, from) {
+      if (replyFor?.id !== c.id) replyText.value = '';
+      replyFor = { id: c.id, name };
+      replyNamed = { clientId: clientId(), text: null };
+      reply.parts.title.textContent = `Reply to ${name} by email`;
+      replyLabel.textContent = 'Your answer';
+      replyQuoted.textContent = '';
+      reply.open(from);
+      replyText.focus();
+      const res = await api('GET', '/api/offline-messages');
+      const m = res.ok ? res.data.items.find((i) => i.id === c.id) : null;
+      if (!m) return;
+      replyQuoted.textContent = m.text;
+      replyLabel.textContent = `Your answer (by email to ${m.email})`;
+    },
+    /** "Snooze until…" for `c`: `pick(until)` sets it once a valid time is chosen. */
+    snoozeUntil(c, name, from, pick) {
+      snoozeFor = { id: c.id, pick };
+      snooze.parts.title.textContent = `Snooze the conversation with ${name}`;
+      const local = (ms) => { const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000); return d.toISOString().slice(0, 16); };
+      const now = Date.now();
+      when.min = local(now);
+      when.max = local(now + MAX_SNOOZE_MS);
+      when.value = local(now + 24 * 3600 * 1000);
+      snooze.open(from);
+      when.focus();
+    },
     /** "Add note" for conversation `c` (named `name`); `from` gets focus back. */
     async addNote(c, name, from) {
       noteFor = { id: c.id, name };
@@ -129,6 +203,6 @@ export function createConversationDialogs({ changed, maxLen }) {
       select.replaceChildren(el('option', { value: '' }, others.length ? 'Choose an agent' : 'No other agent serves this topic'),
         ...others.map((a) => el('option', { value: a.id }, a.name)));
     },
-    get isOpen() { return note.dialog.open || assign.dialog.open; },
+    get isOpen() { return [note, assign, reply, snooze].some((d) => d.dialog.open); },
   };
 }
