@@ -148,7 +148,10 @@ export function createConversationDialogs({ changed, maxLen }) {
     if (!Number.isFinite(until)) { snooze.parts.error.textContent = 'Choose a date and time.'; when.focus(); return; }
     if (until <= now) { snooze.parts.error.textContent = 'Choose a time in the future.'; when.focus(); return; }
     if (until - now > MAX_SNOOZE_MS) { snooze.parts.error.textContent = 'A snooze lasts at most a year.'; when.focus(); return; }
-    snooze.close();
+    // Focus on the row's "Open", not its "More…": a list whose select has focus is not
+    // redrawn (someone may be choosing in it), and the snooze should show at once.
+    const row = focusable(snoozeFor.from)?.closest('[data-id]');
+    snooze.closeTo(row?.querySelector('[data-testid="conversation-open"]'));
     snoozeFor.pick(until);
   });
 
@@ -171,7 +174,7 @@ export function createConversationDialogs({ changed, maxLen }) {
     },
     /** "Snooze until…" for `c`: `pick(until)` sets it once a valid time is chosen. */
     snoozeUntil(c, name, from, pick) {
-      snoozeFor = { id: c.id, pick };
+      snoozeFor = { id: c.id, pick, from };
       snooze.parts.title.textContent = `Snooze the conversation with ${name}`;
       const local = (ms) => { const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000); return d.toISOString().slice(0, 16); };
       const now = Date.now();

@@ -285,7 +285,13 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     // the row whose "More…" opened it (focus goes back there).
     if (list.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') return;
     if (dialogs.isOpen) return;
+    // Focus on a row's button stays on the same button of its row drawn anew.
+    const focused = list.contains(document.activeElement) ? document.activeElement : null;
+    const where = focused && { id: focused.closest('[data-id]')?.dataset.id, testid: focused.dataset.testid };
     list.replaceChildren(...res.data.items.map(row));
+    if (where?.id && where.testid) {
+      list.querySelector(`[data-id="${CSS.escape(where.id)}"] [data-testid="${CSS.escape(where.testid)}"]`)?.focus();
+    }
     show($('conversation-empty'), res.data.items.length === 0);
   }
 
