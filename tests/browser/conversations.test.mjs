@@ -126,6 +126,9 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await row.waitFor();
     await rowOf(agentPage, sales).waitFor();
     assert.equal(await rowOf(agentPage, billing).count(), 0);
+    // She serves two categories: each row names its own.
+    await row.getByTestId('conversation-category').filter({ hasText: 'General' }).waitFor();
+    await rowOf(agentPage, sales).getByTestId('conversation-category').filter({ hasText: 'Sales' }).waitFor();
     await expectClean(agentPage, `the unassigned list (${label})`);
     await shot(agentPage, `conversations-unassigned-${label}`);
 
@@ -318,6 +321,9 @@ for (const [label, size] of [['desk', { width: 1280, height: 800 }], ['phone', {
     const order = await agentPage.getByTestId('conversation-item').evaluateAll((rows) => rows.map((r) => r.dataset.customer));
     assert.deepEqual(order, [early, late]);
     assert.match(await waited(early).locator('time').getAttribute('title'), /\d/, 'the exact time in its title');
+    // Her line as she wrote it (her name heads the row already), marked an offline message.
+    assert.equal(await rowOf(agentPage, early).getByTestId('conversation-last').innerText(), `${early} needs a hand`);
+    await rowOf(agentPage, early).getByTestId('conversation-offline').filter({ hasText: 'Offline message' }).waitFor();
     // Two hours on: the rows say so without a reload of the page.
     await agentPage.clock.fastForward('02:00:00');
     await waited(early).filter({ hasText: 'Waiting 2 h' }).waitFor();

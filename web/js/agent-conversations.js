@@ -8,8 +8,8 @@
 // marks the message handled as well. A conversation held
 // by someone else is only listed (its status and labels are its holder's). Each
 // row says who, the last line and how long it has waited, relative and moving on ("Waiting
-// 12 min", "2 h", "3 d"; the exact time in its title) (and "Offline message" for one left while
-// nobody could chat), with one row of small actions as Chatwoot's list has them: "Open",
+// 12 min", "2 h", "3 d"; the exact time in its title), its category for an agent of
+// several (and "Offline message" for one left while nobody could chat), with one row of small actions as Chatwoot's list has them: "Open",
 // "Resolve" (or "Reopen"), a "More" list (Waiting on customer, Snooze 1 hour, until
 // tomorrow 9:00 or until a date and time chosen in a dialog), "+ Label"; and the labels it carries (each removed with its ×;
 // the list filtered by one). A conversation whose customer is chatting with this agent now
@@ -76,6 +76,8 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
   let me = null;
   /** The desk's labels by id (GET /api/labels), read with each load. */
   let labels = new Map();
+  /** The categories the agent serves, id → name: a row names its own when there are several. */
+  let categoryNames = new Map();
   let asked = 0;
   /** client id → customer name, for the answers' announcements. */
   const pending = new Map();
@@ -192,16 +194,23 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     return el('p', { class: 'muted conversation-holder', dataset: { testid: 'conversation-holder' } }, 'Waiting in line for an agent');
   }
 
+  /** "Sales · " before the time, for an agent of several categories (null for one of one). */
+  function categoryOf(c) {
+    if (categoryNames.size < 2) return null;
+    return el('span', { class: 'conversation-category', dataset: { testid: 'conversation-category' } }, `${categoryNames.get(c.category) || c.category} · `);
+  }
+
   /**
    * How long it has been in its status, relative ("Waiting 12 min"), the exact time in its
    * title; a snooze says until when (a time ahead is read better as a date).
    */
   function waiting(c) {
     if (c.status === 'snoozed' && c.snoozed_until) {
-      return el('p', { class: 'muted conversation-since', dataset: { testid: 'conversation-waiting' } }, `Snoozed until ${dateTime(c.snoozed_until)}`);
+      return el('p', { class: 'muted conversation-since', dataset: { testid: 'conversation-waiting' } }, categoryOf(c), `Snoozed until ${dateTime(c.snoozed_until)}`);
     }
     const [prefix, suffix] = { open: ['Waiting ', ''], pending: ['Waiting on customer for ', ''], resolved: ['Resolved ', ' ago'] }[c.status] || ['', ''];
     return el('p', { class: 'muted conversation-since', dataset: { testid: 'conversation-waiting' } },
+      categoryOf(c),
       el('time', { datetime: new Date(c.status_since).toISOString(), title: dateTime(c.status_since),
         dataset: { ageSince: String(c.status_since), agePrefix: prefix, ageSuffix: suffix } }, `${prefix}${age(c.status_since)}${suffix}`));
   }
@@ -219,8 +228,9 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       c.status === 'open' ? null : button('Reopen', 'conversation-reopen', () => setStatus(c, 'open')),
       moreActions(c, name),
       labelAdder(c, name));
-    const last = c.last_message
-      ? `${c.last_message.from === 'agent' ? (mine ? 'You' : 'Agent') : name}: ${c.last_message.text}` : 'No messages yet';
+    // The customer's own line as it is (their name heads the row); an agent's marked as such.
+    const last = !c.last_message ? 'No messages yet'
+      : c.last_message.from === 'agent' ? `${mine ? 'You' : 'Agent'}: ${c.last_message.text}` : c.last_message.text;
     // The server marks a conversation its snooze reopened until its holder opens it.
     const woke = Boolean(c.snooze_ended_at) && c.status === 'open';
     // Its customer is in a chat with this agent now: the same conversation as in "My chats".
@@ -230,10 +240,9 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
         el('strong', { class: 'grow conversation-name' }, name),
         woke ? el('span', { class: 'pill snooze-ended-mark', dataset: { testid: 'conversation-snooze-ended' } }, 'Snooze ended') : null,
         live ? el('span', { class: 'pill connected', dataset: { testid: 'conversation-live' } }, 'Chatting now') : null,
+        c.offline ? el('span', { class: 'pill offline-mark', dataset: { testid: 'conversation-offline' } }, 'Offline message') : null,
         statusPill(c.status, 'conversation-status')),
       el('p', { class: 'muted conversation-last', dataset: { testid: 'conversation-last' } }, last),
-      // Below the name (a phone's row has no room beside it).
-      c.offline ? el('p', { class: 'muted', dataset: { testid: 'conversation-offline' } }, 'Offline message: answers go by email') : null,
       waiting(c),
       mine ? labelChips(c, name) : null,
       actions);
@@ -308,6 +317,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
 
   /** The categories the agent serves ({id, name}): the category filter's choices. */
   function setCategories(categories) {
+    categoryNames = new Map(categories.map((c) => [c.id, c.name]));
     const chosen = categoryFilter.value;
     categoryFilter.replaceChildren(el('option', { value: '' }, 'Any'), ...categories.map((c) => el('option', { value: c.id }, c.name)));
     categoryFilter.value = categories.some((c) => c.id === chosen) ? chosen : '';
