@@ -73,27 +73,56 @@ function dialogShell(testid, submitLabel) {
   };
 }
 
+/**
+ * The client_id of a dialog's text: one per opening, kept while the same text is sent
+ * again (a retry after a 503 or a lost answer), a new one for a changed text.
+ */
+function retryKey() {
+  let named = { clientId: clientId(), text: null };
+  return {
+    reset() { named = { clientId: clientId(), text: null }; },
+    for(text) {
+      if (named.text !== null && named.text !== text) named = { clientId: clientId(), text: null };
+      named.text = text;
+      return named.clientId;
+    },
+  };
+}
+
+/**
+ * Sends the text of `field` when `shell`'s form is submitted: `post(text, clientId)` (an
+ * api() answer), then `done()`; an empty text, one `check` refuses, or the server's
+ * refusal stays in the dialog with the reason.
+ */
+function onSubmitText(shell, field, key, { empty, check = () => null, post, done }) {
+  shell.form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const t = field.value.trim();
+    const refusal = t ? check(t) : empty;
+    if (refusal) { shell.parts.error.textContent = refusal; field.focus(); return; }
+    shell.parts.submit.disabled = true;
+    const res = await post(t, key.for(t));
+    shell.parts.submit.disabled = false;
+    if (!res.ok) { shell.parts.error.textContent = res.error.message; return; }
+    done();
+  });
+}
+
 export function createConversationDialogs({ changed, maxLen }) {
   const note = dialogShell('conversation-note-dialog', 'Add note');
   const text = el('textarea', { id: note.ids.field, rows: 4, dataset: { testid: 'conversation-note-text' } });
   note.parts.body.append(el('label', { for: note.ids.field }, 'Internal note ', el('span', { class: 'muted' }, '(only agents see it)')), text);
   let noteFor = null;
-  // The client_id of this opening's note, and the text last sent under it (none yet).
-  let named = { clientId: '', text: null };
-  note.form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const t = text.value.trim();
-    if (!t) { note.parts.error.textContent = 'Write the note first.'; text.focus(); return; }
-    if ([...t].length > maxLen()) { note.parts.error.textContent = `A note has at most ${maxLen()} characters.`; return; }
-    if (named.text !== null && named.text !== t) named = { clientId: clientId(), text: null };
-    named.text = t;
-    note.parts.submit.disabled = true;
-    const res = await api('POST', `/api/conversations/${encodeURIComponent(noteFor.id)}/notes`, { text: t, client_id: named.clientId });
-    note.parts.submit.disabled = false;
-    if (!res.ok) { note.parts.error.textContent = res.error.message; return; }
-    announce(`Note added to the conversation with ${noteFor.name}`);
-    note.close();
-    changed();
+  const noteKey = retryKey();
+  onSubmitText(note, text, noteKey, {
+    empty: 'Write the note first.',
+    check: (t) => ([...t].length > maxLen() ? `A note has at most ${maxLen()} characters.` : null),
+    post: (t, id) => api('POST', `/api/conversations/${encodeURIComponent(noteFor.id)}/notes`, { text: t, client_id: id }),
+    done: () => {
+      announce(`Note added to the conversation with ${noteFor.name}`);
+      note.close();
+      changed();
+    },
   });
 
   const assign = dialogShell('conversation-assign-dialog', 'Assign');
@@ -119,20 +148,15 @@ export function createConversationDialogs({ changed, maxLen }) {
   const replyQuoted = el('blockquote', { class: 'conversation-reply-quote muted', dataset: { testid: 'conversation-reply-quote' } });
   reply.parts.body.append(replyQuoted, replyLabel, replyText);
   let replyFor = null;
-  let replyNamed = { clientId: '', text: null };
-  reply.form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const t = replyText.value.trim();
-    if (!t) { reply.parts.error.textContent = 'Write the answer first.'; replyText.focus(); return; }
-    if (replyNamed.text !== null && replyNamed.text !== t) replyNamed = { clientId: clientId(), text: null };
-    replyNamed.text = t;
-    reply.parts.submit.disabled = true;
-    const res = await api('POST', `/api/offline-messages/${encodeURIComponent(replyFor.id)}/reply`, { text: t, client_id: replyNamed.clientId });
-    reply.parts.submit.disabled = false;
-    if (!res.ok) { reply.parts.error.textContent = res.error.message; return; }
-    announce(`Reply to ${replyFor.name} sent by email`);
-    reply.close();
-    changed();
+  const replyKey = retryKey();
+  onSubmitText(reply, replyText, replyKey, {
+    empty: 'Write the answer first.',
+    post: (t, id) => api('POST', `/api/offline-messages/${encodeURIComponent(replyFor.id)}/reply`, { text: t, client_id: id }),
+    done: () => {
+      announce(`Reply to ${replyFor.name} sent by email`);
+      reply.close();
+      changed();
+    },
   });
 
   const snooze = dialogShell('conversation-snooze-dialog', 'Snooze');
@@ -158,9 +182,10 @@ export function createConversationDialogs({ changed, maxLen }) {
   return {
     /** "Reply by email" for the offline message of conversation `c`: its text and address shown. */
     async replyByMail(c, name, from) {
-      if (replyFor?.id !== c.id) replyText.value = '';
+      // Opened again for the same message: its unsent answer and its client_id kept (a
+      // retry after a lost answer is still one reply, one mail).
+      if (replyFor?.id !== c.id) { replyText.value = ''; replyKey.reset(); }
       replyFor = { id: c.id, name };
-      replyNamed = { clientId: clientId(), text: null };
       reply.parts.title.textContent = `Reply to ${name} by email`;
       replyLabel.textContent = 'Your answer';
       replyQuoted.textContent = '';
@@ -187,7 +212,7 @@ export function createConversationDialogs({ changed, maxLen }) {
     /** "Add note" for conversation `c` (named `name`); `from` gets focus back. */
     async addNote(c, name, from) {
       noteFor = { id: c.id, name };
-      named = { clientId: clientId(), text: null };
+      noteKey.reset();
       note.parts.title.textContent = `Note on the conversation with ${name}`;
       text.value = '';
       note.open(from);
