@@ -53,10 +53,12 @@ for (const size of Object.keys(SIZES)) {
       await expectClean(page, 'customer: message left');
       const staff = await pageAt(size);
       await agentSignsIn(staff, hub, agent);
-      // The console's offline messages, one opened with its reply composer.
-      await staff.getByTestId('offline-item').first().locator('summary').click();
-      await staff.getByTestId('offline-reply-button').first().click();
-      await expectClean(staff, 'agent console: offline messages');
+      // The console's work list: the offline message unassigned, its reply dialog open.
+      await staff.getByRole('button', { name: /^Unassigned/ }).click();
+      await staff.getByTestId('conversation-reply').first().click();
+      await staff.getByTestId('conversation-reply-dialog').waitFor();
+      await expectClean(staff, 'agent console: an offline message\'s reply dialog');
+      await staff.keyboard.press('Escape');
       await customerJoins(page, hub, 'general', 'Ada');
       await page.getByTestId('session-title').filter({ hasText: 'Chatting with' }).waitFor();
       await sendMessage(page, 'Hello');

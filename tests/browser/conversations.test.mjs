@@ -6,6 +6,9 @@
 // agent assigns it to themselves and it moves to "Mine"; the category filter narrows it.
 // The view buttons count their conversations for the status and category shown, read as
 // part of each button's name ("Unassigned, 3"), and follow the list as it refreshes.
+// Each row says how long its customer has waited ("Waiting 2 h", moving on with the
+// page's clock), longest first; a snooze until a date and time chosen in a dialog
+// (a time gone by refused there), from the keyboard, focus kept on the row.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -123,6 +126,9 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await row.waitFor();
     await rowOf(agentPage, sales).waitFor();
     assert.equal(await rowOf(agentPage, billing).count(), 0);
+    // She serves two categories: each row names its own.
+    await row.getByTestId('conversation-category').filter({ hasText: 'General' }).waitFor();
+    await rowOf(agentPage, sales).getByTestId('conversation-category').filter({ hasText: 'Sales' }).waitFor();
     await expectClean(agentPage, `the unassigned list (${label})`);
     await shot(agentPage, `conversations-unassigned-${label}`);
 
@@ -288,3 +294,75 @@ test('a snooze that runs out draws the agent\'s attention and marks the row unti
   await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
   assert.equal(await row.getByTestId('conversation-snooze-ended').count(), 0, 'gone for good');
 }));
+
+for (const [label, size] of [['desk', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`rows say how long each customer has waited, and a snooze can be until a chosen time (${label})`, () => withShots(`conversations-waited-${label}`, async (pages) => {
+    const category = `waited-${label}`;
+    const admin = await adminToken(hub);
+    const made = await apiCall(hub, 'POST', '/api/admin/categories', { id: category, name: `Waited ${label}` }, admin);
+    assert.equal(made.status, 201, JSON.stringify(made.data));
+    const early = `Early ${label}`, late = `Late ${label}`;
+    for (const name of [early, late]) {
+      const left = await apiCall(hub, 'POST', '/api/offline-messages',
+        { category, name, email: 'someone@example.com', text: `${name} needs a hand` });
+      assert.equal(left.status, 201, JSON.stringify(left.data));
+    }
+    const agent = await createAgent(hub, { username: `wendy-${label}`, display_name: 'Wendy', categories: [category] });
+    const agentPage = await newPage(browser, size, { bypassCSP: true });
+    pages.push(agentPage);
+    // The page's clock, running from now: moved on below as a working day moves on.
+    await agentPage.clock.install();
+    await agentSignsIn(agentPage, hub, agent, { available: false });
+    await agentPage.getByRole('button', { name: /^Unassigned/ }).click();
+
+    // How long, not a date; the one waiting longest first.
+    const waited = (name) => rowOf(agentPage, name).getByTestId('conversation-waiting');
+    await waited(early).filter({ hasText: /^Waiting (<1 min|1 min)$/ }).waitFor();
+    const order = await agentPage.getByTestId('conversation-item').evaluateAll((rows) => rows.map((r) => r.dataset.customer));
+    assert.deepEqual(order, [early, late]);
+    assert.match(await waited(early).locator('time').getAttribute('title'), /\d/, 'the exact time in its title');
+    // Her line as she wrote it (her name heads the row already), marked an offline message.
+    assert.equal(await rowOf(agentPage, early).getByTestId('conversation-last').innerText(), `${early} needs a hand`);
+    await rowOf(agentPage, early).getByTestId('conversation-offline').filter({ hasText: 'Offline message' }).waitFor();
+    // Two hours on: the rows say so without a reload of the page.
+    await agentPage.clock.fastForward('02:00:00');
+    await waited(early).filter({ hasText: 'Waiting 2 h' }).waitFor();
+    await agentPage.clock.fastForward('48:00:00');
+    await waited(late).filter({ hasText: 'Waiting 2 d' }).waitFor();
+    await shot(agentPage, `conversations-waited-${label}`);
+
+    // Hers, then snoozed until a time she chooses, from the keyboard.
+    const row = rowOf(agentPage, early);
+    await row.getByRole('button', { name: `Assign to me: ${early}` }).click();
+    await row.waitFor({ state: 'detached' });
+    await agentPage.getByRole('button', { name: /^Mine/ }).click();
+    await row.getByTestId('conversation-more').focus();
+    await row.getByTestId('conversation-more').selectOption('until');
+    const dialog = agentPage.getByRole('dialog', { name: `Snooze the conversation with ${early}` });
+    await dialog.waitFor();
+    const until = dialog.getByLabel('Snooze until');
+    assert.equal(await agentPage.evaluate(() => document.activeElement?.type), 'datetime-local', 'focus is in the field');
+    // A time gone by is refused, in the dialog.
+    await until.fill('2020-01-01T09:00');
+    await agentPage.keyboard.press('Enter');
+    await dialog.getByRole('alert').filter({ hasText: 'Choose a time in the future' }).waitFor();
+    await expectClean(agentPage, `the snooze dialog (${label})`);
+    await shot(agentPage, `conversations-snooze-until-${label}`);
+    // Three days on, at 10:30 by this computer's clock.
+    const chosen = await agentPage.evaluate(() => {
+      const d = new Date(Date.now() + 3 * 24 * 3600 * 1000);
+      d.setHours(10, 30, 0, 0);
+      const local = new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+      return { local, ms: d.getTime() };
+    });
+    await until.fill(chosen.local);
+    await dialog.getByRole('button', { name: 'Snooze', exact: true }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal(await agentPage.evaluate(() => document.activeElement?.dataset.testid), 'conversation-open', 'focus back on its row');
+    await row.getByTestId('conversation-status').filter({ hasText: 'Snoozed' }).waitFor();
+    await row.getByTestId('conversation-waiting').filter({ hasText: /^Snoozed until / }).waitFor();
+    assert.equal(await agentPage.evaluate(() => document.activeElement?.closest('[data-id]')?.dataset.customer), early, 'focus still on its row, drawn anew');
+    const inbox = await agentPage.evaluate(async (cat) => (await (await fetch(`/api/inbox?view=mine&status=snoozed&category=${cat}`)).json()), category);
+    assert.equal(inbox.items[0].snoozed_until, chosen.ms, 'snoozed until the very time chosen');
+  }));
+}

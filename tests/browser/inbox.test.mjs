@@ -123,8 +123,9 @@ test('an agent with four chats switches by keyboard, with unread counts, notific
     await itemOf(agent, 'Ben').getByTestId('chat-item-preview').filter({ hasText: 'Ben two' }).waitFor();
     await agent.waitForFunction(() => /^\(3\) /.test(document.title) || document.title.startsWith('🔔'));
     // The work list follows the lines too (read back from the archive, within a second or so).
-    for (const last of ['Ann: Ann here', 'Ben: Ben two', 'Dee: Dee one']) {
-      await agent.getByTestId('conversation-last').filter({ hasText: last }).waitFor();
+    // (the customer's line as written: the row is headed by their name).
+    for (const [name, last] of [['Ann', 'Ann here'], ['Ben', 'Ben two'], ['Dee', 'Dee one']]) {
+      await agent.locator(`[data-testid="conversation-item"][data-customer="${name}"]`).getByTestId('conversation-last').filter({ hasText: last }).waitFor();
     }
     // The work list marks the conversations that are live chats now, as "My chats" lists them.
     const workRow = (name) => agent.locator(`[data-testid="conversation-item"][data-customer="${name}"]`);

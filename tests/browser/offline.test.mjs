@@ -1,16 +1,16 @@
 // Offline messages: a customer opens the page while no agent is online, is told "nobody
 // is online" before waiting, and leaves a message; the desk gets it by mail; an agent
-// signs in, sees it in the console's inbox with a count of new ones, takes it and answers
-// by email; the reply is read from a real SMTP sink (aiosmtpd) and the admin's #offline
-// view lists the message as handled. The message is also a conversation: in the agent's
-// work list marked "Offline message", and listed for the customer's browser with the
-// answer as its last line. The form at phone size and in dark mode too. While
+// signs in and finds it in the team's one work list (Unassigned, marked "Offline
+// message", how long the customer waits), answers it by email from its row (a dialog)
+// and marks it handled; the reply is read from a real SMTP sink (aiosmtpd) and the
+// admin's #offline view lists the message as handled. The conversation is listed for the
+// customer's browser with the answer as its last line. The form at phone size and in dark mode too. While
 // waiting, a `desk_status` frame (sent by hubs that know business hours; injected here
 // through a proxy) shows the same notice without losing the customer's place.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startProxy, newPage, createAgent, agentSignsIn, withShots, shot, ADMIN_PASSWORD, adminToken, apiCall, mailTo, DEFAULT_SIZE, openPages, adminSignsIn, hubBrowserAndMail, startForFile } from './helpers.mjs';
+import { startProxy, newPage, createAgent, agentSignsIn, withShots, shot, ADMIN_PASSWORD, adminToken, apiCall, mailTo, DEFAULT_SIZE, openPages, adminSignsIn, hubBrowserAndMail, startForFile, expectClean } from './helpers.mjs';
 
 let hub, browser, sink;
 startForFile(() => hubBrowserAndMail({ MAIL_FROM: 'Help desk <desk@example.com>', OFFLINE_MAIL_TO: 'inbox@example.org', OUTBOX_POLL_SECS: '0.2' }),
@@ -43,29 +43,30 @@ test('nobody online: the customer leaves a message, an agent answers it by email
     const desk = await mailTo(sink, 'inbox@example.org');
     assert.match(desk, /My parcel 1234 has not arrived/);
 
-    // The agent signs in and finds it in the inbox, counted as new.
-    const [agent] = await openPages(browser, pages, [{ width: 1280, height: 800 }]);
+    // The agent signs in and finds it in the team's one work list (no separate block of
+    // offline messages): unassigned, marked as an offline message, how long she waits.
+    const agent = await newPage(browser, { width: 1280, height: 800 }, { bypassCSP: true });
+    pages.push(agent);
     await agentSignsIn(agent, hub, ann, { available: false });
-    await agent.getByTestId('offline-count').filter({ hasText: '1 new' }).waitFor();
-    const item = agent.locator('[data-testid="offline-item"][data-name="Carla"]');
-    await item.locator('summary').click();
-    await item.getByTestId('offline-message-text').filter({ hasText: 'My parcel 1234' }).waitFor();
-    await item.getByTestId('offline-take').click();
-    const taken = agent.locator('[data-testid="offline-item"][data-name="Carla"][data-state="taken"]');
-    await taken.waitFor();
-    await taken.getByTestId('offline-reply-button').click();
-    await taken.getByTestId('offline-reply-input').fill('Your parcel is at the depot; it comes tomorrow.');
-    await shot(agent, 'offline-console-reply');
-    await taken.getByTestId('offline-reply-send').click();
-    const handled = agent.locator('[data-testid="offline-item"][data-name="Carla"][data-state="handled"]');
-    await handled.getByTestId('offline-reply').filter({ hasText: 'it comes tomorrow' }).waitFor();
-    assert.equal(await agent.getByTestId('offline-count').textContent(), '', 'no new ones left');
-
-    // The message is also a conversation: in the agent's work list, marked as an offline
-    // message (answering made it hers), its answer the last line.
-    const back = agent.getByTestId('back-to-list');
-    if (await back.isVisible()) await back.click();
+    assert.equal(await agent.getByTestId('offline-inbox').count(), 0, 'no separate offline block in the console');
+    await agent.getByRole('button', { name: /^Unassigned/ }).click();
     const conversation = agent.locator('[data-testid="conversation-item"][data-customer="Carla"]');
+    await conversation.getByTestId('conversation-offline').waitFor();
+    await conversation.getByTestId('conversation-waiting').filter({ hasText: /^Waiting (<1 min|\d+ min)$/ }).waitFor();
+    // Reply by email from its row: a dialog; the reply makes it hers and marks it handled.
+    await conversation.getByRole('button', { name: 'Reply by email: Carla' }).click();
+    const dialog = agent.getByRole('dialog', { name: 'Reply to Carla by email' });
+    await dialog.getByText('carla@example.com').waitFor();
+    await dialog.getByRole('button', { name: 'Send reply' }).click();
+    await dialog.getByRole('alert').filter({ hasText: 'Write the answer first' }).waitFor();
+    await dialog.getByLabel(/Your answer/).fill('Your parcel is at the depot; it comes tomorrow.');
+    await expectClean(agent, 'the reply-by-email dialog');
+    await shot(agent, 'offline-console-reply');
+    await dialog.getByRole('button', { name: 'Send reply' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+
+    // Now in her own list, its answer the last line.
+    await agent.getByRole('button', { name: /^Mine/ }).click();
     await conversation.getByTestId('conversation-offline').waitFor();
     await conversation.getByTestId('conversation-last').filter({ hasText: 'it comes tomorrow' }).waitFor();
     // The customer's browser lists it under her conversations, open, with the answer, to
@@ -79,6 +80,10 @@ test('nobody online: the customer leaves a message, an agent answers it by email
     assert.match(await own.innerText(), /General[\s\S]*Ann: Your parcel is at the depot/);
     assert.ok(await own.getByTestId('continue-conversation').isVisible());
     await later.close();
+
+    // Resolved: nothing more to do, the message marked handled as well.
+    await conversation.getByRole('button', { name: 'Resolve: Carla' }).click();
+    await conversation.waitFor({ state: 'detached' });
 
     // The reply reached the customer, read from the SMTP sink.
     const reply = await mailTo(sink, 'carla@example.com');
@@ -103,9 +108,15 @@ test('nobody online: the customer leaves a message, an agent answers it by email
       await phone.getByTestId('username').fill(name === 'admin' ? 'admin' : 'ann');
       await phone.getByTestId('password').fill(name === 'admin' ? ADMIN_PASSWORD : ann.password);
       await phone.getByTestId('password').press('Enter');
-      const mine = phone.locator('[data-testid="offline-item"][data-name="Carla"]');
-      await mine.locator('summary').click();
-      await mine.getByTestId('offline-reply').first().waitFor();
+      if (name === 'admin') {
+        const mine = phone.locator('[data-testid="offline-item"][data-name="Carla"]');
+        await mine.locator('summary').click();
+        await mine.getByTestId('offline-reply').first().waitFor();
+      } else {
+        // The work list, resolved ones shown: Carla's, marked as an offline message.
+        await phone.getByTestId('conversation-filter').selectOption('resolved');
+        await phone.locator('[data-testid="conversation-item"][data-customer="Carla"]').getByTestId('conversation-offline').waitFor();
+      }
       const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 0, `${name}: no sideways scrolling (${overflow}px)`);
       await shot(phone, `offline-${name}-phone-dark`);

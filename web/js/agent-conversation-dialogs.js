@@ -6,11 +6,18 @@
 // its refusal shown in it (role="alert"), focus back on the row's "More…" list when it
 // closes (Escape or Cancel too). A note carries a client_id made when the dialog opens, so
 // "Add note" pressed again after a 503 or a lost answer is the same note, not a second one
-// (a changed text is a new note, with a new client_id).
+// (a changed text is a new note, with a new client_id). For an offline message (its
+// conversation has the message's id), "Reply by email": the message and the address it
+// goes to (from GET /api/offline-messages), the answer POSTed to
+// /api/offline-messages/{id}/reply with a client_id kept the same way, so a retry is one
+// reply and one mail. "Snooze until…": a date and time (a datetime-local field, bounded
+// as the hub bounds a snooze: after now, at most a year on).
 
 import { el, api, announce, clientId } from './dom.js';
 
 let made = 0;
+/** The hub's bound on a snooze (`Rules::max_snooze_ms`): a year. */
+const MAX_SNOOZE_MS = 365 * 24 * 3600 * 1000;
 
 /**
  * The element to give focus back to: `opener` itself, or, when the list was drawn anew
@@ -66,27 +73,56 @@ function dialogShell(testid, submitLabel) {
   };
 }
 
+/**
+ * The client_id of a dialog's text: one per opening, kept while the same text is sent
+ * again (a retry after a 503 or a lost answer), a new one for a changed text.
+ */
+function retryKey() {
+  let named = { clientId: clientId(), text: null };
+  return {
+    reset() { named = { clientId: clientId(), text: null }; },
+    for(text) {
+      if (named.text !== null && named.text !== text) named = { clientId: clientId(), text: null };
+      named.text = text;
+      return named.clientId;
+    },
+  };
+}
+
+/**
+ * Sends the text of `field` when `shell`'s form is submitted: `post(text, clientId)` (an
+ * api() answer), then `done()`; an empty text, one `check` refuses, or the server's
+ * refusal stays in the dialog with the reason.
+ */
+function onSubmitText(shell, field, key, { empty, check = () => null, post, done }) {
+  shell.form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const t = field.value.trim();
+    const refusal = t ? check(t) : empty;
+    if (refusal) { shell.parts.error.textContent = refusal; field.focus(); return; }
+    shell.parts.submit.disabled = true;
+    const res = await post(t, key.for(t));
+    shell.parts.submit.disabled = false;
+    if (!res.ok) { shell.parts.error.textContent = res.error.message; return; }
+    done();
+  });
+}
+
 export function createConversationDialogs({ changed, maxLen }) {
   const note = dialogShell('conversation-note-dialog', 'Add note');
   const text = el('textarea', { id: note.ids.field, rows: 4, dataset: { testid: 'conversation-note-text' } });
   note.parts.body.append(el('label', { for: note.ids.field }, 'Internal note ', el('span', { class: 'muted' }, '(only agents see it)')), text);
   let noteFor = null;
-  // The client_id of this opening's note, and the text last sent under it (none yet).
-  let named = { clientId: '', text: null };
-  note.form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const t = text.value.trim();
-    if (!t) { note.parts.error.textContent = 'Write the note first.'; text.focus(); return; }
-    if ([...t].length > maxLen()) { note.parts.error.textContent = `A note has at most ${maxLen()} characters.`; return; }
-    if (named.text !== null && named.text !== t) named = { clientId: clientId(), text: null };
-    named.text = t;
-    note.parts.submit.disabled = true;
-    const res = await api('POST', `/api/conversations/${encodeURIComponent(noteFor.id)}/notes`, { text: t, client_id: named.clientId });
-    note.parts.submit.disabled = false;
-    if (!res.ok) { note.parts.error.textContent = res.error.message; return; }
-    announce(`Note added to the conversation with ${noteFor.name}`);
-    note.close();
-    changed();
+  const noteKey = retryKey();
+  onSubmitText(note, text, noteKey, {
+    empty: 'Write the note first.',
+    check: (t) => ([...t].length > maxLen() ? `A note has at most ${maxLen()} characters.` : null),
+    post: (t, id) => api('POST', `/api/conversations/${encodeURIComponent(noteFor.id)}/notes`, { text: t, client_id: id }),
+    done: () => {
+      announce(`Note added to the conversation with ${noteFor.name}`);
+      note.close();
+      changed();
+    },
   });
 
   const assign = dialogShell('conversation-assign-dialog', 'Assign');
@@ -106,11 +142,77 @@ export function createConversationDialogs({ changed, maxLen }) {
     changed();
   });
 
+  const reply = dialogShell('conversation-reply-dialog', 'Send reply');
+  const replyText = el('textarea', { id: reply.ids.field, rows: 5, dataset: { testid: 'conversation-reply-text' } });
+  const replyLabel = el('label', { for: reply.ids.field });
+  const replyQuoted = el('blockquote', { class: 'conversation-reply-quote muted', dataset: { testid: 'conversation-reply-quote' } });
+  reply.parts.body.append(replyQuoted, replyLabel, replyText);
+  let replyFor = null;
+  const replyKey = retryKey();
+  onSubmitText(reply, replyText, replyKey, {
+    empty: 'Write the answer first.',
+    post: (t, id) => api('POST', `/api/offline-messages/${encodeURIComponent(replyFor.id)}/reply`, { text: t, client_id: id }),
+    done: () => {
+      announce(`Reply to ${replyFor.name} sent by email`);
+      reply.close();
+      changed();
+    },
+  });
+
+  const snooze = dialogShell('conversation-snooze-dialog', 'Snooze');
+  const when = el('input', { id: snooze.ids.field, type: 'datetime-local', required: true, dataset: { testid: 'conversation-snooze-until' } });
+  snooze.parts.body.append(el('label', { for: snooze.ids.field }, 'Snooze until'), when,
+    el('p', { class: 'muted' }, 'It comes back to your list as open at that time.'));
+  let snoozeFor = null;
+  snooze.form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    // A datetime-local value is this computer's local time: Date reads it so.
+    const until = when.value ? new Date(when.value).getTime() : NaN;
+    const now = Date.now();
+    if (!Number.isFinite(until)) { snooze.parts.error.textContent = 'Choose a date and time.'; when.focus(); return; }
+    if (until <= now) { snooze.parts.error.textContent = 'Choose a time in the future.'; when.focus(); return; }
+    if (until - now > MAX_SNOOZE_MS) { snooze.parts.error.textContent = 'A snooze lasts at most a year.'; when.focus(); return; }
+    // Focus on the row's "Open", not its "More…": a list whose select has focus is not
+    // redrawn (someone may be choosing in it), and the snooze should show at once.
+    const row = focusable(snoozeFor.from)?.closest('[data-id]');
+    snooze.closeTo(row?.querySelector('[data-testid="conversation-open"]'));
+    snoozeFor.pick(until);
+  });
+
   return {
+    /** "Reply by email" for the offline message of conversation `c`: its text and address shown. */
+    async replyByMail(c, name, from) {
+      // Opened again for the same message: its unsent answer and its client_id kept (a
+      // retry after a lost answer is still one reply, one mail).
+      if (replyFor?.id !== c.id) { replyText.value = ''; replyKey.reset(); }
+      replyFor = { id: c.id, name };
+      reply.parts.title.textContent = `Reply to ${name} by email`;
+      replyLabel.textContent = 'Your answer';
+      replyQuoted.textContent = '';
+      reply.open(from);
+      replyText.focus();
+      const res = await api('GET', '/api/offline-messages');
+      const m = res.ok ? res.data.items.find((i) => i.id === c.id) : null;
+      if (!m) return;
+      replyQuoted.textContent = m.text;
+      replyLabel.textContent = `Your answer (by email to ${m.email})`;
+    },
+    /** "Snooze until…" for `c`: `pick(until)` sets it once a valid time is chosen. */
+    snoozeUntil(c, name, from, pick) {
+      snoozeFor = { id: c.id, pick, from };
+      snooze.parts.title.textContent = `Snooze the conversation with ${name}`;
+      const local = (ms) => { const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000); return d.toISOString().slice(0, 16); };
+      const now = Date.now();
+      when.min = local(now);
+      when.max = local(now + MAX_SNOOZE_MS);
+      when.value = local(now + 24 * 3600 * 1000);
+      snooze.open(from);
+      when.focus();
+    },
     /** "Add note" for conversation `c` (named `name`); `from` gets focus back. */
     async addNote(c, name, from) {
       noteFor = { id: c.id, name };
-      named = { clientId: clientId(), text: null };
+      noteKey.reset();
       note.parts.title.textContent = `Note on the conversation with ${name}`;
       text.value = '';
       note.open(from);
@@ -129,6 +231,6 @@ export function createConversationDialogs({ changed, maxLen }) {
       select.replaceChildren(el('option', { value: '' }, others.length ? 'Choose an agent' : 'No other agent serves this topic'),
         ...others.map((a) => el('option', { value: a.id }, a.name)));
     },
-    get isOpen() { return note.dialog.open || assign.dialog.open; },
+    get isOpen() { return [note, assign, reply, snooze].some((d) => d.dialog.open); },
   };
 }

@@ -2,12 +2,16 @@
 // their list until it is resolved — live ones, ones whose customer left, ones parked),
 // "Unassigned" and "All" (the team's, of the categories the agent serves), by status
 // (Open, Waiting on customer, Snoozed, Resolved), category and label, the longest waiting
-// first. An unassigned offline message has "Assign to me" (its take); a conversation held
+// first. An offline message is one of its rows (no list of its own): unassigned it has
+// "Assign to me" (its take) and "Reply by email" (a dialog: the reply mails the customer
+// and makes it the replier's); in its holder's list "Reply by email", and its "Resolve"
+// marks the message handled as well. A conversation held
 // by someone else is only listed (its status and labels are its holder's). Each
-// row says who, the last line and since when (and "Offline message" for one left while
-// nobody could chat), with one row of small actions as Chatwoot's list has them: "Open",
-// "Resolve" (or "Reopen"), a "More" list (Waiting on customer, Snooze 1 hour or until
-// tomorrow 9:00), "+ Label"; and the labels it carries (each removed with its ×;
+// row says who, the last line and how long it has waited, relative and moving on ("Waiting
+// 12 min", "2 h", "3 d"; the exact time in its title), its category for an agent of
+// several (and "Offline message" for one left while nobody could chat), with one row of small actions as Chatwoot's list has them: "Open",
+// "Resolve" (or "Reopen"), a "More" list (Waiting on customer, Snooze 1 hour, until
+// tomorrow 9:00 or until a date and time chosen in a dialog), "+ Label"; and the labels it carries (each removed with its ×;
 // the list filtered by one). A conversation whose customer is chatting with this agent now
 // (the same one as in "My chats") is marked "Chatting now". A conversation its snooze reopened is marked "Snooze ended"
 // while the server says so (the inbox's snooze_ended_at); "Open" tells the server it was
@@ -23,12 +27,15 @@
 import { el, api, dateTime, show, announce } from './dom.js';
 import { createConversationDialogs } from './agent-conversation-dialogs.js';
 import { STATUS_NAMES, statusPill } from './conversation-status.js';
+import { age, refreshAges } from './waited.js';
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 10000;
 /** How soon after a new line the list shows it as its conversation's last. */
 const LINE_RELOAD_MS = 1000;
 const HOUR = 3600 * 1000;
+/** How often the rows' "Waiting 12 min" move on (a minute is their finest step). */
+const AGE_REFRESH_MS = 20000;
 
 /** A coloured dot (set through the style object: the page's CSP allows no inline style attribute). */
 function swatch(cls, colour) {
@@ -69,6 +76,8 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
   let me = null;
   /** The desk's labels by id (GET /api/labels), read with each load. */
   let labels = new Map();
+  /** The categories the agent serves, id → name: a row names its own when there are several. */
+  let categoryNames = new Map();
   let asked = 0;
   /** client id → customer name, for the answers' announcements. */
   const pending = new Map();
@@ -127,7 +136,8 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     const choices = [];
     if (c.status !== 'resolved') {
       if (c.status !== 'pending') choices.push(el('option', { value: 'pending' }, 'Waiting on customer'));
-      choices.push(el('option', { value: 'hour' }, 'Snooze for 1 hour'), el('option', { value: 'tomorrow' }, 'Snooze until tomorrow 9:00'));
+      choices.push(el('option', { value: 'hour' }, 'Snooze for 1 hour'), el('option', { value: 'tomorrow' }, 'Snooze until tomorrow 9:00'),
+        el('option', { value: 'until' }, 'Snooze until…'));
     }
     choices.push(el('option', { value: 'note' }, 'Add note'));
     if (!isLive(c.id)) choices.push(el('option', { value: 'assign' }, 'Assign to…'));
@@ -139,6 +149,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       more.value = '';
       if (choice === 'note') { dialogs.addNote(c, name, more); return; }
       if (choice === 'assign') { dialogs.assignTo(c, name, more); return; }
+      if (choice === 'until') { dialogs.snoozeUntil(c, name, more, (until) => setStatus(c, 'snoozed', until)); return; }
       more.blur();
       if (choice === 'pending') setStatus(c, 'pending');
       else if (choice === 'hour') setStatus(c, 'snoozed', Date.now() + HOUR);
@@ -156,11 +167,52 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     load();
   }
 
+  /** "Reply by email" to an offline message (the reply makes it the replier's, and handled). */
+  function replyButton(c, name, button) {
+    const b = button('Reply by email', 'conversation-reply', () => dialogs.replyByMail(c, name, b));
+    return b;
+  }
+
+  /**
+   * "Resolve" of an offline message's conversation: the message marked handled too (as the
+   * admin's list of them shows it), one action as the team sees one item.
+   */
+  async function markHandled(c) {
+    error.textContent = '';
+    const res = await api('POST', `/api/offline-messages/${encodeURIComponent(c.id)}/handled`, {});
+    if (!res.ok) { error.textContent = res.error.message; load(); return; }
+    setStatus(c, 'resolved');
+  }
+
   /** The row's actions when the conversation is not the caller's. */
   function othersActions(c, name, button) {
     if (c.holder) return el('p', { class: 'muted conversation-holder', dataset: { testid: 'conversation-holder' } }, c.holder_name ? `With ${c.holder_name}` : 'With another agent');
-    if (c.offline) return el('div', { class: 'row conversation-actions' }, button('Assign to me', 'conversation-take', () => take(c, name), false));
+    if (c.offline) {
+      return el('div', { class: 'row conversation-actions' }, button('Assign to me', 'conversation-take', () => take(c, name), false),
+        replyButton(c, name, button));
+    }
     return el('p', { class: 'muted conversation-holder', dataset: { testid: 'conversation-holder' } }, 'Waiting in line for an agent');
+  }
+
+  /** "Sales · " before the time, for an agent of several categories (null for one of one). */
+  function categoryOf(c) {
+    if (categoryNames.size < 2) return null;
+    return el('span', { class: 'conversation-category', dataset: { testid: 'conversation-category' } }, `${categoryNames.get(c.category) || c.category} · `);
+  }
+
+  /**
+   * How long it has been in its status, relative ("Waiting 12 min"), the exact time in its
+   * title; a snooze says until when (a time ahead is read better as a date).
+   */
+  function waiting(c) {
+    if (c.status === 'snoozed' && c.snoozed_until) {
+      return el('p', { class: 'muted conversation-since', dataset: { testid: 'conversation-waiting' } }, categoryOf(c), `Snoozed until ${dateTime(c.snoozed_until)}`);
+    }
+    const [prefix, suffix] = { open: ['Waiting ', ''], pending: ['Waiting on customer for ', ''], resolved: ['Resolved ', ' ago'] }[c.status] || ['', ''];
+    return el('p', { class: 'muted conversation-since', dataset: { testid: 'conversation-waiting' } },
+      categoryOf(c),
+      el('time', { datetime: new Date(c.status_since).toISOString(), title: dateTime(c.status_since),
+        dataset: { ageSince: String(c.status_since), agePrefix: prefix, ageSuffix: suffix } }, `${prefix}${age(c.status_since)}${suffix}`));
   }
 
   function row(c) {
@@ -170,14 +222,15 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     const mine = view === 'mine' || (me && c.holder === me);
     const actions = !mine ? othersActions(c, name, button) : el('div', { class: 'row conversation-actions' },
       button('Open', 'conversation-open', () => { if (c.snooze_ended_at) seen(c); open(c); }),
-      c.status === 'resolved' ? null : button('Resolve', 'conversation-resolve', () => setStatus(c, 'resolved'), false),
+      c.offline && c.status !== 'resolved' ? replyButton(c, name, button) : null,
+      c.status === 'resolved' ? null
+        : button('Resolve', 'conversation-resolve', () => (c.offline ? markHandled(c) : setStatus(c, 'resolved')), false),
       c.status === 'open' ? null : button('Reopen', 'conversation-reopen', () => setStatus(c, 'open')),
       moreActions(c, name),
       labelAdder(c, name));
-    const since = c.status === 'snoozed' && c.snoozed_until
-      ? `until ${dateTime(c.snoozed_until)}` : `since ${dateTime(c.status_since)}`;
-    const last = c.last_message
-      ? `${c.last_message.from === 'agent' ? (mine ? 'You' : 'Agent') : name}: ${c.last_message.text}` : 'No messages yet';
+    // The customer's own line as it is (their name heads the row); an agent's marked as such.
+    const last = !c.last_message ? 'No messages yet'
+      : c.last_message.from === 'agent' ? `${mine ? 'You' : 'Agent'}: ${c.last_message.text}` : c.last_message.text;
     // The server marks a conversation its snooze reopened until its holder opens it.
     const woke = Boolean(c.snooze_ended_at) && c.status === 'open';
     // Its customer is in a chat with this agent now: the same conversation as in "My chats".
@@ -187,11 +240,10 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
         el('strong', { class: 'grow conversation-name' }, name),
         woke ? el('span', { class: 'pill snooze-ended-mark', dataset: { testid: 'conversation-snooze-ended' } }, 'Snooze ended') : null,
         live ? el('span', { class: 'pill connected', dataset: { testid: 'conversation-live' } }, 'Chatting now') : null,
+        c.offline ? el('span', { class: 'pill offline-mark', dataset: { testid: 'conversation-offline' } }, 'Offline message') : null,
         statusPill(c.status, 'conversation-status')),
       el('p', { class: 'muted conversation-last', dataset: { testid: 'conversation-last' } }, last),
-      // Below the name (a phone's row has no room beside it).
-      c.offline ? el('p', { class: 'muted', dataset: { testid: 'conversation-offline' } }, 'Offline message: answers go by email') : null,
-      el('p', { class: 'muted conversation-since' }, since),
+      waiting(c),
       mine ? labelChips(c, name) : null,
       actions);
   }
@@ -242,7 +294,13 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     // the row whose "More…" opened it (focus goes back there).
     if (list.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') return;
     if (dialogs.isOpen) return;
+    // Focus on a row's button stays on the same button of its row drawn anew.
+    const focused = list.contains(document.activeElement) ? document.activeElement : null;
+    const where = focused && { id: focused.closest('[data-id]')?.dataset.id, testid: focused.dataset.testid };
     list.replaceChildren(...res.data.items.map(row));
+    if (where?.id && where.testid) {
+      list.querySelector(`[data-id="${CSS.escape(where.id)}"] [data-testid="${CSS.escape(where.testid)}"]`)?.focus();
+    }
     show($('conversation-empty'), res.data.items.length === 0);
   }
 
@@ -259,6 +317,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
 
   /** The categories the agent serves ({id, name}): the category filter's choices. */
   function setCategories(categories) {
+    categoryNames = new Map(categories.map((c) => [c.id, c.name]));
     const chosen = categoryFilter.value;
     categoryFilter.replaceChildren(el('option', { value: '' }, 'Any'), ...categories.map((c) => el('option', { value: c.id }, c.name)));
     categoryFilter.value = categories.some((c) => c.id === chosen) ? chosen : '';
@@ -268,6 +327,8 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
   /** The signed-in agent's account id. */
   function signedIn(id) { me = id; }
   setInterval(() => { if (document.visibilityState === 'visible') load(); }, REFRESH_MS);
+  // The ages move on between loads too (a list kept while someone chooses in it).
+  setInterval(() => refreshAges(list), AGE_REFRESH_MS);
   new MutationObserver(() => load()).observe($('console'), { attributes: true, attributeFilter: ['hidden'] });
 
   /** Takes the frames this module answers; true when it did. */

@@ -1,5 +1,6 @@
-// Offline messages for staff (GET /api/offline-messages): in the agent console's inbox
-// those of the agent's categories, on the admin page (#offline view) all of them. Each
+// Offline messages for admins (GET /api/offline-messages), on the admin page's #offline
+// view, all of them (agents work them as rows of the console's conversation list:
+// agent-conversations.js). Each
 // opens to its text and its replies, with "Take", "Reply by email" (a composer; the
 // reply goes out through the hub's mail outbox) and "Mark handled". The count of new
 // ones sits by the heading. Read when the list appears, on "Refresh" and every 5 s while
