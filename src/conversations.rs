@@ -67,6 +67,12 @@ impl Conversations {
         Self { deadline, ..self }
     }
 
+    /// The store the records are in (for what a change brings along, as an offline
+    /// message marked handled).
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
     pub fn rules(&self) -> &Rules {
         &self.rules
     }

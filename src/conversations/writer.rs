@@ -189,6 +189,9 @@ async fn apply(conversations: &Conversations, work: Work, notify: &Notify) -> Op
                 .await;
             let snoozed_until = changed.as_ref().ok().and_then(|(_, record)| record.snoozed_until);
             if let Ok((Some(change), record)) = &changed {
+                if change.to == Status::Resolved && record.offline {
+                    offline_handled(&conversations, record, &by).await;
+                }
                 notify(record.clone(), Origin::Asked, Some(*change)).await;
             }
             let _ = reply.send(changed.map(|(_, record)| record));
@@ -262,6 +265,21 @@ async fn apply_automatic(
             let (change, record) = conversations.change(id, true, |c, _| Ok(c.customer_line(*at))).await?;
             Ok(change.map(|change| (record, Some(change))))
         }
+    }
+}
+
+/// An offline message's conversation resolved: the message is handled, by whoever resolved
+/// it (an admin: by its holder, who served it), however it was resolved (the console's
+/// keyboard, the list, the API). A store that fails here is logged: the conversation is
+/// resolved, and the message can still be marked by hand.
+async fn offline_handled(conversations: &Conversations, record: &ConversationRecord, by: &Asker) {
+    let by = match by {
+        Asker::Agent(agent) => Some(agent.0.as_str()),
+        Asker::Admin => record.holder.as_deref(),
+    };
+    let Some(by) = by else { return };
+    if let Err(e) = conversations.store().mark_offline_message_handled(&record.id, by).await {
+        tracing::warn!(id = %record.id, error = %e, "an offline message's conversation was resolved but the message not marked handled");
     }
 }
 

@@ -205,3 +205,39 @@ async fn reports_count_an_offline_message_once_as_an_offline_message_not_as_a_ch
     );
     hub.stop().await;
 }
+
+/// The message of `id` as the admin's offline view lists it among those handled, if it is.
+async fn handled_message(admin: &Api, id: &str) -> Option<Value> {
+    let (_, page) = admin.get("/api/offline-messages?state=handled").await;
+    page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{page}"))
+        .iter()
+        .find(|m| m["id"] == id)
+        .cloned()
+}
+
+#[tokio::test]
+async fn resolving_an_offline_messages_conversation_marks_the_message_handled_by_the_resolver() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let api = hub.login("ann", "agent-password").await;
+    let admin = hub.admin().await;
+    let id = carla_leaves(&hub).await;
+    api.post_answering(200, &format!("/api/offline-messages/{id}/take"), json!({}))
+        .await;
+    assert!(handled_message(&admin, &id).await.is_none(), "taken, not handled");
+    // Resolved from the console (its keyboard's Alt+R sends this frame).
+    ann.send(
+        json!({"type": "set_conversation_status", "conversation_id": id, "status": "resolved", "client_id": "r1"}),
+    )
+    .await;
+    ann.next_matching(|f| f["type"] == "conversation_status" && f["status"] == "resolved")
+        .await;
+    let message = handled_message(&admin, &id).await.expect("handled once resolved");
+    assert_eq!(
+        (message["state"].as_str(), message["taken_by_name"].as_str()),
+        (Some("handled"), Some("ANN")),
+        "{message}"
+    );
+    hub.stop().await;
+}
