@@ -51,15 +51,11 @@ async function mailedFor(line, email) {
   return mailTo(sink, email);
 }
 
-/** The agent writes `text` in `panel` to the customer who left; the mail `email` received. */
-async function writesByMail(panel, text, email) {
-  await says(panel, panel, text);
-  return mailedFor(panel.getByTestId('message').filter({ hasText: text }), email);
-}
-
 test('a line written to a customer who left goes out by mail and the console shows it sent', () => withShots('follow-up-mail', async (pages) => {
   const { agentPage, panel } = await customerLeaves(pages, 'vera-mail', 'Jörg away', 'joerg.away@example.com');
-  const mail = await writesByMail(panel, 'Ihr Paket kommt morgen. Grüße', 'joerg.away@example.com');
+  await says(panel, panel, 'Ihr Paket kommt morgen. Grüße');
+  const line = panel.getByTestId('message').filter({ hasText: 'Ihr Paket kommt morgen.' });
+  const mail = await mailedFor(line, 'joerg.away@example.com');
   assert.match(mail, /Ihr Paket kommt morgen\. Grüße/);
   await shot(agentPage, 'follow-up-mail-sent');
 }));
@@ -94,7 +90,9 @@ test('a mail the relay refuses for good is marked bounced, the reason on hover',
 
 test('the customer answers the mail and their answer is their next line in the console', () => withShots('follow-up-mail-answer', async (pages) => {
   const { agentPage, panel } = await customerLeaves(pages, 'vera-answer', 'Lotte by mail', 'lotte.answer@example.com');
-  const mail = await writesByMail(panel, 'Ihre Rechnung ist korrigiert.', 'lotte.answer@example.com');
+  await says(panel, panel, 'Ihre Rechnung ist korrigiert.');
+  const line = panel.getByTestId('message').filter({ hasText: 'Ihre Rechnung ist korrigiert.' });
+  const mail = await mailedFor(line, 'lotte.answer@example.com');
   const replyTo = mail.match(/^Reply-To: .*?<?([^<>\s]+@[^<>\s]+)>?\s*$/mi)?.[1];
   const messageId = mail.match(/^Message-ID: (<[^>]+>)/mi)?.[1];
   assert.ok(replyTo && messageId, mail);
