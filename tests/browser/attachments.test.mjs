@@ -10,7 +10,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, hubBrowserAndShop, stopAll, openPages, newPage, joinedChat, shot, withShots, pasteScreenshot, expectClean, PDF, DEFAULT_SIZE } from './helpers.mjs';
+import { agentAndCustomerPages, createAgent, agentSignsIn, hubBrowserAndShop, stopAll, openPages, newPage, joinedChat, shot, withShots, pasteScreenshot, expectClean, PDF, DEFAULT_SIZE } from './helpers.mjs';
 
 /** The conversation quota of this file's hub: two files of `BIG` bytes do not fit together. */
 const QUOTA = 100_000;
@@ -58,9 +58,7 @@ const textFile = (name, len) => ({ name, mimeType: 'text/plain', buffer: Buffer.
 
 test('a pasted screenshot reaches the agent as a thumbnail that opens the picture; a PDF comes back as a card', async () => {
   await withShots('attachments', async (pages) => {
-    const alice = await createAgent(hub, { username: 'fiona', display_name: 'Fiona', categories: ['technical'] });
-    const [agent, customer] = await openPages(browser, pages, 2);
-    await agentSignsIn(agent, hub, alice);
+    const { agent, customer } = await agentAndCustomerPages(browser, hub, pages, { username: 'fiona', display_name: 'Fiona', categories: ['technical'] });
     const panel = await joinedChat(customer, agent, hub, 'technical', 'Paula');
     await customer.getByTestId('message-input').waitFor();
 
@@ -277,9 +275,7 @@ test('an upload cancelled while it runs sends nothing; a file removed from the t
 
 test('a file holding script, opened straight from its link in Chromium, never runs it', async () => {
   await withShots('attachments-active', async (pages) => {
-    const kai = await createAgent(hub, { username: 'kai', display_name: 'Kai', categories: ['general'] });
-    const [agent, customer] = await openPages(browser, pages, 2);
-    await agentSignsIn(agent, hub, kai);
+    const { agent, customer } = await agentAndCustomerPages(browser, hub, pages, { username: 'kai', display_name: 'Kai', categories: ['general'] });
     const panel = await joinedChat(customer, agent, hub, 'general', 'Uma');
     // Text first (markup at the very start is refused as HTML), script after: a text file.
     const script = 'Copied from the page:\n<html><body><script>document.title="ran"; window.ran && window.ran();</script>hello</body></html>\n';

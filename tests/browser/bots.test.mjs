@@ -33,13 +33,18 @@ async function exampleBot(secret) {
   return child;
 }
 
-test("the agent's view of a conversation the bot handed over", () => withShots('bots', async (pages) => {
+/** Names `bot` the bot of `category`, makes its token `name` and starts the example bot on it. */
+async function botServing(category, name, bot) {
   const admin = await adminToken(hub);
-  const named = await apiCall(hub, 'PUT', '/api/admin/category-bots/general', { bot: 'Faq' }, admin);
+  const named = await apiCall(hub, 'PUT', `/api/admin/category-bots/${category}`, { bot }, admin);
   assert.equal(named.status, 200, JSON.stringify(named.data));
-  const token = await apiCall(hub, 'POST', '/api/admin/api-tokens', { name: 'FAQ bot', scopes: ['bot'], bot: 'Faq' }, admin);
+  const token = await apiCall(hub, 'POST', '/api/admin/api-tokens', { name, scopes: ['bot'], bot }, admin);
   assert.equal(token.status, 201, JSON.stringify(token.data));
-  const bot = await exampleBot(token.data.secret);
+  return exampleBot(token.data.secret);
+}
+
+test("the agent's view of a conversation the bot handed over", () => withShots('bots', async (pages) => {
+  const bot = await botServing('general', 'FAQ bot', 'Faq');
   try {
     const ann = await createAgent(hub, { username: 'ann', display_name: 'Ann', categories: ['general'], max_chats: 2 });
     const agent = await newPage(browser);
@@ -90,12 +95,7 @@ test("the agent's view of a conversation the bot handed over", () => withShots('
 }));
 
 test('with nobody online, a category whose bot is connected goes straight to the bot', () => withShots('bots-nobody-online', async (pages) => {
-  const admin = await adminToken(hub);
-  const named = await apiCall(hub, 'PUT', '/api/admin/category-bots/sales', { bot: 'Salesbot' }, admin);
-  assert.equal(named.status, 200, JSON.stringify(named.data));
-  const token = await apiCall(hub, 'POST', '/api/admin/api-tokens', { name: 'Sales bot', scopes: ['bot'], bot: 'Salesbot' }, admin);
-  assert.equal(token.status, 201, JSON.stringify(token.data));
-  const bot = await exampleBot(token.data.secret);
+  const bot = await botServing('sales', 'Sales bot', 'Salesbot');
   try {
     const customer = await newPage(browser);
     pages.push(customer);

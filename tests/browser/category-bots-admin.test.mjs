@@ -12,21 +12,35 @@ import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrow
 let hub, browser;
 startForFile(() => hubAndBrowser({ WEBHOOK_ALLOW_PRIVATE: 'true' }), (started) => ({ hub, browser } = started));
 
-/** The bot the API names for `category` (null for none). */
-async function botOf(token, category) {
-  const res = await apiCall(hub, 'GET', '/api/admin/category-bots', undefined, token);
+/** The entries the admin API lists at `path`. */
+async function listed(token, path) {
+  const res = await apiCall(hub, 'GET', path, undefined, token);
   assert.equal(res.status, 200, JSON.stringify(res.data));
-  return res.data.categories.find((c) => c.category === category)?.bot ?? null;
+  return res.data;
 }
 
-test("an admin sets and clears a category's bot from the page", () => withShots('category-bots-admin', async (pages) => {
+/**
+ * An admin's token after making a bot token `name` for `bot`, and the admin's page open
+ * at the categories.
+ */
+async function adminWithBot(pages, name, bot) {
   const token = await adminToken(hub);
-  const made = await apiCall(hub, 'POST', '/api/admin/api-tokens', { name: 'FAQ bot', scopes: ['bot'], bot: 'Faq' }, token);
+  const made = await apiCall(hub, 'POST', '/api/admin/api-tokens', { name, scopes: ['bot'], bot }, token);
   assert.equal(made.status, 201, JSON.stringify(made.data));
-
   const admin = await newPage(browser, { width: 1280, height: 800 }, { bypassCSP: true });
   pages.push(admin);
   await adminSignsIn(admin, hub, 'categories');
+  return { token, admin };
+}
+
+/** The bot the API names for `category` (null for none). */
+async function botOf(token, category) {
+  const { categories } = await listed(token, '/api/admin/category-bots');
+  return categories.find((c) => c.category === category)?.bot ?? null;
+}
+
+test("an admin sets and clears a category's bot from the page", () => withShots('category-bots-admin', async (pages) => {
+  const { token, admin } = await adminWithBot(pages, 'FAQ bot', 'Faq');
   const row = admin.locator('[data-testid="category-bot-row"][data-id="general"]');
   await row.waitFor();
   assert.equal(await row.getAttribute('data-bot'), '');
@@ -64,19 +78,11 @@ test("an admin sets and clears a category's bot from the page", () => withShots(
 
 /** The URL the API has for bot `bot` (null for none). */
 async function hookOf(token, bot) {
-  const res = await apiCall(hub, 'GET', '/api/admin/bot-hooks', undefined, token);
-  assert.equal(res.status, 200, JSON.stringify(res.data));
-  return res.data.find((h) => h.bot === bot)?.url ?? null;
+  return (await listed(token, '/api/admin/bot-hooks')).find((h) => h.bot === bot)?.url ?? null;
 }
 
 test("an admin sets and removes a bot's webhook URL from the page", () => withShots('bot-hooks-admin', async (pages) => {
-  const token = await adminToken(hub);
-  const made = await apiCall(hub, 'POST', '/api/admin/api-tokens', { name: 'Orders bot', scopes: ['bot'], bot: 'Orders' }, token);
-  assert.equal(made.status, 201, JSON.stringify(made.data));
-
-  const admin = await newPage(browser, { width: 1280, height: 800 }, { bypassCSP: true });
-  pages.push(admin);
-  await adminSignsIn(admin, hub, 'categories');
+  const { token, admin } = await adminWithBot(pages, 'Orders bot', 'Orders');
   const row = admin.locator('[data-testid="bot-hook-row"][data-bot="Orders"]');
   await row.waitFor();
   const url = admin.getByLabel('Orders', { exact: true }).and(admin.getByTestId('bot-hook-url'));

@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, customerJoins, shot, withShots, hubAndBrowser, stopAll, openPages, sendMessage, panelOf, joinedChat, says } from './helpers.mjs';
+import { agentAndCustomerPages, createAgent, agentSignsIn, customerJoins, shot, withShots, hubAndBrowser, stopAll, openPages, sendMessage, panelOf, joinedChat, says } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -16,9 +16,7 @@ const itemOf = (page, customer) => page.locator(`[data-testid="chat-list-item"][
 
 test('customer and agent chat with typing indicator and draft preview', async () => {
   await withShots('chat', async (pages) => {
-    const alice = await createAgent(hub, { username: 'alice', display_name: 'Alice', categories: ['sales'] });
-    const [agent, customer] = await openPages(browser, pages, 2);
-    await agentSignsIn(agent, hub, alice, { available: false });
+    const { agent, customer } = await agentAndCustomerPages(browser, hub, pages, { username: 'alice', display_name: 'Alice', categories: ['sales'] }, { available: false });
 
     // Nobody available yet: the customer waits and sees their place.
     await customerJoins(customer, hub, 'sales', 'Carol');
@@ -142,9 +140,7 @@ test('an agent holds two chats at once and nothing crosses', async () => {
 
 test('a customer reloads mid-chat and gets the chat back with its messages', async () => {
   await withShots('reload', async (pages) => {
-    const cara = await createAgent(hub, { username: 'cara', display_name: 'Cara', categories: ['technical'] });
-    const [agent, customer] = await openPages(browser, pages, 2);
-    await agentSignsIn(agent, hub, cara);
+    const { agent, customer } = await agentAndCustomerPages(browser, hub, pages, { username: 'cara', display_name: 'Cara', categories: ['technical'] });
     const panel = await joinedChat(customer, agent, hub, 'technical', 'Finn');
     await sendMessage(customer, 'My router blinks');
     await says(panel, customer, 'Which colour?');
@@ -171,9 +167,7 @@ test('a customer reloads mid-chat and gets the chat back with its messages', asy
 
 test('the customer is told the agent sees their typing, links open safely, a background reply flashes the title, and ending asks first', async () => {
   await withShots('chat-customer-cues', async (pages) => {
-    const dora = await createAgent(hub, { username: 'dora', display_name: 'Dora', categories: ['sales'] });
-    const [agent, customer] = await openPages(browser, pages, 2);
-    await agentSignsIn(agent, hub, dora, { available: true });
+    const { agent, customer } = await agentAndCustomerPages(browser, hub, pages, { username: 'dora', display_name: 'Dora', categories: ['sales'] }, { available: true });
     await customerJoins(customer, hub, 'sales', 'Eve');
     await customer.getByTestId('session-title').filter({ hasText: 'Chatting with Dora' }).waitFor();
 

@@ -45,12 +45,17 @@ async function customerLeaves(pages, username, name, email) {
   return { agentPage, panel };
 }
 
+/** Waits until `line` is marked sent by mail; the mail `email` received. */
+async function mailedFor(line, email) {
+  await line.getByTestId('mail-state').filter({ hasText: '✉ sent' }).waitFor({ timeout: 20000 });
+  return mailTo(sink, email);
+}
+
 test('a line written to a customer who left goes out by mail and the console shows it sent', () => withShots('follow-up-mail', async (pages) => {
   const { agentPage, panel } = await customerLeaves(pages, 'vera-mail', 'Jörg away', 'joerg.away@example.com');
   await says(panel, panel, 'Ihr Paket kommt morgen. Grüße');
   const line = panel.getByTestId('message').filter({ hasText: 'Ihr Paket kommt morgen.' });
-  await line.getByTestId('mail-state').filter({ hasText: '✉ sent' }).waitFor({ timeout: 20000 });
-  const mail = await mailTo(sink, 'joerg.away@example.com');
+  const mail = await mailedFor(line, 'joerg.away@example.com');
   assert.match(mail, /Ihr Paket kommt morgen\. Grüße/);
   await shot(agentPage, 'follow-up-mail-sent');
 }));
@@ -65,8 +70,7 @@ test('a file written to a customer who left goes with the line and the mail name
   await panel.getByTestId('message-input').press('Enter');
   const line = panel.getByTestId('message').filter({ hasText: 'Der Lieferschein' });
   await line.getByTestId('attachment-card').filter({ hasText: 'lieferschein.pdf' }).waitFor();
-  await line.getByTestId('mail-state').filter({ hasText: '✉ sent' }).waitFor({ timeout: 20000 });
-  const mail = await mailTo(sink, 'joerg.file@example.com');
+  const mail = await mailedFor(line, 'joerg.file@example.com');
   assert.match(mail, /Der Lieferschein/);
   assert.match(mail, /\[file: lieferschein\.pdf, 29 B\]/);
   await shot(agentPage, 'follow-up-mail-file');
@@ -88,8 +92,7 @@ test('the customer answers the mail and their answer is their next line in the c
   const { agentPage, panel } = await customerLeaves(pages, 'vera-answer', 'Lotte by mail', 'lotte.answer@example.com');
   await says(panel, panel, 'Ihre Rechnung ist korrigiert.');
   const line = panel.getByTestId('message').filter({ hasText: 'Ihre Rechnung ist korrigiert.' });
-  await line.getByTestId('mail-state').filter({ hasText: '✉ sent' }).waitFor({ timeout: 20000 });
-  const mail = await mailTo(sink, 'lotte.answer@example.com');
+  const mail = await mailedFor(line, 'lotte.answer@example.com');
   const replyTo = mail.match(/^Reply-To: .*?<?([^<>\s]+@[^<>\s]+)>?\s*$/mi)?.[1];
   const messageId = mail.match(/^Message-ID: (<[^>]+>)/mi)?.[1];
   assert.ok(replyTo && messageId, mail);

@@ -225,6 +225,17 @@ export async function agentSignsIn(page, hub, agent, { available = true } = {}) 
 
 /** Customer on index.html picks a category and joins under a name (with a first `message`, asking
  *  for `video`, when given). */
+/**
+ * An agent made from `spec` and signed in on a fresh page, and a fresh page for the
+ * customer, opened in that order.
+ */
+export async function agentAndCustomerPages(browser, hub, pages, spec, signIn = {}) {
+  const account = await createAgent(hub, spec);
+  const [agent, customer] = await openPages(browser, pages, 2);
+  await agentSignsIn(agent, hub, account, signIn);
+  return { agent, customer };
+}
+
 export async function customerJoins(page, hub, category, name, { message, video = false } = {}) {
   await page.goto(`${hub.url}/`);
   await page.getByTestId(`category-${category}`).click();

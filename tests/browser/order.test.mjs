@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, startProxy, startMongo, createAgent, agentSignsIn, withShots, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat, says } from './helpers.mjs';
+import { agentAndCustomerPages, startHub, startProxy, startMongo, createAgent, agentSignsIn, withShots, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat, says } from './helpers.mjs';
 
 let hub;
 let proxy;
@@ -58,9 +58,7 @@ test('a slow store: the customer gets the agent\'s reply before their own copy, 
   const slowHub = await startHub({ STORE: 'mongodb', MONGODB_URI: mongo.uri, ARCHIVE_WRITE_TIMEOUT_MS: '120000' });
   try {
     await withShots('order-slow-store', async (pages) => {
-      const lee = await createAgent(slowHub, { username: 'lee', display_name: 'Lee', categories: ['sales'] });
-      const [agent, customer] = await openPages(browser, pages, 2);
-      await agentSignsIn(agent, slowHub, lee);
+      const { agent, customer } = await agentAndCustomerPages(browser, slowHub, pages, { username: 'lee', display_name: 'Lee', categories: ['sales'] });
       const panel = await joinedChat(customer, agent, slowHub, 'sales', 'Mo');
 
       // The store stalls: a sender's own copy (the acknowledgement) waits for it; the peer's copy does not.

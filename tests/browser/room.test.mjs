@@ -76,6 +76,17 @@ async function customerEntersRoom(hub, room, query = '') {
  * the agent called and the customer accepted. Resolves with the ms from the call's start
  * (both in, or the acceptance) to connected.
  */
+/** Agent `username`'s room with the agent and then the customer in it, both pages kept for
+ *  shots; `query` goes to both pages' URL. */
+async function bothInRoom(hub, pages, username, query = '') {
+  const room = await agentRoom(hub, username);
+  const agent = await agentEnters(hub, room, query);
+  pages.push(agent);
+  const customer = await customerEntersRoom(hub, room, query);
+  pages.push(customer);
+  return { room, agent, customer };
+}
+
 async function callAndConnect(agent, customer, { ring = false } = {}) {
   await agent.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
   if (ring) {
@@ -157,11 +168,7 @@ test('agent and customer are in a connected call with video as soon as both are 
   const hub = await startHub();
   try {
     await withShots('room-call', async (pages) => {
-      const room = await agentRoom(hub, 'vera');
-      const agent = await agentEnters(hub, room);
-      pages.push(agent);
-      const customer = await customerEntersRoom(hub, room);
-      pages.push(customer);
+      const { room, agent, customer } = await bothInRoom(hub, pages, 'vera');
       const ms = await callAndConnect(agent, customer);
       console.log(`time to connect (host candidates): ${ms.toFixed(0)} ms from both in to "connected"`);
       assert.ok(await waitForFrames(customer) > 0, 'the customer decodes the agent\'s video');
@@ -213,11 +220,7 @@ test('a reload mid-call, on either side, brings the video back on both with no c
   const hub = await startHub();
   try {
     await withShots('room-reload', async (pages) => {
-      const room = await agentRoom(hub, 'rhea');
-      const agent = await agentEnters(hub, room);
-      pages.push(agent);
-      const customer = await customerEntersRoom(hub, room);
-      pages.push(customer);
+      const { agent, customer } = await bothInRoom(hub, pages, 'rhea');
       await callAndConnect(agent, customer);
       await waitForFrames(agent);
       await waitForFrames(customer);
@@ -262,11 +265,7 @@ test('forced relay through a real coturn selects a relay candidate', async () =>
   });
   try {
     await withShots('room-relay', async (pages) => {
-      const room = await agentRoom(hub, 'rita');
-      const agent = await agentEnters(hub, room, '&relay=1');
-      pages.push(agent);
-      const customer = await customerEntersRoom(hub, room, '&relay=1');
-      pages.push(customer);
+      const { agent, customer } = await bothInRoom(hub, pages, 'rita', '&relay=1');
       const ms = await callAndConnect(agent, customer);
       console.log(`time to connect (relay through coturn): ${ms.toFixed(0)} ms from both in to "connected"`);
       assert.equal(await selectedCandidateType(customer), 'relay');

@@ -19,6 +19,22 @@ const widget = (page) => page.getByTestId('switchboard-widget');
 const launcher = (page) => widget(page).getByTestId('widget-launcher');
 const chat = (page) => page.frameLocator('[data-testid="switchboard-widget"] >> [data-testid="widget-frame"]');
 
+/**
+ * `customer` joins in the widget as `name`, is connected to `agentName`, and says `text`,
+ * which reaches the agent's panel for them; that panel.
+ */
+async function joinsAndSays(customer, agent, name, agentName, text) {
+  await chat(customer).getByTestId('name-input').fill(name);
+  await chat(customer).getByTestId('join-button').click();
+  await chat(customer).getByTestId('session-title').filter({ hasText: `Chatting with ${agentName}` }).waitFor();
+  const panel = agent.locator(`[data-testid="chat-panel"][data-customer="${name}"]`);
+  await panel.waitFor();
+  await chat(customer).getByTestId('message-input').fill(text);
+  await chat(customer).getByTestId('message-input').press('Enter');
+  await panel.getByTestId('message').filter({ hasText: text }).waitFor();
+  return panel;
+}
+
 test('the widget on another site: open, chat, carry on across pages, unread badge, phone full screen', async () => {
   await withShots('widget', async (pages) => {
     const dana = await createAgent(hub, { username: 'dana', display_name: 'Dana', categories: ['sales'] });
@@ -47,15 +63,7 @@ test('the widget on another site: open, chat, carry on across pages, unread badg
     // An agent signs in; the customer waits anyway, joins and is connected.
     await agentSignsIn(agent, hub, dana);
     await chat(customer).getByTestId('wait-anyway').click();
-    await chat(customer).getByTestId('name-input').fill('Erin');
-    await chat(customer).getByTestId('join-button').click();
-    await chat(customer).getByTestId('session-title').filter({ hasText: 'Chatting with Dana' }).waitFor();
-    const panel = agent.locator('[data-testid="chat-panel"][data-customer="Erin"]');
-    await panel.waitFor();
-
-    await chat(customer).getByTestId('message-input').fill('Do you ship to Canada?');
-    await chat(customer).getByTestId('message-input').press('Enter');
-    await panel.getByTestId('message').filter({ hasText: 'Do you ship to Canada?' }).waitFor();
+    const panel = await joinsAndSays(customer, agent, 'Erin', 'Dana', 'Do you ship to Canada?');
     // The agent's customer panel says where the customer came from: the shop's page.
     await panel.getByTestId('customer-page').filter({ hasText: `localhost:${new URL(shop).port}` }).waitFor();
     await panel.getByTestId('message-input').fill('We do, in 3 to 5 days.');
@@ -145,14 +153,7 @@ test('a customer who ended their chat in the widget comes back later on the shop
     await agentSignsIn(agent, hub, vera);
     await customer.goto(`${shop}/`);
     await launcher(customer).click();
-    await chat(customer).getByTestId('name-input').fill('Noor');
-    await chat(customer).getByTestId('join-button').click();
-    await chat(customer).getByTestId('session-title').filter({ hasText: 'Chatting with Vera' }).waitFor();
-    const panel = agent.locator('[data-testid="chat-panel"][data-customer="Noor"]');
-    await panel.waitFor();
-    await chat(customer).getByTestId('message-input').fill('Is the blue tent back in stock?');
-    await chat(customer).getByTestId('message-input').press('Enter');
-    await panel.getByTestId('message').filter({ hasText: 'Is the blue tent back in stock?' }).waitFor();
+    const panel = await joinsAndSays(customer, agent, 'Noor', 'Vera', 'Is the blue tent back in stock?');
     await panel.getByTestId('message-input').fill('Next week, I will tell you.');
     await panel.getByTestId('send-button').click();
     await chat(customer).getByTestId('message').filter({ hasText: 'Next week, I will tell you.' }).waitFor();

@@ -123,52 +123,19 @@ async fn replies_that_break_a_rule_are_refused_with_its_code() {
     let admin = hub.admin().await;
     let ok = json!({"shortcut": "ok_1-x", "title": "Fine", "text": "Fine."});
     assert_eq!(admin.post("/api/admin/canned-replies", ok.clone()).await.0, 201);
+    // Each refused body differs from a valid reply by the one field its code names.
+    let reply = |shortcut: &str, title: &str, text: &str| json!({"shortcut": shortcut, "title": title, "text": text});
+    let long = |n: usize| "x".repeat(n);
     let refused = [
-        (
-            json!({"shortcut": "ok_1-x", "title": "Again", "text": "Again."}),
-            409,
-            "shortcut_taken",
-        ),
-        (
-            json!({"shortcut": "Hello", "title": "t", "text": "t"}),
-            400,
-            "invalid_shortcut",
-        ),
-        (
-            json!({"shortcut": "", "title": "t", "text": "t"}),
-            400,
-            "invalid_shortcut",
-        ),
-        (
-            json!({"shortcut": "a b", "title": "t", "text": "t"}),
-            400,
-            "invalid_shortcut",
-        ),
-        (
-            json!({"shortcut": "x".repeat(33), "title": "t", "text": "t"}),
-            400,
-            "invalid_shortcut",
-        ),
-        (
-            json!({"shortcut": "t1", "title": "", "text": "t"}),
-            400,
-            "invalid_title",
-        ),
-        (
-            json!({"shortcut": "t2", "title": "x".repeat(101), "text": "t"}),
-            400,
-            "invalid_title",
-        ),
-        (
-            json!({"shortcut": "t3", "title": "t", "text": "  "}),
-            400,
-            "invalid_text",
-        ),
-        (
-            json!({"shortcut": "t4", "title": "t", "text": "x".repeat(51)}),
-            400,
-            "invalid_text",
-        ),
+        (reply("ok_1-x", "Again", "Again."), 409, "shortcut_taken"),
+        (reply("Hello", "t", "t"), 400, "invalid_shortcut"),
+        (reply("", "t", "t"), 400, "invalid_shortcut"),
+        (reply("a b", "t", "t"), 400, "invalid_shortcut"),
+        (reply(&long(33), "t", "t"), 400, "invalid_shortcut"),
+        (reply("t1", "", "t"), 400, "invalid_title"),
+        (reply("t2", &long(101), "t"), 400, "invalid_title"),
+        (reply("t3", "t", "  "), 400, "invalid_text"),
+        (reply("t4", "t", &long(51)), 400, "invalid_text"),
         (
             json!({"shortcut": "t5", "title": "t", "text": "t", "categories": ["nope"]}),
             400,

@@ -303,13 +303,8 @@ async fn a_reaped_member_node_is_noticed_on_both_sides() {
 /// for the members of both nodes.
 #[tokio::test]
 async fn leave_rejoin_and_end_work_across_nodes() {
-    // Redis is kept to the end (a `..` pattern would drop, and stop, it at once).
-    let Pair {
-        alpha,
-        beta,
-        redis: _redis,
-        ..
-    } = pair().await;
+    // Redis is bound and dropped at the end: the server stops when its handle is dropped.
+    let Pair { alpha, beta, redis, .. } = pair().await;
     let (ann, room, mut agent, _) = agent_in_own_room(&alpha, "ann", customer_room("Across")).await;
     let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
     let (mut carla, welcome) = member(&beta, &room, &token(&beta, &room, credentials.clone()).await).await;
@@ -344,4 +339,5 @@ async fn leave_rejoin_and_end_work_across_nodes() {
     host_ends_the_room(&ann, &room, &mut agent, &mut other).await;
     beta.stop().await;
     alpha.stop().await;
+    drop(redis);
 }

@@ -63,13 +63,8 @@ async fn each_members_mic_and_camera_reach_the_other_and_never_come_back() {
 
 #[tokio::test]
 async fn mic_and_camera_state_crosses_nodes_both_ways() {
-    // Bound, not `..`: the Redis server stops when its handle is dropped.
-    let Pair {
-        alpha,
-        beta,
-        redis: _redis,
-        ..
-    } = pair().await;
+    // Redis is bound and dropped at the end: the server stops when its handle is dropped.
+    let Pair { alpha, beta, redis, .. } = pair().await;
     let (_, room, mut agent, _) = agent_in_own_room(&alpha, "ann", guest_room("Across")).await;
     let gus_token = token(
         &beta,
@@ -85,4 +80,5 @@ async fn mic_and_camera_state_crosses_nodes_both_ways() {
     assert_eq!(state(&gus.next_of("peer_media").await), (json!(true), json!(false)));
     alpha.stop().await;
     beta.stop().await;
+    drop(redis);
 }
