@@ -190,7 +190,7 @@ async fn apply(conversations: &Conversations, work: Work, notify: &Notify) -> Op
             let snoozed_until = changed.as_ref().ok().and_then(|(_, record)| record.snoozed_until);
             if let Ok((Some(change), record)) = &changed {
                 if change.to == Status::Resolved && record.offline {
-                    offline_handled(&conversations, record, &by).await;
+                    offline_handled(conversations, record, &by).await;
                 }
                 notify(record.clone(), Origin::Asked, Some(*change)).await;
             }
