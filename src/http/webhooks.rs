@@ -118,11 +118,17 @@ pub struct NewWebhook {
     pub events: Vec<String>,
 }
 
-/// An endpoint enabled or disabled.
+/// A change to an endpoint: each field given is changed, the others stay. Its id and
+/// secret never change (delete and register again for a new secret).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEdit {
-    pub enabled: bool,
+    /// Enabled or disabled; enabling it again clears its failures.
+    pub enabled: Option<bool>,
+    /// A new address, checked as at registration.
+    pub url: Option<String>,
+    /// The event types it wants from now on (at least one), checked as at registration.
+    pub events: Option<Vec<String>>,
 }
 
 /// One delivery of an event to an endpoint, with its attempts.
@@ -183,21 +189,7 @@ async fn create(
     ApiJson(body): ApiJson<NewWebhook>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
     let url = checked_url(&state, &body.url).await?;
-    let mut events = Vec::new();
-    for event in body.events {
-        if !is_event_type(&event) {
-            return Err(ApiError::invalid(
-                "invalid_events",
-                format!("{event:?} is no event type; they are {}", EVENT_TYPES.join(", ")),
-            ));
-        }
-        if !events.contains(&event) {
-            events.push(event);
-        }
-    }
-    if events.is_empty() {
-        return Err(ApiError::invalid("invalid_events", "name at least one event type"));
-    }
+    let events = checked_events(body.events)?;
     let endpoint = WebhookEndpoint {
         id: uuid::Uuid::now_v7().to_string(),
         url: url.to_string(),
@@ -220,14 +212,37 @@ async fn create(
     ))
 }
 
-/// Enable or disable an endpoint. Disabled, it gets no new events; its pending deliveries
-/// wait and go, in order, once it is enabled again.
+/// The event types asked for, each known, each once, at least one.
+fn checked_events(asked: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let mut events = Vec::new();
+    for event in asked {
+        if !is_event_type(&event) {
+            return Err(ApiError::invalid(
+                "invalid_events",
+                format!("{event:?} is no event type; they are {}", EVENT_TYPES.join(", ")),
+            ));
+        }
+        if !events.contains(&event) {
+            events.push(event);
+        }
+    }
+    if events.is_empty() {
+        return Err(ApiError::invalid("invalid_events", "name at least one event type"));
+    }
+    Ok(events)
+}
+
+/// Change an endpoint: enable or disable it, point it at another address, or change the
+/// events it wants. Disabled, it gets no new events; its pending deliveries wait and go, in
+/// order, once it is enabled again. A new address or events apply to what is delivered
+/// from then on, its pending deliveries included (they go to the new address); its id and
+/// secret stay.
 #[utoipa::path(patch, path = "/api/admin/webhooks/{id}", tag = "admin",
     params(("id" = String, Path, description = "the endpoint's id")),
     request_body(content = WebhookEdit, example = json!({"enabled": true})),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = WebhookView),
-        (status = 400, description = "`bad_json`", body = ErrorBody),
+        (status = 400, description = "`bad_json`; `invalid_url` and `invalid_events` as at registration", body = ErrorBody),
         (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn update(
@@ -241,10 +256,24 @@ async fn update(
         .webhook(&id)
         .await
         .missing_as(ApiError::NotFound("webhook"))?;
-    endpoint.enabled = body.enabled;
-    if body.enabled {
-        endpoint.disabled_reason = None;
-        endpoint.failures_in_a_row = 0;
+    // Everything checked before anything changes: a refused edit changes nothing.
+    let url = match &body.url {
+        Some(raw) => Some(checked_url(&state, raw).await?),
+        None => None,
+    };
+    let events = body.events.map(checked_events).transpose()?;
+    if let Some(url) = url {
+        endpoint.url = url.to_string();
+    }
+    if let Some(events) = events {
+        endpoint.events = events;
+    }
+    if let Some(enabled) = body.enabled {
+        endpoint.enabled = enabled;
+        if enabled {
+            endpoint.disabled_reason = None;
+            endpoint.failures_in_a_row = 0;
+        }
     }
     state
         .store

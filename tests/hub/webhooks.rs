@@ -445,6 +445,19 @@ async fn loopback_urls_are_refused_without_the_setting_at_registration_and_at_de
         400,
         "invalid_url",
     );
+    // Nor may an endpoint be pointed at one by an edit.
+    let stored = endpoint["id"].as_str().unwrap();
+    let (status, answer) = admin
+        .patch(
+            &format!("/api/admin/webhooks/{stored}"),
+            json!({"url": "http://169.254.169.254/latest"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_url")),
+        "{answer}"
+    );
 
     let (_ann, _carla, _chat) = hub.agent_and_customer_in_a_chat().await;
     let id = endpoint["id"].as_str().unwrap();
@@ -1103,4 +1116,57 @@ async fn a_failed_attempt_is_logged_with_its_host_and_cause_and_never_its_url() 
     .expect("both deliveries were tried");
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(text.matches(wanted).count(), 1, "{deliveries}\n{text}");
+}
+
+/// An admin edits an endpoint instead of deleting it and registering another (a new
+/// secret for the receiver): its address and events change, its id and secret stay, and a
+/// refused edit changes nothing.
+#[tokio::test]
+async fn an_endpoint_is_pointed_elsewhere_and_given_other_events_keeping_its_id_and_secret() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let admin = hub.admin().await;
+    let (old_url, old) = receiver(0).await;
+    let (new_url, new) = receiver(0).await;
+    let endpoint = register(&admin, &old_url, &["conversation.created"]).await;
+    let id = endpoint["id"].as_str().unwrap();
+    let path = format!("/api/admin/webhooks/{id}");
+
+    // Refused edits (a bad scheme, an unknown event, no event) change nothing.
+    for (bad, code) in [
+        (
+            json!({"url": "ftp://example.com/", "events": ["message.created"]}),
+            "invalid_url",
+        ),
+        (json!({"url": new_url, "events": ["message.nope"]}), "invalid_events"),
+        (json!({"events": []}), "invalid_events"),
+    ] {
+        refusal(admin.patch(&path, bad).await, 400, code);
+    }
+    let (_, listed) = admin.get("/api/admin/webhooks").await;
+    assert_eq!(listed[0]["url"].as_str(), Some(old_url.as_str()), "{listed}");
+
+    let (status, edited) = admin
+        .patch(&path, json!({"url": new_url, "events": ["message.created"]}))
+        .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(
+        (edited["id"].as_str(), edited["url"].as_str(), &edited["events"]),
+        (Some(id), Some(new_url.as_str()), &json!(["message.created"])),
+        "{edited}"
+    );
+
+    // The next chat's line goes to the new address, as the new event, signed as before.
+    let (mut ann, _carla, chat) = hub.agent_and_customer_in_a_chat().await;
+    ann.say_in(&chat, "to the new address", "m1").await;
+    let lines = delivered(&new, 1).await;
+    assert_eq!(lines[0].1["type"], "message.created", "{:?}", lines[0].1);
+    assert_eq!(lines[0].1["data"]["text"], "to the new address");
+    let secret = endpoint["secret"].as_str().unwrap();
+    for (headers, raw, _) in &new.lock().unwrap().deliveries {
+        assert_signed(headers, raw, secret);
+    }
+    assert!(
+        old.lock().unwrap().deliveries.is_empty(),
+        "nothing went to the old address"
+    );
 }
