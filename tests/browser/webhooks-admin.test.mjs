@@ -108,6 +108,41 @@ test('an admin registers a webhook, reads its log and sends a delivery again', (
     await row.getByTestId('hook-toggle').filter({ hasText: 'Enable' }).click();
     await row.getByTestId('hook-state').filter({ hasText: 'Enabled' }).waitFor();
 
+    // Edit: another address and other events, the same endpoint (no new secret). A bad
+    // address is refused in the form and changes nothing; Cancel leaves it as it was.
+    const other = await receiver();
+    try {
+      await row.getByTestId('hook-edit').click();
+      assert.equal(await admin.getByTestId('hook-url').inputValue(), hook.url);
+      assert.equal(await admin.getByTestId('hook-event-offline_message.created').isChecked(), true);
+      await admin.getByTestId('hook-url').fill('ftp://example.com/hook');
+      await admin.getByTestId('hook-create').filter({ hasText: 'Save changes' }).click();
+      await admin.getByTestId('hook-error').filter({ hasText: /\S/ }).waitFor();
+      await admin.getByTestId('hook-url').fill(other.url);
+      await admin.getByTestId('hook-event-rating.given').check();
+      await admin.getByTestId('hook-create').click();
+      const moved = admin.locator(`[data-testid="hook-row"][data-url="${other.url}"]`);
+      await moved.filter({ hasText: 'Rating given' }).waitFor();
+      assert.equal(await admin.getByTestId('hook-row').count(), 1, 'the same endpoint, edited');
+      assert.equal(await admin.getByTestId('hook-create').textContent(), 'Add endpoint');
+      assert.equal(await admin.getByTestId('hook-secret').textContent(), secret, 'no new secret');
+      // The next event goes to the new address.
+      const again = await apiCall(hub, 'POST', '/api/offline-messages',
+        { category: 'general', name: 'Olga', email: 'olga@example.com', text: 'Still waiting' });
+      assert.equal(again.status, 201, JSON.stringify(again.data));
+      await other.until(1);
+      assert.equal(other.got[0].body.data.offline_message_id, again.data.id);
+      assert.equal(hook.got.length, 2, 'nothing more to the old address');
+      // Cancel puts the form back to adding one.
+      await moved.getByTestId('hook-edit').click();
+      await admin.getByTestId('hook-cancel-edit').click();
+      assert.equal(await admin.getByTestId('hook-url').inputValue(), '');
+      assert.equal(await admin.getByTestId('hook-cancel-edit').isVisible(), false);
+    } finally {
+      await other.close();
+    }
+    const edited = admin.locator(`[data-testid="hook-row"][data-url="${other.url}"]`);
+
     // On a phone the view fits and passes axe.
     await admin.setViewportSize({ width: 390, height: 844 });
     const overflow = await admin.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -117,10 +152,10 @@ test('an admin registers a webhook, reads its log and sends a delivery again', (
 
     // Deleting asks once more.
     await admin.setViewportSize({ width: 1280, height: 800 });
-    await row.getByTestId('hook-delete').click();
-    await row.getByTestId('hook-delete').filter({ hasText: 'Confirm delete' }).waitFor();
-    await row.getByTestId('hook-delete').click();
-    await row.waitFor({ state: 'detached' });
+    await edited.getByTestId('hook-delete').click();
+    await edited.getByTestId('hook-delete').filter({ hasText: 'Confirm delete' }).waitFor();
+    await edited.getByTestId('hook-delete').click();
+    await edited.waitFor({ state: 'detached' });
     await admin.getByTestId('hook-empty').waitFor();
   } finally {
     await hook.close();

@@ -1,7 +1,8 @@
 // Admin: webhooks (/api/admin/webhooks): register an endpoint with its address and the
 // events it wants; its signing secret is shown this once with a copy button; the list
 // shows each endpoint's events, whether it is enabled (and why the hub disabled it) and
-// its last delivery; enable, disable, delete (second press); an endpoint's delivery log
+// its last delivery; edit (its address and events, in the same form; its secret stays),
+// enable, disable, delete (second press); an endpoint's delivery log
 // with "Send again". An endpoint the hub disabled after failing is named above the list
 // and counted on the view's link, so the admin sees it without opening its log.
 
@@ -36,6 +37,20 @@ function deliveryText(d) {
 
 export function webhooksSection() {
   let open = null; // the endpoint whose log is shown
+  let editing = null; // the endpoint the form edits (none: the form adds one)
+
+  /** The form edits `h` (its address and events), or (`null`) adds a new endpoint again. */
+  function editIn(h) {
+    editing = h;
+    $('h-error').textContent = '';
+    $('h-url').value = h ? h.url : '';
+    for (const box of document.querySelectorAll('input[name="h-event"]')) {
+      box.checked = h ? h.events.includes(box.value) : box.value === 'conversation.created';
+    }
+    $('hook-create').textContent = h ? 'Save changes' : 'Add endpoint';
+    $('hook-cancel-edit').hidden = !h;
+    if (h) { $('hook-form').scrollIntoView({ block: 'nearest' }); $('h-url').focus(); }
+  }
 
   function stateCell(h) {
     if (h.enabled) return el('td', { dataset: { testid: 'hook-state', label: 'State' } }, 'Enabled');
@@ -55,12 +70,16 @@ export function webhooksSection() {
       'aria-label': `Delivery log of ${h.url}` }, 'Log');
     // The list is read again with the log, so its "last delivery" agrees with the log.
     logButton.addEventListener('click', () => { open = h; load(); });
+    const edit = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'hook-edit' },
+      'aria-label': `Edit ${h.url}` }, 'Edit');
+    edit.addEventListener('click', () => editIn(h));
     const remove = el('button', { type: 'button', class: 'danger', dataset: { testid: 'hook-delete' } }, 'Delete');
     // Its log goes with it: ask once more.
     onSecondPress(remove, 'Confirm delete', async () => {
       const res = await api('DELETE', `/api/admin/webhooks/${encodeURIComponent(h.id)}`);
       if (!res.ok) { $('hook-list-error').textContent = res.error.message; return; }
       if (open && open.id === h.id) { open = null; $('hook-log').hidden = true; }
+      if (editing && editing.id === h.id) editIn(null);
       await load();
     });
     const cells = [
@@ -68,7 +87,7 @@ export function webhooksSection() {
       el('td', { dataset: { label: 'Events' } }, h.events.map((e) => EVENT_TEXT[e] || e).join(', ')),
       stateCell(h),
       el('td', { dataset: { testid: 'hook-last', label: 'Last delivery' } }, deliveryText(last)),
-      el('td', {}, el('div', { class: 'row hook-actions' }, toggle, logButton, remove)),
+      el('td', {}, el('div', { class: 'row hook-actions' }, edit, toggle, logButton, remove)),
     ];
     return el('tr', { dataset: { testid: 'hook-row', url: h.url } }, ...cells);
   }
@@ -140,7 +159,16 @@ export function webhooksSection() {
     e.preventDefault();
     $('h-error').textContent = '';
     const events = [...document.querySelectorAll('input[name="h-event"]:checked')].map((c) => c.value);
-    const res = await api('POST', '/api/admin/webhooks', { url: $('h-url').value.trim(), events });
+    const url = $('h-url').value.trim();
+    if (editing) {
+      // Its secret stays: the receiver keeps checking signatures as before.
+      const res = await api('PATCH', `/api/admin/webhooks/${encodeURIComponent(editing.id)}`, { url, events });
+      if (!res.ok) { $('h-error').textContent = res.error.message; $('h-url').focus(); return; }
+      editIn(null);
+      await load();
+      return;
+    }
+    const res = await api('POST', '/api/admin/webhooks', { url, events });
     if (!res.ok) { $('h-error').textContent = res.error.message; $('h-url').focus(); return; }
     $('hook-secret').textContent = res.data.secret;
     $('hook-copy-status').textContent = '';
@@ -154,6 +182,7 @@ export function webhooksSection() {
     $('hook-copy-status').textContent = copied ? 'Copied. It is not shown again.' : 'Selected: press Ctrl+C (⌘C) to copy it.';
   });
 
+  $('hook-cancel-edit').addEventListener('click', () => editIn(null));
   $('hook-log-refresh').addEventListener('click', () => load());
 
   load();
