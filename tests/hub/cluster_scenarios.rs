@@ -173,7 +173,10 @@ impl Cluster {
             .append(true)
             .open(self.scratch.0.join(format!("{name}.log")))
             .unwrap();
-        command.stdout(log).stderr(std::process::Stdio::null());
+        // Its standard error too: a node that stops at start-up says why there, not in
+        // its log (`switchboard: …`), and a failing scenario prints this file.
+        let errors = log.try_clone().expect("the log file opens twice");
+        command.stdout(log).stderr(errors);
         let mut running = Running(command.spawn().expect("the hub binary starts"));
         let log_of = |name: &str| {
             let log = std::fs::read_to_string(self.scratch.0.join(format!("{name}.log"))).unwrap_or_default();
