@@ -357,10 +357,13 @@ impl HubState {
     }
 
     pub(super) fn customer_chat(&self, id: CustomerId) -> Result<ChatId, (&'static str, String)> {
-        self.routing
-            .customer_chat(id)
-            .ok_or_else(|| ("not_in_chat", "you are waiting in line, not in a chat yet".to_string()))
+        self.routing.customer_chat(id).ok_or_else(waiting_not_in_chat)
     }
+}
+
+/// A chat frame from a customer who waits in line (and continues no conversation).
+pub(super) fn waiting_not_in_chat() -> (&'static str, String) {
+    ("not_in_chat", "you are waiting in line, not in a chat yet".to_string())
 }
 
 /// A `join.message`, trimmed (blank: none), refused when over [`FIRST_MESSAGE_MAX_CHARS`].

@@ -134,7 +134,7 @@ impl HubState {
             .and_then(|info| info.continues.as_ref())
             .map(|continued| continued.id.clone())
         else {
-            return Err(("not_in_chat", "you are waiting in line, not in a chat yet".to_string()));
+            return Err(super::customers::waiting_not_in_chat());
         };
         if files > 0 {
             return Err((
