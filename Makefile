@@ -1,6 +1,12 @@
 # Switchboard — the two commands that matter: `make run` and `make test`.
 
 CARGO ?= cargo
+
+## A failing test prints its message without the stack's frames: a CI log is cut to its
+## head and tail, and thirty frames after the message pushed the message out of the tail
+## (2026-11-29). `make test RUST_BACKTRACE=1` brings them back.
+export RUST_BACKTRACE := 0
+
 VENV  := .venv
 BROWSER_DIR := tests/browser
 

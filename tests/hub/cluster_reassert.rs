@@ -641,10 +641,15 @@ async fn a_customer_resuming_on_a_node_without_the_chat_after_a_restore_gets_its
 /// and its seq goes on after its last line, both ways and in the archive: the restore
 /// writes the conversation's one seq counter back from what the nodes hold, as it does a
 /// chat's. (Before, the counter was gone with Redis's data: her line drew seq 1 again.)
+///
+/// Leases of three seconds, not one: the nodes need not be suspended here, and the claim
+/// window is a lease period. With one second, a node that a loaded machine (CI's shared
+/// phase, four tests at once on two cores) kept from claiming within it had its people
+/// handed on, as designed, and the test failed once on a fresh clone for that.
 #[tokio::test]
 async fn a_conversation_continued_across_an_empty_redis_goes_on_after_its_last_line() {
     use crate::continuing::{VISITOR, continuing, first_visit, own_until};
-    let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-conversation").await;
+    let ([alpha, beta], mut servers) = nodes("cluster-reassert-conversation", ["alpha", "beta"], lease_of(3_000)).await;
     let store = &servers.store;
     let redis = &mut servers.redis;
     let mut ann = beta.agent("ann", &["general"], 1).await;
