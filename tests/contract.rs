@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use switchboard::core::bots::Outcome;
+use switchboard::core::bots::{Outcome, TakenOver};
 use switchboard::store::*;
 
 // ---------- fixtures ----------
@@ -3995,52 +3995,76 @@ contract!(
 );
 
 /// A conversation a bot opened reads as resolved by the bot while the bot keeps it, and as
-/// handed over once the bot hands it to the line (read again after the hand-over: a
-/// backend's cache of the day never keeps the old outcome); one a person opened has none.
+/// handed over once a person takes it from the line the bot handed it to, with when the
+/// customer began to wait for a person and when the person took it (read again after the
+/// hand-over: a backend's cache of the day never keeps the old outcome); one handed to a
+/// line nobody took it from stays the bot's; one a person opened has none. A bot's lines
+/// are no person's first line.
 async fn report_facts_say_what_a_bot_did(store: &dyn Store) {
     const DAY: Millis = 86_400_000;
     let t0 = 20_010 * DAY;
+    let by_bot = |conv: &str, seq: u64, at: Millis| {
+        let mut message = ArchivedMessage::plain(msg_id(conv, seq), seq, Side::Agent, "the bot's line", at);
+        message.via = Some(Via::Bot);
+        ArchiveEvent::Message {
+            conversation_id: conv.to_string(),
+            message,
+        }
+    };
     store
         .archive(&[
             open("k1", Some("sales"), "bot:Faq", t0 + 1_000),
             close("k1", EndReason::Ended, t0 + 5_000),
             open("k2", Some("sales"), "bot:Faq", t0 + 2_000),
+            by_bot("k2", 1, t0 + 2_500),
             open("k3", Some("sales"), "a1", t0 + 3_000),
+            open("k4", Some("sales"), "bot:Faq", t0 + 4_000),
         ])
         .await
         .unwrap();
-    let outcomes = |facts: ReportFacts| -> Vec<(String, Option<Outcome>)> {
+    let outcomes = |facts: ReportFacts| -> Vec<(String, Option<Outcome>, Option<Millis>)> {
         facts
             .sorted()
             .conversations
             .into_iter()
-            .map(|c| (c.id, c.bot))
+            .map(|c| (c.id, c.bot, c.first_agent_at))
             .collect()
     };
     let before = outcomes(store.report_facts(t0, t0 + DAY).await.unwrap());
+    let kept = Some(Outcome::ResolvedByBot);
     assert_eq!(
         before,
         [
-            ("k1".to_string(), Some(Outcome::ResolvedByBot)),
-            ("k2".to_string(), Some(Outcome::ResolvedByBot)),
-            ("k3".to_string(), None),
+            ("k1".to_string(), kept, None),
+            ("k2".to_string(), kept, None),
+            ("k3".to_string(), None, None),
+            ("k4".to_string(), kept, None),
         ]
     );
-    // The bot hands k2 over to the sales line; a1 takes it from there.
+    // The bot hands k2 over to the sales line; a1 takes it from there and writes. The bot
+    // hands k4 to the line too, and nobody takes it (the customer left).
     store
         .archive(&[
-            transferred(&transfer("k2", t0 + 10_000, 2, "bot:Faq", None, Some("sales"))),
-            transferred(&transfer("k2", t0 + 20_000, 2, "bot:Faq", Some("a1"), Some("sales"))),
+            transferred(&transfer("k2", t0 + 10_000, 1, "bot:Faq", None, Some("sales"))),
+            transferred(&transfer("k2", t0 + 20_000, 1, "bot:Faq", Some("a1"), Some("sales"))),
+            line("k2", 2, Side::Agent, "a person", t0 + 26_000),
+            transferred(&transfer("k4", t0 + 11_000, 0, "bot:Faq", None, Some("sales"))),
+            close("k4", EndReason::Disconnect, t0 + 30_000),
         ])
         .await
         .unwrap();
     let after = outcomes(store.report_facts(t0, t0 + DAY).await.unwrap());
+    let taken = TakenOver {
+        waited_from: t0 + 10_000,
+        taken_at: t0 + 20_000,
+    };
     assert_eq!(
         after,
         [
-            ("k1".to_string(), Some(Outcome::ResolvedByBot)),
-            ("k2".to_string(), Some(Outcome::HandedOver)),
-            ("k3".to_string(), None),
+            ("k1".to_string(), kept, None),
+            ("k2".to_string(), Some(Outcome::HandedOver(taken)), Some(t0 + 26_000)),
+            ("k3".to_string(), None, None),
+            ("k4".to_string(), kept, None),
         ]
     );
 }

@@ -255,23 +255,57 @@ impl ReplyClock {
 /// How a bot's conversation ended, for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// The bot had it and never handed it on.
+    /// The bot had it and never handed it to a person.
     ResolvedByBot,
-    /// The bot handed it to people.
-    HandedOver,
+    /// The bot handed it over and a person took it: the person is measured from then.
+    HandedOver(TakenOver),
 }
 
-/// A conversation's outcome from its archived agent ids: the one it opened with and
-/// the ones it was handed on from. `None` when no bot opened it.
-pub fn outcome<'a>(opened_by: &str, handed_on_from: impl IntoIterator<Item = &'a str>) -> Option<Outcome> {
+/// When the person who took a conversation over from its bot is measured from (ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TakenOver {
+    /// When the customer began to wait for a person: the bot's hand-on to the line.
+    pub waited_from: i64,
+    /// When a person took it.
+    pub taken_at: i64,
+}
+
+/// One hand-on of a conversation as the archive keeps it: when, from which agent id, to
+/// which (`None`: to a category's line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandOn<'a> {
+    pub at: i64,
+    pub from: &'a str,
+    pub to: Option<&'a str>,
+}
+
+/// A conversation's bot outcome from the agent it has now, its pairing and its hand-ons
+/// (any order); `None` when no bot opened it. It opened with the earliest hand-on's
+/// giver, or, never handed on, with the agent it has now. It is handed over once a bot
+/// handed it to a person (a person taking it from the line the bot put it in is such a
+/// hand-on); a bot's hand-on to a line nobody took it from leaves it the bot's (the
+/// customer left the line). The person is measured from the bot's last hand-on to a line
+/// before they took it (from the bot's pairing when none is kept: an archive written
+/// before those were).
+pub fn outcome(agent_now: &str, paired_at: i64, hand_ons: &[HandOn<'_>]) -> Option<Outcome> {
+    let opened_by = hand_ons.iter().min_by_key(|h| h.at).map_or(agent_now, |h| h.from);
     if !is_bot_id(opened_by) {
         return None;
     }
-    Some(if handed_on_from.into_iter().any(is_bot_id) {
-        Outcome::HandedOver
-    } else {
-        Outcome::ResolvedByBot
-    })
+    let to_a_person = |h: &&HandOn<'_>| is_bot_id(h.from) && h.to.is_some_and(|to| !is_bot_id(to));
+    let Some(taken) = hand_ons.iter().filter(to_a_person).min_by_key(|h| h.at) else {
+        return Some(Outcome::ResolvedByBot);
+    };
+    let waited_from = hand_ons
+        .iter()
+        .filter(|h| is_bot_id(h.from) && h.to.is_none() && h.at <= taken.at)
+        .map(|h| h.at)
+        .max()
+        .unwrap_or(paired_at);
+    Some(Outcome::HandedOver(TakenOver {
+        waited_from,
+        taken_at: taken.at,
+    }))
 }
 
 /// The longest bot name: as long as a person's display name. One limit wherever a bot
@@ -385,9 +419,38 @@ mod tests {
         assert_eq!(bot_agent_id("Faq"), "bot:Faq");
         assert!(is_bot_id("bot:Faq"));
         assert!(!is_bot_id("0190a6d2-0000-7000-8000-000000000000"));
-        assert_eq!(outcome("agent-1", ["bot:Faq"]), None);
-        assert_eq!(outcome("bot:Faq", []), Some(Outcome::ResolvedByBot));
-        assert_eq!(outcome("bot:Faq", ["bot:Faq"]), Some(Outcome::HandedOver));
+    }
+
+    fn hand_on(at: i64, from: &'static str, to: Option<&'static str>) -> HandOn<'static> {
+        HandOn { at, from, to }
+    }
+
+    #[test]
+    fn a_person_taking_over_from_a_bot_is_measured_from_its_hand_over() {
+        // A person's conversation, handed to a colleague: no bot in it.
+        assert_eq!(outcome("ann", 10, &[hand_on(20, "bob", Some("ann"))]), None);
+        // The bot kept it, or put it in a line nobody took it from.
+        assert_eq!(outcome("bot:Faq", 10, &[]), Some(Outcome::ResolvedByBot));
+        let left_the_line = [hand_on(20, "bot:Faq", None)];
+        assert_eq!(outcome("bot:Faq", 10, &left_the_line), Some(Outcome::ResolvedByBot));
+        // Handed to the line at 20, taken by Ann at 50, then by Bob at 90: Ann at 20..50.
+        let taken = [
+            hand_on(90, "ann", Some("bob")),
+            hand_on(50, "bot:Faq", Some("ann")),
+            hand_on(20, "bot:Faq", None),
+        ];
+        let ann = TakenOver {
+            waited_from: 20,
+            taken_at: 50,
+        };
+        assert_eq!(outcome("bob", 10, &taken), Some(Outcome::HandedOver(ann)));
+        // An archive without the hand-on to the line: measured from the bot's pairing.
+        let unrecorded = [hand_on(50, "bot:Faq", Some("ann"))];
+        let from_pairing = TakenOver {
+            waited_from: 10,
+            taken_at: 50,
+        };
+        assert_eq!(outcome("ann", 10, &unrecorded), Some(Outcome::HandedOver(from_pairing)));
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //!   period) before any agent served them, counted on the day they left;
 //! - **wait**: paired − queued; **first response**: the agent's first message − paired
 //!   (conversations without one are left out of it, and counted as `unanswered`);
-//!   **handle time**: ended − paired, over conversations ended;
+//!   **handle time**: ended − paired, over conversations ended; for a conversation a
+//!   person took over from its bot, "queued" is the hand-over and "paired" the person's
+//!   taking it, and a bot's lines are no agent's message ([`durations`]); one its bot
+//!   kept is never `unanswered`;
 //! - percentiles by the nearest-rank method: the p-th percentile of n sorted values is the
 //!   value at rank ⌈p × n / 100⌉ (1-based), so it is always a value that occurred; the
 //!   median is the 50th;
@@ -82,6 +85,32 @@ pub struct OfflineFact {
     pub category: String,
     /// Once handled: who handled it (id, name) and how long after it was left, when known.
     pub handled: Option<(String, String, Option<i64>)>,
+}
+
+/// A conversation's times (ms since the epoch) as the archive keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Times {
+    pub queued_at: i64,
+    pub paired_at: i64,
+    /// A person's first line (a bot's are not one).
+    pub first_agent_at: Option<i64>,
+    pub ended_at: Option<i64>,
+}
+
+/// Its wait, first response and handle time (ms): from its pairing, or, for a conversation
+/// a person took over from its bot, from the hand-over: the person's wait from when the
+/// bot put the customer in the line, their first response and handle time from when they
+/// took it.
+pub fn durations(times: Times, bot: Option<Outcome>) -> (i64, Option<i64>, Option<i64>) {
+    let (queued_at, paired_at) = match bot {
+        Some(Outcome::HandedOver(taken)) => (taken.waited_from, taken.taken_at),
+        _ => (times.queued_at, times.paired_at),
+    };
+    (
+        paired_at - queued_at,
+        times.first_agent_at.map(|at| at - paired_at),
+        times.ended_at.map(|at| at - paired_at),
+    )
 }
 
 /// The middle and the 90th percentile of a set of durations (ms); `None` when empty.
@@ -204,9 +233,11 @@ impl Tally {
     fn conversation(&mut self, c: &ConversationFact) {
         self.conversations += 1;
         self.waits.push(c.wait_ms.max(0));
-        match c.first_response_ms {
-            Some(ms) => self.first_responses.push(ms.max(0)),
-            None => self.unanswered += 1,
+        match (c.first_response_ms, c.bot) {
+            (Some(ms), _) => self.first_responses.push(ms.max(0)),
+            // Its bot answered it: no person was to.
+            (None, Some(Outcome::ResolvedByBot)) => {}
+            (None, _) => self.unanswered += 1,
         }
         if let Some(ms) = c.handle_ms {
             self.handles.push(ms.max(0));
@@ -224,7 +255,7 @@ impl Tally {
         }
         match c.bot {
             Some(Outcome::ResolvedByBot) => self.bot_resolved += 1,
-            Some(Outcome::HandedOver) => self.bot_handed_over += 1,
+            Some(Outcome::HandedOver(_)) => self.bot_handed_over += 1,
             None => {}
         }
     }

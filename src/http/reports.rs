@@ -379,6 +379,13 @@ fn compute(
                 Some(_) => None,
                 None => c.ended_at.map(|at| at - c.paired_at),
             };
+            let times = reports::Times {
+                queued_at: c.queued_at,
+                paired_at: c.paired_at,
+                first_agent_at: c.first_agent_at,
+                ended_at: c.ended_at,
+            };
+            let (wait_ms, first_response_ms, handle_ms) = reports::durations(times, c.bot);
             (in_category && labelled).then(|| ConversationFact {
                 resolved,
                 reopened: record.is_some_and(|r| r.reopens > 0),
@@ -387,9 +394,9 @@ fn compute(
                 bot: c.bot,
                 day: day(c.paired_at),
                 category: cat,
-                wait_ms: c.paired_at - c.queued_at,
-                first_response_ms: c.first_agent_at.map(|at| at - c.paired_at),
-                handle_ms: c.ended_at.map(|at| at - c.paired_at),
+                wait_ms,
+                first_response_ms,
+                handle_ms,
                 score: c.rating.map(|(scale, score)| match scale {
                     RatingScale::Stars => Score::Stars(score),
                     RatingScale::Thumbs if score >= 1 => Score::ThumbUp,

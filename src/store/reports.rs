@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 
 use super::{Millis, RatingScale, StoreResult};
-use crate::core::bots::Outcome;
+use crate::core::bots::{HandOn, Outcome};
 
 /// A customer who left a category's line (or did not come back within the grace period)
 /// before any agent served them.
@@ -34,12 +34,13 @@ pub struct ConversationFacts {
     pub agent_name: String,
     pub queued_at: Millis,
     pub paired_at: Millis,
-    /// When its agent (any agent of it) first wrote.
+    /// When a person (any agent of it; not its bot) first wrote.
     pub first_agent_at: Option<Millis>,
     pub ended_at: Option<Millis>,
     pub rating: Option<(RatingScale, u8)>,
-    /// Whether a bot opened it, and if so whether the bot kept it or handed it over
-    /// (read from who it opened with and who handed it on: see [`bot_outcome`]).
+    /// Whether a bot opened it, and if so whether the bot kept it or handed it over, and
+    /// when the person took it (read from who it opened with and who handed it on to whom:
+    /// see [`bot_outcome`]).
     pub bot: Option<Outcome>,
 }
 
@@ -76,22 +77,26 @@ impl ReportFacts {
     }
 }
 
-/// A conversation's bot outcome from its agent now and its transfers (`(at, from)`, any
-/// order): it opened with the first transfer's giver, or, never transferred, with the
-/// agent it has now.
-pub(crate) fn bot_outcome<'a>(agent_now: &'a str, transfers: &[(Millis, &'a str)]) -> Option<Outcome> {
-    let opened_by = transfers
-        .iter()
-        .min_by_key(|(at, _)| *at)
-        .map_or(agent_now, |(_, from)| *from);
-    crate::core::bots::outcome(opened_by, transfers.iter().map(|(_, from)| *from))
+/// A conversation's bot outcome ([`crate::core::bots::outcome`]) from its agent now, its
+/// pairing and its transfers as `(at, from agent id, to agent id)`.
+pub(crate) fn bot_outcome<'a>(
+    agent_now: &str,
+    paired_at: Millis,
+    transfers: impl IntoIterator<Item = (Millis, &'a str, Option<&'a str>)>,
+) -> Option<Outcome> {
+    let hand_ons: Vec<HandOn<'a>> = transfers
+        .into_iter()
+        .map(|(at, from, to)| HandOn { at, from, to })
+        .collect();
+    crate::core::bots::outcome(agent_now, paired_at, &hand_ons)
 }
 
-/// The first agent message's time among `messages`.
+/// The first line a person wrote among `messages`: an agent's, not a bot's (a bot's line
+/// answers nobody for the person who takes its conversation over).
 pub(crate) fn first_agent_at<'a>(messages: impl IntoIterator<Item = &'a super::ArchivedMessage>) -> Option<Millis> {
     messages
         .into_iter()
-        .filter(|m| m.from == super::Side::Agent)
+        .filter(|m| m.from == super::Side::Agent && m.via != Some(super::Via::Bot))
         .map(|m| m.at)
         .min()
 }

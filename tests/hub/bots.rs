@@ -462,6 +462,58 @@ async fn reports_separate_conversations_the_bot_resolved_from_those_it_handed_ov
     assert_eq!(counts(&agent_row("ANN")), (Some(0), Some(1)));
 }
 
+/// The person who takes a conversation its bot handed over is measured from the hand-over,
+/// not from the bot's pairing: their wait from when the customer went to the line to when
+/// they took it, their first response from then to their own first line. The bot's lines
+/// answer nobody for them (before, the bot's instant line was the person's first response
+/// and the customer's wait ended when the bot took them).
+#[tokio::test]
+async fn a_person_who_takes_over_from_a_bot_is_measured_from_the_hand_over() {
+    let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
+    // Eve's conversation the bot hands over at once, Ann takes it and never writes.
+    let mut eve = hub.customer("Eve", "general").await;
+    let eves = eve.chat_started().await;
+    bot.next_of("conversation").await;
+    bot.say_in(&eves, "Let me find someone", "b1").await;
+    bot.send(json!({"type": "handover", "chat_id": eves})).await;
+    assert_eq!(ann.next_of("chat_started").await["chat_id"], eves.as_str());
+    // Dora's the bot answers and hands over while Ann is full: Dora waits for her.
+    let mut dora = hub.customer("Dora", "general").await;
+    let doras = dora.chat_started().await;
+    bot.next_of("conversation").await;
+    bot.say_in(&doras, "Let me find someone", "b2").await;
+    bot.send(json!({"type": "handover", "chat_id": doras})).await;
+    dora.next_of("queued").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    ann.send(json!({"type": "end_chat", "chat_id": eves})).await;
+    let taken = ann
+        .next_matching(|f| f["type"] == "chat_started" && f["chat_id"] == doras.as_str())
+        .await;
+    assert_eq!(taken["transfer"]["from_name"], "Faq");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ann.say_in(&doras, "Hello Dora, Ann here", "a1").await;
+    ann.send(json!({"type": "end_chat", "chat_id": doras})).await;
+    dora.next_of("chat_ended").await;
+
+    let report = report_once(&admin, |r| r["totals"]["bot_handed_over"] == 2).await;
+    let ann_row = report["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent_name"] == "ANN")
+        .cloned()
+        .unwrap_or_else(|| panic!("no row for Ann: {report}"));
+    let ms = |key: &str| ann_row[key].as_i64().unwrap_or_else(|| panic!("{key}: {ann_row}"));
+    assert_eq!(ann_row["conversations"], 2, "{ann_row}");
+    // Eve's: Ann never wrote; the bot's line is not hers.
+    assert_eq!(ann_row["unanswered"], 1, "{ann_row}");
+    // Dora's: one first response, Ann's own, at least 300 ms after she took it.
+    assert!(ms("first_response_median_ms") >= 300, "{ann_row}");
+    // Dora waited at least 400 ms for a person (the longer of the two waits).
+    assert!(ms("wait_p90_ms") >= 400, "{ann_row}");
+}
+
 /// A customer who came with a question (`join.message`) sends it as their first `message`
 /// once the chat starts, as the customer page does in any chat: the bot gets it once, as
 /// line 1, and the archive keeps it once (the hub recorded it as well, so it came twice).

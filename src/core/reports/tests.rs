@@ -237,13 +237,17 @@ fn reopen_rate_time_to_resolution_and_label_rows() {
 #[test]
 fn bot_outcomes_are_counted_per_day_agent_and_in_total() {
     use crate::core::bots::Outcome;
+    const TAKEN: crate::core::bots::TakenOver = crate::core::bots::TakenOver {
+        waited_from: 0,
+        taken_at: 0,
+    };
     let with = |day: &str, agent: &str, bot: Option<Outcome>| ConversationFact {
         bot,
         ..conv(day, "sales", agent, 0, None, None)
     };
     let facts = [
         with("2026-11-02", "bot:Faq", Some(Outcome::ResolvedByBot)),
-        with("2026-11-02", "ann", Some(Outcome::HandedOver)),
+        with("2026-11-02", "ann", Some(Outcome::HandedOver(TAKEN))),
         with("2026-11-03", "bot:Faq", Some(Outcome::ResolvedByBot)),
         with("2026-11-03", "ann", None),
     ];
@@ -264,4 +268,32 @@ fn bot_outcomes_are_counted_per_day_agent_and_in_total() {
         ),
         (2, 0, 1)
     );
+}
+
+/// A person who took a conversation over from its bot is measured from the hand-over; a
+/// conversation its bot kept has no person's first response and is never unanswered.
+#[test]
+fn a_bots_conversation_is_measured_for_the_person_from_the_hand_over() {
+    use crate::core::bots::{Outcome, TakenOver};
+    let times = Times {
+        queued_at: 1_000,
+        paired_at: 1_000,
+        first_agent_at: Some(9_000),
+        ended_at: Some(20_000),
+    };
+    let taken = TakenOver {
+        waited_from: 3_000,
+        taken_at: 7_000,
+    };
+    assert_eq!(
+        durations(times, Some(Outcome::HandedOver(taken))),
+        (4_000, Some(2_000), Some(13_000))
+    );
+    assert_eq!(durations(times, None), (0, Some(8_000), Some(19_000)));
+    let kept = ConversationFact {
+        bot: Some(Outcome::ResolvedByBot),
+        ..conv("2026-11-02", "sales", "bot:Faq", 0, None, None)
+    };
+    let r = report(&[kept], &[], &[]);
+    assert_eq!((r.totals.unanswered, r.totals.first_response.median_ms), (0, None));
 }

@@ -43,7 +43,9 @@ use crate::hub::delivery::{ConnId, Outbound, SenderCopy};
 use crate::hub::transcript::{Author, Stamped, Transcript};
 use crate::hub::{BotAct, BotLine, BotLogin, Command, ConnRole, after};
 use crate::protocol::{BotConversation, ClientFrame, From, Said, ServerFrame};
-use crate::store::{ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, EndReason, Side};
+use crate::store::{
+    ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, ConversationTransferred, EndReason, Side,
+};
 
 /// The close reason of a bot socket whose token was revoked.
 const TOKEN_REVOKED: &str = "token revoked";
@@ -739,6 +741,20 @@ impl HubState {
             (true, Handover::Unreachable) => format!("{bot} could not be reached."),
             (true, _) => format!("{bot} went offline."),
         };
+        // Kept as the bot's hand-on to the line: when the customer began to wait for a
+        // person, whom the reports measure from then.
+        self.archive
+            .push_message(ArchiveEvent::Transferred(ConversationTransferred {
+                id: id.to_string(),
+                at: now_ms(),
+                after_seq: transcript.last_seq(),
+                from_agent_id: rules::bot_agent_id(&bot),
+                from_agent_name: bot.clone(),
+                to_agent_id: None,
+                to_agent_name: None,
+                to_category: Some(category.0.to_string()),
+                note: note.clone(),
+            }));
         let continued = Continued {
             id: id.to_string(),
             category: category.clone(),

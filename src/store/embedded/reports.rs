@@ -153,10 +153,10 @@ impl ReportStore for EmbeddedStore {
                     };
                     let bot = crate::store::reports::bot_outcome(
                         &rec.opened.agent_id,
-                        &rec.transfers
+                        rec.opened.paired_at,
+                        rec.transfers
                             .iter()
-                            .map(|t| (t.at, t.from_agent_id.as_str()))
-                            .collect::<Vec<_>>(),
+                            .map(|t| (t.at, t.from_agent_id.as_str(), t.to_agent_id.as_deref())),
                     );
                     conversations.push(ConversationFacts {
                         id: id.to_string(),

@@ -25,10 +25,10 @@ impl ReportStore for MemoryStore {
                     rating: s.ratings.get(&c.opened.id).map(|r| (r.scale, r.score)),
                     bot: crate::store::reports::bot_outcome(
                         &c.opened.agent_id,
-                        &c.transfers
+                        c.opened.paired_at,
+                        c.transfers
                             .iter()
-                            .map(|t| (t.at, t.from_agent_id.as_str()))
-                            .collect::<Vec<_>>(),
+                            .map(|t| (t.at, t.from_agent_id.as_str(), t.to_agent_id.as_deref())),
                     ),
                 })
                 .collect();

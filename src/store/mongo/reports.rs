@@ -52,7 +52,7 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use super::{IN_CHUNK, MongoStore, all, index, unavailable};
-use crate::core::bots::Outcome;
+use crate::core::bots::{Outcome, TakenOver};
 use crate::store::{ConversationFacts, Millis, QueueAbandoned, RatingScale, ReportFacts, ReportStore, StoreResult};
 
 const DAY_MS: i64 = 86_400_000;
@@ -83,25 +83,42 @@ struct Entry {
     /// cached before it was kept) no bot.
     #[serde(default, skip_serializing_if = "is_zero")]
     b: u8,
+    /// Handed over: when the customer began to wait for a person, and when a person took
+    /// it (absent in a day cached before they were kept: the bot's pairing, both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    w: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<Millis>,
 }
 
 fn is_zero(b: &u8) -> bool {
     *b == 0
 }
 
-fn bot_code(outcome: Option<Outcome>) -> u8 {
-    match outcome {
-        None => 0,
-        Some(Outcome::ResolvedByBot) => 1,
-        Some(Outcome::HandedOver) => 2,
+impl Entry {
+    /// Keeps `outcome` in `b`, `w` and `t`.
+    fn with_bot(mut self, outcome: Option<Outcome>) -> Self {
+        self.b = match outcome {
+            None => 0,
+            Some(Outcome::ResolvedByBot) => 1,
+            Some(Outcome::HandedOver(taken)) => {
+                self.w = Some(taken.waited_from);
+                self.t = Some(taken.taken_at);
+                2
+            }
+        };
+        self
     }
-}
 
-fn bot_of(code: u8) -> Option<Outcome> {
-    match code {
-        1 => Some(Outcome::ResolvedByBot),
-        2 => Some(Outcome::HandedOver),
-        _ => None,
+    fn bot(&self) -> Option<Outcome> {
+        match self.b {
+            1 => Some(Outcome::ResolvedByBot),
+            2 => Some(Outcome::HandedOver(TakenOver {
+                waited_from: self.w.unwrap_or(self.p),
+                taken_at: self.t.unwrap_or(self.p),
+            })),
+            _ => None,
+        }
     }
 }
 
@@ -155,7 +172,8 @@ struct FactsDoc {
     first_agent_at: Option<Millis>,
     #[serde(default)]
     closed: Option<ClosedAt>,
-    /// Only `at` and `from_agent_id` (projected): who it opened with and who handed it on.
+    /// Only `at`, `from_agent_id` and `to_agent_id` (projected): who it opened with, who
+    /// handed it on, to whom.
     #[serde(default)]
     transfers: Vec<TransferFrom>,
 }
@@ -164,6 +182,8 @@ struct FactsDoc {
 struct TransferFrom {
     at: Millis,
     from_agent_id: String,
+    #[serde(default)]
+    to_agent_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,19 +202,23 @@ struct AbandonedDoc {
 
 fn projection() -> Document {
     doc! {"category": 1, "agent_id": 1, "agent_name": 1, "queued_at": 1, "paired_at": 1,
-    "first_agent_at": 1, "closed.ended_at": 1, "transfers.at": 1, "transfers.from_agent_id": 1}
+    "first_agent_at": 1, "closed.ended_at": 1, "transfers.at": 1, "transfers.from_agent_id": 1,
+    "transfers.to_agent_id": 1}
 }
 
 impl FactsDoc {
     fn entry(self) -> Entry {
-        let from: Vec<(Millis, &str)> = self
-            .transfers
-            .iter()
-            .map(|t| (t.at, t.from_agent_id.as_str()))
-            .collect();
-        let b = bot_code(crate::store::reports::bot_outcome(&self.agent_id, &from));
+        let bot = crate::store::reports::bot_outcome(
+            &self.agent_id,
+            self.paired_at,
+            self.transfers
+                .iter()
+                .map(|t| (t.at, t.from_agent_id.as_str(), t.to_agent_id.as_deref())),
+        );
         Entry {
-            b,
+            b: 0,
+            w: None,
+            t: None,
             i: self.id,
             c: self.category,
             a: self.agent_id,
@@ -206,6 +230,7 @@ impl FactsDoc {
             s: None,
             r: None,
         }
+        .with_bot(bot)
     }
 }
 
@@ -508,6 +533,7 @@ impl MongoStore {
             .flat_map(|h| h.entries.into_values())
             .filter(|e| from <= e.p && e.p < to)
             .map(|e| ConversationFacts {
+                bot: e.bot(),
                 rating: e.s.zip(e.r.map(|r| r.clamp(0, 255) as u8)),
                 id: e.i,
                 category: e.c,
@@ -517,7 +543,6 @@ impl MongoStore {
                 paired_at: e.p,
                 first_agent_at: e.f,
                 ended_at: e.e,
-                bot: bot_of(e.b),
             })
             .collect())
     }
