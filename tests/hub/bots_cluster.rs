@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use switchboard::store::{ConversationStatus, EndReason, Side};
 
@@ -116,9 +116,26 @@ async fn a_webhook_bots_answers_at_another_node_reach_the_customer_and_hand_over
 }
 
 /// Waits for `chat` to be archived with the three lines both bots' tests exchange (the
-/// bot's marked) and the bot's hand-over `note`.
+/// bot's marked), the bot's hand-over `note`, and its two hand-ons: the bot's to the line
+/// (archived by the customer's node) and the bot's to Ann (by the node that paired her),
+/// which the reports measure Ann from.
 async fn archived_with_note(api: &Api, chat: &str, note: &str) {
-    let archived = wait_archived(api, chat, 3).await;
+    wait_archived(api, chat, 3).await;
+    let mut archived = Value::Null;
+    for _ in 0..100 {
+        archived = api.get(&format!("/api/conversations/{chat}")).await.1;
+        if archived["transfers"].as_array().is_some_and(|t| t.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hand_ons: Vec<(&str, Option<&str>)> = archived["transfers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no transfers: {archived}"))
+        .iter()
+        .map(|t| (t["from_agent_id"].as_str().unwrap(), t["to_agent_name"].as_str()))
+        .collect();
+    assert_eq!(hand_ons, [("bot:Faq", None), ("bot:Faq", Some("ANN"))], "{archived}");
     let lines: Vec<(&str, &str)> = archived["messages"]
         .as_array()
         .unwrap()
