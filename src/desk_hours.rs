@@ -10,7 +10,10 @@
 //! nodes agreeing cost nothing. An admin's change is applied at once by the node that took
 //! it (the same call, forced); the other nodes agree at their next tick. Every
 //! [`FORCE_EVERY`] ticks the keeper hands over every category, so a change lost on the way
-//! (Redis away at that moment) is made good.
+//! (Redis away at that moment) is made good. Each hand-over carries when its hours were
+//! read ([`Wanted::read_at`]), and the routing applies no reading older than the one in
+//! force: a keeper's read that an admin's change on another node overtook between the read
+//! and the hand-over opened the category again until the admin's node's next tick.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -160,11 +163,24 @@ pub fn wanted(doc: &HoursDoc, settings: &Settings, now: Timestamp) -> HashMap<St
         .collect()
 }
 
-/// Every known category's wanted state now (open unless its hours say otherwise).
-pub async fn wanted_now(store: &SharedStore, settings: &Settings) -> StoreResult<Vec<(String, bool)>> {
+/// Every known category's wanted state (open unless its hours say otherwise), and when it
+/// was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub categories: Vec<(String, bool)>,
+    /// The node's clock (ms) before the hours were read: the routing applies no reading
+    /// older than the one in force, so a read that an admin's change (stored after it
+    /// began) or another node's newer reading overtook changes nothing. Nodes' clocks
+    /// differ by their skew, which orders readings that close together by those clocks.
+    pub read_at: u64,
+}
+
+/// Every known category's wanted state now.
+pub async fn wanted_now(store: &SharedStore, settings: &Settings) -> StoreResult<Wanted> {
+    let read_at = u64::try_from(crate::clock::now_ms()).unwrap_or(0);
     let doc = load(store).await?;
     let wanted = wanted(&doc, settings, Timestamp::now());
-    Ok(store
+    let categories = store
         .categories()
         .await?
         .into_iter()
@@ -172,7 +188,8 @@ pub async fn wanted_now(store: &SharedStore, settings: &Settings) -> StoreResult
             let open = wanted.get(&c.id).copied().unwrap_or(true);
             (c.id, open)
         })
-        .collect())
+        .collect();
+    Ok(Wanted { categories, read_at })
 }
 
 /// The keeper: each tick, the categories whose wanted state (open or closed, and routing
@@ -207,13 +224,17 @@ pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: H
             }
             Err(e) => tracing::warn!(error = %e, "could not read the routing modes; categories keep theirs"),
         }
-        let changed: Vec<(String, bool)> = now
-            .iter()
-            .filter(|(c, open)| force || last.get(c) != Some(open))
-            .cloned()
-            .collect();
-        last = now.into_iter().collect();
-        if !changed.is_empty() && hub.open_categories(changed).await.is_err() {
+        let changed = Wanted {
+            categories: now
+                .categories
+                .iter()
+                .filter(|(c, open)| force || last.get(c) != Some(open))
+                .cloned()
+                .collect(),
+            read_at: now.read_at,
+        };
+        last = now.categories.into_iter().collect();
+        if !changed.categories.is_empty() && hub.open_categories(changed).await.is_err() {
             return;
         }
     }

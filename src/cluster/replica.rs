@@ -60,8 +60,9 @@ pub enum RoutingOp {
     SetAvailable(AgentId, bool),
     /// The agent's status and, when away, their reason.
     SetStatus(AgentId, AgentStatus, Option<String>),
-    /// A category opens (`true`) or closes: its hours, applied by a node's clock.
-    SetCategoryOpen(CategoryId, bool),
+    /// A category opens (`true`) or closes: its hours, applied by a node's clock, and when
+    /// that state was read (ms).
+    SetCategoryOpen(CategoryId, bool, u64),
     /// How a category's customers reach agents, and when that mode was stored (ms).
     SetCategoryMode(CategoryId, RoutingMode, u64),
     AcceptOffer(AgentId, OfferId),
@@ -175,7 +176,14 @@ impl RoutingOp {
                 },
                 a.get(2).filter(|r| !r.is_empty()).cloned(),
             ),
-            "set_category_open" => Self::SetCategoryOpen(CategoryId::from(arg(0)?.as_str()), arg(1)? == "1"),
+            "set_category_open" => Self::SetCategoryOpen(
+                CategoryId::from(arg(0)?.as_str()),
+                arg(1)? == "1",
+                match a.get(2) {
+                    Some(_) => number(2)?,
+                    None => 0,
+                },
+            ),
             "set_category_mode" => Self::SetCategoryMode(
                 CategoryId::from(arg(0)?.as_str()),
                 RoutingMode::from_word(arg(1)?).ok_or_else(bad)?,
@@ -254,7 +262,7 @@ impl RoutingOp {
             Self::AgentOffline(a) => core.agent_offline(a, out),
             Self::SetAvailable(a, available) => core.set_available(a, *available, out)?,
             Self::SetStatus(a, status, reason) => core.set_status(a, *status, reason.clone(), out)?,
-            Self::SetCategoryOpen(c, open) => core.set_category_open(c, *open, out)?,
+            Self::SetCategoryOpen(c, open, read_at) => core.set_category_open(c, *open, *read_at, out)?,
             Self::SetCategoryMode(c, mode, set_at) => core.set_category_mode(c, *mode, *set_at, out)?,
             Self::AcceptOffer(a, offer) => core.accept_offer(a, *offer, out)?,
             Self::DeclineOffer(a, offer) => core.decline_offer(a, *offer, out)?,
@@ -343,7 +351,7 @@ impl RoutingOp {
             Self::AgentOffline(a) => redis.agent_offline(a).await,
             Self::SetAvailable(a, available) => redis.set_available(a, *available).await,
             Self::SetStatus(a, status, reason) => redis.set_status(a, *status, reason.as_deref()).await,
-            Self::SetCategoryOpen(c, open) => redis.set_category_open(c, *open).await,
+            Self::SetCategoryOpen(c, open, read_at) => redis.set_category_open(c, *open, *read_at).await,
             Self::SetCategoryMode(c, mode, set_at) => redis.set_category_mode(c, *mode, *set_at).await,
             Self::AcceptOffer(a, offer) => redis.accept_offer(a, *offer).await,
             Self::DeclineOffer(a, offer) => redis.decline_offer(a, *offer).await,

@@ -153,10 +153,16 @@ fn encode(state: &RoutingState) -> String {
         .iter()
         .map(|(c, at)| json!([c.as_str(), at.to_string()]))
         .collect();
+    let open_set_at: Vec<_> = state
+        .open_set_at
+        .iter()
+        .map(|(c, at)| json!([c.as_str(), at.to_string()]))
+        .collect();
     json!({
         "closed": closed,
         "offer_mode": offer_mode,
         "mode_set_at": mode_set_at,
+        "open_set_at": open_set_at,
         "offers": offers,
         "counter": state.counter.to_string(),
         "room": state.pairing_room.map(|r| r.to_string()).unwrap_or_default(),
@@ -210,6 +216,9 @@ pub fn decode(json: &str) -> Result<RoutingState, MalformedReply> {
     }
     for m in list(&value["mode_set_at"]) {
         state.mode_set_at.push((CategoryId::from(text(&m[0])?), number(&m[1])?));
+    }
+    for m in list(&value["open_set_at"]) {
+        state.open_set_at.push((CategoryId::from(text(&m[0])?), number(&m[1])?));
     }
     for c in list(&value["customers"]) {
         state.customers.push(StateCustomer {
@@ -431,6 +440,7 @@ mod tests {
             closed: vec![CategoryId("returns".into())],
             offer_mode: vec![CategoryId("general".into()), CategoryId("returns".into())],
             mode_set_at: vec![(CategoryId("general".into()), 1_795_896_214_055)],
+            open_set_at: vec![(CategoryId("returns".into()), 1_795_896_214_056)],
             offers: vec![StateOffer {
                 id: OfferId(15),
                 customer: CustomerId(13),

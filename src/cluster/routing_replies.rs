@@ -439,6 +439,10 @@ pub fn parse_snapshot(json: &str) -> Result<RoutingSnapshot, MalformedReply> {
         let m = list(entry)?;
         state.mode_set_at.push((category(m, 0)?, id(m, 1)?));
     }
+    for entry in list(field("open_set_at")?)? {
+        let m = list(entry)?;
+        state.open_set_at.push((category(m, 0)?, id(m, 1)?));
+    }
     for entry in list(field("offers")?)? {
         let o = list(entry)?;
         state.offers.push(StateOffer {

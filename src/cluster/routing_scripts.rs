@@ -386,9 +386,19 @@ impl RedisRouting {
         self.apply(Transition::SetStatus, &args).await
     }
 
-    pub async fn set_category_open(&self, category: &CategoryId, open: bool) -> Result<Applied, ClusterRoutingError> {
-        self.apply(Transition::SetCategoryOpen, &[&category.0, flag(open)])
-            .await
+    /// Opens or closes `category`, as its hours were read at `read_at` (ms; an older read
+    /// than the state in force changes nothing).
+    pub async fn set_category_open(
+        &self,
+        category: &CategoryId,
+        open: bool,
+        read_at: u64,
+    ) -> Result<Applied, ClusterRoutingError> {
+        self.apply(
+            Transition::SetCategoryOpen,
+            &[&category.0, flag(open), &read_at.to_string()],
+        )
+        .await
     }
 
     /// How `category`'s customers reach agents: `assign` or `offer`, as stored at `set_at`

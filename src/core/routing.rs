@@ -526,6 +526,10 @@ pub struct Routing {
     /// epoch; 0 when it was stored without one): a mode read before a newer one was stored
     /// changes nothing ([`Routing::set_category_mode`]).
     mode_set_at: BTreeMap<CategoryId, u64>,
+    /// When each category's open or closed state in force was read from its hours (the
+    /// adapter's stamp, ms since the epoch; 0 without one): a state read before it changes
+    /// nothing ([`Routing::set_category_open`]).
+    open_set_at: BTreeMap<CategoryId, u64>,
     /// The offers standing, each of one waiting customer to one agent.
     offers: BTreeMap<OfferId, Offer>,
     /// The conversations customers continue now, each with its one live customer.
@@ -643,6 +647,7 @@ impl Routing {
         self.closed.remove(category);
         self.offer_mode.remove(category);
         self.mode_set_at.remove(category);
+        self.open_set_at.remove(category);
         self.dirty.remove(category);
         out.push(Decision::WaitingChanged {
             category: category.clone(),
@@ -1133,18 +1138,28 @@ impl Routing {
 
     // ---- opening hours ------------------------------------------------------
 
-    /// Opens or closes a category (its hours, applied by the adapter's clock). Closing keeps
-    /// those waiting in line, unpaired; opening pairs them at once where agents are free.
-    /// Setting the state it already has changes nothing and decides nothing.
+    /// Opens or closes a category (its hours, applied by the adapter's clock), as read at
+    /// `read_at` (the adapter's stamp). Closing keeps those waiting in line, unpaired;
+    /// opening pairs them at once where agents are free. Setting the state it already has
+    /// changes nothing and decides nothing; neither does a state read before the one in
+    /// force: every node hands over the states it reads, and a read that an admin's newer
+    /// change (or another node's newer reading of the clock) overtook on its way must not
+    /// undo it.
     pub fn set_category_open(
         &mut self,
         category: &CategoryId,
         open: bool,
+        read_at: u64,
         out: &mut Vec<Decision>,
     ) -> Result<(), RoutingError> {
         if !self.queues.contains_key(category) {
             return Err(RoutingError::UnknownCategory);
         }
+        let in_force = self.open_set_at.entry(category.clone()).or_default();
+        if read_at < *in_force {
+            return Ok(());
+        }
+        *in_force = read_at;
         let changed = if open {
             self.closed.remove(category)
         } else {

@@ -42,6 +42,7 @@ async fn view(state: &AppState) -> Result<ChatHoursView, ApiError> {
     let doc = desk_hours::load(&state.store).await?;
     let open_now = desk_hours::wanted_now(&state.store, &state.settings)
         .await?
+        .categories
         .into_iter()
         .map(|(category, open)| OpenNow { category, open })
         .collect();

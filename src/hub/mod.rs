@@ -387,9 +387,11 @@ pub(crate) enum Command {
     Figures {
         reply: oneshot::Sender<Figures>,
     },
-    /// Categories as their hours want them now (id, open); only real changes are applied.
+    /// Categories as their hours wanted them (id, open) when read at `read_at` (ms); only
+    /// real changes are applied, and none older than the state in force.
     OpenCategories {
         wanted: Vec<(String, bool)>,
+        read_at: u64,
     },
     /// Each category: open now, and someone online who could answer.
     Desk {
@@ -786,9 +788,15 @@ impl Hub {
         self.send(Command::CategoryModes { wanted }).await
     }
 
-    /// Opens and closes categories as their hours want (see `desk_hours`).
-    pub async fn open_categories(&self, wanted: Vec<(String, bool)>) -> Result<(), HubGone> {
-        self.send(Command::OpenCategories { wanted }).await
+    /// Opens and closes categories as their hours want, as read at `read_at` (ms; see
+    /// `desk_hours::Wanted`).
+    pub async fn open_categories(&self, wanted: crate::desk_hours::Wanted) -> Result<(), HubGone> {
+        let crate::desk_hours::Wanted { categories, read_at } = wanted;
+        self.send(Command::OpenCategories {
+            wanted: categories,
+            read_at,
+        })
+        .await
     }
 
     /// Whether each category is open now and has somebody online to answer.

@@ -460,7 +460,7 @@ impl HubState {
             Command::Figures { reply } => {
                 let _ = reply.send(self.figures());
             }
-            Command::OpenCategories { wanted } => self.open_categories(wanted),
+            Command::OpenCategories { wanted, read_at } => self.open_categories(wanted, read_at),
             Command::Desk { reply } => {
                 let desk = self
                     .routing
@@ -1398,19 +1398,28 @@ impl HubState {
             .collect()
     }
 
-    /// Applies the categories' hours: only where the routing (a cluster node's replica)
-    /// differs, so nodes that agree send nothing to Redis.
-    fn open_categories(&mut self, wanted: Vec<(String, bool)>) {
+    /// Applies the categories' hours as read at `read_at`: only where the routing (a cluster
+    /// node's replica) differs and holds no newer reading (the rule itself is the routing's:
+    /// this only spares the calls that would change nothing), so nodes that agree send
+    /// nothing to Redis.
+    fn open_categories(&mut self, wanted: Vec<(String, bool)>, read_at: u64) {
         for (category, open) in wanted {
             let category = CategoryId::from(category);
-            if !self.routing.has_category(&category) || self.routing.is_open(&category) == open {
+            if !self.routing.has_category(&category)
+                || self.routing.is_open(&category) == open
+                || read_at < self.routing.open_set_at(&category)
+            {
                 continue;
             }
             if self.cluster.is_some() {
-                self.route(RoutingOp::SetCategoryOpen(category, open), None);
+                self.route(RoutingOp::SetCategoryOpen(category, open, read_at), None);
             } else {
                 let mut out = vec![];
-                if self.routing.set_category_open(&category, open, &mut out).is_ok() {
+                if self
+                    .routing
+                    .set_category_open(&category, open, read_at, &mut out)
+                    .is_ok()
+                {
                     tracing::info!(category = %category.0, open, "category opened or closed by its hours");
                     self.apply(out);
                 }

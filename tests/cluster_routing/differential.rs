@@ -58,7 +58,10 @@ enum Op {
     NodeLost,
     /// 0 available, 1 away (with a reason), 2 busy until their chats end.
     SetStatus(usize, u8),
+    /// A category opens (`true`) or closes, read after every reading before.
     SetCategoryOpen(usize, bool),
+    /// The same, read `back` readings before the newest (a read an admin's change overtook).
+    SetOpenRead(usize, bool, u8),
     /// A category to offer mode (`true`) or back to assign, stored after every mode before.
     SetMode(usize, bool),
     /// The same, read `back` stores before the newest (a read an admin's change overtook).
@@ -119,6 +122,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::NodeLost),
         2 => (0..3usize, 0..3u8).prop_map(|(a, s)| Op::SetStatus(a, s)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
+        1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, open, back)| Op::SetOpenRead(c, open, back)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetMode(c, offer)),
         1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, offer, back)| Op::SetModeRead(c, offer, back)),
         3 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
@@ -156,6 +160,7 @@ fn offers_op() -> impl Strategy<Value = Op> {
         1 => prop_oneof![2 => Just(None), 1 => (0..3u8).prop_map(Some)].prop_map(Op::SetPairingRoom),
         1 => Just(Op::NodeLost),
         1 => (0..2usize, prop::bool::weighted(0.7)).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
+        1 => (0..2usize, any::<bool>(), 0..3u8).prop_map(|(c, open, back)| Op::SetOpenRead(c, open, back)),
         1 => (0..3usize, prop::bool::weighted(0.7)).prop_map(|(c, offer)| Op::SetMode(c, offer)),
         1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, offer, back)| Op::SetModeRead(c, offer, back)),
         1 => (0..3usize).prop_map(Op::RemoveCategory),
@@ -227,6 +232,8 @@ struct Harness {
     chats: Vec<ChatId>,
     /// The stamp of the newest mode stored (`SetMode` stores the next).
     mode_clock: u64,
+    /// The stamp of the newest hours reading (`SetCategoryOpen` reads the next).
+    open_clock: u64,
 }
 
 /// The routing domain's id the scripts and the core name conversations by: the one a
@@ -484,10 +491,14 @@ impl Harness {
                     from_redis(node.set_status(&id, status(s), reason.as_deref()).await)?,
                 )
             }
-            Op::SetCategoryOpen(c, open) => (
-                Self::outcome(with_out(|out| core.set_category_open(&cat(CATEGORIES[c]), open, out))),
-                from_redis(node.set_category_open(&cat(CATEGORIES[c]), open).await)?,
-            ),
+            Op::SetCategoryOpen(c, open) => {
+                self.open_clock += 1;
+                self.set_open(core, n, c, open, self.open_clock).await?
+            }
+            Op::SetOpenRead(c, open, back) => {
+                let read_at = self.open_clock.saturating_sub(u64::from(back));
+                self.set_open(core, n, c, open, read_at).await?
+            }
             Op::SetMode(c, offer) => {
                 self.mode_clock += 1;
                 self.set_mode(core, n, c, offer, self.mode_clock).await?
@@ -554,6 +565,21 @@ impl Harness {
     /// it held; the connected are disconnected (customers by id, then agents by name) and
     /// those already away get their grace timer again, with their current epoch.
     /// A category's mode as stored at `set_at`, on both engines.
+    async fn set_open(
+        &self,
+        core: &mut Routing,
+        n: usize,
+        c: usize,
+        open: bool,
+        read_at: u64,
+    ) -> Result<(Outcome, Outcome), TestCaseError> {
+        let category = cat(CATEGORIES[c]);
+        Ok((
+            Self::outcome(with_out(|out| core.set_category_open(&category, open, read_at, out))),
+            from_redis(self.nodes[n].set_category_open(&category, open, read_at).await)?,
+        ))
+    }
+
     async fn set_mode(
         &self,
         core: &mut Routing,
@@ -827,6 +853,7 @@ async fn run_case_restored_at(
         offers: vec![],
         chats: vec![],
         mode_clock: 0,
+        open_clock: 0,
     };
     // A cluster node's replica: only the events stream, replayed through
     // `RoutingOp`, must keep it equal to the core, node losses included.

@@ -367,6 +367,66 @@ async fn a_keepers_older_read_does_not_undo_an_admins_newer_mode() {
     alpha.stop().await;
 }
 
+/// The same race with the chat hours: a node's keeper read the hours (every category open)
+/// just before an admin closed "general" on another node, and hands its read to its hub
+/// only after that change was applied (the test hook holds it back 4 s). The older read
+/// must not open the category again: a customer joining after it is still refused.
+#[tokio::test]
+async fn a_keepers_older_read_does_not_reopen_a_category_an_admin_closed() {
+    let redis = RedisServer::start().await;
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
+        .await
+        .unwrap();
+    let scratch = TempDir::new("cluster-hours-keeper");
+    let started = std::time::Instant::now();
+    let NodeProcess {
+        running: _lagging,
+        uri,
+        db,
+        ..
+    } = node_process_with(
+        &redis,
+        &mut conn,
+        &scratch,
+        "lagging",
+        None,
+        &[("SWITCHBOARD_TEST_KEEPER_LAG_MS", "4000")],
+    )
+    .await;
+    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    let alpha = node_with(store, &redis, "alpha", &scratch, |_| {}).await;
+    close_chat_hours(&alpha, "general").await;
+    let mut early = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+    early
+        .send(json!({"type": "join", "name": "Early", "category": "general"}))
+        .await;
+    assert_eq!(early.next_of("error").await["code"], "category_closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the test set up too slowly to stage the race ({:?})",
+        started.elapsed()
+    );
+    // Customers keep trying until well past the lagging keeper's hand-over (4 s after its
+    // read at its start-up; an older read opened the category until alpha's keeper closed
+    // it again at its next tick, up to 5 s later).
+    while started.elapsed() < Duration::from_secs(10) {
+        let mut late = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+        late.send(json!({"type": "join", "name": "Late", "category": "general"}))
+            .await;
+        let answer = late
+            .next_matching(|f| f["type"] == "error" || f["type"] == "queued")
+            .await;
+        assert_eq!(
+            answer["code"],
+            "category_closed",
+            "the older read opened it again at {:?}: {answer}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    alpha.stop().await;
+}
+
 /// Two admins on two nodes put different categories in offer mode at the same moment:
 /// neither change undoes the other (each category's mode is its own setting).
 #[tokio::test]

@@ -86,6 +86,7 @@ function R.restore()
   for _, c in ipairs(s.closed or {}) do redis.call('SADD', K_CLOSED, c) end
   for _, c in ipairs(s.offer_mode or {}) do redis.call('SADD', K_OFFER_MODE, c) end
   for _, c in ipairs(s.mode_set_at or {}) do redis.call('HSET', K_MODE_SET_AT, c[1], c[2]) end
+  for _, c in ipairs(s.open_set_at or {}) do redis.call('HSET', K_OPEN_SET_AT, c[1], c[2]) end
   -- { id, category, ticket, chat or '', away epoch or '', agents who passed them,
   --   the chat a waiting customer goes on in or '', the conversation they continue or '' }
   for _, c in ipairs(s.customers) do

@@ -120,6 +120,11 @@ impl Routing {
         self.queues.get(category)?.first().map(|(_, c)| *c)
     }
 
+    /// When `category`'s open or closed state in force was read (0: never, or without a stamp).
+    pub fn open_set_at(&self, category: &CategoryId) -> u64 {
+        self.open_set_at.get(category).copied().unwrap_or(0)
+    }
+
     /// When `category`'s mode in force was stored (0: never, or without a stamp).
     pub fn mode_set_at(&self, category: &CategoryId) -> u64 {
         self.mode_set_at.get(category).copied().unwrap_or(0)

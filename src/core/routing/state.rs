@@ -83,6 +83,8 @@ pub struct RoutingState {
     pub offer_mode: Vec<CategoryId>,
     /// When each category's mode in force was stored, bytewise order of the category.
     pub mode_set_at: Vec<(CategoryId, u64)>,
+    /// When each category's open or closed state in force was read, bytewise order.
+    pub open_set_at: Vec<(CategoryId, u64)>,
     /// Offers standing, by id.
     pub offers: Vec<StateOffer>,
 }
@@ -147,6 +149,7 @@ impl Routing {
             closed: self.closed.iter().cloned().collect(),
             offer_mode: self.offer_mode.iter().cloned().collect(),
             mode_set_at: self.mode_set_at.iter().map(|(c, at)| (c.clone(), *at)).collect(),
+            open_set_at: self.open_set_at.iter().map(|(c, at)| (c.clone(), *at)).collect(),
             offers: self
                 .offers
                 .iter()
@@ -269,6 +272,9 @@ impl Routing {
         if let Some((unknown, _)) = state.mode_set_at.iter().find(|(c, _)| !queues.contains_key(c)) {
             return bad(format!("unknown category {unknown:?} with a mode's stamp"));
         }
+        if let Some((unknown, _)) = state.open_set_at.iter().find(|(c, _)| !queues.contains_key(c)) {
+            return bad(format!("unknown category {unknown:?} with an opening's stamp"));
+        }
         let mut offers = BTreeMap::new();
         for o in state.offers {
             let Some(customer) = customers
@@ -295,6 +301,7 @@ impl Routing {
             closed: state.closed.into_iter().collect(),
             offer_mode: state.offer_mode.into_iter().collect(),
             mode_set_at: state.mode_set_at.into_iter().collect(),
+            open_set_at: state.open_set_at.into_iter().collect(),
             offers,
             queues,
             customers,

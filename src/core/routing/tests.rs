@@ -368,16 +368,16 @@ fn a_closed_category_refuses_joins_keeps_its_line_unpaired_and_pairs_it_when_it_
     let mut r = routing(&["sales"]);
     let mut out = vec![];
     let waiting = r.join(&cat("sales"), &mut out).unwrap();
-    r.set_category_open(&cat("sales"), false, &mut out).unwrap();
+    r.set_category_open(&cat("sales"), false, 0, &mut out).unwrap();
     assert_eq!(r.join(&cat("sales"), &mut out), Err(RoutingError::CategoryClosed));
     out.clear();
     r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
     assert!(paired(&out).is_empty(), "paired in a closed category");
     assert_eq!(r.place(waiting), Some(1));
     out.clear();
-    r.set_category_open(&cat("sales"), false, &mut out).unwrap();
+    r.set_category_open(&cat("sales"), false, 0, &mut out).unwrap();
     assert!(out.is_empty(), "closing a closed category decided something");
-    r.set_category_open(&cat("sales"), true, &mut out).unwrap();
+    r.set_category_open(&cat("sales"), true, 0, &mut out).unwrap();
     assert_eq!(
         out.first(),
         Some(&Decision::CategoryOpenChanged {
@@ -387,7 +387,7 @@ fn a_closed_category_refuses_joins_keeps_its_line_unpaired_and_pairs_it_when_it_
     );
     assert_eq!(paired(&out), vec![(waiting, agent("a"))]);
     assert_eq!(
-        r.set_category_open(&cat("nope"), true, &mut out),
+        r.set_category_open(&cat("nope"), true, 0, &mut out),
         Err(RoutingError::UnknownCategory)
     );
 }
@@ -631,6 +631,25 @@ fn a_mode_stored_before_the_one_in_force_changes_nothing() {
 }
 
 #[test]
+fn an_opening_read_before_the_one_in_force_changes_nothing() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    r.set_category_open(&cat("sales"), false, 20, &mut out).unwrap();
+    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let before = r.clone();
+    out.clear();
+    // A node's read from before the admin closed it, handed over after.
+    r.set_category_open(&cat("sales"), true, 10, &mut out).unwrap();
+    assert_eq!(r, before);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(r.join(&cat("sales"), &mut out), Err(RoutingError::CategoryClosed));
+    // A reading as late or later applies.
+    r.set_category_open(&cat("sales"), true, 20, &mut out).unwrap();
+    assert!(r.is_open(&cat("sales")));
+    assert_eq!(r.open_set_at(&cat("sales")), 20);
+}
+
+#[test]
 fn a_chat_transferred_to_an_eligible_agent_goes_on_and_to_an_ineligible_one_stays() {
     let mut r = routing(&["sales", "billing"]);
     let mut out = vec![];
@@ -836,7 +855,10 @@ enum Op {
     SetPairingRoom(Option<u8>),
     /// 0 available, 1 away, 2 busy until their chats end.
     SetStatus(usize, u8),
+    /// A category opens (`true`) or closes, read after every reading before.
     SetCategoryOpen(usize, bool),
+    /// The same, read `back` readings before the newest (a read an admin's change overtook).
+    SetOpenRead(usize, bool, u8),
     /// A category to offer mode (`true`) or back to assign, stored after every mode before.
     SetMode(usize, bool),
     /// The same, read `back` stores before the newest (a read an admin's change overtook).
@@ -885,6 +907,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => prop::option::of(0..3u8).prop_map(Op::SetPairingRoom),
         2 => (0..3usize, 0..3u8).prop_map(|(a, s)| Op::SetStatus(a, s)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
+        1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, open, back)| Op::SetOpenRead(c, open, back)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetMode(c, offer)),
         1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, offer, back)| Op::SetModeRead(c, offer, back)),
         3 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
@@ -920,6 +943,8 @@ struct Harness {
     chats: Vec<ChatId>,
     /// The stamp of the newest mode stored (`SetMode` stores the next).
     mode_clock: u64,
+    /// The stamp of the newest hours reading (`SetCategoryOpen` reads the next).
+    open_clock: u64,
 }
 
 /// The routing domain the property tests name conversations by.
@@ -1039,7 +1064,14 @@ impl Harness {
                 let reason = (status(s) == AgentStatus::Away).then(|| "lunch".to_string());
                 r.set_status(&agent(AGENTS[a]), status(s), reason, out)
             }
-            Op::SetCategoryOpen(c, open) => r.set_category_open(&cat(CATEGORIES[c]), open, out),
+            Op::SetCategoryOpen(c, open) => {
+                self.open_clock += 1;
+                r.set_category_open(&cat(CATEGORIES[c]), open, self.open_clock, out)
+            }
+            Op::SetOpenRead(c, open, back) => {
+                let read_at = self.open_clock.saturating_sub(u64::from(back));
+                r.set_category_open(&cat(CATEGORIES[c]), open, read_at, out)
+            }
             Op::SetMode(c, offer) => {
                 let mode = if offer { RoutingMode::Offer } else { RoutingMode::Assign };
                 self.mode_clock += 1;
