@@ -16,6 +16,7 @@
 //! and the hand-over opened the category again until the admin's node's next tick.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -175,9 +176,24 @@ pub struct Wanted {
     pub read_at: u64,
 }
 
+/// The stamp of a reading starting now: the clock, but never below a stamp this process
+/// gave before, so a clock stepped back does not leave this node's readings refused (and
+/// the categories as they are) until it catches up.
+fn reading_stamp() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = u64::try_from(crate::clock::now_ms()).unwrap_or(0);
+    let previous = LAST.fetch_max(now, Ordering::AcqRel);
+    if previous >= now {
+        // Stepped back (or two readings in one millisecond): one past the last.
+        LAST.fetch_add(1, Ordering::AcqRel) + 1
+    } else {
+        now
+    }
+}
+
 /// Every known category's wanted state now.
 pub async fn wanted_now(store: &SharedStore, settings: &Settings) -> StoreResult<Wanted> {
-    let read_at = u64::try_from(crate::clock::now_ms()).unwrap_or(0);
+    let read_at = reading_stamp();
     let doc = load(store).await?;
     let wanted = wanted(&doc, settings, Timestamp::now());
     let categories = store
@@ -250,5 +266,18 @@ async fn test_only_keeper_lag() {
         .and_then(|v| v.parse::<u64>().ok())
     {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readings_are_stamped_in_order_however_fast_they_come() {
+        let stamps: Vec<u64> = (0..1_000).map(|_| reading_stamp()).collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+        let now = u64::try_from(crate::clock::now_ms()).unwrap();
+        assert!(stamps[0] <= now + 1_000, "near the clock");
     }
 }
