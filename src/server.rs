@@ -173,6 +173,7 @@ pub async fn run(
     let sessions = Sessions::new(store.clone(), settings.session_ttl);
     tokio::spawn(crate::auth::sweep_sessions(sessions.clone(), shutdown.clone()));
     tokio::spawn(crate::store::keep_reports_ready(store.clone(), shutdown.clone()));
+    tokio::spawn(crate::store::keep_record_copies(store.clone(), shutdown.clone()));
     // Conversations archived before statuses become resolved (once; safe on every node).
     tokio::spawn(crate::conversations::migration::run(
         store.clone(),

@@ -4154,6 +4154,50 @@ async fn mongo_second_store_continues_conversations() {
     drop_database(&uri, &db).await;
 }
 
+/// A record's change whose copy onto its archive document was never made (the process
+/// died between the two writes, or the copy failed) is copied by the repair every node
+/// runs: a status filter finds it afterwards, and only then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_a_status_copy_left_behind_is_made_good_by_the_repair() {
+    let Some(uri) = mongo_uri() else { return };
+    let db = fresh_database();
+    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    store.archive(&[open("r1", Some("sales"), "a1", 10)]).await.unwrap();
+    let first = record("r1", Some("a1"), ConversationStatus::Open, 10);
+    store.put_conversation_record(&first).await.unwrap();
+    // Version 2, resolved, written as the store writes a change (marked), its copy not
+    // made: what a crash between the two writes leaves.
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let records: mongodb::Collection<bson::Document> = client.database(&db).collection("conversation_records");
+    let resolved = ConversationRecord {
+        status: ConversationStatus::Resolved,
+        version: 2,
+        ..first.clone()
+    };
+    let mut document = bson::to_document(&resolved).unwrap();
+    document.insert("copy_pending", true);
+    records.replace_one(bson::doc! {"_id": "r1"}, document).await.unwrap();
+    let resolved_only = ConversationFilter {
+        statuses: vec![ConversationStatus::Resolved],
+        ..ConversationFilter::default()
+    };
+    let (found, _) = store.conversations(&resolved_only, ALL).await.unwrap();
+    assert!(found.is_empty(), "the copy is behind its record");
+    assert_eq!(store.repair_record_copies().await.unwrap(), 1);
+    let (found, total) = store.conversations(&resolved_only, ALL).await.unwrap();
+    assert_eq!((ids(&found), total), (vec!["r1"], 1));
+    assert_eq!(store.repair_record_copies().await.unwrap(), 0, "unmarked once copied");
+    // A change written by the store is copied and unmarked at once.
+    let pending = ConversationRecord {
+        status: ConversationStatus::Pending,
+        version: 3,
+        ..resolved
+    };
+    store.put_conversation_record(&pending).await.unwrap();
+    assert_eq!(store.repair_record_copies().await.unwrap(), 0);
+    drop_database(&uri, &db).await;
+}
+
 /// Every (conversation, seq) the raw `message_buckets` collection holds, with how many
 /// copies of it: what an export or a migration reading the collection would see.
 async fn raw_copies(uri: &str, db: &str) -> std::collections::BTreeMap<(String, i64), usize> {

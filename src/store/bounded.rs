@@ -18,7 +18,8 @@
 //! writer retries or spools (`ARCHIVE_WRITE_TIMEOUT_MS`), `deadline::within` and
 //! `deadline::write_within` bound the changes someone waits on (a conversation's, an
 //! offline message's). Writes and the backend's own calls (`archive`,
-//! `ready_reports`, `ping`, `shared_attachments`) go through untouched.
+//! `ready_reports`, `repair_record_copies`, `ping`, `shared_attachments`) go through
+//! untouched.
 //!
 //! After a timeout the read's future is dropped; the driver closes the connection that
 //! was waiting for its answer, and once the server answers again the next read works,
@@ -98,6 +99,8 @@ bounded!(ConversationStore {
     read count_inbox(query: &InboxQuery) -> u64;
     read customer_conversation_records(customer_key: &str, limit: usize) -> Vec<ConversationRecord>;
     read snoozes_due(now: Millis, limit: usize) -> Vec<ConversationRecord>;
+    // Has a default: named here, so the backend's own runs, not the default.
+    write repair_record_copies() -> u64;
 });
 
 bounded!(LabelStore {

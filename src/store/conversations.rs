@@ -161,4 +161,11 @@ pub trait ConversationStore: Send + Sync {
     ) -> StoreResult<Vec<ConversationRecord>>;
     /// Snoozed conversations whose time has come by `now`, the earliest first.
     async fn snoozes_due(&self, now: Millis, limit: usize) -> StoreResult<Vec<ConversationRecord>>;
+    /// Makes good the copies of records that a failed write left behind (MongoDB copies
+    /// each record's status and labels onto its archive document in a second write; the
+    /// other stores keep none, or write both at once): how many were copied. Run at start
+    /// and every [`super::REPAIR_EVERY`] on each node.
+    async fn repair_record_copies(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
 }

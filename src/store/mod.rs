@@ -515,6 +515,25 @@ pub async fn keep_reports_ready(store: SharedStore, shutdown: tokio_util::sync::
     }
 }
 
+/// How often each node has the store make good the copies a failed write left behind
+/// ([`ConversationStore::repair_record_copies`]): a status filter may miss a conversation
+/// for at most this long after such a failure.
+pub const REPAIR_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Repairs the records' copies at start and every [`REPAIR_EVERY`] until `shutdown`.
+pub async fn keep_record_copies(store: SharedStore, shutdown: tokio_util::sync::CancellationToken) {
+    let mut ticks = crate::ticks::Ticks::new(REPAIR_EVERY, &shutdown);
+    while ticks.next().await {
+        match store.repair_record_copies().await {
+            Ok(0) => {}
+            Ok(copied) => tracing::info!(copied, "copied conversations' statuses a failed write had left behind"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not repair the conversations' status copies; trying again later")
+            }
+        }
+    }
+}
+
 /// First and longest pause between attempts to reach the store at start-up.
 const OPEN_RETRY_START: std::time::Duration = std::time::Duration::from_millis(500);
 const OPEN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);

@@ -3,6 +3,13 @@
 //! of two nodes changing one conversation at once, one wins and the other is told
 //! `Conflict`. Indexes serve the inbox (holder, status, status_since), a customer's
 //! conversations (customer_keys, opened_at) and the snoozes (status, snoozed_until).
+//!
+//! Each change is copied onto the conversation's archive document (its status and labels,
+//! `mongo/archive/desk_state.rs`) by a second write. So that no failure between the two
+//! leaves the copy behind for good, a record is written with `copy_pending` and loses it
+//! once its copy is made; the records still marked (the copy failed, or the process died
+//! between the writes) are copied again at start-up and every
+//! [`crate::store::REPAIR_EVERY`] ([`ConversationStore::repair_record_copies`]).
 
 use async_trait::async_trait;
 
@@ -49,9 +56,62 @@ fn inbox_filter(query: &InboxQuery) -> Document {
     filter
 }
 
+/// Set on a record whose copy onto its archive document may not be made yet.
+const COPY_PENDING: &str = "copy_pending";
+
+/// How many marked records one pass of the repair copies at a time.
+const REPAIR_BATCH: usize = 500;
+
+/// `record` as its document, marked [`COPY_PENDING`].
+fn pending_document(record: &ConversationRecord) -> StoreResult<Document> {
+    let mut document = bson::to_document(record).map_err(unavailable)?;
+    document.insert(COPY_PENDING, true);
+    Ok(document)
+}
+
 impl MongoStore {
     fn records(&self) -> Collection<ConversationRecord> {
         self.db.collection("conversation_records")
+    }
+
+    fn record_documents(&self) -> Collection<Document> {
+        self.db.collection("conversation_records")
+    }
+
+    /// The copies of `records` were made: unmarked, each only as the version copied (a
+    /// newer change keeps its own mark until its own copy).
+    async fn copies_made(&self, records: &[ConversationRecord]) -> StoreResult<()> {
+        for record in records {
+            let version = i64::try_from(record.version).map_err(unavailable)?;
+            self.record_documents()
+                .update_one(
+                    doc! {"_id": &record.id, "version": version, COPY_PENDING: true},
+                    doc! {"$unset": {COPY_PENDING: ""}},
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Copies the records still marked [`COPY_PENDING`] onto their archive documents: how
+    /// many.
+    pub(super) async fn copy_pending_records(&self) -> StoreResult<u64> {
+        let mut copied = 0u64;
+        loop {
+            let marked = self
+                .find_records(doc! {COPY_PENDING: true}, doc! {"_id": 1}, REPAIR_BATCH)
+                .await?;
+            if marked.is_empty() {
+                return Ok(copied);
+            }
+            self.copy_desk_state(&marked).await?;
+            self.copies_made(&marked).await?;
+            copied += marked.len() as u64;
+            if marked.len() < REPAIR_BATCH {
+                return Ok(copied);
+            }
+        }
     }
 
     pub(super) async fn create_conversation_record_indexes(&self) -> StoreResult<()> {
@@ -59,18 +119,24 @@ impl MongoStore {
             doc! {"holder": 1, "status": 1, "status_since": 1},
             doc! {"customer_keys": 1, "opened_at": -1},
             doc! {"status": 1, "snoozed_until": 1},
+            doc! {COPY_PENDING: 1},
         ]
         .map(|keys| IndexModel::builder().keys(keys).build());
         self.records().create_indexes(indexes).await.map_err(unavailable)?;
         Ok(())
     }
 
-    /// `record`, just stored, copied onto its archive document (`mongo/archive/desk_state.rs`).
-    /// The change stands either way: a copy that failed is logged, and the record's next
-    /// change (or the opening's store) copies it.
+    /// `record`, just stored, copied onto its archive document (`mongo/archive/desk_state.rs`)
+    /// and unmarked. The change stands either way: a copy that failed is logged, and the
+    /// repair (or the record's next change, or the opening's store) copies it.
     async fn copied_to_archive(&self, record: &ConversationRecord) -> StoreResult<()> {
-        if let Err(e) = self.copy_desk_state(std::slice::from_ref(record)).await {
-            tracing::warn!(conversation = %record.id, error = %e, "a conversation's status was not copied onto its archive");
+        let record = std::slice::from_ref(record);
+        let copied = match self.copy_desk_state(record).await {
+            Ok(()) => self.copies_made(record).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = copied {
+            tracing::warn!(conversation = %record[0].id, error = %e, "a conversation's status was not copied onto its archive yet; the repair will");
         }
         Ok(())
     }
@@ -110,12 +176,12 @@ impl ConversationStore for MongoStore {
             if !self.erased_among(&[record.id.as_str()]).await?.is_empty() {
                 return Err(StoreError::NotFound);
             }
-            insert_new(&self.records(), record).await?;
+            insert_new(&self.record_documents(), &pending_document(record)?).await?;
             return self.copied_to_archive(record).await;
         }
         let replaced = self
-            .records()
-            .replace_one(doc! {"_id": &record.id, "version": before}, record)
+            .record_documents()
+            .replace_one(doc! {"_id": &record.id, "version": before}, pending_document(record)?)
             .await
             .map_err(unavailable)?;
         if replaced.matched_count == 1 {
@@ -168,6 +234,10 @@ impl ConversationStore for MongoStore {
             limit,
         )
         .await
+    }
+
+    async fn repair_record_copies(&self) -> StoreResult<u64> {
+        self.copy_pending_records().await
     }
 
     async fn snoozes_due(&self, now: Millis, limit: usize) -> StoreResult<Vec<ConversationRecord>> {
