@@ -16,6 +16,8 @@
 //! the later one copies, in either order. A document without a copy (no record: a buddy
 //! chat, or one archived before statuses and not migrated yet) passes no status or label
 //! filter, as on the other stores.
+//! A copy a failed write left behind is made good by the repair of the records marked
+//! `copy_pending` (`mongo/conversations.rs`), at start and every minute.
 //! Databases from before the copy get it once at start-up
 //! ([`MongoStore::copy_old_desk_state`]), which leaves a marker in `migrations`.
 
