@@ -395,7 +395,7 @@ async fn a_hanging_call_holds_up_no_other_conversation_of_the_bot() {
 /// was under way at the old one, which, failing there, is made again at the new one.
 #[tokio::test]
 async fn a_replaced_bot_url_gets_the_calls_queued_before_the_change() {
-    let (hub, admin, hanging, mut first) = hub_with_a_hanging_bot().await;
+    let (hub, admin, hanging, mut first) = hub_with_a_hanging_bot(Duration::from_secs(1)).await;
     let chat = first.chat_started().await;
     // Queued behind the conversation's call hanging at the old URL (an address, not a
     // line: no reply timer runs).
@@ -419,11 +419,32 @@ async fn a_replaced_bot_url_gets_the_calls_queued_before_the_change() {
     hub.stop().await;
 }
 
+/// A webhook bot's hook removed while a conversation's calls are queued (and no socket):
+/// the customer goes to people at once, not left to a bot nobody calls.
+#[tokio::test]
+async fn a_removed_bot_url_hands_over_the_conversations_with_calls_queued() {
+    // Calls time out after 10 s: the hand-over is the removal's, not a failed call's.
+    let (hub, admin, hanging, mut first) = hub_with_a_hanging_bot(Duration::from_secs(10)).await;
+    let chat = first.chat_started().await;
+    first
+        .send(json!({"type": "email", "email": "first@example.com"}))
+        .await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let (status, _) = admin.delete("/api/admin/bot-hooks/Faq").await;
+    assert_eq!(status, 204);
+    let taken = agent.next_of("chat_started").await;
+    assert_eq!(taken["chat_id"], chat.as_str());
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+    first.next_of("transferred").await;
+    assert_eq!(hanging.lock().unwrap().len(), 1, "no call after the removal");
+    hub.stop().await;
+}
+
 /// A webhook bot's calls queued behind a slow one were made for conversations that had
 /// ended meanwhile (the customer left, or was handed over). Only their end is still told.
 #[tokio::test]
 async fn a_conversation_ended_meanwhile_gets_only_its_end_called() {
-    let (hub, _admin, hanging, mut first) = hub_with_a_hanging_bot().await;
+    let (hub, _admin, hanging, mut first) = hub_with_a_hanging_bot(Duration::from_secs(1)).await;
     // First's line queues behind its conversation's hanging call; then First leaves.
     let chat = first.chat_started().await;
     first.say("hello?", "c1").await;
@@ -457,11 +478,12 @@ async fn a_conversation_ended_meanwhile_gets_only_its_end_called() {
 }
 
 /// A hub whose General names bot Faq, called at a [`hanging_receiver`] (calls time out
-/// after 1 s), with customer First's call in hand: the hub, the admin, the calls, First.
-async fn hub_with_a_hanging_bot() -> (TestHub, Api, Calls, Ws) {
+/// after `timeout`, the bot's reply timeout), with customer First's call in hand: the hub,
+/// the admin, the calls, First.
+async fn hub_with_a_hanging_bot(timeout: Duration) -> (TestHub, Api, Calls, Ws) {
     let hub = TestHub::with(|s| {
         s.webhook_allow_private = true;
-        s.bot_reply_timeout = Duration::from_secs(1);
+        s.bot_reply_timeout = timeout;
     })
     .await;
     let admin = hub.admin().await;
