@@ -52,7 +52,7 @@ impl<T> CallOrder<T> {
     /// with none under way has one waiting; its conversation is under way until [`done`].
     ///
     /// [`done`]: CallOrder::done
-    pub fn next(&mut self) -> Option<(String, T)> {
+    pub fn start_next(&mut self) -> Option<(String, T)> {
         if self.under_way.len() >= self.at_once {
             return None;
         }
@@ -119,7 +119,7 @@ mod tests {
             let mut under_way: Vec<String> = Vec::new();
             let mut serial = 0u32;
             let take = |order: &mut CallOrder<(u32, bool)>, under_way: &mut Vec<String>, made: &mut HashMap<String, Vec<u32>>| {
-                let (chat, (n, _)) = order.next()?;
+                let (chat, (n, _)) = order.start_next()?;
                 assert!(!under_way.contains(&chat), "two calls of {chat} under way");
                 under_way.push(chat.clone());
                 assert!(under_way.len() <= at_once);
@@ -147,7 +147,7 @@ mod tests {
                 }
                 prop_assert_eq!(order.under_way(), under_way.len());
                 // Work-conserving: a place free and a conversation idle with calls waiting
-                // means `next` has one.
+                // means `start_next` has one.
                 let idle_waiting = order.waiting.keys().any(|c| !under_way.contains(c));
                 if under_way.len() < at_once && idle_waiting {
                     prop_assert!(order.ready.iter().any(|c| !under_way.contains(c)));
@@ -190,22 +190,22 @@ mod tests {
         order.push("a", "a1", false);
         order.push("a", "a2", false);
         order.push("b", "b1", false);
-        assert_eq!(order.next(), Some(("a".to_string(), "a1")));
+        assert_eq!(order.start_next(), Some(("a".to_string(), "a1")));
         // a1 hangs: a2 waits for it, b1 goes.
-        assert_eq!(order.next(), Some(("b".to_string(), "b1")));
-        assert_eq!(order.next(), None);
+        assert_eq!(order.start_next(), Some(("b".to_string(), "b1")));
+        assert_eq!(order.start_next(), None);
         order.done("a");
-        assert_eq!(order.next(), Some(("a".to_string(), "a2")));
+        assert_eq!(order.start_next(), Some(("a".to_string(), "a2")));
     }
 
     #[test]
     fn an_end_drops_the_conversations_waiting_calls_not_the_one_under_way() {
         let mut order = CallOrder::new(1);
         order.push("a", "conversation", false);
-        assert_eq!(order.next(), Some(("a".to_string(), "conversation")));
+        assert_eq!(order.start_next(), Some(("a".to_string(), "conversation")));
         assert!(order.push("a", "message", false).is_empty());
         assert_eq!(order.push("a", "conversation_ended", true), vec!["message"]);
         order.done("a");
-        assert_eq!(order.next(), Some(("a".to_string(), "conversation_ended")));
+        assert_eq!(order.start_next(), Some(("a".to_string(), "conversation_ended")));
     }
 }

@@ -151,7 +151,7 @@ async fn call_each(calling: Arc<Calling>, mut rx: mpsc::Receiver<Call>) {
     let mut under_way = JoinSet::new();
     let mut chat_of = HashMap::new();
     loop {
-        while let Some((chat, call)) = order.next() {
+        while let Some((chat, call)) = order.start_next() {
             // Checked before each call: the hook may have been removed meanwhile.
             if calling.retired() {
                 // The calls under way finish (a failure told to the hub, which ignores it

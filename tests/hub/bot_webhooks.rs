@@ -399,9 +399,7 @@ async fn a_replaced_bot_url_gets_the_calls_queued_before_the_change() {
     let chat = first.chat_started().await;
     // Queued behind the conversation's call hanging at the old URL (an address, not a
     // line: no reply timer runs).
-    first
-        .send(json!({"type": "email", "email": "first@example.com"}))
-        .await;
+    first.send(json!({"type": "email", "email": "first@example.com"})).await;
     let (new_url, new_calls) = bot_server(hub.url(""), String::new(), Behaviour::Silent).await;
     let set = admin
         .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": new_url}))
@@ -411,7 +409,10 @@ async fn a_replaced_bot_url_gets_the_calls_queued_before_the_change() {
         .iter()
         .map(|f| (f["type"].as_str().unwrap(), f["chat_id"].as_str().unwrap()))
         .collect();
-    assert_eq!(got, [("conversation", chat.as_str()), ("customer_email", chat.as_str())]);
+    assert_eq!(
+        got,
+        [("conversation", chat.as_str()), ("customer_email", chat.as_str())]
+    );
     assert_eq!(frames[1]["email"], "first@example.com");
     assert_eq!(hanging.lock().unwrap().len(), 1, "calls to the replaced URL");
     let handed = first.drain_of("transferred").await;
@@ -426,9 +427,7 @@ async fn a_removed_bot_url_hands_over_the_conversations_with_calls_queued() {
     // Calls time out after 10 s: the hand-over is the removal's, not a failed call's.
     let (hub, admin, hanging, mut first) = hub_with_a_hanging_bot(Duration::from_secs(10)).await;
     let chat = first.chat_started().await;
-    first
-        .send(json!({"type": "email", "email": "first@example.com"}))
-        .await;
+    first.send(json!({"type": "email", "email": "first@example.com"})).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let (status, _) = admin.delete("/api/admin/bot-hooks/Faq").await;
     assert_eq!(status, 204);
