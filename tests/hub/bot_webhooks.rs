@@ -382,11 +382,7 @@ async fn a_hanging_call_holds_up_no_other_conversation_of_the_bot() {
     let answer = second.seen_or_next_matching(|f| f["type"] == "message").await;
     assert_eq!(answer["text"], "We are open 9 to 5.");
     // First's call is still under way: it has not timed out and handed First over.
-    let first_frames = first.drain().await;
-    assert!(
-        first_frames.iter().all(|f| f["type"] != "transferred"),
-        "{first_chat}: {first_frames:?}"
-    );
+    still_the_bots(&mut first, &first_chat).await;
     hub.stop().await;
 }
 
@@ -395,11 +391,7 @@ async fn a_hanging_call_holds_up_no_other_conversation_of_the_bot() {
 /// was under way at the old one, which, failing there, is made again at the new one.
 #[tokio::test]
 async fn a_replaced_bot_url_gets_the_calls_queued_before_the_change() {
-    let (hub, admin, hanging, mut first) = hub_with_a_hanging_bot(Duration::from_secs(1)).await;
-    let chat = first.chat_started().await;
-    // Queued behind the conversation's call hanging at the old URL (an address, not a
-    // line: no reply timer runs).
-    first.send(json!({"type": "email", "email": "first@example.com"})).await;
+    let (hub, admin, hanging, mut first, chat) = an_address_queued_behind_a_hanging_call(Duration::from_secs(1)).await;
     let (new_url, new_calls) = bot_server(hub.url(""), String::new(), Behaviour::Silent).await;
     let set = admin
         .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": new_url}))
@@ -415,8 +407,7 @@ async fn a_replaced_bot_url_gets_the_calls_queued_before_the_change() {
     );
     assert_eq!(frames[1]["email"], "first@example.com");
     assert_eq!(hanging.lock().unwrap().len(), 1, "calls to the replaced URL");
-    let handed = first.drain_of("transferred").await;
-    assert!(handed.is_empty(), "the conversation is still the bot's: {handed:?}");
+    still_the_bots(&mut first, &chat).await;
     hub.stop().await;
 }
 
@@ -425,9 +416,7 @@ async fn a_replaced_bot_url_gets_the_calls_queued_before_the_change() {
 #[tokio::test]
 async fn a_removed_bot_url_hands_over_the_conversations_with_calls_queued() {
     // Calls time out after 10 s: the hand-over is the removal's, not a failed call's.
-    let (hub, admin, hanging, mut first) = hub_with_a_hanging_bot(Duration::from_secs(10)).await;
-    let chat = first.chat_started().await;
-    first.send(json!({"type": "email", "email": "first@example.com"})).await;
+    let (hub, admin, hanging, mut first, chat) = an_address_queued_behind_a_hanging_call(Duration::from_secs(10)).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let (status, _) = admin.delete("/api/admin/bot-hooks/Faq").await;
     assert_eq!(status, 204);
@@ -501,6 +490,22 @@ async fn hub_with_a_hanging_bot(timeout: Duration) -> (TestHub, Api, Calls, Ws) 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     (hub, admin, hanging, first)
+}
+
+/// As [`hub_with_a_hanging_bot`], First having given their address, whose call is queued
+/// behind their conversation's hanging one (an address, not a line: no reply timer runs):
+/// the hub, the admin, the calls, First and their conversation.
+async fn an_address_queued_behind_a_hanging_call(timeout: Duration) -> (TestHub, Api, Calls, Ws, String) {
+    let (hub, admin, hanging, mut first) = hub_with_a_hanging_bot(timeout).await;
+    let chat = first.chat_started().await;
+    first.send(json!({"type": "email", "email": "first@example.com"})).await;
+    (hub, admin, hanging, first, chat)
+}
+
+/// Checks that `customer`'s conversation `chat` is still the bot's: not handed over.
+async fn still_the_bots(customer: &mut Ws, chat: &str) {
+    let handed = customer.drain_of("transferred").await;
+    assert!(handed.is_empty(), "{chat} was handed over: {handed:?}");
 }
 
 /// A receiver that takes every call and never answers (each call lasts its timeout): its
