@@ -168,10 +168,12 @@ async fn call_each(calling: Arc<Calling>, mut rx: mpsc::Receiver<Call>) {
                     under_way.detach_all();
                     return;
                 };
-                let chat = call.chat_id.clone();
-                let ends = call.event_type == "conversation_ended";
-                // A conversation handed over or left meanwhile: only its end is still told.
-                drop(order.push(&chat, call, ends));
+                queue(&mut order, call);
+                // Everything the hub queued by now, before any of it is made: a frame
+                // followed by its conversation's end is then not sent.
+                while let Ok(call) = rx.try_recv() {
+                    queue(&mut order, call);
+                }
             }
             Some(finished) = under_way.join_next_with_id() => {
                 let id = match finished {
@@ -187,6 +189,14 @@ async fn call_each(calling: Arc<Calling>, mut rx: mpsc::Receiver<Call>) {
             }
         }
     }
+}
+
+/// Queues `call` in `order`; a conversation's end drops its frames still waiting (handed
+/// over, or left: only its end is still told).
+fn queue(order: &mut CallOrder<Call>, call: Call) {
+    let chat = call.chat_id.clone();
+    let ends = call.event_type == "conversation_ended";
+    drop(order.push(&chat, call, ends));
 }
 
 /// Makes one call (at the hook as it is then); a failure not superseded by a new hook is
