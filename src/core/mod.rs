@@ -44,6 +44,8 @@ pub mod api_tokens;
 pub mod bots;
 // how much a bot may have queued for a customer, and for itself
 pub mod bot_lines;
+// the order a webhook bot's calls go in: per conversation, a few conversations at once
+pub mod bot_call_order;
 // mail customers send back: dropped, a bounce, threaded or new
 pub mod inbound_mail;
 // a duty one node does at a time (reading the mailbox), held as long as its membership

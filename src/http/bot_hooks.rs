@@ -63,8 +63,9 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<Bot
     ))
 }
 
-/// Calls bot `bot` at this URL from now on (a new secret each time): customers of the
-/// categories naming it talk to it first while it has a URL or a socket.
+/// Calls bot `bot` at this URL from now on (a new secret each time; the calls not yet
+/// made at an earlier URL come here): customers of the categories naming it talk to it
+/// first while it has a URL or a socket.
 #[utoipa::path(put, path = "/api/admin/bot-hooks/{bot}", tag = "admin",
     security(("bearer" = []), ("session_cookie" = [])),
     params(("bot" = String, Path, description = "the bot's name, as its `bot` token acts as")),

@@ -1,37 +1,44 @@
 //! Calling webhook bots: for each bot with a hook (`bot_hooks`) and no socket, one task
-//! POSTs it, in order, the frames a socket bot would be sent (`conversation`, a customer's
-//! `message`, `customer_email`, `conversation_ended`), each signed as a webhook delivery is
+//! POSTs it the frames a socket bot would be sent (`conversation`, a customer's `message`,
+//! `customer_email`, `conversation_ended`), each signed as a webhook delivery is
 //! (`webhooks::deliver::post_signed`: the address checked against `WEBHOOK_ALLOW_PRIVATE`,
 //! redirects not followed, a timeout, a cap on the answer read). The body is the frame's
-//! JSON exactly as the socket gets it; `Switchboard-Event-Type` is its `type`.
+//! JSON exactly as the socket gets it; `Switchboard-Event-Type` is its `type`. Calls go in
+//! order per conversation, a few conversations at once (`core::bot_call_order`), so one
+//! conversation whose call hangs holds up no other.
 //!
 //! A call is tried once: a customer is waiting, so a bot that cannot be reached (refused
 //! address, no answer, not 2xx) or cannot keep up (its queue full) gives up that
 //! conversation, which the hub hands over (`Command::BotCallFailed`). A bot that takes the
 //! call and then never answers over the API hands over after `BOT_REPLY_TIMEOUT_SECS`, as
-//! a socket bot does (the hub's reply timer, not this module).
+//! a socket bot does (the hub's reply timer, not this module). The admin replacing the
+//! hook keeps the queue: the calls not yet made go to the new URL, and one that fails at
+//! the old URL after the change is made again at the new one.
 //!
 //! On several nodes every node calls the hook for its own customers' conversations (each
 //! node knows every hook: an admin's change crosses the admin bus), and records that it
 //! holds a conversation before the bot's first call about it (`bot_relay::claim_stage`),
 //! so the bot's answer, at whatever node it comes in, is forwarded there.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
 
 use super::Command;
 use crate::bot_hooks::BotHook;
 use crate::clock::now_ms;
 use crate::cluster::node::Cluster;
+use crate::core::bot_call_order::{CALLS_AT_ONCE, CallOrder};
 use crate::store::SharedStore;
 use crate::webhooks::deliver::{Signed, post_signed};
 
-/// Calls queued for one bot. A bot holds a conversation per waiting customer and is sent a
-/// few frames for each; one this far behind is not answering anyone in time.
+/// Calls queued for one bot (waiting or under way). A bot holds a conversation per waiting
+/// customer and is sent a few frames for each; one this far behind is not answering anyone
+/// in time.
 const QUEUE: usize = 256;
 
 /// One frame for the bot, about conversation `chat_id`.
@@ -39,21 +46,18 @@ struct Call {
     chat_id: String,
     event_type: &'static str,
     body: String,
+    /// Its place in the bot's queue, given back once the call is made or dropped.
+    _place: OwnedSemaphorePermit,
 }
 
-/// The conversations whose `conversation_ended` is queued and not yet called: their
-/// earlier frames still queued are stale (handed over, or left) and are not sent.
-type Ended = Arc<Mutex<HashSet<String>>>;
-
-/// The hub's handle on one webhook bot's calling task; dropping it (the hook replaced or
-/// removed, or the bot on a socket now) retires the task: the calls still queued are not
-/// made, as they would go to a URL the admin no longer wants called.
+/// The hub's handle on one webhook bot's calling task; dropping it (the hook removed, or
+/// the hub stopping) retires the task: the calls still queued are not made.
 pub(super) struct BotCaller {
     tx: mpsc::Sender<Call>,
+    places: Arc<Semaphore>,
     retired: Arc<AtomicBool>,
-    ended: Ended,
-    /// What it calls: the same hook given again keeps this caller and its queue in order.
-    pub(super) hook: BotHook,
+    /// What it calls; replaced in place, so the queue goes on in order to the new URL.
+    hook: watch::Sender<BotHook>,
 }
 
 impl BotCaller {
@@ -68,50 +72,50 @@ impl BotCaller {
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let retired = Arc::new(AtomicBool::new(false));
-        let ended = Ended::default();
+        let (hook, calls_at) = watch::channel(hook);
         let calling = Calling {
             retired: retired.clone(),
-            ended: ended.clone(),
             bot,
-            hook: hook.clone(),
+            hook: calls_at,
             allow_private,
             timeout,
             cluster,
+            hub,
         };
-        tokio::spawn(call_each(calling, hub, rx));
+        tokio::spawn(call_each(Arc::new(calling), rx));
         Self {
             tx,
+            places: Arc::new(Semaphore::new(QUEUE)),
             retired,
-            ended,
             hook,
         }
+    }
+
+    /// Whether it calls `hook` now.
+    pub(super) fn calls(&self, hook: &BotHook) -> bool {
+        *self.hook.borrow() == *hook
+    }
+
+    /// The admin gave the bot a new hook: the calls not yet made go there.
+    pub(super) fn replace(&self, hook: BotHook) {
+        self.hook.send_replace(hook);
     }
 
     /// Queues `body` (a frame of type `event_type`, about `chat_id`) for the bot; false
     /// when its queue is full (the caller hands the conversation over).
     pub(super) fn call(&self, chat_id: &str, event_type: &'static str, body: String) -> bool {
-        let ends = event_type == "conversation_ended";
-        if ends {
-            lock(&self.ended).insert(chat_id.to_string());
-        }
-        let queued = self
-            .tx
+        let Ok(place) = self.places.clone().try_acquire_owned() else {
+            return false;
+        };
+        self.tx
             .try_send(Call {
                 chat_id: chat_id.to_string(),
                 event_type,
                 body,
+                _place: place,
             })
-            .is_ok();
-        if ends && !queued {
-            lock(&self.ended).remove(chat_id);
-        }
-        queued
+            .is_ok()
     }
-}
-
-fn lock(ended: &Ended) -> std::sync::MutexGuard<'_, HashSet<String>> {
-    // Nothing panics while holding it; a poisoned set is still a valid set.
-    ended.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for BotCaller {
@@ -120,53 +124,95 @@ impl Drop for BotCaller {
     }
 }
 
-/// What one bot's calling task calls, and how.
+/// What one bot's calling task calls, and how; shared by its calls under way.
 struct Calling {
-    /// Set once the hub no longer calls this hook: the task makes no further call.
+    /// Set once the hub no longer calls this bot: the task makes no further call.
     retired: Arc<AtomicBool>,
-    ended: Ended,
     bot: String,
-    hook: BotHook,
+    hook: watch::Receiver<BotHook>,
     allow_private: bool,
     timeout: Duration,
     /// Several nodes: where a conversation's stage is recorded before its first call.
     cluster: Option<Cluster>,
+    /// Told a call that failed.
+    hub: mpsc::WeakSender<Command>,
 }
 
-async fn call_each(calling: Calling, hub: mpsc::WeakSender<Command>, mut rx: mpsc::Receiver<Call>) {
-    let Calling {
-        retired,
-        ended,
-        bot,
-        hook,
-        allow_private,
-        timeout,
-        cluster,
-    } = calling;
-    while let Some(call) = rx.recv().await {
-        // Checked before each call: one may have taken until its timeout, and the admin
-        // replaced the URL meanwhile.
-        if retired.load(Ordering::Acquire) {
-            return;
+impl Calling {
+    fn retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+}
+
+/// Takes the hub's calls for one bot in order and makes them as `core::bot_call_order`
+/// lets: in order per conversation, at most [`CALLS_AT_ONCE`] at once.
+async fn call_each(calling: Arc<Calling>, mut rx: mpsc::Receiver<Call>) {
+    let mut order = CallOrder::new(CALLS_AT_ONCE);
+    let mut under_way = JoinSet::new();
+    let mut chat_of = HashMap::new();
+    loop {
+        while let Some((chat, call)) = order.start_next() {
+            // Checked before each call: the hook may have been removed meanwhile.
+            if calling.retired() {
+                // The calls under way finish (a failure told to the hub, which ignores it
+                // for a conversation no longer the bot's); none is started.
+                under_way.detach_all();
+                return;
+            }
+            let started = under_way.spawn(make_call(calling.clone(), call));
+            chat_of.insert(started.id(), chat);
         }
-        // A conversation handed over or left meanwhile: only its end is still told.
-        {
-            let mut ended = lock(&ended);
-            if call.event_type == "conversation_ended" {
-                ended.remove(&call.chat_id);
-            } else if ended.contains(&call.chat_id) {
-                continue;
+        tokio::select! {
+            queued = rx.recv() => {
+                let Some(call) = queued else {
+                    under_way.detach_all();
+                    return;
+                };
+                queue(&mut order, call);
+                // Everything the hub queued by now, before any of it is made: a frame
+                // followed by its conversation's end is then not sent.
+                while let Ok(call) = rx.try_recv() {
+                    queue(&mut order, call);
+                }
+            }
+            Some(finished) = under_way.join_next_with_id() => {
+                let id = match finished {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        tracing::error!(bot = %calling.bot, error = %e, "a webhook bot's call task failed");
+                        e.id()
+                    }
+                };
+                if let Some(chat) = chat_of.remove(&id) {
+                    order.done(&chat);
+                }
             }
         }
-        if call.event_type == "conversation"
-            && let Some(cluster) = &cluster
-            && let Err(e) = super::bot_relay::claim_stage(cluster, &call.chat_id).await
-        {
-            // Its answers are then taken on this node only; one coming in elsewhere is
-            // `not_your_chat`, and the reply timer hands the customer over.
-            tracing::warn!(bot = %bot, conversation = %call.chat_id, error = %e, "a bot conversation's node could not be recorded in Redis");
-        }
-        let event_id = uuid::Uuid::now_v7().to_string();
+    }
+}
+
+/// Queues `call` in `order`; a conversation's end drops its frames still waiting (handed
+/// over, or left: only its end is still told).
+fn queue(order: &mut CallOrder<Call>, call: Call) {
+    let chat = call.chat_id.clone();
+    let ends = call.event_type == "conversation_ended";
+    drop(order.push(&chat, call, ends));
+}
+
+/// Makes one call (at the hook as it is then); a failure not superseded by a new hook is
+/// told to the hub.
+async fn make_call(calling: Arc<Calling>, call: Call) {
+    if call.event_type == "conversation"
+        && let Some(cluster) = &calling.cluster
+        && let Err(e) = super::bot_relay::claim_stage(cluster, &call.chat_id).await
+    {
+        // Its answers are then taken on this node only; one coming in elsewhere is
+        // `not_your_chat`, and the reply timer hands the customer over.
+        tracing::warn!(bot = %calling.bot, conversation = %call.chat_id, error = %e, "a bot conversation's node could not be recorded in Redis");
+    }
+    let event_id = uuid::Uuid::now_v7().to_string();
+    loop {
+        let hook = calling.hook.borrow().clone();
         let signed = Signed {
             url: &hook.url,
             secret: &hook.secret,
@@ -174,27 +220,32 @@ async fn call_each(calling: Calling, hub: mpsc::WeakSender<Command>, mut rx: mps
             event_id: &event_id,
             event_type: call.event_type,
         };
-        let posted = post_signed(&signed, now_ms(), allow_private, timeout).await;
+        let posted = post_signed(&signed, now_ms(), calling.allow_private, calling.timeout).await;
         if posted.ok {
-            continue;
+            return;
         }
         let why = match posted.status {
             Some(status) => format!("answered {status}: {}", posted.excerpt),
             None => posted.excerpt,
         };
-        tracing::warn!(bot = %bot, conversation = %call.chat_id, kind = call.event_type, %why, "a webhook bot's call failed");
-        // The conversation ended with this frame: nobody waits on it.
-        if call.event_type == "conversation_ended" {
+        if !calling.retired() && *calling.hook.borrow() != hook {
+            // The admin replaced the URL while this call was under way: the conversation is
+            // still the bot's, so the frame goes to the URL it is called at now.
+            tracing::info!(bot = %calling.bot, conversation = %call.chat_id, kind = call.event_type, %why, "a webhook bot's call failed at its replaced URL; made again at the new one");
             continue;
         }
-        let Some(hub) = hub.upgrade() else { return };
-        let failed = Command::BotCallFailed {
-            bot: bot.clone(),
-            chat_id: call.chat_id,
-        };
-        if hub.send(failed).await.is_err() {
+        tracing::warn!(bot = %calling.bot, conversation = %call.chat_id, kind = call.event_type, %why, "a webhook bot's call failed");
+        // The conversation ended with this frame: nobody waits on it.
+        if call.event_type == "conversation_ended" {
             return;
         }
+        let Some(hub) = calling.hub.upgrade() else { return };
+        let failed = Command::BotCallFailed {
+            bot: calling.bot.clone(),
+            chat_id: call.chat_id,
+        };
+        let _ = hub.send(failed).await;
+        return;
     }
 }
 

@@ -24,6 +24,8 @@ pub(crate) enum Behaviour {
     Silent,
     /// Answers every call 500.
     Fails,
+    /// Takes the first `conversation` call and never answers it; the rest as `Answers`.
+    HangsOnTheFirst,
 }
 
 /// The calls the bot got: headers and raw body.
@@ -32,18 +34,24 @@ pub(crate) type Calls = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 /// A real HTTP bot on a loopback port, acting on `hub` with `token`: its URL and its calls.
 async fn bot_server(hub: String, token: String, behaviour: Behaviour) -> (String, Calls) {
     let calls: Calls = Arc::default();
+    let hung = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = axum::Router::new().route(
         "/bot",
         axum::routing::post({
             let calls = calls.clone();
             move |headers: HeaderMap, body: String| async move {
                 calls.lock().unwrap().push((headers, body.clone()));
+                let frame: Value = serde_json::from_str(&body).unwrap();
                 match behaviour {
                     Behaviour::Fails => return StatusCode::INTERNAL_SERVER_ERROR,
                     Behaviour::Silent => return StatusCode::OK,
-                    Behaviour::Answers => {}
+                    Behaviour::HangsOnTheFirst
+                        if frame["type"] == "conversation" && !hung.swap(true, std::sync::atomic::Ordering::SeqCst) =>
+                    {
+                        return std::future::pending::<StatusCode>().await;
+                    }
+                    Behaviour::HangsOnTheFirst | Behaviour::Answers => {}
                 }
-                let frame: Value = serde_json::from_str(&body).unwrap();
                 if frame["type"] == "message" && frame["from"] == "customer" {
                     // Answered after this call's own answer, as a real bot would.
                     let (hub, token) = (hub.clone(), token.clone());
@@ -350,22 +358,73 @@ async fn a_private_bot_url_is_refused_at_the_call_too() {
     );
 }
 
-/// A webhook bot's calls queued behind a slow one went, after the admin replaced its URL,
-/// to the old URL still. The replaced hook's task makes no call after the one in hand.
+/// One bot's calls went one at a time: a conversation whose call hung (the bot slow for
+/// it) held up every other conversation of the bot until that call's timeout. Another
+/// conversation's calls go meanwhile, and its customer is answered.
 #[tokio::test]
-async fn a_replaced_bot_url_gets_no_call_queued_before_the_change() {
-    let (hub, admin, hanging, _first) = hub_with_a_hanging_bot().await;
-    // Two more customers: their calls queue behind the hanging one.
-    let _second = hub.customer("Second", "general").await;
-    let _third = hub.customer("Third", "general").await;
-    let (new_url, _new_calls) = bot_server(hub.url(""), String::new(), Behaviour::Silent).await;
-    admin
+async fn a_hanging_call_holds_up_no_other_conversation_of_the_bot() {
+    // Calls time out after 10 s; the reply timer, as long, is not what ends anything here.
+    let (hub, _admin, calls, _) = hub_with_webhook_bot(Behaviour::HangsOnTheFirst, |s| {
+        s.bot_reply_timeout = Duration::from_secs(10)
+    })
+    .await;
+    let mut first = hub.customer("First", "general").await;
+    let first_chat = first.chat_started().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while calls.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the first call never came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut second = hub.customer("Second", "general").await;
+    second.chat_started().await;
+    second.say("what are your opening hours?", "c1").await;
+    let answer = second.seen_or_next_matching(|f| f["type"] == "message").await;
+    assert_eq!(answer["text"], "We are open 9 to 5.");
+    // First's call is still under way: it has not timed out and handed First over.
+    still_the_bots(&mut first, &first_chat).await;
+    hub.stop().await;
+}
+
+/// A webhook bot's calls queued when the admin replaced its URL were dropped: its
+/// customer's frames never reached the bot. They go to the new URL, after the call that
+/// was under way at the old one, which, failing there, is made again at the new one.
+#[tokio::test]
+async fn a_replaced_bot_url_gets_the_calls_queued_before_the_change() {
+    let (hub, admin, hanging, mut first, chat) = an_address_queued_behind_a_hanging_call(Duration::from_secs(1)).await;
+    let (new_url, new_calls) = bot_server(hub.url(""), String::new(), Behaviour::Silent).await;
+    let set = admin
         .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": new_url}))
         .await;
-    // The hanging call times out after 1 s; the old task would call again at once.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let calls = hanging.lock().unwrap().len();
-    assert_eq!(calls, 1, "calls to the replaced URL");
+    let frames = calls_signed(&new_calls, 2, set["secret"].as_str().unwrap()).await;
+    let got: Vec<(&str, &str)> = frames
+        .iter()
+        .map(|f| (f["type"].as_str().unwrap(), f["chat_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [("conversation", chat.as_str()), ("customer_email", chat.as_str())]
+    );
+    assert_eq!(frames[1]["email"], "first@example.com");
+    assert_eq!(hanging.lock().unwrap().len(), 1, "calls to the replaced URL");
+    still_the_bots(&mut first, &chat).await;
+    hub.stop().await;
+}
+
+/// A webhook bot's hook removed while a conversation's calls are queued (and no socket):
+/// the customer goes to people at once, not left to a bot nobody calls.
+#[tokio::test]
+async fn a_removed_bot_url_hands_over_the_conversations_with_calls_queued() {
+    // Calls time out after 10 s: the hand-over is the removal's, not a failed call's.
+    let (hub, admin, hanging, mut first, chat) = an_address_queued_behind_a_hanging_call(Duration::from_secs(10)).await;
+    let mut agent = hub.agent("ann", &["general"], 1).await;
+    let (status, _) = admin.delete("/api/admin/bot-hooks/Faq").await;
+    assert_eq!(status, 204);
+    let taken = agent.next_of("chat_started").await;
+    assert_eq!(taken["chat_id"], chat.as_str());
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+    first.next_of("transferred").await;
+    assert_eq!(hanging.lock().unwrap().len(), 1, "no call after the removal");
     hub.stop().await;
 }
 
@@ -373,11 +432,11 @@ async fn a_replaced_bot_url_gets_no_call_queued_before_the_change() {
 /// ended meanwhile (the customer left, or was handed over). Only their end is still told.
 #[tokio::test]
 async fn a_conversation_ended_meanwhile_gets_only_its_end_called() {
-    let (hub, _admin, hanging, _first) = hub_with_a_hanging_bot().await;
-    // A second customer, whose call queues behind the hanging one, leaves.
-    let mut second = hub.customer("Second", "general").await;
-    let chat = second.chat_started().await;
-    second.send(json!({"type": "leave"})).await;
+    let (hub, _admin, hanging, mut first) = hub_with_a_hanging_bot(Duration::from_secs(1)).await;
+    // First's line queues behind its conversation's hanging call; then First leaves.
+    let chat = first.chat_started().await;
+    first.say("hello?", "c1").await;
+    first.send(json!({"type": "leave"})).await;
     let frames = |hanging: &Calls| -> Vec<Value> {
         let calls = hanging.lock().unwrap();
         calls
@@ -397,20 +456,22 @@ async fn a_conversation_ended_meanwhile_gets_only_its_end_called() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let stale: Vec<Value> = frames(&hanging)
+    let kinds: Vec<Value> = frames(&hanging)
         .into_iter()
-        .filter(|f| f["chat_id"] == chat && f["type"] != "conversation_ended")
+        .filter(|f| f["chat_id"] == chat)
+        .map(|f| f["type"].clone())
         .collect();
-    assert!(stale.is_empty(), "called after its end: {stale:?}");
+    assert_eq!(kinds, ["conversation", "conversation_ended"], "called after its end");
     hub.stop().await;
 }
 
 /// A hub whose General names bot Faq, called at a [`hanging_receiver`] (calls time out
-/// after 1 s), with customer First's call in hand: the hub, the admin, the calls, First.
-async fn hub_with_a_hanging_bot() -> (TestHub, Api, Calls, Ws) {
+/// after `timeout`, the bot's reply timeout), with customer First's call in hand: the hub,
+/// the admin, the calls, First.
+async fn hub_with_a_hanging_bot(timeout: Duration) -> (TestHub, Api, Calls, Ws) {
     let hub = TestHub::with(|s| {
         s.webhook_allow_private = true;
-        s.bot_reply_timeout = Duration::from_secs(1);
+        s.bot_reply_timeout = timeout;
     })
     .await;
     let admin = hub.admin().await;
@@ -429,6 +490,22 @@ async fn hub_with_a_hanging_bot() -> (TestHub, Api, Calls, Ws) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     (hub, admin, hanging, first)
+}
+
+/// As [`hub_with_a_hanging_bot`], First having given their address, whose call is queued
+/// behind their conversation's hanging one (an address, not a line: no reply timer runs):
+/// the hub, the admin, the calls, First and their conversation.
+async fn an_address_queued_behind_a_hanging_call(timeout: Duration) -> (TestHub, Api, Calls, Ws, String) {
+    let (hub, admin, hanging, mut first) = hub_with_a_hanging_bot(timeout).await;
+    let chat = first.chat_started().await;
+    first.send(json!({"type": "email", "email": "first@example.com"})).await;
+    (hub, admin, hanging, first, chat)
+}
+
+/// Checks that `customer`'s conversation `chat` is still the bot's: not handed over.
+async fn still_the_bots(customer: &mut Ws, chat: &str) {
+    let handed = customer.drain_of("transferred").await;
+    assert!(handed.is_empty(), "{chat} was handed over: {handed:?}");
 }
 
 /// A receiver that takes every call and never answers (each call lasts its timeout): its

@@ -200,14 +200,19 @@ impl HubState {
         }
     }
 
-    /// Bot `bot` has `hook` now, or none: calls go there from now on (in order, a new
-    /// task for a new hook). A bot left with neither hook nor socket hands its
-    /// conversations over, as when a socket bot goes away.
+    /// Bot `bot` has `hook` now, or none: calls go there from now on, a replaced hook
+    /// taking over the calls still queued (the conversations are still the bot's). A bot
+    /// left with neither hook nor socket hands its conversations over, those with calls
+    /// queued included, as when a socket bot goes away.
     pub(super) fn bot_hook(&mut self, bot: String, hook: Option<crate::bot_hooks::BotHook>) {
         match hook {
             Some(hook) => {
-                if self.bots.hooked.get(&bot).is_some_and(|running| running.hook == hook) {
-                    // The same hook again (a new token for the bot): its calls go on in order.
+                if let Some(running) = self.bots.hooked.get(&bot) {
+                    // The same hook again (a new token for the bot) changes nothing.
+                    if !running.calls(&hook) {
+                        tracing::info!(bot = %bot, host = %crate::bot_hooks::host_of(&hook.url), "a bot's webhook was replaced; its queued calls go to the new URL");
+                        running.replace(hook);
+                    }
                     return;
                 }
                 tracing::info!(bot = %bot, host = %crate::bot_hooks::host_of(&hook.url), "a bot is called by webhook");
