@@ -250,7 +250,7 @@ pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: H
             read_at: now.read_at,
         };
         last = now.categories.into_iter().collect();
-        if !changed.categories.is_empty() && hub.open_categories(changed).await.is_err() {
+        if !changed.categories.is_empty() && hub.open_categories(changed.categories, changed.read_at).await.is_err() {
             return;
         }
     }

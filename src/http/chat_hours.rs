@@ -56,7 +56,7 @@ async fn view(state: &AppState) -> Result<ChatHoursView, ApiError> {
 /// Applies the hours on this node now (the other nodes follow at their next tick).
 async fn apply_now(state: &AppState) -> Result<(), ApiError> {
     let wanted = desk_hours::wanted_now(&state.store, &state.settings).await?;
-    Ok(state.hub.open_categories(wanted).await?)
+    Ok(state.hub.open_categories(wanted.categories, wanted.read_at).await?)
 }
 
 /// The categories' chat opening hours.

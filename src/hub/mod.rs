@@ -788,15 +788,10 @@ impl Hub {
         self.send(Command::CategoryModes { wanted }).await
     }
 
-    /// Opens and closes categories as their hours want, as read at `read_at` (ms; see
-    /// `desk_hours::Wanted`).
-    pub async fn open_categories(&self, wanted: crate::desk_hours::Wanted) -> Result<(), HubGone> {
-        let crate::desk_hours::Wanted { categories, read_at } = wanted;
-        self.send(Command::OpenCategories {
-            wanted: categories,
-            read_at,
-        })
-        .await
+    /// Opens and closes categories as their hours want, as read at `read_at` (ms, the
+    /// reading's stamp: see `desk_hours`).
+    pub async fn open_categories(&self, wanted: Vec<(String, bool)>, read_at: u64) -> Result<(), HubGone> {
+        self.send(Command::OpenCategories { wanted, read_at }).await
     }
 
     /// Whether each category is open now and has somebody online to answer.
