@@ -314,24 +314,18 @@ async fn an_offer_whose_agents_node_is_killed_goes_to_an_agent_on_a_live_node() 
     beta.stop().await;
 }
 
-/// A node's hours keeper read the routing modes (every category assigns) just before an
-/// admin put "general" in offer mode on another node, and hands its read to its hub only
-/// after that change was applied (a test hook holds it back 4 s): the older read must not
-/// undo the admin's newer change, so the offer made meanwhile still stands and is accepted.
-#[tokio::test]
-async fn a_keepers_older_read_does_not_undo_an_admins_newer_mode() {
+/// Node `alpha` (in this process) beside a node process whose hours keeper holds its
+/// readings back 4 s before handing them to its hub (the test hook), both on one Redis and
+/// one store: what they run on (kept alive by the caller), alpha, and when the lagging node
+/// began to start (its keeper's first read is just after).
+async fn beside_a_lagging_keeper(name: &str) -> ((RedisServer, TempDir, NodeProcess), TestHub, std::time::Instant) {
     let redis = RedisServer::start().await;
     let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
         .await
         .unwrap();
-    let scratch = TempDir::new("cluster-offers-keeper");
+    let scratch = TempDir::new(name);
     let started = std::time::Instant::now();
-    let NodeProcess {
-        running: _lagging,
-        uri,
-        db,
-        ..
-    } = node_process_with(
+    let lagging = node_process_with(
         &redis,
         &mut conn,
         &scratch,
@@ -340,8 +334,22 @@ async fn a_keepers_older_read_does_not_undo_an_admins_newer_mode() {
         &[("SWITCHBOARD_TEST_KEEPER_LAG_MS", "4000")],
     )
     .await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
+    let store: SharedStore = Arc::new(
+        switchboard::store::MongoStore::connect(&lagging.uri, &lagging.db)
+            .await
+            .unwrap(),
+    );
     let alpha = node_with(store, &redis, "alpha", &scratch, |_| {}).await;
+    ((redis, scratch, lagging), alpha, started)
+}
+
+/// A node's hours keeper read the routing modes (every category assigns) just before an
+/// admin put "general" in offer mode on another node, and hands its read to its hub only
+/// after that change was applied (a test hook holds it back 4 s): the older read must not
+/// undo the admin's newer change, so the offer made meanwhile still stands and is accepted.
+#[tokio::test]
+async fn a_keepers_older_read_does_not_undo_an_admins_newer_mode() {
+    let (_servers, alpha, started) = beside_a_lagging_keeper("cluster-offers-keeper").await;
     offer_mode(&alpha, "general").await;
     let mut ann = alpha.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
@@ -373,28 +381,7 @@ async fn a_keepers_older_read_does_not_undo_an_admins_newer_mode() {
 /// must not open the category again: a customer joining after it is still refused.
 #[tokio::test]
 async fn a_keepers_older_read_does_not_reopen_a_category_an_admin_closed() {
-    let redis = RedisServer::start().await;
-    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(redis.url()).unwrap())
-        .await
-        .unwrap();
-    let scratch = TempDir::new("cluster-hours-keeper");
-    let started = std::time::Instant::now();
-    let NodeProcess {
-        running: _lagging,
-        uri,
-        db,
-        ..
-    } = node_process_with(
-        &redis,
-        &mut conn,
-        &scratch,
-        "lagging",
-        None,
-        &[("SWITCHBOARD_TEST_KEEPER_LAG_MS", "4000")],
-    )
-    .await;
-    let store: SharedStore = Arc::new(switchboard::store::MongoStore::connect(&uri, &db).await.unwrap());
-    let alpha = node_with(store, &redis, "alpha", &scratch, |_| {}).await;
+    let (_servers, alpha, started) = beside_a_lagging_keeper("cluster-hours-keeper").await;
     close_chat_hours(&alpha, "general").await;
     let mut early = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
     early
