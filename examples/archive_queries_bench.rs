@@ -20,6 +20,8 @@ use switchboard::store::*;
 
 /// Runs of each query; the median is reported.
 const RUNS: usize = 5;
+/// Records written at once while filling.
+const RECORDS_AT_ONCE: usize = 16;
 /// Conversations open at once in the generated archive: batches interleave them as the
 /// archive writer would.
 const CATEGORIES: [&str; 5] = ["sales", "support", "billing", "returns", "shipping"];
@@ -122,6 +124,50 @@ fn conversation_events(i: usize, rng: &mut StdRng) -> Vec<ArchiveEvent> {
     events
 }
 
+/// Conversation `i`'s record as a desk a while in would have it: most resolved, one in 20
+/// open, one in 50 pending, one in 30 snoozed; labelled `vip` one in 10, `bug` one in 4.
+fn record_of(i: usize) -> ConversationRecord {
+    let id = format!("bench-{i:07}");
+    let category = CATEGORIES[i % CATEGORIES.len()];
+    let opened_at = START + i as Millis * 30_000;
+    let status = match i {
+        _ if i.is_multiple_of(20) => ConversationStatus::Open,
+        _ if i % 50 == 1 => ConversationStatus::Pending,
+        _ if i % 30 == 2 => ConversationStatus::Snoozed,
+        _ => ConversationStatus::Resolved,
+    };
+    let mut record = ConversationRecord::first(&id, category, status, opened_at + 60_000);
+    record.opened_at = opened_at;
+    record.holder = Some(format!("agent-{:02}", i % AGENTS));
+    if status == ConversationStatus::Snoozed {
+        record.snoozed_until = Some(opened_at + 86_400_000);
+    }
+    if status == ConversationStatus::Resolved {
+        record.resolved_at = Some(opened_at + 60_000);
+        record.resolutions = 1;
+    }
+    if i % 10 == 2 {
+        record.labels.push("vip".into());
+    }
+    if i % 4 == 1 {
+        record.labels.push("bug".into());
+    }
+    record
+}
+
+/// Writes every conversation's record, [`RECORDS_AT_ONCE`] at a time (as many agents and
+/// customers change conversations at once); returns how long it took.
+async fn put_records(store: &dyn Store, count: usize) -> Duration {
+    use futures_util::StreamExt;
+    let started = Instant::now();
+    futures_util::stream::iter(0..count)
+        .map(|i| async move { store.put_conversation_record(&record_of(i)).await.expect("a record") })
+        .buffer_unordered(RECORDS_AT_ONCE)
+        .collect::<Vec<()>>()
+        .await;
+    started.elapsed()
+}
+
 /// Archives `count` conversations in batches of the store's `max_batch` events; returns
 /// how long it took and how many messages it archived.
 async fn fill(store: &dyn Store, count: usize) -> (Duration, u64) {
@@ -211,6 +257,39 @@ fn word_with_filters(store: &dyn Store) -> Found<'_> {
     )
 }
 
+fn open_ones(store: &dyn Store) -> Found<'_> {
+    listing(
+        store,
+        ConversationFilter {
+            statuses: vec![ConversationStatus::Open],
+            ..Default::default()
+        },
+    )
+}
+
+fn labelled_resolved_in_a_category(store: &dyn Store) -> Found<'_> {
+    listing(
+        store,
+        ConversationFilter {
+            statuses: vec![ConversationStatus::Resolved],
+            label: Some("vip".into()),
+            category: Some("billing".into()),
+            ..Default::default()
+        },
+    )
+}
+
+fn word_in_open_ones(store: &dyn Store) -> Found<'_> {
+    listing(
+        store,
+        ConversationFilter {
+            text: text("refund"),
+            statuses: vec![ConversationStatus::Open, ConversationStatus::Pending],
+            ..Default::default()
+        },
+    )
+}
+
 /// Every query kind timed, in report order.
 const QUERIES: &[Query] = &[
     Query {
@@ -248,6 +327,21 @@ const QUERIES: &[Query] = &[
         about: "`refund` + category + agent + 30 days",
         run: word_with_filters,
     },
+    Query {
+        name: "status_open",
+        about: "status open (1 in 20)",
+        run: open_ones,
+    },
+    Query {
+        name: "status_label_category",
+        about: "resolved + label `vip` + category",
+        run: labelled_resolved_in_a_category,
+    },
+    Query {
+        name: "word_in_open",
+        about: "`refund` + status open or pending",
+        run: word_in_open_ones,
+    },
 ];
 
 /// The median of [`RUNS`] runs of `query`, and what it found.
@@ -266,6 +360,7 @@ async fn time(store: &dyn Store, query: &Query) -> (Duration, u64) {
 struct Measured {
     store: &'static str,
     archived: Duration,
+    recorded: Duration,
     messages: u64,
     queries: Vec<(Duration, u64)>,
 }
@@ -277,6 +372,11 @@ async fn measure(name: &'static str, store: &dyn Store, conversations: usize) ->
         "queries bench: {name}: archived in {:.1} s ({:.0} messages/s)",
         archived.as_secs_f64(),
         messages as f64 / archived.as_secs_f64()
+    );
+    let recorded = put_records(store, conversations).await;
+    eprintln!(
+        "queries bench: {name}: {conversations} records (statuses, labels) in {:.1} s",
+        recorded.as_secs_f64()
     );
     let mut queries = Vec::new();
     for query in QUERIES {
@@ -291,6 +391,7 @@ async fn measure(name: &'static str, store: &dyn Store, conversations: usize) ->
     Measured {
         store: name,
         archived,
+        recorded,
         messages,
         queries,
     }
@@ -305,7 +406,9 @@ fn report(conversations: usize, measured: &[Measured], mongo_note: &str) -> Stri
         "\n### Archive queries (scenario `queries`)\n\n{conversations} generated conversations (3–5 messages each, 5 \
          categories, 50 agents) archived through the `Store` API in batches of the store's `max_batch`, then each \
          query read as the archive page reads it (total and the newest 50 whole), median of {RUNS} runs. Search: \
-         every word in the names or in one message (`core::search`). {mongo_note}\n\n| query | what |"
+         every word in the names or in one message (`core::search`). Each conversation has a record (its status: \
+         most resolved, 1 in 20 open, 1 in 50 pending, 1 in 30 snoozed; label `vip` 1 in 10, `bug` 1 in 4), written \
+         {RECORDS_AT_ONCE} at a time after the archiving. {mongo_note}\n\n| query | what |"
     );
     for m in measured {
         out.push_str(&format!(" {} |", m.store));
@@ -330,6 +433,11 @@ fn report(conversations: usize, measured: &[Measured], mongo_note: &str) -> Stri
             m.archived.as_secs_f64(),
             m.messages as f64 / m.archived.as_secs_f64()
         ));
+    }
+    out.push('\n');
+    out.push_str("| records | every conversation's status and labels |");
+    for m in measured {
+        out.push_str(&format!(" {:.1} s |", m.recorded.as_secs_f64()));
     }
     out.push('\n');
     out
