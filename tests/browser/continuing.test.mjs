@@ -221,3 +221,67 @@ test('a customer back while nobody is online reads their conversation and writes
   assert.equal(await later.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).count(), 1);
   await shot(morning, 'continuing-waiting-agent');
 }));
+
+for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { width: 1280, height: 800 }]]) {
+  test(`a customer waiting in their conversation reloads with nothing kept: the lines come back, named by their agent; no draft hint while waiting (${label})`, () => withShots(`continuing-waiting-reload-${label}`, async (pages) => {
+    const agent = await createAgent(hub, { username: `vera-reload-wait-${label}`, display_name: 'Vera', categories: ['general'], max_chats: 1 });
+    const agentPage = await newPage(browser, { width: 1366, height: 768 });
+    pages.push(agentPage);
+    await agentSignsIn(agentPage, hub, agent);
+    const customer = await newPage(browser, size, { bypassCSP: true });
+    pages.push(customer);
+    const name = `Uma waiting ${label}`;
+    const panel = await joinedChat(customer, agentPage, hub, 'general', name);
+    await says(customer, panel, 'My parcel never came');
+    await says(panel, customer, 'I will look into it');
+    await customer.getByTestId('leave-button').click();
+    await customer.getByTestId('confirm-end-button').click();
+    await customer.getByTestId('rating').waitFor();
+    await agentPage.close();
+
+    // Back while nobody is online: Vera's line says it is hers, as in the chat.
+    const later = await customer.context().newPage();
+    pages.push(later);
+    await later.goto(`${hub.url}/`);
+    const row = later.getByTestId('earlier-conversation').first();
+    await row.waitFor();
+    await row.getByTestId('continue-conversation').click();
+    await later.getByTestId('waiting-in-conversation').waitFor();
+    const hers = later.getByTestId('message').filter({ hasText: 'I will look into it' });
+    await hers.waitFor();
+    assert.equal(await hers.getByTestId('message-author').textContent(), 'Vera');
+    // Nothing typed is shown to anyone while waiting: the page does not say it is.
+    const hint = later.getByTestId('composer-hint');
+    assert.equal(await hint.isVisible(), false, 'no draft hint while waiting');
+    await says(later, later, 'Still nothing today, order 2231');
+    const width = await later.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= size.width, `fits (scrollWidth ${width})`);
+    await shot(later, `continuing-waiting-reload-before-${label}`);
+
+    // A reload that kept only the session's token: the lines come from the hub.
+    await later.evaluate(() => {
+      localStorage.clear();
+      const kept = JSON.parse(sessionStorage.getItem('switchboard.customer'));
+      sessionStorage.setItem('switchboard.customer', JSON.stringify({ token: kept.token, name: kept.name, category: kept.category, draftPreview: kept.draftPreview, lastSeq: 0, messages: [] }));
+    });
+    await later.reload();
+    const again = later.getByTestId('message').filter({ hasText: 'I will look into it' });
+    await again.waitFor();
+    assert.equal(await again.getByTestId('message-author').textContent(), 'Vera');
+    await later.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).waitFor();
+    assert.equal(await later.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).count(), 1);
+    assert.equal(await later.getByTestId('composer-hint').isVisible(), false, 'no draft hint after the reload either');
+    await expectClean(later, 'the customer waiting in their conversation after a reload');
+    await shot(later, `continuing-waiting-reload-after-${label}`);
+
+    // Vera is back: the chat is live, and now what is typed is seen.
+    const morning = await newPage(browser, { width: 1366, height: 768 });
+    pages.push(morning);
+    await agentSignsIn(morning, hub, agent);
+    const live = panelOf(morning, name);
+    await live.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).waitFor();
+    await later.getByTestId('conversation-continued').waitFor();
+    await later.getByTestId('composer-hint').waitFor();
+    await says(live, later, 'A new parcel left this morning');
+  }));
+}
