@@ -9,6 +9,15 @@ import assert from 'node:assert/strict';
 import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, joinedChat, panelOf, expectClean } from './helpers.mjs';
 
 let hub, browser;
+
+/** An agent who closed their page signs in again: their account may come back available as
+ *  they left it (a waiting customer is then theirs at once), so they go available only if
+ *  they are not (a click then would make them away). */
+async function signsInAgain(page, agent) {
+  await agentSignsIn(page, hub, agent, { available: false });
+  const toggle = page.getByTestId('availability-toggle');
+  if (await toggle.getAttribute('data-available') !== 'true') await toggle.click();
+}
 // A short grace period: a customer who closed the page is gone after 2 s, not 30.
 startForFile(() => hubAndBrowser({ RESUME_GRACE_SECS: '2' }), (started) => ({ hub, browser } = started));
 
@@ -213,7 +222,7 @@ test('a customer back while nobody is online reads their conversation and writes
   // Vera is back the next morning: she takes it with Mia's line, and they go on.
   const morning = await newPage(browser, { width: 1366, height: 768 });
   pages.push(morning);
-  await agentSignsIn(morning, hub, agent);
+  await signsInAgain(morning, agent);
   const again = panelOf(morning, name);
   await again.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).waitFor();
   await again.getByTestId('message').filter({ hasText: 'My parcel never came' }).waitFor();
@@ -274,10 +283,12 @@ for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { 
     await expectClean(later, 'the customer waiting in their conversation after a reload');
     await shot(later, `continuing-waiting-reload-after-${label}`);
 
+    // Vera's closed page is gone for good (past its grace period): the page says nobody is online.
+    await later.locator('#desk-status').waitFor();
     // Vera is back: the chat is live, and now what is typed is seen.
     const morning = await newPage(browser, { width: 1366, height: 768 });
     pages.push(morning);
-    await agentSignsIn(morning, hub, agent);
+    await signsInAgain(morning, agent);
     const live = panelOf(morning, name);
     await live.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).waitFor();
     await later.getByTestId('conversation-continued').waitFor();
