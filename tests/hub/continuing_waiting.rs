@@ -152,7 +152,8 @@ async fn reload_while_waiting(carla: Ws, token: &str, back_on: &TestHub, chat: &
     // Give her node a moment to see the drop before she is back.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let mut back = Ws::connect(&back_on.ws_url("/ws/customer"), &[]).await.unwrap();
-    back.send(json!({"type": "resume", "token": token, "last_seq": 0})).await;
+    back.send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
     let resumed = back.next_of("resumed").await;
     assert_eq!(resumed["place"], 1, "{resumed}");
     assert!(resumed["chat"].is_null(), "{resumed}");
@@ -171,7 +172,10 @@ async fn a_reload_while_waiting_to_continue_gives_the_conversation_back_with_the
     own_until(&hub, VISITOR, "resolved").await;
     away(&mut ann, false).await;
     let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
-    let token = carla.next_of("welcome").await["resume_token"].as_str().unwrap().to_string();
+    let token = carla.next_of("welcome").await["resume_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let queued = carla.next_of("queued").await;
     assert_eq!(queued["conversation"]["agent_name"].as_str(), Some("ANN"), "{queued}");
     assert_eq!(carla.say("are you there?", "w1").await["seq"], 3);
@@ -198,7 +202,10 @@ async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_
 
     // Carla waits on alpha and writes; her page reloads onto beta.
     let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
-    let token = carla.next_of("welcome").await["resume_token"].as_str().unwrap().to_string();
+    let token = carla.next_of("welcome").await["resume_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     carla.next_of("queued").await;
     assert_eq!(carla.say("still waiting for my parcel", "w1").await["seq"], 3);
     let mut back = reload_while_waiting(carla, &token, &beta, &chat, &[1, 2, 3]).await;
@@ -214,7 +221,10 @@ async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_
     let api = beta.login("ann", "agent-password").await;
     let archived = wait_archived(&api, &chat, 5).await;
     assert_eq!(
-        seqs_and_texts(&archived["messages"]).iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        seqs_and_texts(&archived["messages"])
+            .iter()
+            .map(|(s, _)| *s)
+            .collect::<Vec<_>>(),
         vec![1, 2, 3, 4, 5]
     );
 }
