@@ -10,6 +10,36 @@ import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, sta
 
 let hub, browser;
 
+/**
+ * `name` chats with Vera ("My parcel never came" / "I will look into it") and ends the chat;
+ * Vera closes her page (nobody is online); `name` comes back in a new tab of the same browser
+ * and continues the conversation, waiting in line in it. Vera's account and that tab.
+ */
+async function backWhileNobodyOnline(pages, { username, name, size }) {
+  const agent = await createAgent(hub, { username, display_name: 'Vera', categories: ['general'], max_chats: 1 });
+  const agentPage = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser, size, { bypassCSP: true });
+  pages.push(customer);
+  const panel = await joinedChat(customer, agentPage, hub, 'general', name);
+  await says(customer, panel, 'My parcel never came');
+  await says(panel, customer, 'I will look into it');
+  await customer.getByTestId('leave-button').click();
+  await customer.getByTestId('confirm-end-button').click();
+  await customer.getByTestId('rating').waitFor();
+  // Vera goes home: nobody is online.
+  await agentPage.close();
+  const later = await customer.context().newPage();
+  pages.push(later);
+  await later.goto(`${hub.url}/`);
+  const row = later.getByTestId('earlier-conversation').first();
+  await row.waitFor();
+  await row.getByTestId('continue-conversation').click();
+  await later.getByTestId('waiting-in-conversation').waitFor();
+  return { agent, later };
+}
+
 /** An agent who closed their page signs in again: their account may come back available as
  *  they left it (a waiting customer is then theirs at once), so they go available only if
  *  they are not (a click then would make them away). */
@@ -190,30 +220,9 @@ test('a browser without crypto.randomUUID (a plain-HTTP origin) still gets a ran
 }));
 
 test('a customer back while nobody is online reads their conversation and writes into it while they wait; the agent gets it all', () => withShots('continuing-waiting', async (pages) => {
-  const agent = await createAgent(hub, { username: 'vera-waiting', display_name: 'Vera', categories: ['general'], max_chats: 1 });
-  const agentPage = await newPage(browser, { width: 1366, height: 768 });
-  pages.push(agentPage);
-  await agentSignsIn(agentPage, hub, agent);
-  const customer = await newPage(browser, { width: 390, height: 844 }, { bypassCSP: true });
-  pages.push(customer);
   const name = 'Mia waiting';
-  const panel = await joinedChat(customer, agentPage, hub, 'general', name);
-  await says(customer, panel, 'My parcel never came');
-  await says(panel, customer, 'I will look into it');
-  await customer.getByTestId('leave-button').click();
-  await customer.getByTestId('confirm-end-button').click();
-  await customer.getByTestId('rating').waitFor();
-  // Vera goes home: nobody is online.
-  await agentPage.close();
-
   // Mia comes back: in line, her conversation in view and the composer open.
-  const later = await customer.context().newPage();
-  pages.push(later);
-  await later.goto(`${hub.url}/`);
-  const row = later.getByTestId('earlier-conversation').first();
-  await row.waitFor();
-  await row.getByTestId('continue-conversation').click();
-  await later.getByTestId('waiting-in-conversation').waitFor();
+  const { agent, later } = await backWhileNobodyOnline(pages, { username: 'vera-waiting', name, size: { width: 390, height: 844 } });
   await later.getByTestId('message').filter({ hasText: 'I will look into it' }).waitFor();
   await says(later, later, 'Still nothing today, order 2231');
   await expectClean(later, 'the customer waiting in their conversation');
@@ -233,29 +242,9 @@ test('a customer back while nobody is online reads their conversation and writes
 
 for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { width: 1280, height: 800 }]]) {
   test(`a customer waiting in their conversation reloads with nothing kept: the lines come back, named by their agent; no draft hint while waiting (${label})`, () => withShots(`continuing-waiting-reload-${label}`, async (pages) => {
-    const agent = await createAgent(hub, { username: `vera-reload-wait-${label}`, display_name: 'Vera', categories: ['general'], max_chats: 1 });
-    const agentPage = await newPage(browser, { width: 1366, height: 768 });
-    pages.push(agentPage);
-    await agentSignsIn(agentPage, hub, agent);
-    const customer = await newPage(browser, size, { bypassCSP: true });
-    pages.push(customer);
     const name = `Uma waiting ${label}`;
-    const panel = await joinedChat(customer, agentPage, hub, 'general', name);
-    await says(customer, panel, 'My parcel never came');
-    await says(panel, customer, 'I will look into it');
-    await customer.getByTestId('leave-button').click();
-    await customer.getByTestId('confirm-end-button').click();
-    await customer.getByTestId('rating').waitFor();
-    await agentPage.close();
-
     // Back while nobody is online: Vera's line says it is hers, as in the chat.
-    const later = await customer.context().newPage();
-    pages.push(later);
-    await later.goto(`${hub.url}/`);
-    const row = later.getByTestId('earlier-conversation').first();
-    await row.waitFor();
-    await row.getByTestId('continue-conversation').click();
-    await later.getByTestId('waiting-in-conversation').waitFor();
+    const { agent, later } = await backWhileNobodyOnline(pages, { username: `vera-reload-wait-${label}`, name, size });
     const hers = later.getByTestId('message').filter({ hasText: 'I will look into it' });
     await hers.waitFor();
     assert.equal(await hers.getByTestId('message-author').textContent(), 'Vera');

@@ -110,20 +110,60 @@ async fn its_holder_sees_a_waiting_customers_line_as_it_comes_and_a_new_customer
     assert_eq!(eve.next_of("error").await["code"], "not_in_chat");
 }
 
-#[tokio::test]
-async fn across_nodes_a_customer_writes_while_waiting_on_one_node_and_their_agent_takes_it_on_another() {
-    let cluster = Cluster::start("continuing-waiting").await;
+/// Two nodes: Carla's first visit on alpha with Ann on beta, resolved; Ann away; Carla
+/// back on alpha to continue it, waiting (welcomed, and her first `queued` read).
+struct WaitingAcrossNodes {
+    _cluster: Cluster,
+    alpha: TestHub,
+    beta: TestHub,
+    ann: Ws,
+    carla: Ws,
+    /// Carla's resume token.
+    token: String,
+    queued: Value,
+    /// The conversation's id.
+    chat: String,
+}
+
+async fn waiting_across_nodes(name: &str) -> WaitingAcrossNodes {
+    let cluster = Cluster::start(name).await;
     let alpha = cluster.node("alpha", |_| {}).await;
     let beta = cluster.node("beta", |_| {}).await;
     let mut ann = beta.agent("ann", &["general"], 1).await;
     let chat = first_visit(&alpha, &mut ann).await;
     own_until(&alpha, VISITOR, "resolved").await;
     away(&mut ann, false).await;
-
-    // Carla waits on alpha, Ann is away on beta.
     let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
-    carla.next_of("welcome").await;
+    let token = carla.next_of("welcome").await["resume_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let queued = carla.next_of("queued").await;
+    WaitingAcrossNodes {
+        _cluster: cluster,
+        alpha,
+        beta,
+        ann,
+        carla,
+        token,
+        queued,
+        chat,
+    }
+}
+
+#[tokio::test]
+async fn across_nodes_a_customer_writes_while_waiting_on_one_node_and_their_agent_takes_it_on_another() {
+    // Carla waits on alpha, Ann is away on beta.
+    let WaitingAcrossNodes {
+        _cluster,
+        alpha: _alpha,
+        beta,
+        mut ann,
+        mut carla,
+        queued,
+        chat,
+        ..
+    } = waiting_across_nodes("continuing-waiting").await;
     assert_eq!(seqs(&queued["conversation"]["messages"]), vec![1, 2], "{queued}");
     assert_eq!(carla.say("still waiting for my parcel", "w1").await["seq"], 3);
     assert_eq!(carla.say("any news?", "w2").await["seq"], 4);
@@ -192,21 +232,17 @@ async fn a_reload_while_waiting_to_continue_gives_the_conversation_back_with_the
 
 #[tokio::test]
 async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_back_on_the_other_node() {
-    let cluster = Cluster::start("continuing-waiting-reload").await;
-    let alpha = cluster.node("alpha", |_| {}).await;
-    let beta = cluster.node("beta", |_| {}).await;
-    let mut ann = beta.agent("ann", &["general"], 1).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&alpha, VISITOR, "resolved").await;
-    away(&mut ann, false).await;
-
     // Carla waits on alpha and writes; her page reloads onto beta.
-    let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
-    let token = carla.next_of("welcome").await["resume_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    carla.next_of("queued").await;
+    let WaitingAcrossNodes {
+        _cluster,
+        alpha: _alpha,
+        beta,
+        mut ann,
+        mut carla,
+        token,
+        chat,
+        ..
+    } = waiting_across_nodes("continuing-waiting-reload").await;
     assert_eq!(carla.say("still waiting for my parcel", "w1").await["seq"], 3);
     let mut back = reload_while_waiting(carla, &token, &beta, &chat, &[1, 2, 3]).await;
 
