@@ -125,20 +125,28 @@ struct WaitingAcrossNodes {
     chat: String,
 }
 
-async fn waiting_across_nodes(name: &str) -> WaitingAcrossNodes {
-    let cluster = Cluster::start(name).await;
-    let alpha = cluster.node("alpha", |_| {}).await;
-    let beta = cluster.node("beta", |_| {}).await;
-    let mut ann = beta.agent("ann", &["general"], 1).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&alpha, VISITOR, "resolved").await;
-    away(&mut ann, false).await;
-    let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
+/// Carla's first visit on `hub` with Ann, resolved; Ann away; Carla back on `hub` to continue
+/// it, waiting. The conversation's id, Carla's socket (welcomed, her first `queued` read),
+/// her resume token and that `queued`.
+async fn back_while_ann_is_away(hub: &TestHub, ann: &mut Ws) -> (String, Ws, String, Value) {
+    let chat = first_visit(hub, ann).await;
+    own_until(hub, VISITOR, "resolved").await;
+    away(ann, false).await;
+    let mut carla = continuing(hub, Some(VISITOR), &chat).await;
     let token = carla.next_of("welcome").await["resume_token"]
         .as_str()
         .unwrap()
         .to_string();
     let queued = carla.next_of("queued").await;
+    (chat, carla, token, queued)
+}
+
+async fn waiting_across_nodes(name: &str) -> WaitingAcrossNodes {
+    let cluster = Cluster::start(name).await;
+    let alpha = cluster.node("alpha", |_| {}).await;
+    let beta = cluster.node("beta", |_| {}).await;
+    let mut ann = beta.agent("ann", &["general"], 1).await;
+    let (chat, carla, token, queued) = back_while_ann_is_away(&alpha, &mut ann).await;
     WaitingAcrossNodes {
         _cluster: cluster,
         alpha,
@@ -208,15 +216,7 @@ async fn reload_while_waiting(carla: Ws, token: &str, back_on: &TestHub, chat: &
 #[tokio::test]
 async fn a_reload_while_waiting_to_continue_gives_the_conversation_back_with_the_lines_written_meanwhile() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
-    let chat = first_visit(&hub, &mut ann).await;
-    own_until(&hub, VISITOR, "resolved").await;
-    away(&mut ann, false).await;
-    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
-    let token = carla.next_of("welcome").await["resume_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let queued = carla.next_of("queued").await;
+    let (chat, mut carla, token, queued) = back_while_ann_is_away(&hub, &mut ann).await;
     assert_eq!(queued["conversation"]["agent_name"].as_str(), Some("ANN"), "{queued}");
     assert_eq!(carla.say("are you there?", "w1").await["seq"], 3);
 
