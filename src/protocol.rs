@@ -734,6 +734,11 @@ pub enum ServerFrame {
         category: String,
         place: Option<usize>,
         chat: Option<ChatSnapshot>,
+        /// A customer waiting in line to continue a conversation: it as it is now (as
+        /// their first `queued` gave it, with what they wrote meanwhile), so a page that
+        /// kept nothing shows it again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation: Option<WaitingConversation>,
     },
     /// Buddy: you joined; the full list and your invitations and chat.
     BuddyWelcome {
@@ -940,6 +945,10 @@ pub struct WaitingConversation {
     pub id: String,
     /// Its latest lines (at most 50), oldest first.
     pub messages: Vec<ChatMessage>,
+    /// The agent whose list it is in, by name (none: nobody's). The archive keeps no name
+    /// with a line, so the page names the agent's lines by it, as a chat by its agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
 }
 
 /// The `message` frame of a chat message: the same bytes as `ServerFrame::Message(..).encode()`.

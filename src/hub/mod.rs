@@ -300,6 +300,12 @@ pub(crate) enum Command {
         asked: Box<service::continuing::JoinAsked>,
         found: Result<Box<service::continuing::Continued>, (&'static str, String)>,
     },
+    /// The conversation a customer waits to continue, read for their resume on a node that
+    /// did not take their join (several nodes), or why not (`cluster::resume_continuing`).
+    ContinuingReadForResume {
+        customer: crate::core::routing::CustomerId,
+        found: Result<Box<service::continuing::Continued>, (&'static str, String)>,
+    },
     /// A customer's answer by mail to a conversation (`inbound`).
     LineByMail {
         conversation: String,

@@ -415,6 +415,7 @@ impl HubState {
                 let _ = reply.send(self.bot_act(None, &bot, &chat_id, act));
             }
             Command::LateLinesRead { customer, id, lines } => self.late_lines_read(customer, &id, lines),
+            Command::ContinuingReadForResume { customer, found } => self.continuing_read_for_resume(customer, found),
             Command::IdentityChecked { conn, asked } => self.identity_checked(conn, *asked),
             Command::FollowUpRead { id, read } => self.follow_up_read(id, read),
             Command::FollowUpSeq { id, asked, drawn } => self.follow_up_seq(id, *asked, drawn),

@@ -9,6 +9,45 @@ import assert from 'node:assert/strict';
 import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, joinedChat, panelOf, expectClean } from './helpers.mjs';
 
 let hub, browser;
+
+/**
+ * `name` chats with Vera ("My parcel never came" / "I will look into it") and ends the chat;
+ * Vera closes her page (nobody is online); `name` comes back in a new tab of the same browser
+ * and continues the conversation, waiting in line in it. Vera's account and that tab.
+ */
+async function backWhileNobodyOnline(pages, { username, name, size }) {
+  const agent = await createAgent(hub, { username, display_name: 'Vera', categories: ['general'], max_chats: 1 });
+  const agentPage = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser, size, { bypassCSP: true });
+  pages.push(customer);
+  const panel = await joinedChat(customer, agentPage, hub, 'general', name);
+  await says(customer, panel, 'My parcel never came');
+  await says(panel, customer, 'I will look into it');
+  await customer.getByTestId('leave-button').click();
+  await customer.getByTestId('confirm-end-button').click();
+  await customer.getByTestId('rating').waitFor();
+  // Vera goes home: nobody is online.
+  await agentPage.close();
+  const later = await customer.context().newPage();
+  pages.push(later);
+  await later.goto(`${hub.url}/`);
+  const row = later.getByTestId('earlier-conversation').first();
+  await row.waitFor();
+  await row.getByTestId('continue-conversation').click();
+  await later.getByTestId('waiting-in-conversation').waitFor();
+  return { agent, later };
+}
+
+/** An agent who closed their page signs in again: their account may come back available as
+ *  they left it (a waiting customer is then theirs at once), so they go available only if
+ *  they are not (a click then would make them away). */
+async function signsInAgain(page, agent) {
+  await agentSignsIn(page, hub, agent, { available: false });
+  const toggle = page.getByTestId('availability-toggle');
+  if (await toggle.getAttribute('data-available') !== 'true') await toggle.click();
+}
 // A short grace period: a customer who closed the page is gone after 2 s, not 30.
 startForFile(() => hubAndBrowser({ RESUME_GRACE_SECS: '2' }), (started) => ({ hub, browser } = started));
 
@@ -181,30 +220,9 @@ test('a browser without crypto.randomUUID (a plain-HTTP origin) still gets a ran
 }));
 
 test('a customer back while nobody is online reads their conversation and writes into it while they wait; the agent gets it all', () => withShots('continuing-waiting', async (pages) => {
-  const agent = await createAgent(hub, { username: 'vera-waiting', display_name: 'Vera', categories: ['general'], max_chats: 1 });
-  const agentPage = await newPage(browser, { width: 1366, height: 768 });
-  pages.push(agentPage);
-  await agentSignsIn(agentPage, hub, agent);
-  const customer = await newPage(browser, { width: 390, height: 844 }, { bypassCSP: true });
-  pages.push(customer);
   const name = 'Mia waiting';
-  const panel = await joinedChat(customer, agentPage, hub, 'general', name);
-  await says(customer, panel, 'My parcel never came');
-  await says(panel, customer, 'I will look into it');
-  await customer.getByTestId('leave-button').click();
-  await customer.getByTestId('confirm-end-button').click();
-  await customer.getByTestId('rating').waitFor();
-  // Vera goes home: nobody is online.
-  await agentPage.close();
-
   // Mia comes back: in line, her conversation in view and the composer open.
-  const later = await customer.context().newPage();
-  pages.push(later);
-  await later.goto(`${hub.url}/`);
-  const row = later.getByTestId('earlier-conversation').first();
-  await row.waitFor();
-  await row.getByTestId('continue-conversation').click();
-  await later.getByTestId('waiting-in-conversation').waitFor();
+  const { agent, later } = await backWhileNobodyOnline(pages, { username: 'vera-waiting', name, size: { width: 390, height: 844 } });
   await later.getByTestId('message').filter({ hasText: 'I will look into it' }).waitFor();
   await says(later, later, 'Still nothing today, order 2231');
   await expectClean(later, 'the customer waiting in their conversation');
@@ -213,7 +231,7 @@ test('a customer back while nobody is online reads their conversation and writes
   // Vera is back the next morning: she takes it with Mia's line, and they go on.
   const morning = await newPage(browser, { width: 1366, height: 768 });
   pages.push(morning);
-  await agentSignsIn(morning, hub, agent);
+  await signsInAgain(morning, agent);
   const again = panelOf(morning, name);
   await again.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).waitFor();
   await again.getByTestId('message').filter({ hasText: 'My parcel never came' }).waitFor();
@@ -221,3 +239,49 @@ test('a customer back while nobody is online reads their conversation and writes
   assert.equal(await later.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).count(), 1);
   await shot(morning, 'continuing-waiting-agent');
 }));
+
+for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { width: 1280, height: 800 }]]) {
+  test(`a customer waiting in their conversation reloads with nothing kept: the lines come back, named by their agent; no draft hint while waiting (${label})`, () => withShots(`continuing-waiting-reload-${label}`, async (pages) => {
+    const name = `Uma waiting ${label}`;
+    // Back while nobody is online: Vera's line says it is hers, as in the chat.
+    const { agent, later } = await backWhileNobodyOnline(pages, { username: `vera-reload-wait-${label}`, name, size });
+    const hers = later.getByTestId('message').filter({ hasText: 'I will look into it' });
+    await hers.waitFor();
+    assert.equal(await hers.getByTestId('message-author').textContent(), 'Vera');
+    // Nothing typed is shown to anyone while waiting: the page does not say it is.
+    const hint = later.getByTestId('composer-hint');
+    assert.equal(await hint.isVisible(), false, 'no draft hint while waiting');
+    await says(later, later, 'Still nothing today, order 2231');
+    const width = await later.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= size.width, `fits (scrollWidth ${width})`);
+    await shot(later, `continuing-waiting-reload-before-${label}`);
+
+    // A reload that kept only the session's token: the lines come from the hub.
+    await later.evaluate(() => {
+      localStorage.clear();
+      const kept = JSON.parse(sessionStorage.getItem('switchboard.customer'));
+      sessionStorage.setItem('switchboard.customer', JSON.stringify({ token: kept.token, name: kept.name, category: kept.category, draftPreview: kept.draftPreview, lastSeq: 0, messages: [] }));
+    });
+    await later.reload();
+    const again = later.getByTestId('message').filter({ hasText: 'I will look into it' });
+    await again.waitFor();
+    assert.equal(await again.getByTestId('message-author').textContent(), 'Vera');
+    await later.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).waitFor();
+    assert.equal(await later.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).count(), 1);
+    assert.equal(await later.getByTestId('composer-hint').isVisible(), false, 'no draft hint after the reload either');
+    await expectClean(later, 'the customer waiting in their conversation after a reload');
+    await shot(later, `continuing-waiting-reload-after-${label}`);
+
+    // Vera's closed page is gone for good (past its grace period): the page says nobody is online.
+    await later.locator('#desk-status').waitFor();
+    // Vera is back: the chat is live, and now what is typed is seen.
+    const morning = await newPage(browser, { width: 1366, height: 768 });
+    pages.push(morning);
+    await signsInAgain(morning, agent);
+    const live = panelOf(morning, name);
+    await live.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).waitFor();
+    await later.getByTestId('conversation-continued').waitFor();
+    await later.getByTestId('composer-hint').waitFor();
+    await says(live, later, 'A new parcel left this morning');
+  }));
+}

@@ -110,20 +110,68 @@ async fn its_holder_sees_a_waiting_customers_line_as_it_comes_and_a_new_customer
     assert_eq!(eve.next_of("error").await["code"], "not_in_chat");
 }
 
-#[tokio::test]
-async fn across_nodes_a_customer_writes_while_waiting_on_one_node_and_their_agent_takes_it_on_another() {
-    let cluster = Cluster::start("continuing-waiting").await;
+/// Two nodes: Carla's first visit on alpha with Ann on beta, resolved; Ann away; Carla
+/// back on alpha to continue it, waiting (welcomed, and her first `queued` read).
+struct WaitingAcrossNodes {
+    _cluster: Cluster,
+    alpha: TestHub,
+    beta: TestHub,
+    ann: Ws,
+    carla: Ws,
+    /// Carla's resume token.
+    token: String,
+    queued: Value,
+    /// The conversation's id.
+    chat: String,
+}
+
+/// Carla's first visit on `hub` with Ann, resolved; Ann away; Carla back on `hub` to continue
+/// it, waiting. The conversation's id, Carla's socket (welcomed, her first `queued` read),
+/// her resume token and that `queued`.
+async fn back_while_ann_is_away(hub: &TestHub, ann: &mut Ws) -> (String, Ws, String, Value) {
+    let chat = first_visit(hub, ann).await;
+    own_until(hub, VISITOR, "resolved").await;
+    away(ann, false).await;
+    let mut carla = continuing(hub, Some(VISITOR), &chat).await;
+    let token = carla.next_of("welcome").await["resume_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let queued = carla.next_of("queued").await;
+    (chat, carla, token, queued)
+}
+
+async fn waiting_across_nodes(name: &str) -> WaitingAcrossNodes {
+    let cluster = Cluster::start(name).await;
     let alpha = cluster.node("alpha", |_| {}).await;
     let beta = cluster.node("beta", |_| {}).await;
     let mut ann = beta.agent("ann", &["general"], 1).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&alpha, VISITOR, "resolved").await;
-    away(&mut ann, false).await;
+    let (chat, carla, token, queued) = back_while_ann_is_away(&alpha, &mut ann).await;
+    WaitingAcrossNodes {
+        _cluster: cluster,
+        alpha,
+        beta,
+        ann,
+        carla,
+        token,
+        queued,
+        chat,
+    }
+}
 
+#[tokio::test]
+async fn across_nodes_a_customer_writes_while_waiting_on_one_node_and_their_agent_takes_it_on_another() {
     // Carla waits on alpha, Ann is away on beta.
-    let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
-    carla.next_of("welcome").await;
-    let queued = carla.next_of("queued").await;
+    let WaitingAcrossNodes {
+        _cluster,
+        alpha: _alpha,
+        beta,
+        mut ann,
+        mut carla,
+        queued,
+        chat,
+        ..
+    } = waiting_across_nodes("continuing-waiting").await;
     assert_eq!(seqs(&queued["conversation"]["messages"]), vec![1, 2], "{queued}");
     assert_eq!(carla.say("still waiting for my parcel", "w1").await["seq"], 3);
     assert_eq!(carla.say("any news?", "w2").await["seq"], 4);
@@ -142,4 +190,77 @@ async fn across_nodes_a_customer_writes_while_waiting_on_one_node_and_their_agen
     let stored = seqs_and_texts(&archived["messages"]);
     assert_eq!(stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
     assert_eq!((stored[2].1, stored[3].1), ("still waiting for my parcel", "any news?"));
+}
+
+/// Carla's page drops while she waits in her conversation; she resumes on `back_on` (the
+/// same node, or another) having kept nothing (`last_seq` 0): `resumed` carries the
+/// conversation, its lines and hers among them, named by its agent. The resumed socket.
+async fn reload_while_waiting(carla: Ws, token: &str, back_on: &TestHub, chat: &str, lines: &[u64]) -> Ws {
+    drop(carla);
+    // Give her node a moment to see the drop before she is back.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut back = Ws::connect(&back_on.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
+    let resumed = back.next_of("resumed").await;
+    assert_eq!(resumed["place"], 1, "{resumed}");
+    assert!(resumed["chat"].is_null(), "{resumed}");
+    let conversation = &resumed["conversation"];
+    assert_eq!(conversation["id"].as_str(), Some(chat), "{resumed}");
+    assert_eq!(seqs(&conversation["messages"]), lines, "{resumed}");
+    // The lines do not name their agent; the conversation does (whose list it is in).
+    assert_eq!(conversation["agent_name"].as_str(), Some("ANN"), "{resumed}");
+    back
+}
+
+#[tokio::test]
+async fn a_reload_while_waiting_to_continue_gives_the_conversation_back_with_the_lines_written_meanwhile() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (chat, mut carla, token, queued) = back_while_ann_is_away(&hub, &mut ann).await;
+    assert_eq!(queued["conversation"]["agent_name"].as_str(), Some("ANN"), "{queued}");
+    assert_eq!(carla.say("are you there?", "w1").await["seq"], 3);
+
+    let mut back = reload_while_waiting(carla, &token, &hub, &chat, &[1, 2, 3]).await;
+    // She goes on writing into it, and Ann takes it with everything.
+    assert_eq!(back.say("hello again", "w2").await["seq"], 4);
+    away(&mut ann, true).await;
+    let to_ann = ann.seen_or_next_matching(|f| f["type"] == "chat_started").await;
+    assert_eq!(seqs(&to_ann["messages"]), vec![1, 2, 3, 4], "{to_ann}");
+    let to_carla = back.next_of("chat_started").await;
+    assert_eq!(seqs(&to_carla["messages"]), vec![1, 2, 3, 4], "{to_carla}");
+}
+
+#[tokio::test]
+async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_back_on_the_other_node() {
+    // Carla waits on alpha and writes; her page reloads onto beta.
+    let WaitingAcrossNodes {
+        _cluster,
+        alpha: _alpha,
+        beta,
+        mut ann,
+        mut carla,
+        token,
+        chat,
+        ..
+    } = waiting_across_nodes("continuing-waiting-reload").await;
+    assert_eq!(carla.say("still waiting for my parcel", "w1").await["seq"], 3);
+    let mut back = reload_while_waiting(carla, &token, &beta, &chat, &[1, 2, 3]).await;
+
+    // On beta she goes on writing into it, and Ann takes it with no gap.
+    assert_eq!(back.say("any news?", "w2").await["seq"], 4);
+    away(&mut ann, true).await;
+    let to_carla = back.next_of("chat_started").await;
+    assert_eq!(to_carla["chat_id"].as_str(), Some(chat.as_str()), "{to_carla}");
+    assert_eq!(seqs(&to_carla["messages"]).last(), Some(&4), "{to_carla}");
+    assert_eq!(ann.say_in(&chat, "it arrives today", "a1").await["seq"], 5);
+    assert_eq!(back.next_of("message").await["seq"], 5);
+    let api = beta.login("ann", "agent-password").await;
+    let archived = wait_archived(&api, &chat, 5).await;
+    assert_eq!(
+        seqs_and_texts(&archived["messages"])
+            .iter()
+            .map(|(s, _)| *s)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
 }

@@ -112,6 +112,9 @@ export class ChatView {
 
   focus() { this.input.focus(); }
 
+  /** Shows or hides the composer's hint: what it says may hold only at times (drafts are seen in a live chat only). */
+  showHint(shown) { if (this.hint) this.hint.hidden = !shown; }
+
   /**
    * The chat is over and takes no more messages: the composer, its hint and an unsent
    * draft go (a disabled box with text in it reads as if it could still be sent).

@@ -321,6 +321,8 @@ function ensureChat() {
     peerName: () => saved?.peerName || 'Agent',
   });
   $('chat-host').replaceChildren(chat.root);
+  // The agent sees drafts in a live chat only: waiting in a conversation, nobody does.
+  chat.showHint(inChat);
   // An agent's line names the agent who wrote it (the chat may have been transferred since);
   // the transfer lines go back where they were said (after the message they followed).
   const notices = [...(saved?.notices || [])];
@@ -332,20 +334,22 @@ function ensureChat() {
   return chat;
 }
 
-function showMessage(m) {
+/** Shows a line; `agentName` names the agent of a conversation waited in (no chat, so no peer yet). */
+function showMessage(m, agentName) {
   const view = ensureChat();
-  const fresh = view.addMessage(m, m.from === 'customer');
-  if (fresh && m.from === 'agent') tell('reply', { name: saved?.peerName || 'Agent', text: m.text });
+  const author = m.from === 'agent' ? agentName || undefined : undefined;
+  const fresh = view.addMessage(m, m.from === 'customer', { author });
+  if (fresh && m.from === 'agent') tell('reply', { name: author || saved?.peerName || 'Agent', text: m.text });
   if (fresh && saved) {
     // Kept for a reload, in seq order (arrival order may differ); the last 200 are plenty to rebuild the screen.
     // An agent's line keeps who wrote it: after a transfer the chat goes on with someone else.
-    const by = m.from === 'agent' ? saved.peerName || undefined : undefined;
+    const by = m.from === 'agent' ? author || saved.peerName || undefined : undefined;
     saved.messages = [...(saved.messages || []), { id: m.id, seq: m.seq, from: m.from, text: m.text, at: m.at, by }]
       .sort((a, b) => a.seq - b.seq).slice(-200);
   }
   if (saved) { advanceCursor(m.seq); save(); }
   if (m.from === 'agent') {
-    announce(`${saved?.peerName || 'Agent'}: ${m.text}`);
+    announce(`${author || saved?.peerName || 'Agent'}: ${m.text}`);
     // A reply in a background tab: the title says so (and a short sound) until looked at.
     if (document.hidden) { flashTitle(`New reply from ${saved?.peerName || 'the agent'}`); beep(); }
   }
@@ -393,6 +397,7 @@ function chatting(chatId, peerName, categoryName, startedFresh) {
   $('leave').textContent = 'End chat';
   const view = ensureChat();
   view.setEnabled(true);
+  view.showHint(true);
   offerTranscript(newChat && !!transcript);
   if (startedFresh) {
     const text = continued ? `You're now chatting with ${peerName}.` : `${peerName} joined the chat.`;
@@ -464,6 +469,7 @@ function transferred(f) {
   saved.transferred = true;
   save();
   view.setEnabled(false);
+  view.showHint(false);
   $('desk-status').replaceChildren();
   show($('desk-status'), false);
   const text = `You've been transferred to ${name}. Please wait for the next agent.`;
@@ -493,23 +499,26 @@ function waiting(place, requeued) {
   $('leave').textContent = 'Leave';
   $('place').textContent = place;
   announce(`You are number ${place} in line`);
-  // Continuing a conversation, they write into it while they wait (`waitingIn`).
-  if (chat) chat.setEnabled(!!saved?.waitingIn);
+  // Continuing a conversation, they write into it while they wait (`waitingIn`); what
+  // they type is nobody's to see until an agent takes it.
+  if (chat) { chat.setEnabled(!!saved?.waitingIn); chat.showHint(false); }
 }
 
 /**
- * Back in an earlier conversation, in line for an agent (`queued.conversation`): its latest
- * lines in view and the composer open; what they write goes into it, and whoever takes it
- * reads it.
+ * Back in an earlier conversation, in line for an agent (`queued.conversation`, and again in
+ * `resumed` after a reload): its latest lines in view, the agent's named by the agent whose
+ * it is, and the composer open; what they write goes into it, and whoever takes it reads it.
  */
 function waitingIn(conversation) {
   if (!saved) return;
+  const already = saved.waitingIn === conversation.id;
   saved.waitingIn = conversation.id;
   save();
   const view = ensureChat();
-  for (const m of conversation.messages || []) showMessage(m);
+  for (const m of conversation.messages || []) showMessage(m, conversation.agent_name);
   view.setEnabled(true);
-  keptNotice('You’re back in your conversation. Write here while you wait: whoever takes it will see everything.', 'waiting-in-conversation');
+  view.showHint(false);
+  if (!already) keptNotice('You’re back in your conversation. Write here while you wait: whoever takes it will see everything.', 'waiting-in-conversation');
   view.focus();
 }
 
@@ -595,6 +604,8 @@ function handle(f) {
         if (!f.chat.peer_connected) chat.addNotice(`${f.chat.peer_name} is disconnected; waiting for them to come back.`, 'peer-away');
       } else if (f.place) {
         waiting(f.place, false);
+        // Waiting in a conversation: the hub gives it again, whatever this page kept.
+        if (f.conversation) waitingIn(f.conversation);
       }
       break;
     case 'message':

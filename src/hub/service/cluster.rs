@@ -39,6 +39,7 @@ mod chat;
 mod handover;
 // a customer's resume across nodes
 pub(super) mod resume;
+mod resume_continuing;
 // what a node does once the lost routing domain and buddy list are restored
 mod restored;
 // This node's standing: refusals, fencing, Redis's data lost, letting go of its people.
@@ -81,6 +82,9 @@ pub(crate) struct ClusterState {
     delivered_here: HashMap<String, Vec<ConnId>>,
     /// Resumes of another node's customers waiting for their chat's log to be read.
     pub(super) resuming: HashMap<ChatId, resume::PendingResume>,
+    /// Resumes of another node's customers waiting in line to continue a conversation,
+    /// waiting for it to be read (`resume_continuing`).
+    pub(super) reading_conversation: HashMap<CustomerId, resume::PendingResume>,
     /// Customers whose `customer_resumed` this node sent and has not seen applied: their
     /// connection gets `resumed` only when the events stream applies it, so a refused
     /// resume is never shown as resumed first (`cluster::resume`).
@@ -194,6 +198,7 @@ impl ClusterState {
             sent_here: HashMap::new(),
             delivered_here: HashMap::new(),
             resuming: HashMap::new(),
+            reading_conversation: HashMap::new(),
             awaiting_resumed: HashMap::new(),
             closing: HashMap::new(),
             paired_at: HashMap::new(),

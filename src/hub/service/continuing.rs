@@ -33,8 +33,8 @@ use crate::core::routing::{AgentId, CategoryId, CustomerId};
 use crate::hub::Command;
 use crate::hub::delivery::ConnId;
 use crate::hub::transcript::Transcript;
-use crate::protocol::{ChatMessage, EarlierAgent, From, ServerFrame, TransferNote};
-use crate::store::{CustomerKey, CustomerProfile, SharedStore, Side, StoreError};
+use crate::protocol::{ChatMessage, EarlierAgent, From, ServerFrame, TransferNote, WaitingConversation};
+use crate::store::{ConversationRecord, CustomerKey, CustomerProfile, SharedStore, Side, StoreError};
 
 /// The latest lines of a continued conversation its two sides are shown (the archive has
 /// all of them; the customer page and the console show these above the new ones).
@@ -172,13 +172,7 @@ async fn read(
     rules: &Rules,
     now: i64,
 ) -> Result<Continued, (&'static str, String)> {
-    let failed = |e: StoreError| match e {
-        StoreError::NotFound => unknown(),
-        other => {
-            tracing::warn!(conversation = %id, error = %other, "a conversation to continue could not be read");
-            store_behind()
-        }
-    };
+    let failed = |e: StoreError| read_failed(id, e);
     let record = match store.conversation_record(id).await {
         Ok(record) => record,
         // Archived before conversations had statuses: resolved, its record stored now
@@ -207,6 +201,53 @@ async fn read(
     {
         return Err(unknown());
     }
+    continued_from(id, &record, &archived, rules, now)
+}
+
+/// Why conversation `id` could not be read, as its customer is told.
+fn read_failed(id: &str, e: StoreError) -> (&'static str, String) {
+    match e {
+        StoreError::NotFound => unknown(),
+        other => {
+            tracing::warn!(conversation = %id, error = %other, "a conversation to continue could not be read");
+            store_behind()
+        }
+    }
+}
+
+/// Conversation `id` for its customer, back on another node than the one they joined on
+/// while they wait to continue it (their resume token vouches for them, as for a chat):
+/// read once the store holds its lines up to `through` (what they and their join's node
+/// saw stamped; a node acknowledges a line once durable, and stores it a moment later), or
+/// [`LATE_LINES_WAIT`] passed, when it is read as the store has it.
+pub(super) async fn read_waiting(
+    store: &SharedStore,
+    id: &str,
+    through: u64,
+    rules: &Rules,
+) -> Result<Continued, (&'static str, String)> {
+    let deadline = tokio::time::Instant::now() + LATE_LINES_WAIT;
+    loop {
+        let record = store.conversation_record(id).await.map_err(|e| read_failed(id, e))?;
+        let archived = store.conversation(id).await.map_err(|e| read_failed(id, e))?;
+        let stored = archived.messages.iter().map(|m| m.seq).max().unwrap_or(0);
+        if stored >= through || tokio::time::Instant::now() >= deadline {
+            let mut continued = continued_from(id, &record, &archived, rules, now_ms())?;
+            continued.last_seq = continued.last_seq.max(through);
+            return Ok(continued);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Conversation `id` to continue, from its record and archive (its owner checked already).
+fn continued_from(
+    id: &str,
+    record: &ConversationRecord,
+    archived: &crate::store::Conversation,
+    rules: &Rules,
+    now: i64,
+) -> Result<Continued, (&'static str, String)> {
     let last_seq = archived.messages.iter().map(|m| m.seq).max().unwrap_or(0);
     let skip = archived.messages.len().saturating_sub(EARLIER_LINES);
     let earlier = archived.messages[skip..].iter().map(|m| earlier_line(id, m)).collect();
@@ -225,7 +266,7 @@ async fn read(
         last_seq,
         earlier,
         holder,
-        route: return_route(&record, now, rules),
+        route: return_route(record, now, rules),
         note: String::new(),
         rated: archived.rating.is_some(),
     })
@@ -234,7 +275,7 @@ async fn read(
 /// How long lines written on another node as a customer came back may take to be stored
 /// (their node acknowledges them once stored, within a group commit; more means that node
 /// died with them unacknowledged, and they are not lines anyone was told were sent).
-const LATE_LINES_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(super) const LATE_LINES_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl HubState {
     /// Lines `after + 1 ..= through` of conversation `id`, stamped on other nodes while
@@ -314,6 +355,16 @@ pub(super) fn earlier_line(id: &str, m: &crate::store::ArchivedMessage) -> ChatM
 }
 
 impl Continued {
+    /// The conversation as its customer reads it while they wait in line for an agent
+    /// (`queued.conversation`, and `resumed.conversation` after a reload).
+    pub(super) fn waiting_view(&self) -> WaitingConversation {
+        WaitingConversation {
+            id: self.id.clone(),
+            messages: self.earlier.clone(),
+            agent_name: self.holder.as_ref().map(|(_, name)| name.clone()),
+        }
+    }
+
     /// The chat's transcript to go on from: its latest lines kept (a resume after a reload
     /// shows them), the next message stamped `last_seq + 1`.
     pub(super) fn transcript(&self, limit: usize) -> Transcript {

@@ -244,11 +244,18 @@ impl HubState {
             .routing
             .customer_chat(customer)
             .and_then(|chat| self.snapshot(chat, Party::Customer, last_seq));
+        let place = self.routing.place(customer);
+        // Waiting to continue a conversation: all of it as it is now, whatever `last_seq`
+        // says (the page may have kept nothing, and the lines are few).
+        let conversation = place
+            .and(self.customers.get(&customer)?.continues.as_ref())
+            .map(|continued| continued.waiting_view());
         Some(ServerFrame::Resumed {
             customer_name: name,
             category: category.0.to_string(),
-            place: self.routing.place(customer),
+            place,
             chat,
+            conversation,
         })
     }
 
@@ -263,6 +270,7 @@ impl HubState {
             category: chat.category.clone(),
             place: None,
             chat: Some(chat),
+            conversation: None,
         };
         self.send_to_conn(conn, &resumed);
         self.send_to_conn(conn, &visit.ended);

@@ -96,10 +96,7 @@ impl HubState {
                 let conversation = (!requeued)
                     .then(|| self.customers.get(&customer)?.continues.as_ref())
                     .flatten()
-                    .map(|continued| crate::protocol::WaitingConversation {
-                        id: continued.id.clone(),
-                        messages: continued.earlier.clone(),
-                    });
+                    .map(|continued| continued.waiting_view());
                 self.send(
                     Recipient::Customer(customer),
                     &ServerFrame::Queued {

@@ -145,6 +145,7 @@ impl HubState {
             category: chat.category.clone(),
             place: None,
             chat: Some(chat),
+            conversation: None,
         };
         let json = serde_json::json!({ "resumed": resumed, "ended": visit.ended });
         let _ = self.call(RouterCall::RememberEndedVisit {
@@ -306,8 +307,11 @@ impl HubState {
             );
             self.abandon_resume(conn);
         }
-        // Those still reading their chat's log, before their call went out.
-        let reading: Vec<PendingResume> = self.cluster_mut().resuming.drain().map(|(_, p)| p).collect();
+        // Those still reading their chat's log or conversation, before their call went out.
+        let cluster = self.cluster_mut();
+        let reading: Vec<PendingResume> = (cluster.resuming.drain().map(|(_, p)| p))
+            .chain(cluster.reading_conversation.drain().map(|(_, p)| p))
+            .collect();
         for pending in reading {
             self.error_to_conn(
                 pending.conn,
@@ -456,6 +460,19 @@ impl HubState {
                 self.cluster_mut().resuming.insert(chat, pending);
                 return;
             }
+            // Waiting to continue a conversation their join's node read: read here too,
+            // so that their `resumed` carries it and they go on writing into it.
+            if chat.is_none()
+                && let Some(continues) = self.cluster_mut().remote_conversation(customer).cloned()
+            {
+                let pending = PendingResume {
+                    conn,
+                    token,
+                    last_seq,
+                    taken_on,
+                };
+                return self.read_continuing_for_resume(customer, continues, pending);
+            }
         }
         self.finish_resume(conn, &token, last_seq, taken_on);
     }
@@ -505,7 +522,13 @@ impl HubState {
         }
     }
 
-    fn finish_resume(&mut self, conn: ConnId, token: &str, last_seq: u64, taken_on: Option<TakenOn>) {
+    pub(in crate::hub::service) fn finish_resume(
+        &mut self,
+        conn: ConnId,
+        token: &str,
+        last_seq: u64,
+        taken_on: Option<TakenOn>,
+    ) {
         if !self.conns.contains_key(&conn) {
             // Gone before it was resumed: the customer stays away (their grace runs on the
             // node they left, which still holds them in Redis).
