@@ -101,6 +101,18 @@ fn ids(cs: &[Conversation]) -> Vec<&str> {
 
 const ALL: Page = Page { offset: 0, limit: 1000 };
 
+/// Archives chat `id` whole: opened in sales by a1 at 10, one customer line, ended at 20.
+async fn archive_a_short_chat(store: &dyn Store, id: &str) {
+    store
+        .archive(&[
+            open(id, Some("sales"), "a1", 10),
+            message(id, 1),
+            close(id, EndReason::Ended, 20),
+        ])
+        .await
+        .unwrap();
+}
+
 // ---------- the contract ----------
 
 /// How many conversations everyone's listing holds.
@@ -1815,6 +1827,11 @@ async fn concurrent_claimers_never_share_a_mail(store: &dyn Store) {
     assert!(retaken.iter().all(|m| m.claimed_by.as_deref() == Some("late")));
 }
 
+/// Whether `claimer`'s word that mail `id` was sent at `at` was recorded.
+async fn marked_sent(store: &dyn Store, id: &str, claimer: &str, at: Millis) -> bool {
+    store.finish_mail(id, claimer, MailOutcome::Sent { at }).await.unwrap()
+}
+
 /// Only the claim's holder records an outcome, once; a retry waits for its due time
 /// (the backoff) with one more attempt counted; a dead mail is never claimed again.
 async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
@@ -1830,24 +1847,9 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
     }
     let claimed = claim(store, "a", 5_000, 65_000).await;
     assert_eq!(claimed.len(), 2);
-    assert!(
-        !store
-            .finish_mail("ap1.confirmation", "b", MailOutcome::Sent { at: 6_000 })
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .finish_mail("ap1.confirmation", "a", MailOutcome::Sent { at: 6_000 })
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .finish_mail("ap1.confirmation", "a", MailOutcome::Sent { at: 7_000 })
-            .await
-            .unwrap()
-    );
+    assert!(!marked_sent(store, "ap1.confirmation", "b", 6_000).await);
+    assert!(marked_sent(store, "ap1.confirmation", "a", 6_000).await);
+    assert!(!marked_sent(store, "ap1.confirmation", "a", 7_000).await);
     let sent = store.mail("ap1.confirmation").await.unwrap();
     assert_eq!((sent.status, sent.sent_at), (MailStatus::Sent, Some(6_000)));
     assert!(matches!(
@@ -1869,12 +1871,7 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
     assert!(claim(store, "b", 19_999, 80_000).await.is_empty());
     let again = claim(store, "b", 20_000, 80_000).await;
     assert_eq!(again.len(), 1);
-    assert!(
-        !store
-            .finish_mail("ap2.confirmation", "a", MailOutcome::Sent { at: 20_001 })
-            .await
-            .unwrap()
-    );
+    assert!(!marked_sent(store, "ap2.confirmation", "a", 20_001).await);
     let dead = MailOutcome::Dead {
         error: "mailbox unknown".to_string(),
     };
@@ -1909,12 +1906,7 @@ async fn bounced_mails_stay_bounced_and_are_never_claimed(store: &dyn Store) {
         (MailStatus::Bounced, 1, Some("550 user unknown"))
     );
     // Sent, then reported undeliverable: bounced once, with the report's reason.
-    assert!(
-        store
-            .finish_mail("c2.follow-up-1", "a", MailOutcome::Sent { at: 6_000 })
-            .await
-            .unwrap()
-    );
+    assert!(marked_sent(store, "c2.follow-up-1", "a", 6_000).await);
     assert!(store.bounce_mail("c2.follow-up-1", "mailbox full").await.unwrap());
     assert!(!store.bounce_mail("c2.follow-up-1", "again").await.unwrap());
     let m = store.mail("c2.follow-up-1").await.unwrap();
@@ -1924,12 +1916,7 @@ async fn bounced_mails_stay_bounced_and_are_never_claimed(store: &dyn Store) {
     );
     // Reported while its sender still holds it: the sender's outcome no longer lands.
     assert!(store.bounce_mail("c3.follow-up-1", "no such user").await.unwrap());
-    assert!(
-        !store
-            .finish_mail("c3.follow-up-1", "a", MailOutcome::Sent { at: 7_000 })
-            .await
-            .unwrap()
-    );
+    assert!(!marked_sent(store, "c3.follow-up-1", "a", 7_000).await);
     assert!(matches!(
         store.bounce_mail("nope", "x").await,
         Err(StoreError::NotFound)
@@ -2058,6 +2045,17 @@ fn canned(id: &str, owner: Option<&str>, shortcut: &str) -> CannedReply {
     }
 }
 
+/// The ids of `owner`'s canned replies (`None`: the desk's), in listing order.
+async fn canned_reply_ids(store: &dyn Store, owner: Option<&str>) -> Vec<String> {
+    store
+        .canned_replies(owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
 /// Canned replies are kept per owner (the desk's, each agent's), listed by shortcut,
 /// updated (owner and creation time kept) and deleted.
 async fn canned_replies_are_kept_per_owner(store: &dyn Store) {
@@ -2072,13 +2070,7 @@ async fn canned_replies_are_kept_per_owner(store: &dyn Store) {
         .create_canned_reply(canned("r4", Some("a2"), "bye"))
         .await
         .unwrap();
-    let desk: Vec<String> = store
-        .canned_replies(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let desk = canned_reply_ids(store, None).await;
     assert_eq!(desk, ["r1", "r2"]);
     assert_eq!(
         store.canned_replies(Some("a1")).await.unwrap(),
@@ -2111,13 +2103,7 @@ async fn canned_replies_are_kept_per_owner(store: &dyn Store) {
 
     assert!(store.delete_canned_reply("r1").await.unwrap());
     assert!(!store.delete_canned_reply("r1").await.unwrap());
-    let desk: Vec<String> = store
-        .canned_replies(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let desk = canned_reply_ids(store, None).await;
     assert_eq!(desk, ["r2"]);
     // The deleted reply's shortcut can be taken again.
     store.create_canned_reply(canned("r6", None, "hello")).await.unwrap();
@@ -2176,14 +2162,7 @@ fn rating(score: u8, comment: Option<&str>) -> Rating {
 /// listings), a second is refused and changes nothing, and of concurrent ratings one is
 /// kept. A rating may arrive before the archive has the conversation.
 async fn a_conversation_is_rated_once(store: &dyn Store) {
-    store
-        .archive(&[
-            open("c1", Some("sales"), "a1", 10),
-            message("c1", 1),
-            close("c1", EndReason::Ended, 20),
-        ])
-        .await
-        .unwrap();
+    archive_a_short_chat(store, "c1").await;
     assert_eq!(store.conversation("c1").await.unwrap().rating, None);
     store.rate_conversation("c1", rating(4, Some("Quick ✓"))).await.unwrap();
     assert!(matches!(
@@ -2379,6 +2358,16 @@ async fn ten_concurrent_takers_have_one_winner(store: &dyn Store) {
     );
 }
 
+/// Stores `reply` to offline message `id` with its `mail`.
+async fn reply_with_mail(
+    store: &dyn Store,
+    id: &str,
+    reply: OfflineReply,
+    mail: OutboxMail,
+) -> StoreResult<OfflineMessage> {
+    store.reply_offline_message(id, MailedReply { reply, mail }).await
+}
+
 /// A reply is archived with its message, marks it handled and stores its mail, once.
 async fn replies_are_archived_with_their_mail(store: &dyn Store) {
     add_offline(store, "o1", "sales", 1_000).await;
@@ -2386,63 +2375,28 @@ async fn replies_are_archived_with_their_mail(store: &dyn Store) {
     let mut m1 = mail("offline-o1", MailPurpose::OfflineReply, 2_000);
     m1.appointment_id = "o1".into();
     m1.attachments.clear();
-    let stored = store
-        .reply_offline_message(
-            "o1",
-            MailedReply {
-                reply: r1.clone(),
-                mail: m1.clone(),
-            },
-        )
-        .await
-        .unwrap();
+    let stored = reply_with_mail(store, "o1", r1.clone(), m1.clone()).await.unwrap();
     assert_eq!(stored.replies, vec![r1.clone()]);
     assert_eq!(state_and_taker(&stored), (OfflineState::Handled, Some("ann")));
     assert_eq!(store.mail("offline-o1.reply-r1").await.unwrap(), m1);
     // The same reply again: one reply, one mail.
     let mut other = m1.clone();
     other.subject = "another".into();
-    let again = store
-        .reply_offline_message(
-            "o1",
-            MailedReply {
-                reply: r1.clone(),
-                mail: other,
-            },
-        )
-        .await
-        .unwrap();
+    let again = reply_with_mail(store, "o1", r1.clone(), other).await.unwrap();
     assert_eq!(again, stored);
     assert_eq!(store.mail("offline-o1.reply-r1").await.unwrap(), m1);
     // A second reply is kept after the first.
     let r2 = reply("r2", "bob", 3_000);
     let mut m2 = m1.clone();
     m2.id = "offline-o1.reply-r2".into();
-    let stored = store
-        .reply_offline_message(
-            "o1",
-            MailedReply {
-                reply: r2.clone(),
-                mail: m2,
-            },
-        )
-        .await
-        .unwrap();
+    let stored = reply_with_mail(store, "o1", r2.clone(), m2).await.unwrap();
     assert_eq!(stored.replies, vec![r1, r2]);
     assert_eq!(store.offline_message("o1").await.unwrap(), stored);
     // No message: nothing stored, no mail.
     let mut m3 = m1.clone();
     m3.id = "offline-nope.reply-r3".into();
     assert!(matches!(
-        store
-            .reply_offline_message(
-                "nope",
-                MailedReply {
-                    reply: reply("r3", "ann", 4_000),
-                    mail: m3
-                }
-            )
-            .await,
+        reply_with_mail(store, "nope", reply("r3", "ann", 4_000), m3).await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
@@ -2651,18 +2605,31 @@ async fn four_inbox_records(store: &dyn Store) -> ConversationRecord {
     a
 }
 
+/// The inbox of `holder` in `statuses` (empty: any), of any category and label.
+fn inbox_query(holder: Holder, statuses: Vec<ConversationStatus>, limit: usize) -> InboxQuery {
+    InboxQuery {
+        holder,
+        statuses,
+        category: None,
+        label: None,
+        limit,
+    }
+}
+
+/// Stores the next version of `a` (from `four_inbox_records`): resolved, and held by bob.
+async fn resolve_and_hand_to_bob(store: &dyn Store, a: &mut ConversationRecord) {
+    a.version = 2;
+    a.status = ConversationStatus::Resolved;
+    a.holder = Some("bob".into());
+    store.put_conversation_record(a).await.unwrap();
+}
+
 /// Inboxes: mine, unassigned and all, by status, category and label, the longest waiting
 /// first; a change moves a conversation between inboxes (no stale index entry).
 async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
     use ConversationStatus::*;
     let mut a = four_inbox_records(store).await;
-    let query = |holder: Holder, statuses: Vec<ConversationStatus>| InboxQuery {
-        holder,
-        statuses,
-        category: None,
-        label: None,
-        limit: 50,
-    };
+    let query = |holder, statuses| inbox_query(holder, statuses, 50);
     let ann = || Holder::Agent("ann".into());
     assert_eq!(
         record_ids(&store.inbox(&query(ann(), vec![])).await.unwrap()),
@@ -2695,10 +2662,7 @@ async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
     assert_eq!(record_ids(&store.inbox(&billing).await.unwrap()), ["d"]);
 
     // Resolved and handed to bob: out of ann's open list, into bob's resolved one.
-    a.version = 2;
-    a.status = Resolved;
-    a.holder = Some("bob".into());
-    store.put_conversation_record(&a).await.unwrap();
+    resolve_and_hand_to_bob(store, &mut a).await;
     assert_eq!(
         record_ids(&store.inbox(&query(ann(), vec![Open])).await.unwrap()),
         Vec::<&str>::new()
@@ -2720,14 +2684,8 @@ async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
 async fn inbox_counts_are_their_lists_without_the_limit(store: &dyn Store) {
     use ConversationStatus::*;
     let mut a = four_inbox_records(store).await;
-    let query = |holder: Holder, statuses: Vec<ConversationStatus>| InboxQuery {
-        holder,
-        statuses,
-        category: None,
-        label: None,
-        // Counted past the limit: a count is the whole list's.
-        limit: 1,
-    };
+    // Counted past the limit: a count is the whole list's.
+    let query = |holder, statuses| inbox_query(holder, statuses, 1);
     let ann = || Holder::Agent("ann".into());
     assert_eq!(store.count_inbox(&query(ann(), vec![])).await.unwrap(), 2);
     assert_eq!(store.count_inbox(&query(ann(), vec![Open])).await.unwrap(), 1);
@@ -2757,10 +2715,7 @@ async fn inbox_counts_are_their_lists_without_the_limit(store: &dyn Store) {
     assert_eq!(store.count_inbox(&billing).await.unwrap(), 0);
 
     // Resolved and handed to bob: out of ann's and the open counts, into bob's resolved one.
-    a.version = 2;
-    a.status = Resolved;
-    a.holder = Some("bob".into());
-    store.put_conversation_record(&a).await.unwrap();
+    resolve_and_hand_to_bob(store, &mut a).await;
     assert_eq!(store.count_inbox(&query(ann(), vec![Open])).await.unwrap(), 0);
     assert_eq!(
         store
@@ -4328,14 +4283,7 @@ async fn write_concerns_sent(uri: &str) -> Vec<bson::Document> {
     alice.max_chats = 4;
     store.update_account(alice).await.unwrap();
     store.create_category(category("sales", "Sales")).await.unwrap();
-    store
-        .archive(&[
-            open("c1", Some("sales"), "a1", 10),
-            message("c1", 1),
-            close("c1", EndReason::Ended, 20),
-        ])
-        .await
-        .unwrap();
+    archive_a_short_chat(&store, "c1").await;
     let writes = profiled_writes(uri, &db).await;
     let _ = client.database(&db).drop().await;
     let kinds: Vec<&str> = writes
@@ -4420,6 +4368,19 @@ async fn mongo_a_room_creation_in_progress_is_not_taken_for_a_leftover() {
     let _ = client.database(&db).drop().await;
 }
 
+/// The attachment stores, with their link keys, of two nodes (two stores) on MongoDB
+/// database `db`.
+async fn attachments_of_two_mongo_nodes(uri: &str, db: &str) -> [(SharedAttachmentStore, Vec<u8>); 2] {
+    let (node_a, node_b) = (
+        MongoStore::connect(uri, db).await.unwrap(),
+        MongoStore::connect(uri, db).await.unwrap(),
+    );
+    [
+        node_a.shared_attachments().await.unwrap().unwrap(),
+        node_b.shared_attachments().await.unwrap().unwrap(),
+    ]
+}
+
 /// Attachments on MongoDB: a blob is cut into chunks, kept once by its SHA-256 (the same
 /// bytes again, or the rest of an upload cut short, add nothing), read back whole in
 /// order by a second store on the same database (another node), which also finds the
@@ -4431,12 +4392,7 @@ async fn mongo_attachments_are_chunked_kept_once_and_shared_by_every_node() {
     use switchboard::attachments::{AttachmentRecord, Content, sha256_hex};
     let Some(uri) = mongo_uri() else { return };
     let db = fresh_database();
-    let (node_a, node_b) = (
-        MongoStore::connect(&uri, &db).await.unwrap(),
-        MongoStore::connect(&uri, &db).await.unwrap(),
-    );
-    let (files_a, key_a) = node_a.shared_attachments().await.unwrap().unwrap();
-    let (files_b, key_b) = node_b.shared_attachments().await.unwrap().unwrap();
+    let [(files_a, key_a), (files_b, key_b)] = attachments_of_two_mongo_nodes(&uri, &db).await;
     assert_eq!(key_a, key_b, "one link key for the desk");
     assert!(key_a.len() >= 32);
 
@@ -4611,17 +4567,6 @@ async fn on_a_disk_attachment_store<F: std::future::Future<Output = ()>>(
     check(store.clone(), store).await;
 }
 
-#[tokio::test]
-async fn attachment_quotas_memory() {
-    on_a_memory_attachment_store(attachment_quotas_are_held_at_once).await;
-}
-
-#[tokio::test]
-async fn attachment_quotas_embedded() {
-    let dir = tempfile::tempdir().unwrap();
-    on_a_disk_attachment_store(dir.path(), attachment_quotas_are_held_at_once).await;
-}
-
 /// Runs `check` on the attachment stores of two nodes on one fresh MongoDB database,
 /// dropped after.
 async fn on_two_mongo_attachment_stores<F: std::future::Future<Output = ()>>(
@@ -4629,20 +4574,43 @@ async fn on_two_mongo_attachment_stores<F: std::future::Future<Output = ()>>(
 ) {
     let Some(uri) = mongo_uri() else { return };
     let db = fresh_database();
-    let (node_a, node_b) = (
-        MongoStore::connect(&uri, &db).await.unwrap(),
-        MongoStore::connect(&uri, &db).await.unwrap(),
-    );
-    let (a, _) = node_a.shared_attachments().await.unwrap().unwrap();
-    let (b, _) = node_b.shared_attachments().await.unwrap().unwrap();
+    let [(a, _), (b, _)] = attachments_of_two_mongo_nodes(&uri, &db).await;
     check(a, b).await;
     drop_database(&uri, &db).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attachment_quotas_mongodb_two_nodes() {
-    on_two_mongo_attachment_stores(attachment_quotas_are_held_at_once).await;
+/// One test of `check` per attachment backend: in memory, on disk (in a temporary
+/// directory `dir`, where `after` looks once the store is closed) and on MongoDB (two
+/// nodes' stores on one database).
+macro_rules! attachment_contract {
+    ($check:ident: $memory:ident, $embedded:ident, $mongodb:ident) => {
+        attachment_contract!($check: $memory, $embedded(|_dir| {}), $mongodb);
+    };
+    ($check:ident: $memory:ident, $embedded:ident(|$dir:ident| $after:block), $mongodb:ident) => {
+        #[tokio::test]
+        async fn $memory() {
+            on_a_memory_attachment_store($check).await;
+        }
+
+        #[tokio::test]
+        async fn $embedded() {
+            let $dir = tempfile::tempdir().unwrap();
+            on_a_disk_attachment_store($dir.path(), $check).await;
+            $after
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $mongodb() {
+            on_two_mongo_attachment_stores($check).await;
+        }
+    };
 }
+
+attachment_contract!(
+    attachment_quotas_are_held_at_once: attachment_quotas_memory,
+    attachment_quotas_embedded,
+    attachment_quotas_mongodb_two_nodes
+);
 
 /// An upload taken back before any line named it, on every attachment store: its record
 /// is gone (on MongoDB for the other node too), its bytes count against the quotas no
@@ -4711,23 +4679,14 @@ async fn a_removed_upload_gives_its_bytes_back(a: SharedAttachmentStore, b: Shar
     keep("five", "c2", "d").await.unwrap();
 }
 
-#[tokio::test]
-async fn attachment_removal_memory() {
-    on_a_memory_attachment_store(a_removed_upload_gives_its_bytes_back).await;
-}
-
-#[tokio::test]
-async fn attachment_removal_embedded() {
-    let dir = tempfile::tempdir().unwrap();
-    on_a_disk_attachment_store(dir.path(), a_removed_upload_gives_its_bytes_back).await;
-    // Removed for good: not back after reopening.
-    let reopened = switchboard::attachments::store::DiskStore::open(dir.path()).unwrap();
-    use switchboard::attachments::AttachmentStore;
-    assert!(reopened.record("one").is_none() && reopened.record("two").is_none());
-    assert!(reopened.record("three").is_some());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attachment_removal_mongodb_two_nodes() {
-    on_two_mongo_attachment_stores(a_removed_upload_gives_its_bytes_back).await;
-}
+attachment_contract!(
+    a_removed_upload_gives_its_bytes_back: attachment_removal_memory,
+    attachment_removal_embedded(|dir| {
+        // Removed for good: not back after reopening.
+        let reopened = switchboard::attachments::store::DiskStore::open(dir.path()).unwrap();
+        use switchboard::attachments::AttachmentStore;
+        assert!(reopened.record("one").is_none() && reopened.record("two").is_none());
+        assert!(reopened.record("three").is_some());
+    }),
+    attachment_removal_mongodb_two_nodes
+);
