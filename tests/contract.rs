@@ -36,6 +36,11 @@ fn category(id: &str, name: &str) -> Category {
     }
 }
 
+/// Categories by (id, name), in the order given.
+fn categories_named(ids_and_names: &[(&str, &str)]) -> Vec<Category> {
+    ids_and_names.iter().map(|(id, name)| category(id, name)).collect()
+}
+
 fn opened(id: &str, category: Option<&str>, agent: &str, paired_at: Millis) -> ConversationOpened {
     ConversationOpened {
         id: id.to_string(),
@@ -99,7 +104,37 @@ fn ids(cs: &[Conversation]) -> Vec<&str> {
     cs.iter().map(|c| c.opened.id.as_str()).collect()
 }
 
+/// Fails, showing what came instead, unless `result` is the store's "not found".
+#[track_caller]
+fn assert_not_found<T: std::fmt::Debug>(result: StoreResult<T>) {
+    assert!(
+        matches!(result, Err(StoreError::NotFound)),
+        "not a NotFound: {result:?}"
+    );
+}
+
+/// Fails, showing what came instead, unless `result` is the store's "conflict".
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(result: StoreResult<T>) {
+    assert!(
+        matches!(result, Err(StoreError::Conflict)),
+        "not a Conflict: {result:?}"
+    );
+}
+
 const ALL: Page = Page { offset: 0, limit: 1000 };
+
+/// Archives chat `id` whole: opened in sales by a1 at 10, one customer line, ended at 20.
+async fn archive_a_short_chat(store: &dyn Store, id: &str) {
+    store
+        .archive(&[
+            open(id, Some("sales"), "a1", 10),
+            message(id, 1),
+            close(id, EndReason::Ended, 20),
+        ])
+        .await
+        .unwrap();
+}
 
 // ---------- the contract ----------
 
@@ -119,11 +154,8 @@ async fn ping_and_name(store: &dyn Store) {
 
 async fn accounts(store: &dyn Store) {
     assert!(store.accounts().await.unwrap().is_empty());
-    assert!(matches!(store.account("a1").await, Err(StoreError::NotFound)));
-    assert!(matches!(
-        store.account_by_username("alice").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.account("a1").await);
+    assert_not_found(store.account_by_username("alice").await);
 
     let alice = account("a1", "alice", 100);
     let bob = account("a2", "bob", 200);
@@ -131,14 +163,8 @@ async fn accounts(store: &dyn Store) {
     store.create_account(bob.clone()).await.unwrap();
 
     // Conflicts: same id, or same username under another id.
-    assert!(matches!(
-        store.create_account(account("a1", "carol", 300)).await,
-        Err(StoreError::Conflict)
-    ));
-    assert!(matches!(
-        store.create_account(account("a3", "alice", 300)).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.create_account(account("a1", "carol", 300)).await);
+    assert_conflict(store.create_account(account("a3", "alice", 300)).await);
 
     assert_eq!(store.account("a1").await.unwrap(), alice);
     assert_eq!(store.account_by_username("bob").await.unwrap(), bob);
@@ -155,26 +181,20 @@ async fn accounts(store: &dyn Store) {
     store.update_account(alice2.clone()).await.unwrap();
     assert_eq!(store.account("a1").await.unwrap(), alice2);
     assert_eq!(store.account_by_username("alicia").await.unwrap(), alice2);
-    assert!(matches!(
-        store.account_by_username("alice").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.account_by_username("alice").await);
     // The freed name can be taken again.
     store.create_account(account("a3", "alice", 300)).await.unwrap();
 
     // Update conflicts and unknown ids.
     let mut clash = bob.clone();
     clash.username = "alicia".to_string();
-    assert!(matches!(store.update_account(clash).await, Err(StoreError::Conflict)));
+    assert_conflict(store.update_account(clash).await);
     assert_eq!(
         store.account("a2").await.unwrap(),
         bob,
         "a failed update changes nothing"
     );
-    assert!(matches!(
-        store.update_account(account("zz", "zed", 1)).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.update_account(account("zz", "zed", 1)).await);
     // Keeping one's own username is no conflict.
     let mut bob2 = bob.clone();
     bob2.display_name = "Robert".to_string();
@@ -191,38 +211,28 @@ async fn categories(store: &dyn Store) {
     for (id, name) in [("zeta", "Sales"), ("alpha", "Support"), ("mid", "Billing")] {
         store.create_category(category(id, name)).await.unwrap();
     }
-    assert!(matches!(
-        store.create_category(category("alpha", "Other")).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.create_category(category("alpha", "Other")).await);
     assert_eq!(
         store.categories().await.unwrap(),
-        vec![
-            category("zeta", "Sales"),
-            category("alpha", "Support"),
-            category("mid", "Billing")
-        ]
+        categories_named(&[("zeta", "Sales"), ("alpha", "Support"), ("mid", "Billing")])
     );
 
     store.rename_category("alpha", "Customer care").await.unwrap();
-    assert!(matches!(
-        store.rename_category("nope", "X").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.rename_category("nope", "X").await);
     store.delete_category("zeta").await.unwrap();
-    assert!(matches!(store.delete_category("zeta").await, Err(StoreError::NotFound)));
-    assert!(matches!(store.delete_category("nope").await, Err(StoreError::NotFound)));
+    assert_not_found(store.delete_category("zeta").await);
+    assert_not_found(store.delete_category("nope").await);
     store.create_category(category("beta", "Returns")).await.unwrap();
     // A deleted id may be created again; it goes to the end.
     store.create_category(category("zeta", "Sales again")).await.unwrap();
     assert_eq!(
         store.categories().await.unwrap(),
-        vec![
-            category("alpha", "Customer care"),
-            category("mid", "Billing"),
-            category("beta", "Returns"),
-            category("zeta", "Sales again"),
-        ]
+        categories_named(&[
+            ("alpha", "Customer care"),
+            ("mid", "Billing"),
+            ("beta", "Returns"),
+            ("zeta", "Sales again")
+        ])
     );
 }
 
@@ -346,12 +356,12 @@ async fn idempotence(store: &dyn Store) {
 
 /// Events for a conversation that was never opened are dropped, and create nothing.
 async fn unknown_conversation(store: &dyn Store) {
-    assert!(matches!(store.conversation("nope").await, Err(StoreError::NotFound)));
+    assert_not_found(store.conversation("nope").await);
     store
         .archive(&[message("ghost", 1), close("ghost", EndReason::Expiry, 5)])
         .await
         .unwrap();
-    assert!(matches!(store.conversation("ghost").await, Err(StoreError::NotFound)));
+    assert_not_found(store.conversation("ghost").await);
     assert_eq!(listed_total(store).await, 0);
     // In one batch, what precedes the opening is dropped and what follows it is kept.
     store
@@ -638,7 +648,7 @@ async fn transfers_out_of_order_and_of_unknown_conversations(store: &dyn Store) 
     // Unknown, or before its opening in the batch: dropped, creating nothing.
     let ghost = transfer("ghost", 1, 0, "a1", Some("a2"), None);
     store.archive(&[transferred(&ghost)]).await.unwrap();
-    assert!(matches!(store.conversation("ghost").await, Err(StoreError::NotFound)));
+    assert_not_found(store.conversation("ghost").await);
     let early = transfer("early", 9, 0, "a1", Some("a2"), None);
     store
         .archive(&[transferred(&early), open("early", None, "a1", 8)])
@@ -805,10 +815,7 @@ async fn customers_are_found_by_email_else_visitor_key(store: &dyn Store) {
     let c4 = store.conversation("c4").await.unwrap();
     assert_eq!(c4.opened.customer.email.as_deref(), Some("bob@example.com"));
     assert_eq!(c4.opened.customer.visitor.as_deref(), Some(V2));
-    assert!(matches!(
-        store.set_customer_email("nobody", "a@b.io").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.set_customer_email("nobody", "a@b.io").await);
 
     // A verified identity finds its conversations from any browser, and nothing else does.
     store
@@ -869,7 +876,7 @@ async fn erasure_removes_everything_of_the_conversations_and_nothing_comes_back(
         (2, 2, 1, 1)
     );
     assert_eq!(store.erase_offline_messages_of("eve@example.com").await.unwrap(), 1);
-    assert!(matches!(store.conversation("gone").await, Err(StoreError::NotFound)));
+    assert_not_found(store.conversation("gone").await);
     assert_eq!(store.conversation_notes("gone").await.unwrap(), vec![]);
     let (all, total) = store.conversations(&ConversationFilter::default(), ALL).await.unwrap();
     assert_eq!((ids(&all), total), (vec!["keep"], 1));
@@ -914,16 +921,10 @@ async fn erasure_removes_everything_of_the_conversations_and_nothing_comes_back(
         ])
         .await
         .unwrap();
-    assert!(matches!(store.conversation("gone").await, Err(StoreError::NotFound)));
-    assert!(matches!(
-        store.conversation("never-stored").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.conversation("gone").await);
+    assert_not_found(store.conversation("never-stored").await);
     assert_eq!(store.conversation_notes("gone").await.unwrap(), vec![]);
-    assert!(matches!(
-        store.rate_conversation("gone", rating(1, None)).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.rate_conversation("gone", rating(1, None)).await);
     assert_eq!(listed_total(store).await, 1);
     // Again: idempotent.
     assert_eq!(
@@ -1133,19 +1134,16 @@ fn session(id: &str, account_id: &str, expires_at: Millis) -> StoredSession {
 async fn sessions_are_created_found_and_deleted(store: &dyn Store) {
     let s1 = session("hash-1", "a1", 1_900_000_000_000);
     store.create_session(s1.clone()).await.unwrap();
-    assert!(matches!(
-        store.create_session(session("hash-1", "a2", 5)).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.create_session(session("hash-1", "a2", 5)).await);
     assert_eq!(
         store.session("hash-1").await.unwrap(),
         s1,
         "unchanged by the refused copy"
     );
-    assert!(matches!(store.session("hash-2").await, Err(StoreError::NotFound)));
+    assert_not_found(store.session("hash-2").await);
     assert!(store.delete_session("hash-1").await.unwrap());
     assert!(!store.delete_session("hash-1").await.unwrap(), "deleted once");
-    assert!(matches!(store.session("hash-1").await, Err(StoreError::NotFound)));
+    assert_not_found(store.session("hash-1").await);
 }
 
 /// Revoking an account's sessions deletes all of them, and only them, and names them.
@@ -1160,7 +1158,7 @@ async fn sessions_of_an_account_are_revoked_together(store: &dyn Store) {
     assert!(store.delete_sessions_of("ann").await.unwrap().is_empty());
     assert!(store.delete_sessions_of("nobody").await.unwrap().is_empty());
     for id in ["h1", "h3"] {
-        assert!(matches!(store.session(id).await, Err(StoreError::NotFound)));
+        assert_not_found(store.session(id).await);
     }
     assert_eq!(store.session("h2").await.unwrap().account_id, "bob");
     assert_eq!(store.session("h4").await.unwrap().account_id, "anna");
@@ -1177,7 +1175,7 @@ async fn expired_sessions_are_swept(store: &dyn Store) {
     assert_eq!(store.sweep_sessions(now).await.unwrap(), 0);
     assert_eq!(store.session("live").await.unwrap().expires_at, now * 2);
     for id in ["edge", "old"] {
-        assert!(matches!(store.session(id).await, Err(StoreError::NotFound)));
+        assert_not_found(store.session(id).await);
     }
     assert_eq!(
         store.delete_sessions_of("ann").await.unwrap(),
@@ -1224,13 +1222,10 @@ async fn rooms_one_open_per_agent(store: &dyn Store) {
     );
     let winner = if a.is_ok() { "r1" } else { "r2" };
     assert_eq!(store.open_room_of("ann").await.unwrap().unwrap().id, winner);
-    assert!(matches!(
-        store.create_room(room("r3", "ann")).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.create_room(room("r3", "ann")).await);
     store.create_room(room("b1", "bob")).await.unwrap();
     assert!(store.open_room_of("cid").await.unwrap().is_none());
-    assert!(matches!(store.room("nope").await, Err(StoreError::NotFound)));
+    assert_not_found(store.room("nope").await);
 
     let mut ended = store.room(winner).await.unwrap();
     ended.state = RoomState::Ended;
@@ -1243,7 +1238,7 @@ async fn rooms_one_open_per_agent(store: &dyn Store) {
     // Reopening the ended room is refused: it would make two open rooms.
     let mut reopen = ended.clone();
     reopen.state = RoomState::Open;
-    assert!(matches!(store.update_room(reopen).await, Err(StoreError::Conflict)));
+    assert_conflict(store.update_room(reopen).await);
     assert_eq!(store.room(winner).await.unwrap(), ended);
 }
 
@@ -1265,7 +1260,7 @@ async fn rooms_update_is_compare_and_set(store: &dyn Store) {
     });
     let stored = store.update_room(first.clone()).await.unwrap();
     assert_eq!(stored.revision, read.revision + 1);
-    assert!(matches!(store.update_room(second).await, Err(StoreError::Conflict)));
+    assert_conflict(store.update_room(second).await);
     assert_eq!(store.room("r1").await.unwrap(), stored);
     // The visitor seat's reservation is stored with the room, under the same revision.
     let mut reserved = stored.clone();
@@ -1276,10 +1271,7 @@ async fn rooms_update_is_compare_and_set(store: &dyn Store) {
     let stored = store.update_room(reserved).await.unwrap();
     assert_eq!(store.room("r1").await.unwrap(), stored);
     assert_eq!(stored.seat.as_ref().map(|h| h.until), Some(42));
-    assert!(matches!(
-        store.update_room(room("missing", "ann")).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.update_room(room("missing", "ann")).await);
 }
 
 fn guest(id: &str, name: &str, email: Option<&str>, phone: Option<&str>) -> Guest {
@@ -1393,26 +1385,17 @@ async fn appointments_are_booked_once_per_representative_and_slot(store: &dyn St
     store.book_appointment(a1.clone()).await.unwrap();
     assert_eq!(store.appointment("ap1").await.unwrap(), a1);
     assert_eq!(store.appointment_by_token("token-hash-of-ap1").await.unwrap(), a1);
-    assert!(matches!(
-        store.book_appointment(appointment("ap2", "ann", NINE)).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.book_appointment(appointment("ap2", "ann", NINE)).await);
     store.book_appointment(appointment("ap3", "bob", NINE)).await.unwrap();
     store
         .book_appointment(appointment("ap4", "ann", NINE + HOUR))
         .await
         .unwrap();
-    assert!(matches!(store.appointment("ap2").await, Err(StoreError::NotFound)));
-    assert!(matches!(
-        store.appointment_by_token("nope").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.appointment("ap2").await);
+    assert_not_found(store.appointment_by_token("nope").await);
     let mut reused_id = appointment("ap1", "cat", NINE + 5 * HOUR);
     reused_id.cancel_token_hash = "fresh".into();
-    assert!(matches!(
-        store.book_appointment(reused_id).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.book_appointment(reused_id).await);
 }
 
 /// Cancelling frees the slot (and raises the sequence) once; a second cancel reports it.
@@ -1427,16 +1410,10 @@ async fn cancelling_frees_the_slot_once(store: &dyn Store) {
     assert_eq!(store.appointment("ap1").await.unwrap(), done);
     let again = store.cancel_appointment("ap1", 9_000).await.unwrap();
     assert_eq!(again, Cancellation::AlreadyCancelled(done.clone()), "nothing changes");
-    assert!(matches!(
-        store.cancel_appointment("nope", 1).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.cancel_appointment("nope", 1).await);
     // The slot is free again; the cancelled appointment stays on record.
     store.book_appointment(appointment("ap2", "ann", NINE)).await.unwrap();
-    assert!(matches!(
-        store.book_appointment(appointment("ap3", "ann", NINE)).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.book_appointment(appointment("ap3", "ann", NINE)).await);
     let listed: Vec<String> = store
         .appointments(NINE..NINE + 1, None)
         .await
@@ -1546,19 +1523,15 @@ async fn bookings_and_cancellations_write_their_mail_with_them(store: &dyn Store
         .await
         .unwrap();
     assert_eq!(store.mail("ap1.confirmation").await.unwrap(), m1);
-    assert!(matches!(
+    assert_conflict(
         store
             .book_appointment_with_mail(
                 appointment("ap2", "ann", NINE),
-                mail("ap2", MailPurpose::Confirmation, 1_001)
+                mail("ap2", MailPurpose::Confirmation, 1_001),
             )
             .await,
-        Err(StoreError::Conflict)
-    ));
-    assert!(matches!(
-        store.mail("ap2.confirmation").await,
-        Err(StoreError::NotFound)
-    ));
+    );
+    assert_not_found(store.mail("ap2.confirmation").await);
 
     let c1 = mail("ap1", MailPurpose::Cancellation, 2_000);
     let done = store
@@ -1636,24 +1609,15 @@ async fn a_reschedule_moves_the_slot_in_one_write_with_its_mail(store: &dyn Stor
     );
     // The old slot can be booked again; the new one cannot.
     store.book_appointment(appointment("ap3", "ann", NINE)).await.unwrap();
-    assert!(matches!(
-        store.book_appointment(appointment("ap4", "ann", later)).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.book_appointment(appointment("ap4", "ann", later)).await);
     // Into a held slot: refused whole, no mail.
     let mut into_held = moved(&to_later, "ann", NINE + HOUR);
     into_held.id = "ap1".into();
     let mut m2 = mail("ap1", MailPurpose::Reschedule, 6_000);
     m2.id = "ap1.reschedule-2".into();
-    assert!(matches!(
-        store.reschedule_appointment_with_mail(into_held, m2).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.reschedule_appointment_with_mail(into_held, m2).await);
     assert_eq!(store.appointment("ap1").await.unwrap(), to_later);
-    assert!(matches!(
-        store.mail("ap1.reschedule-2").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.mail("ap1.reschedule-2").await);
     // Read at an older sequence: changed meanwhile, nothing written.
     let stale = moved(&a, "ann", NINE + 3 * HOUR);
     let mut m3 = mail("ap1", MailPurpose::Reschedule, 7_000);
@@ -1662,10 +1626,7 @@ async fn a_reschedule_moves_the_slot_in_one_write_with_its_mail(store: &dyn Stor
         store.reschedule_appointment_with_mail(stale, m3).await.unwrap(),
         Rescheduling::Changed(to_later.clone())
     );
-    assert!(matches!(
-        store.mail("ap1.reschedule-stale").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.mail("ap1.reschedule-stale").await);
     // A cancelled appointment does not move.
     store.cancel_appointment("ap1", 8_000).await.unwrap();
     let cancelled = store.appointment("ap1").await.unwrap();
@@ -1815,6 +1776,11 @@ async fn concurrent_claimers_never_share_a_mail(store: &dyn Store) {
     assert!(retaken.iter().all(|m| m.claimed_by.as_deref() == Some("late")));
 }
 
+/// Whether `claimer`'s word that mail `id` was sent at `at` was recorded.
+async fn marked_sent(store: &dyn Store, id: &str, claimer: &str, at: Millis) -> bool {
+    store.finish_mail(id, claimer, MailOutcome::Sent { at }).await.unwrap()
+}
+
 /// Only the claim's holder records an outcome, once; a retry waits for its due time
 /// (the backoff) with one more attempt counted; a dead mail is never claimed again.
 async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
@@ -1830,30 +1796,12 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
     }
     let claimed = claim(store, "a", 5_000, 65_000).await;
     assert_eq!(claimed.len(), 2);
-    assert!(
-        !store
-            .finish_mail("ap1.confirmation", "b", MailOutcome::Sent { at: 6_000 })
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .finish_mail("ap1.confirmation", "a", MailOutcome::Sent { at: 6_000 })
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .finish_mail("ap1.confirmation", "a", MailOutcome::Sent { at: 7_000 })
-            .await
-            .unwrap()
-    );
+    assert!(!marked_sent(store, "ap1.confirmation", "b", 6_000).await);
+    assert!(marked_sent(store, "ap1.confirmation", "a", 6_000).await);
+    assert!(!marked_sent(store, "ap1.confirmation", "a", 7_000).await);
     let sent = store.mail("ap1.confirmation").await.unwrap();
     assert_eq!((sent.status, sent.sent_at), (MailStatus::Sent, Some(6_000)));
-    assert!(matches!(
-        store.finish_mail("nope", "a", MailOutcome::Sent { at: 1 }).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.finish_mail("nope", "a", MailOutcome::Sent { at: 1 }).await);
 
     let retry = MailOutcome::Retry {
         error: "relay down".to_string(),
@@ -1869,12 +1817,7 @@ async fn mails_are_finished_once_by_their_claimer(store: &dyn Store) {
     assert!(claim(store, "b", 19_999, 80_000).await.is_empty());
     let again = claim(store, "b", 20_000, 80_000).await;
     assert_eq!(again.len(), 1);
-    assert!(
-        !store
-            .finish_mail("ap2.confirmation", "a", MailOutcome::Sent { at: 20_001 })
-            .await
-            .unwrap()
-    );
+    assert!(!marked_sent(store, "ap2.confirmation", "a", 20_001).await);
     let dead = MailOutcome::Dead {
         error: "mailbox unknown".to_string(),
     };
@@ -1909,12 +1852,7 @@ async fn bounced_mails_stay_bounced_and_are_never_claimed(store: &dyn Store) {
         (MailStatus::Bounced, 1, Some("550 user unknown"))
     );
     // Sent, then reported undeliverable: bounced once, with the report's reason.
-    assert!(
-        store
-            .finish_mail("c2.follow-up-1", "a", MailOutcome::Sent { at: 6_000 })
-            .await
-            .unwrap()
-    );
+    assert!(marked_sent(store, "c2.follow-up-1", "a", 6_000).await);
     assert!(store.bounce_mail("c2.follow-up-1", "mailbox full").await.unwrap());
     assert!(!store.bounce_mail("c2.follow-up-1", "again").await.unwrap());
     let m = store.mail("c2.follow-up-1").await.unwrap();
@@ -1924,16 +1862,8 @@ async fn bounced_mails_stay_bounced_and_are_never_claimed(store: &dyn Store) {
     );
     // Reported while its sender still holds it: the sender's outcome no longer lands.
     assert!(store.bounce_mail("c3.follow-up-1", "no such user").await.unwrap());
-    assert!(
-        !store
-            .finish_mail("c3.follow-up-1", "a", MailOutcome::Sent { at: 7_000 })
-            .await
-            .unwrap()
-    );
-    assert!(matches!(
-        store.bounce_mail("nope", "x").await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(!marked_sent(store, "c3.follow-up-1", "a", 7_000).await);
+    assert_not_found(store.bounce_mail("nope", "x").await);
     assert!(claim(store, "b", 10_000_000, 10_060_000).await.is_empty());
     let (bounced, total) = mails_in(store, MailStatus::Bounced).await;
     assert_eq!((total, bounced.len()), (3, 3));
@@ -1943,12 +1873,11 @@ async fn bounced_mails_stay_bounced_and_are_never_claimed(store: &dyn Store) {
 /// mail first) and whose mail the worker then gave up: the real cancellation later sends it.
 async fn a_real_cancellation_revives_its_given_up_mail(store: &dyn Store) {
     let early = mail("ap9", MailPurpose::Cancellation, 1_000);
-    assert!(matches!(
+    assert_not_found(
         store
             .cancel_appointment_with_mail(AppointmentCancel::new("ap9", 1_000, None), early)
             .await,
-        Err(StoreError::NotFound)
-    ));
+    );
     // What the worker does with such a mail once it is old (only MongoDB kept one).
     for orphan in claim(store, "w", 100_000, 160_000).await {
         let dead = MailOutcome::Dead {
@@ -2007,10 +1936,7 @@ async fn labels_are_kept_by_id_and_listed_by_name(store: &dyn Store) {
     assert!(store.labels().await.unwrap().is_empty());
     store.create_label(label("vip", "VIP")).await.unwrap();
     store.create_label(label("bug", "bug report")).await.unwrap();
-    assert!(matches!(
-        store.create_label(label("vip", "Other")).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.create_label(label("vip", "Other")).await);
     let listed = store.labels().await.unwrap();
     assert_eq!(
         listed,
@@ -2034,12 +1960,9 @@ async fn labels_are_kept_by_id_and_listed_by_name(store: &dyn Store) {
         },
         "name and colour change, created_at stays"
     );
-    assert!(matches!(
-        store.update_label(label("nope", "x")).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.update_label(label("nope", "x")).await);
     store.delete_label("bug").await.unwrap();
-    assert!(matches!(store.delete_label("bug").await, Err(StoreError::NotFound)));
+    assert_not_found(store.delete_label("bug").await);
     assert_eq!(store.labels().await.unwrap().len(), 1);
 }
 
@@ -2058,6 +1981,17 @@ fn canned(id: &str, owner: Option<&str>, shortcut: &str) -> CannedReply {
     }
 }
 
+/// The ids of `owner`'s canned replies (`None`: the desk's), in listing order.
+async fn canned_reply_ids(store: &dyn Store, owner: Option<&str>) -> Vec<String> {
+    store
+        .canned_replies(owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
 /// Canned replies are kept per owner (the desk's, each agent's), listed by shortcut,
 /// updated (owner and creation time kept) and deleted.
 async fn canned_replies_are_kept_per_owner(store: &dyn Store) {
@@ -2072,13 +2006,7 @@ async fn canned_replies_are_kept_per_owner(store: &dyn Store) {
         .create_canned_reply(canned("r4", Some("a2"), "bye"))
         .await
         .unwrap();
-    let desk: Vec<String> = store
-        .canned_replies(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let desk = canned_reply_ids(store, None).await;
     assert_eq!(desk, ["r1", "r2"]);
     assert_eq!(
         store.canned_replies(Some("a1")).await.unwrap(),
@@ -2086,7 +2014,7 @@ async fn canned_replies_are_kept_per_owner(store: &dyn Store) {
     );
     assert!(store.canned_replies(Some("a3")).await.unwrap().is_empty());
     assert_eq!(store.canned_reply("r4").await.unwrap(), canned("r4", Some("a2"), "bye"));
-    assert!(matches!(store.canned_reply("nope").await, Err(StoreError::NotFound)));
+    assert_not_found(store.canned_reply("nope").await);
 
     let mut edited = canned("r3", Some("someone-else"), "hi");
     edited.title = "Hi".into();
@@ -2104,20 +2032,11 @@ async fn canned_replies_are_kept_per_owner(store: &dyn Store) {
         .create_canned_reply(canned("r5", Some("a1"), "hello"))
         .await
         .unwrap();
-    assert!(matches!(
-        store.update_canned_reply(canned("nope", None, "x")).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.update_canned_reply(canned("nope", None, "x")).await);
 
     assert!(store.delete_canned_reply("r1").await.unwrap());
     assert!(!store.delete_canned_reply("r1").await.unwrap());
-    let desk: Vec<String> = store
-        .canned_replies(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
+    let desk = canned_reply_ids(store, None).await;
     assert_eq!(desk, ["r2"]);
     // The deleted reply's shortcut can be taken again.
     store.create_canned_reply(canned("r6", None, "hello")).await.unwrap();
@@ -2127,10 +2046,7 @@ async fn canned_replies_are_kept_per_owner(store: &dyn Store) {
 /// another owner is fine; of concurrent creations of one shortcut exactly one wins.
 async fn canned_shortcuts_are_unique_per_owner(store: &dyn Store) {
     store.create_canned_reply(canned("r1", None, "hello")).await.unwrap();
-    assert!(matches!(
-        store.create_canned_reply(canned("r2", None, "hello")).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.create_canned_reply(canned("r2", None, "hello")).await);
     assert!(
         matches!(
             store.create_canned_reply(canned("r1", Some("a1"), "other")).await,
@@ -2143,10 +2059,7 @@ async fn canned_shortcuts_are_unique_per_owner(store: &dyn Store) {
         .await
         .unwrap();
     store.create_canned_reply(canned("r4", None, "bye")).await.unwrap();
-    assert!(matches!(
-        store.update_canned_reply(canned("r4", None, "hello")).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.update_canned_reply(canned("r4", None, "hello")).await);
     assert_eq!(
         store.canned_reply("r4").await.unwrap().shortcut,
         "bye",
@@ -2176,20 +2089,10 @@ fn rating(score: u8, comment: Option<&str>) -> Rating {
 /// listings), a second is refused and changes nothing, and of concurrent ratings one is
 /// kept. A rating may arrive before the archive has the conversation.
 async fn a_conversation_is_rated_once(store: &dyn Store) {
-    store
-        .archive(&[
-            open("c1", Some("sales"), "a1", 10),
-            message("c1", 1),
-            close("c1", EndReason::Ended, 20),
-        ])
-        .await
-        .unwrap();
+    archive_a_short_chat(store, "c1").await;
     assert_eq!(store.conversation("c1").await.unwrap().rating, None);
     store.rate_conversation("c1", rating(4, Some("Quick ✓"))).await.unwrap();
-    assert!(matches!(
-        store.rate_conversation("c1", rating(1, None)).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.rate_conversation("c1", rating(1, None)).await);
     assert_eq!(
         store.conversation("c1").await.unwrap().rating,
         Some(rating(4, Some("Quick ✓")))
@@ -2279,14 +2182,11 @@ async fn offline_messages_are_added_and_listed(store: &dyn Store) {
     assert_eq!(store.offline_message("o1").await.unwrap(), first);
     assert_eq!(store.mail("o1.desk").await.unwrap(), desk);
     // The same id again is refused, and writes no second mail.
-    assert!(matches!(
-        store.add_offline_message(offline("o1", "support", 5), None).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.add_offline_message(offline("o1", "support", 5), None).await);
     assert_eq!(store.offline_message("o1").await.unwrap(), first);
     add_offline(store, "o2", "support", 2_000).await;
     add_offline(store, "o3", "sales", 3_000).await;
-    assert!(matches!(store.offline_message("nope").await, Err(StoreError::NotFound)));
+    assert_not_found(store.offline_message("nope").await);
 
     let (listed, total) = store.offline_messages(&all, ALL).await.unwrap();
     assert_eq!((offline_ids(&listed), total), (vec!["o3", "o2", "o1"], 3));
@@ -2329,30 +2229,18 @@ async fn offline_messages_are_taken_once_and_handled(store: &dyn Store) {
     let taken = store.take_offline_message("o1", "ann").await.unwrap();
     assert_eq!(state_and_taker(&taken), (OfflineState::Taken, Some("ann")));
     assert_eq!(store.take_offline_message("o1", "ann").await.unwrap(), taken);
-    assert!(matches!(
-        store.take_offline_message("o1", "bob").await,
-        Err(StoreError::Conflict)
-    ));
-    assert!(matches!(
-        store.take_offline_message("nope", "bob").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_conflict(store.take_offline_message("o1", "bob").await);
+    assert_not_found(store.take_offline_message("nope", "bob").await);
     let handled = store.mark_offline_message_handled("o1", "bob").await.unwrap();
     assert_eq!(state_and_taker(&handled), (OfflineState::Handled, Some("ann")));
     assert_eq!(store.mark_offline_message_handled("o1", "bob").await.unwrap(), handled);
-    assert!(matches!(
-        store.take_offline_message("o1", "ann").await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.take_offline_message("o1", "ann").await);
     assert_eq!(store.offline_message("o1").await.unwrap(), handled);
     // Handling a new one makes its handler its taker.
     add_offline(store, "o2", "sales", 2_000).await;
     let handled = store.mark_offline_message_handled("o2", "bob").await.unwrap();
     assert_eq!(state_and_taker(&handled), (OfflineState::Handled, Some("bob")));
-    assert!(matches!(
-        store.mark_offline_message_handled("nope", "bob").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.mark_offline_message_handled("nope", "bob").await);
 }
 
 /// Of ten agents taking one message at once, exactly one gets it.
@@ -2379,6 +2267,16 @@ async fn ten_concurrent_takers_have_one_winner(store: &dyn Store) {
     );
 }
 
+/// Stores `reply` to offline message `id` with its `mail`.
+async fn reply_with_mail(
+    store: &dyn Store,
+    id: &str,
+    reply: OfflineReply,
+    mail: OutboxMail,
+) -> StoreResult<OfflineMessage> {
+    store.reply_offline_message(id, MailedReply { reply, mail }).await
+}
+
 /// A reply is archived with its message, marks it handled and stores its mail, once.
 async fn replies_are_archived_with_their_mail(store: &dyn Store) {
     add_offline(store, "o1", "sales", 1_000).await;
@@ -2386,69 +2284,28 @@ async fn replies_are_archived_with_their_mail(store: &dyn Store) {
     let mut m1 = mail("offline-o1", MailPurpose::OfflineReply, 2_000);
     m1.appointment_id = "o1".into();
     m1.attachments.clear();
-    let stored = store
-        .reply_offline_message(
-            "o1",
-            MailedReply {
-                reply: r1.clone(),
-                mail: m1.clone(),
-            },
-        )
-        .await
-        .unwrap();
+    let stored = reply_with_mail(store, "o1", r1.clone(), m1.clone()).await.unwrap();
     assert_eq!(stored.replies, vec![r1.clone()]);
     assert_eq!(state_and_taker(&stored), (OfflineState::Handled, Some("ann")));
     assert_eq!(store.mail("offline-o1.reply-r1").await.unwrap(), m1);
     // The same reply again: one reply, one mail.
     let mut other = m1.clone();
     other.subject = "another".into();
-    let again = store
-        .reply_offline_message(
-            "o1",
-            MailedReply {
-                reply: r1.clone(),
-                mail: other,
-            },
-        )
-        .await
-        .unwrap();
+    let again = reply_with_mail(store, "o1", r1.clone(), other).await.unwrap();
     assert_eq!(again, stored);
     assert_eq!(store.mail("offline-o1.reply-r1").await.unwrap(), m1);
     // A second reply is kept after the first.
     let r2 = reply("r2", "bob", 3_000);
     let mut m2 = m1.clone();
     m2.id = "offline-o1.reply-r2".into();
-    let stored = store
-        .reply_offline_message(
-            "o1",
-            MailedReply {
-                reply: r2.clone(),
-                mail: m2,
-            },
-        )
-        .await
-        .unwrap();
+    let stored = reply_with_mail(store, "o1", r2.clone(), m2).await.unwrap();
     assert_eq!(stored.replies, vec![r1, r2]);
     assert_eq!(store.offline_message("o1").await.unwrap(), stored);
     // No message: nothing stored, no mail.
     let mut m3 = m1.clone();
     m3.id = "offline-nope.reply-r3".into();
-    assert!(matches!(
-        store
-            .reply_offline_message(
-                "nope",
-                MailedReply {
-                    reply: reply("r3", "ann", 4_000),
-                    mail: m3
-                }
-            )
-            .await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store.mail("offline-nope.reply-r3").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(reply_with_mail(store, "nope", reply("r3", "ann", 4_000), m3).await);
+    assert_not_found(store.mail("offline-nope.reply-r3").await);
 }
 
 // ---------- the backends ----------
@@ -2532,22 +2389,13 @@ fn record_ids(records: &[ConversationRecord]) -> Vec<&str> {
 /// A record is new at version 1 and changed only from the version just before: of two
 /// changes from one version, the second is refused, and what it would have written is not.
 async fn conversation_records_change_by_compare_and_set(store: &dyn Store) {
-    assert!(matches!(
-        store.conversation_record("c1").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.conversation_record("c1").await);
     let mut c1 = record("c1", Some("ann"), ConversationStatus::Open, 10);
     let mut late = c1.clone();
     late.version = 2;
-    assert!(matches!(
-        store.put_conversation_record(&late).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.put_conversation_record(&late).await);
     store.put_conversation_record(&c1).await.unwrap();
-    assert!(matches!(
-        store.put_conversation_record(&c1).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.put_conversation_record(&c1).await);
     assert_eq!(store.conversation_record("c1").await.unwrap(), c1);
 
     c1.version = 2;
@@ -2555,19 +2403,13 @@ async fn conversation_records_change_by_compare_and_set(store: &dyn Store) {
     let mut rival = c1.clone();
     rival.status = ConversationStatus::Resolved;
     store.put_conversation_record(&c1).await.unwrap();
-    assert!(matches!(
-        store.put_conversation_record(&rival).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.put_conversation_record(&rival).await);
     assert_eq!(
         store.conversation_record("c1").await.unwrap().status,
         ConversationStatus::Pending
     );
     c1.version = 5;
-    assert!(matches!(
-        store.put_conversation_record(&c1).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.put_conversation_record(&c1).await);
 
     // A snooze that ran out is marked in the record, read back from any node, until
     // cleared (its holder opened it): the mark is gone, not left behind.
@@ -2601,10 +2443,7 @@ async fn an_erasure_takes_the_conversation_record(store: &dyn Store) {
     let kept = record("c2", None, ConversationStatus::Open, 20);
     store.put_conversation_record(&kept).await.unwrap();
     store.erase_conversations(&["c1".to_string()]).await.unwrap();
-    assert!(matches!(
-        store.conversation_record("c1").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.conversation_record("c1").await);
     let everyone = InboxQuery {
         holder: Holder::Anyone,
         statuses: vec![],
@@ -2621,15 +2460,9 @@ async fn an_erasure_takes_the_conversation_record(store: &dyn Store) {
             .is_empty()
     );
     assert!(store.snoozes_due(i64::MAX, 10).await.unwrap().is_empty());
-    assert!(matches!(
-        store.put_conversation_record(&snoozed).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.put_conversation_record(&snoozed).await);
     snoozed.version = 2;
-    assert!(matches!(
-        store.put_conversation_record(&snoozed).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.put_conversation_record(&snoozed).await);
     assert_eq!(store.conversation_record("c2").await.unwrap(), kept);
     let ids = ["c2", "c1", "nope"].map(String::from);
     assert_eq!(store.conversation_records(&ids).await.unwrap(), vec![kept]);
@@ -2651,18 +2484,31 @@ async fn four_inbox_records(store: &dyn Store) -> ConversationRecord {
     a
 }
 
+/// The inbox of `holder` in `statuses` (empty: any), of any category and label.
+fn inbox_query(holder: Holder, statuses: Vec<ConversationStatus>, limit: usize) -> InboxQuery {
+    InboxQuery {
+        holder,
+        statuses,
+        category: None,
+        label: None,
+        limit,
+    }
+}
+
+/// Stores the next version of `a` (from `four_inbox_records`): resolved, and held by bob.
+async fn resolve_and_hand_to_bob(store: &dyn Store, a: &mut ConversationRecord) {
+    a.version = 2;
+    a.status = ConversationStatus::Resolved;
+    a.holder = Some("bob".into());
+    store.put_conversation_record(a).await.unwrap();
+}
+
 /// Inboxes: mine, unassigned and all, by status, category and label, the longest waiting
 /// first; a change moves a conversation between inboxes (no stale index entry).
 async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
     use ConversationStatus::*;
     let mut a = four_inbox_records(store).await;
-    let query = |holder: Holder, statuses: Vec<ConversationStatus>| InboxQuery {
-        holder,
-        statuses,
-        category: None,
-        label: None,
-        limit: 50,
-    };
+    let query = |holder, statuses| inbox_query(holder, statuses, 50);
     let ann = || Holder::Agent("ann".into());
     assert_eq!(
         record_ids(&store.inbox(&query(ann(), vec![])).await.unwrap()),
@@ -2695,10 +2541,7 @@ async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
     assert_eq!(record_ids(&store.inbox(&billing).await.unwrap()), ["d"]);
 
     // Resolved and handed to bob: out of ann's open list, into bob's resolved one.
-    a.version = 2;
-    a.status = Resolved;
-    a.holder = Some("bob".into());
-    store.put_conversation_record(&a).await.unwrap();
+    resolve_and_hand_to_bob(store, &mut a).await;
     assert_eq!(
         record_ids(&store.inbox(&query(ann(), vec![Open])).await.unwrap()),
         Vec::<&str>::new()
@@ -2720,14 +2563,8 @@ async fn inboxes_list_by_holder_status_category_and_label(store: &dyn Store) {
 async fn inbox_counts_are_their_lists_without_the_limit(store: &dyn Store) {
     use ConversationStatus::*;
     let mut a = four_inbox_records(store).await;
-    let query = |holder: Holder, statuses: Vec<ConversationStatus>| InboxQuery {
-        holder,
-        statuses,
-        category: None,
-        label: None,
-        // Counted past the limit: a count is the whole list's.
-        limit: 1,
-    };
+    // Counted past the limit: a count is the whole list's.
+    let query = |holder, statuses| inbox_query(holder, statuses, 1);
     let ann = || Holder::Agent("ann".into());
     assert_eq!(store.count_inbox(&query(ann(), vec![])).await.unwrap(), 2);
     assert_eq!(store.count_inbox(&query(ann(), vec![Open])).await.unwrap(), 1);
@@ -2757,10 +2594,7 @@ async fn inbox_counts_are_their_lists_without_the_limit(store: &dyn Store) {
     assert_eq!(store.count_inbox(&billing).await.unwrap(), 0);
 
     // Resolved and handed to bob: out of ann's and the open counts, into bob's resolved one.
-    a.version = 2;
-    a.status = Resolved;
-    a.holder = Some("bob".into());
-    store.put_conversation_record(&a).await.unwrap();
+    resolve_and_hand_to_bob(store, &mut a).await;
     assert_eq!(store.count_inbox(&query(ann(), vec![Open])).await.unwrap(), 0);
     assert_eq!(
         store
@@ -2875,10 +2709,7 @@ async fn webhook_endpoints_are_added_once_replaced_and_deleted(store: &dyn Store
     assert!(store.webhooks().await.unwrap().is_empty());
     store.add_webhook(endpoint("b", 2)).await.unwrap();
     store.add_webhook(endpoint("a", 1)).await.unwrap();
-    assert!(matches!(
-        store.add_webhook(endpoint("a", 9)).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.add_webhook(endpoint("a", 9)).await);
     let ids: Vec<String> = store.webhooks().await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(ids, ["a", "b"], "oldest first");
     let disabled = WebhookEndpoint {
@@ -2889,13 +2720,10 @@ async fn webhook_endpoints_are_added_once_replaced_and_deleted(store: &dyn Store
     };
     store.put_webhook(disabled.clone()).await.unwrap();
     assert_eq!(store.webhook("a").await.unwrap(), disabled);
-    assert!(matches!(
-        store.put_webhook(endpoint("zz", 1)).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.put_webhook(endpoint("zz", 1)).await);
     store.delete_webhook("a").await.unwrap();
-    assert!(matches!(store.delete_webhook("a").await, Err(StoreError::NotFound)));
-    assert!(matches!(store.webhook("a").await, Err(StoreError::NotFound)));
+    assert_not_found(store.delete_webhook("a").await);
+    assert_not_found(store.webhook("a").await);
     assert_eq!(store.webhooks().await.unwrap().len(), 1);
 }
 
@@ -2908,16 +2736,13 @@ async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &d
     for (seq, ep, key) in [(1, "a", "c1"), (2, "b", "c1"), (3, "a", "c2"), (10, "a", "c1")] {
         store.add_delivery(delivery(seq, ep, key)).await.unwrap();
     }
-    assert!(matches!(
-        store.add_delivery(delivery(3, "a", "c2")).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.add_delivery(delivery(3, "a", "c2")).await);
     // The same delivery (event and endpoint) written by another node under its own seq.
     let again = WebhookDelivery {
         seq: 12,
         ..delivery(3, "a", "c2")
     };
-    assert!(matches!(store.add_delivery(again).await, Err(StoreError::Conflict)));
+    assert_conflict(store.add_delivery(again).await);
     assert!(store.next_delivery_seq().await.unwrap() > 1, "never handed out twice");
     let seqs = |ds: Vec<WebhookDelivery>| ds.into_iter().map(|d| d.seq).collect::<Vec<_>>();
     let both = ["a".to_string(), "b".to_string()];
@@ -2949,10 +2774,7 @@ async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &d
         excerpt: "ok".into(),
     });
     assert!(store.finish_delivery(done.clone(), "n1").await.unwrap());
-    assert!(matches!(
-        store.finish_delivery(delivery(99, "a", "c9"), "n1").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.finish_delivery(delivery(99, "a", "c9"), "n1").await);
     assert_eq!(seqs(store.pending_deliveries(&both, 10).await.unwrap()), [2, 3, 10]);
     let log = store.deliveries_of("a", 10).await.unwrap();
     assert_eq!(seqs(log.clone()), [10, 3, 1], "newest first, its own");
@@ -3201,22 +3023,13 @@ fn api_token(id: &str, created_at: Millis) -> ApiToken {
 /// revocation keeps its first time; a use never moves the last use back.
 async fn api_tokens_are_found_by_hash_revoked_once_and_touched(store: &dyn Store) {
     assert!(store.api_tokens().await.unwrap().is_empty());
-    assert!(matches!(
-        store.api_token_by_hash("hash-of-a").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.api_token_by_hash("hash-of-a").await);
     store.add_api_token(api_token("b", 2)).await.unwrap();
     store.add_api_token(api_token("a", 1)).await.unwrap();
-    assert!(matches!(
-        store.add_api_token(api_token("a", 9)).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.add_api_token(api_token("a", 9)).await);
     let mut same_hash = api_token("c", 3);
     same_hash.hash = "hash-of-a".into();
-    assert!(matches!(
-        store.add_api_token(same_hash).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.add_api_token(same_hash).await);
     let ids: Vec<String> = store.api_tokens().await.unwrap().into_iter().map(|t| t.id).collect();
     assert_eq!(ids, ["a", "b"]);
     assert_eq!(store.api_token_by_hash("hash-of-a").await.unwrap(), api_token("a", 1));
@@ -3227,10 +3040,7 @@ async fn api_tokens_are_found_by_hash_revoked_once_and_touched(store: &dyn Store
         store.api_token_by_hash("hash-of-a").await.unwrap().last_used_at,
         Some(500)
     );
-    assert!(matches!(
-        store.touch_api_token("zz", 1).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.touch_api_token("zz", 1).await);
 
     let revoked = store.revoke_api_token("a", 700).await.unwrap();
     assert_eq!(revoked.revoked_at, Some(700));
@@ -3238,10 +3048,7 @@ async fn api_tokens_are_found_by_hash_revoked_once_and_touched(store: &dyn Store
     let found = store.api_token_by_hash("hash-of-a").await.unwrap();
     assert_eq!((found.revoked_at, found.last_used_at), (Some(700), Some(500)));
     assert_eq!(store.api_token_by_hash("hash-of-b").await.unwrap().revoked_at, None);
-    assert!(matches!(
-        store.revoke_api_token("zz", 1).await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.revoke_api_token("zz", 1).await);
 }
 
 macro_rules! contract {
@@ -3399,15 +3206,9 @@ async fn a_customer_transcript_holds_the_chat_and_never_its_notes(store: &dyn St
     assert_eq!(transcript.messages, whole.messages);
     assert_eq!(transcript.rating, Some(rating));
     assert_eq!(transcript.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
-    assert!(matches!(
-        store.customer_transcript("nope").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.customer_transcript("nope").await);
     store.erase_conversations(&["t1".to_string()]).await.unwrap();
-    assert!(matches!(
-        store.customer_transcript("t1").await,
-        Err(StoreError::NotFound)
-    ));
+    assert_not_found(store.customer_transcript("t1").await);
 }
 
 /// A mail is added only under a new id (of twenty racing adders of one id, one wins), and
@@ -3420,10 +3221,7 @@ async fn mails_are_added_once_by_id_and_found_by_prefix(store: &dyn Store) {
         ..mail("c1", MailPurpose::Transcript, 5)
     };
     store.add_mail(at("transcript:c1:1", "a@example.com")).await.unwrap();
-    assert!(matches!(
-        store.add_mail(at("transcript:c1:1", "b@example.com")).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.add_mail(at("transcript:c1:1", "b@example.com")).await);
     store.add_mail(at("transcript:c1:2", "b@example.com")).await.unwrap();
     store.add_mail(at("transcript:c10:1", "c@example.com")).await.unwrap();
     store.add_mail(at("transcript:c0:1", "d@example.com")).await.unwrap();
@@ -3740,6 +3538,28 @@ fn left(id: &str, category: &str, queued_at: Millis, left_at: Millis) -> Archive
     })
 }
 
+/// The facts of conversation `id` as its opening (`opened`) gives them: not yet answered,
+/// ended or rated, no bot.
+fn facts_of_opening(id: &str, category: &str, agent: &str, paired_at: Millis) -> ConversationFacts {
+    ConversationFacts {
+        id: id.into(),
+        category: Some(category.into()),
+        agent_id: agent.into(),
+        agent_name: format!("{agent} name"),
+        queued_at: paired_at - 5,
+        paired_at,
+        first_agent_at: None,
+        ended_at: None,
+        rating: None,
+        bot: None,
+    }
+}
+
+/// The ids of the conversations in `facts`, in their order.
+fn fact_ids(facts: &ReportFacts) -> Vec<&str> {
+    facts.conversations.iter().map(|c| c.id.as_str()).collect()
+}
+
 /// The reports' facts: service conversations paired in the range (never buddy chats),
 /// each with its agent now, its first agent line (the earliest, whatever the order the
 /// lines were archived in), its end and rating; customers who left unserved by the time
@@ -3793,42 +3613,23 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
     store.add_offline_message(handled, None).await.unwrap();
     add_offline(store, "o2", "billing", t0 + 600).await;
     add_offline(store, "o3", "billing", t0 - 1).await;
-    store
-        .reply_offline_message(
-            "o1",
-            MailedReply {
-                reply: reply("o1r1", "a2", t0 + 3_600_500),
-                mail: mail("o1", MailPurpose::OfflineReply, t0),
-            },
-        )
-        .await
-        .unwrap();
+    reply_with_mail(
+        store,
+        "o1",
+        reply("o1r1", "a2", t0 + 3_600_500),
+        mail("o1", MailPurpose::OfflineReply, t0),
+    )
+    .await
+    .unwrap();
 
     let facts = store.report_facts(t0, t0 + DAY).await.unwrap().sorted();
     let r1 = ConversationFacts {
-        id: "r1".into(),
-        category: Some("sales".into()),
-        agent_id: "a1".into(),
-        agent_name: "a1 name".into(),
-        queued_at: t0 + 1_000 - 5,
-        paired_at: t0 + 1_000,
         first_agent_at: Some(t0 + 6_000),
         ended_at: Some(t0 + 61_000),
         rating: Some((RatingScale::Stars, 4)),
-        bot: None,
+        ..facts_of_opening("r1", "sales", "a1", t0 + 1_000)
     };
-    let r2 = ConversationFacts {
-        id: "r2".into(),
-        category: Some("billing".into()),
-        agent_id: "a2".into(),
-        agent_name: "a2 name".into(),
-        queued_at: t0 + 3_000 - 5,
-        paired_at: t0 + 3_000,
-        first_agent_at: None,
-        ended_at: None,
-        rating: None,
-        bot: None,
-    };
+    let r2 = facts_of_opening("r2", "billing", "a2", t0 + 3_000);
     assert_eq!(facts.conversations, [r1.clone(), r2.clone()]);
     assert_eq!(
         facts.abandoned,
@@ -3878,8 +3679,7 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
         .await
         .unwrap();
     let again = store.report_facts(t0, t0 + DAY).await.unwrap().sorted();
-    let ids: Vec<&str> = again.conversations.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, ["r1", "r2", "r3"]);
+    assert_eq!(fact_ids(&again), ["r1", "r2", "r3"]);
     assert_eq!(again.conversations[0], r1);
     let r2_now = &again.conversations[1];
     assert_eq!(
@@ -3894,18 +3694,12 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
     let early = store.report_facts(t0, t0 + 2_000).await.unwrap();
     assert_eq!(early.conversations.len(), 1);
     let next = store.report_facts(t0 + DAY, t0 + 2 * DAY).await.unwrap().sorted();
-    assert_eq!(
-        next.conversations.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-        ["r9"]
-    );
+    assert_eq!(fact_ids(&next), ["r9"]);
     assert_eq!(next.abandoned.len(), 1);
 
     store.erase_conversations(&["r1".to_string()]).await.unwrap();
     let erased = store.report_facts(t0, t0 + DAY).await.unwrap().sorted();
-    assert_eq!(
-        erased.conversations.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-        ["r2", "r3"]
-    );
+    assert_eq!(fact_ids(&erased), ["r2", "r3"]);
 }
 
 contract!(
@@ -4105,11 +3899,7 @@ async fn embedded_survives_reopen() {
     store.create_category(category("beta", "Billing")).await.unwrap();
     assert_eq!(
         store.categories().await.unwrap(),
-        vec![
-            category("zeta", "Sales"),
-            category("alpha", "Support"),
-            category("beta", "Billing")
-        ]
+        categories_named(&[("zeta", "Sales"), ("alpha", "Support"), ("beta", "Billing")])
     );
     let c1 = store.conversation("c1").await.unwrap();
     assert_eq!(seqs(&c1), vec![1, 2]);
@@ -4149,7 +3939,7 @@ async fn mongo_second_store_continues_conversations() {
         let s1 = store.conversation("s1").await.unwrap();
         assert_eq!(seqs(&s1), vec![1, 2, 3]);
         assert_eq!(s1.closed.unwrap().reason, EndReason::Ended);
-        assert!(matches!(store.conversation("ghost").await, Err(StoreError::NotFound)));
+        assert_not_found(store.conversation("ghost").await);
     }
     drop_database(&uri, &db).await;
 }
@@ -4350,10 +4140,7 @@ async fn embedded_appointments_survive_reopen() {
     }
     let store = EmbeddedStore::open(&dir.0).await.unwrap();
     assert_eq!(store.appointment("ap1").await.unwrap(), appointment("ap1", "ann", NINE));
-    assert!(matches!(
-        store.book_appointment(appointment("ap3", "ann", NINE)).await,
-        Err(StoreError::Conflict)
-    ));
+    assert_conflict(store.book_appointment(appointment("ap3", "ann", NINE)).await);
     store
         .book_appointment(appointment("ap4", "ann", NINE + HOUR))
         .await
@@ -4396,14 +4183,7 @@ async fn write_concerns_sent(uri: &str) -> Vec<bson::Document> {
     alice.max_chats = 4;
     store.update_account(alice).await.unwrap();
     store.create_category(category("sales", "Sales")).await.unwrap();
-    store
-        .archive(&[
-            open("c1", Some("sales"), "a1", 10),
-            message("c1", 1),
-            close("c1", EndReason::Ended, 20),
-        ])
-        .await
-        .unwrap();
+    archive_a_short_chat(&store, "c1").await;
     let writes = profiled_writes(uri, &db).await;
     let _ = client.database(&db).drop().await;
     let kinds: Vec<&str> = writes
@@ -4488,6 +4268,19 @@ async fn mongo_a_room_creation_in_progress_is_not_taken_for_a_leftover() {
     let _ = client.database(&db).drop().await;
 }
 
+/// The attachment stores, with their link keys, of two nodes (two stores) on MongoDB
+/// database `db`.
+async fn attachments_of_two_mongo_nodes(uri: &str, db: &str) -> [(SharedAttachmentStore, Vec<u8>); 2] {
+    let (node_a, node_b) = (
+        MongoStore::connect(uri, db).await.unwrap(),
+        MongoStore::connect(uri, db).await.unwrap(),
+    );
+    [
+        node_a.shared_attachments().await.unwrap().unwrap(),
+        node_b.shared_attachments().await.unwrap().unwrap(),
+    ]
+}
+
 /// Attachments on MongoDB: a blob is cut into chunks, kept once by its SHA-256 (the same
 /// bytes again, or the rest of an upload cut short, add nothing), read back whole in
 /// order by a second store on the same database (another node), which also finds the
@@ -4499,12 +4292,7 @@ async fn mongo_attachments_are_chunked_kept_once_and_shared_by_every_node() {
     use switchboard::attachments::{AttachmentRecord, Content, sha256_hex};
     let Some(uri) = mongo_uri() else { return };
     let db = fresh_database();
-    let (node_a, node_b) = (
-        MongoStore::connect(&uri, &db).await.unwrap(),
-        MongoStore::connect(&uri, &db).await.unwrap(),
-    );
-    let (files_a, key_a) = node_a.shared_attachments().await.unwrap().unwrap();
-    let (files_b, key_b) = node_b.shared_attachments().await.unwrap().unwrap();
+    let [(files_a, key_a), (files_b, key_b)] = attachments_of_two_mongo_nodes(&uri, &db).await;
     assert_eq!(key_a, key_b, "one link key for the desk");
     assert!(key_a.len() >= 32);
 
@@ -4679,17 +4467,6 @@ async fn on_a_disk_attachment_store<F: std::future::Future<Output = ()>>(
     check(store.clone(), store).await;
 }
 
-#[tokio::test]
-async fn attachment_quotas_memory() {
-    on_a_memory_attachment_store(attachment_quotas_are_held_at_once).await;
-}
-
-#[tokio::test]
-async fn attachment_quotas_embedded() {
-    let dir = tempfile::tempdir().unwrap();
-    on_a_disk_attachment_store(dir.path(), attachment_quotas_are_held_at_once).await;
-}
-
 /// Runs `check` on the attachment stores of two nodes on one fresh MongoDB database,
 /// dropped after.
 async fn on_two_mongo_attachment_stores<F: std::future::Future<Output = ()>>(
@@ -4697,20 +4474,43 @@ async fn on_two_mongo_attachment_stores<F: std::future::Future<Output = ()>>(
 ) {
     let Some(uri) = mongo_uri() else { return };
     let db = fresh_database();
-    let (node_a, node_b) = (
-        MongoStore::connect(&uri, &db).await.unwrap(),
-        MongoStore::connect(&uri, &db).await.unwrap(),
-    );
-    let (a, _) = node_a.shared_attachments().await.unwrap().unwrap();
-    let (b, _) = node_b.shared_attachments().await.unwrap().unwrap();
+    let [(a, _), (b, _)] = attachments_of_two_mongo_nodes(&uri, &db).await;
     check(a, b).await;
     drop_database(&uri, &db).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attachment_quotas_mongodb_two_nodes() {
-    on_two_mongo_attachment_stores(attachment_quotas_are_held_at_once).await;
+/// One test of `check` per attachment backend: in memory, on disk (in a temporary
+/// directory `dir`, where `after` looks once the store is closed) and on MongoDB (two
+/// nodes' stores on one database).
+macro_rules! attachment_contract {
+    ($check:ident: $memory:ident, $embedded:ident, $mongodb:ident) => {
+        attachment_contract!($check: $memory, $embedded(|_dir| {}), $mongodb);
+    };
+    ($check:ident: $memory:ident, $embedded:ident(|$dir:ident| $after:block), $mongodb:ident) => {
+        #[tokio::test]
+        async fn $memory() {
+            on_a_memory_attachment_store($check).await;
+        }
+
+        #[tokio::test]
+        async fn $embedded() {
+            let $dir = tempfile::tempdir().unwrap();
+            on_a_disk_attachment_store($dir.path(), $check).await;
+            $after
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $mongodb() {
+            on_two_mongo_attachment_stores($check).await;
+        }
+    };
 }
+
+attachment_contract!(
+    attachment_quotas_are_held_at_once: attachment_quotas_memory,
+    attachment_quotas_embedded,
+    attachment_quotas_mongodb_two_nodes
+);
 
 /// An upload taken back before any line named it, on every attachment store: its record
 /// is gone (on MongoDB for the other node too), its bytes count against the quotas no
@@ -4779,23 +4579,14 @@ async fn a_removed_upload_gives_its_bytes_back(a: SharedAttachmentStore, b: Shar
     keep("five", "c2", "d").await.unwrap();
 }
 
-#[tokio::test]
-async fn attachment_removal_memory() {
-    on_a_memory_attachment_store(a_removed_upload_gives_its_bytes_back).await;
-}
-
-#[tokio::test]
-async fn attachment_removal_embedded() {
-    let dir = tempfile::tempdir().unwrap();
-    on_a_disk_attachment_store(dir.path(), a_removed_upload_gives_its_bytes_back).await;
-    // Removed for good: not back after reopening.
-    let reopened = switchboard::attachments::store::DiskStore::open(dir.path()).unwrap();
-    use switchboard::attachments::AttachmentStore;
-    assert!(reopened.record("one").is_none() && reopened.record("two").is_none());
-    assert!(reopened.record("three").is_some());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attachment_removal_mongodb_two_nodes() {
-    on_two_mongo_attachment_stores(a_removed_upload_gives_its_bytes_back).await;
-}
+attachment_contract!(
+    a_removed_upload_gives_its_bytes_back: attachment_removal_memory,
+    attachment_removal_embedded(|dir| {
+        // Removed for good: not back after reopening.
+        let reopened = switchboard::attachments::store::DiskStore::open(dir.path()).unwrap();
+        use switchboard::attachments::AttachmentStore;
+        assert!(reopened.record("one").is_none() && reopened.record("two").is_none());
+        assert!(reopened.record("three").is_some());
+    }),
+    attachment_removal_mongodb_two_nodes
+);
