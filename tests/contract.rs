@@ -3789,11 +3789,10 @@ contract!(
 );
 
 /// A conversation a bot opened reads as resolved by the bot while the bot keeps it, and as
-/// handed over once a person takes it from the line the bot handed it to, with when the
-/// customer began to wait for a person and when the person took it (read again after the
-/// hand-over: a backend's cache of the day never keeps the old outcome); one handed to a
-/// line nobody took it from stays the bot's; one a person opened has none. A bot's lines
-/// are no person's first line.
+/// handed over once the bot hands it to the line, and when a person takes it from there,
+/// with when the customer began to wait for a person and when the person took it (read
+/// again after the hand-over: a backend's cache of the day never keeps the old outcome);
+/// one a person opened has none. A bot's lines are no person's first line.
 async fn report_facts_say_what_a_bot_did(store: &dyn Store) {
     const DAY: Millis = 86_400_000;
     let t0 = 20_010 * DAY;
@@ -3856,9 +3855,13 @@ async fn report_facts_say_what_a_bot_did(store: &dyn Store) {
         after,
         [
             ("k1".to_string(), kept, None),
-            ("k2".to_string(), Some(Outcome::HandedOver(taken)), Some(t0 + 26_000)),
+            (
+                "k2".to_string(),
+                Some(Outcome::HandedOver(Some(taken))),
+                Some(t0 + 26_000)
+            ),
             ("k3".to_string(), None, None),
-            ("k4".to_string(), kept, None),
+            ("k4".to_string(), Some(Outcome::HandedOver(None)), None),
         ]
     );
 }

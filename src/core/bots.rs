@@ -255,10 +255,12 @@ impl ReplyClock {
 /// How a bot's conversation ended, for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// The bot had it and never handed it to a person.
+    /// The bot had it to its end and never handed it over (the customer left, or was done,
+    /// while with the bot).
     ResolvedByBot,
-    /// The bot handed it over and a person took it: the person is measured from then.
-    HandedOver(TakenOver),
+    /// The bot handed it over: a person took it (measured from then), or nobody did before
+    /// the customer left the line (`None`).
+    HandedOver(Option<TakenOver>),
 }
 
 /// When the person who took a conversation over from its bot is measured from (ms).
@@ -281,12 +283,11 @@ pub struct HandOn<'a> {
 
 /// A conversation's bot outcome from the agent it has now, its pairing and its hand-ons
 /// (any order); `None` when no bot opened it. It opened with the earliest hand-on's
-/// giver, or, never handed on, with the agent it has now. It is handed over once a bot
-/// handed it to a person (a person taking it from the line the bot put it in is such a
-/// hand-on); a bot's hand-on to a line nobody took it from leaves it the bot's (the
-/// customer left the line). The person is measured from the bot's last hand-on to a line
-/// before they took it (from the bot's pairing when none is kept: an archive written
-/// before those were).
+/// giver, or, never handed on, with the agent it has now. It is handed over once its bot
+/// handed it on: to the line (then a person took it from there, or nobody did before the
+/// customer left) or to a person. The person is measured from the bot's last hand-on to
+/// a line before they took it (from the bot's pairing when none is kept: an archive
+/// written before those were).
 pub fn outcome(agent_now: &str, paired_at: i64, hand_ons: &[HandOn<'_>]) -> Option<Outcome> {
     let opened_by = hand_ons.iter().min_by_key(|h| h.at).map_or(agent_now, |h| h.from);
     if !is_bot_id(opened_by) {
@@ -294,7 +295,12 @@ pub fn outcome(agent_now: &str, paired_at: i64, hand_ons: &[HandOn<'_>]) -> Opti
     }
     let to_a_person = |h: &&HandOn<'_>| is_bot_id(h.from) && h.to.is_some_and(|to| !is_bot_id(to));
     let Some(taken) = hand_ons.iter().filter(to_a_person).min_by_key(|h| h.at) else {
-        return Some(Outcome::ResolvedByBot);
+        let handed_on = hand_ons.iter().any(|h| is_bot_id(h.from));
+        return Some(if handed_on {
+            Outcome::HandedOver(None)
+        } else {
+            Outcome::ResolvedByBot
+        });
     };
     let waited_from = hand_ons
         .iter()
@@ -302,10 +308,10 @@ pub fn outcome(agent_now: &str, paired_at: i64, hand_ons: &[HandOn<'_>]) -> Opti
         .map(|h| h.at)
         .max()
         .unwrap_or(paired_at);
-    Some(Outcome::HandedOver(TakenOver {
+    Some(Outcome::HandedOver(Some(TakenOver {
         waited_from,
         taken_at: taken.at,
-    }))
+    })))
 }
 
 /// The longest bot name: as long as a person's display name. One limit wherever a bot
@@ -429,10 +435,10 @@ mod tests {
     fn a_person_taking_over_from_a_bot_is_measured_from_its_hand_over() {
         // A person's conversation, handed to a colleague: no bot in it.
         assert_eq!(outcome("ann", 10, &[hand_on(20, "bob", Some("ann"))]), None);
-        // The bot kept it, or put it in a line nobody took it from.
+        // The bot kept it; or put it in a line nobody took it from: handed over all the same.
         assert_eq!(outcome("bot:Faq", 10, &[]), Some(Outcome::ResolvedByBot));
         let left_the_line = [hand_on(20, "bot:Faq", None)];
-        assert_eq!(outcome("bot:Faq", 10, &left_the_line), Some(Outcome::ResolvedByBot));
+        assert_eq!(outcome("bot:Faq", 10, &left_the_line), Some(Outcome::HandedOver(None)));
         // Handed to the line at 20, taken by Ann at 50, then by Bob at 90: Ann at 20..50.
         let taken = [
             hand_on(90, "ann", Some("bob")),
@@ -443,14 +449,17 @@ mod tests {
             waited_from: 20,
             taken_at: 50,
         };
-        assert_eq!(outcome("bob", 10, &taken), Some(Outcome::HandedOver(ann)));
+        assert_eq!(outcome("bob", 10, &taken), Some(Outcome::HandedOver(Some(ann))));
         // An archive without the hand-on to the line: measured from the bot's pairing.
         let unrecorded = [hand_on(50, "bot:Faq", Some("ann"))];
         let from_pairing = TakenOver {
             waited_from: 10,
             taken_at: 50,
         };
-        assert_eq!(outcome("ann", 10, &unrecorded), Some(Outcome::HandedOver(from_pairing)));
+        assert_eq!(
+            outcome("ann", 10, &unrecorded),
+            Some(Outcome::HandedOver(Some(from_pairing)))
+        );
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub struct Times {
 /// took it.
 pub fn durations(times: Times, bot: Option<Outcome>) -> (i64, Option<i64>, Option<i64>) {
     let (queued_at, paired_at) = match bot {
-        Some(Outcome::HandedOver(taken)) => (taken.waited_from, taken.taken_at),
+        Some(Outcome::HandedOver(Some(taken))) => (taken.waited_from, taken.taken_at),
         _ => (times.queued_at, times.paired_at),
     };
     (
@@ -235,8 +235,8 @@ impl Tally {
         self.waits.push(c.wait_ms.max(0));
         match (c.first_response_ms, c.bot) {
             (Some(ms), _) => self.first_responses.push(ms.max(0)),
-            // Its bot answered it: no person was to.
-            (None, Some(Outcome::ResolvedByBot)) => {}
+            // Its bot answered it, or nobody took it over: no person was to.
+            (None, Some(Outcome::ResolvedByBot | Outcome::HandedOver(None))) => {}
             (None, _) => self.unanswered += 1,
         }
         if let Some(ms) = c.handle_ms {

@@ -247,7 +247,7 @@ fn bot_outcomes_are_counted_per_day_agent_and_in_total() {
     };
     let facts = [
         with("2026-11-02", "bot:Faq", Some(Outcome::ResolvedByBot)),
-        with("2026-11-02", "ann", Some(Outcome::HandedOver(TAKEN))),
+        with("2026-11-02", "ann", Some(Outcome::HandedOver(Some(TAKEN)))),
         with("2026-11-03", "bot:Faq", Some(Outcome::ResolvedByBot)),
         with("2026-11-03", "ann", None),
     ];
@@ -286,7 +286,7 @@ fn a_bots_conversation_is_measured_for_the_person_from_the_hand_over() {
         taken_at: 7_000,
     };
     assert_eq!(
-        durations(times, Some(Outcome::HandedOver(taken))),
+        durations(times, Some(Outcome::HandedOver(Some(taken)))),
         (4_000, Some(2_000), Some(13_000))
     );
     assert_eq!(durations(times, None), (0, Some(8_000), Some(19_000)));

@@ -79,8 +79,9 @@ struct Entry {
     /// Rating scale ("stars"/"thumbs") and score.
     s: Option<RatingScale>,
     r: Option<i32>,
-    /// The bot outcome: 1 resolved by the bot, 2 handed over, 0 (or absent, in a day
-    /// cached before it was kept) no bot.
+    /// The bot outcome: 1 resolved by the bot, 2 handed over and taken by a person, 3
+    /// handed over and taken by nobody, 0 (or absent, in a day cached before it was kept)
+    /// no bot.
     #[serde(default, skip_serializing_if = "is_zero")]
     b: u8,
     /// Handed over: when the customer began to wait for a person, and when a person took
@@ -101,11 +102,12 @@ impl Entry {
         self.b = match outcome {
             None => 0,
             Some(Outcome::ResolvedByBot) => 1,
-            Some(Outcome::HandedOver(taken)) => {
+            Some(Outcome::HandedOver(Some(taken))) => {
                 self.w = Some(taken.waited_from);
                 self.t = Some(taken.taken_at);
                 2
             }
+            Some(Outcome::HandedOver(None)) => 3,
         };
         self
     }
@@ -113,10 +115,11 @@ impl Entry {
     fn bot(&self) -> Option<Outcome> {
         match self.b {
             1 => Some(Outcome::ResolvedByBot),
-            2 => Some(Outcome::HandedOver(TakenOver {
+            2 => Some(Outcome::HandedOver(Some(TakenOver {
                 waited_from: self.w.unwrap_or(self.p),
                 taken_at: self.t.unwrap_or(self.p),
-            })),
+            }))),
+            3 => Some(Outcome::HandedOver(None)),
             _ => None,
         }
     }
