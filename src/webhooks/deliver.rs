@@ -14,6 +14,7 @@
 //! runs out, and another node sends the delivery again (at least once).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -40,6 +41,54 @@ const BATCH: usize = 1_000;
 /// Attempts this node has in flight at once, across endpoints: each holds a connection for
 /// up to [`TIMEOUT`]; the rest wait for the next round (their claims are not taken).
 const IN_FLIGHT: usize = 64;
+/// Attempts in flight at once to one endpoint: a receiver that hangs (a firewall dropping
+/// its packets) holds at most these of [`IN_FLIGHT`] until its timeouts, so the other
+/// endpoints' deliveries still go. A quarter: up to four such receivers at once.
+const IN_FLIGHT_PER_ENDPOINT: usize = IN_FLIGHT / 4;
+
+/// This node's attempts in flight, per endpoint.
+#[derive(Clone, Default)]
+struct PerEndpoint(Arc<Mutex<HashMap<String, usize>>>);
+
+/// One attempt to an endpoint, counted until it is dropped (the attempt's task ended,
+/// however).
+struct Counted {
+    per_endpoint: PerEndpoint,
+    endpoint: String,
+}
+
+impl PerEndpoint {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        // Plain counts: a panic while holding the lock leaves them usable.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// One more attempt to `endpoint`, unless it has [`IN_FLIGHT_PER_ENDPOINT`] already.
+    fn take(&self, endpoint: &str) -> Option<Counted> {
+        let mut counts = self.lock();
+        let count = counts.entry(endpoint.to_string()).or_default();
+        if *count >= IN_FLIGHT_PER_ENDPOINT {
+            return None;
+        }
+        *count += 1;
+        Some(Counted {
+            per_endpoint: self.clone(),
+            endpoint: endpoint.to_string(),
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut counts = self.per_endpoint.lock();
+        if let Some(count) = counts.get_mut(&self.endpoint) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.endpoint);
+            }
+        }
+    }
+}
 
 /// Whose claims this deliverer takes and for how long.
 pub struct Claims {
@@ -63,8 +112,9 @@ pub async fn run(store: SharedStore, hooks: Webhooks, claims: Claims, shutdown: 
     // its own conversation's next events (its delivery stays claimed, so `ready` passes the
     // conversation over), never another endpoint's or another conversation's.
     let mut attempts: JoinSet<Sent> = JoinSet::new();
+    let per_endpoint = PerEndpoint::default();
     loop {
-        if let Err(e) = round(&store, &hooks, &claims, &mut attempts).await {
+        if let Err(e) = round(&store, &hooks, &claims, (&mut attempts, &per_endpoint)).await {
             tracing::warn!(error = %e, "webhook deliveries wait for the store");
         }
         tokio::select! {
@@ -109,7 +159,7 @@ async fn round(
     store: &SharedStore,
     hooks: &Webhooks,
     claims: &Claims,
-    attempts: &mut JoinSet<Sent>,
+    (attempts, per_endpoint): (&mut JoinSet<Sent>, &PerEndpoint),
 ) -> crate::store::StoreResult<()> {
     // Deaths a node left unsettled (it died, or its store failed, between storing the last
     // attempt and disabling the endpoint): settled before anything is sent, so the
@@ -153,6 +203,10 @@ async fn round(
         let Some(endpoint) = endpoints.get(&delivery.endpoint_id).cloned() else {
             continue;
         };
+        // Its endpoint has all it may have in flight: the next round.
+        let Some(counted) = per_endpoint.take(&endpoint.id) else {
+            continue;
+        };
         // Another node took it since it was read (and sends it), or it was finished.
         if !store.claim_delivery(&delivery, &claims.node, now, until).await? {
             continue;
@@ -161,6 +215,7 @@ async fn round(
         let allow_private = hooks.allow_private;
         attempts.spawn(async move {
             let attempt = attempt(&endpoint, &delivery, allow_private).await;
+            drop(counted);
             (endpoint, delivery, attempt)
         });
     }
@@ -432,13 +487,30 @@ fn why_no_answer(error: reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use tokio_util::sync::CancellationToken;
 
     use super::*;
+
+    #[test]
+    fn one_endpoint_holds_at_most_its_share_of_the_attempts_until_they_end() {
+        let per_endpoint = PerEndpoint::default();
+        let hanging: Vec<Counted> = (0..IN_FLIGHT_PER_ENDPOINT)
+            .map(|_| per_endpoint.take("hanging").expect("below its share"))
+            .collect();
+        assert!(per_endpoint.take("hanging").is_none(), "its share is taken");
+        let other = per_endpoint.take("other");
+        assert!(other.is_some(), "another endpoint still sends");
+        drop(hanging);
+        let again = per_endpoint.take("hanging");
+        assert!(again.is_some(), "ended attempts give their place back");
+        drop(other);
+        assert_eq!(per_endpoint.lock().len(), 1, "only counts in flight are kept");
+        drop(again);
+        assert!(per_endpoint.lock().is_empty());
+    }
     use crate::store::{MemoryStore, OutboxStore, WebhookStore};
 
     const DAY_MS: i64 = 24 * 3_600_000;
