@@ -21,11 +21,18 @@ use crate::webhooks::{sign, target};
 
 /// An outgoing URL an admin gave (a webhook endpoint's, a webhook bot's): http(s), and
 /// resolving to public addresses only unless `WEBHOOK_ALLOW_PRIVATE` (400 `invalid_url`).
+/// Each refusal is logged (at INFO, with the address's host, never its path or query: they
+/// may carry a secret), so an operator sees who tried to point the hub where.
 pub(super) async fn checked_url(state: &AppState, raw: &str) -> Result<url::Url, ApiError> {
-    let url = target::parse(raw).map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
+    let refused = |why: String, host: &str| {
+        tracing::info!(%host, %why, "an outgoing URL an admin gave was refused");
+        ApiError::invalid("invalid_url", why)
+    };
+    let url = target::parse(raw).map_err(|e| refused(e.to_string(), "(not a URL)"))?;
+    let host = url.host_str().unwrap_or("").to_string();
     target::resolve(&url, state.settings.webhook_allow_private)
         .await
-        .map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
+        .map_err(|e| refused(e.to_string(), &host))?;
     Ok(url)
 }
 
