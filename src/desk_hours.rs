@@ -10,13 +10,13 @@
 //! nodes agreeing cost nothing. An admin's change is applied at once by the node that took
 //! it (the same call, forced); the other nodes agree at their next tick. Every
 //! [`FORCE_EVERY`] ticks the keeper hands over every category, so a change lost on the way
-//! (Redis away at that moment) is made good. Each hand-over carries when its hours were
-//! read ([`Wanted::read_at`]), and the routing applies no reading older than the one in
-//! force: a keeper's read that an admin's change on another node overtook between the read
-//! and the hand-over opened the category again until the admin's node's next tick.
+//! (Redis away at that moment) is made good. Each hand-over carries the stamp of the hours
+//! document it was read from ([`Wanted::read_at`], its `saved_at`), and the routing
+//! applies no reading of an older document than the one in force: a keeper's read that an
+//! admin's change on another node overtook between the read and the hand-over opened the
+//! category again until the admin's node's next tick.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -68,6 +68,12 @@ pub struct CategoryHoursDoc {
 pub struct HoursDoc {
     #[serde(default)]
     pub categories: Vec<CategoryHoursDoc>,
+    /// When it was saved (ms since the epoch, the saving node's clock, never below the
+    /// saving before it; 0: saved before it was kept): every reading of it carries this,
+    /// and the routing applies no reading of an older document.
+    #[serde(default)]
+    #[schema(ignore)]
+    pub saved_at: u64,
 }
 
 /// Why a document of hours is refused: a message for the admin.
@@ -150,8 +156,15 @@ pub async fn load(store: &SharedStore) -> StoreResult<HoursDoc> {
     }))
 }
 
+/// Saves `doc` (as read, then changed), stamped now: after the document it was read as,
+/// even when this node's clock is behind the one that saved that.
 pub async fn save(store: &SharedStore, doc: &HoursDoc) -> StoreResult<()> {
-    let raw = serde_json::to_string(doc).expect("hours serialise");
+    let now = u64::try_from(crate::clock::now_ms()).unwrap_or(0);
+    let doc = HoursDoc {
+        saved_at: now.max(doc.saved_at + 1),
+        ..doc.clone()
+    };
+    let raw = serde_json::to_string(&doc).expect("hours serialise");
     store.set_desk_setting(KEY, Some(raw)).await
 }
 
@@ -164,37 +177,23 @@ pub fn wanted(doc: &HoursDoc, settings: &Settings, now: Timestamp) -> HashMap<St
         .collect()
 }
 
-/// Every known category's wanted state (open unless its hours say otherwise), and when it
-/// was read.
+/// Every known category's wanted state (open unless its hours say otherwise), and the
+/// stamp of the hours it was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
     pub categories: Vec<(String, bool)>,
-    /// The node's clock (ms) before the hours were read: the routing applies no reading
-    /// older than the one in force, so a read that an admin's change (stored after it
-    /// began) or another node's newer reading overtook changes nothing. Nodes' clocks
-    /// differ by their skew, which orders readings that close together by those clocks.
+    /// The read document's `saved_at`: the routing applies no reading of a document older
+    /// than the one in force, so a read that an admin's change overtook between the read
+    /// and the hand-over changes nothing, whatever the reading nodes' clocks say (every
+    /// reader of one document carries the same stamp; only the saving node's clock makes
+    /// it, and a save is stamped after the document it changes).
     pub read_at: u64,
-}
-
-/// The stamp of a reading starting now: the clock, but never below a stamp this process
-/// gave before, so a clock stepped back does not leave this node's readings refused (and
-/// the categories as they are) until it catches up.
-fn reading_stamp() -> u64 {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = u64::try_from(crate::clock::now_ms()).unwrap_or(0);
-    let previous = LAST.fetch_max(now, Ordering::AcqRel);
-    if previous >= now {
-        // Stepped back (or two readings in one millisecond): one past the last.
-        LAST.fetch_add(1, Ordering::AcqRel) + 1
-    } else {
-        now
-    }
 }
 
 /// Every known category's wanted state now.
 pub async fn wanted_now(store: &SharedStore, settings: &Settings) -> StoreResult<Wanted> {
-    let read_at = reading_stamp();
     let doc = load(store).await?;
+    let read_at = doc.saved_at;
     let wanted = wanted(&doc, settings, Timestamp::now());
     let categories = store
         .categories()
@@ -266,18 +265,5 @@ async fn test_only_keeper_lag() {
         .and_then(|v| v.parse::<u64>().ok())
     {
         tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn readings_are_stamped_in_order_however_fast_they_come() {
-        let stamps: Vec<u64> = (0..1_000).map(|_| reading_stamp()).collect();
-        assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
-        let now = u64::try_from(crate::clock::now_ms()).unwrap();
-        assert!(stamps[0] <= now + 1_000, "near the clock");
     }
 }

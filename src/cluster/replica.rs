@@ -60,8 +60,8 @@ pub enum RoutingOp {
     SetAvailable(AgentId, bool),
     /// The agent's status and, when away, their reason.
     SetStatus(AgentId, AgentStatus, Option<String>),
-    /// A category opens (`true`) or closes: its hours, applied by a node's clock, and when
-    /// that state was read (ms).
+    /// A category opens (`true`) or closes: its hours, applied by a node's clock, and the
+    /// stamp of the hours document it was read from (ms).
     SetCategoryOpen(CategoryId, bool, u64),
     /// How a category's customers reach agents, and when that mode was stored (ms).
     SetCategoryMode(CategoryId, RoutingMode, u64),

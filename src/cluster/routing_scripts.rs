@@ -386,7 +386,7 @@ impl RedisRouting {
         self.apply(Transition::SetStatus, &args).await
     }
 
-    /// Opens or closes `category`, as its hours were read at `read_at` (ms; an older read
+    /// Opens or closes `category`, as read from hours stamped `read_at` (ms; older hours
     /// than the state in force changes nothing).
     pub async fn set_category_open(
         &self,

@@ -286,8 +286,8 @@ pub struct HandOn<'a> {
 /// giver, or, never handed on, with the agent it has now. It is handed over once its bot
 /// handed it on: to the line (then a person took it from there, or nobody did before the
 /// customer left) or to a person. The person is measured from the bot's last hand-on to
-/// a line before they took it (from the bot's pairing when none is kept: an archive
-/// written before those were).
+/// a line (from the bot's pairing when none is kept: an archive written before those
+/// were).
 pub fn outcome(agent_now: &str, paired_at: i64, hand_ons: &[HandOn<'_>]) -> Option<Outcome> {
     let opened_by = hand_ons.iter().min_by_key(|h| h.at).map_or(agent_now, |h| h.from);
     if !is_bot_id(opened_by) {
@@ -302,9 +302,13 @@ pub fn outcome(agent_now: &str, paired_at: i64, hand_ons: &[HandOn<'_>]) -> Opti
             Outcome::ResolvedByBot
         });
     };
+    // The latest even when stamped after the taking: two clocks stamp the two (the
+    // customer's node the hand-on, the routing the taking), and a skew of a few
+    // milliseconds must not measure the person from the bot's pairing. A bot never gets a
+    // conversation back, so its hand-ons to a line all came before a person took it.
     let waited_from = hand_ons
         .iter()
-        .filter(|h| is_bot_id(h.from) && h.to.is_none() && h.at <= taken.at)
+        .filter(|h| is_bot_id(h.from) && h.to.is_none())
         .map(|h| h.at)
         .max()
         .unwrap_or(paired_at);
@@ -450,6 +454,13 @@ mod tests {
             taken_at: 50,
         };
         assert_eq!(outcome("bob", 10, &taken), Some(Outcome::HandedOver(Some(ann))));
+        // The hand-on stamped a moment after the taking (two nodes' clocks): still the one.
+        let skewed = [hand_on(52, "bot:Faq", None), hand_on(50, "bot:Faq", Some("ann"))];
+        let at_once = TakenOver {
+            waited_from: 52,
+            taken_at: 50,
+        };
+        assert_eq!(outcome("ann", 10, &skewed), Some(Outcome::HandedOver(Some(at_once))));
         // An archive without the hand-on to the line: measured from the bot's pairing.
         let unrecorded = [hand_on(50, "bot:Faq", Some("ann"))];
         let from_pairing = TakenOver {

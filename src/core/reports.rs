@@ -106,9 +106,20 @@ pub fn durations(times: Times, bot: Option<Outcome>) -> (i64, Option<i64>, Optio
         Some(Outcome::HandedOver(Some(taken))) => (taken.waited_from, taken.taken_at),
         _ => (times.queued_at, times.paired_at),
     };
+    // No person was to answer one its bot kept, or nobody took over; in one a person took
+    // over that was archived before the bots' lines were told apart, a line before the
+    // person took it was the bot's.
+    let first_response = match bot {
+        Some(Outcome::ResolvedByBot | Outcome::HandedOver(None)) => None,
+        Some(Outcome::HandedOver(Some(_))) => times
+            .first_agent_at
+            .filter(|at| *at >= paired_at)
+            .map(|at| at - paired_at),
+        None => times.first_agent_at.map(|at| at - paired_at),
+    };
     (
         paired_at - queued_at,
-        times.first_agent_at.map(|at| at - paired_at),
+        first_response,
         times.ended_at.map(|at| at - paired_at),
     )
 }

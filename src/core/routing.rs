@@ -526,9 +526,9 @@ pub struct Routing {
     /// epoch; 0 when it was stored without one): a mode read before a newer one was stored
     /// changes nothing ([`Routing::set_category_mode`]).
     mode_set_at: BTreeMap<CategoryId, u64>,
-    /// When each category's open or closed state in force was read from its hours (the
-    /// adapter's stamp, ms since the epoch; 0 without one): a state read before it changes
-    /// nothing ([`Routing::set_category_open`]).
+    /// The stamp of the hours each category's open or closed state in force was read from
+    /// (the adapter's, ms since the epoch; 0 without one): a state read from older hours
+    /// changes nothing ([`Routing::set_category_open`]).
     open_set_at: BTreeMap<CategoryId, u64>,
     /// The offers standing, each of one waiting customer to one agent.
     offers: BTreeMap<OfferId, Offer>,
@@ -1138,13 +1138,13 @@ impl Routing {
 
     // ---- opening hours ------------------------------------------------------
 
-    /// Opens or closes a category (its hours, applied by the adapter's clock), as read at
-    /// `read_at` (the adapter's stamp). Closing keeps those waiting in line, unpaired;
-    /// opening pairs them at once where agents are free. Setting the state it already has
-    /// changes nothing and decides nothing; neither does a state read before the one in
-    /// force: every node hands over the states it reads, and a read that an admin's newer
-    /// change (or another node's newer reading of the clock) overtook on its way must not
-    /// undo it.
+    /// Opens or closes a category (its hours, applied by the adapter's clock), as read from
+    /// hours stamped `read_at` (the adapter's stamp of the hours document). Closing keeps
+    /// those waiting in line, unpaired; opening pairs them at once where agents are free.
+    /// Setting the state it already has changes nothing and decides nothing; neither does a
+    /// state read from older hours than the one in force: every node hands over the states
+    /// it reads, and a read that an admin's newer change overtook on its way must not undo
+    /// it.
     pub fn set_category_open(
         &mut self,
         category: &CategoryId,

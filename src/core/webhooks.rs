@@ -44,7 +44,8 @@ pub enum Failed {
     /// Try again at this instant.
     RetryAt(i64),
     /// Sustained failure: the delivery is given up and its endpoint disabled (its other
-    /// pending deliveries wait, nothing lost, until an admin enables it again).
+    /// pending deliveries wait until an admin enables it again; events of the time it is
+    /// disabled are not queued for it).
     DisableEndpoint,
 }
 

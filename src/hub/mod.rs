@@ -393,7 +393,7 @@ pub(crate) enum Command {
     Figures {
         reply: oneshot::Sender<Figures>,
     },
-    /// Categories as their hours wanted them (id, open) when read at `read_at` (ms); only
+    /// Categories as their hours wanted them (id, open), read from hours stamped `read_at` (ms); only
     /// real changes are applied, and none older than the state in force.
     OpenCategories {
         wanted: Vec<(String, bool)>,

@@ -1399,7 +1399,7 @@ impl HubState {
             .collect()
     }
 
-    /// Applies the categories' hours as read at `read_at`: only where the routing (a cluster
+    /// Applies the categories' hours as read from hours stamped `read_at`: only where the routing (a cluster
     /// node's replica) differs and holds no newer reading (the rule itself is the routing's:
     /// this only spares the calls that would change nothing), so nodes that agree send
     /// nothing to Redis.

@@ -45,7 +45,8 @@ pub fn mails(
         "Switchboard disabled the webhook endpoint {url} after {failed} failed attempts of one \
          delivery over a day (event {event_type}, delivery {delivery}).\n\n\
          Last error: {last_error}\n\n\
-         Its other events wait, nothing lost, and go out in order once it is enabled again. \
+         The events already queued for it wait and go out in order once it is enabled again; \
+         events of the time it stays disabled are not queued for it. \
          Fix the receiver, then enable the endpoint on the admin page: {admin_page}\n",
         url = endpoint.url,
         failed = delivery.attempts.len(),

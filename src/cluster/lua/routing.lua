@@ -24,7 +24,7 @@ local K_HELD = P .. 'held-back'         -- string '1': a pairing waited for room
 local K_CLOSED = P .. 'closed'          -- set: categories closed now (outside their hours)
 local K_OFFER_MODE = P .. 'offer-mode'  -- set: categories in offer mode (the others assign)
 local K_MODE_SET_AT = P .. 'mode-set-at' -- hash category -> when its mode in force was stored (ms)
-local K_OPEN_SET_AT = P .. 'open-set-at' -- hash category -> when its open/closed state in force was read (ms)
+local K_OPEN_SET_AT = P .. 'open-set-at' -- hash category -> stamp of the hours its open/closed state in force was read from (ms)
 local K_OFFERS = P .. 'offers'          -- zset offer id -> offer id: offers standing
 local K_NODES = P .. 'nodes'            -- hash node id -> incarnation (shared contract)
 local K_LEASES = P .. 'leases'          -- zset node id -> lease deadline, ms, Redis clock
@@ -829,10 +829,9 @@ function T.set_status(_, a)
   return set_status(a[1], status, a[3])
 end
 
--- a[2]: '1' to open, '0' to close; a[3]: when the hours were read (ms; absent: 0).
--- Setting the state it has changes nothing, and neither does a state read before the one
--- in force (a node's read that an admin's newer change, or another node's newer reading
--- of the clock, overtook).
+-- a[2]: '1' to open, '0' to close; a[3]: the stamp of the hours it was read from (ms;
+-- absent: 0). Setting the state it has changes nothing, and neither does a state read from
+-- older hours than the one in force (a node's read that an admin's newer change overtook).
 function T.set_category_open(_, a)
   local category, open, read_at = a[1], a[2] == '1', tonumber(a[3] or '0')
   if not category_exists(category) then return 'unknown_category' end

@@ -57,7 +57,7 @@ s.mode_set_at = {}
 local stamps = redis.call('HGETALL', P .. 'mode-set-at')
 for i = 1, #stamps, 2 do s.mode_set_at[#s.mode_set_at + 1] = { stamps[i], stamps[i + 1] } end
 table.sort(s.mode_set_at, function(x, y) return bytes_less(x[1], y[1]) end)
--- { category, when its open or closed state in force was read (ms, a string) }, bytewise order.
+-- { category, the stamp of the hours its open or closed state in force was read from (ms, a string) }, bytewise order.
 s.open_set_at = {}
 local read = redis.call('HGETALL', P .. 'open-set-at')
 for i = 1, #read, 2 do s.open_set_at[#s.open_set_at + 1] = { read[i], read[i + 1] } end

@@ -290,6 +290,15 @@ fn a_bots_conversation_is_measured_for_the_person_from_the_hand_over() {
         (4_000, Some(2_000), Some(13_000))
     );
     assert_eq!(durations(times, None), (0, Some(8_000), Some(19_000)));
+    // A bot line stored as an agent's first (an archive from before they were told
+    // apart): no person's first response for a conversation the bot kept, nor before the
+    // person took it over.
+    assert_eq!(durations(times, Some(Outcome::ResolvedByBot)).1, None);
+    let later = TakenOver {
+        waited_from: 9_500,
+        taken_at: 9_600,
+    };
+    assert_eq!(durations(times, Some(Outcome::HandedOver(Some(later)))).1, None);
     let kept = ConversationFact {
         bot: Some(Outcome::ResolvedByBot),
         ..conv("2026-11-02", "sales", "bot:Faq", 0, None, None)

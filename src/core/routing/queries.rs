@@ -120,7 +120,7 @@ impl Routing {
         self.queues.get(category)?.first().map(|(_, c)| *c)
     }
 
-    /// When `category`'s open or closed state in force was read (0: never, or without a stamp).
+    /// The stamp of the hours `category`'s open or closed state in force was read from (0: never, or without one).
     pub fn open_set_at(&self, category: &CategoryId) -> u64 {
         self.open_set_at.get(category).copied().unwrap_or(0)
     }

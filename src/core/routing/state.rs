@@ -83,7 +83,7 @@ pub struct RoutingState {
     pub offer_mode: Vec<CategoryId>,
     /// When each category's mode in force was stored, bytewise order of the category.
     pub mode_set_at: Vec<(CategoryId, u64)>,
-    /// When each category's open or closed state in force was read, bytewise order.
+    /// The stamp of the hours each category's open or closed state in force was read from, bytewise order.
     pub open_set_at: Vec<(CategoryId, u64)>,
     /// Offers standing, by id.
     pub offers: Vec<StateOffer>,

@@ -713,6 +713,24 @@ impl HubState {
         }
     }
 
+    /// Archives bot `bot`'s hand-on of conversation `id` (its lines up to `after_seq`) to
+    /// `category`'s line, with `note`: when the customer began to wait for a person, whom
+    /// the reports measure from then.
+    fn archive_hand_on_to_line(&self, id: &str, bot: &str, category: &CategoryId, after_seq: u64, note: &str) {
+        self.archive
+            .push_message(ArchiveEvent::Transferred(ConversationTransferred {
+                id: id.to_string(),
+                at: now_ms(),
+                after_seq,
+                from_agent_id: rules::bot_agent_id(bot),
+                from_agent_name: bot.to_string(),
+                to_agent_id: None,
+                to_agent_name: None,
+                to_category: Some(category.0.to_string()),
+                note: note.to_string(),
+            }));
+    }
+
     /// Conversation `id` leaves its bot for its category's line: the customer joins it as
     /// anyone does, continuing this conversation with its lines.
     fn hand_over(&mut self, id: &str, why: Handover, note: String) {
@@ -746,20 +764,7 @@ impl HubState {
             (true, Handover::Unreachable) => format!("{bot} could not be reached."),
             (true, _) => format!("{bot} went offline."),
         };
-        // Kept as the bot's hand-on to the line: when the customer began to wait for a
-        // person, whom the reports measure from then.
-        self.archive
-            .push_message(ArchiveEvent::Transferred(ConversationTransferred {
-                id: id.to_string(),
-                at: now_ms(),
-                after_seq: transcript.last_seq(),
-                from_agent_id: rules::bot_agent_id(&bot),
-                from_agent_name: bot.clone(),
-                to_agent_id: None,
-                to_agent_name: None,
-                to_category: Some(category.0.to_string()),
-                note: note.clone(),
-            }));
+        self.archive_hand_on_to_line(id, &bot, &category, transcript.last_seq(), &note);
         let continued = Continued {
             id: id.to_string(),
             category: category.clone(),
@@ -943,6 +948,8 @@ impl HubState {
             profile,
             conversation: None,
         };
+        let note = format!("{bot} was cut off: the node it ran on stopped.");
+        self.archive_hand_on_to_line(&chat, &bot, &category, last_seq, &note);
         let continued = Continued {
             id: chat.clone(),
             category: category.clone(),
@@ -950,7 +957,7 @@ impl HubState {
             earlier,
             holder: Some((AgentId(rules::bot_agent_id(&bot)), bot.clone())),
             route: Route::Line,
-            note: format!("{bot} was cut off: the node it ran on stopped."),
+            note,
             rated: false,
         };
         if let Err((code, message)) = self.customer_join(conn, &category.0.clone(), asked, Some(Box::new(continued))) {
