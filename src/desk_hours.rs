@@ -239,17 +239,14 @@ pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: H
             }
             Err(e) => tracing::warn!(error = %e, "could not read the routing modes; categories keep theirs"),
         }
-        let changed = Wanted {
-            categories: now
-                .categories
-                .iter()
-                .filter(|(c, open)| force || last.get(c) != Some(open))
-                .cloned()
-                .collect(),
-            read_at: now.read_at,
-        };
-        last = now.categories.into_iter().collect();
-        if !changed.categories.is_empty() && hub.open_categories(changed.categories, changed.read_at).await.is_err() {
+        let Wanted { categories, read_at } = now;
+        let changed: Vec<(String, bool)> = categories
+            .iter()
+            .filter(|(c, open)| force || last.get(c) != Some(open))
+            .cloned()
+            .collect();
+        last = categories.into_iter().collect();
+        if !changed.is_empty() && hub.open_categories(changed, read_at).await.is_err() {
             return;
         }
     }

@@ -34,7 +34,7 @@ use crate::hub::Command;
 use crate::hub::delivery::ConnId;
 use crate::hub::transcript::Transcript;
 use crate::protocol::{ChatMessage, EarlierAgent, From, ServerFrame, TransferNote, WaitingConversation};
-use crate::store::{ConversationRecord, CustomerKey, CustomerProfile, SharedStore, Side, StoreError};
+use crate::store::{ConversationRecord, CustomerKey, CustomerProfile, SharedStore, Side, StoreError, StoreResult};
 
 /// The latest lines of a continued conversation its two sides are shown (the archive has
 /// all of them; the customer page and the console show these above the new ones).
@@ -226,15 +226,32 @@ pub(super) async fn read_waiting(
     through: u64,
     rules: &Rules,
 ) -> Result<Continued, (&'static str, String)> {
+    let holds_through = |read: &StoreResult<crate::store::Conversation>| {
+        read.as_ref()
+            .map_or(true, |a| a.messages.iter().map(|m| m.seq).max().unwrap_or(0) >= through)
+    };
+    let archived = read_until(store, id, holds_through)
+        .await
+        .map_err(|e| read_failed(id, e))?;
+    let record = store.conversation_record(id).await.map_err(|e| read_failed(id, e))?;
+    let mut continued = continued_from(id, &record, &archived, rules, now_ms())?;
+    continued.last_seq = continued.last_seq.max(through);
+    Ok(continued)
+}
+
+/// Conversation `id` read from the store again until `done` says the read will do (it
+/// holds the lines another node stamped, or it failed for good), or [`LATE_LINES_WAIT`]
+/// passed: the last read.
+async fn read_until(
+    store: &SharedStore,
+    id: &str,
+    done: impl Fn(&StoreResult<crate::store::Conversation>) -> bool,
+) -> StoreResult<crate::store::Conversation> {
     let deadline = tokio::time::Instant::now() + LATE_LINES_WAIT;
     loop {
-        let record = store.conversation_record(id).await.map_err(|e| read_failed(id, e))?;
-        let archived = store.conversation(id).await.map_err(|e| read_failed(id, e))?;
-        let stored = archived.messages.iter().map(|m| m.seq).max().unwrap_or(0);
-        if stored >= through || tokio::time::Instant::now() >= deadline {
-            let mut continued = continued_from(id, &record, &archived, rules, now_ms())?;
-            continued.last_seq = continued.last_seq.max(through);
-            return Ok(continued);
+        let read = store.conversation(id).await;
+        if done(&read) || tokio::time::Instant::now() >= deadline {
+            return read;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
@@ -284,22 +301,21 @@ impl HubState {
     pub(super) fn catch_up(&self, customer: CustomerId, id: &str, after: u64, through: u64) {
         let (store, hub, id) = (self.archive.store(), self.timers.clone(), id.to_string());
         tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + LATE_LINES_WAIT;
-            let mut lines = vec![];
-            loop {
-                if let Ok(archived) = store.conversation(&id).await {
-                    lines = archived
-                        .messages
-                        .iter()
-                        .filter(|m| m.seq > after && m.seq <= through)
-                        .map(|m| earlier_line(&id, m))
-                        .collect();
-                }
-                if lines.len() as u64 >= through - after || tokio::time::Instant::now() >= deadline {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
+            let late = |m: &&crate::store::ArchivedMessage| m.seq > after && m.seq <= through;
+            // A store that fails is tried again: the lines are only shown late.
+            let all_there = |read: &StoreResult<crate::store::Conversation>| {
+                read.as_ref()
+                    .is_ok_and(|a| a.messages.iter().filter(late).count() as u64 >= through - after)
+            };
+            let lines = match read_until(&store, &id, all_there).await {
+                Ok(archived) => archived
+                    .messages
+                    .iter()
+                    .filter(late)
+                    .map(|m| earlier_line(&id, m))
+                    .collect(),
+                Err(_) => vec![],
+            };
             if let Some(tx) = hub.upgrade() {
                 let _ = tx.send(Command::LateLinesRead { customer, id, lines }).await;
             }
