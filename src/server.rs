@@ -300,7 +300,7 @@ pub async fn run(
         booking_throttle: Arc::new(crate::http::appointments::BookingThrottle::new(&settings)),
         offline_throttle: Arc::default(),
         attachments,
-        api_tokens: crate::api_tokens::ApiTokens::new(store_for_tokens),
+        api_tokens: crate::api_tokens::ApiTokens::new(store_for_tokens, cluster.clone()),
         inbound,
     };
     if let Some(cluster) = cluster {

@@ -18,24 +18,24 @@
 //!   token), a few per second on a desk with a handful of scripts and bots: nothing beside
 //!   the reads every chat message makes, and far cheaper than a revoked token working for
 //!   longer. The cache holds [`CACHE_CAPACITY`] tokens at most.
-//! - **Rate limited per token**: a token bucket (governor, as the websocket's frame limit)
-//!   of [`BURST`] requests refilled at [`PER_SECOND`]; over it, 429 with `Retry-After`.
-//!   Per node: with N nodes behind a balancer a token may get up to N times as much.
+//! - **Rate limited per token** (`core::token_rate`: a burst, then a steady rate); over
+//!   it, 429 with `Retry-After`. Counted in Redis over all nodes in a cluster, by the node
+//!   alone otherwise and while Redis does not answer ([`rate`]).
 //! - **Last use** is written at most once a minute per token and node
 //!   (`core::api_tokens::last_use_due`), in the background: no request waits on it.
 
+pub mod rate;
+
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore;
 
 use crate::clock::now_ms;
+use crate::cluster::node::Cluster;
 use crate::core::api_tokens::{self as rules, LogBudget, Refused, Spent};
 use crate::store::{ApiToken, SharedStore, StoreError};
 
@@ -45,10 +45,6 @@ pub const CACHE_CAPACITY: usize = 1_024;
 /// node that missed a revocation on the bus (a cut it has not noticed yet) accepts it.
 /// The module comment says why a store read per token and node each second is fine.
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
-/// Requests a token may send at once…
-pub const BURST: u32 = 100;
-/// …then this many a second.
-pub const PER_SECOND: u32 = 20;
 
 /// A new token's secret: the prefix and 256 random bits, URL-safe.
 pub fn new_secret() -> String {
@@ -126,7 +122,7 @@ pub struct ApiTokens {
     inner: Arc<Mutex<Inner>>,
     /// Bumped by every revocation: a look-up begun before one does not fill the cache.
     generation: Arc<AtomicU64>,
-    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    rate: Arc<rate::TokenRate>,
     /// [`CACHE_TTL`]; longer in a test that shows a revocation heard needs no wait.
     ttl: Duration,
     /// Each reason's log budget ([`ApiTokens::log_refusal`]).
@@ -134,14 +130,13 @@ pub struct ApiTokens {
 }
 
 impl ApiTokens {
-    pub fn new(store: SharedStore) -> Self {
-        let quota = Quota::per_second(NonZeroU32::new(PER_SECOND).unwrap_or(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(BURST).unwrap_or(NonZeroU32::MIN));
+    /// The tokens of `store`; their rates counted over the nodes of `cluster`, if any.
+    pub fn new(store: SharedStore, cluster: Option<Cluster>) -> Self {
         Self {
             store,
             inner: Arc::default(),
             generation: Arc::default(),
-            limiter: Arc::new(RateLimiter::keyed(quota)),
+            rate: Arc::new(rate::TokenRate::new(cluster)),
             ttl: CACHE_TTL,
             refusals: Arc::default(),
         }
@@ -167,11 +162,8 @@ impl ApiTokens {
             Some(Spent::Expired) => return Err(Refusal::Invalid(Refused::Expired, Some(token.id))),
             None => {}
         }
-        if let Err(not_until) = self.limiter.check_key(&token.id) {
-            return Err(Refusal::TooFast(
-                not_until.wait_time_from(DefaultClock::default().now()),
-                token.id,
-            ));
+        if let Err(wait) = self.rate.admit(&token.id).await {
+            return Err(Refusal::TooFast(wait, token.id));
         }
         self.used(&token.id, now);
         Ok(token)
@@ -235,10 +227,6 @@ impl ApiTokens {
                 tracing::warn!(token = %id, error = %e, "an API token's last use could not be written");
             }
         });
-        // The rate table keeps only tokens seen lately; it holds live tokens only anyway.
-        if self.limiter.len() > CACHE_CAPACITY {
-            self.limiter.retain_recent();
-        }
     }
 
     /// Logs a refused token (a warning: a client is misconfigured, or someone is trying
@@ -316,7 +304,7 @@ mod tests {
             .unwrap();
         let tokens = ApiTokens {
             ttl: Duration::from_secs(3_600),
-            ..ApiTokens::new(store.clone())
+            ..ApiTokens::new(store.clone(), None)
         };
         assert!(tokens.verify(&secret).await.is_ok());
         store.revoke_api_token("t1", 1).await.unwrap();

@@ -30,3 +30,6 @@ pub mod buddy_log;
 
 // ---- Redis restarted empty: the routing domain re-asserted from the nodes' replicas ----
 pub mod restore;
+
+// ---- an API token's rate, counted over all nodes ----
+pub mod token_rate;

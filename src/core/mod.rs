@@ -40,6 +40,8 @@ pub mod mail_retry;
 pub mod webhooks;
 // ---- API tokens: shape, scopes, expiry, last use ----
 pub mod api_tokens;
+// an API token's rate: a burst, then a steady rate (one due time per token)
+pub mod token_rate;
 // agent bots: the bot stage before a category's line, its reply timer, its outcome
 pub mod bots;
 // how much a bot may have queued for a customer, and for itself

@@ -257,6 +257,68 @@ async fn a_token_over_its_rate_gets_429_with_retry_after() {
     assert_eq!(Api::bearer(&hub, &other).get("/api/me").await.0, 200);
 }
 
+/// Sends the requests of token `secret` to `nodes` in turn until one is refused (429):
+/// how many were let through, and how long since the first was sent. Never a timed
+/// assertion: the time only bounds what the rate may let through meanwhile.
+async fn until_limited(nodes: &[&TestHub], secret: &str) -> (i64, Duration) {
+    let clients: Vec<Api> = nodes.iter().map(|node| Api::bearer(node, secret)).collect();
+    let started = std::time::Instant::now();
+    for sent in 0..5_000 {
+        let node = sent % nodes.len();
+        let res = clients[node].client.get(nodes[node].url("/api/me")).send().await.unwrap();
+        if res.status() == 429 {
+            let elapsed = started.elapsed();
+            let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(wait >= 1);
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "rate_limited");
+            return (sent as i64, elapsed);
+        }
+        assert_eq!(res.status(), 200);
+    }
+    panic!("never limited");
+}
+
+/// The most `core::token_rate`'s rule lets through in `elapsed` (and one for the
+/// rounding of the clocks' ms).
+fn most_the_rate_allows(elapsed: Duration) -> i64 {
+    use switchboard::core::token_rate::{BURST, SPACING_MS};
+    let elapsed_ms = i64::try_from(elapsed.as_millis()).unwrap();
+    i64::from(BURST) + elapsed_ms / SPACING_MS + 1
+}
+
+/// A token's requests spread over two nodes count against one rate, in Redis: alternating
+/// between the nodes, it is refused once the total passes the burst and what the rate
+/// allowed meanwhile (each node counting alone let through about twice that).
+#[tokio::test]
+async fn a_token_spread_over_two_nodes_is_held_to_one_rate() {
+    let cluster = Cluster::start("api-tokens-rate").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let admin = alpha.admin().await;
+    let (secret, _) = token(&admin, "busy", &["read"]).await;
+    let (through, elapsed) = until_limited(&[&alpha, &beta], &secret).await;
+    assert!(through >= 100, "limited after {through} requests");
+    assert!(
+        through <= most_the_rate_allows(elapsed),
+        "{through} requests let through in {elapsed:?} over two nodes"
+    );
+}
+
+/// Redis gone, each node counts the token's requests itself: none is refused for the
+/// outage, and the node's own count still holds the token to its rate.
+#[tokio::test]
+async fn without_redis_a_node_counts_a_tokens_requests_alone() {
+    let mut cluster = Cluster::start("api-tokens-rate-alone").await;
+    let alpha = cluster.node("alpha", |_| {}).await;
+    let admin = alpha.admin().await;
+    let (secret, _) = token(&admin, "busy", &["read"]).await;
+    assert_eq!(Api::bearer(&alpha, &secret).get("/api/me").await.0, 200);
+    cluster.redis.kill();
+    let (through, elapsed) = until_limited(&[&alpha], &secret).await;
+    assert!(through >= 100, "limited after {through} requests");
+    assert!(through <= most_the_rate_allows(elapsed), "{through} in {elapsed:?}");
+}
+
 #[tokio::test]
 async fn a_token_revoked_on_one_node_is_refused_on_the_other() {
     let cluster = Cluster::start("api-tokens").await;

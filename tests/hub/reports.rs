@@ -534,6 +534,60 @@ async fn mongodb_report_cache_of_an_older_build_is_rebuilt_and_the_readied_cache
     raw.drop().await.unwrap();
 }
 
+/// MongoDB's per-day cache carries the format of the build that saved a day: a day cached
+/// by a build before formats were kept, or in another format, is rebuilt from the truth
+/// on read, though its chunks read well (here they hold a conversation that never was).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongodb_report_day_cached_in_another_format_is_rebuilt() {
+    let uri = mongo_uri();
+    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    store.archive(&[sales_opened("first", T0 + 1_000)]).await.unwrap();
+    assert_eq!(store.report_facts(T0, T0 + DAY).await.unwrap().conversations.len(), 1);
+    let raw = mongodb::Client::with_uri_str(&uri).await.unwrap().database(&db);
+    let (days, chunks) = (
+        raw.collection::<bson::Document>("report_days"),
+        raw.collection::<bson::Document>("report_chunks"),
+    );
+    let ghost = json!([{"i": "ghost", "c": "sales", "a": "x", "n": "X", "q": T0, "p": T0 + 10}]).to_string();
+    let read_ids = || async {
+        let facts = store.report_facts(T0, T0 + DAY).await.unwrap();
+        facts.conversations.into_iter().map(|c| c.id).collect::<Vec<_>>()
+    };
+    for (older, format) in [
+        ("a build from before formats were kept", None),
+        ("a build of another format", Some(999)),
+    ] {
+        let set_format = match format {
+            None => bson::doc! {"$unset": {"format": ""}},
+            Some(n) => bson::doc! {"$set": {"format": n}},
+        };
+        days.update_many(bson::doc! {}, set_format.clone()).await.unwrap();
+        chunks.update_many(bson::doc! {}, set_format).await.unwrap();
+        chunks
+            .update_many(bson::doc! {}, bson::doc! {"$set": {"packed": &ghost}})
+            .await
+            .unwrap();
+        assert_eq!(read_ids().await, ["first"], "a day cached by {older} is rebuilt");
+        let pointer = days.find_one(bson::doc! {}).await.unwrap().unwrap();
+        assert!(
+            pointer.get("format").is_some_and(|f| f.as_i64().or(f.as_i32().map(i64::from)) != Some(999)),
+            "saved again in this build's format: {pointer}"
+        );
+    }
+    // Saved in this build's format, the day is read from the cache again.
+    chunks
+        .update_many(bson::doc! {}, bson::doc! {"$set": {"packed": &ghost}})
+        .await
+        .unwrap();
+    // (`first` may be patched in beside it: it was archived moments before.)
+    assert!(
+        read_ids().await.contains(&"ghost".to_string()),
+        "this build's format is read as cached"
+    );
+    raw.drop().await.unwrap();
+}
+
 /// MongoDB's background readying covers every day with conversations, not only the last
 /// month: its first pass walks back to the first conversation, so a report over a quarter
 /// ago reads the cache instead of building its days (~12 s for 100,000 conversations).

@@ -13,10 +13,16 @@
 //!   clocks say), and so does a rating (after it is stored, and again when a retry finds
 //!   it stored);
 //! - per UTC day of pairing, `report_days` holds a small pointer document `{_id: day,
-//!   generation, built_at, version, chunks}` and `report_chunks` the facts of that day's service
+//!   generation, built_at, version, chunks, format}` and `report_chunks` the facts of that day's service
 //!   conversations in chunks of at most [`CHUNK`] entries (`_id` `day:version:n`: no day,
 //!   however busy, nears the 16 MB document limit). `built_at` is the server's time when the reader that
 //!   wrote it started (`hello`'s `localTime`);
+//! - the pointer and each chunk carry the [`DAY_FORMAT`] of the build that wrote them: a
+//!   day whose pointer or any chunk has another (an older build's, which kept other
+//!   figures or derived them otherwise; absent before formats were kept) is rebuilt from
+//!   the truth on read, as a day never cached is. Both carry it so that a day saved by an
+//!   older build during a rolling upgrade (its pointer swapped by a build that does not
+//!   know the field, its chunks without it) is rebuilt too;
 //! - a report reads the pointers of its days and the chunks of their versions, builds the
 //!   missing days from the conversations (one ranged query per run of missing days), then
 //!   patches in every conversation of its days touched since the oldest `built_at` less
@@ -64,6 +70,9 @@ const IN_FLIGHT_MARGIN: i64 = 5_000;
 const BACKFILLED: &str = "reports_first_agent_backfilled";
 /// Entries per cached chunk: ~200 bytes each, so a chunk stays near 2 MB.
 pub(super) const CHUNK: usize = 10_000;
+/// The format of a cached day. Raise it whenever what an [`Entry`] holds, or how it is
+/// derived from the truth, changes: every day cached before is then rebuilt on read.
+const DAY_FORMAT: u32 = 1;
 
 /// One conversation's facts in a cached day (short names: a day holds thousands).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +146,9 @@ struct DayDoc {
     /// `None` after an erasure: rebuilt on the next report.
     version: Option<String>,
     chunks: u32,
+    /// [`DAY_FORMAT`] of the build that saved it (0: one from before formats were kept).
+    #[serde(default)]
+    format: u32,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -153,10 +165,17 @@ struct ChunkDoc {
     /// entries were sub-documents): the day is rebuilt.
     #[serde(default)]
     packed: Option<String>,
+    /// [`DAY_FORMAT`] of the build that wrote it (0: one from before formats were kept).
+    #[serde(default)]
+    format: u32,
 }
 
 impl ChunkDoc {
+    /// Its entries, when it is of this build's format and reads as such.
     fn entries(&self) -> Option<Vec<Entry>> {
+        if self.format != DAY_FORMAT {
+            return None;
+        }
         serde_json::from_str(self.packed.as_deref()?).ok()
     }
 }
@@ -438,6 +457,7 @@ impl MongoStore {
         for pointer in pointers {
             let mut entries = HashMap::new();
             let whole = match &pointer.version {
+                Some(_) if pointer.format != DAY_FORMAT => false,
                 Some(version) => (0..pointer.chunks).all(|n| {
                     match chunks
                         .remove(&chunk_id(pointer.day, version, n))
@@ -452,8 +472,8 @@ impl MongoStore {
                 }),
                 None => false,
             };
-            // A day without a version (erased), or whose chunks were replaced meanwhile, is
-            // rebuilt; its pointer is kept for the swap's check.
+            // A day without a version (erased), of another format, or whose chunks were
+            // replaced meanwhile, is rebuilt; its pointer is kept for the swap's check.
             days.insert(
                 pointer.day,
                 Held {
@@ -579,6 +599,7 @@ impl MongoStore {
                         day: *day,
                         version: version.clone(),
                         packed: Some(serde_json::to_string(part).map_err(unavailable)?),
+                        format: DAY_FORMAT,
                     })
                 })
                 .collect::<StoreResult<_>>()?;
@@ -588,7 +609,7 @@ impl MongoStore {
             }
             let swapped = match &held.pointer {
                 Some(read) => {
-                    let fields = doc! {"built_at": started, "version": &version, "chunks": count};
+                    let fields = doc! {"built_at": started, "version": &version, "chunks": count, "format": DAY_FORMAT};
                     let old = read.version.clone();
                     self.report_days()
                         .update_one(
@@ -607,6 +628,7 @@ impl MongoStore {
                         built_at: started,
                         version: Some(version.clone()),
                         chunks: count,
+                        format: DAY_FORMAT,
                     };
                     match self.report_days().insert_one(&fresh).await {
                         Ok(_) => true,
