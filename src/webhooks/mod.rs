@@ -19,6 +19,7 @@
 //! deliverer that sends a delivery only under its claim: one delivery per event and
 //! endpoint, sent by one node at a time.
 
+pub mod bot_call_schema;
 pub mod deliver;
 pub mod disabled_mail;
 pub mod event;

@@ -192,7 +192,8 @@ fn data() -> [Data; 11] {
 /// The envelope's component name.
 const ENVELOPE: &str = "WebhookEnvelope";
 
-/// Adds the envelope's and every event type's `data` schema to `components`.
+/// Adds the envelope's and every event type's `data` schema to `components`, and the
+/// schemas of a webhook bot's calls.
 pub fn register(components: &mut Components) {
     components
         .schemas
@@ -200,11 +201,12 @@ pub fn register(components: &mut Components) {
     for (_, name, schema) in data() {
         components.schemas.insert(name, schema);
     }
+    super::bot_call_schema::register(components);
 }
 
-/// The OpenAPI 3.1 `webhooks` object: per event type, the POST a receiver gets (the
-/// envelope with that `type` and its `data`, the signature headers) and what it answers.
-pub fn section() -> Value {
+/// The signature headers of a POST signed with `secret_is` (what the key is), its id and
+/// type headers saying `id_is` and `type_is`.
+pub(super) fn signed_headers(secret_is: &str, id_is: &str, type_is: &str) -> Value {
     let header = |name: &str, what: &str| {
         // As docs/webhooks.md writes them (`Switchboard-Signature`); names are case-blind.
         let name: Vec<String> = name
@@ -221,18 +223,29 @@ pub fn section() -> Value {
             .collect();
         json!({"name": name.join("-"), "in": "header", "required": true, "description": what, "schema": {"type": "string"}})
     };
-    let headers = json!([
+    json!([
         header(
             TIMESTAMP_HEADER,
             "Unix seconds when this attempt was sent; refuse an old one (replays)"
         ),
         header(
             SIGNATURE_HEADER,
-            "`v1=` and the hex HMAC-SHA256, keyed with the endpoint's secret, of `<timestamp>.<raw body>`"
+            &format!("`v1=` and the hex HMAC-SHA256, keyed with {secret_is}, of `<timestamp>.<raw body>`")
         ),
-        header(EVENT_ID_HEADER, "the event's `id`, the same in every retry"),
-        header(EVENT_TYPE_HEADER, "the event's `type`"),
-    ]);
+        header(EVENT_ID_HEADER, id_is),
+        header(EVENT_TYPE_HEADER, type_is),
+    ])
+}
+
+/// The OpenAPI 3.1 `webhooks` object: per event type, the POST a receiver gets (the
+/// envelope with that `type` and its `data`, the signature headers) and what it answers;
+/// and the calls a webhook bot gets (`super::bot_call_schema`).
+pub fn section() -> Value {
+    let headers = signed_headers(
+        "the endpoint's secret",
+        "the event's `id`, the same in every retry",
+        "the event's `type`",
+    );
     let mut section = serde_json::Map::new();
     for (event_type, name, _) in data() {
         let body = json!({"allOf": [
@@ -252,6 +265,7 @@ pub fn section() -> Value {
             }}),
         );
     }
+    section.extend(super::bot_call_schema::section());
     Value::Object(section)
 }
 

@@ -900,6 +900,7 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
         .expect("a webhooks section")
         .keys()
         .map(String::as_str)
+        .filter(|name| !name.starts_with("bot."))
         .collect();
     assert_eq!(documented, types.into_iter().collect(), "{}", doc["webhooks"]);
     let envelope = &doc["components"]["schemas"]["WebhookEnvelope"];
@@ -985,6 +986,58 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
             assert!(
                 named["properties"].get(field).is_some(),
                 "{t}: `{field}` is not in its schema: {body}"
+            );
+        }
+    }
+    hub.stop().await;
+}
+
+/// The calls a webhook bot gets are in the document's `webhooks` section too (under
+/// `bot.<frame type>`, signed as webhooks are), and what a real bot is POSTed matches them,
+/// with no field the schema does not name.
+#[tokio::test]
+async fn a_webhook_bots_calls_are_documented_and_real_calls_match_them() {
+    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let doc: Value = get_json(&hub, "/api/openapi.json").await;
+    let frame_types = ["conversation", "message", "customer_email", "conversation_ended"];
+    let body_schema = |t: &str| {
+        doc["webhooks"][format!("bot.{t}")]["post"]["requestBody"]["content"]["application/json"]["schema"].clone()
+    };
+    for t in frame_types {
+        let post = &doc["webhooks"][format!("bot.{t}")]["post"];
+        let headers: Vec<&str> = strs_in(&post["parameters"], "name");
+        assert!(headers.contains(&"Switchboard-Signature"), "bot.{t}: {post}");
+        assert!(body_schema(t)["allOf"].is_array(), "bot.{t}: {post}");
+    }
+
+    // A customer talks to the bot, gives her address, is answered, and asks for a person.
+    let admin = hub.admin().await;
+    let (calls, secret) =
+        crate::bot_webhooks::webhook_bot(&admin, hub.url(""), crate::bot_webhooks::Behaviour::Answers).await;
+    let _ann = hub.agent("ann", &["general"], 1).await;
+    let mut carla = hub.customer("Carla", "general").await;
+    carla.chat_started().await;
+    carla.send(json!({"type": "email", "email": "carla@example.com"})).await;
+    carla.say("what are your opening hours?", "c1").await;
+    carla
+        .seen_or_next_matching(|f| f["type"] == "message" && f["via"] == "bot")
+        .await;
+    carla.say("I need a person", "c2").await;
+    carla.next_of("transferred").await;
+
+    let frames = crate::bot_webhooks::calls_signed(&calls, 5, &secret).await;
+    let seen: BTreeSet<&str> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(seen, frame_types.into_iter().collect(), "{frames:?}");
+    for frame in &frames {
+        let t = frame["type"].as_str().unwrap();
+        let errors = schema_errors(&doc, &body_schema(t), frame);
+        assert!(errors.is_empty(), "bot.{t}: {errors:?} in {frame}");
+        let body = body_schema(t);
+        let named = resolve(&doc, &body["allOf"][0]);
+        for field in frame.as_object().unwrap().keys().filter(|f| *f != "type") {
+            assert!(
+                named["properties"].get(field).is_some(),
+                "bot.{t}: `{field}` is not in its schema: {frame}"
             );
         }
     }
