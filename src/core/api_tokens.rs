@@ -65,10 +65,14 @@ pub fn well_formed(text: &str) -> bool {
 
 /// Does a piece of a URL (a path, or a query's key or value, decoded) carry an API token?
 /// Anything holding the prefix does, wherever it stands (`?sbt_…`, `?x=Bearer%20sbt_…`,
-/// `/api/me;access_token=sbt_…`): a URL lands in logs, proxies and browser histories, so
-/// the rare text that merely contains the prefix is refused with the rest.
+/// `/api/me;access_token=sbt_…`) and however its letters are cased (`SBT_…`: the random
+/// part after it is the secret all the same): a URL lands in logs, proxies and browser
+/// histories, so the rare text that merely contains the prefix is refused with the rest.
 pub fn carried_in_url(piece: &str) -> bool {
-    piece.contains(PREFIX)
+    piece
+        .as_bytes()
+        .windows(PREFIX.len())
+        .any(|w| w.eq_ignore_ascii_case(PREFIX.as_bytes()))
 }
 
 /// Why a stored token is refused at `now`, if it is.
@@ -175,8 +179,17 @@ mod tests {
     proptest! {
         /// A token anywhere in a URL piece, whatever stands around it, is found.
         #[test]
-        fn a_token_anywhere_in_a_url_piece_is_found(before in ".{0,12}", after in ".{0,12}") {
-            let token = format!("{PREFIX}{}", "A".repeat(SECRET_CHARS));
+        fn a_token_anywhere_in_a_url_piece_is_found(
+            before in ".{0,12}",
+            after in ".{0,12}",
+            capitals in proptest::array::uniform3(any::<bool>()),
+        ) {
+            let prefix: String = PREFIX
+                .chars()
+                .zip(capitals.iter().chain(&[false]))
+                .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+                .collect();
+            let token = format!("{prefix}{}", "A".repeat(SECRET_CHARS));
             let piece = format!("{before}{token}{after}");
             prop_assert!(carried_in_url(&piece));
         }
@@ -194,6 +207,13 @@ mod tests {
         assert!(allows(&held(&["read"]), Scope::Read));
         assert!(!allows(&held(&["read"]), Scope::Admin));
         assert!(!allows(&held(&["bot", "nonsense"]), Scope::Read));
+    }
+
+    #[test]
+    fn a_url_piece_without_the_prefix_carries_none() {
+        assert!(!carried_in_url("/api/conversations/sbt"));
+        assert!(!carried_in_url("s b t _"));
+        assert!(!carried_in_url(""));
     }
 
     #[test]
