@@ -45,11 +45,8 @@ impl TokenRate {
         if let Some(cluster) = &self.cluster
             && self.redis_worth_asking()
         {
-            let asked = tokio::time::timeout(
-                REDIS_WAIT,
-                crate::cluster::token_rate::admit(&mut cluster.conn(), id),
-            )
-            .await;
+            let asked =
+                tokio::time::timeout(REDIS_WAIT, crate::cluster::token_rate::admit(&mut cluster.conn(), id)).await;
             match asked {
                 Ok(Ok(wait_ms)) => {
                     self.redis_answered();
@@ -91,7 +88,10 @@ impl TokenRate {
             .replace(Instant::now())
             .is_none();
         if first {
-            tracing::warn!(error = why, "API token rates: Redis does not answer; each node counts its own requests until it does");
+            tracing::warn!(
+                error = why,
+                "API token rates: Redis does not answer; each node counts its own requests until it does"
+            );
         }
     }
 

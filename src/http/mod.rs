@@ -224,13 +224,16 @@ impl Modify for SessionSchemes {
     }
 }
 
-/// The webhook payloads (the envelope and each event type's `data`) among the schemas;
-/// the `webhooks` section naming them is added where the document is served.
+/// The webhook payloads (the envelope and each event type's `data`) and a webhook bot's
+/// calls among the schemas; the `webhooks` section naming them is added where the
+/// document is served.
 struct WebhookPayloads;
 
 impl Modify for WebhookPayloads {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        crate::webhooks::schema::register(openapi.components.get_or_insert_with(Default::default));
+        let components = openapi.components.get_or_insert_with(Default::default);
+        crate::webhooks::schema::register(components);
+        crate::webhooks::bot_call_schema::register(components);
     }
 }
 
@@ -351,7 +354,9 @@ pub fn router(state: AppState, operations: OpenApiRouter<AppState>) -> Router<Ap
     // OpenAPI 3.1's `webhooks`, which utoipa does not model: the requests this hub sends.
     let mut doc = serde_json::to_value(doc).unwrap_or_default();
     if let Some(top) = doc.as_object_mut() {
-        top.insert("webhooks".into(), crate::webhooks::schema::section());
+        let mut webhooks = crate::webhooks::schema::section();
+        webhooks.extend(crate::webhooks::bot_call_schema::section());
+        top.insert("webhooks".into(), serde_json::Value::Object(webhooks));
     }
     let staff = Arc::new(staff_routes(&doc));
     let doc = Arc::new(doc);

@@ -10,9 +10,10 @@
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
-use utoipa::openapi::{Components, RefOr, Schema};
+use utoipa::openapi::Components;
 use utoipa::{PartialSchema, ToSchema};
 
+use super::schema::{Named, named};
 use crate::store::{Millis, Via};
 
 /// A line of a bot's conversation, as its `message` frame and a `conversation`'s
@@ -63,19 +64,13 @@ pub struct BotCallConversationEnded {
     why: Option<String>,
 }
 
-/// A frame type, its schema's component name and the schema.
-type Frame = (&'static str, String, RefOr<Schema>);
-
 /// Each frame a webhook bot is called with, in the order docs/protocol.md lists them.
-fn frames() -> [Frame; 4] {
-    fn of<T: ToSchema>(frame_type: &'static str) -> Frame {
-        (frame_type, T::name().into_owned(), T::schema())
-    }
+fn frames() -> [Named; 4] {
     [
-        of::<BotCallConversation>("conversation"),
-        of::<BotCallLine>("message"),
-        of::<BotCallCustomerEmail>("customer_email"),
-        of::<BotCallConversationEnded>("conversation_ended"),
+        named::<BotCallConversation>("conversation"),
+        named::<BotCallLine>("message"),
+        named::<BotCallCustomerEmail>("customer_email"),
+        named::<BotCallConversationEnded>("conversation_ended"),
     ]
 }
 

@@ -166,34 +166,36 @@ pub struct WebhookAppointmentCancelled {
     cancelled_at: Option<Millis>,
 }
 
-/// An event type, its `data` schema's component name and the schema.
-type Data = (&'static str, String, RefOr<Schema>);
+/// A kind of POST (an event type, a bot's frame type), its body's schema's component
+/// name and the schema.
+pub(super) type Named = (&'static str, String, RefOr<Schema>);
+
+/// The POST of `kind`, whose body (or its `data`) is `T`.
+pub(super) fn named<T: ToSchema>(kind: &'static str) -> Named {
+    (kind, T::name().into_owned(), T::schema())
+}
 
 /// Each event type with its `data` schema.
-fn data() -> [Data; 11] {
-    fn of<T: ToSchema>(event_type: &'static str) -> Data {
-        (event_type, T::name().into_owned(), T::schema())
-    }
+fn data() -> [Named; 11] {
     [
-        of::<WebhookConversationCreated>("conversation.created"),
-        of::<WebhookConversationAssigned>("conversation.assigned"),
-        of::<WebhookConversationTransferred>("conversation.transferred"),
-        of::<WebhookConversationStatusChanged>("conversation.status_changed"),
-        of::<WebhookMessageCreated>("message.created"),
-        of::<WebhookNoteCreated>("note.created"),
-        of::<WebhookRatingGiven>("rating.given"),
-        of::<WebhookOfflineMessageCreated>("offline_message.created"),
-        of::<WebhookAppointmentBooked>("appointment.booked"),
-        of::<WebhookAppointmentRescheduled>("appointment.rescheduled"),
-        of::<WebhookAppointmentCancelled>("appointment.cancelled"),
+        named::<WebhookConversationCreated>("conversation.created"),
+        named::<WebhookConversationAssigned>("conversation.assigned"),
+        named::<WebhookConversationTransferred>("conversation.transferred"),
+        named::<WebhookConversationStatusChanged>("conversation.status_changed"),
+        named::<WebhookMessageCreated>("message.created"),
+        named::<WebhookNoteCreated>("note.created"),
+        named::<WebhookRatingGiven>("rating.given"),
+        named::<WebhookOfflineMessageCreated>("offline_message.created"),
+        named::<WebhookAppointmentBooked>("appointment.booked"),
+        named::<WebhookAppointmentRescheduled>("appointment.rescheduled"),
+        named::<WebhookAppointmentCancelled>("appointment.cancelled"),
     ]
 }
 
 /// The envelope's component name.
 const ENVELOPE: &str = "WebhookEnvelope";
 
-/// Adds the envelope's and every event type's `data` schema to `components`, and the
-/// schemas of a webhook bot's calls.
+/// Adds the envelope's and every event type's `data` schema to `components`.
 pub fn register(components: &mut Components) {
     components
         .schemas
@@ -201,7 +203,6 @@ pub fn register(components: &mut Components) {
     for (_, name, schema) in data() {
         components.schemas.insert(name, schema);
     }
-    super::bot_call_schema::register(components);
 }
 
 /// The signature headers of a POST signed with `secret_is` (what the key is), its id and
@@ -237,10 +238,10 @@ pub(super) fn signed_headers(secret_is: &str, id_is: &str, type_is: &str) -> Val
     ])
 }
 
-/// The OpenAPI 3.1 `webhooks` object: per event type, the POST a receiver gets (the
-/// envelope with that `type` and its `data`, the signature headers) and what it answers;
-/// and the calls a webhook bot gets (`super::bot_call_schema`).
-pub fn section() -> Value {
+/// The OpenAPI 3.1 `webhooks` object's entries for the events: per event type, the POST
+/// a receiver gets (the envelope with that `type` and its `data`, the signature headers)
+/// and what it answers. (A webhook bot's calls are `super::bot_call_schema`'s.)
+pub fn section() -> serde_json::Map<String, Value> {
     let headers = signed_headers(
         "the endpoint's secret",
         "the event's `id`, the same in every retry",
@@ -265,8 +266,7 @@ pub fn section() -> Value {
             }}),
         );
     }
-    section.extend(super::bot_call_schema::section());
-    Value::Object(section)
+    section
 }
 
 #[cfg(test)]

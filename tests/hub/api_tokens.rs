@@ -271,7 +271,12 @@ async fn until_limited(nodes: &[&TestHub], secret: &str) -> (i64, Duration) {
     let started = std::time::Instant::now();
     for sent in 0..5_000 {
         let node = sent % nodes.len();
-        let res = clients[node].client.get(nodes[node].url("/api/me")).send().await.unwrap();
+        let res = clients[node]
+            .client
+            .get(nodes[node].url("/api/me"))
+            .send()
+            .await
+            .unwrap();
         if res.status() == 429 {
             let elapsed = started.elapsed();
             let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();

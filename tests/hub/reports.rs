@@ -571,7 +571,9 @@ async fn mongodb_report_day_cached_in_another_format_is_rebuilt() {
         assert_eq!(read_ids().await, ["first"], "a day cached by {older} is rebuilt");
         let pointer = days.find_one(bson::doc! {}).await.unwrap().unwrap();
         assert!(
-            pointer.get("format").is_some_and(|f| f.as_i64().or(f.as_i32().map(i64::from)) != Some(999)),
+            pointer
+                .get("format")
+                .is_some_and(|f| f.as_i64().or_else(|| f.as_i32().map(i64::from)) != Some(999)),
             "saved again in this build's format: {pointer}"
         );
     }
