@@ -3,7 +3,7 @@
 //! token administers; a malformed, unknown, expired or revoked token is refused (401); a
 //! token in the query string is refused and never logged; a token over its rate gets 429
 //! with `Retry-After`, over two nodes together (counted in Redis) and by a node alone
-//! when Redis is gone; across two nodes, a token revoked on one is refused on the other
+//! when Redis is gone (which it logs once); across two nodes, a token revoked on one is refused on the other
 //! within a second of the revocation's answer, and so by a node that never heard of the
 //! revocation (its bus elsewhere), once its cached look-up is older than `CACHE_TTL` (a
 //! second). Every refusal leaves one line in the hub's log (why, the token's id or the
@@ -328,6 +328,50 @@ async fn without_redis_a_node_counts_a_tokens_requests_alone() {
     let (through, elapsed) = until_limited(&[&alpha], &secret).await;
     assert!(through >= 100, "limited after {through} requests");
     assert!(through <= most_the_rate_allows(elapsed), "{through} in {elapsed:?}");
+}
+
+/// A node whose Redis is gone tells so once in its log, however many requests it then
+/// counts alone, and refuses none of them for it (a second and more of requests, so Redis
+/// is asked again meanwhile and fails again).
+#[tokio::test]
+async fn a_node_counting_alone_logs_it_once() {
+    let mut redis = crate::redis_server::RedisServer::start().await;
+    let dir = crate::archive::TempDir::new("token-rate-alone-log");
+    let (uri, db, url) = (
+        crate::archive::mongo_uri(),
+        format!("t{}", uuid::Uuid::new_v4().simple()),
+        redis.url(),
+    );
+    let hub = HubProcess::start(
+        Some(&dir.0),
+        &[
+            ("STORE", "mongodb"),
+            ("MONGODB_URI", &uri),
+            ("MONGODB_DB", &db),
+            ("REDIS_URL", &url),
+            ("NODE_ID", "solo"),
+            ("ROOM_TOKEN_SECRET", "a room token secret for the tests"),
+        ],
+    )
+    .await;
+    let admin = hub.admin().await;
+    let (secret, _) = token(&admin, "busy", &["read"]).await;
+    let scripted = Api::bearer(&hub, &secret);
+    assert_eq!(scripted.get("/api/me").await.0, 200);
+    redis.kill();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(1_500) {
+        let (status, answer) = scripted.get("/api/me").await;
+        assert_eq!(status, 200, "{answer}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(dir.0.join("hub.log")).unwrap();
+    let told: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("API token rates: Redis does not answer"))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert!(told[0].contains("WARN"), "{}", told[0]);
 }
 
 #[tokio::test]
