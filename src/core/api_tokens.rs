@@ -63,14 +63,36 @@ pub fn well_formed(text: &str) -> bool {
     })
 }
 
-/// Does a piece of a URL (a path, or a query's key or value, decoded) carry an API token?
+/// Does a piece of a URL (a path, or a query's key or value) carry an API token?
 /// Anything holding the prefix does, wherever it stands (`?sbt_…`, `?x=Bearer%20sbt_…`,
-/// `/api/me;access_token=sbt_…`) and however its letters are cased (`SBT_…`: the random
-/// part after it is the secret all the same): a URL lands in logs, proxies and browser
-/// histories, so the rare text that merely contains the prefix is refused with the rest.
+/// `/api/me;access_token=sbt_…`), however its letters are cased (`SBT_…`: the random part
+/// after it is the secret all the same) and however often it was percent-encoded
+/// (`%73bt_…`, `%2573bt_…`): a URL lands in logs, proxies and browser histories, so the
+/// rare text that merely contains the prefix is refused with the rest. A piece still
+/// percent-encoded after [`DECODINGS`] rounds counts as carrying one: no client encodes a
+/// URL so, and looking further would cost a round per `%25`.
 pub fn carried_in_url(piece: &str) -> bool {
-    piece
-        .as_bytes()
+    let mut piece = std::borrow::Cow::Borrowed(piece);
+    for _ in 0..=DECODINGS {
+        if holds_prefix(&piece) {
+            return true;
+        }
+        let decoded = percent_encoding::percent_decode_str(&piece)
+            .decode_utf8_lossy()
+            .into_owned();
+        if decoded == piece {
+            return false;
+        }
+        piece = std::borrow::Cow::Owned(decoded);
+    }
+    true
+}
+
+/// Rounds of percent-decoding [`carried_in_url`] looks through.
+pub const DECODINGS: usize = 4;
+
+fn holds_prefix(text: &str) -> bool {
+    text.as_bytes()
         .windows(PREFIX.len())
         .any(|w| w.eq_ignore_ascii_case(PREFIX.as_bytes()))
 }
@@ -213,7 +235,23 @@ mod tests {
     fn a_url_piece_without_the_prefix_carries_none() {
         assert!(!carried_in_url("/api/conversations/sbt"));
         assert!(!carried_in_url("s b t _"));
+        assert!(!carried_in_url("/api/reports?from=2026-01-01%2000%3A00"));
+        assert!(!carried_in_url("100%25 sure, %%"));
         assert!(!carried_in_url(""));
+    }
+
+    proptest! {
+        /// However often a token's prefix was percent-encoded (up to the rounds looked
+        /// through), it is found; deeper than that, the piece is refused all the same.
+        #[test]
+        fn a_token_percent_encoded_again_and_again_is_found(rounds in 1usize..8, before in "[a-z/]{0,8}") {
+            let mut prefix = "%73".to_string();
+            for _ in 1..rounds {
+                prefix = prefix.replace('%', "%25");
+            }
+            let piece = format!("{before}{prefix}bt_{}", "A".repeat(SECRET_CHARS));
+            prop_assert!(carried_in_url(&piece));
+        }
     }
 
     #[test]

@@ -246,9 +246,9 @@ pub fn in_query(query: Option<&str>) -> bool {
 }
 
 /// Does this path carry an API token (in a segment or a `;parameter`, percent-encoded or
-/// not)? Refused as one in the query is, and never logged.
+/// not, [`carried_in_url`])? Refused as one in the query is, and never logged.
 pub fn in_path(path: &str) -> bool {
-    carried_in_url(&percent_encoding::percent_decode_str(path).decode_utf8_lossy())
+    carried_in_url(path)
 }
 
 /// The path as a log line may show it: not at all when it carries a token.

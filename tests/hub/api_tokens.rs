@@ -199,8 +199,8 @@ async fn a_token_in_the_query_string_is_refused() {
 }
 
 /// A token wherever it stands in a URL: a bare key, a value with something before it, a
-/// `;parameter` of the path, its prefix percent-encoded or in capitals. Refused beside a
-/// good header too.
+/// `;parameter` of the path, its prefix percent-encoded (once or twice) or in capitals.
+/// Refused beside a good header too.
 #[tokio::test]
 async fn a_token_anywhere_in_the_url_is_refused() {
     let (hub, admin) = TestHub::with_admin().await;
@@ -215,6 +215,9 @@ async fn a_token_anywhere_in_the_url_is_refused() {
         // Its prefix in capitals: the random part, which is the secret, is all there.
         format!("/api/conversations?x=SBT_{}", &secret[4..]),
         format!("/api/conversations/Sbt_{}", &secret[4..]),
+        // Percent-encoded twice: decoded once, `%73bt_…` is still the token.
+        format!("/api/conversations/%2573bt_{}", &secret[4..]),
+        format!("/api/conversations?x=%2573bt_{}", &secret[4..]),
     ] {
         let (status, answer) = scripted.get(&url).await;
         assert_eq!(
