@@ -318,6 +318,46 @@ async fn a_token_spread_over_two_nodes_is_held_to_one_rate() {
     );
 }
 
+/// The script that counts in Redis keeps `core::token_rate`'s rule: a burst at once, then
+/// refusals that say how long to wait, its key gone once the token is due again.
+#[tokio::test]
+async fn the_count_in_redis_keeps_the_rule() {
+    use switchboard::core::token_rate::{BURST, SPACING_MS, TOLERANCE_MS};
+    let server = crate::redis_server::RedisServer::start().await;
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut through = 0;
+    let mut first_wait = None;
+    for _ in 0..BURST + 50 {
+        match switchboard::cluster::token_rate::admit(&mut conn, "t1").await.unwrap() {
+            None => through += 1,
+            Some(wait_ms) => {
+                first_wait.get_or_insert(wait_ms);
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(through >= i64::from(BURST), "{through} let through");
+    assert!(through <= most_the_rate_allows(elapsed), "{through} in {elapsed:?}");
+    let wait = first_wait.expect("refused past the burst");
+    assert!((1..=SPACING_MS).contains(&wait), "wait {wait} ms");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(switchboard::cluster::token_rate::key("t1"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=TOLERANCE_MS + SPACING_MS).contains(&ttl), "the key lives {ttl} ms");
+    // Another token has its own count.
+    assert_eq!(
+        switchboard::cluster::token_rate::admit(&mut conn, "t2").await.unwrap(),
+        None
+    );
+}
+
 /// Redis gone, each node counts the token's requests itself: none is refused for the
 /// outage, and the node's own count still holds the token to its rate.
 #[tokio::test]
