@@ -264,3 +264,65 @@ async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_
         vec![1, 2, 3, 4, 5]
     );
 }
+
+/// Carla's conversation went from Ann to Bob in a live transfer (each wrote a line), then
+/// back into Ann's list from the inbox: waiting to continue it, Carla sees each agent line
+/// named by its author, and the conversation by its agent now (Ann), on `queued` and again
+/// on `resumed` after a reload.
+#[tokio::test]
+async fn a_transferred_conversation_continued_names_each_line_s_author_and_its_agent_now() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (mut carla, chat) = hub
+        .paired_customer_with(&mut ann, "Carla", json!({"visitor": VISITOR}))
+        .await;
+    carla.say("my parcel is late", "c1").await;
+    ann.next_of("message").await;
+    ann.say_in(&chat, "let me ask the warehouse", "a1").await;
+    carla.next_of("message").await;
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    let admin = hub.admin().await;
+    let bob_id = admin.agent_id("bob").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id})).await;
+    bob.next_of("chat_started").await;
+    carla.next_of("transferred").await;
+    bob.say_in(&chat, "it leaves today", "b1").await;
+    carla.next_of("message").await;
+    bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    carla.next_of("chat_ended").await;
+    own_until(&hub, VISITOR, "resolved").await;
+    // Back into Ann's list from the inbox (no chat: the archive still names Bob).
+    let ann_id = admin.agent_id("ann").await;
+    let (status, body) = admin
+        .post(&format!("/api/conversations/{chat}/assign"), json!({"agent_id": ann_id}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    away(&mut ann, false).await;
+    away(&mut bob, false).await;
+
+    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
+    let token = carla.next_of("welcome").await["resume_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let queued = carla.next_of("queued").await;
+    let authors = |conversation: &Value| -> Vec<(u64, Option<String>)> {
+        conversation["messages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("lines: {conversation}"))
+            .iter()
+            .map(|m| (m["seq"].as_u64().unwrap(), m["agent_name"].as_str().map(String::from)))
+            .collect()
+    };
+    let expected = vec![(1, None), (2, Some("ANN".to_string())), (3, Some("BOB".to_string()))];
+    assert_eq!(authors(&queued["conversation"]), expected, "{queued}");
+    assert_eq!(queued["conversation"]["agent_name"].as_str(), Some("ANN"), "{queued}");
+
+    drop(carla);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut back = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
+    let resumed = back.next_of("resumed").await;
+    assert_eq!(authors(&resumed["conversation"]), expected, "{resumed}");
+    assert_eq!(resumed["conversation"]["agent_name"].as_str(), Some("ANN"), "{resumed}");
+}
