@@ -4005,7 +4005,10 @@ async fn mongo_a_copy_that_keeps_failing_does_not_stop_the_repair_of_the_others(
     let others: Vec<String> = (0..600).map(|i| format!("r{i:04}")).collect();
     let last = others.last().unwrap().clone();
     store
-        .archive(&[open("a-stuck", Some("sales"), "a1", 10), open(&last, Some("sales"), "a1", 10)])
+        .archive(&[
+            open("a-stuck", Some("sales"), "a1", 10),
+            open(&last, Some("sales"), "a1", 10),
+        ])
         .await
         .unwrap();
     for id in ["a-stuck", last.as_str()] {
@@ -4040,19 +4043,30 @@ async fn mongo_a_copy_that_keeps_failing_does_not_stop_the_repair_of_the_others(
         .await
         .unwrap();
 
-    assert_eq!(store.repair_record_copies().await.unwrap(), 600, "all but the refused one");
+    assert_eq!(
+        store.repair_record_copies().await.unwrap(),
+        600,
+        "all but the refused one"
+    );
     let resolved_only = ConversationFilter {
         statuses: vec![ConversationStatus::Resolved],
         ..ConversationFilter::default()
     };
     let (found, _) = store.conversations(&resolved_only, ALL).await.unwrap();
-    assert_eq!(ids(&found), vec![last.as_str()], "the record after the first batch is copied");
+    assert_eq!(
+        ids(&found),
+        vec![last.as_str()],
+        "the record after the first batch is copied"
+    );
     assert_eq!(
         store.repair_record_copies().await.unwrap(),
         0,
         "the copied ones are unmarked; the refused one stays marked"
     );
-    let still_marked = records.count_documents(bson::doc! {"copy_pending": true}).await.unwrap();
+    let still_marked = records
+        .count_documents(bson::doc! {"copy_pending": true})
+        .await
+        .unwrap();
     assert_eq!(still_marked, 1);
     drop_database(&uri, &db).await;
 }

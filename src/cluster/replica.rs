@@ -183,11 +183,7 @@ impl RoutingOp {
                 },
                 a.get(2).filter(|r| !r.is_empty()).cloned(),
             ),
-            "set_category_open" => Self::SetCategoryOpen(
-                CategoryId::from(arg(0)?.as_str()),
-                arg(1)? == "1",
-                stamp(2)?,
-            ),
+            "set_category_open" => Self::SetCategoryOpen(CategoryId::from(arg(0)?.as_str()), arg(1)? == "1", stamp(2)?),
             "set_category_mode" => Self::SetCategoryMode(
                 CategoryId::from(arg(0)?.as_str()),
                 RoutingMode::from_word(arg(1)?).ok_or_else(bad)?,

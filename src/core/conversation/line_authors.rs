@@ -67,10 +67,7 @@ mod tests {
     fn each_line_is_the_agent_s_whose_turn_it_was() {
         let authors = LineAuthors::new([hand_on(3, "Ann"), hand_on(7, "Bob")], "Cy");
         let names: Vec<&str> = (1..=9).map(|seq| authors.of(seq)).collect();
-        assert_eq!(
-            names,
-            ["Ann", "Ann", "Ann", "Bob", "Bob", "Bob", "Bob", "Cy", "Cy"]
-        );
+        assert_eq!(names, ["Ann", "Ann", "Ann", "Bob", "Bob", "Bob", "Bob", "Cy", "Cy"]);
     }
 
     #[test]

@@ -660,7 +660,10 @@ fn an_unstamped_opening_applies_and_keeps_the_stamp_in_force() {
     assert!(r.is_open(&cat("sales")));
     assert_eq!(r.open_set_at(&cat("sales")), 20);
     r.set_category_open(&cat("sales"), false, Some(10), &mut out).unwrap();
-    assert!(r.is_open(&cat("sales")), "a read older than the stamp kept is still refused");
+    assert!(
+        r.is_open(&cat("sales")),
+        "a read older than the stamp kept is still refused"
+    );
 }
 
 #[test]
@@ -675,7 +678,11 @@ fn an_unstamped_mode_applies_and_keeps_the_stamp_in_force() {
     assert_eq!(r.mode_set_at(&cat("sales")), 20);
     r.set_category_mode(&cat("sales"), RoutingMode::Offer, Some(10), &mut out)
         .unwrap();
-    assert_eq!(r.routing_mode(&cat("sales")), RoutingMode::Assign, "an older stamp is still refused");
+    assert_eq!(
+        r.routing_mode(&cat("sales")),
+        RoutingMode::Assign,
+        "an older stamp is still refused"
+    );
 }
 
 #[test]
@@ -1523,19 +1530,37 @@ fn check_stamps(op: &Op, before: &Routing, after: &Routing) {
         Op::SetOpenUnstamped(c, open) => {
             let category = cat(CATEGORIES[c]);
             assert_eq!(after.is_open(&category), open, "an unstamped opening did not apply");
-            assert_eq!(after.open_set_at(&category), before.open_set_at(&category), "an unstamped opening moved the stamp");
+            assert_eq!(
+                after.open_set_at(&category),
+                before.open_set_at(&category),
+                "an unstamped opening moved the stamp"
+            );
         }
         Op::SetModeUnstamped(c, offer) => {
             let category = cat(CATEGORIES[c]);
-            assert_eq!(after.routing_mode(&category), mode_of(offer), "an unstamped mode did not apply");
-            assert_eq!(after.mode_set_at(&category), before.mode_set_at(&category), "an unstamped mode moved the stamp");
+            assert_eq!(
+                after.routing_mode(&category),
+                mode_of(offer),
+                "an unstamped mode did not apply"
+            );
+            assert_eq!(
+                after.mode_set_at(&category),
+                before.mode_set_at(&category),
+                "an unstamped mode moved the stamp"
+            );
         }
         _ => {}
     }
     for category in CATEGORIES.map(cat) {
         if before.has_category(&category) && after.has_category(&category) {
-            assert!(after.open_set_at(&category) >= before.open_set_at(&category), "an hours stamp went back");
-            assert!(after.mode_set_at(&category) >= before.mode_set_at(&category), "a mode stamp went back");
+            assert!(
+                after.open_set_at(&category) >= before.open_set_at(&category),
+                "an hours stamp went back"
+            );
+            assert!(
+                after.mode_set_at(&category) >= before.mode_set_at(&category),
+                "a mode stamp went back"
+            );
         }
     }
 }
