@@ -943,10 +943,20 @@ pub struct WaitingConversation {
     /// The conversation's id: the `chat_id` of their lines' `ack`s, and of the chat their
     /// pairing opens.
     pub id: String,
-    /// Its latest lines (at most 50), oldest first.
-    pub messages: Vec<ChatMessage>,
-    /// The agent whose list it is in, by name (none: nobody's). The archive keeps no name
-    /// with a line, so the page names the agent's lines by it, as a chat by its agent's.
+    /// Its latest lines (at most 50), oldest first, each agent line with its author's name.
+    pub messages: Vec<WaitingLine>,
+    /// The agent whose list it is in now, by name (none: nobody's): who answers next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
+}
+
+/// A line of a conversation its customer waits to continue: the line as a `message` frame
+/// carries it and, for an agent's line, the name of the agent who wrote it (a conversation
+/// handed on has lines by several).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WaitingLine {
+    #[serde(flatten)]
+    pub line: ChatMessage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
 }

@@ -3991,6 +3991,86 @@ async fn mongo_a_status_copy_left_behind_is_made_good_by_the_repair() {
     drop_database(&uri, &db).await;
 }
 
+/// A record whose copy the server keeps refusing (here a validator on the archive's
+/// collection refuses its document's change, as a real write error would) does not hold
+/// back the others: those beside it in its batch are copied and unmarked, those after its
+/// batch are reached, and each pass after copies nothing again but the refused one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_a_copy_that_keeps_failing_does_not_stop_the_repair_of_the_others() {
+    let Some(uri) = mongo_uri() else { return };
+    let db = fresh_database();
+    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    // "a-stuck" sorts first, so it shares the first batch with the others; more records
+    // than one batch (500), the last of them with an archive document to copy onto.
+    let others: Vec<String> = (0..600).map(|i| format!("r{i:04}")).collect();
+    let last = others.last().unwrap().clone();
+    store
+        .archive(&[
+            open("a-stuck", Some("sales"), "a1", 10),
+            open(&last, Some("sales"), "a1", 10),
+        ])
+        .await
+        .unwrap();
+    for id in ["a-stuck", last.as_str()] {
+        store
+            .put_conversation_record(&record(id, Some("a1"), ConversationStatus::Open, 10))
+            .await
+            .unwrap();
+    }
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let database = client.database(&db);
+    // Version 2, resolved, marked with its copy not made (a crash between the two writes).
+    let records: mongodb::Collection<bson::Document> = database.collection("conversation_records");
+    let marked = |id: &str| {
+        let resolved = ConversationRecord {
+            version: 2,
+            ..record(id, Some("a1"), ConversationStatus::Resolved, 20)
+        };
+        let mut document = bson::to_document(&resolved).unwrap();
+        document.insert("copy_pending", true);
+        document
+    };
+    for id in ["a-stuck", last.as_str()] {
+        records.replace_one(bson::doc! {"_id": id}, marked(id)).await.unwrap();
+    }
+    let fresh: Vec<bson::Document> = others[..others.len() - 1].iter().map(|id| marked(id)).collect();
+    records.insert_many(fresh).await.unwrap();
+    database
+        .run_command(bson::doc! {
+            "collMod": "conversations",
+            "validator": {"$or": [{"_id": {"$ne": "a-stuck"}}, {"desk_status": {"$ne": "resolved"}}]},
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.repair_record_copies().await.unwrap(),
+        600,
+        "all but the refused one"
+    );
+    let resolved_only = ConversationFilter {
+        statuses: vec![ConversationStatus::Resolved],
+        ..ConversationFilter::default()
+    };
+    let (found, _) = store.conversations(&resolved_only, ALL).await.unwrap();
+    assert_eq!(
+        ids(&found),
+        vec![last.as_str()],
+        "the record after the first batch is copied"
+    );
+    assert_eq!(
+        store.repair_record_copies().await.unwrap(),
+        0,
+        "the copied ones are unmarked; the refused one stays marked"
+    );
+    let still_marked = records
+        .count_documents(bson::doc! {"copy_pending": true})
+        .await
+        .unwrap();
+    assert_eq!(still_marked, 1);
+    drop_database(&uri, &db).await;
+}
+
 /// Every (conversation, seq) the raw `message_buckets` collection holds, with how many
 /// copies of it: what an export or a migration reading the collection would see.
 async fn raw_copies(uri: &str, db: &str) -> std::collections::BTreeMap<(String, i64), usize> {

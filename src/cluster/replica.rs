@@ -61,10 +61,12 @@ pub enum RoutingOp {
     /// The agent's status and, when away, their reason.
     SetStatus(AgentId, AgentStatus, Option<String>),
     /// A category opens (`true`) or closes: its hours, applied by a node's clock, and the
-    /// stamp of the hours document it was read from (ms).
-    SetCategoryOpen(CategoryId, bool, u64),
-    /// How a category's customers reach agents, and when that mode was stored (ms).
-    SetCategoryMode(CategoryId, RoutingMode, u64),
+    /// stamp of the hours document it was read from (ms; `None` from a node of a build
+    /// before stamps, whose entries carry none).
+    SetCategoryOpen(CategoryId, bool, Option<u64>),
+    /// How a category's customers reach agents, and when that mode was stored (ms; `None`
+    /// as for [`RoutingOp::SetCategoryOpen`]).
+    SetCategoryMode(CategoryId, RoutingMode, Option<u64>),
     AcceptOffer(AgentId, OfferId),
     DeclineOffer(AgentId, OfferId),
     /// An offer's timer fired.
@@ -125,6 +127,11 @@ impl RoutingOp {
         let arg = |i: usize| a.get(i).ok_or_else(bad);
         let customer = |i: usize| arg(i)?.parse().map(CustomerId).map_err(|_| bad());
         let number = |i: usize| arg(i)?.parse::<u64>().map_err(|_| bad());
+        // A stamp the entry may lack (written by a node of a build before it): `None`.
+        let stamp = |i: usize| match a.get(i) {
+            Some(_) => number(i).map(Some),
+            None => Ok(None),
+        };
         let limit = |i: usize| number(i).and_then(|n| u8::try_from(n).map_err(|_| bad()));
         let agent = || arg(0).map(|a| AgentId(a.clone()));
         let cats = |from: usize| {
@@ -176,21 +183,11 @@ impl RoutingOp {
                 },
                 a.get(2).filter(|r| !r.is_empty()).cloned(),
             ),
-            "set_category_open" => Self::SetCategoryOpen(
-                CategoryId::from(arg(0)?.as_str()),
-                arg(1)? == "1",
-                match a.get(2) {
-                    Some(_) => number(2)?,
-                    None => 0,
-                },
-            ),
+            "set_category_open" => Self::SetCategoryOpen(CategoryId::from(arg(0)?.as_str()), arg(1)? == "1", stamp(2)?),
             "set_category_mode" => Self::SetCategoryMode(
                 CategoryId::from(arg(0)?.as_str()),
                 RoutingMode::from_word(arg(1)?).ok_or_else(bad)?,
-                match a.get(2) {
-                    Some(_) => number(2)?,
-                    None => 0,
-                },
+                stamp(2)?,
             ),
             "accept_offer" => Self::AcceptOffer(agent()?, OfferId(number(1)?)),
             "decline_offer" => Self::DeclineOffer(agent()?, OfferId(number(1)?)),

@@ -387,33 +387,33 @@ impl RedisRouting {
     }
 
     /// Opens or closes `category`, as read from hours stamped `read_at` (ms; older hours
-    /// than the state in force changes nothing).
+    /// than the state in force changes nothing; `None` sends no stamp, as a node of a
+    /// build before stamps does: it applies and keeps the stamp in force).
     pub async fn set_category_open(
         &self,
         category: &CategoryId,
         open: bool,
-        read_at: u64,
+        read_at: Option<u64>,
     ) -> Result<Applied, ClusterRoutingError> {
-        self.apply(
-            Transition::SetCategoryOpen,
-            &[&category.0, flag(open), &read_at.to_string()],
-        )
-        .await
+        let read_at = read_at.map(|at| at.to_string());
+        let mut args: Vec<&str> = vec![&category.0, flag(open)];
+        args.extend(read_at.as_deref());
+        self.apply(Transition::SetCategoryOpen, &args).await
     }
 
     /// How `category`'s customers reach agents: `assign` or `offer`, as stored at `set_at`
-    /// (ms; an older one than the mode in force changes nothing).
+    /// (ms; an older one than the mode in force changes nothing; `None` as for
+    /// [`Self::set_category_open`]).
     pub async fn set_category_mode(
         &self,
         category: &CategoryId,
         mode: RoutingMode,
-        set_at: u64,
+        set_at: Option<u64>,
     ) -> Result<Applied, ClusterRoutingError> {
-        self.apply(
-            Transition::SetCategoryMode,
-            &[&category.0, mode.word(), &set_at.to_string()],
-        )
-        .await
+        let set_at = set_at.map(|at| at.to_string());
+        let mut args: Vec<&str> = vec![&category.0, mode.word()];
+        args.extend(set_at.as_deref());
+        self.apply(Transition::SetCategoryMode, &args).await
     }
 
     pub async fn accept_offer(&self, agent: &AgentId, offer: OfferId) -> Result<Applied, ClusterRoutingError> {

@@ -31,6 +31,7 @@
 use super::routing::AgentId;
 
 pub mod labels;
+pub mod line_authors;
 
 /// Where a conversation stands for the desk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1144,22 +1144,21 @@ impl Routing {
     /// Setting the state it already has changes nothing and decides nothing; neither does a
     /// state read from older hours than the one in force: every node hands over the states
     /// it reads, and a read that an admin's newer change overtook on its way must not undo
-    /// it.
+    /// it. A state without a stamp (`None`: sent by a node of a build before stamps, during
+    /// a rolling upgrade) applies and keeps the stamp in force, as Redis applied it there.
     pub fn set_category_open(
         &mut self,
         category: &CategoryId,
         open: bool,
-        read_at: u64,
+        read_at: Option<u64>,
         out: &mut Vec<Decision>,
     ) -> Result<(), RoutingError> {
         if !self.queues.contains_key(category) {
             return Err(RoutingError::UnknownCategory);
         }
-        let in_force = self.open_set_at.entry(category.clone()).or_default();
-        if read_at < *in_force {
+        if !take_stamp(&mut self.open_set_at, category, read_at) {
             return Ok(());
         }
-        *in_force = read_at;
         let changed = if open {
             self.closed.remove(category)
         } else {
@@ -1404,3 +1403,18 @@ pub use state::{InconsistentState, RoutingState, StateAgent, StateChat, StateCus
 
 #[cfg(test)]
 mod tests;
+
+/// Whether a change stamped `stamp` applies over the one in force for `category` in
+/// `stamps` (its stamp kept there if so): a stamp older than the one in force does not; no
+/// stamp (a node of a build before stamps) always does and leaves the stamp in force as it is.
+fn take_stamp(stamps: &mut BTreeMap<CategoryId, u64>, category: &CategoryId, stamp: Option<u64>) -> bool {
+    let Some(stamp) = stamp else {
+        return true;
+    };
+    let in_force = stamps.entry(category.clone()).or_default();
+    if stamp < *in_force {
+        return false;
+    }
+    *in_force = stamp;
+    true
+}

@@ -1413,12 +1413,12 @@ impl HubState {
                 continue;
             }
             if self.cluster.is_some() {
-                self.route(RoutingOp::SetCategoryOpen(category, open, read_at), None);
+                self.route(RoutingOp::SetCategoryOpen(category, open, Some(read_at)), None);
             } else {
                 let mut out = vec![];
                 if self
                     .routing
-                    .set_category_open(&category, open, read_at, &mut out)
+                    .set_category_open(&category, open, Some(read_at), &mut out)
                     .is_ok()
                 {
                     tracing::info!(category = %category.0, open, "category opened or closed by its hours");
@@ -1441,12 +1441,12 @@ impl HubState {
                 continue;
             }
             if self.cluster.is_some() {
-                self.route(RoutingOp::SetCategoryMode(category, mode, set_at), None);
+                self.route(RoutingOp::SetCategoryMode(category, mode, Some(set_at)), None);
             } else {
                 let mut out = vec![];
                 if self
                     .routing
-                    .set_category_mode(&category, mode, set_at, &mut out)
+                    .set_category_mode(&category, mode, Some(set_at), &mut out)
                     .is_ok()
                 {
                     tracing::info!(category = %category.0, mode = mode.word(), "routing mode set");

@@ -62,10 +62,14 @@ enum Op {
     SetCategoryOpen(usize, bool),
     /// The same, read `back` readings before the newest (a read an admin's change overtook).
     SetOpenRead(usize, bool, u8),
+    /// The same, sent without a stamp (by a node of a build before stamps).
+    SetOpenUnstamped(usize, bool),
     /// A category to offer mode (`true`) or back to assign, stored after every mode before.
     SetMode(usize, bool),
     /// The same, read `back` stores before the newest (a read an admin's change overtook).
     SetModeRead(usize, bool, u8),
+    /// The same, sent without a stamp.
+    SetModeUnstamped(usize, bool),
     /// An offer seen (index into those seen), answered by its own agent (`true`) or another.
     Accept(usize, bool),
     Decline(usize, bool),
@@ -125,6 +129,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, open, back)| Op::SetOpenRead(c, open, back)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetMode(c, offer)),
         1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, offer, back)| Op::SetModeRead(c, offer, back)),
+        1 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetOpenUnstamped(c, open)),
+        1 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetModeUnstamped(c, offer)),
         3 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
         2 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
         3 => offer_index().prop_map(Op::OfferExpire),
@@ -163,6 +169,8 @@ fn offers_op() -> impl Strategy<Value = Op> {
         1 => (0..2usize, any::<bool>(), 0..3u8).prop_map(|(c, open, back)| Op::SetOpenRead(c, open, back)),
         1 => (0..3usize, prop::bool::weighted(0.7)).prop_map(|(c, offer)| Op::SetMode(c, offer)),
         1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, offer, back)| Op::SetModeRead(c, offer, back)),
+        1 => (0..2usize, any::<bool>()).prop_map(|(c, open)| Op::SetOpenUnstamped(c, open)),
+        1 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetModeUnstamped(c, offer)),
         1 => (0..3usize).prop_map(Op::RemoveCategory),
         1 => (0..3usize).prop_map(Op::AddCategory),
         5 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
@@ -493,20 +501,22 @@ impl Harness {
             }
             Op::SetCategoryOpen(c, open) => {
                 self.open_clock += 1;
-                self.set_open(core, n, c, open, self.open_clock).await?
+                self.set_open(core, n, c, open, Some(self.open_clock)).await?
             }
             Op::SetOpenRead(c, open, back) => {
                 let read_at = self.open_clock.saturating_sub(u64::from(back));
-                self.set_open(core, n, c, open, read_at).await?
+                self.set_open(core, n, c, open, Some(read_at)).await?
             }
+            Op::SetOpenUnstamped(c, open) => self.set_open(core, n, c, open, None).await?,
             Op::SetMode(c, offer) => {
                 self.mode_clock += 1;
-                self.set_mode(core, n, c, offer, self.mode_clock).await?
+                self.set_mode(core, n, c, offer, Some(self.mode_clock)).await?
             }
             Op::SetModeRead(c, offer, back) => {
                 let set_at = self.mode_clock.saturating_sub(u64::from(back));
-                self.set_mode(core, n, c, offer, set_at).await?
+                self.set_mode(core, n, c, offer, Some(set_at)).await?
             }
+            Op::SetModeUnstamped(c, offer) => self.set_mode(core, n, c, offer, None).await?,
             Op::Accept(i, own) => {
                 let (offer, by) = self.offer(i, own);
                 (
@@ -571,7 +581,7 @@ impl Harness {
         n: usize,
         c: usize,
         open: bool,
-        read_at: u64,
+        read_at: Option<u64>,
     ) -> Result<(Outcome, Outcome), TestCaseError> {
         let category = cat(CATEGORIES[c]);
         Ok((
@@ -586,7 +596,7 @@ impl Harness {
         n: usize,
         c: usize,
         offer: bool,
-        set_at: u64,
+        set_at: Option<u64>,
     ) -> Result<(Outcome, Outcome), TestCaseError> {
         let mode = if offer { RoutingMode::Offer } else { RoutingMode::Assign };
         let category = cat(CATEGORIES[c]);
@@ -1044,6 +1054,20 @@ fn known_sequences_decide_exactly_as_the_core() {
             (1, Op::SetCategoryOpen(1, false)),
             (1, Op::SetCategoryOpen(1, true)),
             (0, Op::RemoveCategory(1)),
+        ],
+        // During a rolling upgrade a node of the build before stamps sends its changes
+        // without one: they apply over a stamped state, and the stamp kept still refuses an
+        // older read; the replicas replay them alike.
+        vec![
+            (0, Op::AgentOnline(0, 3, 1, true)),
+            (1, Op::SetCategoryOpen(1, false)),
+            (0, Op::SetOpenUnstamped(1, true)),
+            (0, Op::Join(1)),
+            (1, Op::SetOpenRead(1, false, 1)),
+            (1, Op::SetMode(0, true)),
+            (0, Op::SetModeUnstamped(0, false)),
+            (1, Op::SetModeRead(0, true, 1)),
+            (0, Op::Join(0)),
         ],
         // Offers (named by their index among those made so far, 0 the newest). Two lapses in
         // a row set the agent away; a stale timer and a stale accept change nothing; when

@@ -194,8 +194,9 @@ async fn across_nodes_a_customer_writes_while_waiting_on_one_node_and_their_agen
 
 /// Carla's page drops while she waits in her conversation; she resumes on `back_on` (the
 /// same node, or another) having kept nothing (`last_seq` 0): `resumed` carries the
-/// conversation, its lines and hers among them, named by its agent. The resumed socket.
-async fn reload_while_waiting(carla: Ws, token: &str, back_on: &TestHub, chat: &str, lines: &[u64]) -> Ws {
+/// conversation, its lines and hers among them, named by its agent now. The resumed
+/// socket, and that `resumed`.
+async fn reload_while_waiting(carla: Ws, token: &str, back_on: &TestHub, chat: &str, lines: &[u64]) -> (Ws, Value) {
     drop(carla);
     // Give her node a moment to see the drop before she is back.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -208,9 +209,9 @@ async fn reload_while_waiting(carla: Ws, token: &str, back_on: &TestHub, chat: &
     let conversation = &resumed["conversation"];
     assert_eq!(conversation["id"].as_str(), Some(chat), "{resumed}");
     assert_eq!(seqs(&conversation["messages"]), lines, "{resumed}");
-    // The lines do not name their agent; the conversation does (whose list it is in).
+    // The conversation names its agent now (whose list it is in).
     assert_eq!(conversation["agent_name"].as_str(), Some("ANN"), "{resumed}");
-    back
+    (back, resumed)
 }
 
 #[tokio::test]
@@ -220,7 +221,7 @@ async fn a_reload_while_waiting_to_continue_gives_the_conversation_back_with_the
     assert_eq!(queued["conversation"]["agent_name"].as_str(), Some("ANN"), "{queued}");
     assert_eq!(carla.say("are you there?", "w1").await["seq"], 3);
 
-    let mut back = reload_while_waiting(carla, &token, &hub, &chat, &[1, 2, 3]).await;
+    let (mut back, _) = reload_while_waiting(carla, &token, &hub, &chat, &[1, 2, 3]).await;
     // She goes on writing into it, and Ann takes it with everything.
     assert_eq!(back.say("hello again", "w2").await["seq"], 4);
     away(&mut ann, true).await;
@@ -244,7 +245,7 @@ async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_
         ..
     } = waiting_across_nodes("continuing-waiting-reload").await;
     assert_eq!(carla.say("still waiting for my parcel", "w1").await["seq"], 3);
-    let mut back = reload_while_waiting(carla, &token, &beta, &chat, &[1, 2, 3]).await;
+    let (mut back, _) = reload_while_waiting(carla, &token, &beta, &chat, &[1, 2, 3]).await;
 
     // On beta she goes on writing into it, and Ann takes it with no gap.
     assert_eq!(back.say("any news?", "w2").await["seq"], 4);
@@ -263,4 +264,64 @@ async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_
             .collect::<Vec<_>>(),
         vec![1, 2, 3, 4, 5]
     );
+}
+
+/// Carla's conversation went from Ann to Bob in a live transfer (each wrote a line), then
+/// back into Ann's list from the inbox: waiting to continue it, Carla sees each agent line
+/// named by its author, and the conversation by its agent now (Ann), on `queued` and again
+/// on `resumed` after a reload.
+#[tokio::test]
+async fn a_transferred_conversation_continued_names_each_line_s_author_and_its_agent_now() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
+    let (mut carla, chat) = hub
+        .paired_customer_with(&mut ann, "Carla", json!({"visitor": VISITOR}))
+        .await;
+    carla.say("my parcel is late", "c1").await;
+    ann.next_of("message").await;
+    ann.say_in(&chat, "let me ask the warehouse", "a1").await;
+    carla.next_of("message").await;
+    let mut bob = hub.agent("bob", &["general"], 1).await;
+    let admin = hub.admin().await;
+    let bob_id = admin.agent_id("bob").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id}))
+        .await;
+    bob.next_of("chat_started").await;
+    carla.next_of("transferred").await;
+    bob.say_in(&chat, "it leaves today", "b1").await;
+    carla.next_of("message").await;
+    bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    carla.next_of("chat_ended").await;
+    own_until(&hub, VISITOR, "resolved").await;
+    // Back into Ann's list from the inbox (no chat: the archive still names Bob).
+    let ann_id = admin.agent_id("ann").await;
+    let (status, body) = admin
+        .post(
+            &format!("/api/conversations/{chat}/assign"),
+            json!({"agent_id": ann_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    away(&mut ann, false).await;
+    away(&mut bob, false).await;
+
+    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
+    let token = carla.next_of("welcome").await["resume_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let queued = carla.next_of("queued").await;
+    let authors = |conversation: &Value| -> Vec<(u64, Option<String>)> {
+        conversation["messages"]
+            .as_array()
+            .unwrap_or_else(|| panic!("lines: {conversation}"))
+            .iter()
+            .map(|m| (m["seq"].as_u64().unwrap(), m["agent_name"].as_str().map(String::from)))
+            .collect()
+    };
+    let expected = vec![(1, None), (2, Some("ANN".to_string())), (3, Some("BOB".to_string()))];
+    assert_eq!(authors(&queued["conversation"]), expected, "{queued}");
+    assert_eq!(queued["conversation"]["agent_name"].as_str(), Some("ANN"), "{queued}");
+
+    let (_, resumed) = reload_while_waiting(carla, &token, &hub, &chat, &[1, 2, 3]).await;
+    assert_eq!(authors(&resumed["conversation"]), expected, "{resumed}");
 }

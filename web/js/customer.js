@@ -506,8 +506,8 @@ function waiting(place, requeued) {
 
 /**
  * Back in an earlier conversation, in line for an agent (`queued.conversation`, and again in
- * `resumed` after a reload): its latest lines in view, the agent's named by the agent whose
- * it is, and the composer open; what they write goes into it, and whoever takes it reads it.
+ * `resumed` after a reload): its latest lines in view, each agent's line named by the agent
+ * who wrote it, and the composer open; what they write goes into it, and whoever takes it reads it.
  */
 function waitingIn(conversation) {
   if (!saved) return;
@@ -515,7 +515,7 @@ function waitingIn(conversation) {
   saved.waitingIn = conversation.id;
   save();
   const view = ensureChat();
-  for (const m of conversation.messages || []) showMessage(m, conversation.agent_name);
+  for (const m of conversation.messages || []) showMessage(m, m.agent_name || conversation.agent_name);
   view.setEnabled(true);
   view.showHint(false);
   if (!already) keptNotice('You’re back in your conversation. Write here while you wait: whoever takes it will see everything.', 'waiting-in-conversation');

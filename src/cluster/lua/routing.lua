@@ -829,15 +829,26 @@ function T.set_status(_, a)
   return set_status(a[1], status, a[3])
 end
 
+-- Whether a change stamped `stamp` (ms, as the number's text, or nil) applies over the one
+-- in force for `category` in the hash `key`, its stamp kept there (as sent: Lua's numbers
+-- would print large ones otherwise) if so: an older stamp does not; no stamp (a node of a
+-- build before stamps sends none) always does and leaves the stamp in force as it is.
+local function take_stamp(key, category, stamp)
+  if stamp == nil then return true end
+  if tonumber(stamp) < tonumber(redis.call('HGET', key, category) or '0') then return false end
+  redis.call('HSET', key, category, stamp)
+  return true
+end
+
 -- a[2]: '1' to open, '0' to close; a[3]: the stamp of the hours it was read from (ms;
--- absent: 0). Setting the state it has changes nothing, and neither does a state read from
--- older hours than the one in force (a node's read that an admin's newer change overtook).
+-- absent: none, see take_stamp). Setting the state it has changes nothing, and neither
+-- does a state read from older hours than the one in force (a node's read that an admin's
+-- newer change overtook).
 function T.set_category_open(_, a)
-  local category, open, read_at = a[1], a[2] == '1', tonumber(a[3] or '0')
+  local category, open = a[1], a[2] == '1'
   if not category_exists(category) then return 'unknown_category' end
-  if not read_at then return 'wrong_state' end
-  if read_at < tonumber(redis.call('HGET', K_OPEN_SET_AT, category) or '0') then return end
-  redis.call('HSET', K_OPEN_SET_AT, category, a[3] or '0')
+  if a[3] and not tonumber(a[3]) then return 'wrong_state' end
+  if not take_stamp(K_OPEN_SET_AT, category, a[3]) then return end
   if open then
     if redis.call('SREM', K_CLOSED, category) == 1 then
       emit({ 'category_open', category, true })
@@ -870,17 +881,16 @@ function T.set_categories(_, a)
   route_agent(id)
 end
 
--- a[2]: 'assign' or 'offer'; a[3]: when it was stored (ms; absent: 0). Leaving offer mode
--- takes back its offers (the customers are then assigned); setting the mode it has changes
--- nothing, and neither does a mode stored before the one in force (a node's read that an
--- admin's newer change overtook).
+-- a[2]: 'assign' or 'offer'; a[3]: when it was stored (ms; absent: none, see take_stamp).
+-- Leaving offer mode takes back its offers (the customers are then assigned); setting the
+-- mode it has changes nothing, and neither does a mode stored before the one in force (a
+-- node's read that an admin's newer change overtook).
 function T.set_category_mode(_, a)
-  local category, mode, set_at = a[1], a[2], tonumber(a[3] or '0')
+  local category, mode = a[1], a[2]
   if not category_exists(category) then return 'unknown_category' end
   if mode ~= 'assign' and mode ~= 'offer' then return 'wrong_state' end
-  if not set_at then return 'wrong_state' end
-  if set_at < tonumber(redis.call('HGET', K_MODE_SET_AT, category) or '0') then return end
-  redis.call('HSET', K_MODE_SET_AT, category, a[3] or '0')
+  if a[3] and not tonumber(a[3]) then return 'wrong_state' end
+  if not take_stamp(K_MODE_SET_AT, category, a[3]) then return end
   if mode == 'offer' then
     -- Assigning left nobody ready beside an eligible agent: nothing to route.
     redis.call('SADD', K_OFFER_MODE, category)

@@ -31,22 +31,22 @@ impl Routing {
     /// adapter's stamp) says. Leaving offer mode takes back its offers (the customers are
     /// then assigned); setting the mode it has changes nothing. A mode stored before the one
     /// in force changes nothing either: every node hands over the modes it reads, and a read
-    /// that an admin's newer change overtook on its way must not undo that change.
+    /// that an admin's newer change overtook on its way must not undo that change. A mode
+    /// without a stamp (`None`: a node of a build before stamps) applies and keeps the stamp
+    /// in force.
     pub fn set_category_mode(
         &mut self,
         category: &CategoryId,
         mode: RoutingMode,
-        set_at: u64,
+        set_at: Option<u64>,
         out: &mut Vec<Decision>,
     ) -> Result<(), RoutingError> {
         if !self.queues.contains_key(category) {
             return Err(RoutingError::UnknownCategory);
         }
-        let in_force = self.mode_set_at.entry(category.clone()).or_default();
-        if set_at < *in_force {
+        if !super::take_stamp(&mut self.mode_set_at, category, set_at) {
             return Ok(());
         }
-        *in_force = set_at;
         match mode {
             RoutingMode::Offer => {
                 // Assigning left nobody ready beside an eligible agent: nothing to route.

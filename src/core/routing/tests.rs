@@ -71,7 +71,7 @@ fn a_returning_customer_goes_to_their_agent_when_they_can_take_a_chat_otherwise_
 fn a_sticky_return_in_offer_mode_is_paired_without_an_offer_and_never_to_an_agent_without_the_category() {
     let mut r = routing(&["sales", "billing"]);
     let mut out = vec![];
-    r.set_category_mode(&cat("sales"), RoutingMode::Offer, 0, &mut out)
+    r.set_category_mode(&cat("sales"), RoutingMode::Offer, Some(0), &mut out)
         .unwrap();
     r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
     out.clear();
@@ -368,16 +368,16 @@ fn a_closed_category_refuses_joins_keeps_its_line_unpaired_and_pairs_it_when_it_
     let mut r = routing(&["sales"]);
     let mut out = vec![];
     let waiting = r.join(&cat("sales"), &mut out).unwrap();
-    r.set_category_open(&cat("sales"), false, 0, &mut out).unwrap();
+    r.set_category_open(&cat("sales"), false, Some(0), &mut out).unwrap();
     assert_eq!(r.join(&cat("sales"), &mut out), Err(RoutingError::CategoryClosed));
     out.clear();
     r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
     assert!(paired(&out).is_empty(), "paired in a closed category");
     assert_eq!(r.place(waiting), Some(1));
     out.clear();
-    r.set_category_open(&cat("sales"), false, 0, &mut out).unwrap();
+    r.set_category_open(&cat("sales"), false, Some(0), &mut out).unwrap();
     assert!(out.is_empty(), "closing a closed category decided something");
-    r.set_category_open(&cat("sales"), true, 0, &mut out).unwrap();
+    r.set_category_open(&cat("sales"), true, Some(0), &mut out).unwrap();
     assert_eq!(
         out.first(),
         Some(&Decision::CategoryOpenChanged {
@@ -387,7 +387,7 @@ fn a_closed_category_refuses_joins_keeps_its_line_unpaired_and_pairs_it_when_it_
     );
     assert_eq!(paired(&out), vec![(waiting, agent("a"))]);
     assert_eq!(
-        r.set_category_open(&cat("nope"), true, 0, &mut out),
+        r.set_category_open(&cat("nope"), true, Some(0), &mut out),
         Err(RoutingError::UnknownCategory)
     );
 }
@@ -399,7 +399,7 @@ fn a_closed_category_refuses_joins_keeps_its_line_unpaired_and_pairs_it_when_it_
 fn room_given_back_by_a_withdrawn_offer_pairs_a_customer_held_back_in_another_category() {
     let mut r = routing(&["offered", "direct"]);
     let mut out = vec![];
-    r.set_category_mode(&cat("offered"), RoutingMode::Offer, 0, &mut out)
+    r.set_category_mode(&cat("offered"), RoutingMode::Offer, Some(0), &mut out)
         .unwrap();
     r.agent_online(agent("ringing"), [cat("offered")], 1, true, &mut out)
         .unwrap();
@@ -430,7 +430,7 @@ fn offers(out: &[Decision]) -> Vec<(OfferId, CustomerId, AgentId)> {
 fn offer_mode(categories: &[&str]) -> Routing {
     let mut r = routing(categories);
     for c in categories {
-        r.set_category_mode(&cat(c), RoutingMode::Offer, 0, &mut vec![])
+        r.set_category_mode(&cat(c), RoutingMode::Offer, Some(0), &mut vec![])
             .unwrap();
     }
     r
@@ -603,7 +603,7 @@ fn leaving_offer_mode_assigns_the_offered_customers() {
     r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
     let c = r.join(&cat("sales"), &mut out).unwrap();
     out.clear();
-    r.set_category_mode(&cat("sales"), RoutingMode::Assign, 0, &mut out)
+    r.set_category_mode(&cat("sales"), RoutingMode::Assign, Some(0), &mut out)
         .unwrap();
     assert_eq!(paired(&out), vec![(c, agent("a"))]);
 }
@@ -612,19 +612,19 @@ fn leaving_offer_mode_assigns_the_offered_customers() {
 fn a_mode_stored_before_the_one_in_force_changes_nothing() {
     let mut r = routing(&["sales"]);
     let mut out = vec![];
-    r.set_category_mode(&cat("sales"), RoutingMode::Offer, 20, &mut out)
+    r.set_category_mode(&cat("sales"), RoutingMode::Offer, Some(20), &mut out)
         .unwrap();
     r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
     r.join(&cat("sales"), &mut out).unwrap();
     let before = r.clone();
     out.clear();
     // A node's read from before the change, handed over after it.
-    r.set_category_mode(&cat("sales"), RoutingMode::Assign, 10, &mut out)
+    r.set_category_mode(&cat("sales"), RoutingMode::Assign, Some(10), &mut out)
         .unwrap();
     assert_eq!(r, before);
     assert!(out.is_empty(), "{out:?}");
     // A change stored as late or later applies.
-    r.set_category_mode(&cat("sales"), RoutingMode::Assign, 20, &mut out)
+    r.set_category_mode(&cat("sales"), RoutingMode::Assign, Some(20), &mut out)
         .unwrap();
     assert_eq!(r.routing_mode(&cat("sales")), RoutingMode::Assign);
     assert_eq!(r.mode_set_at(&cat("sales")), 20);
@@ -634,19 +634,55 @@ fn a_mode_stored_before_the_one_in_force_changes_nothing() {
 fn an_opening_read_before_the_one_in_force_changes_nothing() {
     let mut r = routing(&["sales"]);
     let mut out = vec![];
-    r.set_category_open(&cat("sales"), false, 20, &mut out).unwrap();
+    r.set_category_open(&cat("sales"), false, Some(20), &mut out).unwrap();
     r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
     let before = r.clone();
     out.clear();
     // A node's read from before the admin closed it, handed over after.
-    r.set_category_open(&cat("sales"), true, 10, &mut out).unwrap();
+    r.set_category_open(&cat("sales"), true, Some(10), &mut out).unwrap();
     assert_eq!(r, before);
     assert!(out.is_empty(), "{out:?}");
     assert_eq!(r.join(&cat("sales"), &mut out), Err(RoutingError::CategoryClosed));
     // A reading as late or later applies.
-    r.set_category_open(&cat("sales"), true, 20, &mut out).unwrap();
+    r.set_category_open(&cat("sales"), true, Some(20), &mut out).unwrap();
     assert!(r.is_open(&cat("sales")));
     assert_eq!(r.open_set_at(&cat("sales")), 20);
+}
+
+#[test]
+fn an_unstamped_opening_applies_and_keeps_the_stamp_in_force() {
+    // A node of the build before stamps sends no stamp: it applies (Redis applied it
+    // there), and the stamp in force stays for the stamped reads that follow.
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    r.set_category_open(&cat("sales"), false, Some(20), &mut out).unwrap();
+    r.set_category_open(&cat("sales"), true, None, &mut out).unwrap();
+    assert!(r.is_open(&cat("sales")));
+    assert_eq!(r.open_set_at(&cat("sales")), 20);
+    r.set_category_open(&cat("sales"), false, Some(10), &mut out).unwrap();
+    assert!(
+        r.is_open(&cat("sales")),
+        "a read older than the stamp kept is still refused"
+    );
+}
+
+#[test]
+fn an_unstamped_mode_applies_and_keeps_the_stamp_in_force() {
+    let mut r = routing(&["sales"]);
+    let mut out = vec![];
+    r.set_category_mode(&cat("sales"), RoutingMode::Offer, Some(20), &mut out)
+        .unwrap();
+    r.set_category_mode(&cat("sales"), RoutingMode::Assign, None, &mut out)
+        .unwrap();
+    assert_eq!(r.routing_mode(&cat("sales")), RoutingMode::Assign);
+    assert_eq!(r.mode_set_at(&cat("sales")), 20);
+    r.set_category_mode(&cat("sales"), RoutingMode::Offer, Some(10), &mut out)
+        .unwrap();
+    assert_eq!(
+        r.routing_mode(&cat("sales")),
+        RoutingMode::Assign,
+        "an older stamp is still refused"
+    );
 }
 
 #[test]
@@ -859,10 +895,14 @@ enum Op {
     SetCategoryOpen(usize, bool),
     /// The same, read `back` readings before the newest (a read an admin's change overtook).
     SetOpenRead(usize, bool, u8),
+    /// The same, sent without a stamp (by a node of a build before stamps).
+    SetOpenUnstamped(usize, bool),
     /// A category to offer mode (`true`) or back to assign, stored after every mode before.
     SetMode(usize, bool),
     /// The same, read `back` stores before the newest (a read an admin's change overtook).
     SetModeRead(usize, bool, u8),
+    /// The same, sent without a stamp.
+    SetModeUnstamped(usize, bool),
     /// An offer seen (index into those seen), answered by its own agent (`true`) or another.
     Accept(usize, bool),
     Decline(usize, bool),
@@ -872,6 +912,11 @@ enum Op {
     /// keeping its category or moving into one (which the agent may not hold).
     TransferToAgent(usize, usize, bool, Option<usize>),
     TransferToCategory(usize, usize, bool),
+}
+
+/// The mode `SetMode` and its kin ask for.
+fn mode_of(offer: bool) -> RoutingMode {
+    if offer { RoutingMode::Offer } else { RoutingMode::Assign }
 }
 
 /// The status `SetStatus` asks for.
@@ -910,6 +955,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, open, back)| Op::SetOpenRead(c, open, back)),
         2 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetMode(c, offer)),
         1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, offer, back)| Op::SetModeRead(c, offer, back)),
+        1 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetOpenUnstamped(c, open)),
+        1 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetModeUnstamped(c, offer)),
         3 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
         2 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
         3 => any::<usize>().prop_map(Op::OfferExpire),
@@ -1066,22 +1113,22 @@ impl Harness {
             }
             Op::SetCategoryOpen(c, open) => {
                 self.open_clock += 1;
-                r.set_category_open(&cat(CATEGORIES[c]), open, self.open_clock, out)
+                r.set_category_open(&cat(CATEGORIES[c]), open, Some(self.open_clock), out)
             }
             Op::SetOpenRead(c, open, back) => {
                 let read_at = self.open_clock.saturating_sub(u64::from(back));
-                r.set_category_open(&cat(CATEGORIES[c]), open, read_at, out)
+                r.set_category_open(&cat(CATEGORIES[c]), open, Some(read_at), out)
             }
+            Op::SetOpenUnstamped(c, open) => r.set_category_open(&cat(CATEGORIES[c]), open, None, out),
             Op::SetMode(c, offer) => {
-                let mode = if offer { RoutingMode::Offer } else { RoutingMode::Assign };
                 self.mode_clock += 1;
-                r.set_category_mode(&cat(CATEGORIES[c]), mode, self.mode_clock, out)
+                r.set_category_mode(&cat(CATEGORIES[c]), mode_of(offer), Some(self.mode_clock), out)
             }
             Op::SetModeRead(c, offer, back) => {
-                let mode = if offer { RoutingMode::Offer } else { RoutingMode::Assign };
                 let set_at = self.mode_clock.saturating_sub(u64::from(back));
-                r.set_category_mode(&cat(CATEGORIES[c]), mode, set_at, out)
+                r.set_category_mode(&cat(CATEGORIES[c]), mode_of(offer), Some(set_at), out)
             }
+            Op::SetModeUnstamped(c, offer) => r.set_category_mode(&cat(CATEGORIES[c]), mode_of(offer), None, out),
             Op::Accept(i, own) => {
                 let (offer, by) = self.offer(i, own);
                 r.accept_offer(&by, offer, out)
@@ -1476,6 +1523,48 @@ fn check_invariants(r: &Routing, told: &HashMap<CustomerId, usize>) {
     }
 }
 
+/// A category's open state and mode after `op` applied: an unstamped change always takes
+/// and keeps the stamp in force; no stamp in force ever goes back.
+fn check_stamps(op: &Op, before: &Routing, after: &Routing) {
+    match *op {
+        Op::SetOpenUnstamped(c, open) => {
+            let category = cat(CATEGORIES[c]);
+            assert_eq!(after.is_open(&category), open, "an unstamped opening did not apply");
+            assert_eq!(
+                after.open_set_at(&category),
+                before.open_set_at(&category),
+                "an unstamped opening moved the stamp"
+            );
+        }
+        Op::SetModeUnstamped(c, offer) => {
+            let category = cat(CATEGORIES[c]);
+            assert_eq!(
+                after.routing_mode(&category),
+                mode_of(offer),
+                "an unstamped mode did not apply"
+            );
+            assert_eq!(
+                after.mode_set_at(&category),
+                before.mode_set_at(&category),
+                "an unstamped mode moved the stamp"
+            );
+        }
+        _ => {}
+    }
+    for category in CATEGORIES.map(cat) {
+        if before.has_category(&category) && after.has_category(&category) {
+            assert!(
+                after.open_set_at(&category) >= before.open_set_at(&category),
+                "an hours stamp went back"
+            );
+            assert!(
+                after.mode_set_at(&category) >= before.mode_set_at(&category),
+                "a mode stamp went back"
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -1493,6 +1582,7 @@ proptest! {
                 Ok(()) => {
                     r.flush_places(&mut out);
                     h.observe(&before, &r, &out);
+                    check_stamps(op, &before, &r);
                 }
                 Err(_) => {
                     prop_assert_eq!(&r, &before, "a refused event changed the state");

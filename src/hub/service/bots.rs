@@ -38,6 +38,7 @@ use axum::extract::ws::Utf8Bytes;
 use crate::clock::now_ms;
 use crate::core::bots::{self as rules, Entry, Handover, ReplyClock, SocketAt};
 use crate::core::conversation::Route;
+use crate::core::conversation::line_authors::LineAuthors;
 use crate::core::routing::{AgentId, CategoryId};
 use crate::hub::delivery::{ConnId, Outbound, SenderCopy};
 use crate::hub::transcript::{Author, Stamped, Transcript};
@@ -771,6 +772,7 @@ impl HubState {
             last_seq: transcript.last_seq(),
             earlier: transcript.after(0),
             holder: Some((AgentId(rules::bot_agent_id(&bot)), bot.clone())),
+            authors: LineAuthors::new([], bot.clone()),
             route: Route::Line,
             note,
             // A bot's conversation is new: nobody rated it yet.
@@ -956,6 +958,7 @@ impl HubState {
             last_seq,
             earlier,
             holder: Some((AgentId(rules::bot_agent_id(&bot)), bot.clone())),
+            authors: LineAuthors::new([], bot.clone()),
             route: Route::Line,
             note,
             rated: false,

@@ -28,12 +28,13 @@
 use super::HubState;
 use crate::clock::now_ms;
 use crate::conversations::return_route;
+use crate::core::conversation::line_authors::{HandOn, LineAuthors};
 use crate::core::conversation::{Route, Rules};
 use crate::core::routing::{AgentId, CategoryId, CustomerId};
 use crate::hub::Command;
 use crate::hub::delivery::ConnId;
 use crate::hub::transcript::Transcript;
-use crate::protocol::{ChatMessage, EarlierAgent, From, ServerFrame, TransferNote, WaitingConversation};
+use crate::protocol::{ChatMessage, EarlierAgent, From, ServerFrame, TransferNote, WaitingConversation, WaitingLine};
 use crate::store::{ConversationRecord, CustomerKey, CustomerProfile, SharedStore, Side, StoreError, StoreResult};
 
 /// The latest lines of a continued conversation its two sides are shown (the archive has
@@ -61,8 +62,10 @@ pub(crate) struct Continued {
     pub last_seq: u64,
     /// Its latest lines (at most [`EARLIER_LINES`]), oldest first.
     pub earlier: Vec<ChatMessage>,
-    /// The agent whose list it is in, and the name the archive knows them by.
+    /// The agent whose list it is in, and their name.
     pub holder: Option<(AgentId, String)>,
+    /// Who wrote its agent lines, as its archive's hand-ons tell.
+    pub authors: LineAuthors,
     /// Where the customer goes: back to the holder while the sticky preference holds.
     pub route: Route,
     /// What the next agent's hand-over note says (empty: the customer came back to it).
@@ -201,7 +204,38 @@ async fn read(
     {
         return Err(unknown());
     }
-    continued_from(id, &record, &archived, rules, now)
+    let holder_name = holder_name(store, &record, &archived).await;
+    continued_from(id, &record, &archived, holder_name, rules, now)
+}
+
+/// The name of the agent whose list the conversation is in (`record.holder`): their
+/// account's, else the one the archive knows them by (an account gone or unreadable).
+async fn holder_name(
+    store: &SharedStore,
+    record: &ConversationRecord,
+    archived: &crate::store::Conversation,
+) -> Option<String> {
+    let holder = record.holder.as_deref()?;
+    match store.account(holder).await {
+        Ok(account) => Some(account.display_name),
+        Err(_) => Some(archived_name(archived, holder)),
+    }
+}
+
+/// The latest name the archive of a conversation knows `agent` by (their id if none).
+fn archived_name(archived: &crate::store::Conversation, agent: &str) -> String {
+    if archived.opened.agent_id == agent {
+        return archived.opened.agent_name.clone();
+    }
+    archived
+        .transfers
+        .iter()
+        .rev()
+        .find_map(|t| match (&t.to_agent_id, &t.to_agent_name) {
+            (Some(to), Some(name)) if to == agent => Some(name.clone()),
+            _ => (t.from_agent_id == agent).then(|| t.from_agent_name.clone()),
+        })
+        .unwrap_or_else(|| agent.to_string())
 }
 
 /// Why conversation `id` could not be read, as its customer is told.
@@ -234,7 +268,8 @@ pub(super) async fn read_waiting(
         .await
         .map_err(|e| read_failed(id, e))?;
     let record = store.conversation_record(id).await.map_err(|e| read_failed(id, e))?;
-    let mut continued = continued_from(id, &record, &archived, rules, now_ms())?;
+    let holder_name = holder_name(store, &record, &archived).await;
+    let mut continued = continued_from(id, &record, &archived, holder_name, rules, now_ms())?;
     continued.last_seq = continued.last_seq.max(through);
     Ok(continued)
 }
@@ -257,11 +292,13 @@ async fn read_until(
     }
 }
 
-/// Conversation `id` to continue, from its record and archive (its owner checked already).
+/// Conversation `id` to continue, from its record and archive (its owner checked already),
+/// its holder named `holder_name`.
 fn continued_from(
     id: &str,
     record: &ConversationRecord,
     archived: &crate::store::Conversation,
+    holder_name: Option<String>,
     rules: &Rules,
     now: i64,
 ) -> Result<Continued, (&'static str, String)> {
@@ -271,7 +308,12 @@ fn continued_from(
     let holder = record
         .holder
         .clone()
-        .map(|agent| (AgentId(agent), archived.opened.agent_name.clone()));
+        .map(|agent| (AgentId(agent), holder_name.unwrap_or_default()));
+    let hand_ons = archived.transfers.iter().map(|t| HandOn {
+        after_seq: t.after_seq,
+        from_name: t.from_agent_name.clone(),
+    });
+    let authors = LineAuthors::new(hand_ons, archived.opened.agent_name.clone());
     // Its category as last routed; an archive from before records had one names its first.
     let category = match record.category.as_str() {
         "" => archived.opened.category.clone().ok_or_else(unknown)?,
@@ -283,6 +325,7 @@ fn continued_from(
         last_seq,
         earlier,
         holder,
+        authors,
         route: return_route(record, now, rules),
         note: String::new(),
         rated: archived.rating.is_some(),
@@ -376,7 +419,14 @@ impl Continued {
     pub(super) fn waiting_view(&self) -> WaitingConversation {
         WaitingConversation {
             id: self.id.clone(),
-            messages: self.earlier.clone(),
+            messages: self
+                .earlier
+                .iter()
+                .map(|m| WaitingLine {
+                    agent_name: (m.from == From::Agent).then(|| self.authors.of(m.seq).to_string()),
+                    line: m.clone(),
+                })
+                .collect(),
             agent_name: self.holder.as_ref().map(|(_, name)| name.clone()),
         }
     }

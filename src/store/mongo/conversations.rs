@@ -95,23 +95,56 @@ impl MongoStore {
     }
 
     /// Copies the records still marked [`COPY_PENDING`] onto their archive documents: how
-    /// many.
+    /// many. The marked records are read in batches by id, each batch going on after the
+    /// last id of the one before, so a record whose copy keeps failing is passed over, not
+    /// read again and again: a batch whose copy fails is copied one record at a time, each
+    /// record copied is unmarked, and each one that fails is logged (once a pass) and left
+    /// marked for the next pass.
     pub(super) async fn copy_pending_records(&self) -> StoreResult<u64> {
         let mut copied = 0u64;
+        let mut after: Option<String> = None;
         loop {
-            let marked = self
-                .find_records(doc! {COPY_PENDING: true}, doc! {"_id": 1}, REPAIR_BATCH)
-                .await?;
-            if marked.is_empty() {
-                return Ok(copied);
+            let mut filter = doc! {COPY_PENDING: true};
+            if let Some(last) = &after {
+                filter.insert("_id", doc! {"$gt": last});
             }
-            self.copy_desk_state(&marked).await?;
-            self.copies_made(&marked).await?;
-            copied += marked.len() as u64;
+            let marked = self.find_records(filter, doc! {"_id": 1}, REPAIR_BATCH).await?;
+            let Some(last) = marked.last() else {
+                return Ok(copied);
+            };
+            after = Some(last.id.clone());
+            copied += match self.copy_desk_state(&marked).await {
+                Ok(()) => {
+                    self.copies_made(&marked).await?;
+                    marked.len() as u64
+                }
+                Err(_) => self.copy_one_by_one(&marked).await?,
+            };
             if marked.len() < REPAIR_BATCH {
                 return Ok(copied);
             }
         }
+    }
+
+    /// Copies each of `records` on its own (their copy as one batch failed): how many were
+    /// copied, each of them unmarked; each that fails is logged and stays marked.
+    async fn copy_one_by_one(&self, records: &[ConversationRecord]) -> StoreResult<u64> {
+        let mut copied = 0u64;
+        for record in records {
+            let one = std::slice::from_ref(record);
+            match self.copy_desk_state(one).await {
+                Ok(()) => {
+                    self.copies_made(one).await?;
+                    copied += 1;
+                }
+                Err(e) => tracing::warn!(
+                    conversation = %record.id,
+                    error = %e,
+                    "a conversation's status could not be copied onto its archive; the next repair tries again"
+                ),
+            }
+        }
+        Ok(copied)
     }
 
     pub(super) async fn create_conversation_record_indexes(&self) -> StoreResult<()> {
