@@ -118,12 +118,7 @@ async fn labels_are_defined_by_admins_put_on_by_the_holder_and_filter_the_inbox(
     let (_, both) = admin
         .put(&format!("/api/conversations/{second}/labels/vip"), json!({}))
         .await;
-    let mut labels: Vec<&str> = both["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
+    let mut labels = strs(&both["labels"]);
     labels.sort();
     assert_eq!(labels, ["billing-refunds", "vip"]);
 
