@@ -9,7 +9,7 @@ use std::io::Cursor;
 use serde_json::{Value, json};
 
 use crate::archive::TempDir;
-use crate::common::{Cluster, Endpoint, HubProcess, QUIET, TestHub, Ws, refusal};
+use crate::common::{Cluster, Endpoint, HubProcess, QUIET, TestHub, Ws, a_customer_line_reaches, refusal};
 use switchboard::attachments::links::{Variant, sign};
 use switchboard::config::{Settings, StoreMode};
 
@@ -397,8 +397,7 @@ async fn a_file_over_the_limit_is_refused_and_the_chat_goes_on() {
         "nothing left staged"
     );
     // The chat is unaffected.
-    customer.send(json!({"type": "message", "text": "still here?"})).await;
-    assert_eq!(agent.next_of("message").await["text"], "still here?");
+    a_customer_line_reaches(&mut customer, &mut agent, "still here?").await;
     let (status, _) = upload(&hub, Auth::Customer(&token), &chat, "small.txt", b"fits".to_vec()).await;
     assert_eq!(status, 201);
     hub.stop().await;
@@ -933,8 +932,7 @@ async fn with_a_virus_scanner_an_infected_file_is_refused_and_a_scanner_down_kee
         503,
         "scanner_unavailable",
     );
-    customer.send(json!({"type": "message", "text": "still here?"})).await;
-    assert_eq!(agent.next_of("message").await["text"], "still here?");
+    a_customer_line_reaches(&mut customer, &mut agent, "still here?").await;
     hub.stop().await;
 }
 

@@ -467,6 +467,21 @@ impl Api {
             .await
     }
 
+    /// `put` of `body` at `path`, again every 50 ms for up to `wait` until it answers 200
+    /// (a record still being written, a store coming back): the answer. Never: the test
+    /// fails saying `what` did not happen, with the last answer.
+    pub async fn put_until_200(&self, path: &str, body: Value, wait: Duration, what: &str) -> Value {
+        until_ok(wait, what, async || {
+            let (status, answer) = self.put(path, body.clone()).await;
+            if status == 200 {
+                Ok(answer)
+            } else {
+                Err(format!("{status} {answer}"))
+            }
+        })
+        .await
+    }
+
     /// `put`, asserting the answer's status is `status`: the answer.
     pub async fn put_answering(&self, status: u16, path: &str, body: Value) -> Value {
         self.answering(status, reqwest::Method::PUT, path, body).await
@@ -721,6 +736,12 @@ pub async fn both_told(customer: &mut Ws, agent: &mut Ws) -> String {
     let chat = customer.chat_started().await;
     assert_eq!(agent.next_of("chat_started").await["chat_id"], chat.as_str());
     chat
+}
+
+/// The customer `customer` says `text` in their chat: `agent` gets it.
+pub async fn a_customer_line_reaches(customer: &mut Ws, agent: &mut Ws, text: &str) {
+    customer.send(json!({"type": "message", "text": text})).await;
+    assert_eq!(agent.next_of("message").await["text"], text);
 }
 
 /// The agent resolves `chat`'s conversation, which ends the live chat: the customer's

@@ -99,16 +99,11 @@ async fn with_mongodb_frozen_continuing_a_status_and_a_label_are_refused_clearly
 
     // The same requests go through once it runs again, on the same connections.
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = ann_api
-            .put(&format!("/api/conversations/{chat}/labels/vip"), json!({}))
-            .await;
-        if status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the label never went on: {status} {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let vip = format!("/api/conversations/{chat}/labels/vip");
+    let left = deadline.saturating_duration_since(Instant::now());
+    ann_api
+        .put_until_200(&vip, json!({}), left, "the label never went on")
+        .await;
     let started = loop {
         carla
             .send(json!({"type": "join", "name": "Carla", "category": "general", "conversation": chat, "visitor": VISITOR}))

@@ -168,18 +168,11 @@ async fn the_archive_listing_and_csv_show_a_conversations_labels() {
     let (_carla, chat) = hub.carla_said_to(&mut ann, "it crashes").await;
     let chat = chat.as_str().unwrap();
     let ann_api = hub.login("ann", "agent-password").await;
-    let mut tries = 0;
-    loop {
-        let (status, body) = ann_api
-            .put(&format!("/api/conversations/{chat}/labels/bug"), json!({}))
-            .await;
-        if status == 200 {
-            break;
-        }
-        tries += 1;
-        assert!(tries < 100, "the conversation's record is written: {body}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let bug = format!("/api/conversations/{chat}/labels/bug");
+    let written = "the conversation's record is written";
+    ann_api
+        .put_until_200(&bug, json!({}), std::time::Duration::from_secs(5), written)
+        .await;
     // A second conversation without the label.
     let (_dora, _other) = hub.customer_in_chat("Dora", "general").await;
     ann.next_of("chat_started").await;
