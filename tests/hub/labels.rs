@@ -24,13 +24,8 @@ async fn labels_are_defined_by_admins_put_on_by_the_holder_and_filter_the_inbox(
         (billing["id"].as_str(), billing["colour"].as_str()),
         (Some("billing-refunds"), Some("#1f6feb"))
     );
-    let (status, vip) = admin
-        .post(
-            "/api/admin/labels",
-            json!({"name": "VIP", "colour": "#d29922", "id": "vip"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{vip}");
+    let vip = json!({"name": "VIP", "colour": "#d29922", "id": "vip"});
+    admin.post_answering(201, "/api/admin/labels", vip).await;
     for (body, code) in [
         (json!({"name": "", "colour": "#000000"}), "invalid_name"),
         (json!({"name": "Red", "colour": "red"}), "invalid_colour"),
