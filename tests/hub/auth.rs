@@ -110,7 +110,7 @@ async fn logging_out_closes_a_staff_buddy_socket_and_leaves_other_sessions_open(
 #[tokio::test]
 async fn a_session_that_expires_closes_its_sockets() {
     let hub = TestHub::with(|s| s.session_ttl = Duration::from_secs(2)).await;
-    let (mut ann, token) = hub.agent_with_token("ann", &["general"], 1).await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
     assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
     customer_is_not_paired(&hub).await;
     hub.stop().await;

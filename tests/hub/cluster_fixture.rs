@@ -3,8 +3,8 @@
 //! with in-process nodes beside it on the same database ([`process_and_nodes`]); a chat
 //! whose two sides are on different nodes ([`chat_across_nodes`]); the people in them
 //! ([`available_agent`], [`customer_on`], a chat on one node or two: [`paired`]), a
-//! customer's resume tried again while the cluster says not yet ([`resumed_on`],
-//! [`resume_answered`]) and the waits on Redis they repeat ([`until_registered`],
+//! customer's resume sent once ([`resume_tried`]) or again while the cluster says not yet
+//! ([`resumed_on`], [`resume_answered`]) and the waits on Redis they repeat ([`until_registered`],
 //! [`until_reaped`], [`redis_shows`]).
 
 use std::path::PathBuf;

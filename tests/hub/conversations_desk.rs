@@ -98,7 +98,7 @@ async fn the_holder_notes_and_hands_on_a_conversation_whose_customer_left() {
 
     // A note on it: stored, shown on Ann's console as a live chat's note, in the archive.
     let path = format!("/api/conversations/{id}/notes");
-    let note = ann_api
+    ann_api
         .post_answering(201, &path, json!({"text": "promised a refund"}))
         .await;
     let shown = ann
