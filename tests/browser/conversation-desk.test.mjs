@@ -6,12 +6,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, adminSignsIn, adminToken, withShots, shot, hubAndBrowser, startForFile, apiCall, expectClean } from './helpers.mjs';
+import { newPage, createAgent, agentSignedInOn, adminSignsIn, adminToken, withShots, shot, hubAndBrowser, startForFile, apiCall, expectClean, conversationRow, backToTheList } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
-
-const rowOf = (page, customer) => page.locator(`[data-testid="conversation-item"][data-customer="${customer}"]`);
 
 for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
   test(`an agent notes and hands on a conversation whose customer is away (${label})`, () => withShots(`conversation-desk-${label}`, async (pages) => {
@@ -19,17 +17,14 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     const left = await apiCall(hub, 'POST', '/api/offline-messages',
       { category: 'general', name: customer, email: 'nora@example.com', text: 'My invoice is wrong' });
     assert.equal(left.status, 201, JSON.stringify(left.data));
-    const ann = await createAgent(hub, { username: `anna-${label}`, display_name: `Anna ${label}`, categories: ['general'] });
-    const bob = await createAgent(hub, { username: `bert-${label}`, display_name: `Bert ${label}`, categories: ['general'] });
-    const annPage = await newPage(browser, size, { bypassCSP: true });
-    const bobPage = await newPage(browser, size, { bypassCSP: true });
-    pages.push(annPage, bobPage);
-    await agentSignsIn(annPage, hub, ann);
-    await agentSignsIn(bobPage, hub, bob);
+    const ann = { username: `anna-${label}`, display_name: `Anna ${label}`, categories: ['general'] };
+    const bob = { username: `bert-${label}`, display_name: `Bert ${label}`, categories: ['general'] };
+    const annPage = await agentSignedInOn(browser, hub, pages, size, ann);
+    const bobPage = await agentSignedInOn(browser, hub, pages, size, bob);
 
     // Anna takes it from Unassigned: hers now, nobody live in it.
     await annPage.getByRole('button', { name: 'Unassigned' }).click();
-    const row = rowOf(annPage, customer);
+    const row = conversationRow(annPage, customer);
     await row.getByRole('button', { name: `Assign to me: ${customer}` }).click();
     await row.waitFor({ state: 'detached' });
     await annPage.getByRole('button', { name: 'Mine' }).click();
@@ -67,8 +62,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     // Opened, the conversation shows the note with its lines.
     await row.getByRole('button', { name: `Open: ${customer}` }).click();
     await annPage.getByTestId('note').filter({ hasText: 'Refund approved by finance' }).waitFor();
-    const back = annPage.getByTestId('back-to-list');
-    if (await back.isVisible()) await back.click();
+    await backToTheList(annPage);
 
     // More… → Assign to…: the category's other agents.
     await row.getByTestId('conversation-more').selectOption('assign');
@@ -85,7 +79,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await row.waitFor({ state: 'detached' });
 
     // Bert has it in Mine, with his actions, and was told.
-    const bobRow = rowOf(bobPage, customer);
+    const bobRow = conversationRow(bobPage, customer);
     await bobRow.getByRole('button', { name: `Resolve: ${customer}` }).waitFor();
     await bobPage.locator('#sr-announcer').filter({ hasText: `Anna ${label} assigned you the conversation with ${customer}` }).waitFor();
     // In Anna's "All" view it is named by whose list it is in now.
@@ -135,15 +129,15 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     assert.equal(item?.holder, cara.id, JSON.stringify(all.data));
 
     // The admin parks it on the customer, then resolves it, from the same view.
-    await admin.getByTestId('archive-set-status').selectOption('pending');
-    await admin.getByTestId('archive-set-status-button').click();
-    await admin.getByTestId('archive-set-status-said').filter({ hasText: 'Now Waiting on customer.' }).waitFor();
-    await admin.getByTestId('archive-set-status').selectOption('snoozed');
-    await admin.getByTestId('archive-set-status-button').click();
-    await admin.getByTestId('archive-set-status-said').filter({ hasText: 'Choose when the snooze ends.' }).waitFor();
-    await admin.getByTestId('archive-set-status').selectOption('resolved');
-    await admin.getByTestId('archive-set-status-button').click();
-    await admin.getByTestId('archive-set-status-said').filter({ hasText: 'Now Resolved.' }).waitFor();
+    for (const [status, said] of [
+      ['pending', 'Now Waiting on customer.'],
+      ['snoozed', 'Choose when the snooze ends.'],
+      ['resolved', 'Now Resolved.'],
+    ]) {
+      await admin.getByTestId('archive-set-status').selectOption(status);
+      await admin.getByTestId('archive-set-status-button').click();
+      await admin.getByTestId('archive-set-status-said').filter({ hasText: said }).waitFor();
+    }
     await expectClean(admin, `the archive's status control (${label})`);
     await shot(admin, `archive-status-${label}`);
     const after = await apiCall(hub, 'GET', `/api/conversations/${left.data.id}`, undefined, token);

@@ -13,14 +13,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { newPage, createAgent, adminToken, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat, panelOf, apiCall, expectClean } from './helpers.mjs';
+import { newPage, createAgent, adminToken, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat, panelOf, apiCall, expectClean, agentChattingWith, agentSignedInOn, conversationRow, backToTheList } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
-
-const rowOf = (page, customer) => page.locator(`[data-testid="conversation-item"][data-customer="${customer}"]`);
 
 async function seriousAxe(page) {
   await page.addScriptTag({ path: AXE });
@@ -30,19 +28,13 @@ async function seriousAxe(page) {
 
 for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
   test(`an agent works a conversation by status from the list (${label})`, () => withShots(`conversations-${label}`, async (pages) => {
-    const agent = await createAgent(hub, { username: `wanda-${label}`, display_name: 'Wanda', categories: ['general'] });
-    const agentPage = await newPage(browser, size, { bypassCSP: true });
-    pages.push(agentPage);
-    await agentSignsIn(agentPage, hub, agent);
-    const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+    const wanda = { username: `wanda-${label}`, display_name: 'Wanda', categories: ['general'] };
     const name = `Olive ${label}`;
-    await joinedChat(customer, agentPage, hub, 'general', name);
-    await sendMessage(customer, 'Where is my order?');
+    const { agentPage, customer } = await agentChattingWith(browser, hub, pages, size, wanda, name, 'Where is my order?');
 
     // On a phone the list is its own view: back to it from the chat.
-    const back = agentPage.getByTestId('back-to-list');
-    if (await back.isVisible()) await back.click();
-    const row = rowOf(agentPage, name);
+    await backToTheList(agentPage);
+    const row = conversationRow(agentPage, name);
     await row.filter({ has: agentPage.getByTestId('conversation-status').filter({ hasText: 'Open' }) }).waitFor();
     await row.getByTestId('conversation-last').filter({ hasText: 'Where is my order?' }).waitFor();
     assert.deepEqual(await seriousAxe(agentPage), []);
@@ -83,7 +75,7 @@ test('an agent sets the open chat\'s status from the keyboard', () => withShots(
   const name = 'Olive keys';
   await joinedChat(customer, agentPage, hub, 'general', name);
   await sendMessage(customer, 'Any news?');
-  const row = rowOf(agentPage, name);
+  const row = conversationRow(agentPage, name);
   const status = row.getByTestId('conversation-status');
   await status.filter({ hasText: 'Open' }).waitFor();
 
@@ -112,30 +104,28 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await leave(general, 'general');
     await leave(sales, 'sales');
     await leave(billing, 'billing');
-    const agent = await createAgent(hub, { username: `vera-${label}`, display_name: 'Vera', categories: ['general', 'sales'] });
-    const agentPage = await newPage(browser, size, { bypassCSP: true });
-    pages.push(agentPage);
-    await agentSignsIn(agentPage, hub, agent);
+    const vera = { username: `vera-${label}`, display_name: 'Vera', categories: ['general', 'sales'] };
+    const agentPage = await agentSignedInOn(browser, hub, pages, size, vera);
 
     // Unassigned: her categories' messages, not Billing's (she does not serve it).
     const unassigned = agentPage.getByRole('button', { name: 'Unassigned' });
     await unassigned.focus();
     await agentPage.keyboard.press('Enter');
     assert.equal(await unassigned.getAttribute('aria-pressed'), 'true');
-    const row = rowOf(agentPage, general);
+    const row = conversationRow(agentPage, general);
     await row.waitFor();
-    await rowOf(agentPage, sales).waitFor();
-    assert.equal(await rowOf(agentPage, billing).count(), 0);
+    await conversationRow(agentPage, sales).waitFor();
+    assert.equal(await conversationRow(agentPage, billing).count(), 0);
     // She serves two categories: each row names its own.
     await row.getByTestId('conversation-category').filter({ hasText: 'General' }).waitFor();
-    await rowOf(agentPage, sales).getByTestId('conversation-category').filter({ hasText: 'Sales' }).waitFor();
+    await conversationRow(agentPage, sales).getByTestId('conversation-category').filter({ hasText: 'Sales' }).waitFor();
     await expectClean(agentPage, `the unassigned list (${label})`);
     await shot(agentPage, `conversations-unassigned-${label}`);
 
     // The category filter narrows it.
     await agentPage.getByTestId('conversation-category-filter').selectOption('sales');
-    await rowOf(agentPage, general).waitFor({ state: 'detached' });
-    await rowOf(agentPage, sales).waitFor();
+    await conversationRow(agentPage, general).waitFor({ state: 'detached' });
+    await conversationRow(agentPage, sales).waitFor();
     await agentPage.getByTestId('conversation-category-filter').selectOption('');
     await row.waitFor();
 
@@ -144,10 +134,10 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await row.waitFor({ state: 'detached' });
     await agentPage.getByRole('button', { name: 'Mine' }).click();
     await row.getByRole('button', { name: `Resolve: ${general}` }).waitFor();
-    assert.equal(await rowOf(agentPage, sales).count(), 0);
+    assert.equal(await conversationRow(agentPage, sales).count(), 0);
     // Everyone's: both, hers with its actions, the other one unassigned.
     await agentPage.getByRole('button', { name: 'All' }).click();
-    await rowOf(agentPage, sales).getByRole('button', { name: `Assign to me: ${sales}` }).waitFor();
+    await conversationRow(agentPage, sales).getByRole('button', { name: `Assign to me: ${sales}` }).waitFor();
     await row.getByRole('button', { name: `Resolve: ${general}` }).waitFor();
     await expectClean(agentPage, `everyone's list (${label})`);
     await shot(agentPage, `conversations-all-${label}`);
@@ -168,10 +158,8 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     };
     const names = ['Ada', 'Ben', 'Cy'].map((n) => `${n} ${label}`);
     for (const n of names) await leave(n);
-    const agent = await createAgent(hub, { username: `cora-${label}`, display_name: 'Cora', categories: [category] });
-    const agentPage = await newPage(browser, size, { bypassCSP: true });
-    pages.push(agentPage);
-    await agentSignsIn(agentPage, hub, agent);
+    const cora = { username: `cora-${label}`, display_name: 'Cora', categories: [category] };
+    const agentPage = await agentSignedInOn(browser, hub, pages, size, cora);
 
     const view = (name) => agentPage.getByRole('button', { name, exact: true });
     // `timeout`: past the list's periodic refresh (10 s) when only that brings the change.
@@ -187,7 +175,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
 
     // She takes one from Unassigned: the counts follow the list.
     await view('Unassigned, 3').click();
-    const row = rowOf(agentPage, names[0]);
+    const row = conversationRow(agentPage, names[0]);
     await row.getByRole('button', { name: `Assign to me: ${names[0]}` }).click();
     await row.waitFor({ state: 'detached' });
     await counted(1, 2, 3);
@@ -229,7 +217,7 @@ test('the list is the last filter chosen, though an earlier one answers last', (
   pages.push(agentPage);
   await agentSignsIn(agentPage, hub, agent);
   await agentPage.getByRole('button', { name: 'Unassigned, 1' }).click();
-  await rowOf(agentPage, 'Flo').waitFor();
+  await conversationRow(agentPage, 'Flo').waitFor();
   // The resolved list (empty) answers a second late; open is chosen again meanwhile.
   await agentPage.route('**/api/inbox?*status=resolved*', async (route) => {
     await new Promise((r) => setTimeout(r, 1000));
@@ -243,7 +231,7 @@ test('the list is the last filter chosen, though an earlier one answers last', (
   await late;
   // The late answer, had it been taken, is on screen within a moment of arriving.
   await agentPage.waitForTimeout(300);
-  assert.equal(await rowOf(agentPage, 'Flo').count(), 1, 'the open list is shown');
+  assert.equal(await conversationRow(agentPage, 'Flo').count(), 1, 'the open list is shown');
   assert.equal(await agentPage.getByTestId('conversation-empty').isVisible(), false, 'not the resolved list');
 }));
 
@@ -260,7 +248,7 @@ test('a snooze that runs out draws the agent\'s attention and marks the row unti
   await agentSignsIn(agentPage, hub, agent);
   const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
   await joinedChat(customer, agentPage, hub, 'general', 'Sleepy');
-  const row = rowOf(agentPage, 'Sleepy');
+  const row = conversationRow(agentPage, 'Sleepy');
   await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
   assert.equal(await row.getByTestId('conversation-snooze-ended').count(), 0);
 
@@ -273,8 +261,7 @@ test('a snooze that runs out draws the agent\'s attention and marks the row unti
   assert.deepEqual(await seriousAxe(agentPage), []);
   await shot(agentPage, 'conversations-snooze-ended-desk');
   await agentPage.setViewportSize({ width: 390, height: 844 });
-  const back = agentPage.getByTestId('back-to-list');
-  if (await back.isVisible()) await back.click();
+  await backToTheList(agentPage);
   await row.getByTestId('conversation-snooze-ended').waitFor();
   await shot(agentPage, 'conversations-snooze-ended-phone');
   await agentPage.setViewportSize({ width: 1366, height: 768 });
@@ -316,14 +303,14 @@ for (const [label, size] of [['desk', { width: 1280, height: 800 }], ['phone', {
     await agentPage.getByRole('button', { name: /^Unassigned/ }).click();
 
     // How long, not a date; the one waiting longest first.
-    const waited = (name) => rowOf(agentPage, name).getByTestId('conversation-waiting');
+    const waited = (name) => conversationRow(agentPage, name).getByTestId('conversation-waiting');
     await waited(early).filter({ hasText: /^Waiting (<1 min|1 min)$/ }).waitFor();
     const order = await agentPage.getByTestId('conversation-item').evaluateAll((rows) => rows.map((r) => r.dataset.customer));
     assert.deepEqual(order, [early, late]);
     assert.match(await waited(early).locator('time').getAttribute('title'), /\d/, 'the exact time in its title');
     // Her line as she wrote it (her name heads the row already), marked an offline message.
-    assert.equal(await rowOf(agentPage, early).getByTestId('conversation-last').innerText(), `${early} needs a hand`);
-    await rowOf(agentPage, early).getByTestId('conversation-offline').filter({ hasText: 'Offline message' }).waitFor();
+    assert.equal(await conversationRow(agentPage, early).getByTestId('conversation-last').innerText(), `${early} needs a hand`);
+    await conversationRow(agentPage, early).getByTestId('conversation-offline').filter({ hasText: 'Offline message' }).waitFor();
     // Two hours on: the rows say so without a reload of the page.
     await agentPage.clock.fastForward('02:00:00');
     await waited(early).filter({ hasText: 'Waiting 2 h' }).waitFor();
@@ -332,7 +319,7 @@ for (const [label, size] of [['desk', { width: 1280, height: 800 }], ['phone', {
     await shot(agentPage, `conversations-waited-${label}`);
 
     // Hers, then snoozed until a time she chooses, from the keyboard.
-    const row = rowOf(agentPage, early);
+    const row = conversationRow(agentPage, early);
     await row.getByRole('button', { name: `Assign to me: ${early}` }).click();
     await row.waitFor({ state: 'detached' });
     await agentPage.getByRole('button', { name: /^Mine/ }).click();

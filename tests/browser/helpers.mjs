@@ -236,6 +236,35 @@ export async function agentAndCustomerPages(browser, hub, pages, spec, signIn = 
   return { agent, customer };
 }
 
+/** An agent account made from `spec`, signed in (as `agentSignsIn`, with `signIn`) on a page of
+ *  `size` that takes the tests' scripts (no CSP), kept in `pages`: the page. */
+export async function agentSignedInOn(browser, hub, pages, size, spec, signIn = {}) {
+  const account = await createAgent(hub, spec);
+  const page = await newPage(browser, size, { bypassCSP: true });
+  pages.push(page);
+  await agentSignsIn(page, hub, account, signIn);
+  return page;
+}
+
+/** The agent `spec` signed in on a page of `size`, and customer `name` on a phone page, who
+ *  joined General, was given to them and said `text`: both pages (kept in `pages`). */
+export async function agentChattingWith(browser, hub, pages, size, spec, name, text) {
+  const agentPage = await agentSignedInOn(browser, hub, pages, size, spec);
+  const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+  await joinedChat(customer, agentPage, hub, 'general', name);
+  await sendMessage(customer, text);
+  return { agentPage, customer };
+}
+
+/** The row of customer `customer`'s conversation in the conversation list on `page`. */
+export const conversationRow = (page, customer) => page.locator(`[data-testid="conversation-item"][data-customer="${customer}"]`);
+
+/** Back to the conversation list from an open chat, where the list is a view of its own (a phone). */
+export async function backToTheList(page) {
+  const back = page.getByTestId('back-to-list');
+  if (await back.isVisible()) await back.click();
+}
+
 export async function customerJoins(page, hub, category, name, { message, video = false } = {}) {
   await page.goto(`${hub.url}/`);
   await page.getByTestId(`category-${category}`).click();

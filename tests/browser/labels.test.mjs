@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, apiCall, adminToken, createAgent, agentSignsIn, adminSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat, expectClean } from './helpers.mjs';
+import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrowser, startForFile, expectClean, agentChattingWith, conversationRow, backToTheList } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -17,8 +17,6 @@ async function ensureLabels() {
     assert.ok(res.status === 201 || res.status === 409, JSON.stringify(res.data));
   }
 }
-
-const rowOf = (page, customer) => page.locator(`[data-testid="conversation-item"][data-customer="${customer}"]`);
 
 test('an admin adds labels on the admin page', () => withShots('labels-admin', async (pages) => {
   const admin = await newPage(browser, { width: 1280, height: 800 }, { bypassCSP: true });
@@ -40,18 +38,12 @@ test('an admin adds labels on the admin page', () => withShots('labels-admin', a
 for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
   test(`an agent labels a conversation, filters by it and takes it off (${label})`, () => withShots(`labels-${label}`, async (pages) => {
     await ensureLabels();
-    const agent = await createAgent(hub, { username: `lara-${label}`, display_name: 'Lara', categories: ['general'] });
-    const agentPage = await newPage(browser, size, { bypassCSP: true });
-    pages.push(agentPage);
-    await agentSignsIn(agentPage, hub, agent);
-    const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+    const lara = { username: `lara-${label}`, display_name: 'Lara', categories: ['general'] };
     const name = `Pia ${label}`;
-    await joinedChat(customer, agentPage, hub, 'general', name);
-    await sendMessage(customer, 'I was charged twice');
+    const { agentPage, customer } = await agentChattingWith(browser, hub, pages, size, lara, name, 'I was charged twice');
 
-    const back = agentPage.getByTestId('back-to-list');
-    if (await back.isVisible()) await back.click();
-    const row = rowOf(agentPage, name);
+    await backToTheList(agentPage);
+    const row = conversationRow(agentPage, name);
     await row.getByTestId('conversation-last').filter({ hasText: 'I was charged twice' }).waitFor();
     await row.getByTestId('conversation-label-add').selectOption({ label: 'Billing' });
     await row.locator('[data-testid="conversation-label"][data-label="billing"]').waitFor();

@@ -26,6 +26,17 @@ let browser;
 before(async () => { browser = await launchMediaBrowser(); });
 after(async () => { await browser?.close(); });
 
+/** `body(hub, pages)` on a hub started for it alone, stopped after; its pages' pictures
+ *  kept under `name` as `withShots` keeps them. */
+async function onAHubOfItsOwn(name, body) {
+  const hub = await startHub();
+  try {
+    await withShots(name, (pages) => body(hub, pages));
+  } finally {
+    await hub.stop();
+  }
+}
+
 /** A real coturn on loopback with TURN REST authentication (`use-auth-secret`). */
 async function startTurn() {
   const bin = '/usr/bin/turnserver';
@@ -164,98 +175,84 @@ async function waitForFrames(page) {
   throw new Error('no video frame was decoded');
 }
 
-test('agent and customer are in a connected call with video as soon as both are in; a leave ends it, a rejoin resumes it', async () => {
-  const hub = await startHub();
-  try {
-    await withShots('room-call', async (pages) => {
-      const { room, agent, customer } = await bothInRoom(hub, pages, 'vera');
-      const ms = await callAndConnect(agent, customer);
-      console.log(`time to connect (host candidates): ${ms.toFixed(0)} ms from both in to "connected"`);
-      assert.ok(await waitForFrames(customer) > 0, 'the customer decodes the agent\'s video');
-      assert.ok(await waitForFrames(agent) > 0, 'the agent decodes the customer\'s video');
-      await shot(customer, 'room-customer-in-call');
-      // The customer leaves: a post-call screen, camera and microphone released; the
-      // room goes on for the agent, whose call ends and is logged.
-      await customer.getByTestId('leave').click();
-      await customer.getByTestId('post-call').waitFor();
-      await agent.getByTestId('call-caption').filter({ hasText: 'Waiting for the other person' }).waitFor();
-      await agent.getByTestId('connection-state').filter({ hasText: '—' }).waitFor();
-      assert.deepEqual(await liveTracks(customer), [], 'no track stays live after leaving');
-      await shot(customer, 'room-customer-left');
-      // The call is in the agent's call log.
-      let calls;
-      for (let i = 0; i < 50; i += 1) {
-        calls = await apiCall(hub, 'GET', '/api/calls', undefined, room.bearer);
-        if (calls.data.total === 1) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.equal(calls.data.total, 1);
-      assert.equal(calls.data.items[0].peer_name, 'Carla');
-      // "Rejoin" brings her back into the room, and into the call.
-      await customer.getByTestId('rejoin').click();
-      await customer.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
-      await callAndConnect(agent, customer);
-      assert.ok(await waitForFrames(agent) > 0, 'video again after the rejoin');
-
-      // The customer has no "End for everyone"; the host's asks first, and Cancel keeps it.
-      assert.equal(await customer.getByTestId('end-room').isVisible(), false);
-      await agent.getByTestId('end-room').click();
-      await agent.getByTestId('end-room-dialog').filter({ hasText: 'End for everyone?' }).waitFor();
-      await shot(agent, 'room-agent-end-confirm');
-      await agent.getByTestId('end-room-cancel').click();
-      assert.equal(await agent.getByTestId('connection-state').textContent(), 'connected');
-      await agent.getByTestId('end-room').click();
-      await agent.getByTestId('end-room-confirm').click();
-      for (const page of [agent, customer]) {
-        await page.getByTestId('ended').filter({ hasText: 'The meeting has ended' }).waitFor();
-        assert.deepEqual(await liveTracks(page), [], 'no track stays live after the end');
-      }
-    });
-  } finally {
-    await hub.stop();
+test('agent and customer are in a connected call with video as soon as both are in; a leave ends it, a rejoin resumes it', () => onAHubOfItsOwn('room-call', async (hub, pages) => {
+  const { room, agent, customer } = await bothInRoom(hub, pages, 'vera');
+  const ms = await callAndConnect(agent, customer);
+  console.log(`time to connect (host candidates): ${ms.toFixed(0)} ms from both in to "connected"`);
+  assert.ok(await waitForFrames(customer) > 0, 'the customer decodes the agent\'s video');
+  assert.ok(await waitForFrames(agent) > 0, 'the agent decodes the customer\'s video');
+  await shot(customer, 'room-customer-in-call');
+  // The customer leaves: a post-call screen, camera and microphone released; the
+  // room goes on for the agent, whose call ends and is logged.
+  await customer.getByTestId('leave').click();
+  await customer.getByTestId('post-call').waitFor();
+  await agent.getByTestId('call-caption').filter({ hasText: 'Waiting for the other person' }).waitFor();
+  await agent.getByTestId('connection-state').filter({ hasText: '—' }).waitFor();
+  assert.deepEqual(await liveTracks(customer), [], 'no track stays live after leaving');
+  await shot(customer, 'room-customer-left');
+  // The call is in the agent's call log.
+  let calls;
+  for (let i = 0; i < 50; i += 1) {
+    calls = await apiCall(hub, 'GET', '/api/calls', undefined, room.bearer);
+    if (calls.data.total === 1) break;
+    await new Promise((r) => setTimeout(r, 100));
   }
-});
+  assert.equal(calls.data.total, 1);
+  assert.equal(calls.data.items[0].peer_name, 'Carla');
+  // "Rejoin" brings her back into the room, and into the call.
+  await customer.getByTestId('rejoin').click();
+  await customer.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
+  await callAndConnect(agent, customer);
+  assert.ok(await waitForFrames(agent) > 0, 'video again after the rejoin');
 
-test('a reload mid-call, on either side, brings the video back on both with no click', async () => {
-  const hub = await startHub();
-  try {
-    await withShots('room-reload', async (pages) => {
-      const { agent, customer } = await bothInRoom(hub, pages, 'rhea');
-      await callAndConnect(agent, customer);
-      await waitForFrames(agent);
-      await waitForFrames(customer);
-
-      // The other side sees "reconnecting…" while the reloaded page comes back. It can be
-      // brief, shorter than a poll: the agent's page notes every caption it shows.
-      await agent.evaluate(() => {
-        window.captionsShown = [];
-        const note = () => {
-          const text = document.querySelector('[data-testid="call-caption"]')?.textContent || '';
-          if (text && window.captionsShown.at(-1) !== text) window.captionsShown.push(text);
-        };
-        new MutationObserver(note).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
-        note();
-      });
-      const byCustomer = await reloadAndMeasure(customer, agent);
-      console.log(`reload to video (customer reloads): customer ${byCustomer.reloaded.toFixed(2)} s, agent ${byCustomer.other.toFixed(2)} s`);
-      const shown = await agent.evaluate(() => window.captionsShown);
-      assert.ok(shown.some((text) => text.includes('reconnecting')), `the agent saw "reconnecting…" (captions: ${JSON.stringify(shown)})`);
-      await shot(customer, 'room-customer-after-reload');
-
-      const byAgent = await reloadAndMeasure(agent, customer);
-      console.log(`reload to video (agent reloads): agent ${byAgent.reloaded.toFixed(2)} s, customer ${byAgent.other.toFixed(2)} s`);
-
-      // A dropped connection (the room socket cut, the page stays): back by itself too.
-      const dropped = await reloadAndMeasure(customer, agent, (page) => page.evaluate(() => window.roomDebug.socket.close()));
-      console.log(`drop to video (customer's socket cut): customer ${dropped.reloaded.toFixed(2)} s, agent ${dropped.other.toFixed(2)} s`);
-      for (const page of [agent, customer]) {
-        assert.equal(await page.getByTestId('call-state').textContent(), 'active');
-      }
-    });
-  } finally {
-    await hub.stop();
+  // The customer has no "End for everyone"; the host's asks first, and Cancel keeps it.
+  assert.equal(await customer.getByTestId('end-room').isVisible(), false);
+  await agent.getByTestId('end-room').click();
+  await agent.getByTestId('end-room-dialog').filter({ hasText: 'End for everyone?' }).waitFor();
+  await shot(agent, 'room-agent-end-confirm');
+  await agent.getByTestId('end-room-cancel').click();
+  assert.equal(await agent.getByTestId('connection-state').textContent(), 'connected');
+  await agent.getByTestId('end-room').click();
+  await agent.getByTestId('end-room-confirm').click();
+  for (const page of [agent, customer]) {
+    await page.getByTestId('ended').filter({ hasText: 'The meeting has ended' }).waitFor();
+    assert.deepEqual(await liveTracks(page), [], 'no track stays live after the end');
   }
-});
+}));
+
+test('a reload mid-call, on either side, brings the video back on both with no click', () => onAHubOfItsOwn('room-reload', async (hub, pages) => {
+  const { agent, customer } = await bothInRoom(hub, pages, 'rhea');
+  await callAndConnect(agent, customer);
+  await waitForFrames(agent);
+  await waitForFrames(customer);
+
+  // The other side sees "reconnecting…" while the reloaded page comes back. It can be
+  // brief, shorter than a poll: the agent's page notes every caption it shows.
+  await agent.evaluate(() => {
+    window.captionsShown = [];
+    const note = () => {
+      const text = document.querySelector('[data-testid="call-caption"]')?.textContent || '';
+      if (text && window.captionsShown.at(-1) !== text) window.captionsShown.push(text);
+    };
+    new MutationObserver(note).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+    note();
+  });
+  const byCustomer = await reloadAndMeasure(customer, agent);
+  console.log(`reload to video (customer reloads): customer ${byCustomer.reloaded.toFixed(2)} s, agent ${byCustomer.other.toFixed(2)} s`);
+  const shown = await agent.evaluate(() => window.captionsShown);
+  assert.ok(shown.some((text) => text.includes('reconnecting')), `the agent saw "reconnecting…" (captions: ${JSON.stringify(shown)})`);
+  await shot(customer, 'room-customer-after-reload');
+
+  const byAgent = await reloadAndMeasure(agent, customer);
+  console.log(`reload to video (agent reloads): agent ${byAgent.reloaded.toFixed(2)} s, customer ${byAgent.other.toFixed(2)} s`);
+
+  // A dropped connection (the room socket cut, the page stays): back by itself too.
+  const dropped = await reloadAndMeasure(customer, agent, (page) => page.evaluate(() => window.roomDebug.socket.close()));
+  console.log(`drop to video (customer's socket cut): customer ${dropped.reloaded.toFixed(2)} s, agent ${dropped.other.toFixed(2)} s`);
+  for (const page of [agent, customer]) {
+    assert.equal(await page.getByTestId('call-state').textContent(), 'active');
+  }
+}));
 
 test('forced relay through a real coturn selects a relay candidate', async () => {
   const turn = await startTurn();
@@ -281,68 +278,54 @@ test('forced relay through a real coturn selects a relay candidate', async () =>
   }
 });
 
-test('a chat turns into a video call: "Video" on the agent console, one click for the customer', async () => {
-  const hub = await startHub();
-  try {
-    await withShots('room-from-chat', async (pages) => {
-      const vic = await createAgent(hub, { username: 'vic', display_name: 'Vic', categories: ['sales'] });
-      const [agent, customer] = await openPages(browser, pages, [DEFAULT_SIZE, { width: 390, height: 844 }]);
-      await agentSignsIn(agent, hub, vic);
-      const panel = await joinedChat(customer, agent, hub, 'sales', 'Carla');
-      const agentRoom = await openedBy(agent, pages, panel.getByTestId('video-button'));
-      const customerRoom = await openedBy(customer, pages, customer.getByTestId('video-join'));
-      // A fresh entry passes the lobby (camera preview, devices) first.
-      for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
-      for (const page of [agentRoom, customerRoom]) {
-        await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
-      }
-      await agentRoom.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
-      const ms = await callAndConnect(agentRoom, customerRoom, { ring: true });
-      console.log(`time to connect (from a chat): ${ms.toFixed(0)} ms from acceptance to "connected"`);
-      assert.ok(await waitForFrames(customerRoom) > 0);
-      await shot(agent, 'room-agent-console-after-video');
-
-      // Hung up, the call is in the agent's own call log on the console, and its
-      // "Open the chat" shows the conversation it grew out of.
-      await agentRoom.getByTestId('hang-up').click();
-      await agentRoom.getByTestId('call-state').filter({ hasText: 'ended' }).waitFor();
-      // The list follows by itself, with no click on "Refresh".
-      const log = agent.getByTestId('call-log').filter({ hasText: 'Carla' });
-      await log.waitFor({ timeout: 15000 });
-      await log.getByTestId('call-open-chat').click();
-      await agent.getByTestId('archive-detail').filter({ hasText: 'Carla' }).waitFor();
-    });
-  } finally {
-    await hub.stop();
+test('a chat turns into a video call: "Video" on the agent console, one click for the customer', () => onAHubOfItsOwn('room-from-chat', async (hub, pages) => {
+  const vic = await createAgent(hub, { username: 'vic', display_name: 'Vic', categories: ['sales'] });
+  const [agent, customer] = await openPages(browser, pages, [DEFAULT_SIZE, { width: 390, height: 844 }]);
+  await agentSignsIn(agent, hub, vic);
+  const panel = await joinedChat(customer, agent, hub, 'sales', 'Carla');
+  const agentRoom = await openedBy(agent, pages, panel.getByTestId('video-button'));
+  const customerRoom = await openedBy(customer, pages, customer.getByTestId('video-join'));
+  // A fresh entry passes the lobby (camera preview, devices) first.
+  for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
+  for (const page of [agentRoom, customerRoom]) {
+    await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
   }
-});
+  await agentRoom.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
+  const ms = await callAndConnect(agentRoom, customerRoom, { ring: true });
+  console.log(`time to connect (from a chat): ${ms.toFixed(0)} ms from acceptance to "connected"`);
+  assert.ok(await waitForFrames(customerRoom) > 0);
+  await shot(agent, 'room-agent-console-after-video');
 
-test('a call request: the customer asks for video in the queue, the agent\'s chat opens into the room', async () => {
-  const hub = await startHub();
-  try {
-    await withShots('room-call-request', async (pages) => {
-      const uma = await createAgent(hub, { username: 'uma', display_name: 'Uma', categories: ['billing'] });
-      const [agent, customer] = await openPages(browser, pages, [DEFAULT_SIZE, { width: 390, height: 844 }]);
-      await agentSignsIn(agent, hub, uma);
-      await customer.goto(`${hub.url}/`);
-      await customer.getByTestId('category-billing').click();
-      await customer.getByTestId('name-input').fill('Carla');
-      await customer.getByTestId('video-request').check();
-      await customer.getByTestId('join-button').click();
-      // The agent's panel offers the room at once; the customer has the invitation.
-      const panel = agent.locator('[data-testid="chat-panel"][data-customer="Carla"]');
-      const agentRoom = await openedBy(agent, pages, panel.getByTestId('video-room-link'));
-      const customerRoom = await openedBy(customer, pages, customer.getByTestId('video-join'));
-      for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
-      const ms = await callAndConnect(agentRoom, customerRoom, { ring: true });
-      console.log(`time to connect (call request): ${ms.toFixed(0)} ms from acceptance to "connected"`);
-      assert.ok(await waitForFrames(agentRoom) > 0);
-      // A reload of the customer's room (opened from the chat's link) rejoins the call:
-      // no "Call" and no "Accept" again.
-      const back = await reloadAndMeasure(customerRoom, agentRoom);
-      console.log(`reload to video (call request, customer reloads): customer ${back.reloaded.toFixed(2)} s, agent ${back.other.toFixed(2)} s`);
-    });
-  } finally {
-    await hub.stop();
-  }
-});
+  // Hung up, the call is in the agent's own call log on the console, and its
+  // "Open the chat" shows the conversation it grew out of.
+  await agentRoom.getByTestId('hang-up').click();
+  await agentRoom.getByTestId('call-state').filter({ hasText: 'ended' }).waitFor();
+  // The list follows by itself, with no click on "Refresh".
+  const log = agent.getByTestId('call-log').filter({ hasText: 'Carla' });
+  await log.waitFor({ timeout: 15000 });
+  await log.getByTestId('call-open-chat').click();
+  await agent.getByTestId('archive-detail').filter({ hasText: 'Carla' }).waitFor();
+}));
+
+test('a call request: the customer asks for video in the queue, the agent\'s chat opens into the room', () => onAHubOfItsOwn('room-call-request', async (hub, pages) => {
+  const uma = await createAgent(hub, { username: 'uma', display_name: 'Uma', categories: ['billing'] });
+  const [agent, customer] = await openPages(browser, pages, [DEFAULT_SIZE, { width: 390, height: 844 }]);
+  await agentSignsIn(agent, hub, uma);
+  await customer.goto(`${hub.url}/`);
+  await customer.getByTestId('category-billing').click();
+  await customer.getByTestId('name-input').fill('Carla');
+  await customer.getByTestId('video-request').check();
+  await customer.getByTestId('join-button').click();
+  // The agent's panel offers the room at once; the customer has the invitation.
+  const panel = agent.locator('[data-testid="chat-panel"][data-customer="Carla"]');
+  const agentRoom = await openedBy(agent, pages, panel.getByTestId('video-room-link'));
+  const customerRoom = await openedBy(customer, pages, customer.getByTestId('video-join'));
+  for (const page of [agentRoom, customerRoom]) await page.getByTestId('lobby-join').click();
+  const ms = await callAndConnect(agentRoom, customerRoom, { ring: true });
+  console.log(`time to connect (call request): ${ms.toFixed(0)} ms from acceptance to "connected"`);
+  assert.ok(await waitForFrames(agentRoom) > 0);
+  // A reload of the customer's room (opened from the chat's link) rejoins the call:
+  // no "Call" and no "Accept" again.
+  const back = await reloadAndMeasure(customerRoom, agentRoom);
+  console.log(`reload to video (call request, customer reloads): customer ${back.reloaded.toFixed(2)} s, agent ${back.other.toFixed(2)} s`);
+}));

@@ -112,16 +112,7 @@ async fn websockets_from_a_foreign_origin_are_refused() {
 async fn every_staff_operation_of_the_document_refuses_an_address_outside_the_whitelist() {
     let hub = TestHub::with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let admin = hub.admin().await;
-    let api_token = admin
-        .post_answering(
-            201,
-            "/api/admin/api-tokens",
-            json!({"name": "walk", "scopes": ["admin"]}),
-        )
-        .await["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let api_token = admin.api_token_secret("walk", &["admin"]).await;
     let _waiting = hub.customer("Carla", "general").await;
     let doc = get_json(&hub, "/api/openapi.json").await;
     let client = reqwest::Client::new();

@@ -42,12 +42,7 @@ async fn a_desk_nobody_serves_says_so_and_a_month_marks_its_free_days() {
     hub.agent_account("ann", &[], 1).await;
     let (_, days) = get(&hub, &format!("/api/appointments/days?month={month}")).await;
     assert_eq!(days["representatives"], 1);
-    let free: Vec<&str> = days["free_days"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_str().unwrap())
-        .collect();
+    let free = strs(&days["free_days"]);
     assert!(free.contains(&day_in(2).as_str()), "{days}");
     assert!(!free.iter().any(|d| *d < day_in(0).as_str()), "no past day: {days}");
 

@@ -343,12 +343,12 @@ async fn bookings_are_throttled_per_address_outside_the_whitelist() {
     let res = from("198.51.100.7", booking(&at(2, 15), "Dora")).await.unwrap();
     assert_eq!(res.status(), 201, "another address books on");
     // The agent's day is staff-only: outside the whitelist it is refused before anything else.
-    let res = client
-        .get(hub.url("/api/agent/appointments"))
-        .header("x-forwarded-for", "203.0.113.9")
-        .send()
-        .await
-        .unwrap();
+    let res = get_with_header(
+        &client,
+        &hub.url("/api/agent/appointments"),
+        ("x-forwarded-for", "203.0.113.9"),
+    )
+    .await;
     assert_eq!(res.status(), 403);
     let body: Value = res.json().await.unwrap();
     assert_eq!(error_code(&body), "not_whitelisted");

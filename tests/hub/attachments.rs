@@ -9,9 +9,9 @@ use std::io::Cursor;
 use serde_json::{Value, json};
 
 use crate::archive::TempDir;
-use crate::common::{Cluster, Endpoint, HubProcess, QUIET, TestHub, Ws, refusal};
+use crate::common::{Cluster, Endpoint, HubProcess, QUIET, TestHub, Ws, a_customer_line_reaches, refusal};
 use switchboard::attachments::links::{Variant, sign};
-use switchboard::config::StoreMode;
+use switchboard::config::{Settings, StoreMode};
 
 /// A hub whose attachments live on disk under a fresh `DATA_DIR` (the default
 /// configuration's store), with `max_bytes` as `ATTACHMENT_MAX_BYTES`.
@@ -33,6 +33,28 @@ async fn on_disk(dir: &TempDir, more: impl FnOnce(&mut switchboard::config::Sett
         more(s);
     })
     .await
+}
+
+/// The settings' upload quotas: `conversation` bytes a conversation, `day` bytes a day.
+fn quotas(conversation: u64, day: u64) -> impl Fn(&mut Settings) + Copy {
+    move |s| {
+        s.attachment_conversation_max_bytes = conversation;
+        s.attachment_day_max_bytes = day;
+    }
+}
+
+/// As [`upload`], asserted to be taken (201; `context` says which upload): the file's id.
+pub(crate) async fn uploaded_id(
+    hub: &Endpoint,
+    auth: Auth<'_>,
+    conversation: &str,
+    name: &str,
+    bytes: Vec<u8>,
+    context: &str,
+) -> String {
+    let (status, uploaded) = upload(hub, auth, conversation, name, bytes).await;
+    assert_eq!(status, 201, "{context}: {uploaded}");
+    uploaded["id"].as_str().unwrap().to_string()
 }
 
 /// `POST /api/attachments` as whoever `auth` names: the status and the answer.
@@ -375,8 +397,7 @@ async fn a_file_over_the_limit_is_refused_and_the_chat_goes_on() {
         "nothing left staged"
     );
     // The chat is unaffected.
-    customer.send(json!({"type": "message", "text": "still here?"})).await;
-    assert_eq!(agent.next_of("message").await["text"], "still here?");
+    a_customer_line_reaches(&mut customer, &mut agent, "still here?").await;
     let (status, _) = upload(&hub, Auth::Customer(&token), &chat, "small.txt", b"fits".to_vec()).await;
     assert_eq!(status, 201);
     hub.stop().await;
@@ -457,6 +478,37 @@ struct TwoNodes {
     _cluster: Cluster,
 }
 
+impl TwoNodes {
+    /// Carla's upload of `name` (`bytes`) to her chat through `node`, taken: its id.
+    async fn carla_uploads(&self, node: &Endpoint, name: &str, bytes: Vec<u8>) -> String {
+        let context = format!("Carla's upload through {}", node.url(""));
+        uploaded_id(node, Auth::Customer(&self.token), &self.chat, name, bytes, &context).await
+    }
+
+    /// Ann's upload of `name` (`bytes`) to her chat with Carla through `node`, taken: its id.
+    async fn ann_uploads(&self, node: &Endpoint, name: &str, bytes: Vec<u8>) -> String {
+        let context = format!("Ann's upload through {}", node.url(""));
+        uploaded_id(node, Auth::Staff(&self.ann_token), &self.chat, name, bytes, &context).await
+    }
+
+    /// Carla sends `text` with her uploaded text file `file` (its id, name and size) as
+    /// client id `c-1`: Ann gets the message with the file's metadata (a text file, no
+    /// thumbnail), under the seq of Carla's ack: the message as Ann got it.
+    async fn carlas_text_file_reaches_ann(&mut self, text: &str, file: Value) -> Value {
+        let id = &file["id"];
+        self.carla
+            .send(json!({"type": "message", "text": text, "attachments": [id], "client_id": "c-1"}))
+            .await;
+        let ack = self.carla.next_of("ack").await;
+        let received = self.ann.next_of("message").await;
+        assert_eq!(received["text"], text);
+        let expected = json!([{"id": id, "name": file["name"], "type": "text/plain; charset=utf-8", "size": file["size"], "thumbnail": false}]);
+        assert_eq!(received["attachments"], expected, "{received}");
+        assert_eq!(ack["seq"], received["seq"]);
+        received
+    }
+}
+
 async fn ann_on_alpha_carla_on_beta(tag: &str) -> TwoNodes {
     let store = crate::archive::mongo_store(&crate::archive::mongo_uri()).await;
     let cluster = Cluster::on(tag, store).await;
@@ -484,18 +536,9 @@ async fn a_file_uploaded_on_one_node_is_relayed_and_served_on_the_other() {
     let mut n = ann_on_alpha_carla_on_beta("attachments-cluster").await;
 
     let bytes = text_file(700_000);
-    let (status, uploaded) = upload(&n.beta, Auth::Customer(&n.token), &n.chat, "server.log", bytes.clone()).await;
-    assert_eq!(status, 201, "{uploaded}");
-    let id = uploaded["id"].as_str().unwrap().to_string();
-    n.carla
-        .send(json!({"type": "message", "text": "the log", "attachments": [id], "client_id": "c-1"}))
-        .await;
-    let ack = n.carla.next_of("ack").await;
-    let received = n.ann.next_of("message").await;
-    assert_eq!(received["text"], "the log");
-    let expected = json!([{"id": id, "name": "server.log", "type": "text/plain; charset=utf-8", "size": 700_000, "thumbnail": false}]);
-    assert_eq!(received["attachments"], expected, "{received}");
-    assert_eq!(ack["seq"], received["seq"]);
+    let id = n.carla_uploads(&n.beta, "server.log", bytes.clone()).await;
+    let file = json!({"id": id, "name": "server.log", "size": 700_000});
+    let received = n.carlas_text_file_reaches_ann("the log", file).await;
 
     for (giver, auth) in [
         (&*n.alpha, Auth::Staff(&n.ann_token)),
@@ -530,7 +573,8 @@ async fn a_file_uploaded_on_one_node_is_relayed_and_served_on_the_other() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(archived.expect("the message is archived")["attachments"], expected);
+    let archived = archived.expect("the message is archived");
+    assert_eq!(archived["attachments"], received["attachments"], "as Ann got them");
     n.alpha.stop().await;
     n.beta.stop().await;
 }
@@ -545,12 +589,8 @@ async fn a_file_uploaded_on_another_node_than_the_senders_socket_is_accepted() {
     let mut n = ann_on_alpha_carla_on_beta("attachments-elsewhere").await;
 
     let bytes = text_file(300_000);
-    let (status, uploaded) = upload(&n.alpha, Auth::Customer(&n.token), &n.chat, "carla.log", bytes.clone()).await;
-    assert_eq!(
-        status, 201,
-        "the customer uploads on the node without her socket: {uploaded}"
-    );
-    let carlas = uploaded["id"].as_str().unwrap().to_string();
+    // Each uploads on the node without their socket.
+    let carlas = n.carla_uploads(&n.alpha, "carla.log", bytes.clone()).await;
 
     // Carla's upload is not Ann's to send, on whichever node.
     n.ann
@@ -559,22 +599,10 @@ async fn a_file_uploaded_on_another_node_than_the_senders_socket_is_accepted() {
     let refused = n.ann.next_of("error").await;
     assert_eq!(refused["code"], "unknown_attachment", "{refused}");
 
-    n.carla
-        .send(json!({"type": "message", "text": "my log", "attachments": [carlas], "client_id": "c-1"}))
-        .await;
-    let ack = n.carla.next_of("ack").await;
-    let received = n.ann.next_of("message").await;
-    assert_eq!(received["text"], "my log");
-    let expected = json!([{"id": carlas, "name": "carla.log", "type": "text/plain; charset=utf-8", "size": 300_000, "thumbnail": false}]);
-    assert_eq!(received["attachments"], expected, "{received}");
-    assert_eq!(ack["seq"], received["seq"]);
+    let file = json!({"id": carlas, "name": "carla.log", "size": 300_000});
+    n.carlas_text_file_reaches_ann("my log", file).await;
 
-    let (status, uploaded) = upload(&n.beta, Auth::Staff(&n.ann_token), &n.chat, "shot.png", png(40, 30)).await;
-    assert_eq!(
-        status, 201,
-        "the agent uploads on the node without her socket: {uploaded}"
-    );
-    let anns = uploaded["id"].as_str().unwrap().to_string();
+    let anns = n.ann_uploads(&n.beta, "shot.png", png(40, 30)).await;
     n.ann
         .send(json!({"type": "message", "chat_id": n.chat, "text": "here", "attachments": [anns], "client_id": "a-1"}))
         .await;
@@ -616,9 +644,15 @@ async fn a_file_acknowledged_before_a_sigkill_is_served_after_the_restart() {
     let (mut agent, _agent_token, mut customer, chat) = chat(&hub).await;
     let token = customer.token.clone().unwrap();
     let bytes = text_file(300_000);
-    let (status, uploaded) = upload(&hub, Auth::Customer(&token), &chat, "notes.txt", bytes.clone()).await;
-    assert_eq!(status, 201, "{uploaded}");
-    let id = uploaded["id"].as_str().unwrap().to_string();
+    let id = uploaded_id(
+        &hub,
+        Auth::Customer(&token),
+        &chat,
+        "notes.txt",
+        bytes.clone(),
+        "the upload",
+    )
+    .await;
     customer
         .send(json!({"type": "message", "text": "", "attachments": [id], "client_id": "k-1"}))
         .await;
@@ -662,9 +696,17 @@ async fn erasure_deletes_the_files_a_file_shared_by_another_conversation_stays()
     let mut ids = vec![];
     for (customer, chat) in [(&carla, &carla_chat), (&dora, &dora_chat)] {
         let token = customer.token.clone().unwrap();
-        let (status, uploaded) = upload(&hub, Auth::Customer(&token), chat, "same.txt", bytes.clone()).await;
-        assert_eq!(status, 201, "{uploaded}");
-        ids.push(uploaded["id"].as_str().unwrap().to_string());
+        ids.push(
+            uploaded_id(
+                &hub,
+                Auth::Customer(&token),
+                chat,
+                "same.txt",
+                bytes.clone(),
+                "the upload",
+            )
+            .await,
+        );
     }
     let blobs = || walk(&dir.0.join("attachments/blobs"));
     assert_eq!(blobs(), 1, "the same bytes are kept once");
@@ -709,11 +751,7 @@ fn walk(dir: &std::path::Path) -> usize {
 /// either, 413 naming the setting, nothing kept, and the other conversation goes on.
 #[tokio::test]
 async fn uploads_past_a_quota_are_refused_naming_the_setting() {
-    let hub = TestHub::with(|s| {
-        s.attachment_conversation_max_bytes = 2_500;
-        s.attachment_day_max_bytes = 4_000;
-    })
-    .await;
+    let hub = TestHub::with(quotas(2_500, 4_000)).await;
     let (mut agent, _token, carla, carla_chat) = chat(&hub).await;
     let (dora, dora_chat) = hub.paired_customer(&mut agent, "Dora", "general").await;
     let (carla_token, dora_token) = (carla.token.clone().unwrap(), dora.token.clone().unwrap());
@@ -776,8 +814,7 @@ async fn uploads_at_once_never_pass_a_quota_together() {
     let hub = TestHub::with(move |s| {
         s.store = StoreMode::Embedded;
         s.data_dir = data_dir;
-        s.attachment_conversation_max_bytes = 5_000;
-        s.attachment_day_max_bytes = 8_000;
+        quotas(5_000, 8_000)(s);
     })
     .await;
     let (mut agent, ann_token, carla, carla_chat) = chat(&hub).await;
@@ -811,12 +848,7 @@ async fn uploads_at_once_never_pass_a_quota_together() {
 async fn uploads_at_once_on_two_nodes_never_pass_a_quota_together() {
     let store = crate::archive::mongo_store(&crate::archive::mongo_uri()).await;
     let cluster = Cluster::on("attachments-quota", store).await;
-    let (alpha, beta) = cluster
-        .two_nodes(|s| {
-            s.attachment_conversation_max_bytes = 5_000;
-            s.attachment_day_max_bytes = 8_000;
-        })
-        .await;
+    let (alpha, beta) = cluster.two_nodes(quotas(5_000, 8_000)).await;
     let (mut ann, ann_token) = alpha.agent_with_token("ann", &["general"], 2).await;
     let (carla, carla_chat) = beta.customer_in_chat("Carla", "general").await;
     ann.next_of("chat_started").await;
@@ -900,8 +932,7 @@ async fn with_a_virus_scanner_an_infected_file_is_refused_and_a_scanner_down_kee
         503,
         "scanner_unavailable",
     );
-    customer.send(json!({"type": "message", "text": "still here?"})).await;
-    assert_eq!(agent.next_of("message").await["text"], "still here?");
+    a_customer_line_reaches(&mut customer, &mut agent, "still here?").await;
     hub.stop().await;
 }
 

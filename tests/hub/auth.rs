@@ -65,8 +65,7 @@ async fn available_agent(hub: &TestHub, token: &str) -> Ws {
 #[tokio::test]
 async fn logging_out_closes_the_agent_socket_opened_with_that_session() {
     let hub = TestHub::start().await;
-    let token = hub.agent_account("ann", &["general"], 1).await;
-    let mut ann = available_agent(&hub, &token).await;
+    let (mut ann, token) = hub.agent_with_token("ann", &["general"], 1).await;
     logout(&hub, &token).await;
     assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
     customer_is_not_paired(&hub).await;
@@ -76,8 +75,7 @@ async fn logging_out_closes_the_agent_socket_opened_with_that_session() {
 #[tokio::test]
 async fn a_password_change_closes_the_agents_sockets() {
     let hub = TestHub::start().await;
-    let token = hub.agent_account("ann", &["general"], 1).await;
-    let mut ann = available_agent(&hub, &token).await;
+    let (mut ann, token) = hub.agent_with_token("ann", &["general"], 1).await;
     let (mut ann_buddy, _) = Ws::staff_buddy(&hub, &token).await;
     let admin = hub.admin().await;
     let id = admin.agent_id("ann").await;
@@ -112,8 +110,7 @@ async fn logging_out_closes_a_staff_buddy_socket_and_leaves_other_sessions_open(
 #[tokio::test]
 async fn a_session_that_expires_closes_its_sockets() {
     let hub = TestHub::with(|s| s.session_ttl = Duration::from_secs(2)).await;
-    let token = hub.agent_account("ann", &["general"], 1).await;
-    let mut ann = available_agent(&hub, &token).await;
+    let mut ann = hub.agent("ann", &["general"], 1).await;
     assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
     customer_is_not_paired(&hub).await;
     hub.stop().await;

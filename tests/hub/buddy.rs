@@ -6,16 +6,19 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+/// A visitor who joined the buddy list as `name`: the socket and its welcome.
 async fn buddy(hub: &TestHub, name: &str) -> (Ws, Value) {
-    let mut ws = Ws::connect(&hub.ws_url("/ws/buddy"), &[]).await.unwrap();
-    ws.send(json!({"type": "buddy_join", "name": name})).await;
-    let welcome = ws.next_of("buddy_welcome").await;
-    (ws, welcome)
+    buddy_joining(hub, json!({"type": "buddy_join", "name": name})).await
 }
 
+/// As [`buddy`], with the `key` of an earlier connection (the same person again).
 async fn buddy_with_key(hub: &TestHub, name: &str, key: &str) -> (Ws, Value) {
+    buddy_joining(hub, json!({"type": "buddy_join", "name": name, "key": key})).await
+}
+
+async fn buddy_joining(hub: &TestHub, join: Value) -> (Ws, Value) {
     let mut ws = Ws::connect(&hub.ws_url("/ws/buddy"), &[]).await.unwrap();
-    ws.send(json!({"type": "buddy_join", "name": name, "key": key})).await;
+    ws.send(join).await;
     let welcome = ws.next_of("buddy_welcome").await;
     (ws, welcome)
 }
@@ -67,17 +70,11 @@ async fn everyone_sees_who_is_online_live_and_same_names_are_told_apart() {
         .map(|b| (b["id"].as_u64().unwrap(), b["status"].clone()))
         .collect();
     assert!(list.contains(&(id(&wa), json!("available"))) && list.contains(&(id(&wb), json!("available"))));
-    let joined = a.next_of("buddy_joined").await;
-    assert_eq!(
-        (joined["buddy"]["id"].as_u64(), joined["buddy"]["name"].as_str()),
-        (Some(id(&wb)), Some("Sam"))
-    );
+    a.next_showing("buddy_joined", json!({"buddy": {"id": id(&wb), "name": "Sam"}}))
+        .await;
     a.send(json!({"type": "invite", "to": id(&wb)})).await;
-    let status = b.next_of("buddy_status").await;
-    assert_eq!(
-        (status["id"].as_u64(), status["status"].as_str()),
-        (Some(id(&wa)), Some("busy"))
-    );
+    b.next_showing("buddy_status", json!({"id": id(&wa), "status": "busy"}))
+        .await;
     hub.stop().await;
 }
 
@@ -160,21 +157,15 @@ async fn invitation_rules() {
     a.send(json!({"type": "decline", "invitation_id": inv_a})).await;
     assert_eq!(a.next_of("error").await["code"], "not_your_invitation");
     a.send(json!({"type": "cancel_invite", "invitation_id": inv_a})).await;
-    let closed = c.next_of("invitation_closed").await;
-    assert_eq!(
-        (closed["invitation_id"].as_u64(), closed["reason"].as_str()),
-        (Some(inv_a), Some("cancelled"))
-    );
+    let cancelled = json!({"invitation_id": inv_a, "reason": "cancelled"});
+    c.next_showing("invitation_closed", cancelled).await;
     a.next_of("invitation_closed").await;
     // A is available again and invites C anew; C accepts B's, which declines A's.
     a.send(json!({"type": "invite", "to": ic})).await;
     let inv_a2 = a.invitation_id().await;
     c.send(json!({"type": "accept", "invitation_id": inv_b})).await;
-    let declined = a.next_of("invitation_closed").await;
-    assert_eq!(
-        (declined["invitation_id"].as_u64(), declined["reason"].as_str()),
-        (Some(inv_a2), Some("declined"))
-    );
+    let declined = json!({"invitation_id": inv_a2, "reason": "declined"});
+    a.next_showing("invitation_closed", declined).await;
     let started = b.next_of("buddy_chat_started").await;
     assert_eq!(started["peer"].as_u64(), Some(ic));
     let chat = c.next_of("buddy_chat_started").await["chat_id"].clone();
@@ -185,17 +176,12 @@ async fn invitation_rules() {
 
     // The chat: ids, timestamps, typing, the length limit.
     b.send(json!({"type": "typing", "active": true})).await;
-    let typing = c.next_of("buddy_typing").await;
-    assert_eq!(
-        (typing["from"].as_u64(), typing["active"].as_bool()),
-        (Some(ib), Some(true))
-    );
+    c.next_showing("buddy_typing", json!({"from": ib, "active": true}))
+        .await;
     b.send(json!({"type": "message", "text": "hi C"})).await;
-    let m = c.next_of("message").await;
-    assert_eq!(
-        (m["from"].as_str(), m["sender"].as_u64(), m["seq"].as_u64()),
-        (Some("buddy"), Some(ib), Some(1))
-    );
+    let m = c
+        .next_showing("message", json!({"from": "buddy", "sender": ib, "seq": 1}))
+        .await;
     assert!(m["at"].as_i64().unwrap() > 0 && m["id"].as_str().unwrap().len() == 36);
     b.send(json!({"type": "message", "text": "x".repeat(2001)})).await;
     assert_eq!(b.next_of("error").await["code"], "message_too_long");
@@ -206,11 +192,8 @@ async fn invitation_rules() {
 
     // Either ends it; both are available at once.
     c.send(json!({"type": "end_chat", "chat_id": chat})).await;
-    let ended = b.next_of("buddy_chat_ended").await;
-    assert_eq!(
-        (ended["ended_by"].as_u64(), ended["reason"].as_str()),
-        (Some(ic), Some("ended"))
-    );
+    b.next_showing("buddy_chat_ended", json!({"ended_by": ic, "reason": "ended"}))
+        .await;
     b.send(json!({"type": "invite", "to": ic})).await;
     b.next_of("invited").await;
     let _ = &mut a;
@@ -226,16 +209,10 @@ async fn declining_frees_the_inviter() {
     let inv = b.invitation_id().await;
     b.send(json!({"type": "decline", "invitation_id": inv})).await;
     assert_eq!(a.next_of("invitation_closed").await["reason"], "declined");
-    let busy = b.next_of("buddy_status").await;
-    assert_eq!(
-        (busy["id"].as_u64(), busy["status"].as_str()),
-        (Some(id(&wa)), Some("busy"))
-    );
-    let free = b.next_of("buddy_status").await;
-    assert_eq!(
-        (free["id"].as_u64(), free["status"].as_str()),
-        (Some(id(&wa)), Some("available"))
-    );
+    for status in ["busy", "available"] {
+        b.next_showing("buddy_status", json!({"id": id(&wa), "status": status}))
+            .await;
+    }
     hub.stop().await;
 }
 

@@ -149,8 +149,7 @@ async fn a_customer_who_drops_is_announced_and_resumes_with_missed_messages() {
     assert_eq!(missed.len(), 1, "{missed:?}");
     assert_eq!(missed[0]["text"], "while you were away");
     agent.next_of("peer_back").await;
-    back.send(json!({"type": "message", "text": "I'm back"})).await;
-    assert_eq!(agent.next_of("message").await["text"], "I'm back");
+    a_customer_line_reaches(&mut back, &mut agent, "I'm back").await;
     hub.stop().await;
 }
 
@@ -216,21 +215,13 @@ async fn a_vanished_agents_customers_are_told_and_go_back_to_the_front() {
 #[tokio::test]
 async fn an_agent_back_within_grace_keeps_their_chats_with_history() {
     let hub = TestHub::start().await;
-    let token = hub.agent_account("ann", &["general"], 1).await;
-    let mut agent = Ws::agent(&hub, &token).await;
-    agent.send(json!({"type": "set_available", "available": true})).await;
+    let (mut agent, token) = hub.agent_with_token("ann", &["general"], 1).await;
     let (mut c, chat) = hub.customer_in_chat("Carla", "general").await;
     c.send(json!({"type": "message", "text": "hi"})).await;
     agent.next_of("message").await;
     drop(agent);
     c.next_of("peer_away").await;
-    let mut agent = Ws::connect(
-        &hub.ws_url("/ws/agent"),
-        &[("authorization", &format!("Bearer {token}"))],
-    )
-    .await
-    .unwrap();
-    let welcome = agent.next_of("agent_welcome").await;
+    let (_agent, welcome) = Ws::with_bearer(&hub, "/ws/agent", &token, "agent_welcome").await;
     assert_eq!(welcome["chats"][0]["chat_id"], chat);
     assert_eq!(welcome["chats"][0]["messages"][0]["text"], "hi");
     c.next_of("peer_back").await;

@@ -600,6 +600,17 @@ mod tests {
         Seen::ChatEnded { chat: chat.into() }
     }
 
+    /// A customer's side of `chat` with `agent`: they say line 1 (acknowledged), hear
+    /// line 2, and the chat ends.
+    fn one_exchange_as_customer(chat: &str, agent: &str) -> Vec<Seen> {
+        vec![
+            started(chat, agent),
+            Seen::Ack(msg(chat, 1)),
+            Seen::Message(msg(chat, 2)),
+            ended(chat),
+        ]
+    }
+
     fn person(name: &str, role: Role, seen: Vec<Seen>) -> Person {
         Person {
             name: name.into(),
@@ -613,6 +624,24 @@ mod tests {
             category: category.into(),
             customer: customer.into(),
             ticket,
+        }
+    }
+
+    fn chat_over(customer: &str) -> LineEvent {
+        LineEvent::ChatOver {
+            customer: customer.into(),
+        }
+    }
+
+    fn went_away(customer: &str) -> LineEvent {
+        LineEvent::Away {
+            customer: customer.into(),
+        }
+    }
+
+    fn came_back(customer: &str) -> LineEvent {
+        LineEvent::Back {
+            customer: customer.into(),
         }
     }
 
@@ -643,16 +672,7 @@ mod tests {
                 ended("c2"),
             ],
         );
-        let carla = person(
-            "carla",
-            Role::Customer,
-            vec![
-                started("c1", "ANN"),
-                Seen::Ack(msg("c1", 1)),
-                Seen::Message(msg("c1", 2)),
-                ended("c1"),
-            ],
-        );
+        let carla = person("carla", Role::Customer, one_exchange_as_customer("c1", "ANN"));
         let dora = person(
             "dora",
             Role::Customer,
@@ -671,9 +691,7 @@ mod tests {
                 entered("general", "carla", 1),
                 entered("general", "dora", 2),
                 served("general", "carla", 1),
-                LineEvent::ChatOver {
-                    customer: "carla".into(),
-                },
+                chat_over("carla"),
                 served("general", "dora", 2),
             ],
             archive: BTreeMap::from([
@@ -742,23 +760,17 @@ mod tests {
                 person(
                     "carla",
                     Role::Customer,
-                    vec![
-                        started("c1", "ANN"),
-                        Seen::Ack(msg("c1", 1)),
-                        Seen::Message(msg("c1", 2)),
-                        ended("c1"),
-                        handed_on("c1", "BOB", &[1, 2]),
-                        Seen::Ack(msg("c1", 3)),
-                        ended("c1"),
-                    ],
+                    [
+                        one_exchange_as_customer("c1", "ANN"),
+                        vec![handed_on("c1", "BOB", &[1, 2]), Seen::Ack(msg("c1", 3)), ended("c1")],
+                    ]
+                    .concat(),
                 ),
             ],
             line: vec![
                 entered("general", "carla", 1),
                 served("general", "carla", 1),
-                LineEvent::ChatOver {
-                    customer: "carla".into(),
-                },
+                chat_over("carla"),
                 entered("general", "carla", 1),
                 served("general", "carla", 1),
             ],
@@ -842,28 +854,16 @@ mod tests {
         );
         // Skipping a customer who is away is the rule, not an inversion; once back, not.
         let mut away = line.clone();
-        away.insert(
-            3,
-            LineEvent::Away {
-                customer: "carla".into(),
-            },
-        );
+        away.insert(3, went_away("carla"));
         assert_eq!(fifo(&away), vec![]);
-        away.insert(
-            4,
-            LineEvent::Back {
-                customer: "carla".into(),
-            },
-        );
+        away.insert(4, came_back("carla"));
         assert_eq!(fifo(&away).len(), 1);
         // A customer put back at the front keeps their original ticket.
         let requeued = vec![
             entered("general", "carla", 1),
             served("general", "carla", 1),
             entered("general", "dora", 2),
-            LineEvent::ChatOver {
-                customer: "carla".into(),
-            },
+            chat_over("carla"),
             entered("general", "carla", 1),
             served("general", "dora", 2),
         ];

@@ -3,8 +3,8 @@
 //! with in-process nodes beside it on the same database ([`process_and_nodes`]); a chat
 //! whose two sides are on different nodes ([`chat_across_nodes`]); the people in them
 //! ([`available_agent`], [`customer_on`], a chat on one node or two: [`paired`]), a
-//! customer's resume tried again while the cluster says not yet ([`resumed_on`],
-//! [`resume_answered`]) and the waits on Redis they repeat ([`until_registered`],
+//! customer's resume sent once ([`resume_tried`]) or again while the cluster says not yet
+//! ([`resumed_on`], [`resume_answered`]) and the waits on Redis they repeat ([`until_registered`],
 //! [`until_reaped`], [`redis_shows`]).
 
 use std::path::PathBuf;
@@ -346,6 +346,16 @@ pub(crate) async fn chat_across_nodes_with<const N: usize>(
     }
 }
 
+/// A customer's `resume` on `hub` with `token` and `last_seq`, sent once: the connection
+/// and its answer, the first frame of type `answer` or `error`.
+pub(crate) async fn resume_tried(hub: &TestHub, token: &str, last_seq: u64, answer: &str) -> (Ws, Value) {
+    let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
+        .await;
+    let answered = ws.next_matching(|f| f["type"] == answer || f["type"] == "error").await;
+    (ws, answered)
+}
+
 /// A customer's `resume` on `hub` with `token`, again for up to `within` while it is
 /// refused `cluster_unavailable` (closed 1013, or not), as docs/protocol.md tells clients
 /// to: the connection and its `resumed`. Any other refusal (`resume_expired`) fails the
@@ -373,10 +383,7 @@ pub(crate) async fn resume_answered(
 ) -> (Ws, Value) {
     let deadline = Instant::now() + within;
     loop {
-        let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
-        ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
-            .await;
-        let answered = ws.next_matching(|f| f["type"] == answer || f["type"] == "error").await;
+        let (ws, answered) = resume_tried(hub, token, last_seq, answer).await;
         if answered["type"] == answer {
             return (ws, answered);
         }

@@ -20,7 +20,7 @@ use crate::cluster_fixture::{
     Process, customer_on, nodes, one_then_two, paired, process_and_nodes, redis_conn, redis_shows, refused_for_now,
     stats_showing, until_reaped, until_registered, woken_fenced,
 };
-use crate::common::{TestHub, Ws, archived_when, both_told, closed_conversation, health_when, strs_in};
+use crate::common::{TestHub, Ws, archived_when, assert_shows, both_told, closed_conversation, health_when, strs_in};
 use crate::redis_server::RedisServer;
 use crate::storeops::hub_command;
 
@@ -660,11 +660,7 @@ async fn a_message_sent_again_after_the_chat_went_on_gets_its_first_ack() {
     );
     assert_eq!(carla.next_of("ack").await["seq"], 4);
     let next = agent.next_matching(|f| f["type"] == "message").await;
-    assert_eq!(
-        (next["seq"].as_u64(), next["text"].as_str()),
-        (Some(4), Some("thanks")),
-        "{next}"
-    );
+    assert_shows(&next, json!({"seq": 4, "text": "thanks"}), "the agent's next line");
 
     carla.send(json!({"type": "leave"})).await;
     agent.next_of("chat_ended").await;

@@ -11,7 +11,7 @@ use crate::archive::TempDir;
 use crate::cluster_fixture::{
     ChatAcrossNodes, chat_across_nodes_with, nodes, nodes_with_redis_data, redis_shows, sent_and_seen,
 };
-use crate::common::{TestHub, Ws, both_told, until_ok};
+use crate::common::{TestHub, Ws, assert_shows, both_told, until_ok};
 use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do.
@@ -119,26 +119,25 @@ async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
         })
         .await;
     }
-    carla
-        .send(serde_json::json!({"type": "message", "text": "two", "client_id": "c2"}))
-        .await;
-    let answer = carla.next_matching(|f| f["client_id"] == "c2").await;
-    assert_eq!(
-        answer["type"], "ack",
-        "the customer's first message after the restart: {answer}"
-    );
-    assert_eq!(answer["seq"], 2);
-    agent
-        .send(serde_json::json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "a3"}))
-        .await;
-    let answer = agent.next_matching(|f| f["client_id"] == "a3").await;
-    assert_eq!(
-        answer["type"], "ack",
-        "the agent's first message after the restart: {answer}"
-    );
-    assert_eq!(answer["seq"], 3);
+    let first = json!({"type": "message", "text": "two", "client_id": "c2"});
+    acked_after_the_restart(&mut carla, first, 2, "the customer's").await;
+    let first = json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "a3"});
+    acked_after_the_restart(&mut agent, first, 3, "the agent's").await;
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// `whose` first message after Redis's restart, `message`, sent on `ws`: answered with an
+/// ack (not a refusal) carrying `seq`.
+async fn acked_after_the_restart(ws: &mut Ws, message: Value, seq: u64, whose: &str) {
+    let client_id = message["client_id"].clone();
+    ws.send(message).await;
+    let answer = ws.next_matching(|f| f["client_id"] == client_id).await;
+    assert_eq!(
+        answer["type"], "ack",
+        "{whose} first message after the restart: {answer}"
+    );
+    assert_eq!(answer["seq"], seq);
 }
 
 /// Found by review: a customer who reloads their page on the same node while Redis is
@@ -242,10 +241,10 @@ async fn a_message_refused_while_redis_was_slow_and_sent_again_is_stamped_once()
     customer.send(message("thanks", "c-2")).await;
     assert_eq!(customer.next_of("ack").await["seq"], 3);
     let next = agent.next_of("message").await;
-    assert_eq!(
-        (next["seq"].as_u64(), next["text"].as_str()),
-        (Some(3), Some("thanks")),
-        "the agent gets no second copy: {next}"
+    assert_shows(
+        &next,
+        json!({"seq": 3, "text": "thanks"}),
+        "the agent gets no second copy",
     );
 
     customer.send(json!({"type": "leave"})).await;
@@ -303,30 +302,20 @@ fn busy_for(redis: &RedisServer, how_long: Duration) -> std::thread::JoinHandle<
 }
 
 /// Alpha and beta on one redis-server, each with [`outlasting_lease`] then `tweak`, and Ann
-/// signed in on beta, available (limit 1, "general"), with no chat yet. The fields drop
-/// in order: the agent, the nodes, then Redis and the scratch directory they use.
-struct AnnOnBeta {
-    agent: Ws,
-    alpha: TestHub,
-    beta: TestHub,
-    redis: RedisServer,
-    _scratch: TempDir,
-}
-
-async fn ann_on_beta(scratch: &str, tweak: impl Fn(&mut switchboard::config::Settings) + Copy) -> AnnOnBeta {
+/// signed in on beta, available (limit 1, "general"), with no chat yet: the agent, the
+/// nodes, then Redis and the scratch directory they use (bind each to a name until the
+/// end of the test: dropped at once, they would stop Redis under the nodes).
+async fn ann_on_beta(
+    scratch: &str,
+    tweak: impl Fn(&mut switchboard::config::Settings) + Copy,
+) -> (Ws, TestHub, TestHub, RedisServer, TempDir) {
     let ([alpha, beta], servers) = nodes(scratch, ["alpha", "beta"], move |s| {
         outlasting_lease(s);
         tweak(s);
     })
     .await;
     let agent = beta.agent("ann", &["general"], 1).await;
-    AnnOnBeta {
-        agent,
-        alpha,
-        beta,
-        redis: servers.redis,
-        _scratch: servers.scratch,
-    }
+    (agent, alpha, beta, servers.redis, servers.scratch)
 }
 
 /// A customer page on `hub` that sent its `join` (its answer not read yet).
@@ -346,13 +335,7 @@ async fn joining(hub: &TestHub, name: &str) -> Ws {
 /// second time (the checker's scenario 4, seed 4: a Redis restarted with its data).
 #[tokio::test]
 async fn a_join_whose_answer_was_lost_is_answered_not_refused() {
-    let AnnOnBeta {
-        mut agent,
-        alpha,
-        beta,
-        redis,
-        _scratch,
-    } = ann_on_beta("cluster-join-unanswered", |_| {}).await;
+    let (mut agent, alpha, beta, redis, _scratch) = ann_on_beta("cluster-join-unanswered", |_| {}).await;
 
     let busy = busy_for(&redis, Duration::from_millis(2_000));
     let mut carla = joining(&alpha, "Carla").await;
@@ -390,13 +373,7 @@ async fn a_join_whose_answer_was_lost_is_answered_not_refused() {
 /// holds ahead of them.
 #[tokio::test]
 async fn customers_joining_as_redis_stops_answering_are_each_in_line_once() {
-    let AnnOnBeta {
-        mut agent,
-        alpha,
-        beta,
-        redis,
-        _scratch,
-    } = ann_on_beta("cluster-joins-unanswered", |_| {}).await;
+    let (mut agent, alpha, beta, redis, _scratch) = ann_on_beta("cluster-joins-unanswered", |_| {}).await;
 
     let busy = busy_for(&redis, Duration::from_millis(2_500));
     let names = ["Carla", "Dora", "Emil"];
@@ -446,13 +423,7 @@ async fn customers_joining_as_redis_stops_answering_are_each_in_line_once() {
 #[tokio::test]
 async fn a_join_whose_page_closed_while_it_waited_for_redis_leaves_at_once() {
     let long_grace = |s: &mut switchboard::config::Settings| s.resume_grace = Duration::from_secs(30);
-    let AnnOnBeta {
-        mut agent,
-        alpha,
-        beta,
-        redis,
-        _scratch,
-    } = ann_on_beta("cluster-join-page-closed", long_grace).await;
+    let (mut agent, alpha, beta, redis, _scratch) = ann_on_beta("cluster-join-page-closed", long_grace).await;
 
     let busy = busy_for(&redis, Duration::from_millis(2_000));
     let carla = joining(&alpha, "Carla").await;

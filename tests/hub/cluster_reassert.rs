@@ -12,7 +12,7 @@ use serde_json::json;
 use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::archive::TempDir;
-use crate::cluster_fixture::{Servers, killed_and_back_empty, nodes, redis_conn, resumed_on};
+use crate::cluster_fixture::{Servers, killed_and_back_empty, nodes, redis_conn, resume_tried, resumed_on};
 use crate::cluster_redis_restart::{archived, healthy, lease_of};
 use crate::common::{Ws, types, u64s_in};
 use crate::redis_server::RedisServer;
@@ -71,6 +71,15 @@ async fn chatting(
     let chat = started(&mut customer).await;
     assert_eq!(started(&mut agent).await, chat);
     (agent, customer, chat)
+}
+
+/// The customer `customer` (in `chat` with `agent`) closes their page, and `agent` is told
+/// they are away: their resume token.
+async fn gone_away(customer: Ws, agent: &mut Ws, chat: &str) -> String {
+    let token = customer.token.clone().unwrap();
+    drop(customer);
+    assert_eq!(agent.next_of("peer_away").await["chat_id"], chat);
+    token
 }
 
 async fn started(ws: &mut Ws) -> String {
@@ -482,21 +491,13 @@ async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_
     let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
     exchange(&mut carla, &mut ann, &chat, "one", 1).await;
     exchange(&mut ann, &mut carla, &chat, "two", 2).await;
-    let token = carla.token.clone().unwrap();
-    drop(carla);
-    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+    let token = gone_away(carla, &mut ann, &chat).await;
 
     let _redis = killed_and_back_empty(redis).await;
     // Once, while the nodes notice the loss and restore (beta's lookup waits behind its
     // re-assertion, which takes a lease period).
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let mut first = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
-    first
-        .send(json!({"type": "resume", "token": token, "last_seq": 2}))
-        .await;
-    let answer = first
-        .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
-        .await;
+    let (mut first, answer) = resume_tried(&beta, &token, 2, "resumed").await;
     eprintln!("the resume during the restore: {answer}");
     assert_ne!(
         answer["code"], "resume_expired",
@@ -558,18 +559,10 @@ async fn a_resume_before_the_nodes_record_their_tokens_again_is_refused_for_now_
     let redis = &mut servers.redis;
     let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
     exchange(&mut carla, &mut ann, &chat, "one", 1).await;
-    let token = carla.token.clone().unwrap();
-    drop(carla);
-    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+    let token = gone_away(carla, &mut ann, &chat).await;
 
     let _redis = killed_and_back_empty(redis).await;
-    let mut early = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
-    early
-        .send(json!({"type": "resume", "token": token, "last_seq": 1}))
-        .await;
-    let answer = early
-        .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
-        .await;
+    let (_early, answer) = resume_tried(&beta, &token, 1, "resumed").await;
     assert_eq!(answer["code"], "cluster_unavailable", "{answer}");
 
     let (_back, resumed) = resumed_on(&beta, &token, 1, Duration::from_secs(30), "carla").await;
@@ -598,9 +591,7 @@ async fn a_customer_resuming_on_a_node_without_the_chat_after_a_restore_gets_its
     healthy(&alpha, "alpha").await;
     healthy(&beta, "beta").await;
     exchange(&mut carla, &mut ann, &chat, "three", 3).await;
-    let token = carla.token.clone().unwrap();
-    drop(carla);
-    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+    let token = gone_away(carla, &mut ann, &chat).await;
 
     let (mut back, resumed) = resumed_on(&beta, &token, 3, Duration::from_secs(30), "carla on beta").await;
     assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");

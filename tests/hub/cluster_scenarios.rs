@@ -184,36 +184,18 @@ impl Cluster {
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         };
         let deadline = Instant::now() + WAIT;
-        while !port_open(port).await {
-            if let Some(status) = running.0.try_wait().unwrap() {
-                panic!(
-                    "{name} exited ({status}) before it listened; its log:\n{}",
-                    log_of(&name)
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} never listened; its log:\n{}",
-                log_of(&name)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let started = NodeStarting {
+            name: &name,
+            deadline,
+            log_of: &log_of,
+        };
+        started
+            .until(&mut running, "listened", async || port_open(port).await)
+            .await;
         // Its own handle on the test's connection: two nodes may start at once.
         let mut conn = self.conn.clone();
-        while registered(&mut conn, &name).await.is_none() {
-            if let Some(status) = running.0.try_wait().unwrap() {
-                panic!(
-                    "{name} exited ({status}) before it joined the cluster; its log:\n{}",
-                    log_of(&name)
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} never joined the cluster; its log:\n{}",
-                log_of(&name)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let joined = async || registered(&mut conn, &name).await.is_some();
+        started.until(&mut running, "joined the cluster", joined).await;
         running
     }
 
@@ -512,6 +494,36 @@ impl Cluster {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+/// A node process on its way up: its name, by when it must be up, and how to read the
+/// tail of its log (shown when it is not).
+struct NodeStarting<'a> {
+    name: &'a str,
+    deadline: Instant,
+    log_of: &'a dyn Fn(&str) -> String,
+}
+
+impl NodeStarting<'_> {
+    /// Waits until `done` says the node `running` has `what` (listened, joined the
+    /// cluster); fails, with its log, if it exits first or the deadline passes.
+    async fn until(&self, running: &mut Running, what: &str, mut done: impl AsyncFnMut() -> bool) {
+        let name = self.name;
+        while !done().await {
+            if let Some(status) = running.0.try_wait().unwrap() {
+                panic!(
+                    "{name} exited ({status}) before it {what}; its log:\n{}",
+                    (self.log_of)(name)
+                );
+            }
+            assert!(
+                Instant::now() < self.deadline,
+                "{name} never {what}; its log:\n{}",
+                (self.log_of)(name)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

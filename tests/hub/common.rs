@@ -453,11 +453,33 @@ impl Api {
             .to_string()
     }
 
+    /// The secret of an API token named `name` with `scopes`, made by this admin.
+    pub async fn api_token_secret(&self, name: &str, scopes: &[&str]) -> String {
+        let made = json!({"name": name, "scopes": scopes});
+        let created = self.post_answering(201, "/api/admin/api-tokens", made).await;
+        created["secret"].as_str().expect("a secret").to_string()
+    }
+
     /// This agent's reply to the offline message `id` (`POST /api/offline-messages/{id}/reply`),
     /// answered 200: the message as it is now.
     pub async fn reply_offline(&self, id: &str, text: &str) -> Value {
         self.post_answering(200, &format!("/api/offline-messages/{id}/reply"), json!({"text": text}))
             .await
+    }
+
+    /// `put` of `body` at `path`, again every 50 ms for up to `wait` until it answers 200
+    /// (a record still being written, a store coming back): the answer. Never: the test
+    /// fails saying `what` did not happen, with the last answer.
+    pub async fn put_until_200(&self, path: &str, body: Value, wait: Duration, what: &str) -> Value {
+        until_ok(wait, what, async || {
+            let (status, answer) = self.put(path, body.clone()).await;
+            if status == 200 {
+                Ok(answer)
+            } else {
+                Err(format!("{status} {answer}"))
+            }
+        })
+        .await
     }
 
     /// `put`, asserting the answer's status is `status`: the answer.
@@ -591,6 +613,14 @@ impl Ws {
         self.next_accepted(WAIT, |f| f["type"] == kind, &what).await
     }
 
+    /// The next frame of `kind`, asserted to hold each of `expected`'s fields with its
+    /// value (as [`assert_shows`]); returned for any further look.
+    pub async fn next_showing(&mut self, kind: &str, expected: Value) -> Value {
+        let frame = self.next_of(kind).await;
+        assert_shows(&frame, expected, kind);
+        frame
+    }
+
     /// The next `error` frame, asserted to refuse the frame sent with `client_id` with
     /// `code`; returned for any further look.
     pub async fn next_refusal(&mut self, code: &str, client_id: &str) -> Value {
@@ -708,6 +738,12 @@ pub async fn both_told(customer: &mut Ws, agent: &mut Ws) -> String {
     chat
 }
 
+/// The customer `customer` says `text` in their chat: `agent` gets it.
+pub async fn a_customer_line_reaches(customer: &mut Ws, agent: &mut Ws, text: &str) {
+    customer.send(json!({"type": "message", "text": text})).await;
+    assert_eq!(agent.next_of("message").await["text"], text);
+}
+
 /// The agent resolves `chat`'s conversation, which ends the live chat: the customer's
 /// `chat_ended` frame.
 pub async fn resolved(agent: &mut Ws, customer: &mut Ws, chat: impl serde::Serialize) -> Value {
@@ -764,6 +800,36 @@ pub fn ids_in(list: &Value) -> Vec<&str> {
 pub fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
     let found = list.as_array().unwrap().iter().find(|item| item["name"] == name);
     found.unwrap_or_else(|| panic!("no {name:?} in {list}"))
+}
+
+/// The strings in the array `list`, in order.
+pub fn strs(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item.as_str().unwrap())
+        .collect()
+}
+
+/// `frame` cut to the shape of `expected`: for each of `expected`'s fields, the frame's
+/// value there (objects followed down, anything else taken whole; a field the frame
+/// lacks is null), so that one `assert_eq!` checks several fields and shows them all.
+pub fn picked(frame: &Value, expected: &Value) -> Value {
+    match expected.as_object() {
+        Some(fields) => fields
+            .iter()
+            .map(|(name, wanted)| (name.clone(), picked(&frame[name], wanted)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        None => frame.clone(),
+    }
+}
+
+/// Asserts that `frame` holds each of `expected`'s fields with its value (its other
+/// fields not looked at), naming `context` and the frame when it does not.
+#[track_caller]
+pub fn assert_shows(frame: &Value, expected: Value, context: &str) {
+    assert_eq!(picked(frame, &expected), expected, "{context}: {frame}");
 }
 
 /// The string `field` of each object in the array `list`, in order.
@@ -1149,6 +1215,11 @@ pub async fn get_json(hub: &Endpoint, path: &str) -> Value {
     reqwest::get(hub.url(path)).await.unwrap().json().await.unwrap()
 }
 
+/// A GET of `url` by `client`, sent with the one header `name: value`.
+pub async fn get_with_header(client: &reqwest::Client, url: &str, (name, value): (&str, &str)) -> reqwest::Response {
+    client.get(url).header(name, value).send().await.unwrap()
+}
+
 /// An anonymous GET (no session, no token): its status and answer.
 pub async fn get(hub: &Endpoint, path: &str) -> (u16, Value) {
     let res = reqwest::get(hub.url(path)).await.unwrap();
@@ -1284,5 +1355,17 @@ impl Cluster {
         let (carla, chat) = [&alpha, &beta][carla_on].customer_in_chat("Carla", "general").await;
         ann.next_of("chat_started").await;
         (cluster, [alpha, beta], ann, carla, chat)
+    }
+
+    /// As [`Cluster::ann_chatting_with_carla`], once Ann has heard that the chat's
+    /// conversation is open (its `conversation_status`, which across nodes may come
+    /// before her `chat_started`).
+    pub async fn ann_chatting_with_carla_open(tag: &str, carla_on: usize) -> (Cluster, [TestHub; 2], Ws, Ws, Value) {
+        let (cluster, nodes, mut ann, carla, chat) = Self::ann_chatting_with_carla(tag, carla_on).await;
+        let opened = ann
+            .seen_or_next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat)
+            .await;
+        assert_eq!(opened["status"], "open", "{opened}");
+        (cluster, nodes, ann, carla, chat)
     }
 }

@@ -30,6 +30,16 @@ async fn status_of(agent: &mut Ws, conversation: &Value) -> Value {
         .await
 }
 
+/// A customer `name` who joined General on `hub` and was paired with `ann`, who has read
+/// the chat's `chat_started` and its conversation's first status: the customer's socket
+/// and the chat's id.
+async fn chat_heard_open(hub: &TestHub, ann: &mut Ws, name: &str) -> (Ws, Value) {
+    let (customer, chat) = hub.customer_in_chat(name, "general").await;
+    ann.next_of("chat_started").await;
+    status_of(ann, &chat).await;
+    (customer, chat)
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -204,11 +214,7 @@ async fn a_customer_who_ends_resolves_and_one_who_leaves_stays_open_in_the_agent
 async fn across_nodes_the_holder_hears_what_the_customers_node_changes() {
     // Carla is on beta, which archives her chat and records its conversation.
     let (_cluster, [alpha, beta], mut ann, mut carla, chat) =
-        Cluster::ann_chatting_with_carla("cluster-conversations", 1).await;
-    let opened = ann
-        .seen_or_next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat)
-        .await;
-    assert_eq!(opened["status"], "open", "{opened}");
+        Cluster::ann_chatting_with_carla_open("cluster-conversations", 1).await;
     // Ann parks it from alpha: one store for both nodes.
     let parked = set_status(&mut ann, &chat, "pending", None, "p").await;
     assert_eq!(parked["status"], "pending", "{parked}");
@@ -301,11 +307,7 @@ async fn a_customers_line_into_a_parked_live_chat_opens_it_again_for_its_agent()
 async fn across_nodes_a_customers_line_opens_what_her_agent_parked_on_another_node() {
     // Ann on alpha, Carla on beta: the status is set on alpha, the line comes in on beta.
     let (_cluster, [alpha, beta], mut ann, mut carla, chat) =
-        Cluster::ann_chatting_with_carla("cluster-conversations-reopen", 1).await;
-    let opened = ann
-        .seen_or_next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat)
-        .await;
-    assert_eq!(opened["status"], "open", "{opened}");
+        Cluster::ann_chatting_with_carla_open("cluster-conversations-reopen", 1).await;
     let ann_api = alpha.login("ann", "agent-password").await;
     for (i, status) in ["pending", "snoozed"].into_iter().enumerate() {
         let until = (status == "snoozed").then(|| now_ms() + 3_600_000);
@@ -361,12 +363,8 @@ async fn across_nodes_a_parked_chat_whose_sides_both_came_back_on_a_third_node_o
 #[tokio::test]
 async fn the_archive_listing_and_its_export_filter_by_status_and_refuse_an_unknown_one() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
-    let (_carla, carla_chat) = hub.customer_in_chat("Carla", "general").await;
-    ann.next_of("chat_started").await;
-    status_of(&mut ann, &carla_chat).await;
-    let (_dora, dora_chat) = hub.customer_in_chat("Dora", "general").await;
-    ann.next_of("chat_started").await;
-    status_of(&mut ann, &dora_chat).await;
+    let (_carla, carla_chat) = chat_heard_open(&hub, &mut ann, "Carla").await;
+    let (_dora, dora_chat) = chat_heard_open(&hub, &mut ann, "Dora").await;
     let pending = set_status(&mut ann, &carla_chat, "pending", None, "s1").await;
     assert_eq!(pending["status"], "pending", "{pending}");
 
@@ -409,9 +407,7 @@ async fn the_archive_listing_and_its_export_filter_by_status_and_refuse_an_unkno
 #[tokio::test]
 async fn a_snooze_that_ran_out_is_told_to_its_agent_as_no_answer_since_its_end() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
-    let (_carla, chat) = hub.customer_in_chat("Carla", "general").await;
-    ann.next_of("chat_started").await;
-    status_of(&mut ann, &chat).await;
+    let (_carla, chat) = chat_heard_open(&hub, &mut ann, "Carla").await;
     let until = now_ms() + 1_500;
     let snoozed = set_status(&mut ann, &chat, "snoozed", Some(until), "s1").await;
     assert_eq!(snoozed["status"], "snoozed", "{snoozed}");
@@ -552,9 +548,7 @@ async fn snoozed_until_told(holder: &mut Ws, lister: &mut Ws, chat: &Value) -> (
 #[tokio::test]
 async fn a_snooze_that_ran_out_is_told_at_once_to_every_agent_who_may_list_it() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
-    let (_carla, chat) = hub.customer_in_chat("Carla", "general").await;
-    ann.next_of("chat_started").await;
-    status_of(&mut ann, &chat).await;
+    let (_carla, chat) = chat_heard_open(&hub, &mut ann, "Carla").await;
     // Bea serves the same category (her "all" and "unassigned" views list it); Otto does not.
     let mut bea = hub.agent("bea", &["general"], 1).await;
     let mut otto = hub.agent("otto", &["billing"], 1).await;

@@ -98,17 +98,13 @@ async fn with_mongodb_frozen_continuing_a_status_and_a_label_are_refused_clearly
     signal(&server.0, libc::SIGCONT);
 
     // The same requests go through once it runs again, on the same connections.
+    // One minute for the label and the join below together.
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = ann_api
-            .put(&format!("/api/conversations/{chat}/labels/vip"), json!({}))
-            .await;
-        if status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the label never went on: {status} {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let vip = format!("/api/conversations/{chat}/labels/vip");
+    let within = Duration::from_secs(60);
+    ann_api
+        .put_until_200(&vip, json!({}), within, "the label never went on")
+        .await;
     let started = loop {
         carla
             .send(json!({"type": "join", "name": "Carla", "category": "general", "conversation": chat, "visitor": VISITOR}))
@@ -165,6 +161,17 @@ async fn hold_writes(uri: &str, hold: bool) {
     client.database("admin").run_command(command).await.unwrap();
 }
 
+/// A hub on a MongoDB server of its own that holds writes when told to
+/// ([`hold_writes`]), in database `db`: the server (stopped when dropped), its URI, the
+/// hub and the hub's spool directory (bind each to a name until the end of the test).
+async fn hub_holding_writes_on_demand(db: &str) -> (Running, String, TestHub, crate::archive::TempDir) {
+    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
+    let server = Running(child);
+    let uri = format!("mongodb://127.0.0.1:{port}");
+    let (hub, spool_dir) = crate::archive_once::hub_on_mongo(&uri, db, WRITE_TIMEOUT).await;
+    (server, uri, hub, spool_dir)
+}
+
 /// `request`'s status and error code, or `None` when it got no answer within [`HELD_WAIT`].
 async fn answer_while_held(request: impl std::future::Future<Output = (u16, Value)>) -> Option<(u16, String)> {
     let (status, body) = tokio::time::timeout(HELD_WAIT, request).await.ok()?;
@@ -173,12 +180,9 @@ async fn answer_while_held(request: impl std::future::Future<Output = (u16, Valu
 
 /// Carla leaves an offline message in `general` on `hub`; its id.
 async fn carla_leaves_a_message(hub: &TestHub) -> String {
-    let (status, left) = post(
-        hub,
-        "/api/offline-messages",
-        json!({"category": "general", "name": "Carla", "email": "carla@example.com", "text": "Where is my order?"}),
-    )
-    .await;
+    let message =
+        json!({"category": "general", "name": "Carla", "email": "carla@example.com", "text": "Where is my order?"});
+    let (status, left) = post(hub, "/api/offline-messages", message).await;
     assert_eq!(status, 201, "{left}");
     left["id"].as_str().unwrap().to_string()
 }
@@ -201,10 +205,7 @@ async fn until_landed(api: &Api, path: &str, landed: impl Fn(&Value) -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_writes_held_a_label_and_a_take_answer_503_in_time_land_later_and_are_safe_to_send_again() {
-    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
-    let server = Running(child);
-    let uri = format!("mongodb://127.0.0.1:{port}");
-    let (hub, _spool_dir) = crate::archive_once::hub_on_mongo(&uri, "conv_writes_held", WRITE_TIMEOUT).await;
+    let (server, uri, hub, _spool_dir) = hub_holding_writes_on_demand("conv_writes_held").await;
     let admin = hub.admin().await;
     defines_vip(&admin).await;
     hub.agent_account("ann", &["general"], 2).await;
@@ -251,22 +252,21 @@ async fn with_writes_held_a_label_and_a_take_answer_503_in_time_land_later_and_a
 
 /// The outbox's mails of replies to message `id` in database `db` at `uri`.
 async fn reply_mails(uri: &str, db: &str, id: &str) -> u64 {
+    let filter = bson::doc! {"_id": {"$regex": format!("^offline-{id}\\.reply-")}};
+    documents(uri, db, "outbox", filter).await
+}
+
+/// How many documents of `collection` in database `db` at `uri` match `filter`.
+async fn documents(uri: &str, db: &str, collection: &str, filter: bson::Document) -> u64 {
     let client = mongodb::Client::with_uri_str(uri).await.unwrap();
-    client
-        .database(db)
-        .collection::<bson::Document>("outbox")
-        .count_documents(bson::doc! {"_id": {"$regex": format!("^offline-{id}\\.reply-")}})
-        .await
-        .unwrap()
+    let collection = client.database(db).collection::<bson::Document>(collection);
+    collection.count_documents(filter).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_writes_held_a_reply_answers_503_in_time_lands_later_and_sent_again_is_one_mail() {
-    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
-    let server = Running(child);
-    let uri = format!("mongodb://127.0.0.1:{port}");
     let db = "conv_reply_held";
-    let (hub, _spool_dir) = crate::archive_once::hub_on_mongo(&uri, db, WRITE_TIMEOUT).await;
+    let (server, uri, hub, _spool_dir) = hub_holding_writes_on_demand(db).await;
     hub.agent_account("ann", &["general"], 2).await;
     let ann = hub.login("ann", "agent-password").await;
     let id = carla_leaves_a_message(&hub).await;
@@ -313,22 +313,13 @@ async fn with_writes_held_a_reply_answers_503_in_time_lands_later_and_sent_again
 
 /// The notes stored of conversation `id` in database `db` at `uri`.
 async fn notes_stored(uri: &str, db: &str, id: &str) -> u64 {
-    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
-    client
-        .database(db)
-        .collection::<bson::Document>("conversation_notes")
-        .count_documents(bson::doc! {"conversation_id": id})
-        .await
-        .unwrap()
+    documents(uri, db, "conversation_notes", bson::doc! {"conversation_id": id}).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_writes_held_a_note_answers_503_in_time_lands_later_and_sent_again_is_one_note() {
-    let (child, port) = crate::mongod::start_in_memory_with_failpoints().await;
-    let server = Running(child);
-    let uri = format!("mongodb://127.0.0.1:{port}");
     let db = "conv_note_held";
-    let (hub, _spool_dir) = crate::archive_once::hub_on_mongo(&uri, db, WRITE_TIMEOUT).await;
+    let (server, uri, hub, _spool_dir) = hub_holding_writes_on_demand(db).await;
     let admin = hub.admin().await;
     let id = carla_leaves_a_message(&hub).await;
     // Its conversation follows the message.

@@ -111,33 +111,27 @@ async fn counts(api: &Api, path: &str) -> (u64, u64, u64) {
 
 #[tokio::test]
 async fn the_views_are_counted_for_the_status_and_category_asked_as_the_caller_may_see_them() {
-    let Team {
-        _hub,
-        ann,
-        bob,
-        admin,
-        carla,
-        ..
-    } = team().await;
+    let team = team().await;
+    let (ann, bob, admin, carla) = (&team.ann, &team.bob, &team.admin, &team.carla);
 
     // Ann serves General: its two unassigned; Bob and the admin all three.
-    assert_eq!(counts(&ann, "/api/inbox").await, (0, 2, 2));
-    assert_eq!(counts(&bob, "/api/inbox?view=all").await, (0, 3, 3));
-    assert_eq!(counts(&admin, "/api/inbox?view=unassigned").await, (0, 3, 3));
+    assert_eq!(counts(ann, "/api/inbox").await, (0, 2, 2));
+    assert_eq!(counts(bob, "/api/inbox?view=all").await, (0, 3, 3));
+    assert_eq!(counts(admin, "/api/inbox?view=unassigned").await, (0, 3, 3));
     // The category asked for, in every view; a page's limit does not cut the counts.
-    assert_eq!(counts(&bob, "/api/inbox?category=sales").await, (0, 1, 1));
-    assert_eq!(counts(&bob, "/api/inbox?view=unassigned&limit=1").await, (0, 3, 3));
+    assert_eq!(counts(bob, "/api/inbox?category=sales").await, (0, 1, 1));
+    assert_eq!(counts(bob, "/api/inbox?view=unassigned&limit=1").await, (0, 3, 3));
 
     // Ann takes Carla's: one hers, one left unassigned, both in General's.
     ann.post_answering(200, &format!("/api/offline-messages/{carla}/take"), json!({}))
         .await;
-    assert_eq!(counts(&ann, "/api/inbox?view=unassigned").await, (1, 1, 2));
-    assert_eq!(counts(&bob, "/api/inbox").await, (0, 2, 3));
+    assert_eq!(counts(ann, "/api/inbox?view=unassigned").await, (1, 1, 2));
+    assert_eq!(counts(bob, "/api/inbox").await, (0, 2, 3));
     // The status asked for: nothing resolved yet, two open in General.
-    assert_eq!(counts(&ann, "/api/inbox?status=resolved").await, (0, 0, 0));
-    assert_eq!(counts(&ann, "/api/inbox?view=all&status=open").await, (1, 1, 2));
+    assert_eq!(counts(ann, "/api/inbox?status=resolved").await, (0, 0, 0));
+    assert_eq!(counts(ann, "/api/inbox?view=all&status=open").await, (1, 1, 2));
     // A label narrows the list, not the counts (they are the status's and category's).
-    crate::conversations_outage::defines_vip(&admin).await;
+    crate::conversations_outage::defines_vip(admin).await;
     let (status, page) = ann.get("/api/inbox?view=all&label=vip").await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(item_ids(&page), Vec::<&str>::new());

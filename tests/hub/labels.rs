@@ -24,13 +24,8 @@ async fn labels_are_defined_by_admins_put_on_by_the_holder_and_filter_the_inbox(
         (billing["id"].as_str(), billing["colour"].as_str()),
         (Some("billing-refunds"), Some("#1f6feb"))
     );
-    let (status, vip) = admin
-        .post(
-            "/api/admin/labels",
-            json!({"name": "VIP", "colour": "#d29922", "id": "vip"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{vip}");
+    let vip = json!({"name": "VIP", "colour": "#d29922", "id": "vip"});
+    admin.post_answering(201, "/api/admin/labels", vip).await;
     for (body, code) in [
         (json!({"name": "", "colour": "#000000"}), "invalid_name"),
         (json!({"name": "Red", "colour": "red"}), "invalid_colour"),
@@ -118,12 +113,7 @@ async fn labels_are_defined_by_admins_put_on_by_the_holder_and_filter_the_inbox(
     let (_, both) = admin
         .put(&format!("/api/conversations/{second}/labels/vip"), json!({}))
         .await;
-    let mut labels: Vec<&str> = both["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
+    let mut labels = strs(&both["labels"]);
     labels.sort();
     assert_eq!(labels, ["billing-refunds", "vip"]);
 
@@ -173,18 +163,11 @@ async fn the_archive_listing_and_csv_show_a_conversations_labels() {
     let (_carla, chat) = hub.carla_said_to(&mut ann, "it crashes").await;
     let chat = chat.as_str().unwrap();
     let ann_api = hub.login("ann", "agent-password").await;
-    let mut tries = 0;
-    loop {
-        let (status, body) = ann_api
-            .put(&format!("/api/conversations/{chat}/labels/bug"), json!({}))
-            .await;
-        if status == 200 {
-            break;
-        }
-        tries += 1;
-        assert!(tries < 100, "the conversation's record is written: {body}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let bug = format!("/api/conversations/{chat}/labels/bug");
+    let written = "the conversation's record is written";
+    ann_api
+        .put_until_200(&bug, json!({}), std::time::Duration::from_secs(5), written)
+        .await;
     // A second conversation without the label.
     let (_dora, _other) = hub.customer_in_chat("Dora", "general").await;
     ann.next_of("chat_started").await;

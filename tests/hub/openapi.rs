@@ -904,12 +904,7 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
         .collect();
     assert_eq!(documented, types.into_iter().collect(), "{}", doc["webhooks"]);
     let envelope = &doc["components"]["schemas"]["WebhookEnvelope"];
-    let required: BTreeSet<&str> = envelope["required"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
+    let required: BTreeSet<&str> = strs(&envelope["required"]).into_iter().collect();
     assert_eq!(
         required,
         ["version", "id", "type", "created_at", "data"].into_iter().collect(),

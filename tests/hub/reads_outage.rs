@@ -61,14 +61,7 @@ async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again
     })
     .await;
     let admin = hub.admin().await;
-    let created = admin
-        .post_answering(
-            201,
-            "/api/admin/api-tokens",
-            json!({"name": "CRM", "scopes": ["admin"]}),
-        )
-        .await;
-    let script = Api::bearer(&hub, created["secret"].as_str().unwrap());
+    let script = Api::bearer(&hub, &admin.api_token_secret("CRM", &["admin"]).await);
     let mut ann = hub.agent("ann", &["general"], 2).await;
     let chat = first_visit(&hub, &mut ann).await;
     own_until(&hub, VISITOR, "resolved").await;

@@ -84,6 +84,13 @@ pub(crate) async fn agent_member(hub: &TestHub, api: &Api, room: &str) -> (Ws, V
     member(hub, room, answer["token"].as_str().unwrap()).await
 }
 
+/// As [`member`], the welcome asserted to admit them as `kind` (agent, customer, guest).
+pub(crate) async fn member_as(hub: &TestHub, room: &str, token: &str, kind: &str) -> Ws {
+    let (ws, welcome) = member(hub, room, token).await;
+    assert_eq!(welcome["kind"], kind, "{welcome}");
+    ws
+}
+
 /// `username`'s `room` (made through the API) with them in it: their API client, the room's
 /// id, their socket in it and its welcome.
 pub(crate) async fn agent_in_own_room(hub: &TestHub, username: &str, room: Value) -> (Api, String, Ws, Value) {
@@ -209,8 +216,7 @@ async fn a_third_joiner_is_refused_with_its_own_message() {
     let (status, answer) = join(&hub, &room, gus.clone()).await;
     assert_eq!(status, 200, "{answer}");
     let gus_token = answer["token"].as_str().unwrap().to_string();
-    let (_gus, welcome) = member(&hub, &room, &gus_token).await;
-    assert_eq!(welcome["kind"], "guest");
+    let _gus = member_as(&hub, &room, &gus_token, "guest").await;
     // Someone else, with the right password: two people are in already.
     let pia = json!({"name": "Pia", "phone": "+441234567890", "password": PASSWORD});
     let answer = refusal(join(&hub, &room, pia).await, 409, "room_full");
@@ -291,8 +297,7 @@ async fn the_room_token_comes_in_the_first_frame_not_the_url() {
     let hub = TestHub::start().await;
     let (_ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
     let carla = token(&hub, &room, json!({"phone": PHONE, "password": PASSWORD})).await;
-    let (_carla, welcome) = member(&hub, &room, &carla).await;
-    assert_eq!(welcome["kind"], "customer");
+    let _carla = member_as(&hub, &room, &carla, "customer").await;
     let mut in_url = Ws::connect(&hub.ws_url(&format!("/ws/room?room={room}&token={carla}")), &[])
         .await
         .unwrap();
@@ -742,8 +747,7 @@ async fn the_lobby_learns_who_is_inside_without_taking_a_seat() {
     // Peeking took no seat and told no one: the agent heard nothing, and the customer
     // still comes in with the same token.
     assert!(agent.drain().await.is_empty(), "the agent heard of a peek");
-    let (_carla, welcome) = member(&hub, &room, &carla_token).await;
-    assert_eq!(welcome["kind"], "customer");
+    let _carla = member_as(&hub, &room, &carla_token, "customer").await;
     agent.next_of("peer_joined").await;
     let (inside, _) = peek(&hub, &room, &agent_token).await;
     assert_eq!(inside["peer"], json!({"name": "Carla", "present": true}), "{inside}");

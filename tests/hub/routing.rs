@@ -27,9 +27,7 @@ async fn two_agents_one_customer_the_chat_reaches_exactly_one_agent() {
 async fn one_agent_two_customers_the_second_waits_sees_nothing_and_is_paired_after() {
     let (hub, mut agent) = TestHub::with_agent("ann", &["general"], 1).await;
     let (mut first, chat) = hub.customer_in_chat("First", "general").await;
-    let mut second = hub.customer("Second", "general").await;
-    let queued = second.next_of("queued").await;
-    assert_eq!(queued["place"], 1);
+    let mut second = hub.customer_queued("Second", "general", 1).await;
 
     agent.next_of("chat_started").await;
     first.send(json!({"type": "message", "text": "private words"})).await;

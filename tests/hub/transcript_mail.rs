@@ -44,26 +44,37 @@ fn link_token(text: &str) -> String {
         .to_string()
 }
 
+/// Ann (General, limit 1) on `agent_hub` in a chat with the customer `name`, who joined
+/// with `details` on `customer_hub` (the same hub or another node), both told: Ann's
+/// socket, the customer's and the chat id.
+async fn ann_chatting_with(
+    agent_hub: &TestHub,
+    customer_hub: &TestHub,
+    name: &str,
+    details: Value,
+) -> (Ws, Ws, String) {
+    let mut ann = agent_hub.agent("ann", &["general"], 1).await;
+    let (customer, chat) = customer_hub.paired_customer_with(&mut ann, name, details).await;
+    (ann, customer, chat)
+}
+
+/// The customer says `said`, then Ann answers `answer` in `chat`, each acknowledged.
+async fn a_line_each_way(customer: &mut Ws, said: &str, ann: &mut Ws, chat: &str, answer: &str) {
+    customer.send(json!({"type": "message", "text": said})).await;
+    customer.next_of("ack").await;
+    ann.send(json!({"type": "message", "chat_id": chat, "text": answer}))
+        .await;
+    ann.next_of("ack").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() {
     let port = free_port();
     let hub = TestHub::with(transcript_settings(port)).await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub
-        .customer_with(
-            "Carla <b>",
-            json!({"email": "carla@example.com", "zone": "America/New_York"}),
-        )
-        .await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
-    carla
-        .send(json!({"type": "message", "text": "my invoice <script>alert(1)</script> is wrong"}))
-        .await;
-    carla.next_of("ack").await;
-    ann.send(json!({"type": "message", "chat_id": chat, "text": "Fixed & refunded"}))
-        .await;
-    ann.next_of("ack").await;
+    let new_yorker = json!({"email": "carla@example.com", "zone": "America/New_York"});
+    let (mut ann, mut carla, chat) = ann_chatting_with(&hub, &hub, "Carla <b>", new_yorker).await;
+    let markup = "my invoice <script>alert(1)</script> is wrong";
+    a_line_each_way(&mut carla, markup, &mut ann, &chat, "Fixed & refunded").await;
     ann.note_in(&chat, "SECRET-NOTE refund without asking", "n").await;
 
     // A bad address: an error frame, and the connection lives on.
@@ -116,21 +127,12 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
     let mail = parse_mail(&mails[0]);
     assert_eq!(mail.to, "carla@example.com");
     assert!(mail.subject.starts_with("Your chat with ANN"), "{}", mail.subject);
-    assert!(mail.text.contains("(times in America/New_York)"), "{}", mail.text);
-    assert!(
-        mail.text
-            .contains("Carla <b>: my invoice <script>alert(1)</script> is wrong"),
-        "{}",
-        mail.text
-    );
-    assert!(mail.text.contains("ANN: Fixed & refunded"), "{}", mail.text);
-    assert!(mail.text.contains("thanks!"), "{}", mail.text);
-    assert!(
-        mail.html
-            .contains("my invoice &lt;script&gt;alert(1)&lt;/script&gt; is wrong"),
-        "{}",
-        mail.html
-    );
+    let said = format!("Carla <b>: {markup}");
+    for line in ["(times in America/New_York)", &said, "ANN: Fixed & refunded", "thanks!"] {
+        assert!(mail.text.contains(line), "{line:?} in {}", mail.text);
+    }
+    let escaped = "my invoice &lt;script&gt;alert(1)&lt;/script&gt; is wrong";
+    assert!(mail.html.contains(escaped), "{}", mail.html);
     assert!(
         !mail.html.contains("<script>") && !mail.html.contains("<b>"),
         "{}",
@@ -198,9 +200,7 @@ async fn the_transcript_asked_while_smtp_is_down_arrives_once_when_it_is_back() 
     ids.dedup();
     assert_eq!(ids.len(), mails.len(), "a mail went out twice");
     // The address given last (a correction) is the one kept with the conversation.
-    let (_, record) = admin
-        .get(&format!("/api/conversations/{}", chat.as_str().unwrap()))
-        .await;
+    let (_, record) = admin.get(&format!("/api/conversations/{chat}")).await;
     assert_eq!(record["customer"]["email"], "c3@example.com", "{record}");
     drop(smtp);
     hub.stop().await;
@@ -257,17 +257,9 @@ async fn across_nodes_the_mail_is_made_from_the_shared_archive_and_sent_once() {
     let cluster = Cluster::start("cluster-transcripts").await;
     let alpha = cluster.node("alpha", transcript_settings(port)).await;
     let beta = cluster.node("beta", transcript_settings(port)).await;
-    let mut ann = beta.agent("ann", &["general"], 1).await;
-    let mut carla = alpha
-        .customer_with("Carla", json!({"email": "carla@example.com"}))
-        .await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
-    carla.send(json!({"type": "message", "text": "from alpha"})).await;
-    carla.next_of("ack").await;
-    ann.send(json!({"type": "message", "chat_id": chat, "text": "from beta"}))
-        .await;
-    ann.next_of("ack").await;
+    let (mut ann, mut carla, chat) =
+        ann_chatting_with(&beta, &alpha, "Carla", json!({"email": "carla@example.com"})).await;
+    a_line_each_way(&mut carla, "from alpha", &mut ann, &chat, "from beta").await;
     ann.note_in(&chat, "SECRET-NOTE on beta", "n").await;
     let asked = ask(&mut carla, None).await;
     assert_eq!(asked["type"], "transcript_requested", "{asked}");
@@ -309,10 +301,8 @@ async fn the_transcript_is_signed_with_the_desks_name() {
             json!({"title": "Acme Hilfe", "color": "#0f766e", "greeting": "Hallo!"}),
         )
         .await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut carla = hub.customer_with("Carla", json!({"email": "carla@example.com"})).await;
-    let chat = carla.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
+    let (mut ann, mut carla, chat) =
+        ann_chatting_with(&hub, &hub, "Carla", json!({"email": "carla@example.com"})).await;
     carla.send(json!({"type": "message", "text": "hello"})).await;
     carla.next_of("ack").await;
     assert_eq!(ask(&mut carla, None).await["type"], "transcript_requested");
@@ -328,20 +318,10 @@ async fn the_transcript_is_signed_with_the_desks_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transcript_with_umlauts_is_utf8_mime_from_the_desks_domain() {
     let (smtp, hub) = koeln_desk(transcript_settings, |s| s.widget.title = "Kundendienst Köln".into()).await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
-    let mut joerg = hub
-        .customer_with(
-            "Jörg Müller",
-            json!({"email": "joerg@example.com", "zone": "Europe/Berlin"}),
-        )
-        .await;
-    let chat = joerg.next_of("chat_started").await["chat_id"].clone();
-    ann.next_of("chat_started").await;
-    joerg.send(json!({"type": "message", "text": "Grüße aus Köln"})).await;
-    joerg.next_of("ack").await;
-    ann.send(json!({"type": "message", "chat_id": chat, "text": "Schöne Grüße zurück, Jörg — 5 € gutgeschrieben"}))
-        .await;
-    ann.next_of("ack").await;
+    let berliner = json!({"email": "joerg@example.com", "zone": "Europe/Berlin"});
+    let (mut ann, mut joerg, chat) = ann_chatting_with(&hub, &hub, "Jörg Müller", berliner).await;
+    let answer = "Schöne Grüße zurück, Jörg — 5 € gutgeschrieben";
+    a_line_each_way(&mut joerg, "Grüße aus Köln", &mut ann, &chat, answer).await;
     assert_eq!(ask(&mut joerg, None).await["type"], "transcript_requested");
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     joerg.next_of("chat_ended").await;

@@ -35,14 +35,22 @@ async fn archived_with_transfers(hub: &TestHub, id: &str, transfers: usize) -> V
     panic!("conversation {id} never had {transfers} transfers in the archive");
 }
 
+/// Ann (General, limit 2) paired with Carla on `hub`, who says `carla_says` (seq 1) and
+/// hears Ann's `ann_says` (seq 2), each seen by the other: Ann's socket, Carla's and the
+/// chat id.
+async fn talking(hub: &TestHub, carla_says: &str, ann_says: &str) -> (Ws, Ws, Value) {
+    let (mut ann, mut carla, chat) = paired(hub, "ann", 2, hub, "Carla").await;
+    assert_eq!(say(&mut carla, &chat, carla_says).await, 1);
+    ann.next_of("message").await;
+    assert_eq!(say(&mut ann, &chat, ann_says).await, 2);
+    carla.next_of("message").await;
+    (ann, carla, chat)
+}
+
 #[tokio::test]
 async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
     let hub = TestHub::start().await;
-    let (mut ann, mut carla, chat) = paired(&hub, "ann", 2, &hub, "Carla").await;
-    assert_eq!(say(&mut carla, &chat, "my invoice is wrong").await, 1);
-    ann.next_of("message").await;
-    assert_eq!(say(&mut ann, &chat, "let me find billing").await, 2);
-    carla.next_of("message").await;
+    let (mut ann, mut carla, chat) = talking(&hub, "my invoice is wrong", "let me find billing").await;
     let mut bob = hub.agent("bob", &["general"], 1).await;
     let bob_id = hub.admin().await.agent_id("bob").await;
 
@@ -94,11 +102,9 @@ async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
             (2, "let me find billing".to_string())
         ]
     );
-    let told = carla.next_of("transferred").await;
-    assert_eq!(
-        (told["chat_id"].clone(), told["peer_name"].as_str()),
-        (chat.clone(), Some("BOB"))
-    );
+    carla
+        .next_showing("transferred", json!({"chat_id": chat, "peer_name": "BOB"}))
+        .await;
 
     // The chat goes on with Bob, seq after seq; Ann can no longer speak in it.
     assert_eq!(say(&mut bob, &chat, "Hi Carla, Bob from billing").await, 3);
@@ -117,23 +123,14 @@ async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
 
     let record = archived_with_transfers(&hub, chat.as_str().unwrap(), 1).await;
     let transfer = &record["transfers"][0];
-    assert_eq!(
-        (
-            transfer["from_agent_name"].as_str(),
-            transfer["to_agent_name"].as_str(),
-            transfer["note"].as_str(),
-            transfer["after_seq"].as_u64(),
-            transfer["to_category"].is_null(),
-        ),
-        (
-            Some("ANN"),
-            Some("BOB"),
-            Some("Invoice 42, wants a refund"),
-            Some(2),
-            true
-        ),
-        "{record}"
-    );
+    let to_bob = json!({
+        "from_agent_name": "ANN",
+        "to_agent_name": "BOB",
+        "note": "Invoice 42, wants a refund",
+        "after_seq": 2,
+        "to_category": null,
+    });
+    assert_shows(transfer, to_bob, &record.to_string());
     assert_eq!(record["agent_name"], "BOB", "the conversation is Bob's now: {record}");
     hub.stop().await;
 }
@@ -197,11 +194,7 @@ async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat
 #[tokio::test]
 async fn a_chat_goes_to_a_colleague_without_its_category_keeping_it_or_moving_into_theirs() {
     let hub = TestHub::start().await;
-    let (mut ann, mut carla, chat) = paired(&hub, "ann", 2, &hub, "Carla").await;
-    assert_eq!(say(&mut carla, &chat, "I need a refund").await, 1);
-    ann.next_of("message").await;
-    assert_eq!(say(&mut ann, &chat, "Ann here, one moment").await, 2);
-    carla.next_of("message").await;
+    let (mut ann, mut carla, chat) = talking(&hub, "I need a refund", "Ann here, one moment").await;
     // Neither Bob nor Cy holds the chat's category.
     let mut bob = hub.agent("bob", &["billing"], 2).await;
     let mut cy = hub.agent("cyd", &["technical", "billing"], 2).await;
@@ -216,12 +209,7 @@ async fn a_chat_goes_to_a_colleague_without_its_category_keeping_it_or_moving_in
         .unwrap()
         .iter()
         .map(|a| {
-            let cats = a["categories"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c.as_str().unwrap())
-                .collect();
+            let cats = strs(&a["categories"]);
             (a["name"].as_str().unwrap(), (a["can_take"].as_bool().unwrap(), cats))
         })
         .collect();
@@ -257,16 +245,8 @@ async fn a_chat_goes_to_a_colleague_without_its_category_keeping_it_or_moving_in
     bob.send(json!({"type": "transfer", "chat_id": chat, "to_agent": cy_id, "category": "technical", "note": "tech"}))
         .await;
     assert_eq!(bob.next_of("chat_ended").await["reason"], "transferred");
-    let started = cy.next_of("chat_started").await;
-    assert_eq!(
-        (
-            started["chat_id"].clone(),
-            started["category"].as_str(),
-            started["category_name"].as_str()
-        ),
-        (chat.clone(), Some("technical"), Some("Technical support")),
-        "{started}"
-    );
+    let technical = json!({"chat_id": chat, "category": "technical", "category_name": "Technical support"});
+    let started = cy.next_showing("chat_started", technical).await;
     assert_eq!(
         started["transfer"]["earlier_agents"],
         json!([{"name": "ANN", "through_seq": 2}, {"name": "BOB", "through_seq": 3}]),
@@ -310,11 +290,9 @@ async fn a_chat_handed_to_a_category_waits_first_in_its_line_and_goes_on_with_th
         (Some("billing"), Some("Billing"), None),
         "{told}"
     );
-    let queued = carla.next_of("queued").await;
-    assert_eq!(
-        (queued["place"].as_u64(), queued["category"].as_str()),
-        (Some(1), Some("billing"))
-    );
+    carla
+        .next_showing("queued", json!({"place": 1, "category": "billing"}))
+        .await;
     assert_eq!(later.next_of("place").await["place"], 2, "Lee moved behind Carla");
     // Waiting, Carla is in no chat.
     carla.send(json!({"type": "message", "text": "hello?"})).await;
@@ -323,20 +301,16 @@ async fn a_chat_handed_to_a_category_waits_first_in_its_line_and_goes_on_with_th
     let mut bill = hub.agent("bill", &["billing"], 1).await;
     let started = bill.next_of("chat_started").await;
     assert_eq!(started["chat_id"], chat, "the same chat goes on: {started}");
-    assert_eq!(
-        (
-            started["transfer"]["from_name"].as_str(),
-            started["transfer"]["note"].as_str(),
-            started["transfer"]["category"].as_str()
-        ),
-        (Some("ANN"), Some("double charge"), Some("billing"))
+    let transfer = json!({"from_name": "ANN", "note": "double charge", "category": "billing"});
+    assert_shows(
+        &started,
+        json!({ "transfer": transfer }),
+        "the transfer as Bill is told it",
     );
     assert_eq!(started["messages"][0]["text"], "I was double charged");
-    let again = carla.next_of("chat_started").await;
-    assert_eq!(
-        (again["chat_id"].clone(), again["peer_name"].as_str()),
-        (chat.clone(), Some("BILL"))
-    );
+    carla
+        .next_showing("chat_started", json!({"chat_id": chat, "peer_name": "BILL"}))
+        .await;
     assert_eq!(say(&mut bill, &chat, "I see two charges").await, 2);
     assert_eq!(carla.next_of("message").await["seq"], 2);
     carla.send(json!({"type": "leave"})).await;
@@ -344,22 +318,10 @@ async fn a_chat_handed_to_a_category_waits_first_in_its_line_and_goes_on_with_th
 
     let record = archived_with_transfers(&hub, chat.as_str().unwrap(), 2).await;
     let transfers = record["transfers"].as_array().unwrap();
-    assert_eq!(
-        (
-            transfers[0]["to_category"].as_str(),
-            transfers[0]["to_agent_id"].is_null()
-        ),
-        (Some("billing"), true),
-        "{record}"
-    );
-    assert_eq!(
-        (
-            transfers[1]["to_category"].as_str(),
-            transfers[1]["to_agent_name"].as_str()
-        ),
-        (Some("billing"), Some("BILL")),
-        "{record}"
-    );
+    let to_the_line = json!({"to_category": "billing", "to_agent_id": null});
+    assert_shows(&transfers[0], to_the_line, &record.to_string());
+    let taken_there = json!({"to_category": "billing", "to_agent_name": "BILL"});
+    assert_shows(&transfers[1], taken_there, &record.to_string());
     // Both agents read the conversation they served; messages are there once each.
     for who in ["ann", "bill"] {
         let api = hub.login(who, "agent-password").await;
@@ -566,11 +528,9 @@ async fn a_chat_handed_to_a_category_goes_on_with_an_agent_on_another_node() {
         texts.push(bill.next_of("message").await["text"].as_str().unwrap().to_string());
     }
     assert_eq!(texts, vec!["refund?".to_string()]);
-    let again = carla.next_of("chat_started").await;
-    assert_eq!(
-        (again["chat_id"].clone(), again["peer_name"].as_str()),
-        (chat.clone(), Some("BILL"))
-    );
+    carla
+        .next_showing("chat_started", json!({"chat_id": chat, "peer_name": "BILL"}))
+        .await;
     assert_eq!(say(&mut bill, &chat, "on it").await, 2);
     assert_eq!(carla.next_of("message").await["text"], "on it");
     carla.send(json!({"type": "leave"})).await;

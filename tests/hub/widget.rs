@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::archive::TempDir;
-use crate::common::TestHub;
+use crate::common::{TestHub, get_with_header};
 use crate::storeops::{hub_command, refuses};
 
 const SHOP: &str = "https://shop.example.com";
@@ -25,12 +25,7 @@ async fn the_widget_settings_are_public_and_readable_by_the_allowed_sites() {
     })
     .await;
     let client = reqwest::Client::new();
-    let res = client
-        .get(hub.url("/api/widget"))
-        .header("origin", SHOP)
-        .send()
-        .await
-        .unwrap();
+    let res = get_with_header(&client, &hub.url("/api/widget"), ("origin", SHOP)).await;
     assert_eq!(res.status(), 200);
     assert_eq!(header(&res, "access-control-allow-origin").as_deref(), Some(SHOP));
     let config: Value = res.json().await.unwrap();
@@ -40,12 +35,7 @@ async fn the_widget_settings_are_public_and_readable_by_the_allowed_sites() {
     assert_eq!(config["agents_online"], false, "nobody is online yet");
     assert_eq!(config["allowed_origins"], serde_json::json!([SHOP]));
 
-    let other = client
-        .get(hub.url("/api/widget"))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+    let other = get_with_header(&client, &hub.url("/api/widget"), ("origin", "https://evil.example")).await;
     assert_eq!(header(&other, "access-control-allow-origin"), None);
 
     let _agent = hub.agent("ann", &["general"], 1).await;
