@@ -205,6 +205,32 @@ impl Outbox {
         self.waker.register(waker);
     }
 
+    /// Takes everything queued into `spare` (the connection's own queue, empty), giving the
+    /// outbox `spare`'s buffer in exchange: a busy connection's two buffers go back and forth,
+    /// so pushing a frame allocates nothing (a fresh queue allocated at each wake-up was two
+    /// allocations a relayed message, its frame's and its acknowledgement's). `None` when
+    /// there is nothing to do; else the close to send once the frames are written.
+    pub fn take_into(&self, spare: &mut VecDeque<Utf8Bytes>) -> Option<Option<(u16, &'static str)>> {
+        debug_assert!(
+            spare.is_empty(),
+            "a connection takes more only once it wrote what it had"
+        );
+        let mut queue = self.lock();
+        if queue.frames.is_empty() && queue.close.is_none() {
+            return None;
+        }
+        std::mem::swap(&mut queue.frames, spare);
+        Some(queue.close.take())
+    }
+
+    /// Frees the queue's buffer if it is empty and holds more than `keep` slots (0: any).
+    pub fn release_buffer(&self, keep: usize) {
+        let mut queue = self.lock();
+        if queue.frames.is_empty() && queue.frames.capacity() > keep {
+            queue.frames = VecDeque::new();
+        }
+    }
+
     /// Takes everything queued, or `None` when there is nothing to do.
     pub fn take(&self) -> Option<Taken> {
         let mut queue = self.lock();
@@ -237,6 +263,33 @@ mod tests {
 
     fn frame(s: &'static str) -> Utf8Bytes {
         Utf8Bytes::from_static(s)
+    }
+
+    /// The connection's queue and the outbox's trade buffers: frames come out in order, the
+    /// outbox keeps the spare's room (no allocation at the next push), and an empty buffer
+    /// is freed on request.
+    #[test]
+    fn taking_into_a_spare_trades_buffers_and_keeps_the_order() {
+        let outbox = Outbox::new(64);
+        let mut spare: VecDeque<Utf8Bytes> = VecDeque::with_capacity(8);
+        assert!(outbox.take_into(&mut spare).is_none(), "nothing to do");
+        outbox.push(frame("a"));
+        outbox.push(frame("b"));
+        assert_eq!(outbox.take_into(&mut spare), Some(None));
+        assert_eq!(spare, [frame("a"), frame("b")]);
+        assert!(
+            outbox.lock().frames.capacity() >= 8,
+            "the spare's room went to the outbox"
+        );
+        spare.clear();
+        outbox.push(frame("bye"));
+        outbox.close(4000, "replaced");
+        assert_eq!(outbox.take_into(&mut spare), Some(Some((4000, "replaced"))));
+        assert_eq!(spare, [frame("bye")]);
+        outbox.release_buffer(64);
+        assert!(outbox.lock().frames.capacity() > 0, "within what may be kept");
+        outbox.release_buffer(0);
+        assert_eq!(outbox.lock().frames.capacity(), 0, "freed");
     }
 
     #[test]

@@ -46,6 +46,13 @@ use crate::protocol::{self, ClientFrame, ServerFrame};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connections get to receive the hub's goodbye before closing on their own.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Writes within one heartbeat from which a connection counts as busy and keeps its two
+/// queue buffers (its own and its outbox's) between wake-ups. Most connections are idle: a
+/// welcome and a few frames, then nothing, so they keep none (their memory is the target
+/// the idle benchmark holds), and a connection that goes quiet frees them at its next beat.
+const BUSY_WRITES: u32 = 8;
+/// Slots a kept buffer may hold: one grown past this by a burst is freed once written.
+const KEPT_SLOTS: usize = 16;
 /// Heartbeats without a frame or pong from the peer before it is given up on.
 const MISSED_BEATS: u8 = 2;
 
@@ -194,6 +201,8 @@ struct Connection {
     /// A close frame the hub asked for, sent once `unsent` is written.
     close_after_write: Option<(u16, &'static str)>,
     ping_due: bool,
+    /// Wake-ups with frames to write since the last heartbeat (saturating): busy or not.
+    writes_since_beat: u32,
     /// Set while a write is stuck; passing it means the peer is not reading.
     write_deadline: Option<Instant>,
 
@@ -255,6 +264,7 @@ impl Connection {
             unflushed: false,
             close_after_write: None,
             ping_due: false,
+            writes_since_beat: 0,
             write_deadline: None,
             limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
             flood_close_past: rate.burst,
@@ -366,14 +376,16 @@ impl Connection {
             if let Some((code, reason)) = self.close_after_write.take() {
                 return Poll::Ready(Ending::Close(code, reason));
             }
-            match self.outbox.take() {
-                Some(taken) => {
-                    // The emptied queue's memory goes with it: idle connections keep none.
-                    self.unsent = taken.frames;
-                    self.close_after_write = taken.close;
+            match self.outbox.take_into(&mut self.unsent) {
+                Some(close) => {
+                    self.writes_since_beat = self.writes_since_beat.saturating_add(1);
+                    self.close_after_write = close;
                 }
                 None => {
-                    self.unsent = VecDeque::new();
+                    // An idle connection keeps no buffer; a busy one keeps a small one.
+                    if self.writes_since_beat < BUSY_WRITES || self.unsent.capacity() > KEPT_SLOTS {
+                        self.unsent = VecDeque::new();
+                    }
                     return Poll::Pending;
                 }
             }
@@ -495,6 +507,17 @@ impl Connection {
                 return Some(Event::Stop(Ending::Close(code::GOING_AWAY, "heartbeat timeout")));
             }
             self.heard = false;
+            // Gone quiet: both buffers go. Still busy: only one a burst left grown.
+            let keep = if self.writes_since_beat < BUSY_WRITES {
+                0
+            } else {
+                KEPT_SLOTS
+            };
+            if self.unsent.is_empty() && self.unsent.capacity() > keep {
+                self.unsent = VecDeque::new();
+            }
+            self.outbox.release_buffer(keep);
+            self.writes_since_beat = 0;
             self.ping_due = true;
             self.next_beat = now + self.settings.heartbeat;
         }
