@@ -46,11 +46,12 @@ use crate::protocol::{self, ClientFrame, ServerFrame};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connections get to receive the hub's goodbye before closing on their own.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// Writes within one heartbeat from which a connection counts as busy and keeps its two
-/// queue buffers (its own and its outbox's) between wake-ups. Most connections are idle: a
-/// welcome and a few frames, then nothing, so they keep none (their memory is the target
-/// the idle benchmark holds), and a connection that goes quiet frees them at its next beat.
-const BUSY_WRITES: u32 = 8;
+/// Writes within one heartbeat (20 s by default) from which a connection counts as busy and
+/// keeps its two queue buffers (its own and its outbox's) between wake-ups: more than a
+/// person's chat makes, where an allocation a frame costs nothing that shows. Most
+/// connections are idle (a welcome, places in line, then nothing), so they keep none (their
+/// memory is the target the idle benchmark holds); one that goes quiet frees them at its next beat.
+const BUSY_WRITES: u32 = 32;
 /// Slots a kept buffer may hold: one grown past this by a burst is freed once written.
 const KEPT_SLOTS: usize = 16;
 /// Heartbeats without a frame or pong from the peer before it is given up on.
