@@ -945,7 +945,8 @@ pub struct WaitingConversation {
     pub id: String,
     /// Its latest lines (at most 50), oldest first, each agent line with its author's name.
     pub messages: Vec<WaitingLine>,
-    /// The agent whose list it is in now, by name (none: nobody's): who answers next.
+    /// The agent whose list it is in now, by name (none: nobody's); whoever takes the
+    /// customer from the line may answer instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
 }

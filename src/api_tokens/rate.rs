@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use crate::cluster::node::Cluster;
 use crate::core::token_rate::{self as rule, Admission};
 
-/// How long a request waits for Redis's count before this node counts it alone.
-pub const REDIS_WAIT: Duration = Duration::from_millis(250);
+/// How long a request waits for Redis's count before this node counts it alone: long
+/// enough that a loaded Redis or node is not taken for an outage (which would give a token
+/// its rate on each node); while Redis is away only one request a [`RETRY_REDIS`] waits it.
+pub const REDIS_WAIT: Duration = Duration::from_secs(1);
 /// After Redis did not answer, requests are counted here alone for this long before
 /// Redis is asked again: an outage costs each request nothing, not a wait each.
 pub const RETRY_REDIS: Duration = Duration::from_secs(1);
@@ -75,9 +77,18 @@ impl TokenRate {
         }
     }
 
+    /// Redis is asked while it answers; once it did not, by one request a [`RETRY_REDIS`]
+    /// (this call claims the try: the others meanwhile count here, not wait as well).
     fn redis_worth_asking(&self) -> bool {
-        let failed = self.redis_failed.lock().unwrap_or_else(|e| e.into_inner());
-        failed.is_none_or(|at| at.elapsed() >= RETRY_REDIS)
+        let mut failed = self.redis_failed.lock().unwrap_or_else(|e| e.into_inner());
+        match *failed {
+            None => true,
+            Some(at) if at.elapsed() >= RETRY_REDIS => {
+                *failed = Some(Instant::now());
+                true
+            }
+            Some(_) => false,
+        }
     }
 
     fn redis_failed(&self, why: &str) {

@@ -847,7 +847,8 @@ end
 function T.set_category_open(_, a)
   local category, open = a[1], a[2] == '1'
   if not category_exists(category) then return 'unknown_category' end
-  if a[3] and not tonumber(a[3]) then return 'wrong_state' end
+  -- Digits only, as the replicas read it (`u64`): no sign, exponent, hex or spaces.
+  if a[3] and not a[3]:match('^%d+$') then return 'wrong_state' end
   if not take_stamp(K_OPEN_SET_AT, category, a[3]) then return end
   if open then
     if redis.call('SREM', K_CLOSED, category) == 1 then
@@ -889,7 +890,8 @@ function T.set_category_mode(_, a)
   local category, mode = a[1], a[2]
   if not category_exists(category) then return 'unknown_category' end
   if mode ~= 'assign' and mode ~= 'offer' then return 'wrong_state' end
-  if a[3] and not tonumber(a[3]) then return 'wrong_state' end
+  -- Digits only, as the replicas read it (`u64`): no sign, exponent, hex or spaces.
+  if a[3] and not a[3]:match('^%d+$') then return 'wrong_state' end
   if not take_stamp(K_MODE_SET_AT, category, a[3]) then return end
   if mode == 'offer' then
     -- Assigning left nobody ready beside an eligible agent: nothing to route.

@@ -335,6 +335,13 @@ impl HubState {
                     (_, Some((_, owner))) if *owner == asked.agent => {
                         self.relay_checked_files(chat, (Party::Agent, conn), (asked.text, asked.files), asked.client_id)
                     }
+                    // Its chat is known here before its sides (another node paired it and
+                    // this node's routing has not caught up): the line belongs in that chat,
+                    // which reaches its agent within moments, as when Redis refuses its seq.
+                    (_, None) => Err((
+                        "conversation_live",
+                        "the customer is back: write in their chat, which opens for you shortly".to_string(),
+                    )),
                     _ => Err(not_yours()),
                 };
                 match result {
