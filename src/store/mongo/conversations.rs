@@ -98,8 +98,8 @@ impl MongoStore {
     /// many. The marked records are read in batches by id, each batch going on after the
     /// last id of the one before, so a record whose copy keeps failing is passed over, not
     /// read again and again: a batch whose copy fails is copied one record at a time, each
-    /// record copied is unmarked, and each one that fails is logged (once a pass) and left
-    /// marked for the next pass.
+    /// record copied is unmarked, and those that fail are left marked for the next pass
+    /// (logged in one line a batch).
     pub(super) async fn copy_pending_records(&self) -> StoreResult<u64> {
         let mut copied = 0u64;
         let mut after: Option<String> = None;
@@ -127,9 +127,13 @@ impl MongoStore {
     }
 
     /// Copies each of `records` on its own (their copy as one batch failed): how many were
-    /// copied, each of them unmarked; each that fails is logged and stays marked.
+    /// copied, each of them unmarked; those that fail stay marked, logged in one line (the
+    /// first's id and error, and how many): a server that went away mid-pass fails them all,
+    /// which must not be a line each.
     async fn copy_one_by_one(&self, records: &[ConversationRecord]) -> StoreResult<u64> {
         let mut copied = 0u64;
+        let mut failed: Option<(&str, StoreError)> = None;
+        let mut failures = 0usize;
         for record in records {
             let one = std::slice::from_ref(record);
             match self.copy_desk_state(one).await {
@@ -137,12 +141,19 @@ impl MongoStore {
                     self.copies_made(one).await?;
                     copied += 1;
                 }
-                Err(e) => tracing::warn!(
-                    conversation = %record.id,
-                    error = %e,
-                    "a conversation's status could not be copied onto its archive; the next repair tries again"
-                ),
+                Err(e) => {
+                    failures += 1;
+                    failed.get_or_insert((record.id.as_str(), e));
+                }
             }
+        }
+        if let Some((first, error)) = failed {
+            tracing::warn!(
+                conversation = first,
+                error = %error,
+                failures,
+                "conversations' statuses could not be copied onto their archives; the next repair tries again"
+            );
         }
         Ok(copied)
     }
