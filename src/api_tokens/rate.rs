@@ -80,7 +80,7 @@ impl TokenRate {
     /// Redis is asked while it answers; once it did not, by one request a [`RETRY_REDIS`]
     /// (this call claims the try: the others meanwhile count here, not wait as well).
     fn redis_worth_asking(&self) -> bool {
-        let mut failed = self.redis_failed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failed = self.failed_at();
         match *failed {
             None => true,
             Some(at) if at.elapsed() >= RETRY_REDIS => {
@@ -91,13 +91,13 @@ impl TokenRate {
         }
     }
 
+    /// When Redis last failed (a plain time: a panic while holding it leaves it usable).
+    fn failed_at(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.redis_failed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn redis_failed(&self, why: &str) {
-        let first = self
-            .redis_failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(Instant::now())
-            .is_none();
+        let first = self.failed_at().replace(Instant::now()).is_none();
         if first {
             tracing::warn!(
                 error = why,
@@ -107,12 +107,7 @@ impl TokenRate {
     }
 
     fn redis_answered(&self) {
-        let was_failing = self
-            .redis_failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .is_some();
+        let was_failing = self.failed_at().take().is_some();
         if was_failing {
             tracing::info!("API token rates: counted in Redis over all nodes again");
         }

@@ -829,6 +829,12 @@ function T.set_status(_, a)
   return set_status(a[1], status, a[3])
 end
 
+-- Whether `stamp` (the number's text, or nil) is one the replicas read alike (`u64`):
+-- digits only, no sign, exponent, hex or spaces.
+local function stamp_readable(stamp)
+  return stamp == nil or stamp:match('^%d+$') ~= nil
+end
+
 -- Whether a change stamped `stamp` (ms, as the number's text, or nil) applies over the one
 -- in force for `category` in the hash `key`, its stamp kept there (as sent: Lua's numbers
 -- would print large ones otherwise) if so: an older stamp does not; no stamp (a node of a
@@ -847,8 +853,7 @@ end
 function T.set_category_open(_, a)
   local category, open = a[1], a[2] == '1'
   if not category_exists(category) then return 'unknown_category' end
-  -- Digits only, as the replicas read it (`u64`): no sign, exponent, hex or spaces.
-  if a[3] and not a[3]:match('^%d+$') then return 'wrong_state' end
+  if not stamp_readable(a[3]) then return 'wrong_state' end
   if not take_stamp(K_OPEN_SET_AT, category, a[3]) then return end
   if open then
     if redis.call('SREM', K_CLOSED, category) == 1 then
@@ -890,8 +895,7 @@ function T.set_category_mode(_, a)
   local category, mode = a[1], a[2]
   if not category_exists(category) then return 'unknown_category' end
   if mode ~= 'assign' and mode ~= 'offer' then return 'wrong_state' end
-  -- Digits only, as the replicas read it (`u64`): no sign, exponent, hex or spaces.
-  if a[3] and not a[3]:match('^%d+$') then return 'wrong_state' end
+  if not stamp_readable(a[3]) then return 'wrong_state' end
   if not take_stamp(K_MODE_SET_AT, category, a[3]) then return end
   if mode == 'offer' then
     -- Assigning left nobody ready beside an eligible agent: nothing to route.
