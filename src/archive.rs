@@ -455,10 +455,15 @@ impl Archive {
 
     /// Queues the opening of a running conversation this node takes the archiving of over
     /// from another node, with its closing reserved, room or not ([`Room::admit_opening_anyway`]).
+    /// Its webhook event goes too, before the lines this node archives after it: each node
+    /// making a conversation's events makes them from its creation on, so whichever node's
+    /// reach the store first, they are numbered in order (the store keeps each event once).
     pub fn push_handover_opening(&self, event: ArchiveEvent) -> bool {
+        let hook = self.webhook_event(&event);
         let mut room = self.room();
         room.admit_opening_anyway();
-        self.send(room, event, 0).is_some()
+        let ticket = self.emit(hook);
+        self.send(room, event, ticket).is_some()
     }
 
     /// Queues a conversation's closing, in the room reserved when it opened.

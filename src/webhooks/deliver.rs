@@ -167,11 +167,12 @@ async fn round(
     for dying in store.dying_deliveries(BATCH).await? {
         settle(store, claims, &dying).await?;
     }
+    let reading = hooks.reading_begun();
     let endpoints: HashMap<String, WebhookEndpoint> =
         store.webhooks().await?.into_iter().map(|e| (e.id.clone(), e)).collect();
     // Changed through another node: its admin bus message tells this node at once; this
     // look catches one missed (Redis away), within `LOOK_EVERY`.
-    hooks.seen(endpoints.values());
+    hooks.seen(reading, endpoints.values());
     // Each endpoint's own batch: one whose receiver is down piles up a backlog that would
     // otherwise fill a shared batch and leave the others' deliveries unread.
     let mut pending = Vec::new();

@@ -211,24 +211,29 @@ impl Webhooks {
     }
 
     async fn refresh(&self) {
-        let reading = self.readings.fetch_add(1, Ordering::SeqCst) + 1;
+        let reading = self.reading_begun();
         match self.store.webhooks().await {
-            Ok(endpoints) => {
-                // A reading begun later read a store at least as new: it alone may answer.
-                let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-                if reading > *applied {
-                    *applied = reading;
-                    self.seen(&endpoints);
-                }
-            }
+            Ok(endpoints) => self.seen(reading, &endpoints),
             Err(e) => tracing::warn!(error = %e, "webhook endpoints could not be read"),
         }
     }
 
-    /// Events are made from now on while one of `endpoints`, as just read, is enabled.
-    fn seen<'a>(&self, endpoints: impl IntoIterator<Item = &'a WebhookEndpoint>) {
-        let any = endpoints.into_iter().any(|e| e.enabled);
-        self.active.store(any, Ordering::Relaxed);
+    /// A reading of the endpoints begins: its number, for [`Webhooks::seen`].
+    fn reading_begun(&self) -> u64 {
+        self.readings.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Events are made from now on while one of `endpoints`, as reading `reading` read
+    /// them, is enabled, unless a reading begun later answered first: it read a store at
+    /// least as new (a deliverer's round that read before an admin's change must not undo
+    /// the change's reading).
+    fn seen<'a>(&self, reading: u64, endpoints: impl IntoIterator<Item = &'a WebhookEndpoint>) {
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        if reading > *applied {
+            *applied = reading;
+            let any = endpoints.into_iter().any(|e| e.enabled);
+            self.active.store(any, Ordering::Relaxed);
+        }
     }
 }
 
@@ -421,5 +426,50 @@ async fn until_stored<T, F: std::future::Future<Output = StoreResult<T>>>(
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn endpoint(enabled: bool) -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: "e".into(),
+            url: "https://crm.example.com/hook".into(),
+            events: vec!["message.created".into()],
+            secret: "s".into(),
+            enabled,
+            disabled_reason: None,
+            failures_in_a_row: 0,
+            created_at: 0,
+        }
+    }
+
+    /// A deliverer's round that read the endpoints before an admin registered one, and
+    /// answered after the registration's own reading, leaves events being made.
+    #[tokio::test]
+    async fn a_reading_that_answers_late_does_not_undo_a_newer_one() {
+        let dir = std::env::temp_dir().join(format!("switchboard-hooks-{}", uuid::Uuid::new_v4().simple()));
+        let shutdown = CancellationToken::new();
+        let hooks = Webhooks::start(
+            Arc::new(MemoryStore::new()),
+            &crate::config::Settings::for_tests(),
+            journal::JournalFile::open(&dir).unwrap(),
+            shutdown.clone(),
+        );
+        let before_the_registration = hooks.reading_begun();
+        let after_it = hooks.reading_begun();
+        hooks.seen(after_it, [&endpoint(true)]);
+        hooks.seen(before_the_registration, []);
+        assert!(
+            hooks.active.load(Ordering::Relaxed),
+            "a stale reading switched events off"
+        );
+        shutdown.cancel();
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -45,6 +45,7 @@ mod durability;
 // mail customers send back, polled over IMAP
 mod edge;
 mod erasure;
+mod held_link;
 mod inbound_mail;
 mod mail_both_ways;
 mod mail_bounces;

@@ -2,7 +2,9 @@
 //! customer and agent are on different nodes reaches the receiver once, in order, though
 //! both nodes run a deliverer over the same deliveries (a slow receiver gives the other
 //! node every chance to send one twice); and a delivery whose node was killed (SIGKILL)
-//! while sending it is sent by the other node once its claim has run out.
+//! while sending it is sent by the other node once its claim has run out. The node a chat
+//! ends on archives it too: its events come in order even when they reach the store
+//! before those of the chat's own node.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use crate::archive::{TempDir, mongo_uri};
 use crate::cluster_fixture::{Process, nodes_on, one_then_two, paired, process_and_nodes};
 use crate::cluster_hub::node_with;
 use crate::common::{Endpoint, TestHub, post, resolved};
+use crate::held_link::HeldLink;
 use crate::redis_server::RedisServer;
 use crate::webhooks::{Received, assert_a_conversations_life, delivered_within, receiver_as, register};
 
@@ -87,6 +90,56 @@ async fn across_two_nodes_each_event_of_a_conversation_is_delivered_once_in_orde
     once.dedup();
     assert_eq!(sent.len(), 4, "each event once: {sent:?}");
     assert_eq!(once, sent, "each event once: {sent:?}");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Ann ends the chat on node-b, which then archives it too (its customer's node may be
+/// stopped, and nobody else would write its last lines): node-b's events of the chat reach
+/// the store while node-a's wait on a stalled link to MongoDB. They begin with the
+/// conversation's creation, so the receiver gets the conversation's life in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_of_a_chat_ended_on_the_agents_node_come_in_order_while_the_customers_node_lags() {
+    let redis = RedisServer::start().await;
+    let scratch = TempDir::new("webhooks-lagging-node");
+    let (uri, db) = (mongo_uri(), format!("t{}", uuid::Uuid::new_v4().simple()));
+    let server = uri
+        .trim_start_matches("mongodb://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let link = HeldLink::to(server).await;
+    let through_link = format!(
+        "mongodb://{}/?directConnection=true&serverSelectionTimeoutMS=120000",
+        link.addr
+    );
+    let mut nodes = Vec::new();
+    for (name, uri) in [("node-a", &through_link), ("node-b", &uri)] {
+        let store: SharedStore = Arc::new(MongoStore::connect(uri, &db).await.unwrap());
+        nodes.push(node_with(store, &redis, name, &scratch, |s| s.webhook_allow_private = true).await);
+    }
+    let (b, a) = (nodes.pop().unwrap(), nodes.pop().unwrap());
+    let (url, got) = receiver_as(Received::default()).await;
+    let all = ["conversation.created", "conversation.status_changed", "message.created"];
+    register(&a.admin().await, &url, &all).await;
+    // Every node reads the endpoints at least every half second (node-b may have missed
+    // the admin bus's word).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut carla = a.customer("Carla", "general").await;
+    link.hold(true);
+    // Comes online to Carla waiting: her chat starts at once.
+    let mut ann = b.agent("ann", &["general"], 1).await;
+    let chat = carla.chat_started().await;
+    one_then_two(&mut carla, &mut ann, &chat).await;
+    resolved(&mut ann, &mut carla, &chat).await;
+    // Node-b's events of the chat's lines are sent while node-a's wait.
+    delivered_within(&got, 2, WAIT).await;
+    link.hold(false);
+
+    let deliveries = delivered_within(&got, 4, WAIT).await;
+    assert_a_conversations_life(&deliveries);
+    assert_eq!(deliveries.len(), 4, "each event once");
     a.stop().await;
     b.stop().await;
 }
