@@ -30,11 +30,18 @@ cluster:
 ## browser tests, on a loaded machine, starved the MongoDB-wire server and the scenarios'
 ## checkers found acknowledged messages missing from the archive: tried again on 2026-11-28,
 ## 7 of the 23 failed, 654 acknowledged messages missing in scenario 1, seq gaps in others).
+## Each phase's start and the end are printed with the time, so a log shows where the
+## minutes went.
 test: check-imports
+	@echo "make test: $$(date -u +%T) the build and the test dependencies"
 	$(MAKE) -j2 test-deps test-build
+	@echo "make test: $$(date -u +%T) the Rust tests"
 	$(MAKE) test-rust-shared
+	@echo "make test: $$(date -u +%T) the cluster tests that run alone"
 	$(MAKE) test-alone
+	@echo "make test: $$(date -u +%T) the browser tests"
 	$(MAKE) test-browser
+	@echo "make test: $$(date -u +%T) done"
 
 ## The files of src/ import each other without circles: each circle is printed with the
 ## imports that make it, then one `check-imports:` line; fails when there is one.
