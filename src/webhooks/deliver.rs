@@ -170,8 +170,10 @@ async fn round(
     let endpoints: HashMap<String, WebhookEndpoint> =
         store.webhooks().await?.into_iter().map(|e| (e.id.clone(), e)).collect();
     // Changed through another node: its admin bus message tells this node at once; this
-    // look catches one missed (Redis away), within `LOOK_EVERY`.
+    // look catches one missed (Redis away), within `LOOK_EVERY`. So does the admins'
+    // choice on private addresses.
     hooks.seen(endpoints.values());
+    hooks.private.refresh(store).await?;
     // Each endpoint's own batch: one whose receiver is down piles up a backlog that would
     // otherwise fill a shared batch and leave the others' deliveries unread.
     let mut pending = Vec::new();
@@ -212,7 +214,8 @@ async fn round(
             continue;
         }
         delivery.claimed_by = Some(claims.node.clone());
-        let allow_private = hooks.allow_private;
+        // As the node knows it now: an admin's change applies to the next attempt.
+        let allow_private = hooks.private.allowed();
         attempts.spawn(async move {
             let attempt = attempt(&endpoint, &delivery, allow_private).await;
             drop(counted);
@@ -576,7 +579,7 @@ mod tests {
         store.add_delivery(failing_for_a_day(now)).await.unwrap();
         store.webhook_puts_down.store(true, Ordering::Relaxed);
         let mut settings = crate::config::Settings::for_tests();
-        settings.webhook_allow_private = true;
+        settings.webhook_allow_private = Some(true);
         settings.admin_mail_to = vec!["ops@example.org".into()];
         let shutdown = CancellationToken::new();
         let journal = crate::webhooks::journal::JournalFile::in_memory().unwrap();
