@@ -161,6 +161,9 @@ async fn round(
     claims: &Claims,
     (attempts, per_endpoint): (&mut JoinSet<Sent>, &PerEndpoint),
 ) -> crate::store::StoreResult<()> {
+    // The admins' choice on private addresses, changed through another node: its admin bus
+    // message tells this node at once; this look catches one missed (Redis away).
+    hooks.private.refresh(store).await?;
     // Deaths a node left unsettled (it died, or its store failed, between storing the last
     // attempt and disabling the endpoint): settled before anything is sent, so the
     // endpoint is disabled before any more of its deliveries go.
@@ -170,10 +173,8 @@ async fn round(
     let endpoints: HashMap<String, WebhookEndpoint> =
         store.webhooks().await?.into_iter().map(|e| (e.id.clone(), e)).collect();
     // Changed through another node: its admin bus message tells this node at once; this
-    // look catches one missed (Redis away), within `LOOK_EVERY`. So does the admins'
-    // choice on private addresses.
+    // look catches one missed (Redis away), within `LOOK_EVERY`.
     hooks.seen(endpoints.values());
-    hooks.private.refresh(store).await?;
     // Each endpoint's own batch: one whose receiver is down piles up a backlog that would
     // otherwise fill a shared batch and leave the others' deliveries unread.
     let mut pending = Vec::new();

@@ -1,9 +1,8 @@
 //! Webhooks on two nodes over one MongoDB database: each event of a conversation whose
 //! customer and agent are on different nodes reaches the receiver once, in order, though
 //! both nodes run a deliverer over the same deliveries (a slow receiver gives the other
-//! node every chance to send one twice); a delivery whose node was killed (SIGKILL)
-//! while sending it is sent by the other node once its claim has run out; and the admins'
-//! choice on private addresses, changed on one node, applies on the other's deliverer.
+//! node every chance to send one twice); and a delivery whose node was killed (SIGKILL)
+//! while sending it is sent by the other node once its claim has run out.
 
 use std::sync::Arc;
 use std::time::Duration;
