@@ -136,10 +136,12 @@ pub struct Settings {
     /// Always mark the session cookie `Secure`, even on requests not known to be https.
     pub cookie_secure: bool,
     // ---- webhooks ----
-    /// `WEBHOOK_ALLOW_PRIVATE`: webhooks may reach loopback, link-local and private
-    /// addresses (a receiver on the hub's own network); off, such URLs are refused at
-    /// registration and at delivery.
-    pub webhook_allow_private: bool,
+    /// `WEBHOOK_ALLOW_PRIVATE`: whether webhooks (endpoints and webhook bots) may reach
+    /// loopback, link-local and private addresses (a receiver on the hub's own network):
+    /// `Some(true)` always, `Some(false)` never, `None` (unset) as the admins chose on the
+    /// admin page, off until they do. Refused URLs are refused at registration and at
+    /// delivery (`webhooks::private_addresses`).
+    pub webhook_allow_private: Option<bool>,
     /// `WEBHOOK_LEASE_SECS`: how long a delivery a node claimed is that node's alone to
     /// send; longer than one attempt may take, so two nodes never send it at once, and
     /// how long a delivery waits after its node died mid-send.
@@ -346,7 +348,7 @@ impl Settings {
             listen_backlog: r.ranged("LISTEN_BACKLOG", 4_096, 1..=65_535)?,
             metrics_token: r.optional("METRICS_TOKEN"),
             cookie_secure: r.flag("COOKIE_SECURE", false)?,
-            webhook_allow_private: r.flag("WEBHOOK_ALLOW_PRIVATE", false)?,
+            webhook_allow_private: r.optional_flag("WEBHOOK_ALLOW_PRIVATE")?,
             // At least 15 s: an attempt takes at most 10 s (`webhooks::deliver::TIMEOUT`).
             webhook_lease: Duration::from_secs(r.ranged::<u64>("WEBHOOK_LEASE_SECS", 60, 15..=3_600)?),
             webhook_delivery_retention: Duration::from_secs(
@@ -687,12 +689,17 @@ impl Reader<'_> {
     }
 
     fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        Ok(self.optional_flag(var)?.unwrap_or(default))
+    }
+
+    /// A flag that may be left unset: `None` then.
+    fn optional_flag(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
         let Some(value) = self.optional(var) else {
-            return Ok(default);
+            return Ok(None);
         };
         match value.to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(true),
-            "0" | "false" | "no" | "off" => Ok(false),
+            "1" | "true" | "yes" | "on" => Ok(Some(true)),
+            "0" | "false" | "no" | "off" => Ok(Some(false)),
             _ => Err(Self::error(var, &value, "must be true or false")),
         }
     }

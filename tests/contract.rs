@@ -2727,6 +2727,20 @@ async fn webhook_endpoints_are_added_once_replaced_and_deleted(store: &dyn Store
     assert_eq!(store.webhooks().await.unwrap().len(), 1);
 }
 
+/// The admins' choice on private addresses: none until made, then the last one made.
+async fn webhook_private_addresses_keep_the_last_choice(store: &dyn Store) {
+    assert_eq!(store.webhook_private_addresses().await.unwrap(), None);
+    let choice = |allowed, by: &str, at| PrivateAddressesChoice {
+        allowed,
+        changed_by: by.into(),
+        changed_at: at,
+    };
+    for made in [choice(true, "ada", 10), choice(false, "bob", 20)] {
+        store.set_webhook_private_addresses(made.clone()).await.unwrap();
+        assert_eq!(store.webhook_private_addresses().await.unwrap(), Some(made));
+    }
+}
+
 /// Deliveries are pending in `seq` order until finished, each endpoint's log lists its
 /// own newest first with their attempts, and they go with their endpoint.
 async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &dyn Store) {
@@ -3779,6 +3793,7 @@ contract!(
     reply_tokens_are_bound_once_and_found_both_ways,
     // webhooks: endpoints and their deliveries
     webhook_endpoints_are_added_once_replaced_and_deleted,
+    webhook_private_addresses_keep_the_last_choice,
     webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint,
     webhook_deliveries_are_claimed_by_one_node_at_a_time,
     webhook_deliveries_settled_long_ago_are_pruned,

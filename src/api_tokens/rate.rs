@@ -1,7 +1,8 @@
 //! A token's rate as this node applies it (`core::token_rate`'s rule): counted in Redis
 //! over all nodes when the hub runs as a cluster (`cluster::token_rate`), so N nodes
 //! behind a balancer do not give a token N times its rate; counted by this node alone
-//! without Redis, and whenever Redis does not answer. Redis away never refuses a request:
+//! without Redis, and whenever Redis does not answer. Redis is asked on the rates' own
+//! connection, never the routing's (`cluster::token_rate::connection`). Redis away never refuses a request:
 //! the node's own count takes over at once (a token may then get up to its rate on each
 //! node), it is logged once, and Redis is asked again at most every [`RETRY_REDIS`].
 
@@ -24,7 +25,8 @@ const TABLE_CAPACITY: usize = 1_024;
 
 /// The rate of every token on this node.
 pub struct TokenRate {
-    cluster: Option<Cluster>,
+    /// The rates' own connection to Redis, when the hub runs as a cluster.
+    redis: Option<redis::aio::ConnectionManager>,
     /// Token id → when its next request is due, on [`TokenRate::started`]'s clock (ms).
     here: Mutex<HashMap<String, i64>>,
     started: Instant,
@@ -34,8 +36,16 @@ pub struct TokenRate {
 
 impl TokenRate {
     pub fn new(cluster: Option<Cluster>) -> Self {
+        let redis = cluster.and_then(|c| match crate::cluster::token_rate::connection(&c, REDIS_WAIT) {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                // Only a configuration this code never makes fails here; said should it ever.
+                tracing::error!(error = %e, "API token rates: no connection to Redis; each node counts its own requests");
+                None
+            }
+        });
         Self {
-            cluster,
+            redis,
             here: Mutex::default(),
             started: Instant::now(),
             redis_failed: Mutex::default(),
@@ -44,11 +54,11 @@ impl TokenRate {
 
     /// Counts a request of token `id`: `Err` with how long to wait when it is over its rate.
     pub async fn admit(&self, id: &str) -> Result<(), Duration> {
-        if let Some(cluster) = &self.cluster
+        if let Some(redis) = &self.redis
             && self.redis_worth_asking()
         {
             let asked =
-                tokio::time::timeout(REDIS_WAIT, crate::cluster::token_rate::admit(&mut cluster.conn(), id)).await;
+                tokio::time::timeout(REDIS_WAIT, crate::cluster::token_rate::admit(&mut redis.clone(), id)).await;
             match asked {
                 Ok(Ok(wait_ms)) => {
                     self.redis_answered();

@@ -200,6 +200,23 @@ fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
 }
 
 #[test]
+fn private_addresses_for_webhooks_are_the_admins_choice_unless_set_true_or_false() {
+    assert_eq!(
+        with(&[]).unwrap().webhook_allow_private,
+        None,
+        "unset: the admins decide"
+    );
+    for (value, wanted) in [("true", Some(true)), ("false", Some(false)), ("", None)] {
+        let settings = with(&[("WEBHOOK_ALLOW_PRIVATE", value)]).unwrap();
+        assert_eq!(settings.webhook_allow_private, wanted, "{value:?}");
+    }
+    assert_eq!(
+        with(&[("WEBHOOK_ALLOW_PRIVATE", "maybe")]).unwrap_err().var,
+        "WEBHOOK_ALLOW_PRIVATE"
+    );
+}
+
+#[test]
 fn a_bot_socket_has_its_own_rate_limit_above_a_persons_by_default() {
     let s = with(&[]).unwrap();
     assert_eq!((s.rate_limit_per_sec, s.rate_limit_burst), (20, 40));

@@ -1,5 +1,6 @@
 //! The rules of webhook delivery, apart from any network: which event types exist and
-//! which endpoint wants an event, which addresses a delivery may reach, when a failed
+//! which endpoint wants an event, which addresses a delivery may reach (and whether the
+//! private ones are allowed: the operator's word, else the admins'), when a failed
 //! delivery is tried again and when an endpoint is disabled, and which delivery of an
 //! endpoint goes next so that each conversation's events arrive in order.
 
@@ -110,6 +111,13 @@ pub const NOT_PUBLIC_V6: [&str; 10] = [
     "ff00::/8",
 ];
 
+/// Whether webhooks may reach addresses that are not [`is_public`]: as the operator said
+/// (`WEBHOOK_ALLOW_PRIVATE`, `Some`: always or never, whatever the admins chose), else as
+/// the admins chose on the admin page, and not until they did.
+pub fn private_allowed(operator: Option<bool>, admins: Option<bool>) -> bool {
+    operator.or(admins).unwrap_or(false)
+}
+
 fn is_public_v4(ip: Ipv4Addr) -> bool {
     !NOT_PUBLIC_V4
         .iter()
@@ -149,6 +157,20 @@ pub fn ready<'a>(pending: impl IntoIterator<Item = (&'a str, &'a str, i64, bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_operator_decides_private_addresses_before_the_admins() {
+        let choices = [None, Some(false), Some(true)];
+        for admins in choices {
+            assert!(!private_allowed(Some(false), admins), "never, whatever {admins:?}");
+            assert!(private_allowed(Some(true), admins), "always, whatever {admins:?}");
+            assert_eq!(
+                private_allowed(None, admins),
+                admins == Some(true),
+                "the admins' {admins:?}"
+            );
+        }
+    }
 
     #[test]
     fn private_loopback_and_link_local_addresses_are_not_public() {

@@ -1,7 +1,7 @@
 //! Webhook bots through the admin API: give a bot (the name a `bot` API token acts as) an
 //! outgoing URL, which the hub then calls with what a socket bot is sent (`bot_hooks`,
 //! `hub::bot_calls`); its secret, to check the calls' signatures with, is in the answer
-//! only. The URL is checked as a webhook endpoint's (`WEBHOOK_ALLOW_PRIVATE`).
+//! only. The URL is checked as a webhook endpoint's (private addresses too).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -73,7 +73,7 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<Bot
     responses((status = 200, body = CreatedBotHook),
         (status = 400, description = "`bad_json`; `invalid_bot` (a blank or bad name); `unknown_bot`: no live `bot` token \
             acts as it (it could never answer: create its token first); `invalid_url`: not http(s), \
-            does not resolve, or resolves to a loopback, link-local or private address while `WEBHOOK_ALLOW_PRIVATE` is off",
+            does not resolve, or resolves to a loopback, link-local or private address while those are not allowed (`/api/admin/webhooks/private-addresses`)",
             body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn set(

@@ -71,6 +71,8 @@ pub mod transcripts;
 pub mod visitor;
 // signed webhooks: endpoints and their delivery logs
 pub mod webhooks;
+// whether webhooks may reach private addresses: the admins' choice unless the operator's
+pub mod webhook_private_addresses;
 // webhook bots: their URLs (admins) and a bot's actions with its token
 pub mod bot_api;
 pub mod bot_hooks;
@@ -303,6 +305,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(identity_secret::router())
         // signed webhooks: endpoints and their delivery logs
         .merge(webhooks::router())
+        .merge(webhook_private_addresses::router())
         // webhook bots: their URLs, and a bot's actions over HTTP
         .merge(bot_hooks::router())
         .merge(bot_api::router())

@@ -77,6 +77,29 @@ impl FromRequestParts<AppState> for AdminOnly {
     }
 }
 
+/// A signed-in admin by the session cookie alone: never a bearer token, so never an API
+/// token whatever its scopes. For a change a leaked token must not make (letting webhooks
+/// into the server's network): 403 `session_required` for any bearer token.
+pub struct CookieAdmin(pub Account);
+
+impl FromRequestParts<AppState> for CookieAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if bearer_token(&parts.headers).is_some() {
+            // Never the token itself: the route, for whoever wonders who tried.
+            tracing::info!(route = %parts.uri.path(), "a bearer token was refused a change only an admin signed in on the admin page may make");
+            return Err(ApiError::refused(
+                StatusCode::FORBIDDEN,
+                "session_required",
+                "only an admin signed in on the admin page may change this, not an API token or any bearer token",
+            ));
+        }
+        let AdminOnly(account) = AdminOnly::from_request_parts(parts, state).await?;
+        Ok(CookieAdmin(account))
+    }
+}
+
 /// A signed-in admin, or an API token with the `read` scope (or `admin`): for what
 /// admins read that a reading script may read too (the reports).
 pub struct AdminOrReader(pub Account);

@@ -1,7 +1,8 @@
 //! Webhook endpoints for admins (`/api/admin/webhooks`): register one (its URL, the events
 //! it wants; its secret is shown in this answer only), list, enable or disable, delete,
 //! read its delivery log, and send a logged delivery's event again. A URL must be http(s), and its host must resolve to public
-//! addresses unless `WEBHOOK_ALLOW_PRIVATE` is on (`webhooks::target`).
+//! addresses unless private ones are allowed (`webhooks::private_addresses`: the admins'
+//! choice, `webhook_private_addresses`, unless `WEBHOOK_ALLOW_PRIVATE` decides).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -17,10 +18,10 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::cluster::bus::AdminChange;
 use crate::core::webhooks::{EVENT_TYPES, is_event_type};
 use crate::store::{DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint};
-use crate::webhooks::{sign, target};
+use crate::webhooks::{private_addresses, sign, target};
 
 /// An outgoing URL an admin gave (a webhook endpoint's, a webhook bot's): http(s), and
-/// resolving to public addresses only unless `WEBHOOK_ALLOW_PRIVATE` (400 `invalid_url`).
+/// resolving to public addresses only unless private ones are allowed now (400 `invalid_url`).
 /// Each refusal is logged (at INFO, with the address's host, never its path or query: they
 /// may carry a secret), so an operator sees who tried to point the hub where.
 pub(super) async fn checked_url(state: &AppState, raw: &str) -> Result<url::Url, ApiError> {
@@ -30,7 +31,8 @@ pub(super) async fn checked_url(state: &AppState, raw: &str) -> Result<url::Url,
     };
     let url = target::parse(raw).map_err(|e| refused(e.to_string(), "(not a URL)"))?;
     let host = url.host_str().unwrap_or("").to_string();
-    target::resolve(&url, state.settings.webhook_allow_private)
+    let allow_private = private_addresses::allowed_now(state.settings.webhook_allow_private, &state.store).await?;
+    target::resolve(&url, allow_private)
         .await
         .map_err(|e| refused(e.to_string(), &host))?;
     Ok(url)
@@ -188,7 +190,7 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<Web
     request_body(content = NewWebhook, example = json!({"url": "https://crm.example.com/switchboard", "events": ["conversation.created", "message.created"]})),
     security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 201, body = CreatedWebhook),
-        (status = 400, description = "`bad_json`; `invalid_url`: not http(s), does not resolve, or resolves to a loopback, link-local or private address while `WEBHOOK_ALLOW_PRIVATE` is off; `invalid_events`: none, or one that is no event type", body = ErrorBody),
+        (status = 400, description = "`bad_json`; `invalid_url`: not http(s), does not resolve, or resolves to a loopback, link-local or private address while those are not allowed (`/api/admin/webhooks/private-addresses`); `invalid_events`: none, or one that is no event type", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn create(
     _: AdminOnly,
@@ -311,7 +313,7 @@ async fn delete(_: AdminOnly, State(state): State<AppState>, Path(id): Path<Stri
 /// Endpoints changed: this node's webhooks read them again at once, and every other
 /// node's once told on the admin bus. The change is saved either way: with Redis away the
 /// others' deliverers read it at their next look (twice a second), so it is not refused.
-async fn endpoints_changed(state: &AppState) {
+pub(super) async fn endpoints_changed(state: &AppState) {
     if let Some(hooks) = state.archive.webhooks() {
         hooks.endpoints_changed().await;
     }

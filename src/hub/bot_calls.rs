@@ -1,8 +1,8 @@
 //! Calling webhook bots: for each bot with a hook (`bot_hooks`) and no socket, one task
 //! POSTs it the frames a socket bot would be sent (`conversation`, a customer's `message`,
 //! `customer_email`, `conversation_ended`), each signed as a webhook delivery is
-//! (`webhooks::deliver::post_signed`: the address checked against `WEBHOOK_ALLOW_PRIVATE`,
-//! redirects not followed, a timeout, a cap on the answer read). The body is the frame's
+//! (`webhooks::deliver::post_signed`: the address checked, private ones refused unless
+//! allowed at the time of the call (`webhooks::private_addresses`), redirects not followed, a timeout, a cap on the answer read). The body is the frame's
 //! JSON exactly as the socket gets it; `Switchboard-Event-Type` is its `type`. Calls go in
 //! order per conversation, a few conversations at once (`core::bot_call_order`), so one
 //! conversation whose call hangs holds up no other.
@@ -35,6 +35,7 @@ use crate::cluster::node::Cluster;
 use crate::core::bot_call_order::{CALLS_AT_ONCE, CallOrder};
 use crate::store::SharedStore;
 use crate::webhooks::deliver::{Signed, post_signed};
+use crate::webhooks::private_addresses::PrivateAddresses;
 
 /// Calls queued for one bot (waiting or under way). A bot holds a conversation per waiting
 /// customer and is sent a few frames for each; one this far behind is not answering anyone
@@ -65,7 +66,7 @@ impl BotCaller {
     pub(super) fn start(
         bot: String,
         hook: BotHook,
-        allow_private: bool,
+        private: PrivateAddresses,
         timeout: Duration,
         hub: mpsc::WeakSender<Command>,
         cluster: Option<Cluster>,
@@ -77,7 +78,7 @@ impl BotCaller {
             retired: retired.clone(),
             bot,
             hook: calls_at,
-            allow_private,
+            private,
             timeout,
             cluster,
             hub,
@@ -130,7 +131,8 @@ struct Calling {
     retired: Arc<AtomicBool>,
     bot: String,
     hook: watch::Receiver<BotHook>,
-    allow_private: bool,
+    /// Whether its calls may reach private addresses, as the node knows it at each call.
+    private: PrivateAddresses,
     timeout: Duration,
     /// Several nodes: where a conversation's stage is recorded before its first call.
     cluster: Option<Cluster>,
@@ -220,7 +222,7 @@ async fn make_call(calling: Arc<Calling>, call: Call) {
             event_id: &event_id,
             event_type: call.event_type,
         };
-        let posted = post_signed(&signed, now_ms(), calling.allow_private, calling.timeout).await;
+        let posted = post_signed(&signed, now_ms(), calling.private.allowed(), calling.timeout).await;
         if posted.ok {
             return;
         }

@@ -198,6 +198,8 @@ bounded!(WebhookStore {
     read webhook(id: &str) -> WebhookEndpoint;
     write put_webhook(endpoint: WebhookEndpoint) -> ();
     write delete_webhook(id: &str) -> ();
+    read webhook_private_addresses() -> Option<PrivateAddressesChoice>;
+    write set_webhook_private_addresses(choice: PrivateAddressesChoice) -> ();
     write add_delivery(delivery: WebhookDelivery) -> ();
     write claim_delivery(delivery: &WebhookDelivery, node: &str, now: Millis, until: Millis) -> bool;
     write finish_delivery(delivery: WebhookDelivery, node: &str) -> bool;

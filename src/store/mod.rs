@@ -110,7 +110,9 @@ pub use reply_tokens::ReplyTokenStore;
 // ---- mail customers send back, each handled once ----
 pub use inbound_mail::InboundMailStore;
 // ---- webhooks: endpoints and their deliveries ----
-pub use webhooks::{DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookStore};
+pub use webhooks::{
+    DeliveryAttempt, DeliveryStatus, PrivateAddressesChoice, WebhookDelivery, WebhookEndpoint, WebhookStore,
+};
 // ---- API tokens ----
 pub use api_tokens::{ApiToken, ApiTokenStore};
 

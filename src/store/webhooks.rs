@@ -1,5 +1,6 @@
-//! Webhooks as stored: the endpoints admins register and the durable queue of deliveries
-//! to them, which is also each endpoint's delivery log.
+//! Webhooks as stored: the endpoints admins register, the durable queue of deliveries
+//! to them, which is also each endpoint's delivery log, and the admins' choice whether
+//! they may reach private addresses ([`PrivateAddressesChoice`]).
 //!
 //! A delivery is written once per (event, endpoint) before any attempt, so an event
 //! accepted is never lost to a restart; the deliverer takes pending ones oldest first
@@ -32,6 +33,17 @@ pub struct WebhookEndpoint {
     /// Deliveries given up in a row; reset by a success.
     pub failures_in_a_row: u32,
     pub created_at: Millis,
+}
+
+/// The admins' choice whether webhooks (endpoints and webhook bots) may reach loopback,
+/// link-local and private addresses: heeded while the operator leaves it to them
+/// (`WEBHOOK_ALLOW_PRIVATE` unset). None stored is as not allowed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PrivateAddressesChoice {
+    pub allowed: bool,
+    /// The username of the admin who made it.
+    pub changed_by: String,
+    pub changed_at: Millis,
 }
 
 /// Where a delivery is in its life.
@@ -142,6 +154,10 @@ pub trait WebhookStore: Send + Sync {
     async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()>;
     /// Deletes an endpoint and its deliveries; `NotFound` when absent.
     async fn delete_webhook(&self, id: &str) -> StoreResult<()>;
+    /// The admins' choice on private addresses; `None` until one was made.
+    async fn webhook_private_addresses(&self) -> StoreResult<Option<PrivateAddressesChoice>>;
+    /// Stores the admins' choice on private addresses in place of the last one.
+    async fn set_webhook_private_addresses(&self, choice: PrivateAddressesChoice) -> StoreResult<()>;
     /// Stores a new delivery; `Conflict` when its id is taken.
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()>;
     /// Claims the stored form of `delivery` (as a listing read it) for `node` until

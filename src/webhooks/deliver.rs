@@ -161,6 +161,9 @@ async fn round(
     claims: &Claims,
     (attempts, per_endpoint): (&mut JoinSet<Sent>, &PerEndpoint),
 ) -> crate::store::StoreResult<()> {
+    // The admins' choice on private addresses, changed through another node: its admin bus
+    // message tells this node at once; this look catches one missed (Redis away).
+    hooks.private.refresh(store).await?;
     // Deaths a node left unsettled (it died, or its store failed, between storing the last
     // attempt and disabling the endpoint): settled before anything is sent, so the
     // endpoint is disabled before any more of its deliveries go.
@@ -213,7 +216,8 @@ async fn round(
             continue;
         }
         delivery.claimed_by = Some(claims.node.clone());
-        let allow_private = hooks.allow_private;
+        // As the node knows it now: an admin's change applies to the next attempt.
+        let allow_private = hooks.private.allowed();
         attempts.spawn(async move {
             let attempt = attempt(&endpoint, &delivery, allow_private).await;
             drop(counted);
@@ -577,7 +581,7 @@ mod tests {
         store.add_delivery(failing_for_a_day(now)).await.unwrap();
         store.webhook_puts_down.store(true, Ordering::Relaxed);
         let mut settings = crate::config::Settings::for_tests();
-        settings.webhook_allow_private = true;
+        settings.webhook_allow_private = Some(true);
         settings.admin_mail_to = vec!["ops@example.org".into()];
         let shutdown = CancellationToken::new();
         let journal = crate::webhooks::journal::JournalFile::in_memory().unwrap();

@@ -25,6 +25,7 @@ pub mod disabled_mail;
 pub mod event;
 pub mod failure_log;
 pub mod journal;
+pub mod private_addresses;
 pub mod retention;
 pub mod schema;
 pub mod sign;
@@ -70,7 +71,9 @@ pub struct Webhooks {
     /// Wakes the deliverer when deliveries were written or an endpoint was enabled.
     wake: Arc<Notify>,
     store: SharedStore,
-    pub allow_private: bool,
+    /// Whether deliveries and webhook bots' calls may reach private addresses, read again
+    /// with the endpoints.
+    pub private: private_addresses::PrivateAddresses,
     /// Buddy chats (staff among themselves) this node archives: their lines are no events.
     buddy_chats: Arc<Mutex<HashSet<String>>>,
 }
@@ -93,7 +96,7 @@ impl Webhooks {
             applied: Arc::default(),
             wake: Arc::default(),
             store,
-            allow_private: settings.webhook_allow_private,
+            private: private_addresses::PrivateAddresses::new(settings.webhook_allow_private),
             buddy_chats: Arc::default(),
         };
         let claims = deliver::Claims {
@@ -203,8 +206,9 @@ impl Webhooks {
         }
     }
 
-    /// Reads the endpoints again after an admin changed them: events are made while one
-    /// is enabled, and the deliverer looks at once.
+    /// Reads the endpoints (and the admins' choice on private addresses) again after an
+    /// admin changed them: events are made while one is enabled, and the deliverer looks
+    /// at once.
     pub async fn endpoints_changed(&self) {
         self.refresh().await;
         self.wake.notify_one();
@@ -215,6 +219,9 @@ impl Webhooks {
         match self.store.webhooks().await {
             Ok(endpoints) => self.seen(reading, &endpoints),
             Err(e) => tracing::warn!(error = %e, "webhook endpoints could not be read"),
+        }
+        if let Err(e) = self.private.refresh(&self.store).await {
+            tracing::warn!(error = %e, "the admins' choice on webhooks' private addresses could not be read");
         }
     }
 

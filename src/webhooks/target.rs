@@ -1,5 +1,5 @@
 //! Where a webhook may go: an http(s) URL whose host resolves only to public addresses
-//! (`core::webhooks::is_public`) unless `WEBHOOK_ALLOW_PRIVATE` allows the others. The
+//! (`core::webhooks::is_public`) unless the others are allowed (`private_addresses`). The
 //! addresses are checked after resolving, at registration and again at each delivery,
 //! and the request goes to the very address checked (a name that resolves differently
 //! the second time cannot slip a private address in); redirects are not followed.
@@ -28,7 +28,7 @@ impl std::fmt::Display for Refused {
             Refused::Unresolved(why) => write!(f, "the URL's host does not resolve: {why}"),
             Refused::Private(addr) => write!(
                 f,
-                "the URL's host resolves to {addr}, a loopback, link-local or private address (WEBHOOK_ALLOW_PRIVATE is off)"
+                "the URL's host resolves to {addr}, a loopback, link-local or private address, which webhooks may not reach (an admin may allow them on the admin page's Webhooks, unless the server's WEBHOOK_ALLOW_PRIVATE decides)"
             ),
         }
     }

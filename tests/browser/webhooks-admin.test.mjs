@@ -3,7 +3,8 @@
 // its secret once with a copy button, an event's delivery in the endpoint's log (status,
 // HTTP code, latency, the receiver's answer), sends it again and the receiver gets the same
 // event a second time; disabling and enabling show in the list, and deleting asks once
-// more. A bad address is refused by the form's message. The view passes axe on a desk and
+// more. A bad address is refused by the form's message; the private addresses' toggle is
+// shown on and locked (the server's setting decides). The view passes axe on a desk and
 // a phone. An endpoint the hub disabled after sustained failure is named above the list,
 // with the hub's reason in its row, and counted on the view's link (the list's answer is
 // rewritten to say so: the hub disables one only after about a day of failures).
@@ -55,6 +56,10 @@ test('an admin registers a webhook, reads its log and sends a delivery again', (
     pages.push(admin);
     await adminSignsIn(admin, hub, 'webhooks');
     await admin.getByTestId('webhooks').waitFor();
+    // The server's WEBHOOK_ALLOW_PRIVATE=true decides: the toggle is shown on and locked.
+    await admin.getByTestId('hook-private-status').filter({ hasText: /WEBHOOK_ALLOW_PRIVATE=true/ }).waitFor();
+    assert.equal(await admin.getByTestId('hook-private-toggle').isChecked(), true);
+    assert.equal(await admin.getByTestId('hook-private-toggle').isDisabled(), true);
 
     // An address that is no http(s) URL: the server's message shows by the form.
     await admin.getByTestId('hook-url').fill('ftp://example.com/hook');

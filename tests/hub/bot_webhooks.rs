@@ -104,7 +104,7 @@ async fn hub_with_webhook_bot(
     tweak: impl FnOnce(&mut switchboard::config::Settings),
 ) -> (TestHub, Api, Calls, String) {
     let hub = TestHub::with(|s| {
-        s.webhook_allow_private = true;
+        s.webhook_allow_private = Some(true);
         tweak(s);
     })
     .await;
@@ -286,7 +286,7 @@ async fn a_handover_body_streamed_over_the_limit_is_a_json_413() {
 #[tokio::test]
 async fn a_starting_hub_calls_the_webhook_bots_in_the_store() {
     let store: switchboard::store::SharedStore = Arc::new(switchboard::store::MemoryStore::new());
-    let allowed = |s: &mut switchboard::config::Settings| s.webhook_allow_private = true;
+    let allowed = |s: &mut switchboard::config::Settings| s.webhook_allow_private = Some(true);
     let first = TestHub::with_store(store.clone(), allowed).await;
     let admin = first.admin().await;
     let (calls, secret) = webhook_bot(&admin, first.url(""), Behaviour::Silent).await;
@@ -306,7 +306,7 @@ async fn a_starting_hub_calls_the_webhook_bots_in_the_store() {
 /// at once, as when a socket bot's token is revoked, and new ones go to the line.
 #[tokio::test]
 async fn revoking_a_webhook_bots_token_hands_its_customers_over() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     admin
         .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
@@ -344,7 +344,7 @@ async fn revoking_a_webhook_bots_token_hands_its_customers_over() {
 #[tokio::test]
 async fn a_private_bot_url_is_refused_at_the_call_too() {
     let store: switchboard::store::SharedStore = Arc::new(switchboard::store::MemoryStore::new());
-    let allowed = TestHub::with_store(store.clone(), |s| s.webhook_allow_private = true).await;
+    let allowed = TestHub::with_store(store.clone(), |s| s.webhook_allow_private = Some(true)).await;
     let admin = allowed.admin().await;
     let (calls, _) = webhook_bot(&admin, allowed.url(""), Behaviour::Silent).await;
     drop(admin);
@@ -470,7 +470,7 @@ async fn a_conversation_ended_meanwhile_gets_only_its_end_called() {
 /// the admin, the calls, First.
 async fn hub_with_a_hanging_bot(timeout: Duration) -> (TestHub, Api, Calls, Ws) {
     let hub = TestHub::with(|s| {
-        s.webhook_allow_private = true;
+        s.webhook_allow_private = Some(true);
         s.bot_reply_timeout = timeout;
     })
     .await;
@@ -533,7 +533,7 @@ async fn hanging_receiver() -> (String, Calls) {
 /// bot's socket opened with an expiring token closes at its expiry (4001).
 #[tokio::test]
 async fn a_bot_whose_token_expires_is_taken_out_as_at_a_revocation() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     admin
         .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))

@@ -261,7 +261,7 @@ async fn of_two_agents_taking_an_unassigned_conversation_at_once_one_gets_it() {
 
 #[tokio::test]
 async fn a_note_and_a_hand_on_over_http_reach_the_webhooks_as_in_a_live_chat() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let (url, got) = crate::webhooks::receiver(0).await;
     crate::webhooks::register(&admin, &url, &["note.created", "conversation.assigned"]).await;

@@ -133,5 +133,7 @@ mod webhooks;
 mod webhooks_cluster;
 // webhook events outlive a killed node and a store outage (the journal)
 mod webhooks_durable;
+// private addresses: the admins' choice unless WEBHOOK_ALLOW_PRIVATE decides
+mod webhooks_private;
 // API tokens: scopes, refusals, rate, revocation across nodes
 mod api_tokens;

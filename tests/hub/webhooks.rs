@@ -158,7 +158,7 @@ const ALL: [&str; 5] = [
 
 #[tokio::test]
 async fn a_conversation_s_life_reaches_the_receiver_in_order_and_signed() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let (url, got) = receiver(0).await;
     let endpoint = register(&admin, &url, &ALL).await;
@@ -226,7 +226,7 @@ async fn a_conversation_s_life_reaches_the_receiver_in_order_and_signed() {
 
 #[tokio::test]
 async fn a_receiver_answering_500_gets_the_event_again() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let (url, got) = receiver(1).await;
     let endpoint = register(&admin, &url, &["conversation.created"]).await;
@@ -260,7 +260,7 @@ async fn a_receiver_answering_500_gets_the_event_again() {
 
 /// Endpoint `id`'s delivery log once `ready` holds of it: an attempt is logged once the
 /// hub has read the answer, a moment after the receiver sent it.
-async fn logged_when(admin: &Api, id: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+pub(crate) async fn logged_when(admin: &Api, id: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let (status, log) = admin.get(&format!("/api/admin/webhooks/{id}/deliveries")).await;
@@ -279,7 +279,7 @@ async fn logged_when(admin: &Api, id: &str, ready: impl Fn(&[Value]) -> bool) ->
 /// once at least, in the conversation's order.
 #[tokio::test]
 async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     // A port the kernel never hands out, so nothing else takes it while the receiver is down.
     let port = crate::mongod::unassigned_port();
@@ -323,7 +323,7 @@ async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back()
 /// never the URL, whose query here holds the receiver's key.
 #[tokio::test]
 async fn a_failed_delivery_says_why_and_never_the_url() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let port = crate::mongod::unassigned_port();
     let endpoint = register(
@@ -356,7 +356,7 @@ async fn a_failed_delivery_says_why_and_never_the_url() {
 async fn a_redirect_is_not_followed_and_a_huge_answer_is_cut_short() {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -410,7 +410,7 @@ async fn loopback_urls_are_refused_without_the_setting_at_registration_and_at_de
     let store: SharedStore = Arc::new(MemoryStore::new());
     let (url, got) = receiver(0).await;
     // Registered while the setting was on...
-    let allowed = TestHub::with_store(store.clone(), |s| s.webhook_allow_private = true).await;
+    let allowed = TestHub::with_store(store.clone(), |s| s.webhook_allow_private = Some(true)).await;
     let endpoint = register(&allowed.admin().await, &url, &["conversation.created"]).await;
     allowed.stop().await;
 
@@ -479,7 +479,7 @@ async fn loopback_urls_are_refused_without_the_setting_at_registration_and_at_de
 
 #[tokio::test]
 async fn only_admins_register_list_and_delete_endpoints() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let token = hub.agent_account("rita", &["general"], 1).await;
     let rita = Api::bearer(&hub, &token);
     let (url, _got) = receiver(0).await;
@@ -518,7 +518,7 @@ async fn only_admins_register_list_and_delete_endpoints() {
 #[tokio::test]
 async fn a_rating_and_an_offline_message_are_events() {
     let hub = TestHub::with(|s| {
-        s.webhook_allow_private = true;
+        s.webhook_allow_private = Some(true);
         s.room_token_secret = switchboard::config::Secret(b"a webhook test secret, 32 bytes!".to_vec());
     })
     .await;
@@ -562,7 +562,7 @@ async fn a_rating_and_an_offline_message_are_events() {
 
 #[tokio::test]
 async fn a_logged_delivery_is_sent_again_through_the_queue() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let (url, got) = receiver(0).await;
     let endpoint = register(&admin, &url, &["offline_message.created"]).await;
@@ -627,7 +627,7 @@ async fn send_again(admin: &Api, endpoint: &str, delivery: &str) -> (u16, Value)
 
 #[tokio::test]
 async fn transfers_to_a_colleague_and_to_a_line_are_events_and_name_who_has_it_now() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let (url, got) = receiver(0).await;
     register(&admin, &url, &["conversation.transferred", "conversation.assigned"]).await;
@@ -720,7 +720,7 @@ async fn transfers_to_a_colleague_and_to_a_line_are_events_and_name_who_has_it_n
 
 #[tokio::test]
 async fn an_appointment_booked_rescheduled_and_cancelled_is_three_events_in_order() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let (url, got) = receiver(0).await;
     register(
@@ -856,7 +856,7 @@ async fn two_nodes_mailing_admins(tag: &str) -> Mailing {
     let nodes = cluster
         .two_nodes(|s| {
             crate::appointment_mail::mail_settings(port)(s);
-            s.webhook_allow_private = true;
+            s.webhook_allow_private = Some(true);
             s.admin_mail_to = vec!["Ops <ops@example.org>".into(), "lead@example.org".into()];
         })
         .await;
@@ -939,7 +939,7 @@ impl Mailing {
 /// hanging one's later lines wait behind its first (in order per conversation).
 #[tokio::test]
 async fn a_receiver_that_hangs_holds_up_no_other_endpoint() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let (hanging_url, hanging) = receiver_as(Received {
         hold_first: usize::MAX,
@@ -969,7 +969,7 @@ async fn a_receiver_that_hangs_holds_up_no_other_endpoint() {
 /// deliverer, which reads each endpoint's pending deliveries apart.
 #[tokio::test]
 async fn a_long_backlog_of_one_endpoint_starves_no_other() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let (down_url, _down) = receiver(usize::MAX).await;
     let (url, got) = receiver(0).await;
@@ -1009,7 +1009,7 @@ async fn a_long_backlog_of_one_endpoint_starves_no_other() {
 
 #[tokio::test]
 async fn an_internal_note_goes_only_to_an_endpoint_that_asks_for_notes() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let (notes_url, notes) = receiver(0).await;
     let (messages_url, messages) = receiver(0).await;
@@ -1123,7 +1123,7 @@ async fn a_failed_attempt_is_logged_with_its_host_and_cause_and_never_its_url() 
 /// refused edit changes nothing.
 #[tokio::test]
 async fn an_endpoint_is_pointed_elsewhere_and_given_other_events_keeping_its_id_and_secret() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = true).await;
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
     let admin = hub.admin().await;
     let (old_url, old) = receiver(0).await;
     let (new_url, new) = receiver(0).await;

@@ -26,11 +26,20 @@ const WAIT: Duration = Duration::from_secs(40);
 /// Nodes "node-a" and "node-b" in the cluster at `redis`, each with its own connection to
 /// one MongoDB database of their own, webhooks allowed to reach the test's receiver.
 async fn two_nodes_on_mongo(redis: &RedisServer, scratch: &TempDir) -> (TestHub, TestHub) {
+    two_nodes_on_mongo_allowing(redis, scratch, Some(true)).await
+}
+
+/// [`two_nodes_on_mongo`], with `WEBHOOK_ALLOW_PRIVATE` as `allow_private` says.
+async fn two_nodes_on_mongo_allowing(
+    redis: &RedisServer,
+    scratch: &TempDir,
+    allow_private: Option<bool>,
+) -> (TestHub, TestHub) {
     let (uri, db) = (mongo_uri(), format!("t{}", uuid::Uuid::new_v4().simple()));
     let mut nodes = Vec::new();
     for name in ["node-a", "node-b"] {
         let store: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
-        nodes.push(node_with(store, redis, name, scratch, |s| s.webhook_allow_private = true).await);
+        nodes.push(node_with(store, redis, name, scratch, |s| s.webhook_allow_private = allow_private).await);
     }
     let b = nodes.pop().unwrap();
     (nodes.pop().unwrap(), b)
@@ -177,7 +186,7 @@ async fn a_delivery_whose_node_was_killed_while_sending_it_is_sent_by_another_no
 
     // The heir runs beside it, then doomed dies without a chance to record anything.
     let [heir] = nodes_on(&servers.store, &servers.redis, &servers.scratch, ["heir"], |s| {
-        s.webhook_allow_private = true;
+        s.webhook_allow_private = Some(true);
     })
     .await;
     doomed.0.kill().unwrap();
@@ -226,4 +235,62 @@ async fn all_delivered(admin: &crate::common::Api, endpoint: &str, n: usize) -> 
         assert!(tokio::time::Instant::now() < deadline, "not all delivered: {log}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The admins' choice on private addresses changed on one node applies on both nodes'
+/// deliverers (both claim deliveries): turned off on node-a, neither sends to the loopback
+/// receiver; turned on at node-b, every event made then goes in its first attempt, so
+/// node-a, whose deliverer takes its share, knew at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admins_choice_on_private_addresses_made_on_one_node_applies_on_the_other() {
+    use crate::webhooks::logged_when;
+    use crate::webhooks_private::{SETTING, choose, offline_message};
+    let redis = RedisServer::start().await;
+    let scratch = TempDir::new("webhooks-private-two-nodes");
+    let (a, b) = two_nodes_on_mongo_allowing(&redis, &scratch, None).await;
+    let (admin_a, admin_b) = (a.admin().await, b.admin().await);
+    let (url, got) = receiver_as(Received::default()).await;
+    choose(&admin_a, true).await;
+    let endpoint = register(&admin_b, &url, &["offline_message.created"]).await;
+    let id = endpoint["id"].as_str().unwrap();
+    choose(&admin_a, false).await;
+    let (_, shown) = admin_b.get(SETTING).await;
+    assert_eq!(shown["allowed"], false, "{shown}");
+
+    // Off: events made on either node are tried and refused, whichever node tries them.
+    for (n, node) in [&a, &b, &a, &b].into_iter().enumerate() {
+        offline_message(node, &format!("while off {n}")).await;
+    }
+    let log = logged_when(&admin_a, id, |log| {
+        log.len() == 4
+            && log
+                .iter()
+                .all(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+    })
+    .await;
+    for delivery in &log {
+        let excerpt = delivery["attempts"][0]["excerpt"].as_str().unwrap();
+        assert!(excerpt.contains("private"), "{delivery}");
+    }
+    assert!(
+        got.lock().unwrap().deliveries.is_empty(),
+        "nothing reached the receiver"
+    );
+    let refused: Vec<Value> = log.iter().map(|d| d["id"].clone()).collect();
+
+    // On, at node-b: what is made now goes at its first attempt, from either node.
+    choose(&admin_b, true).await;
+    for (n, node) in [&a, &b, &a, &b, &a, &b].into_iter().enumerate() {
+        offline_message(node, &format!("while on {n}")).await;
+    }
+    let log = logged_when(&admin_b, id, |log| {
+        let made_on: Vec<&Value> = log.iter().filter(|d| !refused.contains(&d["id"])).collect();
+        made_on.len() == 6 && made_on.iter().all(|d| d["status"] == "delivered")
+    })
+    .await;
+    for delivery in log.iter().filter(|d| !refused.contains(&d["id"])) {
+        assert_eq!(delivery["attempts"].as_array().map(Vec::len), Some(1), "{delivery}");
+    }
+    a.stop().await;
+    b.stop().await;
 }

@@ -4,9 +4,11 @@
 // its last delivery; edit (its address and events, in the same form; its secret stays),
 // enable, disable, delete (second press); an endpoint's delivery log
 // with "Send again". An endpoint the hub disabled after failing is named above the list
-// and counted on the view's link, so the admin sees it without opening its log.
+// and counted on the view's link, so the admin sees it without opening its log. Above the
+// form, whether private addresses are allowed (admin-private-addresses.js).
 
 import { el, api, onSecondPress, dateTime, copyOrSelect } from './dom.js';
+import { privateAddressesToggle } from './admin-private-addresses.js';
 
 const $ = (id) => document.getElementById(id);
 const EVENT_TEXT = {
@@ -185,6 +187,7 @@ export function webhooksSection() {
   $('hook-cancel-edit').addEventListener('click', () => editIn(null));
   $('hook-log-refresh').addEventListener('click', () => load());
 
+  const privateAddresses = privateAddressesToggle();
   load();
-  return { load };
+  return { load: () => Promise.all([privateAddresses.load(), load()]) };
 }

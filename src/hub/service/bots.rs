@@ -33,6 +33,7 @@ use super::continuing::{Continued, JoinAsked};
 use super::{HubState, Token, archive_behind, close, valid_name};
 use crate::hub::bot_calls::BotCaller;
 use crate::hub::bot_relay::{self, Taken, Ticket};
+use crate::webhooks::private_addresses::PrivateAddresses;
 use axum::extract::ws::Utf8Bytes;
 
 use crate::clock::now_ms;
@@ -218,10 +219,16 @@ impl HubState {
                 }
                 tracing::info!(bot = %bot, host = %crate::bot_hooks::host_of(&hook.url), "a bot is called by webhook");
                 let timeout = self.settings.bot_reply_timeout.min(crate::webhooks::deliver::TIMEOUT);
+                // The webhooks' answer, kept up to date with the admins' choice; without
+                // webhooks running (never, once the hub started), the operator's word alone.
+                let private = self.archive.webhooks().map_or_else(
+                    || PrivateAddresses::new(self.settings.webhook_allow_private),
+                    |hooks| hooks.private.clone(),
+                );
                 let caller = BotCaller::start(
                     bot.clone(),
                     hook,
-                    self.settings.webhook_allow_private,
+                    private,
                     timeout,
                     self.timers.clone(),
                     self.bus.clone(),

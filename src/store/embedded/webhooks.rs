@@ -2,14 +2,18 @@
 //! `seq` (`<seq, 20 digits>-<endpoint>`), with the pending ones and each endpoint's listed
 //! in their own tables so neither the deliverer nor the log scans every delivery. redb
 //! runs one write transaction at a time, so a claim (read the row, rewrite it claimed)
-//! and the next `seq` (read the counter, write it raised) are atomic.
+//! and the next `seq` (read the counter, write it raised) are atomic. The admins' choice on
+//! private addresses is one row of its own table.
 
 use async_trait::async_trait;
 
 use super::{
     EmbeddedStore, ReadableTable, TableDefinition, all, decode, find, load, put, refuse_held, replace, unavailable,
 };
-use crate::store::{DeliveryStatus, Millis, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore};
+use crate::store::{
+    DeliveryStatus, Millis, PrivateAddressesChoice, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint,
+    WebhookStore,
+};
 
 /// Endpoint id → JSON [`WebhookEndpoint`].
 const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
@@ -26,6 +30,9 @@ const IDS: TableDefinition<&str, &str> = TableDefinition::new("webhook_delivery_
 /// [`LAST_SEQ`] → the last `seq` handed out.
 const SEQ: TableDefinition<&str, u64> = TableDefinition::new("webhook_delivery_seq");
 const LAST_SEQ: &str = "last";
+/// [`PRIVATE_ADDRESSES`] → JSON [`PrivateAddressesChoice`].
+const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_settings");
+const PRIVATE_ADDRESSES: &str = "private_addresses";
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     tx.open_table(WEBHOOKS).map_err(unavailable)?;
@@ -35,6 +42,7 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
     tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
     tx.open_table(SEQ).map_err(unavailable)?;
     tx.open_table(IDS).map_err(unavailable)?;
+    tx.open_table(SETTINGS).map_err(unavailable)?;
     Ok(())
 }
 
@@ -132,6 +140,22 @@ impl WebhookStore for EmbeddedStore {
                 dying.remove(k.as_str()).map_err(unavailable)?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn webhook_private_addresses(&self) -> StoreResult<Option<PrivateAddressesChoice>> {
+        self.read(|tx| find(&tx.open_table(SETTINGS).map_err(unavailable)?, PRIVATE_ADDRESSES))
+            .await
+    }
+
+    async fn set_webhook_private_addresses(&self, choice: PrivateAddressesChoice) -> StoreResult<()> {
+        self.write(move |tx| {
+            put(
+                &mut tx.open_table(SETTINGS).map_err(unavailable)?,
+                PRIVATE_ADDRESSES,
+                &choice,
+            )
         })
         .await
     }

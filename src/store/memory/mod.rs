@@ -103,6 +103,7 @@ struct Inner {
     deliveries: std::collections::BTreeMap<(u64, String), WebhookDelivery>,
     /// The last `seq` handed out.
     delivery_seq: u64,
+    webhook_private_addresses: Option<PrivateAddressesChoice>,
     // ---- API tokens ----
     /// In order of adding.
     api_tokens: Vec<ApiToken>,

@@ -53,6 +53,15 @@ impl WebhookStore for MemoryStore {
         })
     }
 
+    async fn webhook_private_addresses(&self) -> StoreResult<Option<PrivateAddressesChoice>> {
+        Ok(self.with(|s| s.webhook_private_addresses.clone()))
+    }
+
+    async fn set_webhook_private_addresses(&self, choice: PrivateAddressesChoice) -> StoreResult<()> {
+        self.with(|s| s.webhook_private_addresses = Some(choice));
+        Ok(())
+    }
+
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
         self.with(|s| {
             if s.deliveries.values().any(|d| d.id == delivery.id) {

@@ -1,7 +1,8 @@
 //! Webhooks in MongoDB: collections `webhooks` (`_id` the endpoint's id) and
 //! `webhook_deliveries` (`_id` the delivery's id), indexed for the deliverer (pending by
 //! `seq`), for each endpoint's log (newest first) and for the retention sweep (settled by
-//! age); `webhook_delivery_seq` holds one counter, the last `seq` handed out.
+//! age); `webhook_delivery_seq` holds one counter, the last `seq` handed out;
+//! `webhook_settings` one document, the admins' choice on private addresses.
 //!
 //! A claim and the recording of an attempt are each one conditional update of one
 //! document (the server applies it atomically: of two nodes claiming at once one gets
@@ -17,10 +18,23 @@ use mongodb::Collection;
 use super::{
     MongoStore, all, index, insert_new, is_duplicate_key, matched, one, replace_existing, unavailable, updated_after,
 };
-use crate::store::{Millis, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore};
+use crate::store::{
+    Millis, PrivateAddressesChoice, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore,
+};
 
 /// The `_id` of the one counter document.
 const SEQ_ID: &str = "last";
+/// The `_id` of the admins' choice on private addresses.
+const PRIVATE_ADDRESSES_ID: &str = "private_addresses";
+
+/// The admins' choice on private addresses as stored, under its fixed `_id`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PrivateAddressesDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(flatten)]
+    choice: PrivateAddressesChoice,
+}
 
 impl MongoStore {
     fn webhooks(&self) -> Collection<WebhookEndpoint> {
@@ -33,6 +47,10 @@ impl MongoStore {
 
     fn webhook_delivery_seq(&self) -> Collection<Document> {
         self.db.collection("webhook_delivery_seq")
+    }
+
+    fn webhook_settings(&self) -> Collection<PrivateAddressesDoc> {
+        self.db.collection("webhook_settings")
     }
 
     pub(super) async fn create_webhook_indexes(&self) -> StoreResult<()> {
@@ -101,6 +119,34 @@ impl WebhookStore for MongoStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn webhook_private_addresses(&self) -> StoreResult<Option<PrivateAddressesChoice>> {
+        let stored = self
+            .webhook_settings()
+            .find_one(doc! {"_id": PRIVATE_ADDRESSES_ID})
+            .await
+            .map_err(unavailable)?;
+        Ok(stored.map(|d| d.choice))
+    }
+
+    async fn set_webhook_private_addresses(&self, choice: PrivateAddressesChoice) -> StoreResult<()> {
+        let stored = PrivateAddressesDoc {
+            id: PRIVATE_ADDRESSES_ID.into(),
+            choice,
+        };
+        let settings = self.webhook_settings();
+        let write = || {
+            settings
+                .replace_one(doc! {"_id": PRIVATE_ADDRESSES_ID}, &stored)
+                .upsert(true)
+        };
+        match write().await {
+            Ok(_) => Ok(()),
+            // Two admins' first choices at once: the loser's retry replaces the winner's.
+            Err(e) if is_duplicate_key(&e) => write().await.map(|_| ()).map_err(unavailable),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
