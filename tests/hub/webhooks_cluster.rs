@@ -125,7 +125,7 @@ async fn the_events_of_a_chat_ended_on_the_agents_node_come_in_order_while_the_c
     let mut nodes = Vec::new();
     for (name, uri) in [("node-a", &through_link), ("node-b", &uri)] {
         let store: SharedStore = Arc::new(MongoStore::connect(uri, &db).await.unwrap());
-        nodes.push(node_with(store, &redis, name, &scratch, |s| s.webhook_allow_private = true).await);
+        nodes.push(node_with(store, &redis, name, &scratch, |s| s.webhook_allow_private = Some(true)).await);
     }
     let (b, a) = (nodes.pop().unwrap(), nodes.pop().unwrap());
     let (url, got) = receiver_as(Received::default()).await;
