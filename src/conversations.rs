@@ -12,6 +12,7 @@ use crate::core::routing::AgentId;
 use crate::store::deadline::within;
 use crate::store::{ConversationRecord, ConversationStatus, Millis, SharedStore, StoreError};
 
+pub mod archived_holder;
 pub mod follow_up_mail;
 pub mod migration;
 pub mod writer;

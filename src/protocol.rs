@@ -597,9 +597,11 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         transfer: Option<TransferNote>,
         /// Agent, a chat handed to them: the chat so far as this hub has it (more of it
-        /// may follow as `message` frames: place each at its seq, show it once).
+        /// may follow as `message` frames: place each at its seq, show it once). A
+        /// continued conversation's customer: its latest lines, each agent line named by
+        /// its author.
         #[serde(skip_serializing_if = "Option::is_none")]
-        messages: Option<Vec<ChatMessage>>,
+        messages: Option<Vec<WaitingLine>>,
         /// Both sides: the customer continues an earlier conversation (`chat_id` is its
         /// id); `messages` carries its latest lines. Absent when not.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -951,15 +953,26 @@ pub struct WaitingConversation {
     pub agent_name: Option<String>,
 }
 
-/// A line of a conversation its customer waits to continue: the line as a `message` frame
-/// carries it and, for an agent's line, the name of the agent who wrote it (a conversation
-/// handed on has lines by several).
+/// A line of a conversation its customer continues (waiting, or in `chat_started`): the
+/// line as a `message` frame carries it and, for an agent's line, the name of the agent who
+/// wrote it (a conversation handed on has lines by several). Elsewhere a line names nobody.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WaitingLine {
     #[serde(flatten)]
     pub line: ChatMessage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
+}
+
+impl std::convert::From<ChatMessage> for WaitingLine {
+    fn from(line: ChatMessage) -> Self {
+        Self { line, agent_name: None }
+    }
+}
+
+/// Lines that name no author, as a frame's `messages`.
+pub fn unnamed(lines: Vec<ChatMessage>) -> Vec<WaitingLine> {
+    lines.into_iter().map(WaitingLine::from).collect()
 }
 
 /// The `message` frame of a chat message: the same bytes as `ServerFrame::Message(..).encode()`.

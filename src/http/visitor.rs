@@ -52,6 +52,10 @@ pub struct OwnConversation {
     pub started_at: i64,
     /// Its last line, if any.
     pub last_message: Option<MessageView>,
+    /// When its last line is an agent's: the agent who wrote it (not necessarily
+    /// `agent_name`: a conversation handed on has lines by several).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message_by: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -111,7 +115,10 @@ async fn own_conversations(
                     None => ConversationStatus::Open,
                 }),
             started_at: c.opened.paired_at,
-            last_message: c.messages.iter().max_by_key(|m| m.seq).map(message_view),
+            last_message: last(c).map(message_view),
+            last_message_by: last(c)
+                .filter(|m| m.from == crate::store::Side::Agent)
+                .map(|m| c.line_authors().of(m.seq).to_string()),
         })
         .collect();
     Ok(Json(OwnConversations {
@@ -127,4 +134,9 @@ async fn identity(state: &AppState, headers: &HeaderMap) -> Option<String> {
         .decode_utf8()
         .ok()?;
     crate::identity_secret::verify(&state.store, Some(&identifier), header(IDENTIFIER_HASH_HEADER)).await
+}
+
+/// A conversation's last line, if any.
+fn last(c: &crate::store::Conversation) -> Option<&crate::store::ArchivedMessage> {
+    c.messages.iter().max_by_key(|m| m.seq)
 }

@@ -17,12 +17,13 @@
 
 use std::time::Duration;
 
+use crate::conversations::archived_holder::archive_holder;
 use crate::conversations::{ConversationError, Conversations};
 use crate::core::conversation::Rules;
 use crate::core::routing::AgentId;
 use crate::store::{
-    ArchiveEvent, ArchivedMessage, ConversationKind, ConversationOpened, ConversationRecord, ConversationTransferred,
-    OfflineMessage, SharedStore, Side, StoreError,
+    ArchiveEvent, ArchivedMessage, ConversationKind, ConversationOpened, ConversationRecord, OfflineMessage,
+    SharedStore, Side, StoreError,
 };
 
 /// How long a conversation that could not be written is tried again in the background.
@@ -97,34 +98,18 @@ pub async fn sync_soon(store: &SharedStore, m: &OfflineMessage) -> Option<Conver
 }
 
 /// The archive names the conversation's agent once it has one (the customer's list shows
-/// them; they may read it): recorded as taken from its category's line, once, while the
-/// archive still names nobody.
+/// them; they may read it): archived as taken from its category's line
+/// (`conversations::archived_holder`).
 async fn name_its_agent(store: &SharedStore, record: &ConversationRecord) -> Result<(), ConversationError> {
     let Some(holder) = &record.holder else {
         return Ok(());
     };
-    let archived = store.conversation(&record.id).await?;
-    if !archived.opened.agent_id.is_empty() {
-        return Ok(());
-    }
     let name = match store.account(holder).await {
         Ok(account) => account.display_name,
         Err(StoreError::NotFound) => String::new(),
         Err(e) => return Err(e.into()),
     };
-    let taken = ConversationTransferred {
-        id: record.id.clone(),
-        at: record.holder_turn_at,
-        after_seq: archived.messages.iter().map(|m| m.seq).max().unwrap_or(0),
-        from_agent_id: String::new(),
-        from_agent_name: String::new(),
-        to_agent_id: Some(holder.clone()),
-        to_agent_name: Some(name),
-        to_category: Some(record.category.clone()),
-        note: String::new(),
-    };
-    store.archive(&[ArchiveEvent::Transferred(taken)]).await?;
-    Ok(())
+    Ok(archive_holder(store, record, &name).await?)
 }
 
 fn line(conversation: &str, id: &str, seq: u64, from: Side, text: &str, at: crate::store::Millis) -> ArchiveEvent {

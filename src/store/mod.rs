@@ -322,6 +322,16 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// Who wrote each of its agent lines, as its hand-ons tell.
+    pub fn line_authors(&self) -> crate::core::conversation::line_authors::LineAuthors {
+        use crate::core::conversation::line_authors::{HandOn, LineAuthors};
+        let hand_ons = self.transfers.iter().map(|t| HandOn {
+            after_seq: t.after_seq,
+            from_name: t.from_agent_name.clone(),
+        });
+        LineAuthors::new(hand_ons, self.opened.agent_name.clone())
+    }
+
     /// Did `agent_id` serve this conversation at any point: its agent now, or an agent
     /// who handed it on or took it? They may read it, and it is listed for them.
     pub fn served_by(&self, agent_id: &str) -> bool {

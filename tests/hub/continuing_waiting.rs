@@ -18,6 +18,16 @@ fn seqs(messages: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// Each line's seq, and for an agent's line the author it names.
+fn authors(lines: &Value) -> Vec<(u64, Option<String>)> {
+    lines
+        .as_array()
+        .unwrap_or_else(|| panic!("lines: {lines}"))
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["agent_name"].as_str().map(String::from)))
+        .collect()
+}
+
 /// Ann stops taking chats (away): whoever comes now waits.
 async fn away(ann: &mut Ws, available: bool) {
     ann.send(json!({"type": "set_available", "available": available})).await;
@@ -310,18 +320,99 @@ async fn a_transferred_conversation_continued_names_each_line_s_author_and_its_a
         .unwrap()
         .to_string();
     let queued = carla.next_of("queued").await;
-    let authors = |conversation: &Value| -> Vec<(u64, Option<String>)> {
-        conversation["messages"]
-            .as_array()
-            .unwrap_or_else(|| panic!("lines: {conversation}"))
-            .iter()
-            .map(|m| (m["seq"].as_u64().unwrap(), m["agent_name"].as_str().map(String::from)))
-            .collect()
-    };
+    let authors = |conversation: &Value| authors(&conversation["messages"]);
     let expected = vec![(1, None), (2, Some("ANN".to_string())), (3, Some("BOB".to_string()))];
     assert_eq!(authors(&queued["conversation"]), expected, "{queued}");
     assert_eq!(queued["conversation"]["agent_name"].as_str(), Some("ANN"), "{queued}");
 
     let (_, resumed) = reload_while_waiting(carla, &token, &hub, &chat, &[1, 2, 3]).await;
     assert_eq!(authors(&resumed["conversation"]), expected, "{resumed}");
+}
+
+/// Carla's conversation with Ann (Ann wrote line 2) is put in Bob's list from the inbox
+/// through `http`'s API, twice (a retry); Bob writes into it while she is away (line 3,
+/// on `bobs`); she comes back on `hers`. The archive keeps the reassignment once, as a
+/// hand-over after line 2, so it names Bob as its agent and each line its author: in the
+/// conversation she reads waiting, and in Bob's `chat_started` (`earlier_agents`).
+async fn reassigned_then_continued(first: &TestHub, http: &TestHub, bobs: &TestHub, hers: &TestHub) {
+    let mut ann = first.agent("ann", &["general"], 1).await;
+    let chat = first_visit(first, &mut ann).await;
+    own_until(http, VISITOR, "resolved").await;
+    let mut bob = bobs.agent("bob", &["general"], 1).await;
+    let admin = http.admin().await;
+    let bob_id = admin.agent_id("bob").await;
+    for changed in [true, false] {
+        let (status, body) = admin
+            .post(
+                &format!("/api/conversations/{chat}/assign"),
+                json!({"agent_id": bob_id}),
+            )
+            .await;
+        assert_eq!((status, body["changed"].as_bool()), (200, Some(changed)), "{body}");
+    }
+    let (_, archived) = admin.get(&format!("/api/conversations/{chat}")).await;
+    assert_eq!(archived["agent_name"].as_str(), Some("BOB"), "{archived}");
+    let hand_overs: Vec<(&str, Option<&str>, u64)> = archived["transfers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("transfers: {archived}"))
+        .iter()
+        .map(|t| {
+            (
+                t["from_agent_name"].as_str().unwrap(),
+                t["to_agent_name"].as_str(),
+                t["after_seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(hand_overs, vec![("ANN", Some("BOB"), 2)], "kept once: {archived}");
+    // Her list names the agent it is with now, and the last line by its author.
+    let list = own_until(hers, VISITOR, "resolved").await;
+    let row = &list["conversations"][0];
+    assert_eq!(
+        (row["agent_name"].as_str(), row["last_message_by"].as_str()),
+        (Some("BOB"), Some("ANN")),
+        "{list}"
+    );
+    assert_eq!(bob.say_in(&chat, "I have your case now", "b1").await["seq"], 3);
+    away(&mut ann, false).await;
+    away(&mut bob, false).await;
+
+    let mut carla = continuing(hers, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    let queued = carla.next_of("queued").await;
+    let named = vec![(1, None), (2, Some("ANN".to_string())), (3, Some("BOB".to_string()))];
+    assert_eq!(authors(&queued["conversation"]["messages"]), named, "{queued}");
+    assert_eq!(queued["conversation"]["agent_name"].as_str(), Some("BOB"), "{queued}");
+
+    // Back to Bob, whose console names Ann's line hers (his own, past it, are his).
+    away(&mut bob, true).await;
+    let to_bob = bob.seen_or_next_matching(|f| f["type"] == "chat_started").await;
+    assert_eq!(to_bob["chat_id"].as_str(), Some(chat.as_str()), "{to_bob}");
+    // Hers names them too, as her page shows them.
+    let to_carla = carla.next_of("chat_started").await;
+    assert_eq!(authors(&to_carla["messages"]), named, "{to_carla}");
+    assert_eq!(
+        to_bob["transfer"]["earlier_agents"],
+        json!([{"name": "ANN", "through_seq": 2}]),
+        "{to_bob}"
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_reassigned_from_the_inbox_names_each_line_s_author_when_continued() {
+    let hub = TestHub::start().await;
+    reassigned_then_continued(&hub, &hub, &hub, &hub).await;
+}
+
+#[tokio::test]
+async fn across_nodes_a_conversation_reassigned_from_the_inbox_names_each_line_s_author_when_continued() {
+    let cluster = Cluster::start("reassigned-authors").await;
+    let alpha = cluster.node("alpha", |_| {}).await;
+    let beta = cluster.node("beta", |_| {}).await;
+    let gamma = cluster.node("gamma", |_| {}).await;
+    // Ann and Carla first on alpha, the reassignment on beta, Bob on gamma, Carla back there.
+    reassigned_then_continued(&alpha, &beta, &gamma, &gamma).await;
+    for node in [alpha, beta, gamma] {
+        node.stop().await;
+    }
 }

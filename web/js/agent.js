@@ -478,6 +478,20 @@ function earlierAuthor(chat, m) {
   return before ? earlierName(t, m.seq) : null;
 }
 
+/**
+ * Who had a conversation before, as its archive's hand-overs tell (transfers, reassignments
+ * and a bot's hand-over, oldest first): a transfer naming the last of them, each one's
+ * lines through its `after_seq` (the lines after the last are the agent's now). Null when
+ * nobody handed it on (one taken unassigned was nobody's before).
+ */
+function archivedTransfer(transfers) {
+  const named = (transfers || []).filter((t) => t.from_agent_id);
+  const last = named.at(-1);
+  if (!last) return null;
+  return { from_name: last.from_agent_name, note: last.note || '', category: last.to_category || undefined,
+    earlier_agents: named.map((t) => ({ name: t.from_agent_name, through_seq: t.after_seq })), seq: last.after_seq, exact: true };
+}
+
 function openPanel(snapshot, fresh, { accepted = false } = {}) {
   const existing = chats.get(snapshot.chat_id);
   // A chat this agent handed on (still listed as ended) may come back to them: a new panel.
@@ -498,10 +512,13 @@ function openPanel(snapshot, fresh, { accepted = false } = {}) {
   // page opened afresh, from the welcome's snapshot: its lines run past the hand-over, so
   // the last earlier agent's last line marks where this agent's begin).
   const stored = savedTransfers();
+  // A continued conversation's list is exact (the lines past it are this agent's own); one
+  // read from the archive just now (`exact`) tells the whole story.
+  const exactly = (t) => ({ ...t, seq: t.earlier_agents?.at(-1)?.through_seq ?? 0, exact: true });
   const given = fresh && snapshot.transfer
-    ? { ...snapshot.transfer, seq: Math.max(0, ...(snapshot.messages || []).map((m) => m.seq)) }
-    : stored[id] || (snapshot.transfer
-      ? { ...snapshot.transfer, seq: snapshot.transfer.earlier_agents?.at(-1)?.through_seq ?? 0, exact: true }
+    ? (snapshot.continued ? exactly(snapshot.transfer) : { ...snapshot.transfer, seq: Math.max(0, ...(snapshot.messages || []).map((m) => m.seq)) })
+    : (snapshot.transfer?.exact && snapshot.transfer) || stored[id] || (snapshot.transfer
+      ? exactly(snapshot.transfer)
       : null);
   if (snapshot.transfer) { stored[id] = given; keepTransfers(stored); }
   const names = new Map(profile.categories.map((c) => [c.id, c.name]));
@@ -593,6 +610,8 @@ async function openAway(c) {
   const chat = openPanel({
     chat_id: c.id, peer_name: a.customer_name, category: a.category, category_name: names.get(a.category) || a.category,
     started_at: a.paired_at, messages: a.messages || [], peer_connected: false,
+    // Lines of agents who had it before are named theirs.
+    transfer: archivedTransfer(a.transfers) || undefined,
   }, false);
   endPanel(chat, `${chat.name} is not here now. What you write waits for them: they see it when they come back.`, 'away');
   chat.away = true;
@@ -608,11 +627,11 @@ async function openAway(c) {
 async function loadEarlierLines(chat, id) {
   const res = await api('GET', `/api/conversations/${encodeURIComponent(id)}`);
   if (!res.ok || !chat) return;
-  // A bot's hand-over on another node (the customer's): its note is the archive's.
-  const last = (res.data.transfers || []).at(-1);
-  if (!chat.transfer && last && last.from_agent_id.startsWith('bot:')) {
-    chat.transfer = { from_name: last.from_agent_name, note: last.note || '', category: last.to_category || undefined,
-      earlier_agents: [{ name: last.from_agent_name, through_seq: last.after_seq }], seq: last.after_seq, exact: true };
+  // Continued on another node (the customer's): who had it before (a colleague, a bot
+  // with its note) is the archive's.
+  const earlier = chat.transfer ? null : archivedTransfer(res.data.transfers);
+  if (earlier) {
+    chat.transfer = earlier;
     chat.view.root.before(transferNote(chat.transfer, () => chat.category));
   }
   for (const m of res.data.messages || []) {

@@ -579,7 +579,8 @@ function handle(f) {
         const handedOn = !!saved?.handedOn;
         if (saved) delete saved.handedOn;
         chatting(f.chat_id, f.peer_name, f.category_name, false);
-        for (const m of f.messages || []) showMessage(m);
+        // Each agent line named by its author: the conversation may have had several.
+        for (const m of f.messages || []) showMessage(m, m.agent_name);
         const text = handedOn ? `You're now chatting with ${f.peer_name}.` : `You're continuing your conversation with ${f.peer_name}.`;
         keptNotice(text, 'conversation-continued');
         announce(text);

@@ -47,7 +47,8 @@ export async function showEarlierConversations(host, { categoryName, onContinue 
   const list = el('ul', { class: 'returning-list', dataset: { testid: 'earlier-list' } });
   for (const c of conversations.slice(0, 5)) {
     const last = c.last_message;
-    const line = last ? `${last.from === 'customer' ? 'You' : c.agent_name || 'Agent'}: ${last.text}` : 'No messages yet';
+    // An agent's line is its author's (the conversation may have passed between agents).
+    const line = last ? `${last.from === 'customer' ? 'You' : c.last_message_by || c.agent_name || 'Agent'}: ${last.text}` : 'No messages yet';
     const topic = categoryName(c.category) || 'Conversation';
     const button = canContinue
       ? el('button', { type: 'button', class: 'secondary', dataset: { testid: 'continue-conversation', conversation: c.id },

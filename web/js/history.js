@@ -184,17 +184,23 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     const res = await api('GET', `/api/conversations/${encodeURIComponent(id)}`);
     if (!res.ok) { detail.replaceChildren(el('p', { class: 'form-error' }, res.error.message)); return; }
     const c = res.data;
+    // An agent line is the agent's whose turn it was: each hand-over ends one at its
+    // `after_seq`; the lines after the last are the conversation's agent's now.
+    const handOvers = (c.transfers || []).filter((t) => t.from_agent_id);
+    const by = (m) => (m.from === 'agent' ? handOvers.find((t) => m.seq <= t.after_seq)?.from_agent_name || c.agent_name || m.from : m.from);
     // Messages, agents' notes and transfers in time order (a note or a transfer has no seq).
     const lines = [
       ...(c.messages || []).map((m) => ({ at: m.at, node: el('li', { class: `msg ${m.from === mineFrom ? 'mine' : 'theirs'}`, dataset: { testid: 'archive-message' } },
-        el('span', { class: 'sr-only' }, `${m.from}: `), m.text,
+        el('span', { class: 'sr-only' }, `${by(m)}: `), m.text,
         m.attachments?.length ? renderFiles(m.attachments, archivedFiles) : null,
-        el('span', { class: 'meta' }, `${m.from} · ${clock(m.at)}`), cameByMail(m)) })),
+        el('span', { class: 'meta', dataset: { testid: 'archive-message-by' } }, `${by(m)} · ${clock(m.at)}`), cameByMail(m)) })),
       ...(c.notes || []).map((n) => ({ at: n.at, node: el('li', { class: 'note-card', dataset: { testid: 'archive-note' } },
         el('div', { class: 'note-head' }, el('strong', {}, 'Internal note'), el('span', { class: 'note-meta' }, ` · ${n.agent_name} · ${clock(n.at)}`)),
         el('div', { class: 'note-text' }, n.text)) })),
       ...(c.transfers || []).map((t) => ({ at: t.at, node: el('li', { class: 'notice', dataset: { testid: 'archive-transfer' } },
-        `${t.from_agent_name} transferred it ${t.to_agent_name ? `to ${t.to_agent_name}` : `to the ${categoryName(t.to_category)} queue`} · ${clock(t.at)}${t.note ? ` — “${t.note}”` : ''}`) })),
+        // Nobody had it before (an offline message taken unassigned): taken from its line.
+        `${t.from_agent_id ? `${t.from_agent_name} transferred it` : `${t.to_agent_name} took it from the ${categoryName(t.to_category)} queue`}${
+          !t.from_agent_id ? '' : t.to_agent_name ? ` to ${t.to_agent_name}` : ` to the ${categoryName(t.to_category)} queue`} · ${clock(t.at)}${t.note ? ` — “${t.note}”` : ''}`) })),
     ].sort((a, b) => a.at - b.at);
     const list = el('ol', { class: 'transcript', 'aria-label': 'Transcript' }, ...lines.map((l) => l.node));
     if (!c.messages?.length) list.append(el('li', { class: 'notice' }, 'No messages.'));

@@ -1,6 +1,7 @@
 //! Who wrote each agent line of a conversation, as its archive tells it. The archive keeps
-//! no author with a line, but it keeps every hand-on: each transfer names the agent who
-//! handed the conversation on and the last seq said before it. So the lines up to the first
+//! no author with a line, but it keeps every hand-on: each transfer (a live chat's, or a
+//! reassignment from the inbox, archived as one) names the agent who handed the
+//! conversation on and the last seq said before it. So the lines up to the first
 //! hand-on are its first agent's, those up to the next one the next agent's, and those after
 //! the last hand-on are the agent the archive names as the conversation's now.
 //!
@@ -42,6 +43,11 @@ impl LineAuthors {
         }
     }
 
+    /// The turns that ended, in order: each agent (by name) with the last seq of their turn.
+    pub fn turns(&self) -> impl Iterator<Item = (u64, &str)> {
+        self.turns.iter().map(|(through, name)| (*through, name.as_str()))
+    }
+
     /// The agent who wrote the agent line stamped `seq`.
     pub fn of(&self, seq: u64) -> &str {
         self.turns
@@ -68,6 +74,13 @@ mod tests {
         let authors = LineAuthors::new([hand_on(3, "Ann"), hand_on(7, "Bob")], "Cy");
         let names: Vec<&str> = (1..=9).map(|seq| authors.of(seq)).collect();
         assert_eq!(names, ["Ann", "Ann", "Ann", "Bob", "Bob", "Bob", "Bob", "Cy", "Cy"]);
+        assert_eq!(authors.turns().collect::<Vec<_>>(), [(3, "Ann"), (7, "Bob")]);
+    }
+
+    #[test]
+    fn a_hand_on_going_back_ends_no_turn() {
+        let authors = LineAuthors::new([hand_on(5, "Ann"), hand_on(5, "Bob"), hand_on(6, "Cy")], "Di");
+        assert_eq!(authors.turns().collect::<Vec<_>>(), [(5, "Ann"), (6, "Cy")]);
     }
 
     #[test]

@@ -28,7 +28,7 @@
 use super::HubState;
 use crate::clock::now_ms;
 use crate::conversations::return_route;
-use crate::core::conversation::line_authors::{HandOn, LineAuthors};
+use crate::core::conversation::line_authors::LineAuthors;
 use crate::core::conversation::{Route, Rules};
 use crate::core::routing::{AgentId, CategoryId, CustomerId};
 use crate::hub::Command;
@@ -309,11 +309,7 @@ fn continued_from(
         .holder
         .clone()
         .map(|agent| (AgentId(agent), holder_name.unwrap_or_default()));
-    let hand_ons = archived.transfers.iter().map(|t| HandOn {
-        after_seq: t.after_seq,
-        from_name: t.from_agent_name.clone(),
-    });
-    let authors = LineAuthors::new(hand_ons, archived.opened.agent_name.clone());
+    let authors = archived.line_authors();
     // Its category as last routed; an archive from before records had one names its first.
     let category = match record.category.as_str() {
         "" => archived.opened.category.clone().ok_or_else(unknown)?,
@@ -419,16 +415,20 @@ impl Continued {
     pub(super) fn waiting_view(&self) -> WaitingConversation {
         WaitingConversation {
             id: self.id.clone(),
-            messages: self
-                .earlier
-                .iter()
-                .map(|m| WaitingLine {
-                    agent_name: (m.from == From::Agent).then(|| self.authors.of(m.seq).to_string()),
-                    line: m.clone(),
-                })
-                .collect(),
+            messages: self.named_lines(),
             agent_name: self.holder.as_ref().map(|(_, name)| name.clone()),
         }
+    }
+
+    /// Its latest lines as its customer reads them, each agent line named by its author.
+    pub(super) fn named_lines(&self) -> Vec<WaitingLine> {
+        self.earlier
+            .iter()
+            .map(|m| WaitingLine {
+                agent_name: (m.from == From::Agent).then(|| self.authors.of(m.seq).to_string()),
+                line: m.clone(),
+            })
+            .collect()
     }
 
     /// The chat's transcript to go on from: its latest lines kept (a resume after a reload
@@ -449,17 +449,37 @@ impl Continued {
         self.holder.as_ref().filter(|(holder, _)| holder != agent)
     }
 
-    /// The note the agent's `chat_started` carries when someone else had it before.
+    /// The note the agent's `chat_started` carries when someone else had it before: its
+    /// holder, when that is not `agent`, or an agent whose turn its archive ended (a
+    /// transfer, an inbox reassignment). `earlier_agents` names the earlier agents' lines:
+    /// each ended turn's, then the holder's through its last line when the holder is not
+    /// `agent` (the lines past every entry are `agent`'s own).
     pub(super) fn note_for(&self, agent: &AgentId) -> Option<TransferNote> {
-        let (_, name) = self.earlier_holder(agent)?;
+        // A turn of nobody's (an offline message taken from its line) names no lines.
+        let mut earlier_agents: Vec<EarlierAgent> = self
+            .authors
+            .turns()
+            .filter(|(_, name)| !name.is_empty())
+            .map(|(through_seq, name)| EarlierAgent {
+                name: name.to_string(),
+                through_seq,
+            })
+            .collect();
+        let from_name = match self.earlier_holder(agent) {
+            Some((_, name)) => {
+                earlier_agents.push(EarlierAgent {
+                    name: name.clone(),
+                    through_seq: self.last_seq,
+                });
+                name.clone()
+            }
+            None => earlier_agents.last()?.name.clone(),
+        };
         Some(TransferNote {
-            from_name: name.clone(),
+            from_name,
             note: self.note.clone(),
             category: None,
-            earlier_agents: vec![EarlierAgent {
-                name: name.clone(),
-                through_seq: self.last_seq,
-            }],
+            earlier_agents,
         })
     }
 }

@@ -460,7 +460,7 @@ impl HubState {
                 messages: withdrawn.then(|| {
                     let mut lines = log.live.after(0);
                     lines.drain(..lines.len().saturating_sub(super::continuing::EARLIER_LINES));
-                    lines
+                    crate::protocol::unnamed(lines)
                 }),
                 continued: withdrawn,
             };
@@ -580,7 +580,7 @@ impl HubState {
             video_request: false,
             offer_id: None,
             transfer: None,
-            messages: continues.as_ref().map(|c| c.earlier.clone()),
+            messages: continues.as_ref().map(|c| c.named_lines()),
             continued: continues.is_some(),
         };
         // An accepted offer: the agent's page matches the chat to its offer card.
@@ -611,7 +611,7 @@ impl HubState {
             // A chat handed to a category's line and paired on a node that kept no log of
             // it: its lines come from the chat's log (`fill` below) as `message` frames.
             messages: match &continues {
-                Some(continues) => Some(continues.earlier.clone()),
+                Some(continues) => Some(crate::protocol::unnamed(continues.earlier.clone())),
                 None if remote_conversation => None,
                 None => continued.as_ref().map(|_| vec![]),
             },

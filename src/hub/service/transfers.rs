@@ -500,7 +500,7 @@ impl HubState {
             video_request: false,
             offer_id,
             transfer: Some(transfer),
-            messages: Some(log.live.after(0)),
+            messages: Some(crate::protocol::unnamed(log.live.after(0))),
             continued: false,
         };
         self.send(Recipient::Agent(to.clone()), &frame);
