@@ -455,11 +455,15 @@ impl Archive {
 
     /// Queues the opening of a running conversation this node takes the archiving of over
     /// from another node, with its closing reserved, room or not ([`Room::admit_opening_anyway`]).
-    /// Its webhook event goes too, before the lines this node archives after it: each node
-    /// making a conversation's events makes them from its creation on, so whichever node's
-    /// reach the store first, they are numbered in order (the store keeps each event once).
-    pub fn push_handover_opening(&self, event: ArchiveEvent) -> bool {
-        let hook = self.webhook_event(&event);
+    /// `created_by_its_chat`: the chat is the conversation's first (not one continuing it,
+    /// nor one handed on through a line); then its `conversation.created` goes too, before
+    /// the lines this node archives after it: each node making a conversation's events makes
+    /// them from its creation on, so whichever node's reach the store first, they are
+    /// numbered in order (the store keeps each event once). A conversation created earlier
+    /// was told of then: told again, an endpoint registered since would get a creation
+    /// after the events that followed it.
+    pub fn push_handover_opening(&self, event: ArchiveEvent, created_by_its_chat: bool) -> bool {
+        let hook = created_by_its_chat.then(|| self.webhook_event(&event)).flatten();
         let mut room = self.room();
         room.admit_opening_anyway();
         let ticket = self.emit(hook);

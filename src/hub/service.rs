@@ -163,6 +163,10 @@ struct ChatLog {
     /// The conversation was rated before this chat (a customer continuing it): a
     /// conversation is rated once, so its end offers no rating again.
     rated_before: bool,
+    /// The conversation was created by this chat's pairing (not continued from an earlier
+    /// one, nor handed on through a line): a node that archives it as well tells webhooks
+    /// of its creation (`Archive::push_handover_opening`).
+    created_by_it: bool,
     /// How the chat reached its agent now when it was handed to them (`chat_started`'s
     /// `transfer`): their snapshots carry it.
     handed_over: Option<crate::protocol::TransferNote>,

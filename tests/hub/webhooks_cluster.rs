@@ -294,3 +294,39 @@ async fn the_admins_choice_on_private_addresses_made_on_one_node_applies_on_the_
     a.stop().await;
     b.stop().await;
 }
+
+/// A conversation continued and ended on its agent's node, which then archives it as well:
+/// it was created long before (an endpoint registered since never heard of it), so that
+/// node tells of no creation; its line and its status change come, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continued_conversation_ended_on_the_agents_node_is_not_created_again() {
+    use crate::continuing::{VISITOR, back_with_her_lines, continuing, first_visit, her_third_line, own_until};
+    let cluster = crate::common::Cluster::start("webhooks-continued").await;
+    let alpha = cluster.node("alpha", |s| s.webhook_allow_private = Some(true)).await;
+    let gamma = cluster.node("gamma", |s| s.webhook_allow_private = Some(true)).await;
+    let mut ann = gamma.agent("ann", &["general"], 2).await;
+    let chat = first_visit(&alpha, &mut ann).await;
+    own_until(&alpha, VISITOR, "resolved").await;
+
+    // The CRM is connected now.
+    let (url, got) = receiver_as(Received::default()).await;
+    let all = ["conversation.created", "conversation.status_changed", "message.created"];
+    register(&alpha.admin().await, &url, &all).await;
+    // Every node reads the endpoints at least every half second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
+    back_with_her_lines(&mut carla, &mut ann, &chat).await;
+    her_third_line(&mut carla, &mut ann, &chat).await;
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    carla.next_of("chat_ended").await;
+
+    // Reopened, her line, resolved: the last comes after whatever gamma told before it of
+    // this conversation.
+    let deliveries = delivered_within(&got, 3, WAIT).await;
+    let types: Vec<&str> = deliveries.iter().map(|(_, b)| b["type"].as_str().unwrap()).collect();
+    let statuses = "conversation.status_changed";
+    assert_eq!(types, [statuses, "message.created", statuses], "{deliveries:?}");
+    alpha.stop().await;
+    gamma.stop().await;
+}

@@ -713,6 +713,9 @@ impl HubState {
     ) {
         let cluster = self.cluster.as_ref().expect("called in a cluster only");
         let started_at = cluster.paired_at(chat).unwrap_or_else(now_ms);
+        // Not a conversation the customer continues (a chat handed on through a line is
+        // not told apart here: its creation, told again, is kept once by its id).
+        let created_by_it = cluster.remote_conversation(customer).is_none();
         let (wire_id, live) = self.remote_line(chat, customer);
         self.insert_chat(
             chat,
@@ -728,6 +731,7 @@ impl HubState {
                 closing_reserved: false,
                 earlier_agents: Vec::new(),
                 rated_before: false,
+                created_by_it,
                 handed_over: None,
             },
         );

@@ -633,6 +633,7 @@ impl HubState {
                 closing_reserved,
                 earlier_agents: Vec::new(),
                 rated_before,
+                created_by_it: continues.is_none() && !remote_conversation && continued.is_none(),
                 handed_over,
             },
         );

@@ -579,9 +579,8 @@ impl HubState {
         let wire_id = cluster.wire_id(chat);
         let (customer_name, _) = cluster.remote_customer(customer);
         let queued_at = cluster.remote_queued_at(customer).unwrap_or(pending.at);
-        let reserved = self
-            .archive
-            .push_handover_opening(ArchiveEvent::Opened(crate::store::ConversationOpened {
+        let reserved = self.archive.push_handover_opening(
+            ArchiveEvent::Opened(crate::store::ConversationOpened {
                 id: wire_id.clone(),
                 kind: crate::store::ConversationKind::Service,
                 category: Some(category.0.to_string()),
@@ -591,7 +590,9 @@ impl HubState {
                 queued_at: queued_at.min(pending.at),
                 paired_at: pending.at,
                 customer: cluster.remote_profile(customer),
-            }));
+            }),
+            false,
+        );
         // A chat withdrawn from an agent gone was recorded as theirs: only a hand-over to
         // a line is a transfer until it is paired again.
         if let Some(to) = &pending.category {
@@ -625,6 +626,7 @@ impl HubState {
                 closing_reserved: reserved,
                 earlier_agents: Vec::new(),
                 rated_before: false,
+                created_by_it: false,
                 handed_over: None,
             },
         );

@@ -66,7 +66,8 @@ impl HubState {
         }
         let Some(opened) = self.opening_of(chat) else { return };
         // Running already: its messages are kept only after its opening, room or not.
-        let reserved = self.archive.push_handover_opening(opened);
+        let created_by_it = self.chats[&chat].created_by_it;
+        let reserved = self.archive.push_handover_opening(opened, created_by_it);
         let log = self.chats.get_mut(&chat).expect("looked up above");
         log.archived_here = true;
         log.closing_reserved = reserved;
@@ -89,7 +90,10 @@ impl HubState {
             .collect();
         for chat in chats {
             let Some(opened) = self.opening_of(chat) else { continue };
-            if self.archive.push_handover_opening(opened) {
+            if self
+                .archive
+                .push_handover_opening(opened, self.chats[&chat].created_by_it)
+            {
                 self.archive.release_closing();
             }
             for event in self.chats[&chat].live.archive_events() {
