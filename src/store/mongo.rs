@@ -111,6 +111,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::IntoFuture;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -395,6 +396,25 @@ fn conflict_or_unavailable(e: mongodb::error::Error) -> StoreError {
     }
 }
 
+/// A collection's name and the type its documents read as, declared once as a constant
+/// beside its concern's code (`const ROOMS: Named<RoomDoc> = Named::new("rooms")`) and
+/// opened with [`MongoStore::collection`]: the name is written in one place, and no
+/// accessor method of the store shadows a trait method of the same name.
+struct Named<T>(&'static str, PhantomData<fn() -> T>);
+
+impl<T> Named<T> {
+    const fn new(name: &'static str) -> Self {
+        Self(name, PhantomData)
+    }
+}
+
+impl MongoStore {
+    /// The collection `named` names, its documents read as its type.
+    fn collection<T: Send + Sync>(&self, named: Named<T>) -> Collection<T> {
+        self.db.collection(named.0)
+    }
+}
+
 // ---- the shapes every collection's code repeats: a find gathered, one document or
 // `NotFound`, a page with its total, an index by name ----
 
@@ -413,6 +433,12 @@ where
 /// The document a `find_one` (or `find_one_and_update`) returns; `NotFound` when none.
 async fn one<T>(find: impl IntoFuture<Output = mongodb::error::Result<Option<T>>>) -> StoreResult<T> {
     find.await.map_err(unavailable)?.ok_or(StoreError::NotFound)
+}
+
+/// The listings' order: newest first by `field`, ties by `_id`, newest first too (the
+/// memory and embedded stores list in the same order).
+fn newest_first(field: &str) -> Document {
+    doc! {field: -1, "_id": -1}
 }
 
 /// One page of the documents `query` matches in `sort` order, and how many match in all.

@@ -12,31 +12,23 @@
 use async_trait::async_trait;
 
 use bson::{Document, doc};
-use mongodb::Collection;
 
 use super::{
-    MongoStore, all, index, insert_new, is_duplicate_key, matched, one, replace_existing, unavailable, updated_after,
+    MongoStore, Named, all, index, insert_new, is_duplicate_key, matched, one, replace_existing, unavailable,
+    updated_after,
 };
 use crate::store::{Millis, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore};
 
 /// The `_id` of the one counter document.
 const SEQ_ID: &str = "last";
 
+const WEBHOOKS: Named<WebhookEndpoint> = Named::new("webhooks");
+const WEBHOOK_DELIVERIES: Named<WebhookDelivery> = Named::new("webhook_deliveries");
+const WEBHOOK_DELIVERY_SEQ: Named<Document> = Named::new("webhook_delivery_seq");
+
 impl MongoStore {
-    fn webhooks(&self) -> Collection<WebhookEndpoint> {
-        self.db.collection("webhooks")
-    }
-
-    fn webhook_deliveries(&self) -> Collection<WebhookDelivery> {
-        self.db.collection("webhook_deliveries")
-    }
-
-    fn webhook_delivery_seq(&self) -> Collection<Document> {
-        self.db.collection("webhook_delivery_seq")
-    }
-
     pub(super) async fn create_webhook_indexes(&self) -> StoreResult<()> {
-        self.webhook_deliveries()
+        self.collection(WEBHOOK_DELIVERIES)
             .create_indexes([
                 index(doc! {"status": 1, "seq": 1}, "status_seq"),
                 index(doc! {"endpoint_id": 1, "seq": -1}, "endpoint_seq"),
@@ -47,13 +39,13 @@ impl MongoStore {
             .map_err(unavailable)?;
         // The counter never below a `seq` stored ($max only raises it, whoever runs first).
         let stored = self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .find_one(doc! {})
             .sort(doc! {"seq": -1})
             .await
             .map_err(unavailable)?
             .map_or(0, |d| d.seq);
-        let counter = self.webhook_delivery_seq();
+        let counter = self.collection(WEBHOOK_DELIVERY_SEQ);
         let raise = || {
             counter
                 .update_one(
@@ -74,29 +66,33 @@ impl MongoStore {
 #[async_trait]
 impl WebhookStore for MongoStore {
     async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        insert_new(&self.webhooks(), &endpoint).await
+        insert_new(&self.collection(WEBHOOKS), &endpoint).await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        all(self.webhooks().find(doc! {}).sort(doc! {"created_at": 1, "_id": 1})).await
+        all(self
+            .collection(WEBHOOKS)
+            .find(doc! {})
+            .sort(doc! {"created_at": 1, "_id": 1}))
+        .await
     }
 
     async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
-        one(self.webhooks().find_one(doc! {"_id": id})).await
+        one(self.collection(WEBHOOKS).find_one(doc! {"_id": id})).await
     }
 
     async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        replace_existing(&self.webhooks(), &endpoint.id, &endpoint).await
+        replace_existing(&self.collection(WEBHOOKS), &endpoint.id, &endpoint).await
     }
 
     async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
         let done = self
-            .webhooks()
+            .collection(WEBHOOKS)
             .delete_one(doc! {"_id": id})
             .await
             .map_err(unavailable)?;
         matched(done.deleted_count)?;
-        self.webhook_deliveries()
+        self.collection(WEBHOOK_DELIVERIES)
             .delete_many(doc! {"endpoint_id": id})
             .await
             .map_err(unavailable)?;
@@ -104,7 +100,7 @@ impl WebhookStore for MongoStore {
     }
 
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
-        insert_new(&self.webhook_deliveries(), &delivery).await
+        insert_new(&self.collection(WEBHOOK_DELIVERIES), &delivery).await
     }
 
     async fn claim_delivery(
@@ -115,7 +111,7 @@ impl WebhookStore for MongoStore {
         until: Millis,
     ) -> StoreResult<bool> {
         let done = self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .update_one(
                 doc! {
                     "_id": &delivery.id,
@@ -132,7 +128,7 @@ impl WebhookStore for MongoStore {
 
     async fn finish_delivery(&self, delivery: WebhookDelivery, node: &str) -> StoreResult<bool> {
         let done = self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .replace_one(
                 doc! {"_id": &delivery.id, "status": "pending", "claimed_by": node},
                 &delivery,
@@ -143,7 +139,11 @@ impl WebhookStore for MongoStore {
             return Ok(true);
         }
         // Nothing matched: NotFound for a delivery that is not there at all, as the others say.
-        match self.webhook_deliveries().find_one(doc! {"_id": &delivery.id}).await {
+        match self
+            .collection(WEBHOOK_DELIVERIES)
+            .find_one(doc! {"_id": &delivery.id})
+            .await
+        {
             Ok(Some(_)) => Ok(false),
             Ok(None) => Err(StoreError::NotFound),
             Err(e) => Err(unavailable(e)),
@@ -153,7 +153,7 @@ impl WebhookStore for MongoStore {
     async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         all(self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .find(doc! {"status": "pending", "endpoint_id": {"$in": of}})
             .sort(doc! {"seq": 1})
             .limit(limit))
@@ -163,7 +163,7 @@ impl WebhookStore for MongoStore {
     async fn dying_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         all(self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .find(doc! {"status": "dying"})
             .sort(doc! {"seq": 1})
             .limit(limit))
@@ -171,7 +171,7 @@ impl WebhookStore for MongoStore {
     }
 
     async fn bury_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()> {
-        self.webhook_deliveries()
+        self.collection(WEBHOOK_DELIVERIES)
             .update_one(
                 doc! {"_id": &delivery.id, "status": "dying"},
                 doc! {"$set": {"status": "dead"}},
@@ -184,7 +184,7 @@ impl WebhookStore for MongoStore {
     async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         all(self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .find(doc! {"endpoint_id": endpoint_id})
             .sort(doc! {"seq": -1})
             .limit(limit))
@@ -192,7 +192,7 @@ impl WebhookStore for MongoStore {
     }
 
     async fn next_delivery_seq(&self) -> StoreResult<u64> {
-        let counter = self.webhook_delivery_seq();
+        let counter = self.collection(WEBHOOK_DELIVERY_SEQ);
         let bump = || {
             counter
                 .find_one_and_update(doc! {"_id": SEQ_ID}, doc! {"$inc": {"value": 1_i64}})
@@ -215,7 +215,7 @@ impl WebhookStore for MongoStore {
     async fn prune_deliveries(&self, before: Millis) -> StoreResult<u64> {
         // One delete_many: a node pruning beside another deletes only what is still there.
         let done = self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .delete_many(doc! {"status": {"$in": ["delivered", "dead"]}, "created_at": {"$lt": before}})
             .await
             .map_err(unavailable)?;
