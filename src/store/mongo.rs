@@ -307,16 +307,11 @@ impl MongoStore {
     }
 
     async fn create_indexes(&self) -> StoreResult<()> {
-        self.accounts
-            .create_index(unique_index(doc! {"username": 1}, "username_unique"))
-            .await
-            .map_err(unavailable)?;
-        self.categories
-            .create_index(index(doc! {"order": 1}, "creation_order"))
-            .await
-            .map_err(unavailable)?;
-        self.conversations
-            .create_indexes([
+        ensure_indexes(&self.accounts, [unique_index(doc! {"username": 1}, "username_unique")]).await?;
+        ensure_indexes(&self.categories, [index(doc! {"order": 1}, "creation_order")]).await?;
+        ensure_indexes(
+            &self.conversations,
+            [
                 // Ascending on purpose (see the module comment); walked backwards for newest first.
                 index(doc! {"agent_id": 1, "paired_at": 1, "_id": 1}, "agent_paired"),
                 // Multikey: every agent a transfer names (see `list_of_agent`).
@@ -327,18 +322,19 @@ impl MongoStore {
                 index(doc! {CUSTOMER_KEYS: 1, "paired_at": 1, "_id": 1}, "customer_paired"),
                 // Multikey: the names' search terms (see `mongo/archive/search.rs`).
                 index(doc! {SEARCH_TERMS: 1}, "search_terms"),
-            ])
-            .await
-            .map_err(unavailable)?;
+            ],
+        )
+        .await?;
         // One field only: the reader sorts the gathered messages itself (see the module comment).
-        self.buckets
-            .create_indexes([
+        ensure_indexes(
+            &self.buckets,
+            [
                 index(doc! {"conversation_id": 1}, "conversation"),
                 // Multikey: the messages' search terms (see `mongo/archive/search.rs`).
                 index(doc! {SEARCH_TERMS: 1}, "search_terms"),
-            ])
-            .await
-            .map_err(unavailable)?;
+            ],
+        )
+        .await?;
         self.create_session_indexes().await?;
         // ---- rooms and 1-to-1 video ----
         self.create_room_indexes().await?;
@@ -433,6 +429,15 @@ where
 /// The document a `find_one` (or `find_one_and_update`) returns; `NotFound` when none.
 async fn one<T>(find: impl IntoFuture<Output = mongodb::error::Result<Option<T>>>) -> StoreResult<T> {
     find.await.map_err(unavailable)?.ok_or(StoreError::NotFound)
+}
+
+/// Creates `indexes` on `collection`, those it has already being no change.
+async fn ensure_indexes<T: Send + Sync>(
+    collection: &Collection<T>,
+    indexes: impl IntoIterator<Item = IndexModel>,
+) -> StoreResult<()> {
+    collection.create_indexes(indexes).await.map_err(unavailable)?;
+    Ok(())
 }
 
 /// The listings' order: newest first by `field`, ties by `_id`, newest first too (the

@@ -11,7 +11,8 @@ use mongodb::options::IndexOptions;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MongoStore, Named, all, conflict_or_unavailable, index, index_with, insert_new, matched, one, unavailable,
+    MongoStore, Named, all, conflict_or_unavailable, ensure_indexes, index, index_with, insert_new, matched, one,
+    unavailable,
 };
 use crate::store::{Account, AccountStore, Millis, StoreResult, StoredSession};
 
@@ -35,11 +36,7 @@ impl MongoStore {
                 .build(),
         );
         let by_account = index(doc! {"account_id": 1}, "account");
-        self.collection(SESSIONS)
-            .create_indexes([expiring, by_account])
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(SESSIONS), [expiring, by_account]).await
     }
 }
 

@@ -5,18 +5,18 @@ use async_trait::async_trait;
 
 use bson::doc;
 
-use super::{MongoStore, Named, all, insert_new, matched, one, unavailable, unique_index};
+use super::{MongoStore, Named, all, ensure_indexes, insert_new, matched, one, unavailable, unique_index};
 use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult};
 
 const API_TOKENS: Named<ApiToken> = Named::new("api_tokens");
 
 impl MongoStore {
     pub(super) async fn create_api_token_indexes(&self) -> StoreResult<()> {
-        self.collection(API_TOKENS)
-            .create_index(unique_index(doc! {"hash": 1}, "hash_unique"))
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(
+            &self.collection(API_TOKENS),
+            [unique_index(doc! {"hash": 1}, "hash_unique")],
+        )
+        .await
     }
 }
 

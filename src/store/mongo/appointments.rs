@@ -15,8 +15,8 @@ use mongodb::options::IndexOptions;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MongoStore, Named, all, conflict_or_unavailable, index, index_with, insert_new, one, unavailable, unique_index,
-    updated_after,
+    MongoStore, Named, all, conflict_or_unavailable, ensure_indexes, index, index_with, insert_new, one, unavailable,
+    unique_index, updated_after,
 };
 use crate::store::{
     Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail,
@@ -67,11 +67,11 @@ impl MongoStore {
         );
         let by_token = unique_index(doc! {"cancel_token_hash": 1}, "cancel_token_unique");
         let by_start = index(doc! {"start": 1}, "start");
-        self.collection(APPOINTMENTS)
-            .create_indexes([one_booking_per_slot, by_token, by_start])
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(
+            &self.collection(APPOINTMENTS),
+            [one_booking_per_slot, by_token, by_start],
+        )
+        .await
     }
 
     /// One conditional update (only a booked appointment is changed), so two cancels at

@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use bson::doc;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, Named, all, conflict_or_unavailable, insert_new, matched, one, unavailable, unique_index};
+use super::{
+    MongoStore, Named, all, conflict_or_unavailable, ensure_indexes, insert_new, matched, one, unavailable,
+    unique_index,
+};
 use crate::store::{CannedReply, CannedStore, StoreResult};
 
 /// A reply with its `_id`, and its owner key: the unique index's first field.
@@ -43,11 +46,7 @@ impl CannedDoc {
 impl MongoStore {
     pub(super) async fn create_canned_indexes(&self) -> StoreResult<()> {
         let unique = unique_index(doc! {"owner_key": 1, "shortcut": 1}, "owner_shortcut_unique");
-        self.collection(CANNED_REPLIES)
-            .create_index(unique)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(CANNED_REPLIES), [unique]).await
     }
 }
 

@@ -17,7 +17,7 @@ use bson::{Document, doc};
 use futures_util::TryStreamExt;
 use mongodb::IndexModel;
 
-use super::{MongoStore, Named, insert_new, unavailable};
+use super::{MongoStore, Named, ensure_indexes, insert_new, unavailable};
 use crate::store::{
     ConversationRecord, ConversationStatus, ConversationStore, Holder, InboxQuery, Millis, StoreError, StoreResult,
 };
@@ -163,11 +163,7 @@ impl MongoStore {
             doc! {COPY_PENDING: 1},
         ]
         .map(|keys| IndexModel::builder().keys(keys).build());
-        self.collection(CONVERSATION_RECORDS)
-            .create_indexes(indexes)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(CONVERSATION_RECORDS), indexes).await
     }
 
     /// `record`, just stored, copied onto its archive document (`mongo/archive/desk_state.rs`)

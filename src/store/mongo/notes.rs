@@ -9,7 +9,7 @@ use bson::doc;
 use mongodb::error::ErrorKind;
 use serde::{Deserialize, Serialize};
 
-use super::{DUPLICATE_KEY, MongoStore, Named, index, unavailable};
+use super::{DUPLICATE_KEY, MongoStore, Named, ensure_indexes, index, unavailable};
 use crate::store::{ConversationNote, Millis, StoreResult};
 
 /// A note's `_id`: its conversation and its own id (fields in this order, always).
@@ -63,11 +63,7 @@ impl NoteDoc {
 impl MongoStore {
     pub(super) async fn create_note_indexes(&self) -> StoreResult<()> {
         let by_conversation = index(doc! {"conversation_id": 1}, "conversation");
-        self.collection(CONVERSATION_NOTES)
-            .create_index(by_conversation)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(CONVERSATION_NOTES), [by_conversation]).await
     }
 
     /// Stores the notes no document holds yet, in one unordered `insert_many`: a note

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bson::doc;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, Named, all, index, is_duplicate_key, newest_first, one, page_of, unavailable};
+use super::{MongoStore, Named, all, ensure_indexes, index, is_duplicate_key, newest_first, one, page_of, unavailable};
 use crate::store::{
     CustomerProfile, MailedReply, Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, OfflineStore,
     OutboxMail, Page, StoreError, StoreResult,
@@ -107,11 +107,7 @@ impl MongoStore {
 
     pub(super) async fn create_offline_indexes(&self) -> StoreResult<()> {
         let created = index(doc! {"created_at": -1, "_id": -1}, "created");
-        self.collection(OFFLINE)
-            .create_index(created)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(OFFLINE), [created]).await
     }
 
     async fn read_offline(&self, id: &str) -> StoreResult<(OfflineMessage, i64)> {

@@ -24,7 +24,10 @@ use bson::doc;
 use mongodb::options::{FindOneAndUpdateOptions, ReturnDocument};
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, Named, all, index, insert_new, is_duplicate_key, newest_first, one, page_of, unavailable};
+use super::{
+    MongoStore, Named, all, ensure_indexes, index, insert_new, is_duplicate_key, newest_first, one, page_of,
+    unavailable,
+};
 use crate::store::{MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult};
 
 /// A mail with its `_id`.
@@ -66,11 +69,7 @@ impl MongoStore {
     pub(super) async fn create_outbox_indexes(&self) -> StoreResult<()> {
         let due = index(doc! {"status": 1, "due_at": 1}, "status_due");
         let created = index(doc! {"created_at": -1}, "created");
-        self.collection(OUTBOX)
-            .create_indexes([due, created])
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(OUTBOX), [due, created]).await
     }
 
     /// Inserts `mail`; one of its id already there is the same mail.

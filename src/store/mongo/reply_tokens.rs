@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bson::doc;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, Named, index, unavailable};
+use super::{MongoStore, Named, ensure_indexes, index, unavailable};
 use crate::store::{ReplyTokenStore, StoreResult};
 
 #[derive(Serialize, Deserialize)]
@@ -23,11 +23,7 @@ const REPLY_TOKENS: Named<TokenDoc> = Named::new("reply_tokens");
 impl MongoStore {
     pub(super) async fn create_reply_token_indexes(&self) -> StoreResult<()> {
         let by_conversation = index(doc! {"conversation_id": 1, "_id": 1}, "conversation_token");
-        self.collection(REPLY_TOKENS)
-            .create_index(by_conversation)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(REPLY_TOKENS), [by_conversation]).await
     }
 }
 

@@ -57,7 +57,7 @@ use bson::{Document, doc};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{IN_CHUNK, MongoStore, Named, all, index, unavailable};
+use super::{IN_CHUNK, MongoStore, Named, all, ensure_indexes, index, unavailable};
 use crate::core::bots::{Outcome, TakenOver};
 use crate::store::{ConversationFacts, Millis, QueueAbandoned, RatingScale, ReportFacts, ReportStore, StoreResult};
 
@@ -277,22 +277,20 @@ fn chunk_id(day: i64, version: &str, n: u32) -> String {
 
 impl MongoStore {
     pub(super) async fn create_report_indexes(&self) -> StoreResult<()> {
-        self.conversations
-            .create_index(index(
+        ensure_indexes(
+            &self.conversations,
+            [index(
                 doc! {super::archive::TOUCHED: 1, "paired_at": 1},
                 "touched_paired",
-            ))
-            .await
-            .map_err(unavailable)?;
-        self.collection(ABANDONED)
-            .create_index(index(doc! {"left_at": 1}, "left_at"))
-            .await
-            .map_err(unavailable)?;
-        self.collection(REPORT_CHUNKS)
-            .create_index(index(doc! {"day": 1, "version": 1}, "day_version"))
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            )],
+        )
+        .await?;
+        ensure_indexes(&self.collection(ABANDONED), [index(doc! {"left_at": 1}, "left_at")]).await?;
+        ensure_indexes(
+            &self.collection(REPORT_CHUNKS),
+            [index(doc! {"day": 1, "version": 1}, "day_version")],
+        )
+        .await
     }
 
     /// Once per database: notes the first agent line of every conversation archived before

@@ -17,8 +17,8 @@ use bson::doc;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MongoStore, Named, conflict_or_unavailable, index, insert_new, is_duplicate_key, newest_first, one, page_of,
-    unavailable,
+    MongoStore, Named, conflict_or_unavailable, ensure_indexes, index, insert_new, is_duplicate_key, newest_first, one,
+    page_of, unavailable,
 };
 use crate::store::rooms::{contact_keys, may_replace};
 use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreError, StoreResult};
@@ -86,14 +86,14 @@ const CALL_LOGS: Named<CallLogDoc> = Named::new("call_logs");
 impl MongoStore {
     /// The listing indexes of call logs (ascending, walked backwards; see the module comment of `mongo`).
     pub(super) async fn create_room_indexes(&self) -> StoreResult<()> {
-        self.collection(CALL_LOGS)
-            .create_indexes([
+        ensure_indexes(
+            &self.collection(CALL_LOGS),
+            [
                 index(doc! {"agent_id": 1, "started_at": 1, "_id": 1}, "agent_started"),
                 index(doc! {"started_at": 1, "_id": 1}, "started"),
-            ])
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            ],
+        )
+        .await
     }
 }
 

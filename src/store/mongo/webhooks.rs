@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use bson::{Document, doc};
 
 use super::{
-    MongoStore, Named, all, index, insert_new, is_duplicate_key, matched, one, replace_existing, unavailable,
-    updated_after,
+    MongoStore, Named, all, ensure_indexes, index, insert_new, is_duplicate_key, matched, one, replace_existing,
+    unavailable, updated_after,
 };
 use crate::store::{Millis, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore};
 
@@ -28,15 +28,16 @@ const WEBHOOK_DELIVERY_SEQ: Named<Document> = Named::new("webhook_delivery_seq")
 
 impl MongoStore {
     pub(super) async fn create_webhook_indexes(&self) -> StoreResult<()> {
-        self.collection(WEBHOOK_DELIVERIES)
-            .create_indexes([
+        ensure_indexes(
+            &self.collection(WEBHOOK_DELIVERIES),
+            [
                 index(doc! {"status": 1, "seq": 1}, "status_seq"),
                 index(doc! {"endpoint_id": 1, "seq": -1}, "endpoint_seq"),
                 // The retention sweep: settled deliveries by age.
                 index(doc! {"status": 1, "created_at": 1}, "status_created_at"),
-            ])
-            .await
-            .map_err(unavailable)?;
+            ],
+        )
+        .await?;
         // The counter never below a `seq` stored ($max only raises it, whoever runs first).
         let stored = self
             .collection(WEBHOOK_DELIVERIES)
