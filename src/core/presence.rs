@@ -130,7 +130,7 @@ pub enum BuddyDecision {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum BuddyError {
     /// The acting person is not online.
     NotOnline,

@@ -520,6 +520,15 @@ impl EmbeddedStore {
             .await
     }
 
+    /// Every JSON row of `table`, decoded, in key order, read in a transaction of its own.
+    async fn rows<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+    ) -> StoreResult<Vec<T>> {
+        self.read(move |tx| all(&tx.open_table(table).map_err(unavailable)?))
+            .await
+    }
+
     /// Runs `f` on the blocking pool once the archived events still held are folded in:
     /// a read or a write sees every archived event.
     async fn folded<T: Send + 'static>(

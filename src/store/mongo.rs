@@ -111,6 +111,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::IntoFuture;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -306,16 +307,11 @@ impl MongoStore {
     }
 
     async fn create_indexes(&self) -> StoreResult<()> {
-        self.accounts
-            .create_index(unique_index(doc! {"username": 1}, "username_unique"))
-            .await
-            .map_err(unavailable)?;
-        self.categories
-            .create_index(index(doc! {"order": 1}, "creation_order"))
-            .await
-            .map_err(unavailable)?;
-        self.conversations
-            .create_indexes([
+        ensure_indexes(&self.accounts, [unique_index(doc! {"username": 1}, "username_unique")]).await?;
+        ensure_indexes(&self.categories, [index(doc! {"order": 1}, "creation_order")]).await?;
+        ensure_indexes(
+            &self.conversations,
+            [
                 // Ascending on purpose (see the module comment); walked backwards for newest first.
                 index(doc! {"agent_id": 1, "paired_at": 1, "_id": 1}, "agent_paired"),
                 // Multikey: every agent a transfer names (see `list_of_agent`).
@@ -326,18 +322,19 @@ impl MongoStore {
                 index(doc! {CUSTOMER_KEYS: 1, "paired_at": 1, "_id": 1}, "customer_paired"),
                 // Multikey: the names' search terms (see `mongo/archive/search.rs`).
                 index(doc! {SEARCH_TERMS: 1}, "search_terms"),
-            ])
-            .await
-            .map_err(unavailable)?;
+            ],
+        )
+        .await?;
         // One field only: the reader sorts the gathered messages itself (see the module comment).
-        self.buckets
-            .create_indexes([
+        ensure_indexes(
+            &self.buckets,
+            [
                 index(doc! {"conversation_id": 1}, "conversation"),
                 // Multikey: the messages' search terms (see `mongo/archive/search.rs`).
                 index(doc! {SEARCH_TERMS: 1}, "search_terms"),
-            ])
-            .await
-            .map_err(unavailable)?;
+            ],
+        )
+        .await?;
         self.create_session_indexes().await?;
         // ---- rooms and 1-to-1 video ----
         self.create_room_indexes().await?;
@@ -395,6 +392,25 @@ fn conflict_or_unavailable(e: mongodb::error::Error) -> StoreError {
     }
 }
 
+/// A collection's name and the type its documents read as, declared once as a constant
+/// beside its concern's code (`const ROOMS: Named<RoomDoc> = Named::new("rooms")`) and
+/// opened with [`MongoStore::collection`]: the name is written in one place, and no
+/// accessor method of the store shadows a trait method of the same name.
+struct Named<T>(&'static str, PhantomData<fn() -> T>);
+
+impl<T> Named<T> {
+    const fn new(name: &'static str) -> Self {
+        Self(name, PhantomData)
+    }
+}
+
+impl MongoStore {
+    /// The collection `named` names, its documents read as its type.
+    fn collection<T: Send + Sync>(&self, named: Named<T>) -> Collection<T> {
+        self.db.collection(named.0)
+    }
+}
+
 // ---- the shapes every collection's code repeats: a find gathered, one document or
 // `NotFound`, a page with its total, an index by name ----
 
@@ -413,6 +429,21 @@ where
 /// The document a `find_one` (or `find_one_and_update`) returns; `NotFound` when none.
 async fn one<T>(find: impl IntoFuture<Output = mongodb::error::Result<Option<T>>>) -> StoreResult<T> {
     find.await.map_err(unavailable)?.ok_or(StoreError::NotFound)
+}
+
+/// Creates `indexes` on `collection`, those it has already being no change.
+async fn ensure_indexes<T: Send + Sync>(
+    collection: &Collection<T>,
+    indexes: impl IntoIterator<Item = IndexModel>,
+) -> StoreResult<()> {
+    collection.create_indexes(indexes).await.map_err(unavailable)?;
+    Ok(())
+}
+
+/// The listings' order: newest first by `field`, ties by `_id`, newest first too (the
+/// memory and embedded stores list in the same order).
+fn newest_first(field: &str) -> Document {
+    doc! {field: -1, "_id": -1}
 }
 
 /// One page of the documents `query` matches in `sort` order, and how many match in all.

@@ -513,23 +513,12 @@ fn leave_ends_the_chat() {
 
 #[test]
 fn error_codes_are_distinct_snake_case_and_displayed() {
-    use BuddyError::*;
-    let all = [
-        NotOnline,
-        NotConnected,
-        TargetNotOnline,
-        NotAvailable,
-        TargetNotAvailable,
-        SelfInvite,
-        UnknownInvitation,
-        NotYourInvitation,
-        UnknownChat,
-        NotInChat,
-        InvalidName,
-    ];
+    use strum::IntoEnumIterator;
+    // Every variant, a new one included without a change here.
+    let all: Vec<BuddyError> = BuddyError::iter().collect();
     let codes: BTreeSet<&str> = all.iter().map(|e| e.code()).collect();
     assert_eq!(codes.len(), all.len());
-    for e in all {
+    for e in &all {
         assert!(
             e.code().chars().all(|c| c.is_ascii_lowercase() || c == '_'),
             "{}",
@@ -538,7 +527,7 @@ fn error_codes_are_distinct_snake_case_and_displayed() {
         let text = e.to_string();
         assert!(text.ends_with('.') && text.len() > 10, "{text}");
     }
-    assert_eq!(NotAvailable.code(), "not_available");
+    assert_eq!(BuddyError::NotAvailable.code(), "not_available");
 }
 
 // ---- properties ----

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, all, decode, id_under, load, put,
+    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, id_under, load, put,
     refuse_held, unavailable,
 };
 use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession};
@@ -107,14 +107,10 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
-        self.read(|tx| {
-            let accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
-            let mut out: Vec<Account> = all(&accounts)?;
-            // Oldest first, like the reference store's insertion order (ties by id).
-            out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
-            Ok(out)
-        })
-        .await
+        let mut out: Vec<Account> = self.rows(ACCOUNTS).await?;
+        // Oldest first, like the reference store's insertion order (ties by id).
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
     }
 
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {

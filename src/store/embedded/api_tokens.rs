@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, all, find, load, put, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, find, load, put, refuse_held, unavailable};
 use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult};
 
 /// Token id → JSON [`ApiToken`].
@@ -47,13 +47,9 @@ impl ApiTokenStore for EmbeddedStore {
     }
 
     async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        self.read(|tx| {
-            let table = tx.open_table(TOKENS).map_err(unavailable)?;
-            let mut out: Vec<ApiToken> = all(&table)?;
-            out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-            Ok(out)
-        })
-        .await
+        let mut out: Vec<ApiToken> = self.rows(TOKENS).await?;
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
     }
 
     async fn api_token_by_hash(&self, hash: &str) -> StoreResult<ApiToken> {

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, TableDefinition, all, load, put, refuse_held, unavailable};
+use super::{EmbeddedStore, TableDefinition, load, put, refuse_held, unavailable};
 use crate::store::{Label, LabelStore, StoreError, StoreResult, labels};
 
 /// Label id → JSON [`Label`].
@@ -17,13 +17,9 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
 #[async_trait]
 impl LabelStore for EmbeddedStore {
     async fn labels(&self) -> StoreResult<Vec<Label>> {
-        self.read(|tx| {
-            let table = tx.open_table(LABELS).map_err(unavailable)?;
-            let mut out: Vec<Label> = all(&table)?;
-            out.sort_by(labels::by_name);
-            Ok(out)
-        })
-        .await
+        let mut out: Vec<Label> = self.rows(LABELS).await?;
+        out.sort_by(labels::by_name);
+        Ok(out)
     }
 
     async fn create_label(&self, label: Label) -> StoreResult<()> {

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 
 use super::{
-    EmbeddedStore, ReadableTable, TableDefinition, all, decode, find, load, put, refuse_held, replace, unavailable,
+    EmbeddedStore, ReadableTable, TableDefinition, decode, find, load, put, refuse_held, replace, unavailable,
 };
 use crate::store::{
     DeliveryStatus, Millis, PrivateAddressesChoice, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint,
@@ -81,13 +81,9 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        self.read(|tx| {
-            let table = tx.open_table(WEBHOOKS).map_err(unavailable)?;
-            let mut out: Vec<WebhookEndpoint> = all(&table)?;
-            out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-            Ok(out)
-        })
-        .await
+        let mut out: Vec<WebhookEndpoint> = self.rows(WEBHOOKS).await?;
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
     }
 
     async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {

@@ -7,11 +7,13 @@
 use async_trait::async_trait;
 
 use bson::{DateTime, doc};
-use mongodb::Collection;
 use mongodb::options::IndexOptions;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, all, conflict_or_unavailable, index, index_with, insert_new, matched, one, unavailable};
+use super::{
+    MongoStore, Named, all, conflict_or_unavailable, ensure_indexes, index, index_with, insert_new, matched, one,
+    unavailable,
+};
 use crate::store::{Account, AccountStore, Millis, StoreResult, StoredSession};
 
 #[derive(Serialize, Deserialize)]
@@ -22,11 +24,9 @@ struct SessionDoc {
     expires_at: DateTime,
 }
 
-impl MongoStore {
-    fn sessions(&self) -> Collection<SessionDoc> {
-        self.db.collection("sessions")
-    }
+const SESSIONS: Named<SessionDoc> = Named::new("sessions");
 
+impl MongoStore {
     pub(super) async fn create_session_indexes(&self) -> StoreResult<()> {
         let expiring = index_with(
             doc! {"expires_at": 1},
@@ -36,11 +36,7 @@ impl MongoStore {
                 .build(),
         );
         let by_account = index(doc! {"account_id": 1}, "account");
-        self.sessions()
-            .create_indexes([expiring, by_account])
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(SESSIONS), [expiring, by_account]).await
     }
 }
 
@@ -77,11 +73,11 @@ impl AccountStore for MongoStore {
             account_id: session.account_id,
             expires_at: DateTime::from_millis(session.expires_at),
         };
-        insert_new(&self.sessions(), &doc).await
+        insert_new(&self.collection(SESSIONS), &doc).await
     }
 
     async fn session(&self, id: &str) -> StoreResult<StoredSession> {
-        let found = one(self.sessions().find_one(doc! {"_id": id})).await?;
+        let found = one(self.collection(SESSIONS).find_one(doc! {"_id": id})).await?;
         Ok(StoredSession {
             id: found.id,
             account_id: found.account_id,
@@ -91,7 +87,7 @@ impl AccountStore for MongoStore {
 
     async fn delete_session(&self, id: &str) -> StoreResult<bool> {
         let result = self
-            .sessions()
+            .collection(SESSIONS)
             .delete_one(doc! {"_id": id})
             .await
             .map_err(unavailable)?;
@@ -101,10 +97,10 @@ impl AccountStore for MongoStore {
     /// The account's sessions found, then deleted by id: a session opened in between (a
     /// sign-in with the new password) is neither reported nor deleted.
     async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
-        let found = all(self.sessions().find(doc! {"account_id": account_id})).await?;
+        let found = all(self.collection(SESSIONS).find(doc! {"account_id": account_id})).await?;
         let ids: Vec<String> = found.into_iter().map(|s| s.id).collect();
         if !ids.is_empty() {
-            self.sessions()
+            self.collection(SESSIONS)
                 .delete_many(doc! {"_id": {"$in": ids.clone()}})
                 .await
                 .map_err(unavailable)?;
@@ -114,7 +110,7 @@ impl AccountStore for MongoStore {
 
     async fn sweep_sessions(&self, now: Millis) -> StoreResult<u64> {
         let result = self
-            .sessions()
+            .collection(SESSIONS)
             .delete_many(doc! {"expires_at": {"$lte": DateTime::from_millis(now)}})
             .await
             .map_err(unavailable)?;

@@ -4,46 +4,47 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use mongodb::Collection;
 
-use super::{MongoStore, all, insert_new, matched, one, unavailable, unique_index};
+use super::{MongoStore, Named, all, ensure_indexes, insert_new, matched, one, unavailable, unique_index};
 use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult};
 
-impl MongoStore {
-    fn api_tokens(&self) -> Collection<ApiToken> {
-        self.db.collection("api_tokens")
-    }
+const API_TOKENS: Named<ApiToken> = Named::new("api_tokens");
 
+impl MongoStore {
     pub(super) async fn create_api_token_indexes(&self) -> StoreResult<()> {
-        self.api_tokens()
-            .create_index(unique_index(doc! {"hash": 1}, "hash_unique"))
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(
+            &self.collection(API_TOKENS),
+            [unique_index(doc! {"hash": 1}, "hash_unique")],
+        )
+        .await
     }
 }
 
 #[async_trait]
 impl ApiTokenStore for MongoStore {
     async fn add_api_token(&self, token: ApiToken) -> StoreResult<()> {
-        insert_new(&self.api_tokens(), &token).await
+        insert_new(&self.collection(API_TOKENS), &token).await
     }
 
     async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        all(self.api_tokens().find(doc! {}).sort(doc! {"created_at": 1, "_id": 1})).await
+        all(self
+            .collection(API_TOKENS)
+            .find(doc! {})
+            .sort(doc! {"created_at": 1, "_id": 1}))
+        .await
     }
 
     async fn api_token_by_hash(&self, hash: &str) -> StoreResult<ApiToken> {
-        one(self.api_tokens().find_one(doc! {"hash": hash})).await
+        one(self.collection(API_TOKENS).find_one(doc! {"hash": hash})).await
     }
 
     async fn revoke_api_token(&self, id: &str, at: Millis) -> StoreResult<ApiToken> {
         // Only a first revocation sets the time; a second finds it set and changes nothing.
-        self.api_tokens()
+        self.collection(API_TOKENS)
             .update_one(doc! {"_id": id, "revoked_at": null}, doc! {"$set": {"revoked_at": at}})
             .await
             .map_err(unavailable)?;
-        self.api_tokens()
+        self.collection(API_TOKENS)
             .find_one(doc! {"_id": id})
             .await
             .map_err(unavailable)?
@@ -52,7 +53,7 @@ impl ApiTokenStore for MongoStore {
 
     async fn touch_api_token(&self, id: &str, at: Millis) -> StoreResult<()> {
         let done = self
-            .api_tokens()
+            .collection(API_TOKENS)
             .update_one(doc! {"_id": id}, doc! {"$max": {"last_used_at": at}})
             .await
             .map_err(unavailable)?;

@@ -11,13 +11,12 @@ use std::ops::Range;
 use async_trait::async_trait;
 
 use bson::doc;
-use mongodb::Collection;
 use mongodb::options::IndexOptions;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MongoStore, all, conflict_or_unavailable, index, index_with, insert_new, one, unavailable, unique_index,
-    updated_after,
+    MongoStore, Named, all, conflict_or_unavailable, ensure_indexes, index, index_with, insert_new, one, unavailable,
+    unique_index, updated_after,
 };
 use crate::store::{
     Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail,
@@ -33,6 +32,8 @@ struct AppointmentDoc {
     #[serde(flatten)]
     appointment: Appointment,
 }
+
+const APPOINTMENTS: Named<AppointmentDoc> = Named::new("appointments");
 
 impl From<Appointment> for AppointmentDoc {
     fn from(appointment: Appointment) -> Self {
@@ -55,10 +56,6 @@ impl From<AppointmentDoc> for Appointment {
 }
 
 impl MongoStore {
-    fn appointments_collection(&self) -> Collection<AppointmentDoc> {
-        self.db.collection("appointments")
-    }
-
     pub(super) async fn create_appointment_indexes(&self) -> StoreResult<()> {
         let one_booking_per_slot = index_with(
             doc! {"representative_id": 1, "start": 1},
@@ -70,11 +67,11 @@ impl MongoStore {
         );
         let by_token = unique_index(doc! {"cancel_token_hash": 1}, "cancel_token_unique");
         let by_start = index(doc! {"start": 1}, "start");
-        self.appointments_collection()
-            .create_indexes([one_booking_per_slot, by_token, by_start])
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(
+            &self.collection(APPOINTMENTS),
+            [one_booking_per_slot, by_token, by_start],
+        )
+        .await
     }
 
     /// One conditional update (only a booked appointment is changed), so two cancels at
@@ -86,7 +83,7 @@ impl MongoStore {
         reason: Option<String>,
     ) -> StoreResult<Cancellation> {
         let updated = self
-            .appointments_collection()
+            .collection(APPOINTMENTS)
             .find_one_and_update(
                 doc! {"_id": id, "status": "booked"},
                 doc! {"$set": {"status": "cancelled", "cancelled_at": at, "cancel_reason": reason},
@@ -107,7 +104,7 @@ impl MongoStore {
     /// the sequence it was read at, so of two moves of one appointment one applies.
     pub(super) async fn move_appointment(&self, moved: &Appointment) -> StoreResult<Rescheduling> {
         let updated = self
-            .appointments_collection()
+            .collection(APPOINTMENTS)
             .find_one_and_update(
                 doc! {"_id": &moved.id, "status": "booked", "sequence": moved.sequence.saturating_sub(1)},
                 doc! {"$set": {"start": moved.start, "end": moved.end,
@@ -126,17 +123,17 @@ impl MongoStore {
 #[async_trait]
 impl AppointmentStore for MongoStore {
     async fn book_appointment(&self, a: Appointment) -> StoreResult<()> {
-        insert_new(&self.appointments_collection(), &AppointmentDoc::from(a)).await
+        insert_new(&self.collection(APPOINTMENTS), &AppointmentDoc::from(a)).await
     }
 
     async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
-        Ok(one(self.appointments_collection().find_one(doc! {"_id": id}))
+        Ok(one(self.collection(APPOINTMENTS).find_one(doc! {"_id": id}))
             .await?
             .into())
     }
 
     async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {
-        let appointments = self.appointments_collection();
+        let appointments = self.collection(APPOINTMENTS);
         Ok(one(appointments.find_one(doc! {"cancel_token_hash": token_hash}))
             .await?
             .into())
@@ -152,7 +149,7 @@ impl AppointmentStore for MongoStore {
         if let Some(r) = representative {
             filter.insert("representative_id", r);
         }
-        let mut found: Vec<Appointment> = all(self.appointments_collection().find(filter))
+        let mut found: Vec<Appointment> = all(self.collection(APPOINTMENTS).find(filter))
             .await?
             .into_iter()
             .map(Appointment::from)
@@ -167,7 +164,11 @@ impl AppointmentStore for MongoStore {
         match self.book_appointment(a).await {
             Err(StoreError::Conflict) => {
                 // Best effort: a mail left behind is given up by the worker (module comment).
-                if let Err(e) = self.outbox().delete_one(doc! {"_id": &mail_id}).await {
+                if let Err(e) = self
+                    .collection(super::outbox::OUTBOX)
+                    .delete_one(doc! {"_id": &mail_id})
+                    .await
+                {
                     tracing::warn!(error = %e, mail = %mail_id, "the refused booking's mail stays; the worker will drop it");
                 }
                 Err(StoreError::Conflict)
@@ -192,7 +193,7 @@ impl AppointmentStore for MongoStore {
             // A mail of this id written by an earlier attempt whose cancellation never landed
             // may have been given up by the worker meanwhile; this cancellation is real, so
             // its mail goes out after all.
-            self.outbox()
+            self.collection(super::outbox::OUTBOX)
                 .update_one(
                     doc! {"_id": &mail_id, "status": "dead"},
                     doc! {"$set": {"status": "pending", "attempts": 0, "due_at": due_at,
@@ -216,7 +217,10 @@ impl AppointmentStore for MongoStore {
         self.put_mail(mail).await?;
         let done = self.move_appointment(&moved).await;
         if !matches!(done, Ok(Rescheduling::Moved(_)))
-            && let Err(e) = self.outbox().delete_one(doc! {"_id": &mail_id}).await
+            && let Err(e) = self
+                .collection(super::outbox::OUTBOX)
+                .delete_one(doc! {"_id": &mail_id})
+                .await
         {
             tracing::warn!(error = %e, mail = %mail_id, "the refused move's mail stays; the worker will drop it");
         }

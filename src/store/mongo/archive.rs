@@ -440,7 +440,7 @@ impl MongoStore {
     /// One page of the conversations `query` matches, newest paired first, and how many
     /// match in all.
     pub(super) async fn list(&self, query: Document, page: Page) -> StoreResult<(Vec<Conversation>, u64)> {
-        let (docs, total) = page_of(&self.conversations, query, doc! {"paired_at": -1, "_id": -1}, page).await?;
+        let (docs, total) = page_of(&self.conversations, query, newest_first("paired_at"), page).await?;
         Ok((self.whole(docs).await?, total))
     }
 
@@ -507,7 +507,7 @@ impl MongoStore {
         let raw: Collection<Document> = self.conversations.clone_with_type();
         let docs: Vec<Document> = all(raw
             .find(query)
-            .sort(doc! {"paired_at": -1, "_id": -1})
+            .sort(newest_first("paired_at"))
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
             .projection(doc! {"_id": 1, "paired_at": 1}))
         .await?;
@@ -845,7 +845,10 @@ impl ArchiveStore for MongoStore {
 
     /// The notes of conversation `id`, in [`note_order`].
     async fn conversation_notes(&self, id: &str) -> StoreResult<Vec<ConversationNote>> {
-        let docs: Vec<NoteDoc> = all(self.notes().find(doc! {"conversation_id": id})).await?;
+        let docs: Vec<NoteDoc> = all(self
+            .collection(super::notes::CONVERSATION_NOTES)
+            .find(doc! {"conversation_id": id}))
+        .await?;
         let mut notes: Vec<ConversationNote> = docs.into_iter().map(NoteDoc::note).collect();
         notes.sort_by(note_order);
         Ok(notes)

@@ -5,10 +5,12 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, all, conflict_or_unavailable, insert_new, matched, one, unavailable, unique_index};
+use super::{
+    MongoStore, Named, all, conflict_or_unavailable, ensure_indexes, insert_new, matched, one, unavailable,
+    unique_index,
+};
 use crate::store::{CannedReply, CannedStore, StoreResult};
 
 /// A reply with its `_id`, and its owner key: the unique index's first field.
@@ -21,6 +23,8 @@ struct CannedDoc {
     #[serde(flatten)]
     reply: CannedReply,
 }
+
+const CANNED_REPLIES: Named<CannedDoc> = Named::new("canned_replies");
 
 impl CannedDoc {
     fn of(reply: CannedReply) -> Self {
@@ -40,21 +44,16 @@ impl CannedDoc {
 }
 
 impl MongoStore {
-    fn canned(&self) -> Collection<CannedDoc> {
-        self.db.collection("canned_replies")
-    }
-
     pub(super) async fn create_canned_indexes(&self) -> StoreResult<()> {
         let unique = unique_index(doc! {"owner_key": 1, "shortcut": 1}, "owner_shortcut_unique");
-        self.canned().create_index(unique).await.map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(CANNED_REPLIES), [unique]).await
     }
 }
 
 #[async_trait]
 impl CannedStore for MongoStore {
     async fn canned_replies(&self, owner: Option<&str>) -> StoreResult<Vec<CannedReply>> {
-        let canned = self.canned();
+        let canned = self.collection(CANNED_REPLIES);
         let docs = all(canned
             .find(doc! {"owner_key": owner.unwrap_or("")})
             .sort(doc! {"shortcut": 1}))
@@ -63,18 +62,20 @@ impl CannedStore for MongoStore {
     }
 
     async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
-        Ok(one(self.canned().find_one(doc! {"_id": id})).await?.reply())
+        Ok(one(self.collection(CANNED_REPLIES).find_one(doc! {"_id": id}))
+            .await?
+            .reply())
     }
 
     async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
-        insert_new(&self.canned(), &CannedDoc::of(reply)).await
+        insert_new(&self.collection(CANNED_REPLIES), &CannedDoc::of(reply)).await
     }
 
     async fn update_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
         // Owner and creation time stay as stored: only the fields an edit may change are set.
         let categories: Vec<bson::Bson> = reply.categories.iter().map(|c| bson::Bson::String(c.clone())).collect();
         let result = self
-            .canned()
+            .collection(CANNED_REPLIES)
             .update_one(
                 doc! {"_id": &reply.id},
                 doc! {"$set": {
@@ -91,7 +92,11 @@ impl CannedStore for MongoStore {
     }
 
     async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool> {
-        let result = self.canned().delete_one(doc! {"_id": id}).await.map_err(unavailable)?;
+        let result = self
+            .collection(CANNED_REPLIES)
+            .delete_one(doc! {"_id": id})
+            .await
+            .map_err(unavailable)?;
         Ok(result.deleted_count > 0)
     }
 }

@@ -15,9 +15,9 @@ use async_trait::async_trait;
 
 use bson::{Document, doc};
 use futures_util::TryStreamExt;
-use mongodb::{Collection, IndexModel};
+use mongodb::IndexModel;
 
-use super::{MongoStore, insert_new, unavailable};
+use super::{MongoStore, Named, ensure_indexes, insert_new, unavailable};
 use crate::store::{
     ConversationRecord, ConversationStatus, ConversationStore, Holder, InboxQuery, Millis, StoreError, StoreResult,
 };
@@ -69,21 +69,18 @@ fn pending_document(record: &ConversationRecord) -> StoreResult<Document> {
     Ok(document)
 }
 
+/// The conversation records, typed; and the same collection's documents as they are
+/// written (with the copy mark `pending_document` adds).
+pub(super) const CONVERSATION_RECORDS: Named<ConversationRecord> = Named::new("conversation_records");
+const RECORD_DOCUMENTS: Named<Document> = Named::new("conversation_records");
+
 impl MongoStore {
-    fn records(&self) -> Collection<ConversationRecord> {
-        self.db.collection("conversation_records")
-    }
-
-    fn record_documents(&self) -> Collection<Document> {
-        self.db.collection("conversation_records")
-    }
-
     /// The copies of `records` were made: unmarked, each only as the version copied (a
     /// newer change keeps its own mark until its own copy).
     async fn copies_made(&self, records: &[ConversationRecord]) -> StoreResult<()> {
         for record in records {
             let version = i64::try_from(record.version).map_err(unavailable)?;
-            self.record_documents()
+            self.collection(RECORD_DOCUMENTS)
                 .update_one(
                     doc! {"_id": &record.id, "version": version, COPY_PENDING: true},
                     doc! {"$unset": {COPY_PENDING: ""}},
@@ -166,8 +163,7 @@ impl MongoStore {
             doc! {COPY_PENDING: 1},
         ]
         .map(|keys| IndexModel::builder().keys(keys).build());
-        self.records().create_indexes(indexes).await.map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(CONVERSATION_RECORDS), indexes).await
     }
 
     /// `record`, just stored, copied onto its archive document (`mongo/archive/desk_state.rs`)
@@ -192,7 +188,7 @@ impl MongoStore {
         limit: usize,
     ) -> StoreResult<Vec<ConversationRecord>> {
         let cursor = self
-            .records()
+            .collection(CONVERSATION_RECORDS)
             .find(filter)
             .sort(sort)
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -205,7 +201,7 @@ impl MongoStore {
 #[async_trait]
 impl ConversationStore for MongoStore {
     async fn conversation_record(&self, id: &str) -> StoreResult<ConversationRecord> {
-        self.records()
+        self.collection(CONVERSATION_RECORDS)
             .find_one(doc! {"_id": id})
             .await
             .map_err(unavailable)?
@@ -220,11 +216,11 @@ impl ConversationStore for MongoStore {
             if !self.erased_among(&[record.id.as_str()]).await?.is_empty() {
                 return Err(StoreError::NotFound);
             }
-            insert_new(&self.record_documents(), &pending_document(record)?).await?;
+            insert_new(&self.collection(RECORD_DOCUMENTS), &pending_document(record)?).await?;
             return self.copied_to_archive(record).await;
         }
         let replaced = self
-            .record_documents()
+            .collection(RECORD_DOCUMENTS)
             .replace_one(doc! {"_id": &record.id, "version": before}, pending_document(record)?)
             .await
             .map_err(unavailable)?;
@@ -243,7 +239,7 @@ impl ConversationStore for MongoStore {
             return Ok(vec![]);
         }
         let found: Vec<ConversationRecord> = self
-            .records()
+            .collection(CONVERSATION_RECORDS)
             .find(doc! {"_id": {"$in": ids}})
             .await
             .map_err(unavailable)?
@@ -261,7 +257,7 @@ impl ConversationStore for MongoStore {
     }
 
     async fn count_inbox(&self, query: &InboxQuery) -> StoreResult<u64> {
-        self.records()
+        self.collection(CONVERSATION_RECORDS)
             .count_documents(inbox_filter(query))
             .await
             .map_err(unavailable)

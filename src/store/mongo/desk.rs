@@ -20,11 +20,7 @@ struct DeskSettingDoc {
     value: String,
 }
 
-impl MongoStore {
-    fn desk_settings(&self) -> Collection<DeskSettingDoc> {
-        self.db.collection("desk_settings")
-    }
-}
+const DESK_SETTINGS: Named<DeskSettingDoc> = Named::new("desk_settings");
 
 #[async_trait]
 impl DeskStore for MongoStore {
@@ -62,7 +58,7 @@ impl DeskStore for MongoStore {
 
     async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
         Ok(self
-            .desk_settings()
+            .collection(DESK_SETTINGS)
             .find_one(doc! {"_id": key})
             .await
             .map_err(unavailable)?
@@ -72,7 +68,7 @@ impl DeskStore for MongoStore {
     async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
         match value {
             Some(value) => {
-                self.desk_settings()
+                self.collection(DESK_SETTINGS)
                     .replace_one(
                         doc! {"_id": key},
                         DeskSettingDoc {
@@ -85,7 +81,7 @@ impl DeskStore for MongoStore {
                     .map_err(unavailable)?;
             }
             None => {
-                self.desk_settings()
+                self.collection(DESK_SETTINGS)
                     .delete_one(doc! {"_id": key})
                     .await
                     .map_err(unavailable)?;

@@ -11,7 +11,7 @@ use bson::{Document, doc};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, all, page_of, unavailable};
+use super::{MongoStore, Named, all, page_of, unavailable};
 use crate::store::{Erased, ErasureRecord, ErasureStore, Page, StoreResult};
 
 #[derive(Serialize, Deserialize)]
@@ -20,15 +20,10 @@ struct Tombstone {
     id: String,
 }
 
+const ERASED_CONVERSATIONS: Named<Tombstone> = Named::new("erased_conversations");
+const ERASURE_LOG: Named<ErasureRecord> = Named::new("erasure_log");
+
 impl MongoStore {
-    fn tombstones(&self) -> Collection<Tombstone> {
-        self.db.collection("erased_conversations")
-    }
-
-    fn erasure_log(&self) -> Collection<ErasureRecord> {
-        self.db.collection("erasure_log")
-    }
-
     /// Deletes the documents of `collection` that `filter` matches; how many.
     async fn delete_where(&self, collection: &str, filter: Document) -> StoreResult<u64> {
         let raw = self.db.collection::<Document>(collection);
@@ -40,7 +35,7 @@ impl MongoStore {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let found = all(self.tombstones().find(doc! {"_id": {"$in": ids}})).await?;
+        let found = all(self.collection(ERASED_CONVERSATIONS).find(doc! {"_id": {"$in": ids}})).await?;
         Ok(found.into_iter().map(|t| t.id).collect())
     }
 }
@@ -53,7 +48,7 @@ impl ErasureStore for MongoStore {
         }
         // The tombstones first: from here on nothing of these is written again.
         for id in ids {
-            self.tombstones()
+            self.collection(ERASED_CONVERSATIONS)
                 .update_one(doc! {"_id": id}, doc! {"$setOnInsert": {"_id": id}})
                 .upsert(true)
                 .await
@@ -136,11 +131,14 @@ impl ErasureStore for MongoStore {
     }
 
     async fn add_erasure_record(&self, record: ErasureRecord) -> StoreResult<()> {
-        self.erasure_log().insert_one(record).await.map_err(unavailable)?;
+        self.collection(ERASURE_LOG)
+            .insert_one(record)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
     async fn erasure_records(&self, page: Page) -> StoreResult<(Vec<ErasureRecord>, u64)> {
-        page_of(&self.erasure_log(), doc! {}, doc! {"at": -1, "id": -1}, page).await
+        page_of(&self.collection(ERASURE_LOG), doc! {}, doc! {"at": -1, "id": -1}, page).await
     }
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use bson::doc;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, unavailable};
+use super::{MongoStore, Named, unavailable};
 use crate::store::{InboundMailStore, Millis, StoreError, StoreResult};
 
 #[derive(Serialize, Deserialize)]
@@ -16,17 +16,13 @@ struct InboundDoc {
     at: Millis,
 }
 
-impl MongoStore {
-    fn inbound_mail(&self) -> mongodb::Collection<InboundDoc> {
-        self.db.collection("inbound_mail")
-    }
-}
+const INBOUND_MAIL: Named<InboundDoc> = Named::new("inbound_mail");
 
 #[async_trait]
 impl InboundMailStore for MongoStore {
     async fn inbound_seen(&self, key: &str) -> StoreResult<bool> {
         let found = self
-            .inbound_mail()
+            .collection(INBOUND_MAIL)
             .find_one(doc! {"_id": key})
             .await
             .map_err(unavailable)?;
@@ -39,7 +35,7 @@ impl InboundMailStore for MongoStore {
             at,
         };
         match self
-            .inbound_mail()
+            .collection(INBOUND_MAIL)
             .insert_one(doc)
             .await
             .map_err(super::conflict_or_unavailable)

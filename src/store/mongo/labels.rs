@@ -4,32 +4,27 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use mongodb::Collection;
 
-use super::{MongoStore, all, insert_new, matched, unavailable};
+use super::{MongoStore, Named, all, insert_new, matched, unavailable};
 use crate::store::{Label, LabelStore, StoreResult, labels};
 
-impl MongoStore {
-    fn labels(&self) -> Collection<Label> {
-        self.db.collection("labels")
-    }
-}
+const LABELS: Named<Label> = Named::new("labels");
 
 #[async_trait]
 impl LabelStore for MongoStore {
     async fn labels(&self) -> StoreResult<Vec<Label>> {
-        let mut out = all(self.labels().find(doc! {})).await?;
+        let mut out = all(self.collection(LABELS).find(doc! {})).await?;
         out.sort_by(labels::by_name);
         Ok(out)
     }
 
     async fn create_label(&self, label: Label) -> StoreResult<()> {
-        insert_new(&self.labels(), &label).await
+        insert_new(&self.collection(LABELS), &label).await
     }
 
     async fn update_label(&self, label: Label) -> StoreResult<()> {
         let result = self
-            .labels()
+            .collection(LABELS)
             .update_one(
                 doc! {"_id": &label.id},
                 doc! {"$set": {"name": &label.name, "colour": &label.colour}},
@@ -40,7 +35,11 @@ impl LabelStore for MongoStore {
     }
 
     async fn delete_label(&self, id: &str) -> StoreResult<()> {
-        let result = self.labels().delete_one(doc! {"_id": id}).await.map_err(unavailable)?;
+        let result = self
+            .collection(LABELS)
+            .delete_one(doc! {"_id": id})
+            .await
+            .map_err(unavailable)?;
         matched(result.deleted_count)
     }
 }

@@ -6,11 +6,10 @@
 //! few notes of a conversation are put in order here.
 
 use bson::doc;
-use mongodb::Collection;
 use mongodb::error::ErrorKind;
 use serde::{Deserialize, Serialize};
 
-use super::{DUPLICATE_KEY, MongoStore, index, unavailable};
+use super::{DUPLICATE_KEY, MongoStore, Named, ensure_indexes, index, unavailable};
 use crate::store::{ConversationNote, Millis, StoreResult};
 
 /// A note's `_id`: its conversation and its own id (fields in this order, always).
@@ -31,6 +30,8 @@ pub(super) struct NoteDoc {
     agent_name: String,
     text: String,
 }
+
+pub(super) const CONVERSATION_NOTES: Named<NoteDoc> = Named::new("conversation_notes");
 
 impl NoteDoc {
     fn of(n: &ConversationNote) -> Self {
@@ -60,14 +61,9 @@ impl NoteDoc {
 }
 
 impl MongoStore {
-    pub(super) fn notes(&self) -> Collection<NoteDoc> {
-        self.db.collection("conversation_notes")
-    }
-
     pub(super) async fn create_note_indexes(&self) -> StoreResult<()> {
         let by_conversation = index(doc! {"conversation_id": 1}, "conversation");
-        self.notes().create_index(by_conversation).await.map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(CONVERSATION_NOTES), [by_conversation]).await
     }
 
     /// Stores the notes no document holds yet, in one unordered `insert_many`: a note
@@ -78,7 +74,12 @@ impl MongoStore {
             return Ok(());
         }
         let docs: Vec<NoteDoc> = notes.iter().map(|n| NoteDoc::of(n)).collect();
-        match self.notes().insert_many(&docs).ordered(false).await {
+        match self
+            .collection(CONVERSATION_NOTES)
+            .insert_many(&docs)
+            .ordered(false)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if only_kept_already(&e) => Ok(()),
             Err(e) => Err(unavailable(format!("recording a note: {e}"))),

@@ -12,10 +12,9 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, all, index, is_duplicate_key, one, page_of, unavailable};
+use super::{MongoStore, Named, all, ensure_indexes, index, is_duplicate_key, newest_first, one, page_of, unavailable};
 use crate::store::{
     CustomerProfile, MailedReply, Millis, OfflineFilter, OfflineMessage, OfflineReply, OfflineState, OfflineStore,
     OutboxMail, Page, StoreError, StoreResult,
@@ -42,6 +41,8 @@ struct OfflineDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     customer: Option<CustomerProfile>,
 }
+
+const OFFLINE: Named<OfflineDoc> = Named::new("offline_messages");
 
 impl OfflineDoc {
     fn of(m: OfflineMessage, revision: i64) -> Self {
@@ -88,17 +89,16 @@ impl OfflineDoc {
 const MAX_ROUNDS: usize = 50;
 
 impl MongoStore {
-    fn offline(&self) -> Collection<OfflineDoc> {
-        self.db.collection("offline_messages")
-    }
-
     /// The reports' facts of the messages left in `[from, to)`.
     pub(super) async fn offline_facts_in(
         &self,
         from: Millis,
         to: Millis,
     ) -> StoreResult<Vec<crate::store::OfflineFacts>> {
-        let docs = all(self.offline().find(doc! {"created_at": {"$gte": from, "$lt": to}})).await?;
+        let docs = all(self
+            .collection(OFFLINE)
+            .find(doc! {"created_at": {"$gte": from, "$lt": to}}))
+        .await?;
         Ok(docs
             .into_iter()
             .map(|d| crate::store::reports::offline_facts(&d.into_model().0))
@@ -107,12 +107,13 @@ impl MongoStore {
 
     pub(super) async fn create_offline_indexes(&self) -> StoreResult<()> {
         let created = index(doc! {"created_at": -1, "_id": -1}, "created");
-        self.offline().create_index(created).await.map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(OFFLINE), [created]).await
     }
 
     async fn read_offline(&self, id: &str) -> StoreResult<(OfflineMessage, i64)> {
-        Ok(one(self.offline().find_one(doc! {"_id": id})).await?.into_model())
+        Ok(one(self.collection(OFFLINE).find_one(doc! {"_id": id}))
+            .await?
+            .into_model())
     }
 
     /// Applies `change` to message `id` by compare-and-set; returns it as stored and what
@@ -126,7 +127,7 @@ impl MongoStore {
             let (mut m, revision) = self.read_offline(id).await?;
             let out = change(&mut m)?;
             let written = self
-                .offline()
+                .collection(OFFLINE)
                 .replace_one(
                     doc! {"_id": id, "revision": revision},
                     OfflineDoc::of(m.clone(), revision + 1),
@@ -143,7 +144,11 @@ impl MongoStore {
     }
 
     async fn drop_mail(&self, mail_id: &str) {
-        if let Err(e) = self.outbox().delete_one(doc! {"_id": mail_id}).await {
+        if let Err(e) = self
+            .collection(super::outbox::OUTBOX)
+            .delete_one(doc! {"_id": mail_id})
+            .await
+        {
             tracing::warn!(error = %e, mail = %mail_id, "a refused offline message's mail stays; the worker will drop it");
         }
     }
@@ -156,7 +161,7 @@ impl OfflineStore for MongoStore {
         if let Some(mail) = mail {
             self.put_mail(mail).await?;
         }
-        match self.offline().insert_one(OfflineDoc::of(m, 0)).await {
+        match self.collection(OFFLINE).insert_one(OfflineDoc::of(m, 0)).await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let refused = if is_duplicate_key(&e) {
@@ -185,7 +190,7 @@ impl OfflineStore for MongoStore {
         if let Some(category) = &filter.category {
             query.insert("category", category.as_str());
         }
-        let (docs, total) = page_of(&self.offline(), query, doc! {"created_at": -1, "_id": -1}, page).await?;
+        let (docs, total) = page_of(&self.collection(OFFLINE), query, newest_first("created_at"), page).await?;
         Ok((docs.into_iter().map(|d| d.into_model().0).collect(), total))
     }
 

@@ -21,11 +21,13 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use mongodb::Collection;
 use mongodb::options::{FindOneAndUpdateOptions, ReturnDocument};
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, all, index, insert_new, is_duplicate_key, one, page_of, unavailable};
+use super::{
+    MongoStore, Named, all, ensure_indexes, index, insert_new, is_duplicate_key, newest_first, one, page_of,
+    unavailable,
+};
 use crate::store::{MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult};
 
 /// A mail with its `_id`.
@@ -36,6 +38,8 @@ pub(super) struct MailDoc {
     #[serde(flatten)]
     mail: OutboxMail,
 }
+
+pub(super) const OUTBOX: Named<MailDoc> = Named::new("outbox");
 
 impl From<OutboxMail> for MailDoc {
     fn from(mail: OutboxMail) -> Self {
@@ -62,23 +66,15 @@ fn status_name(status: MailStatus) -> &'static str {
 }
 
 impl MongoStore {
-    pub(super) fn outbox(&self) -> Collection<MailDoc> {
-        self.db.collection("outbox")
-    }
-
     pub(super) async fn create_outbox_indexes(&self) -> StoreResult<()> {
         let due = index(doc! {"status": 1, "due_at": 1}, "status_due");
         let created = index(doc! {"created_at": -1}, "created");
-        self.outbox()
-            .create_indexes([due, created])
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(OUTBOX), [due, created]).await
     }
 
     /// Inserts `mail`; one of its id already there is the same mail.
     pub(super) async fn put_mail(&self, mail: OutboxMail) -> StoreResult<()> {
-        match self.outbox().insert_one(MailDoc::from(mail)).await {
+        match self.collection(OUTBOX).insert_one(MailDoc::from(mail)).await {
             Ok(_) => Ok(()),
             Err(e) if is_duplicate_key(&e) => Ok(()),
             Err(e) => Err(unavailable(e)),
@@ -92,7 +88,7 @@ impl OutboxStore for MongoStore {
         let mut claimed = Vec::new();
         while claimed.len() < limit {
             let found = self
-                .outbox()
+                .collection(OUTBOX)
                 .find_one_and_update(
                     doc! {
                         "status": "pending",
@@ -135,7 +131,7 @@ impl OutboxStore for MongoStore {
             MailOutcome::Later { until } => doc! {"$set": {"due_at": until, "claim_until": null}},
         };
         let done = self
-            .outbox()
+            .collection(OUTBOX)
             .update_one(doc! {"_id": id, "status": "pending", "claimed_by": node}, update)
             .await
             .map_err(unavailable)?;
@@ -149,7 +145,7 @@ impl OutboxStore for MongoStore {
     async fn bounce_mail(&self, id: &str, reason: &str) -> StoreResult<bool> {
         // One conditional update: of two reports about one mail, one changes it.
         let done = self
-            .outbox()
+            .collection(OUTBOX)
             .update_one(
                 doc! {"_id": id, "status": {"$ne": "bounced"}},
                 doc! {"$set": {"status": "bounced", "last_error": reason, "claim_until": null}},
@@ -163,7 +159,7 @@ impl OutboxStore for MongoStore {
     }
 
     async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
-        Ok(one(self.outbox().find_one(doc! {"_id": id})).await?.into())
+        Ok(one(self.collection(OUTBOX).find_one(doc! {"_id": id})).await?.into())
     }
 
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
@@ -171,19 +167,19 @@ impl OutboxStore for MongoStore {
             Some(s) => doc! {"status": status_name(s)},
             None => doc! {},
         };
-        let (docs, total) = page_of(&self.outbox(), query, doc! {"created_at": -1, "_id": -1}, page).await?;
+        let (docs, total) = page_of(&self.collection(OUTBOX), query, newest_first("created_at"), page).await?;
         Ok((docs.into_iter().map(OutboxMail::from).collect(), total))
     }
 
     async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
-        insert_new(&self.outbox(), &super::outbox::MailDoc::from(mail)).await
+        insert_new(&self.collection(OUTBOX), &super::outbox::MailDoc::from(mail)).await
     }
 
     async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
         // An anchored regex of a literal: the server walks the `_id` index's range.
         let pattern = format!("^{}", escape_regex(prefix));
         let docs = all(self
-            .outbox()
+            .collection(OUTBOX)
             .find(doc! {"_id": {"$regex": pattern}})
             .sort(doc! {"_id": 1}))
         .await?;

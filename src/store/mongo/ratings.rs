@@ -6,10 +6,9 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 
 use bson::doc;
-use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, all, conflict_or_unavailable, unavailable};
+use super::{MongoStore, Named, all, conflict_or_unavailable, unavailable};
 use crate::store::{Millis, Rating, RatingScale, RatingStore, StoreResult};
 
 #[derive(Serialize, Deserialize)]
@@ -23,6 +22,8 @@ struct RatingDoc {
     at: Millis,
 }
 
+const RATINGS: Named<RatingDoc> = Named::new("ratings");
+
 impl RatingDoc {
     fn rating(self) -> Rating {
         Rating {
@@ -35,16 +36,12 @@ impl RatingDoc {
 }
 
 impl MongoStore {
-    fn ratings(&self) -> Collection<RatingDoc> {
-        self.db.collection("ratings")
-    }
-
     /// The ratings of the conversations `ids`, by conversation id.
     pub(super) async fn ratings_of(&self, ids: &[&str]) -> StoreResult<HashMap<String, Rating>> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let docs = all(self.ratings().find(doc! {"_id": {"$in": ids}})).await?;
+        let docs = all(self.collection(RATINGS).find(doc! {"_id": {"$in": ids}})).await?;
         Ok(docs.into_iter().map(|d| (d.id.clone(), d.rating())).collect())
     }
 }
@@ -62,7 +59,11 @@ impl RatingStore for MongoStore {
             comment: rating.comment,
             at: rating.at,
         };
-        let inserted = self.ratings().insert_one(doc).await.map_err(conflict_or_unavailable);
+        let inserted = self
+            .collection(RATINGS)
+            .insert_one(doc)
+            .await
+            .map_err(conflict_or_unavailable);
         // The reports' cache patches what was touched (see `mongo/reports.rs`): after the
         // rating is stored, and again when a retry finds it stored (the touch after the
         // first try may have failed). A rating before its conversation's opening needs

@@ -6,10 +6,9 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, index, unavailable};
+use super::{MongoStore, Named, ensure_indexes, index, unavailable};
 use crate::store::{ReplyTokenStore, StoreResult};
 
 #[derive(Serialize, Deserialize)]
@@ -19,25 +18,19 @@ struct TokenDoc {
     conversation_id: String,
 }
 
-impl MongoStore {
-    fn reply_tokens(&self) -> Collection<TokenDoc> {
-        self.db.collection("reply_tokens")
-    }
+const REPLY_TOKENS: Named<TokenDoc> = Named::new("reply_tokens");
 
+impl MongoStore {
     pub(super) async fn create_reply_token_indexes(&self) -> StoreResult<()> {
         let by_conversation = index(doc! {"conversation_id": 1, "_id": 1}, "conversation_token");
-        self.reply_tokens()
-            .create_index(by_conversation)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        ensure_indexes(&self.collection(REPLY_TOKENS), [by_conversation]).await
     }
 }
 
 #[async_trait]
 impl ReplyTokenStore for MongoStore {
     async fn remember(&self, token: &str, conversation_id: &str) -> StoreResult<()> {
-        self.reply_tokens()
+        self.collection(REPLY_TOKENS)
             .update_one(
                 doc! {"_id": token},
                 doc! {"$setOnInsert": {"conversation_id": conversation_id}},
@@ -50,7 +43,7 @@ impl ReplyTokenStore for MongoStore {
 
     async fn conversation_of(&self, token: &str) -> StoreResult<Option<String>> {
         let found = self
-            .reply_tokens()
+            .collection(REPLY_TOKENS)
             .find_one(doc! {"_id": token})
             .await
             .map_err(unavailable)?;
@@ -59,7 +52,7 @@ impl ReplyTokenStore for MongoStore {
 
     async fn token_of(&self, conversation_id: &str) -> StoreResult<Option<String>> {
         let found = self
-            .reply_tokens()
+            .collection(REPLY_TOKENS)
             .find_one(doc! {"conversation_id": conversation_id})
             .sort(doc! {"_id": 1})
             .await

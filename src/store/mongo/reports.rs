@@ -57,7 +57,7 @@ use bson::{Document, doc};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{IN_CHUNK, MongoStore, all, index, unavailable};
+use super::{IN_CHUNK, MongoStore, Named, all, ensure_indexes, index, unavailable};
 use crate::core::bots::{Outcome, TakenOver};
 use crate::store::{ConversationFacts, Millis, QueueAbandoned, RatingScale, ReportFacts, ReportStore, StoreResult};
 
@@ -104,6 +104,10 @@ struct Entry {
 fn is_zero(b: &u8) -> bool {
     *b == 0
 }
+
+const REPORT_DAYS: Named<DayDoc> = Named::new("report_days");
+const REPORT_CHUNKS: Named<ChunkDoc> = Named::new("report_chunks");
+const ABANDONED: Named<AbandonedDoc> = Named::new("abandoned");
 
 impl Entry {
     /// Keeps `outcome` in `b`, `w` and `t`.
@@ -272,35 +276,21 @@ fn chunk_id(day: i64, version: &str, n: u32) -> String {
 }
 
 impl MongoStore {
-    fn report_days(&self) -> Collection<DayDoc> {
-        self.db.collection("report_days")
-    }
-
-    fn report_chunks(&self) -> Collection<ChunkDoc> {
-        self.db.collection("report_chunks")
-    }
-
-    fn abandoned(&self) -> Collection<AbandonedDoc> {
-        self.db.collection("abandoned")
-    }
-
     pub(super) async fn create_report_indexes(&self) -> StoreResult<()> {
-        self.conversations
-            .create_index(index(
+        ensure_indexes(
+            &self.conversations,
+            [index(
                 doc! {super::archive::TOUCHED: 1, "paired_at": 1},
                 "touched_paired",
-            ))
-            .await
-            .map_err(unavailable)?;
-        self.abandoned()
-            .create_index(index(doc! {"left_at": 1}, "left_at"))
-            .await
-            .map_err(unavailable)?;
-        self.report_chunks()
-            .create_index(index(doc! {"day": 1, "version": 1}, "day_version"))
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            )],
+        )
+        .await?;
+        ensure_indexes(&self.collection(ABANDONED), [index(doc! {"left_at": 1}, "left_at")]).await?;
+        ensure_indexes(
+            &self.collection(REPORT_CHUNKS),
+            [index(doc! {"day": 1, "version": 1}, "day_version")],
+        )
+        .await
     }
 
     /// Once per database: notes the first agent line of every conversation archived before
@@ -410,7 +400,7 @@ impl MongoStore {
     /// report that read them before cannot save them back, and they are rebuilt.
     pub(super) async fn forget_report_days(&self, days: &BTreeSet<i64>) -> StoreResult<()> {
         for day in days {
-            self.report_days()
+            self.collection(REPORT_DAYS)
                 .update_one(
                     doc! {"_id": day},
                     doc! {"$inc": {"generation": 1}, "$set": {"version": bson::Bson::Null, "built_at": 0_i64, "chunks": 0}},
@@ -418,7 +408,7 @@ impl MongoStore {
                 .upsert(true)
                 .await
                 .map_err(unavailable)?;
-            self.report_chunks()
+            self.collection(REPORT_CHUNKS)
                 .delete_many(doc! {"day": day})
                 .await
                 .map_err(unavailable)?;
@@ -442,7 +432,10 @@ impl MongoStore {
 
     /// The cached days among `first..=last` whose chunks are all there, by day.
     async fn cached_days(&self, first: i64, last: i64) -> StoreResult<HashMap<i64, Held>> {
-        let pointers: Vec<DayDoc> = all(self.report_days().find(doc! {"_id": {"$gte": first, "$lte": last}})).await?;
+        let pointers: Vec<DayDoc> = all(self
+            .collection(REPORT_DAYS)
+            .find(doc! {"_id": {"$gte": first, "$lte": last}}))
+        .await?;
         let wanted: Vec<String> = pointers
             .iter()
             .filter_map(|p| p.version.as_ref().map(|v| (p, v)))
@@ -450,7 +443,7 @@ impl MongoStore {
             .collect();
         let mut chunks: HashMap<String, ChunkDoc> = HashMap::new();
         for ids in wanted.chunks(IN_CHUNK * 32) {
-            let found: Vec<ChunkDoc> = all(self.report_chunks().find(doc! {"_id": {"$in": ids}})).await?;
+            let found: Vec<ChunkDoc> = all(self.collection(REPORT_CHUNKS).find(doc! {"_id": {"$in": ids}})).await?;
             chunks.extend(found.into_iter().map(|c| (c.id.clone(), c)));
         }
         let mut days = HashMap::new();
@@ -605,13 +598,16 @@ impl MongoStore {
                 .collect::<StoreResult<_>>()?;
             let count = chunks.len() as u32;
             if !chunks.is_empty() {
-                self.report_chunks().insert_many(chunks).await.map_err(unavailable)?;
+                self.collection(REPORT_CHUNKS)
+                    .insert_many(chunks)
+                    .await
+                    .map_err(unavailable)?;
             }
             let swapped = match &held.pointer {
                 Some(read) => {
                     let fields = doc! {"built_at": started, "version": &version, "chunks": count, "format": DAY_FORMAT};
                     let old = read.version.clone();
-                    self.report_days()
+                    self.collection(REPORT_DAYS)
                         .update_one(
                             doc! {"_id": day, "generation": read.generation, "version": old.as_deref()},
                             doc! {"$set": fields},
@@ -630,7 +626,7 @@ impl MongoStore {
                         chunks: count,
                         format: DAY_FORMAT,
                     };
-                    match self.report_days().insert_one(&fresh).await {
+                    match self.collection(REPORT_DAYS).insert_one(&fresh).await {
                         Ok(_) => true,
                         Err(e) if super::is_duplicate_key(&e) => false,
                         Err(e) => return Err(unavailable(e)),
@@ -644,14 +640,14 @@ impl MongoStore {
                 Some(version)
             };
             if let Some(stale) = stale {
-                self.report_chunks()
+                self.collection(REPORT_CHUNKS)
                     .delete_many(doc! {"day": day, "version": stale})
                     .await
                     .map_err(unavailable)?;
             }
         }
         if !unchanged.is_empty() {
-            self.report_days()
+            self.collection(REPORT_DAYS)
                 .update_many(doc! {"_id": {"$in": unchanged}}, doc! {"$max": {"built_at": started}})
                 .await
                 .map_err(unavailable)?;
@@ -712,8 +708,10 @@ impl ReportStore for MongoStore {
             conversations: self.conversation_facts(from, to).await?,
             ..ReportFacts::default()
         };
-        let abandoned: Vec<AbandonedDoc> =
-            all(self.abandoned().find(doc! {"left_at": {"$gte": from, "$lt": to}})).await?;
+        let abandoned: Vec<AbandonedDoc> = all(self
+            .collection(ABANDONED)
+            .find(doc! {"left_at": {"$gte": from, "$lt": to}}))
+        .await?;
         facts.abandoned = abandoned
             .into_iter()
             .map(|a| QueueAbandoned {

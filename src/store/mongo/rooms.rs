@@ -14,10 +14,12 @@
 use async_trait::async_trait;
 
 use bson::doc;
-use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, conflict_or_unavailable, index, insert_new, is_duplicate_key, one, page_of, unavailable};
+use super::{
+    MongoStore, Named, conflict_or_unavailable, ensure_indexes, index, insert_new, is_duplicate_key, newest_first, one,
+    page_of, unavailable,
+};
 use crate::store::rooms::{contact_keys, may_replace};
 use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreError, StoreResult};
 
@@ -75,37 +77,23 @@ fn revision(room: &Room) -> StoreResult<i64> {
     i64::try_from(room.revision).map_err(|_| unavailable("room revision out of range"))
 }
 
+const ROOMS: Named<RoomDoc> = Named::new("rooms");
+const OPEN_ROOMS: Named<OpenRoomDoc> = Named::new("open_rooms");
+const GUESTS: Named<GuestDoc> = Named::new("guests");
+const GUEST_CONTACTS: Named<ContactDoc> = Named::new("guest_contacts");
+const CALL_LOGS: Named<CallLogDoc> = Named::new("call_logs");
+
 impl MongoStore {
-    fn rooms(&self) -> Collection<RoomDoc> {
-        self.db.collection("rooms")
-    }
-
-    fn open_rooms(&self) -> Collection<OpenRoomDoc> {
-        self.db.collection("open_rooms")
-    }
-
-    fn guests(&self) -> Collection<GuestDoc> {
-        self.db.collection("guests")
-    }
-
-    fn guest_contacts(&self) -> Collection<ContactDoc> {
-        self.db.collection("guest_contacts")
-    }
-
-    fn call_log_docs(&self) -> Collection<CallLogDoc> {
-        self.db.collection("call_logs")
-    }
-
     /// The listing indexes of call logs (ascending, walked backwards; see the module comment of `mongo`).
     pub(super) async fn create_room_indexes(&self) -> StoreResult<()> {
-        self.call_log_docs()
-            .create_indexes([
+        ensure_indexes(
+            &self.collection(CALL_LOGS),
+            [
                 index(doc! {"agent_id": 1, "started_at": 1, "_id": 1}, "agent_started"),
                 index(doc! {"started_at": 1, "_id": 1}, "started"),
-            ])
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            ],
+        )
+        .await
     }
 }
 
@@ -117,13 +105,13 @@ impl RoomStore for MongoStore {
             room_id: room.id.clone(),
             created_at: crate::clock::now_ms(),
         };
-        if let Err(e) = self.open_rooms().insert_one(&key).await {
+        if let Err(e) = self.collection(OPEN_ROOMS).insert_one(&key).await {
             if !is_duplicate_key(&e) {
                 return Err(unavailable(e));
             }
             // Taken: by an open room (refused), or left behind by an interrupted end (cleared).
             let Some(held) = self
-                .open_rooms()
+                .collection(OPEN_ROOMS)
                 .find_one(doc! {"_id": &room.agent_id})
                 .await
                 .map_err(unavailable)?
@@ -138,21 +126,21 @@ impl RoomStore for MongoStore {
                 Ok(_) | Err(StoreError::NotFound) => {}
                 Err(e) => return Err(e),
             }
-            self.open_rooms()
+            self.collection(OPEN_ROOMS)
                 .delete_one(doc! {"_id": &room.agent_id, "room_id": &held.room_id})
                 .await
                 .map_err(unavailable)?;
-            insert_new(&self.open_rooms(), &key).await?;
+            insert_new(&self.collection(OPEN_ROOMS), &key).await?;
         }
         let stored = RoomDoc {
             id: room.id.clone(),
             revision: revision(&room)?,
             room,
         };
-        if let Err(e) = self.rooms().insert_one(&stored).await {
+        if let Err(e) = self.collection(ROOMS).insert_one(&stored).await {
             // Give the agent's key back, or they could never open a room.
             let _ = self
-                .open_rooms()
+                .collection(OPEN_ROOMS)
                 .delete_one(doc! {"_id": &stored.room.agent_id, "room_id": &stored.id})
                 .await;
             return Err(conflict_or_unavailable(e));
@@ -161,12 +149,12 @@ impl RoomStore for MongoStore {
     }
 
     async fn room(&self, id: &str) -> StoreResult<Room> {
-        Ok(one(self.rooms().find_one(doc! {"_id": id})).await?.room)
+        Ok(one(self.collection(ROOMS).find_one(doc! {"_id": id})).await?.room)
     }
 
     async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {
         let Some(held) = self
-            .open_rooms()
+            .collection(OPEN_ROOMS)
             .find_one(doc! {"_id": agent_id})
             .await
             .map_err(unavailable)?
@@ -191,7 +179,7 @@ impl RoomStore for MongoStore {
             room: room.clone(),
         };
         let result = self
-            .rooms()
+            .collection(ROOMS)
             .replace_one(doc! {"_id": &room.id, "revision": read_at}, &replacement)
             .await
             .map_err(unavailable)?;
@@ -199,7 +187,7 @@ impl RoomStore for MongoStore {
             return Err(StoreError::Conflict); // another update came first
         }
         if room.state == RoomState::Ended {
-            self.open_rooms()
+            self.collection(OPEN_ROOMS)
                 .delete_one(doc! {"_id": &room.agent_id, "room_id": &room.id})
                 .await
                 .map_err(unavailable)?;
@@ -212,18 +200,18 @@ impl RoomStore for MongoStore {
         for _ in 0..3 {
             for key in &keys {
                 if let Some(contact) = self
-                    .guest_contacts()
+                    .collection(GUEST_CONTACTS)
                     .find_one(doc! {"_id": key})
                     .await
                     .map_err(unavailable)?
                     && let Some(mut found) = self
-                        .guests()
+                        .collection(GUESTS)
                         .find_one(doc! {"_id": &contact.guest_id})
                         .await
                         .map_err(unavailable)?
                 {
                     found.guest.name = guest.name.clone();
-                    self.guests()
+                    self.collection(GUESTS)
                         .replace_one(doc! {"_id": &found.id}, &found)
                         .await
                         .map_err(unavailable)?;
@@ -235,7 +223,7 @@ impl RoomStore for MongoStore {
                 id: guest.id.clone(),
                 guest: guest.clone(),
             };
-            match self.guests().insert_one(&stored).await {
+            match self.collection(GUESTS).insert_one(&stored).await {
                 Ok(_) => {}
                 Err(e) if is_duplicate_key(&e) => {}
                 Err(e) => return Err(unavailable(e)),
@@ -246,7 +234,7 @@ impl RoomStore for MongoStore {
                     key: key.clone(),
                     guest_id: guest.id.clone(),
                 };
-                match self.guest_contacts().insert_one(&contact).await {
+                match self.collection(GUEST_CONTACTS).insert_one(&contact).await {
                     Ok(_) => {}
                     Err(e) if is_duplicate_key(&e) => raced = true,
                     Err(e) => return Err(unavailable(e)),
@@ -267,7 +255,7 @@ impl RoomStore for MongoStore {
             started_at: log.started_at,
             log,
         };
-        self.call_log_docs()
+        self.collection(CALL_LOGS)
             .replace_one(doc! {"_id": &stored.id}, &stored)
             .upsert(true)
             .await
@@ -280,7 +268,7 @@ impl RoomStore for MongoStore {
             Some(agent) => doc! {"agent_id": agent},
             None => doc! {},
         };
-        let (docs, total) = page_of(&self.call_log_docs(), query, doc! {"started_at": -1, "_id": -1}, page).await?;
+        let (docs, total) = page_of(&self.collection(CALL_LOGS), query, newest_first("started_at"), page).await?;
         Ok((docs.into_iter().map(|d| d.log).collect(), total))
     }
 }

@@ -13,10 +13,10 @@
 use async_trait::async_trait;
 
 use bson::{Document, doc};
-use mongodb::Collection;
 
 use super::{
-    MongoStore, all, index, insert_new, is_duplicate_key, matched, one, replace_existing, unavailable, updated_after,
+    MongoStore, Named, all, ensure_indexes, index, insert_new, is_duplicate_key, matched, one, replace_existing,
+    unavailable, updated_after,
 };
 use crate::store::{
     Millis, PrivateAddressesChoice, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore,
@@ -36,42 +36,32 @@ struct PrivateAddressesDoc {
     choice: PrivateAddressesChoice,
 }
 
+const WEBHOOKS: Named<WebhookEndpoint> = Named::new("webhooks");
+const WEBHOOK_DELIVERIES: Named<WebhookDelivery> = Named::new("webhook_deliveries");
+const WEBHOOK_DELIVERY_SEQ: Named<Document> = Named::new("webhook_delivery_seq");
+const WEBHOOK_SETTINGS: Named<PrivateAddressesDoc> = Named::new("webhook_settings");
+
 impl MongoStore {
-    fn webhooks(&self) -> Collection<WebhookEndpoint> {
-        self.db.collection("webhooks")
-    }
-
-    fn webhook_deliveries(&self) -> Collection<WebhookDelivery> {
-        self.db.collection("webhook_deliveries")
-    }
-
-    fn webhook_delivery_seq(&self) -> Collection<Document> {
-        self.db.collection("webhook_delivery_seq")
-    }
-
-    fn webhook_settings(&self) -> Collection<PrivateAddressesDoc> {
-        self.db.collection("webhook_settings")
-    }
-
     pub(super) async fn create_webhook_indexes(&self) -> StoreResult<()> {
-        self.webhook_deliveries()
-            .create_indexes([
+        ensure_indexes(
+            &self.collection(WEBHOOK_DELIVERIES),
+            [
                 index(doc! {"status": 1, "seq": 1}, "status_seq"),
                 index(doc! {"endpoint_id": 1, "seq": -1}, "endpoint_seq"),
                 // The retention sweep: settled deliveries by age.
                 index(doc! {"status": 1, "created_at": 1}, "status_created_at"),
-            ])
-            .await
-            .map_err(unavailable)?;
+            ],
+        )
+        .await?;
         // The counter never below a `seq` stored ($max only raises it, whoever runs first).
         let stored = self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .find_one(doc! {})
             .sort(doc! {"seq": -1})
             .await
             .map_err(unavailable)?
             .map_or(0, |d| d.seq);
-        let counter = self.webhook_delivery_seq();
+        let counter = self.collection(WEBHOOK_DELIVERY_SEQ);
         let raise = || {
             counter
                 .update_one(
@@ -92,29 +82,33 @@ impl MongoStore {
 #[async_trait]
 impl WebhookStore for MongoStore {
     async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        insert_new(&self.webhooks(), &endpoint).await
+        insert_new(&self.collection(WEBHOOKS), &endpoint).await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        all(self.webhooks().find(doc! {}).sort(doc! {"created_at": 1, "_id": 1})).await
+        all(self
+            .collection(WEBHOOKS)
+            .find(doc! {})
+            .sort(doc! {"created_at": 1, "_id": 1}))
+        .await
     }
 
     async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
-        one(self.webhooks().find_one(doc! {"_id": id})).await
+        one(self.collection(WEBHOOKS).find_one(doc! {"_id": id})).await
     }
 
     async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        replace_existing(&self.webhooks(), &endpoint.id, &endpoint).await
+        replace_existing(&self.collection(WEBHOOKS), &endpoint.id, &endpoint).await
     }
 
     async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
         let done = self
-            .webhooks()
+            .collection(WEBHOOKS)
             .delete_one(doc! {"_id": id})
             .await
             .map_err(unavailable)?;
         matched(done.deleted_count)?;
-        self.webhook_deliveries()
+        self.collection(WEBHOOK_DELIVERIES)
             .delete_many(doc! {"endpoint_id": id})
             .await
             .map_err(unavailable)?;
@@ -123,7 +117,7 @@ impl WebhookStore for MongoStore {
 
     async fn webhook_private_addresses(&self) -> StoreResult<Option<PrivateAddressesChoice>> {
         let stored = self
-            .webhook_settings()
+            .collection(WEBHOOK_SETTINGS)
             .find_one(doc! {"_id": PRIVATE_ADDRESSES_ID})
             .await
             .map_err(unavailable)?;
@@ -135,7 +129,7 @@ impl WebhookStore for MongoStore {
             id: PRIVATE_ADDRESSES_ID.into(),
             choice,
         };
-        let settings = self.webhook_settings();
+        let settings = self.collection(WEBHOOK_SETTINGS);
         let write = || {
             settings
                 .replace_one(doc! {"_id": PRIVATE_ADDRESSES_ID}, &stored)
@@ -150,7 +144,7 @@ impl WebhookStore for MongoStore {
     }
 
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
-        insert_new(&self.webhook_deliveries(), &delivery).await
+        insert_new(&self.collection(WEBHOOK_DELIVERIES), &delivery).await
     }
 
     async fn claim_delivery(
@@ -161,7 +155,7 @@ impl WebhookStore for MongoStore {
         until: Millis,
     ) -> StoreResult<bool> {
         let done = self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .update_one(
                 doc! {
                     "_id": &delivery.id,
@@ -178,7 +172,7 @@ impl WebhookStore for MongoStore {
 
     async fn finish_delivery(&self, delivery: WebhookDelivery, node: &str) -> StoreResult<bool> {
         let done = self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .replace_one(
                 doc! {"_id": &delivery.id, "status": "pending", "claimed_by": node},
                 &delivery,
@@ -189,7 +183,11 @@ impl WebhookStore for MongoStore {
             return Ok(true);
         }
         // Nothing matched: NotFound for a delivery that is not there at all, as the others say.
-        match self.webhook_deliveries().find_one(doc! {"_id": &delivery.id}).await {
+        match self
+            .collection(WEBHOOK_DELIVERIES)
+            .find_one(doc! {"_id": &delivery.id})
+            .await
+        {
             Ok(Some(_)) => Ok(false),
             Ok(None) => Err(StoreError::NotFound),
             Err(e) => Err(unavailable(e)),
@@ -199,7 +197,7 @@ impl WebhookStore for MongoStore {
     async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         all(self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .find(doc! {"status": "pending", "endpoint_id": {"$in": of}})
             .sort(doc! {"seq": 1})
             .limit(limit))
@@ -209,7 +207,7 @@ impl WebhookStore for MongoStore {
     async fn dying_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         all(self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .find(doc! {"status": "dying"})
             .sort(doc! {"seq": 1})
             .limit(limit))
@@ -217,7 +215,7 @@ impl WebhookStore for MongoStore {
     }
 
     async fn bury_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()> {
-        self.webhook_deliveries()
+        self.collection(WEBHOOK_DELIVERIES)
             .update_one(
                 doc! {"_id": &delivery.id, "status": "dying"},
                 doc! {"$set": {"status": "dead"}},
@@ -230,7 +228,7 @@ impl WebhookStore for MongoStore {
     async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         all(self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .find(doc! {"endpoint_id": endpoint_id})
             .sort(doc! {"seq": -1})
             .limit(limit))
@@ -238,7 +236,7 @@ impl WebhookStore for MongoStore {
     }
 
     async fn next_delivery_seq(&self) -> StoreResult<u64> {
-        let counter = self.webhook_delivery_seq();
+        let counter = self.collection(WEBHOOK_DELIVERY_SEQ);
         let bump = || {
             counter
                 .find_one_and_update(doc! {"_id": SEQ_ID}, doc! {"$inc": {"value": 1_i64}})
@@ -261,7 +259,7 @@ impl WebhookStore for MongoStore {
     async fn prune_deliveries(&self, before: Millis) -> StoreResult<u64> {
         // One delete_many: a node pruning beside another deletes only what is still there.
         let done = self
-            .webhook_deliveries()
+            .collection(WEBHOOK_DELIVERIES)
             .delete_many(doc! {"status": {"$in": ["delivered", "dead"]}, "created_at": {"$lt": before}})
             .await
             .map_err(unavailable)?;

@@ -22,7 +22,7 @@
 //! ([`MongoStore::copy_old_desk_state`]), which leaves a marker in `migrations`.
 
 use super::*;
-use crate::store::mongo::conversations::status_word;
+use crate::store::mongo::conversations::{CONVERSATION_RECORDS, status_word};
 use crate::store::{ConversationRecord, ConversationStatus, ConversationStore};
 
 pub(in crate::store::mongo) const DESK_STATUS: &str = "desk_status";
@@ -108,7 +108,7 @@ impl MongoStore {
         if self.migrated(COPIED_MARKER).await? {
             return Ok(());
         }
-        let records: Collection<ConversationRecord> = self.db.collection("conversation_records");
+        let records = self.collection(CONVERSATION_RECORDS);
         let mut cursor = records.find(doc! {}).await.map_err(unavailable)?;
         let (mut batch, mut copied) = (Vec::new(), 0u64);
         while let Some(record) = cursor.try_next().await.map_err(unavailable)? {
