@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult, StoreAnswer};
 use super::responses::{AdminsOnly, NoAccount, NoCategory, Unavailable};
-use super::session::AdminOnly;
+use super::session::{AdminCaller, AdminOnly};
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
 use crate::auth::hash_password;
 use crate::cluster::bus::AdminChange;
@@ -167,7 +167,9 @@ async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> JsonResult<
     ))
 }
 
-/// Create an agent (or another admin).
+/// Create an agent (or another admin). An admin (`role: admin`) only by an admin signed in
+/// with the session cookie, never an API token: a leaked token must not make itself an
+/// admin who can sign in (403 `session_required` for any bearer token).
 #[utoipa::path(post, path = "/api/admin/agents", tag = "admin",
     request_body(content = NewAgent, example = json!({"username": "ann", "display_name": "Ann", "password": "a-long-password",
         "categories": ["general"], "max_chats": 2})),
@@ -180,10 +182,13 @@ async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> JsonResult<
         (status = 503, description = "`unavailable`: too many passwords are being hashed at once, the store is \
             unreachable or the hub is stopping; try again shortly", body = ErrorBody)))]
 async fn create_agent(
-    _: AdminOnly,
+    caller: AdminCaller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewAgent>,
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+    if body.role == Role::Admin {
+        caller.cookie_session()?;
+    }
     let username = valid_username(&body.username)?;
     let display_name = valid_display_name(&body.display_name)?;
     valid_password(&body.password)?;
@@ -214,7 +219,10 @@ async fn get_agent(_: AdminOnly, State(state): State<AppState>, Path(id): Path<S
     Ok(Json(AccountView::from(&account)))
 }
 
-/// Change an account; categories, limit and disabling apply to routing at once.
+/// Change an account; categories, limit and disabling apply to routing at once. An admin
+/// account's password only by an admin signed in with the session cookie, never an API
+/// token: a leaked token must not sign in as that admin (403 `session_required` for any
+/// bearer token).
 #[utoipa::path(patch, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path, description = "the account id")),
     request_body(content = AgentUpdate, example = json!({"display_name": "Ann Smith", "max_chats": 2})),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -226,13 +234,17 @@ async fn get_agent(_: AdminOnly, State(state): State<AppState>, Path(id): Path<S
             unreachable or the hub is stopping; `cluster_unavailable`: on several nodes, Redis is unreachable \
             (nothing was changed); try again shortly", body = ErrorBody)))]
 async fn update_agent(
-    AdminOnly(me): AdminOnly,
+    caller: AdminCaller,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AgentUpdate>,
 ) -> JsonResult<AccountView> {
+    let me = &caller.account;
     cluster_ready(&state)?;
     let mut account = state.store.account(&id).await.missing_as(ApiError::NotFound("agent"))?;
+    if account.role == Role::Admin && body.password.is_some() {
+        caller.cookie_session()?;
+    }
     if let Some(name) = body.display_name {
         account.display_name = valid_display_name(&name)?;
     }

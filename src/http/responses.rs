@@ -38,7 +38,10 @@ pub enum AdminsOnly {
     Unauthorized(ErrorBody),
     /// `not_whitelisted`: the caller's address is outside `AGENT_WHITELIST` (checked first, with or
     /// without a session); `forbidden`: the account is an agent's, or disabled; `missing_scope`: the
-    /// API token lacks the scope named in the message (`admin`; `read` for the reports).
+    /// API token lacks the scope named in the message (`admin`; `read` for the reports);
+    /// `session_required`: a bearer token (an API token whatever its scopes, or a session
+    /// presented as one) asked for what only an admin signed in with the session cookie may
+    /// do (the operation says which).
     #[response(status = 403)]
     Forbidden(ErrorBody),
     /// `rate_limited`: too many requests with this API token; try again after `Retry-After` seconds.

@@ -87,17 +87,52 @@ impl FromRequestParts<AppState> for CookieAdmin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if bearer_token(&parts.headers).is_some() {
-            // Never the token itself: the route, for whoever wonders who tried.
-            tracing::info!(route = %parts.uri.path(), "a bearer token was refused a change only an admin signed in on the admin page may make");
-            return Err(ApiError::refused(
-                StatusCode::FORBIDDEN,
-                "session_required",
-                "only an admin signed in on the admin page may change this, not an API token or any bearer token",
-            ));
+            return Err(session_required(parts.uri.path()));
         }
         let AdminOnly(account) = AdminOnly::from_request_parts(parts, state).await?;
         Ok(CookieAdmin(account))
     }
+}
+
+/// A signed-in admin or an API token with the `admin` scope, as [`AdminOnly`], for a route
+/// where only some changes are a [`CookieAdmin`]'s (making an admin, setting an admin's
+/// password: a leaked token must not become an admin's session).
+pub struct AdminCaller {
+    pub account: Account,
+    /// The route, when the caller came with a bearer token rather than the cookie.
+    bearer_on: Option<String>,
+}
+
+impl AdminCaller {
+    /// Ok for an admin signed in with the session cookie; 403 `session_required` for a
+    /// bearer token, as [`CookieAdmin`] answers.
+    pub fn cookie_session(&self) -> Result<(), ApiError> {
+        match &self.bearer_on {
+            Some(route) => Err(session_required(route)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let AdminOnly(account) = AdminOnly::from_request_parts(parts, state).await?;
+        let bearer_on = bearer_token(&parts.headers).map(|_| parts.uri.path().to_string());
+        Ok(AdminCaller { account, bearer_on })
+    }
+}
+
+/// The refusal of a change only an admin signed in on the admin page may make, logged with
+/// `route` (never the token itself: the route, for whoever wonders who tried).
+fn session_required(route: &str) -> ApiError {
+    tracing::info!(%route, "a bearer token was refused a change only an admin signed in on the admin page may make");
+    ApiError::refused(
+        StatusCode::FORBIDDEN,
+        "session_required",
+        "only an admin signed in on the admin page may change this, not an API token or any bearer token",
+    )
 }
 
 /// A signed-in admin, or an API token with the `read` scope (or `admin`): for what

@@ -28,8 +28,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Whether webhooks may reach loopback, link-local and private addresses, and who decides.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PrivateAddressesView {
-    /// Whether webhook endpoints and webhook bots may be (and are) sent to such addresses now.
+    /// Whether webhook endpoints and webhook bots may be (and are) sent to such addresses now,
+    /// as stored: what a registration is checked against.
     pub allowed: bool,
+    /// What the node answering heeds for its deliveries and webhook bots' calls now: its
+    /// last reading of `allowed` (false after a reading that failed). It follows a change
+    /// within a second.
+    pub effective: bool,
     /// Set by the server's operator (`WEBHOOK_ALLOW_PRIVATE` is `true` or `false`): admins
     /// cannot change it.
     pub locked: bool,
@@ -52,6 +57,8 @@ async fn view(state: &AppState) -> JsonResult<PrivateAddressesView> {
     let choice = state.store.webhook_private_addresses().await?;
     Ok(Json(PrivateAddressesView {
         allowed: private_allowed(operator, choice.as_ref().map(|c| c.allowed)),
+        // Without webhooks running (never, once the hub started), the operator's word alone.
+        effective: (state.archive.webhooks()).map_or_else(|| private_allowed(operator, None), |h| h.private.allowed()),
         locked: operator.is_some(),
         changed_by: choice.as_ref().map(|c| c.changed_by.clone()),
         changed_at: choice.map(|c| c.changed_at),

@@ -26,13 +26,14 @@ pub mod event;
 pub mod failure_log;
 pub mod journal;
 pub mod private_addresses;
+pub mod readings;
 pub mod retention;
 pub mod schema;
 pub mod sign;
 pub mod target;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,10 +65,9 @@ pub struct Webhooks {
     again: mpsc::Sender<Again>,
     /// Some endpoint is enabled: otherwise events are not even made.
     active: Arc<AtomicBool>,
-    /// Readings of the endpoints begun, and the latest begun whose answer set `active`: an
-    /// older reading answering late (the start's, behind an admin's change) is dropped.
-    readings: Arc<AtomicU64>,
-    applied: Arc<Mutex<u64>>,
+    /// Readings of the endpoints: an older one answering late (the start's, behind an
+    /// admin's change) does not set `active`.
+    readings: readings::Readings,
     /// Wakes the deliverer when deliveries were written or an endpoint was enabled.
     wake: Arc<Notify>,
     store: SharedStore,
@@ -92,8 +92,7 @@ impl Webhooks {
             journal: Journal::start(journal),
             again,
             active: Arc::default(),
-            readings: Arc::default(),
-            applied: Arc::default(),
+            readings: readings::Readings::default(),
             wake: Arc::default(),
             store,
             private: private_addresses::PrivateAddresses::new(settings.webhook_allow_private),
@@ -227,7 +226,7 @@ impl Webhooks {
 
     /// A reading of the endpoints begins: its number, for [`Webhooks::seen`].
     fn reading_begun(&self) -> u64 {
-        self.readings.fetch_add(1, Ordering::SeqCst) + 1
+        self.readings.begin()
     }
 
     /// Events are made from now on while one of `endpoints`, as reading `reading` read
@@ -235,12 +234,10 @@ impl Webhooks {
     /// least as new (a deliverer's round that read before an admin's change must not undo
     /// the change's reading).
     fn seen<'a>(&self, reading: u64, endpoints: impl IntoIterator<Item = &'a WebhookEndpoint>) {
-        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-        if reading > *applied {
-            *applied = reading;
+        self.readings.answered(reading, || {
             let any = endpoints.into_iter().any(|e| e.enabled);
             self.active.store(any, Ordering::Relaxed);
-        }
+        });
     }
 }
 

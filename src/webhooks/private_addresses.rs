@@ -8,21 +8,26 @@
 //! ([`PrivateAddresses`]): read again with the endpoints, on the admin bus's `webhooks`
 //! message (sent by the node where an admin changed it) and at the deliverer's look every
 //! half second (a message missed while Redis was away), so every node honours a change
-//! within a second. Two readings crossing leave the older answer for at most that long.
+//! within a second. The readings are numbered ([`super::readings`]): one answering after a
+//! newer one is dropped. A reading that fails counts as "not allowed": webhook bots' calls
+//! go on while the deliverer's rounds fail, and a node cut off from the store must not keep
+//! an allowance the admins may have withdrawn meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::readings::Readings;
 use crate::core::webhooks::private_allowed;
-use crate::store::{SharedStore, StoreResult};
+use crate::store::{PrivateAddressesChoice, SharedStore, StoreResult};
 
 /// This node's answer, shared by its deliverer and its webhook bots' calls. Cheap to clone.
 #[derive(Clone)]
 pub struct PrivateAddresses {
     /// `WEBHOOK_ALLOW_PRIVATE`, `None` when unset.
     operator: Option<bool>,
-    /// The admins' choice as last read (false until read).
+    /// The admins' choice as last read (false until read, and after a reading failed).
     admins: Arc<AtomicBool>,
+    readings: Readings,
 }
 
 impl PrivateAddresses {
@@ -32,6 +37,7 @@ impl PrivateAddresses {
         Self {
             operator,
             admins: Arc::default(),
+            readings: Readings::default(),
         }
     }
 
@@ -41,19 +47,31 @@ impl PrivateAddresses {
     }
 
     /// Reads the admins' choice again, while it is theirs to make (the operator left
-    /// `WEBHOOK_ALLOW_PRIVATE` unset); a change is logged on each node.
+    /// `WEBHOOK_ALLOW_PRIVATE` unset); a change is logged on each node. A failed reading
+    /// leaves "not allowed", and its error is returned.
     pub async fn refresh(&self, store: &SharedStore) -> StoreResult<()> {
         if self.operator.is_some() {
             return Ok(());
         }
-        let allowed = store.webhook_private_addresses().await?.is_some_and(|c| c.allowed);
-        if self.admins.swap(allowed, Ordering::Relaxed) != allowed {
-            tracing::info!(
-                allowed,
-                "webhooks' private addresses: the admins' choice applies on this node"
-            );
-        }
-        Ok(())
+        let reading = self.readings.begin();
+        let read = store.webhook_private_addresses().await;
+        self.answered(reading, &read);
+        read.map(drop)
+    }
+
+    /// Reading `reading` answered `read`: the admins' choice from now on (false when it
+    /// failed), unless a newer reading answered first.
+    fn answered(&self, reading: u64, read: &StoreResult<Option<PrivateAddressesChoice>>) {
+        let allowed = matches!(read, Ok(Some(choice)) if choice.allowed);
+        self.readings.answered(reading, || {
+            if self.admins.swap(allowed, Ordering::Relaxed) != allowed {
+                tracing::info!(
+                    allowed,
+                    read = read.is_ok(),
+                    "webhooks' private addresses: the admins' choice applies on this node"
+                );
+            }
+        });
     }
 }
 
@@ -65,4 +83,55 @@ pub async fn allowed_now(operator: Option<bool>, store: &SharedStore) -> StoreRe
     }
     let admins = store.webhook_private_addresses().await?.map(|c| c.allowed);
     Ok(private_allowed(None, admins))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    fn choice(allowed: bool) -> StoreResult<Option<PrivateAddressesChoice>> {
+        Ok(Some(PrivateAddressesChoice {
+            allowed,
+            changed_by: "admin".into(),
+            changed_at: 0,
+        }))
+    }
+
+    fn unreadable() -> StoreResult<Option<PrivateAddressesChoice>> {
+        Err(StoreError::Unavailable("cut off".into()))
+    }
+
+    /// A deliverer's round that read the choice before an admin withdrew it, answering
+    /// after the admin bus message's reading, leaves it withdrawn.
+    #[test]
+    fn a_reading_that_answers_late_does_not_undo_a_newer_one() {
+        let private = PrivateAddresses::new(None);
+        let (before_the_change, after_it) = (private.readings.begin(), private.readings.begin());
+        private.answered(after_it, &choice(false));
+        private.answered(before_the_change, &choice(true));
+        assert!(!private.allowed(), "a stale reading allowed private addresses again");
+    }
+
+    #[test]
+    fn a_failed_reading_withdraws_the_allowance() {
+        let private = PrivateAddresses::new(None);
+        private.answered(private.readings.begin(), &choice(true));
+        assert!(private.allowed());
+        private.answered(private.readings.begin(), &unreadable());
+        assert!(
+            !private.allowed(),
+            "a node cut off from the store kept allowing private addresses"
+        );
+    }
+
+    #[test]
+    fn the_operator_decides_whatever_the_store_answers() {
+        let always = PrivateAddresses::new(Some(true));
+        always.answered(always.readings.begin(), &unreadable());
+        assert!(always.allowed());
+        let never = PrivateAddresses::new(Some(false));
+        never.answered(never.readings.begin(), &choice(true));
+        assert!(!never.allowed());
+    }
 }

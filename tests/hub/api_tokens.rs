@@ -114,6 +114,77 @@ async fn an_admin_token_administers_and_a_bot_token_names_its_bot() {
     assert_eq!(status, 403);
 }
 
+/// A leaked `admin` token must not become an admin's session: it cannot create an admin
+/// nor set an admin's password (then sign in and make what only a signed-in admin may).
+/// It still creates agents and sets their passwords; a signed-in admin does all of it.
+#[tokio::test]
+async fn an_admin_token_cannot_make_an_admin_nor_set_an_admins_password() {
+    let (hub, admin) = TestHub::with_admin().await;
+    let (secret, _) = token(&admin, "provisioning", &["admin"]).await;
+    let script = Api::bearer(&hub, &secret);
+    let new = |username: &str, role: &str| json!({"username": username, "display_name": username, "password": "a-long-password", "role": role});
+    let (status, refused) = script.post("/api/admin/agents", new("eve", "admin")).await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (403, &json!("session_required")),
+        "{refused}"
+    );
+    let admin_id = admin.agent_id("admin").await;
+    let reset = json!({"password": "eves-own-password"});
+    let (status, refused) = script
+        .patch(&format!("/api/admin/agents/{admin_id}"), reset.clone())
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (403, &json!("session_required")),
+        "{refused}"
+    );
+    let status = hub
+        .sign_in(&reqwest::Client::new(), "admin", "eves-own-password")
+        .await
+        .status()
+        .as_u16();
+    assert_eq!(status, 400, "the admin's password was changed by a token");
+    // Nor may an admin's session presented as a bearer token.
+    let session_bearer = Api::bearer(&hub, &admin.token);
+    let (status, refused) = session_bearer.post("/api/admin/agents", new("eve", "admin")).await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (403, &json!("session_required")),
+        "{refused}"
+    );
+
+    // Agents are the token's to make and to set passwords of; an admin's other fields too.
+    let ann = script
+        .post_answering(201, "/api/admin/agents", new("ann", "agent"))
+        .await;
+    let (status, _) = script
+        .patch(
+            &format!("/api/admin/agents/{}", ann["id"].as_str().unwrap()),
+            reset.clone(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, renamed) = script
+        .patch(
+            &format!("/api/admin/agents/{admin_id}"),
+            json!({"display_name": "Boss"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{renamed}");
+
+    // A signed-in admin makes admins and sets their passwords.
+    let bob = admin
+        .post_answering(201, "/api/admin/agents", new("bob", "admin"))
+        .await;
+    assert_eq!(bob["role"], "admin");
+    let (status, _) = admin
+        .patch(&format!("/api/admin/agents/{}", bob["id"].as_str().unwrap()), reset)
+        .await;
+    assert_eq!(status, 200);
+    hub.login("bob", "eves-own-password").await;
+}
+
 #[tokio::test]
 async fn malformed_unknown_expired_and_revoked_tokens_are_refused() {
     let (hub, admin) = TestHub::with_admin().await;

@@ -42,15 +42,16 @@ async fn off_by_default_an_admin_turns_private_addresses_on_and_off_for_registra
     assert_eq!(status, 200);
     assert_eq!(
         shown,
-        json!({"allowed": false, "locked": false, "changed_by": null, "changed_at": null})
+        json!({"allowed": false, "effective": false, "locked": false, "changed_by": null, "changed_at": null})
     );
     refused_registration(&admin, &url).await;
 
     // Turned on: registered, and delivered.
     let on = choose(&admin, true).await;
+    // The node answering read it again before answering: it heeds it already.
     assert_eq!(
-        (&on["allowed"], &on["locked"], &on["changed_by"]),
-        (&json!(true), &json!(false), &json!("admin"))
+        (&on["allowed"], &on["effective"], &on["locked"], &on["changed_by"]),
+        (&json!(true), &json!(true), &json!(false), &json!("admin"))
     );
     assert!(on["changed_at"].as_i64().is_some(), "{on}");
     let endpoint = register(&admin, &url, &["offline_message.created"]).await;
@@ -123,8 +124,8 @@ async fn the_environment_locks_the_setting_off_or_on() {
         let admin = hub.admin().await;
         let (_, shown) = admin.get(SETTING).await;
         assert_eq!(
-            (&shown["allowed"], &shown["locked"]),
-            (&json!(operator), &json!(true)),
+            (&shown["allowed"], &shown["effective"], &shown["locked"]),
+            (&json!(operator), &json!(operator), &json!(true)),
             "{shown}"
         );
         let refused = refusal(
