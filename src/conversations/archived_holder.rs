@@ -11,8 +11,62 @@
 //! (when they were given it), so a second write is the same hand-over, which the archive
 //! keeps once ([`ConversationTransferred::same_as`]); and once the archive names the holder,
 //! nothing is written at all.
+//!
+//! An inbox move archives it after the record changed and the consoles and hooks were told
+//! ([`archive_holder_soon`]): the move stands, so a store that refuses the hand-over does
+//! not turn it into a failure; it is tried again in the background until the store takes
+//! it, each time for the record as it is then (a later move is archived, not this one).
 
+use std::time::Duration;
+
+use crate::archive::Archive;
+use crate::store::deadline::write_within;
+use crate::store::retrying;
 use crate::store::{ArchiveEvent, ConversationRecord, ConversationTransferred, SharedStore, StoreError, StoreResult};
+
+/// Where a hand-over is archived: the store, and this node's archive, whose lines of the
+/// conversation go in first (the hand-over comes after them); each try given `limit`.
+#[derive(Clone)]
+pub struct HandOvers {
+    pub store: SharedStore,
+    pub archive: Archive,
+    pub limit: Duration,
+}
+
+/// Archives the hand-over of conversation `record` to its holder (named `holder_name`)
+/// now, or, when the store does not take it within the limit, in the background (see the
+/// module comment).
+pub async fn archive_holder_soon(place: HandOvers, record: ConversationRecord, holder_name: String) {
+    let id = record.id.clone();
+    let Err(e) = write_within(place.limit, archive_after_lines(place.clone(), record, holder_name)).await else {
+        return;
+    };
+    tracing::warn!(conversation = %id, error = %e, "a reassignment's hand-over waits for the store");
+    retrying::in_background("a reassignment's hand-over", id.clone(), None, move || {
+        let (place, id) = (place.clone(), id.clone());
+        async move {
+            let again = async {
+                let record = place.store.conversation_record(&id).await?;
+                let name = match &record.holder {
+                    Some(holder) => match place.store.account(holder).await {
+                        Ok(account) => account.display_name,
+                        Err(StoreError::NotFound) => String::new(),
+                        Err(e) => return Err(e),
+                    },
+                    None => return Ok(()),
+                };
+                write_within(place.limit, archive_after_lines(place, record, name)).await
+            };
+            again.await.is_ok()
+        }
+    });
+}
+
+/// [`archive_holder`] once this node's archive handed the store what it had.
+async fn archive_after_lines(place: HandOvers, record: ConversationRecord, holder_name: String) -> StoreResult<()> {
+    place.archive.stored_through_now().await;
+    archive_holder(&place.store, &record, &holder_name).await
+}
 
 /// Archives the hand-over of conversation `record` to its holder (named `holder_name`),
 /// unless the archive names them already, or has no such conversation (its opening not
