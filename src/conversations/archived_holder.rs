@@ -12,6 +12,10 @@
 //! keeps once ([`ConversationTransferred::same_as`]); and once the archive names the holder,
 //! nothing is written at all.
 //!
+//! The hand-over comes after the highest of the archive's lines and, on several nodes, the
+//! conversation's seq counter in Redis (`cluster::conversation_seq::drawn`): the earlier
+//! holder's lines numbered on another node may not be archived yet, and are theirs.
+//!
 //! An inbox move archives it after the record changed and the consoles and hooks were told
 //! ([`archive_holder_soon`]): the move stands, so a store that refuses the hand-over does
 //! not turn it into a failure; it is tried again in the background until the store takes
@@ -20,16 +24,20 @@
 use std::time::Duration;
 
 use crate::archive::Archive;
+use crate::cluster::conversation_seq;
+use crate::cluster::node::Cluster;
 use crate::store::deadline::write_within;
 use crate::store::retrying;
 use crate::store::{ArchiveEvent, ConversationRecord, ConversationTransferred, SharedStore, StoreError, StoreResult};
 
 /// Where a hand-over is archived: the store, and this node's archive, whose lines of the
-/// conversation go in first (the hand-over comes after them); each try given `limit`.
+/// conversation go in first (the hand-over comes after them), and on several nodes the
+/// cluster, whose counter numbered lines of other nodes; each try given `limit`.
 #[derive(Clone)]
 pub struct HandOvers {
     pub store: SharedStore,
     pub archive: Archive,
+    pub cluster: Option<Cluster>,
     pub limit: Duration,
 }
 
@@ -62,16 +70,29 @@ pub async fn archive_holder_soon(place: HandOvers, record: ConversationRecord, h
     });
 }
 
-/// [`archive_holder`] once this node's archive handed the store what it had.
+/// [`archive_holder`] once this node's archive handed the store what it had, after every
+/// line the cluster numbered too.
 async fn archive_after_lines(place: HandOvers, record: ConversationRecord, holder_name: String) -> StoreResult<()> {
     place.archive.stored_through_now().await;
-    archive_holder(&place.store, &record, &holder_name).await
+    let drawn = match &place.cluster {
+        Some(cluster) => conversation_seq::drawn(&mut cluster.conn(), &record.id)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the conversation's seq in Redis: {e}")))?,
+        None => 0,
+    };
+    archive_holder(&place.store, &record, &holder_name, drawn).await
 }
 
-/// Archives the hand-over of conversation `record` to its holder (named `holder_name`),
-/// unless the archive names them already, or has no such conversation (its opening not
-/// stored: nothing of it would be kept).
-pub async fn archive_holder(store: &SharedStore, record: &ConversationRecord, holder_name: &str) -> StoreResult<()> {
+/// Archives the hand-over of conversation `record` to its holder (named `holder_name`)
+/// after its last archived line, or line `drawn` if that is later, unless the archive
+/// names them already, or has no such conversation (its opening not stored: nothing of it
+/// would be kept).
+pub async fn archive_holder(
+    store: &SharedStore,
+    record: &ConversationRecord,
+    holder_name: &str,
+    drawn: u64,
+) -> StoreResult<()> {
     let Some(holder) = &record.holder else {
         return Ok(());
     };
@@ -87,7 +108,7 @@ pub async fn archive_holder(store: &SharedStore, record: &ConversationRecord, ho
     let hand_over = ConversationTransferred {
         id: record.id.clone(),
         at: record.holder_turn_at,
-        after_seq: archived.messages.iter().map(|m| m.seq).max().unwrap_or(0),
+        after_seq: archived.messages.iter().map(|m| m.seq).max().unwrap_or(0).max(drawn),
         from_agent_id: from.agent_id.clone(),
         from_agent_name: from.agent_name.clone(),
         to_agent_id: Some(holder.clone()),

@@ -513,6 +513,7 @@ async fn assign(
     let place = HandOvers {
         store: state.store.clone(),
         archive: state.archive.clone(),
+        cluster: state.cluster.clone(),
         limit: state.settings.archive_write_timeout,
     };
     archive_holder_soon(place, record.clone(), target.display_name.clone()).await;

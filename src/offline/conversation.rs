@@ -103,7 +103,9 @@ async fn name_its_agent(store: &SharedStore, record: &ConversationRecord) -> Res
         Err(StoreError::NotFound) => String::new(),
         Err(e) => return Err(e.into()),
     };
-    Ok(archive_holder(store, record, &name).await?)
+    // After the lines archived so far only: any drawn since are answers by mail, by the agent
+    // who answered it (its holder once answered).
+    Ok(archive_holder(store, record, &name, 0).await?)
 }
 
 fn line(conversation: &str, id: &str, seq: u64, from: Side, text: &str, at: crate::store::Millis) -> ArchiveEvent {
