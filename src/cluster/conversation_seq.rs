@@ -57,3 +57,13 @@ pub async fn next(
         Err(e) => Err(SeqError::Cluster(e.into())),
     }
 }
+
+/// The highest seq drawn so far for conversation `id` (0: none, or its counter expired):
+/// lines other nodes numbered may not be in the archive yet, but they come before it.
+pub async fn drawn(conn: &mut ConnectionManager, id: &str) -> redis::RedisResult<u64> {
+    let counted: Option<u64> = redis::cmd("GET")
+        .arg(format!("{{sb}}:conv-seq:{id}"))
+        .query_async(conn)
+        .await?;
+    Ok(counted.unwrap_or(0))
+}

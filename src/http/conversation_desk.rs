@@ -23,7 +23,8 @@
 //! `conversation_assigned` on this node and, through the admin bus, on the others, as a
 //! note's holder hears `note`. The node that answers then archives the move as a hand-over
 //! after the conversation's last line (`conversations::archived_holder`), so its lines keep
-//! their authors and the archive names its new agent; a retry writes the same one, kept once.
+//! their authors and the archive names its new agent; a retry writes the same one, kept once,
+//! and one the store refuses is tried again in the background (the move stands: 200).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -40,7 +41,7 @@ use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
 use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
-use crate::conversations::archived_holder::archive_holder;
+use crate::conversations::archived_holder::{HandOvers, archive_holder_soon};
 use crate::conversations::{ConversationError, Conversations};
 use crate::core::client_id;
 use crate::core::conversation::{Actor, Refusal, Rules};
@@ -401,8 +402,9 @@ async fn assignees(
 /// on, an admin moves any, any agent takes an unassigned one for themselves. The archive
 /// records the move as one of its `transfers` (from the agent it named, or from nobody with
 /// `to_category` for one taken unassigned; `after_seq` its last line) and names the new
-/// agent. Safe to repeat: sent again, nothing changes or is told again, and a hand-over the
-/// first call could not archive (503) is archived then, once.
+/// agent. Safe to repeat: sent again, nothing changes or is told again. A hand-over the
+/// store does not take once the record changed is still answered 200 and archived in the
+/// background, once.
 #[utoipa::path(post, path = "/api/conversations/{id}/assign", tag = "conversations",
     params(("id" = String, Path, description = "the conversation id")),
     request_body = AssignRequest,
@@ -506,17 +508,15 @@ async fn assign(
                 .await;
         }
     }
-    // The archive's hand-over, after the consoles and hooks were told: a retry after a 503
-    // here finds the record changed already (nothing told again) and writes it then.
-    let (task_state, holder_name) = (state.clone(), target.display_name.clone());
-    let kept = record.clone();
-    write_within(state.settings.archive_write_timeout, async move {
-        // Its lines handed to this node's archive first: the hand-over comes after them.
-        task_state.archive.stored_through_now().await;
-        archive_holder(&task_state.store, &kept, &holder_name).await
-    })
-    .await
-    .map_err(ApiError::unanswered_change)?;
+    // The archive's hand-over, after the consoles and hooks were told: the move stands,
+    // so a store that refuses it gets it in the background; a retry writes it (once) too.
+    let place = HandOvers {
+        store: state.store.clone(),
+        archive: state.archive.clone(),
+        cluster: state.cluster.clone(),
+        limit: state.settings.archive_write_timeout,
+    };
+    archive_holder_soon(place, record.clone(), target.display_name.clone()).await;
     Ok(Json(Assigned {
         conversation_id: record.id,
         holder: target.id,

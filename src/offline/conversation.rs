@@ -21,6 +21,7 @@ use crate::conversations::archived_holder::archive_holder;
 use crate::conversations::{ConversationError, Conversations};
 use crate::core::conversation::Rules;
 use crate::core::routing::AgentId;
+use crate::store::retrying;
 use crate::store::{
     ArchiveEvent, ArchivedMessage, ConversationKind, ConversationOpened, ConversationRecord, OfflineMessage,
     SharedStore, Side, StoreError,
@@ -80,17 +81,10 @@ pub async fn sync_soon(store: &SharedStore, m: &OfflineMessage) -> Option<Conver
         Err(e) => {
             tracing::warn!(message = %m.id, error = ?e, "an offline message's conversation waits for the store");
             let (store, m) = (store.clone(), m.clone());
-            tokio::spawn(async move {
-                let started = tokio::time::Instant::now();
-                let mut pause = Duration::from_millis(200);
-                while started.elapsed() < RETRY_FOR {
-                    tokio::time::sleep(pause).await;
-                    if sync(&store, &m).await.is_ok() {
-                        return;
-                    }
-                    pause = (pause * 2).min(Duration::from_secs(10));
-                }
-                tracing::warn!(message = %m.id, "an offline message's conversation is not written yet");
+            let id = m.id.clone();
+            retrying::in_background("an offline message's conversation", id, Some(RETRY_FOR), move || {
+                let (store, m) = (store.clone(), m.clone());
+                async move { sync(&store, &m).await.is_ok() }
             });
             None
         }
@@ -109,7 +103,9 @@ async fn name_its_agent(store: &SharedStore, record: &ConversationRecord) -> Res
         Err(StoreError::NotFound) => String::new(),
         Err(e) => return Err(e.into()),
     };
-    Ok(archive_holder(store, record, &name).await?)
+    // After the lines archived so far only: any drawn since are answers by mail, by the agent
+    // who answered it (its holder once answered).
+    Ok(archive_holder(store, record, &name, 0).await?)
 }
 
 fn line(conversation: &str, id: &str, seq: u64, from: Side, text: &str, at: crate::store::Millis) -> ArchiveEvent {

@@ -53,9 +53,10 @@ mod reports;
 mod inbound_mail;
 // ---- archive search ----
 pub mod search;
-// ---- calls someone waits on, bounded in time ----
+// ---- calls someone waits on, bounded in time; writes tried again in the background ----
 mod bounded;
 pub mod deadline;
+pub mod retrying;
 // ---- reply addresses of follow-up mails ----
 mod reply_tokens;
 // ---- webhooks: endpoints and their deliveries ----

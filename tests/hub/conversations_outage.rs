@@ -10,6 +10,10 @@
 //! sent again is answered 200 with nothing done twice. So is an answer by mail named by
 //! its `client_id`: one reply archived, one mail in the outbox; and a note named by its
 //! `client_id`: one note stored.
+//!
+//! And while MongoDB refuses the writes after a conversation's record changed: a
+//! reassignment that took effect is answered 200, and its hand-over reaches the archive
+//! once the server takes writes again.
 
 use std::time::{Duration, Instant};
 
@@ -155,6 +159,20 @@ async fn hold_writes(uri: &str, hold: bool) {
             "failCommands": ["insert", "update", "delete", "findAndModify"],
             "blockConnection": true, "blockTimeMS": HOLD.as_millis() as i64,
         }}
+    } else {
+        bson::doc! {"configureFailPoint": "failCommand", "mode": "off"}
+    };
+    client.database("admin").run_command(command).await.unwrap();
+}
+
+/// Makes the server at `uri` refuse every `update` after the next one (an error that is
+/// not worth retrying: the driver answers it as it is), or take them again (`refuse`
+/// false).
+async fn refuse_updates_after_one(uri: &str, refuse: bool) {
+    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+    let command = if refuse {
+        bson::doc! {"configureFailPoint": "failCommand", "mode": {"skip": 1},
+        "data": {"failCommands": ["update"], "errorCode": 2}}
     } else {
         bson::doc! {"configureFailPoint": "failCommand", "mode": "off"}
     };
@@ -350,6 +368,56 @@ async fn with_writes_held_a_note_answers_503_in_time_lands_later_and_sent_again_
         .post(&path, json!({"text": "Something else.", "client_id": "n-1"}))
         .await;
     assert_eq!((status, error_code(&body)), (409, "client_id_reused"), "{body}");
+    hub.stop().await;
+    drop(server);
+}
+
+/// The agent an archived conversation (as `GET /api/conversations/{id}` answers) names.
+fn archived_agent(conversation: &Value) -> Option<&str> {
+    conversation["agent_name"].as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reassignment_whose_hand_over_the_store_refuses_is_answered_200_and_archived_once_it_takes_writes() {
+    let (server, uri, hub, _spool_dir) = hub_holding_writes_on_demand("conv_assign_refused").await;
+    let admin = hub.admin().await;
+    hub.agent_account("ann", &["general"], 2).await;
+    hub.agent_account("bob", &["general"], 2).await;
+    let ann = hub.login("ann", "agent-password").await;
+    let bob_id = admin.agent_id("bob").await;
+    let id = carla_leaves_a_message(&hub).await;
+    let listed = |page: &Value| item_ids(page).contains(&id.as_str());
+    until_landed(&admin, "/api/inbox?view=unassigned", listed).await;
+    ann.post_answering(200, &format!("/api/offline-messages/{id}/take"), json!({}))
+        .await;
+    let archive_path = format!("/api/conversations/{id}");
+    until_landed(&admin, &archive_path, |c| archived_agent(c) == Some("ANN")).await;
+
+    // The record's change is stored; the archive's hand-over after it is refused.
+    refuse_updates_after_one(&uri, true).await;
+    let (status, body) = admin
+        .post(&format!("/api/conversations/{id}/assign"), json!({"agent_id": bob_id}))
+        .await;
+    assert_eq!(
+        (status, body["holder"].as_str()),
+        (200, Some(bob_id.as_str())),
+        "{body}"
+    );
+    let (_, bobs) = hub.login("bob", "agent-password").await.get("/api/inbox").await;
+    assert_eq!(item_ids(&bobs), [id.as_str()], "in Bob's list: {bobs}");
+    refuse_updates_after_one(&uri, false).await;
+
+    // Nobody sends it again: the hand-over lands by itself, once.
+    until_landed(&admin, &archive_path, |c| archived_agent(c) == Some("BOB")).await;
+    let (_, archived) = admin.get(&archive_path).await;
+    let hand_overs: Vec<(&str, Option<&str>)> = archived["transfers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("transfers: {archived}"))
+        .iter()
+        .filter(|t| t["to_agent_name"] == "BOB")
+        .map(|t| (t["from_agent_name"].as_str().unwrap(), t["to_agent_name"].as_str()))
+        .collect();
+    assert_eq!(hand_overs, vec![("ANN", Some("BOB"))], "kept once: {archived}");
     hub.stop().await;
     drop(server);
 }
