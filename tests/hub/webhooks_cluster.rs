@@ -372,12 +372,7 @@ async fn a_continued_conversation_ended_on_the_agents_node_is_not_created_again(
 async fn journal_drained(node: &TestHub) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let text = reqwest::get(node.url("/metrics")).await.unwrap().text().await.unwrap();
-        let backlog = text
-            .lines()
-            .find(|l| l.split([' ', '{']).next() == Some("switchboard_webhook_journal_backlog"))
-            .and_then(|l| l.rsplit(' ').next())
-            .map_or(0.0, |v| v.parse::<f64>().unwrap());
+        let backlog = crate::webhooks_durable::metric(node, "switchboard_webhook_journal_backlog").await;
         if backlog == 0.0 {
             return;
         }

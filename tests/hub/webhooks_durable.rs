@@ -221,7 +221,7 @@ async fn hub_whose_disk_may_refuse(mongo: &MongoServer, dir: &TempDir) -> HubPro
 }
 
 /// A counter or gauge of the node's `/metrics` (0 when it has not been recorded yet).
-async fn metric(hub: &Endpoint, name: &str) -> f64 {
+pub(crate) async fn metric(hub: &Endpoint, name: &str) -> f64 {
     let text = reqwest::get(hub.url("/metrics")).await.unwrap().text().await.unwrap();
     text.lines()
         .find(|l| l.split([' ', '{']).next() == Some(name))
