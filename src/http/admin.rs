@@ -220,9 +220,9 @@ async fn get_agent(_: AdminOnly, State(state): State<AppState>, Path(id): Path<S
 }
 
 /// Change an account; categories, limit and disabling apply to routing at once. An admin
-/// account's password only by an admin signed in with the session cookie, never an API
-/// token: a leaked token must not sign in as that admin (403 `session_required` for any
-/// bearer token).
+/// account only by an admin signed in with the session cookie, never an API token: a
+/// leaked token must neither sign in as that admin (its password) nor lock the admins out
+/// (disabling them) — 403 `session_required` for any bearer token.
 #[utoipa::path(patch, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path, description = "the account id")),
     request_body(content = AgentUpdate, example = json!({"display_name": "Ann Smith", "max_chats": 2})),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -242,7 +242,9 @@ async fn update_agent(
     let me = &caller.account;
     cluster_ready(&state)?;
     let mut account = state.store.account(&id).await.missing_as(ApiError::NotFound("agent"))?;
-    if account.role == Role::Admin && body.password.is_some() {
+    // A leaked token must neither sign in as an admin (a password) nor lock the admins
+    // out (disabling, re-limiting them): an admin account is the cookie session's alone.
+    if account.role == Role::Admin {
         caller.cookie_session()?;
     }
     if let Some(name) = body.display_name {

@@ -114,9 +114,10 @@ async fn an_admin_token_administers_and_a_bot_token_names_its_bot() {
     assert_eq!(status, 403);
 }
 
-/// A leaked `admin` token must not become an admin's session: it cannot create an admin
-/// nor set an admin's password (then sign in and make what only a signed-in admin may).
-/// It still creates agents and sets their passwords; a signed-in admin does all of it.
+/// A leaked `admin` token must not become an admin's session nor lock the admins out: it
+/// cannot create an admin nor change an admin account at all (set its password, then sign
+/// in and make what only a signed-in admin may; disable it, rename it). It still creates
+/// agents and changes them, passwords included; a signed-in admin does all of it.
 #[tokio::test]
 async fn an_admin_token_cannot_make_an_admin_nor_set_an_admins_password() {
     let (hub, admin) = TestHub::with_admin().await;
@@ -154,7 +155,27 @@ async fn an_admin_token_cannot_make_an_admin_nor_set_an_admins_password() {
         "{refused}"
     );
 
-    // Agents are the token's to make and to set passwords of; an admin's other fields too.
+    // Nor disable, rename or re-limit an admin: the admins stay as they were.
+    for change in [
+        json!({"enabled": false}),
+        json!({"display_name": "Boss"}),
+        json!({"max_chats": 1}),
+        json!({"categories": []}),
+    ] {
+        let (status, refused) = script
+            .patch(&format!("/api/admin/agents/{admin_id}"), change.clone())
+            .await;
+        assert_eq!(
+            (status, &refused["error"]["code"]),
+            (403, &json!("session_required")),
+            "{change}: {refused}"
+        );
+    }
+    let (_, unchanged) = admin.get(&format!("/api/admin/agents/{admin_id}")).await;
+    assert_eq!(unchanged["enabled"], json!(true), "{unchanged}");
+    assert_ne!(unchanged["display_name"], json!("Boss"), "{unchanged}");
+
+    // Agents are the token's to make and change, passwords included.
     let ann = script
         .post_answering(201, "/api/admin/agents", new("ann", "agent"))
         .await;
@@ -165,15 +186,8 @@ async fn an_admin_token_cannot_make_an_admin_nor_set_an_admins_password() {
         )
         .await;
     assert_eq!(status, 200);
-    let (status, renamed) = script
-        .patch(
-            &format!("/api/admin/agents/{admin_id}"),
-            json!({"display_name": "Boss"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{renamed}");
 
-    // A signed-in admin makes admins and sets their passwords.
+    // A signed-in admin makes admins and changes them, passwords included.
     let bob = admin
         .post_answering(201, "/api/admin/agents", new("bob", "admin"))
         .await;
@@ -182,6 +196,10 @@ async fn an_admin_token_cannot_make_an_admin_nor_set_an_admins_password() {
         .patch(&format!("/api/admin/agents/{}", bob["id"].as_str().unwrap()), reset)
         .await;
     assert_eq!(status, 200);
+    let (status, renamed) = admin
+        .patch(&format!("/api/admin/agents/{admin_id}"), json!({"display_name": "Boss"}))
+        .await;
+    assert_eq!(status, 200, "{renamed}");
     hub.login("bob", "eves-own-password").await;
 }
 
