@@ -270,7 +270,7 @@ pub fn csv_of(conversations: &[ExportedConversation]) -> Result<Vec<u8>, ApiErro
         if c.messages.is_empty() {
             row(Default::default())?;
         }
-        for m in &c.messages {
+        for m in c.messages.iter().map(|line| &line.message) {
             row([
                 m.seq.to_string(),
                 m.id.clone(),

@@ -1,7 +1,9 @@
 //! The conversation archive over HTTP: agents read the past conversations they
 //! served (at any point: transfers included), admins all of them; filtered, searched
 //! (`q`: words in the names or in one message, [`crate::store::search`]), paged, newest
-//! first. Exports of the same listing are in `archive_export.rs`.
+//! first. A conversation read whole names the author of each agent line (`agent_name`, told
+//! by [`Conversation::line_authors`]), so no page tells it from the transfers itself. Exports
+//! of the same listing are in `archive_export.rs`.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -105,6 +107,19 @@ pub struct MessageView {
     pub via: Option<crate::store::Via>,
 }
 
+/// A message of a conversation read whole: the message and, for an agent's line, who wrote it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LineView {
+    #[serde(flatten)]
+    pub message: MessageView,
+    /// For an agent's line (`from: "agent"`): the display name of the agent who wrote it (a
+    /// bot's line: the bot's), not necessarily the conversation's `agent_name`: in one handed
+    /// on (transfers, reassignments) each line is named by the agent who had it when it was
+    /// said, as its `transfers` tell. Absent for the customer's lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
+}
+
 /// An agent's internal note on a service chat: never shown to the customer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NoteView {
@@ -137,7 +152,7 @@ pub struct ExportedConversation {
     pub summary: ConversationSummary,
     /// What the customer told about themselves (service conversations).
     pub customer: CustomerView,
-    pub messages: Vec<MessageView>,
+    pub messages: Vec<LineView>,
     /// Its transfers, oldest first; empty when it was never transferred.
     pub transfers: Vec<Transfer>,
 }
@@ -224,6 +239,18 @@ pub(super) fn message_view(m: &crate::store::ArchivedMessage) -> MessageView {
         attachments: m.attachments.clone(),
         via: m.via,
     }
+}
+
+/// A conversation's messages, each agent line named by its author.
+fn lines(c: &Conversation) -> Vec<LineView> {
+    let authors = c.line_authors();
+    c.messages
+        .iter()
+        .map(|m| LineView {
+            message: message_view(m),
+            agent_name: (m.from == Side::Agent).then(|| authors.of(m.seq).to_string()),
+        })
+        .collect()
 }
 
 impl ListingQuery {
@@ -368,7 +395,7 @@ pub(super) fn exported(c: &Conversation, summary: ConversationSummary) -> Export
             page: customer.page.clone(),
             zone: customer.zone.clone(),
         },
-        messages: c.messages.iter().map(message_view).collect(),
+        messages: lines(c),
         transfers: c.transfers.iter().map(Transfer::from).collect(),
     }
 }

@@ -450,6 +450,111 @@ async fn a_transferred_conversation_is_read_by_every_agent_who_served_it() {
     hub.stop().await;
 }
 
+/// A conversation handed on names each agent line by the agent who wrote it: Ann's lines
+/// Ann's, Bob's after her transfer to him his, Cid's after Bob put it in the line and Cid
+/// took it Cid's; the customer's lines name nobody. The hand-overs reach the store out of
+/// time order, on every backend; the conversation and its JSON export read the same.
+async fn each_line_of_a_transferred_conversation_names_its_agent(store: SharedStore) {
+    // A DATA_DIR of its own: a hub on MongoDB keeps its outage spool there.
+    let data = TempDir::new("data");
+    let dir = data.0.clone();
+    let hub = TestHub::with_store(store, move |s| s.data_dir = dir).await;
+    let admin = hub.admin().await;
+    let line = |seq: u64, from: Side, at: i64| ArchiveEvent::Message {
+        conversation_id: "chat-1".into(),
+        message: ArchivedMessage::plain(format!("m{seq}"), seq, from, format!("line {seq}"), at),
+    };
+    let transfer = |at: i64, after_seq: u64, from: (&str, &str), to: Option<(&str, &str)>, category: Option<&str>| {
+        ArchiveEvent::Transferred(ConversationTransferred {
+            id: "chat-1".into(),
+            at,
+            after_seq,
+            from_agent_id: from.0.into(),
+            from_agent_name: from.1.into(),
+            to_agent_id: to.map(|t| t.0.into()),
+            to_agent_name: to.map(|t| t.1.into()),
+            to_category: category.map(str::to_string),
+            note: String::new(),
+        })
+    };
+    let (ann, bob, cid) = (("ann-id", "ANN"), ("bob-id", "BOB"), ("cid-id", "CID"));
+    hub.store
+        .archive(&[
+            carla_with_ann("chat-1", ann.0),
+            line(1, Side::Customer, 1_002),
+            line(2, Side::Agent, 1_500),
+            line(3, Side::Customer, 2_100),
+            line(4, Side::Agent, 2_500),
+        ])
+        .await
+        .unwrap();
+    // Cid's taking it arrives first, Ann's transfer last.
+    hub.store
+        .archive(&[
+            transfer(4_000, 4, bob, Some(cid), Some("general")),
+            line(5, Side::Agent, 4_500),
+            line(6, Side::Customer, 4_600),
+        ])
+        .await
+        .unwrap();
+    hub.store
+        .archive(&[transfer(3_000, 4, bob, None, Some("general"))])
+        .await
+        .unwrap();
+    hub.store
+        .archive(&[transfer(2_000, 2, ann, Some(bob), None)])
+        .await
+        .unwrap();
+
+    let named = |lines: &Value| -> Vec<(u64, Option<String>)> {
+        lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["seq"].as_u64().unwrap(),
+                    m.get("agent_name").map(|n| n.as_str().unwrap().to_string()),
+                )
+            })
+            .collect()
+    };
+    let by = |name: &str| Some(name.to_string());
+    let expected = vec![
+        (1, None),
+        (2, by("ANN")),
+        (3, None),
+        (4, by("BOB")),
+        (5, by("CID")),
+        (6, None),
+    ];
+    let (status, c) = admin.get("/api/conversations/chat-1").await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(named(&c["messages"]), expected, "{c}");
+    assert_eq!(c["agent_name"], "CID", "the conversation's agent now");
+    let (status, exported) = admin.get("/api/conversations/chat-1/export?format=json").await;
+    assert_eq!(status, 200, "{exported}");
+    assert_eq!(named(&exported["conversations"][0]["messages"]), expected);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn each_line_of_a_transferred_conversation_names_its_agent_on_the_memory_store() {
+    each_line_of_a_transferred_conversation_names_its_agent(Arc::new(switchboard::store::MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn each_line_of_a_transferred_conversation_names_its_agent_on_the_embedded_store() {
+    let dir = TempDir::new("archive");
+    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    each_line_of_a_transferred_conversation_names_its_agent(store).await;
+}
+
+#[tokio::test]
+async fn each_line_of_a_transferred_conversation_names_its_agent_on_mongodb() {
+    each_line_of_a_transferred_conversation_names_its_agent(mongo_store(&mongo_uri()).await).await;
+}
+
 /// Agents' notes: in the conversation (oldest first, every field), not in the list; read
 /// with the conversation's access rules (an agent who served it, admins), 404 for others.
 #[tokio::test]

@@ -462,12 +462,16 @@ function earlierName(t, seq) {
   return by?.name || t.from_name || 'Earlier agent';
 }
 
-/** The author of an agent line in a chat handed to this agent: whoever had it before, or null (this agent). */
+/**
+ * The author of an agent line in a chat handed to this agent: whoever had it before, or null
+ * (this agent). A line read from the archive names its author (`agent_name`, as the hub tells
+ * it); a live one is named from the hand-over's list.
+ */
 function earlierAuthor(chat, m) {
   const t = chat.transfer;
   if (m.from !== 'agent') return null;
   // A bot's line is the bot's, whatever this page knows of the hand-over.
-  if (m.via === 'bot') return (t && earlierName(t, m.seq)) || 'Bot';
+  if (m.via === 'bot') return m.agent_name || (t && earlierName(t, m.seq)) || 'Bot';
   if (!t) return null;
   const before = m.seq <= t.seq
     // Lines of the chat so far may also come as `message` frames after the chat_started:
@@ -475,21 +479,20 @@ function earlierAuthor(chat, m) {
     // A hand-over read from a snapshot says exactly where it was.
     || (!t.exact && (chat.firstOwnSeq == null ? !(m.client_id && chat.view.pendingTexts.has(m.client_id)) : m.seq < chat.firstOwnSeq));
   // Not necessarily the agent who handed it on: the chat may have passed through several.
-  return before ? earlierName(t, m.seq) : null;
+  return before ? m.agent_name || earlierName(t, m.seq) : null;
 }
 
 /**
- * Who had a conversation before, as its archive's hand-overs tell (transfers, reassignments
- * and a bot's hand-over, oldest first): a transfer naming the last of them, each one's
- * lines through its `after_seq` (the lines after the last are the agent's now). Null when
- * nobody handed it on (one taken unassigned was nobody's before).
+ * The last hand-over of a conversation, as its archive's transfers tell (a transfer, a
+ * reassignment, a bot's hand-over): who handed it on, their note, and the last seq said
+ * before, so the lines through it are earlier agents' (each archived line names its own
+ * author) and the lines after it the agent's now. Null when nobody handed it on (one taken
+ * unassigned was nobody's before).
  */
 function archivedTransfer(transfers) {
-  const named = (transfers || []).filter((t) => t.from_agent_id);
-  const last = named.at(-1);
+  const last = (transfers || []).filter((t) => t.from_agent_id).at(-1);
   if (!last) return null;
-  return { from_name: last.from_agent_name, note: last.note || '', category: last.to_category || undefined,
-    earlier_agents: named.map((t) => ({ name: t.from_agent_name, through_seq: t.after_seq })), seq: last.after_seq, exact: true };
+  return { from_name: last.from_agent_name, note: last.note || '', category: last.to_category || undefined, seq: last.after_seq, exact: true };
 }
 
 function openPanel(snapshot, fresh, { accepted = false } = {}) {

@@ -184,10 +184,8 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     const res = await api('GET', `/api/conversations/${encodeURIComponent(id)}`);
     if (!res.ok) { detail.replaceChildren(el('p', { class: 'form-error' }, res.error.message)); return; }
     const c = res.data;
-    // An agent line is the agent's whose turn it was: each hand-over ends one at its
-    // `after_seq`; the lines after the last are the conversation's agent's now.
-    const handOvers = (c.transfers || []).filter((t) => t.from_agent_id);
-    const by = (m) => (m.from === 'agent' ? handOvers.find((t) => m.seq <= t.after_seq)?.from_agent_name || c.agent_name || m.from : m.from);
+    // An agent line names the agent who wrote it (the hub tells, whoever had it since).
+    const by = (m) => (m.from === 'agent' ? m.agent_name : m.from);
     // Messages, agents' notes and transfers in time order (a note or a transfer has no seq).
     const lines = [
       ...(c.messages || []).map((m) => ({ at: m.at, node: el('li', { class: `msg ${m.from === mineFrom ? 'mine' : 'theirs'}`, dataset: { testid: 'archive-message' } },
