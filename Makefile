@@ -48,7 +48,8 @@ test: check-imports
 check-imports:
 	python3 scripts/import-circles.py src
 
-## Installs what the tests need: a Python venv with secantusdb, npm packages, Debian chromium.
+## Installs what the tests need: a Python venv with secantusdb, npm packages, Debian chromium
+## and chromium-headless-shell.
 test-deps:
 	scripts/ensure-test-deps.sh
 
@@ -82,17 +83,21 @@ test-alone:
 	scripts/with-mongo.sh sh -c '$(CARGO) test --test hub -- --test-threads=1 cluster_scenarios:: \
 	  && $(CARGO) test --test hub -- --test-threads=2 cluster_stall::'
 
-## Two test files at once: the phase keeps a 2-core machine busy. Its CPU is mostly
-## Chromium's (about 780 of 875 CPU-seconds on 2026-11-28; the hubs 25, node 90), which is
-## not reaped into the command's own usage: `time make test-browser` shows about 330 and
-## suggested half-idle cores. Without screenshots, 562 of 655: the browser process 295 (it
-## serves playwright's protocol and composites every page), renderers 214, GPU process 28,
-## network 13. Launch options tried over the same files (--no-zygote, site isolation off,
-## --disable-software-rasterizer, --use-gl=disabled, more features off) moved nothing
-## beyond the run-to-run noise, so none is kept. Measure with tests/browser/cpu-sampler.py, which
-## counts every process below the command. Three at once also missed 8 s timeouts under
-## load. a11y.test.mjs, the longest file (three axe passes, each CPU-bound in the page), is
-## first in the list and so starts first.
+## Two test files at once: the phase keeps a 2-core machine busy. The pages run in Debian's
+## chromium-headless-shell, Chromium's old headless mode, without the full browser's window
+## and compositing (tests/browser/helpers.mjs; two tests keep one page in the full chromium
+## and say why). On 2026-11-29, beside other builds (load average 10 to 16), the 142 tests
+## took 441 and 417 s and 398 and 395 CPU-seconds, Chromium's 289 and 290 (renderers 156 and
+## 151, the browser process 87 and 89, GPU process 22, network 16; node 84 and 82, the hubs
+## 21), against 710 and 686 s and 785 and 771 CPU-seconds in the full chromium, Chromium's
+## 672 and 662 (its browser process 368 and 382: it served playwright's protocol and
+## composited every page). Chromium's CPU is not reaped into the command's own usage, so
+## `time make test-browser` misses it: measure with tests/browser/cpu-sampler.py, which
+## counts every process below the command. Launch options tried with the full chromium
+## (--no-zygote, site isolation off, --disable-software-rasterizer, --use-gl=disabled, more
+## features off) moved nothing beyond the run-to-run noise, so none is kept. Three at once
+## also missed 8 s timeouts under load. a11y.test.mjs, the longest file (three axe passes,
+## each CPU-bound in the page), is first in the list and so starts first.
 ## `make test-browser BROWSER_CONCURRENCY=N` tries another number. The pages' pictures for
 ## docs/screenshots are saved only with `SCREENSHOTS=1 make test-browser` (a failing test's
 ## always): each is a full-page paint and PNG encode in Chromium.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs, idempotently: Debian chromium (browser tests), redis-server
-# (the cluster tests), coturn (TURN relay for the video tests), iproute2 (`ss`), dovecot-imapd (the IMAP
-# server the inbound mail tests run privately), clamav-daemon (clamd, the virus scanner the attachment
-# tests run privately), a Python venv with secantusdb
-# (a MongoDB-wire server) and aiosmtpd (an SMTP sink), and the browser tests' npm packages.
+# Installs what `make test` needs, idempotently: Debian chromium-headless-shell (the browser
+# tests' Chromium, its old headless mode) and chromium (the full browser, for the few tests of
+# what the shell does otherwise), redis-server (the cluster tests), coturn (TURN relay for the
+# video tests), iproute2 (`ss`), dovecot-imapd (the IMAP server the inbound mail tests run
+# privately), clamav-daemon (clamd, the virus scanner the attachment tests run privately), a
+# Python venv with secantusdb (a MongoDB-wire server) and aiosmtpd (an SMTP sink), and the
+# browser tests' npm packages.
 # Fails loudly when something cannot be installed: tests never skip for a missing server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,7 @@ as_root() {
 
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
+command -v chromium-headless-shell >/dev/null || missing+=(chromium-headless-shell)
 command -v npm >/dev/null || missing+=(npm)
 command -v curl >/dev/null || missing+=(curl)
 command -v redis-server >/dev/null || missing+=(redis-server)

@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, customerJoins, shot, withShots, adminToken, apiCall, hubAndBrowser, startForFile, openPages, sendMessage, panelOf } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, shot, withShots, adminToken, apiCall, hubAndBrowser, launchBrowser, startForFile, openPages, sendMessage, panelOf } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -49,10 +49,14 @@ async function says(customer, text) {
   await customer.getByTestId('message').filter({ hasText: text }).locator('[data-testid="message-time"]').waitFor();
 }
 
-test('an agent with four chats switches by keyboard, with unread counts, notifications and the fourth chat in view', async () => {
+test('an agent with four chats switches by keyboard, with unread counts, notifications and the fourth chat in view', async (t) => {
+  // The agent in the full browser: the headless shell tells the page the permission granted
+  // here is "denied" (Notification.permission), whatever requestPermission answered.
+  const full = await launchBrowser({ full: true });
+  t.after(() => full.close());
   await withShots('inbox', async (pages) => {
     const quinn = await createAgent(hub, { username: 'quinn', display_name: 'Quinn', categories: ['sales', 'billing'], max_chats: 4 });
-    const [agent] = await openPages(browser, pages, [DESKTOP]);
+    const [agent] = await openPages(full, pages, [DESKTOP]);
     await agent.context().grantPermissions(['notifications'], { origin: hub.url });
     await agent.addInitScript(spyOnNotifications);
     const asked = () => agent.evaluate(() => Number(localStorage.getItem('test.asked') || 0));

@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, shot, withShots, hubAndBrowser, startForFile, ROOM_PHONE as PHONE, ROOM_PASSWORD as PASSWORD, openRoom, openPages, joinsRoom } from './helpers.mjs';
+import { newPage, shot, withShots, hubAndBrowser, launchMediaBrowser, startForFile, ROOM_PHONE as PHONE, ROOM_PASSWORD as PASSWORD, openRoom, openPages, joinsRoom } from './helpers.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE_SIZE = { width: 390, height: 844 };
@@ -45,9 +45,9 @@ async function agentEnters(room, viewport = DESKTOP, lobby = async () => {}) {
   return page;
 }
 
-/** The customer through the join form, the lobby beside it. */
-async function customerEnters(room, viewport = PHONE_SIZE, lobby = async () => {}) {
-  const page = await newPage(browser, viewport);
+/** The customer through the join form, the lobby beside it (in the file's browser unless `on`). */
+async function customerEnters(room, viewport = PHONE_SIZE, lobby = async () => {}, on = browser) {
+  const page = await newPage(on, viewport);
   await recordStreams(page);
   await page.goto(`${hub.url}/room.html?room=${room.id}`);
   await page.getByTestId('lobby').waitFor();
@@ -83,7 +83,11 @@ async function toolbarInside(page) {
   }
 }
 
-test('the lobby: the devices chosen are the call\'s; joining with the camera off shows the name and badge on the other side', async () => {
+test('the lobby: the devices chosen are the call\'s; joining with the camera off shows the name and badge on the other side', async (t) => {
+  // The customer in the full browser: the headless shell gives the devices new ids in every
+  // document, where a person's browser keeps them, so no device chosen is found after a reload.
+  const full = await launchMediaBrowser({ full: true });
+  t.after(() => full.close());
   await withShots('room-ui-lobby', async (pages) => {
     const room = await agentRoom('anna');
     let chosen = null;
@@ -106,7 +110,7 @@ test('the lobby: the devices chosen are the call\'s; joining with the camera off
       await page.getByTestId('lobby-camera-on').uncheck();
       await page.getByTestId('lobby-camera-off').waitFor();
       await shot(page, 'room-ui-lobby-phone');
-    });
+    }, full);
     pages.push(customer);
     // The call uses the stream from the lobby: the chosen devices, the camera off.
     const tracks = await customer.evaluate(() => document.getElementById('local').srcObject.getTracks()
