@@ -76,6 +76,13 @@ test-rust: test-rust-shared test-alone
 ## at a time keep a 2-core machine busy (178 s for the hub's shared tests against 280 s two
 ## at a time, with other builds beside them). Four once starved some tests past their waits,
 ## when every test hub's sign-ins paid the full argon2 cost; test hubs hash lightly now.
+## Where the phase's time goes (2026-11-29, with other builds beside it, load about 10): the
+## library's 436 unit tests take 114 s, 438 test-seconds, mostly property tests that are
+## CPU-bound; cluster_routing 33 s, contract 23 s; the hub's 562 shared tests 377 s, about
+## 1500 test-seconds, two fifths of them in the 50 tests over 6 s, which wait out store
+## outages, held writes, leases, mail windows.
+## The test threads start tests in name order, so the phase ends on the webhooks_ tests (the
+## longest, 16 s, waits out the 15 s WEBHOOK_LEASE_SECS, the setting's least).
 test-rust-shared:
 	scripts/with-mongo.sh $(CARGO) test --workspace --tests -- --test-threads=4 $(addprefix --skip ,$(ALONE))
 

@@ -145,8 +145,9 @@ async fn with_mongodb_frozen_continuing_a_status_and_a_label_are_refused_clearly
 }
 
 /// How long the server holds each write before carrying it out: past [`HELD_WAIT`], so a
-/// request that waits for its write is seen waiting.
-const HOLD: Duration = Duration::from_secs(10);
+/// request that waits for its write is seen waiting. Each held write is waited out until
+/// it lands, so no longer than that.
+const HOLD: Duration = Duration::from_millis(7_500);
 /// How long the test waits for an answer while writes are held: past the write timeout.
 const HELD_WAIT: Duration = Duration::from_secs(7);
 

@@ -106,13 +106,16 @@ async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again
 
     signal(&server.0, libc::SIGSTOP);
 
-    for (who, api, path) in agent_reads
+    // All at once: each must answer within its own read timeout, and one after another
+    // they would wait out a read timeout each.
+    let reads: Vec<_> = agent_reads
         .iter()
         .map(|p| ("ann", &ann_api, p))
         .chain(token_reads.iter().map(|p| ("the token", &script, p)))
-    {
-        let started = Instant::now();
-        let answer = get_within(api, path).await;
+        .collect();
+    let started = Instant::now();
+    let answers = futures_util::future::join_all(reads.iter().map(|(_, api, path)| get_within(api, path))).await;
+    for ((who, _, path), answer) in reads.iter().zip(answers) {
         assert_eq!(
             answer.as_ref().map(|(status, body)| (*status, error_code(body))),
             Some((503, "unavailable")),
