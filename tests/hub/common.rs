@@ -1358,6 +1358,13 @@ impl Cluster {
         (alpha, beta)
     }
 
+    /// Nodes alpha, beta and gamma, with the test settings changed by `tweak`.
+    pub async fn three_nodes(&self, tweak: impl Fn(&mut Settings)) -> (TestHub, TestHub, TestHub) {
+        let (alpha, beta) = self.two_nodes(&tweak).await;
+        let gamma = self.node("gamma", &tweak).await;
+        (alpha, beta, gamma)
+    }
+
     /// Nodes alpha and beta of a fresh cluster, the agent "ann" (general, one chat) on alpha,
     /// and the customer "Carla" who joined on node `carla_on` (0: alpha, 1: beta) in a chat
     /// with her, both told. The cluster comes first, to be kept until the nodes are dropped.
