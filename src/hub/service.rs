@@ -46,7 +46,8 @@ use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::config::Settings;
 use crate::core::routing::{
-    AWAY_REASON_MAX_CHARS, AgentId, AgentStanding, AgentStatus, CategoryId, ChatId, CustomerId, OfferId, Party, Routing,
+    AWAY_REASON_MAX_CHARS, AgentId, AgentStanding, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId,
+    Party, Routing, RoutingError,
 };
 use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
 use crate::routing_modes::StoredMode;
@@ -1416,19 +1417,12 @@ impl HubState {
             {
                 continue;
             }
-            if self.cluster.is_some() {
-                self.route(RoutingOp::SetCategoryOpen(category, open, Some(read_at)), None);
-            } else {
-                let mut out = vec![];
-                if self
-                    .routing
-                    .set_category_open(&category, open, Some(read_at), &mut out)
-                    .is_ok()
-                {
-                    tracing::info!(category = %category.0, open, "category opened or closed by its hours");
-                    self.apply(out);
-                }
-            }
+            let op = RoutingOp::SetCategoryOpen(category.clone(), open, Some(read_at));
+            self.route_or_apply(op, |routing, out| {
+                routing.set_category_open(&category, open, Some(read_at), out)?;
+                tracing::info!(category = %category.0, open, "category opened or closed by its hours");
+                Ok(())
+            });
         }
     }
 
@@ -1444,19 +1438,30 @@ impl HubState {
             {
                 continue;
             }
-            if self.cluster.is_some() {
-                self.route(RoutingOp::SetCategoryMode(category, mode, Some(set_at)), None);
-            } else {
-                let mut out = vec![];
-                if self
-                    .routing
-                    .set_category_mode(&category, mode, Some(set_at), &mut out)
-                    .is_ok()
-                {
-                    tracing::info!(category = %category.0, mode = mode.word(), "routing mode set");
-                    self.apply(out);
-                }
-            }
+            let op = RoutingOp::SetCategoryMode(category.clone(), mode, Some(set_at));
+            self.route_or_apply(op, |routing, out| {
+                routing.set_category_mode(&category, mode, Some(set_at), out)?;
+                tracing::info!(category = %category.0, mode = mode.word(), "routing mode set");
+                Ok(())
+            });
+        }
+    }
+
+    /// A change the desk's settings ask for, with nobody's connection behind it: sent to the
+    /// cluster as `op` on a cluster node, else made by `change` on this hub's routing and
+    /// its decisions applied (none where the routing refuses it).
+    fn route_or_apply(
+        &mut self,
+        op: RoutingOp,
+        change: impl FnOnce(&mut Routing, &mut Vec<Decision>) -> Result<(), RoutingError>,
+    ) {
+        if self.cluster.is_some() {
+            self.route(op, None);
+            return;
+        }
+        let mut out = vec![];
+        if change(&mut self.routing, &mut out).is_ok() {
+            self.apply(out);
         }
     }
 
