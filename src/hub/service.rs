@@ -42,14 +42,13 @@ use super::{CategoryNames, Command, ConnRole, SessionEnd, after};
 use crate::archive::Archive;
 use crate::auth::Sessions;
 use crate::clock::now_ms;
-use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::config::Settings;
 use crate::core::routing::{
     AWAY_REASON_MAX_CHARS, AgentId, AgentStanding, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId,
     Party, Routing, RoutingError,
 };
-use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
+use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, ServerFrame};
 use crate::routing_modes::StoredMode;
 use crate::store::{Account, Category};
 
@@ -1023,22 +1022,7 @@ impl HubState {
             }
             ClientFrame::Typing { chat_id, active } => {
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
-                self.signal_peer(
-                    chat,
-                    Party::Agent,
-                    NodeMessage::Typing {
-                        chat,
-                        from: Party::Agent,
-                        active,
-                    },
-                );
-                let log = &self.chats[&chat];
-                let frame = ServerFrame::Typing {
-                    chat_id: log.wire_id().to_string(),
-                    from: From::Agent,
-                    active,
-                };
-                self.send(Recipient::Customer(log.customer), &frame);
+                self.typing(chat, Party::Agent, active);
                 Ok(())
             }
             ClientFrame::EndChat { chat_id } => {
