@@ -208,39 +208,68 @@ pub fn calendar(
     })
 }
 
-fn attachment(
-    desk: &Desk<'_>,
-    a: &Appointment,
-    context: &Context<'_>,
-    method: Method,
-    now: Timestamp,
-    text: &str,
-) -> MailAttachment {
-    MailAttachment {
-        filename: "invite.ics".to_string(),
-        content_type: format!("text/calendar; method={}; charset=utf-8", method.name()),
-        content: calendar(desk, a, context, method, now, text),
+/// What a mail to the customer tells of their appointment.
+#[derive(Clone, Copy)]
+enum Change {
+    Booked,
+    Moved,
+    Cancelled,
+}
+
+impl Change {
+    fn purpose(self) -> MailPurpose {
+        match self {
+            Change::Booked => MailPurpose::Confirmation,
+            Change::Moved => MailPurpose::Reschedule,
+            Change::Cancelled => MailPurpose::Cancellation,
+        }
+    }
+
+    /// The calendar method of its invitation: a cancellation withdraws the event.
+    fn method(self) -> Method {
+        match self {
+            Change::Booked | Change::Moved => Method::Request,
+            Change::Cancelled => Method::Cancel,
+        }
+    }
+
+    /// The subject's first word.
+    fn label(self) -> &'static str {
+        match self {
+            Change::Booked => "Confirmed",
+            Change::Moved => "Rescheduled",
+            Change::Cancelled => "Cancelled",
+        }
     }
 }
 
-fn pending(
+/// The mail telling of `change` to appointment `a` (as it is now) with body `text`, and
+/// the invitation of `a` attached: every customer mail is built here.
+fn mail(
+    desk: &Desk<'_>,
     a: &Appointment,
-    purpose: MailPurpose,
-    subject: String,
+    context: &Context<'_>,
+    now: Timestamp,
+    change: Change,
     text: String,
-    ics: MailAttachment,
-    now: Millis,
 ) -> OutboxMail {
+    let method = change.method();
+    let ics = MailAttachment {
+        filename: "invite.ics".to_string(),
+        content_type: format!("text/calendar; method={}; charset=utf-8", method.name()),
+        content: calendar(desk, a, context, method, now, &text),
+    };
+    let purpose = change.purpose();
     QueuedMail {
         id: mail_id(&a.id, purpose, a.sequence),
         about: a.id.clone(),
         purpose,
         to: a.email.clone(),
-        subject,
+        subject: format!("{}: {} on {}", change.label(), summary(context), short_when(desk, a)),
         text,
         attachments: vec![ics],
     }
-    .due(now)
+    .due(now.as_millisecond())
 }
 
 /// How to join, move and cancel: the links of a confirmation and a reschedule mail.
@@ -263,9 +292,7 @@ pub fn confirmation(desk: &Desk<'_>, a: &Appointment, context: &Context<'_>, now
         facts = facts(desk, a, context, "When:   "),
         links = links(context),
     );
-    let ics = attachment(desk, a, context, Method::Request, now, &text);
-    let subject = format!("Confirmed: {} on {}", summary(context), short_when(desk, a));
-    pending(a, MailPurpose::Confirmation, subject, text, ics, now.as_millisecond())
+    mail(desk, a, context, now, Change::Booked, text)
 }
 
 /// The announcement that `a` (as it is once moved, `a.sequence` raised) moved from `was`.
@@ -285,9 +312,7 @@ pub fn reschedule(
         was = when_for_customer(desk, was),
         links = links(context),
     );
-    let ics = attachment(desk, a, context, Method::Request, now, &text);
-    let subject = format!("Rescheduled: {} on {}", summary(context), short_when(desk, a));
-    pending(a, MailPurpose::Reschedule, subject, text, ics, now.as_millisecond())
+    mail(desk, a, context, now, Change::Moved, text)
 }
 
 /// The cancellation of appointment `a` as it is once cancelled (`a.sequence` raised).
@@ -304,9 +329,7 @@ pub fn cancellation(desk: &Desk<'_>, a: &Appointment, context: &Context<'_>, now
         facts = facts(desk, a, context, "Was:    "),
         book = context.book_url,
     );
-    let ics = attachment(desk, a, context, Method::Cancel, now, &text);
-    let subject = format!("Cancelled: {} on {}", summary(context), short_when(desk, a));
-    pending(a, MailPurpose::Cancellation, subject, text, ics, now.as_millisecond())
+    mail(desk, a, context, now, Change::Cancelled, text)
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub(crate) const ROUTING_KEY: &str = "{sb}:counter";
 /// The stream each transition appends its decisions to (bounded in `lua/routing.lua`).
 pub const EVENTS_KEY: &str = "{sb}:routing-events";
 
-const SNAPSHOT_LUA: &str = include_str!("lua/snapshot.lua");
+const SNAPSHOT_LUA: &str = concat!(include_str!("lua/bytes_order.lua"), include_str!("lua/snapshot.lua"));
 
 static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| Script::new(SNAPSHOT_LUA));
 

@@ -4,7 +4,7 @@
 //! (`routing_scripts`).
 
 /// The routing rules, loaded as one Functions library with `restore.rs`'s (`routing_library.rs`).
-pub(crate) const ROUTING_LUA: &str = include_str!("lua/routing.lua");
+pub(crate) const ROUTING_LUA: &str = concat!(include_str!("lua/bytes_order.lua"), include_str!("lua/routing.lua"));
 
 /// The transitions, each one function of the routing library.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -231,6 +231,16 @@ pub(crate) mod tests {
         berlin_desk(SignedDuration::from_hours(1))
     }
 
+    /// Hourly slots in Berlin from `open` to `close` o'clock at night, bookable at once:
+    /// where the clock changes.
+    fn berlin_night(open: i8, close: i8) -> Calendar {
+        Calendar::new(
+            TimeZone::get("Europe/Berlin").unwrap(),
+            hours((open, 0), (close, 0), 60),
+            SignedDuration::ZERO,
+        )
+    }
+
     fn hours(open: (i8, i8), close: (i8, i8), slot: u16) -> Hours {
         Hours::new(
             Time::constant(open.0, open.1, 0, 0),
@@ -262,11 +272,7 @@ pub(crate) mod tests {
     #[test]
     fn the_spring_gap_removes_the_slot_that_never_happens() {
         // 29 March 2026, Berlin: 02:00 jumps to 03:00.
-        let night = Calendar::new(
-            TimeZone::get("Europe/Berlin").unwrap(),
-            hours((0, 0), (5, 0), 60),
-            SignedDuration::ZERO,
-        );
+        let night = berlin_night(0, 5);
         let slots = night.slots(date(2026, 3, 29));
         assert_eq!(labels(&slots), ["00:00", "01:00", "03:00", "04:00"]);
         assert_eq!(slots[1].start.to_string(), "2026-03-29T00:00:00Z");
@@ -288,11 +294,7 @@ pub(crate) mod tests {
     #[test]
     fn the_autumn_fold_keeps_only_the_earlier_of_the_repeated_hour() {
         // 25 October 2026, Berlin: 03:00 CEST goes back to 02:00 CET; 02:00 happens twice.
-        let night = Calendar::new(
-            TimeZone::get("Europe/Berlin").unwrap(),
-            hours((1, 0), (4, 0), 60),
-            SignedDuration::ZERO,
-        );
+        let night = berlin_night(1, 4);
         let slots = night.slots(date(2026, 10, 25));
         assert_eq!(labels(&slots), ["01:00", "02:00", "03:00"]);
         assert_eq!(

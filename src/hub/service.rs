@@ -42,13 +42,13 @@ use super::{CategoryNames, Command, ConnRole, SessionEnd, after};
 use crate::archive::Archive;
 use crate::auth::Sessions;
 use crate::clock::now_ms;
-use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::replica::RoutingOp;
 use crate::config::Settings;
 use crate::core::routing::{
-    AWAY_REASON_MAX_CHARS, AgentId, AgentStanding, AgentStatus, CategoryId, ChatId, CustomerId, OfferId, Party, Routing,
+    AWAY_REASON_MAX_CHARS, AgentId, AgentStanding, AgentStatus, CategoryId, ChatId, CustomerId, Decision, OfferId,
+    Party, Routing, RoutingError,
 };
-use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, From, ServerFrame};
+use crate::protocol::{CategoryRef, ChatSnapshot, ClientFrame, ServerFrame};
 use crate::routing_modes::StoredMode;
 use crate::store::{Account, Category};
 
@@ -1022,22 +1022,7 @@ impl HubState {
             }
             ClientFrame::Typing { chat_id, active } => {
                 let chat = self.agent_chat(&id, chat_id.as_deref())?;
-                self.signal_peer(
-                    chat,
-                    Party::Agent,
-                    NodeMessage::Typing {
-                        chat,
-                        from: Party::Agent,
-                        active,
-                    },
-                );
-                let log = &self.chats[&chat];
-                let frame = ServerFrame::Typing {
-                    chat_id: log.wire_id().to_string(),
-                    from: From::Agent,
-                    active,
-                };
-                self.send(Recipient::Customer(log.customer), &frame);
+                self.typing(chat, Party::Agent, active);
                 Ok(())
             }
             ClientFrame::EndChat { chat_id } => {
@@ -1416,19 +1401,12 @@ impl HubState {
             {
                 continue;
             }
-            if self.cluster.is_some() {
-                self.route(RoutingOp::SetCategoryOpen(category, open, Some(read_at)), None);
-            } else {
-                let mut out = vec![];
-                if self
-                    .routing
-                    .set_category_open(&category, open, Some(read_at), &mut out)
-                    .is_ok()
-                {
-                    tracing::info!(category = %category.0, open, "category opened or closed by its hours");
-                    self.apply(out);
-                }
-            }
+            let op = RoutingOp::SetCategoryOpen(category.clone(), open, Some(read_at));
+            self.route_or_apply(op, |routing, out| {
+                routing.set_category_open(&category, open, Some(read_at), out)?;
+                tracing::info!(category = %category.0, open, "category opened or closed by its hours");
+                Ok(())
+            });
         }
     }
 
@@ -1444,19 +1422,30 @@ impl HubState {
             {
                 continue;
             }
-            if self.cluster.is_some() {
-                self.route(RoutingOp::SetCategoryMode(category, mode, Some(set_at)), None);
-            } else {
-                let mut out = vec![];
-                if self
-                    .routing
-                    .set_category_mode(&category, mode, Some(set_at), &mut out)
-                    .is_ok()
-                {
-                    tracing::info!(category = %category.0, mode = mode.word(), "routing mode set");
-                    self.apply(out);
-                }
-            }
+            let op = RoutingOp::SetCategoryMode(category.clone(), mode, Some(set_at));
+            self.route_or_apply(op, |routing, out| {
+                routing.set_category_mode(&category, mode, Some(set_at), out)?;
+                tracing::info!(category = %category.0, mode = mode.word(), "routing mode set");
+                Ok(())
+            });
+        }
+    }
+
+    /// A change the desk's settings ask for, with nobody's connection behind it: sent to the
+    /// cluster as `op` on a cluster node, else made by `change` on this hub's routing and
+    /// its decisions applied (none where the routing refuses it).
+    fn route_or_apply(
+        &mut self,
+        op: RoutingOp,
+        change: impl FnOnce(&mut Routing, &mut Vec<Decision>) -> Result<(), RoutingError>,
+    ) {
+        if self.cluster.is_some() {
+            self.route(op, None);
+            return;
+        }
+        let mut out = vec![];
+        if change(&mut self.routing, &mut out).is_ok() {
+            self.apply(out);
         }
     }
 

@@ -25,6 +25,14 @@ async fn token(admin: &Api, name: &str, scopes: &[&str]) -> (String, Value) {
     (secret, created)
 }
 
+/// Revokes the token `created` describes (as its creation answered): the revoked token.
+async fn revoke(admin: &Api, created: &Value) -> Value {
+    let id = created["id"].as_str().unwrap();
+    let (status, revoked) = admin.delete(&format!("/api/admin/api-tokens/{id}")).await;
+    assert_eq!(status, 200, "{revoked}");
+    revoked
+}
+
 #[tokio::test]
 async fn a_read_token_reads_the_archive_and_reports_but_cannot_administer() {
     let (hub, admin) = TestHub::with_admin().await;
@@ -241,10 +249,7 @@ async fn malformed_unknown_expired_and_revoked_tokens_are_refused() {
     let (secret, created) = token(&admin, "leaked", &["read"]).await;
     let leaked = Api::bearer(&hub, &secret);
     assert_eq!(leaked.get("/api/conversations").await.0, 200);
-    let (status, revoked) = admin
-        .delete(&format!("/api/admin/api-tokens/{}", created["id"].as_str().unwrap()))
-        .await;
-    assert_eq!(status, 200, "{revoked}");
+    let revoked = revoke(&admin, &created).await;
     assert!(revoked["revoked_at"].is_i64());
     let (status, answer) = leaked.get("/api/conversations").await;
     assert_eq!(status, 401, "{answer}");
@@ -518,10 +523,7 @@ async fn a_token_revoked_on_one_node_is_refused_on_the_other() {
     assert_eq!(on_beta.get("/api/conversations").await.0, 200);
     assert_eq!(on_beta.get("/api/conversations").await.0, 200);
 
-    let (status, _) = admin
-        .delete(&format!("/api/admin/api-tokens/{}", created["id"].as_str().unwrap()))
-        .await;
-    assert_eq!(status, 200);
+    revoke(&admin, &created).await;
     refused_within_a_second(&on_beta, std::time::Instant::now()).await;
     // Once refused, never taken again.
     for _ in 0..5 {
@@ -571,10 +573,7 @@ async fn a_node_that_missed_the_revocation_refuses_the_token_once_its_look_up_is
     // Beta looks it up now, so it is in its cache from here on.
     assert_eq!(on_beta.get("/api/conversations").await.0, 200);
 
-    let (status, _) = admin
-        .delete(&format!("/api/admin/api-tokens/{}", created["id"].as_str().unwrap()))
-        .await;
-    assert_eq!(status, 200);
+    revoke(&admin, &created).await;
     let revoked = std::time::Instant::now();
     assert_eq!(Api::bearer(&alpha, &secret).get("/api/conversations").await.0, 401);
     refused_within_a_second(&on_beta, revoked).await;

@@ -323,13 +323,7 @@ async fn call_logs_name_their_agents_and_export_as_csv() {
     assert_eq!(page["items"][0]["agent_name"], "ANN", "{page}");
     assert_eq!(page["items"][0]["agent_id"], ann_id.as_str());
 
-    let res = admin
-        .client
-        .get(hub.url("/api/calls/export"))
-        .bearer_auth(&admin.token)
-        .send()
-        .await
-        .unwrap();
+    let res = admin.get_response("/api/calls/export").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
     assert_eq!(

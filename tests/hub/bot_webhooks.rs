@@ -113,6 +113,43 @@ async fn hub_with_webhook_bot(
     (hub, admin, calls, secret)
 }
 
+/// A hub whose webhooks may reach this machine (the test bots listen on loopback) and
+/// whose General category names bot Faq, not given an address yet: the hub and the admin.
+async fn hub_naming_faq(tweak: impl FnOnce(&mut switchboard::config::Settings)) -> (TestHub, Api) {
+    let hub = TestHub::with(|s| {
+        s.webhook_allow_private = Some(true);
+        tweak(s);
+    })
+    .await;
+    let admin = hub.admin().await;
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    (hub, admin)
+}
+
+/// Agent Ann in General, and customer Carla, who asked "hello?" in a chat with bot Faq
+/// once the bot was called for her conversation and her line: Ann, the chat, Carla.
+async fn carla_asking_faq(hub: &TestHub, calls: &Calls) -> (Ws, String, Ws) {
+    let agent = hub.agent("ann", &["general"], 2).await;
+    let mut customer = hub.customer("Carla", "general").await;
+    let chat = customer.chat_started().await;
+    customer.say("hello?", "c1").await;
+    while calls.lock().unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (agent, chat, customer)
+}
+
+/// Bot Faq taken out: its chat with Carla is handed to Ann, and a new customer goes to
+/// the line (Ann) rather than to the bot.
+async fn faq_gone_to_ann(hub: &TestHub, agent: &mut Ws, chat: &str) {
+    let taken = handed_to(agent, chat, "hello?").await;
+    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
+    let mut next = hub.customer("Dora", "general").await;
+    assert_eq!(next.next_of("chat_started").await["peer_name"], "ANN");
+}
+
 /// Through `admin`: General names bot Faq, which a test bot behaving as `behaviour`
 /// answers as, at `answers_at` (a hub's address); its calls and their secret.
 pub(crate) async fn webhook_bot(admin: &Api, answers_at: String, behaviour: Behaviour) -> (Calls, String) {
@@ -306,30 +343,17 @@ async fn a_starting_hub_calls_the_webhook_bots_in_the_store() {
 /// at once, as when a socket bot's token is revoked, and new ones go to the line.
 #[tokio::test]
 async fn revoking_a_webhook_bots_token_hands_its_customers_over() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
+    let (hub, admin) = hub_naming_faq(|_| {}).await;
     let (token, id) = crate::bots::bot_token_and_id(&admin, "Faq").await;
     let (url, calls) = bot_server(hub.url(""), token, Behaviour::Silent).await;
     admin
         .put_answering(200, "/api/admin/bot-hooks/Faq", json!({"url": url}))
         .await;
-    let mut agent = hub.agent("ann", &["general"], 2).await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.chat_started().await;
-    customer.say("hello?", "c1").await;
-    while calls.lock().unwrap().len() < 2 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (mut agent, chat, _customer) = carla_asking_faq(&hub, &calls).await;
 
     let (status, _) = admin.delete(&format!("/api/admin/api-tokens/{id}")).await;
     assert_eq!(status, 200);
-    let taken = handed_to(&mut agent, &chat, "hello?").await;
-    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
-    let mut next = hub.customer("Dora", "general").await;
-    assert_eq!(next.next_of("chat_started").await["peer_name"], "ANN");
+    faq_gone_to_ann(&hub, &mut agent, &chat).await;
     let (_, listed) = admin.get("/api/admin/bot-hooks").await;
     assert_eq!(listed, json!([]), "a bot without a live token is listed no more");
 
@@ -469,15 +493,7 @@ async fn a_conversation_ended_meanwhile_gets_only_its_end_called() {
 /// after `timeout`, the bot's reply timeout), with customer First's call in hand: the hub,
 /// the admin, the calls, First.
 async fn hub_with_a_hanging_bot(timeout: Duration) -> (TestHub, Api, Calls, Ws) {
-    let hub = TestHub::with(|s| {
-        s.webhook_allow_private = Some(true);
-        s.bot_reply_timeout = timeout;
-    })
-    .await;
-    let admin = hub.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
+    let (hub, admin) = hub_naming_faq(|s| s.bot_reply_timeout = timeout).await;
     bot_token(&admin, "Faq").await;
     let (hang_url, hanging) = hanging_receiver().await;
     admin
@@ -533,11 +549,7 @@ async fn hanging_receiver() -> (String, Calls) {
 /// bot's socket opened with an expiring token closes at its expiry (4001).
 #[tokio::test]
 async fn a_bot_whose_token_expires_is_taken_out_as_at_a_revocation() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
+    let (hub, admin) = hub_naming_faq(|_| {}).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -561,17 +573,8 @@ async fn a_bot_whose_token_expires_is_taken_out_as_at_a_revocation() {
         .await;
     let (mut sockbot, _) = crate::bots::bot_socket(&hub, socket_token["secret"].as_str().unwrap()).await;
 
-    let mut agent = hub.agent("ann", &["general"], 2).await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.chat_started().await;
-    customer.say("hello?", "c1").await;
-    while calls.lock().unwrap().len() < 2 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (mut agent, chat, _customer) = carla_asking_faq(&hub, &calls).await;
     // Past the expiry: handed over, as at a revocation (the bot's timeout is far longer).
-    let taken = handed_to(&mut agent, &chat, "hello?").await;
-    assert_eq!(taken["transfer"]["note"], "Faq went offline.");
-    let mut next = hub.customer("Dora", "general").await;
-    assert_eq!(next.next_of("chat_started").await["peer_name"], "ANN");
+    faq_gone_to_ann(&hub, &mut agent, &chat).await;
     assert_eq!(sockbot.closed().await.map(u16::from), Some(4001));
 }

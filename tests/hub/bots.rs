@@ -98,14 +98,8 @@ async fn a_bot_answers_first_and_hands_over_and_the_agent_sees_its_lines() {
     assert_eq!(bot.next_of("customer_email").await["email"], "carla@example.com");
 
     customer.say("I need a person", "c2").await;
-    bot.next_of("message").await;
-    bot.send(json!({"type": "handover", "chat_id": chat, "note": "wants a refund"}))
-        .await;
-    let ended = bot.next_of("conversation_ended").await;
-    assert_eq!(
-        (ended["reason"].as_str(), ended["why"].as_str()),
-        (Some("handed_over"), Some("asked"))
-    );
+    let ended = hands_over_asked(&mut bot, &chat).await;
+    assert_eq!(ended["reason"], "handed_over", "{ended}");
 
     // The agent gets the same conversation with its lines, the bot's marked and named.
     let taken = agent.next_of("chat_started").await;
@@ -170,6 +164,18 @@ async fn eventually_archived(admin: &Api, chat: &str, lines: usize) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("conversation {chat} never had {lines} lines in the archive");
+}
+
+/// The bot takes the customer's line asking for a person and hands conversation `chat`
+/// over with the note "wants a refund": the `conversation_ended` it is told, which says
+/// it asked.
+pub(crate) async fn hands_over_asked(bot: &mut Ws, chat: &str) -> Value {
+    bot.next_of("message").await;
+    bot.send(json!({"type": "handover", "chat_id": chat, "note": "wants a refund"}))
+        .await;
+    let ended = bot.next_of("conversation_ended").await;
+    assert_eq!(ended["why"], "asked", "{ended}");
+    ended
 }
 
 /// The agent's `chat_started` for conversation `chat` handed over by bot Faq, its first
@@ -766,13 +772,7 @@ async fn a_bots_burst_to_one_customer_is_refused_before_the_customer_is_closed()
 async fn general_bot_online(hub: &Endpoint) -> Value {
     let (status, categories) = get(hub, "/api/categories").await;
     assert_eq!(status, 200, "{categories}");
-    let general = categories
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "general")
-        .cloned()
-        .unwrap();
+    let general = with_id(&categories, "general");
     assert_eq!(general["agents_online"], false, "{general}");
     general["bot_online"].clone()
 }

@@ -557,14 +557,8 @@ async fn a_socket_bot_on_one_node_answers_a_customer_on_another_and_hands_over()
     bot.next_refusal("empty_message", "b2").await;
 
     assert_eq!(carla.say("I need a person", "c2").await["seq"], 3);
-    bot.next_of("message").await;
-    bot.send(json!({"type": "handover", "chat_id": chat, "note": "wants a refund"}))
-        .await;
-    let ended = bot.next_of("conversation_ended").await;
-    assert_eq!(
-        (ended["chat_id"].as_str(), ended["why"].as_str()),
-        (Some(&*chat), Some("asked"))
-    );
+    let ended = crate::bots::hands_over_asked(&mut bot, &chat).await;
+    assert_eq!(ended["chat_id"], chat.as_str(), "{ended}");
     carla.next_of("transferred").await;
     let taken = ann.chat_continued(&chat).await;
     assert_eq!(taken["peer_name"], "Carla");

@@ -427,6 +427,13 @@ impl Api {
         self.call(reqwest::Method::GET, path, None).await
     }
 
+    /// GET `path` presenting the token as a bearer token: the response as it came (a
+    /// download's headers and bytes, which [`Self::get`] would not keep).
+    pub async fn get_response(&self, path: &str) -> reqwest::Response {
+        let url = format!("{}{}", self.base, path);
+        self.client.get(url).bearer_auth(&self.token).send().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
@@ -800,6 +807,12 @@ pub fn ids_in(list: &Value) -> Vec<&str> {
 pub fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
     let found = list.as_array().unwrap().iter().find(|item| item["name"] == name);
     found.unwrap_or_else(|| panic!("no {name:?} in {list}"))
+}
+
+/// The object in the array `list` whose `id` is `id`.
+pub fn with_id<'a>(list: &'a Value, id: &str) -> &'a Value {
+    let found = list.as_array().unwrap().iter().find(|item| item["id"] == id);
+    found.unwrap_or_else(|| panic!("no {id:?} in {list}"))
 }
 
 /// The strings in the array `list`, in order.
@@ -1343,6 +1356,13 @@ impl Cluster {
         let alpha = self.node("alpha", &tweak).await;
         let beta = self.node("beta", &tweak).await;
         (alpha, beta)
+    }
+
+    /// Nodes alpha, beta and gamma, with the test settings changed by `tweak`.
+    pub async fn three_nodes(&self, tweak: impl Fn(&mut Settings)) -> (TestHub, TestHub, TestHub) {
+        let (alpha, beta) = self.two_nodes(&tweak).await;
+        let gamma = self.node("gamma", &tweak).await;
+        (alpha, beta, gamma)
     }
 
     /// Nodes alpha and beta of a fresh cluster, the agent "ann" (general, one chat) on alpha,

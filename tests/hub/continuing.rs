@@ -36,12 +36,17 @@ pub(crate) async fn own_until(hub: &TestHub, key: &str, status: &str) -> Value {
     );
 }
 
+/// Carla, from the browser whose key is [`VISITOR`], joined on `hub` and paired with
+/// `agent`: her socket and the chat id.
+pub(crate) async fn carla_visiting(hub: &TestHub, agent: &mut Ws) -> (Ws, String) {
+    hub.paired_customer_with(agent, "Carla", json!({"visitor": VISITOR}))
+        .await
+}
+
 /// Carla's first visit with `agent`: she says "my parcel is late", the agent answers, and
 /// ends the chat (which resolves it). The conversation id.
 pub(crate) async fn first_visit(hub: &TestHub, agent: &mut Ws) -> String {
-    let (mut carla, chat) = hub
-        .paired_customer_with(agent, "Carla", json!({"visitor": VISITOR}))
-        .await;
+    let (mut carla, chat) = carla_visiting(hub, agent).await;
     carla.say("my parcel is late", "c1").await;
     agent.next_of("message").await;
     agent.say_in(&chat, "it leaves today", "a1").await;
@@ -244,9 +249,7 @@ async fn a_conversation_continued_by_another_agent_reaches_them_as_handed_on() {
 #[tokio::test]
 async fn a_conversation_continued_the_moment_it_ended_goes_on_after_its_last_line() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
-    let (mut carla, chat) = hub
-        .paired_customer_with(&mut ann, "Carla", json!({"visitor": VISITOR}))
-        .await;
+    let (mut carla, chat) = carla_visiting(&hub, &mut ann).await;
     // Lines acknowledged (durable) but perhaps not yet readable from the store, then the end.
     for n in 1..=30 {
         carla

@@ -15,9 +15,7 @@ use crate::continuing::{
 #[tokio::test]
 async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a_third() {
     let cluster = Cluster::start("continuing-cluster").await;
-    let alpha = cluster.node("alpha", |_| {}).await;
-    let beta = cluster.node("beta", |_| {}).await;
-    let gamma = cluster.node("gamma", |_| {}).await;
+    let (alpha, beta, gamma) = cluster.three_nodes(|_| {}).await;
     let mut ann = gamma.agent("ann", &["general"], 2).await;
     // Carla's first visit is on alpha; she comes back on beta.
     let chat = first_visit(&alpha, &mut ann).await;
@@ -56,8 +54,7 @@ async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a
 #[tokio::test]
 async fn across_nodes_what_the_agent_writes_while_the_customer_is_away_comes_first_when_they_continue() {
     let cluster = Cluster::start("follow-up-cluster").await;
-    let alpha = cluster.node("alpha", |_| {}).await;
-    let beta = cluster.node("beta", |_| {}).await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     let mut ann = beta.agent("ann", &["general"], 2).await;
     let chat = first_visit(&alpha, &mut ann).await;
     own_until(&beta, VISITOR, "resolved").await;
@@ -108,9 +105,7 @@ async fn across_nodes_what_the_agent_writes_while_the_customer_is_away_comes_fir
 #[tokio::test]
 async fn across_nodes_a_customer_whose_agent_vanished_goes_on_in_the_same_conversation() {
     let cluster = Cluster::start("agent-gone-cluster").await;
-    let alpha = cluster.node("alpha", |_| {}).await;
-    let beta = cluster.node("beta", |_| {}).await;
-    let gamma = cluster.node("gamma", |_| {}).await;
+    let (alpha, beta, gamma) = cluster.three_nodes(|_| {}).await;
     let mut ann = beta.agent("ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
     let chat = carla.chat_started().await;
@@ -239,13 +234,9 @@ async fn across_nodes_a_line_to_an_away_customer_refused_for_want_of_archive_roo
 #[tokio::test]
 async fn across_nodes_a_conversation_live_in_its_first_chat_is_continued_on_no_other_page() {
     let cluster = Cluster::start("first-chat-live").await;
-    let alpha = cluster.node("alpha", |_| {}).await;
-    let beta = cluster.node("beta", |_| {}).await;
-    let gamma = cluster.node("gamma", |_| {}).await;
+    let (alpha, beta, gamma) = cluster.three_nodes(|_| {}).await;
     let mut ann = beta.agent("ann", &["general"], 2).await;
-    let (mut carla, chat) = alpha
-        .paired_customer_with(&mut ann, "Carla", json!({"visitor": VISITOR}))
-        .await;
+    let (mut carla, chat) = crate::continuing::carla_visiting(&alpha, &mut ann).await;
     own_until(&gamma, VISITOR, "open").await;
 
     for node in [&gamma, &beta] {

@@ -153,8 +153,7 @@ async fn back_while_ann_is_away(hub: &TestHub, ann: &mut Ws) -> (String, Ws, Str
 
 async fn waiting_across_nodes(name: &str) -> WaitingAcrossNodes {
     let cluster = Cluster::start(name).await;
-    let alpha = cluster.node("alpha", |_| {}).await;
-    let beta = cluster.node("beta", |_| {}).await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     let mut ann = beta.agent("ann", &["general"], 1).await;
     let (chat, carla, token, queued) = back_while_ann_is_away(&alpha, &mut ann).await;
     WaitingAcrossNodes {
@@ -283,9 +282,7 @@ async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_
 #[tokio::test]
 async fn a_transferred_conversation_continued_names_each_line_s_author_and_its_agent_now() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
-    let (mut carla, chat) = hub
-        .paired_customer_with(&mut ann, "Carla", json!({"visitor": VISITOR}))
-        .await;
+    let (mut carla, chat) = crate::continuing::carla_visiting(&hub, &mut ann).await;
     carla.say("my parcel is late", "c1").await;
     ann.next_of("message").await;
     ann.say_in(&chat, "let me ask the warehouse", "a1").await;
@@ -407,9 +404,7 @@ async fn a_conversation_reassigned_from_the_inbox_names_each_line_s_author_when_
 #[tokio::test]
 async fn across_nodes_a_conversation_reassigned_from_the_inbox_names_each_line_s_author_when_continued() {
     let cluster = Cluster::start("reassigned-authors").await;
-    let alpha = cluster.node("alpha", |_| {}).await;
-    let beta = cluster.node("beta", |_| {}).await;
-    let gamma = cluster.node("gamma", |_| {}).await;
+    let (alpha, beta, gamma) = cluster.three_nodes(|_| {}).await;
     // Ann and Carla first on alpha, the reassignment on beta, Bob on gamma, Carla back there.
     reassigned_then_continued(&alpha, &beta, &gamma, &gamma).await;
     for node in [alpha, beta, gamma] {

@@ -92,13 +92,7 @@ async fn a_closed_category_refuses_a_join_keeps_those_waiting_told_and_unpaired_
         (Some(false), Some("general"))
     );
     let categories: serde_json::Value = get_json(&hub, "/api/categories").await;
-    let general = categories
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "general")
-        .unwrap()
-        .clone();
+    let general = with_id(&categories, "general");
     assert_eq!(
         (general["open"].as_bool(), general["agents_online"].as_bool()),
         (Some(false), Some(false))

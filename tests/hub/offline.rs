@@ -44,11 +44,7 @@ async fn desk_mailing(desk: &str) -> (SmtpSink, TestHub, Api) {
 /// `agents_online` of category `id` in the public list.
 async fn online(hub: &TestHub, id: &str) -> bool {
     let list: Value = get_json(hub, "/api/categories").await;
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no category {id} in {list}"))["agents_online"]
+    with_id(&list, id)["agents_online"]
         .as_bool()
         .unwrap_or_else(|| panic!("agents_online is a bool: {list}"))
 }

@@ -107,12 +107,7 @@ async fn a_chat_is_rated_once_and_the_rating_shows_to_the_agent_and_in_the_archi
     assert_eq!(detail["rating"]["scale"], "stars");
     assert_eq!(detail["rating"]["comment"], "Quick and kind ✓");
     let (_, list) = admin.get("/api/conversations").await;
-    let listed = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == chat_id.as_str())
-        .unwrap();
+    let listed = with_id(&list["items"], &chat_id);
     assert_eq!(listed["rating"]["score"], 4);
     let rita = hub.login("rita", "agent-password").await;
     let (_, mine) = rita.get(&format!("/api/conversations/{chat_id}")).await;

@@ -239,12 +239,9 @@ async fn report_matches_the_hand_computed_numbers(store: SharedStore) {
     );
 
     // The same report as CSV: a row per day and category, per agent, and the totals.
-    let csv = reqwest::Client::new()
-        .get(hub.url("/api/reports?from=2026-03-02&to=2026-03-03&zone=America/New_York&format=csv"))
-        .bearer_auth(&admin.token)
-        .send()
-        .await
-        .unwrap();
+    let csv = admin
+        .get_response("/api/reports?from=2026-03-02&to=2026-03-03&zone=America/New_York&format=csv")
+        .await;
     assert_eq!(csv.status(), 200);
     assert!(
         csv.headers()["content-disposition"]

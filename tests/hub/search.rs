@@ -75,13 +75,7 @@ fn ids(page: &Value) -> Vec<&str> {
 
 /// GET `path` as `api`: (status, content type, content disposition, body).
 async fn download(api: &Api, path: &str) -> (u16, String, String, String) {
-    let res = api
-        .client
-        .get(format!("{}{}", api.base, path))
-        .bearer_auth(&api.token)
-        .send()
-        .await
-        .unwrap();
+    let res = api.get_response(path).await;
     let header = |name: &str| {
         res.headers()
             .get(name)

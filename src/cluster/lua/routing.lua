@@ -13,6 +13,8 @@
 -- counter, drawn in the same order as the core draws its own, so both hand out the same
 -- ids for the same events. Decisions are emitted, and routing happens, in the core's order
 -- (offers included: src/core/routing/offers.rs), so both emit the same list.
+-- Sorts use `bytes_less` (Rust's order), from `bytes_order.lua`, which the adapter puts
+-- before this file.
 
 local P = '{sb}:'
 local K_COUNTER = P .. 'counter'        -- string: the one counter for ids, tickets, epochs, stamps
@@ -107,16 +109,6 @@ local function emit(d) out[#out + 1] = d end
 
 local function next_id()
   return string.format('%d', redis.call('INCR', K_COUNTER))
-end
-
--- Rust's `String` order (bytewise), whatever the server's locale makes of Lua's `<`.
-local function bytes_less(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = a:byte(i), b:byte(i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
 end
 
 local function now_ms()

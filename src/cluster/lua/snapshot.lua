@@ -2,18 +2,10 @@
 -- the queues in order with tickets, agents, chats, offers, the pairing room, and the id of the
 -- last routing event it includes. A node loads its place mirror from it and then reads
 -- the events stream after that id; the differential test compares it with the core.
--- Read-only; no fencing (reading changes nothing).
+-- Read-only; no fencing (reading changes nothing). `bytes_less` comes from
+-- `bytes_order.lua`, which the adapter puts before this.
 
 local P = '{sb}:'
-
-local function bytes_less(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = a:byte(i), b:byte(i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
 
 -- The agents who passed a customer this round (offer mode), bytewise order.
 local function passed(customer)

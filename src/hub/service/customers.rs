@@ -9,7 +9,7 @@ use crate::cluster::replica::RoutingOp;
 use crate::core::conversation::Route;
 use crate::core::routing::{CategoryId, ChatId, CustomerId, Decision, Party, RoutingError};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::protocol::{ClientFrame, FIRST_MESSAGE_MAX_CHARS, From, JoinFrame, ServerFrame};
+use crate::protocol::{ClientFrame, FIRST_MESSAGE_MAX_CHARS, JoinFrame, ServerFrame};
 use crate::store::CustomerProfile;
 
 impl HubState {
@@ -301,22 +301,7 @@ impl HubState {
             }
             ClientFrame::Typing { active, .. } => {
                 let chat = self.customer_chat(id)?;
-                self.signal_peer(
-                    chat,
-                    Party::Customer,
-                    NodeMessage::Typing {
-                        chat,
-                        from: Party::Customer,
-                        active,
-                    },
-                );
-                let log = &self.chats[&chat];
-                let frame = ServerFrame::Typing {
-                    chat_id: log.wire_id().to_string(),
-                    from: From::Customer,
-                    active,
-                };
-                self.send(Recipient::Agent(log.agent.clone()), &frame);
+                self.typing(chat, Party::Customer, active);
                 Ok(())
             }
             ClientFrame::Draft { text } => {

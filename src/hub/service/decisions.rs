@@ -240,36 +240,10 @@ impl HubState {
                 self.end_continuing(customer, side, end);
                 self.forget_customer(customer);
             }
-            Decision::CustomerAway { chat, agent } => {
-                let frame = ServerFrame::PeerAway {
-                    chat_id: self.wire(chat),
-                    grace_secs: self.settings.resume_grace.as_secs_f64(),
-                };
-                self.send(Recipient::Agent(agent), &frame);
-            }
-            Decision::CustomerBack { chat, agent } => {
-                self.send(
-                    Recipient::Agent(agent),
-                    &ServerFrame::PeerBack {
-                        chat_id: self.wire(chat),
-                    },
-                );
-            }
-            Decision::AgentAway { chat, customer } => {
-                let frame = ServerFrame::PeerAway {
-                    chat_id: self.wire(chat),
-                    grace_secs: self.settings.resume_grace.as_secs_f64(),
-                };
-                self.send(Recipient::Customer(customer), &frame);
-            }
-            Decision::AgentBack { chat, customer } => {
-                self.send(
-                    Recipient::Customer(customer),
-                    &ServerFrame::PeerBack {
-                        chat_id: self.wire(chat),
-                    },
-                );
-            }
+            Decision::CustomerAway { chat, agent } => self.tell_peer(Recipient::Agent(agent), chat, true),
+            Decision::CustomerBack { chat, agent } => self.tell_peer(Recipient::Agent(agent), chat, false),
+            Decision::AgentAway { chat, customer } => self.tell_peer(Recipient::Customer(customer), chat, true),
+            Decision::AgentBack { chat, customer } => self.tell_peer(Recipient::Customer(customer), chat, false),
             Decision::CustomerGraceStarted { customer, epoch } => {
                 after(
                     &self.timers,
@@ -334,6 +308,20 @@ impl HubState {
     /// Tells the agent (where this node holds them) of an offer, and runs its timer here:
     /// a node runs the timers of the people it holds. An agent who drops has their offers
     /// withdrawn (`core::routing`), so an offer never outlives the node that times it.
+    /// Tells `to` that the other side of `chat` is away (their grace running) or back.
+    fn tell_peer(&mut self, to: Recipient, chat: ChatId, away: bool) {
+        let chat_id = self.wire(chat);
+        let frame = if away {
+            ServerFrame::PeerAway {
+                chat_id,
+                grace_secs: self.settings.resume_grace.as_secs_f64(),
+            }
+        } else {
+            ServerFrame::PeerBack { chat_id }
+        };
+        self.send(to, &frame);
+    }
+
     pub(super) fn tell_offer(&mut self, offer: OfferId, customer: CustomerId, agent: AgentId, category: CategoryId) {
         // Held here, connected or not (a disconnect not yet applied in Redis): the timer is
         // this node's either way. A second more than the agent is told: their answer may

@@ -340,21 +340,32 @@ impl HubState {
         }
     }
 
+    /// `from` in `chat`, connected here, is typing or stopped: its peer is told, on this
+    /// node or another.
+    pub(in crate::hub::service) fn typing(&mut self, chat: ChatId, from: Party, active: bool) {
+        self.signal_peer(chat, from, NodeMessage::Typing { chat, from, active });
+        self.tell_typing(chat, from, active);
+    }
+
+    /// Tells the other side of `chat` (when it is connected here) that `from` is typing or
+    /// stopped: for a side on this node or, through [`Self::chat_signal`], on another.
+    pub(in crate::hub::service) fn tell_typing(&mut self, chat: ChatId, from: Party, active: bool) {
+        let Some(log) = self.chats.get(&chat) else { return };
+        let (to, from) = match from {
+            Party::Customer => (Recipient::Agent(log.agent.clone()), From::Customer),
+            _ => (Recipient::Customer(log.customer), From::Agent),
+        };
+        let frame = ServerFrame::Typing {
+            chat_id: log.wire_id().to_string(),
+            from,
+            active,
+        };
+        self.send(to, &frame);
+    }
+
     pub(in crate::hub::service) fn chat_signal(&mut self, signal: NodeMessage) {
         match signal {
-            NodeMessage::Typing { chat, from, active } => {
-                let Some(log) = self.chats.get(&chat) else { return };
-                let (to, from) = match from {
-                    Party::Customer => (Recipient::Agent(log.agent.clone()), From::Customer),
-                    _ => (Recipient::Customer(log.customer), From::Agent),
-                };
-                let frame = ServerFrame::Typing {
-                    chat_id: log.wire_id().to_string(),
-                    from,
-                    active,
-                };
-                self.send(to, &frame);
-            }
+            NodeMessage::Typing { chat, from, active } => self.tell_typing(chat, from, active),
             NodeMessage::Draft { chat, text } => {
                 let Some(log) = self.chats.get(&chat) else { return };
                 if !self.settings.draft_preview {
