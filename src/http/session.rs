@@ -95,8 +95,8 @@ impl FromRequestParts<AppState> for CookieAdmin {
 }
 
 /// A signed-in admin or an API token with the `admin` scope, as [`AdminOnly`], for a route
-/// where only some changes are a [`CookieAdmin`]'s (making an admin, setting an admin's
-/// password: a leaked token must not become an admin's session).
+/// where only some changes are a [`CookieAdmin`]'s (making an admin, changing an admin
+/// account: a leaked token must neither become an admin's session nor lock the admins out).
 pub struct AdminCaller {
     pub account: Account,
     /// The route, when the caller came with a bearer token rather than the cookie.

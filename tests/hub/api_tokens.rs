@@ -127,7 +127,7 @@ async fn an_admin_token_administers_and_a_bot_token_names_its_bot() {
 /// in and make what only a signed-in admin may; disable it, rename it). It still creates
 /// agents and changes them, passwords included; a signed-in admin does all of it.
 #[tokio::test]
-async fn an_admin_token_cannot_make_an_admin_nor_set_an_admins_password() {
+async fn an_admin_token_cannot_make_an_admin_nor_change_one() {
     let (hub, admin) = TestHub::with_admin().await;
     let (secret, _) = token(&admin, "provisioning", &["admin"]).await;
     let script = Api::bearer(&hub, &secret);
@@ -205,7 +205,10 @@ async fn an_admin_token_cannot_make_an_admin_nor_set_an_admins_password() {
         .await;
     assert_eq!(status, 200);
     let (status, renamed) = admin
-        .patch(&format!("/api/admin/agents/{admin_id}"), json!({"display_name": "Boss"}))
+        .patch(
+            &format!("/api/admin/agents/{admin_id}"),
+            json!({"display_name": "Boss"}),
+        )
         .await;
     assert_eq!(status, 200, "{renamed}");
     hub.login("bob", "eves-own-password").await;

@@ -54,7 +54,7 @@ export function createCustomerPanel() {
     const c = r.data;
     const lines = [
       ...c.messages.map((m) => ({ at: m.at, node: el('li', { class: `earlier-line ${m.from}` },
-        el('span', { class: 'earlier-meta' }, `${m.from === 'customer' ? c.customer_name : m.from === 'agent' ? m.agent_name : 'Switchboard'} · ${clock(m.at)}`),
+        el('span', { class: 'earlier-meta' }, `${m.from === 'customer' ? c.customer_name : m.from === 'agent' ? m.agent_name || c.agent_name || 'Agent' : 'Switchboard'} · ${clock(m.at)}`),
         el('span', { class: 'earlier-text' }, m.text)) })),
       ...c.notes.map((n) => ({ at: n.at, node: el('li', { class: 'earlier-line note', dataset: { testid: 'earlier-note' } },
         el('span', { class: 'earlier-meta' }, `Internal note · ${n.agent_name} · ${clock(n.at)}`),

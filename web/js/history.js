@@ -184,8 +184,9 @@ export function createArchive(host, { categories = [], agents = null, mineFrom =
     const res = await api('GET', `/api/conversations/${encodeURIComponent(id)}`);
     if (!res.ok) { detail.replaceChildren(el('p', { class: 'form-error' }, res.error.message)); return; }
     const c = res.data;
-    // An agent line names the agent who wrote it (the hub tells, whoever had it since).
-    const by = (m) => (m.from === 'agent' ? m.agent_name : m.from);
+    // An agent line names the agent who wrote it (the hub tells, whoever had it since; a node
+    // of an older release tells only the conversation's agent).
+    const by = (m) => (m.from === 'agent' ? m.agent_name || c.agent_name || 'Agent' : m.from);
     // Messages, agents' notes and transfers in time order (a note or a transfer has no seq).
     const lines = [
       ...(c.messages || []).map((m) => ({ at: m.at, node: el('li', { class: `msg ${m.from === mineFrom ? 'mine' : 'theirs'}`, dataset: { testid: 'archive-message' } },

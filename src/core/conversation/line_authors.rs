@@ -28,11 +28,14 @@ pub struct LineAuthors {
 impl LineAuthors {
     /// The authors as `hand_ons` (in the archive's order) and the archive's agent now
     /// (`last`) say. A hand-on whose seq goes back before one kept earlier (two made at
-    /// once) ends no turn of its own: the later turn holds those lines.
+    /// once) ends no turn of its own: the later turn holds those lines. Nor does one from
+    /// nobody (no name: an offline message taken from its line), which no agent held: the
+    /// lines up to it are the next turn's (its taker may write before the take is archived,
+    /// and the take names the last seq known then).
     pub fn new(hand_ons: impl IntoIterator<Item = HandOn>, last: impl Into<String>) -> Self {
         let mut turns: Vec<(u64, String)> = Vec::new();
         for HandOn { after_seq, from_name } in hand_ons {
-            if turns.last().is_some_and(|(through, _)| *through >= after_seq) {
+            if from_name.is_empty() || turns.last().is_some_and(|(through, _)| *through >= after_seq) {
                 continue;
             }
             turns.push((after_seq, from_name));
@@ -81,6 +84,18 @@ mod tests {
     fn a_hand_on_going_back_ends_no_turn() {
         let authors = LineAuthors::new([hand_on(5, "Ann"), hand_on(5, "Bob"), hand_on(6, "Cy")], "Di");
         assert_eq!(authors.turns().collect::<Vec<_>>(), [(5, "Ann"), (6, "Cy")]);
+    }
+
+    /// An offline message taken from its line is handed on by nobody (no name), after the
+    /// last seq known when the take was archived: a line its taker wrote before that names
+    /// the taker, never nobody.
+    #[test]
+    fn a_hand_on_from_nobody_names_no_lines() {
+        let authors = LineAuthors::new([hand_on(4, ""), hand_on(6, "Ann")], "Bob");
+        let names: Vec<&str> = (1..=7).map(|seq| authors.of(seq)).collect();
+        assert_eq!(names, ["Ann", "Ann", "Ann", "Ann", "Ann", "Ann", "Bob"]);
+        assert_eq!(authors.turns().collect::<Vec<_>>(), [(6, "Ann")]);
+        assert_eq!(LineAuthors::new([hand_on(4, "")], "Ann").of(3), "Ann");
     }
 
     #[test]

@@ -455,11 +455,9 @@ impl Continued {
     /// each ended turn's, then the holder's through its last line when the holder is not
     /// `agent` (the lines past every entry are `agent`'s own).
     pub(super) fn note_for(&self, agent: &AgentId) -> Option<TransferNote> {
-        // A turn of nobody's (an offline message taken from its line) names no lines.
         let mut earlier_agents: Vec<EarlierAgent> = self
             .authors
             .turns()
-            .filter(|(_, name)| !name.is_empty())
             .map(|(through_seq, name)| EarlierAgent {
                 name: name.to_string(),
                 through_seq,

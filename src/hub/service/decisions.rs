@@ -305,9 +305,6 @@ impl HubState {
         }
     }
 
-    /// Tells the agent (where this node holds them) of an offer, and runs its timer here:
-    /// a node runs the timers of the people it holds. An agent who drops has their offers
-    /// withdrawn (`core::routing`), so an offer never outlives the node that times it.
     /// Tells `to` that the other side of `chat` is away (their grace running) or back.
     fn tell_peer(&mut self, to: Recipient, chat: ChatId, away: bool) {
         let chat_id = self.wire(chat);
@@ -322,6 +319,9 @@ impl HubState {
         self.send(to, &frame);
     }
 
+    /// Tells the agent (where this node holds them) of an offer, and runs its timer here:
+    /// a node runs the timers of the people it holds. An agent who drops has their offers
+    /// withdrawn (`core::routing`), so an offer never outlives the node that times it.
     pub(super) fn tell_offer(&mut self, offer: OfferId, customer: CustomerId, agent: AgentId, category: CategoryId) {
         // Held here, connected or not (a disconnect not yet applied in Redis): the timer is
         // this node's either way. A second more than the agent is told: their answer may
