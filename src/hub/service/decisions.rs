@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{ChatLog, EndedVisit, HubState};
 use crate::clock::now_ms;
+use crate::cluster::chat_log::NodeMessage;
 use crate::cluster::resume_tokens;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, OfferId, Party, Removal};
 use crate::hub::delivery::{ConnId, Recipient};
@@ -315,6 +316,29 @@ impl HubState {
             }
         } else {
             ServerFrame::PeerBack { chat_id }
+        };
+        self.send(to, &frame);
+    }
+
+    /// `from` in `chat`, connected here, is typing or stopped: its peer is told, on this
+    /// node or another.
+    pub(super) fn typing(&mut self, chat: ChatId, from: Party, active: bool) {
+        self.signal_peer(chat, from, NodeMessage::Typing { chat, from, active });
+        self.tell_typing(chat, from, active);
+    }
+
+    /// Tells the other side of `chat` (when it is connected here) that `from` is typing or
+    /// stopped: for a side on this node or, through [`Self::chat_signal`], on another.
+    pub(super) fn tell_typing(&mut self, chat: ChatId, from: Party, active: bool) {
+        let Some(log) = self.chats.get(&chat) else { return };
+        let (to, from) = match from {
+            Party::Customer => (Recipient::Agent(log.agent.clone()), From::Customer),
+            _ => (Recipient::Customer(log.customer), From::Agent),
+        };
+        let frame = ServerFrame::Typing {
+            chat_id: log.wire_id().to_string(),
+            from,
+            active,
         };
         self.send(to, &frame);
     }

@@ -16,7 +16,7 @@ use crate::core::routing::{ChatId, Party};
 use crate::hub::cluster::link::{QueuedMessage, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use crate::hub::transcript::{Author, Stamped, Transcript, stamped};
-use crate::protocol::{From, ServerFrame};
+use crate::protocol::ServerFrame;
 use crate::store::{ArchiveEvent, ConversationClosed};
 
 /// An ended chat this node archives, waiting for the last read of its log before its closing.
@@ -338,29 +338,6 @@ impl HubState {
             self.cluster_mut().customer_wrote(chat, at);
             self.customer_line_in(chat, at);
         }
-    }
-
-    /// `from` in `chat`, connected here, is typing or stopped: its peer is told, on this
-    /// node or another.
-    pub(in crate::hub::service) fn typing(&mut self, chat: ChatId, from: Party, active: bool) {
-        self.signal_peer(chat, from, NodeMessage::Typing { chat, from, active });
-        self.tell_typing(chat, from, active);
-    }
-
-    /// Tells the other side of `chat` (when it is connected here) that `from` is typing or
-    /// stopped: for a side on this node or, through [`Self::chat_signal`], on another.
-    pub(in crate::hub::service) fn tell_typing(&mut self, chat: ChatId, from: Party, active: bool) {
-        let Some(log) = self.chats.get(&chat) else { return };
-        let (to, from) = match from {
-            Party::Customer => (Recipient::Agent(log.agent.clone()), From::Customer),
-            _ => (Recipient::Customer(log.customer), From::Agent),
-        };
-        let frame = ServerFrame::Typing {
-            chat_id: log.wire_id().to_string(),
-            from,
-            active,
-        };
-        self.send(to, &frame);
     }
 
     pub(in crate::hub::service) fn chat_signal(&mut self, signal: NodeMessage) {
