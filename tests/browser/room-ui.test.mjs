@@ -171,6 +171,8 @@ test('the lobby: the devices chosen are the call\'s; joining with the camera off
     await next.goto(`${hub.url}/room.html?room=${room.id}`);
     await next.getByTestId('lobby').waitFor();
     await next.waitForFunction((id) => document.getElementById('lobby-video').srcObject?.getAudioTracks()[0]?.getSettings().deviceId === id, chosen.mic);
+    // The list of devices is filled once they are enumerated, which may come after the stream.
+    await next.waitForFunction((id) => document.querySelector('[data-testid="mic-select"]')?.value === id, chosen.mic).catch(() => {});
     assert.equal(await next.getByTestId('mic-select').inputValue(), chosen.mic);
     assert.equal(await next.getByTestId('lobby-mic-on').isChecked(), false, 'muted when last seen');
     assert.equal(await next.getByTestId('lobby-camera-on').isChecked(), true);
