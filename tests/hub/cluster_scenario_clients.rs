@@ -580,9 +580,17 @@ pub async fn customer(me: usize, name: String, category: String, node: usize, ct
                 }
             }
             "error" if frame["code"] == "resume_expired" => {
-                // Their visit is over (the checker counts it: every resume here is
-                // within the grace period).
-                ctx.set(&name, Phase::Gone);
+                // Their visit is over. After their own `leave` (its answer lost: refused
+                // `cluster_unavailable` when its call timed out on a stalled node, yet
+                // applied) that is the leave taking: they finished, and the checker
+                // requires their chat archived as closed. Otherwise the checker counts
+                // it: every resume here is within the grace period.
+                if run.person.seen.iter().any(|s| matches!(s, Seen::LeaveSent)) {
+                    run.finished = true;
+                    ctx.set(&name, Phase::Finished);
+                } else {
+                    ctx.set(&name, Phase::Gone);
+                }
                 return run;
             }
             "error" if frame["code"] == "cluster_unavailable" && (token.is_none() || resuming) => {
