@@ -239,6 +239,39 @@ test('a desk nobody serves yet says so on the booking page', async () => {
   });
 });
 
+test('the booking page opens on the first month with a free day, turning past months with nothing left', async () => {
+  await withShots('appointments-seek', async (pages) => {
+    const [page] = await openPages(browser, pages, 1);
+    // A topic of its own, served by a representative of its own.
+    await apiCall(hub, 'POST', '/api/admin/categories', { id: 'seeking', name: 'Seeking' }, await adminToken(hub));
+    await createAgent(hub, { username: 'sina', display_name: 'Sina Roth', categories: ['seeking'] });
+    // The page's clock a month back: the month it opens on is over (nothing free), as a
+    // month is at its end, and the next may be too (today at a month's end, late).
+    const now = new Date();
+    await page.clock.setFixedTime(new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 15, 12)));
+    await page.goto(`${hub.url}/book.html?category=seeking`);
+    const zone = await page.evaluate(() => Intl.DateTimeFormat().resolvedOptions().timeZone);
+    // The first month from the real today with a free day, as the server tells it.
+    let expected = null;
+    for (let ahead = 0; ahead < 2 && !expected; ahead += 1) {
+      const first = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + ahead, 1));
+      const month = first.toISOString().slice(0, 7);
+      const days = await apiCall(hub, 'GET', `/api/appointments/days?month=${month}&zone=${encodeURIComponent(zone)}&category=seeking`);
+      assert.equal(days.status, 200, JSON.stringify(days.data));
+      if (days.data.free_days.length > 0) expected = { month, day: days.data.free_days[0] };
+    }
+    assert.ok(expected, 'a free day within two months');
+    await page.getByTestId('free-day').first().waitFor();
+    const shown = await page.evaluate(() => document.querySelector('#days [data-date]').dataset.date.slice(0, 7));
+    assert.equal(shown, expected.month);
+    // Its first free day is picked, and its times listed.
+    await page.locator(`[data-testid="free-day"][data-date="${expected.day}"][aria-pressed="true"]`).waitFor();
+    await page.locator('#slots button').first().waitFor();
+    assert.equal(await page.getByTestId('slots-error').textContent(), '');
+    await shot(page, 'booking-seek');
+  });
+});
+
 test("the representative sees the day's appointments and cancels one with a second press", async () => {
   await withShots('appointments-agent', async (pages) => {
     const booked = await apiCall(hub, 'POST', '/api/appointments', {

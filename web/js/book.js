@@ -57,7 +57,10 @@ const categoryParam = () => (topic() ? `&category=${encodeURIComponent(topic())}
 let monthLoads = 0;
 let dayLoads = 0;
 
-async function loadMonth() {
+/** The month `state.month` with its free days. `seek`: how many months further it may turn
+ *  when this one has no free day left (at a month's end), as a booking page opens on the
+ *  first month a customer can book in. */
+async function loadMonth({ seek = 0 } = {}) {
   const load = ++monthLoads;
   const { year, month } = state.month;
   $('month-label').textContent = new Intl.DateTimeFormat([], { month: 'long', year: 'numeric', timeZone: 'UTC' })
@@ -80,6 +83,11 @@ async function loadMonth() {
   show($('nobody'), nobody);
   show($('pick-grid'), !nobody);
   if (nobody) return;
+  if (body.free_days.length === 0 && seek > 0) {
+    state.month = month === 12 ? { year: year + 1, month: 1 } : { year, month: month + 1 };
+    loadMonth({ seek: seek - 1 });
+    return;
+  }
   renderMonth(new Set(body.free_days));
   // The first free day is picked for the customer, as a start.
   if (!state.day || !state.day.startsWith(`${year}-${String(month).padStart(2, '0')}`)) {
@@ -304,11 +312,14 @@ async function loadCurrent() {
   return true;
 }
 
+/** Months the page turns by itself past ones with nothing free (the first months it shows). */
+const SEEK_MONTHS = 2;
+
 function startMonth() {
   const today = todayInZone();
   state.month = { year: today.year, month: today.month };
   state.day = null;
-  loadMonth();
+  loadMonth({ seek: SEEK_MONTHS });
 }
 
 $('prev-month').addEventListener('click', () => {
