@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::access::ClientIp;
 use super::error::{ApiJson, StoreAnswer};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::{AdminCaller, AdminOnly};
 use super::{ApiError, AppState, ErrorBody};
 use crate::api_tokens::{hash, new_secret};
 use crate::clock::now_ms;
@@ -45,7 +45,7 @@ pub struct ApiTokenView {
     /// The secret's start (`sbt_` and 4 characters), to tell tokens apart.
     pub hint: String,
     pub created_at: i64,
-    /// The account that created it (`api-token:<id>` when a token did).
+    /// The id of the admin who created it.
     pub created_by: String,
     pub expires_at: Option<i64>,
     /// Exact to a minute: a busy token's use is written once a minute.
@@ -104,7 +104,9 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> super::error::Json
     ))
 }
 
-/// Create a token; the answer holds its secret, which is not shown again.
+/// Create a token; the answer holds its secret, which is not shown again. Only a signed-in
+/// admin may (the cookie, or the session as a bearer token): an API token, whatever its
+/// scopes, is refused 403 `session_required`, as a token it made would outlive its revocation.
 #[utoipa::path(post, path = "/api/admin/api-tokens", tag = "admin",
     request_body(content = NewApiToken, example = json!({"name": "CRM sync", "scopes": ["read"]})),
     security(("bearer" = []), ("session_cookie" = [])),
@@ -114,10 +116,13 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> super::error::Json
             (1 to 100 characters) or a bot name without it; `invalid_expiry`: not in the future", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn create(
-    AdminOnly(me): AdminOnly,
+    caller: AdminCaller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewApiToken>,
 ) -> Result<(StatusCode, Json<CreatedApiToken>), ApiError> {
+    // A token made by a token would stay valid when the first is revoked after a leak.
+    caller.signed_in()?;
+    let me = caller.account;
     let name = body.name.trim().to_string();
     if name.is_empty() || name.chars().count() > NAME_CHARS {
         return Err(ApiError::invalid("invalid_name", "a name is 1 to 80 characters"));

@@ -112,6 +112,16 @@ impl AdminCaller {
             None => Ok(()),
         }
     }
+
+    /// Ok for an admin signed in (the cookie, or their session as a bearer token); 403
+    /// `session_required` for an API token: for what a leaked token must not do even with
+    /// the `admin` scope, such as making another token that outlives its revocation.
+    pub fn signed_in(&self) -> Result<(), ApiError> {
+        match &self.bearer_on {
+            Some(route) if self.account.id.starts_with(API_TOKEN_ACCOUNT) => Err(session_required(route)),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for AdminCaller {
@@ -154,6 +164,10 @@ impl FromRequestParts<AppState> for AdminOrReader {
     }
 }
 
+/// How the account an API token acts as is named (`api-token:<token id>`): never a
+/// person's id, which is a UUID.
+const API_TOKEN_ACCOUNT: &str = "api-token:";
+
 /// The `Authorization: Bearer` token of a request, if any.
 fn bearer_token(headers: &HeaderMap) -> Option<String> {
     headers
@@ -194,8 +208,8 @@ impl Asked {
 async fn token_account(state: &AppState, secret: &str, need: Scope, asked: &Asked) -> Result<Account, ApiError> {
     let token = token_with(state, secret, need, asked).await?;
     Ok(Account {
-        id: format!("api-token:{}", token.id),
-        username: format!("api-token:{}", token.id),
+        id: format!("{API_TOKEN_ACCOUNT}{}", token.id),
+        username: format!("{API_TOKEN_ACCOUNT}{}", token.id),
         display_name: token.name,
         role: Role::Admin,
         password_hash: String::new(),

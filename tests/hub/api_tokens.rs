@@ -208,6 +208,35 @@ async fn an_admin_token_cannot_make_an_admin_nor_change_one() {
     hub.login("bob", "eves-own-password").await;
 }
 
+/// A leaked `admin` token must not outlive its revocation: it cannot make another token
+/// (which would stay valid when this one is revoked), whatever the scopes asked. It may still
+/// list the tokens and revoke one (itself included: what a script does on a leak). A
+/// signed-in admin makes tokens, with the cookie or the session as a bearer.
+#[tokio::test]
+async fn an_admin_token_cannot_make_another_token() {
+    let (hub, admin) = TestHub::with_admin().await;
+    let (secret, _) = token(&admin, "provisioning", &["admin"]).await;
+    let script = Api::bearer(&hub, &secret);
+    for scopes in [json!(["admin"]), json!(["read"])] {
+        let (status, refused) = script
+            .post("/api/admin/api-tokens", json!({"name": "spare", "scopes": scopes}))
+            .await;
+        assert_eq!(
+            (status, &refused["error"]["code"]),
+            (403, &json!("session_required")),
+            "{scopes}: {refused}"
+        );
+    }
+    let (status, listed) = script.get("/api/admin/api-tokens").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "nothing made: {listed}");
+    let (_, other) = token(&admin, "crm", &["read"]).await;
+    let (status, revoked) = script
+        .delete(&format!("/api/admin/api-tokens/{}", other["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+}
+
 #[tokio::test]
 async fn malformed_unknown_expired_and_revoked_tokens_are_refused() {
     let (hub, admin) = TestHub::with_admin().await;
