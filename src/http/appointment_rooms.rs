@@ -290,6 +290,10 @@ pub struct AppointmentRoomStatus {
     pub end: i64,
     /// Until when the room takes joins: the slot's end plus `APPOINTMENT_ROOM_GRACE_MINUTES`.
     pub open_until: i64,
+    /// From when the representative may start the call: the start less
+    /// `APPOINTMENT_START_WINDOW_MINUTES`. Before it, a page says when to come back rather
+    /// than wait in the waiting room.
+    pub joinable_from: i64,
 }
 
 /// The appointment's room as its customer's page needs it to wait: whom they wait for,
@@ -318,5 +322,6 @@ async fn status(
         start: a.start,
         end: a.end,
         open_until,
+        joinable_from: a.start - state.settings.appointment_start_window.as_millis() as i64,
     }))
 }

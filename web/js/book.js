@@ -209,9 +209,16 @@ function showDone(a, title) {
   $('add-outlook').href = a.links.calendar.outlook;
   $('add-ics').href = a.links.calendar.ics;
   $('cancel-link').href = a.links.manage;
+  if (state.current) {
+    // Moved: the card beside says what the appointment is now, not what it was.
+    state.current = a;
+    $('current-when').textContent = `${longWhen(a.start)} (${zoneLabel(state.zone)})`;
+  }
   show($('details'), false);
   show($('pick'), false);
   show($('done'), true);
+  // A screen reader says the outcome; the form the focus was on is gone.
+  $('done-title').focus();
 }
 
 async function submit(event) {
@@ -315,9 +322,21 @@ async function loadCurrent() {
 /** Months the page turns by itself past ones with nothing free (the first months it shows). */
 const SEEK_MONTHS = 2;
 
+/** {year, month} of `ms` in the chosen zone. */
+function monthInZone(ms) {
+  const [year, month] = new Intl.DateTimeFormat('en-CA', { timeZone: state.zone, year: 'numeric', month: '2-digit' })
+    .format(new Date(ms)).split('-').map(Number);
+  return { year, month };
+}
+
 function startMonth() {
   const today = todayInZone();
   state.month = { year: today.year, month: today.month };
+  // Rescheduling: the month of the appointment being moved, when it is a later one.
+  if (state.current) {
+    const booked = monthInZone(Date.parse(state.current.start));
+    if (booked.year * 12 + booked.month > today.year * 12 + today.month) state.month = booked;
+  }
   state.day = null;
   loadMonth({ seek: SEEK_MONTHS });
 }

@@ -112,12 +112,33 @@ async function askToJoin() {
   });
 }
 
-async function waitingText() {
+/** The appointment's room as the page waits for it (GET /api/appointments/room), or null. */
+async function roomStatus() {
   const res = await fetch(`/api/appointments/room?token=${encodeURIComponent(token)}`);
-  if (!res.ok) return 'Your call has not started yet; you will be let in when your representative joins.';
-  const room = await res.json();
-  const at = new Intl.DateTimeFormat([], { timeZone: shownZone || undefined, timeStyle: 'short' }).format(new Date(room.start));
-  return `Your call with ${room.representative} starts at ${at}; you will be let in when ${room.representative} joins.`;
+  return res.ok ? res.json() : null;
+}
+
+/** `ms` in the customer's zone: the time, with the date before it when it is not today. */
+function whenText(ms) {
+  const inTheirs = (options) => new Intl.DateTimeFormat([], { timeZone: shownZone || undefined, ...options });
+  const day = (t) => inTheirs({ year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(t));
+  const time = inTheirs({ timeStyle: 'short' }).format(new Date(ms));
+  if (day(ms) === day(Date.now())) return `at ${time}`;
+  return `on ${inTheirs({ weekday: 'long', day: 'numeric', month: 'long' }).format(new Date(ms))} at ${time}`;
+}
+
+async function waitingText() {
+  const room = await roomStatus();
+  if (!room) return 'Your call has not started yet; you will be let in when your representative joins.';
+  return `Your call with ${room.representative} starts ${whenText(room.start)}; you will be let in when ${room.representative} joins.`;
+}
+
+/** Pressed before the representative may start the call: when to come back, or null. */
+async function tooEarlyText() {
+  const room = await roomStatus();
+  if (!room || room.state !== 'waiting' || Date.now() >= room.joinable_from) return null;
+  const from = new Intl.DateTimeFormat([], { timeZone: shownZone || undefined, timeStyle: 'short' }).format(new Date(room.joinable_from));
+  return `Your call with ${room.representative} is ${whenText(room.start)}. Come back from ${from}: the call opens then.`;
 }
 
 function enterRoom(joined, { waited = false } = {}) {
@@ -152,9 +173,18 @@ async function join(delay) {
   return undefined;
 }
 
-$('join').addEventListener('click', () => {
+$('join').addEventListener('click', async () => {
   $('error').textContent = '';
   $('join').disabled = true;
+  // Days early, nothing to wait for: the page says when, and marks nobody waiting.
+  const early = await tooEarlyText();
+  if (early) {
+    clearTimeout(waitTimer);
+    $('waiting-text').textContent = early;
+    $('waiting').hidden = false;
+    $('join').disabled = false;
+    return;
+  }
   join(WAIT_FIRST_MS);
 });
 
