@@ -41,6 +41,11 @@ pub fn mongo_uri() -> String {
     )
 }
 
+/// A store on the embedded database in `dir` (kept while `dir` lives).
+pub async fn embedded_store(dir: &TempDir) -> SharedStore {
+    Arc::new(EmbeddedStore::open(&dir.0).await.unwrap())
+}
+
 pub async fn mongo_store(uri: &str) -> SharedStore {
     let db = format!("t{}", uuid::Uuid::new_v4().simple());
     Arc::new(
@@ -134,7 +139,7 @@ async fn three_conversations_are_three_complete_records(store: SharedStore) {
 #[tokio::test]
 async fn three_conversations_are_archived_on_the_embedded_store() {
     let dir = TempDir::new("archive");
-    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    let store = embedded_store(&dir).await;
     three_conversations_are_three_complete_records(store).await;
 }
 
@@ -546,7 +551,7 @@ async fn each_line_of_a_transferred_conversation_names_its_agent_on_the_memory_s
 #[tokio::test]
 async fn each_line_of_a_transferred_conversation_names_its_agent_on_the_embedded_store() {
     let dir = TempDir::new("archive");
-    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    let store = embedded_store(&dir).await;
     each_line_of_a_transferred_conversation_names_its_agent(store).await;
 }
 

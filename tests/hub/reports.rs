@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard::store::*;
 
-use crate::archive::{TempDir, mongo_store, mongo_uri};
+use crate::archive::{TempDir, embedded_store, mongo_store, mongo_uri};
 use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with};
 use crate::common::{Api, TestHub};
 
@@ -269,7 +269,7 @@ async fn the_report_matches_a_hand_computed_expectation_on_the_memory_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_matches_a_hand_computed_expectation_on_the_embedded_store() {
     let dir = TempDir::new("reports-embedded");
-    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    let store = embedded_store(&dir).await;
     report_matches_the_hand_computed_numbers(store).await;
 }
 
