@@ -46,8 +46,18 @@ pub async fn embedded_store(dir: &TempDir) -> SharedStore {
     Arc::new(EmbeddedStore::open(&dir.0).await.unwrap())
 }
 
+/// A database name no other test uses.
+fn fresh_db() -> String {
+    format!("t{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The harness's MongoDB and a database of the test's own there (its name).
+pub fn own_mongodb() -> (String, String) {
+    (mongo_uri(), fresh_db())
+}
+
 pub async fn mongo_store(uri: &str) -> SharedStore {
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_db();
     Arc::new(
         MongoStore::connect(uri, &db)
             .await
