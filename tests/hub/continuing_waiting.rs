@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::continuing::{VISITOR, continuing, first_visit, own_until, wait_archived};
+use crate::continuing::{VISITOR, archived_as_ann, continuing, first_visit, own_until};
 
 fn seqs(messages: &Value) -> Vec<u64> {
     messages
@@ -82,8 +82,7 @@ async fn a_customer_waiting_to_continue_reads_and_writes_into_their_conversation
     // The chat goes on after them: one gapless count.
     assert_eq!(carla.say("thank you", "c5").await["seq"], 5);
     assert_eq!(ann.next_of("message").await["seq"], 5);
-    let api = hub.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 5).await;
+    let archived = archived_as_ann(&hub, &chat, 5).await;
     let stored = seqs_and_texts(&archived["messages"]);
     assert_eq!(stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
     assert_eq!(stored[2].1, "are you there?");
@@ -194,8 +193,7 @@ async fn across_nodes_a_customer_writes_while_waiting_on_one_node_and_their_agen
     assert_eq!(seqs(&to_carla["messages"]).last(), Some(&4), "{to_carla}");
     assert_eq!(ann.say_in(&chat, "it arrives today", "a1").await["seq"], 5);
     assert_eq!(carla.next_of("message").await["seq"], 5);
-    let api = beta.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 5).await;
+    let archived = archived_as_ann(&beta, &chat, 5).await;
     let stored = seqs_and_texts(&archived["messages"]);
     assert_eq!(stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
     assert_eq!((stored[2].1, stored[3].1), ("still waiting for my parcel", "any news?"));
@@ -257,8 +255,7 @@ async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_
     assert_eq!(seqs(&to_carla["messages"]).last(), Some(&4), "{to_carla}");
     assert_eq!(ann.say_in(chat, "it arrives today", "a1").await["seq"], 5);
     assert_eq!(back.next_of("message").await["seq"], 5);
-    let api = beta.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, chat, 5).await;
+    let archived = archived_as_ann(beta, chat, 5).await;
     assert_eq!(
         seqs_and_texts(&archived["messages"])
             .iter()
