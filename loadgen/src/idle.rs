@@ -9,16 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::proto;
 use crate::setup::Target;
 use crate::stats::Stats;
-use crate::wsconn;
 
 pub struct Idle {
     pub customers: usize,
@@ -44,52 +41,21 @@ pub async fn run(t: &Target, s: &Arc<Stats>, cfg: &Idle) -> Value {
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let mut permit = Some(sem.acquire_owned().await.expect("semaphore open"));
-            let mut ws = match wsconn::connect(t.hub, t.source(k), "/ws/customer", None, 1024).await {
-                Ok(ws) => ws,
-                Err((code, _)) => {
-                    s.conns_failed.fetch_add(1, Relaxed);
-                    s.error(&code);
-                    return;
-                }
-            };
-            s.conns_ok.fetch_add(1, Relaxed);
-            if ws
-                .send(Message::text(proto::join(&format!("idle{k}"), &category)))
-                .await
-                .is_err()
-            {
-                s.error("send_failed");
+            let name = format!("idle{k}");
+            let Some(mut ws) = crate::queue::joined_customer(&s, t.hub, t.source(k), 1024, &name, &category).await
+            else {
                 return;
-            }
-            s.sent.fetch_add(1, Relaxed);
+            };
             let mut placed = false;
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    m = ws.next() => match m {
-                        Some(Ok(Message::Text(text))) => {
-                            s.received.fetch_add(1, Relaxed);
-                            if let Some(f) = proto::parse(&text) {
-                                match f.kind.as_ref() {
-                                    "queued" if !placed => {
-                                        placed = true;
-                                        joined.fetch_add(1, Relaxed);
-                                    }
-                                    "error" => s.error(f.code.as_deref().unwrap_or("error")),
-                                    _ => {}
-                                }
-                            }
-                        }
-                        Some(Ok(Message::Close(frame))) => {
-                            s.error(&format!("closed_{}", frame.map_or(1005, |f| u16::from(f.code))));
-                            return;
-                        }
-                        Some(Ok(_)) => {}
-                        _ => {
-                            s.error("connection_lost");
-                            return;
-                        }
+            while let Some(text) = crate::queue::next_text(&mut ws, &mut stop, &s).await {
+                let Some(f) = proto::parse(&text) else { continue };
+                match f.kind.as_ref() {
+                    "queued" if !placed => {
+                        placed = true;
+                        joined.fetch_add(1, Relaxed);
                     }
+                    "error" => s.error(f.code.as_deref().unwrap_or("error")),
+                    _ => {}
                 }
                 if placed {
                     // Joined: let the next connection start while this one idles.

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::setup::{self, Target};
 use crate::stats::{Stats, new_hist, pcts};
@@ -59,6 +59,54 @@ impl Waiting {
     }
 }
 
+/// A customer's socket on `hub` from `source`, joined to `category` as `name`: the
+/// connection counted in `s` (and its failure), the join counted sent, a join that
+/// could not be sent counted `send_failed`. `None` when either failed.
+pub async fn joined_customer(
+    s: &Stats,
+    hub: std::net::SocketAddr,
+    source: Option<std::net::Ipv4Addr>,
+    read_buffer: usize,
+    name: &str,
+    category: &str,
+) -> Option<wsconn::Ws> {
+    let mut ws = s
+        .counted(wsconn::connect(hub, source, "/ws/customer", None, read_buffer).await)
+        .ok()?;
+    if ws.send(Message::text(proto::join(name, category))).await.is_err() {
+        s.error("send_failed");
+        return None;
+    }
+    s.sent.fetch_add(1, Relaxed);
+    Some(ws)
+}
+
+/// The next text a waiting customer's `ws` brings (counted received), until `stop`
+/// turns. `None` once stopped, or when the connection ended (counted as an error:
+/// `closed_<code>`, or `connection_lost`).
+pub async fn next_text(ws: &mut wsconn::Ws, stop: &mut watch::Receiver<bool>, s: &Stats) -> Option<Utf8Bytes> {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return None,
+            m = ws.next() => match m {
+                Some(Ok(Message::Text(text))) => {
+                    s.received.fetch_add(1, Relaxed);
+                    return Some(text);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    s.error(&format!("closed_{}", frame.map_or(1005, |f| u16::from(f.code))));
+                    return None;
+                }
+                Some(Ok(_)) => {}
+                _ => {
+                    s.error("connection_lost");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 /// Connects `count` customers (source addresses offset by `src_offset`), joins
 /// each to `category`, and returns once all are queued (or failed).
 pub async fn join_waiting(
@@ -86,65 +134,42 @@ pub async fn join_waiting(
         let (category, mut stop) = (category.to_string(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut permit = Some(sem.acquire_owned().await.expect("semaphore open"));
-            let mut ws =
-                match wsconn::connect(t.customer_hub(k), t.source(k + src_offset), "/ws/customer", None, 2048).await {
-                    Ok(ws) => ws,
-                    Err((code, _)) => {
-                        s.conns_failed.fetch_add(1, Relaxed);
-                        s.error(&code);
-                        failed.fetch_add(1, Relaxed);
-                        return;
-                    }
-                };
-            s.conns_ok.fetch_add(1, Relaxed);
-            if ws
-                .send(Message::text(proto::join(&format!("w{k}"), &category)))
-                .await
-                .is_err()
-            {
+            let (hub, source) = (t.customer_hub(k), t.source(k + src_offset));
+            let Some(mut ws) = joined_customer(&s, hub, source, 2048, &format!("w{k}"), &category).await else {
                 failed.fetch_add(1, Relaxed);
                 return;
-            }
-            s.sent.fetch_add(1, Relaxed);
+            };
             let (mut first, mut last) = (0u64, 0u64);
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    m = ws.next() => match m {
-                        Some(Ok(Message::Text(text))) => {
-                            s.received.fetch_add(1, Relaxed);
-                            let Some(f) = proto::parse(&text) else { continue };
-                            match (f.kind.as_ref(), f.place) {
-                                ("queued", Some(p)) => {
-                                    (first, last) = (p, p);
-                                    joined.fetch_add(1, Relaxed);
-                                    permit = None;
-                                }
-                                ("place", Some(p)) => {
-                                    if p == last {
-                                        s.duplicates.fetch_add(1, Relaxed);
-                                    } else if p + 1 != last {
-                                        s.error("unexpected_place");
-                                    }
-                                    last = p;
-                                    if let Some(tr) = &tracker {
-                                        let round = first.saturating_sub(p) as usize;
-                                        if round >= 1 && round < tr.updates.len() {
-                                            tr.updates[round].fetch_add(1, Relaxed);
-                                            tr.last_us[round].fetch_max(s.now_us(), Relaxed);
-                                        }
-                                    }
-                                }
-                                ("chat_started", _) => {
-                                    if let Some(tr) = &tracker { tr.routed.fetch_add(1, Relaxed); }
-                                }
-                                ("error", _) => s.error(f.code.as_deref().unwrap_or("error")),
-                                _ => {}
+            while let Some(text) = next_text(&mut ws, &mut stop, &s).await {
+                let Some(f) = proto::parse(&text) else { continue };
+                match (f.kind.as_ref(), f.place) {
+                    ("queued", Some(p)) => {
+                        (first, last) = (p, p);
+                        joined.fetch_add(1, Relaxed);
+                        permit = None;
+                    }
+                    ("place", Some(p)) => {
+                        if p == last {
+                            s.duplicates.fetch_add(1, Relaxed);
+                        } else if p + 1 != last {
+                            s.error("unexpected_place");
+                        }
+                        last = p;
+                        if let Some(tr) = &tracker {
+                            let round = first.saturating_sub(p) as usize;
+                            if round >= 1 && round < tr.updates.len() {
+                                tr.updates[round].fetch_add(1, Relaxed);
+                                tr.last_us[round].fetch_max(s.now_us(), Relaxed);
                             }
                         }
-                        Some(Ok(_)) => {}
-                        _ => { s.error("connection_lost"); return; }
                     }
+                    ("chat_started", _) => {
+                        if let Some(tr) = &tracker {
+                            tr.routed.fetch_add(1, Relaxed);
+                        }
+                    }
+                    ("error", _) => s.error(f.code.as_deref().unwrap_or("error")),
+                    _ => {}
                 }
             }
             drop(permit);

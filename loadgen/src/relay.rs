@@ -570,14 +570,9 @@ async fn bare_setup(t: &Target, shared: &Arc<Shared>, cfg: &Relay, agents: usize
         format!("hello {side} {}", ids.join(","))
     };
     let open = |i: usize, text: String| async move {
-        let mut ws = wsconn::connect(t.hub, t.source(i), "/", None, wsconn::READ_BUFFER)
-            .await
-            .map_err(|(code, detail)| {
-                stats.conns_failed.fetch_add(1, Relaxed);
-                stats.error(&code);
-                format!("bare relay: {code} {detail}")
-            })?;
-        stats.conns_ok.fetch_add(1, Relaxed);
+        let mut ws = stats
+            .counted(wsconn::connect(t.hub, t.source(i), "/", None, wsconn::READ_BUFFER).await)
+            .map_err(|(code, detail)| format!("bare relay: {code} {detail}"))?;
         ws.send(Message::text(text)).await.map_err(|e| e.to_string())?;
         match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
             Ok(Some(Ok(Message::Text(ready)))) if ready.as_str() == READY => Ok::<Ws, String>(ws),
@@ -668,23 +663,16 @@ async fn stored_message_total(t: &Target) -> Result<(u64, u64), String> {
 /// Connects customer `k`, joins and waits for its chat to start.
 async fn customer_join(t: &Target, sh: &Shared, k: usize, category: &str) -> Result<Ws, String> {
     let s = &sh.stats;
-    let mut ws = match wsconn::connect(
+    let connecting = wsconn::connect(
         t.customer_hub(k),
         t.source(k),
         "/ws/customer",
         None,
         wsconn::READ_BUFFER,
-    )
-    .await
-    {
-        Ok(ws) => ws,
-        Err((code, detail)) => {
-            s.conns_failed.fetch_add(1, Relaxed);
-            s.error(&code);
-            return Err(format!("customer {k}: {code} {detail}"));
-        }
-    };
-    s.conns_ok.fetch_add(1, Relaxed);
+    );
+    let mut ws = s
+        .counted(connecting.await)
+        .map_err(|(code, detail)| format!("customer {k}: {code} {detail}"))?;
     ws.send(Message::text(proto::join(&format!("c{k}"), category)))
         .await
         .map_err(|e| e.to_string())?;

@@ -136,23 +136,16 @@ pub async fn run(t: &Target, stats: &Arc<Stats>, cfg: &Routing) -> Result<(Value
     stats.set_phase(format!("{} routing customers connect", cfg.burst));
     let mut customers = vec![];
     for k in 0..cfg.burst {
-        let ws = match wsconn::connect(
+        let connecting = wsconn::connect(
             t.customer_hub(k),
             t.source(k + 7),
             "/ws/customer",
             None,
             wsconn::READ_BUFFER,
-        )
-        .await
-        {
-            Ok(ws) => ws,
-            Err((code, d)) => {
-                stats.conns_failed.fetch_add(1, Relaxed);
-                stats.error(&code);
-                return Err(format!("routing customer {k}: {code} {d}"));
-            }
-        };
-        stats.conns_ok.fetch_add(1, Relaxed);
+        );
+        let ws = stats
+            .counted(connecting.await)
+            .map_err(|(code, d)| format!("routing customer {k}: {code} {d}"))?;
         customers.push(tokio::spawn(customer(
             sh.clone(),
             ws,

@@ -85,23 +85,16 @@ pub async fn create_agents(
 
 /// Opens an agent's websocket, waits for the welcome and goes available.
 pub async fn agent_online(t: &Target, i: usize, token: &str, stats: &Stats) -> Result<Ws, String> {
-    let mut ws = match wsconn::connect(
+    let connecting = wsconn::connect(
         t.agent_hub(i),
         t.source(i),
         "/ws/agent",
         Some(token),
         wsconn::READ_BUFFER,
-    )
-    .await
-    {
-        Ok(ws) => ws,
-        Err((code, detail)) => {
-            stats.conns_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            stats.error(&code);
-            return Err(format!("agent {i}: {code} {detail}"));
-        }
-    };
-    stats.conns_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    );
+    let mut ws = stats
+        .counted(connecting.await)
+        .map_err(|(code, detail)| format!("agent {i}: {code} {detail}"))?;
     ws.send(Message::text(r#"{"type":"set_available","available":true}"#))
         .await
         .map_err(|e| e.to_string())?;

@@ -51,6 +51,19 @@ impl Stats {
         *self.errors.lock().unwrap().entry(code.to_string()).or_default() += 1;
     }
 
+    /// Counts a connection attempt (`wsconn::connect`'s answer): `conns_ok`, or
+    /// `conns_failed` and its error code. The answer, as it was.
+    pub fn counted<T>(&self, attempt: Result<T, (String, String)>) -> Result<T, (String, String)> {
+        match &attempt {
+            Ok(_) => self.conns_ok.fetch_add(1, Relaxed),
+            Err((code, _)) => {
+                self.error(code);
+                self.conns_failed.fetch_add(1, Relaxed)
+            }
+        };
+        attempt
+    }
+
     pub fn set_phase(&self, phase: impl Into<String>) {
         let phase = phase.into();
         eprintln!("[{:6.1}s] -- {phase}", self.started.elapsed().as_secs_f64());

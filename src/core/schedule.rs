@@ -317,30 +317,19 @@ pub(crate) mod tests {
         let calendar = berlin();
         let now: Timestamp = "2026-06-15T08:30:00Z".parse().unwrap(); // 10:30 in Berlin
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
-        assert_eq!(
-            calendar.check_booking(at("2026-06-15T01:00:00Z"), now),
-            Err(BookingRefusal::NotASlot),
-            "03:00 local"
-        );
-        assert_eq!(
-            calendar.check_booking(at("2026-06-15T15:00:00Z"), now),
-            Err(BookingRefusal::NotASlot),
-            "17:00 closes"
-        );
-        assert_eq!(
-            calendar.check_booking(at("2026-06-15T10:30:00Z"), now),
-            Err(BookingRefusal::NotASlot),
-            "half past"
-        );
-        assert_eq!(
-            calendar.check_booking(at("2026-06-15T08:00:00Z"), now),
-            Err(BookingRefusal::Past)
-        );
-        assert_eq!(
-            calendar.check_booking(at("2026-06-15T09:00:00Z"), now),
-            Err(BookingRefusal::TooSoon),
-            "30 min ahead, 1 h notice"
-        );
+        for (start, refusal, why) in [
+            ("2026-06-15T01:00:00Z", BookingRefusal::NotASlot, "03:00 local"),
+            ("2026-06-15T15:00:00Z", BookingRefusal::NotASlot, "17:00 closes"),
+            ("2026-06-15T10:30:00Z", BookingRefusal::NotASlot, "half past"),
+            ("2026-06-15T08:00:00Z", BookingRefusal::Past, "10:00 local, gone"),
+            (
+                "2026-06-15T09:00:00Z",
+                BookingRefusal::TooSoon,
+                "30 min ahead, 1 h notice",
+            ),
+        ] {
+            assert_eq!(calendar.check_booking(at(start), now), Err(refusal), "{why}");
+        }
         assert!(calendar.check_booking(at("2026-06-15T10:00:00Z"), now).is_ok());
     }
 

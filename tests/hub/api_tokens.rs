@@ -257,20 +257,20 @@ async fn malformed_unknown_expired_and_revoked_tokens_are_refused() {
         )
         .await;
     let brief = Api::bearer(&hub, expiring["secret"].as_str().unwrap());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let refused = polled(Duration::from_secs(10), async || {
         let (status, answer) = brief.get("/api/conversations").await;
         if status == 401 {
-            assert!(
-                answer["error"]["message"].as_str().unwrap().contains("expired"),
-                "{answer}"
-            );
-            break;
+            return Some(answer);
         }
         assert_eq!(status, 200, "{answer}");
-        assert!(std::time::Instant::now() < deadline, "the token never expired");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        None
+    })
+    .await
+    .expect("the token never expired");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("expired"),
+        "{refused}"
+    );
 
     let (secret, created) = token(&admin, "leaked", &["read"]).await;
     let leaked = Api::bearer(&hub, &secret);
@@ -613,23 +613,20 @@ pub(crate) async fn both_listen_on_the_admin_bus(cluster: &Cluster) {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, listeners): (String, i64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(switchboard::cluster::bus::ADMIN_CHANNEL)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        if listeners >= 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{listeners} nodes listen on the bus"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_ok(
+        Duration::from_secs(10),
+        "fewer than two nodes listen on the bus",
+        async || {
+            let (_, listeners): (String, i64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(switchboard::cluster::bus::ADMIN_CHANNEL)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            if listeners >= 2 { Ok(()) } else { Err(listeners) }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use switchboard::store::{EmbeddedStore, MongoStore, SharedStore};
+use switchboard::store::{MongoStore, SharedStore};
 
-use crate::archive::{TempDir, free_port, mongo_uri};
+use crate::archive::{TempDir, embedded_store, free_port, mongo_uri};
 use crate::common::*;
 
 /// How long a test waits for a mail that must come.
@@ -428,7 +428,7 @@ async fn a_hub_killed_between_booking_and_sending_sends_the_mail_once_after_rest
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hubs_on_one_embedded_store_send_each_mail_once_and_one_of_two_bookings_of_a_slot_wins() {
     let dir = TempDir::new("appointment-mail-two");
-    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    let store = embedded_store(&dir).await;
     two_nodes(store.clone(), store).await;
 }
 

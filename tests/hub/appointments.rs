@@ -2,14 +2,12 @@
 //! 20 simultaneous bookings of one slot (memory, embedded and MongoDB stores), the cancel
 //! link, the choice between two representatives, and the staff views.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::archive::{TempDir, mongo_store, mongo_uri};
+use crate::archive::{TempDir, embedded_store, mongo_store, mongo_uri};
 use crate::common::*;
-use switchboard::store::{EmbeddedStore, SharedStore};
 
 fn booking(start: &str, name: &str) -> Value {
     json!({"start": start, "name": name, "email": format!("{}@example.com", name.to_lowercase()),
@@ -140,7 +138,7 @@ async fn twenty_simultaneous_bookings_of_one_slot_have_one_winner_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_simultaneous_bookings_of_one_slot_have_one_winner_on_the_embedded_store() {
     let dir = TempDir::new("appointments");
-    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    let store = embedded_store(&dir).await;
     let hub = TestHub::with_store(store, |_| {}).await;
     twenty_at_once(&hub).await;
     hub.stop().await;

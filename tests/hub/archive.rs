@@ -41,8 +41,23 @@ pub fn mongo_uri() -> String {
     )
 }
 
+/// A store on the embedded database in `dir` (kept while `dir` lives).
+pub async fn embedded_store(dir: &TempDir) -> SharedStore {
+    Arc::new(EmbeddedStore::open(&dir.0).await.unwrap())
+}
+
+/// A database name no other test uses.
+fn fresh_db() -> String {
+    format!("t{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The harness's MongoDB and a database of the test's own there (its name).
+pub fn own_mongodb() -> (String, String) {
+    (mongo_uri(), fresh_db())
+}
+
 pub async fn mongo_store(uri: &str) -> SharedStore {
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let db = fresh_db();
     Arc::new(
         MongoStore::connect(uri, &db)
             .await
@@ -134,7 +149,7 @@ async fn three_conversations_are_three_complete_records(store: SharedStore) {
 #[tokio::test]
 async fn three_conversations_are_archived_on_the_embedded_store() {
     let dir = TempDir::new("archive");
-    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    let store = embedded_store(&dir).await;
     three_conversations_are_three_complete_records(store).await;
 }
 
@@ -546,7 +561,7 @@ async fn each_line_of_a_transferred_conversation_names_its_agent_on_the_memory_s
 #[tokio::test]
 async fn each_line_of_a_transferred_conversation_names_its_agent_on_the_embedded_store() {
     let dir = TempDir::new("archive");
-    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    let store = embedded_store(&dir).await;
     each_line_of_a_transferred_conversation_names_its_agent(store).await;
 }
 

@@ -330,30 +330,22 @@ async fn a_bot_customers_ticket_lost_with_redis_data_is_recorded_again_and_still
 /// Waits until the dead node's bot conversation `chat` is closed in `store` as one whose
 /// customer went (a disconnect by the customer) and resolved.
 async fn closed_as_customer_gone(store: &switchboard::store::SharedStore, chat: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let closed = loop {
-        if let Some(closed) = store.conversation(chat).await.unwrap().closed {
-            break closed;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the dead node's bot conversation was never closed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let closed = polled(Duration::from_secs(30), async || {
+        store.conversation(chat).await.unwrap().closed
+    })
+    .await
+    .expect("the dead node's bot conversation was never closed");
     assert_eq!(
         (closed.reason, closed.ended_by),
         (EndReason::Disconnect, Side::Customer),
         "closed as a customer gone"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while store.conversation_record(chat).await.unwrap().status != ConversationStatus::Resolved {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the conversation was never resolved"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let resolved = polled(Duration::from_secs(30), async || {
+        let status = store.conversation_record(chat).await.unwrap().status;
+        (status == ConversationStatus::Resolved).then_some(status)
+    })
+    .await;
+    assert!(resolved.is_some(), "the conversation was never resolved");
 }
 
 /// Carla talks to the bot on a real hub process that is killed (kill -9) and never comes
@@ -698,18 +690,15 @@ async fn a_socket_bots_lost_record_is_written_again_and_serves_another_nodes_cus
     let ([alpha, beta], servers, _admin, mut bot, _) = socket_bot_on_alpha("bots-cluster-socket-refresh").await;
     let mut conn = redis_conn(&servers.redis).await;
     let key = "{sb}:bot-socket:Faq";
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let recorded: Option<String> = redis::cmd("GET").arg(key).query_async(&mut conn).await.unwrap();
-        if recorded.is_some() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "alpha never recorded its bot's socket"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let recorded = polled(Duration::from_secs(30), async || {
+        redis::cmd("GET")
+            .arg(key)
+            .query_async::<Option<String>>(&mut conn)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert!(recorded.is_some(), "alpha never recorded its bot's socket");
     let deleted: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await.unwrap();
     assert_eq!(deleted, 1);
 

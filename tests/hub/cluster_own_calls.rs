@@ -170,19 +170,19 @@ async fn a_reload_on_the_same_node_while_redis_is_away_keeps_the_chat() {
     assert_eq!(agent.next_of("peer_away").await["chat_id"], chat.as_str());
 
     // The page tries again: now the resume is recorded, and the chat outlives the grace.
-    let deadline = Instant::now() + WAIT;
-    let mut back = loop {
+    let mut back = until_ok(WAIT, "the customer never resumed", async || {
         let mut ws = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
         ws.send(serde_json::json!({"type": "resume", "token": token})).await;
         let first = ws
             .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
             .await;
         if first["type"] == "resumed" && first["chat"]["chat_id"] == chat.as_str() {
-            break ws;
+            Ok(ws)
+        } else {
+            Err(first)
         }
-        assert!(Instant::now() < deadline, "the customer never resumed: {first}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    })
+    .await;
     assert_eq!(agent.next_of("peer_back").await["chat_id"], chat.as_str());
     tokio::time::sleep(Duration::from_secs(3)).await; // past the 2 s grace period
     back.send(serde_json::json!({"type": "message", "text": "still here"}))
@@ -250,30 +250,30 @@ async fn a_message_refused_while_redis_was_slow_and_sent_again_is_stamped_once()
     customer.send(json!({"type": "leave"})).await;
     agent.next_of("chat_ended").await;
     let admin = beta.admin().await;
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let record = until_ok(WAIT, "never archived closed", async || {
         let (status, record) = admin.get(&format!("/api/conversations/{chat}")).await;
         if status == 200 && !record["ended_at"].is_null() {
-            let archived: Vec<(Option<u64>, Option<&str>)> = record["messages"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|m| (m["seq"].as_u64(), m["text"].as_str()))
-                .collect();
-            assert_eq!(
-                archived,
-                [
-                    (Some(1), Some("hello")),
-                    (Some(2), Some("is my refund on its way?")),
-                    (Some(3), Some("thanks"))
-                ],
-                "archived once each: {record}"
-            );
-            break;
+            Ok(record)
+        } else {
+            Err(format!("{status} {record}"))
         }
-        assert!(Instant::now() < deadline, "never archived closed: {status} {record}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    let archived: Vec<(Option<u64>, Option<&str>)> = record["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| (m["seq"].as_u64(), m["text"].as_str()))
+        .collect();
+    assert_eq!(
+        archived,
+        [
+            (Some(1), Some("hello")),
+            (Some(2), Some("is my refund on its way?")),
+            (Some(3), Some("thanks"))
+        ],
+        "archived once each: {record}"
+    );
     alpha.stop().await;
     beta.stop().await;
 }

@@ -14,7 +14,7 @@ use switchboard::store::{MemoryStore, SharedStore};
 use crate::archive::TempDir;
 use crate::cluster_fixture::{Servers, killed_and_back_empty, nodes, redis_conn, resume_tried, resumed_on};
 use crate::cluster_redis_restart::{archived, healthy, lease_of};
-use crate::common::{Ws, types, u64s_in};
+use crate::common::{Ws, closed_with_lines, types, u64s_in};
 use crate::redis_server::RedisServer;
 
 /// Sends `frame` until the reply of type `taken` comes, sending it again a moment after
@@ -510,27 +510,10 @@ async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_
     until_taken(&mut ann, json!({"type": "end_chat", "chat_id": chat}), "chat_ended").await;
 
     // Every acknowledged line archived once, and the closing, whoever archives the chat.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let record = store.conversation(&chat).await.ok();
-        let lines: Vec<(u64, String)> = record
-            .iter()
-            .flat_map(|r| r.messages.iter().map(|m| (m.seq, m.text.clone())))
-            .collect();
-        let closed = record.as_ref().is_some_and(|r| r.closed.is_some());
-        if closed && lines.len() == 3 {
-            assert_eq!(
-                lines,
-                [(1, "one"), (2, "two"), (3, "three")].map(|(s, t)| (s, t.to_string()))
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "archived as closed with seq 1-3; found {lines:?}, closed: {closed}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(
+        closed_with_lines(store, &chat, 3, Duration::from_secs(10)).await,
+        [(1, "one"), (2, "two"), (3, "three")].map(|(s, t)| (s, t.to_string()))
+    );
 
     if answer["type"] == "resumed" {
         // Resumed then and there: the line and the end came live.
@@ -609,20 +592,12 @@ async fn a_customer_resuming_on_a_node_without_the_chat_after_a_restore_gets_its
     let five = json!({"type": "message", "chat_id": chat, "text": "five", "client_id": "c5"});
     assert_eq!(until_taken(&mut back, five, "ack").await["seq"], 5);
     until_taken(&mut ann, json!({"type": "end_chat", "chat_id": chat}), "chat_ended").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let record = store.conversation(&chat).await.ok();
-        let seqs: Vec<u64> = record.iter().flat_map(|r| r.messages.iter().map(|m| m.seq)).collect();
-        let closed = record.as_ref().is_some_and(|r| r.closed.is_some());
-        if closed && seqs == [1, 2, 3, 4, 5] {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "archived as closed with seq 1-5 once each; found {seqs:?}, closed: {closed}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let lines = closed_with_lines(store, &chat, 5, Duration::from_secs(10)).await;
+    assert_eq!(
+        u64s_of(&lines),
+        [1, 2, 3, 4, 5],
+        "archived as closed with seq 1-5 once each"
+    );
     alpha.stop().await;
     beta.stop().await;
 }

@@ -4,7 +4,7 @@
 //! waiting customer keeps their place in line (and its updates); past the grace period
 //! the token is refused everywhere.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -12,7 +12,7 @@ use switchboard::store::SharedStore;
 
 use crate::cluster_fixture::{Servers, chat_across_nodes, nodes, sent_and_seen};
 use crate::cluster_hub::messages;
-use crate::common::{TestHub, Ws, archived_when, seqs_and_texts};
+use crate::common::{TestHub, Ws, archived_when, seqs_and_texts, until_ok};
 
 /// The (seq, text) of each message in a `resumed` frame's chat.
 /// A chat across three nodes (see [`chat_across_nodes`]) in which the customer says "one"
@@ -191,15 +191,19 @@ async fn a_customer_whose_chat_ended_while_away_gets_it_on_another_node() {
     };
     // The customer's node records the ended visit when it replays the ending, a moment
     // after the agent is told: a try before that is refused, and the client tries again.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (mut back, resumed) = loop {
-        let (back, first) = resume_on_gamma().await;
-        if first["type"] == "resumed" && first["chat"]["messages"].is_array() {
-            break (back, first);
-        }
-        assert!(Instant::now() < deadline, "no ended chat on resume elsewhere: {first}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (mut back, resumed) = until_ok(
+        Duration::from_secs(10),
+        "no ended chat on resume elsewhere",
+        async || {
+            let (back, first) = resume_on_gamma().await;
+            if first["type"] == "resumed" && first["chat"]["messages"].is_array() {
+                Ok((back, first))
+            } else {
+                Err(first)
+            }
+        },
+    )
+    .await;
     let missed = seqs_and_texts(&resumed["chat"]["messages"]);
     assert_eq!(missed, [(2, "bye now")], "what they missed after seq 1: {resumed}");
     assert_eq!(resumed["chat"]["chat_id"], chat.as_str());

@@ -1327,20 +1327,9 @@ async fn a_customer_resuming_on_the_node_of_their_agent_is_archived_there() {
     back.send(json!({"type": "leave"})).await;
     back.next_of("chat_ended").await;
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let record = store.conversation(&chat).await.ok();
-        let seqs: Vec<u64> = record.iter().flat_map(|r| r.messages.iter().map(|m| m.seq)).collect();
-        if record.as_ref().is_some_and(|r| r.closed.is_some()) && seqs == [1, 2, 3] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "archived as closed with seq 1-3 once each; found {seqs:?}, closed: {:?}",
-            record.map(|r| r.closed.is_some())
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let lines = crate::common::closed_with_lines(&store, &chat, 3, Duration::from_secs(20)).await;
+    let seqs: Vec<u64> = lines.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, [1, 2, 3], "archived as closed with seq 1-3 once each");
     alpha.stop().await;
     beta.stop().await;
 }

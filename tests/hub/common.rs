@@ -1320,6 +1320,26 @@ pub async fn archived_when(
     .await
 }
 
+/// The seqs and texts of conversation `id` once the archive has closed it with `n` lines,
+/// asked for up to `wait`; panics with what the archive held last.
+pub async fn closed_with_lines(store: &SharedStore, id: &str, n: usize, wait: Duration) -> Vec<(u64, String)> {
+    let what = format!("conversation {id} never archived as closed with {n} lines");
+    until_ok(wait, &what, async || {
+        let record = store.conversation(id).await.ok();
+        let lines: Vec<(u64, String)> = record
+            .iter()
+            .flat_map(|r| r.messages.iter().map(|m| (m.seq, m.text.clone())))
+            .collect();
+        let closed = record.as_ref().is_some_and(|r| r.closed.is_some());
+        if closed && lines.len() == n {
+            Ok(lines)
+        } else {
+            Err(format!("found {lines:?}, closed: {closed}"))
+        }
+    })
+    .await
+}
+
 /// The conversation `id` once the archive has closed it (`None` if it never does in `wait`).
 pub async fn closed_conversation(store: &SharedStore, id: &str, wait: Duration) -> Option<Conversation> {
     archived_when(store, id, wait, |record| record.closed.is_some()).await

@@ -162,16 +162,19 @@ pub(crate) async fn still_open(ws: &mut Ws) {
     );
 }
 
+/// Conversation `id` as Ann, its agent, reads it through `hub` once it holds `n` messages.
+pub(crate) async fn archived_as_ann(hub: &Endpoint, id: &str, n: usize) -> Value {
+    wait_archived(&hub.login("ann", "agent-password").await, id, n).await
+}
+
 /// Conversation `id` as `api` reads it once it holds `n` messages.
 pub(crate) async fn wait_archived(api: &Api, id: &str, n: usize) -> Value {
-    for _ in 0..100 {
+    polled(std::time::Duration::from_secs(10), async || {
         let (status, c) = api.get(&format!("/api/conversations/{id}")).await;
-        if status == 200 && c["messages"].as_array().is_some_and(|m| m.len() == n) {
-            return c;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("conversation {id} never had {n} messages");
+        (status == 200 && c["messages"].as_array().is_some_and(|m| m.len() == n)).then_some(c)
+    })
+    .await
+    .unwrap_or_else(|| panic!("conversation {id} never had {n} messages"))
 }
 
 /// `archived`, the conversation `chat` as the archive has it, is Bob's now, and the archive
@@ -271,8 +274,7 @@ async fn a_conversation_continued_the_moment_it_ended_goes_on_after_its_last_lin
         "{started}"
     );
     assert_eq!(again.say("one more", "c31").await["seq"], 31);
-    let api = hub.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 31).await;
+    let archived = archived_as_ann(&hub, &chat, 31).await;
     assert_eq!(archived["messages"][30]["text"], "one more");
 }
 
@@ -320,8 +322,7 @@ async fn what_the_agent_writes_while_the_customer_is_away_reaches_them_when_they
     }
     assert!(seen.contains(&3), "{started}");
     assert_eq!(carla.say("thank you!", "c9").await["seq"], 9);
-    let api = hub.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 9).await;
+    let archived = archived_as_ann(&hub, &chat, 9).await;
     let stored = seqs_and_texts(&archived["messages"]);
     assert_eq!(
         stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(),

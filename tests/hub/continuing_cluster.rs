@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::common::*;
 use crate::continuing::{
-    VISITOR, back_with_her_lines, continuing, first_visit, her_third_line, only_bobs_in_the_archive, own_until,
-    wait_archived,
+    VISITOR, archived_as_ann, back_with_her_lines, continuing, first_visit, her_third_line, only_bobs_in_the_archive,
+    own_until, wait_archived,
 };
 
 #[tokio::test]
@@ -37,8 +37,7 @@ async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a
     // Ended again: one conversation in the archive, four lines in order.
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
-    let api = gamma.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 4).await;
+    let archived = archived_as_ann(&gamma, &chat, 4).await;
     assert_eq!(u64s_in(&archived["messages"], "seq"), vec![1, 2, 3, 4]);
     // Over, it may be continued again, from any node.
     own_until(&alpha, VISITOR, "resolved").await;
@@ -92,8 +91,7 @@ async fn across_nodes_what_the_agent_writes_while_the_customer_is_away_comes_fir
     assert_eq!(carla.next_of("message").await["seq"], 7);
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
-    let api = beta.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 7).await;
+    let archived = archived_as_ann(&beta, &chat, 7).await;
     assert_eq!(u64s_in(&archived["messages"], "seq"), (1..=7).collect::<Vec<_>>());
     alpha.stop().await;
     beta.stop().await;
@@ -218,8 +216,7 @@ async fn across_nodes_a_line_to_an_away_customer_refused_for_want_of_archive_roo
     // Sent again while the closing is still being written.
     let ack = acked(&mut ann, follow_up(3), "f3").await;
     assert_eq!(ack["seq"], 4, "the refused line left no gap: {ack}");
-    let api = beta.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 4).await;
+    let archived = archived_as_ann(&beta, &chat, 4).await;
     assert_eq!(u64s_in(&archived["messages"], "seq"), vec![1, 2, 3, 4]);
     alpha.stop().await;
     beta.stop().await;

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::continuing::{VISITOR, continuing, first_visit, own_until, wait_archived};
+use crate::continuing::{VISITOR, archived_as_ann, continuing, first_visit, own_until};
 
 fn seqs(messages: &Value) -> Vec<u64> {
     messages
@@ -82,8 +82,7 @@ async fn a_customer_waiting_to_continue_reads_and_writes_into_their_conversation
     // The chat goes on after them: one gapless count.
     assert_eq!(carla.say("thank you", "c5").await["seq"], 5);
     assert_eq!(ann.next_of("message").await["seq"], 5);
-    let api = hub.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 5).await;
+    let archived = archived_as_ann(&hub, &chat, 5).await;
     let stored = seqs_and_texts(&archived["messages"]);
     assert_eq!(stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
     assert_eq!(stored[2].1, "are you there?");
@@ -194,8 +193,7 @@ async fn across_nodes_a_customer_writes_while_waiting_on_one_node_and_their_agen
     assert_eq!(seqs(&to_carla["messages"]).last(), Some(&4), "{to_carla}");
     assert_eq!(ann.say_in(&chat, "it arrives today", "a1").await["seq"], 5);
     assert_eq!(carla.next_of("message").await["seq"], 5);
-    let api = beta.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 5).await;
+    let archived = archived_as_ann(&beta, &chat, 5).await;
     let stored = seqs_and_texts(&archived["messages"]);
     assert_eq!(stored.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
     assert_eq!((stored[2].1, stored[3].1), ("still waiting for my parcel", "any news?"));
@@ -243,29 +241,21 @@ async fn a_reload_while_waiting_to_continue_gives_the_conversation_back_with_the
 #[tokio::test]
 async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_back_on_the_other_node() {
     // Carla waits on alpha and writes; her page reloads onto beta.
-    let WaitingAcrossNodes {
-        _cluster,
-        alpha: _alpha,
-        beta,
-        mut ann,
-        mut carla,
-        token,
-        chat,
-        ..
-    } = waiting_across_nodes("continuing-waiting-reload").await;
-    assert_eq!(carla.say("still waiting for my parcel", "w1").await["seq"], 3);
-    let (mut back, _) = reload_while_waiting(carla, &token, &beta, &chat, &[1, 2, 3]).await;
+    let mut waiting = waiting_across_nodes("continuing-waiting-reload").await;
+    let (beta, chat) = (&waiting.beta, waiting.chat.as_str());
+    assert_eq!(waiting.carla.say("still waiting for my parcel", "w1").await["seq"], 3);
+    let (mut back, _) = reload_while_waiting(waiting.carla, &waiting.token, beta, chat, &[1, 2, 3]).await;
 
     // On beta she goes on writing into it, and Ann takes it with no gap.
     assert_eq!(back.say("any news?", "w2").await["seq"], 4);
-    away(&mut ann, true).await;
+    let ann = &mut waiting.ann;
+    away(ann, true).await;
     let to_carla = back.next_of("chat_started").await;
-    assert_eq!(to_carla["chat_id"].as_str(), Some(chat.as_str()), "{to_carla}");
+    assert_eq!(to_carla["chat_id"].as_str(), Some(chat), "{to_carla}");
     assert_eq!(seqs(&to_carla["messages"]).last(), Some(&4), "{to_carla}");
-    assert_eq!(ann.say_in(&chat, "it arrives today", "a1").await["seq"], 5);
+    assert_eq!(ann.say_in(chat, "it arrives today", "a1").await["seq"], 5);
     assert_eq!(back.next_of("message").await["seq"], 5);
-    let api = beta.login("ann", "agent-password").await;
-    let archived = wait_archived(&api, &chat, 5).await;
+    let archived = archived_as_ann(beta, chat, 5).await;
     assert_eq!(
         seqs_and_texts(&archived["messages"])
             .iter()

@@ -271,8 +271,7 @@ async fn a_file_written_to_a_customer_who_left_is_kept_with_the_line_and_named_i
     .await;
     let ack = ann.next_matching(|f| f["type"] == "ack" || f["type"] == "error").await;
     assert_eq!(ack["type"], "ack", "{ack}");
-    let api = hub.login("ann", "agent-password").await;
-    let archived = crate::continuing::wait_archived(&api, &chat, 2).await;
+    let archived = crate::continuing::archived_as_ann(&hub, &chat, 2).await;
     assert_eq!(
         archived["messages"][1]["attachments"][0]["id"],
         id.as_str(),

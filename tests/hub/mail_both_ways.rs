@@ -403,8 +403,7 @@ async fn across_nodes_a_mail_into_a_live_chat_is_marked_on_the_agents_node() {
     );
     let own = joerg.next_of("message").await;
     assert_eq!((own["seq"].as_u64(), &own["via"]), (Some(2), &json!("email")), "{own}");
-    let api = alpha.login("ann", "agent-password").await;
-    let archived = crate::continuing::wait_archived(&api, &chat, 2).await;
+    let archived = crate::continuing::archived_as_ann(&alpha, &chat, 2).await;
     assert_eq!(archived["messages"][1]["via"], "email", "{archived}");
     for node in [alpha, beta] {
         node.stop().await;

@@ -4,12 +4,9 @@
 //! fast they are and whichever node they ask. The archive writer commits in groups and, in
 //! a cluster, another node may archive the chat: each race is run many times.
 
-use std::sync::Arc;
-
 use serde_json::json;
-use switchboard::store::{EmbeddedStore, SharedStore};
 
-use crate::archive::TempDir;
+use crate::archive::{TempDir, embedded_store};
 use crate::common::*;
 
 const TRIES: usize = 10;
@@ -17,7 +14,7 @@ const TRIES: usize = 10;
 /// A hub on the default store (the embedded one, with its group commit), or on MongoDB,
 /// whose writes take longer than a frame takes to arrive.
 async fn embedded_hub(dir: &TempDir) -> TestHub {
-    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    let store = embedded_store(dir).await;
     TestHub::with_store(store, |s| s.data_dir = dir.0.clone()).await
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard::store::*;
 
-use crate::archive::{TempDir, mongo_store, mongo_uri};
+use crate::archive::{TempDir, embedded_store, mongo_store, mongo_uri, own_mongodb};
 use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with};
 use crate::common::{Api, TestHub};
 
@@ -269,7 +269,7 @@ async fn the_report_matches_a_hand_computed_expectation_on_the_memory_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_matches_a_hand_computed_expectation_on_the_embedded_store() {
     let dir = TempDir::new("reports-embedded");
-    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.0).await.unwrap());
+    let store = embedded_store(&dir).await;
     report_matches_the_hand_computed_numbers(store).await;
 }
 
@@ -396,8 +396,7 @@ async fn across_nodes_each_customer_who_leaves_unserved_is_counted_once() {
 /// conversation's first agent line from its message buckets, once, in the background.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mongodb_archive_from_before_the_reports_gets_its_first_agent_lines() {
-    let uri = mongo_uri();
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let (uri, db) = own_mongodb();
     let store = MongoStore::connect(&uri, &db).await.unwrap();
     let line = |seq: u64, from: Side, at: i64| ArchiveEvent::Message {
         conversation_id: "old".into(),
@@ -478,8 +477,7 @@ fn sales_opened(id: &str, paired_at: i64) -> ArchiveEvent {
 /// readying builds the recent days, and a conversation archived after it still counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb_report_cache_of_an_older_build_is_rebuilt_and_the_readied_cache_stays_true() {
-    let uri = mongo_uri();
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let (uri, db) = own_mongodb();
     let store = MongoStore::connect(&uri, &db).await.unwrap();
     let conversation = |id: &str, paired_at: i64| {
         vec![
@@ -536,8 +534,7 @@ async fn mongodb_report_cache_of_an_older_build_is_rebuilt_and_the_readied_cache
 /// on read, though its chunks read well (here they hold a conversation that never was).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb_report_day_cached_in_another_format_is_rebuilt() {
-    let uri = mongo_uri();
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let (uri, db) = own_mongodb();
     let store = MongoStore::connect(&uri, &db).await.unwrap();
     store.archive(&[sales_opened("first", T0 + 1_000)]).await.unwrap();
     assert_eq!(store.report_facts(T0, T0 + DAY).await.unwrap().conversations.len(), 1);
@@ -593,8 +590,7 @@ async fn mongodb_report_day_cached_in_another_format_is_rebuilt() {
 /// ago reads the cache instead of building its days (~12 s for 100,000 conversations).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb_readying_caches_days_older_than_the_last_month_too() {
-    let uri = mongo_uri();
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let (uri, db) = own_mongodb();
     let store = MongoStore::connect(&uri, &db).await.unwrap();
     let now = T0 + DAY + 60_000;
     let days_ago = |n: i64| T0 - n * DAY + 1_000;
@@ -631,8 +627,7 @@ async fn mongodb_readying_caches_days_older_than_the_last_month_too() {
 /// and rebuilt without an erased conversation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb_report_cache_days_over_several_chunks_stay_whole() {
-    let uri = mongo_uri();
-    let db = format!("t{}", uuid::Uuid::new_v4().simple());
+    let (uri, db) = own_mongodb();
     let store = MongoStore::connect(&uri, &db)
         .await
         .unwrap()
