@@ -85,6 +85,9 @@ test('a customer in New York books from the month view; page and mail give New Y
     await page.goto(`${hub.url}/book.html`);
     await page.getByTestId('free-day').first().waitFor();
     assert.equal(await page.getByTestId('zone-select').inputValue(), NY, "the browser's zone is picked");
+    // Named with its offset and the time there, as a customer finds theirs by their clock.
+    await page.waitForFunction(() => document.querySelector('#zone option:checked').textContent.includes('GMT'));
+    assert.match(await page.locator('#zone option:checked').textContent(), /^America\/New York · GMT-[45] · \d\d:\d\d$/);
     assert.equal(await page.getByTestId('desk-zone').textContent(), 'Europe/Berlin');
     assert.equal(await page.getByTestId('slot-length').textContent(), '60 min');
     await pickDay(page, dateIn(2, NY));
