@@ -4,11 +4,12 @@
 // Ann's, Bob's as his own), after a reload too, and the archive shows the hand-over. At
 // desk and phone sizes; axe on the console. And a chat Ann hands to Bob while it runs:
 // his console names her lines hers and his his own after a reload and after a reconnect
-// (as the hub names them), however little the page knew of where his lines begin.
+// (as the hub names them), however little the page knew of where his lines begin; his work
+// list names its last line Ann's.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, sendMessage, joinedChat, panelOf, apiCall, expectClean, adminSignsIn, startProxy } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, sendMessage, joinedChat, panelOf, apiCall, expectClean, adminSignsIn, startProxy, conversationRow } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -130,6 +131,8 @@ test('a chat handed on while it runs names each agent on their own lines after a
     const bobs = panelOf(bobPage, name);
     await bobs.waitFor();
     assert.equal(await authorOf(bobs, 'Let me ask the warehouse'), 'Ann');
+    // His work list names its last line's author: Ann, though the conversation is his now.
+    await conversationRow(bobPage, name).getByTestId('conversation-last').filter({ hasText: 'Ann: Let me ask the warehouse' }).waitFor();
     await says(bobs, customer, 'It ships today');
     assert.equal(await authorOf(bobs, 'It ships today'), null);
 
