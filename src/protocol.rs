@@ -387,7 +387,10 @@ pub struct ChatSnapshot {
     /// Is the other side connected right now?
     pub peer_connected: bool,
     pub started_at: i64,
-    pub messages: Vec<ChatMessage>,
+    /// For an agent, each line of an agent who had the chat before them names them
+    /// (`agent_name`); the agent's own lines, and every line a customer reads here, name
+    /// nobody.
+    pub messages: Vec<NamedLine>,
     /// An agent's chat that was handed to them (by a colleague, or a bot's hand-over): who
     /// handed it on, their note, and who had it before, as `chat_started` said. So a page
     /// opened afresh (another browser) shows the note and names the earlier lines.
@@ -597,11 +600,12 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         transfer: Option<TransferNote>,
         /// Agent, a chat handed to them: the chat so far as this hub has it (more of it
-        /// may follow as `message` frames: place each at its seq, show it once). A
+        /// may follow as `message` frames: place each at its seq, show it once), each line
+        /// of an agent who had it before named by them (`agent_name`). A
         /// continued conversation's customer: its latest lines, each agent line named by
         /// its author.
         #[serde(skip_serializing_if = "Option::is_none")]
-        messages: Option<Vec<WaitingLine>>,
+        messages: Option<Vec<NamedLine>>,
         /// Both sides: the customer continues an earlier conversation (`chat_id` is its
         /// id); `messages` carries its latest lines. Absent when not.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -946,33 +950,36 @@ pub struct WaitingConversation {
     /// pairing opens.
     pub id: String,
     /// Its latest lines (at most 50), oldest first, each agent line with its author's name.
-    pub messages: Vec<WaitingLine>,
+    pub messages: Vec<NamedLine>,
     /// The agent whose list it is in now, by name (none: nobody's); whoever takes the
     /// customer from the line may answer instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
 }
 
-/// A line of a conversation its customer continues (waiting, or in `chat_started`): the
-/// line as a `message` frame carries it and, for an agent's line, the name of the agent who
-/// wrote it (a conversation handed on has lines by several). Elsewhere a line names nobody.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct WaitingLine {
+/// A line as a `message` frame carries it and, for an agent's line a frame names, the name
+/// of the agent who wrote it (a conversation handed on has lines by several). A customer
+/// continuing a conversation reads each agent line named (waiting, or in `chat_started`); an
+/// agent a chat was handed to reads the lines of the agents who had it before named (in
+/// `chat_started` and `agent_welcome`), their own lines named by nobody. Elsewhere a line
+/// names nobody.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NamedLine {
     #[serde(flatten)]
     pub line: ChatMessage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
 }
 
-impl std::convert::From<ChatMessage> for WaitingLine {
+impl std::convert::From<ChatMessage> for NamedLine {
     fn from(line: ChatMessage) -> Self {
         Self { line, agent_name: None }
     }
 }
 
 /// Lines that name no author, as a frame's `messages`.
-pub fn unnamed(lines: Vec<ChatMessage>) -> Vec<WaitingLine> {
-    lines.into_iter().map(WaitingLine::from).collect()
+pub fn unnamed(lines: Vec<ChatMessage>) -> Vec<NamedLine> {
+    lines.into_iter().map(NamedLine::from).collect()
 }
 
 /// The `message` frame of a chat message: the same bytes as `ServerFrame::Message(..).encode()`.

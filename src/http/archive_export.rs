@@ -5,7 +5,9 @@
 //!   conversations they served, admins any; an agent's request for another agent's
 //!   conversation is a 404, as when reading it.
 //! - CSV: one row per message (a conversation without messages has one row with the
-//!   message columns empty) carrying its conversation's columns, RFC 4180 quoting by the
+//!   message columns empty) carrying its conversation's columns, an agent line's author in
+//!   the last (`message_agent_name`: the conversation's `agent_name` is whoever has it
+//!   now), RFC 4180 quoting by the
 //!   `csv` crate, times in RFC 3339 UTC. A cell a spreadsheet would take for a formula
 //!   (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a `'` in front
 //!   ([`cell`], the OWASP advice against CSV injection): customers write these texts.
@@ -83,7 +85,8 @@ pub struct ArchiveExport {
             first. CSV (`text/csv`, UTF-8, RFC 4180, a header row): one row per message with the columns \
             conversation_id, kind, category, customer_name, customer_email, agent_id, agent_name, paired_at, \
             ended_at, end_reason, rating, status, labels (label ids, space-separated), seq, message_id, from, at, text, \
-            attachments (the message's files as `name (size bytes)`, joined with `; `) (times RFC 3339 UTC; a cell starting \
+            attachments (the message's files as `name (size bytes)`, joined with `; `), message_agent_name (an agent \
+            line's author, as the JSON's `agent_name`; empty for the customer's) (times RFC 3339 UTC; a cell starting \
             with = + - @, a tab or a carriage return has a ' put in front). JSON (`format=json`, \
             `application/json`): the conversations whole, each message's files with their id, name, type and size \
             (no link: links expire; ask `GET /api/attachments/{id}/link`). Agents' notes are never exported.",
@@ -184,7 +187,7 @@ fn file(format: Format, name: &str, conversations: Vec<ExportedConversation>) ->
 }
 
 /// The CSV's columns.
-pub const CSV_COLUMNS: [&str; 19] = [
+pub const CSV_COLUMNS: [&str; 20] = [
     "conversation_id",
     "kind",
     "category",
@@ -204,6 +207,8 @@ pub const CSV_COLUMNS: [&str; 19] = [
     "at",
     "text",
     "attachments",
+    // Last, so a reader of the columns before it by position reads them as it did.
+    "message_agent_name",
 ];
 
 /// A cell as written: one a spreadsheet would run as a formula gets a `'` in front.
@@ -263,14 +268,15 @@ pub fn csv_of(conversations: &[ExportedConversation]) -> Result<Vec<u8>, ApiErro
             snake(&s.status),
             s.labels.join(" "),
         ];
-        let mut row = |message: [String; 6]| {
+        let mut row = |message: [String; 7]| {
             out.write_record(head.iter().chain(message.iter()).map(|v| cell(v).into_owned()))
                 .map_err(internal)
         };
         if c.messages.is_empty() {
             row(Default::default())?;
         }
-        for m in c.messages.iter().map(|line| &line.message) {
+        for line in &c.messages {
+            let m = &line.message;
             row([
                 m.seq.to_string(),
                 m.id.clone(),
@@ -278,6 +284,7 @@ pub fn csv_of(conversations: &[ExportedConversation]) -> Result<Vec<u8>, ApiErro
                 time(m.at),
                 m.text.clone(),
                 files_cell(&m.attachments),
+                line.agent_name.clone().unwrap_or_default(),
             ])?;
         }
     }

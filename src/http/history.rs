@@ -15,10 +15,11 @@ use super::error::{ApiQuery, JsonResult, StoreAnswer, page_limit};
 use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState, ErrorBody};
+use crate::core::conversation::line_authors::LineAuthors;
 use crate::store::search::{SearchQuery, first_hit};
 use crate::store::{
-    Account, Conversation, ConversationFilter, ConversationKind, ConversationStatus, EndReason, Page, Rating, Role,
-    Side, StoreError, Transfer, desk_status,
+    Account, ArchivedMessage, Conversation, ConversationFilter, ConversationKind, ConversationStatus, EndReason, Page,
+    Rating, Role, Side, StoreError, Transfer, desk_status,
 };
 
 /// The most conversations one page returns.
@@ -87,8 +88,9 @@ pub struct ConversationSummary {
     /// The customer's rating, once given (`POST /api/ratings`).
     pub rating: Option<Rating>,
     /// With `q`: the first message holding every word of it (null when the names matched,
-    /// or without `q`).
-    pub hit: Option<MessageView>,
+    /// or without `q`); an agent's line names its author (`agent_name`), as in the
+    /// conversation read whole.
+    pub hit: Option<LineView>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -225,11 +227,11 @@ pub(super) async fn with_desk_state<'a>(
 
 /// A listing's summary with its search hit.
 pub(super) fn found(c: &Conversation, query: Option<&SearchQuery>) -> ConversationSummary {
-    let hit = query.and_then(|q| first_hit(q, &c.messages)).map(message_view);
+    let hit = query.and_then(|q| first_hit(q, &c.messages)).map(|m| line(c, m));
     ConversationSummary { hit, ..summary(c) }
 }
 
-pub(super) fn message_view(m: &crate::store::ArchivedMessage) -> MessageView {
+pub(super) fn message_view(m: &ArchivedMessage) -> MessageView {
     MessageView {
         id: m.id.clone(),
         seq: m.seq,
@@ -244,13 +246,21 @@ pub(super) fn message_view(m: &crate::store::ArchivedMessage) -> MessageView {
 /// A conversation's messages, each agent line named by its author.
 fn lines(c: &Conversation) -> Vec<LineView> {
     let authors = c.line_authors();
-    c.messages
-        .iter()
-        .map(|m| LineView {
-            message: message_view(m),
-            agent_name: (m.from == Side::Agent).then(|| authors.of(m.seq).to_string()),
-        })
-        .collect()
+    c.messages.iter().map(|m| named(m, &authors)).collect()
+}
+
+/// One message of conversation `c` (a search hit, an inbox row's last line), an agent line
+/// named by its author as in [`lines`].
+pub(super) fn line(c: &Conversation, m: &ArchivedMessage) -> LineView {
+    named(m, &c.line_authors())
+}
+
+/// Message `m` with, for an agent's line, its author as `authors` (its conversation's) tell.
+fn named(m: &ArchivedMessage, authors: &LineAuthors) -> LineView {
+    LineView {
+        message: message_view(m),
+        agent_name: (m.from == Side::Agent).then(|| authors.of(m.seq).to_string()),
+    }
 }
 
 impl ListingQuery {

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiQuery, JsonResult, page_limit};
-use super::history::MessageView;
+use super::history::LineView;
 use super::responses::{BadQuery, SignedIn, Unavailable};
 use super::session::Authed;
 use super::{ApiError, AppState};
@@ -71,8 +71,9 @@ pub struct InboxEntry {
     pub labels: Vec<String>,
     /// As the archive has it; "" when the archive has not got the conversation yet.
     pub customer_name: String,
-    /// The last line said, if any.
-    pub last_message: Option<MessageView>,
+    /// The last line said, if any; an agent's line names its author (`agent_name`: who
+    /// wrote it, not necessarily `holder_name`), so a row can show "Ann: …".
+    pub last_message: Option<LineView>,
     /// It began as an offline message (`/api/offline-messages`, same id), left while
     /// nobody could chat; its answers go by mail.
     pub offline: bool,
@@ -276,8 +277,7 @@ async fn entry(
         .unwrap_or_default();
     let last_message = archived
         .as_ref()
-        .and_then(|c| c.messages.last())
-        .map(super::history::message_view);
+        .and_then(|c| Some(super::history::line(c, c.messages.last()?)));
     Ok(InboxEntry {
         id: record.id,
         category: record.category,

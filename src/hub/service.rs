@@ -1324,7 +1324,10 @@ impl HubState {
             peer_name,
             peer_connected,
             started_at: log.started_at,
-            messages: log.live.after(after_seq),
+            messages: match for_side {
+                Party::Customer => crate::protocol::unnamed(log.live.after(after_seq)),
+                _ => transfers::named_for_agent(log.live.after(after_seq), log.handed_over.as_ref()),
+            },
             transfer: match for_side {
                 Party::Customer => None,
                 _ => log.handed_over.clone(),

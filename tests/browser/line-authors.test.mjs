@@ -2,11 +2,14 @@
 // put it in Bob's list (the inbox's reassignment), and later the customer came back to it.
 // Bob's console and the customer's page name each agent line by its author (Ann's as
 // Ann's, Bob's as his own), after a reload too, and the archive shows the hand-over. At
-// desk and phone sizes; axe on the console.
+// desk and phone sizes; axe on the console. And a chat Ann hands to Bob while it runs:
+// his console names her lines hers and his his own after a reload and after a reconnect
+// (as the hub names them), however little the page knew of where his lines begin; his work
+// list names its last line Ann's.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, joinedChat, panelOf, apiCall, expectClean, adminSignsIn } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, sendMessage, joinedChat, panelOf, apiCall, expectClean, adminSignsIn, startProxy, conversationRow } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -99,3 +102,71 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await shot(admin, `line-authors-archive-${label}`);
   }));
 }
+
+test('a chat handed on while it runs names each agent on their own lines after a reload and a reconnect', () => withShots('line-authors-live-transfer', async (pages) => {
+  const size = { width: 1366, height: 768 };
+  const ann = await createAgent(hub, { username: 'ann-live-lines', display_name: 'Ann', categories: ['general'], max_chats: 2 });
+  const bob = await createAgent(hub, { username: 'bob-live-lines', display_name: 'Bob', categories: ['general'], max_chats: 2 });
+  // Bob reaches the hub through a proxy the test cuts.
+  const proxy = await startProxy(hub);
+  try {
+    const annPage = await newPage(browser, size);
+    pages.push(annPage);
+    await agentSignsIn(annPage, hub, ann);
+    const customer = await newPage(browser, { width: 390, height: 844 });
+    pages.push(customer);
+    const name = 'Carla live';
+    const annPanel = await joinedChat(customer, annPage, hub, 'general', name);
+    await says(customer, annPanel, 'My parcel is late');
+    await says(annPanel, customer, 'Let me ask the warehouse');
+
+    // Bob comes on; Ann hands him the chat.
+    const bobPage = await newPage(browser, size);
+    pages.push(bobPage);
+    await agentSignsIn(bobPage, { url: proxy.url }, bob);
+    await annPanel.getByTestId('transfer-button').click();
+    const dialog = annPage.getByTestId('transfer-dialog');
+    await dialog.locator('[data-testid="transfer-agent"][data-name="Bob"]').click();
+    await dialog.getByTestId('transfer-submit').click();
+    const bobs = panelOf(bobPage, name);
+    await bobs.waitFor();
+    assert.equal(await authorOf(bobs, 'Let me ask the warehouse'), 'Ann');
+    // His work list names its last line's author: Ann, though the conversation is his now.
+    await conversationRow(bobPage, name).getByTestId('conversation-last').filter({ hasText: 'Ann: Let me ask the warehouse' }).waitFor();
+    await says(bobs, customer, 'It ships today');
+    assert.equal(await authorOf(bobs, 'It ships today'), null);
+
+    // A reload: the page knows only what the hub sends again.
+    await bobPage.reload();
+    await bobs.waitFor();
+    assert.equal(await authorOf(bobs, 'Let me ask the warehouse'), 'Ann');
+    assert.equal(await authorOf(bobs, 'It ships today'), null, 'his own line, not Ann\'s');
+    assert.equal(await bobs.getByTestId('message').filter({ hasText: 'It ships today' }).getAttribute('data-mine'), 'true');
+
+    // A reconnect: his next line reaches the hub, its acknowledgement is lost with the
+    // connection, and the hub's welcome brings the line back.
+    proxy.hold();
+    await sendMessage(bobs, 'The tracking number follows');
+    await customer.getByTestId('message').filter({ hasText: 'The tracking number follows' }).waitFor();
+    proxy.cut();
+    // Nothing held is left to send: the hub's frames flow on the next connection.
+    proxy.release();
+    await bobPage.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+    proxy.restore();
+    await bobPage.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+    await bobs.locator('[data-testid="message"][data-seq]').filter({ hasText: 'The tracking number follows' }).waitFor();
+    assert.equal(await authorOf(bobs, 'The tracking number follows'), null);
+    assert.equal(await authorOf(bobs, 'It ships today'), null);
+    assert.equal(await authorOf(bobs, 'Let me ask the warehouse'), 'Ann');
+    // And a reload after it: the same names.
+    await bobPage.reload();
+    await bobs.waitFor();
+    assert.deepEqual(
+      [await authorOf(bobs, 'Let me ask the warehouse'), await authorOf(bobs, 'It ships today'), await authorOf(bobs, 'The tracking number follows')],
+      ['Ann', null, null],
+    );
+    await shot(bobPage, 'line-authors-live-transfer');
+  } finally {
+    await proxy.close();
+  }
+}));

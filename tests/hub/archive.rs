@@ -468,7 +468,8 @@ async fn a_transferred_conversation_is_read_by_every_agent_who_served_it() {
 /// A conversation handed on names each agent line by the agent who wrote it: Ann's lines
 /// Ann's, Bob's after her transfer to him his, Cid's after Bob put it in the line and Cid
 /// took it Cid's; the customer's lines name nobody. The hand-overs reach the store out of
-/// time order, on every backend; the conversation and its JSON export read the same.
+/// time order, on every backend; the conversation, its JSON and CSV exports and a search
+/// hit read the same.
 async fn each_line_of_a_transferred_conversation_names_its_agent(store: SharedStore) {
     // A DATA_DIR of its own: a hub on MongoDB keeps its outage spool there.
     let data = TempDir::new("data");
@@ -550,6 +551,52 @@ async fn each_line_of_a_transferred_conversation_names_its_agent(store: SharedSt
     let (status, exported) = admin.get("/api/conversations/chat-1/export?format=json").await;
     assert_eq!(status, 200, "{exported}");
     assert_eq!(named(&exported["conversations"][0]["messages"]), expected);
+    // The CSV names them in its `message_agent_name` column (empty for the customer's).
+    let csv = admin
+        .get_response("/api/conversations/chat-1/export?format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
+        .from_reader(csv.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    let header: Vec<String> = csv::Reader::from_reader(csv.as_bytes())
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let column = |name: &str| header.iter().position(|c| c == name).unwrap_or_else(|| panic!("{csv}"));
+    let (seq, author) = (column("seq"), column("message_agent_name"));
+    let in_csv: Vec<(u64, Option<String>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r[seq].parse().unwrap(),
+                Some(r[author].clone()).filter(|a| !a.is_empty()),
+            )
+        })
+        .collect();
+    assert_eq!(in_csv, expected, "{csv}");
+    // A search hit names its line's author as well: Bob's line 4, though Cid has it now.
+    let (status, found) = admin.get("/api/conversations?q=line+4").await;
+    assert_eq!(status, 200, "{found}");
+    let hit = &found["items"][0]["hit"];
+    assert_eq!(
+        (hit["seq"].as_u64(), hit["agent_name"].as_str()),
+        (Some(4), Some("BOB")),
+        "{found}"
+    );
+    let (_, customer_hit) = admin.get("/api/conversations?q=line+3").await;
+    let hit = &customer_hit["items"][0]["hit"];
+    assert_eq!(
+        (hit["seq"].as_u64(), hit.get("agent_name")),
+        (Some(3), None),
+        "{customer_hit}"
+    );
     hub.stop().await;
 }
 

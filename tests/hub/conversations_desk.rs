@@ -3,6 +3,8 @@
 //! unassigned one ("Assign to me"), the second of two at once refused; a live one is
 //! moved only by a transfer. The agents whose lists it leaves and enters are told.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -21,6 +23,36 @@ async fn carla_left_ann(hub: &TestHub, ann: &mut Ws) -> String {
 
 async fn account_id(api: &Api) -> String {
     api.get("/api/me").await.1["id"].as_str().unwrap().to_string()
+}
+
+/// Ann and Bob of General (two chats each), connected and signed in over HTTP.
+struct Desk {
+    hub: TestHub,
+    ann: Ws,
+    bob: Ws,
+    ann_api: Api,
+    bob_api: Api,
+    bob_id: String,
+}
+
+impl Desk {
+    async fn of_ann_and_bob() -> Self {
+        let (hub, ann) = TestHub::with_agent("ann", &["general"], 2).await;
+        let bob = hub.agent("bob", &["general"], 2).await;
+        let (ann_api, bob_api) = (
+            hub.login("ann", "agent-password").await,
+            hub.login("bob", "agent-password").await,
+        );
+        let bob_id = account_id(&bob_api).await;
+        Desk {
+            hub,
+            ann,
+            bob,
+            ann_api,
+            bob_api,
+            bob_id,
+        }
+    }
 }
 
 async fn in_view(api: &Api, view: &str, id: &str) -> bool {
@@ -87,13 +119,14 @@ async fn a_note_sent_again_with_its_client_id_is_one_note() {
 
 #[tokio::test]
 async fn the_holder_notes_and_hands_on_a_conversation_whose_customer_left() {
-    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
-    let mut bob = hub.agent("bob", &["general"], 2).await;
-    let (ann_api, bob_api) = (
-        hub.login("ann", "agent-password").await,
-        hub.login("bob", "agent-password").await,
-    );
-    let bob_id = account_id(&bob_api).await;
+    let Desk {
+        hub,
+        mut ann,
+        mut bob,
+        ann_api,
+        bob_api,
+        bob_id,
+    } = Desk::of_ann_and_bob().await;
     let id = carla_left_ann(&hub, &mut ann).await;
 
     // A note on it: stored, shown on Ann's console as a live chat's note, in the archive.
@@ -197,6 +230,72 @@ async fn the_holder_notes_and_hands_on_a_conversation_whose_customer_left() {
         .await;
     assert_eq!((status, back["holder_name"].as_str()), (200, Some("ANN")), "{back}");
     assert!(in_view(&ann_api, "mine", &id).await);
+    hub.stop().await;
+}
+
+/// Conversation `id`'s row in `api`'s own inbox once its last line is `text` (the archive
+/// follows the chat a moment later).
+async fn row_ending_with(api: &Api, id: &str, text: &str) -> Value {
+    until_ok(
+        Duration::from_secs(5),
+        &format!("{id}'s last line {text:?}"),
+        async || {
+            let (_, mine) = api.get("/api/inbox").await;
+            let row = mine["items"]
+                .as_array()
+                .and_then(|rows| rows.iter().find(|r| r["id"] == id))
+                .cloned()
+                .unwrap_or(Value::Null);
+            accepted(row, |row| row["last_message"]["text"] == text)
+        },
+    )
+    .await
+}
+
+/// An inbox row's last line and a search hit name the agent who wrote an agent's line, so a
+/// list can show "Ann: …": Ann's line stays hers in Bob's list after she hands him the
+/// conversation, Bob's next line is his; a customer's line names nobody.
+#[tokio::test]
+async fn an_inbox_row_and_a_search_hit_name_the_agent_who_wrote_the_line() {
+    let Desk {
+        hub,
+        mut ann,
+        mut bob,
+        ann_api,
+        bob_api,
+        bob_id,
+    } = Desk::of_ann_and_bob().await;
+    let (carla, chat) = hub.carla_said_to(&mut ann, "where is my parcel").await;
+    let id = chat.as_str().unwrap().to_string();
+    let row = row_ending_with(&ann_api, &id, "where is my parcel").await;
+    assert_eq!(row["last_message"].get("agent_name"), None, "a customer's line: {row}");
+    ann.say_in(&id, "It ships on Monday", "a-1").await;
+    drop(carla);
+    ann.next_matching(|f| f["type"] == "chat_ended" && f["chat_id"] == id.as_str())
+        .await;
+    let (status, moved) = ann_api
+        .post(&format!("/api/conversations/{id}/assign"), json!({"agent_id": bob_id}))
+        .await;
+    assert_eq!(status, 200, "{moved}");
+
+    let row = row_ending_with(&bob_api, &id, "It ships on Monday").await;
+    assert_eq!(
+        row["last_message"]["agent_name"], "ANN",
+        "Ann's line in Bob's list: {row}"
+    );
+    let (_, found) = bob_api.get("/api/conversations?q=monday").await;
+    assert_eq!(found["items"][0]["hit"]["agent_name"], "ANN", "{found}");
+    assert_eq!(
+        found["items"][0]["agent_name"], "BOB",
+        "the conversation is Bob's: {found}"
+    );
+    let (_, found) = bob_api.get("/api/conversations?q=parcel").await;
+    assert_eq!(found["items"][0]["hit"]["text"], "where is my parcel", "{found}");
+    assert_eq!(found["items"][0]["hit"].get("agent_name"), None, "{found}");
+
+    bob.say_in(&id, "I have your case now", "b-1").await;
+    let row = row_ending_with(&bob_api, &id, "I have your case now").await;
+    assert_eq!(row["last_message"]["agent_name"], "BOB", "{row}");
     hub.stop().await;
 }
 

@@ -179,7 +179,8 @@ async fn a_search_exports_as_csv_and_json_escaped_without_notes() {
     assert_eq!(disposition, "attachment; filename=\"conversations.csv\"");
     let rows = csv_rows(&body);
     assert_eq!(rows[0][0], "conversation_id");
-    assert_eq!(rows[0].last().unwrap(), "attachments");
+    // The message's author is the last column, after its files.
+    assert_eq!(rows[0][rows[0].len() - 2..], ["attachments", "message_agent_name"]);
     let text = rows[0].iter().position(|c| c == "text").unwrap();
     let seq = rows[0].iter().position(|c| c == "seq").unwrap();
     // One row per message, newest conversation first, in seq order.

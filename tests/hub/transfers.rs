@@ -135,6 +135,45 @@ async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
     hub.stop().await;
 }
 
+/// Each line of `frame`'s `messages` (a `chat_started`, a snapshot) by seq, with the agent it
+/// names, if any.
+fn named_lines(frame: &Value) -> Vec<(u64, Option<String>)> {
+    frame["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages: {frame}"))
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["agent_name"].as_str().map(str::to_string)))
+        .collect()
+}
+
+/// The agent a chat is handed to reads the earlier agent's lines named by the hub, theirs
+/// named by nobody: in `chat_started`, and in the welcome of a new connection (a reload, a
+/// reconnect), so a page need not work out where its own lines begin.
+#[tokio::test]
+async fn the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lines_named() {
+    let hub = TestHub::start().await;
+    let (mut ann, _carla, chat) = talking(&hub, "my invoice is wrong", "let me find billing").await;
+    let (mut bob, bob_token) = hub.agent_with_token("bob", &["general"], 1).await;
+    let bob_id = hub.admin().await.agent_id("bob").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": ""}))
+        .await;
+    let started = bob.next_of("chat_started").await;
+    let ann_s = Some("ANN".to_string());
+    assert_eq!(named_lines(&started), [(1, None), (2, ann_s.clone())], "{started}");
+    assert_eq!(say(&mut bob, &chat, "Bob here").await, 3);
+
+    drop(bob);
+    let (_bob, welcome) = Ws::with_bearer(&hub, "/ws/agent", &bob_token, "agent_welcome").await;
+    let snapshot = &welcome["chats"][0];
+    assert_eq!(snapshot["chat_id"], chat, "{welcome}");
+    assert_eq!(
+        named_lines(snapshot),
+        [(1, None), (2, ann_s), (3, None)],
+        "Ann's line hers, Bob's his own: {welcome}"
+    );
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat_stays() {
     let hub = TestHub::start().await;

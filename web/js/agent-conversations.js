@@ -228,9 +228,11 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       c.status === 'open' ? null : button('Reopen', 'conversation-reopen', () => setStatus(c, 'open')),
       moreActions(c, name),
       labelAdder(c, name));
-    // The customer's own line as it is (their name heads the row); an agent's marked as such.
+    // The customer's own line as it is (their name heads the row); an agent's named by who
+    // wrote it (the hub's `agent_name`): "You" for the holder's own in their list.
+    const by = c.last_message?.agent_name;
     const last = !c.last_message ? 'No messages yet'
-      : c.last_message.from === 'agent' ? `${mine ? 'You' : 'Agent'}: ${c.last_message.text}` : c.last_message.text;
+      : c.last_message.from === 'agent' ? `${mine && (!by || by === c.holder_name) ? 'You' : by || 'Agent'}: ${c.last_message.text}` : c.last_message.text;
     // The server marks a conversation its snooze reopened until its holder opens it.
     const woke = Boolean(c.snooze_ended_at) && c.status === 'open';
     // Its customer is in a chat with this agent now: the same conversation as in "My chats".

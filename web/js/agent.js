@@ -463,9 +463,21 @@ function earlierName(t, seq) {
 }
 
 /**
- * The author of an agent line in a chat handed to this agent: whoever had it before, or null
- * (this agent). A line read from the archive names its author (`agent_name`, as the hub tells
- * it); a live one is named from the hand-over's list.
+ * The author of an agent line the hub sent in `chat_started` or `agent_welcome`: whoever had
+ * the chat before (the hub names each earlier agent's line, `agent_name`), or null (this
+ * agent's own line, which names nobody). So a reload or a reconnect shows what the hub says,
+ * whatever this page knew of the hand-over before.
+ */
+function namedAuthor(m) {
+  if (m.from !== 'agent') return null;
+  return m.agent_name || (m.via === 'bot' ? 'Bot' : null);
+}
+
+/**
+ * The author of an agent line read from the archive or arriving live (a `message` frame) in
+ * a chat handed to this agent: whoever had it before, or null (this agent). A line read from
+ * the archive names its author (`agent_name`, as the hub tells it), the lines past the
+ * archive's last hand-over being this agent's; a live one is named from the hand-over's list.
  */
 function earlierAuthor(chat, m) {
   const t = chat.transfer;
@@ -495,7 +507,12 @@ function archivedTransfer(transfers) {
   return { from_name: last.from_agent_name, note: last.note || '', category: last.to_category || undefined, seq: last.after_seq, exact: true };
 }
 
-function openPanel(snapshot, fresh, { accepted = false } = {}) {
+/**
+ * A chat's panel from `snapshot`: the hub's (`chat_started`, `agent_welcome`: its lines named
+ * as `namedAuthor` reads them) or, with `archived`, one made from the archive (its lines
+ * named as `earlierAuthor` reads them).
+ */
+function openPanel(snapshot, fresh, { accepted = false, archived = false } = {}) {
   const existing = chats.get(snapshot.chat_id);
   // A chat this agent handed on (still listed as ended) may come back to them: a new panel.
   if (existing && existing.ended) dropChat(existing);
@@ -566,7 +583,7 @@ function openPanel(snapshot, fresh, { accepted = false } = {}) {
   listItem(chat);
   const messages = [...(snapshot.messages || [])].sort((a, b) => a.seq - b.seq);
   for (const m of messages) {
-    const author = earlierAuthor(chat, m);
+    const author = archived ? earlierAuthor(chat, m) : namedAuthor(m);
     view.addMessage(m, m.from === 'agent', { author });
     noteMessage(chat, m, author);
   }
@@ -615,7 +632,7 @@ async function openAway(c) {
     started_at: a.paired_at, messages: a.messages || [], peer_connected: false,
     // Lines of agents who had it before are named theirs.
     transfer: archivedTransfer(a.transfers) || undefined,
-  }, false);
+  }, false, { archived: true });
   endPanel(chat, `${chat.name} is not here now. What you write waits for them: they see it when they come back.`, 'away');
   chat.away = true;
   // Its notes, as a live chat's (new ones are added over HTTP: agent-notes.js).
@@ -713,10 +730,11 @@ function handle(f) {
       for (const snap of f.chats) {
         const c = chats.get(snap.chat_id);
         if (c && !c.ended) {
-          // Catching up after a reconnect: what was missed counts as unread, each message once.
+          // Catching up after a reconnect: what was missed counts as unread, each message once
+          // (each earlier agent's line named by the hub).
           for (const m of [...snap.messages].sort((a, b) => a.seq - b.seq)) {
             const mine = m.from === 'agent';
-            const author = earlierAuthor(c, m);
+            const author = namedAuthor(m);
             if (!c.view.addMessage(m, mine, { author })) continue;
             if (mine) noteMessage(c, m, author); else incoming(c, m, { alert: false });
           }

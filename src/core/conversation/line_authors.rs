@@ -53,10 +53,16 @@ impl LineAuthors {
 
     /// The agent who wrote the agent line stamped `seq`.
     pub fn of(&self, seq: u64) -> &str {
+        self.earlier(seq).unwrap_or(self.last.as_str())
+    }
+
+    /// The agent whose ended turn holds the line stamped `seq`; `None` past every hand-on
+    /// (a line of the agent now).
+    pub fn earlier(&self, seq: u64) -> Option<&str> {
         self.turns
             .iter()
             .find(|(through, _)| seq <= *through)
-            .map_or(self.last.as_str(), |(_, name)| name.as_str())
+            .map(|(_, name)| name.as_str())
     }
 }
 
@@ -78,6 +84,14 @@ mod tests {
         let names: Vec<&str> = (1..=9).map(|seq| authors.of(seq)).collect();
         assert_eq!(names, ["Ann", "Ann", "Ann", "Bob", "Bob", "Bob", "Bob", "Cy", "Cy"]);
         assert_eq!(authors.turns().collect::<Vec<_>>(), [(3, "Ann"), (7, "Bob")]);
+    }
+
+    #[test]
+    fn a_line_past_every_hand_on_is_no_earlier_agent_s() {
+        let authors = LineAuthors::new([hand_on(3, "Ann"), hand_on(7, "Bob")], "Cy");
+        let earlier: Vec<Option<&str>> = [1, 3, 4, 7, 8].into_iter().map(|seq| authors.earlier(seq)).collect();
+        assert_eq!(earlier, [Some("Ann"), Some("Ann"), Some("Bob"), Some("Bob"), None]);
+        assert_eq!(LineAuthors::new([], "Ann").earlier(1), None);
     }
 
     #[test]

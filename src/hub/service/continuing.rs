@@ -34,7 +34,7 @@ use crate::core::routing::{AgentId, CategoryId, CustomerId};
 use crate::hub::Command;
 use crate::hub::delivery::ConnId;
 use crate::hub::transcript::Transcript;
-use crate::protocol::{ChatMessage, EarlierAgent, From, ServerFrame, TransferNote, WaitingConversation, WaitingLine};
+use crate::protocol::{ChatMessage, EarlierAgent, From, NamedLine, ServerFrame, TransferNote, WaitingConversation};
 use crate::store::{ConversationRecord, CustomerKey, CustomerProfile, SharedStore, Side, StoreError, StoreResult};
 
 /// The latest lines of a continued conversation its two sides are shown (the archive has
@@ -421,10 +421,10 @@ impl Continued {
     }
 
     /// Its latest lines as its customer reads them, each agent line named by its author.
-    pub(super) fn named_lines(&self) -> Vec<WaitingLine> {
+    pub(super) fn named_lines(&self) -> Vec<NamedLine> {
         self.earlier
             .iter()
-            .map(|m| WaitingLine {
+            .map(|m| NamedLine {
                 agent_name: (m.from == From::Agent).then(|| self.authors.of(m.seq).to_string()),
                 line: m.clone(),
             })

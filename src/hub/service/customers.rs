@@ -263,7 +263,7 @@ impl HubState {
     /// they get the whole chat (what they missed included) and how it ended.
     pub(super) fn resume_ended_visit(&mut self, conn: ConnId, visit: EndedVisit, last_seq: u64) {
         let mut chat = visit.chat;
-        chat.messages.retain(|m| m.seq > last_seq);
+        chat.messages.retain(|m| m.line.seq > last_seq);
         chat.peer_connected = false;
         let resumed = ServerFrame::Resumed {
             customer_name: visit.name,

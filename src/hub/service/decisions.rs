@@ -623,7 +623,10 @@ impl HubState {
             // A chat handed to a category's line and paired on a node that kept no log of
             // it: its lines come from the chat's log (`fill` below) as `message` frames.
             messages: match &continues {
-                Some(continues) => Some(crate::protocol::unnamed(continues.earlier.clone())),
+                Some(continues) => Some(super::transfers::named_for_agent(
+                    continues.earlier.clone(),
+                    transfer.as_ref(),
+                )),
                 None if remote_conversation => None,
                 None => continued.as_ref().map(|_| vec![]),
             },

@@ -10,10 +10,36 @@
 
 use super::{ChatLog, HubState};
 use crate::clock::now_ms;
+use crate::core::conversation::line_authors::{HandOn, LineAuthors};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId};
 use crate::hub::delivery::Recipient;
-use crate::protocol::{EarlierAgent, From, ServerFrame, TransferAgent, TransferCategory, TransferNote};
+use crate::protocol::{
+    ChatMessage, EarlierAgent, From, NamedLine, ServerFrame, TransferAgent, TransferCategory, TransferNote,
+};
 use crate::store::{ArchiveEvent, ConversationClosed, ConversationTransferred, EndReason, Side};
+
+/// `lines` as the agent a chat was handed to reads them (`handed`: how it reached them, its
+/// `earlier_agents` saying whose turn ended where): each line of an agent who had it before
+/// names them, the agent's own lines (past every earlier turn) name nobody. So a page
+/// names the lines the hub sends it, after a reload or a reconnect, without working out
+/// where its own begin.
+pub(super) fn named_for_agent(lines: Vec<ChatMessage>, handed: Option<&TransferNote>) -> Vec<NamedLine> {
+    let turns = handed.into_iter().flat_map(|t| &t.earlier_agents).map(|e| HandOn {
+        after_seq: e.through_seq,
+        from_name: e.name.clone(),
+    });
+    let authors = LineAuthors::new(turns, "");
+    lines
+        .into_iter()
+        .map(|line| NamedLine {
+            agent_name: (line.from == From::Agent)
+                .then(|| authors.earlier(line.seq))
+                .flatten()
+                .map(str::to_string),
+            line,
+        })
+        .collect()
+}
 
 /// Longest transfer note, in characters (after trimming).
 pub(super) const NOTE_MAX_CHARS: usize = 1_000;
@@ -491,6 +517,7 @@ impl HubState {
         transfer.earlier_agents.clone_from(&log.earlier_agents);
         log.handed_over = Some(transfer.clone());
         let log = &self.chats[&chat];
+        let messages = named_for_agent(log.live.after(0), Some(&transfer));
         let frame = ServerFrame::ChatStarted {
             chat_id: log.wire_id().to_string(),
             category: log.category.0.to_string(),
@@ -500,7 +527,7 @@ impl HubState {
             video_request: false,
             offer_id,
             transfer: Some(transfer),
-            messages: Some(crate::protocol::unnamed(log.live.after(0))),
+            messages: Some(messages),
             continued: false,
         };
         self.send(Recipient::Agent(to.clone()), &frame);
