@@ -38,7 +38,7 @@ use super::outbox::{ConnId, DirectChat, Outbox, Relayed};
 use super::transcript::{Author, Stamped, Transcript};
 use crate::archive::{Archive, Progress};
 use crate::core::routing::ChatId;
-use crate::protocol::ClientFrame;
+use crate::protocol::MessageFrame;
 
 /// Why a message's text is refused before it is stamped (length, blank), if it is.
 pub fn text_refusal(text: &str, max_chars: usize) -> Option<(&'static str, String)> {
@@ -269,7 +269,7 @@ impl DirectChat for LiveChat {
 
     /// A frame from connection `from` (its `outbox`) for this chat: a message relayed here
     /// if [`may_relay`] and `from` is one of a side's connections, else handed back for the hub.
-    fn relay(&self, from: ConnId, outbox: &Outbox, frame: ClientFrame) -> Relayed {
+    fn relay(&self, from: ConnId, outbox: &Outbox, message: MessageFrame<'_>) -> Relayed {
         let mut line = lock(&self.line);
         // The side `from` speaks for: the customer (true) or the agent (false).
         let from_customer = if line.customer.iter().any(|c| c.id == from) {
@@ -281,43 +281,30 @@ impl DirectChat for LiveChat {
         };
         let text_ok = |text: &str| text_refusal(text, self.shared.max_message_chars).is_none();
         // An agent names the chat; a customer's frame is for their only chat, named or not.
-        let named_here =
-            |chat_id: &Option<String>| from_customer == Some(true) || chat_id.as_deref() == Some(&*self.wire_id);
-        let (from_customer, chat_id, text, client_id) = match (from_customer, frame) {
-            (
-                Some(from_customer),
-                ClientFrame::Message {
-                    chat_id,
-                    text,
-                    client_id,
-                    attachments,
-                },
-            ) if may_relay(line.direct && !self.shared.paused(), outbox.frames_at_hub())
+        let named_here = |chat_id: Option<&str>| from_customer == Some(true) || chat_id == Some(&*self.wire_id);
+        let from_customer = match from_customer {
+            Some(from_customer)
+                if may_relay(line.direct && !self.shared.paused(), outbox.frames_at_hub())
                 // A customer's line into a parked conversation opens it: the hub's to do.
                 && !(from_customer && line.parked)
-                && named_here(&chat_id)
-                && text_ok(&text)
+                && named_here(message.chat_id)
+                && text_ok(&message.text)
                 // Files are checked against their uploads by the hub.
-                && attachments.is_empty() =>
+                && message.attachments.is_empty() =>
             {
-                (from_customer, chat_id, text, client_id)
+                from_customer
             }
             // Anything else, or a refusal, is the hub's to answer, in order.
-            (_, frame) => return Relayed::ToHub(frame),
+            _ => return Relayed::ToHub(message.into_owned()),
         };
         // Room in the archive is taken before the stamp: a stamped message is queued.
         let Some(room) = self.shared.archive.try_reserve_message() else {
-            return Relayed::ToHub(ClientFrame::Message {
-                chat_id,
-                text,
-                client_id,
-                attachments: Vec::new(),
-            });
+            return Relayed::ToHub(message.into_owned());
         };
         let author = if from_customer { Author::CUSTOMER } else { Author::AGENT };
-        let Stamped { frame, ack, event } = line
-            .transcript
-            .record(&self.wire_id, author, text, client_id.as_deref());
+        let Stamped { frame, ack, event } =
+            line.transcript
+                .record(&self.wire_id, author, message.text.into_owned(), message.client_id);
         let archived = room.push(event);
         let line = &*line;
         let (senders, peers) = if from_customer {
@@ -418,13 +405,8 @@ mod tests {
         }
     }
 
-    fn message(text: &str) -> ClientFrame {
-        ClientFrame::Message {
-            chat_id: Some("w1".into()),
-            text: text.into(),
-            client_id: None,
-            attachments: Vec::new(),
-        }
+    fn message(text: &str) -> MessageFrame<'_> {
+        MessageFrame::new(Some("w1"), text, None)
     }
 
     /// A direct chat between customer connection 1 and agent connection 2, over an

@@ -18,7 +18,7 @@ use std::task::Waker;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 
-use crate::protocol::ClientFrame;
+use crate::protocol::{ClientFrame, MessageFrame};
 
 /// Identifies one websocket connection for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,7 +35,7 @@ pub trait DirectChat: Send + Sync + std::fmt::Debug {
     fn connection_gone(self: Arc<Self>);
     /// A frame from connection `from` (this `outbox`'s) for the chat: relayed here when
     /// the chat allows it, else handed back for the hub.
-    fn relay(&self, from: ConnId, outbox: &Outbox, frame: ClientFrame) -> Relayed;
+    fn relay(&self, from: ConnId, outbox: &Outbox, message: MessageFrame<'_>) -> Relayed;
 }
 
 /// What the direct path did with a frame.
@@ -182,11 +182,8 @@ impl Outbox {
     /// The running chat a message is for, if the connection is a side of it: the one named
     /// by `chat_id`, else the connection's only chat (a customer's frames need not name
     /// it; an agent's that do not name it are refused by the hub, through `LiveChat::relay`).
-    pub fn chat_for(&self, frame: &ClientFrame) -> Option<Arc<dyn DirectChat>> {
-        let ClientFrame::Message { chat_id, .. } = frame else {
-            return None;
-        };
-        let named = chat_id.as_deref();
+    pub fn chat_for(&self, message: &MessageFrame<'_>) -> Option<Arc<dyn DirectChat>> {
+        let named = message.chat_id;
         let queue = self.lock();
         let named = named.and_then(|wire| queue.chats.iter().find(|c| c.wire_id() == wire));
         match named {

@@ -290,9 +290,10 @@ impl Archiving {
             return Ok(());
         }
         let applied = (|| {
+            // Chat messages are read in place from the records, not copied out.
             let mut events = Vec::with_capacity(held.events);
             for record in &held.records {
-                events.extend(record.decode().map_err(unavailable)?);
+                record.decode_into(&mut events).map_err(unavailable)?;
             }
             let mut tx = db.begin_write().map_err(unavailable)?;
             tx.set_durability(redb::Durability::None).map_err(unavailable)?;
@@ -763,7 +764,7 @@ fn load_record(
     find(table, id)
 }
 
-fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()> {
+fn apply(tx: &redb::WriteTransaction, batch: &[journal::Decoded<'_>]) -> StoreResult<()> {
     let mut conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
     let mut messages = message_log::Writer::open(tx)?;
     let mut by_paired = tx.open_table(BY_PAIRED).map_err(unavailable)?;
@@ -778,91 +779,101 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
     // openings and closings, in seq order: they take consecutive log positions, one index
     // run (see [`message_log`]). Only the order across conversations changes, which
     // nothing reads (as in the journal's replay).
-    let mut grouped: Vec<(&str, Vec<&ArchivedMessage>)> = Vec::new();
+    let mut grouped: Vec<(&str, Vec<ArchivedMessageRef<'_>>)> = Vec::new();
     let mut group_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for event in batch {
-        match event {
-            // Erased on request: nothing of it is kept again (it needs no more checks: a
-            // message, transfer or closing needs its opening, which is never stored again).
-            ArchiveEvent::Opened(opened) if erased::is_erased(&erased, &opened.id)? => {}
-            ArchiveEvent::Note(note) if erased::is_erased(&erased, &note.conversation_id)? => {}
-            ArchiveEvent::Opened(opened) => {
-                if holds(&conversations, opened.id.as_str())? {
-                    continue; // first opening wins, as in the reference store
-                }
-                let rec = ConversationRec::new(opened);
-                put(&mut conversations, opened.id.as_str(), &rec)?;
-                let id = opened.id.as_str();
-                messages.number(id)?;
-                by_paired.insert((opened.paired_at, id), ()).map_err(unavailable)?;
-                by_agent
-                    .insert((opened.agent_id.as_str(), opened.paired_at, id), ())
-                    .map_err(unavailable)?;
-                if let Some(category) = &opened.category {
-                    by_category
-                        .insert((category.as_str(), opened.paired_at, id), ())
-                        .map_err(unavailable)?;
-                }
-                customers::index(&mut by_customer, &opened.customer, opened.paired_at, id)?;
-                search_index::add(&mut postings, &search::name_terms(opened, &[]), id)?;
-            }
-            ArchiveEvent::Message {
+        // A chat message, borrowed from the journal's record or from a decoded event.
+        let (conv, message) = match event {
+            journal::Decoded::Message {
                 conversation_id,
                 message,
-            } => {
-                let conv = conversation_id.as_str();
-                // Looked up once per conversation and batch, not per message: it is stored
-                // from its opening on (below, or an earlier batch) and never removed.
-                let group = match group_of.get(conv) {
-                    Some(group) => *group,
-                    None => {
-                        if conversations.get(conv).map_err(unavailable)?.is_none() {
-                            continue; // a message for an unknown conversation is dropped, as in the reference store
+            } => (*conversation_id, *message),
+            journal::Decoded::Event(ArchiveEvent::Message {
+                conversation_id,
+                message,
+            }) => (conversation_id.as_str(), message.borrowed()),
+            journal::Decoded::Event(event) => {
+                match event {
+                    ArchiveEvent::Message { .. } => {} // taken above
+                    // Erased on request: nothing of it is kept again (it needs no more checks: a
+                    // message, transfer or closing needs its opening, which is never stored again).
+                    ArchiveEvent::Opened(opened) if erased::is_erased(&erased, &opened.id)? => {}
+                    ArchiveEvent::Note(note) if erased::is_erased(&erased, &note.conversation_id)? => {}
+                    ArchiveEvent::Opened(opened) => {
+                        if holds(&conversations, opened.id.as_str())? {
+                            continue; // first opening wins, as in the reference store
                         }
-                        grouped.push((conv, Vec::new()));
-                        group_of.insert(conv, grouped.len() - 1);
-                        grouped.len() - 1
+                        let rec = ConversationRec::new(opened);
+                        put(&mut conversations, opened.id.as_str(), &rec)?;
+                        let id = opened.id.as_str();
+                        messages.number(id)?;
+                        by_paired.insert((opened.paired_at, id), ()).map_err(unavailable)?;
+                        by_agent
+                            .insert((opened.agent_id.as_str(), opened.paired_at, id), ())
+                            .map_err(unavailable)?;
+                        if let Some(category) = &opened.category {
+                            by_category
+                                .insert((category.as_str(), opened.paired_at, id), ())
+                                .map_err(unavailable)?;
+                        }
+                        customers::index(&mut by_customer, &opened.customer, opened.paired_at, id)?;
+                        search_index::add(&mut postings, &search::name_terms(opened, &[]), id)?;
                     }
-                };
-                grouped[group].1.push(message);
-            }
-            ArchiveEvent::Transferred(transfer) => {
-                let Some(mut rec) = load_record(&conversations, &transfer.id)? else {
-                    continue; // a transfer of an unknown conversation is dropped, as a message is
-                };
-                if !rec.add_transfer(transfer) {
-                    continue; // kept once
+                    ArchiveEvent::Transferred(transfer) => {
+                        let Some(mut rec) = load_record(&conversations, &transfer.id)? else {
+                            continue; // a transfer of an unknown conversation is dropped, as a message is
+                        };
+                        if !rec.add_transfer(transfer) {
+                            continue; // kept once
+                        }
+                        put(&mut conversations, transfer.id.as_str(), &rec)?;
+                        // The agents it names served it: listed for each (a set, so once each).
+                        let (id, paired_at) = (transfer.id.as_str(), rec.opened.paired_at);
+                        for agent in std::iter::once(&transfer.from_agent_id).chain(&transfer.to_agent_id) {
+                            by_agent
+                                .insert((agent.as_str(), paired_at, id), ())
+                                .map_err(unavailable)?;
+                        }
+                        // The agents it names are found by their names from now on.
+                        let names =
+                            std::iter::once(transfer.from_agent_name.as_str()).chain(transfer.to_agent_name.as_deref());
+                        search_index::add(&mut postings, &crate::core::search::term_set(names), id)?;
+                    }
+                    ArchiveEvent::Note(note) => {
+                        // Kept whether or not its conversation is stored (yet); once by its key.
+                        notes::insert(&mut note_table, note)?;
+                    }
+                    ArchiveEvent::Abandoned(abandoned) => report_tables.abandoned(abandoned)?,
+                    ArchiveEvent::Closed(closed) => {
+                        let Some(mut rec) = load_record(&conversations, &closed.id)? else {
+                            continue;
+                        };
+                        if rec.closed.as_ref().is_some_and(|kept| kept.ended_at >= closed.ended_at) {
+                            // The latest close wins: a conversation continued after it ended
+                            // closes again later; a retry or a second writer changes nothing.
+                            continue;
+                        }
+                        rec.closed = Some(ClosedRecord::from(closed));
+                        put(&mut conversations, closed.id.as_str(), &rec)?;
+                    }
                 }
-                put(&mut conversations, transfer.id.as_str(), &rec)?;
-                // The agents it names served it: listed for each (a set, so once each).
-                let (id, paired_at) = (transfer.id.as_str(), rec.opened.paired_at);
-                for agent in std::iter::once(&transfer.from_agent_id).chain(&transfer.to_agent_id) {
-                    by_agent
-                        .insert((agent.as_str(), paired_at, id), ())
-                        .map_err(unavailable)?;
+                continue;
+            }
+        };
+        // Looked up once per conversation and batch, not per message: it is stored
+        // from its opening on (below, or an earlier batch) and never removed.
+        let group = match group_of.get(conv) {
+            Some(group) => *group,
+            None => {
+                if conversations.get(conv).map_err(unavailable)?.is_none() {
+                    continue; // a message for an unknown conversation is dropped, as in the reference store
                 }
-                // The agents it names are found by their names from now on.
-                let names = std::iter::once(transfer.from_agent_name.as_str()).chain(transfer.to_agent_name.as_deref());
-                search_index::add(&mut postings, &crate::core::search::term_set(names), id)?;
+                grouped.push((conv, Vec::new()));
+                group_of.insert(conv, grouped.len() - 1);
+                grouped.len() - 1
             }
-            ArchiveEvent::Note(note) => {
-                // Kept whether or not its conversation is stored (yet); once by its key.
-                notes::insert(&mut note_table, note)?;
-            }
-            ArchiveEvent::Abandoned(abandoned) => report_tables.abandoned(abandoned)?,
-            ArchiveEvent::Closed(closed) => {
-                let Some(mut rec) = load_record(&conversations, &closed.id)? else {
-                    continue;
-                };
-                if rec.closed.as_ref().is_some_and(|kept| kept.ended_at >= closed.ended_at) {
-                    // The latest close wins: a conversation continued after it ended
-                    // closes again later; a retry or a second writer changes nothing.
-                    continue;
-                }
-                rec.closed = Some(ClosedRecord::from(closed));
-                put(&mut conversations, closed.id.as_str(), &rec)?;
-            }
-        }
+        };
+        grouped[group].1.push(message);
     }
     for (conv, mut group) in grouped {
         group.sort_by_key(|message| message.seq); // stable: of one seq, the first wins
@@ -872,7 +883,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[ArchiveEvent]) -> StoreResult<()>
         let appended = messages.append_sorted(number, &group)?;
         // The search terms of what was stored, and only of that (erasure finds them again
         // from the stored text): each distinct term of the group once.
-        let terms = crate::core::search::term_set(appended.iter().map(|m| m.text.as_str()));
+        let terms = crate::core::search::term_set(appended.iter().map(|m| m.text));
         search_index::add(&mut postings, &terms, conv)?;
     }
     messages.finish()
@@ -908,6 +919,7 @@ fn replay_journals(db: &Database, dir: &Path) -> StoreResult<(Journal, Journal)>
             events = events.len(),
             "replaying the archive journal into the embedded store"
         );
+        let events: Vec<journal::Decoded<'_>> = events.into_iter().map(journal::Decoded::Event).collect();
         let tx = db.begin_write().map_err(unavailable)?;
         apply(&tx, &events)?;
         tx.commit().map_err(unavailable)?;

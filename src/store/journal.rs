@@ -38,6 +38,8 @@ use super::ArchiveEvent;
 
 mod payload;
 
+pub use payload::Decoded;
+
 /// The journal's file name inside the data directory.
 pub const FILE_NAME: &str = "archive-journal.log";
 /// The second journal's: the two take turns, so one is checkpointed while the other is
@@ -92,9 +94,9 @@ impl Record {
         self.events
     }
 
-    /// The batch back.
-    pub fn decode(&self) -> Result<Vec<ArchiveEvent>, String> {
-        payload::decode(&self.bytes[HEADER..])
+    /// Appends the batch to `out`, its chat messages borrowed from the record.
+    pub fn decode_into<'a>(&'a self, out: &mut Vec<Decoded<'a>>) -> Result<(), String> {
+        payload::decode_into(&self.bytes[HEADER..], out)
     }
 }
 

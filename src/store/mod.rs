@@ -199,6 +199,42 @@ impl ArchivedMessage {
     pub fn is_plain(&self) -> bool {
         self.attachments.is_empty() && self.via.is_none()
     }
+
+    /// Its fields borrowed.
+    pub fn borrowed(&self) -> ArchivedMessageRef<'_> {
+        ArchivedMessageRef {
+            id: &self.id,
+            seq: self.seq,
+            from: self.from,
+            text: &self.text,
+            at: self.at,
+            attachments: &self.attachments,
+            via: self.via,
+        }
+    }
+}
+
+/// An [`ArchivedMessage`] with its fields borrowed, serialised as it is. The embedded
+/// store's fold writes messages read in place from the journal's record: copying each
+/// one's strings out first was three allocations a message and a fifth of the fold's CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ArchivedMessageRef<'a> {
+    pub id: &'a str,
+    pub seq: u64,
+    pub from: Side,
+    pub text: &'a str,
+    pub at: Millis,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub attachments: &'a [crate::attachments::AttachmentMeta],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
+}
+
+impl ArchivedMessageRef<'_> {
+    /// As [`ArchivedMessage::is_plain`].
+    pub fn is_plain(&self) -> bool {
+        self.attachments.is_empty() && self.via.is_none()
+    }
 }
 
 /// The way a line came into its conversation other than over the chat, where that shows.

@@ -93,7 +93,7 @@ pub(crate) fn bot_outcome<'a>(
 
 /// The first line a person wrote among `messages`: an agent's, not a bot's (a bot's line
 /// answers nobody for the person who takes its conversation over).
-pub(crate) fn first_agent_at<'a>(messages: impl IntoIterator<Item = &'a super::ArchivedMessage>) -> Option<Millis> {
+pub(crate) fn first_agent_at<'a>(messages: impl IntoIterator<Item = super::ArchivedMessageRef<'a>>) -> Option<Millis> {
     messages
         .into_iter()
         .filter(|m| m.from == super::Side::Agent && m.via != Some(super::Via::Bot))

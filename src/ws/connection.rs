@@ -143,15 +143,8 @@ async fn run(mut conn: Box<Connection>, registration: Box<(ConnHandle, ConnRole)
     let ending = loop {
         let frame = match poll_fn(|cx| conn.poll_event(cx, timer.as_mut(), shutting_down.as_mut())).await {
             Event::ToHub(frame) => frame,
+            Event::Relayed => continue,
             Event::Stop(ending) => break ending,
-        };
-        // A running chat's message is relayed right here when it can be (`live_chat`).
-        let frame = match conn.outbox.chat_for(&frame) {
-            Some(chat) => match chat.relay(conn.id, &conn.outbox, frame) {
-                Relayed::Done => continue,
-                Relayed::ToHub(frame) => frame,
-            },
-            None => frame,
         };
         // The hub checks a message's files against their records without I/O: uploads
         // another node took (shared store) are read first, here, so frames stay in order.
@@ -181,6 +174,8 @@ async fn run(mut conn: Box<Connection>, registration: Box<(ConnHandle, ConnRole)
 enum Event {
     /// Hand this frame to the hub (waiting while the hub is busy slows this reader down).
     ToHub(ClientFrame),
+    /// A running chat relayed a message itself (`live_chat`): nothing for the hub.
+    Relayed,
     /// End the connection this way.
     Stop(Ending),
 }
@@ -449,10 +444,14 @@ impl Connection {
                 format!("frames are limited to {} bytes", self.max_frame),
             ))
         } else {
-            protocol::decode(text).map_err(|e| (e.code(), e.message()))
+            protocol::read(text).map_err(|e| (e.code(), e.message()))
         };
         let frame = match decoded {
-            Ok(frame) => frame,
+            Ok(protocol::Incoming::Message(message)) => {
+                self.strikes = 0;
+                return Some(self.relay(message));
+            }
+            Ok(protocol::Incoming::Frame(frame)) => frame,
             Err((code, message)) => return self.strike(code, message),
         };
         self.strikes = 0;
@@ -466,6 +465,18 @@ impl Connection {
             self.draft_at = now + self.settings.draft_interval;
         }
         Some(Event::ToHub(frame))
+    }
+
+    /// A chat message: relayed right here by its running chat when it can be
+    /// (`live_chat`), read in place; else the hub's.
+    fn relay(&self, message: protocol::MessageFrame<'_>) -> Event {
+        let Some(chat) = self.outbox.chat_for(&message) else {
+            return Event::ToHub(message.into_owned());
+        };
+        match chat.relay(self.id, &self.outbox, message) {
+            Relayed::Done => Event::Relayed,
+            Relayed::ToHub(frame) => Event::ToHub(frame),
+        }
     }
 
     /// A bad frame: an error frame back, and the connection closed after too many in a row.

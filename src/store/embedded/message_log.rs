@@ -31,7 +31,7 @@
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::super::{ArchivedMessage, Side, StoreError, StoreResult};
+use super::super::{ArchivedMessage, ArchivedMessageRef, Side, StoreError, StoreResult};
 use super::{META, message_value, unavailable};
 
 /// Global position -> the message's record ([`encode`]).
@@ -79,7 +79,7 @@ const BLOCK_MAX: usize = 256;
 const BLOCK_BYTES: usize = 1024;
 
 /// At most the bytes `message` takes in a block: its record and its length.
-fn stored_bytes(message: &ArchivedMessage) -> usize {
+fn stored_bytes(message: &ArchivedMessageRef<'_>) -> usize {
     if !message.is_plain() {
         return 4 + 1 + serde_json::to_vec(message).map_or(0, |json| json.len());
     }
@@ -105,15 +105,16 @@ pub fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
 }
 
 /// The log record of `message` (its seq lives in the index's key).
+#[cfg(test)]
 pub fn encode(message: &ArchivedMessage) -> StoreResult<Vec<u8>> {
     let mut out = Vec::with_capacity(HEADER + message.id.len() + message.text.len());
-    encode_into(message, &mut out)?;
+    encode_into(&message.borrowed(), &mut out)?;
     Ok(out)
 }
 
 /// As [`encode`], appending to `out` (a buffer reused across a batch: one allocation
 /// per fold, not one per message).
-fn encode_into(message: &ArchivedMessage, out: &mut Vec<u8>) -> StoreResult<()> {
+fn encode_into(message: &ArchivedMessageRef<'_>, out: &mut Vec<u8>) -> StoreResult<()> {
     if !message.is_plain() {
         out.push(LOGGED_JSON);
         return serde_json::to_writer(&mut *out, message).map_err(|e| unavailable(e.to_string()));
@@ -124,7 +125,7 @@ fn encode_into(message: &ArchivedMessage, out: &mut Vec<u8>) -> StoreResult<()> 
             message.id.len()
         ))
     })?;
-    if let Some(id) = uuid_bytes(&message.id) {
+    if let Some(id) = uuid_bytes(message.id) {
         out.reserve(UUID_HEADER + message.text.len());
         out.push(LOGGED_UUID);
         out.push(message_value::side_byte(message.from));
@@ -187,7 +188,7 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
 }
 
 /// Appends the block of `messages` (consecutive seqs, at most [`BLOCK_MAX`]) to `out`.
-fn encode_block_into(messages: &[&ArchivedMessage], out: &mut Vec<u8>) -> StoreResult<()> {
+fn encode_block_into(messages: &[ArchivedMessageRef<'_>], out: &mut Vec<u8>) -> StoreResult<()> {
     out.push(LOGGED_BLOCK);
     out.extend_from_slice(&(messages.len() as u32).to_le_bytes());
     for message in messages {
@@ -289,7 +290,7 @@ impl<'tx> Writer<'tx> {
     /// (a retry or a replay: a seq names one message). It extends the run ending just
     /// before it when that run ends at the log's last position, else starts a run. True
     /// when it was appended.
-    pub fn append(&mut self, number: u64, message: &ArchivedMessage) -> StoreResult<bool> {
+    pub fn append(&mut self, number: u64, message: &ArchivedMessageRef<'_>) -> StoreResult<bool> {
         let seq = message.seq;
         let before = self
             .index
@@ -306,9 +307,9 @@ impl<'tx> Writer<'tx> {
         }
         let position = self.next_position;
         self.next_position += 1;
-        self.log
-            .insert(position, encode(message)?.as_slice())
-            .map_err(unavailable)?;
+        self.record.clear();
+        encode_into(message, &mut self.record)?;
+        self.log.insert(position, self.record.as_slice()).map_err(unavailable)?;
         match before {
             Some((first, (start, count))) if first + count == seq && start + count == position => {
                 self.index
@@ -332,8 +333,8 @@ impl<'tx> Writer<'tx> {
     pub fn append_sorted<'m>(
         &mut self,
         number: u64,
-        messages: &[&'m ArchivedMessage],
-    ) -> StoreResult<Vec<&'m ArchivedMessage>> {
+        messages: &[ArchivedMessageRef<'m>],
+    ) -> StoreResult<Vec<ArchivedMessageRef<'m>>> {
         let Some(lowest) = messages.first() else {
             return Ok(Vec::new());
         };
@@ -359,7 +360,7 @@ impl<'tx> Writer<'tx> {
         // its index row is to be written.
         let mut run = last_run;
         let mut run_changed = false;
-        let mut appended: Vec<&'m ArchivedMessage> = Vec::with_capacity(messages.len());
+        let mut appended: Vec<ArchivedMessageRef<'m>> = Vec::with_capacity(messages.len());
         for message in messages {
             if appended.last().is_some_and(|last| last.seq == message.seq) {
                 continue; // the first of one seq wins, as in `append`
@@ -513,7 +514,7 @@ pub fn migrate_v2(tx: &redb::WriteTransaction) -> StoreResult<u64> {
                     number
                 }
             };
-            writer.append(number, &message)?;
+            writer.append(number, &message.borrowed())?;
             moved += 1;
         }
         writer.finish()?;
@@ -565,7 +566,7 @@ mod tests {
             message(6, vec![]),
         );
         let mut block = Vec::new();
-        encode_block_into(&[&a, &b, &c], &mut block).unwrap();
+        encode_block_into(&[a.borrowed(), b.borrowed(), c.borrowed()], &mut block).unwrap();
         let mut out = Vec::new();
         assert_eq!(decode_row(4, &block, &mut out).unwrap(), 3);
         assert_eq!(out, vec![a, b, c]);
@@ -659,11 +660,11 @@ mod run_tests {
                                 .collect();
                             mine.sort_by_key(|m| m.seq);
                             if grouped {
-                                let refs: Vec<&ArchivedMessage> = mine.iter().collect();
+                                let refs: Vec<ArchivedMessageRef<'_>> = mine.iter().map(ArchivedMessage::borrowed).collect();
                                 writer.append_sorted(conversation, &refs).unwrap();
                             } else {
                                 for m in &mine {
-                                    writer.append(conversation, m).unwrap();
+                                    writer.append(conversation, &m.borrowed()).unwrap();
                                 }
                             }
                         }
@@ -700,7 +701,7 @@ mod run_tests {
         {
             let mut writer = Writer::open(&tx).unwrap();
             let number = writer.number("a").unwrap();
-            let refs: Vec<&ArchivedMessage> = all.iter().collect();
+            let refs: Vec<ArchivedMessageRef<'_>> = all.iter().map(ArchivedMessage::borrowed).collect();
             assert_eq!(writer.append_sorted(number, &refs).unwrap().len(), all.len());
             writer.finish().unwrap();
         }
@@ -743,7 +744,7 @@ mod run_tests {
     fn a_damaged_block_is_refused() {
         let (a, b) = (message(1), message(2));
         let mut block = Vec::new();
-        encode_block_into(&[&a, &b], &mut block).unwrap();
+        encode_block_into(&[a.borrowed(), b.borrowed()], &mut block).unwrap();
         let mut out = Vec::new();
         assert_eq!(decode_row(1, &block, &mut out).unwrap(), 2);
         assert_eq!(out, [a.clone(), b.clone()]);
@@ -779,7 +780,7 @@ mod run_tests {
                 writer.number("a").unwrap();
                 writer.number("b").unwrap();
                 for &(conversation, seq) in batch {
-                    writer.append(conversation, &message(seq)).unwrap();
+                    writer.append(conversation, &message(seq).borrowed()).unwrap();
                 }
                 writer.finish().unwrap();
             }

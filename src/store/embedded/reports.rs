@@ -17,8 +17,8 @@ use super::{
     decode, encode, message_log, unavailable,
 };
 use crate::store::{
-    ArchivedMessage, ConversationFacts, ConversationKind, Millis, QueueAbandoned, Rating, ReportFacts, ReportStore,
-    StoreResult, reports,
+    ArchivedMessage, ArchivedMessageRef, ConversationFacts, ConversationKind, Millis, QueueAbandoned, Rating,
+    ReportFacts, ReportStore, StoreResult, reports,
 };
 
 pub(super) const FIRST_AGENT_AT: TableDefinition<&str, i64> = TableDefinition::new("first_agent_at");
@@ -51,7 +51,7 @@ pub(super) fn backfill(db: &redb::Database) -> StoreResult<()> {
     {
         let (id, _) = row.map_err(unavailable)?;
         let messages = message_log::load(&tx, id.value())?;
-        if let Some(at) = reports::first_agent_at(&messages) {
+        if let Some(at) = reports::first_agent_at(messages.iter().map(ArchivedMessage::borrowed)) {
             firsts.push((id.value().to_string(), at));
         }
     }
@@ -107,7 +107,7 @@ impl<'tx> Writer<'tx> {
     }
 
     /// Notes the earliest agent line of `messages` (one conversation's, of one batch).
-    pub(super) fn agent_lines(&mut self, conversation: &str, messages: &[&ArchivedMessage]) -> StoreResult<()> {
+    pub(super) fn agent_lines(&mut self, conversation: &str, messages: &[ArchivedMessageRef<'_>]) -> StoreResult<()> {
         let Some(first) = reports::first_agent_at(messages.iter().copied()) else {
             return Ok(());
         };

@@ -671,7 +671,7 @@ async fn a_version_5_file_is_marked_current_and_its_messages_read_beside_blocks(
             let mut writer = message_log::Writer::open(&tx).unwrap();
             let number = writer.number("c1").unwrap();
             for m in &written[..3] {
-                writer.append(number, m).unwrap();
+                writer.append(number, &m.borrowed()).unwrap();
             }
             writer.finish().unwrap();
             tx.open_table(META)

@@ -13,7 +13,7 @@
 //! written before (a JSON array) starts with `[`, so the first byte tells the two apart
 //! and a journal left by an older build still replays.
 
-use super::super::{ArchiveEvent, ArchivedMessage, Side};
+use super::super::{ArchiveEvent, ArchivedMessage, ArchivedMessageRef, Side};
 
 /// The first byte of a binary payload (a JSON array starts with `[`).
 const BINARY_V1: u8 = 0xB1;
@@ -96,27 +96,64 @@ impl<'a> Reader<'a> {
         Ok(self.take(N, what)?.try_into().expect("N bytes"))
     }
 
-    fn string(&mut self, n: usize, what: &str) -> Result<String, String> {
+    fn str(&mut self, n: usize, what: &str) -> Result<&'a str, String> {
         let bytes = self.take(n, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
+        std::str::from_utf8(bytes).map_err(|_| format!("{what} is not UTF-8"))
     }
 
-    fn str16(&mut self, what: &str) -> Result<String, String> {
+    fn str16(&mut self, what: &str) -> Result<&'a str, String> {
         let len = u16::from_le_bytes(self.array(what)?) as usize;
-        self.string(len, what)
+        self.str(len, what)
+    }
+}
+
+/// An event of a payload as read: a chat message in the compact form borrowed from the
+/// payload's bytes, anything else decoded.
+#[derive(Debug)]
+pub enum Decoded<'a> {
+    Message {
+        conversation_id: &'a str,
+        message: ArchivedMessageRef<'a>,
+    },
+    Event(ArchiveEvent),
+}
+
+impl Decoded<'_> {
+    /// The event, owning its fields.
+    pub fn into_owned(self) -> ArchiveEvent {
+        match self {
+            Decoded::Message {
+                conversation_id,
+                message,
+            } => ArchiveEvent::Message {
+                conversation_id: conversation_id.to_owned(),
+                message: ArchivedMessage::plain(message.id, message.seq, message.from, message.text, message.at),
+            },
+            Decoded::Event(event) => event,
+        }
     }
 }
 
 /// The events of a payload, binary or (written by an older build) a JSON array.
 pub fn decode(payload: &[u8]) -> Result<Vec<ArchiveEvent>, String> {
+    let mut events = Vec::new();
+    decode_into(payload, &mut events)?;
+    Ok(events.into_iter().map(Decoded::into_owned).collect())
+}
+
+/// Appends the events of `payload` to `out`, its chat messages borrowed from it.
+pub fn decode_into<'a>(payload: &'a [u8], out: &mut Vec<Decoded<'a>>) -> Result<(), String> {
     match payload.first() {
-        Some(b'[') => return serde_json::from_slice(payload).map_err(|e| e.to_string()),
+        Some(b'[') => {
+            let events: Vec<ArchiveEvent> = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+            out.extend(events.into_iter().map(Decoded::Event));
+            return Ok(());
+        }
         Some(&BINARY_V1) => {}
         Some(other) => return Err(format!("payload format {other:#04x} is not one this build reads")),
         None => return Err("an empty payload".into()),
     }
     let mut reader = Reader { bytes: &payload[1..] };
-    let mut events = Vec::new();
     while let Some(&kind) = reader.bytes.first() {
         reader.bytes = &reader.bytes[1..];
         match kind {
@@ -128,21 +165,29 @@ pub fn decode(payload: &[u8]) -> Result<Vec<ArchiveEvent>, String> {
                 let from = side_of(side).ok_or_else(|| format!("unknown side byte {side}"))?;
                 let at = i64::from_le_bytes(reader.array("a time")?);
                 let len = u32::from_le_bytes(reader.array("a text length")?) as usize;
-                let text = reader.string(len, "a text")?;
-                events.push(ArchiveEvent::Message {
+                let text = reader.str(len, "a text")?;
+                out.push(Decoded::Message {
                     conversation_id,
-                    message: ArchivedMessage::plain(id, seq, from, text, at),
+                    message: ArchivedMessageRef {
+                        id,
+                        seq,
+                        from,
+                        text,
+                        at,
+                        attachments: &[],
+                        via: None,
+                    },
                 });
             }
             JSON_EVENT => {
                 let len = u32::from_le_bytes(reader.array("an event length")?) as usize;
                 let json = reader.take(len, "an event")?;
-                events.push(serde_json::from_slice(json).map_err(|e| e.to_string())?);
+                out.push(Decoded::Event(serde_json::from_slice(json).map_err(|e| e.to_string())?));
             }
             other => return Err(format!("unknown event kind {other:#04x}")),
         }
     }
-    Ok(events)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ impl ReportStore for MemoryStore {
                     agent_name: c.opened.agent_name.clone(),
                     queued_at: c.opened.queued_at,
                     paired_at: c.opened.paired_at,
-                    first_agent_at: crate::store::reports::first_agent_at(&c.messages),
+                    first_agent_at: crate::store::reports::first_agent_at(
+                        c.messages.iter().map(crate::store::ArchivedMessage::borrowed),
+                    ),
                     ended_at: c.closed.as_ref().map(|closed| closed.ended_at),
                     rating: s.ratings.get(&c.opened.id).map(|r| (r.scale, r.score)),
                     bot: crate::store::reports::bot_outcome(

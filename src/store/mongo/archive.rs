@@ -704,7 +704,9 @@ impl ConversationDoc {
 fn first_agent_lines(messages: &HashMap<&str, Vec<&ArchivedMessage>>) -> Vec<(String, Millis)> {
     messages
         .iter()
-        .filter_map(|(id, m)| crate::store::reports::first_agent_at(m.iter().copied()).map(|at| (id.to_string(), at)))
+        .filter_map(|(id, m)| {
+            crate::store::reports::first_agent_at(m.iter().map(|m| m.borrowed())).map(|at| (id.to_string(), at))
+        })
         .collect()
 }
 
