@@ -145,7 +145,7 @@ test('after a reload the agent opens a conversation whose customer left from the
   await customer.close();
   await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
 
-  // The agent reloads: the panel is gone, the conversation is in the work list. "Open"
+  // The agent reloads: the panel is gone, the conversation is in the work list. "View"
   // shows it from the archive, writable.
   await agentPage.reload();
   await agentPage.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor();

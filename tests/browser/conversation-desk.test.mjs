@@ -60,7 +60,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await annPage.locator(`[data-testid="conversation-item"][data-customer="${customer}"]:not([data-copy])`).waitFor();
 
     // Opened, the conversation shows the note with its lines.
-    await row.getByRole('button', { name: `Open: ${customer}` }).click();
+    await row.getByRole('button', { name: `View: ${customer}` }).click();
     await annPage.getByTestId('note').filter({ hasText: 'Refund approved by finance' }).waitFor();
     await backToTheList(annPage);
 

@@ -9,12 +9,12 @@
 // by someone else is only listed (its status and labels are its holder's). Each
 // row says who, the last line and how long it has waited, relative and moving on ("Waiting
 // 12 min", "2 h", "3 d"; the exact time in its title), its category for an agent of
-// several (and "Offline message" for one left while nobody could chat), with one row of small actions as Chatwoot's list has them: "Open",
+// several (and "Offline message" for one left while nobody could chat), with one row of small actions as Chatwoot's list has them: "View",
 // "Resolve" (or "Reopen"), a "More" list (Waiting on customer, Snooze 1 hour, until
 // tomorrow 9:00 or until a date and time chosen in a dialog), "+ Label"; and the labels it carries (each removed with its ×;
 // the list filtered by one). A conversation whose customer is chatting with this agent now
 // (the same one as in "My chats") is marked "Chatting now". A conversation its snooze reopened is marked "Snooze ended"
-// while the server says so (the inbox's snooze_ended_at); "Open" tells the server it was
+// while the server says so (the inbox's snooze_ended_at); "View" tells the server it was
 // seen (POST /api/conversations/{id}/opened), so a reload or another console agrees. Status
 // changes go over the agent's socket (`set_conversation_status`), labels over HTTP
 // (`/api/conversations/{id}/labels/{label}`); each answer, and every change made
@@ -221,7 +221,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       { type: 'button', class: secondary ? 'secondary small' : 'small', dataset: { testid }, 'aria-label': `${label}: ${name}`, onclick }, label);
     const mine = view === 'mine' || (me && c.holder === me);
     const actions = !mine ? othersActions(c, name, button) : el('div', { class: 'row conversation-actions' },
-      button('Open', 'conversation-open', () => { if (c.snooze_ended_at) seen(c); open(c); }),
+      button('View', 'conversation-open', () => { if (c.snooze_ended_at) seen(c); open(c); }),
       c.offline && c.status !== 'resolved' ? replyButton(c, name, button) : null,
       c.status === 'resolved' ? null
         : button('Resolve', 'conversation-resolve', () => (c.offline ? markHandled(c) : setStatus(c, 'resolved')), false),
