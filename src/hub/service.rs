@@ -170,6 +170,10 @@ struct ChatLog {
     /// How the chat reached its agent now when it was handed to them (`chat_started`'s
     /// `transfer`): their snapshots carry it.
     handed_over: Option<crate::protocol::TransferNote>,
+    /// In a cluster, the chat was handed to an agent of this node, which kept no log of it:
+    /// where the earlier agent's lines end is the chat's log as read on adopting it (its
+    /// agent cannot have written before), set when that read lands (`chat_lines`).
+    earlier_through_the_read: bool,
 }
 
 impl ChatLog {

@@ -174,6 +174,40 @@ async fn the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lines_named() {
     hub.stop().await;
 }
 
+/// Across nodes: Bob's node kept no log of the chat Ann (alpha) hands him, with Carla on
+/// alpha too; its lines reach his node after the hand-over. After a reconnect his snapshot
+/// still names Ann's line hers and his own by nobody.
+#[tokio::test]
+async fn across_nodes_the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lines_named() {
+    let ([alpha, beta], _servers) = nodes("cluster-transfers-named", ["alpha", "beta"], |_| {}).await;
+    let (mut ann, mut carla, chat) = paired(&alpha, "ann", 1, &alpha, "Carla").await;
+    assert_eq!(say(&mut carla, &chat, "my invoice is wrong").await, 1);
+    ann.next_of("message").await;
+    assert_eq!(say(&mut ann, &chat, "let me find billing").await, 2);
+    carla.next_of("message").await;
+    let (mut bob, bob_token) = available_agent(&beta, "bob", &["general"], 1).await;
+    let bob_id = alpha.admin().await.agent_id("bob").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": ""}))
+        .await;
+    assert_eq!(bob.next_of("chat_started").await["chat_id"], chat);
+    // His node reads the chat's log: Ann's line comes before he answers.
+    while bob.next_of("message").await["seq"] != 2 {}
+    assert_eq!(say(&mut bob, &chat, "Bob here").await, 3);
+    while carla.next_of("message").await["seq"] != 3 {}
+
+    drop(bob);
+    let (_bob, welcome) = Ws::with_bearer(&beta, "/ws/agent", &bob_token, "agent_welcome").await;
+    let snapshot = &welcome["chats"][0];
+    assert_eq!(snapshot["chat_id"], chat, "{welcome}");
+    assert_eq!(
+        named_lines(snapshot),
+        [(1, None), (2, Some("ANN".to_string())), (3, None)],
+        "Ann's line hers, Bob's his own: {welcome}"
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}
+
 #[tokio::test]
 async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat_stays() {
     let hub = TestHub::start().await;

@@ -133,9 +133,10 @@ async function waitingText() {
   return `Your call with ${room.representative} starts ${whenText(room.start)}; you will be let in when ${room.representative} joins.`;
 }
 
-/** Pressed before the representative may start the call: when to come back, or null. */
+/** Pressed before the representative may start the call: when to come back, or null
+ *  (then the page asks to join, as it does when the status cannot be read). */
 async function tooEarlyText() {
-  const room = await roomStatus();
+  const room = await roomStatus().catch(() => null);
   if (!room || room.state !== 'waiting' || Date.now() >= room.joinable_from) return null;
   const from = new Intl.DateTimeFormat([], { timeZone: shownZone || undefined, timeStyle: 'short' }).format(new Date(room.joinable_from));
   return `Your call with ${room.representative} is ${whenText(room.start)}. Come back from ${from}: the call opens then.`;
@@ -185,6 +186,8 @@ $('join').addEventListener('click', async () => {
     $('join').disabled = false;
     return;
   }
+  // A "come back" from an earlier press is no waiting room: the room page keeps its lobby.
+  $('waiting').hidden = true;
   join(WAIT_FIRST_MS);
 });
 

@@ -733,6 +733,7 @@ impl HubState {
                 rated_before: false,
                 created_by_it,
                 handed_over: None,
+                earlier_through_the_read: false,
             },
         );
         self.read_status_of(chat, wire_id.clone());

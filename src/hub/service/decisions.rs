@@ -650,6 +650,7 @@ impl HubState {
                 rated_before,
                 created_by_it: continues.is_none() && !remote_conversation && continued.is_none(),
                 handed_over,
+                earlier_through_the_read: false,
             },
         );
         self.chat_by_wire.insert(wire_id, chat);

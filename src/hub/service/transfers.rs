@@ -240,8 +240,10 @@ impl HubState {
                 self.adopt_chat(chat);
             }
         }
+        let read_on_adopting = !held_here && self.is_filling(chat);
         let Some(log) = self.chats.get_mut(&chat) else { return };
         let after_seq = log.live.last_seq();
+        log.earlier_through_the_read = read_on_adopting;
         log.agent = to.clone();
         log.agent_name.clone_from(&to_name);
         log.earlier_agents.push(EarlierAgent {
@@ -655,6 +657,7 @@ impl HubState {
                 rated_before: false,
                 created_by_it: false,
                 handed_over: None,
+                earlier_through_the_read: false,
             },
         );
     }

@@ -150,6 +150,7 @@ impl HubState {
             self.accept_line(line);
         }
         if let Some(chat) = filled {
+            self.earlier_agent_through_the_read(chat);
             self.chat_read_for_resume(chat);
         }
         // Still a gap after the fill (messages arrived meanwhile past it): read again.
@@ -159,6 +160,22 @@ impl HubState {
             && let Some(last) = self.chats.get(&chat).map(|log| log.live.last_seq())
         {
             self.fill(chat, last);
+        }
+    }
+
+    /// A chat handed to an agent here, which kept no log of it, has its log read: the
+    /// earlier agent's lines end with what it holds (their snapshots name them so).
+    fn earlier_agent_through_the_read(&mut self, chat: ChatId) {
+        let Some(log) = self.chats.get_mut(&chat).filter(|log| log.earlier_through_the_read) else {
+            return;
+        };
+        log.earlier_through_the_read = false;
+        let through = log.live.last_seq();
+        let handed = log.handed_over.as_mut().map(|t| &mut t.earlier_agents);
+        for earlier in [Some(&mut log.earlier_agents), handed].into_iter().flatten() {
+            if let Some(last) = earlier.last_mut() {
+                last.through_seq = through;
+            }
         }
     }
 
