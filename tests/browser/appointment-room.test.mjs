@@ -3,7 +3,8 @@
 // appointment's room), the customer presses "Join the video call" on the appointment's
 // page (the link of their mail), and both reach the room and a connected call (a meeting:
 // no ring, no accept). A
-// customer who comes early waits ("Your call with Rita starts at …"), shows as waiting on
+// customer who comes early waits ("Your call with Rita starts at …", its date when not
+// today), shows as waiting on
 // the representative's list, and is let in by themselves once the call is started.
 
 import { test, before, after } from 'node:test';
@@ -51,7 +52,8 @@ test('the representative starts an appointment and both sides reach the call', a
     await customer.getByTestId('who').filter({ hasText: 'Carla' }).waitFor();
     await customer.getByTestId('join-appointment').click();
     const waiting = customer.getByTestId('waiting-text');
-    await waiting.filter({ hasText: 'Your call with Rita starts at' }).waitFor();
+    // Today's slot "at 16:00", tomorrow's "on Monday 30 November at 09:00".
+    await waiting.filter({ hasText: /^Your call with Rita starts (at|on) / }).waitFor();
     assert.match(await waiting.textContent(), /you will be let in when Rita joins/);
     await shot(customer, 'appointment-waiting-room-390');
     await agent.getByTestId('customer-waiting').filter({ hasText: 'Carla is waiting' }).waitFor({ timeout: 10000 });
