@@ -118,7 +118,14 @@ impl AdminCaller {
     /// the `admin` scope, such as making another token that outlives its revocation.
     pub fn signed_in(&self) -> Result<(), ApiError> {
         match &self.bearer_on {
-            Some(route) if self.account.id.starts_with(API_TOKEN_ACCOUNT) => Err(session_required(route)),
+            Some(route) if self.account.id.starts_with(API_TOKEN_ACCOUNT) => {
+                tracing::info!(%route, "an API token was refused a change only a signed-in admin may make");
+                Err(ApiError::refused(
+                    StatusCode::FORBIDDEN,
+                    "session_required",
+                    "only a signed-in admin may do this (the admin page, or their session as a bearer token), not an API token",
+                ))
+            }
             _ => Ok(()),
         }
     }

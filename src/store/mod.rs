@@ -200,16 +200,26 @@ impl ArchivedMessage {
         self.attachments.is_empty() && self.via.is_none()
     }
 
-    /// Its fields borrowed.
+    /// Its fields borrowed. Every field is named here, so a field added to the message
+    /// and not to [`ArchivedMessageRef`] fails to compile rather than go unstored.
     pub fn borrowed(&self) -> ArchivedMessageRef<'_> {
+        let Self {
+            id,
+            seq,
+            from,
+            text,
+            at,
+            attachments,
+            via,
+        } = self;
         ArchivedMessageRef {
-            id: &self.id,
-            seq: self.seq,
-            from: self.from,
-            text: &self.text,
-            at: self.at,
-            attachments: &self.attachments,
-            via: self.via,
+            id,
+            seq: *seq,
+            from: *from,
+            text,
+            at: *at,
+            attachments,
+            via: *via,
         }
     }
 }
@@ -703,5 +713,34 @@ pub async fn open(settings: &crate::config::Settings) -> Result<SharedStore, Unu
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(OPEN_RETRY_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message stored through its borrowed view is the message stored whole: the same
+    /// JSON, files and `via` included.
+    #[test]
+    fn a_borrowed_message_serialises_as_the_message() {
+        let mut message = ArchivedMessage::plain("m1", 7, Side::Agent, "see \"the\" file\n", 1_700_000_000_000);
+        message.attachments.push(crate::attachments::AttachmentMeta {
+            id: "f1".into(),
+            name: "invoice.pdf".into(),
+            mime: "application/pdf".into(),
+            size: 1234,
+            thumbnail: false,
+        });
+        message.via = Some(Via::Email);
+        for m in [
+            message.clone(),
+            ArchivedMessage::plain("m2", 8, Side::Customer, "hi", 1),
+        ] {
+            assert_eq!(
+                serde_json::to_value(m.borrowed()).unwrap(),
+                serde_json::to_value(&m).unwrap()
+            );
+        }
     }
 }

@@ -343,9 +343,9 @@ const SEEK_MONTHS = 2;
 
 /** {year, month} of `ms` in the chosen zone. */
 function monthInZone(ms) {
-  const [year, month] = new Intl.DateTimeFormat('en-CA', { timeZone: state.zone, year: 'numeric', month: '2-digit' })
-    .format(new Date(ms)).split('-').map(Number);
-  return { year, month };
+  const parts = new Intl.DateTimeFormat('en-CA', { timeZone: state.zone, year: 'numeric', month: '2-digit' }).formatToParts(new Date(ms));
+  const part = (type) => Number(parts.find((p) => p.type === type).value);
+  return { year: part('year'), month: part('month') };
 }
 
 function startMonth() {
