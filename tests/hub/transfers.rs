@@ -180,11 +180,7 @@ async fn the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lines_named() {
 #[tokio::test]
 async fn across_nodes_the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lines_named() {
     let ([alpha, beta], _servers) = nodes("cluster-transfers-named", ["alpha", "beta"], |_| {}).await;
-    let (mut ann, mut carla, chat) = paired(&alpha, "ann", 1, &alpha, "Carla").await;
-    assert_eq!(say(&mut carla, &chat, "my invoice is wrong").await, 1);
-    ann.next_of("message").await;
-    assert_eq!(say(&mut ann, &chat, "let me find billing").await, 2);
-    carla.next_of("message").await;
+    let (mut ann, mut carla, chat) = talking(&alpha, "my invoice is wrong", "let me find billing").await;
     let (mut bob, bob_token) = available_agent(&beta, "bob", &["general"], 1).await;
     let bob_id = alpha.admin().await.agent_id("bob").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": ""}))
