@@ -19,9 +19,11 @@ async function errorText(res) {
 
 const zoneLabel = (zone) => zone.replaceAll('_', ' ');
 
+/** A formatter of times in the customer's zone (the browser's until the booking is read). */
+const inTheirs = (options) => new Intl.DateTimeFormat([], { timeZone: shownZone || undefined, ...options });
+
 function render(a) {
   shownZone = a.customer_zone;
-  const inTheirs = (options) => new Intl.DateTimeFormat([], { timeZone: a.customer_zone, ...options });
   const time = (iso) => inTheirs({ hour: '2-digit', minute: '2-digit' }).format(new Date(iso));
   const day = inTheirs({ weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' }).format(new Date(a.start));
   $('summary').textContent = a.summary;
@@ -120,7 +122,6 @@ async function roomStatus() {
 
 /** `ms` in the customer's zone: the time, with the date before it when it is not today. */
 function whenText(ms) {
-  const inTheirs = (options) => new Intl.DateTimeFormat([], { timeZone: shownZone || undefined, ...options });
   const day = (t) => inTheirs({ year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(t));
   const time = inTheirs({ timeStyle: 'short' }).format(new Date(ms));
   if (day(ms) === day(Date.now())) return `at ${time}`;
@@ -138,7 +139,7 @@ async function waitingText() {
 async function tooEarlyText() {
   const room = await roomStatus().catch(() => null);
   if (!room || room.state !== 'waiting' || Date.now() >= room.joinable_from) return null;
-  const from = new Intl.DateTimeFormat([], { timeZone: shownZone || undefined, timeStyle: 'short' }).format(new Date(room.joinable_from));
+  const from = inTheirs({ timeStyle: 'short' }).format(new Date(room.joinable_from));
   return `Your call with ${room.representative} is ${whenText(room.start)}. Come back from ${from}: the call opens then.`;
 }
 
