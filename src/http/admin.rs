@@ -159,7 +159,6 @@ pub(super) async fn valid_categories(state: &AppState, ids: Vec<String>) -> Resu
 
 /// All agent and admin accounts.
 #[utoipa::path(get, path = "/api/admin/agents", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = [AccountView]), AdminsOnly, Unavailable))]
 async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<AccountView>> {
     Ok(Json(
@@ -173,7 +172,6 @@ async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> JsonResult<
 #[utoipa::path(post, path = "/api/admin/agents", tag = "admin",
     request_body(content = NewAgent, example = json!({"username": "ann", "display_name": "Ann", "password": "a-long-password",
         "categories": ["general"], "max_chats": 2})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 201, body = AccountView),
         (status = 400, description = "`bad_json`, `invalid_username`, `invalid_name`, `weak_password`, `invalid_limit`, \
             `unknown_category`: which rule the body breaks", body = ErrorBody),
@@ -212,7 +210,6 @@ async fn create_agent(
 
 /// One account.
 #[utoipa::path(get, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path, description = "the account id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = AccountView), NoAccount, AdminsOnly, Unavailable))]
 async fn get_agent(_: AdminOnly, State(state): State<AppState>, Path(id): Path<String>) -> JsonResult<AccountView> {
     let account = state.store.account(&id).await.missing_as(ApiError::NotFound("agent"))?;
@@ -225,7 +222,6 @@ async fn get_agent(_: AdminOnly, State(state): State<AppState>, Path(id): Path<S
 /// (disabling them) — 403 `session_required` for any bearer token.
 #[utoipa::path(patch, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path, description = "the account id")),
     request_body(content = AgentUpdate, example = json!({"display_name": "Ann Smith", "max_chats": 2})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = AccountView),
         (status = 400, description = "`bad_json`, `invalid_name`, `weak_password`, `invalid_limit`, `unknown_category`, \
             `cannot_disable_self`: which rule the body breaks", body = ErrorBody),
@@ -323,7 +319,6 @@ pub(super) async fn tell_other_nodes(state: &AppState, change: AdminChange) -> R
 /// Add a category.
 #[utoipa::path(post, path = "/api/admin/categories", tag = "admin",
     request_body(content = NewCategory, example = json!({"id": "returns", "name": "Returns & refunds"})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 201, body = CategoryView),
         (status = 400, description = "`bad_json`, `invalid_name`, `invalid_id`: which rule the body breaks", body = ErrorBody),
         (status = 409, description = "`conflict`: a category with this id exists", body = ErrorBody),
@@ -352,7 +347,6 @@ async fn create_category(
 /// Rename a category (its id stays).
 #[utoipa::path(patch, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path, description = "the category id")),
     request_body(content = CategoryRename, example = json!({"name": "Sales and offers"})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = CategoryView),
         (status = 400, description = "`bad_json`, `invalid_name`: which rule the body breaks", body = ErrorBody),
         NoCategory, AdminsOnly, Unavailable))]
@@ -375,7 +369,6 @@ async fn rename_category(
 
 /// Remove a category: its waiting customers are told and disconnected; agents stop holding it.
 #[utoipa::path(delete, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path, description = "the category id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 204, description = "removed"), NoCategory, AdminsOnly, Unavailable))]
 async fn delete_category(
     _: AdminOnly,
@@ -404,7 +397,6 @@ async fn delete_category(
 
 /// Live figures: agents online and available, customers connected and waiting, chats active.
 #[utoipa::path(get, path = "/api/admin/stats", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = Figures), AdminsOnly, Unavailable))]
 async fn figures(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Figures> {
     Ok(Json(state.hub.figures().await?))

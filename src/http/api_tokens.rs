@@ -96,7 +96,6 @@ pub struct NewApiToken {
 
 /// The API tokens, revoked ones included, oldest first.
 #[utoipa::path(get, path = "/api/admin/api-tokens", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = [ApiTokenView]), AdminsOnly, Unavailable))]
 async fn list(_: AdminOnly, State(state): State<AppState>) -> super::error::JsonResult<Vec<ApiTokenView>> {
     Ok(Json(
@@ -109,7 +108,6 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> super::error::Json
 /// scopes, is refused 403 `session_required`, as a token it made would outlive its revocation.
 #[utoipa::path(post, path = "/api/admin/api-tokens", tag = "admin",
     request_body(content = NewApiToken, example = json!({"name": "CRM sync", "scopes": ["read"]})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 201, body = CreatedApiToken),
         (status = 400, description = "`bad_json`; `invalid_name`: empty or over 80 characters; \
             `invalid_scopes`: none, or one that is no scope; `invalid_bot`: `bot` scope without a bot name \
@@ -209,7 +207,6 @@ async fn create(
 /// when it is lost). It stays listed, revoked.
 #[utoipa::path(delete, path = "/api/admin/api-tokens/{id}", tag = "admin",
     params(("id" = String, Path, description = "the token's id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "revoked (or revoked already: the first time stays)", body = ApiTokenView),
         (status = 404, description = "`not_found`: no such token", body = ErrorBody),
         AdminsOnly, Unavailable))]

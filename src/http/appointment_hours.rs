@@ -99,7 +99,6 @@ fn minutes(t: jiff::civil::Time) -> i64 {
 
 /// The appointment hours in force.
 #[utoipa::path(get, path = "/api/admin/appointment-hours", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = HoursView), AdminsOnly, Unavailable))]
 async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<HoursView> {
     let settings = &state.settings.appointment_hours;
@@ -129,7 +128,6 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<HoursVi
 /// Replaces the appointment hours (and the categories' own hours) for every node.
 /// Booked appointments stay as they are.
 #[utoipa::path(put, path = "/api/admin/appointment-hours", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     request_body = DeskHours,
     responses((status = 200, body = HoursView),
         (status = 400, description = "`bad_json`; `invalid_hours` (not HH:MM, closing before opening, no whole \
@@ -180,7 +178,6 @@ async fn replace(
 
 /// Back to the settings' hours (`APPOINTMENT_HOURS`), for every category.
 #[utoipa::path(delete, path = "/api/admin/appointment-hours", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = HoursView), AdminsOnly, Unavailable))]
 async fn reset(admin: AdminOnly, State(state): State<AppState>) -> Result<(StatusCode, Json<HoursView>), ApiError> {
     state.store.set_desk_setting(KEY, None).await?;

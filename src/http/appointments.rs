@@ -954,7 +954,6 @@ fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> 
 
 /// The signed-in agent's appointments of a local day (booked and cancelled).
 #[utoipa::path(get, path = "/api/agent/appointments", tag = "session", params(DayQuery),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = StaffList),
         (status = 400, description = "`bad_query`, `bad_date`", body = ErrorBody),
         SignedIn, Unavailable))]
@@ -985,7 +984,6 @@ async fn agent_day(
 
 /// Every appointment of a range of local days, admins only.
 #[utoipa::path(get, path = "/api/admin/appointments", tag = "admin", params(RangeQuery),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = StaffList),
         (status = 400, description = "`bad_query`, `bad_date`, `bad_range` (`to` before `from`, or more than \
             92 days)", body = ErrorBody),
@@ -1026,7 +1024,6 @@ async fn cancel_as_staff(state: &AppState, me: &Account, id: &str, base_url: &st
 /// Cancels one of the signed-in agent's appointments (an admin: any).
 #[utoipa::path(post, path = "/api/agent/appointments/{id}/cancel", tag = "session",
     params(("id" = String, Path, description = "the appointment id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = CancelOutcome), NotYourAppointment, SignedIn, Unavailable))]
 async fn agent_cancel(
     Authed(me): Authed,
@@ -1040,7 +1037,6 @@ async fn agent_cancel(
 /// Cancels any appointment, admins only.
 #[utoipa::path(post, path = "/api/admin/appointments/{id}/cancel", tag = "admin",
     params(("id" = String, Path, description = "the appointment id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = CancelOutcome),
         (status = 404, description = "`not_found`: no such appointment", body = ErrorBody),
         AdminsOnly, Unavailable))]

@@ -79,7 +79,6 @@ pub struct ArchiveExport {
 
 /// Every conversation the archive's listing finds (its filters and `q`), as one file.
 #[utoipa::path(get, path = "/api/conversations/export", tag = "history", params(FormatQuery, ListingQuery),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "An attachment, `conversations.csv` or `conversations.json`, newest \
             first. CSV (`text/csv`, UTF-8, RFC 4180, a header row): one row per message with the columns \
@@ -126,7 +125,6 @@ async fn export_listing(
 /// One conversation as a file. Agents may export only those they served at any point.
 #[utoipa::path(get, path = "/api/conversations/{id}/export", tag = "history",
     params(("id" = String, Path, description = "the conversation id"), FormatQuery),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "An attachment, `conversation-<id>.csv` or `.json`: the CSV and JSON of \
             `GET /api/conversations/export` for this one conversation",

@@ -49,7 +49,6 @@ pub struct CreatedBotHook {
 
 /// The bots the desk's live `bot` tokens act as, and the URL each is called at.
 #[utoipa::path(get, path = "/api/admin/bot-hooks", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = [BotHookView]), AdminsOnly, Unavailable))]
 async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<BotHookView>> {
     let bots = bot_hooks::all(&state.store).await?;
@@ -67,7 +66,6 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<Bot
 /// made at an earlier URL come here): customers of the categories naming it talk to it
 /// first while it has a URL or a socket.
 #[utoipa::path(put, path = "/api/admin/bot-hooks/{bot}", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(("bot" = String, Path, description = "the bot's name, as its `bot` token acts as")),
     request_body = SetBotHook,
     responses((status = 200, body = CreatedBotHook),
@@ -111,7 +109,6 @@ async fn set(
 /// The bot is no longer called by webhook; conversations it holds then (unless its socket
 /// is connected) go to their categories' lines.
 #[utoipa::path(delete, path = "/api/admin/bot-hooks/{bot}", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(("bot" = String, Path, description = "the bot's name")),
     responses((status = 204, description = "removed (or there was none)"), AdminsOnly, Unavailable))]
 async fn remove(_: AdminOnly, State(state): State<AppState>, Path(bot): Path<String>) -> Result<StatusCode, ApiError> {

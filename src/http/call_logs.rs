@@ -109,7 +109,6 @@ fn whose(account: &Account, asked: Option<String>) -> Option<String> {
 
 /// Call logs, newest first: an agent's own, or (admins) everyone's.
 #[utoipa::path(get, path = "/api/calls", tag = "rooms",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(CallsQuery),
     responses(
         (status = 200, body = CallLogPage),
@@ -185,7 +184,6 @@ fn csv_of(rows: &[CallLogView]) -> Result<Vec<u8>, ApiError> {
 /// Call logs as a CSV file (RFC 4180, UTF-8, a header row; `started_at` in RFC 3339 UTC),
 /// newest first: an agent's own, or (admins) everyone's or one agent's.
 #[utoipa::path(get, path = "/api/calls/export", tag = "rooms",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(ExportQuery),
     responses(
         (status = 200, description = "`text/csv`, as an attachment `call-logs.csv`: columns started_at, \

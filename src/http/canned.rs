@@ -175,7 +175,6 @@ async fn delete(state: &AppState, id: String, owner: Option<&str>) -> Result<Sta
 // ---- the desk's list (admins) ----
 
 #[utoipa::path(get, path = "/api/admin/canned-replies", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "the desk's canned replies, by shortcut", body = [CannedReplyView]),
         AdminsOnly, Unavailable))]
 async fn list_desk(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<CannedReplyView>> {
@@ -186,7 +185,6 @@ async fn list_desk(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Ve
 #[utoipa::path(post, path = "/api/admin/canned-replies", tag = "admin",
     request_body(content = CannedReplyInput, example = json!({"shortcut": "hello", "title": "Greeting",
         "text": "Hello {customer}, I am {agent}. How can I help?", "categories": []})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 201, body = CannedReplyView), ReplyRules,
         (status = 409, description = "`shortcut_taken`: the desk has a reply with this shortcut", body = ErrorBody),
         AdminsOnly, Unavailable))]
@@ -202,7 +200,6 @@ async fn create_desk(
 #[utoipa::path(put, path = "/api/admin/canned-replies/{id}", tag = "admin",
     params(("id" = String, Path, description = "the canned reply's id")),
     request_body = CannedReplyInput,
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = CannedReplyView), ReplyRules, NoDeskReply,
         (status = 409, description = "`shortcut_taken`: another reply of the desk has this shortcut", body = ErrorBody),
         AdminsOnly, Unavailable))]
@@ -217,7 +214,6 @@ async fn update_desk(
 
 #[utoipa::path(delete, path = "/api/admin/canned-replies/{id}", tag = "admin",
     params(("id" = String, Path, description = "the canned reply's id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 204, description = "deleted"), NoDeskReply, AdminsOnly, Unavailable))]
 async fn delete_desk(
     _: AdminOnly,
@@ -230,7 +226,6 @@ async fn delete_desk(
 // ---- an agent's own, and the desk's that apply to them ----
 
 #[utoipa::path(get, path = "/api/canned-replies", tag = "agent",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "the desk's replies that apply to one of the caller's categories (or to all), \
         then the caller's own, each by shortcut", body = [CannedReplyView]),
         SignedIn, Unavailable))]
@@ -246,7 +241,6 @@ async fn list_mine(Authed(me): Authed, State(state): State<AppState>) -> JsonRes
 #[utoipa::path(post, path = "/api/canned-replies", tag = "agent",
     request_body(content = CannedReplyInput, example = json!({"shortcut": "later", "title": "Call back",
         "text": "I will call you back today, {customer}."})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 201, body = CannedReplyView), ReplyRules,
         (status = 409, description = "`shortcut_taken`: the caller has a reply with this shortcut", body = ErrorBody),
         SignedIn, Unavailable))]
@@ -262,7 +256,6 @@ async fn create_mine(
 #[utoipa::path(put, path = "/api/canned-replies/{id}", tag = "agent",
     params(("id" = String, Path, description = "the canned reply's id")),
     request_body = CannedReplyInput,
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = CannedReplyView), ReplyRules,
         (status = 404, description = "`not_found`: no such reply of the caller's own (the desk's and other \
             agents' are not theirs to change)", body = ErrorBody),
@@ -279,7 +272,6 @@ async fn update_mine(
 
 #[utoipa::path(delete, path = "/api/canned-replies/{id}", tag = "agent",
     params(("id" = String, Path, description = "the canned reply's id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 204, description = "deleted"),
         (status = 404, description = "`not_found`: no such reply of the caller's own", body = ErrorBody),
         SignedIn, Unavailable))]

@@ -67,7 +67,6 @@ async fn view(state: &AppState) -> Result<CategoryBots, ApiError> {
 
 /// Every category's bot.
 #[utoipa::path(get, path = "/api/admin/category-bots", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = CategoryBots), AdminsOnly, Unavailable))]
 async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<CategoryBots> {
     Ok(Json(view(&state).await?))
@@ -76,7 +75,6 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Categor
 /// Names the bot a category's customers talk to first (`null`: none). The bot is the
 /// name a `bot` API token acts as; while it is not connected, customers go to the line.
 #[utoipa::path(put, path = "/api/admin/category-bots/{category}", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(("category" = String, Path, description = "the category's id")),
     request_body = SetBot,
     responses((status = 200, body = CategoryBots),

@@ -61,7 +61,6 @@ async fn apply_now(state: &AppState) -> Result<(), ApiError> {
 
 /// The categories' chat opening hours.
 #[utoipa::path(get, path = "/api/admin/chat-hours", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ChatHoursView), AdminsOnly, Unavailable))]
 async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<ChatHoursView> {
     Ok(Json(view(&state).await?))
@@ -71,7 +70,6 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<ChatHou
 /// takes no new customer (they are offered the offline path); those already waiting keep
 /// their place and are told.
 #[utoipa::path(put, path = "/api/admin/chat-hours/{category}", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(("category" = String, Path, description = "the category's id")),
     request_body = CategoryHoursDoc,
     responses((status = 200, body = ChatHoursView),
@@ -106,7 +104,6 @@ async fn replace(
 
 /// Makes a category always open again.
 #[utoipa::path(delete, path = "/api/admin/chat-hours/{category}", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(("category" = String, Path, description = "the category's id")),
     responses((status = 200, body = ChatHoursView), AdminsOnly, Unavailable))]
 async fn reset(_: AdminOnly, State(state): State<AppState>, Path(category): Path<String>) -> JsonResult<ChatHoursView> {

@@ -90,7 +90,6 @@ pub struct StatusView {
 #[utoipa::path(put, path = "/api/conversations/{id}/status", tag = "conversations",
     params(("id" = String, Path, description = "the conversation id")),
     request_body = StatusChange,
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = StatusView),
         (status = 400, description = "`invalid_status` (not open, pending, snoozed or resolved; `until` with another status than snoozed, or a snooze without it); `snooze_in_past`; `snooze_too_far` (over a year ahead); `bad_json`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not in their list", body = ErrorBody),
@@ -201,7 +200,6 @@ async fn visible(state: &AppState, me: &Account, id: &str) -> Result<Conversatio
     params(("id" = String, Path, description = "the conversation id")),
     request_body(content = NoteRequest, example = json!({"text": "Promised a refund by Friday.",
         "client_id": "3f1c2a9e-5d4b-4c1e-9a7f-2b8d6e0c4a11"})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 201, body = AddedNote, description = "the note stored (with a `client_id` stored already: \
             that note, as stored, nothing told again)"),
         (status = 400, description = "`empty_message`, `message_too_long`: the text breaks a message's rules; \
@@ -339,7 +337,6 @@ fn added(stored: ConversationNote, sent: &ConversationNote) -> Result<(StatusCod
 /// attention the mark asks for); nor does one of a conversation not marked.
 #[utoipa::path(post, path = "/api/conversations/{id}/opened", tag = "conversations",
     params(("id" = String, Path, description = "the conversation id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 204, description = "seen: its holder's inbox no longer marks it (safe to repeat)"),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not of a category they serve", body = ErrorBody),
         SignedIn, ChangeUnavailable))]
@@ -372,7 +369,6 @@ fn conversations(state: &AppState) -> Conversations {
 /// The enabled agents serving the conversation's category: whom it may be assigned to.
 #[utoipa::path(get, path = "/api/conversations/{id}/assignees", tag = "conversations",
     params(("id" = String, Path, description = "the conversation id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = Vec<Assignee>),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not of a category they serve", body = ErrorBody),
         SignedIn))]
@@ -408,7 +404,6 @@ async fn assignees(
 #[utoipa::path(post, path = "/api/conversations/{id}/assign", tag = "conversations",
     params(("id" = String, Path, description = "the conversation id")),
     request_body = AssignRequest,
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = Assigned),
         (status = 400, description = "`unknown_agent`: no enabled agent of that id serves its category", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not theirs to hand on", body = ErrorBody),

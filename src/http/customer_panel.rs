@@ -67,7 +67,6 @@ pub struct CustomerPanel {
 /// The customer of conversation `id`: who they are and their earlier conversations.
 #[utoipa::path(get, path = "/api/conversations/{id}/customer", tag = "history",
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = CustomerPanel), NotServed, SignedIn, Unavailable))]
 async fn panel(Authed(me): Authed, State(state): State<AppState>, Path(id): Path<String>) -> JsonResult<CustomerPanel> {
     let c = readable(&state, &me, &id).await?;
@@ -110,7 +109,6 @@ async fn panel(Authed(me): Authed, State(state): State<AppState>, Path(id): Path
 #[utoipa::path(get, path = "/api/conversations/{id}/customer/conversations/{other}", tag = "history",
     params(("id" = String, Path, description = "the conversation the panel is beside"),
         ("other" = String, Path, description = "an earlier conversation of the same customer (from `earlier`)")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ConversationDetail),
         (status = 404, description = "`not_found`: no such conversation, not the same customer's, or (for an agent) `id` is not one they served", body = ErrorBody),
         SignedIn, Unavailable))]

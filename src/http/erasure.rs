@@ -104,7 +104,6 @@ fn sha256_hex(text: &str) -> String {
 
 /// Erases everything of one customer.
 #[utoipa::path(post, path = "/api/admin/erasures", tag = "admin", request_body = ErasureRequest,
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "erased (counts may be 0: nothing of theirs was kept)", body = ErasureView),
         (status = 400, description = "`bad_request`: not exactly one of `email`, `visitor`, `identifier`, `conversation_id`; `invalid_email`, `invalid_visitor`, `invalid_identifier`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation", body = ErrorBody),
@@ -214,7 +213,6 @@ pub struct ErasureLog {
 
 /// The erasure log, newest first.
 #[utoipa::path(get, path = "/api/admin/erasures", tag = "admin", params(LogQuery),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ErasureLog),
         (status = 400, description = "`bad_query`", body = ErrorBody), AdminsOnly, Unavailable))]
 async fn log(_: AdminOnly, State(state): State<AppState>, ApiQuery(q): ApiQuery<LogQuery>) -> JsonResult<ErasureLog> {

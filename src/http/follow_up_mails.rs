@@ -47,7 +47,6 @@ pub struct FollowUpMails {
 /// The mails conversation `id`'s follow-up lines went out in, and their delivery state.
 #[utoipa::path(get, path = "/api/conversations/{id}/mails", tag = "history",
     params(("id" = String, Path, description = "the conversation id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = FollowUpMails), NotServed, SignedIn, Unavailable))]
 async fn mails(Authed(me): Authed, State(state): State<AppState>, Path(id): Path<String>) -> JsonResult<FollowUpMails> {
     let c = readable(&state, &me, &id).await?;

@@ -312,7 +312,6 @@ pub(super) fn named_statuses(asked: Option<&str>) -> Result<Vec<ConversationStat
 
 /// Past conversations, newest first. Agents see only those they served (transfers included).
 #[utoipa::path(get, path = "/api/conversations", tag = "history", params(ListingQuery, PageQuery),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ConversationPage),
         (status = 400, description = "`bad_query`: a parameter is malformed or out of range, `status` \
             names a word that is no status, or `q` is longer than 200 characters, has more than 8 different \
@@ -345,7 +344,6 @@ async fn list(
 /// those they served at any point (its agent now, or one who handed it on or took it).
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "history",
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ConversationDetail), NotServed, SignedIn, Unavailable))]
 async fn one(
     Authed(me): Authed,

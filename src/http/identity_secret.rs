@@ -49,7 +49,6 @@ pub struct NewIdentitySecret {
 
 /// Whether an identity secret is set.
 #[utoipa::path(get, path = "/api/admin/identity-secret", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = IdentitySecretState), AdminsOnly, Unavailable))]
 async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<IdentitySecretState> {
     Ok(Json(secret::load(&state.store).await?.into()))
@@ -57,7 +56,6 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Identit
 
 /// A new identity secret, replacing the one before (whose hashes stop verifying).
 #[utoipa::path(post, path = "/api/admin/identity-secret", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "the new secret, shown this once", body = NewIdentitySecret),
         AdminsOnly, Unavailable))]
 async fn rotate(AdminOnly(me): AdminOnly, State(state): State<AppState>) -> JsonResult<NewIdentitySecret> {
@@ -71,7 +69,6 @@ async fn rotate(AdminOnly(me): AdminOnly, State(state): State<AppState>) -> Json
 
 /// No identity secret: identities are ignored from now on.
 #[utoipa::path(delete, path = "/api/admin/identity-secret", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = IdentitySecretState), AdminsOnly, Unavailable))]
 async fn disable(AdminOnly(me): AdminOnly, State(state): State<AppState>) -> JsonResult<IdentitySecretState> {
     secret::disable(&state.store).await?;

@@ -34,7 +34,6 @@ pub struct InboundMailView {
 
 /// Whether and how the desk's mailbox (`IMAP_URL`) is read.
 #[utoipa::path(get, path = "/api/admin/inbound-mail", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = InboundMailView), AdminsOnly))]
 async fn status(_: AdminOnly, State(state): State<AppState>) -> JsonResult<InboundMailView> {
     let Some(local) = state.inbound.as_ref() else {

@@ -117,7 +117,6 @@ pub struct InboxCounts {
         for the same `status` and `category` (not `label`, nor `limit`), as the caller may see each, from \
         the store as the list is read: a console shows them on its view buttons and refreshes them with \
         the list.",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = InboxPage), BadQuery,
         (status = 403, description = "`forbidden`: an agent asked for a `category` they do not serve, \
             or the account is disabled; `not_whitelisted`: the caller's address is outside `AGENT_WHITELIST`",

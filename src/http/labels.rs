@@ -88,7 +88,6 @@ fn valid_colour(raw: &str) -> Result<String, ApiError> {
 
 /// The desk's labels, by name.
 #[utoipa::path(get, path = "/api/labels", tag = "conversations",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, description = "every label, by name", body = [LabelView]), SignedIn, Unavailable))]
 async fn list(_: Authed, State(state): State<AppState>) -> JsonResult<Vec<LabelView>> {
     Ok(Json(state.store.labels().await?.into_iter().map(Into::into).collect()))
@@ -97,7 +96,6 @@ async fn list(_: Authed, State(state): State<AppState>) -> JsonResult<Vec<LabelV
 /// Define a label.
 #[utoipa::path(post, path = "/api/admin/labels", tag = "admin",
     request_body(content = NewLabel, example = json!({"name": "Billing", "colour": "#1f6feb"})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 201, body = LabelView),
         (status = 400, description = "`bad_json`, `invalid_name`, `invalid_colour`, `invalid_id`: which rule the body breaks", body = ErrorBody),
         (status = 409, description = "`conflict`: a label with this id exists", body = ErrorBody),
@@ -131,7 +129,6 @@ async fn create(
 #[utoipa::path(patch, path = "/api/admin/labels/{id}", tag = "admin",
     params(("id" = String, Path, description = "the label's id")),
     request_body(content = LabelEdit, example = json!({"colour": "#d29922"})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = LabelView),
         (status = 400, description = "`bad_json`, `invalid_name`, `invalid_colour`: which rule the body breaks", body = ErrorBody),
         (status = 404, description = "`not_found`: no such label", body = ErrorBody),
@@ -168,7 +165,6 @@ async fn update(
 /// unseen (a label made again with that id shows on them again).
 #[utoipa::path(delete, path = "/api/admin/labels/{id}", tag = "admin",
     params(("id" = String, Path, description = "the label's id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 204, description = "deleted"),
         (status = 404, description = "`not_found`: no such label", body = ErrorBody),
         AdminsOnly, Unavailable))]
@@ -192,7 +188,6 @@ pub struct ConversationLabels {
 /// Put a label on a conversation (its holder, or an admin); one it carries already is no change.
 #[utoipa::path(put, path = "/api/conversations/{id}/labels/{label}", tag = "conversations",
     params(("id" = String, Path, description = "the conversation id"), ("label" = String, Path, description = "the label's id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ConversationLabels),
         (status = 400, description = "`unknown_label`: the desk defines no such label; `too_many_labels`: it carries 20", body = ErrorBody),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not in their list", body = ErrorBody),
@@ -209,7 +204,6 @@ async fn add_to_conversation(
 /// Take a label off a conversation (its holder, or an admin); one it does not carry is no change.
 #[utoipa::path(delete, path = "/api/conversations/{id}/labels/{label}", tag = "conversations",
     params(("id" = String, Path, description = "the conversation id"), ("label" = String, Path, description = "the label's id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = ConversationLabels),
         (status = 404, description = "`not_found`: no such conversation, or (for an agent) not in their list", body = ErrorBody),
         SignedIn, ChangeUnavailable))]

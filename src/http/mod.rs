@@ -182,7 +182,8 @@ impl From<&Category> for CategoryView {
     }
 }
 
-/// The names of the two ways to present a session; operations' `security(...)` spells them as literals.
+/// The names of the two ways to present a session: every staff operation's `security`
+/// ([`staff_session_unless_said`]); an operation declaring other ways spells them as literals.
 const BEARER_SCHEME: &str = "bearer";
 const COOKIE_SCHEME: &str = "session_cookie";
 /// A customer in a chat, by the resume token their page holds (attachments).
@@ -275,7 +276,7 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         .merge(follow_up_mails::router())
         .merge(erasure::router())
         .merge(reports::router());
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(public::router())
         .merge(staff)
         .merge(operations)
@@ -320,7 +321,47 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
         ))
         // files sent in a chat: upload (its own limit, checked the same way), links, fetch
         .merge(attachments::router())
-        .split_for_parts()
+        .split_for_parts();
+    staff_session_unless_said(&mut doc);
+    (router, doc)
+}
+
+/// Operations open to anyone that are not tagged `public`: signing in (tag `session`).
+const OPEN_UNTAGGED: &[(&str, &str)] = &[("post", "/api/login")];
+
+/// Who may call an operation, said once for the whole API: a staff session (a bearer token
+/// or the cookie), unless the operation is open to anyone (tag `public`, or
+/// [`OPEN_UNTAGGED`]) or declares its own `security(...)` (a bot's token, a customer's
+/// beside a session, a session that is optional). A handler added without a word about it is
+/// so a staff route, behind the whitelist ([`staff_routes`]), never an open one by mistake.
+fn staff_session_unless_said(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::SecurityRequirement;
+    let staff_session = || {
+        vec![
+            SecurityRequirement::new(BEARER_SCHEME, Vec::<String>::new()),
+            SecurityRequirement::new(COOKIE_SCHEME, Vec::<String>::new()),
+        ]
+    };
+    for (template, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("options", &mut item.options),
+            ("head", &mut item.head),
+            ("patch", &mut item.patch),
+            ("trace", &mut item.trace),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            let public = operation.tags.iter().flatten().any(|t| t == "public")
+                || OPEN_UNTAGGED.contains(&(method, template.as_str()));
+            if operation.security.is_none() && !public {
+                operation.security = Some(staff_session());
+            }
+        }
+    }
 }
 
 /// The staff operations of the document: the whitelist applies to them. An operation is
@@ -390,5 +431,82 @@ async fn staff_gate(
         access::require_whitelist(state, ip, request, next).await
     } else {
         next.run(request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{OpenApiBuilder, PathsBuilder};
+
+    use super::*;
+
+    /// The `security` each operation of `doc` ends with, by "METHOD path".
+    fn security_of(doc: &utoipa::openapi::OpenApi) -> Value {
+        let doc = serde_json::to_value(doc).unwrap();
+        let mut out = serde_json::Map::new();
+        for (template, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                out.insert(format!("{method} {template}"), operation["security"].clone());
+            }
+        }
+        Value::Object(out)
+    }
+
+    #[test]
+    fn an_operation_saying_nothing_needs_a_staff_session_and_a_public_or_declared_one_keeps_its_own() {
+        let tagged = |tag: &str| OperationBuilder::new().tag(tag);
+        let bot_token = SecurityRequirement::new(BEARER_SCHEME, Vec::<String>::new());
+        let paths = [
+            ("/api/new", HttpMethod::Get, tagged("admin")),
+            ("/api/untagged", HttpMethod::Delete, OperationBuilder::new()),
+            ("/api/open", HttpMethod::Get, tagged("public")),
+            ("/api/login", HttpMethod::Post, tagged("session")),
+            ("/api/bot", HttpMethod::Post, tagged("bot").security(bot_token)),
+        ]
+        .into_iter()
+        .fold(PathsBuilder::new(), |paths, (path, method, operation)| {
+            paths.path(path, PathItem::new(method, operation))
+        });
+        let mut doc = OpenApiBuilder::new().paths(paths).build();
+        staff_session_unless_said(&mut doc);
+        let staff = json!([{"bearer": []}, {"session_cookie": []}]);
+        assert_eq!(
+            security_of(&doc),
+            json!({
+                "get /api/new": staff,
+                "delete /api/untagged": staff,
+                "get /api/open": null,
+                "post /api/login": null,
+                "post /api/bot": [{"bearer": []}],
+            })
+        );
+    }
+
+    /// The served document as the operations are written: the staff ones with the session, the
+    /// public ones and signing in open, the others as they declare.
+    #[test]
+    fn the_document_gives_each_kind_of_operation_its_security() {
+        let (_, doc) = api(OpenApiRouter::new());
+        let security = security_of(&doc);
+        let staff = json!([{"bearer": []}, {"session_cookie": []}]);
+        for (operation, expected) in [
+            ("get /api/admin/agents", staff.clone()),
+            ("get /api/inbox", staff.clone()),
+            ("get /api/me", staff),
+            ("post /api/login", Value::Null),
+            ("get /api/categories", Value::Null),
+            ("post /api/appointments", Value::Null),
+            ("post /api/logout", json!([{}, {"bearer": []}, {"session_cookie": []}])),
+            ("post /api/bot/conversations/{id}/messages", json!([{"bearer": []}])),
+            (
+                "post /api/attachments",
+                json!([{"customer_token": []}, {"bearer": []}, {"session_cookie": []}]),
+            ),
+        ] {
+            assert_eq!(security[operation], expected, "{operation}");
+        }
     }
 }

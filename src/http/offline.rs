@@ -311,7 +311,6 @@ async fn views(state: &AppState, messages: Vec<OfflineMessage>) -> Result<Vec<Of
 
 /// Offline messages, newest first: an agent's of the categories they hold, all for admins.
 #[utoipa::path(get, path = "/api/offline-messages", tag = "session", params(OfflineQuery),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = OfflinePage), BadQuery, SignedIn, Unavailable))]
 async fn list(
     State(state): State<AppState>,
@@ -412,7 +411,6 @@ fn store_refusal(e: StoreError) -> ApiError {
 /// Takes a new message: it is the caller's to answer.
 #[utoipa::path(post, path = "/api/offline-messages/{id}/take", tag = "session",
     params(("id" = String, Path, description = "the message's id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = OfflineMessageView), UnknownMessage,
         (status = 409, description = "`already_taken`: another agent took it, or it is handled", body = ErrorBody),
         SignedIn, ChangeUnavailable))]
@@ -433,7 +431,6 @@ async fn take(
 /// Marks a message handled (nothing more to do for it).
 #[utoipa::path(post, path = "/api/offline-messages/{id}/handled", tag = "session",
     params(("id" = String, Path, description = "the message's id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = OfflineMessageView), UnknownMessage, SignedIn, ChangeUnavailable))]
 async fn handled(
     State(state): State<AppState>,
@@ -480,7 +477,6 @@ where
     params(("id" = String, Path, description = "the message's id")),
     request_body(content = ReplyRequest, example = json!({"text": "Your order left our store today.",
         "client_id": "3f1c2a9e-5d4b-4c1e-9a7f-2b8d6e0c4a11"})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = OfflineMessageView, description = "the message with the reply archived; the mail is on its way \
             (with a `client_id` already archived: the message as it is, no second mail)"),
         (status = 400, description = "`bad_json`, `empty_text`, `text_too_long`, `invalid_client_id`", body = ErrorBody),

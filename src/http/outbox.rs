@@ -81,7 +81,6 @@ pub struct MailPage {
 
 /// The appointment mail outbox, newest first; `status=dead` lists the mails given up.
 #[utoipa::path(get, path = "/api/admin/mails", tag = "admin", params(MailQuery),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = MailPage), BadQuery, AdminsOnly, Unavailable))]
 async fn list(_: AdminOnly, State(state): State<AppState>, ApiQuery(q): ApiQuery<MailQuery>) -> JsonResult<MailPage> {
     let limit = page_limit(q.limit, 50, MAX_PAGE)?;

@@ -176,7 +176,6 @@ pub struct ReportView {
 /// 90th percentile), first response and handle times, ratings and offline messages, per
 /// day and category, per agent and in total. Computed from the archive.
 #[utoipa::path(get, path = "/api/reports", tag = "admin", params(ReportQuery),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "the report (`format=csv`: `text/csv` as an attachment `report-<from>-<to>.csv`, \
             a row per day and category (`scope` day), per agent (`scope` agent), per label (`scope` label) and the totals (`scope` total), \

@@ -228,7 +228,6 @@ pub(super) async fn update(state: &AppState, id: &str, mut change: impl FnMut(&m
 
 /// Create a room (one open room per account).
 #[utoipa::path(post, path = "/api/rooms", tag = "rooms",
-    security(("bearer" = []), ("session_cookie" = [])),
     request_body = CreateRoom,
     responses(
         (status = 201, description = "the room, open", body = RoomView),
@@ -313,7 +312,6 @@ pub(super) async fn end_closed_room_of(state: &AppState, agent_id: &str) -> Resu
 /// password: they are known by the chat), who gets a `video_invite` frame in the chat
 /// with a link that joins in one click. The call log links to the conversation.
 #[utoipa::path(post, path = "/api/chats/{id}/video", tag = "rooms",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(("id" = String, Path, description = "one of your live chats (`chat_started.chat_id`)")),
     responses(
         (status = 201, description = "the room, open; the customer has the invitation", body = RoomView),
@@ -358,7 +356,6 @@ async fn from_chat(
 
 /// The caller's open room.
 #[utoipa::path(get, path = "/api/rooms/current", tag = "rooms",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses(
         (status = 200, body = RoomView),
         (status = 404, description = "`not_found`: you have no open room", body = ErrorBody),
@@ -378,7 +375,6 @@ async fn current(
 
 /// A room and who is in it now (its owner, or an admin).
 #[utoipa::path(get, path = "/api/rooms/{id}", tag = "rooms",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(("id" = String, Path, description = "room id")),
     responses(
         (status = 200, body = RoomView),
@@ -398,7 +394,6 @@ async fn one(
 
 /// End your room for good: both members get `room_ended`; it cannot be reopened.
 #[utoipa::path(delete, path = "/api/rooms/{id}", tag = "rooms",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(("id" = String, Path, description = "room id")),
     responses(
         (status = 200, description = "the room, ended (ending an ended room changes nothing)", body = RoomView),
@@ -429,7 +424,6 @@ fn new_code() -> String {
 /// Invite to your room by mail and/or SMS: a link and a new 5-digit code, which replaces
 /// the previous one (the old code stops working) and clears the wrong-attempt counts.
 #[utoipa::path(post, path = "/api/rooms/{id}/invite", tag = "rooms",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(("id" = String, Path, description = "room id")),
     request_body = InviteRequest,
     responses(
@@ -515,7 +509,6 @@ async fn invite(
 
 /// A room token for the room's agent, to open its websocket.
 #[utoipa::path(post, path = "/api/rooms/{id}/token", tag = "rooms",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(("id" = String, Path, description = "room id")),
     responses(
         (status = 200, body = RoomToken),

@@ -62,7 +62,6 @@ async fn view(state: &AppState) -> Result<RoutingView, ApiError> {
 
 /// Every category's routing mode.
 #[utoipa::path(get, path = "/api/admin/routing", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = RoutingView), AdminsOnly, Unavailable))]
 async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<RoutingView> {
     Ok(Json(view(&state).await?))
@@ -71,7 +70,6 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Routing
 /// Sets a category's routing mode. Back to `assign`, the offers standing in it are
 /// withdrawn and their customers assigned at once.
 #[utoipa::path(put, path = "/api/admin/routing/{category}", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     params(("category" = String, Path, description = "the category's id")),
     request_body = SetMode,
     responses((status = 200, body = RoutingView),

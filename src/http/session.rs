@@ -424,7 +424,6 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, jar: CookieJa
 
 /// The signed-in account.
 #[utoipa::path(get, path = "/api/me", tag = "session",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = AccountView), SignedIn, Unavailable))]
 async fn me(Authed(account): Authed) -> Json<AccountView> {
     Json(AccountView::from(&account))

@@ -68,7 +68,6 @@ async fn view(state: &AppState) -> JsonResult<PrivateAddressesView> {
 /// Whether webhooks may reach loopback, link-local and private addresses, and whether the
 /// server's operator settled it (`WEBHOOK_ALLOW_PRIVATE`).
 #[utoipa::path(get, path = "/api/admin/webhooks/private-addresses", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = PrivateAddressesView), AdminsOnly, Unavailable))]
 async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<PrivateAddressesView> {
     view(&state).await

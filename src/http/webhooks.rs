@@ -63,7 +63,6 @@ pub struct JournalView {
 /// This node's webhook journal: events not yet handed on as deliveries, and records set
 /// aside as unreadable.
 #[utoipa::path(get, path = "/api/admin/webhooks/journal", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = JournalView), AdminsOnly,
         (status = 503, description = "`unavailable`: webhooks are not running on this node (it is starting or stopping)", body = ErrorBody)))]
 async fn journal(_: AdminOnly, State(state): State<AppState>) -> JsonResult<JournalView> {
@@ -177,7 +176,6 @@ pub struct LogQuery {
 
 /// The webhook endpoints, oldest first.
 #[utoipa::path(get, path = "/api/admin/webhooks", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = [WebhookView]), AdminsOnly, Unavailable))]
 async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<WebhookView>> {
     Ok(Json(
@@ -188,7 +186,6 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<Web
 /// Register an endpoint; the answer holds its secret, which is not shown again.
 #[utoipa::path(post, path = "/api/admin/webhooks", tag = "admin",
     request_body(content = NewWebhook, example = json!({"url": "https://crm.example.com/switchboard", "events": ["conversation.created", "message.created"]})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 201, body = CreatedWebhook),
         (status = 400, description = "`bad_json`; `invalid_url`: not http(s), does not resolve, or resolves to a loopback, link-local or private address while those are not allowed (`/api/admin/webhooks/private-addresses`); `invalid_events`: none, or one that is no event type", body = ErrorBody),
         AdminsOnly, Unavailable))]
@@ -249,7 +246,6 @@ fn checked_events(asked: Vec<String>) -> Result<Vec<String>, ApiError> {
 #[utoipa::path(patch, path = "/api/admin/webhooks/{id}", tag = "admin",
     params(("id" = String, Path, description = "the endpoint's id")),
     request_body(content = WebhookEdit, example = json!({"enabled": true})),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = WebhookView),
         (status = 400, description = "`bad_json`; `invalid_url` and `invalid_events` as at registration", body = ErrorBody),
         (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
@@ -296,7 +292,6 @@ async fn update(
 /// Delete an endpoint and its delivery log; nothing more is sent to it.
 #[utoipa::path(delete, path = "/api/admin/webhooks/{id}", tag = "admin",
     params(("id" = String, Path, description = "the endpoint's id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 204, description = "deleted"),
         (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
         AdminsOnly, Unavailable))]
@@ -325,7 +320,6 @@ pub(super) async fn endpoints_changed(state: &AppState) {
 /// An endpoint's delivery log, newest first.
 #[utoipa::path(get, path = "/api/admin/webhooks/{id}/deliveries", tag = "admin",
     params(("id" = String, Path, description = "the endpoint's id"), LogQuery),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = [DeliveryView]), BadQuery,
         (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
         AdminsOnly, Unavailable))]
@@ -354,7 +348,6 @@ async fn deliveries(
 #[utoipa::path(post, path = "/api/admin/webhooks/{id}/deliveries/{delivery}/redeliver", tag = "admin",
     params(("id" = String, Path, description = "the endpoint's id"),
         ("delivery" = String, Path, description = "the logged delivery's id")),
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 202, description = "queued: the new delivery, pending", body = DeliveryView),
         (status = 404, description = "`not_found`: no such endpoint, or no such delivery of it", body = ErrorBody),
         (status = 409, description = "`endpoint_disabled`: enable the endpoint first (a disabled one is sent nothing)", body = ErrorBody),

@@ -88,7 +88,6 @@ async fn view(state: &AppState) -> Result<WidgetLookView, ApiError> {
 
 /// The widget's look in force.
 #[utoipa::path(get, path = "/api/admin/widget", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
 async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<WidgetLookView> {
     Ok(Json(view(&state).await?))
@@ -96,7 +95,6 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<WidgetL
 
 /// Sets the widget's look for every node (pages already open keep theirs until reloaded).
 #[utoipa::path(put, path = "/api/admin/widget", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     request_body = WidgetLook,
     responses((status = 200, body = WidgetLookView),
         (status = 400, description = "`bad_json`; `invalid_widget` (which field breaks which rule); `unknown_category`", body = ErrorBody),
@@ -130,7 +128,6 @@ async fn replace(
 
 /// Back to the `WIDGET_*` settings.
 #[utoipa::path(delete, path = "/api/admin/widget", tag = "admin",
-    security(("bearer" = []), ("session_cookie" = [])),
     responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
 async fn reset(_: AdminOnly, State(state): State<AppState>) -> JsonResult<WidgetLookView> {
     state.store.set_desk_setting(KEY, None).await?;
