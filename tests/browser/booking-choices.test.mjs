@@ -87,6 +87,7 @@ test('the details are checked before sending, and each error shows at its field'
   // This hub has no SMTP_URL: the page claims no mail was sent.
   assert.equal(await page.getByTestId('sent-to').isVisible(), false);
   assert.equal(await page.getByTestId('not-mailed').isVisible(), true);
+  assert.doesNotMatch(await page.locator('#about').textContent(), /confirmation mail/);
 }));
 
 test('a topic changed after a time was chosen goes back to the times; booked, the pickers are gone', () => withShots('booking-topic-change', async (pages) => {

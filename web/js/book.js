@@ -238,6 +238,7 @@ function showDone(a, title, mailed) {
   $('done-title').textContent = title;
   show($('sent-to'), mailed !== false);
   show($('not-mailed'), mailed === false);
+  if (mailed === false) $('about-mail').textContent = 'Joined from your browser, with the link to your appointment below.';
   $('done-when').textContent = `${longWhen(a.start)}–${timeIn(a.end)} (${zoneLabel(a.customer_zone)})`;
   const deskWhen = a.local_start.slice(0, 10) === a.customer_local_start.slice(0, 10) ? a.local_start.slice(11) : a.local_start;
   $('done-desk').textContent = `${deskWhen} ${zoneLabel(a.zone)}`;
