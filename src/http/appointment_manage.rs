@@ -77,6 +77,8 @@ pub struct Rescheduled {
     /// `rescheduled`.
     pub outcome: &'static str,
     pub appointment: CustomerAppointment,
+    /// Whether the new time goes out by mail (as `Booked::mailed`).
+    pub mailed: bool,
 }
 
 async fn view(state: &AppState, a: &Appointment, token: &str, base: &str) -> Result<CustomerAppointment, ApiError> {
@@ -241,6 +243,7 @@ async fn reschedule(
                 return Ok(Json(Rescheduled {
                     outcome: "rescheduled",
                     appointment: view(&state, &now, &body.token, &base).await?,
+                    mailed: state.settings.smtp_url.is_some(),
                 }));
             }
             Ok(Rescheduling::Changed(current)) => {

@@ -293,6 +293,9 @@ pub struct AppointmentRoomStatus {
     /// `APPOINTMENT_START_WINDOW_MINUTES`. Before it, a page says when to come back rather
     /// than wait in the waiting room.
     pub joinable_from: i64,
+    /// The server's clock as it answered, in milliseconds since the epoch: a page compares
+    /// `joinable_from` with this, as the customer's own clock may be off.
+    pub now: i64,
 }
 
 /// The appointment's room as its customer's page needs it to wait: whom they wait for,
@@ -322,5 +325,6 @@ async fn status(
         end: a.end,
         open_until,
         joinable_from: a.start - state.settings.appointment_start_window.as_millis() as i64,
+        now,
     }))
 }

@@ -496,6 +496,9 @@ pub struct Booked {
     pub cancel_token: String,
     /// The same as `links.manage` (the appointment's page), kept for older clients.
     pub cancel_url: String,
+    /// Whether the confirmation goes out by mail: false when the server has no `SMTP_URL`
+    /// (its mail is only logged), so a page does not say one was sent.
+    pub mailed: bool,
 }
 
 fn valid_email(raw: &str) -> Result<String, ApiError> {
@@ -637,6 +640,7 @@ async fn book_checked(
                     appointment: view,
                     cancel_url: links.manage.clone(),
                     cancel_token: token,
+                    mailed: state.settings.smtp_url.is_some(),
                 };
                 return Ok((StatusCode::CREATED, Json(booked)));
             }

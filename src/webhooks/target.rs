@@ -10,10 +10,11 @@ use url::Url;
 
 use crate::core::webhooks::is_public;
 
-/// Why a URL is refused; the text says it to the admin (and in the delivery log).
+/// Why a URL is refused; the text says it to the admin (and in the delivery log), in
+/// their words: what to write instead, not the URL parser's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {
-    /// Not an absolute http or https URL with a host.
+    /// Not an absolute http or https URL with a host: what is wrong with it.
     NotHttp(String),
     /// Its host does not resolve.
     Unresolved(String),
@@ -21,14 +22,17 @@ pub enum Refused {
     Private(String),
 }
 
+/// A whole address, as the refusals show one.
+const EXAMPLE: &str = "https://crm.example.com/switchboard";
+
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refused::NotHttp(why) => write!(f, "the URL must be http or https with a host: {why}"),
-            Refused::Unresolved(why) => write!(f, "the URL's host does not resolve: {why}"),
+            Refused::NotHttp(why) => f.write_str(why),
+            Refused::Unresolved(why) => write!(f, "the address's host does not resolve: {why}"),
             Refused::Private(addr) => write!(
                 f,
-                "the URL's host resolves to {addr}, a loopback, link-local or private address, which webhooks may not reach (an admin may allow them on the admin page's Webhooks, unless the server's WEBHOOK_ALLOW_PRIVATE decides)"
+                "the address's host resolves to {addr}, a loopback, link-local or private address, which webhooks may reach only while private addresses are allowed"
             ),
         }
     }
@@ -36,15 +40,32 @@ impl std::fmt::Display for Refused {
 
 /// `raw` parsed, when it is an http(s) URL with a host and no credentials.
 pub fn parse(raw: &str) -> Result<Url, Refused> {
-    let url = Url::parse(raw.trim()).map_err(|e| Refused::NotHttp(e.to_string()))?;
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(Refused::NotHttp(format!(
+            "enter the address to send to, such as {EXAMPLE}"
+        )));
+    }
+    let url = Url::parse(raw).map_err(|_| {
+        Refused::NotHttp(format!(
+            "this is not a whole web address: write it with http:// or https:// and a host, such as {EXAMPLE}"
+        ))
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(Refused::NotHttp(format!("scheme {}", url.scheme())));
+        return Err(Refused::NotHttp(format!(
+            "only http or https addresses can be sent to, not {}: write it such as {EXAMPLE}",
+            url.scheme()
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(Refused::NotHttp("no host".into()));
+        return Err(Refused::NotHttp(format!(
+            "the address names no host: write it such as {EXAMPLE}"
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(Refused::NotHttp("credentials in the URL".into()));
+        return Err(Refused::NotHttp(
+            "the address may not carry a user name or password (the receiver checks the signature instead)".into(),
+        ));
     }
     Ok(url)
 }
@@ -60,7 +81,11 @@ pub async fn resolve(url: &Url, allow_private: bool) -> Result<SocketAddr, Refus
             .await
             .map_err(|e| Refused::Unresolved(e.to_string()))?
             .collect(),
-        None => return Err(Refused::NotHttp("no host".into())),
+        None => {
+            return Err(Refused::NotHttp(format!(
+                "the address names no host: write it such as {EXAMPLE}"
+            )));
+        }
     };
     if !allow_private && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
         return Err(Refused::Private(bad.ip().to_string()));
@@ -84,9 +109,38 @@ mod tests {
             "file:///etc/passwd",
             "not a url",
             "https://u:p@example.com/",
+            "",
+            "  ",
         ] {
             assert!(matches!(parse(bad), Err(Refused::NotHttp(_))), "{bad}");
         }
+    }
+
+    /// What the admin reads says what to write, never the URL parser's own words.
+    #[test]
+    fn a_refused_address_is_told_in_the_admins_words() {
+        let said = |raw: &str| parse(raw).unwrap_err().to_string();
+        assert_eq!(
+            said(""),
+            "enter the address to send to, such as https://crm.example.com/switchboard"
+        );
+        for bad in ["not a url", "crm.example.com/hook", "http://"] {
+            let text = said(bad);
+            assert!(text.contains("https://crm.example.com/switchboard"), "{bad}: {text}");
+            assert!(
+                !text.contains("relative URL") && !text.contains("base"),
+                "{bad}: {text}"
+            );
+        }
+        assert_eq!(
+            said("ftp://example.com/"),
+            "only http or https addresses can be sent to, not ftp: write it such as https://crm.example.com/switchboard"
+        );
+        let private = Refused::Private("127.0.0.1".into()).to_string();
+        assert!(
+            !private.contains("admin page") && !private.contains("WEBHOOK_ALLOW_PRIVATE"),
+            "{private}"
+        );
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 // API tokens on the admin page: an admin creates a read token (a name and scopes), sees
 // its secret once with a copy button, the token reads the archive and is refused an admin
 // operation, its use shows in the list, and revoking it (pressed twice) refuses it at
-// once; a bot scope without a bot's name is refused by the form's message.
+// once. The form checks a name (and, with the Bot scope only, the bot's name) before
+// sending, each error at its field.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,12 +17,28 @@ test('an admin creates, uses and revokes an API token', () => withShots('api-tok
   await adminSignsIn(admin, hub, 'tokens');
   await admin.getByTestId('tokens').waitFor();
 
-  // The bot scope needs the bot's name: the server's message shows by the form.
+  // Checked in the page before any request, each error at its field: a name is needed.
+  const posted = [];
+  admin.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/admin/api-tokens')) posted.push(r.url()); });
+  await admin.getByTestId('token-create').click();
+  await admin.getByTestId('token-name-error').filter({ hasText: 'Please name the token' }).waitFor();
+  assert.equal(await admin.getByTestId('token-name').getAttribute('aria-invalid'), 'true');
+  assert.match(await admin.getByTestId('token-name').getAttribute('aria-describedby'), /\bt-name-error\b/);
+  assert.equal(await admin.evaluate(() => document.activeElement?.dataset.testid), 'token-name');
+  assert.equal(await admin.getByTestId('token-error').textContent(), '', 'nothing under the form');
+
+  // The bot's name is asked for with the Bot scope only, and needed then.
+  assert.equal(await admin.getByTestId('token-bot-name').isVisible(), false);
   await admin.getByTestId('token-name').fill('FAQ bot');
   await admin.getByTestId('token-scope-bot').check();
+  assert.equal(await admin.getByTestId('token-bot-name').isVisible(), true);
   await admin.getByTestId('token-create').click();
-  await admin.getByTestId('token-error').filter({ hasText: "bot's name" }).waitFor();
+  await admin.getByTestId('token-bot-name-error').filter({ hasText: "Please enter the bot's name" }).waitFor();
+  assert.equal(await admin.getByTestId('token-name').getAttribute('aria-invalid'), null, 'the name is fine now');
+  assert.equal(await admin.evaluate(() => document.activeElement?.dataset.testid), 'token-bot-name');
+  assert.deepEqual(posted, [], 'no round trip for what the page can check');
   await admin.getByTestId('token-scope-bot').uncheck();
+  assert.equal(await admin.getByTestId('token-bot-name').isVisible(), false);
 
   await admin.getByTestId('token-name').fill('CRM sync');
   await admin.getByTestId('token-create').click();

@@ -112,13 +112,18 @@ test('a customer in New York books from the month view; page and mail give New Y
     await page.getByTestId('name-input').fill('Carla');
     await page.getByTestId('email-input').fill('not-an-address');
     await page.getByTestId('book-button').click();
-    await page.getByTestId('book-error').filter({ hasText: 'email' }).waitFor();
+    // Checked in the page, said at the field.
+    await page.getByTestId('email-error').filter({ hasText: 'Please enter an email address like name@example.com.' }).waitFor();
+    assert.equal(await page.getByTestId('email-input').getAttribute('aria-invalid'), 'true');
     await page.getByTestId('email-input').fill('carla@example.com');
     await page.getByTestId('comment-input').fill('about my order');
     await page.getByTestId('book-button').click();
     await page.getByTestId('done').waitFor();
     assert.match(await page.getByTestId('done-when').textContent(), /America\/New York/);
     assert.equal(await page.getByTestId('done-email').textContent(), 'carla@example.com');
+    // The desk mails (SMTP_URL is set): the page says where the confirmation went.
+    assert.equal(await page.getByTestId('sent-to').isVisible(), true);
+    assert.equal(await page.getByTestId('not-mailed').isVisible(), false);
     assert.match(await page.getByTestId('add-google').getAttribute('href'), /^https:\/\/calendar\.google\.com\//);
     assert.match(await page.getByTestId('add-outlook').getAttribute('href'), /^https:\/\/outlook\.live\.com\//);
     const ics = await fetch(new URL(await page.getByTestId('add-ics').getAttribute('href'), hub.url));

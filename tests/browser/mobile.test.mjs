@@ -90,3 +90,30 @@ test('the admin page fits a phone in every view', async () => {
     }
   });
 });
+
+test("a box outside a fieldset sits beside its text: the join form's video call on a phone", async () => {
+  await withShots('checkbox-label-phone', async (pages) => {
+    const [phone] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+    await phone.goto(`${hub.url}/`);
+    await phone.getByTestId('category-general').click();
+    const wait = phone.getByTestId('wait-anyway');
+    await phone.getByTestId('name-input').or(wait).first().waitFor();
+    if (await wait.isVisible()) await wait.click();
+    const box = await phone.getByTestId('video-request').boundingBox();
+    const text = await phone.locator('label:has(> [data-testid="video-request"])').evaluate((label) => {
+      const range = document.createRange();
+      range.selectNodeContents(label.lastChild);
+      const r = range.getBoundingClientRect();
+      return { x: r.x, y: r.y, height: r.height };
+    });
+    const middle = (b) => b.y + b.height / 2;
+    assert.ok(Math.abs(middle(text) - middle(box)) < 4, `the text beside the box, not below it: box ${JSON.stringify(box)}, text ${JSON.stringify(text)}`);
+    assert.ok(text.x >= box.x + box.width, 'the text right of the box');
+    // "Start chat" and "Back" share their own row.
+    const start = await phone.getByTestId('join-button').boundingBox();
+    const back = await phone.locator('#join-back').boundingBox();
+    assert.equal(Math.round(start.y), Math.round(back.y), 'Start chat and Back side by side');
+    assert.ok(start.y > box.y + box.height, 'below the box');
+    await shot(phone, 'checkbox-label-phone');
+  });
+});

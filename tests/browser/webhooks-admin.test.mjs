@@ -3,8 +3,10 @@
 // its secret once with a copy button, an event's delivery in the endpoint's log (status,
 // HTTP code, latency, the receiver's answer), sends it again and the receiver gets the same
 // event a second time; disabling and enabling show in the list, and deleting asks once
-// more. A bad address is refused by the form's message; the private addresses' toggle is
-// shown on and locked (the server's setting decides). The view passes axe on a desk and
+// more. An empty address is said at the field before any request, one the server refuses
+// at the field too, in sentence case; the form names the endpoint it edits; private
+// addresses (under Advanced) are shown allowed with nothing to change (the server's
+// setting decides). The view passes axe on a desk and
 // a phone. An endpoint the hub disabled after sustained failure is named above the list,
 // with the hub's reason in its row, and counted on the view's link (the list's answer is
 // rewritten to say so: the hub disables one only after about a day of failures).
@@ -56,15 +58,26 @@ test('an admin registers a webhook, reads its log and sends a delivery again', (
     pages.push(admin);
     await adminSignsIn(admin, hub, 'webhooks');
     await admin.getByTestId('webhooks').waitFor();
-    // The server's WEBHOOK_ALLOW_PRIVATE=true decides: the toggle is shown on and locked.
-    await admin.getByTestId('hook-private-status').filter({ hasText: /WEBHOOK_ALLOW_PRIVATE=true/ }).waitFor();
-    assert.equal(await admin.getByTestId('hook-private-toggle').isChecked(), true);
-    assert.equal(await admin.getByTestId('hook-private-toggle').isDisabled(), true);
+    // The server's WEBHOOK_ALLOW_PRIVATE=true decides: shown under Advanced, nothing to change.
+    await admin.getByTestId('hook-private-status').filter({ hasText: /WEBHOOK_ALLOW_PRIVATE=true/ }).waitFor({ state: 'attached' });
+    await admin.getByTestId('hook-advanced').locator('summary').click();
+    await admin.getByTestId('hook-private-status').waitFor();
+    assert.equal(await admin.getByTestId('hook-private-change').isVisible(), false);
 
-    // An address that is no http(s) URL: the server's message shows by the form.
+    // No address: said at the field before any request.
+    const posted = [];
+    admin.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/api/admin/webhooks')) posted.push(r.url()); });
+    await admin.getByTestId('hook-create').click();
+    await admin.getByTestId('hook-url-error').filter({ hasText: /^Please enter the address to send to/ }).waitFor();
+    assert.equal(await admin.getByTestId('hook-url').getAttribute('aria-invalid'), 'true');
+    assert.equal(await admin.evaluate(() => document.activeElement?.dataset.testid), 'hook-url');
+    assert.deepEqual(posted, []);
+
+    // An address that is no http(s) URL: the server's message at the field, as a sentence.
     await admin.getByTestId('hook-url').fill('ftp://example.com/hook');
     await admin.getByTestId('hook-create').click();
-    await admin.getByTestId('hook-error').filter({ hasText: /\S/ }).waitFor();
+    await admin.getByTestId('hook-url-error').filter({ hasText: /^Only http or https addresses can be sent to, not ftp/ }).waitFor();
+    assert.equal(await admin.getByTestId('hook-error').textContent(), '', 'nothing under the form');
 
     await admin.getByTestId('hook-url').fill(hook.url);
     await admin.getByTestId('hook-event-conversation.created').uncheck();
@@ -117,12 +130,14 @@ test('an admin registers a webhook, reads its log and sends a delivery again', (
     // address is refused in the form and changes nothing; Cancel leaves it as it was.
     const other = await receiver();
     try {
+      assert.equal(await admin.getByTestId('hook-form-title').textContent(), 'Add an endpoint');
       await row.getByTestId('hook-edit').click();
+      assert.equal(await admin.getByTestId('hook-form-title').textContent(), `Edit the endpoint ${hook.url}`);
       assert.equal(await admin.getByTestId('hook-url').inputValue(), hook.url);
       assert.equal(await admin.getByTestId('hook-event-offline_message.created').isChecked(), true);
       await admin.getByTestId('hook-url').fill('ftp://example.com/hook');
       await admin.getByTestId('hook-create').filter({ hasText: 'Save changes' }).click();
-      await admin.getByTestId('hook-error').filter({ hasText: /\S/ }).waitFor();
+      await admin.getByTestId('hook-url-error').filter({ hasText: /\S/ }).waitFor();
       await admin.getByTestId('hook-url').fill(other.url);
       await admin.getByTestId('hook-event-rating.given').check();
       await admin.getByTestId('hook-create').click();

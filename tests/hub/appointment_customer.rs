@@ -88,6 +88,7 @@ async fn the_appointments_page_shows_what_was_booked_in_the_customers_zone() {
     let booked = book(&hub, &at(2, 14), "Carla", Some("America/New_York")).await;
     assert_eq!(booked["customer_zone"], "America/New_York");
     assert_eq!(booked["email"], "carla@example.com", "where the confirmation went");
+    assert_eq!(booked["mailed"], false, "no SMTP_URL: its mail is only logged");
     assert_eq!(booked["summary"], "Video call with ANN");
     let token = booked["cancel_token"].as_str().unwrap();
     let links = &booked["links"];
@@ -205,6 +206,7 @@ async fn a_reschedule_frees_the_old_slot_and_holds_the_new_one() {
     let (status, moved) = post(&hub, "/api/appointments/reschedule", body).await;
     assert_eq!(status, 200, "{moved}");
     assert_eq!(moved["outcome"], "rescheduled");
+    assert_eq!(moved["mailed"], false, "no SMTP_URL: the move is not mailed");
     assert_eq!(moved["appointment"]["start"], at(2, 12));
     assert_eq!(moved["appointment"]["id"], booked["id"], "the same appointment");
     assert_eq!(moved["appointment"]["customer_zone"], "Europe/Berlin");

@@ -106,6 +106,7 @@ async fn the_confirmation_and_the_cancellation_arrive_with_their_invitations_and
     let start = day["slots"][0]["start"].as_str().unwrap().to_string();
     let booked = booked_by_carla_from(&hub, &start, "America/New_York").await;
     let id = booked["id"].as_str().unwrap();
+    assert_eq!(booked["mailed"], true, "SMTP_URL set: the confirmation goes by mail");
 
     let confirmation = parse(&smtp.wait_for(1).await[0]);
     assert_eq!(confirmation.to, "carla@example.com");

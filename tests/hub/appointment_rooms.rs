@@ -152,8 +152,15 @@ async fn an_early_customer_waits_and_the_room_outlives_a_leave_until_its_slot_an
         async move { reqwest::get(url).await.unwrap().json::<Value>().await.unwrap() }
     };
 
-    // Early: waiting, told whom for; the representative sees them waiting.
+    // Early: waiting, told whom for; the representative sees them waiting. The answer
+    // carries the server's clock, which a page compares `joinable_from` with.
+    let asked = switchboard::clock::now_ms();
     let waiting = status_of(&soon).await;
+    let now = waiting["now"].as_i64().unwrap_or_else(|| panic!("{waiting}"));
+    assert!(
+        (asked..=switchboard::clock::now_ms()).contains(&now),
+        "{now} not within the ask"
+    );
     assert_eq!(
         (waiting["state"].as_str(), waiting["representative"].as_str()),
         (Some("waiting"), Some("ANN"))

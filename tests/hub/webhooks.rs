@@ -445,6 +445,18 @@ async fn loopback_urls_are_refused_without_the_setting_at_registration_and_at_de
         400,
         "invalid_url",
     );
+    // An empty address is told what to write, not the URL parser's words.
+    let (status, answer) = admin
+        .post("/api/admin/webhooks", json!({"url": "", "events": ["message.created"]}))
+        .await;
+    assert_eq!(
+        (status, answer["error"]["message"].as_str()),
+        (
+            400,
+            Some("enter the address to send to, such as https://crm.example.com/switchboard")
+        ),
+        "{answer}"
+    );
     // Nor may an endpoint be pointed at one by an edit.
     let stored = endpoint["id"].as_str().unwrap();
     let (status, answer) = admin

@@ -1,18 +1,26 @@
 // Admin: whether webhooks (endpoints and webhook bots) may reach private addresses
-// (/api/admin/webhooks/private-addresses): a toggle the admins turn on and off, who last
-// changed it and when; locked (disabled, saying why) while the server's
-// WEBHOOK_ALLOW_PRIVATE decides. A change applies to registrations and deliveries at once.
+// (/api/admin/webhooks/private-addresses), under the Webhooks view's "Advanced": it is
+// one switch for the whole server, so a change is asked for with a button and then
+// confirmed (a stray click changes nothing). The status says who last changed it and
+// when; while the server's WEBHOOK_ALLOW_PRIVATE decides, there is no button, only why.
+// A change applies to registrations and deliveries at once.
 
 import { api, dateTime } from './dom.js';
+import { sentence } from './field-errors.js';
 
 const $ = (id) => document.getElementById(id);
 
-export function privateAddressesToggle() {
-  const box = $('hook-private-toggle');
+export function privateAddressesSetting() {
+  let current = null;
+
+  function asking(open) {
+    $('hook-private-confirm').hidden = !open;
+    $('hook-private-change').hidden = open || current.locked;
+    if (open) $('hook-private-yes').focus();
+  }
 
   function show(s) {
-    box.checked = s.allowed;
-    box.disabled = s.locked;
+    current = s;
     let text;
     if (s.locked) {
       text = s.allowed
@@ -25,22 +33,31 @@ export function privateAddressesToggle() {
       if (s.changed_by) text += ` Changed by ${s.changed_by}, ${dateTime(s.changed_at)}.`;
     }
     $('hook-private-status').textContent = text;
+    $('hook-private-change').textContent = s.allowed ? 'Refuse private addresses…' : 'Allow private addresses…';
+    $('hook-private-question').textContent = s.allowed
+      ? 'Refuse private addresses? Endpoints and webhook bots on this server\'s own network stop getting events (their deliveries fail) until they are allowed again.'
+      : 'Allow private addresses? Every admin may then point webhooks at this server\'s own network: its loopback, link-local and private addresses, such as databases and cloud metadata services.';
+    $('hook-private-yes').textContent = s.allowed ? 'Yes, refuse them' : 'Yes, allow them';
+    asking(false);
   }
 
   async function load() {
     const res = await api('GET', '/api/admin/webhooks/private-addresses');
-    if (!res.ok) { $('hook-private-error').textContent = res.error.message; return; }
+    if (!res.ok) { $('hook-private-error').textContent = sentence(res.error.message); return; }
     $('hook-private-error').textContent = '';
     show(res.data);
   }
 
-  box.addEventListener('change', async () => {
-    box.disabled = true;
-    const res = await api('PUT', '/api/admin/webhooks/private-addresses', { allowed: box.checked });
-    box.disabled = false;
-    if (!res.ok) { $('hook-private-error').textContent = res.error.message; await load(); return; }
+  $('hook-private-change').addEventListener('click', () => asking(true));
+  $('hook-private-no').addEventListener('click', () => { asking(false); $('hook-private-change').focus(); });
+  $('hook-private-yes').addEventListener('click', async () => {
+    $('hook-private-yes').disabled = true;
+    const res = await api('PUT', '/api/admin/webhooks/private-addresses', { allowed: !current.allowed });
+    $('hook-private-yes').disabled = false;
+    if (!res.ok) { $('hook-private-error').textContent = sentence(res.error.message); await load(); return; }
     $('hook-private-error').textContent = '';
     show(res.data);
+    $('hook-private-change').focus();
   });
 
   load();

@@ -1,8 +1,11 @@
 // Admin: API tokens (GET/POST /api/admin/api-tokens): create one with a name, scopes, a
 // bot's name and an expiry; its secret is shown this once with a copy button; the list
 // shows each token's start, scopes and last use; revoking asks once more (second press).
+// The bot's name is asked for only with the Bot scope. The form checks what it can before
+// sending (a name, a scope, the bot's name) and shows each refusal at its field.
 
 import { el, api, onSecondPress, dateTime, copyOrSelect } from './dom.js';
+import { showFieldErrors, problemOf, refusalAt, clearFieldErrors } from './field-errors.js';
 
 const $ = (id) => document.getElementById(id);
 const SCOPE_TEXT = { read: 'Read', admin: 'Administer', bot: 'Bot' };
@@ -44,22 +47,41 @@ export function tokensSection() {
     $('token-rows').replaceChildren(...res.data.map(row));
   }
 
+  const fields = () => [$('t-name'), $('t-scopes'), $('t-bot-name'), $('t-expires')];
+  /** Where the API's refusals of the form go. */
+  const fieldOf = () => ({ invalid_name: $('t-name'), invalid_scopes: $('t-scopes'), invalid_bot: $('t-bot-name'), invalid_expiry: $('t-expires') });
+
+  // The bot's name belongs to the Bot scope: asked for only with it.
+  $('t-bot').addEventListener('change', () => {
+    $('t-bot-field').hidden = !$('t-bot').checked;
+    if (!$('t-bot').checked) clearFieldErrors([$('t-bot-name')]);
+  });
+
   $('token-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     $('t-error').textContent = '';
     const scopes = ['t-read', 't-admin', 't-bot'].filter((id) => $(id).checked).map((id) => $(id).value);
+    const bot = $('t-bot').checked;
+    const checked = showFieldErrors([
+      [$('t-name'), problemOf($('t-name'), { missing: 'Please name the token, such as "CRM sync".' })],
+      [$('t-scopes'), scopes.length ? null : 'Please choose at least one scope.'],
+      [$('t-bot-name'), bot && !$('t-bot-name').value.trim() ? "Please enter the bot's name: the name it chats as." : null],
+      [$('t-expires'), null],
+    ]);
+    if (!checked) return;
     const body = { name: $('t-name').value, scopes };
-    if ($('t-bot-name').value.trim()) body.bot = $('t-bot-name').value;
+    if (bot) body.bot = $('t-bot-name').value;
     // The end of the chosen day, in the admin's time zone.
     if ($('t-expires').value) body.expires_at = new Date(`${$('t-expires').value}T23:59:59`).getTime();
     const res = await api('POST', '/api/admin/api-tokens', body);
-    if (!res.ok) { $('t-error').textContent = res.error.message; $('t-name').focus(); return; }
+    if (!res.ok) { refusalAt(res.error, fieldOf(), $('t-error')); return; }
     $('token-secret').textContent = res.data.secret;
     $('token-copy-status').textContent = '';
     $('token-secret-box').hidden = false;
     $('t-name').value = '';
     $('t-bot-name').value = '';
     $('t-expires').value = '';
+    clearFieldErrors(fields());
     await load();
   });
 

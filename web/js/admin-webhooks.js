@@ -4,11 +4,13 @@
 // its last delivery; edit (its address and events, in the same form; its secret stays),
 // enable, disable, delete (second press); an endpoint's delivery log
 // with "Send again". An endpoint the hub disabled after failing is named above the list
-// and counted on the view's link, so the admin sees it without opening its log. Above the
-// form, whether private addresses are allowed (admin-private-addresses.js).
+// and counted on the view's link, so the admin sees it without opening its log. The form
+// checks an address is given before sending, and shows a refusal at its field. Under
+// "Advanced", whether private addresses are allowed (admin-private-addresses.js).
 
 import { el, api, onSecondPress, dateTime, copyOrSelect } from './dom.js';
-import { privateAddressesToggle } from './admin-private-addresses.js';
+import { showFieldErrors, problemOf, refusalAt, clearFieldErrors } from './field-errors.js';
+import { privateAddressesSetting } from './admin-private-addresses.js';
 
 const $ = (id) => document.getElementById(id);
 const EVENT_TEXT = {
@@ -45,6 +47,9 @@ export function webhooksSection() {
   function editIn(h) {
     editing = h;
     $('h-error').textContent = '';
+    clearFieldErrors([$('h-url'), $('h-events')]);
+    // The form says which endpoint it changes (its address may be changed in it).
+    $('hook-form-title').textContent = h ? `Edit the endpoint ${h.url}` : 'Add an endpoint';
     $('h-url').value = h ? h.url : '';
     for (const box of document.querySelectorAll('input[name="h-event"]')) {
       box.checked = h ? h.events.includes(box.value) : box.value === 'conversation.created';
@@ -157,25 +162,37 @@ export function webhooksSection() {
     $('hook-log-empty').hidden = res.data.length > 0;
   }
 
+  /** Where the API's refusals of the form go. */
+  const fieldOf = () => ({ invalid_url: $('h-url'), invalid_events: $('h-events') });
+
   $('hook-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     $('h-error').textContent = '';
     const events = [...document.querySelectorAll('input[name="h-event"]:checked')].map((c) => c.value);
     const url = $('h-url').value.trim();
+    const checked = showFieldErrors([
+      [$('h-url'), problemOf($('h-url'), {
+        missing: 'Please enter the address to send to, such as https://crm.example.com/switchboard.',
+        type: 'Please enter a whole web address, such as https://crm.example.com/switchboard.',
+      })],
+      [$('h-events'), events.length ? null : 'Please choose at least one event.'],
+    ]);
+    if (!checked) return;
     if (editing) {
       // Its secret stays: the receiver keeps checking signatures as before.
       const res = await api('PATCH', `/api/admin/webhooks/${encodeURIComponent(editing.id)}`, { url, events });
-      if (!res.ok) { $('h-error').textContent = res.error.message; $('h-url').focus(); return; }
+      if (!res.ok) { refusalAt(res.error, fieldOf(), $('h-error')); return; }
       editIn(null);
       await load();
       return;
     }
     const res = await api('POST', '/api/admin/webhooks', { url, events });
-    if (!res.ok) { $('h-error').textContent = res.error.message; $('h-url').focus(); return; }
+    if (!res.ok) { refusalAt(res.error, fieldOf(), $('h-error')); return; }
     $('hook-secret').textContent = res.data.secret;
     $('hook-copy-status').textContent = '';
     $('hook-secret-box').hidden = false;
     $('h-url').value = '';
+    clearFieldErrors([$('h-url'), $('h-events')]);
     await load();
   });
 
@@ -187,7 +204,7 @@ export function webhooksSection() {
   $('hook-cancel-edit').addEventListener('click', () => editIn(null));
   $('hook-log-refresh').addEventListener('click', () => load());
 
-  const privateAddresses = privateAddressesToggle();
+  const privateAddresses = privateAddressesSetting();
   load();
   return { load: () => Promise.all([privateAddresses.load(), load()]) };
 }

@@ -10,9 +10,16 @@
 //
 // Times are shown in the chosen zone (the browser's by default) and the booking sends it,
 // so mails and pages give times in it; the desk's zone is shown beside. The server checks
-// every rule; this page only shows what it answers.
+// every rule; this page checks only what a form can (a name and an email given) before
+// sending, and shows each refusal at its field.
+//
+// A time is chosen for a topic: changing the topic afterwards goes back to the times.
+// Topics nobody serves for appointments are not offered (an address's `?category=` still
+// opens one, and the page then says nobody serves it). Once booked, the topic and zone
+// pickers go: they would change nothing.
 
 import { el, byTestId, show } from './dom.js';
+import { showFieldErrors, problemOf, refusalAt, clearFieldErrors, sentence } from './field-errors.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -28,13 +35,18 @@ const state = {
   current: null, // the appointment being moved
 };
 
+/** The API's refusal, as a sentence to show. */
 async function errorText(res) {
   try {
-    return (await res.json()).error.message;
+    return sentence((await res.json()).error.message);
   } catch {
-    return `the server answered ${res.status}`;
+    return `The server answered ${res.status}.`;
   }
 }
+
+/** A month as its label says it ("December 2026"). */
+const monthName = ({ year, month }) => new Intl.DateTimeFormat([], { month: 'long', year: 'numeric', timeZone: 'UTC' })
+  .format(new Date(Date.UTC(year, month - 1, 1)));
 
 const fmt = (options) => new Intl.DateTimeFormat([], { timeZone: state.zone, ...options });
 const timeIn = (iso) => fmt({ hour: '2-digit', minute: '2-digit' }).format(new Date(iso));
@@ -57,16 +69,23 @@ const categoryParam = () => (topic() ? `&category=${encodeURIComponent(topic())}
 let monthLoads = 0;
 let dayLoads = 0;
 
-/** The month `state.month` with its free days. `seek`: how many months further it may turn
- *  when this one has no free day left (at a month's end), as a booking page opens on the
- *  first month a customer can book in. */
-async function loadMonth({ seek = 0 } = {}) {
-  const load = ++monthLoads;
+/** The month's heading: its name, and "previous" only after the current month. */
+function monthHead() {
   const { year, month } = state.month;
-  $('month-label').textContent = new Intl.DateTimeFormat([], { month: 'long', year: 'numeric', timeZone: 'UTC' })
-    .format(new Date(Date.UTC(year, month - 1, 1)));
+  $('month-label').textContent = monthName(state.month);
   const today = todayInZone();
   $('prev-month').disabled = year < today.year || (year === today.year && month <= today.month);
+}
+
+/** The month `state.month` with its free days. `seek`: how many months further it may turn
+ *  when this one has no free day left (at a month's end), as a booking page opens on the
+ *  first month a customer can book in; `from`: the month the seeking started at, shown
+ *  again (with "nothing is free") when none of them has a free day. */
+async function loadMonth({ seek = 0, from = null } = {}) {
+  const load = ++monthLoads;
+  const { year, month } = state.month;
+  monthHead();
+  show($('nothing-free'), false);
   const res = await fetch(`/api/appointments/days?month=${year}-${String(month).padStart(2, '0')}&zone=${encodeURIComponent(state.zone)}${categoryParam()}`);
   if (load !== monthLoads) return;
   if (!res.ok) {
@@ -85,7 +104,22 @@ async function loadMonth({ seek = 0 } = {}) {
   if (nobody) return;
   if (body.free_days.length === 0 && seek > 0) {
     state.month = month === 12 ? { year: year + 1, month: 1 } : { year, month: month + 1 };
-    loadMonth({ seek: seek - 1 });
+    loadMonth({ seek: seek - 1, from: from || { year, month } });
+    return;
+  }
+  if (body.free_days.length === 0 && from) {
+    // Nothing in any month it looked at: back to the first, saying so, rather than
+    // landing on a month the customer never chose.
+    const last = state.month;
+    state.month = from;
+    state.day = null;
+    monthHead();
+    renderMonth(new Set());
+    $('nothing-free').textContent = `Nothing is free from ${monthName(from)} to ${monthName(last)}. Please come back later.`;
+    show($('nothing-free'), true);
+    $('day-label').textContent = '';
+    $('slots').replaceChildren();
+    $('slots-error').textContent = '';
     return;
   }
   renderMonth(new Set(body.free_days));
@@ -191,14 +225,20 @@ function choose(slot) {
   $('chosen').textContent = `${longWhen(slot.start)}–${timeIn(slot.end)} (${zoneLabel(state.zone)})`;
   $('chosen-desk').textContent = `${deskTime(slot.start)} ${zoneLabel(state.deskZone)} at the desk · ${state.slotMinutes} min`;
   $('book-error').textContent = '';
+  clearFieldErrors(Object.values(fields()));
   show($('pick'), false);
   show($('details'), true);
   if (state.current) $('book-button').focus();
   else $('name').focus();
 }
 
-function showDone(a, title) {
+/** The outcome; `mailed`: whether the server sends mail (without SMTP_URL it only logs
+ *  it, and the page does not claim a confirmation was sent). */
+function showDone(a, title, mailed) {
   $('done-title').textContent = title;
+  show($('sent-to'), mailed !== false);
+  show($('not-mailed'), mailed === false);
+  if (mailed === false) $('about-mail').textContent = 'Joined from your browser, with the link to your appointment below.';
   $('done-when').textContent = `${longWhen(a.start)}–${timeIn(a.end)} (${zoneLabel(a.customer_zone)})`;
   const deskWhen = a.local_start.slice(0, 10) === a.customer_local_start.slice(0, 10) ? a.local_start.slice(11) : a.local_start;
   $('done-desk').textContent = `${deskWhen} ${zoneLabel(a.zone)}`;
@@ -216,14 +256,33 @@ function showDone(a, title) {
   }
   show($('details'), false);
   show($('pick'), false);
+  // Booked: a topic or zone picked now would change nothing (the zone's picker is in the
+  // times' card, gone with it; the title names the topic).
+  show($('topic-field'), false);
   show($('done'), true);
   // A screen reader says the outcome; the form the focus was on is gone.
   $('done-title').focus();
 }
 
+/** The booking's fields, and where the API's refusals of them go. */
+const fields = () => ({ name: $('name'), email: $('email'), comment: $('comment') });
+const FIELD_OF = { invalid_name: 'name', invalid_email: 'email', comment_too_long: 'comment' };
+
+/** The details as the page can check them (before sending), each problem at its field. */
+function detailsOk() {
+  if (state.current) return true;
+  const { name, email } = fields();
+  return showFieldErrors([
+    [name, problemOf(name, { missing: 'Please enter your name.' })],
+    [email, problemOf(email, { missing: 'Please enter your email address.', type: 'Please enter an email address like name@example.com.' })],
+  ]);
+}
+
 async function submit(event) {
   event.preventDefault();
   if (!state.chosen) return;
+  $('book-error').textContent = '';
+  if (!detailsOk()) return;
   const button = byTestId('book-button');
   button.disabled = true;
   try {
@@ -249,25 +308,45 @@ async function submit(event) {
         }),
       });
     if (!res.ok) {
-      $('book-error').textContent = await errorText(res);
+      const error = await res.json().then((b) => b.error).catch(() => null)
+        || { code: '', message: `the server answered ${res.status}` };
+      const at = Object.fromEntries(Object.entries(FIELD_OF).map(([code, id]) => [code, fields()[id]]));
+      refusalAt(error, state.current ? {} : at, $('book-error'));
       return;
     }
     const body = await res.json();
-    if (state.current) showDone(body.appointment, 'Your appointment is moved');
-    else showDone(body, 'You are booked');
+    if (state.current) showDone(body.appointment, 'Your appointment is moved', body.mailed);
+    else showDone(body, 'You are booked', body.mailed);
   } finally {
     button.disabled = false;
   }
 }
 
-/** The desk's categories as topics; `?category=<id>` in the page's address preselects one. */
+/** How many representatives serve appointments of `category` (this month's answer), or
+ *  null when the server cannot say. */
+async function representativesOf(category) {
+  const { year, month } = todayInZone();
+  try {
+    const res = await fetch(`/api/appointments/days?month=${year}-${String(month).padStart(2, '0')}&zone=${encodeURIComponent(state.zone)}&category=${encodeURIComponent(category)}`);
+    return res.ok ? (await res.json()).representatives : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The desk's categories as topics, those nobody serves for appointments left out (they
+ *  would only say "come back later"); `?category=<id>` in the page's address preselects
+ *  one, offered even so. */
 async function loadTopics() {
   const res = await fetch('/api/categories');
   if (!res.ok) return;
   const wanted = params.get('category');
-  for (const c of await res.json()) {
+  const categories = await res.json();
+  const served = await Promise.all(categories.map((c) => (c.id === wanted ? 1 : representativesOf(c.id))));
+  categories.forEach((c, i) => {
+    if (served[i] === 0) return;
     $('topic').append(el('option', { value: c.id, selected: c.id === wanted }, c.name));
-  }
+  });
   updateTitle();
 }
 
@@ -329,10 +408,15 @@ async function loadCurrent() {
   show($('who-fields'), false);
   $('details-title').textContent = 'Move your appointment';
   $('book-button').textContent = 'Reschedule';
-  if (a.status !== 'booked') {
+  // Cancelled, or begun by the server's clock (the answer's Date): moving is refused.
+  const serverNow = Date.parse(res.headers.get('date')) || Date.now();
+  const refusal = a.status !== 'booked' ? 'This appointment is cancelled; please book a new one.'
+    : Date.parse(a.start) <= serverNow ? 'This appointment has already begun, so it can no longer be moved. Please book a new one.'
+      : null;
+  if (refusal) {
     show($('pick'), false);
-    $('about').append(el('p', { class: 'form-error', role: 'alert', dataset: { testid: 'reschedule-error' } },
-      'This appointment is cancelled; please book a new one.'));
+    $('about').append(el('p', { class: 'form-error', role: 'alert', dataset: { testid: 'reschedule-error' } }, refusal),
+      el('p', {}, el('a', { class: 'button', href: a.links?.book || '/book.html', dataset: { testid: 'book-new' } }, 'Book a new time')));
     return false;
   }
   return true;
@@ -374,6 +458,13 @@ $('next-month').addEventListener('click', () => {
 });
 $('topic').addEventListener('change', () => {
   updateTitle();
+  // A time was chosen for the topic before: another topic's representatives may not be
+  // free then (or at all), so the customer chooses the time again.
+  if (!$('details').hidden) {
+    state.chosen = null;
+    show($('details'), false);
+    show($('pick'), true);
+  }
   state.day = null;
   loadMonth();
 });

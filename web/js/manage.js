@@ -6,14 +6,16 @@
 // customer in by itself once the call starts.
 // Opening the page changes nothing (mail scanners follow links): only the buttons do.
 
+import { sentence } from './field-errors.js';
+
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get('token') || '';
 
 async function errorText(res) {
   try {
-    return (await res.json()).error.message;
+    return sentence((await res.json()).error.message);
   } catch {
-    return `the server answered ${res.status}`;
+    return `The server answered ${res.status}.`;
   }
 }
 
@@ -114,10 +116,15 @@ async function askToJoin() {
   });
 }
 
-/** The appointment's room as the page waits for it (GET /api/appointments/room), or null. */
+/** The appointment's room as the page waits for it (GET /api/appointments/room), or null
+ *  (also when the network failed). */
 async function roomStatus() {
-  const res = await fetch(`/api/appointments/room?token=${encodeURIComponent(token)}`);
-  return res.ok ? res.json() : null;
+  try {
+    const res = await fetch(`/api/appointments/room?token=${encodeURIComponent(token)}`);
+    return res.ok ? await res.json() : null;
+  } catch {
+    return null;
+  }
 }
 
 /** `ms` in the customer's zone: the time, with the date before it when it is not today. */
@@ -135,10 +142,12 @@ async function waitingText() {
 }
 
 /** Pressed before the representative may start the call: when to come back, or null
- *  (then the page asks to join, as it does when the status cannot be read). */
+ *  (then the page asks to join, as it does when the status cannot be read). "Before" by
+ *  the server's clock (`now` of its answer): a customer's clock running behind would
+ *  otherwise send them away while the representative may start. */
 async function tooEarlyText() {
-  const room = await roomStatus().catch(() => null);
-  if (!room || room.state !== 'waiting' || Date.now() >= room.joinable_from) return null;
+  const room = await roomStatus();
+  if (!room || room.state !== 'waiting' || (room.now ?? Date.now()) >= room.joinable_from) return null;
   const from = inTheirs({ timeStyle: 'short' }).format(new Date(room.joinable_from));
   return `Your call with ${room.representative} is ${whenText(room.start)}. Come back from ${from}: the call opens then.`;
 }
@@ -153,8 +162,25 @@ function enterRoom(joined, { waited = false } = {}) {
   location.href = joined.link;
 }
 
+/** The network failed asking to join: while waiting, the page asks again later; else it
+ *  says so, and Join may be pressed again. */
+function joinUnreachable(delay) {
+  if (!$('waiting').hidden) {
+    waitTimer = setTimeout(() => join(Math.min(delay * 1.5, WAIT_MAX_MS)), delay);
+    return;
+  }
+  $('join').disabled = false;
+  $('error').textContent = 'Cannot reach the server. Please check your connection and press Join again.';
+}
+
 async function join(delay) {
-  const res = await askToJoin();
+  let res;
+  try {
+    res = await askToJoin();
+  } catch {
+    joinUnreachable(delay);
+    return undefined;
+  }
   if (res.ok) return enterRoom(await res.json(), { waited: !$('waiting').hidden });
   let code = '';
   let message = `the server answered ${res.status}`;
@@ -164,7 +190,7 @@ async function join(delay) {
   if (code !== 'not_started') {
     $('waiting').hidden = true;
     $('join').disabled = false;
-    $('error').textContent = message;
+    $('error').textContent = sentence(message);
     return undefined;
   }
   if ($('waiting').hidden) {
