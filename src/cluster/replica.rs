@@ -156,6 +156,8 @@ impl RoutingOp {
                 continues: a.get(9).filter(|id| !id.is_empty()).map(|id| Continues {
                     id: id.clone(),
                     last_seq: a.get(10).and_then(|s| s.parse().ok()).unwrap_or(0),
+                    // Absent in an entry of a build before it: not told as a reopen.
+                    reopened: a.get(11).is_some_and(|v| v == "1"),
                 }),
             },
             "leave" => Self::Leave(customer(0)?),
@@ -406,8 +408,12 @@ mod tests {
         let continuing = s(&["sales", "", "", "", "", "", "", "", "ann", "conv-1", "41"]);
         let back = RoutingOp::from_event("join", &continuing, &[]).unwrap();
         assert!(
-            matches!(back, RoutingOp::Join { continues: Some(Continues { id, last_seq: 41 }), .. } if id == "conv-1")
+            matches!(back, RoutingOp::Join { continues: Some(Continues { id, last_seq: 41, reopened: false }), .. } if id == "conv-1")
         );
+        // A reopen (the conversation was resolved) rides after the seq.
+        let reopening = s(&["sales", "", "", "", "", "", "", "", "ann", "conv-1", "41", "1"]);
+        let back = RoutingOp::from_event("join", &reopening, &[]).unwrap();
+        assert!(matches!(back, RoutingOp::Join { continues: Some(Continues { reopened: true, .. }), .. }));
         assert!(RoutingOp::from_event("leave", &s(&["x"]), &[]).is_err());
         assert!(RoutingOp::from_event("nonsense", &[], &[]).is_err());
     }
