@@ -54,7 +54,7 @@ startForFile(() => hubAndBrowser({ RESUME_GRACE_SECS: '2' }), (started) => ({ hu
 for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { width: 1280, height: 800 }]]) {
   test(`a customer comes back and continues their conversation with the same agent (${label})`, () => withShots(`continuing-${label}`, async (pages) => {
     const agent = await createAgent(hub, { username: `vera-${label}`, display_name: 'Vera', categories: ['general'], max_chats: 2 });
-    const agentPage = await newPage(browser, { width: 1366, height: 768 });
+    const agentPage = await newPage(browser, { width: 1366, height: 768 }, { bypassCSP: true });
     pages.push(agentPage);
     await agentSignsIn(agentPage, hub, agent);
     const customer = await newPage(browser, size, { bypassCSP: true });

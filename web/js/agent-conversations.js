@@ -133,6 +133,19 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
   };
   const rowOf = (id) => () => list.querySelector(`[data-id="${CSS.escape(id)}"]`);
 
+  /**
+   * The control in `scope` (a row or a header, drawn anew) that stands for `was`, the one
+   * focused before: the same one (a label's × by its label), else, for a label control
+   * gone (every label on, or that one off), where `labelFocus` goes.
+   */
+  function sameControl(scope, was) {
+    const testid = was?.dataset.testid;
+    if (!scope || !testid) return null;
+    const label = was.closest('[data-label]')?.dataset.label;
+    const at = label ? `[data-label="${CSS.escape(label)}"] [data-testid="${CSS.escape(testid)}"]` : `[data-testid="${CSS.escape(testid)}"]`;
+    return scope.querySelector(at) || (testid.includes('label') ? labelFocus(() => scope)() : null);
+  }
+
   /** The labels `c` carries, each with its × (null when none); `prefix` names their testids, `scope` finds them again. */
   function labelChips(c, name, { prefix = 'conversation', scope = rowOf(c.id) } = {}) {
     const carried = (c.labels || []).map((id) => labels.get(id)).filter(Boolean);
@@ -352,14 +365,12 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     if (dialogs.isOpen) return;
     // Focus on a row's button stays on the same button of its row drawn anew.
     const focused = list.contains(document.activeElement) ? document.activeElement : null;
-    const where = focused && { id: focused.closest('[data-id]')?.dataset.id, testid: focused.dataset.testid };
+    const where = focused && focused.closest('[data-id]')?.dataset.id;
     // One row per conversation: a live chat of theirs is in "My chats" (its status and
     // labels in its panel's header), not here a second time.
     const items = res.data.items.filter((c) => !mineAndLive(c));
     list.replaceChildren(...items.map(row));
-    if (where?.id && where.testid) {
-      list.querySelector(`[data-id="${CSS.escape(where.id)}"] [data-testid="${CSS.escape(where.testid)}"]`)?.focus();
-    }
+    if (where) sameControl(rowOf(where)(), focused)?.focus();
     const empty = $('conversation-empty');
     empty.textContent = items.length < res.data.items.length ? 'Nothing here besides your chats above.' : 'Nothing here.';
     show(empty, items.length === 0);
@@ -428,7 +439,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     h.host.replaceChildren(...headerControls(c, h.name, () => h.host).filter(Boolean));
     h.host.dataset.status = c.status;
     // The control pressed may be gone (Pending, once pending): the keyboard stays in the group.
-    if (active) (h.host.querySelector(`[data-testid="${CSS.escape(active.dataset.testid || '')}"]`) || h.host.querySelector('button, select'))?.focus();
+    if (active) (sameControl(h.host, active) || h.host.querySelector('button, select'))?.focus();
     onStatus(id, c.status);
   }
 
