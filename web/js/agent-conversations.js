@@ -59,16 +59,20 @@ export function snoozeRanOut(before, f) {
 }
 
 /**
- * The lists someone is choosing in (pressed or typed into since they got focus): the rows
- * and headers are not drawn anew under them. A list focus was only put back on (after a
- * label was picked) is not one: it is drawn anew, focus kept on its new self.
+ * Lists focus was put back on by the page (a row's "+ Label" after a pick), not by someone
+ * about to choose in them: until pressed or typed into, their row or header is drawn anew
+ * (focus kept on the new list), where a list with focus otherwise keeps it as it is.
  */
-const choosing = new WeakSet();
-for (const type of ['pointerdown', 'keydown']) {
-  document.addEventListener(type, (e) => { if (e.target?.tagName === 'SELECT') choosing.add(e.target); }, true);
+const settled = new WeakSet();
+for (const type of ['pointerdown', 'keydown']) document.addEventListener(type, (e) => settled.delete(e.target), true);
+/** Is someone choosing in a list in `root` (one with focus, not only put back on)? */
+const choosingIn = (root) => root.contains(document.activeElement) && document.activeElement.tagName === 'SELECT' && !settled.has(document.activeElement);
+/** Focus on `to`, standing for `was` (focused before): a list is `settled` unless `was` was one someone chose in. */
+function refocusOn(to, was = null) {
+  if (!to) return;
+  if (to.tagName === 'SELECT' && (!was || was.tagName !== 'SELECT' || settled.has(was))) settled.add(to);
+  to.focus();
 }
-document.addEventListener('focusout', (e) => choosing.delete(e.target), true);
-const choosingIn = (root) => root.contains(document.activeElement) && choosing.has(document.activeElement);
 
 /** 9:00 tomorrow, on this computer's clock. */
 function tomorrowMorning() {
@@ -117,10 +121,10 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
   async function relabel(c, method, label, refocus = null) {
     error.textContent = '';
     const res = await api(method, `/api/conversations/${encodeURIComponent(c.id)}/labels/${encodeURIComponent(label.id)}`);
-    if (!res.ok) { error.textContent = res.error.message; refocus?.()?.focus(); return; }
+    if (!res.ok) { error.textContent = res.error.message; refocusOn(refocus?.()); return; }
     announce(method === 'PUT' ? `Label ${label.name} added` : `Label ${label.name} removed`);
     await load();
-    refocus?.()?.focus();
+    refocusOn(refocus?.());
   }
 
   /**
@@ -370,7 +374,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     // labels in its panel's header), not here a second time.
     const items = res.data.items.filter((c) => !mineAndLive(c));
     list.replaceChildren(...items.map(row));
-    if (where) sameControl(rowOf(where)(), focused)?.focus();
+    if (where) refocusOn(sameControl(rowOf(where)(), focused), focused);
     const empty = $('conversation-empty');
     empty.textContent = items.length < res.data.items.length ? 'Nothing here besides your chats above.' : 'Nothing here.';
     show(empty, items.length === 0);
@@ -439,7 +443,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     h.host.replaceChildren(...headerControls(c, h.name, () => h.host).filter(Boolean));
     h.host.dataset.status = c.status;
     // The control pressed may be gone (Pending, once pending): the keyboard stays in the group.
-    if (active) (sameControl(h.host, active) || h.host.querySelector('button, select'))?.focus();
+    if (active) refocusOn(sameControl(h.host, active) || h.host.querySelector('button, select'), active);
     onStatus(id, c.status);
   }
 
