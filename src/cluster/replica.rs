@@ -413,7 +413,13 @@ mod tests {
         // A reopen (the conversation was resolved) rides after the seq.
         let reopening = s(&["sales", "", "", "", "", "", "", "", "ann", "conv-1", "41", "1"]);
         let back = RoutingOp::from_event("join", &reopening, &[]).unwrap();
-        assert!(matches!(back, RoutingOp::Join { continues: Some(Continues { reopened: true, .. }), .. }));
+        assert!(matches!(
+            back,
+            RoutingOp::Join {
+                continues: Some(Continues { reopened: true, .. }),
+                ..
+            }
+        ));
         assert!(RoutingOp::from_event("leave", &s(&["x"]), &[]).is_err());
         assert!(RoutingOp::from_event("nonsense", &[], &[]).is_err());
     }

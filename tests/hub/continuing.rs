@@ -454,7 +454,10 @@ async fn a_customer_whose_agent_vanished_goes_on_in_the_same_conversation_with_t
         "{to_bob}"
     );
     assert_eq!(seqs_and_texts(&to_bob["messages"]).len(), 2);
-    assert!(to_bob.get("reopened").is_none(), "never resolved, not a reopen: {to_bob}");
+    assert!(
+        to_bob.get("reopened").is_none(),
+        "never resolved, not a reopen: {to_bob}"
+    );
     assert_eq!(
         to_bob["transfer"]["note"],
         "ANN went offline; the customer waited for the next agent."
