@@ -542,7 +542,7 @@ impl HubState {
             video,
             token_key,
             message: first_message.unwrap_or_default(),
-            profile,
+            profile: Box::new(profile),
             preferred,
             continues: conversation,
         };
@@ -989,7 +989,7 @@ impl HubState {
                                 video,
                                 queued_at: at,
                                 first_message: Some(message).filter(|m| !m.is_empty()),
-                                profile,
+                                profile: *profile,
                                 continues,
                             },
                         );

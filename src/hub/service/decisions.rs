@@ -638,7 +638,9 @@ impl HubState {
             },
             transfer,
             continued: continues.is_some() || remote_conversation,
-            reopened: continues.as_ref().map_or(remote_reopens == Some(true), |c| c.reopened),
+            reopened: continues
+                .as_ref()
+                .map_or_else(|| remote_reopens == Some(true), |c| c.reopened),
             // How long they waited this time (the archive's opening is the first turn's).
             queued_at: (continues.is_some() || remote_conversation)
                 .then_some(info.queued_at)
