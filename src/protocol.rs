@@ -657,6 +657,15 @@ pub enum ServerFrame {
         /// id); `messages` carries its latest lines. Absent when not.
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         continued: bool,
+        /// Agent, a continued conversation: it was resolved when its customer came back
+        /// (a reopen; their console marks it so). Absent when not.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        reopened: bool,
+        /// Agent, a continued conversation: when its customer joined the line this time
+        /// (ms since the Unix epoch; `started_at` less it is how long they waited now).
+        /// Absent for any other chat (the customer panel's `queued_at` tells it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        queued_at: Option<i64>,
     },
     /// Customer: their chat was handed on, to another agent (`peer_name`) or to a
     /// category's line (`category`, `category_name`; a `queued` follows).

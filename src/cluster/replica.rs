@@ -33,8 +33,9 @@ pub enum RoutingOp {
         /// offered them on any node. The script ignores it.
         message: String,
         /// What the customer told about themselves, for whichever node archives their chat
-        /// (JSON in the event's arguments; absent: nothing). The script ignores it.
-        profile: crate::store::CustomerProfile,
+        /// (JSON in the event's arguments; absent: nothing). The script ignores it. Boxed:
+        /// a join is the largest transition by far.
+        profile: Box<crate::store::CustomerProfile>,
         /// The agent holding the conversation the customer returns to: paired at once
         /// when they may take it (`Routing::join_preferring`).
         preferred: Option<AgentId>,
@@ -151,11 +152,13 @@ impl RoutingOp {
                 token_key: a.get(4).cloned().unwrap_or_default(),
                 message: a.get(6).cloned().unwrap_or_default(),
                 // A profile that does not read back is dropped, not the event.
-                profile: a.get(7).and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default(),
+                profile: Box::new(a.get(7).and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default()),
                 preferred: a.get(8).filter(|p| !p.is_empty()).map(|p| AgentId(p.clone())),
                 continues: a.get(9).filter(|id| !id.is_empty()).map(|id| Continues {
                     id: id.clone(),
                     last_seq: a.get(10).and_then(|s| s.parse().ok()).unwrap_or(0),
+                    // Absent in an entry of a build before it: not told as a reopen.
+                    reopened: a.get(11).is_some_and(|v| v == "1"),
                 }),
             },
             "leave" => Self::Leave(customer(0)?),
@@ -406,8 +409,18 @@ mod tests {
         let continuing = s(&["sales", "", "", "", "", "", "", "", "ann", "conv-1", "41"]);
         let back = RoutingOp::from_event("join", &continuing, &[]).unwrap();
         assert!(
-            matches!(back, RoutingOp::Join { continues: Some(Continues { id, last_seq: 41 }), .. } if id == "conv-1")
+            matches!(back, RoutingOp::Join { continues: Some(Continues { id, last_seq: 41, reopened: false }), .. } if id == "conv-1")
         );
+        // A reopen (the conversation was resolved) rides after the seq.
+        let reopening = s(&["sales", "", "", "", "", "", "", "", "ann", "conv-1", "41", "1"]);
+        let back = RoutingOp::from_event("join", &reopening, &[]).unwrap();
+        assert!(matches!(
+            back,
+            RoutingOp::Join {
+                continues: Some(Continues { reopened: true, .. }),
+                ..
+            }
+        ));
         assert!(RoutingOp::from_event("leave", &s(&["x"]), &[]).is_err());
         assert!(RoutingOp::from_event("nonsense", &[], &[]).is_err());
     }

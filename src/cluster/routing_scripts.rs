@@ -41,6 +41,9 @@ static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| Script::new(SNAPSHOT_LUA));
 pub struct Continues {
     pub id: String,
     pub last_seq: u64,
+    /// It was resolved when the customer came back (a reopen): the node pairing them with
+    /// an agent tells the agent so. Rides in the join's event (the script ignores it).
+    pub reopened: bool,
 }
 
 /// Why a transition did not apply.
@@ -266,6 +269,7 @@ impl RedisRouting {
             false => serde_json::to_string(profile).unwrap_or_default(),
         };
         let last_seq = continues.map_or(String::new(), |c| c.last_seq.to_string());
+        let reopened = flag(continues.is_some_and(|c| c.reopened));
         self.join_with(&[
             &category.0,
             request,
@@ -278,6 +282,7 @@ impl RedisRouting {
             preferred.map_or("", |agent| agent.0.as_str()),
             continues.map_or("", |c| c.id.as_str()),
             &last_seq,
+            reopened,
         ])
         .await
     }

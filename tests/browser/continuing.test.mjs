@@ -54,7 +54,7 @@ startForFile(() => hubAndBrowser({ RESUME_GRACE_SECS: '2' }), (started) => ({ hu
 for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { width: 1280, height: 800 }]]) {
   test(`a customer comes back and continues their conversation with the same agent (${label})`, () => withShots(`continuing-${label}`, async (pages) => {
     const agent = await createAgent(hub, { username: `vera-${label}`, display_name: 'Vera', categories: ['general'], max_chats: 2 });
-    const agentPage = await newPage(browser, { width: 1366, height: 768 });
+    const agentPage = await newPage(browser, { width: 1366, height: 768 }, { bypassCSP: true });
     pages.push(agentPage);
     await agentSignsIn(agentPage, hub, agent);
     const customer = await newPage(browser, size, { bypassCSP: true });
@@ -89,6 +89,19 @@ for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { 
     await later.getByTestId('message').filter({ hasText: 'It ships today' }).waitFor();
     const again = panelOf(agentPage, name);
     await again.getByTestId('message').filter({ hasText: 'My order 1042 is late' }).waitFor();
+    // Vera is told she came back: after the old lines, "Conversation reopened".
+    await again.getByTestId('chat-reopened').filter({ hasText: `Conversation reopened: ${name} came back to it.` }).waitFor();
+    // The customer panel lists the conversation's earlier turns (not "No earlier
+    // conversations"), readable in place, and how long she waited this time.
+    const details = again.getByTestId('customer-details');
+    const turns = details.getByTestId('earlier-turns');
+    await turns.filter({ hasText: 'Earlier in this conversation, before it was reopened' }).waitFor();
+    assert.equal(await details.getByTestId('no-earlier').count(), 0);
+    await turns.locator('summary').click();
+    await turns.getByTestId('earlier-transcript').filter({ hasText: 'It ships today' }).waitFor();
+    assert.match(await details.locator('dt', { hasText: 'Waited' }).textContent(), /^Waited this time$/);
+    assert.match(await details.getByTestId('customer-waited').textContent(), /^\d+ s$/);
+    await expectClean(agentPage, `the agent console with a reopened conversation (${label})`);
     await says(later, again, 'It has not arrived yet');
     await says(again, later, 'Sorry, I will send another one');
     await shot(later, `continuing-chat-${label}`);
@@ -128,6 +141,8 @@ test('a customer closes the page, the agent writes meanwhile, and they see it wh
   await row.getByTestId('continue-conversation').click();
   await later.getByTestId('message').filter({ hasText: 'Your refund went out today.' }).waitFor();
   await says(later, panelOf(agentPage, name), 'Thanks, got it');
+  // Never resolved: continued, not reopened.
+  assert.equal(await panelOf(agentPage, name).getByTestId('chat-reopened').count(), 0);
   await shot(later, 'continuing-away-customer');
 }));
 

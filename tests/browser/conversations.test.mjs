@@ -1,7 +1,9 @@
-// The agent's conversations as a work list: a live chat is listed open; the agent marks
-// it waiting on the customer, snoozes it, reopens it and resolves it from the list (which
-// ends the live chat on the customer's page); the list's filter shows each status; the
-// page passes axe with the list shown, on a desk and a phone. The team's list: an offline
+// The agent's conversations as a work list: a live chat is one row, in "My chats" (not a
+// second time in the work list); the agent marks it waiting on the customer, snoozes it,
+// reopens it and resolves it from its open panel's header (which ends the live chat on the
+// customer's page); then, no longer live, it is in the list, where its row's actions do the
+// same and the list's filter shows each status; the page passes axe with the header and the
+// list shown, on a desk and a phone. The team's list: an offline
 // message is under "Unassigned" for an agent of its category (not for one of another), the
 // agent assigns it to themselves and it moves to "Mine"; the category filter narrows it.
 // The view buttons count their conversations for the status and category shown, read as
@@ -18,7 +20,8 @@ import { newPage, createAgent, adminToken, agentSignsIn, withShots, shot, hubAnd
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let hub, browser;
-startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+// A short grace period: a customer who closed the page is gone after 2 s, not 30.
+startForFile(() => hubAndBrowser({ RESUME_GRACE_SECS: '2' }), (started) => ({ hub, browser } = started));
 
 async function seriousAxe(page) {
   await page.addScriptTag({ path: AXE });
@@ -27,19 +30,55 @@ async function seriousAxe(page) {
 }
 
 for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
-  test(`an agent works a conversation by status from the list (${label})`, () => withShots(`conversations-${label}`, async (pages) => {
+  test(`an agent works a conversation by status from its header, then from the list (${label})`, () => withShots(`conversations-${label}`, async (pages) => {
     const wanda = { username: `wanda-${label}`, display_name: 'Wanda', categories: ['general'] };
     const name = `Olive ${label}`;
     const { agentPage, customer } = await agentChattingWith(browser, hub, pages, size, wanda, name, 'Where is my order?');
 
-    // On a phone the list is its own view: back to it from the chat.
+    // The open chat's header has its status, Resolve, Pending, Snooze and "+ Label".
+    const header = panelOf(agentPage, name).getByTestId('chat-conversation-controls');
+    const status = header.getByTestId('chat-conversation-status');
+    await status.filter({ hasText: 'Open' }).waitFor();
+    for (const control of ['chat-resolve', 'chat-pending', 'chat-conversation-snooze']) {
+      const box = await header.getByTestId(control).boundingBox();
+      assert.ok(box && box.x >= 0 && box.x + box.width <= size.width, `${control} on screen: ${JSON.stringify(box)}`);
+    }
+    assert.deepEqual(await seriousAxe(agentPage), []);
+    await shot(agentPage, `conversations-header-${label}`);
+    await header.getByRole('button', { name: `Pending: the conversation with ${name}` }).click();
+    await status.filter({ hasText: 'Waiting on customer' }).waitFor();
+    // Its one row, in "My chats", says so in the same words.
+    const item = agentPage.locator(`[data-testid="chat-list-item"][data-customer="${name}"]`);
+    await item.getByTestId('chat-item-waiting').filter({ hasText: 'Waiting on customer' }).waitFor({ state: 'attached' });
+    await header.getByTestId('chat-conversation-snooze').selectOption('hour');
+    await status.filter({ hasText: /^Snoozed until / }).waitFor();
+    await header.getByRole('button', { name: `Reopen: the conversation with ${name}` }).click();
+    await status.filter({ hasText: 'Open' }).waitFor();
+
+    // Not in the work list while it is live: one row for one conversation.
     await backToTheList(agentPage);
     const row = conversationRow(agentPage, name);
-    await row.filter({ has: agentPage.getByTestId('conversation-status').filter({ hasText: 'Open' }) }).waitFor();
+    await agentPage.getByTestId('conversation-empty').filter({ hasText: 'Nothing here besides your chats above.' }).waitFor();
+    assert.equal(await row.count(), 0);
+    await item.click();
+
+    // Resolving the live chat ends it for the customer, who may rate it.
+    await header.getByRole('button', { name: `Resolve: the conversation with ${name}` }).click();
+    await customer.getByTestId('rating').waitFor();
+    await header.waitFor({ state: 'hidden' });
+    await backToTheList(agentPage);
+    await agentPage.getByTestId('conversation-filter').selectOption('resolved');
+    await row.getByTestId('conversation-status').filter({ hasText: 'Resolved' }).waitFor();
+    await shot(agentPage, `conversations-resolved-${label}`);
+
+    // No longer live, it is a row of the list, worked from there.
+    await row.getByRole('button', { name: `Reopen: ${name}` }).click();
+    await row.waitFor({ state: 'detached' });
+    await agentPage.getByTestId('conversation-filter').selectOption('open,pending,snoozed');
+    await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
     await row.getByTestId('conversation-last').filter({ hasText: 'Where is my order?' }).waitFor();
     assert.deepEqual(await seriousAxe(agentPage), []);
     await shot(agentPage, `conversations-open-${label}`);
-
     await row.getByTestId('conversation-more').selectOption('pending');
     await row.getByTestId('conversation-status').filter({ hasText: 'Waiting on customer' }).waitFor();
     await row.getByTestId('conversation-more').selectOption('hour');
@@ -51,22 +90,14 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await agentPage.getByTestId('conversation-empty').waitFor();
     await agentPage.getByTestId('conversation-filter').selectOption('snoozed');
     await row.waitFor();
-    await row.getByRole('button', { name: `Reopen: ${name}` }).click();
-    await row.waitFor({ state: 'detached' });
-    await agentPage.getByTestId('conversation-filter').selectOption('open,pending,snoozed');
-    await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
-
-    // Resolving the live chat ends it for the customer, who may rate it.
     await row.getByRole('button', { name: `Resolve: ${name}` }).click();
-    await customer.getByTestId('rating').waitFor();
     await row.waitFor({ state: 'detached' });
     await agentPage.getByTestId('conversation-filter').selectOption('resolved');
     await row.getByTestId('conversation-status').filter({ hasText: 'Resolved' }).waitFor();
-    await shot(agentPage, `conversations-resolved-${label}`);
   }));
 }
 
-test('an agent sets the open chat\'s status from the keyboard', () => withShots('conversations-keys', async (pages) => {
+test('an agent sets the open chat\'s status from the keyboard, in the message box and in its header', () => withShots('conversations-keys', async (pages) => {
   const agent = await createAgent(hub, { username: 'wanda-keys', display_name: 'Wanda', categories: ['general'] });
   const agentPage = await newPage(browser, { width: 1366, height: 768 });
   pages.push(agentPage);
@@ -75,8 +106,8 @@ test('an agent sets the open chat\'s status from the keyboard', () => withShots(
   const name = 'Olive keys';
   await joinedChat(customer, agentPage, hub, 'general', name);
   await sendMessage(customer, 'Any news?');
-  const row = conversationRow(agentPage, name);
-  const status = row.getByTestId('conversation-status');
+  const header = panelOf(agentPage, name).getByTestId('chat-conversation-controls');
+  const status = header.getByTestId('chat-conversation-status');
   await status.filter({ hasText: 'Open' }).waitFor();
 
   // Alt+W, Alt+Z and Alt+O work even while typing in the message box.
@@ -85,7 +116,16 @@ test('an agent sets the open chat\'s status from the keyboard', () => withShots(
   await status.filter({ hasText: 'Waiting on customer' }).waitFor();
   await agentPage.keyboard.press('Alt+KeyZ');
   await status.filter({ hasText: 'Snoozed' }).waitFor();
-  assert.match(await row.innerText(), /until /);
+  assert.match(await status.innerText(), /until /);
+  await agentPage.keyboard.press('Alt+KeyO');
+  await status.filter({ hasText: 'Open' }).waitFor();
+  // And with focus in the header's controls (each names its shortcut), kept there as it is drawn anew.
+  const pending = header.getByTestId('chat-pending');
+  assert.equal(await pending.getAttribute('aria-keyshortcuts'), 'Alt+W');
+  await pending.focus();
+  await agentPage.keyboard.press('Alt+KeyZ');
+  await status.filter({ hasText: 'Snoozed' }).waitFor();
+  assert.equal(await agentPage.evaluate(() => document.activeElement?.dataset.testid), 'chat-pending', 'focus kept on the same control');
   await agentPage.keyboard.press('Alt+KeyO');
   await status.filter({ hasText: 'Open' }).waitFor();
   // Alt+R resolves it, which ends the live chat for the customer.
@@ -248,6 +288,9 @@ test('a snooze that runs out draws the agent\'s attention and marks the row unti
   await agentSignsIn(agentPage, hub, agent);
   const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
   await joinedChat(customer, agentPage, hub, 'general', 'Sleepy');
+  // She closes the page: her chat ends, the conversation stays open, now a row of the list.
+  await customer.close();
+  await panelOf(agentPage, 'Sleepy').getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
   const row = conversationRow(agentPage, 'Sleepy');
   await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
   assert.equal(await row.getByTestId('conversation-snooze-ended').count(), 0);

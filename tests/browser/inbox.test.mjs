@@ -123,17 +123,17 @@ test('an agent with four chats switches by keyboard, with unread counts, notific
     await panelOf(agent, 'Ann').getByTestId('message').filter({ hasText: 'Ann here' }).waitFor();
     assert.equal(await unreadOf(agent, 'Ann').isVisible(), false, 'the open chat has nothing unread');
     assert.equal(await unreadOf(agent, 'Cy').isVisible(), false);
-    assert.match(await itemOf(agent, 'Ben').textContent(), /^Ben\s*Billing\s*2 unread, .*waiting/);
+    // Whose turn, in the work list's words: the customer "Waiting <1 min" for an answer.
+    assert.match(await itemOf(agent, 'Ben').textContent(), /^Ben\s*Billing\s*2 unread, .*Waiting (<1 min|1 min)$/);
     await itemOf(agent, 'Ben').getByTestId('chat-item-preview').filter({ hasText: 'Ben two' }).waitFor();
     await agent.waitForFunction(() => /^\(3\) /.test(document.title) || document.title.startsWith('🔔'));
-    // The work list follows the lines too (read back from the archive, within a second or so).
-    // (the customer's line as written: the row is headed by their name).
-    for (const [name, last] of [['Ann', 'Ann here'], ['Ben', 'Ben two'], ['Dee', 'Dee one']]) {
-      await agent.locator(`[data-testid="conversation-item"][data-customer="${name}"]`).getByTestId('conversation-last').filter({ hasText: last }).waitFor();
-    }
-    // The work list marks the conversations that are live chats now, as "My chats" lists them.
+    // Each conversation is one row: a live chat is in "My chats", not a second time in the
+    // work list (whose "Mine" counts what it lists), its status in its panel's header.
     const workRow = (name) => agent.locator(`[data-testid="conversation-item"][data-customer="${name}"]`);
-    for (const name of names) await workRow(name).getByTestId('conversation-live').filter({ hasText: 'Chatting now' }).waitFor();
+    await agent.getByTestId('conversation-empty').filter({ hasText: 'Nothing here besides your chats above.' }).waitFor();
+    await agent.getByRole('button', { name: 'Mine, 0', exact: true }).waitFor();
+    for (const name of names) assert.equal(await workRow(name).count(), 0, `${name} is listed once`);
+    await panelOf(agent, 'Ann').getByTestId('chat-conversation-status').filter({ hasText: 'Open' }).waitFor();
     await shot(agent, 'agent-inbox-desktop');
 
     // Keyboard: "/" goes to the message box; Alt+↓ opens the next chat, clearing its count.

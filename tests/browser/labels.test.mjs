@@ -1,10 +1,12 @@
-// Labels: an admin adds labels on the admin page (name and colour); an agent puts one on a
-// conversation from their list, filters the list by it and takes it off; both pages pass
-// axe with labels shown, on a desk and a phone.
+// Labels: an admin adds labels on the admin page (name and colour); an agent puts two on a
+// live chat from its header, focus staying on "+ Label" between picks (each label's × a
+// 24 px target at least), then, the chat over, filters the list by them and takes one off
+// from its row, focus staying on the row; both pages pass axe with labels shown, on a desk
+// and a phone.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrowser, startForFile, expectClean, agentChattingWith, conversationRow, backToTheList } from './helpers.mjs';
+import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrowser, startForFile, expectClean, agentChattingWith, conversationRow, backToTheList, panelOf } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -40,17 +42,38 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await ensureLabels();
     const lara = { username: `lara-${label}`, display_name: 'Lara', categories: ['general'] };
     const name = `Pia ${label}`;
-    const { agentPage, customer } = await agentChattingWith(browser, hub, pages, size, lara, name, 'I was charged twice');
+    const { agentPage } = await agentChattingWith(browser, hub, pages, size, lara, name, 'I was charged twice');
+    const focused = () => agentPage.evaluate(() => `${document.activeElement?.parentElement?.closest('[data-testid]')?.dataset.testid}/${document.activeElement?.dataset.testid}`);
 
-    await backToTheList(agentPage);
-    const row = conversationRow(agentPage, name);
-    await row.getByTestId('conversation-last').filter({ hasText: 'I was charged twice' }).waitFor();
-    await row.getByTestId('conversation-label-add').selectOption({ label: 'Billing' });
-    await row.locator('[data-testid="conversation-label"][data-label="billing"]').waitFor();
+    // From the open chat's header: a label, then (focus still on "+ Label") a second one.
+    const header = panelOf(agentPage, name).getByTestId('chat-conversation-controls');
+    const add = header.getByTestId('chat-conversation-label-add');
+    await add.focus();
+    await add.selectOption({ label: 'Billing' });
+    await header.locator('[data-testid="chat-conversation-label"][data-label="billing"]').waitFor();
+    assert.equal(await focused(), 'chat-conversation-controls/chat-conversation-label-add', 'focus stays on "+ Label"');
+    await add.selectOption({ label: 'Refund asked' });
+    await header.locator('[data-testid="chat-conversation-label"][data-label="refund-asked"]').waitFor();
+    assert.equal(await focused(), 'chat-conversation-label/chat-conversation-label-remove', 'no label left to add: on the last one\'s ×');
+    // Each × is a target a finger finds: 24 × 24 px at least.
+    for (const box of await header.getByTestId('chat-conversation-label-remove').evaluateAll((xs) => xs.map((x) => x.getBoundingClientRect().toJSON()))) {
+      assert.ok(box.width >= 24 && box.height >= 24, `the × is ${box.width}×${box.height}`);
+    }
     await expectClean(agentPage, "the agent console");
     await shot(agentPage, `labels-on-${label}`);
+    // Taken off again from the header: focus back on "+ Label".
+    await header.getByRole('button', { name: `Remove label Refund asked from ${name}` }).click();
+    await header.locator('[data-testid="chat-conversation-label"][data-label="refund-asked"]').waitFor({ state: 'detached' });
+    assert.equal(await focused(), 'chat-conversation-controls/chat-conversation-label-add');
 
-    // Filtered by another label, it is not listed; by its own, it is.
+    // The chat over, the conversation is a row of the list, labelled; filtered by a label it
+    // does not carry, it is not listed; by its own, it is.
+    await header.getByRole('button', { name: `Resolve: the conversation with ${name}` }).click();
+    await header.waitFor({ state: 'hidden' });
+    await backToTheList(agentPage);
+    await agentPage.getByTestId('conversation-filter').selectOption('resolved');
+    const row = conversationRow(agentPage, name);
+    await row.locator('[data-testid="conversation-label"][data-label="billing"]').waitFor();
     await agentPage.getByTestId('conversation-label-filter').selectOption({ label: 'Refund asked' });
     await row.waitFor({ state: 'detached' });
     await agentPage.getByTestId('conversation-label-filter').selectOption({ label: 'Billing' });
@@ -64,6 +87,9 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await agentPage.locator('[data-testid="archive-row"]', { hasText: name }).getByTestId('archive-labels').filter({ hasText: 'Billing' }).waitFor();
 
     await row.getByRole('button', { name: `Remove label Billing from ${name}` }).click();
-    await row.locator('[data-testid="conversation-label"]').first().waitFor({ state: 'detached' });
+    await row.locator('[data-testid="conversation-label"][data-label="billing"]').waitFor({ state: 'detached' });
+    // Focus stays on the row: its "+ Label", offering Billing again.
+    assert.equal(await agentPage.evaluate(() => document.activeElement?.dataset.testid), 'conversation-label-add');
+    assert.equal(await agentPage.evaluate(() => document.activeElement?.closest('[data-customer]')?.dataset.customer), name);
   }));
 }

@@ -102,6 +102,8 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
         to_ann["transfer"].is_null(),
         "her own conversation: no hand-over note: {to_ann}"
     );
+    // It was resolved: Ann is told it is a reopen, and when Carla joined the line this time.
+    assert_reopen_told(&to_ann);
 
     // The seq goes on; the conversation is open again (a reopen), still Ann's.
     her_third_line(&mut carla, &mut ann, &chat).await;
@@ -130,6 +132,17 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
     );
 }
 
+/// An agent's `chat_started` of a resolved conversation its customer came back to: marked
+/// `reopened`, with this turn's `queued_at` (at or before its `started_at`).
+pub(crate) fn assert_reopen_told(started: &Value) {
+    assert_eq!(started["reopened"], true, "{started}");
+    let (queued, paired) = (started["queued_at"].as_i64(), started["started_at"].as_i64());
+    assert!(
+        matches!((queued, paired), (Some(q), Some(p)) if q > 0 && q <= p),
+        "this turn's wait: {started}"
+    );
+}
+
 /// Carla continuing her [`first_visit`]'s conversation `chat` (welcomed): she gets its two
 /// lines back, and `ann` gets it as that conversation. Ann's `chat_started`.
 pub(crate) async fn back_with_her_lines(carla: &mut Ws, ann: &mut Ws, chat: &str) -> Value {
@@ -139,6 +152,7 @@ pub(crate) async fn back_with_her_lines(carla: &mut Ws, ann: &mut Ws, chat: &str
         seqs_and_texts(&started["messages"]),
         vec![(1, "my parcel is late"), (2, "it leaves today")]
     );
+    assert!(started.get("reopened").is_none(), "the agent's word only: {started}");
     ann.chat_continued(chat).await
 }
 
@@ -440,6 +454,10 @@ async fn a_customer_whose_agent_vanished_goes_on_in_the_same_conversation_with_t
         "{to_bob}"
     );
     assert_eq!(seqs_and_texts(&to_bob["messages"]).len(), 2);
+    assert!(
+        to_bob.get("reopened").is_none(),
+        "never resolved, not a reopen: {to_bob}"
+    );
     assert_eq!(
         to_bob["transfer"]["note"],
         "ANN went offline; the customer waited for the next agent."

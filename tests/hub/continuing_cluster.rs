@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::common::*;
 use crate::continuing::{
-    VISITOR, archived_as_ann, back_with_her_lines, continuing, first_visit, her_third_line, only_bobs_in_the_archive,
-    own_until, wait_archived,
+    VISITOR, archived_as_ann, assert_reopen_told, back_with_her_lines, continuing, first_visit, her_third_line,
+    only_bobs_in_the_archive, own_until, wait_archived,
 };
 
 #[tokio::test]
@@ -22,8 +22,10 @@ async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a
     own_until(&beta, VISITOR, "resolved").await;
 
     let mut carla = continuing(&beta, Some(VISITOR), &chat).await;
-    // Ann, on gamma, gets it back as that conversation; its lines are the archive's.
-    back_with_her_lines(&mut carla, &mut ann, &chat).await;
+    // Ann, on gamma, gets it back as that conversation; its lines are the archive's. It was
+    // resolved: gamma tells her it is a reopen (the word rode in Carla's join from beta).
+    let to_ann = back_with_her_lines(&mut carla, &mut ann, &chat).await;
+    assert_reopen_told(&to_ann);
 
     // The seq goes on, both ways, across the nodes.
     her_third_line(&mut carla, &mut ann, &chat).await;

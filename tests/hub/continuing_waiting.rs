@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::continuing::{VISITOR, archived_as_ann, continuing, first_visit, own_until};
+use crate::continuing::{VISITOR, archived_as_ann, assert_reopen_told, continuing, first_visit, own_until};
 
 fn seqs(messages: &Value) -> Vec<u64> {
     messages
@@ -253,6 +253,15 @@ async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_
     let to_carla = back.next_of("chat_started").await;
     assert_eq!(to_carla["chat_id"].as_str(), Some(chat), "{to_carla}");
     assert_eq!(seqs(&to_carla["messages"]).last(), Some(&4), "{to_carla}");
+    // Her line while waiting opened it already; beta, reading it anew for her reload, still
+    // tells Ann it is a reopen (her join said so).
+    // (Going available may have brought it before the profile frame `away` waits for.)
+    let continued = |f: &&Value| f["type"] == "chat_started" && f["continued"] == true;
+    let to_ann = match ann.seen.iter().rev().find(continued).cloned() {
+        Some(started) => started,
+        None => ann.next_of("chat_started").await,
+    };
+    assert_reopen_told(&to_ann);
     assert_eq!(ann.say_in(chat, "it arrives today", "a1").await["seq"], 5);
     assert_eq!(back.next_of("message").await["seq"], 5);
     let archived = archived_as_ann(beta, chat, 5).await;

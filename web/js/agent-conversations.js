@@ -12,8 +12,11 @@
 // several (and "Offline message" for one left while nobody could chat), with one row of small actions as Chatwoot's list has them: "View",
 // "Resolve" (or "Reopen"), a "More" list (Waiting on customer, Snooze 1 hour, until
 // tomorrow 9:00 or until a date and time chosen in a dialog), "+ Label"; and the labels it carries (each removed with its ×;
-// the list filtered by one). A conversation whose customer is chatting with this agent now
-// (the same one as in "My chats") is marked "Chatting now". A conversation its snooze reopened is marked "Snooze ended"
+// the list filtered by one; focus stays on the row's "+ Label" after a pick). A conversation of
+// this agent's whose customer is chatting with them now is not listed here: it is one row, in
+// "My chats", and its status and labels are set from its open panel's header (`attachControls`:
+// the same calls as the rows', and the same Alt shortcuts). A conversation its snooze
+// reopened is marked "Snooze ended"
 // while the server says so (the inbox's snooze_ended_at); "View" tells the server it was
 // seen (POST /api/conversations/{id}/opened), so a reload or another console agrees. Status
 // changes go over the agent's socket (`set_conversation_status`), labels over HTTP
@@ -55,6 +58,22 @@ export function snoozeRanOut(before, f) {
     && typeof before.snoozed_until === 'number' && f.since >= before.snoozed_until;
 }
 
+/**
+ * Lists focus was put back on by the page (a row's "+ Label" after a pick), not by someone
+ * about to choose in them: until pressed or typed into, their row or header is drawn anew
+ * (focus kept on the new list), where a list with focus otherwise keeps it as it is.
+ */
+const settled = new WeakSet();
+for (const type of ['pointerdown', 'keydown']) document.addEventListener(type, (e) => settled.delete(e.target), true);
+/** Is someone choosing in a list in `root` (one with focus, not only put back on)? */
+const choosingIn = (root) => root.contains(document.activeElement) && document.activeElement.tagName === 'SELECT' && !settled.has(document.activeElement);
+/** Focus on `to`, standing for `was` (focused before): a list is `settled` unless `was` was one someone chose in. */
+function refocusOn(to, was = null) {
+  if (!to) return;
+  if (to.tagName === 'SELECT' && (!was || was.tagName !== 'SELECT' || settled.has(was))) settled.add(to);
+  to.focus();
+}
+
 /** 9:00 tomorrow, on this computer's clock. */
 function tomorrowMorning() {
   const t = new Date();
@@ -63,7 +82,7 @@ function tomorrowMorning() {
   return t.getTime();
 }
 
-export function createConversations({ send, open, isLive = () => false, maxLen = () => 2000, drawAttention = () => {} }) {
+export function createConversations({ send, open, isLive = () => false, maxLen = () => 2000, drawAttention = () => {}, onStatus = () => {} }) {
   const list = $('conversation-list');
   const filter = $('conversation-filter');
   const labelFilter = $('conversation-label-filter');
@@ -94,36 +113,66 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     send({ type: 'set_conversation_status', conversation_id: c.id, status, until, client_id: clientId });
   }
 
-  async function relabel(c, method, label) {
+  /**
+   * Puts `label` on `c` (PUT) or takes it off (DELETE); then `refocus`, when given, finds
+   * where the keyboard goes once the list and the headers are drawn anew (the select just
+   * used was taken off so the redraw is not held back, and would leave focus nowhere).
+   */
+  async function relabel(c, method, label, refocus = null) {
     error.textContent = '';
     const res = await api(method, `/api/conversations/${encodeURIComponent(c.id)}/labels/${encodeURIComponent(label.id)}`);
-    if (!res.ok) { error.textContent = res.error.message; return; }
+    if (!res.ok) { error.textContent = res.error.message; refocusOn(refocus?.()); return; }
     announce(method === 'PUT' ? `Label ${label.name} added` : `Label ${label.name} removed`);
-    load();
+    await load();
+    refocusOn(refocus?.());
   }
 
-  /** The labels `c` carries, each with its × (null when none). */
-  function labelChips(c, name) {
+  /**
+   * Where focus goes back to in the row (or header) `scope()` after a label change: its
+   * "+ Label", or (every label on) the last label's ×.
+   */
+  const labelFocus = (scope) => () => {
+    const at = scope();
+    return at?.querySelector('[data-testid$="label-add"]') || [...(at?.querySelectorAll('[data-testid$="label-remove"]') || [])].at(-1) || null;
+  };
+  const rowOf = (id) => () => list.querySelector(`[data-id="${CSS.escape(id)}"]`);
+
+  /**
+   * The control in `scope` (a row or a header, drawn anew) that stands for `was`, the one
+   * focused before: the same one (a label's × by its label), else, for a label control
+   * gone (every label on, or that one off), where `labelFocus` goes.
+   */
+  function sameControl(scope, was) {
+    const testid = was?.dataset.testid;
+    if (!scope || !testid) return null;
+    const label = was.closest('[data-label]')?.dataset.label;
+    const at = label ? `[data-label="${CSS.escape(label)}"] [data-testid="${CSS.escape(testid)}"]` : `[data-testid="${CSS.escape(testid)}"]`;
+    return scope.querySelector(at) || (testid.includes('label') ? labelFocus(() => scope)() : null);
+  }
+
+  /** The labels `c` carries, each with its × (null when none); `prefix` names their testids, `scope` finds them again. */
+  function labelChips(c, name, { prefix = 'conversation', scope = rowOf(c.id) } = {}) {
     const carried = (c.labels || []).map((id) => labels.get(id)).filter(Boolean);
     if (!carried.length) return null;
     return el('div', { class: 'row conversation-labels' }, ...carried.map((l) => el('span',
-      { class: 'pill label-chip', dataset: { testid: 'conversation-label', label: l.id } },
+      { class: 'pill label-chip', dataset: { testid: `${prefix}-label`, label: l.id } },
       swatch('label-dot', l.colour), l.name,
       el('button', { type: 'button', class: 'label-remove', 'aria-label': `Remove label ${l.name} from ${name}`,
-        dataset: { testid: 'conversation-label-remove' }, onclick: () => relabel(c, 'DELETE', l) }, '×'))));
+        dataset: { testid: `${prefix}-label-remove` }, onclick: () => relabel(c, 'DELETE', l, labelFocus(scope)) }, '×'))));
   }
 
   /** "+ Label": the desk's labels `c` does not carry yet (null when none is left). */
-  function labelAdder(c, name) {
+  function labelAdder(c, name, { prefix = 'conversation', scope = rowOf(c.id) } = {}) {
     const free = [...labels.values()].filter((l) => !(c.labels || []).includes(l.id));
     if (!free.length) return null;
-    const add = el('select', { 'aria-label': `Add a label to ${name}`, class: 'label-add small', dataset: { testid: 'conversation-label-add' } },
+    const add = el('select', { 'aria-label': `Add a label to ${name}`, class: 'label-add small', dataset: { testid: `${prefix}-label-add` } },
       el('option', { value: '' }, '+ Label'), ...free.map((l) => el('option', { value: l.id }, l.name)));
     add.addEventListener('change', () => {
       const l = labels.get(add.value);
-      // Off the select first: the list is not redrawn under someone choosing in it.
+      // Off the select first: the list is not redrawn under someone choosing in it; focus
+      // comes back to the same row's "+ Label" (a second label is one more pick away).
       add.blur();
-      if (l) relabel(c, 'PUT', l);
+      if (l) relabel(c, 'PUT', l, labelFocus(scope));
     });
     return add;
   }
@@ -235,13 +284,10 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       : c.last_message.from === 'agent' ? `${mine && (!by || by === c.holder_name) ? 'You' : by || 'Agent'}: ${c.last_message.text}` : c.last_message.text;
     // The server marks a conversation its snooze reopened until its holder opens it.
     const woke = Boolean(c.snooze_ended_at) && c.status === 'open';
-    // Its customer is in a chat with this agent now: the same conversation as in "My chats".
-    const live = isLive(c.id);
     return el('li', { class: `conversation-item${woke ? ' snooze-ended' : ''}`, dataset: { testid: 'conversation-item', id: c.id, status: c.status, customer: name } },
       el('div', { class: 'row' },
         el('strong', { class: 'grow conversation-name' }, name),
         woke ? el('span', { class: 'pill snooze-ended-mark', dataset: { testid: 'conversation-snooze-ended' } }, 'Snooze ended') : null,
-        live ? el('span', { class: 'pill connected', dataset: { testid: 'conversation-live' } }, 'Chatting now') : null,
         c.offline ? el('span', { class: 'pill offline-mark', dataset: { testid: 'conversation-offline' } }, 'Offline message') : null,
         statusPill(c.status, 'conversation-status')),
       el('p', { class: 'muted conversation-last', dataset: { testid: 'conversation-last' } }, last),
@@ -282,28 +328,130 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
   /** The latest load's number: an earlier load's answer arriving after it is not shown. */
   let loads = 0;
 
+  /** Is `c` one of this agent's conversations whose customer is chatting with them now ("My chats" has it)? */
+  const mineAndLive = (c) => (view === 'mine' || (me && c.holder === me)) && isLive(c.id);
+
+  /**
+   * The view buttons' counts without the conversations "My chats" shows instead (this
+   * agent's live ones of the status and category shown): a count is of the rows listed.
+   * `live`: the agent's unresolved conversations that are live chats now.
+   */
+  function withoutLive(counts, live) {
+    const statuses = filter.value.split(',');
+    const shown = live.filter((c) => statuses.includes(c.status) && (!categoryFilter.value || c.category === categoryFilter.value)).length;
+    return { ...counts, mine: Math.max(0, counts.mine - shown), all: Math.max(0, counts.all - shown) };
+  }
+
   async function load() {
     if (!onScreen()) return;
     const number = ++loads;
     await loadLabels();
     const label = labelFilter.value ? `&label=${encodeURIComponent(labelFilter.value)}` : '';
     const category = categoryFilter.value ? `&category=${encodeURIComponent(categoryFilter.value)}` : '';
+    // The agent's live chats, whatever the list shows: their panels' headers and the counts.
+    const liveAsked = [...headers.keys()].some((id) => isLive(id))
+      ? api('GET', '/api/inbox?view=mine&status=open%2Cpending%2Csnoozed&limit=200') : null;
     const res = await api('GET', `/api/inbox?view=${view}&status=${encodeURIComponent(filter.value)}${category}${label}`);
+    const liveRes = liveAsked && await liveAsked;
     if (!res.ok || number !== loads) return;
-    showCounts(res.data.counts);
+    const mineItems = [...(liveRes?.ok ? liveRes.data.items : []), ...res.data.items.filter((c) => view === 'mine' || (me && c.holder === me))];
+    for (const c of mineItems) {
+      known.set(c.id, c);
+      heard.set(c.id, { status: c.status, snoozed_until: c.snoozed_until, name: c.customer_name });
+    }
+    const live = liveRes?.ok ? liveRes.data.items.filter((c) => isLive(c.id)) : [];
+    showCounts(withoutLive(res.data.counts, live));
     for (const c of res.data.items) heard.set(c.id, { status: c.status, snoozed_until: c.snoozed_until, name: c.customer_name });
+    drawHeaders();
     // Someone choosing a snooze keeps the list they are choosing in, and one in a dialog
     // the row whose "More…" opened it (focus goes back there).
-    if (list.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') return;
+    if (choosingIn(list)) return;
     if (dialogs.isOpen) return;
     // Focus on a row's button stays on the same button of its row drawn anew.
     const focused = list.contains(document.activeElement) ? document.activeElement : null;
-    const where = focused && { id: focused.closest('[data-id]')?.dataset.id, testid: focused.dataset.testid };
-    list.replaceChildren(...res.data.items.map(row));
-    if (where?.id && where.testid) {
-      list.querySelector(`[data-id="${CSS.escape(where.id)}"] [data-testid="${CSS.escape(where.testid)}"]`)?.focus();
-    }
-    show($('conversation-empty'), res.data.items.length === 0);
+    const where = focused && focused.closest('[data-id]')?.dataset.id;
+    // One row per conversation: a live chat of theirs is in "My chats" (its status and
+    // labels in its panel's header), not here a second time.
+    const items = res.data.items.filter((c) => !mineAndLive(c));
+    list.replaceChildren(...items.map(row));
+    if (where) refocusOn(sameControl(rowOf(where)(), focused), focused);
+    const empty = $('conversation-empty');
+    empty.textContent = items.length < res.data.items.length ? 'Nothing here besides your chats above.' : 'Nothing here.';
+    show(empty, items.length === 0);
+  }
+
+  // ---- the open conversation's header: its status and labels, as its row would have them ----
+
+  /** Conversation id → {host, name}: the header controls of each chat panel. */
+  const headers = new Map();
+  /** Conversation id → its inbox item as last read (this agent's): status, snooze, labels. */
+  const known = new Map();
+
+  /**
+   * The controls for conversation `id` (customer `name`) in its chat panel's header: its
+   * status, Resolve, Pending ("Waiting on customer"), Snooze (1 hour, tomorrow 9:00, until
+   * a time), Reopen, and its labels with "+ Label". The same socket frame and HTTP calls as
+   * the list's rows; Alt+R/W/Z/O do the same for the open chat (agent.js).
+   */
+  function attachControls(id, name) {
+    const host = el('div', { class: 'row chat-conversation-controls', role: 'group', 'aria-label': `Conversation with ${name}`, dataset: { testid: 'chat-conversation-controls' } });
+    headers.set(id, { host, name });
+    drawHeader(id);
+    load();
+    return host;
+  }
+
+  function headerControls(c, name, scope) {
+    const button = (label, testid, onclick, { secondary = true, keys, title } = {}) => el('button',
+      { type: 'button', class: secondary ? 'secondary small' : 'small', dataset: { testid }, 'aria-label': `${label}: the conversation with ${name}`,
+        'aria-keyshortcuts': keys, title, onclick }, label);
+    const snooze = el('select', { 'aria-label': `Snooze the conversation with ${name}`, class: 'small', dataset: { testid: 'chat-conversation-snooze' } },
+      el('option', { value: '' }, 'Snooze…'), el('option', { value: 'hour' }, 'For 1 hour'),
+      el('option', { value: 'tomorrow' }, 'Until tomorrow 9:00'), el('option', { value: 'until' }, 'Until…'));
+    snooze.addEventListener('change', () => {
+      const choice = snooze.value;
+      snooze.value = '';
+      if (choice === 'until') { dialogs.snoozeUntil(c, name, snooze, (until) => setStatus(c, 'snoozed', until)); return; }
+      if (choice === 'hour') setStatus(c, 'snoozed', Date.now() + HOUR);
+      else if (choice === 'tomorrow') setStatus(c, 'snoozed', tomorrowMorning());
+    });
+    const status = c.status === 'snoozed' && c.snoozed_until
+      ? el('span', { class: 'pill conversation-status snoozed', title: `Until ${dateTime(c.snoozed_until)}`, dataset: { testid: 'chat-conversation-status', status: c.status } }, `Snoozed until ${dateTime(c.snoozed_until)}`)
+      : statusPill(c.status, 'chat-conversation-status');
+    return [
+      status,
+      c.status === 'resolved' ? null : button('Resolve', 'chat-resolve', () => (c.offline ? markHandled(c) : setStatus(c, 'resolved')), { secondary: false, keys: 'Alt+R' }),
+      c.status === 'pending' || c.status === 'resolved' ? null
+        : button('Pending', 'chat-pending', () => setStatus(c, 'pending'), { keys: 'Alt+W', title: 'Waiting on customer' }),
+      c.status === 'resolved' ? null : snooze,
+      c.status === 'open' ? null : button('Reopen', 'chat-reopen', () => setStatus(c, 'open'), { keys: 'Alt+O' }),
+      labelAdder(c, name, { prefix: 'chat-conversation', scope }),
+      labelChips(c, name, { prefix: 'chat-conversation', scope }),
+    ];
+  }
+
+  /** Draws conversation `id`'s header controls from what was last heard of it, focus kept on the same control. */
+  function drawHeader(id) {
+    const h = headers.get(id);
+    if (!h) return;
+    const active = h.host.contains(document.activeElement) ? document.activeElement : null;
+    // Someone choosing in one of its lists, or in its snooze dialog: drawn at the next change.
+    if (choosingIn(h.host) || (dialogs.isOpen && active)) return;
+    const c = { ...(known.get(id) || { id, customer_name: h.name, labels: [], status: 'open' }) };
+    const told = heard.get(id);
+    if (told) Object.assign(c, { status: told.status, snoozed_until: told.snoozed_until });
+    h.host.replaceChildren(...headerControls(c, h.name, () => h.host).filter(Boolean));
+    h.host.dataset.status = c.status;
+    // The control pressed may be gone (Pending, once pending): the keyboard stays in the group.
+    if (active) refocusOn(sameControl(h.host, active) || h.host.querySelector('button, select'), active);
+    onStatus(id, c.status);
+  }
+
+  /** Conversation `id`'s panel is gone: its controls with it. */
+  function detachControls(id) { headers.delete(id); }
+
+  function drawHeaders() {
+    for (const id of [...headers.keys()]) drawHeader(id);
   }
 
   filter.addEventListener('change', load);
@@ -343,6 +491,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       }
       const before = heard.get(f.conversation_id);
       heard.set(f.conversation_id, { status: f.status, snoozed_until: f.snoozed_until, name: before?.name });
+      drawHeader(f.conversation_id);
       if (snoozeRanOut(before, f)) {
         const who = before.name || 'a customer';
         announce(`The snooze of the conversation with ${who} ended: it is open again`);
@@ -393,5 +542,5 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     setStatus({ id, customer_name: name }, status, status === 'snoozed' ? tomorrowMorning() : undefined);
   }
 
-  return { handle, load, setStatusOf, setCategories, signedIn };
+  return { handle, load, setStatusOf, setCategories, signedIn, attachControls, detachControls };
 }

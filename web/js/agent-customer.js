@@ -1,6 +1,10 @@
 // The customer panel beside each chat in the agent console: who the customer is (name,
 // email, the page they came from, their local time, how long they waited) and their
-// earlier conversations, each openable in place to read its transcript and notes.
+// earlier conversations, each openable in place to read its transcript and notes. A chat
+// that continues a conversation (the customer came back to it: `chat_started.continued`)
+// lists that conversation's own earlier turns first ("Earlier in this conversation", its
+// lines before this chat), and its wait is this chat's (`chat_started.queued_at`), not the
+// first turn's the archive keeps.
 // Read from `GET /api/conversations/{id}/customer` (the chat's opening is archived as the
 // chat starts; until it is, the panel retries a few times). Text only, never markup: a
 // page address becomes a link only when it is http(s), and opens without a handle on the
@@ -43,8 +47,8 @@ function fact(term, value, testid) {
 }
 
 export function createCustomerPanel() {
-  /** An earlier conversation's transcript, read when first opened. */
-  async function fillEarlier(chatId, summary, body) {
+  /** An earlier conversation's transcript, read when first opened (`before`: only what was said before then). */
+  async function fillEarlier(chatId, summary, body, before = Infinity) {
     body.replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
     const r = await api('GET', `/api/conversations/${encodeURIComponent(chatId)}/customer/conversations/${encodeURIComponent(summary.id)}`);
     if (!r.ok) {
@@ -52,6 +56,8 @@ export function createCustomerPanel() {
       return false;
     }
     const c = r.data;
+    c.messages = c.messages.filter((m) => m.at < before);
+    c.notes = c.notes.filter((n) => n.at < before);
     const lines = [
       ...c.messages.map((m) => ({ at: m.at, node: el('li', { class: `earlier-line ${m.from}` },
         el('span', { class: 'earlier-meta' }, `${m.from === 'customer' ? c.customer_name : m.from === 'agent' ? m.agent_name || c.agent_name || 'Agent' : 'Switchboard'} · ${clock(m.at)}`),
@@ -82,29 +88,49 @@ export function createCustomerPanel() {
     return el('li', {}, details);
   }
 
-  function render(box, chatId, p) {
+  /** The conversation `chat` continues, as it was before this chat: its earlier turns. */
+  function earlierTurns(chat, p) {
+    const body = el('div', { class: 'earlier-body' });
+    const details = el('details', { class: 'earlier', dataset: { testid: 'earlier-turns', conversationId: chat.id } },
+      el('summary', {},
+        el('span', { class: 'earlier-when' }, dateTime(p.paired_at)),
+        ' ', chat.reopened ? statusPill('resolved', 'earlier-status') : null,
+        el('span', { class: 'muted' }, chat.reopened ? ' · Earlier in this conversation, before it was reopened' : ' · Earlier in this conversation')),
+      body);
+    let loaded = false;
+    details.addEventListener('toggle', async () => {
+      if (details.open && !loaded) loaded = await fillEarlier(chat.id, { id: chat.id }, body, chat.startedAt);
+    });
+    return el('li', {}, details);
+  }
+
+  function render(box, chat, p) {
+    const chatId = chat.id;
     const recognised = p.recognised_by === 'email' ? 'by their email' : p.recognised_by === 'visitor' ? 'by this browser'
       : p.recognised_by === 'identity' ? "by the site's sign-in" : null;
-    const earlier = p.earlier.length
-      ? el('ul', { class: 'plain-list earlier-list', dataset: { testid: 'earlier-list' } }, p.earlier.map((s) => earlierItem(chatId, s)))
+    const items = [chat.continued ? earlierTurns(chat, p) : null, ...p.earlier.map((s) => earlierItem(chatId, s))].filter(Boolean);
+    const earlier = items.length
+      ? el('ul', { class: 'plain-list earlier-list', dataset: { testid: 'earlier-list' } }, items)
       : el('p', { class: 'muted', dataset: { testid: 'no-earlier' } }, recognised ? 'No earlier conversations.' : 'First visit, as far as we can tell.');
+    // This chat's wait: a continued conversation's archive keeps its first turn's.
+    const waited = chat.continued && chat.queuedAt ? Math.max(0, chat.startedAt - chat.queuedAt) / 1000 : p.waited_secs;
     box.replaceChildren(
       el('dl', { class: 'customer-facts' },
         fact('Name', p.customer_name, 'customer-name'),
         fact('Email', p.email ? el('a', { href: `mailto:${p.email}` }, p.email) : null, 'customer-email'),
         fact('Came from', p.page ? pageLink(p.page) : null, 'customer-came-from'),
         fact('Local time', localTime(p.zone), 'customer-local-time'),
-        fact('Waited', duration(p.waited_secs), 'customer-waited')),
+        fact(chat.continued && chat.queuedAt ? 'Waited this time' : 'Waited', duration(waited), 'customer-waited')),
       el('h4', {}, 'Earlier conversations', recognised ? el('span', { class: 'muted' }, ` (found ${recognised})`) : null),
       earlier);
   }
 
-  async function load(box, chatId, attempt = 0) {
-    const r = await api('GET', `/api/conversations/${encodeURIComponent(chatId)}/customer`);
-    if (r.ok) { render(box, chatId, r.data); return; }
+  async function load(box, chat, attempt = 0) {
+    const r = await api('GET', `/api/conversations/${encodeURIComponent(chat.id)}/customer`);
+    if (r.ok) { render(box, chat, r.data); return; }
     // Not archived yet (the chat has only just started), or the network: retry a little.
     if ((r.status === 404 || r.status === 0 || r.status === 503) && attempt < RETRY_MS.length) {
-      setTimeout(() => { if (box.isConnected) load(box, chatId, attempt + 1); }, RETRY_MS[attempt]);
+      setTimeout(() => { if (box.isConnected) load(box, chat, attempt + 1); }, RETRY_MS[attempt]);
       return;
     }
     box.replaceChildren(el('p', { class: 'muted' }, 'The customer’s details are not available.'));
@@ -118,7 +144,7 @@ export function createCustomerPanel() {
       box);
     chat.panel.classList.add('with-customer');
     chat.panel.append(aside);
-    load(box, chat.id);
+    load(box, chat);
   }
 
   return { attach };

@@ -22,6 +22,7 @@ import { createConversations } from './agent-conversations.js';
 import { createCustomerPanel } from './agent-customer.js';
 import { createTransfer } from './agent-transfer.js';
 import { markMailedLines } from './agent-mails.js';
+import { age } from './waited.js';
 
 const $ = (id) => document.getElementById(id);
 /** chat_id → {id, panel, view, name, ended, status, item, unread, ...}, in the list's order. */
@@ -89,6 +90,11 @@ const conversations = createConversations({
   maxLen: () => maxLen,
   // Hoisted: the console's attention (sound, title, notification) for a snooze that ran out.
   drawAttention: (alert) => drawAttention(alert),
+  // A live chat's conversation status, as its "My chats" item says it.
+  onStatus: (id, status) => {
+    const chat = chats.get(id);
+    if (chat && chat.conversationStatus !== status) { chat.conversationStatus = status; if (chat.item) renderItem(chat); }
+  },
 });
 
 /** The "Transfer" dialog (one for the page; each chat's header has the button opening it). */
@@ -284,11 +290,15 @@ function updateTitle() {
 
 // ---- the chat list ----
 
-function waitedText(since) {
-  const mins = Math.floor((Date.now() - since) / 60000);
-  if (mins < 1) return 'waiting <1 min';
-  if (mins < 60) return `waiting ${mins} min`;
-  return `waiting ${Math.floor(mins / 60)} h ${mins % 60} min`;
+/**
+ * What a live chat's item says of whose turn it is, in the work list's words: the
+ * customer "Waiting 3 min" for an answer, "answered", or the conversation's status when
+ * the agent parked it ("Waiting on customer", "Snoozed").
+ */
+function turnText(chat) {
+  if (chat.conversationStatus === 'pending') return 'Waiting on customer';
+  if (chat.conversationStatus === 'snoozed') return 'Snoozed';
+  return chat.waitingSince ? `Waiting ${age(chat.waitingSince)}` : 'answered';
 }
 
 function renderItem(chat) {
@@ -302,9 +312,10 @@ function renderItem(chat) {
   const preview = chat.typing ? 'typing…' : chat.lastText ? `${chat.lastFrom === 'agent' ? `${chat.lastAuthor || 'You'}: ` : ''}${chat.lastText}` : 'No messages yet';
   parts.preview.textContent = preview;
   parts.preview.classList.toggle('typing-now', !!chat.typing);
-  const state = chat.ended ? chat.endState || 'ended' : !chat.connected ? 'disconnected' : chat.waitingSince ? waitedText(chat.waitingSince) : 'answered';
+  const state = chat.ended ? chat.endState || 'ended' : !chat.connected ? 'disconnected' : turnText(chat);
   parts.state.textContent = state;
-  parts.state.className = `item-state ${chat.ended ? 'ended' : !chat.connected ? 'away' : chat.waitingSince && Date.now() - chat.waitingSince > 120000 ? 'late' : ''}`;
+  const parked = chat.conversationStatus === 'pending' || chat.conversationStatus === 'snoozed';
+  parts.state.className = `item-state ${chat.ended ? 'ended' : !chat.connected ? 'away' : !parked && chat.waitingSince && Date.now() - chat.waitingSince > 120000 ? 'late' : ''}`;
   parts.unreadWord.textContent = chat.unread ? ' unread, ' : '';
 }
 
@@ -387,6 +398,7 @@ function dropChat(chat) {
   chat.item.remove();
   chats.delete(chat.id);
   notes.forget(chat.id);
+  conversations.detachControls(chat.id);
   if (openId === chat.id) openId = null;
   const stored = savedTransfers();
   if (stored[chat.id]) { delete stored[chat.id]; keepTransfers(stored); }
@@ -553,14 +565,20 @@ function openPanel(snapshot, fresh, { accepted = false, archived = false } = {})
   const end = el('button', { type: 'button', class: 'danger', dataset: { testid: 'end-chat' } }, 'End chat');
   const handOn = el('button', { type: 'button', class: 'secondary', 'aria-haspopup': 'dialog', 'aria-label': `Transfer the chat with ${snapshot.peer_name}`, dataset: { testid: 'transfer-button' } }, 'Transfer');
   const title = el('h3', { class: 'grow', tabindex: '-1', dataset: { testid: 'panel-customer' } }, snapshot.peer_name);
+  // Its conversation's status and labels, set from here as from its row (agent-conversations.js).
+  const controls = conversations.attachControls(id, snapshot.peer_name);
   const panel = el('section', { class: 'panel', hidden: true, 'aria-label': `Chat with ${snapshot.peer_name}`, dataset: { testid: 'chat-panel', chatId: id, customer: snapshot.peer_name, videoRequest: snapshot.video_request ? 'yes' : undefined, transferred: given ? 'yes' : undefined } },
     el('header', {}, title, el('span', { class: 'pill', dataset: { testid: 'panel-category' } }, category), status,
       el('span', { class: 'muted panel-since' }, `since ${new Date(snapshot.started_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`), handOn, end),
+    controls,
     given ? transferNote(given, categoryName) : null,
     view.root);
   const chat = {
-    id, panel, view, title, name: snapshot.peer_name, category, ended: false, status, end, handOn, transfer: given, firstOwnSeq: null,
+    id, panel, view, title, name: snapshot.peer_name, category, ended: false, status, end, handOn, controls, transfer: given, firstOwnSeq: null,
     unread: 0, lastText: '', lastFrom: null, lastAuthor: null, waitingSince: snapshot.started_at || Date.now(), connected: true, typing: false,
+    // The customer came back to an earlier conversation (reopened: it was resolved): the
+    // customer panel shows its earlier turns, and this chat's wait from `queued_at`.
+    continued: Boolean(snapshot.continued), reopened: Boolean(snapshot.reopened), queuedAt: snapshot.queued_at, startedAt: snapshot.started_at,
   };
   end.addEventListener('click', () => {
     if (chat.ended) { closeChat(chat); return; }
@@ -588,6 +606,11 @@ function openPanel(snapshot, fresh, { accepted = false, archived = false } = {})
     noteMessage(chat, m, author);
   }
   setPeer(chat, snapshot.peer_connected !== false);
+  // Back to a resolved conversation: said where its old lines end, as Chatwoot's "Conversation was reopened".
+  if (fresh && snapshot.reopened) {
+    view.addNotice(`Conversation reopened: ${snapshot.peer_name} came back to it.`, 'chat-reopened');
+    announce(`${snapshot.peer_name} reopened their conversation`);
+  }
   if (fresh && snapshot.transfer) {
     const via = snapshot.transfer.category ? ` through the ${categoryName(snapshot.transfer.category)} queue` : '';
     view.addNotice(`${snapshot.transfer.from_name} transferred this chat to you${via}.`, 'chat-transferred');
@@ -597,7 +620,10 @@ function openPanel(snapshot, fresh, { accepted = false, archived = false } = {})
     view.addNotice(`${snapshot.peer_name} joined from ${snapshot.category_name}.`, 'chat-started');
     // Tell without taking focus from whatever the agent is typing in (an accepted offer
     // needs no alert: the agent just asked for it).
-    if (!accepted) alertAgent(chat, `New chat: ${snapshot.peer_name}`, `${snapshot.peer_name} (${category}) is waiting for you.`);
+    if (!accepted) {
+      alertAgent(chat, `${snapshot.reopened ? 'Reopened' : 'New chat'}: ${snapshot.peer_name}`,
+        `${snapshot.peer_name} (${category}) ${snapshot.reopened ? 'came back to a resolved conversation and' : ''} is waiting for you.`.replace('  ', ' '));
+    }
     announce(`New chat with ${snapshot.peer_name} (${category})`);
   }
   if (accepted) {
@@ -660,6 +686,10 @@ async function loadEarlierLines(chat, id) {
     // Older than anything the panel shows: its list item keeps the latest line.
     chat.view.addMessage(line, line.from === 'agent', { author });
   }
+  // The chat's opening notices ("Conversation reopened", "… joined") go where the earlier lines end.
+  const last = Math.max(0, ...(res.data.messages || []).map((m) => m.seq));
+  const marks = chat.view.transcript.querySelectorAll('[data-testid="chat-reopened"], [data-testid="chat-started"]');
+  if (last && marks.length) chat.view.bySeq.get(last)?.after(...marks);
 }
 
 function setPeer(chat, connected) {
@@ -684,6 +714,9 @@ function endPanel(chat, text, state = 'ended') {
   chat.end.textContent = 'Close';
   chat.end.className = 'secondary';
   chat.end.dataset.testid = 'close-panel';
+  // Resolved, transferred or handed back: no longer theirs to set; a customer away (or
+  // gone, still in their list) keeps its status and labels here.
+  show(chat.controls, state === 'away' || state === 'customer left');
   setPeer(chat, false);
   chat.status.textContent = state.startsWith('Transferred') ? 'transferred' : state;
   renderItem(chat);

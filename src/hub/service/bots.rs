@@ -401,6 +401,8 @@ impl HubState {
                 transfer: None,
                 messages: None,
                 continued: false,
+                reopened: false,
+                queued_at: None,
             },
         );
         if let Some(view) = self.bots.stages.get(&id).map(|s| s.view(&id)) {
@@ -782,8 +784,9 @@ impl HubState {
             authors: LineAuthors::new([], bot.clone()),
             route: Route::Line,
             note,
-            // A bot's conversation is new: nobody rated it yet.
+            // A bot's conversation is new: nobody rated it yet, nobody resolved it.
             rated: false,
+            reopened: false,
         };
         self.send_to_conn(customer, &self.transferred_to_line(id.to_string(), &category));
         if let Err((code, message)) =
@@ -969,6 +972,7 @@ impl HubState {
             route: Route::Line,
             note,
             rated: false,
+            reopened: false,
         };
         if let Err((code, message)) = self.customer_join(conn, &category.0.clone(), asked, Some(Box::new(continued))) {
             tracing::warn!(conversation = %chat, code, %message, "a bot's conversation whose node died could not join the line");

@@ -512,6 +512,7 @@ impl HubState {
         let conversation = continues.as_ref().map(|c| Continues {
             id: c.id.clone(),
             last_seq: c.last_seq,
+            reopened: c.reopened,
         });
         let cluster = self.cluster_mut();
         if cluster.pending_joins.contains_key(&conn) {
@@ -541,7 +542,7 @@ impl HubState {
             video,
             token_key,
             message: first_message.unwrap_or_default(),
-            profile,
+            profile: Box::new(profile),
             preferred,
             continues: conversation,
         };
@@ -749,7 +750,7 @@ impl HubState {
     ) -> (String, std::sync::Arc<crate::hub::live_chat::LiveChat>) {
         let cluster = self.cluster.as_ref().expect("called in a cluster only");
         match cluster.remote_conversation(customer).cloned() {
-            Some(Continues { id, last_seq }) => {
+            Some(Continues { id, last_seq, .. }) => {
                 let transcript =
                     crate::hub::transcript::Transcript::from_parts(last_seq, vec![], super::TRANSCRIPT_LIMIT);
                 let live = self.new_line_from(chat, &id, transcript);
@@ -988,7 +989,7 @@ impl HubState {
                                 video,
                                 queued_at: at,
                                 first_message: Some(message).filter(|m| !m.is_empty()),
-                                profile,
+                                profile: *profile,
                                 continues,
                             },
                         );

@@ -72,6 +72,8 @@ pub(crate) struct Continued {
     pub note: String,
     /// The customer rated it already (a conversation is rated once).
     pub rated: bool,
+    /// It was resolved when they came back: continuing it reopens it (its agent is told).
+    pub reopened: bool,
 }
 
 /// The store is behind or down: what it has of the conversation may be short of its end.
@@ -325,6 +327,7 @@ fn continued_from(
         route: return_route(record, now, rules),
         note: String::new(),
         rated: archived.rating.is_some(),
+        reopened: record.status == crate::store::ConversationStatus::Resolved,
     })
 }
 

@@ -475,6 +475,8 @@ impl HubState {
                     crate::protocol::unnamed(lines)
                 }),
                 continued: withdrawn,
+                reopened: false,
+                queued_at: None,
             };
             self.send(Recipient::Customer(customer), &to_customer);
             self.give_to_new_agent(chat, &agent, pending.note_for_agent());
@@ -495,10 +497,12 @@ impl HubState {
         // Another node's customer continuing a conversation (a cluster): its id and seq
         // came with their join; its earlier lines are the archive's (the agent's page reads
         // them: `chat_started` says `continued` without `messages`).
-        let remote_conversation = match (&continues, &self.cluster) {
-            (None, Some(cluster)) => cluster.remote_conversation(customer).is_some(),
-            _ => false,
+        // Whether it reopens (it was resolved) came with the join too: `Some` for such a one.
+        let remote_reopens = match (&continues, &self.cluster) {
+            (None, Some(cluster)) => cluster.remote_conversation(customer).map(|c| c.reopened),
+            _ => None,
         };
+        let remote_conversation = remote_reopens.is_some();
         let (wire_id, live) = match (&continues, &self.cluster) {
             (Some(continues), _) => (
                 continues.id.clone(),
@@ -594,6 +598,8 @@ impl HubState {
             transfer: None,
             messages: continues.as_ref().map(|c| c.named_lines()),
             continued: continues.is_some(),
+            reopened: false,
+            queued_at: None,
         };
         // An accepted offer: the agent's page matches the chat to its offer card.
         let offer_id = self.take_offer_told(customer);
@@ -632,6 +638,13 @@ impl HubState {
             },
             transfer,
             continued: continues.is_some() || remote_conversation,
+            reopened: continues
+                .as_ref()
+                .map_or_else(|| remote_reopens == Some(true), |c| c.reopened),
+            // How long they waited this time (the archive's opening is the first turn's).
+            queued_at: (continues.is_some() || remote_conversation)
+                .then_some(info.queued_at)
+                .filter(|at| *at > 0),
         };
         let rated_before = continues.as_ref().is_some_and(|c| c.rated);
         self.insert_chat(

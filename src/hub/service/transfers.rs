@@ -531,6 +531,8 @@ impl HubState {
             transfer: Some(transfer),
             messages: Some(messages),
             continued: false,
+            reopened: false,
+            queued_at: None,
         };
         self.send(Recipient::Agent(to.clone()), &frame);
         self.send_notes(to, chat);

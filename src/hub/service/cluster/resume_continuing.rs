@@ -27,12 +27,17 @@ impl HubState {
         let rules = super::super::conversation_status::rules(&self.settings);
         // A store that stopped answering: the resume goes on without it.
         let deadline = self.settings.archive_write_timeout + LATE_LINES_WAIT;
+        // A line they wrote meanwhile may have opened it already: a reopen is the join's word.
+        let reopened = continues.reopened;
         tokio::spawn(async move {
             let found = tokio::time::timeout(deadline, read_waiting(&store, &continues.id, through, &rules))
                 .await
                 .unwrap_or_else(|_| Err(("archive_unavailable", "the store did not answer".to_string())));
             if let Some(tx) = hub.upgrade() {
-                let found = found.map(Box::new);
+                let found = found.map(|mut c| {
+                    c.reopened |= reopened;
+                    Box::new(c)
+                });
                 let _ = tx.send(Command::ContinuingReadForResume { customer, found }).await;
             }
         });
