@@ -109,7 +109,7 @@ fn conversation_events(i: usize, rng: &mut StdRng) -> Vec<ArchiveEvent> {
             text.push_str(", the zeppelin model kit");
         }
         events.push(ArchiveEvent::Message {
-            conversation_id: id.clone(),
+            conversation_id: id.as_str().into(),
             message: ArchivedMessage::plain(
                 uuid::Uuid::now_v7().to_string(),
                 seq,

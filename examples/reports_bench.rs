@@ -49,7 +49,7 @@ async fn fill(store: &SharedStore, conversations: usize) -> Duration {
         }));
         for (seq, from) in [(1, Side::Customer), (2, Side::Agent)] {
             batch.push(ArchiveEvent::Message {
-                conversation_id: id.clone(),
+                conversation_id: id.as_str().into(),
                 message: ArchivedMessage::plain(
                     format!("{id}-{seq}"),
                     seq,

@@ -70,7 +70,7 @@ fn msg_id(conv: &str, seq: u64) -> String {
 /// Line `seq` of `conv`, by `from`.
 fn line(conv: &str, seq: u64, from: Side, text: &str, at: Millis) -> ArchiveEvent {
     ArchiveEvent::Message {
-        conversation_id: conv.to_string(),
+        conversation_id: conv.into(),
         message: ArchivedMessage::plain(msg_id(conv, seq), seq, from, text, at),
     }
 }
@@ -3815,7 +3815,7 @@ async fn report_facts_say_what_a_bot_did(store: &dyn Store) {
         let mut message = ArchivedMessage::plain(msg_id(conv, seq), seq, Side::Agent, "the bot's line", at);
         message.via = Some(Via::Bot);
         ArchiveEvent::Message {
-            conversation_id: conv.to_string(),
+            conversation_id: conv.into(),
             message,
         }
     };

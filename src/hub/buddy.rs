@@ -625,7 +625,7 @@ impl HubState {
         let Stamped { frame, ack, event } = log.transcript.record_stamped(
             seq,
             stamped(
-                &log.wire_id,
+                log.wire_id.as_str(),
                 seq,
                 (&id, at),
                 author,
@@ -797,7 +797,7 @@ impl HubState {
                     ..ArchivedMessage::plain(m.id, m.seq, from, m.text, m.at)
                 };
                 self.archive.push_message(ArchiveEvent::Message {
-                    conversation_id: id.clone(),
+                    conversation_id: id.as_str().into(),
                     message,
                 });
             }

@@ -121,7 +121,8 @@ impl std::fmt::Debug for DirectPause {
 /// A chat as the direct path sees it.
 pub struct LiveChat {
     pub chat: ChatId,
-    pub wire_id: String,
+    /// Shared with every message's archive event, which would otherwise copy it.
+    pub wire_id: Arc<str>,
     shared: Arc<Shared>,
     line: Mutex<Line>,
 }
@@ -145,7 +146,7 @@ pub struct Line {
 
 impl LiveChat {
     /// A chat just recorded by the hub: suspended until the hub's batch ends.
-    pub fn new(chat: ChatId, wire_id: String, transcript: Transcript, shared: &Arc<Shared>) -> Arc<Self> {
+    pub fn new(chat: ChatId, wire_id: Arc<str>, transcript: Transcript, shared: &Arc<Shared>) -> Arc<Self> {
         let live = Arc::new(Self {
             chat,
             wire_id,
@@ -302,9 +303,12 @@ impl DirectChat for LiveChat {
             return Relayed::ToHub(message.into_owned());
         };
         let author = if from_customer { Author::CUSTOMER } else { Author::AGENT };
-        let Stamped { frame, ack, event } =
-            line.transcript
-                .record(&self.wire_id, author, message.text.into_owned(), message.client_id);
+        let Stamped { frame, ack, event } = line.transcript.record(
+            self.wire_id.clone(),
+            author,
+            message.text.into_owned(),
+            message.client_id,
+        );
         let archived = room.push(event);
         let line = &*line;
         let (senders, peers) = if from_customer {

@@ -1212,10 +1212,10 @@ impl HubState {
         };
         let Stamped { frame, ack, event } = if files.is_empty() {
             line.transcript
-                .record(log.wire_id(), author, text, client_id.as_deref())
+                .record(log.live.wire_id.clone(), author, text, client_id.as_deref())
         } else {
             line.transcript
-                .record_with(log.wire_id(), author, (text, files), client_id.as_deref())
+                .record_with(log.live.wire_id.clone(), author, (text, files), client_id.as_deref())
         };
         let archived = room.push(event);
         let frame = Outbound::Frame(frame);
@@ -1286,7 +1286,7 @@ impl HubState {
 
     /// A live line that goes on from `transcript` (a continued conversation).
     fn new_line_from(&self, chat: ChatId, wire_id: &str, transcript: Transcript) -> Arc<LiveChat> {
-        LiveChat::new(chat, wire_id.to_string(), transcript, &self.direct)
+        LiveChat::new(chat, wire_id.into(), transcript, &self.direct)
     }
 
     fn wire(&self, chat: ChatId) -> String {

@@ -110,7 +110,7 @@ async fn name_its_agent(store: &SharedStore, record: &ConversationRecord) -> Res
 
 fn line(conversation: &str, id: &str, seq: u64, from: Side, text: &str, at: crate::store::Millis) -> ArchiveEvent {
     ArchiveEvent::Message {
-        conversation_id: conversation.to_string(),
+        conversation_id: conversation.into(),
         message: ArchivedMessage::plain(id, seq, from, text, at),
     }
 }

@@ -791,7 +791,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[journal::Decoded<'_>]) -> StoreRe
             journal::Decoded::Event(ArchiveEvent::Message {
                 conversation_id,
                 message,
-            }) => (conversation_id.as_str(), message.borrowed()),
+            }) => (&**conversation_id, message.borrowed()),
             journal::Decoded::Event(event) => {
                 match event {
                     ArchiveEvent::Message { .. } => {} // taken above

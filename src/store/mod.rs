@@ -333,8 +333,10 @@ pub struct ConversationNote {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ArchiveEvent {
     Opened(ConversationOpened),
+    /// `conversation_id` is shared with the running chat that stamped the message (its
+    /// `LiveChat`), not copied per message; it serialises as the string it is.
     Message {
-        conversation_id: String,
+        conversation_id: Arc<str>,
         message: ArchivedMessage,
     },
     /// Kept once per transfer ([`ConversationTransferred::same_as`]); one with a

@@ -170,7 +170,7 @@ impl Webhooks {
             ArchiveEvent::Message {
                 conversation_id,
                 message,
-            } if !buddies.contains(conversation_id) => Event::message_created(conversation_id, message),
+            } if !buddies.contains(&**conversation_id) => Event::message_created(conversation_id, message),
             ArchiveEvent::Note(note) if !buddies.contains(&note.conversation_id) => Some(Event::note_created(note)),
             _ => None,
         }

@@ -491,7 +491,7 @@ async fn a_conversation_archived_before_statuses_is_resolved_and_its_visitor_con
     }))
     .unwrap();
     let line = |seq: u64, from: switchboard::store::Side, text: &str| switchboard::store::ArchiveEvent::Message {
-        conversation_id: id.to_string(),
+        conversation_id: id.into(),
         message: switchboard::store::ArchivedMessage::plain(format!("{id}-{seq}"), seq, from, text, 2_000 + seq as i64),
     };
     let closed: switchboard::store::ConversationClosed = serde_json::from_value(json!({

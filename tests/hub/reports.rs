@@ -76,14 +76,14 @@ async fn generate(store: &SharedStore) -> (Vec<Made>, Vec<(String, i64)>) {
             customer: Default::default(),
         }));
         events.push(ArchiveEvent::Message {
-            conversation_id: id.clone(),
+            conversation_id: id.as_str().into(),
             message: ArchivedMessage::plain(format!("{id}-1"), 1, Side::Customer, "hello", paired_at + 500),
         });
         let first_agent_at = (rng.next(5) != 0).then(|| paired_at + (rng.next(90) as i64 + 1) * 1_000);
         if let Some(at) = first_agent_at {
             for (seq, later) in [(2, 0), (3, 20_000)] {
                 events.push(ArchiveEvent::Message {
-                    conversation_id: id.clone(),
+                    conversation_id: id.as_str().into(),
                     message: ArchivedMessage::plain(format!("{id}-{seq}"), seq, Side::Agent, "hi", at + later),
                 });
             }

@@ -516,7 +516,7 @@ impl HubState {
         let author = Author::buddy(line.sender, line.sender == a.0);
         let client_id = line.client_id.as_deref();
         let stamp = stamped(
-            &line.chat,
+            line.chat.as_str(),
             line.seq,
             (&line.id, line.at),
             author,
@@ -592,7 +592,7 @@ impl HubState {
             return self.error_to_conn(conn, "not_in_chat", "you are not in a chat", line.client_id.clone());
         }
         let Stamped { ack, .. } = stamped(
-            &line.chat,
+            line.chat.as_str(),
             line.seq,
             (&line.id, line.at),
             Author::buddy(line.sender, false),
@@ -629,7 +629,7 @@ impl HubState {
                 ..ArchivedMessage::plain(line.id.clone(), line.seq, from, line.text.clone(), line.at)
             };
             self.archive.push_message(ArchiveEvent::Message {
-                conversation_id: chat.to_string(),
+                conversation_id: chat.to_string().into(),
                 message,
             });
         }

@@ -1023,7 +1023,7 @@ fn add_late_lines(visit: &mut serde_json::Value, recorded: u64, read: chat_log::
         late.record_stamped(
             line.seq,
             stamped(
-                &wire_id,
+                wire_id.as_str(),
                 line.seq,
                 (&line.id, line.at),
                 author,

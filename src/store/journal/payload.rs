@@ -126,7 +126,7 @@ impl Decoded<'_> {
                 conversation_id,
                 message,
             } => ArchiveEvent::Message {
-                conversation_id: conversation_id.to_owned(),
+                conversation_id: conversation_id.into(),
                 message: ArchivedMessage::plain(message.id, message.seq, message.from, message.text, message.at),
             },
             Decoded::Event(event) => event,
@@ -210,7 +210,7 @@ mod tests {
             )
                 .prop_map(|((conversation_id, id, seq, from, text, at), files, by_mail)| {
                     ArchiveEvent::Message {
-                        conversation_id,
+                        conversation_id: conversation_id.into(),
                         message: ArchivedMessage {
                             via: by_mail.then_some(crate::store::Via::Email),
                             attachments: files
@@ -296,6 +296,29 @@ mod tests {
                 prop_assert!(decode(&binary[..last]).is_err());
             }
         }
+    }
+
+    /// A chat message's bytes in the journal and its JSON (the spool's, a file-carrying
+    /// message's in the journal) are pinned: a change of how the event holds its fields
+    /// (the conversation id shared, say) must not change what is stored.
+    #[test]
+    fn a_chat_messages_stored_forms_are_byte_for_byte_fixed() {
+        let event = ArchiveEvent::Message {
+            conversation_id: "c1".into(),
+            message: ArchivedMessage::plain("m1", 3, Side::Agent, "hi", 5),
+        };
+        let mut binary = Vec::new();
+        encode_into(std::slice::from_ref(&event), &mut binary).unwrap();
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0xB1, 0x01, 2, 0, b'c', b'1', 2, 0, b'm', b'1', 3, 0, 0, 0, 0, 0, 0, 0, 1,
+            5, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, b'h', b'i',
+        ];
+        assert_eq!(binary, expected);
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"Message":{"conversation_id":"c1","message":{"id":"m1","seq":3,"from":"agent","text":"hi","at":5}}}"#
+        );
     }
 
     #[test]

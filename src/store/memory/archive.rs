@@ -8,11 +8,11 @@ impl Inner {
     /// Applies one archive event; applying it again changes nothing.
     pub(super) fn apply(&mut self, event: &ArchiveEvent) {
         let conversation = match event {
-            ArchiveEvent::Opened(o) => &o.id,
-            ArchiveEvent::Message { conversation_id, .. } => conversation_id,
-            ArchiveEvent::Transferred(t) => &t.id,
-            ArchiveEvent::Note(n) => &n.conversation_id,
-            ArchiveEvent::Closed(c) => &c.id,
+            ArchiveEvent::Opened(o) => o.id.as_str(),
+            ArchiveEvent::Message { conversation_id, .. } => &**conversation_id,
+            ArchiveEvent::Transferred(t) => t.id.as_str(),
+            ArchiveEvent::Note(n) => n.conversation_id.as_str(),
+            ArchiveEvent::Closed(c) => c.id.as_str(),
             ArchiveEvent::Abandoned(a) => {
                 if !self.abandoned.iter().any(|kept| kept.id == a.id) {
                     self.abandoned.push(a.clone());
@@ -41,7 +41,7 @@ impl Inner {
                 conversation_id,
                 message,
             } => {
-                let Some(&index) = self.by_id.get(conversation_id) else {
+                let Some(&index) = self.by_id.get(&**conversation_id) else {
                     return;
                 };
                 // A transcript is kept in seq order, and a seq names one message of its

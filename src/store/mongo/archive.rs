@@ -762,13 +762,13 @@ impl ArchiveStore for MongoStore {
                     opened_here.insert(&o.id);
                     continue;
                 }
-                ArchiveEvent::Message { conversation_id, .. } => conversation_id,
-                ArchiveEvent::Transferred(t) => &t.id,
-                ArchiveEvent::Closed(c) => &c.id,
+                ArchiveEvent::Message { conversation_id, .. } => &**conversation_id,
+                ArchiveEvent::Transferred(t) => t.id.as_str(),
+                ArchiveEvent::Closed(c) => c.id.as_str(),
                 // Kept whether or not its conversation is there: nothing to ask.
                 ArchiveEvent::Note(_) | ArchiveEvent::Abandoned(_) => continue,
             };
-            if !opened_here.contains(id.as_str()) {
+            if !opened_here.contains(id) {
                 unsure.insert(id);
             }
         }
@@ -792,7 +792,7 @@ impl ArchiveStore for MongoStore {
                 ArchiveEvent::Message {
                     conversation_id,
                     message,
-                } if present.contains(conversation_id.as_str()) => {
+                } if present.contains(&**conversation_id) => {
                     messages.entry(conversation_id).or_default().push(message);
                 }
                 ArchiveEvent::Transferred(t) if present.contains(t.id.as_str()) => transfers.push(t),
