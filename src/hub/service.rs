@@ -158,7 +158,9 @@ struct ChatLog {
     /// (`archive::room`): given back if another node archives the chat from now on.
     closing_reserved: bool,
     /// The agents who had the chat before its agent now, as this node saw it handed on
-    /// (each with the last seq said then): the new agent's page names their lines.
+    /// (each with the last seq said then), those its `chat_started` named when it reached
+    /// them included (a continued conversation's earlier agents): the new agent's page
+    /// names their lines.
     earlier_agents: Vec<crate::protocol::EarlierAgent>,
     /// The conversation was rated before this chat (a customer continuing it): a
     /// conversation is rated once, so its end offers no rating again.

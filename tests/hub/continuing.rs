@@ -236,16 +236,22 @@ async fn a_continued_conversation_waits_in_line_while_its_agent_is_full_and_a_st
     assert_eq!(to_ann["chat_id"].as_str(), Some(chat.as_str()));
 }
 
-#[tokio::test]
-async fn a_conversation_continued_by_another_agent_reaches_them_as_handed_on() {
+/// Carla's [`first_visit`] with Ann, resolved; Ann is gone for the day and Bob is on the
+/// desk when Carla continues it (welcomed): the hub, Bob's socket, Carla's and its id.
+async fn back_while_ann_is_gone() -> (TestHub, Ws, Ws, String) {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
     let chat = first_visit(&hub, &mut ann).await;
     own_until(&hub, VISITOR, "resolved").await;
-    // Ann is gone for the day; Bob is on the desk.
     drop(ann);
-    let mut bob = hub.agent("bob", &["general"], 1).await;
+    let bob = hub.agent("bob", &["general"], 1).await;
     let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
     carla.next_of("welcome").await;
+    (hub, bob, carla, chat)
+}
+
+#[tokio::test]
+async fn a_conversation_continued_by_another_agent_reaches_them_as_handed_on() {
+    let (hub, mut bob, mut carla, chat) = back_while_ann_is_gone().await;
     assert_eq!(
         carla.next_of("chat_started").await["chat_id"].as_str(),
         Some(chat.as_str())
@@ -261,6 +267,34 @@ async fn a_conversation_continued_by_another_agent_reaches_them_as_handed_on() {
     let admin = hub.admin().await;
     let archived = wait_archived(&admin, &chat, 2).await;
     assert_eq!(archived["agent_name"].as_str(), Some("BOB"), "{archived}");
+}
+
+/// Bob takes Carla's conversation while Ann is gone, then hands it on to Cy: Cy reads
+/// Ann's line hers and Bob's his (before, the continued chat kept no earlier agent of its
+/// own, and Cy read Ann's line as Bob's).
+#[tokio::test]
+async fn a_continued_conversation_handed_on_again_names_each_earlier_agents_lines() {
+    let (hub, mut bob, mut carla, chat) = back_while_ann_is_gone().await;
+    carla.chat_continued(&chat).await;
+    bob.chat_continued(&chat).await;
+    assert_eq!(bob.say_in(&chat, "Bob here", "b1").await["seq"], 3);
+
+    let mut cy = hub.agent("cyd", &["general"], 1).await;
+    let cy_id = hub.admin().await.agent_id("cyd").await;
+    bob.send(json!({"type": "transfer", "chat_id": chat, "to_agent": cy_id, "note": ""}))
+        .await;
+    let started = cy.next_of("chat_started").await;
+    let named = |name: &str| Some(name.to_string());
+    assert_eq!(
+        crate::transfers::named_lines(&started),
+        [(1, None), (2, named("ANN")), (3, named("BOB"))],
+        "{started}"
+    );
+    assert_eq!(
+        started["transfer"]["earlier_agents"],
+        json!([{"name": "ANN", "through_seq": 2}, {"name": "BOB", "through_seq": 3}]),
+        "{started}"
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! on another node than the one they left from, their agent on a third; what the agent
 //! wrote meanwhile, on their node, comes first and the seq goes on without a gap; one
 //! customer continues a conversation at a time, whatever the node, also while it is live
-//! in its first chat.
+//! in its first chat; each agent line is named by who wrote it, whichever nodes the
+//! customer, the earlier agent and the next one are on.
 
 use serde_json::json;
 
@@ -260,4 +261,136 @@ async fn across_nodes_a_conversation_live_in_its_first_chat_is_continued_on_no_o
     for node in [alpha, beta, gamma] {
         node.stop().await;
     }
+}
+
+/// `lines` as (seq, agent name) pairs with owned names, to compare with what a frame names.
+fn owned(lines: &[(u64, Option<&str>)]) -> Vec<(u64, Option<String>)> {
+    lines
+        .iter()
+        .map(|(seq, name)| (*seq, name.map(str::to_string)))
+        .collect()
+}
+
+/// Carla, back on `carla_on` to continue `chat` (her [`first_visit`] with Ann, resolved),
+/// is taken by `taker`, the agent `username` signed in on `taker_on` with `token`: she says
+/// a line (seq 3), they answer (seq 4), and their page reloads. Their `chat_started` names
+/// the earlier lines it carries as `started` says, the welcome's snapshot its lines as
+/// `snapshot` says, and the archive, as they read it, names Ann's line 2 hers and their
+/// line 4 theirs.
+async fn continued_and_named(
+    carla_on: &TestHub,
+    mut taker: Ws,
+    (taker_on, username, token): (&TestHub, &str, &str),
+    chat: &str,
+    started: &[(u64, Option<&str>)],
+    snapshot: &[(u64, Option<&str>)],
+) {
+    let mut carla = continuing(carla_on, Some(VISITOR), chat).await;
+    carla.next_of("welcome").await;
+    carla.chat_continued(chat).await;
+    let to_taker = taker.chat_continued(chat).await;
+    let carried = match to_taker.get("messages") {
+        Some(_) => crate::transfers::named_lines(&to_taker),
+        None => vec![],
+    };
+    assert_eq!(carried, owned(started), "{to_taker}");
+    assert_eq!(carla.say("it did not arrive", "c2").await["seq"], 3);
+    taker
+        .seen_or_next_matching(|f| f["type"] == "message" && f["seq"] == 3)
+        .await;
+    assert_eq!(taker.say_in(chat, "sending another", "t1").await["seq"], 4);
+    assert_eq!(carla.next_of("message").await["seq"], 4);
+
+    drop(taker);
+    let (_taker, welcome) = Ws::with_bearer(taker_on, "/ws/agent", token, "agent_welcome").await;
+    let reloaded = &welcome["chats"][0];
+    assert_eq!(reloaded["chat_id"].as_str(), Some(chat), "{welcome}");
+    assert_eq!(crate::transfers::named_lines(reloaded), owned(snapshot), "{welcome}");
+
+    let archived = wait_archived(&taker_on.login(username, "agent-password").await, chat, 4).await;
+    let named: Vec<(u64, Option<String>)> = archived["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m["agent_name"].as_str().map(str::to_string)))
+        .collect();
+    let taker_name = username.to_uppercase();
+    assert_eq!(
+        named,
+        owned(&[(1, None), (2, Some("ANN")), (3, None), (4, Some(&taker_name))]),
+        "{archived}"
+    );
+}
+
+/// Two nodes; Carla's first visit is on alpha with Ann, on alpha too, and Ann is
+/// unavailable (still signed in) when Carla comes back on node `carla_on` (0: alpha, 1:
+/// beta), so the conversation goes to the line and Bob, signed in on node `bob_on`, takes
+/// it: named as [`continued_and_named`] checks, `started` and `snapshot` his view.
+async fn ann_away_and_bob_takes_it(
+    tag: &str,
+    (carla_on, bob_on): (usize, usize),
+    started: &[(u64, Option<&str>)],
+    snapshot: &[(u64, Option<&str>)],
+) {
+    let cluster = Cluster::start(tag).await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let nodes = [&alpha, &beta];
+    let mut ann = alpha.agent("ann", &["general"], 2).await;
+    let chat = first_visit(&alpha, &mut ann).await;
+    own_until(&alpha, VISITOR, "resolved").await;
+    ann.send(json!({"type": "set_available", "available": false})).await;
+    ann.next_of("profile").await;
+    let (bob, token) = nodes[bob_on].agent_with_token("bob", &["general"], 1).await;
+    continued_and_named(
+        nodes[carla_on],
+        bob,
+        (nodes[bob_on], "bob", &token),
+        &chat,
+        started,
+        snapshot,
+    )
+    .await;
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Carla comes back on alpha, Ann's node, and Bob takes it on beta. His node has none of its
+/// earlier lines (his page reads them from the archive, where Ann's line is hers); his
+/// snapshot names his own line by nobody.
+#[tokio::test]
+async fn across_nodes_a_conversation_continued_while_its_agent_is_away_reaches_the_next_agent_with_her_lines_hers() {
+    ann_away_and_bob_takes_it("continued-authors-1", (0, 1), &[], &[(3, None), (4, None)]).await;
+}
+
+/// As above with the nodes swapped for Carla and Bob: she comes back on beta, and Bob
+/// takes it on alpha, Ann's node.
+#[tokio::test]
+async fn across_nodes_a_conversation_continued_on_another_node_reaches_an_agent_on_its_first_node_with_her_lines_hers()
+{
+    ann_away_and_bob_takes_it("continued-authors-2", (1, 0), &[], &[(3, None), (4, None)]).await;
+}
+
+/// Carla comes back on beta and Bob takes it on beta: his node reads the conversation
+/// itself, so his `chat_started` and snapshot carry Ann's line, hers.
+#[tokio::test]
+async fn across_nodes_a_conversation_continued_where_the_next_agent_is_names_the_earlier_agents_lines() {
+    let started = [(1, None), (2, Some("ANN"))];
+    let snapshot = [(1, None), (2, Some("ANN")), (3, None), (4, None)];
+    ann_away_and_bob_takes_it("continued-authors-3", (1, 1), &started, &snapshot).await;
+}
+
+/// The sticky return across nodes: Ann, on beta, served Carla's first visit on alpha; Carla
+/// comes back on alpha and Ann gets it again. Her lines are her own in her snapshot (named
+/// by nobody) and hers in the archive.
+#[tokio::test]
+async fn across_nodes_a_conversation_back_with_its_agent_names_her_lines_hers() {
+    let cluster = Cluster::start("continued-authors-4").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let (mut ann, token) = beta.agent_with_token("ann", &["general"], 2).await;
+    let chat = first_visit(&alpha, &mut ann).await;
+    own_until(&alpha, VISITOR, "resolved").await;
+    let (started, snapshot) = ([], [(3, None), (4, None)]);
+    continued_and_named(&alpha, ann, (&beta, "ann", &token), &chat, &started, &snapshot).await;
+    alpha.stop().await;
+    beta.stop().await;
 }

@@ -137,13 +137,23 @@ async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
 
 /// Each line of `frame`'s `messages` (a `chat_started`, a snapshot) by seq, with the agent it
 /// names, if any.
-fn named_lines(frame: &Value) -> Vec<(u64, Option<String>)> {
+pub(crate) fn named_lines(frame: &Value) -> Vec<(u64, Option<String>)> {
     frame["messages"]
         .as_array()
         .unwrap_or_else(|| panic!("no messages: {frame}"))
         .iter()
         .map(|m| (m["seq"].as_u64().unwrap(), m["agent_name"].as_str().map(str::to_string)))
         .collect()
+}
+
+/// The agent's page reloads: `agent` (a socket of the agent with `token`) is dropped and a
+/// new connection opened on `hub`; its welcome's snapshot of `chat`, its only chat.
+async fn reloaded(agent: Ws, hub: &TestHub, token: &str, chat: &Value) -> Value {
+    drop(agent);
+    let (_again, welcome) = Ws::with_bearer(hub, "/ws/agent", token, "agent_welcome").await;
+    let snapshot = welcome["chats"][0].clone();
+    assert_eq!(snapshot["chat_id"], *chat, "{welcome}");
+    snapshot
 }
 
 /// The agent a chat is handed to reads the earlier agent's lines named by the hub, theirs
@@ -162,14 +172,11 @@ async fn the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lines_named() {
     assert_eq!(named_lines(&started), [(1, None), (2, ann_s.clone())], "{started}");
     assert_eq!(say(&mut bob, &chat, "Bob here").await, 3);
 
-    drop(bob);
-    let (_bob, welcome) = Ws::with_bearer(&hub, "/ws/agent", &bob_token, "agent_welcome").await;
-    let snapshot = &welcome["chats"][0];
-    assert_eq!(snapshot["chat_id"], chat, "{welcome}");
+    let snapshot = reloaded(bob, &hub, &bob_token, &chat).await;
     assert_eq!(
-        named_lines(snapshot),
+        named_lines(&snapshot),
         [(1, None), (2, ann_s), (3, None)],
-        "Ann's line hers, Bob's his own: {welcome}"
+        "Ann's line hers, Bob's his own: {snapshot}"
     );
     hub.stop().await;
 }
@@ -191,14 +198,11 @@ async fn across_nodes_the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lin
     assert_eq!(say(&mut bob, &chat, "Bob here").await, 3);
     while carla.next_of("message").await["seq"] != 3 {}
 
-    drop(bob);
-    let (_bob, welcome) = Ws::with_bearer(&beta, "/ws/agent", &bob_token, "agent_welcome").await;
-    let snapshot = &welcome["chats"][0];
-    assert_eq!(snapshot["chat_id"], chat, "{welcome}");
+    let snapshot = reloaded(bob, &beta, &bob_token, &chat).await;
     assert_eq!(
-        named_lines(snapshot),
+        named_lines(&snapshot),
         [(1, None), (2, Some("ANN".to_string())), (3, None)],
-        "Ann's line hers, Bob's his own: {welcome}"
+        "Ann's line hers, Bob's his own: {snapshot}"
     );
     alpha.stop().await;
     beta.stop().await;
@@ -606,6 +610,47 @@ async fn a_chat_handed_to_a_category_goes_on_with_an_agent_on_another_node() {
     carla.next_of("chat_ended").await;
     let record = archived_with_transfers(&alpha, chat.as_str().unwrap(), 2).await;
     assert_eq!(record["agent_name"], "BILL", "{record}");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Across nodes: Ann (alpha) hands Carla (alpha) to billing's line and Bill takes her on
+/// beta, which kept no log of the chat: its lines reach his node after the pairing. Once
+/// read, his snapshots name Ann's line hers and his own by nobody, and say where her turn
+/// ended.
+#[tokio::test]
+async fn across_nodes_the_agent_who_takes_a_chat_from_a_line_reads_the_earlier_agents_lines_named() {
+    let ([alpha, beta], _servers) = nodes("cluster-line-named", ["alpha", "beta"], |_| {}).await;
+    let (mut ann, mut carla, chat) = talking(&alpha, "my invoice is wrong", "let me find billing").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": ""}))
+        .await;
+    assert_eq!(ann.next_of("chat_ended").await["reason"], "transferred");
+    assert_eq!(carla.next_of("queued").await["place"], 1);
+    let (mut bill, bill_token) = available_agent(&beta, "bill", &["billing"], 1).await;
+    let started = bill.next_of("chat_started").await;
+    assert_eq!(started["chat_id"], chat, "{started}");
+    // Ann's line comes with the chat or, read from its log, right after it.
+    let with_it = started["messages"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|l| l["seq"] == 2));
+    if !with_it {
+        bill.next_matching(|f| f["type"] == "message" && f["seq"] == 2).await;
+    }
+    carla.next_of("chat_started").await;
+    assert_eq!(say(&mut bill, &chat, "Bill here").await, 3);
+    while carla.next_of("message").await["seq"] != 3 {}
+
+    let snapshot = reloaded(bill, &beta, &bill_token, &chat).await;
+    assert_eq!(
+        named_lines(&snapshot),
+        [(1, None), (2, Some("ANN".to_string())), (3, None)],
+        "Ann's line hers, Bill's his own: {snapshot}"
+    );
+    assert_eq!(
+        snapshot["transfer"]["earlier_agents"],
+        json!([{"name": "ANN", "through_seq": 2}]),
+        "{snapshot}"
+    );
     alpha.stop().await;
     beta.stop().await;
 }

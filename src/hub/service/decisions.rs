@@ -647,6 +647,10 @@ impl HubState {
                 .filter(|at| *at > 0),
         };
         let rated_before = continues.as_ref().is_some_and(|c| c.rated);
+        // Taken from a line on a node that kept no log of the chat (the one that kept it
+        // returned above): where the earlier agent's lines end is the log as the read below
+        // finds it, as for a chat handed to an agent here (`earlier_through_the_read`).
+        let earlier_through_the_read = continued.is_some() && self.cluster.is_some();
         self.insert_chat(
             chat,
             ChatLog {
@@ -659,11 +663,15 @@ impl HubState {
                 live,
                 archived_here,
                 closing_reserved,
-                earlier_agents: Vec::new(),
+                // Kept for a later hand-on, whose agent names those lines too.
+                earlier_agents: handed_over
+                    .as_ref()
+                    .map(|t| t.earlier_agents.clone())
+                    .unwrap_or_default(),
                 rated_before,
                 created_by_it: continues.is_none() && !remote_conversation && continued.is_none(),
                 handed_over,
-                earlier_through_the_read: false,
+                earlier_through_the_read,
             },
         );
         self.chat_by_wire.insert(wire_id, chat);
