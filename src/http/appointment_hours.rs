@@ -88,9 +88,10 @@ fn hours(open: &str, close: &str, slot_minutes: u16, what: &str) -> Result<Hours
 
 /// The weekdays an admin gave, else the settings'.
 fn days(given: Option<&[String]>, settings: &Hours) -> Result<Weekdays, ApiError> {
-    given.map_or(Ok(settings.days()), |names| {
-        Weekdays::from_names(names).map_err(|e| ApiError::invalid("invalid_days", format!("days: {e}")))
-    })
+    match given {
+        None => Ok(settings.days()),
+        Some(names) => Weekdays::from_names(names).map_err(|e| ApiError::invalid("invalid_days", format!("days: {e}"))),
+    }
 }
 
 /// The hours that apply to `category` (the desk's when it has none of its own).
@@ -128,7 +129,9 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<HoursVi
     Ok(Json(match stored {
         Some(desk) => HoursView {
             source: "admin",
-            days: days(desk.days.as_deref(), settings).unwrap_or(settings.days()).names(),
+            days: days(desk.days.as_deref(), settings)
+                .unwrap_or_else(|_| settings.days())
+                .names(),
             open: desk.open,
             close: desk.close,
             slot_minutes: settings.slot_minutes(),
