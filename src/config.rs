@@ -202,7 +202,8 @@ pub struct Settings {
     // ---- appointments ----
     /// `APPOINTMENT_TIME_ZONE`: the IANA zone the desk's days and hours are in (default UTC).
     pub appointment_zone: jiff::tz::TimeZone,
-    /// `APPOINTMENT_HOURS` and `APPOINTMENT_SLOT_MINUTES`: the bookable local hours, in slots.
+    /// `APPOINTMENT_HOURS`, `APPOINTMENT_SLOT_MINUTES` and `APPOINTMENT_DAYS`: the bookable
+    /// local hours, in slots, on the bookable weekdays.
     pub appointment_hours: crate::core::schedule::Hours,
     /// `APPOINTMENT_MIN_NOTICE_MINUTES`: how far ahead a slot must start to be booked.
     pub appointment_min_notice: Duration,
@@ -381,7 +382,9 @@ impl Settings {
             rating_scale: r.rating_scale("RATING_SCALE")?,
             // ---- appointments ----
             appointment_zone: r.time_zone("APPOINTMENT_TIME_ZONE")?,
-            appointment_hours: r.appointment_hours("APPOINTMENT_HOURS", "APPOINTMENT_SLOT_MINUTES")?,
+            appointment_hours: r
+                .appointment_hours("APPOINTMENT_HOURS", "APPOINTMENT_SLOT_MINUTES")?
+                .with_days(r.appointment_days("APPOINTMENT_DAYS")?),
             appointment_min_notice: Duration::from_secs(
                 r.ranged::<u64>("APPOINTMENT_MIN_NOTICE_MINUTES", 60, 0..=60 * 24 * 365)? * 60,
             ),
@@ -884,6 +887,12 @@ impl Reader<'_> {
         let (open, close) = (time(open)?, time(close)?);
         crate::core::schedule::Hours::new(open, close, slot_minutes)
             .map_err(|e| Self::error(var, &format!("{value} with {slot_var}={slot_minutes}"), e))
+    }
+
+    /// The bookable weekdays, such as `mon-fri` or `mon-wed,sat` (default every day).
+    fn appointment_days(&self, var: &'static str) -> Result<crate::core::schedule::Weekdays, ConfigError> {
+        let value = self.text(var, "mon-sun");
+        crate::core::schedule::Weekdays::parse(&value).map_err(|e| Self::error(var, &value, e))
     }
 
     fn rating_scale(&self, var: &'static str) -> Result<crate::rating_scale::RatingScale, ConfigError> {

@@ -172,6 +172,11 @@ fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
     assert_eq!(s.appointment_hours.slot_minutes(), 60);
     assert_eq!(s.appointment_hours.open(), jiff::civil::time(10, 0, 0, 0));
     assert_eq!(s.appointment_hours.close(), jiff::civil::time(17, 0, 0, 0));
+    assert_eq!(
+        s.appointment_hours.days(),
+        crate::core::schedule::Weekdays::EVERY_DAY,
+        "every day unless told"
+    );
     assert_eq!(s.appointment_min_notice, Duration::from_secs(3600));
     let s = with(&[
         ("APPOINTMENT_TIME_ZONE", "Europe/Berlin"),
@@ -181,7 +186,12 @@ fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
     assert_eq!(s.appointment_zone.iana_name(), Some("Europe/Berlin"));
     assert_eq!(s.appointment_room_grace, Duration::from_secs(15 * 60));
     assert_eq!(s.appointment_hours.open(), jiff::civil::time(9, 30, 0, 0));
+    let s = with(&[("APPOINTMENT_DAYS", "Mon-Fri")]).unwrap();
+    assert_eq!(s.appointment_hours.days().names(), ["mon", "tue", "wed", "thu", "fri"]);
     for (var, value) in [
+        ("APPOINTMENT_DAYS", "weekdays"),
+        ("APPOINTMENT_DAYS", "fri-mon"),
+        ("APPOINTMENT_DAYS", ","),
         ("APPOINTMENT_TIME_ZONE", "Mars/Olympus"),
         ("APPOINTMENT_HOURS", "10-17"),
         ("APPOINTMENT_HOURS", "17:00-10:00"),

@@ -3,7 +3,8 @@
 //! arguments, so daylight-saving changes and every refusal are tested without a clock.
 //!
 //! A day's slots are the desk's local opening hours cut into equal slots (one hour by
-//! default, 10:00–17:00: seven a day). Local times are mapped to instants in the desk's
+//! default, 10:00–17:00: seven a day) on the desk's bookable weekdays (every day by
+//! default); a closed weekday has none, whatever the date. Local times are mapped to instants in the desk's
 //! zone with two rules:
 //! - a local start that falls in a clock change's **gap** (it never happens on that day)
 //!   is no slot;
@@ -14,16 +15,114 @@
 //! instant is exactly one of its local day's slots, is not in the past, and is at least
 //! the minimum notice ahead.
 
-use jiff::civil::{Date, DateTime, Time};
+use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 
-/// The desk's appointment hours: `[open, close)` local time, cut into `slot_minutes` slots.
+pub use super::opening_hours::DAY_NAMES;
+
+/// The desk's appointment hours: `[open, close)` local time, cut into `slot_minutes` slots,
+/// on its bookable weekdays.
 #[derive(Debug, Clone)]
 pub struct Hours {
     open: Time,
     close: Time,
     slot_minutes: u16,
+    days: Weekdays,
+}
+
+/// The weekdays the desk takes appointments on (at least one), named as the chat hours
+/// name them (`mon` … `sun`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weekdays {
+    /// Bit 0 is Monday, bit 6 Sunday.
+    mask: u8,
+}
+
+/// Why a list of weekdays is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WeekdaysError {
+    #[error("at least one weekday is needed")]
+    None,
+    #[error("{0:?} is not a weekday (mon, tue, wed, thu, fri, sat, sun)")]
+    NotADay(String),
+    #[error("{0:?} is not a range from an earlier weekday to a later one, such as mon-fri")]
+    NotARange(String),
+}
+
+impl Default for Weekdays {
+    /// Every day: a desk that names no weekdays takes bookings on all seven.
+    fn default() -> Self {
+        Weekdays::EVERY_DAY
+    }
+}
+
+impl Weekdays {
+    pub const EVERY_DAY: Weekdays = Weekdays { mask: 0b111_1111 };
+
+    fn index(name: &str) -> Result<usize, WeekdaysError> {
+        let name = name.trim();
+        DAY_NAMES
+            .iter()
+            .position(|d| d.eq_ignore_ascii_case(name))
+            .ok_or_else(|| WeekdaysError::NotADay(name.to_string()))
+    }
+
+    fn of_mask(mask: u8) -> Result<Self, WeekdaysError> {
+        if mask & Self::EVERY_DAY.mask == 0 {
+            return Err(WeekdaysError::None);
+        }
+        Ok(Weekdays {
+            mask: mask & Self::EVERY_DAY.mask,
+        })
+    }
+
+    /// From the days' names (any case, any order; a day named twice counts once).
+    pub fn from_names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Result<Self, WeekdaysError> {
+        let mut mask = 0u8;
+        for name in names {
+            mask |= 1 << Self::index(name.as_ref())?;
+        }
+        Self::of_mask(mask)
+    }
+
+    /// A setting's form: names and ranges with commas, such as `mon-fri` or `mon-wed,sat`.
+    pub fn parse(raw: &str) -> Result<Self, WeekdaysError> {
+        let mut mask = 0u8;
+        for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (first, last) = match item.split_once('-') {
+                Some((first, last)) => (Self::index(first)?, Self::index(last)?),
+                None => (Self::index(item)?, Self::index(item)?),
+            };
+            if first > last {
+                return Err(WeekdaysError::NotARange(item.to_string()));
+            }
+            for i in first..=last {
+                mask |= 1 << i;
+            }
+        }
+        Self::of_mask(mask)
+    }
+
+    /// Bits 0 (Monday) to 6 (Sunday); the property tests draw sets with it.
+    #[cfg(test)]
+    pub(crate) fn from_mask(mask: u8) -> Self {
+        Self::of_mask(mask).expect("a day in the mask")
+    }
+
+    pub fn contains(&self, day: Weekday) -> bool {
+        self.mask & (1 << day.to_monday_zero_offset()) != 0
+    }
+
+    /// The days' names, Monday first.
+    pub fn names(&self) -> Vec<&'static str> {
+        DAY_NAMES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.mask & (1 << i) != 0)
+            .map(|(_, name)| *name)
+            .collect()
+    }
 }
 
 /// Why a set of hours is not usable.
@@ -49,6 +148,7 @@ impl Hours {
             open,
             close,
             slot_minutes,
+            days: Weekdays::EVERY_DAY,
         };
         if hours.local_starts().next().is_none() {
             return Err(HoursError::NoWholeSlot);
@@ -71,6 +171,15 @@ impl Hours {
 
     pub fn slot_minutes(&self) -> u16 {
         self.slot_minutes
+    }
+
+    /// The same hours on `days` only.
+    pub fn with_days(self, days: Weekdays) -> Self {
+        Hours { days, ..self }
+    }
+
+    pub fn days(&self) -> Weekdays {
+        self.days
     }
 
     /// The local start times of the slots on a day without clock changes.
@@ -148,8 +257,12 @@ impl Calendar {
         at.to_zoned(self.zone.clone()).date()
     }
 
-    /// The slots of a local day, in order. A day of a clock change may have fewer.
+    /// The slots of a local day, in order. A day of a clock change may have fewer; a
+    /// weekday the desk is closed on has none.
     pub fn slots(&self, day: Date) -> Vec<Slot> {
+        if !self.hours.days.contains(day.weekday()) {
+            return Vec::new();
+        }
         let slot = SignedDuration::from_mins(i64::from(self.hours.slot_minutes));
         self.hours
             .local_starts()
@@ -358,6 +471,46 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_closed_weekday_has_no_slot_and_refuses_a_booking() {
+        let weekdays = Weekdays::parse("mon-fri").unwrap();
+        let calendar = Calendar::new(
+            TimeZone::get("Europe/Berlin").unwrap(),
+            Hours::default_desk().with_days(weekdays),
+            SignedDuration::ZERO,
+        );
+        // 13 June 2026 is a Saturday, 15 June a Monday.
+        assert!(calendar.slots(date(2026, 6, 13)).is_empty());
+        assert!(calendar.slots(date(2026, 6, 14)).is_empty());
+        assert_eq!(calendar.slots(date(2026, 6, 15)).len(), 7);
+        let saturday_ten: Timestamp = "2026-06-13T08:00:00Z".parse().unwrap();
+        let long_ago = Timestamp::from_second(0).unwrap();
+        assert_eq!(
+            calendar.check_booking(saturday_ten, long_ago),
+            Err(BookingRefusal::NotASlot)
+        );
+        // The default desk takes every day.
+        assert_eq!(berlin().slots(date(2026, 6, 13)).len(), 7);
+    }
+
+    #[test]
+    fn weekdays_are_read_as_names_and_ranges_and_refused_when_unclear() {
+        let names = |raw: &str| Weekdays::parse(raw).map(|w| w.names());
+        assert_eq!(names("mon-fri").unwrap(), ["mon", "tue", "wed", "thu", "fri"]);
+        assert_eq!(names(" Sat , MON-Tue,sun").unwrap(), ["mon", "tue", "sat", "sun"]);
+        assert_eq!(names("mon-sun").unwrap(), DAY_NAMES);
+        assert_eq!(Weekdays::default(), Weekdays::EVERY_DAY);
+        for bad in ["", " , ", "monday", "mon-", "fri-mon", "mon-fri-sun", "mo"] {
+            assert!(Weekdays::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            Weekdays::from_names(["fri", "MON", "fri"]).unwrap().names(),
+            ["mon", "fri"]
+        );
+        assert!(Weekdays::from_names(Vec::<&str>::new()).is_err());
+        assert!(Weekdays::from_names(["mon-fri"]).is_err());
+    }
+
+    #[test]
     fn hours_that_hold_no_slot_are_refused() {
         let t = |h, m| Time::constant(h, m, 0, 0);
         assert_eq!(Hours::new(t(17, 0), t(10, 0), 60).unwrap_err(), HoursError::Empty);
@@ -392,6 +545,7 @@ pub(crate) mod tests {
             span in 5i64..(12 * 60),
             slot in prop::sample::select(vec![5u16, 15, 30, 45, 60, 90]),
             probe_minutes in 0i64..(24 * 60),
+            open_days in 1u8..128,
         ) {
             let close_min = (open_min + span).min(24 * 60 - 1);
             prop_assume!(close_min - open_min >= i64::from(slot));
@@ -416,6 +570,18 @@ pub(crate) mod tests {
                 prop_assert_eq!((minutes - open_min) % i64::from(slot), 0);
                 prop_assert_eq!(s.start.to_zoned(calendar.zone().clone()).datetime(), s.local_start);
                 prop_assert_eq!(calendar.check_booking(s.start, long_ago), Ok(s.clone()));
+            }
+            // Closed weekdays: the same day has no slot, and each slot of it is refused.
+            let closed = Calendar::new(
+                calendar.zone().clone(),
+                calendar.hours().clone().with_days(Weekdays::from_mask(open_days)),
+                SignedDuration::ZERO,
+            );
+            let open = closed.hours().days().contains(day.weekday());
+            let closed_slots = closed.slots(day);
+            prop_assert_eq!(&closed_slots, &if open { slots.clone() } else { Vec::new() });
+            for s in &slots {
+                prop_assert_eq!(closed.check_booking(s.start, long_ago).is_ok(), open);
             }
             // Any instant of the day that is not a slot's start is refused as no slot.
             let probe = calendar.zone().to_ambiguous_timestamp(day.to_datetime(t(probe_minutes))).earlier();

@@ -2,6 +2,9 @@
 //! the `APPOINTMENT_HOURS` of the settings (which stay the default) and give categories
 //! hours of their own. Stored in the shared store, so every node applies them.
 //!
+//! The bookable weekdays (`days`) are the desk's, for every category; hours set without
+//! them keep `APPOINTMENT_DAYS`.
+//!
 //! The slot length stays `APPOINTMENT_SLOT_MINUTES`, and a category's opening time must
 //! lie on the desk's slot grid (a whole number of slots from the desk's opening): a
 //! representative holding two categories then never gets two overlapping slots with
@@ -19,7 +22,7 @@ use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::AdminOnly;
 use super::{ApiError, AppState, ErrorBody};
-use crate::core::schedule::Hours;
+use crate::core::schedule::{Hours, Weekdays};
 use crate::store::StoreResult;
 
 /// The store key of the admin's hours.
@@ -42,12 +45,16 @@ pub struct CategoryHours {
 /// Hours as an admin sets them.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"open": "09:00", "close": "18:00",
+#[schema(example = json!({"open": "09:00", "close": "18:00", "days": ["mon", "tue", "wed", "thu", "fri"],
     "categories": [{"category": "sales", "open": "12:00", "close": "16:00"}]}))]
 pub struct DeskHours {
     /// Local `HH:MM` in the desk's zone.
     pub open: String,
     pub close: String,
+    /// The bookable weekdays (`mon` … `sun`, at least one), for every category; left out:
+    /// `APPOINTMENT_DAYS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<Vec<String>>,
     #[serde(default)]
     pub categories: Vec<CategoryHours>,
 }
@@ -58,6 +65,8 @@ pub struct HoursView {
     pub source: &'static str,
     pub open: String,
     pub close: String,
+    /// The bookable weekdays, Monday first (`APPOINTMENT_DAYS` unless an admin set them).
+    pub days: Vec<&'static str>,
     /// `APPOINTMENT_SLOT_MINUTES`, for every category.
     pub slot_minutes: u16,
     pub categories: Vec<CategoryHours>,
@@ -77,6 +86,14 @@ fn hours(open: &str, close: &str, slot_minutes: u16, what: &str) -> Result<Hours
         .map_err(|e| ApiError::invalid("invalid_hours", format!("{what}: {e}")))
 }
 
+/// The weekdays an admin gave, else the settings'.
+fn days(given: Option<&[String]>, settings: &Hours) -> Result<Weekdays, ApiError> {
+    match given {
+        None => Ok(settings.days()),
+        Some(names) => Weekdays::from_names(names).map_err(|e| ApiError::invalid("invalid_days", format!("days: {e}"))),
+    }
+}
+
 /// The hours that apply to `category` (the desk's when it has none of its own).
 pub async fn hours_for(state: &AppState, category: Option<&str>) -> StoreResult<Hours> {
     let settings = state.settings.appointment_hours.clone();
@@ -90,7 +107,9 @@ pub async fn hours_for(state: &AppState, category: Option<&str>) -> StoreResult<
     let slot = settings.slot_minutes();
     let own = category.and_then(|c| desk.categories.iter().find(|h| h.category == c));
     let (open, close) = own.map_or((&desk.open, &desk.close), |h| (&h.open, &h.close));
-    Ok(hours(open, close, slot, "stored").unwrap_or(settings))
+    let stored =
+        hours(open, close, slot, "stored").and_then(|h| Ok(h.with_days(days(desk.days.as_deref(), &settings)?)));
+    Ok(stored.unwrap_or(settings))
 }
 
 fn minutes(t: jiff::civil::Time) -> i64 {
@@ -110,6 +129,9 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<HoursVi
     Ok(Json(match stored {
         Some(desk) => HoursView {
             source: "admin",
+            days: days(desk.days.as_deref(), settings)
+                .unwrap_or_else(|_| settings.days())
+                .names(),
             open: desk.open,
             close: desk.close,
             slot_minutes: settings.slot_minutes(),
@@ -117,6 +139,7 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<HoursVi
         },
         None => HoursView {
             source: "settings",
+            days: settings.days().names(),
             open: fmt(settings.open()),
             close: fmt(settings.close()),
             slot_minutes: settings.slot_minutes(),
@@ -131,7 +154,8 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<HoursVi
     request_body = DeskHours,
     responses((status = 200, body = HoursView),
         (status = 400, description = "`bad_json`; `invalid_hours` (not HH:MM, closing before opening, no whole \
-            slot, a category's opening off the desk's slot grid, a category twice); `unknown_category`", body = ErrorBody),
+            slot, a category's opening off the desk's slot grid, a category twice); `invalid_days` (no day, or a \
+            name not `mon` … `sun`); `unknown_category`", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn replace(
     admin: AdminOnly,
@@ -140,6 +164,11 @@ async fn replace(
 ) -> JsonResult<HoursView> {
     let slot = state.settings.appointment_hours.slot_minutes();
     let desk_hours = hours(&desk.open, &desk.close, slot, "the desk's hours")?;
+    // Checked now, stored only when given: hours set without days follow APPOINTMENT_DAYS.
+    let desk_days = match desk.days.as_deref() {
+        Some(given) => Some(days(Some(given), &state.settings.appointment_hours)?),
+        None => None,
+    };
     let known = state.store.categories().await?;
     let mut seen = std::collections::HashSet::new();
     for own in &desk.categories {
@@ -167,6 +196,7 @@ async fn replace(
     let fmt = |t: jiff::civil::Time| t.strftime("%H:%M").to_string();
     desk.open = fmt(desk_hours.open());
     desk.close = fmt(desk_hours.close());
+    desk.days = desk_days.map(|d| d.names().into_iter().map(String::from).collect());
     for own in &mut desk.categories {
         own.open = fmt(time(&own.open, "open")?);
         own.close = fmt(time(&own.close, "close")?);

@@ -225,8 +225,14 @@ test('on a phone the admin\'s sections are one row of tabs that scrolls, not hal
     const nav = await admin.evaluate(() => {
       const links = [...document.querySelectorAll('#nav a')];
       const tops = new Set(links.map((a) => Math.round(a.getBoundingClientRect().top)));
-      return { rows: tops.size, header: document.querySelector('header.app').getBoundingClientRect().height, pageWidth: document.documentElement.scrollWidth };
+      const who = document.getElementById('who');
+      return {
+        rows: tops.size, header: document.querySelector('header.app').getBoundingClientRect().height, pageWidth: document.documentElement.scrollWidth,
+        who: who.textContent, whoCut: who.scrollWidth > who.clientWidth,
+      };
     });
+    // The admin's name is whole on a phone, not "Adminis…".
+    assert.deepEqual([nav.who, nav.whoCut], ['Administrator', false], JSON.stringify(nav));
     assert.equal(nav.rows, 1, `the tabs are one row: ${JSON.stringify(nav)}`);
     assert.ok(nav.header <= 120, `the header is at most two short rows: ${nav.header}px`);
     assert.ok(nav.pageWidth <= 390, `the page does not scroll sideways: ${nav.pageWidth}px`);

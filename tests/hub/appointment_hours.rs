@@ -102,3 +102,129 @@ async fn admins_set_the_hours_and_a_categorys_own_and_go_back_to_the_settings() 
     assert_eq!(starts(&hub, Some("general")).await.len(), 7);
     hub.stop().await;
 }
+
+/// The first date at least two days from today (UTC) that falls on `weekday`, and the
+/// day before it.
+fn next(weekday: jiff::civil::Weekday) -> (String, String) {
+    let mut offset = 2;
+    loop {
+        let day: jiff::civil::Date = day_in(offset).parse().unwrap();
+        if day.weekday() == weekday {
+            return (day.to_string(), day_in(offset - 1));
+        }
+        offset += 1;
+    }
+}
+
+async fn slot_count(hub: &TestHub, date: &str) -> usize {
+    let url = hub.url(&format!("/api/appointments/slots?date={date}"));
+    let day: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    day["slots"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn admins_close_weekdays_and_a_closed_day_has_no_slot_and_takes_no_booking() {
+    let hub = TestHub::start().await;
+    let _agent = hub.agent_account("ann", &["general"], 1).await;
+    let admin = hub.admin().await;
+    let (status, shown) = admin.get("/api/admin/appointment-hours").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        shown["days"],
+        json!(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+        "every day unless set: {shown}"
+    );
+    let (sunday, saturday) = next(jiff::civil::Weekday::Sunday);
+    assert_eq!(slot_count(&hub, &sunday).await, 7);
+
+    for (days, expected) in [
+        (json!([]), "invalid_days"),
+        (json!(["mon", "funday"]), "invalid_days"),
+        (json!(["mon-fri"]), "invalid_days"),
+        (json!("mon-fri"), "bad_json"),
+    ] {
+        let body = json!({"open": "10:00", "close": "17:00", "days": days});
+        let (status, refused) = admin.put("/api/admin/appointment-hours", body.clone()).await;
+        assert_eq!((status, error_code(&refused)), (400, expected), "{body}: {refused}");
+    }
+    let (status, refused) = admin
+        .put(
+            "/api/admin/appointment-hours",
+            json!({"open": "10:00", "close": "17:00", "days": ["mon", "funday"]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"funday\" is not a weekday"),
+        "{refused}"
+    );
+
+    let (status, set) = admin
+        .put(
+            "/api/admin/appointment-hours",
+            json!({"open": "10:00", "close": "17:00", "days": ["Fri", "mon", "tue", "wed", "thu"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(
+        set["days"],
+        json!(["mon", "tue", "wed", "thu", "fri"]),
+        "canonical: {set}"
+    );
+    assert_eq!(admin.get("/api/admin/appointment-hours").await.1["days"], set["days"]);
+    assert_eq!(slot_count(&hub, &sunday).await, 0);
+    assert_eq!(slot_count(&hub, &saturday).await, 0);
+    let (monday, _) = next(jiff::civil::Weekday::Monday);
+    assert_eq!(slot_count(&hub, &monday).await, 7);
+
+    // The month marks no weekend day.
+    let month = &sunday[..7];
+    let days: Value = reqwest::get(hub.url(&format!("/api/appointments/days?month={month}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let free: Vec<&str> = days["free_days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(!free.contains(&sunday.as_str()), "{days}");
+
+    let booking = |start: String| {
+        let url = hub.url("/api/appointments");
+        async move {
+            let body = json!({"start": start, "name": "Carla", "email": "carla@example.com"});
+            let res = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, refused) = booking(format!("{sunday}T10:00:00Z")).await;
+    assert_eq!((status, error_code(&refused)), (422, "not_a_slot"), "{refused}");
+    let (status, made) = booking(format!("{monday}T10:00:00Z")).await;
+    assert_eq!(status, 201, "{made}");
+
+    // Hours set without days keep the settings' days; back to the settings, every day.
+    let (_, set) = admin
+        .put(
+            "/api/admin/appointment-hours",
+            json!({"open": "09:00", "close": "17:00"}),
+        )
+        .await;
+    assert_eq!(set["days"].as_array().unwrap().len(), 7, "{set}");
+    let res = admin
+        .client
+        .delete(hub.url("/api/admin/appointment-hours"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["days"].as_array().unwrap().len(), 7);
+    assert_eq!(slot_count(&hub, &sunday).await, 7);
+    hub.stop().await;
+}

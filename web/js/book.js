@@ -1,5 +1,5 @@
 // The booking page, as Calendly has it: what is booked (length, topic) and a time-zone
-// picker beside a month view that marks the days with free times (GET
+// picker (with a search that filters it as one types) beside a month view that marks the days with free times (GET
 // /api/appointments/days, in the chosen zone) and the chosen day's times (GET
 // /api/appointments/slots). Then the customer's details, and the confirmation with
 // add-to-calendar links and where the confirmation went.
@@ -369,18 +369,86 @@ function zoneOption(zone, now) {
   }
 }
 
-/** The zone picker: every IANA zone the browser knows, the browser's own first. */
+/** The zones the picker offers: each with its label and what a search finds it by (its
+ *  label, so its place, offset and time, and its long names, "Central European Time"). */
+let zones = [];
+
+/** Lower case, without accents, `_` and `/` as spaces, one minus sign. */
+const searchable = (text) => text.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase()
+  .replaceAll('_', ' ').replaceAll('/', ' ').replaceAll('\u2212', '-');
+
+/** The zone's long names in the browser's language and in English, for the search. */
+function longNames(zone, now) {
+  const names = [];
+  for (const locale of [[], 'en']) {
+    for (const timeZoneName of ['long', 'longGeneric']) {
+      try {
+        names.push(new Intl.DateTimeFormat(locale, { timeZone: zone, timeZoneName }).formatToParts(now)
+          .find((p) => p.type === 'timeZoneName')?.value ?? '');
+      } catch { /* an engine without longGeneric */ }
+    }
+  }
+  return names.join(' ');
+}
+
+/** Whether a zone's search text holds a word of the query: an offset ("GMT+1", "UTC-5",
+ *  "+9") only as a whole, so GMT+1 finds no GMT+10; other words anywhere ("york"). */
+function holds(key, word) {
+  const offset = word.match(/^(?:gmt|utc)?([+-]\d.*)$/);
+  if (offset) return key.split(/[\s·]+/).includes(`gmt${offset[1]}`);
+  return key.includes(word);
+}
+
+/** The zone's option; its region is its group. */
+const zoneOptionOf = (z) => el('option', { value: z.zone, selected: z.zone === state.zone }, z.label);
+const regionOf = (zone) => (zone.includes('/') ? zone.split('/')[0] : 'Other');
+
+/** The picker's options: the zones the search finds, grouped by region, the chosen one
+ *  kept first when the search does not find it (so the picker still shows it, and a
+ *  change is always the customer's pick). */
+function renderZones() {
+  const query = $('zone-search').value.trim();
+  const words = searchable(query).split(/\s+/).filter(Boolean);
+  const found = words.length ? zones.filter((z) => words.every((w) => holds(z.key, w))) : zones;
+  const groups = new Map();
+  for (const z of found) groups.set(regionOf(z.zone), [...(groups.get(regionOf(z.zone)) || []), z]);
+  const chosen = zones.find((z) => z.zone === state.zone);
+  const keep = chosen && !found.includes(chosen) ? [el('optgroup', { label: 'Chosen' }, zoneOptionOf(chosen))] : [];
+  $('zone').replaceChildren(...keep, ...[...groups].map(([region, list]) => el('optgroup', { label: region }, list.map(zoneOptionOf))));
+  $('zone').value = state.zone;
+  $('zone-count').textContent = !words.length ? ''
+    : found.length === 0 ? `No time zone matches “${query}”.`
+      : `${found.length === 1 ? '1 time zone matches' : `${found.length} time zones match`}; Enter picks ${found[0].label}.`;
+  return found;
+}
+
+/** The zone picker: every IANA zone the browser knows, the browser's own first when it
+ *  knows it under another name; a search above it filters as one types. */
 function fillZones() {
   const mine = state.zone;
-  const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [mine];
-  const all = zones.includes(mine) ? zones : [mine, ...zones];
-  $('zone').replaceChildren(...all.map((z) => el('option', { value: z, selected: z === mine }, zoneLabel(z))));
-  // Offsets and times once the page is up: 400 zones' formatters take a tenth of a second.
+  const names = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [mine];
+  const all = names.includes(mine) ? names : [mine, ...names];
+  zones = all.map((zone) => ({ zone, label: zoneLabel(zone), key: searchable(zone) }));
+  renderZones();
+  // Offsets, times and long names once the page is up: 400 zones' formatters take a
+  // few tenths of a second.
   const later = window.requestIdleCallback || ((f) => setTimeout(f, 0));
   later(() => {
     const now = new Date();
-    for (const option of $('zone').options) option.textContent = zoneOption(option.value, now);
+    for (const z of zones) {
+      z.label = zoneOption(z.zone, now);
+      z.key = searchable(`${z.label} ${longNames(z.zone, now)}`);
+    }
+    renderZones();
   });
+}
+
+/** The customer picked `zone`: the month again, in it. */
+function pickZone(zone) {
+  if (!zone || zone === state.zone) return;
+  state.zone = zone;
+  $('zone').value = zone;
+  startMonth();
 }
 
 /** Reschedule mode: the appointment being moved. */
@@ -468,9 +536,22 @@ $('topic').addEventListener('change', () => {
   state.day = null;
   loadMonth();
 });
-$('zone').addEventListener('change', () => {
-  state.zone = $('zone').value;
-  startMonth();
+$('zone').addEventListener('change', () => pickZone($('zone').value));
+$('zone-search').addEventListener('input', renderZones);
+$('zone-search').addEventListener('keydown', (event) => {
+  // Enter picks the first zone found; the arrow goes on to the list of those found.
+  if (event.key === 'Enter') {
+    event.preventDefault();
+    const [first] = renderZones();
+    if (first) {
+      pickZone(first.zone);
+      renderZones();
+      $('zone-count').textContent = `Time zone: ${first.label}.`;
+    }
+  } else if (event.key === 'ArrowDown') {
+    event.preventDefault();
+    $('zone').focus();
+  }
 });
 $('book-form').addEventListener('submit', submit);
 $('back').addEventListener('click', () => {
