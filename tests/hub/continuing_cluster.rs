@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::common::*;
 use crate::continuing::{
-    VISITOR, archived_as_ann, assert_reopen_told, assert_snapshot_tells_the_reopen, back_with_her_lines, continuing, first_visit, her_third_line,
-    only_bobs_in_the_archive, own_until, wait_archived,
+    VISITOR, archived_as_ann, assert_reopen_told, assert_snapshot_tells_the_reopen, back_with_her_lines, continuing,
+    first_visit, her_third_line, only_bobs_in_the_archive, own_until, wait_archived,
 };
 
 #[tokio::test]
