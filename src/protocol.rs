@@ -443,6 +443,15 @@ pub struct ChatSnapshot {
     /// opened afresh (another browser) shows the note and names the earlier lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferNote>,
+    /// Agent: the customer continues an earlier conversation, as `chat_started` said
+    /// (`continued`, `reopened`, `queued_at`), so a page opened afresh shows this turn's
+    /// wait and the reopen again. Absent when not (and always for a customer).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub continued: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reopened: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<i64>,
 }
 
 /// An internal note as agents see it.

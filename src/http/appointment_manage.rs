@@ -243,7 +243,7 @@ async fn reschedule(
                 return Ok(Json(Rescheduled {
                     outcome: "rescheduled",
                     appointment: view(&state, &now, &body.token, &base).await?,
-                    mailed: state.settings.smtp_url.is_some(),
+                    mailed: state.rooms.senders.mail.delivers(),
                 }));
             }
             Ok(Rescheduling::Changed(current)) => {

@@ -496,8 +496,8 @@ pub struct Booked {
     pub cancel_token: String,
     /// The same as `links.manage` (the appointment's page), kept for older clients.
     pub cancel_url: String,
-    /// Whether the confirmation goes out by mail: false when the server has no `SMTP_URL`
-    /// (its mail is only logged), so a page does not say one was sent.
+    /// Whether the confirmation goes out by mail: false when this node's mail is only
+    /// logged (no `SMTP_URL`, or one it could not set up), so a page does not say one was sent.
     pub mailed: bool,
 }
 
@@ -640,7 +640,7 @@ async fn book_checked(
                     appointment: view,
                     cancel_url: links.manage.clone(),
                     cancel_token: token,
-                    mailed: state.settings.smtp_url.is_some(),
+                    mailed: state.rooms.senders.mail.delivers(),
                 };
                 return Ok((StatusCode::CREATED, Json(booked)));
             }

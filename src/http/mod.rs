@@ -326,7 +326,8 @@ pub fn api(operations: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::op
     (router, doc)
 }
 
-/// Operations open to anyone that are not tagged `public`: signing in (tag `session`).
+/// Operations that declare no session and are not tagged `public`: signing in (tag
+/// `session`, whitelisted like any staff operation).
 const OPEN_UNTAGGED: &[(&str, &str)] = &[("post", "/api/login")];
 
 /// Who may call an operation, said once for the whole API: a staff session (a bearer token

@@ -176,6 +176,19 @@ struct ChatLog {
     /// where the earlier agent's lines end is the chat's log as read on adopting it (its
     /// agent cannot have written before), set when that read lands (`chat_lines`).
     earlier_through_the_read: bool,
+    /// What its agent's `chat_started` said of a conversation continued: their snapshots
+    /// say it again.
+    continued: ContinuedTold,
+}
+
+/// A continued conversation as its agent is told it (`chat_started`'s `continued`,
+/// `reopened` and `queued_at`); all unset for any other chat.
+#[derive(Debug, Clone, Copy, Default)]
+struct ContinuedTold {
+    continued: bool,
+    reopened: bool,
+    /// When the customer joined the line this time.
+    queued_at: Option<i64>,
 }
 
 impl ChatLog {
@@ -1338,6 +1351,9 @@ impl HubState {
                 Party::Customer => None,
                 _ => log.handed_over.clone(),
             },
+            continued: for_side != Party::Customer && log.continued.continued,
+            reopened: for_side != Party::Customer && log.continued.reopened,
+            queued_at: log.continued.queued_at.filter(|_| for_side != Party::Customer),
         })
     }
 

@@ -21,6 +21,10 @@ impl Sender for LogOnly {
         self.channel
     }
 
+    fn delivers(&self) -> bool {
+        false
+    }
+
     async fn send(&self, message: &Outgoing) -> Result<(), SendError> {
         tracing::info!(
             channel = self.channel,

@@ -151,6 +151,11 @@ pub trait Sender: Send + Sync + 'static {
     fn channel(&self) -> &'static str;
     /// Delivers `message` (hands it to the relay or gateway), or says why not.
     async fn send(&self, message: &Outgoing) -> Result<(), SendError>;
+    /// Whether what it sends reaches the person: false for one that only logs (no relay
+    /// configured, or one that could not be set up).
+    fn delivers(&self) -> bool {
+        true
+    }
 }
 
 /// The configured sender of each channel.

@@ -255,6 +255,41 @@ test('a customer back while nobody is online reads their conversation and writes
   await shot(morning, 'continuing-waiting-agent');
 }));
 
+/** The panel's transcript, top to bottom: each line's text (with its meta), each notice as `[its testid]`. */
+async function transcriptOrder(panel) {
+  return panel.getByTestId('transcript').locator(':scope > li').evaluateAll((items) => items.map((li) => (
+    li.classList.contains('notice') ? `[${li.dataset.testid}]` : li.textContent)));
+}
+
+test('after a reopen the agent reloads: the reopen mark stays where this turn begins, with the earlier turns and this turn\'s wait', () => withShots('continuing-reopen-reload', async (pages) => {
+  const name = 'Ida reopen';
+  const { agent, later } = await backWhileNobodyOnline(pages, { username: 'vera-reopen-reload', name, size: { width: 390, height: 844 } });
+  // Written while she waits: this turn's, so after the reopen mark.
+  await says(later, later, 'Order 3310 is still missing');
+  const morning = await newPage(browser, { width: 1366, height: 768 });
+  pages.push(morning);
+  await signsInAgain(morning, agent);
+  const expected = ['My parcel never came', 'I will look into it', '[chat-reopened]', 'Order 3310 is still missing'];
+  for (const [moment, page] of [['as it opens', morning], ['after a reload', null]]) {
+    if (!page) await morning.reload();
+    const panel = panelOf(morning, name);
+    await panel.getByTestId('message').filter({ hasText: 'Order 3310 is still missing' }).waitFor();
+    await panel.getByTestId('chat-reopened').filter({ hasText: `Conversation reopened: ${name} came back to it.` }).waitFor();
+    await panel.getByTestId('message').filter({ hasText: 'My parcel never came' }).waitFor();
+    const order = (await transcriptOrder(panel)).map((t) => expected.find((e) => t.includes(e))).filter(Boolean);
+    assert.deepEqual(order, expected, moment);
+    const details = panel.getByTestId('customer-details');
+    await details.getByTestId('earlier-turns').filter({ hasText: 'Earlier in this conversation, before it was reopened' }).waitFor();
+    assert.equal(await details.locator('dt', { hasText: 'Waited' }).textContent(), 'Waited this time', moment);
+    // The earlier turns end where she joined the line again: her line while waiting is this turn's.
+    const turns = details.getByTestId('earlier-turns');
+    await turns.locator('summary').click();
+    await turns.getByTestId('earlier-transcript').filter({ hasText: 'I will look into it' }).waitFor();
+    assert.equal(await turns.getByTestId('earlier-transcript').filter({ hasText: 'Order 3310' }).count(), 0, moment);
+  }
+  await shot(morning, 'continuing-reopen-reload-agent');
+}));
+
 for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { width: 1280, height: 800 }]]) {
   test(`a customer waiting in their conversation reloads with nothing kept: the lines come back, named by their agent; no draft hint while waiting (${label})`, () => withShots(`continuing-waiting-reload-${label}`, async (pages) => {
     const name = `Uma waiting ${label}`;

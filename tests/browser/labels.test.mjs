@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrowser, startForFile, expectClean, agentChattingWith, conversationRow, backToTheList, panelOf } from './helpers.mjs';
 
 let hub, browser;
-startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+// A short grace period: a customer who closed the page is gone after 2 s, not 30.
+startForFile(() => hubAndBrowser({ RESUME_GRACE_SECS: '2' }), (started) => ({ hub, browser } = started));
 
 /** The labels the agent tests use, made through the API when the admin test did not run first. */
 async function ensureLabels() {
@@ -93,3 +94,23 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     assert.equal(await agentPage.evaluate(() => document.activeElement?.closest('[data-customer]')?.dataset.customer), name);
   }));
 }
+
+test('a label put on from the header of a chat whose customer left shows at once, whatever the list shows', () => withShots('labels-customer-left', async (pages) => {
+  await ensureLabels();
+  const lara = { username: 'lara-left', display_name: 'Lara', categories: ['general'] };
+  const name = 'Pia left';
+  const { agentPage, customer } = await agentChattingWith(browser, hub, pages, { width: 1366, height: 768 }, lara, name, 'I was charged twice');
+  const panel = panelOf(agentPage, name);
+  // She closes the page and is gone: the panel stays, its header still sets the labels.
+  await customer.close();
+  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  // The list shows a view without her conversation (and no chat is live).
+  await agentPage.getByTestId('conversation-view-unassigned').click();
+  const header = panel.getByTestId('chat-conversation-controls');
+  const add = header.getByTestId('chat-conversation-label-add');
+  await add.selectOption({ label: 'Billing' });
+  await header.locator('[data-testid="chat-conversation-label"][data-label="billing"]').waitFor();
+  assert.equal(await add.locator('option', { hasText: 'Billing' }).count(), 0, '"+ Label" no longer offers it');
+  await header.getByRole('button', { name: `Remove label Billing from ${name}` }).click();
+  await header.locator('[data-testid="chat-conversation-label"][data-label="billing"]').waitFor({ state: 'detached' });
+}));

@@ -1,6 +1,6 @@
 // "Join the video call" on the appointment's page: whether it is too early is the server's
 // clock's word (the room status's `now`), not the customer's, which may be off by minutes
-// or days; a network failure asking to join says so and leaves Join to press again.
+// or days, ahead or behind; a network failure asking to join says so and leaves Join to press again.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +23,15 @@ async function appointment() {
   return booked;
 }
 
+/** The room status `page` reads says, by the server's clock, that the call may start now. */
+async function serverSaysJoinable(page) {
+  await page.route('**/api/appointments/room?*', async (route) => {
+    const response = await route.fetch();
+    const room = await response.json();
+    await route.fulfill({ response, json: { ...room, now: room.joinable_from + 1000 } });
+  });
+}
+
 test("a customer's clock days ahead does not let them wait days early: the server's clock decides", () => withShots('manage-join-clock', async (pages) => {
   const { start, page: link } = await appointment();
   const page = await newPage(browser, { width: 390, height: 844 });
@@ -39,16 +48,30 @@ test("a customer's clock days ahead does not let them wait days early: the serve
   assert.equal(await page.getByTestId('join-appointment').isEnabled(), true);
 }));
 
+test("a customer's clock days behind does not send them away when the call may start: the server's clock decides", () => withShots('manage-join-clock-behind', async (pages) => {
+  const { start, page: link } = await appointment();
+  const page = await newPage(browser, { width: 390, height: 844 });
+  pages.push(page);
+  // The customer's clock says a week before the start; the server's, that the call may start.
+  await page.clock.setFixedTime(new Date(Date.parse(start) - 7 * 86400000));
+  await serverSaysJoinable(page);
+  const asks = [];
+  page.on('request', (r) => { if (r.url().endsWith('/api/appointments/join')) asks.push(r.url()); });
+  await page.goto(`${hub.url}${link}`);
+  await page.getByTestId('appointment').waitFor();
+  await page.getByTestId('join-appointment').click();
+  // Asked to join (the hub's own clock says not yet: the waiting room), not told to come back.
+  await page.getByTestId('waiting-text').filter({ hasText: 'you will be let in' }).waitFor();
+  assert.ok(asks.length >= 1, 'the page asked to join');
+  assert.equal(await page.getByTestId('waiting-text').filter({ hasText: 'Come back from' }).count(), 0);
+}));
+
 test('a network failure asking to join says so and leaves Join to press again', () => withShots('manage-join-offline', async (pages) => {
   const { page: link } = await appointment();
   const page = await newPage(browser, { width: 1280, height: 800 });
   pages.push(page);
   // The call may start now (by the server's clock), and the network drops the ask.
-  await page.route('**/api/appointments/room?*', async (route) => {
-    const response = await route.fetch();
-    const room = await response.json();
-    await route.fulfill({ response, json: { ...room, now: room.joinable_from + 1000 } });
-  });
+  await serverSaysJoinable(page);
   await page.route('**/api/appointments/join', (route) => route.abort('internetdisconnected'));
   await page.goto(`${hub.url}${link}`);
   await page.getByTestId('appointment').waitFor();

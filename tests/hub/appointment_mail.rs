@@ -252,6 +252,22 @@ async fn a_booking_mail_with_umlauts_is_utf8_mime_from_the_desks_domain() {
     hub.stop().await;
 }
 
+/// `SMTP_URL` set but unusable (the mailer could not be built): mail is only logged, and a
+/// booking's answer says it is not mailed.
+#[tokio::test]
+async fn a_booking_on_a_desk_whose_smtp_could_not_be_set_up_is_not_said_mailed() {
+    let hub = TestHub::with(|s| {
+        mail_settings(free_port())(s);
+        s.smtp_url = Some("no-such-scheme://relay.example".into());
+    })
+    .await;
+    hub.agent_account("ann", &[], 1).await;
+    let day = get_json(&hub, &format!("/api/appointments/slots?date={}", day_in(3))).await;
+    let start = day["slots"][0]["start"].as_str().unwrap().to_string();
+    let booked = booked_by_carla_from(&hub, &start, "Europe/Berlin").await;
+    assert_eq!(booked["mailed"], false, "{booked}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reschedule_is_mailed_once_as_the_same_event_with_a_higher_sequence() {
     let (smtp, hub) = berlin_desk().await;
@@ -281,11 +297,15 @@ async fn a_reschedule_is_mailed_once_as_the_same_event_with_a_higher_sequence() 
                 .await
         }
     );
-    let statuses = [moved.unwrap().status().as_u16(), again.unwrap().status().as_u16()];
+    let (moved, again) = (moved.unwrap(), again.unwrap());
+    let statuses = [moved.status().as_u16(), again.status().as_u16()];
     assert!(
         statuses.contains(&200) && statuses.iter().filter(|s| **s == 200).count() == 1,
         "{statuses:?}"
     );
+    // The move's answer says the new time goes out by mail, as the booking's did.
+    let answer: Value = if statuses[0] == 200 { moved } else { again }.json().await.unwrap();
+    assert_eq!(answer["mailed"], true, "{answer}");
 
     let mails = smtp.wait_for(2).await;
     let rescheduled = parse(&mails[1]);

@@ -132,6 +132,34 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
     );
 }
 
+/// A second tab (or a reload) of the agent's console: its welcome's snapshot of a reopened
+/// conversation says so as `chat_started` did (`continued`, `reopened`, this turn's
+/// `queued_at`), so the page shows this turn's wait and the reopen again.
+#[tokio::test]
+async fn a_reload_after_a_reopen_gets_the_reopen_and_this_turns_wait_in_its_welcome() {
+    let hub = TestHub::start().await;
+    let (mut ann, token) = hub.agent_with_token("ann", &["general"], 2).await;
+    let chat = first_visit(&hub, &mut ann).await;
+    own_until(&hub, VISITOR, "resolved").await;
+    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
+    let to_ann = back_with_her_lines(&mut carla, &mut ann, &chat).await;
+    assert_reopen_told(&to_ann);
+
+    let (_again, welcome) = Ws::with_bearer(&hub, "/ws/agent", &token, "agent_welcome").await;
+    assert_snapshot_tells_the_reopen(&welcome, &to_ann);
+}
+
+/// `welcome`'s one chat is the reopened conversation `started` opened, told as it told it.
+pub(crate) fn assert_snapshot_tells_the_reopen(welcome: &Value, started: &Value) {
+    let snap = &welcome["chats"][0];
+    assert_eq!(snap["chat_id"], started["chat_id"], "{welcome}");
+    assert_eq!(
+        (&snap["continued"], &snap["reopened"], &snap["queued_at"]),
+        (&json!(true), &json!(true), &started["queued_at"]),
+        "the snapshot keeps what chat_started said: {welcome}"
+    );
+}
+
 /// An agent's `chat_started` of a resolved conversation its customer came back to: marked
 /// `reopened`, with this turn's `queued_at` (at or before its `started_at`).
 pub(crate) fn assert_reopen_told(started: &Value) {

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::common::*;
 use crate::continuing::{
-    VISITOR, archived_as_ann, assert_reopen_told, back_with_her_lines, continuing, first_visit, her_third_line,
-    only_bobs_in_the_archive, own_until, wait_archived,
+    VISITOR, archived_as_ann, assert_reopen_told, assert_snapshot_tells_the_reopen, back_with_her_lines, continuing,
+    first_visit, her_third_line, only_bobs_in_the_archive, own_until, wait_archived,
 };
 
 #[tokio::test]
@@ -48,6 +48,38 @@ async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a
     third.next_of("welcome").await;
     let started = third.next_of("chat_started").await;
     assert_eq!(started["chat_id"].as_str(), Some(chat.as_str()), "{started}");
+    for node in [alpha, beta, gamma] {
+        node.stop().await;
+    }
+}
+
+/// Ann's console reloaded after a reopen, on her node, on a node that kept no log of the
+/// chat and on her customer's node: each welcome's snapshot tells the reopen and this
+/// turn's wait, the same wait.
+#[tokio::test]
+async fn across_nodes_a_reload_after_a_reopen_gets_the_reopen_and_this_turns_wait() {
+    let cluster = Cluster::start("continuing-reload").await;
+    let (alpha, beta, gamma) = cluster.three_nodes(|_| {}).await;
+    let (mut ann, token) = gamma.agent_with_token("ann", &["general"], 2).await;
+    let chat = first_visit(&alpha, &mut ann).await;
+    own_until(&beta, VISITOR, "resolved").await;
+    let mut carla = continuing(&beta, Some(VISITOR), &chat).await;
+    let to_ann = back_with_her_lines(&mut carla, &mut ann, &chat).await;
+    assert_reopen_told(&to_ann);
+
+    let (second, welcome) = Ws::with_bearer(&gamma, "/ws/agent", &token, "agent_welcome").await;
+    assert_snapshot_tells_the_reopen(&welcome, &to_ann);
+    drop((ann, second));
+    assert_eq!(carla.next_of("peer_away").await["chat_id"], chat.as_str());
+    let (on_alpha, welcome) = Ws::with_bearer(&alpha, "/ws/agent", &token, "agent_welcome").await;
+    assert_snapshot_tells_the_reopen(&welcome, &to_ann);
+    // On Carla's node too, whose own log of the chat timed her wait: by the events
+    // stream's clock, as the other nodes did, not by its own.
+    assert_eq!(carla.next_of("peer_back").await["chat_id"], chat.as_str());
+    drop(on_alpha);
+    assert_eq!(carla.next_of("peer_away").await["chat_id"], chat.as_str());
+    let (_on_beta, welcome) = Ws::with_bearer(&beta, "/ws/agent", &token, "agent_welcome").await;
+    assert_snapshot_tells_the_reopen(&welcome, &to_ann);
     for node in [alpha, beta, gamma] {
         node.stop().await;
     }

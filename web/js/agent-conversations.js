@@ -123,6 +123,12 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     const res = await api(method, `/api/conversations/${encodeURIComponent(c.id)}/labels/${encodeURIComponent(label.id)}`);
     if (!res.ok) { error.textContent = res.error.message; refocusOn(refocus?.()); return; }
     announce(method === 'PUT' ? `Label ${label.name} added` : `Label ${label.name} removed`);
+    // The answer is its labels now: a panel's header is drawn from them even when no list
+    // read holds the conversation (its customer away or gone, and the list shows another view).
+    if (res.data?.labels) {
+      known.set(c.id, { ...(known.get(c.id) || c), labels: res.data.labels });
+      drawHeader(c.id);
+    }
     await load();
     refocusOn(refocus?.());
   }
@@ -520,7 +526,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       load();
       return false;
     }
-    // A chat started or ended changes the list as well (its "Chatting now" too).
+    // A chat started or ended changes the list as well (a live chat's row leaves or comes back).
     if (f.type === 'chat_started' || f.type === 'chat_ended') setTimeout(load, 300);
     // A new line is its conversation's last line: the list follows within a second, one
     // reload for a burst of lines (not the periodic refresh's ten).

@@ -88,7 +88,7 @@ export function createCustomerPanel() {
     return el('li', {}, details);
   }
 
-  /** The conversation `chat` continues, as it was before this chat: its earlier turns. */
+  /** The conversation `chat` continues, as it was before this turn (the customer's joining the line again): its earlier turns. */
   function earlierTurns(chat, p) {
     const body = el('div', { class: 'earlier-body' });
     const details = el('details', { class: 'earlier', dataset: { testid: 'earlier-turns', conversationId: chat.id } },
@@ -99,7 +99,7 @@ export function createCustomerPanel() {
       body);
     let loaded = false;
     details.addEventListener('toggle', async () => {
-      if (details.open && !loaded) loaded = await fillEarlier(chat.id, { id: chat.id }, body, chat.startedAt);
+      if (details.open && !loaded) loaded = await fillEarlier(chat.id, { id: chat.id }, body, chat.queuedAt || chat.startedAt);
     });
     return el('li', {}, details);
   }

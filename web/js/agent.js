@@ -606,10 +606,12 @@ function openPanel(snapshot, fresh, { accepted = false, archived = false } = {})
     noteMessage(chat, m, author);
   }
   setPeer(chat, snapshot.peer_connected !== false);
-  // Back to a resolved conversation: said where its old lines end, as Chatwoot's "Conversation was reopened".
-  if (fresh && snapshot.reopened) {
+  // Back to a resolved conversation: said where its old lines end, as Chatwoot's "Conversation
+  // was reopened" (a reload's snapshot says it too, its lines running past the reopen).
+  if (snapshot.reopened) {
     view.addNotice(`Conversation reopened: ${snapshot.peer_name} came back to it.`, 'chat-reopened');
-    announce(`${snapshot.peer_name} reopened their conversation`);
+    // A new chat says it in its own announcement (below); a hand-over says it here.
+    if (fresh && snapshot.transfer) announce(`${snapshot.peer_name} reopened their conversation`);
   }
   if (fresh && snapshot.transfer) {
     const via = snapshot.transfer.category ? ` through the ${categoryName(snapshot.transfer.category)} queue` : '';
@@ -621,11 +623,12 @@ function openPanel(snapshot, fresh, { accepted = false, archived = false } = {})
     // Tell without taking focus from whatever the agent is typing in (an accepted offer
     // needs no alert: the agent just asked for it).
     if (!accepted) {
-      alertAgent(chat, `${snapshot.reopened ? 'Reopened' : 'New chat'}: ${snapshot.peer_name}`,
-        `${snapshot.peer_name} (${category}) ${snapshot.reopened ? 'came back to a resolved conversation and' : ''} is waiting for you.`.replace('  ', ' '));
+      const waiting = snapshot.reopened ? 'came back to a resolved conversation and is waiting for you' : 'is waiting for you';
+      alertAgent(chat, `${snapshot.reopened ? 'Reopened' : 'New chat'}: ${snapshot.peer_name}`, `${snapshot.peer_name} (${category}) ${waiting}.`);
     }
-    announce(`New chat with ${snapshot.peer_name} (${category})`);
+    announce(snapshot.reopened ? `${snapshot.peer_name} reopened their conversation (${category})` : `New chat with ${snapshot.peer_name} (${category})`);
   }
+  placeOpeningMarks(chat);
   if (accepted) {
     // The agent pressed Accept: the chat is theirs to write in now.
     openChat(id, { focus: 'composer' });
@@ -686,10 +689,23 @@ async function loadEarlierLines(chat, id) {
     // Older than anything the panel shows: its list item keeps the latest line.
     chat.view.addMessage(line, line.from === 'agent', { author });
   }
-  // The chat's opening notices ("Conversation reopened", "… joined") go where the earlier lines end.
-  const last = Math.max(0, ...(res.data.messages || []).map((m) => m.seq));
+  placeOpeningMarks(chat);
+}
+
+/**
+ * A continued chat's opening notices ("Conversation reopened", "… joined") go where this
+ * turn begins: before its first line written since the customer joined the line again
+ * (`queued_at`: the lines they wrote while waiting are this turn's), else after every line.
+ */
+function placeOpeningMarks(chat) {
+  if (!chat.continued) return;
   const marks = chat.view.transcript.querySelectorAll('[data-testid="chat-reopened"], [data-testid="chat-started"]');
-  if (last && marks.length) chat.view.bySeq.get(last)?.after(...marks);
+  const lines = [...chat.view.transcript.querySelectorAll('li[data-seq]')];
+  if (!marks.length || !lines.length) return;
+  const lineAt = (li) => Date.parse(li.querySelector('time')?.getAttribute('datetime') || '');
+  const first = chat.queuedAt ? lines.find((li) => lineAt(li) >= chat.queuedAt) : null;
+  if (first) first.before(...marks);
+  else lines[lines.length - 1].after(...marks);
 }
 
 function setPeer(chat, connected) {
@@ -773,7 +789,12 @@ function handle(f) {
           }
           setPeer(c, snap.peer_connected);
         }
-        else openPanel(snap, false);
+        else {
+          const opened = openPanel(snap, false);
+          // A conversation continued on another node: the snapshot holds this turn's lines
+          // only; the earlier ones are the archive's, as on `chat_started`.
+          if (snap.continued) loadEarlierLines(opened, snap.chat_id);
+        }
       }
       if (welcomed) pageNotice('');
       welcomed = true;

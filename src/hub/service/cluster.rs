@@ -141,6 +141,7 @@ struct PendingJoin {
     video: bool,
     first_message: Option<String>,
     profile: CustomerProfile,
+    /// When the join was sent; once it is in the events stream, the stream's time of it.
     queued_at: i64,
     /// The join's request id (`RoutingOp::Join`): a refusal names it.
     request: String,
@@ -717,6 +718,15 @@ impl HubState {
         // Not a conversation the customer continues (a chat handed on through a line is
         // not told apart here: its creation, told again, is kept once by its id).
         let created_by_it = cluster.remote_conversation(customer).is_none();
+        // A conversation continued: told again as its pairing told it (`decisions`).
+        let continued = cluster
+            .remote_conversation(customer)
+            .map(|c| super::ContinuedTold {
+                continued: true,
+                reopened: c.reopened,
+                queued_at: cluster.remote_queued_at(customer),
+            })
+            .unwrap_or_default();
         let (wire_id, live) = self.remote_line(chat, customer);
         self.insert_chat(
             chat,
@@ -735,6 +745,7 @@ impl HubState {
                 created_by_it,
                 handed_over: None,
                 earlier_through_the_read: false,
+                continued,
             },
         );
         self.read_status_of(chat, wire_id.clone());
@@ -977,7 +988,10 @@ impl HubState {
                     })
                     .and_then(|conn| cluster.pending_joins.remove(&conn).map(|join| (conn, join)));
                 match ours {
-                    Some((conn, join)) => {
+                    Some((conn, mut join)) => {
+                        // Their wait runs from the join's time in the events stream, as
+                        // on every other node (and as the pairing's `started_at`): one clock.
+                        join.queued_at = at;
                         let settled = continues.map(|c| c.last_seq);
                         return self.bind_join(conn, customer, join, settled, out);
                     }

@@ -618,6 +618,16 @@ impl HubState {
             }
             t
         });
+        let told = super::ContinuedTold {
+            continued: continues.is_some() || remote_conversation,
+            reopened: continues
+                .as_ref()
+                .map_or_else(|| remote_reopens == Some(true), |c| c.reopened),
+            // How long they waited this time (the archive's opening is the first turn's).
+            queued_at: (continues.is_some() || remote_conversation)
+                .then_some(info.queued_at)
+                .filter(|at| *at > 0),
+        };
         let to_agent = ServerFrame::ChatStarted {
             chat_id: wire_id.clone(),
             category: category.0.to_string(),
@@ -637,14 +647,9 @@ impl HubState {
                 None => continued.as_ref().map(|_| vec![]),
             },
             transfer,
-            continued: continues.is_some() || remote_conversation,
-            reopened: continues
-                .as_ref()
-                .map_or_else(|| remote_reopens == Some(true), |c| c.reopened),
-            // How long they waited this time (the archive's opening is the first turn's).
-            queued_at: (continues.is_some() || remote_conversation)
-                .then_some(info.queued_at)
-                .filter(|at| *at > 0),
+            continued: told.continued,
+            reopened: told.reopened,
+            queued_at: told.queued_at,
         };
         let rated_before = continues.as_ref().is_some_and(|c| c.rated);
         // Taken from a line on a node that kept no log of the chat (the one that kept it
@@ -672,6 +677,7 @@ impl HubState {
                 created_by_it: continues.is_none() && !remote_conversation && continued.is_none(),
                 handed_over,
                 earlier_through_the_read,
+                continued: told,
             },
         );
         self.chat_by_wire.insert(wire_id, chat);

@@ -660,6 +660,8 @@ impl HubState {
                 created_by_it: false,
                 handed_over: None,
                 earlier_through_the_read: false,
+                // Handed on, it is told as a transfer (`chat_started` says no more).
+                continued: super::ContinuedTold::default(),
             },
         );
     }
