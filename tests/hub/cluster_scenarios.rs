@@ -944,9 +944,19 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
         &faults[..faults.len().min(10)],
         cluster.logs()
     );
+    // Whose chats they are, as for the faults above: their stories and the nodes' logs.
+    let unclosed_stories: String = unclosed_required
+        .iter()
+        .filter_map(|chat| customer_of(chat))
+        .collect::<BTreeSet<_>>()
+        .iter()
+        .take(4)
+        .map(|who| ctx.story(who))
+        .collect();
     assert!(
         unclosed_required.is_empty(),
-        "chats of customers who finished, never archived as closed: {unclosed_required:?}"
+        "chats of customers who finished, never archived as closed: {unclosed_required:?}\n{unclosed_stories}\n{}",
+        cluster.logs()
     );
     let errors: Vec<(&str, &Value)> = customers
         .iter()

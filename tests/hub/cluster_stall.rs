@@ -1009,3 +1009,83 @@ async fn a_leave_that_crosses_the_end_of_the_chat_gets_the_end_not_an_error() {
     assert_eq!(next["ended_by"], "agent", "{next}");
     drop(alone);
 }
+
+/// A customer and their agent on the same node: the customer's `leave` applies in Redis,
+/// and the node is stopped before it replays the end (its follower hands events over 6 s
+/// late, `SWITCHBOARD_TEST_FOLLOWER_LAG`), reaped, and woken fenced: it lets go of both
+/// sides before it replays the end, and no other node logs the chat (the reaper inherits
+/// running chats only). The customer, closed 1012, finished: their `leave` took, and a
+/// `resume` elsewhere is `resume_expired`. Their conversation must still be archived as
+/// closed (found by scenario 4, seed 5: a finished customer's chat never archived as
+/// closed).
+#[tokio::test]
+async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archived_closed() {
+    let tag = "stall-left-both-sides";
+    let lag = format!("{}:6000", node_name(STALLED_NODE));
+    let stage = stage_with(
+        tag,
+        GRACE_SECS,
+        LEASE_MS,
+        &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
+    )
+    .await;
+    let mut cluster = stage.cluster;
+    let token = cluster.agent_token(&stage.admin, "bea", &["general"], 1).await;
+    let auth = format!("Bearer {token}");
+    let mut bea = Ws::connect(&cluster.ws_url(STALLED_NODE, "/ws/agent"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    bea.next_matching_within(WAIT, |f| f["type"] == "agent_welcome").await;
+    bea.send(json!({"type": "set_available", "available": true})).await;
+    bea.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    let mut carla = joining(&cluster, STALLED_NODE, "Carla").await;
+    let welcome = carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
+    let resume_token = welcome["resume_token"].as_str().unwrap().to_string();
+    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    next_about(&mut bea, "chat_started", &chat).await;
+    let before = cluster.incarnation(STALLED_NODE).await.expect("registered");
+
+    carla.send(json!({"type": "leave"})).await;
+    // The leave reaches Redis at once (the router is not held back); its event waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.signal(STALLED_NODE, libc::SIGSTOP);
+    cluster.wait_for_the_reap(STALLED_NODE).await;
+    cluster.signal(STALLED_NODE, libc::SIGCONT);
+    let deadline = Instant::now() + WAIT;
+    while cluster
+        .incarnation(STALLED_NODE)
+        .await
+        .is_none_or(|after| after <= before)
+    {
+        assert!(Instant::now() < deadline, "the woken node never registered again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The leave took: the visit is over on every node.
+    let mut back = Ws::connect(&cluster.ws_url(AGENTS_NODE, "/ws/customer"), &[])
+        .await
+        .unwrap();
+    back.send(json!({"type": "resume", "token": resume_token, "last_seq": 0}))
+        .await;
+    let answer = back
+        .next_matching_within(WAIT, |f| f["type"] == "resumed" || f["type"] == "error")
+        .await;
+    assert_eq!(answer["code"], "resume_expired", "{answer}");
+
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, record) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
+        if status == 200 && !record["ended_at"].is_null() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "conversation {chat} never archived as closed: GET answered {status}: {record}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(stage.agent);
+}

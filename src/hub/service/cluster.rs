@@ -93,6 +93,14 @@ pub(crate) struct ClusterState {
     /// closing (`chat::ClosingArchive`). Kept through a fence: the chats ended, and nobody
     /// else writes their closing.
     closing: HashMap<ChatId, chat::ClosingArchive>,
+    /// The chats this node archived when it was fenced and let go of its people: wire id
+    /// and the last seq it recorded. Their end may already be in the events stream, not yet
+    /// applied here (its follower lagging, or the node stopped between), and then no other
+    /// node writes their closing: the reaper inherits running chats only, and when both
+    /// sides were here no node logs the chat for the other side. This node writes it when
+    /// its replica applies the end (`chat::close_let_go`). Forgotten when a node takes
+    /// the chat back here, or the routing no longer runs it.
+    pub(super) let_go: HashMap<ChatId, (String, u64)>,
     /// When each running chat was paired: the time of the events stream entry that paired
     /// it (Redis's clock), the same on every node, for the archive's opening by whichever
     /// node archives the chat and for `started_at`. Forgotten when the chat ends.
@@ -202,6 +210,7 @@ impl ClusterState {
             reading_conversation: HashMap::new(),
             awaiting_resumed: HashMap::new(),
             closing: HashMap::new(),
+            let_go: HashMap::new(),
             paired_at: HashMap::new(),
             last_event: "0-0".to_string(),
             through_loss: false,
@@ -383,6 +392,7 @@ impl ClusterState {
     /// Keeps the pairing times of the chats `routing` still runs only.
     pub(super) fn forget_pairings_not_in(&mut self, routing: &crate::core::routing::Routing) {
         self.paired_at.retain(|chat, _| routing.chat_sides(*chat).is_some());
+        self.let_go.retain(|chat, _| routing.chat_sides(*chat).is_some());
     }
 
     /// A chat's log is closed here: nothing more is held or read for it.

@@ -703,7 +703,13 @@ impl HubState {
         side: Side,
         end: EndReason,
     ) {
-        let Some(log) = self.remove_chat(chat) else { return };
+        let Some(log) = self.remove_chat(chat) else {
+            // Not held here: perhaps one this node let go of when fenced, which ended.
+            if self.cluster.is_some() {
+                self.close_let_go(chat, side, end);
+            }
+            return;
+        };
         self.chat_by_wire.remove(log.wire_id());
         if let Some(cluster) = &mut self.cluster {
             cluster.chat_closed(chat);

@@ -17,7 +17,7 @@ use crate::hub::cluster::link::{QueuedMessage, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use crate::hub::transcript::{Author, Stamped, Transcript, stamped};
 use crate::protocol::ServerFrame;
-use crate::store::{ArchiveEvent, ConversationClosed};
+use crate::store::{ArchiveEvent, ConversationClosed, EndReason, Side};
 
 /// An ended chat this node archives, waiting for the last read of its log before its closing.
 pub(in crate::hub::service) struct ClosingArchive {
@@ -25,6 +25,9 @@ pub(in crate::hub::service) struct ClosingArchive {
     /// Only the seq recorded so far: stamps the archive events of the lines read.
     transcript: Transcript,
     closed: ConversationClosed,
+    /// A chat this node let go of when fenced: its archive's room for the closing was
+    /// given back, so the closing is written past it (`push_inherited_closing`).
+    let_go: bool,
 }
 
 impl HubState {
@@ -74,10 +77,31 @@ impl HubState {
         last_seq: u64,
         closed: ConversationClosed,
     ) {
+        self.cluster_mut().let_go.remove(&chat);
+        self.closing_archive(chat, last_seq, closed, false);
+    }
+
+    /// A chat this node let go of when fenced (`ClusterState::let_go`) ended: its closing
+    /// is written here, after the last read of its log, as for a chat it still held.
+    pub(in crate::hub::service) fn close_let_go(&mut self, chat: ChatId, ended_by: Side, reason: EndReason) {
+        let Some((id, last_seq)) = self.cluster.as_mut().and_then(|c| c.let_go.remove(&chat)) else {
+            return;
+        };
+        let closed = ConversationClosed {
+            id,
+            ended_at: now_ms(),
+            ended_by,
+            reason,
+        };
+        self.closing_archive(chat, last_seq, closed, true);
+    }
+
+    fn closing_archive(&mut self, chat: ChatId, last_seq: u64, closed: ConversationClosed, let_go: bool) {
         let entry = ClosingArchive {
             wire_id: closed.id.clone(),
             transcript: Transcript::from_parts(last_seq, vec![], 1),
             closed,
+            let_go,
         };
         if self.call(RouterCall::ClosingRead { chat, after: last_seq }) {
             self.cluster_mut().closing.insert(chat, entry);
@@ -86,7 +110,7 @@ impl HubState {
                 chat = chat.0,
                 "the router's queue is full: an ended chat is archived as recorded"
             );
-            self.archive.push_closing(ArchiveEvent::Closed(entry.closed));
+            self.push_closing_of(entry);
         }
     }
 
@@ -114,14 +138,22 @@ impl HubState {
             let archived = archived.or_else(|| Some(self.archive.last_handed()));
             self.acknowledge_own_line_of_ended_chat(&entry.wire_id, &line, archived);
         }
-        self.archive.push_closing(ArchiveEvent::Closed(entry.closed));
+        self.push_closing_of(entry);
+    }
+
+    fn push_closing_of(&self, entry: ClosingArchive) {
+        if entry.let_go {
+            self.archive.push_inherited_closing(ArchiveEvent::Closed(entry.closed));
+        } else {
+            self.archive.push_closing(ArchiveEvent::Closed(entry.closed));
+        }
     }
 
     /// Shutting down: the closings still waiting for their last read are written as recorded.
     pub(in crate::hub::service) fn flush_closings(&mut self) {
         let pending: Vec<ClosingArchive> = self.cluster_mut().closing.drain().map(|(_, entry)| entry).collect();
         for entry in pending {
-            self.archive.push_closing(ArchiveEvent::Closed(entry.closed));
+            self.push_closing_of(entry);
         }
     }
 

@@ -4,7 +4,7 @@
 //! reloaded from a snapshot or a restore.
 
 use super::super::HubState;
-use crate::core::routing::{AgentId, CategoryId, CustomerId, Party};
+use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party};
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient};
 use crate::hub::{ConnRole, RefusedCall};
@@ -244,6 +244,15 @@ impl HubState {
         self.customers.clear();
         self.tokens.clear();
         self.agents.clear();
+        // A chat that ended in Redis but not yet here has nobody else to archive its
+        // closing: kept to write it when the replica applies the end.
+        let let_go: Vec<(ChatId, (String, u64))> = self
+            .chats
+            .iter()
+            .filter(|(_, log)| log.archived_here)
+            .map(|(chat, log)| (*chat, (log.wire_id().to_string(), log.live.last_seq())))
+            .collect();
+        self.cluster_mut().let_go.extend(let_go);
         self.chats.clear();
         self.continuing.clear();
         self.chat_by_wire.clear();
