@@ -128,6 +128,8 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     if (res.data?.labels) {
       known.set(c.id, { ...(known.get(c.id) || c), labels: res.data.labels });
       drawHeader(c.id);
+      // The new label shows now: the keyboard lands with it, not a list read later.
+      refocusOn(refocus?.());
     }
     await load();
     refocusOn(refocus?.());
