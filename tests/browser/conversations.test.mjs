@@ -42,7 +42,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     for (const control of ['chat-resolve', 'chat-pending', 'chat-conversation-snooze']) {
       // The header is drawn anew as the list's read lands: measure the control once it shows.
       await header.getByTestId(control).waitFor();
-      const box = await header.getByTestId(control).boundingBox();
+      const box = await header.evaluate((h, testid) => h.querySelector(`[data-testid="${testid}"]`)?.getBoundingClientRect().toJSON(), control);
       assert.ok(box && box.x >= 0 && box.x + box.width <= size.width, `${control} on screen: ${JSON.stringify(box)}`);
     }
     assert.deepEqual(await seriousAxe(agentPage), []);

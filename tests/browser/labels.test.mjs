@@ -57,7 +57,10 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await header.locator('[data-testid="chat-conversation-label"][data-label="refund-asked"]').waitFor();
     assert.equal(await focused(), 'chat-conversation-label/chat-conversation-label-remove', 'no label left to add: on the last one\'s ×');
     // Each × is a target a finger finds: 24 × 24 px at least.
-    for (const box of await header.getByTestId('chat-conversation-label-remove').evaluateAll((xs) => xs.map((x) => x.getBoundingClientRect().toJSON()))) {
+    // Measured from the header in one step: its controls may be drawn anew between two.
+    const boxes = await header.evaluate((h) => [...h.querySelectorAll('[data-testid="chat-conversation-label-remove"]')].map((x) => x.getBoundingClientRect().toJSON()));
+    assert.equal(boxes.length, 2, 'a × on each label');
+    for (const box of boxes) {
       assert.ok(box.width >= 24 && box.height >= 24, `the × is ${box.width}×${box.height}`);
     }
     await expectClean(agentPage, "the agent console");

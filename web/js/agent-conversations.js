@@ -448,6 +448,12 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     const c = { ...(known.get(id) || { id, customer_name: h.name, labels: [], status: 'open' }) };
     const told = heard.get(id);
     if (told) Object.assign(c, { status: told.status, snoozed_until: told.snoozed_until });
+    // A list read that changes nothing leaves the controls as they are: no flicker, and a
+    // control someone is about to press is not swapped under their finger.
+    const drawn = JSON.stringify([c.status, c.snoozed_until, c.labels, c.offline, c.customer_name,
+      [...labels.values()].map((l) => [l.id, l.name, l.colour])]);
+    if (h.drawn === drawn) return;
+    h.drawn = drawn;
     h.host.replaceChildren(...headerControls(c, h.name, () => h.host).filter(Boolean));
     h.host.dataset.status = c.status;
     // The control pressed may be gone (Pending, once pending): the keyboard stays in the group.
