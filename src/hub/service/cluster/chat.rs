@@ -82,11 +82,16 @@ impl HubState {
     }
 
     /// A chat this node let go of when fenced (`ClusterState::let_go`) ended: its closing
-    /// is written here, after the last read of its log, as for a chat it still held.
+    /// is written here, after the last read of its log, and its status resolved when it
+    /// ended on purpose, as for a chat it still held.
     pub(in crate::hub::service) fn close_let_go(&mut self, chat: ChatId, ended_by: Side, reason: EndReason) {
         let Some((id, last_seq)) = self.cluster.as_mut().and_then(|c| c.let_go.remove(&chat)) else {
             return;
         };
+        // Ended on purpose, it is done, as for a chat this node still held (`close_chat`).
+        if reason == EndReason::Ended {
+            self.conversation_resolved(&id);
+        }
         let closed = ConversationClosed {
             id,
             ended_at: now_ms(),
