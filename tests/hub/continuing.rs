@@ -149,6 +149,38 @@ async fn a_reload_after_a_reopen_gets_the_reopen_and_this_turns_wait_in_its_welc
     assert_snapshot_tells_the_reopen(&welcome, &to_ann);
 }
 
+/// A reopened conversation its agent then hands to a colleague on the same node: the
+/// colleague's `chat_started` is a transfer (no `continued`), and so must be their
+/// snapshot after a reload (`docs/protocol.md`: "A chat handed on since is told as a
+/// transfer: no `continued`"), not the reopen and wait of the first agent's turn.
+#[tokio::test]
+async fn a_reopened_conversation_handed_to_a_colleague_is_no_reopen_in_the_colleagues_snapshot() {
+    let hub = TestHub::start().await;
+    let (mut ann, _) = hub.agent_with_token("ann", &["general"], 2).await;
+    let chat = first_visit(&hub, &mut ann).await;
+    own_until(&hub, VISITOR, "resolved").await;
+    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
+    let to_ann = back_with_her_lines(&mut carla, &mut ann, &chat).await;
+    assert_reopen_told(&to_ann);
+
+    let (mut bob, bob_token) = hub.agent_with_token("bob", &["general"], 2).await;
+    let bob_id = hub.admin().await.agent_id("bob").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": ""}))
+        .await;
+    let to_bob = bob.next_of("chat_started").await;
+    assert!(to_bob["transfer"].is_object(), "{to_bob}");
+    assert!(to_bob.get("continued").is_none() && to_bob.get("reopened").is_none(), "{to_bob}");
+
+    let (_again, welcome) = Ws::with_bearer(&hub, "/ws/agent", &bob_token, "agent_welcome").await;
+    let snap = &welcome["chats"][0];
+    assert_eq!(snap["chat_id"], json!(chat), "{welcome}");
+    assert_eq!(
+        (snap.get("continued"), snap.get("reopened"), snap.get("queued_at")),
+        (None, None, None),
+        "Bob's snapshot says what his chat_started said (a transfer), not Ann's reopen: {welcome}"
+    );
+}
+
 /// `welcome`'s one chat is the reopened conversation `started` opened, told as it told it.
 pub(crate) fn assert_snapshot_tells_the_reopen(welcome: &Value, started: &Value) {
     let snap = &welcome["chats"][0];
