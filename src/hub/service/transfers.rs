@@ -246,6 +246,9 @@ impl HubState {
         log.earlier_through_the_read = read_on_adopting;
         log.agent = to.clone();
         log.agent_name.clone_from(&to_name);
+        // Handed on, it is told as a transfer (its note), not as the continue its first
+        // agent was told of: no reopen or wait of theirs in the new agent's snapshots.
+        log.continued = super::ContinuedTold::default();
         log.earlier_agents.push(EarlierAgent {
             name: from_name.clone(),
             through_seq: after_seq,
