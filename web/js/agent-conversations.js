@@ -24,7 +24,9 @@
 // seen (POST /api/conversations/{id}/opened), so a reload or another console agrees. Status
 // changes go over the agent's socket (`set_conversation_status`), labels over HTTP
 // (`/api/conversations/{id}/labels/{label}`); each answer, and every change made
-// elsewhere (a snooze running out, a chat ending, a label put on), refreshes the list.
+// elsewhere (a snooze running out, a chat ending, a label put on), refreshes the list: one
+// read at a time and at most one queued behind it, however many ask together (a reconnect
+// and its frames are one read); the agent's own choice of view or filter is read at once.
 // Each view button shows how many conversations it holds for the status and category
 // shown (the list's answer counts them, by the server, as this agent may see each), read
 // as part of its name ("Unassigned, 5") and refreshed with the list; a label narrows the
@@ -368,7 +370,32 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
     return { ...counts, mine: Math.max(0, counts.mine - shown), all: Math.max(0, counts.all - shown) };
   }
 
-  async function load() {
+  /** The list read in flight, and the one queued behind it. */
+  let reading = null;
+  let queued = null;
+
+  /**
+   * Reads the list anew: at once when no read runs, else once when the running one is
+   * answered, however many ask meanwhile (a reconnect, its frames and the timers ask
+   * together: one read in flight, at most one queued). Resolves once a read begun after
+   * the call is drawn.
+   */
+  function load() {
+    if (!onScreen()) return Promise.resolve();
+    if (!reading) return readNow();
+    const next = () => { queued = null; return load(); };
+    queued ||= reading.then(next, next);
+    return queued;
+  }
+
+  /** A read begun now, whatever runs (a choice of the agent's: what runs is of an earlier one, and not drawn). */
+  function readNow() {
+    const started = read().finally(() => { if (reading === started) reading = null; });
+    reading = started;
+    return started;
+  }
+
+  async function read() {
     if (!onScreen()) return;
     const number = ++loads;
     await loadLabels();
@@ -479,14 +506,15 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
     for (const id of [...headers.keys()]) drawHeader(id);
   }
 
-  filter.addEventListener('change', load);
-  labelFilter.addEventListener('change', load);
-  categoryFilter.addEventListener('change', load);
+  // The agent's choices are answered at once: the answer to a read of an earlier choice is not drawn.
+  filter.addEventListener('change', readNow);
+  labelFilter.addEventListener('change', readNow);
+  categoryFilter.addEventListener('change', readNow);
   for (const b of viewButtons) {
     b.addEventListener('click', () => {
       view = b.dataset.view;
       for (const other of viewButtons) other.setAttribute('aria-pressed', String(other === b));
-      load();
+      readNow();
     });
   }
 
