@@ -39,10 +39,12 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     const header = panelOf(agentPage, name).getByTestId('chat-conversation-controls');
     const status = header.getByTestId('chat-conversation-status');
     await status.filter({ hasText: 'Open' }).waitFor();
-    for (const control of ['chat-resolve', 'chat-pending', 'chat-conversation-snooze']) {
-      // The header is drawn anew as the list's read lands: measure the control once it shows.
-      await header.getByTestId(control).waitFor();
-      const box = await header.getByTestId(control).boundingBox();
+    // The header's controls are drawn anew as each list read lands: measured together in one
+    // evaluate on the header itself (which stays), never on a control that may be redrawn.
+    const controls = ['chat-resolve', 'chat-pending', 'chat-conversation-snooze'];
+    await header.getByTestId(controls[0]).waitFor();
+    const boxes = await header.evaluate((host, ids) => ids.map((id) => [id, host.querySelector(`[data-testid="${id}"]`)?.getBoundingClientRect().toJSON() ?? null]), controls);
+    for (const [control, box] of boxes) {
       assert.ok(box && box.x >= 0 && box.x + box.width <= size.width, `${control} on screen: ${JSON.stringify(box)}`);
     }
     assert.deepEqual(await seriousAxe(agentPage), []);
