@@ -1,5 +1,5 @@
-//! The appointments API: the public slot list and month of free days (in the customer's
-//! time zone), booking; an agent's day and an admin's range, and cancelling by staff. What
+//! The appointments API: the topics a booking may be about (who serves each), the public
+//! slot list and month of free days (in the customer's time zone), booking; an agent's day and an admin's range, and cancelling by staff. What
 //! a customer does with their appointment's token (see it, move it, cancel it, download
 //! its calendar file) is `appointment_manage`.
 //!
@@ -42,6 +42,7 @@ use crate::webhooks::event::Event;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(topics))
         .routes(routes!(slots))
         .routes(routes!(free_days))
         .routes(routes!(book))
@@ -273,6 +274,45 @@ async fn known_category(state: &AppState, category: Option<&str>) -> Result<(), 
         Some(c) => super::admin::known_category(state, c).await,
         None => Ok(()),
     }
+}
+
+// ---------- the topics a booking may be about ----------
+
+/// A category as the booking page offers it as a topic.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Topic {
+    pub id: String,
+    pub name: String,
+    /// How many representatives serve appointments about it (enabled agents holding the
+    /// category), as the month and slot lists count them: 0 when nobody does yet.
+    pub representatives: usize,
+}
+
+/// The desk's categories as booking topics, each with how many representatives serve it:
+/// all the booking page needs to offer only topics someone serves, in one read.
+#[utoipa::path(get, path = "/api/appointments/topics", tag = "public",
+    responses((status = 200, body = [Topic]), Unavailable))]
+async fn topics(State(state): State<AppState>) -> JsonResult<Vec<Topic>> {
+    let agents = eligible(&state, None).await?;
+    let serving = |category: &str| {
+        agents
+            .iter()
+            .filter(|a| a.categories.iter().any(|held| held == category))
+            .count()
+    };
+    Ok(Json(
+        state
+            .store
+            .categories()
+            .await?
+            .into_iter()
+            .map(|c| Topic {
+                representatives: serving(&c.id),
+                id: c.id,
+                name: c.name,
+            })
+            .collect(),
+    ))
 }
 
 // ---------- the public slot list ----------

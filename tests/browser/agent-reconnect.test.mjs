@@ -1,11 +1,13 @@
 // An agent whose network drops for a few seconds stays signed in with their
 // chats: only a 401/403 from /api/me means "signed out";
-// a network error retries. The agent's page goes through a TCP proxy the test
-// cuts, because Chromium's offline mode alone leaves an open websocket up.
+// a network error retries. A reconnect or a reload bringing several chats back reads the
+// work list once (a read in flight and at most one queued, not one per chat), at desk and
+// phone sizes. The agent's page goes through a TCP proxy the test cuts, because Chromium's
+// offline mode alone leaves an open websocket up.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_PASSWORD, startProxy, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat } from './helpers.mjs';
+import { ADMIN_PASSWORD, startProxy, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat, newPage, apiCall, adminToken, customerJoins, panelOf } from './helpers.mjs';
 
 let hub;
 let proxy;
@@ -60,6 +62,58 @@ test('a network drop of a few seconds keeps the agent signed in with their chat'
     await panel.locator('[data-testid="message"].mine:not(.pending):not(.failed)').filter({ hasText: 'Sorry, my network dropped' }).waitFor();
   });
 });
+
+for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`a reconnect or a reload reads the work list once, however many chats it brings back (${label})`, async () => {
+    proxy.restore();
+    await withShots(`agent-reconnect-reads-${label}`, async (pages) => {
+      // A category of this test's own: nobody else's agent is routed its customers.
+      const category = `reads-${label}`;
+      const made = await apiCall(hub, 'POST', '/api/admin/categories', { id: category, name: `Reads ${label}` }, await adminToken(hub));
+      assert.equal(made.status, 201, JSON.stringify(made.data));
+      const rita = await createAgent(hub, { username: `rita-${label}`, display_name: 'Rita', categories: [category], max_chats: 3 });
+      const agent = await newPage(browser, size);
+      pages.push(agent);
+      await agentSignsIn(agent, { url: proxy.url }, rita);
+      const customers = await openPages(browser, pages, [{ width: 390, height: 844 }, { width: 390, height: 844 }, { width: 390, height: 844 }]);
+      for (const [i, customer] of customers.entries()) {
+        // One panel is shown at a time: the others are there, hidden.
+        await customerJoins(customer, hub, category, `Reader ${i} ${label}`);
+        await sendMessage(customer, `Question ${i}`);
+        await panelOf(agent, `Reader ${i} ${label}`).getByTestId('message').filter({ hasText: `Question ${i}` }).waitFor({ state: 'attached' });
+      }
+
+      await agent.context().setOffline(true);
+      proxy.cut();
+      await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+      // From here on, every read of the list (its main GET /api/inbox; a read of the
+      // conversations "My chats" shows goes with it).
+      const reads = [];
+      agent.on('request', (r) => {
+        const u = new URL(r.url());
+        if (u.pathname === '/api/inbox' && !u.searchParams.has('limit')) reads.push(u.search);
+      });
+      proxy.restore();
+      await agent.context().setOffline(false);
+      await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+      for (const customer of customers) await customer.getByTestId('peer-back').waitFor({ timeout: 15000 });
+      // What the reconnect's frames ask for is asked within a second and a half of them (a
+      // chat's change after 0.3 s, a line's after 1 s): a read in flight plus one queued at
+      // most, never one per chat (the periodic refresh may be the one in flight).
+      await agent.waitForTimeout(2500);
+      assert.ok(reads.length <= 2, `reads of the list on a reconnect: ${reads.length}\n${reads.join('\n')}`);
+
+      // A reload: the welcome brings every chat back, each panel with its header; the list
+      // is read as the console shows and once more for the chats, not once per chat.
+      reads.length = 0;
+      await agent.reload();
+      await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+      for (const i of customers.keys()) await panelOf(agent, `Reader ${i} ${label}`).getByTestId('chat-conversation-controls').waitFor({ state: 'attached' });
+      await agent.waitForTimeout(2500);
+      assert.ok(reads.length >= 1 && reads.length <= 2, `reads of the list on a reload: ${reads.length}\n${reads.join('\n')}`);
+    });
+  });
+}
 
 test('a session that really ended still leads to the sign-in screen on reconnect', async () => {
   proxy.restore();

@@ -1,6 +1,7 @@
 // The booking page's choices and forms, as a walk through it found them: the details
 // checked in the page before any request, each error at its field; a topic changed after a
-// time was chosen goes back to the times, topics nobody serves are not offered, and once
+// time was chosen goes back to the times, topics nobody serves are not offered (the topics
+// and who serves each one read, at desk and phone sizes), and once
 // booked the topic and zone pickers are gone; on a phone the month is on the first screen;
 // three months with nothing free say so on the first; an appointment that has begun is
 // not offered to be moved; without SMTP_URL no confirmation mail is claimed.
@@ -125,6 +126,31 @@ test('a topic changed after a time was chosen goes back to the times; booked, th
   assert.match(await page.getByTestId('about-title').textContent(), /Second/);
   await shot(page, 'booking-topic-done');
 }));
+
+for (const [label, size] of [['desk', DESKTOP], ['phone', PHONE]]) {
+  test(`the topics, and who serves each, are one read however many there are (${label})`, () => withShots(`booking-topics-read-${label}`, async (pages) => {
+    await servedTopic('first', 'First');
+    await servedTopic('second', 'Second');
+    await apiCall(hub, 'POST', '/api/admin/categories', { id: 'unserved', name: 'Unserved' }, await adminToken(hub));
+    const categories = (await apiCall(hub, 'GET', '/api/categories')).data.map((c) => c.id);
+    assert.ok(categories.length >= 3, categories.join());
+    const page = await newPage(browser, size);
+    pages.push(page);
+    const asked = [];
+    page.on('request', (r) => { const u = new URL(r.url()); if (u.pathname.startsWith('/api/')) asked.push(u); });
+    await page.goto(`${hub.url}/book.html`);
+    await page.getByTestId('slot').first().waitFor();
+    const offered = await page.getByTestId('topic-select').locator('option').evaluateAll((os) => os.map((o) => o.value));
+    assert.ok(offered.includes('first') && offered.includes('second') && !offered.includes('unserved'), offered.join());
+    const read = (path) => asked.filter((u) => u.pathname === path);
+    assert.equal(read('/api/appointments/topics').length + read('/api/categories').length, 1, asked.join('\n'));
+    // The month's days are read for the topic shown ("Any"), not once per topic.
+    const topic = await page.getByTestId('topic-select').inputValue();
+    const days = read('/api/appointments/days');
+    assert.ok(days.length >= 1, asked.join('\n'));
+    assert.deepEqual(days.filter((u) => (u.searchParams.get('category') || '') !== topic).map(String), [], 'no month read per topic');
+  }));
+}
 
 test('on a phone the month is on the first screen', () => withShots('booking-phone-first-screen', async (pages) => {
   await servedTopic('phone', 'Phone');

@@ -60,8 +60,11 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await annPage.locator(`[data-testid="conversation-item"][data-customer="${customer}"]:not([data-copy])`).waitFor();
 
     // Opened, the conversation shows the note with its lines.
-    await row.getByRole('button', { name: `View: ${customer}` }).click();
+    await row.getByRole('button', { name: `Show the conversation with ${customer}` }).click();
     await annPage.getByTestId('note').filter({ hasText: 'Refund approved by finance' }).waitFor();
+    // Shown, it is in "My chats" (one row for it); closed, it is a row of the list again.
+    await row.waitFor({ state: 'detached' });
+    await annPage.getByTestId('close-panel').click();
     await backToTheList(annPage);
 
     // More… → Assign to…: the category's other agents.

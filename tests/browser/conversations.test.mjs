@@ -39,10 +39,12 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     const header = panelOf(agentPage, name).getByTestId('chat-conversation-controls');
     const status = header.getByTestId('chat-conversation-status');
     await status.filter({ hasText: 'Open' }).waitFor();
-    for (const control of ['chat-resolve', 'chat-pending', 'chat-conversation-snooze']) {
-      // The header is drawn anew as the list's read lands: measure the control once it shows.
-      await header.getByTestId(control).waitFor();
-      const box = await header.evaluate((h, testid) => h.querySelector(`[data-testid="${testid}"]`)?.getBoundingClientRect().toJSON(), control);
+    // The header's controls are drawn anew as each list read lands: measured together in one
+    // evaluate on the header itself (which stays), never on a control that may be redrawn.
+    const controls = ['chat-resolve', 'chat-pending', 'chat-conversation-snooze'];
+    await header.getByTestId(controls[0]).waitFor();
+    const boxes = await header.evaluate((host, ids) => ids.map((id) => [id, host.querySelector(`[data-testid="${id}"]`)?.getBoundingClientRect().toJSON() ?? null]), controls);
+    for (const [control, box] of boxes) {
       assert.ok(box && box.x >= 0 && box.x + box.width <= size.width, `${control} on screen: ${JSON.stringify(box)}`);
     }
     assert.deepEqual(await seriousAxe(agentPage), []);
@@ -54,7 +56,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await item.getByTestId('chat-item-waiting').filter({ hasText: 'Waiting on customer' }).waitFor({ state: 'attached' });
     await header.getByTestId('chat-conversation-snooze').selectOption('hour');
     await status.filter({ hasText: /^Snoozed until / }).waitFor();
-    await header.getByRole('button', { name: `Reopen: the conversation with ${name}` }).click();
+    await header.getByRole('button', { name: `Mark as open: the conversation with ${name}` }).click();
     await status.filter({ hasText: 'Open' }).waitFor();
 
     // Not in the work list while it is live: one row for one conversation.
@@ -83,6 +85,17 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await shot(agentPage, `conversations-open-${label}`);
     await row.getByTestId('conversation-more').selectOption('pending');
     await row.getByTestId('conversation-status').filter({ hasText: 'Waiting on customer' }).waitFor();
+    // The status is a badge read as one; no action is named as a status is (no "Open" beside
+    // "Open", no "Reopen" of one never closed), and the customer's name shows the conversation.
+    const named = await agentPage.evaluate((who) => {
+      const r = document.querySelector(`#conversation-list [data-customer="${CSS.escape(who)}"]`);
+      return {
+        status: r.querySelector('[data-testid="conversation-status"]').textContent,
+        buttons: [...r.querySelectorAll('button')].map((b) => [b.textContent.trim(), b.getAttribute('aria-label')]),
+      };
+    }, name);
+    assert.equal(named.status, 'Status: Waiting on customer');
+    assert.deepEqual(named.buttons, [[name, `Show the conversation with ${name}`], ['Resolve', `Resolve: ${name}`], ['Mark as open', `Mark as open: ${name}`]]);
     await row.getByTestId('conversation-more').selectOption('hour');
     await row.getByTestId('conversation-status').filter({ hasText: 'Snoozed' }).waitFor();
     assert.match(await row.innerText(), /until /);
@@ -96,6 +109,51 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await row.waitFor({ state: 'detached' });
     await agentPage.getByTestId('conversation-filter').selectOption('resolved');
     await row.getByTestId('conversation-status').filter({ hasText: 'Resolved' }).waitFor();
+  }));
+}
+
+for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`a customer who left is one row, in My chats, until its panel is closed (${label})`, () => withShots(`conversations-left-${label}`, async (pages) => {
+    const labelId = `left-${label}`;
+    const made = await apiCall(hub, 'POST', '/api/admin/labels', { id: labelId, name: `Left ${label}`, colour: '#8250df' }, await adminToken(hub));
+    assert.equal(made.status, 201, JSON.stringify(made.data));
+    const wanda = { username: `wanda-left-${label}`, display_name: 'Wanda', categories: ['general'] };
+    const name = `Lou ${label}`;
+    const { agentPage, customer } = await agentChattingWith(browser, hub, pages, size, wanda, name, 'Are you still there?');
+    const panel = panelOf(agentPage, name);
+    const header = panel.getByTestId('chat-conversation-controls');
+    const item = agentPage.locator(`[data-testid="chat-list-item"][data-customer="${name}"]`);
+
+    // She closes the page and is gone: the chat ends, the conversation stays hers, open.
+    await customer.close();
+    await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+    // Parked and labelled from its header; its "My chats" item says the same status.
+    await header.getByRole('button', { name: `Pending: the conversation with ${name}` }).click();
+    await header.getByTestId('chat-conversation-status').filter({ hasText: 'Waiting on customer' }).waitFor();
+    await header.getByTestId('chat-conversation-label-add').selectOption(labelId);
+    await header.locator(`[data-testid="chat-conversation-label"][data-label="${labelId}"]`).waitFor();
+    await item.getByTestId('chat-item-waiting').filter({ hasText: 'customer left · Waiting on customer' }).waitFor({ state: 'attached' });
+
+    // The work list does not list it a second time: a read of the waiting ones holds it
+    // and leaves it out, and "Mine" counts no row.
+    await backToTheList(agentPage);
+    await agentPage.getByTestId('conversation-filter').selectOption('pending');
+    await agentPage.getByTestId('conversation-empty').filter({ hasText: 'Nothing here besides your chats above.' }).waitFor();
+    const row = conversationRow(agentPage, name);
+    assert.equal(await row.count(), 0, 'one row for the conversation');
+    await agentPage.getByRole('button', { name: 'Mine, 0', exact: true }).waitFor();
+    assert.equal(await item.count(), 1);
+    await expectClean(agentPage, `a customer gone, in My chats (${label})`);
+    await shot(agentPage, `conversations-left-${label}`);
+
+    // Its panel closed, it is a row of the list, with the status and label its header had.
+    await item.click();
+    await panel.getByTestId('close-panel').click();
+    await backToTheList(agentPage);
+    await row.getByTestId('conversation-status').filter({ hasText: 'Waiting on customer' }).waitFor();
+    await row.locator(`[data-testid="conversation-label"][data-label="${labelId}"]`).waitFor();
+    await agentPage.getByRole('button', { name: 'Mine, 1', exact: true }).waitFor();
+    assert.equal(await item.count(), 0, 'gone from My chats');
   }));
 }
 
@@ -290,9 +348,11 @@ test('a snooze that runs out draws the agent\'s attention and marks the row unti
   await agentSignsIn(agentPage, hub, agent);
   const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
   await joinedChat(customer, agentPage, hub, 'general', 'Sleepy');
-  // She closes the page: her chat ends, the conversation stays open, now a row of the list.
+  // She closes the page: her chat ends, the conversation stays open; its panel closed, it
+  // is a row of the list.
   await customer.close();
   await panelOf(agentPage, 'Sleepy').getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  await panelOf(agentPage, 'Sleepy').getByTestId('close-panel').click();
   const row = conversationRow(agentPage, 'Sleepy');
   await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
   assert.equal(await row.getByTestId('conversation-snooze-ended').count(), 0);

@@ -1,5 +1,5 @@
-//! A customer's booking over real HTTP: the month's free days and the desk that nobody
-//! serves yet, slots of a day in the customer's zone, what the appointment's page shows,
+//! A customer's booking over real HTTP: the topics and who serves each, the month's free
+//! days and the desk that nobody serves yet, slots of a day in the customer's zone, what the appointment's page shows,
 //! moving a booking (the old slot freed and the new one held at once; of two moves to one
 //! slot exactly one wins), cancelling with a reason, the error codes of a bad token and
 //! of an oversized body, and the call logs' CSV export with agents' names.
@@ -78,6 +78,57 @@ async fn a_desk_nobody_serves_says_so_and_a_month_marks_its_free_days() {
     let body = json!({"start": at(2, 10), "name": "Zed", "email": "zed@example.com", "zone": "Nowhere/Else"});
     let (status, body) = post(&hub, "/api/appointments", body).await;
     assert_eq!((status, error_code(&body)), (400, "unknown_zone"), "{body}");
+    hub.stop().await;
+}
+
+/// The booking page's topics in one read: every category, in the desk's order, with how
+/// many representatives serve it, as the month's days count them for that category.
+#[tokio::test]
+async fn the_booking_topics_say_in_one_read_who_serves_each() {
+    let hub = TestHub::start().await;
+    let (status, categories) = get(&hub, "/api/categories").await;
+    assert_eq!(status, 200, "{categories}");
+    let ids: Vec<&str> = categories
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.len() >= 2, "{categories}");
+    let (status, topics) = get(&hub, "/api/appointments/topics").await;
+    assert_eq!(status, 200, "{topics}");
+    let listed: Vec<(&str, &str, u64)> = topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap(),
+                t["name"].as_str().unwrap(),
+                t["representatives"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(&str, &str, u64)> = categories
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["name"].as_str().unwrap(), 0))
+        .collect();
+    assert_eq!(listed, expected, "nobody serves anything yet");
+
+    // One agent of the first category: it has one, the others none, as their months say.
+    hub.agent_account("tess", &[ids[0]], 1).await;
+    let (_, topics) = get(&hub, "/api/appointments/topics").await;
+    let month = &day_in(2)[..7];
+    for (topic, id) in topics.as_array().unwrap().iter().zip(&ids) {
+        let (_, days) = get(&hub, &format!("/api/appointments/days?month={month}&category={id}")).await;
+        assert_eq!(
+            topic["representatives"], days["representatives"],
+            "{id}: {topic} / {days}"
+        );
+        assert_eq!(topic["representatives"], u64::from(*id == ids[0]), "{id}: {topic}");
+    }
     hub.stop().await;
 }
 

@@ -172,7 +172,7 @@ export function createConversationDialogs({ changed, maxLen }) {
     if (!Number.isFinite(until)) { snooze.parts.error.textContent = 'Choose a date and time.'; when.focus(); return; }
     if (until <= now) { snooze.parts.error.textContent = 'Choose a time in the future.'; when.focus(); return; }
     if (until - now > MAX_SNOOZE_MS) { snooze.parts.error.textContent = 'A snooze lasts at most a year.'; when.focus(); return; }
-    // Focus on the row's "View", not its "More…": a list whose select has focus is not
+    // Focus on the row's name (its link), not its "More…": a list whose select has focus is not
     // redrawn (someone may be choosing in it), and the snooze should show at once.
     const row = focusable(snoozeFor.from)?.closest('[data-id]');
     snooze.closeTo(row?.querySelector('[data-testid="conversation-open"]'));

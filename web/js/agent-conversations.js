@@ -9,19 +9,24 @@
 // by someone else is only listed (its status and labels are its holder's). Each
 // row says who, the last line and how long it has waited, relative and moving on ("Waiting
 // 12 min", "2 h", "3 d"; the exact time in its title), its category for an agent of
-// several (and "Offline message" for one left while nobody could chat), with one row of small actions as Chatwoot's list has them: "View",
-// "Resolve" (or "Reopen"), a "More" list (Waiting on customer, Snooze 1 hour, until
+// several (and "Offline message" for one left while nobody could chat); its status a badge
+// (read "Status: Open"), its customer's name the link showing the conversation (as a Chatwoot
+// card is), and one row of small actions as Chatwoot's list has them, none named as a status
+// is: "Resolve", "Reopen" (a resolved one) or "Mark as open" (one waiting or snoozed), a "More" list (Waiting on customer, Snooze 1 hour, until
 // tomorrow 9:00 or until a date and time chosen in a dialog), "+ Label"; and the labels it carries (each removed with its ×;
 // the list filtered by one; focus stays on the row's "+ Label" after a pick). A conversation of
-// this agent's whose customer is chatting with them now is not listed here: it is one row, in
-// "My chats", and its status and labels are set from its open panel's header (`attachControls`:
-// the same calls as the rows', and the same Alt shortcuts). A conversation its snooze
+// this agent's with a panel in "My chats" (its customer chatting with them now, or gone or
+// away with the conversation still theirs) is not listed here: it is one row, in "My chats",
+// and its status and labels are set from its panel's header (`attachControls`: the same calls
+// as the rows', and the same Alt shortcuts); once that panel is closed it is a row here again. A conversation its snooze
 // reopened is marked "Snooze ended"
-// while the server says so (the inbox's snooze_ended_at); "View" tells the server it was
+// while the server says so (the inbox's snooze_ended_at); opening it tells the server it was
 // seen (POST /api/conversations/{id}/opened), so a reload or another console agrees. Status
 // changes go over the agent's socket (`set_conversation_status`), labels over HTTP
 // (`/api/conversations/{id}/labels/{label}`); each answer, and every change made
-// elsewhere (a snooze running out, a chat ending, a label put on), refreshes the list.
+// elsewhere (a snooze running out, a chat ending, a label put on), refreshes the list: one
+// read at a time and at most one queued behind it, however many ask together (a reconnect
+// and its frames are one read); the agent's own choice of view or filter is read at once.
 // Each view button shows how many conversations it holds for the status and category
 // shown (the list's answer counts them, by the server, as this agent may see each), read
 // as part of its name ("Unassigned, 5") and refreshed with the list; a label narrows the
@@ -39,6 +44,12 @@ const LINE_RELOAD_MS = 1000;
 const HOUR = 3600 * 1000;
 /** How often the rows' "Waiting 12 min" move on (a minute is their finest step). */
 const AGE_REFRESH_MS = 20000;
+
+/**
+ * The action setting a conversation open again, named from where it stands: "Reopen" one
+ * resolved, "Mark as open" one waiting on the customer or snoozed (it was never closed).
+ */
+const REOPEN_WORDS = { resolved: 'Reopen', pending: 'Mark as open', snoozed: 'Mark as open' };
 
 /** A coloured dot (set through the style object: the page's CSP allows no inline style attribute). */
 function swatch(cls, colour) {
@@ -82,7 +93,7 @@ function tomorrowMorning() {
   return t.getTime();
 }
 
-export function createConversations({ send, open, isLive = () => false, maxLen = () => 2000, drawAttention = () => {}, onStatus = () => {} }) {
+export function createConversations({ send, open, inMyChats = () => false, maxLen = () => 2000, drawAttention = () => {}, onStatus = () => {} }) {
   const list = $('conversation-list');
   const filter = $('conversation-filter');
   const labelFilter = $('conversation-label-filter');
@@ -197,7 +208,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
         el('option', { value: 'until' }, 'Snooze until…'));
     }
     choices.push(el('option', { value: 'note' }, 'Add note'));
-    if (!isLive(c.id)) choices.push(el('option', { value: 'assign' }, 'Assign to…'));
+    if (!inMyChats(c.id)) choices.push(el('option', { value: 'assign' }, 'Assign to…'));
     const more = el('select', { 'aria-label': `More for ${name}`, class: 'small', dataset: { testid: 'conversation-more' } },
       el('option', { value: '' }, 'More…'), ...choices);
     more.addEventListener('change', () => {
@@ -278,13 +289,18 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       { type: 'button', class: secondary ? 'secondary small' : 'small', dataset: { testid }, 'aria-label': `${label}: ${name}`, onclick }, label);
     const mine = view === 'mine' || (me && c.holder === me);
     const actions = !mine ? othersActions(c, name, button) : el('div', { class: 'row conversation-actions' },
-      button('View', 'conversation-open', () => { if (c.snooze_ended_at) seen(c); open(c); }),
       c.offline && c.status !== 'resolved' ? replyButton(c, name, button) : null,
       c.status === 'resolved' ? null
         : button('Resolve', 'conversation-resolve', () => (c.offline ? markHandled(c) : setStatus(c, 'resolved')), false),
-      c.status === 'open' ? null : button('Reopen', 'conversation-reopen', () => setStatus(c, 'open')),
+      c.status === 'open' ? null : button(REOPEN_WORDS[c.status] || 'Reopen', 'conversation-reopen', () => setStatus(c, 'open')),
       moreActions(c, name),
       labelAdder(c, name));
+    // The row's heading shows the conversation, as a Chatwoot card does: the customer's name
+    // is the link to it (no button word beside the status to read as one).
+    const heading = !mine ? el('strong', { class: 'grow conversation-name' }, name)
+      : el('span', { class: 'grow conversation-name' }, el('button', { type: 'button', class: 'link conversation-open',
+        'aria-label': `Show the conversation with ${name}`, dataset: { testid: 'conversation-open' },
+        onclick: () => { if (c.snooze_ended_at) seen(c); open(c); } }, name));
     // The customer's own line as it is (their name heads the row); an agent's named by who
     // wrote it (the hub's `agent_name`): "You" for the holder's own in their list.
     const by = c.last_message?.agent_name;
@@ -294,10 +310,10 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     const woke = Boolean(c.snooze_ended_at) && c.status === 'open';
     return el('li', { class: `conversation-item${woke ? ' snooze-ended' : ''}`, dataset: { testid: 'conversation-item', id: c.id, status: c.status, customer: name } },
       el('div', { class: 'row' },
-        el('strong', { class: 'grow conversation-name' }, name),
+        heading,
         woke ? el('span', { class: 'pill snooze-ended-mark', dataset: { testid: 'conversation-snooze-ended' } }, 'Snooze ended') : null,
         c.offline ? el('span', { class: 'pill offline-mark', dataset: { testid: 'conversation-offline' } }, 'Offline message') : null,
-        statusPill(c.status, 'conversation-status')),
+        statusPill(c.status, 'conversation-status', { named: true })),
       el('p', { class: 'muted conversation-last', dataset: { testid: 'conversation-last' } }, last),
       waiting(c),
       mine ? labelChips(c, name) : null,
@@ -336,28 +352,57 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
   /** The latest load's number: an earlier load's answer arriving after it is not shown. */
   let loads = 0;
 
-  /** Is `c` one of this agent's conversations whose customer is chatting with them now ("My chats" has it)? */
-  const mineAndLive = (c) => (view === 'mine' || (me && c.holder === me)) && isLive(c.id);
+  /**
+   * Is `c` one of this agent's conversations "My chats" shows (a live chat, or one whose
+   * customer left or is away, its panel still open there)? It is that one row, not listed here.
+   */
+  const shownAbove = (c) => (view === 'mine' || (me && c.holder === me)) && inMyChats(c.id);
 
   /**
-   * The view buttons' counts without the conversations "My chats" shows instead (this
-   * agent's live ones of the status and category shown): a count is of the rows listed.
-   * `live`: the agent's unresolved conversations that are live chats now.
+   * The view buttons' counts without the conversations "My chats" shows instead (of the
+   * status and category shown, as last read and heard): a count is of the rows listed.
    */
-  function withoutLive(counts, live) {
+  function withoutAbove(counts) {
     const statuses = filter.value.split(',');
-    const shown = live.filter((c) => statuses.includes(c.status) && (!categoryFilter.value || c.category === categoryFilter.value)).length;
+    const above = [...headers.keys()].filter((id) => inMyChats(id) && known.has(id))
+      .map((id) => ({ ...known.get(id), status: heard.get(id)?.status ?? known.get(id).status }));
+    const shown = above.filter((c) => statuses.includes(c.status) && (!categoryFilter.value || c.category === categoryFilter.value)).length;
     return { ...counts, mine: Math.max(0, counts.mine - shown), all: Math.max(0, counts.all - shown) };
   }
 
-  async function load() {
+  /** The list read in flight, and the one queued behind it. */
+  let reading = null;
+  let queued = null;
+
+  /**
+   * Reads the list anew: at once when no read runs, else once when the running one is
+   * answered, however many ask meanwhile (a reconnect, its frames and the timers ask
+   * together: one read in flight, at most one queued). Resolves once a read begun after
+   * the call is drawn.
+   */
+  function load() {
+    if (!onScreen()) return Promise.resolve();
+    if (!reading) return readNow();
+    const next = () => { queued = null; return load(); };
+    queued ||= reading.then(next, next);
+    return queued;
+  }
+
+  /** A read begun now, whatever runs (a choice of the agent's: what runs is of an earlier one, and not drawn). */
+  function readNow() {
+    const started = read().finally(() => { if (reading === started) reading = null; });
+    reading = started;
+    return started;
+  }
+
+  async function read() {
     if (!onScreen()) return;
     const number = ++loads;
     await loadLabels();
     const label = labelFilter.value ? `&label=${encodeURIComponent(labelFilter.value)}` : '';
     const category = categoryFilter.value ? `&category=${encodeURIComponent(categoryFilter.value)}` : '';
-    // The agent's live chats, whatever the list shows: their panels' headers and the counts.
-    const liveAsked = [...headers.keys()].some((id) => isLive(id))
+    // The conversations of "My chats", whatever the list shows: their panels' headers and the counts.
+    const liveAsked = [...headers.keys()].some((id) => inMyChats(id))
       ? api('GET', '/api/inbox?view=mine&status=open%2Cpending%2Csnoozed&limit=200') : null;
     const res = await api('GET', `/api/inbox?view=${view}&status=${encodeURIComponent(filter.value)}${category}${label}`);
     const liveRes = liveAsked && await liveAsked;
@@ -367,9 +412,8 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       known.set(c.id, c);
       heard.set(c.id, { status: c.status, snoozed_until: c.snoozed_until, name: c.customer_name });
     }
-    const live = liveRes?.ok ? liveRes.data.items.filter((c) => isLive(c.id)) : [];
-    showCounts(withoutLive(res.data.counts, live));
     for (const c of res.data.items) heard.set(c.id, { status: c.status, snoozed_until: c.snoozed_until, name: c.customer_name });
+    showCounts(withoutAbove(res.data.counts));
     drawHeaders();
     // Someone choosing a snooze keeps the list they are choosing in, and one in a dialog
     // the row whose "More…" opened it (focus goes back there).
@@ -378,9 +422,9 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     // Focus on a row's button stays on the same button of its row drawn anew.
     const focused = list.contains(document.activeElement) ? document.activeElement : null;
     const where = focused && focused.closest('[data-id]')?.dataset.id;
-    // One row per conversation: a live chat of theirs is in "My chats" (its status and
-    // labels in its panel's header), not here a second time.
-    const items = res.data.items.filter((c) => !mineAndLive(c));
+    // One row per conversation: a chat of theirs in "My chats" (live, or its customer left
+    // or away; its status and labels in its panel's header) is not here a second time.
+    const items = res.data.items.filter((c) => !shownAbove(c));
     list.replaceChildren(...items.map(row));
     if (where) refocusOn(sameControl(rowOf(where)(), focused), focused);
     const empty = $('conversation-empty');
@@ -432,7 +476,7 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
       c.status === 'pending' || c.status === 'resolved' ? null
         : button('Pending', 'chat-pending', () => setStatus(c, 'pending'), { keys: 'Alt+W', title: 'Waiting on customer' }),
       c.status === 'resolved' ? null : snooze,
-      c.status === 'open' ? null : button('Reopen', 'chat-reopen', () => setStatus(c, 'open'), { keys: 'Alt+O' }),
+      c.status === 'open' ? null : button(REOPEN_WORDS[c.status] || 'Reopen', 'chat-reopen', () => setStatus(c, 'open'), { keys: 'Alt+O' }),
       labelAdder(c, name, { prefix: 'chat-conversation', scope }),
       labelChips(c, name, { prefix: 'chat-conversation', scope }),
     ];
@@ -461,21 +505,22 @@ export function createConversations({ send, open, isLive = () => false, maxLen =
     onStatus(id, c.status);
   }
 
-  /** Conversation `id`'s panel is gone: its controls with it. */
-  function detachControls(id) { headers.delete(id); }
+  /** Conversation `id`'s panel is gone: its controls with it, and its row is listed again. */
+  function detachControls(id) { headers.delete(id); load(); }
 
   function drawHeaders() {
     for (const id of [...headers.keys()]) drawHeader(id);
   }
 
-  filter.addEventListener('change', load);
-  labelFilter.addEventListener('change', load);
-  categoryFilter.addEventListener('change', load);
+  // The agent's choices are answered at once: the answer to a read of an earlier choice is not drawn.
+  filter.addEventListener('change', readNow);
+  labelFilter.addEventListener('change', readNow);
+  categoryFilter.addEventListener('change', readNow);
   for (const b of viewButtons) {
     b.addEventListener('click', () => {
       view = b.dataset.view;
       for (const other of viewButtons) other.setAttribute('aria-pressed', String(other === b));
-      load();
+      readNow();
     });
   }
 

@@ -86,7 +86,7 @@ const customerPanel = createCustomerPanel();
 const notes = createNotes({ send: (frame) => socket.send(frame), maxLen: () => maxLen });
 const conversations = createConversations({
   send: (frame) => socket.send(frame), open: (c) => openAway(c),
-  isLive: (id) => { const chat = chats.get(id); return Boolean(chat && !chat.ended && !chat.away); },
+  inMyChats: (id) => { const chat = chats.get(id); return Boolean(chat && holdsConversation(chat)); },
   maxLen: () => maxLen,
   // Hoisted: the console's attention (sound, title, notification) for a snooze that ran out.
   drawAttention: (alert) => drawAttention(alert),
@@ -291,14 +291,35 @@ function updateTitle() {
 // ---- the chat list ----
 
 /**
+ * Does `chat`'s item in "My chats" stand for its conversation: live, or its customer away
+ * or gone while the conversation is still this agent's (writable, its status and labels in
+ * its header)? Such a conversation is that one row: the work list does not list it again.
+ * One ended otherwise (resolved, transferred, handed back) is only a transcript to close.
+ */
+function holdsConversation(chat) {
+  return !chat.ended || chat.endState === 'away' || chat.endState === 'customer left';
+}
+
+/** The conversation's status as "My chats" says it beside the chat's state (null for open). */
+const STATUS_WORDS = { pending: 'Waiting on customer', snoozed: 'Snoozed', resolved: 'Resolved' };
+
+/**
  * What a live chat's item says of whose turn it is, in the work list's words: the
  * customer "Waiting 3 min" for an answer, "answered", or the conversation's status when
  * the agent parked it ("Waiting on customer", "Snoozed").
  */
 function turnText(chat) {
-  if (chat.conversationStatus === 'pending') return 'Waiting on customer';
-  if (chat.conversationStatus === 'snoozed') return 'Snoozed';
+  if (chat.conversationStatus === 'pending' || chat.conversationStatus === 'snoozed') return STATUS_WORDS[chat.conversationStatus];
   return chat.waitingSince ? `Waiting ${age(chat.waitingSince)}` : 'answered';
+}
+
+/**
+ * What an ended chat's item says: how it ended ("customer left"), and, while it still holds
+ * its conversation, that conversation's status as its header shows it ("· Waiting on customer").
+ */
+function endedText(chat) {
+  const status = holdsConversation(chat) ? STATUS_WORDS[chat.conversationStatus] : null;
+  return [chat.endState || 'ended', status].filter(Boolean).join(' · ');
 }
 
 function renderItem(chat) {
@@ -312,7 +333,7 @@ function renderItem(chat) {
   const preview = chat.typing ? 'typing…' : chat.lastText ? `${chat.lastFrom === 'agent' ? `${chat.lastAuthor || 'You'}: ` : ''}${chat.lastText}` : 'No messages yet';
   parts.preview.textContent = preview;
   parts.preview.classList.toggle('typing-now', !!chat.typing);
-  const state = chat.ended ? chat.endState || 'ended' : !chat.connected ? 'disconnected' : turnText(chat);
+  const state = chat.ended ? endedText(chat) : !chat.connected ? 'disconnected' : turnText(chat);
   parts.state.textContent = state;
   const parked = chat.conversationStatus === 'pending' || chat.conversationStatus === 'snoozed';
   parts.state.className = `item-state ${chat.ended ? 'ended' : !chat.connected ? 'away' : !parked && chat.waitingSince && Date.now() - chat.waitingSince > 120000 ? 'late' : ''}`;
@@ -732,7 +753,7 @@ function endPanel(chat, text, state = 'ended') {
   chat.end.dataset.testid = 'close-panel';
   // Resolved, transferred or handed back: no longer theirs to set; a customer away (or
   // gone, still in their list) keeps its status and labels here.
-  show(chat.controls, state === 'away' || state === 'customer left');
+  show(chat.controls, holdsConversation(chat));
   setPeer(chat, false);
   chat.status.textContent = state.startsWith('Transferred') ? 'transferred' : state;
   renderItem(chat);

@@ -322,31 +322,18 @@ async function submit(event) {
   }
 }
 
-/** How many representatives serve appointments of `category` (this month's answer), or
- *  null when the server cannot say. */
-async function representativesOf(category) {
-  const { year, month } = todayInZone();
-  try {
-    const res = await fetch(`/api/appointments/days?month=${year}-${String(month).padStart(2, '0')}&zone=${encodeURIComponent(state.zone)}&category=${encodeURIComponent(category)}`);
-    return res.ok ? (await res.json()).representatives : null;
-  } catch {
-    return null;
-  }
-}
-
-/** The desk's categories as topics, those nobody serves for appointments left out (they
- *  would only say "come back later"); `?category=<id>` in the page's address preselects
- *  one, offered even so. */
+/** The desk's categories as topics (GET /api/appointments/topics: each with how many
+ *  representatives serve it, in one read), those nobody serves left out (they would only
+ *  say "come back later"); `?category=<id>` in the page's address preselects one, offered
+ *  even so. */
 async function loadTopics() {
-  const res = await fetch('/api/categories');
+  const res = await fetch('/api/appointments/topics');
   if (!res.ok) return;
   const wanted = params.get('category');
-  const categories = await res.json();
-  const served = await Promise.all(categories.map((c) => (c.id === wanted ? 1 : representativesOf(c.id))));
-  categories.forEach((c, i) => {
-    if (served[i] === 0) return;
-    $('topic').append(el('option', { value: c.id, selected: c.id === wanted }, c.name));
-  });
+  for (const t of await res.json()) {
+    if (t.representatives === 0 && t.id !== wanted) continue;
+    $('topic').append(el('option', { value: t.id, selected: t.id === wanted }, t.name));
+  }
   updateTitle();
 }
 
