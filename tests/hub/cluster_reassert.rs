@@ -705,7 +705,10 @@ async fn a_customers_line_the_agents_node_missed_before_redis_came_back_empty_re
     let mut seen = vec![];
     while seen.len() < 2 {
         let line = ann.next_of("message").await;
-        seen.push((line["seq"].as_u64().unwrap_or(0), line["text"].as_str().unwrap_or("").to_string()));
+        seen.push((
+            line["seq"].as_u64().unwrap_or(0),
+            line["text"].as_str().unwrap_or("").to_string(),
+        ));
     }
     assert_eq!(
         seen,

@@ -283,7 +283,11 @@ impl Listener for NodeChannel {
     async fn received(&self, payload: String) {
         match chat_log::parse_node_message(&payload) {
             Some(NodeMessage::Line(line)) if self.deaf.load(std::sync::atomic::Ordering::Relaxed) => {
-                tracing::warn!(chat = line.chat.0, seq = line.seq, "test hook: a chat line dropped as if lost with a cut");
+                tracing::warn!(
+                    chat = line.chat.0,
+                    seq = line.seq,
+                    "test hook: a chat line dropped as if lost with a cut"
+                );
             }
             Some(NodeMessage::Line(line)) => {
                 tell(
