@@ -7,9 +7,9 @@
 
 use std::sync::LazyLock;
 
+use redis::Script;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
-use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
 use super::buddy_line::BuddyLine;
@@ -213,6 +213,22 @@ pub fn parse_node_message(payload: &str) -> Option<NodeMessage> {
     }
 }
 
+/// A line as a node's claim after Redis lost its data writes it back into its chat's log
+/// (`lua/restore.lua`'s `claim`): chat, seq, side, id, time, text, client id, files, via.
+pub(crate) fn claim_fields(line: &ChatLine) -> [String; 9] {
+    [
+        line.chat.0.to_string(),
+        line.seq.to_string(),
+        side(line.from).to_string(),
+        line.id.clone(),
+        line.at.to_string(),
+        line.text.clone(),
+        line.client_id.clone().unwrap_or_default(),
+        line.files.clone(),
+        via_word(line.via).to_string(),
+    ]
+}
+
 /// What stamping a message gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
@@ -406,11 +422,18 @@ pub async fn publish_buddy_typing(
 pub struct LogRead {
     /// Its messages with a seq above the read's `after`, in seq order.
     pub lines: Vec<ChatLine>,
-    /// The seq of the log's first message, if it holds any. The log is gapless from it
-    /// (`lua/chat_message.lua` stamps and appends together), so what a node lacks below
-    /// it is in no log any more: trimmed past the bound, or lost with Redis's data (the
-    /// restored chat's log starts after the seq its nodes claimed).
+    /// Where the log's gapless run of messages up to its newest starts, if it holds any.
+    /// The script stamps and appends together, so the log is gapless from its first
+    /// message, and what a node lacks below it is in no log any more: trimmed past the
+    /// bound, or lost with Redis's data. (After such a loss the nodes' claims write the
+    /// lines they hold back, each its own in turn, so the log is sorted here, and a claim
+    /// holding older lines than another's leaves a hole: the run after it counts.)
     pub first: Option<u64>,
+    /// The chat is restored after Redis lost its data and a side's node has not claimed it
+    /// yet (`{sb}:chat-pending:<chat>`): its claim may still write back lines below
+    /// `first`, so nothing is to be skipped for now (every node reads again once every
+    /// claim is in).
+    pub restoring: bool,
 }
 
 /// The messages of `chat`'s log with a seq above `after`, in seq order, and where the log starts.
@@ -419,8 +442,17 @@ pub async fn read_after(
     chat: ChatId,
     after: u64,
 ) -> Result<LogRead, ClusterRoutingError> {
-    let reply: StreamRangeReply = conn.xrange_all(format!("{{sb}}:chat-log:{}", chat.0)).await?;
-    let mut read = LogRead::default();
+    let (reply, restoring): (StreamRangeReply, bool) = redis::pipe()
+        .atomic()
+        .cmd("XRANGE")
+        .arg(format!("{{sb}}:chat-log:{}", chat.0))
+        .arg("-")
+        .arg("+")
+        .cmd("EXISTS")
+        .arg(format!("{{sb}}:chat-pending:{}", chat.0))
+        .query_async(conn)
+        .await?;
+    let mut all = Vec::with_capacity(reply.ids.len());
     for entry in reply.ids {
         let field = |name: &str| entry.get::<String>(name).unwrap_or_default();
         let parsed = line(
@@ -433,17 +465,58 @@ pub async fn read_after(
             field("c"),
         )
         .ok_or_else(|| MalformedReply(format!("chat log entry {}", entry.id)))?;
-        read.first.get_or_insert(parsed.seq);
-        if parsed.seq > after {
-            read.lines.push(parsed);
-        }
+        all.push(parsed);
     }
-    Ok(read)
+    all.sort_by_key(|line| line.seq);
+    all.dedup_by_key(|line| line.seq);
+    let first = run_to_newest(&all);
+    Ok(LogRead {
+        first,
+        restoring,
+        lines: all.into_iter().filter(|line| line.seq > after).collect(),
+    })
+}
+
+/// The first seq of the gapless run that ends with the newest of `lines` (sorted by seq,
+/// each once).
+fn run_to_newest(lines: &[ChatLine]) -> Option<u64> {
+    let mut first = lines.last()?.seq;
+    for line in lines.iter().rev().skip(1) {
+        if line.seq + 1 != first {
+            break;
+        }
+        first = line.seq;
+    }
+    Some(first)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(seq: u64) -> ChatLine {
+        ChatLine {
+            chat: ChatId(1),
+            seq,
+            id: format!("m{seq}"),
+            at: 0,
+            from: Party::Customer,
+            text: String::new(),
+            client_id: None,
+            files: String::new(),
+            via: None,
+        }
+    }
+
+    #[test]
+    fn a_log_read_starts_at_the_run_that_reaches_its_newest_line() {
+        let seqs = |seqs: &[u64]| seqs.iter().map(|s| at(*s)).collect::<Vec<_>>();
+        assert_eq!(run_to_newest(&[]), None);
+        assert_eq!(run_to_newest(&seqs(&[4])), Some(4));
+        assert_eq!(run_to_newest(&seqs(&[3, 4, 5])), Some(3));
+        // A claim wrote back older lines than another's: the hole between is in no log.
+        assert_eq!(run_to_newest(&seqs(&[1, 2, 6, 7, 8])), Some(6));
+    }
 
     #[test]
     fn what_lua_publishes_reads_back() {

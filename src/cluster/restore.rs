@@ -15,7 +15,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 
-use super::chat_log::LOG_LIFETIME_SECS;
+use super::chat_log::{ChatLine, LOG_BOUND, LOG_LIFETIME_SECS, claim_fields};
 use super::routing_library::LIBRARY;
 use super::routing_replies::MalformedReply;
 use super::routing_scripts::{ClusterRoutingError, ROUTING_KEY};
@@ -44,13 +44,16 @@ pub(crate) const CLUSTER_ID_KEY: &str = "{sb}:cluster-id";
 /// What a node holds of the restored domain: the people connected to it (or whose grace
 /// timer runs here), per chat side held here the last seq it recorded, and per
 /// conversation it stamped lines of (or a customer here continues) the highest seq it
-/// knows: each counter is raised to the highest any node claims.
+/// knows: each counter is raised to the highest any node claims. And the latest lines it
+/// holds of its chats, written back into their logs: a line stamped just before the loss
+/// that another node never got is read from there.
 #[derive(Debug, Clone, Default)]
 pub struct Claims {
     pub customers: Vec<CustomerId>,
     pub agents: Vec<AgentId>,
     pub chats: Vec<(ChatId, Party, u64)>,
     pub conversations: Vec<(String, u64)>,
+    pub lines: Vec<ChatLine>,
 }
 
 /// Where the offers stand.
@@ -327,8 +330,8 @@ pub async fn is_restored(conn: &mut ConnectionManager) -> Result<bool, ClusterRo
     Ok(exists)
 }
 
-/// Claims this node's people and raises its chats' and conversations' seq
-/// (`lua/restore.lua`'s `claim`).
+/// Claims this node's people, raises its chats' and conversations' seq and writes the
+/// lines it holds back into their chats' logs (`lua/restore.lua`'s `claim`).
 pub async fn claim(
     conn: &mut ConnectionManager,
     node: &str,
@@ -353,13 +356,15 @@ pub async fn claim(
             .iter()
             .map(|(id, seq)| json!([id, seq.to_string()]))
             .collect::<Vec<_>>(),
+        "lines": claims.lines.iter().map(claim_fields).collect::<Vec<_>>(),
     });
     let mut call = LIBRARY.restore("claim", ROUTING_KEY);
     call.arg(node)
         .arg(incarnation)
         .arg(body.to_string())
         .arg(window.as_millis() as u64)
-        .arg(LOG_LIFETIME_SECS);
+        .arg(LOG_LIFETIME_SECS)
+        .arg(LOG_BOUND);
     let _: i64 = LIBRARY.invoke(&call, conn).await?;
     Ok(())
 }

@@ -501,10 +501,10 @@ pub(crate) enum Command {
     /// data (read from the restore entry, right after its `RoutingReload`): the desk
     /// becomes it, and this node claims the buddy connections it holds.
     BuddiesRestored(Box<buddy::snapshot::BuddySnapshot>),
-    /// This node claimed its buddy chats in the restored domain (their seqs, and the lines
-    /// it holds written back to their logs): it reads their logs for the lines only another
-    /// node had.
-    BuddiesClaimed,
+    /// Every node that took part in the restore claimed its chats and buddy chats (their
+    /// seqs, and the lines it holds written back to their logs), or the claim window is
+    /// over: this node reads their logs for the lines only another node had.
+    EveryClaimIn,
     /// Stamped chat messages: this node's own (the script's reply), a peer node's (pub/sub)
     /// or read from a chat's log (`filled`: the chat whose gap fill this answers).
     ChatLines {

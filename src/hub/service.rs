@@ -587,7 +587,7 @@ impl HubState {
                 self.restore_loaded(*snapshot);
                 self.buddy_lines_restored();
             }
-            Command::BuddiesClaimed => self.buddy_lines_resync(),
+            Command::EveryClaimIn => self.chat_resync(),
             Command::ChatLines {
                 lines,
                 filled,

@@ -808,6 +808,7 @@ async fn lose_and_restore(h: &mut Harness, core: &Routing) -> Result<(), TestCas
                 .flat_map(|c| [(c.id, Party::Customer, 0), (c.id, Party::Agent, 0)])
                 .collect(),
             conversations: vec![],
+            lines: vec![],
         };
         restore::claim(
             &mut conn,

@@ -101,6 +101,7 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
                 agents: vec![],
                 chats: vec![(chat, Party::Customer, 5)],
                 conversations: vec![],
+                lines: vec![],
             },
             WINDOW,
         )
@@ -120,6 +121,7 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
                 agents: vec![agent("ann")],
                 chats: vec![(chat, Party::Agent, 7)],
                 conversations: vec![],
+                lines: vec![],
             },
             WINDOW,
         )
@@ -242,5 +244,94 @@ fn a_conversation_counts_on_from_the_highest_seq_the_nodes_claim() {
             line, 4,
             "a line to an away customer goes on after the one stamped elsewhere"
         );
+    });
+}
+
+/// A line of a restored chat's log as a node holds it.
+fn held(chat: ChatId, seq: u64, from: Party) -> chat_log::ChatLine {
+    chat_log::ChatLine {
+        chat,
+        seq,
+        id: format!("m{seq}"),
+        at: 1_000 + seq as i64,
+        from,
+        text: format!("line {seq}"),
+        client_id: None,
+        files: String::new(),
+        via: None,
+    }
+}
+
+#[test]
+fn the_claims_write_back_the_lines_their_nodes_hold_each_seq_once_in_order() {
+    with_redis(|mut conn| async move {
+        let (mut core, mut out) = core_with_sales();
+        core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out)
+            .unwrap();
+        let chatting = core.join(&cat("sales"), &mut out).unwrap();
+        let chat = first_paired(&out);
+        let incarnations = restored_by_the_first(&mut conn, &core, &[("n0", "9-0"), ("n1", "8-0")]).await;
+        let (n0, n1) = (incarnations[0], incarnations[1]);
+
+        // n1 (the agent's node) holds lines 5-7; n0 (the customer's) holds 6-8: the
+        // customer's 8 was stamped and acknowledged there, and never reached n1.
+        let claims_of = |party: Party, seqs: &[u64], last: u64| Claims {
+            customers: if party == Party::Customer {
+                vec![chatting]
+            } else {
+                vec![]
+            },
+            agents: if party == Party::Agent {
+                vec![agent("ann")]
+            } else {
+                vec![]
+            },
+            chats: vec![(chat, party, last)],
+            lines: seqs.iter().map(|seq| held(chat, *seq, Party::Customer)).collect(),
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n1", n1, &claims_of(Party::Agent, &[5, 6, 7], 7), WINDOW)
+            .await
+            .unwrap();
+        let early = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
+        assert!(early.restoring, "a side is still to claim the chat");
+        assert_eq!(early.first, Some(5));
+        restore::claim(&mut conn, "n0", n0, &claims_of(Party::Customer, &[6, 7, 8], 8), WINDOW)
+            .await
+            .unwrap();
+        let read = chat_log::read_after(&mut conn, chat, 6).await.unwrap();
+        assert!(!read.restoring);
+        assert_eq!(
+            read.first,
+            Some(5),
+            "the log runs gapless from the lowest line written back"
+        );
+        let seqs: Vec<u64> = read.lines.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, [7, 8], "each seq once, in seq order");
+        assert_eq!(read.lines[1], held(chat, 8, Party::Customer), "as it was stamped");
+
+        // The chat goes on after them; a claim past the pending mark writes nothing back.
+        let seq = chat_log::append(
+            &mut conn,
+            "n0",
+            n0,
+            chat,
+            Party::Customer,
+            &chatting.0.to_string(),
+            "n",
+            1,
+            "nine",
+            None,
+        )
+        .await
+        .unwrap()
+        .seq;
+        assert_eq!(seq, 9);
+        restore::claim(&mut conn, "n0", n0, &claims_of(Party::Customer, &[2, 3], 8), WINDOW)
+            .await
+            .unwrap();
+        let read = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
+        let seqs: Vec<u64> = read.lines.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, [5, 6, 7, 8, 9]);
     });
 }

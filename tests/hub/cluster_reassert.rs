@@ -650,3 +650,70 @@ async fn a_conversation_continued_across_an_empty_redis_goes_on_after_its_last_l
 fn u64s_of(lines: &[(u64, String)]) -> Vec<u64> {
     lines.iter().map(|(seq, _)| *seq).collect()
 }
+
+/// A customer's line stamped and acknowledged on their node that the agent's node never
+/// got before Redis lost its data (its pub/sub message lost with a cut: the agent's node,
+/// a real process, drops every line on its chat channel until it subscribes again,
+/// `SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL`). Redis comes back EMPTY. The agent still gets it
+/// live, in its place: the customer's node wrote it back into the chat's log with its
+/// claim, and the agent's node read the log once every claim was in. The customer's next
+/// line follows it, with the next seq; nothing twice, no gap. Before, the agent's node
+/// went on past the line (the log started after it) and the agent never saw it.
+#[tokio::test]
+async fn a_customers_line_the_agents_node_missed_before_redis_came_back_empty_reaches_the_agent() {
+    use crate::cluster_fixture::{Process, process_and_nodes};
+    use crate::common::Endpoint;
+    let hook = [("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL", "beta")];
+    let (_beta, bind, [alpha], mut servers) = process_and_nodes(
+        "cluster-reassert-missed-line",
+        Process::named("beta").env(&hook),
+        ["alpha"],
+        lease_of(1_000),
+    )
+    .await;
+    let beta = Endpoint::at(&bind);
+    let token = alpha.agent_account("ann", &["general"], 1).await;
+    let mut ann = Ws::agent(&beta, &token).await;
+    ann.send(json!({"type": "set_available", "available": true})).await;
+    let mut carla = alpha.customer("Carla", "general").await;
+    let chat = started(&mut carla).await;
+    assert_eq!(started(&mut ann).await, chat);
+    // Ann's line is recorded on beta from its stamp's reply (after beta's first read of
+    // the chat's log, which its router made before); Carla's answer is published to beta,
+    // which drops it.
+    exchange(&mut ann, &mut carla, &chat, "hello", 1).await;
+    let ack = until_taken(
+        &mut carla,
+        json!({"type": "message", "chat_id": chat, "text": "one", "client_id": "one"}),
+        "ack",
+    )
+    .await;
+    assert_eq!(ack["seq"], 2, "{ack}");
+
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+    healthy(&alpha, "alpha").await;
+
+    // Carla goes on (her line sent again while the chat is restored): seq 3. Ann gets
+    // "one" and then "three", each once, in seq order.
+    let ack = until_taken(
+        &mut carla,
+        json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "three"}),
+        "ack",
+    )
+    .await;
+    assert_eq!(ack["seq"], 3, "{ack}");
+    let mut seen = vec![];
+    while seen.len() < 2 {
+        let line = ann.next_of("message").await;
+        seen.push((
+            line["seq"].as_u64().unwrap_or(0),
+            line["text"].as_str().unwrap_or("").to_string(),
+        ));
+    }
+    assert_eq!(
+        seen,
+        [(2, "one"), (3, "three")].map(|(s, t)| (s, t.to_string())),
+        "Ann gets Carla's acknowledged line live, in its place"
+    );
+    exchange(&mut ann, &mut carla, &chat, "four", 4).await;
+}

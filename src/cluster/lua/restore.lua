@@ -171,12 +171,20 @@ function R.restore()
 end
 
 -- ARGV[3]: { customers = ids, agents = ids, chats = { { chat, side, last seq recorded } },
--- conversations = { { id, highest seq stamped } } } (JSON); ARGV[4]: the window (ms);
--- ARGV[5]: the lifetime of a chat's seq counter (s).
+-- conversations = { { id, highest seq stamped } }, lines = { { chat, seq, from, id, time,
+-- text, client id, files, via }, ... } } (JSON); ARGV[4]: the window (ms); ARGV[5]: the
+-- lifetime of a chat's seq counter and log (s); ARGV[6]: a chat log's bound.
 -- Moves the caller's people from the pseudo-node to the caller and raises each of its
 -- chats' seq, and each conversation's (k_conv_seq: a continued chat's is its
 -- conversation's), to the last one it recorded (only ever up). Refused as FENCED past the
 -- window: by then the unclaimed are being handed on.
+-- The latest lines the caller holds of its chats go back into their logs, each seq once
+-- whatever the claims' order (`{sb}:chat-claimed:<chat>`, the seqs written back): a line
+-- stamped and acknowledged just before the loss that the other side's node never got
+-- reaches it at its read once every claim is in (docs/cluster.md §9). Only while the chat
+-- is restoring (a side still pending): no line is stamped meanwhile (chat_message.lua),
+-- so what goes back is all the log holds below the next stamp. The log is read sorted by
+-- seq (chat_log.rs's read_after).
 function R.claim()
   if not alive(ARGV[1], ARGV[2]) then return fenced() end
   local node = ARGV[1]
@@ -195,6 +203,18 @@ function R.claim()
   local function raise(key, seq, lifetime)
     if tonumber(seq) > tonumber(redis.call('GET', key) or '0') then
       redis.call('SET', key, seq, 'EX', lifetime)
+    end
+  end
+  for _, l in ipairs(c.lines or {}) do
+    local chat, seq = l[1], l[2]
+    if redis.call('EXISTS', k_pending(chat)) == 1 then
+      local claimed_key, log_key = P .. 'chat-claimed:' .. chat, P .. 'chat-log:' .. chat
+      if redis.call('SADD', claimed_key, seq) == 1 then
+        redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[6], '*',
+          's', seq, 'i', l[4], 't', l[5], 'f', l[3], 'x', l[6], 'c', l[7], 'a', l[8], 'v', l[9])
+      end
+      redis.call('EXPIRE', log_key, ARGV[5])
+      redis.call('EXPIRE', claimed_key, ARGV[5])
     end
   end
   for _, x in ipairs(c.chats) do

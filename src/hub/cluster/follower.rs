@@ -250,7 +250,10 @@ pub(super) async fn subscriber(cluster: Cluster, hub: mpsc::WeakSender<Command>,
         first_pause: RETRY_PAUSE,
         longest_pause: RETRY_PAUSE,
     };
-    let listener = NodeChannel { hub };
+    let listener = NodeChannel {
+        deaf: std::sync::atomic::AtomicBool::new(test_only_deaf_chat_channel(&cluster)),
+        hub,
+    };
     subscription::listen(
         &cluster,
         &channel,
@@ -264,10 +267,14 @@ pub(super) async fn subscriber(cluster: Cluster, hub: mpsc::WeakSender<Command>,
 
 struct NodeChannel {
     hub: mpsc::WeakSender<Command>,
+    /// Drops the chat lines published to it until it subscribes again (a test's hook:
+    /// [`test_only_deaf_chat_channel`]).
+    deaf: std::sync::atomic::AtomicBool,
 }
 
 impl Listener for NodeChannel {
     async fn resubscribed(&self) {
+        self.deaf.store(false, std::sync::atomic::Ordering::Relaxed);
         // Messages published while the subscription was cut are in the chats' logs.
         tracing::info!("re-reading this node's chats' logs after a gap on its chat channel");
         tell(&self.hub, Command::ChatResync).await;
@@ -275,6 +282,13 @@ impl Listener for NodeChannel {
 
     async fn received(&self, payload: String) {
         match chat_log::parse_node_message(&payload) {
+            Some(NodeMessage::Line(line)) if self.deaf.load(std::sync::atomic::Ordering::Relaxed) => {
+                tracing::warn!(
+                    chat = line.chat.0,
+                    seq = line.seq,
+                    "test hook: a chat line dropped as if lost with a cut"
+                );
+            }
             Some(NodeMessage::Line(line)) => {
                 tell(
                     &self.hub,
@@ -289,6 +303,20 @@ impl Listener for NodeChannel {
             Some(signal) => tell(&self.hub, Command::ChatSignal(signal)).await,
             None => tracing::warn!("ignored a malformed message on this node's chat channel"),
         }
+    }
+}
+
+/// Debug builds only: `SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL=<node id>` makes that node's
+/// chat channel drop every chat line published to it until it subscribes again after a
+/// cut, as if each were lost with one: a test can stage a line stamped and acknowledged on
+/// one side that the other side's node never got before Redis lost its data.
+fn test_only_deaf_chat_channel(cluster: &Cluster) -> bool {
+    #[cfg(debug_assertions)]
+    return std::env::var("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL").is_ok_and(|node| node == cluster.node_id());
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = cluster;
+        false
     }
 }
 

@@ -27,7 +27,7 @@ use super::outbox::{self, OWN_CALLS_CAPACITY, OwnCall, RefusedJoin, Sent};
 use super::own_calls::OwnCalls;
 pub(crate) use super::reassert::Periods;
 pub(crate) use super::reassert::Reassert;
-use super::reassert::{Rejoin, after_the_buddy_claims, reassert_here, rejoined};
+use super::reassert::{Rejoin, after_every_claim, reassert_here, rejoined};
 use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
 use crate::cluster::buddy_chat_log;
 use crate::cluster::buddy_line::BuddyLine;
@@ -373,7 +373,7 @@ async fn router(
                             suspended.get_or_insert_with(tokio::time::Instant::now);
                         }
                         add_categories(&redis, &categories).await;
-                        after_the_buddy_claims(conn.clone(), hub.clone(), periods.lease);
+                        after_every_claim(conn.clone(), hub.clone(), periods.lease);
                         tell(&hub, Command::BotStagesAgain).await;
                     }
                     Err(e) => {
@@ -642,12 +642,15 @@ async fn router(
                         chat_log::LogRead::default()
                     }
                 };
+                // A restored chat whose claims are not all in: a line below where its log
+                // starts may still be written back, so nothing is skipped yet.
+                let log_from = read.first.filter(|_| !read.restoring);
                 tell(
                     &hub,
                     Command::ChatLines {
                         lines: read.lines,
                         filled: Some(chat),
-                        log_from: read.first,
+                        log_from,
                     },
                 )
                 .await;

@@ -162,10 +162,11 @@ pub(super) async fn reassert_here(
     Ok(())
 }
 
-/// Once every node that offered has claimed its buddy chats (`{sb}:bchat-pending` gone),
-/// or the claim window is over, tells the hub to read its chats' logs: the lines other
-/// nodes wrote back are there then. A task of its own, so the router goes on meanwhile.
-pub(super) fn after_the_buddy_claims(mut conn: ConnectionManager, hub: mpsc::WeakSender<Command>, window: Duration) {
+/// Once every node that offered has claimed its buddy chats (`{sb}:bchat-pending` gone:
+/// each claims them right after its people and chats), or the claim window is over, tells
+/// the hub to read its chats' and buddy chats' logs: the lines other nodes wrote back are
+/// there then. A task of its own, so the router goes on meanwhile.
+pub(super) fn after_every_claim(mut conn: ConnectionManager, hub: mpsc::WeakSender<Command>, window: Duration) {
     tokio::spawn(async move {
         let give_up = tokio::time::Instant::now() + window;
         while tokio::time::Instant::now() < give_up {
@@ -179,7 +180,7 @@ pub(super) fn after_the_buddy_claims(mut conn: ConnectionManager, hub: mpsc::Wea
             tokio::time::sleep(RETRY_PAUSE / 2).await;
         }
         if let Some(tx) = hub.upgrade() {
-            let _ = tx.send(Command::BuddiesClaimed).await;
+            let _ = tx.send(Command::EveryClaimIn).await;
         }
     });
 }

@@ -19,6 +19,11 @@ use crate::hub::transcript::{Author, Stamped, Transcript, stamped};
 use crate::protocol::ServerFrame;
 use crate::store::{ArchiveEvent, ConversationClosed, EndReason, Side};
 
+/// A chat's latest recorded lines a node writes back into its log after Redis lost its
+/// data: more than a chat has in flight at the moment of a loss (stamped, not yet read by
+/// the other side's node), which is a line or two per side.
+const CLAIM_TAIL: u64 = 16;
+
 /// An ended chat this node archives, waiting for the last read of its log before its closing.
 pub(in crate::hub::service) struct ClosingArchive {
     wire_id: String,
@@ -178,7 +183,7 @@ impl HubState {
         filled: Option<ChatId>,
         log_from: Option<u64>,
     ) {
-        let progressed = !lines.is_empty();
+        let read_up_to = lines.iter().map(|line| line.seq).max();
         if let Some(chat) = filled {
             self.cluster_mut().filling.remove(&chat);
             self.skip_what_no_log_holds(chat, log_from);
@@ -190,10 +195,14 @@ impl HubState {
             self.earlier_agent_through_the_read(chat);
             self.chat_read_for_resume(chat);
         }
-        // Still a gap after the fill (messages arrived meanwhile past it): read again.
+        // Still a gap after the fill (messages stamped after the read, past it): read
+        // again. Not for a gap inside what the read saw (a restored chat whose hole a
+        // claim still to come may fill: the read once every claim is in does), which
+        // would read the same again.
         if let Some(chat) = filled
-            && progressed
-            && self.cluster_mut().ahead.get(&chat).is_some_and(|held| !held.is_empty())
+            && let Some(read_up_to) = read_up_to
+            && let Some(held) = self.cluster_mut().ahead.get(&chat)
+            && held.keys().next().is_some_and(|lowest| *lowest > read_up_to + 1)
             && let Some(last) = self.chats.get(&chat).map(|log| log.live.last_seq())
         {
             self.fill(chat, last);
@@ -415,7 +424,41 @@ impl HubState {
         }
     }
 
+    /// What this node writes back into its chats' logs with its claim after Redis lost
+    /// its data (`cluster::restore::Claims::lines`): of each chat, the last
+    /// [`CLAIM_TAIL`] lines it recorded and those it holds past a gap. A line stamped and
+    /// acknowledged just before the loss may have reached only this node (its pub/sub
+    /// message to the other side's node lost with the cut): the other node reads it from
+    /// the log once every claim is in (`Command::EveryClaimIn`), in its place, instead of
+    /// going on past it.
+    pub(in crate::hub::service) fn lines_to_write_back(&self) -> Vec<ChatLine> {
+        let mut lines = vec![];
+        for (chat, log) in &self.chats {
+            let recorded = log.live.after(log.live.last_seq().saturating_sub(CLAIM_TAIL));
+            lines.extend(recorded.into_iter().map(|m| ChatLine {
+                chat: *chat,
+                seq: m.seq,
+                from: match m.from {
+                    crate::protocol::From::Customer => Party::Customer,
+                    _ => Party::Agent,
+                },
+                files: crate::attachments::files_json(&m.attachments),
+                id: m.id,
+                at: m.at,
+                text: m.text,
+                client_id: m.client_id,
+                via: m.via,
+            }));
+            if let Some(held) = self.cluster.as_ref().and_then(|c| c.ahead.get(chat)) {
+                lines.extend(held.values().cloned());
+            }
+        }
+        lines
+    }
+
     /// The chat channel was cut: whatever was published meanwhile is in the chats' logs.
+    /// So after Redis lost its data, once every node's claim is in: the lines only
+    /// another node had were written back to them (`lines_to_write_back`).
     pub(in crate::hub::service) fn chat_resync(&mut self) {
         self.buddy_lines_resync();
         let chats: Vec<(ChatId, u64)> = self

@@ -74,7 +74,7 @@ impl HubState {
     /// what it holds to re-assert (`docs/cluster.md` §9): its replica and the last event it
     /// applied (the longest replica among the nodes is written back, under the lost
     /// domain's id, so chats keep their wire ids), and its people with their chats' last
-    /// recorded seqs. Their resume tokens and agents' names are recorded again after it.
+    /// recorded seqs and latest lines (written back into the chats' logs). Their resume tokens and agents' names are recorded again after it.
     /// Joins not yet in the stream may be lost with it: refused, to be tried again.
     /// The buddy list's replica goes with the routing one, and is restored with it
     /// (`service::cluster::restored`).
@@ -113,6 +113,7 @@ impl HubState {
             agents: self.agents.keys().cloned().collect(),
             chats: vec![],
             conversations: self.conversation_seqs_here(),
+            lines: self.lines_to_write_back(),
         };
         for (chat, log) in &self.chats {
             let last = log.live.last_seq();
