@@ -3100,7 +3100,7 @@ async fn messages_keep_their_files(store: &dyn Store) {
         message: ArchivedMessage {
             via: None,
             attachments: files.clone(),
-            id: msg_id("c1", 2),
+            id: msg_id("c1", 2).into(),
             seq: 2,
             from: Side::Customer,
             text: String::new(),
@@ -3132,7 +3132,7 @@ async fn lines_by_mail_keep_their_via(store: &dyn Store) {
         message: ArchivedMessage {
             via: Some(switchboard::store::Via::Email),
             attachments: files,
-            id: msg_id("c1", seq),
+            id: msg_id("c1", seq).into(),
             seq,
             from: Side::Customer,
             text: format!("by mail {seq}"),
@@ -4165,7 +4165,7 @@ async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() 
             unreachable!()
         };
         let side = if seq % 2 == 1 { "customer" } else { "agent" };
-        bson::doc! {"id": message.id, "seq": seq as i64, "from": side, "text": message.text, "at": message.at}
+        bson::doc! {"id": message.id.to_string(), "seq": seq as i64, "from": side, "text": message.text, "at": message.at}
     };
     let bucket = |first: u64, last: u64| {
         bson::doc! {

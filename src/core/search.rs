@@ -38,17 +38,28 @@ pub const MAX_QUERY_TERMS: usize = 8;
 /// `text` as the index and queries read it: decomposed, lower-cased, without its
 /// non-spacing marks (accents).
 fn fold(text: &str) -> String {
+    let mut out = String::new();
+    fold_into(text, &mut out);
+    out
+}
+
+/// [`fold`] into `out` (cleared first), so a caller folding many texts reuses one buffer
+/// rather than allocating one per text.
+fn fold_into(text: &str, out: &mut String) {
+    out.clear();
     // Most chat text is ASCII, where decomposition changes nothing and no character is a
     // mark: lower-casing is all (the archive folds every message, so this is its hot path).
     if text.is_ascii() {
-        return text.to_ascii_lowercase();
+        out.push_str(text);
+        out.make_ascii_lowercase();
+    } else {
+        fold_unicode_into(text, out);
     }
-    fold_unicode(text)
 }
 
-/// [`fold`] of any text, character by character.
-fn fold_unicode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+/// [`fold`] of any text, character by character, appended to `out`.
+fn fold_unicode_into(text: &str, out: &mut String) {
+    out.reserve(text.len());
     for c in text.nfkd() {
         for lower in c.to_lowercase() {
             if lower.general_category() != GeneralCategory::NonspacingMark {
@@ -56,7 +67,6 @@ fn fold_unicode(text: &str) -> String {
             }
         }
     }
-    out
 }
 
 /// The terms of `text`, in order of appearance, repeats included.
@@ -77,8 +87,10 @@ fn cut_terms(folded: &str) -> impl Iterator<Item = &str> {
 /// The distinct terms of all of `texts`, sorted.
 pub fn term_set<'a>(texts: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
     let mut set = BTreeSet::new();
+    // One buffer for every text: the archive folds each message it stores through here.
+    let mut folded = String::new();
     for text in texts {
-        let folded = fold(text);
+        fold_into(text, &mut folded);
         for term in cut_terms(&folded) {
             // A repeated term costs a lookup, not an allocation.
             if !set.contains(term) {
@@ -220,7 +232,17 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn the_ascii_shortcut_folds_as_the_whole_rule_does(text in "[\\x00-\\x7f]{0,64}") {
-            proptest::prop_assert_eq!(fold(&text), fold_unicode(&text));
+            let mut whole_rule = String::new();
+            fold_unicode_into(&text, &mut whole_rule);
+            proptest::prop_assert_eq!(fold(&text), whole_rule);
+        }
+
+        /// The terms of several texts folded through one buffer are the union of each
+        /// text's own: nothing of a longer text before is left behind in the buffer.
+        #[test]
+        fn texts_folded_in_turn_keep_nothing_of_each_other(texts in proptest::collection::vec("\\PC{0,40}", 0..6)) {
+            let each: BTreeSet<String> = texts.iter().flat_map(|t| term_set([t.as_str()])).collect();
+            proptest::prop_assert_eq!(term_set(texts.iter().map(String::as_str)), each);
         }
 
         /// Any word of a text, typed in any case, finds the text.

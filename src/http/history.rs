@@ -233,7 +233,7 @@ pub(super) fn found(c: &Conversation, query: Option<&SearchQuery>) -> Conversati
 
 pub(super) fn message_view(m: &ArchivedMessage) -> MessageView {
     MessageView {
-        id: m.id.clone(),
+        id: m.id.to_string(),
         seq: m.seq,
         from: m.from,
         text: m.text.clone(),

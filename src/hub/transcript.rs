@@ -135,7 +135,7 @@ pub(crate) fn stamped(
         conversation_id: chat_id,
         message: ArchivedMessage {
             via: author.via,
-            id: id.to_owned(),
+            id: id.into(),
             seq,
             from: author.side,
             text,
@@ -248,7 +248,7 @@ impl Transcript {
                 message: ArchivedMessage {
                     via: m.via,
                     attachments: m.attachments,
-                    id: m.id,
+                    id: m.id.into(),
                     seq: m.seq,
                     from: match m.from {
                         From::Customer => Side::Customer,

@@ -17,6 +17,7 @@
 mod embedded;
 mod journal;
 mod memory;
+mod message_id;
 mod mongo;
 mod record;
 // One module per concern: its records and its trait (`RoomStore` …), which each backend
@@ -67,6 +68,7 @@ mod api_tokens;
 pub use bounded::bounded_reads;
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
+pub use message_id::MessageId;
 pub use mongo::MongoStore;
 // ---- staff accounts and sessions ----
 pub use accounts::{Account, AccountStore, Role, StoredSession};
@@ -165,7 +167,8 @@ pub enum EndReason {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ArchivedMessage {
     /// Globally unique, time-ordered (UUIDv7). With `seq`, either names the message for retries.
-    pub id: String,
+    /// Held inline ([`MessageId`]): stamping a message allocates nothing for it.
+    pub id: MessageId,
     /// 1-based position in its conversation; one seq is one message.
     pub seq: u64,
     pub from: Side,
@@ -182,7 +185,7 @@ pub struct ArchivedMessage {
 
 impl ArchivedMessage {
     /// A chat line of text alone: no files, not by mail.
-    pub fn plain(id: impl Into<String>, seq: u64, from: Side, text: impl Into<String>, at: Millis) -> Self {
+    pub fn plain(id: impl Into<MessageId>, seq: u64, from: Side, text: impl Into<String>, at: Millis) -> Self {
         Self {
             id: id.into(),
             seq,

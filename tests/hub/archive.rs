@@ -285,7 +285,7 @@ async fn mongodb_stopped_mid_chat_loses_no_acknowledged_message_and_duplicates_n
     }
     assert!(caught_up, "the backlog is written once MongoDB is back");
     let record = store.conversation(&chat).await.unwrap();
-    let ids: Vec<_> = record.messages.iter().map(|m| m.id.clone()).collect();
+    let ids: Vec<_> = record.messages.iter().map(|m| m.id.to_string()).collect();
     let unique: HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "no message is archived twice");
     for id in &acked {

@@ -255,7 +255,7 @@ async fn invitations_and_chats_between_nodes_follow_the_single_node_rules() {
 
     // Archived once, closed, with seq 1..10.
     let record = archived_closed(store, &chat, 10).await;
-    let archived: Vec<(u64, String)> = record.messages.iter().map(|m| (m.seq, m.id.clone())).collect();
+    let archived: Vec<(u64, String)> = record.messages.iter().map(|m| (m.seq, m.id.to_string())).collect();
     assert_eq!(archived, ann_order);
     alpha.stop().await;
     beta.stop().await;

@@ -448,7 +448,7 @@ impl Cluster {
                             .map(|m| Msg {
                                 chat: chat.clone(),
                                 seq: m.seq,
-                                id: m.id.clone(),
+                                id: m.id.to_string(),
                                 client_id: None,
                             })
                             .collect();

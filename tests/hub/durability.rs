@@ -182,7 +182,7 @@ async fn a_full_archive_buffer_never_drops_an_opening_a_closing_or_an_acknowledg
             .await
             .unwrap_or_else(|e| panic!("conversation {chat} is not archived ({e}); its opening was dropped"));
         assert!(record.closed.is_some(), "conversation {chat} has no closing");
-        let stored: HashSet<_> = record.messages.iter().map(|m| m.id.clone()).collect();
+        let stored: HashSet<_> = record.messages.iter().map(|m| m.id.to_string()).collect();
         assert_eq!(stored.len(), record.messages.len(), "no message is archived twice");
         lost += acked
             .get(chat)
@@ -253,7 +253,11 @@ async fn a_hub_stopped_during_an_outage_loses_no_acknowledged_message(signal: &s
     drop(hub);
 
     let (hub, stored) = Restart(&mut mongo, &db, &dir)
-        .archived(&chat, |m| m.id.clone(), |ids| acked.iter().all(|id| ids.contains(id)))
+        .archived(
+            &chat,
+            |m| m.id.to_string(),
+            |ids| acked.iter().all(|id| ids.contains(id)),
+        )
         .await;
     let unique: HashSet<&String> = stored.iter().collect();
     assert_eq!(unique.len(), stored.len(), "a message was archived twice");
@@ -458,7 +462,7 @@ async fn a_full_archive_refuses_to_open_a_buddy_chat_and_opens_it_once_there_is_
     hub.stop().await;
 
     let first = store.conversation(&first).await.expect("the first chat is archived");
-    let stored: HashSet<_> = first.messages.iter().map(|m| m.id.clone()).collect();
+    let stored: HashSet<_> = first.messages.iter().map(|m| m.id.to_string()).collect();
     assert!(
         acked.iter().all(|id| stored.contains(id)),
         "an acknowledged message was lost"

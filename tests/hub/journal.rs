@@ -73,7 +73,7 @@ async fn sigkill_of_a_hub_on_the_embedded_store_loses_no_acknowledged_message() 
         .expect("the conversation is archived")
         .messages
         .iter()
-        .map(|m| m.id.clone())
+        .map(|m| m.id.to_string())
         .collect();
     let unique: HashSet<&String> = stored.iter().collect();
     assert_eq!(unique.len(), stored.len(), "a message was archived twice");

@@ -399,7 +399,7 @@ pub(super) fn earlier_line(id: &str, m: &crate::store::ArchivedMessage) -> ChatM
         attachments: m.attachments.clone(),
         via: m.via,
         chat_id: id.to_string(),
-        id: m.id.clone(),
+        id: m.id.to_string(),
         seq: m.seq,
         from: match m.from {
             Side::Customer => From::Customer,

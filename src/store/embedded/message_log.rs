@@ -175,7 +175,9 @@ pub fn decode(seq: u64, value: &[u8]) -> StoreResult<ArchivedMessage> {
     if value[0] == LOGGED_UUID {
         let id = uuid::Uuid::from_bytes(value[10..UUID_HEADER].try_into().expect("16 bytes"));
         let text = std::str::from_utf8(&value[UUID_HEADER..]).map_err(|_| corrupt("text is not UTF-8".into()))?;
-        return Ok(ArchivedMessage::plain(id.hyphenated().to_string(), seq, from, text, at));
+        let mut id_buffer = uuid::Uuid::encode_buffer();
+        let id = id.hyphenated().encode_lower(&mut id_buffer);
+        return Ok(ArchivedMessage::plain(&*id, seq, from, text, at));
     }
     let id_len = u16::from_le_bytes(value[10..12].try_into().expect("2 bytes")) as usize;
     let rest = &value[HEADER..];
@@ -552,7 +554,7 @@ mod tests {
         let message = |seq: u64, files: Vec<crate::attachments::AttachmentMeta>| ArchivedMessage {
             via: None,
             attachments: files,
-            id: uuid::Uuid::now_v7().hyphenated().to_string(),
+            id: uuid::Uuid::now_v7().hyphenated().to_string().into(),
             seq,
             from: Side::Customer,
             text: String::new(),

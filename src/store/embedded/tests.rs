@@ -42,7 +42,7 @@ pub(super) fn opened(id: &str, category: Option<&str>, queued_at: Millis, paired
 
 /// A message with its id, seq, side, text and time.
 pub(super) fn message(
-    id: impl Into<String>,
+    id: impl Into<crate::store::MessageId>,
     seq: u64,
     from: Side,
     text: impl Into<String>,

@@ -223,7 +223,7 @@ mod tests {
                                     thumbnail,
                                 })
                                 .collect(),
-                            id,
+                            id: id.into(),
                             seq,
                             from,
                             text,
