@@ -69,9 +69,10 @@ test-build:
 ## the one each of them injects. They mostly wait on their faults' timelines (115
 ## CPU-seconds in a 377 s run, 0.3 of a core), but those timelines need the CPU at once
 ## when they come. The scenarios (hundreds of clients) run one at a time; the stall tests
-## (an agent and a customer or two each) three at a time, as the `ONE_SCENARIO_AT_A_TIME`
-## lock of tests/hub/cluster_scenarios.rs lets them (2026-11-29, load 7 to 11 from other
-## builds: 34 s two at a time, 26 s three at a time, 0.6 of a core).
+## (an agent and a customer or two each) two at a time, as the `ONE_SCENARIO_AT_A_TIME`
+## lock of tests/hub/cluster_scenarios.rs lets them (three at a time took 26 s against 34 s
+## on 2026-11-29, load 7 to 18 from other builds, but one of seven runs had a node exit at
+## its start, unexplained).
 ALONE := cluster_scenarios:: cluster_stall::
 
 test-rust: test-rust-shared test-alone
@@ -115,7 +116,7 @@ test-rust-others:
 
 test-alone:
 	scripts/with-mongo.sh sh -c '$(CARGO) test --test hub -- --test-threads=1 cluster_scenarios:: \
-	  && $(CARGO) test --test hub -- --test-threads=3 cluster_stall::'
+	  && $(CARGO) test --test hub -- --test-threads=2 cluster_stall::'
 
 ## Two test files at once: the phase keeps a 2-core machine busy. The pages run in Debian's
 ## chromium-headless-shell, Chromium's old headless mode, without the full browser's window

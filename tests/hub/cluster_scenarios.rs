@@ -43,7 +43,7 @@ const ARCHIVE_READS_AT_ONCE: usize = 8;
 /// `cluster_unavailable`, or are fenced). A scenario takes it alone ([`RwLock::write`]).
 /// The stall tests (`cluster_stall`: one agent and a customer or two on three nodes,
 /// mostly waiting out a lease) share it with each other ([`RwLock::read`]): `make
-/// test-alone` runs them three at a time, which keeps a 2-core machine far from busy.
+/// test-alone` runs them two at a time, which keeps a 2-core machine far from busy.
 pub(crate) static ONE_SCENARIO_AT_A_TIME: RwLock<()> = RwLock::const_new(());
 
 /// Three node processes on one MongoDB database and one Redis. A node stopped with
