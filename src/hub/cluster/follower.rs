@@ -301,18 +301,15 @@ impl Listener for NodeChannel {
 /// step before it.
 async fn test_only_follower_lag(cluster: &Cluster, events: &[RoutingEvent]) {
     #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_FOLLOWER_LAG")
-        .ok()
-        .and_then(|hook| {
-            let mut parts = hook.splitn(3, ':');
-            let (node, ms, transition) = (parts.next()?, parts.next()?, parts.next());
-            let held = transition.is_none_or(|t| events.iter().any(|e| e.transition == t));
-            if node != cluster.node_id() || !held {
-                return None;
-            }
-            ms.parse::<u64>().ok()
-        })
-    {
+    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_FOLLOWER_LAG").ok().and_then(|hook| {
+        let mut parts = hook.splitn(3, ':');
+        let (node, ms, transition) = (parts.next()?, parts.next()?, parts.next());
+        let held = transition.is_none_or(|t| events.iter().any(|e| e.transition == t));
+        if node != cluster.node_id() || !held {
+            return None;
+        }
+        ms.parse::<u64>().ok()
+    }) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     #[cfg(not(debug_assertions))]
