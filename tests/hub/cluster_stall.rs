@@ -1011,8 +1011,9 @@ async fn a_leave_that_crosses_the_end_of_the_chat_gets_the_end_not_an_error() {
 }
 
 /// A customer and their agent on the same node: the customer's `leave` applies in Redis,
-/// and the node is stopped before it replays the end (its follower hands events over 6 s
-/// late, `SWITCHBOARD_TEST_FOLLOWER_LAG`), reaped, and woken fenced: it lets go of both
+/// and the node is stopped before it replays the end (its follower hands the batch with the
+/// `leave` over 6 s late, and what follows behind it, `SWITCHBOARD_TEST_FOLLOWER_LAG`; the
+/// steps before it are not held up), reaped, and woken fenced: it lets go of both
 /// sides before it replays the end, and no other node logs the chat (the reaper inherits
 /// running chats only). The customer, closed 1012, finished: their `leave` took, and a
 /// `resume` elsewhere is `resume_expired`. Their conversation must still be archived as
@@ -1021,7 +1022,7 @@ async fn a_leave_that_crosses_the_end_of_the_chat_gets_the_end_not_an_error() {
 #[tokio::test]
 async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archived_closed() {
     let tag = "stall-left-both-sides";
-    let lag = format!("{}:6000", node_name(STALLED_NODE));
+    let lag = format!("{}:6000:leave", node_name(STALLED_NODE));
     let stage = stage_with(
         tag,
         GRACE_SECS,

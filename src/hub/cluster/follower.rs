@@ -132,7 +132,7 @@ pub(super) async fn follower(
                 if !events.is_empty() {
                     last.clone_from(&events.last().expect("not empty").id);
                     seen += events.len() as u64;
-                    test_only_follower_lag(&cluster).await;
+                    test_only_follower_lag(&cluster, &events).await;
                     let agent_names = agent_names(&mut conn, &events).await;
                     tell(&hub, Command::RoutingEvents { events, agent_names }).await;
                 }
@@ -323,17 +323,23 @@ fn test_only_deaf_chat_channel(cluster: &Cluster) -> bool {
 /// Debug builds only: `SWITCHBOARD_TEST_FOLLOWER_LAG=<node id>:<ms>` holds every batch of
 /// events that node's follower read back for that long before its hub applies them, so a
 /// test can stage a replica behind the stream (a resume on a node that has not applied the
-/// customer's join yet).
-async fn test_only_follower_lag(cluster: &Cluster) {
+/// customer's join yet). `<node id>:<ms>:<transition>` holds only a batch holding that
+/// transition (what comes after it is read once it is handed over, so it waits too): a
+/// test that needs one event replayed late (a `leave`) does not wait that long for each
+/// step before it.
+async fn test_only_follower_lag(cluster: &Cluster, events: &[RoutingEvent]) {
     #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_FOLLOWER_LAG")
-        .ok()
-        .and_then(|v| v.split_once(':').map(|(node, ms)| (node.to_string(), ms.to_string())))
-        .filter(|(node, _)| node == cluster.node_id())
-        .and_then(|(_, ms)| ms.parse::<u64>().ok())
-    {
+    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_FOLLOWER_LAG").ok().and_then(|hook| {
+        let mut parts = hook.splitn(3, ':');
+        let (node, ms, transition) = (parts.next()?, parts.next()?, parts.next());
+        let held = transition.is_none_or(|t| events.iter().any(|e| e.transition == t));
+        if node != cluster.node_id() || !held {
+            return None;
+        }
+        ms.parse::<u64>().ok()
+    }) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     #[cfg(not(debug_assertions))]
-    let _ = cluster;
+    let _ = (cluster, events);
 }
