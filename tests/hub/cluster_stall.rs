@@ -1090,3 +1090,109 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
     }
     drop(stage.agent);
 }
+
+/// Carla and the agent "bea" on [`STALLED_NODE`], paired; the stage's agent (ann, on
+/// [`AGENTS_NODE`]) goes available just before Carla leaves, so the stalled node's
+/// follower (its batches held 6 s) holds that event and has not read the leave when the
+/// node is stopped; with `trim`, the routing events are trimmed away while it is stopped
+/// (as `MAXLEN ~` does under load), so it reloads from a snapshot that no longer runs the
+/// chat. Then the node is reaped, woken, registered again. The stage and the chat.
+async fn left_just_before_the_stall(tag: &str, trim: bool) -> (Stage, String) {
+    let lag = format!("{}:6000", node_name(STALLED_NODE));
+    let mut stage = stage_with(
+        tag,
+        GRACE_SECS,
+        LEASE_MS,
+        &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
+    )
+    .await;
+    let token = stage.cluster.agent_token(&stage.admin, "bea", &["general"], 1).await;
+    let auth = format!("Bearer {token}");
+    let mut bea = Ws::connect(
+        &stage.cluster.ws_url(STALLED_NODE, "/ws/agent"),
+        &[("authorization", &auth)],
+    )
+    .await
+    .unwrap();
+    bea.next_matching_within(WAIT, |f| f["type"] == "agent_welcome").await;
+    bea.send(json!({"type": "set_available", "available": true})).await;
+    bea.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    let mut carla = joining(&stage.cluster, STALLED_NODE, "Carla").await;
+    carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
+    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    next_about(&mut bea, "chat_started", &chat).await;
+    // Let the stalled node's follower catch up, then give it one event to hold.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    stage
+        .agent
+        .send(json!({"type": "set_available", "available": true}))
+        .await;
+    stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
+    carla.send(json!({"type": "leave"})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
+    stage.cluster.wait_for_the_reap(STALLED_NODE).await;
+    if trim {
+        assert!(stage.cluster.trim_routing_events().await > 0);
+    }
+    stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
+    let deadline = Instant::now() + WAIT;
+    while stage
+        .cluster
+        .incarnation(STALLED_NODE)
+        .await
+        .is_none_or(|after| after <= before)
+    {
+        assert!(Instant::now() < deadline, "the woken node never registered again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop((carla, bea));
+    (stage, chat)
+}
+
+/// The archived record of `chat` once it is closed and `done` holds of it.
+async fn archived_until(stage: &Stage, chat: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, record) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
+        if status == 200 && !record["ended_at"].is_null() && done(&record) {
+            return record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "conversation {chat} never {what}: GET answered {status}: {record}\n{}",
+            stage.cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// As [`a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archived_closed`],
+/// and the customer's `leave` resolves the conversation as it does on one node
+/// (`conversations::a_customer_who_ends_resolves_and_one_who_leaves_stays_open_in_the_agents_list`):
+/// the closing the fenced node writes for a chat it let go of must not leave it open in the
+/// agent's list.
+#[tokio::test]
+async fn a_chat_left_just_before_its_node_stalled_is_archived_resolved() {
+    let (stage, chat) = left_just_before_the_stall("stall-left-resolved", false).await;
+    let record = archived_until(&stage, &chat, "archived as closed", |_| true).await;
+    assert_eq!(record["reason"], "ended", "{record}");
+    archived_until(&stage, &chat, "resolved (the customer left on purpose)", |r| {
+        r["status"] == "resolved"
+    })
+    .await;
+}
+
+/// As above, with the routing events trimmed while the node is stopped: the node reloads
+/// from a snapshot and never replays the end, yet the chat it archived must still be
+/// archived closed.
+#[tokio::test]
+async fn a_chat_left_just_before_its_node_stalled_past_a_trimmed_stream_is_archived_closed() {
+    let (stage, chat) = left_just_before_the_stall("stall-left-trimmed", true).await;
+    archived_until(&stage, &chat, "archived as closed", |_| true).await;
+}
