@@ -1094,10 +1094,9 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
 /// Carla and the agent "bea" on [`STALLED_NODE`], paired; the stage's agent (ann, on
 /// [`AGENTS_NODE`]) goes available just before Carla leaves, so the stalled node's
 /// follower (its batches held 6 s) holds that event and has not read the leave when the
-/// node is stopped; with `trim`, the routing events are trimmed away while it is stopped
-/// (as `MAXLEN ~` does under load), so it reloads from a snapshot that no longer runs the
-/// chat. Then the node is reaped, woken, registered again. The stage and the chat.
-async fn left_just_before_the_stall(tag: &str, trim: bool) -> (Stage, String) {
+/// node is stopped; the routing events are trimmed away while it is stopped, so it
+/// reloads from a snapshot that no longer runs the chat. Then the node is reaped, woken, registered again. The stage and the chat.
+async fn left_just_before_the_stall(tag: &str) -> (Stage, String) {
     let lag = format!("{}:6000", node_name(STALLED_NODE));
     let mut stage = stage_with(
         tag,
@@ -1137,9 +1136,7 @@ async fn left_just_before_the_stall(tag: &str, trim: bool) -> (Stage, String) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
     stage.cluster.wait_for_the_reap(STALLED_NODE).await;
-    if trim {
-        assert!(stage.cluster.trim_routing_events().await > 0);
-    }
+    assert!(stage.cluster.trim_routing_events().await > 0);
     stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
     let deadline = Instant::now() + WAIT;
     while stage
@@ -1173,26 +1170,12 @@ async fn archived_until(stage: &Stage, chat: &str, what: &str, done: impl Fn(&Va
 }
 
 /// As [`a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archived_closed`],
-/// and the customer's `leave` resolves the conversation as it does on one node
-/// (`conversations::a_customer_who_ends_resolves_and_one_who_leaves_stays_open_in_the_agents_list`):
-/// the closing the fenced node writes for a chat it let go of must not leave it open in the
-/// agent's list.
-#[tokio::test]
-async fn a_chat_left_just_before_its_node_stalled_is_archived_resolved() {
-    let (stage, chat) = left_just_before_the_stall("stall-left-resolved", false).await;
-    let record = archived_until(&stage, &chat, "archived as closed", |_| true).await;
-    assert_eq!(record["reason"], "ended", "{record}");
-    archived_until(&stage, &chat, "resolved (the customer left on purpose)", |r| {
-        r["status"] == "resolved"
-    })
-    .await;
-}
-
-/// As above, with the routing events trimmed while the node is stopped: the node reloads
-/// from a snapshot and never replays the end, yet the chat it archived must still be
-/// archived closed.
+/// with the routing events trimmed while the node is stopped (as `MAXLEN ~` does under
+/// load): woken, the node is fenced first (it keeps the chat to close), then reloads from a
+/// snapshot that no longer runs the chat and never replays its end; the chat it archived
+/// must still be archived closed.
 #[tokio::test]
 async fn a_chat_left_just_before_its_node_stalled_past_a_trimmed_stream_is_archived_closed() {
-    let (stage, chat) = left_just_before_the_stall("stall-left-trimmed", true).await;
+    let (stage, chat) = left_just_before_the_stall("stall-left-trimmed").await;
     archived_until(&stage, &chat, "archived as closed", |_| true).await;
 }
