@@ -1095,7 +1095,8 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
 /// [`AGENTS_NODE`]) goes available just before Carla leaves, so the stalled node's
 /// follower (its batches held 6 s) holds that event and has not read the leave when the
 /// node is stopped; the routing events are trimmed away while it is stopped, so it
-/// reloads from a snapshot that no longer runs the chat. Then the node is reaped, woken, registered again. The stage and the chat.
+/// reloads from a snapshot that no longer runs the chat. Then the node is reaped, woken,
+/// registered again. The stage and the chat.
 async fn left_just_before_the_stall(tag: &str) -> (Stage, String) {
     let lag = format!("{}:6000", node_name(STALLED_NODE));
     let mut stage = stage_with(
@@ -1152,17 +1153,17 @@ async fn left_just_before_the_stall(tag: &str) -> (Stage, String) {
     (stage, chat)
 }
 
-/// The archived record of `chat` once it is closed and `done` holds of it.
-async fn archived_until(stage: &Stage, chat: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+/// The archived record of `chat` once it is closed.
+async fn archived_closed(stage: &Stage, chat: &str) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
         let (status, record) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
-        if status == 200 && !record["ended_at"].is_null() && done(&record) {
+        if status == 200 && !record["ended_at"].is_null() {
             return record;
         }
         assert!(
             Instant::now() < deadline,
-            "conversation {chat} never {what}: GET answered {status}: {record}\n{}",
+            "conversation {chat} never archived as closed: GET answered {status}: {record}\n{}",
             stage.cluster.logs()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1177,5 +1178,5 @@ async fn archived_until(stage: &Stage, chat: &str, what: &str, done: impl Fn(&Va
 #[tokio::test]
 async fn a_chat_left_just_before_its_node_stalled_past_a_trimmed_stream_is_archived_closed() {
     let (stage, chat) = left_just_before_the_stall("stall-left-trimmed").await;
-    archived_until(&stage, &chat, "archived as closed", |_| true).await;
+    archived_closed(&stage, &chat).await;
 }
