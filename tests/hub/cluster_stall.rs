@@ -38,6 +38,14 @@ const THIRD_NODE: usize = 1;
 /// The customer's node, the one stopped.
 const STALLED_NODE: usize = 2;
 
+/// This machine's clock, as Redis's (the same machine) dates the events stream's entries.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is past 1970")
+        .as_millis() as i64
+}
+
 /// A stall test's share of [`ONE_SCENARIO_AT_A_TIME`]: no scenario runs meanwhile.
 type Shared = tokio::sync::RwLockReadGuard<'static, ()>;
 
@@ -1053,6 +1061,7 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.signal(STALLED_NODE, libc::SIGSTOP);
     cluster.wait_for_the_reap(STALLED_NODE).await;
+    let woken_at = now_ms();
     cluster.signal(STALLED_NODE, libc::SIGCONT);
     let deadline = Instant::now() + WAIT;
     while cluster
@@ -1079,6 +1088,10 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
         let (status, record) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
         // Left on purpose, it is done: resolved, as on one node.
         if status == 200 && !record["ended_at"].is_null() && record["status"] == "resolved" {
+            // Dated when the leave applied in Redis (before the stop), not when the woken
+            // node replayed it: the chat's duration in the reports is its own.
+            let ended_at = record["ended_at"].as_i64().unwrap_or(i64::MAX);
+            assert!(ended_at < woken_at, "closed at {ended_at}, woken at {woken_at}: {record}");
             break;
         }
         assert!(

@@ -94,11 +94,34 @@ impl HubState {
         }
         let closed = ConversationClosed {
             id,
-            ended_at: now_ms(),
+            // When the end applied in Redis, not when this node replays it.
+            ended_at: self.cluster_mut().stream_time(),
             ended_by,
             reason,
         };
         self.closing_archive(chat, last_seq, closed, true);
+    }
+
+    /// The chats this node let go of that a snapshot it loaded no longer runs: they ended
+    /// in events it skipped, and it would never replay their end. Their closing is written
+    /// here, dated by the snapshot (when it is known they had ended) and said as a
+    /// disconnection, how they ended being lost with the events: so their conversations
+    /// stay open, as a chat whose customer went, not resolved.
+    pub(in crate::hub::service) fn close_let_go_ended_unseen(&mut self) {
+        let routing = &self.routing;
+        let Some(ended) = self.cluster.as_mut().map(|c| c.let_go_not_in(routing)) else {
+            return;
+        };
+        let ended_at = self.cluster_mut().stream_time();
+        for (chat, (id, last_seq)) in ended {
+            let closed = ConversationClosed {
+                id,
+                ended_at,
+                ended_by: Side::System,
+                reason: EndReason::Disconnect,
+            };
+            self.closing_archive(chat, last_seq, closed, true);
+        }
     }
 
     fn closing_archive(&mut self, chat: ChatId, last_seq: u64, closed: ConversationClosed, let_go: bool) {

@@ -188,6 +188,9 @@ impl HubState {
                 cluster.last_event = last_event;
                 // Pairing times of chats the skipped events ended are forgotten here.
                 cluster.forget_pairings_not_in(&self.routing);
+                // Chats it let go of that the skipped events ended: closed here, since
+                // nobody else writes their closing and their end is never replayed.
+                self.close_let_go_ended_unseen();
                 // So are the join and pairing times kept for waiting times.
                 self.waits.retain(
                     |c| self.routing.customer_category(c).is_some(),
