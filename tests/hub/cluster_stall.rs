@@ -1193,3 +1193,60 @@ async fn a_chat_left_just_before_its_node_stalled_past_a_trimmed_stream_is_archi
     let (stage, chat) = left_just_before_the_stall("stall-left-trimmed").await;
     archived_closed(&stage, &chat).await;
 }
+
+/// Ann (on [`AGENTS_NODE`]) hands Carla's chat (Carla on [`STALLED_NODE`]) to Bob on
+/// [`THIRD_NODE`], which kept no log of it; that node's read of the chat's log on adopting
+/// it cannot be queued (`SWITCHBOARD_TEST_REFUSED_FILLS`: as with the router's queue
+/// full). Where Ann's lines end is still the log as a read finds it, queued again before
+/// Bob's first line: after a reconnect his snapshot names Ann's line hers and his own by
+/// nobody (it named Ann's line by nobody: the earlier agent's `through_seq` stayed 0).
+#[tokio::test]
+async fn a_chat_handed_to_an_agent_whose_node_could_not_queue_its_read_names_the_earlier_agents_lines() {
+    let refused = format!("{}:1", node_name(THIRD_NODE));
+    let mut stage = stage_with(
+        "refused-read",
+        GRACE_SECS,
+        LEASE_MS,
+        &[("SWITCHBOARD_TEST_REFUSED_FILLS", refused.as_str())],
+    )
+    .await;
+    let (mut carla, _token, chat) = paired_with_the_agent_available(&mut stage).await;
+    let mut acked = Acked::new();
+    let line = |text: &str| json!({"type": "message", "chat_id": chat, "text": text});
+    assert_eq!(
+        acked_message(&mut carla, "carla", line("my invoice is wrong"), &mut acked, "carla").await,
+        1
+    );
+    next_about(&mut stage.agent, "message", &chat).await;
+    assert_eq!(
+        acked_message(&mut stage.agent, "ann", line("let me find billing"), &mut acked, "ann").await,
+        2
+    );
+    let token = stage.cluster.agent_token(&stage.admin, "bob", &["general"], 1).await;
+    let mut bob = stage.cluster.agent_on(THIRD_NODE, &token).await;
+    bob.send(json!({"type": "set_available", "available": true})).await;
+    bob.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    let bob_id = stage.admin.agent_id("bob").await;
+    stage
+        .agent
+        .send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": ""}))
+        .await;
+    let started = next_about(&mut bob, "chat_started", &chat).await;
+    let ann = started["transfer"]["from_name"].as_str().unwrap().to_string();
+    assert_eq!(
+        acked_message(&mut bob, "bob", line("Bob here"), &mut acked, "bob").await,
+        3
+    );
+    drop(bob);
+    let auth = format!("Bearer {token}");
+    let mut again = Ws::connect(&stage.cluster.ws_url(THIRD_NODE, "/ws/agent"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    let welcome = again.next_of("agent_welcome").await;
+    assert_eq!(
+        crate::transfers::named_lines(&welcome["chats"][0]),
+        [(1, None), (2, Some(ann)), (3, None)],
+        "Ann's line hers, Bob's his own: {welcome}\n{}",
+        stage.cluster.logs()
+    );
+}

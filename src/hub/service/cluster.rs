@@ -435,6 +435,30 @@ impl ClusterState {
     }
 }
 
+/// Debug builds only: `SWITCHBOARD_TEST_REFUSED_FILLS=<node id>:<n>` refuses that node's
+/// first `n` reads of a chat's log (`RouterCall::Fill`) as if the router's queue were
+/// full, so a test can stage a read that was never sent.
+fn test_only_refused_fill(node: &str) -> bool {
+    #[cfg(debug_assertions)]
+    {
+        use std::sync::OnceLock;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static LEFT: OnceLock<(String, AtomicU64)> = OnceLock::new();
+        let (refusing, left) = LEFT.get_or_init(|| {
+            std::env::var("SWITCHBOARD_TEST_REFUSED_FILLS")
+                .ok()
+                .and_then(|v| v.split_once(':').and_then(|(n, k)| Some((n.to_string(), AtomicU64::new(k.parse().ok()?)))))
+                .unwrap_or_default()
+        });
+        refusing == node && left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| k.checked_sub(1)).is_ok()
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = node;
+        false
+    }
+}
+
 /// The time an events stream entry was added (its id is `<ms>-<n>`, Redis's clock); now if unreadable.
 /// An events stream id (`<ms>-<seq>`) as a pair that orders as Redis orders them.
 fn stream_position(id: &str) -> Option<(u64, u64)> {
@@ -456,6 +480,9 @@ impl HubState {
     /// Queues a call for the router; false when its channel is full (Redis slow or away).
     pub(super) fn call(&self, call: RouterCall) -> bool {
         let cluster = self.cluster.as_ref().expect("called in a cluster only");
+        if matches!(call, RouterCall::Fill { .. }) && test_only_refused_fill(&cluster.link.node) {
+            return false;
+        }
         cluster.link.calls.try_send((cluster.generation, call)).is_ok()
     }
 

@@ -41,6 +41,7 @@ impl HubState {
         (client_id, via): (Option<String>, Option<crate::store::Via>),
     ) -> Result<(), (&'static str, String)> {
         let files = crate::attachments::files_json(&files);
+        self.read_before_the_new_agents_line(chat, from)?;
         let log = self.chats.get(&chat).expect("chats in routing have a log");
         let sender = match from {
             Party::Customer => Recipient::Customer(log.customer),
@@ -64,6 +65,28 @@ impl HubState {
             via,
         });
         if !self.call(call) {
+            return Err((UNAVAILABLE, "the cluster is too busy; the message was not sent".into()));
+        }
+        Ok(())
+    }
+
+    /// The read that says where the earlier agent's lines end (`earlier_through_the_read`)
+    /// could not be queued (the router's queue was full): queued again before the new
+    /// agent's first line, so that line cannot be counted as the earlier agent's; that line
+    /// is refused while the read cannot be queued.
+    fn read_before_the_new_agents_line(&mut self, chat: ChatId, from: Party) -> Result<(), (&'static str, String)> {
+        let Some(last) = self
+            .chats
+            .get(&chat)
+            .filter(|log| from == Party::Agent && log.earlier_through_the_read)
+            .map(|log| log.live.last_seq())
+        else {
+            return Ok(());
+        };
+        if !self.is_filling(chat) {
+            self.fill(chat, last);
+        }
+        if !self.is_filling(chat) {
             return Err((UNAVAILABLE, "the cluster is too busy; the message was not sent".into()));
         }
         Ok(())
