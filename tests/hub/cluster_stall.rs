@@ -1091,7 +1091,10 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
             // Dated when the leave applied in Redis (before the stop), not when the woken
             // node replayed it: the chat's duration in the reports is its own.
             let ended_at = record["ended_at"].as_i64().unwrap_or(i64::MAX);
-            assert!(ended_at < woken_at, "closed at {ended_at}, woken at {woken_at}: {record}");
+            assert!(
+                ended_at < woken_at,
+                "closed at {ended_at}, woken at {woken_at}: {record}"
+            );
             break;
         }
         assert!(
@@ -1239,9 +1242,12 @@ async fn a_chat_handed_to_an_agent_whose_node_could_not_queue_its_read_names_the
     );
     drop(bob);
     let auth = format!("Bearer {token}");
-    let mut again = Ws::connect(&stage.cluster.ws_url(THIRD_NODE, "/ws/agent"), &[("authorization", &auth)])
-        .await
-        .unwrap();
+    let mut again = Ws::connect(
+        &stage.cluster.ws_url(THIRD_NODE, "/ws/agent"),
+        &[("authorization", &auth)],
+    )
+    .await
+    .unwrap();
     let welcome = again.next_of("agent_welcome").await;
     assert_eq!(
         crate::transfers::named_lines(&welcome["chats"][0]),

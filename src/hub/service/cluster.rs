@@ -447,10 +447,16 @@ fn test_only_refused_fill(node: &str) -> bool {
         let (refusing, left) = LEFT.get_or_init(|| {
             std::env::var("SWITCHBOARD_TEST_REFUSED_FILLS")
                 .ok()
-                .and_then(|v| v.split_once(':').and_then(|(n, k)| Some((n.to_string(), AtomicU64::new(k.parse().ok()?)))))
+                .and_then(|v| {
+                    v.split_once(':')
+                        .and_then(|(n, k)| Some((n.to_string(), AtomicU64::new(k.parse().ok()?))))
+                })
                 .unwrap_or_default()
         });
-        refusing == node && left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| k.checked_sub(1)).is_ok()
+        refusing == node
+            && left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| k.checked_sub(1))
+                .is_ok()
     }
     #[cfg(not(debug_assertions))]
     {
