@@ -1107,13 +1107,12 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
     drop(stage.agent);
 }
 
-/// Carla and the agent "bea" on [`STALLED_NODE`], paired; the stage's agent (ann, on
-/// [`AGENTS_NODE`]) goes available just before Carla leaves, so the stalled node's
-/// follower (its batches held 6 s) holds that event and has not read the leave when the
-/// node is stopped; the routing events are trimmed away while it is stopped, so it
-/// reloads from a snapshot that no longer runs the chat. Then the node is reaped, woken,
-/// registered again. The stage and the chat.
-async fn left_just_before_the_stall(tag: &str) -> (Stage, String) {
+/// Carla and the agent "bea" on [`STALLED_NODE`], paired, that node's follower handing
+/// each batch of events over 6 s late (`SWITCHBOARD_TEST_FOLLOWER_LAG`); the stage's agent
+/// (ann, on [`AGENTS_NODE`]) goes available, the event that follower holds, then Carla
+/// leaves: the leave applies in Redis and that node's follower has not read it. The
+/// stage, the chat, Carla's and bea's connections.
+async fn left_on_the_lagging_node(tag: &str) -> (Stage, String, Ws, Ws) {
     let lag = format!("{}:6000", node_name(STALLED_NODE));
     let mut stage = stage_with(
         tag,
@@ -1148,9 +1147,18 @@ async fn left_just_before_the_stall(tag: &str) -> (Stage, String) {
         .await;
     stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
     carla.send(json!({"type": "leave"})).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    (stage, chat, carla, bea)
+}
+
+/// As [`left_on_the_lagging_node`], and the node is stopped before its follower reads the
+/// leave; the routing events are trimmed away while it is stopped, so it reloads from a
+/// snapshot that no longer runs the chat. Then the node is reaped, woken, registered
+/// again. The stage and the chat.
+async fn left_just_before_the_stall(tag: &str) -> (Stage, String) {
+    let (mut stage, chat, carla, bea) = left_on_the_lagging_node(tag).await;
+    let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
     stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
     stage.cluster.wait_for_the_reap(STALLED_NODE).await;
     assert!(stage.cluster.trim_routing_events().await > 0);
@@ -1197,50 +1205,14 @@ async fn a_chat_left_just_before_its_node_stalled_past_a_trimmed_stream_is_archi
     archived_closed(&stage, &chat).await;
 }
 
-/// Carla and the agent "bea" on [`STALLED_NODE`], paired, that node's follower handing
-/// each batch of events over 6 s late; the stage's agent (ann) goes available, the event
-/// that follower holds, then Carla leaves, and the routing events are trimmed away before
-/// it reads the leave. The node, never stopped nor fenced, reloads from a snapshot that
-/// no longer runs the chat it still holds, and never replays its end; nobody else writes
-/// its closing (both sides were there). It must still be archived closed (it stayed open).
+/// As [`left_on_the_lagging_node`], and the routing events are trimmed away before that
+/// node's follower reads the leave. The node, never stopped nor fenced, reloads from a
+/// snapshot that no longer runs the chat it still holds, and never replays its end; nobody
+/// else writes its closing (both sides were there). It must still be archived closed (it
+/// stayed open).
 #[tokio::test]
 async fn a_chat_left_on_a_node_whose_follower_fell_past_a_trimmed_stream_is_archived_closed() {
-    let lag = format!("{}:6000", node_name(STALLED_NODE));
-    let mut stage = stage_with(
-        "lagging-left-trimmed",
-        GRACE_SECS,
-        LEASE_MS,
-        &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
-    )
-    .await;
-    let token = stage.cluster.agent_token(&stage.admin, "bea", &["general"], 1).await;
-    let auth = format!("Bearer {token}");
-    let mut bea = Ws::connect(
-        &stage.cluster.ws_url(STALLED_NODE, "/ws/agent"),
-        &[("authorization", &auth)],
-    )
-    .await
-    .unwrap();
-    bea.next_matching_within(WAIT, |f| f["type"] == "agent_welcome").await;
-    bea.send(json!({"type": "set_available", "available": true})).await;
-    bea.next_matching_within(WAIT, |f| f["type"] == "profile").await;
-    let mut carla = joining(&stage.cluster, STALLED_NODE, "Carla").await;
-    carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
-    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    next_about(&mut bea, "chat_started", &chat).await;
-    // Let the lagging follower catch up, then give it one event to hold.
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    stage
-        .agent
-        .send(json!({"type": "set_available", "available": true}))
-        .await;
-    stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    carla.send(json!({"type": "leave"})).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut stage, chat, carla, bea) = left_on_the_lagging_node("lagging-left-trimmed").await;
     assert!(stage.cluster.trim_routing_events().await > 0);
     archived_closed(&stage, &chat).await;
     drop((carla, bea));
