@@ -8,7 +8,9 @@
 //! failures, dead (logged, and listed for admins); a follow-up to a customer who left that
 //! the relay refuses for good (a 5xx) is bounced at once, never retried. A node killed between sending and
 //! recording leaves a claim that runs out, and the mail is sent again with the same
-//! `Message-ID` (at least once, never twice at the same time).
+//! `Message-ID` (at least once, never twice at the same time). A node whose mail is only
+//! logged (no `SMTP_URL`) claims a mail only once it has been due for
+//! `LEFT_TO_SENDING_NODES`, so that nodes on its store that send mail get it first.
 //!
 //! Before sending, the mail's appointment is checked to be as the mail says (it exists;
 //! for a cancellation, it is cancelled): on MongoDB the mail is written just before its
@@ -45,6 +47,13 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(60);
 /// two-hub MongoDB test on a loaded machine).
 const YOUNG_MAIL: Duration = Duration::from_secs(5);
 const LOOK_AGAIN: Duration = Duration::from_millis(100);
+
+/// How long a node whose mail is only logged (no `SMTP_URL`) leaves a due mail to the
+/// nodes on its store that send mail before it claims (logs) it: every node should have
+/// the same `SMTP_URL` (docs/operations.md), and when one has none, the mail its bookings
+/// put in the outbox still goes out through the others. Alone, it logs each mail this
+/// much later.
+const LEFT_TO_SENDING_NODES: Duration = Duration::from_secs(600);
 
 /// Runs the worker until `shutdown`.
 pub async fn run(store: SharedStore, mail: Arc<dyn Sender>, settings: Arc<Settings>, shutdown: CancellationToken) {
@@ -97,7 +106,14 @@ impl Worker {
     async fn round(&self, shutdown: &CancellationToken) -> Result<usize, StoreError> {
         let now = crate::clock::now_ms();
         let until = now + self.lease.as_millis() as i64;
-        let claimed = self.store.claim_mails(&self.node, now, until, BATCH).await?;
+        // A node whose mail is only logged leaves each mail to the nodes that send it:
+        // claimed here, it would be recorded sent and never reach anyone.
+        let due_by = if self.mail.delivers() {
+            now
+        } else {
+            now - LEFT_TO_SENDING_NODES.as_millis() as i64
+        };
+        let claimed = self.store.claim_mails(&self.node, due_by, until, BATCH).await?;
         let count = claimed.len();
         for mail in claimed {
             if shutdown.is_cancelled() {

@@ -335,3 +335,59 @@ for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { 
     await says(live, later, 'A new parcel left this morning');
   }));
 }
+
+test('a conversation handed on in its first turn and continued with the same agent: a reload shows the transfer note the opening showed, no other', () => withShots('continuing-handed-reload', async (pages) => {
+  const ann = await createAgent(hub, { username: 'ann-handed', display_name: 'Ann', categories: ['general'], max_chats: 1 });
+  const bob = await createAgent(hub, { username: 'bob-handed', display_name: 'Bob', categories: ['general'], max_chats: 2 });
+  const annPage = await newPage(browser, { width: 1366, height: 768 });
+  const bobPage = await newPage(browser, { width: 1366, height: 768 }, { bypassCSP: true });
+  pages.push(annPage, bobPage);
+  await agentSignsIn(annPage, hub, ann);
+  await agentSignsIn(bobPage, hub, bob, { available: false });
+  const customer = await newPage(browser, { width: 1280, height: 800 }, { bypassCSP: true });
+  pages.push(customer);
+  const name = 'Iris';
+  const annPanel = await joinedChat(customer, annPage, hub, 'general', name);
+  await says(customer, annPanel, 'My card was charged twice');
+  await says(annPanel, customer, 'Bob handles refunds');
+  // Ann hands it to Bob; then she goes home.
+  await bobPage.getByTestId('availability-toggle').click();
+  await bobPage.locator('[data-testid="availability-toggle"][data-available="true"]').waitFor();
+  await annPanel.getByTestId('transfer-button').click();
+  await annPage.getByTestId('transfer-dialog').locator('[data-testid="transfer-agent"][data-name="Bob"]').click();
+  await annPage.getByTestId('transfer-dialog').getByTestId('transfer-note').fill('Refund of the second charge');
+  await annPage.getByTestId('transfer-dialog').getByTestId('transfer-submit').click();
+  const first = panelOf(bobPage, name);
+  await first.getByTestId('chat-transferred').filter({ hasText: 'Ann transferred this chat to you' }).waitFor();
+  await says(first, customer, 'Refund sent');
+  await annPage.close();
+  await customer.getByTestId('leave-button').click();
+  await customer.getByTestId('confirm-end-button').click();
+  await customer.getByTestId('rating').waitFor();
+
+  // She continues it: Bob, who had it, has it again, told who had it before him (the
+  // hub's `transfer`, naming Ann, with no note: no hand-over this turn).
+  const later = await customer.context().newPage();
+  pages.push(later);
+  await later.goto(`${hub.url}/`);
+  const row = later.getByTestId('earlier-conversation').first();
+  await row.waitFor();
+  await row.getByTestId('continue-conversation').click();
+  await later.getByTestId('conversation-continued').waitFor();
+  const again = panelOf(bobPage, name);
+  await again.getByTestId('chat-reopened').waitFor();
+  const opened = await again.getByTestId('transfer-note').allInnerTexts();
+  assert.deepEqual(opened.map((t) => t.replace(/\s+/g, ' ')), ['Transferred by Ann No note.']);
+
+  // After a reload, once the conversation's archive was read: the same note, not the
+  // first turn's hand-over with its note.
+  const read = bobPage.waitForResponse((r) => /\/api\/conversations\/[^/?]+$/.test(r.url()) && r.request().method() === 'GET');
+  await bobPage.reload();
+  await again.getByTestId('chat-reopened').waitFor();
+  await (await read).finished();
+  await again.getByTestId('message').filter({ hasText: 'Refund sent' }).waitFor();
+  // What the read brought is in place once the page's requests are done.
+  await bobPage.waitForLoadState('networkidle');
+  assert.deepEqual(await again.getByTestId('transfer-note').allInnerTexts(), opened);
+  await expectClean(bobPage, 'the agent console with a continued conversation handed on in its first turn');
+}));

@@ -516,6 +516,46 @@ async fn two_nodes(store_one: SharedStore, store_two: SharedStore) {
     two.stop().await;
 }
 
+/// Two hubs on one store, one with no `SMTP_URL` (its mail only logged): a booking through
+/// it is answered `mailed: false`, yet its confirmation goes out through the other node,
+/// started only later; its own worker does not take the mail (and record it sent, lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_booking_on_a_node_without_smtp_is_mailed_by_a_node_with_it() {
+    let dir = TempDir::new("appointment-mail-mixed");
+    let store = embedded_store(&dir).await;
+    let port = free_port();
+    let smtp = SmtpSink::start(port).await;
+    let (dir_one, dir_two) = (TempDir::new("node-logs"), TempDir::new("node-sends"));
+    let logs = TestHub::with_store(store.clone(), |s| {
+        mail_settings(port)(s);
+        s.smtp_url = None;
+        s.node_id = "node-logs".into();
+        s.data_dir = dir_one.0.clone();
+    })
+    .await;
+    logs.agent_account("ann", &[], 1).await;
+    let (status, booked) = book(&logs, booking(&at(4, 10), "Gus")).await;
+    assert_eq!(status, 201, "{booked}");
+    assert_eq!(booked["mailed"], false, "{booked}");
+    // Many of its worker's rounds (every 100 ms) go by with the mail due.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sends = TestHub::with_store(store, |s| {
+        mail_settings(port)(s);
+        s.node_id = "node-sends".into();
+        s.data_dir = dir_two.0.clone();
+    })
+    .await;
+    let mail = parse(&smtp.wait_for(1).await[0]);
+    assert_eq!(
+        mail.message_id,
+        format!("{}.confirmation@example.org", booked["id"].as_str().unwrap())
+    );
+    let page = outbox(&sends.admin().await, "?status=sent").await;
+    assert_eq!(strs_in(&page["items"], "claimed_by"), ["node-sends"], "{page}");
+    logs.stop().await;
+    sends.stop().await;
+}
+
 /// On MongoDB a mail is written just before what it announces (no transactions on a
 /// standalone server); a crash between leaves a mail for something that never happened.
 /// Its cancellation write failing after the mail was stored stands in for that crash here:

@@ -310,6 +310,18 @@ impl Cluster {
         registered(&mut self.conn, &node_name(i)).await
     }
 
+    /// Trims the routing events stream to nothing (`XTRIM MAXLEN 0`), as `MAXLEN ~` does
+    /// under load: a node behind it reloads its replica from a snapshot. How many went.
+    pub(crate) async fn trim_routing_events(&mut self) -> u64 {
+        redis::cmd("XTRIM")
+            .arg("{sb}:routing-events")
+            .arg("MAXLEN")
+            .arg(0)
+            .query_async(&mut self.conn)
+            .await
+            .unwrap()
+    }
+
     /// Sends `sig` (SIGSTOP, SIGCONT) to node `i`'s process.
     pub(crate) fn signal(&self, i: usize, sig: libc::c_int) {
         signal(&self.nodes[i].as_ref().expect("the node runs").0, sig);

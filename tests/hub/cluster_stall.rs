@@ -38,6 +38,14 @@ const THIRD_NODE: usize = 1;
 /// The customer's node, the one stopped.
 const STALLED_NODE: usize = 2;
 
+/// This machine's clock, as Redis's (the same machine) dates the events stream's entries.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is past 1970")
+        .as_millis() as i64
+}
+
 /// A stall test's share of [`ONE_SCENARIO_AT_A_TIME`]: no scenario runs meanwhile.
 type Shared = tokio::sync::RwLockReadGuard<'static, ()>;
 
@@ -1054,6 +1062,7 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.signal(STALLED_NODE, libc::SIGSTOP);
     cluster.wait_for_the_reap(STALLED_NODE).await;
+    let woken_at = now_ms();
     cluster.signal(STALLED_NODE, libc::SIGCONT);
     let deadline = Instant::now() + WAIT;
     while cluster
@@ -1080,6 +1089,13 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
         let (status, record) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
         // Left on purpose, it is done: resolved, as on one node.
         if status == 200 && !record["ended_at"].is_null() && record["status"] == "resolved" {
+            // Dated when the leave applied in Redis (before the stop), not when the woken
+            // node replayed it: the chat's duration in the reports is its own.
+            let ended_at = record["ended_at"].as_i64().unwrap_or(i64::MAX);
+            assert!(
+                ended_at < woken_at,
+                "closed at {ended_at}, woken at {woken_at}: {record}"
+            );
             break;
         }
         assert!(
@@ -1090,4 +1106,175 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(stage.agent);
+}
+
+/// Carla and the agent "bea" on [`STALLED_NODE`], paired, that node's follower handing
+/// each batch of events over 6 s late (`SWITCHBOARD_TEST_FOLLOWER_LAG`); the stage's agent
+/// (ann, on [`AGENTS_NODE`]) goes available, the event that follower holds, then Carla
+/// leaves: the leave applies in Redis and that node's follower has not read it. The
+/// stage, the chat, Carla's and bea's connections.
+async fn left_on_the_lagging_node(tag: &str) -> (Stage, String, Ws, Ws) {
+    let lag = format!("{}:6000", node_name(STALLED_NODE));
+    let mut stage = stage_with(
+        tag,
+        GRACE_SECS,
+        LEASE_MS,
+        &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
+    )
+    .await;
+    let token = stage.cluster.agent_token(&stage.admin, "bea", &["general"], 1).await;
+    let auth = format!("Bearer {token}");
+    let mut bea = Ws::connect(
+        &stage.cluster.ws_url(STALLED_NODE, "/ws/agent"),
+        &[("authorization", &auth)],
+    )
+    .await
+    .unwrap();
+    bea.next_matching_within(WAIT, |f| f["type"] == "agent_welcome").await;
+    bea.send(json!({"type": "set_available", "available": true})).await;
+    bea.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    let mut carla = joining(&stage.cluster, STALLED_NODE, "Carla").await;
+    carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
+    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    next_about(&mut bea, "chat_started", &chat).await;
+    // Let the stalled node's follower catch up, then give it one event to hold.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    stage
+        .agent
+        .send(json!({"type": "set_available", "available": true}))
+        .await;
+    stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    carla.send(json!({"type": "leave"})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (stage, chat, carla, bea)
+}
+
+/// As [`left_on_the_lagging_node`], and the node is stopped before its follower reads the
+/// leave; the routing events are trimmed away while it is stopped, so it reloads from a
+/// snapshot that no longer runs the chat. Then the node is reaped, woken, registered
+/// again. The stage and the chat.
+async fn left_just_before_the_stall(tag: &str) -> (Stage, String) {
+    let (mut stage, chat, carla, bea) = left_on_the_lagging_node(tag).await;
+    let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
+    stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
+    stage.cluster.wait_for_the_reap(STALLED_NODE).await;
+    assert!(stage.cluster.trim_routing_events().await > 0);
+    stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
+    let deadline = Instant::now() + WAIT;
+    while stage
+        .cluster
+        .incarnation(STALLED_NODE)
+        .await
+        .is_none_or(|after| after <= before)
+    {
+        assert!(Instant::now() < deadline, "the woken node never registered again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop((carla, bea));
+    (stage, chat)
+}
+
+/// The archived record of `chat` once it is closed.
+async fn archived_closed(stage: &Stage, chat: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, record) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
+        if status == 200 && !record["ended_at"].is_null() {
+            return record;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "conversation {chat} never archived as closed: GET answered {status}: {record}\n{}",
+            stage.cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// As [`a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archived_closed`],
+/// with the routing events trimmed while the node is stopped (as `MAXLEN ~` does under
+/// load): woken, the node is fenced first (it keeps the chat to close), then reloads from a
+/// snapshot that no longer runs the chat and never replays its end; the chat it archived
+/// must still be archived closed.
+#[tokio::test]
+async fn a_chat_left_just_before_its_node_stalled_past_a_trimmed_stream_is_archived_closed() {
+    let (stage, chat) = left_just_before_the_stall("stall-left-trimmed").await;
+    archived_closed(&stage, &chat).await;
+}
+
+/// As [`left_on_the_lagging_node`], and the routing events are trimmed away before that
+/// node's follower reads the leave. The node, never stopped nor fenced, reloads from a
+/// snapshot that no longer runs the chat it still holds, and never replays its end; nobody
+/// else writes its closing (both sides were there). It must still be archived closed (it
+/// stayed open).
+#[tokio::test]
+async fn a_chat_left_on_a_node_whose_follower_fell_past_a_trimmed_stream_is_archived_closed() {
+    let (mut stage, chat, carla, bea) = left_on_the_lagging_node("lagging-left-trimmed").await;
+    assert!(stage.cluster.trim_routing_events().await > 0);
+    archived_closed(&stage, &chat).await;
+    drop((carla, bea));
+}
+
+/// Ann (on [`AGENTS_NODE`]) hands Carla's chat (Carla on [`STALLED_NODE`]) to Bob on
+/// [`THIRD_NODE`], which kept no log of it; that node's read of the chat's log on adopting
+/// it cannot be queued (`SWITCHBOARD_TEST_REFUSED_FILLS`: as with the router's queue
+/// full). Where Ann's lines end is still the log as a read finds it, queued again before
+/// Bob's first line: after a reconnect his snapshot names Ann's line hers and his own by
+/// nobody (it named Ann's line by nobody: the earlier agent's `through_seq` stayed 0).
+#[tokio::test]
+async fn a_chat_handed_to_an_agent_whose_node_could_not_queue_its_read_names_the_earlier_agents_lines() {
+    let refused = format!("{}:1", node_name(THIRD_NODE));
+    let mut stage = stage_with(
+        "refused-read",
+        GRACE_SECS,
+        LEASE_MS,
+        &[("SWITCHBOARD_TEST_REFUSED_FILLS", refused.as_str())],
+    )
+    .await;
+    let (mut carla, _token, chat) = paired_with_the_agent_available(&mut stage).await;
+    let mut acked = Acked::new();
+    let line = |text: &str| json!({"type": "message", "chat_id": chat, "text": text});
+    assert_eq!(
+        acked_message(&mut carla, "carla", line("my invoice is wrong"), &mut acked, "carla").await,
+        1
+    );
+    next_about(&mut stage.agent, "message", &chat).await;
+    assert_eq!(
+        acked_message(&mut stage.agent, "ann", line("let me find billing"), &mut acked, "ann").await,
+        2
+    );
+    let token = stage.cluster.agent_token(&stage.admin, "bob", &["general"], 1).await;
+    let mut bob = stage.cluster.agent_on(THIRD_NODE, &token).await;
+    bob.send(json!({"type": "set_available", "available": true})).await;
+    bob.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    let bob_id = stage.admin.agent_id("bob").await;
+    stage
+        .agent
+        .send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": ""}))
+        .await;
+    let started = next_about(&mut bob, "chat_started", &chat).await;
+    let ann = started["transfer"]["from_name"].as_str().unwrap().to_string();
+    assert_eq!(
+        acked_message(&mut bob, "bob", line("Bob here"), &mut acked, "bob").await,
+        3
+    );
+    drop(bob);
+    let auth = format!("Bearer {token}");
+    let mut again = Ws::connect(
+        &stage.cluster.ws_url(THIRD_NODE, "/ws/agent"),
+        &[("authorization", &auth)],
+    )
+    .await
+    .unwrap();
+    let welcome = again.next_of("agent_welcome").await;
+    assert_eq!(
+        crate::transfers::named_lines(&welcome["chats"][0]),
+        [(1, None), (2, Some(ann)), (3, None)],
+        "Ann's line hers, Bob's his own: {welcome}\n{}",
+        stage.cluster.logs()
+    );
 }

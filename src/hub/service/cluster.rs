@@ -98,8 +98,10 @@ pub(crate) struct ClusterState {
     /// applied here (its follower lagging, or the node stopped between), and then no other
     /// node writes their closing: the reaper inherits running chats only, and when both
     /// sides were here no node logs the chat for the other side. This node writes it when
-    /// its replica applies the end (`chat::close_let_go`). Forgotten when a node takes
-    /// the chat back here, or the routing no longer runs it.
+    /// its replica applies the end (`chat::close_let_go`), or when a snapshot it loads no
+    /// longer runs the chat (`chat::close_let_go_ended_unseen`: its end was skipped).
+    /// Forgotten when a node takes the chat back here, or when this node replays its own
+    /// loss with the chat still running (the reaper inherits it and writes its closing).
     pub(super) let_go: HashMap<ChatId, (String, u64)>,
     /// When each running chat was paired: the time of the events stream entry that paired
     /// it (Redis's clock), the same on every node, for the archive's opening by whichever
@@ -269,6 +271,16 @@ impl ClusterState {
         self.agent_names.get(agent).cloned()
     }
 
+    /// The time of the last events stream entry the replica applied (Redis's clock; now if
+    /// none): while an event is replayed, that event's, so an ending it decides is dated
+    /// when it happened in Redis, not when this node replays it (a follower behind, a node
+    /// woken from a stall); after a snapshot's load, the snapshot's last event's.
+    pub(super) fn stream_time(&self) -> i64 {
+        stream_position(&self.last_event)
+            .filter(|(ms, _)| *ms > 0)
+            .map_or_else(now_ms, |(ms, _)| ms as i64)
+    }
+
     /// When `chat` was paired, if this node replayed its pairing.
     pub(super) fn paired_at(&self, chat: ChatId) -> Option<i64> {
         self.paired_at.get(&chat).copied()
@@ -392,13 +404,64 @@ impl ClusterState {
     /// Keeps the pairing times of the chats `routing` still runs only.
     pub(super) fn forget_pairings_not_in(&mut self, routing: &crate::core::routing::Routing) {
         self.paired_at.retain(|chat, _| routing.chat_sides(*chat).is_some());
-        self.let_go.retain(|chat, _| routing.chat_sides(*chat).is_some());
+    }
+
+    /// The chats this node let go of that `routing` no longer runs (ended in events it
+    /// skipped: their end is never replayed here), taken out of `let_go`.
+    pub(super) fn let_go_not_in(&mut self, routing: &crate::core::routing::Routing) -> Vec<(ChatId, (String, u64))> {
+        let ended: Vec<ChatId> = self
+            .let_go
+            .keys()
+            .filter(|chat| routing.chat_sides(**chat).is_none())
+            .copied()
+            .collect();
+        ended
+            .into_iter()
+            .filter_map(|chat| self.let_go.remove(&chat).map(|kept| (chat, kept)))
+            .collect()
+    }
+
+    /// This node's own loss was replayed: the chats it let go of that `routing` still runs
+    /// are its reaper's now, which inherits them and writes their closing. Only those that
+    /// ended before stay (their end replayed already, or to come in a snapshot's load).
+    fn let_go_to_the_reaper(&mut self, routing: &crate::core::routing::Routing) {
+        self.let_go.retain(|chat, _| routing.chat_sides(*chat).is_none());
     }
 
     /// A chat's log is closed here: nothing more is held or read for it.
     pub(super) fn chat_closed(&mut self, chat: ChatId) {
         self.ahead.remove(&chat);
         self.filling.remove(&chat);
+    }
+}
+
+/// Debug builds only: `SWITCHBOARD_TEST_REFUSED_FILLS=<node id>:<n>` refuses that node's
+/// first `n` reads of a chat's log (`RouterCall::Fill`) as if the router's queue were
+/// full, so a test can stage a read that was never sent.
+fn test_only_refused_fill(node: &str) -> bool {
+    #[cfg(debug_assertions)]
+    {
+        use std::sync::OnceLock;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static LEFT: OnceLock<(String, AtomicU64)> = OnceLock::new();
+        let (refusing, left) = LEFT.get_or_init(|| {
+            std::env::var("SWITCHBOARD_TEST_REFUSED_FILLS")
+                .ok()
+                .and_then(|v| {
+                    v.split_once(':')
+                        .and_then(|(n, k)| Some((n.to_string(), AtomicU64::new(k.parse().ok()?))))
+                })
+                .unwrap_or_default()
+        });
+        refusing == node
+            && left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| k.checked_sub(1))
+                .is_ok()
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = node;
+        false
     }
 }
 
@@ -423,6 +486,9 @@ impl HubState {
     /// Queues a call for the router; false when its channel is full (Redis slow or away).
     pub(super) fn call(&self, call: RouterCall) -> bool {
         let cluster = self.cluster.as_ref().expect("called in a cluster only");
+        if matches!(call, RouterCall::Fill { .. }) && test_only_refused_fill(&cluster.link.node) {
+            return false;
+        }
         cluster.link.calls.try_send((cluster.generation, call)).is_ok()
     }
 
@@ -960,6 +1026,9 @@ impl HubState {
         if let RoutingOp::TransferToAgent { chat, note, .. } | RoutingOp::TransferToCategory { chat, note, .. } = &op {
             self.note_transfer(*chat, note.clone(), at);
         }
+        // This node's own loss, by its reaper: the chats still running are the reaper's.
+        let reaped_here = matches!(&op, RoutingOp::NodeLost(lost, _) if *lost == self.cluster_mut().link.node)
+            && event.node != self.cluster_mut().link.node;
         let mut orphan = None;
         let cluster = self.cluster_mut();
         if event.node != cluster.link.node {
@@ -1075,6 +1144,9 @@ impl HubState {
             _ => {}
         }
         self.apply(out);
+        if reaped_here && let Some(cluster) = self.cluster.as_mut() {
+            cluster.let_go_to_the_reaper(&self.routing);
+        }
         if let Some(customer) = orphan {
             tracing::warn!(
                 customer = customer.0,

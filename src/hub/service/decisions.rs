@@ -721,7 +721,9 @@ impl HubState {
             }
             let closed = ConversationClosed {
                 id: log.wire_id().to_string(),
-                ended_at: now_ms(),
+                // In a cluster, when the end applied in Redis: every node that writes this
+                // closing dates it alike, however late it replays the end.
+                ended_at: self.cluster.as_ref().map_or_else(now_ms, |c| c.stream_time()),
                 ended_by: side,
                 reason: end,
             };

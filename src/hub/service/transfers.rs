@@ -240,7 +240,10 @@ impl HubState {
                 self.adopt_chat(chat);
             }
         }
-        let read_on_adopting = !held_here && self.is_filling(chat);
+        // Adopted here: where the earlier agent's lines end is the log as its read finds it,
+        // a read under way or, when it could not be queued, one queued again before this
+        // agent's first line (`cluster_relay`).
+        let read_on_adopting = !held_here;
         let Some(log) = self.chats.get_mut(&chat) else { return };
         let after_seq = log.live.last_seq();
         log.earlier_through_the_read = read_on_adopting;

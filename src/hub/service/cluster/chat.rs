@@ -46,6 +46,7 @@ impl HubState {
         (client_id, via): (Option<String>, Option<crate::store::Via>),
     ) -> Result<(), (&'static str, String)> {
         let files = crate::attachments::files_json(&files);
+        self.read_before_the_new_agents_line(chat, from)?;
         let log = self.chats.get(&chat).expect("chats in routing have a log");
         let sender = match from {
             Party::Customer => Recipient::Customer(log.customer),
@@ -69,6 +70,28 @@ impl HubState {
             via,
         });
         if !self.call(call) {
+            return Err((UNAVAILABLE, "the cluster is too busy; the message was not sent".into()));
+        }
+        Ok(())
+    }
+
+    /// The read that says where the earlier agent's lines end (`earlier_through_the_read`)
+    /// could not be queued (the router's queue was full): queued again before the new
+    /// agent's first line, so that line cannot be counted as the earlier agent's; that line
+    /// is refused while the read cannot be queued.
+    fn read_before_the_new_agents_line(&mut self, chat: ChatId, from: Party) -> Result<(), (&'static str, String)> {
+        let Some(last) = self
+            .chats
+            .get(&chat)
+            .filter(|log| from == Party::Agent && log.earlier_through_the_read)
+            .map(|log| log.live.last_seq())
+        else {
+            return Ok(());
+        };
+        if !self.is_filling(chat) {
+            self.fill(chat, last);
+        }
+        if !self.is_filling(chat) {
             return Err((UNAVAILABLE, "the cluster is too busy; the message was not sent".into()));
         }
         Ok(())
@@ -99,11 +122,34 @@ impl HubState {
         }
         let closed = ConversationClosed {
             id,
-            ended_at: now_ms(),
+            // When the end applied in Redis, not when this node replays it.
+            ended_at: self.cluster_mut().stream_time(),
             ended_by,
             reason,
         };
         self.closing_archive(chat, last_seq, closed, true);
+    }
+
+    /// The chats this node let go of that a snapshot it loaded no longer runs: they ended
+    /// in events it skipped, and it would never replay their end. Their closing is written
+    /// here, dated by the snapshot (when it is known they had ended) and said as a
+    /// disconnection, how they ended being lost with the events: so their conversations
+    /// stay open, as a chat whose customer went, not resolved.
+    pub(in crate::hub::service) fn close_let_go_ended_unseen(&mut self) {
+        let routing = &self.routing;
+        let Some(ended) = self.cluster.as_mut().map(|c| c.let_go_not_in(routing)) else {
+            return;
+        };
+        let ended_at = self.cluster_mut().stream_time();
+        for (chat, (id, last_seq)) in ended {
+            let closed = ConversationClosed {
+                id,
+                ended_at,
+                ended_by: Side::System,
+                reason: EndReason::Disconnect,
+            };
+            self.closing_archive(chat, last_seq, closed, true);
+        }
     }
 
     fn closing_archive(&mut self, chat: ChatId, last_seq: u64, closed: ConversationClosed, let_go: bool) {

@@ -8,7 +8,8 @@ use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party};
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient};
 use crate::hub::{ConnRole, RefusedCall};
-use crate::protocol::ServerFrame;
+use crate::protocol::{From, ServerFrame};
+use crate::store::{EndReason, Side};
 
 impl HubState {
     /// A call of ours was refused: tell whoever made it.
@@ -189,6 +190,14 @@ impl HubState {
                 cluster.last_event = last_event;
                 // Pairing times of chats the skipped events ended are forgotten here.
                 cluster.forget_pairings_not_in(&self.routing);
+                // Chats it let go of that the skipped events ended: closed here, since
+                // nobody else writes their closing and their end is never replayed.
+                self.close_let_go_ended_unseen();
+                // So are chats it still holds and archives, ended by the skipped events
+                // (not after a restore: this node claims its people in the restored domain).
+                if !restored {
+                    self.end_chats_ended_unseen();
+                }
                 // So are the join and pairing times kept for waiting times.
                 self.waits.retain(
                     |c| self.routing.customer_category(c).is_some(),
@@ -209,6 +218,36 @@ impl HubState {
                 self.settle_awaiting_replica();
             }
             Err(e) => tracing::error!(error = %e, "could not load the routing replica from a snapshot"),
+        }
+    }
+
+    /// The chats this node holds and archives that a snapshot it loaded no longer runs:
+    /// the skipped events ended them, and their end is never replayed here, nor their
+    /// closing written elsewhere when both sides were here. Ended here as a disconnection
+    /// (how they ended went with the events): their people here are told, the closing is
+    /// written, dated by the snapshot, and their conversations stay open, as one whose
+    /// customer went.
+    fn end_chats_ended_unseen(&mut self) {
+        let ended: Vec<(ChatId, CustomerId, AgentId)> = self
+            .chats
+            .iter()
+            .filter(|(chat, log)| log.archived_here && self.routing.chat_sides(**chat).is_none())
+            .map(|(chat, log)| (*chat, log.customer, log.agent.clone()))
+            .collect();
+        for (chat, customer, agent) in ended {
+            tracing::warn!(
+                chat = chat.0,
+                "a chat this node holds ended in events it skipped: ended here as a disconnection"
+            );
+            self.close_chat(
+                chat,
+                customer,
+                Some(&agent),
+                From::System,
+                "customer_gone",
+                Side::System,
+                EndReason::Disconnect,
+            );
         }
     }
 
