@@ -169,7 +169,10 @@ async fn a_reopened_conversation_handed_to_a_colleague_is_no_reopen_in_the_colle
         .await;
     let to_bob = bob.next_of("chat_started").await;
     assert!(to_bob["transfer"].is_object(), "{to_bob}");
-    assert!(to_bob.get("continued").is_none() && to_bob.get("reopened").is_none(), "{to_bob}");
+    assert!(
+        to_bob.get("continued").is_none() && to_bob.get("reopened").is_none(),
+        "{to_bob}"
+    );
 
     let (_again, welcome) = Ws::with_bearer(&hub, "/ws/agent", &bob_token, "agent_welcome").await;
     let snap = &welcome["chats"][0];
