@@ -1096,15 +1096,10 @@ impl Settle<'_> {
         mut result: Result<Applied, ClusterRoutingError>,
     ) -> Settled {
         let redis = self.redis;
-        // The agent's coming online (or back) whose answer is lost, if it was: which.
-        let mut agent_call = match &op {
-            RoutingOp::AgentOnline { agent, .. } => Some(RoutingOp::AgentOnline {
-                agent: agent.clone(),
-                categories: vec![],
-                limit: 0,
-                available: false,
-            }),
-            RoutingOp::AgentResumed(agent) => Some(RoutingOp::AgentResumed(agent.clone())),
+        // An agent's coming online (or back): the agent, and the call that takes it back.
+        let mut coming = match &op {
+            RoutingOp::AgentOnline { agent, .. } => Some((agent.clone(), RoutingOp::AgentOffline(agent.clone()))),
+            RoutingOp::AgentResumed(agent) => Some((agent.clone(), RoutingOp::AgentDisconnected(agent.clone()))),
             _ => None,
         };
         // Chosen from a replica behind Redis: the agent signing in here is already
@@ -1117,7 +1112,7 @@ impl Settle<'_> {
             let resumed = RoutingOp::AgentResumed(agent.clone());
             let resumed = test_only_lost_answer(redis, &resumed, resumed.run(redis).await);
             if !matches!(resumed, Err(ClusterRoutingError::Refused(RoutingError::WrongState))) {
-                agent_call = Some(RoutingOp::AgentResumed(agent.clone()));
+                coming = Some((agent.clone(), RoutingOp::AgentDisconnected(agent.clone())));
                 result = resumed;
             }
         }
@@ -1132,16 +1127,10 @@ impl Settle<'_> {
         // node, only if the agent is still this node's and connected:
         // `outbox::still_applies`), and the hub lets go of the desk even if its welcome went
         // out meanwhile (`RefusedCall::AgentTakenBack`).
-        let lost_agent_call =
-            agent_call.filter(|_| who.is_some() && matches!(&result, Err(e) if outbox::unanswered(e)));
+        let lost = coming.filter(|_| who.is_some() && matches!(&result, Err(e) if outbox::unanswered(e)));
         let mut call = refused_call(&op);
         let mut fenced_taking_back = false;
-        if let Some(agent_call) = lost_agent_call {
-            let (agent, take_back) = match agent_call {
-                RoutingOp::AgentOnline { agent, .. } => (agent.clone(), RoutingOp::AgentOffline(agent)),
-                RoutingOp::AgentResumed(agent) => (agent.clone(), RoutingOp::AgentDisconnected(agent)),
-                _ => unreachable!("only an agent's coming online or back"),
-            };
+        if let Some((agent, take_back)) = lost {
             match outbox::agent_held_here(self.conn, redis.node(), &agent).await {
                 Ok(true) => {
                     tracing::info!(agent = %agent.0, "an agent's coming online whose answer was lost was applied");
