@@ -25,6 +25,21 @@ const GRACE_SECS: u64 = 120;
 /// `CLUSTER_LEASE_MS`: no node is reaped in these tests.
 const LEASE_MS: u64 = 2_000;
 
+/// These tests' share of [`ONE_SCENARIO_AT_A_TIME`]: no scenario runs meanwhile.
+type Shared = tokio::sync::RwLockReadGuard<'static, ()>;
+
+/// The cluster, its nodes run with `SWITCHBOARD_TEST_LOST_ANSWER=<lost>`; the agent
+/// "ann" (limit 1, "general")'s bearer token; and the guard that keeps the scenarios from
+/// running meanwhile.
+async fn staged(tag: &str, lost: &str) -> (Cluster, String, Shared) {
+    let alone = ONE_SCENARIO_AT_A_TIME.read().await;
+    let hook = [("SWITCHBOARD_TEST_LOST_ANSWER", lost)];
+    let cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
+    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
+    let token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
+    (cluster, token, alone)
+}
+
 /// The agent's desk on node `i` with the bearer `token`: its first frame, `agent_welcome`
 /// or a refusal, and the close that follows a refusal.
 async fn sign_in(cluster: &Cluster, i: usize, token: &str) -> (Ws, Value) {
@@ -59,12 +74,7 @@ async fn served(cluster: &Cluster, i: usize, name: &str, agent: &mut Ws) -> Ws {
 /// before, the desk was refused and every later sign-in `already_online`.
 #[tokio::test]
 async fn an_agent_coming_online_whose_answer_was_lost_is_held_and_signs_in_next_time() {
-    let tag = "lost-answer-agent-online";
-    let alone = ONE_SCENARIO_AT_A_TIME.read().await;
-    let hook = [("SWITCHBOARD_TEST_LOST_ANSWER", "node0:AgentOnline")];
-    let cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
-    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
-    let token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
+    let (cluster, token, alone) = staged("lost-answer-agent-online", "node0:AgentOnline").await;
 
     let (mut desk, first) = sign_in(&cluster, 0, &token).await;
     assert_eq!(first["type"], "agent_welcome", "applied, so held: {first}");
@@ -86,12 +96,7 @@ async fn an_agent_coming_online_whose_answer_was_lost_is_held_and_signs_in_next_
 /// nobody: every later sign-in was refused `already_online`.
 #[tokio::test]
 async fn an_agent_coming_back_whose_answer_was_lost_is_held_and_signs_in_next_time() {
-    let tag = "lost-answer-agent-resumed";
-    let alone = ONE_SCENARIO_AT_A_TIME.read().await;
-    let hook = [("SWITCHBOARD_TEST_LOST_ANSWER", "node0:AgentResumed")];
-    let cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
-    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
-    let token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
+    let (cluster, token, alone) = staged("lost-answer-agent-resumed", "node0:AgentResumed").await;
 
     let (mut desk, first) = sign_in(&cluster, 1, &token).await;
     assert_eq!(first["type"], "agent_welcome", "{first}");
