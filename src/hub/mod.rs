@@ -564,6 +564,10 @@ pub enum RefusedCall {
     Join { request: String },
     /// A customer's resume: the connection attached in hope closes (1013) and tries again.
     Resume,
+    /// An agent's coming online (or back) on this connection whose answer was lost and
+    /// which the router takes back (`hub::cluster::link`): their desk closes (1013) and
+    /// this node lets go of them, even if their welcome went out meanwhile.
+    AgentTakenBack,
     /// Anything else: telling is all.
     Other,
 }

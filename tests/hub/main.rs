@@ -127,6 +127,8 @@ mod cluster_reassert;
 mod cluster_stall;
 // an agent's message acknowledged right before they end the chat, archived
 mod cluster_last_word;
+// an agent's coming online (or back) whose answer was lost after Redis applied it
+mod cluster_lost_answer;
 // signed webhooks to a receiver the test starts
 mod webhooks;
 // the same across two nodes on MongoDB, one of them killed mid-send

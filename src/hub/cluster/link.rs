@@ -445,12 +445,18 @@ async fn router(
                 // again after the others' first tries: two joins of one millisecond may then
                 // be applied in the other order.)
                 let firsts = futures_util::future::join_all(batch.iter().map(|(op, _)| op.run(&redis))).await;
+                let firsts: Vec<_> = batch
+                    .iter()
+                    .zip(firsts)
+                    .map(|((op, _), first)| test_only_lost_answer(&redis, op, first))
+                    .collect();
                 // Once a second try went unanswered, the batch's other calls are not tried
                 // again one by one (a timeout each): the joins wait in the outbox.
                 let mut retry = true;
                 for ((op, who), first) in batch.into_iter().zip(firsts) {
                     let settle = Settle {
                         redis: &redis,
+                        conn: &mut conn,
                         own: &mut own,
                         keeps,
                         retry,
@@ -1062,6 +1068,8 @@ fn refused_call(op: &RoutingOp) -> RefusedCall {
 /// did not).
 struct Settle<'a> {
     redis: &'a RedisRouting,
+    /// For the reads of own calls sent again (`outbox::send`).
+    conn: &'a mut ConnectionManager,
     own: &'a mut OwnCalls<OwnCall>,
     /// Whether an own call (or a join whose answer was lost) may wait in the outbox.
     keeps: bool,
@@ -1088,6 +1096,12 @@ impl Settle<'_> {
         mut result: Result<Applied, ClusterRoutingError>,
     ) -> Settled {
         let redis = self.redis;
+        // An agent's coming online (or back): the agent, and the call that takes it back.
+        let mut coming = match &op {
+            RoutingOp::AgentOnline { agent, .. } => Some((agent.clone(), RoutingOp::AgentOffline(agent.clone()))),
+            RoutingOp::AgentResumed(agent) => Some((agent.clone(), RoutingOp::AgentDisconnected(agent.clone()))),
+            _ => None,
+        };
         // Chosen from a replica behind Redis: the agent signing in here is already
         // known there, away from the node they dropped from, whose disconnect this
         // replica had not applied yet. Redis holds the truth: they come back, here.
@@ -1095,9 +1109,43 @@ impl Settle<'_> {
         if let (RoutingOp::AgentOnline { agent, .. }, Err(ClusterRoutingError::Refused(RoutingError::AlreadyOnline))) =
             (&op, &result)
         {
-            let resumed = RoutingOp::AgentResumed(agent.clone()).run(redis).await;
+            let resumed = RoutingOp::AgentResumed(agent.clone());
+            let resumed = test_only_lost_answer(redis, &resumed, resumed.run(redis).await);
             if !matches!(resumed, Err(ClusterRoutingError::Refused(RoutingError::WrongState))) {
+                coming = Some((agent.clone(), RoutingOp::AgentDisconnected(agent.clone())));
                 result = resumed;
+            }
+        }
+        // An agent's coming online (or back) whose answer was lost may stand in Redis:
+        // refused, the hub would close their desk and hold nobody, and they would stay
+        // connected there for this node, every later sign-in refused `already_online`.
+        // So it is made known: Redis's record of the agent read — held here and connected,
+        // it was applied, and their welcome comes (or came) through the events stream as
+        // any; otherwise it was not, and the refusal says so. When the read goes unanswered
+        // too, it is taken back by the matching call (`agent_offline`, `agent_disconnected`),
+        // tried at once and else kept first in the outbox (sent before anything new of this
+        // node, only if the agent is still this node's and connected:
+        // `outbox::still_applies`), and the hub lets go of the desk even if its welcome went
+        // out meanwhile (`RefusedCall::AgentTakenBack`).
+        let lost = coming.filter(|_| who.is_some() && matches!(&result, Err(e) if outbox::unanswered(e)));
+        let mut call = refused_call(&op);
+        let mut fenced_taking_back = false;
+        if let Some((agent, take_back)) = lost {
+            match outbox::agent_held_here(self.conn, redis.node(), &agent).await {
+                Ok(true) => {
+                    tracing::info!(agent = %agent.0, "an agent's coming online whose answer was lost was applied");
+                    return Settled {
+                        fenced: false,
+                        unanswered: false,
+                    };
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(?take_back, error = %e, "an agent's coming online went unanswered: taken back");
+                    keep_own(self.own, OwnCall::Op(take_back));
+                    fenced_taking_back = send_own(self.own, redis, self.conn, redis.incarnation(), self.hub).await;
+                    call = RefusedCall::AgentTakenBack;
+                }
             }
         }
         // A join whose answer was lost may have been applied: retried with the
@@ -1115,7 +1163,10 @@ impl Settle<'_> {
             result = op.run(redis).await;
         }
         let unanswered = matches!(&result, Err(e) if outbox::unanswered(e));
-        let settled = |fenced| Settled { fenced, unanswered };
+        let settled = |fenced: bool| Settled {
+            fenced: fenced || fenced_taking_back,
+            unanswered,
+        };
         // Still unanswered, the join may stand in Redis: refused, the customer
         // would join again and be paired twice, the first customer held by nobody
         // (an agent's chat with no one). They wait for the answer instead; its
@@ -1150,7 +1201,7 @@ impl Settle<'_> {
                     tracing::debug!(error = %e, ?op, "a routing call without a caller was refused");
                 }
                 let (code, message) = refusal(&e);
-                tell(self.hub, refused(who, None, code, message, refused_call(&op))).await;
+                tell(self.hub, refused(who, None, code, message, call)).await;
                 settled(matches!(e, ClusterRoutingError::Fenced))
             }
         }
@@ -1277,4 +1328,33 @@ async fn test_only_token_write_delay() {
     {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
+}
+
+/// TEST ONLY (read in debug builds alone; a release build never looks at it):
+/// `SWITCHBOARD_TEST_LOST_ANSWER=<node id>:<RoutingOp variant>` (e.g. `node0:AgentOnline`)
+/// loses the answer of that node's first such routing call Redis applied, as a timeout
+/// on a loaded machine does: the router sees its connection time out, while the
+/// transition stands in Redis and in the events stream.
+fn test_only_lost_answer(
+    redis: &RedisRouting,
+    op: &RoutingOp,
+    first: Result<Applied, ClusterRoutingError>,
+) -> Result<Applied, ClusterRoutingError> {
+    #[cfg(debug_assertions)]
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static LOST_ONE: AtomicBool = AtomicBool::new(false);
+        let named = std::env::var("SWITCHBOARD_TEST_LOST_ANSWER").is_ok_and(|v| {
+            let variant: String = format!("{op:?}").chars().take_while(|c| c.is_alphanumeric()).collect();
+            v.split_once(':') == Some((redis.node(), variant.as_str()))
+        });
+        if named && first.is_ok() && !LOST_ONE.swap(true, Ordering::SeqCst) {
+            tracing::warn!(?op, "test hook: the answer of a call Redis applied is lost");
+            let lost = std::io::Error::from(std::io::ErrorKind::TimedOut);
+            return Err(ClusterRoutingError::Redis(lost.into()));
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = (redis, op);
+    first
 }

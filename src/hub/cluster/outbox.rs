@@ -39,6 +39,7 @@ use super::own_calls::OwnCalls;
 use crate::cluster::buddy_log;
 use crate::cluster::replica::RoutingOp;
 use crate::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
+use crate::core::routing::AgentId;
 use crate::hub::buddy_events::BuddyEvent;
 use crate::hub::delivery::ConnId;
 
@@ -212,6 +213,32 @@ pub(crate) async fn send(
     Sent::All
 }
 
+/// Whether Redis holds `agent` for this node (`node`), connected: an agent's coming online
+/// (or back) made here whose answer was lost was applied (the hub sends one only for an
+/// agent it does not hold connected, and this node's later calls wait behind it).
+pub(crate) async fn agent_held_here(
+    conn: &mut ConnectionManager,
+    node: &str,
+    agent: &AgentId,
+) -> Result<bool, ClusterRoutingError> {
+    let key = format!("{{sb}}:agent:{}", agent.0);
+    let (holder, away) = holder_and_away(conn, &key).await?;
+    Ok(holder.as_deref() == Some(node) && away.is_none())
+}
+
+/// A person's record in Redis: the node holding them, and whether they are away.
+async fn holder_and_away(
+    conn: &mut ConnectionManager,
+    key: &str,
+) -> redis::RedisResult<(Option<String>, Option<String>)> {
+    redis::cmd("HMGET")
+        .arg(key)
+        .arg("node")
+        .arg("away")
+        .query_async(conn)
+        .await
+}
+
 /// Whether a disconnect or an agent's going offline still applies: this node holds the
 /// person, and (a disconnect) they are not away yet. Every other call applies.
 async fn still_applies(conn: &mut ConnectionManager, node: &str, op: &RoutingOp) -> redis::RedisResult<bool> {
@@ -221,12 +248,7 @@ async fn still_applies(conn: &mut ConnectionManager, node: &str, op: &RoutingOp)
         RoutingOp::AgentOffline(a) => (format!("{{sb}}:agent:{}", a.0), false),
         _ => return Ok(true),
     };
-    let (holder, away): (Option<String>, Option<String>) = redis::cmd("HMGET")
-        .arg(&key)
-        .arg("node")
-        .arg("away")
-        .query_async(conn)
-        .await?;
+    let (holder, away) = holder_and_away(conn, &key).await?;
     Ok(holder.as_deref() == Some(node) && !(away_matters && away.is_some()))
 }
 

@@ -38,8 +38,19 @@ impl HubState {
                 Some((ConnRole::Agent(_), Some(Recipient::Agent(agent)))) => Some(agent.clone()),
                 _ => None,
             };
+            // Or one welcomed meanwhile whose coming online the router takes back.
+            let welcomed_taken_back = |hub: &Self, agent: &AgentId| {
+                call == RefusedCall::AgentTakenBack && hub.agents.get(agent).is_some_and(|a| a.conn == Some(conn))
+            };
             if let Some(agent) = refused_agent
-                && self.cluster_mut().awaiting_welcome.remove(&agent)
+                && (self.cluster_mut().awaiting_welcome.remove(&agent) || {
+                    let welcomed = welcomed_taken_back(self, &agent);
+                    if welcomed {
+                        // Announced on the staff roster with their welcome.
+                        self.buddy_agent_offline(&agent);
+                    }
+                    welcomed
+                })
             {
                 self.error_to_conn(conn, code, message, None);
                 if let Some(entry) = self.conns.get_mut(&conn) {

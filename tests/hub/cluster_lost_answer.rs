@@ -1,0 +1,127 @@
+//! An agent's coming online (or back) whose answer was lost after Redis applied it, as a
+//! call timing out on a loaded node meets it: three REAL node processes
+//! (`cluster_scenarios::Cluster`, one `redis-server`) with the test-only hook
+//! `SWITCHBOARD_TEST_LOST_ANSWER` (debug builds only), which turns the answer of one
+//! node's first such call into a timeout while the transition stands in Redis.
+//!
+//! What must hold: the call is made known, not refused. Redis applied it, so the node
+//! holds the agent: their desk is welcomed and serves customers, and their next sign-in,
+//! on any node, is welcomed too; nobody is left online in Redis for a node that does not
+//! hold them. On the code before, the desk was refused (`cluster_unavailable`, 1013) while
+//! the call stood in Redis and the node held nobody, and every later sign-in was refused
+//! `already_online` (scenario 4 with seeds 2 and 5 under load: "customers never done").
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::cluster_scenarios::{Cluster, ONE_SCENARIO_AT_A_TIME};
+use crate::common::{ADMIN_PASSWORD, Ws};
+
+/// How long a test waits for something the cluster must do.
+const WAIT: Duration = Duration::from_secs(60);
+/// `RESUME_GRACE_SECS`: longer than any test.
+const GRACE_SECS: u64 = 120;
+/// `CLUSTER_LEASE_MS`: no node is reaped in these tests.
+const LEASE_MS: u64 = 2_000;
+
+/// These tests' share of [`ONE_SCENARIO_AT_A_TIME`]: no scenario runs meanwhile.
+type Shared = tokio::sync::RwLockReadGuard<'static, ()>;
+
+/// The cluster, its nodes run with `SWITCHBOARD_TEST_LOST_ANSWER=<lost>`; the agent
+/// "ann" (limit 1, "general")'s bearer token; and the guard that keeps the scenarios from
+/// running meanwhile.
+async fn staged(tag: &str, lost: &str) -> (Cluster, String, Shared) {
+    let alone = ONE_SCENARIO_AT_A_TIME.read().await;
+    let hook = [("SWITCHBOARD_TEST_LOST_ANSWER", lost)];
+    let cluster = Cluster::start_env(tag, GRACE_SECS, LEASE_MS, &hook).await;
+    let admin = cluster.login("admin", ADMIN_PASSWORD).await;
+    let token = cluster.agent_token(&admin, "ann", &["general"], 1).await;
+    (cluster, token, alone)
+}
+
+/// The agent's desk on node `i` with the bearer `token`: its first frame, `agent_welcome`
+/// or a refusal, and the close that follows a refusal.
+async fn sign_in(cluster: &Cluster, i: usize, token: &str) -> (Ws, Value) {
+    let auth = format!("Bearer {token}");
+    let mut ws = Ws::connect(&cluster.ws_url(i, "/ws/agent"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    let first = ws
+        .next_matching_within(WAIT, |f| f["type"] == "agent_welcome" || f["type"] == "error")
+        .await;
+    (ws, first)
+}
+
+/// A customer joined "general" on node `i`, once their chat started: the connection.
+async fn served(cluster: &Cluster, i: usize, name: &str, agent: &mut Ws) -> Ws {
+    let mut customer = Ws::connect(&cluster.ws_url(i, "/ws/customer"), &[]).await.unwrap();
+    customer
+        .send(json!({"type": "join", "name": name, "category": "general"}))
+        .await;
+    let chat = customer
+        .next_matching_within(WAIT, |f| f["type"] == "chat_started")
+        .await["chat_id"]
+        .clone();
+    let started = agent.next_matching_within(WAIT, |f| f["type"] == "chat_started").await;
+    assert_eq!(started["chat_id"], chat, "{started}");
+    customer
+}
+
+/// An agent's `agent_online` whose answer node0 lost (applied in Redis): their desk is
+/// welcomed (the call was applied: node0 holds them), goes available and is given a
+/// customer; their next sign-in, on node2, is welcomed with that chat. On the code
+/// before, the desk was refused and every later sign-in `already_online`.
+#[tokio::test]
+async fn an_agent_coming_online_whose_answer_was_lost_is_held_and_signs_in_next_time() {
+    let (cluster, token, alone) = staged("lost-answer-agent-online", "node0:AgentOnline").await;
+
+    let (mut desk, first) = sign_in(&cluster, 0, &token).await;
+    assert_eq!(first["type"], "agent_welcome", "applied, so held: {first}");
+    desk.send(json!({"type": "set_available", "available": true})).await;
+    let _carla = served(&cluster, 1, "Carla", &mut desk).await;
+    drop(desk);
+
+    // Away from node0 now: back on node2, with Carla's chat.
+    let (_back, first) = sign_in(&cluster, 2, &token).await;
+    assert_eq!(first["type"], "agent_welcome", "the next sign-in is welcomed: {first}");
+    assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
+    drop(alone);
+}
+
+/// An agent away from node1 (their desk closed) coming back on node0, whose
+/// `agent_resumed` answer node0 lost (applied in Redis): their desk is welcomed with their
+/// chat and goes on in it; their next sign-in, on node2, is welcomed with it too. On the
+/// code before, the desk was refused while Redis held them connected on node0, which held
+/// nobody: every later sign-in was refused `already_online`.
+#[tokio::test]
+async fn an_agent_coming_back_whose_answer_was_lost_is_held_and_signs_in_next_time() {
+    let (cluster, token, alone) = staged("lost-answer-agent-resumed", "node0:AgentResumed").await;
+
+    let (mut desk, first) = sign_in(&cluster, 1, &token).await;
+    assert_eq!(first["type"], "agent_welcome", "{first}");
+    desk.send(json!({"type": "set_available", "available": true})).await;
+    let mut carla = served(&cluster, 2, "Carla", &mut desk).await;
+    drop(desk);
+    carla.next_matching_within(WAIT, |f| f["type"] == "peer_away").await;
+
+    // `agent_resumed` on node0 (straight, or after `already_online` from a replica that
+    // had not applied her drop yet), its answer lost.
+    let (mut back, first) = sign_in(&cluster, 0, &token).await;
+    assert_eq!(first["type"], "agent_welcome", "applied, so held: {first}");
+    assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
+    let chat = first["chats"][0]["chat_id"].clone();
+    back.send(json!({"type": "message", "chat_id": chat, "text": "still here"}))
+        .await;
+    back.next_matching_within(WAIT, |f| f["type"] == "ack").await;
+    let line = carla
+        .next_matching_within(WAIT, |f| f["type"] == "message" && f["text"] == "still here")
+        .await;
+    assert_eq!(line["chat_id"], chat, "{line}");
+    drop(back);
+
+    let (_again, first) = sign_in(&cluster, 2, &token).await;
+    assert_eq!(first["type"], "agent_welcome", "the next sign-in is welcomed: {first}");
+    assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
+    drop(alone);
+}
