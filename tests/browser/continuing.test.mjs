@@ -6,9 +6,40 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, joinedChat, panelOf, expectClean } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, joinedChat, panelOf, expectClean, endsChat, comesBack } from './helpers.mjs';
 
 let hub, browser;
+
+const PHONE = { width: 390, height: 844 };
+const DESK = { width: 1366, height: 768 };
+
+/**
+ * Agent `username` (Vera, in General, taking `max_chats`) signed in on a desk page,
+ * and customer `name` on a page of `size` who joined General and was given to them: the
+ * agent's account, both pages (kept in `pages`) and the agent's panel of the chat.
+ * `agentPage` and `customerPage` are more options of each page (`bypassCSP` where axe runs).
+ */
+async function inChat(pages, { username, max_chats = 2, name, size = PHONE, agentPage: agentOptions = {}, customerPage: customerOptions = {} }) {
+  const agent = await createAgent(hub, { username, display_name: 'Vera', categories: ['general'], max_chats });
+  const agentPage = await newPage(browser, DESK, agentOptions);
+  pages.push(agentPage);
+  await agentSignsIn(agentPage, hub, agent);
+  const customer = await newPage(browser, size, customerOptions);
+  pages.push(customer);
+  const panel = await joinedChat(customer, agentPage, hub, 'general', name);
+  return { agent, agentPage, customer, panel };
+}
+
+/** The customer says `text` and closes the page; past the grace period their chat ends and the
+ *  conversation stays open in the agent's list (its panel says so). The customer's browser
+ *  context, to come back in. */
+async function saysAndLeaves(customer, panel, text) {
+  await says(customer, panel, text);
+  const context = customer.context();
+  await customer.close();
+  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  return context;
+}
 
 /**
  * `name` chats with Vera ("My parcel never came" / "I will look into it") and ends the chat;
@@ -16,51 +47,36 @@ let hub, browser;
  * and continues the conversation, waiting in line in it. Vera's account and that tab.
  */
 async function backWhileNobodyOnline(pages, { username, name, size }) {
-  const agent = await createAgent(hub, { username, display_name: 'Vera', categories: ['general'], max_chats: 1 });
-  const agentPage = await newPage(browser, { width: 1366, height: 768 });
-  pages.push(agentPage);
-  await agentSignsIn(agentPage, hub, agent);
-  const customer = await newPage(browser, size, { bypassCSP: true });
-  pages.push(customer);
-  const panel = await joinedChat(customer, agentPage, hub, 'general', name);
+  const { agent, agentPage, customer, panel } = await inChat(pages, { username, max_chats: 1, name, size, customerPage: { bypassCSP: true } });
   await says(customer, panel, 'My parcel never came');
   await says(panel, customer, 'I will look into it');
-  await customer.getByTestId('leave-button').click();
-  await customer.getByTestId('confirm-end-button').click();
-  await customer.getByTestId('rating').waitFor();
+  await endsChat(customer);
   // Vera goes home: nobody is online.
   await agentPage.close();
-  const later = await customer.context().newPage();
-  pages.push(later);
-  await later.goto(`${hub.url}/`);
-  const row = later.getByTestId('earlier-conversation').first();
-  await row.waitFor();
+  const { later, row } = await comesBack(hub, pages, customer.context());
   await row.getByTestId('continue-conversation').click();
   await later.getByTestId('waiting-in-conversation').waitFor();
   return { agent, later };
 }
 
-/** An agent who closed their page signs in again: their account may come back available as
- *  they left it (a waiting customer is then theirs at once), so they go available only if
- *  they are not (a click then would make them away). */
-async function signsInAgain(page, agent) {
+/** An agent who closed their page signs in again on a new desk page (kept in `pages`; returned):
+ *  their account may come back available as they left it (a waiting customer is then theirs at
+ *  once), so they go available only if they are not (a click then would make them away). */
+async function signsInAgain(pages, agent) {
+  const page = await newPage(browser, DESK);
+  pages.push(page);
   await agentSignsIn(page, hub, agent, { available: false });
   const toggle = page.getByTestId('availability-toggle');
   if (await toggle.getAttribute('data-available') !== 'true') await toggle.click();
+  return page;
 }
 // A short grace period: a customer who closed the page is gone after 2 s, not 30.
 startForFile(() => hubAndBrowser({ RESUME_GRACE_SECS: '2' }), (started) => ({ hub, browser } = started));
 
-for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { width: 1280, height: 800 }]]) {
+for (const [label, size] of [['phone', PHONE], ['desk', { width: 1280, height: 800 }]]) {
   test(`a customer comes back and continues their conversation with the same agent (${label})`, () => withShots(`continuing-${label}`, async (pages) => {
-    const agent = await createAgent(hub, { username: `vera-${label}`, display_name: 'Vera', categories: ['general'], max_chats: 2 });
-    const agentPage = await newPage(browser, { width: 1366, height: 768 }, { bypassCSP: true });
-    pages.push(agentPage);
-    await agentSignsIn(agentPage, hub, agent);
-    const customer = await newPage(browser, size, { bypassCSP: true });
-    pages.push(customer);
     const name = `Nora ${label}`;
-    const panel = await joinedChat(customer, agentPage, hub, 'general', name);
+    const { agentPage, customer, panel } = await inChat(pages, { username: `vera-${label}`, name, size, agentPage: { bypassCSP: true }, customerPage: { bypassCSP: true } });
     await says(customer, panel, 'My order 1042 is late');
     await says(panel, customer, 'It ships today');
     // She ends it, which says she can come back to it.
@@ -70,11 +86,7 @@ for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { 
     await customer.getByTestId('rating').waitFor();
 
     // Later, a new tab of the same browser: the conversation is listed under the topics.
-    const later = await customer.context().newPage();
-    pages.push(later);
-    await later.goto(`${hub.url}/`);
-    const row = later.getByTestId('earlier-conversation').first();
-    await row.waitFor();
+    const { later, row } = await comesBack(hub, pages, customer.context());
     assert.equal(await row.getAttribute('data-status'), 'resolved');
     assert.match(await row.innerText(), /General[\s\S]*Resolved[\s\S]*Vera: It ships today/);
     const width = await later.evaluate(() => document.documentElement.scrollWidth);
@@ -110,19 +122,10 @@ for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { 
 }
 
 test('a customer closes the page, the agent writes meanwhile, and they see it when they come back', () => withShots('continuing-away', async (pages) => {
-  const agent = await createAgent(hub, { username: 'vera-away', display_name: 'Vera', categories: ['general'], max_chats: 2 });
-  const agentPage = await newPage(browser, { width: 1366, height: 768 });
-  pages.push(agentPage);
-  await agentSignsIn(agentPage, hub, agent);
-  const customer = await newPage(browser, { width: 390, height: 844 });
-  pages.push(customer);
   const name = 'Ida away';
-  const panel = await joinedChat(customer, agentPage, hub, 'general', name);
-  await says(customer, panel, 'Can you check my refund?');
+  const { agentPage, customer, panel } = await inChat(pages, { username: 'vera-away', name });
   // She closes the page; past the grace period her chat ends, the conversation stays open.
-  const context = customer.context();
-  await customer.close();
-  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  const context = await saysAndLeaves(customer, panel, 'Can you check my refund?');
   // Open, not ended: the pane and its list row say the customer left.
   assert.equal(await panel.getByTestId('customer-status').textContent(), 'customer left');
   await says(panel, panel, 'Your refund went out today.');
@@ -131,11 +134,7 @@ test('a customer closes the page, the agent writes meanwhile, and they see it wh
   await shot(agentPage, 'continuing-away-agent');
 
   // Later, in the same browser: the conversation is there, open, and Vera's line with it.
-  const later = await context.newPage();
-  pages.push(later);
-  await later.goto(`${hub.url}/`);
-  const row = later.getByTestId('earlier-conversation').first();
-  await row.waitFor();
+  const { later, row } = await comesBack(hub, pages, context);
   assert.equal(await row.getAttribute('data-status'), 'open');
   assert.match(await row.innerText(), /Vera: Your refund went out today\./);
   await row.getByTestId('continue-conversation').click();
@@ -147,18 +146,9 @@ test('a customer closes the page, the agent writes meanwhile, and they see it wh
 }));
 
 test('after a reload the agent opens a conversation whose customer left from the work list and writes into it', () => withShots('continuing-reopened-panel', async (pages) => {
-  const agent = await createAgent(hub, { username: 'vera-reload', display_name: 'Vera', categories: ['general'], max_chats: 2 });
-  const agentPage = await newPage(browser, { width: 1366, height: 768 });
-  pages.push(agentPage);
-  await agentSignsIn(agentPage, hub, agent);
-  const customer = await newPage(browser, { width: 390, height: 844 });
-  pages.push(customer);
   const name = 'Jon away';
-  const panel = await joinedChat(customer, agentPage, hub, 'general', name);
-  await says(customer, panel, 'Is my order shipped?');
-  const context = customer.context();
-  await customer.close();
-  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  const { agentPage, customer, panel } = await inChat(pages, { username: 'vera-reload', name });
+  const context = await saysAndLeaves(customer, panel, 'Is my order shipped?');
 
   // The agent reloads: the panel is gone, the conversation is in the work list. "View"
   // shows it from the archive, writable.
@@ -173,25 +163,15 @@ test('after a reload the agent opens a conversation whose customer left from the
   await shot(agentPage, 'continuing-reopened-panel-agent');
 
   // She comes back and sees it.
-  const later = await context.newPage();
-  pages.push(later);
-  await later.goto(`${hub.url}/`);
-  const earlier = later.getByTestId('earlier-conversation').first();
-  await earlier.waitFor();
+  const { later, row: earlier } = await comesBack(hub, pages, context);
   await earlier.getByTestId('continue-conversation').click();
   await later.getByTestId('message').filter({ hasText: 'Yes, it left the warehouse this morning.' }).waitFor();
   await says(later, panelOf(agentPage, name), 'Great, thanks');
 }));
 
 test('an agent whose laptop dies hands the customer on: the next agent continues the same conversation', () => withShots('continuing-agent-gone', async (pages) => {
-  const vera = await createAgent(hub, { username: 'vera-gone', display_name: 'Vera', categories: ['general'], max_chats: 1 });
-  const veraPage = await newPage(browser, { width: 1366, height: 768 });
-  pages.push(veraPage);
-  await agentSignsIn(veraPage, hub, vera);
-  const customer = await newPage(browser, { width: 390, height: 844 });
-  pages.push(customer);
   const name = 'Lea handed on';
-  const panel = await joinedChat(customer, veraPage, hub, 'general', name);
+  const { agentPage: veraPage, customer, panel } = await inChat(pages, { username: 'vera-gone', max_chats: 1, name });
   await says(customer, panel, 'My invoice shows the wrong address');
   await says(panel, customer, 'Let me correct that');
 
@@ -199,7 +179,7 @@ test('an agent whose laptop dies hands the customer on: the next agent continues
   await veraPage.context().close();
   await customer.getByTestId('agent-gone').waitFor({ timeout: 15000 });
   const tom = await createAgent(hub, { username: 'tom-next', display_name: 'Tom', categories: ['general'], max_chats: 1 });
-  const tomPage = await newPage(browser, { width: 1366, height: 768 });
+  const tomPage = await newPage(browser, DESK);
   pages.push(tomPage);
   await agentSignsIn(tomPage, hub, tom);
 
@@ -237,16 +217,14 @@ test('a browser without crypto.randomUUID (a plain-HTTP origin) still gets a ran
 test('a customer back while nobody is online reads their conversation and writes into it while they wait; the agent gets it all', () => withShots('continuing-waiting', async (pages) => {
   const name = 'Mia waiting';
   // Mia comes back: in line, her conversation in view and the composer open.
-  const { agent, later } = await backWhileNobodyOnline(pages, { username: 'vera-waiting', name, size: { width: 390, height: 844 } });
+  const { agent, later } = await backWhileNobodyOnline(pages, { username: 'vera-waiting', name, size: PHONE });
   await later.getByTestId('message').filter({ hasText: 'I will look into it' }).waitFor();
   await says(later, later, 'Still nothing today, order 2231');
   await expectClean(later, 'the customer waiting in their conversation');
   await shot(later, 'continuing-waiting-customer');
 
   // Vera is back the next morning: she takes it with Mia's line, and they go on.
-  const morning = await newPage(browser, { width: 1366, height: 768 });
-  pages.push(morning);
-  await signsInAgain(morning, agent);
+  const morning = await signsInAgain(pages, agent);
   const again = panelOf(morning, name);
   await again.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).waitFor();
   await again.getByTestId('message').filter({ hasText: 'My parcel never came' }).waitFor();
@@ -263,12 +241,10 @@ async function transcriptOrder(panel) {
 
 test('after a reopen the agent reloads: the reopen mark stays where this turn begins, with the earlier turns and this turn\'s wait', () => withShots('continuing-reopen-reload', async (pages) => {
   const name = 'Ida reopen';
-  const { agent, later } = await backWhileNobodyOnline(pages, { username: 'vera-reopen-reload', name, size: { width: 390, height: 844 } });
+  const { agent, later } = await backWhileNobodyOnline(pages, { username: 'vera-reopen-reload', name, size: PHONE });
   // Written while she waits: this turn's, so after the reopen mark.
   await says(later, later, 'Order 3310 is still missing');
-  const morning = await newPage(browser, { width: 1366, height: 768 });
-  pages.push(morning);
-  await signsInAgain(morning, agent);
+  const morning = await signsInAgain(pages, agent);
   const expected = ['My parcel never came', 'I will look into it', '[chat-reopened]', 'Order 3310 is still missing'];
   for (const [moment, page] of [['as it opens', morning], ['after a reload', null]]) {
     if (!page) await morning.reload();
@@ -290,7 +266,7 @@ test('after a reopen the agent reloads: the reopen mark stays where this turn be
   await shot(morning, 'continuing-reopen-reload-agent');
 }));
 
-for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { width: 1280, height: 800 }]]) {
+for (const [label, size] of [['phone', PHONE], ['desk', { width: 1280, height: 800 }]]) {
   test(`a customer waiting in their conversation reloads with nothing kept: the lines come back, named by their agent; no draft hint while waiting (${label})`, () => withShots(`continuing-waiting-reload-${label}`, async (pages) => {
     const name = `Uma waiting ${label}`;
     // Back while nobody is online: Vera's line says it is hers, as in the chat.
@@ -325,9 +301,7 @@ for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { 
     // Vera's closed page is gone for good (past its grace period): the page says nobody is online.
     await later.locator('#desk-status').waitFor();
     // Vera is back: the chat is live, and now what is typed is seen.
-    const morning = await newPage(browser, { width: 1366, height: 768 });
-    pages.push(morning);
-    await signsInAgain(morning, agent);
+    const morning = await signsInAgain(pages, agent);
     const live = panelOf(morning, name);
     await live.getByTestId('message').filter({ hasText: 'Still nothing today, order 2231' }).waitFor();
     await later.getByTestId('conversation-continued').waitFor();
@@ -339,8 +313,8 @@ for (const [label, size] of [['phone', { width: 390, height: 844 }], ['desk', { 
 test('a conversation handed on in its first turn and continued with the same agent: a reload shows the transfer note the opening showed, no other', () => withShots('continuing-handed-reload', async (pages) => {
   const ann = await createAgent(hub, { username: 'ann-handed', display_name: 'Ann', categories: ['general'], max_chats: 1 });
   const bob = await createAgent(hub, { username: 'bob-handed', display_name: 'Bob', categories: ['general'], max_chats: 2 });
-  const annPage = await newPage(browser, { width: 1366, height: 768 });
-  const bobPage = await newPage(browser, { width: 1366, height: 768 }, { bypassCSP: true });
+  const annPage = await newPage(browser, DESK);
+  const bobPage = await newPage(browser, DESK, { bypassCSP: true });
   pages.push(annPage, bobPage);
   await agentSignsIn(annPage, hub, ann);
   await agentSignsIn(bobPage, hub, bob, { available: false });
@@ -361,17 +335,11 @@ test('a conversation handed on in its first turn and continued with the same age
   await first.getByTestId('chat-transferred').filter({ hasText: 'Ann transferred this chat to you' }).waitFor();
   await says(first, customer, 'Refund sent');
   await annPage.close();
-  await customer.getByTestId('leave-button').click();
-  await customer.getByTestId('confirm-end-button').click();
-  await customer.getByTestId('rating').waitFor();
+  await endsChat(customer);
 
   // She continues it: Bob, who had it, has it again, told who had it before him (the
   // hub's `transfer`, naming Ann, with no note: no hand-over this turn).
-  const later = await customer.context().newPage();
-  pages.push(later);
-  await later.goto(`${hub.url}/`);
-  const row = later.getByTestId('earlier-conversation').first();
-  await row.waitFor();
+  const { later, row } = await comesBack(hub, pages, customer.context());
   await row.getByTestId('continue-conversation').click();
   await later.getByTestId('conversation-continued').waitFor();
   const again = panelOf(bobPage, name);

@@ -298,6 +298,26 @@ export async function joinedChat(customer, agent, hub, category, name) {
   return panel;
 }
 
+/** The customer on `page` ends their chat (the end button, then its confirmation) and is asked
+ *  for a rating. */
+export async function endsChat(page) {
+  await page.getByTestId('leave-button').click();
+  await page.getByTestId('confirm-end-button').click();
+  await page.getByTestId('rating').waitFor();
+}
+
+/** The customer comes back later in a new tab of the browser `context` (the same visitor key,
+ *  no chat of its own): that tab, kept in `pages`, on the customer page, and the first earlier
+ *  conversation it lists there (shown). */
+export async function comesBack(hub, pages, context) {
+  const later = await context.newPage();
+  pages.push(later);
+  await later.goto(`${hub.url}/`);
+  const row = later.getByTestId('earlier-conversation').first();
+  await row.waitFor();
+  return { later, row };
+}
+
 /** Whether the run keeps the pages' pictures (`SCREENSHOTS=1`, for refreshing docs/screenshots):
  *  each costs Chromium a full-page paint and a PNG encode, about a quarter second of CPU, and
  *  no test reads them. A failing test's pictures are kept regardless. */

@@ -9,7 +9,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, sendMessage, joinedChat, panelOf, apiCall, expectClean, adminSignsIn, startProxy, conversationRow } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, sendMessage, joinedChat, panelOf, apiCall, expectClean, adminSignsIn, startProxy, conversationRow, endsChat, comesBack } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -36,9 +36,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     const id = await panel.getAttribute('data-chat-id');
     await says(customer, panel, 'My parcel is late');
     await says(panel, customer, 'Let me ask the warehouse');
-    await customer.getByTestId('leave-button').click();
-    await customer.getByTestId('confirm-end-button').click();
-    await customer.getByTestId('rating').waitFor();
+    await endsChat(customer);
 
     // Ann puts it in Bob's list, and goes home.
     const login = await apiCall(hub, 'POST', '/api/login', { username: ann.username, password: ann.password });
@@ -50,11 +48,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     const bobPage = await newPage(browser, size, { bypassCSP: true });
     pages.push(bobPage);
     await agentSignsIn(bobPage, hub, bob);
-    const later = await customer.context().newPage();
-    pages.push(later);
-    await later.goto(`${hub.url}/`);
-    const row = later.getByTestId('earlier-conversation').first();
-    await row.waitFor();
+    const { later, row } = await comesBack(hub, pages, customer.context());
     // Its last line is Ann's, though it is Bob's conversation now.
     assert.match(await row.innerText(), /Ann: Let me ask the warehouse/);
     await row.getByTestId('continue-conversation').click();

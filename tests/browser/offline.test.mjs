@@ -10,7 +10,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startProxy, newPage, createAgent, agentSignsIn, withShots, shot, ADMIN_PASSWORD, adminToken, apiCall, mailTo, DEFAULT_SIZE, openPages, adminSignsIn, hubBrowserAndMail, startForFile, expectClean } from './helpers.mjs';
+import { startProxy, newPage, createAgent, agentSignsIn, withShots, shot, ADMIN_PASSWORD, adminToken, apiCall, mailTo, DEFAULT_SIZE, openPages, adminSignsIn, hubBrowserAndMail, startForFile, expectClean, comesBack } from './helpers.mjs';
 
 let hub, browser, sink;
 startForFile(() => hubBrowserAndMail({ MAIL_FROM: 'Help desk <desk@example.com>', OFFLINE_MAIL_TO: 'inbox@example.org', OUTBOX_POLL_SECS: '0.2' }),
@@ -71,11 +71,7 @@ test('nobody online: the customer leaves a message, an agent answers it by email
     await conversation.getByTestId('conversation-last').filter({ hasText: 'it comes tomorrow' }).waitFor();
     // The customer's browser lists it under her conversations, open, with the answer, to
     // continue (tests/hub/offline_conversations.rs continues one).
-    const later = await customer.context().newPage();
-    pages.push(later);
-    await later.goto(`${hub.url}/`);
-    const own = later.getByTestId('earlier-conversation').first();
-    await own.waitFor();
+    const { later, row: own } = await comesBack(hub, pages, customer.context());
     assert.equal(await own.getAttribute('data-status'), 'open');
     assert.match(await own.innerText(), /General[\s\S]*Ann: Your parcel is at the depot/);
     assert.ok(await own.getByTestId('continue-conversation').isVisible());

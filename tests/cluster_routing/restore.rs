@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use switchboard::cluster::restore::{self, Claims, Restored};
 use switchboard::cluster::routing_scripts::{ClusterRoutingError, RedisRouting};
 use switchboard::cluster::{chat_log, conversation_seq};
-use switchboard::core::routing::{ChatId, ConversationId, Decision, Party, Routing};
+use switchboard::core::routing::{ChatId, ConversationId, CustomerId, Decision, Party, Routing};
 
 use crate::{agent, cat, register, with_redis};
 
@@ -21,6 +21,46 @@ fn core_with_sales() -> (Routing, Vec<Decision>) {
     let mut core = Routing::new();
     core.add_category(cat("sales")).unwrap();
     (core, vec![])
+}
+
+/// The lost domain as the winner's replica holds it: "sales" with Ann online (one chat at a
+/// time), and the decisions made from here on.
+fn ann_in_sales() -> (Routing, Vec<Decision>) {
+    let (mut core, mut out) = core_with_sales();
+    core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out)
+        .unwrap();
+    (core, out)
+}
+
+/// `node` (with its `incarnation`) appends line `id` saying `text` from `from` (`sender`) to
+/// `chat`'s log: the seq it was stamped with.
+async fn append(
+    conn: &mut ConnectionManager,
+    (node, incarnation): (&str, u64),
+    chat: ChatId,
+    (from, sender): (Party, &str),
+    id: &str,
+    text: &str,
+) -> Result<u64, ClusterRoutingError> {
+    chat_log::append(conn, node, incarnation, chat, from, sender, id, 1, text, None)
+        .await
+        .map(|stamp| stamp.seq)
+}
+
+/// `node` (with its `incarnation`) reaps the pseudo-node the restore left its unclaimed
+/// people on: whom it handed on.
+async fn reaped_by(
+    conn: &ConnectionManager,
+    (node, incarnation): (&str, u64),
+) -> Result<Vec<Decision>, ClusterRoutingError> {
+    let reaper = RedisRouting::new(conn.clone(), node, incarnation);
+    reaper.node_lost("{restored}").await.map(|handed| handed.decisions)
+}
+
+/// Two customers join "sales" one after the other: their ids, in that order.
+fn two_join(core: &mut Routing, out: &mut Vec<Decision>) -> (CustomerId, CustomerId) {
+    let first = core.join(&cat("sales"), out).unwrap();
+    (first, core.join(&cat("sales"), out).unwrap())
 }
 
 /// The chat the first pairing among `out` opened.
@@ -54,13 +94,9 @@ async fn restored_by_the_first(conn: &mut ConnectionManager, core: &Routing, off
 #[test]
 fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
     with_redis(|mut conn| async move {
-        // The lost domain, as the winner's replica holds it: Ann chats with a customer,
-        // a second customer waits.
-        let (mut core, mut out) = core_with_sales();
-        core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out)
-            .unwrap();
-        let chatting = core.join(&cat("sales"), &mut out).unwrap();
-        let waiting = core.join(&cat("sales"), &mut out).unwrap();
+        // The lost domain: Ann chats with a customer, a second customer waits.
+        let (mut core, mut out) = ann_in_sales();
+        let (chatting, waiting) = two_join(&mut core, &mut out);
         let chat = first_paired(&out);
         let state = core.state();
 
@@ -80,71 +116,42 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
             .unwrap();
         assert_eq!(id, "lost-id", "chats keep their wire ids");
 
-        let messages = conn.clone();
-        let send = |node: &'static str, incarnation: u64, from: Party, sender: String, text: &'static str| {
-            let mut conn = messages.clone();
-            async move {
-                chat_log::append(&mut conn, node, incarnation, chat, from, &sender, text, 1, text, None)
-                    .await
-                    .map(|stamp| stamp.seq)
-            }
-        };
         let customer = chatting.0.to_string();
+        let from_customer = (Party::Customer, customer.as_str());
         // n0 holds the customer (its node recorded seq 5), n1 the agent (seq 7: a line
         // recorded there and still on its way to n0 when Redis died).
-        restore::claim(
-            &mut conn,
-            "n0",
-            n0,
-            &Claims {
-                customers: vec![chatting, waiting],
-                agents: vec![],
-                chats: vec![(chat, Party::Customer, 5)],
-                conversations: vec![],
-                lines: vec![],
-            },
-            WINDOW,
-        )
-        .await
-        .unwrap();
-        let early = send("n0", n0, Party::Customer, customer.clone(), "too early").await;
+        let claims = Claims {
+            customers: vec![chatting, waiting],
+            chats: vec![(chat, Party::Customer, 5)],
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n0", n0, &claims, WINDOW).await.unwrap();
+        let early = append(&mut conn, ("n0", n0), chat, from_customer, "too early", "too early").await;
         assert!(
             matches!(&early, Err(ClusterRoutingError::Redis(e)) if e.code() == Some("RESTORING")),
             "a message before the other side's claim is refused: {early:?}"
         );
-        restore::claim(
-            &mut conn,
-            "n1",
-            n1,
-            &Claims {
-                customers: vec![],
-                agents: vec![agent("ann")],
-                chats: vec![(chat, Party::Agent, 7)],
-                conversations: vec![],
-                lines: vec![],
-            },
-            WINDOW,
-        )
-        .await
-        .unwrap();
-        let seq = send("n0", n0, Party::Customer, customer.clone(), "after")
+        let claims = Claims {
+            agents: vec![agent("ann")],
+            chats: vec![(chat, Party::Agent, 7)],
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n1", n1, &claims, WINDOW).await.unwrap();
+        let seq = append(&mut conn, ("n0", n0), chat, from_customer, "after", "after")
             .await
             .unwrap();
         assert_eq!(seq, 8, "the next seq follows the greater side's");
-        let seq = send("n1", n1, Party::Agent, "ann".to_string(), "reply").await.unwrap();
+        let seq = append(&mut conn, ("n1", n1), chat, (Party::Agent, "ann"), "reply", "reply")
+            .await
+            .unwrap();
         assert_eq!(seq, 9);
 
         // Past the window a claim is fenced; the pseudo-node's people are handed on.
         tokio::time::sleep(WINDOW).await;
         let late = restore::claim(&mut conn, "n1", n1, &Claims::default(), WINDOW).await;
         assert!(matches!(late, Err(ClusterRoutingError::Fenced)), "{late:?}");
-        let reaper = RedisRouting::new(conn.clone(), "n1", n1);
-        let handed = reaper.node_lost("{restored}").await.unwrap();
-        assert!(
-            handed.decisions.is_empty(),
-            "everyone was claimed: {:?}",
-            handed.decisions
-        );
+        let handed = reaped_by(&conn, ("n1", n1)).await.unwrap();
+        assert!(handed.is_empty(), "everyone was claimed: {handed:?}");
     });
 }
 
@@ -152,26 +159,20 @@ fn a_restored_chat_goes_on_once_both_sides_are_claimed_with_the_greater_seq() {
 fn whoever_nobody_claims_is_handed_on_with_the_pseudo_node() {
     with_redis(|mut conn| async move {
         let (mut core, mut out) = core_with_sales();
-        let lost = core.join(&cat("sales"), &mut out).unwrap();
-        let kept = core.join(&cat("sales"), &mut out).unwrap();
+        let (lost, kept) = two_join(&mut core, &mut out);
         let n0 = restored_by_the_first(&mut conn, &core, &[("n0", "0-0")]).await[0];
         let claims = Claims {
             customers: vec![kept],
             ..Claims::default()
         };
         restore::claim(&mut conn, "n0", n0, &claims, WINDOW).await.unwrap();
-        let reaper = RedisRouting::new(conn.clone(), "n0", n0);
-        let early = reaper.node_lost("{restored}").await;
+        let early = reaped_by(&conn, ("n0", n0)).await;
         assert!(matches!(early, Err(ClusterRoutingError::NodeAlive)), "{early:?}");
         tokio::time::sleep(WINDOW).await;
-        let handed = reaper.node_lost("{restored}").await.unwrap();
+        let handed = reaped_by(&conn, ("n0", n0)).await.unwrap();
         assert!(
-            matches!(
-                handed.decisions.as_slice(),
-                [Decision::CustomerGraceStarted { customer, .. }] if *customer == lost
-            ),
-            "only the unclaimed customer goes into a grace period, on the reaper: {:?}",
-            handed.decisions
+            matches!(handed.as_slice(), [Decision::CustomerGraceStarted { customer, .. }] if *customer == lost),
+            "only the unclaimed customer goes into a grace period, on the reaper: {handed:?}"
         );
     });
 }
@@ -183,9 +184,7 @@ fn whoever_nobody_claims_is_handed_on_with_the_pseudo_node() {
 #[test]
 fn a_conversation_counts_on_from_the_highest_seq_the_nodes_claim() {
     with_redis(|mut conn| async move {
-        let (mut core, mut out) = core_with_sales();
-        core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out)
-            .unwrap();
+        let (mut core, mut out) = ann_in_sales();
         let (v0, v1) = ("conv-0".to_string(), "conv-1".to_string());
         let carla = core
             .join_continuing(&cat("sales"), &ConversationId(v0.clone()), None, &mut out)
@@ -215,21 +214,9 @@ fn a_conversation_counts_on_from_the_highest_seq_the_nodes_claim() {
         };
         restore::claim(&mut conn, "n1", n1, &claims, WINDOW).await.unwrap();
         let customer = carla.0.to_string();
-        let seq = chat_log::append(
-            &mut conn,
-            "n0",
-            n0,
-            chat,
-            Party::Customer,
-            &customer,
-            "m",
-            1,
-            "after",
-            None,
-        )
-        .await
-        .unwrap()
-        .seq;
+        let seq = append(&mut conn, ("n0", n0), chat, (Party::Customer, &customer), "m", "after")
+            .await
+            .unwrap();
         assert_eq!(seq, 7, "the continued chat goes on after the greater side's");
         let counter: u64 = redis::cmd("GET")
             .arg(format!("{{sb}}:conv-seq:{v0}"))
@@ -265,9 +252,7 @@ fn held(chat: ChatId, seq: u64, from: Party) -> chat_log::ChatLine {
 #[test]
 fn the_claims_write_back_the_lines_their_nodes_hold_each_seq_once_in_order() {
     with_redis(|mut conn| async move {
-        let (mut core, mut out) = core_with_sales();
-        core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out)
-            .unwrap();
+        let (mut core, mut out) = ann_in_sales();
         let chatting = core.join(&cat("sales"), &mut out).unwrap();
         let chat = first_paired(&out);
         let incarnations = restored_by_the_first(&mut conn, &core, &[("n0", "9-0"), ("n1", "8-0")]).await;
@@ -311,21 +296,10 @@ fn the_claims_write_back_the_lines_their_nodes_hold_each_seq_once_in_order() {
         assert_eq!(read.lines[1], held(chat, 8, Party::Customer), "as it was stamped");
 
         // The chat goes on after them; a claim past the pending mark writes nothing back.
-        let seq = chat_log::append(
-            &mut conn,
-            "n0",
-            n0,
-            chat,
-            Party::Customer,
-            &chatting.0.to_string(),
-            "n",
-            1,
-            "nine",
-            None,
-        )
-        .await
-        .unwrap()
-        .seq;
+        let customer = chatting.0.to_string();
+        let seq = append(&mut conn, ("n0", n0), chat, (Party::Customer, &customer), "n", "nine")
+            .await
+            .unwrap();
         assert_eq!(seq, 9);
         restore::claim(&mut conn, "n0", n0, &claims_of(Party::Customer, &[2, 3], 8), WINDOW)
             .await
