@@ -1751,12 +1751,7 @@ async fn concurrent_claimers_never_share_a_mail(store: &dyn Store) {
             }
         }
     });
-    let mut claimed: Vec<String> = futures_util::future::join_all(claimers)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    claimed.sort();
+    let claimed = gathered_sorted(claimers).await;
     let mut expected: Vec<String> = (0..12).map(|i| format!("ap{i:02}.confirmation")).collect();
     expected.sort();
     assert_eq!(claimed, expected);
@@ -2343,10 +2338,54 @@ fn fresh_database() -> String {
     format!("switchboard_test_{}", uuid::Uuid::new_v4().simple())
 }
 
-/// Drops the test's database `db`, best effort: the server left as the test found it.
-async fn drop_database(uri: &str, db: &str) {
-    if let Ok(client) = mongodb::Client::with_uri_str(uri).await {
-        let _ = client.database(db).drop().await;
+/// What `racers`, run at once, each gathered, all together and sorted: who got what,
+/// whatever the order they came in.
+async fn gathered_sorted<T: Ord, F: std::future::Future<Output = Vec<T>>>(
+    racers: impl IntoIterator<Item = F>,
+) -> Vec<T> {
+    let mut all: Vec<T> = futures_util::future::join_all(racers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    all.sort();
+    all
+}
+
+/// A database of a test's own on the test server: the stores it opens on it are nodes of
+/// one deployment; dropped at the end.
+struct FreshMongo {
+    uri: String,
+    db: String,
+}
+
+impl FreshMongo {
+    /// A fresh database on the server [`mongo_uri`] names.
+    fn new() -> Option<Self> {
+        Some(Self {
+            uri: mongo_uri()?,
+            db: fresh_database(),
+        })
+    }
+
+    /// A store (a node) on the database.
+    async fn store(&self) -> MongoStore {
+        MongoStore::connect(&self.uri, &self.db)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach MongoDB at {}: {e}", self.uri))
+    }
+
+    /// The database itself, to read or write what no store method reaches.
+    async fn database(&self) -> mongodb::Database {
+        let client = mongodb::Client::with_uri_str(&self.uri).await.unwrap();
+        client.database(&self.db)
+    }
+
+    /// Drops the database, best effort: the server left as the test found it.
+    async fn dropped(self) {
+        if let Ok(client) = mongodb::Client::with_uri_str(&self.uri).await {
+            let _ = client.database(&self.db).drop().await;
+        }
     }
 }
 
@@ -2362,13 +2401,9 @@ async fn with_embedded(test: impl AsyncFnOnce(&dyn Store)) {
 }
 
 async fn with_mongo(test: impl AsyncFnOnce(&dyn Store)) {
-    let Some(uri) = mongo_uri() else { return };
-    let db = fresh_database();
-    let store = MongoStore::connect(&uri, &db)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach MongoDB at {uri}: {e}"));
-    test(&store).await;
-    drop_database(&uri, &db).await;
+    let Some(mongo) = FreshMongo::new() else { return };
+    test(&mongo.store().await).await;
+    mongo.dropped().await;
 }
 
 // ---------- conversations as the desk works them ----------
@@ -3006,12 +3041,7 @@ async fn webhook_delivery_seqs_are_handed_out_once(store: &dyn Store) {
         }
         mine
     });
-    let mut all: Vec<u64> = futures_util::future::join_all(takers)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    all.sort();
+    let all = gathered_sorted(takers).await;
     assert_eq!(all, (1..=40).collect::<Vec<_>>());
 }
 
@@ -3941,13 +3971,12 @@ async fn embedded_survives_reopen() {
 /// first's batches harmlessly and still drops messages of conversations never opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_second_store_continues_conversations() {
-    let Some(uri) = mongo_uri() else { return };
-    let db = fresh_database();
-    let first = MongoStore::connect(&uri, &db).await.unwrap();
+    let Some(mongo) = FreshMongo::new() else { return };
+    let first = mongo.store().await;
     let opening = [open("s1", Some("sales"), "a1", 10), message("s1", 1), message("s1", 2)];
     first.archive(&opening).await.unwrap();
 
-    let second = MongoStore::connect(&uri, &db).await.unwrap();
+    let second = mongo.store().await;
     second.archive(&opening[1..]).await.unwrap();
     second
         .archive(&[message("s1", 3), message("ghost", 1), close("s1", EndReason::Ended, 20)])
@@ -3959,7 +3988,7 @@ async fn mongo_second_store_continues_conversations() {
         assert_eq!(s1.closed.unwrap().reason, EndReason::Ended);
         assert_not_found(store.conversation("ghost").await);
     }
-    drop_database(&uri, &db).await;
+    mongo.dropped().await;
 }
 
 /// A record's change whose copy onto its archive document was never made (the process
@@ -3967,16 +3996,15 @@ async fn mongo_second_store_continues_conversations() {
 /// runs: a status filter finds it afterwards, and only then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_a_status_copy_left_behind_is_made_good_by_the_repair() {
-    let Some(uri) = mongo_uri() else { return };
-    let db = fresh_database();
-    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    let Some(mongo) = FreshMongo::new() else { return };
+    let store = mongo.store().await;
     store.archive(&[open("r1", Some("sales"), "a1", 10)]).await.unwrap();
     let first = record("r1", Some("a1"), ConversationStatus::Open, 10);
     store.put_conversation_record(&first).await.unwrap();
     // Version 2, resolved, written as the store writes a change (marked), its copy not
     // made: what a crash between the two writes leaves.
-    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let records: mongodb::Collection<bson::Document> = client.database(&db).collection("conversation_records");
+    let database = mongo.database().await;
+    let records: mongodb::Collection<bson::Document> = database.collection("conversation_records");
     let resolved = ConversationRecord {
         status: ConversationStatus::Resolved,
         version: 2,
@@ -4003,7 +4031,7 @@ async fn mongo_a_status_copy_left_behind_is_made_good_by_the_repair() {
     };
     store.put_conversation_record(&pending).await.unwrap();
     assert_eq!(store.repair_record_copies().await.unwrap(), 0);
-    drop_database(&uri, &db).await;
+    mongo.dropped().await;
 }
 
 /// A record whose copy the server keeps refusing (here a validator on the archive's
@@ -4012,9 +4040,8 @@ async fn mongo_a_status_copy_left_behind_is_made_good_by_the_repair() {
 /// batch are reached, and each pass after copies nothing again but the refused one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_a_copy_that_keeps_failing_does_not_stop_the_repair_of_the_others() {
-    let Some(uri) = mongo_uri() else { return };
-    let db = fresh_database();
-    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    let Some(mongo) = FreshMongo::new() else { return };
+    let store = mongo.store().await;
     // "a-stuck" sorts first, so it shares the first batch with the others; more records
     // than one batch (500), the last of them with an archive document to copy onto.
     let others: Vec<String> = (0..600).map(|i| format!("r{i:04}")).collect();
@@ -4032,8 +4059,7 @@ async fn mongo_a_copy_that_keeps_failing_does_not_stop_the_repair_of_the_others(
             .await
             .unwrap();
     }
-    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let database = client.database(&db);
+    let database = mongo.database().await;
     // Version 2, resolved, marked with its copy not made (a crash between the two writes).
     let records: mongodb::Collection<bson::Document> = database.collection("conversation_records");
     let marked = |id: &str| {
@@ -4083,15 +4109,14 @@ async fn mongo_a_copy_that_keeps_failing_does_not_stop_the_repair_of_the_others(
         .await
         .unwrap();
     assert_eq!(still_marked, 1);
-    drop_database(&uri, &db).await;
+    mongo.dropped().await;
 }
 
 /// Every (conversation, seq) the raw `message_buckets` collection holds, with how many
 /// copies of it: what an export or a migration reading the collection would see.
-async fn raw_copies(uri: &str, db: &str) -> std::collections::BTreeMap<(String, i64), usize> {
+async fn raw_copies(mongo: &FreshMongo) -> std::collections::BTreeMap<(String, i64), usize> {
     use futures_util::TryStreamExt;
-    let client = mongodb::Client::with_uri_str(uri).await.unwrap();
-    let buckets: mongodb::Collection<bson::Document> = client.database(db).collection("message_buckets");
+    let buckets: mongodb::Collection<bson::Document> = mongo.database().await.collection("message_buckets");
     let docs: Vec<bson::Document> = buckets.find(bson::doc! {}).await.unwrap().try_collect().await.unwrap();
     let mut copies = std::collections::BTreeMap::new();
     for d in docs {
@@ -4112,9 +4137,8 @@ async fn raw_copies(uri: &str, db: &str) -> std::collections::BTreeMap<(String, 
 /// what it believes is the end, scattered seqs, and two stores writing at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
-    let Some(uri) = mongo_uri() else { return };
-    let db = fresh_database();
-    let first = MongoStore::connect(&uri, &db).await.unwrap();
+    let Some(mongo) = FreshMongo::new() else { return };
+    let first = mongo.store().await;
     let all = |conv: &str, seqs: &mut dyn Iterator<Item = u64>| seqs.map(|s| message(conv, s)).collect::<Vec<_>>();
     first
         .archive(&[open("once", None, "bob", 1), open("other", None, "bob", 2)])
@@ -4123,7 +4147,7 @@ async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
     first.archive(&all("once", &mut (1..=79))).await.unwrap();
     first.archive(&all("once", &mut (80..=80))).await.unwrap();
     first.archive(&all("once", &mut (80..=296))).await.unwrap();
-    let second = MongoStore::connect(&uri, &db).await.unwrap();
+    let second = mongo.store().await;
     second.archive(&all("once", &mut (250..=320))).await.unwrap();
     first.archive(&all("once", &mut (297..=330))).await.unwrap();
     second.archive(&all("once", &mut (1..=330).step_by(7))).await.unwrap();
@@ -4138,7 +4162,7 @@ async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
     z.unwrap();
     first.archive(&all("other", &mut (40..=60))).await.unwrap();
 
-    let copies = raw_copies(&uri, &db).await;
+    let copies = raw_copies(&mongo).await;
     let twice: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "stored more than once: {twice:?}");
     let stored = |conv: &str| -> Vec<i64> { copies.keys().filter(|(c, _)| c == conv).map(|(_, s)| *s).collect() };
@@ -4148,7 +4172,7 @@ async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
         seqs(&second.conversation("once").await.unwrap()),
         (1..=400).collect::<Vec<_>>()
     );
-    drop_database(&uri, &db).await;
+    mongo.dropped().await;
 }
 
 /// A database written in the earlier layout (buckets keyed `<conversation>:<first>-<last>`,
@@ -4156,9 +4180,8 @@ async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
 /// back one message per seq, and a store writing to it stores none of those seqs again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() {
-    let Some(uri) = mongo_uri() else { return };
-    let db = fresh_database();
-    let setup = MongoStore::connect(&uri, &db).await.unwrap();
+    let Some(mongo) = FreshMongo::new() else { return };
+    let setup = mongo.store().await;
     setup.archive(&[open("old", None, "bob", 1)]).await.unwrap();
     let record = |seq: u64| {
         let ArchiveEvent::Message { message, .. } = message("old", seq) else {
@@ -4176,13 +4199,13 @@ async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() 
             "messages": (first..=last).map(record).collect::<Vec<_>>(),
         }
     };
-    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let raw: mongodb::Collection<bson::Document> = client.database(&db).collection("message_buckets");
+    let database = mongo.database().await;
+    let raw: mongodb::Collection<bson::Document> = database.collection("message_buckets");
     raw.insert_many([bucket(1, 79), bucket(80, 80), bucket(80, 296)])
         .await
         .unwrap();
 
-    let store = MongoStore::connect(&uri, &db).await.unwrap();
+    let store = mongo.store().await;
     let read = store.conversation("old").await.unwrap();
     assert_eq!(seqs(&read), (1..=296).collect::<Vec<_>>());
     assert_eq!(read.messages[79], {
@@ -4194,7 +4217,7 @@ async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() 
     // A replay overlapping the old buckets, with messages after them.
     let replay: Vec<ArchiveEvent> = (250..=320).map(|s| message("old", s)).collect();
     store.archive(&replay).await.unwrap();
-    let copies = raw_copies(&uri, &db).await;
+    let copies = raw_copies(&mongo).await;
     let twice: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).map(|((_, s), _)| *s).collect();
     assert_eq!(twice, vec![80], "only the earlier layout's own copy");
     assert_eq!(copies.len(), 320);
@@ -4202,7 +4225,7 @@ async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() 
         seqs(&store.conversation("old").await.unwrap()),
         (1..=320).collect::<Vec<_>>()
     );
-    let _ = client.database(&db).drop().await;
+    mongo.dropped().await;
 }
 
 /// An unreachable MongoDB is reported as `Unavailable`, quickly.
@@ -4337,11 +4360,10 @@ async fn mongo_write_concern_of_the_uri_wins() {
 /// `rooms_one_open_per_agent`). A key left behind long ago is still cleared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_a_room_creation_in_progress_is_not_taken_for_a_leftover() {
-    let Some(uri) = mongo_uri() else { return };
-    let db = fresh_database();
-    let store = MongoStore::connect(&uri, &db).await.unwrap();
-    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let keys = client.database(&db).collection::<bson::Document>("open_rooms");
+    let Some(mongo) = FreshMongo::new() else { return };
+    let store = mongo.store().await;
+    let database = mongo.database().await;
+    let keys = database.collection::<bson::Document>("open_rooms");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -4363,7 +4385,7 @@ async fn mongo_a_room_creation_in_progress_is_not_taken_for_a_leftover() {
         .create_room(room("r3", "bo"))
         .await
         .expect("a leftover key is cleared");
-    let _ = client.database(&db).drop().await;
+    mongo.dropped().await;
 }
 
 /// The attachment stores, with their link keys, of two nodes (two stores) on MongoDB
@@ -4388,9 +4410,8 @@ async fn mongo_attachments_are_chunked_kept_once_and_shared_by_every_node() {
     use futures_util::TryStreamExt;
     use std::io::Write;
     use switchboard::attachments::{AttachmentRecord, Content, sha256_hex};
-    let Some(uri) = mongo_uri() else { return };
-    let db = fresh_database();
-    let [(files_a, key_a), (files_b, key_b)] = attachments_of_two_mongo_nodes(&uri, &db).await;
+    let Some(mongo) = FreshMongo::new() else { return };
+    let [(files_a, key_a), (files_b, key_b)] = attachments_of_two_mongo_nodes(&mongo.uri, &mongo.db).await;
     assert_eq!(key_a, key_b, "one link key for the desk");
     assert!(key_a.len() >= 32);
 
@@ -4431,9 +4452,9 @@ async fn mongo_attachments_are_chunked_kept_once_and_shared_by_every_node() {
     assert_eq!((parts, length), (3, 600_000));
     assert!(served == bytes, "the bytes as uploaded");
 
-    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
-    let chunks: mongodb::Collection<bson::Document> = client.database(&db).collection("attachments.chunks");
-    let files: mongodb::Collection<bson::Document> = client.database(&db).collection("attachments.files");
+    let database = mongo.database().await;
+    let chunks: mongodb::Collection<bson::Document> = database.collection("attachments.chunks");
+    let files: mongodb::Collection<bson::Document> = database.collection("attachments.files");
     assert_eq!(chunks.count_documents(bson::doc! {"files_id": &sha}).await.unwrap(), 3);
     assert_eq!(files.count_documents(bson::doc! {}).await.unwrap(), 1);
 
@@ -4480,7 +4501,7 @@ async fn mongo_attachments_are_chunked_kept_once_and_shared_by_every_node() {
         0,
         "idempotent"
     );
-    let _ = client.database(&db).drop().await;
+    mongo.dropped().await;
 }
 
 use switchboard::attachments::SharedAttachmentStore;
@@ -4570,11 +4591,10 @@ async fn on_a_disk_attachment_store<F: std::future::Future<Output = ()>>(
 async fn on_two_mongo_attachment_stores<F: std::future::Future<Output = ()>>(
     check: impl FnOnce(SharedAttachmentStore, SharedAttachmentStore) -> F,
 ) {
-    let Some(uri) = mongo_uri() else { return };
-    let db = fresh_database();
-    let [(a, _), (b, _)] = attachments_of_two_mongo_nodes(&uri, &db).await;
+    let Some(mongo) = FreshMongo::new() else { return };
+    let [(a, _), (b, _)] = attachments_of_two_mongo_nodes(&mongo.uri, &mongo.db).await;
     check(a, b).await;
-    drop_database(&uri, &db).await;
+    mongo.dropped().await;
 }
 
 /// One test of `check` per attachment backend: in memory, on disk (in a temporary

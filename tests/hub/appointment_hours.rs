@@ -20,13 +20,32 @@ async fn starts(hub: &TestHub, category: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn admins_set_the_hours_and_a_categorys_own_and_go_back_to_the_settings() {
+/// A hub where Ann (in General) takes appointments, and its admin: Ann's account id, the
+/// admin's API and the hours as the admin page first shows them (read with a 200).
+async fn hub_with_ann_and_the_hours_shown() -> (TestHub, String, Api, Value) {
     let hub = TestHub::start().await;
     let agent = hub.agent_account("ann", &["general"], 1).await;
     let admin = hub.admin().await;
     let (status, shown) = admin.get("/api/admin/appointment-hours").await;
     assert_eq!(status, 200);
+    (hub, agent, admin, shown)
+}
+
+/// The admin takes the desk's hours back to the settings (a DELETE with their session):
+/// the status and the hours shown then.
+async fn hours_reset(hub: &TestHub, admin: &Api) -> (u16, Value) {
+    let res = admin
+        .client
+        .delete(hub.url("/api/admin/appointment-hours"))
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn admins_set_the_hours_and_a_categorys_own_and_go_back_to_the_settings() {
+    let (hub, agent, admin, shown) = hub_with_ann_and_the_hours_shown().await;
     assert_eq!(
         (shown["source"].as_str(), shown["open"].as_str()),
         (Some("settings"), Some("10:00"))
@@ -91,14 +110,9 @@ async fn admins_set_the_hours_and_a_categorys_own_and_go_back_to_the_settings() 
         .unwrap();
     assert_eq!(res.status(), 403);
 
-    let res = admin
-        .client
-        .delete(hub.url("/api/admin/appointment-hours"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.json::<Value>().await.unwrap()["source"], "settings");
+    let (status, reset) = hours_reset(&hub, &admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(reset["source"], "settings");
     assert_eq!(starts(&hub, Some("general")).await.len(), 7);
     hub.stop().await;
 }
@@ -124,11 +138,7 @@ async fn slot_count(hub: &TestHub, date: &str) -> usize {
 
 #[tokio::test]
 async fn admins_close_weekdays_and_a_closed_day_has_no_slot_and_takes_no_booking() {
-    let hub = TestHub::start().await;
-    let _agent = hub.agent_account("ann", &["general"], 1).await;
-    let admin = hub.admin().await;
-    let (status, shown) = admin.get("/api/admin/appointment-hours").await;
-    assert_eq!(status, 200);
+    let (hub, _agent, admin, shown) = hub_with_ann_and_the_hours_shown().await;
     assert_eq!(
         shown["days"],
         json!(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
@@ -218,13 +228,7 @@ async fn admins_close_weekdays_and_a_closed_day_has_no_slot_and_takes_no_booking
         )
         .await;
     assert_eq!(set["days"].as_array().unwrap().len(), 7, "{set}");
-    let res = admin
-        .client
-        .delete(hub.url("/api/admin/appointment-hours"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.json::<Value>().await.unwrap()["days"].as_array().unwrap().len(), 7);
+    assert_eq!(hours_reset(&hub, &admin).await.1["days"].as_array().unwrap().len(), 7);
     assert_eq!(slot_count(&hub, &sunday).await, 7);
     hub.stop().await;
 }

@@ -46,6 +46,12 @@ pub async fn embedded_store(dir: &TempDir) -> SharedStore {
     Arc::new(EmbeddedStore::open(&dir.0).await.unwrap())
 }
 
+/// Runs `check` on an embedded store in a temporary directory of its own (removed after).
+async fn on_embedded<F: std::future::Future<Output = ()>>(check: impl FnOnce(SharedStore) -> F) {
+    let dir = TempDir::new("archive");
+    check(embedded_store(&dir).await).await;
+}
+
 /// A database name no other test uses.
 fn fresh_db() -> String {
     format!("t{}", uuid::Uuid::new_v4().simple())
@@ -148,9 +154,7 @@ async fn three_conversations_are_three_complete_records(store: SharedStore) {
 
 #[tokio::test]
 async fn three_conversations_are_archived_on_the_embedded_store() {
-    let dir = TempDir::new("archive");
-    let store = embedded_store(&dir).await;
-    three_conversations_are_three_complete_records(store).await;
+    on_embedded(three_conversations_are_three_complete_records).await;
 }
 
 #[tokio::test]
@@ -607,9 +611,7 @@ async fn each_line_of_a_transferred_conversation_names_its_agent_on_the_memory_s
 
 #[tokio::test]
 async fn each_line_of_a_transferred_conversation_names_its_agent_on_the_embedded_store() {
-    let dir = TempDir::new("archive");
-    let store = embedded_store(&dir).await;
-    each_line_of_a_transferred_conversation_names_its_agent(store).await;
+    on_embedded(each_line_of_a_transferred_conversation_names_its_agent).await;
 }
 
 #[tokio::test]

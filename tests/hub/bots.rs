@@ -37,6 +37,24 @@ pub(crate) async fn bot_socket(hub: &Endpoint, secret: &str) -> (Ws, Value) {
     Ws::with_bearer(hub, "/ws/bot", secret, "bot_welcome").await
 }
 
+/// Through `admin`, General names bot Faq (on every node of a cluster, over the admin bus):
+/// the secret of a new token for Faq's socket.
+pub(crate) async fn faq_for_general(admin: &Api) -> String {
+    admin
+        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
+        .await;
+    bot_token(admin, "Faq").await
+}
+
+/// Customer `name` joins General, where `bot` answers first: their socket and chat id, once
+/// the bot was given the conversation.
+async fn to_the_bot(hub: &TestHub, bot: &mut Ws, name: &str) -> (Ws, String) {
+    let mut customer = hub.customer(name, "general").await;
+    let chat = customer.chat_started().await;
+    bot.next_of("conversation").await;
+    (customer, chat)
+}
+
 /// A hub whose General category names bot Faq, with Faq connected: the hub, the admin,
 /// and Faq's socket.
 async fn hub_with_bot(tweak: impl FnOnce(&mut switchboard::config::Settings)) -> (TestHub, Api, Ws) {
@@ -207,9 +225,7 @@ async fn a_bot_that_never_answers_hands_over_after_the_timeout() {
 async fn a_bot_that_goes_away_hands_over_and_a_category_without_its_bot_goes_to_the_line() {
     let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
     let mut agent = hub.agent("ann", &["general"], 2).await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.chat_started().await;
-    bot.next_of("conversation").await;
+    let (mut customer, chat) = to_the_bot(&hub, &mut bot, "Carla").await;
     customer.say("anyone?", "c1").await;
     drop(bot);
     let taken = agent.next_of("chat_started").await;
@@ -225,9 +241,7 @@ async fn a_bot_that_goes_away_hands_over_and_a_category_without_its_bot_goes_to_
 #[tokio::test]
 async fn a_bot_resolves_and_the_archive_has_it_closed_as_the_bots() {
     let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.chat_started().await;
-    bot.next_of("conversation").await;
+    let (mut customer, chat) = to_the_bot(&hub, &mut bot, "Carla").await;
     customer.say("opening hours", "c1").await;
     bot.say_in(&chat, "9 to 5", "b1").await;
     bot.send(json!({"type": "resolve", "chat_id": chat})).await;
@@ -255,9 +269,7 @@ async fn a_bot_sending_garbage_or_flooding_is_refused_and_nothing_is_lost() {
     })
     .await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.chat_started().await;
-    bot.next_of("conversation").await;
+    let (mut customer, chat) = to_the_bot(&hub, &mut bot, "Carla").await;
     customer.say("hello", "c1").await;
 
     // Malformed frames: an error each, the connection lives on.
@@ -351,10 +363,7 @@ async fn bot_sockets_take_bot_tokens_only() {
 async fn the_example_bot_answers_its_keyword_and_hands_over_otherwise() {
     let hub = TestHub::start().await;
     let admin = hub.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
-    let secret = bot_token(&admin, "Faq").await;
+    let secret = faq_for_general(&admin).await;
     let mut agent = hub.agent("ann", &["general"], 2).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/faq-bot.mjs");
     let mut example = tokio::process::Command::new("node")
@@ -419,9 +428,7 @@ async fn reports_separate_conversations_the_bot_resolved_from_those_it_handed_ov
     let mut agent = hub.agent("ann", &["general"], 2).await;
 
     // Carla's question the bot answers and resolves.
-    let mut carla = hub.customer("Carla", "general").await;
-    let first = carla.chat_started().await;
-    bot.next_of("conversation").await;
+    let (mut carla, first) = to_the_bot(&hub, &mut bot, "Carla").await;
     carla.say("opening hours", "c1").await;
     bot.next_of("message").await;
     bot.say_in(&first, "9 to 5", "b1").await;
@@ -430,9 +437,7 @@ async fn reports_separate_conversations_the_bot_resolved_from_those_it_handed_ov
     bot.next_of("conversation_ended").await;
 
     // Dora's the bot hands over to Ann, who ends it.
-    let mut dora = hub.customer("Dora", "general").await;
-    let second = dora.chat_started().await;
-    bot.next_of("conversation").await;
+    let (mut dora, second) = to_the_bot(&hub, &mut bot, "Dora").await;
     dora.say("I need a person", "d1").await;
     bot.next_of("message").await;
     bot.send(json!({"type": "handover", "chat_id": second})).await;
@@ -478,16 +483,12 @@ async fn a_person_who_takes_over_from_a_bot_is_measured_from_the_hand_over() {
     let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
     let mut ann = hub.agent("ann", &["general"], 1).await;
     // Eve's conversation the bot hands over at once, Ann takes it and never writes.
-    let mut eve = hub.customer("Eve", "general").await;
-    let eves = eve.chat_started().await;
-    bot.next_of("conversation").await;
+    let (_eve, eves) = to_the_bot(&hub, &mut bot, "Eve").await;
     bot.say_in(&eves, "Let me find someone", "b1").await;
     bot.send(json!({"type": "handover", "chat_id": eves})).await;
     assert_eq!(ann.next_of("chat_started").await["chat_id"], eves.as_str());
     // Dora's the bot answers and hands over while Ann is full: Dora waits for her.
-    let mut dora = hub.customer("Dora", "general").await;
-    let doras = dora.chat_started().await;
-    bot.next_of("conversation").await;
+    let (mut dora, doras) = to_the_bot(&hub, &mut bot, "Dora").await;
     bot.say_in(&doras, "Let me find someone", "b2").await;
     bot.send(json!({"type": "handover", "chat_id": doras})).await;
     dora.next_of("queued").await;
@@ -571,9 +572,7 @@ async fn a_handed_over_conversation_is_created_once_and_then_assigned() {
     .await;
     let mut agent = hub.agent("ann", &["general"], 2).await;
     let ann = admin.agent_id("ann").await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.chat_started().await;
-    bot.next_of("conversation").await;
+    let (mut customer, chat) = to_the_bot(&hub, &mut bot, "Carla").await;
     customer.say("a person please", "c1").await;
     bot.next_of("message").await;
     bot.say_in(&chat, "One moment.", "b1").await;
@@ -679,9 +678,7 @@ async fn revoking_a_bots_token_closes_its_socket_and_hands_its_customers_over() 
     let (secret, id) = bot_token_and_id(&admin, "Faq").await;
     let (mut bot, _) = bot_socket(&hub, &secret).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let mut customer = hub.customer("Carla", "general").await;
-    let chat = customer.chat_started().await;
-    bot.next_of("conversation").await;
+    let (mut customer, chat) = to_the_bot(&hub, &mut bot, "Carla").await;
     customer.say("hello?", "c1").await;
     bot.next_of("message").await;
 
@@ -715,9 +712,7 @@ async fn a_bot_token_revoked_on_one_node_closes_its_socket_on_the_other() {
 #[tokio::test]
 async fn a_bots_burst_to_one_customer_is_refused_before_the_customer_is_closed() {
     let (hub, _admin, mut bot) = hub_with_bot(|_| {}).await;
-    let mut customer = hub.customer("Flooded", "general").await;
-    let chat = customer.chat_started().await;
-    bot.next_of("conversation").await;
+    let (mut customer, chat) = to_the_bot(&hub, &mut bot, "Flooded").await;
     const BURST: usize = 300;
     for i in 0..BURST {
         let line =
@@ -810,10 +805,7 @@ async fn a_category_whose_bot_is_connected_is_answered_with_nobody_online() {
     let cluster = Cluster::start("bot-online").await;
     let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     let admin = alpha.admin().await;
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
-    let secret = bot_token(&admin, "Faq").await;
+    let secret = faq_for_general(&admin).await;
     let (_bot, _) = bot_socket(&beta, &secret).await;
     let seen = polled(Duration::from_secs(10), async || {
         (general_bot_online(&alpha).await == true).then_some(())

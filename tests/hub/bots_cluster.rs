@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use switchboard::store::{ConversationStatus, EndReason, Side};
 
 use crate::bot_webhooks::{Behaviour, calls_signed, webhook_bot};
-use crate::bots::{bot_socket, bot_token};
+use crate::bots::{bot_socket, bot_token, faq_for_general};
 use crate::cluster_base::eventually;
 use crate::cluster_fixture::{
     Process, ProcessAndNodes, Servers, customer_on, killed_and_back_empty, nodes, process_and_nodes, redis_conn,
@@ -490,14 +490,6 @@ async fn a_node_stopping_while_a_bots_line_waits_for_another_node_answers_the_bo
     let words = refused["error"]["message"].as_str().unwrap();
     assert!(words.contains("stopping"), "{words}");
     signal(&sleepy.0, libc::SIGCONT);
-}
-
-/// General names bot Faq (on every node, over the admin bus): a token for Faq's socket.
-async fn faq_for_general(admin: &Api) -> String {
-    admin
-        .put_answering(200, "/api/admin/category-bots/general", json!({"bot": "Faq"}))
-        .await;
-    bot_token(admin, "Faq").await
 }
 
 /// Two nodes whose General category names bot Faq, with Faq's socket on alpha: the

@@ -614,13 +614,12 @@ async fn a_customer_resuming_on_a_node_without_the_chat_after_a_restore_gets_its
 /// handed on, as designed, and the test failed once on a fresh clone for that.
 #[tokio::test]
 async fn a_conversation_continued_across_an_empty_redis_goes_on_after_its_last_line() {
-    use crate::continuing::{VISITOR, continuing, first_visit, own_until};
+    use crate::continuing::{VISITOR, continuing, resolved_visit};
     let ([alpha, beta], mut servers) = nodes("cluster-reassert-conversation", ["alpha", "beta"], lease_of(3_000)).await;
     let store = &servers.store;
     let redis = &mut servers.redis;
     let mut ann = beta.agent("ann", &["general"], 1).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&alpha, VISITOR, "resolved").await;
+    let chat = resolved_visit(&alpha, &mut ann, &alpha).await;
     // Ann is full with Dan: Carla's continued conversation waits in line.
     let mut dan = beta.customer("Dan", "general").await;
     let dan_chat = started(&mut dan).await;

@@ -56,6 +56,25 @@ pub(crate) async fn first_visit(hub: &TestHub, agent: &mut Ws) -> String {
     chat
 }
 
+/// Carla's [`first_visit`] with `agent` on `hub`, until [`VISITOR`]'s list on `listed_on`
+/// shows it resolved. The conversation id.
+pub(crate) async fn resolved_visit(hub: &TestHub, agent: &mut Ws, listed_on: &TestHub) -> String {
+    let chat = first_visit(hub, agent).await;
+    own_until(listed_on, VISITOR, "resolved").await;
+    chat
+}
+
+/// Carla's [`resolved_visit`] with `ann` on `hub`, listed on `back`, and Carla back to it on
+/// `back` ([`back_with_her_lines`]), which Ann is told is a reopen: the conversation id,
+/// Carla's socket and Ann's `chat_started`.
+pub(crate) async fn reopened(hub: &TestHub, ann: &mut Ws, back: &TestHub) -> (String, Ws, Value) {
+    let chat = resolved_visit(hub, ann, back).await;
+    let mut carla = continuing(back, Some(VISITOR), &chat).await;
+    let to_ann = back_with_her_lines(&mut carla, ann, &chat).await;
+    assert_reopen_told(&to_ann);
+    (chat, carla, to_ann)
+}
+
 /// A customer page joining to continue `conversation` with `visitor`.
 pub(crate) async fn continuing(hub: &TestHub, visitor: Option<&str>, conversation: &str) -> Ws {
     let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
@@ -139,11 +158,7 @@ async fn a_returning_customer_continues_their_conversation_with_the_same_agent_a
 async fn a_reload_after_a_reopen_gets_the_reopen_and_this_turns_wait_in_its_welcome() {
     let hub = TestHub::start().await;
     let (mut ann, token) = hub.agent_with_token("ann", &["general"], 2).await;
-    let chat = first_visit(&hub, &mut ann).await;
-    own_until(&hub, VISITOR, "resolved").await;
-    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
-    let to_ann = back_with_her_lines(&mut carla, &mut ann, &chat).await;
-    assert_reopen_told(&to_ann);
+    let (_chat, _carla, to_ann) = reopened(&hub, &mut ann, &hub).await;
 
     let (_again, welcome) = Ws::with_bearer(&hub, "/ws/agent", &token, "agent_welcome").await;
     assert_snapshot_tells_the_reopen(&welcome, &to_ann);
@@ -157,11 +172,7 @@ async fn a_reload_after_a_reopen_gets_the_reopen_and_this_turns_wait_in_its_welc
 async fn a_reopened_conversation_handed_to_a_colleague_is_no_reopen_in_the_colleagues_snapshot() {
     let hub = TestHub::start().await;
     let (mut ann, _) = hub.agent_with_token("ann", &["general"], 2).await;
-    let chat = first_visit(&hub, &mut ann).await;
-    own_until(&hub, VISITOR, "resolved").await;
-    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
-    let to_ann = back_with_her_lines(&mut carla, &mut ann, &chat).await;
-    assert_reopen_told(&to_ann);
+    let (chat, _carla, _) = reopened(&hub, &mut ann, &hub).await;
 
     let (mut bob, bob_token) = hub.agent_with_token("bob", &["general"], 2).await;
     let bob_id = hub.admin().await.agent_id("bob").await;
@@ -269,8 +280,7 @@ pub(crate) async fn only_bobs_in_the_archive(admin: &Api, archived: &Value, chat
 #[tokio::test]
 async fn a_continued_conversation_waits_in_line_while_its_agent_is_full_and_a_stranger_learns_nothing() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
-    let chat = first_visit(&hub, &mut ann).await;
-    own_until(&hub, VISITOR, "resolved").await;
+    let chat = resolved_visit(&hub, &mut ann, &hub).await;
 
     // Someone else's key, no key, or no such conversation: one answer, and the socket lives.
     let mut refusals = Vec::new();
@@ -303,8 +313,7 @@ async fn a_continued_conversation_waits_in_line_while_its_agent_is_full_and_a_st
 /// desk when Carla continues it (welcomed): the hub, Bob's socket, Carla's and its id.
 async fn back_while_ann_is_gone() -> (TestHub, Ws, Ws, String) {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 1).await;
-    let chat = first_visit(&hub, &mut ann).await;
-    own_until(&hub, VISITOR, "resolved").await;
+    let chat = resolved_visit(&hub, &mut ann, &hub).await;
     drop(ann);
     let bob = hub.agent("bob", &["general"], 1).await;
     let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
@@ -392,8 +401,7 @@ async fn a_conversation_continued_the_moment_it_ended_goes_on_after_its_last_lin
 #[tokio::test]
 async fn what_the_agent_writes_while_the_customer_is_away_reaches_them_when_they_continue() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
-    let chat = first_visit(&hub, &mut ann).await;
-    own_until(&hub, VISITOR, "resolved").await;
+    let chat = resolved_visit(&hub, &mut ann, &hub).await;
 
     // Ann writes into it with nobody there: stamped after its last line, acknowledged.
     assert_eq!(ann.say_in(&chat, "we found your parcel", "f1").await["seq"], 3);
@@ -451,8 +459,7 @@ async fn reports_count_a_reopened_conversation_its_time_to_resolution_and_its_la
         .post_answering(201, "/api/admin/labels", json!({"name": "Parcel", "colour": "#1f6feb"}))
         .await;
     // Resolved once, labelled, continued (a reopen) and resolved again.
-    let chat = first_visit(&hub, &mut ann).await;
-    own_until(&hub, VISITOR, "resolved").await;
+    let chat = resolved_visit(&hub, &mut ann, &hub).await;
     admin
         .put_answering(200, &format!("/api/conversations/{chat}/labels/parcel"), json!({}))
         .await;

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::common::*;
 use crate::continuing::{
-    VISITOR, archived_as_ann, assert_reopen_told, assert_snapshot_tells_the_reopen, back_with_her_lines, continuing,
-    first_visit, her_third_line, only_bobs_in_the_archive, own_until, wait_archived,
+    VISITOR, archived_as_ann, assert_snapshot_tells_the_reopen, continuing, her_third_line, only_bobs_in_the_archive,
+    own_until, reopened, resolved_visit, wait_archived,
 };
 
 #[tokio::test]
@@ -18,15 +18,10 @@ async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a
     let cluster = Cluster::start("continuing-cluster").await;
     let (alpha, beta, gamma) = cluster.three_nodes(|_| {}).await;
     let mut ann = gamma.agent("ann", &["general"], 2).await;
-    // Carla's first visit is on alpha; she comes back on beta.
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&beta, VISITOR, "resolved").await;
-
-    let mut carla = continuing(&beta, Some(VISITOR), &chat).await;
-    // Ann, on gamma, gets it back as that conversation; its lines are the archive's. It was
-    // resolved: gamma tells her it is a reopen (the word rode in Carla's join from beta).
-    let to_ann = back_with_her_lines(&mut carla, &mut ann, &chat).await;
-    assert_reopen_told(&to_ann);
+    // Carla's first visit is on alpha; she comes back on beta. Ann, on gamma, gets it back as
+    // that conversation; its lines are the archive's. It was resolved: gamma tells her it is
+    // a reopen (the word rode in Carla's join from beta).
+    let (chat, mut carla, _) = reopened(&alpha, &mut ann, &beta).await;
 
     // The seq goes on, both ways, across the nodes.
     her_third_line(&mut carla, &mut ann, &chat).await;
@@ -61,11 +56,7 @@ async fn across_nodes_a_reload_after_a_reopen_gets_the_reopen_and_this_turns_wai
     let cluster = Cluster::start("continuing-reload").await;
     let (alpha, beta, gamma) = cluster.three_nodes(|_| {}).await;
     let (mut ann, token) = gamma.agent_with_token("ann", &["general"], 2).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&beta, VISITOR, "resolved").await;
-    let mut carla = continuing(&beta, Some(VISITOR), &chat).await;
-    let to_ann = back_with_her_lines(&mut carla, &mut ann, &chat).await;
-    assert_reopen_told(&to_ann);
+    let (chat, mut carla, to_ann) = reopened(&alpha, &mut ann, &beta).await;
 
     let (second, welcome) = Ws::with_bearer(&gamma, "/ws/agent", &token, "agent_welcome").await;
     assert_snapshot_tells_the_reopen(&welcome, &to_ann);
@@ -90,8 +81,7 @@ async fn across_nodes_what_the_agent_writes_while_the_customer_is_away_comes_fir
     let cluster = Cluster::start("follow-up-cluster").await;
     let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     let mut ann = beta.agent("ann", &["general"], 2).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&beta, VISITOR, "resolved").await;
+    let chat = resolved_visit(&alpha, &mut ann, &beta).await;
 
     // Ann writes into it from beta with nobody there: stamped after its last line.
     for n in 1..=3 {
@@ -215,8 +205,7 @@ async fn across_nodes_a_line_to_an_away_customer_refused_for_want_of_archive_roo
     let alpha = cluster.node("alpha", |_| {}).await;
     let beta = cluster.node("beta", |s| s.archive_buffer = 1).await;
     let mut ann = beta.agent("ann", &["general"], 2).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&beta, VISITOR, "resolved").await;
+    let chat = resolved_visit(&alpha, &mut ann, &beta).await;
     let follow_up = |n: u32| json!({"type": "message", "chat_id": chat, "text": format!("follow-up {n}"), "client_id": format!("f{n}")});
     // Sent until taken: beta's one archive slot may still hold the first visit's closing
     // (refused before any seq is drawn).
@@ -368,8 +357,7 @@ async fn ann_away_and_bob_takes_it(
     let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     let nodes = [&alpha, &beta];
     let mut ann = alpha.agent("ann", &["general"], 2).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&alpha, VISITOR, "resolved").await;
+    let chat = resolved_visit(&alpha, &mut ann, &alpha).await;
     ann.send(json!({"type": "set_available", "available": false})).await;
     ann.next_of("profile").await;
     let (bob, token) = nodes[bob_on].agent_with_token("bob", &["general"], 1).await;
@@ -419,8 +407,7 @@ async fn across_nodes_a_conversation_back_with_its_agent_names_her_lines_hers() 
     let cluster = Cluster::start("continued-authors-4").await;
     let (alpha, beta) = cluster.two_nodes(|_| {}).await;
     let (mut ann, token) = beta.agent_with_token("ann", &["general"], 2).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&alpha, VISITOR, "resolved").await;
+    let chat = resolved_visit(&alpha, &mut ann, &alpha).await;
     let (started, snapshot) = ([], [(3, None), (4, None)]);
     continued_and_named(&alpha, ann, (&beta, "ann", &token), &chat, &started, &snapshot).await;
     alpha.stop().await;
