@@ -45,6 +45,8 @@ let openConversationWired = false;
 let historyTimer = null;
 let welcomed = false;
 let myRepliesMade = false;
+/** The signed-in agent's account id (a conversation's archive names its agent by it). */
+let myAccountId = null;
 
 const socket = new ReconnectingSocket('/ws/agent', {
   onFrame: handle,
@@ -153,6 +155,7 @@ function signedIn(account) {
   show($('shortcuts-button'), true);
   show($('header-menu'), true);
   $('who').textContent = account.display_name;
+  myAccountId = account.id;
   conversations.signedIn(account.id);
   welcomed = false;
   socket.start();
@@ -297,7 +300,7 @@ function updateTitle() {
  * One ended otherwise (resolved, transferred, handed back) is only a transcript to close.
  */
 function holdsConversation(chat) {
-  return !chat.ended || chat.endState === 'away' || chat.endState === 'customer left';
+  return !chat.ended || chat.endState === 'away' || chat.endState === 'customer left' || Boolean(chat.checking);
 }
 
 /** The conversation's status as "My chats" says it beside the chat's state (null for open). */
@@ -763,6 +766,44 @@ function endPanel(chat, text, state = 'ended') {
   historyTimer = setTimeout(() => archive?.refresh(), 1200);
 }
 
+/**
+ * Its customer gone (`text` says so), the chat's conversation is still this agent's, open:
+ * its item says "customer left", its header keeps its status and labels, and the agent may
+ * still write into it (the customer sees it when they come back).
+ */
+function customerLeft(chat, text) {
+  endPanel(chat, text, 'customer left');
+  chat.view.setEnabled(true);
+  chat.customerGone = true;
+}
+
+/**
+ * A chat the welcome of a new connection no longer lists, not handed on from this page:
+ * it ended while the agent was disconnected. Its customer may have left (the conversation
+ * still theirs, open) or it ended otherwise; the archive tells which (ended, not resolved,
+ * and theirs still: its customer left). Until it answers the chat's item stands for its
+ * conversation, so the work list never lists it beside it, and then it is one row either
+ * way: the item ("customer left", as when the agent saw it happen), or, ended, the list's.
+ */
+async function endedWhileDisconnected(chat) {
+  chat.checking = true;
+  endPanel(chat, 'This chat ended while you were disconnected.');
+  const res = await api('GET', `/api/conversations/${encodeURIComponent(chat.id)}`);
+  chat.checking = false;
+  // Gone from the page meanwhile, or back live (its customer continued it).
+  if (chats.get(chat.id) !== chat) return;
+  const a = res.ok ? res.data : null;
+  if (a && a.ended_at && a.status !== 'resolved' && a.agent_id === myAccountId) {
+    // Its ending told anew, as it was: its customer left.
+    chat.ended = false;
+    customerLeft(chat, `${chat.name} left while you were disconnected. The conversation stays open in your list: what you write now waits for them and they see it when they come back.`);
+  } else {
+    show(chat.controls, false);
+    renderItem(chat);
+  }
+  conversations.load();
+}
+
 function readProfile(f) {
   return {
     categories: f.categories,
@@ -791,7 +832,7 @@ function handle(f) {
         // A transfer asked for just before the connection dropped went through.
         const to = transfer.sentWhileAway(id);
         if (to) endPanel(c, `Transferred to ${to}.`, `Transferred to ${to}`);
-        else endPanel(c, 'This chat ended while you were disconnected.');
+        else endedWhileDisconnected(c);
       }
       // Notes kept for a reload: only for the chats still running.
       const stored = savedTransfers();
@@ -904,9 +945,8 @@ function handle(f) {
             : f.reason === 'customer_gone' ? `${chat.name} left. The conversation stays open in your list: what you write now waits for them and they see it when they come back.`
               : f.reason === 'agent_gone' ? 'The chat was handed back to the queue.' : 'The chat has ended.';
         // Their customer gone, the conversation is open: the list and the pane say so.
-        endPanel(chat, text, f.reason === 'customer_gone' ? 'customer left' : 'ended');
-        // Their customer is away, not done: the agent may still write into it.
-        if (f.reason === 'customer_gone') { chat.view.setEnabled(true); chat.customerGone = true; }
+        if (f.reason === 'customer_gone') customerLeft(chat, text);
+        else endPanel(chat, text);
       }
       break;
     }
