@@ -97,6 +97,19 @@ const conversations = createConversations({
     const chat = chats.get(id);
     if (chat && chat.conversationStatus !== status) { chat.conversationStatus = status; if (chat.item) renderItem(chat); }
   },
+  // A customer live in it: "Transfer" hands it on, the header has no "Assign".
+  isLive: (id) => { const chat = chats.get(id); return Boolean(chat && !chat.ended); },
+  // The header's "Add note": the panel's own note field (agent-notes.js), in view.
+  addNote: (id) => {
+    const chat = chats.get(id);
+    const field = chat?.panel.querySelector('[data-testid="note-input"]');
+    if (!field) return;
+    openChat(id);
+    field.scrollIntoView({ block: 'nearest' });
+    field.focus();
+  },
+  // Assigned from its header to a colleague: the panel, no longer theirs, is closed from its Close.
+  assignedAway: (id) => chats.get(id)?.end,
 });
 
 /** The "Transfer" dialog (one for the page; each chat's header has the button opening it). */
@@ -757,6 +770,8 @@ function endPanel(chat, text, state = 'ended') {
   // Resolved, transferred or handed back: no longer theirs to set; a customer away (or
   // gone, still in their list) keeps its status and labels here.
   show(chat.controls, holdsConversation(chat));
+  // No customer live in it now: its header offers "Assign" where "Transfer" was.
+  conversations.drawHeader(chat.id);
   setPeer(chat, false);
   chat.status.textContent = state.startsWith('Transferred') ? 'transferred' : state;
   renderItem(chat);
@@ -953,6 +968,19 @@ function handle(f) {
     case 'transfer_targets':
       transfer.targets(f);
       break;
+    case 'conversation_assigned': {
+      // Put in a colleague's list (by this agent from its header or row, or by an admin): a
+      // panel of it here is no longer theirs to write in (the list was told as well).
+      const held = chats.get(f.conversation_id);
+      if (held && f.from === myAccountId && f.holder !== myAccountId && held.ended && holdsConversation(held)) {
+        held.away = false;
+        held.customerGone = false;
+        // Its ending told anew: it is the colleague's now.
+        held.ended = false;
+        endPanel(held, `The conversation is now with ${f.holder_name}.`, `Assigned to ${f.holder_name}`);
+      }
+      break;
+    }
     case 'error':
       if (f.code === 'unknown_offer') offers.refused();
       else if (f.client_id) for (const c of chats.values()) c.view.markFailed(f.client_id, f.message);
