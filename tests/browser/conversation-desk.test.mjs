@@ -22,6 +22,21 @@ function headerControls(header) {
     .map((c) => ({ testid: c.dataset.testid, name: c.getAttribute('aria-label'), box: c.getBoundingClientRect().toJSON() })));
 }
 
+/** Each of `controls` (as `headerControls` reads them) drawn and within the page's width. */
+function onScreen(controls, size) {
+  for (const c of controls) assert.ok(c.box.width > 0 && c.box.x >= 0 && c.box.x + c.box.width <= size.width, `${c.testid} on screen: ${JSON.stringify(c.box)}`);
+}
+
+/** The header's "Add note" pressed with Enter: the panel's note field has focus, and `text` typed there is a note of the conversation. */
+async function noteByKeyboard(page, addNote, panel, text) {
+  await addNote.focus();
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.activeElement?.dataset.testid === 'note-input');
+  await page.keyboard.type(text);
+  await page.keyboard.press('Enter');
+  await panel.getByTestId('note').filter({ hasText: text }).waitFor();
+}
+
 for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
   test(`the open conversation's header adds notes and assigns it (${label})`, () => withShots(`conversation-header-${label}`, async (pages) => {
     const category = `header-${label}`;
@@ -41,16 +56,11 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     // Live: "Add note" in the header, on screen; no "Assign" (the panel's "Transfer" hands it on).
     await addNote.waitFor();
     const live = await headerControls(header);
-    for (const c of live) assert.ok(c.box.width > 0 && c.box.x >= 0 && c.box.x + c.box.width <= size.width, `${c.testid} on screen: ${JSON.stringify(c.box)}`);
+    onScreen(live, size);
     assert.ok(!live.some((c) => c.testid === 'chat-assign'), 'no Assign on a live chat');
     await panel.getByRole('button', { name: `Transfer the chat with ${name}` }).waitFor();
     // By keyboard: the note field, and the note in the conversation.
-    await addNote.focus();
-    await annPage.keyboard.press('Enter');
-    await annPage.waitForFunction(() => document.activeElement?.dataset.testid === 'note-input');
-    await annPage.keyboard.type('Parcel 42, lost in transit');
-    await annPage.keyboard.press('Enter');
-    await panel.getByTestId('note').filter({ hasText: 'Parcel 42, lost in transit' }).waitFor();
+    await noteByKeyboard(annPage, addNote, panel, 'Parcel 42, lost in transit');
     await expectClean(annPage, `the header of a live chat (${label})`);
     await shot(annPage, `conversation-header-live-${label}`);
 
@@ -60,13 +70,8 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     const assign = header.getByRole('button', { name: `Assign: the conversation with ${name}` });
     await assign.waitFor();
     const left = await headerControls(header);
-    for (const c of left) assert.ok(c.box.width > 0 && c.box.x >= 0 && c.box.x + c.box.width <= size.width, `${c.testid} on screen: ${JSON.stringify(c.box)}`);
-    await addNote.focus();
-    await annPage.keyboard.press('Enter');
-    await annPage.waitForFunction(() => document.activeElement?.dataset.testid === 'note-input');
-    await annPage.keyboard.type('Called her back, no answer');
-    await annPage.keyboard.press('Enter');
-    await panel.getByTestId('note').filter({ hasText: 'Called her back, no answer' }).waitFor();
+    onScreen(left, size);
+    await noteByKeyboard(annPage, addNote, panel, 'Called her back, no answer');
     assert.equal(await panel.getByTestId('note-error').textContent(), '', 'the note was kept');
     await expectClean(annPage, `the header of a chat whose customer left (${label})`);
     await shot(annPage, `conversation-header-left-${label}`);

@@ -354,6 +354,20 @@ async fn continued_and_named(
     );
 }
 
+/// Two nodes (the cluster kept with them); Carla's first visit is on alpha with Ann, on
+/// alpha too, resolved, and Ann is then unavailable (still signed in: her socket): the
+/// conversation's id last.
+async fn ann_served_and_away(tag: &str) -> (Cluster, TestHub, TestHub, Ws, String) {
+    let cluster = Cluster::start(tag).await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let mut ann = alpha.agent("ann", &["general"], 2).await;
+    let chat = first_visit(&alpha, &mut ann).await;
+    own_until(&alpha, VISITOR, "resolved").await;
+    ann.send(json!({"type": "set_available", "available": false})).await;
+    ann.next_of("profile").await;
+    (cluster, alpha, beta, ann, chat)
+}
+
 /// Two nodes; Carla's first visit is on alpha with Ann, on alpha too, and Ann is
 /// unavailable (still signed in) when Carla comes back on node `carla_on` (0: alpha, 1:
 /// beta), so the conversation goes to the line and Bob, signed in on node `bob_on`, takes
@@ -364,14 +378,8 @@ async fn ann_away_and_bob_takes_it(
     started: &[(u64, Option<&str>)],
     snapshot: &[(u64, Option<&str>)],
 ) {
-    let cluster = Cluster::start(tag).await;
-    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let (_cluster, alpha, beta, _ann, chat) = ann_served_and_away(tag).await;
     let nodes = [&alpha, &beta];
-    let mut ann = alpha.agent("ann", &["general"], 2).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&alpha, VISITOR, "resolved").await;
-    ann.send(json!({"type": "set_available", "available": false})).await;
-    ann.next_of("profile").await;
     let (bob, token) = nodes[bob_on].agent_with_token("bob", &["general"], 1).await;
     continued_and_named(
         nodes[carla_on],
@@ -432,14 +440,8 @@ async fn across_nodes_a_conversation_back_with_its_agent_names_her_lines_hers() 
 /// handed on from Ann (`transfer`: her name, her lines through 2), and the archive records
 /// the hand-over once, from Ann to Bob after line 2.
 async fn taken_by_another_agent_across_nodes(tag: &str, (carla_on, bob_on): (usize, usize)) {
-    let cluster = Cluster::start(tag).await;
-    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let (_cluster, alpha, beta, _ann, chat) = ann_served_and_away(tag).await;
     let nodes = [&alpha, &beta];
-    let mut ann = alpha.agent("ann", &["general"], 2).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&alpha, VISITOR, "resolved").await;
-    ann.send(json!({"type": "set_available", "available": false})).await;
-    ann.next_of("profile").await;
     let mut bob = nodes[bob_on].agent("bob", &["general"], 1).await;
     let mut carla = continuing(nodes[carla_on], Some(VISITOR), &chat).await;
     carla.next_of("welcome").await;
@@ -495,13 +497,7 @@ async fn across_nodes_a_conversation_continued_elsewhere_reaches_an_agent_on_its
 /// line, not a continued conversation (whose lines his page would read from the archive).
 #[tokio::test]
 async fn across_nodes_a_continued_chat_handed_to_the_line_reaches_its_next_agent_as_handed_on() {
-    let cluster = Cluster::start("continued-line").await;
-    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
-    let mut ann = alpha.agent("ann", &["general"], 2).await;
-    let chat = first_visit(&alpha, &mut ann).await;
-    own_until(&alpha, VISITOR, "resolved").await;
-    ann.send(json!({"type": "set_available", "available": false})).await;
-    ann.next_of("profile").await;
+    let (_cluster, alpha, beta, _ann, chat) = ann_served_and_away("continued-line").await;
     let mut bob = alpha.agent("bob", &["general"], 1).await;
     let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
     carla.next_of("welcome").await;
