@@ -159,6 +159,12 @@ impl RoutingOp {
                     last_seq: a.get(10).and_then(|s| s.parse().ok()).unwrap_or(0),
                     // Absent in an entry of a build before it: not told as a reopen.
                     reopened: a.get(11).is_some_and(|v| v == "1"),
+                    // Absent likewise: nobody named as having had it.
+                    holder: a
+                        .get(12)
+                        .filter(|h| !h.is_empty())
+                        .map(|h| (AgentId(h.clone()), a.get(13).cloned().unwrap_or_default())),
+                    note: a.get(14).cloned().unwrap_or_default(),
                 }),
             },
             "leave" => Self::Leave(customer(0)?),
@@ -409,7 +415,7 @@ mod tests {
         let continuing = s(&["sales", "", "", "", "", "", "", "", "ann", "conv-1", "41"]);
         let back = RoutingOp::from_event("join", &continuing, &[]).unwrap();
         assert!(
-            matches!(back, RoutingOp::Join { continues: Some(Continues { id, last_seq: 41, reopened: false }), .. } if id == "conv-1")
+            matches!(back, RoutingOp::Join { continues: Some(Continues { id, last_seq: 41, reopened: false, holder: None, .. }), .. } if id == "conv-1")
         );
         // A reopen (the conversation was resolved) rides after the seq.
         let reopening = s(&["sales", "", "", "", "", "", "", "", "ann", "conv-1", "41", "1"]);
@@ -420,6 +426,17 @@ mod tests {
                 continues: Some(Continues { reopened: true, .. }),
                 ..
             }
+        ));
+        // Who held it, and the note of its last hand-over, ride after the reopen.
+        let mut held = vec!["sales"];
+        held.extend([""; 8]);
+        held.extend(["conv-1", "41", "1", "ann", "Ann", "a bot's note"]);
+        let held = s(&held);
+        let back = RoutingOp::from_event("join", &held, &[]).unwrap();
+        assert!(matches!(
+            back,
+            RoutingOp::Join { continues: Some(Continues { holder: Some((AgentId(h), name)), note, .. }), .. }
+                if h == "ann" && name == "Ann" && note == "a bot's note"
         ));
         assert!(RoutingOp::from_event("leave", &s(&["x"]), &[]).is_err());
         assert!(RoutingOp::from_event("nonsense", &[], &[]).is_err());

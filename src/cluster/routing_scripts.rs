@@ -44,6 +44,12 @@ pub struct Continues {
     /// It was resolved when the customer came back (a reopen): the node pairing them with
     /// an agent tells the agent so. Rides in the join's event (the script ignores it).
     pub reopened: bool,
+    /// The agent whose list it was in when the customer came back (id, display name), and
+    /// the note of its last hand-over (a bot's; empty otherwise): the node pairing them with
+    /// another agent tells that agent it was handed on, as the customer's node would. Ride
+    /// in the join's event after `reopened` (the script ignores them).
+    pub holder: Option<(AgentId, String)>,
+    pub note: String,
 }
 
 /// Why a transition did not apply.
@@ -270,6 +276,9 @@ impl RedisRouting {
         };
         let last_seq = continues.map_or(String::new(), |c| c.last_seq.to_string());
         let reopened = flag(continues.is_some_and(|c| c.reopened));
+        let (holder, holder_name) = continues
+            .and_then(|c| c.holder.as_ref())
+            .map_or(("", ""), |(id, name)| (id.0.as_str(), name.as_str()));
         self.join_with(&[
             &category.0,
             request,
@@ -283,6 +292,9 @@ impl RedisRouting {
             continues.map_or("", |c| c.id.as_str()),
             &last_seq,
             reopened,
+            holder,
+            holder_name,
+            continues.map_or("", |c| c.note.as_str()),
         ])
         .await
     }

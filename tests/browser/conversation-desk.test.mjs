@@ -2,14 +2,99 @@
 // an internal note (a dialog; the note is in the conversation when opened) and assigns it
 // to a teammate of its category (a dialog with the category's agents); it leaves her
 // "Mine" and enters his, and he is told. An admin does the same from the archive's opened
-// conversation ("Assign to…"). Axe on each dialog, at desk and phone sizes.
+// conversation ("Assign to…"). Axe on each dialog, at desk and phone sizes. The open
+// conversation's header has the same entry points, as Chatwoot's has: "Add note" (the
+// panel's note field, by keyboard too) on a live chat and on one whose customer left, and,
+// no customer live in it, "Assign" (the same dialog; a live chat has "Transfer" instead),
+// after which the panel is no longer the agent's to write in.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignedInOn, adminSignsIn, adminToken, withShots, shot, hubAndBrowser, startForFile, apiCall, expectClean, conversationRow, backToTheList } from './helpers.mjs';
+import { newPage, createAgent, agentSignedInOn, adminSignsIn, adminToken, withShots, shot, hubAndBrowser, startForFile, apiCall, expectClean, conversationRow, backToTheList, openPages, joinedChat, sendMessage } from './helpers.mjs';
 
 let hub, browser;
-startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
+// A short grace period: a customer who closed the page is gone after 2 s, not 30.
+startForFile(() => hubAndBrowser({ RESUME_GRACE_SECS: '2' }), (started) => ({ hub, browser } = started));
+
+/** The header controls' names and boxes, read in one step from the header (which stays while they are redrawn). */
+function headerControls(header) {
+  return header.evaluate((host) => [...host.querySelectorAll('button, select')]
+    .map((c) => ({ testid: c.dataset.testid, name: c.getAttribute('aria-label'), box: c.getBoundingClientRect().toJSON() })));
+}
+
+/** Each of `controls` (as `headerControls` reads them) drawn and within the page's width. */
+function onScreen(controls, size) {
+  for (const c of controls) assert.ok(c.box.width > 0 && c.box.x >= 0 && c.box.x + c.box.width <= size.width, `${c.testid} on screen: ${JSON.stringify(c.box)}`);
+}
+
+/** The header's "Add note" pressed with Enter: the panel's note field has focus, and `text` typed there is a note of the conversation. */
+async function noteByKeyboard(page, addNote, panel, text) {
+  await addNote.focus();
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.activeElement?.dataset.testid === 'note-input');
+  await page.keyboard.type(text);
+  await page.keyboard.press('Enter');
+  await panel.getByTestId('note').filter({ hasText: text }).waitFor();
+}
+
+for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`the open conversation's header adds notes and assigns it (${label})`, () => withShots(`conversation-header-${label}`, async (pages) => {
+    const category = `header-${label}`;
+    const token = await adminToken(hub);
+    const made = await apiCall(hub, 'POST', '/api/admin/categories', { id: category, name: `Header ${label}` }, token);
+    assert.equal(made.status, 201, JSON.stringify(made.data));
+    const bert = await createAgent(hub, { username: `hbert-${label}`, display_name: `Hugo ${label}`, categories: [category] });
+    const annPage = await agentSignedInOn(browser, hub, pages, size, { username: `hanna-${label}`, display_name: `Hanna ${label}`, categories: [category] });
+    const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+    const name = `Ines ${label}`;
+    const panel = await joinedChat(customer, annPage, hub, category, name);
+    await sendMessage(customer, 'My parcel never came');
+    await panel.getByTestId('message').filter({ hasText: 'My parcel never came' }).waitFor();
+    const header = panel.getByTestId('chat-conversation-controls');
+    const addNote = header.getByRole('button', { name: `Add note: the conversation with ${name}` });
+
+    // Live: "Add note" in the header, on screen; no "Assign" (the panel's "Transfer" hands it on).
+    await addNote.waitFor();
+    const live = await headerControls(header);
+    onScreen(live, size);
+    assert.ok(!live.some((c) => c.testid === 'chat-assign'), 'no Assign on a live chat');
+    await panel.getByRole('button', { name: `Transfer the chat with ${name}` }).waitFor();
+    // By keyboard: the note field, and the note in the conversation.
+    await noteByKeyboard(annPage, addNote, panel, 'Parcel 42, lost in transit');
+    await expectClean(annPage, `the header of a live chat (${label})`);
+    await shot(annPage, `conversation-header-live-${label}`);
+
+    // She leaves: the header now has "Assign" beside "Add note", and a note still goes in.
+    await customer.close();
+    await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+    const assign = header.getByRole('button', { name: `Assign: the conversation with ${name}` });
+    await assign.waitFor();
+    const left = await headerControls(header);
+    onScreen(left, size);
+    await noteByKeyboard(annPage, addNote, panel, 'Called her back, no answer');
+    assert.equal(await panel.getByTestId('note-error').textContent(), '', 'the note was kept');
+    await expectClean(annPage, `the header of a chat whose customer left (${label})`);
+    await shot(annPage, `conversation-header-left-${label}`);
+
+    // "Assign" by keyboard: the dialog of its category's agents; once assigned, the panel is Hugo's.
+    await assign.focus();
+    await annPage.keyboard.press('Enter');
+    const dialog = annPage.getByRole('dialog', { name: `Assign the conversation with ${name}` });
+    await dialog.waitFor();
+    const select = dialog.getByLabel('Agent');
+    await select.locator('option', { hasText: `Hugo ${label}` }).waitFor({ state: 'attached' });
+    await expectClean(annPage, `the header's assign dialog (${label})`);
+    await select.selectOption({ label: `Hugo ${label}` });
+    await dialog.getByRole('button', { name: 'Assign' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    await panel.getByTestId('chat-ended').filter({ hasText: `now with Hugo ${label}` }).waitFor();
+    await annPage.waitForFunction(() => document.activeElement?.dataset.testid === 'close-panel');
+    assert.equal(await panel.getByTestId('message-input').isEnabled(), false, 'no longer hers to write in');
+    await header.waitFor({ state: 'hidden' });
+    const all = await apiCall(hub, 'GET', `/api/inbox?view=all&category=${category}`, undefined, token);
+    assert.equal(all.data.items.find((i) => i.customer_name === name)?.holder, bert.id, JSON.stringify(all.data));
+  }));
+}
 
 for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
   test(`an agent notes and hands on a conversation whose customer is away (${label})`, () => withShots(`conversation-desk-${label}`, async (pages) => {

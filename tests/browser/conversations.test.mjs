@@ -35,7 +35,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     const name = `Olive ${label}`;
     const { agentPage, customer } = await agentChattingWith(browser, hub, pages, size, wanda, name, 'Where is my order?');
 
-    // The open chat's header has its status, Resolve, Pending, Snooze and "+ Label".
+    // The open chat's header has its status, Resolve, Waiting on customer, Snooze and "+ Label".
     const header = panelOf(agentPage, name).getByTestId('chat-conversation-controls');
     const status = header.getByTestId('chat-conversation-status');
     await status.filter({ hasText: 'Open' }).waitFor();
@@ -49,7 +49,13 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     }
     assert.deepEqual(await seriousAxe(agentPage), []);
     await shot(agentPage, `conversations-header-${label}`);
-    await header.getByRole('button', { name: `Pending: the conversation with ${name}` }).click();
+    // One name for each status, everywhere: the header's action is the filter's word for it.
+    const words = await header.evaluate((host) => ({
+      header: host.querySelector('[data-testid="chat-pending"]').textContent,
+      filter: document.querySelector('#conversation-filter option[value="pending"]').textContent,
+    }));
+    assert.deepEqual(words, { header: 'Waiting on customer', filter: 'Waiting on customer' });
+    await header.getByRole('button', { name: `Waiting on customer: the conversation with ${name}` }).click();
     await status.filter({ hasText: 'Waiting on customer' }).waitFor();
     // Its one row, in "My chats", says so in the same words.
     const item = agentPage.locator(`[data-testid="chat-list-item"][data-customer="${name}"]`);
@@ -128,7 +134,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await customer.close();
     await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
     // Parked and labelled from its header; its "My chats" item says the same status.
-    await header.getByRole('button', { name: `Pending: the conversation with ${name}` }).click();
+    await header.getByRole('button', { name: `Waiting on customer: the conversation with ${name}` }).click();
     await header.getByTestId('chat-conversation-status').filter({ hasText: 'Waiting on customer' }).waitFor();
     await header.getByTestId('chat-conversation-label-add').selectOption(labelId);
     await header.locator(`[data-testid="chat-conversation-label"][data-label="${labelId}"]`).waitFor();

@@ -343,6 +343,19 @@ async fn continued_and_named(
     );
 }
 
+/// Two nodes (the cluster kept with them); Carla's first visit is on alpha with Ann, on
+/// alpha too, resolved, and Ann is then unavailable (still signed in: her socket): the
+/// conversation's id last.
+async fn ann_served_and_away(tag: &str) -> (Cluster, TestHub, TestHub, Ws, String) {
+    let cluster = Cluster::start(tag).await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let mut ann = alpha.agent("ann", &["general"], 2).await;
+    let chat = resolved_visit(&alpha, &mut ann, &alpha).await;
+    ann.send(json!({"type": "set_available", "available": false})).await;
+    ann.next_of("profile").await;
+    (cluster, alpha, beta, ann, chat)
+}
+
 /// Two nodes; Carla's first visit is on alpha with Ann, on alpha too, and Ann is
 /// unavailable (still signed in) when Carla comes back on node `carla_on` (0: alpha, 1:
 /// beta), so the conversation goes to the line and Bob, signed in on node `bob_on`, takes
@@ -353,13 +366,8 @@ async fn ann_away_and_bob_takes_it(
     started: &[(u64, Option<&str>)],
     snapshot: &[(u64, Option<&str>)],
 ) {
-    let cluster = Cluster::start(tag).await;
-    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let (_cluster, alpha, beta, _ann, chat) = ann_served_and_away(tag).await;
     let nodes = [&alpha, &beta];
-    let mut ann = alpha.agent("ann", &["general"], 2).await;
-    let chat = resolved_visit(&alpha, &mut ann, &alpha).await;
-    ann.send(json!({"type": "set_available", "available": false})).await;
-    ann.next_of("profile").await;
     let (bob, token) = nodes[bob_on].agent_with_token("bob", &["general"], 1).await;
     continued_and_named(
         nodes[carla_on],
@@ -410,6 +418,100 @@ async fn across_nodes_a_conversation_back_with_its_agent_names_her_lines_hers() 
     let chat = resolved_visit(&alpha, &mut ann, &alpha).await;
     let (started, snapshot) = ([], [(3, None), (4, None)]);
     continued_and_named(&alpha, ann, (&beta, "ann", &token), &chat, &started, &snapshot).await;
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Carla's conversation with Ann (on alpha), resolved, continued on node `carla_on` while
+/// Ann is away and taken by Bob on node `bob_on`: as on one node, Bob's `chat_started` is
+/// handed on from Ann (`transfer`: her name, her lines through 2), and the archive records
+/// the hand-over once, from Ann to Bob after line 2.
+async fn taken_by_another_agent_across_nodes(tag: &str, (carla_on, bob_on): (usize, usize)) {
+    let (_cluster, alpha, beta, _ann, chat) = ann_served_and_away(tag).await;
+    let nodes = [&alpha, &beta];
+    let mut bob = nodes[bob_on].agent("bob", &["general"], 1).await;
+    let mut carla = continuing(nodes[carla_on], Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    carla.chat_continued(&chat).await;
+    let to_bob = bob.chat_continued(&chat).await;
+    assert_eq!(to_bob["transfer"]["from_name"].as_str(), Some("ANN"), "{to_bob}");
+    assert_eq!(
+        to_bob["transfer"]["earlier_agents"],
+        json!([{"name": "ANN", "through_seq": 2}]),
+        "{to_bob}"
+    );
+    let admin = alpha.admin().await;
+    let archived = polled(std::time::Duration::from_secs(10), async || {
+        let (status, c) = admin.get(&format!("/api/conversations/{chat}")).await;
+        (status == 200 && c["transfers"].as_array().is_some_and(|t| !t.is_empty())).then_some(c)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no hand-over archived for {chat}"));
+    let hand_overs: Vec<(Option<&str>, Option<&str>, Option<u64>)> = archived["transfers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["from_agent_name"].as_str(),
+                t["to_agent_name"].as_str(),
+                t["after_seq"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(hand_overs, vec![(Some("ANN"), Some("BOB"), Some(2))], "{archived}");
+    assert_eq!(archived["agent_name"].as_str(), Some("BOB"), "{archived}");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// Carla comes back on alpha (Ann's node); Bob takes it on beta, which has no record of
+/// the conversation but what rode in her join.
+#[tokio::test]
+async fn across_nodes_a_conversation_continued_by_another_agent_reaches_them_as_handed_on() {
+    taken_by_another_agent_across_nodes("continued-handed-on-1", (0, 1)).await;
+}
+
+/// As above with Carla on beta and Bob on alpha.
+#[tokio::test]
+async fn across_nodes_a_conversation_continued_elsewhere_reaches_an_agent_on_its_first_node_as_handed_on() {
+    taken_by_another_agent_across_nodes("continued-handed-on-2", (1, 0)).await;
+}
+
+/// Carla continues her conversation on alpha, where Bob takes it; he hands it to the line
+/// with a note and Dan, on beta (which kept no log of the chat: neither side was there),
+/// takes it. Dan is told a hand-over from Bob with his note, as for any chat through the
+/// line, not a continued conversation (whose lines his page would read from the archive).
+#[tokio::test]
+async fn across_nodes_a_continued_chat_handed_to_the_line_reaches_its_next_agent_as_handed_on() {
+    let (_cluster, alpha, beta, _ann, chat) = ann_served_and_away("continued-line").await;
+    let mut bob = alpha.agent("bob", &["general"], 1).await;
+    let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    carla.chat_continued(&chat).await;
+    bob.chat_continued(&chat).await;
+    assert_eq!(carla.say("it did not arrive", "c2").await["seq"], 3);
+    bob.seen_or_next_matching(|f| f["type"] == "message" && f["seq"] == 3)
+        .await;
+    bob.send(json!({"type": "set_available", "available": false})).await;
+    bob.next_of("profile").await;
+    let mut dan = beta.agent("dan", &["general"], 1).await;
+    bob.send(json!({"type": "transfer", "chat_id": chat, "to_category": "general", "note": "wants a refund"}))
+        .await;
+    let to_dan = dan.seen_or_next_matching(|f| f["type"] == "chat_started").await;
+    assert_eq!(to_dan["chat_id"].as_str(), Some(chat.as_str()), "{to_dan}");
+    assert_eq!(
+        (
+            to_dan["continued"].as_bool().unwrap_or(false),
+            to_dan["transfer"]["from_name"].as_str(),
+            to_dan["transfer"]["note"].as_str()
+        ),
+        (false, Some("BOB"), Some("wants a refund")),
+        "{to_dan}"
+    );
+    // The seq goes on with him.
+    assert_eq!(dan.say_in(&chat, "Dan here", "d1").await["seq"], 4);
+    assert_eq!(carla.next_matching(|f| f["type"] == "message").await["seq"], 4);
     alpha.stop().await;
     beta.stop().await;
 }

@@ -137,8 +137,9 @@ export function createConversationDialogs({ changed, maxLen }) {
     assign.parts.submit.disabled = false;
     if (!res.ok) { assign.parts.error.textContent = res.error.message; return; }
     announce(`The conversation with ${assignFor.name} is now with ${res.data.holder_name}`);
-    // Its row leaves the list: focus goes to the view shown ("Mine"), not into the list.
-    assign.closeTo(document.querySelector('.conversation-views button[aria-pressed="true"]'));
+    // Its row leaves the list: focus goes to the view shown ("Mine"), not into the list
+    // (from a panel's header: where its opener says).
+    assign.closeTo(assignFor.then?.() || document.querySelector('.conversation-views button[aria-pressed="true"]'));
     changed();
   });
 
@@ -218,9 +219,12 @@ export function createConversationDialogs({ changed, maxLen }) {
       note.open(from);
       text.focus();
     },
-    /** "Assign to…" for conversation `c`: its category's agents, its holder marked. */
-    async assignTo(c, name, from) {
-      assignFor = { id: c.id, name };
+    /**
+     * "Assign to…" for conversation `c`: its category's agents, its holder marked; `then`
+     * (optional) names where focus goes once it is assigned.
+     */
+    async assignTo(c, name, from, { then } = {}) {
+      assignFor = { id: c.id, name, then };
       assign.parts.title.textContent = `Assign the conversation with ${name}`;
       select.replaceChildren(el('option', { value: '' }, 'Loading…'));
       assign.open(from);

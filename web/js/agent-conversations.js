@@ -18,7 +18,8 @@
 // this agent's with a panel in "My chats" (its customer chatting with them now, or gone or
 // away with the conversation still theirs) is not listed here: it is one row, in "My chats",
 // and its status and labels are set from its panel's header (`attachControls`: the same calls
-// as the rows', and the same Alt shortcuts); once that panel is closed it is a row here again. A conversation its snooze
+// as the rows', and the same Alt shortcuts, with "Add note" and, no customer live in it,
+// "Assign"); once that panel is closed it is a row here again. A conversation its snooze
 // reopened is marked "Snooze ended"
 // while the server says so (the inbox's snooze_ended_at); opening it tells the server it was
 // seen (POST /api/conversations/{id}/opened), so a reload or another console agrees. Status
@@ -93,7 +94,8 @@ function tomorrowMorning() {
   return t.getTime();
 }
 
-export function createConversations({ send, open, inMyChats = () => false, maxLen = () => 2000, drawAttention = () => {}, onStatus = () => {} }) {
+export function createConversations({ send, open, inMyChats = () => false, maxLen = () => 2000, drawAttention = () => {}, onStatus = () => {},
+  isLive = () => false, addNote = () => {}, assignedAway = () => null }) {
   const list = $('conversation-list');
   const filter = $('conversation-filter');
   const labelFilter = $('conversation-label-filter');
@@ -440,10 +442,14 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
   const known = new Map();
 
   /**
-   * The controls for conversation `id` (customer `name`) in its chat panel's header: its
-   * status, Resolve, Pending ("Waiting on customer"), Snooze (1 hour, tomorrow 9:00, until
-   * a time), Reopen, and its labels with "+ Label". The same socket frame and HTTP calls as
-   * the list's rows; Alt+R/W/Z/O do the same for the open chat (agent.js).
+   * The controls for conversation `id` (customer `name`) in its chat panel's header, as
+   * Chatwoot's conversation header has them: its status, Resolve, "Waiting on customer",
+   * Snooze (1 hour, tomorrow 9:00, until a time), Reopen ("Mark as open" one waiting or
+   * snoozed), "Assign" while no customer is live in it (the row's "Assign to…" dialog; a
+   * live chat is handed on by the panel's "Transfer"), "Add note" (the panel's own note
+   * field: `addNote`), and its labels with "+ Label". The same socket frame and HTTP calls
+   * as the list's rows, each status named as the list names it (`STATUS_NAMES`); Alt+R/W/Z/O
+   * do the same for the open chat (agent.js).
    */
   function attachControls(id, name) {
     const host = el('div', { class: 'row chat-conversation-controls', role: 'group', 'aria-label': `Conversation with ${name}`, dataset: { testid: 'chat-conversation-controls' } });
@@ -454,9 +460,9 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
   }
 
   function headerControls(c, name, scope) {
-    const button = (label, testid, onclick, { secondary = true, keys, title } = {}) => el('button',
+    const button = (label, testid, onclick, { secondary = true, keys, title, popup } = {}) => el('button',
       { type: 'button', class: secondary ? 'secondary small' : 'small', dataset: { testid }, 'aria-label': `${label}: the conversation with ${name}`,
-        'aria-keyshortcuts': keys, title, onclick }, label);
+        'aria-keyshortcuts': keys, 'aria-haspopup': popup, title, onclick }, label);
     const snooze = el('select', { 'aria-label': `Snooze the conversation with ${name}`, class: 'small', dataset: { testid: 'chat-conversation-snooze' } },
       el('option', { value: '' }, 'Snooze…'), el('option', { value: 'hour' }, 'For 1 hour'),
       el('option', { value: 'tomorrow' }, 'Until tomorrow 9:00'), el('option', { value: 'until' }, 'Until…'));
@@ -474,12 +480,24 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
       status,
       c.status === 'resolved' ? null : button('Resolve', 'chat-resolve', () => (c.offline ? markHandled(c) : setStatus(c, 'resolved')), { secondary: false, keys: 'Alt+R' }),
       c.status === 'pending' || c.status === 'resolved' ? null
-        : button('Pending', 'chat-pending', () => setStatus(c, 'pending'), { keys: 'Alt+W', title: 'Waiting on customer' }),
+        : button(STATUS_NAMES.pending, 'chat-pending', () => setStatus(c, 'pending'), { keys: 'Alt+W' }),
       c.status === 'resolved' ? null : snooze,
       c.status === 'open' ? null : button(REOPEN_WORDS[c.status] || 'Reopen', 'chat-reopen', () => setStatus(c, 'open'), { keys: 'Alt+O' }),
+      isLive(c.id) ? null : assignButton(c, name, button, scope),
+      button('Add note', 'chat-add-note', () => addNote(c.id)),
       labelAdder(c, name, { prefix: 'chat-conversation', scope }),
       labelChips(c, name, { prefix: 'chat-conversation', scope }),
     ];
+  }
+
+  /**
+   * "Assign" in a header: the "Assign to…" dialog for the conversation, focus back on this
+   * button when cancelled, and on what `assignedAway` names (the panel's Close) once it is
+   * another agent's.
+   */
+  function assignButton(c, name, button, scope) {
+    const b = button('Assign', 'chat-assign', () => dialogs.assignTo(c, name, b, { then: () => assignedAway(c.id) || scope() }), { popup: 'dialog' });
+    return b;
   }
 
   /** Draws conversation `id`'s header controls from what was last heard of it, focus kept on the same control. */
@@ -494,7 +512,7 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
     if (told) Object.assign(c, { status: told.status, snoozed_until: told.snoozed_until });
     // A list read that changes nothing leaves the controls as they are: no flicker, and a
     // control someone is about to press is not swapped under their finger.
-    const drawn = JSON.stringify([c.status, c.snoozed_until, c.labels, c.offline, c.customer_name,
+    const drawn = JSON.stringify([c.status, c.snoozed_until, c.labels, c.offline, c.customer_name, isLive(id),
       [...labels.values()].map((l) => [l.id, l.name, l.colour])]);
     if (h.drawn === drawn) return;
     h.drawn = drawn;
@@ -601,5 +619,5 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
     setStatus({ id, customer_name: name }, status, status === 'snoozed' ? tomorrowMorning() : undefined);
   }
 
-  return { handle, load, setStatusOf, setCategories, signedIn, attachControls, detachControls };
+  return { handle, load, setStatusOf, setCategories, signedIn, attachControls, detachControls, drawHeader };
 }

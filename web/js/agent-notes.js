@@ -3,7 +3,7 @@
 // transcript as yellow cards marked "Internal note", in time order with the messages'
 // flow (appended as they come: a note has no seq). The hub never sends a note to the
 // customer. A live chat's note goes over the agent's socket (`note`); a conversation
-// whose customer is away has no live chat, so its note goes over HTTP
+// whose customer is away or left has no live chat, so its note goes over HTTP
 // (POST /api/conversations/{id}/notes) and shows from that answer.
 
 import { el, clock, api } from './dom.js';
@@ -45,7 +45,8 @@ export function createNotes({ send, maxLen }) {
       error.textContent = '';
       if (!text) return;
       if (charCount(text) > maxLen()) { error.textContent = `A note has at most ${maxLen()} characters.`; return; }
-      if (chat.away) {
+      // No live chat for the socket's `note` (its customer left, or opened from the list).
+      if (chat.away || chat.customerGone) {
         input.value = '';
         api('POST', `/api/conversations/${encodeURIComponent(chat.id)}/notes`, { text }).then((res) => {
           if (res.ok) { render(entry, res.data); return; }

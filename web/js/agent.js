@@ -45,6 +45,8 @@ let openConversationWired = false;
 let historyTimer = null;
 let welcomed = false;
 let myRepliesMade = false;
+/** The signed-in agent's account id (a conversation's archive names its agent by it). */
+let myAccountId = null;
 
 const socket = new ReconnectingSocket('/ws/agent', {
   onFrame: handle,
@@ -95,6 +97,19 @@ const conversations = createConversations({
     const chat = chats.get(id);
     if (chat && chat.conversationStatus !== status) { chat.conversationStatus = status; if (chat.item) renderItem(chat); }
   },
+  // A customer live in it: "Transfer" hands it on, the header has no "Assign".
+  isLive: (id) => { const chat = chats.get(id); return Boolean(chat && !chat.ended); },
+  // The header's "Add note": the panel's own note field (agent-notes.js), in view.
+  addNote: (id) => {
+    const chat = chats.get(id);
+    const field = chat?.panel.querySelector('[data-testid="note-input"]');
+    if (!field) return;
+    openChat(id);
+    field.scrollIntoView({ block: 'nearest' });
+    field.focus();
+  },
+  // Assigned from its header to a colleague: the panel, no longer theirs, is closed from its Close.
+  assignedAway: (id) => chats.get(id)?.end,
 });
 
 /** The "Transfer" dialog (one for the page; each chat's header has the button opening it). */
@@ -153,6 +168,7 @@ function signedIn(account) {
   show($('shortcuts-button'), true);
   show($('header-menu'), true);
   $('who').textContent = account.display_name;
+  myAccountId = account.id;
   conversations.signedIn(account.id);
   welcomed = false;
   socket.start();
@@ -297,7 +313,7 @@ function updateTitle() {
  * One ended otherwise (resolved, transferred, handed back) is only a transcript to close.
  */
 function holdsConversation(chat) {
-  return !chat.ended || chat.endState === 'away' || chat.endState === 'customer left';
+  return !chat.ended || chat.endState === 'away' || chat.endState === 'customer left' || Boolean(chat.checking);
 }
 
 /** The conversation's status as "My chats" says it beside the chat's state (null for open). */
@@ -754,6 +770,8 @@ function endPanel(chat, text, state = 'ended') {
   // Resolved, transferred or handed back: no longer theirs to set; a customer away (or
   // gone, still in their list) keeps its status and labels here.
   show(chat.controls, holdsConversation(chat));
+  // No customer live in it now: its header offers "Assign" where "Transfer" was.
+  conversations.drawHeader(chat.id);
   setPeer(chat, false);
   chat.status.textContent = state.startsWith('Transferred') ? 'transferred' : state;
   renderItem(chat);
@@ -761,6 +779,44 @@ function endPanel(chat, text, state = 'ended') {
   // The archive is written a moment later; refresh the history then.
   clearTimeout(historyTimer);
   historyTimer = setTimeout(() => archive?.refresh(), 1200);
+}
+
+/**
+ * Its customer gone (`text` says so), the chat's conversation is still this agent's, open:
+ * its item says "customer left", its header keeps its status and labels, and the agent may
+ * still write into it (the customer sees it when they come back).
+ */
+function customerLeft(chat, text) {
+  endPanel(chat, text, 'customer left');
+  chat.view.setEnabled(true);
+  chat.customerGone = true;
+}
+
+/**
+ * A chat the welcome of a new connection no longer lists, not handed on from this page:
+ * it ended while the agent was disconnected. Its customer may have left (the conversation
+ * still theirs, open) or it ended otherwise; the archive tells which (ended, not resolved,
+ * and theirs still: its customer left). Until it answers the chat's item stands for its
+ * conversation, so the work list never lists it beside it, and then it is one row either
+ * way: the item ("customer left", as when the agent saw it happen), or, ended, the list's.
+ */
+async function endedWhileDisconnected(chat) {
+  chat.checking = true;
+  endPanel(chat, 'This chat ended while you were disconnected.');
+  const res = await api('GET', `/api/conversations/${encodeURIComponent(chat.id)}`);
+  chat.checking = false;
+  // Gone from the page meanwhile, or back live (its customer continued it).
+  if (chats.get(chat.id) !== chat) return;
+  const a = res.ok ? res.data : null;
+  if (a && a.ended_at && a.status !== 'resolved' && a.agent_id === myAccountId) {
+    // Its ending told anew, as it was: its customer left.
+    chat.ended = false;
+    customerLeft(chat, `${chat.name} left while you were disconnected. The conversation stays open in your list: what you write now waits for them and they see it when they come back.`);
+  } else {
+    show(chat.controls, false);
+    renderItem(chat);
+  }
+  conversations.load();
 }
 
 function readProfile(f) {
@@ -791,7 +847,7 @@ function handle(f) {
         // A transfer asked for just before the connection dropped went through.
         const to = transfer.sentWhileAway(id);
         if (to) endPanel(c, `Transferred to ${to}.`, `Transferred to ${to}`);
-        else endPanel(c, 'This chat ended while you were disconnected.');
+        else endedWhileDisconnected(c);
       }
       // Notes kept for a reload: only for the chats still running.
       const stored = savedTransfers();
@@ -904,15 +960,27 @@ function handle(f) {
             : f.reason === 'customer_gone' ? `${chat.name} left. The conversation stays open in your list: what you write now waits for them and they see it when they come back.`
               : f.reason === 'agent_gone' ? 'The chat was handed back to the queue.' : 'The chat has ended.';
         // Their customer gone, the conversation is open: the list and the pane say so.
-        endPanel(chat, text, f.reason === 'customer_gone' ? 'customer left' : 'ended');
-        // Their customer is away, not done: the agent may still write into it.
-        if (f.reason === 'customer_gone') { chat.view.setEnabled(true); chat.customerGone = true; }
+        if (f.reason === 'customer_gone') customerLeft(chat, text);
+        else endPanel(chat, text);
       }
       break;
     }
     case 'transfer_targets':
       transfer.targets(f);
       break;
+    case 'conversation_assigned': {
+      // Put in a colleague's list (by this agent from its header or row, or by an admin): a
+      // panel of it here is no longer theirs to write in (the list was told as well).
+      const held = chats.get(f.conversation_id);
+      if (held && f.from === myAccountId && f.holder !== myAccountId && held.ended && holdsConversation(held)) {
+        held.away = false;
+        held.customerGone = false;
+        // Its ending told anew: it is the colleague's now.
+        held.ended = false;
+        endPanel(held, `The conversation is now with ${f.holder_name}.`, `Assigned to ${f.holder_name}`);
+      }
+      break;
+    }
     case 'error':
       if (f.code === 'unknown_offer') offers.refused();
       else if (f.client_id) for (const c of chats.values()) c.view.markFailed(f.client_id, f.message);

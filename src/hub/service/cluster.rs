@@ -590,6 +590,8 @@ impl HubState {
             id: c.id.clone(),
             last_seq: c.last_seq,
             reopened: c.reopened,
+            holder: c.holder.clone(),
+            note: c.note.clone(),
         });
         let cluster = self.cluster_mut();
         if cluster.pending_joins.contains_key(&conn) {

@@ -484,3 +484,21 @@ impl Continued {
         })
     }
 }
+
+/// The note the agent's `chat_started` carries for a conversation another node's customer
+/// continues (`continues`, as it rode in their join), when another agent than `agent` held
+/// it: handed on by the holder, their lines through its last (as [`Continued::note_for`]
+/// says on the customer's node, which alone read the earlier turns). None when `agent`
+/// held it, or nobody did.
+pub(super) fn remote_note_for(continues: &crate::cluster::replica::Continues, agent: &AgentId) -> Option<TransferNote> {
+    let (_, name) = continues.holder.as_ref().filter(|(holder, _)| holder != agent)?;
+    Some(TransferNote {
+        from_name: name.clone(),
+        note: continues.note.clone(),
+        category: None,
+        earlier_agents: vec![EarlierAgent {
+            name: name.clone(),
+            through_seq: continues.last_seq,
+        }],
+    })
+}

@@ -498,10 +498,13 @@ impl HubState {
         // came with their join; its earlier lines are the archive's (the agent's page reads
         // them: `chat_started` says `continued` without `messages`).
         // Whether it reopens (it was resolved) came with the join too: `Some` for such a one.
-        let remote_reopens = match (&continues, &self.cluster) {
-            (None, Some(cluster)) => cluster.remote_conversation(customer).map(|c| c.reopened),
+        // Not a chat handed to a line and paired again (`continued`): whatever its customer
+        // joined for, that is a hand-over, told as one.
+        let remote = match (&continues, &continued, &self.cluster) {
+            (None, None, Some(cluster)) => cluster.remote_conversation(customer).cloned(),
             _ => None,
         };
+        let remote_reopens = remote.as_ref().map(|c| c.reopened);
         let remote_conversation = remote_reopens.is_some();
         let (wire_id, live) = match (&continues, &self.cluster) {
             (Some(continues), _) => (
@@ -603,9 +606,12 @@ impl HubState {
         };
         // An accepted offer: the agent's page matches the chat to its offer card.
         let offer_id = self.take_offer_told(customer);
-        let transfer = match &continues {
-            Some(continues) => continues.note_for(&agent),
-            None => continued.as_ref().map(|pending| pending.note_for_agent()),
+        let transfer = match (&continues, &continued, &remote) {
+            (Some(continues), ..) => continues.note_for(&agent),
+            (None, Some(pending), _) => Some(pending.note_for_agent()),
+            // Another node's customer: who held it rode in their join.
+            (None, None, Some(remote)) => super::continuing::remote_note_for(remote, &agent),
+            (None, None, None) => None,
         };
         // Kept for the agent's snapshots, whose lines run past the hand-over: where the
         // earlier side's lines end must be said (chat_started's lines end there).
