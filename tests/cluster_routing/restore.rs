@@ -335,3 +335,67 @@ fn the_claims_write_back_the_lines_their_nodes_hold_each_seq_once_in_order() {
         assert_eq!(seqs, [5, 6, 7, 8, 9]);
     });
 }
+
+/// Review test (fails on main 21b551fb): a claim writes back a line its node holds past a
+/// gap (`chat::lines_to_write_back` adds the held lines) but raises the chat's counter only
+/// to the last seq it *recorded* (`standing.rs`: `log.live.last_seq()`). The agent's node
+/// recorded up to 5 and held its own line 7 (the customer's 6 still on its way); the
+/// customer's node recorded 6 and never got 7 (both deliveries lost with Redis). After the
+/// claims the log holds 1..7, yet the next stamp is 7 again: a second line 7, which every
+/// reader drops (`read_after` keeps the first of a seq; a node that recorded 7 ignores a
+/// line at or below its last), so that line is acknowledged never, delivered never.
+#[test]
+fn a_line_written_back_past_a_gap_is_never_stamped_over() {
+    with_redis(|mut conn| async move {
+        let (mut core, mut out) = core_with_sales();
+        core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out)
+            .unwrap();
+        let chatting = core.join(&cat("sales"), &mut out).unwrap();
+        let chat = first_paired(&out);
+        let incarnations = restored_by_the_first(&mut conn, &core, &[("n0", "9-0"), ("n1", "8-0")]).await;
+        let (n0, n1) = (incarnations[0], incarnations[1]);
+
+        let agents_node = Claims {
+            agents: vec![agent("ann")],
+            chats: vec![(chat, Party::Agent, 5)],
+            lines: [1, 2, 3, 4, 5, 7]
+                .iter()
+                .map(|seq| held(chat, *seq, if *seq == 7 { Party::Agent } else { Party::Customer }))
+                .collect(),
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n1", n1, &agents_node, WINDOW).await.unwrap();
+        let customers_node = Claims {
+            customers: vec![chatting],
+            chats: vec![(chat, Party::Customer, 6)],
+            lines: (1..=6).map(|seq| held(chat, seq, Party::Customer)).collect(),
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n0", n0, &customers_node, WINDOW)
+            .await
+            .unwrap();
+        let before = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
+        let written: Vec<u64> = before.lines.iter().map(|l| l.seq).collect();
+        assert_eq!(written, [1, 2, 3, 4, 5, 6, 7], "the claims wrote back every line held");
+
+        let seq = chat_log::append(
+            &mut conn,
+            "n0",
+            n0,
+            chat,
+            Party::Customer,
+            &chatting.0.to_string(),
+            "new",
+            1,
+            "the customer's next line",
+            None,
+        )
+        .await
+        .unwrap()
+        .seq;
+        assert_eq!(
+            seq, 8,
+            "the next stamp follows every line the log holds (got {seq}: a second line {seq})"
+        );
+    });
+}
