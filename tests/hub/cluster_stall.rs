@@ -1351,3 +1351,45 @@ async fn a_chat_its_reaper_closed_is_not_closed_again_by_the_woken_node_past_a_t
     }
     drop(carla);
 }
+
+/// Review test (fails on main 21b551fb, when the stop lands before the customer's node
+/// wrote the new conversation): Carla on [`STALLED_NODE`] is paired with the agent, and
+/// that node is stopped at once; the reaper inherits the chat and the agent ends it: the
+/// reaper's `Resolved` finds no conversation yet (`a conversation change was not applied
+/// ... NotFound`) and is dropped. Woken, the node writes the conversation it had queued,
+/// `open`: a conversation its agent ended shows open in the work lists for good.
+#[tokio::test]
+async fn a_chat_paired_just_before_its_node_stalled_and_ended_by_the_agent_stays_resolved() {
+    let mut stage = stage("stall-paired-resolved", LEASE_MS).await;
+    let (carla, _token, chat) = paired_with_the_agent_available(&mut stage).await;
+    let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
+    stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
+    stage.cluster.wait_for_the_reap(STALLED_NODE).await;
+    next_about(&mut stage.agent, "peer_away", &chat).await;
+    stage.agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    let closed = archived_closed(&stage, &chat).await;
+    assert_eq!(closed["status"], "resolved", "{closed}");
+    stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
+    let deadline = Instant::now() + WAIT;
+    while stage
+        .cluster
+        .incarnation(STALLED_NODE)
+        .await
+        .is_none_or(|after| after <= before)
+    {
+        assert!(Instant::now() < deadline, "the woken node never registered again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let settle = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < settle {
+        let (_, now) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
+        assert_eq!(
+            now["status"],
+            "resolved",
+            "the agent ended it: {now}\n{}",
+            stage.cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(carla);
+}
