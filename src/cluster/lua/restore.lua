@@ -176,7 +176,7 @@ end
 -- lifetime of a chat's seq counter and log (s); ARGV[6]: a chat log's bound.
 -- Moves the caller's people from the pseudo-node to the caller and raises each of its
 -- chats' seq, and each conversation's (k_conv_seq: a continued chat's is its
--- conversation's), to the last one it recorded (only ever up). Refused as FENCED past the
+-- conversation's), to the last one it recorded or wrote back (only ever up). Refused as FENCED past the
 -- window: by then the unclaimed are being handed on.
 -- The latest lines the caller holds of its chats go back into their logs, each seq once
 -- whatever the claims' order (`{sb}:chat-claimed:<chat>`, the seqs written back): a line
@@ -205,6 +205,15 @@ function R.claim()
       redis.call('SET', key, seq, 'EX', lifetime)
     end
   end
+  -- A chat's seq counter, or its conversation's for a continued chat (open_chat).
+  local function raise_chat(chat, seq)
+    local conv = redis.call('HGET', k_chat(chat), 'conv')
+    if conv then
+      raise(k_conv_seq(conv), seq, CONV_SEQ_TTL_SECONDS)
+    else
+      raise(P .. 'chat-seq:' .. chat, seq, ARGV[5])
+    end
+  end
   for _, l in ipairs(c.lines or {}) do
     local chat, seq = l[1], l[2]
     if redis.call('EXISTS', k_pending(chat)) == 1 then
@@ -215,16 +224,14 @@ function R.claim()
       end
       redis.call('EXPIRE', log_key, ARGV[5])
       redis.call('EXPIRE', claimed_key, ARGV[5])
+      -- A line held past a gap is above the last seq its side recorded: the next stamp
+      -- comes after it, or it would reuse a seq every reader already has.
+      raise_chat(chat, seq)
     end
   end
   for _, x in ipairs(c.chats) do
     local chat, side, seq = x[1], x[2], x[3]
-    local conv = redis.call('HGET', k_chat(chat), 'conv')
-    if conv then
-      raise(k_conv_seq(conv), seq, CONV_SEQ_TTL_SECONDS)
-    else
-      raise(P .. 'chat-seq:' .. chat, seq, ARGV[5])
-    end
+    raise_chat(chat, seq)
     redis.call('SREM', k_pending(chat), side)
   end
   for _, x in ipairs(c.conversations or {}) do raise(k_conv_seq(x[1]), x[2], CONV_SEQ_TTL_SECONDS) end
