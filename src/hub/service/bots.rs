@@ -822,7 +822,7 @@ impl HubState {
                 EndReason::Ended
             },
         }));
-        self.conversation_resolved(id);
+        self.conversation_resolved(id, Some(&stage.category));
         let ended = ServerFrame::ConversationEnded {
             chat_id: id.to_string(),
             reason,

@@ -717,7 +717,7 @@ impl HubState {
         if log.archived_here {
             // Ended on purpose, it is done; its customer merely gone, it stays open.
             if end == EndReason::Ended {
-                self.conversation_resolved(log.wire_id());
+                self.conversation_resolved(log.wire_id(), Some(&log.category));
             }
             let closed = ConversationClosed {
                 id: log.wire_id().to_string(),

@@ -85,7 +85,7 @@ impl HubState {
                     ended_by: Side::Customer,
                     reason: EndReason::Disconnect,
                 }));
-            self.conversation_resolved(&chat);
+            self.conversation_resolved(&chat, None);
             let ended = ServerFrame::ConversationEnded {
                 chat_id: chat.clone(),
                 reason: rules::LOST_STAGE_END,

@@ -118,7 +118,7 @@ impl HubState {
         };
         // Ended on purpose, it is done, as for a chat this node still held (`close_chat`).
         if reason == EndReason::Ended {
-            self.conversation_resolved(&id);
+            self.conversation_resolved(&id, None);
         }
         let closed = ConversationClosed {
             id,
