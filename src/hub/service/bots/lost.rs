@@ -84,6 +84,7 @@ impl HubState {
                     ended_at: now_ms(),
                     ended_by: Side::Customer,
                     reason: EndReason::Disconnect,
+                    unless_closed: false,
                 }));
             self.conversation_resolved(&chat, None);
             let ended = ServerFrame::ConversationEnded {
