@@ -399,3 +399,80 @@ fn a_line_written_back_past_a_gap_is_never_stamped_over() {
         );
     });
 }
+
+/// A node holding many chats writes their lines back in bounded calls, never one huge
+/// argument that holds Redis for every node: with Redis's bulk limit at its least (1 MB),
+/// 100 chats' last 16 lines of 700 characters (about 1.2 MB) are all written back, and
+/// each chat stamps on after them. On the code before, the one claim call carried every
+/// line, and Redis refused it.
+#[test]
+fn a_claim_of_many_chats_writes_their_lines_back_in_bounded_calls() {
+    with_redis(|mut conn| async move {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("proto-max-bulk-len")
+            .arg("1mb")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let (mut core, mut out) = core_with_sales();
+        let agents: Vec<_> = (0..25).map(|i| agent(&format!("agent{i}"))).collect();
+        for a in &agents {
+            core.agent_online(a.clone(), vec![cat("sales")], 4, true, &mut out)
+                .unwrap();
+        }
+        let customers: Vec<_> = (0..100).map(|_| core.join(&cat("sales"), &mut out).unwrap()).collect();
+        let chats: Vec<ChatId> = out
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Paired { chat, .. } => Some(*chat),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(chats.len(), 100, "every customer is paired");
+        let incarnations = restored_by_the_first(&mut conn, &core, &[("n0", "9-0")]).await;
+
+        let claims = Claims {
+            customers: customers.clone(),
+            agents,
+            chats: chats
+                .iter()
+                .flat_map(|chat| [(*chat, Party::Customer, 16), (*chat, Party::Agent, 16)])
+                .collect(),
+            lines: chats
+                .iter()
+                .flat_map(|chat| {
+                    (1..=16).map(|seq| chat_log::ChatLine {
+                        text: format!("{seq:>700}"),
+                        ..held(*chat, seq, Party::Customer)
+                    })
+                })
+                .collect(),
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n0", incarnations[0], &claims, WINDOW)
+            .await
+            .unwrap();
+        for chat in &chats {
+            let log = chat_log::read_after(&mut conn, *chat, 0).await.unwrap();
+            let seqs: Vec<u64> = log.lines.iter().map(|l| l.seq).collect();
+            assert_eq!(seqs, (1..=16).collect::<Vec<_>>(), "chat {chat:?}");
+        }
+        let seq = chat_log::append(
+            &mut conn,
+            "n0",
+            incarnations[0],
+            chats[99],
+            Party::Customer,
+            &customers[99].0.to_string(),
+            "next",
+            1,
+            "the next line",
+            None,
+        )
+        .await
+        .unwrap()
+        .seq;
+        assert_eq!(seq, 17, "the chat stamps on after the lines written back");
+    });
+}

@@ -170,6 +170,65 @@ function R.restore()
     't', 'restore', 'n', node, 'a', cjson.encode({ ARGV[3], string.format('%d', added + 1), ARGV[6] or '' }), 'd', '[]')
 end
 
+-- Refused unless the caller is alive, the domain restored and the window not over.
+local function claim_refused()
+  if not alive(ARGV[1], ARGV[2]) then return fenced() end
+  local restored = redis.call('GET', K_RESTORED)
+  if not restored then return redis.error_reply('NOT_RESTORED the routing domain is not restored yet') end
+  if now_ms() > tonumber(restored) + tonumber(ARGV[4]) then
+    return redis.error_reply('FENCED node ' .. ARGV[1] .. ' claimed its people after the window')
+  end
+  return nil
+end
+
+local function raise(key, seq, lifetime)
+  if tonumber(seq) > tonumber(redis.call('GET', key) or '0') then
+    redis.call('SET', key, seq, 'EX', lifetime)
+  end
+end
+
+-- A chat's seq counter, or its conversation's for a continued chat (open_chat), raised to
+-- `seq` (only ever up). ARGV[5]: a chat seq counter's lifetime (s).
+local function raise_chat(chat, seq)
+  local conv = redis.call('HGET', k_chat(chat), 'conv')
+  if conv then
+    raise(k_conv_seq(conv), seq, CONV_SEQ_TTL_SECONDS)
+  else
+    raise(P .. 'chat-seq:' .. chat, seq, ARGV[5])
+  end
+end
+
+-- Writes `lines` back (see `claim`): each line of a chat still pending whose seq no claim
+-- wrote yet, the chat's seq raised to it. ARGV[5], ARGV[6]: the log's lifetime and bound.
+local function write_back(lines)
+  for _, l in ipairs(lines) do
+    local chat, seq = l[1], l[2]
+    if redis.call('EXISTS', k_pending(chat)) == 1 then
+      local claimed_key, log_key = P .. 'chat-claimed:' .. chat, P .. 'chat-log:' .. chat
+      if redis.call('SADD', claimed_key, seq) == 1 then
+        redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[6], '*',
+          's', seq, 'i', l[4], 't', l[5], 'f', l[3], 'x', l[6], 'c', l[7], 'a', l[8], 'v', l[9])
+      end
+      redis.call('EXPIRE', log_key, ARGV[5])
+      redis.call('EXPIRE', claimed_key, ARGV[5])
+      -- A line held past a gap is above the last seq its side recorded: the next stamp
+      -- comes after it, or it would reuse a seq every reader already has.
+      raise_chat(chat, seq)
+    end
+  end
+end
+
+-- ARGV[3]: { lines = ... } as `claim`'s (JSON); ARGV[4..6] as `claim`'s. A node holding
+-- many chats writes their lines back in several of these calls, each bounded (none holds
+-- Redis long or sends it a huge argument: src/cluster/restore.rs), before its `claim`,
+-- while its chats are still pending.
+function R.claim_lines()
+  local refused = claim_refused()
+  if refused then return refused end
+  write_back(cjson.decode(ARGV[3]).lines)
+  return 1
+end
+
 -- ARGV[3]: { customers = ids, agents = ids, chats = { { chat, side, last seq recorded } },
 -- conversations = { { id, highest seq stamped } }, lines = { { chat, seq, from, id, time,
 -- text, client id, files, via }, ... } } (JSON); ARGV[4]: the window (ms); ARGV[5]: the
@@ -186,13 +245,9 @@ end
 -- so what goes back is all the log holds below the next stamp. The log is read sorted by
 -- seq (chat_log.rs's read_after).
 function R.claim()
-  if not alive(ARGV[1], ARGV[2]) then return fenced() end
+  local refused = claim_refused()
+  if refused then return refused end
   local node = ARGV[1]
-  local restored = redis.call('GET', K_RESTORED)
-  if not restored then return redis.error_reply('NOT_RESTORED the routing domain is not restored yet') end
-  if now_ms() > tonumber(restored) + tonumber(ARGV[4]) then
-    return redis.error_reply('FENCED node ' .. node .. ' claimed its people after the window')
-  end
   local c = cjson.decode(ARGV[3])
   for _, id in ipairs(c.customers) do
     if redis.call('HGET', k_customer(id), 'node') == RESTORED_NODE then hold_customer(id, node) end
@@ -200,35 +255,7 @@ function R.claim()
   for _, id in ipairs(c.agents) do
     if redis.call('HGET', k_agent(id), 'node') == RESTORED_NODE then hold_agent(id, node) end
   end
-  local function raise(key, seq, lifetime)
-    if tonumber(seq) > tonumber(redis.call('GET', key) or '0') then
-      redis.call('SET', key, seq, 'EX', lifetime)
-    end
-  end
-  -- A chat's seq counter, or its conversation's for a continued chat (open_chat).
-  local function raise_chat(chat, seq)
-    local conv = redis.call('HGET', k_chat(chat), 'conv')
-    if conv then
-      raise(k_conv_seq(conv), seq, CONV_SEQ_TTL_SECONDS)
-    else
-      raise(P .. 'chat-seq:' .. chat, seq, ARGV[5])
-    end
-  end
-  for _, l in ipairs(c.lines or {}) do
-    local chat, seq = l[1], l[2]
-    if redis.call('EXISTS', k_pending(chat)) == 1 then
-      local claimed_key, log_key = P .. 'chat-claimed:' .. chat, P .. 'chat-log:' .. chat
-      if redis.call('SADD', claimed_key, seq) == 1 then
-        redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[6], '*',
-          's', seq, 'i', l[4], 't', l[5], 'f', l[3], 'x', l[6], 'c', l[7], 'a', l[8], 'v', l[9])
-      end
-      redis.call('EXPIRE', log_key, ARGV[5])
-      redis.call('EXPIRE', claimed_key, ARGV[5])
-      -- A line held past a gap is above the last seq its side recorded: the next stamp
-      -- comes after it, or it would reuse a seq every reader already has.
-      raise_chat(chat, seq)
-    end
-  end
+  write_back(c.lines or {})
   for _, x in ipairs(c.chats) do
     local chat, side, seq = x[1], x[2], x[3]
     raise_chat(chat, seq)
