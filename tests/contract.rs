@@ -375,7 +375,10 @@ async fn a_closing_unless_closed_goes_only_where_none_is(store: &dyn Store) {
         ])
         .await
         .unwrap();
-    store.archive(&[inferred("c1", 12_000), inferred("c2", 12_000)]).await.unwrap();
+    store
+        .archive(&[inferred("c1", 12_000), inferred("c2", 12_000)])
+        .await
+        .unwrap();
     let closing = |c: switchboard::store::Conversation| c.closed.map(|c| (c.ended_at, c.reason, c.unless_closed));
     assert_eq!(
         closing(store.conversation("c1").await.unwrap()),

@@ -402,7 +402,13 @@ mod tests {
                 record.opened_at,
                 record.holder.as_deref()
             ),
-            (ConversationStatus::Resolved, "sales", vec!["v:carla".to_string()], 10, Some("ann"))
+            (
+                ConversationStatus::Resolved,
+                "sales",
+                vec!["v:carla".to_string()],
+                10,
+                Some("ann")
+            )
         );
     }
 }
