@@ -136,6 +136,11 @@ impl Conversations {
     /// customer keys, when it opened) and changes nothing else.
     async fn opening_completes(&self, opening: &ConversationRecord) -> Result<ConversationRecord, StoreError> {
         let completed = edit_record(&self.store, self.deadline, &opening.id, |record| {
+            // An opening stored its holder with it (`Automatic::Opened`): a record with one
+            // lacks nothing (a second node's opening of the same chat changes nothing).
+            if record.holder.is_some() {
+                return Ok(((), false));
+            }
             let mut changed = false;
             if record.category.is_empty() && !opening.category.is_empty() {
                 record.category.clone_from(&opening.category);
