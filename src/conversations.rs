@@ -123,9 +123,77 @@ impl Conversations {
         write_back(&mut record, &Conversation::new(now));
         match self.store.put_conversation_record(&record).await {
             Ok(()) => Ok(record),
-            Err(StoreError::Conflict) => self.store.conversation_record(id).await,
+            // Stored already: its status stands (a late opening never overrides a status
+            // set since, such as an end another node stored first: `resolve_ended`), and
+            // what only the opening knows completes a record that end created.
+            Err(StoreError::Conflict) => self.opening_completes(&record).await,
             Err(e) => Err(e),
         }
+    }
+
+    /// Conversation `opening.id` was stored before its opening reached the store (its end,
+    /// applied on another node first): the opening adds what that record lacks (category,
+    /// customer keys, when it opened) and changes nothing else.
+    async fn opening_completes(&self, opening: &ConversationRecord) -> Result<ConversationRecord, StoreError> {
+        let completed = edit_record(&self.store, self.deadline, &opening.id, |record| {
+            // An opening stored its holder with it (`Automatic::Opened`): a record with one
+            // lacks nothing (a second node's opening of the same chat changes nothing).
+            if record.holder.is_some() {
+                return Ok(((), false));
+            }
+            let mut changed = false;
+            if record.category.is_empty() && !opening.category.is_empty() {
+                record.category.clone_from(&opening.category);
+                changed = true;
+            }
+            if record.customer_keys.is_empty() && !opening.customer_keys.is_empty() {
+                record.customer_keys.clone_from(&opening.customer_keys);
+                changed = true;
+            }
+            if opening.opened_at < record.opened_at {
+                record.opened_at = opening.opened_at;
+                changed = true;
+            }
+            Ok(((), changed))
+        })
+        .await;
+        match completed {
+            Ok(((), record)) => Ok(record),
+            Err(ConversationError::NotFound) => Err(StoreError::NotFound),
+            Err(ConversationError::Store(e)) => Err(e),
+            Err(ConversationError::Refused(r)) => unreachable!("completing an opening refuses nothing: {r:?}"),
+        }
+    }
+
+    /// Its live chat was ended on purpose at `at`: resolved, unless its status changed
+    /// after that ([`Conversation::chat_ended`]). A conversation not stored yet (its
+    /// opening still queued on a node that stalled right after the pairing, while another
+    /// node ended the chat) is stored resolved (of `category` when the caller knows it), so
+    /// the late opening finds it and keeps its status (`open_as`). Returns the change, if
+    /// any, and the record as stored now.
+    pub async fn resolve_ended(
+        &self,
+        id: &str,
+        category: &str,
+        at: Millis,
+    ) -> Result<(Option<crate::core::conversation::Change>, ConversationRecord), ConversationError> {
+        for _ in 0..ATTEMPTS {
+            match self.change(id, false, |c, rules| Ok(c.chat_ended(at, rules))).await {
+                Err(ConversationError::NotFound) => {}
+                done => return done,
+            }
+            let mut record = ConversationRecord::first(id, category, ConversationStatus::Open, at);
+            let mut conversation = Conversation::new(at);
+            let change = conversation.chat_ended(at, &self.rules);
+            write_back(&mut record, &conversation);
+            match within(self.deadline, self.store.put_conversation_record(&record)).await {
+                Ok(()) => return Ok((change, record)),
+                // Opened meanwhile: ended as a stored one.
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ConversationError::Store(StoreError::Conflict))
     }
 
     /// Applies `decide` to conversation `id` as stored (`live`: what the caller knows of

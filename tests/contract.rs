@@ -93,6 +93,7 @@ fn close(id: &str, reason: EndReason, ended_at: Millis) -> ArchiveEvent {
         ended_at,
         ended_by: Side::Agent,
         reason,
+        unless_closed: false,
     })
 }
 
@@ -276,7 +277,8 @@ async fn archive_three_conversations(store: &dyn Store) {
             id: "c1".into(),
             ended_at: 11_000,
             ended_by: Side::Agent,
-            reason: EndReason::Ended
+            reason: EndReason::Ended,
+            unless_closed: false,
         })
     );
 
@@ -352,6 +354,42 @@ async fn idempotence(store: &dyn Store) {
 
     // An empty batch is fine.
     store.archive(&[]).await.unwrap();
+}
+
+/// A closing written unless closed (one a node infers from a snapshot, dated later than
+/// the real end) goes only where no closing is stored: it never overrides the real one,
+/// however late it is dated, and is stored as a plain closing where none was.
+async fn a_closing_unless_closed_goes_only_where_none_is(store: &dyn Store) {
+    let inferred = |id: &str, ended_at: Millis| match close(id, EndReason::Disconnect, ended_at) {
+        ArchiveEvent::Closed(c) => ArchiveEvent::Closed(ConversationClosed {
+            unless_closed: true,
+            ..c
+        }),
+        _ => unreachable!(),
+    };
+    store
+        .archive(&[
+            open("c1", Some("sales"), "a1", 10_000),
+            open("c2", Some("sales"), "a1", 10_000),
+            close("c1", EndReason::Ended, 11_000),
+        ])
+        .await
+        .unwrap();
+    store
+        .archive(&[inferred("c1", 12_000), inferred("c2", 12_000)])
+        .await
+        .unwrap();
+    let closing = |c: switchboard::store::Conversation| c.closed.map(|c| (c.ended_at, c.reason, c.unless_closed));
+    assert_eq!(
+        closing(store.conversation("c1").await.unwrap()),
+        Some((11_000, EndReason::Ended, false)),
+        "the real closing stands"
+    );
+    assert_eq!(
+        closing(store.conversation("c2").await.unwrap()),
+        Some((12_000, EndReason::Disconnect, false)),
+        "where none was, it is the closing"
+    );
 }
 
 /// Events for a conversation that was never opened are dropped, and create nothing.
@@ -3748,6 +3786,7 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
 
 contract!(
     ping_and_name,
+    a_closing_unless_closed_goes_only_where_none_is,
     messages_keep_their_files,
     lines_by_mail_keep_their_via,
     accounts,

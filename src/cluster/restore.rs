@@ -330,8 +330,38 @@ pub async fn is_restored(conn: &mut ConnectionManager) -> Result<bool, ClusterRo
     Ok(exists)
 }
 
+/// Lines one call writes back at most (200 chats' last 16), and about how many bytes of
+/// them: a node holding many chats writes their lines back in several calls, none of
+/// which holds Redis long (each line written back is one `XADD`) or sends it a huge
+/// argument, as the buddy claim does (`buddy_chat_log::claim_calls`).
+const CLAIM_LINES_PER_CALL: usize = 3_200;
+const CLAIM_BYTES_PER_CALL: usize = 1 << 19;
+
+/// `lines` (each with its fields as a claim sends them) in write-back calls.
+fn line_calls(lines: Vec<[String; 9]>) -> Vec<Vec<[String; 9]>> {
+    let mut calls = vec![];
+    let (mut call, mut bytes) = (vec![], 0);
+    for line in lines {
+        // As sent: JSON, escapes and all.
+        let size = serde_json::to_string(&line).map_or(0, |l| l.len()) + 1;
+        if !call.is_empty() && (call.len() == CLAIM_LINES_PER_CALL || bytes + size > CLAIM_BYTES_PER_CALL) {
+            calls.push(std::mem::take(&mut call));
+            bytes = 0;
+        }
+        bytes += size;
+        call.push(line);
+    }
+    if !call.is_empty() {
+        calls.push(call);
+    }
+    calls
+}
+
 /// Claims this node's people, raises its chats' and conversations' seq and writes the
-/// lines it holds back into their chats' logs (`lua/restore.lua`'s `claim`).
+/// lines it holds back into their chats' logs: the lines first, in bounded calls
+/// (`lua/restore.lua`'s `claim_lines`) while its chats are pending, then the claim
+/// (`claim`), which raises the seqs and takes its sides out of the pending sets. Each
+/// call can be made again (a line is written back once; seqs only go up).
 pub async fn claim(
     conn: &mut ConnectionManager,
     node: &str,
@@ -356,8 +386,17 @@ pub async fn claim(
             .iter()
             .map(|(id, seq)| json!([id, seq.to_string()]))
             .collect::<Vec<_>>(),
-        "lines": claims.lines.iter().map(claim_fields).collect::<Vec<_>>(),
     });
+    for lines in line_calls(claims.lines.iter().map(claim_fields).collect()) {
+        let mut call = LIBRARY.restore("claim_lines", ROUTING_KEY);
+        call.arg(node)
+            .arg(incarnation)
+            .arg(json!({ "lines": lines }).to_string())
+            .arg(window.as_millis() as u64)
+            .arg(LOG_LIFETIME_SECS)
+            .arg(LOG_BOUND);
+        let _: i64 = LIBRARY.invoke(&call, conn).await?;
+    }
     let mut call = LIBRARY.restore("claim", ROUTING_KEY);
     call.arg(node)
         .arg(incarnation)

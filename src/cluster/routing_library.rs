@@ -28,7 +28,7 @@ use super::routing_transitions::{ROUTING_LUA, TRANSITION_NAMES};
 const RESTORE_LUA: &str = include_str!("lua/restore.lua");
 
 /// The restore script's entry points (`R.<name>` in `lua/restore.lua`).
-pub const RESTORE_ENTRIES: [&str; 3] = ["offer", "restore", "claim"];
+pub const RESTORE_ENTRIES: [&str; 4] = ["offer", "restore", "claim_lines", "claim"];
 
 /// The library as loaded, and the prefix of its functions' names.
 pub struct Library {
@@ -152,7 +152,14 @@ mod tests {
     fn the_library_names_every_transition_and_restore_entry_under_its_hash() {
         let library = Library::build(&["join", "leave"]);
         assert!(library.code.starts_with("#!lua name=sb_routing_"));
-        for name in ["join", "leave", "restore_offer", "restore_restore", "restore_claim"] {
+        for name in [
+            "join",
+            "leave",
+            "restore_offer",
+            "restore_restore",
+            "restore_claim_lines",
+            "restore_claim",
+        ] {
             assert!(
                 library.code.contains(&format!("register('{}{name}'", library.prefix)),
                 "{name}"

@@ -71,8 +71,10 @@ pub enum Automatic {
     },
     /// The conversation went to `agent` (a transfer, or paired again after one).
     Assigned { id: String, agent: AgentId, at: Millis },
-    /// Its live chat was ended on purpose (by its customer or agent): done.
-    Resolved { id: String, at: Millis },
+    /// Its live chat was ended on purpose (by its customer or agent): done. Stored resolved
+    /// (of `category`, empty when unknown) if its opening has not reached the store yet
+    /// ([`Conversations::resolve_ended`]).
+    Resolved { id: String, category: String, at: Millis },
     /// Its customer came back to it and was paired with `agent`: open again (a reopen
     /// when it was resolved), in `agent`'s list.
     Continued { id: String, agent: AgentId, at: Millis },
@@ -244,10 +246,8 @@ async fn apply_automatic(
             Ok(assign(conversations, id, agent, *at).await?.map(|r| (r, None)))
         }
         Automatic::Assigned { id, agent, at } => Ok(assign(conversations, id, agent, *at).await?.map(|r| (r, None))),
-        Automatic::Resolved { id, at } => {
-            let (change, record) = conversations
-                .change(id, false, |c, rules| Ok(c.chat_ended(*at, rules)))
-                .await?;
+        Automatic::Resolved { id, category, at } => {
+            let (change, record) = conversations.resolve_ended(id, category, *at).await?;
             Ok(change.map(|change| (record, Some(change))))
         }
         Automatic::Continued { id, agent, at } => {
@@ -346,6 +346,7 @@ mod tests {
 
         let late_end = Automatic::Resolved {
             id: "c1".into(),
+            category: "sales".into(),
             at: 40,
         };
         assert_eq!(apply_automatic(&conversations, &late_end).await.unwrap(), None);
@@ -358,12 +359,56 @@ mod tests {
         // An end after the snooze resolves it, as ending a chat does.
         let later_end = Automatic::Resolved {
             id: "c1".into(),
+            category: "sales".into(),
             at: 70,
         };
         let (resolved, _) = apply_automatic(&conversations, &later_end).await.unwrap().unwrap();
         assert_eq!(
             (resolved.status, resolved.status_since),
             (ConversationStatus::Resolved, 70)
+        );
+    }
+
+    /// On several nodes the end can reach the store before the opening: the customer's
+    /// node stalls with the opening queued, and the agent ends the chat on the node that
+    /// inherited it. The end stores the conversation resolved, and the late opening
+    /// completes it (keys, when it opened, its holder) but keeps its status.
+    #[tokio::test]
+    async fn an_end_stored_before_the_opening_stays_resolved_once_the_opening_comes() {
+        let conversations = Conversations::new(Arc::new(MemoryStore::new()), Rules::default());
+        let ann = AgentId("ann".into());
+        let end = Automatic::Resolved {
+            id: "c1".into(),
+            category: "sales".into(),
+            at: 40,
+        };
+        let (ended, _) = apply_automatic(&conversations, &end).await.unwrap().unwrap();
+        assert_eq!(ended.status, ConversationStatus::Resolved);
+
+        let late_opening = Automatic::Opened {
+            id: "c1".into(),
+            category: "sales".into(),
+            customer_keys: vec!["v:carla".into()],
+            agent: ann.clone(),
+            at: 10,
+        };
+        apply_automatic(&conversations, &late_opening).await.unwrap();
+        let (_, record) = conversations.change("c1", false, |_, _| Ok(())).await.unwrap();
+        assert_eq!(
+            (
+                record.status,
+                record.category.as_str(),
+                record.customer_keys.clone(),
+                record.opened_at,
+                record.holder.as_deref()
+            ),
+            (
+                ConversationStatus::Resolved,
+                "sales",
+                vec!["v:carla".to_string()],
+                10,
+                Some("ann")
+            )
         );
     }
 }

@@ -848,9 +848,14 @@ fn apply(tx: &redb::WriteTransaction, batch: &[journal::Decoded<'_>]) -> StoreRe
                         let Some(mut rec) = load_record(&conversations, &closed.id)? else {
                             continue;
                         };
-                        if rec.closed.as_ref().is_some_and(|kept| kept.ended_at >= closed.ended_at) {
+                        if rec
+                            .closed
+                            .as_ref()
+                            .is_some_and(|kept| closed.unless_closed || kept.ended_at >= closed.ended_at)
+                        {
                             // The latest close wins: a conversation continued after it ended
                             // closes again later; a retry or a second writer changes nothing.
+                            // One written unless closed goes only where none is.
                             continue;
                         }
                         rec.closed = Some(ClosedRecord::from(closed));

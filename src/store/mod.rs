@@ -285,6 +285,12 @@ pub struct ConversationClosed {
     pub ended_at: Millis,
     pub ended_by: Side,
     pub reason: EndReason,
+    /// Written only where no closing is stored yet: a closing a node infers from a
+    /// snapshot (a chat that ended in events it skipped, how being lost with them), which
+    /// must not override the real one the node that applied the end wrote (dated earlier).
+    /// Never stored: a stored closing is a closing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unless_closed: bool,
 }
 
 /// A running service conversation handed on by its agent: to another agent, to a

@@ -34,6 +34,7 @@ impl ClosedRecord {
             ended_at: self.ended_at,
             ended_by: self.ended_by,
             reason: self.reason,
+            unless_closed: false,
         }
     }
 }

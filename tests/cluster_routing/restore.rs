@@ -309,3 +309,144 @@ fn the_claims_write_back_the_lines_their_nodes_hold_each_seq_once_in_order() {
         assert_eq!(seqs, [5, 6, 7, 8, 9]);
     });
 }
+
+/// Review test (fails on main 21b551fb): a claim writes back a line its node holds past a
+/// gap (`chat::lines_to_write_back` adds the held lines) but raises the chat's counter only
+/// to the last seq it *recorded* (`standing.rs`: `log.live.last_seq()`). The agent's node
+/// recorded up to 5 and held its own line 7 (the customer's 6 still on its way); the
+/// customer's node recorded 6 and never got 7 (both deliveries lost with Redis). After the
+/// claims the log holds 1..7, yet the next stamp is 7 again: a second line 7, which every
+/// reader drops (`read_after` keeps the first of a seq; a node that recorded 7 ignores a
+/// line at or below its last), so that line is acknowledged never, delivered never.
+#[test]
+fn a_line_written_back_past_a_gap_is_never_stamped_over() {
+    with_redis(|mut conn| async move {
+        let (mut core, mut out) = core_with_sales();
+        core.agent_online(agent("ann"), vec![cat("sales")], 1, true, &mut out)
+            .unwrap();
+        let chatting = core.join(&cat("sales"), &mut out).unwrap();
+        let chat = first_paired(&out);
+        let incarnations = restored_by_the_first(&mut conn, &core, &[("n0", "9-0"), ("n1", "8-0")]).await;
+        let (n0, n1) = (incarnations[0], incarnations[1]);
+
+        let agents_node = Claims {
+            agents: vec![agent("ann")],
+            chats: vec![(chat, Party::Agent, 5)],
+            lines: [1, 2, 3, 4, 5, 7]
+                .iter()
+                .map(|seq| held(chat, *seq, if *seq == 7 { Party::Agent } else { Party::Customer }))
+                .collect(),
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n1", n1, &agents_node, WINDOW).await.unwrap();
+        let customers_node = Claims {
+            customers: vec![chatting],
+            chats: vec![(chat, Party::Customer, 6)],
+            lines: (1..=6).map(|seq| held(chat, seq, Party::Customer)).collect(),
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n0", n0, &customers_node, WINDOW)
+            .await
+            .unwrap();
+        let before = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
+        let written: Vec<u64> = before.lines.iter().map(|l| l.seq).collect();
+        assert_eq!(written, [1, 2, 3, 4, 5, 6, 7], "the claims wrote back every line held");
+
+        let seq = chat_log::append(
+            &mut conn,
+            "n0",
+            n0,
+            chat,
+            Party::Customer,
+            &chatting.0.to_string(),
+            "new",
+            1,
+            "the customer's next line",
+            None,
+        )
+        .await
+        .unwrap()
+        .seq;
+        assert_eq!(
+            seq, 8,
+            "the next stamp follows every line the log holds (got {seq}: a second line {seq})"
+        );
+    });
+}
+
+/// A node holding many chats writes their lines back in bounded calls, never one huge
+/// argument that holds Redis for every node: with Redis's bulk limit at its least (1 MB),
+/// 100 chats' last 16 lines of 700 characters (about 1.2 MB) are all written back, and
+/// each chat stamps on after them. On the code before, the one claim call carried every
+/// line, and Redis refused it.
+#[test]
+fn a_claim_of_many_chats_writes_their_lines_back_in_bounded_calls() {
+    with_redis(|mut conn| async move {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("proto-max-bulk-len")
+            .arg("1mb")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let (mut core, mut out) = core_with_sales();
+        let agents: Vec<_> = (0..25).map(|i| agent(&format!("agent{i}"))).collect();
+        for a in &agents {
+            core.agent_online(a.clone(), vec![cat("sales")], 4, true, &mut out)
+                .unwrap();
+        }
+        let customers: Vec<_> = (0..100).map(|_| core.join(&cat("sales"), &mut out).unwrap()).collect();
+        let chats: Vec<ChatId> = out
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Paired { chat, .. } => Some(*chat),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(chats.len(), 100, "every customer is paired");
+        let incarnations = restored_by_the_first(&mut conn, &core, &[("n0", "9-0")]).await;
+
+        let claims = Claims {
+            customers: customers.clone(),
+            agents,
+            chats: chats
+                .iter()
+                .flat_map(|chat| [(*chat, Party::Customer, 16), (*chat, Party::Agent, 16)])
+                .collect(),
+            lines: chats
+                .iter()
+                .flat_map(|chat| {
+                    (1..=16).map(|seq| chat_log::ChatLine {
+                        text: format!("{seq:>700}"),
+                        ..held(*chat, seq, Party::Customer)
+                    })
+                })
+                .collect(),
+            ..Claims::default()
+        };
+        restore::claim(&mut conn, "n0", incarnations[0], &claims, WINDOW)
+            .await
+            .unwrap();
+        for chat in &chats {
+            let log = chat_log::read_after(&mut conn, *chat, 0).await.unwrap();
+            let seqs: Vec<u64> = log.lines.iter().map(|l| l.seq).collect();
+            assert_eq!(seqs, (1..=16).collect::<Vec<_>>(), "chat {chat:?}");
+        }
+        let seq = chat_log::append(
+            &mut conn,
+            "n0",
+            incarnations[0],
+            chats[99],
+            Party::Customer,
+            &customers[99].0.to_string(),
+            "next",
+            1,
+            "the next line",
+            None,
+        )
+        .await
+        .unwrap()
+        .seq;
+        assert_eq!(seq, 17, "the chat stamps on after the lines written back");
+    });
+}

@@ -1278,3 +1278,118 @@ async fn a_chat_handed_to_an_agent_whose_node_could_not_queue_its_read_names_the
         stage.cluster.logs()
     );
 }
+
+/// Review test (fails on main 21b551fb): Carla on [`STALLED_NODE`] (which so archives the
+/// chat) chats with the agent on [`AGENTS_NODE`]; that node is stopped and reaped (its
+/// reaper inherits the running chat and archives it from then on); the agent then ends the
+/// chat, and the reaper writes the closing (the agent's, resolved). The routing events are
+/// trimmed while the node is stopped (as `MAXLEN ~` does under load), so, woken, it never
+/// replays its own loss (`let_go_to_the_reaper`) and loads a snapshot that no longer runs
+/// the chat: it writes a second closing, `system`/`disconnect`, dated by the snapshot's last
+/// event, later than the reaper's, and the store keeps the latest `ended_at`
+/// (`close_let_go_ended_unseen`, or `end_chats_ended_unseen` when the reload comes first).
+/// The reaper's closing must stand.
+#[tokio::test]
+async fn a_chat_its_reaper_closed_is_not_closed_again_by_the_woken_node_past_a_trimmed_stream() {
+    let mut stage = stage("stall-reaped-closed-trimmed", LEASE_MS).await;
+    let (carla, _token, chat) = paired_with_the_agent_available(&mut stage).await;
+    let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
+    // Its conversation is written (open) before the stop: nothing of the pairing waits in
+    // the stopped node's writers.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, record) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
+        if status == 200 && record["status"] == "open" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never archived open: {status} {record}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
+    stage.cluster.wait_for_the_reap(STALLED_NODE).await;
+    let reaper = stage.cluster.reaper_of(STALLED_NODE).await;
+    next_about(&mut stage.agent, "peer_away", &chat).await;
+    stage.agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    let closed = archived_closed(&stage, &chat).await;
+    // An event after the end: the snapshot the woken node loads ends past it.
+    stage
+        .agent
+        .send(json!({"type": "set_available", "available": false}))
+        .await;
+    stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    assert!(stage.cluster.trim_routing_events().await > 0);
+    stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
+    let deadline = Instant::now() + WAIT;
+    while stage
+        .cluster
+        .incarnation(STALLED_NODE)
+        .await
+        .is_none_or(|after| after <= before)
+    {
+        assert!(Instant::now() < deadline, "the woken node never registered again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The woken node loads its snapshot within a moment, and its archive writes within
+    // another: the closing must still be the reaper's.
+    let settle = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < settle {
+        let (_, now) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
+        assert_eq!(
+            (&now["ended_at"], &now["ended_by"], &now["reason"], &now["status"]),
+            (
+                &closed["ended_at"],
+                &closed["ended_by"],
+                &closed["reason"],
+                &closed["status"]
+            ),
+            "the closing the reaper ({reaper:?}) wrote was overwritten by the woken node's\n{}",
+            stage.cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(carla);
+}
+
+/// Review test (fails on main 21b551fb, when the stop lands before the customer's node
+/// wrote the new conversation): Carla on [`STALLED_NODE`] is paired with the agent, and
+/// that node is stopped at once; the reaper inherits the chat and the agent ends it: the
+/// reaper's `Resolved` finds no conversation yet (`a conversation change was not applied
+/// ... NotFound`) and is dropped. Woken, the node writes the conversation it had queued,
+/// `open`: a conversation its agent ended shows open in the work lists for good.
+#[tokio::test]
+async fn a_chat_paired_just_before_its_node_stalled_and_ended_by_the_agent_stays_resolved() {
+    let mut stage = stage("stall-paired-resolved", LEASE_MS).await;
+    let (carla, _token, chat) = paired_with_the_agent_available(&mut stage).await;
+    let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
+    stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
+    stage.cluster.wait_for_the_reap(STALLED_NODE).await;
+    next_about(&mut stage.agent, "peer_away", &chat).await;
+    stage.agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    let closed = archived_closed(&stage, &chat).await;
+    assert_eq!(closed["status"], "resolved", "{closed}");
+    stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
+    let deadline = Instant::now() + WAIT;
+    while stage
+        .cluster
+        .incarnation(STALLED_NODE)
+        .await
+        .is_none_or(|after| after <= before)
+    {
+        assert!(Instant::now() < deadline, "the woken node never registered again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let settle = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < settle {
+        let (_, now) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
+        assert_eq!(
+            now["status"],
+            "resolved",
+            "the agent ended it: {now}\n{}",
+            stage.cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(carla);
+}

@@ -170,42 +170,38 @@ function R.restore()
     't', 'restore', 'n', node, 'a', cjson.encode({ ARGV[3], string.format('%d', added + 1), ARGV[6] or '' }), 'd', '[]')
 end
 
--- ARGV[3]: { customers = ids, agents = ids, chats = { { chat, side, last seq recorded } },
--- conversations = { { id, highest seq stamped } }, lines = { { chat, seq, from, id, time,
--- text, client id, files, via }, ... } } (JSON); ARGV[4]: the window (ms); ARGV[5]: the
--- lifetime of a chat's seq counter and log (s); ARGV[6]: a chat log's bound.
--- Moves the caller's people from the pseudo-node to the caller and raises each of its
--- chats' seq, and each conversation's (k_conv_seq: a continued chat's is its
--- conversation's), to the last one it recorded (only ever up). Refused as FENCED past the
--- window: by then the unclaimed are being handed on.
--- The latest lines the caller holds of its chats go back into their logs, each seq once
--- whatever the claims' order (`{sb}:chat-claimed:<chat>`, the seqs written back): a line
--- stamped and acknowledged just before the loss that the other side's node never got
--- reaches it at its read once every claim is in (docs/cluster.md §9). Only while the chat
--- is restoring (a side still pending): no line is stamped meanwhile (chat_message.lua),
--- so what goes back is all the log holds below the next stamp. The log is read sorted by
--- seq (chat_log.rs's read_after).
-function R.claim()
+-- Refused unless the caller is alive, the domain restored and the window not over.
+local function claim_refused()
   if not alive(ARGV[1], ARGV[2]) then return fenced() end
-  local node = ARGV[1]
   local restored = redis.call('GET', K_RESTORED)
   if not restored then return redis.error_reply('NOT_RESTORED the routing domain is not restored yet') end
   if now_ms() > tonumber(restored) + tonumber(ARGV[4]) then
-    return redis.error_reply('FENCED node ' .. node .. ' claimed its people after the window')
+    return redis.error_reply('FENCED node ' .. ARGV[1] .. ' claimed its people after the window')
   end
-  local c = cjson.decode(ARGV[3])
-  for _, id in ipairs(c.customers) do
-    if redis.call('HGET', k_customer(id), 'node') == RESTORED_NODE then hold_customer(id, node) end
+  return nil
+end
+
+local function raise(key, seq, lifetime)
+  if tonumber(seq) > tonumber(redis.call('GET', key) or '0') then
+    redis.call('SET', key, seq, 'EX', lifetime)
   end
-  for _, id in ipairs(c.agents) do
-    if redis.call('HGET', k_agent(id), 'node') == RESTORED_NODE then hold_agent(id, node) end
+end
+
+-- A chat's seq counter, or its conversation's for a continued chat (open_chat), raised to
+-- `seq` (only ever up). ARGV[5]: a chat seq counter's lifetime (s).
+local function raise_chat(chat, seq)
+  local conv = redis.call('HGET', k_chat(chat), 'conv')
+  if conv then
+    raise(k_conv_seq(conv), seq, CONV_SEQ_TTL_SECONDS)
+  else
+    raise(P .. 'chat-seq:' .. chat, seq, ARGV[5])
   end
-  local function raise(key, seq, lifetime)
-    if tonumber(seq) > tonumber(redis.call('GET', key) or '0') then
-      redis.call('SET', key, seq, 'EX', lifetime)
-    end
-  end
-  for _, l in ipairs(c.lines or {}) do
+end
+
+-- Writes `lines` back (see `claim`): each line of a chat still pending whose seq no claim
+-- wrote yet, the chat's seq raised to it. ARGV[5], ARGV[6]: the log's lifetime and bound.
+local function write_back(lines)
+  for _, l in ipairs(lines) do
     local chat, seq = l[1], l[2]
     if redis.call('EXISTS', k_pending(chat)) == 1 then
       local claimed_key, log_key = P .. 'chat-claimed:' .. chat, P .. 'chat-log:' .. chat
@@ -215,16 +211,54 @@ function R.claim()
       end
       redis.call('EXPIRE', log_key, ARGV[5])
       redis.call('EXPIRE', claimed_key, ARGV[5])
+      -- A line held past a gap is above the last seq its side recorded: the next stamp
+      -- comes after it, or it would reuse a seq every reader already has.
+      raise_chat(chat, seq)
     end
   end
+end
+
+-- ARGV[3]: { lines = ... } as `claim`'s (JSON); ARGV[4..6] as `claim`'s. A node holding
+-- many chats writes their lines back in several of these calls, each bounded (none holds
+-- Redis long or sends it a huge argument: src/cluster/restore.rs), before its `claim`,
+-- while its chats are still pending.
+function R.claim_lines()
+  local refused = claim_refused()
+  if refused then return refused end
+  write_back(cjson.decode(ARGV[3]).lines)
+  return 1
+end
+
+-- ARGV[3]: { customers = ids, agents = ids, chats = { { chat, side, last seq recorded } },
+-- conversations = { { id, highest seq stamped } }, lines = { { chat, seq, from, id, time,
+-- text, client id, files, via }, ... } } (JSON); ARGV[4]: the window (ms); ARGV[5]: the
+-- lifetime of a chat's seq counter and log (s); ARGV[6]: a chat log's bound.
+-- Moves the caller's people from the pseudo-node to the caller and raises each of its
+-- chats' seq, and each conversation's (k_conv_seq: a continued chat's is its
+-- conversation's), to the last one it recorded or wrote back (only ever up). Refused as FENCED past the
+-- window: by then the unclaimed are being handed on.
+-- The latest lines the caller holds of its chats go back into their logs, each seq once
+-- whatever the claims' order (`{sb}:chat-claimed:<chat>`, the seqs written back): a line
+-- stamped and acknowledged just before the loss that the other side's node never got
+-- reaches it at its read once every claim is in (docs/cluster.md §9). Only while the chat
+-- is restoring (a side still pending): no line is stamped meanwhile (chat_message.lua),
+-- so what goes back is all the log holds below the next stamp. The log is read sorted by
+-- seq (chat_log.rs's read_after).
+function R.claim()
+  local refused = claim_refused()
+  if refused then return refused end
+  local node = ARGV[1]
+  local c = cjson.decode(ARGV[3])
+  for _, id in ipairs(c.customers) do
+    if redis.call('HGET', k_customer(id), 'node') == RESTORED_NODE then hold_customer(id, node) end
+  end
+  for _, id in ipairs(c.agents) do
+    if redis.call('HGET', k_agent(id), 'node') == RESTORED_NODE then hold_agent(id, node) end
+  end
+  write_back(c.lines or {})
   for _, x in ipairs(c.chats) do
     local chat, side, seq = x[1], x[2], x[3]
-    local conv = redis.call('HGET', k_chat(chat), 'conv')
-    if conv then
-      raise(k_conv_seq(conv), seq, CONV_SEQ_TTL_SECONDS)
-    else
-      raise(P .. 'chat-seq:' .. chat, seq, ARGV[5])
-    end
+    raise_chat(chat, seq)
     redis.call('SREM', k_pending(chat), side)
   end
   for _, x in ipairs(c.conversations or {}) do raise(k_conv_seq(x[1]), x[2], CONV_SEQ_TTL_SECONDS) end

@@ -670,8 +670,18 @@ async fn router(
                     tracing::warn!(chat = chat.0, error = %e, "could not read an ended chat's log: archived as recorded");
                     chat_log::LogRead::default()
                 });
-                let (lines, log_from) = (read.lines, read.first);
-                tell(&hub, Command::ChatClosingLines { chat, lines, log_from }).await;
+                // A restored chat whose claims are not all in: a line below where its log
+                // starts may still be written back, so nothing is skipped.
+                let log_from = read.first.filter(|_| !read.restoring);
+                tell(
+                    &hub,
+                    Command::ChatClosingLines {
+                        chat,
+                        lines: read.lines,
+                        log_from,
+                    },
+                )
+                .await;
             }
             RouterCall::RememberToken { key, customer, ttl } => {
                 test_only_token_write_delay().await;
@@ -1017,7 +1027,8 @@ fn add_late_lines(visit: &mut serde_json::Value, recorded: u64, read: chat_log::
         return;
     };
     let mut late = Transcript::from_parts(recorded, vec![], chat_log::LOG_BOUND);
-    if let Some(first) = read.first.filter(|first| *first > recorded + 1) {
+    // Nothing skipped while a restored chat's claims are coming (`LogRead::restoring`).
+    if let Some(first) = read.first.filter(|first| *first > recorded + 1 && !read.restoring) {
         late.skip_to(first - 1);
     }
     let mut lines = read.lines;
@@ -1357,4 +1368,42 @@ fn test_only_lost_answer(
     #[cfg(not(debug_assertions))]
     let _ = (redis, op);
     first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(seq: u64) -> chat_log::ChatLine {
+        chat_log::ChatLine {
+            chat: ChatId(1),
+            seq,
+            id: format!("m{seq}"),
+            at: 1_000,
+            from: crate::core::routing::Party::Customer,
+            text: format!("line {seq}"),
+            client_id: None,
+            files: String::new(),
+            via: None,
+        }
+    }
+
+    /// An ended visit's late lines skip to where the log's run starts, but not while the
+    /// chat's claims are still coming after Redis lost its data: a claim may still write
+    /// back what the log lacks below that.
+    #[test]
+    fn an_ended_visits_late_lines_skip_nothing_while_claims_are_coming() {
+        let late = |restoring: bool| {
+            let mut visit = serde_json::json!({"resumed": {"chat": {"chat_id": "w1", "messages": []}}});
+            let read = chat_log::LogRead {
+                lines: vec![line(5), line(6)],
+                first: Some(5),
+                restoring,
+            };
+            add_late_lines(&mut visit, 2, read);
+            visit["resumed"]["chat"]["messages"].as_array().map_or(0, Vec::len)
+        };
+        assert_eq!(late(false), 2, "past what no log holds");
+        assert_eq!(late(true), 0, "nothing skipped while restoring");
+    }
 }

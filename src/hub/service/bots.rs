@@ -800,6 +800,7 @@ impl HubState {
                 ended_at: now_ms(),
                 ended_by: Side::System,
                 reason: EndReason::Expiry,
+                unless_closed: false,
             }));
         }
     }
@@ -821,8 +822,9 @@ impl HubState {
             } else {
                 EndReason::Ended
             },
+            unless_closed: false,
         }));
-        self.conversation_resolved(id);
+        self.conversation_resolved(id, Some(&stage.category));
         let ended = ServerFrame::ConversationEnded {
             chat_id: id.to_string(),
             reason,

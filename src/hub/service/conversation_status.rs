@@ -198,10 +198,13 @@ impl HubState {
         }));
     }
 
-    /// A chat this node archives was ended on purpose by its customer or its agent.
-    pub(super) fn conversation_resolved(&self, id: &str) {
+    /// A chat this node archives was ended on purpose by its customer or its agent
+    /// (`category`: the chat's, where this node knows it; a conversation not stored yet is
+    /// stored of it).
+    pub(super) fn conversation_resolved(&self, id: &str, category: Option<&CategoryId>) {
         self.conversation_writer.push(Work::Automatic(Automatic::Resolved {
             id: id.to_string(),
+            category: category.map(|c| c.0.to_string()).unwrap_or_default(),
             at: now_ms(),
         }));
     }

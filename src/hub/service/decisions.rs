@@ -709,6 +709,25 @@ impl HubState {
         side: Side,
         end: EndReason,
     ) {
+        self.close_chat_as(chat, customer, agent, by, reason, side, end, false);
+    }
+
+    /// [`Self::close_chat`]; `inferred`: the end is not applied here but inferred from a
+    /// snapshot (it ended in events this node skipped), so its closing is written only
+    /// where no closing is stored (`ConversationClosed::unless_closed`): the node that
+    /// applied the end wrote the real one.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn close_chat_as(
+        &mut self,
+        chat: ChatId,
+        customer: CustomerId,
+        agent: Option<&AgentId>,
+        by: From,
+        reason: &'static str,
+        side: Side,
+        end: EndReason,
+        inferred: bool,
+    ) {
         let Some(log) = self.remove_chat(chat) else {
             // Not held here: perhaps one this node let go of when fenced, which ended.
             if self.cluster.is_some() {
@@ -723,7 +742,7 @@ impl HubState {
         if log.archived_here {
             // Ended on purpose, it is done; its customer merely gone, it stays open.
             if end == EndReason::Ended {
-                self.conversation_resolved(log.wire_id());
+                self.conversation_resolved(log.wire_id(), Some(&log.category));
             }
             let closed = ConversationClosed {
                 id: log.wire_id().to_string(),
@@ -732,6 +751,7 @@ impl HubState {
                 ended_at: self.cluster.as_ref().map_or_else(now_ms, |c| c.stream_time()),
                 ended_by: side,
                 reason: end,
+                unless_closed: inferred,
             };
             if self.cluster.is_some() {
                 // The chat's last lines may reach this node after its end: read its log first.

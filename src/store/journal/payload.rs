@@ -236,6 +236,7 @@ mod tests {
                 ended_at,
                 ended_by: Side::Agent,
                 reason: EndReason::Ended,
+                unless_closed: false,
             })),
             (
                 (".{0,12}", any::<i64>(), any::<u64>()),

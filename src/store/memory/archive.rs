@@ -69,10 +69,19 @@ impl Inner {
             }
             ArchiveEvent::Closed(closed) => {
                 if let Some(&index) = self.by_id.get(&closed.id) {
-                    // The latest close wins (a conversation continued after it ended).
+                    // The latest close wins (a conversation continued after it ended);
+                    // one written unless closed, only where none is.
                     let kept = &mut self.conversations[index].closed;
-                    if kept.as_ref().is_none_or(|k| k.ended_at < closed.ended_at) {
-                        *kept = Some(closed.clone());
+                    let wins = match kept {
+                        Some(_) if closed.unless_closed => false,
+                        Some(k) => k.ended_at < closed.ended_at,
+                        None => true,
+                    };
+                    if wins {
+                        *kept = Some(ConversationClosed {
+                            unless_closed: false,
+                            ..closed.clone()
+                        });
                     }
                 }
             }

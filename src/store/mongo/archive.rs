@@ -153,8 +153,14 @@ impl MongoStore {
                 .iter()
                 .map(|c| {
                     let closed = bson::to_bson(&ClosedRecord::from(*c)).map_err(unavailable)?;
-                    // The latest close wins (a conversation continued after it ended closes again).
-                    Ok(doc! {"q": {"_id": &c.id, "$or": [{"closed": Bson::Null}, {"closed.ended_at": {"$lt": c.ended_at}}]}, "u": {"$set": {"closed": closed}, "$currentDate": {TOUCHED: true}}})
+                    // The latest close wins (a conversation continued after it ended closes
+                    // again); one written unless closed goes only where none is.
+                    let q = if c.unless_closed {
+                        doc! {"_id": &c.id, "closed": Bson::Null}
+                    } else {
+                        doc! {"_id": &c.id, "$or": [{"closed": Bson::Null}, {"closed.ended_at": {"$lt": c.ended_at}}]}
+                    };
+                    Ok(doc! {"q": q, "u": {"$set": {"closed": closed}, "$currentDate": {TOUCHED: true}}})
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
             if let Some((_, code, message)) = self.update_command(statements, true).await?.into_iter().next() {

@@ -84,8 +84,9 @@ impl HubState {
                     ended_at: now_ms(),
                     ended_by: Side::Customer,
                     reason: EndReason::Disconnect,
+                    unless_closed: false,
                 }));
-            self.conversation_resolved(&chat);
+            self.conversation_resolved(&chat, None);
             let ended = ServerFrame::ConversationEnded {
                 chat_id: chat.clone(),
                 reason: rules::LOST_STAGE_END,

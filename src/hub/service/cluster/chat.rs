@@ -118,7 +118,7 @@ impl HubState {
         };
         // Ended on purpose, it is done, as for a chat this node still held (`close_chat`).
         if reason == EndReason::Ended {
-            self.conversation_resolved(&id);
+            self.conversation_resolved(&id, None);
         }
         let closed = ConversationClosed {
             id,
@@ -126,6 +126,7 @@ impl HubState {
             ended_at: self.cluster_mut().stream_time(),
             ended_by,
             reason,
+            unless_closed: false,
         };
         self.closing_archive(chat, last_seq, closed, true);
     }
@@ -134,7 +135,8 @@ impl HubState {
     /// in events it skipped, and it would never replay their end. Their closing is written
     /// here, dated by the snapshot (when it is known they had ended) and said as a
     /// disconnection, how they ended being lost with the events: so their conversations
-    /// stay open, as a chat whose customer went, not resolved.
+    /// stay open, as a chat whose customer went, not resolved. Only where no closing is
+    /// stored: the node that applied the end wrote the real one.
     pub(in crate::hub::service) fn close_let_go_ended_unseen(&mut self) {
         let routing = &self.routing;
         let Some(ended) = self.cluster.as_mut().map(|c| c.let_go_not_in(routing)) else {
@@ -147,6 +149,9 @@ impl HubState {
                 ended_at,
                 ended_by: Side::System,
                 reason: EndReason::Disconnect,
+                // The node that applied the end (the reaper that inherited it) wrote the
+                // real closing, dated earlier: this one goes only where none is.
+                unless_closed: true,
             };
             self.closing_archive(chat, last_seq, closed, true);
         }

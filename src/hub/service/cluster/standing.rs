@@ -236,8 +236,9 @@ impl HubState {
     /// the skipped events ended them, and their end is never replayed here, nor their
     /// closing written elsewhere when both sides were here. Ended here as a disconnection
     /// (how they ended went with the events): their people here are told, the closing is
-    /// written, dated by the snapshot, and their conversations stay open, as one whose
-    /// customer went.
+    /// written, dated by the snapshot, where no closing is stored (a reaper that inherited
+    /// the chat and applied its end wrote the real one), and their conversations stay
+    /// open, as one whose customer went.
     fn end_chats_ended_unseen(&mut self) {
         let ended: Vec<(ChatId, CustomerId, AgentId)> = self
             .chats
@@ -250,7 +251,7 @@ impl HubState {
                 chat = chat.0,
                 "a chat this node holds ended in events it skipped: ended here as a disconnection"
             );
-            self.close_chat(
+            self.close_chat_as(
                 chat,
                 customer,
                 Some(&agent),
@@ -258,6 +259,7 @@ impl HubState {
                 "customer_gone",
                 Side::System,
                 EndReason::Disconnect,
+                true,
             );
         }
     }
