@@ -58,24 +58,14 @@ impl SenderCopy {
     /// Sends each of `conns` its copy; the last one takes it rather than a shared clone
     /// (almost always the only one: the sending connection and its `ack`).
     pub fn send_to(self, conns: &[ConnHandle]) {
-        self.queue_for(conns, ConnHandle::send);
-    }
-
-    /// Queues each of `conns` its copy held ([`ConnHandle::send_held`]): it goes out with
-    /// the connection's next write, or once the caller nudges the connection.
-    pub fn hold_for(self, conns: &[ConnHandle]) {
-        self.queue_for(conns, ConnHandle::send_held);
-    }
-
-    fn queue_for(self, conns: &[ConnHandle], queue: fn(&ConnHandle, Outbound)) {
         let Some((last, others)) = conns.split_last() else {
             return;
         };
         for conn in others {
-            queue(conn, self.for_conn(conn.id).clone());
+            conn.send(self.for_conn(conn.id).clone());
         }
         let Self { origin, ack, whole } = self;
-        queue(last, if origin == Some(last.id) { ack } else { whole });
+        last.send(if origin == Some(last.id) { ack } else { whole });
     }
 
     pub fn for_conn(&self, conn: ConnId) -> &Outbound {
@@ -98,24 +88,9 @@ impl ConnHandle {
     /// Queues a frame without waiting. A full outbox means the client stopped
     /// reading: it is closed rather than allowed to grow memory without bound.
     pub fn send(&self, frame: Outbound) {
-        self.queue(frame, true);
-    }
-
-    /// Queues a frame that may wait for the connection's next write: it wakes nobody
-    /// ([`Outbox::push_held`]). A close is never held.
-    pub fn send_held(&self, frame: Outbound) {
-        self.queue(frame, false);
-    }
-
-    fn queue(&self, frame: Outbound, wake: bool) {
         match frame {
             Outbound::Frame(text) => {
-                let pushed = if wake {
-                    self.outbox.push(text)
-                } else {
-                    self.outbox.push_held(text)
-                };
-                if pushed == Pushed::JustKicked {
+                if self.outbox.push(text) == Pushed::JustKicked {
                     tracing::warn!(
                         conn = self.id.0,
                         "closing a connection whose outbound buffer is full (client not reading)"

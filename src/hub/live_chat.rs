@@ -29,7 +29,6 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
 
 use smallvec::SmallVec;
 use tokio::sync::watch;
@@ -51,16 +50,6 @@ pub fn text_refusal(text: &str, max_chars: usize) -> Option<(&'static str, Strin
 /// connection's frames are handled in the order it sent them, whichever way each goes).
 pub fn may_relay(chat_direct: bool, frames_at_hub: u32) -> bool {
     chat_direct && frames_at_hub == 0
-}
-
-/// How long a released acknowledgement may wait for another frame to its connection
-/// (A/B switch while measuring: `SWITCHBOARD_BENCH_ACK_HOLD_MS`; absent or 0: none).
-fn ack_hold() -> Option<Duration> {
-    std::env::var("SWITCHBOARD_BENCH_ACK_HOLD_MS")
-        .ok()
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .filter(|&ms| ms > 0)
-        .map(Duration::from_millis)
 }
 
 /// What the direct path shares across chats: the archive, the acknowledgements waiting
@@ -86,7 +75,7 @@ impl Shared {
         pauses: Arc<AtomicU32>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            acks: AckQueue::new(archive.progress.clone(), ack_hold()),
+            acks: AckQueue::new(archive.progress.clone()),
             archive,
             max_message_chars,
             relayed,
@@ -353,35 +342,18 @@ type HeldAck = (SmallVec<[ConnHandle; 1]>, SenderCopy);
 
 /// Senders' copies of messages waiting for the archive to commit them, by archive seq.
 /// Pushed by the hub and by connections; released by the hub when the archive moves on.
-///
-/// With a hold (`hold`), a released copy is queued held ([`SenderCopy::hold_for`]): it
-/// goes out in the connection's next write (a delivery to it, most often), and the hub
-/// [nudges](AckQueue::send_held) whatever is still waiting once the hold has passed. One
-/// write for both frames instead of one each, at the price of at most the hold's delay.
 pub struct AckQueue {
     progress: watch::Receiver<Progress>,
-    /// How long a released copy may wait for another frame to its connection; `None`:
-    /// each goes out at once, in a write of its own.
-    hold: Option<Duration>,
-    pending: Mutex<Pending>,
-}
-
-#[derive(Default)]
-struct Pending {
     /// In archive seq order. Almost always one connection each: inline, so holding an ack
     /// allocates nothing. Seqs are drawn in order and pushed almost in order (several
     /// connections stamp at once), so an insertion lands at or near the back.
-    by_seq: VecDeque<(u64, HeldAck)>,
-    /// Connections given a held copy since the last nudge (moved here from `by_seq`; its
-    /// buffer is kept, so a release allocates nothing).
-    held: Vec<ConnHandle>,
+    pending: Mutex<VecDeque<(u64, HeldAck)>>,
 }
 
 impl AckQueue {
-    fn new(progress: watch::Receiver<Progress>, hold: Option<Duration>) -> Self {
+    fn new(progress: watch::Receiver<Progress>) -> Self {
         Self {
             progress,
-            hold,
             pending: Mutex::default(),
         }
     }
@@ -395,9 +367,8 @@ impl AckQueue {
         let mut pending = lock(&self.pending);
         match archived {
             Some(seq) if seq > self.progress.borrow().committed => {
-                let by_seq = &mut pending.by_seq;
-                let at = by_seq.iter().rposition(|(held, _)| *held < seq).map_or(0, |i| i + 1);
-                by_seq.insert(at, (seq, (conns.iter().cloned().collect(), copy)));
+                let at = pending.iter().rposition(|(held, _)| *held < seq).map_or(0, |i| i + 1);
+                pending.insert(at, (seq, (conns.iter().cloned().collect(), copy)));
             }
             _ => {
                 drop(pending);
@@ -406,32 +377,16 @@ impl AckQueue {
         }
     }
 
-    /// Sends the acknowledgements the archive's progress now allows. With a hold, they are
-    /// queued held, and this says how long until the caller must [`send_held`](Self::send_held).
-    pub fn release(&self) -> Option<Duration> {
+    /// Sends the acknowledgements the archive's progress now allows.
+    pub fn release(&self) {
         // Sent under the queue's lock (an outbox's push never comes back here): no list of
         // the released is built, and they go out in seq order.
-        let mut guard = lock(&self.pending);
-        let pending = &mut *guard;
+        let mut pending = lock(&self.pending);
         let committed = self.progress.borrow().committed;
-        while pending.by_seq.front().is_some_and(|(seq, _)| *seq <= committed) {
-            let Some((_, (conns, copy))) = pending.by_seq.pop_front() else {
-                break;
-            };
-            if self.hold.is_some() {
-                copy.hold_for(&conns);
-                pending.held.extend(conns);
-            } else {
+        while pending.front().is_some_and(|(seq, _)| *seq <= committed) {
+            if let Some((_, (conns, copy))) = pending.pop_front() {
                 copy.send_to(&conns);
             }
-        }
-        self.hold.filter(|_| !pending.held.is_empty())
-    }
-
-    /// Wakes the connections whose released copies still wait: the hold has passed.
-    pub fn send_held(&self) {
-        for conn in lock(&self.pending).held.drain(..) {
-            conn.outbox.nudge();
         }
     }
 }
@@ -519,44 +474,6 @@ mod tests {
         drop(taken);
         assert!(relayed(&live, &customer, "room again"));
         assert_eq!(lock(&live.line).transcript.last_seq(), 1);
-    }
-
-    /// An acknowledgement waits for its commit; released with a hold it is queued without
-    /// waking the connection (it goes with the next frame there), and the hub's nudge once
-    /// the hold has passed sends what no frame took. Without a hold it goes at once.
-    #[test]
-    fn a_released_ack_is_held_until_the_next_frame_or_the_nudge() {
-        use axum::extract::ws::Utf8Bytes;
-        let (progress_tx, progress) = watch::channel(Progress::default());
-        let held = AckQueue::new(progress.clone(), Some(Duration::from_millis(2)));
-        let at_once = AckQueue::new(progress, None);
-        let (sender, other) = (conn(1), conn(2));
-        let copy = || {
-            SenderCopy::sent_from(
-                ConnId(1),
-                Utf8Bytes::from_static("ack"),
-                Outbound::Frame(Utf8Bytes::from_static("message")),
-            )
-        };
-        held.acknowledge(Some(1), std::slice::from_ref(&sender), copy());
-        at_once.acknowledge(Some(1), std::slice::from_ref(&other), copy());
-        assert_eq!(held.release(), None, "not durable yet: nothing released, nothing held");
-        assert!(sender.outbox.take().is_none());
-        progress_tx.send_modify(|p| p.committed = 1);
-        assert_eq!(held.release(), Some(Duration::from_millis(2)), "released, held");
-        assert_eq!(at_once.release(), None, "released, sent");
-        assert_eq!(
-            other.outbox.take().expect("sent").frames,
-            [Utf8Bytes::from_static("message")],
-            "another connection of the sender's gets the whole message"
-        );
-        held.send_held();
-        assert_eq!(
-            sender.outbox.take().expect("queued").frames,
-            [Utf8Bytes::from_static("ack")],
-            "the origin gets the ack, held in its outbox until the nudge"
-        );
-        assert_eq!(held.release(), None, "nothing left held");
     }
 
     #[derive(Debug, Clone)]

@@ -981,11 +981,6 @@ async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shut
     tokio::pin!(pass_timer);
     let mut pass_armed = false;
     let mut next_pass_earliest = Instant::now();
-    // Released acknowledgements held for a write with the next frame to their connection
-    // (`live_chat::AckQueue`): one timer for all of them, armed by the release that held the first.
-    let held_acks = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(held_acks);
-    let mut held_armed = false;
     loop {
         // What the hub did to running chats is done: they go back to the direct path.
         state.resume_direct();
@@ -1004,18 +999,9 @@ async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shut
                 let spacing = (started.elapsed() * PASS_SPACING_FACTOR).clamp(PASS_SPACING_MIN, PASS_SPACING_MAX);
                 next_pass_earliest = Instant::now() + spacing;
             }
-            _ = &mut held_acks, if held_armed => {
-                held_armed = false;
-                state.send_held_acks();
-            }
             changed = progress.changed(), if archive_alive => match changed {
                 Ok(()) => {
-                    if let Some(hold) = state.release_acks()
-                        && !held_armed
-                    {
-                        held_acks.as_mut().reset(Instant::now() + hold);
-                        held_armed = true;
-                    }
+                    state.release_acks();
                     // Events written give room back: customers held in line may be paired now.
                     state.refresh_pairing_room();
                 }
@@ -1037,9 +1023,8 @@ async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shut
         }
     }
     state.shut_down();
-    // Whatever the archive commits while connections close still gets acknowledged, now.
+    // Whatever the archive commits while connections close still gets acknowledged.
     state.release_acks();
-    state.send_held_acks();
 }
 
 /// Starts a timer that sends `command` to the hub after `delay`, unless the hub is gone.

@@ -2,10 +2,7 @@
 //!
 //! The hub never waits on a connection: it pushes frames and moves on. The
 //! connection's task takes the whole queue at each wake-up and writes it in one
-//! go, so a burst costs one write to the socket. A frame may also be queued *held*
-//! ([`Outbox::push_held`]): it wakes nobody and goes out with the connection's next
-//! wake-up, or when the hub [nudges](Outbox::nudge) it, so frames that can wait a little
-//! (a sender's acknowledgement) share a write with the next one. The queue is bounded: a client
+//! go, so a burst costs one write to the socket. The queue is bounded: a client
 //! that stops reading fills it and is kicked (closed with 1008) rather than
 //! allowed to grow the hub's memory.
 //!
@@ -68,9 +65,6 @@ struct Queue {
     /// Send this close frame once `frames` are written; nothing pushed after it is kept.
     close: Option<(u16, &'static str)>,
     closing: bool,
-    /// The connection was woken for what is queued and has not taken it yet; false while
-    /// the queue is empty or holds only held frames.
-    wake_pending: bool,
     /// The connection's task has ended: pushes are dropped.
     gone: bool,
     /// The running chats this connection is a side of, as the hub last resumed them
@@ -114,17 +108,6 @@ impl Outbox {
 
     /// Queues a frame without waiting.
     pub fn push(&self, frame: Utf8Bytes) -> Pushed {
-        self.queue_frame(frame, true)
-    }
-
-    /// Queues a frame that may wait: it wakes nobody, and goes out with the connection's
-    /// next wake-up (another frame pushed, the socket readable, a timer) or at the next
-    /// [`nudge`](Self::nudge), whichever comes first.
-    pub fn push_held(&self, frame: Utf8Bytes) -> Pushed {
-        self.queue_frame(frame, false)
-    }
-
-    fn queue_frame(&self, frame: Utf8Bytes, wake: bool) -> Pushed {
         let mut queue = self.lock();
         if queue.gone || queue.closing || self.is_kicked() {
             return Pushed::Dropped;
@@ -136,24 +119,14 @@ impl Outbox {
             self.waker.wake();
             return Pushed::JustKicked;
         }
+        let was_empty = queue.frames.is_empty();
         queue.frames.push_back(frame);
-        // One wake-up until the connection takes the queue: it takes everything at once.
-        let wake = wake && !std::mem::replace(&mut queue.wake_pending, true);
         drop(queue);
-        if wake {
+        // A non-empty queue has a wake-up pending already: the connection takes everything at once.
+        if was_empty {
             self.waker.wake();
         }
         Pushed::Queued
-    }
-
-    /// Wakes the connection for held frames still queued (none of its frames since woke it).
-    pub fn nudge(&self) {
-        let mut queue = self.lock();
-        let wake = !queue.frames.is_empty() && !std::mem::replace(&mut queue.wake_pending, true);
-        drop(queue);
-        if wake {
-            self.waker.wake();
-        }
     }
 
     /// May a bot's line be queued now ([`crate::core::bot_lines::bot_line_fits`])?
@@ -244,7 +217,6 @@ impl Outbox {
             return None;
         }
         std::mem::swap(&mut queue.frames, spare);
-        queue.wake_pending = false;
         Some(queue.close.take())
     }
 
@@ -262,7 +234,6 @@ impl Outbox {
         if queue.frames.is_empty() && queue.close.is_none() {
             return None;
         }
-        queue.wake_pending = false;
         Some(Taken {
             frames: std::mem::take(&mut queue.frames),
             close: queue.close.take(),
@@ -316,55 +287,6 @@ mod tests {
         assert!(outbox.lock().frames.capacity() > 0, "within what may be kept");
         outbox.release_buffer(0);
         assert_eq!(outbox.lock().frames.capacity(), 0, "freed");
-    }
-
-    /// Counts its wake-ups.
-    #[derive(Default)]
-    struct Wakes(std::sync::atomic::AtomicUsize);
-
-    impl std::task::Wake for Wakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    impl Wakes {
-        /// Registers a fresh waker with `outbox` (the connection waits again) and tells the
-        /// wake-ups so far.
-        fn wait_on(self: &Arc<Self>, outbox: &Outbox) -> usize {
-            outbox.register(&Waker::from(self.clone()));
-            self.0.load(Ordering::Relaxed)
-        }
-    }
-
-    /// A held frame wakes nobody: it goes out with the next frame pushed (one wake-up, one
-    /// take, in order), or on a nudge; a nudge with nothing held, or after the connection
-    /// was woken already, wakes nobody.
-    #[test]
-    fn a_held_frame_waits_for_the_next_wake_up_or_a_nudge() {
-        let outbox = Outbox::new(8);
-        let wakes = Arc::new(Wakes::default());
-        assert_eq!(wakes.wait_on(&outbox), 0);
-        assert_eq!(outbox.push_held(frame("ack 1")), Pushed::Queued);
-        assert_eq!(wakes.wait_on(&outbox), 0, "held: nobody woken");
-        outbox.push(frame("message"));
-        outbox.push(frame("message 2"));
-        assert_eq!(wakes.wait_on(&outbox), 1, "the delivery woke the connection, once");
-        outbox.nudge();
-        assert_eq!(wakes.wait_on(&outbox), 1, "woken already: the nudge adds nothing");
-        let taken = outbox.take().expect("three frames");
-        assert_eq!(taken.frames, [frame("ack 1"), frame("message"), frame("message 2")]);
-
-        outbox.nudge();
-        assert_eq!(wakes.wait_on(&outbox), 1, "nothing held: nobody woken");
-        outbox.push_held(frame("ack 2"));
-        outbox.nudge();
-        assert_eq!(wakes.wait_on(&outbox), 2, "the nudge woke it for the held frame");
-        let mut spare = VecDeque::new();
-        assert_eq!(outbox.take_into(&mut spare), Some(None));
-        assert_eq!(spare, [frame("ack 2")]);
-        outbox.push(frame("message 3"));
-        assert_eq!(wakes.wait_on(&outbox), 3, "taken: the next push wakes again");
     }
 
     #[test]

@@ -1258,15 +1258,9 @@ impl HubState {
             .acknowledge(archived, self.delivery.connections(&sender), copy);
     }
 
-    /// Sends the acknowledgements the archive's progress now allows; `Some`: some are held,
-    /// to be sent by [`send_held_acks`](Self::send_held_acks) within this delay at most.
-    pub(super) fn release_acks(&self) -> Option<std::time::Duration> {
-        self.direct.acks.release()
-    }
-
-    /// Sends the held acknowledgements that no other frame took along.
-    pub(super) fn send_held_acks(&self) {
-        self.direct.acks.send_held();
+    /// Sends the acknowledgements the archive's progress now allows.
+    pub(super) fn release_acks(&self) {
+        self.direct.acks.release();
     }
 
     /// Gives the direct path back the chats this batch suspended, between their sides'
