@@ -5,9 +5,16 @@
 # CPU 0 and the loadgen on CPU 1 at nice -20; prints CPU, latencies and, from `perf stat` over
 # 5 s of the step, the server's syscalls per message. Needs perf, root (nice -20, tracepoints),
 # the release build (`cargo build --release --workspace`) and bench/node_modules (`make bench`
-# installs it).
+# installs it). It runs in a session of its own whose scheduling group is at nice -20: the
+# kernel groups processes by session (autogroup), so a nice value alone ranks the server only
+# against its own session's processes, not against builds other sessions run beside it.
+# BENCH_HUB_ENV="NAME=value ..." adds settings to the hub's environment (an A/B switch).
 # Usage: scripts/bench-floor.sh HUB_BIN RATE OUTDIR [default memory node bare]
 set -u
+if [ -z "${BENCH_FLOOR_SESSION:-}" ]; then
+  BENCH_FLOOR_SESSION=1 exec setsid --wait "$0" "$@"
+fi
+echo -20 > /proc/self/autogroup 2>/dev/null || true
 BIN=$1 RATE=$2 OUT=$3; shift 3
 SERVERS=${*:-default memory node bare}
 mkdir -p "$OUT"
@@ -23,7 +30,7 @@ for srv in $SERVERS; do
       [ $srv = memory ] && extra=(STORE=memory)
       env -i PATH="$PATH" HOME="$HOME" BIND_ADDR="127.0.0.1:$port" ADMIN_USERNAME=admin ADMIN_PASSWORD=$PASS \
         RUST_LOG=warn DATA_DIR="$data" MAX_CONNECTIONS_PER_ADDRESS=1000000 \
-        RATE_LIMIT_PER_SEC=100000 RATE_LIMIT_BURST=100000 OUTBOUND_BUFFER=65536 "${extra[@]}" \
+        RATE_LIMIT_PER_SEC=100000 RATE_LIMIT_BURST=100000 OUTBOUND_BUFFER=65536 "${extra[@]}" ${BENCH_HUB_ENV:-} \
         nice -n -20 taskset -c 0 "$BIN" serve >"$OUT/$srv.hub.log" 2>&1 &
       pid=$!
       for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.05; done ;;
