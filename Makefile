@@ -70,9 +70,14 @@ test-build:
 ## CPU-seconds in a 377 s run, 0.3 of a core), but those timelines need the CPU at once
 ## when they come. The scenarios (hundreds of clients) run one at a time; the stall tests
 ## (an agent and a customer or two each) two at a time, as the `ONE_SCENARIO_AT_A_TIME`
-## lock of tests/hub/cluster_scenarios.rs lets them (three at a time took 26 s against 34 s
-## on 2026-11-29, load 7 to 18 from other builds, but one of seven runs had a node exit at
-## its start, unexplained).
+## lock of tests/hub/cluster_scenarios.rs lets them. On a quiet fresh clone (2026-11-29) the
+## scenarios took 141 s, the stall tests 77 s, two of them 44 s each (their lagging node
+## held every set-up step 6 s; now only the one event they need late: 9 and 10 s). On
+## 2026-11-30, load 8 to 14 from other builds: the 18 stall tests 85 s before, 53 s after.
+## Three at a time took 44 s and 36 s there, but one of four runs failed (at load 25: a
+## customer's connection to a node just started was reset, unexplained), as one of seven
+## had on 2026-11-29 (a node exited at its start: test ports were drawn at random, so two
+## tests could draw the same; each is now handed out once per process, tests/hub/mongod.rs).
 ALONE := cluster_scenarios:: cluster_stall::
 
 test-rust: test-rust-shared test-alone
