@@ -60,6 +60,17 @@ test-deps:
 ## benchmarks' programs, `--all-targets` would add them): compiling them tests nothing and
 ## took about two CPU-minutes; `make lint` (clippy --all-targets) checks that they compile
 ## and `make bench` builds and runs them.
+## Where the build goes (a cold build with `--timings`, 2026-11-30, load 7 to 16 from other
+## builds, so shares, not times: 32 min, 788 CPU-seconds): the dependencies until 36 % of
+## the run; then the library and its unit-test build (the library again, with cfg(test))
+## side by side, one core each, until 92 % (together 49 % of the units' time); after the
+## library, the integration tests one after the other on the freed core (allocator,
+## contract, the hub binary, its empty unit-test build, then hub's tests: 15 % of the run,
+## the last 6 % alone). It is CPU-bound on 2 cores: only less compiling shortens it.
+## The library's unit-test build alone (`cargo test --lib --no-run` after a touch, the
+## dependencies built; two runs side by side per setting, load 3 to 16): 145 and 139
+## CPU-seconds as the dev profile is (line tables), 128 and 121 without debug info (.ci/run
+## builds so: CARGO_PROFILE_DEV_DEBUG=0), 139 with 16 codegen units for the workspace.
 test-build:
 	$(CARGO) test --workspace --tests --no-run
 
