@@ -85,7 +85,7 @@ test-build:
 ## scenarios took 141 s, the stall tests 77 s, two of them 44 s each (their lagging node
 ## held every set-up step 6 s; now only the one event they need late: 9 and 10 s). On
 ## 2026-11-30, the 18 stall tests: 85 s before (load 8), 53 s and 44 s after (load 10, 6).
-## Three at a time took 44 s and 36 s there, but one of four runs failed (at load 25: a
+## Three at a time took 44 s and 36 s (load 14), but one of four runs failed (at load 25: a
 ## customer's connection to a node just started was reset, unexplained), as one of seven
 ## had on 2026-11-29 (a node exited at its start: test ports were drawn at random, so two
 ## tests could draw the same; each is now handed out once per process, tests/hub/mongod.rs).
