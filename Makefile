@@ -60,6 +60,17 @@ test-deps:
 ## benchmarks' programs, `--all-targets` would add them): compiling them tests nothing and
 ## took about two CPU-minutes; `make lint` (clippy --all-targets) checks that they compile
 ## and `make bench` builds and runs them.
+## Where the build goes (a cold build with `--timings`, 2026-11-30, load 7 to 16 from other
+## builds, so shares, not times: 32 min, 788 CPU-seconds): the dependencies until 36 % of
+## the run; then the library and its unit-test build (the library again, with cfg(test))
+## side by side, one core each, until 92 % (together 49 % of the units' time); after the
+## library, the integration tests one after the other on the freed core (allocator,
+## contract, the hub binary, its empty unit-test build, then hub's tests: 15 % of the run,
+## the last 6 % alone). It is CPU-bound on 2 cores: only less compiling shortens it.
+## The library's unit-test build alone (`cargo test --lib --no-run` after a touch, the
+## dependencies built; two runs side by side per setting, load 3 to 16): 145 and 139
+## CPU-seconds as the dev profile is (line tables), 128 and 121 without debug info (.ci/run
+## builds so: CARGO_PROFILE_DEV_DEBUG=0), 139 with 16 codegen units for the workspace.
 test-build:
 	$(CARGO) test --workspace --tests --no-run
 
@@ -70,9 +81,14 @@ test-build:
 ## CPU-seconds in a 377 s run, 0.3 of a core), but those timelines need the CPU at once
 ## when they come. The scenarios (hundreds of clients) run one at a time; the stall tests
 ## (an agent and a customer or two each) two at a time, as the `ONE_SCENARIO_AT_A_TIME`
-## lock of tests/hub/cluster_scenarios.rs lets them (three at a time took 26 s against 34 s
-## on 2026-11-29, load 7 to 18 from other builds, but one of seven runs had a node exit at
-## its start, unexplained).
+## lock of tests/hub/cluster_scenarios.rs lets them. On a quiet fresh clone (2026-11-29) the
+## scenarios took 141 s, the stall tests 77 s, two of them 44 s each (their lagging node
+## held every set-up step 6 s; now only the one event they need late: 9 and 10 s). On
+## 2026-11-30, the 18 stall tests: 85 s before (load 8), 53 s and 44 s after (load 10, 6).
+## Three at a time took 44 s and 36 s (load 14), but one of four runs failed (at load 25: a
+## customer's connection to a node just started was reset, unexplained), as one of seven
+## had on 2026-11-29 (a node exited at its start: test ports were drawn at random, so two
+## tests could draw the same; each is now handed out once per process, tests/hub/mongod.rs).
 ALONE := cluster_scenarios:: cluster_stall::
 
 test-rust: test-rust-shared test-alone

@@ -496,6 +496,12 @@ impl Cluster {
         (archive, open)
     }
 
+    /// Whether node `i`'s log so far has a line holding `what`.
+    pub(crate) fn said(&self, i: usize, what: &str) -> bool {
+        std::fs::read_to_string(self.scratch.0.join(format!("{}.log", node_name(i))))
+            .is_ok_and(|said| said.contains(what))
+    }
+
     /// The last lines of each node's log, for a failure's message; with `SCENARIO_LOGS`
     /// (a directory), each whole log is copied there too.
     pub(crate) fn logs(&self) -> String {

@@ -1108,13 +1108,17 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
     drop(stage.agent);
 }
 
-/// Carla and the agent "bea" on [`STALLED_NODE`], paired, that node's follower handing
-/// each batch of events over 6 s late (`SWITCHBOARD_TEST_FOLLOWER_LAG`); the stage's agent
-/// (ann, on [`AGENTS_NODE`]) goes available, the event that follower holds, then Carla
-/// leaves: the leave applies in Redis and that node's follower has not read it. The
-/// stage, the chat, Carla's and bea's connections.
+/// Carla and the agent "bea" on [`STALLED_NODE`], paired; the stage's agent (ann, on
+/// [`AGENTS_NODE`]) goes available, the one event that node's follower holds 6 s
+/// (`SWITCHBOARD_TEST_FOLLOWER_LAG`, only `set_available` made by ann's node: the set-up's
+/// events pass at once), then Carla leaves: the leave applies in Redis and that node's
+/// follower has not read it. The stage, the chat, Carla's and bea's connections.
 async fn left_on_the_lagging_node(tag: &str) -> (Stage, String, Ws, Ws) {
-    let lag = format!("{}:6000", node_name(STALLED_NODE));
+    let lag = format!(
+        "{}:6000:set_available:{}",
+        node_name(STALLED_NODE),
+        node_name(AGENTS_NODE)
+    );
     let mut stage = stage_with(
         tag,
         GRACE_SECS,
@@ -1140,8 +1144,9 @@ async fn left_on_the_lagging_node(tag: &str) -> (Stage, String, Ws, Ws) {
         .unwrap()
         .to_string();
     next_about(&mut bea, "chat_started", &chat).await;
-    // Let the stalled node's follower catch up, then give it one event to hold.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Let the stalled node's follower read the set-up's events (none is held), then give
+    // it one event to hold, read alone.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     stage
         .agent
         .send(json!({"type": "set_available", "available": true}))
@@ -1204,6 +1209,7 @@ async fn archived_closed(stage: &Stage, chat: &str) -> Value {
 async fn a_chat_left_just_before_its_node_stalled_past_a_trimmed_stream_is_archived_closed() {
     let (stage, chat) = left_just_before_the_stall("stall-left-trimmed").await;
     archived_closed(&stage, &chat).await;
+    reloaded_past_the_trim(&stage);
 }
 
 /// As [`left_on_the_lagging_node`], and the routing events are trimmed away before that
@@ -1216,7 +1222,21 @@ async fn a_chat_left_on_a_node_whose_follower_fell_past_a_trimmed_stream_is_arch
     let (mut stage, chat, carla, bea) = left_on_the_lagging_node("lagging-left-trimmed").await;
     assert!(stage.cluster.trim_routing_events().await > 0);
     archived_closed(&stage, &chat).await;
+    reloaded_past_the_trim(&stage);
     drop((carla, bea));
+}
+
+/// The staging took: [`STALLED_NODE`]'s follower had not read the leave when the events
+/// were trimmed, and reloaded its replica from a snapshot.
+fn reloaded_past_the_trim(stage: &Stage) {
+    assert!(
+        stage
+            .cluster
+            .said(STALLED_NODE, "were trimmed away: loading its replica from a snapshot"),
+        "{} never fell past the trimmed events: the test staged nothing\n{}",
+        node_name(STALLED_NODE),
+        stage.cluster.logs()
+    );
 }
 
 /// Ann (on [`AGENTS_NODE`]) hands Carla's chat (Carla on [`STALLED_NODE`]) to Bob on

@@ -108,10 +108,21 @@ pub async fn announced(
     }
 }
 
-/// A port for a server that does not run yet, which the kernel never hands out
-/// (the caller's server still fails loudly if another test chose it too).
+/// A port for a server that does not run yet, which the kernel never hands out: one no
+/// other test of this process was given (drawn at random, two tests at once drew the same
+/// one now and then, and a cluster node that finds its port taken exits at its start), and
+/// that nothing listens on now. Another process may still choose it before the caller's
+/// server binds it; that server then fails loudly.
 pub fn unassigned_port() -> u16 {
-    rand::random_range(FIXED_PORTS)
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = rand::random_range(FIXED_PORTS);
+        if given.insert(port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Starts a server on a port of its own that it can come back to after a stop.

@@ -326,13 +326,18 @@ fn test_only_deaf_chat_channel(cluster: &Cluster) -> bool {
 /// customer's join yet). `<node id>:<ms>:<transition>` holds only a batch holding that
 /// transition (what comes after it is read once it is handed over, so it waits too): a
 /// test that needs one event replayed late (a `leave`) does not wait that long for each
-/// step before it.
+/// step before it. `<node id>:<ms>:<transition>:<maker's node id>` holds only a batch
+/// holding that transition made by that node (one agent's `set_available`, not another's).
 async fn test_only_follower_lag(cluster: &Cluster, events: &[RoutingEvent]) {
     #[cfg(debug_assertions)]
     if let Some(ms) = std::env::var("SWITCHBOARD_TEST_FOLLOWER_LAG").ok().and_then(|hook| {
-        let mut parts = hook.splitn(3, ':');
-        let (node, ms, transition) = (parts.next()?, parts.next()?, parts.next());
-        let held = transition.is_none_or(|t| events.iter().any(|e| e.transition == t));
+        let mut parts = hook.splitn(4, ':');
+        let (node, ms, transition, maker) = (parts.next()?, parts.next()?, parts.next(), parts.next());
+        let held = transition.is_none_or(|t| {
+            events
+                .iter()
+                .any(|e| e.transition == t && maker.is_none_or(|m| e.node == m))
+        });
         if node != cluster.node_id() || !held {
             return None;
         }
