@@ -89,6 +89,14 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       // From here on, every read of the list (its main GET /api/inbox; a read of the
       // conversations "My chats" shows goes with it).
       const reads = [];
+      // The console also reads the list every 10 s (REFRESH_MS in agent-conversations.js),
+      // ticking from its page's load: a window of W ms holds at most floor(W / 10 s) of those
+      // ticks after a load, and one more where the tick's phase is unknown. A slow machine
+      // stretches the windows below past 10 s; the bounds count those ticks, which a burst
+      // of one read per chat (four here) still exceeds.
+      const REFRESH_MS = 10000;
+      const ticksWithin = (since, phaseKnown) => Math.floor((Date.now() - since) / REFRESH_MS) + (phaseKnown ? 0 : 1);
+      let since = Date.now();
       agent.on('request', (r) => {
         const u = new URL(r.url());
         if (u.pathname === '/api/inbox' && !u.searchParams.has('limit')) reads.push(u.search);
@@ -101,16 +109,19 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       // chat's change after 0.3 s, a line's after 1 s): a read in flight plus one queued at
       // most, never one per chat (the periodic refresh may be the one in flight).
       await agent.waitForTimeout(2500);
-      assert.ok(reads.length <= 2, `reads of the list on a reconnect: ${reads.length}\n${reads.join('\n')}`);
+      const reconnectBound = 2 + ticksWithin(since, false);
+      assert.ok(reads.length <= reconnectBound, `reads of the list on a reconnect: ${reads.length} (at most ${reconnectBound})\n${reads.join('\n')}`);
 
       // A reload: the welcome brings every chat back, each panel with its header; the list
       // is read as the console shows and once more for the chats, not once per chat.
       reads.length = 0;
+      since = Date.now();
       await agent.reload();
       await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
       for (const i of customers.keys()) await panelOf(agent, `Reader ${i} ${label}`).getByTestId('chat-conversation-controls').waitFor({ state: 'attached' });
       await agent.waitForTimeout(2500);
-      assert.ok(reads.length >= 1 && reads.length <= 2, `reads of the list on a reload: ${reads.length}\n${reads.join('\n')}`);
+      const reloadBound = 2 + ticksWithin(since, true);
+      assert.ok(reads.length >= 1 && reads.length <= reloadBound, `reads of the list on a reload: ${reads.length} (at most ${reloadBound})\n${reads.join('\n')}`);
     });
   });
 }
