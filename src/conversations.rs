@@ -136,11 +136,9 @@ impl Conversations {
     /// customer keys, when it opened) and changes nothing else.
     async fn opening_completes(&self, opening: &ConversationRecord) -> Result<ConversationRecord, StoreError> {
         let completed = edit_record(&self.store, self.deadline, &opening.id, |record| {
-            // An opening stored its holder with it (`Automatic::Opened`): a record with one
-            // lacks nothing (a second node's opening of the same chat changes nothing).
-            if record.holder.is_some() {
-                return Ok(((), false));
-            }
+            // Only an opening stores the category and the customer's keys (an end or a
+            // continuing stored first leaves them empty, and may have set a holder since):
+            // whatever is empty, it fills; a record that has them changes nothing.
             let mut changed = false;
             if record.category.is_empty() && !opening.category.is_empty() {
                 record.category.clone_from(&opening.category);

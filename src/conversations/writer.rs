@@ -240,7 +240,10 @@ async fn apply_automatic(
             at,
         } => {
             let opened = conversations.open(id, category, customer_keys.clone(), *at).await?;
-            if opened.holder.as_deref() == Some(agent.0.as_str()) {
+            // A holder stored already came with this opening, or after it (a late opening
+            // of a conversation continued or handed on since, on another node): the
+            // opening, the conversation's first event, never takes it back.
+            if opened.holder.is_some() {
                 return Ok(None);
             }
             Ok(assign(conversations, id, agent, *at).await?.map(|r| (r, None)))
@@ -409,6 +412,45 @@ mod tests {
                 10,
                 Some("ann")
             )
+        );
+    }
+
+    /// The end came first, then Carla came back and Bob took the conversation, all while
+    /// the node that paired her first was stalled with her opening queued: that late
+    /// opening completes what only it knows (her keys, the category) and moves nothing
+    /// (it is older than Bob's turn).
+    #[tokio::test]
+    async fn a_late_opening_completes_a_conversation_continued_since_and_leaves_its_holder() {
+        let conversations = Conversations::new(Arc::new(MemoryStore::new()), Rules::default());
+        let end = Automatic::Resolved {
+            id: "c1".into(),
+            category: String::new(),
+            at: 40,
+        };
+        apply_automatic(&conversations, &end).await.unwrap().unwrap();
+        let continued = Automatic::Continued {
+            id: "c1".into(),
+            agent: AgentId("bob".into()),
+            at: 50,
+        };
+        apply_automatic(&conversations, &continued).await.unwrap();
+
+        let late_opening = Automatic::Opened {
+            id: "c1".into(),
+            category: "sales".into(),
+            customer_keys: vec!["v:carla".into()],
+            agent: AgentId("ann".into()),
+            at: 10,
+        };
+        apply_automatic(&conversations, &late_opening).await.unwrap();
+        let (_, record) = conversations.change("c1", false, |_, _| Ok(())).await.unwrap();
+        assert_eq!(
+            (
+                record.category.as_str(),
+                record.customer_keys.clone(),
+                record.holder.as_deref()
+            ),
+            ("sales", vec!["v:carla".to_string()], Some("bob"))
         );
     }
 }
