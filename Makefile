@@ -71,6 +71,20 @@ test-deps:
 ## dependencies built; two runs side by side per setting, load 3 to 16): 145 and 139
 ## CPU-seconds as the dev profile is (line tables), 128 and 121 without debug info (.ci/run
 ## builds so: CARGO_PROFILE_DEV_DEBUG=0), 139 with 16 codegen units for the workspace.
+## Linking is not where it goes (2026-11-30, load 11 to 22): it links eight executables
+## (seven test binaries and the hub's), already with LLVM's lld (rustc's default linker on
+## x86_64 Linux since Rust 1.90), not GNU ld. Each link run again on its own: the allocator
+## test 1.0 to 1.2 CPU-seconds, the hub binary 2.0 to 2.3 (GNU ld 4.9 and 9.8, mold 1.10
+## from Debian 1.6 and 2.7), so about 12 of the build's 800 for all eight (scaled by their
+## sizes): no linker setting is kept.
+## What the compiler generates for the library (`cargo llvm-lines --lib`, 2026-11-30: 4.8
+## million lines of LLVM IR) has no one big instantiation to cut: the largest, bson's
+## deserialize_hint, is 1.3 %. By family: serde, a quarter (our records' derived
+## Deserialize 11 %, about 13 copies each, one per deserializer that reads them: bson's,
+## serde_json, serde's buffer for flattened fields; serde's and bson's generic code 14 %),
+## tokio's task machinery 8 % (281 spawned future types, ours and the dependencies'), axum's
+## handler glue 4 %, redb 3.5 %, utoipa 3 %, mongodb 3 %, our own functions 17 %. Fewer
+## copies would take a different way of reading the stores' records, not a local cut.
 test-build:
 	$(CARGO) test --workspace --tests --no-run
 
@@ -152,6 +166,12 @@ test-alone:
 ## `make test-browser BROWSER_CONCURRENCY=N` tries another number. The pages' pictures for
 ## docs/screenshots are saved only with `SCREENSHOTS=1 make test-browser` (a failing test's
 ## always): each is a full-page paint and PNG encode in Chromium.
+## Each test file launches one browser (two a second one, the full chromium; faq-bot none),
+## and its tests each open new contexts (their own cookies and storage): 47 launches. A
+## launch costs little: 20 launches with a page each took 7.5 and 7.7 CPU-seconds, 20
+## contexts with a page in one browser 3.7 and 3.4 (2026-11-30, load 13): about 0.2 a
+## launch, 10 of the phase's 400. One browser shared by every file would save that and tie
+## each file to every other's crashes.
 BROWSER_CONCURRENCY ?= 2
 
 ## The hub binary as `cargo test` builds it for the integration tests (tests/allocator.rs is
