@@ -10,7 +10,8 @@
 //! recording leaves a claim that runs out, and the mail is sent again with the same
 //! `Message-ID` (at least once, never twice at the same time). A node whose mail is only
 //! logged (no `SMTP_URL`) claims a mail only once it has been due for
-//! `LEFT_TO_SENDING_NODES`, so that nodes on its store that send mail get it first.
+//! `LEFT_TO_SENDING_NODES`, so that nodes on its store that send mail get it first, and
+//! records it `logged`, not sent: admins list it as not sent.
 //!
 //! Before sending, the mail's appointment is checked to be as the mail says (it exists;
 //! for a cancellation, it is cancelled): on MongoDB the mail is written just before its
@@ -173,10 +174,16 @@ impl Worker {
     async fn send(&self, mail: &OutboxMail, outgoing: Outgoing) -> Result<(), StoreError> {
         let now = || crate::clock::now_ms();
         let outcome = match self.mail.send(&outgoing).await {
-            Ok(()) => {
+            Ok(()) if self.mail.delivers() => {
                 metrics::counter!("switchboard_outbox_sent_total").increment(1);
                 tracing::info!(mail = %mail.id, to = %mail.to, "appointment mail sent");
                 MailOutcome::Sent { at: now() }
+            }
+            // Written to the log by a node that sends no mail, after no node that does took
+            // it: recorded as such, so admins (and the console's marks) never read it as sent.
+            Ok(()) => {
+                tracing::warn!(mail = %mail.id, to = %mail.to, "mail only logged: no node that sends mail took it");
+                MailOutcome::Logged { at: now() }
             }
             // A follow-up refused for good (a 5xx) bounced: the console says so at once,
             // rather than after every retry (the other purposes keep their retries, and

@@ -255,6 +255,8 @@ pub enum Delivery {
     Queued,
     /// Handed to the mail relay.
     Sent,
+    /// Not sent: written to the log only, as no node sends mail (no `SMTP_URL`).
+    Logged,
     /// Given up after its last attempt.
     Failed,
     /// Refused for good: the relay rejected it, or a delivery failure report about it
@@ -267,6 +269,7 @@ impl From<MailStatus> for Delivery {
         match status {
             MailStatus::Pending => Self::Queued,
             MailStatus::Sent => Self::Sent,
+            MailStatus::Logged => Self::Logged,
             MailStatus::Dead => Self::Failed,
             MailStatus::Bounced => Self::Bounced,
         }

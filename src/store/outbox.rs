@@ -54,6 +54,10 @@ pub enum MailStatus {
     Pending,
     /// Handed to the mail relay.
     Sent,
+    /// Written to the log only: the node that took it sends no mail (no `SMTP_URL`), and
+    /// no node that sends mail took it within `LEFT_TO_SENDING_NODES`. Never tried again;
+    /// admins see it as not sent.
+    Logged,
     /// Given up on after its last attempt failed; admins see it with its last error.
     Dead,
     /// Refused for good: the relay rejected it permanently (a 5xx), or a delivery failure
@@ -113,6 +117,10 @@ pub enum MailOutcome {
     Sent {
         at: Millis,
     },
+    /// Only written to the log (a node that sends no mail): [`MailStatus::Logged`].
+    Logged {
+        at: Millis,
+    },
     /// Try again at `retry_at`.
     Retry {
         error: String,
@@ -141,6 +149,10 @@ pub fn apply_outcome(mail: &mut OutboxMail, outcome: MailOutcome) {
     match outcome {
         MailOutcome::Sent { at } => {
             mail.status = MailStatus::Sent;
+            mail.sent_at = Some(at);
+        }
+        MailOutcome::Logged { at } => {
+            mail.status = MailStatus::Logged;
             mail.sent_at = Some(at);
         }
         MailOutcome::Retry { error, retry_at } => {

@@ -616,3 +616,61 @@ async fn on_mongodb_a_mail_whose_write_never_completed_is_given_up_not_sent() {
     assert!(smtp.mails().is_empty());
     hub.stop().await;
 }
+
+/// A node that sends no mail takes a mail once no sending node took it within
+/// `LEFT_TO_SENDING_NODES` (10 minutes): it writes it to the log and records it `logged`,
+/// never `sent`, so admins list it as what never left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_only_logged_by_a_node_that_sends_none_is_listed_logged_not_sent() {
+    use switchboard::store::{MailPurpose, MailStatus, OutboxMail};
+    let dir = TempDir::new("logged-mail");
+    let store = embedded_store(&dir).await;
+    let long_due = Timestamp::now().as_millisecond() - 11 * 60_000;
+    let mail = OutboxMail {
+        id: "webhook-disabled:endpoint-1".into(),
+        appointment_id: "endpoint-1".into(),
+        purpose: MailPurpose::WebhookDisabled,
+        to: "admin@example.org".into(),
+        subject: "A webhook endpoint was disabled".into(),
+        text: "It failed for a day.".into(),
+        attachments: Vec::new(),
+        status: MailStatus::Pending,
+        attempts: 0,
+        due_at: long_due,
+        claimed_by: None,
+        claim_until: None,
+        last_error: None,
+        created_at: long_due,
+        sent_at: None,
+    };
+    store.add_mail(mail).await.unwrap();
+    let run_dir = TempDir::new("logged-mail-node");
+    let hub = TestHub::with_store(store, |s| {
+        mail_settings(free_port())(s);
+        s.smtp_url = None;
+        s.data_dir = run_dir.0.clone();
+    })
+    .await;
+    let admin = hub.admin().await;
+    let deadline = Instant::now() + WAIT;
+    let logged = loop {
+        let page = outbox(&admin, "?status=logged").await;
+        if page["items"].as_array().is_some_and(|items| !items.is_empty()) {
+            break page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never recorded logged: {}",
+            outbox(&admin, "").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        strs_in(&logged["items"], "id"),
+        ["webhook-disabled:endpoint-1"],
+        "{logged}"
+    );
+    let sent = outbox(&admin, "?status=sent").await;
+    assert_eq!(sent["items"], json!([]), "{sent}");
+    hub.stop().await;
+}

@@ -2,10 +2,11 @@
 // customer's answer by mail carries `via: "email"` (live and in the archive) and is marked
 // "✉ by email" wherever a line is shown. Lines that went out: in a conversation whose customer is
 // away, each line the hub mailed to them (`GET /api/conversations/{id}/mails`) is marked
-// "✉ queued", "✉ sent", "✉ failed" or "⚠ bounced" (the relay refused it, or a delivery
-// failure report came back: the reason on hover), and the marks are read again while a mail
-// is queued, and now and then for a while after one was sent, as a report comes later.
-// Text only: the state is one of four words from the hub.
+// "✉ queued", "✉ sent", "✉ not sent" (only logged: no node sends mail), "✉ failed" or
+// "⚠ bounced" (the relay refused it, or a delivery failure report came back: the reason on
+// hover), and the marks are read again while a mail is queued, and now and then for a while
+// after one was sent, as a report comes later. Text only: the state is one of five words
+// from the hub.
 
 import { el, api } from './dom.js';
 
@@ -14,8 +15,12 @@ const REFRESH_MS = 3000;
 /** How often, and for how long after a mail was sent, they are read again for a bounce. */
 const BOUNCE_REFRESH_MS = 30000;
 const BOUNCE_WATCH_MS = 60 * 60 * 1000;
-const WORDS = { queued: '✉ queued', sent: '✉ sent', failed: '✉ failed', bounced: '⚠ bounced' };
-const NOT_DELIVERED = { failed: 'Not delivered to', bounced: 'Bounced: not delivered to' };
+const WORDS = { queued: '✉ queued', sent: '✉ sent', logged: '✉ not sent', failed: '✉ failed', bounced: '⚠ bounced' };
+const NOT_DELIVERED = {
+  logged: 'Not sent (this desk sends no mail; it was only logged) to',
+  failed: 'Not delivered to',
+  bounced: 'Bounced: not delivered to',
+};
 
 /** The mark of a line that came by mail (`via: "email"`), or null for a chat line. */
 export function cameByMail(msg) {

@@ -60,6 +60,7 @@ fn status_name(status: MailStatus) -> &'static str {
     match status {
         MailStatus::Pending => "pending",
         MailStatus::Sent => "sent",
+        MailStatus::Logged => "logged",
         MailStatus::Dead => "dead",
         MailStatus::Bounced => "bounced",
     }
@@ -116,6 +117,7 @@ impl OutboxStore for MongoStore {
     async fn finish_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool> {
         let update = match outcome {
             MailOutcome::Sent { at } => doc! {"$set": {"status": "sent", "sent_at": at, "claim_until": null}},
+            MailOutcome::Logged { at } => doc! {"$set": {"status": "logged", "sent_at": at, "claim_until": null}},
             MailOutcome::Retry { error, retry_at } => doc! {
                 "$set": {"due_at": retry_at, "last_error": error, "claim_until": null},
                 "$inc": {"attempts": 1},
