@@ -813,4 +813,46 @@ mod tests {
             );
         }
     }
+
+    fn closing(ended_at: Millis, visit_paired_at: Option<Millis>) -> ConversationClosed {
+        ConversationClosed {
+            id: "c1".into(),
+            ended_at,
+            ended_by: Side::System,
+            reason: EndReason::Disconnect,
+            inferred: visit_paired_at.map(|visit_paired_at| InferredClosing { visit_paired_at }),
+        }
+    }
+
+    /// The rule every store follows, case by case (the contract tests run it on each).
+    #[test]
+    fn a_closing_replaces_by_visit_then_kind_then_date() {
+        let real = |at| closing(at, None);
+        let inferred = |at, visit| closing(at, Some(visit));
+        assert!(real(11).replaces(None) && inferred(12, 10).replaces(None));
+        // One visit (paired at 10): the real one wins, whichever came first.
+        assert!(!inferred(12, 10).replaces(Some(&real(11))));
+        assert!(real(11).replaces(Some(&inferred(12, 10))));
+        // A later visit (paired at 20): its closing replaces the first visit's (ended 11).
+        assert!(inferred(25, 20).replaces(Some(&real(11))));
+        assert!(real(22).replaces(Some(&inferred(25, 20))));
+        // The first visit's closing, late, replaces none of the later visit's.
+        assert!(!real(11).replaces(Some(&inferred(25, 20))));
+        // Of one kind, the later; a retry changes nothing.
+        assert!(real(12).replaces(Some(&real(11))) && !real(11).replaces(Some(&real(11))));
+        assert!(!inferred(12, 10).replaces(Some(&inferred(12, 10))));
+    }
+
+    /// A journal an older build left marks an inferred closing `unless_closed`: read as
+    /// inferred, of no known visit, it replaces no closing stored, as it did then.
+    #[test]
+    fn a_closing_marked_unless_closed_by_an_older_build_reads_as_inferred() {
+        let old = r#"{"id":"c1","ended_at":12,"ended_by":"system","reason":"disconnect","unless_closed":true}"#;
+        let read: ConversationClosed = serde_json::from_str(old).unwrap();
+        assert_eq!(read, closing(12, Some(Millis::MIN)));
+        assert!(!read.replaces(Some(&closing(11, None))));
+        let now: ConversationClosed =
+            serde_json::from_value(serde_json::to_value(closing(12, Some(10))).unwrap()).unwrap();
+        assert_eq!(now, closing(12, Some(10)));
+    }
 }
