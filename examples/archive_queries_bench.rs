@@ -124,7 +124,7 @@ fn conversation_events(i: usize, rng: &mut StdRng) -> Vec<ArchiveEvent> {
         ended_at: paired_at + 60_000,
         ended_by: Side::Agent,
         reason: EndReason::Ended,
-        unless_closed: false,
+        inferred: None,
     }));
     events
 }

@@ -64,7 +64,7 @@ async fn fill(store: &SharedStore, conversations: usize) -> Duration {
             ended_at: paired_at + 60_000 + next(900_000) as i64,
             ended_by: Side::Customer,
             reason: EndReason::Ended,
-            unless_closed: false,
+            inferred: None,
         }));
         if i % 10 == 0 {
             batch.push(ArchiveEvent::Abandoned(QueueAbandoned {

@@ -45,6 +45,21 @@ impl From<StoreError> for ConversationError {
     }
 }
 
+/// What the node that ends a chat knows of its conversation's opening: enough for the
+/// record its end stores when no opening has (`Conversations::resolve_ended`), so that
+/// record is the one the opening and the end would have made, should the opening never
+/// come (the node that queued it died).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OpeningKnown {
+    pub category: String,
+    /// The customer's keys (`CustomerProfile::record_keys`), as the opening stores them.
+    pub customer_keys: Vec<String>,
+    /// Who served the chat: the holder the opening would have made.
+    pub agent: Option<AgentId>,
+    /// When the chat was paired: when the conversation opened.
+    pub paired_at: Millis,
+}
+
 /// Conversations' lasting state over a store. Cheap to clone.
 #[derive(Clone)]
 pub struct Conversations {
@@ -165,14 +180,16 @@ impl Conversations {
 
     /// Its live chat was ended on purpose at `at`: resolved, unless its status changed
     /// after that ([`Conversation::chat_ended`]). A conversation not stored yet (its
-    /// opening still queued on a node that stalled right after the pairing, while another
-    /// node ended the chat) is stored resolved (of `category` when the caller knows it), so
-    /// the late opening finds it and keeps its status (`open_as`). Returns the change, if
-    /// any, and the record as stored now.
+    /// opening still queued on a node that stalled right after the pairing, or lost with a
+    /// node that died, while another node ended the chat) is stored as `opening` and this
+    /// end would have left it: of its category, with its customer's keys and its agent,
+    /// opened when paired, resolved. So it is listed, found and reported as any ended
+    /// conversation, and a late opening finds it and keeps its status (`open_as`).
+    /// Returns the change, if any, and the record as stored now.
     pub async fn resolve_ended(
         &self,
         id: &str,
-        category: &str,
+        opening: &OpeningKnown,
         at: Millis,
     ) -> Result<(Option<crate::core::conversation::Change>, ConversationRecord), ConversationError> {
         for _ in 0..ATTEMPTS {
@@ -180,8 +197,15 @@ impl Conversations {
                 Err(ConversationError::NotFound) => {}
                 done => return done,
             }
-            let mut record = ConversationRecord::first(id, category, ConversationStatus::Open, at);
-            let mut conversation = Conversation::new(at);
+            let opened_at = opening.paired_at.min(at);
+            let mut record = ConversationRecord {
+                customer_keys: opening.customer_keys.clone(),
+                ..ConversationRecord::first(id, &opening.category, ConversationStatus::Open, opened_at)
+            };
+            let mut conversation = Conversation::new(opened_at);
+            if let Some(agent) = &opening.agent {
+                conversation.assigned(agent.clone(), opened_at);
+            }
             let change = conversation.chat_ended(at, &self.rules);
             write_back(&mut record, &conversation);
             match within(self.deadline, self.store.put_conversation_record(&record)).await {

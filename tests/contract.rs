@@ -93,7 +93,7 @@ fn close(id: &str, reason: EndReason, ended_at: Millis) -> ArchiveEvent {
         ended_at,
         ended_by: Side::Agent,
         reason,
-        unless_closed: false,
+        inferred: None,
     })
 }
 
@@ -278,7 +278,7 @@ async fn archive_three_conversations(store: &dyn Store) {
             ended_at: 11_000,
             ended_by: Side::Agent,
             reason: EndReason::Ended,
-            unless_closed: false,
+            inferred: None,
         })
     );
 
@@ -356,17 +356,26 @@ async fn idempotence(store: &dyn Store) {
     store.archive(&[]).await.unwrap();
 }
 
-/// A closing written unless closed (one a node infers from a snapshot, dated later than
-/// the real end) goes only where no closing is stored: it never overrides the real one,
-/// however late it is dated, and is stored as a plain closing where none was.
-async fn a_closing_unless_closed_goes_only_where_none_is(store: &dyn Store) {
-    let inferred = |id: &str, ended_at: Millis| match close(id, EndReason::Disconnect, ended_at) {
-        ArchiveEvent::Closed(c) => ArchiveEvent::Closed(ConversationClosed {
-            unless_closed: true,
-            ..c
-        }),
-        _ => unreachable!(),
-    };
+/// A closing a node infers from a snapshot, of the visit paired at `visit_paired_at`.
+fn inferred(id: &str, ended_at: Millis, visit_paired_at: Millis) -> ArchiveEvent {
+    ArchiveEvent::Closed(ConversationClosed {
+        id: id.to_string(),
+        ended_at,
+        ended_by: Side::System,
+        reason: EndReason::Disconnect,
+        inferred: Some(InferredClosing { visit_paired_at }),
+    })
+}
+
+/// A conversation's stored closing: when, how, and whether it was inferred.
+fn closing_of(c: Conversation) -> Option<(Millis, EndReason, bool)> {
+    c.closed.map(|c| (c.ended_at, c.reason, c.inferred.is_some()))
+}
+
+/// An inferred closing (one a node infers from a snapshot, dated later than the real end)
+/// never replaces the real one of its visit, however late it is dated, and is stored,
+/// as inferred, where none was.
+async fn an_inferred_closing_never_replaces_the_real_one(store: &dyn Store) {
     store
         .archive(&[
             open("c1", Some("sales"), "a1", 10_000),
@@ -376,19 +385,82 @@ async fn a_closing_unless_closed_goes_only_where_none_is(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .archive(&[inferred("c1", 12_000), inferred("c2", 12_000)])
+        .archive(&[inferred("c1", 12_000, 10_000), inferred("c2", 12_000, 10_000)])
         .await
         .unwrap();
-    let closing = |c: switchboard::store::Conversation| c.closed.map(|c| (c.ended_at, c.reason, c.unless_closed));
     assert_eq!(
-        closing(store.conversation("c1").await.unwrap()),
+        closing_of(store.conversation("c1").await.unwrap()),
         Some((11_000, EndReason::Ended, false)),
         "the real closing stands"
     );
     assert_eq!(
-        closing(store.conversation("c2").await.unwrap()),
-        Some((12_000, EndReason::Disconnect, false)),
-        "where none was, it is the closing"
+        closing_of(store.conversation("c2").await.unwrap()),
+        Some((12_000, EndReason::Disconnect, true)),
+        "where none was, it is the closing, kept as inferred"
+    );
+}
+
+/// The node that applied the end writes the real closing after the node that inferred it
+/// (its spool flushed later): the real one, dated earlier, replaces the inferred one; the
+/// inferred one sent again changes nothing.
+async fn a_real_closing_replaces_an_inferred_one_stored_first(store: &dyn Store) {
+    store.archive(&[open("c1", Some("sales"), "a1", 10_000)]).await.unwrap();
+    store.archive(&[inferred("c1", 12_000, 10_000)]).await.unwrap();
+    store.archive(&[close("c1", EndReason::Ended, 11_000)]).await.unwrap();
+    assert_eq!(
+        closing_of(store.conversation("c1").await.unwrap()),
+        Some((11_000, EndReason::Ended, false)),
+        "the real closing replaces the inferred one"
+    );
+    store.archive(&[inferred("c1", 12_000, 10_000)]).await.unwrap();
+    assert_eq!(
+        closing_of(store.conversation("c1").await.unwrap()),
+        Some((11_000, EndReason::Ended, false)),
+        "the inferred one again changes nothing"
+    );
+}
+
+/// A conversation continued after its first visit ended (closed really at 11 000): its
+/// second visit, paired at 20 000, closed by an inferred closing, shows that end, not the
+/// first visit's; the second visit's real closing replaces it, and the first visit's
+/// closing arriving late replaces neither.
+async fn an_inferred_closing_of_a_later_visit_replaces_the_earlier_visits(store: &dyn Store) {
+    store
+        .archive(&[
+            open("c1", Some("sales"), "a1", 10_000),
+            open("c2", Some("sales"), "a1", 10_000),
+            close("c1", EndReason::Ended, 11_000),
+            close("c2", EndReason::Ended, 11_000),
+        ])
+        .await
+        .unwrap();
+    store
+        .archive(&[inferred("c1", 25_000, 20_000), inferred("c2", 25_000, 20_000)])
+        .await
+        .unwrap();
+    for id in ["c1", "c2"] {
+        assert_eq!(
+            closing_of(store.conversation(id).await.unwrap()),
+            Some((25_000, EndReason::Disconnect, true)),
+            "{id}: the second visit's inferred closing replaces the first visit's"
+        );
+    }
+    store
+        .archive(&[
+            close("c1", EndReason::Ended, 22_000),
+            close("c2", EndReason::Ended, 11_000),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        closing_of(store.conversation("c1").await.unwrap()),
+        Some((22_000, EndReason::Ended, false)),
+        "the second visit's real closing replaces its inferred one"
+    );
+    assert_eq!(
+        closing_of(store.conversation("c2").await.unwrap()),
+        Some((25_000, EndReason::Disconnect, true)),
+        "the first visit's closing, late, does not replace the second visit's"
     );
 }
 
@@ -3786,7 +3858,9 @@ async fn report_facts_are_the_archives_times(store: &dyn Store) {
 
 contract!(
     ping_and_name,
-    a_closing_unless_closed_goes_only_where_none_is,
+    an_inferred_closing_never_replaces_the_real_one,
+    a_real_closing_replaces_an_inferred_one_stored_first,
+    an_inferred_closing_of_a_later_visit_replaces_the_earlier_visits,
     messages_keep_their_files,
     lines_by_mail_keep_their_via,
     accounts,

@@ -17,7 +17,7 @@ pub(super) fn closed(id: &str) -> ArchiveEvent {
         ended_at: 1,
         ended_by: Side::Agent,
         reason: EndReason::Ended,
-        unless_closed: false,
+        inferred: None,
     })
 }
 

@@ -140,7 +140,7 @@ mod tests {
             ended_at,
             ended_by: Side::Customer,
             reason: EndReason::Ended,
-            unless_closed: false,
+            inferred: None,
         }
     }
 

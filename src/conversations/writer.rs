@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ConversationError, Conversations};
+use super::{ConversationError, Conversations, OpeningKnown};
 use crate::clock::now_ms;
 use crate::core::conversation::{Actor, Change, Status};
 use crate::core::routing::AgentId;
@@ -71,10 +71,14 @@ pub enum Automatic {
     },
     /// The conversation went to `agent` (a transfer, or paired again after one).
     Assigned { id: String, agent: AgentId, at: Millis },
-    /// Its live chat was ended on purpose (by its customer or agent): done. Stored resolved
-    /// (of `category`, empty when unknown) if its opening has not reached the store yet
+    /// Its live chat was ended on purpose (by its customer or agent): done. Stored as
+    /// `opening` and this end make it if its opening has not reached the store yet
     /// ([`Conversations::resolve_ended`]).
-    Resolved { id: String, category: String, at: Millis },
+    Resolved {
+        id: String,
+        opening: OpeningKnown,
+        at: Millis,
+    },
     /// Its customer came back to it and was paired with `agent`: open again (a reopen
     /// when it was resolved), in `agent`'s list.
     Continued { id: String, agent: AgentId, at: Millis },
@@ -249,8 +253,8 @@ async fn apply_automatic(
             Ok(assign(conversations, id, agent, *at).await?.map(|r| (r, None)))
         }
         Automatic::Assigned { id, agent, at } => Ok(assign(conversations, id, agent, *at).await?.map(|r| (r, None))),
-        Automatic::Resolved { id, category, at } => {
-            let (change, record) = conversations.resolve_ended(id, category, *at).await?;
+        Automatic::Resolved { id, opening, at } => {
+            let (change, record) = conversations.resolve_ended(id, opening, *at).await?;
             Ok(change.map(|change| (record, Some(change))))
         }
         Automatic::Continued { id, agent, at } => {
@@ -349,7 +353,11 @@ mod tests {
 
         let late_end = Automatic::Resolved {
             id: "c1".into(),
-            category: "sales".into(),
+            opening: OpeningKnown {
+                category: "sales".into(),
+                paired_at: 40,
+                ..OpeningKnown::default()
+            },
             at: 40,
         };
         assert_eq!(apply_automatic(&conversations, &late_end).await.unwrap(), None);
@@ -362,7 +370,11 @@ mod tests {
         // An end after the snooze resolves it, as ending a chat does.
         let later_end = Automatic::Resolved {
             id: "c1".into(),
-            category: "sales".into(),
+            opening: OpeningKnown {
+                category: "sales".into(),
+                paired_at: 10,
+                ..OpeningKnown::default()
+            },
             at: 70,
         };
         let (resolved, _) = apply_automatic(&conversations, &later_end).await.unwrap().unwrap();
@@ -382,7 +394,11 @@ mod tests {
         let ann = AgentId("ann".into());
         let end = Automatic::Resolved {
             id: "c1".into(),
-            category: "sales".into(),
+            opening: OpeningKnown {
+                category: "sales".into(),
+                paired_at: 40,
+                ..OpeningKnown::default()
+            },
             at: 40,
         };
         let (ended, _) = apply_automatic(&conversations, &end).await.unwrap().unwrap();
@@ -424,7 +440,10 @@ mod tests {
         let conversations = Conversations::new(Arc::new(MemoryStore::new()), Rules::default());
         let end = Automatic::Resolved {
             id: "c1".into(),
-            category: String::new(),
+            opening: OpeningKnown {
+                paired_at: 40,
+                ..OpeningKnown::default()
+            },
             at: 40,
         };
         apply_automatic(&conversations, &end).await.unwrap().unwrap();
@@ -451,6 +470,49 @@ mod tests {
                 record.holder.as_deref()
             ),
             ("sales", vec!["v:carla".to_string()], Some("bob"))
+        );
+    }
+
+    /// The node that paired the chat died with its opening queued, and the node that
+    /// inherited the chat ended it: the opening never comes. The record the end stores is
+    /// the one the opening and the end would have made (its category, its customer's keys,
+    /// its agent, opened when paired): listed by category, found by the customer, and its
+    /// resolution timed from the pairing in reports. Before, it had no category, keys nor
+    /// holder, and was opened when it ended.
+    #[tokio::test]
+    async fn an_end_whose_opening_never_comes_stores_the_conversation_complete() {
+        let conversations = Conversations::new(Arc::new(MemoryStore::new()), Rules::default());
+        let end = Automatic::Resolved {
+            id: "c1".into(),
+            opening: OpeningKnown {
+                category: "sales".into(),
+                customer_keys: vec!["v:carla".into()],
+                agent: Some(AgentId("ann".into())),
+                paired_at: 10,
+            },
+            at: 40,
+        };
+        apply_automatic(&conversations, &end).await.unwrap().unwrap();
+        let (_, record) = conversations.change("c1", false, |_, _| Ok(())).await.unwrap();
+        assert_eq!(
+            (
+                record.status,
+                record.category.as_str(),
+                record.customer_keys.clone(),
+                record.holder.as_deref(),
+                record.opened_at,
+                record.resolved_at,
+                record.resolutions
+            ),
+            (
+                ConversationStatus::Resolved,
+                "sales",
+                vec!["v:carla".to_string()],
+                Some("ann"),
+                10,
+                Some(40),
+                1
+            )
         );
     }
 }

@@ -732,7 +732,7 @@ impl HubState {
                     ended_at: now_ms(),
                     ended_by: Side::System,
                     reason: EndReason::Shutdown,
-                    unless_closed: false,
+                    inferred: None,
                 }));
             }
         }

@@ -848,14 +848,10 @@ fn apply(tx: &redb::WriteTransaction, batch: &[journal::Decoded<'_>]) -> StoreRe
                         let Some(mut rec) = load_record(&conversations, &closed.id)? else {
                             continue;
                         };
-                        if rec
-                            .closed
-                            .as_ref()
-                            .is_some_and(|kept| closed.unless_closed || kept.ended_at >= closed.ended_at)
-                        {
-                            // The latest close wins: a conversation continued after it ended
-                            // closes again later; a retry or a second writer changes nothing.
-                            // One written unless closed goes only where none is.
+                        if !closed.replaces(rec.closed().as_ref()) {
+                            // The reference rule: the later visit's (a conversation continued
+                            // after it ended closes again later), the real over an inferred
+                            // one; a retry or a second writer changes nothing.
                             continue;
                         }
                         rec.closed = Some(ClosedRecord::from(closed));

@@ -237,7 +237,7 @@ mod tests {
             ended_at: 1,
             ended_by: Side::Agent,
             reason: EndReason::Ended,
-            unless_closed: false,
+            inferred: None,
         })
     }
 

@@ -280,17 +280,76 @@ pub struct ConversationOpened {
 
 /// The closing facts of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "ClosedWithLegacyMark")]
 pub struct ConversationClosed {
     pub id: String,
     pub ended_at: Millis,
     pub ended_by: Side,
     pub reason: EndReason,
-    /// Written only where no closing is stored yet: a closing a node infers from a
-    /// snapshot (a chat that ended in events it skipped, how being lost with them), which
-    /// must not override the real one the node that applied the end wrote (dated earlier).
-    /// Never stored: a stored closing is a closing.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub unless_closed: bool,
+    /// Set on a closing a node infers from a snapshot (a chat that ended in events it
+    /// skipped, how being lost with them), and stored with it: the real closing, written
+    /// by the node that applied the end, replaces it whenever it comes, and it never
+    /// replaces the real one ([`ConversationClosed::replaces`]). `None`: a real closing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<InferredClosing>,
+}
+
+/// What an inferred closing knows of the visit it closes (see [`ConversationClosed::inferred`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InferredClosing {
+    /// When the visit's chat was paired, on the events stream's clock (as every node dates
+    /// a closing): a closing stored that ended before it closed an earlier visit of a
+    /// continued conversation.
+    pub visit_paired_at: Millis,
+}
+
+impl ConversationClosed {
+    /// Does this closing replace `kept`, the one stored for its conversation (the
+    /// reference rule every store follows)? The later visit's closing wins; within one
+    /// visit the real closing wins over an inferred one, whichever is stored first (the
+    /// node that applied the end may write it after the node that inferred it, its spool
+    /// flushing later); of two of one kind the later wins (a retry changes nothing).
+    pub fn replaces(&self, kept: Option<&ConversationClosed>) -> bool {
+        let Some(kept) = kept else { return true };
+        match (kept.inferred, self.inferred) {
+            // The stored one ended before this visit was paired: an earlier visit's.
+            (_, Some(new)) if kept.ended_at < new.visit_paired_at => true,
+            (None, Some(_)) => false,
+            // Unless it ended before the inferred one's visit: an earlier visit's, late.
+            (Some(kept_inferred), None) => self.ended_at >= kept_inferred.visit_paired_at,
+            _ => kept.ended_at < self.ended_at,
+        }
+    }
+}
+
+/// [`ConversationClosed`] as read, also from a journal an older build left: it marked an
+/// inferred closing `unless_closed` (never stored), without its visit, which is read as
+/// a visit paired at the start of time (it replaces no closing stored, as it did then).
+#[derive(serde::Deserialize)]
+struct ClosedWithLegacyMark {
+    id: String,
+    ended_at: Millis,
+    ended_by: Side,
+    reason: EndReason,
+    #[serde(default)]
+    inferred: Option<InferredClosing>,
+    #[serde(default)]
+    unless_closed: bool,
+}
+
+impl From<ClosedWithLegacyMark> for ConversationClosed {
+    fn from(c: ClosedWithLegacyMark) -> Self {
+        let legacy = c.unless_closed.then_some(InferredClosing {
+            visit_paired_at: Millis::MIN,
+        });
+        Self {
+            id: c.id,
+            ended_at: c.ended_at,
+            ended_by: c.ended_by,
+            reason: c.reason,
+            inferred: c.inferred.or(legacy),
+        }
+    }
 }
 
 /// A running service conversation handed on by its agent: to another agent, to a
@@ -753,5 +812,47 @@ mod tests {
                 serde_json::to_value(&m).unwrap()
             );
         }
+    }
+
+    fn closing(ended_at: Millis, visit_paired_at: Option<Millis>) -> ConversationClosed {
+        ConversationClosed {
+            id: "c1".into(),
+            ended_at,
+            ended_by: Side::System,
+            reason: EndReason::Disconnect,
+            inferred: visit_paired_at.map(|visit_paired_at| InferredClosing { visit_paired_at }),
+        }
+    }
+
+    /// The rule every store follows, case by case (the contract tests run it on each).
+    #[test]
+    fn a_closing_replaces_by_visit_then_kind_then_date() {
+        let real = |at| closing(at, None);
+        let inferred = |at, visit| closing(at, Some(visit));
+        assert!(real(11).replaces(None) && inferred(12, 10).replaces(None));
+        // One visit (paired at 10): the real one wins, whichever came first.
+        assert!(!inferred(12, 10).replaces(Some(&real(11))));
+        assert!(real(11).replaces(Some(&inferred(12, 10))));
+        // A later visit (paired at 20): its closing replaces the first visit's (ended 11).
+        assert!(inferred(25, 20).replaces(Some(&real(11))));
+        assert!(real(22).replaces(Some(&inferred(25, 20))));
+        // The first visit's closing, late, replaces none of the later visit's.
+        assert!(!real(11).replaces(Some(&inferred(25, 20))));
+        // Of one kind, the later; a retry changes nothing.
+        assert!(real(12).replaces(Some(&real(11))) && !real(11).replaces(Some(&real(11))));
+        assert!(!inferred(12, 10).replaces(Some(&inferred(12, 10))));
+    }
+
+    /// A journal an older build left marks an inferred closing `unless_closed`: read as
+    /// inferred, of no known visit, it replaces no closing stored, as it did then.
+    #[test]
+    fn a_closing_marked_unless_closed_by_an_older_build_reads_as_inferred() {
+        let old = r#"{"id":"c1","ended_at":12,"ended_by":"system","reason":"disconnect","unless_closed":true}"#;
+        let read: ConversationClosed = serde_json::from_str(old).unwrap();
+        assert_eq!(read, closing(12, Some(Millis::MIN)));
+        assert!(!read.replaces(Some(&closing(11, None))));
+        let now: ConversationClosed =
+            serde_json::from_value(serde_json::to_value(closing(12, Some(10))).unwrap()).unwrap();
+        assert_eq!(now, closing(12, Some(10)));
     }
 }

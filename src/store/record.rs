@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConversationClosed, ConversationTransferred, EndReason, Millis, Side};
+use super::{ConversationClosed, ConversationTransferred, EndReason, InferredClosing, Millis, Side};
 
 /// How a conversation ended; stored inside its conversation, so without the id.
 #[derive(Serialize, Deserialize)]
@@ -15,6 +15,10 @@ pub(super) struct ClosedRecord {
     pub ended_at: Millis,
     pub ended_by: Side,
     pub reason: EndReason,
+    /// An inferred closing (`ConversationClosed::inferred`); absent on a real one, and on
+    /// closings stored before it was kept (read as real).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<InferredClosing>,
 }
 
 impl From<&ConversationClosed> for ClosedRecord {
@@ -23,6 +27,7 @@ impl From<&ConversationClosed> for ClosedRecord {
             ended_at: c.ended_at,
             ended_by: c.ended_by,
             reason: c.reason,
+            inferred: c.inferred,
         }
     }
 }
@@ -34,7 +39,7 @@ impl ClosedRecord {
             ended_at: self.ended_at,
             ended_by: self.ended_by,
             reason: self.reason,
-            unless_closed: false,
+            inferred: self.inferred,
         }
     }
 }

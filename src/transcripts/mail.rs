@@ -197,7 +197,7 @@ mod tests {
                 ended_at: t0 + 3_600_000,
                 ended_by: Side::Agent,
                 reason: EndReason::Ended,
-                unless_closed: false,
+                inferred: None,
             }),
             messages: vec![
                 message(1, Side::Customer, "<script>alert(1)</script>\nsecond line", t0 + 60_000),

@@ -95,7 +95,7 @@ async fn generate(store: &SharedStore) -> (Vec<Made>, Vec<(String, i64)>) {
                 ended_at,
                 ended_by: Side::Customer,
                 reason: EndReason::Ended,
-                unless_closed: false,
+                inferred: None,
             }));
         }
         let stars = ended_at.and_then(|_| (rng.next(2) == 0).then(|| rng.next(5) as u8 + 1));
@@ -678,7 +678,7 @@ async fn mongodb_report_cache_days_over_several_chunks_stay_whole() {
             ended_at: T0 + DAY / 2,
             ended_by: Side::Customer,
             reason: EndReason::Ended,
-            unless_closed: false,
+            inferred: None,
         })])
         .await
         .unwrap();

@@ -134,7 +134,7 @@ impl HubState {
                     ended_at: now_ms(),
                     ended_by: if ended_by == a { Side::Customer } else { Side::Agent },
                     reason: end,
-                    unless_closed: false,
+                    inferred: None,
                 };
                 if self.buddy_node().is_some() {
                     // Lines stamped before the end may reach this node after it: the end is

@@ -800,7 +800,7 @@ impl HubState {
                 ended_at: now_ms(),
                 ended_by: Side::System,
                 reason: EndReason::Expiry,
-                unless_closed: false,
+                inferred: None,
             }));
         }
     }
@@ -822,9 +822,17 @@ impl HubState {
             } else {
                 EndReason::Ended
             },
-            unless_closed: false,
+            inferred: None,
         }));
-        self.conversation_resolved(id, Some(&stage.category));
+        // Its opening went into this node's writer first: only a record lost since (or
+        // never stored) is made of this.
+        let opening = crate::conversations::OpeningKnown {
+            category: stage.category.0.to_string(),
+            customer_keys: stage.asked.profile.record_keys(),
+            agent: Some(AgentId(rules::bot_agent_id(&stage.bot))),
+            paired_at: now_ms(),
+        };
+        self.conversation_resolved(id, opening);
         let ended = ServerFrame::ConversationEnded {
             chat_id: id.to_string(),
             reason,

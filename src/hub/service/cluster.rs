@@ -45,6 +45,16 @@ mod restored;
 // This node's standing: refusals, fencing, Redis's data lost, letting go of its people.
 mod standing;
 
+/// A chat this node archived when it let go of its people (`ClusterState::let_go`): what
+/// writing its closing, and its conversation's end, takes once its end is known here.
+pub(super) struct LetGoChat {
+    pub wire_id: String,
+    /// The last seq this node recorded: its closing's last read starts after it.
+    pub last_seq: u64,
+    /// Its conversation's opening as this node knew it: for the record its end stores
+    /// when none is stored, and the visit an inferred closing closes (`paired_at`).
+    pub opening: crate::conversations::OpeningKnown,
+}
 /// What the hub keeps for the cluster besides the replica.
 pub(crate) struct ClusterState {
     link: Link,
@@ -102,7 +112,7 @@ pub(crate) struct ClusterState {
     /// longer runs the chat (`chat::close_let_go_ended_unseen`: its end was skipped).
     /// Forgotten when a node takes the chat back here, or when this node replays its own
     /// loss with the chat still running (the reaper inherits it and writes its closing).
-    pub(super) let_go: HashMap<ChatId, (String, u64)>,
+    pub(super) let_go: HashMap<ChatId, LetGoChat>,
     /// When each running chat was paired: the time of the events stream entry that paired
     /// it (Redis's clock), the same on every node, for the archive's opening by whichever
     /// node archives the chat and for `started_at`. Forgotten when the chat ends.
@@ -408,7 +418,7 @@ impl ClusterState {
 
     /// The chats this node let go of that `routing` no longer runs (ended in events it
     /// skipped: their end is never replayed here), taken out of `let_go`.
-    pub(super) fn let_go_not_in(&mut self, routing: &crate::core::routing::Routing) -> Vec<(ChatId, (String, u64))> {
+    pub(super) fn let_go_not_in(&mut self, routing: &crate::core::routing::Routing) -> Vec<(ChatId, LetGoChat)> {
         let ended: Vec<ChatId> = self
             .let_go
             .keys()

@@ -17,9 +17,9 @@ use crate::archive::Archive;
 use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
 use crate::conversations::writer::{Asker, Automatic, Notify, Origin, Work, Writer};
-use crate::conversations::{ConversationError, Conversations};
+use crate::conversations::{ConversationError, Conversations, OpeningKnown};
 use crate::core::conversation::{Change, Refusal, Rules, Status};
-use crate::core::routing::{AgentId, CategoryId, ChatId};
+use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId};
 use crate::hub::Command;
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::protocol::ServerFrame;
@@ -198,15 +198,35 @@ impl HubState {
         }));
     }
 
-    /// A chat this node archives was ended on purpose by its customer or its agent
-    /// (`category`: the chat's, where this node knows it; a conversation not stored yet is
-    /// stored of it).
-    pub(super) fn conversation_resolved(&self, id: &str, category: Option<&CategoryId>) {
+    /// A chat this node archives was ended on purpose by its customer or its agent (a
+    /// conversation not stored yet is stored as `opening` and this end make it).
+    pub(super) fn conversation_resolved(&self, id: &str, opening: OpeningKnown) {
         self.conversation_writer.push(Work::Automatic(Automatic::Resolved {
             id: id.to_string(),
-            category: category.map(|c| c.0.to_string()).unwrap_or_default(),
+            opening,
             at: now_ms(),
         }));
+    }
+
+    /// What this node knows of the opening of the chat `log` keeps, for a conversation
+    /// its end stores first (`Conversations::resolve_ended`).
+    pub(super) fn opening_known(&self, log: &super::ChatLog) -> OpeningKnown {
+        OpeningKnown {
+            category: log.category.0.to_string(),
+            customer_keys: self.customer_profile(log.customer).record_keys(),
+            agent: Some(log.agent.clone()),
+            paired_at: log.started_at,
+        }
+    }
+
+    /// What `customer` told of themselves, as this node knows it: theirs if connected
+    /// here, else as the cluster replicated it (empty when unknown).
+    pub(super) fn customer_profile(&self, customer: CustomerId) -> CustomerProfile {
+        self.customers
+            .get(&customer)
+            .map(|info| info.profile.clone())
+            .or_else(|| self.cluster.as_ref().map(|c| c.remote_profile(customer)))
+            .unwrap_or_default()
     }
 
     /// An agent's `set_conversation_status`.

@@ -13,11 +13,30 @@ use crate::hub::delivery::{ConnId, Recipient};
 use crate::hub::{Command, after};
 use crate::protocol::{From, RatingOffer, ServerFrame};
 use crate::store::{
-    ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, ConversationTransferred, EndReason, Side,
+    ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, ConversationTransferred, EndReason,
+    InferredClosing, Side,
 };
 
 /// How much longer than it tells the agent the hub waits for an answer to an offer.
 const OFFER_ANSWER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A chat to close, and how ([`HubState::close_chat`]).
+pub(super) struct ChatClosing<'a> {
+    pub chat: ChatId,
+    pub customer: CustomerId,
+    /// Its agent, told it ended (`None`: nobody to tell).
+    pub agent: Option<&'a AgentId>,
+    /// Who the people are told ended it, and why (`chat_ended`'s `ended_by` and `reason`).
+    pub by: From,
+    pub reason: &'static str,
+    /// The archive's closing: by which side, and how it ended.
+    pub side: Side,
+    pub end: EndReason,
+    /// The end was not applied here but inferred from a snapshot (it ended in events this
+    /// node skipped): its closing says so (`ConversationClosed::inferred`), and the real
+    /// one, which the node that applied the end writes, replaces it whenever it comes.
+    pub inferred: bool,
+}
 
 impl HubState {
     pub(in crate::hub) fn apply(&mut self, out: Vec<Decision>) {
@@ -183,7 +202,16 @@ impl HubState {
                 if elsewhere {
                     self.archive_from_now_on(chat);
                 }
-                self.close_chat(chat, customer, Some(&agent), by, wire_reason, side, end);
+                self.close_chat(ChatClosing {
+                    chat,
+                    customer,
+                    agent: Some(&agent),
+                    by,
+                    reason: wire_reason,
+                    side,
+                    end,
+                    inferred: false,
+                });
                 if let Some(snapshot) = kept {
                     let ended = ServerFrame::ChatEnded {
                         rating: self.rating_offer(&snapshot.chat_id, &agent, wire_reason, rated_before),
@@ -698,36 +726,19 @@ impl HubState {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn close_chat(
-        &mut self,
-        chat: ChatId,
-        customer: CustomerId,
-        agent: Option<&AgentId>,
-        by: From,
-        reason: &'static str,
-        side: Side,
-        end: EndReason,
-    ) {
-        self.close_chat_as(chat, customer, agent, by, reason, side, end, false);
-    }
-
-    /// [`Self::close_chat`]; `inferred`: the end is not applied here but inferred from a
-    /// snapshot (it ended in events this node skipped), so its closing is written only
-    /// where no closing is stored (`ConversationClosed::unless_closed`): the node that
-    /// applied the end wrote the real one.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn close_chat_as(
-        &mut self,
-        chat: ChatId,
-        customer: CustomerId,
-        agent: Option<&AgentId>,
-        by: From,
-        reason: &'static str,
-        side: Side,
-        end: EndReason,
-        inferred: bool,
-    ) {
+    /// Closes chat `closing.chat` here: its people are told, and where this node archives
+    /// it, its closing is written (and its conversation resolved when it ended on purpose).
+    pub(super) fn close_chat(&mut self, closing: ChatClosing<'_>) {
+        let ChatClosing {
+            chat,
+            customer,
+            agent,
+            by,
+            reason,
+            side,
+            end,
+            inferred,
+        } = closing;
         let Some(log) = self.remove_chat(chat) else {
             // Not held here: perhaps one this node let go of when fenced, which ended.
             if self.cluster.is_some() {
@@ -742,7 +753,7 @@ impl HubState {
         if log.archived_here {
             // Ended on purpose, it is done; its customer merely gone, it stays open.
             if end == EndReason::Ended {
-                self.conversation_resolved(log.wire_id(), Some(&log.category));
+                self.conversation_resolved(log.wire_id(), self.opening_known(&log));
             }
             let closed = ConversationClosed {
                 id: log.wire_id().to_string(),
@@ -751,7 +762,10 @@ impl HubState {
                 ended_at: self.cluster.as_ref().map_or_else(now_ms, |c| c.stream_time()),
                 ended_by: side,
                 reason: end,
-                unless_closed: inferred,
+                // Inferred: it closes this visit, paired when the chat was (the stream's clock).
+                inferred: inferred.then_some(InferredClosing {
+                    visit_paired_at: log.started_at,
+                }),
             };
             if self.cluster.is_some() {
                 // The chat's last lines may reach this node after its end: read its log first.

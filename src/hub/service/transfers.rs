@@ -586,7 +586,7 @@ impl HubState {
             ended_at: now_ms(),
             ended_by: side,
             reason,
-            unless_closed: false,
+            inferred: None,
         };
         if self.cluster.is_some() {
             self.close_after_last_read(chat, log.live.last_seq(), closed);

@@ -92,7 +92,7 @@ fn closed(id: &str, at: Millis) -> ArchiveEvent {
         ended_at: at,
         ended_by: Side::Agent,
         reason: EndReason::Ended,
-        unless_closed: false,
+        inferred: None,
     })
 }
 

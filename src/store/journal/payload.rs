@@ -236,7 +236,7 @@ mod tests {
                 ended_at,
                 ended_by: Side::Agent,
                 reason: EndReason::Ended,
-                unless_closed: false,
+                inferred: None,
             })),
             (
                 (".{0,12}", any::<i64>(), any::<u64>()),

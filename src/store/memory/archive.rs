@@ -69,19 +69,11 @@ impl Inner {
             }
             ArchiveEvent::Closed(closed) => {
                 if let Some(&index) = self.by_id.get(&closed.id) {
-                    // The latest close wins (a conversation continued after it ended);
-                    // one written unless closed, only where none is.
+                    // The reference rule: the later visit's, the real over an inferred
+                    // one, the later of one kind (a conversation continued after it ended).
                     let kept = &mut self.conversations[index].closed;
-                    let wins = match kept {
-                        Some(_) if closed.unless_closed => false,
-                        Some(k) => k.ended_at < closed.ended_at,
-                        None => true,
-                    };
-                    if wins {
-                        *kept = Some(ConversationClosed {
-                            unless_closed: false,
-                            ..closed.clone()
-                        });
+                    if closed.replaces(kept.as_ref()) {
+                        *kept = Some(closed.clone());
                     }
                 }
             }

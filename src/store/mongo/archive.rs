@@ -153,12 +153,20 @@ impl MongoStore {
                 .iter()
                 .map(|c| {
                     let closed = bson::to_bson(&ClosedRecord::from(*c)).map_err(unavailable)?;
-                    // The latest close wins (a conversation continued after it ended closes
-                    // again); one written unless closed goes only where none is.
-                    let q = if c.unless_closed {
-                        doc! {"_id": &c.id, "closed": Bson::Null}
-                    } else {
-                        doc! {"_id": &c.id, "$or": [{"closed": Bson::Null}, {"closed.ended_at": {"$lt": c.ended_at}}]}
+                    // `ConversationClosed::replaces` as one match: the later visit's (a
+                    // conversation continued after it ended closes again), the real over an
+                    // inferred one, the later of one kind.
+                    let q = match c.inferred {
+                        Some(inferred) => doc! {"_id": &c.id, "$or": [
+                            {"closed": Bson::Null},
+                            {"closed.ended_at": {"$lt": inferred.visit_paired_at}},
+                            {"closed.inferred": {"$ne": Bson::Null}, "closed.ended_at": {"$lt": c.ended_at}},
+                        ]},
+                        None => doc! {"_id": &c.id, "$or": [
+                            {"closed": Bson::Null},
+                            {"closed.inferred": Bson::Null, "closed.ended_at": {"$lt": c.ended_at}},
+                            {"closed.inferred.visit_paired_at": {"$lte": c.ended_at}},
+                        ]},
                     };
                     Ok(doc! {"q": q, "u": {"$set": {"closed": closed}, "$currentDate": {TOUCHED: true}}})
                 })

@@ -84,9 +84,15 @@ impl HubState {
                     ended_at: now_ms(),
                     ended_by: Side::Customer,
                     reason: EndReason::Disconnect,
-                    unless_closed: false,
+                    inferred: None,
                 }));
-            self.conversation_resolved(&chat, None);
+            // A dead node's bot conversation: stored by its opening there, of which this
+            // node knows nothing more.
+            let opening = crate::conversations::OpeningKnown {
+                paired_at: now_ms(),
+                ..Default::default()
+            };
+            self.conversation_resolved(&chat, opening);
             let ended = ServerFrame::ConversationEnded {
                 chat_id: chat.clone(),
                 reason: rules::LOST_STAGE_END,

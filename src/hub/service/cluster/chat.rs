@@ -17,7 +17,7 @@ use crate::hub::cluster::link::{QueuedMessage, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use crate::hub::transcript::{Author, Stamped, Transcript, stamped};
 use crate::protocol::ServerFrame;
-use crate::store::{ArchiveEvent, ConversationClosed, EndReason, Side};
+use crate::store::{ArchiveEvent, ConversationClosed, EndReason, InferredClosing, Side};
 
 /// A chat's latest recorded lines a node writes back into its log after Redis lost its
 /// data: more than a chat has in flight at the moment of a loss (stamped, not yet read by
@@ -113,47 +113,49 @@ impl HubState {
     /// is written here, after the last read of its log, and its status resolved when it
     /// ended on purpose, as for a chat it still held.
     pub(in crate::hub::service) fn close_let_go(&mut self, chat: ChatId, ended_by: Side, reason: EndReason) {
-        let Some((id, last_seq)) = self.cluster.as_mut().and_then(|c| c.let_go.remove(&chat)) else {
+        let Some(kept) = self.cluster.as_mut().and_then(|c| c.let_go.remove(&chat)) else {
             return;
         };
         // Ended on purpose, it is done, as for a chat this node still held (`close_chat`).
         if reason == EndReason::Ended {
-            self.conversation_resolved(&id, None);
+            self.conversation_resolved(&kept.wire_id, kept.opening);
         }
         let closed = ConversationClosed {
-            id,
+            id: kept.wire_id,
             // When the end applied in Redis, not when this node replays it.
             ended_at: self.cluster_mut().stream_time(),
             ended_by,
             reason,
-            unless_closed: false,
+            inferred: None,
         };
-        self.closing_archive(chat, last_seq, closed, true);
+        self.closing_archive(chat, kept.last_seq, closed, true);
     }
 
     /// The chats this node let go of that a snapshot it loaded no longer runs: they ended
     /// in events it skipped, and it would never replay their end. Their closing is written
     /// here, dated by the snapshot (when it is known they had ended) and said as a
     /// disconnection, how they ended being lost with the events: so their conversations
-    /// stay open, as a chat whose customer went, not resolved. Only where no closing is
-    /// stored: the node that applied the end wrote the real one.
+    /// stay open, as a chat whose customer went, not resolved. As inferred: the node that
+    /// applied the end writes the real one, which replaces it whenever it comes.
     pub(in crate::hub::service) fn close_let_go_ended_unseen(&mut self) {
         let routing = &self.routing;
         let Some(ended) = self.cluster.as_mut().map(|c| c.let_go_not_in(routing)) else {
             return;
         };
         let ended_at = self.cluster_mut().stream_time();
-        for (chat, (id, last_seq)) in ended {
+        for (chat, kept) in ended {
             let closed = ConversationClosed {
-                id,
+                id: kept.wire_id,
                 ended_at,
                 ended_by: Side::System,
                 reason: EndReason::Disconnect,
-                // The node that applied the end (the reaper that inherited it) wrote the
-                // real closing, dated earlier: this one goes only where none is.
-                unless_closed: true,
+                // The node that applied the end (the reaper that inherited it) writes the
+                // real closing: this one closes this visit until it comes.
+                inferred: Some(InferredClosing {
+                    visit_paired_at: kept.opening.paired_at,
+                }),
             };
-            self.closing_archive(chat, last_seq, closed, true);
+            self.closing_archive(chat, kept.last_seq, closed, true);
         }
     }
 

@@ -112,12 +112,7 @@ impl HubState {
             .map(|info| info.queued_at)
             .or_else(|| cluster.and_then(|c| c.remote_queued_at(log.customer)))
             .unwrap_or(log.started_at);
-        let customer = self
-            .customers
-            .get(&log.customer)
-            .map(|info| info.profile.clone())
-            .or_else(|| cluster.map(|c| c.remote_profile(log.customer)))
-            .unwrap_or_default();
+        let customer = self.customer_profile(log.customer);
         let opened = ArchiveEvent::Opened(ConversationOpened {
             id: log.wire_id().to_string(),
             kind: ConversationKind::Service,

@@ -4,6 +4,8 @@
 //! reloaded from a snapshot or a restore.
 
 use super::super::HubState;
+use super::super::decisions::ChatClosing;
+use super::LetGoChat;
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party};
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient};
@@ -236,9 +238,9 @@ impl HubState {
     /// the skipped events ended them, and their end is never replayed here, nor their
     /// closing written elsewhere when both sides were here. Ended here as a disconnection
     /// (how they ended went with the events): their people here are told, the closing is
-    /// written, dated by the snapshot, where no closing is stored (a reaper that inherited
-    /// the chat and applied its end wrote the real one), and their conversations stay
-    /// open, as one whose customer went.
+    /// written, dated by the snapshot, as inferred (a reaper that inherited the chat and
+    /// applied its end writes the real one, which replaces it whenever it comes), and their
+    /// conversations stay open, as one whose customer went.
     fn end_chats_ended_unseen(&mut self) {
         let ended: Vec<(ChatId, CustomerId, AgentId)> = self
             .chats
@@ -251,16 +253,16 @@ impl HubState {
                 chat = chat.0,
                 "a chat this node holds ended in events it skipped: ended here as a disconnection"
             );
-            self.close_chat_as(
+            self.close_chat(ChatClosing {
                 chat,
                 customer,
-                Some(&agent),
-                From::System,
-                "customer_gone",
-                Side::System,
-                EndReason::Disconnect,
-                true,
-            );
+                agent: Some(&agent),
+                by: From::System,
+                reason: "customer_gone",
+                side: Side::System,
+                end: EndReason::Disconnect,
+                inferred: true,
+            });
         }
     }
 
@@ -294,18 +296,26 @@ impl HubState {
             }
             self.close_conn(conn, 1012, "this node is rejoining the cluster; reconnect");
         }
-        self.customers.clear();
-        self.tokens.clear();
-        self.agents.clear();
         // A chat that ended in Redis but not yet here has nobody else to archive its
-        // closing: kept to write it when the replica applies the end.
-        let let_go: Vec<(ChatId, (String, u64))> = self
+        // closing: kept to write it when the replica applies the end (with what this node
+        // knows of its opening, its customers not forgotten yet).
+        let let_go: Vec<(ChatId, LetGoChat)> = self
             .chats
             .iter()
             .filter(|(_, log)| log.archived_here)
-            .map(|(chat, log)| (*chat, (log.wire_id().to_string(), log.live.last_seq())))
+            .map(|(chat, log)| {
+                let kept = LetGoChat {
+                    wire_id: log.wire_id().to_string(),
+                    last_seq: log.live.last_seq(),
+                    opening: self.opening_known(log),
+                };
+                (*chat, kept)
+            })
             .collect();
         self.cluster_mut().let_go.extend(let_go);
+        self.customers.clear();
+        self.tokens.clear();
+        self.agents.clear();
         self.chats.clear();
         self.continuing.clear();
         self.chat_by_wire.clear();
