@@ -191,8 +191,6 @@ struct Archiving {
     unfolded: Mutex<Unfolded>,
     /// A background fold is scheduled and has not started: no need for another.
     fold_scheduled: AtomicBool,
-    /// Woken whenever the background thread ends a job.
-    background_done: tokio::sync::Notify,
 }
 
 /// Events held before they are folded into redb: bounds the memory they take (~1.2 MB of
@@ -201,26 +199,6 @@ struct Archiving {
 /// of 1,000 took the hub's CPU at 30k msg/s over 500 chats from 94 to 76 % with blocks
 /// (medians of three runs in one sitting, bench/README.md).
 const FOLD_EVENTS: usize = 4_000;
-
-/// A/B switches of the bench (temporary): read once from the environment.
-pub(crate) mod bench_switch {
-    use std::sync::OnceLock;
-    fn var(name: &str) -> Option<u64> {
-        std::env::var(name).ok().and_then(|v| v.parse().ok())
-    }
-    pub fn fold_events() -> usize {
-        static V: OnceLock<usize> = OnceLock::new();
-        *V.get_or_init(|| var("SWITCHBOARD_BENCH_FOLD_EVENTS").map_or(super::FOLD_EVENTS, |v| v as usize))
-    }
-    pub fn handover_ms() -> u64 {
-        static V: OnceLock<u64> = OnceLock::new();
-        *V.get_or_init(|| var("SWITCHBOARD_BENCH_FOLD_HANDOVER_MS").unwrap_or(0))
-    }
-    pub fn fold_idle() -> bool {
-        static V: OnceLock<bool> = OnceLock::new();
-        *V.get_or_init(|| var("SWITCHBOARD_BENCH_FOLD_IDLE") == Some(1))
-    }
-}
 
 /// Batches appended and not yet folded, as the journal wrote them.
 #[derive(Default)]
@@ -490,7 +468,6 @@ impl EmbeddedStore {
                 folding: Mutex::new(()),
                 unfolded: Mutex::new(Unfolded::default()),
                 fold_scheduled: AtomicBool::new(false),
-                background_done: tokio::sync::Notify::new(),
             });
             let background = background::Background::start(db.clone(), archiving.clone())
                 .map_err(|e| unavailable(format!("cannot start the archive's fold thread: {e}")))?;
@@ -559,16 +536,6 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&Database) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let wait = bench_switch::handover_ms();
-        if wait > 0 && lock(&self.archiving.unfolded).events > 0 {
-            let done = self.archiving.background_done.notified();
-            tokio::pin!(done);
-            done.as_mut().enable();
-            if !self.archiving.fold_scheduled.swap(true, Ordering::Relaxed) {
-                self.background.send(background::Job::Fold, &self.db, &self.archiving);
-            }
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(wait), done).await;
-        }
         let (db, archiving) = (self.db.clone(), self.archiving.clone());
         blocking(move || {
             archiving.fold(&db)?;

@@ -77,19 +77,8 @@ impl Drop for Background {
 
 fn run(db: &Database, archiving: &Archiving, jobs: Receiver<Job>) {
     crate::niced::lower_this_thread(FOLD_NICE, "archive's fold thread");
-    if super::bench_switch::fold_idle() {
-        #[cfg(target_os = "linux")]
-        // SAFETY: a plain system call on this thread (pid 0), the parameter on the stack.
-        unsafe {
-            let param = libc::sched_param { sched_priority: 0 };
-            if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
-                tracing::warn!(error = %std::io::Error::last_os_error(), "SCHED_IDLE refused");
-            }
-        }
-    }
     while let Ok(job) = jobs.recv() {
         perform(job, db, archiving);
-        archiving.background_done.notify_waiters();
     }
 }
 
