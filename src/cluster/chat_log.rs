@@ -509,38 +509,34 @@ mod tests {
         }
     }
 
-    /// What a reader at `last` takes of a read (`LogRead::in_order`), as the hub does.
-    fn taken(read: LogRead, mut last: u64) -> Vec<u64> {
-        let mut taken = vec![];
-        for (floor, line) in read.in_order() {
-            last = last.max(floor.unwrap_or(0));
-            if line.seq == last + 1 {
-                last = line.seq;
-                taken.push(line.seq);
-            }
-        }
-        taken
-    }
-
     #[test]
-    fn a_reader_steps_over_each_hole_of_a_log_and_takes_every_line_around_it() {
+    fn a_read_steps_over_each_hole_of_a_log_once_its_claims_are_in() {
         let read = |seqs: &[u64], after: u64, restoring: bool| {
-            sorted_after(seqs.iter().rev().map(|s| at(*s)).collect(), after, restoring)
+            let read = sorted_after(seqs.iter().rev().map(|s| at(*s)).collect(), after, restoring);
+            read.in_order()
+                .map(|(floor, line)| (floor, line.seq))
+                .collect::<Vec<_>>()
         };
-        assert_eq!(taken(read(&[], 0, false), 0), Vec::<u64>::new());
-        assert_eq!(taken(read(&[4], 0, false), 0), [4], "below the log: in no log");
-        assert_eq!(taken(read(&[3, 4, 5], 0, false), 0), [3, 4, 5]);
-        // A claim wrote back older lines than another's: the hole between is in no log,
-        // and the lines on either side are taken.
-        assert_eq!(taken(read(&[1, 2, 6, 7, 8], 0, false), 0), [1, 2, 6, 7, 8]);
-        // After the claims: 1..7 and 9..24 in the log, a reader at 4 takes 5..7 and 9..24.
+        assert_eq!(read(&[], 0, false), []);
+        assert_eq!(read(&[4], 0, false), [(Some(3), 4)], "below the log: in no log");
+        assert_eq!(read(&[3, 4, 5], 0, false), [(Some(2), 3), (Some(3), 4), (Some(4), 5)]);
+        // A claim wrote back older lines than another's: the hole between (3..5) is in no
+        // log, and the lines on either side are read.
+        assert_eq!(
+            read(&[1, 2, 6, 7], 0, false),
+            [(Some(0), 1), (Some(1), 2), (Some(5), 6), (Some(6), 7)]
+        );
+        // After the claims, with 1..7 and 9..24 in the log, a read after 4: 5..7 (nothing
+        // to step over), then 9 past the hole at 8, then 10..24.
         let log: Vec<u64> = (1..=7).chain(9..=24).collect();
-        let expected: Vec<u64> = (5..=7).chain(9..=24).collect();
-        assert_eq!(taken(read(&log, 4, false), 4), expected);
-        // While the claims are coming nothing is skipped: the reader stops at the hole.
-        assert_eq!(taken(read(&log, 4, true), 4), [5, 6, 7]);
-        assert_eq!(taken(read(&log, 8, true), 8), (9..=24).collect::<Vec<_>>());
-        assert_eq!(taken(read(&log, 9, true), 9), (10..=24).collect::<Vec<_>>());
+        let after_four = read(&log, 4, false);
+        assert_eq!(
+            after_four.iter().map(|(_, seq)| *seq).collect::<Vec<_>>(),
+            (5..=7).chain(9..=24).collect::<Vec<_>>()
+        );
+        assert!(after_four.iter().all(|(floor, seq)| *floor == Some(seq - 1)));
+        // While the claims are coming nothing is stepped over.
+        assert!(read(&log, 4, true).iter().all(|(floor, _)| floor.is_none()));
     }
 
     #[test]

@@ -194,7 +194,14 @@ impl HubState {
             let_go,
             after_claims: AfterClaims::NotNeeded,
         };
-        if self.call(RouterCall::ClosingRead { chat, after: last_seq }) {
+        self.read_before_closing(chat, entry);
+    }
+
+    /// Has the router read the ended chat's log after what `entry` recorded; its closing
+    /// waits for the read (`chat_closing_lines`).
+    fn read_before_closing(&mut self, chat: ChatId, entry: ClosingArchive) {
+        let after = entry.transcript.last_seq();
+        if self.call(RouterCall::ClosingRead { chat, after }) {
             self.cluster_mut().closing.insert(chat, entry);
         } else {
             tracing::warn!(
@@ -232,16 +239,7 @@ impl HubState {
     /// Reads an ended chat's log once more, every claim being in, before its closing.
     fn read_closing_again(&mut self, chat: ChatId, mut entry: ClosingArchive) {
         entry.after_claims = AfterClaims::ReadAgain;
-        let after = entry.transcript.last_seq();
-        if self.call(RouterCall::ClosingRead { chat, after }) {
-            self.cluster_mut().closing.insert(chat, entry);
-        } else {
-            tracing::warn!(
-                chat = chat.0,
-                "the router's queue is full: an ended chat is archived as recorded"
-            );
-            self.push_closing_of(entry);
-        }
+        self.read_before_closing(chat, entry);
     }
 
     /// Every node that took part in the restore after Redis lost its data claimed its
