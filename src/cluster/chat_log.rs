@@ -420,23 +420,35 @@ pub async fn publish_buddy_typing(
 /// What a read of a chat's log found.
 #[derive(Debug, Default)]
 pub struct LogRead {
-    /// Its messages with a seq above the read's `after`, in seq order.
+    /// Its messages with a seq above the read's `after`, in seq order, each once.
     pub lines: Vec<ChatLine>,
-    /// Where the log's gapless run of messages up to its newest starts, if it holds any.
-    /// The script stamps and appends together, so the log is gapless from its first
-    /// message, and what a node lacks below it is in no log any more: trimmed past the
-    /// bound, or lost with Redis's data. (After such a loss the nodes' claims write the
-    /// lines they hold back, each its own in turn, so the log is sorted here, and a claim
-    /// holding older lines than another's leaves a hole: the run after it counts.)
-    pub first: Option<u64>,
     /// The chat is restored after Redis lost its data and a side's node has not claimed it
-    /// yet (`{sb}:chat-pending:<chat>`): its claim may still write back lines below
-    /// `first`, so nothing is to be skipped for now (every node reads again once every
+    /// yet (`{sb}:chat-pending:<chat>`): its claim may still write back lines into a hole
+    /// of the log, so nothing is to be skipped for now (every node reads again once every
     /// claim is in).
     pub restoring: bool,
 }
 
-/// The messages of `chat`'s log with a seq above `after`, in seq order, and where the log starts.
+impl LogRead {
+    /// The read's lines in seq order, each with the seq a reader may go on after before
+    /// taking it (`Some(seq - 1)`; `None` while [`restoring`](Self::restoring)). Every
+    /// line the log holds above the read's `after` is in the read, so a seq the read lacks
+    /// below one of its lines is in no log any more: below its first line, trimmed past
+    /// the bound or lost with Redis's data; between two of its lines, a hole the nodes'
+    /// claims left after that loss (each writes back its own lines, and one holding older
+    /// lines than another's leaves one), which nothing fills once every claim is in. A
+    /// reader steps over each hole and takes every line around it: one at 4 of a log
+    /// holding 1..7 and 9..24 takes 5..7, skips 8, and takes 9..24.
+    pub fn in_order(self) -> impl Iterator<Item = (Option<u64>, ChatLine)> {
+        let settled = !self.restoring;
+        self.lines
+            .into_iter()
+            .map(move |line| (settled.then(|| line.seq.saturating_sub(1)), line))
+    }
+}
+
+/// The messages of `chat`'s log with a seq above `after`, in seq order, and whether its
+/// claims are still coming.
 pub async fn read_after(
     conn: &mut ConnectionManager,
     chat: ChatId,
@@ -467,27 +479,16 @@ pub async fn read_after(
         .ok_or_else(|| MalformedReply(format!("chat log entry {}", entry.id)))?;
         all.push(parsed);
     }
-    all.sort_by_key(|line| line.seq);
-    all.dedup_by_key(|line| line.seq);
-    let first = run_to_newest(&all);
-    Ok(LogRead {
-        first,
-        restoring,
-        lines: all.into_iter().filter(|line| line.seq > after).collect(),
-    })
+    Ok(sorted_after(all, after, restoring))
 }
 
-/// The first seq of the gapless run that ends with the newest of `lines` (sorted by seq,
-/// each once).
-fn run_to_newest(lines: &[ChatLine]) -> Option<u64> {
-    let mut first = lines.last()?.seq;
-    for line in lines.iter().rev().skip(1) {
-        if line.seq + 1 != first {
-            break;
-        }
-        first = line.seq;
-    }
-    Some(first)
+/// The lines of a log (written back in turn after a restore: in seq order only per claim)
+/// above `after`, sorted, each seq once.
+fn sorted_after(mut all: Vec<ChatLine>, after: u64, restoring: bool) -> LogRead {
+    all.retain(|line| line.seq > after);
+    all.sort_by_key(|line| line.seq);
+    all.dedup_by_key(|line| line.seq);
+    LogRead { lines: all, restoring }
 }
 
 #[cfg(test)]
@@ -509,13 +510,33 @@ mod tests {
     }
 
     #[test]
-    fn a_log_read_starts_at_the_run_that_reaches_its_newest_line() {
-        let seqs = |seqs: &[u64]| seqs.iter().map(|s| at(*s)).collect::<Vec<_>>();
-        assert_eq!(run_to_newest(&[]), None);
-        assert_eq!(run_to_newest(&seqs(&[4])), Some(4));
-        assert_eq!(run_to_newest(&seqs(&[3, 4, 5])), Some(3));
-        // A claim wrote back older lines than another's: the hole between is in no log.
-        assert_eq!(run_to_newest(&seqs(&[1, 2, 6, 7, 8])), Some(6));
+    fn a_read_steps_over_each_hole_of_a_log_once_its_claims_are_in() {
+        let read = |seqs: &[u64], after: u64, restoring: bool| {
+            let read = sorted_after(seqs.iter().rev().map(|s| at(*s)).collect(), after, restoring);
+            read.in_order()
+                .map(|(floor, line)| (floor, line.seq))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(read(&[], 0, false), []);
+        assert_eq!(read(&[4], 0, false), [(Some(3), 4)], "below the log: in no log");
+        assert_eq!(read(&[3, 4, 5], 0, false), [(Some(2), 3), (Some(3), 4), (Some(4), 5)]);
+        // A claim wrote back older lines than another's: the hole between (3..5) is in no
+        // log, and the lines on either side are read.
+        assert_eq!(
+            read(&[1, 2, 6, 7], 0, false),
+            [(Some(0), 1), (Some(1), 2), (Some(5), 6), (Some(6), 7)]
+        );
+        // After the claims, with 1..7 and 9..24 in the log, a read after 4: 5..7 (nothing
+        // to step over), then 9 past the hole at 8, then 10..24.
+        let log: Vec<u64> = (1..=7).chain(9..=24).collect();
+        let after_four = read(&log, 4, false);
+        assert_eq!(
+            after_four.iter().map(|(_, seq)| *seq).collect::<Vec<_>>(),
+            (5..=7).chain(9..=24).collect::<Vec<_>>()
+        );
+        assert!(after_four.iter().all(|(floor, seq)| *floor == Some(seq - 1)));
+        // While the claims are coming nothing is stepped over.
+        assert!(read(&log, 4, true).iter().all(|(floor, _)| floor.is_none()));
     }
 
     #[test]

@@ -12,5 +12,7 @@ mod outbox;
 mod own_calls;
 /// Redis restarted empty: the router's and follower's part in re-asserting.
 mod reassert;
+/// Every chat's log read again, outside the router's queue.
+pub(crate) mod rereads;
 /// What the link's tasks share.
 mod tasks;

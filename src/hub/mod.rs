@@ -505,13 +505,16 @@ pub(crate) enum Command {
     /// seqs, and the lines it holds written back to their logs), or the claim window is
     /// over: this node reads their logs for the lines only another node had.
     EveryClaimIn,
-    /// Stamped chat messages: this node's own (the script's reply), a peer node's (pub/sub)
-    /// or read from a chat's log (`filled`: the chat whose gap fill this answers).
+    /// Stamped chat messages: this node's own (the script's reply) or a peer node's (pub/sub).
     ChatLines {
         lines: Vec<crate::cluster::chat_log::ChatLine>,
-        filled: Option<crate::core::routing::ChatId>,
-        /// A fill's: the seq the chat's log starts at (`chat_log::LogRead::first`).
-        log_from: Option<u64>,
+    },
+    /// A read of `chat`'s log after a seq this node had recorded (`RouterCall::Fill`, or
+    /// every chat read again: `hub::cluster::rereads`): a gap's lines, stepping over what
+    /// no log holds any more (`chat_log::LogRead::in_order`).
+    ChatLogRead {
+        chat: crate::core::routing::ChatId,
+        read: crate::cluster::chat_log::LogRead,
     },
     /// This node's chat message that its sender sent again (same client id and text) and
     /// Redis had stamped before: `line` is the first sending's (its seq, id and time), `sent`
@@ -524,9 +527,7 @@ pub(crate) enum Command {
     /// the archiving node had not recorded go to the archive, then the closing.
     ChatClosingLines {
         chat: crate::core::routing::ChatId,
-        lines: Vec<crate::cluster::chat_log::ChatLine>,
-        /// The seq the chat's log starts at (`chat_log::LogRead::first`).
-        log_from: Option<u64>,
+        read: crate::cluster::chat_log::LogRead,
     },
     /// A buddy chat message this node sent, stamped in its chat's log; `conn` sent it.
     BuddyStamped {

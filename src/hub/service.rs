@@ -587,14 +587,11 @@ impl HubState {
                 self.restore_loaded(*snapshot);
                 self.buddy_lines_restored();
             }
-            Command::EveryClaimIn => self.chat_resync(),
-            Command::ChatLines {
-                lines,
-                filled,
-                log_from,
-            } => self.chat_lines(lines, filled, log_from),
+            Command::EveryClaimIn => self.every_claim_in(),
+            Command::ChatLines { lines } => self.chat_lines(lines),
+            Command::ChatLogRead { chat, read } => self.chat_log_read(chat, read),
             Command::ChatSentAgain { sent, line } => self.chat_sent_again(&sent, line),
-            Command::ChatClosingLines { chat, lines, log_from } => self.chat_closing_lines(chat, lines, log_from),
+            Command::ChatClosingLines { chat, read } => self.chat_closing_lines(chat, read),
             Command::ChatSignal(signal) => self.chat_signal(signal),
             Command::ChatResync => self.chat_resync(),
             Command::TokenFound {

@@ -16,6 +16,7 @@ use axum::extract::ws::Utf8Bytes;
 use uuid::Uuid;
 
 use crate::clock::now_ms;
+use crate::cluster::chat_log::{ChatLine, LogRead};
 use crate::protocol::{self, AttachmentMeta, ChatMessage, From, MessageRef};
 use crate::store::{ArchiveEvent, ArchivedMessage, Side, Via};
 
@@ -223,6 +224,31 @@ impl Transcript {
     /// so this node can never record them; the kept ones stay.
     pub fn skip_to(&mut self, seq: u64) {
         self.seq = self.seq.max(seq);
+    }
+
+    /// Records the lines of a read of a chat's log (`wire_id` on the wire) that come next,
+    /// in seq order, stepping over what no log holds any more (`LogRead::in_order`): each
+    /// with what recording it made.
+    pub fn take_read(&mut self, wire_id: &str, read: LogRead) -> Vec<(Stamped, ChatLine)> {
+        let mut taken = vec![];
+        for (floor, line) in read.in_order() {
+            if let Some(floor) = floor {
+                self.skip_to(floor);
+            }
+            if line.seq != self.seq + 1 {
+                continue; // recorded already (or, while its claims are coming, past a hole)
+            }
+            let stamp = stamped(
+                wire_id,
+                line.seq,
+                (&line.id, line.at),
+                Author::of(line.from, line.via),
+                (line.text.clone(), line.attachments()),
+                line.client_id.as_deref(),
+            );
+            taken.push((self.record_stamped(line.seq, stamp), line));
+        }
+        taken
     }
 
     /// Records message `seq` as it was stamped ([`stamped`]: in a cluster the chat's log in

@@ -269,14 +269,20 @@ fn held(chat: ChatId, seq: u64, from: Party) -> chat_log::ChatLine {
     }
 }
 
+/// A customer chatting with Ann, restored by "n0" (the longer replica) with "n1" offering
+/// too: the customer, their chat, and the two nodes' incarnations.
+async fn chatting_restored(conn: &mut ConnectionManager) -> (CustomerId, ChatId, [u64; 2]) {
+    let (mut core, mut out) = ann_in_sales();
+    let chatting = core.join(&cat("sales"), &mut out).unwrap();
+    let chat = first_paired(&out);
+    let incarnations = restored_by_the_first(conn, &core, &[("n0", "9-0"), ("n1", "8-0")]).await;
+    (chatting, chat, [incarnations[0], incarnations[1]])
+}
+
 #[test]
 fn the_claims_write_back_the_lines_their_nodes_hold_each_seq_once_in_order() {
     with_redis(|mut conn| async move {
-        let (mut core, mut out) = ann_in_sales();
-        let chatting = core.join(&cat("sales"), &mut out).unwrap();
-        let chat = first_paired(&out);
-        let incarnations = restored_by_the_first(&mut conn, &core, &[("n0", "9-0"), ("n1", "8-0")]).await;
-        let (n0, n1) = (incarnations[0], incarnations[1]);
+        let (chatting, chat, [n0, n1]) = chatting_restored(&mut conn).await;
 
         // n1 (the agent's node) holds lines 5-7; n0 (the customer's) holds 6-8: the
         // customer's 8 was stamped and acknowledged there, and never reached n1.
@@ -300,19 +306,19 @@ fn the_claims_write_back_the_lines_their_nodes_hold_each_seq_once_in_order() {
             .unwrap();
         let early = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
         assert!(early.restoring, "a side is still to claim the chat");
-        assert_eq!(early.first, Some(5));
+        assert_eq!(seqs_of(&early), [5, 6, 7]);
         restore::claim(&mut conn, "n0", n0, &claims_of(Party::Customer, &[6, 7, 8], 8), WINDOW)
             .await
             .unwrap();
-        let read = chat_log::read_after(&mut conn, chat, 6).await.unwrap();
-        assert!(!read.restoring);
+        let whole = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
         assert_eq!(
-            read.first,
-            Some(5),
+            seqs_of(&whole),
+            [5, 6, 7, 8],
             "the log runs gapless from the lowest line written back"
         );
-        let seqs: Vec<u64> = read.lines.iter().map(|l| l.seq).collect();
-        assert_eq!(seqs, [7, 8], "each seq once, in seq order");
+        let read = chat_log::read_after(&mut conn, chat, 6).await.unwrap();
+        assert!(!read.restoring);
+        assert_eq!(seqs_of(&read), [7, 8], "each seq once, in seq order");
         assert_eq!(read.lines[1], held(chat, 8, Party::Customer), "as it was stamped");
 
         // The chat goes on after them; a claim past the pending mark writes nothing back.
@@ -327,6 +333,75 @@ fn the_claims_write_back_the_lines_their_nodes_hold_each_seq_once_in_order() {
         let read = chat_log::read_after(&mut conn, chat, 0).await.unwrap();
         let seqs: Vec<u64> = read.lines.iter().map(|l| l.seq).collect();
         assert_eq!(seqs, [5, 6, 7, 8, 9]);
+    });
+}
+
+/// The claim of the node holding `customer`, in `chat` recorded up to `last`, writing back `lines`.
+fn customers_claim(
+    customer: CustomerId,
+    chat: ChatId,
+    last: u64,
+    lines: impl IntoIterator<Item = chat_log::ChatLine>,
+) -> Claims {
+    Claims {
+        customers: vec![customer],
+        chats: vec![(chat, Party::Customer, last)],
+        lines: lines.into_iter().collect(),
+        ..Claims::default()
+    }
+}
+
+/// The claim of the node holding the agent "ann", in `chat` recorded up to `last`, writing
+/// back `lines`.
+fn anns_claim(chat: ChatId, last: u64, lines: impl IntoIterator<Item = chat_log::ChatLine>) -> Claims {
+    Claims {
+        agents: vec![agent("ann")],
+        chats: vec![(chat, Party::Agent, last)],
+        lines: lines.into_iter().collect(),
+        ..Claims::default()
+    }
+}
+
+fn seqs_of(read: &chat_log::LogRead) -> Vec<u64> {
+    read.lines.iter().map(|l| l.seq).collect()
+}
+
+/// What a node that recorded up to `last` takes of `read`, as the hub does
+/// (`LogRead::in_order`): each line next in seq order, after stepping over what no log holds.
+fn taken(read: chat_log::LogRead, mut last: u64) -> Vec<u64> {
+    let mut taken = vec![];
+    for (floor, line) in read.in_order() {
+        last = last.max(floor.unwrap_or(0));
+        if line.seq == last + 1 {
+            last = line.seq;
+            taken.push(line.seq);
+        }
+    }
+    taken
+}
+
+/// The customer's node writes back lines 1..7, the agent's 9..24 (line 8 held by neither:
+/// a hole the claims leave). A node at 4 reading the log once both claims are in takes
+/// 5..7 and 9..24, skipping only the hole; while the agent's claim is still to come it
+/// takes 5..7 and stops at the hole (that claim may write it back). Before, a read said
+/// where the log's run to its newest line starts (9), and a node at 4 went on after 8,
+/// skipping 5..7 too, which the log held.
+#[test]
+fn a_node_below_a_hole_of_a_restored_log_takes_every_line_around_it() {
+    with_redis(|mut conn| async move {
+        let (chatting, chat, [n0, n1]) = chatting_restored(&mut conn).await;
+        let customers_node = customers_claim(chatting, chat, 7, (1..=7).map(|seq| held(chat, seq, Party::Customer)));
+        restore::claim(&mut conn, "n0", n0, &customers_node, WINDOW)
+            .await
+            .unwrap();
+        let early = chat_log::read_after(&mut conn, chat, 4).await.unwrap();
+        assert!(early.restoring);
+        assert_eq!(taken(early, 4), [5, 6, 7]);
+        let agents_node = anns_claim(chat, 24, (9..=24).map(|seq| held(chat, seq, Party::Agent)));
+        restore::claim(&mut conn, "n1", n1, &agents_node, WINDOW).await.unwrap();
+        let read = chat_log::read_after(&mut conn, chat, 4).await.unwrap();
+        assert!(!read.restoring);
+        assert_eq!(taken(read, 4), (5..=7).chain(9..=24).collect::<Vec<_>>());
     });
 }
 
@@ -349,22 +424,13 @@ fn a_line_written_back_past_a_gap_is_never_stamped_over() {
         let incarnations = restored_by_the_first(&mut conn, &core, &[("n0", "9-0"), ("n1", "8-0")]).await;
         let (n0, n1) = (incarnations[0], incarnations[1]);
 
-        let agents_node = Claims {
-            agents: vec![agent("ann")],
-            chats: vec![(chat, Party::Agent, 5)],
-            lines: [1, 2, 3, 4, 5, 7]
-                .iter()
-                .map(|seq| held(chat, *seq, if *seq == 7 { Party::Agent } else { Party::Customer }))
-                .collect(),
-            ..Claims::default()
-        };
+        let agents_node = anns_claim(
+            chat,
+            5,
+            [1, 2, 3, 4, 5, 7].map(|seq| held(chat, seq, if seq == 7 { Party::Agent } else { Party::Customer })),
+        );
         restore::claim(&mut conn, "n1", n1, &agents_node, WINDOW).await.unwrap();
-        let customers_node = Claims {
-            customers: vec![chatting],
-            chats: vec![(chat, Party::Customer, 6)],
-            lines: (1..=6).map(|seq| held(chat, seq, Party::Customer)).collect(),
-            ..Claims::default()
-        };
+        let customers_node = customers_claim(chatting, chat, 6, (1..=6).map(|seq| held(chat, seq, Party::Customer)));
         restore::claim(&mut conn, "n0", n0, &customers_node, WINDOW)
             .await
             .unwrap();

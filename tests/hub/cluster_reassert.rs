@@ -716,3 +716,63 @@ async fn a_customers_line_the_agents_node_missed_before_redis_came_back_empty_re
     );
     exchange(&mut ann, &mut carla, &chat, "four", 4).await;
 }
+
+/// As above, for more chats than the agents' node's queue of calls to Redis holds (a test
+/// capacity of 8, `SWITCHBOARD_TEST_ROUTER_BUFFER`, for the 8,192 a node holding 20,000
+/// chats would overrun): 20 chats, each with a customer's acknowledged line the agents'
+/// node dropped before Redis came back EMPTY. Every agent still gets their customer's line,
+/// with nothing sent after it: the node reads every chat's log again once every claim is
+/// in, outside that queue. Before, it queued one read per chat there and dropped each read
+/// past the queue's capacity: those agents got the line only with their chat's next one.
+#[tokio::test]
+async fn every_chat_of_a_node_with_more_chats_than_its_queue_holds_gets_its_missed_line_after_an_empty_redis() {
+    use crate::cluster_fixture::{Process, process_and_nodes};
+    use crate::common::Endpoint;
+    const CHATS: usize = 20;
+    let hook = [
+        ("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL", "beta"),
+        ("SWITCHBOARD_TEST_ROUTER_BUFFER", "8"),
+    ];
+    let (_beta, bind, [alpha], mut servers) = process_and_nodes(
+        "cluster-reassert-many-missed-lines",
+        Process::named("beta").env(&hook),
+        ["alpha"],
+        lease_of(1_000),
+    )
+    .await;
+    let beta = Endpoint::at(&bind);
+    let mut pairs = vec![];
+    for n in 0..CHATS {
+        let token = alpha.agent_account(&format!("ann{n}"), &["general"], 1).await;
+        let mut agent = Ws::agent(&beta, &token).await;
+        until_taken(
+            &mut agent,
+            json!({"type": "set_available", "available": true}),
+            "profile",
+        )
+        .await;
+        let mut customer = alpha.customer(&format!("Carla {n}"), "general").await;
+        let chat = started(&mut customer).await;
+        assert_eq!(started(&mut agent).await, chat);
+        // The agent's line is recorded on beta from its stamp's reply; the customer's
+        // answer is published to beta, which drops it.
+        exchange(&mut agent, &mut customer, &chat, &format!("hello {n}"), 1).await;
+        let one = json!({"type": "message", "chat_id": chat, "text": format!("one {n}"), "client_id": "one"});
+        assert_eq!(until_taken(&mut customer, one, "ack").await["seq"], 2);
+        pairs.push((agent, customer, chat));
+    }
+
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+    healthy(&alpha, "alpha").await;
+
+    for (n, (agent, _customer, chat)) in pairs.iter_mut().enumerate() {
+        let line = agent
+            .next_matching_within(Duration::from_secs(30), |f| f["type"] == "message")
+            .await;
+        assert_eq!(
+            (line["chat_id"].as_str(), line["seq"].as_u64(), line["text"].as_str()),
+            (Some(chat.as_str()), Some(2), Some(format!("one {n}").as_str())),
+            "{line}"
+        );
+    }
+}

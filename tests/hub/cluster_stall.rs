@@ -1327,12 +1327,8 @@ async fn a_chat_its_reaper_closed_is_not_closed_again_by_the_woken_node_past_a_t
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
-    stage.cluster.wait_for_the_reap(STALLED_NODE).await;
+    let closed = ended_by_the_agent_while_stalled(&mut stage, &chat).await;
     let reaper = stage.cluster.reaper_of(STALLED_NODE).await;
-    next_about(&mut stage.agent, "peer_away", &chat).await;
-    stage.agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
-    let closed = archived_closed(&stage, &chat).await;
     // An event after the end: the snapshot the woken node loads ends past it.
     stage
         .agent
@@ -1340,22 +1336,9 @@ async fn a_chat_its_reaper_closed_is_not_closed_again_by_the_woken_node_past_a_t
         .await;
     stage.agent.next_matching_within(WAIT, |f| f["type"] == "profile").await;
     assert!(stage.cluster.trim_routing_events().await > 0);
-    stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
-    let deadline = Instant::now() + WAIT;
-    while stage
-        .cluster
-        .incarnation(STALLED_NODE)
-        .await
-        .is_none_or(|after| after <= before)
-    {
-        assert!(Instant::now() < deadline, "the woken node never registered again");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // The woken node loads its snapshot within a moment, and its archive writes within
     // another: the closing must still be the reaper's.
-    let settle = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < settle {
-        let (_, now) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
+    woken_leaves_the_closing_be(&mut stage, before, &chat, |now, logs| {
         assert_eq!(
             (&now["ended_at"], &now["ended_by"], &now["reason"], &now["status"]),
             (
@@ -1365,10 +1348,10 @@ async fn a_chat_its_reaper_closed_is_not_closed_again_by_the_woken_node_past_a_t
                 &closed["status"]
             ),
             "the closing the reaper ({reaper:?}) wrote was overwritten by the woken node's\n{}",
-            stage.cluster.logs()
+            logs()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     drop(carla);
 }
 
@@ -1383,12 +1366,36 @@ async fn a_chat_paired_just_before_its_node_stalled_and_ended_by_the_agent_stays
     let mut stage = stage("stall-paired-resolved", LEASE_MS).await;
     let (carla, _token, chat) = paired_with_the_agent_available(&mut stage).await;
     let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
+    let closed = ended_by_the_agent_while_stalled(&mut stage, &chat).await;
+    assert_eq!(closed["status"], "resolved", "{closed}");
+    woken_leaves_the_closing_be(&mut stage, before, &chat, |now, logs| {
+        assert_eq!(now["status"], "resolved", "the agent ended it: {now}\n{}", logs());
+    })
+    .await;
+    drop(carla);
+}
+
+/// [`STALLED_NODE`], which holds Carla (in `chat` with the agent on [`AGENTS_NODE`]), is
+/// stopped and reaped; the agent, told she is away, ends the chat: the conversation as
+/// its reaper closed it.
+async fn ended_by_the_agent_while_stalled(stage: &mut Stage, chat: &str) -> Value {
     stage.cluster.signal(STALLED_NODE, libc::SIGSTOP);
     stage.cluster.wait_for_the_reap(STALLED_NODE).await;
-    next_about(&mut stage.agent, "peer_away", &chat).await;
+    next_about(&mut stage.agent, "peer_away", chat).await;
     stage.agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
-    let closed = archived_closed(&stage, &chat).await;
-    assert_eq!(closed["status"], "resolved", "{closed}");
+    archived_closed(stage, chat).await
+}
+
+/// [`STALLED_NODE`] (registered under incarnation `before` when stopped) is woken and
+/// registers again; `check` then holds of the conversation `chat` as stored (given the
+/// nodes' logs to show), read again and again for ten seconds (the node's archive writes
+/// within them).
+async fn woken_leaves_the_closing_be(
+    stage: &mut Stage,
+    before: u64,
+    chat: &str,
+    check: impl Fn(&Value, &dyn Fn() -> String),
+) {
     stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
     let deadline = Instant::now() + WAIT;
     while stage
@@ -1403,13 +1410,7 @@ async fn a_chat_paired_just_before_its_node_stalled_and_ended_by_the_agent_stays
     let settle = Instant::now() + Duration::from_secs(10);
     while Instant::now() < settle {
         let (_, now) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
-        assert_eq!(
-            now["status"],
-            "resolved",
-            "the agent ended it: {now}\n{}",
-            stage.cluster.logs()
-        );
+        check(&now, &|| stage.cluster.logs());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    drop(carla);
 }

@@ -289,17 +289,7 @@ impl Listener for NodeChannel {
                     "test hook: a chat line dropped as if lost with a cut"
                 );
             }
-            Some(NodeMessage::Line(line)) => {
-                tell(
-                    &self.hub,
-                    Command::ChatLines {
-                        lines: vec![line],
-                        filled: None,
-                        log_from: None,
-                    },
-                )
-                .await
-            }
+            Some(NodeMessage::Line(line)) => tell(&self.hub, Command::ChatLines { lines: vec![line] }).await,
             Some(signal) => tell(&self.hub, Command::ChatSignal(signal)).await,
             None => tracing::warn!("ignored a malformed message on this node's chat channel"),
         }

@@ -28,6 +28,7 @@ use super::own_calls::OwnCalls;
 pub(crate) use super::reassert::Periods;
 pub(crate) use super::reassert::Reassert;
 use super::reassert::{Rejoin, after_every_claim, reassert_here, rejoined};
+use super::rereads::{REREAD_BATCH, Rereads};
 use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
 use crate::cluster::buddy_chat_log;
 use crate::cluster::buddy_line::BuddyLine;
@@ -40,12 +41,13 @@ use crate::cluster::resume_tokens;
 use crate::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party, RoutingError};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::hub::transcript::{Author, Transcript, stamped};
+use crate::hub::transcript::Transcript;
 use crate::hub::{Command, RefusedCall};
 
 /// Calls waiting for the router at most: one Redis round trip each, so a full channel
 /// means Redis is slow or away; the hub then refuses with `cluster_unavailable` rather
-/// than queueing without bound.
+/// than queueing without bound. (Every chat's log read again goes outside it:
+/// `rereads`.)
 pub(crate) const ROUTER_BUFFER: usize = 8_192;
 /// Customers' joins sent together at most: a burst's joins queued behind the first go
 /// with it (30 of ~75 µs of Redis each: ~2 ms, far within a call's 1 s timeout; and a list
@@ -150,6 +152,8 @@ pub(crate) struct Link {
     /// learnt of a fence, so nothing a fenced node believed is acted on under its new
     /// incarnation.
     pub calls: mpsc::Sender<(u64, RouterCall)>,
+    /// Chats whose logs the router reads again, a batch at a time between its calls.
+    pub rereads: Arc<Rereads>,
 }
 
 /// Starts the router, follower and subscriber for the hub behind `hub`.
@@ -161,10 +165,11 @@ pub(crate) fn start(
     periods: Periods,
     shutdown: CancellationToken,
 ) -> Link {
-    let (calls, rx) = mpsc::channel(ROUTER_BUFFER);
+    let (calls, rx) = mpsc::channel(test_only_router_buffer().unwrap_or(ROUTER_BUFFER));
+    let rereads = Arc::new(Rereads::default());
     tokio::spawn(router(
         cluster.clone(),
-        rx,
+        (rx, rereads.clone()),
         hub.clone(),
         categories,
         periods,
@@ -181,6 +186,7 @@ pub(crate) fn start(
         node: cluster.node_id().to_string(),
         nonce: uuid::Uuid::new_v4().simple().to_string(),
         calls,
+        rereads,
     }
 }
 
@@ -216,7 +222,7 @@ fn refusal(e: &ClusterRoutingError) -> (&'static str, String) {
 
 async fn router(
     cluster: Cluster,
-    mut calls: mpsc::Receiver<(u64, RouterCall)>,
+    (mut calls, rereads): (mpsc::Receiver<(u64, RouterCall)>, Arc<Rereads>),
     hub: mpsc::WeakSender<Command>,
     mut categories: Vec<CategoryId>,
     periods: Periods,
@@ -330,6 +336,15 @@ async fn router(
                     Some(call) => call,
                     None => return,
                 },
+                // Chats whose logs the hub asked to read again: a batch, then whatever
+                // else waits (the select takes its ready branches in random order).
+                () = rereads.wanted() => {
+                    for (chat, after) in rereads.take(REREAD_BATCH) {
+                        let read = read_log(&mut conn, chat, after).await;
+                        tell(&hub, Command::ChatLogRead { chat, read }).await;
+                    }
+                    continue;
+                }
             }
         };
         let (generation, call) = call;
@@ -636,52 +651,12 @@ async fn router(
                 tell(&hub, Command::FollowUpSeq { id, asked, drawn }).await;
             }
             RouterCall::Fill { chat, after } => {
-                // Reads: once more after a connection error (see `Message`).
-                let mut read = chat_log::read_after(&mut conn, chat, after).await;
-                if matches!(&read, Err(e) if outbox::unanswered(e)) {
-                    read = chat_log::read_after(&mut conn, chat, after).await;
-                }
-                let read = match read {
-                    Ok(read) => read,
-                    Err(e) => {
-                        tracing::warn!(chat = chat.0, error = %e, "could not read a chat's log to fill a gap");
-                        chat_log::LogRead::default()
-                    }
-                };
-                // A restored chat whose claims are not all in: a line below where its log
-                // starts may still be written back, so nothing is skipped yet.
-                let log_from = read.first.filter(|_| !read.restoring);
-                tell(
-                    &hub,
-                    Command::ChatLines {
-                        lines: read.lines,
-                        filled: Some(chat),
-                        log_from,
-                    },
-                )
-                .await;
+                let read = read_log(&mut conn, chat, after).await;
+                tell(&hub, Command::ChatLogRead { chat, read }).await;
             }
             RouterCall::ClosingRead { chat, after } => {
-                let mut read = chat_log::read_after(&mut conn, chat, after).await;
-                if matches!(&read, Err(e) if outbox::unanswered(e)) {
-                    read = chat_log::read_after(&mut conn, chat, after).await;
-                }
-                let read = read.unwrap_or_else(|e| {
-                    tracing::warn!(chat = chat.0, error = %e, "could not read an ended chat's log: archived as recorded");
-                    chat_log::LogRead::default()
-                });
-                // A restored chat whose claims are not all in: a line below where its log
-                // starts may still be written back, so nothing is skipped.
-                let log_from = read.first.filter(|_| !read.restoring);
-                tell(
-                    &hub,
-                    Command::ChatClosingLines {
-                        chat,
-                        lines: read.lines,
-                        log_from,
-                    },
-                )
-                .await;
+                let read = read_log(&mut conn, chat, after).await;
+                tell(&hub, Command::ChatClosingLines { chat, read }).await;
             }
             RouterCall::RememberToken { key, customer, ttl } => {
                 test_only_token_write_delay().await;
@@ -704,16 +679,8 @@ async fn router(
                 chat,
                 recorded,
             } => {
-                let mut read = chat_log::read_after(&mut conn, chat, recorded).await;
-                if matches!(&read, Err(e) if outbox::unanswered(e)) {
-                    read = chat_log::read_after(&mut conn, chat, recorded).await;
-                }
-                match read {
-                    Ok(read) => add_late_lines(&mut visit, recorded, read),
-                    Err(e) => {
-                        tracing::warn!(chat = chat.0, error = %e, "could not read an ended chat's log: its visit is kept as recorded")
-                    }
-                }
+                let read = read_log(&mut conn, chat, recorded).await;
+                add_late_lines(&mut visit, recorded, read);
                 let visit = visit.to_string();
                 if let Err(e) = resume_tokens::remember_ended(&mut conn, &key, &visit, ttl).await {
                     tracing::warn!(error = %e, "could not record an ended chat: a resume on another node will not show it");
@@ -1009,49 +976,34 @@ async fn stamp_messages(
 /// Tells the hub of stamped messages, if any.
 async fn tell_lines(hub: &mpsc::WeakSender<Command>, lines: Vec<ChatLine>) {
     if !lines.is_empty() {
-        let command = Command::ChatLines {
-            lines,
-            filled: None,
-            log_from: None,
-        };
-        tell(hub, command).await;
+        tell(hub, Command::ChatLines { lines }).await;
     }
+}
+
+/// Reads `chat`'s log after `after`: once more after a connection error (see `Message`).
+/// A read that fails finds nothing: the caller goes on with what it recorded.
+async fn read_log(conn: &mut ConnectionManager, chat: ChatId, after: u64) -> chat_log::LogRead {
+    let mut read = chat_log::read_after(conn, chat, after).await;
+    if matches!(&read, Err(e) if outbox::unanswered(e)) {
+        read = chat_log::read_after(conn, chat, after).await;
+    }
+    read.unwrap_or_else(|e| {
+        tracing::warn!(chat = chat.0, error = %e, "could not read a chat's log: going on with what is recorded");
+        chat_log::LogRead::default()
+    })
 }
 
 /// Adds to a kept visit's chat (`visit["resumed"]["chat"]`, recorded up to `recorded`) the
 /// lines of its log after that seq, as the hub records them (`hub/service/cluster/chat.rs`):
-/// in seq order, after what no log holds any more, the newest `LOG_BOUND` kept.
+/// in seq order, stepping over what no log holds any more (`LogRead::in_order`), the
+/// newest `LOG_BOUND` kept.
 fn add_late_lines(visit: &mut serde_json::Value, recorded: u64, read: chat_log::LogRead) {
     let chat = &mut visit["resumed"]["chat"];
     let Some(wire_id) = chat["chat_id"].as_str().map(str::to_owned) else {
         return;
     };
     let mut late = Transcript::from_parts(recorded, vec![], chat_log::LOG_BOUND);
-    // Nothing skipped while a restored chat's claims are coming (`LogRead::restoring`).
-    if let Some(first) = read.first.filter(|first| *first > recorded + 1 && !read.restoring) {
-        late.skip_to(first - 1);
-    }
-    let mut lines = read.lines;
-    lines.sort_by_key(|line| line.seq);
-    for line in lines {
-        if line.seq != late.last_seq() + 1 {
-            continue;
-        }
-        let author = Author::of(line.from, line.via);
-        let files = line.attachments();
-        let client_id = line.client_id.as_deref();
-        late.record_stamped(
-            line.seq,
-            stamped(
-                wire_id.as_str(),
-                line.seq,
-                (&line.id, line.at),
-                author,
-                (line.text, files),
-                client_id,
-            ),
-        );
-    }
+    late.take_read(&wire_id, read);
     let Some(messages) = chat["messages"].as_array_mut() else {
         return;
     };
@@ -1327,6 +1279,19 @@ impl NodeLost for RoutingHandover {
 }
 
 /// TEST ONLY (read in debug builds alone; a release build never looks at it):
+/// `SWITCHBOARD_TEST_ROUTER_BUFFER` sets how many calls the router's queue holds instead
+/// of [`ROUTER_BUFFER`], so a test can have a node hold more chats than it.
+fn test_only_router_buffer() -> Option<usize> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    std::env::var("SWITCHBOARD_TEST_ROUTER_BUFFER")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+}
+
+/// TEST ONLY (read in debug builds alone; a release build never looks at it):
 /// `SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS` holds back every separate resume-token write
 /// of this link by that long, so a test can kill a node between a `welcome` and a token
 /// write that would follow it (a join's token is written by the join's own
@@ -1397,7 +1362,6 @@ mod tests {
             let mut visit = serde_json::json!({"resumed": {"chat": {"chat_id": "w1", "messages": []}}});
             let read = chat_log::LogRead {
                 lines: vec![line(5), line(6)],
-                first: Some(5),
                 restoring,
             };
             add_late_lines(&mut visit, 2, read);
@@ -1405,5 +1369,24 @@ mod tests {
         };
         assert_eq!(late(false), 2, "past what no log holds");
         assert_eq!(late(true), 0, "nothing skipped while restoring");
+    }
+
+    /// After the claims, with lines 1..7 and 9..24 in the log, an ended visit recorded up
+    /// to 4 gets 5..7 and 9..24: only the hole (8) is skipped, not the lines below it.
+    #[test]
+    fn an_ended_visits_late_lines_step_over_a_hole_of_the_log() {
+        let mut visit = serde_json::json!({"resumed": {"chat": {"chat_id": "w1", "messages": []}}});
+        let read = chat_log::LogRead {
+            lines: (5..=7).chain(9..=24).map(line).collect(),
+            restoring: false,
+        };
+        add_late_lines(&mut visit, 4, read);
+        let seqs: Vec<u64> = visit["resumed"]["chat"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["seq"].as_u64())
+            .collect();
+        assert_eq!(seqs, (5..=7).chain(9..=24).collect::<Vec<_>>());
     }
 }

@@ -125,6 +125,9 @@ pub(crate) struct ClusterState {
     /// loaded the restore yet: the resumes under way then were settled there, and every
     /// resume it sends since reaches the restored domain, after the restore's entry.
     pub(super) through_loss: bool,
+    /// This node went through Redis's loss of its data and not every node's claim is in
+    /// yet (`Command::EveryClaimIn`): a claim may still write back lines into a chat's log.
+    pub(super) claims_coming: bool,
     /// Customers whose chat was ended (`ChatEnd::Ended`) when this replica applied it, oldest
     /// first, kept for the grace period: a resume elsewhere whose token still names one of
     /// them, with no ending kept yet, comes before their node has kept the ending for them
@@ -226,12 +229,19 @@ impl ClusterState {
             paired_at: HashMap::new(),
             last_event: "0-0".to_string(),
             through_loss: false,
+            claims_coming: false,
             ended_lately: VecDeque::new(),
             status_unread: HashMap::new(),
             awaiting_replica: Vec::new(),
             inherited_waiting: HashSet::new(),
             refused_unknown: VecDeque::new(),
         }
+    }
+
+    /// Has the router read each of `chats`' logs again after its seq (`ChatLogRead`):
+    /// outside its queue, so none is dropped however many (`hub::cluster::rereads`).
+    pub(super) fn reread(&self, chats: Vec<(ChatId, u64)>) {
+        self.link.rereads.ask(chats);
     }
 
     /// The routing domain's id chat wire ids are made from (`None` before it is read).

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::super::HubState;
 use super::SENT_HERE_MAX;
 use crate::clock::now_ms;
-use crate::cluster::chat_log::{ChatLine, LOG_BOUND, NodeMessage};
+use crate::cluster::chat_log::{ChatLine, LOG_BOUND, LogRead, NodeMessage};
 use crate::core::routing::{ChatId, Party};
 use crate::hub::cluster::link::{QueuedMessage, RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
@@ -33,6 +33,35 @@ pub(in crate::hub::service) struct ClosingArchive {
     /// A chat this node let go of when fenced: its archive's room for the closing was
     /// given back, so the closing is written past it (`push_inherited_closing`).
     let_go: bool,
+    /// Where its read once every claim is in stands (after Redis lost its data).
+    after_claims: AfterClaims,
+}
+
+/// An ended chat's last read that found its claims still coming after Redis lost its data
+/// (`LogRead::restoring`): a claim still to come may write back lines above a hole of its
+/// log, which that read stopped at; so the log is read once more once every claim is in,
+/// and the closing waits for that read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterClaims {
+    /// No read found the claims coming (yet).
+    NotNeeded,
+    /// One did: read again once every claim is in (`Command::EveryClaimIn`).
+    Waiting,
+    /// Read again, once: whatever that read finds, the closing goes after it.
+    ReadAgain,
+}
+
+impl ClosingArchive {
+    /// Takes a read of the chat's log: the lines after what was recorded, each with its
+    /// archive event, stepping over what no log holds (`LogRead::in_order`); and whether
+    /// the closing may be written now (not when the read found the chat's claims still
+    /// coming and the log was not read again since).
+    fn take(&mut self, read: LogRead) -> (Vec<(ArchiveEvent, ChatLine)>, bool) {
+        let done = !read.restoring || self.after_claims == AfterClaims::ReadAgain;
+        let taken = self.transcript.take_read(&self.wire_id, read);
+        let taken = taken.into_iter().map(|(stamped, line)| (stamped.event, line)).collect();
+        (taken, done)
+    }
 }
 
 impl HubState {
@@ -165,8 +194,16 @@ impl HubState {
             transcript: Transcript::from_parts(last_seq, vec![], 1),
             closed,
             let_go,
+            after_claims: AfterClaims::NotNeeded,
         };
-        if self.call(RouterCall::ClosingRead { chat, after: last_seq }) {
+        self.read_before_closing(chat, entry);
+    }
+
+    /// Has the router read the ended chat's log after what `entry` recorded; its closing
+    /// waits for the read (`chat_closing_lines`).
+    fn read_before_closing(&mut self, chat: ChatId, entry: ClosingArchive) {
+        let after = entry.transcript.last_seq();
+        if self.call(RouterCall::ClosingRead { chat, after }) {
             self.cluster_mut().closing.insert(chat, entry);
         } else {
             tracing::warn!(
@@ -177,31 +214,55 @@ impl HubState {
         }
     }
 
-    /// The last read of an ended chat's log: the lines after what was recorded, then the closing.
-    pub(in crate::hub::service) fn chat_closing_lines(
-        &mut self,
-        chat: ChatId,
-        mut lines: Vec<ChatLine>,
-        log_from: Option<u64>,
-    ) {
+    /// The last read of an ended chat's log: the lines after what was recorded, then the
+    /// closing — or, where the read found the chat's claims still coming after Redis lost
+    /// its data, the log read once more once they are in, and the closing after that read.
+    pub(in crate::hub::service) fn chat_closing_lines(&mut self, chat: ChatId, read: LogRead) {
         let Some(mut entry) = self.cluster_mut().closing.remove(&chat) else {
             return;
         };
-        // What no log holds any more cannot be read (see `skip_what_no_log_holds`).
-        if let Some(first) = log_from.filter(|first| *first > entry.transcript.last_seq() + 1) {
-            entry.transcript.skip_to(first - 1);
-        }
-        lines.sort_by_key(|line| line.seq);
-        for line in lines {
-            if line.chat != chat || line.seq != entry.transcript.last_seq() + 1 {
-                continue; // recorded already (or past a trimmed gap: the log keeps the last thousand)
-            }
-            let Stamped { event, .. } = record(&mut entry.transcript, &entry.wire_id, line.clone());
+        let (taken, done) = entry.take(read);
+        for (event, line) in taken {
             let archived = self.archive.push_message(event);
             let archived = archived.or_else(|| Some(self.archive.last_handed()));
             self.acknowledge_own_line_of_ended_chat(&entry.wire_id, &line, archived);
         }
-        self.push_closing_of(entry);
+        if done {
+            self.push_closing_of(entry);
+        } else if self.cluster_mut().claims_coming {
+            entry.after_claims = AfterClaims::Waiting;
+            self.cluster_mut().closing.insert(chat, entry);
+        } else {
+            // Every claim came in while the read was on its way.
+            self.read_closing_again(chat, entry);
+        }
+    }
+
+    /// Reads an ended chat's log once more, every claim being in, before its closing.
+    fn read_closing_again(&mut self, chat: ChatId, mut entry: ClosingArchive) {
+        entry.after_claims = AfterClaims::ReadAgain;
+        self.read_before_closing(chat, entry);
+    }
+
+    /// Every node that took part in the restore after Redis lost its data claimed its
+    /// chats (their lines written back to their logs), or the claim window is over: the
+    /// ended chats whose last read found their claims coming are read again, then every
+    /// running chat's log.
+    pub(in crate::hub::service) fn every_claim_in(&mut self) {
+        let cluster = self.cluster_mut();
+        cluster.claims_coming = false;
+        let waiting: Vec<ChatId> = cluster
+            .closing
+            .iter()
+            .filter(|(_, entry)| entry.after_claims == AfterClaims::Waiting)
+            .map(|(chat, _)| *chat)
+            .collect();
+        for chat in waiting {
+            if let Some(entry) = self.cluster_mut().closing.remove(&chat) {
+                self.read_closing_again(chat, entry);
+            }
+        }
+        self.chat_resync();
     }
 
     fn push_closing_of(&self, entry: ClosingArchive) {
@@ -230,30 +291,35 @@ impl HubState {
         }
     }
 
-    pub(in crate::hub::service) fn chat_lines(
-        &mut self,
-        lines: Vec<ChatLine>,
-        filled: Option<ChatId>,
-        log_from: Option<u64>,
-    ) {
-        let read_up_to = lines.iter().map(|line| line.seq).max();
-        if let Some(chat) = filled {
-            self.cluster_mut().filling.remove(&chat);
-            self.skip_what_no_log_holds(chat, log_from);
-        }
+    /// Stamped lines: this node's own (the script's reply) or a peer node's (pub/sub).
+    pub(in crate::hub::service) fn chat_lines(&mut self, lines: Vec<ChatLine>) {
         for line in lines {
             self.accept_line(line);
         }
-        if let Some(chat) = filled {
-            self.earlier_agent_through_the_read(chat);
-            self.chat_read_for_resume(chat);
+    }
+
+    /// A read of `chat`'s log (a gap's fill, or every chat read again): its lines taken in
+    /// seq order, stepping over what no log holds any more (`LogRead::in_order`).
+    pub(in crate::hub::service) fn chat_log_read(&mut self, chat: ChatId, read: LogRead) {
+        let read_up_to = read.lines.iter().map(|line| line.seq).max();
+        // Marked as filling while its lines are taken: a line it holds past a hole that a
+        // claim still to come may fill is held, not read again (the read once every claim
+        // is in does).
+        self.cluster_mut().filling.insert(chat);
+        for (floor, line) in read.in_order() {
+            if let Some(floor) = floor {
+                self.skip_what_no_log_holds(chat, floor);
+            }
+            self.accept_line(line);
         }
-        // Still a gap after the fill (messages stamped after the read, past it): read
-        // again. Not for a gap inside what the read saw (a restored chat whose hole a
-        // claim still to come may fill: the read once every claim is in does), which
-        // would read the same again.
-        if let Some(chat) = filled
-            && let Some(read_up_to) = read_up_to
+        self.cluster_mut().filling.remove(&chat);
+        self.earlier_agent_through_the_read(chat);
+        self.chat_read_for_resume(chat);
+        // Still a gap after the read (messages stamped after it, past it): read again.
+        // Not for a gap inside what the read saw (a restored chat's hole that a claim
+        // still to come may fill: the read once every claim is in does), which would read
+        // the same again.
+        if let Some(read_up_to) = read_up_to
             && let Some(held) = self.cluster_mut().ahead.get(&chat)
             && held.keys().next().is_some_and(|lowest| *lowest > read_up_to + 1)
             && let Some(last) = self.chats.get(&chat).map(|log| log.live.last_seq())
@@ -341,26 +407,26 @@ impl HubState {
             .acknowledge(archived, std::slice::from_ref(&conn.handle), copy);
     }
 
-    /// The chat's log starts past the next seq this node needs (`log_from`): the lines
-    /// between are in no log any more — trimmed, or lost with Redis's data (a node that
-    /// takes a chat on after a restore finds its log starting after the claimed seq) — so
-    /// it goes on after them instead of holding every later line, unrecorded and
+    /// The chat's log holds no line between the next seq this node needs and `floor` + 1
+    /// (a line of the log's read, `LogRead::in_order`): the lines between are in no log
+    /// any more — trimmed, or lost with Redis's data (a node that takes a chat on after a
+    /// restore finds its log starting after the claimed seq; the claims may leave a hole) —
+    /// so it goes on after them instead of holding every later line, unrecorded and
     /// unacknowledged, for a gap nothing can fill. (Found by scenario 4: a customer who
     /// resumed on a third node after Redis came back empty got none of the chat's lines
     /// from then on, and the agent's acknowledged lines were archived by nobody.) Those
     /// lines were archived by the node that archived the chat then, or by every node that
     /// held them when the data was lost (`archive_kept_lines_of_every_chat`).
-    fn skip_what_no_log_holds(&mut self, chat: ChatId, log_from: Option<u64>) {
-        let Some(first) = log_from else { return };
+    fn skip_what_no_log_holds(&mut self, chat: ChatId, floor: u64) {
         let Some(log) = self.chats.get_mut(&chat) else { return };
-        if first > log.live.last_seq() + 1 {
+        if floor > log.live.last_seq() {
             tracing::warn!(
                 chat = chat.0,
                 from = log.live.last_seq() + 1,
-                to = first - 1,
+                to = floor,
                 "lines of a chat are in no log any more (trimmed, or lost with Redis's data): going on after them"
             );
-            log.live.skip_to(first - 1);
+            log.live.skip_to(floor);
         }
     }
 
@@ -511,7 +577,8 @@ impl HubState {
 
     /// The chat channel was cut: whatever was published meanwhile is in the chats' logs.
     /// So after Redis lost its data, once every node's claim is in: the lines only
-    /// another node had were written back to them (`lines_to_write_back`).
+    /// another node had were written back to them (`lines_to_write_back`). Every chat's
+    /// log is read, however many: outside the router's queue (`hub::cluster::rereads`).
     pub(in crate::hub::service) fn chat_resync(&mut self) {
         self.buddy_lines_resync();
         let chats: Vec<(ChatId, u64)> = self
@@ -519,9 +586,7 @@ impl HubState {
             .iter()
             .map(|(chat, log)| (*chat, log.live.last_seq()))
             .collect();
-        for (chat, last) in chats {
-            self.fill(chat, last);
-        }
+        self.cluster_mut().reread(chats);
     }
 }
 
@@ -537,4 +602,81 @@ fn record(transcript: &mut Transcript, wire_id: &str, line: ChatLine) -> Stamped
         line.client_id.as_deref(),
     );
     transcript.record_stamped(line.seq, stamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(seq: u64) -> ChatLine {
+        ChatLine {
+            chat: ChatId(1),
+            seq,
+            id: format!("m{seq}"),
+            at: 1_000,
+            from: Party::Customer,
+            text: format!("line {seq}"),
+            client_id: None,
+            files: String::new(),
+            via: None,
+        }
+    }
+
+    fn ended_at(last_seq: u64) -> ClosingArchive {
+        ClosingArchive {
+            wire_id: "w1".into(),
+            transcript: Transcript::from_parts(last_seq, vec![], 1),
+            closed: ConversationClosed {
+                id: "w1".into(),
+                ended_at: 0,
+                ended_by: Side::Agent,
+                reason: EndReason::Ended,
+                unless_closed: false,
+            },
+            let_go: false,
+            after_claims: AfterClaims::NotNeeded,
+        }
+    }
+
+    fn read(seqs: impl IntoIterator<Item = u64>, restoring: bool) -> LogRead {
+        LogRead {
+            lines: seqs.into_iter().map(line).collect(),
+            restoring,
+        }
+    }
+
+    fn seqs(taken: &[(ArchiveEvent, ChatLine)]) -> Vec<u64> {
+        taken.iter().map(|(_, line)| line.seq).collect()
+    }
+
+    /// An ended chat recorded up to 3 whose last read finds its claims still coming, line
+    /// 4 not written back yet: nothing past the hole is archived, and the closing waits for
+    /// the read once every claim is in, which archives 4..6 — and only one such read.
+    #[test]
+    fn a_closing_read_while_the_claims_are_coming_waits_for_one_read_after_them() {
+        let mut entry = ended_at(3);
+        let (taken, done) = entry.take(read([5, 6], true));
+        assert!(seqs(&taken).is_empty(), "nothing past the hole while restoring");
+        assert!(!done, "the closing waits for the read once every claim is in");
+        entry.after_claims = AfterClaims::ReadAgain;
+        let (taken, done) = entry.take(read([4, 5, 6], false));
+        assert_eq!(seqs(&taken), [4, 5, 6]);
+        assert!(done);
+        // Read again once only: even a read still restoring then closes.
+        let mut entry = ended_at(3);
+        entry.after_claims = AfterClaims::ReadAgain;
+        let (_, done) = entry.take(read([4], true));
+        assert!(done, "one read after the claims, whatever it finds");
+    }
+
+    /// After the claims, with lines 1..7 and 9..24 in the log, an ended chat recorded up to
+    /// 4 archives 5..7 and 9..24: only the hole (8) is skipped.
+    #[test]
+    fn a_closing_read_steps_over_a_hole_of_the_log() {
+        let mut entry = ended_at(4);
+        let (taken, done) = entry.take(read((5..=7).chain(9..=24), false));
+        assert_eq!(seqs(&taken), (5..=7).chain(9..=24).collect::<Vec<_>>());
+        assert!(done);
+        assert_eq!(entry.transcript.last_seq(), 24);
+    }
 }

@@ -94,6 +94,7 @@ impl HubState {
     /// (`service::cluster::restored`).
     pub(in crate::hub::service) fn cluster_data_lost(&mut self) {
         tracing::error!("Redis lost the cluster's data: re-asserting what this node's people hold");
+        self.cluster_mut().claims_coming = true;
         // The chats' logs went with it: what this node recorded is archived from here too.
         self.archive_kept_lines_of_every_chat();
         let buddies = self.buddies_data_lost();
