@@ -47,6 +47,16 @@ function panelState(page, name) {
   }, name);
 }
 
+/** Waits (up to `graces` grace periods) until the hub has ended chat `chatId`, its conversation left open. */
+async function endedOpen(chatId, token, graces) {
+  for (let tries = 0; ; tries += 1) {
+    const read = await apiCall(hub, 'GET', `/api/conversations/${chatId}`, undefined, token);
+    if (read.status === 200 && read.data.ended_at) { assert.equal(read.data.status, 'open'); return; }
+    assert.ok(tries < GRACE_SECS * 5 * graces, `the hub ended the chat: ${JSON.stringify({ ...read.data, messages: undefined })}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** Cuts the agent's network (the proxy and Chromium's offline mode) until the console says so. */
 async function cutOff(agent) {
   await agent.context().setOffline(true);
@@ -92,12 +102,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       await agent.waitForTimeout(GRACE_SECS * 500);
       await cutOff(agent);
       // Her grace runs out while the agent is away: the hub ends the chat, the conversation stays open.
-      for (let tries = 0; ; tries += 1) {
-        const read = await apiCall(hub, 'GET', `/api/conversations/${chatId}`, undefined, token);
-        if (read.status === 200 && read.data.ended_at) { assert.equal(read.data.status, 'open'); break; }
-        assert.ok(tries < GRACE_SECS * 5, `the hub ended the chat: ${JSON.stringify({ ...read.data, messages: undefined })}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await endedOpen(chatId, token, 1);
       await backOnline(agent);
 
       // One row: the chat's item says she left, the work list does not list it again.
@@ -197,12 +202,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       // first (agent_gone: Rosa, away, waits in line), then Rosa's (she leaves the line).
       await cutOff(agent);
       await customer.close();
-      for (let tries = 0; ; tries += 1) {
-        const read = await apiCall(hub, 'GET', `/api/conversations/${chatId}`, undefined, token);
-        if (read.status === 200 && read.data.ended_at) { assert.equal(read.data.status, 'open'); break; }
-        assert.ok(tries < GRACE_SECS * 15, `the hub ended the chat: ${JSON.stringify({ ...read.data, messages: undefined })}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await endedOpen(chatId, token, 3);
       await backOnline(agent);
 
       const item = agent.locator(`[data-testid="chat-list-item"][data-customer="${name}"]`);
