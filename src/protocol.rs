@@ -454,6 +454,17 @@ pub struct ChatSnapshot {
     pub queued_at: Option<i64>,
 }
 
+/// A chat of an agent's that ended while they had no connection (`agent_welcome.ended`):
+/// its `chat_ended` as it would have said (`ended_by`, `reason`) and when (`at`, ms, by the
+/// clock of `started_at`: an ending before a chat's start is an earlier turn's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndedChat {
+    pub chat_id: String,
+    pub ended_by: From,
+    pub reason: &'static str,
+    pub at: i64,
+}
+
 /// An internal note as agents see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NoteView {
@@ -573,6 +584,9 @@ pub enum ServerFrame {
         max_message_len: usize,
         draft_preview: bool,
         chats: Vec<ChatSnapshot>,
+        /// Their chats that ended while they had no connection, as this node kept them
+        /// (the latest few, oldest first): how each ended, as its `chat_ended` would have said.
+        ended: Vec<EndedChat>,
     },
     /// Agent: their categories, limit or status changed.
     Profile {

@@ -165,6 +165,8 @@ impl RoutingOp {
                         .filter(|h| !h.is_empty())
                         .map(|h| (AgentId(h.clone()), a.get(13).cloned().unwrap_or_default())),
                     note: a.get(14).cloned().unwrap_or_default(),
+                    // Absent likewise (or unreadable): no earlier turn named.
+                    turns: a.get(15).and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default(),
                 }),
             },
             "leave" => Self::Leave(customer(0)?),

@@ -50,6 +50,11 @@ pub struct Continues {
     /// in the join's event after `reopened` (the script ignores them).
     pub holder: Option<(AgentId, String)>,
     pub note: String,
+    /// Its earlier agents' turns that ended (each agent's name and the last seq of their
+    /// turn, in order), as its archive's hand-ons tell the customer's node: the node pairing
+    /// them names those agents' lines in the hand-over note as that node would. Rides in the
+    /// join's event after `note`, as JSON `[[through_seq, name], …]` (the script ignores it).
+    pub turns: Vec<(u64, String)>,
 }
 
 /// Why a transition did not apply.
@@ -279,6 +284,9 @@ impl RedisRouting {
         let (holder, holder_name) = continues
             .and_then(|c| c.holder.as_ref())
             .map_or(("", ""), |(id, name)| (id.0.as_str(), name.as_str()));
+        let turns = continues
+            .filter(|c| !c.turns.is_empty())
+            .map_or(String::new(), |c| serde_json::to_string(&c.turns).unwrap_or_default());
         self.join_with(&[
             &category.0,
             request,
@@ -295,6 +303,7 @@ impl RedisRouting {
             holder,
             holder_name,
             continues.map_or("", |c| c.note.as_str()),
+            &turns,
         ])
         .await
     }

@@ -22,6 +22,7 @@ mod buddy;
 mod buddy_events;
 pub mod cluster;
 pub mod delivery;
+mod ended_away;
 mod follow_up_line;
 pub mod live_chat;
 pub mod outbox;

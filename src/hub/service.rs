@@ -244,6 +244,8 @@ pub(crate) struct HubState {
     continuing: HashMap<ChatId, ChatLog>,
     /// Join and pairing times, handle times: estimates and longest waits.
     waits: super::waits::Waits,
+    /// Agents' chats that ended while they had no connection, for their next welcome.
+    ended_away: super::ended_away::EndedAway,
     pub(super) buddies: BuddyDesk,
     /// What the direct path shares (`live_chat`): the acknowledgements waiting on the
     /// archive (the hub's too), and the chats the hub suspended during its batch.
@@ -338,6 +340,7 @@ impl HubState {
             transfer_notes: HashMap::new(),
             continuing: HashMap::new(),
             waits: super::waits::Waits::default(),
+            ended_away: super::ended_away::EndedAway::default(),
             buddies: BuddyDesk::default(),
             direct,
             conn_counts: [0; 4],

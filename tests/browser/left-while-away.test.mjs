@@ -10,7 +10,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startProxy, createAgent, agentSignsIn, withShots, hubAndBrowser, stopAll, newPage, openPages, joinedChat, sendMessage, apiCall, adminToken, conversationRow, backToTheList } from './helpers.mjs';
+import { startProxy, createAgent, agentSignsIn, withShots, hubAndBrowser, stopAll, newPage, openPages, joinedChat, sendMessage, apiCall, adminToken, conversationRow, backToTheList, endsChat, comesBack, says, panelOf } from './helpers.mjs';
 
 const GRACE_SECS = 12;
 let hub;
@@ -34,18 +34,61 @@ function leftColumn(page, name) {
   }, name);
 }
 
+/** What the panel of customer `name` on `page` shows of its end, read in one step: its notices' texts, whether its composer takes text, whether its conversation controls (status, labels) are offered. */
+function panelState(page, name) {
+  return page.evaluate((who) => {
+    const panel = document.querySelector(`[data-testid="chat-panel"][data-customer="${CSS.escape(who)}"]`);
+    const controls = panel.querySelector('[data-testid="chat-conversation-controls"]');
+    return {
+      ended: [...panel.querySelectorAll('[data-testid="chat-ended"]')].map((n) => n.textContent),
+      writable: !panel.querySelector('[data-testid="message-input"]').disabled,
+      controls: Boolean(controls && !controls.hidden),
+    };
+  }, name);
+}
+
+/** Waits (up to `graces` grace periods) until the hub has ended chat `chatId`, its conversation left open. */
+async function endedOpen(chatId, token, graces) {
+  for (let tries = 0; ; tries += 1) {
+    const read = await apiCall(hub, 'GET', `/api/conversations/${chatId}`, undefined, token);
+    if (read.status === 200 && read.data.ended_at) { assert.equal(read.data.status, 'open'); return; }
+    assert.ok(tries < GRACE_SECS * 5 * graces, `the hub ended the chat: ${JSON.stringify({ ...read.data, messages: undefined })}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Cuts the agent's network (the proxy and Chromium's offline mode) until the console says so. */
+async function cutOff(agent) {
+  await agent.context().setOffline(true);
+  proxy.cut();
+  await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+}
+
+/** Gives the agent's network back; the console online again. */
+async function backOnline(agent) {
+  proxy.restore();
+  await agent.context().setOffline(false);
+  await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+}
+
+/** A category `id` and an agent Vera (`username`) serving it, signed in through the proxy on a page of `size` (kept in `pages`). */
+async function veraServing(pages, { id, username, size }) {
+  const token = await adminToken(hub);
+  const made = await apiCall(hub, 'POST', '/api/admin/categories', { id, name: id }, token);
+  assert.equal(made.status, 201, JSON.stringify(made.data));
+  const vera = await createAgent(hub, { username, display_name: 'Vera', categories: [id] });
+  const agent = await newPage(browser, size);
+  pages.push(agent);
+  await agentSignsIn(agent, { url: proxy.url }, vera);
+  return { agent, token };
+}
+
 for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
   test(`a customer who left while the agent was disconnected is one row (${label})`, async () => {
     proxy.restore();
     await withShots(`left-while-away-${label}`, async (pages) => {
-      const token = await adminToken(hub);
       const category = `away-${label}`;
-      const made = await apiCall(hub, 'POST', '/api/admin/categories', { id: category, name: `Away ${label}` }, token);
-      assert.equal(made.status, 201, JSON.stringify(made.data));
-      const vera = await createAgent(hub, { username: `vera-${label}`, display_name: 'Vera', categories: [category] });
-      const agent = await newPage(browser, size);
-      pages.push(agent);
-      await agentSignsIn(agent, { url: proxy.url }, vera);
+      const { agent, token } = await veraServing(pages, { id: category, username: `vera-${label}`, size });
       const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
       const name = `Lena ${label}`;
       const panel = await joinedChat(customer, agent, hub, category, name);
@@ -57,19 +100,10 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       await customer.close();
       await panel.getByTestId('peer-away').waitFor({ timeout: 15000 });
       await agent.waitForTimeout(GRACE_SECS * 500);
-      await agent.context().setOffline(true);
-      proxy.cut();
-      await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+      await cutOff(agent);
       // Her grace runs out while the agent is away: the hub ends the chat, the conversation stays open.
-      for (let tries = 0; ; tries += 1) {
-        const read = await apiCall(hub, 'GET', `/api/conversations/${chatId}`, undefined, token);
-        if (read.status === 200 && read.data.ended_at) { assert.equal(read.data.status, 'open'); break; }
-        assert.ok(tries < GRACE_SECS * 5, `the hub ended the chat: ${JSON.stringify({ ...read.data, messages: undefined })}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      proxy.restore();
-      await agent.context().setOffline(false);
-      await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+      await endedOpen(chatId, token, 1);
+      await backOnline(agent);
 
       // One row: the chat's item says she left, the work list does not list it again.
       const item = agent.locator(`[data-testid="chat-list-item"][data-customer="${name}"]`);
@@ -92,6 +126,98 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       await conversationRow(agent, name).getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
       await agent.waitForTimeout(2500);
       assert.deepEqual(await leftColumn(agent, name), { items: [], rows: ['Status: Open'] });
+    });
+  });
+}
+
+// A conversation continued (its first turn over, so the archive holds a closing from then)
+// and handed back to the line while its agent was away past the grace period: the hub ended
+// her chat `agent_gone` and the customer waits for the next agent. Back online, the console
+// says so, read-only: not "customer left" and writable, as the earlier turn's closing
+// would have it.
+for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`a continued conversation handed back to the line while the agent was away is not "customer left" (${label})`, async () => {
+    proxy.restore();
+    await withShots(`handed-back-while-away-${label}`, async (pages) => {
+      const category = `back-${label}`;
+      const { agent } = await veraServing(pages, { id: category, username: `vera-back-${label}`, size });
+      const customer = await newPage(browser, { width: 390, height: 844 });
+      pages.push(customer);
+      const name = `Ines ${label}`;
+      const first = await joinedChat(customer, agent, hub, category, name);
+      await says(customer, first, 'Where is my parcel?');
+      await endsChat(customer);
+      await first.getByTestId('chat-ended').waitFor();
+
+      // She comes back in a new tab of the same browser and continues it: Vera has it again.
+      const { later, row } = await comesBack(hub, pages, customer.context());
+      await row.getByTestId('continue-conversation').click();
+      const panel = panelOf(agent, name);
+      await panel.getByTestId('chat-reopened').waitFor();
+      await says(later, panel, 'Still not here');
+
+      // Vera's network goes for longer than the grace period: Ines is handed back to the line.
+      await cutOff(agent);
+      await later.getByTestId('agent-gone').waitFor({ timeout: GRACE_SECS * 3000 });
+      await backOnline(agent);
+
+      const item = agent.locator(`[data-testid="chat-list-item"][data-customer="${name}"]`);
+      await panel.getByTestId('chat-ended').filter({ hasText: 'handed back to the queue' }).waitFor({ state: 'attached', timeout: 10000 });
+      // Held there while the list is read again (its periodic refresh, a reconnect's frames).
+      await agent.waitForTimeout(2500);
+      const shown = await panelState(agent, name);
+      assert.deepEqual(shown, {
+        ended: ['The chat was handed back to the queue while you were disconnected.'],
+        writable: false,
+        controls: false,
+      });
+      assert.equal(await item.getByTestId('chat-item-waiting').textContent(), 'handed back');
+      await backToTheList(agent);
+      const column = await leftColumn(agent, name);
+      assert.deepEqual(column.items, ['handed back']);
+      assert.ok(column.rows.length <= 1, JSON.stringify(column));
+    });
+  });
+}
+
+// The customer leaves while her agent is away, and the agent stays away past the grace
+// period: the hub hands her (away) back to the line (`agent_gone`), and she leaves it when
+// her own grace runs out. The conversation is still the agent's, open, its customer gone:
+// back online, the console says both, and it is one row, the chat's item ("customer left",
+// writable, its status in its header), as when she left the chat itself.
+for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
+  test(`a customer who left while her agent was away past the grace is one row, writable (${label})`, async () => {
+    proxy.restore();
+    await withShots(`gone-past-grace-${label}`, async (pages) => {
+      const category = `gone-${label}`;
+      const { agent, token } = await veraServing(pages, { id: category, username: `vera-gone-${label}`, size });
+      const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+      const name = `Rosa ${label}`;
+      const panel = await joinedChat(customer, agent, hub, category, name);
+      await sendMessage(customer, 'One question');
+      await panel.getByTestId('message').filter({ hasText: 'One question' }).waitFor();
+      const chatId = await panel.getAttribute('data-chat-id');
+
+      // Vera's network goes; a moment later Rosa closes her page. Vera's grace runs out
+      // first (agent_gone: Rosa, away, waits in line), then Rosa's (she leaves the line).
+      await cutOff(agent);
+      await customer.close();
+      await endedOpen(chatId, token, 3);
+      await backOnline(agent);
+
+      const item = agent.locator(`[data-testid="chat-list-item"][data-customer="${name}"]`);
+      await item.getByTestId('chat-item-waiting').filter({ hasText: 'customer left' }).waitFor({ state: 'attached', timeout: 10000 });
+      await agent.waitForTimeout(2500);
+      assert.deepEqual(await panelState(agent, name), {
+        ended: [
+          'The chat was handed back to the queue while you were disconnected.',
+          `${name} was handed back to the queue while you were disconnected, and left it. The conversation stays open in your list: what you write now waits for them and they see it when they come back.`,
+        ],
+        writable: true,
+        controls: true,
+      });
+      await backToTheList(agent);
+      assert.deepEqual(await leftColumn(agent, name), { items: ['customer left'], rows: [] });
     });
   });
 }

@@ -212,6 +212,46 @@ async fn a_vanished_agents_customers_are_told_and_go_back_to_the_front() {
     hub.stop().await;
 }
 
+/// Ann's connection drops with two chats: Carla ends hers while Ann is within her grace
+/// period, Dora's is handed back to the line when it runs out. Neither `chat_ended` reached
+/// Ann; the welcome of her next connection says how each ended, after the chat started.
+#[tokio::test]
+async fn an_agent_back_is_told_how_each_chat_that_ended_while_they_were_away_ended() {
+    let hub = TestHub::start().await;
+    let (mut ann, token) = hub.agent_with_token("ann", &["general"], 2).await;
+    let (mut carla, carla_chat) = hub.paired_customer(&mut ann, "Carla", "general").await;
+    let (mut dora, dora_chat) = hub.paired_customer(&mut ann, "Dora", "general").await;
+    drop(ann);
+    carla.next_of("peer_away").await;
+    carla.send(json!({"type": "leave"})).await;
+    assert_eq!(carla.next_of("chat_ended").await["ended_by"], "customer");
+    assert_eq!(dora.next_of("chat_ended").await["reason"], "agent_gone");
+
+    let (_ann, welcome) = Ws::with_bearer(&hub, "/ws/agent", &token, "agent_welcome").await;
+    assert_eq!(welcome["chats"], json!([]), "{welcome}");
+    let ended: Vec<(&str, &str, &str)> = welcome["ended"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `ended` in {welcome}"))
+        .iter()
+        .map(|e| {
+            assert!(e["at"].as_i64().is_some_and(|at| at > 0), "{e}");
+            (
+                e["chat_id"].as_str().unwrap(),
+                e["ended_by"].as_str().unwrap(),
+                e["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        [
+            (carla_chat.as_str(), "customer", "ended"),
+            (dora_chat.as_str(), "system", "agent_gone")
+        ]
+    );
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn an_agent_back_within_grace_keeps_their_chats_with_history() {
     let hub = TestHub::start().await;

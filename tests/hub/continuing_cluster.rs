@@ -422,6 +422,41 @@ async fn across_nodes_a_conversation_back_with_its_agent_names_her_lines_hers() 
     beta.stop().await;
 }
 
+/// Carla's conversation had two agents in turn: Ann (her first visit, on alpha), then Bob,
+/// on alpha, who took it while Ann was away (his line 3) and ended it. Both away, Carla
+/// comes back on alpha and Cy takes it on beta, which read none of its earlier turns: his
+/// hand-over note names Ann's turn and then Bob's, as on one node (it named Bob alone,
+/// through every line, Ann's too).
+#[tokio::test]
+async fn across_nodes_a_conversation_two_agents_had_in_turn_reaches_the_next_agent_with_each_turn_named() {
+    let (_cluster, alpha, beta, _ann, chat) = ann_served_and_away("continued-turns").await;
+    let mut bob = alpha.agent("bob", &["general"], 1).await;
+    let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    carla.chat_continued(&chat).await;
+    bob.chat_continued(&chat).await;
+    assert_eq!(bob.say_in(&chat, "Bob here", "b1").await["seq"], 3);
+    bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    carla.next_of("chat_ended").await;
+    bob.send(json!({"type": "set_available", "available": false})).await;
+    bob.next_of("profile").await;
+    own_until(&alpha, VISITOR, "resolved").await;
+
+    let mut cy = beta.agent("cyd", &["general"], 1).await;
+    let mut again = continuing(&alpha, Some(VISITOR), &chat).await;
+    again.next_of("welcome").await;
+    again.chat_continued(&chat).await;
+    let to_cy = cy.chat_continued(&chat).await;
+    assert_eq!(to_cy["transfer"]["from_name"].as_str(), Some("BOB"), "{to_cy}");
+    assert_eq!(
+        to_cy["transfer"]["earlier_agents"],
+        json!([{"name": "ANN", "through_seq": 2}, {"name": "BOB", "through_seq": 3}]),
+        "{to_cy}"
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}
+
 /// Carla's conversation with Ann (on alpha), resolved, continued on node `carla_on` while
 /// Ann is away and taken by Bob on node `bob_on`: as on one node, Bob's `chat_started` is
 /// handed on from Ann (`transfer`: her name, her lines through 2), and the archive records

@@ -792,26 +792,52 @@ function customerLeft(chat, text) {
   chat.customerGone = true;
 }
 
+/** What the panel of a chat whose customer left says after its first sentence. */
+const STAYS_OPEN = 'The conversation stays open in your list: what you write now waits for them and they see it when they come back.';
+
 /**
- * A chat the welcome of a new connection no longer lists, not handed on from this page:
- * it ended while the agent was disconnected. Its customer may have left (the conversation
- * still theirs, open) or it ended otherwise; the archive tells which (ended, not resolved,
- * and theirs still: its customer left). Until it answers the chat's item stands for its
- * conversation, so the work list never lists it beside it, and then it is one row either
- * way: the item ("customer left", as when the agent saw it happen), or, ended, the list's.
+ * A chat of this page's that the welcome of a new connection no longer lists, not handed
+ * on from this page, ended while the agent was disconnected as the welcome says
+ * (`agent_welcome.ended`, its latest ending since it started here), and is shown as the
+ * agent would have seen it happen: its customer left (the conversation still theirs, open:
+ * writable, one row), handed back to the queue (the agent was away past the grace period;
+ * its customer may have left the line since, which the archive tells), or ended.
  */
-async function endedWhileDisconnected(chat) {
+function endedAsTold(chat, ended) {
+  if (ended.reason === 'customer_gone') {
+    customerLeft(chat, `${chat.name} left while you were disconnected. ${STAYS_OPEN}`);
+  } else if (ended.reason === 'agent_gone') {
+    endedWhileDisconnected(chat, {
+      text: 'The chat was handed back to the queue while you were disconnected.', state: 'handed back', since: ended.at,
+      left: `${chat.name} was handed back to the queue while you were disconnected, and left it. ${STAYS_OPEN}`,
+    });
+  } else {
+    endPanel(chat, ended.ended_by === 'customer' ? `${chat.name} ended the chat while you were disconnected.` : 'This chat ended while you were disconnected.');
+  }
+}
+
+/**
+ * A chat that ended while the agent was disconnected (`text`; its item's `state`), whose
+ * customer may have left it since `since` with the conversation still this agent's: the
+ * archive tells (its latest closing then, for their leaving, and theirs, open). When the
+ * welcome does not say how it ended (it came from a node that did not log the chat),
+ * `since` is the chat's start: a continued conversation's earlier turns closed before it.
+ * Until the archive answers the chat's item stands for its conversation, so the work list
+ * never lists it beside it, and then it is one row either way: the item ("customer left",
+ * writable, as when the agent saw it happen), or, ended, the list's.
+ */
+async function endedWhileDisconnected(chat, { text, state = 'ended', since, left }) {
   chat.checking = true;
-  endPanel(chat, 'This chat ended while you were disconnected.');
+  endPanel(chat, text, state);
   const res = await api('GET', `/api/conversations/${encodeURIComponent(chat.id)}`);
   chat.checking = false;
   // Gone from the page meanwhile, or back live (its customer continued it).
   if (chats.get(chat.id) !== chat) return;
   const a = res.ok ? res.data : null;
-  if (a && a.ended_at && a.status !== 'resolved' && a.agent_id === myAccountId) {
+  if (a && a.ended_at && a.ended_at >= since && a.reason === 'disconnect' && a.status !== 'resolved' && a.agent_id === myAccountId) {
     // Its ending told anew, as it was: its customer left.
     chat.ended = false;
-    customerLeft(chat, `${chat.name} left while you were disconnected. The conversation stays open in your list: what you write now waits for them and they see it when they come back.`);
+    customerLeft(chat, left);
   } else {
     show(chat.controls, false);
     renderItem(chat);
@@ -841,13 +867,25 @@ function handle(f) {
       profile = readProfile(f);
       $('who').textContent = f.name;
       const live = new Set(f.chats.map((c) => c.chat_id));
-      // After a reconnect: chats that ended meanwhile are marked; the rest catch up on missed messages.
+      // How each chat of theirs ended lately, its latest ending (oldest first in `ended`).
+      const endings = new Map((f.ended || []).map((e) => [e.chat_id, e]));
+      // After a reconnect: chats that ended meanwhile are marked (those that had ended
+      // before stay as they are); the rest catch up on missed messages.
       for (const [id, c] of chats) {
-        if (live.has(id)) continue;
+        if (live.has(id) || c.ended) continue;
         // A transfer asked for just before the connection dropped went through.
         const to = transfer.sentWhileAway(id);
+        const told = endings.get(id);
+        const since = c.startedAt || 0;
         if (to) endPanel(c, `Transferred to ${to}.`, `Transferred to ${to}`);
-        else endedWhileDisconnected(c);
+        // An ending before this chat started is an earlier turn's of its conversation.
+        else if (told && told.at >= since) endedAsTold(c, told);
+        else {
+          endedWhileDisconnected(c, {
+            text: 'This chat ended while you were disconnected.', since,
+            left: `${c.name} left while you were disconnected. ${STAYS_OPEN}`,
+          });
+        }
       }
       // Notes kept for a reload: only for the chats still running.
       const stored = savedTransfers();
@@ -957,11 +995,11 @@ function handle(f) {
       } else if (chat) {
         const text = f.ended_by === 'agent' ? 'You ended the chat.'
           : f.ended_by === 'customer' ? `${chat.name} ended the chat.`
-            : f.reason === 'customer_gone' ? `${chat.name} left. The conversation stays open in your list: what you write now waits for them and they see it when they come back.`
+            : f.reason === 'customer_gone' ? `${chat.name} left. ${STAYS_OPEN}`
               : f.reason === 'agent_gone' ? 'The chat was handed back to the queue.' : 'The chat has ended.';
         // Their customer gone, the conversation is open: the list and the pane say so.
         if (f.reason === 'customer_gone') customerLeft(chat, text);
-        else endPanel(chat, text);
+        else endPanel(chat, text, f.reason === 'agent_gone' ? 'handed back' : 'ended');
       }
       break;
     }

@@ -3,10 +3,11 @@
 //! out of `service.rs` by concern.
 
 use super::{AgentInfo, HubState, close};
+use crate::clock::now_ms;
 use crate::cluster::replica::RoutingOp;
 use crate::core::routing::{AgentId, CategoryId, Party};
 use crate::hub::delivery::{ConnId, Recipient};
-use crate::protocol::ServerFrame;
+use crate::protocol::{EndedChat, From, ServerFrame};
 use crate::store::{Account, Category};
 
 impl HubState {
@@ -93,7 +94,29 @@ impl HubState {
                 .iter()
                 .filter_map(|c| self.snapshot(*c, Party::Agent, 0))
                 .collect(),
+            ended: self.ended_away.of(id),
         }
+    }
+
+    /// Tells `agent` their chat `chat_id` ended (`chat_ended`), and keeps how for their next
+    /// welcome: sent while they have no connection (away within their grace period, or
+    /// past it), it reaches nobody (`ended_away`).
+    pub(super) fn chat_ended_to_agent(&mut self, agent: &AgentId, chat_id: &str, ended_by: From, reason: &'static str) {
+        let frame = ServerFrame::ChatEnded {
+            chat_id: chat_id.to_string(),
+            ended_by,
+            reason,
+            rating: None,
+        };
+        self.send(Recipient::Agent(agent.clone()), &frame);
+        let at = self.cluster.as_ref().map_or_else(now_ms, |c| c.stream_time());
+        let ended = EndedChat {
+            chat_id: chat_id.to_string(),
+            ended_by,
+            reason,
+            at,
+        };
+        self.ended_away.note(agent, ended);
     }
 
     pub(super) fn send_profile(&mut self, id: &AgentId) {

@@ -612,6 +612,11 @@ impl HubState {
             reopened: c.reopened,
             holder: c.holder.clone(),
             note: c.note.clone(),
+            turns: c
+                .authors
+                .turns()
+                .map(|(through, name)| (through, name.to_string()))
+                .collect(),
         });
         let cluster = self.cluster_mut();
         if cluster.pending_joins.contains_key(&conn) {

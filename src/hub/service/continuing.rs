@@ -454,51 +454,65 @@ impl Continued {
 
     /// The note the agent's `chat_started` carries when someone else had it before: its
     /// holder, when that is not `agent`, or an agent whose turn its archive ended (a
-    /// transfer, an inbox reassignment). `earlier_agents` names the earlier agents' lines:
-    /// each ended turn's, then the holder's through its last line when the holder is not
-    /// `agent` (the lines past every entry are `agent`'s own).
+    /// transfer, an inbox reassignment). See [`hand_over_note`].
     pub(super) fn note_for(&self, agent: &AgentId) -> Option<TransferNote> {
-        let mut earlier_agents: Vec<EarlierAgent> = self
-            .authors
-            .turns()
-            .map(|(through_seq, name)| EarlierAgent {
-                name: name.to_string(),
-                through_seq,
-            })
-            .collect();
-        let from_name = match self.earlier_holder(agent) {
-            Some((_, name)) => {
-                earlier_agents.push(EarlierAgent {
-                    name: name.clone(),
-                    through_seq: self.last_seq,
-                });
-                name.clone()
-            }
-            None => earlier_agents.last()?.name.clone(),
-        };
-        Some(TransferNote {
-            from_name,
-            note: self.note.clone(),
-            category: None,
-            earlier_agents,
-        })
+        hand_over_note(
+            self.authors.turns(),
+            self.holder.as_ref(),
+            self.last_seq,
+            &self.note,
+            agent,
+        )
     }
 }
 
 /// The note the agent's `chat_started` carries for a conversation another node's customer
-/// continues (`continues`, as it rode in their join), when another agent than `agent` held
-/// it: handed on by the holder, their lines through its last (as [`Continued::note_for`]
-/// says on the customer's node, which alone read the earlier turns). None when `agent`
-/// held it, or nobody did.
+/// continues (`continues`, as it rode in their join, the earlier turns with it): as
+/// [`Continued::note_for`] says on the customer's node, which read the archive.
 pub(super) fn remote_note_for(continues: &crate::cluster::replica::Continues, agent: &AgentId) -> Option<TransferNote> {
-    let (_, name) = continues.holder.as_ref().filter(|(holder, _)| holder != agent)?;
+    let turns = continues.turns.iter().map(|(through, name)| (*through, name.as_str()));
+    hand_over_note(
+        turns,
+        continues.holder.as_ref(),
+        continues.last_seq,
+        &continues.note,
+        agent,
+    )
+}
+
+/// The hand-over note of a continued conversation reaching `agent`, when someone else had
+/// it before: `holder` (the agent whose list it was in) when that is not `agent`, else the
+/// last of its ended `turns` (each earlier agent with the last seq of their turn, in
+/// order); None when neither. `earlier_agents` names the earlier agents' lines: each ended
+/// turn's, then the holder's through `last_seq` when the holder is not `agent` (the lines
+/// past every entry are `agent`'s own). `note`: its last hand-over's (a bot's; else empty).
+fn hand_over_note<'a>(
+    turns: impl Iterator<Item = (u64, &'a str)>,
+    holder: Option<&(AgentId, String)>,
+    last_seq: u64,
+    note: &str,
+    agent: &AgentId,
+) -> Option<TransferNote> {
+    let mut earlier_agents: Vec<EarlierAgent> = turns
+        .map(|(through_seq, name)| EarlierAgent {
+            name: name.to_string(),
+            through_seq,
+        })
+        .collect();
+    let from_name = match holder.filter(|(holder, _)| holder != agent) {
+        Some((_, name)) => {
+            earlier_agents.push(EarlierAgent {
+                name: name.clone(),
+                through_seq: last_seq,
+            });
+            name.clone()
+        }
+        None => earlier_agents.last()?.name.clone(),
+    };
     Some(TransferNote {
-        from_name: name.clone(),
-        note: continues.note.clone(),
+        from_name,
+        note: note.to_string(),
         category: None,
-        earlier_agents: vec![EarlierAgent {
-            name: name.clone(),
-            through_seq: continues.last_seq,
-        }],
+        earlier_agents,
     })
 }

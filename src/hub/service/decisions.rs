@@ -784,13 +784,7 @@ impl HubState {
         };
         self.send(Recipient::Customer(customer), &to_customer);
         if let Some(agent) = agent {
-            let to_agent = ServerFrame::ChatEnded {
-                chat_id: log.wire_id().to_string(),
-                ended_by: by,
-                reason,
-                rating: None,
-            };
-            self.send(Recipient::Agent(agent.clone()), &to_agent);
+            self.chat_ended_to_agent(agent, log.wire_id(), by, reason);
         }
     }
 

@@ -352,15 +352,14 @@ impl HubState {
             through_seq: log.live.last_seq(),
         });
         let wire_id = log.wire_id().to_string();
-        for to in [Recipient::Customer(customer), Recipient::Agent(from)] {
-            let frame = ServerFrame::ChatEnded {
-                chat_id: wire_id.clone(),
-                ended_by: From::System,
-                reason: "agent_gone",
-                rating: None,
-            };
-            self.send(to, &frame);
-        }
+        let frame = ServerFrame::ChatEnded {
+            chat_id: wire_id.clone(),
+            ended_by: From::System,
+            reason: "agent_gone",
+            rating: None,
+        };
+        self.send(Recipient::Customer(customer), &frame);
+        self.chat_ended_to_agent(&from, &wire_id, From::System, "agent_gone");
         self.keep_waiting_log(chat, customer, log);
     }
 
