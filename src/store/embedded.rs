@@ -529,7 +529,7 @@ impl EmbeddedStore {
         table: TableDefinition<'static, &'static str, &'static [u8]>,
         key: String,
         value: T,
-        how: fn(&mut redb::Table<'_, &'static str, &'static [u8]>, &str, &T) -> StoreResult<()>,
+        how: fn(&mut JsonRows<'_>, &str, &T) -> StoreResult<()>,
     ) -> StoreResult<()> {
         self.write(move |tx| how(&mut tx.open_table(table).map_err(unavailable)?, &key, &value))
             .await
@@ -635,6 +635,9 @@ fn put<T: Serialize>(
     table.insert(key, encode(value)?.as_slice()).map_err(unavailable)?;
     Ok(())
 }
+
+/// A table of JSON rows by string key, open in a write.
+type JsonRows<'t> = redb::Table<'t, &'static str, &'static [u8]>;
 
 /// Writes `value` as a new JSON row under `key`; `Conflict` when `table` holds the key.
 fn put_new<T: Serialize>(
