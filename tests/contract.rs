@@ -2911,12 +2911,7 @@ async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &d
     let only_b = ["b".to_string()];
     assert_eq!(seqs(store.pending_deliveries(&only_b, 1).await.unwrap()), [2]);
 
-    assert!(
-        store
-            .claim_delivery(&delivery(1, "a", "c1"), "n1", 100, 200)
-            .await
-            .unwrap()
-    );
+    assert!(claims(store, &delivery(1, "a", "c1"), "n1", 100, 200).await);
     let mut done = delivery(1, "a", "c1");
     done.status = DeliveryStatus::Delivered;
     done.claimed_by = Some("n1".into());
@@ -2945,6 +2940,14 @@ async fn webhook_deliveries_are_pending_by_seq_and_logged_per_endpoint(store: &d
     assert!(store.deliveries_of("a", 10).await.unwrap().is_empty());
 }
 
+/// Whether `node` claims `d` at `now` until `until` ([`WebhookStore::claim_delivery`]).
+async fn claims(store: &dyn Store, d: &WebhookDelivery, node: impl Into<String>, now: Millis, until: Millis) -> bool {
+    store
+        .claim_delivery(d, DeliveryClaim::new(node, now, until))
+        .await
+        .unwrap()
+}
+
 /// Eight nodes claiming one due delivery at once: exactly one gets it; it is not
 /// claimable again (by anyone) until its lease runs out, nor before it is due; only the
 /// claim's holder records an attempt, which ends the claim; a finished one is never
@@ -2953,13 +2956,10 @@ async fn webhook_deliveries_are_claimed_by_one_node_at_a_time(store: &dyn Store)
     store.add_webhook(endpoint("a", 1)).await.unwrap();
     let d = delivery(1, "a", "c1");
     store.add_delivery(d.clone()).await.unwrap();
-    assert!(
-        !store.claim_delivery(&d, "early", 99, 1_000).await.unwrap(),
-        "not before it is due"
-    );
+    assert!(!claims(store, &d, "early", 99, 1_000).await, "not before it is due");
     let claimers = (0..8).map(|n| {
         let d = d.clone();
-        async move { store.claim_delivery(&d, &format!("n{n}"), 100, 1_100).await.unwrap() }
+        async move { claims(store, &d, format!("n{n}"), 100, 1_100).await }
     });
     let won = futures_util::future::join_all(claimers).await;
     assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
@@ -2969,9 +2969,9 @@ async fn webhook_deliveries_are_claimed_by_one_node_at_a_time(store: &dyn Store)
         (stored[0].claimed_by.as_deref(), stored[0].claim_until),
         (Some(holder.as_str()), Some(1_100))
     );
-    assert!(!store.claim_delivery(&d, "late", 1_099, 2_000).await.unwrap());
+    assert!(!claims(store, &d, "late", 1_099, 2_000).await);
     // The holder died: its lease runs out and another node takes it.
-    assert!(store.claim_delivery(&d, "heir", 1_100, 2_100).await.unwrap());
+    assert!(claims(store, &d, "heir", 1_100, 2_100).await);
     let mut retry = stored[0].clone();
     retry.due_at = 5_000;
     retry.claim_until = None;
@@ -2985,11 +2985,8 @@ async fn webhook_deliveries_are_claimed_by_one_node_at_a_time(store: &dyn Store)
         store.pending_deliveries(&["a".to_string()], 10).await.unwrap(),
         [retry.clone()]
     );
-    assert!(
-        !store.claim_delivery(&d, "n1", 4_999, 9_000).await.unwrap(),
-        "retried at 5000"
-    );
-    assert!(store.claim_delivery(&d, "n1", 5_000, 9_000).await.unwrap());
+    assert!(!claims(store, &d, "n1", 4_999, 9_000).await, "retried at 5000");
+    assert!(claims(store, &d, "n1", 5_000, 9_000).await);
     let delivered = WebhookDelivery {
         status: DeliveryStatus::Delivered,
         claimed_by: Some("n1".into()),
@@ -2997,7 +2994,7 @@ async fn webhook_deliveries_are_claimed_by_one_node_at_a_time(store: &dyn Store)
     };
     assert!(store.finish_delivery(delivered.clone(), "n1").await.unwrap());
     assert!(!store.finish_delivery(delivered.clone(), "n1").await.unwrap(), "once");
-    assert!(!store.claim_delivery(&d, "n2", 100_000, 200_000).await.unwrap());
+    assert!(!claims(store, &d, "n2", 100_000, 200_000).await);
     assert!(
         store
             .pending_deliveries(&["a".to_string()], 10)
@@ -3005,13 +3002,7 @@ async fn webhook_deliveries_are_claimed_by_one_node_at_a_time(store: &dyn Store)
             .unwrap()
             .is_empty()
     );
-    assert!(
-        !store
-            .claim_delivery(&delivery(7, "a", "c7"), "n1", 100, 200)
-            .await
-            .unwrap(),
-        "absent"
-    );
+    assert!(!claims(store, &delivery(7, "a", "c7"), "n1", 100, 200).await, "absent");
 }
 
 /// Pruning deletes the settled deliveries (delivered, dead) created before the cutoff, from
@@ -3100,7 +3091,7 @@ async fn webhook_deliveries_dying_are_listed_until_buried(store: &dyn Store) {
     assert!(store.dying_deliveries(10).await.unwrap().is_empty());
     let mut dying = Vec::new();
     for d in [&second, &first] {
-        assert!(store.claim_delivery(d, "n1", 100, 1_000).await.unwrap());
+        assert!(claims(store, d, "n1", 100, 1_000).await);
         let given_up = WebhookDelivery {
             status: DeliveryStatus::Dying,
             claimed_by: Some("n1".into()),
@@ -3116,7 +3107,7 @@ async fn webhook_deliveries_dying_are_listed_until_buried(store: &dyn Store) {
         store.pending_deliveries(&a, 10).await.unwrap(),
         std::slice::from_ref(&living)
     );
-    assert!(!store.claim_delivery(&first, "n2", 100_000, 200_000).await.unwrap());
+    assert!(!claims(store, &first, "n2", 100_000, 200_000).await);
     assert!(
         !store.finish_delivery(dying[0].clone(), "n1").await.unwrap(),
         "not pending any more"

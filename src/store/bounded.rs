@@ -201,7 +201,7 @@ bounded!(WebhookStore {
     read webhook_private_addresses() -> Option<PrivateAddressesChoice>;
     write set_webhook_private_addresses(choice: PrivateAddressesChoice) -> ();
     write add_delivery(delivery: WebhookDelivery) -> ();
-    write claim_delivery(delivery: &WebhookDelivery, node: &str, now: Millis, until: Millis) -> bool;
+    write claim_delivery(delivery: &WebhookDelivery, claim: DeliveryClaim) -> bool;
     write finish_delivery(delivery: WebhookDelivery, node: &str) -> bool;
     read pending_deliveries(of: &[String], limit: usize) -> Vec<WebhookDelivery>;
     read dying_deliveries(limit: usize) -> Vec<WebhookDelivery>;

@@ -521,6 +521,20 @@ impl EmbeddedStore {
             .await
     }
 
+    /// Writes `value` as the JSON row under `key` in `table`, in a write of its own, the
+    /// way `how` writes it: [`put_new`] (a new row; `Conflict` when the key is taken) or
+    /// [`replace`] (over the row there; `NotFound` when there is none).
+    async fn write_row<T: Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: String,
+        value: T,
+        how: fn(&mut JsonRows<'_>, &str, &T) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        self.write(move |tx| how(&mut tx.open_table(table).map_err(unavailable)?, &key, &value))
+            .await
+    }
+
     /// Every JSON row of `table`, decoded, in key order, read in a transaction of its own.
     async fn rows<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
@@ -620,6 +634,19 @@ fn put<T: Serialize>(
 ) -> StoreResult<()> {
     table.insert(key, encode(value)?.as_slice()).map_err(unavailable)?;
     Ok(())
+}
+
+/// A table of JSON rows by string key, open in a write.
+type JsonRows<'t> = redb::Table<'t, &'static str, &'static [u8]>;
+
+/// Writes `value` as a new JSON row under `key`; `Conflict` when `table` holds the key.
+fn put_new<T: Serialize>(
+    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    key: &str,
+    value: &T,
+) -> StoreResult<()> {
+    refuse_held(table, key)?;
+    put(table, key, value)
 }
 
 /// Writes `value` over the JSON row under `key`; `NotFound` when there is none (and

@@ -114,7 +114,8 @@ pub use reply_tokens::ReplyTokenStore;
 pub use inbound_mail::InboundMailStore;
 // ---- webhooks: endpoints and their deliveries ----
 pub use webhooks::{
-    DeliveryAttempt, DeliveryStatus, PrivateAddressesChoice, WebhookDelivery, WebhookEndpoint, WebhookStore,
+    DeliveryAttempt, DeliveryClaim, DeliveryStatus, PrivateAddressesChoice, WebhookDelivery, WebhookEndpoint,
+    WebhookStore,
 };
 // ---- API tokens ----
 pub use api_tokens::{ApiToken, ApiTokenStore};
@@ -502,6 +503,36 @@ pub(crate) fn add_note(notes: &mut Vec<ConversationNote>, note: &ConversationNot
 /// The order of a conversation's notes: by `at`, then by id.
 pub(crate) fn note_order(a: &ConversationNote, b: &ConversationNote) -> std::cmp::Ordering {
     a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id))
+}
+
+/// A record listed oldest first: by when it was created, then by its id (the order every
+/// backend lists accounts, API tokens and webhook endpoints in).
+pub(crate) trait Created {
+    fn created(&self) -> (Millis, &str);
+}
+
+/// `items` oldest first ([`Created`]).
+pub(crate) fn oldest_first<T: Created>(mut items: Vec<T>) -> Vec<T> {
+    items.sort_by(|a, b| a.created().cmp(&b.created()));
+    items
+}
+
+impl Created for Account {
+    fn created(&self) -> (Millis, &str) {
+        (self.created_at, &self.id)
+    }
+}
+
+impl Created for ApiToken {
+    fn created(&self) -> (Millis, &str) {
+        (self.created_at, &self.id)
+    }
+}
+
+impl Created for WebhookEndpoint {
+    fn created(&self) -> (Millis, &str) {
+        (self.created_at, &self.id)
+    }
 }
 
 /// Which conversations to list; every field narrows the result.

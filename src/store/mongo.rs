@@ -426,6 +426,15 @@ where
         .map_err(unavailable)
 }
 
+/// Every document of `collection`, oldest first (by `created_at`, then id: as
+/// [`super::oldest_first`] orders them).
+async fn all_oldest_first<T>(collection: &Collection<T>) -> StoreResult<Vec<T>>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+{
+    all(collection.find(doc! {}).sort(doc! {"created_at": 1, "_id": 1})).await
+}
+
 /// The document a `find_one` (or `find_one_and_update`) returns; `NotFound` when none.
 async fn one<T>(find: impl IntoFuture<Output = mongodb::error::Result<Option<T>>>) -> StoreResult<T> {
     find.await.map_err(unavailable)?.ok_or(StoreError::NotFound)
@@ -512,6 +521,20 @@ async fn replace_existing<T: serde::Serialize + Send + Sync>(
         .await
         .map_err(unavailable)?;
     matched(done.matched_count)
+}
+
+/// The document `id` names, if there is one.
+async fn by_id<T>(collection: &Collection<T>, id: &str) -> StoreResult<Option<T>>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+{
+    collection.find_one(doc! {"_id": id}).await.map_err(unavailable)
+}
+
+/// Deletes the document `id` names; how many it deleted (0: there was none).
+async fn delete_by_id<T: Send + Sync>(collection: &Collection<T>, id: &str) -> StoreResult<u64> {
+    let done = collection.delete_one(doc! {"_id": id}).await.map_err(unavailable)?;
+    Ok(done.deleted_count)
 }
 
 /// `Ok` when a write by id matched (`count` > 0), else `NotFound`.

@@ -102,6 +102,25 @@ pub struct WebhookDelivery {
     pub claim_until: Option<Millis>,
 }
 
+/// A node's claim to send a delivery: who claims it, the time it claims at (what
+/// [`WebhookDelivery::claimable`] is judged at) and when the claim ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryClaim {
+    pub node: String,
+    pub now: Millis,
+    pub until: Millis,
+}
+
+impl DeliveryClaim {
+    pub fn new(node: impl Into<String>, now: Millis, until: Millis) -> Self {
+        Self {
+            node: node.into(),
+            now,
+            until,
+        }
+    }
+}
+
 impl WebhookDelivery {
     /// For unit tests: delivery `seq` of endpoint `a` (its own conversation), `status`,
     /// created and due at `created_at`, never attempted.
@@ -160,17 +179,11 @@ pub trait WebhookStore: Send + Sync {
     async fn set_webhook_private_addresses(&self, choice: PrivateAddressesChoice) -> StoreResult<()>;
     /// Stores a new delivery; `Conflict` when its id is taken.
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()>;
-    /// Claims the stored form of `delivery` (as a listing read it) for `node` until
-    /// `until` when that is claimable at `now` ([`WebhookDelivery::claimable`]), in one
-    /// atomic step: of concurrent claimers exactly one gets it. False (nothing changed)
-    /// when it is not claimable (any more) or absent.
-    async fn claim_delivery(
-        &self,
-        delivery: &WebhookDelivery,
-        node: &str,
-        now: Millis,
-        until: Millis,
-    ) -> StoreResult<bool>;
+    /// Claims the stored form of `delivery` (as a listing read it) for `claim.node` until
+    /// `claim.until` when that is claimable at `claim.now` ([`WebhookDelivery::claimable`]),
+    /// in one atomic step: of concurrent claimers exactly one gets it. False (nothing
+    /// changed) when it is not claimable (any more) or absent.
+    async fn claim_delivery(&self, delivery: &WebhookDelivery, claim: DeliveryClaim) -> StoreResult<bool>;
     /// Replaces the stored delivery with `delivery` (an attempt recorded, its claim ended)
     /// only while it is pending and `node` holds its claim ([`WebhookDelivery::claimed_by`]);
     /// false (nothing changed) otherwise, e.g. when the lease ran out and another node took

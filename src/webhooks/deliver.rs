@@ -26,7 +26,9 @@ use super::sign::{EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAM
 use super::target;
 use crate::clock::now_ms;
 use crate::core::webhooks::{Failed, after_failure, goes_at, ready};
-use crate::store::{DeliveryAttempt, DeliveryStatus, SharedStore, StoreError, WebhookDelivery, WebhookEndpoint};
+use crate::store::{
+    DeliveryAttempt, DeliveryClaim, DeliveryStatus, SharedStore, StoreError, WebhookDelivery, WebhookEndpoint,
+};
 
 /// How long a receiver has to answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -212,7 +214,10 @@ async fn round(
             continue;
         };
         // Another node took it since it was read (and sends it), or it was finished.
-        if !store.claim_delivery(&delivery, &claims.node, now, until).await? {
+        if !store
+            .claim_delivery(&delivery, DeliveryClaim::new(claims.node.clone(), now, until))
+            .await?
+        {
             continue;
         }
         delivery.claimed_by = Some(claims.node.clone());
@@ -623,13 +628,14 @@ mod tests {
         let mut delivery = failing_for_a_day(now);
         store.add_delivery(delivery.clone()).await.unwrap();
         // Alpha claimed it, stalled past its lease; beta claimed it since and still sends.
-        assert!(store.claim_delivery(&delivery, "alpha", now, now + 1).await.unwrap());
         assert!(
             store
-                .claim_delivery(&delivery, "beta", now + 1, now + 60_000)
+                .claim_delivery(&delivery, DeliveryClaim::new("alpha", now, now + 1))
                 .await
                 .unwrap()
         );
+        let beta = DeliveryClaim::new("beta", now + 1, now + 60_000);
+        assert!(store.claim_delivery(&delivery, beta).await.unwrap());
         delivery.claimed_by = Some("alpha".into());
         delivery.claim_until = Some(now + 1);
         let claims = Claims {

@@ -44,7 +44,7 @@ use crate::core::routing::{AgentId, CategoryId};
 use crate::hub::delivery::{ConnId, Outbound, SenderCopy};
 use crate::hub::transcript::{Author, Stamped, Transcript};
 use crate::hub::{BotAct, BotLine, BotLogin, Command, ConnRole, after};
-use crate::protocol::{BotConversation, ClientFrame, From, Said, ServerFrame};
+use crate::protocol::{BotConversation, ChatMessage, ClientFrame, From, Said, ServerFrame};
 use crate::store::{
     ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, ConversationTransferred, EndReason, Side,
 };
@@ -775,19 +775,14 @@ impl HubState {
             (true, _) => format!("{bot} went offline."),
         };
         self.archive_hand_on_to_line(id, &bot, &category, transcript.last_seq(), &note);
-        let continued = Continued {
-            id: id.to_string(),
-            category: category.clone(),
-            last_seq: transcript.last_seq(),
-            earlier: transcript.after(0),
-            holder: Some((AgentId(rules::bot_agent_id(&bot)), bot.clone())),
-            authors: LineAuthors::new([], bot.clone()),
-            route: Route::Line,
+        let continued = to_line(
+            id.to_string(),
+            &bot,
+            &category,
+            transcript.last_seq(),
+            transcript.after(0),
             note,
-            // A bot's conversation is new: nobody rated it yet, nobody resolved it.
-            rated: false,
-            reopened: false,
-        };
+        );
         self.send_to_conn(customer, &self.transferred_to_line(id.to_string(), &category));
         if let Err((code, message)) =
             self.customer_join(customer, &category.0.clone(), asked, Some(Box::new(continued)))
@@ -972,18 +967,7 @@ impl HubState {
         };
         let note = format!("{bot} was cut off: the node it ran on stopped.");
         self.archive_hand_on_to_line(&chat, &bot, &category, last_seq, &note);
-        let continued = Continued {
-            id: chat.clone(),
-            category: category.clone(),
-            last_seq,
-            earlier,
-            holder: Some((AgentId(rules::bot_agent_id(&bot)), bot.clone())),
-            authors: LineAuthors::new([], bot.clone()),
-            route: Route::Line,
-            note,
-            rated: false,
-            reopened: false,
-        };
+        let continued = to_line(chat.clone(), &bot, &category, last_seq, earlier, note);
         if let Err((code, message)) = self.customer_join(conn, &category.0.clone(), asked, Some(Box::new(continued))) {
             tracing::warn!(conversation = %chat, code, %message, "a bot's conversation whose node died could not join the line");
             self.error_to_conn(conn, code, message, None);
@@ -1195,6 +1179,25 @@ impl HubState {
     }
 }
 
+/// A bot's conversation handed on to its category's line, as the customer joins it, its
+/// highest archived `seq` and latest `lines` known: the bot holds it (its lines are the
+/// bot's), `note` tells the next agent why; a bot's conversation is new, so nobody rated it
+/// yet and nobody resolved it.
+fn to_line(id: String, bot: &str, category: &CategoryId, seq: u64, lines: Vec<ChatMessage>, note: String) -> Continued {
+    Continued {
+        id,
+        category: category.clone(),
+        last_seq: seq,
+        earlier: lines,
+        holder: Some((AgentId(rules::bot_agent_id(bot)), bot.to_string())),
+        authors: LineAuthors::new([], bot.to_string()),
+        route: Route::Line,
+        note,
+        rated: false,
+        reopened: false,
+    }
+}
+
 /// What a resume found under a token no customer holds (several nodes).
 pub(crate) enum TicketFound {
     /// No bot stage's ticket either: `resume_expired`.
@@ -1209,7 +1212,7 @@ pub(crate) enum TicketFound {
         /// The token it was under, to put it back should the customer be gone meanwhile.
         token: String,
         last_seq: u64,
-        earlier: Vec<crate::protocol::ChatMessage>,
+        earlier: Vec<ChatMessage>,
     },
 }
 

@@ -11,7 +11,7 @@ use super::{
     ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, id_under, load, put,
     refuse_held, unavailable,
 };
-use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession};
+use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession, oldest_first};
 
 /// Session id (the SHA-256 of its token) → JSON [`SessionRec`].
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
@@ -107,10 +107,8 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
-        let mut out: Vec<Account> = self.rows(ACCOUNTS).await?;
         // Oldest first, like the reference store's insertion order (ties by id).
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
-        Ok(out)
+        Ok(oldest_first(self.rows(ACCOUNTS).await?))
     }
 
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::{EmbeddedStore, ReadableTable, TableDefinition, find, load, put, refuse_held, unavailable};
-use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult};
+use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult, oldest_first};
 
 /// Token id → JSON [`ApiToken`].
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
@@ -47,9 +47,7 @@ impl ApiTokenStore for EmbeddedStore {
     }
 
     async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        let mut out: Vec<ApiToken> = self.rows(TOKENS).await?;
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(out)
+        Ok(oldest_first(self.rows(TOKENS).await?))
     }
 
     async fn api_token_by_hash(&self, hash: &str) -> StoreResult<ApiToken> {

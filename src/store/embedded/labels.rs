@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, TableDefinition, load, put, refuse_held, unavailable};
+use super::{EmbeddedStore, TableDefinition, load, put, put_new, unavailable};
 use crate::store::{Label, LabelStore, StoreError, StoreResult, labels};
 
 /// Label id → JSON [`Label`].
@@ -23,13 +23,7 @@ impl LabelStore for EmbeddedStore {
     }
 
     async fn create_label(&self, label: Label) -> StoreResult<()> {
-        self.write(move |tx| {
-            let mut table = tx.open_table(LABELS).map_err(unavailable)?;
-            refuse_held(&table, label.id.as_str())?;
-            put(&mut table, label.id.as_str(), &label)?;
-            Ok(())
-        })
-        .await
+        self.write_row(LABELS, label.id.clone(), label, put_new).await
     }
 
     async fn update_label(&self, label: Label) -> StoreResult<()> {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, put, unavailable};
+use super::{EmbeddedStore, TableDefinition, decode, put_new, unavailable};
 use crate::store::{Rating, RatingStore, StoreError, StoreResult};
 
 /// Conversation id → JSON [`Rating`].
@@ -32,12 +32,7 @@ impl RatingStore for EmbeddedStore {
             if super::erased::is_erased(&super::erased::tombstones(tx)?, &id)? {
                 return Err(StoreError::NotFound); // erased on request
             }
-            let mut table = tx.open_table(RATINGS).map_err(unavailable)?;
-            if table.get(id.as_str()).map_err(unavailable)?.is_some() {
-                return Err(StoreError::Conflict);
-            }
-            put(&mut table, id.as_str(), &rating)?;
-            Ok(())
+            put_new(&mut tx.open_table(RATINGS).map_err(unavailable)?, &id, &rating)
         })
         .await
     }

@@ -8,11 +8,11 @@
 use async_trait::async_trait;
 
 use super::{
-    EmbeddedStore, ReadableTable, TableDefinition, decode, find, load, put, refuse_held, replace, unavailable,
+    EmbeddedStore, ReadableTable, TableDefinition, decode, find, load, put, put_new, refuse_held, replace, unavailable,
 };
 use crate::store::{
-    DeliveryStatus, Millis, PrivateAddressesChoice, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint,
-    WebhookStore,
+    DeliveryClaim, DeliveryStatus, Millis, PrivateAddressesChoice, StoreError, StoreResult, WebhookDelivery,
+    WebhookEndpoint, WebhookStore, oldest_first,
 };
 
 /// Endpoint id → JSON [`WebhookEndpoint`].
@@ -71,19 +71,11 @@ fn listed(tx: &redb::WriteTransaction, k: &str, status: DeliveryStatus) -> Store
 #[async_trait]
 impl WebhookStore for EmbeddedStore {
     async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        self.write(move |tx| {
-            let mut table = tx.open_table(WEBHOOKS).map_err(unavailable)?;
-            refuse_held(&table, endpoint.id.as_str())?;
-            put(&mut table, endpoint.id.as_str(), &endpoint)?;
-            Ok(())
-        })
-        .await
+        self.write_row(WEBHOOKS, endpoint.id.clone(), endpoint, put_new).await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        let mut out: Vec<WebhookEndpoint> = self.rows(WEBHOOKS).await?;
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(out)
+        Ok(oldest_first(self.rows(WEBHOOKS).await?))
     }
 
     async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
@@ -93,12 +85,7 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        self.write(move |tx| {
-            let mut table = tx.open_table(WEBHOOKS).map_err(unavailable)?;
-            replace(&mut table, endpoint.id.as_str(), &endpoint)?;
-            Ok(())
-        })
-        .await
+        self.write_row(WEBHOOKS, endpoint.id.clone(), endpoint, replace).await
     }
 
     async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
@@ -175,24 +162,18 @@ impl WebhookStore for EmbeddedStore {
         .await
     }
 
-    async fn claim_delivery(
-        &self,
-        delivery: &WebhookDelivery,
-        node: &str,
-        now: Millis,
-        until: Millis,
-    ) -> StoreResult<bool> {
-        let (k, node) = (key(delivery), node.to_string());
+    async fn claim_delivery(&self, delivery: &WebhookDelivery, claim: DeliveryClaim) -> StoreResult<bool> {
+        let k = key(delivery);
         self.write(move |tx| {
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let Some(mut stored) = find::<WebhookDelivery>(&deliveries, k.as_str())? else {
                 return Ok(false);
             };
-            if !stored.claimable(now) {
+            if !stored.claimable(claim.now) {
                 return Ok(false);
             }
-            stored.claimed_by = Some(node);
-            stored.claim_until = Some(until);
+            stored.claimed_by = Some(claim.node);
+            stored.claim_until = Some(claim.until);
             put(&mut deliveries, k.as_str(), &stored)?;
             Ok(true)
         })

@@ -7,19 +7,11 @@ use super::*;
 #[async_trait]
 impl ApiTokenStore for MemoryStore {
     async fn add_api_token(&self, token: ApiToken) -> StoreResult<()> {
-        self.with(|s| {
-            if s.api_tokens.iter().any(|t| t.id == token.id || t.hash == token.hash) {
-                return Err(StoreError::Conflict);
-            }
-            s.api_tokens.push(token);
-            Ok(())
-        })
+        self.with(|s| add_new(&mut s.api_tokens, token, |t, new| t.id == new.id || t.hash == new.hash))
     }
 
     async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        let mut out = self.with(|s| s.api_tokens.clone());
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(out)
+        Ok(oldest_first(self.with(|s| s.api_tokens.clone())))
     }
 
     async fn api_token_by_hash(&self, hash: &str) -> StoreResult<ApiToken> {

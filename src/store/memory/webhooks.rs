@@ -7,19 +7,11 @@ use super::*;
 #[async_trait]
 impl WebhookStore for MemoryStore {
     async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        self.with(|s| {
-            if s.webhooks.iter().any(|e| e.id == endpoint.id) {
-                return Err(StoreError::Conflict);
-            }
-            s.webhooks.push(endpoint);
-            Ok(())
-        })
+        self.with(|s| add_new(&mut s.webhooks, endpoint, |e, new| e.id == new.id))
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        let mut out = self.with(|s| s.webhooks.clone());
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(out)
+        Ok(oldest_first(self.with(|s| s.webhooks.clone())))
     }
 
     async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
@@ -72,17 +64,11 @@ impl WebhookStore for MemoryStore {
         })
     }
 
-    async fn claim_delivery(
-        &self,
-        delivery: &WebhookDelivery,
-        node: &str,
-        now: Millis,
-        until: Millis,
-    ) -> StoreResult<bool> {
+    async fn claim_delivery(&self, delivery: &WebhookDelivery, claim: DeliveryClaim) -> StoreResult<bool> {
         self.with(|s| match s.deliveries.get_mut(&(delivery.seq, delivery.id.clone())) {
-            Some(d) if d.claimable(now) => {
-                d.claimed_by = Some(node.to_string());
-                d.claim_until = Some(until);
+            Some(d) if d.claimable(claim.now) => {
+                d.claimed_by = Some(claim.node);
+                d.claim_until = Some(claim.until);
                 Ok(true)
             }
             _ => Ok(false),

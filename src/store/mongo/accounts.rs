@@ -11,8 +11,8 @@ use mongodb::options::IndexOptions;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MongoStore, Named, all, conflict_or_unavailable, ensure_indexes, index, index_with, insert_new, matched, one,
-    unavailable,
+    MongoStore, Named, all, all_oldest_first, conflict_or_unavailable, delete_by_id, ensure_indexes, index, index_with,
+    insert_new, matched, one, unavailable,
 };
 use crate::store::{Account, AccountStore, Millis, StoreResult, StoredSession};
 
@@ -64,7 +64,7 @@ impl AccountStore for MongoStore {
     }
 
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
-        all(self.accounts.find(doc! {}).sort(doc! {"created_at": 1, "_id": 1})).await
+        all_oldest_first(&self.accounts).await
     }
 
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
@@ -86,12 +86,7 @@ impl AccountStore for MongoStore {
     }
 
     async fn delete_session(&self, id: &str) -> StoreResult<bool> {
-        let result = self
-            .collection(SESSIONS)
-            .delete_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?;
-        Ok(result.deleted_count > 0)
+        Ok(delete_by_id(&self.collection(SESSIONS), id).await? > 0)
     }
 
     /// The account's sessions found, then deleted by id: a session opened in between (a

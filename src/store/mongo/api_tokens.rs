@@ -5,8 +5,8 @@ use async_trait::async_trait;
 
 use bson::doc;
 
-use super::{MongoStore, Named, all, ensure_indexes, insert_new, matched, one, unavailable, unique_index};
-use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult};
+use super::{MongoStore, Named, all_oldest_first, ensure_indexes, insert_new, matched, one, unavailable, unique_index};
+use crate::store::{ApiToken, ApiTokenStore, Millis, StoreResult};
 
 const API_TOKENS: Named<ApiToken> = Named::new("api_tokens");
 
@@ -27,11 +27,7 @@ impl ApiTokenStore for MongoStore {
     }
 
     async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        all(self
-            .collection(API_TOKENS)
-            .find(doc! {})
-            .sort(doc! {"created_at": 1, "_id": 1}))
-        .await
+        all_oldest_first(&self.collection(API_TOKENS)).await
     }
 
     async fn api_token_by_hash(&self, hash: &str) -> StoreResult<ApiToken> {
@@ -44,11 +40,7 @@ impl ApiTokenStore for MongoStore {
             .update_one(doc! {"_id": id, "revoked_at": null}, doc! {"$set": {"revoked_at": at}})
             .await
             .map_err(unavailable)?;
-        self.collection(API_TOKENS)
-            .find_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?
-            .ok_or(StoreError::NotFound)
+        one(self.collection(API_TOKENS).find_one(doc! {"_id": id})).await
     }
 
     async fn touch_api_token(&self, id: &str, at: Millis) -> StoreResult<()> {

@@ -8,7 +8,7 @@ use bson::doc;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MongoStore, Named, all, conflict_or_unavailable, ensure_indexes, insert_new, matched, one, unavailable,
+    MongoStore, Named, all, conflict_or_unavailable, delete_by_id, ensure_indexes, insert_new, matched, one,
     unique_index,
 };
 use crate::store::{CannedReply, CannedStore, StoreResult};
@@ -92,11 +92,6 @@ impl CannedStore for MongoStore {
     }
 
     async fn delete_canned_reply(&self, id: &str) -> StoreResult<bool> {
-        let result = self
-            .collection(CANNED_REPLIES)
-            .delete_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?;
-        Ok(result.deleted_count > 0)
+        Ok(delete_by_id(&self.collection(CANNED_REPLIES), id).await? > 0)
     }
 }

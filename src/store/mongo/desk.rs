@@ -48,21 +48,11 @@ impl DeskStore for MongoStore {
     }
 
     async fn delete_category(&self, id: &str) -> StoreResult<()> {
-        let result = self
-            .categories
-            .delete_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?;
-        matched(result.deleted_count)
+        matched(delete_by_id(&self.categories, id).await?)
     }
 
     async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
-        Ok(self
-            .collection(DESK_SETTINGS)
-            .find_one(doc! {"_id": key})
-            .await
-            .map_err(unavailable)?
-            .map(|d| d.value))
+        Ok(by_id(&self.collection(DESK_SETTINGS), key).await?.map(|d| d.value))
     }
 
     async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
@@ -81,10 +71,7 @@ impl DeskStore for MongoStore {
                     .map_err(unavailable)?;
             }
             None => {
-                self.collection(DESK_SETTINGS)
-                    .delete_one(doc! {"_id": key})
-                    .await
-                    .map_err(unavailable)?;
+                delete_by_id(&self.collection(DESK_SETTINGS), key).await?;
             }
         }
         Ok(())

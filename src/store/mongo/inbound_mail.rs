@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use bson::doc;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, Named, unavailable};
+use super::{MongoStore, Named, by_id};
 use crate::store::{InboundMailStore, Millis, StoreError, StoreResult};
 
 #[derive(Serialize, Deserialize)]
@@ -21,12 +21,7 @@ const INBOUND_MAIL: Named<InboundDoc> = Named::new("inbound_mail");
 #[async_trait]
 impl InboundMailStore for MongoStore {
     async fn inbound_seen(&self, key: &str) -> StoreResult<bool> {
-        let found = self
-            .collection(INBOUND_MAIL)
-            .find_one(doc! {"_id": key})
-            .await
-            .map_err(unavailable)?;
-        Ok(found.is_some())
+        Ok(by_id(&self.collection(INBOUND_MAIL), key).await?.is_some())
     }
 
     async fn first_seen(&self, key: &str, at: Millis) -> StoreResult<bool> {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use bson::doc;
 
-use super::{MongoStore, Named, all, insert_new, matched, unavailable};
+use super::{MongoStore, Named, all, delete_by_id, insert_new, matched, unavailable};
 use crate::store::{Label, LabelStore, StoreResult, labels};
 
 const LABELS: Named<Label> = Named::new("labels");
@@ -35,11 +35,6 @@ impl LabelStore for MongoStore {
     }
 
     async fn delete_label(&self, id: &str) -> StoreResult<()> {
-        let result = self
-            .collection(LABELS)
-            .delete_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?;
-        matched(result.deleted_count)
+        matched(delete_by_id(&self.collection(LABELS), id).await?)
     }
 }

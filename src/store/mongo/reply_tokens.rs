@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bson::doc;
 use serde::{Deserialize, Serialize};
 
-use super::{MongoStore, Named, ensure_indexes, index, unavailable};
+use super::{MongoStore, Named, by_id, ensure_indexes, index, unavailable};
 use crate::store::{ReplyTokenStore, StoreResult};
 
 #[derive(Serialize, Deserialize)]
@@ -42,12 +42,9 @@ impl ReplyTokenStore for MongoStore {
     }
 
     async fn conversation_of(&self, token: &str) -> StoreResult<Option<String>> {
-        let found = self
-            .collection(REPLY_TOKENS)
-            .find_one(doc! {"_id": token})
-            .await
-            .map_err(unavailable)?;
-        Ok(found.map(|d| d.conversation_id))
+        Ok(by_id(&self.collection(REPLY_TOKENS), token)
+            .await?
+            .map(|d| d.conversation_id))
     }
 
     async fn token_of(&self, conversation_id: &str) -> StoreResult<Option<String>> {

@@ -15,11 +15,12 @@ use async_trait::async_trait;
 use bson::{Document, doc};
 
 use super::{
-    MongoStore, Named, all, ensure_indexes, index, insert_new, is_duplicate_key, matched, one, replace_existing,
-    unavailable, updated_after,
+    MongoStore, Named, all, all_oldest_first, by_id, delete_by_id, ensure_indexes, index, insert_new, is_duplicate_key,
+    matched, one, replace_existing, unavailable, updated_after,
 };
 use crate::store::{
-    Millis, PrivateAddressesChoice, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookStore,
+    DeliveryClaim, Millis, PrivateAddressesChoice, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint,
+    WebhookStore,
 };
 
 /// The `_id` of the one counter document.
@@ -86,11 +87,7 @@ impl WebhookStore for MongoStore {
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        all(self
-            .collection(WEBHOOKS)
-            .find(doc! {})
-            .sort(doc! {"created_at": 1, "_id": 1}))
-        .await
+        all_oldest_first(&self.collection(WEBHOOKS)).await
     }
 
     async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
@@ -102,12 +99,7 @@ impl WebhookStore for MongoStore {
     }
 
     async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
-        let done = self
-            .collection(WEBHOOKS)
-            .delete_one(doc! {"_id": id})
-            .await
-            .map_err(unavailable)?;
-        matched(done.deleted_count)?;
+        matched(delete_by_id(&self.collection(WEBHOOKS), id).await?)?;
         self.collection(WEBHOOK_DELIVERIES)
             .delete_many(doc! {"endpoint_id": id})
             .await
@@ -116,12 +108,9 @@ impl WebhookStore for MongoStore {
     }
 
     async fn webhook_private_addresses(&self) -> StoreResult<Option<PrivateAddressesChoice>> {
-        let stored = self
-            .collection(WEBHOOK_SETTINGS)
-            .find_one(doc! {"_id": PRIVATE_ADDRESSES_ID})
-            .await
-            .map_err(unavailable)?;
-        Ok(stored.map(|d| d.choice))
+        Ok(by_id(&self.collection(WEBHOOK_SETTINGS), PRIVATE_ADDRESSES_ID)
+            .await?
+            .map(|d| d.choice))
     }
 
     async fn set_webhook_private_addresses(&self, choice: PrivateAddressesChoice) -> StoreResult<()> {
@@ -147,13 +136,8 @@ impl WebhookStore for MongoStore {
         insert_new(&self.collection(WEBHOOK_DELIVERIES), &delivery).await
     }
 
-    async fn claim_delivery(
-        &self,
-        delivery: &WebhookDelivery,
-        node: &str,
-        now: Millis,
-        until: Millis,
-    ) -> StoreResult<bool> {
+    async fn claim_delivery(&self, delivery: &WebhookDelivery, claim: DeliveryClaim) -> StoreResult<bool> {
+        let DeliveryClaim { node, now, until } = claim;
         let done = self
             .collection(WEBHOOK_DELIVERIES)
             .update_one(
