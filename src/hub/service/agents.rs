@@ -49,6 +49,7 @@ impl HubState {
                 AgentInfo {
                     account,
                     conn: Some(conn),
+                    sign_in: None,
                 },
             );
         }
@@ -135,7 +136,7 @@ impl HubState {
         let mut out = vec![];
         if !account.enabled {
             if self.cluster.is_some() {
-                self.route(RoutingOp::AgentOffline(id.clone()), None);
+                self.route(RoutingOp::AgentOffline(id.clone(), None), None);
             } else {
                 self.routing.agent_offline(&id, &mut out);
             }
