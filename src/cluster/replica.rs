@@ -48,16 +48,23 @@ pub enum RoutingOp {
     CustomerDisconnected(CustomerId),
     CustomerResumed(CustomerId),
     CustomerGraceExpired(CustomerId, u64),
+    /// `sign_in` names the sign-in (the connection) the call is made for
+    /// (`docs/cluster.md` §13): it rides in the event's arguments, which the script ends
+    /// the categories before, so the node that made it welcomes only that sign-in.
     AgentOnline {
         agent: AgentId,
         categories: Vec<CategoryId>,
         limit: u8,
         available: bool,
+        sign_in: Option<String>,
     },
     AgentDisconnected(AgentId),
-    AgentResumed(AgentId),
+    /// The sign-in it is made for rides along, as in [`RoutingOp::AgentOnline`].
+    AgentResumed(AgentId, Option<String>),
     AgentGraceExpired(AgentId, u64),
-    AgentOffline(AgentId),
+    /// A take-back names the sign-in whose coming online it takes back (the script does
+    /// not read it); any other going offline names none.
+    AgentOffline(AgentId, Option<String>),
     SetAvailable(AgentId, bool),
     /// The agent's status and, when away, their reason.
     SetStatus(AgentId, AgentStatus, Option<String>),
@@ -135,6 +142,8 @@ impl RoutingOp {
         };
         let limit = |i: usize| number(i).and_then(|n| u8::try_from(n).map_err(|_| bad()));
         let agent = || arg(0).map(|a| AgentId(a.clone()));
+        // The sign-in an agent's call names, absent in an entry of a build before them.
+        let signed = |i: usize| a.get(i).filter(|s| !s.is_empty()).cloned();
         let cats = |from: usize| {
             a.iter()
                 .skip(from)
@@ -173,16 +182,28 @@ impl RoutingOp {
             "customer_disconnected" => Self::CustomerDisconnected(customer(0)?),
             "customer_resumed" => Self::CustomerResumed(customer(0)?),
             "customer_grace_expired" => Self::CustomerGraceExpired(customer(0)?, number(1)?),
-            "agent_online" => Self::AgentOnline {
-                agent: agent()?,
-                limit: limit(1)?,
-                available: arg(2)? == "1",
-                categories: cats(3),
-            },
+            "agent_online" => {
+                // An empty argument ends the categories; the sign-in follows it.
+                let mut categories = cats(3);
+                let sign_in = match categories.iter().position(|c| c.as_str().is_empty()) {
+                    Some(end) => {
+                        let after = categories.drain(end..).nth(1);
+                        after.map(|s| s.as_str().to_string()).filter(|s| !s.is_empty())
+                    }
+                    None => None,
+                };
+                Self::AgentOnline {
+                    agent: agent()?,
+                    limit: limit(1)?,
+                    available: arg(2)? == "1",
+                    categories,
+                    sign_in,
+                }
+            }
             "agent_disconnected" => Self::AgentDisconnected(agent()?),
-            "agent_resumed" => Self::AgentResumed(agent()?),
+            "agent_resumed" => Self::AgentResumed(agent()?, signed(1)),
             "agent_grace_expired" => Self::AgentGraceExpired(agent()?, number(1)?),
-            "agent_offline" => Self::AgentOffline(agent()?),
+            "agent_offline" => Self::AgentOffline(agent()?, signed(1)),
             "set_available" => Self::SetAvailable(agent()?, arg(1)? == "1"),
             "set_status" => Self::SetStatus(
                 agent()?,
@@ -263,11 +284,12 @@ impl RoutingOp {
                 categories,
                 limit,
                 available,
+                ..
             } => core.agent_online(agent.clone(), categories.iter().cloned(), *limit, *available, out)?,
             Self::AgentDisconnected(a) => core.agent_disconnected(a, out)?,
-            Self::AgentResumed(a) => core.agent_resumed(a, out)?,
+            Self::AgentResumed(a, _) => core.agent_resumed(a, out)?,
             Self::AgentGraceExpired(a, epoch) => core.agent_grace_expired(a, *epoch, out),
-            Self::AgentOffline(a) => core.agent_offline(a, out),
+            Self::AgentOffline(a, _) => core.agent_offline(a, out),
             Self::SetAvailable(a, available) => core.set_available(a, *available, out)?,
             Self::SetStatus(a, status, reason) => core.set_status(a, *status, reason.clone(), out)?,
             Self::SetCategoryOpen(c, open, read_at) => core.set_category_open(c, *open, *read_at, out)?,
@@ -352,11 +374,25 @@ impl RoutingOp {
                 categories,
                 limit,
                 available,
-            } => redis.agent_online(agent, categories, *limit, *available).await,
+                sign_in,
+            } => {
+                let sign_in = sign_in.as_deref().unwrap_or_default();
+                redis
+                    .agent_online_signed(agent, categories, *limit, *available, sign_in)
+                    .await
+            }
             Self::AgentDisconnected(a) => redis.agent_disconnected(a).await,
-            Self::AgentResumed(a) => redis.agent_resumed(a).await,
+            Self::AgentResumed(a, sign_in) => {
+                redis
+                    .agent_resumed_signed(a, sign_in.as_deref().unwrap_or_default())
+                    .await
+            }
             Self::AgentGraceExpired(a, epoch) => redis.agent_grace_expired(a, *epoch).await,
-            Self::AgentOffline(a) => redis.agent_offline(a).await,
+            Self::AgentOffline(a, sign_in) => {
+                redis
+                    .agent_offline_signed(a, sign_in.as_deref().unwrap_or_default())
+                    .await
+            }
             Self::SetAvailable(a, available) => redis.set_available(a, *available).await,
             Self::SetStatus(a, status, reason) => redis.set_status(a, *status, reason.as_deref()).await,
             Self::SetCategoryOpen(c, open, read_at) => redis.set_category_open(c, *open, *read_at).await,
@@ -442,6 +478,31 @@ mod tests {
         ));
         assert!(RoutingOp::from_event("leave", &s(&["x"]), &[]).is_err());
         assert!(RoutingOp::from_event("nonsense", &[], &[]).is_err());
+    }
+
+    #[test]
+    fn an_agents_sign_in_reads_back_after_the_categories_it_ends() {
+        let signed = RoutingOp::from_event("agent_online", &s(&["ann", "2", "0", "sales", "", "n1:7"]), &[]).unwrap();
+        assert_eq!(
+            signed,
+            RoutingOp::AgentOnline {
+                agent: AgentId("ann".into()),
+                categories: vec![CategoryId("sales".into())],
+                limit: 2,
+                available: false,
+                sign_in: Some("n1:7".into()),
+            }
+        );
+        // An entry of a build before sign-ins: every argument after the flag is a category.
+        let before = RoutingOp::from_event("agent_online", &s(&["ann", "2", "1", "sales", "help"]), &[]).unwrap();
+        assert!(matches!(&before, RoutingOp::AgentOnline { categories, sign_in: None, .. } if categories.len() == 2));
+        let back = RoutingOp::from_event("agent_resumed", &s(&["ann", "n1:7"]), &[]).unwrap();
+        assert_eq!(
+            back,
+            RoutingOp::AgentResumed(AgentId("ann".into()), Some("n1:7".into()))
+        );
+        let offline = RoutingOp::from_event("agent_offline", &s(&["ann"]), &[]).unwrap();
+        assert_eq!(offline, RoutingOp::AgentOffline(AgentId("ann".into()), None));
     }
 
     #[test]

@@ -159,6 +159,15 @@ fn party(by: Party) -> &'static str {
     }
 }
 
+/// An agent's id, then the sign-in a call is made for when there is one.
+fn signed<'a>(agent: &'a str, sign_in: &'a str) -> Vec<&'a str> {
+    let mut args = vec![agent];
+    if !sign_in.is_empty() {
+        args.push(sign_in);
+    }
+    args
+}
+
 impl RedisRouting {
     pub fn new(conn: ConnectionManager, node: impl Into<String>, incarnation: u64) -> Self {
         Self {
@@ -375,9 +384,26 @@ impl RedisRouting {
         limit: u8,
         available: bool,
     ) -> Result<Applied, ClusterRoutingError> {
+        self.agent_online_signed(agent, categories, limit, available, "").await
+    }
+
+    /// An [`agent_online`](Self::agent_online) made for the sign-in `sign_in`
+    /// (`docs/cluster.md` §13; empty: none): it rides in the event after an empty
+    /// argument that ends the categories, and the script does not read it.
+    pub async fn agent_online_signed(
+        &self,
+        agent: &AgentId,
+        categories: &[CategoryId],
+        limit: u8,
+        available: bool,
+        sign_in: &str,
+    ) -> Result<Applied, ClusterRoutingError> {
         let limit = limit.to_string();
         let mut args = vec![agent.0.as_str(), limit.as_str(), flag(available)];
         args.extend(categories.iter().map(|c| c.as_str()));
+        if !sign_in.is_empty() {
+            args.extend(["", sign_in]);
+        }
         self.apply(Transition::AgentOnline, &args).await
     }
 
@@ -386,7 +412,13 @@ impl RedisRouting {
     }
 
     pub async fn agent_resumed(&self, agent: &AgentId) -> Result<Applied, ClusterRoutingError> {
-        self.apply(Transition::AgentResumed, &[&agent.0]).await
+        self.agent_resumed_signed(agent, "").await
+    }
+
+    /// An [`agent_resumed`](Self::agent_resumed) made for the sign-in `sign_in` (empty:
+    /// none), which rides in the event; the script does not read it.
+    pub async fn agent_resumed_signed(&self, agent: &AgentId, sign_in: &str) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::AgentResumed, &signed(&agent.0, sign_in)).await
     }
 
     pub async fn agent_grace_expired(&self, agent: &AgentId, epoch: u64) -> Result<Applied, ClusterRoutingError> {
@@ -395,7 +427,13 @@ impl RedisRouting {
     }
 
     pub async fn agent_offline(&self, agent: &AgentId) -> Result<Applied, ClusterRoutingError> {
-        self.apply(Transition::AgentOffline, &[&agent.0]).await
+        self.agent_offline_signed(agent, "").await
+    }
+
+    /// An [`agent_offline`](Self::agent_offline) taking back the coming online of the
+    /// sign-in `sign_in` (empty: none), which rides in the event; the script does not read it.
+    pub async fn agent_offline_signed(&self, agent: &AgentId, sign_in: &str) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::AgentOffline, &signed(&agent.0, sign_in)).await
     }
 
     pub async fn set_available(&self, agent: &AgentId, available: bool) -> Result<Applied, ClusterRoutingError> {

@@ -139,6 +139,10 @@ pub(super) struct EndedVisit {
 struct AgentInfo {
     account: Account,
     conn: Option<ConnId>,
+    /// In a cluster, the sign-in (the connection) whose coming online (or back) holds the
+    /// agent here: a take-back of another sign-in's leaves them (`cluster::sign_ins`).
+    /// `None` on one node.
+    sign_in: Option<ConnId>,
 }
 
 struct ChatLog {

@@ -27,6 +27,13 @@ const CATEGORIES: [&str; 3] = ["c0", "c1", "c2"];
 const AGENTS: [&str; 3] = ["a0", "a1", "a2"];
 const NODES: [&str; 2] = ["n0", "n1"];
 
+/// The sign-in an agent's call names (`docs/cluster.md` §13): the agents but the second
+/// sign, and their sign-in is a category's name, which the script must not read as one
+/// of their categories (an empty argument ends those).
+fn signed_by(a: usize) -> &'static str {
+    if a == 1 { "" } else { CATEGORIES[a] }
+}
+
 fn mask(m: u8) -> Vec<CategoryId> {
     (0..3)
         .filter(|i| m & (1 << i) != 0)
@@ -411,7 +418,9 @@ impl Harness {
                 if core_outcome.is_ok() {
                     self.agent_holder.insert(id.clone(), n);
                 }
-                (core_outcome, from_redis(node.agent_online(&id, &mask(m), l, v).await)?)
+                let sign_in = signed_by(a);
+                let redis = node.agent_online_signed(&id, &mask(m), l, v, sign_in).await;
+                (core_outcome, from_redis(redis)?)
             }
             Op::AgentDisconnect(a) => {
                 let id = agent(AGENTS[a]);
@@ -427,7 +436,10 @@ impl Harness {
                 if core_outcome.is_ok() {
                     self.agent_holder.insert(id.clone(), n);
                 }
-                (core_outcome, from_redis(node.agent_resumed(&id).await)?)
+                (
+                    core_outcome,
+                    from_redis(node.agent_resumed_signed(&id, signed_by(a)).await)?,
+                )
             }
             Op::AgentExpire(a, stale) => {
                 let id = agent(AGENTS[a]);
@@ -448,7 +460,7 @@ impl Harness {
                         core.agent_offline(&id, out);
                         Ok(())
                     })),
-                    from_redis(node.agent_offline(&id).await)?,
+                    from_redis(node.agent_offline_signed(&id, signed_by(a)).await)?,
                 )
             }
             Op::SetAvailable(a, v) => {

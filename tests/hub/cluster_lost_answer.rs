@@ -10,6 +10,10 @@
 //! hold them. On the code before, the desk was refused (`cluster_unavailable`, 1013) while
 //! the call stood in Redis and the node held nobody, and every later sign-in was refused
 //! `already_online` (scenario 4 with seeds 2 and 5 under load: "customers never done").
+//!
+//! With the hook's `:read`, the read of the agent's record after the lost answer goes
+//! unanswered too: the call is taken back, and a sign-in again on the same node, made
+//! behind the take-back, must be welcomed and served, and let go of when it closes.
 
 use std::time::Duration;
 
@@ -121,6 +125,42 @@ async fn an_agent_coming_back_whose_answer_was_lost_is_held_and_signs_in_next_ti
     drop(back);
 
     let (_again, first) = sign_in(&cluster, 2, &token).await;
+    assert_eq!(first["type"], "agent_welcome", "the next sign-in is welcomed: {first}");
+    assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
+    drop(alone);
+}
+
+/// An agent's `agent_online` whose answer node0 lost, and the read of their record that
+/// would have told it was applied: node0 takes the call back (`agent_offline`, kept first
+/// in its outbox: Redis answers it again only with node0's next call) and closes the desk
+/// (1013; welcomed first or not, as the event and the refusal come). The page signs in
+/// again on node0 at once: its `agent_online` goes behind the take-back, so the events
+/// replay as the lost call's, the take-back's, the new call's. The new desk is welcomed,
+/// goes available and is given a customer; closed, the agent's next sign-in, on node2, is
+/// welcomed with that chat. On the code before, the take-back's replay removed the new
+/// sign-in's record (or the lost call's event welcomed it, and the take-back then removed
+/// it): never welcomed, or never let go, Redis held the agent connected on node0 and every
+/// later sign-in was refused `already_online`.
+#[tokio::test]
+async fn an_agent_signing_in_again_behind_a_take_back_is_welcomed_and_served() {
+    let (cluster, token, alone) = staged("lost-read-agent-online", "node0:AgentOnline:read").await;
+
+    let (mut desk, first) = sign_in(&cluster, 0, &token).await;
+    if first["type"] == "agent_welcome" {
+        desk.next_matching_within(WAIT, |f| f["type"] == "error").await;
+    }
+    let code = desk.closed_within(WAIT).await.map(u16::from);
+    assert_eq!(code, Some(1013), "taken back, so refused and closed: {first}");
+
+    let (mut desk, first) = sign_in(&cluster, 0, &token).await;
+    assert_eq!(first["type"], "agent_welcome", "the sign-in again is welcomed: {first}");
+    assert_eq!(first["chats"].as_array().map(Vec::len), Some(0), "{first}");
+    desk.send(json!({"type": "set_available", "available": true})).await;
+    let _carla = served(&cluster, 1, "Carla", &mut desk).await;
+    drop(desk);
+
+    // Let go by node0: back on node2, with Carla's chat.
+    let (_back, first) = sign_in(&cluster, 2, &token).await;
     assert_eq!(first["type"], "agent_welcome", "the next sign-in is welcomed: {first}");
     assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
     drop(alone);

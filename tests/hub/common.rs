@@ -605,8 +605,11 @@ impl Ws {
 
     /// The next JSON frame, or `None` if nothing comes within `wait` (or the socket closed).
     pub async fn recv_within(&mut self, wait: Duration) -> Option<Value> {
+        // One deadline: the server's heartbeat pings, skipped below, must not start the
+        // wait again (a frame that never came kept a test waiting for ever).
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match tokio::time::timeout(wait, self.inner.next()).await {
+            match tokio::time::timeout_at(deadline, self.inner.next()).await {
                 Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
                 Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => return None,
                 Ok(Some(Ok(_))) => continue,

@@ -762,8 +762,12 @@ function T.agent_online(node, a)
   local id, limit, available = a[1], a[2], a[3]
   if not valid_limit(limit) then return 'invalid_limit' end
   if redis.call('EXISTS', k_agent(id)) == 1 then return 'already_online' end
+  -- An empty argument ends the categories: the sign-in after it rides in the event only.
   local categories = {}
-  for i = 4, #a do categories[#categories + 1] = a[i] end
+  for i = 4, #a do
+    if a[i] == '' then break end
+    categories[#categories + 1] = a[i]
+  end
   local last = next_id()
   redis.call('HSET', k_agent(id), 'limit', limit, 'available', available, 'last', last)
   redis.call('ZADD', K_AGENTS, 0, id)

@@ -348,6 +348,9 @@ async fn router(
             }
         };
         let (generation, call) = call;
+        if matches!(call, RouterCall::Op { .. } | RouterCall::AgentName { .. }) {
+            test_only_release_own_calls();
+        }
         // Made before the hub handled the last fence: for what the node believed then.
         let mut member = held.filter(|_| {
             status.borrow().usable() && generation == fences && suspended.is_none() && reasserting.is_none()
@@ -1060,19 +1063,24 @@ impl Settle<'_> {
     ) -> Settled {
         let redis = self.redis;
         // An agent's coming online (or back): the agent, and the call that takes it back.
+        // A take-back names the sign-in it takes back (`docs/cluster.md` §13).
         let mut coming = match &op {
-            RoutingOp::AgentOnline { agent, .. } => Some((agent.clone(), RoutingOp::AgentOffline(agent.clone()))),
-            RoutingOp::AgentResumed(agent) => Some((agent.clone(), RoutingOp::AgentDisconnected(agent.clone()))),
+            RoutingOp::AgentOnline { agent, sign_in, .. } => {
+                Some((agent.clone(), RoutingOp::AgentOffline(agent.clone(), sign_in.clone())))
+            }
+            RoutingOp::AgentResumed(agent, _) => Some((agent.clone(), RoutingOp::AgentDisconnected(agent.clone()))),
             _ => None,
         };
         // Chosen from a replica behind Redis: the agent signing in here is already
         // known there, away from the node they dropped from, whose disconnect this
         // replica had not applied yet. Redis holds the truth: they come back, here.
         // (Still connected elsewhere, they keep the `already_online` refusal.)
-        if let (RoutingOp::AgentOnline { agent, .. }, Err(ClusterRoutingError::Refused(RoutingError::AlreadyOnline))) =
-            (&op, &result)
+        if let (
+            RoutingOp::AgentOnline { agent, sign_in, .. },
+            Err(ClusterRoutingError::Refused(RoutingError::AlreadyOnline)),
+        ) = (&op, &result)
         {
-            let resumed = RoutingOp::AgentResumed(agent.clone());
+            let resumed = RoutingOp::AgentResumed(agent.clone(), sign_in.clone());
             let resumed = test_only_lost_answer(redis, &resumed, resumed.run(redis).await);
             if !matches!(resumed, Err(ClusterRoutingError::Refused(RoutingError::WrongState))) {
                 coming = Some((agent.clone(), RoutingOp::AgentDisconnected(agent.clone())));
@@ -1094,7 +1102,7 @@ impl Settle<'_> {
         let mut call = refused_call(&op);
         let mut fenced_taking_back = false;
         if let Some((agent, take_back)) = lost {
-            match outbox::agent_held_here(self.conn, redis.node(), &agent).await {
+            match test_only_lost_read(outbox::agent_held_here(self.conn, redis.node(), &agent).await) {
                 Ok(true) => {
                     tracing::info!(agent = %agent.0, "an agent's coming online whose answer was lost was applied");
                     return Settled {
@@ -1182,6 +1190,9 @@ async fn send_own(
     incarnation: u64,
     hub: &mpsc::WeakSender<Command>,
 ) -> bool {
+    if test_only_own_calls_held() {
+        return false;
+    }
     let node = redis.node().to_string();
     let mut joins_refused = vec![];
     let sent = outbox::send(own, redis, conn, (&node, incarnation), &mut joins_refused).await;
@@ -1307,10 +1318,13 @@ async fn test_only_token_write_delay() {
 }
 
 /// TEST ONLY (read in debug builds alone; a release build never looks at it):
-/// `SWITCHBOARD_TEST_LOST_ANSWER=<node id>:<RoutingOp variant>` (e.g. `node0:AgentOnline`)
-/// loses the answer of that node's first such routing call Redis applied, as a timeout
-/// on a loaded machine does: the router sees its connection time out, while the
-/// transition stands in Redis and in the events stream.
+/// `SWITCHBOARD_TEST_LOST_ANSWER=<node id>:<RoutingOp variant>[:read]` (e.g.
+/// `node0:AgentOnline`) loses the answer of that node's first such routing call Redis
+/// applied, as a timeout on a loaded machine does: the router sees its connection time
+/// out, while the transition stands in Redis and in the events stream. With `:read`, the
+/// read of the agent's record that follows goes unanswered too, and Redis answers none of
+/// the node's own calls kept meanwhile (the take-back) until the hub's next call to the
+/// router: it goes first, as a call waiting behind an outage does.
 fn test_only_lost_answer(
     redis: &RedisRouting,
     op: &RoutingOp,
@@ -1320,12 +1334,15 @@ fn test_only_lost_answer(
     {
         use std::sync::atomic::{AtomicBool, Ordering};
         static LOST_ONE: AtomicBool = AtomicBool::new(false);
-        let named = std::env::var("SWITCHBOARD_TEST_LOST_ANSWER").is_ok_and(|v| {
-            let variant: String = format!("{op:?}").chars().take_while(|c| c.is_alphanumeric()).collect();
-            v.split_once(':') == Some((redis.node(), variant.as_str()))
-        });
+        let hook = std::env::var("SWITCHBOARD_TEST_LOST_ANSWER").unwrap_or_default();
+        let mut words = hook.split(':');
+        let variant: String = format!("{op:?}").chars().take_while(|c| c.is_alphanumeric()).collect();
+        let named = words.next() == Some(redis.node()) && words.next() == Some(variant.as_str());
         if named && first.is_ok() && !LOST_ONE.swap(true, Ordering::SeqCst) {
             tracing::warn!(?op, "test hook: the answer of a call Redis applied is lost");
+            if words.next() == Some("read") {
+                test_hook::READ_TO_LOSE.store(true, Ordering::SeqCst);
+            }
             let lost = std::io::Error::from(std::io::ErrorKind::TimedOut);
             return Err(ClusterRoutingError::Redis(lost.into()));
         }
@@ -1333,6 +1350,44 @@ fn test_only_lost_answer(
     #[cfg(not(debug_assertions))]
     let _ = (redis, op);
     first
+}
+
+/// The state of `SWITCHBOARD_TEST_LOST_ANSWER`'s `:read` (debug builds only).
+#[cfg(debug_assertions)]
+mod test_hook {
+    use std::sync::atomic::AtomicBool;
+    /// The read of an agent's record after the lost answer goes unanswered.
+    pub(super) static READ_TO_LOSE: AtomicBool = AtomicBool::new(false);
+    /// Redis answers none of the own calls kept until the hub's next call to the router.
+    pub(super) static OWN_CALLS_HELD: AtomicBool = AtomicBool::new(false);
+}
+
+/// TEST ONLY: the read of the agent's record after a lost answer, unanswered when the hook
+/// says so (and the own calls held from then on).
+fn test_only_lost_read(read: Result<bool, ClusterRoutingError>) -> Result<bool, ClusterRoutingError> {
+    #[cfg(debug_assertions)]
+    if test_hook::READ_TO_LOSE.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        tracing::warn!("test hook: the read of the agent's record goes unanswered");
+        test_hook::OWN_CALLS_HELD.store(true, std::sync::atomic::Ordering::SeqCst);
+        let lost = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        return Err(ClusterRoutingError::Redis(lost.into()));
+    }
+    read
+}
+
+/// TEST ONLY: whether the own calls kept are held unanswered (`test_only_lost_read`).
+fn test_only_own_calls_held() -> bool {
+    #[cfg(debug_assertions)]
+    if test_hook::OWN_CALLS_HELD.load(std::sync::atomic::Ordering::SeqCst) {
+        return true;
+    }
+    false
+}
+
+/// TEST ONLY: the hub made a new call: the own calls held go first.
+fn test_only_release_own_calls() {
+    #[cfg(debug_assertions)]
+    test_hook::OWN_CALLS_HELD.store(false, std::sync::atomic::Ordering::SeqCst);
 }
 
 #[cfg(test)]

@@ -245,7 +245,7 @@ async fn still_applies(conn: &mut ConnectionManager, node: &str, op: &RoutingOp)
     let (key, away_matters) = match op {
         RoutingOp::CustomerDisconnected(c) => (format!("{{sb}}:customer:{}", c.0), true),
         RoutingOp::AgentDisconnected(a) => (format!("{{sb}}:agent:{}", a.0), true),
-        RoutingOp::AgentOffline(a) => (format!("{{sb}}:agent:{}", a.0), false),
+        RoutingOp::AgentOffline(a, _) => (format!("{{sb}}:agent:{}", a.0), false),
         _ => return Ok(true),
     };
     let (holder, away) = holder_and_away(conn, &key).await?;

@@ -50,6 +50,7 @@ impl HubState {
                 AgentInfo {
                     account,
                     conn: Some(conn),
+                    sign_in: None,
                 },
             );
         }
@@ -158,7 +159,7 @@ impl HubState {
         let mut out = vec![];
         if !account.enabled {
             if self.cluster.is_some() {
-                self.route(RoutingOp::AgentOffline(id.clone()), None);
+                self.route(RoutingOp::AgentOffline(id.clone(), None), None);
             } else {
                 self.routing.agent_offline(&id, &mut out);
             }

@@ -42,6 +42,8 @@ pub(super) mod resume;
 mod resume_continuing;
 // what a node does once the lost routing domain and buddy list are restored
 mod restored;
+// Which sign-in of an agent a coming online, or its take-back, is about.
+mod sign_ins;
 // This node's standing: refusals, fencing, Redis's data lost, letting go of its people.
 mod standing;
 
@@ -67,9 +69,10 @@ pub(crate) struct ClusterState {
     remote_customers: HashMap<CustomerId, RemoteCustomer>,
     /// Display names of agents, from the events that brought them online (one per account).
     agent_names: HashMap<AgentId, String>,
-    /// Agents connected here whose coming online (or back) is not replayed yet: their
-    /// welcome goes out when it is.
-    awaiting_welcome: HashSet<AgentId>,
+    /// Agents connected here whose coming online (or back) is not replayed yet, with the
+    /// sign-in (the connection) that call was made for: their welcome goes out when the
+    /// event of that sign-in is replayed (`sign_ins`).
+    awaiting_welcome: HashMap<AgentId, ConnId>,
     /// Chats whose log is being read to fill a gap.
     filling: HashSet<ChatId>,
     /// Messages that arrived past a gap, held until it is filled; at most a log's worth a chat.
@@ -214,7 +217,7 @@ impl ClusterState {
             pending_joins: HashMap::new(),
             remote_customers: HashMap::new(),
             agent_names: HashMap::new(),
-            awaiting_welcome: HashSet::new(),
+            awaiting_welcome: HashMap::new(),
             filling: HashSet::new(),
             ahead: HashMap::new(),
             generation: 0,
@@ -728,6 +731,7 @@ impl HubState {
             // Held here: a second tab, or back within the grace period.
             let previous = info.conn.replace(conn);
             info.account = account;
+            let held_for = info.sign_in;
             match previous {
                 Some(old) => {
                     self.delivery.detach(&Recipient::Agent(id.clone()), old);
@@ -743,14 +747,21 @@ impl HubState {
                         self.send_queue_stats(&id);
                         self.resend_offers(&id, conn);
                     } else {
+                        // Its welcome waits for the event of the sign-in it replaced.
                         self.set_who_before_welcome(conn, Recipient::Agent(id.clone()));
-                        self.cluster_mut().awaiting_welcome.insert(id);
+                        self.cluster_mut().awaiting_welcome.insert(id, held_for.unwrap_or(old));
                     }
                 }
                 None => {
+                    // Back here within their grace period: held for this sign-in now.
+                    if let Some(info) = self.agents.get_mut(&id) {
+                        info.sign_in = Some(conn);
+                    }
                     self.set_who_before_welcome(conn, Recipient::Agent(id.clone()));
-                    self.cluster_mut().awaiting_welcome.insert(id.clone());
-                    self.route(RoutingOp::AgentResumed(id), Some(conn));
+                    let cluster = self.cluster_mut();
+                    cluster.awaiting_welcome.insert(id.clone(), conn);
+                    let sign_in = sign_ins::sign_in_id(&cluster.link.nonce, conn);
+                    self.route(RoutingOp::AgentResumed(id, Some(sign_in)), Some(conn));
                 }
             }
             return;
@@ -764,23 +775,26 @@ impl HubState {
             AgentInfo {
                 account,
                 conn: Some(conn),
+                sign_in: Some(conn),
             },
         );
         self.set_who_before_welcome(conn, Recipient::Agent(id.clone()));
-        self.cluster_mut().awaiting_welcome.insert(id.clone());
+        self.cluster_mut().awaiting_welcome.insert(id.clone(), conn);
+        let sign_in = Some(sign_ins::sign_in_id(&self.cluster_mut().link.nonce, conn));
         let _ = self.call(RouterCall::AgentName {
             agent: id.clone(),
             name,
         });
         let op = match held_elsewhere {
             // Away from another node (it dropped, or died): back, here.
-            Some(view) if !view.connected => RoutingOp::AgentResumed(id),
+            Some(view) if !view.connected => RoutingOp::AgentResumed(id, sign_in),
             // Fresh agents start away, so coming online pairs nobody before the welcome.
             _ => RoutingOp::AgentOnline {
                 agent: id,
                 categories,
                 limit,
                 available: false,
+                sign_in,
             },
         };
         self.route(op, Some(conn));
@@ -1044,7 +1058,7 @@ impl HubState {
         }
         // An agent of ours, away, coming back (on whichever node).
         let away_here = match &op {
-            RoutingOp::AgentOnline { agent, .. } | RoutingOp::AgentResumed(agent) => {
+            RoutingOp::AgentOnline { agent, .. } | RoutingOp::AgentResumed(agent, _) => {
                 self.agents.get(agent).is_some_and(|a| a.conn.is_none())
             }
             _ => false,
@@ -1058,6 +1072,18 @@ impl HubState {
             && event.node != self.cluster_mut().link.node;
         let mut orphan = None;
         let cluster = self.cluster_mut();
+        // The sign-in an agent's call of this node names (`sign_ins`); another node's
+        // names none of this node's.
+        let named = match &op {
+            RoutingOp::AgentOnline { sign_in, .. }
+            | RoutingOp::AgentResumed(_, sign_in)
+            | RoutingOp::AgentOffline(_, sign_in)
+                if event.node == cluster.link.node =>
+            {
+                sign_ins::named(&cluster.link.nonce, sign_in.as_deref())
+            }
+            _ => sign_ins::Named::Nobody,
+        };
         if event.node != cluster.link.node {
             // Timers run on the node that holds the person (the caller).
             out.retain(|d| {
@@ -1123,12 +1149,14 @@ impl HubState {
                     }
                 }
             }
-            RoutingOp::AgentOnline { agent, .. } | RoutingOp::AgentResumed(agent)
-                if event.node == cluster.link.node && cluster.awaiting_welcome.remove(&agent) =>
+            RoutingOp::AgentOnline { agent, .. } | RoutingOp::AgentResumed(agent, _)
+                if event.node == cluster.link.node
+                    && sign_ins::welcomes(cluster.awaiting_welcome.get(&agent).copied(), named) =>
             {
+                cluster.awaiting_welcome.remove(&agent);
                 return self.welcome_agent(&agent, out);
             }
-            RoutingOp::AgentOnline { agent, .. } | RoutingOp::AgentResumed(agent)
+            RoutingOp::AgentOnline { agent, .. } | RoutingOp::AgentResumed(agent, _)
                 if event.node != cluster.link.node && away_here =>
             {
                 // Back on another node within their grace period: held there now.
@@ -1145,11 +1173,19 @@ impl HubState {
                 }
                 return;
             }
-            RoutingOp::AgentGraceExpired(agent, _) | RoutingOp::AgentOffline(agent) => {
+            RoutingOp::AgentGraceExpired(agent, _) | RoutingOp::AgentOffline(agent, _) => {
                 // Decisions first: they name the agent, whose info tells a lapse from a disabling.
                 self.apply(out);
-                if self.routing.agent(&agent).is_none() {
-                    self.agents.remove(&agent);
+                let held = self.agents.get(&agent).and_then(|a| a.sign_in);
+                if self.routing.agent(&agent).is_none() && sign_ins::lets_go(held, named) {
+                    match named {
+                        // A take-back of this sign-in's coming online: its desk, if its
+                        // refusal has not closed it yet, closes now (welcomed or not).
+                        sign_ins::Named::Here(_) => self.drop_taken_back(&agent),
+                        _ => {
+                            self.agents.remove(&agent);
+                        }
+                    }
                 }
                 return;
             }

@@ -45,7 +45,7 @@ impl HubState {
                 call == RefusedCall::AgentTakenBack && hub.agents.get(agent).is_some_and(|a| a.conn == Some(conn))
             };
             if let Some(agent) = refused_agent
-                && (self.cluster_mut().awaiting_welcome.remove(&agent) || {
+                && (self.cluster_mut().awaiting_welcome.remove(&agent).is_some() || {
                     let welcomed = welcomed_taken_back(self, &agent);
                     if welcomed {
                         // Announced on the staff roster with their welcome.
@@ -54,13 +54,7 @@ impl HubState {
                     welcomed
                 })
             {
-                self.error_to_conn(conn, code, message, None);
-                if let Some(entry) = self.conns.get_mut(&conn) {
-                    entry.who = None;
-                }
-                self.delivery.detach(&Recipient::Agent(agent.clone()), conn);
-                self.agents.remove(&agent);
-                return self.close_conn(conn, 1013, "cannot come online now; try again");
+                return self.close_refused_desk(&agent, conn, (code, message));
             }
             self.error_to_conn(conn, code, message.clone(), client_id.clone());
         }
@@ -71,6 +65,38 @@ impl HubState {
                 client_id,
             };
             self.delivery.deliver(&who, &Outbound::Frame(frame.encode()));
+        }
+    }
+
+    /// The desk `conn` of `agent`, whose coming online here was refused or taken back:
+    /// told why, closed (1013: the page signs in again), and the agent's record here gone.
+    fn close_refused_desk(&mut self, agent: &AgentId, conn: ConnId, (code, message): (&'static str, String)) {
+        self.error_to_conn(conn, code, message, None);
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.who = None;
+        }
+        self.delivery.detach(&Recipient::Agent(agent.clone()), conn);
+        self.agents.remove(agent);
+        self.close_conn(conn, 1013, "cannot come online now; try again");
+    }
+
+    /// The replayed take-back of the coming online of the sign-in `agent` is held for
+    /// here (`sign_ins::lets_go`), before its refusal reached the hub: the record goes,
+    /// and the desk closes as the refusal would close it, welcomed meanwhile or not (a
+    /// second tab welcomed on the strength of that coming online included).
+    pub(in crate::hub::service) fn drop_taken_back(&mut self, agent: &AgentId) {
+        let welcomed = self.cluster_mut().awaiting_welcome.remove(agent).is_none();
+        match self.agents.get(agent).and_then(|a| a.conn) {
+            Some(conn) => {
+                if welcomed {
+                    self.buddy_agent_offline(agent);
+                }
+                let words = "your coming online was taken back; sign in again".to_string();
+                self.close_refused_desk(agent, conn, (UNAVAILABLE, words));
+            }
+            None => {
+                self.agents.remove(agent);
+            }
         }
     }
 
@@ -344,6 +370,6 @@ impl HubState {
             .as_ref()
             .expect("called in a cluster only")
             .awaiting_welcome;
-        !self.customers.is_empty() || self.agents.keys().any(|id| !awaiting.contains(id))
+        !self.customers.is_empty() || self.agents.keys().any(|id| !awaiting.contains_key(id))
     }
 }
