@@ -194,6 +194,8 @@ export function webhooksSection() {
     $('h-url').value = '';
     clearFieldErrors([$('h-url'), $('h-events')]);
     await load();
+    // Shown this once: the admin (and a screen reader) is taken to it, its copy button first.
+    $('hook-copy').focus();
   });
 
   $('hook-copy').addEventListener('click', async () => {
