@@ -83,6 +83,8 @@ export function tokensSection() {
     $('t-expires').value = '';
     clearFieldErrors(fields());
     await load();
+    // Shown this once: the admin (and a screen reader) is taken to it, its copy button first.
+    $('token-copy').focus();
   });
 
   $('token-copy').addEventListener('click', async () => {

@@ -72,11 +72,14 @@ export function webhooksSection() {
       const res = await api('PATCH', `/api/admin/webhooks/${encodeURIComponent(h.id)}`, { enabled: !h.enabled });
       if (!res.ok) { $('hook-list-error').textContent = res.error.message; return; }
       await load();
+      // The list was drawn again: the keyboard stays on this endpoint's button.
+      $('hook-rows').querySelector(`tr[data-hook-id="${CSS.escape(h.id)}"] [data-testid="hook-toggle"]`)?.focus();
     });
     const logButton = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'hook-open-log' },
       'aria-label': `Delivery log of ${h.url}` }, 'Log');
     // The list is read again with the log, so its "last delivery" agrees with the log.
-    logButton.addEventListener('click', () => { open = h; load(); });
+    // The keyboard goes to the log's heading, which names the endpoint (the button is drawn again).
+    logButton.addEventListener('click', async () => { open = h; await load(); $('hook-log-title').focus(); });
     const edit = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'hook-edit' },
       'aria-label': `Edit ${h.url}` }, 'Edit');
     edit.addEventListener('click', () => editIn(h));
@@ -96,7 +99,7 @@ export function webhooksSection() {
       el('td', { dataset: { testid: 'hook-last', label: 'Last delivery' } }, deliveryText(last)),
       el('td', {}, el('div', { class: 'row hook-actions' }, edit, toggle, logButton, remove)),
     ];
-    return el('tr', { dataset: { testid: 'hook-row', url: h.url } }, ...cells);
+    return el('tr', { dataset: { testid: 'hook-row', url: h.url, hookId: h.id } }, ...cells);
   }
 
   function showNotice(hooks) {
@@ -194,6 +197,8 @@ export function webhooksSection() {
     $('h-url').value = '';
     clearFieldErrors([$('h-url'), $('h-events')]);
     await load();
+    // Shown this once: the admin (and a screen reader) is taken to it, its copy button first.
+    $('hook-copy').focus();
   });
 
   $('hook-copy').addEventListener('click', async () => {

@@ -242,7 +242,8 @@ export class ChatView {
       item.querySelector('.meta').replaceWith(meta);
     } else {
       item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}${by ? ' other-author' : ''}`, dataset: { testid: 'message', mine: String(mine && !by), author: by || undefined } },
-        el('span', { class: 'sr-only' }, by ? `${by}: ` : mine ? 'You: ' : 'Them: '), linkified(msg.text),
+        // Read first, so a screen reader names who wrote the line before its words.
+        el('span', { class: 'sr-only' }, `${name || (mine ? 'You' : 'Them')}: `), linkified(msg.text),
         msg.attachments?.length ? renderFiles(msg.attachments, this.files) : null, meta, cameByMail(msg), botMark(msg));
     }
     item.dataset.id = msg.id;
