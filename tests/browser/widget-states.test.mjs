@@ -96,15 +96,25 @@ test('the greeting promises no quick reply while nobody is online (desktop and p
       assert.equal(await chat(page).getByText(GREETING).isVisible(), false, `${size}: no "reply within 2 minutes" while nobody is online`);
       await shot(page, `widget-greeting-offline-${size}`);
     }
-    // Someone is online (in another topic): the desk's greeting is true again.
+    // Someone is online in another topic: while the shop's topic (Sales) says nobody is
+    // there, the header says so too and promises nothing; among the other topics the
+    // desk's greeting is true again.
     const tess = await createAgent(hub, { username: 'tess', display_name: 'Tess', categories: ['technical'] });
     const [agent] = await openPages(browser, pages, 1);
     await agentSignsIn(agent, hub, tess);
-    const page = await customerPage('desktop');
-    pages.push(page);
-    await page.goto(`${shop}/`);
-    await launcher(page).click();
-    await chat(page).getByTestId('widget-greeting').filter({ hasText: GREETING }).waitFor();
+    for (const size of Object.keys(SIZES)) {
+      const page = await customerPage(size);
+      pages.push(page);
+      await page.goto(`${shop}/`);
+      await launcher(page).click();
+      await chat(page).getByTestId('offline-title').filter({ hasText: 'Nobody is online in Sales right now' }).waitFor();
+      await chat(page).getByTestId('widget-status').filter({ hasText: 'Nobody is online in Sales right now' }).waitFor();
+      assert.equal(await chat(page).getByText(GREETING).isVisible(), false, `${size}: no quick reply promised beside "nobody in Sales"`);
+      await shot(page, `widget-greeting-topic-away-${size}`);
+      await chat(page).getByTestId('offline-back').click();
+      await chat(page).getByTestId('widget-status').filter({ hasText: 'We are online' }).waitFor();
+      await chat(page).getByTestId('widget-greeting').filter({ hasText: GREETING }).waitFor();
+    }
   });
 });
 

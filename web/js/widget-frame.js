@@ -44,7 +44,7 @@ document.addEventListener('switchboard:session', (e) => {
   post({ type: 'session', active: sessionActive });
 });
 // Someone answered: someone is online (whatever the last look at /api/widget said).
-document.addEventListener('switchboard:chatting', () => showOnline(true));
+document.addEventListener('switchboard:chatting', () => { deskOnline = true; showStatus(); });
 // In a chat the transcript needs the room; the greeting belongs to the start.
 const inSession = () => document.body.classList.toggle('in-session', !$('session').hidden);
 new MutationObserver(inSession).observe($('session'), { attributes: true, attributeFilter: ['hidden'] });
@@ -81,6 +81,25 @@ function inkOn(hex) {
   return (1.05 / (lum + 0.05)) >= ((lum + 0.05) / 0.05) ? '#ffffff' : '#111827';
 }
 
+/** Whether the desk has someone online, as /api/widget last said (or a chat showed). */
+let deskOnline = false;
+
+/** The header's status: the desk's, except while the topic the customer chose says nobody
+ *  is there (the desk may be online in another topic): then the header says what the
+ *  topic's notice says, and promises no quick reply, so the window gives one answer. */
+function showStatus() {
+  const away = !$('offline').hidden && $('offline').querySelector('h2')?.textContent;
+  if (!away) {
+    showOnline(deskOnline);
+    return;
+  }
+  $('widget-greeting').hidden = true;
+  $('widget-status').classList.remove('online');
+  $('widget-status-text').textContent = away;
+  $('widget-offline').hidden = true;
+}
+new MutationObserver(showStatus).observe($('offline'), { attributes: true, attributeFilter: ['hidden'], childList: true });
+
 function showOnline(online) {
   // The desk's greeting may promise a quick reply ("within 2 minutes"): not while nobody
   // is there to give it; the "nobody is online" notice speaks instead.
@@ -108,7 +127,8 @@ async function start() {
     $('widget-avatar').textContent = [...c.title][0]?.toUpperCase() || 'S';
     document.title = `Chat with ${c.title}`;
     $('widget-greeting').textContent = c.greeting;
-    showOnline(c.agents_online || c.bot_online);
+    deskOnline = !!(c.agents_online || c.bot_online);
+    showStatus();
   }
   if (framed && c) {
     const claimed = params.get('host');
@@ -125,7 +145,9 @@ async function start() {
   setInterval(async () => {
     if (document.hidden) return;
     const again = await config();
-    if (again) showOnline(again.agents_online || again.bot_online);
+    if (!again) return;
+    deskOnline = !!(again.agents_online || again.bot_online);
+    showStatus();
   }, 15000);
 }
 
