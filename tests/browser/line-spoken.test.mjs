@@ -1,6 +1,7 @@
 // What a screen reader hears of each line of a live chat on the customer's page: the line
 // opens with its author's name ("Walker: …", "You: …"), never a bare "Them:" while the
-// agent's name is known. At desk and phone sizes.
+// agent's name is known; in the agent's console the customer's lines open with the
+// customer's name. At desk and phone sizes.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,5 +26,8 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await says(panel, customer, 'Let me check that for you');
     assert.equal(await spokenAuthor(customer, 'Let me check that for you'), 'Walker: ');
     assert.equal(await spokenAuthor(customer, 'My order is late'), 'You: ');
+    // In the agent's console: the customer's lines by the customer's name, the agent's own as "You".
+    assert.equal(await spokenAuthor(panel, 'My order is late'), `${name}: `);
+    assert.equal(await spokenAuthor(panel, 'Let me check that for you'), 'You: ');
   }));
 }

@@ -571,6 +571,8 @@ function openPanel(snapshot, fresh, { accepted = false, archived = false } = {})
     label: `Message to ${snapshot.peer_name}`,
     maxLen,
     showDraft: true,
+    // A screen reader hears the customer's name before their lines, as the page shows it.
+    spokenPeer: () => snapshot.peer_name,
     onSend: (text, client_id, attachments) => socket.send({ type: 'message', chat_id: id, text, client_id, ...(attachments ? { attachments } : {}) }),
     // Files go up with the agent's session cookie.
     files: new FileAccess({ conversation: () => id }),

@@ -34,15 +34,18 @@ export class ChatView {
    * @param {boolean} [opts.showDraft] reserve a draft-preview area (agent side)
    * @param {string} [opts.hint]       a standing note under the composer
    * @param {()=>string} [opts.peerName] names each message's author beside its time
+   * @param {()=>string} [opts.spokenPeer] names the other side's lines to a screen reader
+   *   only (the agent's console, whose lines carry no visible name), not "Them"
    * @param {import('./attachments.js').FileAccess} [opts.files] sending and showing files
    *   (`onSend` then gets the ids of the files that go with the text as a third argument)
    */
-  constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false, hint = '', peerName = null, files = null }) {
+  constructor({ label, maxLen = 2000, onSend, onDraft, onTyping, showDraft = false, hint = '', peerName = null, spokenPeer = null, files = null }) {
     this.files = files;
     /** client_id → the files of our messages not yet acknowledged. */
     this.pendingFiles = new Map();
     /** When given, each message names its author beside its time ("You", or the peer's name). */
     this.peerName = peerName;
+    this.spokenPeer = spokenPeer;
     this.maxLen = maxLen;
     this.onSend = onSend;
     this.onDraft = onDraft;
@@ -243,7 +246,7 @@ export class ChatView {
     } else {
       item = el('li', { class: `msg ${mine ? 'mine' : 'theirs'}${by ? ' other-author' : ''}`, dataset: { testid: 'message', mine: String(mine && !by), author: by || undefined } },
         // Read first, so a screen reader names who wrote the line before its words.
-        el('span', { class: 'sr-only' }, `${name || (mine ? 'You' : 'Them')}: `), linkified(msg.text),
+        el('span', { class: 'sr-only' }, `${name || (mine ? 'You' : this.spokenPeer?.() || 'Them')}: `), linkified(msg.text),
         msg.attachments?.length ? renderFiles(msg.attachments, this.files) : null, meta, cameByMail(msg), botMark(msg));
     }
     item.dataset.id = msg.id;
