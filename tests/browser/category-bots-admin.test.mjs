@@ -99,6 +99,13 @@ test("an admin sets and removes a bot's webhook URL from the page", () => withSh
   await row.getByTestId('bot-hook-save').click();
   await row.getByTestId('bot-hook-status').filter({ hasText: 'Saved: called by webhook' }).waitFor();
   assert.match(await admin.getByTestId('bot-hook-secret').textContent(), /^whsec_[0-9a-f]{64}$/);
+  // Shown this once: the focus goes to its copy button, described by the shown-once words.
+  const focus = await admin.evaluate(() => ({
+    testid: document.activeElement.dataset.testid,
+    described: document.getElementById(document.activeElement.getAttribute('aria-describedby') || '')?.textContent ?? '',
+  }));
+  assert.equal(focus.testid, 'bot-hook-copy');
+  assert.match(focus.described, /shown this once/);
   assert.equal(await row.getByTestId('bot-hook-error').textContent(), '');
   assert.equal(await hookOf(token, 'Orders'), wanted);
   await expectClean(admin, "the admin page");

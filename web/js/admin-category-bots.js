@@ -86,6 +86,8 @@ export function categoryBotsSection() {
       $('bot-hook-secret-box').hidden = false;
       status.textContent = 'Saved: called by webhook';
       remove.hidden = false;
+      // Shown this once: the admin (and a screen reader) is taken to it, its copy button first.
+      $('bot-hook-copy').focus();
     });
     remove.addEventListener('click', async () => {
       error.textContent = '';
