@@ -631,7 +631,7 @@ mod tests {
                 ended_at: 0,
                 ended_by: Side::Agent,
                 reason: EndReason::Ended,
-                unless_closed: false,
+                inferred: None,
             },
             let_go: false,
             after_claims: AfterClaims::NotNeeded,
