@@ -71,7 +71,7 @@ fn listed(tx: &redb::WriteTransaction, k: &str, status: DeliveryStatus) -> Store
 #[async_trait]
 impl WebhookStore for EmbeddedStore {
     async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let mut table = tx.open_table(WEBHOOKS).map_err(unavailable)?;
             refuse_held(&table, endpoint.id.as_str())?;
             put(&mut table, endpoint.id.as_str(), &endpoint)?;
@@ -81,19 +81,19 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        let mut out: Vec<WebhookEndpoint> = self.rows(WEBHOOKS).await?;
+        let mut out: Vec<WebhookEndpoint> = self.rows_apart(WEBHOOKS).await?;
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(out)
     }
 
     async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
         let id = id.to_string();
-        self.read(move |tx| load(&tx.open_table(WEBHOOKS).map_err(unavailable)?, &id))
+        self.read_apart(move |tx| load(&tx.open_table(WEBHOOKS).map_err(unavailable)?, &id))
             .await
     }
 
     async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let mut table = tx.open_table(WEBHOOKS).map_err(unavailable)?;
             replace(&mut table, endpoint.id.as_str(), &endpoint)?;
             Ok(())
@@ -103,7 +103,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
         let id = id.to_string();
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             if tx
                 .open_table(WEBHOOKS)
                 .map_err(unavailable)?
@@ -141,12 +141,12 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn webhook_private_addresses(&self) -> StoreResult<Option<PrivateAddressesChoice>> {
-        self.read(|tx| find(&tx.open_table(SETTINGS).map_err(unavailable)?, PRIVATE_ADDRESSES))
+        self.read_apart(|tx| find(&tx.open_table(SETTINGS).map_err(unavailable)?, PRIVATE_ADDRESSES))
             .await
     }
 
     async fn set_webhook_private_addresses(&self, choice: PrivateAddressesChoice) -> StoreResult<()> {
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             put(
                 &mut tx.open_table(SETTINGS).map_err(unavailable)?,
                 PRIVATE_ADDRESSES,
@@ -157,7 +157,7 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let k = key(&delivery);
             let mut ids = tx.open_table(IDS).map_err(unavailable)?;
             refuse_held(&ids, delivery.id.as_str())?;
@@ -183,7 +183,7 @@ impl WebhookStore for EmbeddedStore {
         until: Millis,
     ) -> StoreResult<bool> {
         let (k, node) = (key(delivery), node.to_string());
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let Some(mut stored) = find::<WebhookDelivery>(&deliveries, k.as_str())? else {
                 return Ok(false);
@@ -201,7 +201,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn finish_delivery(&self, delivery: WebhookDelivery, node: &str) -> StoreResult<bool> {
         let node = node.to_string();
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let k = key(&delivery);
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let stored: WebhookDelivery = load(&deliveries, k.as_str())?;
@@ -217,7 +217,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let of = of.to_vec();
-        self.read(move |tx| {
+        self.read_apart(move |tx| {
             let pending = tx.open_table(PENDING).map_err(unavailable)?;
             let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -243,7 +243,7 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn dying_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
-        self.read(move |tx| {
+        self.read_apart(move |tx| {
             let dying = tx.open_table(DYING).map_err(unavailable)?;
             let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -258,7 +258,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn bury_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()> {
         let k = key(delivery);
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let Some(mut stored) = find::<WebhookDelivery>(&deliveries, k.as_str())? else {
                 return Ok(());
@@ -275,7 +275,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let endpoint = endpoint_id.to_string();
-        self.read(move |tx| {
+        self.read_apart(move |tx| {
             let by_endpoint = tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
             let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -298,7 +298,7 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn next_delivery_seq(&self) -> StoreResult<u64> {
-        self.write(|tx| {
+        self.write_apart(|tx| {
             let stored = match tx
                 .open_table(DELIVERIES)
                 .map_err(unavailable)?
@@ -334,7 +334,7 @@ impl EmbeddedStore {
         let mut total = 0;
         loop {
             let pruned = self
-                .write(move |tx| {
+                .write_apart(move |tx| {
                     let doomed: Vec<WebhookDelivery> = {
                         let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
                         let pending = tx.open_table(PENDING).map_err(unavailable)?;
