@@ -17,7 +17,9 @@
 //!   [`Archiving`]); folds and checkpoints run on a niced thread of their own
 //!   ([`background`]), so they never take the core from relaying and appends.
 //!   Every read and write first folds what is held, so callers see every archived
-//!   event. Other data (accounts, categories, …) is committed durably as before.
+//!   event; those of tables the fold never writes (webhooks, desk settings, API tokens,
+//!   the mail outbox, polled by sweeps several times a second) skip it and leave it to that
+//!   thread. Other data (accounts, categories, …) is committed durably as before.
 //! - Messages are not stored inside a conversation record (that would rewrite
 //!   an ever-growing value on every message). Since schema 3 each message
 //!   is a row of an append-ordered log plus a share of a per-conversation index of
@@ -485,20 +487,7 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        self.folded(move |db| {
-            let tx = db.begin_write().map_err(unavailable)?;
-            match f(&tx) {
-                Ok(value) => {
-                    tx.commit().map_err(unavailable)?;
-                    Ok(value)
-                }
-                Err(e) => {
-                    tx.abort().map_err(unavailable)?;
-                    Err(e)
-                }
-            }
-        })
-        .await
+        self.folded(move |db| in_write(db, f)).await
     }
 
     /// Runs `f` in one read transaction (a consistent snapshot) on the blocking pool.
@@ -507,6 +496,24 @@ impl EmbeddedStore {
         f: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         self.folded(move |db| f(&db.begin_read().map_err(unavailable)?)).await
+    }
+
+    /// [`Self::write`] without folding first: only for tables the fold never writes (see
+    /// [`Self::apart`]).
+    async fn write_apart<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.apart(move |db| in_write(db, f)).await
+    }
+
+    /// [`Self::read`] without folding first: only for tables the fold never writes (see
+    /// [`Self::apart`]).
+    async fn read_apart<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.apart(move |db| f(&db.begin_read().map_err(unavailable)?)).await
     }
 
     /// The JSON row under `key` in `table`, read in a transaction of its own; `NotFound`
@@ -544,6 +551,28 @@ impl EmbeddedStore {
             .await
     }
 
+    /// [`Self::rows`] without folding first: only for tables the fold never writes (see
+    /// [`Self::apart`]).
+    async fn rows_apart<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+    ) -> StoreResult<Vec<T>> {
+        self.read_apart(move |tx| all(&tx.open_table(table).map_err(unavailable)?))
+            .await
+    }
+
+    /// [`Self::row`] without folding first: only for tables the fold never writes (see
+    /// [`Self::apart`]).
+    async fn row_apart<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        key: &str,
+    ) -> StoreResult<T> {
+        let key = key.to_string();
+        self.read_apart(move |tx| load(&tx.open_table(table).map_err(unavailable)?, &key))
+            .await
+    }
+
     /// Runs `f` on the blocking pool once the archived events still held are folded in:
     /// a read or a write sees every archived event.
     async fn folded<T: Send + 'static>(
@@ -556,6 +585,35 @@ impl EmbeddedStore {
             f(&db)
         })
         .await
+    }
+
+    /// Runs `f` on the blocking pool without folding the archived events still held: for
+    /// work on tables the fold ([`apply`]) never writes (webhooks, desk settings and
+    /// categories, API tokens, the mail outbox), which sees the same rows folded or not
+    /// (redb runs one write transaction at a time). The sweeps that look at those tables
+    /// several times a second would otherwise run the fold on the blocking pool, at the
+    /// hub's priority, instead of leaving it to its niced thread ([`background`]).
+    async fn apart<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let db = self.db.clone();
+        blocking(move || f(&db)).await
+    }
+}
+
+/// Runs `f` in one write transaction of `db`; commits only if `f` succeeds.
+fn in_write<T>(db: &Database, f: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T>) -> StoreResult<T> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    match f(&tx) {
+        Ok(value) => {
+            tx.commit().map_err(unavailable)?;
+            Ok(value)
+        }
+        Err(e) => {
+            tx.abort().map_err(unavailable)?;
+            Err(e)
+        }
     }
 }
 

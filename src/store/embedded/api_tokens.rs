@@ -30,7 +30,7 @@ fn update(tx: &redb::WriteTransaction, id: &str, change: impl FnOnce(&mut ApiTok
 #[async_trait]
 impl ApiTokenStore for EmbeddedStore {
     async fn add_api_token(&self, token: ApiToken) -> StoreResult<()> {
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let mut tokens = tx.open_table(TOKENS).map_err(unavailable)?;
             let mut by_hash = tx.open_table(BY_HASH).map_err(unavailable)?;
             refuse_held(&tokens, token.id.as_str())?;
@@ -47,12 +47,12 @@ impl ApiTokenStore for EmbeddedStore {
     }
 
     async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        Ok(oldest_first(self.rows(TOKENS).await?))
+        Ok(oldest_first(self.rows_apart(TOKENS).await?))
     }
 
     async fn api_token_by_hash(&self, hash: &str) -> StoreResult<ApiToken> {
         let hash = hash.to_string();
-        self.read(move |tx| {
+        self.read_apart(move |tx| {
             let by_hash = tx.open_table(BY_HASH).map_err(unavailable)?;
             let Some(id) = by_hash.get(hash.as_str()).map_err(unavailable)? else {
                 return Err(StoreError::NotFound);
@@ -64,7 +64,7 @@ impl ApiTokenStore for EmbeddedStore {
 
     async fn revoke_api_token(&self, id: &str, at: Millis) -> StoreResult<ApiToken> {
         let id = id.to_string();
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             update(tx, &id, |t| {
                 t.revoked_at.get_or_insert(at);
             })
@@ -74,7 +74,7 @@ impl ApiTokenStore for EmbeddedStore {
 
     async fn touch_api_token(&self, id: &str, at: Millis) -> StoreResult<()> {
         let id = id.to_string();
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             update(tx, &id, |t| {
                 t.last_used_at = Some(t.last_used_at.map_or(at, |was| was.max(at)))
             })

@@ -16,7 +16,7 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
 #[async_trait]
 impl DeskStore for EmbeddedStore {
     async fn categories(&self) -> StoreResult<Vec<Category>> {
-        self.read(|tx| {
+        self.read_apart(|tx| {
             let order = tx.open_table(CATEGORY_ORDER).map_err(unavailable)?;
             let categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -38,7 +38,7 @@ impl DeskStore for EmbeddedStore {
     }
 
     async fn create_category(&self, category: Category) -> StoreResult<()> {
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
             refuse_held(&categories, category.id.as_str())?;
             let mut meta = tx.open_table(META).map_err(unavailable)?;
@@ -65,7 +65,7 @@ impl DeskStore for EmbeddedStore {
 
     async fn rename_category(&self, id: &str, name: &str) -> StoreResult<()> {
         let (id, name) = (id.to_string(), name.to_string());
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
             let mut rec: CategoryRec = load(&categories, &id)?;
             rec.name = name;
@@ -77,7 +77,7 @@ impl DeskStore for EmbeddedStore {
 
     async fn delete_category(&self, id: &str) -> StoreResult<()> {
         let id = id.to_string();
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let mut categories = tx.open_table(CATEGORIES).map_err(unavailable)?;
             let rec: CategoryRec = {
                 let guard = categories
@@ -97,7 +97,7 @@ impl DeskStore for EmbeddedStore {
 
     async fn desk_setting(&self, key: &str) -> StoreResult<Option<String>> {
         let key = key.to_string();
-        self.read(move |tx| {
+        self.read_apart(move |tx| {
             let table = tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
             Ok(table
                 .get(key.as_str())
@@ -109,7 +109,7 @@ impl DeskStore for EmbeddedStore {
 
     async fn set_desk_setting(&self, key: &str, value: Option<String>) -> StoreResult<()> {
         let key = key.to_string();
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let mut table = tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
             match value {
                 Some(v) => table.insert(key.as_str(), v.as_str()).map_err(unavailable)?,

@@ -86,7 +86,7 @@ pub(super) fn put_in(tx: &redb::WriteTransaction, mail: &OutboxMail) -> StoreRes
 impl OutboxStore for EmbeddedStore {
     async fn claim_mails(&self, node: &str, now: Millis, until: Millis, limit: usize) -> StoreResult<Vec<OutboxMail>> {
         let node = node.to_string();
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let ids: Vec<String> = {
                 let ready = tx.open_table(READY).map_err(unavailable)?;
                 let mut ids = Vec::new();
@@ -121,7 +121,7 @@ impl OutboxStore for EmbeddedStore {
 
     async fn finish_mail(&self, id: &str, node: &str, outcome: MailOutcome) -> StoreResult<bool> {
         let (id, node) = (id.to_string(), node.to_string());
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let old = load(&tx.open_table(MAILS).map_err(unavailable)?, &id)?;
             if old.status != MailStatus::Pending || old.claimed_by.as_deref() != Some(node.as_str()) {
                 return Ok(false);
@@ -136,7 +136,7 @@ impl OutboxStore for EmbeddedStore {
 
     async fn bounce_mail(&self, id: &str, reason: &str) -> StoreResult<bool> {
         let (id, reason) = (id.to_string(), reason.to_string());
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let old = load(&tx.open_table(MAILS).map_err(unavailable)?, &id)?;
             let mut new = old.clone();
             if !apply_bounce(&mut new, &reason) {
@@ -149,7 +149,7 @@ impl OutboxStore for EmbeddedStore {
     }
 
     async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
-        let mail: OutboxMail = self.row(MAILS, id).await?;
+        let mail: OutboxMail = self.row_apart(MAILS, id).await?;
         Ok(OutboxMail {
             id: id.to_string(),
             ..mail
@@ -157,7 +157,7 @@ impl OutboxStore for EmbeddedStore {
     }
 
     async fn mails(&self, status: Option<MailStatus>, page: Page) -> StoreResult<(Vec<OutboxMail>, u64)> {
-        self.read(move |tx| {
+        self.read_apart(move |tx| {
             let mails = tx.open_table(MAILS).map_err(unavailable)?;
             newest_page(&tx.open_table(BY_CREATED).map_err(unavailable)?, page, |id| {
                 let mail = load(&mails, id)?;
@@ -168,7 +168,7 @@ impl OutboxStore for EmbeddedStore {
     }
 
     async fn add_mail(&self, mail: OutboxMail) -> StoreResult<()> {
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             refuse_held(&tx.open_table(MAILS).map_err(unavailable)?, mail.id.as_str())?;
             put_in(tx, &mail)
         })
@@ -177,7 +177,7 @@ impl OutboxStore for EmbeddedStore {
 
     async fn mails_by_id_prefix(&self, prefix: &str) -> StoreResult<Vec<OutboxMail>> {
         let prefix = prefix.to_string();
-        self.read(move |tx| {
+        self.read_apart(move |tx| {
             let mails = tx.open_table(MAILS).map_err(unavailable)?;
             let mut out = Vec::new();
             for row in mails.range(prefix.as_str()..).map_err(unavailable)? {

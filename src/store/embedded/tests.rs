@@ -724,3 +724,29 @@ async fn deliveries_are_pruned_in_batches_until_none_is_left() {
     assert_eq!(kept, [3], "the pending one only");
     assert_eq!(store.prune_deliveries_in_batches(100, 2).await.unwrap(), 0);
 }
+
+/// The sweeps' looks at tables the archive's fold never writes (webhook deliveries, desk
+/// settings and categories, API tokens, the mail outbox) leave the held events to the fold
+/// thread instead of folding them on the caller's thread; a read of the archive still sees
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeps_reads_leave_the_fold_to_its_thread() {
+    let dir = Scratch::new("apart");
+    let store = EmbeddedStore::open(&dir.0).await.unwrap();
+    // One event: far below a background fold's batch, so nothing folds it but a caller.
+    store.archive(&[opened("c1", None, 1, 2)]).await.unwrap();
+    let held = |store: &EmbeddedStore| lock(&store.archiving.unfolded).events;
+    assert_eq!(held(&store), 1);
+    store.webhook_private_addresses().await.unwrap();
+    store.dying_deliveries(10).await.unwrap();
+    assert!(store.webhooks().await.unwrap().is_empty());
+    store.pending_deliveries(&["e1".to_string()], 10).await.unwrap();
+    store.desk_setting("hours").await.unwrap();
+    store.categories().await.unwrap();
+    store.api_tokens().await.unwrap();
+    store.claim_mails("alpha", 10, 20, 10).await.unwrap();
+    assert_eq!(held(&store), 1, "a sweep's read folded the archive");
+    // The archive's own reads fold first, as before.
+    assert!(store.conversation("c1").await.is_ok());
+    assert_eq!(held(&store), 0);
+}

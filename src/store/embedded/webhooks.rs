@@ -71,26 +71,30 @@ fn listed(tx: &redb::WriteTransaction, k: &str, status: DeliveryStatus) -> Store
 #[async_trait]
 impl WebhookStore for EmbeddedStore {
     async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        self.write_row(WEBHOOKS, endpoint.id.clone(), endpoint, put_new).await
+        let id = endpoint.id.clone();
+        self.write_apart(move |tx| put_new(&mut tx.open_table(WEBHOOKS).map_err(unavailable)?, &id, &endpoint))
+            .await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        Ok(oldest_first(self.rows(WEBHOOKS).await?))
+        Ok(oldest_first(self.rows_apart(WEBHOOKS).await?))
     }
 
     async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
         let id = id.to_string();
-        self.read(move |tx| load(&tx.open_table(WEBHOOKS).map_err(unavailable)?, &id))
+        self.read_apart(move |tx| load(&tx.open_table(WEBHOOKS).map_err(unavailable)?, &id))
             .await
     }
 
     async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        self.write_row(WEBHOOKS, endpoint.id.clone(), endpoint, replace).await
+        let id = endpoint.id.clone();
+        self.write_apart(move |tx| replace(&mut tx.open_table(WEBHOOKS).map_err(unavailable)?, &id, &endpoint))
+            .await
     }
 
     async fn delete_webhook(&self, id: &str) -> StoreResult<()> {
         let id = id.to_string();
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             if tx
                 .open_table(WEBHOOKS)
                 .map_err(unavailable)?
@@ -128,12 +132,12 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn webhook_private_addresses(&self) -> StoreResult<Option<PrivateAddressesChoice>> {
-        self.read(|tx| find(&tx.open_table(SETTINGS).map_err(unavailable)?, PRIVATE_ADDRESSES))
+        self.read_apart(|tx| find(&tx.open_table(SETTINGS).map_err(unavailable)?, PRIVATE_ADDRESSES))
             .await
     }
 
     async fn set_webhook_private_addresses(&self, choice: PrivateAddressesChoice) -> StoreResult<()> {
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             put(
                 &mut tx.open_table(SETTINGS).map_err(unavailable)?,
                 PRIVATE_ADDRESSES,
@@ -144,7 +148,7 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn add_delivery(&self, delivery: WebhookDelivery) -> StoreResult<()> {
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let k = key(&delivery);
             let mut ids = tx.open_table(IDS).map_err(unavailable)?;
             refuse_held(&ids, delivery.id.as_str())?;
@@ -164,7 +168,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn claim_delivery(&self, delivery: &WebhookDelivery, claim: DeliveryClaim) -> StoreResult<bool> {
         let k = key(delivery);
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let Some(mut stored) = find::<WebhookDelivery>(&deliveries, k.as_str())? else {
                 return Ok(false);
@@ -182,7 +186,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn finish_delivery(&self, delivery: WebhookDelivery, node: &str) -> StoreResult<bool> {
         let node = node.to_string();
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let k = key(&delivery);
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let stored: WebhookDelivery = load(&deliveries, k.as_str())?;
@@ -198,7 +202,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn pending_deliveries(&self, of: &[String], limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let of = of.to_vec();
-        self.read(move |tx| {
+        self.read_apart(move |tx| {
             let pending = tx.open_table(PENDING).map_err(unavailable)?;
             let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -224,7 +228,7 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn dying_deliveries(&self, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
-        self.read(move |tx| {
+        self.read_apart(move |tx| {
             let dying = tx.open_table(DYING).map_err(unavailable)?;
             let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -239,7 +243,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn bury_delivery(&self, delivery: &WebhookDelivery) -> StoreResult<()> {
         let k = key(delivery);
-        self.write(move |tx| {
+        self.write_apart(move |tx| {
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let Some(mut stored) = find::<WebhookDelivery>(&deliveries, k.as_str())? else {
                 return Ok(());
@@ -256,7 +260,7 @@ impl WebhookStore for EmbeddedStore {
 
     async fn deliveries_of(&self, endpoint_id: &str, limit: usize) -> StoreResult<Vec<WebhookDelivery>> {
         let endpoint = endpoint_id.to_string();
-        self.read(move |tx| {
+        self.read_apart(move |tx| {
             let by_endpoint = tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
             let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let mut out = Vec::new();
@@ -279,7 +283,7 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn next_delivery_seq(&self) -> StoreResult<u64> {
-        self.write(|tx| {
+        self.write_apart(|tx| {
             let stored = match tx
                 .open_table(DELIVERIES)
                 .map_err(unavailable)?
@@ -315,7 +319,7 @@ impl EmbeddedStore {
         let mut total = 0;
         loop {
             let pruned = self
-                .write(move |tx| {
+                .write_apart(move |tx| {
                     let doomed: Vec<WebhookDelivery> = {
                         let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
                         let pending = tx.open_table(PENDING).map_err(unavailable)?;
