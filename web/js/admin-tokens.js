@@ -82,9 +82,11 @@ export function tokensSection() {
     $('t-bot-name').value = '';
     $('t-expires').value = '';
     clearFieldErrors(fields());
-    await load();
-    // Shown this once: the admin (and a screen reader) is taken to it, its copy button first.
+    // Shown this once: the admin (and a screen reader) is taken to it, its copy button first,
+    // as it appears (not after the list's read: a check of the focus meanwhile found it on
+    // the form's button).
     $('token-copy').focus();
+    await load();
   });
 
   $('token-copy').addEventListener('click', async () => {

@@ -196,9 +196,11 @@ export function webhooksSection() {
     $('hook-secret-box').hidden = false;
     $('h-url').value = '';
     clearFieldErrors([$('h-url'), $('h-events')]);
-    await load();
-    // Shown this once: the admin (and a screen reader) is taken to it, its copy button first.
+    // Shown this once: the admin (and a screen reader) is taken to it, its copy button first,
+    // as it appears (not after the list's read: a check of the focus meanwhile found it on
+    // the form's button).
     $('hook-copy').focus();
+    await load();
   });
 
   $('hook-copy').addEventListener('click', async () => {
