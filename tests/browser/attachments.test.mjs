@@ -4,13 +4,14 @@
 // with its name, type and size and a download link. On a phone the same works. The agent
 // drops a PDF on the console; a customer pastes a screenshot in the widget on a shop's
 // page; an upload cancelled while it runs sends nothing, and a file removed from the tray
-// gives its bytes back to the conversation's quota; axe-core finds nothing serious while
+// gives its bytes back to the conversation's quota, even when it is removed while the answer
+// to its upload is still on its way and another file is added at once; axe-core finds nothing serious while
 // the tray, a progress bar, a card and a thumbnail are on screen. A file holding script,
 // opened straight from its link, never runs it.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentAndCustomerPages, createAgent, agentSignsIn, hubBrowserAndShop, stopAll, openPages, newPage, joinedChat, shot, withShots, pasteScreenshot, expectClean, PDF, DEFAULT_SIZE } from './helpers.mjs';
+import { agentAndCustomerPages, createAgent, agentSignsIn, hubBrowserAndShop, stopAll, openPages, newPage, joinedChat, customerJoins, panelOf, startProxy, shot, withShots, pasteScreenshot, expectClean, PDF, DEFAULT_SIZE } from './helpers.mjs';
 
 /** The conversation quota of this file's hub: two files of `BIG` bytes do not fit together. */
 const QUOTA = 100_000;
@@ -232,24 +233,34 @@ test('an upload cancelled while it runs sends nothing; a file removed from the t
     const { customer, panel } = await chatForAxe(pages, 'jody', 'billing', 'Tess');
     await customer.getByTestId('attach-button').waitFor();
 
-    // Held back on its way (a slow line), the upload shows its progress bar, and is cancelled.
-    let release;
-    const held = new Promise((r) => { release = r; });
-    await customer.route('**/api/attachments?*', async (route) => {
-      if (route.request().method() !== 'POST') return route.continue();
-      await held;
-      await route.continue().catch(() => { /* the cancelled request is gone */ });
+    // On a slow line (Chromium's own throttling: 2 KB/s up, so the file takes half a minute),
+    // the upload shows its progress bar and is cancelled with most of its bytes still to go:
+    // the browser cuts the connection, and the hub keeps nothing of it. (Holding the request
+    // in a Playwright route instead could let it go to the hub whole after the page had
+    // cancelled it: the hub then kept it, counted, and the next file was refused.)
+    const line = await customer.context().newCDPSession(customer);
+    const throttle = (uploadThroughput) => line.send('Network.emulateNetworkConditions', {
+      offline: false, latency: 0, downloadThroughput: -1, uploadThroughput,
     });
+    await line.send('Network.enable');
+    await throttle(2 * 1024);
     await customer.getByTestId('attach-input').setInputFiles(textFile('slow.txt', BIG));
     const slow = customer.getByTestId('file-item').filter({ hasText: 'slow.txt' });
-    await slow.getByTestId('upload-progress').waitFor();
+    const progress = slow.getByTestId('upload-progress');
+    await progress.waitFor();
     await expectClean(customer, 'customer page: an upload under way');
     await shot(customer, 'attachments-cancel-progress');
+    // Some bytes out (the line is up), most still to go, when it is cancelled.
+    await progress.evaluate((p) => new Promise((resolve) => {
+      const check = () => (p.value > 0 ? resolve() : setTimeout(check, 20));
+      check();
+    }));
+    assert.ok(await progress.evaluate((p) => p.value < 0.5), 'cancelled with most of the file still to go');
     await slow.getByTestId('upload-cancel').click();
     await slow.waitFor({ state: 'detached' });
     await customer.getByTestId('file-tray').waitFor({ state: 'hidden' });
-    release();
-    await customer.unrouteAll({ behavior: 'wait' });
+    await throttle(-1);
+    await line.detach();
 
     // A file uploaded, then removed from the tray: the hub deletes it (its bytes back).
     await customer.getByTestId('attach-input').setInputFiles(textFile('first.txt', BIG));
@@ -271,6 +282,46 @@ test('an upload cancelled while it runs sends nothing; a file removed from the t
     await customer.getByTestId('file-item').filter({ hasText: 'third.txt' }).filter({ hasText: 'not sent' }).waitFor();
     await shot(customer, 'attachments-cancel-after');
   });
+});
+
+test('a file removed while the answer to its upload is on its way is taken back before the next file is counted', async () => {
+  const proxy = await startProxy(hub);
+  try {
+    await withShots('attachments-late-answer', async (pages) => {
+      const staff = await createAgent(hub, { username: 'lou', display_name: 'Lou', categories: ['sales'] });
+      const [agent, customer] = await openPages(browser, pages, 2);
+      await agentSignsIn(agent, hub, staff);
+      await customerJoins(customer, { url: proxy.url }, 'sales', 'Vera');
+      await panelOf(agent, 'Vera').waitFor();
+
+      // The whole file goes out, and the hub keeps it, but its answer (the file's id) is held
+      // on the way back: removed now, it can only be taken back once the answer comes.
+      proxy.hold();
+      await customer.getByTestId('attach-input').setInputFiles(textFile('late.txt', BIG));
+      const late = customer.getByTestId('file-item').filter({ hasText: 'late.txt' });
+      await late.getByTestId('upload-progress').evaluate((p) => new Promise((resolve) => {
+        const check = () => (p.value === 1 ? resolve() : setTimeout(check, 20));
+        check();
+      }));
+      for (let i = 0; !proxy.heldText().includes('HTTP/1.1 201'); i += 1) {
+        assert.ok(i < 400, 'the hub answers the upload');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await late.getByTestId('upload-cancel').click();
+      await late.waitFor({ state: 'detached' });
+
+      // Another file as large at once: it fits the quota only once the first is given back,
+      // so it goes once the first's answer is in and the file taken back, and is never refused.
+      await customer.getByTestId('attach-input').setInputFiles(textFile('next.txt', BIG));
+      await new Promise((r) => setTimeout(r, 300));
+      proxy.release();
+      const next = customer.getByTestId('file-item').filter({ hasText: 'next.txt' });
+      await next.and(customer.locator('[data-ready="true"]')).or(next.filter({ hasText: 'not sent' })).first().waitFor();
+      assert.equal(await next.getAttribute('data-ready'), 'true', `the next file is taken: ${await next.textContent()}`);
+    });
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('a file holding script, opened straight from its link in Chromium, never runs it', async () => {

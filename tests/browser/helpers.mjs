@@ -391,6 +391,8 @@ export async function startProxy(hub) {
       for (const pair of pairs) if (pair.websocket) pair.client.write(Buffer.concat([header, payload]));
     },
     hold() { held = true; },
+    /** What the hub has sent back since `hold()`, not yet let through (latin1 text). */
+    heldText() { return [...pairs].flatMap((pair) => pair.queue).map((c) => c.toString('latin1')).join(''); },
     release() {
       held = false;
       for (const pair of pairs) { for (const chunk of pair.queue.splice(0)) pair.client.write(chunk); }

@@ -152,6 +152,27 @@ export function renderFiles(files, access) {
 }
 
 /**
+ * `begin()` (an upload: `{ promise, abort, bodySent }`) started once every promise of
+ * `waits` has settled (at once when there is none), as an upload itself: cancelled before
+ * it starts, it never starts.
+ */
+function afterAll(waits, begin) {
+  if (waits.size === 0) return begin();
+  let started = null;
+  let cancelled = false;
+  const promise = Promise.allSettled([...waits]).then(() => {
+    if (cancelled) throw Object.assign(new Error('cancelled'), { cancelled: true });
+    started = begin();
+    return started.promise;
+  });
+  return {
+    promise,
+    abort: () => { cancelled = true; started?.abort(); },
+    bodySent: () => Boolean(started?.bodySent()),
+  };
+}
+
+/**
  * The composer's files: an attach button, drop and paste, and a tray of uploads, each
  * with its progress and a button to cancel or remove it.
  */
@@ -165,6 +186,9 @@ export class FileTray {
     this.onChange = onChange;
     /** The uploads in the tray, in the order added. */
     this.items = [];
+    /** Take-backs on their way (promises): a new upload waits for them, or the hub could
+     *  still count a file just removed against the quota and refuse the next one. */
+    this.takingBack = new Set();
     const inputId = `files-${Math.random().toString(36).slice(2, 9)}`;
     this.input = el('input', { type: 'file', id: inputId, multiple: true, accept: ACCEPT, class: 'sr-only', tabindex: '-1', 'aria-label': 'Files to attach', dataset: { testid: 'attach-input' } });
     this.button = el('button', { type: 'button', class: 'attach-button', 'aria-label': 'Attach files', title: 'Attach files (or drop or paste them)', dataset: { testid: 'attach-button' } }, paperclip());
@@ -205,19 +229,20 @@ export class FileTray {
     const row = el('li', { class: 'file-item', dataset: { testid: 'file-item' } },
       el('span', { class: 'file-name' }, name), progress, status, remove);
     const item = { file, row, done: null, failed: false };
-    const upload = this.access.upload(file, (f) => { progress.value = f; });
+    const upload = afterAll(this.takingBack, () => this.access.upload(file, (f) => { progress.value = f; }));
     item.abort = upload.abort;
     remove.addEventListener('click', () => {
       this.drop(item);
       if (item.failed) return;
-      if (item.done) { this.access.remove(item.done.id); return; }
+      if (item.done) { this.takeBack(this.access.remove(item.done.id)); return; }
       item.withdrawn = true;
       // With all its bytes out the hub may be keeping it: cut off now, it could be kept
       // with its id never known. It finishes instead, and is taken back then.
       if (!upload.bodySent()) upload.abort();
+      else this.takeBack(upload.promise.then((answer) => this.access.remove(answer.id), () => {}));
     });
     upload.promise.then((answer) => {
-      if (item.withdrawn) { this.access.remove(answer.id); return; }
+      if (item.withdrawn) return;
       item.done = answer;
       progress.remove();
       status.textContent = 'ready';
@@ -237,6 +262,12 @@ export class FileTray {
     this.tray.append(row);
     this.tray.hidden = false;
     this.onChange();
+  }
+
+  /** Keeps `promise` (a take-back) among those a new upload waits for, until it settles. */
+  takeBack(promise) {
+    const held = promise.finally(() => this.takingBack.delete(held));
+    this.takingBack.add(held);
   }
 
   drop(item) {
