@@ -1077,7 +1077,17 @@ impl Settle<'_> {
     ) -> Settled {
         let redis = self.redis;
         // An agent's coming online (or back): the agent, and the call that takes it back.
-        // A take-back names the sign-in it takes back (`docs/cluster.md` §13).
+        // A take-back names the sign-in it takes back (`docs/cluster.md` §13). A coming
+        // back's (`agent_disconnected`) names none, as it cannot undo a newer sign-in of
+        // the agent: in Redis it goes before any later call of this node (tried at once,
+        // else first in the outbox, and a call with a caller is refused while the outbox
+        // holds anything), and no other node can take the agent while they are connected
+        // here (`already_online`), unless it reaped this node, which fences the take-back
+        // and empties the outbox. Replayed, it lets go of nobody here (it starts the grace
+        // period; only `agent_offline`, the take-back of a coming online, does), and the
+        // grace's expiry applies only under the away epoch it set, which a newer sign-in's
+        // resume clears (one that crosses the expiry is refused `unknown_agent`: the
+        // replica shows the agent away, so the hub asks `agent_resumed`).
         let mut coming = match &op {
             RoutingOp::AgentOnline { agent, sign_in, .. } => {
                 Some((agent.clone(), RoutingOp::AgentOffline(agent.clone(), sign_in.clone())))
