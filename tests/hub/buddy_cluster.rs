@@ -866,7 +866,11 @@ async fn every_buddy_chat_of_a_node_with_more_chats_than_its_queue_holds_gets_it
         ann.send(json!({"type": "message", "chat_id": chat, "text": text, "client_id": "one"}))
             .await;
         let ack = ann.next_matching(|f| f["type"] == "ack" || f["type"] == "error").await;
-        assert_eq!((ack["client_id"].as_str(), ack["seq"].as_u64()), (Some("one"), Some(1)), "{ack}");
+        assert_eq!(
+            (ack["client_id"].as_str(), ack["seq"].as_u64()),
+            (Some("one"), Some(1)),
+            "{ack}"
+        );
         pairs.push((ann, bob, chat, text));
     }
 
