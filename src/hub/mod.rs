@@ -535,8 +535,14 @@ pub(crate) enum Command {
         conn: delivery::ConnId,
         line: crate::cluster::buddy_line::BuddyLine,
     },
-    /// A buddy chat's log as read (`None`: it could not be read).
+    /// A buddy chat's log as read (`RouterCall::BuddyRead`; `None`: it could not be read).
     BuddyLogRead {
+        chat: String,
+        read: Option<crate::cluster::buddy_chat_log::LogRead>,
+    },
+    /// A buddy chat's log read again with every chat's (`hub::cluster::rereads`), outside
+    /// the router's queue: nothing waits for it (`None`: it could not be read).
+    BuddyLogReread {
         chat: String,
         read: Option<crate::cluster::buddy_chat_log::LogRead>,
     },

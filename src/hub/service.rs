@@ -482,6 +482,7 @@ impl HubState {
             Command::BuddyGraceExpired { buddy, epoch } => self.buddy_grace_expired(buddy, epoch),
             Command::BuddyStamped { conn, line } => self.buddy_stamped(conn, line),
             Command::BuddyLogRead { chat, read } => self.buddy_log_read(chat, read),
+            Command::BuddyLogReread { chat, read } => self.buddy_log_reread(chat, read),
             Command::ForgetEndedVisit { token } => {
                 self.ended_visits.remove(&token);
             }

@@ -828,3 +828,70 @@ async fn a_stalled_nodes_buddy_is_let_go_on_waking_and_comes_back_elsewhere_as_t
     assert!(seen.iter().all(|f| f["type"] != "buddy_left"), "{seen:?}");
     live.stop().await;
 }
+
+/// More buddy chats than a node's queue of calls to Redis holds (a test capacity of 8,
+/// `SWITCHBOARD_TEST_ROUTER_BUFFER`, standing for the 8,192 a node with 20,000 chats would
+/// overrun): 20 chats, Ann n on an in-process node and Bob n on "beta", a real hub process
+/// whose chat channel drops every line published to it until it subscribes again
+/// (`SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL`, standing for lines lost with a cut). Each Ann's
+/// acknowledged line never reaches beta; then every node's subscription is cut
+/// (`CLIENT KILL TYPE pubsub`). Every Bob still gets his line, with nothing sent after it:
+/// beta reads every buddy chat's log again once subscribed, outside that queue. Before, it
+/// queued one read per buddy chat there, and each read past the queue's capacity was
+/// dropped: those Bobs got the line only with their chat's next one.
+#[tokio::test]
+async fn every_buddy_chat_of_a_node_with_more_chats_than_its_queue_holds_gets_its_missed_line_after_a_cut() {
+    const CHATS: usize = 20;
+    let hook = [
+        ("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL", "beta"),
+        ("SWITCHBOARD_TEST_ROUTER_BUFFER", "8"),
+    ];
+    let (_beta, bind, [alpha], servers) = process_and_nodes(
+        "buddy-cluster-many-missed-lines",
+        Process::named("beta").env(&hook),
+        ["alpha"],
+        buddy_grace,
+    )
+    .await;
+    let mut pairs = vec![];
+    for n in 0..CHATS {
+        let (mut ann, _) = buddy(&alpha, &format!("Ann {n}"), None).await;
+        let (mut bob, wb) = buddy_on(&bind, &format!("Bob {n}"), None).await;
+        let bob_id = id(&wb);
+        ann.next_matching(|f| f["type"] == "buddy_joined" && f["buddy"]["id"].as_u64() == Some(bob_id))
+            .await;
+        let chat = start_chat(&mut ann, &mut bob, bob_id).await;
+        // Stamped, kept and acknowledged on alpha, published to beta, which drops it.
+        let text = format!("one {n}");
+        ann.send(json!({"type": "message", "chat_id": chat, "text": text, "client_id": "one"}))
+            .await;
+        let ack = ann.next_matching(|f| f["type"] == "ack" || f["type"] == "error").await;
+        assert_eq!(
+            (ack["client_id"].as_str(), ack["seq"].as_u64()),
+            (Some("one"), Some(1)),
+            "{ack}"
+        );
+        pairs.push((ann, bob, chat, text));
+    }
+
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut redis_conn(&servers.redis).await)
+        .await
+        .unwrap();
+    assert!(killed >= 2, "both nodes' subscriptions were cut ({killed})");
+
+    for (_ann, bob, chat, text) in &mut pairs {
+        let line = bob
+            .next_matching_within(Duration::from_secs(30), |f| f["type"] == "message")
+            .await;
+        assert_eq!(
+            (line["chat_id"].as_str(), line["seq"].as_u64(), line["text"].as_str()),
+            (Some(chat.as_str()), Some(1), Some(text.as_str())),
+            "{line}"
+        );
+    }
+    alpha.stop().await;
+}

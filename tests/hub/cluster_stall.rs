@@ -1114,6 +1114,12 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
 /// events pass at once), then Carla leaves: the leave applies in Redis and that node's
 /// follower has not read it. The stage, the chat, Carla's and bea's connections.
 async fn left_on_the_lagging_node(tag: &str) -> (Stage, String, Ws, Ws) {
+    left_with_the_agent_on_the_lagging_node(tag, STALLED_NODE).await
+}
+
+/// As [`left_on_the_lagging_node`], with Carla on `customers_node` (bea on
+/// [`STALLED_NODE`] whichever it is): on [`AGENTS_NODE`], that node archives the chat.
+async fn left_with_the_agent_on_the_lagging_node(tag: &str, customers_node: usize) -> (Stage, String, Ws, Ws) {
     let lag = format!(
         "{}:6000:set_available:{}",
         node_name(STALLED_NODE),
@@ -1137,7 +1143,7 @@ async fn left_on_the_lagging_node(tag: &str) -> (Stage, String, Ws, Ws) {
     bea.next_matching_within(WAIT, |f| f["type"] == "agent_welcome").await;
     bea.send(json!({"type": "set_available", "available": true})).await;
     bea.next_matching_within(WAIT, |f| f["type"] == "profile").await;
-    let mut carla = joining(&stage.cluster, STALLED_NODE, "Carla").await;
+    let mut carla = joining(&stage.cluster, customers_node, "Carla").await;
     carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
     let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
         .as_str()
@@ -1224,6 +1230,28 @@ async fn a_chat_left_on_a_node_whose_follower_fell_past_a_trimmed_stream_is_arch
     archived_closed(&stage, &chat).await;
     reloaded_past_the_trim(&stage);
     drop((carla, bea));
+}
+
+/// As [`a_chat_left_on_a_node_whose_follower_fell_past_a_trimmed_stream_is_archived_closed`],
+/// with Carla on [`AGENTS_NODE`], which archives the chat: the lagging node holds only its
+/// agent, bea. Loading the snapshot that no longer runs the chat, that node must still tell
+/// bea it ended (she kept a dead chat, told nothing, when only a chat the node archives was
+/// ended), and leave the closing to the node that archives it (the leave's: resolved).
+#[tokio::test]
+async fn an_agent_on_a_node_whose_follower_fell_past_a_trimmed_stream_is_told_their_chat_ended() {
+    let (mut stage, chat, carla, mut bea) =
+        left_with_the_agent_on_the_lagging_node("lagging-agent-told-ended", AGENTS_NODE).await;
+    assert!(stage.cluster.trim_routing_events().await > 0);
+    let ended = next_about(&mut bea, "chat_ended", &chat).await;
+    assert_eq!(
+        (&ended["ended_by"], &ended["reason"]),
+        (&json!("system"), &json!("customer_gone")),
+        "{ended}"
+    );
+    reloaded_past_the_trim(&stage);
+    let record = archived_closed(&stage, &chat).await;
+    assert_eq!(record["status"], "resolved", "{record}");
+    drop((carla, stage.agent));
 }
 
 /// The staging took: [`STALLED_NODE`]'s follower had not read the leave when the events

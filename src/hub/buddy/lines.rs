@@ -138,13 +138,24 @@ impl HubState {
         if self.buddies.lines.reading.get(&chat).is_some_and(VecDeque::is_empty) {
             self.buddies.lines.reading.remove(&chat);
         }
+        self.buddy_lines_read(&chat, read, &actions);
+        self.buddy_after_read(actions);
+    }
+
+    /// A read of a chat's log made again with every chat's (`buddy_lines_resync`): its
+    /// lines join the held ones. Nothing waits for it, and it answers none of the reads
+    /// under way (`reading`), which the router's queue answers in their order.
+    pub(in crate::hub) fn buddy_log_reread(&mut self, chat: String, read: Option<LogRead>) {
+        self.buddy_lines_read(&chat, read, &[]);
+    }
+
+    fn buddy_lines_read(&mut self, chat: &str, read: Option<LogRead>, actions: &[AfterRead]) {
         if let Some(read) = read {
-            self.buddy_take_read(&chat, read, &actions);
+            self.buddy_take_read(chat, read, actions);
         }
         // No read again from here: a gap the log could not fill waits for the next line or
         // the replica's next batch (a read failing on an absent Redis must not loop).
-        self.buddy_drain(&chat, false);
-        self.buddy_after_read(actions);
+        self.buddy_drain(chat, false);
     }
 
     /// The lines of a read, held; what the log no longer has below them skipped; and, for
@@ -246,8 +257,11 @@ impl HubState {
         }
     }
 
-    /// This node's channel was cut: what was published meanwhile is in the logs of the
-    /// chats with a page of a member or the archive here (running, or recently ended).
+    /// This node's channel was cut (or every claim is in after Redis lost its data): what
+    /// was published meanwhile is in the logs of the chats with a page of a member or the
+    /// archive here (running, or recently ended). They are read again, however many,
+    /// outside the router's queue (`hub::cluster::rereads`), as the customers' chats are: a
+    /// read dropped for a full queue left a missed line waiting for its chat's next line.
     pub(in crate::hub) fn buddy_lines_resync(&mut self) {
         let here = self.buddy_node().unwrap_or("").to_string();
         let mut chats = vec![];
@@ -264,9 +278,7 @@ impl HubState {
                 chats.push((wire.clone(), ended.last_seq));
             }
         }
-        for (chat, last) in chats {
-            self.buddy_read(&chat, last, vec![AfterRead::CatchUp]);
-        }
+        self.buddy_reread(chats);
     }
 
     /// What this node holds of each running buddy chat, for its claim after Redis lost its

@@ -289,6 +289,13 @@ impl Listener for NodeChannel {
                     "test hook: a chat line dropped as if lost with a cut"
                 );
             }
+            Some(NodeMessage::BuddyLine(line)) if self.deaf.load(std::sync::atomic::Ordering::Relaxed) => {
+                tracing::warn!(
+                    chat = line.chat,
+                    seq = line.seq,
+                    "test hook: a buddy line dropped as if lost with a cut"
+                );
+            }
             Some(NodeMessage::Line(line)) => tell(&self.hub, Command::ChatLines { lines: vec![line] }).await,
             Some(signal) => tell(&self.hub, Command::ChatSignal(signal)).await,
             None => tracing::warn!("ignored a malformed message on this node's chat channel"),
@@ -297,9 +304,10 @@ impl Listener for NodeChannel {
 }
 
 /// Debug builds only: `SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL=<node id>` makes that node's
-/// chat channel drop every chat line published to it until it subscribes again after a
-/// cut, as if each were lost with one: a test can stage a line stamped and acknowledged on
-/// one side that the other side's node never got before Redis lost its data.
+/// chat channel drop every chat line published to it (customers' and buddies') until it
+/// subscribes again after a cut, as if each were lost with one: a test can stage a line
+/// stamped and acknowledged on one side that the other side's node never got before Redis
+/// lost its data, or before its channel was cut.
 fn test_only_deaf_chat_channel(cluster: &Cluster) -> bool {
     #[cfg(debug_assertions)]
     return std::env::var("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL").is_ok_and(|node| node == cluster.node_id());

@@ -28,7 +28,7 @@ use super::own_calls::OwnCalls;
 pub(crate) use super::reassert::Periods;
 pub(crate) use super::reassert::Reassert;
 use super::reassert::{Rejoin, after_every_claim, reassert_here, rejoined};
-use super::rereads::{REREAD_BATCH, Rereads};
+use super::rereads::{Log, REREAD_BATCH, Rereads};
 use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
 use crate::cluster::buddy_chat_log;
 use crate::cluster::buddy_line::BuddyLine;
@@ -46,8 +46,8 @@ use crate::hub::{Command, RefusedCall};
 
 /// Calls waiting for the router at most: one Redis round trip each, so a full channel
 /// means Redis is slow or away; the hub then refuses with `cluster_unavailable` rather
-/// than queueing without bound. (Every chat's log read again goes outside it:
-/// `rereads`.)
+/// than queueing without bound. (Every chat's log read again, customers' and buddies',
+/// goes outside it: `rereads`.)
 pub(crate) const ROUTER_BUFFER: usize = 8_192;
 /// Customers' joins sent together at most: a burst's joins queued behind the first go
 /// with it (30 of ~75 µs of Redis each: ~2 ms, far within a call's 1 s timeout; and a list
@@ -339,9 +339,18 @@ async fn router(
                 // Chats whose logs the hub asked to read again: a batch, then whatever
                 // else waits (the select takes its ready branches in random order).
                 () = rereads.wanted() => {
-                    for (chat, after) in rereads.take(REREAD_BATCH) {
-                        let read = read_log(&mut conn, chat, after).await;
-                        tell(&hub, Command::ChatLogRead { chat, read }).await;
+                    for (log, after) in rereads.take(REREAD_BATCH) {
+                        let read = match log {
+                            Log::Chat(chat) => Command::ChatLogRead {
+                                chat,
+                                read: read_log(&mut conn, chat, after).await,
+                            },
+                            Log::Buddy(chat) => Command::BuddyLogReread {
+                                read: read_buddy_log(&mut conn, &chat, after).await,
+                                chat,
+                            },
+                        };
+                        tell(&hub, read).await;
                     }
                     continue;
                 }
@@ -622,13 +631,7 @@ async fn router(
                 }
             }
             RouterCall::BuddyRead { chat, after } => {
-                let mut read = buddy_chat_log::read_after(&mut conn, &chat, after).await;
-                if matches!(&read, Err(e) if outbox::unanswered(e)) {
-                    read = buddy_chat_log::read_after(&mut conn, &chat, after).await;
-                }
-                let read = read
-                    .inspect_err(|e| tracing::warn!(chat, error = %e, "could not read a buddy chat's log"))
-                    .ok();
+                let read = read_buddy_log(&mut conn, &chat, after).await;
                 tell(&hub, Command::BuddyLogRead { chat, read }).await;
             }
             RouterCall::ConversationSeq { id, archived, asked } => {
@@ -996,6 +999,17 @@ async fn read_log(conn: &mut ConnectionManager, chat: ChatId, after: u64) -> cha
     })
 }
 
+/// A buddy chat's log after `after`, tried twice when unanswered (`None`: it could not
+/// be read).
+async fn read_buddy_log(conn: &mut ConnectionManager, chat: &str, after: u64) -> Option<buddy_chat_log::LogRead> {
+    let mut read = buddy_chat_log::read_after(conn, chat, after).await;
+    if matches!(&read, Err(e) if outbox::unanswered(e)) {
+        read = buddy_chat_log::read_after(conn, chat, after).await;
+    }
+    read.inspect_err(|e| tracing::warn!(chat, error = %e, "could not read a buddy chat's log"))
+        .ok()
+}
+
 /// Adds to a kept visit's chat (`visit["resumed"]["chat"]`, recorded up to `recorded`) the
 /// lines of its log after that seq, as the hub records them (`hub/service/cluster/chat.rs`):
 /// in seq order, stepping over what no log holds any more (`LogRead::in_order`), the
@@ -1063,7 +1077,17 @@ impl Settle<'_> {
     ) -> Settled {
         let redis = self.redis;
         // An agent's coming online (or back): the agent, and the call that takes it back.
-        // A take-back names the sign-in it takes back (`docs/cluster.md` §13).
+        // A take-back names the sign-in it takes back (`docs/cluster.md` §13). A coming
+        // back's (`agent_disconnected`) names none, as it cannot undo a newer sign-in of
+        // the agent: in Redis it goes before any later call of this node (tried at once,
+        // else first in the outbox, and a call with a caller is refused while the outbox
+        // holds anything), and no other node can take the agent while they are connected
+        // here (`already_online`), unless it reaped this node, which fences the take-back
+        // and empties the outbox. Replayed, it lets go of nobody here (it starts the grace
+        // period; only `agent_offline`, the take-back of a coming online, does), and the
+        // grace's expiry applies only under the away epoch it set, which a newer sign-in's
+        // resume clears (one that crosses the expiry is refused `unknown_agent`: the
+        // replica shows the agent away, so the hub asks `agent_resumed`).
         let mut coming = match &op {
             RoutingOp::AgentOnline { agent, sign_in, .. } => {
                 Some((agent.clone(), RoutingOp::AgentOffline(agent.clone(), sign_in.clone())))

@@ -1,10 +1,11 @@
 //! Every chat's log read again at once — after this node's chat channel was cut, and once
-//! every claim is in after Redis lost its data (`docs/cluster.md` §7, §9) — outside the
-//! router's queue of calls: a node holds more chats (about 20,000) than that queue has
-//! slots (8,192), and a read dropped for a full queue left a missed line waiting for its
-//! chat's next line. The hub names its chats here, each once with the seq to read after
-//! (so this holds at most one entry a chat: bounded, and nothing is dropped); the router
-//! reads them a batch at a time between its other calls (`link::router`).
+//! every claim is in after Redis lost its data (`docs/cluster.md` §7, §9, §15) — outside
+//! the router's queue of calls: a node holds more chats (about 20,000, customers' and
+//! buddies') than that queue has slots (8,192), and a read dropped for a full queue left a
+//! missed line waiting for its chat's next line. The hub names its chats' logs here, each
+//! once with the seq to read after (so this holds at most one entry a log: bounded, and
+//! nothing is dropped); the router reads them a batch at a time between its other calls
+//! (`link::router`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -13,24 +14,33 @@ use tokio::sync::Notify;
 
 use crate::core::routing::ChatId;
 
-/// Chats read again at most between two of the router's other calls.
+/// Logs read again at most between two of the router's other calls.
 pub(crate) const REREAD_BATCH: usize = 64;
 
-/// The chats whose logs are to be read again, and the seq to read each after.
+/// A chat log to read again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Log {
+    /// A customer's chat (`Command::ChatLogRead`).
+    Chat(ChatId),
+    /// A buddy chat, by its wire id (`Command::BuddyLogReread`).
+    Buddy(String),
+}
+
+/// The logs to be read again, and the seq to read each after.
 #[derive(Default)]
 pub(crate) struct Rereads {
-    chats: Mutex<BTreeMap<ChatId, u64>>,
+    logs: Mutex<BTreeMap<Log, u64>>,
     asked: Notify,
 }
 
 impl Rereads {
-    /// Asks for each chat's log to be read after its seq. A chat asked for again before
-    /// its read is read once, after the lower seq (which reads more).
-    pub(crate) fn ask(&self, chats: impl IntoIterator<Item = (ChatId, u64)>) {
+    /// Asks for each log to be read after its seq. A log asked for again before its read
+    /// is read once, after the lower seq (which reads more).
+    pub(crate) fn ask(&self, logs: impl IntoIterator<Item = (Log, u64)>) {
         let mut waiting = self.lock();
-        for (chat, after) in chats {
+        for (log, after) in logs {
             waiting
-                .entry(chat)
+                .entry(log)
                 .and_modify(|at| *at = (*at).min(after))
                 .or_insert(after);
         }
@@ -38,8 +48,8 @@ impl Rereads {
         self.asked.notify_one();
     }
 
-    /// Up to `n` chats to read now, taken out.
-    pub(crate) fn take(&self, n: usize) -> Vec<(ChatId, u64)> {
+    /// Up to `n` logs to read now, taken out.
+    pub(crate) fn take(&self, n: usize) -> Vec<(Log, u64)> {
         let mut waiting = self.lock();
         let mut taken = Vec::with_capacity(n.min(waiting.len()));
         while taken.len() < n {
@@ -49,12 +59,12 @@ impl Rereads {
         taken
     }
 
-    /// How many chats wait for their read.
+    /// How many logs wait for their read.
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
 
-    /// Returns once a chat waits for its read (at once if one does).
+    /// Returns once a log waits for its read (at once if one does).
     pub(crate) async fn wanted(&self) {
         loop {
             // Made before looking, so an `ask` between the look and the wait wakes it.
@@ -66,8 +76,8 @@ impl Rereads {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ChatId, u64>> {
-        self.chats.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Log, u64>> {
+        self.logs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -75,14 +85,17 @@ impl Rereads {
 mod tests {
     use super::*;
 
-    /// More chats than the router's queue holds (8,192) are all read, each once, in batches.
+    /// More chats than the router's queue holds (8,192), customers' and buddies', are all
+    /// read, each once, in batches.
     #[tokio::test]
     async fn every_chat_asked_for_is_read_once_in_batches() {
         let rereads = Rereads::default();
         let chats = 9_000;
-        rereads.ask((1..=chats).map(|c| (ChatId(c), c)));
+        rereads.ask((1..=chats).map(|c| (Log::Chat(ChatId(c)), c)));
+        rereads.ask((1..=chats).map(|c| (Log::Buddy(format!("b{c:05}")), c)));
         // Asked again before its read: once, after the lower seq.
-        rereads.ask([(ChatId(1), 0), (ChatId(2), 9)]);
+        rereads.ask([(Log::Chat(ChatId(1)), 0), (Log::Chat(ChatId(2)), 9)]);
+        rereads.ask([(Log::Buddy("b00001".into()), 0), (Log::Buddy("b00002".into()), 9)]);
         let mut read = vec![];
         loop {
             rereads.wanted().await;
@@ -93,9 +106,23 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(read.len() as u64, chats);
-        assert_eq!(read[0], (ChatId(1), 0));
-        assert_eq!(read[1], (ChatId(2), 2));
-        assert!(read.iter().enumerate().all(|(i, (chat, _))| chat.0 == i as u64 + 1));
+        assert_eq!(read.len() as u64, 2 * chats);
+        let (customers, buddies) = read.split_at(chats as usize);
+        assert_eq!(customers[0], (Log::Chat(ChatId(1)), 0));
+        assert_eq!(customers[1], (Log::Chat(ChatId(2)), 2));
+        assert!(
+            customers
+                .iter()
+                .enumerate()
+                .all(|(i, (log, _))| *log == Log::Chat(ChatId(i as u64 + 1)))
+        );
+        assert_eq!(buddies[0], (Log::Buddy("b00001".into()), 0));
+        assert_eq!(buddies[1], (Log::Buddy("b00002".into()), 2));
+        assert!(
+            buddies
+                .iter()
+                .enumerate()
+                .all(|(i, (log, _))| *log == Log::Buddy(format!("b{:05}", i + 1)))
+        );
     }
 }

@@ -28,6 +28,7 @@ use crate::core::conversation::Route;
 use crate::core::routing::{AgentId, CategoryId, ChatEnd, ChatId, CustomerId, Decision, Party};
 use crate::hub::cluster::link::BuddyOutgoing;
 use crate::hub::cluster::link::{Link, RouterCall, UNAVAILABLE};
+use crate::hub::cluster::rereads::Log;
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::protocol::ServerFrame;
 use crate::store::CustomerProfile;
@@ -241,10 +242,11 @@ impl ClusterState {
         }
     }
 
-    /// Has the router read each of `chats`' logs again after its seq (`ChatLogRead`):
-    /// outside its queue, so none is dropped however many (`hub::cluster::rereads`).
-    pub(super) fn reread(&self, chats: Vec<(ChatId, u64)>) {
-        self.link.rereads.ask(chats);
+    /// Has the router read each of `logs` again after its seq (`ChatLogRead`,
+    /// `BuddyLogReread`): outside its queue, so none is dropped however many
+    /// (`hub::cluster::rereads`).
+    pub(super) fn reread(&self, logs: impl IntoIterator<Item = (Log, u64)>) {
+        self.link.rereads.ask(logs);
     }
 
     /// The routing domain's id chat wire ids are made from (`None` before it is read).
@@ -1289,6 +1291,14 @@ impl HubState {
     /// Reads a buddy chat's log after `after`; the answer comes as `Command::BuddyLogRead`.
     pub(in crate::hub) fn buddy_read_call(&self, chat: String, after: u64) -> bool {
         self.call(RouterCall::BuddyRead { chat, after })
+    }
+
+    /// Reads each buddy chat of `chats` (wire id) again after its seq, with every chat's
+    /// (`Command::BuddyLogReread`): outside the router's queue, so none is dropped.
+    pub(in crate::hub) fn buddy_reread(&self, chats: Vec<(String, u64)>) {
+        if let Some(cluster) = &self.cluster {
+            cluster.reread(chats.into_iter().map(|(chat, after)| (Log::Buddy(chat), after)));
+        }
     }
 
     /// Sends a buddy event (JSON) to the events stream; false when the router's queue is full.

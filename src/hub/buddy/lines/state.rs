@@ -33,7 +33,7 @@ pub(crate) enum AfterRead {
     Rearchive,
     /// This node archives the chat, which ended: the closing, after the late lines.
     Close(ConversationClosed),
-    /// Nothing: a read that must not join one under way (after a cut, or at the end).
+    /// Nothing: a read that must not join one under way (at the end).
     CatchUp,
 }
 

@@ -14,6 +14,7 @@ use crate::clock::now_ms;
 use crate::cluster::chat_log::{ChatLine, LOG_BOUND, LogRead, NodeMessage};
 use crate::core::routing::{ChatId, Party};
 use crate::hub::cluster::link::{QueuedMessage, RouterCall, UNAVAILABLE};
+use crate::hub::cluster::rereads::Log;
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient, SenderCopy};
 use crate::hub::transcript::{Author, Stamped, Transcript, stamped};
 use crate::protocol::ServerFrame;
@@ -581,10 +582,10 @@ impl HubState {
     /// log is read, however many: outside the router's queue (`hub::cluster::rereads`).
     pub(in crate::hub::service) fn chat_resync(&mut self) {
         self.buddy_lines_resync();
-        let chats: Vec<(ChatId, u64)> = self
+        let chats: Vec<(Log, u64)> = self
             .chats
             .iter()
-            .map(|(chat, log)| (*chat, log.live.last_seq()))
+            .map(|(chat, log)| (Log::Chat(*chat), log.live.last_seq()))
             .collect();
         self.cluster_mut().reread(chats);
     }

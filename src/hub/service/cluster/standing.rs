@@ -233,8 +233,8 @@ impl HubState {
                 // Chats it let go of that the skipped events ended: closed here, since
                 // nobody else writes their closing and their end is never replayed.
                 self.close_let_go_ended_unseen();
-                // So are chats it still holds and archives, ended by the skipped events
-                // (not after a restore: this node claims its people in the restored domain).
+                // So are chats it still holds, ended by the skipped events (not after a
+                // restore: this node claims its people in the restored domain).
                 if !restored {
                     self.end_chats_ended_unseen();
                 }
@@ -261,18 +261,21 @@ impl HubState {
         }
     }
 
-    /// The chats this node holds and archives that a snapshot it loaded no longer runs:
-    /// the skipped events ended them, and their end is never replayed here, nor their
-    /// closing written elsewhere when both sides were here. Ended here as a disconnection
-    /// (how they ended went with the events): their people here are told, the closing is
-    /// written, dated by the snapshot, as inferred (a reaper that inherited the chat and
-    /// applied its end writes the real one, which replaces it whenever it comes), and their
-    /// conversations stay open, as one whose customer went.
+    /// The chats this node holds that a snapshot it loaded no longer runs: the skipped
+    /// events ended them, and their end is never replayed here. Ended here as a
+    /// disconnection (how they ended went with the events): their people here are told,
+    /// whichever node archives the chat (an agent here whose customer is on another node
+    /// would keep a dead chat, told nothing). Where this node archives it, the closing is
+    /// written too (nobody else writes it when both sides were here), dated by the
+    /// snapshot, as inferred (a reaper that inherited the chat and applied its end writes
+    /// the real one, which replaces it whenever it comes), and its conversation stays open,
+    /// as one whose customer went. Elsewhere the archiving node writes it, from the end it
+    /// applied (`close_chat` writes a closing only where the chat is archived).
     fn end_chats_ended_unseen(&mut self) {
         let ended: Vec<(ChatId, CustomerId, AgentId)> = self
             .chats
             .iter()
-            .filter(|(chat, log)| log.archived_here && self.routing.chat_sides(**chat).is_none())
+            .filter(|(chat, _)| self.routing.chat_sides(**chat).is_none())
             .map(|(chat, log)| (*chat, log.customer, log.agent.clone()))
             .collect();
         for (chat, customer, agent) in ended {
