@@ -20,7 +20,8 @@ pub mod routing_replies;
 pub mod routing_scripts;
 pub mod routing_transitions;
 
-// ---- a customer's resume on another node ----
+// ---- a customer's resume on another node; an agent's welcome on another node ----
+pub mod agent_endings;
 pub mod resume_tokens;
 
 // ---- the buddy list across nodes ----

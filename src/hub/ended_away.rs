@@ -7,37 +7,118 @@
 //! moment misses its frames too): the console reads only those of chats it still shows
 //! running, and only one after the chat's start.
 //!
-//! Kept by the node that logs the chat and tells its agent (on several nodes nothing of it
-//! is shared), the latest few per agent: an agent back on another node finds none and their
-//! console reads the archive instead (`docs/desk.md`).
+//! Two adapters ([`EndedAway`]): on one node every chat is logged, and every agent
+//! welcomed, here, so memory is enough ([`Kept`]). On several nodes the node that tells an
+//! agent a chat ended (each node logging the chat: the agent's, the customer's) also keeps
+//! it in Redis (`cluster::agent_endings`), written off the hub's task by a [`Writer`] of
+//! its own, and the node an agent signs in on reads them there before its welcome
+//! ([`EndedAway::absorb`]; `docs/cluster.md` §13). Either way the latest few per agent,
+//! one per chat.
 
 use std::collections::{HashMap, VecDeque};
 
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::cluster::agent_endings;
+use crate::cluster::node::Cluster;
 use crate::core::routing::AgentId;
-use crate::protocol::EndedChat;
+use crate::protocol::{EndedChat, From};
 
 /// The most endings kept per agent (oldest forgotten first): more than the chats an agent
 /// runs at once, so every chat of one disconnection is told.
 pub const KEPT_PER_AGENT: usize = 32;
 
-#[derive(Debug, Default)]
-pub struct EndedAway {
-    by_agent: HashMap<AgentId, VecDeque<EndedChat>>,
+/// Endings waiting for Redis at most (each one small write): beyond, one is dropped and
+/// logged, and a console back on another node reads that chat from the archive instead.
+const WRITES_WAITING: usize = 4_096;
+
+/// Where agents' endings are kept: this node's memory, and on several nodes Redis too.
+#[derive(Debug)]
+pub enum EndedAway {
+    /// One node: told here, kept here.
+    Here(Kept),
+    /// Several nodes: kept here as told or read, and shared through Redis.
+    Shared(Kept, Writer),
+}
+
+impl Default for EndedAway {
+    fn default() -> Self {
+        Self::Here(Kept::default())
+    }
 }
 
 impl EndedAway {
-    /// Keeps that `agent`'s chat ended as `ended` says while they were away.
+    /// The adapter of a node in `cluster`: endings written to its Redis as they are told.
+    pub fn shared(cluster: &Cluster) -> Self {
+        Self::Shared(Kept::default(), Writer::start(cluster.clone()))
+    }
+
+    /// Keeps that `agent`'s chat ended as `ended` says (their `chat_ended`, told here).
     pub fn note(&mut self, agent: &AgentId, ended: EndedChat) {
-        let kept = self.by_agent.entry(agent.clone()).or_default();
-        kept.retain(|e| e.chat_id != ended.chat_id);
-        if kept.len() == KEPT_PER_AGENT {
-            kept.pop_front();
+        match self {
+            Self::Here(kept) => kept.note(agent, ended),
+            Self::Shared(kept, writer) => {
+                writer.keep(agent, &ended);
+                kept.note(agent, ended);
+            }
         }
-        kept.push_back(ended);
+    }
+
+    /// Takes in `agent`'s endings read from Redis (its entries, oldest first): each unless a
+    /// later ending of its chat is kept here.
+    pub fn absorb(&mut self, agent: &AgentId, entries: &[String]) {
+        let kept = match self {
+            Self::Here(kept) | Self::Shared(kept, _) => kept,
+        };
+        for entry in entries {
+            match decode(entry) {
+                Some(ended) => kept.absorb(agent, ended),
+                None => {
+                    tracing::debug!(agent = %agent.0, entry = %entry, "an agent's ending in Redis is unreadable: skipped")
+                }
+            }
+        }
     }
 
     /// `agent`'s endings kept, oldest first: one per chat, its latest.
     pub fn of(&self, agent: &AgentId) -> Vec<EndedChat> {
+        match self {
+            Self::Here(kept) | Self::Shared(kept, _) => kept.of(agent),
+        }
+    }
+}
+
+/// The latest endings of each agent in this node's memory, ordered by when they ended.
+#[derive(Debug, Default)]
+pub struct Kept {
+    by_agent: HashMap<AgentId, VecDeque<EndedChat>>,
+}
+
+impl Kept {
+    /// Keeps `ended` as its chat's latest ending.
+    fn note(&mut self, agent: &AgentId, ended: EndedChat) {
+        let kept = self.by_agent.entry(agent.clone()).or_default();
+        kept.retain(|e| e.chat_id != ended.chat_id);
+        let at = kept.partition_point(|e| e.at <= ended.at);
+        kept.insert(at, ended);
+        while kept.len() > KEPT_PER_AGENT {
+            kept.pop_front();
+        }
+    }
+
+    /// Keeps `ended`, read from elsewhere, unless an ending of its chat as late is kept.
+    fn absorb(&mut self, agent: &AgentId, ended: EndedChat) {
+        let later = self
+            .by_agent
+            .get(agent)
+            .is_some_and(|kept| kept.iter().any(|e| e.chat_id == ended.chat_id && e.at >= ended.at));
+        if !later {
+            self.note(agent, ended);
+        }
+    }
+
+    fn of(&self, agent: &AgentId) -> Vec<EndedChat> {
         self.by_agent
             .get(agent)
             .map(|kept| kept.iter().cloned().collect())
@@ -45,10 +126,66 @@ impl EndedAway {
     }
 }
 
+/// Writes endings to Redis in the order told, on a task of its own: the hub only queues
+/// them (never waits on Redis), and the routing's calls never wait behind them.
+#[derive(Debug)]
+pub struct Writer {
+    tx: mpsc::Sender<(AgentId, String)>,
+}
+
+impl Writer {
+    fn start(cluster: Cluster) -> Self {
+        let (tx, mut rx) = mpsc::channel::<(AgentId, String)>(WRITES_WAITING);
+        tokio::spawn(async move {
+            let mut conn = cluster.conn();
+            while let Some((agent, entry)) = rx.recv().await {
+                // Once more after a broken connection: a repeat takes the first's place.
+                let mut kept = agent_endings::keep(&mut conn, &agent.0, &entry, KEPT_PER_AGENT).await;
+                if kept.is_err() {
+                    kept = agent_endings::keep(&mut conn, &agent.0, &entry, KEPT_PER_AGENT).await;
+                }
+                if let Err(e) = kept {
+                    tracing::warn!(agent = %agent.0, error = %e, "an agent's chat ending was not kept in Redis: another node's welcome will not tell it");
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    fn keep(&self, agent: &AgentId, ended: &EndedChat) {
+        let entry = serde_json::to_string(ended).expect("an ending is plain JSON");
+        if self.tx.try_send((agent.clone(), entry)).is_err() {
+            tracing::warn!(agent = %agent.0, chat = %ended.chat_id, "an agent's chat ending was not queued for Redis: Redis is far behind");
+        }
+    }
+}
+
+/// The `reason`s a `chat_ended` tells an agent (`HubState::chat_ended_to_agent`'s callers):
+/// an ending read back from Redis names one of these.
+const REASONS: [&str; 4] = ["ended", "customer_gone", "agent_gone", "shutdown"];
+
+/// One ending as [`Writer::keep`] wrote it, `None` if unreadable or of an unknown reason.
+fn decode(entry: &str) -> Option<EndedChat> {
+    #[derive(Deserialize)]
+    struct Entry {
+        chat_id: String,
+        ended_by: From,
+        reason: String,
+        at: i64,
+    }
+    let entry: Entry = serde_json::from_str(entry).ok()?;
+    let reason = REASONS.into_iter().find(|r| *r == entry.reason)?;
+    Some(EndedChat {
+        chat_id: entry.chat_id,
+        ended_by: entry.ended_by,
+        reason,
+        at: entry.at,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::From;
 
     fn ended(chat_id: &str, reason: &'static str, at: i64) -> EndedChat {
         EndedChat {
@@ -73,5 +210,45 @@ mod tests {
         assert_eq!(told.len(), KEPT_PER_AGENT);
         assert_eq!(told[0].chat_id, "d0", "the oldest forgotten first");
         assert!(kept.of(&AgentId("bob".into())).is_empty());
+    }
+
+    #[test]
+    fn endings_read_from_redis_join_those_told_here_in_order_each_chat_its_latest() {
+        let ann = AgentId("ann".into());
+        let mut kept = EndedAway::default();
+        kept.note(&ann, ended("c2", "ended", 20));
+        kept.note(&ann, ended("c3", "customer_gone", 30));
+        let entry = |e: &EndedChat| serde_json::to_string(e).unwrap();
+        let read = [
+            entry(&ended("c1", "agent_gone", 10)),
+            // An earlier turn's ending of a chat whose later one is kept here: not taken.
+            entry(&ended("c3", "agent_gone", 5)),
+            // A later one than kept here: taken.
+            entry(&ended("c2", "customer_gone", 25)),
+            "not json".to_string(),
+            r#"{"chat_id":"c9","ended_by":"system","reason":"unheard_of","at":1}"#.to_string(),
+        ];
+        kept.absorb(&ann, &read);
+        assert_eq!(
+            kept.of(&ann),
+            vec![
+                ended("c1", "agent_gone", 10),
+                ended("c2", "customer_gone", 25),
+                ended("c3", "customer_gone", 30),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_ending_reads_back_as_written() {
+        for reason in REASONS {
+            let e = EndedChat {
+                chat_id: "0193".into(),
+                ended_by: From::Agent,
+                reason,
+                at: 1_795_279_860_000,
+            };
+            assert_eq!(decode(&serde_json::to_string(&e).unwrap()), Some(e));
+        }
     }
 }

@@ -561,6 +561,12 @@ pub(crate) enum Command {
         /// The events stream's newest entry at the lookup (`resume_tokens::Found`).
         stream_at: Option<String>,
     },
+    /// An agent signing in here: how their chats ended lately, as Redis keeps them
+    /// (`cluster::agent_endings`, oldest first), read before their coming online is sent.
+    AgentEndingsRead {
+        agent: crate::core::routing::AgentId,
+        entries: Vec<String>,
+    },
 }
 
 /// What a refused cluster call was, for what its refusal must undo beyond telling.

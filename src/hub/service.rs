@@ -248,7 +248,7 @@ pub(crate) struct HubState {
     continuing: HashMap<ChatId, ChatLog>,
     /// Join and pairing times, handle times: estimates and longest waits.
     waits: super::waits::Waits,
-    /// Agents' chats that ended while they had no connection, for their next welcome.
+    /// How agents' chats ended lately, for their next welcome (on several nodes, in Redis too).
     ended_away: super::ended_away::EndedAway,
     pub(super) buddies: BuddyDesk,
     /// What the direct path shares (`live_chat`): the acknowledgements waiting on the
@@ -290,8 +290,12 @@ enum Sender {
 }
 
 impl HubState {
-    /// This hub with the admin bus of its cluster (none on one node).
+    /// This hub with the admin bus of its cluster (none on one node), and its agents'
+    /// endings kept in that cluster's Redis too.
     pub(super) fn with_bus(mut self, bus: Option<crate::cluster::node::Cluster>) -> Self {
+        if let Some(cluster) = &bus {
+            self.ended_away = super::ended_away::EndedAway::shared(cluster);
+        }
         self.bus = bus;
         self
     }
@@ -619,6 +623,7 @@ impl HubState {
                 };
                 self.token_found(found, stream_at)
             }
+            Command::AgentEndingsRead { agent, entries } => self.ended_away.absorb(&agent, &entries),
         }
     }
 

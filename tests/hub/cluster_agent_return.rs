@@ -1,12 +1,16 @@
 //! An agent coming back on the node where their customer already
 //! resumed gets `agent_welcome` first, its chat snapshot holding the history, and no line
-//! of that history a second time as a `message` frame (before or after the welcome).
+//! of that history a second time as a `message` frame (before or after the welcome). An
+//! agent coming back on a node that logged nothing of their chat is told how it ended
+//! while they were away (`agent_welcome.ended`), as the node they left kept it.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchboard::cluster::agent_endings;
 
-use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with, one_then_two};
+use crate::cluster_base::eventually;
+use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with, one_then_two, redis_conn};
 use crate::common::Ws;
 
 fn seqs(messages: &Value) -> Vec<u64> {
@@ -80,6 +84,61 @@ async fn an_agent_back_where_their_customer_resumed_gets_the_welcome_first_and_e
         .map(|f| f["seq"].as_u64().unwrap())
         .collect();
     assert!(again.is_empty(), "history lines sent again: {again:?}");
+    for node in [alpha, beta, gamma] {
+        node.stop().await;
+    }
+}
+
+/// Ann (on beta) drops; her customer Carla (on alpha) leaves while Ann is away; Ann signs
+/// in again on gamma, which logged nothing of the chat: gamma's welcome says the chat ended
+/// by the customer's leaving, as beta told it to nobody. (Before, each node kept its own
+/// endings: gamma's `ended` was empty, and the console guessed from the archive.)
+#[tokio::test]
+async fn an_agent_back_on_another_node_is_told_how_their_chat_ended_while_away() {
+    let ChatAcrossNodes {
+        agent,
+        agent_token: token,
+        customer: mut carla,
+        chat,
+        nodes: [alpha, beta, gamma],
+        store,
+        servers,
+    } = chat_across_nodes_with("cluster-agent-ended", ["alpha", "beta", "gamma"], |s| {
+        s.resume_grace = Duration::from_secs(15)
+    })
+    .await;
+    drop(agent);
+    assert_eq!(carla.next_of("peer_away").await["chat_id"], chat.as_str());
+    carla.send(json!({"type": "leave"})).await;
+    carla.next_of("chat_ended").await;
+
+    // The nodes that told the ending write it a moment after (off their hub's task): Ann's
+    // sign-in waits for that, not for a guess of how long it takes.
+    let ann = store.account_by_username("ann").await.unwrap().id;
+    let conn = redis_conn(&servers.redis).await;
+    eventually("the ending is kept where every node reads it", || {
+        let (mut conn, key) = (conn.clone(), agent_endings::key(&ann));
+        async move {
+            let kept: i64 = redis::cmd("LLEN").arg(key).query_async(&mut conn).await.ok()?;
+            (kept > 0).then_some(())
+        }
+    })
+    .await;
+
+    let (_back, welcome) = Ws::with_bearer(&gamma, "/ws/agent", &token, "agent_welcome").await;
+    let ended: Vec<&Value> = welcome["ended"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a list of endings: {welcome}"))
+        .iter()
+        .filter(|e| e["chat_id"] == chat.as_str())
+        .collect();
+    assert_eq!(ended.len(), 1, "the chat's ending, once: {welcome}");
+    assert_eq!(
+        (ended[0]["ended_by"].as_str(), ended[0]["reason"].as_str()),
+        (Some("customer"), Some("ended")),
+        "{welcome}"
+    );
+    assert!(ended[0]["at"].as_i64().is_some_and(|at| at > 0), "{welcome}");
     for node in [alpha, beta, gamma] {
         node.stop().await;
     }

@@ -111,17 +111,31 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
   /** The categories the agent serves, id → name: a row names its own when there are several. */
   let categoryNames = new Map();
   let asked = 0;
-  /** client id → customer name, for the answers' announcements. */
+  /** client id → the change asked and not answered yet ({id, name, n}): its conversation, its customer's name for the answer's announcement, its number. */
   const pending = new Map();
   /** Conversation id → its last status heard ({status, snoozed_until, name}): a snooze running out is told by it. */
   const heard = new Map();
+  /**
+   * The order of what this page did and heard: each status change sent, each status heard
+   * and each list read begun takes the next number. A later change wins over an earlier
+   * one's late word (Alt+W then Alt+Z: the answer to the first, or a list read begun
+   * before the second was stored, is not drawn over the second).
+   */
+  let tick = 0;
+  /** Conversation id → the number of the latest status change sent for it. */
+  const latestSent = new Map();
+  /** Conversation id → the number of the latest change sent or status heard for it: a list read begun before is older news. */
+  const touched = new Map();
 
   const onScreen = () => !$('console').hidden;
   const dialogs = createConversationDialogs({ changed: () => load(), maxLen });
 
   function setStatus(c, status, until) {
     const clientId = `cs-${++asked}`;
-    pending.set(clientId, c.customer_name || 'the customer');
+    const n = ++tick;
+    pending.set(clientId, { id: c.id, name: c.customer_name || 'the customer', n });
+    latestSent.set(c.id, n);
+    touched.set(c.id, n);
     error.textContent = '';
     send({ type: 'set_conversation_status', conversation_id: c.id, status, until, client_id: clientId });
   }
@@ -397,9 +411,17 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
     return started;
   }
 
+  /**
+   * May a list read begun at `begun` say conversation `id`'s status? Not when a change of
+   * it was sent or heard since, nor while one of this page's changes of it is unanswered
+   * (the store may not hold it yet): what the header shows is newer.
+   */
+  const newsOf = (id, begun) => (touched.get(id) ?? 0) < begun && ![...pending.values()].some((p) => p.id === id);
+
   async function read() {
     if (!onScreen()) return;
     const number = ++loads;
+    const begun = ++tick;
     await loadLabels();
     const label = labelFilter.value ? `&label=${encodeURIComponent(labelFilter.value)}` : '';
     const category = categoryFilter.value ? `&category=${encodeURIComponent(categoryFilter.value)}` : '';
@@ -412,9 +434,11 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
     const mineItems = [...(liveRes?.ok ? liveRes.data.items : []), ...res.data.items.filter((c) => view === 'mine' || (me && c.holder === me))];
     for (const c of mineItems) {
       known.set(c.id, c);
-      heard.set(c.id, { status: c.status, snoozed_until: c.snoozed_until, name: c.customer_name });
+      if (newsOf(c.id, begun)) heard.set(c.id, { status: c.status, snoozed_until: c.snoozed_until, name: c.customer_name });
     }
-    for (const c of res.data.items) heard.set(c.id, { status: c.status, snoozed_until: c.snoozed_until, name: c.customer_name });
+    for (const c of res.data.items) {
+      if (newsOf(c.id, begun)) heard.set(c.id, { status: c.status, snoozed_until: c.snoozed_until, name: c.customer_name });
+    }
     showCounts(withoutAbove(res.data.counts));
     drawHeaders();
     // Someone choosing a snooze keeps the list they are choosing in, and one in a dialog
@@ -561,11 +585,15 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
   /** Takes the frames this module answers; true when it did. */
   function handle(f) {
     if (f.type === 'conversation_status') {
-      const name = f.client_id && pending.get(f.client_id);
-      if (name) {
+      const mine = f.client_id && pending.get(f.client_id);
+      if (mine) {
         pending.delete(f.client_id);
-        announce(`The conversation with ${name} is now ${(STATUS_NAMES[f.status] || f.status).toLowerCase()}`);
+        announce(`The conversation with ${mine.name} is now ${(STATUS_NAMES[f.status] || f.status).toLowerCase()}`);
       }
+      // The answer to a change of this page's with a later change of it sent since is
+      // that later one's to draw: it comes next (or its refusal, and a list read then).
+      if (mine && latestSent.get(f.conversation_id) !== mine.n) { load(); return true; }
+      touched.set(f.conversation_id, ++tick);
       const before = heard.get(f.conversation_id);
       heard.set(f.conversation_id, { status: f.status, snoozed_until: f.snoozed_until, name: before?.name });
       drawHeader(f.conversation_id);
@@ -589,6 +617,9 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
       load();
       return true;
     }
+    // A new connection: the changes the old one asked for are answered to it no more (their
+    // holder's word comes as any other change's), so none holds list reads back.
+    if (f.type === 'agent_welcome') pending.clear();
     // A conversation put in another agent's list: the one it left and the one it entered.
     if (f.type === 'conversation_assigned') {
       const who = f.customer_name || 'the customer';

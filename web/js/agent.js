@@ -822,8 +822,8 @@ function endedAsTold(chat, ended) {
  * A chat that ended while the agent was disconnected (`text`; its item's `state`), whose
  * customer may have left it since `since` with the conversation still this agent's: the
  * archive tells (its latest closing then, for their leaving, and theirs, open). When the
- * welcome does not say how it ended (it came from a node that did not log the chat),
- * `since` is the chat's start: a continued conversation's earlier turns closed before it.
+ * welcome does not say how it ended (on several nodes, one kept past a day, or written
+ * just after the welcome was made), `since` is the chat's start: a continued conversation's earlier turns closed before it.
  * Until the archive answers the chat's item stands for its conversation, so the work list
  * never lists it beside it, and then it is one row either way: the item ("customer left",
  * writable, as when the agent saw it happen), or, ended, the list's.

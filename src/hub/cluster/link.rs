@@ -30,6 +30,7 @@ pub(crate) use super::reassert::Reassert;
 use super::reassert::{Rejoin, after_every_claim, reassert_here, rejoined};
 use super::rereads::{Log, REREAD_BATCH, Rereads};
 use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
+use crate::cluster::agent_endings;
 use crate::cluster::buddy_chat_log;
 use crate::cluster::buddy_line::BuddyLine;
 use crate::cluster::buddy_log;
@@ -41,6 +42,7 @@ use crate::cluster::resume_tokens;
 use crate::cluster::routing_scripts::{Applied, ClusterRoutingError, RedisRouting};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party, RoutingError};
 use crate::hub::delivery::{ConnId, Recipient};
+use crate::hub::ended_away::KEPT_PER_AGENT;
 use crate::hub::transcript::Transcript;
 use crate::hub::{Command, RefusedCall};
 
@@ -110,6 +112,12 @@ pub(crate) enum RouterCall {
     ForgetToken { key: String },
     /// A resume on `conn` with a token this node did not issue: whose is it?
     FindToken { conn: ConnId, token: String, last_seq: u64 },
+    // ---- an agent's welcome on another node ----
+    /// How `agent`'s chats ended lately, as the nodes that told them kept them
+    /// (`Command::AgentEndingsRead`). Sent right before the agent's coming online: the
+    /// router tells the hub before it sends that call, so the read is in before the
+    /// events stream brings the welcome.
+    ReadEndings { agent: AgentId },
     /// A customer away when their chat ended: what they get on resuming elsewhere
     /// (JSON, kept under `resume_tokens::ended_key` for `ttl`). The chat's log is read
     /// once more first, and its lines after `recorded` (the seq this node had recorded at
@@ -691,6 +699,18 @@ async fn router(
                 if let Err(e) = resume_tokens::remember_ended(&mut conn, &key, &visit, ttl).await {
                     tracing::warn!(error = %e, "could not record an ended chat: a resume on another node will not show it");
                 }
+            }
+            RouterCall::ReadEndings { agent } => {
+                let mut read = agent_endings::read(&mut conn, &agent.0, KEPT_PER_AGENT).await;
+                if read.is_err() {
+                    read = agent_endings::read(&mut conn, &agent.0, KEPT_PER_AGENT).await;
+                }
+                let entries = read
+                    .inspect_err(|e| {
+                        tracing::warn!(agent = %agent.0, error = %e, "could not read how an agent's chats ended: their welcome tells what this node kept")
+                    })
+                    .unwrap_or_default();
+                tell(&hub, Command::AgentEndingsRead { agent, entries }).await;
             }
             RouterCall::FindToken {
                 conn: who,

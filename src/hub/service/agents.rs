@@ -101,7 +101,8 @@ impl HubState {
 
     /// Tells `agent` their chat `chat_id` ended (`chat_ended`), and keeps how for their next
     /// welcome: sent while they have no connection (away within their grace period, or
-    /// past it), it reaches nobody (`ended_away`).
+    /// past it), it reaches nobody (`ended_away`: here, and on several nodes in Redis too,
+    /// for a welcome on another node).
     pub(super) fn chat_ended_to_agent(&mut self, agent: &AgentId, chat_id: &str, ended_by: From, reason: &'static str) {
         let frame = ServerFrame::ChatEnded {
             chat_id: chat_id.to_string(),

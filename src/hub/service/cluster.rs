@@ -763,6 +763,7 @@ impl HubState {
                     let cluster = self.cluster_mut();
                     cluster.awaiting_welcome.insert(id.clone(), conn);
                     let sign_in = sign_ins::sign_in_id(&cluster.link.nonce, conn);
+                    self.read_endings_before_welcome(&id);
                     self.route(RoutingOp::AgentResumed(id, Some(sign_in)), Some(conn));
                 }
             }
@@ -787,6 +788,7 @@ impl HubState {
             agent: id.clone(),
             name,
         });
+        self.read_endings_before_welcome(&id);
         let op = match held_elsewhere {
             // Away from another node (it dropped, or died): back, here.
             Some(view) if !view.connected => RoutingOp::AgentResumed(id, sign_in),
@@ -800,6 +802,13 @@ impl HubState {
             },
         };
         self.route(op, Some(conn));
+    }
+
+    /// How `agent`'s chats ended while they were away, wherever they were told (another
+    /// node's included), read from Redis for their welcome: queued right before their
+    /// coming online, whose welcome the router's order puts after the read's answer.
+    fn read_endings_before_welcome(&self, agent: &AgentId) {
+        let _ = self.call(RouterCall::ReadEndings { agent: agent.clone() });
     }
 
     /// An agent's coming online (or back) replayed: their welcome, then what it decided.
