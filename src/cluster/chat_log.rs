@@ -80,6 +80,23 @@ impl ChatLine {
     pub fn attachments(&self) -> Vec<crate::attachments::AttachmentMeta> {
         crate::attachments::files_from_json(&self.files, format_args!("chat {} seq {}", self.chat.0, self.seq))
     }
+
+    /// A customer's line `seq` of `chat` (id `m<seq>`, text `line <seq>`), for tests that
+    /// need lines and care only for their seqs.
+    #[cfg(test)]
+    pub(crate) fn for_test(chat: ChatId, seq: u64) -> Self {
+        ChatLine {
+            chat,
+            seq,
+            id: format!("m{seq}"),
+            at: 1_000,
+            from: Party::Customer,
+            text: format!("line {seq}"),
+            client_id: None,
+            files: String::new(),
+            via: None,
+        }
+    }
 }
 
 /// What arrives on a node's channel.
@@ -495,24 +512,14 @@ fn sorted_after(mut all: Vec<ChatLine>, after: u64, restoring: bool) -> LogRead 
 mod tests {
     use super::*;
 
-    fn at(seq: u64) -> ChatLine {
-        ChatLine {
-            chat: ChatId(1),
-            seq,
-            id: format!("m{seq}"),
-            at: 0,
-            from: Party::Customer,
-            text: String::new(),
-            client_id: None,
-            files: String::new(),
-            via: None,
-        }
-    }
-
     #[test]
     fn a_read_steps_over_each_hole_of_a_log_once_its_claims_are_in() {
         let read = |seqs: &[u64], after: u64, restoring: bool| {
-            let read = sorted_after(seqs.iter().rev().map(|s| at(*s)).collect(), after, restoring);
+            let read = sorted_after(
+                seqs.iter().rev().map(|s| ChatLine::for_test(ChatId(1), *s)).collect(),
+                after,
+                restoring,
+            );
             read.in_order()
                 .map(|(floor, line)| (floor, line.seq))
                 .collect::<Vec<_>>()

@@ -609,20 +609,6 @@ fn record(transcript: &mut Transcript, wire_id: &str, line: ChatLine) -> Stamped
 mod tests {
     use super::*;
 
-    fn line(seq: u64) -> ChatLine {
-        ChatLine {
-            chat: ChatId(1),
-            seq,
-            id: format!("m{seq}"),
-            at: 1_000,
-            from: Party::Customer,
-            text: format!("line {seq}"),
-            client_id: None,
-            files: String::new(),
-            via: None,
-        }
-    }
-
     fn ended_at(last_seq: u64) -> ClosingArchive {
         ClosingArchive {
             wire_id: "w1".into(),
@@ -641,7 +627,7 @@ mod tests {
 
     fn read(seqs: impl IntoIterator<Item = u64>, restoring: bool) -> LogRead {
         LogRead {
-            lines: seqs.into_iter().map(line).collect(),
+            lines: seqs.into_iter().map(|seq| ChatLine::for_test(ChatId(1), seq)).collect(),
             restoring,
         }
     }
