@@ -72,6 +72,23 @@ async fn served(cluster: &Cluster, i: usize, name: &str, agent: &mut Ws) -> Ws {
     customer
 }
 
+/// The agent's welcomed `desk` goes available and is given Carla, a customer joining on
+/// node1; closed, their next sign-in, away on node2, is welcomed with her chat.
+async fn serves_carla_then_signs_in_on_node2(cluster: &Cluster, token: &str, mut desk: Ws) {
+    desk.send(json!({"type": "set_available", "available": true})).await;
+    let _carla = served(cluster, 1, "Carla", &mut desk).await;
+    drop(desk);
+    welcomed_back_on_node2(cluster, token).await;
+}
+
+/// The agent's next sign-in, on node2: welcomed with their one chat. The desk, open.
+async fn welcomed_back_on_node2(cluster: &Cluster, token: &str) -> Ws {
+    let (back, first) = sign_in(cluster, 2, token).await;
+    assert_eq!(first["type"], "agent_welcome", "the next sign-in is welcomed: {first}");
+    assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
+    back
+}
+
 /// An agent's `agent_online` whose answer node0 lost (applied in Redis): their desk is
 /// welcomed (the call was applied: node0 holds them), goes available and is given a
 /// customer; their next sign-in, on node2, is welcomed with that chat. On the code
@@ -80,16 +97,10 @@ async fn served(cluster: &Cluster, i: usize, name: &str, agent: &mut Ws) -> Ws {
 async fn an_agent_coming_online_whose_answer_was_lost_is_held_and_signs_in_next_time() {
     let (cluster, token, alone) = staged("lost-answer-agent-online", "node0:AgentOnline").await;
 
-    let (mut desk, first) = sign_in(&cluster, 0, &token).await;
+    let (desk, first) = sign_in(&cluster, 0, &token).await;
     assert_eq!(first["type"], "agent_welcome", "applied, so held: {first}");
-    desk.send(json!({"type": "set_available", "available": true})).await;
-    let _carla = served(&cluster, 1, "Carla", &mut desk).await;
-    drop(desk);
-
-    // Away from node0 now: back on node2, with Carla's chat.
-    let (_back, first) = sign_in(&cluster, 2, &token).await;
-    assert_eq!(first["type"], "agent_welcome", "the next sign-in is welcomed: {first}");
-    assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
+    // Away from node0 then: back on node2, with Carla's chat.
+    serves_carla_then_signs_in_on_node2(&cluster, &token, desk).await;
     drop(alone);
 }
 
@@ -124,9 +135,7 @@ async fn an_agent_coming_back_whose_answer_was_lost_is_held_and_signs_in_next_ti
     assert_eq!(line["chat_id"], chat, "{line}");
     drop(back);
 
-    let (_again, first) = sign_in(&cluster, 2, &token).await;
-    assert_eq!(first["type"], "agent_welcome", "the next sign-in is welcomed: {first}");
-    assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
+    let _again = welcomed_back_on_node2(&cluster, &token).await;
     drop(alone);
 }
 
@@ -152,16 +161,10 @@ async fn an_agent_signing_in_again_behind_a_take_back_is_welcomed_and_served() {
     let code = desk.closed_within(WAIT).await.map(u16::from);
     assert_eq!(code, Some(1013), "taken back, so refused and closed: {first}");
 
-    let (mut desk, first) = sign_in(&cluster, 0, &token).await;
+    let (desk, first) = sign_in(&cluster, 0, &token).await;
     assert_eq!(first["type"], "agent_welcome", "the sign-in again is welcomed: {first}");
     assert_eq!(first["chats"].as_array().map(Vec::len), Some(0), "{first}");
-    desk.send(json!({"type": "set_available", "available": true})).await;
-    let _carla = served(&cluster, 1, "Carla", &mut desk).await;
-    drop(desk);
-
     // Let go by node0: back on node2, with Carla's chat.
-    let (_back, first) = sign_in(&cluster, 2, &token).await;
-    assert_eq!(first["type"], "agent_welcome", "the next sign-in is welcomed: {first}");
-    assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
+    serves_carla_then_signs_in_on_node2(&cluster, &token, desk).await;
     drop(alone);
 }
