@@ -95,6 +95,33 @@ pub enum Rescheduling {
     Changed(Appointment),
 }
 
+/// A cancellation's or a move's outcome: is its mail owed? Only when this call made the
+/// change (one refused, or made before, sends none).
+pub trait OwesMail {
+    fn owes_mail(&self) -> bool;
+}
+
+impl OwesMail for Cancellation {
+    fn owes_mail(&self) -> bool {
+        matches!(self, Cancellation::Cancelled(_))
+    }
+}
+
+impl OwesMail for Rescheduling {
+    fn owes_mail(&self) -> bool {
+        matches!(self, Rescheduling::Moved(_))
+    }
+}
+
+/// `done`, once `put_mail` has stored its mail if it is owed: for the stores that decide
+/// and write the mail in one step (the in-memory store's lock, the embedded store's write).
+pub fn with_mail_if_owed<D: OwesMail>(done: D, put_mail: impl FnOnce() -> StoreResult<()>) -> StoreResult<D> {
+    if done.owes_mail() {
+        put_mail()?;
+    }
+    Ok(done)
+}
+
 /// Booked appointments. The `_with_mail` writes store the appointment's mail in the
 /// same write as the booking decision they follow: the appointment owns that
 /// transaction (its slot key decides), the mail only rides along; they sit here so one

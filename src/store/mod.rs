@@ -91,7 +91,8 @@ pub use erasure::{Erased, ErasureRecord, ErasureStore};
 pub use rooms::{AccessCode, Audience, CallLog, CallPeer, Guest, Room, RoomState, RoomStore, SeatHold, WrongAttempts};
 // ---- appointments ----
 pub use appointments::{
-    Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, Rescheduling,
+    Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, OwesMail, Rescheduling,
+    with_mail_if_owed,
 };
 // ---- mail outbox ----
 pub use outbox::{

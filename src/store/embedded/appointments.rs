@@ -16,7 +16,7 @@ use super::outbox::put_in;
 use super::{EmbeddedStore, ReadableTable, TableDefinition, id_under, put, refuse_held, unavailable};
 use crate::store::{
     Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail,
-    Rescheduling, StoreError, StoreResult,
+    Rescheduling, StoreError, StoreResult, with_mail_if_owed,
 };
 
 /// Appointment id → JSON [`AppointmentRec`].
@@ -213,11 +213,9 @@ impl AppointmentStore for EmbeddedStore {
         mail: OutboxMail,
     ) -> StoreResult<Cancellation> {
         self.write(move |tx| {
-            let done = cancel_in(tx, &cancel.id, cancel.at, cancel.reason)?;
-            if matches!(done, Cancellation::Cancelled(_)) {
-                put_in(tx, &mail)?;
-            }
-            Ok(done)
+            with_mail_if_owed(cancel_in(tx, &cancel.id, cancel.at, cancel.reason)?, || {
+                put_in(tx, &mail)
+            })
         })
         .await
     }
@@ -227,13 +225,7 @@ impl AppointmentStore for EmbeddedStore {
         moved: Appointment,
         mail: OutboxMail,
     ) -> StoreResult<Rescheduling> {
-        self.write(move |tx| {
-            let done = reschedule_in(tx, &moved)?;
-            if matches!(done, Rescheduling::Moved(_)) {
-                put_in(tx, &mail)?;
-            }
-            Ok(done)
-        })
-        .await
+        self.write(move |tx| with_mail_if_owed(reschedule_in(tx, &moved)?, || put_in(tx, &mail)))
+            .await
     }
 }

@@ -114,10 +114,10 @@ impl AppointmentStore for MemoryStore {
     ) -> StoreResult<Cancellation> {
         self.with(|s| {
             let done = s.cancel(&cancel.id, cancel.at, cancel.reason)?;
-            if matches!(done, Cancellation::Cancelled(_)) {
+            with_mail_if_owed(done, || {
                 s.put_mail(mail);
-            }
-            Ok(done)
+                Ok(())
+            })
         })
     }
 
@@ -128,10 +128,10 @@ impl AppointmentStore for MemoryStore {
     ) -> StoreResult<Rescheduling> {
         self.with(|s| {
             let done = s.reschedule(moved)?;
-            if matches!(done, Rescheduling::Moved(_)) {
+            with_mail_if_owed(done, || {
                 s.put_mail(mail);
-            }
-            Ok(done)
+                Ok(())
+            })
         })
     }
 }

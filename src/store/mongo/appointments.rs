@@ -19,7 +19,7 @@ use super::{
     unique_index, updated_after,
 };
 use crate::store::{
-    Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail,
+    Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail, OwesMail,
     Rescheduling, StoreError, StoreResult,
 };
 
@@ -189,7 +189,7 @@ impl AppointmentStore for MongoStore {
         let done = self
             .mark_appointment_cancelled(&cancel.id, cancel.at, cancel.reason)
             .await?;
-        if matches!(done, Cancellation::Cancelled(_)) {
+        if done.owes_mail() {
             // A mail of this id written by an earlier attempt whose cancellation never landed
             // may have been given up by the worker meanwhile; this cancellation is real, so
             // its mail goes out after all.
@@ -216,7 +216,7 @@ impl AppointmentStore for MongoStore {
         let mail_id = mail.id.clone();
         self.put_mail(mail).await?;
         let done = self.move_appointment(&moved).await;
-        if !matches!(done, Ok(Rescheduling::Moved(_)))
+        if !done.as_ref().is_ok_and(OwesMail::owes_mail)
             && let Err(e) = self
                 .collection(super::outbox::OUTBOX)
                 .delete_one(doc! {"_id": &mail_id})
