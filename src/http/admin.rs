@@ -9,9 +9,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, JsonResult, StoreAnswer};
+use super::error::{ApiJson, JsonResult, StatusJson, StoreAnswer};
 use super::responses::{AdminsOnly, NoAccount, NoCategory, Unavailable};
-use super::session::{AdminCaller, AdminOnly};
+use super::session::{Admin, AdminCaller};
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
 use crate::auth::hash_password;
 use crate::cluster::bus::AdminChange;
@@ -100,7 +100,7 @@ fn valid_username(raw: &str) -> Result<String, ApiError> {
 
 /// Display names and category names follow the one rule for names people see ([`checked_name`]).
 fn valid_name(raw: &str, max_chars: usize) -> Result<String, ApiError> {
-    checked_name(raw, max_chars).map_err(|e| ApiError::invalid(e.code(), e.to_string()))
+    Ok(checked_name(raw, max_chars)?)
 }
 
 fn valid_display_name(raw: &str) -> Result<String, ApiError> {
@@ -160,7 +160,7 @@ pub(super) async fn valid_categories(state: &AppState, ids: Vec<String>) -> Resu
 /// All agent and admin accounts.
 #[utoipa::path(get, path = "/api/admin/agents", tag = "admin",
     responses((status = 200, body = [AccountView]), AdminsOnly, Unavailable))]
-async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<AccountView>> {
+async fn list_agents(Admin(state): Admin) -> JsonResult<Vec<AccountView>> {
     Ok(Json(
         state.store.accounts().await?.iter().map(AccountView::from).collect(),
     ))
@@ -183,7 +183,7 @@ async fn create_agent(
     caller: AdminCaller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewAgent>,
-) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+) -> StatusJson<AccountView> {
     if body.role == Role::Admin {
         caller.cookie_session()?;
     }
@@ -211,7 +211,7 @@ async fn create_agent(
 /// One account.
 #[utoipa::path(get, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path, description = "the account id")),
     responses((status = 200, body = AccountView), NoAccount, AdminsOnly, Unavailable))]
-async fn get_agent(_: AdminOnly, State(state): State<AppState>, Path(id): Path<String>) -> JsonResult<AccountView> {
+async fn get_agent(Admin(state): Admin, Path(id): Path<String>) -> JsonResult<AccountView> {
     let account = state.store.account(&id).await.missing_as(ApiError::NotFound("agent"))?;
     Ok(Json(AccountView::from(&account)))
 }
@@ -323,11 +323,7 @@ pub(super) async fn tell_other_nodes(state: &AppState, change: AdminChange) -> R
         (status = 400, description = "`bad_json`, `invalid_name`, `invalid_id`: which rule the body breaks", body = ErrorBody),
         (status = 409, description = "`conflict`: a category with this id exists", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn create_category(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<NewCategory>,
-) -> Result<(StatusCode, Json<CategoryView>), ApiError> {
+async fn create_category(Admin(state): Admin, ApiJson(body): ApiJson<NewCategory>) -> StatusJson<CategoryView> {
     cluster_ready(&state)?;
     let name = valid_category_name(&body.name)?;
     let id = body.id.map(|id| id.trim().to_string()).unwrap_or_else(|| slug(&name));
@@ -351,8 +347,7 @@ async fn create_category(
         (status = 400, description = "`bad_json`, `invalid_name`: which rule the body breaks", body = ErrorBody),
         NoCategory, AdminsOnly, Unavailable))]
 async fn rename_category(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CategoryRename>,
 ) -> JsonResult<CategoryView> {
@@ -370,11 +365,7 @@ async fn rename_category(
 /// Remove a category: its waiting customers are told and disconnected; agents stop holding it.
 #[utoipa::path(delete, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path, description = "the category id")),
     responses((status = 204, description = "removed"), NoCategory, AdminsOnly, Unavailable))]
-async fn delete_category(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_category(Admin(state): Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     cluster_ready(&state)?;
     state
         .store
@@ -398,7 +389,7 @@ async fn delete_category(
 /// Live figures: agents online and available, customers connected and waiting, chats active.
 #[utoipa::path(get, path = "/api/admin/stats", tag = "admin",
     responses((status = 200, body = Figures), AdminsOnly, Unavailable))]
-async fn figures(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Figures> {
+async fn figures(Admin(state): Admin) -> JsonResult<Figures> {
     Ok(Json(state.hub.figures().await?))
 }
 

@@ -4,7 +4,7 @@
 //! only. The URL is checked as a webhook endpoint's (private addresses too).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,7 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::bot_hooks::{self, BotHook};
 use crate::cluster::bus::AdminChange;
@@ -50,7 +50,7 @@ pub struct CreatedBotHook {
 /// The bots the desk's live `bot` tokens act as, and the URL each is called at.
 #[utoipa::path(get, path = "/api/admin/bot-hooks", tag = "admin",
     responses((status = 200, body = [BotHookView]), AdminsOnly, Unavailable))]
-async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<BotHookView>> {
+async fn list(Admin(state): Admin) -> JsonResult<Vec<BotHookView>> {
     let bots = bot_hooks::all(&state.store).await?;
     Ok(Json(
         bots.into_iter()
@@ -75,8 +75,7 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<Bot
             body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn set(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(bot): Path<String>,
     ApiJson(SetBotHook { url }): ApiJson<SetBotHook>,
 ) -> JsonResult<CreatedBotHook> {
@@ -111,7 +110,7 @@ async fn set(
 #[utoipa::path(delete, path = "/api/admin/bot-hooks/{bot}", tag = "admin",
     params(("bot" = String, Path, description = "the bot's name")),
     responses((status = 204, description = "removed (or there was none)"), AdminsOnly, Unavailable))]
-async fn remove(_: AdminOnly, State(state): State<AppState>, Path(bot): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(Admin(state): Admin, Path(bot): Path<String>) -> Result<StatusCode, ApiError> {
     // Named as `set` names it, so what was set is what is removed.
     let bot = bot.trim().to_string();
     bot_hooks::set(&state.store, &bot, None).await?;

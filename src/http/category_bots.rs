@@ -4,14 +4,14 @@
 //! nodes over the admin bus.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::category_bots;
 use crate::cluster::bus::AdminChange;
@@ -68,7 +68,7 @@ async fn view(state: &AppState) -> Result<CategoryBots, ApiError> {
 /// Every category's bot.
 #[utoipa::path(get, path = "/api/admin/category-bots", tag = "admin",
     responses((status = 200, body = CategoryBots), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<CategoryBots> {
+async fn show(Admin(state): Admin) -> JsonResult<CategoryBots> {
     Ok(Json(view(&state).await?))
 }
 
@@ -82,8 +82,7 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Categor
             body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn set(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(category): Path<String>,
     ApiJson(SetBot { bot }): ApiJson<SetBot>,
 ) -> JsonResult<CategoryBots> {

@@ -4,14 +4,14 @@
 //! keeper's next tick (`desk_hours::TICK`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::desk_hours::{self, CategoryHoursDoc, HoursDoc};
 
@@ -62,7 +62,7 @@ async fn apply_now(state: &AppState) -> Result<(), ApiError> {
 /// The categories' chat opening hours.
 #[utoipa::path(get, path = "/api/admin/chat-hours", tag = "admin",
     responses((status = 200, body = ChatHoursView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<ChatHoursView> {
+async fn show(Admin(state): Admin) -> JsonResult<ChatHoursView> {
     Ok(Json(view(&state).await?))
 }
 
@@ -78,8 +78,7 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<ChatHou
             body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn replace(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(category): Path<String>,
     ApiJson(doc): ApiJson<CategoryHoursDoc>,
 ) -> JsonResult<ChatHoursView> {
@@ -106,7 +105,7 @@ async fn replace(
 #[utoipa::path(delete, path = "/api/admin/chat-hours/{category}", tag = "admin",
     params(("category" = String, Path, description = "the category's id")),
     responses((status = 200, body = ChatHoursView), AdminsOnly, Unavailable))]
-async fn reset(_: AdminOnly, State(state): State<AppState>, Path(category): Path<String>) -> JsonResult<ChatHoursView> {
+async fn reset(Admin(state): Admin, Path(category): Path<String>) -> JsonResult<ChatHoursView> {
     let mut all: HoursDoc = desk_hours::load(&state.store).await?;
     all.categories.retain(|c| c.category != category);
     desk_hours::save(&state.store, &all).await?;

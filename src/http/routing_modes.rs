@@ -5,14 +5,14 @@
 //! tick (`desk_hours::TICK`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::routing::RoutingMode;
 use crate::routing_modes;
@@ -63,7 +63,7 @@ async fn view(state: &AppState) -> Result<RoutingView, ApiError> {
 /// Every category's routing mode.
 #[utoipa::path(get, path = "/api/admin/routing", tag = "admin",
     responses((status = 200, body = RoutingView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<RoutingView> {
+async fn show(Admin(state): Admin) -> JsonResult<RoutingView> {
     Ok(Json(view(&state).await?))
 }
 
@@ -77,8 +77,7 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Routing
             body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn set(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(category): Path<String>,
     ApiJson(SetMode { mode }): ApiJson<SetMode>,
 ) -> JsonResult<RoutingView> {

@@ -5,15 +5,15 @@
 //! choice, `webhook_private_addresses`, unless `WEBHOOK_ALLOW_PRIVATE` decides).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, ApiQuery, JsonResult, StoreAnswer, page_limit};
-use super::responses::{AdminsOnly, BadQuery, Unavailable};
-use super::session::AdminOnly;
+use super::error::{ApiJson, ApiQuery, JsonResult, StatusJson, StoreAnswer, page_limit};
+use super::responses::{AdminsOnly, BadQuery, NoEndpoint, Unavailable};
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::cluster::bus::AdminChange;
 use crate::core::webhooks::{EVENT_TYPES, is_event_type};
@@ -65,7 +65,7 @@ pub struct JournalView {
 #[utoipa::path(get, path = "/api/admin/webhooks/journal", tag = "admin",
     responses((status = 200, body = JournalView), AdminsOnly,
         (status = 503, description = "`unavailable`: webhooks are not running on this node (it is starting or stopping)", body = ErrorBody)))]
-async fn journal(_: AdminOnly, State(state): State<AppState>) -> JsonResult<JournalView> {
+async fn journal(Admin(state): Admin) -> JsonResult<JournalView> {
     let hooks = state
         .archive
         .webhooks()
@@ -177,7 +177,7 @@ pub struct LogQuery {
 /// The webhook endpoints, oldest first.
 #[utoipa::path(get, path = "/api/admin/webhooks", tag = "admin",
     responses((status = 200, body = [WebhookView]), AdminsOnly, Unavailable))]
-async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<WebhookView>> {
+async fn list(Admin(state): Admin) -> JsonResult<Vec<WebhookView>> {
     Ok(Json(
         state.store.webhooks().await?.into_iter().map(Into::into).collect(),
     ))
@@ -189,11 +189,7 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<Web
     responses((status = 201, body = CreatedWebhook),
         (status = 400, description = "`bad_json`; `invalid_url`: not http(s), does not resolve, or resolves to a loopback, link-local or private address while those are not allowed (`/api/admin/webhooks/private-addresses`); `invalid_events`: none, or one that is no event type", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn create(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<NewWebhook>,
-) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
+async fn create(Admin(state): Admin, ApiJson(body): ApiJson<NewWebhook>) -> StatusJson<CreatedWebhook> {
     let url = checked_url(&state, &body.url).await?;
     let events = checked_events(body.events)?;
     let endpoint = WebhookEndpoint {
@@ -248,11 +244,10 @@ fn checked_events(asked: Vec<String>) -> Result<Vec<String>, ApiError> {
     request_body(content = WebhookEdit, example = json!({"enabled": true})),
     responses((status = 200, body = WebhookView),
         (status = 400, description = "`bad_json`; `invalid_url` and `invalid_events` as at registration", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
+        NoEndpoint,
         AdminsOnly, Unavailable))]
 async fn update(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<WebhookEdit>,
 ) -> JsonResult<WebhookView> {
@@ -293,9 +288,9 @@ async fn update(
 #[utoipa::path(delete, path = "/api/admin/webhooks/{id}", tag = "admin",
     params(("id" = String, Path, description = "the endpoint's id")),
     responses((status = 204, description = "deleted"),
-        (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
+        NoEndpoint,
         AdminsOnly, Unavailable))]
-async fn delete(_: AdminOnly, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete(Admin(state): Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     state
         .store
         .delete_webhook(&id)
@@ -321,11 +316,10 @@ pub(super) async fn endpoints_changed(state: &AppState) {
 #[utoipa::path(get, path = "/api/admin/webhooks/{id}/deliveries", tag = "admin",
     params(("id" = String, Path, description = "the endpoint's id"), LogQuery),
     responses((status = 200, body = [DeliveryView]), BadQuery,
-        (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
+        NoEndpoint,
         AdminsOnly, Unavailable))]
 async fn deliveries(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> JsonResult<Vec<DeliveryView>> {
@@ -352,11 +346,7 @@ async fn deliveries(
         (status = 404, description = "`not_found`: no such endpoint, or no such delivery of it", body = ErrorBody),
         (status = 409, description = "`endpoint_disabled`: enable the endpoint first (a disabled one is sent nothing)", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn send_again(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    Path((id, delivery)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
+async fn send_again(Admin(state): Admin, Path((id, delivery)): Path<(String, String)>) -> StatusJson<DeliveryView> {
     let endpoint = state
         .store
         .webhook(&id)

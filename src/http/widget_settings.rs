@@ -3,14 +3,13 @@
 //! same); without one, the `WIDGET_*` settings apply. The same rules as the settings'.
 
 use axum::Json;
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::config::widget::{valid_color, valid_greeting, valid_title};
 use crate::store::StoreResult;
@@ -89,7 +88,7 @@ async fn view(state: &AppState) -> Result<WidgetLookView, ApiError> {
 /// The widget's look in force.
 #[utoipa::path(get, path = "/api/admin/widget", tag = "admin",
     responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<WidgetLookView> {
+async fn show(Admin(state): Admin) -> JsonResult<WidgetLookView> {
     Ok(Json(view(&state).await?))
 }
 
@@ -99,11 +98,7 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<WidgetL
     responses((status = 200, body = WidgetLookView),
         (status = 400, description = "`bad_json`; `invalid_widget` (which field breaks which rule); `unknown_category`", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn replace(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    ApiJson(raw): ApiJson<WidgetLook>,
-) -> JsonResult<WidgetLookView> {
+async fn replace(Admin(state): Admin, ApiJson(raw): ApiJson<WidgetLook>) -> JsonResult<WidgetLookView> {
     let bad = |field: &str, why: String| ApiError::invalid("invalid_widget", format!("{field} {why}"));
     let known = state.store.categories().await?;
     let mut categories: Vec<String> = Vec::new();
@@ -129,7 +124,7 @@ async fn replace(
 /// Back to the `WIDGET_*` settings.
 #[utoipa::path(delete, path = "/api/admin/widget", tag = "admin",
     responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
-async fn reset(_: AdminOnly, State(state): State<AppState>) -> JsonResult<WidgetLookView> {
+async fn reset(Admin(state): Admin) -> JsonResult<WidgetLookView> {
     state.store.set_desk_setting(KEY, None).await?;
     Ok(Json(view(&state).await?))
 }
