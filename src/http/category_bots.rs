@@ -47,7 +47,8 @@ pub struct SetBot {
     pub bot: Option<String>,
 }
 
-async fn view(state: &AppState) -> Result<CategoryBots, ApiError> {
+/// The answer of every operation here: the settings as they are now.
+async fn view(state: &AppState) -> JsonResult<CategoryBots> {
     let desk = state.hub.desk().await?;
     let online = super::public::bots_online(state, &desk).await;
     let categories = category_bots::all(&state.store)
@@ -59,17 +60,17 @@ async fn view(state: &AppState) -> Result<CategoryBots, ApiError> {
             bot,
         })
         .collect();
-    Ok(CategoryBots {
+    Ok(Json(CategoryBots {
         reply_timeout_secs: state.settings.bot_reply_timeout.as_secs_f64(),
         categories,
-    })
+    }))
 }
 
 /// Every category's bot.
 #[utoipa::path(get, path = "/api/admin/category-bots", tag = "admin",
     responses((status = 200, body = CategoryBots), AdminsOnly, Unavailable))]
 async fn show(Admin(state): Admin) -> JsonResult<CategoryBots> {
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }
 
 /// Names the bot a category's customers talk to first (`null`: none). The bot is the
@@ -97,5 +98,5 @@ async fn set(
     category_bots::set(&state.store, &category, bot.as_deref()).await?;
     state.hub.set_category_bot(category, bot).await?;
     super::admin::tell_other_nodes(&state, AdminChange::Bots {}).await?;
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }

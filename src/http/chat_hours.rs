@@ -38,7 +38,8 @@ pub struct OpenNow {
     pub open: bool,
 }
 
-async fn view(state: &AppState) -> Result<ChatHoursView, ApiError> {
+/// The answer of every operation here: the settings as they are now.
+async fn view(state: &AppState) -> JsonResult<ChatHoursView> {
     let doc = desk_hours::load(&state.store).await?;
     let open_now = desk_hours::wanted_now(&state.store, &state.settings)
         .await?
@@ -46,11 +47,11 @@ async fn view(state: &AppState) -> Result<ChatHoursView, ApiError> {
         .into_iter()
         .map(|(category, open)| OpenNow { category, open })
         .collect();
-    Ok(ChatHoursView {
+    Ok(Json(ChatHoursView {
         time_zone: state.settings.appointment_zone.iana_name().unwrap_or("UTC").to_string(),
         categories: doc.categories,
         open_now,
-    })
+    }))
 }
 
 /// Applies the hours on this node now (the other nodes follow at their next tick).
@@ -63,7 +64,7 @@ async fn apply_now(state: &AppState) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/admin/chat-hours", tag = "admin",
     responses((status = 200, body = ChatHoursView), AdminsOnly, Unavailable))]
 async fn show(Admin(state): Admin) -> JsonResult<ChatHoursView> {
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }
 
 /// Gives a category hours of its own (replacing any it had). Outside them the category
@@ -98,7 +99,7 @@ async fn replace(
     all.categories.sort_by(|a, b| a.category.cmp(&b.category));
     desk_hours::save(&state.store, &all).await?;
     apply_now(&state).await?;
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }
 
 /// Makes a category always open again.
@@ -110,5 +111,5 @@ async fn reset(Admin(state): Admin, Path(category): Path<String>) -> JsonResult<
     all.categories.retain(|c| c.category != category);
     desk_hours::save(&state.store, &all).await?;
     apply_now(&state).await?;
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }

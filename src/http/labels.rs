@@ -33,6 +33,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_to_conversation, remove_from_conversation))
 }
 
+/// The refusal of a label id that names none (`NoLabel`).
+const NO_LABEL: ApiError = ApiError::NotFound("label");
+
 /// A label as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LabelView {
@@ -142,17 +145,13 @@ async fn update(
         .await?
         .into_iter()
         .find(|l| l.id == id)
-        .ok_or(ApiError::NotFound("label"))?;
+        .ok_or(NO_LABEL)?;
     let label = Label {
         name: name.unwrap_or(stored.name),
         colour: colour.unwrap_or(stored.colour),
         ..stored
     };
-    state
-        .store
-        .update_label(label.clone())
-        .await
-        .missing_as(ApiError::NotFound("label"))?;
+    state.store.update_label(label.clone()).await.missing_as(NO_LABEL)?;
     Ok(Json(label.into()))
 }
 
@@ -164,11 +163,7 @@ async fn update(
         NoLabel,
         AdminsOnly, Unavailable))]
 async fn delete(Admin(state): Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state
-        .store
-        .delete_label(&id)
-        .await
-        .missing_as(ApiError::NotFound("label"))?;
+    state.store.delete_label(&id).await.missing_as(NO_LABEL)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -47,6 +47,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(journal))
 }
 
+/// The refusal of an endpoint id that names none (`NoEndpoint`).
+const NO_ENDPOINT: ApiError = ApiError::NotFound("webhook");
+
 /// The answering node's webhook journal.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JournalView {
@@ -251,11 +254,7 @@ async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<WebhookEdit>,
 ) -> JsonResult<WebhookView> {
-    let mut endpoint = state
-        .store
-        .webhook(&id)
-        .await
-        .missing_as(ApiError::NotFound("webhook"))?;
+    let mut endpoint = state.store.webhook(&id).await.missing_as(NO_ENDPOINT)?;
     // Everything checked before anything changes: a refused edit changes nothing.
     let url = match &body.url {
         Some(raw) => Some(checked_url(&state, raw).await?),
@@ -279,7 +278,7 @@ async fn update(
         .store
         .put_webhook(endpoint.clone())
         .await
-        .missing_as(ApiError::NotFound("webhook"))?;
+        .missing_as(NO_ENDPOINT)?;
     endpoints_changed(&state).await;
     Ok(Json(endpoint.into()))
 }
@@ -291,11 +290,7 @@ async fn update(
         NoEndpoint,
         AdminsOnly, Unavailable))]
 async fn delete(Admin(state): Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state
-        .store
-        .delete_webhook(&id)
-        .await
-        .missing_as(ApiError::NotFound("webhook"))?;
+    state.store.delete_webhook(&id).await.missing_as(NO_ENDPOINT)?;
     endpoints_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -324,11 +319,7 @@ async fn deliveries(
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> JsonResult<Vec<DeliveryView>> {
     let limit = page_limit(q.limit, 50, 200)?;
-    state
-        .store
-        .webhook(&id)
-        .await
-        .missing_as(ApiError::NotFound("webhook"))?;
+    state.store.webhook(&id).await.missing_as(NO_ENDPOINT)?;
     let log = state
         .store
         .deliveries_of(&id, usize::try_from(limit).unwrap_or(200))
@@ -347,11 +338,7 @@ async fn deliveries(
         (status = 409, description = "`endpoint_disabled`: enable the endpoint first (a disabled one is sent nothing)", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn send_again(Admin(state): Admin, Path((id, delivery)): Path<(String, String)>) -> StatusJson<DeliveryView> {
-    let endpoint = state
-        .store
-        .webhook(&id)
-        .await
-        .missing_as(ApiError::NotFound("webhook"))?;
+    let endpoint = state.store.webhook(&id).await.missing_as(NO_ENDPOINT)?;
     // The whole log is read: a delivery older than the page shown may be sent again too.
     let logged = state
         .store

@@ -73,23 +73,24 @@ pub async fn look(state: &AppState) -> StoreResult<(WidgetLook, &'static str)> {
     }
 }
 
-async fn view(state: &AppState) -> Result<WidgetLookView, ApiError> {
+/// The answer of every operation here: the settings as they are now.
+async fn view(state: &AppState) -> JsonResult<WidgetLookView> {
     let (look, source) = look(state).await?;
-    Ok(WidgetLookView {
+    Ok(Json(WidgetLookView {
         title: look.title,
         color: look.color,
         greeting: look.greeting,
         categories: look.categories,
         source,
         public_url: state.settings.public_url.clone(),
-    })
+    }))
 }
 
 /// The widget's look in force.
 #[utoipa::path(get, path = "/api/admin/widget", tag = "admin",
     responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
 async fn show(Admin(state): Admin) -> JsonResult<WidgetLookView> {
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }
 
 /// Sets the widget's look for every node (pages already open keep theirs until reloaded).
@@ -118,7 +119,7 @@ async fn replace(Admin(state): Admin, ApiJson(raw): ApiJson<WidgetLook>) -> Json
     };
     let stored = serde_json::to_string(&look).expect("a look serialises");
     state.store.set_desk_setting(KEY, Some(stored)).await?;
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }
 
 /// Back to the `WIDGET_*` settings.
@@ -126,5 +127,5 @@ async fn replace(Admin(state): Admin, ApiJson(raw): ApiJson<WidgetLook>) -> Json
     responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
 async fn reset(Admin(state): Admin) -> JsonResult<WidgetLookView> {
     state.store.set_desk_setting(KEY, None).await?;
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }
