@@ -98,6 +98,16 @@ fn valid_username(raw: &str) -> Result<String, ApiError> {
     })
 }
 
+/// The id asked for (trimmed), else one made from `name` ([`slug`]): a category's, a
+/// label's; 400 `invalid_id` saying `rule` unless it is a slug.
+pub(super) fn slug_id(asked: Option<String>, name: &str, rule: &'static str) -> Result<String, ApiError> {
+    let id = asked.map(|id| id.trim().to_string()).unwrap_or_else(|| slug(name));
+    if !is_slug(&id) {
+        return Err(ApiError::invalid("invalid_id", rule));
+    }
+    Ok(id)
+}
+
 /// Display names and category names follow the one rule for names people see ([`checked_name`]).
 fn valid_name(raw: &str, max_chars: usize) -> Result<String, ApiError> {
     Ok(checked_name(raw, max_chars)?)
@@ -326,13 +336,11 @@ pub(super) async fn tell_other_nodes(state: &AppState, change: AdminChange) -> R
 async fn create_category(Admin(state): Admin, ApiJson(body): ApiJson<NewCategory>) -> StatusJson<CategoryView> {
     cluster_ready(&state)?;
     let name = valid_category_name(&body.name)?;
-    let id = body.id.map(|id| id.trim().to_string()).unwrap_or_else(|| slug(&name));
-    if !is_slug(&id) {
-        return Err(ApiError::invalid(
-            "invalid_id",
-            "a category id has 1 to 40 lowercase letters, digits or '-'",
-        ));
-    }
+    let id = slug_id(
+        body.id,
+        &name,
+        "a category id has 1 to 40 lowercase letters, digits or '-'",
+    )?;
     let category = Category { id, name };
     let taken = ApiError::Conflict(format!("the category {:?} exists", category.id));
     state.store.create_category(category.clone()).await.taken_as(taken)?;

@@ -142,9 +142,7 @@ async fn create(
     }
     let bot = body.bot.filter(|b| !b.trim().is_empty());
     let bot = match (bot, scopes.iter().any(|s| s == "bot")) {
-        (Some(b), true) => Some(
-            crate::core::bots::checked_name(&b).map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?,
-        ),
+        (Some(b), true) => Some(super::bot_hooks::valid_bot(&b)?),
         (None, true) => {
             return Err(ApiError::invalid("invalid_bot", "the bot scope needs the bot's name"));
         }

@@ -21,6 +21,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(set, remove))
 }
 
+/// A bot's name as an admin gives it (its hook's, its category's, its token's), checked and
+/// trimmed, or 400 `invalid_bot`.
+pub(super) fn valid_bot(raw: &str) -> Result<String, ApiError> {
+    crate::core::bots::checked_name(raw).map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))
+}
+
 /// A bot a live `bot` token acts as, and where it is called (none: it connects to `/ws/bot`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BotHookView {
@@ -79,8 +85,7 @@ async fn set(
     Path(bot): Path<String>,
     ApiJson(SetBotHook { url }): ApiJson<SetBotHook>,
 ) -> JsonResult<CreatedBotHook> {
-    let bot =
-        crate::core::bots::checked_name(&bot).map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?;
+    let bot = valid_bot(&bot)?;
     // A bot without a live token could never answer: every customer would wait out the
     // reply timeout, and a restarted hub would ignore the URL.
     if !bot_hooks::all(&state.store).await?.iter().any(|(name, _)| *name == bot) {

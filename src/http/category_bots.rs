@@ -12,7 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::Admin;
-use super::{ApiError, AppState, ErrorBody};
+use super::{AppState, ErrorBody};
 use crate::category_bots;
 use crate::cluster::bus::AdminChange;
 
@@ -87,13 +87,7 @@ async fn set(
     Path(category): Path<String>,
     ApiJson(SetBot { bot }): ApiJson<SetBot>,
 ) -> JsonResult<CategoryBots> {
-    let bot = match bot {
-        None => None,
-        Some(name) => Some(
-            crate::core::bots::checked_name(&name)
-                .map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?,
-        ),
-    };
+    let bot = bot.as_deref().map(super::bot_hooks::valid_bot).transpose()?;
     super::admin::known_category(&state, &category).await?;
     category_bots::set(&state.store, &category, bot.as_deref()).await?;
     state.hub.set_category_bot(category, bot).await?;

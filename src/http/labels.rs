@@ -21,7 +21,7 @@ use crate::cluster::bus::AdminChange;
 use crate::conversations::{ConversationError, relabel};
 use crate::core::conversation::labels::{LabelChange, MAX_LABELS};
 use crate::core::conversation::{Actor, Refusal};
-use crate::core::names::{checked_name, is_slug, slug};
+use crate::core::names::checked_name;
 use crate::core::routing::AgentId;
 use crate::store::{ConversationRecord, Label, Role};
 
@@ -106,13 +106,8 @@ async fn list(_: Authed, State(state): State<AppState>) -> JsonResult<Vec<LabelV
 async fn create(Admin(state): Admin, ApiJson(body): ApiJson<NewLabel>) -> StatusJson<LabelView> {
     let name = valid_name(&body.name)?;
     let colour = valid_colour(&body.colour)?;
-    let id = body.id.map(|id| id.trim().to_string()).unwrap_or_else(|| slug(&name));
-    if !is_slug(&id) {
-        return Err(ApiError::invalid(
-            "invalid_id",
-            "a label id has 1 to 40 lowercase letters, digits or '-' (give one when the name has no such letters)",
-        ));
-    }
+    let rule = "a label id has 1 to 40 lowercase letters, digits or '-' (give one when the name has no such letters)";
+    let id = super::admin::slug_id(body.id, &name, rule)?;
     let label = Label {
         id,
         name,
