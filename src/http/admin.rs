@@ -9,9 +9,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, JsonResult, StoreAnswer};
+use super::error::{ApiJson, JsonResult, StatusJson, StoreAnswer};
 use super::responses::{AdminsOnly, NoAccount, NoCategory, Unavailable};
-use super::session::{AdminCaller, AdminOnly};
+use super::session::{Admin, AdminCaller};
 use super::{AccountView, ApiError, AppState, CategoryView, ErrorBody};
 use crate::auth::hash_password;
 use crate::cluster::bus::AdminChange;
@@ -98,9 +98,19 @@ fn valid_username(raw: &str) -> Result<String, ApiError> {
     })
 }
 
+/// The id asked for (trimmed), else one made from `name` ([`slug`]): a category's, a
+/// label's; 400 `invalid_id` saying `rule` unless it is a slug.
+pub(super) fn slug_id(asked: Option<String>, name: &str, rule: &'static str) -> Result<String, ApiError> {
+    let id = asked.map(|id| id.trim().to_string()).unwrap_or_else(|| slug(name));
+    if !is_slug(&id) {
+        return Err(ApiError::invalid("invalid_id", rule));
+    }
+    Ok(id)
+}
+
 /// Display names and category names follow the one rule for names people see ([`checked_name`]).
 fn valid_name(raw: &str, max_chars: usize) -> Result<String, ApiError> {
-    checked_name(raw, max_chars).map_err(|e| ApiError::invalid(e.code(), e.to_string()))
+    Ok(checked_name(raw, max_chars)?)
 }
 
 fn valid_display_name(raw: &str) -> Result<String, ApiError> {
@@ -160,7 +170,7 @@ pub(super) async fn valid_categories(state: &AppState, ids: Vec<String>) -> Resu
 /// All agent and admin accounts.
 #[utoipa::path(get, path = "/api/admin/agents", tag = "admin",
     responses((status = 200, body = [AccountView]), AdminsOnly, Unavailable))]
-async fn list_agents(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<AccountView>> {
+async fn list_agents(Admin(state): Admin) -> JsonResult<Vec<AccountView>> {
     Ok(Json(
         state.store.accounts().await?.iter().map(AccountView::from).collect(),
     ))
@@ -183,7 +193,7 @@ async fn create_agent(
     caller: AdminCaller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewAgent>,
-) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+) -> StatusJson<AccountView> {
     if body.role == Role::Admin {
         caller.cookie_session()?;
     }
@@ -211,7 +221,7 @@ async fn create_agent(
 /// One account.
 #[utoipa::path(get, path = "/api/admin/agents/{id}", tag = "admin", params(("id" = String, Path, description = "the account id")),
     responses((status = 200, body = AccountView), NoAccount, AdminsOnly, Unavailable))]
-async fn get_agent(_: AdminOnly, State(state): State<AppState>, Path(id): Path<String>) -> JsonResult<AccountView> {
+async fn get_agent(Admin(state): Admin, Path(id): Path<String>) -> JsonResult<AccountView> {
     let account = state.store.account(&id).await.missing_as(ApiError::NotFound("agent"))?;
     Ok(Json(AccountView::from(&account)))
 }
@@ -323,20 +333,14 @@ pub(super) async fn tell_other_nodes(state: &AppState, change: AdminChange) -> R
         (status = 400, description = "`bad_json`, `invalid_name`, `invalid_id`: which rule the body breaks", body = ErrorBody),
         (status = 409, description = "`conflict`: a category with this id exists", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn create_category(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<NewCategory>,
-) -> Result<(StatusCode, Json<CategoryView>), ApiError> {
+async fn create_category(Admin(state): Admin, ApiJson(body): ApiJson<NewCategory>) -> StatusJson<CategoryView> {
     cluster_ready(&state)?;
     let name = valid_category_name(&body.name)?;
-    let id = body.id.map(|id| id.trim().to_string()).unwrap_or_else(|| slug(&name));
-    if !is_slug(&id) {
-        return Err(ApiError::invalid(
-            "invalid_id",
-            "a category id has 1 to 40 lowercase letters, digits or '-'",
-        ));
-    }
+    let id = slug_id(
+        body.id,
+        &name,
+        "a category id has 1 to 40 lowercase letters, digits or '-'",
+    )?;
     let category = Category { id, name };
     let taken = ApiError::Conflict(format!("the category {:?} exists", category.id));
     state.store.create_category(category.clone()).await.taken_as(taken)?;
@@ -351,8 +355,7 @@ async fn create_category(
         (status = 400, description = "`bad_json`, `invalid_name`: which rule the body breaks", body = ErrorBody),
         NoCategory, AdminsOnly, Unavailable))]
 async fn rename_category(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CategoryRename>,
 ) -> JsonResult<CategoryView> {
@@ -370,11 +373,7 @@ async fn rename_category(
 /// Remove a category: its waiting customers are told and disconnected; agents stop holding it.
 #[utoipa::path(delete, path = "/api/admin/categories/{id}", tag = "admin", params(("id" = String, Path, description = "the category id")),
     responses((status = 204, description = "removed"), NoCategory, AdminsOnly, Unavailable))]
-async fn delete_category(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_category(Admin(state): Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     cluster_ready(&state)?;
     state
         .store
@@ -398,7 +397,7 @@ async fn delete_category(
 /// Live figures: agents online and available, customers connected and waiting, chats active.
 #[utoipa::path(get, path = "/api/admin/stats", tag = "admin",
     responses((status = 200, body = Figures), AdminsOnly, Unavailable))]
-async fn figures(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Figures> {
+async fn figures(Admin(state): Admin) -> JsonResult<Figures> {
     Ok(Json(state.hub.figures().await?))
 }
 

@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use super::error::{ApiJson, StoreAnswer};
+use super::error::{ApiJson, StatusJson, StoreAnswer};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::{AdminCaller, AdminOnly};
+use super::session::{Admin, AdminCaller};
 use super::{ApiError, AppState, ErrorBody};
 use crate::api_tokens::{hash, new_secret};
 use crate::clock::now_ms;
@@ -97,7 +97,7 @@ pub struct NewApiToken {
 /// The API tokens, revoked ones included, oldest first.
 #[utoipa::path(get, path = "/api/admin/api-tokens", tag = "admin",
     responses((status = 200, body = [ApiTokenView]), AdminsOnly, Unavailable))]
-async fn list(_: AdminOnly, State(state): State<AppState>) -> super::error::JsonResult<Vec<ApiTokenView>> {
+async fn list(Admin(state): Admin) -> super::error::JsonResult<Vec<ApiTokenView>> {
     Ok(Json(
         state.store.api_tokens().await?.into_iter().map(Into::into).collect(),
     ))
@@ -117,7 +117,7 @@ async fn create(
     caller: AdminCaller,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewApiToken>,
-) -> Result<(StatusCode, Json<CreatedApiToken>), ApiError> {
+) -> StatusJson<CreatedApiToken> {
     // A token made by a token would stay valid when the first is revoked after a leak.
     caller.signed_in()?;
     let me = caller.account;
@@ -142,9 +142,7 @@ async fn create(
     }
     let bot = body.bot.filter(|b| !b.trim().is_empty());
     let bot = match (bot, scopes.iter().any(|s| s == "bot")) {
-        (Some(b), true) => Some(
-            crate::core::bots::checked_name(&b).map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?,
-        ),
+        (Some(b), true) => Some(super::bot_hooks::valid_bot(&b)?),
         (None, true) => {
             return Err(ApiError::invalid("invalid_bot", "the bot scope needs the bot's name"));
         }
@@ -210,11 +208,7 @@ async fn create(
     responses((status = 200, description = "revoked (or revoked already: the first time stays)", body = ApiTokenView),
         (status = 404, description = "`not_found`: no such token", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn revoke(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> super::error::JsonResult<ApiTokenView> {
+async fn revoke(Admin(state): Admin, Path(id): Path<String>) -> super::error::JsonResult<ApiTokenView> {
     let token = state
         .store
         .revoke_api_token(&id, now_ms())

@@ -12,15 +12,13 @@
 //! not catch.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::schedule::{Hours, Weekdays};
 use crate::store::StoreResult;
@@ -119,7 +117,7 @@ fn minutes(t: jiff::civil::Time) -> i64 {
 /// The appointment hours in force.
 #[utoipa::path(get, path = "/api/admin/appointment-hours", tag = "admin",
     responses((status = 200, body = HoursView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<HoursView> {
+async fn show(Admin(state): Admin) -> JsonResult<HoursView> {
     let settings = &state.settings.appointment_hours;
     let fmt = |t: jiff::civil::Time| t.strftime("%H:%M").to_string();
     let stored = match state.store.desk_setting(KEY).await? {
@@ -157,11 +155,7 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<HoursVi
             slot, a category's opening off the desk's slot grid, a category twice); `invalid_days` (no day, or a \
             name not `mon` … `sun`); `unknown_category`", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn replace(
-    admin: AdminOnly,
-    State(state): State<AppState>,
-    ApiJson(mut desk): ApiJson<DeskHours>,
-) -> JsonResult<HoursView> {
+async fn replace(Admin(state): Admin, ApiJson(mut desk): ApiJson<DeskHours>) -> JsonResult<HoursView> {
     let slot = state.settings.appointment_hours.slot_minutes();
     let desk_hours = hours(&desk.open, &desk.close, slot, "the desk's hours")?;
     // Checked now, stored only when given: hours set without days follow APPOINTMENT_DAYS.
@@ -203,13 +197,13 @@ async fn replace(
     }
     let raw = serde_json::to_string(&desk).map_err(|e| ApiError::Unavailable(e.to_string()))?;
     state.store.set_desk_setting(KEY, Some(raw)).await?;
-    show(admin, State(state)).await
+    show(Admin(state)).await
 }
 
 /// Back to the settings' hours (`APPOINTMENT_HOURS`), for every category.
 #[utoipa::path(delete, path = "/api/admin/appointment-hours", tag = "admin",
     responses((status = 200, body = HoursView), AdminsOnly, Unavailable))]
-async fn reset(admin: AdminOnly, State(state): State<AppState>) -> Result<(StatusCode, Json<HoursView>), ApiError> {
+async fn reset(Admin(state): Admin) -> JsonResult<HoursView> {
     state.store.set_desk_setting(KEY, None).await?;
-    Ok((StatusCode::OK, show(admin, State(state)).await?))
+    show(Admin(state)).await
 }

@@ -22,10 +22,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::appointments::appointment_of_link;
-use super::error::{ApiJson, ApiQuery, JsonResult, StoreAnswer};
-use super::responses::{NoToken, NotYourAppointment, SignedIn, Unavailable, UnknownToken};
+use super::error::{ApiJson, ApiQuery, JsonResult, StatusJson, StoreAnswer};
+use super::responses::{BadJson, NoToken, NotYourAppointment, SignedIn, Unavailable, UnknownToken};
 use super::rooms::{admit_with_token, end_closed_room_of, seat_refused};
-use super::session::Authed;
+use super::session::Staff;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::hash_password;
 use crate::clock::now_ms;
@@ -111,11 +111,7 @@ pub struct StartedRoom {
             `room_ended` (its call was ended for everyone, or its slot and grace are over); `room_open` (you have \
             another open room: end it first; an appointment's room past its slot and grace is ended by itself)", body = ErrorBody),
         SignedIn, Unavailable))]
-async fn start(
-    Authed(me): Authed,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<(StatusCode, Json<StartedRoom>), ApiError> {
+async fn start(Staff(me, state): Staff, Path(id): Path<String>) -> StatusJson<StartedRoom> {
     let a = state.store.appointment(&id).await.found_if(
         |a| a.representative_id == me.id || me.role == Role::Admin,
         ApiError::NotFound("appointment"),
@@ -221,7 +217,7 @@ pub struct JoinedRoom {
 #[utoipa::path(post, path = "/api/appointments/join", tag = "public",
     request_body(content = JoinAppointment, example = json!({"token": "the-token-of-the-appointment-link"})),
     responses((status = 200, body = JoinedRoom),
-        (status = 400, description = "`bad_json`", body = ErrorBody),
+        BadJson,
         UnknownToken,
         (status = 409, description = "`not_started`: the representative has not started it yet: the customer \
             is in the waiting room (the representative sees them waiting for 30 s after each ask; ask again every few \

@@ -24,10 +24,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use super::error::{ApiQuery, JsonResult, StoreAnswer};
+use super::error::{ApiQuery, JsonResult, StatusJson, StoreAnswer};
 use super::public_url::PublicUrl;
 use super::responses::{AdminsOnly, NotYourAppointment, SignedIn, Unavailable};
-use super::session::{AdminOnly, Authed};
+use super::session::{Admin, AdminOnly, Staff};
 use super::{ApiError, AppState, ErrorBody};
 use crate::appointments::{calendar_links, mails};
 use crate::core::availability::{self, Held, day_span, is_free};
@@ -542,7 +542,7 @@ pub struct Booked {
 }
 
 fn valid_email(raw: &str) -> Result<String, ApiError> {
-    crate::core::customer_details::email(raw).map_err(|e| ApiError::invalid(e.code, e.message))
+    Ok(crate::core::customer_details::email(raw)?)
 }
 
 fn valid_comment(raw: Option<String>) -> Result<String, ApiError> {
@@ -575,7 +575,7 @@ async fn book(
     ip: ClientIp,
     PublicUrl(base): PublicUrl,
     body: Result<Json<BookingRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Booked>), ApiError> {
+) -> StatusJson<Booked> {
     // Counted before the work, so bookings sent side by side cannot all pass the check
     // first; handed back unless the booking is made.
     let throttled = !ip.is_whitelisted(&state.settings);
@@ -598,7 +598,7 @@ async fn book_checked(
     state: &AppState,
     base_url: &str,
     body: Result<Json<BookingRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Booked>), ApiError> {
+) -> StatusJson<Booked> {
     let Json(body) = body?;
     let start: Timestamp = body.start.trim().parse().map_err(|_| {
         ApiError::invalid(
@@ -606,7 +606,7 @@ async fn book_checked(
             "start must be an RFC 3339 instant such as 2030-06-17T10:00:00Z",
         )
     })?;
-    let name = checked_name(&body.name, 100).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
+    let name = checked_name(&body.name, 100)?;
     let email = valid_email(&body.email)?;
     let comment = valid_comment(body.comment)?;
     let category = body.category.filter(|c| !c.is_empty());
@@ -1001,11 +1001,7 @@ fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> 
     responses((status = 200, body = StaffList),
         (status = 400, description = "`bad_query`, `bad_date`", body = ErrorBody),
         SignedIn, Unavailable))]
-async fn agent_day(
-    Authed(me): Authed,
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<DayQuery>,
-) -> JsonResult<StaffList> {
+async fn agent_day(Staff(me, state): Staff, ApiQuery(q): ApiQuery<DayQuery>) -> JsonResult<StaffList> {
     let calendar = calendar(&state);
     let day = match q.date.as_deref() {
         Some(raw) => parse_date(raw)?,
@@ -1032,11 +1028,7 @@ async fn agent_day(
         (status = 400, description = "`bad_query`, `bad_date`, `bad_range` (`to` before `from`, or more than \
             92 days)", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn admin_list(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<RangeQuery>,
-) -> JsonResult<StaffList> {
+async fn admin_list(Admin(state): Admin, ApiQuery(q): ApiQuery<RangeQuery>) -> JsonResult<StaffList> {
     let (first, last) = (parse_date(&q.from)?, parse_date(&q.to)?);
     let days = (last - first).get_days();
     if !(0..=MAX_RANGE_DAYS).contains(&days) {
@@ -1070,8 +1062,7 @@ async fn cancel_as_staff(state: &AppState, me: &Account, id: &str, base_url: &st
     params(("id" = String, Path, description = "the appointment id")),
     responses((status = 200, body = CancelOutcome), NotYourAppointment, SignedIn, Unavailable))]
 async fn agent_cancel(
-    Authed(me): Authed,
-    State(state): State<AppState>,
+    Staff(me, state): Staff,
     PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
 ) -> JsonResult<CancelOutcome> {

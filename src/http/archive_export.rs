@@ -23,7 +23,7 @@
 //! - At most [`MAX_EXPORT`] conversations in one file: more is refused (`export_too_large`)
 //!   before any file is made, never silently cut.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::error::ApiQuery;
 use super::history::{ExportedConversation, ListingQuery, exported, found, readable, with_desk_state};
 use super::responses::{NotServed, SignedIn, Unavailable};
-use super::session::Authed;
+use super::session::Staff;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::{ConversationFilter, EndReason, Page, Side};
 
@@ -94,8 +94,7 @@ pub struct ArchiveExport {
             or `format` not csv or json; `export_too_large`: more than 1,000 conversations match", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn export_listing(
-    Authed(me): Authed,
-    State(state): State<AppState>,
+    Staff(me, state): Staff,
     ApiQuery(format): ApiQuery<FormatQuery>,
     ApiQuery(listing): ApiQuery<ListingQuery>,
 ) -> Result<Response, ApiError> {
@@ -132,8 +131,7 @@ async fn export_listing(
         (status = 400, description = "`bad_query`: `format` not csv or json", body = ErrorBody),
         NotServed, SignedIn, Unavailable))]
 async fn export_one(
-    Authed(me): Authed,
-    State(state): State<AppState>,
+    Staff(me, state): Staff,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<FormatQuery>,
 ) -> Result<Response, ApiError> {

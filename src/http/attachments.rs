@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::ApiQuery;
+use super::error::{ApiQuery, StatusJson};
 use super::session::{Authed, session_token};
 use super::{ApiError, AppState, ErrorBody};
 use crate::attachments::intake::{self, Receiving};
@@ -150,7 +150,7 @@ async fn upload(
     ApiQuery(query): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<AttachmentMeta>), ApiError> {
+) -> StatusJson<AttachmentMeta> {
     let name = clean_name(&query.name).ok_or_else(|| ApiError::invalid("invalid_name", "the file needs a name"))?;
     let uploader = match caller(&state, &headers).await? {
         Caller::Customer { chat } if chat == query.conversation => Uploader::Customer,

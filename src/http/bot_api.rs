@@ -5,7 +5,7 @@
 //! The hub checks each as the frame (`hub::BotAct`), so the refusals are the same codes.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::ApiJson;
-use super::responses::{BodyTooLarge, Unavailable};
+use super::responses::{BadJson, BodyTooLarge, Unavailable};
 use super::session::bot_token;
 use super::{ApiError, AppState, ErrorBody};
 use crate::hub::BotAct;
@@ -46,17 +46,18 @@ pub enum BotsOnly {
     TooMany(ErrorBody),
 }
 
-/// The bot a `bot` API token acts as (401 `invalid_token`, 403 `missing_scope`, 429).
-pub struct BotOnly(pub String);
+/// The bot a `bot` API token acts as (401 `invalid_token`, 403 `missing_scope`, 429), and
+/// the app's state: what every bot action takes first (`Bot(bot, state): Bot`).
+pub struct Bot(pub String, pub AppState);
 
-impl FromRequestParts<AppState> for BotOnly {
+impl FromRequestParts<AppState> for Bot {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let asked = super::session::Asked::of(parts, state).await;
         bot_token(state, &parts.headers, &asked)
             .await
-            .map(|(bot, _)| BotOnly(bot))
+            .map(|(bot, _)| Bot(bot, state.clone()))
     }
 }
 
@@ -139,8 +140,7 @@ fn done(acted: Result<Option<ActedLine>, ApiError>) -> Result<StatusCode, ApiErr
             again (it would be a second line). `unavailable`: the hub is stopping", body = ErrorBody),
         BotsOnly))]
 async fn message(
-    BotOnly(bot): BotOnly,
-    State(state): State<AppState>,
+    Bot(bot, state): Bot,
     Path(id): Path<String>,
     ApiJson(BotMessage { text, client_id }): ApiJson<BotMessage>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -164,13 +164,8 @@ async fn message(
     params(("id" = String, Path, description = "the conversation's id")),
     responses((status = 204, description = "asked"),
         BotsOnly, Unavailable))]
-async fn ask_email(
-    BotOnly(bot): BotOnly,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    act(&state, bot, id, BotAct::AskEmail).await?;
-    Ok(StatusCode::NO_CONTENT)
+async fn ask_email(Bot(bot, state): Bot, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    done(act(&state, bot, id, BotAct::AskEmail).await)
 }
 
 /// Hands the conversation to its category's line (people), with an optional note.
@@ -179,11 +174,10 @@ async fn ask_email(
     params(("id" = String, Path, description = "the conversation's id")),
     request_body(content = BotHandover, description = "optional"),
     responses((status = 204, description = "handed over"),
-        (status = 400, description = "`bad_json`", body = ErrorBody),
+        BadJson,
         BodyTooLarge, BotsOnly, Unavailable))]
 async fn handover(
-    BotOnly(bot): BotOnly,
-    State(state): State<AppState>,
+    Bot(bot, state): Bot,
     Path(id): Path<String>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
@@ -203,11 +197,6 @@ async fn handover(
     params(("id" = String, Path, description = "the conversation's id")),
     responses((status = 204, description = "resolved"),
         BotsOnly, Unavailable))]
-async fn resolve(
-    BotOnly(bot): BotOnly,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    act(&state, bot, id, BotAct::Resolve).await?;
-    Ok(StatusCode::NO_CONTENT)
+async fn resolve(Bot(bot, state): Bot, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    done(act(&state, bot, id, BotAct::Resolve).await)
 }

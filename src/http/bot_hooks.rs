@@ -4,7 +4,7 @@
 //! only. The URL is checked as a webhook endpoint's (private addresses too).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,13 +12,19 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::bot_hooks::{self, BotHook};
 use crate::cluster::bus::AdminChange;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(set, remove))
+}
+
+/// A bot's name as an admin gives it (its hook's, its category's, its token's), checked and
+/// trimmed, or 400 `invalid_bot`.
+pub(super) fn valid_bot(raw: &str) -> Result<String, ApiError> {
+    crate::core::bots::checked_name(raw).map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))
 }
 
 /// A bot a live `bot` token acts as, and where it is called (none: it connects to `/ws/bot`).
@@ -50,7 +56,7 @@ pub struct CreatedBotHook {
 /// The bots the desk's live `bot` tokens act as, and the URL each is called at.
 #[utoipa::path(get, path = "/api/admin/bot-hooks", tag = "admin",
     responses((status = 200, body = [BotHookView]), AdminsOnly, Unavailable))]
-async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<BotHookView>> {
+async fn list(Admin(state): Admin) -> JsonResult<Vec<BotHookView>> {
     let bots = bot_hooks::all(&state.store).await?;
     Ok(Json(
         bots.into_iter()
@@ -75,13 +81,11 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<Bot
             body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn set(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(bot): Path<String>,
     ApiJson(SetBotHook { url }): ApiJson<SetBotHook>,
 ) -> JsonResult<CreatedBotHook> {
-    let bot =
-        crate::core::bots::checked_name(&bot).map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?;
+    let bot = valid_bot(&bot)?;
     // A bot without a live token could never answer: every customer would wait out the
     // reply timeout, and a restarted hub would ignore the URL.
     if !bot_hooks::all(&state.store).await?.iter().any(|(name, _)| *name == bot) {
@@ -111,7 +115,7 @@ async fn set(
 #[utoipa::path(delete, path = "/api/admin/bot-hooks/{bot}", tag = "admin",
     params(("bot" = String, Path, description = "the bot's name")),
     responses((status = 204, description = "removed (or there was none)"), AdminsOnly, Unavailable))]
-async fn remove(_: AdminOnly, State(state): State<AppState>, Path(bot): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(Admin(state): Admin, Path(bot): Path<String>) -> Result<StatusCode, ApiError> {
     // Named as `set` names it, so what was set is what is removed.
     let bot = bot.trim().to_string();
     bot_hooks::set(&state.store, &bot, None).await?;

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -15,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiQuery, JsonResult};
 use super::responses::{SignedIn, Unavailable};
-use super::session::Authed;
+use super::session::Staff;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::{Account, CallLog, CallPeer, Page, Role};
 
@@ -114,11 +113,7 @@ fn whose(account: &Account, asked: Option<String>) -> Option<String> {
         (status = 200, body = CallLogPage),
         (status = 400, description = "`bad_query`: a parameter is malformed; `invalid_limit`: limit outside 1–200", body = ErrorBody),
         SignedIn, Unavailable))]
-async fn calls(
-    State(state): State<AppState>,
-    Authed(account): Authed,
-    ApiQuery(query): ApiQuery<CallsQuery>,
-) -> JsonResult<CallLogPage> {
+async fn calls(Staff(account, state): Staff, ApiQuery(query): ApiQuery<CallsQuery>) -> JsonResult<CallLogPage> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid("invalid_limit", format!("limit is 1 to {MAX_PAGE}")));
@@ -191,11 +186,7 @@ fn csv_of(rows: &[CallLogView]) -> Result<Vec<u8>, ApiError> {
             conversation_id, id", content_type = "text/csv", body = String),
         (status = 400, description = "`bad_query`", body = ErrorBody),
         SignedIn, Unavailable))]
-async fn export(
-    State(state): State<AppState>,
-    Authed(account): Authed,
-    ApiQuery(query): ApiQuery<ExportQuery>,
-) -> Result<Response, ApiError> {
+async fn export(Staff(account, state): Staff, ApiQuery(query): ApiQuery<ExportQuery>) -> Result<Response, ApiError> {
     let agent = whose(&account, query.agent_id);
     let page = Page {
         offset: 0,

@@ -7,15 +7,15 @@
 //! `MAX_MESSAGE_LEN` characters (it becomes a message); categories must exist.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, JsonResult, StoreAnswer};
+use super::error::{ApiJson, JsonResult, StatusJson, StoreAnswer};
 use super::responses::{AdminsOnly, NoDeskReply, ReplyRules, SignedIn, Unavailable};
-use super::session::{AdminOnly, Authed};
+use super::session::{Admin, Staff};
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::names::checked_name;
 use crate::store::{CannedReply, StoreError};
@@ -134,7 +134,7 @@ fn shortcut_taken(shortcut: &str) -> ApiError {
     )
 }
 
-async fn create(state: &AppState, reply: CannedReply) -> Result<(StatusCode, Json<CannedReplyView>), ApiError> {
+async fn create(state: &AppState, reply: CannedReply) -> StatusJson<CannedReplyView> {
     let taken = shortcut_taken(&reply.shortcut);
     state.store.create_canned_reply(reply.clone()).await.taken_as(taken)?;
     Ok((StatusCode::CREATED, Json(reply.into())))
@@ -177,7 +177,7 @@ async fn delete(state: &AppState, id: String, owner: Option<&str>) -> Result<Sta
 #[utoipa::path(get, path = "/api/admin/canned-replies", tag = "admin",
     responses((status = 200, description = "the desk's canned replies, by shortcut", body = [CannedReplyView]),
         AdminsOnly, Unavailable))]
-async fn list_desk(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<CannedReplyView>> {
+async fn list_desk(Admin(state): Admin) -> JsonResult<Vec<CannedReplyView>> {
     let replies = state.store.canned_replies(None).await?;
     Ok(Json(replies.into_iter().map(Into::into).collect()))
 }
@@ -188,11 +188,7 @@ async fn list_desk(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Ve
     responses((status = 201, body = CannedReplyView), ReplyRules,
         (status = 409, description = "`shortcut_taken`: the desk has a reply with this shortcut", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn create_desk(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    ApiJson(input): ApiJson<CannedReplyInput>,
-) -> Result<(StatusCode, Json<CannedReplyView>), ApiError> {
+async fn create_desk(Admin(state): Admin, ApiJson(input): ApiJson<CannedReplyInput>) -> StatusJson<CannedReplyView> {
     let reply = checked(&state, input, uuid::Uuid::new_v4().to_string(), None).await?;
     create(&state, reply).await
 }
@@ -204,8 +200,7 @@ async fn create_desk(
         (status = 409, description = "`shortcut_taken`: another reply of the desk has this shortcut", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn update_desk(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<CannedReplyInput>,
 ) -> JsonResult<CannedReplyView> {
@@ -215,11 +210,7 @@ async fn update_desk(
 #[utoipa::path(delete, path = "/api/admin/canned-replies/{id}", tag = "admin",
     params(("id" = String, Path, description = "the canned reply's id")),
     responses((status = 204, description = "deleted"), NoDeskReply, AdminsOnly, Unavailable))]
-async fn delete_desk(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_desk(Admin(state): Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     delete(&state, id, None).await
 }
 
@@ -229,7 +220,7 @@ async fn delete_desk(
     responses((status = 200, description = "the desk's replies that apply to one of the caller's categories (or to all), \
         then the caller's own, each by shortcut", body = [CannedReplyView]),
         SignedIn, Unavailable))]
-async fn list_mine(Authed(me): Authed, State(state): State<AppState>) -> JsonResult<Vec<CannedReplyView>> {
+async fn list_mine(Staff(me, state): Staff) -> JsonResult<Vec<CannedReplyView>> {
     let desk = state.store.canned_replies(None).await?;
     let own = state.store.canned_replies(Some(&me.id)).await?;
     let applies = |r: &CannedReply| r.categories.is_empty() || r.categories.iter().any(|c| me.categories.contains(c));
@@ -245,10 +236,9 @@ async fn list_mine(Authed(me): Authed, State(state): State<AppState>) -> JsonRes
         (status = 409, description = "`shortcut_taken`: the caller has a reply with this shortcut", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn create_mine(
-    Authed(me): Authed,
-    State(state): State<AppState>,
+    Staff(me, state): Staff,
     ApiJson(input): ApiJson<CannedReplyInput>,
-) -> Result<(StatusCode, Json<CannedReplyView>), ApiError> {
+) -> StatusJson<CannedReplyView> {
     let reply = checked(&state, input, uuid::Uuid::new_v4().to_string(), Some(me.id)).await?;
     create(&state, reply).await
 }
@@ -262,8 +252,7 @@ async fn create_mine(
         (status = 409, description = "`shortcut_taken`: another reply of the caller has this shortcut", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn update_mine(
-    Authed(me): Authed,
-    State(state): State<AppState>,
+    Staff(me, state): Staff,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<CannedReplyInput>,
 ) -> JsonResult<CannedReplyView> {
@@ -275,10 +264,6 @@ async fn update_mine(
     responses((status = 204, description = "deleted"),
         (status = 404, description = "`not_found`: no such reply of the caller's own", body = ErrorBody),
         SignedIn, Unavailable))]
-async fn delete_mine(
-    Authed(me): Authed,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_mine(Staff(me, state): Staff, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     delete(&state, id, Some(&me.id)).await
 }

@@ -4,15 +4,15 @@
 //! nodes over the admin bus.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
-use super::{ApiError, AppState, ErrorBody};
+use super::session::Admin;
+use super::{AppState, ErrorBody};
 use crate::category_bots;
 use crate::cluster::bus::AdminChange;
 
@@ -47,7 +47,8 @@ pub struct SetBot {
     pub bot: Option<String>,
 }
 
-async fn view(state: &AppState) -> Result<CategoryBots, ApiError> {
+/// The answer of every operation here: the settings as they are now.
+async fn view(state: &AppState) -> JsonResult<CategoryBots> {
     let desk = state.hub.desk().await?;
     let online = super::public::bots_online(state, &desk).await;
     let categories = category_bots::all(&state.store)
@@ -59,17 +60,17 @@ async fn view(state: &AppState) -> Result<CategoryBots, ApiError> {
             bot,
         })
         .collect();
-    Ok(CategoryBots {
+    Ok(Json(CategoryBots {
         reply_timeout_secs: state.settings.bot_reply_timeout.as_secs_f64(),
         categories,
-    })
+    }))
 }
 
 /// Every category's bot.
 #[utoipa::path(get, path = "/api/admin/category-bots", tag = "admin",
     responses((status = 200, body = CategoryBots), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<CategoryBots> {
-    Ok(Json(view(&state).await?))
+async fn show(Admin(state): Admin) -> JsonResult<CategoryBots> {
+    view(&state).await
 }
 
 /// Names the bot a category's customers talk to first (`null`: none). The bot is the
@@ -82,21 +83,14 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Categor
             body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn set(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(category): Path<String>,
     ApiJson(SetBot { bot }): ApiJson<SetBot>,
 ) -> JsonResult<CategoryBots> {
-    let bot = match bot {
-        None => None,
-        Some(name) => Some(
-            crate::core::bots::checked_name(&name)
-                .map_err(|e| ApiError::invalid("invalid_bot", format!("bot: {e}")))?,
-        ),
-    };
+    let bot = bot.as_deref().map(super::bot_hooks::valid_bot).transpose()?;
     super::admin::known_category(&state, &category).await?;
     category_bots::set(&state.store, &category, bot.as_deref()).await?;
     state.hub.set_category_bot(category, bot).await?;
     super::admin::tell_other_nodes(&state, AdminChange::Bots {}).await?;
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }

@@ -4,14 +4,14 @@
 //! keeper's next tick (`desk_hours::TICK`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::desk_hours::{self, CategoryHoursDoc, HoursDoc};
 
@@ -38,7 +38,8 @@ pub struct OpenNow {
     pub open: bool,
 }
 
-async fn view(state: &AppState) -> Result<ChatHoursView, ApiError> {
+/// The answer of every operation here: the settings as they are now.
+async fn view(state: &AppState) -> JsonResult<ChatHoursView> {
     let doc = desk_hours::load(&state.store).await?;
     let open_now = desk_hours::wanted_now(&state.store, &state.settings)
         .await?
@@ -46,11 +47,11 @@ async fn view(state: &AppState) -> Result<ChatHoursView, ApiError> {
         .into_iter()
         .map(|(category, open)| OpenNow { category, open })
         .collect();
-    Ok(ChatHoursView {
+    Ok(Json(ChatHoursView {
         time_zone: state.settings.appointment_zone.iana_name().unwrap_or("UTC").to_string(),
         categories: doc.categories,
         open_now,
-    })
+    }))
 }
 
 /// Applies the hours on this node now (the other nodes follow at their next tick).
@@ -62,8 +63,8 @@ async fn apply_now(state: &AppState) -> Result<(), ApiError> {
 /// The categories' chat opening hours.
 #[utoipa::path(get, path = "/api/admin/chat-hours", tag = "admin",
     responses((status = 200, body = ChatHoursView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<ChatHoursView> {
-    Ok(Json(view(&state).await?))
+async fn show(Admin(state): Admin) -> JsonResult<ChatHoursView> {
+    view(&state).await
 }
 
 /// Gives a category hours of its own (replacing any it had). Outside them the category
@@ -78,8 +79,7 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<ChatHou
             body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn replace(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(category): Path<String>,
     ApiJson(doc): ApiJson<CategoryHoursDoc>,
 ) -> JsonResult<ChatHoursView> {
@@ -99,17 +99,17 @@ async fn replace(
     all.categories.sort_by(|a, b| a.category.cmp(&b.category));
     desk_hours::save(&state.store, &all).await?;
     apply_now(&state).await?;
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }
 
 /// Makes a category always open again.
 #[utoipa::path(delete, path = "/api/admin/chat-hours/{category}", tag = "admin",
     params(("category" = String, Path, description = "the category's id")),
     responses((status = 200, body = ChatHoursView), AdminsOnly, Unavailable))]
-async fn reset(_: AdminOnly, State(state): State<AppState>, Path(category): Path<String>) -> JsonResult<ChatHoursView> {
+async fn reset(Admin(state): Admin, Path(category): Path<String>) -> JsonResult<ChatHoursView> {
     let mut all: HoursDoc = desk_hours::load(&state.store).await?;
     all.categories.retain(|c| c.category != category);
     desk_hours::save(&state.store, &all).await?;
     apply_now(&state).await?;
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }

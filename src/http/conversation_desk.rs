@@ -27,17 +27,17 @@
 //! and one the store refuses is tried again in the background (the move stands: 200).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, JsonResult};
+use super::error::{ApiJson, JsonResult, StatusJson};
 use super::labels::tell_holder;
 use super::offline::{client_id_reused, valid_client_id};
-use super::responses::{ChangeUnavailable, SignedIn};
-use super::session::Authed;
+use super::responses::{ChangeUnavailable, NotInList, NotOfTheirCategories, SignedIn};
+use super::session::Staff;
 use super::{ApiError, AppState, ErrorBody};
 use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
@@ -92,12 +92,11 @@ pub struct StatusView {
     request_body = StatusChange,
     responses((status = 200, body = StatusView),
         (status = 400, description = "`invalid_status` (not open, pending, snoozed or resolved; `until` with another status than snoozed, or a snooze without it); `snooze_in_past`; `snooze_too_far` (over a year ahead); `bad_json`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not in their list", body = ErrorBody),
+        NotInList,
         (status = 409, description = "`conversation_live`: resolving it while its customer chats with its agent (the agent ends the chat); `already_live` and other refusals of the conversation's rules", body = ErrorBody),
         SignedIn, ChangeUnavailable))]
 async fn set_status(
-    Authed(me): Authed,
-    State(state): State<AppState>,
+    Staff(me, state): Staff,
     Path(id): Path<String>,
     ApiJson(change): ApiJson<StatusChange>,
 ) -> JsonResult<StatusView> {
@@ -204,18 +203,17 @@ async fn visible(state: &AppState, me: &Account, id: &str) -> Result<Conversatio
             that note, as stored, nothing told again)"),
         (status = 400, description = "`empty_message`, `message_too_long`: the text breaks a message's rules; \
             `invalid_client_id`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not in their list", body = ErrorBody),
+        NotInList,
         (status = 409, description = "`client_id_reused`: this caller's note with this `client_id` has another text", body = ErrorBody),
         SignedIn,
         (status = 503, description = "`unavailable`: the store is unreachable or did not answer within \
             `ARCHIVE_WRITE_TIMEOUT_MS`. The note may still be stored once it answers: with a `client_id`, sending \
             the same request again is safe (one note); without one, it would be a second note", body = ErrorBody)))]
 async fn add_note(
-    Authed(me): Authed,
-    State(state): State<AppState>,
+    Staff(me, state): Staff,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NoteRequest>,
-) -> Result<(StatusCode, Json<AddedNote>), ApiError> {
+) -> StatusJson<AddedNote> {
     let record = visible(&state, &me, &id).await?;
     if me.role != Role::Admin && record.holder.as_deref() != Some(me.id.as_str()) {
         return Err(ApiError::NotFound("conversation"));
@@ -314,7 +312,7 @@ async fn follow_note(state: &AppState, event: &ArchiveEvent, told: &[String]) {
 
 /// The answer for `sent` once the store holds `stored` under its id: 409 if that is
 /// another text the caller named the same way.
-fn added(stored: ConversationNote, sent: &ConversationNote) -> Result<(StatusCode, Json<AddedNote>), ApiError> {
+fn added(stored: ConversationNote, sent: &ConversationNote) -> StatusJson<AddedNote> {
     if stored.text != sent.text {
         return Err(client_id_reused("a note"));
     }
@@ -338,13 +336,9 @@ fn added(stored: ConversationNote, sent: &ConversationNote) -> Result<(StatusCod
 #[utoipa::path(post, path = "/api/conversations/{id}/opened", tag = "conversations",
     params(("id" = String, Path, description = "the conversation id")),
     responses((status = 204, description = "seen: its holder's inbox no longer marks it (safe to repeat)"),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not of a category they serve", body = ErrorBody),
+        NotOfTheirCategories,
         SignedIn, ChangeUnavailable))]
-async fn opened(
-    Authed(me): Authed,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn opened(Staff(me, state): Staff, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let record = visible(&state, &me, &id).await?;
     if record.snooze_ended_at.is_none() || record.holder.as_deref() != Some(me.id.as_str()) {
         return Ok(StatusCode::NO_CONTENT);
@@ -370,13 +364,9 @@ fn conversations(state: &AppState) -> Conversations {
 #[utoipa::path(get, path = "/api/conversations/{id}/assignees", tag = "conversations",
     params(("id" = String, Path, description = "the conversation id")),
     responses((status = 200, body = Vec<Assignee>),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not of a category they serve", body = ErrorBody),
+        NotOfTheirCategories,
         SignedIn))]
-async fn assignees(
-    Authed(me): Authed,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> JsonResult<Vec<Assignee>> {
+async fn assignees(Staff(me, state): Staff, Path(id): Path<String>) -> JsonResult<Vec<Assignee>> {
     let record = visible(&state, &me, &id).await?;
     let mut agents: Vec<Assignee> = state
         .store
@@ -412,8 +402,7 @@ async fn assignees(
             live in it now (a live chat is moved by a transfer)", body = ErrorBody),
         SignedIn, ChangeUnavailable))]
 async fn assign(
-    Authed(me): Authed,
-    State(state): State<AppState>,
+    Staff(me, state): Staff,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AssignRequest>,
 ) -> JsonResult<Assigned> {

@@ -10,7 +10,7 @@
 //! conversation by guessing an id: it must belong to the customer of one they served.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::error::{JsonResult, StoreAnswer};
 use super::history::{ConversationDetail, ConversationSummary, detail, readable, summary};
 use super::responses::{NotServed, SignedIn, Unavailable};
-use super::session::Authed;
+use super::session::Staff;
 use super::{ApiError, AppState, ErrorBody};
 use crate::store::CustomerKey;
 
@@ -68,7 +68,7 @@ pub struct CustomerPanel {
 #[utoipa::path(get, path = "/api/conversations/{id}/customer", tag = "history",
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
     responses((status = 200, body = CustomerPanel), NotServed, SignedIn, Unavailable))]
-async fn panel(Authed(me): Authed, State(state): State<AppState>, Path(id): Path<String>) -> JsonResult<CustomerPanel> {
+async fn panel(Staff(me, state): Staff, Path(id): Path<String>) -> JsonResult<CustomerPanel> {
     let c = readable(&state, &me, &id).await?;
     let profile = &c.opened.customer;
     let key = profile.match_key();
@@ -112,11 +112,7 @@ async fn panel(Authed(me): Authed, State(state): State<AppState>, Path(id): Path
     responses((status = 200, body = ConversationDetail),
         (status = 404, description = "`not_found`: no such conversation, not the same customer's, or (for an agent) `id` is not one they served", body = ErrorBody),
         SignedIn, Unavailable))]
-async fn earlier(
-    Authed(me): Authed,
-    State(state): State<AppState>,
-    Path((id, other)): Path<(String, String)>,
-) -> JsonResult<ConversationDetail> {
+async fn earlier(Staff(me, state): Staff, Path((id, other)): Path<(String, String)>) -> JsonResult<ConversationDetail> {
     let c = readable(&state, &me, &id).await?;
     if other == id {
         return Ok(Json(detail(&c)));

@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, ApiQuery, JsonResult, StoreAnswer, page_limit};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::{Admin, AdminOnly};
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::customer_details;
 use crate::store::{CustomerKey, Erased, ErasureRecord, Page};
@@ -113,7 +113,6 @@ async fn erase(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ErasureRequest>,
 ) -> JsonResult<ErasureView> {
-    let refused = |e: customer_details::Invalid| ApiError::invalid(e.code, e.message);
     let given = [&body.email, &body.visitor, &body.identifier, &body.conversation_id];
     if given
         .iter()
@@ -128,12 +127,10 @@ async fn erase(
     }
     let (key, lone) = if let Some(email) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
         (
-            Some(CustomerKey::Email(
-                customer_details::email(email).map_err(refused)?.to_lowercase(),
-            )),
+            Some(CustomerKey::Email(customer_details::email(email)?.to_lowercase())),
             None,
         )
-    } else if let Some(visitor) = customer_details::visitor(body.visitor.as_deref()).map_err(refused)? {
+    } else if let Some(visitor) = customer_details::visitor(body.visitor.as_deref())? {
         (Some(CustomerKey::Visitor(visitor)), None)
     } else if let Some(identifier) = body.identifier.as_deref().filter(|i| !i.trim().is_empty()) {
         if !crate::core::identity::valid_identifier(identifier) {
@@ -215,7 +212,7 @@ pub struct ErasureLog {
 #[utoipa::path(get, path = "/api/admin/erasures", tag = "admin", params(LogQuery),
     responses((status = 200, body = ErasureLog),
         (status = 400, description = "`bad_query`", body = ErrorBody), AdminsOnly, Unavailable))]
-async fn log(_: AdminOnly, State(state): State<AppState>, ApiQuery(q): ApiQuery<LogQuery>) -> JsonResult<ErasureLog> {
+async fn log(Admin(state): Admin, ApiQuery(q): ApiQuery<LogQuery>) -> JsonResult<ErasureLog> {
     let limit = page_limit(q.limit, 50, 200)?;
     let (items, total) = state
         .store

@@ -168,6 +168,21 @@ impl From<crate::auth::HashingBusy> for ApiError {
     }
 }
 
+/// A name that breaks the rule for names (`core::names`): 400 `invalid_name`, saying why.
+impl From<crate::core::names::NameError> for ApiError {
+    fn from(e: crate::core::names::NameError) -> Self {
+        Self::invalid(e.code(), e.to_string())
+    }
+}
+
+/// A detail a customer gave that is not well formed (`core::customer_details`): 400 with the
+/// code naming the field.
+impl From<crate::core::customer_details::Invalid> for ApiError {
+    fn from(e: crate::core::customer_details::Invalid) -> Self {
+        Self::invalid(e.code, e.message)
+    }
+}
+
 /// What a change's 503 says: the store did not answer in time.
 pub const WRITE_UNANSWERED: &str = "storage did not answer in time; the change may still be made once it does, and sending the same request again is safe";
 
@@ -286,6 +301,10 @@ pub struct ApiQuery<T>(pub T);
 
 /// What most handlers answer: a JSON body, or the refusal.
 pub type JsonResult<T> = Result<Json<T>, ApiError>;
+
+/// What a handler answers when the status says more than 200 (201 created, 202 queued): the
+/// status and a JSON body, or the refusal.
+pub type StatusJson<T> = Result<(StatusCode, Json<T>), ApiError>;
 
 /// The `limit` a listing's query asked for, `default` when none; outside 1 to `max` it is
 /// 400 `bad_query`.

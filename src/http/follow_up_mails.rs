@@ -3,7 +3,7 @@
 //! it carries and how its delivery stands. Readable by whoever may read the conversation.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::JsonResult;
 use super::history::readable;
 use super::responses::{NotServed, SignedIn, Unavailable};
-use super::session::Authed;
+use super::session::Staff;
 use crate::conversations::follow_up_mail::{self, Delivery};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -48,7 +48,7 @@ pub struct FollowUpMails {
 #[utoipa::path(get, path = "/api/conversations/{id}/mails", tag = "history",
     params(("id" = String, Path, description = "the conversation id")),
     responses((status = 200, body = FollowUpMails), NotServed, SignedIn, Unavailable))]
-async fn mails(Authed(me): Authed, State(state): State<AppState>, Path(id): Path<String>) -> JsonResult<FollowUpMails> {
+async fn mails(Staff(me, state): Staff, Path(id): Path<String>) -> JsonResult<FollowUpMails> {
     let c = readable(&state, &me, &id).await?;
     let batches = follow_up_mail::batches(state.store.as_ref(), &c, state.settings.follow_up_mail_delay).await?;
     let mails = batches

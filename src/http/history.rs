@@ -6,14 +6,14 @@
 //! of the same listing are in `archive_export.rs`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiQuery, JsonResult, StoreAnswer, page_limit};
 use super::responses::{NotServed, SignedIn, Unavailable};
-use super::session::Authed;
+use super::session::Staff;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::conversation::line_authors::LineAuthors;
 use crate::store::search::{SearchQuery, first_hit};
@@ -318,8 +318,7 @@ pub(super) fn named_statuses(asked: Option<&str>) -> Result<Vec<ConversationStat
             words, or no word at all", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn list(
-    Authed(me): Authed,
-    State(state): State<AppState>,
+    Staff(me, state): Staff,
     ApiQuery(listing): ApiQuery<ListingQuery>,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> JsonResult<ConversationPage> {
@@ -345,11 +344,7 @@ async fn list(
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "history",
     params(("id" = String, Path, description = "the conversation id: the live chat's `chat_id`")),
     responses((status = 200, body = ConversationDetail), NotServed, SignedIn, Unavailable))]
-async fn one(
-    Authed(me): Authed,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> JsonResult<ConversationDetail> {
+async fn one(Staff(me, state): Staff, Path(id): Path<String>) -> JsonResult<ConversationDetail> {
     let mut whole = detail(&readable(&state, &me, &id).await?);
     with_desk_state(&state, [&mut whole.conversation.summary]).await?;
     Ok(Json(whole))

@@ -12,7 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::error::JsonResult;
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::{Admin, AdminOnly};
 use crate::identity_secret::{self as secret, IdentitySecret};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -50,7 +50,7 @@ pub struct NewIdentitySecret {
 /// Whether an identity secret is set.
 #[utoipa::path(get, path = "/api/admin/identity-secret", tag = "admin",
     responses((status = 200, body = IdentitySecretState), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<IdentitySecretState> {
+async fn show(Admin(state): Admin) -> JsonResult<IdentitySecretState> {
     Ok(Json(secret::load(&state.store).await?.into()))
 }
 

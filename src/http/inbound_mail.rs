@@ -3,7 +3,6 @@
 //! dashboard rather than found out from customers whose answers never came.
 
 use axum::Json;
-use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -11,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::error::JsonResult;
 use super::responses::AdminsOnly;
-use super::session::AdminOnly;
+use super::session::Admin;
 use crate::inbound::poller::InboundReport;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -35,7 +34,7 @@ pub struct InboundMailView {
 /// Whether and how the desk's mailbox (`IMAP_URL`) is read.
 #[utoipa::path(get, path = "/api/admin/inbound-mail", tag = "admin",
     responses((status = 200, body = InboundMailView), AdminsOnly))]
-async fn status(_: AdminOnly, State(state): State<AppState>) -> JsonResult<InboundMailView> {
+async fn status(Admin(state): Admin) -> JsonResult<InboundMailView> {
     let Some(local) = state.inbound.as_ref() else {
         return Ok(Json(InboundMailView {
             configured: false,

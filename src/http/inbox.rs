@@ -8,7 +8,6 @@
 //! narrows the list but not the counts, which say what they count.
 
 use axum::Json;
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -16,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::error::{ApiQuery, JsonResult, page_limit};
 use super::history::LineView;
 use super::responses::{BadQuery, SignedIn, Unavailable};
-use super::session::Authed;
+use super::session::Staff;
 use super::{ApiError, AppState};
 use crate::store::{
     Account, ConversationRecord, ConversationStatus, Holder, InboxQuery, Role, StoreError, longest_waiting_first,
@@ -122,11 +121,7 @@ pub struct InboxCounts {
             or the account is disabled; `not_whitelisted`: the caller's address is outside `AGENT_WHITELIST`",
             body = super::ErrorBody),
         SignedIn, Unavailable))]
-async fn inbox(
-    Authed(me): Authed,
-    State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<InboxParams>,
-) -> JsonResult<InboxPage> {
+async fn inbox(Staff(me, state): Staff, ApiQuery(params): ApiQuery<InboxParams>) -> JsonResult<InboxPage> {
     let limit = page_limit(params.limit, 50, MAX_LIMIT)?;
     let holder = match params.view.as_deref().unwrap_or("mine") {
         "mine" => Holder::Agent(me.id.clone()),

@@ -178,7 +178,7 @@ async fn join(
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty())
-        .map(|n| crate::core::names::checked_name(n, 100).map_err(|e| ApiError::invalid(e.code(), e.to_string())))
+        .map(|n| crate::core::names::checked_name(n, 100))
         .transpose()?;
     let guest_room = room.as_ref().is_some_and(|r| r.audience == Audience::Guest);
     let refused = |r: JoinRefusal| join_refused(r, max, guest_room);

@@ -13,15 +13,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, JsonResult, StoreAnswer};
-use super::responses::{AdminsOnly, ChangeUnavailable, SignedIn, Unavailable};
-use super::session::{AdminOnly, Authed};
+use super::error::{ApiJson, JsonResult, StatusJson, StoreAnswer};
+use super::responses::{AdminsOnly, ChangeUnavailable, NoLabel, NotInList, SignedIn, Unavailable};
+use super::session::{Admin, Authed, Staff};
 use super::{ApiError, AppState, ErrorBody};
 use crate::cluster::bus::AdminChange;
 use crate::conversations::{ConversationError, relabel};
 use crate::core::conversation::labels::{LabelChange, MAX_LABELS};
 use crate::core::conversation::{Actor, Refusal};
-use crate::core::names::{checked_name, is_slug, slug};
+use crate::core::names::checked_name;
 use crate::core::routing::AgentId;
 use crate::store::{ConversationRecord, Label, Role};
 
@@ -32,6 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update, delete))
         .routes(routes!(add_to_conversation, remove_from_conversation))
 }
+
+/// The refusal of a label id that names none (`NoLabel`).
+const NO_LABEL: ApiError = ApiError::NotFound("label");
 
 /// A label as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,7 +77,7 @@ pub struct LabelEdit {
 }
 
 fn valid_name(raw: &str) -> Result<String, ApiError> {
-    checked_name(raw, 60).map_err(|e| ApiError::invalid(e.code(), e.to_string()))
+    Ok(checked_name(raw, 60)?)
 }
 
 fn valid_colour(raw: &str) -> Result<String, ApiError> {
@@ -100,20 +103,11 @@ async fn list(_: Authed, State(state): State<AppState>) -> JsonResult<Vec<LabelV
         (status = 400, description = "`bad_json`, `invalid_name`, `invalid_colour`, `invalid_id`: which rule the body breaks", body = ErrorBody),
         (status = 409, description = "`conflict`: a label with this id exists", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn create(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<NewLabel>,
-) -> Result<(StatusCode, Json<LabelView>), ApiError> {
+async fn create(Admin(state): Admin, ApiJson(body): ApiJson<NewLabel>) -> StatusJson<LabelView> {
     let name = valid_name(&body.name)?;
     let colour = valid_colour(&body.colour)?;
-    let id = body.id.map(|id| id.trim().to_string()).unwrap_or_else(|| slug(&name));
-    if !is_slug(&id) {
-        return Err(ApiError::invalid(
-            "invalid_id",
-            "a label id has 1 to 40 lowercase letters, digits or '-' (give one when the name has no such letters)",
-        ));
-    }
+    let rule = "a label id has 1 to 40 lowercase letters, digits or '-' (give one when the name has no such letters)";
+    let id = super::admin::slug_id(body.id, &name, rule)?;
     let label = Label {
         id,
         name,
@@ -131,11 +125,10 @@ async fn create(
     request_body(content = LabelEdit, example = json!({"colour": "#d29922"})),
     responses((status = 200, body = LabelView),
         (status = 400, description = "`bad_json`, `invalid_name`, `invalid_colour`: which rule the body breaks", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such label", body = ErrorBody),
+        NoLabel,
         AdminsOnly, Unavailable))]
 async fn update(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<LabelEdit>,
 ) -> JsonResult<LabelView> {
@@ -147,17 +140,13 @@ async fn update(
         .await?
         .into_iter()
         .find(|l| l.id == id)
-        .ok_or(ApiError::NotFound("label"))?;
+        .ok_or(NO_LABEL)?;
     let label = Label {
         name: name.unwrap_or(stored.name),
         colour: colour.unwrap_or(stored.colour),
         ..stored
     };
-    state
-        .store
-        .update_label(label.clone())
-        .await
-        .missing_as(ApiError::NotFound("label"))?;
+    state.store.update_label(label.clone()).await.missing_as(NO_LABEL)?;
     Ok(Json(label.into()))
 }
 
@@ -166,14 +155,10 @@ async fn update(
 #[utoipa::path(delete, path = "/api/admin/labels/{id}", tag = "admin",
     params(("id" = String, Path, description = "the label's id")),
     responses((status = 204, description = "deleted"),
-        (status = 404, description = "`not_found`: no such label", body = ErrorBody),
+        NoLabel,
         AdminsOnly, Unavailable))]
-async fn delete(_: AdminOnly, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state
-        .store
-        .delete_label(&id)
-        .await
-        .missing_as(ApiError::NotFound("label"))?;
+async fn delete(Admin(state): Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    state.store.delete_label(&id).await.missing_as(NO_LABEL)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -190,11 +175,10 @@ pub struct ConversationLabels {
     params(("id" = String, Path, description = "the conversation id"), ("label" = String, Path, description = "the label's id")),
     responses((status = 200, body = ConversationLabels),
         (status = 400, description = "`unknown_label`: the desk defines no such label; `too_many_labels`: it carries 20", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not in their list", body = ErrorBody),
+        NotInList,
         SignedIn, ChangeUnavailable))]
 async fn add_to_conversation(
-    Authed(me): Authed,
-    State(state): State<AppState>,
+    Staff(me, state): Staff,
     Path((id, label)): Path<(String, String)>,
 ) -> JsonResult<ConversationLabels> {
     let defined = state.store.labels().await?.iter().any(|l| l.id == label);
@@ -205,11 +189,10 @@ async fn add_to_conversation(
 #[utoipa::path(delete, path = "/api/conversations/{id}/labels/{label}", tag = "conversations",
     params(("id" = String, Path, description = "the conversation id"), ("label" = String, Path, description = "the label's id")),
     responses((status = 200, body = ConversationLabels),
-        (status = 404, description = "`not_found`: no such conversation, or (for an agent) not in their list", body = ErrorBody),
+        NotInList,
         SignedIn, ChangeUnavailable))]
 async fn remove_from_conversation(
-    Authed(me): Authed,
-    State(state): State<AppState>,
+    Staff(me, state): Staff,
     Path((id, label)): Path<(String, String)>,
 ) -> JsonResult<ConversationLabels> {
     change(&state, &me, &id, LabelChange::Remove, &label, false).await

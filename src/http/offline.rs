@@ -21,9 +21,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use super::error::{JsonResult, StoreAnswer, page_limit};
+use super::error::{JsonResult, StatusJson, StoreAnswer, page_limit};
 use super::responses::{BadQuery, BodyTooLarge, ChangeUnavailable, SignedIn, Unavailable, UnknownMessage};
-use super::session::Authed;
+use super::session::{Authed, Staff};
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::customer_details;
 use crate::core::names::checked_name;
@@ -157,7 +157,7 @@ pub(super) fn valid_client_id(raw: &str) -> Result<&str, ApiError> {
 }
 
 fn valid_email(raw: &str) -> Result<String, ApiError> {
-    crate::core::customer_details::email(raw).map_err(|e| ApiError::invalid(e.code, e.message))
+    Ok(crate::core::customer_details::email(raw)?)
 }
 
 fn unknown() -> ApiError {
@@ -205,9 +205,9 @@ async fn leave_checked(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Json<LeaveRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<Left>), ApiError> {
+) -> StatusJson<Left> {
     let Json(body) = body?;
-    let name = checked_name(&body.name, MAX_NAME).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
+    let name = checked_name(&body.name, MAX_NAME)?;
     let email = valid_email(&body.email)?;
     let text = body.text.trim().to_string();
     if text.is_empty() {
@@ -220,8 +220,7 @@ async fn leave_checked(
             format!("a message has at most {max} characters"),
         ));
     }
-    let visitor =
-        customer_details::visitor(body.visitor.as_deref()).map_err(|e| ApiError::invalid(e.code, e.message))?;
+    let visitor = customer_details::visitor(body.visitor.as_deref())?;
     let categories = state.store.categories().await?;
     let Some(category) = categories.iter().find(|c| c.id == body.category.trim()) else {
         return Err(ApiError::invalid("unknown_category", "there is no such category"));
@@ -414,11 +413,7 @@ fn store_refusal(e: StoreError) -> ApiError {
     responses((status = 200, body = OfflineMessageView), UnknownMessage,
         (status = 409, description = "`already_taken`: another agent took it, or it is handled", body = ErrorBody),
         SignedIn, ChangeUnavailable))]
-async fn take(
-    State(state): State<AppState>,
-    Authed(account): Authed,
-    Path(id): Path<String>,
-) -> JsonResult<OfflineMessageView> {
+async fn take(Staff(account, state): Staff, Path(id): Path<String>) -> JsonResult<OfflineMessageView> {
     visible(&state, &account, &id).await?;
     // Taken again by its taker is no change: safe to repeat after a 503.
     let taken = within_limit(&state, &id, &account.id, |store, id, agent| async move {
@@ -432,11 +427,7 @@ async fn take(
 #[utoipa::path(post, path = "/api/offline-messages/{id}/handled", tag = "session",
     params(("id" = String, Path, description = "the message's id")),
     responses((status = 200, body = OfflineMessageView), UnknownMessage, SignedIn, ChangeUnavailable))]
-async fn handled(
-    State(state): State<AppState>,
-    Authed(account): Authed,
-    Path(id): Path<String>,
-) -> JsonResult<OfflineMessageView> {
+async fn handled(Staff(account, state): Staff, Path(id): Path<String>) -> JsonResult<OfflineMessageView> {
     visible(&state, &account, &id).await?;
     // Marked handled again is no change: safe to repeat after a 503.
     let handled = within_limit(&state, &id, &account.id, |store, id, agent| async move {
@@ -488,8 +479,7 @@ where
             `client_id`, sending the same request again is safe (one reply, one mail); without one, it would \
             be a second reply and a second mail", body = ErrorBody)))]
 async fn reply(
-    State(state): State<AppState>,
-    Authed(account): Authed,
+    Staff(account, state): Staff,
     Path(id): Path<String>,
     body: Result<Json<ReplyRequest>, JsonRejection>,
 ) -> JsonResult<OfflineMessageView> {

@@ -3,7 +3,6 @@
 //! refused address is seen, not lost.
 
 use axum::Json;
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -11,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::AppState;
 use super::error::{ApiQuery, JsonResult, page_limit};
 use super::responses::{AdminsOnly, BadQuery, Unavailable};
-use super::session::AdminOnly;
+use super::session::Admin;
 use crate::store::{MailPurpose, MailStatus, OutboxMail, Page};
 
 /// Most mails one page lists.
@@ -82,7 +81,7 @@ pub struct MailPage {
 /// The appointment mail outbox, newest first; `status=dead` lists the mails given up.
 #[utoipa::path(get, path = "/api/admin/mails", tag = "admin", params(MailQuery),
     responses((status = 200, body = MailPage), BadQuery, AdminsOnly, Unavailable))]
-async fn list(_: AdminOnly, State(state): State<AppState>, ApiQuery(q): ApiQuery<MailQuery>) -> JsonResult<MailPage> {
+async fn list(Admin(state): Admin, ApiQuery(q): ApiQuery<MailQuery>) -> JsonResult<MailPage> {
     let limit = page_limit(q.limit, 50, MAX_PAGE)?;
     let (items, total) = state
         .store

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::ApiJson;
+use super::error::{ApiJson, StatusJson};
 use super::responses::Unavailable;
 use super::{ApiError, AppState, ErrorBody};
 use crate::rooms::token::TokenRefusal;
@@ -60,10 +60,7 @@ pub(super) fn verified(
         (status = 401, description = "`rating_expired`: the token is older than 7 days", body = ErrorBody),
         (status = 409, description = "`already_rated`: this conversation was rated already (nothing changed)", body = ErrorBody),
         Unavailable))]
-async fn rate(
-    State(state): State<AppState>,
-    ApiJson(input): ApiJson<RatingInput>,
-) -> Result<(StatusCode, Json<Rating>), ApiError> {
+async fn rate(State(state): State<AppState>, ApiJson(input): ApiJson<RatingInput>) -> StatusJson<Rating> {
     let claims = verified(
         &state,
         &input.token,

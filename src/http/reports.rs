@@ -228,27 +228,9 @@ async fn report(
     facts
         .conversations
         .retain(|c| !records.get(&c.id).is_some_and(|r| r.offline));
-    let label_names: HashMap<String, String> = state
-        .store
-        .labels()
-        .await?
-        .into_iter()
-        .map(|l| (l.id, l.name))
-        .collect();
-    let names: HashMap<String, String> = state
-        .store
-        .accounts()
-        .await?
-        .into_iter()
-        .map(|a| (a.id, a.display_name))
-        .collect();
-    let category_names: HashMap<String, String> = state
-        .store
-        .categories()
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c.name))
-        .collect();
+    let label_names = names_by_id(state.store.labels().await?, |l| (l.id, l.name));
+    let names = names_by_id(state.store.accounts().await?, |a| (a.id, a.display_name));
+    let category_names = names_by_id(state.store.categories().await?, |c| (c.id, c.name));
     let wanted = Wanted {
         category: query.category.as_deref().filter(|c| !c.is_empty()),
         label: query.label.as_deref().filter(|l| !l.is_empty()),
@@ -312,6 +294,11 @@ async fn report(
             .into_response());
     }
     Ok(axum::Json(view).into_response())
+}
+
+/// The names of `records` by their ids (labels', agents', categories'), to name the rows.
+fn names_by_id<T>(records: Vec<T>, id_and_name: impl Fn(T) -> (String, String)) -> HashMap<String, String> {
+    records.into_iter().map(id_and_name).collect()
 }
 
 /// The zone's IANA name, else its fixed offset ("UTC+05:30").

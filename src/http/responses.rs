@@ -93,6 +93,14 @@ pub enum BadQuery {
     BadQuery(ErrorBody),
 }
 
+/// A JSON body that is not the operation's (malformed, or with a field it does not know).
+#[derive(IntoResponses)]
+pub enum BadJson {
+    /// `bad_json`
+    #[response(status = 400)]
+    BadJson(ErrorBody),
+}
+
 /// A JSON body over `MAX_JSON_BODY`.
 #[derive(IntoResponses)]
 pub enum BodyTooLarge {
@@ -108,6 +116,24 @@ pub enum BodyTooLarge {
 #[derive(IntoResponses)]
 pub enum NotServed {
     /// `not_found`: no such conversation, or (for an agent) not one they served
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// A conversation that is not in the desk's list, or (for an agent) not in theirs: the two
+/// answer alike.
+#[derive(IntoResponses)]
+pub enum NotInList {
+    /// `not_found`: no such conversation, or (for an agent) not in their list
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// A conversation that does not exist, or (for an agent) is of no category they serve: the
+/// two answer alike.
+#[derive(IntoResponses)]
+pub enum NotOfTheirCategories {
+    /// `not_found`: no such conversation, or (for an agent) not of a category they serve
     #[response(status = 404)]
     NotFound(ErrorBody),
 }
@@ -132,6 +158,22 @@ pub enum NoAccount {
 #[derive(IntoResponses)]
 pub enum NoCategory {
     /// `not_found`: no such category
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// A label id that names none of the desk's.
+#[derive(IntoResponses)]
+pub enum NoLabel {
+    /// `not_found`: no such label
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// A webhook endpoint id that names none.
+#[derive(IntoResponses)]
+pub enum NoEndpoint {
+    /// `not_found`: no such endpoint
     #[response(status = 404)]
     NotFound(ErrorBody),
 }

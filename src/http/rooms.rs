@@ -8,16 +8,16 @@
 //! read any room's state and every call log).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, JsonResult, StoreAnswer};
+use super::error::{ApiJson, JsonResult, StatusJson, StoreAnswer};
 use super::public_url::PublicUrl;
 use super::responses::{NoRoomOfYours, RoomEnded, RoomOpen, SignedIn, Unavailable};
-use super::session::Authed;
+use super::session::Staff;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::hash_password;
 use crate::clock::now_ms;
@@ -235,13 +235,11 @@ pub(super) async fn update(state: &AppState, id: &str, mut change: impl FnMut(&m
             `invalid_phone`; `invalid_email`; `missing_customer`: a customer room without a phone or an email", body = ErrorBody),
         RoomOpen, SignedIn, Unavailable))]
 async fn create(
-    State(state): State<AppState>,
-    Authed(account): Authed,
+    Staff(account, state): Staff,
     PublicUrl(base): PublicUrl,
     ApiJson(body): ApiJson<CreateRoom>,
-) -> Result<(StatusCode, Json<RoomView>), ApiError> {
-    let title =
-        crate::core::names::checked_name(&body.title, 200).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?;
+) -> StatusJson<RoomView> {
+    let title = crate::core::names::checked_name(&body.title, 200)?;
     let length = body.password.chars().count();
     if !(4..=200).contains(&length) {
         return Err(ApiError::invalid(
@@ -318,11 +316,10 @@ pub(super) async fn end_closed_room_of(state: &AppState, agent_id: &str) -> Resu
         (status = 404, description = "`not_found`: no live chat of yours has this id", body = ErrorBody),
         RoomOpen, SignedIn, Unavailable))]
 async fn from_chat(
-    State(state): State<AppState>,
-    Authed(account): Authed,
+    Staff(account, state): Staff,
     PublicUrl(base): PublicUrl,
     Path(chat_id): Path<String>,
-) -> Result<(StatusCode, Json<RoomView>), ApiError> {
+) -> StatusJson<RoomView> {
     let not_yours = || ApiError::NotFound("live chat of yours");
     let name = state
         .hub
@@ -360,11 +357,7 @@ async fn from_chat(
         (status = 200, body = RoomView),
         (status = 404, description = "`not_found`: you have no open room", body = ErrorBody),
         SignedIn, Unavailable))]
-async fn current(
-    State(state): State<AppState>,
-    Authed(account): Authed,
-    PublicUrl(base): PublicUrl,
-) -> JsonResult<RoomView> {
+async fn current(Staff(account, state): Staff, PublicUrl(base): PublicUrl) -> JsonResult<RoomView> {
     let room = state
         .store
         .open_room_of(&account.id)
@@ -379,12 +372,7 @@ async fn current(
     responses(
         (status = 200, body = RoomView),
         NoRoomOfYours, SignedIn, Unavailable))]
-async fn one(
-    State(state): State<AppState>,
-    Authed(account): Authed,
-    PublicUrl(base): PublicUrl,
-    Path(id): Path<String>,
-) -> JsonResult<RoomView> {
+async fn one(Staff(account, state): Staff, PublicUrl(base): PublicUrl, Path(id): Path<String>) -> JsonResult<RoomView> {
     let room = state.store.room(&id).await.found_if(
         |room| room.agent_id == account.id || account.role == Role::Admin,
         ApiError::NotFound("room"),
@@ -398,12 +386,7 @@ async fn one(
     responses(
         (status = 200, description = "the room, ended (ending an ended room changes nothing)", body = RoomView),
         NoRoomOfYours, SignedIn, Unavailable))]
-async fn end(
-    State(state): State<AppState>,
-    Authed(account): Authed,
-    PublicUrl(base): PublicUrl,
-    Path(id): Path<String>,
-) -> JsonResult<RoomView> {
+async fn end(Staff(account, state): Staff, PublicUrl(base): PublicUrl, Path(id): Path<String>) -> JsonResult<RoomView> {
     own_room(&state, &account, &id).await?;
     let room = crate::rooms::end_stored_room(&state.store, &id).await?;
     state.rooms.ended(&id).await;
@@ -434,8 +417,7 @@ fn new_code() -> String {
             the new code is in force, so invite again once the sender works", body = ErrorBody),
         SignedIn, Unavailable))]
 async fn invite(
-    State(state): State<AppState>,
-    Authed(account): Authed,
+    Staff(account, state): Staff,
     PublicUrl(base): PublicUrl,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<InviteRequest>,
@@ -513,11 +495,7 @@ async fn invite(
     responses(
         (status = 200, body = RoomToken),
         NoRoomOfYours, RoomEnded, SignedIn, Unavailable))]
-async fn agent_token(
-    State(state): State<AppState>,
-    Authed(account): Authed,
-    Path(id): Path<String>,
-) -> JsonResult<RoomToken> {
+async fn agent_token(Staff(account, state): Staff, Path(id): Path<String>) -> JsonResult<RoomToken> {
     let room = own_room(&state, &account, &id).await?;
     if room.state == RoomState::Ended {
         return Err(ended_error());

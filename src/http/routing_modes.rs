@@ -5,14 +5,14 @@
 //! tick (`desk_hours::TICK`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::routing::RoutingMode;
 use crate::routing_modes;
@@ -45,7 +45,8 @@ pub struct SetMode {
     pub mode: String,
 }
 
-async fn view(state: &AppState) -> Result<RoutingView, ApiError> {
+/// The answer of every operation here: the settings as they are now.
+async fn view(state: &AppState) -> JsonResult<RoutingView> {
     let categories = routing_modes::wanted_now(&state.store)
         .await?
         .into_iter()
@@ -54,17 +55,17 @@ async fn view(state: &AppState) -> Result<RoutingView, ApiError> {
             mode: stored.mode.word(),
         })
         .collect();
-    Ok(RoutingView {
+    Ok(Json(RoutingView {
         offer_timeout_secs: state.settings.offer_timeout.as_secs_f64(),
         categories,
-    })
+    }))
 }
 
 /// Every category's routing mode.
 #[utoipa::path(get, path = "/api/admin/routing", tag = "admin",
     responses((status = 200, body = RoutingView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<RoutingView> {
-    Ok(Json(view(&state).await?))
+async fn show(Admin(state): Admin) -> JsonResult<RoutingView> {
+    view(&state).await
 }
 
 /// Sets a category's routing mode. Back to `assign`, the offers standing in it are
@@ -77,8 +78,7 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Routing
             body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn set(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(category): Path<String>,
     ApiJson(SetMode { mode }): ApiJson<SetMode>,
 ) -> JsonResult<RoutingView> {
@@ -87,5 +87,5 @@ async fn set(
     super::admin::known_category(&state, &category).await?;
     let stored = routing_modes::set(&state.store, &category, mode).await?;
     state.hub.set_category_modes(vec![(category, stored)]).await?;
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }

@@ -77,6 +77,32 @@ impl FromRequestParts<AppState> for AdminOnly {
     }
 }
 
+/// What most staff handlers take first: the caller, signed in as [`Authed`] checks, and the
+/// app's state, in one argument (`Staff(me, state): Staff`).
+pub struct Staff(pub Account, pub AppState);
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Authed(account) = Authed::from_request_parts(parts, state).await?;
+        Ok(Staff(account, state.clone()))
+    }
+}
+
+/// What most admin handlers take first: the app's state, for a caller [`AdminOnly`] lets
+/// in (`Admin(state): Admin`).
+pub struct Admin(pub AppState);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        AdminOnly::from_request_parts(parts, state).await?;
+        Ok(Admin(state.clone()))
+    }
+}
+
 /// A signed-in admin by the session cookie alone: never a bearer token, so never an API
 /// token whatever its scopes. For a change a leaked token must not make (letting webhooks
 /// into the server's network): 403 `session_required` for any bearer token.

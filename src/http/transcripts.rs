@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::ApiJson;
+use super::error::{ApiJson, StatusJson};
 use super::responses::Unavailable;
 use super::{ApiError, AppState, ErrorBody};
 use crate::transcripts::{Refused, Requested};
@@ -56,18 +56,14 @@ pub struct TranscriptAsked {
         (status = 429, description = "`too_many_transcripts`: this chat's transcript was asked for three \
             addresses already", body = ErrorBody),
         Unavailable))]
-async fn ask(
-    State(state): State<AppState>,
-    ApiJson(input): ApiJson<TranscriptAsk>,
-) -> Result<(StatusCode, Json<TranscriptAsked>), ApiError> {
+async fn ask(State(state): State<AppState>, ApiJson(input): ApiJson<TranscriptAsk>) -> StatusJson<TranscriptAsked> {
     let claims = super::ratings::verified(
         &state,
         &input.token,
         ("token_expired", "this chat's link has expired"),
         "chat",
     )?;
-    let email = crate::core::customer_details::optional_email(input.email.as_deref())
-        .map_err(|e| ApiError::invalid(e.code, e.message))?;
+    let email = crate::core::customer_details::optional_email(input.email.as_deref())?;
     let conversation = claims.conversation;
     let now = crate::clock::now_ms();
     let asked = super::fresh::until_found(

@@ -81,8 +81,7 @@ async fn own_conversations(
     headers: HeaderMap,
 ) -> Result<Json<OwnConversations>, ApiError> {
     let raw = headers.get(VISITOR_HEADER).and_then(|v| v.to_str().ok());
-    let key = customer_details::visitor(raw)
-        .map_err(|e| ApiError::invalid(e.code, e.message))?
+    let key = customer_details::visitor(raw)?
         .ok_or_else(|| ApiError::invalid("invalid_visitor", "send the browser's visitor key in X-Visitor-Key"))?;
     let mut keys = vec![CustomerKey::Visitor(key)];
     keys.extend(identity(&state, &headers).await.map(CustomerKey::Identity));

@@ -15,8 +15,8 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
-use super::responses::{AdminsOnly, Unavailable};
-use super::session::{AdminOnly, CookieAdmin};
+use super::responses::{AdminsOnly, BadJson, Unavailable};
+use super::session::{Admin, CookieAdmin};
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::webhooks::private_allowed;
 use crate::store::PrivateAddressesChoice;
@@ -69,7 +69,7 @@ async fn view(state: &AppState) -> JsonResult<PrivateAddressesView> {
 /// server's operator settled it (`WEBHOOK_ALLOW_PRIVATE`).
 #[utoipa::path(get, path = "/api/admin/webhooks/private-addresses", tag = "admin",
     responses((status = 200, body = PrivateAddressesView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<PrivateAddressesView> {
+async fn show(Admin(state): Admin) -> JsonResult<PrivateAddressesView> {
     view(&state).await
 }
 
@@ -82,7 +82,7 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Private
     request_body(content = PrivateAddressesEdit, example = json!({"allowed": true})),
     security(("session_cookie" = [])),
     responses((status = 200, body = PrivateAddressesView),
-        (status = 400, description = "`bad_json`", body = ErrorBody),
+        BadJson,
         (status = 409, description = "`set_by_operator`: the server's `WEBHOOK_ALLOW_PRIVATE` decides (`false`: never; `true`: always); admins cannot change it", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn change(

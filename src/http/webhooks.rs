@@ -5,15 +5,15 @@
 //! choice, `webhook_private_addresses`, unless `WEBHOOK_ALLOW_PRIVATE` decides).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, ApiQuery, JsonResult, StoreAnswer, page_limit};
-use super::responses::{AdminsOnly, BadQuery, Unavailable};
-use super::session::AdminOnly;
+use super::error::{ApiJson, ApiQuery, JsonResult, StatusJson, StoreAnswer, page_limit};
+use super::responses::{AdminsOnly, BadQuery, NoEndpoint, Unavailable};
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::cluster::bus::AdminChange;
 use crate::core::webhooks::{EVENT_TYPES, is_event_type};
@@ -47,6 +47,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(journal))
 }
 
+/// The refusal of an endpoint id that names none (`NoEndpoint`).
+const NO_ENDPOINT: ApiError = ApiError::NotFound("webhook");
+
 /// The answering node's webhook journal.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JournalView {
@@ -65,7 +68,7 @@ pub struct JournalView {
 #[utoipa::path(get, path = "/api/admin/webhooks/journal", tag = "admin",
     responses((status = 200, body = JournalView), AdminsOnly,
         (status = 503, description = "`unavailable`: webhooks are not running on this node (it is starting or stopping)", body = ErrorBody)))]
-async fn journal(_: AdminOnly, State(state): State<AppState>) -> JsonResult<JournalView> {
+async fn journal(Admin(state): Admin) -> JsonResult<JournalView> {
     let hooks = state
         .archive
         .webhooks()
@@ -177,7 +180,7 @@ pub struct LogQuery {
 /// The webhook endpoints, oldest first.
 #[utoipa::path(get, path = "/api/admin/webhooks", tag = "admin",
     responses((status = 200, body = [WebhookView]), AdminsOnly, Unavailable))]
-async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<WebhookView>> {
+async fn list(Admin(state): Admin) -> JsonResult<Vec<WebhookView>> {
     Ok(Json(
         state.store.webhooks().await?.into_iter().map(Into::into).collect(),
     ))
@@ -189,11 +192,7 @@ async fn list(_: AdminOnly, State(state): State<AppState>) -> JsonResult<Vec<Web
     responses((status = 201, body = CreatedWebhook),
         (status = 400, description = "`bad_json`; `invalid_url`: not http(s), does not resolve, or resolves to a loopback, link-local or private address while those are not allowed (`/api/admin/webhooks/private-addresses`); `invalid_events`: none, or one that is no event type", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn create(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<NewWebhook>,
-) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
+async fn create(Admin(state): Admin, ApiJson(body): ApiJson<NewWebhook>) -> StatusJson<CreatedWebhook> {
     let url = checked_url(&state, &body.url).await?;
     let events = checked_events(body.events)?;
     let endpoint = WebhookEndpoint {
@@ -248,19 +247,14 @@ fn checked_events(asked: Vec<String>) -> Result<Vec<String>, ApiError> {
     request_body(content = WebhookEdit, example = json!({"enabled": true})),
     responses((status = 200, body = WebhookView),
         (status = 400, description = "`bad_json`; `invalid_url` and `invalid_events` as at registration", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
+        NoEndpoint,
         AdminsOnly, Unavailable))]
 async fn update(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<WebhookEdit>,
 ) -> JsonResult<WebhookView> {
-    let mut endpoint = state
-        .store
-        .webhook(&id)
-        .await
-        .missing_as(ApiError::NotFound("webhook"))?;
+    let mut endpoint = state.store.webhook(&id).await.missing_as(NO_ENDPOINT)?;
     // Everything checked before anything changes: a refused edit changes nothing.
     let url = match &body.url {
         Some(raw) => Some(checked_url(&state, raw).await?),
@@ -284,7 +278,7 @@ async fn update(
         .store
         .put_webhook(endpoint.clone())
         .await
-        .missing_as(ApiError::NotFound("webhook"))?;
+        .missing_as(NO_ENDPOINT)?;
     endpoints_changed(&state).await;
     Ok(Json(endpoint.into()))
 }
@@ -293,14 +287,10 @@ async fn update(
 #[utoipa::path(delete, path = "/api/admin/webhooks/{id}", tag = "admin",
     params(("id" = String, Path, description = "the endpoint's id")),
     responses((status = 204, description = "deleted"),
-        (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
+        NoEndpoint,
         AdminsOnly, Unavailable))]
-async fn delete(_: AdminOnly, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state
-        .store
-        .delete_webhook(&id)
-        .await
-        .missing_as(ApiError::NotFound("webhook"))?;
+async fn delete(Admin(state): Admin, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    state.store.delete_webhook(&id).await.missing_as(NO_ENDPOINT)?;
     endpoints_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -321,20 +311,15 @@ pub(super) async fn endpoints_changed(state: &AppState) {
 #[utoipa::path(get, path = "/api/admin/webhooks/{id}/deliveries", tag = "admin",
     params(("id" = String, Path, description = "the endpoint's id"), LogQuery),
     responses((status = 200, body = [DeliveryView]), BadQuery,
-        (status = 404, description = "`not_found`: no such endpoint", body = ErrorBody),
+        NoEndpoint,
         AdminsOnly, Unavailable))]
 async fn deliveries(
-    _: AdminOnly,
-    State(state): State<AppState>,
+    Admin(state): Admin,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> JsonResult<Vec<DeliveryView>> {
     let limit = page_limit(q.limit, 50, 200)?;
-    state
-        .store
-        .webhook(&id)
-        .await
-        .missing_as(ApiError::NotFound("webhook"))?;
+    state.store.webhook(&id).await.missing_as(NO_ENDPOINT)?;
     let log = state
         .store
         .deliveries_of(&id, usize::try_from(limit).unwrap_or(200))
@@ -352,16 +337,8 @@ async fn deliveries(
         (status = 404, description = "`not_found`: no such endpoint, or no such delivery of it", body = ErrorBody),
         (status = 409, description = "`endpoint_disabled`: enable the endpoint first (a disabled one is sent nothing)", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn send_again(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    Path((id, delivery)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<DeliveryView>), ApiError> {
-    let endpoint = state
-        .store
-        .webhook(&id)
-        .await
-        .missing_as(ApiError::NotFound("webhook"))?;
+async fn send_again(Admin(state): Admin, Path((id, delivery)): Path<(String, String)>) -> StatusJson<DeliveryView> {
+    let endpoint = state.store.webhook(&id).await.missing_as(NO_ENDPOINT)?;
     // The whole log is read: a delivery older than the page shown may be sent again too.
     let logged = state
         .store

@@ -3,14 +3,13 @@
 //! same); without one, the `WIDGET_*` settings apply. The same rules as the settings'.
 
 use axum::Json;
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::error::{ApiJson, JsonResult};
 use super::responses::{AdminsOnly, Unavailable};
-use super::session::AdminOnly;
+use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::config::widget::{valid_color, valid_greeting, valid_title};
 use crate::store::StoreResult;
@@ -74,23 +73,24 @@ pub async fn look(state: &AppState) -> StoreResult<(WidgetLook, &'static str)> {
     }
 }
 
-async fn view(state: &AppState) -> Result<WidgetLookView, ApiError> {
+/// The answer of every operation here: the settings as they are now.
+async fn view(state: &AppState) -> JsonResult<WidgetLookView> {
     let (look, source) = look(state).await?;
-    Ok(WidgetLookView {
+    Ok(Json(WidgetLookView {
         title: look.title,
         color: look.color,
         greeting: look.greeting,
         categories: look.categories,
         source,
         public_url: state.settings.public_url.clone(),
-    })
+    }))
 }
 
 /// The widget's look in force.
 #[utoipa::path(get, path = "/api/admin/widget", tag = "admin",
     responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
-async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<WidgetLookView> {
-    Ok(Json(view(&state).await?))
+async fn show(Admin(state): Admin) -> JsonResult<WidgetLookView> {
+    view(&state).await
 }
 
 /// Sets the widget's look for every node (pages already open keep theirs until reloaded).
@@ -99,11 +99,7 @@ async fn show(_: AdminOnly, State(state): State<AppState>) -> JsonResult<WidgetL
     responses((status = 200, body = WidgetLookView),
         (status = 400, description = "`bad_json`; `invalid_widget` (which field breaks which rule); `unknown_category`", body = ErrorBody),
         AdminsOnly, Unavailable))]
-async fn replace(
-    _: AdminOnly,
-    State(state): State<AppState>,
-    ApiJson(raw): ApiJson<WidgetLook>,
-) -> JsonResult<WidgetLookView> {
+async fn replace(Admin(state): Admin, ApiJson(raw): ApiJson<WidgetLook>) -> JsonResult<WidgetLookView> {
     let bad = |field: &str, why: String| ApiError::invalid("invalid_widget", format!("{field} {why}"));
     let known = state.store.categories().await?;
     let mut categories: Vec<String> = Vec::new();
@@ -123,13 +119,13 @@ async fn replace(
     };
     let stored = serde_json::to_string(&look).expect("a look serialises");
     state.store.set_desk_setting(KEY, Some(stored)).await?;
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }
 
 /// Back to the `WIDGET_*` settings.
 #[utoipa::path(delete, path = "/api/admin/widget", tag = "admin",
     responses((status = 200, body = WidgetLookView), AdminsOnly, Unavailable))]
-async fn reset(_: AdminOnly, State(state): State<AppState>) -> JsonResult<WidgetLookView> {
+async fn reset(Admin(state): Admin) -> JsonResult<WidgetLookView> {
     state.store.set_desk_setting(KEY, None).await?;
-    Ok(Json(view(&state).await?))
+    view(&state).await
 }
