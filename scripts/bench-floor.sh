@@ -3,7 +3,8 @@
 # server (the hub's default, the hub on STORE=memory, the Node ws relay, the bare floor) at
 # one rate, the peers shape (100 chats by default, 100-byte messages, both sides sending), the server on
 # CPU 0 and the loadgen on CPU 1 at nice -20; prints CPU, latencies and, from `perf stat` over
-# 5 s of the step, the server's syscalls per message. Needs perf, root (nice -20, tracepoints),
+# 5 s of the step, the server's syscalls per message and its CPU a message by thread (the
+# relay's, the blocking pool's `tokio-rt-worker`, the fold's `archive-fold`; from schedstat). Needs perf, root (nice -20, tracepoints),
 # the release build (`cargo build --release --workspace`) and bench/node_modules (`make bench`
 # installs it). It runs in a session of its own whose scheduling group is at nice -20: the
 # kernel groups processes by session (autogroup), so a nice value alone ranks the server only
@@ -57,7 +58,10 @@ for srv in $SERVERS; do
       -o "$OUT/$srv.sched.data" -- sleep 5 >/dev/null 2>&1 &
     rec=$!
   fi
+  threads() { date +%s.%N; for t in /proc/"$pid"/task/*; do echo "$(cat "$t/comm" 2>/dev/null)|$(cut -d' ' -f1 "$t/schedstat" 2>/dev/null)"; done; }
+  threads >"$OUT/$srv.threads0"
   perf stat -x, -e 'syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_writev,syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_fdatasync,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,task-clock' -p "$pid" -- sleep 5 2>"$OUT/$srv.stat"
+  threads >"$OUT/$srv.threads1"
   [ -n "$rec" ] && wait "$rec"
   wait $lg
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
@@ -71,6 +75,16 @@ for l in open(sys.argv[2]):
     if len(p)>3 and p[0] and p[0][0].isdigit(): c[p[2].split(':')[-1].replace('sys_enter_','')]=float(p[0])
 rate=st['sent_per_sec']; secs=5.0
 per=lambda k: c.get(k,0)/secs/rate
-print(f"{sys.argv[3]:8} rate {rate:7.0f} cpu {st['hub_cpu_percent']:5.1f}% us/msg {st.get('cpu_us_per_msg',0):5.1f} p50/p90/p99/max {st['p50_ms']}/{st['p90_ms']}/{st['p99_ms']}/{st['max_ms']} ack_p99 {st.get('ack_p99_ms','-')} | per msg: send {per('sendto')+per('writev')+per('write'):.2f} (sendto {per('sendto'):.2f} writev {per('writev'):.2f} write {per('write'):.2f}) recv {per('recvfrom')+per('read'):.2f} fdatasync {per('fdatasync'):.4f} epoll {per('epoll_wait'):.2f} futex {per('futex'):.2f} task-clock/msg {c.get('task-clock',0)*1000/secs/rate:.1f}us")
+# CPU by thread over the same 5 s (schedstat's time on CPU, ns), grouped by thread name
+cpu={}
+span=0.0
+for i,f in enumerate(('threads0','threads1')):
+    lines=open(sys.argv[2][:-4]+f).read().splitlines()
+    span+=float(lines[0]) if i else -float(lines[0])
+    for l in lines[1:]:
+        name,_,ns=l.rpartition('|')
+        if ns.isdigit(): cpu[name]=cpu.get(name,0)+(int(ns) if i else -int(ns))
+threads=' '.join(f"{k}={v/1e3/span/rate:.1f}" for k,v in sorted(cpu.items(),key=lambda kv:-kv[1]) if v/1e3/span/rate>=0.05)
+print(f"{sys.argv[3]:8} rate {rate:7.0f} cpu {st['hub_cpu_percent']:5.1f}% us/msg {st.get('cpu_us_per_msg',0):5.1f} p50/p90/p99/max {st['p50_ms']}/{st['p90_ms']}/{st['p99_ms']}/{st['max_ms']} ack_p99 {st.get('ack_p99_ms','-')} | per msg: send {per('sendto')+per('writev')+per('write'):.2f} (sendto {per('sendto'):.2f} writev {per('writev'):.2f} write {per('write'):.2f}) recv {per('recvfrom')+per('read'):.2f} fdatasync {per('fdatasync'):.4f} epoll {per('epoll_wait'):.2f} futex {per('futex'):.2f} task-clock/msg {c.get('task-clock',0)*1000/secs/rate:.1f}us | by thread, us/msg: {threads}")
 PY
 done
