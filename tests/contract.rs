@@ -4332,6 +4332,82 @@ async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() 
     mongo.dropped().await;
 }
 
+/// A database archived before the reports kept first agent lines (none noted, no backfill
+/// mark) gets them noted by the next store to connect, as the archive writer notes them: a
+/// bot's lines are no person's first line. (The backfill also runs on every fresh database
+/// while the first conversations are being archived: counting the bot's line there made
+/// `report_facts_say_what_a_bot_did` fail now and then.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_the_first_agent_lines_backfilled_are_a_persons_never_a_bots() {
+    const DAY: Millis = 86_400_000;
+    let Some(mongo) = FreshMongo::new() else { return };
+    let database = mongo.database().await;
+    let meta: mongodb::Collection<bson::Document> = database.collection("meta");
+    // The backfill is done once its mark is in `meta` (written after its notes).
+    let backfilled = async || {
+        for _ in 0..600 {
+            let mark = bson::doc! {"_id": "reports_first_agent_backfilled"};
+            if meta.count_documents(mark).await.unwrap() == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the backfill of first agent lines never finished");
+    };
+    let setup = mongo.store().await;
+    // The fresh database's own backfill is over before anything is archived.
+    backfilled().await;
+    let t0 = 20_010 * DAY;
+    let by_bot = |conv: &str, seq: u64, at: Millis| {
+        let mut message = ArchivedMessage::plain(msg_id(conv, seq), seq, Side::Agent, "the bot's line", at);
+        message.via = Some(Via::Bot);
+        ArchiveEvent::Message {
+            conversation_id: conv.into(),
+            message,
+        }
+    };
+    // The bot hands "taken" over and a1 answers; the bot keeps "kept".
+    setup
+        .archive(&[
+            open("taken", Some("sales"), "bot:Faq", t0 + 1_000),
+            by_bot("taken", 1, t0 + 1_500),
+            transferred(&transfer("taken", t0 + 2_000, 1, "bot:Faq", None, Some("sales"))),
+            transferred(&transfer("taken", t0 + 3_000, 1, "bot:Faq", Some("a1"), Some("sales"))),
+            line("taken", 2, Side::Agent, "a person", t0 + 4_000),
+            open("kept", Some("sales"), "bot:Faq", t0 + 5_000),
+            by_bot("kept", 1, t0 + 5_500),
+        ])
+        .await
+        .unwrap();
+    // As a build from before the reports left it.
+    database
+        .collection::<bson::Document>("conversations")
+        .update_many(
+            bson::doc! {},
+            bson::doc! {"$unset": {"first_agent_at": "", "touched": ""}},
+        )
+        .await
+        .unwrap();
+    meta.delete_many(bson::doc! {}).await.unwrap();
+
+    let store = mongo.store().await;
+    backfilled().await;
+    let firsts: Vec<(String, Option<Millis>)> = store
+        .report_facts(t0, t0 + DAY)
+        .await
+        .unwrap()
+        .sorted()
+        .conversations
+        .into_iter()
+        .map(|c| (c.id, c.first_agent_at))
+        .collect();
+    assert_eq!(
+        firsts,
+        [("kept".to_string(), None), ("taken".to_string(), Some(t0 + 4_000))]
+    );
+    mongo.dropped().await;
+}
+
 /// An unreachable MongoDB is reported as `Unavailable`, quickly.
 #[tokio::test]
 async fn mongo_unreachable_is_unavailable() {

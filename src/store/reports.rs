@@ -91,14 +91,20 @@ pub(crate) fn bot_outcome<'a>(
     crate::core::bots::outcome(agent_now, paired_at, &hand_ons)
 }
 
-/// The first line a person wrote among `messages`: an agent's, not a bot's (a bot's line
-/// answers nobody for the person who takes its conversation over).
+/// The first line a person wrote among `messages` (see [`is_a_persons_line`]).
 pub(crate) fn first_agent_at<'a>(messages: impl IntoIterator<Item = super::ArchivedMessageRef<'a>>) -> Option<Millis> {
     messages
         .into_iter()
-        .filter(|m| m.from == super::Side::Agent && m.via != Some(super::Via::Bot))
+        .filter(|m| is_a_persons_line(m.from, m.via))
         .map(|m| m.at)
         .min()
+}
+
+/// Did a person write a line from `from` that came `via`: an agent's, not a bot's (a bot's
+/// line answers nobody for the person who takes its conversation over)? Every first agent
+/// line a store notes, as it archives or as it backfills, is one of these.
+pub(crate) fn is_a_persons_line(from: super::Side, via: Option<super::Via>) -> bool {
+    from == super::Side::Agent && via != Some(super::Via::Bot)
 }
 
 /// Facts of an offline message: handled when its state says so, by who first handled it

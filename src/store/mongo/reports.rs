@@ -59,7 +59,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{IN_CHUNK, MongoStore, Named, all, ensure_indexes, index, unavailable};
 use crate::core::bots::{Outcome, TakenOver};
-use crate::store::{ConversationFacts, Millis, QueueAbandoned, RatingScale, ReportFacts, ReportStore, StoreResult};
+use crate::store::{
+    ConversationFacts, Millis, QueueAbandoned, RatingScale, ReportFacts, ReportStore, Side, StoreResult, Via,
+};
 
 const DAY_MS: i64 = 86_400_000;
 /// Writes stamped this much before a cached day's read began are patched in again: a
@@ -217,6 +219,15 @@ struct ClosedAt {
     ended_at: Millis,
 }
 
+/// Who wrote a line of a bucket, how it came, and when (the backfill's projection).
+#[derive(Debug, Deserialize)]
+struct LineWho {
+    from: Side,
+    at: Millis,
+    #[serde(default)]
+    via: Option<Via>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct AbandonedDoc {
     #[serde(rename = "_id")]
@@ -296,7 +307,11 @@ impl MongoStore {
     /// Once per database: notes the first agent line of every conversation archived before
     /// the reports existed (by an older build), from its message buckets, so its reports do
     /// not count those conversations unanswered; then marks it done in `meta`. Safe to run
-    /// twice or on two nodes at once (`$min`). Run in the background at connect.
+    /// twice or on two nodes at once (`$min`). Run in the background at connect, so it may
+    /// read the buckets the archive writer is filling meanwhile (a fresh database's first
+    /// conversations): it keeps the writer's rule, a person's lines only
+    /// ([`reports::is_a_persons_line`](crate::store::reports::is_a_persons_line)), so both
+    /// note the same first line.
     pub(super) async fn backfill_first_agent_lines(&self) -> StoreResult<()> {
         let meta = self.db.collection::<Document>("meta");
         if meta
@@ -311,19 +326,20 @@ impl MongoStore {
             .db
             .collection::<Document>("message_buckets")
             .find(doc! {"messages.from": "agent"})
-            .projection(doc! {"conversation_id": 1, "messages.from": 1, "messages.at": 1}))
+            .projection(doc! {"conversation_id": 1, "messages.from": 1, "messages.at": 1, "messages.via": 1}))
         .await?;
         let mut firsts: HashMap<String, Millis> = HashMap::new();
         for bucket in &buckets {
             let Ok(conversation) = bucket.get_str("conversation_id") else {
                 continue;
             };
-            let agent_lines = bucket.get_array("messages").map(|m| m.as_slice()).unwrap_or_default();
-            let first = agent_lines
+            let lines = bucket.get_array("messages").map(|m| m.as_slice()).unwrap_or_default();
+            // A line that does not read is skipped, not the whole backfill failed.
+            let first = lines
                 .iter()
-                .filter_map(bson::Bson::as_document)
-                .filter(|m| m.get_str("from") == Ok("agent"))
-                .filter_map(|m| m.get_i64("at").ok())
+                .filter_map(|m| bson::from_bson::<LineWho>(m.clone()).ok())
+                .filter(|m| crate::store::reports::is_a_persons_line(m.from, m.via))
+                .map(|m| m.at)
                 .min();
             if let Some(at) = first {
                 let known = firsts.entry(conversation.to_string()).or_insert(at);
