@@ -628,6 +628,11 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
       load();
       return false;
     }
+    // A live chat resolved from its header is ended, not answered with a status: its change
+    // is answered no more, so it holds no list read back (nor does any other of the chat's).
+    if (f.type === 'chat_ended') {
+      for (const [clientId, p] of pending) if (p.id === f.chat_id) pending.delete(clientId);
+    }
     // A chat started or ended changes the list as well (a live chat's row leaves or comes back).
     if (f.type === 'chat_started' || f.type === 'chat_ended') setTimeout(load, 300);
     // A new line is its conversation's last line: the list follows within a second, one

@@ -151,16 +151,22 @@ export function renderFiles(files, access) {
   return list;
 }
 
+/** How long a new upload waits at most for the take-backs in flight. */
+const TAKE_BACK_WAIT_MS = 10_000;
+
 /**
  * `begin()` (an upload: `{ promise, abort, bodySent }`) started once every promise of
- * `waits` has settled (at once when there is none), as an upload itself: cancelled before
- * it starts, it never starts.
+ * `waits` has settled (at once when there is none; after `TAKE_BACK_WAIT_MS` at most), as
+ * an upload itself: cancelled before it starts, it never starts.
  */
 function afterAll(waits, begin) {
   if (waits.size === 0) return begin();
   let started = null;
   let cancelled = false;
-  const promise = Promise.allSettled([...waits]).then(() => {
+  // Bounded: a take-back that never settles (a request the network holds) makes later
+  // files wait that long at most, then go, and take their chance with the quota.
+  const waited = Promise.race([Promise.allSettled([...waits]), new Promise((r) => { setTimeout(r, TAKE_BACK_WAIT_MS); })]);
+  const promise = waited.then(() => {
     if (cancelled) throw Object.assign(new Error('cancelled'), { cancelled: true });
     started = begin();
     return started.promise;

@@ -701,8 +701,16 @@ async fn router(
                 }
             }
             RouterCall::ReadEndings { agent } => {
-                let mut read = agent_endings::read(&mut conn, &agent.0, KEPT_PER_AGENT).await;
-                if read.is_err() {
+                // Not while this node is no member (Redis away, fenced): the welcome then
+                // tells what this node kept, and the router goes on at once with the calls
+                // queued behind (a read timing out per sign-in would hold them all).
+                let mut read = match member {
+                    Some(_) => agent_endings::read(&mut conn, &agent.0, KEPT_PER_AGENT).await,
+                    None => Ok(Vec::new()),
+                };
+                // Once more only for an answer lost on a connection that broke: a Redis that
+                // does not answer (a timeout) is not asked twice.
+                if matches!(&read, Err(e) if e.is_connection_dropped() || e.is_io_error()) {
                     read = agent_endings::read(&mut conn, &agent.0, KEPT_PER_AGENT).await;
                 }
                 let entries = read
