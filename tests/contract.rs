@@ -75,6 +75,16 @@ fn line(conv: &str, seq: u64, from: Side, text: &str, at: Millis) -> ArchiveEven
     }
 }
 
+/// Line `seq` of `conv`, a bot's (on the agent's side, `via: bot`).
+fn bot_line(conv: &str, seq: u64, at: Millis) -> ArchiveEvent {
+    let mut message = ArchivedMessage::plain(msg_id(conv, seq), seq, Side::Agent, "the bot's line", at);
+    message.via = Some(Via::Bot);
+    ArchiveEvent::Message {
+        conversation_id: conv.into(),
+        message,
+    }
+}
+
 /// Line `seq` of `conv` at 1000 + `seq`: the customer's when odd, the agent's when even.
 fn message(conv: &str, seq: u64) -> ArchiveEvent {
     let from = if seq % 2 == 1 { Side::Customer } else { Side::Agent };
@@ -3945,20 +3955,12 @@ contract!(
 async fn report_facts_say_what_a_bot_did(store: &dyn Store) {
     const DAY: Millis = 86_400_000;
     let t0 = 20_010 * DAY;
-    let by_bot = |conv: &str, seq: u64, at: Millis| {
-        let mut message = ArchivedMessage::plain(msg_id(conv, seq), seq, Side::Agent, "the bot's line", at);
-        message.via = Some(Via::Bot);
-        ArchiveEvent::Message {
-            conversation_id: conv.into(),
-            message,
-        }
-    };
     store
         .archive(&[
             open("k1", Some("sales"), "bot:Faq", t0 + 1_000),
             close("k1", EndReason::Ended, t0 + 5_000),
             open("k2", Some("sales"), "bot:Faq", t0 + 2_000),
-            by_bot("k2", 1, t0 + 2_500),
+            bot_line("k2", 1, t0 + 2_500),
             open("k3", Some("sales"), "a1", t0 + 3_000),
             open("k4", Some("sales"), "bot:Faq", t0 + 4_000),
         ])
@@ -4358,24 +4360,16 @@ async fn mongo_the_first_agent_lines_backfilled_are_a_persons_never_a_bots() {
     // The fresh database's own backfill is over before anything is archived.
     backfilled().await;
     let t0 = 20_010 * DAY;
-    let by_bot = |conv: &str, seq: u64, at: Millis| {
-        let mut message = ArchivedMessage::plain(msg_id(conv, seq), seq, Side::Agent, "the bot's line", at);
-        message.via = Some(Via::Bot);
-        ArchiveEvent::Message {
-            conversation_id: conv.into(),
-            message,
-        }
-    };
     // The bot hands "taken" over and a1 answers; the bot keeps "kept".
     setup
         .archive(&[
             open("taken", Some("sales"), "bot:Faq", t0 + 1_000),
-            by_bot("taken", 1, t0 + 1_500),
+            bot_line("taken", 1, t0 + 1_500),
             transferred(&transfer("taken", t0 + 2_000, 1, "bot:Faq", None, Some("sales"))),
             transferred(&transfer("taken", t0 + 3_000, 1, "bot:Faq", Some("a1"), Some("sales"))),
             line("taken", 2, Side::Agent, "a person", t0 + 4_000),
             open("kept", Some("sales"), "bot:Faq", t0 + 5_000),
-            by_bot("kept", 1, t0 + 5_500),
+            bot_line("kept", 1, t0 + 5_500),
         ])
         .await
         .unwrap();
