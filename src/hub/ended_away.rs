@@ -7,7 +7,7 @@
 //! moment misses its frames too): the console reads only those of chats it still shows
 //! running, and only one after the chat's start.
 //!
-//! Two adapters ([`EndedAway`]): on one node every chat is logged, and every agent
+//! Two ways ([`EndedAway`]): on one node every chat is logged, and every agent
 //! welcomed, here, so memory is enough ([`Kept`]). On several nodes the node that tells an
 //! agent a chat ended (each node logging the chat: the agent's, the customer's) also keeps
 //! it in Redis (`cluster::agent_endings`), written off the hub's task by a [`Writer`] of
@@ -34,46 +34,37 @@ pub const KEPT_PER_AGENT: usize = 32;
 const WRITES_WAITING: usize = 4_096;
 
 /// Where agents' endings are kept: this node's memory, and on several nodes Redis too.
-#[derive(Debug)]
-pub enum EndedAway {
-    /// One node: told here, kept here.
-    Here(Kept),
-    /// Several nodes: kept here as told or read, and shared through Redis.
-    Shared(Kept, Writer),
-}
-
-impl Default for EndedAway {
-    fn default() -> Self {
-        Self::Here(Kept::default())
-    }
+#[derive(Debug, Default)]
+pub struct EndedAway {
+    /// Told here or read from Redis: what a welcome here says.
+    kept: Kept,
+    /// On several nodes: what is told here, written to Redis for a welcome elsewhere.
+    shared: Option<Writer>,
 }
 
 impl EndedAway {
     /// The adapter of a node in `cluster`: endings written to its Redis as they are told.
     pub fn shared(cluster: &Cluster) -> Self {
-        Self::Shared(Kept::default(), Writer::start(cluster.clone()))
+        Self {
+            kept: Kept::default(),
+            shared: Some(Writer::start(cluster.clone())),
+        }
     }
 
     /// Keeps that `agent`'s chat ended as `ended` says (their `chat_ended`, told here).
     pub fn note(&mut self, agent: &AgentId, ended: EndedChat) {
-        match self {
-            Self::Here(kept) => kept.note(agent, ended),
-            Self::Shared(kept, writer) => {
-                writer.keep(agent, &ended);
-                kept.note(agent, ended);
-            }
+        if let Some(writer) = &self.shared {
+            writer.keep(agent, &ended);
         }
+        self.kept.note(agent, ended);
     }
 
     /// Takes in `agent`'s endings read from Redis (its entries, oldest first): each unless a
     /// later ending of its chat is kept here.
     pub fn absorb(&mut self, agent: &AgentId, entries: &[String]) {
-        let kept = match self {
-            Self::Here(kept) | Self::Shared(kept, _) => kept,
-        };
         for entry in entries {
             match decode(entry) {
-                Some(ended) => kept.absorb(agent, ended),
+                Some(ended) => self.kept.absorb(agent, ended),
                 None => {
                     tracing::debug!(agent = %agent.0, entry = %entry, "an agent's ending in Redis is unreadable: skipped")
                 }
@@ -83,15 +74,13 @@ impl EndedAway {
 
     /// `agent`'s endings kept, oldest first: one per chat, its latest.
     pub fn of(&self, agent: &AgentId) -> Vec<EndedChat> {
-        match self {
-            Self::Here(kept) | Self::Shared(kept, _) => kept.of(agent),
-        }
+        self.kept.of(agent)
     }
 }
 
 /// The latest endings of each agent in this node's memory, ordered by when they ended.
 #[derive(Debug, Default)]
-pub struct Kept {
+struct Kept {
     by_agent: HashMap<AgentId, VecDeque<EndedChat>>,
 }
 
@@ -129,7 +118,7 @@ impl Kept {
 /// Writes endings to Redis in the order told, on a task of its own: the hub only queues
 /// them (never waits on Redis), and the routing's calls never wait behind them.
 #[derive(Debug)]
-pub struct Writer {
+struct Writer {
     tx: mpsc::Sender<(AgentId, String)>,
 }
 
