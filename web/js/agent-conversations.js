@@ -479,8 +479,20 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
     const host = el('div', { class: 'row chat-conversation-controls', role: 'group', 'aria-label': `Conversation with ${name}`, dataset: { testid: 'chat-conversation-controls' } });
     headers.set(id, { host, name });
     drawHeader(id);
-    load();
+    loadOnceDrawn();
     return host;
+  }
+
+  let loadAsked = false;
+  /**
+   * Reads the list once the frame being handled is drawn: the panels a welcome brings back
+   * are attached in one go, and a read begun at the first would not ask for the others'
+   * conversations (one in flight, one queued: three reads where one does).
+   */
+  function loadOnceDrawn() {
+    if (loadAsked) return;
+    loadAsked = true;
+    queueMicrotask(() => { loadAsked = false; load(); });
   }
 
   function headerControls(c, name, scope) {
