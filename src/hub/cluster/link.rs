@@ -708,9 +708,7 @@ async fn router(
                     Some(_) => agent_endings::read(&mut conn, &agent.0, KEPT_PER_AGENT).await,
                     None => Ok(Vec::new()),
                 };
-                // Once more only for an answer lost on a connection that broke: a Redis that
-                // does not answer (a timeout) is not asked twice.
-                if matches!(&read, Err(e) if e.is_connection_dropped() || e.is_io_error()) {
+                if matches!(&read, Err(e) if endings_asked_again(e)) {
                     read = agent_endings::read(&mut conn, &agent.0, KEPT_PER_AGENT).await;
                 }
                 let entries = read
@@ -1059,6 +1057,14 @@ fn add_late_lines(visit: &mut serde_json::Value, recorded: u64, read: chat_log::
     messages.extend(late);
     let over = messages.len().saturating_sub(chat_log::LOG_BOUND);
     messages.drain(..over);
+}
+
+/// Whether the router's read of an agent's endings that failed with `e` is asked once
+/// more: only when the answer was lost on a connection that broke (the manager connects
+/// again). A Redis that does not answer (a timeout, an I/O error too) is not asked twice:
+/// every call queued behind the read would wait a second timeout.
+fn endings_asked_again(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped()
 }
 
 /// What a routing call's caller is told of it.
@@ -1458,6 +1464,14 @@ fn test_only_release_own_calls() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endings_read_is_asked_again_after_a_broken_connection_not_a_timeout() {
+        let io = |kind| redis::RedisError::from(std::io::Error::from(kind));
+        assert!(endings_asked_again(&io(std::io::ErrorKind::BrokenPipe)));
+        assert!(endings_asked_again(&io(std::io::ErrorKind::ConnectionReset)));
+        assert!(!endings_asked_again(&io(std::io::ErrorKind::TimedOut)));
+    }
 
     fn line(seq: u64) -> chat_log::ChatLine {
         chat_log::ChatLine {
