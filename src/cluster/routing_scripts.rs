@@ -419,7 +419,8 @@ impl RedisRouting {
         agent: &AgentId,
         sign_in: &str,
     ) -> Result<Applied, ClusterRoutingError> {
-        self.apply(Transition::AgentDisconnected, &signed(&agent.0, sign_in)).await
+        self.apply(Transition::AgentDisconnected, &signed(&agent.0, sign_in))
+            .await
     }
 
     pub async fn agent_resumed(&self, agent: &AgentId) -> Result<Applied, ClusterRoutingError> {

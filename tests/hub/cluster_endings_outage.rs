@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpStream;
 
-use crate::cluster_fixture::{nodes, redis_shows};
+use crate::cluster_fixture::{Servers, nodes, redis_shows};
 use crate::common::{TestHub, Ws};
 use crate::redis_server::RedisServer;
 use switchboard::cluster::agent_endings;
@@ -58,12 +58,6 @@ impl Monitor {
     }
 }
 
-/// How many of the commands `ran` read `agent`'s endings.
-fn endings_reads(ran: &[String], agent: &str) -> usize {
-    let read = format!("\"LRANGE\" \"{}\"", agent_endings::key(agent));
-    ran.iter().filter(|line| line.contains(&read)).count()
-}
-
 /// The id of the account `username` (the agent id their endings are kept under).
 async fn agent_id(store: &SharedStore, username: &str) -> String {
     store.account_by_username(username).await.unwrap().id
@@ -83,48 +77,83 @@ async fn refused_desk(hub: &TestHub, token: &str) {
     assert_eq!(desk.closed_within(WAIT).await.map(u16::from), Some(1013), "{first}");
 }
 
-/// Once Redis is awake again: the agent `marker_token`'s desk, opened on `hub`, is
-/// welcomed, and the commands Redis ran up to its endings' read (`marker`'s), which the
-/// router sent behind everything it sent before.
-async fn ran_before_a_welcome(hub: &TestHub, monitor: &mut Monitor, marker: &str, marker_token: &str) -> Vec<String> {
-    let _welcomed = Ws::with_bearer(hub, "/ws/agent", marker_token, "agent_welcome").await;
-    monitor.up_to(&agent_endings::key(marker)).await
+/// One node, "alpha", with agent accounts, and Redis's commands listed from then on.
+struct Watched {
+    alpha: TestHub,
+    servers: Servers,
+    /// The agents' session tokens, in the order named.
+    tokens: Vec<String>,
+    monitor: Monitor,
 }
+
+impl Watched {
+    /// The node (its lease and renewal period as given), an agent account per name and
+    /// the marker's ("dora"), and the monitor.
+    async fn start(scratch: &str, (lease, renew): (Duration, Duration), names: &[&str]) -> Self {
+        let ([alpha], servers) = nodes(scratch, ["alpha"], |s| {
+            s.cluster_lease = lease;
+            s.cluster_renew = renew;
+        })
+        .await;
+        let mut tokens = vec![];
+        for name in names.iter().chain([&MARKER]) {
+            tokens.push(alpha.agent_account(name, &["general"], 1).await);
+        }
+        let monitor = Monitor::start(&servers.redis).await;
+        Watched {
+            alpha,
+            servers,
+            tokens,
+            monitor,
+        }
+    }
+
+    /// Once Redis is awake again: how many times Redis was asked each of `names`' endings,
+    /// counted up to the marker's read, and the commands it ran until then. The marker signs
+    /// in (welcomed), and the router sends that read behind everything it sent before, on
+    /// its one connection.
+    async fn endings_reads(mut self, names: &[&str]) -> (Vec<usize>, Vec<String>) {
+        let marker_token = self.tokens.last().expect("the marker's token");
+        let _welcomed = Ws::with_bearer(&self.alpha, "/ws/agent", marker_token, "agent_welcome").await;
+        let marker = agent_endings::key(&agent_id(&self.servers.store, MARKER).await);
+        let ran = self.monitor.up_to(&marker).await;
+        let mut reads = vec![];
+        for name in names {
+            let read = format!(
+                "\"LRANGE\" \"{}\"",
+                agent_endings::key(&agent_id(&self.servers.store, name).await)
+            );
+            reads.push(ran.iter().filter(|line| line.contains(&read)).count());
+        }
+        self.alpha.stop().await;
+        (reads, ran)
+    }
+}
+
+/// The agent whose sign-in, once Redis is awake, marks the end of what was sent before.
+const MARKER: &str = "dora";
 
 /// Redis frozen and the node down (its lease kept, no longer a member): three agents sign
 /// in, each refused. The router reads none of their endings. On the code before, it read
 /// each twice (a second try after the first timed out), holding its queue 2 s per sign-in.
 #[tokio::test]
 async fn no_agents_endings_are_read_while_this_node_is_no_member() {
-    let ([alpha], servers) = nodes("cluster-endings-no-member", ["alpha"], |s| {
-        s.cluster_lease = Duration::from_secs(30);
-        s.cluster_renew = Duration::from_millis(400);
-    })
-    .await;
     let names = ["kim", "lou", "max"];
-    let mut tokens = vec![];
-    for name in names {
-        tokens.push(alpha.agent_account(name, &["general"], 1).await);
-    }
-    let marker_token = alpha.agent_account("dora", &["general"], 1).await;
-    let mut monitor = Monitor::start(&servers.redis).await;
+    let periods = (Duration::from_secs(30), Duration::from_millis(400));
+    let watched = Watched::start("cluster-endings-no-member", periods, &names).await;
+    let (alpha, redis) = (&watched.alpha, &watched.servers.redis);
 
-    servers.redis.pause();
-    let health = redis_shows(&alpha, "down").await;
+    redis.pause();
+    let health = redis_shows(alpha, "down").await;
     assert!(health["cluster"]["incarnation"].is_u64(), "the lease is kept: {health}");
-    for token in &tokens {
-        refused_desk(&alpha, token).await;
+    for token in &watched.tokens[..names.len()] {
+        refused_desk(alpha, token).await;
     }
-    servers.redis.resume();
-    redis_shows(&alpha, "up").await;
+    redis.resume();
+    redis_shows(alpha, "up").await;
 
-    let marker = agent_id(&servers.store, "dora").await;
-    let ran = ran_before_a_welcome(&alpha, &mut monitor, &marker, &marker_token).await;
-    for name in names {
-        let reads = endings_reads(&ran, &agent_id(&servers.store, name).await);
-        assert_eq!(reads, 0, "{name}'s endings were read while the node was no member: {ran:#?}");
-    }
-    alpha.stop().await;
+    let (reads, ran) = watched.endings_reads(&names).await;
+    assert_eq!(reads, [0, 0, 0], "read while the node was no member: {ran:#?}");
 }
 
 /// Redis frozen while the node is still a member (its next renewal minutes away, so it
@@ -133,24 +162,16 @@ async fn no_agents_endings_are_read_while_this_node_is_no_member() {
 /// timeout for a broken connection), it was read twice, 2 s of the router's queue.
 #[tokio::test]
 async fn an_agents_endings_read_that_timed_out_is_not_asked_again() {
-    let ([alpha], servers) = nodes("cluster-endings-timeout", ["alpha"], |s| {
-        s.cluster_lease = Duration::from_secs(600);
-        s.cluster_renew = Duration::from_secs(300);
-    })
-    .await;
-    let token = alpha.agent_account("kim", &["general"], 1).await;
-    let marker_token = alpha.agent_account("dora", &["general"], 1).await;
-    let mut monitor = Monitor::start(&servers.redis).await;
+    let periods = (Duration::from_secs(600), Duration::from_secs(300));
+    let watched = Watched::start("cluster-endings-timeout", periods, &["kim"]).await;
+    let (alpha, redis) = (&watched.alpha, &watched.servers.redis);
 
-    servers.redis.pause();
-    refused_desk(&alpha, &token).await;
-    let health = redis_shows(&alpha, "up").await;
+    redis.pause();
+    refused_desk(alpha, &watched.tokens[0]).await;
+    let health = redis_shows(alpha, "up").await;
     assert!(health["cluster"]["incarnation"].is_u64(), "still a member: {health}");
-    servers.redis.resume();
+    redis.resume();
 
-    let marker = agent_id(&servers.store, "dora").await;
-    let ran = ran_before_a_welcome(&alpha, &mut monitor, &marker, &marker_token).await;
-    let reads = endings_reads(&ran, &agent_id(&servers.store, "kim").await);
-    assert_eq!(reads, 1, "kim's endings, read once: {ran:#?}");
-    alpha.stop().await;
+    let (reads, ran) = watched.endings_reads(&["kim"]).await;
+    assert_eq!(reads, [1], "kim's endings, read once: {ran:#?}");
 }

@@ -64,6 +64,22 @@ async fn sign_in(cluster: &Cluster, i: usize, token: &str) -> (Ws, Value) {
     (ws, first)
 }
 
+/// The agent's desk on node `i`, welcomed: opened again while the node refuses it for not
+/// knowing itself a member for a moment (a lease renewal late on a loaded machine), as a
+/// page does. A refused call never reached Redis, so no test hook took it.
+async fn welcomed(cluster: &Cluster, i: usize, token: &str) -> (Ws, Value) {
+    for _ in 0..TRIES {
+        let (ws, first) = sign_in(cluster, i, token).await;
+        if first["type"] != "error" || first["code"] != "cluster_unavailable" {
+            return (ws, first);
+        }
+    }
+    panic!("node{i} refused the desk {TRIES} times");
+}
+
+/// How many times a test makes a call again that a node refused for a moment.
+const TRIES: usize = 20;
+
 /// A customer joined "general" on node `i`, once their chat started: the connection.
 async fn served(cluster: &Cluster, i: usize, name: &str, agent: &mut Ws) -> Ws {
     let mut customer = Ws::connect(&cluster.ws_url(i, "/ws/customer"), &[]).await.unwrap();
@@ -207,25 +223,37 @@ async fn a_second_tab_opened_while_a_coming_back_is_taken_back_is_closed_with_it
 
     // Back on node0: `agent_resumed` applied, its answer lost, the read after it waiting;
     // the call's event welcomes the desk.
-    let (_first_tab, first) = sign_in(&cluster, 0, &token).await;
+    let (_first_tab, first) = welcomed(&cluster, 0, &token).await;
     assert_eq!(first["type"], "agent_welcome", "applied, so replayed: {first}");
     let (mut second_tab, first) = sign_in(&cluster, 0, &token).await;
-    assert_eq!(first["type"], "agent_welcome", "held here, so welcomed at once: {first}");
+    assert_eq!(
+        first["type"], "agent_welcome",
+        "held here, so welcomed at once: {first}"
+    );
 
-    // The read goes unanswered: taken back, behind the second tab's next call.
+    // The read goes unanswered: taken back, behind the second tab's next call (made again
+    // while the node refuses it for a moment, as in `welcomed`).
     std::fs::write(&gate, b"").unwrap();
-    second_tab
-        .send(json!({"type": "set_available", "available": true}))
-        .await;
-    let told = second_tab
-        .next_matching_within(WAIT, |f| f["type"] == "error")
-        .await;
+    let mut told = Value::Null;
+    for _ in 0..TRIES {
+        second_tab
+            .send(json!({"type": "set_available", "available": true}))
+            .await;
+        told = second_tab.next_matching_within(WAIT, |f| f["type"] == "error").await;
+        if told["message"].as_str().is_some_and(|m| m.contains("taken back")) {
+            break;
+        }
+    }
     assert_eq!(told["code"], "cluster_unavailable", "{told}");
+    assert!(
+        told["message"].as_str().is_some_and(|m| m.contains("taken back")),
+        "{told}"
+    );
     let code = second_tab.closed_within(WAIT).await.map(u16::from);
     assert_eq!(code, Some(1013), "the take-back ends the second tab's desk: {told}");
 
     // Signed in again, a working desk: welcomed with Carla's chat, which goes on.
-    let (mut again, first) = sign_in(&cluster, 0, &token).await;
+    let (mut again, first) = welcomed(&cluster, 0, &token).await;
     assert_eq!(first["type"], "agent_welcome", "the sign-in again is welcomed: {first}");
     assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
     let chat = first["chats"][0]["chat_id"].clone();

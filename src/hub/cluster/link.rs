@@ -1145,7 +1145,10 @@ impl Settle<'_> {
             let resumed = RoutingOp::AgentResumed(agent.clone(), sign_in.clone());
             let resumed = test_only_lost_answer(redis, &resumed, resumed.run(redis).await);
             if !matches!(resumed, Err(ClusterRoutingError::Refused(RoutingError::WrongState))) {
-                coming = Some((agent.clone(), RoutingOp::AgentDisconnected(agent.clone(), sign_in.clone())));
+                coming = Some((
+                    agent.clone(),
+                    RoutingOp::AgentDisconnected(agent.clone(), sign_in.clone()),
+                ));
                 result = resumed;
             }
         }
