@@ -95,6 +95,32 @@ async fn served(cluster: &Cluster, i: usize, name: &str, agent: &mut Ws) -> Ws {
     customer
 }
 
+/// The agent signed in on node1, available and given Carla (joining on node2), then their
+/// desk closed: away from node1 once Carla is told. Carla's connection.
+async fn away_from_node1_serving_carla(cluster: &Cluster, token: &str) -> Ws {
+    let (mut desk, first) = sign_in(cluster, 1, token).await;
+    assert_eq!(first["type"], "agent_welcome", "{first}");
+    desk.send(json!({"type": "set_available", "available": true})).await;
+    let mut carla = served(cluster, 2, "Carla", &mut desk).await;
+    drop(desk);
+    carla.next_matching_within(WAIT, |f| f["type"] == "peer_away").await;
+    carla
+}
+
+/// The agent's `desk`, welcomed (`welcome`) with one chat, Carla's: a line sent in it is
+/// acknowledged and reaches her. Then the desk closes.
+async fn goes_on_with_carla(mut desk: Ws, welcome: &Value, carla: &mut Ws) {
+    assert_eq!(welcome["chats"].as_array().map(Vec::len), Some(1), "{welcome}");
+    let chat = welcome["chats"][0]["chat_id"].clone();
+    desk.send(json!({"type": "message", "chat_id": chat, "text": "still here"}))
+        .await;
+    desk.next_matching_within(WAIT, |f| f["type"] == "ack").await;
+    let line = carla
+        .next_matching_within(WAIT, |f| f["type"] == "message" && f["text"] == "still here")
+        .await;
+    assert_eq!(line["chat_id"], chat, "{line}");
+}
+
 /// The agent's welcomed `desk` goes available and is given Carla, a customer joining on
 /// node1; closed, their next sign-in, away on node2, is welcomed with her chat.
 async fn serves_carla_then_signs_in_on_node2(cluster: &Cluster, token: &str, mut desk: Ws) {
@@ -120,7 +146,7 @@ async fn welcomed_back_on_node2(cluster: &Cluster, token: &str) -> Ws {
 async fn an_agent_coming_online_whose_answer_was_lost_is_held_and_signs_in_next_time() {
     let (cluster, token, alone) = staged("lost-answer-agent-online", "node0:AgentOnline").await;
 
-    let (desk, first) = sign_in(&cluster, 0, &token).await;
+    let (desk, first) = welcomed(&cluster, 0, &token).await;
     assert_eq!(first["type"], "agent_welcome", "applied, so held: {first}");
     // Away from node0 then: back on node2, with Carla's chat.
     serves_carla_then_signs_in_on_node2(&cluster, &token, desk).await;
@@ -136,27 +162,13 @@ async fn an_agent_coming_online_whose_answer_was_lost_is_held_and_signs_in_next_
 async fn an_agent_coming_back_whose_answer_was_lost_is_held_and_signs_in_next_time() {
     let (cluster, token, alone) = staged("lost-answer-agent-resumed", "node0:AgentResumed").await;
 
-    let (mut desk, first) = sign_in(&cluster, 1, &token).await;
-    assert_eq!(first["type"], "agent_welcome", "{first}");
-    desk.send(json!({"type": "set_available", "available": true})).await;
-    let mut carla = served(&cluster, 2, "Carla", &mut desk).await;
-    drop(desk);
-    carla.next_matching_within(WAIT, |f| f["type"] == "peer_away").await;
+    let mut carla = away_from_node1_serving_carla(&cluster, &token).await;
 
     // `agent_resumed` on node0 (straight, or after `already_online` from a replica that
     // had not applied her drop yet), its answer lost.
-    let (mut back, first) = sign_in(&cluster, 0, &token).await;
+    let (back, first) = welcomed(&cluster, 0, &token).await;
     assert_eq!(first["type"], "agent_welcome", "applied, so held: {first}");
-    assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
-    let chat = first["chats"][0]["chat_id"].clone();
-    back.send(json!({"type": "message", "chat_id": chat, "text": "still here"}))
-        .await;
-    back.next_matching_within(WAIT, |f| f["type"] == "ack").await;
-    let line = carla
-        .next_matching_within(WAIT, |f| f["type"] == "message" && f["text"] == "still here")
-        .await;
-    assert_eq!(line["chat_id"], chat, "{line}");
-    drop(back);
+    goes_on_with_carla(back, &first, &mut carla).await;
 
     let _again = welcomed_back_on_node2(&cluster, &token).await;
     drop(alone);
@@ -214,12 +226,7 @@ async fn a_second_tab_opened_while_a_coming_back_is_taken_back_is_closed_with_it
     ];
     let (cluster, token, alone) = staged_with("lost-read-agent-resumed", &hooks).await;
 
-    let (mut desk, first) = sign_in(&cluster, 1, &token).await;
-    assert_eq!(first["type"], "agent_welcome", "{first}");
-    desk.send(json!({"type": "set_available", "available": true})).await;
-    let mut carla = served(&cluster, 2, "Carla", &mut desk).await;
-    drop(desk);
-    carla.next_matching_within(WAIT, |f| f["type"] == "peer_away").await;
+    let mut carla = away_from_node1_serving_carla(&cluster, &token).await;
 
     // Back on node0: `agent_resumed` applied, its answer lost, the read after it waiting;
     // the call's event welcomes the desk.
@@ -253,19 +260,9 @@ async fn a_second_tab_opened_while_a_coming_back_is_taken_back_is_closed_with_it
     assert_eq!(code, Some(1013), "the take-back ends the second tab's desk: {told}");
 
     // Signed in again, a working desk: welcomed with Carla's chat, which goes on.
-    let (mut again, first) = welcomed(&cluster, 0, &token).await;
+    let (again, first) = welcomed(&cluster, 0, &token).await;
     assert_eq!(first["type"], "agent_welcome", "the sign-in again is welcomed: {first}");
-    assert_eq!(first["chats"].as_array().map(Vec::len), Some(1), "{first}");
-    let chat = first["chats"][0]["chat_id"].clone();
-    again
-        .send(json!({"type": "message", "chat_id": chat, "text": "still here"}))
-        .await;
-    again.next_matching_within(WAIT, |f| f["type"] == "ack").await;
-    let line = carla
-        .next_matching_within(WAIT, |f| f["type"] == "message" && f["text"] == "still here")
-        .await;
-    assert_eq!(line["chat_id"], chat, "{line}");
-    drop(again);
+    goes_on_with_carla(again, &first, &mut carla).await;
 
     let _back = welcomed_back_on_node2(&cluster, &token).await;
     drop(alone);
