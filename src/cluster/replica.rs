@@ -58,7 +58,9 @@ pub enum RoutingOp {
         available: bool,
         sign_in: Option<String>,
     },
-    AgentDisconnected(AgentId),
+    /// A take-back of a coming back names the sign-in whose coming back it takes back
+    /// (the script does not read it); a page's closing names none.
+    AgentDisconnected(AgentId, Option<String>),
     /// The sign-in it is made for rides along, as in [`RoutingOp::AgentOnline`].
     AgentResumed(AgentId, Option<String>),
     AgentGraceExpired(AgentId, u64),
@@ -200,7 +202,7 @@ impl RoutingOp {
                     sign_in,
                 }
             }
-            "agent_disconnected" => Self::AgentDisconnected(agent()?),
+            "agent_disconnected" => Self::AgentDisconnected(agent()?, signed(1)),
             "agent_resumed" => Self::AgentResumed(agent()?, signed(1)),
             "agent_grace_expired" => Self::AgentGraceExpired(agent()?, number(1)?),
             "agent_offline" => Self::AgentOffline(agent()?, signed(1)),
@@ -286,7 +288,7 @@ impl RoutingOp {
                 available,
                 ..
             } => core.agent_online(agent.clone(), categories.iter().cloned(), *limit, *available, out)?,
-            Self::AgentDisconnected(a) => core.agent_disconnected(a, out)?,
+            Self::AgentDisconnected(a, _) => core.agent_disconnected(a, out)?,
             Self::AgentResumed(a, _) => core.agent_resumed(a, out)?,
             Self::AgentGraceExpired(a, epoch) => core.agent_grace_expired(a, *epoch, out),
             Self::AgentOffline(a, _) => core.agent_offline(a, out),
@@ -381,7 +383,11 @@ impl RoutingOp {
                     .agent_online_signed(agent, categories, *limit, *available, sign_in)
                     .await
             }
-            Self::AgentDisconnected(a) => redis.agent_disconnected(a).await,
+            Self::AgentDisconnected(a, sign_in) => {
+                redis
+                    .agent_disconnected_signed(a, sign_in.as_deref().unwrap_or_default())
+                    .await
+            }
             Self::AgentResumed(a, sign_in) => {
                 redis
                     .agent_resumed_signed(a, sign_in.as_deref().unwrap_or_default())

@@ -408,7 +408,19 @@ impl RedisRouting {
     }
 
     pub async fn agent_disconnected(&self, agent: &AgentId) -> Result<Applied, ClusterRoutingError> {
-        self.apply(Transition::AgentDisconnected, &[&agent.0]).await
+        self.agent_disconnected_signed(agent, "").await
+    }
+
+    /// An [`agent_disconnected`](Self::agent_disconnected) taking back the coming back of
+    /// the sign-in `sign_in` (empty: none), which rides in the event; the script does not
+    /// read it.
+    pub async fn agent_disconnected_signed(
+        &self,
+        agent: &AgentId,
+        sign_in: &str,
+    ) -> Result<Applied, ClusterRoutingError> {
+        self.apply(Transition::AgentDisconnected, &signed(&agent.0, sign_in))
+            .await
     }
 
     pub async fn agent_resumed(&self, agent: &AgentId) -> Result<Applied, ClusterRoutingError> {

@@ -790,7 +790,7 @@ impl HubState {
                 {
                     info.conn = None;
                     if self.cluster.is_some() {
-                        self.route(RoutingOp::AgentDisconnected(agent.clone()), None);
+                        self.route(RoutingOp::AgentDisconnected(agent.clone(), None), None);
                     } else {
                         let _ = self.routing.agent_disconnected(&agent, &mut out);
                     }

@@ -428,7 +428,10 @@ impl Harness {
                 if core_outcome.is_ok() {
                     self.agent_holder.insert(id.clone(), n);
                 }
-                (core_outcome, from_redis(node.agent_disconnected(&id).await)?)
+                (
+                    core_outcome,
+                    from_redis(node.agent_disconnected_signed(&id, signed_by(a)).await)?,
+                )
             }
             Op::AgentResume(a) => {
                 let id = agent(AGENTS[a]);

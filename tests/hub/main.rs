@@ -129,6 +129,8 @@ mod cluster_stall;
 mod cluster_last_word;
 // an agent's coming online (or back) whose answer was lost after Redis applied it
 mod cluster_lost_answer;
+// the router's read of an agent's endings while Redis does not answer
+mod cluster_endings_outage;
 // signed webhooks to a receiver the test starts
 mod webhooks;
 // the same across two nodes on MongoDB, one of them killed mid-send

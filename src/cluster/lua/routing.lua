@@ -776,6 +776,7 @@ function T.agent_online(node, a)
   route_agent(id)
 end
 
+-- A take-back's a[2], the sign-in whose coming back it takes back, rides in the event only.
 function T.agent_disconnected(node, a)
   if redis.call('EXISTS', k_agent(a[1])) == 0 then return 'unknown_agent' end
   agent_disconnected(a[1], node)

@@ -708,9 +708,7 @@ async fn router(
                     Some(_) => agent_endings::read(&mut conn, &agent.0, KEPT_PER_AGENT).await,
                     None => Ok(Vec::new()),
                 };
-                // Once more only for an answer lost on a connection that broke: a Redis that
-                // does not answer (a timeout) is not asked twice.
-                if matches!(&read, Err(e) if e.is_connection_dropped() || e.is_io_error()) {
+                if matches!(&read, Err(e) if endings_asked_again(e)) {
                     read = agent_endings::read(&mut conn, &agent.0, KEPT_PER_AGENT).await;
                 }
                 let entries = read
@@ -1061,6 +1059,14 @@ fn add_late_lines(visit: &mut serde_json::Value, recorded: u64, read: chat_log::
     messages.drain(..over);
 }
 
+/// Whether the router's read of an agent's endings that failed with `e` is asked once
+/// more: only when the answer was lost on a connection that broke (the manager connects
+/// again). A Redis that does not answer (a timeout, an I/O error too) is not asked twice:
+/// every call queued behind the read would wait a second timeout.
+fn endings_asked_again(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped()
+}
+
 /// What a routing call's caller is told of it.
 fn refused_call(op: &RoutingOp) -> RefusedCall {
     match op {
@@ -1106,21 +1112,25 @@ impl Settle<'_> {
         let redis = self.redis;
         // An agent's coming online (or back): the agent, and the call that takes it back.
         // A take-back names the sign-in it takes back (`docs/cluster.md` §13). A coming
-        // back's (`agent_disconnected`) names none, as it cannot undo a newer sign-in of
-        // the agent: in Redis it goes before any later call of this node (tried at once,
-        // else first in the outbox, and a call with a caller is refused while the outbox
-        // holds anything), and no other node can take the agent while they are connected
-        // here (`already_online`), unless it reaped this node, which fences the take-back
-        // and empties the outbox. Replayed, it lets go of nobody here (it starts the grace
-        // period; only `agent_offline`, the take-back of a coming online, does), and the
-        // grace's expiry applies only under the away epoch it set, which a newer sign-in's
-        // resume clears (one that crosses the expiry is refused `unknown_agent`: the
-        // replica shows the agent away, so the hub asks `agent_resumed`).
+        // back's (`agent_disconnected`) cannot undo a newer sign-in of the agent in Redis:
+        // it goes before any later call of this node (tried at once, else first in the
+        // outbox, and a call with a caller is refused while the outbox holds anything),
+        // and no other node can take the agent while they are connected here
+        // (`already_online`), unless it reaped this node, which fences the take-back and
+        // empties the outbox. The grace's expiry it starts applies only under the away
+        // epoch it set, which a newer sign-in's resume clears (one that crosses the expiry
+        // is refused `unknown_agent`: the replica shows the agent away, so the hub asks
+        // `agent_resumed`). Replayed here, it closes only the desk still held for the
+        // sign-in it names (a second tab that took that sign-in's place before its refusal
+        // came: `sign_ins::ends_desk`); a newer sign-in's desk stays.
         let mut coming = match &op {
             RoutingOp::AgentOnline { agent, sign_in, .. } => {
                 Some((agent.clone(), RoutingOp::AgentOffline(agent.clone(), sign_in.clone())))
             }
-            RoutingOp::AgentResumed(agent, _) => Some((agent.clone(), RoutingOp::AgentDisconnected(agent.clone()))),
+            RoutingOp::AgentResumed(agent, sign_in) => Some((
+                agent.clone(),
+                RoutingOp::AgentDisconnected(agent.clone(), sign_in.clone()),
+            )),
             _ => None,
         };
         // Chosen from a replica behind Redis: the agent signing in here is already
@@ -1135,7 +1145,10 @@ impl Settle<'_> {
             let resumed = RoutingOp::AgentResumed(agent.clone(), sign_in.clone());
             let resumed = test_only_lost_answer(redis, &resumed, resumed.run(redis).await);
             if !matches!(resumed, Err(ClusterRoutingError::Refused(RoutingError::WrongState))) {
-                coming = Some((agent.clone(), RoutingOp::AgentDisconnected(agent.clone())));
+                coming = Some((
+                    agent.clone(),
+                    RoutingOp::AgentDisconnected(agent.clone(), sign_in.clone()),
+                ));
                 result = resumed;
             }
         }
@@ -1154,7 +1167,7 @@ impl Settle<'_> {
         let mut call = refused_call(&op);
         let mut fenced_taking_back = false;
         if let Some((agent, take_back)) = lost {
-            match test_only_lost_read(outbox::agent_held_here(self.conn, redis.node(), &agent).await) {
+            match test_only_lost_read(outbox::agent_held_here(self.conn, redis.node(), &agent).await).await {
                 Ok(true) => {
                     tracing::info!(agent = %agent.0, "an agent's coming online whose answer was lost was applied");
                     return Settled {
@@ -1415,10 +1428,19 @@ mod test_hook {
 }
 
 /// TEST ONLY: the read of the agent's record after a lost answer, unanswered when the hook
-/// says so (and the own calls held from then on).
-fn test_only_lost_read(read: Result<bool, ClusterRoutingError>) -> Result<bool, ClusterRoutingError> {
+/// says so (and the own calls held from then on). With
+/// `SWITCHBOARD_TEST_LOST_READ_GATE=<path>` too, it goes unanswered only once the file at
+/// `<path>` exists (looked for every 20 ms, for a minute at most): a read timing out late,
+/// while the test does what a page would meanwhile (a second tab opened).
+async fn test_only_lost_read(read: Result<bool, ClusterRoutingError>) -> Result<bool, ClusterRoutingError> {
     #[cfg(debug_assertions)]
     if test_hook::READ_TO_LOSE.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if let Ok(gate) = std::env::var("SWITCHBOARD_TEST_LOST_READ_GATE") {
+            let until = tokio::time::Instant::now() + Duration::from_secs(60);
+            while !std::path::Path::new(&gate).exists() && tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         tracing::warn!("test hook: the read of the agent's record goes unanswered");
         test_hook::OWN_CALLS_HELD.store(true, std::sync::atomic::Ordering::SeqCst);
         let lost = std::io::Error::from(std::io::ErrorKind::TimedOut);
@@ -1445,6 +1467,14 @@ fn test_only_release_own_calls() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endings_read_is_asked_again_after_a_broken_connection_not_a_timeout() {
+        let io = |kind| redis::RedisError::from(std::io::Error::from(kind));
+        assert!(endings_asked_again(&io(std::io::ErrorKind::BrokenPipe)));
+        assert!(endings_asked_again(&io(std::io::ErrorKind::ConnectionReset)));
+        assert!(!endings_asked_again(&io(std::io::ErrorKind::TimedOut)));
+    }
 
     fn line(seq: u64) -> chat_log::ChatLine {
         chat_log::ChatLine {

@@ -244,7 +244,7 @@ async fn holder_and_away(
 async fn still_applies(conn: &mut ConnectionManager, node: &str, op: &RoutingOp) -> redis::RedisResult<bool> {
     let (key, away_matters) = match op {
         RoutingOp::CustomerDisconnected(c) => (format!("{{sb}}:customer:{}", c.0), true),
-        RoutingOp::AgentDisconnected(a) => (format!("{{sb}}:agent:{}", a.0), true),
+        RoutingOp::AgentDisconnected(a, _) => (format!("{{sb}}:agent:{}", a.0), true),
         RoutingOp::AgentOffline(a, _) => (format!("{{sb}}:agent:{}", a.0), false),
         _ => return Ok(true),
     };

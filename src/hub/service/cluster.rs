@@ -1088,6 +1088,7 @@ impl HubState {
         let named = match &op {
             RoutingOp::AgentOnline { sign_in, .. }
             | RoutingOp::AgentResumed(_, sign_in)
+            | RoutingOp::AgentDisconnected(_, sign_in)
             | RoutingOp::AgentOffline(_, sign_in)
                 if event.node == cluster.link.node =>
             {
@@ -1197,6 +1198,17 @@ impl HubState {
                             self.agents.remove(&agent);
                         }
                     }
+                }
+                return;
+            }
+            RoutingOp::AgentDisconnected(agent, _) => {
+                self.apply(out);
+                let held = self.agents.get(&agent).and_then(|a| a.sign_in);
+                if sign_ins::ends_desk(held, named) {
+                    // The take-back of this sign-in's coming back: away in Redis, the
+                    // desk held for it (a second tab welcomed on its strength) closes,
+                    // as its refusal would close it.
+                    self.drop_taken_back(&agent);
                 }
                 return;
             }

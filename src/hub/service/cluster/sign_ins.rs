@@ -5,7 +5,10 @@
 //! events stream carries the names. The node that made them welcomes only the sign-in an
 //! event names, and lets go only of the sign-in a take-back names: a page that signed in
 //! again while the take-back waited in the outbox is welcomed by its own event, and its
-//! record outlives the take-back of the sign-in before. Pure: the hub asks, then acts.
+//! record outlives the take-back of the sign-in before. A coming back's take-back
+//! (`agent_disconnected`) names its sign-in too: a second tab that took that sign-in's place
+//! (welcomed on its strength) is closed by it, where a newer sign-in's desk stays. Pure:
+//! the hub asks, then acts.
 
 use crate::hub::delivery::ConnId;
 
@@ -62,6 +65,19 @@ pub(super) fn lets_go(held: Option<ConnId>, event: Named) -> bool {
     }
 }
 
+/// Whether this node's replayed going away of an agent (`agent_disconnected`) ends the
+/// desk held here for the sign-in `held`: only the take-back of that very sign-in's coming
+/// back does. The agent is then away in Redis, so a desk still open on that sign-in — a
+/// second tab that took its place before its refusal came, welcomed on its strength —
+/// works no more. A page's own closing names nobody (its desk is gone already), and a
+/// take-back of an earlier sign-in leaves a newer one's desk, whose own call follows.
+pub(super) fn ends_desk(held: Option<ConnId>, event: Named) -> bool {
+    match event {
+        Named::Here(conn) => held == Some(conn),
+        Named::Nobody | Named::Elsewhere => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +107,20 @@ mod tests {
         // lets go of it.
         assert!(welcomes(Some(first), Named::Here(first)));
         assert!(lets_go(Some(first), Named::Here(first)));
+    }
+
+    /// The fault this rule closes: sign-in 1's coming back lost and taken back, a second
+    /// tab opened meanwhile held (and welcomed) for sign-in 1.
+    #[test]
+    fn a_coming_backs_take_back_ends_only_the_desk_held_for_its_sign_in() {
+        let (first, again) = (ConnId(1), ConnId(2));
+        assert!(ends_desk(Some(first), Named::Here(first)));
+        // A newer sign-in's desk outlives the take-back of the one before.
+        assert!(!ends_desk(Some(again), Named::Here(first)));
+        assert!(!ends_desk(None, Named::Here(first)));
+        // A page's closing, or another process's call, ends no desk here.
+        assert!(!ends_desk(Some(first), Named::Nobody));
+        assert!(!ends_desk(Some(first), Named::Elsewhere));
     }
 
     #[test]

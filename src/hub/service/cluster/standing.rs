@@ -80,10 +80,11 @@ impl HubState {
         self.close_conn(conn, 1013, "cannot come online now; try again");
     }
 
-    /// The replayed take-back of the coming online of the sign-in `agent` is held for
-    /// here (`sign_ins::lets_go`), before its refusal reached the hub: the record goes,
-    /// and the desk closes as the refusal would close it, welcomed meanwhile or not (a
-    /// second tab welcomed on the strength of that coming online included).
+    /// The replayed take-back of the coming online (or back) of the sign-in `agent` is
+    /// held for here (`sign_ins::lets_go`, `sign_ins::ends_desk`): the record goes, and
+    /// the desk closes as the refusal would close it, welcomed meanwhile or not (a second
+    /// tab welcomed on the strength of that coming online included, which the refusal,
+    /// told to the first tab's connection, does not reach).
     pub(in crate::hub::service) fn drop_taken_back(&mut self, agent: &AgentId) {
         let welcomed = self.cluster_mut().awaiting_welcome.remove(agent).is_none();
         match self.agents.get(agent).and_then(|a| a.conn) {
