@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, id_under, load, put,
-    refuse_held, unavailable,
+    refuse_held, row, rows, unavailable,
 };
 use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession, oldest_first};
 
@@ -94,7 +94,7 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
-        self.row(ACCOUNTS, id).await
+        self.read(row(ACCOUNTS, id)).await
     }
 
     async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
@@ -108,7 +108,7 @@ impl AccountStore for EmbeddedStore {
 
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
         // Oldest first, like the reference store's insertion order (ties by id).
-        Ok(oldest_first(self.rows(ACCOUNTS).await?))
+        Ok(oldest_first(self.read(rows(ACCOUNTS)).await?))
     }
 
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
@@ -134,7 +134,7 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn session(&self, id: &str) -> StoreResult<StoredSession> {
-        let rec: SessionRec = self.row(SESSIONS, id).await?;
+        let rec: SessionRec = self.read(row(SESSIONS, id)).await?;
         Ok(StoredSession {
             id: id.to_string(),
             account_id: rec.account_id,

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, find, load, put, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, find, load, put, refuse_held, rows, unavailable};
 use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult, oldest_first};
 
 /// Token id → JSON [`ApiToken`].
@@ -47,7 +47,7 @@ impl ApiTokenStore for EmbeddedStore {
     }
 
     async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        Ok(oldest_first(self.rows_apart(TOKENS).await?))
+        Ok(oldest_first(self.read_apart(rows(TOKENS)).await?))
     }
 
     async fn api_token_by_hash(&self, hash: &str) -> StoreResult<ApiToken> {

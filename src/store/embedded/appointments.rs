@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::outbox::put_in;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, id_under, put, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, id_under, put, refuse_held, row, unavailable};
 use crate::store::{
     Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail,
     Rescheduling, StoreError, StoreResult, with_mail_if_owed,
@@ -157,10 +157,8 @@ impl AppointmentStore for EmbeddedStore {
     }
 
     async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
-        Ok(self
-            .row::<AppointmentRec>(APPOINTMENTS, id)
-            .await?
-            .into_model(id.to_string()))
+        let rec: AppointmentRec = self.read(row(APPOINTMENTS, id)).await?;
+        Ok(rec.into_model(id.to_string()))
     }
 
     async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {

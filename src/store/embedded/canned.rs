@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, load, put, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, load, put, refuse_held, row, unavailable};
 use crate::store::{CannedReply, CannedStore, StoreError, StoreResult};
 
 /// Reply id → JSON [`CannedReply`] (without its id).
@@ -48,7 +48,7 @@ impl CannedStore for EmbeddedStore {
     }
 
     async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
-        let reply: CannedReply = self.row(CANNED, id).await?;
+        let reply: CannedReply = self.read(row(CANNED, id)).await?;
         Ok(CannedReply {
             id: id.to_string(),
             ..reply

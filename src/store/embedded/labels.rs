@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, TableDefinition, load, put, put_new, unavailable};
+use super::{EmbeddedStore, TableDefinition, load, put, put_new, rows, unavailable, write_row};
 use crate::store::{Label, LabelStore, StoreError, StoreResult, labels};
 
 /// Label id → JSON [`Label`].
@@ -17,13 +17,13 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
 #[async_trait]
 impl LabelStore for EmbeddedStore {
     async fn labels(&self) -> StoreResult<Vec<Label>> {
-        let mut out: Vec<Label> = self.rows(LABELS).await?;
+        let mut out: Vec<Label> = self.read(rows(LABELS)).await?;
         out.sort_by(labels::by_name);
         Ok(out)
     }
 
     async fn create_label(&self, label: Label) -> StoreResult<()> {
-        self.write_row(LABELS, label.id.clone(), label, put_new).await
+        self.write(write_row(LABELS, label.id.clone(), label, put_new)).await
     }
 
     async fn update_label(&self, label: Label) -> StoreResult<()> {

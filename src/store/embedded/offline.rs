@@ -6,7 +6,9 @@
 use async_trait::async_trait;
 
 use super::outbox::put_in;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, newest_page, refuse_held, unavailable};
+use super::{
+    EmbeddedStore, ReadableTable, TableDefinition, decode, encode, newest_page, refuse_held, row, unavailable,
+};
 use crate::store::{MailedReply, Millis, OfflineFilter, OfflineMessage, OfflineStore, OutboxMail, Page, StoreResult};
 
 /// Message id → JSON [`OfflineMessage`].
@@ -103,7 +105,7 @@ impl OfflineStore for EmbeddedStore {
     }
 
     async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage> {
-        self.row(OFFLINE, id).await
+        self.read(row(OFFLINE, id)).await
     }
 
     async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)> {

@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, holds, newest_page, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, holds, newest_page, refuse_held, row, unavailable};
 use crate::store::{
     MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult, apply_bounce, apply_outcome,
 };
@@ -149,7 +149,7 @@ impl OutboxStore for EmbeddedStore {
     }
 
     async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
-        let mail: OutboxMail = self.row_apart(MAILS, id).await?;
+        let mail: OutboxMail = self.read_apart(row(MAILS, id)).await?;
         Ok(OutboxMail {
             id: id.to_string(),
             ..mail

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::{EmbeddedStore, decode, find, load, put, refuse_held, unavailable};
+use super::{EmbeddedStore, decode, find, load, put, refuse_held, row, unavailable};
 use crate::store::rooms::{contact_keys, may_replace};
 use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreResult};
 
@@ -50,7 +50,7 @@ impl RoomStore for EmbeddedStore {
     }
 
     async fn room(&self, id: &str) -> StoreResult<Room> {
-        self.row(ROOMS, id).await
+        self.read(row(ROOMS, id)).await
     }
 
     async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {

@@ -8,7 +8,8 @@
 use async_trait::async_trait;
 
 use super::{
-    EmbeddedStore, ReadableTable, TableDefinition, decode, find, load, put, put_new, refuse_held, replace, unavailable,
+    EmbeddedStore, ReadableTable, TableDefinition, decode, find, load, put, put_new, refuse_held, replace, row, rows,
+    unavailable, write_row,
 };
 use crate::store::{
     DeliveryClaim, DeliveryStatus, Millis, PrivateAddressesChoice, StoreError, StoreResult, WebhookDelivery,
@@ -71,24 +72,20 @@ fn listed(tx: &redb::WriteTransaction, k: &str, status: DeliveryStatus) -> Store
 #[async_trait]
 impl WebhookStore for EmbeddedStore {
     async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        let id = endpoint.id.clone();
-        self.write_apart(move |tx| put_new(&mut tx.open_table(WEBHOOKS).map_err(unavailable)?, &id, &endpoint))
+        self.write_apart(write_row(WEBHOOKS, endpoint.id.clone(), endpoint, put_new))
             .await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        Ok(oldest_first(self.rows_apart(WEBHOOKS).await?))
+        Ok(oldest_first(self.read_apart(rows(WEBHOOKS)).await?))
     }
 
     async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
-        let id = id.to_string();
-        self.read_apart(move |tx| load(&tx.open_table(WEBHOOKS).map_err(unavailable)?, &id))
-            .await
+        self.read_apart(row(WEBHOOKS, id)).await
     }
 
     async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        let id = endpoint.id.clone();
-        self.write_apart(move |tx| replace(&mut tx.open_table(WEBHOOKS).map_err(unavailable)?, &id, &endpoint))
+        self.write_apart(write_row(WEBHOOKS, endpoint.id.clone(), endpoint, replace))
             .await
     }
 
