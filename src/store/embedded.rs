@@ -409,15 +409,9 @@ impl EmbeddedStore {
                         )));
                     }
                 }
-                tx.open_table(ACCOUNTS).map_err(unavailable)?;
-                tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
-                tx.open_table(CATEGORIES).map_err(unavailable)?;
-                tx.open_table(CATEGORY_ORDER).map_err(unavailable)?;
-                tx.open_table(CONVERSATIONS).map_err(unavailable)?;
+                create(&tx, &[&ACCOUNTS, &ACCOUNTS_BY_USERNAME, &CATEGORIES, &CATEGORY_ORDER, &CONVERSATIONS])?;
                 message_log::create_tables(&tx)?;
-                tx.open_table(BY_PAIRED).map_err(unavailable)?;
-                tx.open_table(BY_AGENT).map_err(unavailable)?;
-                tx.open_table(BY_CATEGORY).map_err(unavailable)?;
+                create(&tx, &[&BY_PAIRED, &BY_AGENT, &BY_CATEGORY])?;
                 accounts::create_tables(&tx)?;
                 // ---- rooms and 1-to-1 video ----
                 rooms::create_tables(&tx)?;
@@ -524,6 +518,24 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> StoreResult<T> {
 
 // ---- the shapes every table's code repeats: a JSON row by key, a unique key, a page ----
 
+/// A table a concern's `create_tables` makes sure of, whatever its key and value types.
+trait Created {
+    fn create(&self, tx: &redb::WriteTransaction) -> StoreResult<()>;
+}
+
+impl<K: redb::Key + 'static, V: redb::Value + 'static> Created for TableDefinition<'_, K, V> {
+    fn create(&self, tx: &redb::WriteTransaction) -> StoreResult<()> {
+        tx.open_table(*self).map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Creates `tables` where the file has not got them yet (a new or older file, at open),
+/// so read transactions never meet a missing one.
+fn create(tx: &redb::WriteTransaction, tables: &[&dyn Created]) -> StoreResult<()> {
+    tables.iter().try_for_each(|table| table.create(tx))
+}
+
 /// The JSON row under `key` in `table`, decoded, if there is one.
 fn find<T: serde::de::DeserializeOwned>(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
@@ -606,6 +618,24 @@ fn refuse_held<'k, K: redb::Key + 'static, V: redb::Value + 'static>(
 fn id_under(table: &impl ReadableTable<&'static str, &'static str>, key: &str) -> StoreResult<String> {
     let guard = table.get(key).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
     Ok(guard.value().to_string())
+}
+
+/// The second halves of the keys `(first, _)` of `index`, in key order: what an index of
+/// pairs holds under one first half (an account's sessions, an endpoint's deliveries).
+fn keys_under<V: redb::Value + 'static>(
+    index: &impl ReadableTable<(&'static str, &'static str), V>,
+    first: &str,
+) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    for row in index.range((first, "")..).map_err(unavailable)? {
+        let (key, _) = row.map_err(unavailable)?;
+        let (under, second) = key.value();
+        if under != first {
+            break;
+        }
+        out.push(second.to_string());
+    }
+    Ok(out)
 }
 
 /// One page of the records a `(created at, id)` index lists, newest first: `read` gives

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, TableDefinition, load, put, put_new, rows, unavailable, write_row};
+use super::{EmbeddedStore, TableDefinition, create, load, put, put_new, rows, unavailable, write_row};
 use crate::store::{Label, LabelStore, StoreError, StoreResult, labels};
 
 /// Label id → JSON [`Label`].
@@ -10,8 +10,7 @@ const LABELS: TableDefinition<&str, &[u8]> = TableDefinition::new("labels");
 
 /// Creates the labels' table in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(LABELS).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&LABELS])
 }
 
 #[async_trait]

@@ -23,7 +23,9 @@ use std::ops::Bound;
 
 use redb::TableDefinition;
 
-use super::{CONVERSATIONS, ConversationRec, EmbeddedStore, all, load_record, message_log, ratings, unavailable};
+use super::{
+    CONVERSATIONS, ConversationRec, EmbeddedStore, all, create, load_record, message_log, ratings, unavailable,
+};
 use crate::store::memory::matches;
 use crate::store::search::{SearchQuery, conversation_terms, first_hit, names_match};
 use crate::store::{Conversation, ConversationFilter, Millis, Page, StoreResult};
@@ -34,8 +36,7 @@ const POSTINGS: TableDefinition<(&str, &str), ()> = TableDefinition::new("search
 pub(super) type Table<'tx> = redb::Table<'tx, (&'static str, &'static str), ()>;
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(POSTINGS).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&POSTINGS])
 }
 
 pub(super) fn open(tx: &redb::WriteTransaction) -> StoreResult<Table<'_>> {
