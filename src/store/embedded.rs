@@ -66,6 +66,9 @@ use super::journal::{self, Journal};
 use super::record::{ClosedRecord, Transfer};
 use super::*;
 
+// ---- how a call reaches the tables: folded first or apart ----
+mod access;
+use access::{row, rows, write_row};
 // ---- staff accounts and sessions ----
 mod accounts;
 // ---- categories and desk settings ----
@@ -406,15 +409,9 @@ impl EmbeddedStore {
                         )));
                     }
                 }
-                tx.open_table(ACCOUNTS).map_err(unavailable)?;
-                tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
-                tx.open_table(CATEGORIES).map_err(unavailable)?;
-                tx.open_table(CATEGORY_ORDER).map_err(unavailable)?;
-                tx.open_table(CONVERSATIONS).map_err(unavailable)?;
+                create(&tx, &[&ACCOUNTS, &ACCOUNTS_BY_USERNAME, &CATEGORIES, &CATEGORY_ORDER, &CONVERSATIONS])?;
                 message_log::create_tables(&tx)?;
-                tx.open_table(BY_PAIRED).map_err(unavailable)?;
-                tx.open_table(BY_AGENT).map_err(unavailable)?;
-                tx.open_table(BY_CATEGORY).map_err(unavailable)?;
+                create(&tx, &[&BY_PAIRED, &BY_AGENT, &BY_CATEGORY])?;
                 accounts::create_tables(&tx)?;
                 // ---- rooms and 1-to-1 video ----
                 rooms::create_tables(&tx)?;
@@ -481,140 +478,6 @@ impl EmbeddedStore {
         })
         .await
     }
-
-    /// Runs `f` in one write transaction on the blocking pool; commits only if `f` succeeds.
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        self.folded(move |db| in_write(db, f)).await
-    }
-
-    /// Runs `f` in one read transaction (a consistent snapshot) on the blocking pool.
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        self.folded(move |db| f(&db.begin_read().map_err(unavailable)?)).await
-    }
-
-    /// [`Self::write`] without folding first: only for tables the fold never writes (see
-    /// [`Self::apart`]).
-    async fn write_apart<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        self.apart(move |db| in_write(db, f)).await
-    }
-
-    /// [`Self::read`] without folding first: only for tables the fold never writes (see
-    /// [`Self::apart`]).
-    async fn read_apart<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        self.apart(move |db| f(&db.begin_read().map_err(unavailable)?)).await
-    }
-
-    /// The JSON row under `key` in `table`, read in a transaction of its own; `NotFound`
-    /// when there is none.
-    async fn row<T: serde::de::DeserializeOwned + Send + 'static>(
-        &self,
-        table: TableDefinition<'static, &'static str, &'static [u8]>,
-        key: &str,
-    ) -> StoreResult<T> {
-        let key = key.to_string();
-        self.read(move |tx| load(&tx.open_table(table).map_err(unavailable)?, &key))
-            .await
-    }
-
-    /// Writes `value` as the JSON row under `key` in `table`, in a write of its own, the
-    /// way `how` writes it: [`put_new`] (a new row; `Conflict` when the key is taken) or
-    /// [`replace`] (over the row there; `NotFound` when there is none).
-    async fn write_row<T: Send + 'static>(
-        &self,
-        table: TableDefinition<'static, &'static str, &'static [u8]>,
-        key: String,
-        value: T,
-        how: fn(&mut JsonRows<'_>, &str, &T) -> StoreResult<()>,
-    ) -> StoreResult<()> {
-        self.write(move |tx| how(&mut tx.open_table(table).map_err(unavailable)?, &key, &value))
-            .await
-    }
-
-    /// Every JSON row of `table`, decoded, in key order, read in a transaction of its own.
-    async fn rows<T: serde::de::DeserializeOwned + Send + 'static>(
-        &self,
-        table: TableDefinition<'static, &'static str, &'static [u8]>,
-    ) -> StoreResult<Vec<T>> {
-        self.read(move |tx| all(&tx.open_table(table).map_err(unavailable)?))
-            .await
-    }
-
-    /// [`Self::rows`] without folding first: only for tables the fold never writes (see
-    /// [`Self::apart`]).
-    async fn rows_apart<T: serde::de::DeserializeOwned + Send + 'static>(
-        &self,
-        table: TableDefinition<'static, &'static str, &'static [u8]>,
-    ) -> StoreResult<Vec<T>> {
-        self.read_apart(move |tx| all(&tx.open_table(table).map_err(unavailable)?))
-            .await
-    }
-
-    /// [`Self::row`] without folding first: only for tables the fold never writes (see
-    /// [`Self::apart`]).
-    async fn row_apart<T: serde::de::DeserializeOwned + Send + 'static>(
-        &self,
-        table: TableDefinition<'static, &'static str, &'static [u8]>,
-        key: &str,
-    ) -> StoreResult<T> {
-        let key = key.to_string();
-        self.read_apart(move |tx| load(&tx.open_table(table).map_err(unavailable)?, &key))
-            .await
-    }
-
-    /// Runs `f` on the blocking pool once the archived events still held are folded in:
-    /// a read or a write sees every archived event.
-    async fn folded<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Database) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        let (db, archiving) = (self.db.clone(), self.archiving.clone());
-        blocking(move || {
-            archiving.fold(&db)?;
-            f(&db)
-        })
-        .await
-    }
-
-    /// Runs `f` on the blocking pool without folding the archived events still held: for
-    /// work on tables the fold ([`apply`]) never writes (webhooks, desk settings and
-    /// categories, API tokens, the mail outbox), which sees the same rows folded or not
-    /// (redb runs one write transaction at a time). The sweeps that look at those tables
-    /// several times a second would otherwise run the fold on the blocking pool, at the
-    /// hub's priority, instead of leaving it to its niced thread ([`background`]).
-    async fn apart<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Database) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        let db = self.db.clone();
-        blocking(move || f(&db)).await
-    }
-}
-
-/// Runs `f` in one write transaction of `db`; commits only if `f` succeeds.
-fn in_write<T>(db: &Database, f: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T>) -> StoreResult<T> {
-    let tx = db.begin_write().map_err(unavailable)?;
-    match f(&tx) {
-        Ok(value) => {
-            tx.commit().map_err(unavailable)?;
-            Ok(value)
-        }
-        Err(e) => {
-            tx.abort().map_err(unavailable)?;
-            Err(e)
-        }
-    }
 }
 
 /// The first bytes of every redb file (redb's own header magic, PNG-style).
@@ -655,6 +518,24 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> StoreResult<T> {
 
 // ---- the shapes every table's code repeats: a JSON row by key, a unique key, a page ----
 
+/// A table a concern's `create_tables` makes sure of, whatever its key and value types.
+trait Created {
+    fn create(&self, tx: &redb::WriteTransaction) -> StoreResult<()>;
+}
+
+impl<K: redb::Key + 'static, V: redb::Value + 'static> Created for TableDefinition<'_, K, V> {
+    fn create(&self, tx: &redb::WriteTransaction) -> StoreResult<()> {
+        tx.open_table(*self).map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Creates `tables` where the file has not got them yet (a new or older file, at open),
+/// so read transactions never meet a missing one.
+fn create(tx: &redb::WriteTransaction, tables: &[&dyn Created]) -> StoreResult<()> {
+    tables.iter().try_for_each(|table| table.create(tx))
+}
+
 /// The JSON row under `key` in `table`, decoded, if there is one.
 fn find<T: serde::de::DeserializeOwned>(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
@@ -685,11 +566,7 @@ fn all<T: serde::de::DeserializeOwned>(table: &impl ReadableTable<&'static str, 
 }
 
 /// Writes `value` as the JSON row under `key`, over any row there.
-fn put<T: Serialize>(
-    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
-    key: &str,
-    value: &T,
-) -> StoreResult<()> {
+fn put<T: Serialize>(table: &mut JsonRows<'_>, key: &str, value: &T) -> StoreResult<()> {
     table.insert(key, encode(value)?.as_slice()).map_err(unavailable)?;
     Ok(())
 }
@@ -698,11 +575,7 @@ fn put<T: Serialize>(
 type JsonRows<'t> = redb::Table<'t, &'static str, &'static [u8]>;
 
 /// Writes `value` as a new JSON row under `key`; `Conflict` when `table` holds the key.
-fn put_new<T: Serialize>(
-    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
-    key: &str,
-    value: &T,
-) -> StoreResult<()> {
+fn put_new<T: Serialize>(table: &mut JsonRows<'_>, key: &str, value: &T) -> StoreResult<()> {
     refuse_held(table, key)?;
     put(table, key, value)
 }
@@ -710,7 +583,7 @@ fn put_new<T: Serialize>(
 /// Writes `value` over the JSON row under `key`; `NotFound` when there is none (and
 /// `Unavailable` when the row there does not read as a `T`).
 fn replace<T: Serialize + serde::de::DeserializeOwned>(
-    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    table: &mut JsonRows<'_>,
     key: &str,
     value: &T,
 ) -> StoreResult<()> {
@@ -745,6 +618,24 @@ fn refuse_held<'k, K: redb::Key + 'static, V: redb::Value + 'static>(
 fn id_under(table: &impl ReadableTable<&'static str, &'static str>, key: &str) -> StoreResult<String> {
     let guard = table.get(key).map_err(unavailable)?.ok_or(StoreError::NotFound)?;
     Ok(guard.value().to_string())
+}
+
+/// The second halves of the keys `(first, _)` of `index`, in key order: what an index of
+/// pairs holds under one first half (an account's sessions, an endpoint's deliveries).
+fn keys_under<V: redb::Value + 'static>(
+    index: &impl ReadableTable<(&'static str, &'static str), V>,
+    first: &str,
+) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    for row in index.range((first, "")..).map_err(unavailable)? {
+        let (key, _) = row.map_err(unavailable)?;
+        let (under, second) = key.value();
+        if under != first {
+            break;
+        }
+        out.push(second.to_string());
+    }
+    Ok(out)
 }
 
 /// One page of the records a `(created at, id)` index lists, newest first: `read` gives

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, decode, id_under, load, put,
-    refuse_held, unavailable,
+    ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, create, decode, id_under,
+    keys_under, load, put, refuse_held, row, rows, unavailable,
 };
 use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession, oldest_first};
 
@@ -28,10 +28,7 @@ struct SessionRec {
 
 /// Creates the session tables in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(SESSIONS).map_err(unavailable)?;
-    tx.open_table(SESSIONS_BY_ACCOUNT).map_err(unavailable)?;
-    tx.open_table(SESSIONS_BY_EXPIRY).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&SESSIONS, &SESSIONS_BY_ACCOUNT, &SESSIONS_BY_EXPIRY])
 }
 
 /// Removes one session and its index rows; the removed session, if it was there.
@@ -94,7 +91,7 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn account(&self, id: &str) -> StoreResult<Account> {
-        self.row(ACCOUNTS, id).await
+        self.read(row(ACCOUNTS, id)).await
     }
 
     async fn account_by_username(&self, username: &str) -> StoreResult<Account> {
@@ -108,7 +105,7 @@ impl AccountStore for EmbeddedStore {
 
     async fn accounts(&self) -> StoreResult<Vec<Account>> {
         // Oldest first, like the reference store's insertion order (ties by id).
-        Ok(oldest_first(self.rows(ACCOUNTS).await?))
+        Ok(oldest_first(self.read(rows(ACCOUNTS)).await?))
     }
 
     async fn create_session(&self, session: StoredSession) -> StoreResult<()> {
@@ -134,7 +131,7 @@ impl AccountStore for EmbeddedStore {
     }
 
     async fn session(&self, id: &str) -> StoreResult<StoredSession> {
-        let rec: SessionRec = self.row(SESSIONS, id).await?;
+        let rec: SessionRec = self.read(row(SESSIONS, id)).await?;
         Ok(StoredSession {
             id: id.to_string(),
             account_id: rec.account_id,
@@ -150,20 +147,7 @@ impl AccountStore for EmbeddedStore {
     async fn delete_sessions_of(&self, account_id: &str) -> StoreResult<Vec<String>> {
         let account_id = account_id.to_string();
         self.write(move |tx| {
-            let ids: Vec<String> = {
-                let by_account = tx.open_table(SESSIONS_BY_ACCOUNT).map_err(unavailable)?;
-                let rows = by_account.range((account_id.as_str(), "")..).map_err(unavailable)?;
-                let mut ids = Vec::new();
-                for row in rows {
-                    let (key, _) = row.map_err(unavailable)?;
-                    let (account, id) = key.value();
-                    if account != account_id {
-                        break;
-                    }
-                    ids.push(id.to_string());
-                }
-                ids
-            };
+            let ids = keys_under(&tx.open_table(SESSIONS_BY_ACCOUNT).map_err(unavailable)?, &account_id)?;
             for id in &ids {
                 remove(tx, id)?;
             }

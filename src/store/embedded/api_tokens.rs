@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, find, load, put, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, create, find, load, put, refuse_held, rows, unavailable};
 use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult, oldest_first};
 
 /// Token id → JSON [`ApiToken`].
@@ -11,9 +11,7 @@ const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
 const BY_HASH: TableDefinition<&str, &str> = TableDefinition::new("api_tokens_by_hash");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(TOKENS).map_err(unavailable)?;
-    tx.open_table(BY_HASH).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&TOKENS, &BY_HASH])
 }
 
 /// Changes a stored token with `change`; the token as it is now.
@@ -47,7 +45,7 @@ impl ApiTokenStore for EmbeddedStore {
     }
 
     async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
-        Ok(oldest_first(self.rows_apart(TOKENS).await?))
+        Ok(oldest_first(self.read_apart(rows(TOKENS)).await?))
     }
 
     async fn api_token_by_hash(&self, hash: &str) -> StoreResult<ApiToken> {

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::outbox::put_in;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, id_under, put, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, create, id_under, put, refuse_held, row, unavailable};
 use crate::store::{
     Appointment, AppointmentCancel, AppointmentStatus, AppointmentStore, Cancellation, Millis, OutboxMail,
     Rescheduling, StoreError, StoreResult, with_mail_if_owed,
@@ -60,11 +60,7 @@ impl AppointmentRec {
 
 /// Creates the appointment tables in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(APPOINTMENTS).map_err(unavailable)?;
-    tx.open_table(BOOKED_SLOTS).map_err(unavailable)?;
-    tx.open_table(BY_START).map_err(unavailable)?;
-    tx.open_table(BY_TOKEN).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&APPOINTMENTS, &BOOKED_SLOTS, &BY_START, &BY_TOKEN])
 }
 
 fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<Appointment> {
@@ -157,10 +153,8 @@ impl AppointmentStore for EmbeddedStore {
     }
 
     async fn appointment(&self, id: &str) -> StoreResult<Appointment> {
-        Ok(self
-            .row::<AppointmentRec>(APPOINTMENTS, id)
-            .await?
-            .into_model(id.to_string()))
+        let rec: AppointmentRec = self.read(row(APPOINTMENTS, id)).await?;
+        Ok(rec.into_model(id.to_string()))
     }
 
     async fn appointment_by_token(&self, token_hash: &str) -> StoreResult<Appointment> {

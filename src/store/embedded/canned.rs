@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, load, put, refuse_held, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, create, decode, load, put, refuse_held, row, unavailable};
 use crate::store::{CannedReply, CannedStore, StoreError, StoreResult};
 
 /// Reply id → JSON [`CannedReply`] (without its id).
@@ -15,9 +15,7 @@ const CANNED_BY_SHORTCUT: TableDefinition<(&str, &str), &str> = TableDefinition:
 
 /// Creates the canned reply tables in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(CANNED).map_err(unavailable)?;
-    tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&CANNED, &CANNED_BY_SHORTCUT])
 }
 
 #[async_trait]
@@ -48,7 +46,7 @@ impl CannedStore for EmbeddedStore {
     }
 
     async fn canned_reply(&self, id: &str) -> StoreResult<CannedReply> {
-        let reply: CannedReply = self.row(CANNED, id).await?;
+        let reply: CannedReply = self.read(row(CANNED, id)).await?;
         Ok(CannedReply {
             id: id.to_string(),
             ..reply

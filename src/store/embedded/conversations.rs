@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, all, decode, put, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, all, create, decode, put, unavailable};
 use crate::store::{
     ConversationRecord, ConversationStatus, ConversationStore, InboxQuery, Millis, StoreError, StoreResult,
     longest_waiting_first,
@@ -22,11 +22,7 @@ const UNRESOLVED: TableDefinition<&str, ()> = TableDefinition::new("conversation
 
 /// Creates the tables in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(RECORDS).map_err(unavailable)?;
-    tx.open_table(BY_CUSTOMER).map_err(unavailable)?;
-    tx.open_table(SNOOZES).map_err(unavailable)?;
-    tx.open_table(UNRESOLVED).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&RECORDS, &BY_CUSTOMER, &SNOOZES, &UNRESOLVED])
 }
 
 /// A listing's status and label filters, checked in its read transaction against the

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use std::ops::Bound;
 
-use super::{CONVERSATIONS, ConversationRec, EmbeddedStore, TableDefinition, load_record, put, unavailable};
+use super::{CONVERSATIONS, ConversationRec, EmbeddedStore, TableDefinition, create, load_record, put, unavailable};
 use crate::store::{
     Conversation, CustomerKey, CustomerProfile, CustomerStore, CustomerTranscript, Millis, StoreError, StoreResult,
 };
@@ -19,8 +19,7 @@ pub(super) type Table<'tx> = redb::Table<'tx, (&'static str, i64, &'static str),
 
 /// Creates the index in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(BY_CUSTOMER).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&BY_CUSTOMER])
 }
 
 pub(super) fn open(tx: &redb::WriteTransaction) -> StoreResult<Table<'_>> {

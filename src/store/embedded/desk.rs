@@ -9,8 +9,7 @@ const DESK_SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("desk_se
 
 /// Creates the desk settings' table in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(DESK_SETTINGS).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&DESK_SETTINGS])
 }
 
 #[async_trait]

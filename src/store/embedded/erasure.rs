@@ -12,8 +12,8 @@ use redb::ReadableTableMetadata;
 
 use super::erased::ERASED;
 use super::{
-    BY_AGENT, BY_CATEGORY, BY_PAIRED, CONVERSATIONS, EmbeddedStore, TableDefinition, decode, encode, load_record,
-    message_log, unavailable,
+    BY_AGENT, BY_CATEGORY, BY_PAIRED, CONVERSATIONS, EmbeddedStore, TableDefinition, create, decode, encode,
+    load_record, message_log, unavailable,
 };
 use crate::store::{Erased, ErasureRecord, ErasureStore, OfflineMessage, Page, StoreResult};
 
@@ -21,9 +21,7 @@ use crate::store::{Erased, ErasureRecord, ErasureStore, OfflineMessage, Page, St
 const ERASURES: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("erasure_log");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(ERASED).map_err(unavailable)?;
-    tx.open_table(ERASURES).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&ERASED, &ERASURES])
 }
 
 /// Erases conversation `id` in the caller's transaction.

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, unavailable};
+use super::{EmbeddedStore, ReadableTable, TableDefinition, create, unavailable};
 use crate::store::{InboundMailStore, Millis, StoreResult};
 
 /// Mail key → ms since the epoch it was handled.
@@ -11,8 +11,7 @@ const INBOUND_MAIL: TableDefinition<&str, i64> = TableDefinition::new("inbound_m
 
 /// Creates the table in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(INBOUND_MAIL).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&INBOUND_MAIL])
 }
 
 #[async_trait]

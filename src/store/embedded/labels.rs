@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, TableDefinition, load, put, put_new, unavailable};
+use super::{EmbeddedStore, TableDefinition, create, load, put, put_new, rows, unavailable, write_row};
 use crate::store::{Label, LabelStore, StoreError, StoreResult, labels};
 
 /// Label id → JSON [`Label`].
@@ -10,20 +10,19 @@ const LABELS: TableDefinition<&str, &[u8]> = TableDefinition::new("labels");
 
 /// Creates the labels' table in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(LABELS).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&LABELS])
 }
 
 #[async_trait]
 impl LabelStore for EmbeddedStore {
     async fn labels(&self) -> StoreResult<Vec<Label>> {
-        let mut out: Vec<Label> = self.rows(LABELS).await?;
+        let mut out: Vec<Label> = self.read(rows(LABELS)).await?;
         out.sort_by(labels::by_name);
         Ok(out)
     }
 
     async fn create_label(&self, label: Label) -> StoreResult<()> {
-        self.write_row(LABELS, label.id.clone(), label, put_new).await
+        self.write(write_row(LABELS, label.id.clone(), label, put_new)).await
     }
 
     async fn update_label(&self, label: Label) -> StoreResult<()> {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ReadableTable, TableDefinition, decode, encode, unavailable};
+use super::{ReadableTable, TableDefinition, create, decode, encode, keys_under, unavailable};
 use crate::store::{ConversationNote, Millis, StoreResult, note_order};
 
 /// (conversation id, note id) -> JSON [`NoteRecord`].
@@ -25,8 +25,7 @@ struct NoteRecord {
 
 /// Creates the notes table in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(NOTES).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&NOTES])
 }
 
 /// The notes table, opened for writing in the caller's transaction.
@@ -78,16 +77,7 @@ pub(super) fn load(tx: &redb::ReadTransaction, id: &str) -> StoreResult<Vec<Conv
 /// Removes every note of `conversation_id` (an erasure on request); how many there were.
 pub(super) fn erase(tx: &redb::WriteTransaction, conversation_id: &str) -> StoreResult<u64> {
     let mut table = open(tx)?;
-    let keys: Vec<String> = table
-        .range((conversation_id, "")..)
-        .map_err(unavailable)?
-        .map(|row| {
-            row.map(|(k, _)| (k.value().0.to_string(), k.value().1.to_string()))
-                .map_err(unavailable)
-        })
-        .take_while(|r| r.as_ref().map_or(true, |(c, _)| c == conversation_id))
-        .map(|r| r.map(|(_, note)| note))
-        .collect::<StoreResult<_>>()?;
+    let keys = keys_under(&table, conversation_id)?;
     for note in &keys {
         table.remove((conversation_id, note.as_str())).map_err(unavailable)?;
     }

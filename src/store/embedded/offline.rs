@@ -6,7 +6,9 @@
 use async_trait::async_trait;
 
 use super::outbox::put_in;
-use super::{EmbeddedStore, ReadableTable, TableDefinition, decode, encode, newest_page, refuse_held, unavailable};
+use super::{
+    EmbeddedStore, ReadableTable, TableDefinition, create, decode, encode, newest_page, refuse_held, row, unavailable,
+};
 use crate::store::{MailedReply, Millis, OfflineFilter, OfflineMessage, OfflineStore, OutboxMail, Page, StoreResult};
 
 /// Message id → JSON [`OfflineMessage`].
@@ -15,9 +17,7 @@ const OFFLINE: TableDefinition<&str, &[u8]> = TableDefinition::new("offline_mess
 const BY_CREATED: TableDefinition<(i64, &str), ()> = TableDefinition::new("offline_messages_by_created");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(OFFLINE).map_err(unavailable)?;
-    tx.open_table(BY_CREATED).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&OFFLINE, &BY_CREATED])
 }
 
 fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<OfflineMessage> {
@@ -103,7 +103,7 @@ impl OfflineStore for EmbeddedStore {
     }
 
     async fn offline_message(&self, id: &str) -> StoreResult<OfflineMessage> {
-        self.row(OFFLINE, id).await
+        self.read(row(OFFLINE, id)).await
     }
 
     async fn offline_messages(&self, filter: &OfflineFilter, page: Page) -> StoreResult<(Vec<OfflineMessage>, u64)> {

@@ -9,7 +9,9 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, encode, holds, newest_page, refuse_held, unavailable};
+use super::{
+    EmbeddedStore, ReadableTable, TableDefinition, create, encode, holds, newest_page, refuse_held, row, unavailable,
+};
 use crate::store::{
     MailOutcome, MailStatus, Millis, OutboxMail, OutboxStore, Page, StoreResult, apply_bounce, apply_outcome,
 };
@@ -28,10 +30,7 @@ fn ready_at(m: &OutboxMail) -> Millis {
 }
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(MAILS).map_err(unavailable)?;
-    tx.open_table(READY).map_err(unavailable)?;
-    tx.open_table(BY_CREATED).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&MAILS, &READY, &BY_CREATED])
 }
 
 pub(super) fn load(table: &impl ReadableTable<&'static str, &'static [u8]>, id: &str) -> StoreResult<OutboxMail> {
@@ -149,7 +148,7 @@ impl OutboxStore for EmbeddedStore {
     }
 
     async fn mail(&self, id: &str) -> StoreResult<OutboxMail> {
-        let mail: OutboxMail = self.row_apart(MAILS, id).await?;
+        let mail: OutboxMail = self.read_apart(row(MAILS, id)).await?;
         Ok(OutboxMail {
             id: id.to_string(),
             ..mail

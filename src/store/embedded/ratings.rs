@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, TableDefinition, decode, put_new, unavailable};
+use super::{EmbeddedStore, TableDefinition, create, decode, put_new, unavailable};
 use crate::store::{Rating, RatingStore, StoreError, StoreResult};
 
 /// Conversation id → JSON [`Rating`].
@@ -11,8 +11,7 @@ pub(super) const RATINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("r
 
 /// Creates the ratings table in a new (or older) store file, at open.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(RATINGS).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&RATINGS])
 }
 
 /// The rating of conversation `id`, read in the caller's transaction.

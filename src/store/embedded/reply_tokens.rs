@@ -11,9 +11,7 @@ const REPLY_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("reply_to
 const TOKENS_BY_CONVERSATION: TableDefinition<(&str, &str), ()> = TableDefinition::new("reply_tokens_by_conversation");
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(REPLY_TOKENS).map_err(unavailable)?;
-    tx.open_table(TOKENS_BY_CONVERSATION).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&REPLY_TOKENS, &TOKENS_BY_CONVERSATION])
 }
 
 #[async_trait]

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use super::{
     BY_PAIRED, CONVERSATIONS, ConversationRec, EmbeddedStore, META, ReadableDatabase, ReadableTable, TableDefinition,
-    decode, encode, message_log, unavailable,
+    create, decode, encode, message_log, unavailable,
 };
 use crate::store::{
     ArchivedMessage, ArchivedMessageRef, ConversationFacts, ConversationKind, Millis, QueueAbandoned, Rating,
@@ -87,9 +87,7 @@ fn keep_earliest(table: &mut redb::Table<'_, &'static str, i64>, conversation: &
 }
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(FIRST_AGENT_AT).map_err(unavailable)?;
-    tx.open_table(ABANDONED).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&FIRST_AGENT_AT, &ABANDONED])
 }
 
 /// The fold's writers of the two tables, opened once per batch.

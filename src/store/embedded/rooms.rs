@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::{EmbeddedStore, decode, find, load, put, refuse_held, unavailable};
+use super::{EmbeddedStore, create, decode, find, load, put, refuse_held, row, unavailable};
 use crate::store::rooms::{contact_keys, may_replace};
 use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreResult};
 
@@ -24,13 +24,17 @@ const CALLS_BY_START: TableDefinition<(i64, &str), ()> = TableDefinition::new("c
 
 /// Creates the tables at open, so read transactions never meet a missing one.
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(ROOMS).map_err(unavailable)?;
-    tx.open_table(OPEN_ROOMS).map_err(unavailable)?;
-    tx.open_table(GUESTS).map_err(unavailable)?;
-    tx.open_table(GUEST_CONTACTS).map_err(unavailable)?;
-    tx.open_table(CALL_LOGS).map_err(unavailable)?;
-    tx.open_table(CALLS_BY_START).map_err(unavailable)?;
-    Ok(())
+    create(
+        tx,
+        &[
+            &ROOMS,
+            &OPEN_ROOMS,
+            &GUESTS,
+            &GUEST_CONTACTS,
+            &CALL_LOGS,
+            &CALLS_BY_START,
+        ],
+    )
 }
 
 #[async_trait]
@@ -50,7 +54,7 @@ impl RoomStore for EmbeddedStore {
     }
 
     async fn room(&self, id: &str) -> StoreResult<Room> {
-        self.row(ROOMS, id).await
+        self.read(row(ROOMS, id)).await
     }
 
     async fn open_room_of(&self, agent_id: &str) -> StoreResult<Option<Room>> {

@@ -19,11 +19,13 @@
 //!   ([`backfill`]), which marks it schema 5.
 
 use std::collections::BTreeSet;
-use std::ops::Bound;
 
 use redb::TableDefinition;
 
-use super::{CONVERSATIONS, ConversationRec, EmbeddedStore, all, load_record, message_log, ratings, unavailable};
+use super::{
+    CONVERSATIONS, ConversationRec, EmbeddedStore, all, create, keys_under, load_record, message_log, ratings,
+    unavailable,
+};
 use crate::store::memory::matches;
 use crate::store::search::{SearchQuery, conversation_terms, first_hit, names_match};
 use crate::store::{Conversation, ConversationFilter, Millis, Page, StoreResult};
@@ -34,8 +36,7 @@ const POSTINGS: TableDefinition<(&str, &str), ()> = TableDefinition::new("search
 pub(super) type Table<'tx> = redb::Table<'tx, (&'static str, &'static str), ()>;
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(POSTINGS).map_err(unavailable)?;
-    Ok(())
+    create(tx, &[&POSTINGS])
 }
 
 pub(super) fn open(tx: &redb::WriteTransaction) -> StoreResult<Table<'_>> {
@@ -86,19 +87,7 @@ pub(super) fn backfill(tx: &redb::WriteTransaction) -> StoreResult<u64> {
 /// The ids of conversations posted under every term of `query`, in id order.
 fn candidates(tx: &redb::ReadTransaction, query: &SearchQuery) -> StoreResult<Vec<String>> {
     let table = tx.open_table(POSTINGS).map_err(unavailable)?;
-    let posted = |term: &str| -> StoreResult<Vec<String>> {
-        let range = (Bound::Included((term, "")), Bound::Unbounded);
-        let mut ids = Vec::new();
-        for row in table.range::<(&str, &str)>(range).map_err(unavailable)? {
-            let (key, _) = row.map_err(unavailable)?;
-            let (posted_term, id) = key.value();
-            if posted_term != term {
-                break;
-            }
-            ids.push(id.to_string());
-        }
-        Ok(ids)
-    };
+    let posted = |term: &str| keys_under(&table, term);
     let mut terms = query.terms().iter();
     let Some(first) = terms.next() else {
         return Ok(Vec::new());

@@ -8,7 +8,8 @@
 use async_trait::async_trait;
 
 use super::{
-    EmbeddedStore, ReadableTable, TableDefinition, decode, find, load, put, put_new, refuse_held, replace, unavailable,
+    EmbeddedStore, ReadableTable, TableDefinition, create, decode, find, keys_under, load, put, put_new, refuse_held,
+    replace, row, rows, unavailable, write_row,
 };
 use crate::store::{
     DeliveryClaim, DeliveryStatus, Millis, PrivateAddressesChoice, StoreError, StoreResult, WebhookDelivery,
@@ -35,15 +36,19 @@ const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_set
 const PRIVATE_ADDRESSES: &str = "private_addresses";
 
 pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
-    tx.open_table(WEBHOOKS).map_err(unavailable)?;
-    tx.open_table(DELIVERIES).map_err(unavailable)?;
-    tx.open_table(PENDING).map_err(unavailable)?;
-    tx.open_table(DYING).map_err(unavailable)?;
-    tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
-    tx.open_table(SEQ).map_err(unavailable)?;
-    tx.open_table(IDS).map_err(unavailable)?;
-    tx.open_table(SETTINGS).map_err(unavailable)?;
-    Ok(())
+    create(
+        tx,
+        &[
+            &WEBHOOKS,
+            &DELIVERIES,
+            &PENDING,
+            &DYING,
+            &BY_ENDPOINT,
+            &SEQ,
+            &IDS,
+            &SETTINGS,
+        ],
+    )
 }
 
 /// The row key of a delivery: sorts as its `seq`, unique as its id.
@@ -71,24 +76,20 @@ fn listed(tx: &redb::WriteTransaction, k: &str, status: DeliveryStatus) -> Store
 #[async_trait]
 impl WebhookStore for EmbeddedStore {
     async fn add_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        let id = endpoint.id.clone();
-        self.write_apart(move |tx| put_new(&mut tx.open_table(WEBHOOKS).map_err(unavailable)?, &id, &endpoint))
+        self.write_apart(write_row(WEBHOOKS, endpoint.id.clone(), endpoint, put_new))
             .await
     }
 
     async fn webhooks(&self) -> StoreResult<Vec<WebhookEndpoint>> {
-        Ok(oldest_first(self.rows_apart(WEBHOOKS).await?))
+        Ok(oldest_first(self.read_apart(rows(WEBHOOKS)).await?))
     }
 
     async fn webhook(&self, id: &str) -> StoreResult<WebhookEndpoint> {
-        let id = id.to_string();
-        self.read_apart(move |tx| load(&tx.open_table(WEBHOOKS).map_err(unavailable)?, &id))
-            .await
+        self.read_apart(row(WEBHOOKS, id)).await
     }
 
     async fn put_webhook(&self, endpoint: WebhookEndpoint) -> StoreResult<()> {
-        let id = endpoint.id.clone();
-        self.write_apart(move |tx| replace(&mut tx.open_table(WEBHOOKS).map_err(unavailable)?, &id, &endpoint))
+        self.write_apart(write_row(WEBHOOKS, endpoint.id.clone(), endpoint, replace))
             .await
     }
 
@@ -105,14 +106,7 @@ impl WebhookStore for EmbeddedStore {
                 return Err(StoreError::NotFound);
             }
             let mut by_endpoint = tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
-            let keys: Vec<String> = by_endpoint
-                .range((id.as_str(), "")..)
-                .map_err(unavailable)?
-                .map(|row| row.map(|(k, _)| (k.value().0.to_string(), k.value().1.to_string())))
-                .take_while(|row| row.as_ref().map_or(true, |(e, _)| *e == id))
-                .map(|row| row.map(|(_, k)| k))
-                .collect::<Result<_, _>>()
-                .map_err(unavailable)?;
+            let keys = keys_under(&by_endpoint, &id)?;
             let mut deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let mut pending = tx.open_table(PENDING).map_err(unavailable)?;
             let mut dying = tx.open_table(DYING).map_err(unavailable)?;
@@ -264,17 +258,7 @@ impl WebhookStore for EmbeddedStore {
             let by_endpoint = tx.open_table(BY_ENDPOINT).map_err(unavailable)?;
             let deliveries = tx.open_table(DELIVERIES).map_err(unavailable)?;
             let mut out = Vec::new();
-            let range = by_endpoint.range((endpoint.as_str(), "")..).map_err(unavailable)?;
-            let mut keys = Vec::new();
-            for row in range {
-                let (k, _) = row.map_err(unavailable)?;
-                let (e, k) = k.value();
-                if e != endpoint {
-                    break;
-                }
-                keys.push(k.to_string());
-            }
-            for k in keys.iter().rev().take(limit) {
+            for k in keys_under(&by_endpoint, &endpoint)?.iter().rev().take(limit) {
                 out.push(load(&deliveries, k)?);
             }
             Ok(out)
