@@ -33,10 +33,12 @@ test('a network drop of a few seconds keeps the agent signed in with their chat'
     // The agent's network goes away: offline mode fails new requests, the cut proxy resets the open socket.
     let failedChecks = 0;
     agent.on('requestfailed', (r) => { if (r.url().endsWith('/api/me')) failedChecks += 1; });
-    await agent.context().setOffline(true);
+    // The cut first, heard by the page before the browser goes offline: offline, Chromium
+    // holds back the reset of a socket already open, and the page would not hear it.
     proxy.cut();
-    await customer.getByTestId('peer-away').waitFor({ timeout: 15000 });
     await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+    await agent.context().setOffline(true);
+    await customer.getByTestId('peer-away').waitFor({ timeout: 15000 });
     // Failed reconnects, each followed by a failed /api/me check (the backoff doubles
     // between them: three take a few seconds).
     while (failedChecks < 3) await agent.waitForEvent('requestfailed', { timeout: 15000 });
@@ -83,9 +85,11 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
         await panelOf(agent, `Reader ${i} ${label}`).getByTestId('message').filter({ hasText: `Question ${i}` }).waitFor({ state: 'attached' });
       }
 
-      await agent.context().setOffline(true);
+      // The cut first, heard by the page before the browser goes offline: offline, Chromium
+      // holds back the reset of a socket already open, and the page would not hear it.
       proxy.cut();
       await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+      await agent.context().setOffline(true);
       // From here on, every read of the list (its main GET /api/inbox; a read of the
       // conversations "My chats" shows goes with it).
       const reads = [];

@@ -59,9 +59,11 @@ async function endedOpen(chatId, token, graces) {
 
 /** Cuts the agent's network (the proxy and Chromium's offline mode) until the console says so. */
 async function cutOff(agent) {
-  await agent.context().setOffline(true);
+  // The cut first, heard by the page before the browser goes offline: offline, Chromium
+  // holds back the reset of a socket already open, and the page would not hear it.
   proxy.cut();
   await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+  await agent.context().setOffline(true);
 }
 
 /** Gives the agent's network back; the console online again. */
