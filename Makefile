@@ -105,14 +105,19 @@ test-build:
 ## customer's connection to a node just started was reset, unexplained), as one of seven
 ## had on 2026-11-29 (a node exited at its start: test ports were drawn at random, so two
 ## tests could draw the same; each is now handed out once per process, tests/hub/mongod.rs).
+## Per test (2026-11-30, load 4 to 10): the scenarios 166 s, scenario 4's two seeds 32 s each
+## (their parade of faults), scenario 1 29 s, 2 15 and 19 s, 3 12 to 13 s; the stall tests
+## 71 s, the longest two 14 s each (once the woken node registers again they read the
+## conversation for 10 s, within which its archive writes come).
 ALONE := cluster_scenarios:: cluster_stall::
 
 test-rust: test-rust-shared test-alone
 
 ## The hub's integration tests wait on sockets and child processes much of the time: four
-## at a time keep a 2-core machine busy (178 s for the hub's shared tests against 280 s two
-## at a time, with other builds beside them). Four once starved some tests past their waits,
-## when every test hub's sign-ins paid the full argon2 cost; test hubs hash lightly now.
+## at a time took 178 s for the hub's shared tests against 280 s two at a time (with other
+## builds beside them), and still leave a core idle (test-hub-shared). Four once starved
+## some tests past their waits, when every test hub's sign-ins paid the full argon2 cost;
+## test hubs hash lightly now.
 ## Where the phase's time goes (2026-11-29, with other builds beside it, load about 10): the
 ## library's 436 unit tests take 114 s, 438 test-seconds, mostly property tests that are
 ## CPU-bound; cluster_routing 33 s, contract 23 s; the hub's 562 shared tests 377 s, about
@@ -138,8 +143,22 @@ test-rust-shared:
 ## they take the idle CPU only. Measured the same afternoon, load 8 to 13: 572 s one after
 ## the other, 319 s and 281 s side by side niced (the hub's 381 s, 313 s and 277 s; every
 ## test passed in both niced runs).
+## Four threads leave the machine half idle: the hub's shared tests (their hubs, MongoDB-wire
+## server, Redis and children counted, tests/browser/cpu-sampler.py) took 179 CPU-seconds in
+## 343 s at four, 0.5 of a core (2026-11-30, load 9 to 11 from others' work; one test
+## failed, buddy_cluster's heir waiting for its frame), 193 in 259 s at six (load 7 to 13,
+## none failed), 212 in 319 s at eight (load 14 to 16; three failed: api_tokens' Redis count,
+## attachments' two-node quota, a bots_cluster ack with Redis away). The whole phase (`make
+## test-rust-shared`, with a release benchmark at nice -20 beside it, load 17 to 25): 926 s at
+## four, 16 of the hub's tests failed; 373 s at six, 5 failed; cluster_routing failed in both.
+## Then six took 314 s (4 failed: cluster tests waiting for a frame; load 6 to 16) and four
+## 286 s (none failed; load 16 to 7). Under others' load the load decides more than the
+## number, so four stays until six has passed on a quiet machine: `make test
+## HUB_TEST_THREADS=6` tries it (a quiet machine has the idle core six would use).
+HUB_TEST_THREADS ?= 4
+
 test-hub-shared:
-	scripts/with-mongo.sh $(CARGO) test --test hub -- --test-threads=4 $(addprefix --skip ,$(ALONE))
+	scripts/with-mongo.sh $(CARGO) test --test hub -- --test-threads=$(HUB_TEST_THREADS) $(addprefix --skip ,$(ALONE))
 
 ## Every test target but `hub` (the glob names the integration tests not starting with h),
 ## niced below the hub's tests.
@@ -165,6 +184,13 @@ test-alone:
 ## features off) moved nothing beyond the run-to-run noise, so none is kept. Three at once
 ## also missed 8 s timeouts under load. a11y.test.mjs, the longest file (three axe passes,
 ## each CPU-bound in the page), is first in the list and so starts first.
+## On 2026-11-30 (load 9 to 11) the 183 tests took 673 s and 544 CPU-seconds; by file, in
+## test-seconds: a11y 152 (CPU-bound), left-while-away 117 (each test waits out 12 s grace
+## periods, which its order of events needs: the agent back within theirs once the
+## customer's ran out), conversations 100, continuing 67, follow-up-mail 53 (its timers are
+## 1 to 2 s already: the rest is work), conversation-desk 46, agent-reconnect 46; two failed
+## (agent-reconnect and left-while-away: the console did not say "reconnecting" within 15 s
+## of the proxy's cut).
 ## `make test-browser BROWSER_CONCURRENCY=N` tries another number. The pages' pictures for
 ## docs/screenshots are saved only with `SCREENSHOTS=1 make test-browser` (a failing test's
 ## always): each is a full-page paint and PNG encode in Chromium.
