@@ -229,59 +229,73 @@ test('a screenshot pasted in the widget on a shop reaches the agent as a thumbna
 });
 
 test('an upload cancelled while it runs sends nothing; a file removed from the tray gives its bytes back', async () => {
-  await withShots('attachments-cancel', async (pages) => {
-    const { customer, panel } = await chatForAxe(pages, 'jody', 'billing', 'Tess');
-    await customer.getByTestId('attach-button').waitFor();
+  const proxy = await startProxy(hub);
+  try {
+    await withShots('attachments-cancel', async (pages) => {
+      const staff = await createAgent(hub, { username: 'jody', display_name: 'jody', categories: ['billing'] });
+      const agent = await axePage(pages);
+      const customer = await axePage(pages);
+      await agentSignsIn(agent, hub, staff);
+      // The customer reaches the hub through the proxy, which keeps the upload's bytes from it
+      // until the page has cancelled: Chromium's throttling slows the progress the page shows,
+      // not always the bytes (they could all reach the hub, which would then keep the file).
+      const panel = await joinedChat(customer, agent, { url: proxy.url }, 'billing', 'Tess');
+      await customer.getByTestId('attach-button').waitFor();
+      proxy.holdUploads();
 
-    // On a slow line (Chromium's own throttling: 2 KB/s up, so the file takes half a minute),
-    // the upload shows its progress bar and is cancelled with most of its bytes still to go:
-    // the browser cuts the connection, and the hub keeps nothing of it. (Holding the request
-    // in a Playwright route instead could let it go to the hub whole after the page had
-    // cancelled it: the hub then kept it, counted, and the next file was refused.)
-    const line = await customer.context().newCDPSession(customer);
-    const throttle = (uploadThroughput) => line.send('Network.emulateNetworkConditions', {
-      offline: false, latency: 0, downloadThroughput: -1, uploadThroughput,
+      // On a slow line (Chromium's own throttling: 2 KB/s up, so the file takes half a minute),
+      // the upload shows its progress bar and is cancelled with most of its bytes still to go:
+      // the browser cuts the connection, and the hub keeps nothing of it. (Holding the request
+      // in a Playwright route instead could let it go to the hub whole after the page had
+      // cancelled it: the hub then kept it, counted, and the next file was refused.)
+      const line = await customer.context().newCDPSession(customer);
+      const throttle = (uploadThroughput) => line.send('Network.emulateNetworkConditions', {
+        offline: false, latency: 0, downloadThroughput: -1, uploadThroughput,
+      });
+      await line.send('Network.enable');
+      await throttle(2 * 1024);
+      await customer.getByTestId('attach-input').setInputFiles(textFile('slow.txt', BIG));
+      const slow = customer.getByTestId('file-item').filter({ hasText: 'slow.txt' });
+      const progress = slow.getByTestId('upload-progress');
+      await progress.waitFor();
+      await expectClean(customer, 'customer page: an upload under way');
+      await shot(customer, 'attachments-cancel-progress');
+      // Some bytes out (the line is up), most still to go, when it is cancelled.
+      await progress.evaluate((p) => new Promise((resolve) => {
+        const check = () => (p.value > 0 ? resolve() : setTimeout(check, 20));
+        check();
+      }));
+      assert.ok(await progress.evaluate((p) => p.value < 0.5), 'cancelled with most of the file still to go');
+      await slow.getByTestId('upload-cancel').click();
+      await slow.waitFor({ state: 'detached' });
+      await customer.getByTestId('file-tray').waitFor({ state: 'hidden' });
+      await throttle(-1);
+      await line.detach();
+      proxy.releaseUploads();
+
+      // A file uploaded, then removed from the tray: the hub deletes it (its bytes back).
+      await customer.getByTestId('attach-input').setInputFiles(textFile('first.txt', BIG));
+      const first = customer.locator('[data-testid="file-item"][data-ready="true"]').filter({ hasText: 'first.txt' });
+      await first.waitFor();
+      const [deleted] = await Promise.all([
+        customer.waitForResponse((r) => r.request().method() === 'DELETE' && r.url().includes('/api/attachments/')),
+        first.getByRole('button', { name: 'Remove first.txt' }).click(),
+      ]);
+      assert.equal(deleted.status(), 204);
+      // Neither counts now: another file as large fits the quota (two would not).
+      await customer.getByTestId('attach-input').setInputFiles(textFile('second.txt', BIG));
+      await customer.locator('[data-testid="file-item"][data-ready="true"]').filter({ hasText: 'second.txt' }).waitFor();
+      await customer.getByTestId('send-button').click();
+      await panel.getByTestId('attachment-card').filter({ hasText: 'second.txt' }).waitFor();
+      assert.equal(await panel.getByTestId('attachment-card').count(), 1, 'only the file sent reached the agent');
+      // And the quota is real: one more as large is refused, said in the tray.
+      await customer.getByTestId('attach-input').setInputFiles(textFile('third.txt', BIG));
+      await customer.getByTestId('file-item').filter({ hasText: 'third.txt' }).filter({ hasText: 'not sent' }).waitFor();
+      await shot(customer, 'attachments-cancel-after');
     });
-    await line.send('Network.enable');
-    await throttle(2 * 1024);
-    await customer.getByTestId('attach-input').setInputFiles(textFile('slow.txt', BIG));
-    const slow = customer.getByTestId('file-item').filter({ hasText: 'slow.txt' });
-    const progress = slow.getByTestId('upload-progress');
-    await progress.waitFor();
-    await expectClean(customer, 'customer page: an upload under way');
-    await shot(customer, 'attachments-cancel-progress');
-    // Some bytes out (the line is up), most still to go, when it is cancelled.
-    await progress.evaluate((p) => new Promise((resolve) => {
-      const check = () => (p.value > 0 ? resolve() : setTimeout(check, 20));
-      check();
-    }));
-    assert.ok(await progress.evaluate((p) => p.value < 0.5), 'cancelled with most of the file still to go');
-    await slow.getByTestId('upload-cancel').click();
-    await slow.waitFor({ state: 'detached' });
-    await customer.getByTestId('file-tray').waitFor({ state: 'hidden' });
-    await throttle(-1);
-    await line.detach();
-
-    // A file uploaded, then removed from the tray: the hub deletes it (its bytes back).
-    await customer.getByTestId('attach-input').setInputFiles(textFile('first.txt', BIG));
-    const first = customer.locator('[data-testid="file-item"][data-ready="true"]').filter({ hasText: 'first.txt' });
-    await first.waitFor();
-    const [deleted] = await Promise.all([
-      customer.waitForResponse((r) => r.request().method() === 'DELETE' && r.url().includes('/api/attachments/')),
-      first.getByRole('button', { name: 'Remove first.txt' }).click(),
-    ]);
-    assert.equal(deleted.status(), 204);
-    // Neither counts now: another file as large fits the quota (two would not).
-    await customer.getByTestId('attach-input').setInputFiles(textFile('second.txt', BIG));
-    await customer.locator('[data-testid="file-item"][data-ready="true"]').filter({ hasText: 'second.txt' }).waitFor();
-    await customer.getByTestId('send-button').click();
-    await panel.getByTestId('attachment-card').filter({ hasText: 'second.txt' }).waitFor();
-    assert.equal(await panel.getByTestId('attachment-card').count(), 1, 'only the file sent reached the agent');
-    // And the quota is real: one more as large is refused, said in the tray.
-    await customer.getByTestId('attach-input').setInputFiles(textFile('third.txt', BIG));
-    await customer.getByTestId('file-item').filter({ hasText: 'third.txt' }).filter({ hasText: 'not sent' }).waitFor();
-    await shot(customer, 'attachments-cancel-after');
-  });
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('a file removed while the answer to its upload is on its way is taken back before the next file is counted', async () => {
