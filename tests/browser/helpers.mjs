@@ -364,14 +364,14 @@ export async function startProxy(hub) {
   const server = net.createServer((client) => {
     if (cut) { client.resetAndDestroy(); return; }
     const upstream = net.connect(Number(target.port), target.hostname);
-    const pair = { client, upstream, queue: [], websocket: false, upload: false };
+    const pair = { client, upstream, queue: [], toHub: [], websocket: false, upload: false };
     pairs.add(pair);
     const close = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
     client.on('data', (chunk) => {
       // An upload's request, from its first line on, while uploads are held: kept here, and
       // dropped with the connection if the browser closes it first.
       if (uploadsHeld && chunk.subarray(0, 22).toString('latin1') === 'POST /api/attachments?') pair.upload = true;
-      if (pair.upload && uploadsHeld) pair.queue.push(chunk); else upstream.write(chunk);
+      if (pair.upload && uploadsHeld) pair.toHub.push(chunk); else upstream.write(chunk);
     });
     upstream.on('data', (chunk) => {
       if (chunk.subarray(0, 12).toString('latin1') === 'HTTP/1.1 101') pair.websocket = true;
@@ -402,7 +402,7 @@ export async function startProxy(hub) {
     holdUploads() { uploadsHeld = true; },
     releaseUploads() {
       uploadsHeld = false;
-      for (const pair of pairs) if (pair.upload) { pair.upload = false; for (const chunk of pair.queue.splice(0)) pair.upstream.write(chunk); }
+      for (const pair of pairs) if (pair.upload) { pair.upload = false; for (const chunk of pair.toHub.splice(0)) pair.upstream.write(chunk); }
     },
     /** What the hub has sent back since `hold()`, not yet let through (latin1 text). */
     heldText() { return [...pairs].flatMap((pair) => pair.queue).map((c) => c.toString('latin1')).join(''); },

@@ -72,12 +72,16 @@ async fn welcomed(cluster: &Cluster, i: usize, token: &str) -> (Ws, Value) {
         let (ws, first) = sign_in(cluster, i, token).await;
         // A refusal of the lost call itself ("taken back") is an answer, never retried: a
         // regression to refusing the desk must fail the test, not be signed in again.
-        let taken_back = first["message"].as_str().is_some_and(|m| m.contains("taken back"));
-        if first["type"] != "error" || first["code"] != "cluster_unavailable" || taken_back {
+        if first["type"] != "error" || first["code"] != "cluster_unavailable" || taken_back(&first) {
             return (ws, first);
         }
     }
     panic!("node{i} refused the desk {TRIES} times");
+}
+
+/// Whether `frame` is the refusal of a coming online (or back) the node took back.
+fn taken_back(frame: &Value) -> bool {
+    frame["message"].as_str().is_some_and(|m| m.contains("taken back"))
 }
 
 /// How many times a test makes a call again that a node refused for a moment.
@@ -250,15 +254,12 @@ async fn a_second_tab_opened_while_a_coming_back_is_taken_back_is_closed_with_it
             .send(json!({"type": "set_available", "available": true}))
             .await;
         told = second_tab.next_matching_within(WAIT, |f| f["type"] == "error").await;
-        if told["message"].as_str().is_some_and(|m| m.contains("taken back")) {
+        if taken_back(&told) {
             break;
         }
     }
     assert_eq!(told["code"], "cluster_unavailable", "{told}");
-    assert!(
-        told["message"].as_str().is_some_and(|m| m.contains("taken back")),
-        "{told}"
-    );
+    assert!(taken_back(&told), "{told}");
     let code = second_tab.closed_within(WAIT).await.map(u16::from);
     assert_eq!(code, Some(1013), "the take-back ends the second tab's desk: {told}");
 

@@ -1203,12 +1203,11 @@ impl HubState {
             }
             RoutingOp::AgentDisconnected(agent, _) => {
                 self.apply(out);
-                let held = self.agents.get(&agent).and_then(|a| a.sign_in);
-                let open = self.agents.get(&agent).is_some_and(|a| a.conn.is_some());
                 // Only a desk still open: one whose page already closed stays the away
                 // agent's record here (their chats' logs are let go of when they come
                 // back elsewhere).
-                if open && sign_ins::ends_desk(held, named) {
+                let open_desk = self.agents.get(&agent).filter(|a| a.conn.is_some());
+                if open_desk.is_some_and(|a| sign_ins::ends_desk(a.sign_in, named)) {
                     // The take-back of this sign-in's coming back: away in Redis, the
                     // desk held for it (a second tab welcomed on its strength) closes,
                     // as its refusal would close it.
