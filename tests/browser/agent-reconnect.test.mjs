@@ -2,8 +2,9 @@
 // chats: only a 401/403 from /api/me means "signed out";
 // a network error retries. A reconnect or a reload bringing several chats back reads the
 // work list once (a read in flight and at most one queued, not one per chat), at desk and
-// phone sizes. The agent's page goes through a TCP proxy the test cuts, because Chromium's
-// offline mode alone leaves an open websocket up.
+// phone sizes. A network that goes silent without a reset is noticed by the page's own
+// liveness check. The agent's page goes through a TCP proxy the test cuts or silences,
+// because Chromium's offline mode alone leaves an open websocket up.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,6 +63,44 @@ test('a network drop of a few seconds keeps the agent signed in with their chat'
     await sendMessage(customer, 'No problem');
     await panel.getByTestId('message').filter({ hasText: 'No problem' }).waitFor();
     await panel.locator('[data-testid="message"].mine:not(.pending):not(.failed)').filter({ hasText: 'Sorry, my network dropped' }).waitFor();
+  });
+});
+
+test('a network that dies without a reset is noticed by the console, which reconnects', async () => {
+  proxy.restore();
+  await withShots('agent-silent-network', async (pages) => {
+    const vera = await createAgent(hub, { username: 'vera', display_name: 'Vera', categories: ['sales'] });
+    const [agent, customer] = await openPages(browser, pages, 2);
+    // The console's clock is Playwright's (running at its real pace), so the test can jump
+    // over the quiet time the liveness check allows instead of waiting it out.
+    await agent.clock.install();
+    await agentSignsIn(agent, { url: proxy.url }, vera);
+    const panel = await joinedChat(customer, agent, hub, 'sales', 'Quinn');
+    await sendMessage(customer, 'Are you there?');
+    await panel.getByTestId('message').filter({ hasText: 'Are you there?' }).waitFor();
+
+    // Every byte of the open connection now goes nowhere, and no reset tells the browser:
+    // on its own the page would say "online" until TCP gave up, minutes later.
+    proxy.silence();
+    await sendMessage(panel, 'Into the void');
+    await agent.clock.fastForward(30000);
+    assert.match(await agent.getByTestId('connection-state').textContent(), /online/, 'quiet, asked for a pong, not yet given up');
+    // Each jump runs the page's check once: it gives up after two more without an answer.
+    await agent.clock.fastForward(6000);
+    await agent.clock.fastForward(6000);
+    await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+    // What was typed into the dead connection is not left showing as sending.
+    await panel.locator('[data-testid="message"].failed').filter({ hasText: 'Into the void' }).waitFor();
+    await shot(agent, 'agent-silent-network');
+
+    // New connections go through: the console is back with its chat, both ways.
+    await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+    await panel.getByTestId('customer-status').filter({ hasText: 'connected' }).waitFor();
+    await sendMessage(panel, 'Back now');
+    await customer.getByTestId('message').filter({ hasText: 'Back now' }).waitFor();
+    await sendMessage(customer, 'Welcome back');
+    await panel.getByTestId('message').filter({ hasText: 'Welcome back' }).waitFor();
+    assert.equal(await customer.getByTestId('message').filter({ hasText: 'Into the void' }).count(), 0, 'the lost line never reached the hub');
   });
 });
 

@@ -353,7 +353,9 @@ export async function withShots(name, body) {
  * network for real: Chromium's offline emulation fails new requests but leaves
  * an open websocket connected. `cut()` resets every connection and every new
  * one until `restore()`; `hold()` keeps what the hub sends back (queued, in
- * order) until `release()`, so frames can be made to arrive late.
+ * order) until `release()`, so frames can be made to arrive late; `silence()` drops
+ * every byte of the connections open then, both ways, with no reset, as a network that
+ * died quietly (new connections go through).
  */
 export async function startProxy(hub) {
   const target = new URL(hub.url);
@@ -364,16 +366,22 @@ export async function startProxy(hub) {
   const server = net.createServer((client) => {
     if (cut) { client.resetAndDestroy(); return; }
     const upstream = net.connect(Number(target.port), target.hostname);
-    const pair = { client, upstream, queue: [], toHub: [], websocket: false, upload: false };
+    const pair = { client, upstream, queue: [], toHub: [], websocket: false, upload: false, silent: false };
     pairs.add(pair);
-    const close = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
+    const close = () => {
+      // A dead network tells the browser nothing, not even that the hub closed its end.
+      if (pair.silent) { upstream.destroy(); return; }
+      pairs.delete(pair); client.destroy(); upstream.destroy();
+    };
     client.on('data', (chunk) => {
       // An upload's request, from its first line on, while uploads are held: kept here, and
       // dropped with the connection if the browser closes it first.
+      if (pair.silent) return;
       if (uploadsHeld && chunk.subarray(0, 22).toString('latin1') === 'POST /api/attachments?') pair.upload = true;
       if (pair.upload && uploadsHeld) pair.toHub.push(chunk); else upstream.write(chunk);
     });
     upstream.on('data', (chunk) => {
+      if (pair.silent) return;
       if (chunk.subarray(0, 12).toString('latin1') === 'HTTP/1.1 101') pair.websocket = true;
       if (held) pair.queue.push(chunk); else client.write(chunk);
     });
@@ -388,6 +396,7 @@ export async function startProxy(hub) {
       pairs.clear();
     },
     restore() { cut = false; },
+    silence() { for (const pair of pairs) pair.silent = true; },
     /** Sends `frame` (JSON) to the browser on every websocket through the proxy, as if the
      *  hub had: one unmasked text frame, written between the hub's own frames. */
     inject(frame) {

@@ -1,12 +1,29 @@
 // A websocket that reconnects by itself with exponential backoff (capped, with
 // jitter). Each new connection calls onOpen(send) so the page can say hello
 // again (join, resume, buddy_join); frames arrive already parsed.
+//
+// It also checks that the connection is alive. The hub's own websocket pings are
+// answered by the browser and never reach the page, and a network that drops without a
+// reset (Wi-Fi changed, a NAT or proxy forgot the connection, a laptop woke up) closes
+// nothing until TCP gives up, minutes later, while the page would say it is online and
+// show what is typed as sending. So a connection silent for QUIET_MS is asked for a
+// `pong`, and one that answers nothing within ANSWER_MS, or that is still opening after
+// OPEN_MS, is given up and reconnected like a dropped one.
 
 import { backoffDelay } from './backoff.js';
 
 /** Close codes after which reconnecting would be wrong: another tab took over, the session ended
  * (signed out, password changed, expired: 4001), or the account was disabled. */
 export const FINAL_CLOSE_CODES = new Set([4000, 4001, 4003]);
+
+/** Silence after which the page asks the hub for a `pong` (frames of any kind count as life). */
+export const QUIET_MS = 25000;
+/** How long an asked `pong` (or any frame) may take before the connection counts as dead. */
+export const ANSWER_MS = 10000;
+/** How long a connection may take to open before it is given up and tried again. */
+export const OPEN_MS = 15000;
+/** How often the checks run (a hidden tab's timers may run less often; they still hold). */
+const CHECK_EVERY_MS = 5000;
 
 export class ReconnectingSocket {
   constructor(path, { onOpen, onFrame, onState, onFinalClose } = {}) {
@@ -16,6 +33,13 @@ export class ReconnectingSocket {
     this.ws = null;
     this.stopped = true;
     this.timer = null;
+    this.checker = null;
+    // When the current connection began, last gave a frame, and was asked for a `pong`; the
+    // checks run since it began or was asked.
+    this.openedAt = 0;
+    this.heardAt = 0;
+    this.askedAt = 0;
+    this.checksSinceMark = 0;
   }
 
   get url() {
@@ -29,17 +53,64 @@ export class ReconnectingSocket {
       // The browser says the network is back: try now rather than at the end of the backoff wait.
       this.onOnline = () => { if (!this.stopped && !this.ws) this.connect(); };
       window.addEventListener('online', this.onOnline);
+      // The browser says the network is gone: a socket it keeps open may be dead, so ask now.
+      this.onOffline = () => { if (this.connected && !this.askedAt) this.ask(); };
+      window.addEventListener('offline', this.onOffline);
     }
+    this.checker ??= setInterval(() => this.check(), CHECK_EVERY_MS);
     this.connect();
+  }
+
+  /** The liveness checks: ask a quiet connection for a `pong`; give up one that stays silent. */
+  check() {
+    const ws = this.ws;
+    if (!ws || this.stopped) return;
+    const now = Date.now();
+    // A connection is given up only after two checks at least since it began opening or
+    // was asked, not on the clock's word alone: a clock that jumps (a laptop waking up)
+    // would otherwise give up an answer that is on its way.
+    if (ws.readyState === WebSocket.CONNECTING) {
+      this.checksSinceMark += 1;
+      if (this.checksSinceMark >= 2 && now - this.openedAt > OPEN_MS) this.giveUp(ws);
+    } else if (ws.readyState === WebSocket.OPEN) {
+      if (this.askedAt) {
+        this.checksSinceMark += 1;
+        if (this.checksSinceMark >= 2 && now - this.askedAt > ANSWER_MS) this.giveUp(ws);
+      } else if (now - this.heardAt > QUIET_MS) this.ask();
+    }
+  }
+
+  ask() {
+    this.askedAt = Date.now();
+    this.checksSinceMark = 0;
+    this.send({ type: 'ping' });
+  }
+
+  /** Leaves a connection that shows no life (its late events are ignored) and reconnects. */
+  giveUp(ws) {
+    this.ws = null;
+    ws.close();
+    this.reconnectLater();
+  }
+
+  reconnectLater() {
+    const delay = backoffDelay(this.attempt);
+    this.attempt += 1;
+    this.handlers.onState?.('reconnecting', delay);
+    this.timer = setTimeout(() => { if (!this.stopped) this.connect(); }, delay);
   }
 
   connect() {
     clearTimeout(this.timer);
     const ws = new WebSocket(this.url);
     this.ws = ws;
+    this.openedAt = Date.now();
+    this.askedAt = 0;
+    this.checksSinceMark = 0;
     this.handlers.onState?.('connecting');
     ws.addEventListener('open', () => {
       if (this.ws !== ws) return;
+      this.heardAt = Date.now();
       this.handlers.onState?.('open');
       this.handlers.onOpen?.((frame) => this.send(frame));
     });
@@ -47,8 +118,11 @@ export class ReconnectingSocket {
       if (this.ws !== ws) return;
       // A frame from the hub proves the connection works; later drops start from a short delay again.
       this.attempt = 0;
+      this.heardAt = Date.now();
+      this.askedAt = 0;
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
+      if (frame.type === 'pong') return;
       this.handlers.onFrame?.(frame);
     });
     ws.addEventListener('close', (event) => {
@@ -57,14 +131,13 @@ export class ReconnectingSocket {
       if (this.stopped) return;
       if (FINAL_CLOSE_CODES.has(event.code)) {
         this.stopped = true;
+        clearInterval(this.checker);
+        this.checker = null;
         this.handlers.onState?.('closed');
         this.handlers.onFinalClose?.(event.code, event.reason);
         return;
       }
-      const delay = backoffDelay(this.attempt);
-      this.attempt += 1;
-      this.handlers.onState?.('reconnecting', delay);
-      this.timer = setTimeout(() => { if (!this.stopped) this.connect(); }, delay);
+      this.reconnectLater();
     });
   }
 
@@ -85,6 +158,8 @@ export class ReconnectingSocket {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.checker);
+    this.checker = null;
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
