@@ -4,7 +4,7 @@
 //! unanswered holds every call queued behind it for a timeout (1 s). The read is skipped
 //! while the node is no member (Redis down, fenced: the sign-in is refused anyway, and the
 //! welcome tells what the node kept), and asked again only after a broken connection, not
-//! after a timeout.
+//! after a timeout. Nor is the agent's display name written while the node is no member.
 //!
 //! What the router asked is counted, not timed: Redis frozen (SIGSTOP) keeps every command
 //! sent to it in its sockets and runs them when woken (SIGCONT), in each connection's
@@ -109,24 +109,25 @@ impl Watched {
     }
 
     /// Once Redis is awake again: how many times Redis was asked each of `names`' endings,
-    /// counted up to the marker's read, and the commands it ran until then. The marker signs
-    /// in (welcomed), and the router sends that read behind everything it sent before, on
-    /// its one connection.
-    async fn endings_reads(mut self, names: &[&str]) -> (Vec<usize>, Vec<String>) {
+    /// and to write each one's display name (for their customers' nodes, before their
+    /// coming online), counted up to the marker's read, and the commands it ran until then.
+    /// The marker signs in (welcomed), and the router sends that read behind everything it
+    /// sent before, on its one connection.
+    async fn endings_reads(mut self, names: &[&str]) -> (Vec<usize>, Vec<usize>, Vec<String>) {
         let marker_token = self.tokens.last().expect("the marker's token");
         let _welcomed = Ws::with_bearer(&self.alpha, "/ws/agent", marker_token, "agent_welcome").await;
         let marker = agent_endings::key(&agent_id(&self.servers.store, MARKER).await);
         let ran = self.monitor.up_to(&marker).await;
-        let mut reads = vec![];
+        let (mut reads, mut named) = (vec![], vec![]);
         for name in names {
-            let read = format!(
-                "\"LRANGE\" \"{}\"",
-                agent_endings::key(&agent_id(&self.servers.store, name).await)
-            );
+            let id = agent_id(&self.servers.store, name).await;
+            let read = format!("\"LRANGE\" \"{}\"", agent_endings::key(&id));
             reads.push(ran.iter().filter(|line| line.contains(&read)).count());
+            let write = format!("\"HSET\" \"{{sb}}:agent-names\" \"{id}\"");
+            named.push(ran.iter().filter(|line| line.contains(&write)).count());
         }
         self.alpha.stop().await;
-        (reads, ran)
+        (reads, named, ran)
     }
 }
 
@@ -152,8 +153,10 @@ async fn no_agents_endings_are_read_while_this_node_is_no_member() {
     redis.resume();
     redis_shows(alpha, "up").await;
 
-    let (reads, ran) = watched.endings_reads(&names).await;
+    let (reads, named, ran) = watched.endings_reads(&names).await;
     assert_eq!(reads, [0, 0, 0], "read while the node was no member: {ran:#?}");
+    // Nor their display names written (a timeout each, for a sign-in refused anyway).
+    assert_eq!(named, [0, 0, 0], "names written while the node was no member: {ran:#?}");
 }
 
 /// Redis frozen while the node is still a member (its next renewal minutes away, so it
@@ -172,6 +175,6 @@ async fn an_agents_endings_read_that_timed_out_is_not_asked_again() {
     assert!(health["cluster"]["incarnation"].is_u64(), "still a member: {health}");
     redis.resume();
 
-    let (reads, ran) = watched.endings_reads(&["kim"]).await;
+    let (reads, _, ran) = watched.endings_reads(&["kim"]).await;
     assert_eq!(reads, [1], "kim's endings, read once: {ran:#?}");
 }

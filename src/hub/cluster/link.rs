@@ -504,7 +504,10 @@ async fn router(
                     retry &= !settled.unanswered;
                 }
             }
-            RouterCall::AgentName { agent, name } => {
+            // Not while this node is no member (Redis away, fenced): the sign-in it goes
+            // before is refused anyway, and a write Redis leaves unanswered would hold the
+            // calls queued behind it for a timeout, per sign-in.
+            RouterCall::AgentName { agent, name } if member.is_some() => {
                 let _: Result<(), _> = redis::cmd("HSET")
                     .arg(AGENT_NAMES_KEY)
                     .arg(&agent.0)
@@ -512,6 +515,7 @@ async fn router(
                     .query_async(&mut conn)
                     .await;
             }
+            RouterCall::AgentName { .. } => {}
             RouterCall::Message(message) => {
                 let Some(incarnation) = member else {
                     let command = Command::ClusterRefused {
