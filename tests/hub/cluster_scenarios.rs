@@ -335,12 +335,17 @@ impl Cluster {
     /// The agent signed in on node `i` with their bearer `token`, their welcome read
     /// (not yet available).
     pub(crate) async fn agent_on(&self, i: usize, token: &str) -> Ws {
-        let auth = format!("Bearer {token}");
-        let mut ws = Ws::connect(&self.ws_url(i, "/ws/agent"), &[("authorization", &auth)])
-            .await
-            .unwrap();
+        let mut ws = self.agent_socket(i, token).await;
         ws.next_of("agent_welcome").await;
         ws
+    }
+
+    /// The agent's socket on node `i`, signed in with their bearer `token` (nothing read).
+    pub(crate) async fn agent_socket(&self, i: usize, token: &str) -> Ws {
+        let auth = format!("Bearer {token}");
+        Ws::connect(&self.ws_url(i, "/ws/agent"), &[("authorization", &auth)])
+            .await
+            .unwrap()
     }
 
     /// The node whose `node_lost` reaped node `i`, if one did.
