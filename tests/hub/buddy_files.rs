@@ -96,7 +96,7 @@ async fn staff_in_a_buddy_chat_exchange_files_and_nobody_else_gets_them() {
     }
 
     // Bob's own file back, a PDF; Ann's upload is not his to send.
-    let pdf = b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n".to_vec();
+    let pdf = crate::attachments::PDF.to_vec();
     let (status, bobs) = upload(&hub, Auth::Staff(&bob_token), &chat, "plan.pdf", pdf).await;
     assert_eq!(status, 201, "{bobs}");
     bob.send(json!({"type": "message", "chat_id": chat, "text": "", "attachments": [id], "client_id": "b-1"}))
