@@ -9,7 +9,7 @@ use std::io::Cursor;
 use serde_json::{Value, json};
 
 use crate::archive::TempDir;
-use crate::common::{Cluster, Endpoint, HubProcess, QUIET, TestHub, Ws, a_customer_line_reaches, refusal};
+use crate::common::{Cluster, Endpoint, HubProcess, QUIET, TestHub, Ws, a_customer_line_reaches, find_by, refusal};
 use switchboard::attachments::links::{Variant, sign};
 use switchboard::config::{Settings, StoreMode};
 
@@ -196,11 +196,7 @@ async fn a_customers_image_reaches_the_agent_and_the_archive_and_is_fetched_thro
     let admin = hub.admin().await;
     let (status, archived) = admin.get(&format!("/api/conversations/{chat}")).await;
     assert_eq!(status, 200, "{archived}");
-    let message = archived["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["seq"] == received["seq"])
+    let message = find_by(&archived["messages"], "seq", &received["seq"])
         .expect("the message is archived")
         .clone();
     assert_eq!(message["attachments"], expected);

@@ -469,11 +469,7 @@ async fn reports_separate_conversations_the_bot_resolved_from_those_it_handed_ov
     });
     assert_eq!(summed, (1, 1), "{report}");
     let agent_row = |name: &str| {
-        report["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["agent_name"] == name)
+        find_by(&report["agents"], "agent_name", name)
             .cloned()
             .unwrap_or_else(|| panic!("no agent row {name}: {report}"))
     };
@@ -513,11 +509,7 @@ async fn a_person_who_takes_over_from_a_bot_is_measured_from_the_hand_over() {
     dora.next_of("chat_ended").await;
 
     let report = report_once(&admin, |r| r["totals"]["bot_handed_over"] == 2).await;
-    let ann_row = report["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["agent_name"] == "ANN")
+    let ann_row = find_by(&report["agents"], "agent_name", "ANN")
         .cloned()
         .unwrap_or_else(|| panic!("no row for Ann: {report}"));
     let ms = |key: &str| ann_row[key].as_i64().unwrap_or_else(|| panic!("{key}: {ann_row}"));
@@ -787,11 +779,7 @@ async fn a_category_whose_bot_is_connected_is_answered_with_nobody_online() {
     // The admin sees it online too.
     let admin_online = async || {
         let (_, view) = admin.get("/api/admin/category-bots").await;
-        view["categories"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["category"] == "general")
+        find_by(&view["categories"], "category", "general")
             .map(|c| c["online"].clone())
             .unwrap()
     };

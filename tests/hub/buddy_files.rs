@@ -7,17 +7,12 @@ use serde_json::{Value, json};
 
 use crate::attachments::{Auth, fetch, link, png, text_file, upload};
 use crate::buddy::invite_and_accept;
-use crate::common::{Cluster, Endpoint, QUIET, TestHub, Ws, refusal};
+use crate::common::{Cluster, Endpoint, QUIET, TestHub, Ws, find_by, refusal};
 
 /// `ann` invites `bob` (listed as `bob_name` on her roster, whose page may be on another
 /// node: waited for), `bob` accepts: the chat's id, as both are told.
 async fn buddy_chat(ann: &mut Ws, ann_welcome: &Value, bob: &mut Ws, bob_name: &str) -> String {
-    let listed = ann_welcome["buddies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == bob_name)
-        .cloned();
+    let listed = find_by(&ann_welcome["buddies"], "name", bob_name).cloned();
     let bob_entry = match listed {
         Some(entry) => entry,
         None => ann

@@ -503,12 +503,7 @@ impl Api {
     /// The account id of `username`, from the admin API.
     pub async fn agent_id(&self, username: &str) -> String {
         let (_, list) = self.get("/api/admin/agents").await;
-        let account = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["username"] == username)
-            .expect("the account exists");
+        let account = find_by(&list, "username", username).expect("the account exists");
         account["id"].as_str().unwrap().to_string()
     }
 
@@ -806,16 +801,22 @@ pub fn ids_in(list: &Value) -> Vec<&str> {
     strs_in(list, "id")
 }
 
+/// The first object in the array `list` whose `field` is `value`, if one is.
+pub fn find_by<'a, T: ?Sized>(list: &'a Value, field: &str, value: &T) -> Option<&'a Value>
+where
+    Value: PartialEq<T>,
+{
+    list.as_array().unwrap().iter().find(|item| item[field] == *value)
+}
+
 /// The object in the array `list` whose `name` is `name`.
 pub fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
-    let found = list.as_array().unwrap().iter().find(|item| item["name"] == name);
-    found.unwrap_or_else(|| panic!("no {name:?} in {list}"))
+    find_by(list, "name", name).unwrap_or_else(|| panic!("no {name:?} in {list}"))
 }
 
 /// The object in the array `list` whose `id` is `id`.
 pub fn with_id<'a>(list: &'a Value, id: &str) -> &'a Value {
-    let found = list.as_array().unwrap().iter().find(|item| item["id"] == id);
-    found.unwrap_or_else(|| panic!("no {id:?} in {list}"))
+    find_by(list, "id", id).unwrap_or_else(|| panic!("no {id:?} in {list}"))
 }
 
 /// The strings in the array `list`, in order.

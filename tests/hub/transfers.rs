@@ -57,11 +57,7 @@ async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
     // Ann asks whom she could hand the chat to: Bob, who could take it now.
     ann.send(json!({"type": "transfer_targets", "chat_id": chat})).await;
     let targets = ann.next_of("transfer_targets").await;
-    let bob_target = targets["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["id"] == bob_id.as_str())
+    let bob_target = find_by(&targets["agents"], "id", bob_id.as_str())
         .unwrap_or_else(|| panic!("Bob among the targets: {targets}"));
     assert_eq!(
         (bob_target["name"].as_str(), bob_target["can_take"].as_bool()),
