@@ -731,10 +731,7 @@ async fn a_customers_line_the_agents_node_missed_before_redis_came_back_empty_re
 #[tokio::test]
 async fn every_chat_of_a_node_with_more_chats_than_its_queue_holds_gets_its_missed_line_after_an_empty_redis() {
     const CHATS: usize = 20;
-    let hook = [
-        ("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL", "beta"),
-        ("SWITCHBOARD_TEST_ROUTER_BUFFER", "8"),
-    ];
+    let hook = crate::cluster_fixture::DEAF_BETA_WITH_A_SMALL_QUEUE;
     let (_beta, beta, alpha, mut servers) = beta_process_and_alpha("cluster-reassert-many-missed-lines", &hook).await;
     let mut pairs = vec![];
     for n in 0..CHATS {
