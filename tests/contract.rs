@@ -97,6 +97,14 @@ fn message(conv: &str, seq: u64) -> ArchiveEvent {
     )
 }
 
+/// The archived message of [`message`] (`conv`'s line `seq`) itself.
+fn archived_message(conv: &str, seq: u64) -> ArchivedMessage {
+    let ArchiveEvent::Message { message, .. } = message(conv, seq) else {
+        unreachable!("a message event")
+    };
+    message
+}
+
 fn close(id: &str, reason: EndReason, ended_at: Millis) -> ArchiveEvent {
     ArchiveEvent::Closed(ConversationClosed {
         id: id.to_string(),
@@ -109,6 +117,11 @@ fn close(id: &str, reason: EndReason, ended_at: Millis) -> ArchiveEvent {
 
 fn seqs(c: &Conversation) -> Vec<u64> {
     c.messages.iter().map(|m| m.seq).collect()
+}
+
+/// The seqs `store` reads back of conversation `id`.
+async fn seqs_of(store: &dyn Store, id: &str) -> Vec<u64> {
+    seqs(&store.conversation(id).await.unwrap())
 }
 
 fn ids(cs: &[Conversation]) -> Vec<&str> {
@@ -277,10 +290,11 @@ async fn archive_three_conversations(store: &dyn Store) {
     let c1 = store.conversation("c1").await.unwrap();
     assert_eq!(c1.opened, opened("c1", Some("sales"), "a1", 10_000));
     assert_eq!(seqs(&c1), vec![1, 2, 3]);
-    let ArchiveEvent::Message { message: m1, .. } = message("c1", 1) else {
-        unreachable!()
-    };
-    assert_eq!(c1.messages[0], m1, "a message comes back field for field");
+    assert_eq!(
+        c1.messages[0],
+        archived_message("c1", 1),
+        "a message comes back field for field"
+    );
     assert_eq!(
         c1.closed,
         Some(ConversationClosed {
@@ -324,14 +338,14 @@ async fn idempotence(store: &dyn Store) {
     let c1 = store.conversation("c1").await.unwrap();
     assert_eq!(seqs(&c1), vec![1, 2]);
     assert_eq!(c1.closed.as_ref().unwrap().reason, EndReason::Ended);
-    assert_eq!(seqs(&store.conversation("c2").await.unwrap()), vec![1]);
+    assert_eq!(seqs_of(store, "c2").await, vec![1]);
 
     // A retry that overlaps new work: old messages skipped, new ones kept, in order.
     store
         .archive(&[message("c2", 1), message("c2", 2), message("c2", 1), message("c2", 3)])
         .await
         .unwrap();
-    assert_eq!(seqs(&store.conversation("c2").await.unwrap()), vec![1, 2, 3]);
+    assert_eq!(seqs_of(store, "c2").await, vec![1, 2, 3]);
 
     // A close no later than the kept one (a retry, a second writer's), or a second opening
     // with other facts, does not overwrite what is kept.
@@ -377,35 +391,38 @@ fn inferred(id: &str, ended_at: Millis, visit_paired_at: Millis) -> ArchiveEvent
     })
 }
 
-/// A conversation's stored closing: when, how, and whether it was inferred.
-fn closing_of(c: Conversation) -> Option<(Millis, EndReason, bool)> {
+/// Conversation `id`'s stored closing: when, how, and whether it was inferred.
+async fn closing(store: &dyn Store, id: &str) -> Option<(Millis, EndReason, bool)> {
+    let c = store.conversation(id).await.unwrap();
     c.closed.map(|c| (c.ended_at, c.reason, c.inferred.is_some()))
+}
+
+/// The real closing of an agent's end at `at`, as [`closing`] gives it.
+fn ended(at: Millis) -> Option<(Millis, EndReason, bool)> {
+    Some((at, EndReason::Ended, false))
+}
+
+/// An inferred closing (a disconnect) at `at`, as [`closing`] gives it.
+fn inferred_end(at: Millis) -> Option<(Millis, EndReason, bool)> {
+    Some((at, EndReason::Disconnect, true))
 }
 
 /// An inferred closing (one a node infers from a snapshot, dated later than the real end)
 /// never replaces the real one of its visit, however late it is dated, and is stored,
 /// as inferred, where none was.
 async fn an_inferred_closing_never_replaces_the_real_one(store: &dyn Store) {
-    store
-        .archive(&[
-            open("c1", Some("sales"), "a1", 10_000),
-            open("c2", Some("sales"), "a1", 10_000),
-            close("c1", EndReason::Ended, 11_000),
-        ])
-        .await
-        .unwrap();
-    store
-        .archive(&[inferred("c1", 12_000, 10_000), inferred("c2", 12_000, 10_000)])
-        .await
-        .unwrap();
+    let c1_closed = [
+        open("c1", Some("sales"), "a1", 10_000),
+        open("c2", Some("sales"), "a1", 10_000),
+        close("c1", EndReason::Ended, 11_000),
+    ];
+    store.archive(&c1_closed).await.unwrap();
+    let late = [inferred("c1", 12_000, 10_000), inferred("c2", 12_000, 10_000)];
+    store.archive(&late).await.unwrap();
+    assert_eq!(closing(store, "c1").await, ended(11_000), "the real closing stands");
     assert_eq!(
-        closing_of(store.conversation("c1").await.unwrap()),
-        Some((11_000, EndReason::Ended, false)),
-        "the real closing stands"
-    );
-    assert_eq!(
-        closing_of(store.conversation("c2").await.unwrap()),
-        Some((12_000, EndReason::Disconnect, true)),
+        closing(store, "c2").await,
+        inferred_end(12_000),
         "where none was, it is the closing, kept as inferred"
     );
 }
@@ -417,17 +434,11 @@ async fn a_real_closing_replaces_an_inferred_one_stored_first(store: &dyn Store)
     store.archive(&[open("c1", Some("sales"), "a1", 10_000)]).await.unwrap();
     store.archive(&[inferred("c1", 12_000, 10_000)]).await.unwrap();
     store.archive(&[close("c1", EndReason::Ended, 11_000)]).await.unwrap();
-    assert_eq!(
-        closing_of(store.conversation("c1").await.unwrap()),
-        Some((11_000, EndReason::Ended, false)),
-        "the real closing replaces the inferred one"
-    );
+    let why = "the real closing replaces the inferred one";
+    assert_eq!(closing(store, "c1").await, ended(11_000), "{why}");
     store.archive(&[inferred("c1", 12_000, 10_000)]).await.unwrap();
-    assert_eq!(
-        closing_of(store.conversation("c1").await.unwrap()),
-        Some((11_000, EndReason::Ended, false)),
-        "the inferred one again changes nothing"
-    );
+    let why = "the inferred one again changes nothing";
+    assert_eq!(closing(store, "c1").await, ended(11_000), "{why}");
 }
 
 /// A conversation continued after its first visit ended (closed really at 11 000): its
@@ -435,43 +446,28 @@ async fn a_real_closing_replaces_an_inferred_one_stored_first(store: &dyn Store)
 /// first visit's; the second visit's real closing replaces it, and the first visit's
 /// closing arriving late replaces neither.
 async fn an_inferred_closing_of_a_later_visit_replaces_the_earlier_visits(store: &dyn Store) {
-    store
-        .archive(&[
-            open("c1", Some("sales"), "a1", 10_000),
-            open("c2", Some("sales"), "a1", 10_000),
-            close("c1", EndReason::Ended, 11_000),
-            close("c2", EndReason::Ended, 11_000),
-        ])
-        .await
-        .unwrap();
-    store
-        .archive(&[inferred("c1", 25_000, 20_000), inferred("c2", 25_000, 20_000)])
-        .await
-        .unwrap();
+    let first_visits = [
+        open("c1", Some("sales"), "a1", 10_000),
+        open("c2", Some("sales"), "a1", 10_000),
+        close("c1", EndReason::Ended, 11_000),
+        close("c2", EndReason::Ended, 11_000),
+    ];
+    store.archive(&first_visits).await.unwrap();
+    let second_visit_lost = [inferred("c1", 25_000, 20_000), inferred("c2", 25_000, 20_000)];
+    store.archive(&second_visit_lost).await.unwrap();
     for id in ["c1", "c2"] {
-        assert_eq!(
-            closing_of(store.conversation(id).await.unwrap()),
-            Some((25_000, EndReason::Disconnect, true)),
-            "{id}: the second visit's inferred closing replaces the first visit's"
-        );
+        let why = "the second visit's inferred closing replaces the first visit's";
+        assert_eq!(closing(store, id).await, inferred_end(25_000), "{id}: {why}");
     }
-    store
-        .archive(&[
-            close("c1", EndReason::Ended, 22_000),
-            close("c2", EndReason::Ended, 11_000),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(
-        closing_of(store.conversation("c1").await.unwrap()),
-        Some((22_000, EndReason::Ended, false)),
-        "the second visit's real closing replaces its inferred one"
-    );
-    assert_eq!(
-        closing_of(store.conversation("c2").await.unwrap()),
-        Some((25_000, EndReason::Disconnect, true)),
-        "the first visit's closing, late, does not replace the second visit's"
-    );
+    let real_ends = [
+        close("c1", EndReason::Ended, 22_000),
+        close("c2", EndReason::Ended, 11_000),
+    ];
+    store.archive(&real_ends).await.unwrap();
+    let why = "the second visit's real closing replaces its inferred one";
+    assert_eq!(closing(store, "c1").await, ended(22_000), "{why}");
+    let why = "the first visit's closing, late, does not replace the second visit's";
+    assert_eq!(closing(store, "c2").await, inferred_end(25_000), "{why}");
 }
 
 /// Events for a conversation that was never opened are dropped, and create nothing.
@@ -488,7 +484,7 @@ async fn unknown_conversation(store: &dyn Store) {
         .archive(&[message("late", 1), open("late", None, "bob", 7), message("late", 2)])
         .await
         .unwrap();
-    assert_eq!(seqs(&store.conversation("late").await.unwrap()), vec![2]);
+    assert_eq!(seqs_of(store, "late").await, vec![2]);
     // A closing before the opening is dropped too; one after a known opening is kept.
     store
         .archive(&[close("early", EndReason::Ended, 8), open("early", None, "bob", 8)])
@@ -1127,14 +1123,8 @@ async fn concurrent_retries(store: &dyn Store) {
     x.unwrap();
     y.unwrap();
     z.unwrap();
-    assert_eq!(
-        seqs(&store.conversation("r1").await.unwrap()),
-        (1..=20).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        seqs(&store.conversation("r2").await.unwrap()),
-        (1..=20).collect::<Vec<_>>()
-    );
+    assert_eq!(seqs_of(store, "r1").await, (1..=20).collect::<Vec<_>>());
+    assert_eq!(seqs_of(store, "r2").await, (1..=20).collect::<Vec<_>>());
     assert_eq!(listed_total(store).await, 2);
 }
 
@@ -1208,10 +1198,7 @@ async fn the_same_messages_in_another_grouping_come_back_once(store: &dyn Store)
     store.archive(&all(80..=80)).await.unwrap();
     store.archive(&all(80..=296)).await.unwrap();
     store.archive(&all(80..=80)).await.unwrap();
-    assert_eq!(
-        seqs(&store.conversation("h1").await.unwrap()),
-        (1..=296).collect::<Vec<_>>()
-    );
+    assert_eq!(seqs_of(store, "h1").await, (1..=296).collect::<Vec<_>>());
 }
 
 /// A conversation with megabytes of messages in one batch (past any per-document limit
@@ -4063,7 +4050,7 @@ async fn embedded_survives_reopen() {
         .archive(&[message("c2", 1), message("c2", 2), close("c1", EndReason::Shutdown, 0)])
         .await
         .unwrap();
-    assert_eq!(seqs(&store.conversation("c2").await.unwrap()), vec![1, 2]);
+    assert_eq!(seqs_of(&store, "c2").await, vec![1, 2]);
     assert_eq!(
         store.conversation("c1").await.unwrap().closed.unwrap().reason,
         EndReason::Ended
@@ -4274,10 +4261,7 @@ async fn mongo_each_message_is_stored_once_in_the_raw_collection() {
     let stored = |conv: &str| -> Vec<i64> { copies.keys().filter(|(c, _)| c == conv).map(|(_, s)| *s).collect() };
     assert_eq!(stored("once"), (1..=400).collect::<Vec<_>>());
     assert_eq!(stored("other"), (1..=60).collect::<Vec<_>>());
-    assert_eq!(
-        seqs(&second.conversation("once").await.unwrap()),
-        (1..=400).collect::<Vec<_>>()
-    );
+    assert_eq!(seqs_of(&second, "once").await, (1..=400).collect::<Vec<_>>());
     mongo.dropped().await;
 }
 
@@ -4290,9 +4274,7 @@ async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() 
     let setup = mongo.store().await;
     setup.archive(&[open("old", None, "bob", 1)]).await.unwrap();
     let record = |seq: u64| {
-        let ArchiveEvent::Message { message, .. } = message("old", seq) else {
-            unreachable!()
-        };
+        let message = archived_message("old", seq);
         let side = if seq % 2 == 1 { "customer" } else { "agent" };
         bson::doc! {"id": message.id.to_string(), "seq": seq as i64, "from": side, "text": message.text, "at": message.at}
     };
@@ -4314,12 +4296,7 @@ async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() 
     let store = mongo.store().await;
     let read = store.conversation("old").await.unwrap();
     assert_eq!(seqs(&read), (1..=296).collect::<Vec<_>>());
-    assert_eq!(read.messages[79], {
-        let ArchiveEvent::Message { message, .. } = message("old", 80) else {
-            unreachable!()
-        };
-        message
-    });
+    assert_eq!(read.messages[79], archived_message("old", 80));
     // A replay overlapping the old buckets, with messages after them.
     let replay: Vec<ArchiveEvent> = (250..=320).map(|s| message("old", s)).collect();
     store.archive(&replay).await.unwrap();
@@ -4327,10 +4304,7 @@ async fn mongo_the_earlier_bucket_layout_is_read_and_continued_without_copies() 
     let twice: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).map(|((_, s), _)| *s).collect();
     assert_eq!(twice, vec![80], "only the earlier layout's own copy");
     assert_eq!(copies.len(), 320);
-    assert_eq!(
-        seqs(&store.conversation("old").await.unwrap()),
-        (1..=320).collect::<Vec<_>>()
-    );
+    assert_eq!(seqs_of(&store, "old").await, (1..=320).collect::<Vec<_>>());
     mongo.dropped().await;
 }
 

@@ -15,7 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { newPage, createAgent, adminToken, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, sendMessage, joinedChat, panelOf, apiCall, expectClean, agentChattingWith, agentSignedInOn, conversationRow, backToTheList } from './helpers.mjs';
+import { newPage, createAgent, adminToken, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, joinedChat, panelOf, apiCall, expectClean, agentChattingWith, agentSignedInOn, conversationRow, backToTheList } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -164,14 +164,10 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
 }
 
 test('an agent sets the open chat\'s status from the keyboard, in the message box and in its header', () => withShots('conversations-keys', async (pages) => {
-  const agent = await createAgent(hub, { username: 'wanda-keys', display_name: 'Wanda', categories: ['general'] });
-  const agentPage = await newPage(browser, { width: 1366, height: 768 });
-  pages.push(agentPage);
-  await agentSignsIn(agentPage, hub, agent);
-  const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+  const wanda = { username: 'wanda-keys', display_name: 'Wanda', categories: ['general'] };
   const name = 'Olive keys';
-  await joinedChat(customer, agentPage, hub, 'general', name);
-  await sendMessage(customer, 'Any news?');
+  const size = { width: 1366, height: 768 };
+  const { agentPage, customer } = await agentChattingWith(browser, hub, pages, size, wanda, name, 'Any news?', { keepCsp: true });
   const header = panelOf(agentPage, name).getByTestId('chat-conversation-controls');
   const status = header.getByTestId('chat-conversation-status');
   await status.filter({ hasText: 'Open' }).waitFor();

@@ -244,19 +244,21 @@ export async function agentAndCustomerPages(browser, hub, pages, spec, signIn = 
 }
 
 /** An agent account made from `spec`, signed in (as `agentSignsIn`, with `signIn`) on a page of
- *  `size` that takes the tests' scripts (no CSP), kept in `pages`: the page. */
-export async function agentSignedInOn(browser, hub, pages, size, spec, signIn = {}) {
+ *  `size` that takes the tests' scripts (no CSP; with `keepCsp`, a page as any other), kept in
+ *  `pages`: the page. */
+export async function agentSignedInOn(browser, hub, pages, size, spec, signIn = {}, { keepCsp = false } = {}) {
   const account = await createAgent(hub, spec);
-  const page = await newPage(browser, size, { bypassCSP: true });
+  const page = await newPage(browser, size, keepCsp ? {} : { bypassCSP: true });
   pages.push(page);
   await agentSignsIn(page, hub, account, signIn);
   return page;
 }
 
-/** The agent `spec` signed in on a page of `size`, and customer `name` on a phone page, who
- *  joined General, was given to them and said `text`: both pages (kept in `pages`). */
-export async function agentChattingWith(browser, hub, pages, size, spec, name, text) {
-  const agentPage = await agentSignedInOn(browser, hub, pages, size, spec);
+/** The agent `spec` signed in on a page of `size` (as `agentSignedInOn`, with `page`), and
+ *  customer `name` on a phone page, who joined General, was given to them and said `text`: both
+ *  pages (kept in `pages`). */
+export async function agentChattingWith(browser, hub, pages, size, spec, name, text, page = {}) {
+  const agentPage = await agentSignedInOn(browser, hub, pages, size, spec, {}, page);
   const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
   await joinedChat(customer, agentPage, hub, 'general', name);
   await sendMessage(customer, text);

@@ -85,18 +85,25 @@ async function veraServing(pages, { id, username, size }) {
   return { agent, token };
 }
 
+/** Customer `name`, on a phone page (kept in `pages`), joins `category` and says `text`, which
+ *  the agent's console `agent` shows: her page, her chat's panel there, and the chat's id. */
+async function customerSaid(pages, agent, category, name, text) {
+  const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
+  const panel = await joinedChat(customer, agent, hub, category, name);
+  await sendMessage(customer, text);
+  await panel.getByTestId('message').filter({ hasText: text }).waitFor();
+  const chatId = await panel.getAttribute('data-chat-id');
+  return { customer, panel, chatId };
+}
+
 for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', { width: 390, height: 844 }]]) {
   test(`a customer who left while the agent was disconnected is one row (${label})`, async () => {
     proxy.restore();
     await withShots(`left-while-away-${label}`, async (pages) => {
       const category = `away-${label}`;
       const { agent, token } = await veraServing(pages, { id: category, username: `vera-${label}`, size });
-      const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
       const name = `Lena ${label}`;
-      const panel = await joinedChat(customer, agent, hub, category, name);
-      await sendMessage(customer, 'Back in a bit');
-      await panel.getByTestId('message').filter({ hasText: 'Back in a bit' }).waitFor();
-      const chatId = await panel.getAttribute('data-chat-id');
+      const { customer, panel, chatId } = await customerSaid(pages, agent, category, name, 'Back in a bit');
 
       // She closes the page; half a grace period later the agent's network goes.
       await customer.close();
@@ -193,12 +200,8 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await withShots(`gone-past-grace-${label}`, async (pages) => {
       const category = `gone-${label}`;
       const { agent, token } = await veraServing(pages, { id: category, username: `vera-gone-${label}`, size });
-      const [customer] = await openPages(browser, pages, [{ width: 390, height: 844 }]);
       const name = `Rosa ${label}`;
-      const panel = await joinedChat(customer, agent, hub, category, name);
-      await sendMessage(customer, 'One question');
-      await panel.getByTestId('message').filter({ hasText: 'One question' }).waitFor();
-      const chatId = await panel.getAttribute('data-chat-id');
+      const { customer, panel, chatId } = await customerSaid(pages, agent, category, name, 'One question');
 
       // Vera's network goes; a moment later Rosa closes her page. Vera's grace runs out
       // first (agent_gone: Rosa, away, waits in line), then Rosa's (she leaves the line).

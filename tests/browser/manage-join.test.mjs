@@ -32,17 +32,24 @@ async function serverSaysJoinable(page) {
   });
 }
 
+/** The customer on `page` opens the appointment's page `link` and presses Join: the join
+ *  requests the page makes from then on (their URLs, as they are made). */
+async function joinPressed(page, link) {
+  const asks = [];
+  page.on('request', (r) => { if (r.url().endsWith('/api/appointments/join')) asks.push(r.url()); });
+  await page.goto(`${hub.url}${link}`);
+  await page.getByTestId('appointment').waitFor();
+  await page.getByTestId('join-appointment').click();
+  return asks;
+}
+
 test("a customer's clock days ahead does not let them wait days early: the server's clock decides", () => withShots('manage-join-clock', async (pages) => {
   const { start, page: link } = await appointment();
   const page = await newPage(browser, { width: 390, height: 844 });
   pages.push(page);
   // The customer's clock says the call began ten minutes ago; the server's, days before it.
   await page.clock.setFixedTime(new Date(Date.parse(start) + 10 * 60000));
-  const asks = [];
-  page.on('request', (r) => { if (r.url().endsWith('/api/appointments/join')) asks.push(r.url()); });
-  await page.goto(`${hub.url}${link}`);
-  await page.getByTestId('appointment').waitFor();
-  await page.getByTestId('join-appointment').click();
+  const asks = await joinPressed(page, link);
   await page.getByTestId('waiting-text').filter({ hasText: 'Come back from' }).waitFor();
   assert.deepEqual(asks, [], 'not put in the waiting room days ahead');
   assert.equal(await page.getByTestId('join-appointment').isEnabled(), true);
@@ -55,11 +62,7 @@ test("a customer's clock days behind does not send them away when the call may s
   // The customer's clock says a week before the start; the server's, that the call may start.
   await page.clock.setFixedTime(new Date(Date.parse(start) - 7 * 86400000));
   await serverSaysJoinable(page);
-  const asks = [];
-  page.on('request', (r) => { if (r.url().endsWith('/api/appointments/join')) asks.push(r.url()); });
-  await page.goto(`${hub.url}${link}`);
-  await page.getByTestId('appointment').waitFor();
-  await page.getByTestId('join-appointment').click();
+  const asks = await joinPressed(page, link);
   // Asked to join (the hub's own clock says not yet: the waiting room), not told to come back.
   await page.getByTestId('waiting-text').filter({ hasText: 'you will be let in' }).waitFor();
   assert.ok(asks.length >= 1, 'the page asked to join');

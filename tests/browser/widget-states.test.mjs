@@ -26,6 +26,15 @@ const chat = (page) => page.frameLocator('[data-testid="switchboard-widget"] >> 
 /** A customer page in the shop's browser: UTC and 24-hour times, so the texts are known. */
 const customerPage = (size) => newPage(browser, SIZES[size], { timezoneId: 'UTC', locale: 'en-GB' });
 
+/** A customer page of `size` (kept in `pages`) on the shop with the widget opened: the page. */
+async function widgetOpened(pages, size) {
+  const page = await customerPage(size);
+  pages.push(page);
+  await page.goto(`${shop}/`);
+  await launcher(page).click();
+  return page;
+}
+
 /** Today in UTC (the hub's desk zone here), YYYY-MM-DD. */
 const todayUtc = () => new Date().toISOString().slice(0, 10);
 
@@ -50,10 +59,7 @@ for (const size of Object.keys(SIZES)) {
     await withShots(`widget-closed-${size}`, async (pages) => {
       const token = await adminToken(hub);
       // Waiting in line (nobody online yet) when Sales closes for the day.
-      const waiting = await customerPage(size);
-      pages.push(waiting);
-      await waiting.goto(`${shop}/`);
-      await launcher(waiting).click();
+      const waiting = await widgetOpened(pages, size);
       await chat(waiting).getByTestId('wait-anyway').click();
       await chat(waiting).getByTestId('name-input').fill('Olga');
       await chat(waiting).getByTestId('join-button').click();
@@ -66,10 +72,7 @@ for (const size of Object.keys(SIZES)) {
         await shot(waiting, `widget-closed-waiting-${size}`);
 
         // A new visitor: told before the line, with the message form.
-        const visitor = await customerPage(size);
-        pages.push(visitor);
-        await visitor.goto(`${shop}/`);
-        await launcher(visitor).click();
+        const visitor = await widgetOpened(pages, size);
         await chat(visitor).getByTestId('offline-title').filter({ hasText: 'Sales is closed now' }).waitFor();
         await chat(visitor).getByTestId('opens-at').filter({ hasText: 'Sales opens again tomorrow at 09:00.' }).waitFor();
         await shot(visitor, `widget-closed-${size}`);
@@ -87,10 +90,7 @@ for (const size of Object.keys(SIZES)) {
 test('the greeting promises no quick reply while nobody is online (desktop and phone)', async () => {
   await withShots('widget-greeting', async (pages) => {
     for (const size of Object.keys(SIZES)) {
-      const page = await customerPage(size);
-      pages.push(page);
-      await page.goto(`${shop}/`);
-      await launcher(page).click();
+      const page = await widgetOpened(pages, size);
       await chat(page).getByTestId('widget-status').filter({ hasText: 'Nobody is online' }).waitFor();
       await chat(page).getByTestId('offline-title').waitFor();
       assert.equal(await chat(page).getByText(GREETING).isVisible(), false, `${size}: no "reply within 2 minutes" while nobody is online`);
@@ -103,10 +103,7 @@ test('the greeting promises no quick reply while nobody is online (desktop and p
     const [agent] = await openPages(browser, pages, 1);
     await agentSignsIn(agent, hub, tess);
     for (const size of Object.keys(SIZES)) {
-      const page = await customerPage(size);
-      pages.push(page);
-      await page.goto(`${shop}/`);
-      await launcher(page).click();
+      const page = await widgetOpened(pages, size);
       await chat(page).getByTestId('offline-title').filter({ hasText: 'Nobody is online in Sales right now' }).waitFor();
       await chat(page).getByTestId('widget-status').filter({ hasText: 'Nobody is online in Sales right now' }).waitFor();
       assert.equal(await chat(page).getByText(GREETING).isVisible(), false, `${size}: no quick reply promised beside "nobody in Sales"`);

@@ -54,6 +54,15 @@ async fn customer_is_not_paired(hub: &TestHub) {
     );
 }
 
+/// Each of `sockets` is closed as its session ended, and a customer who joins then is queued,
+/// not paired.
+async fn sessions_ended(hub: &TestHub, sockets: &mut [&mut Ws]) {
+    for ws in sockets {
+        assert_eq!(ws.closed().await.map(u16::from), Some(SESSION_ENDED));
+    }
+    customer_is_not_paired(hub).await;
+}
+
 /// An agent socket opened with a session, the agent available.
 async fn available_agent(hub: &TestHub, token: &str) -> Ws {
     let mut ws = Ws::agent(hub, token).await;
@@ -67,8 +76,7 @@ async fn logging_out_closes_the_agent_socket_opened_with_that_session() {
     let hub = TestHub::start().await;
     let (mut ann, token) = hub.agent_with_token("ann", &["general"], 1).await;
     logout(&hub, &token).await;
-    assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
-    customer_is_not_paired(&hub).await;
+    sessions_ended(&hub, &mut [&mut ann]).await;
     hub.stop().await;
 }
 
@@ -86,9 +94,7 @@ async fn a_password_change_closes_the_agents_sockets() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
-    assert_eq!(ann_buddy.closed().await.map(u16::from), Some(SESSION_ENDED));
-    customer_is_not_paired(&hub).await;
+    sessions_ended(&hub, &mut [&mut ann, &mut ann_buddy]).await;
     hub.stop().await;
 }
 
@@ -111,8 +117,7 @@ async fn logging_out_closes_a_staff_buddy_socket_and_leaves_other_sessions_open(
 async fn a_session_that_expires_closes_its_sockets() {
     let hub = TestHub::with(|s| s.session_ttl = Duration::from_secs(2)).await;
     let mut ann = hub.agent("ann", &["general"], 1).await;
-    assert_eq!(ann.closed().await.map(u16::from), Some(SESSION_ENDED));
-    customer_is_not_paired(&hub).await;
+    sessions_ended(&hub, &mut [&mut ann]).await;
     hub.stop().await;
 }
 

@@ -75,20 +75,25 @@ async fn an_agent_cannot_touch_another_agents_chat() {
     hub.stop().await;
 }
 
-#[tokio::test]
-async fn a_client_that_keeps_sending_garbage_is_closed_with_1008() {
-    let hub = TestHub::start().await;
+/// A customer socket on `hub` sends the text frame `text` up to `times` times, stopping
+/// once the hub has closed it: the close code, and the frames it read meanwhile.
+async fn closed_after_sending(hub: &TestHub, text: &str, times: usize) -> (Option<u16>, Vec<serde_json::Value>) {
     let mut c = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
-    for _ in 0..20 {
-        if c.inner
-            .send(tokio_tungstenite::tungstenite::Message::Text("garbage".into()))
-            .await
-            .is_err()
-        {
+    for _ in 0..times {
+        let frame = tokio_tungstenite::tungstenite::Message::Text(text.into());
+        if c.inner.send(frame).await.is_err() {
             break;
         }
     }
-    assert_eq!(c.closed().await.map(u16::from), Some(1008));
+    let frames = c.seen.clone();
+    (c.closed().await.map(u16::from), frames)
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_sending_garbage_is_closed_with_1008() {
+    let hub = TestHub::start().await;
+    let (code, _) = closed_after_sending(&hub, "garbage", 20).await;
+    assert_eq!(code, Some(1008));
     hub.stop().await;
 }
 
@@ -99,20 +104,7 @@ async fn a_client_flooding_past_the_rate_limit_is_closed_with_1008() {
         s.rate_limit_burst = 5;
     })
     .await;
-    let mut c = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
-    for _ in 0..50 {
-        if c.inner
-            .send(tokio_tungstenite::tungstenite::Message::Text(
-                json!({"type": "ping"}).to_string().into(),
-            ))
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
-    let frames = c.seen.clone();
-    let code = c.closed().await.map(u16::from);
+    let (code, frames) = closed_after_sending(&hub, &json!({"type": "ping"}).to_string(), 50).await;
     assert_eq!(code, Some(1008), "{frames:?}");
     hub.stop().await;
 }

@@ -55,6 +55,23 @@ async fn to_the_bot(hub: &TestHub, bot: &mut Ws, name: &str) -> (Ws, String) {
     (customer, chat)
 }
 
+/// As [`to_the_bot`], and the customer asks the bot `question` (client id `client_id`),
+/// which the bot gets.
+async fn asked_the_bot(hub: &TestHub, bot: &mut Ws, name: &str, question: &str, client_id: &str) -> (Ws, String) {
+    let (mut customer, chat) = to_the_bot(hub, bot, name).await;
+    customer.say(question, client_id).await;
+    bot.next_of("message").await;
+    (customer, chat)
+}
+
+/// As [`hub_with_bot`] with the test defaults, and Ann of General (taking `max_chats`)
+/// connected and available: her socket last.
+async fn hub_with_bot_and_ann(max_chats: u8) -> (TestHub, Api, Ws, Ws) {
+    let (hub, admin, bot) = hub_with_bot(|_| {}).await;
+    let ann = hub.agent("ann", &["general"], max_chats).await;
+    (hub, admin, bot, ann)
+}
+
 /// A hub whose General category names bot Faq, with Faq connected: the hub, the admin,
 /// and Faq's socket.
 async fn hub_with_bot(tweak: impl FnOnce(&mut switchboard::config::Settings)) -> (TestHub, Api, Ws) {
@@ -223,8 +240,7 @@ async fn a_bot_that_never_answers_hands_over_after_the_timeout() {
 
 #[tokio::test]
 async fn a_bot_that_goes_away_hands_over_and_a_category_without_its_bot_goes_to_the_line() {
-    let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
-    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let (hub, _admin, mut bot, mut agent) = hub_with_bot_and_ann(2).await;
     let (mut customer, chat) = to_the_bot(&hub, &mut bot, "Carla").await;
     customer.say("anyone?", "c1").await;
     drop(bot);
@@ -235,7 +251,6 @@ async fn a_bot_that_goes_away_hands_over_and_a_category_without_its_bot_goes_to_
     // No bot connected now: the next customer goes straight to the line.
     let mut second = hub.customer("Dora", "general").await;
     assert_eq!(second.next_of("chat_started").await["peer_name"], "ANN");
-    let _ = admin;
 }
 
 #[tokio::test]
@@ -424,22 +439,17 @@ async fn report_once(admin: &Api, ready: impl Fn(&Value) -> bool) -> Value {
 
 #[tokio::test]
 async fn reports_separate_conversations_the_bot_resolved_from_those_it_handed_over() {
-    let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
-    let mut agent = hub.agent("ann", &["general"], 2).await;
+    let (hub, admin, mut bot, mut agent) = hub_with_bot_and_ann(2).await;
 
     // Carla's question the bot answers and resolves.
-    let (mut carla, first) = to_the_bot(&hub, &mut bot, "Carla").await;
-    carla.say("opening hours", "c1").await;
-    bot.next_of("message").await;
+    let (mut carla, first) = asked_the_bot(&hub, &mut bot, "Carla", "opening hours", "c1").await;
     bot.say_in(&first, "9 to 5", "b1").await;
     bot.send(json!({"type": "resolve", "chat_id": first})).await;
     carla.next_of("chat_ended").await;
     bot.next_of("conversation_ended").await;
 
     // Dora's the bot hands over to Ann, who ends it.
-    let (mut dora, second) = to_the_bot(&hub, &mut bot, "Dora").await;
-    dora.say("I need a person", "d1").await;
-    bot.next_of("message").await;
+    let (mut dora, second) = asked_the_bot(&hub, &mut bot, "Dora", "I need a person", "d1").await;
     bot.send(json!({"type": "handover", "chat_id": second})).await;
     bot.next_of("conversation_ended").await;
     assert_eq!(agent.next_of("chat_started").await["chat_id"], second.as_str());
@@ -459,11 +469,7 @@ async fn reports_separate_conversations_the_bot_resolved_from_those_it_handed_ov
     });
     assert_eq!(summed, (1, 1), "{report}");
     let agent_row = |name: &str| {
-        report["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["agent_name"] == name)
+        find_by(&report["agents"], "agent_name", name)
             .cloned()
             .unwrap_or_else(|| panic!("no agent row {name}: {report}"))
     };
@@ -480,8 +486,7 @@ async fn reports_separate_conversations_the_bot_resolved_from_those_it_handed_ov
 /// and the customer's wait ended when the bot took them).
 #[tokio::test]
 async fn a_person_who_takes_over_from_a_bot_is_measured_from_the_hand_over() {
-    let (hub, admin, mut bot) = hub_with_bot(|_| {}).await;
-    let mut ann = hub.agent("ann", &["general"], 1).await;
+    let (hub, admin, mut bot, mut ann) = hub_with_bot_and_ann(1).await;
     // Eve's conversation the bot hands over at once, Ann takes it and never writes.
     let (_eve, eves) = to_the_bot(&hub, &mut bot, "Eve").await;
     bot.say_in(&eves, "Let me find someone", "b1").await;
@@ -504,11 +509,7 @@ async fn a_person_who_takes_over_from_a_bot_is_measured_from_the_hand_over() {
     dora.next_of("chat_ended").await;
 
     let report = report_once(&admin, |r| r["totals"]["bot_handed_over"] == 2).await;
-    let ann_row = report["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["agent_name"] == "ANN")
+    let ann_row = find_by(&report["agents"], "agent_name", "ANN")
         .cloned()
         .unwrap_or_else(|| panic!("no row for Ann: {report}"));
     let ms = |key: &str| ann_row[key].as_i64().unwrap_or_else(|| panic!("{key}: {ann_row}"));
@@ -572,9 +573,7 @@ async fn a_handed_over_conversation_is_created_once_and_then_assigned() {
     .await;
     let mut agent = hub.agent("ann", &["general"], 2).await;
     let ann = admin.agent_id("ann").await;
-    let (mut customer, chat) = to_the_bot(&hub, &mut bot, "Carla").await;
-    customer.say("a person please", "c1").await;
-    bot.next_of("message").await;
+    let (mut customer, chat) = asked_the_bot(&hub, &mut bot, "Carla", "a person please", "c1").await;
     bot.say_in(&chat, "One moment.", "b1").await;
     bot.send(json!({"type": "handover", "chat_id": chat})).await;
     agent.next_of("chat_started").await;
@@ -678,9 +677,7 @@ async fn revoking_a_bots_token_closes_its_socket_and_hands_its_customers_over() 
     let (secret, id) = bot_token_and_id(&admin, "Faq").await;
     let (mut bot, _) = bot_socket(&hub, &secret).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
-    let (mut customer, chat) = to_the_bot(&hub, &mut bot, "Carla").await;
-    customer.say("hello?", "c1").await;
-    bot.next_of("message").await;
+    let (mut customer, chat) = asked_the_bot(&hub, &mut bot, "Carla", "hello?", "c1").await;
 
     let (status, _) = admin.delete(&format!("/api/admin/api-tokens/{id}")).await;
     assert_eq!(status, 200);
@@ -782,11 +779,7 @@ async fn a_category_whose_bot_is_connected_is_answered_with_nobody_online() {
     // The admin sees it online too.
     let admin_online = async || {
         let (_, view) = admin.get("/api/admin/category-bots").await;
-        view["categories"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["category"] == "general")
+        find_by(&view["categories"], "category", "general")
             .map(|c| c["online"].clone())
             .unwrap()
     };

@@ -16,6 +16,18 @@ async fn buddy_with_key(hub: &TestHub, name: &str, key: &str) -> (Ws, Value) {
     buddy_joining(hub, json!({"type": "buddy_join", "name": name, "key": key})).await
 }
 
+/// A hub, and visitors who joined its buddy list as `names`, one after the other: each one's
+/// socket and welcome.
+async fn buddies<const N: usize>(names: [&str; N]) -> (TestHub, [(Ws, Value); N]) {
+    let hub = TestHub::start().await;
+    let mut joined = Vec::with_capacity(N);
+    for name in names {
+        joined.push(buddy(&hub, name).await);
+    }
+    let joined = joined.try_into().unwrap_or_else(|_| unreachable!("one a name"));
+    (hub, joined)
+}
+
 async fn buddy_joining(hub: &TestHub, join: Value) -> (Ws, Value) {
     let mut ws = Ws::connect(&hub.ws_url("/ws/buddy"), &[]).await.unwrap();
     ws.send(join).await;
@@ -59,9 +71,7 @@ async fn names_are_validated() {
 
 #[tokio::test]
 async fn everyone_sees_who_is_online_live_and_same_names_are_told_apart() {
-    let hub = TestHub::start().await;
-    let (mut a, wa) = buddy(&hub, "Sam").await;
-    let (mut b, wb) = buddy(&hub, "Sam").await;
+    let (hub, [(mut a, wa), (mut b, wb)]) = buddies(["Sam", "Sam"]).await;
     assert_ne!(id(&wa), id(&wb));
     let list: Vec<_> = wb["buddies"]
         .as_array()
@@ -80,9 +90,7 @@ async fn everyone_sees_who_is_online_live_and_same_names_are_told_apart() {
 
 #[tokio::test]
 async fn several_connections_are_one_person_and_a_reload_is_not_a_leave() {
-    let hub = TestHub::start().await;
-    let (mut watcher, _) = buddy(&hub, "Watcher").await;
-    let (tab1, w1) = buddy(&hub, "Multi").await;
+    let (hub, [(mut watcher, _), (mut tab1, w1)]) = buddies(["Watcher", "Multi"]).await;
     watcher.next_of("buddy_joined").await;
     let key = w1["key"].as_str().unwrap().to_string();
     let (mut tab2, w2) = buddy_with_key(&hub, "Multi", &key).await;
@@ -90,7 +98,6 @@ async fn several_connections_are_one_person_and_a_reload_is_not_a_leave() {
     assert!(watcher.drain().await.is_empty(), "no second join is announced");
 
     // An invitation reaches every connection of the person.
-    let mut tab1 = tab1;
     watcher.send(json!({"type": "invite", "to": id(&w1)})).await;
     tab1.next_of("invited").await;
     tab2.next_of("invited").await;
@@ -112,9 +119,7 @@ async fn several_connections_are_one_person_and_a_reload_is_not_a_leave() {
 
 #[tokio::test]
 async fn the_last_connection_closing_is_a_leave_after_the_grace_period() {
-    let hub = TestHub::start().await;
-    let (mut a, _) = buddy(&hub, "Ann").await;
-    let (b, wb) = buddy(&hub, "Bob").await;
+    let (hub, [(mut a, _), (b, wb)]) = buddies(["Ann", "Bob"]).await;
     drop(b);
     let left = a.next_of("buddy_left").await;
     assert_eq!(left["id"].as_u64(), Some(id(&wb)));
@@ -123,10 +128,7 @@ async fn the_last_connection_closing_is_a_leave_after_the_grace_period() {
 
 #[tokio::test]
 async fn invitation_rules() {
-    let hub = TestHub::start().await;
-    let (mut a, wa) = buddy(&hub, "A").await;
-    let (mut b, wb) = buddy(&hub, "B").await;
-    let (mut c, wc) = buddy(&hub, "C").await;
+    let (hub, [(mut a, wa), (mut b, wb), (mut c, wc)]) = buddies(["A", "B", "C"]).await;
     let (ia, ib, ic) = (id(&wa), id(&wb), id(&wc));
 
     a.send(json!({"type": "invite", "to": ia})).await;
@@ -202,9 +204,7 @@ async fn invitation_rules() {
 
 #[tokio::test]
 async fn declining_frees_the_inviter() {
-    let hub = TestHub::start().await;
-    let (mut a, wa) = buddy(&hub, "A").await;
-    let (mut b, wb) = buddy(&hub, "B").await;
+    let (hub, [(mut a, wa), (mut b, wb)]) = buddies(["A", "B"]).await;
     a.send(json!({"type": "invite", "to": id(&wb)})).await;
     let inv = b.invitation_id().await;
     b.send(json!({"type": "decline", "invitation_id": inv})).await;
@@ -218,12 +218,8 @@ async fn declining_frees_the_inviter() {
 
 #[tokio::test]
 async fn leaving_withdraws_invitations_and_ends_chats_with_a_notice() {
-    let hub = TestHub::start().await;
-    let (mut a, wa) = buddy(&hub, "A").await;
-    let (b, wb) = buddy(&hub, "B").await;
-    let (mut c, wc) = buddy(&hub, "C").await;
+    let (hub, [(mut a, wa), (mut b, wb), (mut c, wc)]) = buddies(["A", "B", "C"]).await;
     // B invites C, then leaves: C's invitation is withdrawn.
-    let mut b = b;
     b.send(json!({"type": "invite", "to": id(&wc)})).await;
     c.next_of("invited").await;
     drop(b);
@@ -244,9 +240,7 @@ async fn leaving_withdraws_invitations_and_ends_chats_with_a_notice() {
 
 #[tokio::test]
 async fn a_reloaded_page_gets_its_chat_back_with_every_message() {
-    let hub = TestHub::start().await;
-    let (mut a, wa) = buddy(&hub, "A").await;
-    let (mut b, wb) = buddy(&hub, "B").await;
+    let (hub, [(mut a, wa), (mut b, wb)]) = buddies(["A", "B"]).await;
     let chat = start_chat(&mut a, &mut b, id(&wb)).await;
     a.send(json!({"type": "message", "text": "one", "client_id": "a-1"}))
         .await;
@@ -291,9 +285,7 @@ async fn a_reloaded_page_gets_its_chat_back_with_every_message() {
 
 #[tokio::test]
 async fn buddy_chats_are_archived_as_buddy_chats() {
-    let hub = TestHub::start().await;
-    let (mut a, _) = buddy(&hub, "A").await;
-    let (mut b, wb) = buddy(&hub, "B").await;
+    let (hub, [(mut a, _), (mut b, wb)]) = buddies(["A", "B"]).await;
     let chat = start_chat(&mut a, &mut b, id(&wb)).await;
     a.send(json!({"type": "message", "text": "archived?"})).await;
     b.next_of("message").await;
@@ -361,9 +353,7 @@ async fn agents_on_the_desk_appear_to_their_colleagues_and_not_to_the_public() {
 /// the compact `ack`, the others the whole `message` (text, seq, client_id), once durable.
 #[tokio::test]
 async fn a_message_sent_from_one_tab_reaches_the_senders_other_tabs_whole() {
-    let hub = TestHub::start().await;
-    let (mut ann, _) = buddy(&hub, "Ann").await;
-    let (mut tab1, w1) = buddy(&hub, "Multi").await;
+    let (hub, [(mut ann, _), (mut tab1, w1)]) = buddies(["Ann", "Multi"]).await;
     let key = w1["key"].as_str().unwrap().to_string();
     let (mut tab2, _) = buddy_with_key(&hub, "Multi", &key).await;
     let chat = start_chat(&mut ann, &mut tab1, id(&w1)).await;

@@ -842,13 +842,9 @@ async fn a_stalled_nodes_buddy_is_let_go_on_waking_and_comes_back_elsewhere_as_t
 #[tokio::test]
 async fn every_buddy_chat_of_a_node_with_more_chats_than_its_queue_holds_gets_its_missed_line_after_a_cut() {
     const CHATS: usize = 20;
-    let hook = [
-        ("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL", "beta"),
-        ("SWITCHBOARD_TEST_ROUTER_BUFFER", "8"),
-    ];
     let (_beta, bind, [alpha], servers) = process_and_nodes(
         "buddy-cluster-many-missed-lines",
-        Process::named("beta").env(&hook),
+        Process::named("beta").env(&crate::cluster_fixture::DEAF_BETA_WITH_A_SMALL_QUEUE),
         ["alpha"],
         buddy_grace,
     )

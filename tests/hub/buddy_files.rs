@@ -7,17 +7,12 @@ use serde_json::{Value, json};
 
 use crate::attachments::{Auth, fetch, link, png, text_file, upload};
 use crate::buddy::invite_and_accept;
-use crate::common::{Cluster, Endpoint, QUIET, TestHub, Ws, refusal};
+use crate::common::{Cluster, Endpoint, QUIET, TestHub, Ws, find_by, refusal};
 
 /// `ann` invites `bob` (listed as `bob_name` on her roster, whose page may be on another
 /// node: waited for), `bob` accepts: the chat's id, as both are told.
 async fn buddy_chat(ann: &mut Ws, ann_welcome: &Value, bob: &mut Ws, bob_name: &str) -> String {
-    let listed = ann_welcome["buddies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == bob_name)
-        .cloned();
+    let listed = find_by(&ann_welcome["buddies"], "name", bob_name).cloned();
     let bob_entry = match listed {
         Some(entry) => entry,
         None => ann
@@ -96,7 +91,7 @@ async fn staff_in_a_buddy_chat_exchange_files_and_nobody_else_gets_them() {
     }
 
     // Bob's own file back, a PDF; Ann's upload is not his to send.
-    let pdf = b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n".to_vec();
+    let pdf = crate::attachments::PDF.to_vec();
     let (status, bobs) = upload(&hub, Auth::Staff(&bob_token), &chat, "plan.pdf", pdf).await;
     assert_eq!(status, 201, "{bobs}");
     bob.send(json!({"type": "message", "chat_id": chat, "text": "", "attachments": [id], "client_id": "b-1"}))

@@ -156,10 +156,8 @@ async fn a_customer_who_drops_is_announced_and_resumes_with_missed_messages() {
 #[tokio::test]
 async fn a_waiting_customer_resumes_their_place_in_line() {
     let hub = TestHub::start().await;
-    let mut c1 = hub.customer("One", "general").await;
-    let mut c2 = hub.customer("Two", "general").await;
-    c1.next_of("queued").await;
-    c2.next_of("queued").await;
+    let c1 = hub.customer_queued("One", "general", 1).await;
+    let _c2 = hub.customer_queued("Two", "general", 2).await;
     let token = c1.token.clone().unwrap();
     drop(c1);
     tokio::time::sleep(Duration::from_millis(100)).await;

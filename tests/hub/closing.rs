@@ -59,39 +59,38 @@ async fn a_client_close_during_a_chat_is_answered_on_the_agent_socket_too() {
     hub.stop().await;
 }
 
-#[tokio::test]
-async fn a_frame_over_one_mebibyte_is_closed_with_1009() {
+/// A customer socket that is sent `frames` (each its first byte and payload), one after the
+/// other, is closed with `code`.
+async fn customer_socket_sent_closes_with(frames: &[(u8, &[u8])], code: u16) {
     let hub = TestHub::start().await;
     let mut raw = RawWs::open(&hub, "/ws/customer").await;
-    // The header announces 2 MiB; the hub refuses on the header, before the payload is read.
-    let payload = vec![b'x'; 2 << 20];
-    raw.send_frame(0x81, &payload).await;
-    assert_eq!(raw.close_code().await, Some(1009));
+    for (first_byte, payload) in frames {
+        raw.send_frame(*first_byte, payload).await;
+    }
+    assert_eq!(raw.close_code().await, Some(code));
     hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_frame_over_one_mebibyte_is_closed_with_1009() {
+    // The header announces 2 MiB; the hub refuses on the header, before the payload is read.
+    customer_socket_sent_closes_with(&[(0x81, &vec![b'x'; 2 << 20])], 1009).await;
 }
 
 #[tokio::test]
 async fn a_fragmented_message_over_one_mebibyte_is_closed_with_1009() {
-    let hub = TestHub::start().await;
-    let mut raw = RawWs::open(&hub, "/ws/customer").await;
     let part = vec![b'x'; 700 * 1024];
-    raw.send_frame(0x01, &part).await; // text, not final
-    raw.send_frame(0x80, &part).await; // final continuation: 1.4 MiB in all
-    assert_eq!(raw.close_code().await, Some(1009));
-    hub.stop().await;
+    // Text, not final; then the final continuation: 1.4 MiB in all.
+    customer_socket_sent_closes_with(&[(0x01, &part), (0x80, &part)], 1009).await;
 }
 
 #[tokio::test]
 async fn invalid_utf8_in_a_text_frame_is_closed_with_1007() {
-    let hub = TestHub::start().await;
-    let mut raw = RawWs::open(&hub, "/ws/customer").await;
     // "κόσμε" followed by an encoded surrogate, which UTF-8 forbids.
     let bad = [
         0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80,
     ];
-    raw.send_frame(0x81, &bad).await;
-    assert_eq!(raw.close_code().await, Some(1007));
-    hub.stop().await;
+    customer_socket_sent_closes_with(&[(0x81, &bad)], 1007).await;
 }
 
 #[tokio::test]
@@ -182,11 +181,17 @@ async fn after_a_1009_the_hub_reads_the_rest_and_closes_the_tcp_connection_clean
     hub.stop().await;
 }
 
+/// A hub with Ann signed in and her open customer room: the hub, her client, the room's id.
+async fn hub_with_anns_room() -> (TestHub, Api, String) {
+    let hub = TestHub::start().await;
+    let (ann, room) = rooms::agent_with_room(&hub, "ann", rooms::customer_room("A")).await;
+    (hub, ann, room)
+}
+
 /// `/ws/room` ends the same way: it reset the TCP connection with no Close at all.
 #[tokio::test]
 async fn a_room_socket_closes_an_oversized_frame_with_1009_and_a_clean_tcp_close() {
-    let hub = TestHub::start().await;
-    let (_ann, room) = rooms::agent_with_room(&hub, "ann", rooms::customer_room("A")).await;
+    let (hub, _ann, room) = hub_with_anns_room().await;
     let token = rooms::token(&hub, &room, json!({"phone": rooms::PHONE, "password": rooms::PASSWORD})).await;
     let mut raw = RawWs::open(&hub, &format!("/ws/room?room={room}")).await;
     raw.send_frame(0x81, json!({"type": "auth", "token": token}).to_string().as_bytes())
@@ -201,8 +206,7 @@ async fn a_room_socket_closes_an_oversized_frame_with_1009_and_a_clean_tcp_close
 /// `/ws/room` closes a run of bad frames like the other sockets (it took any number).
 #[tokio::test]
 async fn a_room_socket_closes_ten_bad_frames_in_a_row_with_1008() {
-    let hub = TestHub::start().await;
-    let (ann, room) = rooms::agent_with_room(&hub, "ann", rooms::customer_room("A")).await;
+    let (hub, ann, room) = hub_with_anns_room().await;
     let (mut agent, _) = rooms::agent_member(&hub, &ann, &room).await;
     // A good frame between bad ones starts the count again.
     for _ in 0..9 {

@@ -11,7 +11,7 @@ use switchboard::cluster::agent_endings;
 
 use crate::cluster_base::eventually;
 use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with, one_then_two, redis_conn};
-use crate::common::Ws;
+use crate::common::{Ws, find_by};
 
 fn seqs(messages: &Value) -> Vec<u64> {
     messages
@@ -62,11 +62,7 @@ async fn an_agent_back_where_their_customer_resumed_gets_the_welcome_first_and_e
         .await
         .expect("a frame for the agent");
     assert_eq!(first["type"], "agent_welcome", "the welcome comes first: {first}");
-    let snapshot = first["chats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["chat_id"] == chat.as_str())
+    let snapshot = find_by(&first["chats"], "chat_id", chat.as_str())
         .unwrap_or_else(|| panic!("the chat in the welcome: {first}"))
         .clone();
     assert_eq!(seqs(&snapshot["messages"]), [1, 2], "{snapshot}");

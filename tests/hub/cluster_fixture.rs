@@ -25,6 +25,15 @@ use crate::redis_server::RedisServer;
 /// How long a test waits for something the cluster must do (several leases' worth).
 const WAIT: Duration = Duration::from_secs(20);
 
+/// The test hooks of a real process "beta" that drops every line on its chats' channels
+/// (`SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL`: lines lost as with a cut) and queues at most 8
+/// calls to Redis (`SWITCHBOARD_TEST_ROUTER_BUFFER`, standing for the 8,192 a node with
+/// 20,000 chats would overrun): a node with more chats than its queue holds.
+pub(crate) const DEAF_BETA_WITH_A_SMALL_QUEUE: [(&str, &str); 2] = [
+    ("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL", "beta"),
+    ("SWITCHBOARD_TEST_ROUTER_BUFFER", "8"),
+];
+
 /// What the nodes share and use until they stop: the redis-server (a test may pause,
 /// kill or restart it), the scratch directory their data directories are in (a test may
 /// start another node there) and their store. Bind it to a name (`_servers`) until the

@@ -39,10 +39,15 @@ async fn until_taken(ws: &mut Ws, frame: serde_json::Value, taken: &str) -> serd
     }
 }
 
+/// `text` from `from` in `chat` (its client id the same), sent until it is taken: the ack.
+async fn acked(from: &mut Ws, chat: &str, text: &str) -> serde_json::Value {
+    let message = json!({"type": "message", "chat_id": chat, "text": text, "client_id": text});
+    until_taken(from, message, "ack").await
+}
+
 /// One message from `from` in its chat: acknowledged with `seq`, delivered to `to` with it.
 async fn exchange(from: &mut Ws, to: &mut Ws, chat: &str, text: &str, seq: u64) {
-    let message = json!({"type": "message", "chat_id": chat, "text": text, "client_id": text});
-    let ack = until_taken(from, message, "ack").await;
+    let ack = acked(from, chat, text).await;
     assert_eq!(ack["seq"], seq, "{text}: {ack}");
     let line = to.next_of("message").await;
     assert_eq!(
@@ -71,6 +76,33 @@ async fn chatting(
     let chat = started(&mut customer).await;
     assert_eq!(started(&mut agent).await, chat);
     (agent, customer, chat)
+}
+
+/// Beta as a real process with the test hooks `hook` (beta deaf to its chat channel, and
+/// more), and alpha in this process, with leases of a second: the process, beta's address,
+/// alpha, the servers.
+async fn beta_process_and_alpha(
+    scratch: &str,
+    hook: &[(&str, &str)],
+) -> (
+    crate::common::Running,
+    crate::common::Endpoint,
+    crate::common::TestHub,
+    Servers,
+) {
+    use crate::cluster_fixture::{Process, process_and_nodes};
+    let (beta, bind, [alpha], servers) =
+        process_and_nodes(scratch, Process::named("beta").env(hook), ["alpha"], lease_of(1_000)).await;
+    (beta, crate::common::Endpoint::at(&bind), alpha, servers)
+}
+
+/// Ann on `ann_on` chatting with Carla on `carla_on` (as [`chatting`]): Carla has said "one"
+/// and Ann "two".
+async fn two_lines_said(ann_on: &crate::common::TestHub, carla_on: &crate::common::TestHub) -> (Ws, Ws, String) {
+    let (mut ann, mut carla, chat) = chatting(ann_on, "ann", carla_on, "Carla").await;
+    exchange(&mut carla, &mut ann, &chat, "one", 1).await;
+    exchange(&mut ann, &mut carla, &chat, "two", 2).await;
+    (ann, carla, chat)
 }
 
 /// The customer `customer` (in `chat` with `agent`) closes their page, and `agent` is told
@@ -486,14 +518,10 @@ async fn a_customer_gone_while_their_node_was_suspended_is_not_paired_after_the_
 #[tokio::test]
 async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_and_its_archive() {
     let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-resume").await;
-    let store = &servers.store;
-    let redis = &mut servers.redis;
-    let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
-    exchange(&mut carla, &mut ann, &chat, "one", 1).await;
-    exchange(&mut ann, &mut carla, &chat, "two", 2).await;
+    let (mut ann, carla, chat) = two_lines_said(&beta, &alpha).await;
     let token = gone_away(carla, &mut ann, &chat).await;
 
-    let _redis = killed_and_back_empty(redis).await;
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
     // Once, while the nodes notice the loss and restore (beta's lookup waits behind its
     // re-assertion, which takes a lease period).
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -511,7 +539,7 @@ async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_
 
     // Every acknowledged line archived once, and the closing, whoever archives the chat.
     assert_eq!(
-        closed_with_lines(store, &chat, 3, Duration::from_secs(10)).await,
+        closed_with_lines(&servers.store, &chat, 3, Duration::from_secs(10)).await,
         [(1, "one"), (2, "two"), (3, "three")].map(|(s, t)| (s, t.to_string()))
     );
 
@@ -539,12 +567,11 @@ async fn a_customer_resuming_elsewhere_while_redis_is_restored_keeps_their_chat_
 #[tokio::test]
 async fn a_resume_before_the_nodes_record_their_tokens_again_is_refused_for_now_not_expired() {
     let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-token").await;
-    let redis = &mut servers.redis;
     let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
     exchange(&mut carla, &mut ann, &chat, "one", 1).await;
     let token = gone_away(carla, &mut ann, &chat).await;
 
-    let _redis = killed_and_back_empty(redis).await;
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
     let (_early, answer) = resume_tried(&beta, &token, 1, "resumed").await;
     assert_eq!(answer["code"], "cluster_unavailable", "{answer}");
 
@@ -564,13 +591,9 @@ async fn a_resume_before_the_nodes_record_their_tokens_again_is_refused_for_now_
 #[tokio::test]
 async fn a_customer_resuming_on_a_node_without_the_chat_after_a_restore_gets_its_lines_archived() {
     let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-floor").await;
-    let store = &servers.store;
-    let redis = &mut servers.redis;
     // Both sides on alpha: beta has no log of the chat.
-    let (mut ann, mut carla, chat) = chatting(&alpha, "ann", &alpha, "Carla").await;
-    exchange(&mut carla, &mut ann, &chat, "one", 1).await;
-    exchange(&mut ann, &mut carla, &chat, "two", 2).await;
-    let _redis = killed_and_back_empty(redis).await;
+    let (mut ann, mut carla, chat) = two_lines_said(&alpha, &alpha).await;
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
     healthy(&alpha, "alpha").await;
     healthy(&beta, "beta").await;
     exchange(&mut carla, &mut ann, &chat, "three", 3).await;
@@ -592,7 +615,7 @@ async fn a_customer_resuming_on_a_node_without_the_chat_after_a_restore_gets_its
     let five = json!({"type": "message", "chat_id": chat, "text": "five", "client_id": "c5"});
     assert_eq!(until_taken(&mut back, five, "ack").await["seq"], 5);
     until_taken(&mut ann, json!({"type": "end_chat", "chat_id": chat}), "chat_ended").await;
-    let lines = closed_with_lines(store, &chat, 5, Duration::from_secs(10)).await;
+    let lines = closed_with_lines(&servers.store, &chat, 5, Duration::from_secs(10)).await;
     assert_eq!(
         u64s_of(&lines),
         [1, 2, 3, 4, 5],
@@ -660,17 +683,8 @@ fn u64s_of(lines: &[(u64, String)]) -> Vec<u64> {
 /// went on past the line (the log started after it) and the agent never saw it.
 #[tokio::test]
 async fn a_customers_line_the_agents_node_missed_before_redis_came_back_empty_reaches_the_agent() {
-    use crate::cluster_fixture::{Process, process_and_nodes};
-    use crate::common::Endpoint;
     let hook = [("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL", "beta")];
-    let (_beta, bind, [alpha], mut servers) = process_and_nodes(
-        "cluster-reassert-missed-line",
-        Process::named("beta").env(&hook),
-        ["alpha"],
-        lease_of(1_000),
-    )
-    .await;
-    let beta = Endpoint::at(&bind);
+    let (_beta, beta, alpha, mut servers) = beta_process_and_alpha("cluster-reassert-missed-line", &hook).await;
     let token = alpha.agent_account("ann", &["general"], 1).await;
     let mut ann = Ws::agent(&beta, &token).await;
     ann.send(json!({"type": "set_available", "available": true})).await;
@@ -681,12 +695,7 @@ async fn a_customers_line_the_agents_node_missed_before_redis_came_back_empty_re
     // the chat's log, which its router made before); Carla's answer is published to beta,
     // which drops it.
     exchange(&mut ann, &mut carla, &chat, "hello", 1).await;
-    let ack = until_taken(
-        &mut carla,
-        json!({"type": "message", "chat_id": chat, "text": "one", "client_id": "one"}),
-        "ack",
-    )
-    .await;
+    let ack = acked(&mut carla, &chat, "one").await;
     assert_eq!(ack["seq"], 2, "{ack}");
 
     let _redis = killed_and_back_empty(&mut servers.redis).await;
@@ -694,12 +703,7 @@ async fn a_customers_line_the_agents_node_missed_before_redis_came_back_empty_re
 
     // Carla goes on (her line sent again while the chat is restored): seq 3. Ann gets
     // "one" and then "three", each once, in seq order.
-    let ack = until_taken(
-        &mut carla,
-        json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "three"}),
-        "ack",
-    )
-    .await;
+    let ack = acked(&mut carla, &chat, "three").await;
     assert_eq!(ack["seq"], 3, "{ack}");
     let mut seen = vec![];
     while seen.len() < 2 {
@@ -726,21 +730,9 @@ async fn a_customers_line_the_agents_node_missed_before_redis_came_back_empty_re
 /// past the queue's capacity: those agents got the line only with their chat's next one.
 #[tokio::test]
 async fn every_chat_of_a_node_with_more_chats_than_its_queue_holds_gets_its_missed_line_after_an_empty_redis() {
-    use crate::cluster_fixture::{Process, process_and_nodes};
-    use crate::common::Endpoint;
     const CHATS: usize = 20;
-    let hook = [
-        ("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL", "beta"),
-        ("SWITCHBOARD_TEST_ROUTER_BUFFER", "8"),
-    ];
-    let (_beta, bind, [alpha], mut servers) = process_and_nodes(
-        "cluster-reassert-many-missed-lines",
-        Process::named("beta").env(&hook),
-        ["alpha"],
-        lease_of(1_000),
-    )
-    .await;
-    let beta = Endpoint::at(&bind);
+    let hook = crate::cluster_fixture::DEAF_BETA_WITH_A_SMALL_QUEUE;
+    let (_beta, beta, alpha, mut servers) = beta_process_and_alpha("cluster-reassert-many-missed-lines", &hook).await;
     let mut pairs = vec![];
     for n in 0..CHATS {
         let token = alpha.agent_account(&format!("ann{n}"), &["general"], 1).await;

@@ -335,12 +335,17 @@ impl Cluster {
     /// The agent signed in on node `i` with their bearer `token`, their welcome read
     /// (not yet available).
     pub(crate) async fn agent_on(&self, i: usize, token: &str) -> Ws {
-        let auth = format!("Bearer {token}");
-        let mut ws = Ws::connect(&self.ws_url(i, "/ws/agent"), &[("authorization", &auth)])
-            .await
-            .unwrap();
+        let mut ws = self.agent_socket(i, token).await;
         ws.next_of("agent_welcome").await;
         ws
+    }
+
+    /// The agent's socket on node `i`, signed in with their bearer `token` (nothing read).
+    pub(crate) async fn agent_socket(&self, i: usize, token: &str) -> Ws {
+        let auth = format!("Bearer {token}");
+        Ws::connect(&self.ws_url(i, "/ws/agent"), &[("authorization", &auth)])
+            .await
+            .unwrap()
     }
 
     /// The node whose `node_lost` reaped node `i`, if one did.
@@ -560,6 +565,11 @@ impl NodeStarting<'_> {
 
 /// Waits until every client's phase is one of `phases` (names missing count as not);
 /// fails with who is behind and the nodes' logs.
+/// Customers quiet between messages: each in a chat (its first exchange done) or in line.
+const IN_A_CHAT_OR_IN_LINE: &[Phase] = &[Phase::Ready, Phase::Waiting];
+/// Customers done: each left after their chat, or lost with their node.
+const FINISHED_OR_GONE: &[Phase] = &[Phase::Finished, Phase::Gone];
+
 async fn settle(cluster: &Cluster, ctx: &Ctx, names: &[String], phases: &[Phase], what: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -793,14 +803,7 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
 
     if let Some((dead, _)) = shape.kill {
         // Quiet: every chat running (first exchange done), everyone else in line.
-        settle(
-            &cluster,
-            &ctx,
-            &customer_names,
-            &[Phase::Ready, Phase::Waiting],
-            "chats running",
-        )
-        .await;
+        settle(&cluster, &ctx, &customer_names, IN_A_CHAT_OR_IN_LINE, "chats running").await;
         eprintln!("{tag}: {:?} chats running, the rest waiting", started.elapsed());
         let killed = Instant::now();
         cluster.kill_and_wait_for_the_reap(dead).await;
@@ -811,26 +814,12 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
             // so their settling is what takes a moment).
             tokio::time::sleep(Duration::from_millis(200)).await;
             settle(&cluster, &ctx, &agent_names, &[Phase::Ready], "agents back").await;
-            settle(
-                &cluster,
-                &ctx,
-                &customer_names,
-                &[Phase::Ready, Phase::Waiting],
-                "customers back",
-            )
-            .await;
+            settle(&cluster, &ctx, &customer_names, IN_A_CHAT_OR_IN_LINE, "customers back").await;
         }
         go_tx.send(true).unwrap();
     }
 
-    settle(
-        &cluster,
-        &ctx,
-        &customer_names,
-        &[Phase::Finished, Phase::Gone],
-        "customers done",
-    )
-    .await;
+    settle(&cluster, &ctx, &customer_names, FINISHED_OR_GONE, "customers done").await;
     eprintln!("{tag}: {:?} every customer done", started.elapsed());
     let mut customers = vec![];
     for task in customer_tasks {

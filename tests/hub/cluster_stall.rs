@@ -334,9 +334,25 @@ async fn wake_fenced(stage: &mut Stage, old: &mut Ws, before: u64, context: &str
         Some(1012),
         "{context}: the woken node lets go of its customer (reconnect elsewhere)"
     );
+    registered_again(&mut stage.cluster, before, context).await;
+}
+
+/// The agent "bea" (general, one chat), signed in on [`STALLED_NODE`] and available.
+async fn bea_available_on_the_stalled_node(cluster: &Cluster, admin: &Api) -> Ws {
+    let token = cluster.agent_token(admin, "bea", &["general"], 1).await;
+    let mut bea = cluster.agent_socket(STALLED_NODE, &token).await;
+    bea.next_matching_within(WAIT, |f| f["type"] == "agent_welcome").await;
+    bea.send(json!({"type": "set_available", "available": true})).await;
+    bea.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    bea
+}
+
+/// Returns once [`STALLED_NODE`], woken, is registered again under an incarnation above
+/// `before`.
+async fn registered_again(cluster: &mut Cluster, before: u64, context: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
-        match stage.cluster.incarnation(STALLED_NODE).await {
+        match cluster.incarnation(STALLED_NODE).await {
             Some(after) if after > before => break,
             now => assert!(
                 Instant::now() < deadline,
@@ -1039,14 +1055,7 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
     )
     .await;
     let mut cluster = stage.cluster;
-    let token = cluster.agent_token(&stage.admin, "bea", &["general"], 1).await;
-    let auth = format!("Bearer {token}");
-    let mut bea = Ws::connect(&cluster.ws_url(STALLED_NODE, "/ws/agent"), &[("authorization", &auth)])
-        .await
-        .unwrap();
-    bea.next_matching_within(WAIT, |f| f["type"] == "agent_welcome").await;
-    bea.send(json!({"type": "set_available", "available": true})).await;
-    bea.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    let mut bea = bea_available_on_the_stalled_node(&cluster, &stage.admin).await;
     let mut carla = joining(&cluster, STALLED_NODE, "Carla").await;
     let welcome = carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
     let resume_token = welcome["resume_token"].as_str().unwrap().to_string();
@@ -1064,15 +1073,7 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
     cluster.wait_for_the_reap(STALLED_NODE).await;
     let woken_at = now_ms();
     cluster.signal(STALLED_NODE, libc::SIGCONT);
-    let deadline = Instant::now() + WAIT;
-    while cluster
-        .incarnation(STALLED_NODE)
-        .await
-        .is_none_or(|after| after <= before)
-    {
-        assert!(Instant::now() < deadline, "the woken node never registered again");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    registered_again(&mut cluster, before, &chat).await;
     // The leave took: the visit is over on every node.
     let mut back = Ws::connect(&cluster.ws_url(AGENTS_NODE, "/ws/customer"), &[])
         .await
@@ -1084,27 +1085,18 @@ async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archi
         .await;
     assert_eq!(answer["code"], "resume_expired", "{answer}");
 
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (status, record) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
-        // Left on purpose, it is done: resolved, as on one node.
-        if status == 200 && !record["ended_at"].is_null() && record["status"] == "resolved" {
-            // Dated when the leave applied in Redis (before the stop), not when the woken
-            // node replayed it: the chat's duration in the reports is its own.
-            let ended_at = record["ended_at"].as_i64().unwrap_or(i64::MAX);
-            assert!(
-                ended_at < woken_at,
-                "closed at {ended_at}, woken at {woken_at}: {record}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "conversation {chat} never archived as closed and resolved: GET answered {status}: {record}\n{}",
-            cluster.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Left on purpose, it is done: resolved, as on one node.
+    let record = archived_as(&cluster, &stage.admin, &chat, "closed and resolved", |record| {
+        !record["ended_at"].is_null() && record["status"] == "resolved"
+    })
+    .await;
+    // Dated when the leave applied in Redis (before the stop), not when the woken node
+    // replayed it: the chat's duration in the reports is its own.
+    let ended_at = record["ended_at"].as_i64().unwrap_or(i64::MAX);
+    assert!(
+        ended_at < woken_at,
+        "closed at {ended_at}, woken at {woken_at}: {record}"
+    );
     drop(stage.agent);
 }
 
@@ -1132,17 +1124,7 @@ async fn left_with_the_agent_on_the_lagging_node(tag: &str, customers_node: usiz
         &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
     )
     .await;
-    let token = stage.cluster.agent_token(&stage.admin, "bea", &["general"], 1).await;
-    let auth = format!("Bearer {token}");
-    let mut bea = Ws::connect(
-        &stage.cluster.ws_url(STALLED_NODE, "/ws/agent"),
-        &[("authorization", &auth)],
-    )
-    .await
-    .unwrap();
-    bea.next_matching_within(WAIT, |f| f["type"] == "agent_welcome").await;
-    bea.send(json!({"type": "set_available", "available": true})).await;
-    bea.next_matching_within(WAIT, |f| f["type"] == "profile").await;
+    let mut bea = bea_available_on_the_stalled_node(&stage.cluster, &stage.admin).await;
     let mut carla = joining(&stage.cluster, customers_node, "Carla").await;
     carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
     let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
@@ -1175,32 +1157,32 @@ async fn left_just_before_the_stall(tag: &str) -> (Stage, String) {
     stage.cluster.wait_for_the_reap(STALLED_NODE).await;
     assert!(stage.cluster.trim_routing_events().await > 0);
     stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
-    let deadline = Instant::now() + WAIT;
-    while stage
-        .cluster
-        .incarnation(STALLED_NODE)
-        .await
-        .is_none_or(|after| after <= before)
-    {
-        assert!(Instant::now() < deadline, "the woken node never registered again");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    registered_again(&mut stage.cluster, before, "left just before the stall").await;
     drop((carla, bea));
     (stage, chat)
 }
 
 /// The archived record of `chat` once it is closed.
 async fn archived_closed(stage: &Stage, chat: &str) -> Value {
+    archived_as(&stage.cluster, &stage.admin, chat, "closed", |record| {
+        !record["ended_at"].is_null()
+    })
+    .await
+}
+
+/// The archived record of `chat` (read by `admin`) once `ready` holds of it; panics saying it
+/// never was archived as `what`, with the nodes' logs.
+async fn archived_as(cluster: &Cluster, admin: &Api, chat: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
-        let (status, record) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
-        if status == 200 && !record["ended_at"].is_null() {
+        let (status, record) = admin.get(&format!("/api/conversations/{chat}")).await;
+        if status == 200 && ready(&record) {
             return record;
         }
         assert!(
             Instant::now() < deadline,
-            "conversation {chat} never archived as closed: GET answered {status}: {record}\n{}",
-            stage.cluster.logs()
+            "conversation {chat} never archived as {what}: GET answered {status}: {record}\n{}",
+            cluster.logs()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -1311,13 +1293,7 @@ async fn a_chat_handed_to_an_agent_whose_node_could_not_queue_its_read_names_the
         3
     );
     drop(bob);
-    let auth = format!("Bearer {token}");
-    let mut again = Ws::connect(
-        &stage.cluster.ws_url(THIRD_NODE, "/ws/agent"),
-        &[("authorization", &auth)],
-    )
-    .await
-    .unwrap();
+    let mut again = stage.cluster.agent_socket(THIRD_NODE, &token).await;
     let welcome = again.next_of("agent_welcome").await;
     assert_eq!(
         crate::transfers::named_lines(&welcome["chats"][0]),
@@ -1344,15 +1320,10 @@ async fn a_chat_its_reaper_closed_is_not_closed_again_by_the_woken_node_past_a_t
     let before = stage.cluster.incarnation(STALLED_NODE).await.expect("registered");
     // Its conversation is written (open) before the stop: nothing of the pairing waits in
     // the stopped node's writers.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (status, record) = stage.admin.get(&format!("/api/conversations/{chat}")).await;
-        if status == 200 && record["status"] == "open" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never archived open: {status} {record}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    archived_as(&stage.cluster, &stage.admin, &chat, "open", |record| {
+        record["status"] == "open"
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let closed = ended_by_the_agent_while_stalled(&mut stage, &chat).await;
@@ -1425,16 +1396,7 @@ async fn woken_leaves_the_closing_be(
     check: impl Fn(&Value, &dyn Fn() -> String),
 ) {
     stage.cluster.signal(STALLED_NODE, libc::SIGCONT);
-    let deadline = Instant::now() + WAIT;
-    while stage
-        .cluster
-        .incarnation(STALLED_NODE)
-        .await
-        .is_none_or(|after| after <= before)
-    {
-        assert!(Instant::now() < deadline, "the woken node never registered again");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    registered_again(&mut stage.cluster, before, chat).await;
     let settle = Instant::now() + Duration::from_secs(10);
     while Instant::now() < settle {
         let (_, now) = stage.admin.get(&format!("/api/conversations/{chat}")).await;

@@ -503,12 +503,7 @@ impl Api {
     /// The account id of `username`, from the admin API.
     pub async fn agent_id(&self, username: &str) -> String {
         let (_, list) = self.get("/api/admin/agents").await;
-        let account = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["username"] == username)
-            .expect("the account exists");
+        let account = find_by(&list, "username", username).expect("the account exists");
         account["id"].as_str().unwrap().to_string()
     }
 
@@ -806,16 +801,22 @@ pub fn ids_in(list: &Value) -> Vec<&str> {
     strs_in(list, "id")
 }
 
+/// The first object in the array `list` whose `field` is `value`, if one is.
+pub fn find_by<'a, T: ?Sized>(list: &'a Value, field: &str, value: &T) -> Option<&'a Value>
+where
+    Value: PartialEq<T>,
+{
+    list.as_array().unwrap().iter().find(|item| item[field] == *value)
+}
+
 /// The object in the array `list` whose `name` is `name`.
 pub fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
-    let found = list.as_array().unwrap().iter().find(|item| item["name"] == name);
-    found.unwrap_or_else(|| panic!("no {name:?} in {list}"))
+    find_by(list, "name", name).unwrap_or_else(|| panic!("no {name:?} in {list}"))
 }
 
 /// The object in the array `list` whose `id` is `id`.
 pub fn with_id<'a>(list: &'a Value, id: &str) -> &'a Value {
-    let found = list.as_array().unwrap().iter().find(|item| item["id"] == id);
-    found.unwrap_or_else(|| panic!("no {id:?} in {list}"))
+    find_by(list, "id", id).unwrap_or_else(|| panic!("no {id:?} in {list}"))
 }
 
 /// The strings in the array `list`, in order.
@@ -1410,5 +1411,86 @@ impl Cluster {
             .await;
         assert_eq!(opened["status"], "open", "{opened}");
         (cluster, nodes, ann, carla, chat)
+    }
+}
+
+/// A desk to test against, set up in one statement: one hub, or nodes alpha, beta, gamma…
+/// of one fresh cluster, with the test settings; and agents connected and available on
+/// them, each with its categories and chat limit, in the order added. Awaited, it hands the
+/// nodes and the agents over as arrays, as many as the caller's pattern names (`N` nodes,
+/// `A` agents):
+///
+/// `let (_cluster, [alpha, beta], [mut ann]) = Desk::across("tag").on(1, "ann", &["general"], 1).await;`
+pub struct Desk<const N: usize, const A: usize> {
+    /// The cluster's tag; none: one hub on its own.
+    cluster: Option<String>,
+    /// Each agent's node (its index), username, categories and chat limit.
+    agents: Vec<(usize, String, Vec<String>, u8)>,
+}
+
+impl<const N: usize, const A: usize> Desk<N, A> {
+    /// One hub, with the test settings.
+    pub fn hub() -> Self {
+        Desk {
+            cluster: None,
+            agents: vec![],
+        }
+    }
+
+    /// Nodes of a fresh cluster (scratch directory named after `tag`), alpha first.
+    pub fn across(tag: &str) -> Self {
+        Desk {
+            cluster: Some(tag.to_string()),
+            ..Self::hub()
+        }
+    }
+
+    /// An agent on the first node (the hub).
+    pub fn agent(self, username: &str, categories: &[&str], max_chats: u8) -> Self {
+        self.on(0, username, categories, max_chats)
+    }
+
+    /// An agent on node `node` (0: alpha).
+    pub fn on(mut self, node: usize, username: &str, categories: &[&str], max_chats: u8) -> Self {
+        let categories = categories.iter().map(|c| c.to_string()).collect();
+        self.agents.push((node, username.to_string(), categories, max_chats));
+        self
+    }
+
+    /// Starts the nodes and connects the agents, one after the other. The cluster comes
+    /// first, to be kept until the nodes are dropped (none for one hub).
+    async fn open(self) -> (Option<Cluster>, [TestHub; N], [Ws; A]) {
+        assert_eq!(self.agents.len(), A, "the pattern names every agent added");
+        let (cluster, nodes) = match &self.cluster {
+            None => {
+                assert_eq!(N, 1, "one hub on its own");
+                (None, vec![TestHub::start().await])
+            }
+            Some(tag) => {
+                let cluster = Cluster::start(tag).await;
+                let mut nodes = Vec::with_capacity(N);
+                for name in ["alpha", "beta", "gamma", "delta", "epsilon"].into_iter().take(N) {
+                    nodes.push(cluster.node(name, |_| {}).await);
+                }
+                (Some(cluster), nodes)
+            }
+        };
+        let mut agents = Vec::with_capacity(A);
+        for (node, username, categories, max_chats) in &self.agents {
+            let categories: Vec<&str> = categories.iter().map(String::as_str).collect();
+            agents.push(nodes[*node].agent(username, &categories, *max_chats).await);
+        }
+        let nodes = nodes.try_into().unwrap_or_else(|_| panic!("at most five nodes"));
+        let agents = agents.try_into().unwrap_or_else(|_| unreachable!("as many as added"));
+        (cluster, nodes, agents)
+    }
+}
+
+impl<const N: usize, const A: usize> std::future::IntoFuture for Desk<N, A> {
+    type Output = (Option<Cluster>, [TestHub; N], [Ws; A]);
+    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.open())
     }
 }

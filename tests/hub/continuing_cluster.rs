@@ -5,7 +5,7 @@
 //! in its first chat; each agent line is named by who wrote it, whichever nodes the
 //! customer, the earlier agent and the next one are on.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::*;
 use crate::continuing::{
@@ -15,9 +15,8 @@ use crate::continuing::{
 
 #[tokio::test]
 async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a_third() {
-    let cluster = Cluster::start("continuing-cluster").await;
-    let (alpha, beta, gamma) = cluster.three_nodes(|_| {}).await;
-    let mut ann = gamma.agent("ann", &["general"], 2).await;
+    let (_cluster, [alpha, beta, gamma], [mut ann]) =
+        Desk::across("continuing-cluster").on(2, "ann", &["general"], 2).await;
     // Carla's first visit is on alpha; she comes back on beta. Ann, on gamma, gets it back as
     // that conversation; its lines are the archive's. It was resolved: gamma tells her it is
     // a reopen (the word rode in Carla's join from beta).
@@ -35,8 +34,7 @@ async fn across_nodes_a_customer_continues_on_another_node_with_their_agent_on_a
     // Ended again: one conversation in the archive, four lines in order.
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
-    let archived = archived_as_ann(&gamma, &chat, 4).await;
-    assert_eq!(u64s_in(&archived["messages"], "seq"), vec![1, 2, 3, 4]);
+    archived_in_order_as_ann(&gamma, &chat, 4).await;
     // Over, it may be continued again, from any node.
     own_until(&alpha, VISITOR, "resolved").await;
     let mut third = continuing(&alpha, Some(VISITOR), &chat).await;
@@ -78,9 +76,7 @@ async fn across_nodes_a_reload_after_a_reopen_gets_the_reopen_and_this_turns_wai
 
 #[tokio::test]
 async fn across_nodes_what_the_agent_writes_while_the_customer_is_away_comes_first_when_they_continue() {
-    let cluster = Cluster::start("follow-up-cluster").await;
-    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
-    let mut ann = beta.agent("ann", &["general"], 2).await;
+    let (_cluster, [alpha, beta], [mut ann]) = Desk::across("follow-up-cluster").on(1, "ann", &["general"], 2).await;
     let chat = resolved_visit(&alpha, &mut ann, &beta).await;
 
     // Ann writes into it from beta with nobody there: stamped after its last line.
@@ -116,8 +112,7 @@ async fn across_nodes_what_the_agent_writes_while_the_customer_is_away_comes_fir
     assert_eq!(carla.next_of("message").await["seq"], 7);
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
-    let archived = archived_as_ann(&beta, &chat, 7).await;
-    assert_eq!(u64s_in(&archived["messages"], "seq"), (1..=7).collect::<Vec<_>>());
+    archived_in_order_as_ann(&beta, &chat, 7).await;
     alpha.stop().await;
     beta.stop().await;
 }
@@ -127,9 +122,8 @@ async fn across_nodes_what_the_agent_writes_while_the_customer_is_away_comes_fir
 /// every node, its lines, the seq going on), handed on from Ann, one record in the archive.
 #[tokio::test]
 async fn across_nodes_a_customer_whose_agent_vanished_goes_on_in_the_same_conversation() {
-    let cluster = Cluster::start("agent-gone-cluster").await;
-    let (alpha, beta, gamma) = cluster.three_nodes(|_| {}).await;
-    let mut ann = beta.agent("ann", &["general"], 1).await;
+    let (_cluster, [alpha, beta, gamma], [mut ann]) =
+        Desk::across("agent-gone-cluster").on(1, "ann", &["general"], 1).await;
     let mut carla = alpha.customer("Carla", "general").await;
     let chat = carla.chat_started().await;
     ann.next_of("chat_started").await;
@@ -240,8 +234,7 @@ async fn across_nodes_a_line_to_an_away_customer_refused_for_want_of_archive_roo
     // Sent again while the closing is still being written.
     let ack = acked(&mut ann, follow_up(3), "f3").await;
     assert_eq!(ack["seq"], 4, "the refused line left no gap: {ack}");
-    let archived = archived_as_ann(&beta, &chat, 4).await;
-    assert_eq!(u64s_in(&archived["messages"], "seq"), vec![1, 2, 3, 4]);
+    archived_in_order_as_ann(&beta, &chat, 4).await;
     alpha.stop().await;
     beta.stop().await;
 }
@@ -254,9 +247,8 @@ async fn across_nodes_a_line_to_an_away_customer_refused_for_want_of_archive_roo
 /// the chat ended, it may be continued from gamma, the seq going on.
 #[tokio::test]
 async fn across_nodes_a_conversation_live_in_its_first_chat_is_continued_on_no_other_page() {
-    let cluster = Cluster::start("first-chat-live").await;
-    let (alpha, beta, gamma) = cluster.three_nodes(|_| {}).await;
-    let mut ann = beta.agent("ann", &["general"], 2).await;
+    let (_cluster, [alpha, beta, gamma], [mut ann]) =
+        Desk::across("first-chat-live").on(1, "ann", &["general"], 2).await;
     let (mut carla, chat) = crate::continuing::carla_visiting(&alpha, &mut ann).await;
     own_until(&gamma, VISITOR, "open").await;
 
@@ -273,10 +265,7 @@ async fn across_nodes_a_conversation_live_in_its_first_chat_is_continued_on_no_o
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
     own_until(&gamma, VISITOR, "resolved").await;
-    let mut later = continuing(&gamma, Some(VISITOR), &chat).await;
-    later.next_of("welcome").await;
-    later.chat_continued(&chat).await;
-    ann.chat_continued(&chat).await;
+    let (mut later, _) = continued_to(&gamma, &chat, &mut ann).await;
     assert_eq!(later.say("it did not arrive", "c2").await["seq"], 2);
     assert_eq!(ann.next_of("message").await["seq"], 2);
     for node in [alpha, beta, gamma] {
@@ -343,13 +332,27 @@ async fn continued_and_named(
     );
 }
 
+/// Asserts that Ann reads conversation `id` archived on `hub` with its lines 1 to `n`, in
+/// order.
+async fn archived_in_order_as_ann(hub: &TestHub, id: &str, n: u64) {
+    let archived = archived_as_ann(hub, id, n as usize).await;
+    assert_eq!(u64s_in(&archived["messages"], "seq"), (1..=n).collect::<Vec<_>>());
+}
+
+/// Carla (the visitor) continues conversation `chat` on `node`, and `agent` gets it: her
+/// socket, and the agent's `chat_started`.
+async fn continued_to(node: &TestHub, chat: &str, agent: &mut Ws) -> (Ws, Value) {
+    let mut carla = continuing(node, Some(VISITOR), chat).await;
+    carla.next_of("welcome").await;
+    carla.chat_continued(chat).await;
+    (carla, agent.chat_continued(chat).await)
+}
+
 /// Two nodes (the cluster kept with them); Carla's first visit is on alpha with Ann, on
 /// alpha too, resolved, and Ann is then unavailable (still signed in: her socket): the
 /// conversation's id last.
-async fn ann_served_and_away(tag: &str) -> (Cluster, TestHub, TestHub, Ws, String) {
-    let cluster = Cluster::start(tag).await;
-    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
-    let mut ann = alpha.agent("ann", &["general"], 2).await;
+async fn ann_served_and_away(tag: &str) -> (Option<Cluster>, TestHub, TestHub, Ws, String) {
+    let (cluster, [alpha, beta], [mut ann]) = Desk::across(tag).agent("ann", &["general"], 2).await;
     let chat = resolved_visit(&alpha, &mut ann, &alpha).await;
     ann.send(json!({"type": "set_available", "available": false})).await;
     ann.next_of("profile").await;
@@ -431,10 +434,7 @@ async fn across_nodes_a_conversation_back_with_its_agent_names_her_lines_hers() 
 async fn across_nodes_a_conversation_two_agents_had_in_turn_reaches_the_next_agent_with_each_turn_named() {
     let (_cluster, alpha, beta, _ann, chat) = ann_served_and_away("continued-turns").await;
     let mut bob = alpha.agent("bob", &["general"], 1).await;
-    let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
-    carla.next_of("welcome").await;
-    carla.chat_continued(&chat).await;
-    bob.chat_continued(&chat).await;
+    let (mut carla, _) = continued_to(&alpha, &chat, &mut bob).await;
     assert_eq!(bob.say_in(&chat, "Bob here", "b1").await["seq"], 3);
     bob.send(json!({"type": "end_chat", "chat_id": chat})).await;
     carla.next_of("chat_ended").await;
@@ -443,10 +443,7 @@ async fn across_nodes_a_conversation_two_agents_had_in_turn_reaches_the_next_age
     own_until(&alpha, VISITOR, "resolved").await;
 
     let mut cy = beta.agent("cyd", &["general"], 1).await;
-    let mut again = continuing(&alpha, Some(VISITOR), &chat).await;
-    again.next_of("welcome").await;
-    again.chat_continued(&chat).await;
-    let to_cy = cy.chat_continued(&chat).await;
+    let (_again, to_cy) = continued_to(&alpha, &chat, &mut cy).await;
     assert_eq!(to_cy["transfer"]["from_name"].as_str(), Some("BOB"), "{to_cy}");
     assert_eq!(
         to_cy["transfer"]["earlier_agents"],
@@ -465,10 +462,7 @@ async fn taken_by_another_agent_across_nodes(tag: &str, (carla_on, bob_on): (usi
     let (_cluster, alpha, beta, _ann, chat) = ann_served_and_away(tag).await;
     let nodes = [&alpha, &beta];
     let mut bob = nodes[bob_on].agent("bob", &["general"], 1).await;
-    let mut carla = continuing(nodes[carla_on], Some(VISITOR), &chat).await;
-    carla.next_of("welcome").await;
-    carla.chat_continued(&chat).await;
-    let to_bob = bob.chat_continued(&chat).await;
+    let (_carla, to_bob) = continued_to(nodes[carla_on], &chat, &mut bob).await;
     assert_eq!(to_bob["transfer"]["from_name"].as_str(), Some("ANN"), "{to_bob}");
     assert_eq!(
         to_bob["transfer"]["earlier_agents"],
@@ -521,10 +515,7 @@ async fn across_nodes_a_conversation_continued_elsewhere_reaches_an_agent_on_its
 async fn across_nodes_a_continued_chat_handed_to_the_line_reaches_its_next_agent_as_handed_on() {
     let (_cluster, alpha, beta, _ann, chat) = ann_served_and_away("continued-line").await;
     let mut bob = alpha.agent("bob", &["general"], 1).await;
-    let mut carla = continuing(&alpha, Some(VISITOR), &chat).await;
-    carla.next_of("welcome").await;
-    carla.chat_continued(&chat).await;
-    bob.chat_continued(&chat).await;
+    let (mut carla, _) = continued_to(&alpha, &chat, &mut bob).await;
     assert_eq!(carla.say("it did not arrive", "c2").await["seq"], 3);
     bob.seen_or_next_matching(|f| f["type"] == "message" && f["seq"] == 3)
         .await;

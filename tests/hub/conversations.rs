@@ -186,14 +186,7 @@ async fn a_customer_who_ends_resolves_and_one_who_leaves_stays_open_in_the_agent
     assert_eq!(item_ids(&resolved), vec![ended_chat.as_str().unwrap()]);
     // The archive says the same, listed and whole.
     let (_, archived) = ann_api.get("/api/conversations").await;
-    let status_in_archive = |id: &Value| {
-        archived["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == *id)
-            .map(|c| c["status"].clone())
-    };
+    let status_in_archive = |id: &Value| find_by(&archived["items"], "id", id).map(|c| c["status"].clone());
     assert_eq!(status_in_archive(&ended_chat), Some(json!("resolved")), "{archived}");
     assert_eq!(status_in_archive(&left_chat), Some(json!("open")), "{archived}");
 
@@ -234,11 +227,7 @@ async fn across_nodes_the_holder_hears_what_the_customers_node_changes() {
 async fn inbox_row(api: &Api, id: &Value) -> Value {
     let (status, page) = api.get("/api/inbox?status=open,pending,snoozed,resolved").await;
     assert_eq!(status, 200, "{page}");
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|row| row["id"] == *id)
+    find_by(&page["items"], "id", id)
         .cloned()
         .unwrap_or_else(|| panic!("{id} is not in the inbox: {page}"))
 }

@@ -25,34 +25,19 @@ async fn account_id(api: &Api) -> String {
     api.get("/api/me").await.1["id"].as_str().unwrap().to_string()
 }
 
-/// Ann and Bob of General (two chats each), connected and signed in over HTTP.
-struct Desk {
-    hub: TestHub,
-    ann: Ws,
-    bob: Ws,
-    ann_api: Api,
-    bob_api: Api,
-    bob_id: String,
-}
-
-impl Desk {
-    async fn of_ann_and_bob() -> Self {
-        let (hub, ann) = TestHub::with_agent("ann", &["general"], 2).await;
-        let bob = hub.agent("bob", &["general"], 2).await;
-        let (ann_api, bob_api) = (
-            hub.login("ann", "agent-password").await,
-            hub.login("bob", "agent-password").await,
-        );
-        let bob_id = account_id(&bob_api).await;
-        Desk {
-            hub,
-            ann,
-            bob,
-            ann_api,
-            bob_api,
-            bob_id,
-        }
-    }
+/// Ann and Bob of General (two chats each), connected and signed in over HTTP: the hub,
+/// their sockets, their clients and Bob's account id.
+async fn ann_and_bob() -> (TestHub, [Ws; 2], [Api; 2], String) {
+    let (_, [hub], agents) = Desk::hub()
+        .agent("ann", &["general"], 2)
+        .agent("bob", &["general"], 2)
+        .await;
+    let apis = [
+        hub.login("ann", "agent-password").await,
+        hub.login("bob", "agent-password").await,
+    ];
+    let bob_id = account_id(&apis[1]).await;
+    (hub, agents, apis, bob_id)
 }
 
 async fn in_view(api: &Api, view: &str, id: &str) -> bool {
@@ -119,14 +104,7 @@ async fn a_note_sent_again_with_its_client_id_is_one_note() {
 
 #[tokio::test]
 async fn the_holder_notes_and_hands_on_a_conversation_whose_customer_left() {
-    let Desk {
-        hub,
-        mut ann,
-        mut bob,
-        ann_api,
-        bob_api,
-        bob_id,
-    } = Desk::of_ann_and_bob().await;
+    let (hub, [mut ann, mut bob], [ann_api, bob_api], bob_id) = ann_and_bob().await;
     let id = carla_left_ann(&hub, &mut ann).await;
 
     // A note on it: stored, shown on Ann's console as a live chat's note, in the archive.
@@ -257,14 +235,7 @@ async fn row_ending_with(api: &Api, id: &str, text: &str) -> Value {
 /// conversation, Bob's next line is his; a customer's line names nobody.
 #[tokio::test]
 async fn an_inbox_row_and_a_search_hit_name_the_agent_who_wrote_the_line() {
-    let Desk {
-        hub,
-        mut ann,
-        mut bob,
-        ann_api,
-        bob_api,
-        bob_id,
-    } = Desk::of_ann_and_bob().await;
+    let (hub, [mut ann, mut bob], [ann_api, bob_api], bob_id) = ann_and_bob().await;
     let (carla, chat) = hub.carla_said_to(&mut ann, "where is my parcel").await;
     let id = chat.as_str().unwrap().to_string();
     let row = row_ending_with(&ann_api, &id, "where is my parcel").await;
@@ -360,8 +331,7 @@ async fn of_two_agents_taking_an_unassigned_conversation_at_once_one_gets_it() {
 
 #[tokio::test]
 async fn a_note_and_a_hand_on_over_http_reach_the_webhooks_as_in_a_live_chat() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = crate::webhooks::hub_delivering_to_loopback().await;
     let (url, got) = crate::webhooks::receiver(0).await;
     crate::webhooks::register(&admin, &url, &["note.created", "conversation.assigned"]).await;
     let mut ann = hub.agent("ann", &["general"], 2).await;

@@ -128,9 +128,7 @@ async fn the_panel_shows_the_customer_and_their_earlier_conversations() {
 
 #[tokio::test]
 async fn across_nodes_the_panel_has_what_the_customer_told_another_node() {
-    let cluster = Cluster::start("cluster-panel").await;
-    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
-    let mut ann = beta.agent("ann", &["general"], 1).await;
+    let (_cluster, [alpha, beta], [mut ann]) = Desk::across("cluster-panel").on(1, "ann", &["general"], 1).await;
     let details = json!({"email": "dora@example.com", "visitor": VISITOR, "page": "https://shop.example/",
                          "zone": "America/New_York"});
     let first = visit(&alpha, &mut ann, details.clone(), "hello from alpha").await;

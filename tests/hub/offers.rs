@@ -64,6 +64,13 @@ async fn customer_saying(hub: &TestHub, name: &str, category: &str, message: &st
     ws
 }
 
+/// `agent` accepts `offer`.
+async fn accept(agent: &mut Ws, offer: &Value) {
+    agent
+        .send(json!({"type": "accept_offer", "offer_id": offer_id(offer)}))
+        .await;
+}
+
 fn offer_id(offer: &Value) -> String {
     offer["offer_id"].as_str().expect("an offer id").to_string()
 }
@@ -97,9 +104,7 @@ async fn an_offer_shows_the_customer_and_their_question_and_accepting_starts_the
         .send(json!({"type": "accept_offer", "offer_id": "not-an-offer"}))
         .await;
     assert_eq!(agent.next_of("error").await["code"], "unknown_offer");
-    agent
-        .send(json!({"type": "accept_offer", "offer_id": offer_id(&offer)}))
-        .await;
+    accept(&mut agent, &offer).await;
     let started = agent.next_of("chat_started").await;
     assert_eq!(started["peer_name"], "Carla");
     assert_eq!(
@@ -126,8 +131,7 @@ async fn a_declined_customer_is_offered_to_the_next_agent() {
     offer_ended(&mut ann, &offer, "declined").await;
     let second = bob.next_of("offer").await;
     assert_eq!(second["customer_name"], "Carla");
-    bob.send(json!({"type": "accept_offer", "offer_id": offer_id(&second)}))
-        .await;
+    accept(&mut bob, &second).await;
     assert_eq!(carla.next_of("chat_started").await["peer_name"], "BOB");
     hub.stop().await;
 }
@@ -160,8 +164,7 @@ async fn an_offer_ignored_twice_sets_the_agent_away_and_the_customer_goes_on() {
     // Another agent gets her.
     let mut bob = hub.agent("bob", &["general"], 1).await;
     let offer = bob.next_of("offer").await;
-    bob.send(json!({"type": "accept_offer", "offer_id": offer_id(&offer)}))
-        .await;
+    accept(&mut bob, &offer).await;
     carla.next_of("chat_started").await;
     hub.stop().await;
 }
@@ -209,9 +212,7 @@ async fn a_second_tab_taking_over_gets_the_standing_offer_again_with_the_time_le
     assert_eq!(again["offer_id"], offer["offer_id"]);
     let left = again["expires_in_secs"].as_f64().unwrap();
     assert!(left < offer["expires_in_secs"].as_f64().unwrap(), "{again}");
-    second
-        .send(json!({"type": "accept_offer", "offer_id": offer_id(&again)}))
-        .await;
+    accept(&mut second, &again).await;
     assert_eq!(second.next_of("chat_started").await["offer_id"], offer["offer_id"]);
     hub.stop().await;
 }
@@ -248,8 +249,7 @@ async fn an_offer_made_for_a_customer_on_one_node_is_accepted_on_another() {
         (Some("Carla"), Some("Refund please")),
         "{offer}"
     );
-    ann.send(json!({"type": "accept_offer", "offer_id": offer_id(&offer)}))
-        .await;
+    accept(&mut ann, &offer).await;
     let chat = carla.next_of("chat_started").await["chat_id"].clone();
     assert_eq!(ann.next_of("chat_started").await["chat_id"], chat);
     carla.send(json!({"type": "message", "text": "hello"})).await;
@@ -307,8 +307,7 @@ async fn an_offer_whose_agents_node_is_killed_goes_to_an_agent_on_a_live_node() 
     eprintln!("offered to the live node's agent {:?} after the kill", killed.elapsed());
     assert_eq!(second["customer_name"], "Carla");
     assert_ne!(second["offer_id"], first["offer_id"]);
-    bob.send(json!({"type": "accept_offer", "offer_id": offer_id(&second)}))
-        .await;
+    accept(&mut bob, &second).await;
     assert_eq!(carla.next_of("chat_started").await["peer_name"], "BOB");
     alpha.stop().await;
     beta.stop().await;
@@ -369,8 +368,7 @@ async fn a_keepers_older_read_does_not_undo_an_admins_newer_mode() {
             .all(|f| f["type"] != "offer_ended" && f["type"] != "chat_started"),
         "the older read undid the offer mode: {since:?}"
     );
-    ann.send(json!({"type": "accept_offer", "offer_id": offer_id(&offer)}))
-        .await;
+    accept(&mut ann, &offer).await;
     assert_eq!(carla.next_of("chat_started").await["peer_name"], "ANN");
     alpha.stop().await;
 }

@@ -40,12 +40,7 @@ async fn carla_leaves(hub: &TestHub) -> String {
 async fn row(api: &Api, view: &str, id: &str) -> Option<Value> {
     let (status, page) = api.get(&format!("/api/inbox?view={view}")).await;
     assert_eq!(status, 200, "{page}");
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == id)
-        .cloned()
+    find_by(&page["items"], "id", id).cloned()
 }
 
 #[tokio::test]

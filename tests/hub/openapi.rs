@@ -875,14 +875,20 @@ async fn appointment_answers_point_at_the_appointments_schema() {
             .find(|n| schemas[n.as_str()]["properties"].get("start").is_some())
             .unwrap_or_else(|| panic!("{answer} names no appointment schema: {named:?}"));
         let properties = &schemas[appointment.as_str()]["properties"];
-        for field in ["start", "end", "status", "links"] {
-            assert!(
-                properties.get(field).is_some(),
-                "{answer} → {appointment} lacks {field}: {properties}"
-            );
-        }
+        let context = format!("{answer} → {appointment}");
+        assert_properties_name(properties, ["start", "end", "status", "links"], &context);
     }
     hub.stop().await;
+}
+
+/// Asserts that a schema's `properties` name each of `fields` (`context` says whose).
+fn assert_properties_name<'a>(properties: &Value, fields: impl IntoIterator<Item = &'a str>, context: &str) {
+    for field in fields {
+        assert!(
+            properties.get(field).is_some(),
+            "{context}: `{field}` is not in its schema's properties {properties}"
+        );
+    }
 }
 
 /// The webhook payloads are in the document (OpenAPI 3.1 `webhooks`: per event type the
@@ -890,7 +896,7 @@ async fn appointment_answers_point_at_the_appointments_schema() {
 /// what a receiver really gets matches them, with no field the schema does not name.
 #[tokio::test]
 async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
+    let (hub, admin) = crate::webhooks::hub_delivering_to_loopback().await;
     let doc: Value = get_json(&hub, "/api/openapi.json").await;
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
@@ -927,7 +933,6 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
     }
 
     // A conversation's life and an offline message, as a receiver gets them.
-    let admin = hub.admin().await;
     let (url, got) = crate::webhooks::receiver(0).await;
     crate::webhooks::register(&admin, &url, &types).await;
     let (mut ann, mut carla, chat) = hub.agent_and_customer_in_a_chat().await;
@@ -980,12 +985,8 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
         let errors = schema_errors(&doc, &body_schema(t), body);
         assert!(errors.is_empty(), "{t}: {errors:?} in {body}");
         let named = data_schema(t);
-        for field in body["data"].as_object().unwrap().keys() {
-            assert!(
-                named["properties"].get(field).is_some(),
-                "{t}: `{field}` is not in its schema: {body}"
-            );
-        }
+        let fields = body["data"].as_object().unwrap().keys().map(String::as_str);
+        assert_properties_name(&named["properties"], fields, &format!("{t}: {body}"));
     }
     hub.stop().await;
 }
@@ -995,7 +996,7 @@ async fn the_webhook_payloads_are_documented_and_real_deliveries_match_them() {
 /// with no field the schema does not name.
 #[tokio::test]
 async fn a_webhook_bots_calls_are_documented_and_real_calls_match_them() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
+    let (hub, admin) = crate::webhooks::hub_delivering_to_loopback().await;
     let doc: Value = get_json(&hub, "/api/openapi.json").await;
     let frame_types = ["conversation", "message", "customer_email", "conversation_ended"];
     let body_schema = |t: &str| {
@@ -1009,7 +1010,6 @@ async fn a_webhook_bots_calls_are_documented_and_real_calls_match_them() {
     }
 
     // A customer talks to the bot, gives her address, is answered, and asks for a person.
-    let admin = hub.admin().await;
     let (calls, secret) =
         crate::bot_webhooks::webhook_bot(&admin, hub.url(""), crate::bot_webhooks::Behaviour::Answers).await;
     let _ann = hub.agent("ann", &["general"], 1).await;
@@ -1032,12 +1032,13 @@ async fn a_webhook_bots_calls_are_documented_and_real_calls_match_them() {
         assert!(errors.is_empty(), "bot.{t}: {errors:?} in {frame}");
         let body = body_schema(t);
         let named = resolve(&doc, &body["allOf"][0]);
-        for field in frame.as_object().unwrap().keys().filter(|f| *f != "type") {
-            assert!(
-                named["properties"].get(field).is_some(),
-                "bot.{t}: `{field}` is not in its schema: {frame}"
-            );
-        }
+        let fields = frame
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|f| *f != "type");
+        assert_properties_name(&named["properties"], fields, &format!("bot.{t}: {frame}"));
     }
     hub.stop().await;
 }

@@ -11,7 +11,7 @@ use switchboard::store::*;
 
 use crate::archive::{TempDir, embedded_store, mongo_store, mongo_uri, own_mongodb};
 use crate::cluster_fixture::{ChatAcrossNodes, chat_across_nodes_with};
-use crate::common::{Api, TestHub};
+use crate::common::{Api, TestHub, find_by};
 
 const DAY: i64 = 86_400_000;
 /// 2026-03-02T00:00:00Z, a Monday.
@@ -218,12 +218,7 @@ async fn report_matches_the_hand_computed_numbers(store: SharedStore) {
     // Per agent and in total.
     for agent in ["a1", "a2", "a3"] {
         let theirs: Vec<&&Made> = inside.iter().filter(|m| m.agent == agent).collect();
-        let row = report["agents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["agent_id"] == agent)
-            .unwrap();
+        let row = find_by(&report["agents"], "agent_id", agent).unwrap();
         assert_eq!(row["conversations"], theirs.len());
         let handles: Vec<i64> = theirs
             .iter()

@@ -87,6 +87,24 @@ fn of_type<'a>(frames: &'a [Value], kind: &str) -> Vec<&'a Value> {
     frames.iter().filter(|f| f["type"] == kind).collect()
 }
 
+/// Ann's customer room `title` homed on `alpha` (her socket there), and Carla admitted to it
+/// through `beta` (as [`carla_through`]) and in a call with her: Ann's client, the room, Ann's
+/// socket, Carla's socket and welcome, and the `peer_joined` Ann was told.
+async fn in_a_call_across(alpha: &TestHub, beta: &TestHub, title: &str) -> (Api, String, Ws, Ws, Value, Value) {
+    let (ann, room, mut agent, _) = agent_in_own_room(alpha, "ann", customer_room(title)).await;
+    let (mut carla, welcome) = carla_through(beta, &room).await;
+    let joined = agent.next_of("peer_joined").await;
+    call(&mut agent, &mut carla).await;
+    (ann, room, agent, carla, welcome, joined)
+}
+
+/// Carla (the room's phone and password) admitted to `room` through `node` and connected
+/// there: her socket and welcome.
+async fn carla_through(node: &TestHub, room: &str) -> (Ws, Value) {
+    let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
+    member(node, room, &token(node, room, credentials).await).await
+}
+
 #[tokio::test]
 async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
     let Pair { alpha, beta, redis, .. } = pair().await;
@@ -201,11 +219,7 @@ async fn members_on_two_nodes_signal_call_and_log_as_on_one() {
 #[tokio::test]
 async fn a_dead_home_ends_the_call_clearly_and_the_room_moves_on_reconnect() {
     let Pair { alpha, beta, redis, .. } = pair().await;
-    let (ann, room, mut agent, _) = agent_in_own_room(&alpha, "ann", customer_room("Home lost")).await;
-    let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
-    let (mut carla, welcome) = member(&beta, &room, &token(&beta, &room, credentials).await).await;
-    agent.next_of("peer_joined").await;
-    call(&mut agent, &mut carla).await;
+    let (ann, room, mut agent, mut carla, welcome, _) = in_a_call_across(&alpha, &beta, "Home lost").await;
 
     // Alpha, the home, is reaped as dead (what the lease reaper does to a node killed or
     // stalled past its lease): it is no longer alive in the registry.
@@ -305,11 +319,8 @@ async fn a_reaped_member_node_is_noticed_on_both_sides() {
 async fn leave_rejoin_and_end_work_across_nodes() {
     // Redis is bound and dropped at the end: the server stops when its handle is dropped.
     let Pair { alpha, beta, redis, .. } = pair().await;
-    let (ann, room, mut agent, _) = agent_in_own_room(&alpha, "ann", customer_room("Across")).await;
-    let credentials = json!({"phone": PHONE, "password": PASSWORD, "name": "Carla"});
-    let (mut carla, welcome) = member(&beta, &room, &token(&beta, &room, credentials.clone()).await).await;
-    let first = agent.next_of("peer_joined").await["peer"]["admission"].clone();
-    call(&mut agent, &mut carla).await;
+    let (ann, room, mut agent, mut carla, welcome, joined) = in_a_call_across(&alpha, &beta, "Across").await;
+    let first = joined["peer"]["admission"].clone();
 
     carla.send(json!({"type": "leave"})).await;
     carla.next_of("left").await;
@@ -329,7 +340,7 @@ async fn leave_rejoin_and_end_work_across_nodes() {
     carla.send(json!({"type": "leave"})).await;
     carla.next_of("left").await;
     agent.next_of("peer_left").await;
-    let (mut other, _) = member(&beta, &room, &token(&beta, &room, credentials).await).await;
+    let (mut other, _) = carla_through(&beta, &room).await;
     let joined = agent.next_of("peer_joined").await;
     assert_eq!(joined["changed_hands"], true, "{joined}");
     assert_ne!(joined["peer"]["admission"], first);

@@ -178,12 +178,9 @@ async fn a_freed_agent_takes_the_longest_waiting_across_their_categories() {
 #[tokio::test]
 async fn places_update_only_for_those_whose_place_changed() {
     let hub = TestHub::start().await;
-    let mut c1 = hub.customer("One", "general").await;
-    let mut c2 = hub.customer("Two", "general").await;
-    let mut c3 = hub.customer("Three", "general").await;
-    for c in [&mut c1, &mut c2, &mut c3] {
-        c.next_of("queued").await;
-    }
+    let mut c1 = hub.customer_queued("One", "general", 1).await;
+    let mut c2 = hub.customer_queued("Two", "general", 2).await;
+    let mut c3 = hub.customer_queued("Three", "general", 3).await;
     c3.send(json!({"type": "leave"})).await;
     c3.next_of("removed").await;
     assert!(c1.drain().await.is_empty());

@@ -57,11 +57,7 @@ async fn a_chat_handed_to_another_agent_goes_on_with_its_transcript_and_note() {
     // Ann asks whom she could hand the chat to: Bob, who could take it now.
     ann.send(json!({"type": "transfer_targets", "chat_id": chat})).await;
     let targets = ann.next_of("transfer_targets").await;
-    let bob_target = targets["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["id"] == bob_id.as_str())
+    let bob_target = find_by(&targets["agents"], "id", bob_id.as_str())
         .unwrap_or_else(|| panic!("Bob among the targets: {targets}"));
     assert_eq!(
         (bob_target["name"].as_str(), bob_target["can_take"].as_bool()),
@@ -181,6 +177,28 @@ async fn the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lines_named() {
     hub.stop().await;
 }
 
+/// The agent a chat Ann answered (lines 1 and 2) was handed to says line 3, `says`, Carla
+/// gets it, and the agent reloads (signed in with `token` on `node`): the snapshot names
+/// Ann's line hers and the agent's own by nobody. The snapshot.
+async fn answered_and_reloaded(
+    mut agent: Ws,
+    says: &str,
+    carla: &mut Ws,
+    node: &TestHub,
+    token: &str,
+    chat: &Value,
+) -> Value {
+    assert_eq!(say(&mut agent, chat, says).await, 3);
+    while carla.next_of("message").await["seq"] != 3 {}
+    let snapshot = reloaded(agent, node, token, chat).await;
+    assert_eq!(
+        named_lines(&snapshot),
+        [(1, None), (2, Some("ANN".to_string())), (3, None)],
+        "Ann's line hers, the agent's their own: {snapshot}"
+    );
+    snapshot
+}
+
 /// Across nodes: Bob's node kept no log of the chat Ann (alpha) hands him, with Carla on
 /// alpha too; its lines reach his node after the hand-over. After a reconnect his snapshot
 /// still names Ann's line hers and his own by nobody.
@@ -195,15 +213,7 @@ async fn across_nodes_the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lin
     assert_eq!(bob.next_of("chat_started").await["chat_id"], chat);
     // His node reads the chat's log: Ann's line comes before he answers.
     while bob.next_of("message").await["seq"] != 2 {}
-    assert_eq!(say(&mut bob, &chat, "Bob here").await, 3);
-    while carla.next_of("message").await["seq"] != 3 {}
-
-    let snapshot = reloaded(bob, &beta, &bob_token, &chat).await;
-    assert_eq!(
-        named_lines(&snapshot),
-        [(1, None), (2, Some("ANN".to_string())), (3, None)],
-        "Ann's line hers, Bob's his own: {snapshot}"
-    );
+    answered_and_reloaded(bob, "Bob here", &mut carla, &beta, &bob_token, &chat).await;
     alpha.stop().await;
     beta.stop().await;
 }
@@ -637,15 +647,7 @@ async fn across_nodes_the_agent_who_takes_a_chat_from_a_line_reads_the_earlier_a
         bill.next_matching(|f| f["type"] == "message" && f["seq"] == 2).await;
     }
     carla.next_of("chat_started").await;
-    assert_eq!(say(&mut bill, &chat, "Bill here").await, 3);
-    while carla.next_of("message").await["seq"] != 3 {}
-
-    let snapshot = reloaded(bill, &beta, &bill_token, &chat).await;
-    assert_eq!(
-        named_lines(&snapshot),
-        [(1, None), (2, Some("ANN".to_string())), (3, None)],
-        "Ann's line hers, Bill's his own: {snapshot}"
-    );
+    let snapshot = answered_and_reloaded(bill, "Bill here", &mut carla, &beta, &bill_token, &chat).await;
     assert_eq!(
         snapshot["transfer"]["earlier_agents"],
         json!([{"name": "ANN", "through_seq": 2}]),

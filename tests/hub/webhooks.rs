@@ -31,6 +31,13 @@ pub(crate) struct Received {
     pub answer_after: Duration,
 }
 
+/// A hub that delivers to receivers on loopback (as [`receiver`]), and its admin signed in.
+pub(crate) async fn hub_delivering_to_loopback() -> (TestHub, Api) {
+    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
+    let admin = hub.admin().await;
+    (hub, admin)
+}
+
 /// A real HTTP receiver on a loopback port: its URL and what it got.
 pub(crate) async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Received>>) {
     receiver_as(Received {
@@ -158,8 +165,7 @@ const ALL: [&str; 5] = [
 
 #[tokio::test]
 async fn a_conversation_s_life_reaches_the_receiver_in_order_and_signed() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     let (url, got) = receiver(0).await;
     let endpoint = register(&admin, &url, &ALL).await;
     let secret = endpoint["secret"].as_str().expect("the secret, shown once").to_string();
@@ -226,8 +232,7 @@ async fn a_conversation_s_life_reaches_the_receiver_in_order_and_signed() {
 
 #[tokio::test]
 async fn a_receiver_answering_500_gets_the_event_again() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     let (url, got) = receiver(1).await;
     let endpoint = register(&admin, &url, &["conversation.created"]).await;
     let (_ann, _carla, chat) = hub.agent_and_customer_in_a_chat().await;
@@ -279,8 +284,7 @@ pub(crate) async fn logged_when(admin: &Api, id: &str, ready: impl Fn(&[Value]) 
 /// once at least, in the conversation's order.
 #[tokio::test]
 async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     // A port the kernel never hands out, so nothing else takes it while the receiver is down.
     let port = crate::mongod::unassigned_port();
     let url = format!("http://127.0.0.1:{port}/hook");
@@ -323,8 +327,7 @@ async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_back()
 /// never the URL, whose query here holds the receiver's key.
 #[tokio::test]
 async fn a_failed_delivery_says_why_and_never_the_url() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     let port = crate::mongod::unassigned_port();
     let endpoint = register(
         &admin,
@@ -356,8 +359,7 @@ async fn a_failed_delivery_says_why_and_never_the_url() {
 async fn a_redirect_is_not_followed_and_a_huge_answer_is_cut_short() {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let followed = Arc::new(AtomicUsize::new(0));
@@ -552,30 +554,23 @@ async fn a_rating_and_an_offline_message_are_events() {
     let answer = leave_offline_message(&hub).await;
 
     let deliveries = delivered(&got, 2).await;
-    let rating = &deliveries[0].1;
-    assert_eq!(rating["type"], "rating.given", "{rating}");
-    assert_eq!(
-        (
-            &rating["data"]["conversation_id"],
-            &rating["data"]["score"],
-            &rating["data"]["comment"]
-        ),
-        (&json!(chat), &json!(4), &json!("kind")),
-        "{rating}"
+    let rating = json!({"conversation_id": chat, "score": 4, "comment": "kind"});
+    assert_shows(
+        &deliveries[0].1,
+        json!({"type": "rating.given", "data": rating}),
+        "the rating",
     );
-    let offline = &deliveries[1].1;
-    assert_eq!(offline["type"], "offline_message.created", "{offline}");
-    assert_eq!(
-        (&offline["data"]["offline_message_id"], &offline["data"]["text"]),
-        (&answer["id"], &json!("Call me back")),
-        "{offline}"
+    let offline = json!({"offline_message_id": answer["id"], "text": "Call me back"});
+    assert_shows(
+        &deliveries[1].1,
+        json!({"type": "offline_message.created", "data": offline}),
+        "the offline message",
     );
 }
 
 #[tokio::test]
 async fn a_logged_delivery_is_sent_again_through_the_queue() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     let (url, got) = receiver(0).await;
     let endpoint = register(&admin, &url, &["offline_message.created"]).await;
     let id = endpoint["id"].as_str().unwrap();
@@ -639,8 +634,7 @@ async fn send_again(admin: &Api, endpoint: &str, delivery: &str) -> (u16, Value)
 
 #[tokio::test]
 async fn transfers_to_a_colleague_and_to_a_line_are_events_and_name_who_has_it_now() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     let (url, got) = receiver(0).await;
     register(&admin, &url, &["conversation.transferred", "conversation.assigned"]).await;
     let (mut ann, mut carla, chat) = crate::cluster_fixture::paired(&hub, "ann", 1, &hub, "Carla").await;
@@ -732,8 +726,7 @@ async fn transfers_to_a_colleague_and_to_a_line_are_events_and_name_who_has_it_n
 
 #[tokio::test]
 async fn an_appointment_booked_rescheduled_and_cancelled_is_three_events_in_order() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     let (url, got) = receiver(0).await;
     register(
         &admin,
@@ -951,8 +944,7 @@ impl Mailing {
 /// hanging one's later lines wait behind its first (in order per conversation).
 #[tokio::test]
 async fn a_receiver_that_hangs_holds_up_no_other_endpoint() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     let (hanging_url, hanging) = receiver_as(Received {
         hold_first: usize::MAX,
         ..Received::default()
@@ -981,8 +973,7 @@ async fn a_receiver_that_hangs_holds_up_no_other_endpoint() {
 /// deliverer, which reads each endpoint's pending deliveries apart.
 #[tokio::test]
 async fn a_long_backlog_of_one_endpoint_starves_no_other() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     let (down_url, _down) = receiver(usize::MAX).await;
     let (url, got) = receiver(0).await;
     let down = register(&admin, &down_url, &["message.created"]).await;
@@ -1021,8 +1012,7 @@ async fn a_long_backlog_of_one_endpoint_starves_no_other() {
 
 #[tokio::test]
 async fn an_internal_note_goes_only_to_an_endpoint_that_asks_for_notes() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     let (notes_url, notes) = receiver(0).await;
     let (messages_url, messages) = receiver(0).await;
     register(&admin, &notes_url, &["note.created"]).await;
@@ -1035,16 +1025,8 @@ async fn an_internal_note_goes_only_to_an_endpoint_that_asks_for_notes() {
 
     let noted = delivered(&notes, 1).await;
     let note = &noted[0].1;
-    assert_eq!(note["type"], "note.created", "{note}");
-    assert_eq!(
-        (
-            &note["data"]["conversation_id"],
-            &note["data"]["text"],
-            &note["data"]["agent_name"]
-        ),
-        (&json!(chat), &json!("VIP: refund without asking"), &json!("ANN")),
-        "{note}"
-    );
+    let data = json!({"conversation_id": chat, "text": "VIP: refund without asking", "agent_name": "ANN"});
+    assert_shows(note, json!({"type": "note.created", "data": data}), "the note");
     assert!(
         note["data"]["note_id"].is_string() && note["data"]["at"].is_i64(),
         "{note}"
@@ -1135,8 +1117,7 @@ async fn a_failed_attempt_is_logged_with_its_host_and_cause_and_never_its_url() 
 /// refused edit changes nothing.
 #[tokio::test]
 async fn an_endpoint_is_pointed_elsewhere_and_given_other_events_keeping_its_id_and_secret() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
-    let admin = hub.admin().await;
+    let (hub, admin) = hub_delivering_to_loopback().await;
     let (old_url, old) = receiver(0).await;
     let (new_url, new) = receiver(0).await;
     let endpoint = register(&admin, &old_url, &["conversation.created"]).await;
