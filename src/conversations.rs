@@ -99,30 +99,9 @@ impl Conversations {
     }
 
     /// Stores the record of a conversation that starts now, waiting for an agent; the one
-    /// stored when it has one already (a retried opening).
+    /// stored when it has one already (a retried opening). `offline`: it begins as an
+    /// offline message (marked so in its record), open, without an agent.
     pub async fn open(
-        &self,
-        id: &str,
-        category: &str,
-        customer_keys: Vec<String>,
-        now: Millis,
-    ) -> Result<ConversationRecord, StoreError> {
-        self.open_as(id, category, customer_keys, now, false).await
-    }
-
-    /// As [`Conversations::open`], for a conversation that begins as an offline message
-    /// (marked so in its record): open, without an agent.
-    pub async fn open_offline(
-        &self,
-        id: &str,
-        category: &str,
-        customer_keys: Vec<String>,
-        now: Millis,
-    ) -> Result<ConversationRecord, StoreError> {
-        self.open_as(id, category, customer_keys, now, true).await
-    }
-
-    async fn open_as(
         &self,
         id: &str,
         category: &str,
@@ -184,7 +163,7 @@ impl Conversations {
     /// node that died, while another node ended the chat) is stored as `opening` and this
     /// end would have left it: of its category, with its customer's keys and its agent,
     /// opened when paired, resolved. So it is listed, found and reported as any ended
-    /// conversation, and a late opening finds it and keeps its status (`open_as`).
+    /// conversation, and a late opening finds it and keeps its status (`open`).
     /// Returns the change, if any, and the record as stored now.
     pub async fn resolve_ended(
         &self,
@@ -352,10 +331,13 @@ mod tests {
     #[tokio::test]
     async fn a_change_is_stored_as_the_next_version_and_a_refusal_stores_nothing() {
         let c = conversations();
-        let opened = c.open("c1", "sales", vec!["visitor:v".into()], 10).await.unwrap();
+        let opened = c
+            .open("c1", "sales", vec!["visitor:v".into()], 10, false)
+            .await
+            .unwrap();
         assert_eq!((opened.version, opened.status), (1, ConversationStatus::Open));
         assert_eq!(
-            c.open("c1", "sales", vec![], 99).await.unwrap(),
+            c.open("c1", "sales", vec![], 99, false).await.unwrap(),
             opened,
             "a retried opening"
         );
@@ -401,7 +383,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn changes_at_once_each_apply_once() {
         let c = conversations();
-        c.open("c1", "sales", vec![], 0).await.unwrap();
+        c.open("c1", "sales", vec![], 0, false).await.unwrap();
         let ann = AgentId("ann".into());
         c.change("c1", true, |conv, _| {
             conv.assigned(ann.clone(), 0);

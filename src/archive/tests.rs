@@ -12,13 +12,7 @@ fn small() -> Arc<MemoryStore> {
 
 /// Conversation `id` closed: an event the archive (and its spool) takes for any id.
 pub(super) fn closed(id: &str) -> ArchiveEvent {
-    ArchiveEvent::Closed(ConversationClosed {
-        id: id.into(),
-        ended_at: 1,
-        ended_by: Side::Agent,
-        reason: EndReason::Ended,
-        inferred: None,
-    })
+    ArchiveEvent::closed_for_tests(id)
 }
 
 /// Group commit: with `group_commit_ms` set, events arriving one by one soon after a

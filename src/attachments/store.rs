@@ -41,9 +41,15 @@ pub trait AttachmentStore: Send + Sync {
     async fn keep_bytes(&self, bytes: Vec<u8>, sha: &str) -> io::Result<()>;
     /// Keeps a record, durably; its blobs must be kept already.
     async fn put_record(&self, record: AttachmentRecord) -> io::Result<()>;
+    /// The records this process knows, by id (all of them for a store of one node; a
+    /// shared store's, those written or loaded here), and, for a store of one node, the
+    /// bytes held for uploads on their way.
+    fn records(&self) -> &Records;
     /// The record of attachment `id` as this process knows it (no I/O: records are in
     /// memory; a shared store knows those written or loaded here).
-    fn record(&self, id: &str) -> Option<AttachmentRecord>;
+    fn record(&self, id: &str) -> Option<AttachmentRecord> {
+        self.records().get(id)
+    }
     /// The record of attachment `id` as it is kept now: a shared store reads it (another
     /// node's upload, or another node's erasure), then known to [`Self::record`].
     async fn load_record(&self, id: &str) -> io::Result<Option<AttachmentRecord>> {
@@ -60,17 +66,27 @@ pub trait AttachmentStore: Send + Sync {
     /// quotas no more. The record removed; `None` when there was none (removed already).
     async fn remove_upload(&self, id: &str) -> io::Result<Option<AttachmentRecord>>;
     /// Bytes kept for `conversation`, and for the whole desk since `since` (Unix ms):
-    /// what the quotas count.
-    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage>;
+    /// what the quotas count. By default the [`Self::records`] of a store of one node; a
+    /// shared store counts every node's.
+    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
+        Ok(self.records().usage(conversation, since))
+    }
     /// Holds `wanted.size` bytes for upload `wanted.id` against `quotas` (the files of
     /// `wanted.conversation`, and the desk's of `wanted.at`'s UTC day), before its file
     /// is kept: the check and the hold are one step for every upload sharing the store
     /// (on every node, with MongoDB), so uploads at once never pass a quota together.
     /// `Ok(Err(..))`: the quota it would pass; nothing held. Held bytes count until the
     /// record of `wanted.id` is kept (its bytes then) or [`Self::release`] gives them back.
-    async fn reserve(&self, wanted: &Reservation, quotas: Quotas) -> io::Result<Result<(), Exceeded>>;
+    /// By default held in the [`Self::records`] of a store of one node; a shared store
+    /// holds them where every node counts them.
+    async fn reserve(&self, wanted: &Reservation, quotas: Quotas) -> io::Result<Result<(), Exceeded>> {
+        Ok(self.records().reserve(wanted, quotas))
+    }
     /// Gives back what [`Self::reserve`] held for an upload that was not kept.
-    async fn release(&self, held: &Reservation) -> io::Result<()>;
+    async fn release(&self, held: &Reservation) -> io::Result<()> {
+        self.records().release(&held.id);
+        Ok(())
+    }
 }
 
 /// Bytes an upload holds against the quotas from before its file is kept
@@ -310,8 +326,8 @@ impl AttachmentStore for DiskStore {
         Ok(())
     }
 
-    fn record(&self, id: &str) -> Option<AttachmentRecord> {
-        self.records.get(id)
+    fn records(&self) -> &Records {
+        &self.records
     }
 
     async fn content(&self, sha: &str) -> io::Result<Content> {
@@ -332,19 +348,6 @@ impl AttachmentStore for DiskStore {
         };
         self.delete_files_of(std::slice::from_ref(&removed)).await?;
         Ok(Some(removed))
-    }
-
-    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
-        Ok(self.records.usage(conversation, since))
-    }
-
-    async fn reserve(&self, wanted: &Reservation, quotas: Quotas) -> io::Result<Result<(), Exceeded>> {
-        Ok(self.records.reserve(wanted, quotas))
-    }
-
-    async fn release(&self, held: &Reservation) -> io::Result<()> {
-        self.records.release(&held.id);
-        Ok(())
     }
 }
 
@@ -412,8 +415,8 @@ impl AttachmentStore for MemoryStore {
         Ok(())
     }
 
-    fn record(&self, id: &str) -> Option<AttachmentRecord> {
-        self.records.get(id)
+    fn records(&self) -> &Records {
+        &self.records
     }
 
     async fn content(&self, sha: &str) -> io::Result<Content> {
@@ -432,19 +435,6 @@ impl AttachmentStore for MemoryStore {
         let removed = self.records.remove(id);
         self.drop_blobs_of(removed.as_slice());
         Ok(removed)
-    }
-
-    async fn usage(&self, conversation: &str, since: i64) -> io::Result<Usage> {
-        Ok(self.records.usage(conversation, since))
-    }
-
-    async fn reserve(&self, wanted: &Reservation, quotas: Quotas) -> io::Result<Result<(), Exceeded>> {
-        Ok(self.records.reserve(wanted, quotas))
-    }
-
-    async fn release(&self, held: &Reservation) -> io::Result<()> {
-        self.records.release(&held.id);
-        Ok(())
     }
 }
 

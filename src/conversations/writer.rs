@@ -243,7 +243,9 @@ async fn apply_automatic(
             agent,
             at,
         } => {
-            let opened = conversations.open(id, category, customer_keys.clone(), *at).await?;
+            let opened = conversations
+                .open(id, category, customer_keys.clone(), *at, false)
+                .await?;
             // A holder stored already came with this opening, or after it (a late opening
             // of a conversation continued or handed on since, on another node): the
             // opening, the conversation's first event, never takes it back.
@@ -329,19 +331,43 @@ mod tests {
     use crate::core::conversation::Rules;
     use crate::store::{ConversationStatus, MemoryStore};
 
+    /// Conversation c1 of category sales opened by Ann at `at`, for the customer `keys`.
+    fn opened(keys: &[&str], at: Millis) -> Automatic {
+        Automatic::Opened {
+            id: "c1".into(),
+            category: "sales".into(),
+            customer_keys: keys.iter().map(|k| k.to_string()).collect(),
+            agent: AgentId("ann".into()),
+            at,
+        }
+    }
+
+    /// Conversation c1's end at `at`, of a chat of `category` paired at `paired_at` (all
+    /// its node knew of the opening).
+    fn resolved(category: &str, paired_at: Millis, at: Millis) -> Automatic {
+        Automatic::Resolved {
+            id: "c1".into(),
+            opening: OpeningKnown {
+                category: category.into(),
+                paired_at,
+                ..OpeningKnown::default()
+            },
+            at,
+        }
+    }
+
+    /// Conversation c1's record as stored now.
+    async fn record_of_c1(conversations: &Conversations) -> ConversationRecord {
+        conversations.change("c1", false, |_, _| Ok(())).await.unwrap().1
+    }
+
     /// On several nodes a chat's end is reported by the customer's node and a status by the
     /// agent's: the end's resolve can reach the store after a snooze the agent set later.
     #[tokio::test]
     async fn an_end_reported_late_does_not_undo_a_status_set_after_it() {
         let conversations = Conversations::new(Arc::new(MemoryStore::new()), Rules::default());
         let ann = AgentId("ann".into());
-        let opened = Automatic::Opened {
-            id: "c1".into(),
-            category: "sales".into(),
-            customer_keys: vec![],
-            agent: ann.clone(),
-            at: 10,
-        };
+        let opened = opened(&[], 10);
         apply_automatic(&conversations, &opened).await.unwrap();
         let until = 50 + 3_600_000;
         conversations
@@ -351,32 +377,16 @@ mod tests {
             .await
             .unwrap();
 
-        let late_end = Automatic::Resolved {
-            id: "c1".into(),
-            opening: OpeningKnown {
-                category: "sales".into(),
-                paired_at: 40,
-                ..OpeningKnown::default()
-            },
-            at: 40,
-        };
+        let late_end = resolved("sales", 40, 40);
         assert_eq!(apply_automatic(&conversations, &late_end).await.unwrap(), None);
-        let (_, record) = conversations.change("c1", false, |_, _| Ok(())).await.unwrap();
+        let record = record_of_c1(&conversations).await;
         assert_eq!(
             (record.status, record.snoozed_until, record.status_since),
             (ConversationStatus::Snoozed, Some(until), 50)
         );
 
         // An end after the snooze resolves it, as ending a chat does.
-        let later_end = Automatic::Resolved {
-            id: "c1".into(),
-            opening: OpeningKnown {
-                category: "sales".into(),
-                paired_at: 10,
-                ..OpeningKnown::default()
-            },
-            at: 70,
-        };
+        let later_end = resolved("sales", 10, 70);
         let (resolved, _) = apply_automatic(&conversations, &later_end).await.unwrap().unwrap();
         assert_eq!(
             (resolved.status, resolved.status_since),
@@ -391,28 +401,13 @@ mod tests {
     #[tokio::test]
     async fn an_end_stored_before_the_opening_stays_resolved_once_the_opening_comes() {
         let conversations = Conversations::new(Arc::new(MemoryStore::new()), Rules::default());
-        let ann = AgentId("ann".into());
-        let end = Automatic::Resolved {
-            id: "c1".into(),
-            opening: OpeningKnown {
-                category: "sales".into(),
-                paired_at: 40,
-                ..OpeningKnown::default()
-            },
-            at: 40,
-        };
+        let end = resolved("sales", 40, 40);
         let (ended, _) = apply_automatic(&conversations, &end).await.unwrap().unwrap();
         assert_eq!(ended.status, ConversationStatus::Resolved);
 
-        let late_opening = Automatic::Opened {
-            id: "c1".into(),
-            category: "sales".into(),
-            customer_keys: vec!["v:carla".into()],
-            agent: ann.clone(),
-            at: 10,
-        };
+        let late_opening = opened(&["v:carla"], 10);
         apply_automatic(&conversations, &late_opening).await.unwrap();
-        let (_, record) = conversations.change("c1", false, |_, _| Ok(())).await.unwrap();
+        let record = record_of_c1(&conversations).await;
         assert_eq!(
             (
                 record.status,
@@ -438,14 +433,7 @@ mod tests {
     #[tokio::test]
     async fn a_late_opening_completes_a_conversation_continued_since_and_leaves_its_holder() {
         let conversations = Conversations::new(Arc::new(MemoryStore::new()), Rules::default());
-        let end = Automatic::Resolved {
-            id: "c1".into(),
-            opening: OpeningKnown {
-                paired_at: 40,
-                ..OpeningKnown::default()
-            },
-            at: 40,
-        };
+        let end = resolved("", 40, 40);
         apply_automatic(&conversations, &end).await.unwrap().unwrap();
         let continued = Automatic::Continued {
             id: "c1".into(),
@@ -454,15 +442,9 @@ mod tests {
         };
         apply_automatic(&conversations, &continued).await.unwrap();
 
-        let late_opening = Automatic::Opened {
-            id: "c1".into(),
-            category: "sales".into(),
-            customer_keys: vec!["v:carla".into()],
-            agent: AgentId("ann".into()),
-            at: 10,
-        };
+        let late_opening = opened(&["v:carla"], 10);
         apply_automatic(&conversations, &late_opening).await.unwrap();
-        let (_, record) = conversations.change("c1", false, |_, _| Ok(())).await.unwrap();
+        let record = record_of_c1(&conversations).await;
         assert_eq!(
             (
                 record.category.as_str(),
@@ -493,7 +475,7 @@ mod tests {
             at: 40,
         };
         apply_automatic(&conversations, &end).await.unwrap().unwrap();
-        let (_, record) = conversations.change("c1", false, |_, _| Ok(())).await.unwrap();
+        let record = record_of_c1(&conversations).await;
         assert_eq!(
             (
                 record.status,

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use super::error::{ApiJson, StatusJson, StoreAnswer};
+use super::error::{ApiJson, StatusJson, StoreAnswer, names_from};
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::{Admin, AdminCaller};
 use super::{ApiError, AppState, ErrorBody};
@@ -20,7 +20,7 @@ use crate::api_tokens::{hash, new_secret};
 use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
 use crate::core::api_tokens::carried_in_url;
-use crate::core::api_tokens::{PREFIX, Refused, SCOPES, Scope};
+use crate::core::api_tokens::{PREFIX, Refused, SCOPES};
 use crate::store::ApiToken;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -125,21 +125,8 @@ async fn create(
     if name.is_empty() || name.chars().count() > NAME_CHARS {
         return Err(ApiError::invalid("invalid_name", "a name is 1 to 80 characters"));
     }
-    let mut scopes: Vec<String> = Vec::new();
-    for scope in body.scopes {
-        if Scope::parse(&scope).is_none() {
-            return Err(ApiError::invalid(
-                "invalid_scopes",
-                format!("{scope:?} is no scope; they are {}", SCOPES.join(", ")),
-            ));
-        }
-        if !scopes.contains(&scope) {
-            scopes.push(scope);
-        }
-    }
-    if scopes.is_empty() {
-        return Err(ApiError::invalid("invalid_scopes", "name at least one scope"));
-    }
+    // `SCOPES` names every scope `core::api_tokens::Scope::parse` reads.
+    let scopes = names_from(body.scopes, &SCOPES, "invalid_scopes", "scope")?;
     let bot = body.bot.filter(|b| !b.trim().is_empty());
     let bot = match (bot, scopes.iter().any(|s| s == "bot")) {
         (Some(b), true) => Some(super::bot_hooks::valid_bot(&b)?),

@@ -315,3 +315,25 @@ pub fn page_limit(asked: Option<u64>, default: u64, max: u64) -> Result<u64, Api
     }
     Ok(limit)
 }
+
+/// The names `asked` for, each once (in the order first asked), each one of `known`, and
+/// at least one; else 400 `code`, naming the first unknown one (`"x" is no {what}; they
+/// are …`) or asking for one.
+pub fn names_from(asked: Vec<String>, known: &[&str], code: &'static str, what: &str) -> Result<Vec<String>, ApiError> {
+    let mut names: Vec<String> = Vec::new();
+    for name in asked {
+        if !known.contains(&name.as_str()) {
+            return Err(ApiError::invalid(
+                code,
+                format!("{name:?} is no {what}; they are {}", known.join(", ")),
+            ));
+        }
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        return Err(ApiError::invalid(code, format!("name at least one {what}")));
+    }
+    Ok(names)
+}

@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, ApiQuery, JsonResult, StatusJson, StoreAnswer, page_limit};
+use super::error::{ApiJson, ApiQuery, JsonResult, StatusJson, StoreAnswer, names_from, page_limit};
 use super::responses::{AdminsOnly, BadQuery, NoEndpoint, Unavailable};
 use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
 use crate::cluster::bus::AdminChange;
-use crate::core::webhooks::{EVENT_TYPES, is_event_type};
+use crate::core::webhooks::EVENT_TYPES;
 use crate::store::{DeliveryAttempt, DeliveryStatus, WebhookDelivery, WebhookEndpoint};
 use crate::webhooks::{private_addresses, sign, target};
 
@@ -219,22 +219,7 @@ async fn create(Admin(state): Admin, ApiJson(body): ApiJson<NewWebhook>) -> Stat
 
 /// The event types asked for, each known, each once, at least one.
 fn checked_events(asked: Vec<String>) -> Result<Vec<String>, ApiError> {
-    let mut events = Vec::new();
-    for event in asked {
-        if !is_event_type(&event) {
-            return Err(ApiError::invalid(
-                "invalid_events",
-                format!("{event:?} is no event type; they are {}", EVENT_TYPES.join(", ")),
-            ));
-        }
-        if !events.contains(&event) {
-            events.push(event);
-        }
-    }
-    if events.is_empty() {
-        return Err(ApiError::invalid("invalid_events", "name at least one event type"));
-    }
-    Ok(events)
+    names_from(asked, &EVENT_TYPES, "invalid_events", "event type")
 }
 
 /// Change an endpoint: enable or disable it, point it at another address, or change the

@@ -701,6 +701,13 @@ impl Hub {
         self.tx.send(command).await.map_err(|_| HubGone)
     }
 
+    /// Sends the command `asking` makes of a reply channel, and waits for the answer.
+    async fn ask<T>(&self, asking: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, HubGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(asking(reply)).await?;
+        answer.await.map_err(|_| HubGone)
+    }
+
     pub async fn register(&self, conn: ConnHandle, role: ConnRole) -> Result<(), HubGone> {
         self.send(Command::Register { conn, role }).await
     }
@@ -766,15 +773,13 @@ impl Hub {
         chat_id: String,
         act: BotAct,
     ) -> Result<Result<Option<BotLine>, (&'static str, String)>, HubGone> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::BotAct {
+        self.ask(|reply| Command::BotAct {
             bot,
             chat_id,
             act,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| HubGone)
+        .await
     }
 
     /// API tokens (by id) were revoked: a bot socket opened with one closes at once and
@@ -795,16 +800,14 @@ impl Hub {
         status: String,
         until: Option<i64>,
     ) -> Result<Result<crate::store::ConversationRecord, (&'static str, String)>, HubGone> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::SetConversationStatus {
+        self.ask(|reply| Command::SetConversationStatus {
             by: Box::new(by),
             id,
             status,
             until,
             reply,
         })
-        .await?;
-        answer.await.map_err(|_| HubGone)
+        .await
     }
 
     /// Sets categories' routing modes as the desk setting wants (see `routing_modes`).
@@ -823,31 +826,23 @@ impl Hub {
     pub async fn desk(&self) -> Result<Vec<DeskCategory>, HubGone> {
         self.desk_cache
             .answer
-            .get((), || async {
-                let (reply, rx) = oneshot::channel();
-                self.send(Command::Desk { reply }).await?;
-                rx.await.map_err(|_| HubGone)
-            })
+            .get((), || async { self.ask(|reply| Command::Desk { reply }).await })
             .await
     }
 
     pub async fn figures(&self) -> Result<Figures, HubGone> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Figures { reply }).await?;
-        rx.await.map_err(|_| HubGone)
+        self.ask(|reply| Command::Figures { reply }).await
     }
 
     // ---- attachments ----
     /// The live chat of the customer whose resume token is `token` on this node, `None`
     /// when there is none (a token of nobody, a customer waiting in line, a chat ended).
     pub async fn chat_of_customer_token(&self, token: &str) -> Result<Option<String>, HubGone> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::ChatOfCustomerToken {
+        self.ask(|reply| Command::ChatOfCustomerToken {
             token: token.to_string(),
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| HubGone)
+        .await
     }
 
     /// Whether `chat_id` is a live chat of `agent`'s, wherever its sides' sockets are.
@@ -862,36 +857,30 @@ impl Hub {
     }
 
     async fn staff_in_chat(&self, account: &str, chat_id: &str, buddy: bool) -> Result<bool, HubGone> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::IsAgentsChat {
+        self.ask(|reply| Command::IsAgentsChat {
             agent: account.to_string(),
             chat_id: chat_id.to_string(),
             buddy,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| HubGone)
+        .await
     }
 
     /// The live chat of `customer`, wherever their socket is (found by their token in
     /// Redis on another node), `None` when there is none.
     pub async fn chat_of_customer(&self, customer: CustomerId) -> Result<Option<String>, HubGone> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::ChatOfCustomer { customer, reply }).await?;
-        rx.await.map_err(|_| HubGone)
+        self.ask(|reply| Command::ChatOfCustomer { customer, reply }).await
     }
 
     // ---- rooms and 1-to-1 video ----
     /// The customer's name in the agent's live chat, `None` if it is not one.
     pub async fn chat_customer(&self, agent: &str, chat_id: &str) -> Result<Option<String>, HubGone> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::ChatCustomer {
+        self.ask(|reply| Command::ChatCustomer {
             agent: agent.to_string(),
             chat_id: chat_id.to_string(),
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| HubGone)
+        .await
     }
 
     /// Sends `frame` to `agent`'s connections on this node, if any.
@@ -950,13 +939,11 @@ impl Hub {
     /// `None` when no customer is live in conversation `id`; else the agent paired with
     /// them (`None` while they wait in line), as this node's routing knows it.
     pub async fn conversation_live(&self, id: &str) -> Result<Option<Option<crate::core::routing::AgentId>>, HubGone> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::ConversationLive {
+        self.ask(|reply| Command::ConversationLive {
             id: id.to_string(),
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| HubGone)
+        .await
     }
 
     /// A conversation's record changed (stored already): its holder here hears it, and with
@@ -972,16 +959,14 @@ impl Hub {
     /// Invites the customer of the agent's live chat into a video room; false if the
     /// chat is no longer the agent's.
     pub async fn video_invite(&self, agent: &str, chat_id: &str, room_id: &str, link: String) -> Result<bool, HubGone> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::VideoInvite {
+        self.ask(|reply| Command::VideoInvite {
             agent: agent.to_string(),
             chat_id: chat_id.to_string(),
             room_id: room_id.to_string(),
             link,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| HubGone)
+        .await
     }
 }
 

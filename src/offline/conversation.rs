@@ -10,7 +10,7 @@
 //! The offline message is the truth and is stored first (with its mail, in one write, as
 //! before); the conversation is then brought in line with it by [`sync`], which only adds
 //! what is missing: the archive keeps each event once (an opening by its id, a line by its
-//! id or seq), the record is opened once ([`Conversations::open_offline`] answers the one
+//! id or seq), the record is opened once ([`Conversations::open`] answers the one
 //! stored) and assigned by compare-and-set. So a conversation write that fails after the message was stored
 //! loses nothing: [`sync`] is run again (soon after, and by the staff listing for any
 //! message whose record is missing) and finishes it, however often it runs.
@@ -53,7 +53,7 @@ pub async fn sync(store: &SharedStore, m: &OfflineMessage) -> Result<Option<Conv
     store.archive(&[ArchiveEvent::Opened(opening), first]).await?;
     let conversations = Conversations::new(store.clone(), Rules::default());
     let mut record = conversations
-        .open_offline(&m.id, &m.category, customer.record_keys(), m.created_at)
+        .open(&m.id, &m.category, customer.record_keys(), m.created_at, true)
         .await?;
     // Whoever took or answered it has it, unless it went to someone since.
     if let (None, Some(taker)) = (&record.holder, &m.taken_by) {

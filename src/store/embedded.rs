@@ -580,6 +580,29 @@ fn put_new<T: Serialize>(table: &mut JsonRows<'_>, key: &str, value: &T) -> Stor
     put(table, key, value)
 }
 
+/// Writes `value` as the new JSON row `id` of `rows`, and `id` under `key` in `index`, the
+/// rows' unique index; `Conflict` (nothing written) when either holds its key already.
+fn put_new_indexed<'k, K, T>(
+    tx: &redb::WriteTransaction,
+    rows: TableDefinition<&'static str, &'static [u8]>,
+    index: TableDefinition<K, &'static str>,
+    id: &str,
+    key: K::SelfType<'k>,
+    value: &T,
+) -> StoreResult<()>
+where
+    K: redb::Key + 'static,
+    K::SelfType<'k>: Copy,
+    T: Serialize,
+{
+    let mut rows = tx.open_table(rows).map_err(unavailable)?;
+    let mut index = tx.open_table(index).map_err(unavailable)?;
+    refuse_held(&rows, id)?;
+    refuse_held(&index, key)?;
+    index.insert(key, id).map_err(unavailable)?;
+    put(&mut rows, id, value)
+}
+
 /// Writes `value` over the JSON row under `key`; `NotFound` when there is none (and
 /// `Unavailable` when the row there does not read as a `T`).
 fn replace<T: Serialize + serde::de::DeserializeOwned>(

@@ -229,16 +229,9 @@ fn parse(bytes: &[u8]) -> Result<(Vec<ArchiveEvent>, u32, usize), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ConversationClosed, EndReason, Side};
 
     fn closed(id: &str) -> ArchiveEvent {
-        ArchiveEvent::Closed(ConversationClosed {
-            id: id.into(),
-            ended_at: 1,
-            ended_by: Side::Agent,
-            reason: EndReason::Ended,
-            inferred: None,
-        })
+        ArchiveEvent::closed_for_tests(id)
     }
 
     fn temp_dir() -> PathBuf {

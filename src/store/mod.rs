@@ -424,6 +424,21 @@ pub enum ArchiveEvent {
     Abandoned(QueueAbandoned),
 }
 
+#[cfg(test)]
+impl ArchiveEvent {
+    /// Conversation `id` closed by its agent: an event the archive, its spool and the
+    /// journal take for any id (the tests' one closing).
+    pub(crate) fn closed_for_tests(id: &str) -> Self {
+        Self::Closed(ConversationClosed {
+            id: id.into(),
+            ended_at: 1,
+            ended_by: Side::Agent,
+            reason: EndReason::Ended,
+            inferred: None,
+        })
+    }
+}
+
 /// A whole archived conversation, as the history API returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {

@@ -10,8 +10,8 @@ mod echo;
 mod room;
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -123,97 +123,80 @@ fn upgrade(
     })
 }
 
-async fn customer(
-    State(state): State<AppState>,
+/// A socket's upgrade request: what every endpoint here reads from it (extracted in
+/// this order; an endpoint that needs the caller's address takes [`ClientIp`] after it).
+#[derive(FromRequestParts)]
+#[from_request(state(AppState))]
+struct Upgrade {
+    #[from_request(via(State))]
+    state: AppState,
     headers: HeaderMap,
     tcp: LingeringClose,
     ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    let permit = admit(&state, &headers)?;
-    Ok(upgrade(ws, tcp, state, ConnRole::Customer, permit))
 }
 
-async fn agent(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    tcp: LingeringClose,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    whitelisted(&state, &ip, "agent")?;
-    let staff = staff_login(&state, &headers).await?;
+impl Upgrade {
+    /// Admits the connection ([`admit`]), then upgrades it to a socket of `role`.
+    fn open(self, role: ConnRole) -> Result<Response, ApiError> {
+        let permit = admit(&self.state, &self.headers)?;
+        Ok(upgrade(self.ws, self.tcp, self.state, role, permit))
+    }
+}
+
+async fn customer(up: Upgrade) -> Result<Response, ApiError> {
+    up.open(ConnRole::Customer)
+}
+
+async fn agent(up: Upgrade, ip: ClientIp) -> Result<Response, ApiError> {
+    whitelisted(&up.state, &ip, "agent")?;
+    let staff = staff_login(&up.state, &up.headers).await?;
     if staff.account.role != Role::Agent {
         return Err(ApiError::Forbidden("only agent accounts take chats".into()));
     }
-    let permit = admit(&state, &headers)?;
-    Ok(upgrade(ws, tcp, state, ConnRole::Agent(Box::new(staff)), permit))
+    up.open(ConnRole::Agent(Box::new(staff)))
 }
 
-async fn buddy(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    tcp: LingeringClose,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
+async fn buddy(up: Upgrade, ip: ClientIp) -> Result<Response, ApiError> {
     // Signed-in staff on a whitelisted address see the staff roster; everyone else the public one.
-    let staff = if ip.is_whitelisted(&state.settings) {
-        staff_login(&state, &headers).await.ok()
+    let staff = if ip.is_whitelisted(&up.state.settings) {
+        staff_login(&up.state, &up.headers).await.ok()
     } else {
         None
     };
-    let permit = admit(&state, &headers)?;
-    Ok(upgrade(
-        ws,
-        tcp,
-        state,
-        ConnRole::Buddy {
-            staff: staff.map(Box::new),
-        },
-        permit,
-    ))
+    up.open(ConnRole::Buddy {
+        staff: staff.map(Box::new),
+    })
 }
 
 /// A bot, by its API token (`Authorization: Bearer sbt_…` with the `bot` scope), from a
 /// whitelisted address like any staff socket. It is told which categories name it.
-async fn bot(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    ip: ClientIp,
-    tcp: LingeringClose,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    whitelisted(&state, &ip, "bot")?;
+async fn bot(up: Upgrade, ip: ClientIp) -> Result<Response, ApiError> {
+    whitelisted(&up.state, &ip, "bot")?;
     let asked = crate::http::session::Asked {
         route: "/ws/bot".into(),
         client: ip,
     };
-    let (name, token) = crate::http::session::bot_token(&state, &headers, &asked).await?;
-    let categories = crate::category_bots::naming(&state.store, &name).await?;
-    let permit = admit(&state, &headers)?;
+    let (name, token) = crate::http::session::bot_token(&up.state, &up.headers, &asked).await?;
+    let categories = crate::category_bots::naming(&up.state.store, &name).await?;
+    let permit = admit(&up.state, &up.headers)?;
     tracing::info!(bot = %name, token = %token.id, categories = ?categories, "bot websocket opened");
     let login = BotLogin {
         name,
         token_id: token.id,
         categories,
     };
-    Ok(upgrade(ws, tcp, state, ConnRole::Bot(Box::new(login)), permit))
+    Ok(upgrade(up.ws, up.tcp, up.state, ConnRole::Bot(Box::new(login)), permit))
 }
 
 /// The conformance echo: off (404) unless `WS_ECHO_ENDPOINT` is on, which only a loopback
 /// `BIND_ADDR` allows. Admitted like a customer (origin, connection limit).
-async fn echo(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    tcp: LingeringClose,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
-    if !state.settings.ws_echo_endpoint {
+async fn echo(up: Upgrade) -> Result<Response, ApiError> {
+    if !up.state.settings.ws_echo_endpoint {
         return Err(ApiError::NotFound("endpoint"));
     }
-    let permit = admit(&state, &headers)?;
-    let shutdown = state.shutdown.clone();
-    Ok(configured(ws).on_upgrade(move |socket| echo::serve(socket, shutdown, permit, tcp)))
+    let permit = admit(&up.state, &up.headers)?;
+    let (shutdown, tcp) = (up.state.shutdown.clone(), up.tcp);
+    Ok(configured(up.ws).on_upgrade(move |socket| echo::serve(socket, shutdown, permit, tcp)))
 }
 
 /// The signed-in account of an upgrade request and the session it came with, which the

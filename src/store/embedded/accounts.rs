@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ACCOUNTS, ACCOUNTS_BY_USERNAME, EmbeddedStore, ReadableTable, TableDefinition, create, decode, id_under,
-    keys_under, load, put, refuse_held, row, rows, unavailable,
+    keys_under, load, put, put_new_indexed, refuse_held, row, rows, unavailable,
 };
 use crate::store::{Account, AccountStore, Millis, StoreError, StoreResult, StoredSession, oldest_first};
 
@@ -55,15 +55,14 @@ fn remove(tx: &redb::WriteTransaction, id: &str) -> StoreResult<Option<SessionRe
 impl AccountStore for EmbeddedStore {
     async fn create_account(&self, account: Account) -> StoreResult<()> {
         self.write(move |tx| {
-            let mut accounts = tx.open_table(ACCOUNTS).map_err(unavailable)?;
-            let mut by_username = tx.open_table(ACCOUNTS_BY_USERNAME).map_err(unavailable)?;
-            refuse_held(&accounts, account.id.as_str())?;
-            refuse_held(&by_username, account.username.as_str())?;
-            put(&mut accounts, account.id.as_str(), &account)?;
-            by_username
-                .insert(account.username.as_str(), account.id.as_str())
-                .map_err(unavailable)?;
-            Ok(())
+            put_new_indexed(
+                tx,
+                ACCOUNTS,
+                ACCOUNTS_BY_USERNAME,
+                &account.id,
+                account.username.as_str(),
+                &account,
+            )
         })
         .await
     }

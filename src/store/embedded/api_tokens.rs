@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, create, find, load, put, refuse_held, rows, unavailable};
+use super::{EmbeddedStore, TableDefinition, create, find, load, put, put_new_indexed, rows, unavailable};
 use crate::store::{ApiToken, ApiTokenStore, Millis, StoreError, StoreResult, oldest_first};
 
 /// Token id → JSON [`ApiToken`].
@@ -28,20 +28,8 @@ fn update(tx: &redb::WriteTransaction, id: &str, change: impl FnOnce(&mut ApiTok
 #[async_trait]
 impl ApiTokenStore for EmbeddedStore {
     async fn add_api_token(&self, token: ApiToken) -> StoreResult<()> {
-        self.write_apart(move |tx| {
-            let mut tokens = tx.open_table(TOKENS).map_err(unavailable)?;
-            let mut by_hash = tx.open_table(BY_HASH).map_err(unavailable)?;
-            refuse_held(&tokens, token.id.as_str())?;
-            if by_hash.get(token.hash.as_str()).map_err(unavailable)?.is_some() {
-                return Err(StoreError::Conflict);
-            }
-            put(&mut tokens, token.id.as_str(), &token)?;
-            by_hash
-                .insert(token.hash.as_str(), token.id.as_str())
-                .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        self.write_apart(move |tx| put_new_indexed(tx, TOKENS, BY_HASH, &token.id, token.hash.as_str(), &token))
+            .await
     }
 
     async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {

@@ -5,7 +5,9 @@
 
 use async_trait::async_trait;
 
-use super::{EmbeddedStore, ReadableTable, TableDefinition, create, decode, load, put, refuse_held, row, unavailable};
+use super::{
+    EmbeddedStore, ReadableTable, TableDefinition, create, decode, load, put, put_new_indexed, row, unavailable,
+};
 use crate::store::{CannedReply, CannedStore, StoreError, StoreResult};
 
 /// Reply id → JSON [`CannedReply`] (without its id).
@@ -55,14 +57,8 @@ impl CannedStore for EmbeddedStore {
 
     async fn create_canned_reply(&self, reply: CannedReply) -> StoreResult<()> {
         self.write(move |tx| {
-            let mut replies = tx.open_table(CANNED).map_err(unavailable)?;
-            let mut keys = tx.open_table(CANNED_BY_SHORTCUT).map_err(unavailable)?;
             let key = (reply.owner_key(), reply.shortcut.as_str());
-            refuse_held(&replies, reply.id.as_str())?;
-            refuse_held(&keys, key)?;
-            keys.insert(key, reply.id.as_str()).map_err(unavailable)?;
-            put(&mut replies, reply.id.as_str(), &reply)?;
-            Ok(())
+            put_new_indexed(tx, CANNED, CANNED_BY_SHORTCUT, &reply.id, key, &reply)
         })
         .await
     }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::{EmbeddedStore, create, decode, find, load, put, refuse_held, row, unavailable};
+use super::{EmbeddedStore, create, decode, find, load, put, put_new_indexed, row, unavailable};
 use crate::store::rooms::{contact_keys, may_replace};
 use crate::store::{CallLog, Guest, Page, Room, RoomState, RoomStore, StoreResult};
 
@@ -40,17 +40,8 @@ pub(super) fn create_tables(tx: &redb::WriteTransaction) -> StoreResult<()> {
 #[async_trait]
 impl RoomStore for EmbeddedStore {
     async fn create_room(&self, room: Room) -> StoreResult<()> {
-        self.write(move |tx| {
-            let mut rooms = tx.open_table(ROOMS).map_err(unavailable)?;
-            let mut open = tx.open_table(OPEN_ROOMS).map_err(unavailable)?;
-            refuse_held(&rooms, room.id.as_str())?;
-            refuse_held(&open, room.agent_id.as_str())?;
-            open.insert(room.agent_id.as_str(), room.id.as_str())
-                .map_err(unavailable)?;
-            put(&mut rooms, room.id.as_str(), &room)?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx| put_new_indexed(tx, ROOMS, OPEN_ROOMS, &room.id, room.agent_id.as_str(), &room))
+            .await
     }
 
     async fn room(&self, id: &str) -> StoreResult<Room> {

@@ -347,8 +347,8 @@ impl AttachmentStore for MongoAttachmentStore {
         Ok(())
     }
 
-    fn record(&self, id: &str) -> Option<AttachmentRecord> {
-        self.known.get(id)
+    fn records(&self) -> &Records {
+        &self.known
     }
 
     /// Always read from the database, never from memory: another node may have erased it.
