@@ -524,3 +524,14 @@ pub struct Woken {
 
 #[cfg(test)]
 mod tests;
+
+/// A node heard, after recording the customer's last line at `last_line_at`, that its
+/// conversation was parked (pending, snoozed or resolved) since `parked_since`: the time of
+/// that line when the line came at or after the park, so it opens the conversation again
+/// ([`Conversation::customer_line`] decides on the stored record, once); `None` when the
+/// line came before the park (the park stands) or none was recorded. A node learns a
+/// status late — its read of a chat's log made anew, or another node's change on the bus,
+/// can come after a line it stamped — and the line must open what it came into.
+pub fn line_opens_what_it_heard_of_late(parked_since: i64, last_line_at: Option<i64>) -> Option<i64> {
+    last_line_at.filter(|at| *at >= parked_since)
+}

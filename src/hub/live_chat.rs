@@ -142,6 +142,10 @@ pub struct Line {
     /// The version of the conversation's record that set `parked`: news older than it
     /// (reordered across nodes) changes nothing.
     status_version: u64,
+    /// When the customer's last line recorded here was stamped (ms since the epoch): news
+    /// of a park that comes after it opens the conversation again if the line came after
+    /// the park (`status_told`).
+    customer_line_at: Option<i64>,
 }
 
 impl LiveChat {
@@ -158,6 +162,7 @@ impl LiveChat {
                 agent: SmallVec::new(),
                 parked: false,
                 status_version: 0,
+                customer_line_at: None,
             }),
         });
         lock(&shared.suspended).push(Arc::downgrade(&live));
@@ -229,20 +234,30 @@ impl LiveChat {
         line.direct = true;
     }
 
-    /// Its conversation's record at `version` says it is `parked` (not open) or not; news
-    /// of an older version than the last told is ignored. The chat stays direct.
-    pub fn status_told(&self, version: u64, parked: bool) {
+    /// Its conversation's record at `version` says it is `parked` (not open) since `since`,
+    /// or not; news of an older version than the last told is ignored. Heard after a
+    /// customer's line that came after the park (a node learns a status late: its read, or
+    /// the bus, behind the line): that line's time, for the caller to open it again with,
+    /// once (it is not parked from now on). The chat stays direct.
+    pub fn status_told(&self, version: u64, parked: bool, since: i64) -> Option<i64> {
         let mut line = lock(&self.line);
-        if version > line.status_version {
-            line.status_version = version;
-            line.parked = parked;
+        if version <= line.status_version {
+            return None;
         }
+        line.status_version = version;
+        let opened_by = parked
+            .then(|| crate::core::conversation::line_opens_what_it_heard_of_late(since, line.customer_line_at))
+            .flatten();
+        line.parked = parked && opened_by.is_none();
+        opened_by
     }
 
-    /// A customer's line went in: whether its conversation was parked (it is not from now
-    /// on; the caller opens it again, once).
-    pub fn unpark(&self) -> bool {
-        std::mem::take(&mut lock(&self.line).parked)
+    /// A customer's line stamped at `at` went in: whether its conversation was parked (it
+    /// is not from now on; the caller opens it again, once).
+    pub fn customer_wrote(&self, at: i64) -> bool {
+        let mut line = lock(&self.line);
+        line.customer_line_at = line.customer_line_at.max(Some(at));
+        std::mem::take(&mut line.parked)
     }
 
     /// The chat left this node's running chats (it ended, or waits in a line after a
@@ -303,6 +318,10 @@ impl DirectChat for LiveChat {
             return Relayed::ToHub(message.into_owned());
         };
         let author = if from_customer { Author::CUSTOMER } else { Author::AGENT };
+        if from_customer {
+            // For news of a park that comes after this line (`status_told`).
+            line.customer_line_at = Some(crate::clock::now_ms());
+        }
         let Stamped { frame, ack, event } = line.transcript.record(
             self.wire_id.clone(),
             author,
@@ -451,12 +470,17 @@ mod tests {
         assert!(relayed(&live, &customer, "in order"));
         // A parked conversation: the customer's lines go to the hub (which opens it), the
         // agent's stay direct; news older than the last told changes nothing.
-        live.status_told(3, true);
-        live.status_told(2, false);
+        assert_eq!(live.status_told(3, true, i64::MAX), None, "parked after every line");
+        assert_eq!(live.status_told(2, false, 0), None);
         assert!(!relayed(&live, &customer, "back from pending"));
         assert!(relayed(&live, &agent, "still direct"));
-        assert!(live.unpark() && !live.unpark(), "opened once");
+        assert!(live.customer_wrote(10) && !live.customer_wrote(11), "opened once");
         assert!(relayed(&live, &customer, "open again"));
+        // News of a park since before that line, heard after it: the line opens it again
+        // (the caller is handed its time), once, and the chat stays direct.
+        assert!(live.status_told(4, true, 11).is_some());
+        assert_eq!(live.status_told(5, true, i64::MAX), None, "parked after the line");
+        assert!(!relayed(&live, &customer, "into the newer park"));
         // Withdrawn (ended): never again, and the connections forget the chat.
         live.withdraw();
         assert!(!relayed(&live, &customer, "after the end"));

@@ -354,7 +354,6 @@ pub(crate) enum Command {
     },
     /// A conversation's record as read for a chat log made here anew: its status only.
     ConversationStatusRead {
-        chat: crate::core::routing::ChatId,
         record: Option<crate::store::ConversationRecord>,
     },
     /// A status change asked over HTTP by an agent or an admin; the record as stored, or

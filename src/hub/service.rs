@@ -472,7 +472,7 @@ impl HubState {
                 until,
                 reply,
             } => self.set_conversation_status_asked(&by, id, &status, until, reply),
-            Command::ConversationStatusRead { chat, record } => self.conversation_status_read(chat, record),
+            Command::ConversationStatusRead { record } => self.conversation_status_read(record),
             Command::ConversationLive { id, reply } => {
                 let _ = reply.send(self.conversation_live(&id));
             }

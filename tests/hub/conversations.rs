@@ -349,6 +349,50 @@ async fn across_nodes_a_parked_chat_whose_sides_both_came_back_on_a_third_node_o
     gamma.stop().await;
 }
 
+/// Ann on alpha, Carla on beta, the chat open on both nodes. A change made on another node
+/// parks it: stored, its news still on the bus (published after the store took it, it can
+/// reach a node after a line that node stamped since). Carla writes after the park and
+/// before either node hears of it: when they do, her line opens it again, once.
+#[tokio::test]
+async fn across_nodes_a_line_written_after_a_park_its_nodes_hear_of_late_opens_it() {
+    use switchboard::cluster::bus::{ADMIN_CHANNEL, AdminChange};
+    use switchboard::store::ConversationStatus;
+    let (cluster, [alpha, beta], mut ann, mut carla, chat) =
+        Cluster::ann_chatting_with_carla_open("cluster-conversations-late-news", 1).await;
+    let id = chat.as_str().unwrap();
+    let mut parked = cluster.store.conversation_record(id).await.unwrap();
+    parked.status = ConversationStatus::Pending;
+    parked.status_since = now_ms();
+    parked.version += 1;
+    cluster.store.put_conversation_record(&parked).await.unwrap();
+    carla
+        .send(json!({"type": "message", "text": "still there?", "client_id": "m1"}))
+        .await;
+    assert_eq!(carla.next_of("ack").await["client_id"], "m1");
+    ann.next_of("message").await;
+    // The news, as the node that made the change publishes it (from a node of its own).
+    let news = json!({"from": "delta", "change": AdminChange::Conversation { record: parked.clone(), woken: false }});
+    let mut redis = crate::cluster_fixture::redis_conn(&cluster.redis).await;
+    redis::cmd("PUBLISH")
+        .arg(ADMIN_CHANNEL)
+        .arg(news.to_string())
+        .query_async::<i64>(&mut redis)
+        .await
+        .unwrap();
+    let reopened = ann
+        .next_matching(|f| f["type"] == "conversation_status" && f["conversation_id"] == chat && f["status"] == "open")
+        .await;
+    assert!(reopened["since"].as_i64().unwrap() >= parked.status_since, "{reopened}");
+    // Opened once, whichever nodes handed the writer her line.
+    let stored = cluster.store.conversation_record(id).await.unwrap();
+    assert_eq!(
+        (stored.status, stored.version),
+        (ConversationStatus::Open, parked.version + 1)
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}
+
 #[tokio::test]
 async fn the_archive_listing_and_its_export_filter_by_status_and_refuse_an_unknown_one() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;

@@ -457,3 +457,24 @@ fn a_live_line_opens_what_was_parked_before_it_and_leaves_a_status_set_after_it(
         assert_eq!(c.customer_line(70), None, "open already");
     }
 }
+
+#[test]
+fn a_line_recorded_before_its_node_heard_of_the_park_opens_it_when_it_came_after_the_park() {
+    // The node recorded the line at 60 and hears only then of a park since 50: it opens
+    // it, at the line's time, as the store's record decides (`customer_line`).
+    assert_eq!(line_opens_what_it_heard_of_late(50, Some(60)), Some(60));
+    assert_eq!(
+        line_opens_what_it_heard_of_late(50, Some(50)),
+        Some(50),
+        "at the park's time"
+    );
+    // Parked after the line: the park stands; and no line, nothing to open.
+    assert_eq!(line_opens_what_it_heard_of_late(50, Some(40)), None);
+    assert_eq!(line_opens_what_it_heard_of_late(50, None), None);
+    // One rule with the record's: what the node hands on, the record opens.
+    let mut c = held_by_ann(0);
+    c.set_status(Actor::Agent(&ann()), Status::Pending, 50, &Rules::default())
+        .unwrap();
+    let at = line_opens_what_it_heard_of_late(c.status_since(), Some(60)).unwrap();
+    assert_eq!(c.customer_line(at).map(|change| change.to), Some(Status::Open));
+}

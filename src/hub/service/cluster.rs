@@ -137,10 +137,6 @@ pub(crate) struct ClusterState {
     /// them, with no ending kept yet, comes before their node has kept the ending for them
     /// (it keeps it, then forgets the token) — to be tried again, not refused as expired.
     ended_lately: VecDeque<(Instant, CustomerId)>,
-    /// Running chats whose log was made here anew and whose conversation's status is being
-    /// read (`HubState::read_status_of`), with the time of the customer's last line recorded
-    /// here meanwhile: it opens the conversation once the read says it was parked.
-    pub(super) status_unread: HashMap<ChatId, Option<i64>>,
     /// Resumes whose token names a customer this replica does not know yet, waiting for
     /// it to apply the events stream up to the newest entry at their lookup.
     pub(super) awaiting_replica: Vec<resume::AwaitingReplica>,
@@ -235,7 +231,6 @@ impl ClusterState {
             through_loss: false,
             claims_coming: false,
             ended_lately: VecDeque::new(),
-            status_unread: HashMap::new(),
             awaiting_replica: Vec::new(),
             inherited_waiting: HashSet::new(),
             refused_unknown: VecDeque::new(),
@@ -404,13 +399,6 @@ impl ClusterState {
                 }
                 _ => {}
             }
-        }
-    }
-
-    /// A customer's line went into `chat` at `at`: kept for a status read under way.
-    pub(super) fn customer_wrote(&mut self, chat: ChatId, at: i64) {
-        if let Some(wrote) = self.status_unread.get_mut(&chat) {
-            *wrote = Some(at);
         }
     }
 
@@ -876,7 +864,7 @@ impl HubState {
                 continued,
             },
         );
-        self.read_status_of(chat, wire_id.clone());
+        self.read_status_of(wire_id.clone());
         self.chat_by_wire.insert(wire_id, chat);
     }
 

@@ -134,7 +134,7 @@ impl HubState {
         let Some(log) = self.chats.get(&chat) else {
             return;
         };
-        if log.live.unpark() {
+        if log.live.customer_wrote(at) {
             self.conversation_writer.push(Work::Automatic(Automatic::CustomerWrote {
                 id: log.wire_id().to_string(),
                 at,
@@ -150,13 +150,12 @@ impl HubState {
             .push(Work::Automatic(Automatic::CustomerWrote { id: id.to_string(), at }));
     }
 
-    /// This node made a log of running chat `chat` (conversation `id`) anew: its sides came
+    /// This node made a log of a running chat (conversation `id`) anew: its sides came
     /// here from other nodes, or it reaps one. The conversation's record is read once, so a
     /// customer's line into a chat parked before still opens it; a line recorded here before
-    /// the answer is held for it (`ClusterState::customer_wrote`). News heard meanwhile is
+    /// the answer opens it when the answer comes (`status_told`). News heard meanwhile is
     /// newer and wins (`status_told` keeps the newest version).
-    pub(super) fn read_status_of(&mut self, chat: ChatId, id: String) {
-        self.cluster_mut().status_unread.insert(chat, None);
+    pub(super) fn read_status_of(&self, id: String) {
         let (store, hub) = (self.archive.store(), self.timers.clone());
         tokio::spawn(async move {
             let record = store
@@ -165,27 +164,33 @@ impl HubState {
                 .inspect_err(|e| tracing::debug!(conversation = %id, error = %e, "a moved chat's status was not read"))
                 .ok();
             if let Some(tx) = hub.upgrade() {
-                let _ = tx.send(Command::ConversationStatusRead { chat, record }).await;
+                let _ = tx.send(Command::ConversationStatusRead { record }).await;
             }
         });
     }
 
     /// The answer of [`Self::read_status_of`]: the chat learns its status, and a customer's
     /// line recorded before it opens the conversation if it was parked before that line.
-    pub(super) fn conversation_status_read(&mut self, chat: ChatId, record: Option<ConversationRecord>) {
-        let wrote = self.cluster_mut().status_unread.remove(&chat).flatten();
-        let Some(record) = record else { return };
-        self.status_told(&record);
-        if let Some(at) = wrote {
-            self.customer_line_in(chat, at);
+    pub(super) fn conversation_status_read(&mut self, record: Option<ConversationRecord>) {
+        if let Some(record) = record {
+            self.status_told(&record);
         }
     }
 
-    /// What this node's running chat of `record`, if any, knows of its status.
+    /// What this node's running chat of `record`, if any, knows of its status. Heard after
+    /// a customer's line recorded here that came after the park (the read of a log made
+    /// anew, or another node's change on the bus, behind the line), that line opens it
+    /// again; the writer opens it once, whichever nodes hand it the line.
     fn status_told(&self, record: &ConversationRecord) {
-        if let Some(log) = self.chat_by_wire.get(&record.id).and_then(|chat| self.chats.get(chat)) {
-            log.live
-                .status_told(record.version, record.status != ConversationStatus::Open);
+        let Some(log) = self.chat_by_wire.get(&record.id).and_then(|chat| self.chats.get(chat)) else {
+            return;
+        };
+        let parked = record.status != ConversationStatus::Open;
+        if let Some(at) = log.live.status_told(record.version, parked, record.status_since) {
+            self.conversation_writer.push(Work::Automatic(Automatic::CustomerWrote {
+                id: record.id.clone(),
+                at,
+            }));
         }
     }
 

@@ -518,7 +518,6 @@ impl HubState {
         self.acknowledge(sender, copy, archived);
         self.messages_relayed.increment(1);
         if from == Party::Customer {
-            self.cluster_mut().customer_wrote(chat, at);
             self.customer_line_in(chat, at);
         }
     }
