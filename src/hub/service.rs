@@ -889,9 +889,6 @@ impl HubState {
         let Some((role, who)) = self.conn_role(conn) else {
             return;
         };
-        if let ClientFrame::Ping {} = frame {
-            return self.send_to_conn(conn, &ServerFrame::Pong {});
-        }
         let sender = match (role, who) {
             (ConnRole::Buddy { .. }, _) => return self.buddy_frame(conn, frame),
             (ConnRole::Bot(login), _) => {

@@ -455,6 +455,13 @@ impl Connection {
             Err((code, message)) => return self.strike(code, message),
         };
         self.strikes = 0;
+        if matches!(frame, ClientFrame::Ping {}) {
+            // Answered here, not by the hub: a page's liveness check (every page asks after
+            // some quiet) is about its network, so it costs the hub's loop nothing and a busy
+            // hub never looks like a dead connection.
+            self.reply(ServerFrame::Pong {});
+            return None;
+        }
         if matches!(frame, ClientFrame::Draft { .. }) {
             let now = Instant::now();
             if now < self.draft_at {

@@ -7,8 +7,10 @@
 // reset (Wi-Fi changed, a NAT or proxy forgot the connection, a laptop woke up) closes
 // nothing until TCP gives up, minutes later, while the page would say it is online and
 // show what is typed as sending. So a connection silent for QUIET_MS is asked for a
-// `pong`, and one that answers nothing within ANSWER_MS, or that is still opening after
-// OPEN_MS, is given up and reconnected like a dropped one.
+// `pong` (answered by the hub's connection itself, not its busy loop), and one that
+// answers nothing within ANSWER_MS is given up and reconnected like a dropped one. A
+// connection still opening is left to the browser: given up early, its request could
+// still reach the hub after the next one's and take the agent's desk from it (4000).
 
 import { backoffDelay } from './backoff.js';
 
@@ -20,8 +22,6 @@ export const FINAL_CLOSE_CODES = new Set([4000, 4001, 4003]);
 export const QUIET_MS = 25000;
 /** How long an asked `pong` (or any frame) may take before the connection counts as dead. */
 export const ANSWER_MS = 10000;
-/** How long a connection may take to open before it is given up and tried again. */
-export const OPEN_MS = 15000;
 /** How often the checks run (a hidden tab's timers may run less often; they still hold). */
 const CHECK_EVERY_MS = 5000;
 
@@ -34,12 +34,11 @@ export class ReconnectingSocket {
     this.stopped = true;
     this.timer = null;
     this.checker = null;
-    // When the current connection began, last gave a frame, and was asked for a `pong`; the
-    // checks run since it began or was asked.
-    this.openedAt = 0;
+    // When the current connection last gave a frame and was asked for a `pong`
+    // (performance.now(), which never goes back), and the checks run since it was asked.
     this.heardAt = 0;
     this.askedAt = 0;
-    this.checksSinceMark = 0;
+    this.checksSinceAsked = 0;
   }
 
   get url() {
@@ -64,25 +63,19 @@ export class ReconnectingSocket {
   /** The liveness checks: ask a quiet connection for a `pong`; give up one that stays silent. */
   check() {
     const ws = this.ws;
-    if (!ws || this.stopped) return;
-    const now = Date.now();
-    // A connection is given up only after two checks at least since it began opening or
-    // was asked, not on the clock's word alone: a clock that jumps (a laptop waking up)
-    // would otherwise give up an answer that is on its way.
-    if (ws.readyState === WebSocket.CONNECTING) {
-      this.checksSinceMark += 1;
-      if (this.checksSinceMark >= 2 && now - this.openedAt > OPEN_MS) this.giveUp(ws);
-    } else if (ws.readyState === WebSocket.OPEN) {
-      if (this.askedAt) {
-        this.checksSinceMark += 1;
-        if (this.checksSinceMark >= 2 && now - this.askedAt > ANSWER_MS) this.giveUp(ws);
-      } else if (now - this.heardAt > QUIET_MS) this.ask();
-    }
+    if (!ws || this.stopped || ws.readyState !== WebSocket.OPEN) return;
+    const now = performance.now();
+    if (this.askedAt) {
+      // Given up after two checks at least since asking, not on the clock's word alone: a
+      // clock that jumps (a laptop waking up) would otherwise give up an answer on its way.
+      this.checksSinceAsked += 1;
+      if (this.checksSinceAsked >= 2 && now - this.askedAt > ANSWER_MS) this.giveUp(ws);
+    } else if (now - this.heardAt > QUIET_MS) this.ask();
   }
 
   ask() {
-    this.askedAt = Date.now();
-    this.checksSinceMark = 0;
+    this.askedAt = performance.now();
+    this.checksSinceAsked = 0;
     this.send({ type: 'ping' });
   }
 
@@ -104,13 +97,12 @@ export class ReconnectingSocket {
     clearTimeout(this.timer);
     const ws = new WebSocket(this.url);
     this.ws = ws;
-    this.openedAt = Date.now();
     this.askedAt = 0;
-    this.checksSinceMark = 0;
+    this.checksSinceAsked = 0;
     this.handlers.onState?.('connecting');
     ws.addEventListener('open', () => {
       if (this.ws !== ws) return;
-      this.heardAt = Date.now();
+      this.heardAt = performance.now();
       this.handlers.onState?.('open');
       this.handlers.onOpen?.((frame) => this.send(frame));
     });
@@ -118,7 +110,7 @@ export class ReconnectingSocket {
       if (this.ws !== ws) return;
       // A frame from the hub proves the connection works; later drops start from a short delay again.
       this.attempt = 0;
-      this.heardAt = Date.now();
+      this.heardAt = performance.now();
       this.askedAt = 0;
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
