@@ -39,6 +39,7 @@ use super::transcript::{Author, Stamped, Transcript};
 use crate::archive::{Archive, Progress};
 use crate::core::routing::ChatId;
 use crate::protocol::MessageFrame;
+use crate::store::ArchiveEvent;
 
 /// Why a message's text is refused before it is stamped (length, blank), if it is.
 pub fn text_refusal(text: &str, max_chars: usize) -> Option<(&'static str, String)> {
@@ -318,16 +319,16 @@ impl DirectChat for LiveChat {
             return Relayed::ToHub(message.into_owned());
         };
         let author = if from_customer { Author::CUSTOMER } else { Author::AGENT };
-        if from_customer {
-            // For news of a park that comes after this line (`status_told`).
-            line.customer_line_at = Some(crate::clock::now_ms());
-        }
         let Stamped { frame, ack, event } = line.transcript.record(
             self.wire_id.clone(),
             author,
             message.text.into_owned(),
             message.client_id,
         );
+        if from_customer && let ArchiveEvent::Message { message, .. } = &event {
+            // Its stamp, for news of a park that comes after this line (`status_told`).
+            line.customer_line_at = Some(message.at);
+        }
         let archived = room.push(event);
         let line = &*line;
         let (senders, peers) = if from_customer {
