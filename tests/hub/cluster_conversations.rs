@@ -218,8 +218,14 @@ async fn three_processes_a_snooze_runs_out_while_the_node_that_set_it_is_dead() 
     let admin = cluster.login("admin", ADMIN_PASSWORD).await;
     let (mut ann, id) = first_visit(&cluster, &admin).await;
     // Its end resolved it (node 0 records that, as the customer's node, a moment later:
-    // a snooze set before would be followed by that older resolve, as in the desk).
+    // a snooze set before would be followed by that older resolve, as in the desk). Ann
+    // hears it once the record is stored: the visitor's list says "resolved" sooner, from
+    // the archive's closing, and a snooze asked then finds no record in her list yet.
     listed_as(&cluster, 1, &id, "resolved").await;
+    ann.next_matching_within(WAIT, |f| {
+        f["type"] == "conversation_status" && f["conversation_id"] == id.as_str() && f["status"] == "resolved"
+    })
+    .await;
     // Ann, on node 2, snoozes it for a few seconds; then node 2 dies.
     let until = now_ms() + 3_000;
     ann.send(json!({"type": "set_conversation_status", "conversation_id": id, "status": "snoozed", "until": until, "client_id": "s1"}))

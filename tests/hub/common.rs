@@ -546,14 +546,26 @@ impl Ws {
     }
 
     /// A socket at `path` opened with the bearer `token` (a session's or an API token's):
-    /// it and its first `welcome` frame.
+    /// it and its first `welcome` frame. A node of a cluster between two leases (a late
+    /// renewal on a loaded machine) refuses a sign-in with `cluster_unavailable` ("try
+    /// again shortly"): tried again, as the pages do, within the wait.
     pub async fn with_bearer(hub: &Endpoint, path: &str, token: &str, welcome: &str) -> (Ws, Value) {
         let auth = format!("Bearer {token}");
-        let mut ws = Ws::connect(&hub.ws_url(path), &[("authorization", &auth)])
-            .await
-            .unwrap();
-        let welcome = ws.next_of(welcome).await;
-        (ws, welcome)
+        // A lease is regained within a renewal or two; a loaded machine takes longer.
+        let deadline = tokio::time::Instant::now() + 4 * WAIT;
+        loop {
+            let mut ws = Ws::connect(&hub.ws_url(path), &[("authorization", &auth)])
+                .await
+                .unwrap();
+            let first = ws
+                .next_matching(|f| f["type"] == welcome || f["code"] == "cluster_unavailable")
+                .await;
+            if first["type"] == welcome {
+                return (ws, first);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never welcomed: {first}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The agent socket opened with the session `token`, its welcome read.
