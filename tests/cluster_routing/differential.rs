@@ -24,7 +24,10 @@ use crate::{agent, cat, digest, expire_lease, flushall, register, runtime_and_re
 
 #[path = "../../src/core/routing/tests/random_events.rs"]
 mod random_events;
-use random_events::{AGENTS, CATEGORIES, Mix, Op, mask, mode_of, status, weighted_ops};
+use random_events::{
+    AGENTS, CATEGORIES, Draw, Op, mask, mode_of, nth_customer, nth_offer, offer_index, own_or_other, status,
+    weighted_ops,
+};
 
 // ---- random events -----------------------------------------------------------------------
 
@@ -41,14 +44,7 @@ fn signed_by(a: usize) -> &'static str {
 /// core's own property tests, offers mostly among the last few, plus the loss of a node and an
 /// agent ending a chat.
 fn op() -> impl Strategy<Value = Op> {
-    let mut ops = weighted_ops(&Mix {
-        continued: 2,
-        customer_resume: 3,
-        agent_online: 4,
-        agent_resume: 2,
-        transfer: 2,
-        offer: offer_index().boxed(),
-    });
+    let mut ops = weighted_ops(Draw::Cluster);
     // Mostly lifting the limit: a spent room stops all pairing, which would starve the rest.
     ops.push((
         1,
@@ -120,12 +116,6 @@ fn offer_steps(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<(usize,
     })
 }
 
-/// Which offer an answer or a timer is about, counted from the newest made: mostly one of
-/// the last few (likely still standing), sometimes any (likely long gone).
-fn offer_index() -> impl Strategy<Value = usize> {
-    prop_oneof![3 => 0..3usize, 1 => any::<usize>()]
-}
-
 /// An event and the node it happens on (for `NodeLost`: the node that is lost).
 fn step() -> impl Strategy<Value = (usize, Op)> {
     (0..NODES.len(), op())
@@ -194,25 +184,7 @@ fn with_out<T>(
 
 impl Harness {
     fn customer(&self, i: usize) -> CustomerId {
-        if self.customers.is_empty() {
-            CustomerId(u64::MAX)
-        } else {
-            self.customers[i % self.customers.len()]
-        }
-    }
-
-    /// An offer seen (the `i`th newest, wrapping), and who answers it: its own agent, or another one.
-    fn offer(&self, i: usize, own: bool) -> (OfferId, AgentId) {
-        if self.offers.is_empty() {
-            return (OfferId(u64::MAX), agent(AGENTS[0]));
-        }
-        let (offer, to) = self.offers[self.offers.len() - 1 - i % self.offers.len()].clone();
-        if own {
-            (offer, to)
-        } else {
-            let other = AGENTS.iter().find(|a| agent(a) != to).expect("several agents");
-            (offer, agent(other))
-        }
+        nth_customer(&self.customers, i)
     }
 
     /// The chat of customer `i` (a chat id no one has when they have none) and who hands
@@ -223,12 +195,7 @@ impl Harness {
             .chat_sides(chat)
             .map(|(_, a)| a.clone())
             .unwrap_or_else(|| agent(AGENTS[0]));
-        if own {
-            (chat, runner)
-        } else {
-            let other = AGENTS.iter().find(|a| agent(a) != runner).expect("several agents");
-            (chat, agent(other))
-        }
+        (chat, own_or_other(runner, own))
     }
 
     fn outcome<T>((result, out): (Result<T, RoutingError>, Vec<Decision>)) -> Outcome {
@@ -451,21 +418,21 @@ impl Harness {
             }
             Op::SetModeUnstamped(c, offer) => self.set_mode(core, n, c, offer, None).await?,
             Op::Accept(i, own) => {
-                let (offer, by) = self.offer(i, own);
+                let (offer, by) = nth_offer(&self.offers, i, own);
                 (
                     Self::outcome(with_out(|out| core.accept_offer(&by, offer, out))),
                     from_redis(node.accept_offer(&by, offer).await)?,
                 )
             }
             Op::Decline(i, own) => {
-                let (offer, by) = self.offer(i, own);
+                let (offer, by) = nth_offer(&self.offers, i, own);
                 (
                     Self::outcome(with_out(|out| core.decline_offer(&by, offer, out))),
                     from_redis(node.decline_offer(&by, offer).await)?,
                 )
             }
             Op::OfferExpire(i) => {
-                let (offer, _) = self.offer(i, true);
+                let (offer, _) = nth_offer(&self.offers, i, true);
                 (
                     Self::outcome(with_out(|out| {
                         core.offer_expired(offer, out);

@@ -861,19 +861,14 @@ fn a_customer_transferred_back_to_the_agents_own_category_goes_to_someone_else_f
 // ---- property tests ---------------------------------------------------------------
 
 mod random_events;
-use random_events::{AGENTS, CATEGORIES, Mix, Op, mask, mode_of, status, weighted_ops};
+use random_events::{
+    AGENTS, CATEGORIES, Draw, Op, mask, mode_of, nth_customer, nth_offer, own_or_other, status, weighted_ops,
+};
 
 /// The shared events as the core's property tests draw them (the cluster's comparison
 /// leans a little more towards pairing), with the room lifted as often as set.
 fn op() -> impl Strategy<Value = Op> {
-    let mut ops = weighted_ops(&Mix {
-        continued: 3,
-        customer_resume: 2,
-        agent_online: 3,
-        agent_resume: 1,
-        transfer: 3,
-        offer: any::<usize>().boxed(),
-    });
+    let mut ops = weighted_ops(Draw::Core);
     ops.push((2, prop::option::of(0..3u8).prop_map(Op::SetPairingRoom).boxed()));
     proptest::strategy::Union::new_weighted(ops)
 }
@@ -904,25 +899,7 @@ const DOMAIN: &str = "domain";
 
 impl Harness {
     fn customer(&self, i: usize) -> CustomerId {
-        if self.customers.is_empty() {
-            CustomerId(u64::MAX)
-        } else {
-            self.customers[i % self.customers.len()]
-        }
-    }
-
-    /// An offer seen, and who answers it: its own agent, or another one.
-    fn offer(&self, i: usize, own: bool) -> (OfferId, AgentId) {
-        if self.offers.is_empty() {
-            return (OfferId(u64::MAX), agent(AGENTS[0]));
-        }
-        let (offer, to) = self.offers[i % self.offers.len()].clone();
-        if own {
-            (offer, to)
-        } else {
-            let other = AGENTS.iter().find(|a| agent(a) != to).expect("several agents");
-            (offer, agent(other))
-        }
+        nth_customer(&self.customers, i)
     }
 
     /// A customer's chat and who asks to transfer it: its agent, or another one.
@@ -931,12 +908,7 @@ impl Harness {
             return (ChatId(u64::MAX), agent(AGENTS[0]));
         };
         let (_, runs) = r.chat_sides(chat).expect("a running chat");
-        if own {
-            (chat, runs.clone())
-        } else {
-            let other = AGENTS.iter().find(|a| agent(a) != *runs).expect("several agents");
-            (chat, agent(other))
-        }
+        (chat, own_or_other(runs.clone(), own))
     }
 
     fn apply(&mut self, r: &mut Routing, op: &Op, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
@@ -1035,15 +1007,15 @@ impl Harness {
             }
             Op::SetModeUnstamped(c, offer) => r.set_category_mode(&cat(CATEGORIES[c]), mode_of(offer), None, out),
             Op::Accept(i, own) => {
-                let (offer, by) = self.offer(i, own);
+                let (offer, by) = nth_offer(&self.offers, i, own);
                 r.accept_offer(&by, offer, out)
             }
             Op::Decline(i, own) => {
-                let (offer, by) = self.offer(i, own);
+                let (offer, by) = nth_offer(&self.offers, i, own);
                 r.decline_offer(&by, offer, out)
             }
             Op::OfferExpire(i) => {
-                let (offer, _) = self.offer(i, true);
+                let (offer, _) = nth_offer(&self.offers, i, true);
                 r.offer_expired(offer, out);
                 Ok(())
             }

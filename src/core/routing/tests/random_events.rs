@@ -1,13 +1,13 @@
 //! The random routing events, written once for the two tests that draw them: the core's
 //! property tests (`../tests.rs`) and the cluster's comparison of the Redis scripts with the
 //! core (`tests/cluster_routing/differential.rs`, which includes this file by its path).
-//! Each test says in a [`Mix`] where its draw differs and adds its own events; the names
-//! used here (`cat`, `AgentStatus`, `CategoryId`, `RoutingMode`) are the including module's.
+//! Each test names its [`Draw`] (they differ in a few weights) and adds its own events; the names
+//! used here (`cat`, `agent` and the routing's types) are the including module's.
 
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 
-use super::{AgentStatus, CategoryId, RoutingMode, cat};
+use super::{AgentId, AgentStatus, CategoryId, CustomerId, OfferId, RoutingMode, agent, cat};
 
 pub const CATEGORIES: [&str; 3] = ["c0", "c1", "c2"];
 pub const AGENTS: [&str; 3] = ["a0", "a1", "a2"];
@@ -96,18 +96,52 @@ pub fn mask(m: u8) -> Vec<CategoryId> {
         .collect()
 }
 
-/// Where the two tests' draws of the shared events differ.
-pub struct Mix {
-    /// How many conversations (`v0`, `v1`, …) `JoinContinuing` names.
-    pub continued: usize,
-    /// The weights of `CustomerResume`, `AgentOnline` and `AgentResume`.
-    pub customer_resume: u32,
-    pub agent_online: u32,
-    pub agent_resume: u32,
-    /// The weight of each of the two transfers.
-    pub transfer: u32,
-    /// Which offer an answer or a timer is about (an index into those seen).
-    pub offer: BoxedStrategy<usize>,
+/// Customer `i` of those seen (wrapping); an id nobody has while there is none.
+pub fn nth_customer(customers: &[CustomerId], i: usize) -> CustomerId {
+    if customers.is_empty() {
+        CustomerId(u64::MAX)
+    } else {
+        customers[i % customers.len()]
+    }
+}
+
+/// Who answers for agent `to`: they themselves (`own`), or another of [`AGENTS`].
+pub fn own_or_other(to: AgentId, own: bool) -> AgentId {
+    if own {
+        to
+    } else {
+        agent(AGENTS.iter().find(|a| agent(a) != to).expect("several agents"))
+    }
+}
+
+/// Offer `i` of those seen, counted from the newest (wrapping), and who answers it (see
+/// [`own_or_other`]); an offer nobody made while there is none.
+pub fn nth_offer(offers: &[(OfferId, AgentId)], i: usize, own: bool) -> (OfferId, AgentId) {
+    match offers.len() {
+        0 => (OfferId(u64::MAX), agent(AGENTS[0])),
+        n => {
+            let (offer, to) = offers[n - 1 - i % n].clone();
+            (offer, own_or_other(to, own))
+        }
+    }
+}
+
+/// Whose draw of the shared events: they differ in a few weights.
+#[derive(Clone, Copy)]
+#[allow(dead_code, reason = "each test draws its own")]
+pub enum Draw {
+    /// The core's property tests.
+    Core,
+    /// The cluster's comparison: a little more towards pairing (customers and agents coming
+    /// back, agents coming online), fewer transfers, two conversations to continue, and the
+    /// offers answered mostly among the last few made.
+    Cluster,
+}
+
+/// Which offer an answer or a timer is about, counted from the newest made: mostly one of
+/// the last few (likely still standing), sometimes any (likely long gone).
+pub fn offer_index() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => 0..3usize, 1 => any::<usize>()]
 }
 
 /// `weight => strategy` pairs as `Union::new_weighted` takes them (boxed: their types differ).
@@ -117,22 +151,32 @@ macro_rules! weighted {
 
 /// The events both tests draw, each with its weight, for `Union::new_weighted`: the test
 /// adds its own (`SetPairingRoom`, and the cluster's `NodeLost` and `AgentEnds`).
-pub fn weighted_ops(mix: &Mix) -> Vec<(u32, BoxedStrategy<Op>)> {
-    let offer = || mix.offer.clone();
+pub fn weighted_ops(draw: Draw) -> Vec<(u32, BoxedStrategy<Op>)> {
+    // Where the draws differ: how many conversations (`v0`, `v1`, …) `JoinContinuing`
+    // names, and the weights of customers and agents coming back, agents coming online and
+    // each transfer.
+    let (continued, customer_resume, agent_resume, agent_online, transfer) = match draw {
+        Draw::Core => (3usize, 2, 1, 3, 3),
+        Draw::Cluster => (2, 3, 2, 4, 2),
+    };
+    let offer = || match draw {
+        Draw::Core => any::<usize>().boxed(),
+        Draw::Cluster => offer_index().boxed(),
+    };
     weighted![
         1 => (0..3usize).prop_map(Op::AddCategory),
         1 => (0..3usize).prop_map(Op::RemoveCategory),
         6 => (0..3usize).prop_map(Op::Join),
         3 => (0..3usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
-        3 => (0..3usize, 0..mix.continued, prop::option::of(0..3usize)).prop_map(|(c, v, a)| Op::JoinContinuing(c, v, a)),
+        3 => (0..3usize, 0..continued, prop::option::of(0..3usize)).prop_map(|(c, v, a)| Op::JoinContinuing(c, v, a)),
         3 => (0..3usize, any::<usize>()).prop_map(|(c, i)| Op::ContinueChat(c, i)),
         2 => any::<usize>().prop_map(Op::Leave),
         2 => any::<usize>().prop_map(Op::CustomerDisconnect),
-        mix.customer_resume => any::<usize>().prop_map(Op::CustomerResume),
+        customer_resume => any::<usize>().prop_map(Op::CustomerResume),
         2 => (any::<usize>(), any::<bool>()).prop_map(|(c, s)| Op::CustomerExpire(c, s)),
-        mix.agent_online => (0..3usize, 0..8u8, 0..6u8, any::<bool>()).prop_map(|(a, m, l, v)| Op::AgentOnline(a, m, l, v)),
+        agent_online => (0..3usize, 0..8u8, 0..6u8, any::<bool>()).prop_map(|(a, m, l, v)| Op::AgentOnline(a, m, l, v)),
         1 => (0..3usize).prop_map(Op::AgentDisconnect),
-        mix.agent_resume => (0..3usize).prop_map(Op::AgentResume),
+        agent_resume => (0..3usize).prop_map(Op::AgentResume),
         1 => (0..3usize, any::<bool>()).prop_map(|(a, s)| Op::AgentExpire(a, s)),
         1 => (0..3usize).prop_map(Op::AgentOffline),
         2 => (0..3usize, any::<bool>()).prop_map(|(a, v)| Op::SetAvailable(a, v)),
@@ -149,9 +193,9 @@ pub fn weighted_ops(mix: &Mix) -> Vec<(u32, BoxedStrategy<Op>)> {
         3 => (offer(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
         2 => (offer(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
         3 => offer().prop_map(Op::OfferExpire),
-        mix.transfer => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize, prop::option::of(0..3usize))
+        transfer => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize, prop::option::of(0..3usize))
             .prop_map(|(c, own, a, k)| Op::TransferToAgent(c, own, a, k)),
-        mix.transfer => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize)
+        transfer => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize)
             .prop_map(|(c, own, k)| Op::TransferToCategory(c, own, k)),
     ]
 }
