@@ -143,6 +143,14 @@ impl WebhookDelivery {
         }
     }
 
+    /// For unit tests: the seqs of the deliveries `store` keeps for endpoint `a` (its
+    /// newest 100, newest first).
+    #[cfg(test)]
+    pub(crate) async fn seqs_of_a(store: &(impl WebhookStore + ?Sized)) -> Vec<u64> {
+        let deliveries = store.deliveries_of("a", 100).await.unwrap();
+        deliveries.iter().map(|d| d.seq).collect()
+    }
+
     /// Whether it is settled and was created before `before`: what
     /// [`WebhookStore::prune_deliveries`] deletes.
     pub fn prunable(&self, before: Millis) -> bool {

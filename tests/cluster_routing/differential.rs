@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
+use proptest::strategy::Union;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis::aio::ConnectionManager;
 use std::time::Duration;
@@ -21,10 +22,15 @@ use switchboard::core::routing::{
 
 use crate::{agent, cat, digest, expire_lease, flushall, register, runtime_and_redis};
 
+#[path = "../../src/core/routing/tests/random_events.rs"]
+mod random_events;
+use random_events::{
+    AGENTS, CATEGORIES, Draw, Op, mask, mode_of, nth_customer, nth_offer, offer_index, own_or_other, status,
+    weighted_ops,
+};
+
 // ---- random events -----------------------------------------------------------------------
 
-const CATEGORIES: [&str; 3] = ["c0", "c1", "c2"];
-const AGENTS: [&str; 3] = ["a0", "a1", "a2"];
 const NODES: [&str; 2] = ["n0", "n1"];
 
 /// The sign-in an agent's call names (`docs/cluster.md` §13): the agents but the second
@@ -34,118 +40,26 @@ fn signed_by(a: usize) -> &'static str {
     if a == 1 { "" } else { CATEGORIES[a] }
 }
 
-fn mask(m: u8) -> Vec<CategoryId> {
-    (0..3)
-        .filter(|i| m & (1 << i) != 0)
-        .map(|i| cat(CATEGORIES[i]))
-        .collect()
-}
-
-/// The core's own property test's events (weighted a little more towards pairing), plus the loss of a node.
-#[derive(Debug, Clone)]
-enum Op {
-    AddCategory(usize),
-    RemoveCategory(usize),
-    Join(usize),
-    Leave(usize),
-    CustomerDisconnect(usize),
-    CustomerResume(usize),
-    CustomerExpire(usize, bool),
-    AgentOnline(usize, u8, u8, bool),
-    AgentDisconnect(usize),
-    AgentResume(usize),
-    AgentExpire(usize, bool),
-    AgentOffline(usize),
-    SetAvailable(usize, bool),
-    SetLimit(usize, u8),
-    SetCategories(usize, u8),
-    EndChat(usize, bool),
-    SetPairingRoom(Option<u8>),
-    /// The node stops renewing its lease; the other node reaps it; it re-joins.
-    NodeLost,
-    /// 0 available, 1 away (with a reason), 2 busy until their chats end.
-    SetStatus(usize, u8),
-    /// A category opens (`true`) or closes, read after every reading before.
-    SetCategoryOpen(usize, bool),
-    /// The same, read `back` readings before the newest (a read an admin's change overtook).
-    SetOpenRead(usize, bool, u8),
-    /// The same, sent without a stamp (by a node of a build before stamps).
-    SetOpenUnstamped(usize, bool),
-    /// A category to offer mode (`true`) or back to assign, stored after every mode before.
-    SetMode(usize, bool),
-    /// The same, read `back` stores before the newest (a read an admin's change overtook).
-    SetModeRead(usize, bool, u8),
-    /// The same, sent without a stamp.
-    SetModeUnstamped(usize, bool),
-    /// An offer seen (index into those seen), answered by its own agent (`true`) or another.
-    Accept(usize, bool),
-    Decline(usize, bool),
-    /// An offer's timer fires (whether it still stands or not).
-    OfferExpire(usize),
-    /// A customer's chat (their index) handed by its agent (`true`) or another to an agent,
-    /// keeping its category or moving into the one named (which that agent may not hold).
-    TransferToAgent(usize, bool, usize, Option<usize>),
-    /// A customer's chat handed by its agent (`true`) or another to a category's line.
-    TransferToCategory(usize, bool, usize),
-    /// A customer's chat ended by its agent (`true`) or another, naming themselves.
-    AgentEnds(usize, bool),
-    /// A customer returns to a conversation held by an agent (the sticky return).
-    JoinPreferring(usize, usize),
-    /// A customer continues conversation `v<n>` (a reopen), preferring an agent or not:
-    /// refused `already_live` while another customer continues it.
-    JoinContinuing(usize, usize, Option<usize>),
-    /// A customer continues the conversation a chat seen began (index into those seen):
-    /// refused `already_live` while that chat's customer is still there.
-    ContinueChat(usize, usize),
-}
-
-fn status(s: u8) -> AgentStatus {
-    match s % 3 {
-        0 => AgentStatus::Available,
-        1 => AgentStatus::Away,
-        _ => AgentStatus::Busy,
-    }
-}
-
+/// The shared events as the comparison draws them: a little more towards pairing than the
+/// core's own property tests, offers mostly among the last few, plus the loss of a node and an
+/// agent ending a chat.
 fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        1 => (0..3usize).prop_map(Op::AddCategory),
-        1 => (0..3usize).prop_map(Op::RemoveCategory),
-        6 => (0..3usize).prop_map(Op::Join),
-        3 => (0..3usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
-        3 => (0..3usize, 0..2usize, prop::option::of(0..3usize)).prop_map(|(c, v, a)| Op::JoinContinuing(c, v, a)),
-        3 => (0..3usize, any::<usize>()).prop_map(|(c, i)| Op::ContinueChat(c, i)),
-        2 => any::<usize>().prop_map(Op::Leave),
-        2 => any::<usize>().prop_map(Op::CustomerDisconnect),
-        3 => any::<usize>().prop_map(Op::CustomerResume),
-        2 => (any::<usize>(), any::<bool>()).prop_map(|(c, s)| Op::CustomerExpire(c, s)),
-        4 => (0..3usize, 0..8u8, 0..6u8, any::<bool>()).prop_map(|(a, m, l, v)| Op::AgentOnline(a, m, l, v)),
-        1 => (0..3usize).prop_map(Op::AgentDisconnect),
-        2 => (0..3usize).prop_map(Op::AgentResume),
-        1 => (0..3usize, any::<bool>()).prop_map(|(a, s)| Op::AgentExpire(a, s)),
-        1 => (0..3usize).prop_map(Op::AgentOffline),
-        2 => (0..3usize, any::<bool>()).prop_map(|(a, v)| Op::SetAvailable(a, v)),
-        2 => (0..3usize, 0..6u8).prop_map(|(a, l)| Op::SetLimit(a, l)),
-        2 => (0..3usize, 0..8u8).prop_map(|(a, m)| Op::SetCategories(a, m)),
-        4 => (any::<usize>(), any::<bool>()).prop_map(|(c, by_agent)| Op::EndChat(c, by_agent)),
-        // Mostly lifting the limit: a spent room stops all pairing, which would starve the rest.
-        1 => prop_oneof![2 => Just(None), 1 => (0..3u8).prop_map(Some)].prop_map(Op::SetPairingRoom),
-        1 => Just(Op::NodeLost),
-        2 => (0..3usize, 0..3u8).prop_map(|(a, s)| Op::SetStatus(a, s)),
-        2 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
-        1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, open, back)| Op::SetOpenRead(c, open, back)),
-        2 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetMode(c, offer)),
-        1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, offer, back)| Op::SetModeRead(c, offer, back)),
-        1 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetOpenUnstamped(c, open)),
-        1 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetModeUnstamped(c, offer)),
-        3 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
-        2 => (offer_index(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
-        3 => offer_index().prop_map(Op::OfferExpire),
-        2 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize, prop::option::of(0..3usize))
-            .prop_map(|(c, own, a, k)| Op::TransferToAgent(c, own, a, k)),
-        2 => (any::<usize>(), prop::bool::weighted(0.9), 0..3usize).prop_map(|(c, own, k)| Op::TransferToCategory(c, own, k)),
-        2 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(c, own)| Op::AgentEnds(c, own)),
-    ]
+    let mut ops = weighted_ops(Draw::Cluster);
+    // Mostly lifting the limit: a spent room stops all pairing, which would starve the rest.
+    ops.push((
+        1,
+        prop_oneof![2 => Just(None), 1 => (0..3u8).prop_map(Some)]
+            .prop_map(Op::SetPairingRoom)
+            .boxed(),
+    ));
+    ops.push((1, Just(Op::NodeLost).boxed()));
+    ops.push((
+        2,
+        (any::<usize>(), prop::bool::weighted(0.8))
+            .prop_map(|(c, own)| Op::AgentEnds(c, own))
+            .boxed(),
+    ));
+    Union::new_weighted(ops)
 }
 
 /// Events weighted towards offers (categories c0 and c1, which such cases put in offer mode
@@ -200,12 +114,6 @@ fn offer_steps(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<(usize,
         steps.splice(0..0, [(0, Op::SetMode(0, true)), (1, Op::SetMode(1, true))]);
         steps
     })
-}
-
-/// Which offer an answer or a timer is about, counted from the newest made: mostly one of
-/// the last few (likely still standing), sometimes any (likely long gone).
-fn offer_index() -> impl Strategy<Value = usize> {
-    prop_oneof![3 => 0..3usize, 1 => any::<usize>()]
 }
 
 /// An event and the node it happens on (for `NodeLost`: the node that is lost).
@@ -276,25 +184,7 @@ fn with_out<T>(
 
 impl Harness {
     fn customer(&self, i: usize) -> CustomerId {
-        if self.customers.is_empty() {
-            CustomerId(u64::MAX)
-        } else {
-            self.customers[i % self.customers.len()]
-        }
-    }
-
-    /// An offer seen (the `i`th newest, wrapping), and who answers it: its own agent, or another one.
-    fn offer(&self, i: usize, own: bool) -> (OfferId, AgentId) {
-        if self.offers.is_empty() {
-            return (OfferId(u64::MAX), agent(AGENTS[0]));
-        }
-        let (offer, to) = self.offers[self.offers.len() - 1 - i % self.offers.len()].clone();
-        if own {
-            (offer, to)
-        } else {
-            let other = AGENTS.iter().find(|a| agent(a) != to).expect("several agents");
-            (offer, agent(other))
-        }
+        nth_customer(&self.customers, i)
     }
 
     /// The chat of customer `i` (a chat id no one has when they have none) and who hands
@@ -305,12 +195,7 @@ impl Harness {
             .chat_sides(chat)
             .map(|(_, a)| a.clone())
             .unwrap_or_else(|| agent(AGENTS[0]));
-        if own {
-            (chat, runner)
-        } else {
-            let other = AGENTS.iter().find(|a| agent(a) != runner).expect("several agents");
-            (chat, agent(other))
-        }
+        (chat, own_or_other(runner, own))
     }
 
     fn outcome<T>((result, out): (Result<T, RoutingError>, Vec<Decision>)) -> Outcome {
@@ -533,21 +418,21 @@ impl Harness {
             }
             Op::SetModeUnstamped(c, offer) => self.set_mode(core, n, c, offer, None).await?,
             Op::Accept(i, own) => {
-                let (offer, by) = self.offer(i, own);
+                let (offer, by) = nth_offer(&self.offers, i, own);
                 (
                     Self::outcome(with_out(|out| core.accept_offer(&by, offer, out))),
                     from_redis(node.accept_offer(&by, offer).await)?,
                 )
             }
             Op::Decline(i, own) => {
-                let (offer, by) = self.offer(i, own);
+                let (offer, by) = nth_offer(&self.offers, i, own);
                 (
                     Self::outcome(with_out(|out| core.decline_offer(&by, offer, out))),
                     from_redis(node.decline_offer(&by, offer).await)?,
                 )
             }
             Op::OfferExpire(i) => {
-                let (offer, _) = self.offer(i, true);
+                let (offer, _) = nth_offer(&self.offers, i, true);
                 (
                     Self::outcome(with_out(|out| {
                         core.offer_expired(offer, out);
@@ -613,7 +498,7 @@ impl Harness {
         offer: bool,
         set_at: Option<u64>,
     ) -> Result<(Outcome, Outcome), TestCaseError> {
-        let mode = if offer { RoutingMode::Offer } else { RoutingMode::Assign };
+        let mode = mode_of(offer);
         let category = cat(CATEGORIES[c]);
         Ok((
             Self::outcome(with_out(|out| core.set_category_mode(&category, mode, set_at, out))),

@@ -336,6 +336,16 @@ local function make_offer(customer, ticket, category, agent, new_round, counted)
   emit({ 'offered', offer, customer, agent, category, ticket })
 end
 
+-- Gives `customer` to `agent`: an offer where the category is in offer mode (`offering`),
+-- else a chat.
+local function offer_or_pair(offering, customer, ticket, category, agent, new_round, counted)
+  if offering then
+    make_offer(customer, ticket, category, agent, new_round, counted)
+  else
+    pair(customer, ticket, category, agent, counted)
+  end
+end
+
 -- Ends a standing offer without a chat ('declined', 'lapsed' or 'withdrawn'): the customer
 -- is ready again if connected (routing them is the caller's), the room it reserved is free,
 -- the agent is told. Returns the offer's customer, agent and category.
@@ -424,11 +434,7 @@ local function route_one_category(category)
     if not agent then return end
     local may, counted = may_pair()
     if not may then return end
-    if offering then
-      make_offer(customer, ticket, category, agent, new_round, counted)
-    else
-      pair(customer, ticket, category, agent, counted)
-    end
+    offer_or_pair(offering, customer, ticket, category, agent, new_round, counted)
   end
 end
 
@@ -477,11 +483,7 @@ local function fill_agent(agent)
     if not may then return end
     -- Whoever's turn it is for this customer: this agent, unless they passed them.
     local to, new_round = choose_agent(best, best_category)
-    if in_offer_mode(best_category) then
-      make_offer(best, best_ticket, best_category, to, new_round, counted)
-    else
-      pair(best, best_ticket, best_category, to, counted)
-    end
+    offer_or_pair(in_offer_mode(best_category), best, best_ticket, best_category, to, new_round, counted)
   end
 end
 
@@ -1033,6 +1035,21 @@ function T.set_pairing_room(_, a)
   route_held_back()
 end
 
+-- Hands the people of a lost node's set `held` (customers or agents, by their own key
+-- `k_person`, `hold`, grace event and disconnect) to `node`: those away get their grace
+-- timer again with their epoch, the connected are disconnected.
+local function take_over(node, held, k_person, hold, grace, disconnected)
+  for _, id in ipairs(redis.call('ZRANGE', held, 0, -1)) do
+    local away = redis.call('HGET', k_person(id), 'away')
+    if away then
+      hold(id, node)
+      emit({ grace, id, away })
+    else
+      disconnected(id, node)
+    end
+  end
+end
+
 -- A node is gone (its lease ran out; or it is the caller itself, just restarted, whose
 -- previous incarnation's people are still on record). Everyone it held is handed to the
 -- caller: connected customers, then agents, are disconnected as by
@@ -1046,24 +1063,8 @@ function T.node_lost(node, a)
     local incarnation = redis.call('HGET', K_NODES, lost)
     if incarnation and alive(lost, incarnation) then return 'node_alive' end
   end
-  for _, id in ipairs(redis.call('ZRANGE', k_node_customers(lost), 0, -1)) do
-    local away = redis.call('HGET', k_customer(id), 'away')
-    if away then
-      hold_customer(id, node)
-      emit({ 'customer_grace', id, away })
-    else
-      customer_disconnected(id, node)
-    end
-  end
-  for _, id in ipairs(redis.call('ZRANGE', k_node_agents(lost), 0, -1)) do
-    local away = redis.call('HGET', k_agent(id), 'away')
-    if away then
-      hold_agent(id, node)
-      emit({ 'agent_grace', id, away })
-    else
-      agent_disconnected(id, node)
-    end
-  end
+  take_over(node, k_node_customers(lost), k_customer, hold_customer, 'customer_grace', customer_disconnected)
+  take_over(node, k_node_agents(lost), k_agent, hold_agent, 'agent_grace', agent_disconnected)
   if lost ~= node then
     redis.call('DEL', k_node_customers(lost), k_node_agents(lost))
     redis.call('HDEL', K_NODES, lost)

@@ -860,117 +860,17 @@ fn a_customer_transferred_back_to_the_agents_own_category_goes_to_someone_else_f
 
 // ---- property tests ---------------------------------------------------------------
 
-const CATEGORIES: [&str; 3] = ["c0", "c1", "c2"];
-const AGENTS: [&str; 3] = ["a0", "a1", "a2"];
+mod random_events;
+use random_events::{
+    AGENTS, CATEGORIES, Draw, Op, mask, mode_of, nth_customer, nth_offer, own_or_other, status, weighted_ops,
+};
 
-#[derive(Debug, Clone)]
-enum Op {
-    AddCategory(usize),
-    RemoveCategory(usize),
-    Join(usize),
-    /// A customer returns to a conversation held by an agent (the sticky return).
-    JoinPreferring(usize, usize),
-    /// A customer continues conversation `v<n>` (a reopen), preferring its holder or not.
-    JoinContinuing(usize, usize, Option<usize>),
-    /// A customer continues the conversation a chat seen began (index into those seen):
-    /// refused while that chat's customer is still there (a second page of it).
-    ContinueChat(usize, usize),
-    Leave(usize),
-    CustomerDisconnect(usize),
-    CustomerResume(usize),
-    CustomerExpire(usize, bool),
-    AgentOnline(usize, u8, u8, bool),
-    AgentDisconnect(usize),
-    AgentResume(usize),
-    AgentExpire(usize, bool),
-    AgentOffline(usize),
-    SetAvailable(usize, bool),
-    SetLimit(usize, u8),
-    SetCategories(usize, u8),
-    EndChat(usize, bool),
-    SetPairingRoom(Option<u8>),
-    /// 0 available, 1 away, 2 busy until their chats end.
-    SetStatus(usize, u8),
-    /// A category opens (`true`) or closes, read after every reading before.
-    SetCategoryOpen(usize, bool),
-    /// The same, read `back` readings before the newest (a read an admin's change overtook).
-    SetOpenRead(usize, bool, u8),
-    /// The same, sent without a stamp (by a node of a build before stamps).
-    SetOpenUnstamped(usize, bool),
-    /// A category to offer mode (`true`) or back to assign, stored after every mode before.
-    SetMode(usize, bool),
-    /// The same, read `back` stores before the newest (a read an admin's change overtook).
-    SetModeRead(usize, bool, u8),
-    /// The same, sent without a stamp.
-    SetModeUnstamped(usize, bool),
-    /// An offer seen (index into those seen), answered by its own agent (`true`) or another.
-    Accept(usize, bool),
-    Decline(usize, bool),
-    /// An offer's timer fires (whether it still stands or not).
-    OfferExpire(usize),
-    /// A customer's chat (if any) handed to an agent, by its own agent (`true`) or another,
-    /// keeping its category or moving into one (which the agent may not hold).
-    TransferToAgent(usize, usize, bool, Option<usize>),
-    TransferToCategory(usize, usize, bool),
-}
-
-/// The mode `SetMode` and its kin ask for.
-fn mode_of(offer: bool) -> RoutingMode {
-    if offer { RoutingMode::Offer } else { RoutingMode::Assign }
-}
-
-/// The status `SetStatus` asks for.
-fn status(s: u8) -> AgentStatus {
-    match s % 3 {
-        0 => AgentStatus::Available,
-        1 => AgentStatus::Away,
-        _ => AgentStatus::Busy,
-    }
-}
-
+/// The shared events as the core's property tests draw them (the cluster's comparison
+/// leans a little more towards pairing), with the room lifted as often as set.
 fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        1 => (0..3usize).prop_map(Op::AddCategory),
-        1 => (0..3usize).prop_map(Op::RemoveCategory),
-        6 => (0..3usize).prop_map(Op::Join),
-        3 => (0..3usize, 0..3usize).prop_map(|(c, a)| Op::JoinPreferring(c, a)),
-        3 => (0..3usize, 0..3usize, prop::option::of(0..3usize)).prop_map(|(c, v, a)| Op::JoinContinuing(c, v, a)),
-        3 => (0..3usize, any::<usize>()).prop_map(|(c, i)| Op::ContinueChat(c, i)),
-        2 => any::<usize>().prop_map(Op::Leave),
-        2 => any::<usize>().prop_map(Op::CustomerDisconnect),
-        2 => any::<usize>().prop_map(Op::CustomerResume),
-        2 => (any::<usize>(), any::<bool>()).prop_map(|(c, s)| Op::CustomerExpire(c, s)),
-        3 => (0..3usize, 0..8u8, 0..6u8, any::<bool>()).prop_map(|(a, m, l, v)| Op::AgentOnline(a, m, l, v)),
-        1 => (0..3usize).prop_map(Op::AgentDisconnect),
-        1 => (0..3usize).prop_map(Op::AgentResume),
-        1 => (0..3usize, any::<bool>()).prop_map(|(a, s)| Op::AgentExpire(a, s)),
-        1 => (0..3usize).prop_map(Op::AgentOffline),
-        2 => (0..3usize, any::<bool>()).prop_map(|(a, v)| Op::SetAvailable(a, v)),
-        2 => (0..3usize, 0..6u8).prop_map(|(a, l)| Op::SetLimit(a, l)),
-        2 => (0..3usize, 0..8u8).prop_map(|(a, m)| Op::SetCategories(a, m)),
-        4 => (any::<usize>(), any::<bool>()).prop_map(|(c, by_agent)| Op::EndChat(c, by_agent)),
-        2 => prop::option::of(0..3u8).prop_map(Op::SetPairingRoom),
-        2 => (0..3usize, 0..3u8).prop_map(|(a, s)| Op::SetStatus(a, s)),
-        2 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetCategoryOpen(c, open)),
-        1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, open, back)| Op::SetOpenRead(c, open, back)),
-        2 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetMode(c, offer)),
-        1 => (0..3usize, any::<bool>(), 0..3u8).prop_map(|(c, offer, back)| Op::SetModeRead(c, offer, back)),
-        1 => (0..3usize, any::<bool>()).prop_map(|(c, open)| Op::SetOpenUnstamped(c, open)),
-        1 => (0..3usize, any::<bool>()).prop_map(|(c, offer)| Op::SetModeUnstamped(c, offer)),
-        3 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Accept(i, own)),
-        2 => (any::<usize>(), prop::bool::weighted(0.9)).prop_map(|(i, own)| Op::Decline(i, own)),
-        3 => any::<usize>().prop_map(Op::OfferExpire),
-        3 => (any::<usize>(), 0..3usize, prop::bool::weighted(0.9), prop::option::of(0..3usize))
-            .prop_map(|(c, a, own, k)| Op::TransferToAgent(c, a, own, k)),
-        3 => (any::<usize>(), 0..3usize, prop::bool::weighted(0.9)).prop_map(|(c, k, own)| Op::TransferToCategory(c, k, own)),
-    ]
-}
-
-fn mask(m: u8) -> Vec<CategoryId> {
-    (0..3)
-        .filter(|i| m & (1 << i) != 0)
-        .map(|i| cat(CATEGORIES[i]))
-        .collect()
+    let mut ops = weighted_ops(Draw::Core);
+    ops.push((2, prop::option::of(0..3u8).prop_map(Op::SetPairingRoom).boxed()));
+    proptest::strategy::Union::new_weighted(ops)
 }
 
 /// What the test remembers between steps: every id ever seen, the last epochs, the places told.
@@ -999,25 +899,7 @@ const DOMAIN: &str = "domain";
 
 impl Harness {
     fn customer(&self, i: usize) -> CustomerId {
-        if self.customers.is_empty() {
-            CustomerId(u64::MAX)
-        } else {
-            self.customers[i % self.customers.len()]
-        }
-    }
-
-    /// An offer seen, and who answers it: its own agent, or another one.
-    fn offer(&self, i: usize, own: bool) -> (OfferId, AgentId) {
-        if self.offers.is_empty() {
-            return (OfferId(u64::MAX), agent(AGENTS[0]));
-        }
-        let (offer, to) = self.offers[i % self.offers.len()].clone();
-        if own {
-            (offer, to)
-        } else {
-            let other = AGENTS.iter().find(|a| agent(a) != to).expect("several agents");
-            (offer, agent(other))
-        }
+        nth_customer(&self.customers, i)
     }
 
     /// A customer's chat and who asks to transfer it: its agent, or another one.
@@ -1026,12 +908,7 @@ impl Harness {
             return (ChatId(u64::MAX), agent(AGENTS[0]));
         };
         let (_, runs) = r.chat_sides(chat).expect("a running chat");
-        if own {
-            (chat, runs.clone())
-        } else {
-            let other = AGENTS.iter().find(|a| agent(a) != *runs).expect("several agents");
-            (chat, agent(other))
-        }
+        (chat, own_or_other(runs.clone(), own))
     }
 
     fn apply(&mut self, r: &mut Routing, op: &Op, out: &mut Vec<Decision>) -> Result<(), RoutingError> {
@@ -1130,27 +1007,28 @@ impl Harness {
             }
             Op::SetModeUnstamped(c, offer) => r.set_category_mode(&cat(CATEGORIES[c]), mode_of(offer), None, out),
             Op::Accept(i, own) => {
-                let (offer, by) = self.offer(i, own);
+                let (offer, by) = nth_offer(&self.offers, i, own);
                 r.accept_offer(&by, offer, out)
             }
             Op::Decline(i, own) => {
-                let (offer, by) = self.offer(i, own);
+                let (offer, by) = nth_offer(&self.offers, i, own);
                 r.decline_offer(&by, offer, out)
             }
             Op::OfferExpire(i) => {
-                let (offer, _) = self.offer(i, true);
+                let (offer, _) = nth_offer(&self.offers, i, true);
                 r.offer_expired(offer, out);
                 Ok(())
             }
-            Op::TransferToAgent(i, a, own, k) => {
+            Op::TransferToAgent(i, own, a, k) => {
                 let (chat, by) = Self::chat_of(r, self.customer(i), own);
                 let category = k.map(|k| cat(CATEGORIES[k]));
                 r.transfer_to_agent(chat, &by, &agent(AGENTS[a]), category.as_ref(), out)
             }
-            Op::TransferToCategory(i, k, own) => {
+            Op::TransferToCategory(i, own, k) => {
                 let (chat, by) = Self::chat_of(r, self.customer(i), own);
                 r.transfer_to_category(chat, &by, &cat(CATEGORIES[k]), out)
             }
+            Op::NodeLost | Op::AgentEnds(..) => unreachable!("only the cluster's comparison draws {op:?}"),
         }
     }
 
