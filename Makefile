@@ -139,12 +139,14 @@ test-alone:
 	scripts/with-mongo.sh sh -c '$(CARGO) test --test hub -- --test-threads=1 cluster_scenarios:: \
 	  && $(CARGO) test --test hub -- --test-threads=2 cluster_stall::'
 
-## Three test files at once (BROWSER_CONCURRENCY): the phase waits more than it computes.
-## Two at a time, its 184 tests took 456 s and 519 CPU-seconds (2026-11-30, load 2 to 7: a
-## core and a seventh; their test-seconds add up to 830), and beside the Rust tests, with 1.5
-## to 1.7 cores idle, it ran on 2:39 after them in a quiet fresh clone's run (15:10 in all).
-## Three at a time all 184 passed at load 15 to 18 (623 s, 589 CPU-seconds), and in `make
-## test` beside the Rust tests, under SCHED_IDLE, at load 13 to 24 (827 s). The pages run in
+## Three test files at once (BROWSER_CONCURRENCY): the phase waits more than it computes. Two
+## at a time, its 184 tests took 456 s and 519 CPU-seconds (2026-11-30, load 2 to 7: a core and
+## a seventh; their test-seconds add up to 830), and beside the Rust tests, with 1.5 to 1.7
+## cores idle, it ran on 2:39 after them in a quiet fresh clone's run (15:10 in all). Three at
+## a time all 184 passed at load 15 to 18 (623 s, 589 CPU-seconds), and in `make test` beside
+## the Rust tests, under SCHED_IDLE, at load 13 to 24 (827 s) and 10 to 20 (558 s; every phase
+## green, 14:12 after an up-to-date build). Loads here are other sessions': each session is its
+## own scheduler autogroup, which nice and SCHED_IDLE rank only within. The pages run in
 ## Debian's chromium-headless-shell, Chromium's old headless mode, at half the CPU of the full
 ## chromium (tests/browser/helpers.mjs, and two tests keep the full one and say why).
 ## Chromium's CPU is not reaped into the command's usage: tests/browser/cpu-sampler.py counts
@@ -155,8 +157,8 @@ test-alone:
 ## grace periods, which its order of events needs), conversations 60. Launch options (no
 ## zygote, site isolation off, GL off, a renderer process limit) moved nothing; a launch costs
 ## about 0.2 CPU-seconds, so each file keeps its own browser (one shared one would tie each
-## file to every other's crashes). The pages' pictures for docs/screenshots are saved only
-## with `SCREENSHOTS=1 make test-browser` (a failing test's always).
+## file to every other's crashes). The pages' pictures for docs/screenshots are saved only with
+## `SCREENSHOTS=1 make test-browser` (a failing test's always).
 BROWSER_CONCURRENCY ?= 3
 
 ## The hub binary as `cargo test` builds it for the integration tests (tests/allocator.rs is
