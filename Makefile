@@ -139,19 +139,27 @@ test-alone:
 	scripts/with-mongo.sh sh -c '$(CARGO) test --test hub -- --test-threads=1 cluster_scenarios:: \
 	  && $(CARGO) test --test hub -- --test-threads=2 cluster_stall::'
 
-## Two test files at once (BROWSER_CONCURRENCY; three missed 8 s timeouts under load). The
-## pages run in Debian's chromium-headless-shell, Chromium's old headless mode, at half the
-## CPU of the full chromium (2026-11-29: 398 against 785 CPU-seconds; tests/browser/helpers.mjs,
-## and two tests keep the full one and say why). Chromium's CPU is not reaped into the
-## command's usage: tests/browser/cpu-sampler.py counts every process below a command.
-## On 2026-11-30 (load 9 to 11) the 183 tests took 673 s and 544 CPU-seconds; by file, in
-## test-seconds: a11y 152 (three axe passes, CPU-bound; first in the list, so it starts
-## first), left-while-away 117 (12 s grace periods, which its order of events needs),
-## conversations 100. Launch options (no zygote, site isolation off, GL off) moved nothing;
-## a launch costs about 0.2 CPU-seconds, so each file keeps its own browser (one shared one
-## would tie each file to every other's crashes). The pages' pictures for docs/screenshots
-## are saved only with `SCREENSHOTS=1 make test-browser` (a failing test's always).
-BROWSER_CONCURRENCY ?= 2
+## Three test files at once (BROWSER_CONCURRENCY): the phase waits more than it computes. Two
+## at a time, its 184 tests took 456 s and 519 CPU-seconds (2026-11-30, load 2 to 7: a core and
+## a seventh; their test-seconds add up to 830), and beside the Rust tests, with 1.5 to 1.7
+## cores idle, it ran on 2:39 after them in a quiet fresh clone's run (15:10 in all). Three at
+## a time all 184 passed at load 15 to 18 (623 s, 589 CPU-seconds), and in `make test` beside
+## the Rust tests, under SCHED_IDLE, at load 13 to 24 (827 s) and 10 to 20 (558 s; every phase
+## green, 14:12 after an up-to-date build). Loads here are other sessions': each session is its
+## own scheduler autogroup, which nice and SCHED_IDLE rank only within. The pages run in
+## Debian's chromium-headless-shell, Chromium's old headless mode, at half the CPU of the full
+## chromium (tests/browser/helpers.mjs, and two tests keep the full one and say why).
+## Chromium's CPU is not reaped into the command's usage: tests/browser/cpu-sampler.py counts
+## every process below a command. The 519 CPU-seconds: Chromium's renderers 205, its browser
+## process 122, node 106 (0.7 a file only to load playwright-core), Chromium's GPU process 28,
+## the hubs 26, its network service 20. By file, in test-seconds: a11y 98 (three axe passes,
+## CPU-bound; first in the list, so it starts first), continuing 82, left-while-away 74 (12 s
+## grace periods, which its order of events needs), conversations 60. Launch options (no
+## zygote, site isolation off, GL off, a renderer process limit) moved nothing; a launch costs
+## about 0.2 CPU-seconds, so each file keeps its own browser (one shared one would tie each
+## file to every other's crashes). The pages' pictures for docs/screenshots are saved only with
+## `SCREENSHOTS=1 make test-browser` (a failing test's always).
+BROWSER_CONCURRENCY ?= 3
 
 ## The hub binary as `cargo test` builds it for the integration tests (tests/allocator.rs is
 ## the smallest of them): after test-build nothing is rebuilt. `cargo build` would build it
