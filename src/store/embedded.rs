@@ -55,7 +55,7 @@
 
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use async_trait::async_trait;
@@ -196,14 +196,31 @@ struct Archiving {
     unfolded: Mutex<Unfolded>,
     /// A background fold is scheduled and has not started: no need for another.
     fold_scheduled: AtomicBool,
+    /// The held events that schedule a fold: [`FOLD_EVENTS`], or more when the last fold
+    /// spread its messages over many conversations ([`Archiving::fold_at_after`]).
+    fold_at: AtomicUsize,
 }
 
-/// Events held before they are folded into redb: bounds the memory they take (~1.2 MB of
-/// short messages) and the work of the read that folds them. Larger folds cost less a
+/// Events held before they are folded into redb, over few conversations (over many, see
+/// [`FOLD_EVENTS_PER_CONVERSATION`]): bounds the memory they take (~1.2 MB of short
+/// messages) and the work of the read that folds them. Larger folds cost less a
 /// message (one commit, and one block row a conversation: `message_log`): 4,000 instead
 /// of 1,000 took the hub's CPU at 30k msg/s over 500 chats from 94 to 76 % with blocks
 /// (medians of three runs in one sitting, bench/README.md).
 const FOLD_EVENTS: usize = 4_000;
+
+/// Held events a conversation, at least, before a fold: a fold writes each conversation
+/// it touches one index row and one posting (and copies their leaves), whatever its
+/// messages, so over 500 chats a fold of 4,000 events (8 a conversation) cost the fold
+/// thread twice the CPU a message of one over 100 chats (bench/README.md). With this many
+/// a conversation the per-conversation work stays a small share of the fold's.
+const FOLD_EVENTS_PER_CONVERSATION: usize = 32;
+
+/// The most events held before a fold however many conversations: bounds the memory they
+/// take (~5 MB of short messages) and the read that folds them inline. About what a
+/// journal holds before its checkpoint (`journal::CHECKPOINT_BYTES`), which folds
+/// everything held anyway.
+const FOLD_EVENTS_MAX: usize = 16_000;
 
 /// Batches appended and not yet folded, as the journal wrote them.
 #[derive(Default)]
@@ -302,9 +319,14 @@ impl Archiving {
             }
             let mut tx = db.begin_write().map_err(unavailable)?;
             tx.set_durability(redb::Durability::None).map_err(unavailable)?;
-            apply(&tx, &events)?;
-            tx.commit().map_err(unavailable)
+            let conversations = apply(&tx, &events)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(conversations)
         })();
+        if let Ok(conversations) = applied {
+            self.fold_at
+                .store(Self::fold_at_after(conversations), Ordering::Relaxed);
+        }
         if applied.is_err() {
             // Back in front, in order: the next fold or read tries them again.
             let mut unfolded = lock(&self.unfolded);
@@ -312,7 +334,16 @@ impl Archiving {
             unfolded.events += later.events;
             unfolded.records.extend(later.records);
         }
-        applied
+        applied.map(drop)
+    }
+
+    /// The held events that schedule the next fold, after one that gave messages to
+    /// `conversations` conversations: the chats talking now are about the same a fold
+    /// later.
+    fn fold_at_after(conversations: usize) -> usize {
+        conversations
+            .saturating_mul(FOLD_EVENTS_PER_CONVERSATION)
+            .clamp(FOLD_EVENTS, FOLD_EVENTS_MAX)
     }
 
     /// With the journal locked (nothing appended meanwhile): folds everything it holds,
@@ -467,6 +498,7 @@ impl EmbeddedStore {
                 folding: Mutex::new(()),
                 unfolded: Mutex::new(Unfolded::default()),
                 fold_scheduled: AtomicBool::new(false),
+                fold_at: AtomicUsize::new(FOLD_EVENTS),
             });
             let background = background::Background::start(db.clone(), archiving.clone())
                 .map_err(|e| unavailable(format!("cannot start the archive's fold thread: {e}")))?;
@@ -763,7 +795,8 @@ fn load_record(
     find(table, id)
 }
 
-fn apply(tx: &redb::WriteTransaction, batch: &[journal::Decoded<'_>]) -> StoreResult<()> {
+/// Returns how many conversations it gave messages to.
+fn apply(tx: &redb::WriteTransaction, batch: &[journal::Decoded<'_>]) -> StoreResult<usize> {
     let mut conversations = tx.open_table(CONVERSATIONS).map_err(unavailable)?;
     let mut messages = message_log::Writer::open(tx)?;
     let mut by_paired = tx.open_table(BY_PAIRED).map_err(unavailable)?;
@@ -875,6 +908,7 @@ fn apply(tx: &redb::WriteTransaction, batch: &[journal::Decoded<'_>]) -> StoreRe
         };
         grouped[group].1.push(message);
     }
+    let touched = grouped.len();
     for (conv, mut group) in grouped {
         group.sort_by_key(|message| message.seq); // stable: of one seq, the first wins
         report_tables.agent_lines(conv, &group)?;
@@ -886,7 +920,8 @@ fn apply(tx: &redb::WriteTransaction, batch: &[journal::Decoded<'_>]) -> StoreRe
         let terms = crate::core::search::term_set(appended.iter().map(|m| m.text));
         search_index::add(&mut postings, &terms, conv)?;
     }
-    messages.finish()
+    messages.finish()?;
+    Ok(touched)
 }
 
 /// Locks one of the archive's mutexes. A panic while holding one leaves its data usable:

@@ -40,7 +40,8 @@ impl ArchiveStore for EmbeddedStore {
             journal.append_record(&mut record).map_err(unavailable)?;
             let mut unfolded = lock(&archiving.unfolded);
             unfolded.push(record);
-            let fold_now = unfolded.events >= FOLD_EVENTS && !archiving.fold_scheduled.swap(true, Ordering::Relaxed);
+            let fold_now = unfolded.events >= archiving.fold_at.load(Ordering::Relaxed)
+                && !archiving.fold_scheduled.swap(true, Ordering::Relaxed);
             Ok((fold_now, full))
         })
         .await?;

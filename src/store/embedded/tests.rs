@@ -743,3 +743,51 @@ async fn the_sweeps_reads_leave_the_fold_to_its_thread() {
     assert!(store.conversation("c1").await.is_ok());
     assert_eq!(held(&store), 0);
 }
+
+/// A fold gives each conversation it touches an index row and a posting whatever its
+/// messages, so over many chats a fold of `FOLD_EVENTS` cost twice the CPU a message of
+/// one over few: the next fold waits for `FOLD_EVENTS_PER_CONVERSATION` events a
+/// conversation of the last (bounded), and reads still see every event held.
+#[tokio::test]
+async fn folds_wait_for_more_events_when_they_spread_over_many_conversations() {
+    let scratch = Scratch::new("fold-spread");
+    let store = EmbeddedStore::open(&scratch.0).await.unwrap();
+    let chats = 300u64;
+    let openings: Vec<ArchiveEvent> = (0..chats).map(|c| opened(&format!("c{c}"), None, 1, 1)).collect();
+    store.archive(&openings).await.unwrap();
+    let lines: Vec<ArchiveEvent> = (0..chats)
+        .map(|c| said(&format!("c{c}"), message(format!("m{c}-1"), 1, Side::Customer, "hi", 2)))
+        .collect();
+    store.archive(&lines).await.unwrap();
+    // A read folds what is held: 300 conversations' messages.
+    assert_eq!(store.conversation("c0").await.unwrap().messages.len(), 1);
+    let fold_at = store.archiving.fold_at.load(Ordering::Relaxed);
+    assert_eq!(fold_at, 300 * FOLD_EVENTS_PER_CONVERSATION);
+    assert_eq!(
+        Archiving::fold_at_after(10_000),
+        FOLD_EVENTS_MAX,
+        "bounded however many conversations"
+    );
+    assert_eq!(Archiving::fold_at_after(3), FOLD_EVENTS, "never below FOLD_EVENTS");
+
+    // More than FOLD_EVENTS held and not folded: a read sees them all the same.
+    let seqs = (FOLD_EVENTS as u64 + 500) / chats;
+    let more: Vec<ArchiveEvent> = (2..2 + seqs)
+        .flat_map(|seq| {
+            (0..chats).map(move |c| {
+                said(
+                    &format!("c{c}"),
+                    message(format!("m{c}-{seq}"), seq, Side::Agent, "ok", 3),
+                )
+            })
+        })
+        .collect();
+    assert!(more.len() > FOLD_EVENTS && more.len() < fold_at);
+    store.archive(&more).await.unwrap();
+    assert!(
+        lock(&store.archiving.unfolded).events > FOLD_EVENTS,
+        "held, not folded yet"
+    );
+    let read = store.conversation("c299").await.unwrap();
+    assert_eq!(read.messages.len() as u64, 1 + seqs);
+}
