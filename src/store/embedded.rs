@@ -10,8 +10,8 @@
 //! - A durable redb commit is the expensive part (it copies and checksums every
 //!   page it touches, then fsyncs). So `archive` makes a batch durable by writing
 //!   it to the archive journal (`archive-journal.log`, one `fdatasync`, see
-//!   [`super::journal`]) and folds ~4,000 events at a time into redb in one
-//!   non-durable commit; every ~16,000 messages one durable redb commit makes them
+//!   [`super::journal`]) and folds 4,000 to 16,000 events at a time (more when they
+//!   spread over many conversations) into redb in one non-durable commit; every ~16,000 messages one durable redb commit makes them
 //!   permanent and the journal starts again, and opening the store replays it. Two
 //!   journals take turns so that commit runs off the acknowledgement's path (see
 //!   [`Archiving`]); folds and checkpoints run on a niced thread of their own
@@ -216,8 +216,9 @@ const FOLD_EVENTS: usize = 4_000;
 /// a conversation the per-conversation work stays a small share of the fold's.
 const FOLD_EVENTS_PER_CONVERSATION: usize = 32;
 
-/// The most events held before a fold however many conversations: bounds the memory they
-/// take (~5 MB of short messages) and the read that folds them inline. About what a
+/// The most events a fold waits for, however many conversations: it bounds the fold's
+/// size (~5 MB of short messages), not what is held (appends go on while a fold waits
+/// its turn; the two journals' turn-taking bounds that, `background`). About what a
 /// journal holds before its checkpoint (`journal::CHECKPOINT_BYTES`), which folds
 /// everything held anyway.
 const FOLD_EVENTS_MAX: usize = 16_000;

@@ -2,7 +2,7 @@
 //! and checkpointing a full journal, on one thread of its own at a lower CPU priority.
 //!
 //! Why: an archive batch is durable (and acknowledged) once it is in the journal; the
-//! fold into redb (a few ms of CPU for ~4,000 events) and a journal's checkpoint (a
+//! fold into redb (a few ms of CPU for 4,000 to 16,000 events) and a journal's checkpoint (a
 //! fold and a durable redb commit, ~10 ms) can wait. Run on tokio's blocking pool, at
 //! the priority of the websocket thread and of the journal's appends, they took the
 //! core from them: with the hub on one core, a fold starting just before a frame came
