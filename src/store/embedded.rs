@@ -7,19 +7,20 @@
 //!   Its API is synchronous, so every transaction runs on tokio's blocking pool
 //!   (`spawn_blocking`) and never stalls the async workers or holds a lock
 //!   across the caller's `.await`.
-//! - A durable redb commit is the expensive part (it copies and checksums every
-//!   page it touches, then fsyncs). So `archive` makes a batch durable by writing
-//!   it to the archive journal (`archive-journal.log`, one `fdatasync`, see
-//!   [`super::journal`]) and folds 4,000 to 16,000 events at a time (more when they
-//!   spread over many conversations) into redb in one non-durable commit; every ~16,000 messages one durable redb commit makes them
-//!   permanent and the journal starts again, and opening the store replays it. Two
-//!   journals take turns so that commit runs off the acknowledgement's path (see
-//!   [`Archiving`]); folds and checkpoints run on a niced thread of their own
-//!   ([`background`]), so they never take the core from relaying and appends.
-//!   Every read and write first folds what is held, so callers see every archived
-//!   event; those of tables the fold never writes (webhooks, desk settings, API tokens,
-//!   the mail outbox, polled by sweeps several times a second) skip it and leave it to that
-//!   thread. Other data (accounts, categories, …) is committed durably as before.
+//! - A durable redb commit is the expensive part (it copies and checksums every page it
+//!   touches, then fsyncs). So `archive` makes a batch durable by writing it to the
+//!   archive journal (`archive-journal.log`, one `fdatasync`, see [`super::journal`])
+//!   and folds 4,000 to 16,000 events at a time (more when they spread over many
+//!   conversations) into redb in one non-durable commit; every ~16,000 messages one
+//!   durable redb commit makes them permanent and the journal starts again, and opening
+//!   the store replays it. Two journals take turns so that commit runs off the
+//!   acknowledgement's path (see [`Archiving`]); folds and checkpoints run on a niced
+//!   thread of their own ([`background`]), so they never take the core from relaying
+//!   and appends. Every read and write first folds what is held, so callers see every
+//!   archived event; those of tables the fold never writes (webhooks, desk settings,
+//!   API tokens, the mail outbox, polled by sweeps several times a second) skip it and
+//!   leave it to that thread. Other data (accounts, categories, …) is committed durably
+//!   as before.
 //! - Messages are not stored inside a conversation record (that would rewrite
 //!   an ever-growing value on every message). Since schema 3 each message
 //!   is a row of an append-ordered log plus a share of a per-conversation index of
@@ -170,14 +171,14 @@ pub struct EmbeddedStore {
     background: Arc<background::Background>,
 }
 
-/// Archive events since redb last took them: durable in the journal, folded into redb
-/// in one non-durable commit per [`FOLD_EVENTS`], off the acknowledgement's path (and
-/// before any transaction, so every read sees everything archived). One commit for many
-/// batches is what makes redb cheap here: each page a commit touches is copied and
-/// checksummed once per commit. Locks, only ever taken on the blocking pool and in this
-/// order: `journal`, `spare`, `folding`, `unfolded`, then redb's write lock (a background
-/// checkpoint, on the niced [`background`] thread, takes `folding`, `unfolded`, redb's,
-/// then `spare`, never `journal`).
+/// Archive events since redb last took them: durable in the journal, folded into redb in
+/// one non-durable commit per [`FOLD_EVENTS`] or more ([`Archiving::fold_at_after`]), off
+/// the acknowledgement's path (and before any transaction, so every read sees everything
+/// archived). One commit for many batches is what makes redb cheap here: each page a commit
+/// touches is copied and checksummed once per commit. Locks, only ever taken on the
+/// blocking pool and in this order: `journal`, `spare`, `folding`, `unfolded`, then redb's
+/// write lock (a background checkpoint, on the niced [`background`] thread, takes
+/// `folding`, `unfolded`, redb's, then `spare`, never `journal`).
 ///
 /// Two journal files take turns: when the one appended to is full, appends go
 /// on in the other at once and the full one is checkpointed (one durable redb commit) on
@@ -202,8 +203,8 @@ struct Archiving {
 }
 
 /// Events held before they are folded into redb, over few conversations (over many, see
-/// [`FOLD_EVENTS_PER_CONVERSATION`]): bounds the memory they take (~1.2 MB of short
-/// messages) and the work of the read that folds them. Larger folds cost less a
+/// [`FOLD_EVENTS_PER_CONVERSATION`]): the size of such a fold (~1.2 MB of short messages)
+/// and the work of the read that folds them. Larger folds cost less a
 /// message (one commit, and one block row a conversation: `message_log`): 4,000 instead
 /// of 1,000 took the hub's CPU at 30k msg/s over 500 chats from 94 to 76 % with blocks
 /// (medians of three runs in one sitting, bench/README.md).
@@ -324,18 +325,21 @@ impl Archiving {
             tx.commit().map_err(unavailable)?;
             Ok(conversations)
         })();
-        if let Ok(conversations) = applied {
-            self.fold_at
-                .store(Self::fold_at_after(conversations), Ordering::Relaxed);
+        match applied {
+            Ok(conversations) => {
+                self.fold_at
+                    .store(Self::fold_at_after(conversations), Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                // Back in front, in order: the next fold or read tries them again.
+                let mut unfolded = lock(&self.unfolded);
+                let later = std::mem::replace(&mut *unfolded, held);
+                unfolded.events += later.events;
+                unfolded.records.extend(later.records);
+                Err(e)
+            }
         }
-        if applied.is_err() {
-            // Back in front, in order: the next fold or read tries them again.
-            let mut unfolded = lock(&self.unfolded);
-            let later = std::mem::replace(&mut *unfolded, held);
-            unfolded.events += later.events;
-            unfolded.records.extend(later.records);
-        }
-        applied.map(drop)
     }
 
     /// The held events that schedule the next fold, after one that gave messages to
