@@ -230,6 +230,19 @@ pub(crate) async fn available_agent(hub: &TestHub, name: &str, categories: &[&st
     (agent, token)
 }
 
+/// The agent of session `token` signed in on the hub process at `bind` and set available,
+/// their profile read: their socket.
+pub(crate) async fn available_agent_at(bind: &str, token: &str) -> Ws {
+    let auth = format!("Bearer {token}");
+    let mut agent = Ws::connect(&format!("ws://{bind}/ws/agent"), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    agent.next_of("agent_welcome").await;
+    agent.send(json!({"type": "set_available", "available": true})).await;
+    agent.next_of("profile").await;
+    agent
+}
+
 /// The agent `agent` (limit `limit`, category "general") signed in on `agent_hub` and
 /// available (their profile read), and the customer `customer`, who joined "general" on
 /// `customer_hub` (the same hub or another node), paired and both told: the agent's and

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use switchboard::store::SharedStore;
 
 use crate::archive::TempDir;
+use crate::cluster_fixture::available_agent_at;
 use crate::cluster_hub::{NodeProcess, node_process_with, node_with};
 use crate::common::*;
 use crate::redis_server::RedisServer;
@@ -282,13 +283,7 @@ async fn an_offer_whose_agents_node_is_killed_goes_to_an_agent_on_a_live_node() 
     offer_mode(&alpha, "general").await;
 
     let ann_token = alpha.agent_account("ann", &["general"], 1).await;
-    let auth = format!("Bearer {ann_token}");
-    let mut ann = Ws::connect(&format!("ws://{bind}/ws/agent"), &[("authorization", &auth)])
-        .await
-        .unwrap();
-    ann.next_of("agent_welcome").await;
-    ann.send(json!({"type": "set_available", "available": true})).await;
-    ann.next_of("profile").await;
+    let mut ann = available_agent_at(&bind, &ann_token).await;
     let mut carla = beta.customer("Carla", "general").await;
     carla.next_of("queued").await;
     let first = ann.next_of("offer").await;

@@ -47,6 +47,8 @@ mod restored;
 mod sign_ins;
 // This node's standing: refusals, fencing, Redis's data lost, letting go of its people.
 mod standing;
+// The closings of the chats a lost node ended lately, which it may not have stored.
+mod ended;
 
 /// A chat this node archived when it let go of its people (`ClusterState::let_go`): what
 /// writing its closing, and its conversation's end, takes once its end is known here.
@@ -119,8 +121,12 @@ pub(crate) struct ClusterState {
     pub(super) let_go: HashMap<ChatId, LetGoChat>,
     /// When each running chat was paired: the time of the events stream entry that paired
     /// it (Redis's clock), the same on every node, for the archive's opening by whichever
-    /// node archives the chat and for `started_at`. Forgotten when the chat ends.
-    paired_at: HashMap<ChatId, i64>,
+    /// node archives the chat and for `started_at`; and the category it was paired in,
+    /// for the conversation record a reaper's late closing may store (`ended`). Forgotten
+    /// when the chat ends.
+    paired_at: HashMap<ChatId, (i64, CategoryId)>,
+    /// The chats whose end this replica applied lately, oldest first (`ended`).
+    ended_chats: VecDeque<ended::EndedChat>,
     // ---- Redis restarted empty: re-assertion ----
     /// The last routing event the replica applied ("0-0": none): how long a prefix of the
     /// events stream it holds, offered when Redis loses its data (`cluster::restore`).
@@ -227,6 +233,7 @@ impl ClusterState {
             closing: HashMap::new(),
             let_go: HashMap::new(),
             paired_at: HashMap::new(),
+            ended_chats: VecDeque::new(),
             last_event: "0-0".to_string(),
             through_loss: false,
             claims_coming: false,
@@ -303,7 +310,7 @@ impl ClusterState {
 
     /// When `chat` was paired, if this node replayed its pairing.
     pub(super) fn paired_at(&self, chat: ChatId) -> Option<i64> {
-        self.paired_at.get(&chat).copied()
+        self.paired_at.get(&chat).map(|(at, _)| *at)
     }
 
     /// When another node's customer joined, if this node replayed their join.
@@ -376,8 +383,8 @@ impl ClusterState {
         self.forget_endings_before(grace);
         for decision in out {
             match decision {
-                Decision::Paired { chat, .. } => {
-                    self.paired_at.insert(*chat, at);
+                Decision::Paired { chat, category, .. } => {
+                    self.paired_at.insert(*chat, (at, category.clone()));
                 }
                 Decision::ChatEnded {
                     chat,
@@ -1011,6 +1018,8 @@ impl HubState {
         }
         let at = event_time(&event.id);
         let grace = self.settings.resume_grace;
+        // Before the pairings are forgotten: the category an ended chat was paired in.
+        self.note_ended_chats(&out, at, &event.node);
         self.cluster_mut().note_chat_times(&out, at, grace);
         // This node was reaped (another node's `node_lost` names it): from this point of
         // the stream its people are the reaper's. It lets go of them now, before carrying
@@ -1203,7 +1212,7 @@ impl HubState {
                 }
                 return;
             }
-            RoutingOp::NodeLost(..) if event.node == cluster.link.node => {
+            RoutingOp::NodeLost(lost, _) if event.node == cluster.link.node => {
                 // The handed-over customers' chats are archived here from now on.
                 let inherited = self.inherited_chats(&out);
                 let waiting = self.inherited_waiting(&out);
@@ -1216,6 +1225,8 @@ impl HubState {
                     self.inherit_continuing(customer);
                     self.cluster_mut().inherited_waiting.insert(customer);
                 }
+                // And the closings of the chats it ended lately, which it may not have stored.
+                self.close_ended_by(&lost, at);
                 return;
             }
             _ => {}

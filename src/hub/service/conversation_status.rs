@@ -206,10 +206,16 @@ impl HubState {
     /// A chat this node archives was ended on purpose by its customer or its agent (a
     /// conversation not stored yet is stored as `opening` and this end make it).
     pub(super) fn conversation_resolved(&self, id: &str, opening: OpeningKnown) {
+        self.conversation_resolved_at(id, opening, now_ms());
+    }
+
+    /// As [`HubState::conversation_resolved`], the chat ended at `at`: a status set since
+    /// (the conversation continued meanwhile) stands.
+    pub(super) fn conversation_resolved_at(&self, id: &str, opening: OpeningKnown, at: i64) {
         self.conversation_writer.push(Work::Automatic(Automatic::Resolved {
             id: id.to_string(),
             opening,
-            at: now_ms(),
+            at,
         }));
     }
 

@@ -17,6 +17,24 @@ use crate::store::{
     InferredClosing, Side,
 };
 
+/// How a chat's end is told (`chat_ended`'s `ended_by` and `reason`) and archived (its
+/// closing's reason and side), from how the routing core ended it.
+pub(super) fn ending(ended_by: Party, reason: ChatEnd) -> (From, &'static str, EndReason, Side) {
+    let (by, wire_reason, end) = match (ended_by, reason) {
+        (_, ChatEnd::Shutdown) => (From::System, "shutdown", EndReason::Shutdown),
+        (_, ChatEnd::CustomerGone) => (From::System, "customer_gone", EndReason::Disconnect),
+        (Party::Customer, ChatEnd::Ended) => (From::Customer, "ended", EndReason::Ended),
+        (Party::Agent, ChatEnd::Ended) => (From::Agent, "ended", EndReason::Ended),
+        (Party::System, ChatEnd::Ended) => (From::System, "ended", EndReason::Ended),
+    };
+    let side = match by {
+        From::Customer => Side::Customer,
+        From::Agent => Side::Agent,
+        _ => Side::System,
+    };
+    (by, wire_reason, end, side)
+}
+
 /// How much longer than it tells the agent the hub waits for an answer to an offer.
 const OFFER_ANSWER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -155,18 +173,7 @@ impl HubState {
                 ended_by,
                 reason,
             } => {
-                let (by, wire_reason, end) = match (ended_by, reason) {
-                    (_, ChatEnd::Shutdown) => (From::System, "shutdown", EndReason::Shutdown),
-                    (_, ChatEnd::CustomerGone) => (From::System, "customer_gone", EndReason::Disconnect),
-                    (Party::Customer, ChatEnd::Ended) => (From::Customer, "ended", EndReason::Ended),
-                    (Party::Agent, ChatEnd::Ended) => (From::Agent, "ended", EndReason::Ended),
-                    (Party::System, ChatEnd::Ended) => (From::System, "ended", EndReason::Ended),
-                };
-                let side = match by {
-                    From::Customer => Side::Customer,
-                    From::Agent => Side::Agent,
-                    _ => Side::System,
-                };
+                let (by, wire_reason, end, side) = ending(ended_by, reason);
                 // A customer of this node gets the chat, and how it ended, on a resume within
                 // the grace period: away (reloading) when it ends, and connected too — the
                 // `chat_ended` may go into a connection that is already going (the page

@@ -189,7 +189,9 @@ impl HubState {
         }
     }
 
-    fn closing_archive(&mut self, chat: ChatId, last_seq: u64, closed: ConversationClosed, let_go: bool) {
+    /// Writes `closed`, the closing of the ended chat `chat`, after a last read of its log
+    /// archives the lines after `last_seq`; `let_go`: this node reserved no room for it.
+    pub(super) fn closing_archive(&mut self, chat: ChatId, last_seq: u64, closed: ConversationClosed, let_go: bool) {
         let entry = ClosingArchive {
             wire_id: closed.id.clone(),
             transcript: Transcript::from_parts(last_seq, vec![], 1),
