@@ -1197,7 +1197,7 @@ async fn archived_as(cluster: &Cluster, admin: &Api, chat: &str, what: &str, rea
 async fn a_chat_left_just_before_its_node_stalled_past_a_trimmed_stream_is_archived_closed() {
     let (stage, chat) = left_just_before_the_stall("stall-left-trimmed").await;
     archived_closed(&stage, &chat).await;
-    reloaded_past_the_trim(&stage);
+    reloaded_past_the_trim(&stage).await;
 }
 
 /// As [`left_on_the_lagging_node`], and the routing events are trimmed away before that
@@ -1210,7 +1210,7 @@ async fn a_chat_left_on_a_node_whose_follower_fell_past_a_trimmed_stream_is_arch
     let (mut stage, chat, carla, bea) = left_on_the_lagging_node("lagging-left-trimmed").await;
     assert!(stage.cluster.trim_routing_events().await > 0);
     archived_closed(&stage, &chat).await;
-    reloaded_past_the_trim(&stage);
+    reloaded_past_the_trim(&stage).await;
     drop((carla, bea));
 }
 
@@ -1230,23 +1230,30 @@ async fn an_agent_on_a_node_whose_follower_fell_past_a_trimmed_stream_is_told_th
         (&json!("system"), &json!("customer_gone")),
         "{ended}"
     );
-    reloaded_past_the_trim(&stage);
+    reloaded_past_the_trim(&stage).await;
     let record = archived_closed(&stage, &chat).await;
     assert_eq!(record["status"], "resolved", "{record}");
     drop((carla, stage.agent));
 }
 
 /// The staging took: [`STALLED_NODE`]'s follower had not read the leave when the events
-/// were trimmed, and reloaded its replica from a snapshot.
-fn reloaded_past_the_trim(stage: &Stage) {
-    assert!(
-        stage
-            .cluster
-            .said(STALLED_NODE, "were trimmed away: loading its replica from a snapshot"),
-        "{} never fell past the trimmed events: the test staged nothing\n{}",
-        node_name(STALLED_NODE),
-        stage.cluster.logs()
-    );
+/// were trimmed, and reloads its replica from a snapshot. Waited for: the closing may be
+/// archived before it does (by the reaper of a node stopped past its lease, which writes
+/// the closings of the chats that node ended lately).
+async fn reloaded_past_the_trim(stage: &Stage) {
+    let deadline = Instant::now() + WAIT;
+    while !stage
+        .cluster
+        .said(STALLED_NODE, "were trimmed away: loading its replica from a snapshot")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} never fell past the trimmed events: the test staged nothing\n{}",
+            node_name(STALLED_NODE),
+            stage.cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Ann (on [`AGENTS_NODE`]) hands Carla's chat (Carla on [`STALLED_NODE`]) to Bob on
