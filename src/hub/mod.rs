@@ -307,6 +307,13 @@ pub(crate) enum Command {
         customer: crate::core::routing::CustomerId,
         found: Result<Box<service::continuing::Continued>, (&'static str, String)>,
     },
+    /// The lines after a resuming customer's `last_seq` that their chat's log no longer
+    /// held (several nodes, after Redis lost its data), read from the archive
+    /// (`cluster::resume_catch_up`): none if the store did not have them in time.
+    ArchiveReadForResume {
+        chat: crate::core::routing::ChatId,
+        lines: Vec<crate::store::ArchivedMessage>,
+    },
     /// A customer's answer by mail to a conversation (`inbound`).
     LineByMail {
         conversation: String,

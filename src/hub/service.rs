@@ -450,6 +450,7 @@ impl HubState {
             }
             Command::LateLinesRead { customer, id, lines } => self.late_lines_read(customer, &id, lines),
             Command::ContinuingReadForResume { customer, found } => self.continuing_read_for_resume(customer, found),
+            Command::ArchiveReadForResume { chat, lines } => self.archive_read_for_resume(chat, lines),
             Command::IdentityChecked { conn, asked } => self.identity_checked(conn, *asked),
             Command::FollowUpRead { id, read } => self.follow_up_read(id, read),
             Command::FollowUpSeq { id, asked, drawn } => self.follow_up_seq(id, *asked, drawn),

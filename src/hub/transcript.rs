@@ -226,6 +226,50 @@ impl Transcript {
         self.seq = self.seq.max(seq);
     }
 
+    /// The seqs after `seq`, up to the last recorded and among the newest `limit` (what a
+    /// snapshot holds at most), whose frames it lacks: lines it went on after (`skip_to`),
+    /// in no chat log any more (lost with Redis's data), which only the archive holds.
+    pub fn lacking_after(&self, seq: u64) -> Vec<u64> {
+        let from = seq.max(self.seq.saturating_sub(self.limit as u64)) + 1;
+        let mut kept = self.frames.iter().map(|(s, _)| *s).skip_while(|s| *s < from).peekable();
+        (from..=self.seq)
+            .filter(|s| {
+                let held = kept.next_if_eq(s).is_some();
+                !held
+            })
+            .collect()
+    }
+
+    /// Keeps the archived messages of chat `wire_id` it lacks frames of, each in its place
+    /// ([`Transcript::lacking_after`]: read from the archive): none past the last recorded
+    /// (those come through the chat's log, in order), none it keeps already; the newest
+    /// `limit` stay.
+    pub fn fill_in(&mut self, wire_id: &str, archived: &[ArchivedMessage]) {
+        let chat_id: Arc<str> = wire_id.into();
+        let filled = archived.iter().filter(|m| m.seq <= self.seq).map(|m| {
+            let from = match m.from {
+                Side::Customer => crate::core::routing::Party::Customer,
+                _ => crate::core::routing::Party::Agent,
+            };
+            let text = (m.text.clone(), m.attachments.clone());
+            let stamp = stamped(
+                chat_id.clone(),
+                m.seq,
+                (m.id.as_str(), m.at),
+                Author::of(from, m.via),
+                text,
+                None,
+            );
+            (m.seq, stamp.frame)
+        });
+        let mut frames: Vec<(u64, Utf8Bytes)> = self.frames.drain(..).chain(filled).collect();
+        // Stable: of two frames of a seq, the one kept (first) stays.
+        frames.sort_by_key(|(seq, _)| *seq);
+        frames.dedup_by_key(|(seq, _)| *seq);
+        let skip = frames.len().saturating_sub(self.limit);
+        self.frames = frames.into_iter().skip(skip).collect();
+    }
+
     /// Records the lines of a read of a chat's log (`wire_id` on the wire) that come next,
     /// in seq order, stepping over what no log holds any more (`LogRead::in_order`): each
     /// with what recording it made.
@@ -363,5 +407,31 @@ mod tests {
         assert_eq!(texts(0), ["m3", "m4", "m5"]);
         assert_eq!(texts(3), ["m4", "m5"]);
         assert!(texts(5).is_empty());
+    }
+
+    /// A transcript that went on after lines no log holds any more (4..=6 of 1..=9) says
+    /// which it lacks after a seq, and takes them from the archive in their place: none it
+    /// has, none past its last, the newest `limit` kept.
+    #[test]
+    fn a_transcript_fills_in_the_lines_it_went_on_after_from_the_archive() {
+        let mut transcript = Transcript::new(8);
+        for n in 1..=3 {
+            transcript.record("c1", Author::CUSTOMER, format!("m{n}"), None);
+        }
+        transcript.skip_to(6);
+        for n in 7..=9 {
+            transcript.record("c1", Author::AGENT, format!("m{n}"), None);
+        }
+        assert_eq!(transcript.lacking_after(0), [4, 5, 6]);
+        assert_eq!(transcript.lacking_after(5), [6]);
+        assert!(transcript.lacking_after(9).is_empty());
+        let archived: Vec<ArchivedMessage> = (1..=10)
+            .map(|n| ArchivedMessage::plain(format!("id{n}"), n, Side::Agent, format!("a{n}"), 0))
+            .collect();
+        transcript.fill_in("c1", &archived);
+        let texts = |after| transcript.after(after).into_iter().map(|m| m.text).collect::<Vec<_>>();
+        assert_eq!(texts(0), ["m2", "m3", "a4", "a5", "a6", "m7", "m8", "m9"]);
+        assert_eq!(transcript.last_seq(), 9, "what comes after is the log's");
+        assert!(transcript.lacking_after(1).is_empty());
     }
 }

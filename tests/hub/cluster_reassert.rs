@@ -625,6 +625,92 @@ async fn a_customer_resuming_on_a_node_without_the_chat_after_a_restore_gets_its
     beta.stop().await;
 }
 
+/// Found by scenario 4: after Redis came back empty, a chat's log holds only the lines
+/// its nodes wrote back with their claims (the last 16 each recorded: fewer than the
+/// chat's seq, or none from a node that did not claim). A customer whose page lacks some
+/// of the earlier lines (their own line never acknowledged, so their `last_seq` stays below
+/// it; here a page that kept nothing) resumes on a node without the chat: their `resumed`
+/// carried only what the log held, and the lines below it were never shown to them,
+/// though the archive had every one. Now the node reads what the log lacks from the
+/// archive: every line after their `last_seq`, in order, once.
+#[tokio::test]
+async fn a_customer_resuming_after_an_empty_redis_gets_the_lines_the_chats_log_lost() {
+    // Twenty lines, more than a claim writes back.
+    let (hubs, _servers, _redis, away) = away_through_an_empty_redis("cluster-reassert-catch-up", 20).await;
+    resumes_on_beta_with(hubs, away, 20).await;
+}
+
+/// Two nodes; Ann and Carla chatting on alpha (beta has no log of the chat): Carla says
+/// "line 1", Ann the lines after up to `lines`; Carla goes away, and Redis comes back
+/// EMPTY. The nodes, the servers, the new Redis, and (Ann, Carla's token, the chat).
+async fn away_through_an_empty_redis(
+    scratch: &str,
+    lines: u64,
+) -> ([crate::common::TestHub; 2], Servers, RedisServer, (Ws, String, String)) {
+    let ([alpha, beta], mut servers) = two_nodes(scratch).await;
+    let (mut ann, mut carla, chat) = chatting(&alpha, "ann", &alpha, "Carla").await;
+    exchange(&mut carla, &mut ann, &chat, "line 1", 1).await;
+    for seq in 2..=lines {
+        exchange(&mut ann, &mut carla, &chat, &format!("line {seq}"), seq).await;
+    }
+    let token = gone_away(carla, &mut ann, &chat).await;
+    let redis = killed_and_back_empty(&mut servers.redis).await;
+    healthy(&alpha, "alpha").await;
+    healthy(&beta, "beta").await;
+    ([alpha, beta], servers, redis, (ann, token, chat))
+}
+
+/// Carla (away) resumes on beta with `last_seq` 0 into her chat with Ann: her `resumed`
+/// holds every line of it ("line 1" to "line `lines`"), in order, once, and the chat goes
+/// on after them both ways.
+async fn resumes_on_beta_with(
+    [alpha, beta]: [crate::common::TestHub; 2],
+    (mut ann, token, chat): (Ws, String, String),
+    lines: u64,
+) {
+    let (mut back, resumed) = resumed_on(&beta, &token, 0, Duration::from_secs(30), "carla on beta").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    let got: Vec<(u64, String)> = (resumed["chat"]["messages"].as_array().unwrap().iter())
+        .map(|m| (m["seq"].as_u64().unwrap(), m["text"].as_str().unwrap().to_string()))
+        .collect();
+    let every: Vec<(u64, String)> = (1..=lines).map(|seq| (seq, format!("line {seq}"))).collect();
+    assert_eq!(got, every, "every line after her last_seq, in order, once");
+    ann.next_of("peer_back").await;
+    exchange(&mut ann, &mut back, &chat, "after", lines + 1).await;
+    exchange(&mut back, &mut ann, &chat, "and after", lines + 2).await;
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// The keys of `conn`'s Redis named by `pattern`.
+async fn keys(conn: &mut redis::aio::ConnectionManager, pattern: &str) -> Vec<String> {
+    redis::cmd("KEYS").arg(pattern).query_async(conn).await.unwrap()
+}
+
+/// As above, for a chat whose log holds no line at all after the restore (scenario 4: a
+/// customer's own line, never acknowledged to them, and the agent's answer; they resumed
+/// with `last_seq` 0 and got `"messages": []`). The log is emptied here once the claims
+/// are in, standing for a log no claim wrote back: the node that takes the chat on
+/// cannot tell from it what it lacks, and takes whatever the archive holds after the
+/// customer's `last_seq` as if the log held it.
+#[tokio::test]
+async fn a_customer_resuming_into_a_chat_whose_log_redis_lost_gets_its_lines_from_the_archive() {
+    let (hubs, _servers, redis, away) = away_through_an_empty_redis("cluster-reassert-catch-up-empty", 2).await;
+    let mut conn = redis_conn(&redis).await;
+    // Once the claims are in (the log written back, no side pending).
+    let logs = loop {
+        let logs = keys(&mut conn, "{sb}:chat-log:*").await;
+        if keys(&mut conn, "{sb}:chat-pending:*").await.is_empty() && !logs.is_empty() {
+            break logs;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for log in logs {
+        let _: i64 = redis::cmd("DEL").arg(log).query_async(&mut conn).await.unwrap();
+    }
+    resumes_on_beta_with(hubs, away, 2).await;
+}
+
 /// Carla waits on alpha to continue her conversation (two lines) for Ann, who is full on
 /// beta, when Redis loses its data. Once Ann is free Carla is paired in that conversation,
 /// and its seq goes on after its last line, both ways and in the archive: the restore

@@ -40,6 +40,7 @@ mod chat;
 mod handover;
 // a customer's resume across nodes
 pub(super) mod resume;
+mod resume_catch_up;
 mod resume_continuing;
 // what a node does once the lost routing domain and buddy list are restored
 mod restored;
@@ -98,6 +99,9 @@ pub(crate) struct ClusterState {
     delivered_here: HashMap<String, Vec<ConnId>>,
     /// Resumes of another node's customers waiting for their chat's log to be read.
     pub(super) resuming: HashMap<ChatId, resume::PendingResume>,
+    /// Resumes of another node's customers waiting for the lines after their `last_seq`
+    /// that their chat's log no longer holds, read from the archive (`resume_catch_up`).
+    pub(super) reading_archive: HashMap<ChatId, resume::PendingResume>,
     /// Resumes of another node's customers waiting in line to continue a conversation,
     /// waiting for it to be read (`resume_continuing`).
     pub(super) reading_conversation: HashMap<CustomerId, resume::PendingResume>,
@@ -228,6 +232,7 @@ impl ClusterState {
             sent_here: HashMap::new(),
             delivered_here: HashMap::new(),
             resuming: HashMap::new(),
+            reading_archive: HashMap::new(),
             reading_conversation: HashMap::new(),
             awaiting_resumed: HashMap::new(),
             closing: HashMap::new(),

@@ -279,7 +279,7 @@ pub(super) async fn read_waiting(
 /// Conversation `id` read from the store again until `done` says the read will do (it
 /// holds the lines another node stamped, or it failed for good), or [`LATE_LINES_WAIT`]
 /// passed: the last read.
-async fn read_until(
+pub(super) async fn read_until(
     store: &SharedStore,
     id: &str,
     done: impl Fn(&StoreResult<crate::store::Conversation>) -> bool,

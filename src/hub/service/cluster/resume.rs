@@ -307,9 +307,11 @@ impl HubState {
             );
             self.abandon_resume(conn);
         }
-        // Those still reading their chat's log or conversation, before their call went out.
+        // Those still reading their chat's log (and what it lost, from the archive) or
+        // conversation, before their call went out.
         let cluster = self.cluster_mut();
         let reading: Vec<PendingResume> = (cluster.resuming.drain().map(|(_, p)| p))
+            .chain(cluster.reading_archive.drain().map(|(_, p)| p))
             .chain(cluster.reading_conversation.drain().map(|(_, p)| p))
             .collect();
         for pending in reading {
@@ -474,7 +476,18 @@ impl HubState {
                 return self.read_continuing_for_resume(customer, continues, pending);
             }
         }
-        self.finish_resume(conn, &token, last_seq, taken_on);
+        let pending = PendingResume {
+            conn,
+            token,
+            last_seq,
+            taken_on,
+        };
+        match self.routing.customer_chat(customer) {
+            // A chat this node logged already (their agent's node): what its log lost after
+            // their `last_seq` (a restore skipped it) is read from the archive first.
+            Some(chat) => self.catch_up_for_resume(chat, pending),
+            None => self.finish_resume(pending.conn, &pending.token, last_seq, taken_on),
+        }
     }
 
     /// Parks a resume until this replica has applied the events stream up to `until`.
@@ -515,10 +528,11 @@ impl HubState {
         }
     }
 
-    /// A chat's log was read: a resume waiting for it goes on.
+    /// A chat's log was read: a resume waiting for it goes on, once what the log no longer
+    /// holds after their `last_seq` is read from the archive (`resume_catch_up`).
     pub(in crate::hub::service) fn chat_read_for_resume(&mut self, chat: ChatId) {
         if let Some(pending) = self.cluster_mut().resuming.remove(&chat) {
-            self.finish_resume(pending.conn, &pending.token, pending.last_seq, pending.taken_on);
+            self.catch_up_for_resume(chat, pending);
         }
     }
 

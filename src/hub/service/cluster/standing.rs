@@ -359,6 +359,7 @@ impl HubState {
         cluster.sent_here.clear();
         cluster.delivered_here.clear();
         cluster.resuming.clear();
+        cluster.reading_archive.clear();
         cluster.awaiting_replica.clear();
         cluster.inherited_waiting.clear();
         cluster.awaiting_resumed.clear();
