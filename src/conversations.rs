@@ -6,11 +6,12 @@
 
 use crate::core::conversation::labels::{self, LabelChange};
 use crate::core::conversation::{Actor, Conversation, Kept, Refusal, Route, Rules, Status};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::core::routing::AgentId;
 use crate::store::deadline::within;
-use crate::store::{ConversationRecord, ConversationStatus, Millis, SharedStore, StoreError};
+use crate::store::{ConversationRecord, ConversationStatus, ConversationStore, Millis, SharedStore, StoreError};
 
 pub mod archived_holder;
 pub mod follow_up_mail;
@@ -64,6 +65,9 @@ pub struct OpeningKnown {
 #[derive(Clone)]
 pub struct Conversations {
     store: SharedStore,
+    /// Where the records are read and written: the store, or the conversation writer's
+    /// staging of a batch of changes (`writer::Staged`), stored in one write after.
+    records: Arc<dyn ConversationStore>,
     rules: Rules,
     /// How long each store call may take: past it the change fails as the store's fault.
     deadline: Duration,
@@ -71,10 +75,20 @@ pub struct Conversations {
 
 impl Conversations {
     pub fn new(store: SharedStore, rules: Rules) -> Self {
+        let records: Arc<dyn ConversationStore> = store.clone();
         Self {
             store,
+            records,
             rules,
             deadline: STORE_DEADLINE,
+        }
+    }
+
+    /// The same, reading and writing the records through `records` instead of the store.
+    fn over(&self, records: Arc<dyn ConversationStore>) -> Self {
+        Self {
+            records,
+            ..self.clone()
         }
     }
 
@@ -95,7 +109,7 @@ impl Conversations {
 
     /// Snoozed conversations whose time came by `now`, the earliest first.
     pub async fn snoozes_due(&self, now: Millis, limit: usize) -> Result<Vec<ConversationRecord>, StoreError> {
-        self.store.snoozes_due(now, limit).await
+        self.records.snoozes_due(now, limit).await
     }
 
     /// Stores the record of a conversation that starts now, waiting for an agent; the one
@@ -115,7 +129,7 @@ impl Conversations {
             ..ConversationRecord::first(id, category, ConversationStatus::Open, now)
         };
         write_back(&mut record, &Conversation::new(now));
-        match self.store.put_conversation_record(&record).await {
+        match self.records.put_conversation_record(&record).await {
             Ok(()) => Ok(record),
             // Stored already: its status stands (a late opening never overrides a status
             // set since, such as an end another node stored first: `resolve_ended`), and
@@ -129,7 +143,7 @@ impl Conversations {
     /// applied on another node first): the opening adds what that record lacks (category,
     /// customer keys, when it opened) and changes nothing else.
     async fn opening_completes(&self, opening: &ConversationRecord) -> Result<ConversationRecord, StoreError> {
-        let completed = edit_record(&self.store, self.deadline, &opening.id, |record| {
+        let completed = edit_record(&*self.records, self.deadline, &opening.id, |record| {
             // Only an opening stores the category and the customer's keys (an end or a
             // continuing stored first leaves them empty, and may have set a holder since):
             // whatever is empty, it fills; a record that has them changes nothing.
@@ -187,7 +201,7 @@ impl Conversations {
             }
             let change = conversation.chat_ended(at, &self.rules);
             write_back(&mut record, &conversation);
-            match within(self.deadline, self.store.put_conversation_record(&record)).await {
+            match within(self.deadline, self.records.put_conversation_record(&record)).await {
                 Ok(()) => return Ok((change, record)),
                 // Opened meanwhile: ended as a stored one.
                 Err(StoreError::Conflict) => continue,
@@ -206,7 +220,7 @@ impl Conversations {
         live: bool,
         decide: impl Fn(&mut Conversation, &Rules) -> Result<T, Refusal>,
     ) -> Result<(T, ConversationRecord), ConversationError> {
-        edit_record(&self.store, self.deadline, id, |record| {
+        edit_record(&*self.records, self.deadline, id, |record| {
             let mut conversation = Conversation::from_kept(kept(record), live, 0);
             let answer = decide(&mut conversation, &self.rules)?;
             let changed = conversation.kept() != kept(record);
@@ -231,7 +245,7 @@ pub async fn relabel(
     label: &str,
     defined: bool,
 ) -> Result<(bool, ConversationRecord), ConversationError> {
-    edit_record(store, deadline, id, |record| {
+    edit_record(&**store, deadline, id, |record| {
         let holder = record.holder.clone().map(AgentId);
         let changed = labels::relabel(&mut record.labels, holder.as_ref(), by, change, label, defined)?;
         Ok((changed, changed))
@@ -243,7 +257,7 @@ pub async fn relabel(
 /// changed anything) and stores a change as the next version, by compare-and-set: when
 /// another change came first, reads and edits again. A refusal stores nothing.
 async fn edit_record<T>(
-    store: &SharedStore,
+    store: &dyn ConversationStore,
     deadline: Duration,
     id: &str,
     edit: impl Fn(&mut ConversationRecord) -> Result<(T, bool), Refusal>,

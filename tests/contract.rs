@@ -2577,6 +2577,69 @@ async fn conversation_records_change_by_compare_and_set(store: &dyn Store) {
     assert_eq!(listed, vec![c1]);
 }
 
+/// Records stored in one batch each get the answer a write of its own would, in order (a
+/// conversation's second record is the version after its first); once one of a
+/// conversation's records is refused, its later ones are refused too and not stored, since
+/// each was decided on the one before. An erased conversation's record is refused.
+async fn conversation_records_are_stored_in_batches_each_as_alone(store: &dyn Store) {
+    let stored = record("c2", None, ConversationStatus::Open, 5);
+    store.put_conversation_record(&stored).await.unwrap();
+    let erased = record("c9", None, ConversationStatus::Open, 5);
+    store.put_conversation_record(&erased).await.unwrap();
+    store.erase_conversations(&["c9".to_string()]).await.unwrap();
+
+    let c1 = record("c1", Some("ann"), ConversationStatus::Open, 10);
+    let c1_next = ConversationRecord {
+        version: 2,
+        status: ConversationStatus::Resolved,
+        ..c1.clone()
+    };
+    let c3_late = ConversationRecord {
+        version: 2,
+        ..record("c3", None, ConversationStatus::Open, 10)
+    };
+    // A rival's version 1 of c2, stored already: refused, and so is what was decided on it
+    // (its version 2), though alone it would pass the stored version's check.
+    let c2_rival = record("c2", Some("bob"), ConversationStatus::Pending, 20);
+    let c2_after_rival = ConversationRecord {
+        version: 2,
+        ..c2_rival.clone()
+    };
+    let c4 = record("c4", None, ConversationStatus::Open, 30);
+    let erased_again = record("c9", None, ConversationStatus::Open, 40);
+    let answers = store
+        .put_conversation_records(&[
+            c1.clone(),
+            c2_rival,
+            c1_next.clone(),
+            c3_late,
+            c2_after_rival,
+            erased_again,
+            c4.clone(),
+        ])
+        .await
+        .unwrap();
+    let answers: Vec<&str> = answers
+        .iter()
+        .map(|answer| match answer {
+            Ok(()) => "ok",
+            Err(StoreError::Conflict) => "conflict",
+            Err(StoreError::NotFound) => "not found",
+            Err(StoreError::Unavailable(_)) => "unavailable",
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        ["ok", "conflict", "ok", "not found", "conflict", "not found", "ok"]
+    );
+    assert_eq!(store.conversation_record("c1").await.unwrap(), c1_next);
+    assert_eq!(store.conversation_record("c2").await.unwrap(), stored);
+    assert_not_found(store.conversation_record("c3").await);
+    assert_eq!(store.conversation_record("c4").await.unwrap(), c4);
+    assert_not_found(store.conversation_record("c9").await);
+    assert_eq!(store.put_conversation_records(&[]).await.unwrap().len(), 0);
+}
+
 /// An erasure takes a conversation's record with it, out of every listing, and the record
 /// is never stored again (a late writer's opening is refused).
 async fn an_erasure_takes_the_conversation_record(store: &dyn Store) {
@@ -3895,6 +3958,7 @@ contract!(
     a_real_cancellation_revives_its_given_up_mail,
     // conversations as the desk works them
     conversation_records_change_by_compare_and_set,
+    conversation_records_are_stored_in_batches_each_as_alone,
     inboxes_list_by_holder_status_category_and_label,
     inbox_counts_are_their_lists_without_the_limit,
     customers_conversations_and_due_snoozes,

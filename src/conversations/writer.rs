@@ -6,12 +6,21 @@
 //! Every change that took effect is reported to `notify` with the record as stored, for
 //! the hub to tell the agents it concerns.
 //!
+//! The changes queued when the task wakes (a burst of pairings: hundreds at once) are
+//! decided one after another as alone, on their records read in one go, and stored in one
+//! write ([`ConversationStore::put_conversation_records`]: one durable commit on the
+//! embedded store, where one each took the core from the relay); a change whose record
+//! another writer stored meanwhile is applied again on its own, as before.
+//!
 //! Several nodes each run one: a change reaching the store twice (two nodes archiving one
 //! chat) applies once, as [`Conversations::change`] decides again on what is stored; a
 //! snooze that ran out is woken by whichever node looks first.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,13 +28,17 @@ use super::{ConversationError, Conversations, OpeningKnown};
 use crate::clock::now_ms;
 use crate::core::conversation::{Actor, Change, Status};
 use crate::core::routing::AgentId;
-use crate::store::{ConversationRecord, Millis};
+use crate::store::deadline::within;
+use crate::store::{ConversationRecord, ConversationStore, InboxQuery, Millis, StoreError, StoreResult};
 
 /// Changes waiting for the store. A change is a pairing, a transfer, an end, a click on
 /// a status or a customer's line into a parked conversation (once per reopen): a busy desk makes a few a second, so this is many minutes of them through a
 /// store outage. When it is full the hub drops the change and logs it (the live chat and
 /// its archive go on; only the conversation's status lags).
 const QUEUE: usize = 4096;
+
+/// The most queued changes stored in one write.
+const BATCH: usize = 256;
 
 /// How often snoozes that ran out are looked for: a snooze wakes at most this late.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -161,7 +174,14 @@ async fn run(conversations: Conversations, mut rx: mpsc::Receiver<Work>, notify:
         tokio::select! {
             work = rx.recv() => match work {
                 Some(work) => {
-                    if let Some(until) = apply(&conversations, work, &notify).await {
+                    let mut queued = vec![work];
+                    while queued.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(work) => queued.push(work),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Some(until) = apply_queued(&conversations, queued, &notify).await {
                         next_look = next_look.min(instant_of(until));
                     }
                 }
@@ -179,6 +199,189 @@ async fn run(conversations: Conversations, mut rx: mpsc::Receiver<Work>, notify:
 fn instant_of(at: Millis) -> tokio::time::Instant {
     let ahead = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
     tokio::time::Instant::now() + Duration::from_millis(ahead)
+}
+
+/// Applies `queued` in order: each run of automatic changes as one batch, a status set
+/// alone (its asker waits for its own answer). The earliest end of a snooze they set.
+async fn apply_queued(conversations: &Conversations, queued: Vec<Work>, notify: &Notify) -> Option<Millis> {
+    let mut until: Option<Millis> = None;
+    let mut automatic = Vec::new();
+    for work in queued {
+        match work {
+            Work::Automatic(change) => automatic.push(change),
+            asked @ Work::SetStatus { .. } => {
+                apply_batch(conversations, std::mem::take(&mut automatic), notify).await;
+                if let Some(set) = apply(conversations, asked, notify).await {
+                    until = Some(until.map_or(set, |u| u.min(set)));
+                }
+            }
+        }
+    }
+    apply_batch(conversations, automatic, notify).await;
+    until
+}
+
+/// Applies automatic changes in order, as [`apply`] does each, with one read of their
+/// records and one write of what they changed. Each is decided on the records as the
+/// changes before it left them ([`Staged`]); a conversation whose write was refused (it
+/// was erased, or changed by another node since the read) or failed has its changes of
+/// the batch applied again one by one, in order, on what is stored: none is lost, and
+/// none applied twice (a change is told only once its record is stored).
+async fn apply_batch(conversations: &Conversations, changes: Vec<Automatic>, notify: &Notify) {
+    if changes.len() < 2 {
+        for change in changes {
+            apply(conversations, Work::Automatic(change), notify).await;
+        }
+        return;
+    }
+    let staged = match Staged::read(conversations, &changes).await {
+        Ok(staged) => Arc::new(staged),
+        Err(e) => {
+            tracing::warn!(error = %e, "conversation changes could not be read together; applying them one by one");
+            for change in changes {
+                apply(conversations, Work::Automatic(change), notify).await;
+            }
+            return;
+        }
+    };
+    let over = conversations.over(staged.clone());
+    let mut decided = Vec::with_capacity(changes.len());
+    for change in changes {
+        let first = staged.written();
+        let outcome = apply_automatic(&over, &change).await;
+        decided.push((change, outcome, first..staged.written()));
+    }
+    let records = staged.take_writes();
+    let stored: Vec<bool> = match within(
+        conversations.deadline,
+        conversations.records.put_conversation_records(&records),
+    )
+    .await
+    {
+        Ok(answers) => answers.iter().map(Result::is_ok).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "conversation changes were not stored together; applying them one by one");
+            vec![false; records.len()]
+        }
+    };
+    // Conversations with a write not stored: their later changes were decided on it.
+    let mut again: HashSet<String> = HashSet::new();
+    for (change, outcome, writes) in decided {
+        let undone = again.contains(change.id())
+            || !stored[writes].iter().all(|ok| *ok)
+            || matches!(outcome, Err(ConversationError::Store(_)));
+        if undone {
+            again.insert(change.id().to_string());
+            apply(conversations, Work::Automatic(change), notify).await;
+            continue;
+        }
+        match outcome {
+            Ok(Some((record, change))) => drop(notify(record, Origin::Automatic, change)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(conversation = %change.id(), error = ?e, "a conversation change was not applied"),
+        }
+    }
+}
+
+/// A batch's records, read from the store at once, as the batch's changes leave them
+/// one after another; what they wrote, in order, for one write to the store after. Its
+/// compare-and-set is the store's, but for erasures: the store refuses the write of an
+/// erased conversation's record, and its changes are applied again on their own.
+struct Staged {
+    /// Each conversation of the batch: its record, `None` when it has none.
+    records: Mutex<HashMap<String, Option<ConversationRecord>>>,
+    /// The records written, in order.
+    writes: Mutex<Vec<ConversationRecord>>,
+}
+
+impl Staged {
+    async fn read(conversations: &Conversations, changes: &[Automatic]) -> StoreResult<Self> {
+        let mut ids: Vec<String> = changes.iter().map(|c| c.id().to_string()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let found = within(conversations.deadline, conversations.records.conversation_records(&ids)).await?;
+        let mut records: HashMap<String, Option<ConversationRecord>> = ids.into_iter().map(|id| (id, None)).collect();
+        for record in found {
+            records.insert(record.id.clone(), Some(record));
+        }
+        Ok(Self {
+            records: Mutex::new(records),
+            writes: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// How many records were written so far.
+    fn written(&self) -> usize {
+        lock(&self.writes).len()
+    }
+
+    fn take_writes(&self) -> Vec<ConversationRecord> {
+        std::mem::take(&mut *lock(&self.writes))
+    }
+
+    /// The record of `id`, which must be one of the batch's.
+    fn record(&self, id: &str) -> StoreResult<Option<ConversationRecord>> {
+        lock(&self.records)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| StoreError::Unavailable(format!("conversation {id} is not in the batch")))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Only what a change reads and writes; the listings are the store's.
+#[async_trait]
+impl ConversationStore for Staged {
+    async fn conversation_record(&self, id: &str) -> StoreResult<ConversationRecord> {
+        self.record(id)?.ok_or(StoreError::NotFound)
+    }
+
+    async fn put_conversation_record(&self, record: &ConversationRecord) -> StoreResult<()> {
+        let mut records = lock(&self.records);
+        let stored = records
+            .get(&record.id)
+            .ok_or_else(|| StoreError::Unavailable(format!("conversation {} is not in the batch", record.id)))?;
+        match (stored.as_ref().map(|r| r.version), record.version) {
+            (None, 1) => {}
+            (None, _) => return Err(StoreError::NotFound),
+            (Some(stored), version) if version > 1 && stored == version - 1 => {}
+            (Some(_), _) => return Err(StoreError::Conflict),
+        }
+        records.insert(record.id.clone(), Some(record.clone()));
+        lock(&self.writes).push(record.clone());
+        Ok(())
+    }
+
+    async fn conversation_records(&self, ids: &[String]) -> StoreResult<Vec<ConversationRecord>> {
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.record(id)?);
+        }
+        Ok(out)
+    }
+
+    async fn inbox(&self, _: &InboxQuery) -> StoreResult<Vec<ConversationRecord>> {
+        Err(not_staged())
+    }
+
+    async fn count_inbox(&self, _: &InboxQuery) -> StoreResult<u64> {
+        Err(not_staged())
+    }
+
+    async fn customer_conversation_records(&self, _: &str, _: usize) -> StoreResult<Vec<ConversationRecord>> {
+        Err(not_staged())
+    }
+
+    async fn snoozes_due(&self, _: Millis, _: usize) -> StoreResult<Vec<ConversationRecord>> {
+        Err(not_staged())
+    }
+}
+
+fn not_staged() -> StoreError {
+    StoreError::Unavailable("a batch of changes reads records only".into())
 }
 
 /// Applies `work`; the end of the snooze it set, if it set one.
@@ -359,6 +562,176 @@ mod tests {
     /// Conversation c1's record as stored now.
     async fn record_of_c1(conversations: &Conversations) -> ConversationRecord {
         conversations.change("c1", false, |_, _| Ok(())).await.unwrap().1
+    }
+
+    /// Forwards to a memory store, counting the record writes, and lets a test store a
+    /// rival record just before a batch is written (another node's change meanwhile).
+    struct Counting {
+        inner: MemoryStore,
+        alone: std::sync::atomic::AtomicUsize,
+        batches: std::sync::atomic::AtomicUsize,
+        rival: std::sync::Mutex<Option<ConversationRecord>>,
+    }
+
+    impl Counting {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                inner: MemoryStore::new(),
+                alone: Default::default(),
+                batches: Default::default(),
+                rival: Default::default(),
+            })
+        }
+
+        fn counts(&self) -> (usize, usize) {
+            use std::sync::atomic::Ordering::Relaxed;
+            (self.alone.load(Relaxed), self.batches.load(Relaxed))
+        }
+    }
+
+    #[async_trait]
+    impl ConversationStore for Counting {
+        async fn conversation_record(&self, id: &str) -> StoreResult<ConversationRecord> {
+            self.inner.conversation_record(id).await
+        }
+        async fn put_conversation_record(&self, record: &ConversationRecord) -> StoreResult<()> {
+            self.alone.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.inner.put_conversation_record(record).await
+        }
+        async fn put_conversation_records(&self, records: &[ConversationRecord]) -> StoreResult<Vec<StoreResult<()>>> {
+            self.batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let rival = self.rival.lock().unwrap().take();
+            if let Some(rival) = rival {
+                self.inner.put_conversation_record(&rival).await.unwrap();
+            }
+            self.inner.put_conversation_records(records).await
+        }
+        async fn conversation_records(&self, ids: &[String]) -> StoreResult<Vec<ConversationRecord>> {
+            self.inner.conversation_records(ids).await
+        }
+        async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<ConversationRecord>> {
+            self.inner.inbox(query).await
+        }
+        async fn count_inbox(&self, query: &InboxQuery) -> StoreResult<u64> {
+            self.inner.count_inbox(query).await
+        }
+        async fn customer_conversation_records(
+            &self,
+            customer_key: &str,
+            limit: usize,
+        ) -> StoreResult<Vec<ConversationRecord>> {
+            self.inner.customer_conversation_records(customer_key, limit).await
+        }
+        async fn snoozes_due(&self, now: Millis, limit: usize) -> StoreResult<Vec<ConversationRecord>> {
+            self.inner.snoozes_due(now, limit).await
+        }
+    }
+
+    /// What a notify was told: each record's id and version, in order.
+    type Told = Arc<std::sync::Mutex<Vec<(String, u64)>>>;
+
+    /// Conversations over `records`, and a notify that keeps what it is told.
+    fn over(records: Arc<Counting>) -> (Conversations, Notify, Told) {
+        let conversations = Conversations::new(Arc::new(MemoryStore::new()), Rules::default()).over(records);
+        let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = told.clone();
+        let notify: Notify = Arc::new(move |record: ConversationRecord, _, _| {
+            kept.lock().unwrap().push((record.id.clone(), record.version));
+            Box::pin(async {}) as Durable
+        });
+        (conversations, notify, told)
+    }
+
+    /// A burst of changes to many conversations, some of one conversation.
+    fn burst() -> Vec<Automatic> {
+        let mut changes = Vec::new();
+        for (id, agent) in [("c1", "ann"), ("c2", "bob"), ("c3", "carl")] {
+            changes.push(Automatic::Opened {
+                id: id.into(),
+                category: "sales".into(),
+                customer_keys: vec![format!("v:{id}")],
+                agent: AgentId(agent.into()),
+                at: 10,
+            });
+        }
+        changes.push(Automatic::Assigned {
+            id: "c2".into(),
+            agent: AgentId("dora".into()),
+            at: 20,
+        });
+        changes.push(resolved("sales", 10, 30));
+        changes.push(Automatic::CustomerWrote {
+            id: "c3".into(),
+            at: 40,
+        });
+        changes
+    }
+
+    async fn stored(records: &Counting) -> Vec<ConversationRecord> {
+        let ids = ["c1", "c2", "c3"].map(String::from);
+        records.conversation_records(&ids).await.unwrap()
+    }
+
+    /// A burst of pairings took one durable commit (and one fold) each, at the hub's
+    /// priority: the changes queued at a wake are stored in one write, each as it would
+    /// have been alone, and told in the same order.
+    #[tokio::test]
+    async fn changes_queued_together_are_stored_in_one_write_as_each_alone() {
+        let alone = Counting::new();
+        let (conversations, notify, told_alone) = over(alone.clone());
+        for change in burst() {
+            apply(&conversations, Work::Automatic(change), &notify).await;
+        }
+
+        let batched = Counting::new();
+        let (conversations, notify, told_batched) = over(batched.clone());
+        let queued = burst().into_iter().map(Work::Automatic).collect();
+        apply_queued(&conversations, queued, &notify).await;
+
+        assert_eq!(batched.counts(), (0, 1));
+        assert_eq!(stored(&batched).await, stored(&alone).await);
+        assert_eq!(*told_batched.lock().unwrap(), *told_alone.lock().unwrap());
+    }
+
+    /// Another node stored c1 (its end, before the opening here) between the batch's read
+    /// and its write: c1's changes of the batch are refused together and applied again on
+    /// what is stored, so the end stands; the others are stored by the batch.
+    #[tokio::test]
+    async fn a_batch_change_whose_record_another_node_wrote_meanwhile_is_applied_again() {
+        let records = Counting::new();
+        let (conversations, notify, told) = over(records.clone());
+        let rival = Conversations::new(Arc::new(MemoryStore::new()), Rules::default());
+        let (_, ended) = rival
+            .resolve_ended(
+                "c1",
+                &OpeningKnown {
+                    category: "sales".into(),
+                    agent: Some(AgentId("ann".into())),
+                    paired_at: 10,
+                    ..OpeningKnown::default()
+                },
+                15,
+            )
+            .await
+            .unwrap();
+        *records.rival.lock().unwrap() = Some(ended.clone());
+        let queued = burst()
+            .into_iter()
+            .filter(|change| !matches!(change, Automatic::Resolved { .. }))
+            .map(Work::Automatic)
+            .collect();
+        apply_queued(&conversations, queued, &notify).await;
+
+        let c1 = records.conversation_record("c1").await.unwrap();
+        assert_eq!(
+            (c1.status, c1.resolved_at, c1.customer_keys.clone()),
+            (ConversationStatus::Resolved, Some(15), vec!["v:c1".to_string()])
+        );
+        let c2 = records.conversation_record("c2").await.unwrap();
+        assert_eq!((c2.holder.as_deref(), c2.version), (Some("dora"), 3));
+        // c1's opening found the end's holder: it only added the keys, and tells nothing.
+        let told = told.lock().unwrap().clone();
+        assert!(!told.iter().any(|(id, _)| id == "c1"), "{told:?}");
     }
 
     /// On several nodes a chat's end is reported by the customer's node and a status by the

@@ -8,7 +8,11 @@
 //!
 //! Lighter than a channel on purpose: idle connections are most connections,
 //! and an empty outbox is one small allocation (a channel allocates a block of
-//! slots up front). A waker is stored only while the connection's task waits.
+//! slots up front). The connection's waker is kept under the queue's lock, stored when
+//! the connection finds the queue empty and kept across wake-ups: a spawned task's waker
+//! is the same at every poll, so a wake-up costs no registration (an `AtomicWaker`, taken
+//! at each wake and stored again at each poll, was a third of the relay thread's user
+//! time a message spent outside the socket code over a thousand connections).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -16,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
 use axum::extract::ws::Utf8Bytes;
-use futures_util::task::AtomicWaker;
 
 use crate::protocol::{ClientFrame, MessageFrame};
 
@@ -54,7 +57,6 @@ pub struct Outbox {
     /// The connection's frames handed to the hub and not yet handled by it: while any
     /// waits, its messages do not take the direct path (`live_chat::may_relay`).
     at_hub: AtomicU32,
-    waker: AtomicWaker,
     /// Frames held at most before the connection is kicked (`OUTBOUND_BUFFER`).
     capacity: usize,
 }
@@ -70,6 +72,16 @@ struct Queue {
     /// The running chats this connection is a side of, as the hub last resumed them
     /// (`live_chat`): its messages to them take the direct path. Empty for nearly all.
     chats: Vec<Arc<dyn DirectChat>>,
+    /// The connection's task, woken when there is something to take; stored by
+    /// [`Outbox::take_into`] when it finds nothing, kept until the connection is gone.
+    waker: Option<Waker>,
+}
+
+impl Queue {
+    /// The connection's waker, to wake once the lock is released.
+    fn to_wake(&self) -> Option<Waker> {
+        self.waker.clone()
+    }
 }
 
 /// What a push did.
@@ -80,6 +92,16 @@ pub enum Pushed {
     JustKicked,
     /// Dropped: the connection was kicked, is closing, or is gone.
     Dropped,
+}
+
+/// What [`Outbox::take_into`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Took {
+    /// Frames (maybe none), and the close to send once they are written.
+    Frames(Option<(u16, &'static str)>),
+    /// Nothing to do: the waker given is stored, to be woken when there is.
+    /// `new_waker`: it is not the one stored before (the first, or the task's changed).
+    Nothing { new_waker: bool },
 }
 
 /// What the connection takes at one wake-up.
@@ -96,7 +118,6 @@ impl Outbox {
             queue: Mutex::default(),
             kicked: AtomicBool::new(false),
             at_hub: AtomicU32::new(0),
-            waker: AtomicWaker::new(),
             capacity: capacity.max(1),
         }
     }
@@ -114,18 +135,18 @@ impl Outbox {
         }
         if queue.frames.len() >= self.capacity {
             queue.frames = VecDeque::new();
-            drop(queue);
             self.kicked.store(true, Ordering::Release);
-            self.waker.wake();
+            let waker = queue.to_wake();
+            drop(queue);
+            wake(waker);
             return Pushed::JustKicked;
         }
         let was_empty = queue.frames.is_empty();
         queue.frames.push_back(frame);
-        drop(queue);
         // A non-empty queue has a wake-up pending already: the connection takes everything at once.
-        if was_empty {
-            self.waker.wake();
-        }
+        let waker = if was_empty { queue.to_wake() } else { None };
+        drop(queue);
+        wake(waker);
         Pushed::Queued
     }
 
@@ -142,8 +163,9 @@ impl Outbox {
         }
         queue.closing = true;
         queue.close = Some((code, reason));
+        let waker = queue.to_wake();
         drop(queue);
-        self.waker.wake();
+        wake(waker);
     }
 
     /// The connection hands the hub a frame.
@@ -197,27 +219,33 @@ impl Outbox {
         self.kicked.load(Ordering::Acquire)
     }
 
-    /// Registers the connection task's waker; call before checking for work.
-    pub fn register(&self, waker: &Waker) {
-        self.waker.register(waker);
-    }
-
     /// Takes everything queued into `spare` (the connection's own queue, empty), giving the
     /// outbox `spare`'s buffer in exchange: a busy connection's two buffers go back and forth,
     /// so pushing a frame allocates nothing (a fresh queue allocated at each wake-up was two
-    /// allocations a relayed message, its frame's and its acknowledgement's). `None` when
-    /// there is nothing to do; else the close to send once the frames are written.
-    pub fn take_into(&self, spare: &mut VecDeque<Utf8Bytes>) -> Option<Option<(u16, &'static str)>> {
+    /// allocations a relayed message, its frame's and its acknowledgement's). With nothing
+    /// to do, `waker` is stored (checked and stored under the lock a push takes, so no
+    /// push is missed) and woken by the next push, close or kick.
+    pub fn take_into(&self, spare: &mut VecDeque<Utf8Bytes>, waker: &Waker) -> Took {
         debug_assert!(
             spare.is_empty(),
             "a connection takes more only once it wrote what it had"
         );
         let mut queue = self.lock();
-        if queue.frames.is_empty() && queue.close.is_none() {
-            return None;
+        if !queue.frames.is_empty() || queue.close.is_some() {
+            std::mem::swap(&mut queue.frames, spare);
+            return Took::Frames(queue.close.take());
         }
-        std::mem::swap(&mut queue.frames, spare);
-        Some(queue.close.take())
+        let new_waker = !queue.waker.as_ref().is_some_and(|stored| stored.will_wake(waker));
+        if new_waker {
+            queue.waker = Some(waker.clone());
+        }
+        drop(queue);
+        if new_waker && self.is_kicked() {
+            // Kicked before this waker was stored: the kick's wake-up went to the one before
+            // (or to none), so this one is woken now and the connection sees the kick.
+            waker.wake_by_ref();
+        }
+        Took::Nothing { new_waker }
     }
 
     /// Frees the queue's buffer if it is empty and holds more than `keep` slots (0: any).
@@ -246,6 +274,13 @@ impl Outbox {
         queue.gone = true;
         queue.frames = VecDeque::new();
         queue.chats = Vec::new();
+        queue.waker = None;
+    }
+}
+
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
     }
 }
 
@@ -269,10 +304,15 @@ mod tests {
     fn taking_into_a_spare_trades_buffers_and_keeps_the_order() {
         let outbox = Outbox::new(64);
         let mut spare: VecDeque<Utf8Bytes> = VecDeque::with_capacity(8);
-        assert!(outbox.take_into(&mut spare).is_none(), "nothing to do");
+        let waker = Waker::noop();
+        assert_eq!(
+            outbox.take_into(&mut spare, waker),
+            Took::Nothing { new_waker: true },
+            "nothing to do"
+        );
         outbox.push(frame("a"));
         outbox.push(frame("b"));
-        assert_eq!(outbox.take_into(&mut spare), Some(None));
+        assert_eq!(outbox.take_into(&mut spare, waker), Took::Frames(None));
         assert_eq!(spare, [frame("a"), frame("b")]);
         assert!(
             outbox.lock().frames.capacity() >= 8,
@@ -281,12 +321,79 @@ mod tests {
         spare.clear();
         outbox.push(frame("bye"));
         outbox.close(4000, "replaced");
-        assert_eq!(outbox.take_into(&mut spare), Some(Some((4000, "replaced"))));
+        assert_eq!(
+            outbox.take_into(&mut spare, waker),
+            Took::Frames(Some((4000, "replaced")))
+        );
         assert_eq!(spare, [frame("bye")]);
         outbox.release_buffer(64);
         assert!(outbox.lock().frames.capacity() > 0, "within what may be kept");
         outbox.release_buffer(0);
         assert_eq!(outbox.lock().frames.capacity(), 0, "freed");
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Wakes {
+        fn count(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// The waker stored when the connection found nothing is woken by the first push, close
+    /// or kick after, and stays stored: it is not given again at each wake-up.
+    #[test]
+    fn the_waker_stored_once_is_woken_by_each_first_push() {
+        let outbox = Outbox::new(2);
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut spare = VecDeque::new();
+        assert_eq!(outbox.take_into(&mut spare, &waker), Took::Nothing { new_waker: true });
+        outbox.push(frame("a"));
+        outbox.push(frame("b"));
+        assert_eq!(wakes.count(), 1, "one wake-up for what one take gets");
+        assert_eq!(outbox.take_into(&mut spare, &waker), Took::Frames(None));
+        spare.clear();
+        assert_eq!(
+            outbox.take_into(&mut spare, &waker),
+            Took::Nothing { new_waker: false },
+            "the same waker is not stored again"
+        );
+        outbox.push(frame("c"));
+        assert_eq!(wakes.count(), 2, "woken without being given again");
+        outbox.push(frame("d"));
+        assert_eq!(outbox.push(frame("e")), Pushed::JustKicked);
+        assert_eq!(wakes.count(), 3, "the kick wakes it");
+        let closing = Outbox::new(2);
+        assert!(matches!(closing.take_into(&mut spare, &waker), Took::Nothing { .. }));
+        closing.close(4000, "replaced");
+        assert_eq!(wakes.count(), 4, "a close wakes it");
+        closing.shut();
+        assert!(closing.lock().waker.is_none(), "a gone connection's waker is let go");
+    }
+
+    /// A kick before the connection first stored its waker had no one to wake: storing it
+    /// wakes it, so the connection sees the kick.
+    #[test]
+    fn a_kick_before_the_waker_is_stored_wakes_it_when_stored() {
+        let outbox = Outbox::new(1);
+        outbox.push(frame("a"));
+        assert_eq!(outbox.push(frame("b")), Pushed::JustKicked);
+        let wakes = Arc::new(Wakes::default());
+        let mut spare = VecDeque::new();
+        assert_eq!(
+            outbox.take_into(&mut spare, &Waker::from(wakes.clone())),
+            Took::Nothing { new_waker: true }
+        );
+        assert_eq!(wakes.count(), 1);
     }
 
     #[test]

@@ -94,6 +94,7 @@ bounded!(ArchiveStore {
 bounded!(ConversationStore {
     read conversation_record(id: &str) -> ConversationRecord;
     write put_conversation_record(record: &ConversationRecord) -> ();
+    write put_conversation_records(records: &[ConversationRecord]) -> Vec<StoreResult<()>>;
     read conversation_records(ids: &[String]) -> Vec<ConversationRecord>;
     read inbox(query: &InboxQuery) -> Vec<ConversationRecord>;
     read count_inbox(query: &InboxQuery) -> u64;

@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 
-use super::{Millis, StoreResult};
+use super::{Millis, StoreError, StoreResult};
 
 /// Where a conversation stands (`core::conversation::Status` without the snooze's time).
 ///
@@ -147,6 +147,28 @@ pub trait ConversationStore: Send + Sync {
     /// stored); a later version replaces the stored one only when that is the version just
     /// before (`Conflict` when another change came first; `NotFound` when none is stored).
     async fn put_conversation_record(&self, record: &ConversationRecord) -> StoreResult<()>;
+    /// Stores `records` in order, each as [`Self::put_conversation_record`] would (so a
+    /// conversation's second record in the batch is the version after its first): each
+    /// one's answer, in order. Once one of a conversation's records is refused, its later
+    /// ones in the batch are refused too (`Conflict`) and not stored: each was decided on
+    /// the one before it. Where the backend can, all in one write (the embedded store:
+    /// one durable commit, all or none; `Err` then means none was stored).
+    async fn put_conversation_records(&self, records: &[ConversationRecord]) -> StoreResult<Vec<StoreResult<()>>> {
+        let mut refused: Vec<&str> = Vec::new();
+        let mut answers = Vec::with_capacity(records.len());
+        for record in records {
+            let answer = if refused.contains(&record.id.as_str()) {
+                Err(StoreError::Conflict)
+            } else {
+                self.put_conversation_record(record).await
+            };
+            if answer.is_err() {
+                refused.push(&record.id);
+            }
+            answers.push(answer);
+        }
+        Ok(answers)
+    }
     /// The records of those of `ids` that have one, in the order of `ids`.
     async fn conversation_records(&self, ids: &[String]) -> StoreResult<Vec<ConversationRecord>>;
     /// The conversations `query` asks for, longest waiting first, at most `query.limit`.

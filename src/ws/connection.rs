@@ -38,7 +38,7 @@ use crate::http::AppState;
 use crate::http::listener::LingeringClose;
 use crate::hub::delivery::{ConnHandle, ConnId};
 use crate::hub::outbox::Outbox;
-use crate::hub::outbox::Relayed;
+use crate::hub::outbox::{Relayed, Took};
 use crate::hub::{ConnRole, FrameTaken, Hub, SessionEnd, close};
 use crate::protocol::{self, ClientFrame, ServerFrame};
 
@@ -141,7 +141,11 @@ async fn run(mut conn: Box<Connection>, registration: Box<(ConnHandle, ConnRole)
     // Nothing is held across an await here but the connection's pointer, its timers and
     // (rarely) a boxed wait: this future is most of every connection's task.
     let ending = loop {
-        let frame = match poll_fn(|cx| conn.poll_event(cx, timer.as_mut(), shutting_down.as_mut())).await {
+        let next_event = |cx: &mut Context<'_>| {
+            let stop = (&shutdown, shutting_down.as_mut());
+            conn.poll_event(cx, timer.as_mut(), stop)
+        };
+        let frame = match poll_fn(next_event).await {
             Event::ToHub(frame) => frame,
             Event::Relayed => continue,
             Event::Stop(ending) => break ending,
@@ -201,6 +205,12 @@ struct Connection {
     writes_since_beat: u32,
     /// Set while a write is stuck; passing it means the peer is not reading.
     write_deadline: Option<Instant>,
+    /// The timer was polled with its deadline and the task's waker, and wakes the task
+    /// when it fires: until then it need not be polled at each wake-up (a thousand busy
+    /// connections' timers polled at each message cost the relay thread cache misses).
+    timer_armed: bool,
+    /// Likewise the wait for the process's shutdown: while armed, only the token is read.
+    shutdown_armed: bool,
 
     limiter: DefaultDirectRateLimiter,
     /// Frames over the rate limit in one second past which the connection is closed: its burst.
@@ -262,6 +272,8 @@ impl Connection {
             ping_due: false,
             writes_since_beat: 0,
             write_deadline: None,
+            timer_armed: false,
+            shutdown_armed: false,
             limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
             flood_close_past: rate.burst,
             flood_over: 0,
@@ -299,9 +311,8 @@ impl Connection {
         &mut self,
         cx: &mut Context<'_>,
         mut timer: Pin<&mut Sleep>,
-        mut shutting_down: Pin<&mut WaitForCancellationFuture<'_>>,
+        (shutdown, mut shutting_down): (&CancellationToken, Pin<&mut WaitForCancellationFuture<'_>>),
     ) -> Poll<Event> {
-        self.outbox.register(cx.waker());
         loop {
             if self.outbox.is_kicked() {
                 tracing::warn!(
@@ -322,15 +333,29 @@ impl Connection {
             if let Poll::Ready(event) = self.poll_read(cx) {
                 return Poll::Ready(event);
             }
-            if self.goodbye_by.is_none() && shutting_down.as_mut().poll(cx).is_ready() {
-                // The hub sends a goodbye and a close; this is the deadline for it.
-                self.goodbye_by = Some(Instant::now() + SHUTDOWN_GRACE);
+            if self.goodbye_by.is_none() && (!self.shutdown_armed || shutdown.is_cancelled()) {
+                if shutting_down.as_mut().poll(cx).is_ready() {
+                    // The hub sends a goodbye and a close; this is the deadline for it.
+                    self.goodbye_by = Some(Instant::now() + SHUTDOWN_GRACE);
+                } else {
+                    self.shutdown_armed = true;
+                }
             }
             let next = self.next_deadline();
             if timer.deadline() != next {
                 timer.as_mut().reset(next);
+                self.timer_armed = false;
             }
-            ready!(timer.as_mut().poll(cx));
+            if self.timer_armed && !timer.is_elapsed() {
+                return Poll::Pending;
+            }
+            // A poll without coop budget left returns pending without storing the waker.
+            let armed = tokio::task::coop::has_budget_remaining();
+            if timer.as_mut().poll(cx).is_pending() {
+                self.timer_armed = armed;
+                return Poll::Pending;
+            }
+            self.timer_armed = false;
             if let Some(event) = self.on_timer(Instant::now()) {
                 return Poll::Ready(event);
             }
@@ -372,12 +397,17 @@ impl Connection {
             if let Some((code, reason)) = self.close_after_write.take() {
                 return Poll::Ready(Ending::Close(code, reason));
             }
-            match self.outbox.take_into(&mut self.unsent) {
-                Some(close) => {
+            match self.outbox.take_into(&mut self.unsent, cx.waker()) {
+                Took::Frames(close) => {
                     self.writes_since_beat = self.writes_since_beat.saturating_add(1);
                     self.close_after_write = close;
                 }
-                None => {
+                Took::Nothing { new_waker } => {
+                    if new_waker {
+                        // The timer and the shutdown wait hold the waker before: poll them again.
+                        self.timer_armed = false;
+                        self.shutdown_armed = false;
+                    }
                     // An idle connection keeps no buffer; a busy one keeps a small one.
                     if self.writes_since_beat < BUSY_WRITES || self.unsent.capacity() > KEPT_SLOTS {
                         self.unsent = VecDeque::new();

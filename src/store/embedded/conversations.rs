@@ -3,6 +3,8 @@
 //! (customer key, opened at, id), the snoozes by time (until, id), and the conversations
 //! not resolved (what inboxes mostly list; a list that asks for resolved ones walks all).
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 
 use super::{EmbeddedStore, ReadableTable, TableDefinition, all, create, decode, put, unavailable};
@@ -128,52 +130,33 @@ impl ConversationStore for EmbeddedStore {
 
     async fn put_conversation_record(&self, record: &ConversationRecord) -> StoreResult<()> {
         let record = record.clone();
+        self.write(move |tx| put_record(tx, &record)).await
+    }
+
+    async fn put_conversation_records(&self, records: &[ConversationRecord]) -> StoreResult<Vec<StoreResult<()>>> {
+        let records = records.to_vec();
+        // One transaction, one durable commit (and one fold) for the lot: a refusal stores
+        // nothing of its record (`put_record` checks before it writes), any other failure
+        // aborts them all.
         self.write(move |tx| {
-            let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
-            let mut by_customer = tx.open_table(BY_CUSTOMER).map_err(unavailable)?;
-            let mut snoozes = tx.open_table(SNOOZES).map_err(unavailable)?;
-            let mut unresolved = tx.open_table(UNRESOLVED).map_err(unavailable)?;
-            let id = record.id.as_str();
-            let stored = match records.get(id).map_err(unavailable)? {
-                Some(rec) => Some(decode::<ConversationRecord>(rec.value())?),
-                None => None,
-            };
-            match (&stored, record.version) {
-                // An erased conversation is never stored again.
-                (None, 1) if super::erased::is_erased(&super::erased::tombstones(tx)?, id)? => {
-                    return Err(StoreError::NotFound);
+            let mut refused: HashSet<&str> = HashSet::new();
+            let mut answers = Vec::with_capacity(records.len());
+            for record in &records {
+                let answer = if refused.contains(record.id.as_str()) {
+                    Err(StoreError::Conflict)
+                } else {
+                    match put_record(tx, record) {
+                        Ok(()) => Ok(()),
+                        Err(e @ (StoreError::Conflict | StoreError::NotFound)) => Err(e),
+                        Err(e) => return Err(e),
+                    }
+                };
+                if answer.is_err() {
+                    refused.insert(record.id.as_str());
                 }
-                (None, 1) => {}
-                (None, _) => return Err(StoreError::NotFound),
-                (Some(stored), version) if version > 1 && stored.version == version - 1 => {}
-                (Some(_), _) => return Err(StoreError::Conflict),
+                answers.push(answer);
             }
-            // Out of the indexes as it was, into them as it is.
-            if let Some(old) = &stored {
-                for key in &old.customer_keys {
-                    by_customer
-                        .remove((key.as_str(), old.opened_at, id))
-                        .map_err(unavailable)?;
-                }
-                if let Some(until) = old.snoozed_until {
-                    snoozes.remove((until, id)).map_err(unavailable)?;
-                }
-            }
-            for key in &record.customer_keys {
-                by_customer
-                    .insert((key.as_str(), record.opened_at, id), ())
-                    .map_err(unavailable)?;
-            }
-            if let (ConversationStatus::Snoozed, Some(until)) = (record.status, record.snoozed_until) {
-                snoozes.insert((until, id), ()).map_err(unavailable)?;
-            }
-            if record.status == ConversationStatus::Resolved {
-                unresolved.remove(id).map_err(unavailable)?;
-            } else {
-                unresolved.insert(id, ()).map_err(unavailable)?;
-            }
-            put(&mut records, id, &record)?;
-            Ok(())
+            Ok(answers)
         })
         .await
     }
@@ -241,4 +224,53 @@ impl ConversationStore for EmbeddedStore {
         })
         .await
     }
+}
+
+/// Stores `record` as `put_conversation_record` says, in `tx`: a refusal (`Conflict`,
+/// `NotFound`) is decided before anything is written.
+fn put_record(tx: &redb::WriteTransaction, record: &ConversationRecord) -> StoreResult<()> {
+    let mut records = tx.open_table(RECORDS).map_err(unavailable)?;
+    let mut by_customer = tx.open_table(BY_CUSTOMER).map_err(unavailable)?;
+    let mut snoozes = tx.open_table(SNOOZES).map_err(unavailable)?;
+    let mut unresolved = tx.open_table(UNRESOLVED).map_err(unavailable)?;
+    let id = record.id.as_str();
+    let stored = match records.get(id).map_err(unavailable)? {
+        Some(rec) => Some(decode::<ConversationRecord>(rec.value())?),
+        None => None,
+    };
+    match (&stored, record.version) {
+        // An erased conversation is never stored again.
+        (None, 1) if super::erased::is_erased(&super::erased::tombstones(tx)?, id)? => {
+            return Err(StoreError::NotFound);
+        }
+        (None, 1) => {}
+        (None, _) => return Err(StoreError::NotFound),
+        (Some(stored), version) if version > 1 && stored.version == version - 1 => {}
+        (Some(_), _) => return Err(StoreError::Conflict),
+    }
+    // Out of the indexes as it was, into them as it is.
+    if let Some(old) = &stored {
+        for key in &old.customer_keys {
+            by_customer
+                .remove((key.as_str(), old.opened_at, id))
+                .map_err(unavailable)?;
+        }
+        if let Some(until) = old.snoozed_until {
+            snoozes.remove((until, id)).map_err(unavailable)?;
+        }
+    }
+    for key in &record.customer_keys {
+        by_customer
+            .insert((key.as_str(), record.opened_at, id), ())
+            .map_err(unavailable)?;
+    }
+    if let (ConversationStatus::Snoozed, Some(until)) = (record.status, record.snoozed_until) {
+        snoozes.insert((until, id), ()).map_err(unavailable)?;
+    }
+    if record.status == ConversationStatus::Resolved {
+        unresolved.remove(id).map_err(unavailable)?;
+    } else {
+        unresolved.insert(id, ()).map_err(unavailable)?;
+    }
+    put(&mut records, id, record)
 }
