@@ -131,7 +131,9 @@ test-hub-shared:
 	scripts/with-mongo.sh $(CARGO) test --test hub -- --test-threads=$(HUB_TEST_THREADS) $(addprefix --skip ,$(ALONE))
 
 ## Every test target but `hub` (the glob names the integration tests not starting with h),
-## niced below the hub's tests.
+## niced below the hub's tests. CPU-bound at 2026-11-30, load 10: the library's unit tests 21
+## CPU-seconds (40 before proptest's random numbers were optimised, Cargo.toml), cluster_routing
+## 38 (its Redis server's apart), contract 11 in 33 s (waiting on its MongoDB-wire server).
 test-rust-others:
 	nice -n 10 scripts/with-mongo.sh $(CARGO) test --workspace --lib --bins --test '[!h]*' -- --test-threads=4
 
@@ -150,9 +152,17 @@ test-alone:
 ## Debian's chromium-headless-shell, Chromium's old headless mode, at half the CPU of the full
 ## chromium (tests/browser/helpers.mjs, and two tests keep the full one and say why).
 ## Chromium's CPU is not reaped into the command's usage: tests/browser/cpu-sampler.py counts
-## every process below a command. The 519 CPU-seconds: Chromium's renderers 205, its browser
-## process 122, node 106 (0.7 a file only to load playwright-core), Chromium's GPU process 28,
-## the hubs 26, its network service 20. By file, in test-seconds: a11y 98 (three axe passes,
+## every process below a command (CPU_BY_FILE=1: by test file too). Until 2026-11-30 it counted
+## an exited renderer as the browser process; counted right (load 15 to 30, 11 tests timing
+## out, 624 CPU-seconds): the renderers 287, node 118 (0.7 a file only to load
+## playwright-core), the browser process 92, the GPU process 44, the hubs 31, the network
+## service 27. About half the renderers' main-thread time is Playwright's protocol calls (a
+## trace of conversation-desk): its injected script set up in each new document, and queries
+## that force style and layout thousands of times (one call 9,000 times, 0.35 CPU-seconds).
+## The pages cost little left alone: a signed-in console 0.02
+## CPU-seconds a second, a spinner or a waitForFunction polling every frame 0.06; reduced
+## motion in every context saved 2 of 34 CPU-seconds (noise), and was left. By file, in
+## test-seconds: a11y 98 (three axe passes,
 ## CPU-bound; first in the list, so it starts first), continuing 82, left-while-away 74 (12 s
 ## grace periods, which its order of events needs), conversations 60. Launch options (no
 ## zygote, site isolation off, GL off, a renderer process limit) moved nothing; a launch costs
