@@ -156,6 +156,10 @@ pub struct Transcript {
     frames: VecDeque<(u64, Utf8Bytes)>,
     /// Messages kept at most; the oldest goes when a new one comes.
     limit: usize,
+    /// The seq this transcript went on from ([`Transcript::from_parts`]): the lines up to it
+    /// are a continued conversation's earlier ones (its frames, when kept, are for show),
+    /// never lines this chat lacks.
+    since: u64,
 }
 
 impl Transcript {
@@ -164,6 +168,7 @@ impl Transcript {
             seq: 0,
             frames: VecDeque::new(),
             limit: limit.max(1),
+            since: 0,
         }
     }
 
@@ -212,6 +217,7 @@ impl Transcript {
             .map(|(seq, frame)| (seq, Utf8Bytes::from(frame)))
             .collect();
         transcript.seq = seq;
+        transcript.since = seq;
         transcript
     }
 
@@ -228,9 +234,11 @@ impl Transcript {
 
     /// The seqs after `seq`, up to the last recorded and among the newest `limit` (what a
     /// snapshot holds at most), whose frames it lacks: lines it went on after (`skip_to`),
-    /// in no chat log any more (lost with Redis's data), which only the archive holds.
+    /// in no chat log any more (lost with Redis's data), which only the archive holds. None
+    /// up to the seq it went on from: a continued conversation's earlier lines are not this
+    /// chat's to catch up on.
     pub fn lacking_after(&self, seq: u64) -> Vec<u64> {
-        let from = seq.max(self.seq.saturating_sub(self.limit as u64)) + 1;
+        let from = seq.max(self.since).max(self.seq.saturating_sub(self.limit as u64)) + 1;
         let mut kept = self.frames.iter().map(|(s, _)| *s).skip_while(|s| *s < from).peekable();
         (from..=self.seq)
             .filter(|s| {
@@ -433,5 +441,20 @@ mod tests {
         assert_eq!(texts(0), ["m2", "m3", "a4", "a5", "a6", "m7", "m8", "m9"]);
         assert_eq!(transcript.last_seq(), 9, "what comes after is the log's");
         assert!(transcript.lacking_after(1).is_empty());
+    }
+
+    /// A continued conversation's transcript goes on after its earlier lines (seq 10, the
+    /// last few of them kept for show): a resume from seq 0 lacks none of the lines before,
+    /// only those of this chat it went on after.
+    #[test]
+    fn a_continued_transcript_lacks_none_of_the_conversations_earlier_lines() {
+        let earlier = (8..=10)
+            .map(|n| (n, format!("{{\"type\":\"message\",\"seq\":{n}}}")))
+            .collect();
+        let mut transcript = Transcript::from_parts(10, earlier, 50);
+        assert!(transcript.lacking_after(0).is_empty());
+        transcript.record("c1", Author::CUSTOMER, "m11".into(), None);
+        transcript.skip_to(13);
+        assert_eq!(transcript.lacking_after(0), [12, 13]);
     }
 }
