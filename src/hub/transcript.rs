@@ -147,6 +147,15 @@ pub(crate) fn stamped(
     Stamped { frame, ack, event }
 }
 
+/// The side of the live chat an archived line's author was on (the hub's own lines are
+/// told on the agent's side, as the chat's log keeps them).
+pub fn party_of(side: Side) -> crate::core::routing::Party {
+    match side {
+        Side::Customer => crate::core::routing::Party::Customer,
+        _ => crate::core::routing::Party::Agent,
+    }
+}
+
 /// One chat's message count and its latest messages, as the frames that carried them.
 #[derive(Debug)]
 pub struct Transcript {
@@ -255,10 +264,7 @@ impl Transcript {
     pub fn fill_in(&mut self, wire_id: &str, archived: &[ArchivedMessage]) {
         let chat_id: Arc<str> = wire_id.into();
         let filled = archived.iter().filter(|m| m.seq <= self.seq).map(|m| {
-            let from = match m.from {
-                Side::Customer => crate::core::routing::Party::Customer,
-                _ => crate::core::routing::Party::Agent,
-            };
+            let from = party_of(m.from);
             let text = (m.text.clone(), m.attachments.clone());
             let stamp = stamped(
                 chat_id.clone(),

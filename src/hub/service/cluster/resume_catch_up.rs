@@ -16,8 +16,9 @@ use super::super::HubState;
 use super::super::continuing::{LATE_LINES_WAIT, read_until};
 use super::resume::PendingResume;
 use crate::cluster::chat_log::ChatLine;
-use crate::core::routing::{ChatId, Party};
+use crate::core::routing::ChatId;
 use crate::hub::Command;
+use crate::hub::transcript::party_of;
 use crate::store::{ArchivedMessage, Conversation, StoreResult};
 
 impl HubState {
@@ -89,10 +90,7 @@ impl HubState {
                 let line = ChatLine {
                     chat,
                     seq: m.seq,
-                    from: match m.from {
-                        crate::store::Side::Customer => Party::Customer,
-                        _ => Party::Agent,
-                    },
+                    from: party_of(m.from),
                     files: crate::attachments::files_json(&m.attachments),
                     id: m.id.to_string(),
                     at: m.at,
