@@ -22,7 +22,7 @@ after(() => stopAll(browser, hub));
 /** A page whose context lets the test inject axe (the pages' CSP forbids inline scripts). */
 async function pageAt(size) {
   const context = await browser.newContext({ ...SIZES[size], bypassCSP: true });
-  context.setDefaultTimeout(8000);
+  context.setDefaultTimeout(15000);
   return context.newPage();
 }
 

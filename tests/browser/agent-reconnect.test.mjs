@@ -173,7 +173,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       since = Date.now();
       // The wait covers the whole reload (page, session check, labels, list), so it has the
       // reload's budget, as the waits below: starved of CPU beside the cluster tests, a reload
-      // took longer than the default 8 s (CI, 2026-11-30).
+      // took longer than 8 s (CI, 2026-11-30).
       const firstReadAnswered = agent.waitForResponse((r) => {
         const u = new URL(r.url());
         return u.pathname === '/api/inbox' && !u.searchParams.has('limit');

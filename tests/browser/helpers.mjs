@@ -145,7 +145,10 @@ export const DEFAULT_SIZE = { width: 1280, height: 860 };
  */
 export async function newPage(browser, viewport = DEFAULT_SIZE, options = {}) {
   const context = await browser.newContext({ viewport, ...options });
-  context.setDefaultTimeout(8000);
+  // A wait is for an event, not a bound on speed: the browser tests run beside the cluster
+  // tests under SCHED_IDLE, starved for seconds at a time, and 8 s waits failed there (CI,
+  // 2026-11-30: a reload and its first read). A test that passes waits no longer for it.
+  context.setDefaultTimeout(15000);
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
   if (process.env.PAGE_CONSOLE) page.on('console', (m) => console.error(`[console] ${m.text()}`));
