@@ -319,7 +319,7 @@ impl Archive {
 
     fn room(&self) -> std::sync::MutexGuard<'_, Room> {
         // The lock guards plain arithmetic; a panic while holding it leaves it consistent.
-        self.room.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::poison::lock(&self.room)
     }
 
     /// Is there room for one more chat message? The hub asks before accepting one; a
@@ -759,7 +759,7 @@ impl Writer {
                 self.status.backlog.fetch_sub(n, Ordering::Relaxed);
                 self.status.events_written.fetch_add(n as u64, Ordering::Relaxed);
                 let below_half = {
-                    let mut room = self.room.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut room = crate::poison::lock(&self.room);
                     room.written(n);
                     room.below_half()
                 };

@@ -16,6 +16,7 @@ pub mod local_log;
 pub mod logging;
 pub mod metrics;
 pub mod niced;
+pub mod poison;
 pub mod protocol;
 pub mod rating_scale;
 pub mod ratings;

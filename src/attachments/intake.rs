@@ -46,12 +46,7 @@ impl Intake {
         let job: Job = Box::new(move || {
             let _ = tx.send(work());
         });
-        let sent = self
-            .jobs
-            .get_or_init(start)
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .send(job);
+        let sent = crate::poison::lock(self.jobs.get_or_init(start)).send(job);
         sent.map_err(|_| IntakeGone)?;
         rx.await.map_err(|_| IntakeGone)
     }
@@ -79,7 +74,7 @@ fn start() -> Mutex<Sender<Job>> {
 fn serve(jobs: &Mutex<Receiver<Job>>) {
     crate::niced::lower_this_thread(INTAKE_NICE, "upload intake thread");
     loop {
-        let job = match jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv() {
+        let job = match crate::poison::lock(jobs).recv() {
             Ok(job) => job,
             Err(_) => return,
         };

@@ -260,7 +260,7 @@ impl Attachments {
     /// from now on (on this node): [`AlreadySent`] when a message here named it already.
     /// Until [`Self::taken_back`] says it is over, removed or not.
     pub fn take_back(&self, id: &str) -> Result<(), AlreadySent> {
-        let mut marks = self.marks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut marks = crate::poison::lock(&self.marks);
         if marks.sent.contains(id) {
             return Err(AlreadySent);
         }
@@ -271,7 +271,7 @@ impl Attachments {
     /// The taking back of `id` is over: removed (no record is left for a message to
     /// name), or refused (a message may name it again).
     pub fn taken_back(&self, id: &str) {
-        let mut marks = self.marks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut marks = crate::poison::lock(&self.marks);
         marks.taken_back.remove(id);
     }
 
@@ -284,7 +284,7 @@ impl Attachments {
         conversation: &str,
         sender: &Uploader,
     ) -> Result<Vec<AttachmentMeta>, crate::core::attachments::Refusal> {
-        let mut marks = self.marks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut marks = crate::poison::lock(&self.marks);
         let records: Vec<(AttachmentRecord, Option<Uploader>)> = ids
             .iter()
             .filter(|id| !marks.taken_back.contains(*id))

@@ -28,6 +28,7 @@ use super::{ConversationError, Conversations, OpeningKnown};
 use crate::clock::now_ms;
 use crate::core::conversation::{Actor, Change, Status};
 use crate::core::routing::AgentId;
+use crate::poison::lock;
 use crate::store::deadline::within;
 use crate::store::{ConversationRecord, ConversationStore, InboxQuery, Millis, StoreError, StoreResult};
 
@@ -326,10 +327,6 @@ impl Staged {
             .cloned()
             .ok_or_else(|| StoreError::Unavailable(format!("conversation {id} is not in the batch")))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Only what a change reads and writes; the listings are the store's.

@@ -71,7 +71,7 @@ pub struct Ticket {
 impl Silent {
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Plain map updates: a panic while holding the lock leaves it consistent.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::poison::lock(&self.inner)
     }
 
     /// Puts a newly accepted connection at the end of the list.

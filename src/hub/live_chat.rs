@@ -38,6 +38,7 @@ use super::outbox::{ConnId, DirectChat, Outbox, Relayed};
 use super::transcript::{Author, Stamped, Transcript};
 use crate::archive::{Archive, Progress};
 use crate::core::routing::ChatId;
+use crate::poison::lock;
 use crate::protocol::MessageFrame;
 use crate::store::ArchiveEvent;
 
@@ -409,11 +410,6 @@ impl AckQueue {
             }
         }
     }
-}
-
-/// The locks here guard plain data; a panic while holding one leaves it consistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

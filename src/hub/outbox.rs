@@ -124,7 +124,7 @@ impl Outbox {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // Nothing panics while holding the lock, but a poisoned queue is still a valid queue.
-        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::poison::lock(&self.queue)
     }
 
     /// Queues a frame without waiting.

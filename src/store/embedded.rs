@@ -66,6 +66,7 @@ use serde::{Deserialize, Serialize};
 use super::journal::{self, Journal};
 use super::record::{ClosedRecord, Transfer};
 use super::*;
+use crate::poison::lock;
 
 // ---- how a call reaches the tables: folded first or apart ----
 mod access;
@@ -927,12 +928,6 @@ fn apply(tx: &redb::WriteTransaction, batch: &[journal::Decoded<'_>]) -> StoreRe
     }
     messages.finish()?;
     Ok(touched)
-}
-
-/// Locks one of the archive's mutexes. A panic while holding one leaves its data usable:
-/// the journal holds whole records only, and events are applied idempotently.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Opens the two archive journals in `dir` and applies what a previous process left in

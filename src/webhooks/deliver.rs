@@ -62,7 +62,7 @@ struct Counted {
 impl PerEndpoint {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         // Plain counts: a panic while holding the lock leaves them usable.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::poison::lock(&self.0)
     }
 
     /// One more attempt to `endpoint`, unless it has [`IN_FLIGHT_PER_ENDPOINT`] already.
