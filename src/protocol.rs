@@ -474,6 +474,18 @@ pub struct NoteView {
     pub text: String,
 }
 
+impl NoteView {
+    /// The view of a note as stored.
+    pub fn of(note: &crate::store::ConversationNote) -> Self {
+        NoteView {
+            id: note.id.clone(),
+            at: note.at,
+            agent_name: note.agent_name.clone(),
+            text: note.text.clone(),
+        }
+    }
+}
+
 /// Who handed a chat on, and what they wrote for whoever takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TransferNote {

@@ -434,11 +434,7 @@ async fn link(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Links>, ApiError> {
-    let caller = caller(&state, &headers).await?;
-    let record = stored_record(&state, &id).await?;
-    if !may_see(&state, &caller, &record).await? {
-        return Err(ApiError::NotFound("attachment"));
-    }
+    let (_, record) = visible_record(&state, &headers, &id).await?;
     let exp = now_ms() / 1000 + links::TTL_SECS;
     Ok(Json(Links {
         url: signed(&state.attachments, &id, Variant::File, exp),
@@ -465,6 +461,21 @@ async fn may_see(state: &AppState, caller: &Caller, record: &AttachmentRecord) -
             _ => Ok(true),
         },
     }
+}
+
+/// The caller and the record of attachment `id`, where they may see it ([`may_see`]); one
+/// they may not see is `not_found`, as one that does not exist.
+async fn visible_record(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Caller, AttachmentRecord), ApiError> {
+    let caller = caller(state, headers).await?;
+    let record = stored_record(state, id).await?;
+    if !may_see(state, &caller, &record).await? {
+        return Err(ApiError::NotFound("attachment"));
+    }
+    Ok((caller, record))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -519,11 +530,7 @@ async fn remove(
     Path(AttachmentId { id }): Path<AttachmentId>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let caller = caller(&state, &headers).await?;
-    let record = stored_record(&state, &id).await?;
-    if !may_see(&state, &caller, &record).await? {
-        return Err(ApiError::NotFound("attachment"));
-    }
+    let (caller, record) = visible_record(&state, &headers, &id).await?;
     let uploader = match &caller {
         Caller::Customer { .. } => Uploader::Customer,
         Caller::Staff { account_id, .. } => match uploader_of(&record.uploader) {

@@ -135,19 +135,6 @@ pub struct NoteRequest {
     pub client_id: Option<String>,
 }
 
-/// A note as stored.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AddedNote {
-    pub conversation_id: String,
-    /// Names the note: a UUIDv7, or with a `client_id` a UUIDv5 derived from it.
-    pub id: String,
-    /// When it was written (ms since the Unix epoch).
-    pub at: i64,
-    pub agent_id: String,
-    pub agent_name: String,
-    pub text: String,
-}
-
 /// An agent who may hold the conversation (serves its category).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Assignee {
@@ -199,7 +186,7 @@ async fn visible(state: &AppState, me: &Account, id: &str) -> Result<Conversatio
     params(("id" = String, Path, description = "the conversation id")),
     request_body(content = NoteRequest, example = json!({"text": "Promised a refund by Friday.",
         "client_id": "3f1c2a9e-5d4b-4c1e-9a7f-2b8d6e0c4a11"})),
-    responses((status = 201, body = AddedNote, description = "the note stored (with a `client_id` stored already: \
+    responses((status = 201, body = ConversationNote, description = "the note stored (with a `client_id` stored already: \
             that note, as stored, nothing told again)"),
         (status = 400, description = "`empty_message`, `message_too_long`: the text breaks a message's rules; \
             `invalid_client_id`", body = ErrorBody),
@@ -213,7 +200,7 @@ async fn add_note(
     Staff(me, state): Staff,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NoteRequest>,
-) -> StatusJson<AddedNote> {
+) -> StatusJson<ConversationNote> {
     let record = visible(&state, &me, &id).await?;
     if me.role != Role::Admin && record.holder.as_deref() != Some(me.id.as_str()) {
         return Err(ApiError::NotFound("conversation"));
@@ -299,12 +286,7 @@ async fn follow_note(state: &AppState, event: &ArchiveEvent, told: &[String]) {
     let ArchiveEvent::Note(note) = event else { return };
     let frame = ServerFrame::Note {
         chat_id: note.conversation_id.clone(),
-        note: crate::protocol::NoteView {
-            id: note.id.clone(),
-            at: note.at,
-            agent_name: note.agent_name.clone(),
-            text: note.text.clone(),
-        },
+        note: crate::protocol::NoteView::of(note),
         client_id: None,
     };
     tell(state, told, &frame).await;
@@ -312,21 +294,11 @@ async fn follow_note(state: &AppState, event: &ArchiveEvent, told: &[String]) {
 
 /// The answer for `sent` once the store holds `stored` under its id: 409 if that is
 /// another text the caller named the same way.
-fn added(stored: ConversationNote, sent: &ConversationNote) -> StatusJson<AddedNote> {
+fn added(stored: ConversationNote, sent: &ConversationNote) -> StatusJson<ConversationNote> {
     if stored.text != sent.text {
         return Err(client_id_reused("a note"));
     }
-    Ok((
-        StatusCode::CREATED,
-        Json(AddedNote {
-            conversation_id: stored.conversation_id,
-            id: stored.id,
-            at: stored.at,
-            agent_id: stored.agent_id,
-            agent_name: stored.agent_name,
-            text: stored.text,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(stored)))
 }
 
 /// Its holder opened it in their console: no longer marked "snooze ended"

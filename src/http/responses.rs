@@ -5,7 +5,11 @@
 //! name them in their `responses(...)`, so every operation lists the same words
 //! for the same refusal.
 
+use std::collections::BTreeMap;
+
 use utoipa::IntoResponses;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::response::Response;
 
 use super::ErrorBody;
 
@@ -28,14 +32,21 @@ pub enum SignedIn {
     TooMany(ErrorBody),
 }
 
-/// Refusals of an operation for admins only (or an API token with the `admin` scope).
+/// Refusals of an operation for admins only (or an API token with the `admin` scope): those
+/// of [`SignedIn`], with a 403 that gives more reasons.
+pub struct AdminsOnly;
+
+impl IntoResponses for AdminsOnly {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = SignedIn::responses();
+        responses.extend(AdminForbidden::responses());
+        responses
+    }
+}
+
+/// The 403 of [`AdminsOnly`].
 #[derive(IntoResponses)]
-pub enum AdminsOnly {
-    /// `unauthorized`: no session, or one that expired or was revoked (signed out, password changed);
-    /// `invalid_token`: an API token that is malformed, unknown, expired or revoked (the message says
-    /// which); `token_in_query`: an API token in the URL's query (refused whatever the header says).
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
+pub enum AdminForbidden {
     /// `not_whitelisted`: the caller's address is outside `AGENT_WHITELIST` (checked first, with or
     /// without a session); `forbidden`: the account is an agent's, or disabled; `missing_scope`: the
     /// API token lacks the scope named in the message (`admin`; `read` for the reports);
@@ -44,9 +55,6 @@ pub enum AdminsOnly {
     /// do (the operation says which).
     #[response(status = 403)]
     Forbidden(ErrorBody),
-    /// `rate_limited`: too many requests with this API token; try again after `Retry-After` seconds.
-    #[response(status = 429, headers(("Retry-After" = u64, description = "seconds until the token may be used again")))]
-    TooMany(ErrorBody),
 }
 
 /// The store is down or the hub is stopping; nothing was changed.

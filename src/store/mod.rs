@@ -387,12 +387,16 @@ impl ConversationTransferred {
     }
 }
 
-/// An agent's internal note on a service conversation: never shown to the customer.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// An agent's internal note on a service conversation, as stored: never shown to the
+/// customer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = AddedNote)]
 pub struct ConversationNote {
     pub conversation_id: String,
-    /// Globally unique, time-ordered (UUIDv7): names the note for retries.
+    /// Names the note: a UUIDv7, or with a `client_id` a UUIDv5 derived from it.
     pub id: String,
+    /// When it was written (ms since the Unix epoch).
+    #[schema(value_type = i64)]
     pub at: Millis,
     pub agent_id: String,
     pub agent_name: String,

@@ -23,6 +23,29 @@ fn routing(categories: &[&str]) -> Routing {
     r
 }
 
+/// `r` with agents online and available, each `(name, category, limit)`, and the
+/// decisions that brought them.
+fn staffed(mut r: Routing, agents: &[(&str, &str, u8)]) -> (Routing, Vec<Decision>) {
+    let mut out = vec![];
+    for (name, category, limit) in agents {
+        r.agent_online(agent(name), [cat(category)], *limit, true, &mut out)
+            .unwrap();
+    }
+    (r, out)
+}
+
+/// The decision that `chat` with `customer` went from agent `from` to agent `to`, moved
+/// into `category` where one is given.
+fn transferred(chat: ChatId, customer: CustomerId, from: &str, to: &str, category: Option<&str>) -> Decision {
+    Decision::ChatTransferred {
+        chat,
+        customer,
+        from: agent(from),
+        to: agent(to),
+        category: category.map(cat),
+    }
+}
+
 fn paired(out: &[Decision]) -> Vec<(CustomerId, AgentId)> {
     out.iter()
         .filter_map(|d| match d {
@@ -34,9 +57,7 @@ fn paired(out: &[Decision]) -> Vec<(CustomerId, AgentId)> {
 
 #[test]
 fn a_customer_is_paired_at_once_with_an_eligible_agent() {
-    let mut r = routing(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["sales"]), &[("a", "sales", 1)]);
     let c = r.join(&cat("sales"), &mut out).unwrap();
     assert_eq!(paired(&out), vec![(c, agent("a"))]);
     assert_eq!(r.place(c), None);
@@ -44,10 +65,7 @@ fn a_customer_is_paired_at_once_with_an_eligible_agent() {
 
 #[test]
 fn a_returning_customer_goes_to_their_agent_when_they_can_take_a_chat_otherwise_to_the_line() {
-    let mut r = routing(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
-    r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["sales"]), &[("a", "sales", 1), ("b", "sales", 1)]);
     // b is the least loaded and idle longest: a plain join would go to b.
     out.clear();
     let back = r.join_preferring(&cat("sales"), &agent("a"), &mut out).unwrap();
@@ -123,10 +141,7 @@ fn nobody_whose_place_did_not_change_is_told() {
 
 #[test]
 fn the_least_loaded_agent_wins_and_ties_go_to_the_longest_idle() {
-    let mut r = routing(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 4, true, &mut out).unwrap();
-    r.agent_online(agent("b"), [cat("sales")], 4, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["sales"]), &[("a", "sales", 4), ("b", "sales", 4)]);
     // Both idle: a came online first, so a has waited longest.
     let c1 = r.join(&cat("sales"), &mut out).unwrap();
     // a has one chat, b none: b is least loaded.
@@ -149,9 +164,7 @@ fn an_agent_with_capacity_takes_the_longest_waiting_across_categories() {
 
 #[test]
 fn categories_route_only_to_agents_who_hold_them() {
-    let mut r = routing(&["sales", "billing"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["sales", "billing"]), &[("a", "sales", 2)]);
     let c = r.join(&cat("billing"), &mut out).unwrap();
     assert!(paired(&out).is_empty());
     assert_eq!(r.place(c), Some(1));
@@ -162,9 +175,7 @@ fn categories_route_only_to_agents_who_hold_them() {
 
 #[test]
 fn a_limit_of_three_serves_three_and_the_rest_wait() {
-    let mut r = routing(&["general"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("general")], 3, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["general"]), &[("a", "general", 3)]);
     let cs: Vec<_> = (0..5).map(|_| r.join(&cat("general"), &mut out).unwrap()).collect();
     assert_eq!(paired(&out).len(), 3);
     assert_eq!((r.place(cs[3]), r.place(cs[4])), (Some(1), Some(2)));
@@ -198,9 +209,7 @@ fn raising_the_limit_or_going_available_pairs_at_once() {
 
 #[test]
 fn lowering_the_limit_keeps_running_chats_but_takes_no_new_one() {
-    let mut r = routing(&["general"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("general")], 2, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["general"]), &[("a", "general", 2)]);
     let c1 = r.join(&cat("general"), &mut out).unwrap();
     let _c2 = r.join(&cat("general"), &mut out).unwrap();
     r.set_limit(&agent("a"), 1, &mut out).unwrap();
@@ -214,9 +223,7 @@ fn lowering_the_limit_keeps_running_chats_but_takes_no_new_one() {
 
 #[test]
 fn a_vanished_agents_customers_go_back_to_the_front_with_their_original_wait() {
-    let mut r = routing(&["general"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("general")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["general"]), &[("a", "general", 1)]);
     let first = r.join(&cat("general"), &mut out).unwrap();
     let second = r.join(&cat("general"), &mut out).unwrap();
     out.clear();
@@ -238,9 +245,7 @@ fn a_vanished_agents_customers_go_back_to_the_front_with_their_original_wait() {
 
 #[test]
 fn an_agent_back_within_grace_keeps_their_chats() {
-    let mut r = routing(&["general"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("general")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["general"]), &[("a", "general", 1)]);
     let c = r.join(&cat("general"), &mut out).unwrap();
     r.agent_disconnected(&agent("a"), &mut out).unwrap();
     let Some(Decision::AgentGraceStarted { epoch, .. }) = out.last().cloned() else {
@@ -265,9 +270,7 @@ fn an_away_customer_keeps_their_place_and_is_not_paired_until_back() {
 
 #[test]
 fn a_customer_past_grace_leaves_the_queue_or_ends_the_chat() {
-    let mut r = routing(&["general"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("general")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["general"]), &[("a", "general", 1)]);
     let chatting = r.join(&cat("general"), &mut out).unwrap();
     let waiting = r.join(&cat("general"), &mut out).unwrap();
     r.customer_disconnected(waiting, &mut out).unwrap();
@@ -312,9 +315,7 @@ fn removing_a_category_dequeues_its_customers_and_leaves_agents_without_it() {
 
 #[test]
 fn disabling_an_agent_requeues_their_customers_to_another_agent() {
-    let mut r = routing(&["general"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("general")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["general"]), &[("a", "general", 1)]);
     let c = r.join(&cat("general"), &mut out).unwrap();
     r.agent_online(agent("b"), [cat("general")], 1, true, &mut out).unwrap();
     out.clear();
@@ -324,9 +325,7 @@ fn disabling_an_agent_requeues_their_customers_to_another_agent() {
 
 #[test]
 fn a_busy_agent_keeps_their_chats_takes_no_new_one_and_is_available_when_the_last_ends() {
-    let mut r = routing(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 3, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["sales"]), &[("a", "sales", 3)]);
     let c1 = r.join(&cat("sales"), &mut out).unwrap();
     r.set_status(&agent("a"), AgentStatus::Busy, None, &mut out).unwrap();
     out.clear();
@@ -438,9 +437,7 @@ fn offer_mode(categories: &[&str]) -> Routing {
 
 #[test]
 fn in_offer_mode_the_customer_keeps_their_place_until_the_agent_accepts() {
-    let mut r = offer_mode(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(offer_mode(&["sales"]), &[("a", "sales", 2)]);
     let c = r.join(&cat("sales"), &mut out).unwrap();
     let made = offers(&out);
     let [(offer, customer, to)] = &made[..] else {
@@ -467,9 +464,7 @@ fn in_offer_mode_the_customer_keeps_their_place_until_the_agent_accepts() {
 
 #[test]
 fn a_pending_offer_counts_against_the_limit_and_a_customer_is_offered_to_one_agent() {
-    let mut r = offer_mode(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(offer_mode(&["sales"]), &[("a", "sales", 1)]);
     let first = r.join(&cat("sales"), &mut out).unwrap();
     let second = r.join(&cat("sales"), &mut out).unwrap();
     assert_eq!(offers(&out).len(), 1, "agent a is full with one offer: {out:?}");
@@ -487,10 +482,7 @@ fn a_pending_offer_counts_against_the_limit_and_a_customer_is_offered_to_one_age
 
 #[test]
 fn a_declined_customer_goes_to_the_next_agent_and_back_only_when_everyone_passed() {
-    let mut r = offer_mode(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
-    r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(offer_mode(&["sales"]), &[("a", "sales", 1), ("b", "sales", 1)]);
     let c = r.join(&cat("sales"), &mut out).unwrap();
     let (offer, _, first) = offers(&out)[0].clone();
     out.clear();
@@ -512,9 +504,7 @@ fn a_declined_customer_goes_to_the_next_agent_and_back_only_when_everyone_passed
 
 #[test]
 fn two_lapses_in_a_row_set_the_agent_away_and_the_customer_goes_on() {
-    let mut r = offer_mode(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(offer_mode(&["sales"]), &[("a", "sales", 1)]);
     let c = r.join(&cat("sales"), &mut out).unwrap();
     let (offer, ..) = offers(&out)[0].clone();
     out.clear();
@@ -547,9 +537,7 @@ fn two_lapses_in_a_row_set_the_agent_away_and_the_customer_goes_on() {
 
 #[test]
 fn an_answer_between_lapses_keeps_the_agent_available() {
-    let mut r = offer_mode(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(offer_mode(&["sales"]), &[("a", "sales", 1)]);
     r.join(&cat("sales"), &mut out).unwrap();
     let (offer, ..) = offers(&out)[0].clone();
     out.clear();
@@ -566,9 +554,7 @@ fn an_answer_between_lapses_keeps_the_agent_available() {
 
 #[test]
 fn an_offer_is_withdrawn_when_its_agent_or_customer_drops_and_routed_on() {
-    let mut r = offer_mode(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(offer_mode(&["sales"]), &[("a", "sales", 1)]);
     let c = r.join(&cat("sales"), &mut out).unwrap();
     r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();
     out.clear();
@@ -598,9 +584,7 @@ fn an_offer_is_withdrawn_when_its_agent_or_customer_drops_and_routed_on() {
 
 #[test]
 fn leaving_offer_mode_assigns_the_offered_customers() {
-    let mut r = offer_mode(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(offer_mode(&["sales"]), &[("a", "sales", 1)]);
     let c = r.join(&cat("sales"), &mut out).unwrap();
     out.clear();
     r.set_category_mode(&cat("sales"), RoutingMode::Assign, Some(0), &mut out)
@@ -687,9 +671,7 @@ fn an_unstamped_mode_applies_and_keeps_the_stamp_in_force() {
 
 #[test]
 fn a_chat_transferred_to_an_eligible_agent_goes_on_and_to_an_ineligible_one_stays() {
-    let mut r = routing(&["sales", "billing"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["sales", "billing"]), &[("a", "sales", 2)]);
     let c = r.join(&cat("sales"), &mut out).unwrap();
     let chat = r.customer_chat(c).unwrap();
     r.agent_online(agent("b"), [cat("sales")], 1, false, &mut out).unwrap();
@@ -719,24 +701,13 @@ fn a_chat_transferred_to_an_eligible_agent_goes_on_and_to_an_ineligible_one_stay
     out.clear();
     r.transfer_to_agent(chat, &agent("a"), &agent("b"), None, &mut out)
         .unwrap();
-    assert_eq!(
-        out[0],
-        Decision::ChatTransferred {
-            chat,
-            customer: c,
-            from: agent("a"),
-            to: agent("b"),
-            category: None,
-        }
-    );
+    assert_eq!(out[0], transferred(chat, c, "a", "b", None));
     assert_eq!(r.chat_sides(chat), Some((c, &agent("b"))), "same chat, new agent");
 }
 
 #[test]
 fn a_chat_goes_to_any_available_colleague_keeping_its_category_or_moving_into_theirs() {
-    let mut r = routing(&["sales", "billing", "support"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 2, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["sales", "billing", "support"]), &[("a", "sales", 2)]);
     let c = r.join(&cat("sales"), &mut out).unwrap();
     let chat = r.customer_chat(c).unwrap();
     // Bob holds billing only, Cy support only: neither holds the chat's category.
@@ -759,16 +730,7 @@ fn a_chat_goes_to_any_available_colleague_keeping_its_category_or_moving_into_th
     // To Bob, keeping its category: still a sales chat, now his.
     r.transfer_to_agent(chat, &agent("a"), &agent("b"), None, &mut out)
         .unwrap();
-    assert_eq!(
-        out[0],
-        Decision::ChatTransferred {
-            chat,
-            customer: c,
-            from: agent("a"),
-            to: agent("b"),
-            category: None,
-        }
-    );
+    assert_eq!(out[0], transferred(chat, c, "a", "b", None));
     assert_eq!(r.chat_category(chat), Some(&cat("sales")));
     assert_eq!(r.chat_sides(chat), Some((c, &agent("b"))));
 
@@ -776,16 +738,7 @@ fn a_chat_goes_to_any_available_colleague_keeping_its_category_or_moving_into_th
     out.clear();
     r.transfer_to_agent(chat, &agent("b"), &agent("cy"), Some(&cat("support")), &mut out)
         .unwrap();
-    assert_eq!(
-        out[0],
-        Decision::ChatTransferred {
-            chat,
-            customer: c,
-            from: agent("b"),
-            to: agent("cy"),
-            category: Some(cat("support")),
-        }
-    );
+    assert_eq!(out[0], transferred(chat, c, "b", "cy", Some("support")));
     assert_eq!(r.chat_category(chat), Some(&cat("support")));
     assert_eq!(r.customer_category(c), Some(&cat("support")));
     // Naming the category it is in already moves nothing.
@@ -810,9 +763,7 @@ fn a_chat_goes_to_any_available_colleague_keeping_its_category_or_moving_into_th
 
 #[test]
 fn a_customer_transferred_to_a_category_is_served_before_those_who_joined_it_later_in_the_same_chat() {
-    let mut r = routing(&["sales", "billing"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["sales", "billing"]), &[("a", "sales", 1)]);
     let early = r.join(&cat("sales"), &mut out).unwrap();
     let chat = r.customer_chat(early).unwrap();
     let later = r.join(&cat("billing"), &mut out).unwrap();
@@ -837,9 +788,7 @@ fn a_customer_transferred_to_a_category_is_served_before_those_who_joined_it_lat
 
 #[test]
 fn a_customer_transferred_back_to_the_agents_own_category_goes_to_someone_else_first() {
-    let mut r = routing(&["sales"]);
-    let mut out = vec![];
-    r.agent_online(agent("a"), [cat("sales")], 1, true, &mut out).unwrap();
+    let (mut r, mut out) = staffed(routing(&["sales"]), &[("a", "sales", 1)]);
     let c = r.join(&cat("sales"), &mut out).unwrap();
     let chat = r.customer_chat(c).unwrap();
     r.agent_online(agent("b"), [cat("sales")], 1, true, &mut out).unwrap();

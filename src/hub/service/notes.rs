@@ -37,7 +37,7 @@ impl HubState {
         };
         let frame = ServerFrame::Note {
             chat_id,
-            note: view(&note),
+            note: NoteView::of(&note),
             client_id,
         };
         let Some(archived) = self.archive.push_message(ArchiveEvent::Note(note)) else {
@@ -91,17 +91,8 @@ impl HubState {
         }
         let frame = ServerFrame::Notes {
             chat_id,
-            notes: notes.iter().map(view).collect(),
+            notes: notes.iter().map(NoteView::of).collect(),
         };
         self.send(Recipient::Agent(agent.clone()), &frame);
-    }
-}
-
-fn view(note: &ConversationNote) -> NoteView {
-    NoteView {
-        id: note.id.clone(),
-        at: note.at,
-        agent_name: note.agent_name.clone(),
-        text: note.text.clone(),
     }
 }
