@@ -30,10 +30,10 @@ cluster:
 ## minute, and pages starved that long miss their 8 s waits), and run beside the rest under
 ## SCHED_IDLE (`chrt --idle 0`): they take only the CPU the Rust tests leave idle, and those
 ## leave much of a 2-core machine idle (the hub's shared tests used half a core, the alone
-## phase a third, cluster_routing and contract half a core between them, 2026-11-30) while
-## the browser tests want 520 to 620 CPU-seconds. Until 2026-12-01 they waited for
-## cluster_routing and contract too (a minute and a half more, mostly waiting on Redis and
-## the MongoDB-wire server). At normal priority, or at nice 19, the browser tests beside the
+## phase a third, 2026-11-30; cluster_routing four fifths of one for a minute, contract half
+## a core for half a minute, 2026-11-30, load 5 to 8) while the browser tests want 520 to 620
+## CPU-seconds. Until 2026-11-30 they waited for cluster_routing and contract too (1:50 after
+## the build instead of 0:30). At normal priority, or at nice 19, the browser tests beside the
 ## Rust tests starved their Redis and MongoDB-wire servers and the cluster nodes' lease
 ## renewals (2026-11-28 and 29: acknowledged messages missing from the archive): nice is a
 ## weight, and Chromium raises some of its threads' priority again and, as root, puts its
@@ -129,9 +129,9 @@ test-hub-shared:
 ## Every test target but `hub` (the glob names the integration tests not starting with h),
 ## niced below the hub's tests, in two parts: the unit tests (the library's, the binaries'),
 ## CPU-bound (the library's 21 CPU-seconds in 27 s, 2026-11-30, load 10), then the other
-## integration tests, which mostly wait (cluster_routing 38 CPU-seconds in 71 s on Redis, its
-## Redis server's apart; contract 11 in 33 s on its MongoDB-wire server). `make test` starts
-## the browser tests between the two.
+## integration tests, which leave a core or more idle (2026-11-30, load 5 to 8: cluster_routing
+## 52 CPU-seconds in 65 s, its Redis servers' included; contract 14 in 28 s, its MongoDB-wire
+## server's apart). `make test` starts the browser tests between the two.
 test-rust-others:
 	$(MAKE) test-rust-units
 	$(MAKE) test-rust-integration
