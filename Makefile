@@ -30,8 +30,8 @@ cluster:
 ## minute, and pages starved that long miss their 8 s waits), and run beside the rest under
 ## SCHED_IDLE (`chrt --idle 0`): they take only the CPU the Rust tests leave idle, and those
 ## leave much of a 2-core machine idle (the hub's shared tests used half a core, the alone
-## phase a third, 2026-11-30; cluster_routing four fifths of one for a minute, contract half
-## a core for half a minute, 2026-11-30, load 5 to 8) while the browser tests want 520 to 620
+## phase a third; cluster_routing four fifths to one and a half of one for half a minute to a
+## minute, contract half a core for half a minute; 2026-11-30) while the browser tests want 520 to 620
 ## CPU-seconds. Until 2026-11-30 they waited for cluster_routing and contract too (1:50 after
 ## the build instead of 0:30). At normal priority, or at nice 19, the browser tests beside the
 ## Rust tests starved their Redis and MongoDB-wire servers and the cluster nodes' lease
@@ -129,9 +129,10 @@ test-hub-shared:
 ## Every test target but `hub` (the glob names the integration tests not starting with h),
 ## niced below the hub's tests, in two parts: the unit tests (the library's, the binaries'),
 ## CPU-bound (the library's 21 CPU-seconds in 27 s, 2026-11-30, load 10), then the other
-## integration tests, which leave a core or more idle (2026-11-30, load 5 to 8: cluster_routing
-## 52 CPU-seconds in 65 s, its Redis servers' included; contract 14 in 28 s, its MongoDB-wire
-## server's apart). `make test` starts the browser tests between the two.
+## integration tests, which leave much of a core idle (2026-11-30, load 5 to 14, two runs:
+## cluster_routing 52 CPU-seconds in 65 s and 39 in 28 s, its Redis servers' included; contract
+## 14 in 28 s and 37 s, its MongoDB-wire server's apart). `make test` starts the browser tests
+## between the two; beside them (SCHED_IDLE) all 184 browser tests and both binaries passed.
 test-rust-others:
 	$(MAKE) test-rust-units
 	$(MAKE) test-rust-integration
