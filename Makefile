@@ -30,10 +30,10 @@ cluster:
 ## minute, and pages starved that long miss their 8 s waits), and run beside the rest under
 ## SCHED_IDLE (`chrt --idle 0`): they take only the CPU the Rust tests leave idle, and those
 ## leave much of a 2-core machine idle (2026-11-30: the hub's shared tests used half a core,
-## the alone phase a third, cluster_routing one core or more for half a minute to a minute,
-## contract half a core for half a minute) while the browser tests want 520 to 710
-## CPU-seconds (more at higher loads). Until 2026-11-30 they waited for cluster_routing and contract too (1:50 after
-## the build instead of 0:30). At normal priority, or at nice 19, the browser tests beside the
+## the alone phase a third, cluster_routing four fifths of a core or more for half a minute
+## to a minute, contract half a core for half a minute) while the browser tests want 520 to
+## 710 CPU-seconds (more at higher loads). Until 2026-11-30 they waited for cluster_routing
+## and contract too (1:50 after the build instead of 0:30). At normal priority, or at nice 19, the browser tests beside the
 ## Rust tests starved their Redis and MongoDB-wire servers and the cluster nodes' lease
 ## renewals (2026-11-28 and 29: acknowledged messages missing from the archive): nice is a
 ## weight, and Chromium raises some of its threads' priority again and, as root, puts its
