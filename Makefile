@@ -23,25 +23,25 @@ cluster:
 	scripts/cluster.sh
 
 ## Every test: unit, property, websocket/HTTP integration (real MongoDB-wire server), browser.
-## The build and the test dependencies' install (downloads, mostly) run side by side. Then
-## the hub's shared tests, and beside them the other Rust tests (niced), then the cluster
-## tests that must run alone. The browser tests start once the library's unit tests end (the
+## The build and the test dependencies' install (downloads, mostly) run side by side. Then the
+## hub's shared tests, and beside them the other Rust tests (niced), then the cluster tests
+## that must run alone. The browser tests start once the library's unit tests end (the
 ## CPU-bound part of the other Rust tests: its property tests keep both cores busy for half a
 ## minute, and pages starved that long miss their 8 s waits), and run beside the rest under
 ## SCHED_IDLE (`chrt --idle 0`): they take only the CPU the Rust tests leave idle, and those
 ## leave much of a 2-core machine idle (2026-11-30: the hub's shared tests used half a core,
-## the alone phase a third, cluster_routing four fifths of a core or more for half a minute
-## to a minute, contract half a core for half a minute) while the browser tests want 520 to
-## 710 CPU-seconds (more at higher loads). Until 2026-11-30 they waited for cluster_routing
-## and contract too (1:50 after the build instead of 0:30). At normal priority, or at nice 19, the browser tests beside the
-## Rust tests starved their Redis and MongoDB-wire servers and the cluster nodes' lease
-## renewals (2026-11-28 and 29: acknowledged messages missing from the archive): nice is a
-## weight, and Chromium raises some of its threads' priority again and, as root, puts its
-## audio threads in SCHED_RR. SCHED_IDLE is a policy every child inherits (Chromium, node,
-## the hubs the browser tests start); as root, CAP_SYS_NICE is dropped from their bounding
-## set (`setpriv`), so none of them can leave it. make test fails if any phase failed, and
-## names it; the output of the phases beside the hub's tests is kept in target/ and printed
-## once all are done. Each phase's start and end are printed with the time.
+## the alone phase a third, cluster_routing four fifths of a core or more for half a minute to
+## a minute, contract half a core for half a minute) while the browser tests want 520 to 710
+## CPU-seconds (more at higher loads). Until 2026-11-30 they waited for cluster_routing and
+## contract too (1:50 after the build instead of 0:30). At normal priority, or at nice 19, the
+## browser tests beside the Rust tests starved their Redis and MongoDB-wire servers and the
+## cluster nodes' lease renewals (2026-11-28 and 29: acknowledged messages missing from the
+## archive): nice is a weight, and Chromium raises some of its threads' priority again and, as
+## root, puts its audio threads in SCHED_RR. SCHED_IDLE is a policy every child inherits
+## (Chromium, node, the hubs the browser tests start); as root, CAP_SYS_NICE is dropped from
+## their bounding set (`setpriv`), so none of them can leave it. make test fails if any phase
+## failed, and names it; the output of the phases beside the hub's tests is kept in target/ and
+## printed once all are done. Each phase's start and end are printed with the time.
 test: check-imports
 	@echo "make test: $$(date -u +%T) the build and the test dependencies"
 	$(MAKE) -j2 test-deps test-build
