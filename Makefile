@@ -10,7 +10,7 @@ export RUST_BACKTRACE := 0
 VENV  := .venv
 BROWSER_DIR := tests/browser
 
-.PHONY: run cluster test check-imports test-deps test-build test-rust test-rust-shared test-hub-shared test-rust-others test-alone test-browser bench fmt lint clean
+.PHONY: run cluster test check-imports test-deps test-build test-rust test-rust-shared test-hub-shared test-rust-others test-rust-units test-rust-integration test-alone test-browser bench fmt lint clean
 
 ## Start the hub with zero configuration (127.0.0.1:8080, embedded store under ./data),
 ## and a demo shop site with the chat widget on http://localhost:8090 (DEMO_HOST_PORT).
@@ -23,40 +23,36 @@ cluster:
 	scripts/cluster.sh
 
 ## Every test: unit, property, websocket/HTTP integration (real MongoDB-wire server), browser.
-## The build and the test dependencies' install (downloads, mostly) run side by side. Then
-## the hub's shared tests, and beside them the other Rust tests (niced), then the cluster
-## tests that must run alone; the browser tests start once the other Rust tests end, and run
-## beside the rest under SCHED_IDLE (`chrt --idle 0`): they take only the CPU the Rust tests
-## leave idle, and those leave much of a 2-core machine idle (the hub's shared tests used
-## half a core, the alone phase a third, 2026-11-30) while the browser tests want about 550
-## CPU-seconds. Not from the start: the other Rust tests' property tests keep both cores
-## busy for a minute or more, and pages starved that long miss their 8 s waits. At normal
-## priority, or at nice 19, the browser tests beside the Rust tests starved their Redis and
-## MongoDB-wire servers and the cluster nodes' lease renewals (2026-11-28 and 29:
-## acknowledged messages missing from the archive): nice is a weight, and Chromium raises
-## some of its threads' priority again and, as root, puts its audio threads in SCHED_RR
-## (seen on 2026-11-30). SCHED_IDLE is a policy every child inherits (Chromium, node, the
-## hubs the browser tests start); as root, CAP_SYS_NICE is dropped from their bounding set
-## (`setpriv`), so none of them can leave it. make test fails if any phase failed, and names
-## it; the output of the phases beside the hub's tests is kept in target/ and printed once
-## all are done. Each phase's start and end are printed with the time.
-## Tried twice on 2026-11-30 beside other agents' builds and tests (no times to compare).
-## Started with the Rust tests (load 15 to 33, Chromium's audio threads still SCHED_RR):
-## 4 browser tests missed 8 s waits, and 4 of the 9 scenarios failed beside them (360
-## acknowledged messages lost in scenario 1, seq gaps). Started after the other Rust tests
-## (load 6 to 16): all 183 passed, 5 minutes of them beside the alone phase, whose 30 tests
-## passed, every thread below them SCHED_IDLE throughout; the Rust tests that failed (6
-## cluster tests of the hub's, 2 of cluster_routing's: Redis calls timing out) had failed
-## before the browser tests started. A quiet machine has yet to show the scenarios pass
-## beside them every time.
+## The build and the test dependencies' install (downloads, mostly) run side by side. Then the
+## hub's shared tests, and beside them the other Rust tests (niced), then the cluster tests
+## that must run alone. The browser tests start once the library's unit tests end (the
+## CPU-bound part of the other Rust tests: its property tests keep both cores busy for half a
+## minute, and pages starved that long miss their 8 s waits), and run beside the rest under
+## SCHED_IDLE (`chrt --idle 0`): they take only the CPU the Rust tests leave idle, and those
+## leave much of a 2-core machine idle (2026-11-30: the hub's shared tests used half a core,
+## the alone phase a third, cluster_routing four fifths of a core or more for half a minute to
+## a minute, contract half a core for half a minute) while the browser tests want 520 to 710
+## CPU-seconds (more at higher loads). Until 2026-11-30 they waited for cluster_routing and
+## contract too (1:50 after the build instead of 0:30). At normal priority, or at nice 19, the
+## browser tests beside the Rust tests starved their Redis and MongoDB-wire servers and the
+## cluster nodes' lease renewals (2026-11-28 and 29: acknowledged messages missing from the
+## archive): nice is a weight, and Chromium raises some of its threads' priority again and, as
+## root, puts its audio threads in SCHED_RR. SCHED_IDLE is a policy every child inherits
+## (Chromium, node, the hubs the browser tests start); as root, CAP_SYS_NICE is dropped from
+## their bounding set (`setpriv`), so none of them can leave it. make test fails if any phase
+## failed, and names it; the output of the phases beside the hub's tests is kept in target/ and
+## printed once all are done. Each phase's start and end are printed with the time.
 test: check-imports
 	@echo "make test: $$(date -u +%T) the build and the test dependencies"
 	$(MAKE) -j2 test-deps test-build
 	@rm -f $(OTHERS_LOG) $(BROWSER_LOG) $(OTHERS_LOG).done; failed=; \
-	echo "make test: $$(date -u +%T) the hub's shared tests; beside them the other Rust tests, niced (output in $(OTHERS_LOG)), then the browser tests at SCHED_IDLE (output in $(BROWSER_LOG))"; \
-	( o=0; b=0; $(MAKE) test-rust-others >$(OTHERS_LOG) 2>&1 || o=1; touch $(OTHERS_LOG).done; \
-	  echo "make test: $$(date -u +%T) the other Rust tests ended (exit $$o); the browser tests start"; \
-	  $(BROWSER_IDLE) sh -c '$(BROWSER_RUN)' >$(BROWSER_LOG) 2>&1 || b=2; \
+	echo "make test: $$(date -u +%T) the hub's shared tests; beside them the other Rust tests, niced (output in $(OTHERS_LOG)), and once the library's unit tests end the browser tests at SCHED_IDLE (output in $(BROWSER_LOG))"; \
+	( o=0; b=0; $(MAKE) test-rust-units >$(OTHERS_LOG) 2>&1 || o=1; \
+	  echo "make test: $$(date -u +%T) the library's unit tests ended (exit $$o); the browser tests start"; \
+	  ( $(BROWSER_IDLE) sh -c '$(BROWSER_RUN)' >$(BROWSER_LOG) 2>&1 ) & browser=$$!; \
+	  $(MAKE) test-rust-integration >>$(OTHERS_LOG) 2>&1 || o=1; touch $(OTHERS_LOG).done; \
+	  echo "make test: $$(date -u +%T) the other Rust tests ended (exit $$o)"; \
+	  wait $$browser || b=2; \
 	  echo "make test: $$(date -u +%T) the browser tests ended (exit $$b)"; exit $$((o + b)) ) & beside=$$!; \
 	$(MAKE) test-hub-shared || failed="$$failed test-hub-shared"; \
 	while [ ! -e $(OTHERS_LOG).done ]; do sleep 1; done; \
@@ -131,11 +127,21 @@ test-hub-shared:
 	scripts/with-mongo.sh $(CARGO) test --test hub -- --test-threads=$(HUB_TEST_THREADS) $(addprefix --skip ,$(ALONE))
 
 ## Every test target but `hub` (the glob names the integration tests not starting with h),
-## niced below the hub's tests. CPU-bound at 2026-11-30, load 10: the library's unit tests 21
-## CPU-seconds (40 before proptest's random numbers were optimised, Cargo.toml), cluster_routing
-## 38 (its Redis server's apart), contract 11 in 33 s (waiting on its MongoDB-wire server).
+## niced below the hub's tests, in two parts: the unit tests (the library's, the binaries'),
+## CPU-bound (the library's 21 CPU-seconds in 27 s, 2026-11-30, load 10), then the other
+## integration tests, which leave much of a core idle (2026-11-30, load 5 to 14, two runs:
+## cluster_routing 52 CPU-seconds in 65 s and 39 in 28 s, its Redis servers' included; contract
+## 14 in 28 s and 37 s, its MongoDB-wire server's apart). `make test` starts the browser tests
+## between the two; beside them (SCHED_IDLE) all 184 browser tests and both binaries passed.
 test-rust-others:
-	nice -n 10 scripts/with-mongo.sh $(CARGO) test --workspace --lib --bins --test '[!h]*' -- --test-threads=4
+	$(MAKE) test-rust-units
+	$(MAKE) test-rust-integration
+
+test-rust-units:
+	nice -n 10 $(CARGO) test --workspace --lib --bins -- --test-threads=4
+
+test-rust-integration:
+	nice -n 10 scripts/with-mongo.sh $(CARGO) test --workspace --test '[!h]*' -- --test-threads=4
 
 test-alone:
 	scripts/with-mongo.sh sh -c '$(CARGO) test --test hub -- --test-threads=1 cluster_scenarios:: \
