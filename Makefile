@@ -27,7 +27,7 @@ cluster:
 ## hub's shared tests, and beside them the other Rust tests (niced), then the cluster tests
 ## that must run alone. The browser tests start once the library's unit tests end (the
 ## CPU-bound part of the other Rust tests: its property tests keep both cores busy for half a
-## minute, and pages starved that long miss their 8 s waits), and run beside the rest under
+## minute, and pages starved that long miss their waits), and run beside the rest under
 ## SCHED_IDLE (`chrt --idle 0`): they take only the CPU the Rust tests leave idle, and those
 ## leave much of a 2-core machine idle (2026-11-30: the hub's shared tests used half a core,
 ## the alone phase a third, cluster_routing four fifths of a core or more for half a minute to
