@@ -12,7 +12,9 @@ use serde_json::json;
 use switchboard::store::{MemoryStore, SharedStore};
 
 use crate::archive::TempDir;
-use crate::cluster_fixture::{Servers, killed_and_back_empty, nodes, redis_conn, resume_tried, resumed_on};
+use crate::cluster_fixture::{
+    Servers, killed_and_back_empty, nodes, redis_conn, redis_shows, refused_for_now, resume_tried, resumed_on,
+};
 use crate::cluster_redis_restart::{archived, healthy, lease_of};
 use crate::common::{Ws, closed_with_lines, types, u64s_in};
 use crate::redis_server::RedisServer;
@@ -579,6 +581,92 @@ async fn a_resume_before_the_nodes_record_their_tokens_again_is_refused_for_now_
     assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
     alpha.stop().await;
     beta.stop().await;
+}
+
+/// Found by scenario 4 (seed 5): a customer whose node was lost is held away by the node
+/// that reaped it, which runs their grace timer but never had their token (Redis holds its
+/// digest, recorded by the node that issued it). Redis then came back empty: the nodes
+/// recorded again the tokens of the customers they hold, and the reaper had none to record
+/// for her, so once the restore had settled her resume within grace was `resume_expired`.
+/// Now the reaper records again the key her join's event named (its digest): she resumes
+/// into her chat.
+#[tokio::test]
+async fn a_customer_held_by_their_nodes_reaper_when_redis_comes_back_empty_resumes_within_grace() {
+    use crate::cluster_fixture::{Process, customer_on, process_and_nodes};
+    let (mut doomed, bind, [live], mut servers) = process_and_nodes(
+        "cluster-reassert-reaped",
+        Process::named("doomed"),
+        ["live"],
+        lease_of(1_000),
+    )
+    .await;
+    let mut ann = live.agent("ann", &["general"], 1).await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let (chat, token) = one_said(&mut carla, &mut ann).await;
+
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    // Live reaps doomed: Carla is away, her grace running there.
+    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+    resumes_through_the_restore(live, ann, (&token, &chat)).await;
+}
+
+/// Carla and Ann, just paired: both are told, and Carla says "one". The chat, her token.
+async fn one_said(carla: &mut Ws, ann: &mut Ws) -> (String, String) {
+    let chat = started(carla).await;
+    assert_eq!(started(ann).await, chat);
+    exchange(carla, ann, &chat, "one", 1).await;
+    (chat, carla.token.clone().unwrap())
+}
+
+/// Redis came back empty with Carla away from `chat` after "one" (Ann on `live`): she is
+/// refused for now on `live` while the nodes restore, then resumes (never
+/// `resume_expired`), and the chat goes on both ways.
+async fn resumes_through_the_restore(live: crate::common::TestHub, mut ann: Ws, (token, chat): (&str, &str)) {
+    healthy(&live, "live").await;
+    let (mut back, resumed) = resumed_on(&live, token, 1, Duration::from_secs(30), "carla").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat, "{resumed}");
+    ann.next_of("peer_back").await;
+    exchange(&mut ann, &mut back, chat, "two", 2).await;
+    exchange(&mut back, &mut ann, chat, "three", 3).await;
+    live.stop().await;
+}
+
+/// The same for a node's own customer it took back after a fence: Redis came back with its
+/// data after the node's lease ran out, so the node let go of its people (1012) and handed
+/// itself its previous incarnation's (their grace timers run here). It had forgotten who
+/// they were: their chat came back nameless (the agent's welcome said `"peer_name": ""`)
+/// and, once Redis lost its data, nobody recorded their token again (scenario 4, seed 5:
+/// `resume_expired` with 47 s of grace left). Now it keeps their names and tokens' keys.
+#[tokio::test]
+async fn a_customer_their_fenced_node_took_back_resumes_after_redis_comes_back_empty() {
+    let ([live], mut servers, data) =
+        crate::cluster_fixture::nodes_with_redis_data("cluster-reassert-fenced", ["live"], lease_of(1_000)).await;
+    let (mut ann, ann_token) = live.agent_with_token("ann", &["general"], 1).await;
+    let mut carla = live.customer("Carla", "general").await;
+    let (chat, token) = one_said(&mut carla, &mut ann).await;
+
+    // Away past the lease, back with its data: live is fenced and lets everyone go.
+    let port = servers.redis.port;
+    servers.redis.kill();
+    redis_shows(&live, "down").await;
+    refused_for_now(&mut carla, "refused", "x1").await;
+    // Past the lease (by Redis's clock, which its data keeps): live is suspended.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut redis = RedisServer::start_with(port, Some(&data)).await;
+    assert_eq!(carla.closed().await.map(u16::from), Some(1012));
+    assert_eq!(ann.closed().await.map(u16::from), Some(1012));
+    healthy(&live, "live").await;
+    // Ann back: her welcome follows live's taking back its people in the events stream.
+    let (ann, welcome) = Ws::with_bearer(&live, "/ws/agent", &ann_token, "agent_welcome").await;
+    let chats = &welcome["chats"];
+    assert_eq!(chats[0]["chat_id"], chat.as_str(), "{welcome}");
+    assert_eq!(chats[0]["peer_name"], "Carla", "{welcome}");
+
+    let _redis = killed_and_back_empty(&mut redis).await;
+    resumes_through_the_restore(live, ann, (&token, &chat)).await;
 }
 
 /// Found by scenario 4: after Redis came back empty, a chat's log starts after the seq its

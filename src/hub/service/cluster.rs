@@ -205,6 +205,11 @@ struct RemoteCustomer {
     profile: CustomerProfile,
     /// The conversation they continue: their chat's id, and the seq its lines go on from.
     continues: Option<Continues>,
+    /// The key of their resume token (`resume_tokens::key`), as their join's event or
+    /// their node's letting go of them here named it (empty: not known). A node that
+    /// reaped their node runs their grace without ever having had their token, and
+    /// records this key again when Redis loses its data (`cluster_data_lost`).
+    token_key: String,
 }
 
 /// The customer of a chat being opened, as this node knows them.
@@ -353,28 +358,27 @@ impl ClusterState {
     }
 
     /// A customer of ours who went to another node: theirs now, known by name.
-    pub(super) fn remember_remote_customer(
-        &mut self,
-        customer: CustomerId,
-        name: String,
-        video: bool,
-        queued_at: i64,
-        first_message: Option<String>,
-        profile: CustomerProfile,
-    ) {
+    pub(super) fn remember_remote_customer(&mut self, customer: CustomerId, info: Box<CustomerInfo>) {
         // What they continue stays known (their chat's id), from their join.
         let continues = self.remote_customers.remove(&customer).and_then(|r| r.continues);
         self.remote_customers.insert(
             customer,
             RemoteCustomer {
-                name,
-                video,
-                queued_at,
-                first_message,
-                profile,
+                name: info.name,
+                video: info.video,
+                queued_at: info.queued_at,
+                first_message: info.first_message,
+                profile: info.profile,
                 continues,
+                token_key: crate::cluster::resume_tokens::key(&info.token.to_string()),
             },
         );
+    }
+
+    /// The key of a remote customer's resume token, if this node knows it.
+    pub(super) fn remote_token_key(&self, customer: CustomerId) -> Option<&str> {
+        let key = self.remote_customers.get(&customer)?.token_key.as_str();
+        (!key.is_empty()).then_some(key)
     }
 
     pub(super) fn forget_customer(&mut self, customer: CustomerId) {
@@ -1115,6 +1119,7 @@ impl HubState {
                 message,
                 profile,
                 continues,
+                token_key,
                 ..
             } => {
                 let customer = customer.expect("a join names its customer");
@@ -1151,6 +1156,7 @@ impl HubState {
                                 first_message: Some(message).filter(|m| !m.is_empty()),
                                 profile: *profile,
                                 continues,
+                                token_key,
                             },
                         );
                         // A join of this process it had already refused (Redis lost its

@@ -31,6 +31,26 @@ impl HubState {
             .collect()
     }
 
+    /// The customers whose grace runs here though this node does not hold them as its own
+    /// (`self.customers`): a lost node's, handed over by a `node_lost` this node made —
+    /// those in a chat, which this node archives since (`inherit_archiving`), and those
+    /// waiting (`inherited_waiting`) — while the routing domain still has them.
+    pub(in crate::hub::service) fn customers_in_our_care(&self) -> Vec<CustomerId> {
+        let chatting = (self.chats.iter())
+            .filter(|(chat, log)| {
+                log.archived_here
+                    && !self.customers.contains_key(&log.customer)
+                    && self.routing.customer_chat(log.customer) == Some(**chat)
+            })
+            .map(|(_, log)| log.customer);
+        let waiting = (self.cluster.iter())
+            .flat_map(|cluster| cluster.inherited_waiting.iter().copied())
+            .filter(|customer| {
+                !self.customers.contains_key(customer) && self.routing.customer_category(*customer).is_some()
+            });
+        chatting.chain(waiting).collect()
+    }
+
     /// The waiting customers a `node_lost` this node made handed to it.
     pub(in crate::hub::service) fn inherited_waiting(&self, out: &[Decision]) -> Vec<CustomerId> {
         out.iter()

@@ -87,8 +87,13 @@ pub(in crate::hub::service) struct TakenOn {
 impl HubState {
     /// Records which customer `token` resumes, cluster-wide, for `ttl`.
     pub(in crate::hub::service) fn remember_token(&self, token: &str, customer: CustomerId, ttl: Duration) {
+        self.remember_token_key(resume_tokens::key(token), customer, ttl);
+    }
+
+    /// As [`Self::remember_token`], by the token's key (all a node knows of the token of a
+    /// customer it did not issue it to).
+    pub(in crate::hub::service) fn remember_token_key(&self, key: String, customer: CustomerId, ttl: Duration) {
         if self.cluster.is_some() {
-            let key = resume_tokens::key(token);
             let _ = self.call(RouterCall::RememberToken { key, customer, ttl });
         }
     }
@@ -332,14 +337,7 @@ impl HubState {
     fn undo_take_on(&mut self, taken_on: TakenOn) {
         if let Some(info) = self.customers.remove(&taken_on.customer) {
             self.tokens.remove(&info.token);
-            self.cluster_mut().remember_remote_customer(
-                taken_on.customer,
-                info.name,
-                info.video,
-                info.queued_at,
-                info.first_message,
-                info.profile,
-            );
+            self.cluster_mut().remember_remote_customer(taken_on.customer, info);
         }
         if let Some(chat) = taken_on.chat {
             if taken_on.log_created {
@@ -626,14 +624,7 @@ impl HubState {
             return;
         };
         self.tokens.remove(&info.token);
-        self.cluster_mut().remember_remote_customer(
-            customer,
-            info.name,
-            info.video,
-            info.queued_at,
-            info.first_message,
-            info.profile,
-        );
+        self.cluster_mut().remember_remote_customer(customer, info);
         let theirs: Vec<ChatId> = self
             .chats
             .iter()

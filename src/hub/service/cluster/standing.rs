@@ -186,6 +186,15 @@ impl HubState {
         for (token, customer) in tokens {
             self.remember_token(&token, customer, crate::cluster::resume_tokens::HELD_FOR);
         }
+        // And those of the customers a lost node left in this node's care (their grace
+        // runs here): it never had their tokens, but knows their keys (from their join's
+        // event), and no other node records them. Else, once the restore had settled, such
+        // a customer's resume within grace found no token: `resume_expired` (scenario 4).
+        for customer in self.customers_in_our_care() {
+            if let Some(key) = self.cluster_mut().remote_token_key(customer).map(String::from) {
+                self.remember_token_key(key, customer, crate::cluster::resume_tokens::HELD_FOR);
+            }
+        }
         let names: Vec<(AgentId, String)> = self
             .agents
             .iter()
@@ -344,7 +353,17 @@ impl HubState {
             })
             .collect();
         self.cluster_mut().let_go.extend(let_go);
-        self.customers.clear();
+        // Known from here on as any other node's customers, as one who resumed elsewhere
+        // is: the node that runs their grace now — often this very one, handing itself its
+        // previous incarnation's people — names them in their chat (to their agent, in the
+        // archive), and records their token's key again should Redis lose its data. Before,
+        // forgotten here, their chat came back nameless and their token unrecorded: their
+        // resume within grace was `resume_expired` (scenario 4).
+        let customers = std::mem::take(&mut self.customers);
+        let cluster = self.cluster_mut();
+        for (customer, info) in customers {
+            cluster.remember_remote_customer(customer, info);
+        }
         self.tokens.clear();
         self.agents.clear();
         self.chats.clear();
