@@ -183,8 +183,9 @@ pub async fn run(
     let (cluster, lease_task) = if settings.clustered() {
         // A dead node's people are handed to this node by the `node_lost` routing script.
         let hook = crate::hub::cluster::link::RoutingHandover::new();
-        let (cluster, lease_task) = crate::cluster::node::Cluster::start(&settings, hook.clone(), shutdown.clone())
-            .map_err(|e| RunError::Cluster(format!("REDIS_URL: {e}")))?;
+        let (cluster, lease_task) =
+            crate::cluster::node::Cluster::start(&settings.cluster, hook.clone(), shutdown.clone())
+                .map_err(|e| RunError::Cluster(format!("REDIS_URL: {e}")))?;
         hook.attach(cluster.clone());
         (Some(cluster), Some(lease_task))
     } else {
@@ -253,7 +254,8 @@ pub async fn run(
     if let (Some(imap), Some(status)) = (settings.imap.clone(), inbound.clone()) {
         // MAIL_FROM was checked to be a mailbox at start-up.
         let desk_address = settings
-            .mail_from
+            .mail
+            .from
             .parse::<lettre::message::Mailbox>()
             .map(|m| m.email.to_string())
             .unwrap_or_default();
@@ -326,7 +328,7 @@ pub async fn run(
         // A slow body is bounded here; a slow request head by the listener's header deadline.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
-            settings.http_request_timeout,
+            settings.http.request_timeout,
         ))
         // Outside the timeout, so a request cut short at its deadline announces the close too.
         .layer(axum::middleware::from_fn(

@@ -97,7 +97,7 @@ fn main() -> ExitCode {
 
 async fn serve(settings: Settings, log_format: LogFormat) -> Result<(), String> {
     raise_open_file_limit();
-    let (listener, backlog) = switchboard::http::listening::bind(settings.bind, settings.listen_backlog)
+    let (listener, backlog) = switchboard::http::listening::bind(settings.bind, settings.http.listen_backlog)
         .map_err(|e| format!("cannot listen on BIND_ADDR={}: {e}", settings.bind))?;
     backlog.log();
     let shutdown = CancellationToken::new();

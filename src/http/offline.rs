@@ -252,7 +252,7 @@ async fn leave_checked(
         handled_by: None,
         customer: Some(customer),
     };
-    let mail = state.settings.offline_mail_to.as_ref().map(|desk| {
+    let mail = state.settings.mail.offline_to.as_ref().map(|desk| {
         let console = format!("{}/agent.html", super::public_url::base_url(state, headers));
         crate::offline::desk_mail(&message, &category.name, desk, &console, now)
     });

@@ -74,7 +74,7 @@ async fn categories(State(state): State<AppState>) -> JsonResult<Vec<PublicCateg
                     .filter(|_| !open)
                     .and_then(|doc| doc.categories.iter().find(|h| h.category == view.id))
                     .and_then(|h| h.hours().ok())
-                    .and_then(|h| h.next_open(now, &state.settings.appointment_zone))
+                    .and_then(|h| h.next_open(now, &state.settings.appointments.zone))
                     .map(|at| at.as_millisecond());
                 PublicCategory {
                     id: view.id,

@@ -16,13 +16,13 @@ use switchboard::config::{Settings, StoreMode};
 /// A hub whose attachments live on disk under a fresh `DATA_DIR` (the default
 /// configuration's store), with `max_bytes` as `ATTACHMENT_MAX_BYTES`.
 async fn hub_on_disk(dir: &TempDir, max_bytes: u64) -> TestHub {
-    on_disk(dir, |s| s.attachment_max_bytes = max_bytes).await
+    on_disk(dir, |s| s.attachments.max_bytes = max_bytes).await
 }
 
 /// As [`hub_on_disk`] with the default size limit, a conversation's files taking at most
 /// `room` bytes together (`ATTACHMENT_CONVERSATION_MAX_BYTES`).
 async fn hub_on_disk_with_room(dir: &TempDir, room: u64) -> TestHub {
-    on_disk(dir, |s| s.attachment_conversation_max_bytes = room).await
+    on_disk(dir, |s| s.attachments.conversation_max_bytes = room).await
 }
 
 /// A hub whose store is on disk under `dir`, with `more` settings.
@@ -38,8 +38,8 @@ async fn on_disk(dir: &TempDir, more: impl FnOnce(&mut switchboard::config::Sett
 /// The settings' upload quotas: `conversation` bytes a conversation, `day` bytes a day.
 fn quotas(conversation: u64, day: u64) -> impl Fn(&mut Settings) + Copy {
     move |s| {
-        s.attachment_conversation_max_bytes = conversation;
-        s.attachment_day_max_bytes = day;
+        s.attachments.conversation_max_bytes = conversation;
+        s.attachments.day_max_bytes = day;
     }
 }
 

@@ -1207,7 +1207,7 @@ pub async fn koeln_desk<F: FnOnce(&mut Settings)>(
     let smtp = SmtpSink::start(port).await;
     let hub = TestHub::with(|s| {
         mail(port)(s);
-        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+        s.mail.from = "Kundendienst Köln <desk@example.org>".into();
         tweak(s);
     })
     .await;

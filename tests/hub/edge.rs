@@ -331,7 +331,7 @@ async fn metrics_and_health_details_are_for_the_whitelist_or_a_token() {
     // Loopback is outside the whitelist here, so the test client is an outsider.
     let hub = TestHub::with(|s| {
         s.agent_whitelist = vec!["10.9.0.0/16".parse().unwrap()];
-        s.metrics_token = Some(TOKEN.into());
+        s.http.metrics_token = Some(TOKEN.into());
     })
     .await;
     let client = reqwest::Client::new();
@@ -452,7 +452,7 @@ async fn pages_and_api_carry_hardening_headers_and_the_cookie_its_attributes() {
     assert!(!header(&res, "set-cookie").contains("Secure"));
     hub.stop().await;
     // COOKIE_SECURE forces it.
-    let hub = TestHub::with(|s| s.cookie_secure = true).await;
+    let hub = TestHub::with(|s| s.http.cookie_secure = true).await;
     let res = client
         .post(hub.url("/api/login"))
         .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
@@ -467,7 +467,7 @@ async fn pages_and_api_carry_hardening_headers_and_the_cookie_its_attributes() {
 /// keeps its connection's place), and no other address is affected.
 #[tokio::test]
 async fn open_websockets_count_against_their_address_until_they_close() {
-    let hub = TestHub::with(|s| s.max_connections_per_address = 2).await;
+    let hub = TestHub::with(|s| s.http.max_connections_per_address = 2).await;
     let url = hub.ws_url("/ws/customer");
     let first = Ws::connect_from("127.0.0.6", &url, &[]).await.unwrap();
     let _second = Ws::connect_from("127.0.0.6", &url, &[]).await.unwrap();

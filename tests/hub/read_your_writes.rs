@@ -88,7 +88,7 @@ async fn across_nodes_the_node_asked_finds_a_chat_another_node_archives() {
     let cluster = Cluster::start("ryw-cluster").await;
     // Several nodes share their token secret (REDIS_URL requires ROOM_TOKEN_SECRET).
     let shared = |s: &mut switchboard::config::Settings| {
-        s.room_token_secret = switchboard::config::Secret(b"one secret for every node".to_vec())
+        s.rooms.token_secret = switchboard::config::Secret(b"one secret for every node".to_vec())
     };
     let (alpha, beta) = cluster.two_nodes(shared).await;
     let mut ann = beta.agent("ann", &["general"], 1).await;
