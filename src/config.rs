@@ -4,13 +4,14 @@
 //! variable. `.env.example` lists them all with their meaning.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub mod access;
 pub mod appointments;
+pub mod archive;
 pub mod attachments;
 pub mod clamd;
 pub mod cluster;
@@ -19,6 +20,7 @@ pub mod imap;
 pub mod mail;
 pub mod outbox;
 pub mod rooms;
+pub mod store;
 pub mod webhooks;
 pub mod widget;
 
@@ -67,12 +69,9 @@ fn test_only_hash_cost() -> HashCost {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
-    /// Addresses allowed to reach agent and admin login, their API and the agent websocket.
-    pub agent_whitelist: Vec<IpNet>,
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpNet>,
-    /// Origins allowed to open websockets besides the hub's own; `*` allows any.
-    pub allowed_origins: Vec<String>,
+    /// Who may reach the staff's side, whose forwarded addresses are believed, and which
+    /// origins may open websockets (`AGENT_WHITELIST`, `TRUSTED_PROXIES`, `ALLOWED_ORIGINS`).
+    pub access: access::AccessSettings,
     pub max_message_len: usize,
     pub draft_preview: bool,
     /// The shortest gap between two draft previews forwarded for one chat.
@@ -103,31 +102,17 @@ pub struct Settings {
     /// How costly new password hashes are: always standard from the environment; only
     /// [`Settings::for_tests`] makes them light.
     pub password_hash_cost: HashCost,
-    pub store: StoreMode,
-    pub data_dir: PathBuf,
-    pub mongodb_uri: Option<String>,
-    pub mongodb_db: String,
-    /// Archive events held in memory while the store is unreachable.
-    pub archive_buffer: usize,
+    /// Where durable data lives and how it is reached (`STORE`, `DATA_DIR`, `MONGODB_*`,
+    /// `EMBEDDED_CACHE_MB`, `STORE_READ_TIMEOUT_MS`).
+    pub store: store::StoreSettings,
+    /// The archive's writer: its buffer, batches and timeouts (`ARCHIVE_*`,
+    /// `READY_MAX_BACKLOG`).
+    pub archive: archive::ArchiveSettings,
 
     // websocket closing
     /// Serve `/ws/echo`, an echo on the hub's websocket stack for conformance runs
     /// (`WS_ECHO_ENDPOINT`, off). Refused unless `BIND_ADDR` is a loopback address.
     pub ws_echo_endpoint: bool,
-    // ---- the stores under operation ----
-    /// redb's page cache for the embedded store, in bytes (`EMBEDDED_CACHE_MB`).
-    pub embedded_cache_bytes: usize,
-    /// `/readyz` answers 503 while more archive events than this wait to be written.
-    pub ready_max_backlog: usize,
-    /// An archive write taking longer than this shows the hub as "slow".
-    pub archive_slow_write: Duration,
-    /// `ARCHIVE_WRITE_TIMEOUT_MS`: a store write taking longer than this counts as failed
-    /// (a hung database shows as degraded and the writer retries or spools).
-    pub archive_write_timeout: Duration,
-    /// `STORE_READ_TIMEOUT_MS`: a store read someone waits on (an HTTP request, a frame)
-    /// answering later than this is given up as `Unavailable` (a frozen MongoDB holds a
-    /// read on its open connection without end), so the request answers 503.
-    pub store_read_timeout: Duration,
     /// The HTTP edge: its timeouts, connections, `/metrics` token and cookies.
     pub http: http::HttpSettings,
     /// Webhook deliveries: where they may go, their lease and how long their log is kept
@@ -160,9 +145,6 @@ pub struct Settings {
     /// `FOLLOW_UP_MAIL_DELAY_SECS`: lines an agent writes to a customer who left (with an
     /// email on file) within this long of the first make one mail, sent when it is over.
     pub follow_up_mail_delay: Duration,
-    // ---- the default configuration fast ----
-    /// `ARCHIVE_GROUP_COMMIT_MS`: the least time between the starts of two archive writes.
-    pub archive_group_commit: Duration,
     /// The embeddable chat widget (`WIDGET_*`, `DEMO_HOST_PORT`).
     pub widget: widget::WidgetSettings,
     /// Mail customers send back, read over IMAP (`IMAP_*`); `None`: off.
@@ -211,9 +193,7 @@ impl Settings {
         let r = Reader { lookup: &lookup };
         let settings = Settings {
             bind: r.parsed("BIND_ADDR", "127.0.0.1:8080")?,
-            agent_whitelist: r.nets("AGENT_WHITELIST", "127.0.0.0/8,::1/128")?,
-            trusted_proxies: r.nets("TRUSTED_PROXIES", "")?,
-            allowed_origins: r.origins("ALLOWED_ORIGINS")?,
+            access: access::AccessSettings::read(&r)?,
             max_message_len: r.ranged("MAX_MESSAGE_LEN", 2000, 1..=100_000)?,
             draft_preview: r.flag("DRAFT_PREVIEW", true)?,
             draft_interval: Duration::from_millis(r.ranged("DRAFT_INTERVAL_MS", 150, 0..=10_000)?),
@@ -232,24 +212,11 @@ impl Settings {
             admin_username: r.text("ADMIN_USERNAME", "admin"),
             admin_password: r.optional("ADMIN_PASSWORD"),
             password_hash_cost: HashCost::Standard,
-            store: r.store_mode("STORE")?,
-            data_dir: PathBuf::from(r.text("DATA_DIR", "./data")),
-            mongodb_uri: r.optional("MONGODB_URI"),
-            mongodb_db: r.text("MONGODB_DB", "switchboard"),
-            archive_buffer: r.ranged("ARCHIVE_BUFFER", 100_000, 100..=10_000_000)?,
+            store: store::StoreSettings::read(&r)?,
+            archive: archive::ArchiveSettings::read(&r)?,
 
             // websocket closing
             ws_echo_endpoint: r.flag("WS_ECHO_ENDPOINT", false)?,
-            // ---- the stores under operation ----
-            embedded_cache_bytes: r.ranged::<usize>("EMBEDDED_CACHE_MB", 8, 1..=65_536)? << 20,
-            ready_max_backlog: r.ranged("READY_MAX_BACKLOG", 1_000, 0..=10_000_000)?,
-            archive_slow_write: Duration::from_millis(r.ranged("ARCHIVE_SLOW_WRITE_MS", 1_000, 1..=600_000)?),
-            archive_write_timeout: Duration::from_millis(r.ranged(
-                "ARCHIVE_WRITE_TIMEOUT_MS",
-                15_000,
-                100..=600_000,
-            )?),
-            store_read_timeout: Duration::from_millis(r.ranged("STORE_READ_TIMEOUT_MS", 5_000, 100..=600_000)?),
             http: http::HttpSettings::read(&r)?,
             webhooks: webhooks::WebhookSettings::read(&r)?,
             mail: mail::MailSettings::read(&r)?,
@@ -263,8 +230,6 @@ impl Settings {
             appointments: appointments::AppointmentSettings::read(&r)?,
             outbox: outbox::OutboxSettings::read(&r)?,
             follow_up_mail_delay: r.positive_seconds("FOLLOW_UP_MAIL_DELAY_SECS", 60.0)?,
-            // ---- the default configuration fast ----
-            archive_group_commit: Duration::from_millis(r.ranged("ARCHIVE_GROUP_COMMIT_MS", 2, 0..=50)?),
             widget: widget::WidgetSettings::read(&r)?,
             imap: imap::ImapSettings::read(&r)?,
             clamd: clamd::Clamd::read(&r)?,
@@ -295,24 +260,6 @@ impl Settings {
                 ),
             });
         }
-        // Parsed now, without connecting, so a malformed URI stops start-up (and
-        // `check-config`) instead of being retried as if the server were down.
-        if let Some(uri) = &settings.mongodb_uri
-            && let Err(e) = mongodb::options::ConnectionString::parse(uri)
-        {
-            return Err(ConfigError {
-                var: "MONGODB_URI",
-                value: settings.redacted().mongodb_uri.unwrap_or_default(),
-                reason: format!("not a MongoDB connection string: {e}"),
-            });
-        }
-        if settings.store == StoreMode::MongoDb && settings.mongodb_uri.is_none() {
-            return Err(ConfigError {
-                var: "MONGODB_URI",
-                value: String::new(),
-                reason: "STORE=mongodb needs MONGODB_URI".into(),
-            });
-        }
         if let Some(password) = &settings.admin_password
             && password.chars().count() < 8
         {
@@ -328,18 +275,9 @@ impl Settings {
     /// Defaults with an in-memory store, for tests.
     pub fn for_tests() -> Self {
         let mut s = Self::from_lookup(|_| None).expect("defaults are valid");
-        s.store = StoreMode::Memory;
+        s.store.mode = StoreMode::Memory;
         s.password_hash_cost = HashCost::LightForTests;
         s
-    }
-
-    /// Is this peer address allowed to act as an agent or admin?
-    pub fn is_whitelisted(&self, ip: IpAddr) -> bool {
-        self.agent_whitelist.iter().any(|net| net.contains(&ip))
-    }
-
-    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
     /// The settings with secrets hidden, for printing.
@@ -351,24 +289,24 @@ impl Settings {
         if shown.http.metrics_token.is_some() {
             shown.http.metrics_token = Some("(set, hidden)".into());
         }
-        if let Some(url) = &shown.cluster.redis_url
-            && let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@'))
-        {
-            shown.cluster.redis_url = Some(format!("{}***{}", &url[..scheme_end + 3], &url[at..]));
-        }
-        // ---- rooms and 1-to-1 video ----
-        if let Some(url) = &shown.mail.smtp_url
-            && let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@'))
-        {
-            shown.mail.smtp_url = Some(format!("{}***{}", &url[..scheme_end + 3], &url[at..]));
-        }
-        if let Some(uri) = &shown.mongodb_uri {
-            // mongodb://user:password@host → mongodb://***@host
-            if let (Some(scheme_end), Some(at)) = (uri.find("://"), uri.rfind('@')) {
-                shown.mongodb_uri = Some(format!("{}***{}", &uri[..scheme_end + 3], &uri[at..]));
-            }
+        // Each URL's credentials: `mongodb://user:password@host` → `mongodb://***@host`.
+        for url in [
+            &mut shown.cluster.redis_url,
+            &mut shown.mail.smtp_url,
+            &mut shown.store.mongodb_uri,
+        ] {
+            *url = url.as_deref().map(without_credentials);
         }
         shown
+    }
+}
+
+/// `url` with what stands between its scheme and its last `@` (a user and password)
+/// shown as `***`; a URL without both is as it was.
+fn without_credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) => format!("{}***{}", &url[..scheme_end + 3], &url[at..]),
+        _ => url.to_string(),
     }
 }
 
@@ -399,13 +337,13 @@ impl Settings {
             return Err(Reader::error("REDIS_URL", &shown(), format!("not a Redis URL: {e}")));
         }
         // Auto picks MongoDB exactly when MONGODB_URI is set.
-        let shared = match self.store {
+        let shared = match self.store.mode {
             StoreMode::MongoDb => true,
-            StoreMode::Auto => self.mongodb_uri.is_some(),
+            StoreMode::Auto => self.store.mongodb_uri.is_some(),
             StoreMode::Memory | StoreMode::Embedded => false,
         };
         if !shared {
-            let store = match self.store {
+            let store = match self.store.mode {
                 StoreMode::Memory => "memory",
                 StoreMode::Embedded => "embedded",
                 _ => "auto, which is the embedded store without MONGODB_URI",

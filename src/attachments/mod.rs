@@ -217,9 +217,9 @@ impl Attachments {
     pub fn open(settings: &Settings, shared: Option<(SharedAttachmentStore, Vec<u8>)>) -> io::Result<Self> {
         let (store, link_key): (SharedAttachmentStore, Vec<u8>) = match shared {
             Some(shared) => shared,
-            None if settings.store == StoreMode::Memory => (Arc::new(store::MemoryStore::default()), random_key()),
+            None if settings.store.mode == StoreMode::Memory => (Arc::new(store::MemoryStore::default()), random_key()),
             None => {
-                let root = settings.data_dir.join("attachments");
+                let root = settings.store.data_dir.join("attachments");
                 (
                     Arc::new(store::DiskStore::open(&root)?),
                     link_key(&root.join("link.key"))?,

@@ -11,13 +11,13 @@ fn with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
 fn defaults_need_no_configuration() {
     let s = with(&[]).unwrap();
     assert_eq!(s.bind, "127.0.0.1:8080".parse().unwrap());
-    assert!(s.is_whitelisted("127.0.0.1".parse().unwrap()));
-    assert!(s.is_whitelisted("::1".parse().unwrap()));
-    assert!(!s.is_whitelisted("10.0.0.1".parse().unwrap()));
+    assert!(s.access.is_whitelisted("127.0.0.1".parse().unwrap()));
+    assert!(s.access.is_whitelisted("::1".parse().unwrap()));
+    assert!(!s.access.is_whitelisted("10.0.0.1".parse().unwrap()));
     assert_eq!(s.max_message_len, 2000);
     assert_eq!(s.resume_grace, Duration::from_secs(30));
     assert_eq!(s.offer_timeout, Duration::from_secs(20));
-    assert_eq!(s.store, StoreMode::Auto);
+    assert_eq!(s.store.mode, StoreMode::Auto);
     assert_eq!(s.http.listen_backlog, 4_096);
     assert_eq!(s.rating_scale, crate::store::RatingScale::Stars);
     assert_eq!(
@@ -91,9 +91,9 @@ fn bad_values_name_their_variable() {
 #[test]
 fn whitelist_takes_ips_and_ranges() {
     let s = with(&[("AGENT_WHITELIST", "10.1.0.0/16, 192.0.2.7")]).unwrap();
-    assert!(s.is_whitelisted("10.1.200.3".parse().unwrap()));
-    assert!(s.is_whitelisted("192.0.2.7".parse().unwrap()));
-    assert!(!s.is_whitelisted("192.0.2.8".parse().unwrap()));
+    assert!(s.access.is_whitelisted("10.1.200.3".parse().unwrap()));
+    assert!(s.access.is_whitelisted("192.0.2.7".parse().unwrap()));
+    assert!(!s.access.is_whitelisted("192.0.2.8".parse().unwrap()));
 }
 
 // websocket closing

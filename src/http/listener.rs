@@ -120,7 +120,7 @@ async fn serve_connections(
                 continue;
             }
         };
-        let slot = if settings.is_trusted_proxy(peer.ip()) {
+        let slot = if settings.access.is_trusted_proxy(peer.ip()) {
             None
         } else {
             match peers.take(peer.ip()) {

@@ -318,7 +318,7 @@ async fn readyz(State(state): State<AppState>, ip: ClientIp) -> Response {
         archive_overflowing: health.archive_overflowing,
         archive_slow: health.archive_slow,
         backlog: health.archive_backlog,
-        max_backlog: state.settings.ready_max_backlog,
+        max_backlog: state.settings.archive.ready_max_backlog,
         redis_answers: health.cluster.as_ref().is_none_or(|c| c.redis == "up"),
         lease_held: health.cluster.as_ref().is_none_or(|c| c.incarnation.is_some()),
     });

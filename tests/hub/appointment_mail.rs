@@ -470,13 +470,13 @@ async fn two_nodes(store_one: SharedStore, store_two: SharedStore) {
     let one = TestHub::with_store(store_one, |s| {
         mail_settings(port)(s);
         s.cluster.node_id = "node-one".into();
-        s.data_dir = dir_one.0.clone();
+        s.store.data_dir = dir_one.0.clone();
     })
     .await;
     let two = TestHub::with_store(store_two, |s| {
         mail_settings(port)(s);
         s.cluster.node_id = "node-two".into();
-        s.data_dir = dir_two.0.clone();
+        s.store.data_dir = dir_two.0.clone();
     })
     .await;
     one.agent_account("ann", &[], 1).await;
@@ -530,7 +530,7 @@ async fn a_booking_on_a_node_without_smtp_is_mailed_by_a_node_with_it() {
         mail_settings(port)(s);
         s.mail.smtp_url = None;
         s.cluster.node_id = "node-logs".into();
-        s.data_dir = dir_one.0.clone();
+        s.store.data_dir = dir_one.0.clone();
     })
     .await;
     logs.agent_account("ann", &[], 1).await;
@@ -542,7 +542,7 @@ async fn a_booking_on_a_node_without_smtp_is_mailed_by_a_node_with_it() {
     let sends = TestHub::with_store(store, |s| {
         mail_settings(port)(s);
         s.cluster.node_id = "node-sends".into();
-        s.data_dir = dir_two.0.clone();
+        s.store.data_dir = dir_two.0.clone();
     })
     .await;
     let mail = parse(&smtp.wait_for(1).await[0]);
@@ -593,7 +593,7 @@ async fn on_mongodb_a_mail_whose_write_never_completed_is_given_up_not_sent() {
     let dir = TempDir::new("orphan");
     let hub = TestHub::with_store(store, |s| {
         mail_settings(port)(s);
-        s.data_dir = dir.0.clone();
+        s.store.data_dir = dir.0.clone();
     })
     .await;
     let admin = hub.admin().await;
@@ -648,7 +648,7 @@ async fn a_mail_only_logged_by_a_node_that_sends_none_is_listed_logged_not_sent(
     let hub = TestHub::with_store(store, |s| {
         mail_settings(free_port())(s);
         s.mail.smtp_url = None;
-        s.data_dir = run_dir.0.clone();
+        s.store.data_dir = run_dir.0.clone();
     })
     .await;
     let admin = hub.admin().await;

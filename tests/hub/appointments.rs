@@ -312,7 +312,7 @@ async fn agents_see_their_day_and_cancel_their_own_admins_any() {
 /// `Retry-After`; refused bookings do not count, and another address is not held back.
 #[tokio::test]
 async fn bookings_are_throttled_per_address_outside_the_whitelist() {
-    let hub = TestHub::with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let hub = TestHub::with(|s| s.access.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     hub.agent_account("ann", &[], 1).await;
     let client = reqwest::Client::new();
     let from = |ip: &'static str, body: Value| {
@@ -385,7 +385,7 @@ async fn the_next_appointment_is_startable_within_the_window() {
 #[tokio::test]
 async fn the_booking_throttle_takes_its_limits_from_the_settings() {
     let hub = TestHub::with(|s| {
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.access.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         s.appointments.booking_burst = 2;
     })
     .await;

@@ -28,8 +28,8 @@ async fn hub_on_disk_with_room(dir: &TempDir, room: u64) -> TestHub {
 /// A hub whose store is on disk under `dir`, with `more` settings.
 async fn on_disk(dir: &TempDir, more: impl FnOnce(&mut switchboard::config::Settings)) -> TestHub {
     TestHub::with(|s| {
-        s.store = StoreMode::Embedded;
-        s.data_dir = dir.0.clone();
+        s.store.mode = StoreMode::Embedded;
+        s.store.data_dir = dir.0.clone();
         more(s);
     })
     .await
@@ -797,8 +797,8 @@ async fn uploads_at_once_never_pass_a_quota_together() {
     let dir = TempDir::new("attachments-at-once");
     let data_dir = dir.0.clone();
     let hub = TestHub::with(move |s| {
-        s.store = StoreMode::Embedded;
-        s.data_dir = data_dir;
+        s.store.mode = StoreMode::Embedded;
+        s.store.data_dir = data_dir;
         quotas(5_000, 8_000)(s);
     })
     .await;
@@ -878,8 +878,8 @@ async fn with_a_virus_scanner_an_infected_file_is_refused_and_a_scanner_down_kee
     let dir = TempDir::new("attachments-scanned");
     let (data_dir, socket) = (dir.0.clone(), clamd.socket.clone());
     let hub = TestHub::with(move |s| {
-        s.store = StoreMode::Embedded;
-        s.data_dir = data_dir;
+        s.store.mode = StoreMode::Embedded;
+        s.store.data_dir = data_dir;
         s.clamd = Some(switchboard::config::clamd::Clamd::Unix(socket));
     })
     .await;

@@ -43,7 +43,7 @@ pub(crate) async fn node_with(
     let (url, name) = (redis.url(), node.to_string());
     let data_dir = scratch.0.join(node);
     let hub = TestHub::with_store(store, move |s| {
-        s.data_dir = data_dir;
+        s.store.data_dir = data_dir;
         s.cluster.redis_url = Some(url);
         s.cluster.node_id = name;
         s.cluster.lease = Duration::from_millis(LEASE_MS);

@@ -201,7 +201,7 @@ async fn a_reply_written_while_the_relay_is_down_arrives_once_it_is_up() {
 async fn bad_offline_messages_are_refused_with_their_codes() {
     let hub = TestHub::with(|s| {
         // The hub's own address is a trusted proxy, so a request can come "from outside".
-        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.access.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
         s.max_message_len = 50;
     })
     .await;

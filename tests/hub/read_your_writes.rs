@@ -15,12 +15,12 @@ const TRIES: usize = 10;
 /// whose writes take longer than a frame takes to arrive.
 async fn embedded_hub(dir: &TempDir) -> TestHub {
     let store = embedded_store(dir).await;
-    TestHub::with_store(store, |s| s.data_dir = dir.0.clone()).await
+    TestHub::with_store(store, |s| s.store.data_dir = dir.0.clone()).await
 }
 
 async fn mongo_hub(dir: &TempDir) -> TestHub {
     let store = crate::archive::mongo_store(&crate::archive::mongo_uri()).await;
-    TestHub::with_store(store, |s| s.data_dir = dir.0.clone()).await
+    TestHub::with_store(store, |s| s.store.data_dir = dir.0.clone()).await
 }
 
 /// A chat without a message, ended by the agent at once; the customer's rating token.

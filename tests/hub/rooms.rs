@@ -488,7 +488,7 @@ async fn signalling_frames_are_size_limited_and_bad_ones_leave_the_call_up() {
 /// one test can join from many addresses), set up further by `tweak`, with ann's `room`.
 async fn room_behind_a_proxy(tweak: impl FnOnce(&mut Settings), room: Value) -> (TestHub, Api, String) {
     let hub = TestHub::with(|s| {
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.access.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         tweak(s);
     })
     .await;
