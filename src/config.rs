@@ -115,11 +115,11 @@ pub struct Settings {
     pub ws_echo_endpoint: bool,
     /// The HTTP edge: its timeouts, connections, `/metrics` token and cookies.
     pub http: http::HttpSettings,
-    /// Webhook deliveries: where they may go, their lease and how long their log is kept
-    /// (`WEBHOOK_*`).
+    /// Webhook deliveries: where they may go, their lease, how long their log is kept
+    /// (`WEBHOOK_*`), and whom a disabled endpoint is mailed to (`ADMIN_MAIL_TO`).
     pub webhooks: webhooks::WebhookSettings,
-    /// Mail out: the SMTP relay, the From, and who is told of what (`SMTP_URL`,
-    /// `MAIL_FROM`, `ADMIN_MAIL_TO`, `OFFLINE_MAIL_TO`).
+    /// Mail out: the SMTP relay, the From, and the desk's address for offline messages
+    /// (`SMTP_URL`, `MAIL_FROM`, `OFFLINE_MAIL_TO`).
     pub mail: mail::MailSettings,
     /// Several nodes through one Redis (`REDIS_URL`, `NODE_ID`, `CLUSTER_*`).
     pub cluster: cluster::ClusterSettings,

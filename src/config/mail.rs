@@ -1,9 +1,9 @@
-//! The settings of mail going out: through which relay, from whom, and which addresses
-//! are told of what besides the customers.
+//! The settings of mail going out: through which relay, from whom, and the desk's
+//! address that offline messages are mailed to.
 
 use super::{ConfigError, Reader};
 
-/// `SMTP_URL`, `MAIL_FROM`, `ADMIN_MAIL_TO` and `OFFLINE_MAIL_TO`.
+/// `SMTP_URL`, `MAIL_FROM` and `OFFLINE_MAIL_TO`.
 #[derive(Debug, Clone)]
 pub struct MailSettings {
     /// Where mail goes out (`SMTP_URL`, e.g. `smtp://127.0.0.1:25`,
@@ -11,10 +11,6 @@ pub struct MailSettings {
     pub smtp_url: Option<String>,
     /// The From of the hub's mail (`MAIL_FROM`).
     pub from: String,
-    /// `ADMIN_MAIL_TO`: the admins' addresses (comma separated) told by mail, through the
-    /// outbox, when the hub disables a webhook endpoint; empty: the log and the admin page
-    /// only say so.
-    pub admin_to: Vec<String>,
     /// `OFFLINE_MAIL_TO`: the desk's address (`a@b.example` or `Desk <a@b.example>`) each
     /// new offline message is also mailed to, through the outbox; unset: none is mailed.
     pub offline_to: Option<String>,
@@ -25,7 +21,6 @@ impl MailSettings {
         Ok(Self {
             smtp_url: r.smtp_url("SMTP_URL")?,
             from: r.mailbox("MAIL_FROM", "Switchboard <switchboard@localhost>")?,
-            admin_to: r.mailboxes("ADMIN_MAIL_TO")?,
             offline_to: r.optional_mailbox("OFFLINE_MAIL_TO")?,
         })
     }

@@ -587,7 +587,7 @@ mod tests {
         store.webhook_puts_down.store(true, Ordering::Relaxed);
         let mut settings = crate::config::Settings::for_tests();
         settings.webhooks.allow_private = Some(true);
-        settings.mail.admin_to = vec!["ops@example.org".into()];
+        settings.webhooks.admin_mail_to = vec!["ops@example.org".into()];
         let shutdown = CancellationToken::new();
         let journal = crate::webhooks::journal::JournalFile::in_memory().unwrap();
         let _hooks = Webhooks::start(store.clone(), &settings, journal, shutdown.clone());

@@ -101,7 +101,7 @@ impl Webhooks {
         let claims = deliver::Claims {
             node: settings.cluster.node_id.clone(),
             lease: settings.webhooks.lease,
-            admins: settings.mail.admin_to.clone(),
+            admins: settings.webhooks.admin_mail_to.clone(),
             admin_page: disabled_mail::admin_page(&settings.base_url_without_request()),
         };
         tokio::spawn(fan_out(hooks.clone(), again_rx, shutdown.clone()));

@@ -862,7 +862,7 @@ async fn two_nodes_mailing_admins(tag: &str) -> Mailing {
         .two_nodes(|s| {
             crate::appointment_mail::mail_settings(port)(s);
             s.webhooks.allow_private = Some(true);
-            s.mail.admin_to = vec!["Ops <ops@example.org>".into(), "lead@example.org".into()];
+            s.webhooks.admin_mail_to = vec!["Ops <ops@example.org>".into(), "lead@example.org".into()];
         })
         .await;
     let admin = nodes.0.admin().await;
