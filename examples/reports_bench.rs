@@ -180,7 +180,7 @@ async fn main() {
 
     let mut settings = switchboard::config::Settings::for_tests();
     settings.admin_password = Some(ADMIN_PASSWORD.into());
-    settings.data_dir = dir.join("hub");
+    settings.store.data_dir = dir.join("hub");
     switchboard::bootstrap(&store, &settings).await.expect("bootstrap");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

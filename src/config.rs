@@ -4,14 +4,24 @@
 //! variable. `.env.example` lists them all with their meaning.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub mod access;
+pub mod appointments;
+pub mod archive;
+pub mod attachments;
 pub mod clamd;
+pub mod cluster;
+pub mod http;
 pub mod imap;
+pub mod mail;
+pub mod outbox;
+pub mod rooms;
+pub mod store;
+pub mod webhooks;
 pub mod widget;
 
 /// Where durable data lives.
@@ -59,12 +69,9 @@ fn test_only_hash_cost() -> HashCost {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
-    /// Addresses allowed to reach agent and admin login, their API and the agent websocket.
-    pub agent_whitelist: Vec<IpNet>,
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpNet>,
-    /// Origins allowed to open websockets besides the hub's own; `*` allows any.
-    pub allowed_origins: Vec<String>,
+    /// Who may reach the staff's side, whose forwarded addresses are believed, and which
+    /// origins may open websockets (`AGENT_WHITELIST`, `TRUSTED_PROXIES`, `ALLOWED_ORIGINS`).
+    pub access: access::AccessSettings,
     pub max_message_len: usize,
     pub draft_preview: bool,
     /// The shortest gap between two draft previews forwarded for one chat.
@@ -95,155 +102,49 @@ pub struct Settings {
     /// How costly new password hashes are: always standard from the environment; only
     /// [`Settings::for_tests`] makes them light.
     pub password_hash_cost: HashCost,
-    pub store: StoreMode,
-    pub data_dir: PathBuf,
-    pub mongodb_uri: Option<String>,
-    pub mongodb_db: String,
-    /// Archive events held in memory while the store is unreachable.
-    pub archive_buffer: usize,
+    /// Where durable data lives and how it is reached (`STORE`, `DATA_DIR`, `MONGODB_*`,
+    /// `EMBEDDED_CACHE_MB`, `STORE_READ_TIMEOUT_MS`).
+    pub store: store::StoreSettings,
+    /// The archive's writer: its buffer, batches and timeouts (`ARCHIVE_*`,
+    /// `READY_MAX_BACKLOG`).
+    pub archive: archive::ArchiveSettings,
 
     // websocket closing
     /// Serve `/ws/echo`, an echo on the hub's websocket stack for conformance runs
     /// (`WS_ECHO_ENDPOINT`, off). Refused unless `BIND_ADDR` is a loopback address.
     pub ws_echo_endpoint: bool,
-    // ---- the stores under operation ----
-    /// redb's page cache for the embedded store, in bytes (`EMBEDDED_CACHE_MB`).
-    pub embedded_cache_bytes: usize,
-    /// `/readyz` answers 503 while more archive events than this wait to be written.
-    pub ready_max_backlog: usize,
-    /// An archive write taking longer than this shows the hub as "slow".
-    pub archive_slow_write: Duration,
-    /// `ARCHIVE_WRITE_TIMEOUT_MS`: a store write taking longer than this counts as failed
-    /// (a hung database shows as degraded and the writer retries or spools).
-    pub archive_write_timeout: Duration,
-    /// `STORE_READ_TIMEOUT_MS`: a store read someone waits on (an HTTP request, a frame)
-    /// answering later than this is given up as `Unavailable` (a frozen MongoDB holds a
-    /// read on its open connection without end), so the request answers 503.
-    pub store_read_timeout: Duration,
-    // --- The HTTP edge ---
-    /// How long a connection has to send a whole request head, from when it opens or
-    /// its previous response ended (so also how long a kept-alive connection may idle).
-    pub http_header_timeout: Duration,
-    /// How long one HTTP request may take, body included (a websocket, once upgraded, is not bounded).
-    pub http_request_timeout: Duration,
-    /// Open TCP connections (HTTP and websocket) per client address; trusted proxies are exempt.
-    pub max_connections_per_address: usize,
-    /// `LISTEN_BACKLOG`: connections the kernel queues for the hub before it accepts them;
-    /// the system's limit (`net.core.somaxconn` on Linux) caps it (`http::listening`).
-    pub listen_backlog: u32,
-    /// A bearer token that lets a caller outside `AGENT_WHITELIST` read `/metrics`.
-    pub metrics_token: Option<String>,
-    /// Always mark the session cookie `Secure`, even on requests not known to be https.
-    pub cookie_secure: bool,
-    // ---- webhooks ----
-    /// `WEBHOOK_ALLOW_PRIVATE`: whether webhooks (endpoints and webhook bots) may reach
-    /// loopback, link-local and private addresses (a receiver on the hub's own network):
-    /// `Some(true)` always, `Some(false)` never, `None` (unset) as the admins chose on the
-    /// admin page, off until they do. Refused URLs are refused at registration and at
-    /// delivery (`webhooks::private_addresses`).
-    pub webhook_allow_private: Option<bool>,
-    /// `WEBHOOK_LEASE_SECS`: how long a delivery a node claimed is that node's alone to
-    /// send; longer than one attempt may take, so two nodes never send it at once, and
-    /// how long a delivery waits after its node died mid-send.
-    pub webhook_lease: Duration,
-    /// `WEBHOOK_DELIVERY_RETENTION_DAYS`: how long a settled delivery (delivered, or given
-    /// up) stays in its endpoint's log before the periodic sweep deletes it; pending ones
-    /// are never swept.
-    pub webhook_delivery_retention: Duration,
-    /// `ADMIN_MAIL_TO`: the admins' addresses (comma separated) told by mail, through the
-    /// outbox, when the hub disables a webhook endpoint; empty: the log and the admin page
-    /// only say so.
-    pub admin_mail_to: Vec<String>,
-    // ---- several nodes through Redis: the cluster's foundations ----
-    /// `REDIS_URL`: unset, the hub is one process as always; set, this node joins the
-    /// cluster that shares this Redis (and one MongoDB).
-    pub redis_url: Option<String>,
-    /// `NODE_ID`: this node's name in the cluster. Default: `<hostname>-<pid>-<random>`,
-    /// unique per process, because a restarted node must not take over a dead one's name
-    /// (the dead incarnation's people must still be handed over by the reaper).
-    pub node_id: String,
-    /// `CLUSTER_LEASE_MS`: how long a node counts as alive after its last lease renewal.
-    pub cluster_lease: Duration,
-    /// `CLUSTER_RENEW_MS`: how often a node renews its lease (at most half the lease).
-    pub cluster_renew: Duration,
+    /// The HTTP edge: its timeouts, connections, `/metrics` token and cookies.
+    pub http: http::HttpSettings,
+    /// Webhook deliveries: where they may go, their lease, how long their log is kept
+    /// (`WEBHOOK_*`), and whom a disabled endpoint is mailed to (`ADMIN_MAIL_TO`).
+    pub webhooks: webhooks::WebhookSettings,
+    /// Mail out: the SMTP relay, the From, and the desk's address for offline messages
+    /// (`SMTP_URL`, `MAIL_FROM`, `OFFLINE_MAIL_TO`).
+    pub mail: mail::MailSettings,
+    /// Several nodes through one Redis (`REDIS_URL`, `NODE_ID`, `CLUSTER_*`).
+    pub cluster: cluster::ClusterSettings,
     // ---- rooms and 1-to-1 video ----
-    /// Where invitation mail goes out (`SMTP_URL`, e.g. `smtp://127.0.0.1:25`,
-    /// `smtps://user:pass@mail.example.com`); unset: mail is only logged.
-    pub smtp_url: Option<String>,
-    /// The From of invitation mail (`MAIL_FROM`).
-    pub mail_from: String,
     /// An HTTP endpoint that takes `{"to","text"}` and sends it as an SMS (`SMS_WEBHOOK_URL`);
     /// unset: SMS are only logged.
     pub sms_webhook_url: Option<String>,
     /// The hub's address as people reach it, for links in invitations (`PUBLIC_URL`);
     /// unset: taken from the agent's request (its `Host`).
     pub public_url: Option<String>,
-    /// How long an access code works after its invitation (`ROOM_CODE_TTL_SECS`).
-    pub room_code_ttl: Duration,
-    /// Wrong codes or passwords from one address before a room refuses it (`ROOM_MAX_ATTEMPTS`).
-    pub room_max_attempts: u32,
-    /// The HS256 key of room tokens (`ROOM_TOKEN_SECRET`); random per start when unset,
-    /// which is right for one node only.
-    pub room_token_secret: Secret,
-    /// How long a room token lets its holder open the room's websocket (`ROOM_TOKEN_TTL_SECS`, at most 10 min).
-    pub room_token_ttl: Duration,
-    /// STUN servers handed to browsers (`STUN_URLS`).
-    pub stun_urls: Vec<String>,
-    /// TURN servers handed to browsers (`TURN_URLS`), with credentials when `TURN_SECRET` is set.
-    pub turn_urls: Vec<String>,
-    /// The shared secret of coturn's `use-auth-secret` (`TURN_SECRET`).
-    pub turn_secret: Option<Secret>,
-    /// How long handed-out TURN credentials work (`TURN_CREDENTIAL_TTL_SECS`).
-    pub turn_credential_ttl: Duration,
+    /// Invitations' codes, wrong guesses and room tokens (`ROOM_*`).
+    pub rooms: rooms::RoomSettings,
+    /// The STUN and TURN servers handed to a room's browsers (`STUN_URLS`, `TURN_*`).
+    pub ice: rooms::IceSettings,
     // ---- ratings ----
     /// `RATING_SCALE`: how customers rate a chat that ended, `stars` (1 to 5, the
     /// default) or `thumbs` (down or up).
     pub rating_scale: crate::rating_scale::RatingScale,
-    // ---- appointments ----
-    /// `APPOINTMENT_TIME_ZONE`: the IANA zone the desk's days and hours are in (default UTC).
-    pub appointment_zone: jiff::tz::TimeZone,
-    /// `APPOINTMENT_HOURS`, `APPOINTMENT_SLOT_MINUTES` and `APPOINTMENT_DAYS`: the bookable
-    /// local hours, in slots, on the bookable weekdays.
-    pub appointment_hours: crate::core::schedule::Hours,
-    /// `APPOINTMENT_MIN_NOTICE_MINUTES`: how far ahead a slot must start to be booked.
-    pub appointment_min_notice: Duration,
-    /// `APPOINTMENT_START_WINDOW_MINUTES`: "start" is allowed from this long before an
-    /// appointment's start to this long after it.
-    pub appointment_start_window: Duration,
-    /// `APPOINTMENT_ROOM_GRACE_MINUTES`: an appointment's room stays open to joins until
-    /// this long after the slot's end (a member who left or dropped out may come back).
-    pub appointment_room_grace: Duration,
-    // ---- appointment mail outbox ----
-    /// `OUTBOX_POLL_SECS`: how often each node's mail worker looks for due mail.
-    pub outbox_poll: Duration,
-    /// `OUTBOX_LEASE_SECS`: how long a claimed mail is this node's alone; longer than one
-    /// SMTP delivery may take, so two nodes never send it at once.
-    pub outbox_lease: Duration,
-    /// `OUTBOX_RETRY_FIRST_SECS`: the pause after a mail's first failed attempt; it doubles
-    /// with each further failure up to `OUTBOX_RETRY_MAX_SECS`.
-    pub outbox_retry_first: Duration,
-    pub outbox_retry_max: Duration,
-    /// `OUTBOX_MAX_ATTEMPTS`: failed attempts after which a mail is dead (admins see it).
-    pub outbox_max_attempts: u32,
+    /// When customers may book appointments and join their rooms (`APPOINTMENT_*`).
+    pub appointments: appointments::AppointmentSettings,
+    /// The mail outbox's worker: how often it looks, how it retries (`OUTBOX_*`).
+    pub outbox: outbox::OutboxSettings,
     /// `FOLLOW_UP_MAIL_DELAY_SECS`: lines an agent writes to a customer who left (with an
     /// email on file) within this long of the first make one mail, sent when it is over.
     pub follow_up_mail_delay: Duration,
-    /// `APPOINTMENT_BOOKING_BURST`: bookings one client address may make back to back.
-    pub appointment_booking_burst: u32,
-    // ---- offline messages ----
-    /// `OFFLINE_MAIL_TO`: the desk's address (`a@b.example` or `Desk <a@b.example>`) each
-    /// new offline message is also mailed to, through the outbox; unset: none is mailed.
-    pub offline_mail_to: Option<String>,
-    /// `APPOINTMENT_BOOKING_REFILL_SECS`: after the burst, one more booking per this long.
-    pub appointment_booking_refill: Duration,
-    // ---- rooms and 1-to-1 video, hardening ----
-    /// `ROOM_MAX_FAILED_JOINS`: wrong codes or passwords a room takes from all addresses
-    /// together before it refuses everyone until the host's next invitation (a botnet
-    /// cannot guess a 5-digit code from many addresses).
-    pub room_max_failed_joins: u32,
-    // ---- the default configuration fast ----
-    /// `ARCHIVE_GROUP_COMMIT_MS`: the least time between the starts of two archive writes.
-    pub archive_group_commit: Duration,
     /// The embeddable chat widget (`WIDGET_*`, `DEMO_HOST_PORT`).
     pub widget: widget::WidgetSettings,
     /// Mail customers send back, read over IMAP (`IMAP_*`); `None`: off.
@@ -251,22 +152,12 @@ pub struct Settings {
     /// `CLAMD_URL`: the virus scanner every file goes through before it is offered; none
     /// when unset.
     pub clamd: Option<clamd::Clamd>,
-    // ---- attachments ----
-    /// `ATTACHMENT_MAX_BYTES`: the largest file one upload may bring (default 10 MB).
-    pub attachment_max_bytes: u64,
+    /// What files customers and agents may send, and how fast (`ATTACHMENT_*`).
+    pub attachments: attachments::AttachmentSettings,
     // ---- agent bots ----
     /// `BOT_REPLY_TIMEOUT_SECS`: how long a bot may leave a customer's line unanswered
     /// before the conversation goes to its category's line by itself (default 20 s).
     pub bot_reply_timeout: Duration,
-    /// `ATTACHMENT_CONVERSATION_MAX_BYTES`: the files of one conversation together
-    /// (default 100 MB).
-    pub attachment_conversation_max_bytes: u64,
-    /// `ATTACHMENT_DAY_MAX_BYTES`: the files the whole desk takes in one UTC day
-    /// together (default 5 GB).
-    pub attachment_day_max_bytes: u64,
-    /// `ATTACHMENT_UPLOAD_MB_PER_SEC`: megabytes (MiB) a second all uploads together are
-    /// read at, at most, so many at once cannot take the relay's CPU (default 32; 0: no cap).
-    pub attachment_upload_mb_per_sec: u32,
 }
 
 // ---- rooms and 1-to-1 video ----
@@ -302,9 +193,7 @@ impl Settings {
         let r = Reader { lookup: &lookup };
         let settings = Settings {
             bind: r.parsed("BIND_ADDR", "127.0.0.1:8080")?,
-            agent_whitelist: r.nets("AGENT_WHITELIST", "127.0.0.0/8,::1/128")?,
-            trusted_proxies: r.nets("TRUSTED_PROXIES", "")?,
-            allowed_origins: r.origins("ALLOWED_ORIGINS")?,
+            access: access::AccessSettings::read(&r)?,
             max_message_len: r.ranged("MAX_MESSAGE_LEN", 2000, 1..=100_000)?,
             draft_preview: r.flag("DRAFT_PREVIEW", true)?,
             draft_interval: Duration::from_millis(r.ranged("DRAFT_INTERVAL_MS", 150, 0..=10_000)?),
@@ -323,110 +212,31 @@ impl Settings {
             admin_username: r.text("ADMIN_USERNAME", "admin"),
             admin_password: r.optional("ADMIN_PASSWORD"),
             password_hash_cost: HashCost::Standard,
-            store: r.store_mode("STORE")?,
-            data_dir: PathBuf::from(r.text("DATA_DIR", "./data")),
-            mongodb_uri: r.optional("MONGODB_URI"),
-            mongodb_db: r.text("MONGODB_DB", "switchboard"),
-            archive_buffer: r.ranged("ARCHIVE_BUFFER", 100_000, 100..=10_000_000)?,
+            store: store::StoreSettings::read(&r)?,
+            archive: archive::ArchiveSettings::read(&r)?,
 
             // websocket closing
             ws_echo_endpoint: r.flag("WS_ECHO_ENDPOINT", false)?,
-            // ---- the stores under operation ----
-            embedded_cache_bytes: r.ranged::<usize>("EMBEDDED_CACHE_MB", 8, 1..=65_536)? << 20,
-            ready_max_backlog: r.ranged("READY_MAX_BACKLOG", 1_000, 0..=10_000_000)?,
-            archive_slow_write: Duration::from_millis(r.ranged("ARCHIVE_SLOW_WRITE_MS", 1_000, 1..=600_000)?),
-            archive_write_timeout: Duration::from_millis(r.ranged(
-                "ARCHIVE_WRITE_TIMEOUT_MS",
-                15_000,
-                100..=600_000,
-            )?),
-            store_read_timeout: Duration::from_millis(r.ranged("STORE_READ_TIMEOUT_MS", 5_000, 100..=600_000)?),
-            // --- The HTTP edge ---
-            http_header_timeout: r.positive_seconds("HTTP_HEADER_TIMEOUT_SECS", 10.0)?,
-            http_request_timeout: r.positive_seconds("HTTP_REQUEST_TIMEOUT_SECS", 30.0)?,
-            max_connections_per_address: r.ranged("MAX_CONNECTIONS_PER_ADDRESS", 256, 1..=1_000_000)?,
-            // 65,535: the largest backlog every Linux grants (older kernels keep it in 16 bits).
-            listen_backlog: r.ranged("LISTEN_BACKLOG", 4_096, 1..=65_535)?,
-            metrics_token: r.optional("METRICS_TOKEN"),
-            cookie_secure: r.flag("COOKIE_SECURE", false)?,
-            webhook_allow_private: r.optional_flag("WEBHOOK_ALLOW_PRIVATE")?,
-            // At least 15 s: an attempt takes at most 10 s (`webhooks::deliver::TIMEOUT`).
-            webhook_lease: Duration::from_secs(r.ranged::<u64>("WEBHOOK_LEASE_SECS", 60, 15..=3_600)?),
-            webhook_delivery_retention: Duration::from_secs(
-                24 * 3600 * r.ranged::<u64>("WEBHOOK_DELIVERY_RETENTION_DAYS", 30, 1..=3_650)?,
-            ),
-            admin_mail_to: r.mailboxes("ADMIN_MAIL_TO")?,
-            // ---- several nodes through Redis: the cluster's foundations ----
-            redis_url: r.optional("REDIS_URL"),
-            node_id: r.node_id("NODE_ID")?,
-            cluster_lease: Duration::from_millis(r.ranged("CLUSTER_LEASE_MS", 5_000, 1_000..=600_000)?),
-            cluster_renew: Duration::from_millis(r.ranged("CLUSTER_RENEW_MS", 1_000, 100..=300_000)?),
+            http: http::HttpSettings::read(&r)?,
+            webhooks: webhooks::WebhookSettings::read(&r)?,
+            mail: mail::MailSettings::read(&r)?,
+            cluster: cluster::ClusterSettings::read(&r)?,
             // ---- rooms and 1-to-1 video ----
-            smtp_url: r.smtp_url("SMTP_URL")?,
-            mail_from: r.mailbox("MAIL_FROM", "Switchboard <switchboard@localhost>")?,
             sms_webhook_url: r.http_url("SMS_WEBHOOK_URL")?,
             public_url: r.http_url("PUBLIC_URL")?.map(|u| u.trim_end_matches('/').to_string()),
-            room_code_ttl: Duration::from_secs(r.ranged("ROOM_CODE_TTL_SECS", 86_400, 60..=30 * 86_400)?),
-            room_max_attempts: r.ranged("ROOM_MAX_ATTEMPTS", 5, 1..=1_000)?,
-            room_token_secret: r.secret("ROOM_TOKEN_SECRET")?.unwrap_or_else(|| {
-                use rand::RngCore;
-                let mut key = vec![0u8; 32];
-                rand::rng().fill_bytes(&mut key);
-                Secret(key)
-            }),
-            room_token_ttl: Duration::from_secs(r.ranged("ROOM_TOKEN_TTL_SECS", 600, 10..=600)?),
-            stun_urls: r.ice_urls("STUN_URLS", &["stun:", "stuns:"])?,
-            turn_urls: r.ice_urls("TURN_URLS", &["turn:", "turns:"])?,
-            turn_secret: r.secret("TURN_SECRET")?,
-            turn_credential_ttl: Duration::from_secs(r.ranged("TURN_CREDENTIAL_TTL_SECS", 3_600, 60..=86_400)?),
+            rooms: rooms::RoomSettings::read(&r)?,
+            ice: rooms::IceSettings::read(&r)?,
             rating_scale: r.rating_scale("RATING_SCALE")?,
-            // ---- appointments ----
-            appointment_zone: r.time_zone("APPOINTMENT_TIME_ZONE")?,
-            appointment_hours: r
-                .appointment_hours("APPOINTMENT_HOURS", "APPOINTMENT_SLOT_MINUTES")?
-                .with_days(r.appointment_days("APPOINTMENT_DAYS")?),
-            appointment_min_notice: Duration::from_secs(
-                r.ranged::<u64>("APPOINTMENT_MIN_NOTICE_MINUTES", 60, 0..=60 * 24 * 365)? * 60,
-            ),
-            appointment_start_window: Duration::from_secs(
-                r.ranged::<u64>("APPOINTMENT_START_WINDOW_MINUTES", 60, 0..=60 * 24)? * 60,
-            ),
-            appointment_room_grace: Duration::from_secs(
-                r.ranged::<u64>("APPOINTMENT_ROOM_GRACE_MINUTES", 15, 0..=60 * 24)? * 60,
-            ),
-            // ---- appointment mail outbox ----
-            outbox_poll: r.positive_seconds("OUTBOX_POLL_SECS", 2.0)?,
-            outbox_lease: Duration::from_secs(r.ranged::<u64>("OUTBOX_LEASE_SECS", 120, 30..=3_600)?),
-            outbox_retry_first: r.positive_seconds("OUTBOX_RETRY_FIRST_SECS", 30.0)?,
-            outbox_retry_max: r.positive_seconds("OUTBOX_RETRY_MAX_SECS", 3_600.0)?,
-            outbox_max_attempts: r.ranged::<u32>("OUTBOX_MAX_ATTEMPTS", 12, 1..=100)?,
+            appointments: appointments::AppointmentSettings::read(&r)?,
+            outbox: outbox::OutboxSettings::read(&r)?,
             follow_up_mail_delay: r.positive_seconds("FOLLOW_UP_MAIL_DELAY_SECS", 60.0)?,
-            appointment_booking_burst: r.ranged::<u32>("APPOINTMENT_BOOKING_BURST", 5, 1..=10_000)?,
-            // ---- offline messages ----
-            offline_mail_to: r.optional_mailbox("OFFLINE_MAIL_TO")?,
-            appointment_booking_refill: r.positive_seconds("APPOINTMENT_BOOKING_REFILL_SECS", 600.0)?,
-            // ---- rooms and 1-to-1 video, hardening ----
-            room_max_failed_joins: r.ranged("ROOM_MAX_FAILED_JOINS", 20, 1..=1_000)?,
-            // ---- the default configuration fast ----
-            archive_group_commit: Duration::from_millis(r.ranged("ARCHIVE_GROUP_COMMIT_MS", 2, 0..=50)?),
             widget: widget::WidgetSettings::read(&r)?,
             imap: imap::ImapSettings::read(&r)?,
             clamd: clamd::Clamd::read(&r)?,
-            // ---- attachments ----
-            attachment_max_bytes: r.ranged("ATTACHMENT_MAX_BYTES", 10 << 20, 1..=1 << 30)?,
-            attachment_conversation_max_bytes: r.ranged("ATTACHMENT_CONVERSATION_MAX_BYTES", 100 << 20, 1..=1 << 40)?,
-            attachment_day_max_bytes: r.ranged("ATTACHMENT_DAY_MAX_BYTES", 5 << 30, 1..=1 << 50)?,
-            attachment_upload_mb_per_sec: r.ranged("ATTACHMENT_UPLOAD_MB_PER_SEC", 32, 0..=100_000)?,
+            attachments: attachments::AttachmentSettings::read(&r)?,
             // ---- agent bots ----
             bot_reply_timeout: r.positive_seconds("BOT_REPLY_TIMEOUT_SECS", 20.0)?,
         };
-        if settings.outbox_retry_max < settings.outbox_retry_first {
-            return Err(ConfigError {
-                var: "OUTBOX_RETRY_MAX_SECS",
-                value: format!("{}", settings.outbox_retry_max.as_secs_f64()),
-                reason: "must be at least OUTBOX_RETRY_FIRST_SECS".into(),
-            });
-        }
         settings.check_cluster()?;
         // ---- rooms and 1-to-1 video ----
         // A room token made on one node must open the room's socket on any other: a random
@@ -440,15 +250,6 @@ impl Settings {
                     .into(),
             });
         }
-        if let Some(token) = &settings.metrics_token
-            && (token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
-        {
-            return Err(ConfigError {
-                var: "METRICS_TOKEN",
-                value: "(hidden)".into(),
-                reason: "must be at least 16 visible ASCII characters".into(),
-            });
-        }
         if settings.ws_echo_endpoint && !settings.bind.ip().is_loopback() {
             return Err(ConfigError {
                 var: "WS_ECHO_ENDPOINT",
@@ -457,24 +258,6 @@ impl Settings {
                     "the echo endpoint is for conformance tests only and needs a loopback BIND_ADDR, not {}",
                     settings.bind
                 ),
-            });
-        }
-        // Parsed now, without connecting, so a malformed URI stops start-up (and
-        // `check-config`) instead of being retried as if the server were down.
-        if let Some(uri) = &settings.mongodb_uri
-            && let Err(e) = mongodb::options::ConnectionString::parse(uri)
-        {
-            return Err(ConfigError {
-                var: "MONGODB_URI",
-                value: settings.redacted().mongodb_uri.unwrap_or_default(),
-                reason: format!("not a MongoDB connection string: {e}"),
-            });
-        }
-        if settings.store == StoreMode::MongoDb && settings.mongodb_uri.is_none() {
-            return Err(ConfigError {
-                var: "MONGODB_URI",
-                value: String::new(),
-                reason: "STORE=mongodb needs MONGODB_URI".into(),
             });
         }
         if let Some(password) = &settings.admin_password
@@ -492,18 +275,9 @@ impl Settings {
     /// Defaults with an in-memory store, for tests.
     pub fn for_tests() -> Self {
         let mut s = Self::from_lookup(|_| None).expect("defaults are valid");
-        s.store = StoreMode::Memory;
+        s.store.mode = StoreMode::Memory;
         s.password_hash_cost = HashCost::LightForTests;
         s
-    }
-
-    /// Is this peer address allowed to act as an agent or admin?
-    pub fn is_whitelisted(&self, ip: IpAddr) -> bool {
-        self.agent_whitelist.iter().any(|net| net.contains(&ip))
-    }
-
-    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
     /// The settings with secrets hidden, for printing.
@@ -512,27 +286,27 @@ impl Settings {
         if shown.admin_password.is_some() {
             shown.admin_password = Some("(set, hidden)".into());
         }
-        if shown.metrics_token.is_some() {
-            shown.metrics_token = Some("(set, hidden)".into());
+        if shown.http.metrics_token.is_some() {
+            shown.http.metrics_token = Some("(set, hidden)".into());
         }
-        if let Some(url) = &shown.redis_url
-            && let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@'))
-        {
-            shown.redis_url = Some(format!("{}***{}", &url[..scheme_end + 3], &url[at..]));
-        }
-        // ---- rooms and 1-to-1 video ----
-        if let Some(url) = &shown.smtp_url
-            && let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@'))
-        {
-            shown.smtp_url = Some(format!("{}***{}", &url[..scheme_end + 3], &url[at..]));
-        }
-        if let Some(uri) = &shown.mongodb_uri {
-            // mongodb://user:password@host → mongodb://***@host
-            if let (Some(scheme_end), Some(at)) = (uri.find("://"), uri.rfind('@')) {
-                shown.mongodb_uri = Some(format!("{}***{}", &uri[..scheme_end + 3], &uri[at..]));
-            }
+        // Each URL's credentials: `mongodb://user:password@host` → `mongodb://***@host`.
+        for url in [
+            &mut shown.cluster.redis_url,
+            &mut shown.mail.smtp_url,
+            &mut shown.store.mongodb_uri,
+        ] {
+            *url = url.as_deref().map(without_credentials);
         }
         shown
+    }
+}
+
+/// `url` with what stands between its scheme and its last `@` (a user and password)
+/// shown as `***`; a URL without both is as it was.
+fn without_credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) => format!("{}***{}", &url[..scheme_end + 3], &url[at..]),
+        _ => url.to_string(),
     }
 }
 
@@ -549,25 +323,27 @@ impl Settings {
 
     /// Is this node one of several sharing a Redis?
     pub fn clustered(&self) -> bool {
-        self.redis_url.is_some()
+        self.cluster.redis_url.is_some()
     }
 
     /// The cluster settings hold together: `REDIS_URL` parses (without connecting), the
     /// store is one every node can share, and renewals come well inside the lease.
     fn check_cluster(&self) -> Result<(), ConfigError> {
-        let Some(url) = &self.redis_url else { return Ok(()) };
-        let shown = || self.redacted().redis_url.unwrap_or_default();
+        let Some(url) = &self.cluster.redis_url else {
+            return Ok(());
+        };
+        let shown = || self.redacted().cluster.redis_url.unwrap_or_default();
         if let Err(e) = redis::Client::open(url.as_str()) {
             return Err(Reader::error("REDIS_URL", &shown(), format!("not a Redis URL: {e}")));
         }
         // Auto picks MongoDB exactly when MONGODB_URI is set.
-        let shared = match self.store {
+        let shared = match self.store.mode {
             StoreMode::MongoDb => true,
-            StoreMode::Auto => self.mongodb_uri.is_some(),
+            StoreMode::Auto => self.store.mongodb_uri.is_some(),
             StoreMode::Memory | StoreMode::Embedded => false,
         };
         if !shared {
-            let store = match self.store {
+            let store = match self.store.mode {
                 StoreMode::Memory => "memory",
                 StoreMode::Embedded => "embedded",
                 _ => "auto, which is the embedded store without MONGODB_URI",
@@ -582,41 +358,18 @@ impl Settings {
                 ),
             ));
         }
-        if self.cluster_renew * 2 > self.cluster_lease {
+        if self.cluster.renew * 2 > self.cluster.lease {
             return Err(Reader::error(
                 "CLUSTER_RENEW_MS",
-                &self.cluster_renew.as_millis().to_string(),
+                &self.cluster.renew.as_millis().to_string(),
                 format!(
                     "must be at most half of CLUSTER_LEASE_MS ({} ms), so one late renewal does not lose the lease",
-                    self.cluster_lease.as_millis()
+                    self.cluster.lease.as_millis()
                 ),
             ));
         }
         Ok(())
     }
-}
-
-/// `<hostname>-<pid>-<6 random hex digits>`: readable in logs, unique per process.
-fn default_node_id() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or fails.
-    let named = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let host: String = if named {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end])
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-            .take(40)
-            .collect()
-    } else {
-        String::new()
-    };
-    let host = if host.is_empty() { "node".to_string() } else { host };
-    format!(
-        "{host}-{}-{:06x}",
-        std::process::id(),
-        rand::random::<u32>() & 0xff_ffff
-    )
 }
 
 struct Reader<'a> {
@@ -744,25 +497,6 @@ impl Reader<'_> {
             .collect()
     }
 
-    /// A node id: 1 to 64 of `A-Z a-z 0-9 . _ -` (it names Redis hash fields and log lines).
-    fn node_id(&self, var: &'static str) -> Result<String, ConfigError> {
-        let Some(value) = self.optional(var) else {
-            return Ok(default_node_id());
-        };
-        let ok = value.len() <= 64
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
-        if !ok {
-            return Err(Self::error(
-                var,
-                &value,
-                "must be 1 to 64 of the characters A-Z a-z 0-9 . _ -",
-            ));
-        }
-        Ok(value)
-    }
-
     // ---- rooms and 1-to-1 video ----
     /// An SMTP URL lettre accepts (`smtp://`, `smtps://`, with `?tls=required|opportunistic`).
     fn smtp_url(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
@@ -850,49 +584,6 @@ impl Reader<'_> {
                 }
             })
             .collect()
-    }
-
-    // ---- appointments ----
-    /// An IANA time zone name (default UTC), looked up in jiff's zone database.
-    fn time_zone(&self, var: &'static str) -> Result<jiff::tz::TimeZone, ConfigError> {
-        let Some(name) = self.optional(var) else {
-            return Ok(jiff::tz::TimeZone::UTC);
-        };
-        jiff::tz::TimeZone::get(&name).map_err(|e| {
-            Self::error(
-                var,
-                &name,
-                format!("not a known IANA time zone name such as Europe/Berlin ({e})"),
-            )
-        })
-    }
-
-    /// `HH:MM-HH:MM` local opening hours (default 10:00-17:00) cut into slots of the
-    /// second variable's minutes (default 60).
-    fn appointment_hours(
-        &self,
-        var: &'static str,
-        slot_var: &'static str,
-    ) -> Result<crate::core::schedule::Hours, ConfigError> {
-        let slot_minutes: u16 = self.ranged(slot_var, 60, 5..=720)?;
-        let value = self.text(var, "10:00-17:00");
-        let bad = |why: &str| Self::error(var, &value, why);
-        let (open, close) = value
-            .split_once('-')
-            .ok_or_else(|| bad("must be two local times HH:MM-HH:MM, e.g. 10:00-17:00"))?;
-        let time = |t: &str| {
-            jiff::civil::Time::strptime("%H:%M", t.trim())
-                .map_err(|_| bad("must be two local times HH:MM-HH:MM, e.g. 10:00-17:00"))
-        };
-        let (open, close) = (time(open)?, time(close)?);
-        crate::core::schedule::Hours::new(open, close, slot_minutes)
-            .map_err(|e| Self::error(var, &format!("{value} with {slot_var}={slot_minutes}"), e))
-    }
-
-    /// The bookable weekdays, such as `mon-fri` or `mon-wed,sat` (default every day).
-    fn appointment_days(&self, var: &'static str) -> Result<crate::core::schedule::Weekdays, ConfigError> {
-        let value = self.text(var, "mon-sun");
-        crate::core::schedule::Weekdays::parse(&value).map_err(|e| Self::error(var, &value, e))
     }
 
     fn rating_scale(&self, var: &'static str) -> Result<crate::rating_scale::RatingScale, ConfigError> {

@@ -173,7 +173,7 @@ pub fn wanted(doc: &HoursDoc, settings: &Settings, now: Timestamp) -> HashMap<St
     doc.categories
         .iter()
         .filter_map(|c| c.hours().ok().map(|h| (c.category.clone(), h)))
-        .map(|(category, hours)| (category, hours.is_open_at(now, &settings.appointment_zone)))
+        .map(|(category, hours)| (category, hours.is_open_at(now, &settings.appointments.zone)))
         .collect()
 }
 

@@ -48,7 +48,7 @@ pub fn issue(settings: &Settings, conversation: &str, agent: &str, now_secs: u64
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
-        &EncodingKey::from_secret(&settings.room_token_secret.0),
+        &EncodingKey::from_secret(&settings.rooms.token_secret.0),
     )
     .expect("HS256 with a byte key cannot fail to sign")
 }
@@ -60,7 +60,7 @@ pub fn verify(settings: &Settings, token: &str) -> Result<RatingClaims, TokenRef
     validation.set_required_spec_claims(&["exp"]);
     let claims = jsonwebtoken::decode::<RatingClaims>(
         token,
-        &DecodingKey::from_secret(&settings.room_token_secret.0),
+        &DecodingKey::from_secret(&settings.rooms.token_secret.0),
         &validation,
     )
     .map(|data| data.claims)
@@ -103,7 +103,7 @@ mod tests {
         );
         assert_eq!(verify(&settings, "not.a.token"), Err(TokenRefusal::Invalid));
         // A room token is no rating token.
-        let rooms = crate::rooms::token::RoomTokens::new(&settings);
+        let rooms = crate::rooms::token::RoomTokens::new(&settings.rooms);
         let ann = crate::rooms::token::Entrant {
             room: "r1",
             person: "agent:a1",

@@ -127,28 +127,30 @@ pub async fn run(
     crate::metrics::handle();
     // Every read below (HTTP, frames, background tasks) answers within the read timeout:
     // a frozen MongoDB otherwise holds a request without end (`store::bounded`).
-    let store = crate::store::bounded_reads(store, settings.store_read_timeout);
+    let store = crate::store::bounded_reads(store, settings.store.read_timeout);
     let categories = store.categories().await?;
     // A remote store gets a write-ahead spool on local disk for its outages; the embedded
     // store is local disk already, and the memory store keeps nothing anyway.
     let spool = match store.backend() {
-        "mongodb" => Some(Spool::open(&settings.data_dir).map_err(|e| RunError::Spool(format!("DATA_DIR: {e}")))?),
+        "mongodb" => {
+            Some(Spool::open(&settings.store.data_dir).map_err(|e| RunError::Spool(format!("DATA_DIR: {e}")))?)
+        }
         _ => None,
     };
-    let (archive, archive_task) = Archive::start(store.clone(), settings.archive_buffer, spool)
+    let (archive, archive_task) = Archive::start(store.clone(), settings.archive.buffer, spool)
         .map_err(|e| RunError::Spool(format!("DATA_DIR: {e}")))?;
-    let slow_after = u64::try_from(settings.archive_slow_write.as_millis()).unwrap_or(u64::MAX);
+    let slow_after = u64::try_from(settings.archive.slow_write.as_millis()).unwrap_or(u64::MAX);
     archive
         .status
         .slow_after_ms
         .store(slow_after, std::sync::atomic::Ordering::Relaxed);
-    let write_timeout = u64::try_from(settings.archive_write_timeout.as_millis()).unwrap_or(u64::MAX);
+    let write_timeout = u64::try_from(settings.archive.write_timeout.as_millis()).unwrap_or(u64::MAX);
     archive
         .status
         .write_timeout_ms
         .store(write_timeout, std::sync::atomic::Ordering::Relaxed);
     // ---- the default configuration fast ----
-    let group_commit = u64::try_from(settings.archive_group_commit.as_millis()).unwrap_or(u64::MAX);
+    let group_commit = u64::try_from(settings.archive.group_commit.as_millis()).unwrap_or(u64::MAX);
     archive
         .status
         .group_commit_ms
@@ -159,8 +161,8 @@ pub async fn run(
         "memory" => crate::webhooks::journal::JournalFile::in_memory(),
         _ => {
             // An empty file would be taken for a new journal: refused, as the spool's is.
-            crate::webhooks::journal::preflight(&settings.data_dir).map_err(|e| RunError::Spool(e.0))?;
-            crate::webhooks::journal::JournalFile::open(&settings.data_dir)
+            crate::webhooks::journal::preflight(&settings.store.data_dir).map_err(|e| RunError::Spool(e.0))?;
+            crate::webhooks::journal::JournalFile::open(&settings.store.data_dir)
         }
     }
     .map_err(|e| RunError::Spool(format!("DATA_DIR: {e}")))?;
@@ -183,8 +185,9 @@ pub async fn run(
     let (cluster, lease_task) = if settings.clustered() {
         // A dead node's people are handed to this node by the `node_lost` routing script.
         let hook = crate::hub::cluster::link::RoutingHandover::new();
-        let (cluster, lease_task) = crate::cluster::node::Cluster::start(&settings, hook.clone(), shutdown.clone())
-            .map_err(|e| RunError::Cluster(format!("REDIS_URL: {e}")))?;
+        let (cluster, lease_task) =
+            crate::cluster::node::Cluster::start(&settings.cluster, hook.clone(), shutdown.clone())
+                .map_err(|e| RunError::Cluster(format!("REDIS_URL: {e}")))?;
         hook.attach(cluster.clone());
         (Some(cluster), Some(lease_task))
     } else {
@@ -253,7 +256,8 @@ pub async fn run(
     if let (Some(imap), Some(status)) = (settings.imap.clone(), inbound.clone()) {
         // MAIL_FROM was checked to be a mailbox at start-up.
         let desk_address = settings
-            .mail_from
+            .mail
+            .from
             .parse::<lettre::message::Mailbox>()
             .map(|m| m.email.to_string())
             .unwrap_or_default();
@@ -326,7 +330,7 @@ pub async fn run(
         // A slow body is bounded here; a slow request head by the listener's header deadline.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
-            settings.http_request_timeout,
+            settings.http.request_timeout,
         ))
         // Outside the timeout, so a request cut short at its deadline announces the close too.
         .layer(axum::middleware::from_fn(
@@ -360,7 +364,7 @@ pub async fn run(
     }
     // ---- rooms and 1-to-1 video ----
     let _ = rooms_task.await;
-    let drain = archive_drain(settings.archive_write_timeout);
+    let drain = archive_drain(settings.archive.write_timeout);
     if tokio::time::timeout(drain, archive_task).await.is_err() {
         tracing::error!(
             "shutdown: the archive could neither write nor spool everything it held within {drain:?}; what was never acknowledged is lost"

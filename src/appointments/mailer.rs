@@ -61,12 +61,12 @@ pub async fn run(store: SharedStore, mail: Arc<dyn Sender>, settings: Arc<Settin
     let worker = Worker {
         store,
         mail,
-        node: settings.node_id.clone(),
-        lease: settings.outbox_lease,
+        node: settings.cluster.node_id.clone(),
+        lease: settings.outbox.lease,
         policy: RetryPolicy {
-            first_ms: settings.outbox_retry_first.as_millis() as i64,
-            max_ms: settings.outbox_retry_max.as_millis() as i64,
-            max_attempts: settings.outbox_max_attempts,
+            first_ms: settings.outbox.retry_first.as_millis() as i64,
+            max_ms: settings.outbox.retry_max.as_millis() as i64,
+            max_attempts: settings.outbox.max_attempts,
         },
         settings: settings.clone(),
     };
@@ -85,7 +85,7 @@ pub async fn run(store: SharedStore, mail: Arc<dyn Sender>, settings: Arc<Settin
         if !full {
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(settings.outbox_poll) => {}
+                () = tokio::time::sleep(settings.outbox.poll) => {}
             }
         }
     }
@@ -272,7 +272,7 @@ impl Worker {
         let name = crate::desk_name::desk_name(self.store.as_ref(), &self.settings).await;
         let desk = crate::transcripts::mail::Desk {
             name: &name,
-            zone: &self.settings.appointment_zone,
+            zone: &self.settings.appointments.zone,
             base_url: &base_url,
         };
         let made = crate::transcripts::mail::make(&transcript, &desk, token.as_deref());

@@ -177,8 +177,8 @@ impl Quotas {
 
     pub fn of(settings: &Settings) -> Self {
         Self {
-            conversation: settings.attachment_conversation_max_bytes,
-            day: settings.attachment_day_max_bytes,
+            conversation: settings.attachments.conversation_max_bytes,
+            day: settings.attachments.day_max_bytes,
         }
     }
 
@@ -217,9 +217,9 @@ impl Attachments {
     pub fn open(settings: &Settings, shared: Option<(SharedAttachmentStore, Vec<u8>)>) -> io::Result<Self> {
         let (store, link_key): (SharedAttachmentStore, Vec<u8>) = match shared {
             Some(shared) => shared,
-            None if settings.store == StoreMode::Memory => (Arc::new(store::MemoryStore::default()), random_key()),
+            None if settings.store.mode == StoreMode::Memory => (Arc::new(store::MemoryStore::default()), random_key()),
             None => {
-                let root = settings.data_dir.join("attachments");
+                let root = settings.store.data_dir.join("attachments");
                 (
                     Arc::new(store::DiskStore::open(&root)?),
                     link_key(&root.join("link.key"))?,
@@ -229,10 +229,10 @@ impl Attachments {
         Ok(Self {
             store,
             link_key: Arc::new(link_key),
-            max_bytes: settings.attachment_max_bytes,
+            max_bytes: settings.attachments.max_bytes,
             quotas: Quotas::of(settings),
             intake: intake::Intake::default(),
-            pace: pace::UploadPace::new(settings.attachment_upload_mb_per_sec),
+            pace: pace::UploadPace::new(settings.attachments.upload_mb_per_sec),
             scanner: settings.clamd.clone().map(scan::Scanner::new),
             marks: Arc::default(),
         })

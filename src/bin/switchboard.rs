@@ -77,10 +77,10 @@ fn main() -> ExitCode {
                 // store (or, on MongoDB, the archive's spool).
                 store::preflight(&settings).map_err(|e| e.to_string())?;
                 if store::backend_name(&settings) == "mongodb" {
-                    spool::preflight(&settings.data_dir).map_err(|e| e.to_string())?;
+                    spool::preflight(&settings.store.data_dir).map_err(|e| e.to_string())?;
                 }
                 if store::backend_name(&settings) != "memory" {
-                    switchboard::webhooks::journal::preflight(&settings.data_dir).map_err(|e| e.to_string())?;
+                    switchboard::webhooks::journal::preflight(&settings.store.data_dir).map_err(|e| e.to_string())?;
                 }
                 Ok(())
             }
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
 
 async fn serve(settings: Settings, log_format: LogFormat) -> Result<(), String> {
     raise_open_file_limit();
-    let (listener, backlog) = switchboard::http::listening::bind(settings.bind, settings.listen_backlog)
+    let (listener, backlog) = switchboard::http::listening::bind(settings.bind, settings.http.listen_backlog)
         .map_err(|e| format!("cannot listen on BIND_ADDR={}: {e}", settings.bind))?;
     backlog.log();
     let shutdown = CancellationToken::new();
@@ -172,7 +172,7 @@ async fn open_store_answering_probes(
     // stops start-up before the hub serves or waits for MongoDB.
     let journal_usable = || match store::backend_name(settings) {
         "memory" => Ok(()),
-        _ => switchboard::webhooks::journal::check_usable(&settings.data_dir).map_err(|e| e.to_string()),
+        _ => switchboard::webhooks::journal::check_usable(&settings.store.data_dir).map_err(|e| e.to_string()),
     };
     if store::backend_name(settings) != "mongodb" {
         store::preflight(settings).map_err(|e| e.to_string())?;
@@ -183,7 +183,7 @@ async fn open_store_answering_probes(
     // DATA_DIR, where the archive's spool and the webhook journal must be writable once
     // MongoDB is up.
     store::preflight(settings).map_err(|e| e.to_string())?;
-    spool::check_usable(&settings.data_dir).map_err(|e| e.to_string())?;
+    spool::check_usable(&settings.store.data_dir).map_err(|e| e.to_string())?;
     journal_usable()?;
     let probes = listener
         .try_clone()

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::health::Status;
 use super::lease::{LeaseTask, NodeLost};
-use crate::config::Settings;
+use crate::config::cluster::ClusterSettings;
 
 /// How long one Redis request may take before it counts as failed: a Redis that does not
 /// answer must show as down within about a renewal, not hang the lease task.
@@ -33,13 +33,13 @@ impl Cluster {
     /// Opens the (lazy) connection and starts the lease task; nothing waits for Redis,
     /// so a node starts, and stays up, while Redis is away (its health says so).
     pub fn start(
-        settings: &Settings,
+        settings: &ClusterSettings,
         hook: Arc<dyn NodeLost>,
         shutdown: CancellationToken,
     ) -> redis::RedisResult<(Cluster, JoinHandle<()>)> {
         let url = settings.redis_url.as_deref().expect("started only with REDIS_URL");
         let client = redis::Client::open(url)?;
-        let timeout = settings.cluster_renew.min(REQUEST_TIMEOUT_MAX);
+        let timeout = settings.renew.min(REQUEST_TIMEOUT_MAX);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -52,8 +52,8 @@ impl Cluster {
         let task = LeaseTask {
             conn: conn.clone(),
             node_id: settings.node_id.clone(),
-            lease: settings.cluster_lease,
-            renew: settings.cluster_renew,
+            lease: settings.lease,
+            renew: settings.renew,
             status: status_tx.clone(),
             hook,
         };

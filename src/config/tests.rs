@@ -11,14 +11,14 @@ fn with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
 fn defaults_need_no_configuration() {
     let s = with(&[]).unwrap();
     assert_eq!(s.bind, "127.0.0.1:8080".parse().unwrap());
-    assert!(s.is_whitelisted("127.0.0.1".parse().unwrap()));
-    assert!(s.is_whitelisted("::1".parse().unwrap()));
-    assert!(!s.is_whitelisted("10.0.0.1".parse().unwrap()));
+    assert!(s.access.is_whitelisted("127.0.0.1".parse().unwrap()));
+    assert!(s.access.is_whitelisted("::1".parse().unwrap()));
+    assert!(!s.access.is_whitelisted("10.0.0.1".parse().unwrap()));
     assert_eq!(s.max_message_len, 2000);
     assert_eq!(s.resume_grace, Duration::from_secs(30));
     assert_eq!(s.offer_timeout, Duration::from_secs(20));
-    assert_eq!(s.store, StoreMode::Auto);
-    assert_eq!(s.listen_backlog, 4_096);
+    assert_eq!(s.store.mode, StoreMode::Auto);
+    assert_eq!(s.http.listen_backlog, 4_096);
     assert_eq!(s.rating_scale, crate::store::RatingScale::Stars);
     assert_eq!(
         with(&[("RATING_SCALE", "Thumbs")]).unwrap().rating_scale,
@@ -91,9 +91,9 @@ fn bad_values_name_their_variable() {
 #[test]
 fn whitelist_takes_ips_and_ranges() {
     let s = with(&[("AGENT_WHITELIST", "10.1.0.0/16, 192.0.2.7")]).unwrap();
-    assert!(s.is_whitelisted("10.1.200.3".parse().unwrap()));
-    assert!(s.is_whitelisted("192.0.2.7".parse().unwrap()));
-    assert!(!s.is_whitelisted("192.0.2.8".parse().unwrap()));
+    assert!(s.access.is_whitelisted("10.1.200.3".parse().unwrap()));
+    assert!(s.access.is_whitelisted("192.0.2.7".parse().unwrap()));
+    assert!(!s.access.is_whitelisted("192.0.2.8".parse().unwrap()));
 }
 
 // websocket closing
@@ -111,12 +111,12 @@ fn the_echo_endpoint_is_off_and_refused_on_a_public_address() {
 fn without_redis_url_nothing_is_clustered() {
     let s = with(&[]).unwrap();
     assert!(!s.clustered());
-    assert_eq!(s.cluster_lease, Duration::from_secs(5));
-    assert_eq!(s.cluster_renew, Duration::from_secs(1));
-    assert!(!s.node_id.is_empty());
+    assert_eq!(s.cluster.lease, Duration::from_secs(5));
+    assert_eq!(s.cluster.renew, Duration::from_secs(1));
+    assert!(!s.cluster.node_id.is_empty());
     assert_ne!(
-        s.node_id,
-        with(&[]).unwrap().node_id,
+        s.cluster.node_id,
+        with(&[]).unwrap().cluster.node_id,
         "two processes' defaults never clash"
     );
 }
@@ -168,26 +168,26 @@ fn bad_cluster_settings_name_their_variable() {
 #[test]
 fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
     let s = with(&[]).unwrap();
-    assert_eq!(s.appointment_zone, jiff::tz::TimeZone::UTC);
-    assert_eq!(s.appointment_hours.slot_minutes(), 60);
-    assert_eq!(s.appointment_hours.open(), jiff::civil::time(10, 0, 0, 0));
-    assert_eq!(s.appointment_hours.close(), jiff::civil::time(17, 0, 0, 0));
+    assert_eq!(s.appointments.zone, jiff::tz::TimeZone::UTC);
+    assert_eq!(s.appointments.hours.slot_minutes(), 60);
+    assert_eq!(s.appointments.hours.open(), jiff::civil::time(10, 0, 0, 0));
+    assert_eq!(s.appointments.hours.close(), jiff::civil::time(17, 0, 0, 0));
     assert_eq!(
-        s.appointment_hours.days(),
+        s.appointments.hours.days(),
         crate::core::schedule::Weekdays::EVERY_DAY,
         "every day unless told"
     );
-    assert_eq!(s.appointment_min_notice, Duration::from_secs(3600));
+    assert_eq!(s.appointments.min_notice, Duration::from_secs(3600));
     let s = with(&[
         ("APPOINTMENT_TIME_ZONE", "Europe/Berlin"),
         ("APPOINTMENT_HOURS", "09:30-12:00"),
     ])
     .unwrap();
-    assert_eq!(s.appointment_zone.iana_name(), Some("Europe/Berlin"));
-    assert_eq!(s.appointment_room_grace, Duration::from_secs(15 * 60));
-    assert_eq!(s.appointment_hours.open(), jiff::civil::time(9, 30, 0, 0));
+    assert_eq!(s.appointments.zone.iana_name(), Some("Europe/Berlin"));
+    assert_eq!(s.appointments.room_grace, Duration::from_secs(15 * 60));
+    assert_eq!(s.appointments.hours.open(), jiff::civil::time(9, 30, 0, 0));
     let s = with(&[("APPOINTMENT_DAYS", "Mon-Fri")]).unwrap();
-    assert_eq!(s.appointment_hours.days().names(), ["mon", "tue", "wed", "thu", "fri"]);
+    assert_eq!(s.appointments.hours.days().names(), ["mon", "tue", "wed", "thu", "fri"]);
     for (var, value) in [
         ("APPOINTMENT_DAYS", "weekdays"),
         ("APPOINTMENT_DAYS", "fri-mon"),
@@ -212,13 +212,13 @@ fn appointment_settings_default_to_the_seed_desk_and_name_their_variable() {
 #[test]
 fn private_addresses_for_webhooks_are_the_admins_choice_unless_set_true_or_false() {
     assert_eq!(
-        with(&[]).unwrap().webhook_allow_private,
+        with(&[]).unwrap().webhooks.allow_private,
         None,
         "unset: the admins decide"
     );
     for (value, wanted) in [("true", Some(true)), ("false", Some(false)), ("", None)] {
         let settings = with(&[("WEBHOOK_ALLOW_PRIVATE", value)]).unwrap();
-        assert_eq!(settings.webhook_allow_private, wanted, "{value:?}");
+        assert_eq!(settings.webhooks.allow_private, wanted, "{value:?}");
     }
     assert_eq!(
         with(&[("WEBHOOK_ALLOW_PRIVATE", "maybe")]).unwrap_err().var,
@@ -239,20 +239,21 @@ fn a_bot_socket_has_its_own_rate_limit_above_a_persons_by_default() {
 #[test]
 fn outbox_settings_have_defaults_and_bad_ones_name_their_variable() {
     let s = with(&[]).unwrap();
-    assert_eq!(s.outbox_lease, Duration::from_secs(120));
-    assert_eq!(s.webhook_lease, Duration::from_secs(60));
-    assert_eq!(s.webhook_delivery_retention, Duration::from_secs(30 * 24 * 3600));
+    assert_eq!(s.outbox.lease, Duration::from_secs(120));
+    assert_eq!(s.webhooks.lease, Duration::from_secs(60));
+    assert_eq!(s.webhooks.delivery_retention, Duration::from_secs(30 * 24 * 3600));
     assert_eq!(
         with(&[("WEBHOOK_DELIVERY_RETENTION_DAYS", "7")])
             .unwrap()
-            .webhook_delivery_retention,
+            .webhooks
+            .delivery_retention,
         Duration::from_secs(7 * 24 * 3600)
     );
-    assert_eq!(s.outbox_retry_first, Duration::from_secs(30));
-    assert_eq!(s.outbox_retry_max, Duration::from_secs(3600));
-    assert_eq!(s.outbox_max_attempts, 12);
-    assert_eq!(s.appointment_booking_burst, 5);
-    assert_eq!(s.appointment_booking_refill, Duration::from_secs(600));
+    assert_eq!(s.outbox.retry_first, Duration::from_secs(30));
+    assert_eq!(s.outbox.retry_max, Duration::from_secs(3600));
+    assert_eq!(s.outbox.max_attempts, 12);
+    assert_eq!(s.appointments.booking_burst, 5);
+    assert_eq!(s.appointments.booking_refill, Duration::from_secs(600));
     assert_eq!(s.follow_up_mail_delay, Duration::from_secs(60));
     for (vars, var) in [
         (vec![("OUTBOX_POLL_SECS", "0")], "OUTBOX_POLL_SECS"),
@@ -377,9 +378,9 @@ fn bad_imap_values_name_their_variable() {
 // ---- attachments ----
 #[test]
 fn attachments_are_limited_to_ten_megabytes_unless_set_and_a_bad_limit_names_its_variable() {
-    assert_eq!(with(&[]).unwrap().attachment_max_bytes, 10 * 1024 * 1024);
+    assert_eq!(with(&[]).unwrap().attachments.max_bytes, 10 * 1024 * 1024);
     assert_eq!(
-        with(&[("ATTACHMENT_MAX_BYTES", "2048")]).unwrap().attachment_max_bytes,
+        with(&[("ATTACHMENT_MAX_BYTES", "2048")]).unwrap().attachments.max_bytes,
         2048
     );
     for value in ["0", "-5", "ten", "1073741825"] {
@@ -391,15 +392,15 @@ fn attachments_are_limited_to_ten_megabytes_unless_set_and_a_bad_limit_names_its
 #[test]
 fn attachment_quotas_have_defaults_and_a_bad_quota_names_its_variable() {
     let defaults = with(&[]).unwrap();
-    assert_eq!(defaults.attachment_conversation_max_bytes, 100 * 1024 * 1024);
-    assert_eq!(defaults.attachment_day_max_bytes, 5 * 1024 * 1024 * 1024);
+    assert_eq!(defaults.attachments.conversation_max_bytes, 100 * 1024 * 1024);
+    assert_eq!(defaults.attachments.day_max_bytes, 5 * 1024 * 1024 * 1024);
     let set = with(&[
         ("ATTACHMENT_CONVERSATION_MAX_BYTES", "4096"),
         ("ATTACHMENT_DAY_MAX_BYTES", "8192"),
     ])
     .unwrap();
     assert_eq!(
-        (set.attachment_conversation_max_bytes, set.attachment_day_max_bytes),
+        (set.attachments.conversation_max_bytes, set.attachments.day_max_bytes),
         (4096, 8192)
     );
     for var in ["ATTACHMENT_CONVERSATION_MAX_BYTES", "ATTACHMENT_DAY_MAX_BYTES"] {

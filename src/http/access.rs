@@ -33,7 +33,7 @@ impl ClientIp {
 
     /// Is the client in `AGENT_WHITELIST`? An unparsable client never is.
     pub fn is_whitelisted(&self, settings: &Settings) -> bool {
-        self.0.is_some_and(|ip| settings.is_whitelisted(ip))
+        self.0.is_some_and(|ip| settings.access.is_whitelisted(ip))
     }
 
     /// The address to count the client under (rate limits, throttles): unknown
@@ -101,7 +101,7 @@ pub fn believed_client(peer: IpAddr, chain: &[&str], is_trusted: impl Fn(IpAddr)
 
 /// The client of a request arriving from `peer` with `headers`.
 pub fn client_ip(settings: &Settings, peer: IpAddr, headers: &HeaderMap) -> ClientIp {
-    if !settings.is_trusted_proxy(peer) {
+    if !settings.access.is_trusted_proxy(peer) {
         // Nobody else's header is read, so nobody can claim a whitelisted address.
         return ClientIp(Some(peer));
     }
@@ -111,7 +111,7 @@ pub fn client_ip(settings: &Settings, peer: IpAddr, headers: &HeaderMap) -> Clie
         .iter()
         .flat_map(|v| v.to_str().map_or_else(|_| vec!["\u{fffd}"], |v| v.split(',').collect()))
         .collect();
-    ClientIp(believed_client(peer, &chain, |ip| settings.is_trusted_proxy(ip)))
+    ClientIp(believed_client(peer, &chain, |ip| settings.access.is_trusted_proxy(ip)))
 }
 
 /// The TCP peer's address, which the listener attaches to every request.
@@ -136,7 +136,7 @@ impl FromRequestParts<AppState> for ClientIp {
 /// with `X-Forwarded-Proto` (its last value: the one the nearest proxy wrote); the
 /// hub itself speaks plain HTTP. `Forwarded: proto=` is ignored, as `Forwarded` is.
 pub fn request_is_https(settings: &Settings, peer: IpAddr, headers: &HeaderMap) -> bool {
-    settings.is_trusted_proxy(peer)
+    settings.access.is_trusted_proxy(peer)
         && headers
             .get_all("x-forwarded-proto")
             .iter()

@@ -94,7 +94,7 @@ fn days(given: Option<&[String]>, settings: &Hours) -> Result<Weekdays, ApiError
 
 /// The hours that apply to `category` (the desk's when it has none of its own).
 pub async fn hours_for(state: &AppState, category: Option<&str>) -> StoreResult<Hours> {
-    let settings = state.settings.appointment_hours.clone();
+    let settings = state.settings.appointments.hours.clone();
     let Some(raw) = state.store.desk_setting(KEY).await? else {
         return Ok(settings);
     };
@@ -118,7 +118,7 @@ fn minutes(t: jiff::civil::Time) -> i64 {
 #[utoipa::path(get, path = "/api/admin/appointment-hours", tag = "admin",
     responses((status = 200, body = HoursView), AdminsOnly, Unavailable))]
 async fn show(Admin(state): Admin) -> JsonResult<HoursView> {
-    let settings = &state.settings.appointment_hours;
+    let settings = &state.settings.appointments.hours;
     let fmt = |t: jiff::civil::Time| t.strftime("%H:%M").to_string();
     let stored = match state.store.desk_setting(KEY).await? {
         Some(raw) => serde_json::from_str::<DeskHours>(&raw).ok(),
@@ -156,11 +156,11 @@ async fn show(Admin(state): Admin) -> JsonResult<HoursView> {
             name not `mon` … `sun`); `unknown_category`", body = ErrorBody),
         AdminsOnly, Unavailable))]
 async fn replace(Admin(state): Admin, ApiJson(mut desk): ApiJson<DeskHours>) -> JsonResult<HoursView> {
-    let slot = state.settings.appointment_hours.slot_minutes();
+    let slot = state.settings.appointments.hours.slot_minutes();
     let desk_hours = hours(&desk.open, &desk.close, slot, "the desk's hours")?;
     // Checked now, stored only when given: hours set without days follow APPOINTMENT_DAYS.
     let desk_days = match desk.days.as_deref() {
-        Some(given) => Some(days(Some(given), &state.settings.appointment_hours)?),
+        Some(given) => Some(days(Some(given), &state.settings.appointments.hours)?),
         None => None,
     };
     let known = state.store.categories().await?;

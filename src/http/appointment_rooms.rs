@@ -41,12 +41,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// When appointment `a`'s room closes to joins.
 fn closes_at(state: &AppState, a: &Appointment) -> i64 {
-    crate::core::room::appointment_room_closes_at(a.end, state.settings.appointment_room_grace.as_millis() as i64)
+    crate::core::room::appointment_room_closes_at(a.end, state.settings.appointments.room_grace.as_millis() as i64)
 }
 
 /// `a`'s start as the desk's clock shows it, e.g. `10:00 (Europe/Berlin)`.
 fn desk_time(state: &AppState, a: &Appointment) -> String {
-    let zone = &state.settings.appointment_zone;
+    let zone = &state.settings.appointments.zone;
     match jiff::Timestamp::from_millisecond(a.start) {
         Ok(t) => format!(
             "{} ({})",
@@ -122,7 +122,7 @@ async fn start(Staff(me, state): Staff, Path(id): Path<String>) -> StatusJson<St
     let id = room_id(&a);
     let now = now_ms();
     let open_until = closes_at(&state, &a);
-    let window = state.settings.appointment_start_window.as_millis() as i64;
+    let window = state.settings.appointments.start_window.as_millis() as i64;
     let started = |status| {
         Ok((
             status,
@@ -151,7 +151,7 @@ async fn start(Staff(me, state): Staff, Path(id): Path<String>) -> StatusJson<St
     if now > open_until {
         return Err(time_over());
     }
-    let grace = state.settings.appointment_room_grace.as_millis() as i64;
+    let grace = state.settings.appointments.room_grace.as_millis() as i64;
     if !crate::core::room::appointment_startable(a.start, a.end, window, grace, now) {
         return Err(ApiError::refused(
             StatusCode::CONFLICT,
@@ -320,7 +320,7 @@ async fn status(
         start: a.start,
         end: a.end,
         open_until,
-        joinable_from: a.start - state.settings.appointment_start_window.as_millis() as i64,
+        joinable_from: a.start - state.settings.appointments.start_window.as_millis() as i64,
         now,
     }))
 }

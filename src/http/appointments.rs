@@ -73,8 +73,8 @@ pub struct BookingThrottle {
 impl BookingThrottle {
     pub fn new(settings: &crate::config::Settings) -> Self {
         let limit = GuessLimit {
-            burst: settings.appointment_booking_burst,
-            refill: settings.appointment_booking_refill,
+            burst: settings.appointments.booking_burst,
+            refill: settings.appointments.booking_refill,
         };
         BookingThrottle {
             made: std::sync::Mutex::new(FailedGuesses::new(limit, BOOKING_THROTTLE_CAPACITY)),
@@ -91,12 +91,12 @@ impl BookingThrottle {
 
 /// The desk's calendar for labels and day bounds (the zone; the settings' hours).
 pub(super) fn calendar(state: &AppState) -> Calendar {
-    calendar_with(state, state.settings.appointment_hours.clone())
+    calendar_with(state, state.settings.appointments.hours.clone())
 }
 
 fn calendar_with(state: &AppState, hours: crate::core::schedule::Hours) -> Calendar {
-    let notice = SignedDuration::try_from(state.settings.appointment_min_notice).unwrap_or(SignedDuration::MAX);
-    Calendar::new(state.settings.appointment_zone.clone(), hours, notice)
+    let notice = SignedDuration::try_from(state.settings.appointments.min_notice).unwrap_or(SignedDuration::MAX);
+    Calendar::new(state.settings.appointments.zone.clone(), hours, notice)
 }
 
 /// The calendar whose slots apply to `category`: the hours an admin set (the
@@ -109,13 +109,19 @@ pub(super) async fn calendar_for(state: &AppState, category: Option<&str>) -> Re
 /// What the desk's mails share: its zone and its From address.
 pub(super) fn desk(state: &AppState) -> mails::Desk<'_> {
     mails::Desk {
-        zone: &state.settings.appointment_zone,
-        organizer: mails::address_of(&state.settings.mail_from),
+        zone: &state.settings.appointments.zone,
+        organizer: mails::address_of(&state.settings.mail.from),
     }
 }
 
 pub(super) fn zone_name(state: &AppState) -> String {
-    state.settings.appointment_zone.iana_name().unwrap_or("UTC").to_string()
+    state
+        .settings
+        .appointments
+        .zone
+        .iana_name()
+        .unwrap_or("UTC")
+        .to_string()
 }
 
 fn parse_date(raw: &str) -> Result<Date, ApiError> {
@@ -392,7 +398,7 @@ fn out_of_range(day: impl std::fmt::Display) -> ApiError {
 async fn slots(State(state): State<AppState>, ApiQuery(q): ApiQuery<SlotsQuery>) -> JsonResult<DaySlots> {
     let day = parse_date(&q.date)?;
     let category = q.category.as_deref().filter(|c| !c.is_empty());
-    let day_zone = customer_zone(q.zone.as_deref())?.unwrap_or_else(|| state.settings.appointment_zone.clone());
+    let day_zone = customer_zone(q.zone.as_deref())?.unwrap_or_else(|| state.settings.appointments.zone.clone());
     known_category(&state, category).await?;
     let calendar = calendar_for(&state, category).await?;
     let (from, to) = day_span(day, &day_zone).ok_or_else(|| out_of_range(day))?;
@@ -470,7 +476,7 @@ async fn free_days(State(state): State<AppState>, ApiQuery(q): ApiQuery<DaysQuer
     let first = parse_month(&q.month)?;
     let last = first.last_of_month();
     let category = q.category.as_deref().filter(|c| !c.is_empty());
-    let day_zone = customer_zone(q.zone.as_deref())?.unwrap_or_else(|| state.settings.appointment_zone.clone());
+    let day_zone = customer_zone(q.zone.as_deref())?.unwrap_or_else(|| state.settings.appointments.zone.clone());
     known_category(&state, category).await?;
     let calendar = calendar_for(&state, category).await?;
     let (from, _) = day_span(first, &day_zone).ok_or_else(|| out_of_range(first))?;
@@ -965,8 +971,8 @@ pub struct StaffList {
 
 fn staff_list(state: &AppState, calendar: &Calendar, list: Vec<Appointment>) -> StaffList {
     let now = crate::clock::now_ms();
-    let window = state.settings.appointment_start_window.as_millis() as Millis;
-    let grace = state.settings.appointment_room_grace.as_millis() as Millis;
+    let window = state.settings.appointments.start_window.as_millis() as Millis;
+    let grace = state.settings.appointments.room_grace.as_millis() as Millis;
     let appointments = list
         .into_iter()
         .map(|a| StaffView {

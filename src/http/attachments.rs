@@ -639,7 +639,7 @@ async fn read_within<T>(
     state: &AppState,
     read: impl std::future::Future<Output = std::io::Result<T>>,
 ) -> std::io::Result<T> {
-    let limit = state.settings.store_read_timeout;
+    let limit = state.settings.store.read_timeout;
     tokio::time::timeout(limit, read).await.unwrap_or_else(|_| {
         Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
@@ -716,7 +716,7 @@ async fn serve(
             (Body::from(bytes), len)
         }
         Content::Stream(chunks, len) => (
-            Body::from_stream(chunks_within(chunks, state.settings.store_read_timeout)),
+            Body::from_stream(chunks_within(chunks, state.settings.store.read_timeout)),
             len,
         ),
     };

@@ -48,7 +48,13 @@ async fn view(state: &AppState) -> JsonResult<ChatHoursView> {
         .map(|(category, open)| OpenNow { category, open })
         .collect();
     Ok(Json(ChatHoursView {
-        time_zone: state.settings.appointment_zone.iana_name().unwrap_or("UTC").to_string(),
+        time_zone: state
+            .settings
+            .appointments
+            .zone
+            .iana_name()
+            .unwrap_or("UTC")
+            .to_string(),
         categories: doc.categories,
         open_now,
     }))

@@ -232,7 +232,7 @@ async fn add_note(
     let task_state = state.clone();
     let written = note.clone();
     let named = client_id.is_some();
-    let stored = write_within(state.settings.archive_write_timeout, async move {
+    let stored = write_within(state.settings.archive.write_timeout, async move {
         let event = ArchiveEvent::Note(written.clone());
         task_state.store.archive(std::slice::from_ref(&event)).await?;
         // Another request with the same id may have stored its note first (the store keeps
@@ -329,7 +329,7 @@ async fn opened(Staff(me, state): Staff, Path(id): Path<String>) -> Result<Statu
 /// Conversations' lasting state as these changes write it: each store call within the
 /// archive's write timeout (past it, 503 as the store's fault).
 fn conversations(state: &AppState) -> Conversations {
-    Conversations::new(state.store.clone(), Rules::default()).answering_within(state.settings.archive_write_timeout)
+    Conversations::new(state.store.clone(), Rules::default()).answering_within(state.settings.archive.write_timeout)
 }
 
 /// The enabled agents serving the conversation's category: whom it may be assigned to.
@@ -470,7 +470,7 @@ async fn assign(
         store: state.store.clone(),
         archive: state.archive.clone(),
         cluster: state.cluster.clone(),
-        limit: state.settings.archive_write_timeout,
+        limit: state.settings.archive.write_timeout,
     };
     archive_holder_soon(place, record.clone(), target.display_name.clone()).await;
     Ok(Json(Assigned {

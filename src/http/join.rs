@@ -164,7 +164,7 @@ async fn join(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<JoinRequest>,
 ) -> JsonResult<RoomToken> {
-    let max = state.settings.room_max_attempts;
+    let max = state.settings.rooms.max_attempts;
     let address = crate::http::access::address_key(ip.key()).to_string();
     let room = match state.store.room(&id).await {
         Ok(room) => Some(room),
@@ -206,7 +206,7 @@ async fn join(
             .is_some_and(|r| is_locked(&r.wrong_attempts, &address, max)),
         locked_for_all: room
             .as_ref()
-            .is_some_and(|r| is_locked_for_all(&r.wrong_attempts, state.settings.room_max_failed_joins)),
+            .is_some_and(|r| is_locked_for_all(&r.wrong_attempts, state.settings.rooms.max_failed_joins)),
         // Everything given is right, for the checks before the credentials.
         how: JoinBy::Customer {
             phone_ok: true,
@@ -218,7 +218,7 @@ async fn join(
     // The attempt counts as wrong until it proves right, in the same stored update as the
     // lock checks: parallel guesses (a botnet's) cannot all pass the checks before any
     // of them is counted. A right one is refunded below.
-    let cap = state.settings.room_max_failed_joins;
+    let cap = state.settings.rooms.max_failed_joins;
     let mut locked = None;
     let room = update(&state, &id, |r| {
         locked = if is_locked(&r.wrong_attempts, &address, max) {
@@ -291,7 +291,7 @@ async fn join(
     // on the stored room: of two joins racing (on any nodes), one gets it; a join racing
     // the room's end is refused here, never given a token the socket then refuses.
     let now_secs = (now_ms() / 1000) as u64;
-    let until = ((now_secs + state.settings.room_token_ttl.as_secs()) * 1000) as i64;
+    let until = ((now_secs + state.settings.rooms.token_ttl.as_secs()) * 1000) as i64;
     match state.rooms.reserve_seat(&state.store, &id, &person, until).await {
         Ok(_) => {}
         Err(SeatRefused::Ended) => return Err(refused(JoinRefusal::Ended)),

@@ -213,7 +213,7 @@ async fn change(
     };
     let (changed, record) = relabel(
         &state.store,
-        state.settings.archive_write_timeout,
+        state.settings.archive.write_timeout,
         id,
         by,
         change,

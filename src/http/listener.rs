@@ -88,10 +88,10 @@ async fn serve_connections(
 ) -> io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(settings.http_header_timeout);
+        .header_read_timeout(settings.http.header_timeout);
     // Every connection's task, so shutdown can wait for the requests under way.
     let connections = TaskTracker::new();
-    let peers = PeerCounts::new(settings.max_connections_per_address);
+    let peers = PeerCounts::new(settings.http.max_connections_per_address);
     let shedder = Shedder::new(super::shedding::open_file_limit());
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -120,7 +120,7 @@ async fn serve_connections(
                 continue;
             }
         };
-        let slot = if settings.is_trusted_proxy(peer.ip()) {
+        let slot = if settings.access.is_trusted_proxy(peer.ip()) {
             None
         } else {
             match peers.take(peer.ip()) {

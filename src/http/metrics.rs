@@ -64,7 +64,7 @@ fn access(state: &AppState, ip: ClientIp, headers: &HeaderMap) -> Access {
     if ip.is_whitelisted(&state.settings) {
         return Access::Granted;
     }
-    let Some(expected) = &state.settings.metrics_token else {
+    let Some(expected) = &state.settings.http.metrics_token else {
         return Access::Refused;
     };
     let given = headers

@@ -252,7 +252,7 @@ async fn leave_checked(
         handled_by: None,
         customer: Some(customer),
     };
-    let mail = state.settings.offline_mail_to.as_ref().map(|desk| {
+    let mail = state.settings.mail.offline_to.as_ref().map(|desk| {
         let console = format!("{}/agent.html", super::public_url::base_url(state, headers));
         crate::offline::desk_mail(&message, &category.name, desk, &console, now)
     });
@@ -447,7 +447,7 @@ where
 {
     let write = change(state.store.clone(), id.to_string(), agent.to_string());
     let task_state = state.clone();
-    let answer = write_within(state.settings.archive_write_timeout, async move {
+    let answer = write_within(state.settings.archive.write_timeout, async move {
         let m = write.await?;
         follow(&task_state, &m).await;
         Ok(m)
@@ -523,7 +523,7 @@ async fn reply(
     let mail = crate::offline::reply_mail(&m, &category, &reply);
     let sent = reply.clone();
     let task_state = state.clone();
-    let answer = write_within(state.settings.archive_write_timeout, async move {
+    let answer = write_within(state.settings.archive.write_timeout, async move {
         let m = task_state
             .store
             .reply_offline_message(

@@ -74,7 +74,7 @@ async fn categories(State(state): State<AppState>) -> JsonResult<Vec<PublicCateg
                     .filter(|_| !open)
                     .and_then(|doc| doc.categories.iter().find(|h| h.category == view.id))
                     .and_then(|h| h.hours().ok())
-                    .and_then(|h| h.next_open(now, &state.settings.appointment_zone))
+                    .and_then(|h| h.next_open(now, &state.settings.appointments.zone))
                     .map(|at| at.as_millisecond());
                 PublicCategory {
                     id: view.id,
@@ -318,7 +318,7 @@ async fn readyz(State(state): State<AppState>, ip: ClientIp) -> Response {
         archive_overflowing: health.archive_overflowing,
         archive_slow: health.archive_slow,
         backlog: health.archive_backlog,
-        max_backlog: state.settings.ready_max_backlog,
+        max_backlog: state.settings.archive.ready_max_backlog,
         redis_answers: health.cluster.as_ref().is_none_or(|c| c.redis == "up"),
         lease_held: health.cluster.as_ref().is_none_or(|c| c.incarnation.is_some()),
     });

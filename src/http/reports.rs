@@ -197,7 +197,7 @@ async fn report(
     let zone = match query.zone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
         Some(name) => jiff::tz::TimeZone::get(name)
             .map_err(|_| ApiError::invalid("invalid_zone", "zone is not an IANA time zone name"))?,
-        None => state.settings.appointment_zone.clone(),
+        None => state.settings.appointments.zone.clone(),
     };
     let date = |s: &str| {
         s.trim()

@@ -436,7 +436,7 @@ async fn invite(
     }
     let code = new_code();
     let hash = hash_password(code.clone(), state.settings.password_hash_cost).await?;
-    let expires_at = now_ms() + state.settings.room_code_ttl.as_millis() as i64;
+    let expires_at = now_ms() + state.settings.rooms.code_ttl.as_millis() as i64;
     let room = update(&state, &id, |r| {
         let version = r.code.as_ref().map_or(1, |c| c.version + 1);
         r.code = Some(AccessCode {
@@ -449,7 +449,7 @@ async fn invite(
     .await?;
     let version = room.code.as_ref().map_or(1, |c| c.version);
     let link = link(&base, &room.id);
-    let hours = state.settings.room_code_ttl.as_secs().div_ceil(3600);
+    let hours = state.settings.rooms.code_ttl.as_secs().div_ceil(3600);
     let text = format!(
         "{} invites you to a video meeting: {}\n\nJoin here:\n{link}\n\nYour access code: {code}\nThe code works for {hours} h.",
         account.display_name, room.title
@@ -522,7 +522,7 @@ pub(super) async fn admit_with_token(
 ) -> Result<RoomToken, crate::rooms::SeatRefused> {
     let person = crate::rooms::new_admission(kind);
     let now_secs = (now_ms() / 1000) as u64;
-    let until = ((now_secs + state.settings.room_token_ttl.as_secs()) * 1000) as i64;
+    let until = ((now_secs + state.settings.rooms.token_ttl.as_secs()) * 1000) as i64;
     state.rooms.reserve_seat(&state.store, room, &person, until).await?;
     let entrant = Entrant {
         room,

@@ -407,7 +407,7 @@ async fn login(
         .http_only(true)
         .same_site(SameSite::Strict)
         .path("/")
-        .secure(state.settings.cookie_secure || https.0)
+        .secure(state.settings.http.cookie_secure || https.0)
         .max_age(time::Duration::try_from(state.settings.session_ttl).unwrap_or(time::Duration::MAX))
         .build();
     let body = LoginResponse {

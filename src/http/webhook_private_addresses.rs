@@ -53,7 +53,7 @@ pub struct PrivateAddressesEdit {
 }
 
 async fn view(state: &AppState) -> JsonResult<PrivateAddressesView> {
-    let operator = state.settings.webhook_allow_private;
+    let operator = state.settings.webhooks.allow_private;
     let choice = state.store.webhook_private_addresses().await?;
     Ok(Json(PrivateAddressesView {
         allowed: private_allowed(operator, choice.as_ref().map(|c| c.allowed)),
@@ -90,7 +90,7 @@ async fn change(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PrivateAddressesEdit>,
 ) -> JsonResult<PrivateAddressesView> {
-    if let Some(operator) = state.settings.webhook_allow_private {
+    if let Some(operator) = state.settings.webhooks.allow_private {
         let says = if operator {
             "WEBHOOK_ALLOW_PRIVATE=true on the server: webhooks may always reach private addresses"
         } else {

@@ -31,7 +31,7 @@ pub(super) async fn checked_url(state: &AppState, raw: &str) -> Result<url::Url,
     };
     let url = target::parse(raw).map_err(|e| refused(e.to_string(), "(not a URL)"))?;
     let host = url.host_str().unwrap_or("").to_string();
-    let allow_private = private_addresses::allowed_now(state.settings.webhook_allow_private, &state.store).await?;
+    let allow_private = private_addresses::allowed_now(state.settings.webhooks.allow_private, &state.store).await?;
     target::resolve(&url, allow_private)
         .await
         .map_err(|e| refused(e.to_string(), &host))?;
@@ -75,7 +75,7 @@ async fn journal(Admin(state): Admin) -> JsonResult<JournalView> {
         .ok_or_else(|| ApiError::Unavailable("webhooks are not running on this node".into()))?;
     let file = hooks.journal();
     Ok(Json(JournalView {
-        node: state.settings.node_id.clone(),
+        node: state.settings.cluster.node_id.clone(),
         backlog: file.backlog(),
         set_aside: file.set_aside(),
     }))

@@ -682,7 +682,7 @@ impl Hub {
                 .map(|c| crate::core::routing::CategoryId::from(c.id.as_str()))
                 .collect();
             let periods = cluster::link::Periods {
-                lease: settings.cluster_lease,
+                lease: settings.cluster.lease,
                 grace: settings.resume_grace,
             };
             cluster::link::start(&c, tx.downgrade(), known, periods, shutdown.clone())
@@ -1077,7 +1077,7 @@ mod tests {
         let settings = Arc::new(Settings::for_tests());
         let (hub, _hub_task) = Hub::start(
             settings.clone(),
-            crate::attachments::Attachments::in_memory(settings.attachment_max_bytes),
+            crate::attachments::Attachments::in_memory(settings.attachments.max_bytes),
             categories,
             archive,
             sessions,

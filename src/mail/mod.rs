@@ -169,8 +169,8 @@ impl Senders {
     /// SMTP and the webhook where configured, logging elsewhere. Settings were validated
     /// at start-up, so building cannot fail on their form.
     pub fn from_settings(settings: &Settings) -> Self {
-        let mail: Arc<dyn Sender> = match &settings.smtp_url {
-            Some(url) => match Smtp::new(url, &settings.mail_from) {
+        let mail: Arc<dyn Sender> = match &settings.mail.smtp_url {
+            Some(url) => match Smtp::new(url, &settings.mail.from) {
                 Ok(smtp) => Arc::new(smtp),
                 Err(e) => {
                     tracing::error!(error = %e, "SMTP_URL cannot be used; mail is only logged");

@@ -9,7 +9,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use sha1::Sha1;
 
-use crate::config::Settings;
+use crate::config::rooms::IceSettings;
 
 /// One entry of `RTCConfiguration.iceServers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -32,7 +32,7 @@ pub fn turn_credentials(secret: &[u8], person: &str, expiry_secs: u64) -> (Strin
 }
 
 /// The ICE servers for `person`, at `now_secs`.
-pub fn ice_servers(settings: &Settings, person: &str, now_secs: u64) -> Vec<IceServer> {
+pub fn ice_servers(settings: &IceSettings, person: &str, now_secs: u64) -> Vec<IceServer> {
     let mut servers = Vec::new();
     if !settings.stun_urls.is_empty() {
         servers.push(IceServer {

@@ -51,10 +51,10 @@ impl Rooms {
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (commands, task) = live::start(store, settings.resume_grace, shutdown.clone());
         let cluster =
-            cluster.map(|c| cluster::RoomsCluster::start(c, commands.clone(), settings.cluster_renew, shutdown));
+            cluster.map(|c| cluster::RoomsCluster::start(c, commands.clone(), settings.cluster.renew, shutdown));
         let rooms = Self {
             commands,
-            tokens: Arc::new(token::RoomTokens::new(settings)),
+            tokens: Arc::new(token::RoomTokens::new(&settings.rooms)),
             senders: Senders::from_settings(settings),
             cluster,
             waiting: waiting::Waiting::default(),

@@ -6,7 +6,7 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
+use crate::config::rooms::RoomSettings;
 
 /// Which side of the room the holder is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -77,12 +77,12 @@ pub struct RoomTokens {
 }
 
 impl RoomTokens {
-    pub fn new(settings: &Settings) -> Self {
-        let secret = &settings.room_token_secret.0;
+    pub fn new(settings: &RoomSettings) -> Self {
+        let secret = &settings.token_secret.0;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
-            ttl_secs: settings.room_token_ttl.as_secs(),
+            ttl_secs: settings.token_ttl.as_secs(),
         }
     }
 
@@ -120,6 +120,7 @@ impl RoomTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
 
     fn carla() -> Entrant<'static> {
         Entrant {
@@ -134,7 +135,7 @@ mod tests {
     #[test]
     fn a_token_names_its_room_and_person_and_expires() {
         let settings = Settings::for_tests();
-        let tokens = RoomTokens::new(&settings);
+        let tokens = RoomTokens::new(&settings.rooms);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -144,7 +145,7 @@ mod tests {
         assert!(claims.exp - now <= 600);
         let (old, _) = tokens.issue(carla(), now - 601);
         assert_eq!(tokens.verify(&old), Err(TokenRefusal::Expired));
-        let other = RoomTokens::new(&Settings::for_tests());
+        let other = RoomTokens::new(&Settings::for_tests().rooms);
         assert_eq!(other.verify(&token), Err(TokenRefusal::Invalid), "another secret");
         assert_eq!(tokens.verify("garbage"), Err(TokenRefusal::Invalid));
     }

@@ -734,9 +734,9 @@ enum Target {
 
 fn target(settings: &crate::config::Settings) -> Target {
     use crate::config::StoreMode;
-    match (&settings.store, &settings.mongodb_uri) {
+    match (&settings.store.mode, &settings.store.mongodb_uri) {
         (StoreMode::Memory, _) => Target::Memory,
-        (StoreMode::Embedded, _) | (StoreMode::Auto, None) => Target::Embedded(settings.data_dir.clone()),
+        (StoreMode::Embedded, _) | (StoreMode::Auto, None) => Target::Embedded(settings.store.data_dir.clone()),
         (StoreMode::MongoDb | StoreMode::Auto, Some(uri)) => Target::MongoDb(uri.clone()),
         (StoreMode::MongoDb, None) => unreachable!("settings refuse STORE=mongodb without MONGODB_URI"),
     }
@@ -762,7 +762,7 @@ pub fn preflight(settings: &crate::config::Settings) -> Result<(), Unusable> {
         Target::MongoDb(uri) => {
             mongodb::options::ConnectionString::parse(&uri)
                 .map_err(|e| Unusable(format!("MONGODB_URI is not a usable MongoDB connection string: {e}")))?;
-            check_data_dir(&settings.data_dir)
+            check_data_dir(&settings.store.data_dir)
         }
         Target::Embedded(dir) => {
             check_data_dir(&dir)?;
@@ -812,7 +812,7 @@ pub async fn open(settings: &crate::config::Settings) -> Result<SharedStore, Unu
     let uri = match target(settings) {
         Target::Memory => return Ok(Arc::new(MemoryStore::new())),
         Target::Embedded(dir) => {
-            let cache = settings.embedded_cache_bytes;
+            let cache = settings.store.embedded_cache_bytes;
             return match EmbeddedStore::open_with_cache(&dir, cache).await {
                 Ok(store) => Ok(Arc::new(store)),
                 Err(e) => Err(Unusable(format!(
@@ -825,7 +825,7 @@ pub async fn open(settings: &crate::config::Settings) -> Result<SharedStore, Unu
     };
     let mut pause = OPEN_RETRY_START;
     loop {
-        match MongoStore::connect_or_refuse(&uri, &settings.mongodb_db).await {
+        match MongoStore::connect_or_refuse(&uri, &settings.store.mongodb_db).await {
             Ok(store) => return Ok(Arc::new(store)),
             Err(mongo::ConnectFailure::Refused(why)) => return Err(Unusable(format!("MONGODB_URI: {why}"))),
             Err(mongo::ConnectFailure::Unreachable(e)) => {

@@ -586,8 +586,8 @@ mod tests {
         store.add_delivery(failing_for_a_day(now)).await.unwrap();
         store.webhook_puts_down.store(true, Ordering::Relaxed);
         let mut settings = crate::config::Settings::for_tests();
-        settings.webhook_allow_private = Some(true);
-        settings.admin_mail_to = vec!["ops@example.org".into()];
+        settings.webhooks.allow_private = Some(true);
+        settings.webhooks.admin_mail_to = vec!["ops@example.org".into()];
         let shutdown = CancellationToken::new();
         let journal = crate::webhooks::journal::JournalFile::in_memory().unwrap();
         let _hooks = Webhooks::start(store.clone(), &settings, journal, shutdown.clone());

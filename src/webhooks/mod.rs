@@ -95,19 +95,19 @@ impl Webhooks {
             readings: readings::Readings::default(),
             wake: Arc::default(),
             store,
-            private: private_addresses::PrivateAddresses::new(settings.webhook_allow_private),
+            private: private_addresses::PrivateAddresses::new(settings.webhooks.allow_private),
             buddy_chats: Arc::default(),
         };
         let claims = deliver::Claims {
-            node: settings.node_id.clone(),
-            lease: settings.webhook_lease,
-            admins: settings.admin_mail_to.clone(),
+            node: settings.cluster.node_id.clone(),
+            lease: settings.webhooks.lease,
+            admins: settings.webhooks.admin_mail_to.clone(),
             admin_page: disabled_mail::admin_page(&settings.base_url_without_request()),
         };
         tokio::spawn(fan_out(hooks.clone(), again_rx, shutdown.clone()));
         tokio::spawn(retention::run(
             hooks.store.clone(),
-            settings.webhook_delivery_retention,
+            settings.webhooks.delivery_retention,
             shutdown.clone(),
         ));
         tokio::spawn(deliver::run(hooks.store.clone(), hooks.clone(), claims, shutdown));

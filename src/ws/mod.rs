@@ -58,6 +58,7 @@ fn origin_allowed(settings: &Settings, headers: &HeaderMap) -> bool {
         return true;
     };
     if settings
+        .access
         .allowed_origins
         .iter()
         .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
@@ -256,7 +257,7 @@ mod tests {
             &headers(Some("https://evil.example"), "127.0.0.1:8080")
         ));
         let mut s = s;
-        s.allowed_origins = vec!["https://shop.example".into()];
+        s.access.allowed_origins = vec!["https://shop.example".into()];
         assert!(origin_allowed(
             &s,
             &headers(Some("https://shop.example"), "127.0.0.1:8080")

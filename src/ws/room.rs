@@ -300,7 +300,7 @@ async fn serve(mut socket: WebSocket, state: AppState, query: RoomQuery, tcp: Li
         peer: admitted.peer,
         call: admitted.call,
         call_mode,
-        ice_servers: crate::rooms::ice::ice_servers(&state.settings, &claims.sub, now_secs),
+        ice_servers: crate::rooms::ice::ice_servers(&state.settings.ice, &claims.sub, now_secs),
         token,
         token_expires_at: (fresh.exp * 1000) as i64,
         open_until: stored.open_until,

@@ -17,7 +17,7 @@ async fn login_status(hub: &TestHub, xff: Option<&str>) -> (u16, serde_json::Val
 
 #[tokio::test]
 async fn agents_and_admins_are_refused_from_outside_the_whitelist() {
-    let hub = TestHub::with(|s| s.agent_whitelist = vec!["10.9.0.0/16".parse().unwrap()]).await;
+    let hub = TestHub::with(|s| s.access.agent_whitelist = vec!["10.9.0.0/16".parse().unwrap()]).await;
     let (status, body) = login_status(&hub, None).await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["code"], "not_whitelisted");
@@ -38,7 +38,7 @@ async fn agents_and_admins_are_refused_from_outside_the_whitelist() {
 #[tokio::test]
 async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     // The whitelist holds only the forged address; the real peer is loopback and untrusted as a proxy.
-    let hub = TestHub::with(|s| s.agent_whitelist = vec!["203.0.113.9/32".parse().unwrap()]).await;
+    let hub = TestHub::with(|s| s.access.agent_whitelist = vec!["203.0.113.9/32".parse().unwrap()]).await;
     assert_eq!(login_status(&hub, Some("203.0.113.9")).await.0, 403);
     hub.stop().await;
     // And the other way: loopback is whitelisted, a forged outside address changes nothing.
@@ -50,8 +50,8 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
 #[tokio::test]
 async fn forwarded_for_from_a_trusted_proxy_is_believed() {
     let hub = TestHub::with(|s| {
-        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
-        s.agent_whitelist = vec!["203.0.113.0/24".parse().unwrap()];
+        s.access.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.access.agent_whitelist = vec!["203.0.113.0/24".parse().unwrap()];
     })
     .await;
     assert_eq!(login_status(&hub, Some("203.0.113.9")).await.0, 200);
@@ -94,7 +94,7 @@ async fn websockets_from_a_foreign_origin_are_refused() {
             .is_ok()
     );
     hub.stop().await;
-    let hub = TestHub::with(|s| s.allowed_origins = vec!["https://shop.example".into()]).await;
+    let hub = TestHub::with(|s| s.access.allowed_origins = vec!["https://shop.example".into()]).await;
     assert!(
         Ws::connect(&hub.ws_url("/ws/customer"), &[("origin", "https://shop.example")])
             .await
@@ -110,7 +110,7 @@ async fn websockets_from_a_foreign_origin_are_refused() {
 /// session is optional for (`/api/metrics`); they check their caller themselves.
 #[tokio::test]
 async fn every_staff_operation_of_the_document_refuses_an_address_outside_the_whitelist() {
-    let hub = TestHub::with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let hub = TestHub::with(|s| s.access.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let admin = hub.admin().await;
     let api_token = admin.api_token_secret("walk", &["admin"]).await;
     let _waiting = hub.customer("Carla", "general").await;

@@ -56,11 +56,11 @@ async fn booked_by_carla_from(hub: &Endpoint, start: &str, zone: &str) -> Value 
 /// Test settings for mail: SMTP on `port`, a fast worker and short, capped retries.
 pub(crate) fn mail_settings(port: u16) -> impl FnOnce(&mut switchboard::config::Settings) {
     move |s| {
-        s.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
-        s.mail_from = "Desk <desk@example.org>".to_string();
-        s.outbox_poll = Duration::from_millis(100);
-        s.outbox_retry_first = Duration::from_millis(200);
-        s.outbox_retry_max = Duration::from_millis(800);
+        s.mail.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        s.mail.from = "Desk <desk@example.org>".to_string();
+        s.outbox.poll = Duration::from_millis(100);
+        s.outbox.retry_first = Duration::from_millis(200);
+        s.outbox.retry_max = Duration::from_millis(800);
     }
 }
 
@@ -78,7 +78,7 @@ async fn berlin_desk() -> (SmtpSink, TestHub) {
     let smtp = SmtpSink::start(port).await;
     let hub = TestHub::with(|s| {
         mail_settings(port)(s);
-        s.appointment_zone = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        s.appointments.zone = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
     })
     .await;
     hub.agent_account("ann", &[], 1).await;
@@ -258,7 +258,7 @@ async fn a_booking_mail_with_umlauts_is_utf8_mime_from_the_desks_domain() {
 async fn a_booking_on_a_desk_whose_smtp_could_not_be_set_up_is_not_said_mailed() {
     let hub = TestHub::with(|s| {
         mail_settings(free_port())(s);
-        s.smtp_url = Some("no-such-scheme://relay.example".into());
+        s.mail.smtp_url = Some("no-such-scheme://relay.example".into());
     })
     .await;
     hub.agent_account("ann", &[], 1).await;
@@ -360,7 +360,7 @@ async fn a_mail_failing_its_last_attempt_is_dead_and_listed_for_admins() {
     let port = free_port();
     let hub = TestHub::with(|s| {
         mail_settings(port)(s);
-        s.outbox_max_attempts = 2;
+        s.outbox.max_attempts = 2;
     })
     .await;
     hub.agent_account("ann", &[], 1).await;
@@ -469,14 +469,14 @@ async fn two_nodes(store_one: SharedStore, store_two: SharedStore) {
     let (dir_one, dir_two) = (TempDir::new("node-one"), TempDir::new("node-two"));
     let one = TestHub::with_store(store_one, |s| {
         mail_settings(port)(s);
-        s.node_id = "node-one".into();
-        s.data_dir = dir_one.0.clone();
+        s.cluster.node_id = "node-one".into();
+        s.store.data_dir = dir_one.0.clone();
     })
     .await;
     let two = TestHub::with_store(store_two, |s| {
         mail_settings(port)(s);
-        s.node_id = "node-two".into();
-        s.data_dir = dir_two.0.clone();
+        s.cluster.node_id = "node-two".into();
+        s.store.data_dir = dir_two.0.clone();
     })
     .await;
     one.agent_account("ann", &[], 1).await;
@@ -528,9 +528,9 @@ async fn a_booking_on_a_node_without_smtp_is_mailed_by_a_node_with_it() {
     let (dir_one, dir_two) = (TempDir::new("node-logs"), TempDir::new("node-sends"));
     let logs = TestHub::with_store(store.clone(), |s| {
         mail_settings(port)(s);
-        s.smtp_url = None;
-        s.node_id = "node-logs".into();
-        s.data_dir = dir_one.0.clone();
+        s.mail.smtp_url = None;
+        s.cluster.node_id = "node-logs".into();
+        s.store.data_dir = dir_one.0.clone();
     })
     .await;
     logs.agent_account("ann", &[], 1).await;
@@ -541,8 +541,8 @@ async fn a_booking_on_a_node_without_smtp_is_mailed_by_a_node_with_it() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sends = TestHub::with_store(store, |s| {
         mail_settings(port)(s);
-        s.node_id = "node-sends".into();
-        s.data_dir = dir_two.0.clone();
+        s.cluster.node_id = "node-sends".into();
+        s.store.data_dir = dir_two.0.clone();
     })
     .await;
     let mail = parse(&smtp.wait_for(1).await[0]);
@@ -593,7 +593,7 @@ async fn on_mongodb_a_mail_whose_write_never_completed_is_given_up_not_sent() {
     let dir = TempDir::new("orphan");
     let hub = TestHub::with_store(store, |s| {
         mail_settings(port)(s);
-        s.data_dir = dir.0.clone();
+        s.store.data_dir = dir.0.clone();
     })
     .await;
     let admin = hub.admin().await;
@@ -647,8 +647,8 @@ async fn a_mail_only_logged_by_a_node_that_sends_none_is_listed_logged_not_sent(
     let run_dir = TempDir::new("logged-mail-node");
     let hub = TestHub::with_store(store, |s| {
         mail_settings(free_port())(s);
-        s.smtp_url = None;
-        s.data_dir = run_dir.0.clone();
+        s.mail.smtp_url = None;
+        s.store.data_dir = run_dir.0.clone();
     })
     .await;
     let admin = hub.admin().await;

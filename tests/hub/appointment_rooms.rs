@@ -25,9 +25,9 @@ async fn book_first_slot(hub: &TestHub, days: i64, name: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_representative_starts_and_both_sides_reach_the_room() {
     let hub = TestHub::with(|s| {
-        s.appointment_min_notice = Duration::ZERO;
+        s.appointments.min_notice = Duration::ZERO;
         // Tomorrow's slots are inside the window, those of a week ahead are not.
-        s.appointment_start_window = Duration::from_secs(2 * 86_400);
+        s.appointments.start_window = Duration::from_secs(2 * 86_400);
     })
     .await;
     let ann = hub.agent_account("ann", &[], 1).await;
@@ -99,8 +99,8 @@ async fn the_representative_starts_and_both_sides_reach_the_room() {
 /// and her account id.
 async fn ann_representing(start_window: Duration) -> (TestHub, Api, String) {
     let hub = TestHub::with(|s| {
-        s.appointment_start_window = start_window;
-        s.appointment_room_grace = Duration::from_secs(15 * 60);
+        s.appointments.start_window = start_window;
+        s.appointments.room_grace = Duration::from_secs(15 * 60);
     })
     .await;
     hub.agent_account("ann", &[], 1).await;

@@ -86,7 +86,7 @@ async fn bookings_are_refused_with_clear_codes() {
     hub.stop().await;
 
     // A week's notice: the day after tomorrow is too soon.
-    let hub = TestHub::with(|s| s.appointment_min_notice = Duration::from_secs(7 * 24 * 3600)).await;
+    let hub = TestHub::with(|s| s.appointments.min_notice = Duration::from_secs(7 * 24 * 3600)).await;
     hub.agent_account("ann", &[], 1).await;
     let (status, answer) = post(&hub, "/api/appointments", booking(&at(2, 10), "Dora")).await;
     assert_eq!((status, error_code(&answer)), (422, "too_short_notice"));
@@ -312,7 +312,7 @@ async fn agents_see_their_day_and_cancel_their_own_admins_any() {
 /// `Retry-After`; refused bookings do not count, and another address is not held back.
 #[tokio::test]
 async fn bookings_are_throttled_per_address_outside_the_whitelist() {
-    let hub = TestHub::with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let hub = TestHub::with(|s| s.access.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     hub.agent_account("ann", &[], 1).await;
     let client = reqwest::Client::new();
     let from = |ip: &'static str, body: Value| {
@@ -357,8 +357,8 @@ async fn bookings_are_throttled_per_address_outside_the_whitelist() {
 #[tokio::test]
 async fn the_next_appointment_is_startable_within_the_window() {
     let hub = TestHub::with(|s| {
-        s.appointment_min_notice = Duration::ZERO;
-        s.appointment_start_window = Duration::from_secs(24 * 3600);
+        s.appointments.min_notice = Duration::ZERO;
+        s.appointments.start_window = Duration::from_secs(24 * 3600);
     })
     .await;
     hub.agent_account("ann", &[], 1).await;
@@ -385,8 +385,8 @@ async fn the_next_appointment_is_startable_within_the_window() {
 #[tokio::test]
 async fn the_booking_throttle_takes_its_limits_from_the_settings() {
     let hub = TestHub::with(|s| {
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-        s.appointment_booking_burst = 2;
+        s.access.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.appointments.booking_burst = 2;
     })
     .await;
     hub.agent_account("ann", &[], 1).await;

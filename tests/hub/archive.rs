@@ -99,7 +99,7 @@ async fn three_conversations_are_three_complete_records(store: SharedStore) {
     // A DATA_DIR of its own: a hub on MongoDB keeps its outage spool there.
     let data = TempDir::new("data");
     let dir = data.0.clone();
-    let hub = TestHub::with_store(store.clone(), move |s| s.data_dir = dir).await;
+    let hub = TestHub::with_store(store.clone(), move |s| s.store.data_dir = dir).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let mut chats = vec![];
     for i in 0..3 {
@@ -253,7 +253,7 @@ async fn mongodb_stopped_mid_chat_loses_no_acknowledged_message_and_duplicates_n
     let (mut mongo, store) = MongoServer::with_store().await;
     let data = TempDir::new("data");
     let dir = data.0.clone();
-    let hub = TestHub::with_store(store.clone(), move |s| s.data_dir = dir).await;
+    let hub = TestHub::with_store(store.clone(), move |s| s.store.data_dir = dir).await;
     let mut agent = hub.agent("ann", &["general"], 1).await;
     let mut c = hub.customer("Carla", "general").await;
     let chat = c.chat_started().await;
@@ -478,7 +478,7 @@ async fn each_line_of_a_transferred_conversation_names_its_agent(store: SharedSt
     // A DATA_DIR of its own: a hub on MongoDB keeps its outage spool there.
     let data = TempDir::new("data");
     let dir = data.0.clone();
-    let hub = TestHub::with_store(store, move |s| s.data_dir = dir).await;
+    let hub = TestHub::with_store(store, move |s| s.store.data_dir = dir).await;
     let admin = hub.admin().await;
     let line = |seq: u64, from: Side, at: i64| ArchiveEvent::Message {
         conversation_id: "chat-1".into(),

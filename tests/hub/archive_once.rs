@@ -65,8 +65,8 @@ pub(crate) async fn hub_on_mongo(uri: &str, db: &str, timeout: Duration) -> (Tes
     let spool_dir = TempDir::new(&format!("{db}-spool"));
     let dir = spool_dir.0.clone();
     let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| {
-        s.data_dir = dir;
-        s.archive_write_timeout = timeout;
+        s.store.data_dir = dir;
+        s.archive.write_timeout = timeout;
     })
     .await;
     (hub, spool_dir)

@@ -16,20 +16,20 @@ use switchboard::config::{Settings, StoreMode};
 /// A hub whose attachments live on disk under a fresh `DATA_DIR` (the default
 /// configuration's store), with `max_bytes` as `ATTACHMENT_MAX_BYTES`.
 async fn hub_on_disk(dir: &TempDir, max_bytes: u64) -> TestHub {
-    on_disk(dir, |s| s.attachment_max_bytes = max_bytes).await
+    on_disk(dir, |s| s.attachments.max_bytes = max_bytes).await
 }
 
 /// As [`hub_on_disk`] with the default size limit, a conversation's files taking at most
 /// `room` bytes together (`ATTACHMENT_CONVERSATION_MAX_BYTES`).
 async fn hub_on_disk_with_room(dir: &TempDir, room: u64) -> TestHub {
-    on_disk(dir, |s| s.attachment_conversation_max_bytes = room).await
+    on_disk(dir, |s| s.attachments.conversation_max_bytes = room).await
 }
 
 /// A hub whose store is on disk under `dir`, with `more` settings.
 async fn on_disk(dir: &TempDir, more: impl FnOnce(&mut switchboard::config::Settings)) -> TestHub {
     TestHub::with(|s| {
-        s.store = StoreMode::Embedded;
-        s.data_dir = dir.0.clone();
+        s.store.mode = StoreMode::Embedded;
+        s.store.data_dir = dir.0.clone();
         more(s);
     })
     .await
@@ -38,8 +38,8 @@ async fn on_disk(dir: &TempDir, more: impl FnOnce(&mut switchboard::config::Sett
 /// The settings' upload quotas: `conversation` bytes a conversation, `day` bytes a day.
 fn quotas(conversation: u64, day: u64) -> impl Fn(&mut Settings) + Copy {
     move |s| {
-        s.attachment_conversation_max_bytes = conversation;
-        s.attachment_day_max_bytes = day;
+        s.attachments.conversation_max_bytes = conversation;
+        s.attachments.day_max_bytes = day;
     }
 }
 
@@ -797,8 +797,8 @@ async fn uploads_at_once_never_pass_a_quota_together() {
     let dir = TempDir::new("attachments-at-once");
     let data_dir = dir.0.clone();
     let hub = TestHub::with(move |s| {
-        s.store = StoreMode::Embedded;
-        s.data_dir = data_dir;
+        s.store.mode = StoreMode::Embedded;
+        s.store.data_dir = data_dir;
         quotas(5_000, 8_000)(s);
     })
     .await;
@@ -878,8 +878,8 @@ async fn with_a_virus_scanner_an_infected_file_is_refused_and_a_scanner_down_kee
     let dir = TempDir::new("attachments-scanned");
     let (data_dir, socket) = (dir.0.clone(), clamd.socket.clone());
     let hub = TestHub::with(move |s| {
-        s.store = StoreMode::Embedded;
-        s.data_dir = data_dir;
+        s.store.mode = StoreMode::Embedded;
+        s.store.data_dir = data_dir;
         s.clamd = Some(switchboard::config::clamd::Clamd::Unix(socket));
     })
     .await;

@@ -104,7 +104,7 @@ async fn hub_with_webhook_bot(
     tweak: impl FnOnce(&mut switchboard::config::Settings),
 ) -> (TestHub, Api, Calls, String) {
     let hub = TestHub::with(|s| {
-        s.webhook_allow_private = Some(true);
+        s.webhooks.allow_private = Some(true);
         tweak(s);
     })
     .await;
@@ -117,7 +117,7 @@ async fn hub_with_webhook_bot(
 /// whose General category names bot Faq, not given an address yet: the hub and the admin.
 async fn hub_naming_faq(tweak: impl FnOnce(&mut switchboard::config::Settings)) -> (TestHub, Api) {
     let hub = TestHub::with(|s| {
-        s.webhook_allow_private = Some(true);
+        s.webhooks.allow_private = Some(true);
         tweak(s);
     })
     .await;
@@ -323,7 +323,7 @@ async fn a_handover_body_streamed_over_the_limit_is_a_json_413() {
 #[tokio::test]
 async fn a_starting_hub_calls_the_webhook_bots_in_the_store() {
     let store: switchboard::store::SharedStore = Arc::new(switchboard::store::MemoryStore::new());
-    let allowed = |s: &mut switchboard::config::Settings| s.webhook_allow_private = Some(true);
+    let allowed = |s: &mut switchboard::config::Settings| s.webhooks.allow_private = Some(true);
     let first = TestHub::with_store(store.clone(), allowed).await;
     let admin = first.admin().await;
     let (calls, secret) = webhook_bot(&admin, first.url(""), Behaviour::Silent).await;
@@ -368,7 +368,7 @@ async fn revoking_a_webhook_bots_token_hands_its_customers_over() {
 #[tokio::test]
 async fn a_private_bot_url_is_refused_at_the_call_too() {
     let store: switchboard::store::SharedStore = Arc::new(switchboard::store::MemoryStore::new());
-    let allowed = TestHub::with_store(store.clone(), |s| s.webhook_allow_private = Some(true)).await;
+    let allowed = TestHub::with_store(store.clone(), |s| s.webhooks.allow_private = Some(true)).await;
     let admin = allowed.admin().await;
     let (calls, _) = webhook_bot(&admin, allowed.url(""), Behaviour::Silent).await;
     drop(admin);

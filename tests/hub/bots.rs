@@ -558,7 +558,7 @@ async fn a_join_message_reaches_the_bot_once() {
 /// takes it after the hand-over is told as `conversation.assigned`, not a second creation.
 #[tokio::test]
 async fn a_handed_over_conversation_is_created_once_and_then_assigned() {
-    let (hub, admin, mut bot) = hub_with_bot(|s| s.webhook_allow_private = Some(true)).await;
+    let (hub, admin, mut bot) = hub_with_bot(|s| s.webhooks.allow_private = Some(true)).await;
     let (url, got) = crate::webhooks::receiver(0).await;
     crate::webhooks::register(
         &admin,

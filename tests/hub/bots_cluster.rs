@@ -32,7 +32,7 @@ async fn meets_bot(node: &TestHub, name: &str) -> (Ws, String) {
 #[tokio::test]
 async fn a_webhook_bots_answers_at_another_node_reach_the_customer_and_hand_over() {
     let ([alpha, beta], _servers) = nodes("bots-cluster-webhook", ["alpha", "beta"], |s| {
-        s.webhook_allow_private = Some(true)
+        s.webhooks.allow_private = Some(true)
     })
     .await;
     // Set up through beta only, and the bot answers beta: alpha learns of it over the bus.
@@ -194,7 +194,7 @@ async fn bot_process_and_live_node(tag: &str, name: &str) -> ProcessAndNodes<1> 
         Process::named(name).env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
         ["live"],
         |s| {
-            s.webhook_allow_private = Some(true);
+            s.webhooks.allow_private = Some(true);
             s.resume_grace = Duration::from_secs(20);
         },
     )
@@ -357,7 +357,7 @@ async fn closed_as_customer_gone(store: &switchboard::store::SharedStore, chat: 
 #[tokio::test]
 async fn a_dead_nodes_bot_conversation_whose_customer_never_comes_back_is_closed_after_the_grace() {
     let grace = |s: &mut switchboard::config::Settings| {
-        s.webhook_allow_private = Some(true);
+        s.webhooks.allow_private = Some(true);
         s.resume_grace = Duration::from_secs(2);
     };
     let (mut doomed, bind, [live, other], servers) = process_and_nodes(
@@ -466,7 +466,7 @@ async fn a_node_stopping_while_a_bots_line_waits_for_another_node_answers_the_bo
         "bots-cluster-stop-waiting",
         Process::named("sleepy").env(&[("WEBHOOK_ALLOW_PRIVATE", "true")]),
         ["live"],
-        |s| s.webhook_allow_private = Some(true),
+        |s| s.webhooks.allow_private = Some(true),
     )
     .await;
     let admin = live.admin().await;
@@ -832,7 +832,7 @@ async fn a_dead_nodes_bot_conversation_is_closed_though_the_node_that_took_it_ov
     let mut taker =
         crate::cluster_hub::node_process_with(&redis, &mut conn, &taker_scratch, "taker", None, &taker_env).await;
     let tweak = |s: &mut switchboard::config::Settings| {
-        s.webhook_allow_private = Some(true);
+        s.webhooks.allow_private = Some(true);
         s.resume_grace = Duration::from_secs(1);
     };
     let [setup] = crate::cluster_fixture::nodes_on(&store, &redis, &scratch, ["setup"], tweak).await;

@@ -51,7 +51,7 @@ async fn archived(hub: &Endpoint, chat: &str, seq: &Value) -> Value {
 /// the chat's quota holds; files in a public-roster chat are refused.
 #[tokio::test]
 async fn staff_in_a_buddy_chat_exchange_files_and_nobody_else_gets_them() {
-    let hub = TestHub::with(|s| s.attachment_conversation_max_bytes = 200_000).await;
+    let hub = TestHub::with(|s| s.attachments.conversation_max_bytes = 200_000).await;
     let ann_token = hub.agent_account("ann", &["general"], 1).await;
     let bob_token = hub.agent_account("bob", &["general"], 1).await;
     let (mut bob, _) = Ws::staff_buddy(&hub, &bob_token).await;

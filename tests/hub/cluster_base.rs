@@ -395,14 +395,14 @@ async fn a_dead_node_is_handed_over_before_it_is_removed() {
     let conn = redis_conn(&redis).await;
     ghost(conn.clone()).await;
     let mut settings = switchboard::config::Settings::for_tests();
-    settings.redis_url = Some(redis.url());
-    settings.node_id = "alpha".into();
-    settings.cluster_lease = Duration::from_millis(LEASE_MS);
-    settings.cluster_renew = Duration::from_millis(RENEW_MS);
+    settings.cluster.redis_url = Some(redis.url());
+    settings.cluster.node_id = "alpha".into();
+    settings.cluster.lease = Duration::from_millis(LEASE_MS);
+    settings.cluster.renew = Duration::from_millis(RENEW_MS);
     let hook = Arc::new(RecordingHook::default());
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (cluster, task) =
-        switchboard::cluster::node::Cluster::start(&settings, hook.clone(), shutdown.clone()).unwrap();
+        switchboard::cluster::node::Cluster::start(&settings.cluster, hook.clone(), shutdown.clone()).unwrap();
     eventually("the ghost is reaped", || {
         registered(conn.clone(), "ghost").map(|r| r.is_none().then_some(()))
     })

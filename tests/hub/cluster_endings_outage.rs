@@ -91,8 +91,8 @@ impl Watched {
     /// the marker's ("dora"), and the monitor.
     async fn start(scratch: &str, (lease, renew): (Duration, Duration), names: &[&str]) -> Self {
         let ([alpha], servers) = nodes(scratch, ["alpha"], |s| {
-            s.cluster_lease = lease;
-            s.cluster_renew = renew;
+            s.cluster.lease = lease;
+            s.cluster.renew = renew;
         })
         .await;
         let mut tokens = vec![];

@@ -43,11 +43,11 @@ pub(crate) async fn node_with(
     let (url, name) = (redis.url(), node.to_string());
     let data_dir = scratch.0.join(node);
     let hub = TestHub::with_store(store, move |s| {
-        s.data_dir = data_dir;
-        s.redis_url = Some(url);
-        s.node_id = name;
-        s.cluster_lease = Duration::from_millis(LEASE_MS);
-        s.cluster_renew = Duration::from_millis(RENEW_MS);
+        s.store.data_dir = data_dir;
+        s.cluster.redis_url = Some(url);
+        s.cluster.node_id = name;
+        s.cluster.lease = Duration::from_millis(LEASE_MS);
+        s.cluster.renew = Duration::from_millis(RENEW_MS);
         tweak(s);
     })
     .await;
@@ -458,8 +458,8 @@ async fn a_node_woken_after_its_lease_ran_out_acts_on_nothing_it_believed() {
 async fn with_redis_down_a_node_refuses_what_needs_it() {
     // A longer lease: the refusals are checked while the node still holds it.
     let longer_lease = |s: &mut switchboard::config::Settings| {
-        s.cluster_lease = Duration::from_millis(4_000);
-        s.cluster_renew = Duration::from_millis(300);
+        s.cluster.lease = Duration::from_millis(4_000);
+        s.cluster.renew = Duration::from_millis(300);
     };
     let ([alpha, beta], mut servers) = nodes("cluster-hub-down", ["alpha", "beta"], longer_lease).await;
     let redis = &mut servers.redis;

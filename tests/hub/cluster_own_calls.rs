@@ -20,8 +20,8 @@ const WAIT: Duration = Duration::from_secs(20);
 /// A node whose lease (8 s) outlasts the outage, renewed (and Redis probed) every 400 ms,
 /// with short grace periods so the expiries come soon after Redis is back.
 fn outlasting_lease(s: &mut switchboard::config::Settings) {
-    s.cluster_lease = Duration::from_millis(8_000);
-    s.cluster_renew = Duration::from_millis(400);
+    s.cluster.lease = Duration::from_millis(8_000);
+    s.cluster.renew = Duration::from_millis(400);
     s.resume_grace = Duration::from_secs(2);
     s.buddy_grace = Duration::from_secs(1);
 }
@@ -95,8 +95,8 @@ async fn pages_closed_while_redis_is_away_are_seen_gone_once_it_is_back() {
 async fn the_first_message_after_redis_restarts_with_its_data_is_accepted() {
     // Renewals 5 s apart: the restart falls between two of them.
     let slow_renewals = |s: &mut switchboard::config::Settings| {
-        s.cluster_lease = Duration::from_secs(20);
-        s.cluster_renew = Duration::from_secs(5);
+        s.cluster.lease = Duration::from_secs(20);
+        s.cluster.renew = Duration::from_secs(5);
     };
     let ([alpha, beta], mut servers, data) =
         nodes_with_redis_data("cluster-first-call", ["alpha", "beta"], slow_renewals).await;

@@ -22,8 +22,8 @@ const WAIT: Duration = Duration::from_secs(30);
 /// does.
 pub(crate) fn lease_of(lease_ms: u64) -> impl Fn(&mut Settings) + Copy {
     move |s| {
-        s.cluster_lease = Duration::from_millis(lease_ms);
-        s.cluster_renew = Duration::from_millis(lease_ms / 5);
+        s.cluster.lease = Duration::from_millis(lease_ms);
+        s.cluster.renew = Duration::from_millis(lease_ms / 5);
         s.resume_grace = Duration::from_secs(20);
     }
 }

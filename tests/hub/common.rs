@@ -78,7 +78,7 @@ impl TestHub {
         settings.rate_limit_burst = 200;
         let data_dir = (store.backend() != "memory").then(|| crate::archive::TempDir::new("hub-data"));
         if let Some(dir) = &data_dir {
-            settings.data_dir = dir.0.clone();
+            settings.store.data_dir = dir.0.clone();
         }
         tweak(&mut settings);
         switchboard::bootstrap(&store, &settings).await.unwrap();
@@ -1207,7 +1207,7 @@ pub async fn koeln_desk<F: FnOnce(&mut Settings)>(
     let smtp = SmtpSink::start(port).await;
     let hub = TestHub::with(|s| {
         mail(port)(s);
-        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+        s.mail.from = "Kundendienst Köln <desk@example.org>".into();
         tweak(s);
     })
     .await;

@@ -197,7 +197,7 @@ async fn across_nodes_a_line_to_an_away_customer_refused_for_want_of_archive_roo
     let (mongo, uri) = in_memory_mongod().await;
     let cluster = Cluster::on("follow-up-room", crate::archive::mongo_store(&uri).await).await;
     let alpha = cluster.node("alpha", |_| {}).await;
-    let beta = cluster.node("beta", |s| s.archive_buffer = 1).await;
+    let beta = cluster.node("beta", |s| s.archive.buffer = 1).await;
     let mut ann = beta.agent("ann", &["general"], 2).await;
     let chat = resolved_visit(&alpha, &mut ann, &beta).await;
     let follow_up = |n: u32| json!({"type": "message", "chat_id": chat, "text": format!("follow-up {n}"), "client_id": format!("f{n}")});

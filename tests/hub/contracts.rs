@@ -278,7 +278,7 @@ async fn buddy_chats_are_archived_as_documented_and_only_admins_read_them() {
 /// outside it the page is a member of the public like anyone else.
 #[tokio::test]
 async fn a_signed_in_agent_outside_the_whitelist_is_on_the_public_roster() {
-    let hub = TestHub::with(|s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let hub = TestHub::with(|s| s.access.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let token = hub.agent_account("ann", &["general"], 1).await;
     let auth = format!("Bearer {token}");
     let url = hub.ws_url("/ws/buddy");

@@ -67,8 +67,8 @@ async fn hub_with_a_tiny_archive_buffer(tag: &str) -> (MongoServer, SharedStore,
     let spool = TempDir::new(tag);
     let dir = spool.0.clone();
     let hub = TestHub::with_store(store.clone(), move |s| {
-        s.archive_buffer = 100;
-        s.data_dir = dir;
+        s.archive.buffer = 100;
+        s.store.data_dir = dir;
     })
     .await;
     (mongo, store, hub, spool)
@@ -389,7 +389,7 @@ async fn a_data_dir_that_cannot_hold_the_spool_stops_start_up_naming_it() {
     std::fs::write(&file, b"not a directory").unwrap();
     let store = mongo_store(&crate::archive::mongo_uri()).await;
     let mut settings = switchboard::config::Settings::for_tests();
-    settings.data_dir = file;
+    settings.store.data_dir = file;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let result = tokio::time::timeout(

@@ -39,7 +39,7 @@ async fn admin_login_forwarded(client: &reqwest::Client, hub: &TestHub, forwarde
 /// the rightmost untrusted one.
 #[tokio::test]
 async fn a_forged_forwarded_chain_does_not_pass_the_whitelist() {
-    let hub = TestHub::with(|s| s.trusted_proxies = vec![format!("{PROXY}/32").parse().unwrap()]).await;
+    let hub = TestHub::with(|s| s.access.trusted_proxies = vec![format!("{PROXY}/32").parse().unwrap()]).await;
     let client = through_proxy();
     for forged in [
         "x, 203.0.113.5",
@@ -291,7 +291,7 @@ fn request_with_body(method: &str, path: &str, extra: &str, body: &[u8]) -> Vec<
 /// `Connection: close`.
 #[tokio::test]
 async fn a_refused_request_with_an_unread_body_does_not_strand_the_next_one() {
-    let hub = TestHub::with(|s| s.agent_whitelist = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let hub = TestHub::with(|s| s.access.agent_whitelist = vec!["127.0.0.1/32".parse().unwrap()]).await;
     let next = b"GET /api/categories HTTP/1.1\r\nHost: hub\r\n\r\n".to_vec();
     let big = vec![b' '; 256 * 1024];
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -330,8 +330,8 @@ async fn metrics_and_health_details_are_for_the_whitelist_or_a_token() {
     const TOKEN: &str = "scraper-token-0123456789";
     // Loopback is outside the whitelist here, so the test client is an outsider.
     let hub = TestHub::with(|s| {
-        s.agent_whitelist = vec!["10.9.0.0/16".parse().unwrap()];
-        s.metrics_token = Some(TOKEN.into());
+        s.access.agent_whitelist = vec!["10.9.0.0/16".parse().unwrap()];
+        s.http.metrics_token = Some(TOKEN.into());
     })
     .await;
     let client = reqwest::Client::new();
@@ -357,7 +357,7 @@ async fn metrics_and_health_details_are_for_the_whitelist_or_a_token() {
     }
     hub.stop().await;
     // Without METRICS_TOKEN no credential helps an outsider: 403, no challenge.
-    let hub = TestHub::with(|s| s.agent_whitelist = vec!["10.9.0.0/16".parse().unwrap()]).await;
+    let hub = TestHub::with(|s| s.access.agent_whitelist = vec!["10.9.0.0/16".parse().unwrap()]).await;
     let res = client.get(hub.url("/metrics")).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(res.status(), 403);
     assert_eq!(header(&res, "www-authenticate"), "");
@@ -380,7 +380,7 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
 /// cacheable, and a session cookie never `Secure` and without a lifetime.
 #[tokio::test]
 async fn pages_and_api_carry_hardening_headers_and_the_cookie_its_attributes() {
-    let hub = TestHub::with(|s| s.trusted_proxies = vec![format!("{PROXY}/32").parse().unwrap()]).await;
+    let hub = TestHub::with(|s| s.access.trusted_proxies = vec![format!("{PROXY}/32").parse().unwrap()]).await;
     let client = reqwest::Client::new();
     for path in [
         "/",
@@ -452,7 +452,7 @@ async fn pages_and_api_carry_hardening_headers_and_the_cookie_its_attributes() {
     assert!(!header(&res, "set-cookie").contains("Secure"));
     hub.stop().await;
     // COOKIE_SECURE forces it.
-    let hub = TestHub::with(|s| s.cookie_secure = true).await;
+    let hub = TestHub::with(|s| s.http.cookie_secure = true).await;
     let res = client
         .post(hub.url("/api/login"))
         .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
@@ -467,7 +467,7 @@ async fn pages_and_api_carry_hardening_headers_and_the_cookie_its_attributes() {
 /// keeps its connection's place), and no other address is affected.
 #[tokio::test]
 async fn open_websockets_count_against_their_address_until_they_close() {
-    let hub = TestHub::with(|s| s.max_connections_per_address = 2).await;
+    let hub = TestHub::with(|s| s.http.max_connections_per_address = 2).await;
     let url = hub.ws_url("/ws/customer");
     let first = Ws::connect_from("127.0.0.6", &url, &[]).await.unwrap();
     let _second = Ws::connect_from("127.0.0.6", &url, &[]).await.unwrap();

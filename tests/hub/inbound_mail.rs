@@ -53,7 +53,7 @@ pub(crate) fn polling(port: u16) -> ImapSettings {
 async fn polling_hub(imap: &Dovecot) -> TestHub {
     let port = imap.port;
     TestHub::with(move |s| {
-        s.mail_from = "Desk <support@desk.example>".into();
+        s.mail.from = "Desk <support@desk.example>".into();
         s.imap = Some(polling(port));
     })
     .await
@@ -184,7 +184,7 @@ async fn a_mail_bomb_from_one_sender_is_cut_off_at_its_hourly_limit_and_others_c
     imap.append("From: Ann <ann@example.org>\r\nTo: support@desk.example\r\nSubject: my order\r\nMessage-ID: <ann-1@example.org>\r\n\r\nWhere is my order?\r\n").await;
     let port = imap.port;
     let hub = TestHub::with(move |s| {
-        s.mail_from = "Desk <support@desk.example>".into();
+        s.mail.from = "Desk <support@desk.example>".into();
         let mut imap = polling(port);
         imap.sender_max_per_hour = 3;
         s.imap = Some(imap);
@@ -263,7 +263,7 @@ async fn on_several_nodes_one_reads_the_mailbox_and_another_takes_over_when_it_d
         &servers.scratch,
         ["standby"],
         move |s| {
-            s.mail_from = "Desk <support@desk.example>".into();
+            s.mail.from = "Desk <support@desk.example>".into();
             s.imap = Some(polling(port));
         },
     )
@@ -307,7 +307,7 @@ async fn a_new_mail_goes_to_the_category_of_its_address_its_text_decoded() {
     imap.append("From: ann@example.org\r\nTo: support@desk.example\r\nSubject: html only\r\nMessage-ID: <html-only@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=UTF-8\r\n\r\n<html><body><p>My <b>order</b> is late.</p></body></html>\r\n").await;
     let port = imap.port;
     let hub = TestHub::with(move |s| {
-        s.mail_from = "Desk <support@desk.example>".into();
+        s.mail.from = "Desk <support@desk.example>".into();
         let mut imap = polling(port);
         imap.routes = vec![("verkauf@desk.example".into(), "sales".into())];
         s.imap = Some(imap);

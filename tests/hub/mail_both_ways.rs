@@ -331,7 +331,7 @@ async fn mail_nodes(tag: &str) -> MailNodes {
     let smtp_port = smtp.port;
     let desk = move |s: &mut switchboard::config::Settings| {
         mail_settings(smtp_port)(s);
-        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+        s.mail.from = "Kundendienst Köln <desk@example.org>".into();
         s.follow_up_mail_delay = Duration::from_millis(500);
     };
     let cluster = Cluster::start(tag).await;

@@ -34,7 +34,7 @@ async fn desk_mailing(desk: &str) -> (SmtpSink, TestHub, Api) {
     let smtp = SmtpSink::start(port).await;
     let hub = TestHub::with(|s| {
         mail_settings(port)(s);
-        s.offline_mail_to = Some(desk.to_string());
+        s.mail.offline_to = Some(desk.to_string());
     })
     .await;
     let ann = staff(&hub, "ann", &["general"]).await;
@@ -201,7 +201,7 @@ async fn a_reply_written_while_the_relay_is_down_arrives_once_it_is_up() {
 async fn bad_offline_messages_are_refused_with_their_codes() {
     let hub = TestHub::with(|s| {
         // The hub's own address is a trusted proxy, so a request can come "from outside".
-        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.access.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
         s.max_message_len = 50;
     })
     .await;
@@ -349,7 +349,7 @@ fn lines(text: &str) -> String {
 async fn offline_mails_carry_non_ascii_names_and_text_intact() {
     // The desk's own name in From, with umlauts (MAIL_FROM), and an agent who signs with them.
     let (smtp, hub) = koeln_desk(mail_settings, |s| {
-        s.offline_mail_to = Some("Kundendienst <desk@example.org>".into())
+        s.mail.offline_to = Some("Kundendienst <desk@example.org>".into())
     })
     .await;
     let juergen = hub.named_agent("juergen", "Jürgen Weiß", &["general"]).await;

@@ -378,9 +378,9 @@ fn calls_for(
 async fn every_operation_of_the_served_document_answers_only_what_it_declares() {
     let hub = TestHub::with(|s| {
         // The hub's own address is a trusted proxy, so a request can come "from outside" through it.
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.access.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         // appointments: the walk's appointment, two days ahead, can be started.
-        s.appointment_start_window = std::time::Duration::from_secs(3 * 86_400);
+        s.appointments.start_window = std::time::Duration::from_secs(3 * 86_400);
     })
     .await;
     let client = reqwest::Client::builder()

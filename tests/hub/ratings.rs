@@ -36,7 +36,7 @@ fn code(answer: &Value) -> Option<&str> {
 
 #[tokio::test]
 async fn a_chat_is_rated_once_and_the_rating_shows_to_the_agent_and_in_the_archive() {
-    let hub = TestHub::with(|s| s.room_token_secret = Secret(SECRET.to_vec())).await;
+    let hub = TestHub::with(|s| s.rooms.token_secret = Secret(SECRET.to_vec())).await;
     let (mut agent, to_customer, to_agent) = ended_chat(&hub).await;
     let chat_id = to_customer["chat_id"].as_str().unwrap().to_string();
     assert_eq!(to_customer["rating"]["scale"], "stars", "{to_customer}");
@@ -66,7 +66,7 @@ async fn a_chat_is_rated_once_and_the_rating_shows_to_the_agent_and_in_the_archi
     }
     // A token from a week and a day ago has expired.
     let mut settings = switchboard::config::Settings::for_tests();
-    settings.room_token_secret = Secret(SECRET.to_vec());
+    settings.rooms.token_secret = Secret(SECRET.to_vec());
     let old = switchboard::ratings::issue(&settings, &chat_id, "x", switchboard::ratings::now_secs() - 8 * 86_400);
     let (got, answer) = rate(&hub, json!({"token": old, "score": 5})).await;
     assert_eq!((got, code(&answer)), (401, Some("rating_expired")), "{answer}");
@@ -160,7 +160,7 @@ async fn any_node_takes_a_rating_once() {
         ..
     } = crate::cluster_fixture::chat_across_nodes_with("ratings", ["r1", "r2"], |s| {
         s.resume_grace = Duration::from_secs(10);
-        s.room_token_secret = Secret(SECRET.to_vec());
+        s.rooms.token_secret = Secret(SECRET.to_vec());
     })
     .await;
     customer.send(json!({"type": "leave"})).await;

@@ -15,12 +15,12 @@ const TRIES: usize = 10;
 /// whose writes take longer than a frame takes to arrive.
 async fn embedded_hub(dir: &TempDir) -> TestHub {
     let store = embedded_store(dir).await;
-    TestHub::with_store(store, |s| s.data_dir = dir.0.clone()).await
+    TestHub::with_store(store, |s| s.store.data_dir = dir.0.clone()).await
 }
 
 async fn mongo_hub(dir: &TempDir) -> TestHub {
     let store = crate::archive::mongo_store(&crate::archive::mongo_uri()).await;
-    TestHub::with_store(store, |s| s.data_dir = dir.0.clone()).await
+    TestHub::with_store(store, |s| s.store.data_dir = dir.0.clone()).await
 }
 
 /// A chat without a message, ended by the agent at once; the customer's rating token.
@@ -88,7 +88,7 @@ async fn across_nodes_the_node_asked_finds_a_chat_another_node_archives() {
     let cluster = Cluster::start("ryw-cluster").await;
     // Several nodes share their token secret (REDIS_URL requires ROOM_TOKEN_SECRET).
     let shared = |s: &mut switchboard::config::Settings| {
-        s.room_token_secret = switchboard::config::Secret(b"one secret for every node".to_vec())
+        s.rooms.token_secret = switchboard::config::Secret(b"one secret for every node".to_vec())
     };
     let (alpha, beta) = cluster.two_nodes(shared).await;
     let mut ann = beta.agent("ann", &["general"], 1).await;

@@ -55,9 +55,9 @@ async fn with_mongodb_frozen_reads_answer_503_in_time_and_200_once_it_runs_again
     let spool = crate::archive::TempDir::new("reads-outage-spool");
     let dir = spool.0.clone();
     let hub = TestHub::with_store(std::sync::Arc::new(store), move |s| {
-        s.data_dir = dir;
-        s.archive_write_timeout = WRITE_TIMEOUT;
-        s.store_read_timeout = READ_TIMEOUT;
+        s.store.data_dir = dir;
+        s.archive.write_timeout = WRITE_TIMEOUT;
+        s.store.read_timeout = READ_TIMEOUT;
     })
     .await;
     let admin = hub.admin().await;

@@ -271,7 +271,7 @@ async fn join_checks_come_in_order_with_their_own_messages() {
 
 #[tokio::test]
 async fn expired_and_other_rooms_tokens_are_refused() {
-    let hub = TestHub::with(|s| s.room_token_ttl = Duration::from_secs(1)).await;
+    let hub = TestHub::with(|s| s.rooms.token_ttl = Duration::from_secs(1)).await;
     let (ann, room_a) = agent_with_room(&hub, "ann", customer_room("A")).await;
     let (_bob, room_b) = agent_with_room(&hub, "bob", customer_room("B")).await;
     let for_a = token(&hub, &room_a, json!({"phone": PHONE, "password": PASSWORD})).await;
@@ -488,7 +488,7 @@ async fn signalling_frames_are_size_limited_and_bad_ones_leave_the_call_up() {
 /// one test can join from many addresses), set up further by `tweak`, with ann's `room`.
 async fn room_behind_a_proxy(tweak: impl FnOnce(&mut Settings), room: Value) -> (TestHub, Api, String) {
     let hub = TestHub::with(|s| {
-        s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        s.access.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
         tweak(s);
     })
     .await;
@@ -498,7 +498,7 @@ async fn room_behind_a_proxy(tweak: impl FnOnce(&mut Settings), room: Value) -> 
 
 #[tokio::test]
 async fn wrong_attempts_lock_the_room_for_that_address_only() {
-    let (hub, ann, room) = room_behind_a_proxy(|s| s.room_max_attempts = 3, customer_room("A")).await;
+    let (hub, ann, room) = room_behind_a_proxy(|s| s.rooms.max_attempts = 3, customer_room("A")).await;
     let wrong = json!({"phone": PHONE, "password": "guess"});
     let right = json!({"phone": PHONE, "password": PASSWORD});
     for _ in 0..3 {
@@ -531,9 +531,9 @@ async fn wrong_attempts_lock_the_room_for_that_address_only() {
 async fn wrong_attempts_from_many_addresses_lock_the_room_for_everyone() {
     let sink = SmtpSink::start(free_port()).await;
     let tweak = |s: &mut Settings| {
-        s.room_max_attempts = 3;
-        s.room_max_failed_joins = 5;
-        s.smtp_url = Some(format!("smtp://127.0.0.1:{}", sink.port));
+        s.rooms.max_attempts = 3;
+        s.rooms.max_failed_joins = 5;
+        s.mail.smtp_url = Some(format!("smtp://127.0.0.1:{}", sink.port));
     };
     let (hub, ann, room) = room_behind_a_proxy(tweak, guest_room("Guessed")).await;
     let invite = json!({"email": "gus@example.org"});
@@ -572,7 +572,7 @@ async fn wrong_attempts_from_many_addresses_lock_the_room_for_everyone() {
 /// are ever checked (the others are refused as locked, or as busy while they race).
 #[tokio::test]
 async fn parallel_guesses_cannot_overrun_the_room_lock() {
-    let (hub, _ann, room) = room_behind_a_proxy(|s| s.room_max_failed_joins = 5, customer_room("Burst")).await;
+    let (hub, _ann, room) = room_behind_a_proxy(|s| s.rooms.max_failed_joins = 5, customer_room("Burst")).await;
     let guesses = (0..40).map(|i| {
         let (hub, room) = (&hub, &room);
         async move {
@@ -659,9 +659,9 @@ async fn the_welcome_hands_out_ice_servers_with_turn_rest_credentials() {
     use base64::Engine;
     use hmac::{KeyInit, Mac};
     let hub = TestHub::with(|s| {
-        s.stun_urls = vec!["stun:127.0.0.1:3478".into()];
-        s.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
-        s.turn_secret = Some(switchboard::config::Secret(b"north-wind-secret".to_vec()));
+        s.ice.stun_urls = vec!["stun:127.0.0.1:3478".into()];
+        s.ice.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
+        s.ice.turn_secret = Some(switchboard::config::Secret(b"north-wind-secret".to_vec()));
     })
     .await;
     let (_ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;

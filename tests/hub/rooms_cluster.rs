@@ -33,7 +33,7 @@ pub(crate) struct Pair {
 pub(crate) async fn pair() -> Pair {
     let ([alpha, beta], servers) = nodes("rooms-cluster", ["alpha", "beta"], |s| {
         // Every node of a cluster shares the secret, so a token from one opens a socket on another.
-        s.room_token_secret = Secret(b"one secret for the whole cluster, 32+ bytes".to_vec());
+        s.rooms.token_secret = Secret(b"one secret for the whole cluster, 32+ bytes".to_vec());
     })
     .await;
     Pair {

@@ -31,7 +31,7 @@ pub(crate) fn code_and_link(text: &str) -> (String, String) {
 #[tokio::test]
 async fn a_new_invitation_replaces_the_code_and_the_mail_carries_both() {
     let smtp = SmtpSink::start(free_port()).await;
-    let hub = TestHub::with(|s| s.smtp_url = Some(format!("smtp://127.0.0.1:{}", smtp.port))).await;
+    let hub = TestHub::with(|s| s.mail.smtp_url = Some(format!("smtp://127.0.0.1:{}", smtp.port))).await;
     let (ann, room) = agent_with_room(&hub, "ann", guest_room("Open house")).await;
     let invite = json!({"email": "gus@example.org"});
     let (status, first) = ann.post(&format!("/api/rooms/{room}/invite"), invite.clone()).await;
@@ -74,8 +74,8 @@ async fn a_new_invitation_replaces_the_code_and_the_mail_carries_both() {
 async fn an_invitation_with_umlauts_is_utf8_mime_from_the_desks_domain() {
     let smtp = SmtpSink::start(free_port()).await;
     let hub = TestHub::with(|s| {
-        s.smtp_url = Some(format!("smtp://127.0.0.1:{}", smtp.port));
-        s.mail_from = "Kundendienst Köln <desk@example.org>".into();
+        s.mail.smtp_url = Some(format!("smtp://127.0.0.1:{}", smtp.port));
+        s.mail.from = "Kundendienst Köln <desk@example.org>".into();
     })
     .await;
     let (ann, room) = agent_with_room(&hub, "ann", guest_room("Sprechstunde für Jörg Müller")).await;
@@ -98,7 +98,7 @@ async fn an_invitation_with_umlauts_is_utf8_mime_from_the_desks_domain() {
 async fn a_failing_sender_is_a_clear_error_for_the_agent() {
     // Nothing listens on this port: the mail server cannot be reached.
     let dead = free_port();
-    let hub = TestHub::with(|s| s.smtp_url = Some(format!("smtp://127.0.0.1:{dead}"))).await;
+    let hub = TestHub::with(|s| s.mail.smtp_url = Some(format!("smtp://127.0.0.1:{dead}"))).await;
     let (ann, room) = agent_with_room(&hub, "ann", customer_room("A")).await;
     let (status, answer) = ann
         .post(&format!("/api/rooms/{room}/invite"), mailed_to("carla@example.org"))

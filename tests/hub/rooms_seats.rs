@@ -107,8 +107,8 @@ async fn a_customer_seat_reserved_by_a_join_is_refused_to_a_second_join() {
 #[tokio::test]
 async fn room_tokens_and_turn_usernames_carry_no_address_or_phone() {
     let hub = TestHub::with(|s| {
-        s.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
-        s.turn_secret = Some(switchboard::config::Secret(b"north-wind-secret".to_vec()));
+        s.ice.turn_urls = vec!["turn:127.0.0.1:3478?transport=udp".into()];
+        s.ice.turn_secret = Some(switchboard::config::Secret(b"north-wind-secret".to_vec()));
     })
     .await;
     let (_ann, customer) = agent_with_room(

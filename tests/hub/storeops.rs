@@ -300,8 +300,8 @@ async fn a_stalled_store_shows_slow_and_not_ready_until_the_backlog_is_written()
     let (server, uri) = in_memory_mongod().await;
     let store = switchboard::store::MongoStore::connect(&uri, "stall").await.unwrap();
     let hub = TestHub::with_store(std::sync::Arc::new(store), |s| {
-        s.archive_slow_write = Duration::from_millis(300);
-        s.ready_max_backlog = 5;
+        s.archive.slow_write = Duration::from_millis(300);
+        s.archive.ready_max_backlog = 5;
     })
     .await;
     let mut agent = hub.agent("ann", &["general"], 1).await;

@@ -33,7 +33,7 @@ pub(crate) struct Received {
 
 /// A hub that delivers to receivers on loopback (as [`receiver`]), and its admin signed in.
 pub(crate) async fn hub_delivering_to_loopback() -> (TestHub, Api) {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
+    let hub = TestHub::with(|s| s.webhooks.allow_private = Some(true)).await;
     let admin = hub.admin().await;
     (hub, admin)
 }
@@ -412,7 +412,7 @@ async fn loopback_urls_are_refused_without_the_setting_at_registration_and_at_de
     let store: SharedStore = Arc::new(MemoryStore::new());
     let (url, got) = receiver(0).await;
     // Registered while the setting was on...
-    let allowed = TestHub::with_store(store.clone(), |s| s.webhook_allow_private = Some(true)).await;
+    let allowed = TestHub::with_store(store.clone(), |s| s.webhooks.allow_private = Some(true)).await;
     let endpoint = register(&allowed.admin().await, &url, &["conversation.created"]).await;
     allowed.stop().await;
 
@@ -493,7 +493,7 @@ async fn loopback_urls_are_refused_without_the_setting_at_registration_and_at_de
 
 #[tokio::test]
 async fn only_admins_register_list_and_delete_endpoints() {
-    let hub = TestHub::with(|s| s.webhook_allow_private = Some(true)).await;
+    let hub = TestHub::with(|s| s.webhooks.allow_private = Some(true)).await;
     let token = hub.agent_account("rita", &["general"], 1).await;
     let rita = Api::bearer(&hub, &token);
     let (url, _got) = receiver(0).await;
@@ -532,8 +532,8 @@ async fn only_admins_register_list_and_delete_endpoints() {
 #[tokio::test]
 async fn a_rating_and_an_offline_message_are_events() {
     let hub = TestHub::with(|s| {
-        s.webhook_allow_private = Some(true);
-        s.room_token_secret = switchboard::config::Secret(b"a webhook test secret, 32 bytes!".to_vec());
+        s.webhooks.allow_private = Some(true);
+        s.rooms.token_secret = switchboard::config::Secret(b"a webhook test secret, 32 bytes!".to_vec());
     })
     .await;
     let admin = hub.admin().await;
@@ -861,8 +861,8 @@ async fn two_nodes_mailing_admins(tag: &str) -> Mailing {
     let nodes = cluster
         .two_nodes(|s| {
             crate::appointment_mail::mail_settings(port)(s);
-            s.webhook_allow_private = Some(true);
-            s.admin_mail_to = vec!["Ops <ops@example.org>".into(), "lead@example.org".into()];
+            s.webhooks.allow_private = Some(true);
+            s.webhooks.admin_mail_to = vec!["Ops <ops@example.org>".into(), "lead@example.org".into()];
         })
         .await;
     let admin = nodes.0.admin().await;

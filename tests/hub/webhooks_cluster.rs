@@ -39,7 +39,12 @@ async fn two_nodes_on_mongo_allowing(
     let mut nodes = Vec::new();
     for name in ["node-a", "node-b"] {
         let store: SharedStore = Arc::new(MongoStore::connect(&uri, &db).await.unwrap());
-        nodes.push(node_with(store, redis, name, scratch, |s| s.webhook_allow_private = allow_private).await);
+        nodes.push(
+            node_with(store, redis, name, scratch, |s| {
+                s.webhooks.allow_private = allow_private
+            })
+            .await,
+        );
     }
     let b = nodes.pop().unwrap();
     (nodes.pop().unwrap(), b)
@@ -125,7 +130,7 @@ async fn the_events_of_a_chat_ended_on_the_agents_node_come_in_order_while_the_c
     let mut nodes = Vec::new();
     for (name, uri) in [("node-a", &through_link), ("node-b", &uri)] {
         let store: SharedStore = Arc::new(MongoStore::connect(uri, &db).await.unwrap());
-        nodes.push(node_with(store, &redis, name, &scratch, |s| s.webhook_allow_private = Some(true)).await);
+        nodes.push(node_with(store, &redis, name, &scratch, |s| s.webhooks.allow_private = Some(true)).await);
     }
     let (b, a) = (nodes.pop().unwrap(), nodes.pop().unwrap());
     let (url, got) = receiver_as(Received::default()).await;
@@ -186,7 +191,7 @@ async fn a_delivery_whose_node_was_killed_while_sending_it_is_sent_by_another_no
 
     // The heir runs beside it, then doomed dies without a chance to record anything.
     let [heir] = nodes_on(&servers.store, &servers.redis, &servers.scratch, ["heir"], |s| {
-        s.webhook_allow_private = Some(true);
+        s.webhooks.allow_private = Some(true);
     })
     .await;
     doomed.0.kill().unwrap();
@@ -328,8 +333,8 @@ async fn the_admins_choice_on_private_addresses_made_on_one_node_applies_on_the_
 async fn a_continued_conversation_ended_on_the_agents_node_is_not_created_again() {
     use crate::continuing::{VISITOR, back_with_her_lines, continuing, first_visit, her_third_line, own_until};
     let cluster = crate::common::Cluster::start("webhooks-continued").await;
-    let alpha = cluster.node("alpha", |s| s.webhook_allow_private = Some(true)).await;
-    let gamma = cluster.node("gamma", |s| s.webhook_allow_private = Some(true)).await;
+    let alpha = cluster.node("alpha", |s| s.webhooks.allow_private = Some(true)).await;
+    let gamma = cluster.node("gamma", |s| s.webhooks.allow_private = Some(true)).await;
     let mut ann = gamma.agent("ann", &["general"], 2).await;
     let chat = first_visit(&alpha, &mut ann).await;
     own_until(&alpha, VISITOR, "resolved").await;

@@ -120,7 +120,7 @@ async fn the_environment_locks_the_setting_off_or_on() {
     let (url, _got) = receiver(0).await;
     // `false`: never, `true`: always, whatever an admin asks.
     for operator in [false, true] {
-        let hub = TestHub::with(|s| s.webhook_allow_private = Some(operator)).await;
+        let hub = TestHub::with(|s| s.webhooks.allow_private = Some(operator)).await;
         let admin = hub.admin().await;
         let (_, shown) = admin.get(SETTING).await;
         assert_eq!(

@@ -222,7 +222,7 @@ impl HubState {
                 // The webhooks' answer, kept up to date with the admins' choice; without
                 // webhooks running (never, once the hub started), the operator's word alone.
                 let private = self.archive.webhooks().map_or_else(
-                    || PrivateAddresses::new(self.settings.webhook_allow_private),
+                    || PrivateAddresses::new(self.settings.webhooks.allow_private),
                     |hooks| hooks.private.clone(),
                 );
                 let caller = BotCaller::start(

@@ -106,7 +106,7 @@ impl HubState {
         }
         let (archive, hub) = (self.archive.clone(), self.timers.clone());
         let rules = super::conversation_status::rules(&self.settings);
-        let deadline = self.settings.archive_write_timeout;
+        let deadline = self.settings.archive.write_timeout;
         tokio::spawn(async move {
             // Its last lines may be on their way to the store (relayed before they were
             // durable, or acknowledged while it was down): the next seq must come after them.

@@ -43,7 +43,7 @@ pub(in crate::hub) fn writer(
     cluster: Option<crate::cluster::node::Cluster>,
 ) -> Writer {
     let conversations =
-        Conversations::new(archive.store(), rules(settings)).answering_within(settings.archive_write_timeout);
+        Conversations::new(archive.store(), rules(settings)).answering_within(settings.archive.write_timeout);
     let webhooks = archive.clone();
     let notify: Notify = Arc::new(move |record, origin, change| {
         let woken = snooze_ran_out(&record, origin, change.as_ref());

@@ -51,7 +51,7 @@ pub(in crate::hub::service) struct EndedChat {
 /// an event within its write timeout, and a dead node is reaped within a lease or two of
 /// its death (or reaps itself on a restart sooner). A minute covers the write timeout.
 fn unsure(settings: &Settings) -> Duration {
-    settings.cluster_lease * 2 + Duration::from_secs(60)
+    settings.cluster.lease * 2 + Duration::from_secs(60)
 }
 
 impl HubState {

@@ -41,7 +41,7 @@ impl HubState {
         self.cluster_mut().reading_archive.insert(chat, pending);
         let (store, hub) = (self.archive.store(), self.timers.clone());
         // A store that stopped answering: the resume goes on without the lines.
-        let deadline = self.settings.archive_write_timeout + LATE_LINES_WAIT;
+        let deadline = self.settings.archive.write_timeout + LATE_LINES_WAIT;
         tokio::spawn(async move {
             let lacked = |m: &ArchivedMessage| lacking.binary_search(&m.seq).is_ok();
             // The archiving node may not have written the latest of those lacking yet: read

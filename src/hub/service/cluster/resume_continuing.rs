@@ -26,7 +26,7 @@ impl HubState {
         let (store, hub) = (self.archive.store(), self.timers.clone());
         let rules = super::super::conversation_status::rules(&self.settings);
         // A store that stopped answering: the resume goes on without it.
-        let deadline = self.settings.archive_write_timeout + LATE_LINES_WAIT;
+        let deadline = self.settings.archive.write_timeout + LATE_LINES_WAIT;
         // A line they wrote meanwhile may have opened it already: a reopen is the join's word.
         let reopened = continues.reopened;
         tokio::spawn(async move {
