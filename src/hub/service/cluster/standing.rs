@@ -261,6 +261,11 @@ impl HubState {
                     cluster
                         .inherited_waiting
                         .retain(|customer| routing.customer_category(*customer).is_some());
+                    // And other nodes' customers whose end was in them (waiting or in a chat
+                    // no more): nothing replays it, and each record was kept for good.
+                    cluster.remote_customers.retain(|customer, _| {
+                        routing.customer_category(*customer).is_some() || routing.customer_chat(*customer).is_some()
+                    });
                 }
                 // Offers the skipped events made to this node's agents: told, and timed, now.
                 self.tell_untold_offers();
