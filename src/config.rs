@@ -462,38 +462,39 @@ impl Reader<'_> {
 
     /// Comma-separated IPs and CIDR ranges; a bare IP is a single-address range.
     fn nets(&self, var: &'static str, default: &str) -> Result<Vec<IpNet>, ConfigError> {
+        self.list(var, default, |item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{item:?} is not an IP address or CIDR range"))
+        })
+    }
+
+    fn origins(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
+        self.list(var, "", |item| {
+            let ok =
+                item == "*" || (item.starts_with("http://") || item.starts_with("https://")) && !item.ends_with('/');
+            if ok {
+                Ok(item.to_string())
+            } else {
+                Err(format!("{item:?} is not an origin like https://example.com"))
+            }
+        })
+    }
+
+    /// A comma-separated list, each item trimmed and read by `read` (empty items are
+    /// skipped); the first item `read` refuses fails the whole value with its reason.
+    fn list<T>(
+        &self,
+        var: &'static str,
+        default: &str,
+        read: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<T>, ConfigError> {
         let value = self.text(var, default);
         value
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|item| {
-                item.parse::<IpNet>()
-                    .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| Self::error(var, &value, format!("{item:?} is not an IP address or CIDR range")))
-            })
-            .collect()
-    }
-
-    fn origins(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
-        let value = self.text(var, "");
-        value
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|item| {
-                let ok = item == "*"
-                    || (item.starts_with("http://") || item.starts_with("https://")) && !item.ends_with('/');
-                if ok {
-                    Ok(item.to_string())
-                } else {
-                    Err(Self::error(
-                        var,
-                        &value,
-                        format!("{item:?} is not an origin like https://example.com"),
-                    ))
-                }
-            })
+            .map(|item| read(item).map_err(|reason| Self::error(var, &value, reason)))
             .collect()
     }
 
@@ -567,23 +568,13 @@ impl Reader<'_> {
 
     /// Comma-separated ICE server URLs, each with one of `schemes`.
     fn ice_urls(&self, var: &'static str, schemes: &[&str]) -> Result<Vec<String>, ConfigError> {
-        let value = self.text(var, "");
-        value
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|item| {
-                if schemes.iter().any(|s| item.starts_with(s)) && !item.contains(char::is_whitespace) {
-                    Ok(item.to_string())
-                } else {
-                    Err(Self::error(
-                        var,
-                        &value,
-                        format!("{item:?} is not a URL starting with {}", schemes.join(" or ")),
-                    ))
-                }
-            })
-            .collect()
+        self.list(var, "", |item| {
+            if schemes.iter().any(|s| item.starts_with(s)) && !item.contains(char::is_whitespace) {
+                Ok(item.to_string())
+            } else {
+                Err(format!("{item:?} is not a URL starting with {}", schemes.join(" or ")))
+            }
+        })
     }
 
     fn rating_scale(&self, var: &'static str) -> Result<crate::rating_scale::RatingScale, ConfigError> {

@@ -63,8 +63,7 @@ impl ImapSettings {
         }
         let poll = r.positive_seconds("IMAP_POLL_SECS", 30.0)?;
         let default_category = r.text("IMAP_CATEGORY", "general");
-        let raw = r.text("IMAP_ROUTES", "");
-        let routes = routes(&raw).map_err(|why| Reader::error("IMAP_ROUTES", &raw, why))?;
+        let routes = r.list("IMAP_ROUTES", "", route)?;
         let max_bytes = r.ranged::<usize>("IMAP_MAX_MB", 10, 1..=100)? << 20;
         let sender_max_per_hour = r.ranged("IMAP_SENDER_MAX_PER_HOUR", 20, 1..=10_000)?;
         Ok(Some(Self {
@@ -118,16 +117,12 @@ fn server(url: &str) -> Result<ImapServer, String> {
     })
 }
 
-/// `address=category,address=category`.
-fn routes(raw: &str) -> Result<Vec<(String, String)>, String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((address, category)) if address.trim().contains('@') && !category.trim().is_empty() => {
-                Ok((address.trim().to_string(), category.trim().to_string()))
-            }
-            _ => Err(format!("{pair:?} is not address=category")),
-        })
-        .collect()
+/// One `address=category` of `IMAP_ROUTES` (a comma-separated list of them).
+fn route(pair: &str) -> Result<(String, String), String> {
+    match pair.split_once('=') {
+        Some((address, category)) if address.trim().contains('@') && !category.trim().is_empty() => {
+            Ok((address.trim().to_string(), category.trim().to_string()))
+        }
+        _ => Err(format!("{pair:?} is not address=category")),
+    }
 }

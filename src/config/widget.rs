@@ -109,10 +109,7 @@ fn plain_text(raw: &str, max: usize) -> Result<String, String> {
 /// `WIDGET_ALLOWED_ORIGINS`: comma-separated `http(s)://host[:port]`, no path, no `*`
 /// (each goes into a `Content-Security-Policy` header as it is).
 fn frame_origins(r: &Reader<'_>) -> Result<Vec<String>, ConfigError> {
-    const VAR: &str = "WIDGET_ALLOWED_ORIGINS";
-    let value = r.text(VAR, "");
-    let mut out = Vec::new();
-    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    let origins = r.list("WIDGET_ALLOWED_ORIGINS", "", |item| {
         let rest = item
             .strip_prefix("https://")
             .or_else(|| item.strip_prefix("http://"))
@@ -127,15 +124,14 @@ fn frame_origins(r: &Reader<'_>) -> Result<Vec<String>, ConfigError> {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
         let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
         if !(host_ok && port_ok) {
-            return Err(Reader::error(
-                VAR,
-                &value,
-                format!(
-                    "{item:?} is not an origin like https://shop.example.com (scheme, host and port only; no * or path)"
-                ),
+            return Err(format!(
+                "{item:?} is not an origin like https://shop.example.com (scheme, host and port only; no * or path)"
             ));
         }
-        let origin = item.to_ascii_lowercase();
+        Ok(item.to_ascii_lowercase())
+    })?;
+    let mut out = Vec::new();
+    for origin in origins {
         if !out.contains(&origin) {
             out.push(origin);
         }
