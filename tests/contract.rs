@@ -2241,17 +2241,13 @@ fn offline(id: &str, category: &str, created_at: Millis) -> OfflineMessage {
         email: format!("{id}@example.com"),
         text: "Where is my order? — ünïcödé ✓".to_string(),
         created_at,
-        state: OfflineState::New,
-        taken_by: None,
-        replies: vec![],
-        handled_at: None,
-        handled_by: None,
         // Kept and read back as given (a conversation is opened from it).
         customer: Some(CustomerProfile {
             email: Some(format!("{id}@example.com")),
             visitor: Some(format!("visitor-key-of-{id}")),
             ..CustomerProfile::default()
         }),
+        ..OfflineMessage::default()
     }
 }
 

@@ -1032,14 +1032,20 @@ async fn run(mut state: service::HubState, mut rx: mpsc::Receiver<Command>, shut
     state.release_acks();
 }
 
+/// Hands a command to the hub, unless it is gone: how a task the hub started off its own
+/// (a timer, a read of the store or Redis) brings it the answer.
+async fn tell(hub: &mpsc::WeakSender<Command>, command: Command) {
+    if let Some(tx) = hub.upgrade() {
+        let _ = tx.send(command).await;
+    }
+}
+
 /// Starts a timer that sends `command` to the hub after `delay`, unless the hub is gone.
 fn after(tx: &mpsc::WeakSender<Command>, delay: Duration, command: Command) {
     let tx = tx.clone();
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        if let Some(tx) = tx.upgrade() {
-            let _ = tx.send(command).await;
-        }
+        tell(&tx, command).await;
     });
 }
 

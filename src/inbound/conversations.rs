@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use super::{InboundMail, InboundSink, LogSink};
 use crate::core::inbound_mail::{Decision, Written};
 use crate::hub::Hub;
-use crate::store::{CustomerProfile, OfflineMessage, OfflineState, SharedStore, StoreError};
+use crate::store::{CustomerProfile, OfflineMessage, SharedStore, StoreError};
 
 /// Mails become conversation lines, or offline messages.
 pub struct ConversationSink {
@@ -149,15 +149,11 @@ impl ConversationSink {
             email: written.from.clone(),
             text,
             created_at: crate::clock::now_ms(),
-            state: OfflineState::New,
-            taken_by: None,
-            replies: vec![],
-            handled_at: None,
-            handled_by: None,
             customer: Some(CustomerProfile {
                 email: Some(written.from.clone()),
                 ..CustomerProfile::default()
             }),
+            ..OfflineMessage::default()
         };
         match self.store.offline_message(&id).await {
             Ok(_) => {}

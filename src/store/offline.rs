@@ -13,10 +13,11 @@ use async_trait::async_trait;
 use super::{CustomerProfile, Millis, OutboxMail, Page, StoreError, StoreResult};
 
 /// Where an offline message is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OfflineState {
     /// Nobody has taken it yet.
+    #[default]
     New,
     /// An agent took it (`taken_by`).
     Taken,
@@ -46,8 +47,10 @@ pub struct OfflineReply {
     pub at: Millis,
 }
 
-/// A message left while nobody was online.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A message left while nobody was online. Its default is one just left: `new`, nobody's,
+/// unanswered, with what the customer gives (id, category, name, email, text, when, who)
+/// still to fill in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OfflineMessage {
     pub id: String,
     /// The category id the customer chose.

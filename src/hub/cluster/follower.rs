@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::reassert::{Periods, read_cluster_id, restored_after, wait_for_restore};
-use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
+use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE};
 use crate::cluster::chat_log::{self, NodeMessage};
 use crate::cluster::node::Cluster;
 use crate::cluster::restore;
@@ -21,7 +21,7 @@ use crate::cluster::routing_events::{Followed, RoutingEvent, follow_blocking};
 use crate::cluster::routing_scripts::read_snapshot;
 use crate::cluster::subscription::{self, Listener, Resubscribing};
 use crate::core::routing::AgentId;
-use crate::hub::Command;
+use crate::hub::{Command, tell};
 
 /// Routing events handed to the hub per batch (one read per batch).
 const FOLLOW_BATCH: usize = 1_000;

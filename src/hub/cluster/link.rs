@@ -29,7 +29,7 @@ pub(crate) use super::reassert::Periods;
 pub(crate) use super::reassert::Reassert;
 use super::reassert::{Rejoin, after_every_claim, reassert_here, rejoined};
 use super::rereads::{Log, REREAD_BATCH, Rereads};
-use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE, tell};
+use super::tasks::{AGENT_NAMES_KEY, RETRY_PAUSE};
 use crate::cluster::agent_endings;
 use crate::cluster::buddy_chat_log;
 use crate::cluster::buddy_line::BuddyLine;
@@ -44,7 +44,7 @@ use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party, Routi
 use crate::hub::delivery::{ConnId, Recipient};
 use crate::hub::ended_away::KEPT_PER_AGENT;
 use crate::hub::transcript::Transcript;
-use crate::hub::{Command, RefusedCall};
+use crate::hub::{Command, RefusedCall, tell};
 
 /// Calls waiting for the router at most: one Redis round trip each, so a full channel
 /// means Redis is slow or away; the hub then refuses with `cluster_unavailable` rather

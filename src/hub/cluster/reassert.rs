@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::node::Cluster;
 use crate::cluster::routing_scripts::{ClusterRoutingError, EVENTS_KEY};
 use crate::cluster::{buddy_chat_log, restore};
-use crate::hub::Command;
+use crate::hub::{Command, tell};
 
 /// Pause between two looks at Redis while waiting (as the link's tasks pause after a failure).
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
@@ -179,9 +179,7 @@ pub(super) fn after_every_claim(mut conn: ConnectionManager, hub: mpsc::WeakSend
             }
             tokio::time::sleep(RETRY_PAUSE / 2).await;
         }
-        if let Some(tx) = hub.upgrade() {
-            let _ = tx.send(Command::EveryClaimIn).await;
-        }
+        tell(&hub, Command::EveryClaimIn).await;
     });
 }
 

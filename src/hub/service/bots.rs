@@ -43,7 +43,7 @@ use crate::core::conversation::line_authors::LineAuthors;
 use crate::core::routing::{AgentId, CategoryId};
 use crate::hub::delivery::{ConnId, Outbound, SenderCopy};
 use crate::hub::transcript::{Author, Stamped, Transcript};
-use crate::hub::{BotAct, BotLine, BotLogin, Command, ConnRole, after};
+use crate::hub::{BotAct, BotLine, BotLogin, Command, ConnRole, after, tell};
 use crate::protocol::{BotConversation, ChatMessage, ClientFrame, From, Said, ServerFrame};
 use crate::store::{
     ArchiveEvent, ConversationClosed, ConversationKind, ConversationOpened, ConversationTransferred, EndReason, Side,
@@ -889,14 +889,8 @@ impl HubState {
         let (store, hub) = (self.archive.store(), self.timers.clone());
         tokio::spawn(async move {
             let found = ticket_found(&cluster, &store, &token).await;
-            if let Some(hub) = hub.upgrade() {
-                let _ = hub
-                    .send(Command::BotTicket {
-                        conn,
-                        found: Box::new(found),
-                    })
-                    .await;
-            }
+            let found = Box::new(found);
+            tell(&hub, Command::BotTicket { conn, found }).await;
         });
     }
 
@@ -1012,17 +1006,13 @@ impl HubState {
             let found = bot_relay::socket_of(&cluster, &bot)
                 .await
                 .map_err(|e| format!("Redis did not answer: {e}"));
-            if let Some(hub) = hub.upgrade() {
-                let asked = Box::new(asked);
-                let _ = hub
-                    .send(Command::BotFound {
-                        conn,
-                        asked,
-                        bot,
-                        found,
-                    })
-                    .await;
-            }
+            let command = Command::BotFound {
+                conn,
+                asked: Box::new(asked),
+                bot,
+                found,
+            };
+            tell(&hub, command).await;
         });
         Ok(())
     }

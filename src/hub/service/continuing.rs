@@ -31,9 +31,9 @@ use crate::conversations::return_route;
 use crate::core::conversation::line_authors::LineAuthors;
 use crate::core::conversation::{Route, Rules};
 use crate::core::routing::{AgentId, CategoryId, CustomerId};
-use crate::hub::Command;
 use crate::hub::delivery::ConnId;
 use crate::hub::transcript::Transcript;
+use crate::hub::{Command, tell};
 use crate::protocol::{ChatMessage, EarlierAgent, From, NamedLine, ServerFrame, TransferNote, WaitingConversation};
 use crate::store::{ConversationRecord, CustomerKey, CustomerProfile, SharedStore, Side, StoreError, StoreResult};
 
@@ -119,15 +119,8 @@ impl HubState {
                     .await
                     .unwrap_or_else(|_| Err(store_behind()))
             };
-            if let Some(tx) = hub.upgrade() {
-                let _ = tx
-                    .send(Command::ContinueLoaded {
-                        conn,
-                        asked: Box::new(asked),
-                        found: found.map(Box::new),
-                    })
-                    .await;
-            }
+            let (asked, found) = (Box::new(asked), found.map(Box::new));
+            tell(&hub, Command::ContinueLoaded { conn, asked, found }).await;
         });
         Ok(())
     }
@@ -358,9 +351,7 @@ impl HubState {
                     .collect(),
                 Err(_) => vec![],
             };
-            if let Some(tx) = hub.upgrade() {
-                let _ = tx.send(Command::LateLinesRead { customer, id, lines }).await;
-            }
+            tell(&hub, Command::LateLinesRead { customer, id, lines }).await;
         });
     }
 

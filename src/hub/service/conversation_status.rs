@@ -20,8 +20,8 @@ use crate::conversations::writer::{Asker, Automatic, Notify, Origin, Work, Write
 use crate::conversations::{ConversationError, Conversations, OpeningKnown};
 use crate::core::conversation::{Change, Refusal, Rules, Status};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId};
-use crate::hub::Command;
 use crate::hub::delivery::{ConnId, Recipient};
+use crate::hub::{Command, tell};
 use crate::protocol::ServerFrame;
 use crate::store::{Account, ConversationRecord, ConversationStatus, CustomerProfile, Role};
 
@@ -163,9 +163,7 @@ impl HubState {
                 .await
                 .inspect_err(|e| tracing::debug!(conversation = %id, error = %e, "a moved chat's status was not read"))
                 .ok();
-            if let Some(tx) = hub.upgrade() {
-                let _ = tx.send(Command::ConversationStatusRead { record }).await;
-            }
+            tell(&hub, Command::ConversationStatusRead { record }).await;
         });
     }
 
@@ -280,16 +278,13 @@ impl HubState {
                     "the hub is shutting down".to_string(),
                 )))
             });
-            if let Some(tx) = timers.upgrade() {
-                let _ = tx
-                    .send(Command::ConversationStatusAnswer {
-                        conn,
-                        asker: agent,
-                        client_id,
-                        answer,
-                    })
-                    .await;
-            }
+            let command = Command::ConversationStatusAnswer {
+                conn,
+                asker: agent,
+                client_id,
+                answer,
+            };
+            tell(&timers, command).await;
         });
         Ok(())
     }
@@ -349,13 +344,9 @@ impl HubState {
             };
             // Its holder's consoles here hear the new status as for an automatic change
             // (the writer tells the other nodes).
-            if let (Ok(record), Some(tx)) = (&answer, timers.upgrade()) {
-                let _ = tx
-                    .send(Command::ConversationChanged {
-                        record: record.clone(),
-                        woken: false,
-                    })
-                    .await;
+            if let Ok(record) = &answer {
+                let record = record.clone();
+                tell(&timers, Command::ConversationChanged { record, woken: false }).await;
             }
             let _ = reply.send(answer);
         });

@@ -31,11 +31,11 @@ use super::continuing::{Continued, EARLIER_LINES};
 use crate::clock::now_ms;
 use crate::cluster::bus::AdminChange;
 use crate::core::routing::{AgentId, ChatId, Party};
-use crate::hub::Command;
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Outbound, Recipient, SenderCopy};
 use crate::hub::follow_up_line::{ELSEWHERE, FollowUpLine as Asked, Outcome, SeqRefused, Writer};
 use crate::hub::transcript::{self, Author, Stamped};
+use crate::hub::{Command, tell};
 use crate::protocol::{ChatMessage, From};
 use crate::store::{SharedStore, StoreError};
 
@@ -280,9 +280,7 @@ impl HubState {
             } else {
                 read(&archive.store(), &id).await
             };
-            if let Some(tx) = hub.upgrade() {
-                let _ = tx.send(Command::FollowUpRead { id, read }).await;
-            }
+            tell(&hub, Command::FollowUpRead { id, read }).await;
         });
         Ok(())
     }

@@ -7,8 +7,8 @@
 
 use super::HubState;
 use super::continuing::JoinAsked;
-use crate::hub::Command;
 use crate::hub::delivery::ConnId;
+use crate::hub::{Command, tell};
 
 impl HubState {
     /// Checks `identifier` off the hub's task; the join goes on in [`HubState::identity_checked`].
@@ -16,14 +16,8 @@ impl HubState {
         let (store, hub) = (self.archive.store(), self.timers.clone());
         tokio::spawn(async move {
             asked.profile.identity = crate::identity_secret::verify(&store, Some(&identifier), hash.as_deref()).await;
-            if let Some(tx) = hub.upgrade() {
-                let _ = tx
-                    .send(Command::IdentityChecked {
-                        conn,
-                        asked: Box::new(asked),
-                    })
-                    .await;
-            }
+            let asked = Box::new(asked);
+            tell(&hub, Command::IdentityChecked { conn, asked }).await;
         });
     }
 

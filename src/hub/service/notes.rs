@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::HubState;
 use crate::clock::now_ms;
 use crate::core::routing::{AgentId, ChatId};
-use crate::hub::Command;
 use crate::hub::delivery::{Outbound, Recipient, SenderCopy};
+use crate::hub::{Command, tell};
 use crate::protocol::{NoteView, ServerFrame};
 use crate::store::{ArchiveEvent, ConversationNote};
 
@@ -67,9 +67,7 @@ impl HubState {
             if notes.is_empty() {
                 return;
             }
-            if let Some(tx) = timers.upgrade() {
-                let _ = tx.send(Command::NotesLoaded { agent, chat_id, notes }).await;
-            }
+            tell(&timers, Command::NotesLoaded { agent, chat_id, notes }).await;
         });
     }
 

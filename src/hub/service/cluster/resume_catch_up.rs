@@ -17,8 +17,8 @@ use super::super::continuing::{LATE_LINES_WAIT, read_until};
 use super::resume::PendingResume;
 use crate::cluster::chat_log::ChatLine;
 use crate::core::routing::ChatId;
-use crate::hub::Command;
 use crate::hub::transcript::party_of;
+use crate::hub::{Command, tell};
 use crate::store::{ArchivedMessage, Conversation, StoreResult};
 
 impl HubState {
@@ -66,9 +66,7 @@ impl HubState {
                     vec![]
                 }
             };
-            if let Some(tx) = hub.upgrade() {
-                let _ = tx.send(Command::ArchiveReadForResume { chat, lines }).await;
-            }
+            tell(&hub, Command::ArchiveReadForResume { chat, lines }).await;
         });
     }
 

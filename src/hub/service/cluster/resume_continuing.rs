@@ -9,7 +9,7 @@ use super::super::continuing::{Continued, LATE_LINES_WAIT, read_waiting};
 use super::resume::PendingResume;
 use crate::cluster::replica::Continues;
 use crate::core::routing::CustomerId;
-use crate::hub::Command;
+use crate::hub::{Command, tell};
 
 impl HubState {
     /// `customer`, taken on here for a resume while they wait to continue `continues`: the
@@ -33,13 +33,11 @@ impl HubState {
             let found = tokio::time::timeout(deadline, read_waiting(&store, &continues.id, through, &rules))
                 .await
                 .unwrap_or_else(|_| Err(("archive_unavailable", "the store did not answer".to_string())));
-            if let Some(tx) = hub.upgrade() {
-                let found = found.map(|mut c| {
-                    c.reopened |= reopened;
-                    Box::new(c)
-                });
-                let _ = tx.send(Command::ContinuingReadForResume { customer, found }).await;
-            }
+            let found = found.map(|mut c| {
+                c.reopened |= reopened;
+                Box::new(c)
+            });
+            tell(&hub, Command::ContinuingReadForResume { customer, found }).await;
         });
     }
 
