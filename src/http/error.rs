@@ -224,6 +224,9 @@ pub trait StoreAnswer<T> {
     /// A key someone holds already (`Conflict`) as `taken`; other failures as
     /// [`From<StoreError>`] maps them.
     fn taken_as(self, taken: ApiError) -> Result<T, ApiError>;
+    /// A missing record as `None`, where its absence is an answer and no refusal; other
+    /// failures as [`From<StoreError>`] maps them.
+    fn if_found(self) -> Result<Option<T>, ApiError>;
 }
 
 impl<T> StoreAnswer<T> for Result<T, StoreError> {
@@ -243,6 +246,14 @@ impl<T> StoreAnswer<T> for Result<T, StoreError> {
         match self {
             Err(StoreError::Conflict) => Err(taken),
             other => other.map_err(ApiError::from),
+        }
+    }
+
+    fn if_found(self) -> Result<Option<T>, ApiError> {
+        match self {
+            Ok(found) => Ok(Some(found)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 }
