@@ -317,16 +317,6 @@ pub type JsonResult<T> = Result<Json<T>, ApiError>;
 /// status and a JSON body, or the refusal.
 pub type StatusJson<T> = Result<(StatusCode, Json<T>), ApiError>;
 
-/// The `limit` a listing's query asked for, `default` when none; outside 1 to `max` it is
-/// 400 `bad_query`.
-pub fn page_limit(asked: Option<u64>, default: u64, max: u64) -> Result<u64, ApiError> {
-    let limit = asked.unwrap_or(default);
-    if !(1..=max).contains(&limit) {
-        return Err(ApiError::invalid("bad_query", format!("limit must be from 1 to {max}")));
-    }
-    Ok(limit)
-}
-
 /// The names `asked` for, each once (in the order first asked), each one of `known`, and
 /// at least one; else 400 `code`, naming the first unknown one (`"x" is no {what}; they
 /// are …`) or asking for one.

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiQuery, JsonResult, StoreAnswer, page_limit};
+use super::error::{ApiQuery, JsonResult, StoreAnswer};
 use super::history::LineView;
+use super::paging::page_limit;
 use super::responses::{BadQuery, SignedIn, Unavailable};
 use super::session::Staff;
 use super::{ApiError, AppState};
