@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiQuery, StatusJson};
+use super::error::{ApiQuery, StatusJson, StoreAnswer};
 use super::session::{Authed, session_token};
 use super::{ApiError, AppState, ErrorBody};
 use crate::attachments::intake::{self, Receiving};
@@ -280,11 +280,8 @@ async fn upload(
 /// Whether `account` holds conversation `id` whose customer is away (a file for a line
 /// written to them): its record names them.
 async fn holds(state: &AppState, account: &str, id: &str) -> Result<bool, ApiError> {
-    match state.store.conversation_record(id).await {
-        Ok(record) => Ok(record.holder.as_deref() == Some(account)),
-        Err(crate::store::StoreError::NotFound) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    let record = state.store.conversation_record(id).await.if_found()?;
+    Ok(record.is_some_and(|r| r.holder.as_deref() == Some(account)))
 }
 
 /// The scanner's verdict on upload `name` as the caller hears it: 422 `infected` naming
@@ -570,14 +567,9 @@ async fn remove(
 
 /// Whether the archive has a line carrying the file of `record` (sent, on any node).
 async fn in_archive(state: &AppState, record: &AttachmentRecord) -> Result<bool, ApiError> {
-    match state.store.conversation(&record.conversation).await {
-        Ok(c) => Ok(c
-            .messages
-            .iter()
-            .any(|m| m.attachments.iter().any(|a| a.id == record.id))),
-        Err(crate::store::StoreError::NotFound) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    let archived = state.store.conversation(&record.conversation).await.if_found()?;
+    let carries = |m: &crate::store::ArchivedMessage| m.attachments.iter().any(|a| a.id == record.id);
+    Ok(archived.is_some_and(|c| c.messages.iter().any(carries)))
 }
 
 /// A thumbnail (images), through a link from `GET /api/attachments/{id}/link`.

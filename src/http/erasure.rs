@@ -10,15 +10,16 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, ApiQuery, JsonResult, StoreAnswer, page_limit};
+use super::error::{ApiJson, ApiQuery, JsonResult, StoreAnswer};
+use super::paging::PageQuery;
 use super::responses::{AdminsOnly, Unavailable};
 use super::session::{Admin, AdminOnly};
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::customer_details;
-use crate::store::{CustomerKey, Erased, ErasureRecord, Page};
+use crate::store::{CustomerKey, Erased, ErasureRecord};
 
 /// The most conversations one erasure request takes; a customer with more is erased by
 /// repeating the request (each answers how many it erased; 0 when none are left).
@@ -193,15 +194,6 @@ async fn erase(
     Ok(Json(record.into()))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct LogQuery {
-    #[serde(default)]
-    pub offset: u64,
-    /// 1 to 200, default 50.
-    pub limit: Option<u64>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErasureLog {
     pub total: u64,
@@ -209,18 +201,11 @@ pub struct ErasureLog {
 }
 
 /// The erasure log, newest first.
-#[utoipa::path(get, path = "/api/admin/erasures", tag = "admin", params(LogQuery),
+#[utoipa::path(get, path = "/api/admin/erasures", tag = "admin", params(PageQuery),
     responses((status = 200, body = ErasureLog),
         (status = 400, description = "`bad_query`", body = ErrorBody), AdminsOnly, Unavailable))]
-async fn log(Admin(state): Admin, ApiQuery(q): ApiQuery<LogQuery>) -> JsonResult<ErasureLog> {
-    let limit = page_limit(q.limit, 50, 200)?;
-    let (items, total) = state
-        .store
-        .erasure_records(Page {
-            offset: q.offset,
-            limit,
-        })
-        .await?;
+async fn log(Admin(state): Admin, ApiQuery(page): ApiQuery<PageQuery>) -> JsonResult<ErasureLog> {
+    let (items, total) = state.store.erasure_records(page.page()?).await?;
     Ok(Json(ErasureLog {
         total,
         items: items.into_iter().map(Into::into).collect(),

@@ -224,6 +224,9 @@ pub trait StoreAnswer<T> {
     /// A key someone holds already (`Conflict`) as `taken`; other failures as
     /// [`From<StoreError>`] maps them.
     fn taken_as(self, taken: ApiError) -> Result<T, ApiError>;
+    /// A missing record as `None`, where its absence is an answer and no refusal; other
+    /// failures as [`From<StoreError>`] maps them.
+    fn if_found(self) -> Result<Option<T>, ApiError>;
 }
 
 impl<T> StoreAnswer<T> for Result<T, StoreError> {
@@ -243,6 +246,14 @@ impl<T> StoreAnswer<T> for Result<T, StoreError> {
         match self {
             Err(StoreError::Conflict) => Err(taken),
             other => other.map_err(ApiError::from),
+        }
+    }
+
+    fn if_found(self) -> Result<Option<T>, ApiError> {
+        match self {
+            Ok(found) => Ok(Some(found)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -305,16 +316,6 @@ pub type JsonResult<T> = Result<Json<T>, ApiError>;
 /// What a handler answers when the status says more than 200 (201 created, 202 queued): the
 /// status and a JSON body, or the refusal.
 pub type StatusJson<T> = Result<(StatusCode, Json<T>), ApiError>;
-
-/// The `limit` a listing's query asked for, `default` when none; outside 1 to `max` it is
-/// 400 `bad_query`.
-pub fn page_limit(asked: Option<u64>, default: u64, max: u64) -> Result<u64, ApiError> {
-    let limit = asked.unwrap_or(default);
-    if !(1..=max).contains(&limit) {
-        return Err(ApiError::invalid("bad_query", format!("limit must be from 1 to {max}")));
-    }
-    Ok(limit)
-}
 
 /// The names `asked` for, each once (in the order first asked), each one of `known`, and
 /// at least one; else 400 `code`, naming the first unknown one (`"x" is no {what}; they

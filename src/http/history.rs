@@ -11,19 +11,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiQuery, JsonResult, StoreAnswer, page_limit};
+use super::error::{ApiQuery, JsonResult, StoreAnswer};
+use super::paging::PageQuery;
 use super::responses::{NotServed, SignedIn, Unavailable};
 use super::session::Staff;
 use super::{ApiError, AppState, ErrorBody};
 use crate::core::conversation::line_authors::LineAuthors;
 use crate::store::search::{SearchQuery, first_hit};
 use crate::store::{
-    Account, ArchivedMessage, Conversation, ConversationFilter, ConversationKind, ConversationStatus, EndReason, Page,
+    Account, ArchivedMessage, Conversation, ConversationFilter, ConversationKind, ConversationStatus, EndReason,
     Rating, Role, Side, StoreError, Transfer, desk_status,
 };
-
-/// The most conversations one page returns.
-const MAX_PAGE: u64 = 200;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(one))
@@ -52,16 +50,6 @@ pub struct ListingQuery {
     /// Only conversations with one of these statuses, comma-separated (`open`, `pending`,
     /// `snoozed`, `resolved`); empty or absent: any status.
     pub status: Option<String>,
-}
-
-/// Which page of the listing.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    #[serde(default)]
-    pub offset: u64,
-    /// 1 to 200, default 50.
-    pub limit: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -322,18 +310,9 @@ async fn list(
     ApiQuery(listing): ApiQuery<ListingQuery>,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> JsonResult<ConversationPage> {
-    let limit = page_limit(page.limit, 50, MAX_PAGE)?;
+    let page = page.page()?;
     let filter = listing.filter_for(&me)?;
-    let (items, total) = state
-        .store
-        .conversations(
-            &filter,
-            Page {
-                offset: page.offset,
-                limit,
-            },
-        )
-        .await?;
+    let (items, total) = state.store.conversations(&filter, page).await?;
     let mut items: Vec<ConversationSummary> = items.iter().map(|c| found(c, filter.text.as_ref())).collect();
     with_desk_state(&state, &mut items).await?;
     Ok(Json(ConversationPage { total, items }))

@@ -12,14 +12,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiQuery, JsonResult, page_limit};
+use super::error::{ApiQuery, JsonResult, StoreAnswer};
 use super::history::LineView;
+use super::paging::page_limit;
 use super::responses::{BadQuery, SignedIn, Unavailable};
 use super::session::Staff;
 use super::{ApiError, AppState};
-use crate::store::{
-    Account, ConversationRecord, ConversationStatus, Holder, InboxQuery, Role, StoreError, longest_waiting_first,
-};
+use crate::store::{Account, ConversationRecord, ConversationStatus, Holder, InboxQuery, Role, longest_waiting_first};
 
 /// The most conversations one listing returns.
 const MAX_LIMIT: u64 = 200;
@@ -259,12 +258,8 @@ async fn entry(
     holder_name: Option<String>,
     defined: &[String],
 ) -> Result<InboxEntry, ApiError> {
-    let archived = match state.store.conversation(&record.id).await {
-        Ok(c) => Some(c),
-        // The record is written as the chat opens; its archive follows a moment later.
-        Err(StoreError::NotFound) => None,
-        Err(e) => return Err(e.into()),
-    };
+    // The record is written as the chat opens; its archive follows a moment later.
+    let archived = state.store.conversation(&record.id).await.if_found()?;
     let customer_name = archived
         .as_ref()
         .map(|c| c.opened.customer_name.clone())

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use super::error::{ApiJson, JsonResult};
+use super::error::{ApiJson, JsonResult, StoreAnswer};
 use super::responses::Unavailable;
 use super::rooms::{AudienceKind, RoomToken, audience_kind, optional_email, optional_phone, token_at, update};
 use super::{ApiError, AppState, ErrorBody};
@@ -166,11 +166,7 @@ async fn join(
 ) -> JsonResult<RoomToken> {
     let max = state.settings.rooms.max_attempts;
     let address = crate::http::access::address_key(ip.key()).to_string();
-    let room = match state.store.room(&id).await {
-        Ok(room) => Some(room),
-        Err(StoreError::NotFound) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let room = state.store.room(&id).await.if_found()?;
     let phone = optional_phone(&body.phone)?;
     let mail = optional_email(&body.email)?;
     let name = body

@@ -49,6 +49,7 @@ pub mod metrics;
 // offline messages: left when nobody is online, answered by mail
 pub mod offline;
 pub mod outbox;
+pub mod paging;
 pub mod public;
 // the desk's address for links: PUBLIC_URL, else the request's Host
 pub mod public_url;

@@ -21,7 +21,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::access::ClientIp;
-use super::error::{JsonResult, StatusJson, StoreAnswer, page_limit};
+use super::error::{JsonResult, StatusJson, StoreAnswer};
+use super::paging::page_limit;
 use super::responses::{BadQuery, BodyTooLarge, ChangeUnavailable, SignedIn, Unavailable, UnknownMessage};
 use super::session::{Authed, Staff};
 use super::{ApiError, AppState, ErrorBody};

@@ -8,13 +8,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
-use super::error::{ApiQuery, JsonResult, page_limit};
+use super::error::{ApiQuery, JsonResult};
+use super::paging::PageQuery;
 use super::responses::{AdminsOnly, BadQuery, Unavailable};
 use super::session::Admin;
-use crate::store::{MailPurpose, MailStatus, OutboxMail, Page};
-
-/// Most mails one page lists.
-const MAX_PAGE: u64 = 200;
+use crate::store::{MailPurpose, MailStatus, OutboxMail};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))
@@ -25,10 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct MailQuery {
     /// Only mails in this state (`pending`, `sent`, `dead`).
     pub status: Option<MailStatus>,
-    #[serde(default)]
-    pub offset: u64,
-    /// 1 to 200, default 50.
-    pub limit: Option<u64>,
 }
 
 /// One mail of the outbox (its text and attachment are not shown: they hold the cancel link).
@@ -79,20 +73,14 @@ pub struct MailPage {
 }
 
 /// The appointment mail outbox, newest first; `status=dead` lists the mails given up.
-#[utoipa::path(get, path = "/api/admin/mails", tag = "admin", params(MailQuery),
+#[utoipa::path(get, path = "/api/admin/mails", tag = "admin", params(MailQuery, PageQuery),
     responses((status = 200, body = MailPage), BadQuery, AdminsOnly, Unavailable))]
-async fn list(Admin(state): Admin, ApiQuery(q): ApiQuery<MailQuery>) -> JsonResult<MailPage> {
-    let limit = page_limit(q.limit, 50, MAX_PAGE)?;
-    let (items, total) = state
-        .store
-        .mails(
-            q.status,
-            Page {
-                offset: q.offset,
-                limit,
-            },
-        )
-        .await?;
+async fn list(
+    Admin(state): Admin,
+    ApiQuery(q): ApiQuery<MailQuery>,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> JsonResult<MailPage> {
+    let (items, total) = state.store.mails(q.status, page.page()?).await?;
     Ok(Json(MailPage {
         total,
         items: items.into_iter().map(MailView::from).collect(),

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiJson, ApiQuery, JsonResult, StatusJson, StoreAnswer, names_from, page_limit};
+use super::error::{ApiJson, ApiQuery, JsonResult, StatusJson, StoreAnswer, names_from};
+use super::paging::page_limit;
 use super::responses::{AdminsOnly, BadQuery, NoEndpoint, Unavailable};
 use super::session::Admin;
 use super::{ApiError, AppState, ErrorBody};
