@@ -271,10 +271,8 @@ pub(super) async fn wait_for_restore(
                 last_event: "0-0".to_string(),
                 restored: false,
             };
-            if let Some(tx) = hub.upgrade() {
-                let _ = tx.send(command).await;
-                let _ = tx.send(Command::BuddiesRestored(Box::default())).await;
-            }
+            tell(hub, command).await;
+            tell(hub, Command::BuddiesRestored(Box::default())).await;
             return true;
         }
         tokio::select! {
