@@ -387,6 +387,13 @@ pub(crate) enum Command {
     ForgetEndedVisit {
         token: String,
     },
+    /// The router read the log of a chat that ended while its customer, held here, was
+    /// away: `late`, the lines after those this node had recorded at the end, complete
+    /// the node's own copy of the visit (`service::EndedVisit`).
+    EndedVisitRead {
+        token: String,
+        late: Vec<crate::protocol::ChatMessage>,
+    },
     /// Carries a pause of the direct path: a disabled account's connections relay
     /// nothing more once the change is asked for, though the hub applies it later.
     AccountChanged {

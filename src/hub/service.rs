@@ -134,6 +134,11 @@ pub(super) struct EndedVisit {
     name: String,
     chat: ChatSnapshot,
     ended: ServerFrame,
+    /// Holds every line of the chat: at once on one node; in a cluster once the router
+    /// has read the chat's log after the end (`Command::EndedVisitRead`), as lines stamped
+    /// elsewhere before the end may reach this node after it (or, its log taken on for a
+    /// resume, be still on their way in its first read).
+    complete: bool,
 }
 
 struct AgentInfo {
@@ -491,6 +496,7 @@ impl HubState {
             Command::ForgetEndedVisit { token } => {
                 self.ended_visits.remove(&token);
             }
+            Command::EndedVisitRead { token, late } => self.ended_visit_read(&token, late),
             // The pause ends (dropped) once the change is applied.
             Command::AccountChanged { account, pause: _pause } => self.account_changed(account),
             Command::CategoriesChanged { categories, removed } => self.categories_changed(categories, removed),

@@ -1411,3 +1411,119 @@ async fn woken_leaves_the_closing_be(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Carla (on [`STALLED_NODE`], never stopped here) drops and resumes on [`THIRD_NODE`],
+/// whose read of her chat's log is slow (`SWITCHBOARD_TEST_FILL_DELAY`, as on a loaded
+/// machine); the agent ends the chat while that read is out. Her `resumed` carries every
+/// line after her `last_seq`, then `chat_ended`. (It carried none: the third node kept her
+/// ending as its transcript held it, still empty while its read was out, and showed that.
+/// Found by scenario 4 on a loaded machine: `SeqGap`.)
+#[tokio::test]
+async fn a_customer_resuming_where_the_chats_log_is_still_being_read_as_it_ends_gets_every_line() {
+    let delay = format!("{}:3000", node_name(THIRD_NODE));
+    let hook = [("SWITCHBOARD_TEST_FILL_DELAY", delay.as_str())];
+    let mut stage = stage_with("ended-while-read", GRACE_SECS, LEASE_MS, &hook).await;
+    let (mut carla, token, chat) = paired_with_the_agent_available(&mut stage).await;
+    let mut acked = Acked::new();
+    let line = |text: &str| json!({"type": "message", "chat_id": chat, "text": text});
+    let first = acked_message(&mut carla, "carla", line("where is my parcel?"), &mut acked, "carla").await;
+    assert_eq!(first, 1);
+    next_about(&mut stage.agent, "message", &chat).await;
+    drop(carla);
+    next_about(&mut stage.agent, "peer_away", &chat).await;
+    let second = acked_message(&mut stage.agent, "ann", line("it left today"), &mut acked, "ann").await;
+    assert_eq!(second, 2);
+
+    // Her page kept nothing; the third node takes her on and reads the chat's log (3 s).
+    let mut back = Ws::connect(&stage.cluster.ws_url(THIRD_NODE, "/ws/customer"), &[])
+        .await
+        .unwrap();
+    back.send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stage.agent.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    next_about(&mut stage.agent, "chat_ended", &chat).await;
+
+    let resumed = back.next_matching_within(WAIT, |f| f["type"] == "resumed").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    assert_eq!(
+        u64s_in(&resumed["chat"]["messages"], "seq"),
+        [1, 2],
+        "every line after her last_seq: {resumed}\n{}",
+        stage.cluster.logs()
+    );
+    let ended = back.next_matching_within(WAIT, |f| f["type"] == "chat_ended").await;
+    assert_eq!(ended["chat_id"], chat.as_str(), "{ended}");
+}
+
+/// Carla and the agent "bea" on [`STALLED_NODE`]; bea ends the chat and the node is
+/// stopped before its follower reads the end (`SWITCHBOARD_TEST_FOLLOWER_LAG`): the end
+/// applies in Redis, and no other node logs the chat. Reaped, woken, the node is fenced
+/// first (it lets go of both sides), then replays the end. Carla, back on another node
+/// within the grace period, gets her chat and how it ended. (She was told "your chat has
+/// just ended; resume again shortly" until the grace period ran out, then
+/// `resume_expired`: nobody kept her ending. Found by scenario 4, seed 5.)
+#[tokio::test]
+async fn a_chat_ended_just_before_its_node_stalled_with_both_sides_there_is_resumed_elsewhere() {
+    let lag = format!("{}:6000:end_chat", node_name(STALLED_NODE));
+    let stage = stage_with(
+        "stall-ended-both-sides",
+        GRACE_SECS,
+        LEASE_MS,
+        &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
+    )
+    .await;
+    let mut cluster = stage.cluster;
+    let mut bea = bea_available_on_the_stalled_node(&cluster, &stage.admin).await;
+    let mut carla = joining(&cluster, STALLED_NODE, "Carla").await;
+    let welcome = carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
+    let resume_token = welcome["resume_token"].as_str().unwrap().to_string();
+    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    next_about(&mut bea, "chat_started", &chat).await;
+    let mut acked = Acked::new();
+    let line = json!({"type": "message", "chat_id": chat, "text": "is it in stock?"});
+    assert_eq!(acked_message(&mut carla, "carla", line, &mut acked, "carla").await, 1);
+    let before = cluster.incarnation(STALLED_NODE).await.expect("registered");
+
+    bea.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    // The end reaches Redis at once; its event waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.signal(STALLED_NODE, libc::SIGSTOP);
+    cluster.wait_for_the_reap(STALLED_NODE).await;
+    cluster.signal(STALLED_NODE, libc::SIGCONT);
+    registered_again(&mut cluster, before, &chat).await;
+    drop((carla, bea));
+
+    let deadline = Instant::now() + WAIT;
+    let (mut back, resumed) = loop {
+        let mut back = Ws::connect(&cluster.ws_url(AGENTS_NODE, "/ws/customer"), &[])
+            .await
+            .unwrap();
+        back.send(json!({"type": "resume", "token": resume_token, "last_seq": 0}))
+            .await;
+        let answer = back
+            .next_matching_within(WAIT, |f| f["type"] == "resumed" || f["type"] == "error")
+            .await;
+        if answer["type"] == "resumed" {
+            break (back, answer);
+        }
+        assert!(
+            answer["code"] == "cluster_unavailable" && Instant::now() < deadline,
+            "her chat's end never reached her: {answer}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    assert_eq!(u64s_in(&resumed["chat"]["messages"], "seq"), [1], "{resumed}");
+    let ended = back.next_matching_within(WAIT, |f| f["type"] == "chat_ended").await;
+    assert_eq!(
+        (ended["chat_id"].as_str(), ended["ended_by"].as_str()),
+        (Some(chat.as_str()), Some("agent")),
+        "{ended}"
+    );
+    drop(stage.agent);
+}

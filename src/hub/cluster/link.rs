@@ -130,6 +130,9 @@ pub(crate) enum RouterCall {
         ttl: Duration,
         chat: ChatId,
         recorded: u64,
+        /// The token of this node's own copy of the visit, which the lines read complete
+        /// (`Command::EndedVisitRead`); `None` for a reaper's, which keeps no copy.
+        local: Option<String>,
     },
     // ---- the buddy list across nodes ----
     /// A buddy-list event (JSON) made by this process (`Link::nonce`) for the events
@@ -669,6 +672,7 @@ async fn router(
                 tell(&hub, Command::FollowUpSeq { id, asked, drawn }).await;
             }
             RouterCall::Fill { chat, after } => {
+                test_only_fill_delay(cluster.node_id()).await;
                 let read = read_log(&mut conn, chat, after).await;
                 tell(&hub, Command::ChatLogRead { chat, read }).await;
             }
@@ -696,12 +700,16 @@ async fn router(
                 ttl,
                 chat,
                 recorded,
+                local,
             } => {
                 let read = read_log(&mut conn, chat, recorded).await;
-                add_late_lines(&mut visit, recorded, read);
+                let late = add_late_lines(&mut visit, recorded, read);
                 let visit = visit.to_string();
                 if let Err(e) = resume_tokens::remember_ended(&mut conn, &key, &visit, ttl).await {
                     tracing::warn!(error = %e, "could not record an ended chat: a resume on another node will not show it");
+                }
+                if let Some(token) = local {
+                    tell(&hub, Command::EndedVisitRead { token, late }).await;
                 }
             }
             RouterCall::ReadEndings { agent } => {
@@ -1043,24 +1051,25 @@ async fn read_buddy_log(conn: &mut ConnectionManager, chat: &str, after: u64) ->
 /// Adds to a kept visit's chat (`visit["resumed"]["chat"]`, recorded up to `recorded`) the
 /// lines of its log after that seq, as the hub records them (`hub/service/cluster/chat.rs`):
 /// in seq order, stepping over what no log holds any more (`LogRead::in_order`), the
-/// newest `LOG_BOUND` kept.
-fn add_late_lines(visit: &mut serde_json::Value, recorded: u64, read: chat_log::LogRead) {
+/// newest `LOG_BOUND` kept. Returns the lines added.
+fn add_late_lines(
+    visit: &mut serde_json::Value,
+    recorded: u64,
+    read: chat_log::LogRead,
+) -> Vec<crate::protocol::ChatMessage> {
     let chat = &mut visit["resumed"]["chat"];
     let Some(wire_id) = chat["chat_id"].as_str().map(str::to_owned) else {
-        return;
+        return vec![];
     };
-    let mut late = Transcript::from_parts(recorded, vec![], chat_log::LOG_BOUND);
-    late.take_read(&wire_id, read);
-    let Some(messages) = chat["messages"].as_array_mut() else {
-        return;
-    };
-    let late = late
-        .after(recorded)
-        .into_iter()
-        .filter_map(|m| serde_json::to_value(m).ok());
-    messages.extend(late);
-    let over = messages.len().saturating_sub(chat_log::LOG_BOUND);
-    messages.drain(..over);
+    let mut transcript = Transcript::from_parts(recorded, vec![], chat_log::LOG_BOUND);
+    transcript.take_read(&wire_id, read);
+    let late = transcript.after(recorded);
+    if let Some(messages) = chat["messages"].as_array_mut() {
+        messages.extend(late.iter().filter_map(|m| serde_json::to_value(m).ok()));
+        let over = messages.len().saturating_sub(chat_log::LOG_BOUND);
+        messages.drain(..over);
+    }
+    late
 }
 
 /// Whether the router's read of an agent's endings that failed with `e` is asked once
@@ -1384,6 +1393,24 @@ async fn test_only_token_write_delay() {
     {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
+}
+
+/// TEST ONLY (read in debug builds alone; a release build never looks at it):
+/// `SWITCHBOARD_TEST_FILL_DELAY=<node id>:<ms>` makes that node's reads of a chat's log
+/// (`RouterCall::Fill`) take `ms` longer, as on a loaded machine, so a test can end the
+/// chat while a read is out.
+async fn test_only_fill_delay(node: &str) {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_FILL_DELAY")
+        .ok()
+        .and_then(|v| v.split_once(':').map(|(n, ms)| (n.to_string(), ms.to_string())))
+        .filter(|(n, _)| n == node)
+        .and_then(|(_, ms)| ms.parse::<u64>().ok())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = node;
 }
 
 /// TEST ONLY (read in debug builds alone; a release build never looks at it):

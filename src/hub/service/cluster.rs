@@ -60,6 +60,18 @@ pub(super) struct LetGoChat {
     /// Its conversation's opening as this node knew it: for the record its end stores
     /// when none is stored, and the visit an inferred closing closes (`paired_at`).
     pub opening: crate::conversations::OpeningKnown,
+    /// Its customer, when this node held them: what they get on resuming elsewhere once
+    /// the end is known here (`decisions`, `ChatEnded`).
+    pub ended_visit: Option<LetGoVisit>,
+}
+
+/// The chat as the customer of a chat this node let go of saw it ([`LetGoChat`]).
+#[derive(Clone)]
+pub(super) struct LetGoVisit {
+    pub customer_name: String,
+    pub chat: crate::protocol::ChatSnapshot,
+    /// The last seq this node recorded: the router adds the lines after it.
+    pub recorded: u64,
 }
 /// What the hub keeps for the cluster besides the replica.
 pub(crate) struct ClusterState {
@@ -905,6 +917,13 @@ impl HubState {
                 (wire_id, live)
             }
         }
+    }
+
+    /// What the customer of chat `chat`, which this node let go of when fenced, gets on
+    /// resuming elsewhere (`None`: not let go of here, or its customer was not held here).
+    pub(super) fn let_go_visit(&self, chat: ChatId) -> Option<LetGoVisit> {
+        let kept = self.cluster.as_ref()?.let_go.get(&chat)?;
+        kept.ended_visit.clone()
     }
 
     /// Opens this node's log of a running chat it did not see start (its side came here

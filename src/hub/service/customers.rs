@@ -176,6 +176,12 @@ impl HubState {
         taken_on: Option<super::cluster::resume::TakenOn>,
     ) -> Result<(), (&'static str, String)> {
         let expired = || ("resume_expired", "that session is over; join again".to_string());
+        if self.ended_visits.get(token).is_some_and(|visit| !visit.complete) {
+            // Lines stamped elsewhere before the end may be missing here: the copy kept in
+            // Redis, which the router completes before any lookup asked after it, is shown
+            // (this one stays, for a resume while Redis is away).
+            return self.find_token(conn, token, last_seq);
+        }
         if let Some(visit) = self.ended_visits.remove(token) {
             self.resume_ended_visit(conn, visit, last_seq);
             return Ok(());
@@ -274,6 +280,18 @@ impl HubState {
         };
         self.send_to_conn(conn, &resumed);
         self.send_to_conn(conn, &visit.ended);
+    }
+
+    /// The router read the log of the chat of a visit kept here: the lines this node had
+    /// not recorded at the end join the visit, which now holds every line.
+    pub(super) fn ended_visit_read(&mut self, token: &str, late: Vec<crate::protocol::ChatMessage>) {
+        let Some(visit) = self.ended_visits.get_mut(token) else {
+            return;
+        };
+        let recorded = visit.chat.messages.last().map_or(0, |m| m.line.seq);
+        let late: Vec<_> = late.into_iter().filter(|m| m.seq > recorded).collect();
+        visit.chat.messages.extend(crate::protocol::unnamed(late));
+        visit.complete = true;
     }
 
     pub(super) fn customer_frame(

@@ -198,8 +198,19 @@ impl HubState {
                 } else {
                     None
                 };
-                let name = self.chats.get(&chat).map(|log| log.customer_name.clone());
-                let recorded = self.chats.get(&chat).map_or(0, |log| log.live.last_seq());
+                let mut name = self.chats.get(&chat).map(|log| log.customer_name.clone());
+                let mut recorded = self.chats.get(&chat).map_or(0, |log| log.live.last_seq());
+                // A chat this node let go of when fenced, its customer held here then (both
+                // sides here, the end applied in Redis as the node stopped): no other node
+                // logs it, so none keeps the ending; this one does, as it kept the chat.
+                let kept = match self.let_go_visit(chat) {
+                    Some(visit) if kept.is_none() && reason == ChatEnd::Ended && !their_own_leave => {
+                        name = Some(visit.customer_name);
+                        recorded = visit.recorded;
+                        Some(visit.chat)
+                    }
+                    _ => kept,
+                };
                 let rated_before = self.chats.get(&chat).is_some_and(|log| log.rated_before);
                 // For the same reason this node archives the chat too, closing included: its
                 // archiving node may be stopped now and fenced (or dead) before it replays
@@ -230,12 +241,15 @@ impl HubState {
                         name: name.unwrap_or_default(),
                         chat: snapshot,
                         ended,
+                        complete: true,
                     };
                     match self.customers.get(&customer) {
                         Some(info) => {
                             let token = info.token.to_string();
                             visit.name.clone_from(&info.name);
-                            self.share_ended_visit(resume_tokens::ended_key(&token), &visit, chat, recorded);
+                            let key = resume_tokens::ended_key(&token);
+                            let read = self.share_ended_visit(key, &visit, (chat, recorded), Some(token.clone()));
+                            visit.complete = !read;
                             self.ended_visits.insert(token.clone(), visit);
                             after(
                                 &self.timers,
@@ -245,7 +259,7 @@ impl HubState {
                         }
                         None => {
                             let key = resume_tokens::ended_customer_key(customer);
-                            self.share_ended_visit(key, &visit, chat, recorded);
+                            self.share_ended_visit(key, &visit, (chat, recorded), None);
                         }
                     }
                 }

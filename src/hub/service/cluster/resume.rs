@@ -132,16 +132,18 @@ impl HubState {
     /// JSON: the node that shows them only drops the lines before the customer's `last_seq`.
     /// The chat (`chat_id`) was recorded here up to `recorded`: the router reads its log once
     /// more before keeping the visit, and adds the lines after that seq
-    /// (`RouterCall::RememberEndedVisit`).
+    /// (`RouterCall::RememberEndedVisit`), and hands them to this node's own copy, kept
+    /// under `local` (`Command::EndedVisitRead`). Whether it will: `false` on one node, or
+    /// when the router's queue is full.
     pub(in crate::hub::service) fn share_ended_visit(
         &self,
         key: String,
         visit: &EndedVisit,
-        chat_id: ChatId,
-        recorded: u64,
-    ) {
+        (chat_id, recorded): (ChatId, u64),
+        local: Option<String>,
+    ) -> bool {
         if self.cluster.is_none() {
-            return;
+            return false;
         }
         let mut chat = visit.chat.clone();
         chat.peer_connected = false;
@@ -153,13 +155,14 @@ impl HubState {
             conversation: None,
         };
         let json = serde_json::json!({ "resumed": resumed, "ended": visit.ended });
-        let _ = self.call(RouterCall::RememberEndedVisit {
+        self.call(RouterCall::RememberEndedVisit {
             key,
             visit: json,
             ttl: self.settings.resume_grace,
             chat: chat_id,
             recorded,
-        });
+            local,
+        })
     }
 
     /// Shows a visit another node kept ([`Self::share_ended_visit`]); `false` if it is unreadable.
@@ -399,6 +402,11 @@ impl HubState {
             {
                 let words = "your chat has just ended; resume again shortly".to_string();
                 return self.resume_refused(conn, UNAVAILABLE, words);
+            }
+            // Redis kept no ending for it (Redis was away when this node kept its own):
+            // this node's copy is the best there is.
+            if let Some(visit) = self.ended_visits.remove(&token) {
+                return self.resume_ended_visit(conn, visit, last_seq);
             }
             // No customer holds it: it may be the token of a bot stage whose node died.
             if customer.is_none() {

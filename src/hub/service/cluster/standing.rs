@@ -5,7 +5,7 @@
 
 use super::super::HubState;
 use super::super::decisions::ChatClosing;
-use super::LetGoChat;
+use super::{LetGoChat, LetGoVisit};
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party};
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient};
@@ -349,10 +349,18 @@ impl HubState {
             .iter()
             .filter(|(_, log)| log.archived_here)
             .map(|(chat, log)| {
+                let ended_visit = self.customers.get(&log.customer).and_then(|info| {
+                    Some(LetGoVisit {
+                        customer_name: info.name.clone(),
+                        chat: self.snapshot(*chat, Party::Customer, 0)?,
+                        recorded: log.live.last_seq(),
+                    })
+                });
                 let kept = LetGoChat {
                     wire_id: log.wire_id().to_string(),
                     last_seq: log.live.last_seq(),
                     opening: self.opening_known(log),
+                    ended_visit,
                 };
                 (*chat, kept)
             })
