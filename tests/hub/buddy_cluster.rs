@@ -30,7 +30,9 @@ fn buddy_grace(s: &mut Settings) {
 pub(crate) async fn buddy_at(url: &str, name: &str, key: Option<&str>) -> (Ws, Value) {
     let mut ws = Ws::connect(url, &[]).await.unwrap();
     ws.send(json!({"type": "buddy_join", "name": name, "key": key})).await;
-    let welcome = ws.next_of("buddy_welcome").await;
+    // A join in a cluster goes through Redis and back: on a loaded machine (CI) more
+    // than the 5 s of `next_of`.
+    let welcome = ws.next_matching_within(WAIT, |f| f["type"] == "buddy_welcome").await;
     (ws, welcome)
 }
 
