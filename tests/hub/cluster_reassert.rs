@@ -942,3 +942,53 @@ async fn every_chat_of_a_node_with_more_chats_than_its_queue_holds_gets_its_miss
         );
     }
 }
+
+/// Found by scenario 4 in a fresh clone's run: a customer's page closes, Redis applies
+/// their disconnect, and Redis dies empty before the node's follower has read its event
+/// (`SWITCHBOARD_TEST_FOLLOWER_LAG` holds it). The node's replica, written back as the
+/// restored domain, still counts them connected, and the node claims them: every resume
+/// was refused "still held elsewhere" for good, and their grace period never started.
+/// After the restore the node says them away again, and their resume is taken.
+#[tokio::test]
+async fn a_page_closed_just_before_redis_lost_its_data_resumes_after_the_restore() {
+    use crate::cluster_fixture::{Process, process_and_nodes};
+    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", "beta:3000:customer_disconnected")];
+    let (_beta, bind, [], mut servers) = process_and_nodes(
+        "cluster-reassert-closed-page",
+        Process::named("beta").env(&hook),
+        [],
+        lease_of(1_000),
+    )
+    .await;
+    let beta = crate::common::Endpoint::at(&bind);
+    let mut carla = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+    carla
+        .send(json!({"type": "join", "name": "Carla", "category": "general"}))
+        .await;
+    let welcome = carla.next_of("welcome").await;
+    let token = welcome["resume_token"].as_str().unwrap().to_string();
+    carla.next_of("queued").await;
+    drop(carla);
+    // Redis applies the disconnect at once; the node's follower holds its event.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut back = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
+        back.send(json!({"type": "resume", "token": token, "last_seq": 0}))
+            .await;
+        let answer = back
+            .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
+            .await;
+        if answer["type"] == "resumed" {
+            assert_eq!(answer["place"], 1, "back in line: {answer}");
+            break;
+        }
+        assert!(
+            answer["code"] == "cluster_unavailable" && tokio::time::Instant::now() < deadline,
+            "never resumed: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

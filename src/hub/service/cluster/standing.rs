@@ -6,6 +6,7 @@
 use super::super::HubState;
 use super::super::decisions::ChatClosing;
 use super::{LetGoChat, LetGoVisit};
+use crate::cluster::replica::RoutingOp;
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party};
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient};
@@ -271,8 +272,34 @@ impl HubState {
                 self.tell_untold_offers();
                 // Resumes waiting for this replica to know their customer.
                 self.settle_awaiting_replica();
+                if restored {
+                    self.say_gone_pages_away();
+                }
             }
             Err(e) => tracing::error!(error = %e, "could not load the routing replica from a snapshot"),
+        }
+    }
+
+    /// After a restore: this node's customers whose page is gone, and whom the restored
+    /// domain counts connected, are said away again, so that their grace period runs and
+    /// they resume on any node. Their disconnect applied in Redis just before it lost its
+    /// data, and no replica had read its event: the one written back still counted them
+    /// connected, and this node's claim held them. Every resume was refused "still held
+    /// elsewhere" for good (scenario 4).
+    fn say_gone_pages_away(&mut self) {
+        let cluster = self.cluster.as_ref().expect("called in a cluster only");
+        let gone: Vec<CustomerId> = self
+            .customers
+            .iter()
+            .filter(|(id, info)| {
+                info.conn.is_none()
+                    && self.routing.customer_connected(**id) == Some(true)
+                    && !cluster.awaiting_resumed.contains_key(id)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for customer in gone {
+            self.route(RoutingOp::CustomerDisconnected(customer), None);
         }
     }
 
