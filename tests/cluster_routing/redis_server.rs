@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// A running `redis-server`. Fails loudly when missing (`scripts/ensure-test-deps.sh`
 /// installs it).
@@ -47,10 +47,17 @@ impl RedisServer {
 
     pub async fn connect(&self) -> ConnectionManager {
         let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
-            .await
-            .expect("redis answers in time")
-            .expect("redis accepts the connection")
+        // These tests check decisions, not speed: on a loaded machine (beside the hub's
+        // tests, niced) a script may answer after the client's default 500 ms, and a
+        // race's join timed out so (a fresh clone's run).
+        let config = ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .expect("redis answers in time")
+        .expect("redis accepts the connection")
     }
 }
 
