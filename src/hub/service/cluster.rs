@@ -70,8 +70,6 @@ pub(super) struct LetGoChat {
 pub(super) struct LetGoVisit {
     pub customer_name: String,
     pub chat: crate::protocol::ChatSnapshot,
-    /// The last seq this node recorded: the router adds the lines after it.
-    pub recorded: u64,
 }
 /// What the hub keeps for the cluster besides the replica.
 pub(crate) struct ClusterState {
@@ -920,10 +918,11 @@ impl HubState {
     }
 
     /// What the customer of chat `chat`, which this node let go of when fenced, gets on
-    /// resuming elsewhere (`None`: not let go of here, or its customer was not held here).
-    pub(super) fn let_go_visit(&self, chat: ChatId) -> Option<LetGoVisit> {
+    /// resuming elsewhere, and the last seq this node recorded of it (the router adds the
+    /// lines after it). `None`: not let go of here, or its customer was not held here.
+    pub(super) fn let_go_visit(&self, chat: ChatId) -> Option<(LetGoVisit, u64)> {
         let kept = self.cluster.as_ref()?.let_go.get(&chat)?;
-        kept.ended_visit.clone()
+        Some((kept.ended_visit.clone()?, kept.last_seq))
     }
 
     /// Opens this node's log of a running chat it did not see start (its side came here

@@ -204,9 +204,9 @@ impl HubState {
                 // sides here, the end applied in Redis as the node stopped): no other node
                 // logs it, so none keeps the ending; this one does, as it kept the chat.
                 let kept = match self.let_go_visit(chat) {
-                    Some(visit) if kept.is_none() && reason == ChatEnd::Ended && !their_own_leave => {
+                    Some((visit, last_seq)) if kept.is_none() && reason == ChatEnd::Ended && !their_own_leave => {
                         name = Some(visit.customer_name);
-                        recorded = visit.recorded;
+                        recorded = last_seq;
                         Some(visit.chat)
                     }
                     _ => kept,

@@ -380,7 +380,6 @@ impl HubState {
                     Some(LetGoVisit {
                         customer_name: info.name.clone(),
                         chat: self.snapshot(*chat, Party::Customer, 0)?,
-                        recorded: log.live.last_seq(),
                     })
                 });
                 let kept = LetGoChat {
