@@ -347,6 +347,30 @@ async fn bea_available_on_the_stalled_node(cluster: &Cluster, admin: &Api) -> Ws
     bea
 }
 
+/// Carla and the agent "bea" (available) both on [`STALLED_NODE`], in a chat, that node's
+/// follower holding 6 s a batch of events holding `held` (`SWITCHBOARD_TEST_FOLLOWER_LAG`,
+/// a transition's name): the stage, bea's and Carla's connections, her resume token, the chat.
+async fn both_sides_on_the_stalled_node(tag: &str, held: &str) -> (Stage, Ws, Ws, String, String) {
+    let lag = format!("{}:6000:{held}", node_name(STALLED_NODE));
+    let stage = stage_with(
+        tag,
+        GRACE_SECS,
+        LEASE_MS,
+        &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
+    )
+    .await;
+    let mut bea = bea_available_on_the_stalled_node(&stage.cluster, &stage.admin).await;
+    let mut carla = joining(&stage.cluster, STALLED_NODE, "Carla").await;
+    let welcome = carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
+    let resume_token = welcome["resume_token"].as_str().unwrap().to_string();
+    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    next_about(&mut bea, "chat_started", &chat).await;
+    (stage, bea, carla, resume_token, chat)
+}
+
 /// Returns once [`STALLED_NODE`], woken, is registered again under an incarnation above
 /// `before`.
 async fn registered_again(cluster: &mut Cluster, before: u64, context: &str) {
@@ -1045,25 +1069,9 @@ async fn a_leave_that_crosses_the_end_of_the_chat_gets_the_end_not_an_error() {
 /// closed).
 #[tokio::test]
 async fn a_chat_left_just_before_its_node_stalled_with_both_sides_there_is_archived_closed() {
-    let tag = "stall-left-both-sides";
-    let lag = format!("{}:6000:leave", node_name(STALLED_NODE));
-    let stage = stage_with(
-        tag,
-        GRACE_SECS,
-        LEASE_MS,
-        &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
-    )
-    .await;
+    let (stage, _bea, mut carla, resume_token, chat) =
+        both_sides_on_the_stalled_node("stall-left-both-sides", "leave").await;
     let mut cluster = stage.cluster;
-    let mut bea = bea_available_on_the_stalled_node(&cluster, &stage.admin).await;
-    let mut carla = joining(&cluster, STALLED_NODE, "Carla").await;
-    let welcome = carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
-    let resume_token = welcome["resume_token"].as_str().unwrap().to_string();
-    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    next_about(&mut bea, "chat_started", &chat).await;
     let before = cluster.incarnation(STALLED_NODE).await.expect("registered");
 
     carla.send(json!({"type": "leave"})).await;
@@ -1465,24 +1473,9 @@ async fn a_customer_resuming_where_the_chats_log_is_still_being_read_as_it_ends_
 /// `resume_expired`: nobody kept her ending. Found by scenario 4, seed 5.)
 #[tokio::test]
 async fn a_chat_ended_just_before_its_node_stalled_with_both_sides_there_is_resumed_elsewhere() {
-    let lag = format!("{}:6000:end_chat", node_name(STALLED_NODE));
-    let stage = stage_with(
-        "stall-ended-both-sides",
-        GRACE_SECS,
-        LEASE_MS,
-        &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
-    )
-    .await;
+    let (stage, mut bea, mut carla, resume_token, chat) =
+        both_sides_on_the_stalled_node("stall-ended-both-sides", "end_chat").await;
     let mut cluster = stage.cluster;
-    let mut bea = bea_available_on_the_stalled_node(&cluster, &stage.admin).await;
-    let mut carla = joining(&cluster, STALLED_NODE, "Carla").await;
-    let welcome = carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
-    let resume_token = welcome["resume_token"].as_str().unwrap().to_string();
-    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    next_about(&mut bea, "chat_started", &chat).await;
     let mut acked = Acked::new();
     let line = json!({"type": "message", "chat_id": chat, "text": "is it in stock?"});
     assert_eq!(acked_message(&mut carla, "carla", line, &mut acked, "carla").await, 1);
