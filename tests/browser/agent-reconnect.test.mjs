@@ -144,6 +144,15 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
         const u = new URL(r.url());
         if (u.pathname === '/api/inbox' && !u.searchParams.has('limit')) reads.push(u.search);
       });
+      // A reload's reads are the new page's: counted from the moment its document replaces
+      // the old one, whose own refresh could still tick between the count's reset and the
+      // reload (CI, 2026-12-01: a fourth read on a loaded machine), and the new page's
+      // ticks then run from its load.
+      agent.on('framenavigated', (frame) => {
+        if (frame !== agent.mainFrame()) return;
+        reads.length = 0;
+        since = Date.now();
+      });
       proxy.restore();
       await agent.context().setOffline(false);
       await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
