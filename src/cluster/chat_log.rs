@@ -21,6 +21,7 @@ use crate::store::Via;
 static MESSAGE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/fencing.lua"),
+        include_str!("lua/chat_resend.lua"),
         include_str!("lua/chat_message.lua")
     ))
 });

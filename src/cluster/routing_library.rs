@@ -26,6 +26,8 @@ use sha2::{Digest, Sha256};
 use super::routing_transitions::{ROUTING_LUA, TRANSITION_NAMES};
 
 const RESTORE_LUA: &str = include_str!("lua/restore.lua");
+/// A chat line's resend guard, which `restore.lua` sets again for the lines it writes back.
+const CHAT_RESEND_LUA: &str = include_str!("lua/chat_resend.lua");
 
 /// The restore script's entry points (`R.<name>` in `lua/restore.lua`).
 pub const RESTORE_ENTRIES: [&str; 4] = ["offer", "restore", "claim_lines", "claim"];
@@ -47,6 +49,8 @@ impl Library {
         // Upvalues every function of the two files sees as a script sees its globals.
         body.push_str("local KEYS, ARGV = {}, {}\n");
         body.push_str(ROUTING_LUA);
+        body.push('\n');
+        body.push_str(CHAT_RESEND_LUA);
         body.push('\n');
         body.push_str(RESTORE_LUA);
         body.push('\n');

@@ -146,6 +146,8 @@ struct Harness {
     /// Which node holds each person (has their connection or runs their grace timer).
     customer_holder: BTreeMap<CustomerId, usize>,
     agent_holder: BTreeMap<AgentId, usize>,
+    /// The node the last event went from: its own, or for a disconnect the person's holder.
+    spoke_from: usize,
     /// The node mirror of the places, fed from the events stream only.
     places: Places,
     last_event: String,
@@ -202,9 +204,34 @@ impl Harness {
         result.map(|_| out)
     }
 
+    /// The node a person's disconnect goes from (its index): the one holding them. Sent first from node
+    /// `n` when another holds them (`holder`, for a person the core knows), the scripts
+    /// refuse it `not_held` and change nothing (a node speaks of the people it holds only;
+    /// later steps compare the whole state).
+    async fn speaking_for<F: std::future::Future<Output = Result<Applied, ClusterRoutingError>>>(
+        &self,
+        holder: Option<usize>,
+        n: usize,
+        from_n: impl FnOnce() -> F,
+    ) -> Result<usize, TestCaseError> {
+        match holder {
+            Some(holder) if holder != n => {
+                let refused = from_n().await;
+                prop_assert!(
+                    matches!(refused, Err(ClusterRoutingError::NotHeld)),
+                    "a disconnect from a node not holding the person: {:?}",
+                    refused
+                );
+                Ok(holder)
+            }
+            _ => Ok(n),
+        }
+    }
+
     /// Applies one event to the core and to the scripts; returns both outcomes.
     async fn apply(&mut self, core: &mut Routing, n: usize, op: &Op) -> Result<(Outcome, Outcome), TestCaseError> {
         let node = self.nodes[n].clone();
+        self.spoke_from = n;
         let both = match op.clone() {
             Op::AddCategory(i) => (
                 core.add_category(cat(CATEGORIES[i])).map(|_| vec![]),
@@ -270,6 +297,14 @@ impl Harness {
             }
             Op::CustomerDisconnect(i) => {
                 let c = self.customer(i);
+                let holder = self.customer_holder.get(&c).copied();
+                let n = self
+                    .speaking_for(holder.filter(|_| core.customer_connected(c).is_some()), n, || {
+                        node.customer_disconnected(c)
+                    })
+                    .await?;
+                let node = self.nodes[n].clone();
+                self.spoke_from = n;
                 let core_outcome = Self::outcome(with_out(|out| core.customer_disconnected(c, out)));
                 if core_outcome.is_ok() {
                     self.customer_holder.insert(c, n);
@@ -309,6 +344,14 @@ impl Harness {
             }
             Op::AgentDisconnect(a) => {
                 let id = agent(AGENTS[a]);
+                let holder = self.agent_holder.get(&id).copied();
+                let n = self
+                    .speaking_for(holder.filter(|_| core.agent(&id).is_some()), n, || {
+                        node.agent_disconnected_signed(&id, signed_by(a))
+                    })
+                    .await?;
+                let node = self.nodes[n].clone();
+                self.spoke_from = n;
                 let core_outcome = Self::outcome(with_out(|out| core.agent_disconnected(&id, out)));
                 if core_outcome.is_ok() {
                     self.agent_holder.insert(id.clone(), n);
@@ -758,6 +801,7 @@ async fn run_case_restored_at(
         away: HashMap::new(),
         customer_holder: BTreeMap::new(),
         agent_holder: BTreeMap::new(),
+        spoke_from: 0,
         places: Places::new(),
         // After the two categories' events.
         last_event: latest_event_id(&mut conn).await,
@@ -808,7 +852,11 @@ async fn run_case_restored_at(
         prop_assert_eq!(&events[0].applied.decisions, &decisions);
         prop_assert_eq!(
             &events[0].node,
-            NODES[if matches!(op, Op::NodeLost) { 1 - n } else { *n }]
+            NODES[if matches!(op, Op::NodeLost) {
+                1 - n
+            } else {
+                h.spoke_from
+            }]
         );
         h.last_event = events[0].id.clone();
         let op = RoutingOp::from_event(&events[0].transition, &events[0].args, &events[0].applied.decisions)

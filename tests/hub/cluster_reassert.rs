@@ -190,6 +190,83 @@ async fn buddy_joining(hub: &crate::common::TestHub, name: &str) -> (Ws, serde_j
     (ws, welcome)
 }
 
+/// A line sent again once Redis came back empty keeps its first stamp. (Found by scenario
+/// 4: an agent's page, closed and signed in again across the restart, sent its answer
+/// again on its new welcome, and it was stamped a second time: the check that knows a line
+/// sent again had gone with Redis's data.) The check comes back with the line its node
+/// writes back. Ann's page here has the line's ack already, so it hears nothing of the
+/// second sending; what matters is that nobody gets the line twice and the chat goes on
+/// from seq 3.
+#[tokio::test]
+async fn a_line_sent_again_after_redis_came_back_empty_keeps_its_first_stamp() {
+    let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-resend").await;
+    let (mut ann, mut carla, chat) = two_lines_said(&beta, &alpha).await;
+
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+    healthy(&alpha, "alpha").await;
+    healthy(&beta, "beta").await;
+
+    // Ann's page sends "two" again, under its client id, until the cluster takes it.
+    let two = json!({"type": "message", "chat_id": chat, "text": "two", "client_id": "two"});
+    loop {
+        ann.send(two.clone()).await;
+        let answer = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                let f = ann.recv_within(Duration::from_secs(2)).await?;
+                if f["type"] == "ack" || (f["type"] == "error" && f["client_id"] == "two") {
+                    return Some(f);
+                }
+            }
+        });
+        match answer.await.ok().flatten() {
+            Some(f) if f["type"] == "error" => {
+                assert_eq!(f["code"], "cluster_unavailable", "{f}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Some(ack) => {
+                assert_eq!(ack["seq"], 2, "the first stamp again: {ack}");
+                break;
+            }
+            None => break,
+        }
+    }
+    exchange(&mut ann, &mut carla, &chat, "three", 3).await;
+    exchange(&mut carla, &mut ann, &chat, "four", 4).await;
+    assert_eq!(
+        archived(&servers.store, &chat, 4).await,
+        [(1, "one"), (2, "two"), (3, "three"), (4, "four")].map(|(s, t)| (s, t.to_string())),
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// A page closed just after Redis came back empty, while its node re-asserts the customer
+/// as connected, and the customer resumes at once on another node: they go on there.
+/// (Found by scenario 4, seed 4: `resumed` on the other node, then every line refused
+/// "you are connected on another node" for two minutes.)
+#[tokio::test]
+async fn a_page_closed_as_redis_came_back_empty_resumes_elsewhere_and_goes_on() {
+    let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-closed").await;
+    let (mut ann, carla, chat) = two_lines_said(&beta, &alpha).await;
+    let token = carla.token.clone().unwrap();
+
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+    // Alpha has noticed the loss and counts Carla in what it re-asserts; her page closes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(carla);
+    let (mut back, resumed) = resumed_on(&beta, &token, 2, Duration::from_secs(30), "carla").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    let going_on = async {
+        exchange(&mut back, &mut ann, &chat, "three", 3).await;
+        exchange(&mut ann, &mut back, &chat, "four", 4).await;
+    };
+    tokio::time::timeout(Duration::from_secs(30), going_on)
+        .await
+        .expect("the chat goes on after the resume");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
 /// The buddy list is re-asserted too (docs/cluster.md §9, "Back empty: the buddy list").
 /// Ann (alpha) and Bob (beta) chat; Cid (alpha) has invited Dan (beta); Gil is on gamma.
 /// Redis is SIGKILLed and started empty, and gamma stops meanwhile. Every page on alpha

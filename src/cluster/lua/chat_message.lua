@@ -19,7 +19,8 @@
 -- message `cluster_unavailable` when its calls time out; the call may still have been
 -- applied, late, by a Redis that was only slow, and the client sends the message again,
 -- on any node, as the protocol asks.)
--- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua.)
+-- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua; then
+-- the resend guard's key: lua/chat_resend.lua.)
 local stamped_key = P .. 'chat-msg:' .. ARGV[6]
 local stamped = redis.call('GET', stamped_key)
 if stamped then return tonumber(stamped) end
@@ -48,14 +49,10 @@ end
 if redis.call('HGET', sender_key, 'node') ~= node then
   return redis.error_reply('not_held the sender is held by another node')
 end
--- Thirty seconds: a client sends a refused message again at once or after moving to
--- another node (a few seconds); at 1,000 messages/s with client ids this keeps ~30,000
--- small keys. Keyed by a digest of the client id and the text, so a client that reuses
--- its ids (a reloaded page counting from 1 again) loses no different message.
-local CLIENT_RESEND_SECS = 30
+-- The resend guard (lua/chat_resend.lua): CLIENT_RESEND_SECS from the first stamping.
 local client_key
 if ARGV[9] ~= '' then
-  client_key = P .. 'chat-client:' .. chat .. ':' .. from .. ':' .. sender .. ':' .. redis.sha1hex(ARGV[9] .. '\n' .. ARGV[8])
+  client_key = chat_client_key(chat, from, sender, ARGV[9], ARGV[8])
   local first = redis.call('GET', client_key)
   if first then
     local seq_text, id, at = string.match(first, '^(%d+) (%S+) (%-?%d+)$')
@@ -86,7 +83,7 @@ redis.call('EXPIRE', log_key, ARGV[11])
 -- at 10,000 messages/s this keeps ~100,000 small keys.
 redis.call('SET', stamped_key, seq_text, 'EX', 10)
 if client_key then
-  redis.call('SET', client_key, seq_text .. ' ' .. ARGV[6] .. ' ' .. ARGV[7], 'EX', CLIENT_RESEND_SECS)
+  redis.call('SET', client_key, chat_client_stamp(seq_text, ARGV[6], ARGV[7]), 'EX', CLIENT_RESEND_SECS)
 end
 if peer_node and peer_node ~= node then
   redis.call('PUBLISH', P .. 'to:' .. peer_node, cjson.encode({

@@ -198,6 +198,22 @@ local function raise_chat(chat, seq)
   end
 end
 
+-- The resend guard of line `l` (as `write_back` takes it), as its stamping set it
+-- (lua/chat_resend.lua), for what is left of its CLIENT_RESEND_SECS: it went with Redis's
+-- data, and a client whose ack the restart lost sends the line again once the chat goes
+-- on, to be answered with this stamp, not stamped twice.
+local function guard_resend(chat, l)
+  local client = l[7]
+  if client == '' then return end
+  local left_ms = CLIENT_RESEND_SECS * 1000 - (now_ms() - tonumber(l[5]))
+  if left_ms <= 0 then return end
+  local sides = redis.call('HMGET', k_chat(chat), 'customer', 'agent')
+  local sender = l[3] == 'customer' and sides[1] or sides[2]
+  if not sender then return end
+  redis.call('SET', chat_client_key(chat, l[3], sender, client, l[6]), chat_client_stamp(l[2], l[4], l[5]),
+    'PX', left_ms)
+end
+
 -- Writes `lines` back (see `claim`): each line of a chat still pending whose seq no claim
 -- wrote yet, the chat's seq raised to it. ARGV[5], ARGV[6]: the log's lifetime and bound.
 local function write_back(lines)
@@ -208,6 +224,7 @@ local function write_back(lines)
       if redis.call('SADD', claimed_key, seq) == 1 then
         redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[6], '*',
           's', seq, 'i', l[4], 't', l[5], 'f', l[3], 'x', l[6], 'c', l[7], 'a', l[8], 'v', l[9])
+        guard_resend(chat, l)
       end
       redis.call('EXPIRE', log_key, ARGV[5])
       redis.call('EXPIRE', claimed_key, ARGV[5])

@@ -727,8 +727,18 @@ function T.leave(_, a)
   end
 end
 
+-- A node speaks of the people it holds only (as a message, chat_message.lua): a page
+-- closed on a node whose customer resumed on another since (its disconnect queued behind
+-- a restore, or said again after one) changes nothing, or it would mark them away where
+-- they are connected, and each of their lines there would be refused.
+local function held_elsewhere(key, node)
+  local holder = redis.call('HGET', key, 'node')
+  return holder and holder ~= node
+end
+
 function T.customer_disconnected(node, a)
   if redis.call('EXISTS', k_customer(a[1])) == 0 then return 'unknown_customer' end
+  if held_elsewhere(k_customer(a[1]), node) then return 'not_held' end
   customer_disconnected(a[1], node)
 end
 
@@ -781,6 +791,7 @@ end
 -- A take-back's a[2], the sign-in whose coming back it takes back, rides in the event only.
 function T.agent_disconnected(node, a)
   if redis.call('EXISTS', k_agent(a[1])) == 0 then return 'unknown_agent' end
+  if held_elsewhere(k_agent(a[1]), node) then return 'not_held' end
   agent_disconnected(a[1], node)
 end
 

@@ -5,10 +5,10 @@
 //! Why a repeat is safe, call by call (the call may have reached Redis before its answer
 //! was lost):
 //! - `customer_disconnected` / `agent_disconnected` are not refused when repeated (the
-//!   script draws a new grace epoch and takes the person for the caller), so before one is
-//!   sent again the router reads the person's record: it goes only if this node still
-//!   holds them and they are not away yet — otherwise the first one went through, or the
-//!   person moved on (resumed elsewhere, handed to a reaper) and the call no longer applies.
+//!   script draws a new grace epoch), so before one is sent again the router reads the
+//!   person's record: it goes only if this node still holds them and they are not away
+//!   yet — otherwise the first one went through. (Of a person who moved on — resumed
+//!   elsewhere, handed to a reaper — the script itself refuses it `not_held`.)
 //! - `agent_offline` likewise only while this node still holds the agent (a repeat of an
 //!   applied one finds nobody; an agent back on another node must not be signed off).
 //! - grace expiries carry their epoch: a repeat, or one for a person who came back, is a
@@ -24,11 +24,6 @@
 //! - a customer's join whose answer was lost (it may stand in Redis) carries its request
 //!   id: the script answers a repeat with the first reply for a minute
 //!   ([`JOIN_KEPT_MAX`] stays inside it), and a join it never had is applied once.
-//!
-//! The window left: a person the read finds still held here may be resumed on another
-//! node between that read and the call (milliseconds after Redis is back, for someone
-//! whose page closed during the outage); the disconnect then marks them away there, and
-//! their connection's next call there (a message) is refused until they resume again.
 
 use std::time::Duration;
 
