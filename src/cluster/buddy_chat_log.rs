@@ -21,12 +21,14 @@ use super::routing_scripts::{ClusterRoutingError, EVENTS_KEY};
 static STAMP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/fencing.lua"),
+        include_str!("lua/chat_resend.lua"),
         include_str!("lua/buddy_message.lua")
     ))
 });
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/fencing.lua"),
+        include_str!("lua/chat_resend.lua"),
         include_str!("lua/buddy_claim.lua")
     ))
 });

@@ -14,7 +14,8 @@
 --       time, text, client id, files }, ... } in seq order }, ... }), '1' on the node's last call
 --       (it has claimed every chat), log bound, the log's lifetime after its last line (s).
 -- Replies 1, or an error FENCED.
--- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua.)
+-- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua; then
+-- the resend guard's key: lua/chat_resend.lua.)
 local pending = redis.call('EXISTS', P .. 'bchat-pending') == 1
 for _, c in ipairs(cjson.decode(ARGV[3])) do
   local chat, highest = c[1], tonumber(c[2])
@@ -34,6 +35,13 @@ for _, c in ipairs(cjson.decode(ARGV[3])) do
       redis.call('XADD', log_key, 'MAXLEN', '~', ARGV[5], '*',
         's', seq_text, 'p', l[2], 'w', l[3], 'i', l[4], 't', l[5], 'x', l[6], 'c', l[7], 'a', l[8] or '')
       if seq > highest then highest = seq end
+      -- Its resend guard too, for what is left of it: the line sent again by a client whose
+      -- ack the restart lost is answered with this stamp, not stamped twice.
+      local left_ms = l[7] ~= '' and resend_guard_left_ms(l[5]) or 0
+      if left_ms > 0 then
+        redis.call('SET', buddy_client_key(chat, l[3], l[7], l[6]), cjson.encode({ seq_text, l[2], l[4], l[5] }),
+          'PX', left_ms)
+      end
     end
   end
   -- The counter never expires while the chat runs (buddy_message.lua); the log goes as

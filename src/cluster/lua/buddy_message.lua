@@ -18,7 +18,8 @@
 -- answer was lost); the same client id and text from the same sender within
 -- CLIENT_RESEND_SECS gets the first one's reply too (a client sending again what a slow
 -- Redis applied late).
--- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua.)
+-- (The caller's fencing, `P`, `node` and `incarnation` come first: lua/fencing.lua; then
+-- the resend guard's key: lua/chat_resend.lua.)
 -- After Redis lost its data, stamps wait for every node's claim of its buddy chats
 -- (buddy_claim.lua): before it, a chat's counter may be below a seq some node holds.
 if redis.call('EXISTS', P .. 'bchat-pending') == 1 then
@@ -28,10 +29,10 @@ local chat, sender, id, at, text, client = ARGV[3], ARGV[4], ARGV[5], ARGV[6], A
 local stamped_key = P .. 'bchat-msg:' .. id
 local stamped = redis.call('GET', stamped_key)
 if stamped then return cjson.decode(stamped) end
-local CLIENT_RESEND_SECS = 30
+-- The resend guard (lua/chat_resend.lua): CLIENT_RESEND_SECS from the first stamping.
 local client_key
 if client ~= '' then
-  client_key = P .. 'bchat-client:' .. chat .. ':' .. sender .. ':' .. redis.sha1hex(client .. '\n' .. text)
+  client_key = buddy_client_key(chat, sender, client, text)
   local first = redis.call('GET', client_key)
   if first then return cjson.decode(first) end
 end

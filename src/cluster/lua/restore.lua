@@ -205,7 +205,7 @@ end
 local function guard_resend(chat, l)
   local client = l[7]
   if client == '' then return end
-  local left_ms = CLIENT_RESEND_SECS * 1000 - (now_ms() - tonumber(l[5]))
+  local left_ms = resend_guard_left_ms(l[5])
   if left_ms <= 0 then return end
   local sides = redis.call('HMGET', k_chat(chat), 'customer', 'agent')
   local sender = l[3] == 'customer' and sides[1] or sides[2]
