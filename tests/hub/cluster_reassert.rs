@@ -1157,3 +1157,54 @@ async fn an_agents_page_closed_just_before_redis_lost_its_data_signs_in_again_af
     let chat = started(&mut carla).await;
     assert_eq!(started(&mut ann).await, chat);
 }
+
+/// A chat its fenced node took on again keeps its seq when Redis comes back empty before
+/// the node has read its log. The node (a process, stopped past its lease) let go of
+/// everyone when it woke; Ann came back there, and it took the chat on again with an
+/// empty log, asking Redis for its lines (the hook holds that read 3 s). Redis lost its
+/// data meanwhile: the node's claim raised the chat's seq to 0, and Ann's next line was
+/// acknowledged as seq 1, a second line 1 the archive (one line per seq) drops. Now the
+/// node claims at least what it had recorded when it let go.
+#[tokio::test]
+async fn a_chat_its_fenced_node_took_on_again_keeps_its_seq_when_redis_comes_back_empty_before_its_log_is_read() {
+    use crate::cluster_fixture::{Process, available_agent_at, customer_on, process_and_nodes};
+    let hook = [("SWITCHBOARD_TEST_FILL_DELAY", "live:3000")];
+    let (live, bind, [], mut servers) = process_and_nodes(
+        "cluster-reassert-fenced-floor",
+        Process::named("live").env(&hook),
+        [],
+        lease_of(1_000),
+    )
+    .await;
+    let endpoint = crate::common::Endpoint::at(&bind);
+    let ann_token = endpoint.agent_account("ann", &["general"], 1).await;
+    let mut ann = available_agent_at(&bind, &ann_token).await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let chat = started(&mut carla).await;
+    assert_eq!(started(&mut ann).await, chat);
+    exchange(&mut carla, &mut ann, &chat, "one", 1).await;
+    exchange(&mut ann, &mut carla, &chat, "two", 2).await;
+
+    // Stopped past its lease: woken, live is fenced and lets everyone go (1012).
+    crate::common::signal(&live.0, libc::SIGSTOP);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    crate::common::signal(&live.0, libc::SIGCONT);
+    assert_eq!(carla.closed().await.map(u16::from), Some(1012));
+    assert_eq!(ann.closed().await.map(u16::from), Some(1012));
+    // Ann back: live takes the chat on again, its log's read held by the hook.
+    let (mut ann, welcome) = Ws::with_bearer(&endpoint, "/ws/agent", &ann_token, "agent_welcome").await;
+    assert_eq!(welcome["chats"][0]["chat_id"], chat.as_str(), "{welcome}");
+    // Redis loses its data while that read is out.
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+
+    let three = json!({"type": "message", "chat_id": chat, "text": "three", "client_id": "three"});
+    let ack = tokio::time::timeout(Duration::from_secs(30), until_taken(&mut ann, three, "ack"))
+        .await
+        .expect("the chat goes on after the restore");
+    assert_eq!(ack["seq"], 3, "after what was said: {ack}");
+    assert_eq!(
+        archived(&servers.store, &chat, 3).await,
+        [(1, "one"), (2, "two"), (3, "three")].map(|(s, t)| (s, t.to_string())),
+        "every acknowledged line archived once"
+    );
+}

@@ -133,6 +133,14 @@ pub(crate) struct ClusterState {
     /// Forgotten when a node takes the chat back here, or when this node replays its own
     /// loss with the chat still running (the reaper inherits it and writes its closing).
     pub(super) let_go: HashMap<ChatId, LetGoChat>,
+    /// The last seq this node had recorded of each chat it let go of when fenced, until
+    /// the chat ends: after Redis lost its data, its claim raises the chat's seq to at
+    /// least this, whatever the log it keeps of the chat holds by then. Taken on again
+    /// (its agent back here), the chat's log starts empty and is read from Redis; lost
+    /// before that read was answered, the chat was claimed at 0 and its next line stamped
+    /// 1 again, a second line 1 the archive (one line per seq) dropped though it was
+    /// acknowledged.
+    seq_floors: HashMap<ChatId, u64>,
     /// When each running chat was paired: the time of the events stream entry that paired
     /// it (Redis's clock), the same on every node, for the archive's opening by whichever
     /// node archives the chat and for `started_at`; and the category it was paired in,
@@ -252,6 +260,7 @@ impl ClusterState {
             awaiting_resumed: HashMap::new(),
             closing: HashMap::new(),
             let_go: HashMap::new(),
+            seq_floors: HashMap::new(),
             paired_at: HashMap::new(),
             ended_chats: VecDeque::new(),
             last_event: "0-0".to_string(),
@@ -413,6 +422,7 @@ impl ClusterState {
                     ..
                 } => {
                     self.paired_at.remove(chat);
+                    self.seq_floors.remove(chat);
                     // Only an ending some node keeps for a resume: not the customer's own
                     // `leave` (their token dies with it), else a resume with that token
                     // would be told "resume again shortly" for the whole grace period.
@@ -422,6 +432,7 @@ impl ClusterState {
                 }
                 Decision::ChatWithdrawn { chat, .. } => {
                     self.paired_at.remove(chat);
+                    self.seq_floors.remove(chat);
                 }
                 _ => {}
             }
@@ -443,6 +454,19 @@ impl ClusterState {
     /// Keeps the pairing times of the chats `routing` still runs only.
     pub(super) fn forget_pairings_not_in(&mut self, routing: &crate::core::routing::Routing) {
         self.paired_at.retain(|chat, _| routing.chat_sides(*chat).is_some());
+        self.seq_floors.retain(|chat, _| routing.chat_sides(*chat).is_some());
+    }
+
+    /// Keeps `last`, the last seq recorded here of a chat this node lets go of, as the
+    /// least its claims raise the chat's seq to ([`ClusterState::seq_floors`]).
+    pub(super) fn keep_seq_floor(&mut self, chat: ChatId, last: u64) {
+        let floor = self.seq_floors.entry(chat).or_default();
+        *floor = (*floor).max(last);
+    }
+
+    /// The seq a claim raises `chat` to, this node's log of it recording up to `last`.
+    pub(super) fn claimed_seq(&self, chat: ChatId, last: u64) -> u64 {
+        self.seq_floors.get(&chat).map_or(last, |floor| last.max(*floor))
     }
 
     /// The chats this node let go of that `routing` no longer runs (ended in events it

@@ -158,8 +158,9 @@ impl HubState {
             conversations: self.conversation_seqs_here(),
             lines: self.lines_to_write_back(),
         };
+        let cluster = self.cluster.as_ref().expect("called in a cluster only");
         for (chat, log) in &self.chats {
-            let last = log.live.last_seq();
+            let last = cluster.claimed_seq(*chat, log.live.last_seq());
             if self.customers.contains_key(&log.customer) {
                 claims.chats.push((*chat, Party::Customer, last));
             }
@@ -392,6 +393,14 @@ impl HubState {
             })
             .collect();
         self.cluster_mut().let_go.extend(let_go);
+        let floors: Vec<(ChatId, u64)> = self
+            .chats
+            .iter()
+            .map(|(chat, log)| (*chat, log.live.last_seq()))
+            .collect();
+        for (chat, last) in floors {
+            self.cluster_mut().keep_seq_floor(chat, last);
+        }
         // Known from here on as any other node's customers, as one who resumed elsewhere
         // is: the node that runs their grace now — often this very one, handing itself its
         // previous incarnation's people — names them in their chat (to their agent, in the
