@@ -19,7 +19,7 @@ use crate::archive::{TempDir, free_port};
 use crate::cluster_base::eventually;
 use crate::cluster_hub::{node_process_with, node_with, registered};
 use crate::common::Running;
-use crate::common::{Api, TestHub, Ws, accepted, health_when, until_ok};
+use crate::common::{Api, Endpoint, TestHub, Ws, accepted, health_when, until_ok};
 use crate::redis_server::RedisServer;
 
 /// How long a test waits for something the cluster must do (several leases' worth).
@@ -370,7 +370,7 @@ pub(crate) async fn chat_across_nodes_with<const N: usize>(
 
 /// A customer's `resume` on `hub` with `token` and `last_seq`, sent once: the connection
 /// and its answer, the first frame of type `answer` or `error`.
-pub(crate) async fn resume_tried(hub: &TestHub, token: &str, last_seq: u64, answer: &str) -> (Ws, Value) {
+pub(crate) async fn resume_tried(hub: &Endpoint, token: &str, last_seq: u64, answer: &str) -> (Ws, Value) {
     let mut ws = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
     ws.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
         .await;
@@ -383,7 +383,7 @@ pub(crate) async fn resume_tried(hub: &TestHub, token: &str, last_seq: u64, answ
 /// to: the connection and its `resumed`. Any other refusal (`resume_expired`) fails the
 /// test, named by `context`.
 pub(crate) async fn resumed_on(
-    hub: &TestHub,
+    hub: &Endpoint,
     token: &str,
     last_seq: u64,
     within: Duration,
@@ -396,7 +396,7 @@ pub(crate) async fn resumed_on(
 /// conversation handed over where the customer comes back is `transferred`): the
 /// connection and that frame.
 pub(crate) async fn resume_answered(
-    hub: &TestHub,
+    hub: &Endpoint,
     token: &str,
     last_seq: u64,
     within: Duration,

@@ -98,6 +98,19 @@ async fn beta_process_and_alpha(
     (beta, crate::common::Endpoint::at(&bind), alpha, servers)
 }
 
+/// A hub process alone (node `name`, with the test hooks `hook`), with leases of a second:
+/// the process (bind it to a name: dropped, it is killed), its endpoint, the servers.
+async fn process_alone(
+    scratch: &str,
+    name: &str,
+    hook: &[(&str, &str)],
+) -> (crate::common::Running, crate::common::Endpoint, Servers) {
+    use crate::cluster_fixture::{Process, process_and_nodes};
+    let (process, bind, [], servers) =
+        process_and_nodes(scratch, Process::named(name).env(hook), [], lease_of(1_000)).await;
+    (process, crate::common::Endpoint::at(&bind), servers)
+}
+
 /// Ann on `ann_on` chatting with Carla on `carla_on` (as [`chatting`]): Carla has said "one"
 /// and Ann "two".
 async fn two_lines_said(ann_on: &crate::common::TestHub, carla_on: &crate::common::TestHub) -> (Ws, Ws, String) {
@@ -1058,16 +1071,8 @@ async fn every_chat_of_a_node_with_more_chats_than_its_queue_holds_gets_its_miss
 /// After the restore the node says them away again, and their resume is taken.
 #[tokio::test]
 async fn a_page_closed_just_before_redis_lost_its_data_resumes_after_the_restore() {
-    use crate::cluster_fixture::{Process, process_and_nodes};
     let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", "beta:3000:customer_disconnected")];
-    let (_beta, bind, [], mut servers) = process_and_nodes(
-        "cluster-reassert-closed-page",
-        Process::named("beta").env(&hook),
-        [],
-        lease_of(1_000),
-    )
-    .await;
-    let beta = crate::common::Endpoint::at(&bind);
+    let (_process, beta, mut servers) = process_alone("cluster-reassert-closed-page", "beta", &hook).await;
     let mut carla = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
     carla
         .send(json!({"type": "join", "name": "Carla", "category": "general"}))
@@ -1080,24 +1085,8 @@ async fn a_page_closed_just_before_redis_lost_its_data_resumes_after_the_restore
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _redis = killed_and_back_empty(&mut servers.redis).await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut back = Ws::connect(&beta.ws_url("/ws/customer"), &[]).await.unwrap();
-        back.send(json!({"type": "resume", "token": token, "last_seq": 0}))
-            .await;
-        let answer = back
-            .next_matching(|f| f["type"] == "resumed" || f["type"] == "error")
-            .await;
-        if answer["type"] == "resumed" {
-            assert_eq!(answer["place"], 1, "back in line: {answer}");
-            break;
-        }
-        assert!(
-            answer["code"] == "cluster_unavailable" && tokio::time::Instant::now() < deadline,
-            "never resumed: {answer}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let (_back, resumed) = resumed_on(&beta, &token, 0, Duration::from_secs(30), "carla").await;
+    assert_eq!(resumed["place"], 1, "back in line: {resumed}");
 }
 
 /// The same for an agent: their page closes, Redis applies their disconnect and dies empty
@@ -1108,16 +1097,8 @@ async fn a_page_closed_just_before_redis_lost_its_data_resumes_after_the_restore
 /// not; it passed on the code before.)
 #[tokio::test]
 async fn an_agents_page_closed_just_before_redis_lost_its_data_signs_in_again_after_the_restore() {
-    use crate::cluster_fixture::{Process, process_and_nodes};
     let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", "beta:3000:agent_disconnected")];
-    let (_beta, bind, [], mut servers) = process_and_nodes(
-        "cluster-reassert-closed-desk",
-        Process::named("beta").env(&hook),
-        [],
-        lease_of(1_000),
-    )
-    .await;
-    let beta = crate::common::Endpoint::at(&bind);
+    let (_process, beta, mut servers) = process_alone("cluster-reassert-closed-desk", "beta", &hook).await;
     let token = beta.agent_account("ann", &["general"], 1).await;
     let auth = format!("Bearer {token}");
     let desk = || async {
@@ -1167,16 +1148,10 @@ async fn an_agents_page_closed_just_before_redis_lost_its_data_signs_in_again_af
 /// node claims at least what it had recorded when it let go.
 #[tokio::test]
 async fn a_chat_its_fenced_node_took_on_again_keeps_its_seq_when_redis_comes_back_empty_before_its_log_is_read() {
-    use crate::cluster_fixture::{Process, available_agent_at, customer_on, process_and_nodes};
+    use crate::cluster_fixture::{available_agent_at, customer_on};
     let hook = [("SWITCHBOARD_TEST_FILL_DELAY", "live:3000")];
-    let (live, bind, [], mut servers) = process_and_nodes(
-        "cluster-reassert-fenced-floor",
-        Process::named("live").env(&hook),
-        [],
-        lease_of(1_000),
-    )
-    .await;
-    let endpoint = crate::common::Endpoint::at(&bind);
+    let (live, endpoint, mut servers) = process_alone("cluster-reassert-fenced-floor", "live", &hook).await;
+    let bind = endpoint.addr.to_string();
     let ann_token = endpoint.agent_account("ann", &["general"], 1).await;
     let mut ann = available_agent_at(&bind, &ann_token).await;
     let mut carla = customer_on(&bind, "Carla", "general").await;
