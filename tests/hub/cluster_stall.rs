@@ -352,15 +352,17 @@ async fn bea_available_on_the_stalled_node(cluster: &Cluster, admin: &Api) -> Ws
 /// a transition's name): the stage, bea's and Carla's connections, her resume token, the chat.
 async fn both_sides_on_the_stalled_node(tag: &str, held: &str) -> (Stage, Ws, Ws, String, String) {
     let lag = format!("{}:6000:{held}", node_name(STALLED_NODE));
-    let stage = stage_with(
-        tag,
-        GRACE_SECS,
-        LEASE_MS,
-        &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
-    )
-    .await;
+    bea_and_carla_with_lag(tag, &lag, STALLED_NODE).await
+}
+
+/// The stage (its stalled node's follower held as `lag` says: `SWITCHBOARD_TEST_FOLLOWER_LAG`),
+/// the agent "bea" available on [`STALLED_NODE`], and Carla, who joined on
+/// `customers_node`, in a chat with her: the stage, bea's and Carla's connections, her
+/// resume token, the chat.
+async fn bea_and_carla_with_lag(tag: &str, lag: &str, customers_node: usize) -> (Stage, Ws, Ws, String, String) {
+    let stage = stage_with(tag, GRACE_SECS, LEASE_MS, &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag)]).await;
     let mut bea = bea_available_on_the_stalled_node(&stage.cluster, &stage.admin).await;
-    let mut carla = joining(&stage.cluster, STALLED_NODE, "Carla").await;
+    let mut carla = joining(&stage.cluster, customers_node, "Carla").await;
     let welcome = carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
     let resume_token = welcome["resume_token"].as_str().unwrap().to_string();
     let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
@@ -1125,21 +1127,7 @@ async fn left_with_the_agent_on_the_lagging_node(tag: &str, customers_node: usiz
         node_name(STALLED_NODE),
         node_name(AGENTS_NODE)
     );
-    let mut stage = stage_with(
-        tag,
-        GRACE_SECS,
-        LEASE_MS,
-        &[("SWITCHBOARD_TEST_FOLLOWER_LAG", lag.as_str())],
-    )
-    .await;
-    let mut bea = bea_available_on_the_stalled_node(&stage.cluster, &stage.admin).await;
-    let mut carla = joining(&stage.cluster, customers_node, "Carla").await;
-    carla.next_matching_within(WAIT, |f| f["type"] == "welcome").await;
-    let chat = carla.next_matching_within(WAIT, |f| f["type"] == "chat_started").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    next_about(&mut bea, "chat_started", &chat).await;
+    let (mut stage, bea, mut carla, _, chat) = bea_and_carla_with_lag(tag, &lag, customers_node).await;
     // Let the stalled node's follower read the set-up's events (none is held), then give
     // it one event to hold, read alone.
     tokio::time::sleep(Duration::from_millis(500)).await;
