@@ -207,6 +207,9 @@ async fn across_nodes_the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lin
     let ([alpha, beta], _servers) = nodes("cluster-transfers-named", ["alpha", "beta"], |_| {}).await;
     let (mut ann, mut carla, chat) = talking(&alpha, "my invoice is wrong", "let me find billing").await;
     let (mut bob, bob_token) = available_agent(&beta, "bob", &["general"], 1).await;
+    // Available in the cluster before the transfer (a fresh clone's loaded run handed the
+    // chat over before Bob's availability applied: the transfer was refused, to Ann).
+    bob.next_of("profile").await;
     let bob_id = alpha.admin().await.agent_id("bob").await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": ""}))
         .await;
