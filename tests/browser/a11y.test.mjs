@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, customerJoins, apiCall, adminToken, ADMIN_PASSWORD, hubAndBrowser, stopAll, sendMessage, expectClean, violations } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, apiCall, adminToken, ADMIN_PASSWORD, hubAndBrowser, stopAll, sendMessage, expectClean, violations, waitMs } from './helpers.mjs';
 
 const SIZES = {
   desktop: { viewport: { width: 1280, height: 860 } },
@@ -22,7 +22,7 @@ after(() => stopAll(browser, hub));
 /** A page whose context lets the test inject axe (the pages' CSP forbids inline scripts). */
 async function pageAt(size) {
   const context = await browser.newContext({ ...SIZES[size], bypassCSP: true });
-  context.setDefaultTimeout(15000);
+  context.setDefaultTimeout(waitMs(15000));
   return context.newPage();
 }
 

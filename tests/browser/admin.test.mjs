@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, ADMIN_PASSWORD, shot, withShots, apiCall, adminToken, hubAndBrowser, stopAll, openPages, adminSignsIn, sendMessage, joinedChat, fillIn } from './helpers.mjs';
+import { startHub, ADMIN_PASSWORD, shot, withShots, apiCall, adminToken, hubAndBrowser, stopAll, openPages, adminSignsIn, sendMessage, joinedChat, fillIn, waitMs } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -85,7 +85,7 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     await view(admin, 'Dashboard');
     await admin.getByTestId('stat-agents-available').filter({ hasText: '1' }).waitFor();
     const daveRow = admin.getByTestId('agent-state').filter({ hasText: 'Dave Daniels' });
-    await daveRow.getByTestId('agent-state-pill').filter({ hasText: 'available' }).waitFor({ timeout: 6000 });
+    await daveRow.getByTestId('agent-state-pill').filter({ hasText: 'available' }).waitFor({ timeout: waitMs(6000) });
 
     const panel = await joinedChat(customer, agent, hub, 'billing', 'Gus');
     await customer.getByTestId('session-title').filter({ hasText: 'Dave Daniels' }).waitFor();
@@ -95,13 +95,13 @@ test('an admin creates an agent who then signs in and takes a chat', async () =>
     await customer.getByTestId('message').filter({ hasText: 'Happy to help' }).waitFor();
 
     // The dashboard follows within its 2 s poll.
-    await admin.getByTestId('stat-chats-active').filter({ hasText: '1' }).waitFor({ timeout: 6000 });
+    await admin.getByTestId('stat-chats-active').filter({ hasText: '1' }).waitFor({ timeout: waitMs(6000) });
     // Per agent, live: Dave has one chat of his limit of three.
-    await daveRow.filter({ hasText: '1 of 3' }).waitFor({ timeout: 6000 });
+    await daveRow.filter({ hasText: '1 of 3' }).waitFor({ timeout: waitMs(6000) });
     // Set away, he is shown away and no longer counted as able to take a chat.
     await agent.getByTestId('availability-toggle').click();
-    await daveRow.getByTestId('agent-state-pill').filter({ hasText: 'away' }).waitFor({ timeout: 6000 });
-    await admin.getByTestId('stat-agents-available').filter({ hasText: '0' }).waitFor({ timeout: 6000 });
+    await daveRow.getByTestId('agent-state-pill').filter({ hasText: 'away' }).waitFor({ timeout: waitMs(6000) });
+    await admin.getByTestId('stat-agents-available').filter({ hasText: '0' }).waitFor({ timeout: waitMs(6000) });
     await admin.getByTestId('dashboard').scrollIntoViewIfNeeded();
     await shot(admin, 'admin-dashboard');
 

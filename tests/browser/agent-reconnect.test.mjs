@@ -8,7 +8,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_PASSWORD, startProxy, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat, newPage, apiCall, adminToken, customerJoins, panelOf } from './helpers.mjs';
+import { ADMIN_PASSWORD, startProxy, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat, newPage, apiCall, adminToken, customerJoins, panelOf, waitMs } from './helpers.mjs';
 
 let hub;
 let proxy;
@@ -37,12 +37,12 @@ test('a network drop of a few seconds keeps the agent signed in with their chat'
     // The cut first, heard by the page before the browser goes offline: offline, Chromium
     // holds back the reset of a socket already open, and the page would not hear it.
     proxy.cut();
-    await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+    await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: waitMs(15000) });
     await agent.context().setOffline(true);
-    await customer.getByTestId('peer-away').waitFor({ timeout: 15000 });
+    await customer.getByTestId('peer-away').waitFor({ timeout: waitMs(15000) });
     // Failed reconnects, each followed by a failed /api/me check (the backoff doubles
     // between them: three take a few seconds).
-    while (failedChecks < 3) await agent.waitForEvent('requestfailed', { timeout: 15000 });
+    while (failedChecks < 3) await agent.waitForEvent('requestfailed', { timeout: waitMs(15000) });
     await shot(agent, 'agent-reconnecting');
     assert.equal(await agent.getByTestId('login').isVisible(), false, 'not sent to the sign-in screen while offline');
     assert.equal(await panel.isVisible(), true, 'the chat stays on screen while reconnecting');
@@ -50,8 +50,8 @@ test('a network drop of a few seconds keeps the agent signed in with their chat'
 
     proxy.restore();
     await agent.context().setOffline(false);
-    await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
-    await customer.getByTestId('peer-back').waitFor({ timeout: 15000 });
+    await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: waitMs(20000) });
+    await customer.getByTestId('peer-back').waitFor({ timeout: waitMs(15000) });
     assert.equal(await agent.getByTestId('login').isVisible(), false, 'still signed in');
     assert.equal(await agent.getByTestId('page-notice').isVisible(), false, 'no notice left once back');
     await panel.getByTestId('customer-status').filter({ hasText: 'connected' }).waitFor();
@@ -88,13 +88,13 @@ test('a network that dies without a reset is noticed by the console, which recon
     // Each jump runs the page's check once: it gives up after two more without an answer.
     await agent.clock.fastForward(6000);
     await agent.clock.fastForward(6000);
-    await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+    await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: waitMs(15000) });
     // What was typed into the dead connection is not left showing as sending.
     await panel.locator('[data-testid="message"].failed').filter({ hasText: 'Into the void' }).waitFor();
     await shot(agent, 'agent-silent-network');
 
     // New connections go through: the console is back with its chat, both ways.
-    await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+    await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: waitMs(20000) });
     await panel.getByTestId('customer-status').filter({ hasText: 'connected' }).waitFor();
     await sendMessage(panel, 'Back now');
     await customer.getByTestId('message').filter({ hasText: 'Back now' }).waitFor();
@@ -127,7 +127,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       // The cut first, heard by the page before the browser goes offline: offline, Chromium
       // holds back the reset of a socket already open, and the page would not hear it.
       proxy.cut();
-      await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+      await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: waitMs(15000) });
       await agent.context().setOffline(true);
       // From here on, every read of the list (its main GET /api/inbox; a read of the
       // conversations "My chats" shows goes with it).
@@ -155,8 +155,8 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       });
       proxy.restore();
       await agent.context().setOffline(false);
-      await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
-      for (const customer of customers) await customer.getByTestId('peer-back').waitFor({ timeout: 15000 });
+      await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: waitMs(20000) });
+      for (const customer of customers) await customer.getByTestId('peer-back').waitFor({ timeout: waitMs(15000) });
       // What the reconnect's frames ask for is asked within a second and a half of them (a
       // chat's change after 0.3 s, a line's after 1 s): a read in flight plus one queued at
       // most, never one per chat (the periodic refresh may be the one in flight).
@@ -169,7 +169,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       reads.length = 0;
       since = Date.now();
       await agent.reload();
-      await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+      await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: waitMs(20000) });
       for (const i of customers.keys()) await panelOf(agent, `Reader ${i} ${label}`).getByTestId('chat-conversation-controls').waitFor({ state: 'attached' });
       await agent.waitForTimeout(2500);
       const reloadBound = 2 + ticksWithin(since, true);
@@ -186,7 +186,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       const firstReadAnswered = agent.waitForResponse((r) => {
         const u = new URL(r.url());
         return u.pathname === '/api/inbox' && !u.searchParams.has('limit');
-      }, { timeout: 20000 });
+      }, { timeout: waitMs(20000) });
       await agent.routeWebSocket(/\/ws$/, (page) => {
         const hub = page.connectToServer();
         const held = [];
@@ -198,7 +198,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
         });
       });
       await agent.reload();
-      await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+      await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: waitMs(20000) });
       for (const i of customers.keys()) await panelOf(agent, `Reader ${i} ${label}`).getByTestId('chat-conversation-controls').waitFor({ state: 'attached' });
       await agent.waitForTimeout(2500);
       const lateBound = 2 + ticksWithin(since, true);
@@ -217,7 +217,7 @@ test('a session that really ended still leads to the sign-in screen on reconnect
     await agent.context().clearCookies();
     proxy.cut();
     proxy.restore();
-    await agent.getByTestId('login').waitFor({ timeout: 20000 });
+    await agent.getByTestId('login').waitFor({ timeout: waitMs(20000) });
     await agent.getByTestId('page-notice').filter({ hasText: 'session has ended' }).waitFor();
   });
 });
@@ -250,7 +250,7 @@ test('a signed-in page that cannot reach /api/me at load keeps asking instead of
       failures = 0;
       await page.goto(`${hub.url}/${file}`);
       await page.getByTestId('page-notice').filter({ hasText: 'Cannot reach the hub' }).waitFor();
-      await signedIn(page).waitFor({ timeout: 15000 });
+      await signedIn(page).waitFor({ timeout: waitMs(15000) });
       assert.ok(failures >= 3, `${file}: /api/me was asked again after failing`);
       assert.equal(await page.getByTestId('page-notice').isVisible(), false, `${file}: the notice goes once the hub answers`);
       if (file !== 'buddy.html') assert.equal(await page.getByTestId('login').isVisible(), false, `${file}: no sign-in form`);

@@ -9,7 +9,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, withShots, shot, apiCall, hubAndBrowser, stopAll, openPages } from './helpers.mjs';
+import { createAgent, agentSignsIn, withShots, shot, apiCall, hubAndBrowser, stopAll, openPages, waitMs } from './helpers.mjs';
 
 let hub;
 let browser;
@@ -56,13 +56,13 @@ test('the representative starts an appointment and both sides reach the call', a
     await waiting.filter({ hasText: /^Your call with Rita starts (at|on) / }).waitFor();
     assert.match(await waiting.textContent(), /you will be let in when Rita joins/);
     await shot(customer, 'appointment-waiting-room-390');
-    await agent.getByTestId('customer-waiting').filter({ hasText: 'Carla is waiting' }).waitFor({ timeout: 10000 });
+    await agent.getByTestId('customer-waiting').filter({ hasText: 'Carla is waiting' }).waitFor({ timeout: waitMs(10000) });
     await shot(agent, 'appointment-agent-sees-waiting-1280');
 
     // Started: the waiting customer goes in by themselves, no second click.
     const [agentRoom] = await Promise.all([agent.context().waitForEvent('page'), startButton.click()]);
     pages.push(agentRoom);
-    await customer.waitForURL(/\/room\.html\?room=/, { timeout: 15000 });
+    await customer.waitForURL(/\/room\.html\?room=/, { timeout: waitMs(15000) });
     // The agent's fresh entry passes the lobby (camera preview, devices) first; the customer
     // let in from the waiting room goes straight in, with no click at all.
     await agentRoom.getByTestId('lobby-join').click();
@@ -72,7 +72,7 @@ test('the representative starts an appointment and both sides reach the call', a
     await agentRoom.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
     // A meeting: in the room is in the call, nothing to ring or accept.
     for (const page of [agentRoom, customer]) {
-      await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
+      await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: waitMs(20000) });
     }
 
     // The customer leaves: the room stays open, and "Join" on her page works again.

@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, joinedChat, panelOf, expectClean, endsChat, comesBack } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, joinedChat, panelOf, expectClean, endsChat, comesBack, waitMs } from './helpers.mjs';
 
 let hub, browser;
 
@@ -37,7 +37,7 @@ async function saysAndLeaves(customer, panel, text) {
   await says(customer, panel, text);
   const context = customer.context();
   await customer.close();
-  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: waitMs(15000) });
   return context;
 }
 
@@ -177,7 +177,7 @@ test('an agent whose laptop dies hands the customer on: the next agent continues
 
   // Vera's page is gone; past the grace period Lea is told and waits at the front.
   await veraPage.context().close();
-  await customer.getByTestId('agent-gone').waitFor({ timeout: 15000 });
+  await customer.getByTestId('agent-gone').waitFor({ timeout: waitMs(15000) });
   const tom = await createAgent(hub, { username: 'tom-next', display_name: 'Tom', categories: ['general'], max_chats: 1 });
   const tomPage = await newPage(browser, DESK);
   pages.push(tomPage);

@@ -10,7 +10,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignedInOn, adminSignsIn, adminToken, withShots, shot, hubAndBrowser, startForFile, apiCall, expectClean, conversationRow, backToTheList, openPages, joinedChat, sendMessage } from './helpers.mjs';
+import { newPage, createAgent, agentSignedInOn, adminSignsIn, adminToken, withShots, shot, hubAndBrowser, startForFile, apiCall, expectClean, conversationRow, backToTheList, openPages, joinedChat, sendMessage, waitMs } from './helpers.mjs';
 
 let hub, browser;
 // A short grace period: a customer who closed the page is gone after 2 s, not 30.
@@ -66,7 +66,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
 
     // She leaves: the header now has "Assign" beside "Add note", and a note still goes in.
     await customer.close();
-    await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+    await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: waitMs(15000) });
     const assign = header.getByRole('button', { name: `Assign: the conversation with ${name}` });
     await assign.waitFor();
     const left = await headerControls(header);
@@ -139,7 +139,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await noteDialog.waitFor({ state: 'hidden' });
     // Focus is back on the row's list.
     await annPage.waitForFunction(() => document.activeElement?.dataset.testid === 'conversation-more'
-      && document.activeElement.closest('li')?.dataset.copy === 'yes', null, { timeout: 5000 });
+      && document.activeElement.closest('li')?.dataset.copy === 'yes', null, { timeout: waitMs(5000) });
     // The list drawn for real (the copy has no handlers).
     await annPage.getByRole('button', { name: 'Mine' }).click();
     await annPage.locator(`[data-testid="conversation-item"][data-customer="${customer}"]:not([data-copy])`).waitFor();

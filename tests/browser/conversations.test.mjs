@@ -15,7 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { newPage, createAgent, adminToken, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, joinedChat, panelOf, apiCall, expectClean, agentChattingWith, agentSignedInOn, conversationRow, backToTheList } from './helpers.mjs';
+import { newPage, createAgent, adminToken, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, openPages, joinedChat, panelOf, apiCall, expectClean, agentChattingWith, agentSignedInOn, conversationRow, backToTheList, waitMs } from './helpers.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -132,7 +132,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
 
     // She closes the page and is gone: the chat ends, the conversation stays hers, open.
     await customer.close();
-    await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+    await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: waitMs(15000) });
     // Parked and labelled from its header; its "My chats" item says the same status.
     await header.getByRole('button', { name: `Waiting on customer: the conversation with ${name}` }).click();
     await header.getByTestId('chat-conversation-status').filter({ hasText: 'Waiting on customer' }).waitFor();
@@ -363,7 +363,7 @@ test('a snooze that runs out draws the agent\'s attention and marks the row unti
   // She closes the page: her chat ends, the conversation stays open; its panel closed, it
   // is a row of the list.
   await customer.close();
-  await panelOf(agentPage, 'Sleepy').getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  await panelOf(agentPage, 'Sleepy').getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: waitMs(15000) });
   await panelOf(agentPage, 'Sleepy').getByTestId('close-panel').click();
   const row = conversationRow(agentPage, 'Sleepy');
   await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
@@ -372,7 +372,7 @@ test('a snooze that runs out draws the agent\'s attention and marks the row unti
   await row.getByTestId('conversation-more').selectOption('hour');
   await row.getByTestId('conversation-status').filter({ hasText: 'Snoozed' }).waitFor();
   // The hub wakes it and tells the agent: open again, marked, the title flashing.
-  await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor({ timeout: 30_000 });
+  await row.getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor({ timeout: waitMs(30_000) });
   await row.getByTestId('conversation-snooze-ended').filter({ hasText: 'Snooze ended' }).waitFor();
   await agentPage.waitForFunction(() => window.titlesShown.some((title) => title.includes('Snooze ended: Sleepy')));
   assert.deepEqual(await seriousAxe(agentPage), []);

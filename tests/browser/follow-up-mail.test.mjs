@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, adminSignsIn, withShots, shot, mailTo, hubBrowserAndMail, startForFile, says, panelOf } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, adminSignsIn, withShots, shot, mailTo, hubBrowserAndMail, startForFile, says, panelOf, waitMs } from './helpers.mjs';
 import { startDovecot, IMAP_USER, IMAP_PASSWORD } from './imap.mjs';
 
 let hub, browser, sink, imap;
@@ -41,13 +41,13 @@ async function customerLeaves(pages, username, name, email) {
   await panel.waitFor();
   await says(customer, panel, 'Wo ist mein Paket?');
   await customer.close();
-  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: waitMs(15000) });
   return { agentPage, panel };
 }
 
 /** Waits until `line` is marked sent by mail; the mail `email` received. */
 async function mailedFor(line, email) {
-  await line.getByTestId('mail-state').filter({ hasText: '✉ sent' }).waitFor({ timeout: 20000 });
+  await line.getByTestId('mail-state').filter({ hasText: '✉ sent' }).waitFor({ timeout: waitMs(20000) });
   return mailTo(sink, email);
 }
 
@@ -81,7 +81,7 @@ test('a mail the relay refuses for good is marked bounced, the reason on hover',
   await says(panel, panel, 'Sind Sie noch da?');
   const line = panel.getByTestId('message').filter({ hasText: 'Sind Sie noch da?' });
   const mark = line.getByTestId('mail-state').filter({ hasText: '⚠ bounced' });
-  await mark.waitFor({ timeout: 20000 });
+  await mark.waitFor({ timeout: waitMs(20000) });
   const title = await mark.getAttribute('title');
   assert.match(title, /^Bounced: not delivered to bounce\.karl@example\.com: .*550/);
   assert.match(await mark.getAttribute('class'), /\bbounced\b/);
@@ -131,7 +131,7 @@ test('the customer answers the mail and their answer is their next line in the c
     '',
   ].join('\r\n'));
   const answer = panel.getByTestId('message').filter({ hasText: 'Danke, jetzt stimmt die Adresse.' });
-  await answer.waitFor({ timeout: 30000 });
+  await answer.waitFor({ timeout: waitMs(30000) });
   assert.doesNotMatch(await answer.innerText(), /Ihre Rechnung ist korrigiert/, 'the quoted history is not shown');
   // The files she attached come with it: the picture shown, the PDF to download.
   const picture = answer.getByTestId('attachment-thumbnail');
@@ -169,10 +169,10 @@ test('the admin dashboard says the mailbox is read, and why not once it cannot b
   pages.push(page);
   await adminSignsIn(page, hub, 'dashboard');
   const line = page.getByTestId('inbound-mail');
-  await page.locator('[data-testid="inbound-mail"][data-state="ok"]').waitFor({ timeout: 15000 });
+  await page.locator('[data-testid="inbound-mail"][data-state="ok"]').waitFor({ timeout: waitMs(15000) });
   assert.match(await line.innerText(), /^Customer mail: read, last look .+ · \d+ mails taken in\.$/);
   imap.stop();
-  await page.locator('[data-testid="inbound-mail"][data-state="failing"]').waitFor({ timeout: 20000 });
+  await page.locator('[data-testid="inbound-mail"][data-state="failing"]').waitFor({ timeout: waitMs(20000) });
   assert.match(await line.innerText(), /^Customer mail: the mailbox cannot be read \(\d+ tries\): .+\. Last read .+\.$/);
   await shot(page, 'inbound-mail-failing');
 }));

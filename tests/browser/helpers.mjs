@@ -54,7 +54,7 @@ export async function startHub(extraEnv = {}) {
   });
   let output = '';
   const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hub did not start within 15 s:\n${output}`)), 15000);
+    const timer = setTimeout(() => reject(new Error(`hub did not start within ${waitMs(15)} s:\n${output}`)), waitMs(15000));
     const onData = (chunk) => {
       output += chunk;
       const m = output.match(/listening on (http:\/\/[\d.]+:\d+)/);
@@ -140,15 +140,24 @@ export function launchBrowser({ full = false } = {}) {
 export const DEFAULT_SIZE = { width: 1280, height: 860 };
 
 /**
+ * A wait's budget: `ms` times BROWSER_WAIT_SCALE (1 unless set). A wait is for an event, not a
+ * bound on speed: `make test` runs the pages beside the Rust tests under SCHED_IDLE, where
+ * they get no CPU at all while the Rust tests keep both cores busy, and there it sets the
+ * scale to 3 (CI, 2026-11-30: an 8 s wait for a reload's first read; 2026-12-01: a 15 s
+ * `page.goto` of agent.html). A test that passes waits no longer for it.
+ */
+const WAIT_SCALE = Number(process.env.BROWSER_WAIT_SCALE || 1);
+if (!(WAIT_SCALE >= 1)) throw new Error(`BROWSER_WAIT_SCALE must be a number of at least 1, not ${process.env.BROWSER_WAIT_SCALE}`);
+export const waitMs = (ms) => ms * WAIT_SCALE;
+
+/**
  * A new isolated browser context (own cookies and storage) with one page; `options` are
  * more of playwright's context options (e.g. `timezoneId`).
  */
 export async function newPage(browser, viewport = DEFAULT_SIZE, options = {}) {
   const context = await browser.newContext({ viewport, ...options });
-  // A wait is for an event, not a bound on speed: the browser tests run beside the cluster
-  // tests under SCHED_IDLE, starved for seconds at a time, and 8 s waits failed there (CI,
-  // 2026-11-30: a reload and its first read). A test that passes waits no longer for it.
-  context.setDefaultTimeout(15000);
+  // Every wait and navigation without a budget of its own (see waitMs).
+  context.setDefaultTimeout(waitMs(15000));
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
   if (process.env.PAGE_CONSOLE) page.on('console', (m) => console.error(`[console] ${m.text()}`));

@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, customerJoins, shot, withShots, adminToken, apiCall, hubAndBrowser, launchBrowser, startForFile, openPages, sendMessage, panelOf } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, shot, withShots, adminToken, apiCall, hubAndBrowser, launchBrowser, startForFile, openPages, sendMessage, panelOf, waitMs } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -207,8 +207,8 @@ test('an agent with four chats switches by keyboard, with unread counts, notific
 
     // History: category names, and the filter narrows the list.
     await panelOf(agent, 'Dee').getByTestId('end-chat').click();
-    await agent.getByTestId('archive-row').filter({ hasText: 'Cy' }).filter({ hasText: 'Sales' }).waitFor({ timeout: 10000 });
-    await agent.getByTestId('archive-row').filter({ hasText: 'Dee' }).filter({ hasText: 'Billing' }).waitFor({ timeout: 10000 });
+    await agent.getByTestId('archive-row').filter({ hasText: 'Cy' }).filter({ hasText: 'Sales' }).waitFor({ timeout: waitMs(10000) });
+    await agent.getByTestId('archive-row').filter({ hasText: 'Dee' }).filter({ hasText: 'Billing' }).waitFor({ timeout: waitMs(10000) });
     await agent.getByTestId('archive-category').selectOption({ label: 'Billing' });
     await agent.getByTestId('archive-row').filter({ hasText: 'Cy' }).waitFor({ state: 'detached' });
     const rows = await agent.getByTestId('archive-row').allTextContents();

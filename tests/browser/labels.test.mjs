@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrowser, startForFile, expectClean, agentChattingWith, conversationRow, backToTheList, panelOf } from './helpers.mjs';
+import { newPage, apiCall, adminToken, adminSignsIn, withShots, shot, hubAndBrowser, startForFile, expectClean, agentChattingWith, conversationRow, backToTheList, panelOf, waitMs } from './helpers.mjs';
 
 let hub, browser;
 // A short grace period: a customer who closed the page is gone after 2 s, not 30.
@@ -106,7 +106,7 @@ test('a label put on from the header of a chat whose customer left shows at once
   const panel = panelOf(agentPage, name);
   // She closes the page and is gone: the panel stays, its header still sets the labels.
   await customer.close();
-  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: 15000 });
+  await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ timeout: waitMs(15000) });
   // The list shows a view without her conversation (and no chat is live).
   await agentPage.getByTestId('conversation-view-unassigned').click();
   const header = panel.getByTestId('chat-conversation-controls');

@@ -10,7 +10,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startProxy, createAgent, agentSignsIn, withShots, hubAndBrowser, stopAll, newPage, openPages, joinedChat, sendMessage, apiCall, adminToken, conversationRow, backToTheList, endsChat, comesBack, says, panelOf } from './helpers.mjs';
+import { startProxy, createAgent, agentSignsIn, withShots, hubAndBrowser, stopAll, newPage, openPages, joinedChat, sendMessage, apiCall, adminToken, conversationRow, backToTheList, endsChat, comesBack, says, panelOf, waitMs } from './helpers.mjs';
 
 const GRACE_SECS = 12;
 let hub;
@@ -62,7 +62,7 @@ async function cutOff(agent) {
   // The cut first, heard by the page before the browser goes offline: offline, Chromium
   // holds back the reset of a socket already open, and the page would not hear it.
   proxy.cut();
-  await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+  await agent.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: waitMs(15000) });
   await agent.context().setOffline(true);
 }
 
@@ -70,7 +70,7 @@ async function cutOff(agent) {
 async function backOnline(agent) {
   proxy.restore();
   await agent.context().setOffline(false);
-  await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+  await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: waitMs(20000) });
 }
 
 /** A category `id` and an agent Vera (`username`) serving it, signed in through the proxy on a page of `size` (kept in `pages`). */
@@ -107,7 +107,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
 
       // She closes the page; half a grace period later the agent's network goes.
       await customer.close();
-      await panel.getByTestId('peer-away').waitFor({ timeout: 15000 });
+      await panel.getByTestId('peer-away').waitFor({ timeout: waitMs(15000) });
       await agent.waitForTimeout(GRACE_SECS * 500);
       await cutOff(agent);
       // Her grace runs out while the agent is away: the hub ends the chat, the conversation stays open.
@@ -116,7 +116,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
 
       // One row: the chat's item says she left, the work list does not list it again.
       const item = agent.locator(`[data-testid="chat-list-item"][data-customer="${name}"]`);
-      await item.getByTestId('chat-item-waiting').filter({ hasText: 'customer left' }).waitFor({ state: 'attached', timeout: 10000 });
+      await item.getByTestId('chat-item-waiting').filter({ hasText: 'customer left' }).waitFor({ state: 'attached', timeout: waitMs(10000) });
       await panel.getByTestId('chat-ended').filter({ hasText: 'stays open in your list' }).waitFor({ state: 'attached' });
       await backToTheList(agent);
       await agent.getByTestId('conversation-empty').filter({ hasText: 'Nothing here besides your chats above.' }).waitFor();
@@ -130,7 +130,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
 
       // A reload: no panel now, the work list's row alone, with the same status.
       await agent.reload();
-      await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+      await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: waitMs(20000) });
       await backToTheList(agent);
       await conversationRow(agent, name).getByTestId('conversation-status').filter({ hasText: 'Open' }).waitFor();
       await agent.waitForTimeout(2500);
@@ -171,7 +171,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       await backOnline(agent);
 
       const item = agent.locator(`[data-testid="chat-list-item"][data-customer="${name}"]`);
-      await panel.getByTestId('chat-ended').filter({ hasText: 'handed back to the queue' }).waitFor({ state: 'attached', timeout: 10000 });
+      await panel.getByTestId('chat-ended').filter({ hasText: 'handed back to the queue' }).waitFor({ state: 'attached', timeout: waitMs(10000) });
       // Held there while the list is read again (its periodic refresh, a reconnect's frames).
       await agent.waitForTimeout(2500);
       const shown = await panelState(agent, name);
@@ -211,7 +211,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
       await backOnline(agent);
 
       const item = agent.locator(`[data-testid="chat-list-item"][data-customer="${name}"]`);
-      await item.getByTestId('chat-item-waiting').filter({ hasText: 'customer left' }).waitFor({ state: 'attached', timeout: 10000 });
+      await item.getByTestId('chat-item-waiting').filter({ hasText: 'customer left' }).waitFor({ state: 'attached', timeout: waitMs(10000) });
       await agent.waitForTimeout(2500);
       assert.deepEqual(await panelState(agent, name), {
         ended: [

@@ -9,7 +9,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, sendMessage, joinedChat, panelOf, apiCall, expectClean, adminSignsIn, startProxy, conversationRow, endsChat, comesBack } from './helpers.mjs';
+import { newPage, createAgent, agentSignsIn, withShots, shot, hubAndBrowser, startForFile, says, sendMessage, joinedChat, panelOf, apiCall, expectClean, adminSignsIn, startProxy, conversationRow, endsChat, comesBack, waitMs } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -147,9 +147,9 @@ test('a chat handed on while it runs names each agent on their own lines after a
     proxy.cut();
     // Nothing held is left to send: the hub's frames flow on the next connection.
     proxy.release();
-    await bobPage.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: 15000 });
+    await bobPage.getByTestId('connection-state').filter({ hasText: 'reconnecting' }).waitFor({ timeout: waitMs(15000) });
     proxy.restore();
-    await bobPage.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 20000 });
+    await bobPage.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: waitMs(20000) });
     await bobs.locator('[data-testid="message"][data-seq]').filter({ hasText: 'The tracking number follows' }).waitFor();
     assert.equal(await authorOf(bobs, 'The tracking number follows'), null);
     assert.equal(await authorOf(bobs, 'It ships today'), null);

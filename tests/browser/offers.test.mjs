@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startHub, startProxy, createAgent, agentSignsIn, shot, withShots, apiCall, adminToken, hubAndBrowser, startForFile, openPages, adminSignsIn, sendMessage, panelOf, customerJoins } from './helpers.mjs';
+import { startHub, startProxy, createAgent, agentSignsIn, shot, withShots, apiCall, adminToken, hubAndBrowser, startForFile, openPages, adminSignsIn, sendMessage, panelOf, customerJoins, waitMs } from './helpers.mjs';
 
 let hub, browser, quickHub;
 // quickHub: offers that lapse after 2 s, for the "let it lapse" case.
@@ -56,7 +56,7 @@ test('an offer accepted from the agent console', async () => {
       const shown = document.querySelector(`[data-testid="offer-card"][data-customer="${name}"] [data-testid="offer-countdown"]`);
       const left = Number(/(\d+) s to answer/.exec(shown?.textContent ?? '')?.[1]);
       return left <= first - 2;
-    }, { name: 'Carla', first }, { timeout: 8000, polling: 100 }).catch(async (error) => {
+    }, { name: 'Carla', first }, { timeout: waitMs(8000), polling: 100 }).catch(async (error) => {
       throw new Error(`countdown did not move from ${first}: ${await countdown.textContent()}`, { cause: error });
     });
     assert.match(await card.getByTestId('offer-waited').textContent(), /^Waiting 0:(0[2-9]|1\d)$/);
@@ -133,10 +133,10 @@ test('a declined offer and a lapsed one leave the console; two lapses in a row s
 
     // Offered again; let it lapse: the card goes with a notice.
     await agent.locator(`[data-testid="offer-card"]:not([data-offer-id="${firstId}"])`).waitFor();
-    await agent.getByTestId('offer-notice').filter({ hasText: 'You missed an offer from Dana' }).waitFor({ timeout: 5000 });
+    await agent.getByTestId('offer-notice').filter({ hasText: 'You missed an offer from Dana' }).waitFor({ timeout: waitMs(5000) });
     await shot(agent, 'offer-lapsed');
     // A second lapse in a row: the hub sets Lena away, and the status says why.
-    await agent.getByTestId('availability-state').filter({ hasText: 'Away · Missed two chat offers' }).waitFor({ timeout: 8000 });
+    await agent.getByTestId('availability-state').filter({ hasText: 'Away · Missed two chat offers' }).waitFor({ timeout: waitMs(8000) });
     assert.equal(await agent.getByTestId('offer-card').count(), 0);
     assert.equal((await agent.getByTestId('availability-toggle').textContent()).trim(), 'Go available');
     await shot(agent, 'offer-away-after-lapses');
@@ -154,7 +154,7 @@ test('a declined offer and a lapsed one leave the console; two lapses in a row s
     assert.equal(await agent.getByTestId('offer-card').count(), 0);
     await agent.getByTestId('offer-notice').filter({ hasText: 'The connection dropped' }).waitFor();
     proxy.restore();
-    await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: 15000 });
+    await agent.getByTestId('connection-state').filter({ hasText: 'online' }).waitFor({ timeout: waitMs(15000) });
     assert.equal(await agent.locator(`[data-testid="offer-card"][data-offer-id="${before}"]`).count(), 0);
     await proxy.close();
   });

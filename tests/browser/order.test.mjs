@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentAndCustomerPages, startHub, startProxy, startMongo, createAgent, agentSignsIn, withShots, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat, says } from './helpers.mjs';
+import { agentAndCustomerPages, startHub, startProxy, startMongo, createAgent, agentSignsIn, withShots, hubAndBrowser, stopAll, openPages, sendMessage, joinedChat, says, waitMs } from './helpers.mjs';
 
 let hub;
 let proxy;
@@ -72,7 +72,7 @@ test('a slow store: the customer gets the agent\'s reply before their own copy, 
       await customer.goto('about:blank');
       await panel.getByTestId('customer-status').filter({ hasText: 'disconnected' }).waitFor();
       mongo.thaw();
-      await panel.locator('[data-testid="message"]:not(.pending)').filter({ hasText: 'the reply that overtakes it' }).waitFor({ timeout: 20000 });
+      await panel.locator('[data-testid="message"]:not(.pending)').filter({ hasText: 'the reply that overtakes it' }).waitFor({ timeout: waitMs(20000) });
 
       // Back within the grace period: the resume brings back what the customer did not have.
       await customer.goto(`${slowHub.url}/`);

@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, apiCall, shot, withShots, agentSignsIn, hubAndBrowser, startForFile, ROOM_PHONE as PHONE, ROOM_PASSWORD as PASSWORD, openRoom, openPages, joinedChat } from './helpers.mjs';
+import { createAgent, apiCall, shot, withShots, agentSignsIn, hubAndBrowser, startForFile, ROOM_PHONE as PHONE, ROOM_PASSWORD as PASSWORD, openRoom, openPages, joinedChat, waitMs } from './helpers.mjs';
 
 const DESKTOP = { width: 1280, height: 860 };
 const PHONE_SIZE = { width: 390, height: 844 };
@@ -50,7 +50,7 @@ for (const [label, size] of [['desktop 1280×860', DESKTOP], ['phone 390×844', 
       await agent.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
 
       // The customer's lobby follows by itself: the agent is in now.
-      await customerInside.filter({ hasText: 'Anna Berg is in the room.' }).waitFor({ timeout: 10000 });
+      await customerInside.filter({ hasText: 'Anna Berg is in the room.' }).waitFor({ timeout: waitMs(10000) });
       await customer.waitForFunction(() => document.getElementById('lobby-video').videoWidth > 0);
       await shot(customer, `room-lobby-inside-${size.width}`);
 
@@ -67,7 +67,7 @@ for (const [label, size] of [['desktop 1280×860', DESKTOP], ['phone 390×844', 
       // In: the call connects by itself (a meeting), and the agent's lobby would name her.
       await customer.getByTestId('lobby-join').click();
       for (const page of [agent, customer]) {
-        await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
+        await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: waitMs(20000) });
       }
 
       // The host ends it for everyone.
@@ -105,13 +105,13 @@ test('from a chat: after the end, "Back to the chat" closes the room\'s tab and 
     await agentRoom.getByTestId('lobby-join').click();
     await agentRoom.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor();
     // The customer's lobby names the agent who is waiting for her.
-    await customerRoom.getByTestId('lobby-inside').filter({ hasText: 'Vic is in the room.' }).waitFor({ timeout: 10000 });
+    await customerRoom.getByTestId('lobby-inside').filter({ hasText: 'Vic is in the room.' }).waitFor({ timeout: waitMs(10000) });
     await customerRoom.getByTestId('lobby-join').click();
     // A call from a chat rings: Call, then Accept.
     await agentRoom.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
     await agentRoom.getByTestId('start-call').click();
     await customerRoom.getByTestId('accept-call').click();
-    await customerRoom.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
+    await customerRoom.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: waitMs(20000) });
 
     await agentRoom.getByTestId('end-room').click();
     await agentRoom.getByTestId('end-room-confirm').click();
@@ -160,7 +160,7 @@ test('opened again in another tab: the first lets go of the call (no dead contro
  * Playwright still finishes the click; that error is the close itself, not a failure.
  */
 async function clickThatCloses(page, target) {
-  const closed = page.waitForEvent('close', { timeout: 5000 });
+  const closed = page.waitForEvent('close', { timeout: waitMs(5000) });
   await target.click().catch((e) => {
     if (!page.isClosed()) throw e;
   });

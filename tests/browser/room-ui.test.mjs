@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newPage, shot, withShots, hubAndBrowser, launchMediaBrowser, startForFile, ROOM_PHONE as PHONE, ROOM_PASSWORD as PASSWORD, openRoom, openPages, joinsRoom } from './helpers.mjs';
+import { newPage, shot, withShots, hubAndBrowser, launchMediaBrowser, startForFile, ROOM_PHONE as PHONE, ROOM_PASSWORD as PASSWORD, openRoom, openPages, joinsRoom, waitMs } from './helpers.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE_SIZE = { width: 390, height: 844 };
@@ -60,7 +60,7 @@ async function customerEnters(room, viewport = PHONE_SIZE, lobby = async () => {
 async function connect(agent, customer) {
   await agent.getByTestId('peer-name').filter({ hasText: 'Carla' }).waitFor();
   for (const page of [agent, customer]) {
-    await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
+    await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: waitMs(20000) });
   }
 }
 
@@ -95,7 +95,7 @@ test('the lobby: the devices chosen are the call\'s; joining with the camera off
       pages.push(page);
       // The preview runs, the level meter moves (the fake microphone beeps).
       await page.waitForFunction(() => document.getElementById('lobby-video').videoWidth > 0);
-      await page.waitForFunction(() => Number(document.querySelector('[data-testid="mic-meter"]').dataset.level) > 0, null, { timeout: 8000 });
+      await page.waitForFunction(() => Number(document.querySelector('[data-testid="mic-meter"]').dataset.level) > 0, null, { timeout: waitMs(8000) });
       // Pick the last microphone and camera listed (the fake devices are several).
       const options = await page.evaluate(() => ({
         mics: [...document.getElementById('mic-select').options].map((o) => o.value),
@@ -203,7 +203,7 @@ for (const [label, agentSize, customerSize] of [['desktop 1280×800', DESKTOP, D
       assert.doesNotMatch(await customer.title(), /Carla/);
       // A meeting: nothing rings, the call connects by itself and the caption goes.
       for (const page of [agent, customer]) {
-        await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
+        await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: waitMs(20000) });
         await page.getByTestId('call-caption').waitFor({ state: 'hidden' });
         assert.doesNotMatch(await page.locator('body').innerText(), /is calling|Calling |Press Call/);
         for (const id of ['start-call', 'accept-call', 'hang-up']) assert.equal(await page.getByTestId(id).isVisible(), false, id);
@@ -222,7 +222,7 @@ for (const [label, agentSize, customerSize] of [['desktop 1280×800', DESKTOP, D
         assert.ok(await page.evaluate(() => document.documentElement.scrollHeight <= innerHeight + 1), 'nothing to scroll');
         // Network quality: a value from getStats once connected.
         const quality = page.getByTestId('quality');
-        await quality.waitFor({ timeout: 10000 });
+        await quality.waitFor({ timeout: waitMs(10000) });
         assert.match(await page.getByTestId('quality-text').textContent(), /^(Good|Fair|Poor) connection$/);
         const reading = await page.evaluate(() => window.roomDebug.quality);
         assert.ok(typeof reading.rtt === 'number', JSON.stringify(reading));
@@ -262,6 +262,6 @@ test('"Join now" pressed while the camera is still opening takes the user in onc
     assert.equal(login.status(), 200);
     await page.goto(`${hub.url}/room.html?room=${room.id}&as=agent`);
     await page.getByTestId('lobby-join').click();
-    await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor({ timeout: 10000 });
+    await page.getByTestId('room-state').filter({ hasText: 'in the room' }).waitFor({ timeout: waitMs(10000) });
   });
 });

@@ -16,7 +16,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots, agentSignsIn, freePort, openRoom, DEFAULT_SIZE, openPages, joinedChat, joinsRoom, openedBy } from './helpers.mjs';
+import { startHub, launchMediaBrowser, newPage, createAgent, apiCall, shot, withShots, agentSignsIn, freePort, openRoom, DEFAULT_SIZE, openPages, joinedChat, joinsRoom, openedBy, waitMs } from './helpers.mjs';
 
 const PHONE = '+4915112345678';
 const PASSWORD = 'tulip-42';
@@ -106,7 +106,7 @@ async function callAndConnect(agent, customer, { ring = false } = {}) {
   }
   try {
     for (const page of [agent, customer]) {
-      await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: 20000 });
+      await page.getByTestId('connection-state').filter({ hasText: /^connected$/ }).waitFor({ timeout: waitMs(20000) });
     }
   } catch (e) {
     for (const page of [agent, customer]) {
@@ -302,7 +302,7 @@ test('a chat turns into a video call: "Video" on the agent console, one click fo
   await agentRoom.getByTestId('call-state').filter({ hasText: 'ended' }).waitFor();
   // The list follows by itself, with no click on "Refresh".
   const log = agent.getByTestId('call-log').filter({ hasText: 'Carla' });
-  await log.waitFor({ timeout: 15000 });
+  await log.waitFor({ timeout: waitMs(15000) });
   await log.getByTestId('call-open-chat').click();
   await agent.getByTestId('archive-detail').filter({ hasText: 'Carla' }).waitFor();
 }));

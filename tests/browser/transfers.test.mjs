@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAgent, agentSignsIn, customerJoins, shot, withShots, hubAndBrowser, startForFile, openPages, panelOf, joinedChat, says } from './helpers.mjs';
+import { createAgent, agentSignsIn, customerJoins, shot, withShots, hubAndBrowser, startForFile, openPages, panelOf, joinedChat, says, waitMs } from './helpers.mjs';
 
 let hub, browser;
 startForFile(() => hubAndBrowser(), (started) => ({ hub, browser } = started));
@@ -71,7 +71,7 @@ test('a chat transferred to another agent, with a note: the transcript goes alon
     // task of its own, after the new opening: it must not undo it): the lists come each time.
     for (let i = 0; i < 5; i += 1) {
       await ann.keyboard.press('Enter');
-      await agentOption(ann, 'Bob').waitFor({ timeout: 5000 });
+      await agentOption(ann, 'Bob').waitFor({ timeout: waitMs(5000) });
       await ann.keyboard.press('Escape');
     }
     await dialog.waitFor({ state: 'hidden' });
