@@ -495,9 +495,14 @@ impl TwoNodes {
 }
 
 async fn ann_on_alpha_carla_on_beta(tag: &str) -> TwoNodes {
+    ann_on_alpha_carla_on_beta_with(tag, |_| {}).await
+}
+
+/// As [`ann_on_alpha_carla_on_beta`], both nodes' settings changed by `tweak`.
+async fn ann_on_alpha_carla_on_beta_with(tag: &str, tweak: impl Fn(&mut Settings) + Copy) -> TwoNodes {
     let store = crate::archive::mongo_store(&crate::archive::mongo_uri()).await;
     let cluster = Cluster::on(tag, store).await;
-    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let (alpha, beta) = cluster.two_nodes(tweak).await;
     let (mut ann, ann_token) = alpha.agent_with_token("ann", &["general"], 1).await;
     let (carla, chat) = beta.customer_in_chat("Carla", "general").await;
     ann.next_of("chat_started").await;
@@ -511,6 +516,35 @@ async fn ann_on_alpha_carla_on_beta(tag: &str) -> TwoNodes {
         carla,
         _cluster: cluster,
     }
+}
+
+/// Carla's page drops and she resumes on the same node (beta) within the grace period; once
+/// that period has run out since the drop she is still in her chat, so her token works on
+/// every node: an upload through alpha (a load balancer's pick) is taken. Her token's
+/// record in Redis, shortened to the grace period at the drop, is held again for her visit
+/// by the resume (before, only a resume on another node did that, and alpha answered 401
+/// `not_in_chat` once the grace period had passed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_back_on_the_same_node_keeps_her_token_on_every_node_past_the_grace_period() {
+    let grace = std::time::Duration::from_secs(1);
+    let mut n = ann_on_alpha_carla_on_beta_with("attachments-resumed-here", |s| s.resume_grace = grace).await;
+    drop(std::mem::replace(
+        &mut n.carla,
+        Ws::connect(&n.beta.ws_url("/ws/customer"), &[]).await.unwrap(),
+    ));
+    assert_eq!(n.ann.next_of("peer_away").await["chat_id"], n.chat.as_str());
+    n.carla
+        .send(json!({"type": "resume", "token": n.token, "last_seq": 0}))
+        .await;
+    assert_eq!(n.carla.next_of("resumed").await["chat"]["chat_id"], n.chat.as_str());
+    assert_eq!(n.ann.next_of("peer_back").await["chat_id"], n.chat.as_str());
+
+    tokio::time::sleep(grace * 2).await;
+    let id = n.carla_uploads(&n.alpha, "notes.txt", text_file(1_000)).await;
+    let file = json!({"id": id, "name": "notes.txt", "size": 1_000});
+    n.carlas_text_file_reaches_ann("my notes", file).await;
+    n.alpha.stop().await;
+    n.beta.stop().await;
 }
 
 /// On MongoDB, two nodes: Carla (on beta) uploads a file of several chunks on beta and

@@ -251,6 +251,12 @@ impl HubState {
             return;
         };
         info.conn = Some(waiting.conn);
+        // Their token's record, cut to the grace period when their page went, lives for
+        // their visit again: else it lapses while they are here, and their token no
+        // longer works on the other nodes (an upload through another node, a resume
+        // there once this node is lost). Only now: a refused resume leaves it on the grace.
+        let token = info.token.to_string();
+        self.remember_token(&token, customer, resume_tokens::HELD_FOR);
         self.set_who(waiting.conn, Recipient::Customer(customer));
         self.send_to_conn(waiting.conn, &resumed);
         if let Some(status) = self.desk_status_of(customer) {
