@@ -963,6 +963,56 @@ async fn a_conversation_continued_across_an_empty_redis_goes_on_after_its_last_l
     beta.stop().await;
 }
 
+/// Carla waits on the one node "live" to continue her conversation for Ann, who is full
+/// with Dan, when Redis comes back with its data after the node's lease ran out: live lets
+/// go of its people (1012) and takes them back. Carla's resume there still carries her
+/// conversation, and once Ann is free she is paired in it, both told so, its seq going on
+/// after its last line. Before, the node forgot which conversation its own customer
+/// continued when it let go of her: `resumed` came without it.
+#[tokio::test]
+async fn a_customer_waiting_to_continue_on_a_fenced_node_still_continues_once_taken_back() {
+    use crate::continuing::{VISITOR, continuing, resolved_visit};
+    let ([live], mut servers, data) =
+        crate::cluster_fixture::nodes_with_redis_data("cluster-reassert-fenced-continuing", ["live"], lease_of(1_000))
+            .await;
+    let (mut ann, ann_token) = live.agent_with_token("ann", &["general"], 1).await;
+    let chat = resolved_visit(&live, &mut ann, &live).await;
+    let mut dan = live.customer("Dan", "general").await;
+    let dan_chat = started(&mut dan).await;
+    assert_eq!(started(&mut ann).await, dan_chat);
+    let mut carla = continuing(&live, Some(VISITOR), &chat).await;
+    let token = carla.next_of("welcome").await["resume_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(carla.next_of("queued").await["place"], 1);
+
+    // Away past the lease, back with its data: live is fenced and lets everyone go.
+    let port = servers.redis.port;
+    servers.redis.kill();
+    redis_shows(&live, "down").await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let _redis = RedisServer::start_with(port, Some(&data)).await;
+    assert_eq!(carla.closed().await.map(u16::from), Some(1012));
+    assert_eq!(ann.closed().await.map(u16::from), Some(1012));
+    healthy(&live, "live").await;
+
+    let (mut ann, _) = Ws::with_bearer(&live, "/ws/agent", &ann_token, "agent_welcome").await;
+    let (mut carla, resumed) = resumed_on(&live, &token, 0, Duration::from_secs(30), "carla back").await;
+    assert_eq!(resumed["conversation"]["id"], chat.as_str(), "{resumed}");
+    assert_eq!(
+        u64s_in(&resumed["conversation"]["messages"], "seq"),
+        vec![1, 2],
+        "{resumed}"
+    );
+    until_taken(&mut ann, json!({"type": "end_chat", "chat_id": dan_chat}), "chat_ended").await;
+    carla.chat_continued(&chat).await;
+    ann.chat_continued(&chat).await;
+    exchange(&mut carla, &mut ann, &chat, "it did not arrive", 3).await;
+    exchange(&mut ann, &mut carla, &chat, "sending another", 4).await;
+    live.stop().await;
+}
+
 fn u64s_of(lines: &[(u64, String)]) -> Vec<u64> {
     lines.iter().map(|(seq, _)| *seq).collect()
 }

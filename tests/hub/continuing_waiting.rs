@@ -274,6 +274,37 @@ async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_
     );
 }
 
+/// Carla waits on alpha to continue her conversation; her page reloads onto beta, then
+/// back onto alpha, the node she joined on, which let go of her when she went: alpha still
+/// knows the conversation she continues, so its `resumed` carries it (her line written on
+/// beta too), her next line goes on after its last, and Ann, back, takes it on beta as the same chat,
+/// told it is a reopen. Before, alpha forgot it when it let go of her (only other nodes'
+/// customers kept it): `resumed` came without the conversation.
+#[tokio::test]
+async fn across_nodes_a_reload_back_onto_her_first_node_still_continues_the_conversation() {
+    let mut waiting = waiting_across_nodes("continuing-waiting-back").await;
+    let chat = waiting.chat.clone();
+    let (mut on_beta, _) = reload_while_waiting(waiting.carla, &waiting.token, &waiting.beta, &chat, &[1, 2]).await;
+    assert_eq!(on_beta.say("still waiting", "w1").await["seq"], 3);
+    let (mut back, _) = reload_while_waiting(on_beta, &waiting.token, &waiting.alpha, &chat, &[1, 2, 3]).await;
+
+    assert_eq!(back.say("any news?", "w2").await["seq"], 4);
+    let ann = &mut waiting.ann;
+    away(ann, true).await;
+    let to_carla = back.next_of("chat_started").await;
+    assert_eq!(to_carla["chat_id"].as_str(), Some(chat.as_str()), "{to_carla}");
+    assert_eq!(seqs(&to_carla["messages"]).last(), Some(&4), "{to_carla}");
+    let continued = |f: &&Value| f["type"] == "chat_started" && f["continued"] == true;
+    let to_ann = match ann.seen.iter().rev().find(continued).cloned() {
+        Some(started) => started,
+        None => ann.next_of("chat_started").await,
+    };
+    assert_eq!(to_ann["chat_id"].as_str(), Some(chat.as_str()), "{to_ann}");
+    assert_reopen_told(&to_ann);
+    assert_eq!(ann.say_in(&chat, "it arrives today", "a1").await["seq"], 5);
+    assert_eq!(back.next_of("message").await["seq"], 5);
+}
+
 /// Carla's conversation went from Ann to Bob in a live transfer (each wrote a line), then
 /// back into Ann's list from the inbox: waiting to continue it, Carla sees each agent line
 /// named by its author, and the conversation by its agent now (Ann), on `queued` and again

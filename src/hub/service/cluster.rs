@@ -81,6 +81,11 @@ pub(crate) struct ClusterState {
     /// Customers of other nodes, as their join event named them: an agent here may be
     /// paired with any of them. Forgotten with the customer.
     remote_customers: HashMap<CustomerId, RemoteCustomer>,
+    /// This node's own customers continuing a conversation, as their join's event settled
+    /// it (what the other nodes keep in `remote_customers`): when this node lets go of them
+    /// (they resumed elsewhere, or it was fenced), their record keeps it, so that taking
+    /// them back here still continues it. Forgotten with the customer.
+    own_continues: HashMap<CustomerId, Continues>,
     /// Display names of agents, from the events that brought them online (one per account).
     agent_names: HashMap<AgentId, String>,
     /// Agents connected here whose coming online (or back) is not replayed yet, with the
@@ -246,6 +251,7 @@ impl ClusterState {
             wire_ns: None,
             pending_joins: HashMap::new(),
             remote_customers: HashMap::new(),
+            own_continues: HashMap::new(),
             agent_names: HashMap::new(),
             awaiting_welcome: HashMap::new(),
             filling: HashSet::new(),
@@ -378,8 +384,14 @@ impl ClusterState {
 
     /// A customer of ours who went to another node: theirs now, known by name.
     pub(super) fn remember_remote_customer(&mut self, customer: CustomerId, info: Box<CustomerInfo>) {
-        // What they continue stays known (their chat's id), from their join.
-        let continues = self.remote_customers.remove(&customer).and_then(|r| r.continues);
+        // What they continue stays known (their chat's id), from their join: as its event
+        // named it here, or (one taken on from another node) as their record had it.
+        let joined = self.own_continues.remove(&customer);
+        let continues = self
+            .remote_customers
+            .remove(&customer)
+            .and_then(|r| r.continues)
+            .or(joined);
         self.remote_customers.insert(
             customer,
             RemoteCustomer {
@@ -402,6 +414,7 @@ impl ClusterState {
 
     pub(super) fn forget_customer(&mut self, customer: CustomerId) {
         self.remote_customers.remove(&customer);
+        self.own_continues.remove(&customer);
         self.inherited_waiting.remove(&customer);
     }
 
@@ -1185,7 +1198,10 @@ impl HubState {
                         // Their wait runs from the join's time in the events stream, as
                         // on every other node (and as the pairing's `started_at`): one clock.
                         join.queued_at = at;
-                        let settled = continues.map(|c| c.last_seq);
+                        let settled = continues.as_ref().map(|c| c.last_seq);
+                        if let Some(continues) = continues {
+                            cluster.own_continues.insert(customer, continues);
+                        }
                         return self.bind_join(conn, customer, join, settled, out);
                     }
                     None => {

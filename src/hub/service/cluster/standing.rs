@@ -263,11 +263,14 @@ impl HubState {
                     cluster
                         .inherited_waiting
                         .retain(|customer| routing.customer_category(*customer).is_some());
-                    // And other nodes' customers whose end was in them (waiting or in a chat
-                    // no more): nothing replays it, and each record was kept for good.
-                    cluster.remote_customers.retain(|customer, _| {
-                        routing.customer_category(*customer).is_some() || routing.customer_chat(*customer).is_some()
-                    });
+                    // And customers whose end was in them (waiting or in a chat no more),
+                    // other nodes' and what this node's own continued: nothing replays it,
+                    // and each record was kept for good.
+                    let still_here = |customer: CustomerId| {
+                        routing.customer_category(customer).is_some() || routing.customer_chat(customer).is_some()
+                    };
+                    cluster.remote_customers.retain(|customer, _| still_here(*customer));
+                    cluster.own_continues.retain(|customer, _| still_here(*customer));
                 }
                 // Offers the skipped events made to this node's agents: told, and timed, now.
                 self.tell_untold_offers();
