@@ -59,11 +59,10 @@ pub enum HashCost {
 /// sign in dozens of agents, and the standard cost was most of their set-up. A release
 /// build ignores it, so no deployment can choose it.
 fn test_only_hash_cost() -> HashCost {
-    #[cfg(debug_assertions)]
-    if std::env::var("SWITCHBOARD_TEST_LIGHT_PASSWORD_HASHES").is_ok_and(|v| v == "1") {
-        return HashCost::LightForTests;
+    match crate::test_hooks::value("SWITCHBOARD_TEST_LIGHT_PASSWORD_HASHES").as_deref() {
+        Some("1") => HashCost::LightForTests,
+        _ => HashCost::Standard,
     }
-    HashCost::Standard
 }
 
 #[derive(Debug, Clone)]

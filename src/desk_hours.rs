@@ -256,11 +256,5 @@ pub async fn keep(store: SharedStore, settings: std::sync::Arc<Settings>, hub: H
 /// keeper back that long between reading the routing modes and handing them to the hub, so
 /// a test can stage a read that an admin's newer change overtakes.
 async fn test_only_keeper_lag() {
-    #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_KEEPER_LAG_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
+    crate::test_hooks::pause("SWITCHBOARD_TEST_KEEPER_LAG_MS").await;
 }

@@ -24,6 +24,7 @@ pub mod server;
 pub mod single_flight;
 pub mod starting;
 pub mod store;
+pub mod test_hooks;
 pub mod ticks;
 pub mod web;
 pub mod ws;

@@ -309,13 +309,7 @@ impl Listener for NodeChannel {
 /// stamped and acknowledged on one side that the other side's node never got before Redis
 /// lost its data, or before its channel was cut.
 fn test_only_deaf_chat_channel(cluster: &Cluster) -> bool {
-    #[cfg(debug_assertions)]
-    return std::env::var("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL").is_ok_and(|node| node == cluster.node_id());
-    #[cfg(not(debug_assertions))]
-    {
-        let _ = cluster;
-        false
-    }
+    crate::test_hooks::for_node("SWITCHBOARD_TEST_DEAF_CHAT_CHANNEL", cluster.node_id()).is_some()
 }
 
 /// Debug builds only: `SWITCHBOARD_TEST_FOLLOWER_LAG=<node id>:<ms>` holds every batch of
@@ -327,22 +321,16 @@ fn test_only_deaf_chat_channel(cluster: &Cluster) -> bool {
 /// step before it. `<node id>:<ms>:<transition>:<maker's node id>` holds only a batch
 /// holding that transition made by that node (one agent's `set_available`, not another's).
 async fn test_only_follower_lag(cluster: &Cluster, events: &[RoutingEvent]) {
-    #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_FOLLOWER_LAG").ok().and_then(|hook| {
-        let mut parts = hook.splitn(4, ':');
-        let (node, ms, transition, maker) = (parts.next()?, parts.next()?, parts.next(), parts.next());
-        let held = transition.is_none_or(|t| {
-            events
-                .iter()
-                .any(|e| e.transition == t && maker.is_none_or(|m| e.node == m))
-        });
-        if node != cluster.node_id() || !held {
-            return None;
-        }
-        ms.parse::<u64>().ok()
-    }) {
+    let Some(words) = crate::test_hooks::for_node("SWITCHBOARD_TEST_FOLLOWER_LAG", cluster.node_id()) else {
+        return;
+    };
+    let (ms, transition, maker) = (words.first(), words.get(1), words.get(2));
+    let held = transition.is_none_or(|t| {
+        events
+            .iter()
+            .any(|e| &e.transition == t && maker.is_none_or(|m| &e.node == m))
+    });
+    if let (true, Some(ms)) = (held, ms.and_then(|ms| ms.parse::<u64>().ok())) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    #[cfg(not(debug_assertions))]
-    let _ = (cluster, events);
 }

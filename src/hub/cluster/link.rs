@@ -1371,13 +1371,7 @@ impl NodeLost for RoutingHandover {
 /// `SWITCHBOARD_TEST_ROUTER_BUFFER` sets how many calls the router's queue holds instead
 /// of [`ROUTER_BUFFER`], so a test can have a node hold more chats than it.
 fn test_only_router_buffer() -> Option<usize> {
-    if !cfg!(debug_assertions) {
-        return None;
-    }
-    std::env::var("SWITCHBOARD_TEST_ROUTER_BUFFER")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
+    crate::test_hooks::number::<usize>("SWITCHBOARD_TEST_ROUTER_BUFFER").filter(|n| *n > 0)
 }
 
 /// TEST ONLY (read in debug builds alone; a release build never looks at it):
@@ -1386,13 +1380,7 @@ fn test_only_router_buffer() -> Option<usize> {
 /// write that would follow it (a join's token is written by the join's own
 /// script, so such a kill must not lose it).
 async fn test_only_token_write_delay() {
-    #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    }
+    crate::test_hooks::pause("SWITCHBOARD_TEST_TOKEN_WRITE_DELAY_MS").await;
 }
 
 /// TEST ONLY (read in debug builds alone; a release build never looks at it):
@@ -1400,17 +1388,10 @@ async fn test_only_token_write_delay() {
 /// (`RouterCall::Fill`) take `ms` longer, as on a loaded machine, so a test can end the
 /// chat while a read is out.
 async fn test_only_fill_delay(node: &str) {
-    #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var("SWITCHBOARD_TEST_FILL_DELAY")
-        .ok()
-        .and_then(|v| v.split_once(':').map(|(n, ms)| (n.to_string(), ms.to_string())))
-        .filter(|(n, _)| n == node)
-        .and_then(|(_, ms)| ms.parse::<u64>().ok())
-    {
+    let words = crate::test_hooks::for_node("SWITCHBOARD_TEST_FILL_DELAY", node);
+    if let Some(ms) = words.as_ref().and_then(|w| w.first()?.parse::<u64>().ok()) {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
-    #[cfg(not(debug_assertions))]
-    let _ = node;
 }
 
 /// TEST ONLY (read in debug builds alone; a release build never looks at it):
@@ -1430,13 +1411,12 @@ fn test_only_lost_answer(
     {
         use std::sync::atomic::{AtomicBool, Ordering};
         static LOST_ONE: AtomicBool = AtomicBool::new(false);
-        let hook = std::env::var("SWITCHBOARD_TEST_LOST_ANSWER").unwrap_or_default();
-        let mut words = hook.split(':');
+        let words = crate::test_hooks::for_node("SWITCHBOARD_TEST_LOST_ANSWER", redis.node()).unwrap_or_default();
         let variant: String = format!("{op:?}").chars().take_while(|c| c.is_alphanumeric()).collect();
-        let named = words.next() == Some(redis.node()) && words.next() == Some(variant.as_str());
+        let named = words.first() == Some(&variant);
         if named && first.is_ok() && !LOST_ONE.swap(true, Ordering::SeqCst) {
             tracing::warn!(?op, "test hook: the answer of a call Redis applied is lost");
-            if words.next() == Some("read") {
+            if words.get(1).map(String::as_str) == Some("read") {
                 test_hook::READ_TO_LOSE.store(true, Ordering::SeqCst);
             }
             let lost = std::io::Error::from(std::io::ErrorKind::TimedOut);
@@ -1466,7 +1446,7 @@ mod test_hook {
 async fn test_only_lost_read(read: Result<bool, ClusterRoutingError>) -> Result<bool, ClusterRoutingError> {
     #[cfg(debug_assertions)]
     if test_hook::READ_TO_LOSE.swap(false, std::sync::atomic::Ordering::SeqCst) {
-        if let Ok(gate) = std::env::var("SWITCHBOARD_TEST_LOST_READ_GATE") {
+        if let Some(gate) = crate::test_hooks::value("SWITCHBOARD_TEST_LOST_READ_GATE") {
             let until = tokio::time::Instant::now() + Duration::from_secs(60);
             while !std::path::Path::new(&gate).exists() && tokio::time::Instant::now() < until {
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -515,30 +515,16 @@ impl ClusterState {
 /// first `n` reads of a chat's log (`RouterCall::Fill`) as if the router's queue were
 /// full, so a test can stage a read that was never sent.
 fn test_only_refused_fill(node: &str) -> bool {
-    #[cfg(debug_assertions)]
-    {
-        use std::sync::OnceLock;
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static LEFT: OnceLock<(String, AtomicU64)> = OnceLock::new();
-        let (refusing, left) = LEFT.get_or_init(|| {
-            std::env::var("SWITCHBOARD_TEST_REFUSED_FILLS")
-                .ok()
-                .and_then(|v| {
-                    v.split_once(':')
-                        .and_then(|(n, k)| Some((n.to_string(), AtomicU64::new(k.parse().ok()?))))
-                })
-                .unwrap_or_default()
-        });
-        refusing == node
-            && left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| k.checked_sub(1))
-                .is_ok()
-    }
-    #[cfg(not(debug_assertions))]
-    {
-        let _ = node;
-        false
-    }
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // How many are left to refuse (a process's nodes each have their own id: one count).
+    static LEFT: OnceLock<AtomicU64> = OnceLock::new();
+    let Some(words) = crate::test_hooks::for_node("SWITCHBOARD_TEST_REFUSED_FILLS", node) else {
+        return false;
+    };
+    let left = LEFT.get_or_init(|| AtomicU64::new(words.first().and_then(|n| n.parse().ok()).unwrap_or(0)));
+    left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |k| k.checked_sub(1))
+        .is_ok()
 }
 
 /// The time an events stream entry was added (its id is `<ms>-<n>`, Redis's clock); now if unreadable.
