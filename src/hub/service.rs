@@ -1325,6 +1325,15 @@ impl HubState {
             .unwrap_or_default()
     }
 
+    /// Whether `customer` is connected: in a cluster as the replica last heard (they may be
+    /// on another node), else by this node's sockets.
+    fn customer_connected(&self, customer: CustomerId) -> bool {
+        match &self.cluster {
+            Some(_) => self.routing.customer_connected(customer).unwrap_or(false),
+            None => self.customers.get(&customer).is_some_and(|c| c.conn.is_some()),
+        }
+    }
+
     /// A chat as one side sees it; `None` for a chat paired but not yet opened.
     fn snapshot(&self, chat: ChatId, for_side: Party, after_seq: u64) -> Option<ChatSnapshot> {
         let log = self.chats.get(&chat)?;
@@ -1338,13 +1347,7 @@ impl HubState {
                     None => self.agents.get(&log.agent).is_some_and(|a| a.conn.is_some()),
                 },
             ),
-            _ => (
-                log.customer_name.clone(),
-                match &self.cluster {
-                    Some(_) => self.routing.customer_connected(log.customer).unwrap_or(false),
-                    None => self.customers.get(&log.customer).is_some_and(|c| c.conn.is_some()),
-                },
-            ),
+            _ => (log.customer_name.clone(), self.customer_connected(log.customer)),
         };
         Some(ChatSnapshot {
             chat_id: log.wire_id().to_string(),

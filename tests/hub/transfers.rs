@@ -221,6 +221,62 @@ async fn across_nodes_the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lin
     beta.stop().await;
 }
 
+/// Carla (on `carlas`) talking with Ann there; her page drops, and Ann is told she is
+/// away. Ann's socket, the chat and Carla's resume token.
+async fn carla_away(carlas: &TestHub) -> (Ws, Value, String) {
+    let (mut ann, carla, chat) = talking(carlas, "is anyone there?", "one moment").await;
+    let token = carla.token.clone().unwrap();
+    drop(carla);
+    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat);
+    (ann, chat, token)
+}
+
+/// Ann hands the chat of [`carla_away`] to Bob: Bob's console is told Carla is away too
+/// (`peer_away` after his `chat_started`), and back once she resumes on `carlas`. Before,
+/// only the agent she dropped from was told: Bob's console showed her connected until she
+/// came back or her grace period ran out.
+async fn handed_on_while_away(
+    carlas: &TestHub,
+    (mut ann, chat, token): (Ws, Value, String),
+    mut bob: Ws,
+    bob_id: &str,
+) {
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": ""}))
+        .await;
+    assert_eq!(bob.next_of("chat_started").await["chat_id"], chat);
+    let away = bob.next_of("peer_away").await;
+    assert_eq!(away["chat_id"], chat, "{away}");
+    assert!(away["grace_secs"].as_f64().is_some_and(|s| s > 0.0), "{away}");
+
+    let mut back = Ws::connect(&carlas.ws_url("/ws/customer"), &[]).await.unwrap();
+    back.send(json!({"type": "resume", "token": token, "last_seq": 2}))
+        .await;
+    assert_eq!(back.next_of("resumed").await["chat"]["chat_id"], chat);
+    assert_eq!(bob.next_of("peer_back").await["chat_id"], chat);
+}
+
+#[tokio::test]
+async fn a_chat_handed_on_while_its_customer_is_away_tells_the_new_agent_so() {
+    let hub = TestHub::start().await;
+    let away = carla_away(&hub).await;
+    let bob = hub.agent("bob", &["general"], 1).await;
+    let bob_id = hub.admin().await.agent_id("bob").await;
+    handed_on_while_away(&hub, away, bob, &bob_id).await;
+}
+
+#[tokio::test]
+async fn across_nodes_a_chat_handed_on_while_its_customer_is_away_tells_the_new_agent_so() {
+    let ([alpha, beta], _servers) = nodes("cluster-transfers-away", ["alpha", "beta"], |_| {}).await;
+    let away = carla_away(&alpha).await;
+    let (mut bob, _) = available_agent(&beta, "bob", &["general"], 1).await;
+    // Available in the cluster before the transfer.
+    bob.next_of("profile").await;
+    let bob_id = alpha.admin().await.agent_id("bob").await;
+    handed_on_while_away(&alpha, away, bob, &bob_id).await;
+    alpha.stop().await;
+    beta.stop().await;
+}
+
 #[tokio::test]
 async fn a_transfer_to_an_agent_who_cannot_take_the_chat_is_refused_and_the_chat_stays() {
     let hub = TestHub::start().await;

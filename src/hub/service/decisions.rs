@@ -356,7 +356,7 @@ impl HubState {
     }
 
     /// Tells `to` that the other side of `chat` is away (their grace running) or back.
-    fn tell_peer(&mut self, to: Recipient, chat: ChatId, away: bool) {
+    pub(super) fn tell_peer(&mut self, to: Recipient, chat: ChatId, away: bool) {
         let chat_id = self.wire(chat);
         let frame = if away {
             ServerFrame::PeerAway {

@@ -294,6 +294,11 @@ impl HubState {
             earlier_agents: Vec::new(),
         };
         self.give_to_new_agent(chat, &to, transfer);
+        // Handed on while its customer is away: the new agent is told so, as the first
+        // was (else their console shows them connected until they come back or go).
+        if !self.customer_connected(customer) {
+            self.tell_peer(Recipient::Agent(to), chat, true);
+        }
         self.keep_log_only_if_held(chat);
     }
 
