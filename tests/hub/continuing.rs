@@ -86,6 +86,40 @@ pub(crate) async fn continuing(hub: &TestHub, visitor: Option<&str>, conversatio
     ws
 }
 
+/// Carla gave no email on her first visit; coming back to continue it she gives one: the
+/// conversation keeps it (the customer panel shows it, follow-up mails go to it). Before,
+/// only a first opening's details were kept, and the address given on coming back was
+/// lost: no follow-up mail, and the after-chat transcript asked for it again.
+#[tokio::test]
+async fn an_email_given_on_coming_back_is_kept_with_the_conversation() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let chat = resolved_visit(&hub, &mut ann, &hub).await;
+    let admin = hub.admin().await;
+    let (status, first) = admin.get(&format!("/api/conversations/{chat}")).await;
+    assert_eq!((status, &first["customer"]["email"]), (200, &Value::Null), "{first}");
+
+    let mut carla = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    carla
+        .send(
+            json!({"type": "join", "name": "Carla", "category": "general", "conversation": chat,
+            "visitor": VISITOR, "email": "carla@example.com"}),
+        )
+        .await;
+    carla.chat_continued(&chat).await;
+    ann.chat_continued(&chat).await;
+    let mut kept = Value::Null;
+    for _ in 0..200 {
+        let (status, conversation) = admin.get(&format!("/api/conversations/{chat}")).await;
+        assert_eq!(status, 200, "{conversation}");
+        kept = conversation["customer"]["email"].clone();
+        if kept == "carla@example.com" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(kept, "carla@example.com");
+}
+
 #[tokio::test]
 async fn a_returning_customer_continues_their_conversation_with_the_same_agent_and_the_seq_going_on() {
     let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;

@@ -435,7 +435,7 @@ impl HubState {
                 };
                 stage.asked.profile.email = Some(email.clone());
                 let bot = stage.bot.clone();
-                self.keep_email(&id, &email);
+                self.keep_customer_email(&id, &email);
                 self.tell_bot(
                     &bot,
                     &id,
@@ -508,20 +508,6 @@ impl HubState {
             );
         }
         Ok(BotLine { ack, archived })
-    }
-
-    /// Keeps the address the customer gave with conversation `id` (the agent's customer
-    /// panel and the archive show it), once its opening is stored; off the hub's task.
-    fn keep_email(&self, id: &str, email: &str) {
-        let (archive, id, email) = (self.archive.clone(), id.to_string(), email.to_string());
-        tokio::spawn(async move {
-            if !archive.stored_through_now().await {
-                tracing::warn!(conversation = %id, "the archive is behind; the email a customer gave a bot waits for it");
-            }
-            if let Err(e) = archive.store().set_customer_email(&id, &email).await {
-                tracing::warn!(conversation = %id, error = %e, "the email a customer gave a bot was not kept");
-            }
-        });
     }
 
     /// The sender's acknowledgement on `conn`, once the line is durable.

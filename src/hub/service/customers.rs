@@ -13,6 +13,22 @@ use crate::protocol::{ClientFrame, FIRST_MESSAGE_MAX_CHARS, JoinFrame, ServerFra
 use crate::store::CustomerProfile;
 
 impl HubState {
+    /// Keeps the address the customer gave with conversation `id` (the agent's customer
+    /// panel, the archive and the follow-up mails use it), once its opening is stored; off
+    /// the hub's task. For an address given after the conversation's first opening, which
+    /// the stores keep as it was (to a bot, or on a join continuing the conversation).
+    pub(super) fn keep_customer_email(&self, id: &str, email: &str) {
+        let (archive, id, email) = (self.archive.clone(), id.to_string(), email.to_string());
+        tokio::spawn(async move {
+            if !archive.stored_through_now().await {
+                tracing::warn!(conversation = %id, "the archive is behind; the email a customer gave waits for it");
+            }
+            if let Err(e) = archive.store().set_customer_email(&id, &email).await {
+                tracing::warn!(conversation = %id, error = %e, "the email a customer gave was not kept");
+            }
+        });
+    }
+
     pub(super) fn unjoined_customer_frame(&mut self, conn: ConnId, frame: ClientFrame) {
         // A refused message names its client id, so the page can match the refusal to it.
         let client_id = match &frame {
