@@ -221,6 +221,31 @@ async fn across_nodes_the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lin
     beta.stop().await;
 }
 
+/// Across nodes, Bob (on beta) is handed the chat of Carla and Ann (both on alpha) with a
+/// note; his page reloads onto alpha, the node that kept the chat's log for Carla: its
+/// snapshot still has the note and names Ann's line hers, as beta's did. Before, alpha
+/// kept the note only for an agent of its own: the reload lost it, and Ann's line came
+/// unnamed (a console shows such a line as its own agent's).
+#[tokio::test]
+async fn across_nodes_a_handed_on_chat_keeps_its_note_when_its_agent_reloads_onto_the_customers_node() {
+    let ([alpha, beta], _servers) = nodes("cluster-transfers-note", ["alpha", "beta"], |_| {}).await;
+    let (mut ann, mut carla, chat) = talking(&alpha, "my invoice is wrong", "let me find billing").await;
+    let (mut bob, bob_token) = available_agent(&beta, "bob", &["general"], 1).await;
+    // Available in the cluster before the transfer.
+    bob.next_of("profile").await;
+    let bob_id = alpha.admin().await.agent_id("bob").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": "Invoice 42"}))
+        .await;
+    let started = bob.next_of("chat_started").await;
+    assert_eq!(started["transfer"]["note"], "Invoice 42", "{started}");
+    while bob.next_of("message").await["seq"] != 2 {}
+    let snapshot = answered_and_reloaded(bob, "Bob here", &mut carla, &alpha, &bob_token, &chat).await;
+    assert_eq!(snapshot["transfer"]["note"], "Invoice 42", "{snapshot}");
+    assert_eq!(snapshot["transfer"]["from_name"], "ANN", "{snapshot}");
+    alpha.stop().await;
+    beta.stop().await;
+}
+
 /// Carla (on `carlas`) talking with Ann there; her page drops, and Ann is told she is
 /// away. Ann's socket, the chat and Carla's resume token.
 async fn carla_away(carlas: &TestHub) -> (Ws, Value, String) {

@@ -287,12 +287,19 @@ impl HubState {
             },
         );
         self.tell_old_agent(&from, &wire_id);
-        let transfer = TransferNote {
+        let mut transfer = TransferNote {
             from_name,
             note,
             category: None,
             earlier_agents: Vec::new(),
         };
+        // Kept with the chat on every node that keeps its log, not only the new agent's:
+        // their page may come back on any of them (its welcome's snapshot shows the note
+        // and names the earlier agents' lines).
+        if let Some(log) = self.chats.get_mut(&chat) {
+            transfer.earlier_agents.clone_from(&log.earlier_agents);
+            log.handed_over = Some(transfer.clone());
+        }
         self.give_to_new_agent(chat, &to, transfer);
         // Handed on while its customer is away: the new agent is told so, as the first
         // was (else their console shows them connected until they come back or go).
