@@ -223,6 +223,31 @@ pub(crate) async fn handed_to(agent: &mut Ws, chat: &str, first: &str) -> Value 
     taken
 }
 
+/// Carla talks to the bot in one tab; a second tab of her browser (same visitor key) asks to
+/// continue that conversation: refused `already_live`, as for a conversation live with an
+/// agent, and the bot's conversation goes on in the first tab. Before, the second tab was
+/// let in (the bot's conversation was not counted live): the conversation ran in two
+/// places, each drawing its own seqs.
+#[tokio::test]
+async fn a_conversation_with_a_bot_is_continued_on_no_other_tab() {
+    let (hub, _admin, mut bot) = hub_with_bot(|_| {}).await;
+    let visitor = "carlas-browser-key-0001";
+    let mut carla = Ws::connect(&hub.ws_url("/ws/customer"), &[]).await.unwrap();
+    carla
+        .send(json!({"type": "join", "name": "Carla", "category": "general", "visitor": visitor}))
+        .await;
+    let chat = carla.chat_started().await;
+    bot.next_of("conversation").await;
+    assert_eq!(carla.say("where is my parcel?", "c1").await["seq"], 1);
+    bot.next_of("message").await;
+
+    let mut second = crate::continuing::continuing(&hub, Some(visitor), &chat).await;
+    let refused = second.next_of("error").await;
+    assert_eq!(refused["code"], "already_live", "{refused}");
+    assert_eq!(carla.say("hello?", "c2").await["seq"], 2);
+    assert_eq!(bot.next_of("message").await["text"], "hello?");
+}
+
 #[tokio::test]
 async fn a_bot_that_never_answers_hands_over_after_the_timeout() {
     let (hub, _admin, mut bot) = hub_with_bot(|s| s.bot_reply_timeout = Duration::from_millis(300)).await;

@@ -112,6 +112,11 @@ impl BotDesk {
     pub(super) fn stage_of(&self, customer: ConnId) -> Option<&str> {
         self.by_customer.get(&customer).map(String::as_str)
     }
+
+    /// Whether a bot holds conversation `id` now (its customer talking to it).
+    pub(super) fn holds(&self, id: &str) -> bool {
+        self.stages.contains_key(id)
+    }
 }
 
 impl HubState {

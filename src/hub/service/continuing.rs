@@ -151,9 +151,11 @@ impl HubState {
         }
     }
 
-    /// Conversation `id` has a live chat, or a customer waiting to continue it.
+    /// Conversation `id` has a live chat (with an agent, or with a bot), or a customer
+    /// waiting to continue it.
     fn is_continuing(&self, id: &str) -> bool {
         self.chat_by_wire.contains_key(id)
+            || self.bots.holds(id)
             || self
                 .customers
                 .values()
