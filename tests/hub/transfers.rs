@@ -246,6 +246,45 @@ async fn across_nodes_a_handed_on_chat_keeps_its_note_when_its_agent_reloads_ont
     beta.stop().await;
 }
 
+/// Across nodes, Ann (on alpha, Carla's node) hands the chat to Bob (beta) with a note,
+/// and Bob hands it to billing's line with another; Dee (beta) takes it there. Her page
+/// reloading onto alpha gets Bob's hand-over, not Ann's: alpha keeps the latest note with
+/// the chat's log, as it keeps the first.
+#[tokio::test]
+async fn across_nodes_a_chat_handed_on_twice_keeps_the_latest_note_on_the_customers_node() {
+    let ([alpha, beta], _servers) = nodes("cluster-transfers-latest-note", ["alpha", "beta"], |_| {}).await;
+    let (mut ann, _carla, chat) = talking(&alpha, "my invoice is wrong", "let me find billing").await;
+    let (mut bob, _) = available_agent(&beta, "bob", &["general"], 1).await;
+    bob.next_of("profile").await;
+    let bob_id = alpha.admin().await.agent_id("bob").await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": "Invoice 42"}))
+        .await;
+    assert_eq!(bob.next_of("chat_started").await["transfer"]["note"], "Invoice 42");
+    let (mut dee, dee_token) = available_agent(&beta, "dee", &["billing"], 1).await;
+    dee.next_of("profile").await;
+    bob.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "double charge"}))
+        .await;
+    let started = dee.next_of("chat_started").await;
+    assert_eq!(started["transfer"]["note"], "double charge", "{started}");
+
+    let snapshot = reloaded(dee, &alpha, &dee_token, &chat).await;
+    assert_eq!(
+        (
+            snapshot["transfer"]["from_name"].as_str(),
+            snapshot["transfer"]["note"].as_str()
+        ),
+        (Some("BOB"), Some("double charge")),
+        "{snapshot}"
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}
+
+/// The grace period of the tests of a chat handed on while its customer is away: long
+/// enough for the hand-over and her resume on a loaded machine (the tests' default is
+/// under a second).
+const AWAY_GRACE: Duration = Duration::from_secs(20);
+
 /// Carla (on `carlas`) talking with Ann there; her page drops, and Ann is told she is
 /// away. Ann's socket, the chat and Carla's resume token.
 async fn carla_away(carlas: &TestHub) -> (Ws, Value, String) {
@@ -282,7 +321,7 @@ async fn handed_on_while_away(
 
 #[tokio::test]
 async fn a_chat_handed_on_while_its_customer_is_away_tells_the_new_agent_so() {
-    let hub = TestHub::start().await;
+    let hub = TestHub::with(|s| s.resume_grace = AWAY_GRACE).await;
     let away = carla_away(&hub).await;
     let bob = hub.agent("bob", &["general"], 1).await;
     let bob_id = hub.admin().await.agent_id("bob").await;
@@ -291,7 +330,10 @@ async fn a_chat_handed_on_while_its_customer_is_away_tells_the_new_agent_so() {
 
 #[tokio::test]
 async fn across_nodes_a_chat_handed_on_while_its_customer_is_away_tells_the_new_agent_so() {
-    let ([alpha, beta], _servers) = nodes("cluster-transfers-away", ["alpha", "beta"], |_| {}).await;
+    let ([alpha, beta], _servers) = nodes("cluster-transfers-away", ["alpha", "beta"], |s| {
+        s.resume_grace = AWAY_GRACE
+    })
+    .await;
     let away = carla_away(&alpha).await;
     let (mut bob, _) = available_agent(&beta, "bob", &["general"], 1).await;
     // Available in the cluster before the transfer.

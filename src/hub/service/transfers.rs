@@ -287,19 +287,12 @@ impl HubState {
             },
         );
         self.tell_old_agent(&from, &wire_id);
-        let mut transfer = TransferNote {
+        let transfer = TransferNote {
             from_name,
             note,
             category: None,
             earlier_agents: Vec::new(),
         };
-        // Kept with the chat on every node that keeps its log, not only the new agent's:
-        // their page may come back on any of them (its welcome's snapshot shows the note
-        // and names the earlier agents' lines).
-        if let Some(log) = self.chats.get_mut(&chat) {
-            transfer.earlier_agents.clone_from(&log.earlier_agents);
-            log.handed_over = Some(transfer.clone());
-        }
         self.give_to_new_agent(chat, &to, transfer);
         // Handed on while its customer is away: the new agent is told so, as the first
         // was (else their console shows them connected until they come back or go).
@@ -522,19 +515,20 @@ impl HubState {
     }
 
     /// The chat as the agent it was handed to gets it: `chat_started` with the transcript
-    /// this node has and who handed it on.
+    /// this node has and who handed it on. The hand-over is kept with the chat on every
+    /// node that keeps its log, not only the new agent's: their page may come back on any
+    /// of them (its welcome's snapshot shows the note and names the earlier agents' lines),
+    /// and a note of an earlier hand-over kept there must not stand for this one.
     pub(super) fn give_to_new_agent(&mut self, chat: ChatId, to: &AgentId, mut transfer: TransferNote) {
-        if !self.agents.contains_key(to) {
-            return;
-        }
-        let Some(customer) = self.chats.get(&chat).map(|log| log.customer) else {
-            return;
-        };
-        // Taken from the line by accepting an offer: the page matches the chat to its card.
-        let offer_id = self.take_offer_told(customer);
         let Some(log) = self.chats.get_mut(&chat) else { return };
         transfer.earlier_agents.clone_from(&log.earlier_agents);
         log.handed_over = Some(transfer.clone());
+        let customer = log.customer;
+        if !self.agents.contains_key(to) {
+            return;
+        }
+        // Taken from the line by accepting an offer: the page matches the chat to its card.
+        let offer_id = self.take_offer_told(customer);
         let log = &self.chats[&chat];
         let messages = named_for_agent(log.live.after(0), Some(&transfer));
         let frame = ServerFrame::ChatStarted {
