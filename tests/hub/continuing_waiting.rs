@@ -151,8 +151,16 @@ async fn back_while_ann_is_away(hub: &TestHub, ann: &mut Ws) -> (String, Ws, Str
 }
 
 async fn waiting_across_nodes(name: &str) -> WaitingAcrossNodes {
+    waiting_across_nodes_with(name, |_| {}).await
+}
+
+/// As [`waiting_across_nodes`], both nodes' settings changed by `tweak`.
+async fn waiting_across_nodes_with(
+    name: &str,
+    tweak: impl Fn(&mut switchboard::config::Settings) + Copy,
+) -> WaitingAcrossNodes {
     let cluster = Cluster::start(name).await;
-    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let (alpha, beta) = cluster.two_nodes(tweak).await;
     let mut ann = beta.agent("ann", &["general"], 1).await;
     let (chat, carla, token, queued) = back_while_ann_is_away(&alpha, &mut ann).await;
     WaitingAcrossNodes {
@@ -282,7 +290,9 @@ async fn across_nodes_a_reload_while_waiting_to_continue_gives_the_conversation_
 /// customers kept it): `resumed` came without the conversation.
 #[tokio::test]
 async fn across_nodes_a_reload_back_onto_her_first_node_still_continues_the_conversation() {
-    let mut waiting = waiting_across_nodes("continuing-waiting-back").await;
+    // Two reloads within one grace period (the tests' default is under a second).
+    let grace = std::time::Duration::from_secs(20);
+    let mut waiting = waiting_across_nodes_with("continuing-waiting-back", |s| s.resume_grace = grace).await;
     let chat = waiting.chat.clone();
     let (mut on_beta, _) = reload_while_waiting(waiting.carla, &waiting.token, &waiting.beta, &chat, &[1, 2]).await;
     assert_eq!(on_beta.say("still waiting", "w1").await["seq"], 3);
