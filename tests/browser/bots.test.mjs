@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { newPage, apiCall, adminToken, createAgent, agentSignsIn, customerJoins, sendMessage, panelOf, withShots, shot, hubAndBrowser, startForFile } from './helpers.mjs';
+import { newPage, apiCall, adminToken, createAgent, agentSignsIn, customerJoins, sendMessage, panelOf, withShots, shot, hubAndBrowser, startForFile, waitMs } from './helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 let hub, browser;
@@ -22,7 +22,7 @@ async function exampleBot(secret) {
   });
   let output = '';
   await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the example bot did not connect: ${output}`)), 10000);
+    const timer = setTimeout(() => reject(new Error(`the example bot did not connect: ${output}`)), waitMs(10000));
     const seen = (chunk) => {
       output += chunk;
       if (output.includes('welcome')) { clearTimeout(timer); resolve(); }

@@ -284,7 +284,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
     await counted(1, 2, 3);
     // One more left meanwhile: counted at the list's next refresh.
     await leave(`Dee ${label}`);
-    await counted(1, 3, 4, 25000);
+    await counted(1, 3, 4, waitMs(25000));
     // Another status counts its own: nothing resolved yet.
     await agentPage.getByTestId('conversation-filter').selectOption('resolved');
     await counted(0, 0, 0);

@@ -15,6 +15,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const SCRIPT = fileURLToPath(new URL('../../examples/faq-bot.mjs', import.meta.url));
+// Each test's bound, scaled as the pages' waits are (BROWSER_WAIT_SCALE, helpers.mjs `waitMs`).
+const TEST_TIMEOUT = 60_000 * Number(process.env.BROWSER_WAIT_SCALE || 1);
 const TOKEN = `sbt_${'A'.repeat(43)}`;
 
 /** A loopback port nothing listens on (for now). */
@@ -116,7 +118,7 @@ function readFrames(socket, onText) {
   socket.on('error', () => {});
 }
 
-test('started while the hub is down it keeps trying, answers its keyword, hands over the rest and stops on 4000', { timeout: 60_000 }, async (t) => {
+test('started while the hub is down it keeps trying, answers its keyword, hands over the rest and stops on 4000', { timeout: TEST_TIMEOUT }, async (t) => {
   const port = await freePort();
   const bot = startBot(port, t);
   await bot.said(/cannot reach the hub.*connecting again in/);
@@ -156,7 +158,7 @@ test('started while the hub is down it keeps trying, answers its keyword, hands 
   assert.match(answer.text, /9:00/, JSON.stringify(sent));
 });
 
-test('a refused token (401) makes it say why and exit 1 instead of trying forever', { timeout: 60_000 }, async (t) => {
+test('a refused token (401) makes it say why and exit 1 instead of trying forever', { timeout: TEST_TIMEOUT }, async (t) => {
   const port = await freePort();
   let tries = 0;
   await standIn(port, (_req, socket) => {

@@ -454,7 +454,7 @@ export async function startMongo() {
   let output = '';
   child.stdout.on('data', (c) => { output += c; });
   child.stderr.on('data', (c) => { output += c; });
-  const deadline = Date.now() + 20000;
+  const deadline = Date.now() + waitMs(20000);
   let port;
   for (;;) {
     const listening = /listening on [^\s:]+:(\d+)/.exec(output);
@@ -505,7 +505,7 @@ export async function startSmtpSink() {
   // tests/smtp_sink.py: aiosmtpd's maildir handler, refusing (550) recipients starting with "bounce".
   const child = spawn(python, ['-m', 'aiosmtpd', '-n', '-c', 'smtp_sink.Sink', maildir, '-l', `127.0.0.1:${port}`],
     { stdio: 'ignore', env: { ...process.env, PYTHONPATH: path.resolve(here, '..') } });
-  for (let i = 0; i < 200; i += 1) {
+  for (let i = 0; i < waitMs(200); i += 1) {
     const up = await new Promise((resolve) => {
       const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
       socket.on('error', () => resolve(false));
@@ -539,7 +539,7 @@ export function decodedMail(raw) {
 
 /** Waits for a mail to `to` in `sink` and returns it decoded. */
 export async function mailTo(sink, to) {
-  for (let i = 0; i < 300; i += 1) {
+  for (let i = 0; i < waitMs(300); i += 1) {
     const found = sink.mails().find((m) => new RegExp(`^To: .*${to.replace('.', '\\.')}`, 'mi').test(m));
     if (found) return decodedMail(found);
     await new Promise((r) => setTimeout(r, 100));

@@ -52,7 +52,7 @@ async function endedOpen(chatId, token, graces) {
   for (let tries = 0; ; tries += 1) {
     const read = await apiCall(hub, 'GET', `/api/conversations/${chatId}`, undefined, token);
     if (read.status === 200 && read.data.ended_at) { assert.equal(read.data.status, 'open'); return; }
-    assert.ok(tries < GRACE_SECS * 5 * graces, `the hub ended the chat: ${JSON.stringify({ ...read.data, messages: undefined })}`);
+    assert.ok(tries < waitMs(GRACE_SECS * 5 * graces), `the hub ended the chat: ${JSON.stringify({ ...read.data, messages: undefined })}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -167,7 +167,7 @@ for (const [label, size] of [['desk', { width: 1366, height: 768 }], ['phone', {
 
       // Vera's network goes for longer than the grace period: Ines is handed back to the line.
       await cutOff(agent);
-      await later.getByTestId('agent-gone').waitFor({ timeout: GRACE_SECS * 3000 });
+      await later.getByTestId('agent-gone').waitFor({ timeout: waitMs(GRACE_SECS * 3000) });
       await backOnline(agent);
 
       const item = agent.locator(`[data-testid="chat-list-item"][data-customer="${name}"]`);
