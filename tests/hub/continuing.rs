@@ -86,6 +86,37 @@ pub(crate) async fn continuing(hub: &TestHub, visitor: Option<&str>, conversatio
     ws
 }
 
+/// Carla comes back to her conversation and Ann is told it is a continued reopen; Ann hands
+/// it to billing's line, where Dee takes it. Dee's page reloading gets it as her
+/// `chat_started` told it, a hand-over: no `continued`, `reopened` or `queued_at` of Ann's
+/// turn. Before, the log the chat waited with kept Ann's turn's flags, and the reload
+/// showed Dee a continued reopen.
+#[tokio::test]
+async fn a_continued_conversation_handed_to_a_line_reaches_its_next_agent_as_handed_on_after_a_reload() {
+    let (hub, mut ann) = TestHub::with_agent("ann", &["general"], 2).await;
+    let chat = resolved_visit(&hub, &mut ann, &hub).await;
+    let mut carla = continuing(&hub, Some(VISITOR), &chat).await;
+    carla.next_of("welcome").await;
+    carla.chat_continued(&chat).await;
+    assert_eq!(ann.chat_continued(&chat).await["reopened"], true);
+    let (mut dee, dee_token) = hub.agent_with_token("dee", &["billing"], 1).await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_category": "billing", "note": "refund"}))
+        .await;
+    let started = dee.next_of("chat_started").await;
+    assert_eq!(started["transfer"]["note"], "refund", "{started}");
+    assert!(started["continued"] != true, "{started}");
+
+    drop(dee);
+    let (_dee, welcome) = Ws::with_bearer(&hub, "/ws/agent", &dee_token, "agent_welcome").await;
+    let snapshot = &welcome["chats"][0];
+    assert_eq!(snapshot["chat_id"], chat.as_str(), "{welcome}");
+    assert_eq!(snapshot["transfer"]["note"], "refund", "{snapshot}");
+    assert!(
+        snapshot["continued"] != true && snapshot["reopened"] != true && snapshot["queued_at"].is_null(),
+        "a hand-over, not Ann's continued reopen: {snapshot}"
+    );
+}
+
 /// Carla gave no email on her first visit; coming back to continue it she gives one: the
 /// conversation keeps it (the customer panel shows it, follow-up mails go to it). Before,
 /// only a first opening's details were kept, and the address given on coming back was

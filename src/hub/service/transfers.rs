@@ -455,6 +455,9 @@ impl HubState {
             log.agent = agent.clone();
             log.category = category.clone();
             log.agent_name.clone_from(&agent_name);
+            // Taken from the line, it is told as a hand-over (its note), not as the
+            // continue its earlier agent was told of: as in `chat_transferred`.
+            log.continued = super::ContinuedTold::default();
             if log.archived_here {
                 let transfer = ConversationTransferred {
                     id: log.wire_id().to_string(),
