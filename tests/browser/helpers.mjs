@@ -460,7 +460,7 @@ export async function startMongo() {
     const listening = /listening on [^\s:]+:(\d+)/.exec(output);
     if (listening) { port = Number(listening[1]); break; }
     if (child.exitCode !== null) throw new Error(`MongoDB-wire server exited with ${child.exitCode}:\n${output}`);
-    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`MongoDB-wire server did not listen within 20 s:\n${output}`); }
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`MongoDB-wire server did not listen within ${waitMs(20)} s:\n${output}`); }
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
