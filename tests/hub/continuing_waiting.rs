@@ -207,6 +207,42 @@ async fn across_nodes_a_customer_writes_while_waiting_on_one_node_and_their_agen
     assert_eq!((stored[2].1, stored[3].1), ("still waiting for my parcel", "any news?"));
 }
 
+/// Across nodes, Carla comes back on alpha to her conversation (with Ann, who is away on
+/// beta) and gives an email on that join; she leaves before anyone takes her. The
+/// conversation keeps the address all the same (follow-ups by mail go to it): it is kept
+/// from the join on, not from a pairing. Before, only a pairing on her node kept it.
+#[tokio::test]
+async fn across_nodes_an_email_given_on_coming_back_is_kept_though_she_leaves_before_being_taken() {
+    let cluster = Cluster::start("continuing-waiting-email").await;
+    let (alpha, beta) = cluster.two_nodes(|_| {}).await;
+    let mut ann = beta.agent("ann", &["general"], 1).await;
+    let chat = first_visit(&alpha, &mut ann).await;
+    own_until(&alpha, VISITOR, "resolved").await;
+    away(&mut ann, false).await;
+    let mut carla = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+    carla
+        .send(
+            json!({"type": "join", "name": "Carla", "category": "general", "conversation": chat,
+            "visitor": VISITOR, "email": "carla@example.com"}),
+        )
+        .await;
+    carla.next_of("queued").await;
+    carla.send(json!({"type": "leave"})).await;
+
+    let admin = beta.admin().await;
+    let mut kept = Value::Null;
+    for _ in 0..200 {
+        let (status, conversation) = admin.get(&format!("/api/conversations/{chat}")).await;
+        assert_eq!(status, 200, "{conversation}");
+        kept = conversation["customer"]["email"].clone();
+        if kept == "carla@example.com" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(kept, "carla@example.com");
+}
+
 /// Carla's page drops while she waits in her conversation; she resumes on `back_on` (the
 /// same node, or another) having kept nothing (`last_seq` 0): `resumed` carries the
 /// conversation, its lines and hers among them, named by its agent now. The resumed

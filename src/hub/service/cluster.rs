@@ -723,6 +723,7 @@ impl HubState {
         if paired_at_once {
             out.retain(|d| !matches!(d, Decision::Queued { customer: c, .. } if *c == customer));
         }
+        self.keep_email_of_continuing(join.continues.as_deref(), &join.profile);
         // Recorded in Redis by the join's own script (its key rode in the join): a welcome
         // only ever carries a token the cluster knows.
         let token = join.token;

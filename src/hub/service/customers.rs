@@ -29,6 +29,15 @@ impl HubState {
         });
     }
 
+    /// A customer's join that continues a conversation, taken (by the routing here, or by
+    /// the cluster): an email they gave on it is kept with the conversation from then on,
+    /// whether they are paired or leave first, on whichever node.
+    pub(super) fn keep_email_of_continuing(&self, continues: Option<&Continued>, profile: &CustomerProfile) {
+        if let (Some(continued), Some(email)) = (continues, profile.email.as_deref()) {
+            self.keep_customer_email(&continued.id, email);
+        }
+    }
+
     pub(super) fn unjoined_customer_frame(&mut self, conn: ConnId, frame: ClientFrame) {
         // A refused message names its client id, so the page can match the refusal to it.
         let client_id = match &frame {
@@ -152,6 +161,7 @@ impl HubState {
         if paired_at_once {
             out.retain(|d| !matches!(d, Decision::Queued { customer: c, .. } if *c == customer));
         }
+        self.keep_email_of_continuing(continues.as_deref(), &profile);
         let token = Token::new();
         self.tokens.insert(token, customer);
         self.customers.insert(

@@ -604,11 +604,6 @@ impl HubState {
             match &continues {
                 None => self.conversation_opened(&wire_id, &category, &info.profile, &agent),
                 Some(continues) => {
-                    // An address given on coming back: the stores keep the first opening's
-                    // details, so it is kept by itself (the follow-up mails go to it).
-                    if let Some(email) = &info.profile.email {
-                        self.keep_customer_email(&wire_id, email);
-                    }
                     if let Some((holder, holder_name)) = continues.earlier_holder(&agent) {
                         self.archive
                             .push_message(ArchiveEvent::Transferred(ConversationTransferred {
