@@ -7,7 +7,9 @@
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::continuing::{VISITOR, archived_as_ann, assert_reopen_told, continuing, first_visit, own_until};
+use crate::continuing::{
+    VISITOR, archived_as_ann, assert_reopen_told, continuing, continuing_giving, email_kept, first_visit, own_until,
+};
 
 fn seqs(messages: &Value) -> Vec<u64> {
     messages
@@ -219,28 +221,10 @@ async fn across_nodes_an_email_given_on_coming_back_is_kept_though_she_leaves_be
     let chat = first_visit(&alpha, &mut ann).await;
     own_until(&alpha, VISITOR, "resolved").await;
     away(&mut ann, false).await;
-    let mut carla = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
-    carla
-        .send(
-            json!({"type": "join", "name": "Carla", "category": "general", "conversation": chat,
-            "visitor": VISITOR, "email": "carla@example.com"}),
-        )
-        .await;
+    let mut carla = continuing_giving(&alpha, Some(VISITOR), &chat, Some("carla@example.com")).await;
     carla.next_of("queued").await;
     carla.send(json!({"type": "leave"})).await;
-
-    let admin = beta.admin().await;
-    let mut kept = Value::Null;
-    for _ in 0..200 {
-        let (status, conversation) = admin.get(&format!("/api/conversations/{chat}")).await;
-        assert_eq!(status, 200, "{conversation}");
-        kept = conversation["customer"]["email"].clone();
-        if kept == "carla@example.com" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(kept, "carla@example.com");
+    email_kept(&beta.admin().await, &chat, "carla@example.com").await;
 }
 
 /// Carla's page drops while she waits in her conversation; she resumes on `back_on` (the
