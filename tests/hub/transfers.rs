@@ -199,26 +199,46 @@ async fn answered_and_reloaded(
     snapshot
 }
 
+/// Bob of General (taking one chat) signed in on `beta`, available in the cluster before
+/// anyone hands him a chat: his `profile` read, which answers his availability once it
+/// applied (a fresh clone's loaded run handed the chat over before, and the transfer was
+/// refused). His socket, his token, and his account id as `alpha` reads it.
+async fn bob_available_on(beta: &TestHub, alpha: &TestHub) -> (Ws, String, String) {
+    let (mut bob, token) = available_agent(beta, "bob", &["general"], 1).await;
+    bob.next_of("profile").await;
+    let id = alpha.admin().await.agent_id("bob").await;
+    (bob, token, id)
+}
+
+/// Across nodes (scratch `scratch`): Ann hands the chat she and Carla have on alpha to Bob
+/// on beta, with `note`; his node reads the chat's log (Ann's line comes before he
+/// answers), he answers, and his page reloads onto alpha (`onto_alpha`) or beta: the
+/// reload's snapshot, checked by [`answered_and_reloaded`].
+async fn handed_to_bob_across_nodes(scratch: &str, note: &str, onto_alpha: bool) -> Value {
+    let ([alpha, beta], _servers) = nodes(scratch, ["alpha", "beta"], |_| {}).await;
+    let (mut ann, mut carla, chat) = talking(&alpha, "my invoice is wrong", "let me find billing").await;
+    let (mut bob, bob_token, bob_id) = bob_available_on(&beta, &alpha).await;
+    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": note}))
+        .await;
+    let started = bob.next_of("chat_started").await;
+    assert_eq!(started["chat_id"], chat, "{started}");
+    if !note.is_empty() {
+        assert_eq!(started["transfer"]["note"], note, "{started}");
+    }
+    while bob.next_of("message").await["seq"] != 2 {}
+    let reloaded_on = if onto_alpha { &alpha } else { &beta };
+    let snapshot = answered_and_reloaded(bob, "Bob here", &mut carla, reloaded_on, &bob_token, &chat).await;
+    alpha.stop().await;
+    beta.stop().await;
+    snapshot
+}
+
 /// Across nodes: Bob's node kept no log of the chat Ann (alpha) hands him, with Carla on
 /// alpha too; its lines reach his node after the hand-over. After a reconnect his snapshot
 /// still names Ann's line hers and his own by nobody.
 #[tokio::test]
 async fn across_nodes_the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lines_named() {
-    let ([alpha, beta], _servers) = nodes("cluster-transfers-named", ["alpha", "beta"], |_| {}).await;
-    let (mut ann, mut carla, chat) = talking(&alpha, "my invoice is wrong", "let me find billing").await;
-    let (mut bob, bob_token) = available_agent(&beta, "bob", &["general"], 1).await;
-    // Available in the cluster before the transfer (a fresh clone's loaded run handed the
-    // chat over before Bob's availability applied: the transfer was refused, to Ann).
-    bob.next_of("profile").await;
-    let bob_id = alpha.admin().await.agent_id("bob").await;
-    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": ""}))
-        .await;
-    assert_eq!(bob.next_of("chat_started").await["chat_id"], chat);
-    // His node reads the chat's log: Ann's line comes before he answers.
-    while bob.next_of("message").await["seq"] != 2 {}
-    answered_and_reloaded(bob, "Bob here", &mut carla, &beta, &bob_token, &chat).await;
-    alpha.stop().await;
-    beta.stop().await;
+    handed_to_bob_across_nodes("cluster-transfers-named", "", false).await;
 }
 
 /// Across nodes, Bob (on beta) is handed the chat of Carla and Ann (both on alpha) with a
@@ -228,22 +248,9 @@ async fn across_nodes_the_agent_a_chat_is_handed_to_reads_the_earlier_agents_lin
 /// unnamed (a console shows such a line as its own agent's).
 #[tokio::test]
 async fn across_nodes_a_handed_on_chat_keeps_its_note_when_its_agent_reloads_onto_the_customers_node() {
-    let ([alpha, beta], _servers) = nodes("cluster-transfers-note", ["alpha", "beta"], |_| {}).await;
-    let (mut ann, mut carla, chat) = talking(&alpha, "my invoice is wrong", "let me find billing").await;
-    let (mut bob, bob_token) = available_agent(&beta, "bob", &["general"], 1).await;
-    // Available in the cluster before the transfer.
-    bob.next_of("profile").await;
-    let bob_id = alpha.admin().await.agent_id("bob").await;
-    ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": "Invoice 42"}))
-        .await;
-    let started = bob.next_of("chat_started").await;
-    assert_eq!(started["transfer"]["note"], "Invoice 42", "{started}");
-    while bob.next_of("message").await["seq"] != 2 {}
-    let snapshot = answered_and_reloaded(bob, "Bob here", &mut carla, &alpha, &bob_token, &chat).await;
+    let snapshot = handed_to_bob_across_nodes("cluster-transfers-note", "Invoice 42", true).await;
     assert_eq!(snapshot["transfer"]["note"], "Invoice 42", "{snapshot}");
     assert_eq!(snapshot["transfer"]["from_name"], "ANN", "{snapshot}");
-    alpha.stop().await;
-    beta.stop().await;
 }
 
 /// Across nodes, Ann (on alpha, Carla's node) hands the chat to Bob (beta) with a note,
@@ -254,9 +261,7 @@ async fn across_nodes_a_handed_on_chat_keeps_its_note_when_its_agent_reloads_ont
 async fn across_nodes_a_chat_handed_on_twice_keeps_the_latest_note_on_the_customers_node() {
     let ([alpha, beta], _servers) = nodes("cluster-transfers-latest-note", ["alpha", "beta"], |_| {}).await;
     let (mut ann, _carla, chat) = talking(&alpha, "my invoice is wrong", "let me find billing").await;
-    let (mut bob, _) = available_agent(&beta, "bob", &["general"], 1).await;
-    bob.next_of("profile").await;
-    let bob_id = alpha.admin().await.agent_id("bob").await;
+    let (mut bob, _, bob_id) = bob_available_on(&beta, &alpha).await;
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id, "note": "Invoice 42"}))
         .await;
     assert_eq!(bob.next_of("chat_started").await["transfer"]["note"], "Invoice 42");
@@ -335,10 +340,7 @@ async fn across_nodes_a_chat_handed_on_while_its_customer_is_away_tells_the_new_
     })
     .await;
     let away = carla_away(&alpha).await;
-    let (mut bob, _) = available_agent(&beta, "bob", &["general"], 1).await;
-    // Available in the cluster before the transfer.
-    bob.next_of("profile").await;
-    let bob_id = alpha.admin().await.agent_id("bob").await;
+    let (bob, _, bob_id) = bob_available_on(&beta, &alpha).await;
     handed_on_while_away(&alpha, away, bob, &bob_id).await;
     alpha.stop().await;
     beta.stop().await;
