@@ -137,7 +137,12 @@ export function createConversations({ send, open, inMyChats = () => false, maxLe
     latestSent.set(c.id, n);
     touched.set(c.id, n);
     error.textContent = '';
-    send({ type: 'set_conversation_status', conversation_id: c.id, status, until, client_id: clientId });
+    // Pressed while the connection is down (a reconnect under way): nothing went out, so
+    // nothing will answer; say so rather than leave the change silently lost.
+    if (!send({ type: 'set_conversation_status', conversation_id: c.id, status, until, client_id: clientId })) {
+      pending.delete(clientId);
+      error.textContent = 'Not connected: the status was not changed. Reconnecting…';
+    }
   }
 
   /**
