@@ -679,30 +679,37 @@ impl Writer {
         self.publish();
     }
 
-    /// One store call with the oldest held events; `true` when the store took them.
+    /// One store call with the oldest held events, at most `batch`; how it ended.
     /// While the store is known to be down, events queued meanwhile are spooled (and so
     /// acknowledged) as they arrive, so a hanging store does not hold acknowledgements
     /// until its write times out.
-    async fn write_front(&mut self, max_batch: usize, rx: &mut mpsc::Receiver<Queued>, open: &mut bool) -> bool {
-        let n = self.backlog.len().min(max_batch);
+    async fn write_front(&mut self, batch: usize, rx: &mut mpsc::Receiver<Queued>, open: &mut bool) -> Written {
+        let n = self.backlog.len().min(batch);
         // Events queued during the write, with their spool keys: the spooled ones come
         // first (a prefix, as in the backlog). No cap beyond the room's: the room admits
         // at most the buffer's capacity, held here or in the backlog.
         let mut arrived: Vec<(u64, Option<u64>, ArchiveEvent, u64)> = vec![];
         let started = self.status.write_started();
+        let mut timed_out = false;
         self.backlog.events.make_contiguous();
         let written = {
-            let batch = &self.backlog.events.as_slices().0[..n];
-            let write = tokio::time::timeout(self.status.write_timeout(), self.store.archive(batch));
+            let events = &self.backlog.events.as_slices().0[..n];
+            let write = tokio::time::timeout(self.status.write_timeout(), self.store.archive(events));
             tokio::pin!(write);
             let spooling = self.degraded && self.spool.is_some();
             loop {
                 let mut incoming = Vec::new();
                 tokio::select! {
                     result = &mut write => {
-                        break result.unwrap_or_else(|_| Err(StoreError::Unavailable("the write timed out".into())));
+                        break match result {
+                            Ok(written) => written,
+                            Err(_) => {
+                                timed_out = true;
+                                Err(StoreError::Unavailable("the write timed out".into()))
+                            }
+                        };
                     }
-                    got = rx.recv_many(&mut incoming, max_batch), if *open && spooling => {
+                    got = rx.recv_many(&mut incoming, self.store.max_batch().max(1)), if *open && spooling => {
                         if got == 0 {
                             *open = false;
                         }
@@ -735,7 +742,7 @@ impl Writer {
         };
         let more_waiting = self.backlog.len() > n || !arrived.is_empty() || !rx.is_empty();
         self.status.write_ended(started, more_waiting);
-        let ok = match written {
+        let outcome = match written {
             Ok(()) => {
                 let last_key = self.backlog.meta.range(..n).rev().find_map(|(_, key)| *key);
                 self.backlog.events.drain(..n);
@@ -768,7 +775,7 @@ impl Writer {
                         "archive buffer drained below half; chat messages and new conversations are accepted again"
                     );
                 }
-                true
+                Written::Landed
             }
             Err(e) => {
                 self.status.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -778,7 +785,7 @@ impl Writer {
                     tracing::error!(backend = self.store.backend(), error = %e, "archive write failed; holding events and retrying");
                 }
                 self.spool_backlog().await;
-                false
+                if timed_out { Written::TimedOut } else { Written::Failed }
             }
         };
         let spooled_prefix = arrived.iter().take_while(|(_, key, _, _)| key.is_some()).count();
@@ -792,8 +799,18 @@ impl Writer {
         }
         self.publish();
         self.take(&mut unspooled).await;
-        ok
+        outcome
     }
+}
+
+/// How a store write ended: what the writer's next write is sized by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    Landed,
+    /// No answer within the write timeout: the store may be slow rather than down.
+    TimedOut,
+    /// Refused or unreachable: says nothing of the size.
+    Failed,
 }
 
 async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<Queued>) {
@@ -801,6 +818,12 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<Queued>) {
     let max_batch = writer.store.max_batch().max(1);
     let mut incoming = Vec::with_capacity(max_batch);
     let mut open = true;
+    // The most events the next write takes: half of what a write that timed out tried,
+    // and twice as many (up to `max_batch`) after one that landed well within the timeout.
+    // A store that is slow rather than down times out on the whole backlog every time (a
+    // retry costs what the last try did), so only a smaller write gets it through; and a
+    // size that took most of the timeout is kept, not doubled into the next timeout.
+    let mut batch = max_batch;
     let mut backoff = BACKOFF_START;
     // When the next attempt at a failed write is due; `None`: now.
     let mut retry_at: Option<Instant> = None;
@@ -874,7 +897,7 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<Queued>) {
             if let Some(next) = last_write.map(|at| at + spacing)
                 && open
                 && !writer.degraded
-                && writer.backlog.len() < max_batch
+                && writer.backlog.len() < batch
                 && Instant::now() < next
             {
                 // Events that come meanwhile are taken at the top of the loop.
@@ -882,12 +905,23 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<Queued>) {
                 continue;
             }
             last_write = Some(Instant::now());
-            if writer.write_front(max_batch, &mut rx, &mut open).await {
-                backoff = BACKOFF_START;
-                retry_at = None;
-            } else {
-                retry_at = Some(Instant::now() + backoff);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+            let tried = writer.backlog.len().min(batch);
+            let began = Instant::now();
+            match writer.write_front(batch, &mut rx, &mut open).await {
+                Written::Landed => {
+                    if began.elapsed() < writer.status.write_timeout() / 4 {
+                        batch = batch.saturating_mul(2).min(max_batch);
+                    }
+                    backoff = BACKOFF_START;
+                    retry_at = None;
+                }
+                failed => {
+                    if failed == Written::TimedOut {
+                        batch = (tried / 2).max(1);
+                    }
+                    retry_at = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
             }
         } else if !open {
             tokio::time::sleep_until(retry_at.expect("not due means a retry is planned")).await;

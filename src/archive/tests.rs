@@ -83,3 +83,37 @@ async fn spooled_events_count_as_stored_only_once_the_store_has_them() {
     drop(archive);
     task.await.unwrap();
 }
+
+/// A store that is slow, not down: it takes a small write in time but not the whole
+/// backlog. Retried whole, the same too-large write timed out again and again and the
+/// backlog was never written (each retry costs what the last did); the writer now halves
+/// its batch after a failed write and grows it back after each one that lands.
+#[tokio::test]
+async fn a_store_too_slow_for_the_whole_backlog_still_gets_it_in_smaller_writes() {
+    let store = Arc::new(MemoryStore::default());
+    store.archive_hangs_above.store(2, Ordering::Relaxed);
+    store.archive_down.store(true, Ordering::Relaxed);
+    let (archive, task) = Archive::start(store.clone(), 100, None).unwrap();
+    archive.status.write_timeout_ms.store(50, Ordering::Relaxed);
+    let mut progress = archive.progress.clone();
+    for seq in 1..=10 {
+        archive.push_message(closed(&format!("c{seq}")));
+    }
+    // Held while the store is down, so the backlog is whole when it answers again.
+    progress.wait_for(|p| p.degraded).await.unwrap();
+    store.archive_down.store(false, Ordering::Relaxed);
+    let written = tokio::time::timeout(Duration::from_secs(20), progress.wait_for(|p| p.stored >= 10))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the backlog was written in writes the store could take: {:?} {:?}",
+                store.archive_calls.lock().unwrap(),
+                *archive.progress.borrow()
+            )
+        })
+        .map(|p| *p)
+        .unwrap();
+    assert_eq!(written.stored, 10, "{written:?}");
+    drop(archive);
+    task.await.unwrap();
+}

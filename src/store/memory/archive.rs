@@ -91,6 +91,10 @@ impl ArchiveStore for MemoryStore {
             if self.archive_down.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(StoreError::Unavailable("down for the test".into()));
             }
+            let most = self.archive_hangs_above.load(std::sync::atomic::Ordering::Relaxed);
+            if most > 0 && batch.len() > most {
+                std::future::pending::<()>().await;
+            }
         }
         self.with(|s| batch.iter().for_each(|e| s.apply(e)));
         Ok(())

@@ -39,6 +39,10 @@ pub struct MemoryStore {
     /// Tests of the archive writer during an outage: archive calls fail while set.
     #[cfg(test)]
     pub(crate) archive_down: std::sync::atomic::AtomicBool,
+    /// Tests of the archive writer against a store too slow for large batches: calls with
+    /// more events than this (when not 0) never answer, so the writer's timeout ends them.
+    #[cfg(test)]
+    pub(crate) archive_hangs_above: std::sync::atomic::AtomicUsize,
     /// Tests of the webhook deliverer: replacing an endpoint fails while set (a node that
     /// dies, or a store that fails, between a delivery's last attempt and its endpoint's
     /// disabling).
