@@ -46,8 +46,10 @@ pub fn with_redis<F: std::future::Future<Output = ()>>(test: impl FnOnce(Connect
 
 // ---- nodes, as the lease code (not this module's) registers them ----------------------
 
-/// Registers `node` under a fresh incarnation with a lease a minute long, as a node does
-/// at start-up (shared contract: `{sb}:incarnation`, `{sb}:nodes`, `{sb}:leases`).
+/// Registers `node` under a fresh incarnation, as a node does at start-up (shared
+/// contract: `{sb}:incarnation`, `{sb}:nodes`, `{sb}:leases`), with a lease an hour long:
+/// no test renews it, and a minute's was outlasted on a loaded machine (a test's node
+/// fenced halfway through); a test of lapsed leases ends them with [`expire_lease`].
 pub async fn register(conn: &mut ConnectionManager, node: &str) -> u64 {
     let incarnation: u64 = redis::cmd("INCR")
         .arg("{sb}:incarnation")
@@ -55,7 +57,7 @@ pub async fn register(conn: &mut ConnectionManager, node: &str) -> u64 {
         .await
         .unwrap();
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.unwrap();
-    let deadline = secs * 1000 + micros / 1000 + 60_000;
+    let deadline = secs * 1000 + micros / 1000 + 3_600_000;
     let _: () = redis::pipe()
         .cmd("HSET")
         .arg("{sb}:nodes")
