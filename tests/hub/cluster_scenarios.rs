@@ -267,6 +267,27 @@ impl Cluster {
         (normal, pubsub)
     }
 
+    /// Once every node that answers has written all its archive events (`/healthz`'s
+    /// `archive_backlog` 0), or after [`ARCHIVE_WAIT`]; a node that does not answer (one
+    /// killed for good) holds nothing to wait for.
+    async fn archives_written(&self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + ARCHIVE_WAIT;
+        for bind in &self.binds {
+            let url = format!("http://{bind}/healthz");
+            while Instant::now() < deadline {
+                let health = match client.get(&url).timeout(Duration::from_secs(2)).send().await {
+                    Ok(answer) => answer.json::<Value>().await.ok(),
+                    Err(_) => break,
+                };
+                if health.is_some_and(|h| h["archive_backlog"] == 0) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
     fn ws_urls(&self) -> Vec<String> {
         self.binds.iter().map(|b| format!("ws://{b}")).collect()
     }
@@ -830,7 +851,11 @@ async fn run(tag: &str, shape: Shape) -> Outcome {
                 .unwrap(),
         );
     }
-    // Let the last acknowledgements reach the agents.
+    // Let the last acknowledgements reach the agents: a line's is held until its archive
+    // write is committed, and on a loaded machine the MongoDB-wire server can be seconds
+    // behind (an agent stopped before then counted its own unacknowledged last reply as a
+    // gap in the chat's seqs).
+    cluster.archives_written().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     ctx.done.cancel();
     let mut agents = vec![];
