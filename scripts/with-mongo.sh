@@ -26,4 +26,12 @@ export SWITCHBOARD_TEST_MONGODB_URI="mongodb://127.0.0.1:$port"
 # The server binary itself, for tests that stop and restart MongoDB mid-chat.
 export SWITCHBOARD_TEST_MONGOD="$PWD/$server"
 echo "with-mongo: MongoDB-wire server on port $port"
-"$@"
+# A failure shows the server's own last words too (a slow or wedged server is one cause of
+# archive writes timing out); the log goes with the server at exit.
+status=0
+"$@" || status=$?
+if [ "$status" != 0 ]; then
+  echo "with-mongo: the command failed (exit $status); the MongoDB-wire server's last log lines:" >&2
+  tail -n 60 "$log" >&2
+fi
+exit "$status"
