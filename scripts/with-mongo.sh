@@ -22,7 +22,12 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 if [ -z "$port" ]; then echo "with-mongo: secantusd-py did not say it listens within 30 s:" >&2; cat "$log" >&2; exit 1; fi
-export SWITCHBOARD_TEST_MONGODB_URI="mongodb://127.0.0.1:$port"
+# Without retryable writes: secantusdb keeps a record of each one for 30 minutes (up to
+# 10,000) and scans them all, in Python under its global lock, at every write, so a test
+# with a few thousand writes (the 300-customer cluster scenario) slowed it until writes
+# timed out for minutes after the traffic ended (2026-12-02). MongoDB itself keeps them
+# in an index; the hub's own retries are idempotent by natural ids and do not rely on them.
+export SWITCHBOARD_TEST_MONGODB_URI="mongodb://127.0.0.1:$port/?retryWrites=false"
 # The server binary itself, for tests that stop and restart MongoDB mid-chat.
 export SWITCHBOARD_TEST_MONGOD="$PWD/$server"
 echo "with-mongo: MongoDB-wire server on port $port"

@@ -117,9 +117,12 @@ async fn the_events_of_a_chat_ended_on_the_agents_node_come_in_order_while_the_c
     let redis = RedisServer::start().await;
     let scratch = TempDir::new("webhooks-lagging-node");
     let (uri, db) = (mongo_uri(), format!("t{}", uuid::Uuid::new_v4().simple()));
+    // The server's address: the URI's host and port, before any path or options.
     let server = uri
         .trim_start_matches("mongodb://")
-        .trim_end_matches('/')
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default()
         .parse()
         .unwrap();
     let link = HeldLink::to(server).await;
