@@ -161,7 +161,28 @@ export async function newPage(browser, viewport = DEFAULT_SIZE, options = {}) {
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
   if (process.env.PAGE_CONSOLE) page.on('console', (m) => console.error(`[console] ${m.text()}`));
+  keepFrames(page);
   return page;
+}
+
+/** The last websocket frames each page sent and got, printed by `withShots` when a test fails. */
+const FRAMES = new WeakMap();
+/** Frames kept a page: enough for the moments before a failed wait, not a whole test's. */
+const FRAMES_KEPT = 60;
+
+function keepFrames(page) {
+  const kept = [];
+  FRAMES.set(page, kept);
+  const keep = (dir, payload) => {
+    kept.push(`${new Date().toISOString().slice(11, 23)} ${dir} ${String(payload).slice(0, 300)}`);
+    if (kept.length > FRAMES_KEPT) kept.shift();
+  };
+  page.on('websocket', (ws) => {
+    keep('open', ws.url());
+    ws.on('framesent', (f) => keep('>>', f.payload));
+    ws.on('framereceived', (f) => keep('<<', f.payload));
+    ws.on('close', () => keep('closed', ws.url()));
+  });
 }
 
 /**
@@ -356,6 +377,10 @@ export async function withShots(name, body) {
     await body(pages);
   } catch (error) {
     await Promise.all(pages.map((p, i) => (p.isClosed() ? null : saveShot(p, `FAILED-${name}-${i}`).catch(() => {}))));
+    pages.forEach((p, i) => {
+      const frames = FRAMES.get(p);
+      if (frames?.length) console.error(`[${name} page ${i}: its last websocket frames]\n${frames.join('\n')}`);
+    });
     throw error;
   } finally {
     await Promise.all(pages.map((p) => p.context().close().catch(() => {})));
