@@ -113,12 +113,14 @@ impl ArchiveStatus {
         now
     }
 
-    fn write_ended(&self, started: u64, more_waiting: bool) {
+    /// Ends the write `write_started` began: how long it took.
+    fn write_ended(&self, started: u64, more_waiting: bool) -> Duration {
         let took = (crate::clock::now_ms() as u64).saturating_sub(started);
         let threshold = self.slow_after_ms.load(Ordering::Relaxed);
         let slow = threshold != 0 && took > threshold && more_waiting;
         self.last_write_slow.store(slow, Ordering::Relaxed);
         self.write_started_ms.store(0, Ordering::Relaxed);
+        Duration::from_millis(took)
     }
 }
 
@@ -741,7 +743,7 @@ impl Writer {
             }
         };
         let more_waiting = self.backlog.len() > n || !arrived.is_empty() || !rx.is_empty();
-        self.status.write_ended(started, more_waiting);
+        let took = self.status.write_ended(started, more_waiting);
         let outcome = match written {
             Ok(()) => {
                 let last_key = self.backlog.meta.range(..n).rev().find_map(|(_, key)| *key);
@@ -775,7 +777,7 @@ impl Writer {
                         "archive buffer drained below half; chat messages and new conversations are accepted again"
                     );
                 }
-                Written::Landed
+                Written::Landed { took }
             }
             Err(e) => {
                 self.status.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -785,7 +787,11 @@ impl Writer {
                     tracing::error!(backend = self.store.backend(), error = %e, "archive write failed; holding events and retrying");
                 }
                 self.spool_backlog().await;
-                if timed_out { Written::TimedOut } else { Written::Failed }
+                if timed_out {
+                    Written::TimedOut { tried: n }
+                } else {
+                    Written::Failed
+                }
             }
         };
         let spooled_prefix = arrived.iter().take_while(|(_, key, _, _)| key.is_some()).count();
@@ -804,11 +810,16 @@ impl Writer {
 }
 
 /// How a store write ended: what the writer's next write is sized by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Written {
-    Landed,
-    /// No answer within the write timeout: the store may be slow rather than down.
-    TimedOut,
+    Landed {
+        took: Duration,
+    },
+    /// No answer within the write timeout to a write of `tried` events: the store may be
+    /// slow rather than down.
+    TimedOut {
+        tried: usize,
+    },
     /// Refused or unreachable: says nothing of the size.
     Failed,
 }
@@ -905,18 +916,16 @@ async fn write_loop(mut writer: Writer, mut rx: mpsc::Receiver<Queued>) {
                 continue;
             }
             last_write = Some(Instant::now());
-            let tried = writer.backlog.len().min(batch);
-            let began = Instant::now();
             match writer.write_front(batch, &mut rx, &mut open).await {
-                Written::Landed => {
-                    if began.elapsed() < writer.status.write_timeout() / 4 {
+                Written::Landed { took } => {
+                    if took < writer.status.write_timeout() / 4 {
                         batch = batch.saturating_mul(2).min(max_batch);
                     }
                     backoff = BACKOFF_START;
                     retry_at = None;
                 }
                 failed => {
-                    if failed == Written::TimedOut {
+                    if let Written::TimedOut { tried } = failed {
                         batch = (tried / 2).max(1);
                     }
                     retry_at = Some(Instant::now() + backoff);

@@ -87,7 +87,7 @@ async fn spooled_events_count_as_stored_only_once_the_store_has_them() {
 /// A store that is slow, not down: it takes a small write in time but not the whole
 /// backlog. Retried whole, the same too-large write timed out again and again and the
 /// backlog was never written (each retry costs what the last did); the writer now halves
-/// its batch after a failed write and grows it back after each one that lands.
+/// what a write that timed out tried, and doubles it back after each that lands quickly.
 #[tokio::test]
 async fn a_store_too_slow_for_the_whole_backlog_still_gets_it_in_smaller_writes() {
     let store = Arc::new(MemoryStore::default());

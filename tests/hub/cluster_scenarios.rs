@@ -268,8 +268,8 @@ impl Cluster {
     }
 
     /// Once every node that answers has written all its archive events (`/healthz`'s
-    /// `archive_backlog` 0), or after [`ARCHIVE_WAIT`]; a node that does not answer (one
-    /// killed for good) holds nothing to wait for.
+    /// `archive_backlog` 0), or after [`ARCHIVE_WAIT`]; a node that refuses the connection
+    /// (one killed for good) holds nothing to wait for, a slow one is asked again.
     async fn archives_written(&self) {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + ARCHIVE_WAIT;
@@ -278,7 +278,8 @@ impl Cluster {
             while Instant::now() < deadline {
                 let health = match client.get(&url).timeout(Duration::from_secs(2)).send().await {
                     Ok(answer) => answer.json::<Value>().await.ok(),
-                    Err(_) => break,
+                    Err(e) if e.is_connect() => break,
+                    Err(_) => None,
                 };
                 if health.is_some_and(|h| h["archive_backlog"] == 0) {
                     break;
