@@ -139,6 +139,9 @@ pub(super) struct EndedVisit {
     /// elsewhere before the end may reach this node after it (or, its log taken on for a
     /// resume, be still on their way in its first read).
     complete: bool,
+    /// When its grace period ends (`Command::ForgetEndedVisit`): how long Redis is to keep
+    /// it when this node records it there again (after Redis lost its data).
+    until: tokio::time::Instant,
 }
 
 struct AgentInfo {

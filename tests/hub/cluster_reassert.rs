@@ -703,6 +703,50 @@ async fn a_resume_before_the_nodes_record_their_tokens_again_is_refused_for_now_
     beta.stop().await;
 }
 
+/// Found by scenario 4 (seed 4, in CI on 2026-12-02): a customer away when their agent
+/// ended the chat gets the chat and its ending on resuming, on any node: their node keeps
+/// the ending and records it in Redis for the grace period. Redis then lost its data, and
+/// with it that record; the nodes recorded their customers' tokens again, but she was no
+/// longer anyone's customer, so her resume on the other node, refused for now while the
+/// restore settled, was then `resume_expired` with most of her grace left. Now her node
+/// records again the endings it keeps.
+#[tokio::test]
+async fn a_customer_whose_chat_ended_while_away_sees_its_end_on_another_node_after_redis_came_back_empty() {
+    let ([alpha, beta], mut servers) = two_nodes("cluster-reassert-ended-away").await;
+    let (mut ann, mut carla, chat) = chatting(&beta, "ann", &alpha, "Carla").await;
+    exchange(&mut carla, &mut ann, &chat, "one", 1).await;
+    let token = gone_away(carla, &mut ann, &chat).await;
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    assert_eq!(ann.next_of("chat_ended").await["chat_id"], chat.as_str());
+    // Alpha (hers) and beta (Ann's) each record the ending: the loss comes after both.
+    let redis = redis_conn(&servers.redis).await;
+    crate::cluster_base::eventually("both nodes record the ending", || {
+        let mut redis = redis.clone();
+        async move {
+            let kept =
+                keys(&mut redis, "{sb}:ended:*").await.len() + keys(&mut redis, "{sb}:ended-customer:*").await.len();
+            (kept == 2).then_some(())
+        }
+    })
+    .await;
+    drop(redis);
+
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+    healthy(&alpha, "alpha").await;
+    healthy(&beta, "beta").await;
+    let (mut back, resumed) = resumed_on(&beta, &token, 0, Duration::from_secs(30), "carla on beta").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    assert_eq!(resumed["chat"]["messages"][0]["text"], "one", "{resumed}");
+    let ended = back.next_of("chat_ended").await;
+    assert_eq!(
+        (ended["chat_id"].as_str(), ended["ended_by"].as_str()),
+        (Some(chat.as_str()), Some("agent")),
+        "{ended}"
+    );
+    alpha.stop().await;
+    beta.stop().await;
+}
+
 /// Found by scenario 4 (seed 5): a customer whose node was lost is held away by the node
 /// that reaped it, which runs their grace timer but never had their token (Redis holds its
 /// digest, recorded by the node that issued it). Redis then came back empty: the nodes

@@ -1299,7 +1299,9 @@ async fn scenario_3_a_node_stopped_past_its_lease_under_random_traffic_seed_3() 
 /// sent into a customer's connection that was already going left their resume
 /// `resume_expired`; a resume on a node whose replica had not applied the customer's join
 /// (or the restore) yet was `resume_expired`; a resume crossing the chat's end was
-/// `resume_expired` when Redis refused it before this replica applied the end.
+/// `resume_expired` when Redis refused it before this replica applied the end; the ending
+/// kept for a customer away when their agent ended the chat went with Redis's data, and
+/// their resume on another node after the restore was `resume_expired`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_4_every_fault_in_turn_under_random_traffic() {
     every_fault_in_turn(4).await;

@@ -119,17 +119,17 @@ pub(crate) enum RouterCall {
     /// events stream brings the welcome.
     ReadEndings { agent: AgentId },
     /// A customer away when their chat ended: what they get on resuming elsewhere
-    /// (JSON, kept under `resume_tokens::ended_key` for `ttl`). The chat's log is read
-    /// once more first, and its lines after `recorded` (the seq this node had recorded at
-    /// the end) join the visit's chat: stamped before the end, they may reach this node
-    /// after the end's event (pub/sub and the events stream are not ordered with each
-    /// other; a node stopped and woken has both waiting and takes either first).
+    /// (JSON, kept under `resume_tokens::ended_key` for `ttl`). With `read_after`, the
+    /// chat's log is read once more first, and its lines after the seq this node had
+    /// recorded at the end join the visit's chat: stamped before the end, they may reach
+    /// this node after the end's event (pub/sub and the events stream are not ordered with
+    /// each other; a node stopped and woken has both waiting and takes either first).
+    /// Without, the visit is recorded as it is (again, after Redis lost its data).
     RememberEndedVisit {
         key: String,
         visit: serde_json::Value,
         ttl: Duration,
-        chat: ChatId,
-        recorded: u64,
+        read_after: Option<(ChatId, u64)>,
         /// The token of this node's own copy of the visit, which the lines read complete
         /// (`Command::EndedVisitRead`); `None` for a reaper's, which keeps no copy.
         local: Option<String>,
@@ -698,12 +698,16 @@ async fn router(
                 key,
                 mut visit,
                 ttl,
-                chat,
-                recorded,
+                read_after,
                 local,
             } => {
-                let read = read_log(&mut conn, chat, recorded).await;
-                let late = add_late_lines(&mut visit, recorded, read);
+                let late = match read_after {
+                    Some((chat, recorded)) => {
+                        let read = read_log(&mut conn, chat, recorded).await;
+                        add_late_lines(&mut visit, recorded, read)
+                    }
+                    None => vec![],
+                };
                 let visit = visit.to_string();
                 if let Err(e) = resume_tokens::remember_ended(&mut conn, &key, &visit, ttl).await {
                     tracing::warn!(error = %e, "could not record an ended chat: a resume on another node will not show it");

@@ -242,13 +242,14 @@ impl HubState {
                         chat: snapshot,
                         ended,
                         complete: true,
+                        until: tokio::time::Instant::now() + self.settings.resume_grace,
                     };
                     match self.customers.get(&customer) {
                         Some(info) => {
                             let token = info.token.to_string();
                             visit.name.clone_from(&info.name);
                             let key = resume_tokens::ended_key(&token);
-                            let read = self.share_ended_visit(key, &visit, (chat, recorded), Some(token.clone()));
+                            let read = self.share_ended_visit(key, &visit, Some((chat, recorded)), Some(token.clone()));
                             visit.complete = !read;
                             self.ended_visits.insert(token.clone(), visit);
                             after(
@@ -259,7 +260,7 @@ impl HubState {
                         }
                         None => {
                             let key = resume_tokens::ended_customer_key(customer);
-                            self.share_ended_visit(key, &visit, (chat, recorded), None);
+                            self.share_ended_visit(key, &visit, Some((chat, recorded)), None);
                         }
                     }
                 }

@@ -127,19 +127,20 @@ impl HubState {
 
     /// A customer away when their chat ended may come back on another node: what they
     /// get there (the `resumed` frame with the whole chat, then its `chat_ended`) is kept
-    /// in Redis for the grace period under `key`: beside the token's key (their node), or
-    /// under their id (their reaper, which never had the token). The frames are kept as
-    /// JSON: the node that shows them only drops the lines before the customer's `last_seq`.
-    /// The chat (`chat_id`) was recorded here up to `recorded`: the router reads its log once
-    /// more before keeping the visit, and adds the lines after that seq
-    /// (`RouterCall::RememberEndedVisit`), and hands them to this node's own copy, kept
-    /// under `local` (`Command::EndedVisitRead`). Whether it will: `false` on one node, or
-    /// when the router's queue is full.
+    /// in Redis for what is left of the grace period under `key`: beside the token's key
+    /// (their node), or under their id (their reaper, which never had the token). The
+    /// frames are kept as JSON: the node that shows them only drops the lines before the
+    /// customer's `last_seq`. `read_after`: the chat was recorded here up to that seq; the
+    /// router reads its log once more before keeping the visit, and adds the lines after
+    /// it (`RouterCall::RememberEndedVisit`), and hands them to this node's own copy, kept
+    /// under `local` (`Command::EndedVisitRead`); `None` when the visit is recorded again
+    /// after Redis lost its data (the chat's log went with it). Whether it will: `false`
+    /// on one node, or when the router's queue is full.
     pub(in crate::hub::service) fn share_ended_visit(
         &self,
         key: String,
         visit: &EndedVisit,
-        (chat_id, recorded): (ChatId, u64),
+        read_after: Option<(ChatId, u64)>,
         local: Option<String>,
     ) -> bool {
         if self.cluster.is_none() {
@@ -158,9 +159,8 @@ impl HubState {
         self.call(RouterCall::RememberEndedVisit {
             key,
             visit: json,
-            ttl: self.settings.resume_grace,
-            chat: chat_id,
-            recorded,
+            ttl: visit.until.saturating_duration_since(tokio::time::Instant::now()),
+            read_after,
             local,
         })
     }

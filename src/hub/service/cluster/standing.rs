@@ -7,6 +7,7 @@ use super::super::HubState;
 use super::super::decisions::ChatClosing;
 use super::{LetGoChat, LetGoVisit};
 use crate::cluster::replica::RoutingOp;
+use crate::cluster::resume_tokens;
 use crate::core::routing::{AgentId, CategoryId, ChatId, CustomerId, Party};
 use crate::hub::cluster::link::{RouterCall, UNAVAILABLE};
 use crate::hub::delivery::{ConnId, Delivery, Outbound, Recipient};
@@ -186,7 +187,7 @@ impl HubState {
             .map(|(id, c)| (c.token.to_string(), *id))
             .collect();
         for (token, customer) in tokens {
-            self.remember_token(&token, customer, crate::cluster::resume_tokens::HELD_FOR);
+            self.remember_token(&token, customer, resume_tokens::HELD_FOR);
         }
         // And those of the customers a lost node left in this node's care (their grace
         // runs here): it never had their tokens, but knows their keys (from their join's
@@ -194,8 +195,15 @@ impl HubState {
         // a customer's resume within grace found no token: `resume_expired` (scenario 4).
         for customer in self.customers_in_our_care() {
             if let Some(key) = self.cluster_mut().remote_token_key(customer).map(String::from) {
-                self.remember_token_key(key, customer, crate::cluster::resume_tokens::HELD_FOR);
+                self.remember_token_key(key, customer, resume_tokens::HELD_FOR);
             }
+        }
+        // And the endings it keeps of chats that ended while their customer was away (no
+        // longer anyone's customer, so not among the tokens above): Redis lost its copy,
+        // or never took it (it was away at the end). Else, once the restore had settled,
+        // their resume on another node within grace was `resume_expired` (scenario 4).
+        for (token, visit) in &self.ended_visits {
+            self.share_ended_visit(resume_tokens::ended_key(token), visit, None, None);
         }
         let names: Vec<(AgentId, String)> = self
             .agents
