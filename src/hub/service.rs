@@ -130,6 +130,7 @@ struct CustomerInfo {
 }
 
 /// What a customer whose chat ended while they were away gets on resume.
+#[derive(Clone)]
 pub(super) struct EndedVisit {
     name: String,
     chat: ChatSnapshot,

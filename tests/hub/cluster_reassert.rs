@@ -733,18 +733,58 @@ async fn a_customer_whose_chat_ended_while_away_sees_its_end_on_another_node_aft
 
     let _redis = killed_and_back_empty(&mut servers.redis).await;
     healthy(&alpha, "alpha").await;
-    healthy(&beta, "beta").await;
-    let (mut back, resumed) = resumed_on(&beta, &token, 0, Duration::from_secs(30), "carla on beta").await;
-    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    shows_the_end_on(beta, &token, &chat).await;
+    alpha.stop().await;
+}
+
+/// Carla, whose chat `chat` Ann ended while she was away (after "one"), resumes with
+/// `token` on `hub` once the restore let it answer: she gets the chat and its end.
+async fn shows_the_end_on(hub: crate::common::TestHub, token: &str, chat: &str) {
+    healthy(&hub, "the node she resumes on").await;
+    let (mut back, resumed) = resumed_on(&hub, token, 0, Duration::from_secs(30), "carla").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat, "{resumed}");
     assert_eq!(resumed["chat"]["messages"][0]["text"], "one", "{resumed}");
     let ended = back.next_of("chat_ended").await;
     assert_eq!(
         (ended["chat_id"].as_str(), ended["ended_by"].as_str()),
-        (Some(chat.as_str()), Some("agent")),
+        (Some(chat), Some("agent")),
         "{ended}"
     );
-    alpha.stop().await;
-    beta.stop().await;
+    hub.stop().await;
+}
+
+/// The same for a customer whose node was lost: the node that reaped it (Ann's) keeps the
+/// ending under her id (it never had her token), reached through her token's key. Both
+/// went with Redis's data, and nobody recorded them again.
+#[tokio::test]
+async fn a_customer_of_a_lost_node_whose_chat_ended_while_away_sees_its_end_after_redis_came_back_empty() {
+    use crate::cluster_fixture::{Process, customer_on, process_and_nodes};
+    let (mut doomed, bind, [live], mut servers) = process_and_nodes(
+        "cluster-reassert-reaped-ended",
+        Process::named("doomed"),
+        ["live"],
+        lease_of(1_000),
+    )
+    .await;
+    let mut ann = live.agent("ann", &["general"], 1).await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let (chat, token) = one_said(&mut carla, &mut ann).await;
+    doomed.0.kill().unwrap();
+    let _ = doomed.0.wait();
+    // Live reaps doomed: Carla is away, her grace running there; Ann ends the chat.
+    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+    ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
+    assert_eq!(ann.next_of("chat_ended").await["chat_id"], chat.as_str());
+    let redis = redis_conn(&servers.redis).await;
+    crate::cluster_base::eventually("live records the ending", || {
+        let mut redis = redis.clone();
+        async move { (!keys(&mut redis, "{sb}:ended-customer:*").await.is_empty()).then_some(()) }
+    })
+    .await;
+    drop(redis);
+
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+    shows_the_end_on(live, &token, &chat).await;
 }
 
 /// Found by scenario 4 (seed 5): a customer whose node was lost is held away by the node

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::continuing::Continued;
-use super::{AgentInfo, ChatLog, CustomerInfo, HubState, Token, close};
+use super::{AgentInfo, ChatLog, CustomerInfo, EndedVisit, HubState, Token, close};
 use crate::clock::now_ms;
 use crate::cluster::buddy_line::BuddyLine;
 use crate::cluster::chat_log::{ChatLine, NodeMessage};
@@ -170,6 +170,11 @@ pub(crate) struct ClusterState {
     /// them, with no ending kept yet, comes before their node has kept the ending for them
     /// (it keeps it, then forgets the token) — to be tried again, not refused as expired.
     ended_lately: VecDeque<(Instant, CustomerId)>,
+    /// The endings this node kept in Redis under a customer's id (it ran their chat's log,
+    /// and they were another node's or in its care: `resume_tokens::ended_customer_key`),
+    /// with their token's key, until their grace period ends: Redis losing its data loses
+    /// both, and they are recorded again after the restore.
+    endings_by_customer: HashMap<CustomerId, (String, EndedVisit)>,
     /// Resumes whose token names a customer this replica does not know yet, waiting for
     /// it to apply the events stream up to the newest entry at their lookup.
     pub(super) awaiting_replica: Vec<resume::AwaitingReplica>,
@@ -273,6 +278,7 @@ impl ClusterState {
             through_loss: false,
             claims_coming: false,
             ended_lately: VecDeque::new(),
+            endings_by_customer: HashMap::new(),
             awaiting_replica: Vec::new(),
             inherited_waiting: HashSet::new(),
             refused_unknown: VecDeque::new(),
@@ -456,6 +462,23 @@ impl ClusterState {
     pub(super) fn ended_lately(&mut self, customer: CustomerId, grace: Duration) -> bool {
         self.forget_endings_before(grace);
         self.ended_lately.iter().any(|(_, c)| *c == customer)
+    }
+
+    /// Keeps `visit`, the ending kept in Redis under `customer`'s id, with their token's
+    /// key, to record both again should Redis lose its data (until the grace period ends).
+    pub(super) fn keep_ending_by_customer(&mut self, customer: CustomerId, token_key: String, visit: EndedVisit) {
+        let now = tokio::time::Instant::now();
+        self.endings_by_customer.retain(|_, (_, kept)| kept.until > now);
+        self.endings_by_customer.insert(customer, (token_key, visit));
+    }
+
+    /// The endings kept by customer whose grace period runs still (see above).
+    pub(super) fn endings_by_customer(&mut self) -> Vec<(CustomerId, String, EndedVisit)> {
+        let now = tokio::time::Instant::now();
+        self.endings_by_customer.retain(|_, (_, kept)| kept.until > now);
+        (self.endings_by_customer.iter())
+            .map(|(customer, (key, visit))| (*customer, key.clone(), visit.clone()))
+            .collect()
     }
 
     fn forget_endings_before(&mut self, grace: Duration) {

@@ -261,6 +261,11 @@ impl HubState {
                         None => {
                             let key = resume_tokens::ended_customer_key(customer);
                             self.share_ended_visit(key, &visit, Some((chat, recorded)), None);
+                            if let Some(cluster) = self.cluster.as_mut()
+                                && let Some(token_key) = cluster.remote_token_key(customer).map(String::from)
+                            {
+                                cluster.keep_ending_by_customer(customer, token_key, visit);
+                            }
                         }
                     }
                 }

@@ -205,6 +205,13 @@ impl HubState {
         for (token, visit) in &self.ended_visits {
             self.share_ended_visit(resume_tokens::ended_key(token), visit, None, None);
         }
+        // The same for those kept under a customer's id (their node lost, or another node's
+        // customer), with their token's key, through which a lookup finds them.
+        for (customer, token_key, visit) in self.cluster_mut().endings_by_customer() {
+            let left = visit.until.saturating_duration_since(tokio::time::Instant::now());
+            self.remember_token_key(token_key, customer, left);
+            self.share_ended_visit(resume_tokens::ended_customer_key(customer), &visit, None, None);
+        }
         let names: Vec<(AgentId, String)> = self
             .agents
             .iter()
