@@ -34,13 +34,15 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 /** Starts the hub on 127.0.0.1:0 and resolves once its banner names the port. */
 export async function startHub(extraEnv = {}) {
   if (!existsSync(BIN)) throw new Error(`hub binary not found at ${BIN}; run \`cargo build --bin switchboard\` or set SWITCHBOARD_BIN`);
+  // Each hub its own data directory: a hub on MongoDB keeps its outage spool there, and
+  // one left in the tree would be replayed into the next run's store. Removed once the
+  // hub stopped (one a test names itself is the test's).
+  const dataDir = extraEnv.DATA_DIR ? null : mkdtempSync(path.join(os.tmpdir(), 'switchboard-browser-'));
   const child = spawn(BIN, [], {
     env: {
       PATH: process.env.PATH,
       STORE: 'memory',
-      // Each hub its own data directory: a hub on MongoDB keeps its outage spool there,
-      // and one left in the tree would be replayed into the next run's store.
-      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'switchboard-browser-')),
+      ...(dataDir ? { DATA_DIR: dataDir } : {}),
       BIND_ADDR: '127.0.0.1:0',
       ADMIN_PASSWORD,
       RESUME_GRACE_SECS: '30',
@@ -68,12 +70,14 @@ export async function startHub(extraEnv = {}) {
   return {
     url,
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -264,3 +264,60 @@ async fn a_second_page_on_another_node_is_refused_and_that_node_stays_up() {
     let got = agent.next_of("message").await;
     assert_eq!((got["seq"].as_u64(), got["text"].as_str()), (Some(3), Some("three")));
 }
+
+/// Found by scenario 4 (seed 4, under load): a customer's resume on a node that still held
+/// them away, applied after they had resumed on another node and left it again. Alpha (a
+/// process whose follower holds beta's `customer_resumed` 3 s) holds Carla away; she
+/// resumes on beta and closes that page, and before alpha has applied any of it she
+/// resumes on alpha, where her record is. Redis takes that resume (she is away); alpha
+/// then replays beta's resume (it lets go of her: no record), beta's disconnect, and its
+/// own resume, with nothing to show her. Her page there was left unanswered, and Redis held
+/// her connected on alpha with no page: every later resume was "still held elsewhere".
+/// Now that page is told to resume again (1013), and she is away on alpha: she resumes.
+#[tokio::test]
+async fn a_resume_applied_after_its_node_let_go_of_the_customer_is_answered_and_leaves_them_away() {
+    use crate::cluster_fixture::{Process, customer_on, process_and_nodes, resumed_on};
+    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", "alpha:3000:customer_resumed:beta")];
+    let (_alpha, bind, [beta], _servers) = process_and_nodes(
+        "cluster-resume-let-go-meanwhile",
+        Process::named("alpha").env(&hook),
+        ["beta"],
+        crate::cluster_redis_restart::lease_of(1_000),
+    )
+    .await;
+    let alpha = crate::common::Endpoint::at(&bind);
+    let mut ann = beta.agent("ann", &["general"], 1).await;
+    let mut carla = customer_on(&bind, "Carla", "general").await;
+    let chat = carla.chat_id_in("chat_started").await;
+    assert_eq!(ann.chat_id_in("chat_started").await, chat);
+    let token = carla.token.clone().unwrap();
+    drop(carla);
+    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+
+    let (on_beta, _) = resumed_on(&beta, &token, 0, Duration::from_secs(10), "carla on beta").await;
+    assert_eq!(ann.next_of("peer_back").await["chat_id"], chat.as_str());
+    drop(on_beta);
+    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+    // Alpha has not applied any of it yet: she is its own away customer there.
+    let mut on_alpha = Ws::connect(&alpha.ws_url("/ws/customer"), &[]).await.unwrap();
+    on_alpha
+        .send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
+    // Answered once alpha applies the lot (its follower holds it 3 s).
+    let answer = on_alpha
+        .next_matching_within(Duration::from_secs(15), |f| {
+            f["type"] == "error" || f["type"] == "resumed"
+        })
+        .await;
+    assert_eq!(answer["code"], "cluster_unavailable", "{answer}");
+    let closed = tokio::time::timeout(Duration::from_secs(10), on_alpha.closed())
+        .await
+        .expect("the page alpha took the resume for is answered, not left waiting");
+    assert_eq!(closed.map(u16::from), Some(1013));
+
+    let (mut back, resumed) = resumed_on(&beta, &token, 0, Duration::from_secs(15), "carla again").await;
+    assert_eq!(resumed["chat"]["chat_id"], chat.as_str(), "{resumed}");
+    back.send(json!({"type": "message", "text": "still here"})).await;
+    assert_eq!(back.next_of("ack").await["chat_id"], chat.as_str());
+    assert_eq!(ann.next_of("message").await["text"], "still here");
+}

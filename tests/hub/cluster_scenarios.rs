@@ -1301,7 +1301,11 @@ async fn scenario_3_a_node_stopped_past_its_lease_under_random_traffic_seed_3() 
 /// (or the restore) yet was `resume_expired`; a resume crossing the chat's end was
 /// `resume_expired` when Redis refused it before this replica applied the end; the ending
 /// kept for a customer away when their agent ended the chat went with Redis's data, and
-/// their resume on another node after the restore was `resume_expired`.
+/// their resume on another node after the restore was `resume_expired`; a node whose
+/// resume applied after it had let go of the customer (they resumed elsewhere and left
+/// again meanwhile) left the page unanswered and the customer held there with no page; a
+/// resume undone on a node the chat's agent had come to meanwhile dropped the agent's log
+/// of the chat, and the customer's next lines never reached the agent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_4_every_fault_in_turn_under_random_traffic() {
     every_fault_in_turn(4).await;

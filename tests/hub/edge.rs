@@ -88,6 +88,8 @@ pub(crate) struct HubProcess {
     pub(crate) addr: std::net::SocketAddr,
     /// What it printed so far (the banner, then the log).
     output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Its working directory, removed with it.
+    _dir: tempfile::TempDir,
 }
 
 impl HubProcess {
@@ -96,8 +98,7 @@ impl HubProcess {
     pub(crate) fn start(env: &[(&str, &str)], soft: u64, hard: u64) -> HubProcess {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
-        let dir = std::env::temp_dir().join(format!("switchboard-edge-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new().prefix("switchboard-edge-").tempdir().unwrap();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
         command
             .current_dir(&dir)
@@ -140,7 +141,12 @@ impl HubProcess {
             .expect("the hub says where it listens")
             .parse()
             .unwrap();
-        HubProcess { child, addr, output }
+        HubProcess {
+            child,
+            addr,
+            output,
+            _dir: dir,
+        }
     }
 
     fn url(&self, path: &str) -> String {

@@ -222,30 +222,23 @@ impl HubState {
     pub(in crate::hub::service) fn resume_applied(&mut self, customer: CustomerId, resumed: Option<ServerFrame>) {
         let Some(waiting) = self.cluster_mut().awaiting_resumed.remove(&customer) else {
             // Applied, though this node took it for refused (its answer was lost in
-            // transit) or settled it meanwhile: Redis holds them connected here with no
-            // page. Away again, so that their next resume is not refused as connected.
-            // (This node holds them at this point of the stream; were it lost meanwhile,
-            // the call would be refused as fenced.)
-            if self.customers.get(&customer).is_none_or(|info| info.conn.is_none()) {
-                self.route(RoutingOp::CustomerDisconnected(customer), None);
-            }
-            // Let go of meanwhile (the attempt was undone): Redis holds them here all the
-            // same, and the node they left let go of them on this very entry. So this node
-            // archives their chat from here, as a reaper does (`handover`): else
-            // what is said in it until they resume elsewhere is archived by nobody.
-            if !self.customers.contains_key(&customer)
-                && let Some(chat) = self.routing.customer_chat(customer)
-            {
-                self.inherit_archiving(chat);
-            }
-            return;
+            // transit) or settled it meanwhile.
+            return self.held_without_page(customer);
         };
-        let (Some(resumed), true) = (resumed, self.conns.contains_key(&waiting.conn)) else {
-            // The page went while its resume was under way: they are away again.
-            if self.customers.contains_key(&customer) {
-                self.route(RoutingOp::CustomerDisconnected(customer), None);
+        let page = self.conns.contains_key(&waiting.conn).then_some(waiting.conn);
+        let Some(resumed) = resumed.filter(|_| page.is_some()) else {
+            // The page went while its resume was under way; or this node let go of them
+            // meanwhile (they resumed on another node, and left it again before this
+            // resume applied), so it has no record to show them: the page is told to
+            // resume again, which takes them on afresh. Before, it was left unanswered,
+            // and they stayed held here with no page, every later resume refused as
+            // "still held elsewhere" (scenario 4, seed 4).
+            if let Some(conn) = page {
+                let words = "your session moved as you resumed; resume again";
+                self.error_to_conn(conn, UNAVAILABLE, words, None);
+                self.close_conn(conn, 1013, "cannot resume now; try again");
             }
-            return;
+            return self.held_without_page(customer);
         };
         let Some(info) = self.customers.get_mut(&customer) else {
             return;
@@ -264,6 +257,25 @@ impl HubState {
         }
         for frame in self.continuing_frames(customer, waiting.last_seq) {
             self.send_to_conn(waiting.conn, &frame);
+        }
+    }
+
+    /// Redis holds `customer` connected here, and no page of theirs is: away again, so that
+    /// their next resume is not refused as connected. (This node holds them at this point
+    /// of the stream; were it lost meanwhile, the call would be refused as fenced.)
+    fn held_without_page(&mut self, customer: CustomerId) {
+        if self.customers.get(&customer).is_none_or(|info| info.conn.is_none()) {
+            self.route(RoutingOp::CustomerDisconnected(customer), None);
+        }
+        // Let go of meanwhile (an attempt undone, or they resumed elsewhere): Redis holds
+        // them here all the same, and the node they left let go of them on this very
+        // entry. So this node archives their chat from here, as a reaper does
+        // (`handover`): else what is said in it until they resume elsewhere is archived
+        // by nobody.
+        if !self.customers.contains_key(&customer)
+            && let Some(chat) = self.routing.customer_chat(customer)
+        {
+            self.inherit_archiving(chat);
         }
     }
 
@@ -349,9 +361,14 @@ impl HubState {
             self.cluster_mut().remember_remote_customer(taken_on.customer, info);
         }
         if let Some(chat) = taken_on.chat {
-            if taken_on.log_created {
+            // The chat's agent came to this node meanwhile: the log opened for the resume
+            // is theirs now (as in `let_go_of_customer`). Before, it was dropped under
+            // them, and the customer's next lines reached a node with no log of the chat,
+            // never the agent (scenario 4, seed 5).
+            let agent_here = (self.chats.get(&chat)).is_some_and(|log| self.agents.contains_key(&log.agent));
+            if taken_on.log_created && !agent_here {
                 self.drop_chat_log(chat);
-            } else if taken_on.archiving_began {
+            } else if taken_on.log_created || taken_on.archiving_began {
                 self.stop_archiving(chat);
             }
         }
