@@ -65,12 +65,16 @@ export async function startHub(extraEnv = {}) {
     child.stdout.on('data', onData);
     child.stderr.on('data', (c) => { output += c; });
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`hub exited with ${code}:\n${output}`)); });
+  }).catch((e) => {
+    child.kill('SIGKILL');
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    throw e;
   });
   child.removeAllListeners('exit');
   return {
     url,
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 5000);

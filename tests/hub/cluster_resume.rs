@@ -267,7 +267,7 @@ async fn a_second_page_on_another_node_is_refused_and_that_node_stays_up() {
 
 /// Found by scenario 4 (seed 4, under load): a customer's resume on a node that still held
 /// them away, applied after they had resumed on another node and left it again. Alpha (a
-/// process whose follower holds beta's `customer_resumed` 3 s) holds Carla away; she
+/// process whose follower holds beta's `customer_resumed` 8 s) holds Carla away; she
 /// resumes on beta and closes that page, and before alpha has applied any of it she
 /// resumes on alpha, where her record is. Redis takes that resume (she is away); alpha
 /// then replays beta's resume (it lets go of her: no record), beta's disconnect, and its
@@ -277,7 +277,7 @@ async fn a_second_page_on_another_node_is_refused_and_that_node_stays_up() {
 #[tokio::test]
 async fn a_resume_applied_after_its_node_let_go_of_the_customer_is_answered_and_leaves_them_away() {
     use crate::cluster_fixture::{Process, customer_on, process_and_nodes, resumed_on};
-    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", "alpha:3000:customer_resumed:beta")];
+    let hook = [("SWITCHBOARD_TEST_FOLLOWER_LAG", "alpha:8000:customer_resumed:beta")];
     let (_alpha, bind, [beta], _servers) = process_and_nodes(
         "cluster-resume-let-go-meanwhile",
         Process::named("alpha").env(&hook),
@@ -303,9 +303,9 @@ async fn a_resume_applied_after_its_node_let_go_of_the_customer_is_answered_and_
     on_alpha
         .send(json!({"type": "resume", "token": token, "last_seq": 0}))
         .await;
-    // Answered once alpha applies the lot (its follower holds it 3 s).
+    // Answered once alpha applies the lot (its follower holds it 8 s).
     let answer = on_alpha
-        .next_matching_within(Duration::from_secs(15), |f| {
+        .next_matching_within(Duration::from_secs(30), |f| {
             f["type"] == "error" || f["type"] == "resumed"
         })
         .await;

@@ -170,10 +170,11 @@ pub(crate) struct ClusterState {
     /// them, with no ending kept yet, comes before their node has kept the ending for them
     /// (it keeps it, then forgets the token) — to be tried again, not refused as expired.
     ended_lately: VecDeque<(Instant, CustomerId)>,
-    /// The endings this node kept in Redis under a customer's id (it ran their chat's log,
-    /// and they were another node's or in its care: `resume_tokens::ended_customer_key`),
-    /// with their token's key, until their grace period ends: Redis losing its data loses
-    /// both, and they are recorded again after the restore.
+    /// The endings this node kept in Redis under the id of a customer in its care (their
+    /// node lost, their chat archived here: `resume_tokens::ended_customer_key`), with
+    /// their token's key, until their grace period ends: Redis losing its data loses both,
+    /// and they are recorded again after the restore. (Another node's customer's ending is
+    /// recorded again by that node, under their token.)
     endings_by_customer: HashMap<CustomerId, (String, EndedVisit)>,
     /// Resumes whose token names a customer this replica does not know yet, waiting for
     /// it to apply the events stream up to the newest entry at their lookup.

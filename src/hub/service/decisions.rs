@@ -217,6 +217,9 @@ impl HubState {
                 // the end, and nobody else would write the lines acknowledged since nor the
                 // closing (a node taking the stopped one over inherits running chats only).
                 // The store keeps each event once, whichever copy comes first.
+                // Their node lost, their chat archived here (its reaper): the ending kept
+                // under their id is kept here too, to record again should Redis lose it.
+                let in_our_care = elsewhere && self.chats.get(&chat).is_some_and(|log| log.archived_here);
                 if elsewhere {
                     self.archive_from_now_on(chat);
                 }
@@ -261,7 +264,8 @@ impl HubState {
                         None => {
                             let key = resume_tokens::ended_customer_key(customer);
                             self.share_ended_visit(key, &visit, Some((chat, recorded)), None);
-                            if let Some(cluster) = self.cluster.as_mut()
+                            if in_our_care
+                                && let Some(cluster) = self.cluster.as_mut()
                                 && let Some(token_key) = cluster.remote_token_key(customer).map(String::from)
                             {
                                 cluster.keep_ending_by_customer(customer, token_key, visit);
