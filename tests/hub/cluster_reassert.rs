@@ -758,21 +758,8 @@ async fn shows_the_end_on(hub: crate::common::TestHub, token: &str, chat: &str) 
 /// went with Redis's data, and nobody recorded them again.
 #[tokio::test]
 async fn a_customer_of_a_lost_node_whose_chat_ended_while_away_sees_its_end_after_redis_came_back_empty() {
-    use crate::cluster_fixture::{Process, customer_on, process_and_nodes};
-    let (mut doomed, bind, [live], mut servers) = process_and_nodes(
-        "cluster-reassert-reaped-ended",
-        Process::named("doomed"),
-        ["live"],
-        lease_of(1_000),
-    )
-    .await;
-    let mut ann = live.agent("ann", &["general"], 1).await;
-    let mut carla = customer_on(&bind, "Carla", "general").await;
-    let (chat, token) = one_said(&mut carla, &mut ann).await;
-    doomed.0.kill().unwrap();
-    let _ = doomed.0.wait();
-    // Live reaps doomed: Carla is away, her grace running there; Ann ends the chat.
-    assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
+    let (live, mut ann, mut servers, (chat, token)) = away_on_the_reaper("cluster-reassert-reaped-ended").await;
+    // Ann ends the chat.
     ann.send(json!({"type": "end_chat", "chat_id": chat})).await;
     assert_eq!(ann.next_of("chat_ended").await["chat_id"], chat.as_str());
     let redis = redis_conn(&servers.redis).await;
@@ -796,25 +783,25 @@ async fn a_customer_of_a_lost_node_whose_chat_ended_while_away_sees_its_end_afte
 /// into her chat.
 #[tokio::test]
 async fn a_customer_held_by_their_nodes_reaper_when_redis_comes_back_empty_resumes_within_grace() {
+    let (live, ann, mut servers, (chat, token)) = away_on_the_reaper("cluster-reassert-reaped").await;
+    let _redis = killed_and_back_empty(&mut servers.redis).await;
+    resumes_through_the_restore(live, ann, (&token, &chat)).await;
+}
+
+/// A hub process ("doomed") and a node "live" (leases of a second): Carla on doomed chats
+/// with Ann on live and says "one"; doomed is killed, and live reaps it: Carla is away, her
+/// grace running on live. Live, Ann, the servers, (the chat, Carla's token).
+async fn away_on_the_reaper(scratch: &str) -> (crate::common::TestHub, Ws, Servers, (String, String)) {
     use crate::cluster_fixture::{Process, customer_on, process_and_nodes};
-    let (mut doomed, bind, [live], mut servers) = process_and_nodes(
-        "cluster-reassert-reaped",
-        Process::named("doomed"),
-        ["live"],
-        lease_of(1_000),
-    )
-    .await;
+    let (mut doomed, bind, [live], servers) =
+        process_and_nodes(scratch, Process::named("doomed"), ["live"], lease_of(1_000)).await;
     let mut ann = live.agent("ann", &["general"], 1).await;
     let mut carla = customer_on(&bind, "Carla", "general").await;
     let (chat, token) = one_said(&mut carla, &mut ann).await;
-
     doomed.0.kill().unwrap();
     let _ = doomed.0.wait();
-    // Live reaps doomed: Carla is away, her grace running there.
     assert_eq!(ann.next_of("peer_away").await["chat_id"], chat.as_str());
-
-    let _redis = killed_and_back_empty(&mut servers.redis).await;
-    resumes_through_the_restore(live, ann, (&token, &chat)).await;
+    (live, ann, servers, (chat, token))
 }
 
 /// Carla and Ann, just paired: both are told, and Carla says "one". The chat, her token.
